@@ -1,0 +1,13 @@
+"""ssim-pipeline: streaming SSIM evaluation for whole datasets."""
+
+from importlib.metadata import PackageNotFoundError, version
+
+from pipeline.metrics import ssim
+from pipeline.presets import PROFILES, SSIMParams
+
+try:
+    __version__ = version("ssim-pipeline")
+except PackageNotFoundError:  # running from a source tree that was never installed
+    __version__ = "0+unknown"
+
+__all__ = ["PROFILES", "SSIMParams", "__version__", "ssim"]

@@ -1,0 +1,7 @@
+"""``python -m pipeline`` is the ``ssim-pipeline`` command."""
+
+import sys
+
+from pipeline.cli import main
+
+sys.exit(main())

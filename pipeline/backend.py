@@ -1,0 +1,68 @@
+"""Array-module dispatch: NumPy on the CPU, CuPy on the GPU.
+
+CuPy is imported lazily, only when a CuPy array shows up or the GPU is asked
+for, so that importing :mod:`pipeline` never needs CUDA.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+__all__ = ["array_module", "gpu_available", "is_device_array", "ndimage_module", "to_host"]
+
+
+def is_device_array(array: Any) -> bool:
+    """True for a CuPy array, decided without importing CuPy."""
+    return type(array).__module__.split(".")[0] == "cupy"
+
+
+def array_module(*arrays: Any) -> ModuleType:
+    """The module (``numpy`` or ``cupy``) that owns ``arrays``.
+
+    Mixing host and device arrays is refused rather than silently copied.
+    """
+    on_device = [is_device_array(a) for a in arrays]
+    if any(on_device):
+        if not all(on_device):
+            raise TypeError("cannot mix NumPy and CuPy arrays; move both to the same device first")
+        return sys.modules["cupy"]
+    return np
+
+
+def ndimage_module(xp: ModuleType) -> ModuleType:
+    """``scipy.ndimage`` for NumPy, ``cupyx.scipy.ndimage`` for CuPy."""
+    if xp is np:
+        import scipy.ndimage
+
+        return scipy.ndimage
+    import cupyx.scipy.ndimage
+
+    return cupyx.scipy.ndimage
+
+
+def to_host(array: Any) -> np.ndarray:
+    """A NumPy copy of ``array`` (no copy when it already is one)."""
+    if is_device_array(array):
+        return array.get()  # type: ignore[no-any-return]
+    return np.asarray(array)
+
+
+@functools.cache
+def gpu_available() -> bool:
+    """Whether a CUDA device answers: an importable CuPy is not a GPU."""
+    try:
+        import cupy
+    except ImportError:
+        return False
+    try:
+        if cupy.cuda.runtime.getDeviceCount() < 1:
+            return False
+        # A tiny kernel launch proves the driver, the device and the runtime all work.
+        return bool((cupy.arange(4) * 2).sum().get() == 12)
+    except Exception:  # any CUDA failure means: no usable GPU here
+        return False

@@ -1,0 +1,127 @@
+"""SSIM of one image pair held in memory: the scores users compare across libraries."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from pipeline.backend import array_module
+from pipeline.color import check_color_mode, to_luma
+from pipeline.kernels import MAP_NAMES, block_maps
+from pipeline.presets import SSIMParams, resolve_params
+from pipeline.validation import (
+    as_image_array,
+    check_finite,
+    check_same_shape,
+    check_window_fits,
+    normalize_channel_axis,
+    resolve_data_range,
+)
+
+__all__ = ["ssim"]
+
+
+def ssim(
+    x: Any,
+    y: Any,
+    *,
+    data_range: float | None = None,
+    profile: str = "wang2004",
+    channel_axis: int | None = None,
+    color_mode: str = "channels",
+    full: bool = False,
+    engine: str = "auto",
+    **params: Any,
+) -> float | tuple[float, dict[str, Any]]:
+    """Structural similarity of two images, the mean of the 'valid' SSIM map.
+
+    Parameters
+    ----------
+    x, y : array_like
+        Reference and distorted image, NumPy or CuPy, of the same shape and any
+        integer or floating dtype; 2-D, or N-D (a volume gets an N-D window).
+    data_range : float, optional
+        ``L`` in ``C1 = (K1 L)^2``. Integer dtypes default to their full range
+        (uint8: 255, uint16: 65535); floating-point input must give it.
+    profile : str
+        ``"wang2004"`` (Gaussian 11x11, sigma 1.5, population covariance) or
+        ``"skimage"`` (uniform 7x7, sample covariance).
+    channel_axis : int, optional
+        Axis of colour channels; the score is then the mean of per-channel SSIM
+        (``color_mode="channels"``) or the SSIM of BT.601 luma (``"luma"``).
+    full : bool
+        Also return the maps ``ssim``, ``luminance``, ``contrast``,
+        ``structure`` and ``cs`` on the valid region.
+    engine : str
+        ``"auto"`` (the fastest path for the array type) or ``"reference"``
+        (the readable float64 oracle).
+    **params
+        Overrides of the profile: ``window``, ``win_size``, ``sigma``, ``k1``,
+        ``k2``, ``covariance``.
+
+    Returns
+    -------
+    float, or (float, dict of arrays) with ``full=True``.
+
+    References
+    ----------
+    Z. Wang, A. C. Bovik, H. R. Sheikh, E. P. Simoncelli, "Image quality
+    assessment: from error visibility to structural similarity", IEEE TIP 13(4),
+    600-612, 2004.
+
+    Examples
+    --------
+    >>> import numpy as np, pipeline as sp
+    >>> rng = np.random.default_rng(0)
+    >>> x = rng.integers(0, 256, (64, 64), dtype=np.uint8)
+    >>> sp.ssim(x, x)
+    1.0
+    >>> round(sp.ssim(x, 255 - x), 3)
+    -0.994
+    """
+    x = as_image_array(x, "x")
+    y = as_image_array(y, "y")
+    check_same_shape(x, y)
+    _, chosen = resolve_params(profile, **params)
+    data_range, _ = resolve_data_range(data_range, x.dtype, y.dtype)
+    axis = normalize_channel_axis(channel_axis, x.ndim)
+    check_color_mode(color_mode, axis, None if axis is None else x.shape[axis])
+    spatial = x.shape if axis is None else x.shape[:axis] + x.shape[axis + 1 :]
+    check_window_fits(spatial, chosen.win_size)
+    check_finite(x, "x")
+    check_finite(y, "y")
+
+    if axis is not None and color_mode == "luma":
+        x, y, axis = to_luma(x, axis), to_luma(y, axis), None
+    xp = array_module(x, y)
+    if axis is None:
+        maps = _maps(x, y, chosen, data_range, full, engine)
+        score = float(maps["ssim"].mean(dtype=xp.float64))
+        return (score, {k: maps[k] for k in MAP_NAMES}) if full else score
+
+    per_channel = [
+        _maps(xp.take(x, c, axis=axis), xp.take(y, c, axis=axis), chosen, data_range, full, engine)
+        for c in range(x.shape[axis])
+    ]
+    score = float(np.mean([float(m["ssim"].mean(dtype=xp.float64)) for m in per_channel]))
+    if not full:
+        return score
+    return score, {k: xp.stack([m[k] for m in per_channel], axis=axis) for k in MAP_NAMES}
+
+
+def _maps(
+    x: Any, y: Any, params: SSIMParams, data_range: float, components: bool, engine: str
+) -> dict[str, Any]:
+    c1, c2 = params.constants(data_range)
+    return block_maps(
+        x,
+        y,
+        window=params.window,
+        weights=params.weights(),
+        c1=c1,
+        c2=c2,
+        cov_norm=params.cov_norm(x.ndim),
+        components=components,
+        engine=engine,
+    )
