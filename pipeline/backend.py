@@ -48,7 +48,7 @@ def ndimage_module(xp: ModuleType) -> ModuleType:
 def to_host(array: Any) -> np.ndarray:
     """A NumPy copy of ``array`` (no copy when it already is one)."""
     if is_device_array(array):
-        return array.get()  # type: ignore[no-any-return]
+        return array.get()
     return np.asarray(array)
 
 

@@ -1,0 +1,22 @@
+"""Shared fixtures: seeded generators and the GPU probe for `gpu`-marked tests."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pipeline.backend import gpu_available
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(20040413)  # Wang et al., IEEE TIP, April 2004
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # An importable CuPy is not a GPU: probe the device once, skip `gpu` tests if none answers.
+    gpu_items = [item for item in items if "gpu" in item.keywords]
+    if gpu_items and not gpu_available():
+        skip = pytest.mark.skip(reason="no CUDA device answered the probe")
+        for item in gpu_items:
+            item.add_marker(skip)

@@ -1,0 +1,52 @@
+"""The float64 reference kernel against scipy's filters and Wang's window."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.ndimage
+
+from pipeline.kernels import filter_valid, gaussian_window, ssim_maps, uniform_window
+
+
+def test_gaussian_window_is_scipy_gaussian_kernel():
+    # scipy.ndimage.gaussian_filter1d with radius 5 applied to a unit impulse is its kernel.
+    impulse = np.zeros(11)
+    impulse[5] = 1.0
+    expected = scipy.ndimage.gaussian_filter1d(impulse, 1.5, radius=5, mode="constant")
+    np.testing.assert_allclose(gaussian_window(11, 1.5), expected[::-1], atol=1e-15)
+    assert gaussian_window(11, 1.5).sum() == pytest.approx(1.0, abs=1e-15)
+
+
+def test_uniform_window_sums_to_one():
+    np.testing.assert_allclose(uniform_window(7), np.full(7, 1 / 7))
+
+
+@pytest.mark.parametrize("shape", [(11, 11), (17, 23), (12, 15, 13)])
+def test_filter_valid_equals_scipy_correlate_cropped(shape, rng):
+    image = rng.normal(size=shape)
+    w = gaussian_window(11, 1.5) if len(shape) == 2 else gaussian_window(5, 1.0)
+    expected = image
+    for axis in range(image.ndim):
+        expected = scipy.ndimage.correlate1d(expected, w, axis=axis, mode="constant")
+    r = len(w) // 2
+    crop = tuple(slice(r, n - r) for n in shape)
+    np.testing.assert_allclose(filter_valid(image, w), expected[crop], atol=1e-12)
+
+
+def test_block_maps_concatenate_to_whole_map(rng):
+    # Cutting with an overlap of the radius gives exactly the pieces of the whole map:
+    # the property the tiled engine relies on.
+    x = rng.normal(size=(40, 37))
+    y = x + rng.normal(scale=0.3, size=x.shape)
+    kw = {"weights": gaussian_window(11, 1.5), "c1": 1e-4, "c2": 9e-4}
+    whole = ssim_maps(x, y, **kw)["ssim"]
+    top = ssim_maps(x[:25], y[:25], **kw)["ssim"]
+    bottom = ssim_maps(x[15:], y[15:], **kw)["ssim"]
+    np.testing.assert_array_equal(np.concatenate([top, bottom]), whole)
+
+
+def test_components_optional(rng):
+    x = rng.normal(size=(20, 20))
+    maps = ssim_maps(x, x, weights=uniform_window(7), c1=1e-4, c2=9e-4, components=False)
+    assert set(maps) == {"ssim", "cs"}

@@ -1,0 +1,192 @@
+"""pipeline.ssim against scikit-image on real photographs, plus SSIM's properties.
+
+Reference: scikit-image 0.26 `skimage.metrics.structural_similarity`, an
+independent implementation (scipy.ndimage filters over the whole image, then a
+crop of the window radius). The `wang2004` profile must equal it called with
+`gaussian_weights=True, sigma=1.5, use_sample_covariance=False`, and the
+`skimage` profile must equal its defaults, both within 1e-6 (DESIGN.md).
+"""
+
+from __future__ import annotations
+
+import doctest
+
+import numpy as np
+import pytest
+from skimage.metrics import structural_similarity
+
+import pipeline
+import pipeline.metrics
+from pipeline import ssim
+from pipeline.color import LUMA_WEIGHTS
+from pipeline.testing import DEGRADATIONS, degrade, photograph
+
+TOLERANCE = 1e-6
+
+SKIMAGE_ARGS = {
+    "wang2004": {"gaussian_weights": True, "sigma": 1.5, "use_sample_covariance": False},
+    "skimage": {},
+}
+
+
+def skimage_ssim(x, y, profile, **kwargs):
+    return structural_similarity(x, y, **SKIMAGE_ARGS[profile], **kwargs)
+
+
+@pytest.mark.parametrize("profile", ["wang2004", "skimage"])
+@pytest.mark.parametrize("kind", sorted(DEGRADATIONS))
+@pytest.mark.parametrize("name", ["camera", "moon"])
+def test_grey_uint8_photographs_match_skimage(name, kind, profile, rng):
+    x = photograph(name)
+    y = degrade(x, kind, rng=rng)
+    expected = skimage_ssim(x, y, profile, data_range=255)
+    assert ssim(x, y, profile=profile) == pytest.approx(expected, abs=TOLERANCE)
+
+
+@pytest.mark.parametrize("profile", ["wang2004", "skimage"])
+@pytest.mark.parametrize("kind", ["noise", "jpeg", "color_shift"])
+@pytest.mark.parametrize("name", ["astronaut", "coffee"])
+def test_colour_uint8_photographs_match_skimage(name, kind, profile, rng):
+    x = photograph(name)
+    y = degrade(x, kind, rng=rng)
+    expected = skimage_ssim(x, y, profile, data_range=255, channel_axis=-1)
+    assert ssim(x, y, profile=profile, channel_axis=-1) == pytest.approx(expected, abs=TOLERANCE)
+
+
+def test_channel_axis_first_equals_channel_axis_last(rng):
+    x = photograph("chelsea")
+    y = degrade(x, "blur", rng=rng)
+    last = ssim(x, y, channel_axis=-1)
+    first = ssim(np.moveaxis(x, -1, 0), np.moveaxis(y, -1, 0), channel_axis=0)
+    assert first == pytest.approx(last, abs=1e-12)
+
+
+@pytest.mark.parametrize("profile", ["wang2004", "skimage"])
+def test_uint16_matches_skimage(profile, rng):
+    # 16-bit data near the top of the range, where float32 moments would cancel badly.
+    x = (photograph("camera").astype(np.uint16) * 16 + 60000).astype(np.uint16)
+    y = degrade(x, "noise", rng=rng, strength=3, data_range=65535)
+    expected = skimage_ssim(x, y, profile, data_range=65535)
+    assert ssim(x, y, profile=profile) == pytest.approx(expected, abs=TOLERANCE)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("profile", ["wang2004", "skimage"])
+def test_float_matches_skimage(profile, dtype, rng):
+    x = photograph("coins").astype(dtype) / 255
+    y = degrade(x, "blur", rng=rng, data_range=1.0)
+    # skimage computes float32 input in float32; give it float64 so that the
+    # reference is the exact value, not skimage's own rounding.
+    expected = skimage_ssim(x.astype(np.float64), y.astype(np.float64), profile, data_range=1.0)
+    assert ssim(x, y, profile=profile, data_range=1.0) == pytest.approx(expected, abs=TOLERANCE)
+
+
+def test_luma_is_ssim_of_bt601_y(rng):
+    x = photograph("astronaut")
+    y = degrade(x, "color_shift", rng=rng, strength=30)
+    weights = np.asarray(LUMA_WEIGHTS)
+    expected = skimage_ssim(x @ weights, y @ weights, "wang2004", data_range=255)
+    got = ssim(x, y, channel_axis=-1, color_mode="luma")
+    assert got == pytest.approx(expected, abs=TOLERANCE)
+    assert got != pytest.approx(ssim(x, y, channel_axis=-1), abs=1e-3)
+
+
+def test_parameter_overrides_match_skimage(rng):
+    x = photograph("camera")[:200, :300]
+    y = degrade(x, "noise", rng=rng)
+    # skimage's Gaussian has radius int(3.5 * sigma + 0.5): 7 for sigma 2, i.e. 15 taps.
+    expected = structural_similarity(
+        x, y, data_range=255, gaussian_weights=True, sigma=2.0, use_sample_covariance=False
+    )
+    assert ssim(x, y, sigma=2.0, win_size=15) == pytest.approx(expected, abs=TOLERANCE)
+    expected = structural_similarity(x, y, data_range=255, win_size=11, K1=0.02, K2=0.05)
+    got = ssim(x, y, profile="skimage", win_size=11, k1=0.02, k2=0.05)
+    assert got == pytest.approx(expected, abs=TOLERANCE)
+    expected = structural_similarity(x, y, data_range=255, use_sample_covariance=False)
+    assert ssim(x, y, profile="skimage", covariance="population") == pytest.approx(
+        expected, abs=TOLERANCE
+    )
+
+
+def test_full_maps_are_valid_region_and_match_skimage(rng):
+    x = photograph("camera")[:100, :140]
+    y = degrade(x, "jpeg", rng=rng)
+    score, maps = ssim(x, y, full=True)
+    assert set(maps) == {"ssim", "luminance", "contrast", "structure", "cs"}
+    for m in maps.values():
+        assert m.shape == (90, 130)
+    _, skimage_map = skimage_ssim(x, y, "wang2004", data_range=255, full=True)
+    np.testing.assert_allclose(maps["ssim"], skimage_map[5:-5, 5:-5], atol=TOLERANCE)
+    assert score == pytest.approx(float(maps["ssim"].mean()), abs=1e-12)
+
+
+def test_full_maps_keep_channel_axis(rng):
+    x = photograph("coffee")[:60, :80]
+    y = degrade(x, "noise", rng=rng)
+    _, maps = ssim(np.moveaxis(x, -1, 0), np.moveaxis(y, -1, 0), channel_axis=0, full=True)
+    assert maps["ssim"].shape == (3, 50, 70)
+
+
+@pytest.mark.parametrize("profile", ["wang2004", "skimage"])
+def test_components_multiply_to_ssim(profile, rng):
+    x = photograph("brick")[:128, :128]
+    y = degrade(x, "contrast", rng=rng, strength=40)
+    _, maps = ssim(x, y, profile=profile, full=True)
+    lum, con, struct = maps["luminance"], maps["contrast"], maps["structure"]
+    np.testing.assert_allclose(lum * con * struct, maps["ssim"], atol=1e-12)
+    np.testing.assert_allclose(lum * maps["cs"], maps["ssim"], atol=1e-12)
+
+
+@pytest.mark.parametrize("profile", ["wang2004", "skimage"])
+@pytest.mark.parametrize("fill", [0, 1, 128, 255])
+def test_identity_is_one_even_for_constant_images(profile, fill, rng):
+    constant = np.full((32, 40), fill, dtype=np.uint8)
+    score, maps = ssim(constant, constant, profile=profile, full=True)
+    assert score == 1.0
+    for m in maps.values():
+        assert np.all(np.isfinite(m))
+    noise = rng.integers(0, 256, (32, 40), dtype=np.uint8)
+    assert ssim(noise, noise, profile=profile) == pytest.approx(1.0, abs=1e-12)
+
+
+def test_symmetric_and_bounded(rng):
+    x = photograph("camera")[:96, :96]
+    for y in (degrade(x, "noise", rng=rng, strength=80), 255 - x, rng.permutation(x)):
+        a, maps = ssim(x, y, full=True)
+        assert a == pytest.approx(ssim(y, x), abs=1e-12)
+        assert -1.0 <= a <= 1.0
+        assert maps["ssim"].min() >= -1.0 and maps["ssim"].max() <= 1.0
+
+
+def test_inverted_image_scores_negative():
+    x = photograph("camera")
+    assert ssim(x, 255 - x) < 0
+
+
+def test_data_range_from_integer_dtypes(rng):
+    x = rng.integers(0, 1000, (40, 40), dtype=np.uint16)
+    y = rng.integers(0, 1000, (40, 40), dtype=np.uint16)
+    assert ssim(x, y) == pytest.approx(ssim(x, y, data_range=65535), abs=1e-15)
+    assert ssim(x, y) != pytest.approx(ssim(x, y, data_range=1000), abs=1e-3)
+    signed = x.astype(np.int16)
+    assert ssim(signed, y.astype(np.int16)) == pytest.approx(
+        ssim(x, y, data_range=65535), abs=1e-12
+    )
+
+
+def test_uint8_equals_same_values_as_float_with_range_255(rng):
+    x = photograph("coins")
+    y = degrade(x, "noise", rng=rng)
+    assert ssim(x.astype(np.float32), y.astype(np.float32), data_range=255) == pytest.approx(
+        ssim(x, y), abs=1e-12
+    )
+
+
+def test_docstring_examples_run():
+    failures, tried = doctest.testmod(pipeline.metrics)
+    assert tried > 0 and failures == 0
+
+
+def test_public_api_is_exported():
+    assert callable(pipeline.ssim)
+    assert {"wang2004", "skimage"} <= set(pipeline.PROFILES)
