@@ -1,0 +1,232 @@
+"""Where the graph runs: one switch from the embedded threaded scheduler to a cluster.
+
+``threads`` (default) and ``processes`` are Dask's local schedulers and import
+nothing from ``distributed``. ``local`` starts a ``distributed.LocalCluster``;
+``tcp://...`` (or a scheduler-file path) connects to a running scheduler;
+``slurm`` / ``pbs`` start workers through dask-jobqueue; ``cuda`` starts
+dask-cuda's LocalCUDACluster (one worker per GPU). The graph is the same
+everywhere, so the results are too.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "NAMED_SCHEDULERS",
+    "ClusterSettings",
+    "SchedulerConnectionError",
+    "SchedulerSession",
+    "open_scheduler",
+]
+
+NAMED_SCHEDULERS = ("threads", "processes", "local", "slurm", "pbs", "cuda")
+
+
+class SchedulerConnectionError(RuntimeError):
+    """A scheduler address that did not answer within the timeout."""
+
+
+@dataclass(frozen=True)
+class ClusterSettings:
+    """The ``cluster:`` section of a run configuration.
+
+    ``scheduler`` is one of :data:`NAMED_SCHEDULERS`, a ``tcp://``/``tls://``
+    address or the path of a Dask scheduler file (``*.json``). ``workers`` is
+    the number of worker processes (``local``) or jobs (``slurm``/``pbs``).
+    """
+
+    scheduler: str = "threads"
+    workers: int | None = None
+    threads_per_worker: int | None = None
+    cores: int | None = None
+    memory: str | None = None
+    walltime: str | None = None
+    queue: str | None = None
+    account: str | None = None
+    job_directives: tuple[str, ...] = ()
+    connect_timeout: float = 10.0
+    dashboard_address: str | None = ":0"
+    performance_report: str | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.scheduler, str) or not self.scheduler:
+            raise TypeError(f"cluster.scheduler must be a string (got {self.scheduler!r})")
+        if self.kind == "unknown":
+            raise ValueError(
+                f"cluster.scheduler {self.scheduler!r} is not one of "
+                f"{', '.join(NAMED_SCHEDULERS)}, a tcp:// address, or a scheduler file (*.json)"
+            )
+        for name in ("workers", "threads_per_worker", "cores"):
+            value = getattr(self, name)
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, int) or value < 1
+            ):
+                raise ValueError(f"cluster.{name} must be a positive integer (got {value!r})")
+        timeout = self.connect_timeout
+        if isinstance(timeout, bool) or not isinstance(timeout, int | float):
+            raise TypeError(f"cluster.connect_timeout must be a number (got {timeout!r})")
+        if not math.isfinite(timeout) or timeout <= 0:
+            raise ValueError(
+                f"cluster.connect_timeout must be a positive finite number (got {timeout!r})"
+            )
+        object.__setattr__(self, "job_directives", tuple(self.job_directives))
+
+    @property
+    def kind(self) -> str:
+        """``threads``, ``processes``, ``local``, ``slurm``, ``pbs``, ``cuda``,
+        ``address``, ``scheduler-file`` or ``unknown``."""
+        scheduler = self.scheduler
+        if scheduler in NAMED_SCHEDULERS:
+            return scheduler
+        if "://" in scheduler:
+            return "address"
+        if scheduler.endswith(".json"):
+            return "scheduler-file"
+        return "unknown"
+
+    @property
+    def distributed(self) -> bool:
+        return self.kind not in ("threads", "processes")
+
+    @classmethod
+    def from_mapping(cls, mapping: Mapping[str, Any]) -> ClusterSettings:
+        valid = {f.name for f in fields(cls)}
+        unknown = sorted(set(mapping) - valid)
+        if unknown:
+            raise ValueError(
+                f"unknown key(s) in cluster: {', '.join(unknown)}; valid keys: "
+                f"{', '.join(sorted(valid))}"
+            )
+        return cls(**dict(mapping))
+
+    def to_mapping(self) -> dict[str, Any]:
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        out["job_directives"] = list(self.job_directives)
+        out["extra"] = dict(self.extra)
+        return out
+
+
+@dataclass
+class SchedulerSession:
+    """An open scheduler: what to pass to ``dask.compute`` and what to tell the user."""
+
+    settings: ClusterSettings
+    client: Any = None
+    cluster: Any = None
+
+    @property
+    def compute_kwargs(self) -> dict[str, Any]:
+        if self.client is not None:
+            return {"scheduler": self.client}
+        return {"scheduler": self.settings.kind}
+
+    @property
+    def dashboard_link(self) -> str | None:
+        return None if self.client is None else str(self.client.dashboard_link)
+
+    @property
+    def n_workers(self) -> int:
+        if self.client is None:
+            import os
+
+            return os.cpu_count() or 1
+        return max(1, len(self.client.scheduler_info().get("workers", {})))
+
+
+@contextlib.contextmanager
+def open_scheduler(settings: ClusterSettings | None = None) -> Iterator[SchedulerSession]:
+    """Start or connect to the scheduler ``settings`` names; close what was started.
+
+    Raises
+    ------
+    SchedulerConnectionError
+        When an address or scheduler file does not answer within
+        ``connect_timeout`` seconds.
+    """
+    settings = settings or ClusterSettings()
+    if not settings.distributed:
+        yield SchedulerSession(settings)
+        return
+    with contextlib.ExitStack() as stack:
+        client, cluster = _start(settings, stack)
+        session = SchedulerSession(settings, client=client, cluster=cluster)
+        if settings.performance_report:
+            from distributed import performance_report
+
+            stack.enter_context(performance_report(filename=settings.performance_report))
+        yield session
+
+
+def _start(settings: ClusterSettings, stack: contextlib.ExitStack) -> tuple[Any, Any]:
+    from distributed import Client
+
+    kind = settings.kind
+    if kind in ("address", "scheduler-file"):
+        target = settings.scheduler
+        if kind == "scheduler-file" and not Path(target).is_file():
+            raise FileNotFoundError(f"cluster.scheduler: scheduler file {target} does not exist")
+        kwargs = {"scheduler_file": target} if kind == "scheduler-file" else {"address": target}
+        try:
+            client = Client(**kwargs, timeout=settings.connect_timeout)
+        except OSError as error:  # TimeoutError and refused connections are OSErrors
+            raise SchedulerConnectionError(
+                f"could not reach the Dask scheduler at {target} within "
+                f"{settings.connect_timeout:g} s ({type(error).__name__}); check the address "
+                "and that the scheduler is running"
+            ) from error
+        stack.callback(client.close)
+        return client, None
+
+    cluster = stack.enter_context(_make_cluster(settings))
+    client = stack.enter_context(Client(cluster))
+    if kind in ("slurm", "pbs"):
+        cluster.scale(jobs=settings.workers or 1)
+        client.wait_for_workers(1, timeout=settings.extra.get("worker_timeout", 300))
+    return client, cluster
+
+
+def _make_cluster(settings: ClusterSettings) -> Any:
+    kind = settings.kind
+    extra = dict(settings.extra)
+    extra.pop("worker_timeout", None)
+    if kind == "local":
+        from distributed import LocalCluster
+
+        return LocalCluster(
+            n_workers=settings.workers,
+            threads_per_worker=settings.threads_per_worker,
+            processes=True,
+            dashboard_address=settings.dashboard_address,
+            **extra,
+        )
+    if kind == "cuda":
+        from dask_cuda import LocalCUDACluster
+
+        return LocalCUDACluster(dashboard_address=settings.dashboard_address, **extra)
+    return make_jobqueue_cluster(settings)
+
+
+def make_jobqueue_cluster(settings: ClusterSettings) -> Any:
+    """A dask-jobqueue SLURMCluster or PBSCluster from ``settings`` (no jobs submitted yet)."""
+    import dask_jobqueue
+
+    cls = {"slurm": dask_jobqueue.SLURMCluster, "pbs": dask_jobqueue.PBSCluster}[settings.kind]
+    options: dict[str, Any] = {
+        "cores": settings.cores or 1,
+        "memory": settings.memory or "4GB",
+        "processes": 1,
+        "walltime": settings.walltime,
+        "queue": settings.queue,
+        "account": settings.account,
+        "job_extra_directives": list(settings.job_directives),
+        "scheduler_options": {"dashboard_address": settings.dashboard_address},
+    }
+    extra = {k: v for k, v in settings.extra.items() if k != "worker_timeout"}
+    return cls(**{k: v for k, v in options.items() if v is not None}, **extra)
