@@ -2,7 +2,9 @@
 
 from importlib.metadata import PackageNotFoundError, version
 
+from pipeline.loss import ssim_loss
 from pipeline.metrics import ssim
+from pipeline.multiscale import ms_ssim
 from pipeline.presets import PROFILES, SSIMParams
 
 try:
@@ -10,4 +12,11 @@ try:
 except PackageNotFoundError:  # running from a source tree that was never installed
     __version__ = "0+unknown"
 
-__all__ = ["PROFILES", "SSIMParams", "__version__", "ssim"]
+__all__ = [
+    "PROFILES",
+    "SSIMParams",
+    "__version__",
+    "ms_ssim",
+    "ssim",
+    "ssim_loss",
+]

@@ -9,6 +9,7 @@ import numpy as np
 from pipeline.backend import array_module
 from pipeline.color import check_color_mode, to_luma
 from pipeline.kernels import MAP_NAMES, block_maps
+from pipeline.kernels.downsample import box_downsample, downsampled_shape
 from pipeline.presets import SSIMParams, resolve_params
 from pipeline.validation import (
     as_image_array,
@@ -45,8 +46,10 @@ def ssim(
         ``L`` in ``C1 = (K1 L)^2``. Integer dtypes default to their full range
         (uint8: 255, uint16: 65535); floating-point input must give it.
     profile : str
-        ``"wang2004"`` (Gaussian 11x11, sigma 1.5, population covariance) or
-        ``"skimage"`` (uniform 7x7, sample covariance).
+        ``"wang2004"`` (Gaussian 11x11, sigma 1.5, population covariance),
+        ``"skimage"`` (uniform 7x7, sample covariance) or ``"wang2009"``
+        (wang2004 after ``ssim.m``'s automatic downsampling by
+        ``max(1, round(min side / 256))``; maps are then on the reduced grid).
     channel_axis : int, optional
         Axis of colour channels; the score is then the mean of per-channel SSIM
         (``color_mode="channels"``) or the SSIM of BT.601 luma (``"luma"``).
@@ -83,17 +86,21 @@ def ssim(
     x = as_image_array(x, "x")
     y = as_image_array(y, "y")
     check_same_shape(x, y)
-    _, chosen = resolve_params(profile, **params)
+    chosen_profile, chosen = resolve_params(profile, **params)
     data_range, _ = resolve_data_range(data_range, x.dtype, y.dtype)
     axis = normalize_channel_axis(channel_axis, x.ndim)
     check_color_mode(color_mode, axis, None if axis is None else x.shape[axis])
     spatial = x.shape if axis is None else x.shape[:axis] + x.shape[axis + 1 :]
-    check_window_fits(spatial, chosen.win_size)
+    factor = chosen_profile.downsample_factor(spatial)
+    check_window_fits(downsampled_shape(spatial, factor), chosen.win_size)
     check_finite(x, "x")
     check_finite(y, "y")
 
     if axis is not None and color_mode == "luma":
         x, y, axis = to_luma(x, axis), to_luma(y, axis), None
+    if factor > 1:  # profile "wang2009": ssim.m's automatic downsampling
+        spatial_axes = tuple(a for a in range(x.ndim) if a != axis)
+        x, y = box_downsample(x, factor, spatial_axes), box_downsample(y, factor, spatial_axes)
     xp = array_module(x, y)
     if axis is None:
         maps = _maps(x, y, chosen, data_range, full, engine)

@@ -13,10 +13,12 @@ from typing import Any
 
 import numpy as np
 
+from pipeline.kernels.downsample import wang2009_factor
 from pipeline.kernels.windows import window_weights
 
 __all__ = [
     "COVARIANCES",
+    "DOWNSAMPLE_RULES",
     "PARAM_NAMES",
     "PROFILES",
     "WINDOWS",
@@ -28,6 +30,9 @@ __all__ = [
 
 WINDOWS = ("gaussian", "uniform")
 COVARIANCES = ("population", "sample")
+# Pre-filtering rules a profile may apply before SSIM: "ssim.m" is the automatic
+# downsampling of Wang's ssim.m (2009), see pipeline.kernels.downsample.
+DOWNSAMPLE_RULES = ("ssim.m",)
 
 
 @dataclass(frozen=True)
@@ -105,6 +110,24 @@ class Profile:
     downsample: str | None = None
     notes: str = field(default="", compare=False)
 
+    def __post_init__(self) -> None:
+        if self.downsample is not None and self.downsample not in DOWNSAMPLE_RULES:
+            raise ValueError(
+                f"downsample must be None or one of {', '.join(DOWNSAMPLE_RULES)} "
+                f"(got {self.downsample!r})"
+            )
+
+    def downsample_factor(self, spatial_shape: tuple[int, ...]) -> int:
+        """The integer factor the profile reduces an image of ``spatial_shape`` by (1: none).
+
+        ``"ssim.m"``: ``f = max(1, round(min(spatial_shape) / 256))`` with MATLAB's
+        half-away-from-zero rounding; the reduction itself is
+        :func:`pipeline.kernels.downsample.box_downsample` along every spatial axis.
+        """
+        if self.downsample is None:
+            return 1
+        return wang2009_factor(spatial_shape)
+
 
 PROFILES: dict[str, Profile] = {
     p.name: p
@@ -125,6 +148,26 @@ PROFILES: dict[str, Profile] = {
             reference="skimage.metrics.structural_similarity defaults (data_range=L)",
             tolerance=1e-6,
             notes="Uniform 7x7 window, sample covariance N/(N-1).",
+        ),
+        Profile(
+            name="wang2009",
+            params=SSIMParams(),
+            reference=(
+                "Wang's ssim.m (2009): f = max(1, round(min(H, W) / 256)); "
+                "imfilter(img, ones(f, f) / f^2, 'symmetric', 'same'); img(1:f:end, 1:f:end); "
+                "then ssim_index.m"
+            ),
+            tolerance=1e-6,
+            downsample="ssim.m",
+            notes=(
+                "wang2004 after ssim.m's automatic downsampling, reproduced sample for sample "
+                "for every f (MATLAB round half away from zero; imfilter anchor "
+                "floor((f + 1) / 2), so for f >= 3 each kept sample averages a block shifted "
+                "back by (f - 1) // 2 with mirrored edges). Tested against hand-computed "
+                "arrays for f = 1, 2, 3, not against MATLAB itself. N-D input: the factor "
+                "comes from the smallest spatial side and every spatial axis is reduced "
+                "(ssim.m itself is 2-D)."
+            ),
         ),
     )
 }

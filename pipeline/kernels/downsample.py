@@ -1,0 +1,117 @@
+"""Box-filter-and-sample downsampling, exactly as Wang's MATLAB code does it.
+
+Both Wang's ``ssim.m`` (2009, the automatic downsampling) and ``msssim.m`` (2003,
+between MS-SSIM scales) reduce an image by an integer factor ``f`` with::
+
+    img = imfilter(img, ones(f, f) / f^2, 'symmetric', 'same');
+    img = img(1:f:end, 1:f:end);
+
+``imfilter`` correlates and anchors a kernel of size ``f`` at its element
+``floor((f + 1) / 2)`` (1-based), so output sample ``i`` (0-based) averages the
+input samples ``i - before .. i + after`` with ``before = (f - 1) // 2`` and
+``after = f - 1 - before``; samples outside the image come from the
+``'symmetric'`` extension (a mirror that repeats the edge sample, NumPy's
+``mode="symmetric"``). Then every ``f``-th sample from the first is kept, so
+the output has ``ceil(n / f)`` samples per axis.
+
+What that means per factor (1-D; every axis is treated alike):
+
+* ``f = 1``: the identity.
+* ``f = 2``: ``before = 0``, ``after = 1``: output ``j`` is the mean of the
+  disjoint pair ``(2j, 2j + 1)``; on an odd side the last output is the edge
+  sample itself (its mirror is itself), which is the 2x2 average pooling of
+  pytorch-msssim on even sides.
+* ``f >= 3``: ``before >= 1``: output ``j`` averages ``j f - before ..
+  j f + after``, a block shifted *back* by ``before`` from the aligned block
+  ``j f .. j f + f - 1``. The first output therefore mixes mirrored samples:
+  for ``f = 3`` it is ``(2 x[0] + x[1]) / 3``; the last output mirrors at the far
+  edge whenever ``j f + after > n - 1``. It is *not* an aligned block mean
+  (``skimage.transform.downscale_local_mean`` differs from it), and it is
+  reproduced here sample for sample, including both edges.
+
+Works on NumPy and CuPy arrays alike (padding, slicing and elementwise sums).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pipeline.backend import array_module
+
+__all__ = ["box_downsample", "box_offsets", "downsampled_shape", "wang2009_factor"]
+
+
+def wang2009_factor(spatial_shape: tuple[int, ...]) -> int:
+    """Wang's ``ssim.m`` factor ``f = max(1, round(min(H, W) / 256))``.
+
+    MATLAB's ``round`` rounds halves away from zero (Python's rounds them to
+    even): for a positive ``m``, ``round(m / 256) = floor((m + 128) / 256)``,
+    computed here in integers so that ``m = 640`` gives 3, not 2.
+    """
+    smallest = min(int(n) for n in spatial_shape)
+    return max(1, (smallest + 128) // 256)
+
+
+def box_offsets(factor: int) -> tuple[int, int]:
+    """``(before, after)``: samples averaged before and after the anchor by ``imfilter``."""
+    before = (factor - 1) // 2
+    return before, factor - 1 - before
+
+
+def downsampled_shape(shape: tuple[int, ...], factor: int) -> tuple[int, ...]:
+    """``ceil(n / factor)`` per axis: the length of ``x(1:f:end)``."""
+    return tuple(-(-int(n) // factor) for n in shape)
+
+
+def _every_nth(padded: Any, axis: int, start: int, step: int, count: int) -> Any:
+    """``count`` samples ``start, start + step, ...`` along ``axis`` (a view).
+
+    With the extension of ``before`` samples in front, ``padded[k + j f]`` is input
+    sample ``j f - before + k``: the ``k``-th tap of the window anchored at ``j f``.
+    """
+    index = [slice(None)] * padded.ndim
+    index[axis] = slice(start, start + (count - 1) * step + 1, step)
+    return padded[tuple(index)]
+
+
+def box_downsample(image: Any, factor: int, axes: tuple[int, ...] | None = None) -> Any:
+    """MATLAB's ``imfilter(img, ones(f)/f^N, 'symmetric', 'same')`` then ``img(1:f:end, ...)``.
+
+    Parameters
+    ----------
+    image : ndarray
+        NumPy or CuPy array; filtered in float64.
+    factor : int
+        ``f >= 1``; ``1`` returns ``image`` as float64 unchanged.
+    axes : tuple of int, optional
+        Axes to reduce (default: all of them).
+
+    Returns
+    -------
+    ndarray
+        float64 array with ``ceil(n / f)`` samples along each reduced axis.
+
+    References
+    ----------
+    Z. Wang, ``ssim.m`` (2009 version, automatic downsampling) and ``msssim.m``
+    (2003), https://ece.uwaterloo.ca/~z70wang/research/ssim/
+    """
+    xp = array_module(image)
+    out = image.astype(xp.float64, copy=False)
+    if factor == 1:
+        return out
+    before, after = box_offsets(factor)
+    for axis in range(out.ndim) if axes is None else axes:
+        n = out.shape[axis]
+        n_out = -(-n // factor)
+        pad = [(0, 0)] * out.ndim
+        # Only as much extension as the kept samples read: the last kept anchor is
+        # (n_out - 1) * f, whose window ends at (n_out - 1) * f + after.
+        pad[axis] = (before, max(0, (n_out - 1) * factor + after - (n - 1)))
+        padded = xp.pad(out, pad, mode="symmetric")
+
+        acc = _every_nth(padded, axis, 0, factor, n_out).copy()
+        for k in range(1, factor):
+            acc += _every_nth(padded, axis, k, factor, n_out)
+        out = acc / factor
+    return out

@@ -1,0 +1,149 @@
+"""Wang's ssim.m automatic downsampling (profile ``wang2009``), pinned for f = 1, 2, 3."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.ndimage as ndi
+from skimage.metrics import structural_similarity
+
+import pipeline as sp
+from pipeline.kernels.downsample import (
+    box_downsample,
+    box_offsets,
+    downsampled_shape,
+    wang2009_factor,
+)
+from pipeline.presets import PROFILES, Profile, SSIMParams
+
+SKIMAGE_WANG2004 = {"gaussian_weights": True, "sigma": 1.5, "use_sample_covariance": False}
+
+
+def _imfilter_then_sample(image: np.ndarray, f: int) -> np.ndarray:
+    """An independent emulation of ``imfilter(img, ones(f)/f^2, 'symmetric', 'same')``
+    followed by ``img(1:f:end, 1:f:end)`` with SciPy.
+
+    MATLAB's 'symmetric' is SciPy's ``mode="reflect"``; MATLAB anchors a size-f kernel
+    at 0-based index (f - 1) // 2, SciPy at f // 2 + origin, hence origin = -1 for even f.
+    """
+    origin = -1 if f % 2 == 0 else 0
+    kernel = np.full((f,) * image.ndim, 1.0 / f**image.ndim)
+    filtered = ndi.correlate(image, kernel, mode="reflect", origin=origin)
+    return filtered[tuple(slice(None, None, f) for _ in range(image.ndim))]
+
+
+@pytest.mark.parametrize(
+    ("side", "factor"),
+    [
+        (100, 1),  # round(0.39) = 0 -> max(1, 0)
+        (383, 1),  # 1.496
+        (384, 2),  # 1.5: half away from zero (and to even) -> 2
+        (639, 2),  # 2.496
+        (640, 3),  # 2.5: MATLAB gives 3, Python's round() would give 2
+        (896, 4),  # 3.5
+    ],
+)
+def test_factor_rounds_half_away_from_zero(side: int, factor: int) -> None:
+    assert wang2009_factor((side, side + 500)) == factor
+    assert wang2009_factor((side + 500, side)) == factor
+
+
+def test_anchor_offsets_follow_imfilter() -> None:
+    # imfilter anchors at floor((f + 1) / 2) (1-based): before = (f - 1) // 2 samples.
+    assert [box_offsets(f) for f in (1, 2, 3, 4, 5)] == [(0, 0), (0, 1), (1, 1), (1, 2), (2, 2)]
+    assert downsampled_shape((7, 8, 9), 3) == (3, 3, 3)
+
+
+def test_factor_1_is_identity() -> None:
+    x = np.arange(12, dtype=np.uint8).reshape(3, 4)
+    out = box_downsample(x, 1)
+    assert out.dtype == np.float64
+    np.testing.assert_array_equal(out, x)
+
+
+def test_factor_2_by_hand() -> None:
+    # Disjoint pairs; the odd last sample is its own mirror.
+    np.testing.assert_array_equal(box_downsample(np.arange(5.0), 2), [0.5, 2.5, 4.0])
+    np.testing.assert_array_equal(box_downsample(np.arange(6.0), 2), [0.5, 2.5, 4.5])
+
+
+def test_factor_3_by_hand() -> None:
+    # Kept anchors 0, 3, 6 average (i - 1, i, i + 1); x[-1] mirrors to x[0], x[n] to x[n - 1].
+    np.testing.assert_allclose(box_downsample(np.arange(8.0), 3), [1 / 3, 3.0, 6.0], rtol=1e-15)
+    np.testing.assert_allclose(box_downsample(np.arange(7.0), 3), [1 / 3, 3.0, 17 / 3], rtol=1e-15)
+
+
+def test_factor_4_by_hand() -> None:
+    # before = 1, after = 2: anchor 0 averages (x[0], x[0], x[1], x[2]).
+    np.testing.assert_allclose(box_downsample(np.arange(8.0), 4), [0.75, 4.5], rtol=1e-15)
+
+
+def test_2d_is_separable_by_hand() -> None:
+    # x[i, j] = 10 i + j is linear, so each output is 10 * ds(i) + ds(j).
+    i, j = np.meshgrid(np.arange(7.0), np.arange(8.0), indexing="ij")
+    expected = 10 * np.array([1 / 3, 3.0, 17 / 3])[:, None] + np.array([1 / 3, 3.0, 6.0])
+    np.testing.assert_allclose(box_downsample(10 * i + j, 3), expected, rtol=1e-14)
+
+
+@pytest.mark.parametrize("factor", [2, 3, 4, 5])
+@pytest.mark.parametrize("shape", [(23, 30), (24, 25), (9, 11, 14)])
+def test_matches_scipy_emulation_of_imfilter(factor: int, shape: tuple[int, ...]) -> None:
+    rng = np.random.default_rng(factor)
+    x = rng.uniform(0, 255, shape)
+    np.testing.assert_allclose(box_downsample(x, factor), _imfilter_then_sample(x, factor),
+                               rtol=0, atol=1e-12)  # fmt: skip
+
+
+def test_channel_axis_untouched() -> None:
+    rng = np.random.default_rng(9)
+    x = rng.uniform(0, 1, (10, 3, 11))
+    out = box_downsample(x, 2, axes=(0, 2))
+    assert out.shape == (5, 3, 6)
+    np.testing.assert_allclose(out[:, 1], box_downsample(x[:, 1], 2), rtol=1e-15)
+
+
+@pytest.mark.parametrize(("side", "factor"), [(300, 1), (400, 2), (640, 3)])
+def test_wang2009_score_is_wang2004_on_the_reduced_images(side: int, factor: int) -> None:
+    rng = np.random.default_rng(side)
+    x = rng.integers(0, 256, (side, side + 7), dtype=np.uint8)
+    y = np.clip(x + rng.normal(0, 20, x.shape), 0, 255).astype(np.uint8)
+    got = sp.ssim(x, y, profile="wang2009")
+    xs = _imfilter_then_sample(x.astype(np.float64), factor)
+    ys = _imfilter_then_sample(y.astype(np.float64), factor)
+    assert xs.shape == downsampled_shape(x.shape, factor)
+    expected = structural_similarity(xs, ys, data_range=255, **SKIMAGE_WANG2004)
+    assert got == pytest.approx(expected, abs=1e-6)
+    assert got == pytest.approx(sp.ssim(xs, ys, data_range=255), abs=1e-12)
+    if factor == 1:
+        assert got == sp.ssim(x, y, profile="wang2004")
+    else:
+        assert abs(got - sp.ssim(x, y, profile="wang2004")) > 1e-4
+
+
+def test_wang2009_full_maps_are_on_the_reduced_grid() -> None:
+    rng = np.random.default_rng(10)
+    x = rng.integers(0, 256, (400, 410), dtype=np.uint8)
+    _, maps = sp.ssim(x, x, profile="wang2009", full=True)
+    assert maps["ssim"].shape == (200 - 10, 205 - 10)
+
+
+def test_wang2009_colour_per_channel() -> None:
+    rng = np.random.default_rng(11)
+    x = rng.integers(0, 256, (390, 400, 3), dtype=np.uint8)
+    y = np.clip(x + rng.normal(0, 20, x.shape), 0, 255).astype(np.uint8)
+    per_channel = [sp.ssim(x[..., c], y[..., c], profile="wang2009") for c in range(3)]
+    got = sp.ssim(x, y, profile="wang2009", channel_axis=-1)
+    assert got == pytest.approx(np.mean(per_channel), abs=1e-14)
+
+
+def test_profile_table_entry() -> None:
+    profile = PROFILES["wang2009"]
+    assert profile.params == PROFILES["wang2004"].params
+    assert profile.downsample == "ssim.m"
+    assert profile.downsample_factor((640, 900)) == 3
+    assert PROFILES["wang2004"].downsample_factor((640, 900)) == 1
+
+
+def test_unknown_downsample_rule_refused() -> None:
+    with pytest.raises(ValueError, match=r"downsample must be None or one of ssim.m \(got 'x'\)"):
+        Profile(name="p", params=SSIMParams(), reference="", tolerance=1e-6, downsample="x")

@@ -1,0 +1,212 @@
+"""MS-SSIM: pinned pytorch-msssim values, the odd-size rule, properties and errors."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+import pipeline as sp
+from pipeline.kernels.multiscale import (
+    MSSSIM_WEIGHTS,
+    combine_scales,
+    downsample_scale,
+    max_scales,
+    min_side_for_scales,
+)
+
+REFS_DIR = Path(__file__).parent / "reference_values"
+# Provenance (versions, date, command) is in the JSON; recompute with
+# `python tests/reference_values/make_msssim_refs.py` (needs torch + pytorch-msssim).
+REFS = json.loads((REFS_DIR / "msssim_refs.json").read_text())
+
+
+def _load_cases() -> Any:
+    spec = importlib.util.spec_from_file_location("msssim_cases", REFS_DIR / "msssim_cases.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+CASES = _load_cases()
+
+
+def _pair(case: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+    x, y = CASES.build_case(case)
+    # Guard: the inputs rebuilt here are those the pinned numbers were computed on.
+    assert list(x.shape) == case["shape"]
+    assert y.mean() == pytest.approx(case["y_mean"], rel=1e-12)
+    return x, y
+
+
+@pytest.mark.parametrize("engine", ["reference", "auto"])
+@pytest.mark.parametrize("case", REFS["cases"], ids=lambda c: c["name"])
+def test_matches_pytorch_msssim(case: dict[str, Any], engine: str) -> None:
+    x, y = _pair(case)
+    got = sp.ms_ssim(x, y, data_range=255.0, channel_axis=case.get("channel_axis"), engine=engine)
+    tolerance = 1e-10 if engine == "reference" else 1e-5
+    assert abs(got - case["pytorch_msssim"]) < tolerance
+
+
+@pytest.mark.parametrize("case", REFS["cases"], ids=lambda c: c["name"])
+def test_pytorch_default_float32_window_within_2e5(case: dict[str, Any]) -> None:
+    # pytorch-msssim builds its default window in float32 (taps sum to 1 - 3.1e-8);
+    # E[x^2] - mu^2 on [0, 255] data amplifies that to at most ~1.3e-5 here.
+    x, y = _pair(case)
+    got = sp.ms_ssim(x, y, data_range=255.0, channel_axis=case.get("channel_axis"))
+    assert abs(got - case["pytorch_msssim_default_window"]) < 2e-5
+
+
+@pytest.mark.parametrize("case", REFS["odd_cases"], ids=lambda c: c["name"])
+def test_odd_sides_follow_msssim_m_not_pytorch_zero_padding(case: dict[str, Any]) -> None:
+    x, y = _pair(case)
+    got = sp.ms_ssim(x, y, data_range=255.0, channel_axis=case.get("channel_axis"))
+    assert abs(got - case["msssim_m_rule"]) < 1e-10
+    # pytorch-msssim's avg_pool2d(padding=1) averages in zeros: a measurably different score.
+    assert abs(got - case["pytorch_msssim"]) > 5e-6
+
+
+def test_negative_cs_is_clamped_to_zero_not_nan() -> None:
+    rng = np.random.default_rng(1)
+    x = rng.uniform(0, 255, (176, 176))
+    score = sp.ms_ssim(x, 255.0 - x, data_range=255.0)
+    assert score == 0.0
+    assert combine_scales([-0.5, 0.9], 0.8, (0.2, 0.3, 0.5)) == 0.0
+    assert combine_scales([0.5], -0.1, (1.0, 0.0)) == 0.5  # zero weight: 0**0 = 1
+
+
+def test_identity_is_one_and_symmetric_and_bounded() -> None:
+    rng = np.random.default_rng(2)
+    x = rng.integers(0, 256, (180, 200), dtype=np.uint8)
+    y = np.clip(x + rng.normal(0, 25, x.shape), 0, 255).astype(np.uint8)
+    assert sp.ms_ssim(x, x) == 1.0
+    forward, backward = sp.ms_ssim(x, y), sp.ms_ssim(y, x)
+    assert forward == pytest.approx(backward, abs=1e-15)
+    assert 0.0 <= forward < 1.0
+
+
+def test_uint8_and_float_agree() -> None:
+    rng = np.random.default_rng(3)
+    x = rng.integers(0, 256, (176, 176), dtype=np.uint8)
+    y = rng.integers(0, 256, (176, 176), dtype=np.uint8)
+    assert sp.ms_ssim(x, y) == pytest.approx(
+        sp.ms_ssim(x.astype(np.float32), y.astype(np.float32), data_range=255), abs=1e-12
+    )
+
+
+def test_single_scale_is_plain_ssim() -> None:
+    rng = np.random.default_rng(4)
+    x = rng.uniform(0, 1, (64, 64))
+    y = np.clip(x + rng.normal(0, 0.1, x.shape), 0, 1)
+    assert sp.ms_ssim(x, y, data_range=1.0, weights=[1.0]) == pytest.approx(
+        sp.ssim(x, y, data_range=1.0), abs=1e-14
+    )
+
+
+def test_colour_is_mean_of_channels() -> None:
+    rng = np.random.default_rng(5)
+    x = rng.uniform(0, 1, (3, 161, 170))
+    y = np.clip(x + rng.normal(0, 0.2, x.shape), 0, 1)
+    per_channel = [sp.ms_ssim(x[c], y[c], data_range=1.0) for c in range(3)]
+    got = sp.ms_ssim(x, y, data_range=1.0, channel_axis=0)
+    assert got == pytest.approx(np.mean(per_channel), abs=1e-15)
+
+
+def test_luma_mode() -> None:
+    rng = np.random.default_rng(6)
+    x = rng.uniform(0, 1, (170, 170, 3))
+    y = np.clip(x + rng.normal(0, 0.2, x.shape), 0, 1)
+    luma = np.array([0.299, 0.587, 0.114])
+    got = sp.ms_ssim(x, y, data_range=1.0, channel_axis=-1, color_mode="luma")
+    assert got == pytest.approx(sp.ms_ssim(x @ luma, y @ luma, data_range=1.0), abs=1e-14)
+
+
+def test_volume_three_scales() -> None:
+    rng = np.random.default_rng(7)
+    x = rng.uniform(0, 1, (29, 30, 31))
+    y = np.clip(x + rng.normal(0, 0.1, x.shape), 0, 1)
+    got = sp.ms_ssim(x, y, data_range=1.0, weights=[0.3, 0.3, 0.4], win_size=7)
+    assert 0.0 < got < 1.0
+    assert sp.ms_ssim(x, x, data_range=1.0, weights=[0.3, 0.3, 0.4], win_size=7) == 1.0
+
+
+def test_downsample_scale_rule() -> None:
+    x = np.arange(15, dtype=np.float64).reshape(3, 5)
+    # Pairs of rows/cols averaged; the odd last row and column repeat their edge sample.
+    # Row means (r0 + r1) / 2 = [2.5 .. 6.5] and r2 = [10 .. 14]; then column pairs.
+    expected = np.array([[3.0, 5.0, 6.5], [10.5, 12.5, 14.0]])
+    np.testing.assert_array_equal(downsample_scale(x), expected)
+
+
+def test_minimum_side_formula() -> None:
+    assert min_side_for_scales(5, 11) == 161
+    assert min_side_for_scales(1, 11) == 11
+    assert max_scales(160, 11) == 4
+    assert max_scales(161, 11) == 5
+    assert max_scales(10, 11) == 0
+    # The bound is exact: 161 works, 160 does not.
+    rng = np.random.default_rng(8)
+    x = rng.uniform(0, 1, (161, 161))
+    assert 0 < sp.ms_ssim(x, x * 0.9, data_range=1.0) <= 1
+    with pytest.raises(ValueError, match=r"needs every spatial side >= 161 .*\(160, 161\)"):
+        sp.ms_ssim(x[:160], x[:160], data_range=1.0)
+
+
+def test_too_small_error_suggests_fewer_scales() -> None:
+    x = np.zeros((128, 128))
+    with pytest.raises(ValueError, match=r"at most 4 scale\(s\): pass that many weights"):
+        sp.ms_ssim(x, x, data_range=1.0)
+    assert sp.ms_ssim(x, x, data_range=1.0, weights=MSSSIM_WEIGHTS[:4]) == 1.0
+    with pytest.raises(ValueError, match="not even one scale fits"):
+        sp.ms_ssim(np.zeros((8, 8)), np.zeros((8, 8)), data_range=1.0)
+
+
+@pytest.mark.parametrize(
+    ("weights", "error", "match"),
+    [
+        ("abc", TypeError, "weights must be a sequence of numbers"),
+        (0.5, TypeError, "weights must be a sequence of numbers"),
+        ([], ValueError, "weights must hold at least one number"),
+        ([0.5, "x"], TypeError, r"weights must be numbers \(got 'x'"),
+        ([0.5, -0.1], ValueError, r"weights must be finite and >= 0"),
+        ([0.5, float("nan")], ValueError, r"weights must be finite and >= 0"),
+    ],
+)
+def test_weights_errors(weights: Any, error: type[Exception], match: str) -> None:
+    x = np.zeros((200, 200))
+    with pytest.raises(error, match=match):
+        sp.ms_ssim(x, x, data_range=1.0, weights=weights)
+
+
+def test_input_errors() -> None:
+    x = np.zeros((200, 200))
+    with pytest.raises(ValueError, match="data_range is required for floating-point"):
+        sp.ms_ssim(x, x)
+    with pytest.raises(ValueError, match="must have the same shape"):
+        sp.ms_ssim(x, x[:199], data_range=1.0)
+    with pytest.raises(TypeError, match="unknown SSIM parameter"):
+        sp.ms_ssim(x, x, data_range=1.0, gaussian=True)
+    with pytest.raises(ValueError, match="ms_ssim does not take profile 'wang2009'"):
+        sp.ms_ssim(x, x, data_range=1.0, profile="wang2009")
+    with pytest.raises(ValueError, match="unknown profile 'nope'"):
+        sp.ms_ssim(x, x, data_range=1.0, profile="nope")
+    bad = x.copy()
+    bad[0, 0] = np.nan
+    with pytest.raises(ValueError, match="y contains 1 NaN"):
+        sp.ms_ssim(x, bad, data_range=1.0)
+
+
+@pytest.mark.gpu
+def test_cupy_matches_numpy() -> None:
+    cupy = pytest.importorskip("cupy")
+    rng = np.random.default_rng(12)
+    x = rng.uniform(0, 1, (171, 180))
+    y = np.clip(x + rng.normal(0, 0.1, x.shape), 0, 1)
+    expected = sp.ms_ssim(x, y, data_range=1.0)
+    got = sp.ms_ssim(cupy.asarray(x), cupy.asarray(y), data_range=1.0)
+    assert got == pytest.approx(expected, abs=1e-10)
