@@ -1,0 +1,465 @@
+"""Decoding one image file to a NumPy array, the way the evaluation sees it.
+
+The rules, applied identically by :func:`read_header` (no pixels decoded) and
+:func:`decode_image`, so that a plan made from headers always matches the
+decoded arrays:
+
+* **Formats.** PNG, JPEG, BMP and WebP through Pillow; TIFF through
+  ``tifffile``. The decoder is chosen from the file's first bytes, not its
+  extension, so a mis-named file still decodes (and a non-image is refused).
+* **Layout.** Grey -> ``(y, x)``; colour -> ``(y, x, 3)`` in R, G, B order.
+  Bilevel (mode ``1``) -> uint8 0/255. Palette images are expanded to RGB.
+  CMYK and YCbCr JPEGs are converted to RGB by Pillow.
+* **Bit depth.** 8-bit stays uint8, 16-bit grey PNG and 16-bit TIFF stay uint16
+  (so ``data_range`` comes out as 65535, never a rescaled guess). Float TIFFs
+  keep their float dtype; the engine then asks for ``data_range``. 16-bit
+  *colour* PNG is refused: Pillow silently reduces it to 8 bits per channel,
+  which would give a plausible but wrong score; save such images as 16-bit TIFF.
+* **Alpha** (``alpha="drop"``, the default): the alpha channel is discarded and
+  the colour channels are scored as stored. This is what ``Image.convert("RGB")``
+  does, which is how the common GAN evaluation loaders (torchvision's
+  ``pil_loader``, clean-fid, torch-fidelity) read RGBA files, so SSIM is computed
+  on the pixels those tools see. ``alpha="composite"`` instead composites over
+  black (``rgb * alpha / max``, rounded), for outputs whose transparent pixels
+  hold meaningless colour.
+* **EXIF orientation is not applied.** Arrays are the pixels as stored. The
+  loaders generators are trained and evaluated with do not rotate by EXIF, and
+  generated files rarely carry the tag: rotating one side only would compare a
+  rotated reference with an unrotated output.
+* **Bad files** (zero bytes, not an image, corrupt, truncated, unreadable,
+  multi-frame) raise :class:`ImageDecodeError` naming the file and the reason.
+  Truncation is detected, never padded: ``ImageFile.LOAD_TRUNCATED_IMAGES`` is
+  left ``False``, PNG chunk checksums are verified and every image is fully
+  loaded.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import struct
+import zlib
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import tifffile
+from PIL import Image, UnidentifiedImageError
+
+__all__ = [
+    "ALPHA_RULES",
+    "IMAGE_EXTENSIONS",
+    "ImageDecodeError",
+    "decode_batch",
+    "decode_image",
+    "read_header",
+]
+
+#: File name extensions (lower case) treated as images when discovering folders.
+IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp"})
+
+ALPHA_RULES = ("drop", "composite")
+
+# Pillow plugins allowed to open a file. The JPEG plugin also opens MPO, a JPEG
+# that carries an embedded preview (many camera photos); its first frame is the photo.
+_PILLOW_FORMATS = ("PNG", "JPEG", "BMP", "DIB", "WEBP")
+
+_TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
+_PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+# The whole IEND chunk (length 0, type, CRC): a PNG without it was cut short.
+_PNG_END = b"\x00\x00\x00\x00IEND\xaeB`\x82"
+
+# Pillow mode -> (decoded channels or None for grey, dtype, Pillow mode to convert to first).
+_MODES: dict[str, tuple[int | None, str, str | None]] = {
+    "1": (None, "uint8", "L"),
+    "L": (None, "uint8", None),
+    "LA": (None, "uint8", None),
+    "La": (None, "uint8", "LA"),
+    "P": (3, "uint8", None),  # RGB or RGBA depending on transparency, decided at decode
+    "PA": (3, "uint8", "RGBA"),
+    "RGB": (3, "uint8", None),
+    "RGBA": (3, "uint8", None),
+    "RGBa": (3, "uint8", "RGBA"),
+    "RGBX": (3, "uint8", "RGB"),
+    "CMYK": (3, "uint8", "RGB"),
+    "YCbCr": (3, "uint8", "RGB"),
+    "I;16": (None, "uint16", None),
+    "I;16L": (None, "uint16", None),
+    "I;16B": (None, "uint16", None),
+    "I;16N": (None, "uint16", None),
+    "I": (None, "int32", None),
+    "F": (None, "float32", None),
+}
+
+
+class ImageDecodeError(ValueError):
+    """An image file that cannot be decoded; the message names the file and the reason.
+
+    Attributes
+    ----------
+    path : pathlib.Path
+        The file at fault.
+    reason : str
+        Why it failed, in words fit for a ``status`` entry.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], reason: str) -> None:
+        self.path = Path(path)
+        self.reason = reason
+        super().__init__(f"{self.path}: {reason}")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Keeps (path, reason) across pickling, e.g. from a dask.distributed worker.
+        return (type(self), (self.path, self.reason))
+
+
+def _check_alpha(alpha: str) -> None:
+    if alpha not in ALPHA_RULES:
+        raise ValueError(f"alpha must be one of {', '.join(ALPHA_RULES)} (got {alpha!r})")
+
+
+def _read_bytes(path: Path, limit: int | None = None) -> bytes:
+    """The file's bytes (the first ``limit`` only, when given), or ImageDecodeError."""
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read() if limit is None else handle.read(limit)
+    except FileNotFoundError:
+        raise ImageDecodeError(path, "file not found") from None
+    except PermissionError:
+        raise ImageDecodeError(path, "permission denied (the file is not readable)") from None
+    except IsADirectoryError:
+        raise ImageDecodeError(path, "is a directory, not an image file") from None
+    except OSError as error:
+        raise ImageDecodeError(path, f"cannot read the file ({error.strerror or error})") from None
+    if not data:
+        raise ImageDecodeError(path, "empty file (0 bytes)")
+    return data
+
+
+def _is_tiff(head: bytes) -> bool:
+    return head[:4] in _TIFF_MAGIC
+
+
+def _check_png_depth(path: Path, head: bytes) -> None:
+    """Refuse 16-bit colour PNG, which Pillow would silently reduce to 8 bits."""
+    if not head.startswith(_PNG_MAGIC) or len(head) < 26 or head[12:16] != b"IHDR":
+        return
+    bit_depth, colour_type = head[24], head[25]
+    if bit_depth == 16 and colour_type in (2, 4, 6):
+        kind = {2: "RGB", 4: "grey+alpha", 6: "RGBA"}[colour_type]
+        raise ImageDecodeError(
+            path,
+            f"16-bit {kind} PNG is not supported (Pillow decodes it to 8 bits per channel, "
+            "which would give a wrong score); save it as 16-bit TIFF or 8-bit PNG",
+        )
+
+
+def _describe(error: BaseException) -> str:
+    text = str(error).strip() or type(error).__name__
+    return f"corrupt or truncated image ({text})"
+
+
+# ---------------------------------------------------------------------------
+# Pillow path
+
+
+def _open_pillow(path: Path, source: Any) -> Image.Image:
+    try:
+        image = Image.open(source, formats=_PILLOW_FORMATS)
+    except UnidentifiedImageError:
+        raise ImageDecodeError(
+            path, "not a supported image file (expected PNG, JPEG, TIFF, BMP or WebP)"
+        ) from None
+    except Image.DecompressionBombError as error:
+        raise ImageDecodeError(path, f"refused as a decompression bomb ({error})") from None
+    except (OSError, SyntaxError, ValueError, EOFError, struct.error, zlib.error) as error:
+        raise ImageDecodeError(path, _describe(error)) from None
+    n_frames = getattr(image, "n_frames", 1)
+    if n_frames > 1 and image.format != "MPO":
+        image.close()
+        raise ImageDecodeError(
+            path, f"has {n_frames} frames (animated or multi-page); expected one image"
+        )
+    if image.mode not in _MODES:
+        mode = image.mode
+        image.close()
+        raise ImageDecodeError(path, f"unsupported pixel mode {mode!r}")
+    return image
+
+
+def _pillow_header(path: Path, mode: str, size: tuple[int, int]) -> tuple[tuple[int, ...], str]:
+    channels, dtype, _ = _MODES[mode]
+    width, height = size
+    return ((height, width) if channels is None else (height, width, channels)), dtype
+
+
+def _decode_pillow(path: Path, data: bytes, alpha: str) -> np.ndarray:
+    _check_png_depth(path, data[:32])
+    if data.startswith(_PNG_MAGIC) and data.rfind(_PNG_END) < 0:
+        # Pillow decodes a PNG whose final IEND chunk is cut without complaint.
+        raise ImageDecodeError(path, "truncated PNG (the final IEND chunk is missing)")
+    # verify() checks PNG chunk checksums and structure without decoding; it
+    # leaves the image unusable, so the file is opened again to decode it.
+    image = _open_pillow(path, io.BytesIO(data))
+    try:
+        image.verify()
+    except (OSError, SyntaxError, ValueError, EOFError, struct.error, zlib.error) as error:
+        raise ImageDecodeError(path, _describe(error)) from None
+    finally:
+        image.close()
+    image = _open_pillow(path, io.BytesIO(data))
+    try:
+        # load() raises on a truncated stream because LOAD_TRUNCATED_IMAGES stays False.
+        image.load()
+        mode = image.mode
+        if mode == "P":
+            image = image.convert("RGBA" if "transparency" in image.info else "RGB")
+        else:
+            target = _MODES[mode][2]
+            if target is not None:
+                image = image.convert(target)
+        array = np.asarray(image)
+    except (OSError, SyntaxError, ValueError, EOFError, struct.error, zlib.error) as error:
+        raise ImageDecodeError(path, _describe(error)) from None
+    finally:
+        image.close()
+    if array.dtype.byteorder not in ("=", "|"):
+        array = array.astype(array.dtype.newbyteorder("="))
+    if image.mode in ("LA", "RGBA"):
+        array = _apply_alpha(array, alpha)
+    return array
+
+
+# ---------------------------------------------------------------------------
+# tifffile path
+
+
+def _tiff_layout(path: Path, tif: tifffile.TiffFile) -> tuple[tuple[int, ...], str, np.dtype]:
+    """The series' shape, its axes (singleton non-spatial axes removed) and dtype."""
+    if not tif.series:
+        raise ImageDecodeError(path, "TIFF holds no image data")
+    series = tif.series[0]
+    pairs = [(a, n) for a, n in zip(series.axes, series.shape, strict=True) if n > 1 or a in "YX"]
+    axes = "".join(a for a, _ in pairs)
+    shape = tuple(n for _, n in pairs)
+    if sorted(axes) not in (["X", "Y"], ["S", "X", "Y"]):
+        raise ImageDecodeError(
+            path,
+            f"TIFF of shape {tuple(series.shape)} (axes {series.axes}) is not one 2-D image; "
+            "expected axes YX or YXS (one page)",
+        )
+    page = tif.pages.first
+    photometric = int(page.photometric)
+    if photometric not in (1, 2):  # 1: MINISBLACK, 2: RGB
+        name = getattr(page.photometric, "name", str(photometric))
+        raise ImageDecodeError(
+            path, f"TIFF photometric {name} is not supported (grey MINISBLACK or RGB expected)"
+        )
+    dtype = np.dtype(series.dtype)
+    if dtype.kind not in "uif":
+        raise ImageDecodeError(path, f"TIFF sample type {dtype} is not supported")
+    if "S" in axes:
+        samples = shape[axes.index("S")]
+        if samples not in (2, 3, 4):
+            raise ImageDecodeError(path, f"TIFF with {samples} samples per pixel is not supported")
+    return shape, axes, dtype
+
+
+def _tiff_header_shape(shape: tuple[int, ...], axes: str) -> tuple[int, ...]:
+    height, width = shape[axes.index("Y")], shape[axes.index("X")]
+    if "S" not in axes:
+        return (height, width)
+    samples = shape[axes.index("S")]
+    return (height, width) if samples == 2 else (height, width, 3)
+
+
+def _decode_tiff(path: Path, data: bytes, alpha: str) -> np.ndarray:
+    try:
+        with tifffile.TiffFile(io.BytesIO(data)) as tif:
+            shape, axes, _ = _tiff_layout(path, tif)
+            array = tif.series[0].asarray()
+    except ImageDecodeError:
+        raise
+    except Exception as error:  # tifffile raises many types for damaged files
+        raise ImageDecodeError(path, _describe(error)) from None
+    array = array.reshape(shape)
+    order = [axes.index(a) for a in "YXS" if a in axes]
+    array = np.ascontiguousarray(np.transpose(array, order))
+    if array.dtype.byteorder not in ("=", "|"):
+        array = array.astype(array.dtype.newbyteorder("="))
+    if array.ndim == 3 and array.shape[2] in (2, 4):
+        array = _apply_alpha(array, alpha)
+    return array
+
+
+# ---------------------------------------------------------------------------
+# shared
+
+
+def _apply_alpha(array: np.ndarray, alpha: str) -> np.ndarray:
+    """Colour channels of an image with alpha last: dropped or composited over black."""
+    colour, opacity = array[..., :-1], array[..., -1:]
+    if alpha == "composite":
+        if array.dtype.kind == "f":
+            colour = colour * opacity
+        else:
+            top = np.iinfo(array.dtype).max
+            blended = colour.astype(np.float64) * opacity / top
+            colour = np.rint(blended).astype(array.dtype)
+    if colour.shape[-1] == 1:
+        colour = colour[..., 0]
+    return np.ascontiguousarray(colour)
+
+
+def read_header(path: str | os.PathLike[str]) -> tuple[tuple[int, ...], np.dtype]:
+    """Shape and dtype that :func:`decode_image` will return, without decoding pixels.
+
+    Parameters
+    ----------
+    path : str or path-like
+        An image file.
+
+    Returns
+    -------
+    shape : tuple of int
+        ``(y, x)`` for grey, ``(y, x, 3)`` for colour (alpha removed).
+    dtype : numpy.dtype
+
+    Raises
+    ------
+    ImageDecodeError
+        When the file is missing, unreadable, empty, not an image or its header
+        is damaged. A damaged pixel stream is only found by :func:`decode_image`.
+    """
+    file = Path(path)
+    head = _read_bytes(file, limit=32)
+    _check_png_depth(file, head)
+    if _is_tiff(head):
+        try:
+            with tifffile.TiffFile(file) as tif:
+                shape, axes, dtype = _tiff_layout(file, tif)
+        except ImageDecodeError:
+            raise
+        except Exception as error:
+            raise ImageDecodeError(file, _describe(error)) from None
+        return _tiff_header_shape(shape, axes), dtype
+    try:
+        handle = open(file, "rb")  # Pillow reads the header lazily from it
+    except OSError as error:
+        raise ImageDecodeError(file, f"cannot read the file ({error.strerror or error})") from None
+    with handle:
+        image = _open_pillow(file, handle)
+        with image:
+            shape, dtype_name = _pillow_header(file, image.mode, image.size)
+    return shape, np.dtype(dtype_name)
+
+
+def decode_image(path: str | os.PathLike[str], *, alpha: str = "drop") -> np.ndarray:
+    """Decode one image file to a NumPy array (rules in the module docstring).
+
+    Parameters
+    ----------
+    path : str or path-like
+        A PNG, JPEG, TIFF, BMP or WebP file.
+    alpha : {"drop", "composite"}
+        What to do with an alpha channel: discard it (default, as
+        ``Image.convert("RGB")`` does) or composite the colour over black.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(y, x)`` or ``(y, x, 3)``; uint8, uint16 (16-bit files) or the TIFF's
+        own dtype.
+
+    Raises
+    ------
+    ImageDecodeError
+        For a missing, unreadable, empty, non-image, corrupt or truncated file.
+
+    Examples
+    --------
+    >>> import numpy as np, tempfile, pathlib
+    >>> from PIL import Image
+    >>> file = pathlib.Path(tempfile.mkdtemp()) / "grey.png"
+    >>> Image.fromarray(np.full((4, 6), 7, dtype=np.uint8)).save(file)
+    >>> decode_image(file).shape
+    (4, 6)
+    """
+    _check_alpha(alpha)
+    file = Path(path)
+    data = _read_bytes(file)
+    if _is_tiff(data[:4]):
+        return _decode_tiff(file, data, alpha)
+    return _decode_pillow(file, data, alpha)
+
+
+def decode_batch(
+    paths: Sequence[str | os.PathLike[str]],
+    *,
+    shape: tuple[int, ...] | None = None,
+    dtype: np.dtype | str | None = None,
+    alpha: str = "drop",
+) -> tuple[np.ndarray, tuple[str, ...]]:
+    """Decode several files of one size group into a stack; failures become statuses.
+
+    Meant to run as one Dask task: it never raises for a bad file, so one
+    corrupt image costs its own pair only.
+
+    Parameters
+    ----------
+    paths : sequence of path-like
+        Files expected to share ``shape`` and ``dtype``.
+    shape, dtype : optional
+        The group's image shape and dtype (from :func:`read_header`). When not
+        given, those of the first file that decodes are used.
+    alpha : {"drop", "composite"}
+        See :func:`decode_image`.
+
+    Returns
+    -------
+    stack : numpy.ndarray
+        ``(len(paths), *shape)``; the slot of a failed file is zero-filled.
+    statuses : tuple of str
+        ``"ok"`` or the failure message (file and reason) for each path.
+
+    Raises
+    ------
+    ValueError
+        When ``shape``/``dtype`` are not given and no file decodes, so the
+        stack's shape is unknown.
+    """
+    _check_alpha(alpha)
+    decoded: list[np.ndarray | None] = []
+    statuses: list[str] = []
+    for path in paths:
+        try:
+            image = decode_image(path, alpha=alpha)
+        except ImageDecodeError as error:
+            decoded.append(None)
+            statuses.append(str(error))
+            continue
+        if shape is None:
+            shape = image.shape
+        if dtype is None:
+            dtype = image.dtype
+        if image.shape != tuple(shape) or image.dtype != np.dtype(dtype):
+            decoded.append(None)
+            statuses.append(
+                f"{Path(path)}: decoded to shape {image.shape} {image.dtype}, expected the "
+                f"group's {tuple(shape)} {np.dtype(dtype)}"
+            )
+            continue
+        decoded.append(image)
+        statuses.append("ok")
+    if shape is None or dtype is None:
+        first = statuses[0] if statuses else "no paths given"
+        raise ValueError(
+            "decode_batch could not infer the stack shape: no file decoded and shape/dtype "
+            f"were not given (first failure: {first})"
+        )
+    stack = np.zeros((len(decoded), *shape), dtype=dtype)
+    for index, good in enumerate(decoded):
+        if good is not None:
+            stack[index] = good
+    return stack, tuple(statuses)

@@ -1,0 +1,366 @@
+"""Pairing a folder of reference images with a folder of generated ones.
+
+The rule, applied by :func:`pair_folders`:
+
+1. **Discovery.** Each folder is walked recursively in sorted order. A file is
+   an image when its extension, in any case, is one of
+   :data:`pipeline.images.IMAGE_EXTENSIONS` (``.png .jpg .jpeg .tif .tiff .bmp
+   .webp``). Hidden files and folders (name starting with ``.``), other
+   extensions, symbolic links to folders (not followed, so no cycles) and
+   unreadable folders are *skipped* and listed in :attr:`PairingPlan.skipped`
+   with the reason.
+2. **By relative path.** A reference and a generated file with the same
+   relative path (``a/b.png`` on both sides; case-sensitive) form a pair.
+3. **By relative stem.** Among the files left over, those whose relative path
+   without its extension (the *stem*, ``a/b``) is the same on both sides pair
+   up when the stem names exactly one left-over file on each side (real
+   ``a/b.png`` with generated ``a/b.jpg``). When a stem names two or more
+   left-over files on either side (``a/b.png`` and ``a/b.jpg`` in one folder),
+   nothing is guessed: every left-over file of that stem, on both sides, goes to
+   :attr:`PairingPlan.ambiguous`.
+4. **Unpaired.** Every other image is listed in ``unpaired_reference`` or
+   ``unpaired_generated``; nothing is dropped silently.
+
+A pair's id is the reference file's relative path, with ``/`` separators.
+
+**Size groups.** With ``read_headers=True`` (default) the header of every
+paired file is read (no pixels decoded, :func:`pipeline.images.read_header`)
+and the pairs are grouped by the reference's decoded shape and dtype, so the
+engine can stack and evaluate each group separately. A pair whose header cannot
+be read, or whose two sides differ in shape or dtype, goes to
+:attr:`PairingPlan.failed` with the reason (both shapes named).
+"""
+
+from __future__ import annotations
+
+import os
+from collections import defaultdict
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+import numpy as np
+
+from pipeline.images import IMAGE_EXTENSIONS, ImageDecodeError, read_header
+
+__all__ = [
+    "AmbiguousStem",
+    "FailedPair",
+    "ImagePair",
+    "PairingPlan",
+    "SizeGroup",
+    "SkippedFile",
+    "find_images",
+    "pair_folders",
+]
+
+SIDES = ("reference", "generated")
+
+# Header reads are small blocking file reads: a few threads hide their latency.
+_HEADER_THREADS = 8
+
+
+@dataclass(frozen=True)
+class ImagePair:
+    """One reference/generated pair; ``id`` is the reference's relative path."""
+
+    id: str
+    reference: Path
+    generated: Path
+
+
+@dataclass(frozen=True)
+class SkippedFile:
+    """A file or folder left out of discovery, and why."""
+
+    side: str
+    path: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class AmbiguousStem:
+    """A relative stem that names several left-over files on at least one side."""
+
+    stem: str
+    reference: tuple[str, ...]
+    generated: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class FailedPair:
+    """A pair that cannot be evaluated (unreadable header, shape or dtype mismatch)."""
+
+    id: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class SizeGroup:
+    """Pairs whose images decode to the same shape and dtype."""
+
+    shape: tuple[int, ...]
+    dtype: str
+    ids: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class PairingPlan:
+    """Everything found in two folders, before any pixel is decoded.
+
+    Attributes
+    ----------
+    reference_root, generated_root : pathlib.Path
+        The two folders, as given.
+    pairs : tuple of ImagePair
+        Sorted by id.
+    unpaired_reference, unpaired_generated : tuple of str
+        Relative paths of images with no partner.
+    ambiguous : tuple of AmbiguousStem
+        Stems that could not be paired without guessing.
+    skipped : tuple of SkippedFile
+        Hidden files, non-image extensions, folders not entered.
+    size_groups : tuple of SizeGroup
+        Pairs grouped by decoded shape and dtype (empty without headers).
+    failed : tuple of FailedPair
+        Pairs whose headers already show they cannot be evaluated.
+    """
+
+    reference_root: Path
+    generated_root: Path
+    pairs: tuple[ImagePair, ...]
+    unpaired_reference: tuple[str, ...]
+    unpaired_generated: tuple[str, ...]
+    ambiguous: tuple[AmbiguousStem, ...]
+    skipped: tuple[SkippedFile, ...]
+    size_groups: tuple[SizeGroup, ...] = ()
+    failed: tuple[FailedPair, ...] = ()
+
+    @property
+    def ids(self) -> tuple[str, ...]:
+        """Pair ids, in order."""
+        return tuple(pair.id for pair in self.pairs)
+
+    def pair(self, pair_id: str) -> ImagePair:
+        """The pair with id ``pair_id``."""
+        for candidate in self.pairs:
+            if candidate.id == pair_id:
+                return candidate
+        raise KeyError(f"no pair with id {pair_id!r} (the plan has {len(self.pairs)} pairs)")
+
+
+def _check_folder(path: str | os.PathLike[str], side: str) -> Path:
+    folder = Path(path)
+    if not folder.exists():
+        raise FileNotFoundError(f"{side} folder not found: {folder}")
+    if not folder.is_dir():
+        raise NotADirectoryError(f"{side} must be a folder of images, got a file: {folder}")
+    return folder
+
+
+def find_images(
+    root: str | os.PathLike[str], *, side: str = "reference"
+) -> tuple[tuple[str, ...], tuple[SkippedFile, ...]]:
+    """Image files under ``root`` (relative POSIX paths, sorted) and what was skipped.
+
+    Parameters
+    ----------
+    root : str or path-like
+        A folder, walked recursively.
+    side : {"reference", "generated"}
+        Names the folder in messages and in the skipped entries.
+
+    Raises
+    ------
+    FileNotFoundError, NotADirectoryError
+        When ``root`` is missing or is a file.
+    """
+    if side not in SIDES:
+        raise ValueError(f"side must be one of {', '.join(SIDES)} (got {side!r})")
+    folder = _check_folder(root, side)
+    images: list[str] = []
+    skipped: list[SkippedFile] = []
+
+    def relative(path: str) -> str:
+        return Path(path).relative_to(folder).as_posix()
+
+    def on_error(error: OSError) -> None:
+        where = relative(error.filename) if error.filename else "."
+        skipped.append(SkippedFile(side, where, f"unreadable folder ({error.strerror})"))
+
+    for directory, subdirs, files in os.walk(folder, onerror=on_error):
+        kept = []
+        for name in sorted(subdirs):
+            full = os.path.join(directory, name)
+            if name.startswith("."):
+                skipped.append(SkippedFile(side, relative(full), "hidden folder"))
+            elif os.path.islink(full):
+                skipped.append(
+                    SkippedFile(side, relative(full), "symbolic link to a folder (not followed)")
+                )
+            else:
+                kept.append(name)
+        subdirs[:] = kept  # os.walk descends only into what is left here
+        for name in sorted(files):
+            rel = relative(os.path.join(directory, name))
+            suffix = Path(name).suffix.lower()
+            if name.startswith("."):
+                skipped.append(SkippedFile(side, rel, "hidden file"))
+            elif suffix not in IMAGE_EXTENSIONS:
+                why = f"extension {suffix!r} is not an image type" if suffix else "no extension"
+                skipped.append(SkippedFile(side, rel, why))
+            else:
+                images.append(rel)
+    return tuple(sorted(images)), tuple(skipped)
+
+
+def _stem(relative_path: str) -> str:
+    return PurePosixPath(relative_path).with_suffix("").as_posix()
+
+
+def _match(
+    reference: Iterable[str], generated: Iterable[str]
+) -> tuple[list[tuple[str, str]], list[str], list[str], list[AmbiguousStem]]:
+    """Apply the pairing rule to two lists of relative paths."""
+    ref_set, gen_set = set(reference), set(generated)
+    matched = [(path, path) for path in sorted(ref_set & gen_set)]
+    by_stem: dict[str, tuple[list[str], list[str]]] = defaultdict(lambda: ([], []))
+    for path in sorted(ref_set - gen_set):
+        by_stem[_stem(path)][0].append(path)
+    for path in sorted(gen_set - ref_set):
+        by_stem[_stem(path)][1].append(path)
+    unpaired_ref: list[str] = []
+    unpaired_gen: list[str] = []
+    ambiguous: list[AmbiguousStem] = []
+    for stem in sorted(by_stem):
+        refs, gens = by_stem[stem]
+        if refs and gens:
+            if len(refs) == 1 and len(gens) == 1:
+                matched.append((refs[0], gens[0]))
+            else:
+                ambiguous.append(AmbiguousStem(stem, tuple(refs), tuple(gens)))
+        else:
+            unpaired_ref.extend(refs)
+            unpaired_gen.extend(gens)
+    matched.sort()
+    return matched, sorted(unpaired_ref), sorted(unpaired_gen), ambiguous
+
+
+def _header(path: Path) -> tuple[tuple[int, ...], np.dtype] | ImageDecodeError:
+    try:
+        return read_header(path)
+    except ImageDecodeError as error:
+        return error
+
+
+def _group_by_size(
+    pairs: tuple[ImagePair, ...],
+) -> tuple[tuple[SizeGroup, ...], tuple[FailedPair, ...]]:
+    paths = [p for pair in pairs for p in (pair.reference, pair.generated)]
+    with ThreadPoolExecutor(max_workers=_HEADER_THREADS) as pool:
+        headers = list(pool.map(_header, paths))
+    groups: dict[tuple[tuple[int, ...], str], list[str]] = {}
+    failed: list[FailedPair] = []
+    for index, pair in enumerate(pairs):
+        ref, gen = headers[2 * index], headers[2 * index + 1]
+        if isinstance(ref, ImageDecodeError) or isinstance(gen, ImageDecodeError):
+            reasons = [str(h) for h in (ref, gen) if isinstance(h, ImageDecodeError)]
+            failed.append(FailedPair(pair.id, "; ".join(reasons)))
+            continue
+        (ref_shape, ref_dtype), (gen_shape, gen_dtype) = ref, gen
+        if ref_shape != gen_shape or ref_dtype != gen_dtype:
+            what = "shape" if ref_shape != gen_shape else "dtype"
+            failed.append(
+                FailedPair(
+                    pair.id,
+                    f"{what} mismatch: reference {ref_shape} {ref_dtype}, "
+                    f"generated {gen_shape} {gen_dtype}",
+                )
+            )
+            continue
+        groups.setdefault((ref_shape, str(ref_dtype)), []).append(pair.id)
+    size_groups = tuple(
+        SizeGroup(shape, dtype, tuple(ids)) for (shape, dtype), ids in groups.items()
+    )
+    return size_groups, tuple(failed)
+
+
+def _no_images_error(folder: Path, side: str, skipped: tuple[SkippedFile, ...]) -> ValueError:
+    kinds = " ".join(sorted(IMAGE_EXTENSIONS))
+    detail = ""
+    if skipped:
+        examples = ", ".join(f"{s.path} ({s.reason})" for s in skipped[:3])
+        detail = f"; skipped {len(skipped)} entries, e.g. {examples}"
+    return ValueError(f"{side} folder {folder} contains no images (looked for {kinds}){detail}")
+
+
+def pair_folders(
+    reference: str | os.PathLike[str],
+    generated: str | os.PathLike[str],
+    *,
+    read_headers: bool = True,
+) -> PairingPlan:
+    """Find and pair the images of two folders (the rule is in the module docstring).
+
+    Parameters
+    ----------
+    reference, generated : str or path-like
+        Folders of real and generated images, walked recursively.
+    read_headers : bool
+        Read every paired file's header to fill ``size_groups`` and ``failed``
+        (cheap: no pixels are decoded). ``False`` leaves both empty.
+
+    Returns
+    -------
+    PairingPlan
+
+    Raises
+    ------
+    FileNotFoundError
+        A folder does not exist.
+    NotADirectoryError
+        A path is a file, not a folder.
+    ValueError
+        A folder holds no images, or no image pairs up at all.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib, numpy as np
+    >>> from PIL import Image
+    >>> root = pathlib.Path(tempfile.mkdtemp())
+    >>> for side, ext in (("real", ".png"), ("fake", ".jpg")):
+    ...     (root / side).mkdir()
+    ...     Image.fromarray(np.zeros((8, 8), np.uint8)).save(root / side / f"a{ext}")
+    >>> plan = pair_folders(root / "real", root / "fake")
+    >>> plan.ids, plan.size_groups[0].shape
+    (('a.png',), (8, 8))
+    """
+    ref_root = _check_folder(reference, "reference")
+    gen_root = _check_folder(generated, "generated")
+    ref_images, ref_skipped = find_images(ref_root, side="reference")
+    gen_images, gen_skipped = find_images(gen_root, side="generated")
+    if not ref_images:
+        raise _no_images_error(ref_root, "reference", ref_skipped)
+    if not gen_images:
+        raise _no_images_error(gen_root, "generated", gen_skipped)
+    matched, unpaired_ref, unpaired_gen, ambiguous = _match(ref_images, gen_images)
+    if not matched:
+        raise ValueError(
+            f"no image pairs: none of the {len(ref_images)} reference images in {ref_root} and "
+            f"the {len(gen_images)} generated images in {gen_root} share a relative path or "
+            f"stem (e.g. {ref_images[0]!r} and {gen_images[0]!r})"
+        )
+    pairs = tuple(ImagePair(ref, ref_root / ref, gen_root / gen) for ref, gen in matched)
+    size_groups, failed = _group_by_size(pairs) if read_headers else ((), ())
+    return PairingPlan(
+        reference_root=ref_root,
+        generated_root=gen_root,
+        pairs=pairs,
+        unpaired_reference=tuple(unpaired_ref),
+        unpaired_generated=tuple(unpaired_gen),
+        ambiguous=tuple(ambiguous),
+        skipped=ref_skipped + gen_skipped,
+        size_groups=size_groups,
+        failed=failed,
+    )
