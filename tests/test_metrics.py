@@ -16,7 +16,9 @@ import pytest
 from skimage.metrics import structural_similarity
 
 import pipeline
+import pipeline.loss
 import pipeline.metrics
+import pipeline.multiscale
 from pipeline import ssim
 from pipeline.color import LUMA_WEIGHTS
 from pipeline.testing import DEGRADATIONS, degrade, photograph
@@ -182,8 +184,9 @@ def test_uint8_equals_same_values_as_float_with_range_255(rng):
     )
 
 
-def test_docstring_examples_run():
-    failures, tried = doctest.testmod(pipeline.metrics)
+@pytest.mark.parametrize("module", [pipeline.metrics, pipeline.multiscale, pipeline.loss])
+def test_docstring_examples_run(module):
+    failures, tried = doctest.testmod(module)
     assert tried > 0 and failures == 0
 
 
