@@ -2,10 +2,13 @@
 
 from importlib.metadata import PackageNotFoundError, version
 
+from pipeline.config import RunConfig, load_config
+from pipeline.engine import evaluate
 from pipeline.loss import ssim_loss
 from pipeline.metrics import ssim
 from pipeline.multiscale import ms_ssim
 from pipeline.presets import PROFILES, SSIMParams
+from pipeline.sinks import open_results
 
 try:
     __version__ = version("ssim-pipeline")
@@ -14,9 +17,13 @@ except PackageNotFoundError:  # running from a source tree that was never instal
 
 __all__ = [
     "PROFILES",
+    "RunConfig",
     "SSIMParams",
     "__version__",
+    "evaluate",
+    "load_config",
     "ms_ssim",
+    "open_results",
     "ssim",
     "ssim_loss",
 ]

@@ -1,0 +1,402 @@
+"""Run settings: one frozen, validated object, and the one place YAML is read.
+
+A :class:`RunConfig` holds everything that decides what :func:`pipeline.evaluate`
+computes and where it goes. It is built from keyword arguments, from a mapping
+(:meth:`RunConfig.from_mapping`) or from a YAML file (:func:`load_config`), and
+dumps back to the same mapping, so YAML -> config -> YAML is a round trip.
+
+The :meth:`RunConfig.fingerprint` is a hash of the settings that change the
+numbers or the layout of the results; a results store remembers it, and a run
+with a different fingerprint is refused on that store.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from pipeline.color import COLOR_MODES
+from pipeline.kernels import ENGINES
+from pipeline.presets import COVARIANCES, PARAM_NAMES, PROFILES, WINDOWS
+
+__all__ = [
+    "DEVICES",
+    "MAP_CHOICES",
+    "OUTPUT_FORMATS",
+    "SCHEDULERS",
+    "RunConfig",
+    "dump_config",
+    "load_config",
+    "resolve_config",
+]
+
+DEVICES = ("cpu", "gpu")
+OUTPUT_FORMATS = ("zarr", "netcdf", "csv")
+# "default" leaves the choice to Dask's configuration, e.g. an active distributed Client.
+SCHEDULERS = ("threads", "synchronous", "processes", "default")
+MAP_CHOICES = ("ssim", "luminance", "contrast", "structure")
+
+_REGION_PATTERN = re.compile(r"^(all|labels|\d+x\d+|\d+px)$")
+_SUFFIX_FORMATS = {".zarr": "zarr", ".nc": "netcdf", ".nc4": "netcdf", ".csv": "csv"}
+# Settings that say how or where a run executes, not what it computes; they stay out
+# of the fingerprint so that a resumed run may use another scheduler or flag.
+_EXECUTION_ONLY = frozenset({"output", "resume", "overwrite", "scheduler", "num_workers"})
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Validated settings of one :func:`pipeline.evaluate` run.
+
+    Parameters
+    ----------
+    profile : str
+        Compatibility profile (``"wang2004"`` or ``"skimage"``).
+    window, win_size, sigma, k1, k2, covariance
+        Explicit SSIM parameters overriding the profile (``None`` keeps it).
+    data_range : float, optional
+        ``L``; integer inputs default to their dtype's range, floats must give it.
+    channel_axis : int, optional
+        Axis of colour channels in the input arrays.
+    color_mode : str
+        ``"channels"`` (per-channel SSIM, averaged per pixel) or ``"luma"``.
+    regions : str
+        ``"all"``, a grid ``"RxC"`` (rows x columns), a tile size ``"256px"`` or
+        ``"labels"`` (with ``labels``).
+    labels : str or array, optional
+        Label mask: a Zarr path or an integer array of shape (y, x) or (image, y, x).
+    label_names : mapping, optional
+        ``{label value: name}``; only these labels become regions.
+    hist_bins : int
+        Number of equal histogram bins over [-1, 1].
+    chunks : str or tuple
+        ``"auto"`` (planned from ``chunk_pixels`` and the source's chunks),
+        ``"input"`` (keep a Dask input's chunks) or ``(images, y, x)``.
+    chunk_pixels : int
+        Target number of pixels read by one task.
+    batch_images : int, optional
+        Images committed to the output per batch (default: planned).
+    save_maps : bool
+        Also write the maps named in ``maps`` to Zarr.
+    maps : tuple of str
+        Which maps ``save_maps`` writes.
+    maps_output : str, optional
+        Zarr path of the maps (default: group ``maps`` inside a Zarr output).
+    output : str, optional
+        Results path; the format follows the suffix unless ``output_format`` is given.
+    output_format : str, optional
+        ``"zarr"``, ``"netcdf"`` or ``"csv"``.
+    zarr_format : int
+        2 or 3.
+    resume, overwrite : bool
+        Continue an interrupted run, or replace an existing store.
+    engine : str
+        Kernel engine passed to :func:`pipeline.kernels.block_maps`.
+    device : str
+        ``"cpu"`` or ``"gpu"``.
+    scheduler : str
+        Dask scheduler (``"threads"``, ``"synchronous"``, ``"processes"`` or
+        ``"default"``).
+    num_workers : int, optional
+        Worker threads or processes for the local schedulers.
+    """
+
+    profile: str = "wang2004"
+    window: str | None = None
+    win_size: int | None = None
+    sigma: float | None = None
+    k1: float | None = None
+    k2: float | None = None
+    covariance: str | None = None
+    data_range: float | None = None
+    channel_axis: int | None = None
+    color_mode: str = "channels"
+    regions: str = "all"
+    labels: Any = None
+    label_names: Mapping[int, str] | None = None
+    hist_bins: int = 100
+    chunks: str | tuple[int, int, int] = "auto"
+    chunk_pixels: int = 2**21
+    batch_images: int | None = None
+    save_maps: bool = False
+    maps: tuple[str, ...] = ("ssim",)
+    maps_output: str | None = None
+    output: str | None = None
+    output_format: str | None = None
+    zarr_format: int = 3
+    resume: bool = False
+    overwrite: bool = False
+    engine: str = "auto"
+    device: str = "cpu"
+    scheduler: str = "threads"
+    num_workers: int | None = None
+
+    def __post_init__(self) -> None:
+        _choice("profile", self.profile, tuple(PROFILES))
+        _choice("window", self.window, WINDOWS, optional=True)
+        _choice("covariance", self.covariance, COVARIANCES, optional=True)
+        _choice("color_mode", self.color_mode, COLOR_MODES)
+        _choice("engine", self.engine, ENGINES)
+        _choice("device", self.device, DEVICES)
+        _choice("scheduler", self.scheduler, SCHEDULERS)
+        _choice("output_format", self.output_format, OUTPUT_FORMATS, optional=True)
+        for name in ("win_size", "hist_bins", "chunk_pixels", "batch_images", "num_workers"):
+            _positive_int(name, getattr(self, name), optional=name != "hist_bins")
+        for name in ("sigma", "k1", "k2", "data_range"):
+            _positive_float(self, name)
+        if self.channel_axis is not None and (
+            isinstance(self.channel_axis, bool) or not isinstance(self.channel_axis, int)
+        ):
+            raise TypeError(f"channel_axis must be an integer or None (got {self.channel_axis!r})")
+        for name in ("save_maps", "resume", "overwrite"):
+            if not isinstance(getattr(self, name), bool):
+                raise TypeError(f"{name} must be true or false (got {getattr(self, name)!r})")
+        if self.zarr_format not in (2, 3) or isinstance(self.zarr_format, bool):
+            raise ValueError(f"zarr_format must be 2 or 3 (got {self.zarr_format!r})")
+        if self.resume and self.overwrite:
+            raise ValueError("resume and overwrite exclude each other (got both true)")
+        self._check_regions()
+        self._check_chunks()
+        maps = (self.maps,) if isinstance(self.maps, str) else tuple(self.maps)
+        for name in maps:
+            _choice("maps", name, MAP_CHOICES)
+        object.__setattr__(self, "maps", maps)
+        for name in ("output", "maps_output"):
+            value = getattr(self, name)
+            if value is not None:
+                if not isinstance(value, str | Path):
+                    raise TypeError(f"{name} must be a path (got {value!r})")
+                object.__setattr__(self, name, str(value))
+
+    def _check_regions(self) -> None:
+        if not isinstance(self.regions, str) or not _REGION_PATTERN.match(self.regions):
+            raise ValueError(
+                f"regions must be 'all', a grid 'RxC' such as '4x4', a tile size such as "
+                f"'256px', or 'labels' (got {self.regions!r})"
+            )
+        if self.regions != "all" and self.regions != "labels":
+            sizes = [int(v) for v in re.findall(r"\d+", self.regions)]
+            if min(sizes) < 1:
+                raise ValueError(f"regions needs sizes of at least 1 (got {self.regions!r})")
+        if self.regions == "labels" and self.labels is None:
+            raise ValueError("regions='labels' needs labels (a label mask array or Zarr path)")
+        if self.labels is not None and self.regions != "labels":
+            raise ValueError(
+                f"labels were given but regions is {self.regions!r}; set regions='labels'"
+            )
+        if self.label_names is not None:
+            if not isinstance(self.label_names, Mapping):
+                raise TypeError(
+                    f"label_names must be a mapping of label value to name "
+                    f"(got {type(self.label_names).__name__})"
+                )
+            names: dict[int, str] = {}
+            for key, value in self.label_names.items():
+                if (
+                    isinstance(key, bool)
+                    or not isinstance(key, int | str)
+                    or not str(key).isdigit()
+                ):
+                    raise ValueError(
+                        f"label_names keys must be non-negative integers (got {key!r})"
+                    )
+                names[int(key)] = str(value)
+            if len(set(names.values())) != len(names):
+                raise ValueError(f"label_names must be unique (got {sorted(names.values())})")
+            object.__setattr__(self, "label_names", dict(sorted(names.items())))
+
+    def _check_chunks(self) -> None:
+        if isinstance(self.chunks, str):
+            _choice("chunks", self.chunks, ("auto", "input"))
+            return
+        values = tuple(self.chunks) if isinstance(self.chunks, list | tuple) else ()
+        if len(values) != 3 or not all(
+            isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in values
+        ):
+            raise ValueError(
+                "chunks must be 'auto', 'input' or three positive integers "
+                f"(images, y, x) (got {self.chunks!r})"
+            )
+        object.__setattr__(self, "chunks", values)
+
+    # -- conversions -------------------------------------------------------------------
+
+    @classmethod
+    def from_mapping(cls, mapping: Mapping[str, Any]) -> RunConfig:
+        """Build from a mapping such as parsed YAML; unknown keys are refused."""
+        if not isinstance(mapping, Mapping):
+            raise TypeError(f"a configuration must be a mapping (got {type(mapping).__name__})")
+        valid = [f.name for f in fields(cls)]
+        unknown = sorted(str(k) for k in mapping if k not in valid)
+        if unknown:
+            raise ValueError(
+                f"unknown configuration key(s) {', '.join(unknown)}; valid keys: {', '.join(valid)}"
+            )
+        values = dict(mapping)
+        if isinstance(values.get("chunks"), list):
+            values["chunks"] = tuple(values["chunks"])
+        if isinstance(values.get("maps"), list):
+            values["maps"] = tuple(values["maps"])
+        return cls(**values)
+
+    def to_mapping(self) -> dict[str, Any]:
+        """Plain YAML/JSON-safe values of every field (tuples become lists)."""
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, tuple):
+                value = list(value)
+            elif isinstance(value, Mapping):
+                value = dict(value)
+            elif f.name == "labels" and value is not None and not isinstance(value, str):
+                value = f"<in-memory {type(value).__name__}>"
+            out[f.name] = value
+        return out
+
+    def replace(self, **overrides: Any) -> RunConfig:
+        """A copy with ``overrides`` applied (and validated); unknown names are refused."""
+        valid = [f.name for f in fields(self)]
+        unknown = sorted(set(overrides) - set(valid))
+        if unknown:
+            raise TypeError(
+                f"unknown setting(s) {', '.join(unknown)}; valid settings: {', '.join(valid)}"
+            )
+        return replace(self, **overrides)
+
+    def ssim_overrides(self) -> dict[str, Any]:
+        """The explicit SSIM parameters, for :func:`pipeline.presets.resolve_params`."""
+        return {name: getattr(self, name) for name in PARAM_NAMES}
+
+    def resolved_output_format(self) -> str | None:
+        """The output format, from ``output_format`` or the output path's suffix."""
+        if self.output is None:
+            return None
+        if self.output_format is not None:
+            return self.output_format
+        suffix = Path(self.output.rstrip("/")).suffix.lower()
+        if suffix not in _SUFFIX_FORMATS:
+            raise ValueError(
+                f"cannot tell the output format from {self.output!r}; use a suffix among "
+                f"{', '.join(_SUFFIX_FORMATS)} or set output_format"
+            )
+        return _SUFFIX_FORMATS[suffix]
+
+    def result_mapping(self) -> dict[str, Any]:
+        """:meth:`to_mapping` without the settings of how and where the run executes.
+
+        What a results store records: a resumed run leaves it unchanged.
+        """
+        return {k: v for k, v in self.to_mapping().items() if k not in _EXECUTION_ONLY}
+
+    def fingerprint(self) -> str:
+        """Stable hash of the settings that decide the results (not how the run executes)."""
+        canonical = self.result_mapping()
+        if self.labels is not None and not isinstance(self.labels, str):
+            from dask.base import tokenize
+
+            # tokenize hashes an array's values (NumPy) or its graph (Dask) deterministically.
+            canonical["labels"] = tokenize(self.labels)
+        text = json.dumps(canonical, sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _choice(name: str, value: Any, allowed: tuple[str, ...], *, optional: bool = False) -> None:
+    if optional and value is None:
+        return
+    if not isinstance(value, str) or value not in allowed:
+        raise ValueError(f"{name} must be one of {', '.join(allowed)} (got {value!r})")
+
+
+def _positive_int(name: str, value: Any, *, optional: bool) -> None:
+    if optional and value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int | np.integer):
+        raise TypeError(f"{name} must be an integer (got {value!r})")
+    if value < 1:
+        raise ValueError(f"{name} must be at least 1 (got {value})")
+
+
+def _positive_float(config: RunConfig, name: str) -> None:
+    value = getattr(config, name)
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int | float | np.number):
+        raise TypeError(f"{name} must be a number (got {value!r})")
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{name} must be a positive finite number (got {value})")
+    object.__setattr__(config, name, float(value))
+
+
+def load_config(path: str | Path) -> RunConfig:
+    """Read a YAML run configuration (``yaml.safe_load``) and validate it.
+
+    Parameters
+    ----------
+    path : str or Path
+        A YAML file holding a mapping of :class:`RunConfig` fields.
+
+    Returns
+    -------
+    RunConfig
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> f = pathlib.Path(tempfile.mkdtemp()) / "run.yaml"
+    >>> _ = f.write_text("profile: skimage\\nregions: 2x2\\n")
+    >>> load_config(f).regions
+    '2x2'
+    """
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as error:
+        raise ValueError(f"cannot read configuration file {str(path)!r}: {error}") from error
+    try:
+        mapping = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise ValueError(f"configuration file {str(path)!r} is not valid YAML: {error}") from error
+    if mapping is None:
+        mapping = {}
+    try:
+        return RunConfig.from_mapping(mapping)
+    except (TypeError, ValueError) as error:
+        raise type(error)(f"in configuration file {str(path)!r}: {error}") from error
+
+
+def dump_config(config: RunConfig, path: str | Path | None = None) -> str:
+    """The YAML text of ``config``, also written to ``path`` when given."""
+    mapping = config.to_mapping()
+    if config.labels is not None and not isinstance(config.labels, str):
+        raise ValueError("a configuration with an in-memory label array cannot be written as YAML")
+    text = yaml.safe_dump(mapping, sort_keys=False)
+    if path is not None:
+        Path(path).write_text(text)
+    return text
+
+
+def resolve_config(
+    config: RunConfig | Mapping[str, Any] | str | Path | None, **overrides: Any
+) -> RunConfig:
+    """The effective settings: ``config`` (object, mapping, YAML path or None) plus overrides."""
+    if config is None:
+        base = RunConfig()
+    elif isinstance(config, RunConfig):
+        base = config
+    elif isinstance(config, Mapping):
+        base = RunConfig.from_mapping(config)
+    elif isinstance(config, str | Path):
+        base = load_config(config)
+    else:
+        raise TypeError(
+            f"config must be a RunConfig, a mapping or a YAML path (got {type(config).__name__})"
+        )
+    return base.replace(**overrides) if overrides else base

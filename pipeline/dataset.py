@@ -1,0 +1,212 @@
+"""The result Dataset of DESIGN.md: names defined once, construction and a schema check.
+
+One row per image pair, regions as a second dimension::
+
+    coords  image, reference(image), generated(image), region, bin, bin_lower(bin), bin_upper(bin)
+    vars    ssim, luminance, contrast, structure, ssim_std, ssim_min, ssim_max, count
+            (image, region); ssim_hist (image, region, bin); status (image); ms_ssim (image)
+            when enabled
+    attrs   provenance: profile and every SSIM parameter, data_range and its source, colour
+            mode, package version, config fingerprint, creation time
+
+``ssim_std`` is the population standard deviation of the map (NumPy's ``std``);
+regions without a valid pixel have ``count`` 0 and NaN statistics; a failed pair
+has NaN everywhere and its reason in ``status``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import dask.array as da
+import numpy as np
+import xarray as xr
+
+from pipeline.reductions import bin_edges
+
+__all__ = [
+    "BIN",
+    "BIN_LOWER",
+    "BIN_UPPER",
+    "CONTRAST",
+    "COUNT",
+    "FLOAT_STATISTICS",
+    "GENERATED",
+    "IMAGE",
+    "LUMINANCE",
+    "MS_SSIM",
+    "PENDING",
+    "REFERENCE",
+    "REGION",
+    "REQUIRED_ATTRS",
+    "SSIM",
+    "SSIM_HIST",
+    "SSIM_MAX",
+    "SSIM_MIN",
+    "SSIM_STD",
+    "STATUS",
+    "STATUS_OK",
+    "STRUCTURE",
+    "build_dataset",
+    "template_dataset",
+    "validate_dataset",
+]
+
+IMAGE, REGION, BIN = "image", "region", "bin"
+REFERENCE, GENERATED = "reference", "generated"
+BIN_LOWER, BIN_UPPER = "bin_lower", "bin_upper"
+SSIM, LUMINANCE, CONTRAST, STRUCTURE = "ssim", "luminance", "contrast", "structure"
+SSIM_STD, SSIM_MIN, SSIM_MAX, COUNT = "ssim_std", "ssim_min", "ssim_max", "count"
+SSIM_HIST, STATUS, MS_SSIM = "ssim_hist", "status", "ms_ssim"
+STATUS_OK = "ok"
+# Status of a pair not computed yet: what an interrupted store holds until resumed.
+PENDING = ""
+
+FLOAT_STATISTICS = (SSIM, LUMINANCE, CONTRAST, STRUCTURE, SSIM_STD, SSIM_MIN, SSIM_MAX)
+REQUIRED_ATTRS = (
+    "profile",
+    "ssim_window",
+    "ssim_win_size",
+    "ssim_sigma",
+    "ssim_k1",
+    "ssim_k2",
+    "ssim_covariance",
+    "data_range",
+    "data_range_source",
+    "color_mode",
+    "package_version",
+    "config_fingerprint",
+    "created",
+)
+
+_DESCRIPTIONS = {
+    SSIM: "mean SSIM over the valid map in the region",
+    LUMINANCE: "mean luminance comparison l",
+    CONTRAST: "mean contrast comparison c",
+    STRUCTURE: "mean structure comparison s",
+    SSIM_STD: "population standard deviation of the SSIM map in the region",
+    SSIM_MIN: "minimum of the SSIM map in the region",
+    SSIM_MAX: "maximum of the SSIM map in the region",
+    COUNT: "number of valid-map pixels in the region",
+    SSIM_HIST: "histogram of the SSIM map on equal bins over [-1, 1]",
+    STATUS: "'ok', or the reason the pair failed",
+}
+
+
+def _coords(
+    image: np.ndarray,
+    reference: Sequence[str],
+    generated: Sequence[str],
+    regions: Sequence[str],
+    bins: int,
+) -> dict[str, Any]:
+    edges = bin_edges(bins)
+    return {
+        IMAGE: (IMAGE, np.asarray(image)),
+        REFERENCE: (IMAGE, np.asarray(reference, dtype=object)),
+        GENERATED: (IMAGE, np.asarray(generated, dtype=object)),
+        REGION: (REGION, np.asarray(regions, dtype=object)),
+        BIN: (BIN, (edges[:-1] + edges[1:]) / 2),
+        BIN_LOWER: (BIN, edges[:-1]),
+        BIN_UPPER: (BIN, edges[1:]),
+    }
+
+
+def build_dataset(
+    statistics: Mapping[str, np.ndarray],
+    *,
+    image: np.ndarray,
+    reference: Sequence[str],
+    generated: Sequence[str],
+    regions: Sequence[str],
+    status: Sequence[str],
+    attrs: Mapping[str, Any],
+) -> xr.Dataset:
+    """The result Dataset from finalized statistics (``reductions.finalize_statistics``).
+
+    ``statistics`` maps each variable name to an array shaped ``(image, region)``
+    (``(image, region, bin)`` for ``ssim_hist``; ``ms_ssim`` ``(image,)`` if present).
+    """
+    bins = int(statistics[SSIM_HIST].shape[-1])
+    data_vars: dict[str, Any] = {}
+    for name in (*FLOAT_STATISTICS, COUNT):
+        data_vars[name] = ((IMAGE, REGION), np.asarray(statistics[name]))
+    data_vars[SSIM_HIST] = ((IMAGE, REGION, BIN), np.asarray(statistics[SSIM_HIST]))
+    if MS_SSIM in statistics:
+        data_vars[MS_SSIM] = ((IMAGE,), np.asarray(statistics[MS_SSIM]))
+    data_vars[STATUS] = ((IMAGE,), np.asarray(status, dtype=object))
+    ds = xr.Dataset(
+        data_vars, coords=_coords(image, reference, generated, regions, bins), attrs=dict(attrs)
+    )
+    for name, text in _DESCRIPTIONS.items():
+        ds[name].attrs["description"] = text
+    return ds
+
+
+def template_dataset(
+    *,
+    image: np.ndarray,
+    reference: Sequence[str],
+    generated: Sequence[str],
+    regions: Sequence[str],
+    bins: int,
+    batch_images: int,
+    attrs: Mapping[str, Any],
+) -> xr.Dataset:
+    """A lazy, all-pending Dataset with the final layout: what a store starts as.
+
+    Statistics are Dask arrays (writing it with ``compute=False`` stores only
+    metadata) chunked by commit batch; ``status`` is all :data:`PENDING`.
+    """
+    n, n_regions = len(image), len(regions)
+    chunks = (batch_images, n_regions)
+    statistics: dict[str, Any] = {
+        name: da.full((n, n_regions), np.nan, chunks=chunks) for name in FLOAT_STATISTICS
+    }
+    statistics[COUNT] = da.zeros((n, n_regions), dtype=np.int64, chunks=chunks)
+    statistics[SSIM_HIST] = da.zeros((n, n_regions, bins), dtype=np.int64, chunks=(*chunks, bins))
+    data_vars: dict[str, Any] = {
+        name: ((IMAGE, REGION, BIN) if name == SSIM_HIST else (IMAGE, REGION), value)
+        for name, value in statistics.items()
+    }
+    data_vars[STATUS] = ((IMAGE,), np.full(n, PENDING, dtype=object))
+    ds = xr.Dataset(
+        data_vars, coords=_coords(image, reference, generated, regions, bins), attrs=dict(attrs)
+    )
+    for name, text in _DESCRIPTIONS.items():
+        ds[name].attrs["description"] = text
+    return ds
+
+
+def validate_dataset(ds: xr.Dataset) -> None:
+    """Check ``ds`` against the schema; one ValueError listing every problem found."""
+    problems: list[str] = []
+    for name in (IMAGE, REFERENCE, GENERATED, REGION, BIN):
+        if name not in ds.coords:
+            problems.append(f"missing coordinate {name!r}")
+    expected: dict[str, tuple[str, ...]] = {
+        name: (IMAGE, REGION) for name in (*FLOAT_STATISTICS, COUNT)
+    }
+    expected[SSIM_HIST] = (IMAGE, REGION, BIN)
+    expected[STATUS] = (IMAGE,)
+    if MS_SSIM in ds:
+        expected[MS_SSIM] = (IMAGE,)
+    for name, dims in expected.items():
+        if name not in ds.data_vars:
+            problems.append(f"missing variable {name!r}")
+        elif ds[name].dims != dims:
+            problems.append(f"variable {name!r} has dims {ds[name].dims}, expected {dims}")
+    for name in (COUNT, SSIM_HIST):
+        if name in ds and ds[name].dtype.kind not in "iu":
+            problems.append(f"variable {name!r} must be integer (got {ds[name].dtype})")
+    extra = sorted(str(name) for name in set(ds.data_vars) - set(expected))
+    if extra:
+        problems.append(f"unexpected variable(s) {', '.join(extra)}")
+    missing_attrs = [a for a in REQUIRED_ATTRS if a not in ds.attrs]
+    if missing_attrs:
+        problems.append(f"missing attribute(s) {', '.join(missing_attrs)}")
+    if REGION in ds.coords and (ds.sizes[REGION] == 0 or str(ds[REGION].values[0]) != "all"):
+        problems.append("the first region must be 'all'")
+    if problems:
+        raise ValueError("result dataset does not match the schema: " + "; ".join(problems))

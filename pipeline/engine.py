@@ -1,0 +1,507 @@
+"""``evaluate``: sources -> tiling -> kernels -> reductions -> dataset -> sinks.
+
+Everything the user can get wrong is checked in :func:`plan_run` before a
+pixel is read. Then the graph of partial statistics is built once and
+computed one commit batch (a group of image chunks) at a time; each batch's
+statistics go straight to the sink, so an interrupted run keeps what it
+finished and ``resume=True`` computes the rest.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, cast
+
+import dask
+import dask.array as da
+import numba
+import numpy as np
+import xarray as xr
+import zarr
+
+from pipeline.backend import to_host
+from pipeline.color import check_color_mode, to_luma
+from pipeline.config import RunConfig, resolve_config
+from pipeline.dataset import STATUS_OK, build_dataset, template_dataset
+from pipeline.kernels import block_maps
+from pipeline.presets import Profile, SSIMParams, resolve_params
+from pipeline.reductions import (
+    FIELDS,
+    block_statistics,
+    empty_statistics,
+    finalize_statistics,
+    merge_statistics,
+)
+from pipeline.regions import RegionPlan, parse_regions, region_ids
+from pipeline.sinks import ZarrSink, export_csv, export_netcdf, open_results
+from pipeline.sources import SourcePair, open_pair
+from pipeline.tiling import map_valid_blocks, overlap_depth, plan_chunks, valid_map_array
+from pipeline.validation import check_window_fits, resolve_data_range
+
+__all__ = ["KernelSpec", "RunPlan", "evaluate", "plan_run"]
+
+BatchCallback = Callable[[int, int, int], None]
+
+
+@dataclass(frozen=True)
+class KernelSpec:
+    """What a block needs to compute its maps: window, constants, engine, colour, device."""
+
+    window: str
+    weights: tuple[float, ...]
+    c1: float
+    c2: float
+    cov_norm: float
+    depth: int
+    engine: str
+    color_mode: str
+    device: str
+    # Threads of the compiled kernel inside one task: 1 when Dask's workers already
+    # use every core (numba's setting is per thread), None to leave it alone.
+    kernel_threads: int | None = None
+
+    def maps(self, x: np.ndarray, y: np.ndarray) -> dict[str, np.ndarray]:
+        """Valid ``ssim``/``luminance``/``contrast``/``structure`` maps of a block.
+
+        ``x``, ``y`` are ``(images, h, w, channels)``; the result is
+        ``(images, h - 2 depth, w - 2 depth)`` in the kernel's precision, averaged
+        over channels in float64 (the pixel's mean of per-channel SSIM, so its
+        mean is skimage's score).
+        """
+        n, h, w, channels = x.shape
+        shape = (n, max(h - 2 * self.depth, 0), max(w - 2 * self.depth, 0))
+        names = ("ssim", "luminance", "contrast", "structure")
+        if 0 in shape:
+            return {name: np.zeros(shape) for name in names}
+        if self.device == "gpu":
+            import cupy
+
+            x, y = cupy.asarray(x), cupy.asarray(y)
+        if self.color_mode == "luma" and channels == 3:
+            x, y, channels = to_luma(x, 3)[..., None], to_luma(y, 3)[..., None], 1
+        if self.kernel_threads is not None:
+            numba.set_num_threads(self.kernel_threads)
+        weights = np.asarray(self.weights)
+        out: dict[str, np.ndarray] = {}
+        for i in range(n):
+            for c in range(channels):
+                maps = block_maps(
+                    x[i, :, :, c],
+                    y[i, :, :, c],
+                    window=self.window,
+                    weights=weights,
+                    c1=self.c1,
+                    c2=self.c2,
+                    cov_norm=self.cov_norm,
+                    components=True,
+                    engine=self.engine,
+                )
+                if n == 1 and channels == 1:
+                    # One grey image: keep the kernel's own arrays (and dtype), no copy.
+                    return {name: to_host(maps[name])[None] for name in names}
+                for name in names:
+                    if name not in out:
+                        # Several channels are summed in float64 before the mean.
+                        dtype = np.float64 if channels > 1 else maps[name].dtype
+                        out[name] = np.zeros(shape, dtype=dtype)
+                    out[name][i] += to_host(maps[name])
+        if channels > 1:
+            for target in out.values():
+                target /= channels
+        return out
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """A checked run: settings, sources, parameters, regions, chunks and the statistics graph."""
+
+    config: RunConfig
+    pair: SourcePair
+    profile: Profile
+    params: SSIMParams
+    data_range: float
+    data_range_source: str
+    regions: RegionPlan
+    chunks: tuple[tuple[int, ...], ...]
+    batches: tuple[tuple[int, int], ...]
+    statistics: da.Array
+    attrs: dict[str, Any]
+    kernel: KernelSpec
+
+    @property
+    def batch_images(self) -> int:
+        return self.batches[0][1] - self.batches[0][0]
+
+
+def plan_run(config: RunConfig, pair: SourcePair) -> RunPlan:
+    """Check everything, plan the chunks and build the lazy statistics graph."""
+    profile, params = resolve_params(config.profile, **config.ssim_overrides())
+    data_range, range_source = resolve_data_range(
+        config.data_range, pair.reference.dtype, pair.generated.dtype
+    )
+    check_window_fits(pair.image_shape, params.win_size)
+    if config.color_mode == "luma":
+        # The sources moved the channels last; what matters is that there are three.
+        check_color_mode("luma", 3 if pair.n_channels > 1 else None, pair.n_channels)
+    regions = parse_regions(
+        config.regions,
+        pair.image_shape,
+        n_images=pair.n_images,
+        labels=config.labels,
+        label_names=config.label_names,
+    )
+    depth = overlap_depth(params.win_size)
+    shape = (pair.n_images, *pair.image_shape, pair.n_channels)
+    chunks, batches = plan_chunks(
+        shape,
+        depth=depth,
+        native=pair.native_chunks,
+        chunk_pixels=config.chunk_pixels,
+        requested=config.chunks,
+        input_chunks=pair.reference.chunks,
+        batch_images=config.batch_images,
+    )
+    c1, c2 = params.constants(data_range)
+    spec = KernelSpec(
+        window=params.window,
+        weights=tuple(float(w) for w in params.weights()),
+        c1=c1,
+        c2=c2,
+        cov_norm=params.cov_norm(2),
+        depth=depth,
+        engine=config.engine,
+        color_mode=config.color_mode,
+        device=config.device,
+        kernel_threads=None if config.scheduler == "synchronous" else 1,
+    )
+    statistics = _statistics_graph(pair, regions, spec, chunks, config.hist_bins)
+    return RunPlan(
+        config=config,
+        pair=pair,
+        profile=profile,
+        params=params,
+        data_range=data_range,
+        data_range_source=range_source,
+        regions=regions,
+        chunks=chunks,
+        batches=batches,
+        statistics=statistics,
+        attrs=_provenance(config, pair, params, data_range, range_source),
+        kernel=spec,
+    )
+
+
+def _statistics_graph(
+    pair: SourcePair,
+    regions: RegionPlan,
+    spec: KernelSpec,
+    chunks: tuple[tuple[int, ...], ...],
+    bins: int,
+) -> da.Array:
+    """Lazy ``(image, region, field)`` partial statistics, tree-combined over blocks."""
+    arrays = [pair.reference.rechunk(chunks), pair.generated.rechunk(chunks)]
+    if regions.labels is not None:
+        mask = regions.labels[..., None]
+        if mask.shape[0] == 1:
+            # One mask for every image: broadcast views, never copies per image.
+            mask = da.broadcast_to(
+                mask.rechunk((1, *chunks[1:3], 1)),
+                (*arrays[0].shape[:3], 1),
+                chunks=(*chunks[:3], (1,)),
+            )
+        arrays.append(mask.rechunk((*chunks[:3], (1,))))
+    n_regions = len(regions.names)
+    floats = pair.reference.dtype.kind == "f" or pair.generated.dtype.kind == "f"
+
+    def on_block(
+        x: np.ndarray,
+        y: np.ndarray,
+        labels: np.ndarray | None = None,
+        *,
+        rows: tuple[int, int],
+        cols: tuple[int, int],
+    ) -> np.ndarray:
+        if floats:
+            for name, block in (("reference", x), ("generated", y)):
+                if not np.isfinite(block).all():
+                    raise ValueError(f"{name} contains NaN or Inf pixels; SSIM needs finite pixels")
+        maps = spec.maps(x, y)
+        n = x.shape[0]
+        if maps["ssim"].size == 0:
+            return empty_statistics(n, n_regions, bins)
+        label_block = None
+        if labels is not None:
+            # Valid-map pixel (i, j) is the window centred on block pixel (i + depth, j + depth).
+            d = spec.depth
+            h, w = maps["ssim"].shape[1:]
+            label_block = labels[:, d : d + h, d : d + w, 0]
+        ids = region_ids(regions, rows, cols, n, label_block)
+        return block_statistics(maps, ids, n_regions, bins)
+
+    per_block = map_valid_blocks(
+        on_block, arrays, depth=spec.depth, out_tail=(n_regions, len(FIELDS) + bins)
+    )
+    return da.reduction(
+        per_block,
+        chunk=_keep,
+        combine=merge_statistics,
+        aggregate=merge_statistics,
+        axis=(1, 2),
+        dtype=np.float64,
+        concatenate=True,
+        split_every=8,
+        meta=np.empty((0, 0, 0), dtype=np.float64),
+    )
+
+
+def _keep(block: np.ndarray, axis: Any = None, keepdims: bool = True) -> np.ndarray:
+    return block
+
+
+def _provenance(
+    config: RunConfig,
+    pair: SourcePair,
+    params: SSIMParams,
+    data_range: float,
+    range_source: str,
+) -> dict[str, Any]:
+    from pipeline import __version__
+
+    identity = json.dumps(pair.identity, sort_keys=True, default=str)
+    import hashlib
+
+    attrs: dict[str, Any] = {"profile": config.profile}
+    attrs.update({f"ssim_{name}": value for name, value in params.as_dict().items()})
+    attrs.update(
+        {
+            "data_range": data_range,
+            "data_range_source": range_source,
+            "color_mode": config.color_mode if pair.n_channels > 1 else "grey",
+            "n_channels": pair.n_channels,
+            "regions": config.regions,
+            "hist_bins": config.hist_bins,
+            "engine": config.engine,
+            "device": config.device,
+            "package_version": __version__,
+            "config_fingerprint": config.fingerprint(),
+            "source_fingerprint": hashlib.sha256(identity.encode()).hexdigest()[:16],
+            "sources": identity,
+            "config": json.dumps(config.result_mapping(), sort_keys=True, default=str),
+            "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        }
+    )
+    return attrs
+
+
+def _maps_path(config: RunConfig) -> str:
+    if config.maps_output is not None:
+        return config.maps_output
+    if config.output is not None and config.resolved_output_format() == "zarr":
+        return f"{config.output.rstrip('/')}/maps"
+    raise ValueError(
+        "save_maps needs maps_output (a Zarr path) unless output is a Zarr store "
+        f"(got output={config.output!r})"
+    )
+
+
+@dataclass(frozen=True)
+class _MapWriter:
+    """The valid maps as one Dask array and the Zarr arrays they are stored into."""
+
+    maps: da.Array
+    targets: dict[str, zarr.Array]
+
+    def store(self, start: int, stop: int) -> list[Any]:
+        region = (slice(start, stop), slice(None), slice(None))
+        return [
+            da.store(
+                self.maps[start:stop, :, :, k],
+                cast(Any, target),
+                regions=region,
+                lock=False,
+                compute=False,
+            )
+            for k, target in enumerate(self.targets.values())
+        ]
+
+
+def _map_writer(plan: RunPlan) -> _MapWriter:
+    """Create (or reopen, when resuming) the maps' Zarr arrays, chunked like the input."""
+    config, spec = plan.config, plan.kernel
+    names = config.maps
+    x = plan.pair.reference.rechunk(plan.chunks)
+    y = plan.pair.generated.rechunk(plan.chunks)
+
+    def stacked(xb: np.ndarray, yb: np.ndarray) -> np.ndarray:
+        maps = spec.maps(xb, yb)
+        return np.stack([maps[name] for name in names], axis=-1)
+
+    valid = valid_map_array(stacked, x, y, depth=spec.depth, n_maps=len(names))
+    shape = tuple(int(s) for s in valid.shape[:3])
+    chunk = (
+        1,
+        max(1, min(plan.chunks[1][0], shape[1])),
+        max(1, min(plan.chunks[2][0], shape[2])),
+    )
+    group = zarr.open_group(
+        _maps_path(config), mode="a", zarr_format=cast(Literal[2, 3], config.zarr_format)
+    )
+    targets = {}
+    for name in names:
+        if name in group:
+            target = group[name]
+            if not isinstance(target, zarr.Array) or target.shape != shape:
+                raise ValueError(
+                    f"maps store {_maps_path(config)!r} holds {name!r} of another shape "
+                    f"(expected {shape}); pass overwrite=True or another maps_output"
+                )
+        else:
+            target = group.create_array(
+                name, shape=shape, chunks=chunk, dtype="float64", fill_value=np.nan
+            )
+        targets[name] = target
+    # Dask chunks equal to the Zarr chunks: no two tasks ever write the same chunk.
+    return _MapWriter(valid.rechunk((*chunk, len(names))), targets)
+
+
+def _compute(plan: RunPlan, start: int, stop: int, writer: _MapWriter | None = None) -> np.ndarray:
+    config = plan.config
+    kwargs: dict[str, Any] = {}
+    if config.scheduler != "default":
+        kwargs["scheduler"] = config.scheduler
+    if config.num_workers is not None:
+        kwargs["num_workers"] = config.num_workers
+    extra = writer.store(start, stop) if writer is not None else []
+    packed, *_ = dask.compute(plan.statistics[start:stop], *extra, **kwargs)
+    return np.asarray(packed)
+
+
+def _batch_status(plan: RunPlan, start: int, stop: int) -> list[str]:
+    return [plan.pair.status.get(i, STATUS_OK) for i in range(start, stop)]
+
+
+def _finalize_batch(plan: RunPlan, start: int, stop: int, packed: np.ndarray) -> dict[str, Any]:
+    statistics = finalize_statistics(packed)
+    failed = [i - start for i in range(start, stop) if i in plan.pair.status]
+    if failed:
+        for values in statistics.values():
+            values[failed] = 0 if values.dtype.kind in "iu" else np.nan
+    return statistics
+
+
+def evaluate(
+    reference: Any,
+    generated: Any,
+    *,
+    config: RunConfig | Mapping[str, Any] | str | Path | None = None,
+    on_batch: BatchCallback | None = None,
+    **overrides: Any,
+) -> xr.Dataset:
+    """SSIM statistics of every image pair, per image and region, computed chunk by chunk.
+
+    Parameters
+    ----------
+    reference, generated : array or path
+        NumPy, Dask or Zarr arrays (or Zarr paths) shaped ``(image, y, x[, channel])``
+        or one image ``(y, x[, channel])``; nothing is read before the graph runs.
+    config : RunConfig, mapping or path, optional
+        Run settings (a YAML path is read with :func:`pipeline.load_config`).
+    on_batch : callable, optional
+        Called as ``on_batch(done, total, images_in_batch)`` after each committed batch.
+    **overrides
+        Any :class:`pipeline.config.RunConfig` field, e.g. ``regions="4x4"``,
+        ``output="results.zarr"``, ``resume=True``, ``engine="reference"``.
+
+    Returns
+    -------
+    xarray.Dataset
+        The result Dataset of DESIGN.md (lazily opened from the store when
+        ``output`` is a Zarr path, in memory otherwise).
+
+    Examples
+    --------
+    >>> import numpy as np, pipeline as sp
+    >>> rng = np.random.default_rng(0)
+    >>> x = rng.integers(0, 256, (3, 64, 64), dtype=np.uint8)
+    >>> ds = sp.evaluate(x, x, regions="2x2")
+    >>> ds.ssim.sel(region="all").values.tolist()
+    [1.0, 1.0, 1.0]
+    """
+    config = resolve_config(config, **overrides)
+    output_format = config.resolved_output_format()
+    pair = open_pair(reference, generated, channel_axis=config.channel_axis)
+    plan = plan_run(config, pair)
+    common: dict[str, Any] = {
+        "image": pair.image,
+        "reference": pair.reference_names,
+        "generated": pair.generated_names,
+        "regions": plan.regions.names,
+    }
+    if output_format == "zarr":
+        assert config.output is not None
+        template = template_dataset(
+            **common,
+            bins=config.hist_bins,
+            batch_images=plan.batch_images,
+            attrs=plan.attrs,
+        )
+        sink = ZarrSink(
+            config.output,
+            template,
+            batch_images=plan.batch_images,
+            zarr_format=config.zarr_format,
+            resume=config.resume,
+            overwrite=config.overwrite,
+        )
+        try:
+            writer = _map_writer(plan) if config.save_maps else None
+            todo = sink.pending(plan.batches)
+            for done, (start, stop) in enumerate(todo, 1):
+                packed = _compute(plan, start, stop, writer)
+                sink.write(
+                    start,
+                    stop,
+                    _finalize_batch(plan, start, stop, packed),
+                    _batch_status(plan, start, stop),
+                )
+                if on_batch is not None:
+                    on_batch(done, len(todo), stop - start)
+        finally:
+            sink.close()
+        return open_results(config.output)
+
+    if output_format in ("netcdf", "csv"):
+        _fresh_path(config)  # refuse an existing file before any work
+    writer = _map_writer(plan) if config.save_maps else None
+    parts = []
+    for done, (start, stop) in enumerate(plan.batches, 1):
+        parts.append(_compute(plan, start, stop, writer))
+        if on_batch is not None:
+            on_batch(done, len(plan.batches), stop - start)
+    packed = np.concatenate(parts, axis=0)
+    statistics = _finalize_batch(plan, 0, pair.n_images, packed)
+    ds = build_dataset(
+        statistics,
+        **common,
+        status=_batch_status(plan, 0, pair.n_images),
+        attrs=plan.attrs,
+    )
+    if output_format == "netcdf":
+        export_netcdf(ds, _fresh_path(config))
+    elif output_format == "csv":
+        export_csv(ds, _fresh_path(config))
+    return ds
+
+
+def _fresh_path(config: RunConfig) -> Path:
+    assert config.output is not None
+    path = Path(config.output)
+    if path.exists() and not config.overwrite:
+        raise FileExistsError(
+            f"output {str(path)!r} already exists; pass overwrite=True to replace it"
+        )
+    return path

@@ -1,0 +1,169 @@
+"""Regions of an image that get their own statistics: the whole image, a grid, label masks.
+
+Every valid-map pixel belongs to region ``all`` and to at most one further
+region. Membership is decided by the pixel's position in the image: a pixel of
+the 'valid' SSIM map stands for the window centred on image pixel
+``(y + radius, x + radius)``, and that centre's grid tile or label is the
+region it counts toward. Tiles along the border therefore count fewer pixels
+(the first and last ``radius`` rows and columns have no valid window).
+
+Specs: ``"all"``; ``"RxC"`` — R rows by C columns of near-equal tiles named
+``r{i}c{j}`` (tile row ``i = floor(y * R / H)``); ``"256px"`` — square tiles of
+256 pixels from the top-left corner (the last row and column of tiles may be
+smaller); ``"labels"`` — an integer label mask of shape ``(y, x)`` (shared by
+all images) or ``(image, y, x)``; with ``label_names`` only those label values
+are regions (named as given), otherwise every non-zero label value found in the
+mask (read once, up front) is a region named ``label{value}``. Pixels whose
+label is no region count only toward ``all``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import dask.array as da
+import numpy as np
+
+from pipeline.sources import open_array
+
+__all__ = ["ALL_REGION", "RegionPlan", "parse_regions", "region_ids"]
+
+ALL_REGION = "all"
+
+
+@dataclass(frozen=True)
+class RegionPlan:
+    """The regions of one run: names (``all`` first) and how to find a pixel's region.
+
+    ``row_index``/``col_index`` map an image row/column to its grid tile row/column
+    (grids); ``label_values`` are the sorted label values that are regions and
+    ``labels`` the lazy mask shaped ``(1 or image, y, x)`` (label masks).
+    """
+
+    names: tuple[str, ...]
+    kind: str
+    grid_cols: int = 0
+    row_index: np.ndarray | None = None
+    col_index: np.ndarray | None = None
+    label_values: np.ndarray | None = None
+    labels: da.Array | None = None
+
+    @property
+    def n_sub(self) -> int:
+        """Number of regions besides ``all``."""
+        return len(self.names) - 1
+
+
+def parse_regions(
+    spec: str,
+    image_shape: tuple[int, int],
+    *,
+    n_images: int,
+    labels: Any = None,
+    label_names: Mapping[int, str] | None = None,
+) -> RegionPlan:
+    """The :class:`RegionPlan` for a spec and image shape ``(H, W)``; all checks done here.
+
+    Raises
+    ------
+    ValueError
+        A spec that does not parse, a label mask of the wrong shape or dtype.
+    """
+    height, width = image_shape
+    if spec == ALL_REGION:
+        return RegionPlan(names=(ALL_REGION,), kind="all")
+    grid = re.fullmatch(r"(\d+)x(\d+)", spec) if isinstance(spec, str) else None
+    tile = re.fullmatch(r"(\d+)px", spec) if isinstance(spec, str) else None
+    if grid or tile:
+        if grid:
+            rows, cols = int(grid.group(1)), int(grid.group(2))
+            if rows < 1 or cols < 1:
+                raise ValueError(f"regions grid needs at least 1x1 tiles (got {spec!r})")
+            row_index = np.arange(height) * rows // height
+            col_index = np.arange(width) * cols // width
+        else:
+            assert tile is not None  # narrowed for mypy: one of the two matched
+            size = int(tile.group(1))
+            if size < 1:
+                raise ValueError(f"regions tile size must be at least 1 pixel (got {spec!r})")
+            rows, cols = -(-height // size), -(-width // size)
+            row_index = np.arange(height) // size
+            col_index = np.arange(width) // size
+        names = tuple(f"r{i}c{j}" for i in range(rows) for j in range(cols))
+        return RegionPlan(
+            names=(ALL_REGION, *names),
+            kind="grid",
+            grid_cols=cols,
+            row_index=row_index.astype(np.intp),
+            col_index=col_index.astype(np.intp),
+        )
+    if spec == "labels":
+        return _label_plan(labels, label_names, image_shape, n_images)
+    raise ValueError(
+        f"regions must be 'all', a grid 'RxC' such as '4x4', a tile size such as '256px', "
+        f"or 'labels' (got {spec!r})"
+    )
+
+
+def _label_plan(
+    labels: Any, label_names: Mapping[int, str] | None, image_shape: tuple[int, int], n: int
+) -> RegionPlan:
+    if labels is None:
+        raise ValueError("regions='labels' needs labels (a label mask array or Zarr path)")
+    mask, label, _ = open_array(labels, "labels")
+    if mask.dtype.kind not in "iu":
+        raise TypeError(f"labels must hold integers (got dtype {mask.dtype} from {label})")
+    if mask.ndim == 2:
+        mask = mask[None]
+    if mask.ndim != 3 or mask.shape[1:] != image_shape or mask.shape[0] not in (1, n):
+        raise ValueError(
+            f"labels must have shape {image_shape} or {(n, *image_shape)} to match the images "
+            f"(got {tuple(labels.shape) if hasattr(labels, 'shape') else tuple(mask.shape)} "
+            f"from {label})"
+        )
+    if label_names:
+        values = np.array(sorted(int(v) for v in label_names), dtype=np.int64)
+        names = tuple(str(label_names[int(v)]) for v in values)
+    else:
+        # Without names the regions are the labels present: one pass over the mask.
+        found = np.unique(np.asarray(da.unique(mask).compute()))
+        values = found[found != 0].astype(np.int64)
+        names = tuple(f"label{v}" for v in values)
+    if ALL_REGION in names:
+        raise ValueError(f"label_names may not use the reserved name {ALL_REGION!r}")
+    return RegionPlan(names=(ALL_REGION, *names), kind="labels", label_values=values, labels=mask)
+
+
+def region_ids(
+    plan: RegionPlan,
+    rows: tuple[int, int],
+    cols: tuple[int, int],
+    n_images: int,
+    label_block: np.ndarray | None = None,
+) -> np.ndarray | None:
+    """Region index (0-based, ``-1`` for none) of each valid-map pixel of a block.
+
+    ``rows``/``cols`` are the image coordinates ``[start, stop)`` of the window
+    centres the block's map covers; ``label_block`` is the label mask at those
+    centres, shaped ``(images or 1, h, w)``. Returns ``(images, h, w)`` or None
+    when the plan has no regions besides ``all``.
+    """
+    height, width = rows[1] - rows[0], cols[1] - cols[0]
+    if plan.kind == "all":
+        return None
+    if plan.kind == "grid":
+        assert plan.row_index is not None and plan.col_index is not None
+        row = plan.row_index[rows[0] : rows[1]]
+        col = plan.col_index[cols[0] : cols[1]]
+        ids = row[:, None] * plan.grid_cols + col[None, :]
+        return np.broadcast_to(ids, (n_images, height, width))
+    assert plan.label_values is not None and label_block is not None
+    values = plan.label_values
+    if values.size == 0:
+        return np.full((n_images, height, width), -1, dtype=np.intp)
+    position = np.searchsorted(values, label_block).clip(0, values.size - 1)
+    ids = np.where(values[position] == label_block, position, -1)
+    return np.broadcast_to(ids, (n_images, height, width))

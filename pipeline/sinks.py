@@ -1,0 +1,260 @@
+"""Where results go: a resumable Zarr store (default), NetCDF or CSV.
+
+The Zarr store is created first with its final layout (coordinates, attrs,
+every statistic as fill values, ``status`` all pending) and then filled one
+commit batch at a time: the batch's values are written first and its
+``status`` entries (``"ok"`` or the failure reason) last. Zarr's local store
+writes each chunk file atomically, so a run killed at any moment leaves a
+readable store whose pending pairs are exactly those without a status; a
+resumed run computes only those. Each commit batch is one chunk of ``image``,
+so a batch is never half-marked.
+
+A store remembers the fingerprints of the configuration and of the sources
+that made it; another configuration or other sources on the same store are
+refused unless ``overwrite=True``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from pipeline.dataset import (
+    COUNT,
+    FLOAT_STATISTICS,
+    GENERATED,
+    IMAGE,
+    PENDING,
+    REFERENCE,
+    REGION,
+    SSIM_HIST,
+    STATUS,
+    validate_dataset,
+)
+
+__all__ = [
+    "ZarrSink",
+    "export_csv",
+    "export_netcdf",
+    "open_results",
+    "write_zarr",
+]
+
+_FINGERPRINTS = ("config_fingerprint", "source_fingerprint")
+
+
+def _is_zarr_store(path: Path) -> bool:
+    return (path / "zarr.json").is_file() or (path / ".zgroup").is_file()
+
+
+@contextlib.contextmanager
+def _writer_lock(path: Path) -> Iterator[None]:
+    """Exclusive right to write ``path``: the seam for issue 9's inter-process lock."""
+    yield
+
+
+class ZarrSink:
+    """A results store filled batch by batch, resumable after any interruption.
+
+    Parameters
+    ----------
+    path : str or Path
+        The ``.zarr`` directory.
+    template : xarray.Dataset
+        The final layout, lazy (see :func:`pipeline.dataset.template_dataset`);
+        its attrs carry ``config_fingerprint`` and ``source_fingerprint``.
+    batch_images : int
+        Images per commit batch (the chunk length along ``image``).
+    zarr_format : int
+        2 or 3, for a new store.
+    resume, overwrite : bool
+        Continue a store of the same configuration, or replace an existing store.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        template: xr.Dataset,
+        *,
+        batch_images: int,
+        zarr_format: int = 3,
+        resume: bool = False,
+        overwrite: bool = False,
+    ) -> None:
+        self.path = Path(path)
+        self._lock = _writer_lock(self.path)
+        self._lock.__enter__()
+        try:
+            if self.path.exists():
+                self._check_existing(template, resume=resume, overwrite=overwrite)
+            if not self.path.exists():
+                self._create(template, batch_images, zarr_format)
+        except BaseException:
+            self.close()
+            raise
+
+    def _check_existing(self, template: xr.Dataset, *, resume: bool, overwrite: bool) -> None:
+        if not _is_zarr_store(self.path):
+            raise FileExistsError(
+                f"output {str(self.path)!r} exists and is not a Zarr store; "
+                "choose another output path"
+            )
+        if overwrite:
+            shutil.rmtree(self.path)
+            return
+        try:
+            existing = xr.open_zarr(self.path, consolidated=False)
+        except Exception as error:  # any failure to open means: not our store
+            raise ValueError(
+                f"output {str(self.path)!r} is a Zarr store but not readable as results "
+                f"({error}); pass overwrite=True to replace it"
+            ) from error
+        for key in _FINGERPRINTS:
+            ours, theirs = template.attrs.get(key), existing.attrs.get(key)
+            if ours != theirs:
+                what = (
+                    "with a different configuration"
+                    if key == "config_fingerprint"
+                    else ("from different sources")
+                )
+                raise ValueError(
+                    f"output {str(self.path)!r} was written {what} "
+                    f"({key} {theirs!r} in the store, {ours!r} for this run); "
+                    "pass overwrite=True to replace it or choose another output"
+                )
+        same_layout = (
+            existing.sizes.get(IMAGE) == template.sizes[IMAGE]
+            and existing.sizes.get(REGION) == template.sizes[REGION]
+        )
+        if not same_layout:
+            raise ValueError(
+                f"output {str(self.path)!r} has {dict(existing.sizes)} but this run needs "
+                f"{dict(template.sizes)}; pass overwrite=True to replace it"
+            )
+        if not resume:
+            raise FileExistsError(
+                f"output {str(self.path)!r} already exists (same configuration); "
+                "pass resume=True to finish it or overwrite=True to start again"
+            )
+
+    def _create(self, template: xr.Dataset, batch_images: int, zarr_format: int) -> None:
+        encoding = {STATUS: {"chunks": (batch_images,)}}
+        for name in (REFERENCE, GENERATED):
+            encoding[name] = {"chunks": (template.sizes[IMAGE],)}
+        template.to_zarr(
+            self.path,
+            mode="w-",
+            compute=False,
+            zarr_format=zarr_format,
+            consolidated=False,
+            encoding=encoding,
+        )
+
+    def pending(self, batches: tuple[tuple[int, int], ...]) -> list[tuple[int, int]]:
+        """The batches that still hold a pending pair."""
+        status = xr.open_zarr(self.path, consolidated=False)[STATUS].values
+        return [(a, b) for a, b in batches if bool((status[a:b] == PENDING).any())]
+
+    def write(
+        self, start: int, stop: int, statistics: Mapping[str, np.ndarray], status: Any
+    ) -> None:
+        """Commit pairs ``[start, stop)``: values first, then their status."""
+        region = {IMAGE: slice(start, stop)}
+        values = xr.Dataset(
+            {
+                name: ((IMAGE, REGION, "bin") if name == SSIM_HIST else (IMAGE, REGION), value)
+                for name, value in statistics.items()
+                if name in (*FLOAT_STATISTICS, COUNT, SSIM_HIST)
+            }
+        )
+        values.to_zarr(self.path, region=region, consolidated=False)
+        marks = xr.Dataset({STATUS: ((IMAGE,), np.asarray(status, dtype=object))})
+        marks.to_zarr(self.path, region=region, consolidated=False)
+
+    def close(self) -> None:
+        self._lock.__exit__(None, None, None)
+
+
+def open_results(path: str | Path) -> xr.Dataset:
+    """Open a results store (Zarr, lazily) or NetCDF file (loaded) as the result Dataset.
+
+    Examples
+    --------
+    >>> ds = open_results("results.zarr")  # doctest: +SKIP
+    >>> ds.ssim.sel(region="all").mean()  # doctest: +SKIP
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"results path {str(path)!r} does not exist")
+    if path.is_dir():
+        return xr.open_zarr(path, consolidated=False)
+    if path.suffix.lower() in (".nc", ".nc4"):
+        with xr.open_dataset(path, engine="scipy") as ds:
+            loaded = ds.load()
+        return _from_netcdf3(loaded)
+    raise ValueError(f"results path {str(path)!r} is neither a Zarr store nor a NetCDF file")
+
+
+def write_zarr(ds: xr.Dataset, path: str | Path, *, zarr_format: int = 3) -> None:
+    """Write a whole result Dataset to a new Zarr store (no consolidated metadata, FACTS.md)."""
+    validate_dataset(ds)
+    ds.to_zarr(Path(path), mode="w-", zarr_format=zarr_format, consolidated=False)
+
+
+def export_netcdf(ds: xr.Dataset, path: str | Path) -> None:
+    """Write the result Dataset as NetCDF (classic format, through SciPy).
+
+    NetCDF-3 has no 64-bit integers: ``count`` and ``ssim_hist`` are stored as
+    int32 when they fit (else refused) and read back as int64 by :func:`open_results`.
+    """
+    validate_dataset(ds)
+    out = ds.load().copy()
+    for name in (COUNT, SSIM_HIST):
+        values = out[name].values
+        if values.size and values.max() > np.iinfo(np.int32).max:
+            raise ValueError(
+                f"{name} exceeds the int32 range of NetCDF-3 (max {values.max()}); use Zarr"
+            )
+        out[name] = out[name].astype(np.int32)
+    for name in (STATUS, REFERENCE, GENERATED, REGION):
+        out[name] = out[name].astype(str)
+    if out[IMAGE].dtype.kind in "OT":
+        out[IMAGE] = out[IMAGE].astype(str)
+    out.to_netcdf(Path(path), engine="scipy")
+
+
+def _from_netcdf3(ds: xr.Dataset) -> xr.Dataset:
+    out = ds.copy()
+    for name in (COUNT, SSIM_HIST):
+        out[name] = out[name].astype(np.int64)
+    for name in (STATUS, REFERENCE, GENERATED, REGION):
+        out[name] = out[name].astype(object)
+    return out
+
+
+def export_csv(ds: xr.Dataset, path: str | Path) -> None:
+    """One row per (image, region) with every scalar statistic and the status.
+
+    The histogram is left out (it lives in Zarr/NetCDF); the attrs go first as
+    ``# key: value`` comment lines (``pandas.read_csv(path, comment="#")`` skips them).
+    """
+    validate_dataset(ds)
+    table = (
+        ds[[*FLOAT_STATISTICS, COUNT]]
+        .reset_coords([REFERENCE, GENERATED])
+        .to_dataframe()
+        .reset_index()
+    )
+    table[STATUS] = np.repeat(ds[STATUS].values.astype(str), ds.sizes[REGION])
+    columns = [IMAGE, REFERENCE, GENERATED, REGION, *FLOAT_STATISTICS, COUNT, STATUS]
+    with Path(path).open("w", newline="") as handle:
+        for key, value in ds.attrs.items():
+            text = str(value).replace("\n", " ")
+            handle.write(f"# {key}: {text}\n")
+        table[columns].to_csv(handle, index=False, float_format="%.17g")

@@ -1,0 +1,223 @@
+"""Inputs -> lazy Dask arrays in one canonical layout, plus their coordinates.
+
+Every source becomes a :class:`SourcePair`: two Dask arrays shaped
+``(image, y, x, channel)`` (a grey image has one channel) and the ``image``,
+``reference`` and ``generated`` coordinates of the result Dataset. Accepted
+here: NumPy arrays, Dask arrays, Zarr arrays and Zarr stores on disk
+(``zarr_format`` 2 or 3; sharded arrays are read one shard per chunk, see
+FACTS.md), each shaped ``(image, y, x[, channel])`` or a single image
+``(y, x[, channel])``. Nothing is read here beyond metadata.
+
+Folders of image files plug in through :func:`register_pair_opener`: an opener
+that recognises its inputs returns a :class:`SourcePair` (the folder source of
+issue 5 pairs files by relative path and decodes inside the graph).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import dask.array as da
+import numpy as np
+import zarr
+
+from pipeline.validation import normalize_channel_axis
+
+__all__ = [
+    "SourcePair",
+    "open_array",
+    "open_pair",
+    "register_pair_opener",
+]
+
+PairOpener = Callable[[Any, Any, "int | None"], "SourcePair | None"]
+_PAIR_OPENERS: list[PairOpener] = []
+
+
+@dataclass(frozen=True)
+class SourcePair:
+    """Two lazy image stacks of equal shape ``(image, y, x, channel)`` and their labels.
+
+    Attributes
+    ----------
+    reference, generated : dask.array.Array
+        The stacks, nothing read yet.
+    image : numpy.ndarray
+        Pair ids, one per image (indices for stacks, relative paths for folders).
+    reference_names, generated_names : numpy.ndarray
+        Where each side of each pair comes from (strings).
+    native_chunks : tuple of int
+        ``(images, y, x)`` read granularity of the sources (Zarr chunk or shard);
+        chunk planning tiles in multiples of it so that no chunk is read twice.
+    identity : dict
+        What the sources are (paths, shapes, dtypes), for the run fingerprint.
+    status : dict
+        Pairs already known to have failed (index -> reason), e.g. undecodable files.
+    """
+
+    reference: da.Array
+    generated: da.Array
+    image: np.ndarray
+    reference_names: np.ndarray
+    generated_names: np.ndarray
+    native_chunks: tuple[int, int, int]
+    identity: dict[str, Any] = field(default_factory=dict)
+    status: dict[int, str] = field(default_factory=dict)
+
+    @property
+    def n_images(self) -> int:
+        return int(self.reference.shape[0])
+
+    @property
+    def image_shape(self) -> tuple[int, int]:
+        return int(self.reference.shape[1]), int(self.reference.shape[2])
+
+    @property
+    def n_channels(self) -> int:
+        return int(self.reference.shape[3])
+
+
+def register_pair_opener(opener: PairOpener) -> None:
+    """Add a source kind: ``opener(reference, generated, channel_axis)`` returns a pair or None.
+
+    Openers are tried in the order registered, before the array and Zarr sources.
+    """
+    _PAIR_OPENERS.append(opener)
+
+
+def open_array(source: Any, name: str) -> tuple[da.Array, str, tuple[int, ...] | None]:
+    """One source as a Dask array, a label for it and its native chunking (Zarr only)."""
+    if isinstance(source, str | Path):
+        return _open_zarr_path(Path(source), name)
+    if isinstance(source, zarr.Array):
+        return _from_zarr(source, f"zarr array {source.name or '/'}")
+    if isinstance(source, zarr.Group):
+        raise ValueError(f"{name} is a Zarr group, not an array; pass one of its arrays")
+    if isinstance(source, da.Array):
+        return source, "dask array", None
+    if isinstance(source, np.ndarray):
+        return da.from_array(source, chunks=source.shape), "numpy array", None
+    raise TypeError(
+        f"{name} must be a NumPy, Dask or Zarr array or a Zarr path (got {type(source).__name__})"
+    )
+
+
+def _open_zarr_path(path: Path, name: str) -> tuple[da.Array, str, tuple[int, ...] | None]:
+    if not path.exists():
+        raise FileNotFoundError(f"{name} path {str(path)!r} does not exist")
+    try:
+        node = zarr.open(str(path), mode="r")
+    except Exception as error:  # zarr raises several types for 'not a store'
+        raise ValueError(
+            f"{name} path {str(path)!r} is not a readable Zarr store ({type(error).__name__}: "
+            f"{error})"
+        ) from error
+    if not isinstance(node, zarr.Array):
+        members = sorted(node.array_keys()) if isinstance(node, zarr.Group) else []
+        hint = f"; its arrays: {', '.join(members)}" if members else ""
+        raise ValueError(
+            f"{name} store {str(path)!r} is a Zarr group, not an array{hint}; "
+            "pass the array's path (store/array)"
+        )
+    return _from_zarr(node, str(path))
+
+
+def _from_zarr(array: zarr.Array, label: str) -> tuple[da.Array, str, tuple[int, ...]]:
+    # A sharded array must be read a whole shard per task: inner-chunk reads would
+    # decode the same shard again and again (FACTS.md).
+    chunks = array.shards if array.shards is not None else array.chunks
+    return da.from_zarr(array, chunks=chunks), label, tuple(int(c) for c in chunks)
+
+
+def _to_canonical(
+    array: da.Array, channel_axis: int | None, name: str
+) -> tuple[da.Array, bool, tuple[int, ...]]:
+    """``(image, y, x, channel)`` view, whether the input was a single image, and the axis order."""
+    if array.dtype.kind not in "uif":
+        raise TypeError(f"{name} must have an integer or floating dtype (got {array.dtype})")
+    axis = normalize_channel_axis(channel_axis, array.ndim)
+    spatial_ndim = array.ndim - (axis is not None)
+    if spatial_ndim not in (2, 3):
+        raise ValueError(
+            f"{name} must be shaped (image, y, x[, channel]) or (y, x[, channel]) "
+            f"(got shape {tuple(array.shape)} with channel_axis={channel_axis})"
+        )
+    order = [a for a in range(array.ndim) if a != axis] + ([axis] if axis is not None else [])
+    out = array.transpose(order) if order != list(range(array.ndim)) else array
+    if axis is None:
+        out = out[..., None]
+    single = spatial_ndim == 2
+    if single:
+        out = out[None]
+    return out, single, tuple(order)
+
+
+def open_pair(reference: Any, generated: Any, *, channel_axis: int | None = None) -> SourcePair:
+    """Both inputs as a :class:`SourcePair`, every check done before anything is read.
+
+    Parameters
+    ----------
+    reference, generated : array or path
+        NumPy, Dask or Zarr arrays, or Zarr paths, of equal shape.
+    channel_axis : int, optional
+        Axis of colour channels in the inputs (e.g. ``-1``).
+
+    Raises
+    ------
+    ValueError
+        Different shapes or channel counts, a path that is not a Zarr array.
+    FileNotFoundError
+        A path that does not exist.
+    """
+    for opener in _PAIR_OPENERS:
+        pair = opener(reference, generated, channel_axis)
+        if pair is not None:
+            return pair
+    x, x_label, x_native = open_array(reference, "reference")
+    y, y_label, y_native = open_array(generated, "generated")
+    x4, single, order = _to_canonical(x, channel_axis, "reference")
+    y4, _, _ = _to_canonical(y, channel_axis, "generated")
+    if x4.shape[3] != y4.shape[3] and x4.shape[:3] == y4.shape[:3]:
+        raise ValueError(
+            f"reference and generated have different channel counts "
+            f"({x4.shape[3]} and {y4.shape[3]}; shapes {tuple(x.shape)} and {tuple(y.shape)})"
+        )
+    if x.shape != y.shape:
+        raise ValueError(
+            f"reference and generated must have the same shape "
+            f"(got {tuple(x.shape)} and {tuple(y.shape)})"
+        )
+    n = int(x4.shape[0])
+    native = _native_chunks(x_native or y_native, order, single, x4)
+    image = np.arange(n)
+    prefix = "" if single else "[{}]"
+    return SourcePair(
+        reference=x4,
+        generated=y4,
+        image=image,
+        reference_names=np.array([x_label + prefix.format(i) for i in range(n)], dtype=object),
+        generated_names=np.array([y_label + prefix.format(i) for i in range(n)], dtype=object),
+        native_chunks=native,
+        identity={
+            "reference": x_label,
+            "generated": y_label,
+            "shape": list(x.shape),
+            "dtypes": [str(x.dtype), str(y.dtype)],
+            "channel_axis": channel_axis,
+        },
+    )
+
+
+def _native_chunks(
+    native: tuple[int, ...] | None, order: tuple[int, ...], single: bool, canonical: da.Array
+) -> tuple[int, int, int]:
+    """The source's read chunks in ``(image, y, x)`` order (the whole extent when unknown)."""
+    if native is None:
+        return (1, int(canonical.shape[1]), int(canonical.shape[2]))
+    ordered = [native[a] for a in order]
+    spatial = ordered[:2] if single else ordered[1:3]
+    images = 1 if single else ordered[0]
+    return (int(images), int(spatial[0]), int(spatial[1]))

@@ -1,0 +1,281 @@
+"""Chunk planning and the overlapping-block graph whose blocks give 'valid' SSIM maps.
+
+Arrays arrive as ``(image, y, x, channel)``. The spatial axes get an overlap
+of ``depth = win_size // 2`` (the window radius) with ``boundary="none"``: a
+block then carries exactly the pixels its windows need, so its 'valid' map is
+the piece of the whole image's valid map centred in the block (kernels/reference.py).
+
+Chunks smaller than the depth cannot lend a full overlap to their
+neighbours; Dask's ``map_overlap(allow_rechunk=True)`` would merge them behind
+our back (FACTS.md), so :func:`merge_small_chunks` merges them here, explicitly
+and deterministically, and the overlap is built with ``allow_rechunk=False``.
+Small images are batched several per chunk along ``image`` so that 100,000
+images are not 100,000 tasks; large images are tiled in multiples of the
+source's own chunks (one Zarr chunk or shard is never split across reads).
+
+Each block is handed to a callback together with the image coordinates of the
+window centres its valid map covers; the callback returns small partial
+statistics, so whole maps are never held (see reductions.py).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import dask.array as da
+import numpy as np
+
+__all__ = [
+    "batch_bounds",
+    "block_centres",
+    "map_valid_blocks",
+    "merge_small_chunks",
+    "overlap_depth",
+    "plan_chunks",
+    "valid_map_array",
+]
+
+Chunks = tuple[tuple[int, ...], ...]
+
+
+def overlap_depth(win_size: int) -> int:
+    """Pixels each block borrows from each neighbour: the window radius."""
+    return win_size // 2
+
+
+def merge_small_chunks(chunks: tuple[int, ...], minimum: int) -> tuple[int, ...]:
+    """Merge neighbouring chunks until every chunk has at least ``minimum`` pixels.
+
+    Left to right, a chunk below ``minimum`` absorbs its right neighbours; a
+    short last chunk joins the one before it. The axis length is unchanged.
+    """
+    if minimum <= 1 or all(c >= minimum for c in chunks):
+        return tuple(chunks)
+    merged: list[int] = []
+    for size in chunks:
+        if merged and merged[-1] < minimum:
+            merged[-1] += size
+        else:
+            merged.append(size)
+    if len(merged) > 1 and merged[-1] < minimum:
+        last = merged.pop()
+        merged[-1] += last
+    return tuple(merged)
+
+
+def _split(length: int, size: int) -> tuple[int, ...]:
+    size = max(1, min(size, length))
+    full, rest = divmod(length, size)
+    return (size,) * full + ((rest,) if rest else ())
+
+
+def plan_chunks(
+    shape: tuple[int, int, int, int],
+    *,
+    depth: int,
+    native: tuple[int, int, int],
+    chunk_pixels: int,
+    requested: str | tuple[int, int, int] = "auto",
+    input_chunks: Chunks | None = None,
+    batch_images: int | None = None,
+) -> tuple[Chunks, tuple[tuple[int, int], ...]]:
+    """Chunks for a ``(image, y, x, channel)`` array and the commit batches along ``image``.
+
+    Parameters
+    ----------
+    shape : tuple
+        ``(images, H, W, channels)``.
+    depth : int
+        Overlap depth; every spatial chunk ends up at least this long.
+    native : tuple
+        The source's read chunks ``(images, y, x)``.
+    chunk_pixels : int
+        Target pixels (times channels) read by one task.
+    requested : str or tuple
+        ``"auto"``, ``"input"`` (keep ``input_chunks``) or ``(images, y, x)``.
+    batch_images : int, optional
+        Images per commit batch; image chunks never straddle a batch.
+
+    Returns
+    -------
+    chunks, batches
+        Dask chunks for the array, and ``(start, stop)`` image ranges.
+    """
+    n, height, width, channels = shape
+    if requested == "input" and input_chunks is not None:
+        image_size = max(input_chunks[0])
+        y_chunks, x_chunks = tuple(input_chunks[1]), tuple(input_chunks[2])
+    elif isinstance(requested, tuple):
+        image_size = requested[0]
+        y_chunks, x_chunks = _split(height, requested[1]), _split(width, requested[2])
+    else:
+        image_size, tile_y, tile_x = _auto_tiles(shape, native, chunk_pixels)
+        y_chunks, x_chunks = _split(height, tile_y), _split(width, tile_x)
+    y_chunks = merge_small_chunks(y_chunks, depth)
+    x_chunks = merge_small_chunks(x_chunks, depth)
+    tasks_per_image_chunk = len(y_chunks) * len(x_chunks)
+    if batch_images is None:
+        # Enough tasks per commit to keep every worker busy, few enough to commit often.
+        image_chunks_per_batch = max(1, math.ceil(32 / tasks_per_image_chunk))
+        batch_images = image_size * image_chunks_per_batch
+    batch_images = max(1, min(batch_images, n))
+    image_size = min(image_size, batch_images)
+    batches = tuple((start, min(start + batch_images, n)) for start in range(0, n, batch_images))
+    image_chunks = tuple(
+        size for start, stop in batches for size in _split(stop - start, image_size)
+    )
+    return (image_chunks, y_chunks, x_chunks, (channels,)), batches
+
+
+def _auto_tiles(
+    shape: tuple[int, int, int, int], native: tuple[int, int, int], chunk_pixels: int
+) -> tuple[int, int, int]:
+    n, height, width, channels = shape
+    per_image = height * width * channels
+    if per_image <= chunk_pixels:
+        return max(1, min(n, chunk_pixels // per_image)), height, width
+    side = max(1, int(math.sqrt(chunk_pixels / channels)))
+
+    def aligned(target: int, unit: int, length: int) -> int:
+        # Whole multiples of the source chunk: no source chunk is decoded by two tasks.
+        unit = max(1, min(unit, length))
+        return min(length, max(unit, (target // unit) * unit))
+
+    return 1, aligned(side, native[1], height), aligned(side, native[2], width)
+
+
+def batch_bounds(chunks: tuple[int, ...]) -> np.ndarray:
+    """Start offsets of the chunks along one axis, plus the end."""
+    return np.concatenate([[0], np.cumsum(chunks)]).astype(np.int64)
+
+
+def block_centres(bounds: np.ndarray, index: int, depth: int, length: int) -> tuple[int, int]:
+    """Image coordinates ``[start, stop)`` of the window centres of block ``index``'s valid map.
+
+    The block owns pixels ``[a, b)``; its valid map covers centres in
+    ``[max(a, depth), min(b, length - depth))`` (empty when the block lies in
+    the border band). Needs every chunk to be at least ``depth`` long.
+    """
+    a, b = int(bounds[index]), int(bounds[index + 1])
+    start, stop = max(a, depth), min(b, length - depth)
+    return start, max(start, stop)
+
+
+def map_valid_blocks(
+    block_fn: Callable[..., np.ndarray],
+    arrays: list[da.Array],
+    *,
+    depth: int,
+    out_tail: tuple[int, ...],
+) -> da.Array:
+    """Apply ``block_fn`` to overlapping blocks; one small result per block.
+
+    Parameters
+    ----------
+    block_fn : callable
+        ``block_fn(*blocks, rows=(start, stop), cols=(start, stop))`` with each block
+        overlapped by ``depth`` on the spatial axes, ``rows``/``cols`` the image
+        coordinates of the centres of its valid map. Returns an array shaped
+        ``(images_in_block, *out_tail)``.
+    arrays : list of dask.array.Array
+        ``(image, y, x, last)`` arrays of equal shape and chunks (the last axis a
+        single chunk); spatial chunks at least ``depth`` long.
+    depth : int
+        Overlap on the ``y`` and ``x`` axes.
+    out_tail : tuple of int
+        Trailing shape of each block's result.
+
+    Returns
+    -------
+    dask.array.Array
+        Shaped ``(image, blocks_y, blocks_x, *out_tail)``, one entry per block.
+    """
+    first = arrays[0]
+    for array in arrays[1:]:
+        if array.chunks[:3] != first.chunks[:3]:
+            raise ValueError(
+                f"arrays must share their chunks (got {first.chunks[:3]} and {array.chunks[:3]})"
+            )
+    for axis in (1, 2):
+        if min(first.chunks[axis]) < depth:
+            raise ValueError(
+                f"chunks along axis {axis} must be at least the overlap depth {depth} "
+                f"(got {first.chunks[axis]}); plan them with merge_small_chunks"
+            )
+    _, height, width = (int(s) for s in first.shape[:3])
+    y_bounds, x_bounds = batch_bounds(first.chunks[1]), batch_bounds(first.chunks[2])
+    overlapped = [
+        da.overlap.overlap(
+            a, depth={0: 0, 1: depth, 2: depth, 3: 0}, boundary="none", allow_rechunk=False
+        )
+        if depth
+        else a
+        for a in arrays
+    ]
+
+    def on_block(*blocks: Any, block_info: dict[Any, Any] | None = None) -> np.ndarray:
+        assert block_info is not None  # dask always passes it to a function that asks
+        _, iy, ix, _ = block_info[0]["chunk-location"]
+        rows = block_centres(y_bounds, iy, depth, height)
+        cols = block_centres(x_bounds, ix, depth, width)
+        result = block_fn(*blocks, rows=rows, cols=cols)
+        return result[:, None, None]
+
+    tail_chunks = tuple((size,) for size in out_tail)
+    out_chunks = (
+        first.chunks[0],
+        (1,) * len(first.chunks[1]),
+        (1,) * len(first.chunks[2]),
+        *tail_chunks,
+    )
+    new_axes = list(range(4, 3 + len(out_tail)))
+    return da.map_blocks(
+        on_block,
+        *overlapped,
+        chunks=out_chunks,
+        new_axis=new_axes or None,
+        dtype=np.float64,
+        meta=np.empty((0,) * (3 + len(out_tail)), dtype=np.float64),
+    )
+
+
+def valid_map_array(
+    map_fn: Callable[[np.ndarray, np.ndarray], np.ndarray],
+    x: da.Array,
+    y: da.Array,
+    *,
+    depth: int,
+    n_maps: int,
+) -> da.Array:
+    """Valid maps ``(image, H - 2 depth, W - 2 depth, map)`` as a Dask array, for saving maps.
+
+    ``map_fn(x_block, y_block)`` returns the ``n_maps`` valid maps of two overlapped
+    ``(images, h, w, channels)`` blocks stacked last; each output chunk is the part
+    of the valid maps centred in the matching input chunk (empty in the border band).
+    """
+    _, height, width = (int(s) for s in x.shape[:3])
+    valid_chunks = []
+    for axis, length in ((1, height), (2, width)):
+        bounds = batch_bounds(x.chunks[axis])
+        sizes = []
+        for i in range(len(x.chunks[axis])):
+            start, stop = block_centres(bounds, i, depth, length)
+            sizes.append(stop - start)
+        valid_chunks.append(tuple(sizes))
+    overlapped = [
+        da.overlap.overlap(
+            a, depth={0: 0, 1: depth, 2: depth, 3: 0}, boundary="none", allow_rechunk=False
+        )
+        if depth
+        else a
+        for a in (x, y)
+    ]
+    return da.map_blocks(
+        map_fn,
+        *overlapped,
+        chunks=(x.chunks[0], *valid_chunks, (n_maps,)),
+        dtype=np.float64,
+        meta=np.empty((0, 0, 0, 0), dtype=np.float64),
+    )

@@ -1,0 +1,130 @@
+"""RunConfig: validation messages, YAML round trip, overrides, fingerprint."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pipeline.config import RunConfig, dump_config, load_config, resolve_config
+
+
+def test_defaults_are_valid_and_fingerprint_is_stable():
+    assert RunConfig().fingerprint() == RunConfig().fingerprint()
+    assert len(RunConfig().fingerprint()) == 16
+
+
+def test_yaml_round_trip(tmp_path):
+    config = RunConfig(
+        profile="skimage",
+        win_size=9,
+        regions="4x4",
+        chunks=(2, 64, 64),
+        maps=("ssim", "structure"),
+        label_names=None,
+        output="out.zarr",
+    )
+    path = tmp_path / "run.yaml"
+    text = dump_config(config, path)
+    loaded = load_config(path)
+    assert loaded == config
+    assert dump_config(loaded) == text
+
+
+def test_label_names_keys_from_yaml_are_integers(tmp_path):
+    path = tmp_path / "labels.yaml"
+    path.write_text("regions: labels\nlabels: mask.zarr\nlabel_names: {1: sky, 2: face}\n")
+    assert load_config(path).label_names == {1: "sky", 2: "face"}
+
+
+def test_unknown_key_lists_valid_keys():
+    with pytest.raises(ValueError, match=r"unknown configuration key\(s\) regoins; valid keys: "):
+        RunConfig.from_mapping({"regoins": "4x4"})
+
+
+def test_unknown_key_in_file_names_the_file(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("profle: wang2004\n")
+    with pytest.raises(ValueError, match=r"bad\.yaml.*unknown configuration key\(s\) profle"):
+        load_config(path)
+
+
+def test_unreadable_and_invalid_yaml(tmp_path):
+    with pytest.raises(ValueError, match=r"cannot read configuration file .*missing\.yaml"):
+        load_config(tmp_path / "missing.yaml")
+    path = tmp_path / "broken.yaml"
+    path.write_text("regions: [4x4\n")
+    with pytest.raises(ValueError, match=r"broken\.yaml.*is not valid YAML"):
+        load_config(path)
+
+
+@pytest.mark.parametrize(
+    ("values", "error", "match"),
+    [
+        ({"profile": "wang2005"}, ValueError, r"profile must be one of wang2004.*got 'wang2005'"),
+        ({"regions": "4by4"}, ValueError, r"regions must be 'all', a grid 'RxC'.*got '4by4'"),
+        ({"regions": "0x4"}, ValueError, r"regions needs sizes of at least 1 \(got '0x4'\)"),
+        ({"regions": "labels"}, ValueError, r"regions='labels' needs labels"),
+        ({"labels": "m.zarr"}, ValueError, r"labels were given but regions is 'all'"),
+        ({"hist_bins": 0}, ValueError, r"hist_bins must be at least 1 \(got 0\)"),
+        ({"hist_bins": 2.5}, TypeError, r"hist_bins must be an integer \(got 2.5\)"),
+        ({"data_range": -1}, ValueError, r"data_range must be a positive finite number"),
+        ({"sigma": float("nan")}, ValueError, r"sigma must be a positive finite number"),
+        ({"chunks": (1, 2)}, ValueError, r"chunks must be 'auto', 'input' or three positive"),
+        ({"chunks": "big"}, ValueError, r"chunks must be one of auto, input \(got 'big'\)"),
+        ({"zarr_format": 4}, ValueError, r"zarr_format must be 2 or 3 \(got 4\)"),
+        ({"resume": "yes"}, TypeError, r"resume must be true or false \(got 'yes'\)"),
+        ({"resume": True, "overwrite": True}, ValueError, r"resume and overwrite exclude"),
+        ({"maps": ["ssim", "cs"]}, ValueError, r"maps must be one of ssim, luminance"),
+        ({"scheduler": "cluster"}, ValueError, r"scheduler must be one of threads"),
+        ({"channel_axis": 1.0}, TypeError, r"channel_axis must be an integer or None"),
+        (
+            {"regions": "labels", "labels": "m.zarr", "label_names": {"one": "a"}},
+            ValueError,
+            r"label_names keys must be non-negative integers \(got 'one'\)",
+        ),
+    ],
+)
+def test_bad_values_say_what_is_allowed(values, error, match):
+    with pytest.raises(error, match=match):
+        RunConfig.from_mapping(values)
+
+
+def test_replace_validates_and_refuses_unknown_names():
+    config = RunConfig().replace(regions="2x2", resume=True)
+    assert config.regions == "2x2"
+    with pytest.raises(TypeError, match=r"unknown setting\(s\) region; valid settings: "):
+        RunConfig().replace(region="2x2")
+    with pytest.raises(ValueError, match=r"regions must be"):
+        RunConfig().replace(regions="x")
+
+
+def test_fingerprint_tracks_results_not_execution():
+    base = RunConfig()
+    assert base.replace(scheduler="synchronous", output="a.zarr", resume=True).fingerprint() == (
+        base.fingerprint()
+    )
+    assert base.replace(win_size=7).fingerprint() != base.fingerprint()
+    labels = np.zeros((4, 4), dtype=np.uint8)
+    a = base.replace(regions="labels", labels=labels).fingerprint()
+    b = base.replace(regions="labels", labels=labels + 1).fingerprint()
+    assert a != b
+
+
+def test_output_format_from_suffix():
+    assert RunConfig(output="r.zarr").resolved_output_format() == "zarr"
+    assert RunConfig(output="r.nc").resolved_output_format() == "netcdf"
+    assert RunConfig(output="r.csv", output_format="zarr").resolved_output_format() == "zarr"
+    with pytest.raises(ValueError, match=r"cannot tell the output format from 'r\.txt'"):
+        RunConfig(output="r.txt").resolved_output_format()
+
+
+def test_resolve_config_accepts_objects_mappings_and_paths(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("regions: 2x2\n")
+    assert resolve_config(path, hist_bins=10).regions == "2x2"
+    assert resolve_config({"regions": "3x3"}).regions == "3x3"
+    assert resolve_config(RunConfig(), profile="skimage").profile == "skimage"
+    with pytest.raises(TypeError, match=r"config must be a RunConfig, a mapping or a YAML path"):
+        resolve_config(42)
+    with pytest.raises(ValueError, match=r"in-memory label array cannot be written as YAML"):
+        dump_config(RunConfig(regions="labels", labels=np.zeros((2, 2), dtype=int)))

@@ -1,0 +1,300 @@
+"""The report: PNG figures and one self-contained HTML page, checked in a real browser."""
+
+from __future__ import annotations
+
+import base64
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from html.parser import HTMLParser
+from pathlib import Path
+
+import numpy as np
+import pytest
+import xarray as xr
+
+import pipeline
+from pipeline.dataset import build_dataset, validate_dataset
+from pipeline.demo import make_demo_folders
+from pipeline.images import decode_image
+from pipeline.pairing import pair_folders
+from pipeline.report import REPORT_FILES, write_report
+
+BINS = 40
+GRID = (2, 2)
+MEANS = ("ssim", "luminance", "contrast", "structure")
+SPREAD = ("ssim_std", "ssim_min", "ssim_max")
+CORRUPT_REASON = "corrupt or truncated image (image file is truncated)"
+
+
+def _region_statistics(maps: dict[str, np.ndarray], rows: int, cols: int) -> dict[str, np.ndarray]:
+    """Per-region statistics of one pair's valid maps, computed plainly with NumPy."""
+    height, width = maps["ssim"].shape[:2]
+    row_of = np.arange(height)[:, None] * rows // height
+    col_of = np.arange(width)[None, :] * cols // width
+    masks = [np.ones((height, width), bool)]
+    masks += [(row_of == i) & (col_of == j) for i in range(rows) for j in range(cols)]
+    out: dict[str, list] = {k: [] for k in (*MEANS, *SPREAD, "count", "ssim_hist")}
+    per_pixel = {k: v.mean(axis=-1) if v.ndim == 3 else v for k, v in maps.items()}
+    for mask in masks:
+        values = per_pixel["ssim"][mask]
+        for name in MEANS:
+            out[name].append(per_pixel[name][mask].mean())
+        out["ssim_std"].append(values.std())
+        out["ssim_min"].append(values.min())
+        out["ssim_max"].append(values.max())
+        out["count"].append(values.size)
+        out["ssim_hist"].append(np.histogram(values, bins=BINS, range=(-1.0, 1.0))[0])
+    return {k: np.asarray(v) for k, v in out.items()}
+
+
+def _attrs() -> dict[str, object]:
+    return {
+        "profile": "wang2004",
+        "ssim_window": "gaussian",
+        "ssim_win_size": 11,
+        "ssim_sigma": 1.5,
+        "ssim_k1": 0.01,
+        "ssim_k2": 0.03,
+        "ssim_covariance": "population",
+        "data_range": 255.0,
+        "data_range_source": "dtype uint8",
+        "color_mode": "channels",
+        "package_version": pipeline.__version__,
+        "config_fingerprint": "test",
+        "created": "2026-01-01T00:00:00Z",
+        "unpaired_reference": ["people/unpaired_coins.png"],
+        "unpaired_generated": [],
+    }
+
+
+@pytest.fixture(scope="module")
+def demo_results(tmp_path_factory) -> tuple[xr.Dataset, dict[str, dict[str, np.ndarray]]]:
+    """A results Dataset of the demo folders, built by hand to DESIGN.md's schema.
+
+    The engine is not used: statistics come from ``pipeline.ssim(full=True)``
+    maps cut into a 2x2 grid. The last pair is marked failed, as a corrupt
+    file would be.
+    """
+    root = tmp_path_factory.mktemp("demo")
+    reference_dir, generated_dir = make_demo_folders(root)
+    plan = pair_folders(reference_dir, generated_dir)
+    regions = ["all"] + [f"r{i}c{j}" for i in range(GRID[0]) for j in range(GRID[1])]
+    rows: list[dict[str, np.ndarray]] = []
+    maps_by_id: dict[str, dict[str, np.ndarray]] = {}
+    status = []
+    for index, pair in enumerate(plan.pairs):
+        if index == len(plan.pairs) - 1:
+            n_regions = 1 + GRID[0] * GRID[1]
+            failed = {k: np.full(n_regions, np.nan) for k in (*MEANS, *SPREAD)}
+            failed["count"] = np.zeros(n_regions, dtype=np.int64)
+            failed["ssim_hist"] = np.zeros((n_regions, BINS), dtype=np.int64)
+            rows.append(failed)
+            status.append(f"{pair.generated}: {CORRUPT_REASON}")
+            continue
+        x, y = decode_image(pair.reference), decode_image(pair.generated)
+        _, maps = pipeline.ssim(x, y, channel_axis=-1 if x.ndim == 3 else None, full=True)
+        maps_by_id[pair.id] = maps
+        rows.append(_region_statistics(maps, *GRID))
+        status.append("ok")
+    statistics = {name: np.stack([row[name] for row in rows]) for name in rows[0]}
+    ds = build_dataset(
+        statistics,
+        image=np.asarray(plan.ids, dtype=object),
+        reference=[str(p.reference) for p in plan.pairs],
+        generated=[str(p.generated) for p in plan.pairs],
+        regions=regions,
+        status=status,
+        attrs=_attrs(),
+    )
+    validate_dataset(ds)
+    return ds, maps_by_id
+
+
+def test_fixture_scores_match_the_in_memory_ssim(demo_results):
+    ds, maps = demo_results
+    for image_id, pair_maps in maps.items():
+        expected = float(np.mean(pair_maps["ssim"]))
+        assert float(ds["ssim"].sel(image=image_id, region="all")) == pytest.approx(expected)
+
+
+class _Images(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.sources: list[str] = []
+        self.links: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        values = dict(attrs)
+        if tag == "img":
+            self.sources.append(values.get("src") or "")
+        for name in ("href", "src"):
+            if name in values and tag != "img":
+                self.links.append(values[name] or "")
+
+
+def _images_in(page: Path) -> _Images:
+    parser = _Images()
+    parser.feed(page.read_text(encoding="utf-8"))
+    return parser
+
+
+def test_report_writes_figures_and_self_contained_html(demo_results, tmp_path):
+    ds, _ = demo_results
+    page = write_report(ds, tmp_path / "report", worst=3)
+    assert page == tmp_path / "report" / REPORT_FILES["html"]
+    for key in ("histogram", "regions", "worst"):
+        png = tmp_path / "report" / REPORT_FILES[key]
+        assert png.read_bytes().startswith(b"\x89PNG\r\n\x1a\n"), key
+    parsed = _images_in(page)
+    assert len(parsed.sources) == 3
+    for source in parsed.sources:
+        assert source.startswith("data:image/png;base64,")
+        assert base64.b64decode(source.split(",", 1)[1]).startswith(b"\x89PNG")
+    assert parsed.links == []  # no stylesheet, script or link to fetch
+    text = page.read_text(encoding="utf-8")
+    assert "http://" not in text and "https://" not in text and "<script" not in text
+    # Summary, failures and unpaired files are on the page.
+    failed_id = str(ds["image"].values[-1])
+    assert failed_id in text and "image file is truncated" in text
+    assert "people/unpaired_coins.png" in text
+    worst_id = str(ds["image"].values[int(np.nanargmin(ds["ssim"].sel(region="all").values))])
+    assert text.index(worst_id) < text.index("Failed pairs")
+    assert "recomputed" in text  # no maps were saved: the worst maps are recomputed
+
+
+def test_report_from_a_zarr_store_uses_saved_maps(demo_results, tmp_path):
+    ds, maps = demo_results
+    store = tmp_path / "results.zarr"
+    ds.to_zarr(store, mode="w", consolidated=False)
+    grey_ids = [i for i, m in maps.items() if m["ssim"].ndim == 2]
+    stack = np.stack([maps[i]["ssim"] for i in grey_ids])
+    saved = xr.Dataset(
+        {"ssim": (("image", "y", "x"), stack)}, coords={"image": np.asarray(grey_ids, dtype=object)}
+    )
+    saved.to_zarr(store, group="maps", mode="a", consolidated=False)
+    page = write_report(store, tmp_path / "out", worst=8)
+    text = page.read_text(encoding="utf-8")
+    assert "saved" in text and "recomputed" in text
+
+
+def test_report_without_regions_has_no_heatmap(demo_results, tmp_path):
+    ds, _ = demo_results
+    page = write_report(ds.sel(region=["all"]), tmp_path, worst=2)
+    assert not (tmp_path / REPORT_FILES["regions"]).exists()
+    assert len(_images_in(page).sources) == 2
+
+
+def test_report_with_label_regions_draws_bars(demo_results, tmp_path):
+    ds, _ = demo_results
+    named = ds.assign_coords(region=["all", "sky", "face", "hands", "background"])
+    write_report(named, tmp_path, worst=1)
+    assert (tmp_path / REPORT_FILES["regions"]).exists()
+
+
+def test_report_errors(demo_results, tmp_path):
+    ds, _ = demo_results
+    with pytest.raises(ValueError, match=r"worst must be a positive integer \(got 0\)"):
+        write_report(ds, tmp_path, worst=0)
+    with pytest.raises(FileNotFoundError, match=r"results not found: .*nothing\.zarr"):
+        write_report(tmp_path / "nothing.zarr", tmp_path)
+    afile = tmp_path / "file.txt"
+    afile.write_text("x")
+    with pytest.raises(NotADirectoryError, match=r"report output must be a folder.*file\.txt"):
+        write_report(ds, afile)
+    with pytest.raises(ValueError, match=r"lacks ssim_hist"):
+        write_report(ds.drop_vars("ssim_hist"), tmp_path)
+    with pytest.raises(TypeError, match=r"ds_or_path must be an xarray.Dataset .*got int"):
+        write_report(3, tmp_path)  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------------------
+# a real browser
+
+
+def _chromium() -> str | None:
+    for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable"):
+        found = shutil.which(name)
+        if found:
+            return found
+    return None
+
+
+# Injected into a copy of the page: it marks each <img> with whether it decoded,
+# so that --dump-dom shows what the browser actually rendered.
+_PROBE = """
+<script>
+window.addEventListener("load", () => {
+  const images = Array.from(document.images);
+  images.forEach((img) => {
+    img.setAttribute("data-decoded", String(img.complete && img.naturalWidth > 0));
+    img.setAttribute("data-natural", img.naturalWidth + "x" + img.naturalHeight);
+  });
+  document.body.setAttribute("data-probe", "done " + images.length);
+});
+</script>
+"""
+
+
+def _run_chromium(browser: str, *args: str) -> subprocess.CompletedProcess[str]:
+    profile = tempfile.mkdtemp(prefix="chromium-profile-")
+    try:
+        return subprocess.run(
+            [
+                browser,
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--disable-dev-shm-usage",
+                f"--user-data-dir={profile}",
+                "--virtual-time-budget=10000",
+                *args,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+    finally:
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+def test_browser_renders_every_figure(demo_results, tmp_path):
+    browser = _chromium()
+    if browser is None:
+        pytest.skip("chromium not installed (apt-get install -y chromium); .ci/run installs it")
+    ds, _ = demo_results
+    page = write_report(ds, tmp_path / "report", worst=3)
+    probe = page.with_name("probe.html")
+    probe.write_text(
+        page.read_text(encoding="utf-8").replace("</body>", _PROBE + "</body>"), encoding="utf-8"
+    )
+    result = _run_chromium(browser, "--dump-dom", probe.as_uri())
+    dom = result.stdout
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert 'data-probe="done 3"' in dom, dom[-2000:]
+    decoded = re.findall(r'data-decoded="(true|false)"', dom)
+    assert decoded == ["true"] * 3, re.findall(r'data-natural="([^"]*)"', dom)
+    sizes = [tuple(map(int, s.split("x"))) for s in re.findall(r'data-natural="([^"]*)"', dom)]
+    assert all(w >= 300 and h >= 200 for w, h in sizes), sizes
+
+    # A screenshot too: the page paints (not blank) at a desktop size.
+    shot = tmp_path / "report.png"
+    result = _run_chromium(
+        browser, f"--screenshot={shot}", "--window-size=1200,2400", page.as_uri()
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    from PIL import Image
+
+    pixels = np.asarray(Image.open(shot).convert("L"))
+    assert pixels.shape == (2400, 1200)
+    assert pixels.std() > 10  # text and figures, not an empty white page
+    if os.environ.get("SSIM_PIPELINE_KEEP_SCREENSHOT"):
+        shutil.copy(shot, os.environ["SSIM_PIPELINE_KEEP_SCREENSHOT"])
