@@ -57,8 +57,10 @@ def ssim(
         Also return the maps ``ssim``, ``luminance``, ``contrast``,
         ``structure`` and ``cs`` on the valid region.
     engine : str
-        ``"auto"`` (the fastest path for the array type) or ``"reference"``
-        (the readable float64 oracle).
+        ``"auto"`` (the fastest path for the array type: ``"fused"`` for 2-D NumPy,
+        ``"gpu"`` for 2-D CuPy, else ``"reference"``), ``"fused"`` (compiled CPU
+        kernel, float32 maps), ``"gpu"`` (CuPy) or ``"reference"`` (the readable
+        float64 oracle).
     **params
         Overrides of the profile: ``window``, ``win_size``, ``sigma``, ``k1``,
         ``k2``, ``covariance``.

@@ -1,6 +1,11 @@
-"""SSIM math on one block: no Dask, no xarray here (DESIGN.md)."""
+"""SSIM math on one block: no Dask, no xarray here (DESIGN.md).
 
-from pipeline.kernels.dispatch import ENGINES, block_maps
+``reference`` is the float64 oracle, ``fused`` the compiled CPU kernel (numba,
+imported on first use), ``gpu`` the CuPy kernel (CuPy imported on first use);
+``dispatch.block_maps`` picks one.
+"""
+
+from pipeline.kernels.dispatch import ENGINES, block_maps, resolve_engine
 from pipeline.kernels.reference import MAP_NAMES, filter_valid, ssim_maps
 from pipeline.kernels.windows import gaussian_window, uniform_window, window_weights
 
@@ -10,6 +15,7 @@ __all__ = [
     "block_maps",
     "filter_valid",
     "gaussian_window",
+    "resolve_engine",
     "ssim_maps",
     "uniform_window",
     "window_weights",

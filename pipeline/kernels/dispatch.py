@@ -3,6 +3,14 @@
 Callers (the in-memory API and the tiled engine) name an engine; this module
 picks the implementation. Only primitive arguments cross this boundary so the
 kernels stay free of settings objects, Dask and xarray.
+
+Engines:
+
+* ``"reference"``: the readable float64 oracle (any dimensionality, NumPy or CuPy).
+* ``"fused"``: the compiled CPU kernel (:mod:`pipeline.kernels.fused`), 2-D NumPy blocks.
+* ``"gpu"``: the CuPy kernels (:mod:`pipeline.kernels.gpu`), 2-D CuPy blocks.
+* ``"auto"``: ``gpu`` for 2-D CuPy arrays, ``fused`` for 2-D NumPy arrays,
+  ``reference`` otherwise (N-D volumes, where no fused path exists yet).
 """
 
 from __future__ import annotations
@@ -11,12 +19,41 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.backend import array_module
+from pipeline.backend import array_module, is_device_array
 from pipeline.kernels.reference import ssim_maps
 
-__all__ = ["ENGINES", "block_maps"]
+__all__ = ["ENGINES", "block_maps", "resolve_engine"]
 
-ENGINES = ("auto", "reference")
+ENGINES = ("auto", "reference", "fused", "gpu")
+
+
+def resolve_engine(engine: str, x: Any, y: Any) -> str:
+    """The concrete engine (``reference``, ``fused`` or ``gpu``) that ``engine`` means here.
+
+    Raises
+    ------
+    ValueError
+        ``engine`` is unknown, or names a path that cannot take these arrays
+        (``fused`` needs 2-D NumPy, ``gpu`` needs 2-D CuPy).
+    """
+    if engine not in ENGINES:
+        raise ValueError(f"engine must be one of {', '.join(ENGINES)} (got {engine!r})")
+    on_device = is_device_array(x) or is_device_array(y)
+    if engine == "auto":
+        if x.ndim != 2:
+            return "reference"
+        return "gpu" if on_device else "fused"
+    if engine == "fused" and (on_device or x.ndim != 2):
+        raise ValueError(
+            f"engine='fused' needs 2-D NumPy arrays (got {x.ndim}-D "
+            f"{'CuPy' if on_device else 'NumPy'}); use engine='auto' or 'reference'"
+        )
+    if engine == "gpu" and (not on_device or x.ndim != 2):
+        raise ValueError(
+            f"engine='gpu' needs 2-D CuPy arrays (got {x.ndim}-D "
+            f"{'CuPy' if on_device else 'NumPy'}); move the arrays to the device first"
+        )
+    return engine
 
 
 def block_maps(
@@ -30,14 +67,67 @@ def block_maps(
     cov_norm: float,
     components: bool,
     engine: str = "auto",
+    threads: int | None = None,
 ) -> dict[str, Any]:
     """SSIM maps on the valid region of one block (no channel axis).
 
-    ``engine="reference"`` is the float64 oracle; ``"auto"`` picks the fastest
-    path available for the array type.
+    Parameters
+    ----------
+    x, y : array_like
+        The block pair, NumPy or CuPy, same shape, any real dtype.
+    window : str
+        ``"gaussian"`` or ``"uniform"`` (the uniform window takes the running-sum path).
+    weights : numpy.ndarray
+        The separable 1-D window.
+    c1, c2 : float
+        SSIM stabilising constants; ``C3 = C2 / 2``.
+    cov_norm : float
+        Factor on local (co)variances (population 1, sample ``N / (N - 1)``).
+    components : bool
+        Also return ``luminance``, ``contrast`` and ``structure``.
+    engine : str
+        One of :data:`ENGINES`. ``reference`` returns float64 maps; ``fused``
+        and ``gpu`` return float32 maps (within 1e-5 of the reference).
+    threads : int, optional
+        CPU threads for the ``fused`` engine. ``None`` uses all of numba's
+        threads (an in-memory call); pass ``1`` when the caller already runs
+        many blocks in parallel (Dask worker threads): the serial kernel
+        releases the GIL and is safe to call concurrently. Ignored by the
+        other engines.
+
+    Returns
+    -------
+    dict
+        ``ssim`` and ``cs`` maps, plus the components when asked.
     """
-    if engine not in ENGINES:
-        raise ValueError(f"engine must be one of {', '.join(ENGINES)} (got {engine!r})")
+    chosen = resolve_engine(engine, x, y)
+    if chosen == "fused":
+        from pipeline.kernels.fused import fused_maps
+
+        return fused_maps(
+            x,
+            y,
+            weights=weights,
+            uniform=window == "uniform",
+            c1=c1,
+            c2=c2,
+            cov_norm=cov_norm,
+            components=components,
+            threads=threads,
+        )
+    if chosen == "gpu":
+        from pipeline.kernels.gpu import gpu_maps
+
+        return gpu_maps(
+            x,
+            y,
+            weights=weights,
+            uniform=window == "uniform",
+            c1=c1,
+            c2=c2,
+            cov_norm=cov_norm,
+            components=components,
+        )
     xp = array_module(x, y)
     return ssim_maps(
         x.astype(xp.float64, copy=False),

@@ -1,0 +1,263 @@
+"""The compiled CPU kernel against the float64 reference path (the oracle).
+
+Tolerance 1e-5 (DESIGN.md, float32 path) on every map (max abs) and on the
+mean; the kernel accumulates moments in float64, so the observed differences
+are ~3e-7 (float32 storage of the maps).
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+from skimage import data
+
+import pipeline as sp
+from pipeline.kernels import MAP_NAMES, block_maps, window_weights
+from pipeline.kernels.dispatch import resolve_engine
+from pipeline.kernels.fused import STAT_NAMES, fused_block_stats, fused_maps
+
+TOLERANCE = 1e-5
+
+
+def _params(window: str, win_size: int, covariance: str, data_range: float, ndim: int = 2):
+    weights = window_weights(window, win_size, 1.5)
+    n = win_size**ndim
+    return {
+        "window": window,
+        "weights": weights,
+        "c1": (0.01 * data_range) ** 2,
+        "c2": (0.03 * data_range) ** 2,
+        "cov_norm": 1.0 if covariance == "population" else n / (n - 1),
+        "components": True,
+    }
+
+
+def _assert_close(fused: dict, reference: dict) -> None:
+    for name in reference:
+        diff = np.abs(fused[name].astype(np.float64) - reference[name])
+        assert diff.max() < TOLERANCE, f"{name}: max abs difference {diff.max():.2e}"
+    mean_diff = abs(fused["ssim"].mean(dtype=np.float64) - reference["ssim"].mean())
+    assert mean_diff < TOLERANCE
+
+
+def _pair(rng: np.random.Generator, kind: str, shape: tuple[int, int]) -> tuple:
+    """An image pair and its data range; 'far' kinds sit where float32 moments cancel."""
+    if kind == "uint8":
+        x = rng.integers(0, 256, shape, dtype=np.uint8)
+        noise = rng.integers(-40, 41, shape)
+        return x, np.clip(x + noise, 0, 255).astype(np.uint8), 255.0
+    if kind == "uint8-flat-bright":
+        # Flat 255 regions beside an edge: float32 E[x^2] - mu^2 loses ~1e-4 of cs here.
+        x = np.full(shape, 255, dtype=np.uint8)
+        x[:, : shape[1] // 3] = 0
+        y = x.copy()
+        y[rng.random(shape) < 0.02] = 254
+        return x, y, 255.0
+    if kind == "uint16-far":
+        x = (60000 + rng.integers(-50, 51, shape)).astype(np.uint16)
+        y = (x.astype(np.int64) + rng.integers(-20, 21, shape)).astype(np.uint16)
+        x[: shape[0] // 4] = 100  # an edge from ~0 to ~60000 inside the same block
+        return x, y, 65535.0
+    if kind == "float32":
+        x = rng.random(shape, dtype=np.float32)
+        y = np.clip(x + rng.normal(0, 0.1, shape).astype(np.float32), 0, 1)
+        return x, y, 1.0
+    if kind == "float64-far":
+        x = 1000.0 + rng.random(shape)
+        return x, x + rng.normal(0, 0.05, shape), 1.0
+    raise AssertionError(kind)
+
+
+@pytest.mark.parametrize(
+    "kind", ["uint8", "uint8-flat-bright", "uint16-far", "float32", "float64-far"]
+)
+@pytest.mark.parametrize(
+    ("window", "win_size", "covariance"),
+    [
+        ("gaussian", 11, "population"),  # wang2004
+        ("gaussian", 7, "sample"),
+        ("uniform", 7, "sample"),  # skimage defaults
+        ("uniform", 3, "population"),
+        ("uniform", 15, "sample"),
+    ],
+)
+def test_fused_matches_reference(rng, kind, window, win_size, covariance) -> None:
+    x, y, data_range = _pair(rng, kind, (67, 81))
+    params = _params(window, win_size, covariance, data_range)
+    reference = block_maps(x, y, engine="reference", **params)
+    fused = block_maps(x, y, engine="fused", **params)
+    assert fused["ssim"].dtype == np.float32
+    assert set(fused) == set(MAP_NAMES)
+    _assert_close(fused, reference)
+
+
+@pytest.mark.parametrize("shape", [(11, 11), (11, 40), (40, 11), (12, 13), (300, 12)])
+@pytest.mark.parametrize("window", ["gaussian", "uniform"])
+def test_odd_shapes(rng, shape, window) -> None:
+    # Barely larger than the window, a one-row or one-column valid region.
+    x, y, data_range = _pair(rng, "uint8", shape)
+    params = _params(window, 11, "population", data_range)
+    reference = block_maps(x, y, engine="reference", **params)
+    for threads in (None, 1):
+        fused = block_maps(x, y, engine="fused", threads=threads, **params)
+        assert fused["ssim"].shape == (shape[0] - 10, shape[1] - 10)
+        _assert_close(fused, reference)
+
+
+@pytest.mark.parametrize("window", ["gaussian", "uniform"])
+def test_components_multiply_to_ssim(rng, window) -> None:
+    x, y, data_range = _pair(rng, "uint8", (64, 64))
+    maps = block_maps(x, y, engine="fused", **_params(window, 7, "population", data_range))
+    product = maps["luminance"] * maps["contrast"] * maps["structure"]
+    np.testing.assert_allclose(product, maps["ssim"], atol=TOLERANCE)
+    np.testing.assert_allclose(maps["luminance"] * maps["cs"], maps["ssim"], atol=TOLERANCE)
+
+
+def test_without_components_returns_ssim_and_cs_only(rng) -> None:
+    x, y, data_range = _pair(rng, "uint8", (40, 50))
+    params = {**_params("gaussian", 11, "population", data_range), "components": False}
+    fused = block_maps(x, y, engine="fused", **params)
+    assert set(fused) == {"ssim", "cs"}
+    _assert_close(fused, block_maps(x, y, engine="reference", **params))
+
+
+def test_identity_is_one(rng) -> None:
+    x, _, data_range = _pair(rng, "uint16-far", (50, 50))
+    maps = block_maps(x, x, engine="fused", **_params("gaussian", 11, "population", data_range))
+    np.testing.assert_allclose(maps["ssim"], 1.0, atol=TOLERANCE)
+
+
+@pytest.mark.parametrize("dtype", [np.int16, np.int32, np.uint32])
+def test_other_integer_dtypes_are_cast(rng, dtype) -> None:
+    x = rng.integers(0, 1000, (40, 45)).astype(dtype)
+    y = (x + rng.integers(0, 50, x.shape)).astype(dtype)
+    params = _params("uniform", 7, "sample", 1000.0)
+    _assert_close(
+        block_maps(x, y, engine="fused", **params), block_maps(x, y, engine="reference", **params)
+    )
+
+
+def test_mixed_dtypes(rng) -> None:
+    x = rng.integers(0, 256, (40, 45), dtype=np.uint8)
+    y = x.astype(np.uint16) + 3
+    params = _params("gaussian", 11, "population", 255.0)
+    _assert_close(
+        block_maps(x, y, engine="fused", **params), block_maps(x, y, engine="reference", **params)
+    )
+
+
+@pytest.mark.parametrize("window", ["gaussian", "uniform"])
+def test_thread_counts_agree(rng, window) -> None:
+    x, y, data_range = _pair(rng, "float32", (203, 97))
+    params = _params(window, 7, "population", data_range)
+    serial = block_maps(x, y, engine="fused", threads=1, **params)
+    for threads in (None, 2):
+        parallel = block_maps(x, y, engine="fused", threads=threads, **params)
+        for name in serial:
+            np.testing.assert_allclose(parallel[name], serial[name], atol=1e-6)
+
+
+def test_concurrent_calls_from_threads(rng) -> None:
+    # Dask runs blocks on many worker threads at once: serial kernels must be
+    # re-entrant, and parallel launches from several threads must not abort.
+    pairs = [_pair(rng, "uint8", (160, 150)) for _ in range(6)]  # above the parallel threshold
+    params = _params("gaussian", 11, "population", 255.0)
+    expected = [block_maps(x, y, engine="reference", **params) for x, y, _ in pairs]
+    for threads in (1, None):
+
+        def run(pair: tuple, threads: int | None = threads) -> dict:
+            return block_maps(pair[0], pair[1], engine="fused", threads=threads, **params)
+
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            results = list(pool.map(run, pairs))
+        for fused, reference in zip(results, expected, strict=True):
+            _assert_close(fused, reference)
+
+
+@pytest.mark.parametrize("window", ["gaussian", "uniform"])
+def test_block_stats_match_maps(rng, window) -> None:
+    x, y, data_range = _pair(rng, "uint8", (90, 70))
+    params = _params(window, 7, "population", data_range)
+    del params["window"], params["components"]
+    maps = fused_maps(x, y, uniform=window == "uniform", **params)
+    stats = fused_block_stats(x, y, uniform=window == "uniform", **params)
+    assert tuple(stats) == STAT_NAMES
+    ssim_map = maps["ssim"].astype(np.float64)
+    assert stats["count"] == ssim_map.size
+    np.testing.assert_allclose(stats["ssim_sum"], ssim_map.sum(), rtol=1e-9)
+    np.testing.assert_allclose(stats["ssim_sum_sq"], (ssim_map**2).sum(), rtol=1e-9)
+    assert stats["ssim_min"] == ssim_map.min()
+    assert stats["ssim_max"] == ssim_map.max()
+    for name in ("luminance", "contrast", "structure", "cs"):
+        np.testing.assert_allclose(
+            stats[f"{name}_sum"], maps[name].astype(np.float64).sum(), rtol=1e-9
+        )
+
+
+def test_photograph_through_ssim_default_engine() -> None:
+    # The default engine of sp.ssim on 2-D NumPy input is the fused kernel.
+    x = data.camera()
+    y = np.clip(x.astype(np.int16) + (np.arange(x.size).reshape(x.shape) % 7) - 3, 0, 255).astype(
+        np.uint8
+    )
+    for profile in ("wang2004", "skimage"):
+        fast, maps = sp.ssim(x, y, profile=profile, full=True)
+        slow = sp.ssim(x, y, profile=profile, engine="reference")
+        assert abs(fast - slow) < TOLERANCE
+        assert maps["ssim"].dtype == np.float32
+
+
+def test_colour_photograph_through_ssim() -> None:
+    x = data.astronaut()
+    y = x[::-1, ::-1].copy()
+    fast, maps = sp.ssim(x, y, channel_axis=-1, full=True)
+    slow, reference = sp.ssim(x, y, channel_axis=-1, full=True, engine="reference")
+    assert abs(fast - slow) < TOLERANCE
+    assert maps["ssim"].shape == (502, 502, 3)
+    for name in MAP_NAMES:
+        assert np.abs(maps[name] - reference[name]).max() < TOLERANCE
+
+
+def test_auto_uses_reference_for_volumes(rng) -> None:
+    x = rng.random((12, 12, 12))
+    assert resolve_engine("auto", x, x) == "reference"
+    params = _params("gaussian", 5, "population", 1.0, ndim=3)
+    maps = block_maps(x, x, **params)
+    assert maps["ssim"].dtype == np.float64
+
+
+def test_engine_errors(rng) -> None:
+    x = rng.random((12, 12, 12))
+    with pytest.raises(ValueError, match="engine must be one of"):
+        resolve_engine("fast", x, x)
+    with pytest.raises(
+        ValueError, match=r"engine='fused' needs 2-D NumPy arrays \(got 3-D NumPy\)"
+    ):
+        resolve_engine("fused", x, x)
+    with pytest.raises(ValueError, match=r"engine='gpu' needs 2-D CuPy arrays \(got 2-D NumPy\)"):
+        resolve_engine("gpu", x[0], x[0])
+
+
+@pytest.mark.parametrize(
+    ("threads", "error", "match"),
+    [
+        (0, ValueError, r"threads must be a positive integer or None \(got 0\)"),
+        (1.5, TypeError, r"threads must be a positive integer or None \(got 1.5\)"),
+        (True, TypeError, r"threads must be a positive integer or None \(got True\)"),
+    ],
+)
+def test_threads_errors(rng, threads, error, match) -> None:
+    x, y, _ = _pair(rng, "uint8", (20, 20))
+    with pytest.raises(error, match=match):
+        block_maps(x, y, engine="fused", threads=threads, **_params("gaussian", 7, "sample", 255))
+
+
+def test_shape_errors(rng) -> None:
+    x = rng.random((20, 20))
+    weights = window_weights("gaussian", 11, 1.5)
+    with pytest.raises(ValueError, match="two 2-D arrays of the same shape"):
+        fused_maps(x, x[:10], weights=weights, uniform=False, c1=1.0, c2=1.0)
+    with pytest.raises(ValueError, match="weights must be 1-D with at most min"):
+        fused_maps(x[:5], x[:5], weights=weights, uniform=False, c1=1.0, c2=1.0)

@@ -1,0 +1,107 @@
+"""The CuPy kernel against the CPU paths; runs only where a CUDA device answers.
+
+Every test carries the ``gpu`` marker: ``conftest.py`` probes the device once
+(``pipeline.backend.gpu_available``) and skips them otherwise. An importable
+CuPy is not a GPU.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from skimage import data
+
+import pipeline as sp
+from pipeline.kernels import MAP_NAMES, block_maps, window_weights
+from pipeline.kernels.dispatch import resolve_engine
+
+pytestmark = pytest.mark.gpu
+
+TOLERANCE = 1e-5
+
+
+def _params(window: str, win_size: int, covariance: str, data_range: float) -> dict:
+    n = win_size**2
+    return {
+        "window": window,
+        "weights": window_weights(window, win_size, 1.5),
+        "c1": (0.01 * data_range) ** 2,
+        "c2": (0.03 * data_range) ** 2,
+        "cov_norm": 1.0 if covariance == "population" else n / (n - 1),
+        "components": True,
+    }
+
+
+def _pair(rng: np.random.Generator, kind: str, shape: tuple[int, int]) -> tuple:
+    if kind == "uint8":
+        x = rng.integers(0, 256, shape, dtype=np.uint8)
+        return x, np.clip(x + rng.integers(-40, 41, shape), 0, 255).astype(np.uint8), 255.0
+    if kind == "uint16-far":
+        x = (60000 + rng.integers(-50, 51, shape)).astype(np.uint16)
+        x[: shape[0] // 4] = 100
+        y = (x.astype(np.int64) + rng.integers(-20, 21, shape)).astype(np.uint16)
+        return x, y, 65535.0
+    x = rng.random(shape, dtype=np.float32)
+    return x, np.clip(x + rng.normal(0, 0.1, shape).astype(np.float32), 0, 1), 1.0
+
+
+@pytest.mark.parametrize("kind", ["uint8", "uint16-far", "float32"])
+@pytest.mark.parametrize(
+    ("window", "win_size", "covariance"),
+    [("gaussian", 11, "population"), ("uniform", 7, "sample"), ("gaussian", 7, "sample")],
+)
+def test_gpu_matches_cpu_paths(rng, kind, window, win_size, covariance) -> None:
+    import cupy
+
+    x, y, data_range = _pair(rng, kind, (131, 97))
+    params = _params(window, win_size, covariance, data_range)
+    on_device = block_maps(cupy.asarray(x), cupy.asarray(y), engine="gpu", **params)
+    reference = block_maps(x, y, engine="reference", **params)
+    fused = block_maps(x, y, engine="fused", **params)
+    assert set(on_device) == set(MAP_NAMES)
+    for name in MAP_NAMES:
+        device_map = cupy.asnumpy(on_device[name]).astype(np.float64)
+        assert device_map.shape == reference[name].shape
+        assert np.abs(device_map - reference[name]).max() < TOLERANCE, name
+        assert np.abs(device_map - fused[name]).max() < TOLERANCE, name
+
+
+def test_auto_engine_picks_gpu_for_cupy(rng) -> None:
+    import cupy
+
+    x = cupy.asarray(rng.random((32, 32)))
+    assert resolve_engine("auto", x, x) == "gpu"
+
+
+def test_ssim_on_cupy_arrays_equals_cpu() -> None:
+    import cupy
+
+    x = data.camera()
+    y = np.clip(x.astype(np.int16) + 9, 0, 255).astype(np.uint8)
+    score_gpu, maps = sp.ssim(cupy.asarray(x), cupy.asarray(y), full=True)
+    score_cpu = sp.ssim(x, y, engine="reference")
+    assert abs(score_gpu - score_cpu) < TOLERANCE
+    assert isinstance(maps["ssim"], cupy.ndarray)
+    for profile in ("wang2004", "skimage"):
+        a = sp.ssim(cupy.asarray(x), cupy.asarray(y), profile=profile)
+        b = sp.ssim(x, y, profile=profile)
+        assert abs(a - b) < TOLERANCE
+
+
+def test_colour_on_cupy_arrays() -> None:
+    import cupy
+
+    x = data.astronaut()
+    y = x[::-1].copy()
+    score_gpu, maps = sp.ssim(cupy.asarray(x), cupy.asarray(y), channel_axis=-1, full=True)
+    score_cpu, reference = sp.ssim(x, y, channel_axis=-1, full=True, engine="reference")
+    assert abs(score_gpu - score_cpu) < TOLERANCE
+    for name in MAP_NAMES:
+        assert np.abs(cupy.asnumpy(maps[name]) - reference[name]).max() < TOLERANCE
+
+
+def test_identity_is_one_on_device(rng) -> None:
+    import cupy
+
+    x = cupy.asarray(rng.integers(0, 65536, (64, 64), dtype=np.uint16))
+    assert sp.ssim(x, x) == pytest.approx(1.0, abs=1e-7)
