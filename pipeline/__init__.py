@@ -2,8 +2,10 @@
 
 from importlib.metadata import PackageNotFoundError, version
 
+from pipeline.accessor import ReviewAccessor  # registers the ``review`` Dataset accessor
 from pipeline.config import RunConfig, load_config
 from pipeline.engine import evaluate
+from pipeline.folders import open_folder_pair  # registers the folder-of-images source
 from pipeline.loss import ssim_loss
 from pipeline.metrics import ssim
 from pipeline.multiscale import ms_ssim
@@ -17,12 +19,14 @@ except PackageNotFoundError:  # running from a source tree that was never instal
 
 __all__ = [
     "PROFILES",
+    "ReviewAccessor",
     "RunConfig",
     "SSIMParams",
     "__version__",
     "evaluate",
     "load_config",
     "ms_ssim",
+    "open_folder_pair",
     "open_results",
     "ssim",
     "ssim_loss",

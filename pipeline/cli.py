@@ -1,31 +1,471 @@
-"""The ``ssim-pipeline`` command: thin wrappers over the public API."""
+"""The ``ssim-pipeline`` command: thin wrappers over the public API.
+
+::
+
+    ssim-pipeline evaluate REFERENCE GENERATED --out RESULTS.zarr [--config FILE]
+                  [--profile NAME] [--regions SPEC] [--scheduler SPEC] [--device cpu|gpu]
+                  [--resume] [--overwrite] [--save-maps] [--format zarr|netcdf|csv]
+                  [--dry-run] [--quiet] [--json]
+    ssim-pipeline demo   [--out DIR]
+    ssim-pipeline report RESULTS.zarr [--out DIR] [--worst N]
+    ssim-pipeline ingest FOLDER --out STACK.zarr [--overwrite]
+
+Exit status: 0 done; 1 finished, but some pairs (or files) failed -- they are
+listed on stderr; 2 bad usage or input that stops the run (a message on stderr
+naming the file or parameter, no traceback); 130 interrupted (Ctrl-C).
+
+Progress goes to stderr, one bar per run, advanced after every committed batch
+(computed from this process whatever the scheduler, so it works on clusters
+too); ``--quiet`` silences it and the summary table. ``--json`` prints a
+machine-readable summary (:func:`pipeline.summary.summarize`, plus the output
+paths) on stdout instead of the table.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import sys
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, TextIO
 
 import pipeline
+from pipeline.config import DEVICES, OUTPUT_FORMATS, RunConfig, dump_config, resolve_config
+from pipeline.presets import PROFILES
 
-__all__ = ["build_parser", "main"]
+__all__ = ["ProgressBar", "build_parser", "main"]
+
+EXIT_OK, EXIT_FAILED_PAIRS, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+DEFAULT_DEMO_DIR = "ssim-demo"
+# Errors that mean "the input or the settings are wrong": message, no traceback.
+_USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, TypeError, OSError, RuntimeError)
+
+
+class _UsageError(Exception):
+    """A problem with the command line itself (exit status 2)."""
+
+
+class ProgressBar:
+    """A text progress bar over commit batches, for ``evaluate(on_batch=...)``.
+
+    On a terminal it redraws one line; elsewhere (logs, CI) it prints a line at
+    every tenth of the run, so a job log shows progress without flooding.
+    """
+
+    def __init__(self, label: str, *, stream: TextIO | None = None, width: int = 30) -> None:
+        self.label = label
+        self.stream = stream if stream is not None else sys.stderr
+        self.width = width
+        self.images = 0
+        self.start = time.perf_counter()
+        self._shown_tenth = -1
+        self._drawn = False
+
+    def __call__(self, done: int, total: int, images_in_batch: int) -> None:
+        self.images += images_in_batch
+        fraction = done / total if total else 1.0
+        filled = round(self.width * fraction)
+        elapsed = time.perf_counter() - self.start
+        rate = self.images / elapsed if elapsed > 0 else 0.0
+        text = (
+            f"{self.label} [{'#' * filled}{'.' * (self.width - filled)}] {done}/{total} batches, "
+            f"{self.images} pairs, {elapsed:.1f} s ({rate:.1f} pairs/s)"
+        )
+        if self.stream.isatty():
+            self.stream.write("\r" + text)
+            self._drawn = True
+            if done == total:
+                self.stream.write("\n")
+                self._drawn = False
+        else:
+            tenth = int(fraction * 10)
+            if tenth != self._shown_tenth or done == total:
+                self._shown_tenth = tenth
+                self.stream.write(text + "\n")
+        self.stream.flush()
+
+    def close(self) -> None:
+        """End a half-drawn line (an interrupted run)."""
+        if self._drawn:
+            self.stream.write("\n")
+            self.stream.flush()
+            self._drawn = False
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``ssim-pipeline`` (all subcommands)."""
     parser = argparse.ArgumentParser(
         prog="ssim-pipeline",
         description="Streaming SSIM evaluation for folders of images and Zarr stacks.",
+        epilog="Exit status: 0 done, 1 finished with failed pairs (listed), 2 bad usage or input.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {pipeline.__version__}")
-    parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    run = commands.add_parser(
+        "evaluate",
+        help="SSIM of every pair of two folders of images or Zarr stacks",
+        description="SSIM of every pair of two folders of images (paired by relative path, "
+        "then by stem) or two Zarr stacks; results stream into --out.",
+    )
+    run.add_argument("reference", metavar="REFERENCE", help="folder of images or Zarr array")
+    run.add_argument("generated", metavar="GENERATED", help="folder of images or Zarr array")
+    run.add_argument("--out", metavar="RESULTS", help="results path (.zarr, .nc or .csv)")
+    run.add_argument("--config", metavar="FILE", help="YAML run configuration (see configs/)")
+    run.add_argument("--profile", choices=tuple(PROFILES), help="compatibility profile")
+    run.add_argument("--regions", metavar="SPEC", help="'all', a grid '4x4', '256px'")
+    run.add_argument(
+        "--scheduler",
+        metavar="SPEC",
+        help="threads (default), processes, synchronous, local, slurm, pbs, cuda, "
+        "tcp://host:port or a scheduler file",
+    )
+    run.add_argument(
+        "--performance-report",
+        metavar="FILE",
+        help="save Dask's HTML performance report (distributed schedulers)",
+    )
+    run.add_argument("--device", choices=DEVICES, help="cpu or gpu")
+    run.add_argument("--format", choices=OUTPUT_FORMATS, help="output format (default: suffix)")
+    run.add_argument("--resume", action="store_true", help="finish an interrupted run")
+    run.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    run.add_argument("--save-maps", action="store_true", help="also store the SSIM maps")
+    run.add_argument(
+        "--dry-run", action="store_true", help="print the plan and the settings; compute nothing"
+    )
+    _add_output_flags(run)
+
+    demo = commands.add_parser(
+        "demo",
+        help="run the main job on bundled photographs",
+        description="Build reference/generated folders from scikit-image's bundled "
+        "photographs with GAN-like damage, evaluate them on the embedded threaded "
+        "scheduler and write the results and the report under --out.",
+    )
+    demo.add_argument("--out", metavar="DIR", default=DEFAULT_DEMO_DIR, help="demo folder")
+    _add_output_flags(demo)
+
+    report = commands.add_parser(
+        "report", help="figures and an HTML page from results", description="Write the report."
+    )
+    report.add_argument("results", metavar="RESULTS", help="results store (.zarr) or .nc file")
+    report.add_argument("--out", metavar="DIR", help="report folder (default: RESULTS-report)")
+    report.add_argument("--worst", type=int, default=6, metavar="N", help="worst pairs shown")
+
+    ingest = commands.add_parser(
+        "ingest",
+        help="folder of images -> Zarr stack",
+        description="Decode a folder of images once into a Zarr stack (one array per "
+        "size group, file names as a coordinate) for repeated evaluation.",
+    )
+    ingest.add_argument("folder", metavar="FOLDER", help="folder of images (recursive)")
+    ingest.add_argument("--out", metavar="STACK", required=True, help="Zarr store to write")
+    ingest.add_argument("--overwrite", action="store_true", help="replace an existing store")
+    ingest.add_argument("--quiet", action="store_true", help="no progress output")
     return parser
 
 
+def _add_output_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--quiet", action="store_true", help="no progress bar, no table")
+    parser.add_argument("--json", action="store_true", help="JSON summary on stdout")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; returns the exit status (0 done, 1 failed pairs, 2 bad usage)."""
+    """Run the command line; returns the exit status (0 done, 1 failed pairs, 2 bad usage).
+
+    Examples
+    --------
+    >>> main(["--version"])  # doctest: +SKIP
+    """
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:  # argparse has printed its message
+        return EXIT_OK if exit_.code in (0, None) else EXIT_USAGE
     if args.command is None:
         parser.print_help(sys.stderr)
-        return 2
-    return 0
+        return EXIT_USAGE
+    handler = {"evaluate": _evaluate, "demo": _demo, "report": _report, "ingest": _ingest}
+    try:
+        return handler[args.command](args)
+    except KeyboardInterrupt:
+        print(
+            "\ninterrupted; what was committed is kept: run the same command with --resume "
+            "to finish",
+            file=sys.stderr,
+        )
+        return EXIT_INTERRUPTED
+    except _UsageError as error:
+        _error(args.command, str(error))
+        return EXIT_USAGE
+    except _USER_ERRORS as error:
+        _error(args.command, _message(error))
+        return EXIT_USAGE
+
+
+def _message(error: BaseException) -> str:
+    text = str(error)
+    if isinstance(error, OSError) and error.filename and str(error.filename) not in text:
+        text = f"{text}: {error.filename}"
+    return text or type(error).__name__
+
+
+def _error(command: str, message: str) -> None:
+    print(f"ssim-pipeline {command}: error: {message}", file=sys.stderr)
+
+
+# ---------------------------------------------------------------------------
+# evaluate
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name in ("profile", "regions", "scheduler", "performance_report", "device"):
+        value = getattr(args, name)
+        if value is not None:
+            out[name] = value
+    for name in ("resume", "overwrite", "save_maps"):
+        if getattr(args, name):
+            out[name] = True
+    if args.out is not None:
+        out["output"] = args.out
+    if args.format is not None:
+        out["output_format"] = args.format
+    return out
+
+
+def _check_writable(path: str) -> None:
+    """A clear error before any work when the output cannot be written."""
+    target = Path(path)
+    parent = target.parent if str(target.parent) else Path(".")
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise _UsageError(
+            f"output {path!r} cannot be written: its folder {str(parent)!r} cannot be "
+            f"created ({error.strerror or error})"
+        ) from None
+    if not parent.is_dir():
+        raise _UsageError(f"output {path!r} cannot be written: {str(parent)!r} is not a folder")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise _UsageError(f"output {path!r} cannot be written: folder {str(parent)!r} is read-only")
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    config = resolve_config(args.config, **_overrides(args))
+    if args.dry_run:
+        return _dry_run(args, config)
+    if config.output is None:
+        raise _UsageError("--out RESULTS is required (or give output in the --config file)")
+    config.resolved_output_format()  # an unknown suffix is refused here, before any work
+    _check_writable(config.output)
+    return _run_and_summarize(
+        args.reference, args.generated, config, quiet=args.quiet, as_json=args.json
+    )
+
+
+def _run_and_summarize(
+    reference: Any,
+    generated: Any,
+    config: RunConfig,
+    *,
+    quiet: bool,
+    as_json: bool,
+    extra: dict[str, Any] | None = None,
+    after: Callable[[], object] | None = None,
+) -> int:
+    """Evaluate with a progress bar, call ``after`` (e.g. write the report), print the summary."""
+    from pipeline.summary import format_summary, summarize
+
+    bar = None if quiet else ProgressBar("evaluate")
+    try:
+        ds = pipeline.evaluate(reference, generated, config=config, on_batch=bar)
+    finally:
+        if bar is not None:
+            bar.close()
+    if after is not None:
+        after()
+    summary = summarize(ds)
+    paths = {"results": config.output, **(extra or {})}
+    if as_json:
+        print(json.dumps({**summary, **paths}, indent=2, allow_nan=False))
+    elif not quiet:
+        print(format_summary(summary))
+        print()
+        for name, path in paths.items():
+            print(f"{name}: {path}")
+    if summary["failed"]:
+        if quiet or as_json:
+            # The table (which lists them) was not printed: list the failures here.
+            for failure in summary["failures"]:
+                print(f"failed: {failure['image']}: {failure['status']}", file=sys.stderr)
+        print(
+            f"{summary['failed']} of {summary['pairs']} pairs failed (listed above); "
+            "the other pairs were computed",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED_PAIRS
+    return EXIT_OK
+
+
+def _dry_run(args: argparse.Namespace, config: RunConfig) -> int:
+    """Open and plan the run (headers only) and print it; nothing is decoded or computed."""
+    from pipeline.engine import plan_run
+    from pipeline.sources import open_pair
+
+    pair = open_pair(args.reference, args.generated, channel_axis=config.channel_axis)
+    plan = plan_run(config, pair)
+    groups = [plan.pair] if not plan.pair.groups else list(plan.pair.groups)
+    group_rows: list[dict[str, Any]] = []
+    for group in groups:
+        height, width = group.image_shape
+        group_rows.append(
+            {
+                "pairs": group.n_images,
+                "shape": [height, width, group.n_channels],
+                "dtype": str(group.reference.dtype),
+                "pixels": group.n_images * height * width * group.n_channels,
+            }
+        )
+    if plan.pair.groups:
+        detail = json.loads(plan.attrs["size_groups"])
+        for row, info in zip(group_rows, detail, strict=True):
+            row.update(
+                chunks=info["chunks"], tasks=info["tasks"], decode_tasks=info["decode_tasks"]
+            )
+    else:
+        row = group_rows[0]
+        row.update(
+            chunks=[max(c) for c in plan.chunks[:3]],
+            tasks=len(plan.chunks[0]) * len(plan.chunks[1]) * len(plan.chunks[2]),
+        )
+    attrs = plan.pair.attrs
+    known_failed = dict(sorted(plan.pair.status.items()))
+    result: dict[str, Any] = {
+        "reference": str(args.reference),
+        "generated": str(args.generated),
+        "pairs": plan.pair.n_images,
+        "failed_from_headers": [
+            {"image": str(plan.pair.image[k]), "status": reason}
+            for k, reason in known_failed.items()
+        ],
+        "unpaired_reference": list(attrs.get("unpaired_reference", [])),
+        "unpaired_generated": list(attrs.get("unpaired_generated", [])),
+        "regions": list(plan.regions.names),
+        "size_groups": group_rows,
+        "batches": len(plan.batches),
+        "pixels": sum(row["pixels"] for row in group_rows),
+        "tasks": sum(row["tasks"] for row in group_rows),
+        "output": config.output,
+        "config": config.to_mapping(),
+    }
+    if args.json:
+        print(json.dumps(result, indent=2, default=str))
+        return EXIT_OK
+    lines = [
+        "dry run: nothing decoded or computed",
+        f"reference: {args.reference}",
+        f"generated: {args.generated}",
+        f"pairs found: {result['pairs']}"
+        + (f" ({len(known_failed)} already failed from headers)" if known_failed else ""),
+        f"unpaired: {len(result['unpaired_reference'])} reference, "
+        f"{len(result['unpaired_generated'])} generated",
+    ]
+    for item in result["failed_from_headers"]:
+        lines.append(f"  will fail: {item['image']}: {item['status']}")
+    for side in ("reference", "generated"):
+        for name in result[f"unpaired_{side}"][:20]:
+            lines.append(f"  unpaired {side}: {name}")
+    lines.append(f"regions: {', '.join(result['regions'])}")
+    lines.append("size groups:")
+    for row in group_rows:
+        h, w, c = row["shape"]
+        images, ty, tx = row["chunks"]
+        lines.append(
+            f"  {row['pairs']:>6} pairs  {h}x{w}x{c} {row['dtype']:<8} chunks of {images} "
+            f"image(s) x {ty}x{tx} px, {row['tasks']} tasks"
+        )
+    lines.append(
+        f"estimated work: {result['pixels'] / 1e6:.1f} Mpixel per side, {result['tasks']} "
+        f"kernel tasks in {result['batches']} commit batches"
+    )
+    lines.append(f"output: {config.output}")
+    lines.append("effective configuration:")
+    lines.extend("  " + line for line in dump_config(config).splitlines())
+    print("\n".join(lines))
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------------------
+# demo, report, ingest
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from pipeline.demo import make_demo_folders
+    from pipeline.report import write_report
+
+    root = Path(args.out)
+    if root.exists() and not root.is_dir():
+        raise _UsageError(f"--out must be a folder, got a file: {root}")
+    if not args.quiet and not args.json:
+        print(f"building demo folders under {root} ...", file=sys.stderr)
+    reference, generated = make_demo_folders(root)
+    results = root / "results.zarr"
+    report_dir = root / "report"
+    # The embedded threaded scheduler, a 4x4 region grid for the report's heatmap.
+    config = resolve_config(
+        None, regions="4x4", output=str(results), overwrite=results.exists(), scheduler="threads"
+    )
+    status = _run_and_summarize(
+        reference,
+        generated,
+        config,
+        quiet=args.quiet,
+        as_json=args.json,
+        extra={"report": str(report_dir / "report.html")},
+        after=lambda: write_report(results, report_dir),
+    )
+    if not args.quiet and not args.json:
+        print(
+            f"\nopen {report_dir / 'report.html'} in a browser; the demo's unpaired reference "
+            "file is listed on purpose (it is reported, not a failure)"
+        )
+    return status
+
+
+def _report(args: argparse.Namespace) -> int:
+    from pipeline.report import write_report
+
+    results = Path(args.results)
+    if not results.exists():
+        raise _UsageError(f"results not found: {results}")
+    out = Path(args.out) if args.out else results.with_name(results.stem + "-report")
+    page = write_report(results, out, worst=args.worst)
+    print(f"report: {page}")
+    return EXIT_OK
+
+
+def _ingest(args: argparse.Namespace) -> int:
+    from pipeline.ingest import ingest_folder
+
+    bar = None if args.quiet else ProgressBar("ingest")
+    try:
+        result = ingest_folder(args.folder, args.out, overwrite=args.overwrite, on_batch=bar)
+    finally:
+        if bar is not None:
+            bar.close()
+    for name, info in result.arrays.items():
+        print(f"{args.out}/{name}: {info}")
+    if result.failed:
+        for path, reason in result.failed.items():
+            print(f"failed: {path}: {reason}", file=sys.stderr)
+        print(
+            f"{len(result.failed)} files could not be decoded (listed above; their slots "
+            "are marked failed in the store)",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED_PAIRS
+    return EXIT_OK

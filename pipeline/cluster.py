@@ -1,11 +1,12 @@
 """Where the graph runs: one switch from the embedded threaded scheduler to a cluster.
 
-``threads`` (default) and ``processes`` are Dask's local schedulers and import
-nothing from ``distributed``. ``local`` starts a ``distributed.LocalCluster``;
-``tcp://...`` (or a scheduler-file path) connects to a running scheduler;
-``slurm`` / ``pbs`` start workers through dask-jobqueue; ``cuda`` starts
-dask-cuda's LocalCUDACluster (one worker per GPU). The graph is the same
-everywhere, so the results are too.
+``threads`` (default), ``synchronous`` and ``processes`` are Dask's local
+schedulers and import nothing from ``distributed``; ``default`` leaves the choice
+to Dask's configuration (e.g. a ``distributed.Client`` the user already made).
+``local`` starts a ``distributed.LocalCluster``; ``tcp://...`` (or a scheduler-file
+path) connects to a running scheduler; ``slurm`` / ``pbs`` start workers through
+dask-jobqueue; ``cuda`` starts dask-cuda's LocalCUDACluster (one worker per GPU).
+The graph is the same everywhere, so the results are too.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
+    "LOCAL_SCHEDULERS",
     "NAMED_SCHEDULERS",
     "ClusterSettings",
     "SchedulerConnectionError",
@@ -25,7 +27,9 @@ __all__ = [
     "open_scheduler",
 ]
 
-NAMED_SCHEDULERS = ("threads", "processes", "local", "slurm", "pbs", "cuda")
+# Schedulers that need no cluster: Dask's own, or whatever Dask's configuration says.
+LOCAL_SCHEDULERS = ("threads", "synchronous", "processes", "default")
+NAMED_SCHEDULERS = (*LOCAL_SCHEDULERS, "local", "slurm", "pbs", "cuda")
 
 
 class SchedulerConnectionError(RuntimeError):
@@ -38,7 +42,9 @@ class ClusterSettings:
 
     ``scheduler`` is one of :data:`NAMED_SCHEDULERS`, a ``tcp://``/``tls://``
     address or the path of a Dask scheduler file (``*.json``). ``workers`` is
-    the number of worker processes (``local``) or jobs (``slurm``/``pbs``).
+    the number of worker threads (``threads``), processes (``processes``,
+    ``local``) or jobs (``slurm``/``pbs``). ``performance_report`` is a path
+    for Dask's HTML performance report (distributed schedulers only).
     """
 
     scheduler: str = "threads"
@@ -60,8 +66,8 @@ class ClusterSettings:
             raise TypeError(f"cluster.scheduler must be a string (got {self.scheduler!r})")
         if self.kind == "unknown":
             raise ValueError(
-                f"cluster.scheduler {self.scheduler!r} is not one of "
-                f"{', '.join(NAMED_SCHEDULERS)}, a tcp:// address, or a scheduler file (*.json)"
+                f"cluster.scheduler must be one of {', '.join(NAMED_SCHEDULERS)}, a tcp:// "
+                f"address, or a scheduler file (*.json) (got {self.scheduler!r})"
             )
         for name in ("workers", "threads_per_worker", "cores"):
             value = getattr(self, name)
@@ -76,12 +82,22 @@ class ClusterSettings:
             raise ValueError(
                 f"cluster.connect_timeout must be a positive finite number (got {timeout!r})"
             )
+        if self.performance_report is not None and not self.distributed:
+            raise ValueError(
+                "cluster.performance_report needs a distributed scheduler (local, an address, "
+                f"a scheduler file, slurm, pbs or cuda) (got scheduler {self.scheduler!r})"
+            )
+        if isinstance(self.job_directives, str):
+            raise TypeError(
+                f"cluster.job_directives must be a list of strings (got {self.job_directives!r})"
+            )
         object.__setattr__(self, "job_directives", tuple(self.job_directives))
+        if self.performance_report is not None:
+            object.__setattr__(self, "performance_report", str(self.performance_report))
 
     @property
     def kind(self) -> str:
-        """``threads``, ``processes``, ``local``, ``slurm``, ``pbs``, ``cuda``,
-        ``address``, ``scheduler-file`` or ``unknown``."""
+        """One of :data:`NAMED_SCHEDULERS`, ``address``, ``scheduler-file`` or ``unknown``."""
         scheduler = self.scheduler
         if scheduler in NAMED_SCHEDULERS:
             return scheduler
@@ -93,10 +109,15 @@ class ClusterSettings:
 
     @property
     def distributed(self) -> bool:
-        return self.kind not in ("threads", "processes")
+        return self.kind not in LOCAL_SCHEDULERS
 
     @classmethod
     def from_mapping(cls, mapping: Mapping[str, Any]) -> ClusterSettings:
+        """Build from a mapping such as the ``cluster:`` section of a YAML file."""
+        if not isinstance(mapping, Mapping):
+            raise TypeError(
+                f"cluster must be a mapping of cluster settings (got {type(mapping).__name__})"
+            )
         valid = {f.name for f in fields(cls)}
         unknown = sorted(set(mapping) - valid)
         if unknown:
@@ -120,12 +141,21 @@ class SchedulerSession:
     settings: ClusterSettings
     client: Any = None
     cluster: Any = None
+    pool: Any = None
 
     @property
     def compute_kwargs(self) -> dict[str, Any]:
         if self.client is not None:
             return {"scheduler": self.client}
-        return {"scheduler": self.settings.kind}
+        kind = self.settings.kind
+        if kind == "default":
+            return {}
+        kwargs: dict[str, Any] = {"scheduler": kind}
+        if self.pool is not None:
+            kwargs["pool"] = self.pool
+        elif self.settings.workers is not None and kind == "threads":
+            kwargs["num_workers"] = self.settings.workers
+        return kwargs
 
     @property
     def dashboard_link(self) -> str | None:
@@ -136,7 +166,9 @@ class SchedulerSession:
         if self.client is None:
             import os
 
-            return os.cpu_count() or 1
+            if self.settings.kind == "synchronous":
+                return 1
+            return self.settings.workers or os.cpu_count() or 1
         return max(1, len(self.client.scheduler_info().get("workers", {})))
 
 
@@ -151,6 +183,10 @@ def open_scheduler(settings: ClusterSettings | None = None) -> Iterator[Schedule
         ``connect_timeout`` seconds.
     """
     settings = settings or ClusterSettings()
+    if settings.kind == "processes":
+        with _process_pool(settings.workers) as pool:
+            yield SchedulerSession(settings, pool=pool)
+        return
     if not settings.distributed:
         yield SchedulerSession(settings)
         return
@@ -162,6 +198,27 @@ def open_scheduler(settings: ClusterSettings | None = None) -> Iterator[Schedule
 
             stack.enter_context(performance_report(filename=settings.performance_report))
         yield session
+
+
+def _process_pool(workers: int | None) -> Any:
+    """One process pool for the whole session, set up as ``dask.multiprocessing`` does.
+
+    Dask's ``processes`` scheduler otherwise starts (spawns) a fresh pool for every
+    ``dask.compute``, i.e. for every commit batch, each paying the imports again.
+    """
+    import os
+    from concurrent.futures import ProcessPoolExecutor
+
+    import dask.multiprocessing
+
+    # Consistent hashing in the workers needs a fixed seed, inherited through the environment.
+    if os.environ.get("PYTHONHASHSEED") in (None, "0"):
+        os.environ["PYTHONHASHSEED"] = "6640"
+    return ProcessPoolExecutor(
+        workers or os.cpu_count() or 1,
+        mp_context=dask.multiprocessing.get_context(),
+        initializer=dask.multiprocessing.initialize_worker_process,
+    )
 
 
 def _start(settings: ClusterSettings, stack: contextlib.ExitStack) -> tuple[Any, Any]:
@@ -182,14 +239,28 @@ def _start(settings: ClusterSettings, stack: contextlib.ExitStack) -> tuple[Any,
                 "and that the scheduler is running"
             ) from error
         stack.callback(client.close)
+        # A scheduler without workers would accept the graph and wait forever (e.g. the
+        # workers of a job script that failed to start): wait, bounded, for the first ones.
+        _wait_for_workers(client, settings, target)
         return client, None
 
     cluster = stack.enter_context(_make_cluster(settings))
     client = stack.enter_context(Client(cluster))
     if kind in ("slurm", "pbs"):
         cluster.scale(jobs=settings.workers or 1)
-        client.wait_for_workers(1, timeout=settings.extra.get("worker_timeout", 300))
+        _wait_for_workers(client, settings, f"the {kind} cluster")
     return client, cluster
+
+
+def _wait_for_workers(client: Any, settings: ClusterSettings, where: str) -> None:
+    timeout = settings.extra.get("worker_timeout", 300)
+    try:
+        client.wait_for_workers(1, timeout=timeout)
+    except TimeoutError as error:
+        raise SchedulerConnectionError(
+            f"no Dask worker joined {where} within {timeout:g} s (cluster.extra.worker_timeout); "
+            "check that the workers started (job logs, queue)"
+        ) from error
 
 
 def _make_cluster(settings: ClusterSettings) -> Any:

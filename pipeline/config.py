@@ -17,20 +17,23 @@ import json
 import math
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import yaml
 
+from pipeline.cluster import ClusterSettings
 from pipeline.color import COLOR_MODES
 from pipeline.kernels import ENGINES
+from pipeline.multiscale import resolve_weights
 from pipeline.presets import COVARIANCES, PARAM_NAMES, PROFILES, WINDOWS
 
 __all__ = [
     "DEVICES",
     "MAP_CHOICES",
+    "NAN_POLICIES",
     "OUTPUT_FORMATS",
     "SCHEDULERS",
     "RunConfig",
@@ -41,15 +44,25 @@ __all__ = [
 
 DEVICES = ("cpu", "gpu")
 OUTPUT_FORMATS = ("zarr", "netcdf", "csv")
+# Dask's own schedulers; ``cluster.scheduler`` also takes clusters (pipeline.cluster).
 # "default" leaves the choice to Dask's configuration, e.g. an active distributed Client.
 SCHEDULERS = ("threads", "synchronous", "processes", "default")
+# Flat shorthands for fields of the ``cluster:`` section (older configurations, the CLI's
+# --scheduler and --performance-report): ``scheduler: local`` is ``cluster: {scheduler: local}``.
+_CLUSTER_SHORTHANDS = {
+    "scheduler": "scheduler",
+    "num_workers": "workers",
+    "performance_report": "performance_report",
+}
 MAP_CHOICES = ("ssim", "luminance", "contrast", "structure")
+# What a non-finite (NaN/Inf) pixel does: fail its pair, or drop the windows touching it.
+NAN_POLICIES = ("fail", "mask")
 
 _REGION_PATTERN = re.compile(r"^(all|labels|\d+x\d+|\d+px)$")
 _SUFFIX_FORMATS = {".zarr": "zarr", ".nc": "netcdf", ".nc4": "netcdf", ".csv": "csv"}
 # Settings that say how or where a run executes, not what it computes; they stay out
 # of the fingerprint so that a resumed run may use another scheduler or flag.
-_EXECUTION_ONLY = frozenset({"output", "resume", "overwrite", "scheduler", "num_workers"})
+_EXECUTION_ONLY = frozenset({"output", "resume", "overwrite", "cluster"})
 
 
 @dataclass(frozen=True)
@@ -77,6 +90,17 @@ class RunConfig:
         ``{label value: name}``; only these labels become regions.
     hist_bins : int
         Number of equal histogram bins over [-1, 1].
+    nan_policy : str
+        ``"fail"`` (default): a pair with a NaN or Inf pixel fails, with the count in
+        its ``status``. ``"mask"``: the windows touching such a pixel are left out
+        of every statistic and counted per pair in the ``nan_masked`` variable.
+    ms_ssim : bool
+        Also compute MS-SSIM per image (the ``ms_ssim`` variable), chunk by chunk.
+    ms_weights : tuple of float, optional
+        MS-SSIM exponents, one per scale (default Wang's five); needs ``ms_ssim``.
+    volume : bool
+        Evaluate the stack as one 3-D volume (image axis = ``z``) with an N-D
+        window: one result row (see :mod:`pipeline.volumes`).
     chunks : str or tuple
         ``"auto"`` (planned from ``chunk_pixels`` and the source's chunks),
         ``"input"`` (keep a Dask input's chunks) or ``(images, y, x)``.
@@ -102,11 +126,15 @@ class RunConfig:
         Kernel engine passed to :func:`pipeline.kernels.block_maps`.
     device : str
         ``"cpu"`` or ``"gpu"``.
-    scheduler : str
-        Dask scheduler (``"threads"``, ``"synchronous"``, ``"processes"`` or
-        ``"default"``).
-    num_workers : int, optional
-        Worker threads or processes for the local schedulers.
+    cluster : ClusterSettings or mapping
+        Where the graph runs (:class:`pipeline.cluster.ClusterSettings`): Dask's
+        ``threads`` (default), ``synchronous`` or ``processes`` scheduler, a
+        ``local`` cluster, a scheduler address or file, ``slurm``/``pbs`` or
+        ``cuda``. Not part of the fingerprint: results are the same everywhere.
+        The flat shorthands ``scheduler``, ``num_workers`` and
+        ``performance_report`` (accepted by :meth:`from_mapping` and
+        :meth:`replace`) set ``cluster.scheduler``, ``cluster.workers`` and
+        ``cluster.performance_report``, and win over the section.
     """
 
     profile: str = "wang2004"
@@ -123,6 +151,10 @@ class RunConfig:
     labels: Any = None
     label_names: Mapping[int, str] | None = None
     hist_bins: int = 100
+    nan_policy: str = "fail"
+    ms_ssim: bool = False
+    ms_weights: tuple[float, ...] | None = None
+    volume: bool = False
     chunks: str | tuple[int, int, int] = "auto"
     chunk_pixels: int = 2**21
     batch_images: int | None = None
@@ -136,8 +168,7 @@ class RunConfig:
     overwrite: bool = False
     engine: str = "auto"
     device: str = "cpu"
-    scheduler: str = "threads"
-    num_workers: int | None = None
+    cluster: ClusterSettings = field(default_factory=ClusterSettings)
 
     def __post_init__(self) -> None:
         _choice("profile", self.profile, tuple(PROFILES))
@@ -146,9 +177,15 @@ class RunConfig:
         _choice("color_mode", self.color_mode, COLOR_MODES)
         _choice("engine", self.engine, ENGINES)
         _choice("device", self.device, DEVICES)
-        _choice("scheduler", self.scheduler, SCHEDULERS)
+        _choice("nan_policy", self.nan_policy, NAN_POLICIES)
+        if isinstance(self.cluster, Mapping):
+            object.__setattr__(self, "cluster", ClusterSettings.from_mapping(self.cluster))
+        elif not isinstance(self.cluster, ClusterSettings):
+            raise TypeError(
+                f"cluster must be a mapping of cluster settings (got {type(self.cluster).__name__})"
+            )
         _choice("output_format", self.output_format, OUTPUT_FORMATS, optional=True)
-        for name in ("win_size", "hist_bins", "chunk_pixels", "batch_images", "num_workers"):
+        for name in ("win_size", "hist_bins", "chunk_pixels", "batch_images"):
             _positive_int(name, getattr(self, name), optional=name != "hist_bins")
         for name in ("sigma", "k1", "k2", "data_range"):
             _positive_float(self, name)
@@ -165,6 +202,7 @@ class RunConfig:
             raise ValueError("resume and overwrite exclude each other (got both true)")
         self._check_regions()
         self._check_chunks()
+        self._check_family()
         maps = (self.maps,) if isinstance(self.maps, str) else tuple(self.maps)
         for name in maps:
             _choice("maps", name, MAP_CHOICES)
@@ -227,6 +265,18 @@ class RunConfig:
             )
         object.__setattr__(self, "chunks", values)
 
+    def _check_family(self) -> None:
+        for name in ("ms_ssim", "volume"):
+            if not isinstance(getattr(self, name), bool):
+                raise TypeError(f"{name} must be true or false (got {getattr(self, name)!r})")
+        if self.ms_weights is not None:
+            if not self.ms_ssim:
+                raise ValueError(
+                    f"ms_weights were given ({self.ms_weights!r}) but ms_ssim is false; "
+                    "set ms_ssim=True"
+                )
+            object.__setattr__(self, "ms_weights", resolve_weights(self.ms_weights))
+
     # -- conversions -------------------------------------------------------------------
 
     @classmethod
@@ -235,12 +285,12 @@ class RunConfig:
         if not isinstance(mapping, Mapping):
             raise TypeError(f"a configuration must be a mapping (got {type(mapping).__name__})")
         valid = [f.name for f in fields(cls)]
-        unknown = sorted(str(k) for k in mapping if k not in valid)
+        unknown = sorted(str(k) for k in mapping if k not in valid and k not in _CLUSTER_SHORTHANDS)
         if unknown:
             raise ValueError(
                 f"unknown configuration key(s) {', '.join(unknown)}; valid keys: {', '.join(valid)}"
             )
-        values = dict(mapping)
+        values = _fold_cluster_shorthands(dict(mapping), ClusterSettings())
         if isinstance(values.get("chunks"), list):
             values["chunks"] = tuple(values["chunks"])
         if isinstance(values.get("maps"), list):
@@ -256,6 +306,8 @@ class RunConfig:
                 value = list(value)
             elif isinstance(value, Mapping):
                 value = dict(value)
+            elif isinstance(value, ClusterSettings):
+                value = value.to_mapping()
             elif f.name == "labels" and value is not None and not isinstance(value, str):
                 value = f"<in-memory {type(value).__name__}>"
             out[f.name] = value
@@ -264,12 +316,17 @@ class RunConfig:
     def replace(self, **overrides: Any) -> RunConfig:
         """A copy with ``overrides`` applied (and validated); unknown names are refused."""
         valid = [f.name for f in fields(self)]
-        unknown = sorted(set(overrides) - set(valid))
+        unknown = sorted(set(overrides) - set(valid) - set(_CLUSTER_SHORTHANDS))
         if unknown:
             raise TypeError(
                 f"unknown setting(s) {', '.join(unknown)}; valid settings: {', '.join(valid)}"
             )
-        return replace(self, **overrides)
+        return replace(self, **_fold_cluster_shorthands(dict(overrides), self.cluster))
+
+    @property
+    def scheduler(self) -> str:
+        """``cluster.scheduler``, the one switch of where the graph runs."""
+        return self.cluster.scheduler
 
     def ssim_overrides(self) -> dict[str, Any]:
         """The explicit SSIM parameters, for :func:`pipeline.presets.resolve_params`."""
@@ -306,6 +363,24 @@ class RunConfig:
             canonical["labels"] = tokenize(self.labels)
         text = json.dumps(canonical, sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _fold_cluster_shorthands(values: dict[str, Any], cluster: ClusterSettings) -> dict[str, Any]:
+    """Move the flat ``scheduler``/``num_workers`` into ``values["cluster"]``."""
+    shorthands = {
+        target: values.pop(name)
+        for name, target in _CLUSTER_SHORTHANDS.items()
+        if name in values and values[name] is not None
+    }
+    for name in _CLUSTER_SHORTHANDS:
+        values.pop(name, None)
+    if shorthands:
+        base = values.get("cluster", cluster)
+        if isinstance(base, Mapping):
+            base = ClusterSettings.from_mapping(base)
+        if isinstance(base, ClusterSettings):
+            values["cluster"] = replace(base, **shorthands)
+    return values
 
 
 def _choice(name: str, value: Any, allowed: tuple[str, ...], *, optional: bool = False) -> None:
@@ -358,7 +433,7 @@ def load_config(path: str | Path) -> RunConfig:
     path = Path(path)
     try:
         text = path.read_text()
-    except OSError as error:
+    except (OSError, UnicodeDecodeError) as error:
         raise ValueError(f"cannot read configuration file {str(path)!r}: {error}") from error
     try:
         mapping = yaml.safe_load(text)

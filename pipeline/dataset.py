@@ -26,6 +26,7 @@ import xarray as xr
 from pipeline.reductions import bin_edges
 
 __all__ = [
+    "AMBIGUOUS",
     "BIN",
     "BIN_LOWER",
     "BIN_UPPER",
@@ -36,10 +37,13 @@ __all__ = [
     "IMAGE",
     "LUMINANCE",
     "MS_SSIM",
+    "NAN_MASKED",
     "PENDING",
     "REFERENCE",
     "REGION",
     "REQUIRED_ATTRS",
+    "SIZE_GROUPS",
+    "SKIPPED_FILES",
     "SSIM",
     "SSIM_HIST",
     "SSIM_MAX",
@@ -48,6 +52,8 @@ __all__ = [
     "STATUS",
     "STATUS_OK",
     "STRUCTURE",
+    "UNPAIRED_GENERATED",
+    "UNPAIRED_REFERENCE",
     "build_dataset",
     "template_dataset",
     "validate_dataset",
@@ -59,7 +65,15 @@ BIN_LOWER, BIN_UPPER = "bin_lower", "bin_upper"
 SSIM, LUMINANCE, CONTRAST, STRUCTURE = "ssim", "luminance", "contrast", "structure"
 SSIM_STD, SSIM_MIN, SSIM_MAX, COUNT = "ssim_std", "ssim_min", "ssim_max", "count"
 SSIM_HIST, STATUS, MS_SSIM = "ssim_hist", "status", "ms_ssim"
+# Windows left out of a pair's statistics because they touch a NaN/Inf pixel
+# (``nan_policy="mask"`` only; the variable exists only then).
+NAN_MASKED = "nan_masked"
+_NAN_MASKED_DESCRIPTION = "valid windows left out because they touch a NaN or Inf pixel"
 STATUS_OK = "ok"
+# Result attrs of folder sources: images that were not evaluated, never dropped silently
+# (lists of relative paths), the stems paired ambiguously, and the size groups.
+UNPAIRED_REFERENCE, UNPAIRED_GENERATED = "unpaired_reference", "unpaired_generated"
+AMBIGUOUS, SKIPPED_FILES, SIZE_GROUPS = "ambiguous", "skipped_files", "size_groups"
 # Status of a pair not computed yet: what an interrupted store holds until resumed.
 PENDING = ""
 
@@ -135,12 +149,16 @@ def build_dataset(
     data_vars[SSIM_HIST] = ((IMAGE, REGION, BIN), np.asarray(statistics[SSIM_HIST]))
     if MS_SSIM in statistics:
         data_vars[MS_SSIM] = ((IMAGE,), np.asarray(statistics[MS_SSIM]))
+    if NAN_MASKED in statistics:
+        data_vars[NAN_MASKED] = ((IMAGE,), np.asarray(statistics[NAN_MASKED]))
     data_vars[STATUS] = ((IMAGE,), np.asarray(status, dtype=object))
     ds = xr.Dataset(
         data_vars, coords=_coords(image, reference, generated, regions, bins), attrs=dict(attrs)
     )
     for name, text in _DESCRIPTIONS.items():
         ds[name].attrs["description"] = text
+    if NAN_MASKED in ds:
+        ds[NAN_MASKED].attrs["description"] = _NAN_MASKED_DESCRIPTION
     return ds
 
 
@@ -153,11 +171,14 @@ def template_dataset(
     bins: int,
     batch_images: int,
     attrs: Mapping[str, Any],
+    ms_ssim: bool = False,
+    nan_masked: bool = False,
 ) -> xr.Dataset:
     """A lazy, all-pending Dataset with the final layout: what a store starts as.
 
     Statistics are Dask arrays (writing it with ``compute=False`` stores only
     metadata) chunked by commit batch; ``status`` is all :data:`PENDING`.
+    ``ms_ssim`` adds the ``ms_ssim`` variable (NaN until computed).
     """
     n, n_regions = len(image), len(regions)
     chunks = (batch_images, n_regions)
@@ -170,12 +191,18 @@ def template_dataset(
         name: ((IMAGE, REGION, BIN) if name == SSIM_HIST else (IMAGE, REGION), value)
         for name, value in statistics.items()
     }
+    if ms_ssim:
+        data_vars[MS_SSIM] = ((IMAGE,), da.full((n,), np.nan, chunks=(batch_images,)))
+    if nan_masked:
+        data_vars[NAN_MASKED] = ((IMAGE,), da.zeros((n,), dtype=np.int64, chunks=(batch_images,)))
     data_vars[STATUS] = ((IMAGE,), np.full(n, PENDING, dtype=object))
     ds = xr.Dataset(
         data_vars, coords=_coords(image, reference, generated, regions, bins), attrs=dict(attrs)
     )
     for name, text in _DESCRIPTIONS.items():
         ds[name].attrs["description"] = text
+    if NAN_MASKED in ds:
+        ds[NAN_MASKED].attrs["description"] = _NAN_MASKED_DESCRIPTION
     return ds
 
 
@@ -192,6 +219,8 @@ def validate_dataset(ds: xr.Dataset) -> None:
     expected[STATUS] = (IMAGE,)
     if MS_SSIM in ds:
         expected[MS_SSIM] = (IMAGE,)
+    if NAN_MASKED in ds:
+        expected[NAN_MASKED] = (IMAGE,)
     for name, dims in expected.items():
         if name not in ds.data_vars:
             problems.append(f"missing variable {name!r}")

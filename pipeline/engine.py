@@ -9,9 +9,11 @@ finished and ``resume=True`` computes the rest.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
-from collections.abc import Callable, Mapping
+import sys
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, cast
@@ -24,10 +26,14 @@ import xarray as xr
 import zarr
 
 from pipeline.backend import to_host
+from pipeline.cluster import SchedulerSession, open_scheduler
 from pipeline.color import check_color_mode, to_luma
 from pipeline.config import RunConfig, resolve_config
-from pipeline.dataset import STATUS_OK, build_dataset, template_dataset
+from pipeline.dataset import MS_SSIM, NAN_MASKED, STATUS_OK, build_dataset, template_dataset
+from pipeline.family import prepare_family
 from pipeline.kernels import block_maps
+from pipeline.multiscale_graph import ms_ssim_graph
+from pipeline.nonfinite import masked_block_statistics, screen_block, with_finite_check
 from pipeline.presets import Profile, SSIMParams, resolve_params
 from pipeline.reductions import (
     FIELDS,
@@ -41,6 +47,7 @@ from pipeline.sinks import ZarrSink, export_csv, export_netcdf, open_results
 from pipeline.sources import SourcePair, open_pair
 from pipeline.tiling import map_valid_blocks, overlap_depth, plan_chunks, valid_map_array
 from pipeline.validation import check_window_fits, resolve_data_range
+from pipeline.volumes import as_volume_pair, plan_volume_chunks, volume_statistics_graph
 
 __all__ = ["KernelSpec", "RunPlan", "evaluate", "plan_run"]
 
@@ -99,6 +106,7 @@ class KernelSpec:
                     cov_norm=self.cov_norm,
                     components=True,
                     engine=self.engine,
+                    threads=self.kernel_threads,
                 )
                 if n == 1 and channels == 1:
                     # One grey image: keep the kernel's own arrays (and dtype), no copy.
@@ -131,6 +139,9 @@ class RunPlan:
     statistics: da.Array
     attrs: dict[str, Any]
     kernel: KernelSpec
+    # MS-SSIM per image (issue 8): the lazy graph, and the values of computed batches.
+    ms_ssim: da.Array | None = None
+    ms_values: np.ndarray | None = None
 
     @property
     def batch_images(self) -> int:
@@ -139,10 +150,23 @@ class RunPlan:
 
 def plan_run(config: RunConfig, pair: SourcePair) -> RunPlan:
     """Check everything, plan the chunks and build the lazy statistics graph."""
+    if pair.groups:
+        # Several image shapes (folders): one plan per size group, joined (grouped.py).
+        from pipeline.grouped import plan_groups
+
+        return plan_groups(config, pair)
+    if config.nan_policy == "mask" and (config.volume or config.ms_ssim):
+        raise ValueError(
+            "nan_policy='mask' works on 2-D SSIM statistics only; it cannot be combined with "
+            f"volume={config.volume} or ms_ssim={config.ms_ssim} (use nan_policy='fail')"
+        )
     profile, params = resolve_params(config.profile, **config.ssim_overrides())
     data_range, range_source = resolve_data_range(
         config.data_range, pair.reference.dtype, pair.generated.dtype
     )
+    # Volume mode, wang2009's downsampling and MS-SSIM checks (pipeline.family).
+    family = prepare_family(config, profile, params, pair)
+    pair = family.pair
     check_window_fits(pair.image_shape, params.win_size)
     if config.color_mode == "luma":
         # The sources moved the channels last; what matters is that there are three.
@@ -150,35 +174,59 @@ def plan_run(config: RunConfig, pair: SourcePair) -> RunPlan:
     regions = parse_regions(
         config.regions,
         pair.image_shape,
-        n_images=pair.n_images,
-        labels=config.labels,
+        n_images=family.region_images,
+        labels=family.labels,
         label_names=config.label_names,
     )
     depth = overlap_depth(params.win_size)
     shape = (pair.n_images, *pair.image_shape, pair.n_channels)
-    chunks, batches = plan_chunks(
-        shape,
-        depth=depth,
-        native=pair.native_chunks,
-        chunk_pixels=config.chunk_pixels,
-        requested=config.chunks,
-        input_chunks=pair.reference.chunks,
-        batch_images=config.batch_images,
-    )
+    if config.volume:
+        chunks = plan_volume_chunks(
+            tuple(pair.reference.shape),
+            depth=depth,
+            native=pair.native_chunks,
+            chunk_pixels=config.chunk_pixels,
+            requested=config.chunks,
+            input_chunks=pair.reference.chunks,
+        )
+        batches: tuple[tuple[int, int], ...] = ((0, 1),)
+    else:
+        chunks, batches = plan_chunks(
+            shape,
+            depth=depth,
+            native=pair.native_chunks,
+            chunk_pixels=config.chunk_pixels,
+            requested=config.chunks,
+            input_chunks=pair.reference.chunks,
+            batch_images=config.batch_images,
+        )
+    if config.nan_policy == "fail":
+        pair = with_finite_check(pair, chunks)
     c1, c2 = params.constants(data_range)
     spec = KernelSpec(
         window=params.window,
         weights=tuple(float(w) for w in params.weights()),
         c1=c1,
         c2=c2,
-        cov_norm=params.cov_norm(2),
+        cov_norm=params.cov_norm(len(family.spatial)),
         depth=depth,
         engine=config.engine,
         color_mode=config.color_mode,
         device=config.device,
         kernel_threads=None if config.scheduler == "synchronous" else 1,
     )
-    statistics = _statistics_graph(pair, regions, spec, chunks, config.hist_bins)
+    if config.volume:
+        statistics = volume_statistics_graph(pair, regions, spec, chunks, config.hist_bins)
+    else:
+        statistics = _statistics_graph(
+            pair, regions, spec, chunks, config.hist_bins, nan_policy=config.nan_policy
+        )
+    ms = None
+    if config.ms_ssim:
+        x, y = pair.reference.rechunk(chunks), pair.generated.rechunk(chunks)
+        ms = ms_ssim_graph(x, y, spec=spec, weights=family.ms_weights)
+    attrs = _provenance(config, pair, params, data_range, range_source)
+    attrs.update(family.attrs)
     return RunPlan(
         config=config,
         pair=pair,
@@ -190,8 +238,10 @@ def plan_run(config: RunConfig, pair: SourcePair) -> RunPlan:
         chunks=chunks,
         batches=batches,
         statistics=statistics,
-        attrs=_provenance(config, pair, params, data_range, range_source),
+        attrs=attrs,
         kernel=spec,
+        ms_ssim=ms,
+        ms_values=None if ms is None else np.full(pair.n_images, np.nan),
     )
 
 
@@ -201,8 +251,13 @@ def _statistics_graph(
     spec: KernelSpec,
     chunks: tuple[tuple[int, ...], ...],
     bins: int,
+    *,
+    nan_policy: str = "fail",
 ) -> da.Array:
-    """Lazy ``(image, region, field)`` partial statistics, tree-combined over blocks."""
+    """Lazy ``(image, region, field)`` partial statistics, tree-combined over blocks.
+
+    Non-finite pixels never reach a statistic (:mod:`pipeline.nonfinite`).
+    """
     arrays = [pair.reference.rechunk(chunks), pair.generated.rechunk(chunks)]
     if regions.labels is not None:
         mask = regions.labels[..., None]
@@ -225,10 +280,9 @@ def _statistics_graph(
         rows: tuple[int, int],
         cols: tuple[int, int],
     ) -> np.ndarray:
+        keep = None
         if floats:
-            for name, block in (("reference", x), ("generated", y)):
-                if not np.isfinite(block).all():
-                    raise ValueError(f"{name} contains NaN or Inf pixels; SSIM needs finite pixels")
+            x, y, keep = screen_block(x, y, spec.depth, mask=nan_policy == "mask")
         maps = spec.maps(x, y)
         n = x.shape[0]
         if maps["ssim"].size == 0:
@@ -240,6 +294,8 @@ def _statistics_graph(
             h, w = maps["ssim"].shape[1:]
             label_block = labels[:, d : d + h, d : d + w, 0]
         ids = region_ids(regions, rows, cols, n, label_block)
+        if keep is not None:
+            return masked_block_statistics(maps, ids, keep, n_regions, bins)
         return block_statistics(maps, ids, n_regions, bins)
 
     per_block = map_valid_blocks(
@@ -368,15 +424,38 @@ def _map_writer(plan: RunPlan) -> _MapWriter:
     return _MapWriter(valid.rechunk((*chunk, len(names))), targets)
 
 
-def _compute(plan: RunPlan, start: int, stop: int, writer: _MapWriter | None = None) -> np.ndarray:
-    config = plan.config
-    kwargs: dict[str, Any] = {}
-    if config.scheduler != "default":
-        kwargs["scheduler"] = config.scheduler
-    if config.num_workers is not None:
-        kwargs["num_workers"] = config.num_workers
+@contextlib.contextmanager
+def _scheduler(config: RunConfig, needed: bool = True) -> Iterator[SchedulerSession]:
+    """Open ``config.cluster`` (only when there is work) and say where its dashboard is."""
+    with open_scheduler(config.cluster if needed else None) as session:
+        if session.dashboard_link:
+            print(f"Dask dashboard: {session.dashboard_link}", file=sys.stderr, flush=True)
+        yield session
+
+
+def _compute(
+    plan: RunPlan,
+    start: int,
+    stop: int,
+    writer: _MapWriter | None = None,
+    session: SchedulerSession | None = None,
+) -> np.ndarray:
+    # Batches are computed from here (the client), so progress and commits work the
+    # same under every scheduler; only where the tasks run changes.
+    kwargs = session.compute_kwargs if session is not None else {"scheduler": "threads"}
     extra = writer.store(start, stop) if writer is not None else []
-    packed, *_ = dask.compute(plan.statistics[start:stop], *extra, **kwargs)
+    read_status = plan.pair.read_status
+    reads = [] if read_status is None else [read_status[start:stop]]
+    ms = [] if plan.ms_ssim is None else [plan.ms_ssim[start:stop]]
+    packed, *found = dask.compute(plan.statistics[start:stop], *ms, *reads, *extra, **kwargs)
+    if ms:
+        assert plan.ms_values is not None  # allocated with the graph in plan_run
+        plan.ms_values[start:stop] = found.pop(0)
+    if reads:
+        # Files that failed to decode (same tasks as the pixels): that pair fails, not the run.
+        for offset, text in enumerate(found[0]):
+            if text != STATUS_OK:
+                plan.pair.status[start + offset] = str(text)
     return np.asarray(packed)
 
 
@@ -386,11 +465,27 @@ def _batch_status(plan: RunPlan, start: int, stop: int) -> list[str]:
 
 def _finalize_batch(plan: RunPlan, start: int, stop: int, packed: np.ndarray) -> dict[str, Any]:
     statistics = finalize_statistics(packed)
+    if plan.ms_values is not None:
+        statistics[MS_SSIM] = plan.ms_values[start:stop].copy()
+    if plan.config.nan_policy == "mask":
+        statistics[NAN_MASKED] = _valid_windows(plan, start) - statistics["count"][:, 0]
     failed = [i - start for i in range(start, stop) if i in plan.pair.status]
     if failed:
         for values in statistics.values():
             values[failed] = 0 if values.dtype.kind in "iu" else np.nan
     return statistics
+
+
+def _valid_windows(plan: RunPlan, index: int) -> int:
+    """Valid windows of image ``index`` (its size group's shape): what ``count`` is unmasked."""
+    offset = 0
+    for part in plan.pair.groups or (plan.pair,):
+        if index < offset + part.n_images:
+            break
+        offset += part.n_images
+    d = plan.kernel.depth
+    height, width = part.image_shape
+    return max(height - 2 * d, 0) * max(width - 2 * d, 0)
 
 
 def evaluate(
@@ -434,6 +529,8 @@ def evaluate(
     config = resolve_config(config, **overrides)
     output_format = config.resolved_output_format()
     pair = open_pair(reference, generated, channel_axis=config.channel_axis)
+    if config.volume:
+        pair = as_volume_pair(pair)  # one row: the volume
     plan = plan_run(config, pair)
     common: dict[str, Any] = {
         "image": pair.image,
@@ -448,6 +545,8 @@ def evaluate(
             bins=config.hist_bins,
             batch_images=plan.batch_images,
             attrs=plan.attrs,
+            ms_ssim=plan.ms_ssim is not None,
+            nan_masked=config.nan_policy == "mask",
         )
         sink = ZarrSink(
             config.output,
@@ -460,16 +559,17 @@ def evaluate(
         try:
             writer = _map_writer(plan) if config.save_maps else None
             todo = sink.pending(plan.batches)
-            for done, (start, stop) in enumerate(todo, 1):
-                packed = _compute(plan, start, stop, writer)
-                sink.write(
-                    start,
-                    stop,
-                    _finalize_batch(plan, start, stop, packed),
-                    _batch_status(plan, start, stop),
-                )
-                if on_batch is not None:
-                    on_batch(done, len(todo), stop - start)
+            with _scheduler(config, needed=bool(todo)) as session:
+                for done, (start, stop) in enumerate(todo, 1):
+                    packed = _compute(plan, start, stop, writer, session)
+                    sink.write(
+                        start,
+                        stop,
+                        _finalize_batch(plan, start, stop, packed),
+                        _batch_status(plan, start, stop),
+                    )
+                    if on_batch is not None:
+                        on_batch(done, len(todo), stop - start)
         finally:
             sink.close()
         return open_results(config.output)
@@ -478,10 +578,11 @@ def evaluate(
         _fresh_path(config)  # refuse an existing file before any work
     writer = _map_writer(plan) if config.save_maps else None
     parts = []
-    for done, (start, stop) in enumerate(plan.batches, 1):
-        parts.append(_compute(plan, start, stop, writer))
-        if on_batch is not None:
-            on_batch(done, len(plan.batches), stop - start)
+    with _scheduler(config) as session:
+        for done, (start, stop) in enumerate(plan.batches, 1):
+            parts.append(_compute(plan, start, stop, writer, session))
+            if on_batch is not None:
+                on_batch(done, len(plan.batches), stop - start)
     packed = np.concatenate(parts, axis=0)
     statistics = _finalize_batch(plan, 0, pair.n_images, packed)
     ds = build_dataset(

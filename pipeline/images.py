@@ -171,7 +171,9 @@ def _open_pillow(path: Path, source: Any) -> Image.Image:
         raise ImageDecodeError(
             path, "not a supported image file (expected PNG, JPEG, TIFF, BMP or WebP)"
         ) from None
-    except Image.DecompressionBombError as error:
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+        # Beyond 2x Image.MAX_IMAGE_PIXELS Pillow raises; beyond 1x it warns, which arrives
+        # here as an exception where warnings are errors (python -W error, pytest).
         raise ImageDecodeError(path, f"refused as a decompression bomb ({error})") from None
     except (OSError, SyntaxError, ValueError, EOFError, struct.error, zlib.error) as error:
         raise ImageDecodeError(path, _describe(error)) from None

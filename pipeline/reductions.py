@@ -7,8 +7,10 @@ counts, sums and histograms add, minima and maxima take min/max, and the sum of
 squared deviations combines by Chan, Golub & LeVeque's pairwise update
 ``M2 = M2_a + M2_b + n_a n_b / n (mean_a - mean_b)^2`` (generalised to many parts
 at once), which keeps ``ssim_std`` accurate where ``sum(x^2) - n mean^2`` would
-cancel. Per-region sums use ``np.bincount`` on region ids: no Python loop over
-pixels or labels.
+cancel. Blocks are reduced by compiled two-pass loops keyed by region id (one
+pass for counts, sums, extremes and the histogram, one for squared deviations
+about each region's mean): no Python loop over pixels or labels, and no
+temporary per statistic.
 
 References
 ----------
@@ -51,21 +53,32 @@ def empty_statistics(n_images: int, n_regions: int, bins: int) -> np.ndarray:
     return out
 
 
-def _bin_index(values: np.ndarray, bins: int) -> np.ndarray:
-    """Histogram bin of each value, as ``np.histogram(range=(-1, 1))`` assigns it.
+@numba.njit(cache=True, nogil=True, inline="always")
+def _accumulate(
+    row: np.ndarray, v: float, lum: float, con: float, struct: float, edges: np.ndarray
+) -> None:  # pragma: no cover - compiled
+    """Add one pixel to a packed row: count, sums, min, max and its histogram bin.
 
-    Bin ``i`` holds ``edges[i] <= v < edges[i + 1]``, the last bin also ``v == 1``;
-    values a rounding error outside [-1, 1] go to the end bins so that every pixel
-    is counted.
+    Bins follow ``np.histogram(range=(-1, 1))``: bin ``i`` holds ``edges[i] <= v <
+    edges[i + 1]``, the last bin also ``v == 1``; the multiply can round across an
+    edge, so the index is corrected against the edges themselves. Values a rounding
+    error outside [-1, 1] go to the end bins so that every pixel is counted.
     """
-    edges = bin_edges(bins)
-    v = np.clip(values, -1.0, 1.0)
-    index = ((v + 1.0) * (bins / 2.0)).astype(np.intp)
-    index = np.minimum(index, bins - 1)
-    # The multiply can round across an edge; correct against the edges themselves.
-    index -= v < edges[index]
-    index += (v >= edges[index + 1]) & (index != bins - 1)
-    return index
+    bins = edges.size - 1
+    row[_COUNT] += 1.0
+    row[_SUM] += v
+    row[_SUM_L] += lum
+    row[_SUM_C] += con
+    row[_SUM_S] += struct
+    row[_MIN] = min(row[_MIN], v)
+    row[_MAX] = max(row[_MAX], v)
+    clipped = min(max(v, -1.0), 1.0)
+    index = min(int((clipped + 1.0) * (bins / 2.0)), bins - 1)
+    if clipped < edges[index]:
+        index -= 1
+    elif index != bins - 1 and clipped >= edges[index + 1]:
+        index += 1
+    row[_HIST + index] += 1.0
 
 
 @numba.njit(cache=True, nogil=True)
@@ -80,50 +93,72 @@ def _whole_image_statistics(
     """Region ``all`` of each image in two passes over the maps, float64 accumulators.
 
     Fills ``out[image, field]`` in place. One pass gives sums, min, max and the
-    histogram (bins assigned exactly as :func:`_bin_index`); the second gives
-    the squared deviations about the image's mean. ``nogil`` lets Dask threads
-    run it side by side.
+    histogram; the second gives the squared deviations about the image's mean.
+    ``nogil`` lets Dask threads run it side by side.
     """
-    bins = edges.size - 1
     n, h, w = ssim.shape
     for i in range(n):
-        total = 0.0
-        sum_l = 0.0
-        sum_c = 0.0
-        sum_s = 0.0
-        low = np.inf
-        high = -np.inf
+        row = out[i]
         for r in range(h):
             for k in range(w):
-                v = np.float64(ssim[i, r, k])
-                total += v
-                sum_l += luminance[i, r, k]
-                sum_c += contrast[i, r, k]
-                sum_s += structure[i, r, k]
-                low = min(low, v)
-                high = max(high, v)
-                clipped = min(max(v, -1.0), 1.0)
-                index = min(int((clipped + 1.0) * (bins / 2.0)), bins - 1)
-                if clipped < edges[index]:
-                    index -= 1
-                elif index != bins - 1 and clipped >= edges[index + 1]:
-                    index += 1
-                out[i, 8 + index] += 1.0
-        count = h * w
-        mean = total / count
+                _accumulate(
+                    row,
+                    np.float64(ssim[i, r, k]),
+                    np.float64(luminance[i, r, k]),
+                    np.float64(contrast[i, r, k]),
+                    np.float64(structure[i, r, k]),
+                    edges,
+                )
+        mean = row[_SUM] / row[_COUNT]
         m2 = 0.0
         for r in range(h):
             for k in range(w):
                 d = np.float64(ssim[i, r, k]) - mean
                 m2 += d * d
-        out[i, 0] = count
-        out[i, 1] = total
-        out[i, 2] = m2
-        out[i, 3] = sum_l
-        out[i, 4] = sum_c
-        out[i, 5] = sum_s
-        out[i, 6] = low
-        out[i, 7] = high
+        row[_M2] = m2
+
+
+@numba.njit(cache=True, nogil=True)
+def _region_statistics(
+    ssim: np.ndarray,
+    luminance: np.ndarray,
+    contrast: np.ndarray,
+    structure: np.ndarray,
+    ids: np.ndarray,
+    edges: np.ndarray,
+    out: np.ndarray,
+) -> None:  # pragma: no cover - compiled; checked against NumPy in the tests
+    """Every sub-region of each image in two passes, keyed by ``ids`` (``-1``: none).
+
+    ``out[image, region]`` rows are filled in place, as for region ``all``: the
+    first pass accumulates, the second adds squared deviations about each
+    region's own mean.
+    """
+    n, h, w = ssim.shape
+    n_sub = out.shape[1]
+    for i in range(n):
+        for r in range(h):
+            for k in range(w):
+                g = ids[i, r, k]
+                if g >= 0:
+                    _accumulate(
+                        out[i, g],
+                        np.float64(ssim[i, r, k]),
+                        np.float64(luminance[i, r, k]),
+                        np.float64(contrast[i, r, k]),
+                        np.float64(structure[i, r, k]),
+                        edges,
+                    )
+        means = np.zeros(n_sub)
+        for g in range(n_sub):
+            if out[i, g, _COUNT] > 0:
+                means[g] = out[i, g, _SUM] / out[i, g, _COUNT]
+        for r in range(h):
+            for k in range(w):
+                g = ids[i, r, k]
+                if g >= 0:
+                    d = np.float64(ssim[i, r, k]) - means[g]
+                    out[i, g, _M2] += d * d
 
 
 def block_statistics(
@@ -165,30 +200,17 @@ def block_statistics(
     if region_ids is None or n_regions == 1:
         return out
 
-    flat = ssim.reshape(n_images, -1)
-    image_of = np.arange(n_images)[:, None]
-    ids = region_ids.reshape(n_images, -1)
-    inside = ids >= 0
-    n_sub = n_regions - 1
-    # One key per (image, region) pair: every region of every image in one bincount.
-    keys = (image_of * n_sub + ids)[inside]
-    values = flat[inside]
-    size = n_images * n_sub
-    sub = out[:, 1:, :].reshape(size, -1)
-    counts = np.bincount(keys, minlength=size).astype(np.float64)
-    sums = np.bincount(keys, weights=values, minlength=size)
-    sub[:, _COUNT] = counts
-    sub[:, _SUM] = sums
-    means = np.divide(sums, counts, out=np.zeros(size), where=counts > 0)
-    sub[:, _M2] = np.bincount(keys, weights=(values - means[keys]) ** 2, minlength=size)
-    for field, name in zip((_SUM_L, _SUM_C, _SUM_S), _COMPONENTS, strict=True):
-        component = maps[name].reshape(n_images, -1)[inside]
-        sub[:, field] = np.bincount(keys, weights=component, minlength=size)
-    np.minimum.at(sub[:, _MIN], keys, values)
-    np.maximum.at(sub[:, _MAX], keys, values)
-    hist_keys = keys * bins + _bin_index(values, bins)
-    sub[:, _HIST:] = np.bincount(hist_keys, minlength=size * bins).reshape(size, bins)
-    out[:, 1:, :] = sub.reshape(n_images, n_sub, -1)
+    sub = np.ascontiguousarray(out[:, 1:, :])
+    _region_statistics(
+        ssim,
+        maps["luminance"],
+        maps["contrast"],
+        maps["structure"],
+        region_ids,
+        bin_edges(bins),
+        sub,
+    )
+    out[:, 1:, :] = sub
     return out
 
 

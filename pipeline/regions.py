@@ -12,9 +12,9 @@ Specs: ``"all"``; ``"RxC"`` — R rows by C columns of near-equal tiles named
 256 pixels from the top-left corner (the last row and column of tiles may be
 smaller); ``"labels"`` — an integer label mask of shape ``(y, x)`` (shared by
 all images) or ``(image, y, x)``; with ``label_names`` only those label values
-are regions (named as given), otherwise every non-zero label value found in the
-mask (read once, up front) is a region named ``label{value}``. Pixels whose
-label is no region count only toward ``all``.
+are regions (named as given) and any other non-zero value in the mask is an
+error (read once, up front); otherwise every non-zero label value found is a
+region named ``label{value}``. Label 0 is background: it counts only toward ``all``.
 """
 
 from __future__ import annotations
@@ -124,12 +124,21 @@ def _label_plan(
             f"(got {tuple(labels.shape) if hasattr(labels, 'shape') else tuple(mask.shape)} "
             f"from {label})"
         )
+    # The labels present: one pass over the mask (small next to the images), up front.
+    found = np.unique(np.asarray(da.unique(mask).compute()))
     if label_names:
         values = np.array(sorted(int(v) for v in label_names), dtype=np.int64)
         names = tuple(str(label_names[int(v)]) for v in values)
+        unnamed = sorted(int(v) for v in set(found.tolist()) - set(values.tolist()) - {0})
+        if unnamed:
+            # Counting them nowhere but 'all' would make the regions silently miss pixels.
+            shown = ", ".join(str(v) for v in unnamed[:10]) + (" ..." if len(unnamed) > 10 else "")
+            raise ValueError(
+                f"labels from {label} hold value(s) {shown} that label_names does not name "
+                f"(named: {', '.join(str(v) for v in values)}); add them to label_names or "
+                "set those pixels to 0 (background, counted only in 'all')"
+            )
     else:
-        # Without names the regions are the labels present: one pass over the mask.
-        found = np.unique(np.asarray(da.unique(mask).compute()))
         values = found[found != 0].astype(np.int64)
         names = tuple(f"label{v}" for v in values)
     if ALL_REGION in names:

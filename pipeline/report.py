@@ -424,7 +424,7 @@ def _as_list(value: Any) -> list[str]:
     if value is None:
         return []
     if isinstance(value, str):
-        return [value] if value else []
+        return value.splitlines()  # NetCDF stores a list of strings one per line
     return [str(v) for v in np.asarray(value).ravel()]
 
 

@@ -17,6 +17,7 @@ refused unless ``overwrite=True``.
 from __future__ import annotations
 
 import contextlib
+import errno
 import shutil
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -30,6 +31,8 @@ from pipeline.dataset import (
     FLOAT_STATISTICS,
     GENERATED,
     IMAGE,
+    MS_SSIM,
+    NAN_MASKED,
     PENDING,
     REFERENCE,
     REGION,
@@ -37,6 +40,7 @@ from pipeline.dataset import (
     STATUS,
     validate_dataset,
 )
+from pipeline.locking import store_lock
 
 __all__ = [
     "ZarrSink",
@@ -55,8 +59,9 @@ def _is_zarr_store(path: Path) -> bool:
 
 @contextlib.contextmanager
 def _writer_lock(path: Path) -> Iterator[None]:
-    """Exclusive right to write ``path``: the seam for issue 9's inter-process lock."""
-    yield
+    """Exclusive right to write ``path`` (``<path>.lock``, see :mod:`pipeline.locking`)."""
+    with store_lock(path):
+        yield
 
 
 class ZarrSink:
@@ -147,6 +152,15 @@ class ZarrSink:
         encoding = {STATUS: {"chunks": (batch_images,)}}
         for name in (REFERENCE, GENERATED):
             encoding[name] = {"chunks": (template.sizes[IMAGE],)}
+        try:
+            with self._out_of_space("the new store's layout"):
+                self._write_template(template, encoding, zarr_format)
+        except BaseException:
+            # The store did not exist before: leave none rather than a half-made one.
+            shutil.rmtree(self.path, ignore_errors=True)
+            raise
+
+    def _write_template(self, template: xr.Dataset, encoding: Any, zarr_format: int) -> None:
         template.to_zarr(
             self.path,
             mode="w-",
@@ -173,9 +187,29 @@ class ZarrSink:
                 if name in (*FLOAT_STATISTICS, COUNT, SSIM_HIST)
             }
         )
-        values.to_zarr(self.path, region=region, consolidated=False)
+        if MS_SSIM in statistics:
+            values[MS_SSIM] = ((IMAGE,), np.asarray(statistics[MS_SSIM]))
+        if NAN_MASKED in statistics:
+            values[NAN_MASKED] = ((IMAGE,), np.asarray(statistics[NAN_MASKED]))
         marks = xr.Dataset({STATUS: ((IMAGE,), np.asarray(status, dtype=object))})
-        marks.to_zarr(self.path, region=region, consolidated=False)
+        with self._out_of_space(f"pairs {start}..{stop - 1}"):
+            values.to_zarr(self.path, region=region, consolidated=False)
+            marks.to_zarr(self.path, region=region, consolidated=False)
+
+    @contextlib.contextmanager
+    def _out_of_space(self, what: str) -> Iterator[None]:
+        """A full disk as a clear error; the store stays readable (chunk writes are atomic)."""
+        try:
+            yield
+        except OSError as error:
+            if error.errno not in (errno.ENOSPC, errno.EDQUOT):
+                raise
+            raise OSError(
+                error.errno,
+                f"no space left on the device of output {str(self.path)!r} while writing "
+                f"{what} ({error.strerror}); the store is readable and keeps every finished "
+                "batch: free some space and rerun with --resume (resume=True) to finish it",
+            ) from error
 
     def close(self) -> None:
         self._lock.__exit__(None, None, None)
@@ -226,6 +260,10 @@ def export_netcdf(ds: xr.Dataset, path: str | Path) -> None:
         out[name] = out[name].astype(str)
     if out[IMAGE].dtype.kind in "OT":
         out[IMAGE] = out[IMAGE].astype(str)
+    for key, value in out.attrs.items():
+        if isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
+            # NetCDF-3 attributes hold no list of strings (e.g. unpaired files): one per line.
+            out.attrs[key] = "\n".join(value)
     out.to_netcdf(Path(path), engine="scipy")
 
 

@@ -56,6 +56,21 @@ class SourcePair:
         What the sources are (paths, shapes, dtypes), for the run fingerprint.
     status : dict
         Pairs already known to have failed (index -> reason), e.g. undecodable files.
+        The engine adds the failures that ``read_status`` reports while it runs.
+    read_status : dask.array.Array, optional
+        ``(image,)`` strings, ``"ok"`` or why the pair could not be read, computed
+        by the same tasks that read the pixels (image files that fail to decode).
+        A failed pair's pixels are zeros; the engine marks it failed instead of
+        stopping the run.
+    rechunked : callable, optional
+        ``rechunked(image_chunks)`` -> the same pair with its stacks chunked that way
+        along ``image``, for sources whose images are read independently (files):
+        the engine reads exactly its planned chunks, so nothing is read twice.
+    groups : tuple of SourcePair
+        Parts of different image shapes (folders of several sizes), in the order
+        of ``image``; the stacks of this pair are then those of the first part.
+    attrs : dict
+        What the source adds to the result's attrs (e.g. unpaired files).
     """
 
     reference: da.Array
@@ -66,18 +81,23 @@ class SourcePair:
     native_chunks: tuple[int, int, int]
     identity: dict[str, Any] = field(default_factory=dict)
     status: dict[int, str] = field(default_factory=dict)
+    read_status: da.Array | None = None
+    rechunked: Callable[[tuple[int, ...]], SourcePair] | None = None
+    groups: tuple[SourcePair, ...] = ()
+    attrs: dict[str, Any] = field(default_factory=dict)
 
     @property
     def n_images(self) -> int:
-        return int(self.reference.shape[0])
+        return len(self.image)
 
     @property
     def image_shape(self) -> tuple[int, int]:
-        return int(self.reference.shape[1]), int(self.reference.shape[2])
+        """``(y, x)``; counted from the end so a volume ``(1, z, y, x, channel)`` works too."""
+        return int(self.reference.shape[-3]), int(self.reference.shape[-2])
 
     @property
     def n_channels(self) -> int:
-        return int(self.reference.shape[3])
+        return int(self.reference.shape[-1])
 
 
 def register_pair_opener(opener: PairOpener) -> None:

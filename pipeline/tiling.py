@@ -31,6 +31,7 @@ __all__ = [
     "batch_bounds",
     "block_centres",
     "map_valid_blocks",
+    "map_valid_blocks_nd",
     "merge_small_chunks",
     "overlap_depth",
     "plan_chunks",
@@ -278,4 +279,88 @@ def valid_map_array(
         chunks=(x.chunks[0], *valid_chunks, (n_maps,)),
         dtype=np.float64,
         meta=np.empty((0, 0, 0, 0), dtype=np.float64),
+    )
+
+
+def map_valid_blocks_nd(
+    block_fn: Callable[..., np.ndarray],
+    arrays: list[da.Array],
+    *,
+    depth: int,
+    axes: tuple[int, ...],
+    out_tail: tuple[int, ...],
+) -> da.Array:
+    """:func:`map_valid_blocks` for any number of spatial axes (volumes, MS-SSIM scales).
+
+    Parameters
+    ----------
+    block_fn : callable
+        ``block_fn(*blocks, centres=((start, stop), ...))`` with each block
+        overlapped by ``depth`` along ``axes`` (``boundary="none"``) and
+        ``centres`` the image coordinates of the window centres of its valid map,
+        one range per axis in ``axes``. Returns ``(images_in_block, *out_tail)``.
+    arrays : list of dask.array.Array
+        ``(image, *spatial, last)`` arrays with equal chunks on every axis but the
+        last, which is a single chunk; chunks along ``axes`` at least ``depth`` long.
+    depth : int
+        Overlap along each of ``axes``.
+    axes : tuple of int
+        The spatial axes, ``1 .. ndim - 2``.
+    out_tail : tuple of int
+        Trailing shape of each block's result (at least one axis).
+
+    Returns
+    -------
+    dask.array.Array
+        Shaped ``(image, *blocks_per_axis, *out_tail)``, one entry per block.
+    """
+    first = arrays[0]
+    ndim = first.ndim
+    if tuple(axes) != tuple(range(1, ndim - 1)) or not out_tail:
+        raise ValueError(
+            f"axes must be the spatial axes {tuple(range(1, ndim - 1))} and out_tail "
+            f"non-empty (got axes={axes}, out_tail={out_tail})"
+        )
+    for array in arrays[1:]:
+        if array.chunks[:-1] != first.chunks[:-1]:
+            raise ValueError(
+                f"arrays must share their chunks (got {first.chunks[:-1]} and {array.chunks[:-1]})"
+            )
+    for axis in axes:
+        if min(first.chunks[axis]) < depth:
+            raise ValueError(
+                f"chunks along axis {axis} must be at least the overlap depth {depth} "
+                f"(got {first.chunks[axis]}); plan them with merge_small_chunks"
+            )
+    lengths = {axis: int(first.shape[axis]) for axis in axes}
+    bounds = {axis: batch_bounds(first.chunks[axis]) for axis in axes}
+    overlap = {axis: (depth if axis in axes else 0) for axis in range(ndim)}
+    overlapped = [
+        da.overlap.overlap(a, depth=overlap, boundary="none", allow_rechunk=False) if depth else a
+        for a in arrays
+    ]
+
+    def on_block(*blocks: Any, block_info: dict[Any, Any] | None = None) -> np.ndarray:
+        assert block_info is not None  # dask always passes it to a function that asks
+        location = block_info[0]["chunk-location"]
+        centres = tuple(
+            block_centres(bounds[axis], location[axis], depth, lengths[axis]) for axis in axes
+        )
+        result = block_fn(*blocks, centres=centres)
+        return result.reshape(result.shape[:1] + (1,) * len(axes) + result.shape[1:])
+
+    out_chunks = (
+        first.chunks[0],
+        *((1,) * len(first.chunks[axis]) for axis in axes),
+        *((size,) for size in out_tail),
+    )
+    # The input's last axis becomes the first trailing axis; any further ones are new.
+    new_axes = list(range(ndim, ndim + len(out_tail) - 1))
+    return da.map_blocks(
+        on_block,
+        *overlapped,
+        chunks=out_chunks,
+        new_axis=new_axes or None,
+        dtype=np.float64,
+        meta=np.empty((0,) * (ndim + len(out_tail) - 1), dtype=np.float64),
     )

@@ -2,50 +2,32 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
+import os
+import signal
 import subprocess
 import sys
+import threading
 import time
 
-import dask
-import dask.array as da
+import numpy as np
 import pytest
+import xarray as xr
+import zarr
 
+import pipeline as sp
 from pipeline.cluster import (
     ClusterSettings,
     SchedulerConnectionError,
     make_jobqueue_cluster,
     open_scheduler,
 )
+from pipeline.config import RunConfig, dump_config, load_config
 
-
-def test_threads_is_default_and_imports_nothing_from_distributed():
-    # dask.compute itself looks for a default distributed Client when the package is
-    # installed, so the check is on what *we* import, up to the moment of computing.
-    code = (
-        "import sys, dask.array as da, pipeline\n"
-        "from pipeline.cluster import open_scheduler\n"
-        "with open_scheduler() as s:\n"
-        "    assert s.compute_kwargs == {'scheduler': 'threads'}\n"
-        "    print('distributed' in sys.modules)\n"
-        "    da.ones(10, chunks=5).sum().compute(**s.compute_kwargs)\n"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "False"
-
-
-def test_processes_scheduler_computes():
-    with open_scheduler(ClusterSettings(scheduler="processes")) as session:
-        (total,) = dask.compute(da.ones(100, chunks=10).sum(), **session.compute_kwargs)
-    assert total == 100
-
-
-def test_local_cluster_has_requested_workers_and_dashboard():
-    settings = ClusterSettings(scheduler="local", workers=2, threads_per_worker=1)
-    with open_scheduler(settings) as session:
-        assert session.n_workers == 2
-        assert session.dashboard_link and session.dashboard_link.startswith("http")
-        (total,) = dask.compute(da.arange(1000, chunks=100).sum(), **session.compute_kwargs)
-    assert total == 499500
+# 24 pairs of 256 x 256 in batches of 4: six commits, each a fraction of a second of
+# work on two workers, so that a worker can be killed while a batch is in flight.
+N_IMAGES, SIDE, BATCH = 24, 256, 4
 
 
 def test_unreachable_address_fails_within_timeout():
@@ -67,7 +49,7 @@ def test_missing_scheduler_file_is_named(tmp_path):
 @pytest.mark.parametrize(
     ("mapping", "error", "message"),
     [
-        ({"scheduler": "yarn"}, ValueError, r"'yarn' is not one of threads, processes, local"),
+        ({"scheduler": "yarn"}, ValueError, r"scheduler must be one of threads, .*\(got 'yarn'\)"),
         ({"scheduler": 3}, TypeError, r"cluster.scheduler must be a string"),
         ({"workers": 0}, ValueError, r"cluster.workers must be a positive integer \(got 0\)"),
         ({"connect_timeout": float("inf")}, ValueError, r"connect_timeout must be a positive"),
@@ -114,3 +96,213 @@ def test_jobqueue_script_carries_every_directive(kind, prefix):
     assert f"{prefix} -A proj42" in script
     assert "01:30:00" in script
     assert ("--exclusive" if kind == "slurm" else "-V") in script
+
+
+# -- the switch through evaluate -----------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def stack_pair(tmp_path_factory):
+    """A Zarr pair on disk (workers read it themselves; nothing large enters the graph)."""
+    root = tmp_path_factory.mktemp("cluster-pair")
+    rng = np.random.default_rng(20040413)
+    x = rng.integers(0, 256, (N_IMAGES, SIDE, SIDE), dtype=np.uint8)
+    y = np.clip(x + rng.normal(0, 20, x.shape), 0, 255).astype(np.uint8)
+    paths = []
+    for name, values in (("reference", x), ("generated", y)):
+        path = root / f"{name}.zarr"
+        target = zarr.create_array(
+            str(path), shape=values.shape, chunks=(1, SIDE, SIDE), dtype=values.dtype
+        )
+        target[:] = values
+        paths.append(str(path))
+    return tuple(paths)
+
+
+RUN = {"regions": "2x2", "batch_images": BATCH}
+
+
+@pytest.fixture(scope="module")
+def threads_result(stack_pair):
+    return sp.evaluate(*stack_pair, **RUN)
+
+
+def _assert_same_results(actual: xr.Dataset, expected: xr.Dataset) -> None:
+    # Everything but the creation time: values, coordinates, statuses, provenance.
+    actual, expected = actual.copy(), expected.copy()
+    for ds in (actual, expected):
+        ds.attrs.pop("created")
+    xr.testing.assert_identical(actual.load(), expected.load())
+
+
+@pytest.fixture(scope="module")
+def local_run(stack_pair, tmp_path_factory):
+    """One evaluate on a 2-worker LocalCluster, with what it printed and reported."""
+    report = tmp_path_factory.mktemp("report") / "performance.html"
+    batches: list[tuple[int, int, int]] = []
+    stderr = io.StringIO()
+    with contextlib.redirect_stderr(stderr):
+        ds = sp.evaluate(
+            *stack_pair,
+            **RUN,
+            cluster={
+                "scheduler": "local",
+                "workers": 2,
+                "threads_per_worker": 1,
+                "performance_report": str(report),
+            },
+            on_batch=lambda *progress: batches.append(progress),
+        )
+    return {"ds": ds, "stderr": stderr.getvalue(), "batches": batches, "report": report}
+
+
+def test_local_cluster_gives_identical_results(local_run, threads_result):
+    _assert_same_results(local_run["ds"], threads_result)
+    assert set(local_run["ds"].status.values) == {"ok"}
+
+
+def test_local_cluster_prints_dashboard_and_reports_progress(local_run):
+    assert "Dask dashboard: http://" in local_run["stderr"]
+    total = N_IMAGES // BATCH
+    assert local_run["batches"] == [(done, total, BATCH) for done in range(1, total + 1)]
+
+
+def test_performance_report_is_html(local_run):
+    text = local_run["report"].read_text()
+    assert text.lstrip().lower().startswith("<!doctype html") or "<html" in text[:1000].lower()
+    assert "Dask Performance Report" in text
+
+
+def test_processes_scheduler_gives_identical_results(stack_pair, threads_result):
+    ds = sp.evaluate(*stack_pair, **RUN, scheduler="processes", num_workers=2)
+    _assert_same_results(ds, threads_result)
+
+
+def test_threads_runs_without_distributed_installed(stack_pair):
+    # dask.compute probes for distributed when it is installed, so the check is that the
+    # default path still works when distributed cannot be imported at all.
+    code = (
+        "import sys\n"
+        "sys.modules['distributed'] = None\n"
+        "import pipeline as sp\n"
+        f"ds = sp.evaluate({stack_pair[0]!r}, {stack_pair[1]!r}, batch_images=12)\n"
+        "print(int(ds.sizes['image']), bool((ds.status == 'ok').all()))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == [str(N_IMAGES), "True"]
+    assert "Dask dashboard" not in out.stderr
+
+
+def test_killing_a_worker_mid_run_still_gives_complete_results(stack_pair, threads_result):
+    from distributed import Client, LocalCluster
+
+    with (
+        LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster,
+        Client(cluster) as client,
+    ):
+        victim, victim_pid = sorted(client.run(os.getpid).items())[0]
+        first_commit = threading.Event()
+        outcome: dict[str, object] = {}
+
+        def run() -> None:
+            try:
+                outcome["ds"] = sp.evaluate(
+                    *stack_pair,
+                    **RUN,
+                    scheduler=cluster.scheduler_address,
+                    on_batch=lambda done, total, n: first_commit.set(),
+                )
+            except BaseException as error:  # reported by the assertions below
+                outcome["error"] = error
+
+        thread = threading.Thread(target=run)
+        thread.start()
+        assert first_commit.wait(60), "no batch was committed within 60 s"
+        # Kill the worker while it holds a task of a later batch (not between batches).
+        deadline = time.monotonic() + 10
+        while not client.processing().get(victim) and time.monotonic() < deadline:
+            time.sleep(0.005)
+        in_flight = len(client.processing().get(victim, ()))
+        os.kill(victim_pid, signal.SIGKILL)
+        thread.join(120)
+        assert not thread.is_alive(), "evaluate did not finish after a worker was killed"
+        assert victim not in client.scheduler_info()["workers"]
+    assert in_flight > 0, "the killed worker was running nothing; the test proved nothing"
+    assert "error" not in outcome, outcome.get("error")
+    _assert_same_results(outcome["ds"], threads_result)
+
+
+def test_unreachable_scheduler_through_evaluate_is_a_clear_error(stack_pair):
+    start = time.monotonic()
+    with pytest.raises(SchedulerConnectionError, match=r"could not reach the Dask scheduler"):
+        sp.evaluate(*stack_pair, cluster={"scheduler": "tcp://127.0.0.1:9", "connect_timeout": 2})
+    assert time.monotonic() - start < 30
+
+
+def test_scheduler_without_workers_is_a_clear_error(tmp_path):
+    # A job script whose workers never start must fail, not hang until its walltime.
+    from distributed import LocalCluster
+
+    with LocalCluster(n_workers=0, processes=False, dashboard_address=None) as cluster:
+        settings = ClusterSettings(scheduler=cluster.scheduler_address, extra={"worker_timeout": 1})
+        with pytest.raises(SchedulerConnectionError, match=r"no Dask worker joined \S+ within 1 s"):
+            with open_scheduler(settings):
+                pass
+
+
+# -- the cluster section of RunConfig --------------------------------------------------------
+
+
+def test_cluster_section_round_trips_through_yaml(tmp_path):
+    config = RunConfig(
+        regions="2x2",
+        cluster=ClusterSettings(scheduler="slurm", workers=4, cores=8, walltime="02:00:00"),
+    )
+    path = tmp_path / "run.yaml"
+    dump_config(config, path)
+    assert load_config(path) == config
+    assert "cluster:\n  scheduler: slurm\n" in path.read_text()
+
+
+def test_flat_scheduler_and_num_workers_are_shorthands(tmp_path):
+    path = tmp_path / "old.yaml"
+    path.write_text("scheduler: processes\nnum_workers: 3\n")
+    config = load_config(path)
+    assert config.cluster == ClusterSettings(scheduler="processes", workers=3)
+    # The shorthand wins over the section: the CLI's --scheduler overrides the file.
+    section = RunConfig(cluster={"scheduler": "local", "workers": 2, "connect_timeout": 5})
+    moved = section.replace(scheduler="tcp://10.0.0.1:8786")
+    assert moved.cluster.scheduler == "tcp://10.0.0.1:8786"
+    assert moved.cluster.workers == 2 and moved.cluster.connect_timeout == 5
+
+
+def test_fingerprint_ignores_the_cluster_section():
+    base = RunConfig()
+    clustered = base.replace(cluster={"scheduler": "local", "workers": 2})
+    assert clustered.fingerprint() == base.fingerprint()
+    assert "cluster" not in clustered.result_mapping()
+
+
+@pytest.mark.parametrize(
+    ("values", "error", "message"),
+    [
+        ({"cluster": "local"}, TypeError, r"cluster must be a mapping of cluster settings"),
+        ({"cluster": {"workrs": 2}}, ValueError, r"unknown key\(s\) in cluster: workrs"),
+        ({"num_workers": 0}, ValueError, r"cluster.workers must be a positive integer"),
+        (
+            {"cluster": {"performance_report": "r.html"}},
+            ValueError,
+            r"performance_report needs a distributed scheduler .*\(got scheduler 'threads'\)",
+        ),
+        (
+            {"cluster": {"scheduler": "slurm", "job_directives": "--exclusive"}},
+            TypeError,
+            r"job_directives must be a list of strings",
+        ),
+    ],
+)
+def test_bad_cluster_sections_are_named(values, error, message):
+    with pytest.raises(error, match=message):
+        RunConfig.from_mapping(values)

@@ -237,12 +237,16 @@ def test_window_larger_than_the_images(rng):
         sp.evaluate(x, y)
 
 
-def test_nan_pixels_are_refused_when_read(rng):
+def test_nan_pixels_fail_their_pair_when_read(rng):
+    # nan_policy="fail" (default): that pair fails with the count; the others are computed.
     x = rng.random((2, 20, 20))
     y = x.copy()
     y[1, 3, 4] = np.nan
-    with pytest.raises(ValueError, match=r"generated contains NaN or Inf pixels"):
-        sp.evaluate(x, y, data_range=1.0)
+    ds = sp.evaluate(x, y, data_range=1.0)
+    assert ds["status"].values[0] == "ok"
+    reason = "non-finite pixels: reference has 0 NaN or Inf pixel(s), generated 1"
+    assert ds["status"].values[1].startswith(reason)
+    assert np.isnan(ds["ssim"].values[1]).all()
 
 
 def test_luma_needs_three_channels(rng):

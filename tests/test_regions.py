@@ -40,13 +40,17 @@ def test_label_regions_found_or_named(rng):
     assert plan.names == ("all", "label1", "label2", "label3")
     ids = region_ids(plan, (0, 12), (0, 12), 3, mask[None])
     np.testing.assert_array_equal(ids[0], np.where(mask > 0, mask - 1, -1))
+    # Only some labels as regions: the others are set to 0 (background) first.
+    subset = np.where(np.isin(mask, (0, 3)), mask, 0)
     named = parse_regions(
-        "labels", (12, 12), n_images=3, labels=mask, label_names={3: "face", 0: "background"}
+        "labels", (12, 12), n_images=3, labels=subset, label_names={3: "face", 0: "background"}
     )
     assert named.names == ("all", "background", "face")
-    ids = region_ids(named, (0, 12), (0, 12), 3, mask[None])
-    expected = np.select([mask == 0, mask == 3], [0, 1], -1)
+    ids = region_ids(named, (0, 12), (0, 12), 3, subset[None])
+    expected = np.select([subset == 0, subset == 3], [0, 1], -1)
     np.testing.assert_array_equal(ids[2], expected)
+    with pytest.raises(ValueError, match=r"hold value\(s\) 1, 2 that label_names does not name"):
+        parse_regions("labels", (12, 12), n_images=3, labels=mask, label_names={3: "face"})
 
 
 def test_labels_from_zarr_and_per_image(tmp_path, rng):

@@ -7,26 +7,35 @@ thread and the only large arrays are the maps that are returned.
 
 How one output row ``i`` of the 'valid' map is made:
 
-* Gaussian window (separable, Wang et al. 2004 sec. III-C): a vertical 1-D pass
-  over input rows ``i .. i + win_size - 1`` gives the five moment rows
-  (x, y, x^2, y^2, xy) for every input column, then a horizontal 1-D pass
-  gives the windowed moments ``mu_x, mu_y, E[x^2], E[y^2], E[xy]`` of the row.
+* Gaussian window (separable, Wang et al. 2004 sec. III-C): input rows are
+  converted once into a ring of ``win_size`` float32 rows; a vertical 1-D pass
+  over rows ``i .. i + win_size - 1`` gives per-column statistics (mean,
+  variance, covariance, each centred on the window's centre sample), then a
+  horizontal 1-D pass combines them into ``mu_x, mu_y, sigma_x^2, sigma_y^2,
+  sigma_xy`` by the law of total variance, tile by tile (``_TILE`` columns).
 * Uniform window: the vertical sums are running sums (add the row entering the
   window, subtract the row leaving it) and the horizontal sums slide along the
   row, so the cost per pixel does not depend on ``win_size``. Each chunk of
   rows restarts its sums from scratch, which bounds rounding drift for float
   input (integer input is summed exactly).
 
-Precision: the moments are accumulated in float64. ``sigma_x^2 = E[x^2] -
-mu_x^2`` cancels catastrophically in float32 for data far from zero (uint8
-near 255 already loses ~1e-4 of ``cs`` in flat regions; uint16 near 60000 far
-more), and a per-block offset does not fix windows in flat parts of a block
-that also holds an edge. Every uint8/uint16/float32 pixel and every product of
-two integer pixels is exact in float64, so the moments equal the reference's.
-The final comparison (two divisions per pixel, three more with components) is
-done in float32 once the variances exist: all its terms are non-negative or
-bounded by the denominator (``|2 sigma_xy| <= sigma_x^2 + sigma_y^2``), so it
-adds only ~1e-7. Maps are returned as float32; callers average them in float64.
+Precision. Plain float32 ``E[x^2] - mu^2`` cancels catastrophically for data
+far from zero (1e-4 of ``cs`` for flat 255 beside an edge, 6e-4 for uint16 near
+60000, with or without a per-block offset). The Gaussian path therefore forms
+every (co)variance around the window's own centre sample, which bounds the
+float32 rounding error relative to the variance itself (see the comment above
+``_load_row``); it computes in float32 throughout and stays within ~5e-7 of
+the float64 reference on uint8, uint16 near 65535, float32 and float64 data
+offset by 1e4 (tests/test_kernels_fused.py). float64 input keeps float64 ring
+rows so that ``x - s`` is exact before rounding. Running sums cannot be
+re-centred per window, so the uniform path accumulates in float64 (every
+uint8/uint16/float32 pixel and every product of two integer pixels is exact
+there). The comparison step (two divisions per pixel, three more with
+components) is float32: its terms are non-negative or bounded by the
+denominator (``|2 sigma_xy| <= sigma_x^2 + sigma_y^2``), so it adds only
+~1e-7. ``ssim(x, x) == 1`` and ``ssim(x, y) == ssim(y, x)`` hold exactly (x
+and y go through the same instructions). Maps are returned as float32;
+callers average them in float64.
 
 Threads: ``*_parallel`` kernels split the rows over numba's thread pool (all
 cores it is given); ``*_serial`` kernels run on the calling thread and release
@@ -72,44 +81,61 @@ _PARALLEL_MIN_PIXELS = 128 * 128
 
 
 # ---------------------------------------------------------------------------
-# One output row: moments -> comparison maps
+# Compilation options
 #
 # All kernels use error_model="numpy": Python's ZeroDivisionError check puts a
 # branch in every division and stops LLVM from vectorising the loops (the
-# denominators here are >= C1 or C2 > 0 anyway). No fastmath, not even FMA
-# contraction: it made no measurable difference here and breaks the exact
-# symmetry and identity (ssim(x, x) == 1) of the map. Buffers are 2-D (moment,
-# column) so that each loop touches few distinct arrays and LLVM's runtime
-# alias checks stay within its budget.
+# denominators here are >= C1 or C2 > 0 anyway). The Gaussian accumulation
+# loops allow FMA contraction ('contract', nothing else): x and y go through
+# the same instruction sequence and every cross term is a product of one x
+# and one y factor, so the contracted result is still exactly symmetric and
+# gives ssim(x, x) == 1 (tested). The comparison step has no fastmath at all:
+# contracting ``mu_x^2 + mu_y^2`` differently from ``2 mu_x mu_y`` would break
+# the identity. Each loop touches few distinct arrays (buffers are (quantity,
+# column) rows) so that LLVM's runtime alias checks stay within its budget.
 
-# Output columns per tile of the Gaussian path: 2 x 5 float64 rows of ~256
-# values (~21 KB) stay in a 32-48 KB L1 data cache.
+# Output columns per tile of the Gaussian path: the tile's column statistics
+# (7 x ~266 float32), accumulators (8 x 256) and moments (5 x 256) take ~20 KB
+# and stay in a 48 KB L1 data cache next to the input rows being read.
 _TILE = 256
+# Row strides (float32 elements) of the flat per-tile buffers; not powers of
+# two, so that the rows do not map to the same L1 cache sets. _COL bounds the
+# window: with win_size <= _MAX_TAPS a tile still has at least 9 columns.
+_ACC = _TILE + 8
+_COL = 1048
+_MAX_TAPS = _COL - 8
+
+_CONTRACT = {"contract"}
 
 
-def _jit(*, parallel: bool = False) -> Any:
+def _jit(*, parallel: bool = False, fastmath: bool | set[str] = False) -> Any:
     """numba's ``njit`` with this module's options (cached, GIL released, numpy errors)."""
-    return njit(cache=True, nogil=True, error_model="numpy", parallel=parallel)
+    return njit(cache=True, nogil=True, error_model="numpy", parallel=parallel, fastmath=fastmath)
+
+
+# ---------------------------------------------------------------------------
+# Moments -> comparison maps
 
 
 @_jit()
 def _combine_row(
-    m: np.ndarray,
+    mo: np.ndarray,
     n_out: int,
-    scale: float,
     c1: float,
     c2: float,
-    cov_norm: float,
     components: bool,
     out: np.ndarray,
     o0: int,
 ) -> None:
-    """Luminance, contrast, structure, cs and SSIM (eqs. 6-13) from windowed moment sums.
+    """Luminance, contrast, structure, cs and SSIM (eqs. 6-13) from local moments.
 
-    ``m[:, :n_out]`` rows are the sums of x, y, x^2, y^2 and xy; ``out[:, o0:o0 + n_out]``
-    rows receive ssim, cs and, with ``components``, luminance, contrast, structure.
-    Buffers are passed whole with explicit extents: a column slice of a 2-D
-    array is non-contiguous to numba, and that stops vectorisation.
+    ``mo[q * _ACC + j]`` for ``j < n_out`` holds float32 ``mu_x, mu_y,
+    sigma_x^2, sigma_y^2, sigma_xy`` (q = 0..4); ``out[:, o0:o0 + n_out]``
+    rows receive ssim, cs and, with ``components``, luminance, contrast,
+    structure. All terms are non-negative or bounded by the denominator
+    (``|2 sigma_xy| <= sigma_x^2 + sigma_y^2``), so float32 adds only ~1e-7
+    here. ``out`` is passed whole with explicit extents: a column slice of a
+    2-D array is non-contiguous to numba, and that stops vectorisation.
     """
     # A proof for LLVM that the indices below are non-negative: without it
     # numba's negative-index wraparound adds a select per access and the loop
@@ -124,30 +150,20 @@ def _combine_row(
     # Two loops rather than a branch inside one, so that each vectorises.
     if not components:
         for j in range(n_out):
-            mu_x = m[0, j] * scale
-            mu_y = m[1, j] * scale
-            # The cancellation happens here, so it stays in float64.
-            sigma_x_sq = np.float32(cov_norm * (m[2, j] * scale - mu_x * mu_x))
-            sigma_y_sq = np.float32(cov_norm * (m[3, j] * scale - mu_y * mu_y))
-            sigma_xy = np.float32(cov_norm * (m[4, j] * scale - mu_x * mu_y))
-            mu_x32 = np.float32(mu_x)
-            mu_y32 = np.float32(mu_y)
-            luminance = (two * mu_x32 * mu_y32 + c1_32) / (
-                mu_x32 * mu_x32 + mu_y32 * mu_y32 + c1_32
-            )
-            cs = (two * sigma_xy + c2_32) / (sigma_x_sq + sigma_y_sq + c2_32)
+            mu_x = mo[j]
+            mu_y = mo[_ACC + j]
+            luminance = (two * mu_x * mu_y + c1_32) / (mu_x * mu_x + mu_y * mu_y + c1_32)
+            cs = (two * mo[4 * _ACC + j] + c2_32) / (mo[2 * _ACC + j] + mo[3 * _ACC + j] + c2_32)
             out[0, o0 + j] = luminance * cs
             out[1, o0 + j] = cs
         return
     for j in range(n_out):
-        mu_x = m[0, j] * scale
-        mu_y = m[1, j] * scale
-        sigma_x_sq = np.float32(cov_norm * (m[2, j] * scale - mu_x * mu_x))
-        sigma_y_sq = np.float32(cov_norm * (m[3, j] * scale - mu_y * mu_y))
-        sigma_xy = np.float32(cov_norm * (m[4, j] * scale - mu_x * mu_y))
-        mu_x32 = np.float32(mu_x)
-        mu_y32 = np.float32(mu_y)
-        luminance = (two * mu_x32 * mu_y32 + c1_32) / (mu_x32 * mu_x32 + mu_y32 * mu_y32 + c1_32)
+        mu_x = mo[j]
+        mu_y = mo[_ACC + j]
+        sigma_x_sq = mo[2 * _ACC + j]
+        sigma_y_sq = mo[3 * _ACC + j]
+        sigma_xy = mo[4 * _ACC + j]
+        luminance = (two * mu_x * mu_y + c1_32) / (mu_x * mu_x + mu_y * mu_y + c1_32)
         denominator = sigma_x_sq + sigma_y_sq + c2_32
         cs = (two * sigma_xy + c2_32) / denominator
         # Rounding can leave a variance a hair below zero; the square root needs >= 0.
@@ -161,122 +177,225 @@ def _combine_row(
 
 
 # ---------------------------------------------------------------------------
-# Moment rows: Gaussian (separable taps) and uniform (running sums)
+# Gaussian window: centre-shifted float32 moments, vertical then horizontal
+#
+# With w(i, j) = a_i b_j, the column statistics of a window (vertical pass)
+#   m_j = sum_i a_i x_ij,  V_j = sum_i a_i x_ij^2 - m_j^2,  C_j likewise for x y,
+# give the window's exactly by the law of total variance (horizontal pass):
+#   mu = sum_j b_j m_j,  sigma_x^2 = E_b[V] + Var_b(m),  sigma_xy = E_b[C] + Cov_b(m_x, m_y).
+# Each 1-D variance is formed around the window's centre sample s instead of
+# around zero: V = sum a (x - s)^2 - (sum a (x - s))^2. A weighted variance is
+# at least a_c (s - m)^2, so sum a (x - s)^2 <= V (1 + 1/a_c): the subtraction
+# loses a bounded factor (~4.8 for the wang2004 centre tap 0.266) times the
+# float32 epsilon *relative to V*, whatever the offset of the data (flat
+# windows give exactly 0). The plain float32 E[x^2] - mu^2 instead loses
+# epsilon relative to mu^2 (1e-4 of cs for flat 255 beside an edge, 6e-4 for
+# uint16 near 60000). The horizontal pass shifts by the centre column's mean,
+# kept as two float32 parts (the centre sample s_j and d_j = m_j - s_j) so
+# that m_j - m_c keeps its precision for data far from zero. The centre tap
+# contributes x - s = 0, and the symmetric taps are paired: a_k (u_k + u_k').
+#
+# The per-tile buffers are flat with compile-time row strides (_COL, _ACC):
+# LLVM then sees every row of a buffer as one object at constant distances and
+# needs one runtime alias check per buffer pair. With 2-D buffers (runtime row
+# stride) the 8-row accumulation loop needs ~100 checks and stays scalar.
 
 
 @_jit()
-def _vertical_taps(
-    x: np.ndarray, y: np.ndarray, g: np.ndarray, i: int, j0: int, width: int, k: int, v: np.ndarray
-) -> int:
-    """Add taps ``k .. k+3`` (or what is left) of the vertical pass into ``v``; the next tap.
-
-    ``v[:, j]`` collects input column ``j0 + j`` for ``j < width``. Four taps per sweep: each
-    sweep loads and stores the five moment rows once, so fewer sweeps means
-    less memory traffic per pixel. Pixel products are formed before the
-    weight (``g * (a * b)``): exact for integer pixels, and the same for
-    ``(x, y)`` and ``(y, x)``, so SSIM stays exactly symmetric and
-    ``ssim(x, x) == 1``.
-    """
-    # A proof for LLVM that the indices below are non-negative: without it
-    # numba's negative-index wraparound adds a select per access and the loop
-    # is not vectorised.
-    if i < 0 or j0 < 0 or width < 0 or k < 0:
-        return g.shape[0]
-    if k + 4 <= g.shape[0]:
-        g0 = g[k]
-        g1 = g[k + 1]
-        g2 = g[k + 2]
-        g3 = g[k + 3]
-        for j in range(width):
-            a0 = np.float64(x[i + k, j0 + j])
-            a1 = np.float64(x[i + k + 1, j0 + j])
-            a2 = np.float64(x[i + k + 2, j0 + j])
-            a3 = np.float64(x[i + k + 3, j0 + j])
-            b0 = np.float64(y[i + k, j0 + j])
-            b1 = np.float64(y[i + k + 1, j0 + j])
-            b2 = np.float64(y[i + k + 2, j0 + j])
-            b3 = np.float64(y[i + k + 3, j0 + j])
-            v[0, j] += (g0 * a0 + g1 * a1) + (g2 * a2 + g3 * a3)
-            v[1, j] += (g0 * b0 + g1 * b1) + (g2 * b2 + g3 * b3)
-            v[2, j] += (g0 * (a0 * a0) + g1 * (a1 * a1)) + (g2 * (a2 * a2) + g3 * (a3 * a3))
-            v[3, j] += (g0 * (b0 * b0) + g1 * (b1 * b1)) + (g2 * (b2 * b2) + g3 * (b3 * b3))
-            v[4, j] += (g0 * (a0 * b0) + g1 * (a1 * b1)) + (g2 * (a2 * b2) + g3 * (a3 * b3))
-        return k + 4
-    gk = g[k]
-    for j in range(width):
-        a = np.float64(x[i + k, j0 + j])
-        b = np.float64(y[i + k, j0 + j])
-        v[0, j] += gk * a
-        v[1, j] += gk * b
-        v[2, j] += gk * (a * a)
-        v[3, j] += gk * (b * b)
-        v[4, j] += gk * (a * b)
-    return k + 1
+def _load_row(x: np.ndarray, row: int, ring: np.ndarray, slot: int) -> None:
+    """Input row ``row`` into ring row ``slot``, converted once (not once per tap)."""
+    if row < 0 or slot < 0:
+        return
+    for j in range(x.shape[1]):
+        ring[slot, j] = x[row, j]
 
 
-@_jit()
-def _horizontal_taps(g: np.ndarray, k: int, v: np.ndarray, m: np.ndarray, n_out: int) -> int:
-    """Add taps ``k .. k+3`` (or what is left) of the horizontal pass into ``m[:, :n_out]``."""
-    # A proof for LLVM that the indices below are non-negative: without it
-    # numba's negative-index wraparound adds a select per access and the loop
-    # is not vectorised.
-    if k < 0 or n_out < 0:
-        return g.shape[0]
-    if k + 4 <= g.shape[0]:
-        g0 = g[k]
-        g1 = g[k + 1]
-        g2 = g[k + 2]
-        g3 = g[k + 3]
-        for q in range(5):
-            for j in range(n_out):
-                m[q, j] += (g0 * v[q, j + k] + g1 * v[q, j + k + 1]) + (
-                    g2 * v[q, j + k + 2] + g3 * v[q, j + k + 3]
-                )
-        return k + 4
-    gk = g[k]
-    for q in range(5):
-        for j in range(n_out):
-            m[q, j] += gk * v[q, j + k]
-    return k + 1
-
-
-@_jit()
-def _gaussian_moment_row(
-    x: np.ndarray,
-    y: np.ndarray,
-    g: np.ndarray,
-    i: int,
-    j0: int,
-    n_out: int,
-    v: np.ndarray,
-    m: np.ndarray,
+@_jit(fastmath=_CONTRACT)
+def _vertical_pass(
+    rx: np.ndarray, ry: np.ndarray, g: np.ndarray, i: int, j0: int, width: int, col: np.ndarray
 ) -> None:
-    """Windowed moment sums of output row ``i``, columns ``j0 .. j0 + n_out``.
+    """Column statistics of input rows ``i .. i + win_size - 1``, columns ``j0 .. j0 + width``.
 
-    Vertical pass into ``v`` (``n_out + win_size - 1`` input columns), then
-    horizontal pass into ``m[:, :n_out]``.
+    ``rx``/``ry`` are ring buffers (input row ``r`` in row ``r % win_size``),
+    float32, or float64 for float64 input (then ``x - s`` is formed exactly
+    before rounding). ``col[q * _COL + j]`` rows q: ``s_x, s_y`` (centre
+    samples as float32), ``d_x, d_y`` (column mean minus that float32
+    sample), ``V_x, V_y, C``.
     """
     win_size = g.shape[0]
-    width = n_out + win_size - 1
-    for q in range(5):
+    half = win_size // 2
+    # A proof for LLVM that the indices below are non-negative (see _combine_row).
+    if i < 0 or j0 < 0 or width < 0 or half < 0:
+        return
+    centre = (i + half) % win_size
+    for j in range(2 * _COL, 7 * _COL):
+        col[j] = 0.0
+    k = 0
+    # Two symmetric pairs (four taps) per sweep: each sweep loads and stores
+    # the five sums once, so fewer sweeps mean less memory traffic per pixel.
+    while k + 2 <= half:
+        a0 = g[k]
+        a1 = g[k + 1]
+        t0 = (i + k) % win_size
+        t0b = (i + win_size - 1 - k) % win_size
+        t1 = (i + k + 1) % win_size
+        t1b = (i + win_size - 2 - k) % win_size
         for j in range(width):
-            v[q, j] = 0.0
-        for j in range(n_out):
-            m[q, j] = 0.0
-    k = 0
-    while k < win_size:
-        k = _vertical_taps(x, y, g, i, j0, width, k, v)
-    k = 0
-    while k < win_size:
-        k = _horizontal_taps(g, k, v, m, n_out)
+            sx = rx[centre, j0 + j]
+            sy = ry[centre, j0 + j]
+            u0 = np.float32(rx[t0, j0 + j] - sx)
+            u0b = np.float32(rx[t0b, j0 + j] - sx)
+            u1 = np.float32(rx[t1, j0 + j] - sx)
+            u1b = np.float32(rx[t1b, j0 + j] - sx)
+            w0 = np.float32(ry[t0, j0 + j] - sy)
+            w0b = np.float32(ry[t0b, j0 + j] - sy)
+            w1 = np.float32(ry[t1, j0 + j] - sy)
+            w1b = np.float32(ry[t1b, j0 + j] - sy)
+            col[2 * _COL + j] += a0 * (u0 + u0b) + a1 * (u1 + u1b)
+            col[3 * _COL + j] += a0 * (w0 + w0b) + a1 * (w1 + w1b)
+            col[4 * _COL + j] += a0 * (u0 * u0 + u0b * u0b) + a1 * (u1 * u1 + u1b * u1b)
+            col[5 * _COL + j] += a0 * (w0 * w0 + w0b * w0b) + a1 * (w1 * w1 + w1b * w1b)
+            col[6 * _COL + j] += a0 * (u0 * w0 + u0b * w0b) + a1 * (u1 * w1 + u1b * w1b)
+        k += 2
+    if k < half:
+        a0 = g[k]
+        t0 = (i + k) % win_size
+        t0b = (i + win_size - 1 - k) % win_size
+        for j in range(width):
+            sx = rx[centre, j0 + j]
+            sy = ry[centre, j0 + j]
+            u0 = np.float32(rx[t0, j0 + j] - sx)
+            u0b = np.float32(rx[t0b, j0 + j] - sx)
+            w0 = np.float32(ry[t0, j0 + j] - sy)
+            w0b = np.float32(ry[t0b, j0 + j] - sy)
+            col[2 * _COL + j] += a0 * (u0 + u0b)
+            col[3 * _COL + j] += a0 * (w0 + w0b)
+            col[4 * _COL + j] += a0 * (u0 * u0 + u0b * u0b)
+            col[5 * _COL + j] += a0 * (w0 * w0 + w0b * w0b)
+            col[6 * _COL + j] += a0 * (u0 * w0 + u0b * w0b)
+    for j in range(width):
+        sx = rx[centre, j0 + j]
+        sy = ry[centre, j0 + j]
+        s_x = np.float32(sx)
+        s_y = np.float32(sy)
+        d_x = col[2 * _COL + j]
+        d_y = col[3 * _COL + j]
+        col[4 * _COL + j] -= d_x * d_x
+        col[5 * _COL + j] -= d_y * d_y
+        col[6 * _COL + j] -= d_x * d_y
+        col[j] = s_x
+        col[_COL + j] = s_y
+        # float64 input: what float32 could not hold of s moves into d (zero otherwise).
+        col[2 * _COL + j] = d_x + np.float32(sx - s_x)
+        col[3 * _COL + j] = d_y + np.float32(sy - s_y)
+
+
+@_jit(fastmath=_CONTRACT)
+def _horizontal_pass(
+    col: np.ndarray, g: np.ndarray, n_out: int, cov_norm: float, acc: np.ndarray, mo: np.ndarray
+) -> None:
+    """Local moments of a tile into ``mo[q * _ACC + o]``.
+
+    q = 0..4: ``mu_x, mu_y, sigma_x^2, sigma_y^2, sigma_xy``. ``acc`` rows
+    collect ``sum b e_x, sum b e_y, sum b e_x^2, sum b e_y^2, sum b e_x e_y,
+    sum b V_x, sum b V_y, sum b C`` with ``e_j = m_j - m_c``.
+    Column indices are unsigned: numba wraps negative signed indices, and the
+    select that needs on every load keeps LLVM from vectorising this loop
+    (``o + k`` is not provably non-negative to it).
+    """
+    win_size = g.shape[0]
+    half = win_size // 2
+    if n_out < 0 or half < 0:
+        return
+    h = np.uint64(half)
+    r1 = np.uint64(_COL)
+    r2 = np.uint64(2 * _COL)
+    r3 = np.uint64(3 * _COL)
+    r4 = np.uint64(4 * _COL)
+    r5 = np.uint64(5 * _COL)
+    r6 = np.uint64(6 * _COL)
+    # The centre column (odd windows) has e = 0: only its variances count.
+    b_c = g[half] if win_size % 2 == 1 else np.float32(0.0)
+    for o in range(5 * _ACC):
+        acc[o] = 0.0
+    for o in range(n_out):
+        c = np.uint64(o) + h
+        acc[5 * _ACC + o] = b_c * col[c + r4]
+        acc[6 * _ACC + o] = b_c * col[c + r5]
+        acc[7 * _ACC + o] = b_c * col[c + r6]
+    # One tap per sweep: pairing the symmetric taps here (three column
+    # offsets in one loop) silently keeps LLVM from vectorising it.
+    for k in range(win_size):
+        if k == half and win_size % 2 == 1:
+            continue
+        b = g[k]
+        ka = np.uint64(k)
+        for o in range(n_out):
+            ou = np.uint64(o)
+            c = ou + h
+            ja = ou + ka
+            e = (col[ja] - col[c]) + (col[ja + r2] - col[c + r2])
+            f = (col[ja + r1] - col[c + r1]) + (col[ja + r3] - col[c + r3])
+            acc[o] += b * e
+            acc[_ACC + o] += b * f
+            acc[2 * _ACC + o] += b * (e * e)
+            acc[3 * _ACC + o] += b * (f * f)
+            acc[4 * _ACC + o] += b * (e * f)
+            acc[5 * _ACC + o] += b * col[ja + r4]
+            acc[6 * _ACC + o] += b * col[ja + r5]
+            acc[7 * _ACC + o] += b * col[ja + r6]
+    norm = np.float32(cov_norm)
+    for o in range(n_out):
+        c = np.uint64(o) + h
+        e_x = acc[o]
+        e_y = acc[_ACC + o]
+        mo[o] = col[c] + (col[c + r2] + e_x)
+        mo[_ACC + o] = col[c + r1] + (col[c + r3] + e_y)
+        mo[2 * _ACC + o] = norm * (acc[5 * _ACC + o] + (acc[2 * _ACC + o] - e_x * e_x))
+        mo[3 * _ACC + o] = norm * (acc[6 * _ACC + o] + (acc[3 * _ACC + o] - e_y * e_y))
+        mo[4 * _ACC + o] = norm * (acc[7 * _ACC + o] + (acc[4 * _ACC + o] - e_x * e_y))
+
+
+@_jit()
+def _gaussian_row(
+    rx: np.ndarray,
+    ry: np.ndarray,
+    g: np.ndarray,
+    i: int,
+    n_out: int,
+    c1: float,
+    c2: float,
+    cov_norm: float,
+    components: bool,
+    col: np.ndarray,
+    acc: np.ndarray,
+    mo: np.ndarray,
+    out: np.ndarray,
+) -> None:
+    """Output row ``i`` of the Gaussian path, in column tiles."""
+    win_size = g.shape[0]
+    # Column tiles keep the tile's buffers in the L1 cache; the win_size - 1
+    # columns a tile shares with the next are recomputed (a few percent).
+    tile = min(_TILE, _COL - win_size + 1)
+    for j0 in range(0, n_out, tile):
+        n_tile = min(tile, n_out - j0)
+        _vertical_pass(rx, ry, g, i, j0, n_tile + win_size - 1, col)
+        _horizontal_pass(col, g, n_tile, cov_norm, acc, mo)
+        _combine_row(mo, n_tile, c1, c2, components, out, j0)
+
+
+# ---------------------------------------------------------------------------
+# Uniform window: float64 running sums
+#
+# Running sums cannot be centred per window, so they stay in float64: every
+# uint8/uint16/float32 pixel and every product of two integer pixels is exact
+# there, and the cancellation in E[x^2] - mu^2 happens in float64.
 
 
 @_jit()
 def _add_row(x: np.ndarray, y: np.ndarray, row: int, sign: float, v: np.ndarray) -> None:
     """Add (``sign=1``) or remove (``sign=-1``) one input row's moments from the column sums."""
-    # A proof for LLVM that the indices below are non-negative: without it
-    # numba's negative-index wraparound adds a select per access and the loop
-    # is not vectorised.
+    # A proof for LLVM that the indices below are non-negative (see _combine_row).
     if row < 0:
         return
     for j in range(x.shape[1]):
@@ -292,9 +411,7 @@ def _add_row(x: np.ndarray, y: np.ndarray, row: int, sign: float, v: np.ndarray)
 @_jit()
 def _slide_row(win_size: int, v: np.ndarray, m: np.ndarray) -> None:
     """Horizontal box sums of the column sums, one add and one subtract per output pixel."""
-    # A proof for LLVM that the indices below are non-negative: without it
-    # numba's negative-index wraparound adds a select per access and the loop
-    # is not vectorised.
+    # A proof for LLVM that the indices below are non-negative (see _combine_row).
     if win_size < 1:
         return
     n_out = m.shape[1]
@@ -307,6 +424,26 @@ def _slide_row(win_size: int, v: np.ndarray, m: np.ndarray) -> None:
             # The difference first: one dependent add per step instead of two.
             s += v[q, j + win_size - 1] - v[q, j - 1]
             m[q, j] = s
+
+
+@_jit()
+def _uniform_moments(
+    m: np.ndarray, j0: int, n_tile: int, scale: float, cov_norm: float, mo: np.ndarray
+) -> None:
+    """float32 moments of columns ``j0 .. j0 + n_tile`` from the float64 window sums.
+
+    The cancellation in E[x^2] - mu^2 happens here, in float64.
+    """
+    if j0 < 0 or n_tile < 0:
+        return
+    for j in range(n_tile):
+        mu_x = m[0, j0 + j] * scale
+        mu_y = m[1, j0 + j] * scale
+        mo[j] = mu_x
+        mo[_ACC + j] = mu_y
+        mo[2 * _ACC + j] = cov_norm * (m[2, j0 + j] * scale - mu_x * mu_x)
+        mo[3 * _ACC + j] = cov_norm * (m[3, j0 + j] * scale - mu_y * mu_y)
+        mo[4 * _ACC + j] = cov_norm * (m[4, j0 + j] * scale - mu_x * mu_y)
 
 
 # ---------------------------------------------------------------------------
@@ -328,23 +465,39 @@ def _maps_chunk(
     write_maps: bool,
     maps: np.ndarray,
     stats: np.ndarray,
+    ring: np.ndarray,
 ) -> None:
     """Output rows ``row_start:row_stop``: into ``maps[rows, planes, cols]`` or ``stats[9]``.
 
     ``maps`` planes are ``ssim, cs`` and, with ``components``, ``luminance,
     contrast, structure``; with ``write_maps=False`` the rows go to a scratch
-    buffer and only their statistics are kept.
+    buffer and only their statistics are kept. ``ring`` is this chunk's
+    ``(2, win_size, width)`` row buffer of the Gaussian path (float32, or
+    float64 for float64 input).
     """
     win_size = g.shape[0]
     width = x.shape[1]
     n_out = width - win_size + 1
-    v = np.empty((5, width), dtype=np.float64)
-    v_gauss = np.empty((5, _TILE + win_size - 1), dtype=np.float64)
-    m = np.empty((5, n_out), dtype=np.float64)
     scratch = np.empty((5, n_out), dtype=np.float32)
-    # Uniform sums are raw; scale them once to the window mean (the product of
-    # the two 1-D tap values). Gaussian taps already carry the weights.
-    scale = g[0] * g[0] if uniform else 1.0
+    mo = np.empty(5 * _ACC, dtype=np.float32)
+    g32 = g.astype(np.float32)
+    if uniform:
+        v = np.empty((5, width), dtype=np.float64)
+        m = np.empty((5, n_out), dtype=np.float64)
+        # Uniform sums are raw; scale them once to the window mean (the
+        # product of the two 1-D tap values).
+        scale = g[0] * g[0]
+        v[:, :] = 0.0
+        for k in range(win_size):
+            _add_row(x, y, row_start + k, 1.0, v)
+    else:
+        col = np.empty(7 * _COL, dtype=np.float32)
+        acc = np.empty(8 * _ACC, dtype=np.float32)
+        rx = ring[0]
+        ry = ring[1]
+        for r in range(row_start, row_start + win_size - 1):
+            _load_row(x, r, rx, r % win_size)
+            _load_row(y, r, ry, r % win_size)
 
     count = 0.0
     ssim_sum = 0.0
@@ -356,27 +509,22 @@ def _maps_chunk(
     str_sum = 0.0
     cs_sum = 0.0
 
-    if uniform:
-        v[:, :] = 0.0
-        for k in range(win_size):
-            _add_row(x, y, row_start + k, 1.0, v)
     for i in range(row_start, row_stop):
+        out = maps[i] if write_maps else scratch
         if uniform:
             if i > row_start:
                 _add_row(x, y, i + win_size - 1, 1.0, v)
                 _add_row(x, y, i - 1, -1.0, v)
             _slide_row(win_size, v, m)
-            out = maps[i] if write_maps else scratch
-            _combine_row(m, n_out, scale, c1, c2, cov_norm, components, out, 0)
-        else:
-            out = maps[i] if write_maps else scratch
-            # Column tiles keep the moment rows of one tile in the L1 cache;
-            # the win_size - 1 columns a tile shares with the next are
-            # recomputed (a few percent).
             for j0 in range(0, n_out, _TILE):
                 n_tile = min(_TILE, n_out - j0)
-                _gaussian_moment_row(x, y, g, i, j0, n_tile, v_gauss, m)
-                _combine_row(m, n_tile, scale, c1, c2, cov_norm, components, out, j0)
+                _uniform_moments(m, j0, n_tile, scale, cov_norm, mo)
+                _combine_row(mo, n_tile, c1, c2, components, out, j0)
+        else:
+            last = i + win_size - 1
+            _load_row(x, last, rx, last % win_size)
+            _load_row(y, last, ry, last % win_size)
+            _gaussian_row(rx, ry, g32, i, n_out, c1, c2, cov_norm, components, col, acc, mo, out)
         if stats.shape[0] > 0:
             for j in range(n_out):
                 value = np.float64(out[0, j])
@@ -417,11 +565,12 @@ def _maps_parallel(
     write_maps: bool,
     maps: np.ndarray,
     stats: np.ndarray,
+    rings: np.ndarray,
 ) -> None:
     for chunk in prange(bounds.shape[0] - 1):
         _maps_chunk(
             x, y, g, uniform, bounds[chunk], bounds[chunk + 1], c1, c2, cov_norm, components,
-            write_maps, maps, stats[chunk],
+            write_maps, maps, stats[chunk], rings[chunk],
         )  # fmt: skip
 
 
@@ -439,11 +588,12 @@ def _maps_serial(
     write_maps: bool,
     maps: np.ndarray,
     stats: np.ndarray,
+    rings: np.ndarray,
 ) -> None:
     for chunk in range(bounds.shape[0] - 1):
         _maps_chunk(
             x, y, g, uniform, bounds[chunk], bounds[chunk + 1], c1, c2, cov_norm, components,
-            write_maps, maps, stats[chunk],
+            write_maps, maps, stats[chunk], rings[chunk],
         )  # fmt: skip
 
 
@@ -473,6 +623,11 @@ def _prepare(x: Any, y: Any, weights: np.ndarray) -> tuple[np.ndarray, np.ndarra
         raise ValueError(
             f"weights must be 1-D with at most min(shape) taps (got {g.shape} for shape {x.shape})"
         )
+    if g.shape[0] > _MAX_TAPS:
+        raise ValueError(f"weights must have at most {_MAX_TAPS} taps (got {g.shape[0]})")
+    if not np.array_equal(g, g[::-1]):
+        # The Gaussian path adds taps k and win_size - 1 - k with one weight.
+        raise ValueError(f"weights must be symmetric (got {np.array2string(g, precision=4)})")
     dtype = np.result_type(x.dtype, y.dtype)
     # Integer images are read as they are (no float copy: half the memory of a
     # float32 cast and an eighth of float64); other dtypes go to float64 so
@@ -527,9 +682,14 @@ def _launch(
     # returned map is a view with contiguous rows.
     maps = np.empty((n_rows, n_planes, n_cols) if write_maps else (0, 0, 0), dtype=np.float32)
     stats = np.zeros((bounds.shape[0] - 1, 0 if write_maps else len(STAT_NAMES)))
+    # One (x, y) ring of win_size input rows per chunk for the Gaussian path:
+    # float32 holds uint8, uint16 and float32 pixels exactly; float64 input
+    # keeps float64 rows so that x - s is formed before rounding.
+    ring_shape = (0, 2, 0, 0) if uniform else (bounds.shape[0] - 1, 2, win_size, x.shape[1])
+    rings = np.empty(ring_shape, dtype=np.float64 if x.dtype == np.float64 else np.float32)
     args = (
         x, y, g, uniform, bounds, float(c1), float(c2), float(cov_norm), bool(components),
-        bool(write_maps), maps, stats,
+        bool(write_maps), maps, stats, rings,
     )  # fmt: skip
     if n_threads == 1:
         _maps_serial(*args)

@@ -1,0 +1,321 @@
+"""Folders of image files as a source: paired by relative path, decoded inside the graph.
+
+:func:`open_folder_pair` is registered with :func:`pipeline.sources.register_pair_opener`
+and recognises two paths of which at least one is a folder that is not a Zarr store.
+It pairs the files with :func:`pipeline.pairing.pair_folders` (reading headers only,
+never pixels) and returns a :class:`~pipeline.sources.SourcePair` with one part per
+size group (:attr:`SourcePair.groups`), evaluated separately and joined into one
+result by :mod:`pipeline.grouped`.
+
+The rules, as users see them:
+
+* **Order of the ``image`` axis.** Pairs are ordered by size group (groups in the
+  order of their first pair by relative path), then by relative path. A pair
+  whose header already shows it cannot be evaluated (unreadable header, shape or
+  dtype mismatch) sits in the first group, marked failed.
+* **Decoding.** One task decodes both sides of a chunk of pairs
+  (:func:`pipeline.images.decode_batch`, several images per task, tasks in
+  parallel on the workers). The engine plans the chunks first and the decode
+  tasks are built for exactly those chunks, so every file is decoded once and
+  the decoded block itself feeds the SSIM kernel.
+* **Failures.** A file that does not decode (corrupt, truncated, zero bytes, not
+  an image, unreadable, or decoding to another shape than its header said)
+  fails its pair only: the pair's statistics are NaN with ``count`` 0 and its
+  ``status`` holds the reason (file and why, or both shapes for a mismatch);
+  every other pair is computed.
+* **Not evaluated, never dropped.** Unpaired files (including both sides of an
+  ambiguous stem) are listed in the result attrs ``unpaired_reference`` and
+  ``unpaired_generated``; ambiguous stems in ``ambiguous``; skipped entries
+  (hidden files, other extensions) in ``skipped_files``; the groups in
+  ``size_groups`` (JSON).
+* **Resume.** The source fingerprint covers the ordered pair list and each
+  file's size and modification time, so a store is only resumed from the very
+  same files.
+* **Colour.** Grey files are one channel, colour files three; alpha is dropped
+  (the rule of :mod:`pipeline.images`). With ``color_mode="luma"`` grey groups
+  are scored as they are.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import operator
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import dask.array as da
+import numpy as np
+from dask.base import tokenize
+from dask.highlevelgraph import HighLevelGraph
+
+from pipeline.dataset import (
+    AMBIGUOUS,
+    SKIPPED_FILES,
+    STATUS_OK,
+    UNPAIRED_GENERATED,
+    UNPAIRED_REFERENCE,
+)
+from pipeline.images import decode_batch
+from pipeline.pairing import PairingPlan, pair_folders
+from pipeline.sources import SourcePair, register_pair_opener
+
+__all__ = ["is_image_folder", "open_folder_pair"]
+
+# Shape of the stand-in group when no pair has a readable header: every slot is a
+# known failure, nothing is decoded; big enough for any usual window.
+_PLACEHOLDER_SHAPE = (64, 64)
+
+
+@dataclass(frozen=True)
+class _Member:
+    """One pair inside a size group: its id, files and a failure known from headers."""
+
+    id: str
+    reference: str
+    generated: str
+    failure: str | None
+
+
+def is_image_folder(path: Any) -> bool:
+    """Whether ``path`` is a non-empty folder that is not a Zarr store (a folder of images).
+
+    An empty folder is left to the other sources (it is neither; their error says so).
+    """
+    if not isinstance(path, str | os.PathLike):
+        return False
+    folder = Path(path)
+    if not folder.is_dir():
+        return False
+    if any((folder / name).exists() for name in ("zarr.json", ".zgroup", ".zarray")):
+        return False
+    try:
+        return any(True for _ in folder.iterdir())
+    except OSError:
+        return True  # unreadable: pairing names the folder and the reason
+
+
+def open_folder_pair(
+    reference: Any, generated: Any, channel_axis: int | None = None
+) -> SourcePair | None:
+    """Two folders of images as a :class:`SourcePair` with one part per size group.
+
+    Returns None when neither input is a folder of images (other openers then try).
+
+    Raises
+    ------
+    FileNotFoundError, NotADirectoryError
+        One side is a folder, the other is missing or is a file.
+    ValueError
+        A folder has no images, no file pairs up, or ``channel_axis`` is set to
+        something else than the last axis.
+    """
+    if not (is_image_folder(reference) or is_image_folder(generated)):
+        return None
+    if channel_axis not in (None, -1, 2):
+        raise ValueError(
+            "folders of images are decoded with colour channels last; channel_axis must be "
+            f"None or -1 for folder sources (got {channel_axis})"
+        )
+    plan = pair_folders(reference, generated)
+    return folder_source(plan)
+
+
+def folder_source(plan: PairingPlan, *, alpha: str = "drop") -> SourcePair:
+    """The :class:`SourcePair` of a :class:`~pipeline.pairing.PairingPlan` (headers read)."""
+    failures = {failed.id: failed.reason for failed in plan.failed}
+    pairs = {pair.id: pair for pair in plan.pairs}
+    layouts: list[tuple[tuple[int, ...], str, list[str]]] = [
+        (group.shape, group.dtype, list(group.ids)) for group in plan.size_groups
+    ]
+    if not layouts:
+        layouts = [(_PLACEHOLDER_SHAPE, "uint8", [])]
+    # Pairs known to have failed take a (never decoded) slot in the first group.
+    layouts[0][2].extend(failures)
+    layouts[0][2].sort()
+    identity = _identity(plan, [ids for _, _, ids in layouts])
+    groups: list[SourcePair] = []
+    status: dict[int, str] = {}
+    order: list[str] = []
+    for shape, dtype, ids in layouts:
+        members = [
+            _Member(
+                i,
+                str(pairs[i].reference),
+                str(pairs[i].generated),
+                failures.get(i),
+            )
+            for i in ids
+        ]
+        for member in members:
+            if member.failure is not None:
+                status[len(order)] = member.failure
+            order.append(member.id)
+        groups.append(
+            _group_pair(tuple(members), shape, np.dtype(dtype), identity, alpha, (1,) * len(ids))
+        )
+    first = groups[0]
+    ambiguous_ref = [p for stem in plan.ambiguous for p in stem.reference]
+    ambiguous_gen = [p for stem in plan.ambiguous for p in stem.generated]
+    attrs: dict[str, Any] = {
+        UNPAIRED_REFERENCE: sorted([*plan.unpaired_reference, *ambiguous_ref]),
+        UNPAIRED_GENERATED: sorted([*plan.unpaired_generated, *ambiguous_gen]),
+        AMBIGUOUS: [
+            f"{stem.stem}: reference {list(stem.reference)}, generated {list(stem.generated)}"
+            for stem in plan.ambiguous
+        ],
+        SKIPPED_FILES: [f"{s.side}/{s.path} ({s.reason})" for s in plan.skipped],
+    }
+    by_id = {pair.id: pair for pair in plan.pairs}
+    return SourcePair(
+        reference=first.reference,
+        generated=first.generated,
+        image=np.array(order, dtype=object),
+        reference_names=np.array([str(by_id[i].reference) for i in order], dtype=object),
+        generated_names=np.array([str(by_id[i].generated) for i in order], dtype=object),
+        native_chunks=first.native_chunks,
+        identity=identity,
+        status=status,
+        groups=tuple(groups),
+        attrs=attrs,
+    )
+
+
+def _identity(plan: PairingPlan, order: Sequence[Sequence[str]]) -> dict[str, Any]:
+    """What the run reads: roots, the ordered pair list and every file's size and mtime.
+
+    The list itself goes into a hash (the attrs stay small for 100,000 pairs).
+    """
+    digest = hashlib.sha256()
+    by_id = {pair.id: pair for pair in plan.pairs}
+    for group, ids in enumerate(order):
+        for pair_id in ids:
+            pair = by_id[pair_id]
+            digest.update(f"{group}\0{pair_id}\0".encode())
+            for path in (pair.reference, pair.generated):
+                try:
+                    info = path.stat()
+                    stamp = f"{path.name}\0{info.st_size}\0{info.st_mtime_ns}\0"
+                except OSError:
+                    stamp = f"{path.name}\0missing\0"
+                digest.update(stamp.encode())
+    return {
+        "reference": str(plan.reference_root),
+        "generated": str(plan.generated_root),
+        "pairs": sum(len(ids) for ids in order),
+        "pair_list_sha256": digest.hexdigest(),
+    }
+
+
+def _group_pair(
+    members: tuple[_Member, ...],
+    shape: tuple[int, ...],
+    dtype: np.dtype,
+    identity: dict[str, Any],
+    alpha: str,
+    image_chunks: tuple[int, ...],
+) -> SourcePair:
+    """One size group as lazy decoded stacks chunked ``image_chunks`` along ``image``."""
+    height, width = int(shape[0]), int(shape[1])
+    channels = int(shape[2]) if len(shape) == 3 else 1
+    token = tokenize(members, shape, str(dtype), alpha, image_chunks)
+    decode = f"decode-image-files-{token}"
+    names = {
+        "reference": f"reference-files-{token}",
+        "generated": f"generated-files-{token}",
+        "status": f"read-status-{token}",
+    }
+    tasks: dict[Any, Any] = {}
+    start = 0
+    for j, size in enumerate(image_chunks):
+        chunk = members[start : start + size]
+        tasks[(decode, j)] = (
+            _decode_pairs,
+            tuple(m.reference for m in chunk),
+            tuple(m.generated for m in chunk),
+            tuple(m.failure for m in chunk),
+            (height, width, channels),
+            str(dtype),
+            alpha,
+        )
+        tasks[(names["reference"], j, 0, 0, 0)] = (operator.getitem, (decode, j), 0)
+        tasks[(names["generated"], j, 0, 0, 0)] = (operator.getitem, (decode, j), 1)
+        tasks[(names["status"], j)] = (operator.getitem, (decode, j), 2)
+        start += size
+    chunks = (tuple(image_chunks), (height,), (width,), (channels,))
+    arrays = {}
+    for side in ("reference", "generated"):
+        keys = {k: v for k, v in tasks.items() if k[0] in (decode, names[side])}
+        graph = HighLevelGraph.from_collections(names[side], keys, dependencies=())
+        arrays[side] = da.Array(
+            graph, names[side], chunks=chunks, dtype=dtype, meta=np.empty((0,) * 4, dtype=dtype)
+        )
+    keys = {k: v for k, v in tasks.items() if k[0] in (decode, names["status"])}
+    status = da.Array(
+        HighLevelGraph.from_collections(names["status"], keys, dependencies=()),
+        names["status"],
+        chunks=(tuple(image_chunks),),
+        dtype=object,
+        meta=np.empty((0,), dtype=object),
+    )
+
+    def rechunked(new_chunks: tuple[int, ...]) -> SourcePair:
+        return _group_pair(members, shape, dtype, identity, alpha, tuple(new_chunks))
+
+    return SourcePair(
+        reference=arrays["reference"],
+        generated=arrays["generated"],
+        image=np.array([m.id for m in members], dtype=object),
+        reference_names=np.array([m.reference for m in members], dtype=object),
+        generated_names=np.array([m.generated for m in members], dtype=object),
+        # Each file is read whole and independently: any tiling is as cheap as any other.
+        native_chunks=(1, 1, 1),
+        identity=identity,
+        status={k: m.failure for k, m in enumerate(members) if m.failure is not None},
+        read_status=status,
+        rechunked=rechunked,
+    )
+
+
+def _decode_pairs(
+    references: tuple[str, ...],
+    generated: tuple[str, ...],
+    failures: tuple[str | None, ...],
+    shape: tuple[int, int, int],
+    dtype: str,
+    alpha: str,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One task: decode both sides of a chunk of pairs; never raises for a bad file.
+
+    Returns the two ``(pairs, y, x, channels)`` stacks (zeros where a pair failed)
+    and each pair's status, ``"ok"`` or the reasons joined by ``"; "``.
+    """
+    n = len(references)
+    live = [k for k in range(n) if failures[k] is None]
+    image_shape = shape[:2] if shape[2] == 1 else shape
+    stacks = []
+    statuses: list[list[str]] = [[] for _ in range(n)]
+    for paths in (references, generated):
+        out = np.zeros((n, *shape), dtype=dtype)
+        if live:
+            decoded, found = decode_batch(
+                [paths[k] for k in live], shape=image_shape, dtype=dtype, alpha=alpha
+            )
+            out[live] = decoded.reshape(len(live), *shape)
+            for k, text in zip(live, found, strict=True):
+                if text != STATUS_OK:
+                    statuses[k].append(text)
+        stacks.append(out)
+    status = np.empty(n, dtype=object)
+    for k in range(n):
+        known = failures[k]
+        if known is not None:
+            status[k] = known
+        else:
+            status[k] = "; ".join(statuses[k]) if statuses[k] else STATUS_OK
+    return stacks[0], stacks[1], status
+
+
+register_pair_opener(open_folder_pair)

@@ -1,0 +1,176 @@
+"""MS-SSIM of every image of a stack (or of one volume), chunk by chunk.
+
+What :func:`pipeline.ms_ssim` computes in memory, as one lazy graph per run:
+
+* at scale ``j`` the mean of the 'valid' cs map (the SSIM map at the last
+  scale) is a sum and a count per image and channel; each overlapping block
+  (depth = window radius, ``boundary="none"``) yields the part of the valid map
+  centred in it, exactly as the single-scale engine, and the partial sums add up
+  over blocks;
+* between scales both images are halved with ``msssim.m``'s 2x2 mean and
+  symmetric extension on odd sides, tiled by
+  :func:`pipeline.downsample_graph.downsample_array`: chunks are moved to even
+  boundaries first (a pair of pixels never straddles two chunks) and the odd
+  trailing sample of an axis is mirrored inside the last chunk. The pyramid is
+  then identical, sample for sample, to the in-memory one;
+* after each halving, neighbouring chunks are merged back to about the size
+  they had at the first scale (never below the overlap depth), so that coarse
+  scales are few tasks, not ever more tiny ones;
+* per image and channel the means combine as ``relu(ssim_M)^w_M *
+  prod_j relu(cs_j)^w_j`` (:func:`pipeline.kernels.multiscale.combine_scales`),
+  then the channels are averaged (``color_mode="channels"``) or the pyramid is
+  built on BT.601 luma from the start (``"luma"``), as :func:`pipeline.ms_ssim`.
+
+The only difference to the in-memory value is the order of the float64 sums
+(within 1e-12 on the reference engine).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import dask.array as da
+import numpy as np
+
+from pipeline.backend import to_host
+from pipeline.color import to_luma
+from pipeline.downsample_graph import downsample_array
+from pipeline.kernels import block_maps
+from pipeline.kernels.multiscale import combine_scales
+from pipeline.multiscale import check_msssim_size
+from pipeline.tiling import map_valid_blocks_nd, merge_small_chunks
+
+if TYPE_CHECKING:
+    from pipeline.engine import KernelSpec
+
+__all__ = ["check_ms_ssim_settings", "ms_ssim_attrs", "ms_ssim_graph"]
+
+_DOWNSAMPLING = "msssim.m: 2x2 mean, symmetric extension on odd sides"
+
+
+def check_ms_ssim_settings(
+    spatial_shape: tuple[int, ...],
+    weights: tuple[float, ...],
+    win_size: int,
+    *,
+    downsample: str | None,
+    profile: str,
+) -> None:
+    """The checks :func:`pipeline.ms_ssim` makes, with the same messages, before any compute."""
+    if downsample is not None:
+        raise ValueError(
+            f"ms_ssim does not take profile {profile!r}: it downsamples the images itself "
+            "and MS-SSIM has its own scales; use profile='wang2004'"
+        )
+    check_msssim_size(spatial_shape, len(weights), win_size)
+
+
+def ms_ssim_attrs(weights: tuple[float, ...]) -> dict[str, Any]:
+    """Provenance of the ``ms_ssim`` variable for the Dataset attrs (NetCDF-safe values)."""
+    return {
+        "ms_ssim_scales": len(weights),
+        "ms_ssim_weights": list(weights),
+        "ms_ssim_downsampling": _DOWNSAMPLING,
+        "ms_ssim_negative_rule": "each mean cs and the last mean SSIM clamped at 0",
+    }
+
+
+def _scale_sums(
+    x: da.Array, y: da.Array, spec: KernelSpec, axes: tuple[int, ...], name: str
+) -> da.Array:
+    """``(image, channel, 2)``: sum and count of the valid ``name`` map per image and channel."""
+    channels = int(x.shape[-1])
+
+    def on_block(xb: np.ndarray, yb: np.ndarray, *, centres: tuple[tuple[int, int], ...]) -> Any:
+        n = xb.shape[0]
+        out = np.zeros((n, channels, 2))
+        if any(stop <= start for start, stop in centres):
+            return out  # the block lies in the border band: no valid window centre
+        if spec.device == "gpu":
+            import cupy
+
+            xb, yb = cupy.asarray(xb), cupy.asarray(yb)
+        for i in range(n):
+            for c in range(channels):
+                maps = block_maps(
+                    xb[i, ..., c],
+                    yb[i, ..., c],
+                    window=spec.window,
+                    weights=np.asarray(spec.weights),
+                    c1=spec.c1,
+                    c2=spec.c2,
+                    cov_norm=spec.cov_norm,
+                    components=False,
+                    engine=spec.engine,
+                    threads=spec.kernel_threads,
+                )
+                values = maps[name]
+                out[i, c, 0] = float(to_host(values.sum(dtype=np.float64)))
+                out[i, c, 1] = values.size
+        return out
+
+    per_block = map_valid_blocks_nd(
+        on_block, [x, y], depth=spec.depth, axes=axes, out_tail=(channels, 2)
+    )
+    return per_block.sum(axis=axes)
+
+
+def _luma_block(block: np.ndarray) -> np.ndarray:
+    """BT.601 luma of an RGB block, keeping a channel axis of one."""
+    return to_luma(block, -1)[..., None]
+
+
+def _combine(sums: np.ndarray, weights: tuple[float, ...]) -> np.ndarray:
+    """MS-SSIM per image from ``(image, scale, channel, 2)`` sums and counts."""
+    means = sums[..., 0] / sums[..., 1]
+    out = np.empty(sums.shape[0])
+    for i in range(sums.shape[0]):
+        per_channel = [
+            combine_scales(means[i, :-1, c].tolist(), float(means[i, -1, c]), weights)
+            for c in range(sums.shape[2])
+        ]
+        out[i] = float(np.mean(per_channel))
+    return out
+
+
+def ms_ssim_graph(
+    reference: da.Array, generated: da.Array, *, spec: KernelSpec, weights: tuple[float, ...]
+) -> da.Array:
+    """Lazy MS-SSIM, one value per image, of two ``(image, *spatial, channel)`` stacks.
+
+    Parameters
+    ----------
+    reference, generated : dask.array.Array
+        Chunked as the single-scale run reads them (spatial chunks at least
+        ``spec.depth`` long, the channel axis one chunk).
+    spec : KernelSpec
+        Window, constants, engine, colour mode and device of the run.
+    weights : tuple of float
+        One exponent per scale (their count is the number of scales).
+
+    Returns
+    -------
+    dask.array.Array
+        float64 ``(image,)``, chunked along ``image`` like the inputs.
+    """
+    axes = tuple(range(1, reference.ndim - 1))
+    x, y = reference, generated
+    if spec.color_mode == "luma" and int(x.shape[-1]) == 3:
+        luma_chunks = (*x.chunks[:-1], (1,))
+        x, y = (da.map_blocks(_luma_block, a, chunks=luma_chunks, dtype=np.float64) for a in (x, y))
+    target = {axis: max(x.chunks[axis]) for axis in axes}
+    sums = []
+    for scale in range(len(weights)):
+        if scale > 0:
+            x, y = downsample_array(x, 2, axes), downsample_array(y, 2, axes)
+            merged = {
+                axis: merge_small_chunks(x.chunks[axis], max(spec.depth, target[axis]))
+                for axis in axes
+            }
+            x, y = x.rechunk(merged), y.rechunk(merged)
+        name = "cs" if scale < len(weights) - 1 else "ssim"
+        sums.append(_scale_sums(x, y, spec, axes, name))
+    stacked = da.stack(sums, axis=1).rechunk({1: -1, 2: -1, 3: -1})
+    return stacked.map_blocks(
+        _combine, weights=weights, drop_axis=[1, 2, 3], dtype=np.float64, meta=np.empty(0)
+    )

@@ -1,0 +1,107 @@
+"""NaN and Inf pixels: fail the pair (default) or leave out the windows they touch.
+
+A mean over a map that holds NaN is NaN, and an Inf pixel turns its windows'
+moments into NaN: a number computed over them is never right. ``evaluate``
+therefore never lets a non-finite pixel reach a statistic:
+
+* ``nan_policy="fail"`` (default): the pair fails; its ``status`` says how many
+  NaN/Inf pixels each side has. The count is computed by the tasks that read
+  the pixels (:func:`with_finite_check`), so every other pair is still computed,
+  for in-memory arrays, Zarr stacks and float TIFF files alike.
+* ``nan_policy="mask"``: every window that touches a non-finite pixel in either
+  image (any channel) is left out of all statistics, in every region; the pair
+  is ``ok`` and the ``nan_masked`` variable counts the windows left out.
+
+Both act block by block. A valid-map pixel of a block overlapped by ``depth``
+stands for the window of the block's pixels ``[i, i + 2 depth]`` by
+``[j, j + 2 depth]``, which lies inside the block, so a maximum filter of the
+block's non-finite mask decides it exactly, with no neighbour needed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import dask.array as da
+import numpy as np
+from scipy import ndimage
+
+from pipeline.dataset import STATUS_OK
+from pipeline.reductions import block_statistics
+from pipeline.sources import SourcePair
+
+__all__ = ["masked_block_statistics", "screen_block", "with_finite_check"]
+
+
+def screen_block(
+    x: np.ndarray, y: np.ndarray, depth: int, *, mask: bool
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Blocks ``(n, h, w, c)`` with non-finite pixels zeroed, and the windows to keep.
+
+    Returns ``(x, y, keep)``: ``keep`` is None when every window is kept (all
+    pixels finite, or ``mask`` false: the pair then fails as a whole and its
+    numbers are discarded; zeroing only keeps the kernels quiet), else
+    ``(n, h - 2 depth, w - 2 depth)``, False for windows touching a bad pixel.
+    """
+    bad = ~(np.isfinite(x) & np.isfinite(y))
+    if not bad.any():
+        return x, y, None
+    x, y = np.where(bad, 0, x), np.where(bad, 0, y)
+    if not mask:
+        return x, y, None
+    touched = ndimage.maximum_filter(
+        bad.any(axis=-1).astype(np.uint8), size=(1, 2 * depth + 1, 2 * depth + 1), mode="constant"
+    )
+    h, w = touched.shape[1:]
+    keep = touched[:, depth : h - depth, depth : w - depth] == 0
+    return x, y, keep
+
+
+def masked_block_statistics(
+    maps: dict[str, np.ndarray],
+    region_ids: np.ndarray | None,
+    keep: np.ndarray,
+    n_regions: int,
+    bins: int,
+) -> np.ndarray:
+    """:func:`pipeline.reductions.block_statistics` over the kept windows only."""
+    n = keep.shape[0]
+    # Region "all" of the kept windows is the one sub-region of a two-region plan.
+    whole = block_statistics(maps, np.where(keep, 0, -1), 2, bins)
+    out = np.empty((n, n_regions, whole.shape[-1]))
+    out[:, 0] = whole[:, 1]
+    if n_regions > 1:
+        assert region_ids is not None  # a plan with regions besides "all" gives ids
+        out[:, 1:] = block_statistics(maps, np.where(keep, region_ids, -1), n_regions, bins)[:, 1:]
+    return out
+
+
+def with_finite_check(pair: SourcePair, chunks: tuple[tuple[int, ...], ...]) -> SourcePair:
+    """``pair`` whose ``read_status`` also fails pairs holding NaN or Inf pixels.
+
+    The counts are taken from the stacks chunked as planned, so the same tasks
+    that feed the SSIM kernel read them (nothing is read twice).
+    """
+    if pair.reference.dtype.kind != "f" and pair.generated.dtype.kind != "f":
+        return pair
+    counts = [
+        (~da.isfinite(side.rechunk(chunks))).sum(axis=tuple(range(1, side.ndim)))
+        for side in (pair.reference, pair.generated)
+    ]
+    prior = pair.read_status
+    if prior is None:
+        prior = da.full(pair.n_images, STATUS_OK, dtype=object, chunks=(chunks[0],))
+
+    def describe(status: np.ndarray, bad_x: np.ndarray, bad_y: np.ndarray) -> np.ndarray:
+        out = np.asarray(status, dtype=object).copy()
+        for i, (nx, ny) in enumerate(zip(bad_x, bad_y, strict=True)):
+            if out[i] == STATUS_OK and nx + ny > 0:
+                out[i] = (
+                    f"non-finite pixels: reference has {nx} NaN or Inf pixel(s), generated "
+                    f"{ny}; fix the images or set nan_policy='mask' to leave out the windows "
+                    "that touch them"
+                )
+        return out
+
+    status = da.map_blocks(describe, prior, counts[0], counts[1], dtype=object)
+    return replace(pair, read_status=status)

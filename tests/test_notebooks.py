@@ -1,0 +1,85 @@
+"""The notebooks in notebooks/ run top to bottom in a real Jupyter kernel and are stored clean.
+
+The kernel is ``python3`` as ipykernel (in the ``test`` extra, through ``notebooks``)
+provides it: its wheel installs the kernelspec into ``sys.prefix/share/jupyter``, and
+jupyter_client falls back to ipykernel's own copy when none is found; the spec's
+``python`` is replaced by ``sys.executable``, so the kernel runs in the environment of
+the tests. Each notebook runs in its own temporary working folder (they write their
+data next to themselves).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+nbformat = pytest.importorskip("nbformat")
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+# Per notebook; each makes its own small data and runs in well under a minute.
+CELL_TIMEOUT_S = 120
+
+
+def test_the_notebooks_are_there():
+    names = {path.name for path in NOTEBOOKS}
+    assert {"gan_checkpoints.ipynb", "zarr_stack.ipynb"} <= names
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda path: path.name)
+def test_notebook_is_stored_without_outputs(path):
+    notebook = nbformat.read(path, as_version=4)
+    nbformat.validate(notebook)
+    dirty = [
+        index
+        for index, cell in enumerate(notebook.cells)
+        if cell.cell_type == "code" and (cell.outputs or cell.execution_count is not None)
+    ]
+    assert not dirty, f"{path.name}: cells {dirty} hold outputs; strip them before committing"
+    assert notebook.metadata.get("kernelspec", {}).get("name") == "python3"
+
+
+def _python3_kernel_runs_this_python() -> None:
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    spec = KernelSpecManager().get_kernel_spec("python3")
+    program = spec.argv[0]
+    same = program in {"python", "python3", f"python3.{sys.version_info[1]}"}
+    same = same or Path(program).resolve() == Path(sys.executable).resolve()
+    assert same, (
+        f"the 'python3' Jupyter kernel runs {program!r}, not this Python ({sys.executable}); "
+        f"remove the kernelspec at {spec.resource_dir} or reinstall it with "
+        f"'{sys.executable} -m ipykernel install --user'"
+    )
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda path: path.name)
+def test_notebook_runs_in_a_jupyter_kernel(path, tmp_path):
+    pytest.importorskip("ipykernel")
+    nbclient = pytest.importorskip("nbclient")
+    _python3_kernel_runs_this_python()
+    notebook = nbformat.read(path, as_version=4)
+    client = nbclient.NotebookClient(
+        notebook,
+        timeout=CELL_TIMEOUT_S,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(tmp_path)}},
+    )
+    client.execute()  # raises CellExecutionError, with the traceback, at the first failure
+    errors = [
+        output
+        for cell in notebook.cells
+        if cell.cell_type == "code"
+        for output in cell.outputs
+        if output.output_type == "error"
+    ]
+    assert not errors, errors
+    figures = sum(
+        "image/png" in output.get("data", {})
+        for cell in notebook.cells
+        if cell.cell_type == "code"
+        for output in cell.outputs
+    )
+    assert figures >= 2, f"{path.name} displayed {figures} figures"

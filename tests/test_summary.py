@@ -1,0 +1,73 @@
+"""summarize / format_summary: counts, quantiles from merged histograms, JSON safety."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+import pipeline as sp
+from pipeline.summary import format_summary, histogram_quantiles, summarize
+
+
+def test_histogram_quantiles_match_numpy_within_a_bin(rng: np.random.Generator) -> None:
+    values = rng.beta(5, 2, 20000) * 2 - 1
+    edges = np.linspace(-1, 1, 201)
+    counts, _ = np.histogram(values, edges)
+    levels = [0.05, 0.25, 0.5, 0.75, 0.95]
+    found = histogram_quantiles(counts, edges, levels)
+    np.testing.assert_allclose(found, np.quantile(values, levels), atol=0.01)
+    assert np.isnan(histogram_quantiles(np.zeros(4), np.linspace(0, 1, 5), [0.5])[0])
+
+
+def test_histogram_quantiles_errors() -> None:
+    with pytest.raises(ValueError, match="one more entry than counts"):
+        histogram_quantiles(np.ones(3), np.linspace(0, 1, 3), [0.5])
+    with pytest.raises(ValueError, match=r"levels must be in \[0, 1\]"):
+        histogram_quantiles(np.ones(3), np.linspace(0, 1, 4), [1.5])
+
+
+def test_summarize_counts_worst_and_json(rng: np.random.Generator) -> None:
+    x = rng.integers(0, 256, (5, 32, 32), dtype=np.uint8)
+    y = x.copy()
+    for k in range(1, 5):
+        y[k] = np.clip(x[k] + rng.normal(0, 8 * k, x[k].shape), 0, 255).astype(np.uint8)
+    ds = sp.evaluate(x, y, regions="2x2").load()
+    ds["status"].values[2] = "gen/2.png: empty file (0 bytes)"
+    ds["ssim"].values[2] = np.nan
+    ds["status"].values[3] = ""  # pending
+    ds.attrs["unpaired_reference"] = ["a.png"]
+    summary = summarize(ds, worst=2)
+    json.dumps(summary, allow_nan=False)
+    assert (summary["pairs"], summary["ok"], summary["failed"], summary["pending"]) == (5, 3, 1, 1)
+    scores = ds.ssim.sel(region="all").values
+    ok = [0, 1, 4]
+    assert summary["mean"] == pytest.approx(scores[ok].mean())
+    assert [row["image"] for row in summary["worst"]] == ["4", "1"]
+    assert summary["failures"] == [{"image": "2", "status": "gen/2.png: empty file (0 bytes)"}]
+    assert summary["unpaired"]["reference"] == ["a.png"]
+    assert summary["luminance"] == pytest.approx(ds.luminance.sel(region="all").values[ok].mean())
+    assert set(summary["regions"]) == {"all", "r0c0", "r0c1", "r1c0", "r1c1"}
+    text = format_summary(summary)
+    for expected in ("failed", "pending", "worst pairs", "empty file", "unpaired reference"):
+        assert expected in text
+
+
+def test_summarize_without_ok_pairs_is_json_safe() -> None:
+    x = np.zeros((2, 16, 16), np.uint8)
+    ds = sp.evaluate(x, x).load()
+    ds["status"].values[:] = "broken"
+    summary = summarize(ds)
+    assert summary["mean"] is None and summary["ok"] == 0
+    json.dumps(summary, allow_nan=False)
+    format_summary(summary)
+
+
+def test_summarize_errors() -> None:
+    x = np.zeros((1, 16, 16), np.uint8)
+    ds = sp.evaluate(x, x)
+    with pytest.raises(ValueError, match="worst must be a non-negative integer"):
+        summarize(ds, worst=-1)
+    with pytest.raises(ValueError, match="lacks 'ssim_hist'"):
+        summarize(ds.drop_vars("ssim_hist"))
