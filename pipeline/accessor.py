@@ -612,13 +612,9 @@ class ReviewAccessor:
 
         k = self.position(image)
         ids = self.image_ids
-        images = [
-            self._source_image(k, given, side)
-            for given, side in ((reference, REFERENCE), (generated, GENERATED))
-        ]
-        found, source = self._saved_maps(k, maps)
-        if not found and images[0] is not None and images[1] is not None:
-            found, source = self._recompute(images[0], images[1]), "recomputed"
+        *images, found, source = self.pair_data(
+            k, maps=maps, reference=reference, generated=generated
+        )
         score = float(self._ds[SSIM].sel({REGION: ALL_REGION}).values[k])
         components = all(name in found for name in _COMPONENTS)
         rows = 2 if components else 1
@@ -657,6 +653,32 @@ class ReviewAccessor:
             figure.colorbar(mappable, ax=axis, shrink=0.85)
         figure.suptitle(f"pair {ids[k]!r}")
         return figure
+
+    def pair_data(
+        self,
+        image: str | int,
+        *,
+        maps: str | os.PathLike[str] | Mapping[str, Any] | None = None,
+        reference: Any = None,
+        generated: Any = None,
+    ) -> tuple[np.ndarray | None, np.ndarray | None, dict[str, np.ndarray], str]:
+        """The images and maps of one pair: ``(reference, generated, maps, source)``.
+
+        ``maps`` holds whichever of ``ssim``, ``luminance``, ``contrast`` and
+        ``structure`` were found (per-channel maps averaged over channels, as the
+        engine reduces them); ``source`` is ``"saved"``, ``"recomputed"`` or
+        ``"unavailable"``. Where each comes from is described in :meth:`show_pair`,
+        which draws them; the HTML report uses the same lookup.
+        """
+        k = self.position(image)
+        ref_image, gen_image = (
+            self._source_image(k, given, side)
+            for given, side in ((reference, REFERENCE), (generated, GENERATED))
+        )
+        found, source = self._saved_maps(k, maps)
+        if not found and ref_image is not None and gen_image is not None:
+            found, source = self._recompute(ref_image, gen_image), "recomputed"
+        return ref_image, gen_image, found, source
 
     # -- map and image sources ---------------------------------------------------
 

@@ -7,10 +7,10 @@ counts, sums and histograms add, minima and maxima take min/max, and the sum of
 squared deviations combines by Chan, Golub & LeVeque's pairwise update
 ``M2 = M2_a + M2_b + n_a n_b / n (mean_a - mean_b)^2`` (generalised to many parts
 at once), which keeps ``ssim_std`` accurate where ``sum(x^2) - n mean^2`` would
-cancel. Blocks are reduced by compiled two-pass loops keyed by region id (one
-pass for counts, sums, extremes and the histogram, one for squared deviations
-about each region's mean): no Python loop over pixels or labels, and no
-temporary per statistic.
+cancel. Blocks are reduced by compiled two-pass loops over runs of one region id
+(one pass for counts, sums, extremes and the histogram, one for squared
+deviations about each region's mean): no Python loop over pixels or labels, and
+no temporary per statistic.
 
 References
 ----------
@@ -53,11 +53,49 @@ def empty_statistics(n_images: int, n_regions: int, bins: int) -> np.ndarray:
     return out
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
-def _accumulate(
-    row: np.ndarray, v: float, lum: float, con: float, struct: float, edges: np.ndarray
+# Sums are reassociated (vectorised) float64 reductions: these are statistics of a
+# map, and reordering a float64 sum moves it by ~1e-16 relative, far below every
+# tolerance. Nothing else in the kernels is compiled with fastmath.
+_SUMS = {"reassoc", "contract"}
+
+
+@numba.njit(cache=True, nogil=True, fastmath=_SUMS)
+def _segment_sums(
+    ssim: np.ndarray,
+    luminance: np.ndarray,
+    contrast: np.ndarray,
+    structure: np.ndarray,
+    start: int,
+    stop: int,
+) -> tuple[float, float, float, float]:  # pragma: no cover - compiled
+    """Float64 sums of the four maps over ``[start, stop)`` of one row."""
+    total = 0.0
+    sum_l = 0.0
+    sum_c = 0.0
+    sum_s = 0.0
+    for k in range(start, stop):
+        total += np.float64(ssim[k])
+        sum_l += np.float64(luminance[k])
+        sum_c += np.float64(contrast[k])
+        sum_s += np.float64(structure[k])
+    return total, sum_l, sum_c, sum_s
+
+
+@numba.njit(cache=True, nogil=True, fastmath=_SUMS)
+def _segment_m2(ssim: np.ndarray, start: int, stop: int, mean: float) -> float:  # pragma: no cover
+    """Sum of squared deviations about ``mean`` over ``[start, stop)``."""
+    m2 = 0.0
+    for k in range(start, stop):
+        d = np.float64(ssim[k]) - mean
+        m2 += d * d
+    return m2
+
+
+@numba.njit(cache=True, nogil=True)
+def _segment_extremes_and_histogram(
+    ssim: np.ndarray, start: int, stop: int, edges: np.ndarray, row: np.ndarray
 ) -> None:  # pragma: no cover - compiled
-    """Add one pixel to a packed row: count, sums, min, max and its histogram bin.
+    """Min, max and histogram counts of ``[start, stop)`` into a packed row.
 
     Bins follow ``np.histogram(range=(-1, 1))``: bin ``i`` holds ``edges[i] <= v <
     edges[i + 1]``, the last bin also ``v == 1``; the multiply can round across an
@@ -65,20 +103,40 @@ def _accumulate(
     error outside [-1, 1] go to the end bins so that every pixel is counted.
     """
     bins = edges.size - 1
-    row[_COUNT] += 1.0
-    row[_SUM] += v
-    row[_SUM_L] += lum
-    row[_SUM_C] += con
-    row[_SUM_S] += struct
-    row[_MIN] = min(row[_MIN], v)
-    row[_MAX] = max(row[_MAX], v)
-    clipped = min(max(v, -1.0), 1.0)
-    index = min(int((clipped + 1.0) * (bins / 2.0)), bins - 1)
-    if clipped < edges[index]:
-        index -= 1
-    elif index != bins - 1 and clipped >= edges[index + 1]:
-        index += 1
-    row[_HIST + index] += 1.0
+    half = bins / 2.0
+    low = row[_MIN]
+    high = row[_MAX]
+    for k in range(start, stop):
+        v = np.float64(ssim[k])
+        low = min(low, v)
+        high = max(high, v)
+        clipped = min(max(v, -1.0), 1.0)
+        index = min(int((clipped + 1.0) * half), bins - 1)
+        if clipped < edges[index]:
+            index -= 1
+        elif index != bins - 1 and clipped >= edges[index + 1]:
+            index += 1
+        row[_HIST + index] += 1.0
+    row[_MIN] = low
+    row[_MAX] = high
+
+
+@numba.njit(cache=True, nogil=True)
+def _add_segment(
+    maps: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    start: int,
+    stop: int,
+    edges: np.ndarray,
+    row: np.ndarray,
+) -> None:  # pragma: no cover - compiled
+    ssim, luminance, contrast, structure = maps
+    total, sum_l, sum_c, sum_s = _segment_sums(ssim, luminance, contrast, structure, start, stop)
+    row[_COUNT] += stop - start
+    row[_SUM] += total
+    row[_SUM_L] += sum_l
+    row[_SUM_C] += sum_c
+    row[_SUM_S] += sum_s
+    _segment_extremes_and_histogram(ssim, start, stop, edges, row)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -90,31 +148,22 @@ def _whole_image_statistics(
     edges: np.ndarray,
     out: np.ndarray,
 ) -> None:  # pragma: no cover - compiled; checked against NumPy in the tests
-    """Region ``all`` of each image in two passes over the maps, float64 accumulators.
+    """Region ``all`` of each image, ``out[image, field]`` filled in place.
 
-    Fills ``out[image, field]`` in place. One pass gives sums, min, max and the
-    histogram; the second gives the squared deviations about the image's mean.
+    One pass gives counts, sums, extremes and the histogram; a second the squared
+    deviations about the image's mean (no ``sum(x^2) - n mean^2`` cancellation).
     ``nogil`` lets Dask threads run it side by side.
     """
     n, h, w = ssim.shape
     for i in range(n):
         row = out[i]
         for r in range(h):
-            for k in range(w):
-                _accumulate(
-                    row,
-                    np.float64(ssim[i, r, k]),
-                    np.float64(luminance[i, r, k]),
-                    np.float64(contrast[i, r, k]),
-                    np.float64(structure[i, r, k]),
-                    edges,
-                )
+            rows = (ssim[i, r], luminance[i, r], contrast[i, r], structure[i, r])
+            _add_segment(rows, 0, w, edges, row)
         mean = row[_SUM] / row[_COUNT]
         m2 = 0.0
         for r in range(h):
-            for k in range(w):
-                d = np.float64(ssim[i, r, k]) - mean
-                m2 += d * d
+            m2 += _segment_m2(ssim[i, r], 0, w, mean)
         row[_M2] = m2
 
 
@@ -128,37 +177,40 @@ def _region_statistics(
     edges: np.ndarray,
     out: np.ndarray,
 ) -> None:  # pragma: no cover - compiled; checked against NumPy in the tests
-    """Every sub-region of each image in two passes, keyed by ``ids`` (``-1``: none).
+    """Every sub-region of each image, keyed by ``ids`` (``-1``: none), in place.
 
-    ``out[image, region]`` rows are filled in place, as for region ``all``: the
-    first pass accumulates, the second adds squared deviations about each
-    region's own mean.
+    Each row is cut into runs of one region id (whole tile widths for a grid), and
+    every run is reduced like a row of region ``all``; a second pass adds squared
+    deviations about each region's own mean.
     """
     n, h, w = ssim.shape
     n_sub = out.shape[1]
     for i in range(n):
         for r in range(h):
-            for k in range(w):
-                g = ids[i, r, k]
+            rows = (ssim[i, r], luminance[i, r], contrast[i, r], structure[i, r])
+            label = ids[i, r]
+            k = 0
+            while k < w:
+                g = label[k]
+                start = k
+                while k < w and label[k] == g:
+                    k += 1
                 if g >= 0:
-                    _accumulate(
-                        out[i, g],
-                        np.float64(ssim[i, r, k]),
-                        np.float64(luminance[i, r, k]),
-                        np.float64(contrast[i, r, k]),
-                        np.float64(structure[i, r, k]),
-                        edges,
-                    )
+                    _add_segment(rows, start, k, edges, out[i, g])
         means = np.zeros(n_sub)
         for g in range(n_sub):
             if out[i, g, _COUNT] > 0:
                 means[g] = out[i, g, _SUM] / out[i, g, _COUNT]
         for r in range(h):
-            for k in range(w):
-                g = ids[i, r, k]
+            label = ids[i, r]
+            k = 0
+            while k < w:
+                g = label[k]
+                start = k
+                while k < w and label[k] == g:
+                    k += 1
                 if g >= 0:
-                    d = np.float64(ssim[i, r, k]) - means[g]
-                    out[i, g, _M2] += d * d
+                    out[i, g, _M2] += _segment_m2(ssim[i, r], start, k, means[g])
 
 
 def block_statistics(

@@ -90,13 +90,11 @@ class _WorstPair:
 # inputs
 
 
-def _open_results(
-    ds_or_path: xr.Dataset | str | os.PathLike[str],
-) -> tuple[xr.Dataset, Path | None]:
+def _open_results(ds_or_path: xr.Dataset | str | os.PathLike[str]) -> xr.Dataset:
     import xarray as xr
 
     if isinstance(ds_or_path, xr.Dataset):
-        return ds_or_path, None
+        return ds_or_path
     if not isinstance(ds_or_path, str | os.PathLike):
         raise TypeError(
             f"ds_or_path must be an xarray.Dataset or a path to results "
@@ -106,10 +104,11 @@ def _open_results(
     if not path.exists():
         raise FileNotFoundError(f"results not found: {path}")
     if path.suffix in (".nc", ".nc4", ".netcdf"):
-        return xr.open_dataset(path).load(), path
+        return xr.open_dataset(path).load()
     if not path.is_dir():
         raise ValueError(f"results must be a Zarr store (a folder) or a .nc file (got {path})")
-    return xr.open_zarr(path, consolidated=False).load(), path
+    # .load() keeps encoding["source"], by which saved maps beside the table are found.
+    return xr.open_zarr(path, consolidated=False).load()
 
 
 def _check_schema(ds: xr.Dataset) -> None:
@@ -275,60 +274,6 @@ def _load_image(path: str) -> np.ndarray | None:
         return None
 
 
-def _saved_map(maps: xr.Dataset | None, image: str) -> np.ndarray | None:
-    if maps is None or SSIM not in maps or IMAGE not in maps[SSIM].dims:
-        return None
-    try:
-        found = maps[SSIM].sel({IMAGE: image}).values
-    except (KeyError, IndexError, ValueError):
-        return None
-    return np.asarray(found, dtype=np.float64)
-
-
-def _open_maps(results_path: Path | None, ds: xr.Dataset) -> xr.Dataset | None:
-    """The saved maps (Zarr group ``maps`` or ``attrs['maps_output']``), if any."""
-    import xarray as xr
-
-    candidates: list[tuple[Path, str | None]] = []
-    if ds.attrs.get("maps_output"):
-        candidates.append((Path(str(ds.attrs["maps_output"])), None))
-    if results_path is not None and results_path.is_dir():
-        candidates.append((results_path, "maps"))
-    for store, group in candidates:
-        if not store.exists():
-            continue
-        try:
-            return xr.open_zarr(store, group=group, consolidated=False)
-        except (OSError, KeyError, ValueError):
-            continue
-    return None
-
-
-def _recompute_map(ds: xr.Dataset, reference: np.ndarray, generated: np.ndarray) -> np.ndarray:
-    import pipeline
-
-    attrs = ds.attrs
-    params = {
-        name: attrs[f"ssim_{name}"]
-        for name in _SSIM_PARAMS
-        if attrs.get(f"ssim_{name}") is not None
-    }
-    data_range = attrs.get("data_range")
-    coloured = reference.ndim == 3
-    result = pipeline.ssim(
-        reference,
-        generated,
-        data_range=float(data_range) if isinstance(data_range, int | float) else None,
-        profile=str(attrs.get("profile", "wang2004")),
-        channel_axis=-1 if coloured else None,
-        color_mode=str(attrs.get("color_mode", "channels")) if coloured else "channels",
-        full=True,
-        **params,
-    )
-    assert isinstance(result, tuple)  # full=True always returns (score, maps)
-    return np.asarray(result[1]["ssim"], dtype=np.float64)
-
-
 def _display(image: np.ndarray) -> tuple[np.ndarray, str | None]:
     """An image scaled to [0, 1] for imshow, and the colour map for grey."""
     values = image.astype(np.float64)
@@ -340,9 +285,7 @@ def _display(image: np.ndarray) -> tuple[np.ndarray, str | None]:
     return np.clip(values, 0.0, 1.0), ("gray" if image.ndim == 2 else None)
 
 
-def _worst_figure(
-    ds: xr.Dataset, worst: Sequence[_WorstPair], maps: xr.Dataset | None
-) -> tuple[Figure | None, list[str]]:
+def _worst_figure(ds: xr.Dataset, worst: Sequence[_WorstPair]) -> tuple[Figure | None, list[str]]:
     """The worst pairs side by side, and a note per pair on where its map came from."""
     if not worst:
         return None, []
@@ -350,14 +293,10 @@ def _worst_figure(
     axes = np.asarray(figure.subplots(len(worst), 3, squeeze=False))
     notes = []
     for row, pair in zip(axes, worst, strict=True):
-        reference, generated = _load_image(pair.reference), _load_image(pair.generated)
-        ssim_map = _saved_map(maps, pair.image)
-        source = "saved"
-        if ssim_map is None and reference is not None and generated is not None:
-            ssim_map = _recompute_map(ds, reference, generated)
-            source = "recomputed"
-        if ssim_map is not None and ssim_map.ndim == 3:
-            ssim_map = ssim_map.mean(axis=-1)  # per-channel maps: their mean, as the score
+        # The review accessor owns where maps and images are found (saved maps, files,
+        # Zarr stacks) and how a missing map is recomputed.
+        reference, generated, found, source = ds.review.pair_data(pair.image)
+        ssim_map = found.get(SSIM)
         notes.append(source if ssim_map is not None else "unavailable")
         for axis, title, image in (
             (row[0], f"reference\n{pair.image}", reference),
@@ -565,7 +504,7 @@ def write_report(
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise NotADirectoryError(f"report output must be a folder, got a file: {out}")
-    ds, results_path = _open_results(ds_or_path)
+    ds = _open_results(ds_or_path)
     _check_schema(ds)
     out.mkdir(parents=True, exist_ok=True)
 
@@ -587,7 +526,7 @@ def write_report(
     figures["regions"] = (
         None if region_figure is None else _png_bytes(region_figure, out / REPORT_FILES["regions"])
     )
-    worst_figure, map_notes = _worst_figure(ds, worst_pairs, _open_maps(results_path, ds))
+    worst_figure, map_notes = _worst_figure(ds, worst_pairs)
     figures["worst"] = (
         None if worst_figure is None else _png_bytes(worst_figure, out / REPORT_FILES["worst"])
     )
