@@ -45,6 +45,7 @@ from pipeline.dataset import (
     LUMINANCE,
     REFERENCE,
     REGION,
+    SCORE_ATTRS,
     SSIM,
     SSIM_HIST,
     STATUS,
@@ -63,18 +64,6 @@ __all__ = ["ReviewAccessor"]
 QUANTILE = "quantile"
 _COMPONENTS = (LUMINANCE, CONTRAST, STRUCTURE)
 _MAP_NAMES = (SSIM, *_COMPONENTS)
-# Attributes that must agree for two results' scores to be comparable.
-_COMPARABLE_ATTRS = (
-    "profile",
-    "ssim_window",
-    "ssim_win_size",
-    "ssim_sigma",
-    "ssim_k1",
-    "ssim_k2",
-    "ssim_covariance",
-    "data_range",
-    "color_mode",
-)
 _STACK_NAME = re.compile(r"^(?P<path>.*)\[(?P<index>\d+)\]$")
 
 
@@ -435,7 +424,7 @@ class ReviewAccessor:
         if check_params:
             differ = [
                 f"{key}: {self._ds.attrs.get(key)!r} vs {other.attrs.get(key)!r}"
-                for key in _COMPARABLE_ATTRS
+                for key in SCORE_ATTRS
                 if self._ds.attrs.get(key) != other.attrs.get(key)
             ]
             if differ:

@@ -42,6 +42,7 @@ __all__ = [
     "REFERENCE",
     "REGION",
     "REQUIRED_ATTRS",
+    "SCORE_ATTRS",
     "SIZE_GROUPS",
     "SKIPPED_FILES",
     "SSIM",
@@ -78,7 +79,9 @@ AMBIGUOUS, SKIPPED_FILES, SIZE_GROUPS = "ambiguous", "skipped_files", "size_grou
 PENDING = ""
 
 FLOAT_STATISTICS = (SSIM, LUMINANCE, CONTRAST, STRUCTURE, SSIM_STD, SSIM_MIN, SSIM_MAX)
-REQUIRED_ATTRS = (
+# The attrs that define what a score means: two results are comparable only when
+# every one of them agrees.
+SCORE_ATTRS = (
     "profile",
     "ssim_window",
     "ssim_win_size",
@@ -87,8 +90,11 @@ REQUIRED_ATTRS = (
     "ssim_k2",
     "ssim_covariance",
     "data_range",
-    "data_range_source",
     "color_mode",
+)
+REQUIRED_ATTRS = (
+    *SCORE_ATTRS,
+    "data_range_source",
     "package_version",
     "config_fingerprint",
     "created",
