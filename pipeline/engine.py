@@ -71,6 +71,47 @@ class KernelSpec:
     # use every core (numba's setting is per thread), None to leave it alone.
     kernel_threads: int | None = None
 
+    def whole_statistics(self, x: np.ndarray, y: np.ndarray, bins: int) -> np.ndarray | None:
+        """Packed region-``all`` statistics ``(images, 1, 8 + bins)`` straight from the kernel.
+
+        The fused CPU kernel reduces each map row while it is in cache, so the four
+        maps are never stored (the same numbers as :func:`block_statistics` of
+        :meth:`maps`, to ~1e-12). None where that path does not apply (another
+        engine, a device, several channels averaged per pixel): use :meth:`maps`.
+        """
+        n, h, w, channels = x.shape
+        if self.color_mode == "luma" and channels == 3:
+            channels = 1
+        if (
+            channels != 1
+            or self.device != "cpu"
+            or self.engine not in ("auto", "fused")
+            or not isinstance(x, np.ndarray)
+            or not isinstance(y, np.ndarray)
+            or min(h, w) <= 2 * self.depth
+        ):
+            return None
+        from pipeline.kernels.fused import fused_packed_stats
+
+        if channels != x.shape[3]:
+            x, y = to_luma(x, 3)[..., None], to_luma(y, 3)[..., None]
+        if self.kernel_threads is not None:
+            numba.set_num_threads(self.kernel_threads)
+        out = np.empty((n, 1, len(FIELDS) + bins))
+        for i in range(n):
+            out[i, 0] = fused_packed_stats(
+                x[i, :, :, 0],
+                y[i, :, :, 0],
+                weights=np.asarray(self.weights),
+                uniform=self.window == "uniform",
+                c1=self.c1,
+                c2=self.c2,
+                bins=bins,
+                cov_norm=self.cov_norm,
+                threads=self.kernel_threads,
+            )
+        return out
+
     def maps(self, x: np.ndarray, y: np.ndarray) -> dict[str, np.ndarray]:
         """Valid ``ssim``/``luminance``/``contrast``/``structure`` maps of a block.
 
@@ -288,6 +329,11 @@ def _statistics_graph(
         keep = None
         if floats:
             x, y, keep = screen_block(x, y, spec.depth, mask=nan_policy == "mask")
+        if n_regions == 1 and keep is None:
+            # Region "all" only: the fused kernel reduces each map row in cache.
+            whole = spec.whole_statistics(x, y, bins)
+            if whole is not None:
+                return whole
         maps = spec.maps(x, y)
         n = x.shape[0]
         if maps["ssim"].size == 0:

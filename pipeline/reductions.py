@@ -140,6 +140,41 @@ def _add_segment(
 
 
 @numba.njit(cache=True, nogil=True)
+def add_row_partial(
+    ssim: np.ndarray,
+    luminance: np.ndarray,
+    contrast: np.ndarray,
+    structure: np.ndarray,
+    n: int,
+    edges: np.ndarray,
+    row: np.ndarray,
+) -> None:  # pragma: no cover - compiled; checked against block_statistics in the tests
+    """Add the first ``n`` values of one map row to a packed region row, in place.
+
+    For kernels that make a map row by row and never store the maps: the row's
+    own two passes (sums, then squared deviations about the row's mean) run while
+    it is in cache, and its ``M2`` joins the running one by Chan's pairwise update,
+    so ``m2`` stays as accurate as the two-pass :func:`block_statistics`.
+    """
+    if n <= 0:
+        return
+    total, sum_l, sum_c, sum_s = _segment_sums(ssim, luminance, contrast, structure, 0, n)
+    mean = total / n
+    m2 = _segment_m2(ssim, 0, n, mean)
+    count = row[_COUNT]
+    if count > 0:
+        delta = mean - row[_SUM] / count
+        m2 += delta * delta * (count * n / (count + n))
+    row[_COUNT] = count + n
+    row[_SUM] += total
+    row[_M2] += m2
+    row[_SUM_L] += sum_l
+    row[_SUM_C] += sum_c
+    row[_SUM_S] += sum_s
+    _segment_extremes_and_histogram(ssim, 0, n, edges, row)
+
+
+@numba.njit(cache=True, nogil=True)
 def _whole_image_statistics(
     ssim: np.ndarray,
     luminance: np.ndarray,

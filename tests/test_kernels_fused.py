@@ -15,9 +15,11 @@ import pytest
 from skimage import data
 
 import pipeline as sp
+from pipeline.engine import KernelSpec
 from pipeline.kernels import MAP_NAMES, block_maps, window_weights
 from pipeline.kernels.dispatch import resolve_engine
-from pipeline.kernels.fused import STAT_NAMES, fused_block_stats, fused_maps
+from pipeline.kernels.fused import STAT_NAMES, fused_block_stats, fused_maps, fused_packed_stats
+from pipeline.reductions import FIELDS, block_statistics
 
 TOLERANCE = 1e-5
 
@@ -195,6 +197,99 @@ def test_block_stats_match_maps(rng, window) -> None:
         np.testing.assert_allclose(
             stats[f"{name}_sum"], maps[name].astype(np.float64).sum(), rtol=1e-9
         )
+
+
+def _assert_packed_equal(packed: np.ndarray, expected: np.ndarray) -> None:
+    """Packed rows of region ``all``: counts and histogram exact, the rest to rounding."""
+    count, m2 = FIELDS.index("count"), FIELDS.index("m2")
+    hist = len(FIELDS)
+    assert packed.shape == expected.shape
+    np.testing.assert_array_equal(packed[..., count], expected[..., count])
+    np.testing.assert_array_equal(packed[..., hist:], expected[..., hist:])
+    others = [k for k in range(hist) if k not in (count, m2)]
+    np.testing.assert_allclose(packed[..., others], expected[..., others], rtol=1e-12, atol=0)
+    np.testing.assert_allclose(packed[..., m2], expected[..., m2], rtol=1e-9, atol=1e-300)
+
+
+@pytest.mark.parametrize("kind", ["uint8", "uint16-far", "float64-far", "uint8-flat-bright"])
+@pytest.mark.parametrize("window", ["gaussian", "uniform"])
+@pytest.mark.parametrize("shape", [(300, 517), (11, 40), (40, 11), (700, 64)])
+def test_packed_stats_match_block_statistics(rng, kind, window, shape) -> None:
+    # The fused row-by-row reduction (Chan-merged M2) against the two-pass
+    # block_statistics of the same kernel's float32 maps.
+    x, y, data_range = _pair(rng, kind, shape)
+    params = _params(window, 11, "sample", data_range)
+    del params["window"], params["components"]
+    uniform = window == "uniform"
+    for threads in (1, 2, None):
+        maps = fused_maps(x, y, uniform=uniform, threads=threads, **params)
+        expected = block_statistics({k: v[None] for k, v in maps.items()}, None, 1, 37)[0, 0]
+        packed = fused_packed_stats(x, y, uniform=uniform, bins=37, threads=threads, **params)
+        _assert_packed_equal(packed, expected)
+        ssim_map = maps["ssim"].astype(np.float64)
+        two_pass = ((ssim_map - ssim_map.mean()) ** 2).sum()
+        np.testing.assert_allclose(packed[FIELDS.index("m2")], two_pass, rtol=1e-9)
+
+
+def test_packed_stats_of_identical_images(rng) -> None:
+    x, _, data_range = _pair(rng, "uint8", (64, 80))
+    params = _params("gaussian", 11, "population", data_range)
+    del params["window"], params["components"]
+    packed = fused_packed_stats(x, x, uniform=False, bins=10, threads=1, **params)
+    n = 54 * 70
+    assert packed[FIELDS.index("count")] == n
+    assert packed[FIELDS.index("sum")] == n
+    assert packed[FIELDS.index("m2")] == 0.0
+    assert packed[FIELDS.index("min")] == packed[FIELDS.index("max")] == 1.0
+    assert packed[-1] == n  # 1.0 falls in the last bin, as in np.histogram
+
+
+@pytest.mark.parametrize("bins", [0, -3, 2.5, True])
+def test_packed_stats_bins_error(rng, bins) -> None:
+    x, y, data_range = _pair(rng, "uint8", (32, 32))
+    params = _params("gaussian", 7, "population", data_range)
+    del params["window"], params["components"]
+    with pytest.raises(ValueError, match=r"bins must be a positive integer \(got"):
+        fused_packed_stats(x, y, uniform=False, bins=bins, **params)
+
+
+def _spec(engine: str, color_mode: str, window: str = "gaussian") -> KernelSpec:
+    weights = window_weights(window, 7, 1.5)
+    return KernelSpec(
+        window=window,
+        weights=tuple(float(w) for w in weights),
+        c1=(0.01 * 255) ** 2,
+        c2=(0.03 * 255) ** 2,
+        cov_norm=1.0,
+        depth=3,
+        engine=engine,
+        color_mode=color_mode,
+        device="cpu",
+        kernel_threads=1,
+    )
+
+
+@pytest.mark.parametrize("window", ["gaussian", "uniform"])
+@pytest.mark.parametrize(("color_mode", "channels"), [("channels", 1), ("luma", 3)])
+def test_engine_whole_statistics_match_maps_path(rng, window, color_mode, channels) -> None:
+    # The engine's region-"all" shortcut gives the numbers of its maps path.
+    shape = (3, 60, 45, channels)
+    x = rng.integers(0, 256, shape, dtype=np.uint8)
+    y = np.clip(x + rng.integers(-30, 31, shape), 0, 255).astype(np.uint8)
+    spec = _spec("auto", color_mode, window)
+    whole = spec.whole_statistics(x, y, 20)
+    assert whole is not None
+    _assert_packed_equal(whole, block_statistics(spec.maps(x, y), None, 1, 20))
+
+
+def test_engine_whole_statistics_declines_other_paths(rng) -> None:
+    x = rng.integers(0, 256, (1, 40, 40, 3), dtype=np.uint8)
+    # The reference engine keeps its float64 maps (the 1e-9 exactness tests), channels
+    # averaged per pixel need every channel's maps, and blocks without valid windows
+    # take the maps path's empty result.
+    assert _spec("reference", "channels").whole_statistics(x[..., :1], x[..., :1], 10) is None
+    assert _spec("auto", "channels").whole_statistics(x, x, 10) is None
+    assert _spec("auto", "channels").whole_statistics(x[:, :6, :, :1], x[:, :6, :, :1], 10) is None
 
 
 def test_photograph_through_ssim_default_engine() -> None:

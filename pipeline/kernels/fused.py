@@ -41,6 +41,12 @@ Threads: ``*_parallel`` kernels split the rows over numba's thread pool (all
 cores it is given); ``*_serial`` kernels run on the calling thread and release
 the GIL, so many Dask worker threads may call them at once. Choose through
 :func:`fused_maps`'s ``threads`` argument.
+
+Statistics without maps: :func:`fused_packed_stats` reduces each output row
+while it is in L1 into the packed region-``all`` row of
+:mod:`pipeline.reductions` (row-wise two-pass M2, Chan-merged), which is what
+the streaming engine needs for a whole image; :func:`fused_block_stats` gives
+plain sums.
 """
 
 from __future__ import annotations
@@ -53,7 +59,9 @@ import numba
 import numpy as np
 from numba import njit, prange
 
-__all__ = ["FUSED_DTYPES", "STAT_NAMES", "fused_block_stats", "fused_maps"]
+from pipeline.reductions import add_row_partial, bin_edges, empty_statistics, merge_statistics
+
+__all__ = ["FUSED_DTYPES", "STAT_NAMES", "fused_block_stats", "fused_maps", "fused_packed_stats"]
 
 #: Input dtypes the compiled kernels read directly; anything else is cast to float64 first.
 FUSED_DTYPES = (np.dtype(np.uint8), np.dtype(np.uint16), np.dtype(np.float32), np.dtype(np.float64))
@@ -465,13 +473,19 @@ def _maps_chunk(
     write_maps: bool,
     maps: np.ndarray,
     stats: np.ndarray,
+    edges: np.ndarray,
+    packed: np.ndarray,
     ring: np.ndarray,
 ) -> None:
-    """Output rows ``row_start:row_stop``: into ``maps[rows, planes, cols]`` or ``stats[9]``.
+    """Output rows ``row_start:row_stop``: into ``maps[rows, planes, cols]``, ``stats[9]``
+    or ``packed``.
 
     ``maps`` planes are ``ssim, cs`` and, with ``components``, ``luminance,
     contrast, structure``; with ``write_maps=False`` the rows go to a scratch
-    buffer and only their statistics are kept. ``ring`` is this chunk's
+    buffer and only their statistics are kept: :data:`STAT_NAMES` into
+    ``stats`` when it is not empty, and the packed region-``all`` row of
+    :mod:`pipeline.reductions` (histogram over ``edges``) into ``packed`` when
+    that is not empty (needs ``components``). ``ring`` is this chunk's
     ``(2, win_size, width)`` row buffer of the Gaussian path (float32, or
     float64 for float64 input).
     """
@@ -539,6 +553,9 @@ def _maps_chunk(
                     con_sum += np.float64(out[3, j])
                     str_sum += np.float64(out[4, j])
             count += n_out
+        if packed.shape[0] > 0:
+            # The row is still in L1: reduce it before the next one overwrites it.
+            add_row_partial(out[0], out[2], out[3], out[4], n_out, edges, packed)
     if stats.shape[0] > 0:
         stats[0] = count
         stats[1] = ssim_sum
@@ -565,12 +582,14 @@ def _maps_parallel(
     write_maps: bool,
     maps: np.ndarray,
     stats: np.ndarray,
+    edges: np.ndarray,
+    packed: np.ndarray,
     rings: np.ndarray,
 ) -> None:
     for chunk in prange(bounds.shape[0] - 1):
         _maps_chunk(
             x, y, g, uniform, bounds[chunk], bounds[chunk + 1], c1, c2, cov_norm, components,
-            write_maps, maps, stats[chunk], rings[chunk],
+            write_maps, maps, stats[chunk], edges, packed[chunk], rings[chunk],
         )  # fmt: skip
 
 
@@ -588,12 +607,14 @@ def _maps_serial(
     write_maps: bool,
     maps: np.ndarray,
     stats: np.ndarray,
+    edges: np.ndarray,
+    packed: np.ndarray,
     rings: np.ndarray,
 ) -> None:
     for chunk in range(bounds.shape[0] - 1):
         _maps_chunk(
             x, y, g, uniform, bounds[chunk], bounds[chunk + 1], c1, c2, cov_norm, components,
-            write_maps, maps, stats[chunk], rings[chunk],
+            write_maps, maps, stats[chunk], edges, packed[chunk], rings[chunk],
         )  # fmt: skip
 
 
@@ -663,7 +684,8 @@ def _launch(
     components: bool,
     write_maps: bool,
     threads: int | None,
-) -> tuple[np.ndarray, np.ndarray]:
+    bins: int = 0,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     threads = _check_threads(threads)
     # None: every thread numba is allowed (NUMBA_NUM_THREADS or numba.set_num_threads).
     pool_size: int = numba.config.NUMBA_NUM_THREADS  # type: ignore[attr-defined]
@@ -681,7 +703,11 @@ def _launch(
     # contiguous 2-D block, which the combine loop needs to vectorise; each
     # returned map is a view with contiguous rows.
     maps = np.empty((n_rows, n_planes, n_cols) if write_maps else (0, 0, 0), dtype=np.float32)
-    stats = np.zeros((bounds.shape[0] - 1, 0 if write_maps else len(STAT_NAMES)))
+    n_chunks = bounds.shape[0] - 1
+    stats = np.zeros((n_chunks, 0 if write_maps or bins else len(STAT_NAMES)))
+    # Packed statistics: one partial row per chunk, merged by the caller.
+    edges = bin_edges(bins) if bins else np.zeros(0)
+    packed = empty_statistics(n_chunks, 1, bins)[:, 0] if bins else np.zeros((n_chunks, 0))
     # One (x, y) ring of win_size input rows per chunk for the Gaussian path:
     # float32 holds uint8, uint16 and float32 pixels exactly; float64 input
     # keeps float64 rows so that x - s is formed before rounding.
@@ -689,7 +715,7 @@ def _launch(
     rings = np.empty(ring_shape, dtype=np.float64 if x.dtype == np.float64 else np.float32)
     args = (
         x, y, g, uniform, bounds, float(c1), float(c2), float(cov_norm), bool(components),
-        bool(write_maps), maps, stats, rings,
+        bool(write_maps), maps, stats, edges, packed, rings,
     )  # fmt: skip
     if n_threads == 1:
         _maps_serial(*args)
@@ -701,7 +727,7 @@ def _launch(
                 _maps_parallel(*args)
             finally:
                 numba.set_num_threads(previous)
-    return maps, stats
+    return maps, stats, packed
 
 
 def fused_maps(
@@ -753,7 +779,7 @@ def fused_maps(
     oversubscribing the cores or aborting in numba's 'workqueue' layer.
     """
     x, y, g = _prepare(x, y, weights)
-    maps, _ = _launch(x, y, g, uniform, c1, c2, cov_norm, components, True, threads)
+    maps, _, _ = _launch(x, y, g, uniform, c1, c2, cov_norm, components, True, threads)
     result = {"ssim": maps[:, 0], "cs": maps[:, 1]}
     if components:
         result.update(luminance=maps[:, 2], contrast=maps[:, 3], structure=maps[:, 4])
@@ -780,7 +806,7 @@ def fused_block_stats(
     few rows per thread.
     """
     x, y, g = _prepare(x, y, weights)
-    _, stats = _launch(x, y, g, uniform, c1, c2, cov_norm, True, False, threads)
+    _, stats, _ = _launch(x, y, g, uniform, c1, c2, cov_norm, True, False, threads)
     merged = {
         name: float(stats[:, k].sum())
         for k, name in enumerate(STAT_NAMES)
@@ -789,3 +815,35 @@ def fused_block_stats(
     merged["ssim_min"] = float(stats[:, STAT_NAMES.index("ssim_min")].min())
     merged["ssim_max"] = float(stats[:, STAT_NAMES.index("ssim_max")].max())
     return {name: merged[name] for name in STAT_NAMES}
+
+
+def fused_packed_stats(
+    x: Any,
+    y: Any,
+    *,
+    weights: np.ndarray,
+    uniform: bool,
+    c1: float,
+    c2: float,
+    bins: int,
+    cov_norm: float = 1.0,
+    threads: int | None = None,
+) -> np.ndarray:
+    """Packed region-``all`` statistics of a block's 'valid' SSIM map, without storing maps.
+
+    Same arguments as :func:`fused_maps`, plus ``bins`` (histogram bins over
+    [-1, 1]). Returns the row that :func:`pipeline.reductions.block_statistics`
+    gives for region ``all`` of the float32 maps (shape ``(8 + bins,)``: count,
+    sums of ssim/luminance/contrast/structure, M2, min, max, histogram). Each
+    output row is reduced while it is in cache; ``M2`` joins row by row by
+    Chan's update, so it matches the two-pass value to ~1e-12 relative.
+    Several threads give one partial per row chunk, merged by
+    :func:`pipeline.reductions.merge_statistics`.
+    """
+    if isinstance(bins, bool) or not isinstance(bins, int | np.integer) or bins < 1:
+        raise ValueError(f"bins must be a positive integer (got {bins!r})")
+    x, y, g = _prepare(x, y, weights)
+    _, _, packed = _launch(x, y, g, uniform, c1, c2, cov_norm, True, False, threads, int(bins))
+    if packed.shape[0] == 1:
+        return packed[0]
+    return np.asarray(merge_statistics(packed, axis=0))
