@@ -8,7 +8,7 @@ import numpy as np
 
 from pipeline.backend import array_module
 from pipeline.color import check_color_mode, to_luma
-from pipeline.kernels import MAP_NAMES, block_maps
+from pipeline.kernels import MAP_NAMES, block_maps, block_score
 from pipeline.kernels.downsample import box_downsample, downsampled_shape
 from pipeline.presets import SSIMParams, resolve_params
 from pipeline.validation import (
@@ -104,19 +104,33 @@ def ssim(
         spatial_axes = tuple(a for a in range(x.ndim) if a != axis)
         x, y = box_downsample(x, factor, spatial_axes), box_downsample(y, factor, spatial_axes)
     xp = array_module(x, y)
-    if axis is None:
-        maps = _maps(x, y, chosen, data_range, full, engine)
-        score = float(maps["ssim"].mean(dtype=xp.float64))
-        return (score, {k: maps[k] for k in MAP_NAMES}) if full else score
-
-    per_channel = [
-        _maps(xp.take(x, c, axis=axis), xp.take(y, c, axis=axis), chosen, data_range, full, engine)
-        for c in range(x.shape[axis])
-    ]
-    score = float(np.mean([float(m["ssim"].mean(dtype=xp.float64)) for m in per_channel]))
+    channels = (
+        [(x, y)]
+        if axis is None
+        else [(xp.take(x, c, axis=axis), xp.take(y, c, axis=axis)) for c in range(x.shape[axis])]
+    )
     if not full:
-        return score
+        # Score only: the fused kernel reduces its rows as it makes them, no map is stored.
+        return float(np.mean([_score(a, b, chosen, data_range, engine) for a, b in channels]))
+    per_channel = [_maps(a, b, chosen, data_range, True, engine) for a, b in channels]
+    score = float(np.mean([float(m["ssim"].mean(dtype=xp.float64)) for m in per_channel]))
+    if axis is None:
+        return score, {k: per_channel[0][k] for k in MAP_NAMES}
     return score, {k: xp.stack([m[k] for m in per_channel], axis=axis) for k in MAP_NAMES}
+
+
+def _score(x: Any, y: Any, params: SSIMParams, data_range: float, engine: str) -> float:
+    c1, c2 = params.constants(data_range)
+    return block_score(
+        x,
+        y,
+        window=params.window,
+        weights=params.weights(),
+        c1=c1,
+        c2=c2,
+        cov_norm=params.cov_norm(x.ndim),
+        engine=engine,
+    )
 
 
 def _maps(

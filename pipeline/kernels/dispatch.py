@@ -22,7 +22,7 @@ import numpy as np
 from pipeline.backend import array_module, is_device_array
 from pipeline.kernels.reference import ssim_maps
 
-__all__ = ["ENGINES", "block_maps", "resolve_engine"]
+__all__ = ["ENGINES", "block_maps", "block_score", "resolve_engine"]
 
 ENGINES = ("auto", "reference", "fused", "gpu")
 
@@ -138,3 +138,52 @@ def block_maps(
         cov_norm=cov_norm,
         components=components,
     )
+
+
+def block_score(
+    x: Any,
+    y: Any,
+    *,
+    window: str,
+    weights: np.ndarray,
+    c1: float,
+    c2: float,
+    cov_norm: float,
+    engine: str = "auto",
+    threads: int | None = None,
+) -> float:
+    """Mean of the valid SSIM map of one block (no channel axis).
+
+    The fused engine reduces each output row as it is made and never stores the
+    map (a float64 sum of the float32 values, so identical images still give
+    exactly 1); the other engines compute the map and average it in float64.
+    """
+    chosen = resolve_engine(engine, x, y)
+    if chosen == "fused":
+        from pipeline.kernels.fused import fused_block_stats
+
+        stats = fused_block_stats(
+            x,
+            y,
+            weights=weights,
+            uniform=window == "uniform",
+            c1=c1,
+            c2=c2,
+            cov_norm=cov_norm,
+            threads=threads,
+        )
+        return stats["ssim_sum"] / stats["count"]
+    maps = block_maps(
+        x,
+        y,
+        window=window,
+        weights=weights,
+        c1=c1,
+        c2=c2,
+        cov_norm=cov_norm,
+        components=False,
+        engine=chosen,
+        threads=threads,
+    )
+    xp = array_module(maps["ssim"])
+    return float(maps["ssim"].mean(dtype=xp.float64))

@@ -331,13 +331,45 @@ def _horizontal_pass(
         acc[5 * _ACC + o] = b_c * col[c + r4]
         acc[6 * _ACC + o] = b_c * col[c + r5]
         acc[7 * _ACC + o] = b_c * col[c + r6]
-    # One tap per sweep: pairing the symmetric taps here (three column
-    # offsets in one loop) silently keeps LLVM from vectorising it.
-    for k in range(win_size):
-        if k == half and win_size % 2 == 1:
-            continue
-        b = g[k]
-        ka = np.uint64(k)
+    # Two neighbouring taps per sweep (the centre tap of an odd window is
+    # skipped): each sweep loads and stores the eight sums once, so half the
+    # sweeps mean much less L1 traffic per tap. (Pairing the *symmetric* taps
+    # k and win_size - 1 - k instead keeps LLVM from vectorising the loop.)
+    n_taps = win_size - (win_size % 2)
+    p = 0
+    while p + 2 <= n_taps:
+        k0 = p + 1 if (win_size % 2 == 1 and p >= half) else p
+        k1 = p + 2 if (win_size % 2 == 1 and p + 1 >= half) else p + 1
+        b0 = g[k0]
+        b1 = g[k1]
+        ka = np.uint64(k0)
+        kb = np.uint64(k1)
+        for o in range(n_out):
+            ou = np.uint64(o)
+            c = ou + h
+            ja = ou + ka
+            jb = ou + kb
+            cx = col[c]
+            cy = col[c + r1]
+            dx = col[c + r2]
+            dy = col[c + r3]
+            e0 = (col[ja] - cx) + (col[ja + r2] - dx)
+            f0 = (col[ja + r1] - cy) + (col[ja + r3] - dy)
+            e1 = (col[jb] - cx) + (col[jb + r2] - dx)
+            f1 = (col[jb + r1] - cy) + (col[jb + r3] - dy)
+            acc[o] += b0 * e0 + b1 * e1
+            acc[_ACC + o] += b0 * f0 + b1 * f1
+            acc[2 * _ACC + o] += b0 * (e0 * e0) + b1 * (e1 * e1)
+            acc[3 * _ACC + o] += b0 * (f0 * f0) + b1 * (f1 * f1)
+            acc[4 * _ACC + o] += b0 * (e0 * f0) + b1 * (e1 * f1)
+            acc[5 * _ACC + o] += b0 * col[ja + r4] + b1 * col[jb + r4]
+            acc[6 * _ACC + o] += b0 * col[ja + r5] + b1 * col[jb + r5]
+            acc[7 * _ACC + o] += b0 * col[ja + r6] + b1 * col[jb + r6]
+        p += 2
+    if p < n_taps:
+        k0 = p + 1 if (win_size % 2 == 1 and p >= half) else p
+        b = g[k0]
+        ka = np.uint64(k0)
         for o in range(n_out):
             ou = np.uint64(o)
             c = ou + h
