@@ -204,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scaling", default="512,2048,8192", help="sides for our throughput")
     parser.add_argument("--memory-side", type=int, default=4096)
     parser.add_argument("--no-memory", action="store_true")
-    parser.add_argument("--repeat", type=int, default=3, help="repeats of fast calls")
+    parser.add_argument("--repeat", type=int, default=7, help="repeats of fast calls")
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",") if s]
     scaling = [int(s) for s in args.scaling.split(",") if s]
