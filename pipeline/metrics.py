@@ -120,31 +120,11 @@ def ssim(
 
 
 def _score(x: Any, y: Any, params: SSIMParams, data_range: float, engine: str) -> float:
-    c1, c2 = params.constants(data_range)
-    return block_score(
-        x,
-        y,
-        window=params.window,
-        weights=params.weights(),
-        c1=c1,
-        c2=c2,
-        cov_norm=params.cov_norm(x.ndim),
-        engine=engine,
-    )
+    return block_score(x, y, **params.kernel_args(data_range, x.ndim), engine=engine)
 
 
 def _maps(
     x: Any, y: Any, params: SSIMParams, data_range: float, components: bool, engine: str
 ) -> dict[str, Any]:
-    c1, c2 = params.constants(data_range)
-    return block_maps(
-        x,
-        y,
-        window=params.window,
-        weights=params.weights(),
-        c1=c1,
-        c2=c2,
-        cov_norm=params.cov_norm(x.ndim),
-        components=components,
-        engine=engine,
-    )
+    args = params.kernel_args(data_range, x.ndim)
+    return block_maps(x, y, **args, components=components, engine=engine)

@@ -202,23 +202,13 @@ def _ms_ssim_plane(
 ) -> float:
     """MS-SSIM of one channel (no channel axis)."""
     xp = array_module(x, y)
-    c1, c2 = params.constants(data_range)
     cs_means: list[float] = []
     ssim_last = 1.0
     for scale in range(len(weights)):
         if scale > 0:
             x, y = downsample_scale(x), downsample_scale(y)
-        maps = block_maps(
-            x,
-            y,
-            window=params.window,
-            weights=params.weights(),
-            c1=c1,
-            c2=c2,
-            cov_norm=params.cov_norm(x.ndim),
-            components=False,
-            engine=engine,
-        )
+        args = params.kernel_args(data_range, x.ndim)
+        maps = block_maps(x, y, **args, components=False, engine=engine)
         if scale < len(weights) - 1:
             cs_means.append(float(maps["cs"].mean(dtype=xp.float64)))
         else:

@@ -92,6 +92,17 @@ class SSIMParams:
         n = self.win_size**ndim
         return n / (n - 1)
 
+    def kernel_args(self, data_range: float, ndim: int) -> dict[str, Any]:
+        """The keyword arguments every block kernel takes, for ``ndim`` spatial axes."""
+        c1, c2 = self.constants(data_range)
+        return {
+            "window": self.window,
+            "weights": self.weights(),
+            "c1": c1,
+            "c2": c2,
+            "cov_norm": self.cov_norm(ndim),
+        }
+
     def as_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
