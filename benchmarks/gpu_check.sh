@@ -1,21 +1,41 @@
 #!/usr/bin/env bash
-# One call on a lent GPU machine: install what is missing, run the GPU tests, then the GPU benchmark.
-#   bash benchmarks/gpu_check.sh
-# Runs from the repository root. Exit status: that of pytest (the benchmark only reports).
+# One call on a lent GPU machine: the GPU tests, then the GPU benchmark.
+#   bash benchmarks/gpu_check.sh            (from anywhere; writes logs to $OUT if set)
+# The machine has no network: wheels the project needs and the machine lacks (dask,
+# zarr, numcodecs, donfig, partd, locket, google-crc32c, a current xarray, and
+# cucim-cu13 for the comparison) travel in .whl/ (see benchmarks/README-gpu.md). Without
+# .whl/, pip installs the `gpu` extra and cuCIM from the package index instead.
+# Exit status: that of pytest (the benchmark only reports).
 set -uo pipefail
 cd "$(dirname "$0")/.."
+LOG=${OUT:-/tmp/gpu_check}
+mkdir -p "$LOG"
+export PYTHONUNBUFFERED=1
+PY=${PYTHON:-python3}
 
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
-
-# The `gpu` extra (CuPy) and cuCIM for the comparison, only when absent.
-python - <<'PY' || python -m pip install --quiet "cupy-cuda12x>=13" "cucim-cu12"
-import importlib.util, sys
-sys.exit(0 if importlib.util.find_spec("cupy") and importlib.util.find_spec("cucim") else 1)
+if [ -d .whl ]; then
+    $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+        --target /tmp/site .whl/*.whl || exit 2
+    export PYTHONPATH=/tmp/site:$PWD
+else
+    $PY -m pip install --quiet -e ".[test,gpu]" "cucim-cu12" || exit 2
+fi
+$PY - <<'PY' 2>&1 | tee "$LOG/versions.txt"
+import cupy, dask, numba, numpy, xarray, zarr
+import pipeline
+from pipeline.backend import gpu_available
+print("python", __import__("sys").version.split()[0], "numpy", numpy.__version__,
+      "numba", numba.__version__, "cupy", cupy.__version__, "dask", dask.__version__,
+      "xarray", xarray.__version__, "zarr", zarr.__version__)
+print("pipeline from", pipeline.__file__, "gpu_available", gpu_available())
 PY
-# The project itself (editable) when it is not importable yet.
-python -c "import pipeline" 2>/dev/null || python -m pip install --quiet -e ".[test]"
 
-python -m pytest -m gpu -q -p no:cacheprovider tests/test_kernels_gpu.py
-status=$?
-python benchmarks/bench_gpu.py --sizes 2048,4096,8192 --repeat 10
-exit $status
+# Warnings are reported, not raised: the machine's library versions differ from CI's.
+timeout 240 $PY -m pytest -m gpu -q -p no:cacheprovider -W default -rs \
+    tests/test_kernels_gpu.py tests/test_backend.py tests/test_loss.py tests/test_multiscale.py \
+    2>&1 | tee "$LOG/pytest.txt"
+status=${PIPESTATUS[0]}
+timeout 150 $PY benchmarks/bench_gpu.py --sizes 2048,4096,8192 --repeat 10 --evaluate 16 \
+    2>&1 | tee "$LOG/bench_gpu.txt"
+exit "$status"

@@ -79,6 +79,8 @@ class KernelSpec:
         :meth:`maps`, to ~1e-12). None where that path does not apply (another
         engine, a device, several channels averaged per pixel): use :meth:`maps`.
         """
+        if self.device == "gpu":
+            return self._device_statistics(x, y, bins)
         n, h, w, channels = x.shape
         if self.color_mode == "luma" and channels == 3:
             channels = 1
@@ -110,6 +112,47 @@ class KernelSpec:
                 cov_norm=self.cov_norm,
                 threads=self.kernel_threads,
             )
+        return out
+
+    def _device_statistics(self, x: Any, y: Any, bins: int) -> np.ndarray | None:
+        """Region-``all`` statistics reduced on the GPU: only packed rows reach the host.
+
+        The block moves to the device once; each image's channel-averaged maps
+        stay there (:mod:`pipeline.kernels.gpu_stats`). None for an engine other
+        than ``gpu``/``auto`` or a block too small for one window.
+        """
+        n, h, w, channels = x.shape
+        if self.engine not in ("auto", "gpu") or min(h, w) <= 2 * self.depth:
+            return None
+        import cupy
+
+        from pipeline.kernels.gpu import gpu_maps
+        from pipeline.kernels.gpu_stats import device_whole_statistics
+
+        x, y = cupy.asarray(x), cupy.asarray(y)
+        if self.color_mode == "luma" and channels == 3:
+            x, y, channels = to_luma(x, 3)[..., None], to_luma(y, 3)[..., None], 1
+        names = ("ssim", "luminance", "contrast", "structure")
+        weights = np.asarray(self.weights)
+        out = np.empty((n, 1, len(FIELDS) + bins))
+        for i in range(n):
+            summed: dict[str, Any] = {}
+            for c in range(channels):
+                maps = gpu_maps(
+                    x[i, :, :, c],
+                    y[i, :, :, c],
+                    weights=weights,
+                    uniform=self.window == "uniform",
+                    c1=self.c1,
+                    c2=self.c2,
+                    cov_norm=self.cov_norm,
+                    components=True,
+                )
+                for name in names:
+                    summed[name] = maps[name] if c == 0 else summed[name] + maps[name]
+            if channels > 1:
+                summed = {name: value / channels for name, value in summed.items()}
+            out[i, 0] = device_whole_statistics(summed, bins)
         return out
 
     def maps(self, x: np.ndarray, y: np.ndarray) -> dict[str, np.ndarray]:

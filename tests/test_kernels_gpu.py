@@ -14,6 +14,7 @@ from skimage import data
 import pipeline as sp
 from pipeline.kernels import MAP_NAMES, block_maps, window_weights
 from pipeline.kernels.dispatch import resolve_engine
+from pipeline.kernels.gpu import gpu_maps
 
 pytestmark = pytest.mark.gpu
 
@@ -64,6 +65,76 @@ def test_gpu_matches_cpu_paths(rng, kind, window, win_size, covariance) -> None:
         assert device_map.shape == reference[name].shape
         assert np.abs(device_map - reference[name]).max() < TOLERANCE, name
         assert np.abs(device_map - fused[name]).max() < TOLERANCE, name
+
+
+@pytest.mark.parametrize("implementation", ["fused", "cupyx"])
+@pytest.mark.parametrize("kind", ["uint8", "uint16-far", "float32"])
+@pytest.mark.parametrize(
+    ("window", "win_size"), [("gaussian", 11), ("uniform", 7), ("gaussian", 31)]
+)
+def test_each_gpu_implementation_matches_reference(rng, implementation, kind, window, win_size):
+    import cupy
+
+    # 300 x 200: several thread-block tiles in each direction, ragged at both edges.
+    x, y, data_range = _pair(rng, kind, (300, 200))
+    params = _params(window, win_size, "sample", data_range)
+    del params["window"]
+    on_device = gpu_maps(
+        cupy.asarray(x),
+        cupy.asarray(y),
+        uniform=window == "uniform",
+        implementation=implementation,
+        **params,
+    )
+    reference = block_maps(x, y, window=window, engine="reference", **params)
+    for name in MAP_NAMES:
+        assert np.abs(cupy.asnumpy(on_device[name]) - reference[name]).max() < TOLERANCE, name
+
+
+def test_fused_gpu_kernel_refuses_too_wide_a_window(rng) -> None:
+    import cupy
+
+    x = cupy.asarray(rng.random((64, 64)))
+    params = _params("gaussian", 33, "population", 1.0)
+    del params["window"]
+    with pytest.raises(ValueError, match="at most 31 taps"):
+        gpu_maps(x, x, uniform=False, implementation="fused", **params)
+    # auto takes the cupyx path for it
+    assert gpu_maps(x, x, uniform=False, **params)["ssim"].shape == (32, 32)
+
+
+def _datasets_close(a, b) -> None:
+    for name in ("ssim", "luminance", "contrast", "structure", "ssim_std", "ssim_min", "ssim_max"):
+        if name in a:
+            np.testing.assert_allclose(a[name].values, b[name].values, rtol=0, atol=TOLERANCE)
+    np.testing.assert_array_equal(a["count"].values, b["count"].values)
+
+
+@pytest.mark.parametrize("regions", ["all", "2x3"])
+@pytest.mark.parametrize("channels", [None, 3])
+def test_evaluate_on_device_equals_cpu(rng, regions, channels) -> None:
+    shape = (4, 150, 130) if channels is None else (4, 150, 130, channels)
+    x = rng.integers(0, 256, shape, dtype=np.uint8)
+    y = np.clip(x + rng.integers(-30, 31, shape), 0, 255).astype(np.uint8)
+    kwargs = {"regions": regions, "chunk_pixels": 64 * 64}
+    if channels:
+        kwargs["channel_axis"] = -1
+    cpu = sp.evaluate(x, y, device="cpu", **kwargs)
+    gpu = sp.evaluate(x, y, device="gpu", **kwargs)
+    _datasets_close(gpu, cpu)
+
+
+def test_evaluate_dask_cupy_blocks(rng) -> None:
+    import cupy
+    import dask.array as da
+
+    x = rng.integers(0, 256, (3, 120, 140), dtype=np.uint8)
+    y = np.clip(x + rng.integers(-30, 31, x.shape), 0, 255).astype(np.uint8)
+    on_device = [da.from_array(cupy.asarray(a), chunks=(1, 60, 70), asarray=False) for a in (x, y)]
+    assert isinstance(on_device[0]._meta, cupy.ndarray)
+    gpu = sp.evaluate(*on_device, device="gpu")
+    cpu = sp.evaluate(x, y, device="cpu")
+    _datasets_close(gpu, cpu)
 
 
 def test_auto_engine_picks_gpu_for_cupy(rng) -> None:

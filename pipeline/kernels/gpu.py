@@ -4,7 +4,12 @@ The same numbers as :func:`pipeline.kernels.reference.ssim_maps` on CuPy
 arrays. CuPy is imported inside the functions, never at module level, so that
 importing :mod:`pipeline` (or this module) never needs CUDA.
 
-Design, and why:
+:func:`gpu_maps` takes the one-launch kernel of :mod:`pipeline.kernels.gpu_fused`
+for windows of up to 31 taps (measured on an H100: 4-6x faster than the path
+below, 15-26x cuCIM; ``benchmarks/README-gpu.md``), and the filter-then-combine
+path of this module for wider windows or when asked (``implementation="cupyx"``).
+
+The cupyx path's design, and why:
 
 * The five moment images (x, y, x^2, y^2, xy) are stacked into one
   ``(5, rows, cols)`` float64 array and filtered with two
@@ -115,6 +120,7 @@ def gpu_maps(
     c2: float,
     cov_norm: float = 1.0,
     components: bool = True,
+    implementation: str = "auto",
 ) -> dict[str, Any]:
     """SSIM maps of a 2-D CuPy block on its 'valid' region.
 
@@ -133,6 +139,10 @@ def gpu_maps(
         Factor on the local (co)variances.
     components : bool
         Also return ``luminance``, ``contrast`` and ``structure``.
+    implementation : str
+        ``"fused"``: the one-launch kernel of :mod:`pipeline.kernels.gpu_fused`
+        (window radius up to its ``MAX_RADIUS``); ``"cupyx"``: the filter-then-
+        combine path of this module; ``"auto"``: fused where the window allows.
 
     Returns
     -------
@@ -141,6 +151,10 @@ def gpu_maps(
         shape ``(rows - win_size + 1, cols - win_size + 1)``.
     """
     del uniform  # same taps path for every window on the device
+    if implementation not in ("auto", "fused", "cupyx"):
+        raise ValueError(
+            f"implementation must be 'auto', 'fused' or 'cupyx' (got {implementation!r})"
+        )
     if x.ndim != 2 or x.shape != y.shape:
         raise ValueError(
             f"the GPU kernel needs two 2-D arrays of the same shape (got {x.shape} and {y.shape})"
@@ -148,6 +162,18 @@ def gpu_maps(
     if len(weights) > min(x.shape):
         raise ValueError(
             f"weights must have at most min(shape) taps (got {len(weights)} for shape {x.shape})"
+        )
+    from pipeline.kernels.gpu_fused import MAX_RADIUS, fused_gpu_maps
+
+    fits = len(weights) // 2 <= MAX_RADIUS
+    if implementation == "fused" and not fits:
+        raise ValueError(
+            f"the fused GPU kernel takes windows of at most {2 * MAX_RADIUS + 1} taps "
+            f"(got {len(weights)}); use implementation='cupyx'"
+        )
+    if implementation == "fused" or (implementation == "auto" and fits):
+        return fused_gpu_maps(
+            x, y, weights=weights, c1=c1, c2=c2, cov_norm=cov_norm, components=components
         )
     moments = _valid_moments(x, y, weights)
     maps_only, with_components = _combine_kernels()
