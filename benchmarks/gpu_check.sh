@@ -2,7 +2,8 @@
 # One call on a lent GPU machine: the GPU tests, then the GPU benchmark.
 #   bash benchmarks/gpu_check.sh            (from anywhere; writes logs to $OUT if set)
 # The machine has no network: wheels the project needs and the machine lacks (dask,
-# zarr, numcodecs, donfig, partd, locket, google-crc32c, a current xarray, and
+# zarr, numcodecs, donfig, partd, locket, google-crc32c, a current xarray, distributed,
+# tornado, tblib, zict, dask-cuda + rapids-dask-dependency for the `cuda` scheduler, and
 # cucim-cu13 for the comparison) travel in .whl/ (see benchmarks/README-gpu.md). Without
 # .whl/, pip installs the `gpu` extra and cuCIM from the package index instead.
 # Exit status: that of pytest (the benchmark only reports).
@@ -34,6 +35,7 @@ PY
 # Warnings are reported, not raised: the machine's library versions differ from CI's.
 timeout 240 $PY -m pytest -m gpu -q -p no:cacheprovider -W default -rs \
     tests/test_kernels_gpu.py tests/test_backend.py tests/test_loss.py tests/test_multiscale.py \
+    tests/test_workflows.py \
     2>&1 | tee "$LOG/pytest.txt"
 status=${PIPESTATUS[0]}
 timeout 150 $PY benchmarks/bench_gpu.py --sizes 2048,4096,8192 --repeat 10 --evaluate 16 \
