@@ -26,6 +26,8 @@ case "$action" in
     mkdir -p "$conf_dir" /var/spool/slurmctld /var/spool/slurmd /var/log/slurm
     # No cgroup.conf at all: CgroupPlugin=disabled is unknown to 22.05 and slurmd fails.
     rm -f "$conf_dir/cgroup.conf"
+    # getconf, not nproc: nproc obeys OMP_NUM_THREADS, and a node of 1 CPU never runs
+    # the 2-task test job.
     mem=$(awk '/MemTotal/ {print int($2 / 1024 * 0.8)}' /proc/meminfo)
     cat > "$conf_dir/slurm.conf" <<CONF
 ClusterName=ssimci
@@ -42,7 +44,7 @@ SlurmdSpoolDir=/var/spool/slurmd
 SlurmctldLogFile=/var/log/slurm/slurmctld.log
 SlurmdLogFile=/var/log/slurm/slurmd.log
 ReturnToService=2
-NodeName=$node CPUs=$(nproc) RealMemory=$mem State=UNKNOWN
+NodeName=$node CPUs=$(getconf _NPROCESSORS_ONLN) RealMemory=$mem State=UNKNOWN
 PartitionName=debug Nodes=$node Default=YES MaxTime=INFINITE State=UP
 CONF
     pgrep -x slurmctld >/dev/null || slurmctld
