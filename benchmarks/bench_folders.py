@@ -12,6 +12,9 @@ worker count, the script times
   -- pairing (headers), decoding, SSIM, reductions and Zarr commits;
 
 and prints the ratio of throughputs (target: end to end >= 80 % of decode only).
+Each run also records the process CPU seconds (all threads) and the 1-minute load
+average before it: on a shared machine other jobs stretch the wall clock of one run
+and not the other, while the CPU seconds show how much work each run did.
 
     python benchmarks/bench_folders.py [--pairs 500] [--size 512] [--data DIR] [--repeat 2]
 """
@@ -82,11 +85,11 @@ def make_pairs(root: Path, pairs: int, size: int, seed: int = 0) -> tuple[Path, 
     return ref, gen
 
 
-def decode_only(ref: Path, gen: Path) -> float:
-    """Seconds to compute the run's own decode tasks, batch by batch, without SSIM."""
+def decode_only(ref: Path, gen: Path) -> tuple[float, float]:
+    """Wall and CPU seconds to compute the run's own decode tasks, batch by batch, no SSIM."""
     config = sp.RunConfig()
     plan = plan_run(config, open_pair(ref, gen))
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     for group in plan.pair.groups:
         x, y, status = group.reference, group.generated, group.read_status
         assert status is not None
@@ -94,16 +97,17 @@ def decode_only(ref: Path, gen: Path) -> float:
         for a, b in group_plan.batches:
             # A 1-pixel slice of each decoded block: the decode tasks run, nothing else.
             dask.compute(x[a:b, :1, :1, :1], y[a:b, :1, :1, :1], status[a:b], scheduler="threads")
-    return time.perf_counter() - start
+    return time.perf_counter() - start, time.process_time() - cpu
 
 
-def end_to_end(ref: Path, gen: Path, out: Path) -> float:
+def end_to_end(ref: Path, gen: Path, out: Path) -> tuple[float, float]:
+    """Wall and CPU seconds of ``pipeline.evaluate`` on the two folders, into a Zarr store."""
     shutil.rmtree(out, ignore_errors=True)
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     ds = sp.evaluate(ref, gen, output=str(out))
-    elapsed = time.perf_counter() - start
+    elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
     assert (ds.status.values == "ok").all()
-    return elapsed
+    return elapsed, cpu
 
 
 def main() -> None:
@@ -126,19 +130,36 @@ def main() -> None:
     kernel = sp.RunConfig().engine
     rows = []
     for _ in range(args.repeat):
-        rows.append((decode_only(ref, gen), end_to_end(ref, gen, out)))
-    decode_s = min(r[0] for r in rows)
-    e2e_s = min(r[1] for r in rows)
-    mpix = 2 * args.pairs * args.size * args.size / 1e6
+        load = os.getloadavg()[0]
+        decode = decode_only(ref, gen)
+        rows.append((load, *decode, *end_to_end(ref, gen, out)))
     print(
         f"{args.pairs} pairs of {args.size}x{args.size} RGB PNG, {os.cpu_count()} cores, "
-        f"threaded scheduler (dask default workers), engine={kernel!r}; best of {args.repeat}"
+        f"threaded scheduler (dask default workers), engine={kernel!r}; {args.repeat} runs"
     )
-    print("| run | seconds | pairs/s | Mpixel/s (both sides) |")
-    print("|---|---|---|---|")
-    for label, seconds in (("decode only", decode_s), ("end to end (evaluate)", e2e_s)):
-        print(f"| {label} | {seconds:.2f} | {args.pairs / seconds:.1f} | {mpix / seconds:.1f} |")
+    print("| run | load before | decode only s (CPU s) | end to end s (CPU s) | ratio |")
+    print("|---|---|---|---|---|")
+    for k, (load, decode_s, decode_cpu, e2e_s, e2e_cpu) in enumerate(rows, 1):
+        print(
+            f"| {k} | {load:.2f} | {decode_s:.2f} ({decode_cpu:.2f}) | {e2e_s:.2f} ({e2e_cpu:.2f})"
+            f" | {100 * decode_s / e2e_s:.0f} % |"
+        )
+    decode_s, decode_cpu = min(r[1] for r in rows), min(r[2] for r in rows)
+    e2e_s, e2e_cpu = min(r[3] for r in rows), min(r[4] for r in rows)
+    mpix = 2 * args.pairs * args.size * args.size / 1e6
+    print(f"\nbest of {args.repeat}:")
+    print("| run | seconds | pairs/s | Mpixel/s (both sides) | process CPU s |")
+    print("|---|---|---|---|---|")
+    for label, seconds, cpu in (
+        ("decode only", decode_s, decode_cpu),
+        ("end to end (evaluate)", e2e_s, e2e_cpu),
+    ):
+        print(
+            f"| {label} | {seconds:.2f} | {args.pairs / seconds:.1f} | {mpix / seconds:.1f}"
+            f" | {cpu:.2f} |"
+        )
     print(f"end-to-end throughput = {100 * decode_s / e2e_s:.0f} % of decode only (target >= 80 %)")
+    print(f"CPU seconds: decode only = {100 * decode_cpu / e2e_cpu:.0f} % of end to end")
     shutil.rmtree(out.parent, ignore_errors=True)
 
 

@@ -74,10 +74,14 @@ class KernelSpec:
     def whole_statistics(self, x: np.ndarray, y: np.ndarray, bins: int) -> np.ndarray | None:
         """Packed region-``all`` statistics ``(images, 1, 8 + bins)`` straight from the kernel.
 
-        The fused CPU kernel reduces each map row while it is in cache, so the four
+        The fused CPU kernels reduce each map row while it is in cache, so the four
         maps are never stored (the same numbers as :func:`block_statistics` of
-        :meth:`maps`, to ~1e-12). None where that path does not apply (another
-        engine, a device, several channels averaged per pixel): use :meth:`maps`.
+        :meth:`maps`, to ~1e-12): grey or luma blocks through
+        :func:`~pipeline.kernels.fused.fused_packed_stats`, several channels averaged
+        per pixel through :func:`~pipeline.kernels.fused_colour.fused_colour_packed_stats`.
+        On ``device="gpu"`` the same packed rows come from the device
+        (:meth:`_device_statistics`). None where no such path applies (another
+        engine, a block without valid windows): use :meth:`maps`.
         """
         if self.device == "gpu":
             return self._device_statistics(x, y, bins)
@@ -85,8 +89,7 @@ class KernelSpec:
         if self.color_mode == "luma" and channels == 3:
             channels = 1
         if (
-            channels != 1
-            or self.device != "cpu"
+            self.device != "cpu"
             or self.engine not in ("auto", "fused")
             or not isinstance(x, np.ndarray)
             or not isinstance(y, np.ndarray)
@@ -94,24 +97,27 @@ class KernelSpec:
         ):
             return None
         from pipeline.kernels.fused import fused_packed_stats
+        from pipeline.kernels.fused_colour import fused_colour_packed_stats
 
         if channels != x.shape[3]:
             x, y = to_luma(x, 3)[..., None], to_luma(y, 3)[..., None]
         if self.kernel_threads is not None:
             numba.set_num_threads(self.kernel_threads)
+        args: dict[str, Any] = {
+            "weights": np.asarray(self.weights),
+            "uniform": self.window == "uniform",
+            "c1": self.c1,
+            "c2": self.c2,
+            "bins": bins,
+            "cov_norm": self.cov_norm,
+            "threads": self.kernel_threads,
+        }
         out = np.empty((n, 1, len(FIELDS) + bins))
         for i in range(n):
-            out[i, 0] = fused_packed_stats(
-                x[i, :, :, 0],
-                y[i, :, :, 0],
-                weights=np.asarray(self.weights),
-                uniform=self.window == "uniform",
-                c1=self.c1,
-                c2=self.c2,
-                bins=bins,
-                cov_norm=self.cov_norm,
-                threads=self.kernel_threads,
-            )
+            if channels == 1:
+                out[i, 0] = fused_packed_stats(x[i, :, :, 0], y[i, :, :, 0], **args)
+            else:
+                out[i, 0] = fused_colour_packed_stats(x[i], y[i], **args)
         return out
 
     def _device_statistics(self, x: Any, y: Any, bins: int) -> np.ndarray | None:

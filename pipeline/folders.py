@@ -298,15 +298,21 @@ def _decode_pairs(
     stacks = []
     statuses: list[list[str]] = [[] for _ in range(n)]
     for paths in (references, generated):
-        out = np.zeros((n, *shape), dtype=dtype)
-        if live:
-            decoded, found = decode_batch(
-                [paths[k] for k in live], shape=image_shape, dtype=dtype, alpha=alpha
-            )
+        if not live:
+            stacks.append(np.zeros((n, *shape), dtype=dtype))
+            continue
+        decoded, found = decode_batch(
+            [paths[k] for k in live], shape=image_shape, dtype=dtype, alpha=alpha
+        )
+        if len(live) == n:
+            # Every slot decoded (the usual case): the stack is the block, no second copy.
+            out = decoded.reshape(n, *shape)
+        else:
+            out = np.zeros((n, *shape), dtype=dtype)
             out[live] = decoded.reshape(len(live), *shape)
-            for k, text in zip(live, found, strict=True):
-                if text != STATUS_OK:
-                    statuses[k].append(text)
+        for k, text in zip(live, found, strict=True):
+            if text != STATUS_OK:
+                statuses[k].append(text)
         stacks.append(out)
     status = np.empty(n, dtype=object)
     for k in range(n):

@@ -284,12 +284,13 @@ def test_engine_whole_statistics_match_maps_path(rng, window, color_mode, channe
 
 def test_engine_whole_statistics_declines_other_paths(rng) -> None:
     x = rng.integers(0, 256, (1, 40, 40, 3), dtype=np.uint8)
-    # The reference engine keeps its float64 maps (the 1e-9 exactness tests), channels
-    # averaged per pixel need every channel's maps, and blocks without valid windows
-    # take the maps path's empty result.
+    # The reference engine keeps its float64 maps (the 1e-9 exactness tests), and
+    # blocks without valid windows take the maps path's empty result. (Colour blocks
+    # take the fused colour kernel: tests/test_kernels_fused_colour.py.)
     assert _spec("reference", "channels").whole_statistics(x[..., :1], x[..., :1], 10) is None
-    assert _spec("auto", "channels").whole_statistics(x, x, 10) is None
+    assert _spec("reference", "channels").whole_statistics(x, x, 10) is None
     assert _spec("auto", "channels").whole_statistics(x[:, :6, :, :1], x[:, :6, :, :1], 10) is None
+    assert _spec("auto", "channels").whole_statistics(x[:, :6], x[:, :6], 10) is None
 
 
 def test_photograph_through_ssim_default_engine() -> None:

@@ -331,12 +331,51 @@ def _horizontal_pass(
         acc[5 * _ACC + o] = b_c * col[c + r4]
         acc[6 * _ACC + o] = b_c * col[c + r5]
         acc[7 * _ACC + o] = b_c * col[c + r6]
-    # Two neighbouring taps per sweep (the centre tap of an odd window is
-    # skipped): each sweep loads and stores the eight sums once, so half the
-    # sweeps mean much less L1 traffic per tap. (Pairing the *symmetric* taps
-    # k and win_size - 1 - k instead keeps LLVM from vectorising the loop.)
+    # Neighbouring taps are added in pairs, ``acc += b0 t0 + b1 t1`` (the centre
+    # tap of an odd window is skipped); a sweep takes two pairs, then one, so
+    # the eight sums are loaded and stored once per two pairs. Two pairs per
+    # sweep give the very same additions, in the same order, as one pair per
+    # sweep. (Pairing the *symmetric* taps k and win_size - 1 - k instead keeps
+    # LLVM from vectorising the loop; more than two pairs per sweep spill.)
     n_taps = win_size - (win_size % 2)
+    odd = win_size % 2 == 1
     p = 0
+    while p + 4 <= n_taps:
+        ka = np.uint64(p + 1 if (odd and p >= half) else p)
+        kb = np.uint64(p + 2 if (odd and p + 1 >= half) else p + 1)
+        kc = np.uint64(p + 3 if (odd and p + 2 >= half) else p + 2)
+        kd = np.uint64(p + 4 if (odd and p + 3 >= half) else p + 3)
+        b0, b1, b2, b3 = g[ka], g[kb], g[kc], g[kd]
+        for o in range(n_out):
+            ou = np.uint64(o)
+            c = ou + h
+            ja, jb, jc, jd = ou + ka, ou + kb, ou + kc, ou + kd
+            cx, cy, dx, dy = col[c], col[c + r1], col[c + r2], col[c + r3]
+            e0 = (col[ja] - cx) + (col[ja + r2] - dx)
+            f0 = (col[ja + r1] - cy) + (col[ja + r3] - dy)
+            e1 = (col[jb] - cx) + (col[jb + r2] - dx)
+            f1 = (col[jb + r1] - cy) + (col[jb + r3] - dy)
+            e2 = (col[jc] - cx) + (col[jc + r2] - dx)
+            f2 = (col[jc + r1] - cy) + (col[jc + r3] - dy)
+            e3 = (col[jd] - cx) + (col[jd + r2] - dx)
+            f3 = (col[jd + r1] - cy) + (col[jd + r3] - dy)
+            s0 = acc[o] + (b0 * e0 + b1 * e1)
+            s1 = acc[_ACC + o] + (b0 * f0 + b1 * f1)
+            s2 = acc[2 * _ACC + o] + (b0 * (e0 * e0) + b1 * (e1 * e1))
+            s3 = acc[3 * _ACC + o] + (b0 * (f0 * f0) + b1 * (f1 * f1))
+            s4 = acc[4 * _ACC + o] + (b0 * (e0 * f0) + b1 * (e1 * f1))
+            s5 = acc[5 * _ACC + o] + (b0 * col[ja + r4] + b1 * col[jb + r4])
+            s6 = acc[6 * _ACC + o] + (b0 * col[ja + r5] + b1 * col[jb + r5])
+            s7 = acc[7 * _ACC + o] + (b0 * col[ja + r6] + b1 * col[jb + r6])
+            acc[o] = s0 + (b2 * e2 + b3 * e3)
+            acc[_ACC + o] = s1 + (b2 * f2 + b3 * f3)
+            acc[2 * _ACC + o] = s2 + (b2 * (e2 * e2) + b3 * (e3 * e3))
+            acc[3 * _ACC + o] = s3 + (b2 * (f2 * f2) + b3 * (f3 * f3))
+            acc[4 * _ACC + o] = s4 + (b2 * (e2 * f2) + b3 * (e3 * f3))
+            acc[5 * _ACC + o] = s5 + (b2 * col[jc + r4] + b3 * col[jd + r4])
+            acc[6 * _ACC + o] = s6 + (b2 * col[jc + r5] + b3 * col[jd + r5])
+            acc[7 * _ACC + o] = s7 + (b2 * col[jc + r6] + b3 * col[jd + r6])
+        p += 4
     while p + 2 <= n_taps:
         k0 = p + 1 if (win_size % 2 == 1 and p >= half) else p
         k1 = p + 2 if (win_size % 2 == 1 and p + 1 >= half) else p + 1
@@ -664,6 +703,30 @@ def _check_threads(threads: int | None) -> int | None:
     return int(threads)
 
 
+def _check_weights(weights: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """The window's taps as float64, checked against the block's spatial ``shape``."""
+    g = np.ascontiguousarray(weights, dtype=np.float64)
+    if g.ndim != 1 or g.shape[0] > min(shape):
+        raise ValueError(
+            f"weights must be 1-D with at most min(shape) taps (got {g.shape} for shape {shape})"
+        )
+    if g.shape[0] > _MAX_TAPS:
+        raise ValueError(f"weights must have at most {_MAX_TAPS} taps (got {g.shape[0]})")
+    if not np.array_equal(g, g[::-1]):
+        # The Gaussian path adds taps k and win_size - 1 - k with one weight.
+        raise ValueError(f"weights must be symmetric (got {np.array2string(g, precision=4)})")
+    return g
+
+
+def _kernel_dtype(x: np.ndarray, y: np.ndarray) -> np.dtype:
+    """The dtype both images are read as."""
+    dtype = np.result_type(x.dtype, y.dtype)
+    # Integer images are read as they are (no float copy: half the memory of a
+    # float32 cast and an eighth of float64); other dtypes go to float64 so
+    # that the value the kernel sees is exactly the reference's.
+    return dtype if dtype in FUSED_DTYPES else np.dtype(np.float64)
+
+
 def _prepare(x: Any, y: Any, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     x = np.asarray(x)
     y = np.asarray(y)
@@ -671,25 +734,23 @@ def _prepare(x: Any, y: Any, weights: np.ndarray) -> tuple[np.ndarray, np.ndarra
         raise ValueError(
             f"the fused kernel needs two 2-D arrays of the same shape (got {x.shape} and {y.shape})"
         )
-    g = np.ascontiguousarray(weights, dtype=np.float64)
-    if g.ndim != 1 or g.shape[0] > min(x.shape):
-        raise ValueError(
-            f"weights must be 1-D with at most min(shape) taps (got {g.shape} for shape {x.shape})"
-        )
-    if g.shape[0] > _MAX_TAPS:
-        raise ValueError(f"weights must have at most {_MAX_TAPS} taps (got {g.shape[0]})")
-    if not np.array_equal(g, g[::-1]):
-        # The Gaussian path adds taps k and win_size - 1 - k with one weight.
-        raise ValueError(f"weights must be symmetric (got {np.array2string(g, precision=4)})")
-    dtype = np.result_type(x.dtype, y.dtype)
-    # Integer images are read as they are (no float copy: half the memory of a
-    # float32 cast and an eighth of float64); other dtypes go to float64 so
-    # that the value the kernel sees is exactly the reference's.
-    if dtype not in FUSED_DTYPES:
-        dtype = np.dtype(np.float64)
+    g = _check_weights(weights, x.shape)
+    dtype = _kernel_dtype(x, y)
     x = np.ascontiguousarray(x, dtype=dtype)
     y = np.ascontiguousarray(y, dtype=dtype)
     return x, y, g
+
+
+def _plan_threads(threads: int | None, shape: tuple[int, ...], win_size: int) -> int:
+    """How many threads a block of spatial ``shape`` is split over (``threads`` checked)."""
+    threads = _check_threads(threads)
+    # None: every thread numba is allowed (NUMBA_NUM_THREADS or numba.set_num_threads).
+    pool_size: int = numba.config.NUMBA_NUM_THREADS  # type: ignore[attr-defined]
+    n_threads = numba.get_num_threads() if threads is None else min(threads, pool_size)
+    if (shape[0] - win_size + 1) * (shape[1] - win_size + 1) < _PARALLEL_MIN_PIXELS:
+        # Waking the thread pool costs more than a small block's whole work.
+        n_threads = 1
+    return n_threads
 
 
 def _row_bounds(n_rows: int, n_threads: int, win_size: int, uniform: bool) -> np.ndarray:
@@ -718,14 +779,8 @@ def _launch(
     threads: int | None,
     bins: int = 0,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    threads = _check_threads(threads)
-    # None: every thread numba is allowed (NUMBA_NUM_THREADS or numba.set_num_threads).
-    pool_size: int = numba.config.NUMBA_NUM_THREADS  # type: ignore[attr-defined]
-    n_threads = numba.get_num_threads() if threads is None else min(threads, pool_size)
     win_size = g.shape[0]
-    if (x.shape[0] - win_size + 1) * (x.shape[1] - win_size + 1) < _PARALLEL_MIN_PIXELS:
-        # Waking the thread pool costs more than a small block's whole work.
-        n_threads = 1
+    n_threads = _plan_threads(threads, x.shape[:2], win_size)
     n_rows = x.shape[0] - win_size + 1
     n_cols = x.shape[1] - win_size + 1
     bounds = _row_bounds(n_rows, n_threads, win_size, uniform)
@@ -749,17 +804,22 @@ def _launch(
         x, y, g, uniform, bounds, float(c1), float(c2), float(cov_norm), bool(components),
         bool(write_maps), maps, stats, edges, packed, rings,
     )  # fmt: skip
-    if n_threads == 1:
-        _maps_serial(*args)
-    else:
-        with _PARALLEL_LOCK:
-            previous = numba.get_num_threads()
-            numba.set_num_threads(n_threads)
-            try:
-                _maps_parallel(*args)
-            finally:
-                numba.set_num_threads(previous)
+    _run_kernel(_maps_serial, _maps_parallel, n_threads, args)
     return maps, stats, packed
+
+
+def _run_kernel(serial: Any, parallel: Any, n_threads: int, args: tuple[Any, ...]) -> None:
+    """``serial(*args)`` on this thread, or ``parallel(*args)`` on ``n_threads`` of numba's."""
+    if n_threads == 1:
+        serial(*args)
+        return
+    with _PARALLEL_LOCK:
+        previous = numba.get_num_threads()
+        numba.set_num_threads(n_threads)
+        try:
+            parallel(*args)
+        finally:
+            numba.set_num_threads(previous)
 
 
 def fused_maps(

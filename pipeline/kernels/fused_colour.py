@@ -1,0 +1,295 @@
+"""Fused statistics of the channel-averaged SSIM map of a colour block (numba, CPU).
+
+scikit-image's ``channel_axis`` convention scores a colour image by the mean of
+its per-channel SSIM; per pixel, the map this project reduces is the mean over
+channels of the per-channel maps (``ssim``, ``luminance``, ``contrast``,
+``structure``), whose mean is that score. :meth:`pipeline.engine.KernelSpec.maps`
+builds those averaged maps whole, one channel at a time, and
+:func:`pipeline.reductions.block_statistics` then reads them again. Here every
+output row is made for all channels, averaged and reduced while it is in the
+L1 cache, so no map is ever stored:
+
+* the channels are read from the interleaved ``(y, x, channel)`` block as they
+  are (no per-channel copy), one input row of every channel per step;
+* each channel's row is computed by the very routines of
+  :mod:`pipeline.kernels.fused` (the Gaussian ring-and-tiles path or the
+  uniform running sums, same row chunks for the same ``threads``), so each
+  per-channel value is bit for bit the one :func:`~pipeline.kernels.fused.fused_maps`
+  returns;
+* the channels are summed in float32 in channel order and divided by the
+  channel count in float32, which is exactly what ``KernelSpec.maps`` does
+  with the fused engine's float32 maps;
+* the averaged row goes to :func:`pipeline.reductions.add_row_partial`, the
+  row-wise reduction of :func:`~pipeline.kernels.fused.fused_packed_stats`
+  (two passes per row, ``M2`` merged by Chan's update).
+
+The packed result is therefore that of ``block_statistics`` of the averaged
+maps up to the order of float64 summation (~1e-12 relative; counts, minima,
+maxima and histograms exactly).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from numba import prange
+
+from pipeline.kernels.fused import (
+    _ACC,
+    _COL,
+    _TILE,
+    _add_row,
+    _check_weights,
+    _combine_row,
+    _gaussian_row,
+    _jit,
+    _kernel_dtype,
+    _plan_threads,
+    _row_bounds,
+    _run_kernel,
+    _slide_row,
+    _uniform_moments,
+)
+from pipeline.reductions import add_row_partial, bin_edges, empty_statistics, merge_statistics
+
+__all__ = ["fused_colour_packed_stats"]
+
+# Planes of a combined row (see fused._combine_row): ssim, cs, luminance,
+# contrast, structure. cs is not part of the packed statistics.
+_AVERAGED_PLANES = (0, 2, 3, 4)
+
+
+@_jit()
+def _load_channel_rows(x: np.ndarray, row: int, ring: np.ndarray, slot: int) -> None:
+    """Input row ``row`` of every channel into ``ring[channel, slot]``, converted once."""
+    if row < 0 or slot < 0:
+        return
+    for c in range(x.shape[2]):
+        for j in range(x.shape[1]):
+            ring[c, slot, j] = x[row, j, c]
+
+
+@_jit()
+def _accumulate_planes(total: np.ndarray, part: np.ndarray, n_out: int) -> None:
+    """``total += part`` on the averaged planes, in float32 (as ``KernelSpec.maps`` sums)."""
+    for q in _AVERAGED_PLANES:
+        for j in range(n_out):
+            total[q, j] += part[q, j]
+
+
+@_jit()
+def _divide_planes(total: np.ndarray, channels: int, n_out: int) -> None:
+    """The channel mean: a float32 division, as NumPy's in-place ``/=`` on float32 maps."""
+    divisor = np.float32(channels)
+    for q in _AVERAGED_PLANES:
+        for j in range(n_out):
+            total[q, j] = total[q, j] / divisor
+
+
+@_jit()
+def _colour_chunk(
+    x: np.ndarray,
+    y: np.ndarray,
+    g: np.ndarray,
+    uniform: bool,
+    row_start: int,
+    row_stop: int,
+    c1: float,
+    c2: float,
+    cov_norm: float,
+    edges: np.ndarray,
+    packed: np.ndarray,
+    ring: np.ndarray,
+) -> None:
+    """Output rows ``row_start:row_stop`` of a ``(y, x, channel)`` pair into ``packed``.
+
+    ``ring`` is this chunk's ``(2, channels, win_size, width)`` row buffer of
+    the Gaussian path (float32, or float64 for float64 input); the uniform
+    path keeps float64 running column sums per channel instead.
+    """
+    win_size = g.shape[0]
+    width = x.shape[1]
+    channels = x.shape[2]
+    n_out = width - win_size + 1
+    total = np.empty((5, n_out), dtype=np.float32)
+    part = np.empty((5, n_out), dtype=np.float32)
+    mo = np.empty(5 * _ACC, dtype=np.float32)
+    g32 = g.astype(np.float32)
+    # Uniform: per-channel column sums, restarted at each chunk like fused._maps_chunk.
+    v = np.zeros((channels if uniform else 0, 5, width), dtype=np.float64)
+    m = np.empty((5, n_out if uniform else 0), dtype=np.float64)
+    scale = g[0] * g[0]
+    col = np.empty(7 * _COL, dtype=np.float32)
+    acc = np.empty(8 * _ACC, dtype=np.float32)
+    if uniform:
+        for c in range(channels):
+            for k in range(win_size):
+                _add_row(x[:, :, c], y[:, :, c], row_start + k, 1.0, v[c])
+    else:
+        for r in range(row_start, row_start + win_size - 1):
+            _load_channel_rows(x, r, ring[0], r % win_size)
+            _load_channel_rows(y, r, ring[1], r % win_size)
+
+    for i in range(row_start, row_stop):
+        if not uniform:
+            last = i + win_size - 1
+            _load_channel_rows(x, last, ring[0], last % win_size)
+            _load_channel_rows(y, last, ring[1], last % win_size)
+        for c in range(channels):
+            out = total if c == 0 else part
+            if uniform:
+                xc = x[:, :, c]
+                yc = y[:, :, c]
+                if i > row_start:
+                    _add_row(xc, yc, i + win_size - 1, 1.0, v[c])
+                    _add_row(xc, yc, i - 1, -1.0, v[c])
+                _slide_row(win_size, v[c], m)
+                for j0 in range(0, n_out, _TILE):
+                    n_tile = min(_TILE, n_out - j0)
+                    _uniform_moments(m, j0, n_tile, scale, cov_norm, mo)
+                    _combine_row(mo, n_tile, c1, c2, True, out, j0)
+            else:
+                rx = ring[0, c]
+                ry = ring[1, c]
+                _gaussian_row(rx, ry, g32, i, n_out, c1, c2, cov_norm, True, col, acc, mo, out)
+            if c > 0:
+                _accumulate_planes(total, part, n_out)
+        if channels > 1:
+            _divide_planes(total, channels, n_out)
+        # The averaged row is still in L1: reduce it before the next one overwrites it.
+        add_row_partial(total[0], total[2], total[3], total[4], n_out, edges, packed)
+
+
+@_jit(parallel=True)
+def _colour_parallel(
+    x: np.ndarray,
+    y: np.ndarray,
+    g: np.ndarray,
+    uniform: bool,
+    bounds: np.ndarray,
+    c1: float,
+    c2: float,
+    cov_norm: float,
+    edges: np.ndarray,
+    packed: np.ndarray,
+    rings: np.ndarray,
+) -> None:
+    for chunk in prange(bounds.shape[0] - 1):
+        _colour_chunk(
+            x, y, g, uniform, bounds[chunk], bounds[chunk + 1], c1, c2, cov_norm, edges,
+            packed[chunk], rings[chunk],
+        )  # fmt: skip
+
+
+@_jit()
+def _colour_serial(
+    x: np.ndarray,
+    y: np.ndarray,
+    g: np.ndarray,
+    uniform: bool,
+    bounds: np.ndarray,
+    c1: float,
+    c2: float,
+    cov_norm: float,
+    edges: np.ndarray,
+    packed: np.ndarray,
+    rings: np.ndarray,
+) -> None:
+    for chunk in range(bounds.shape[0] - 1):
+        _colour_chunk(
+            x, y, g, uniform, bounds[chunk], bounds[chunk + 1], c1, c2, cov_norm, edges,
+            packed[chunk], rings[chunk],
+        )  # fmt: skip
+
+
+def fused_colour_packed_stats(
+    x: Any,
+    y: Any,
+    *,
+    weights: np.ndarray,
+    uniform: bool,
+    c1: float,
+    c2: float,
+    bins: int,
+    cov_norm: float = 1.0,
+    threads: int | None = None,
+) -> np.ndarray:
+    """Packed region-``all`` statistics of the channel-averaged SSIM map of a colour block.
+
+    Parameters
+    ----------
+    x, y : numpy.ndarray
+        ``(rows, cols, channels)`` images of the same shape, channels last.
+        uint8, uint16, float32 and float64 are read directly; other dtypes are
+        cast to float64 first (as :func:`~pipeline.kernels.fused.fused_maps` does).
+    weights : numpy.ndarray
+        The separable 1-D window (:func:`pipeline.kernels.windows.window_weights`).
+    uniform : bool
+        The window is a box: running sums (see :mod:`pipeline.kernels.fused`).
+    c1, c2 : float
+        ``C1 = (K1 L)^2`` and ``C2 = (K2 L)^2``; ``C3 = C2 / 2``.
+    bins : int
+        Histogram bins over [-1, 1].
+    cov_norm : float
+        Factor on the local (co)variances (1, or ``N / (N - 1)`` for sample covariance).
+    threads : int, optional
+        As for :func:`~pipeline.kernels.fused.fused_maps`: ``None`` all of
+        numba's threads, ``1`` the serial kernel on the calling thread (GIL
+        released; Dask workers), ``n`` a parallel launch on ``n`` threads.
+
+    Returns
+    -------
+    numpy.ndarray, shape ``(8 + bins,)``
+        The row :func:`pipeline.reductions.block_statistics` gives for region
+        ``all`` of the per-pixel channel means of the fused kernel's float32
+        ``ssim``, ``luminance``, ``contrast`` and ``structure`` maps: count,
+        sums, M2, min, max, histogram. The maps are never stored; the working
+        memory is a few rows per thread.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from pipeline.kernels import window_weights
+    >>> from pipeline.reductions import finalize_statistics
+    >>> rng = np.random.default_rng(0)
+    >>> x = rng.integers(0, 256, (32, 40, 3), dtype=np.uint8)
+    >>> packed = fused_colour_packed_stats(
+    ...     x, x, weights=window_weights("gaussian", 7, 1.5), uniform=False,
+    ...     c1=(0.01 * 255) ** 2, c2=(0.03 * 255) ** 2, bins=10)
+    >>> float(finalize_statistics(packed)["ssim"])
+    1.0
+    """
+    if isinstance(bins, bool) or not isinstance(bins, int | np.integer) or bins < 1:
+        raise ValueError(f"bins must be a positive integer (got {bins!r})")
+    x = np.asarray(x)
+    y = np.asarray(y)
+    if x.ndim != 3 or x.shape != y.shape or x.shape[2] < 1:
+        raise ValueError(
+            "the fused colour kernel needs two (rows, cols, channels) arrays of the same shape "
+            f"(got {x.shape} and {y.shape})"
+        )
+    g = _check_weights(weights, x.shape[:2])
+    dtype = _kernel_dtype(x, y)
+    x = np.ascontiguousarray(x, dtype=dtype)
+    y = np.ascontiguousarray(y, dtype=dtype)
+    win_size = g.shape[0]
+    # Same threads and row chunks as fused_maps on each channel: the uniform
+    # path's running sums restart at the same rows, so every value agrees.
+    n_threads = _plan_threads(threads, x.shape[:2], win_size)
+    bounds = _row_bounds(x.shape[0] - win_size + 1, n_threads, win_size, uniform)
+    n_chunks = bounds.shape[0] - 1
+    packed = empty_statistics(n_chunks, 1, int(bins))[:, 0]
+    # Per chunk, the Gaussian path's ring of win_size input rows per side and channel:
+    # float32 holds uint8, uint16 and float32 pixels exactly; float64 stays float64.
+    channels, width = x.shape[2], x.shape[1]
+    ring_shape = (n_chunks, 2, 0, 0, 0) if uniform else (n_chunks, 2, channels, win_size, width)
+    rings = np.empty(ring_shape, dtype=np.float64 if dtype == np.float64 else np.float32)
+    args = (
+        x, y, g, bool(uniform), bounds, float(c1), float(c2), float(cov_norm),
+        bin_edges(int(bins)), packed, rings,
+    )  # fmt: skip
+    _run_kernel(_colour_serial, _colour_parallel, n_threads, args)
+    if n_chunks == 1:
+        return packed[0]
+    return np.asarray(merge_statistics(packed, axis=0))
