@@ -318,7 +318,7 @@ def plan_run(config: RunConfig, pair: SourcePair) -> RunPlan:
         )
     ms = None
     if config.ms_ssim:
-        x, y = pair.reference.rechunk(chunks), pair.generated.rechunk(chunks)
+        x, y = pair.chunked(chunks)
         ms = ms_ssim_graph(x, y, spec=spec, weights=family.ms_weights)
     attrs = _provenance(config, pair, params, data_range, range_source)
     attrs.update(family.attrs)
@@ -353,7 +353,7 @@ def _statistics_graph(
 
     Non-finite pixels never reach a statistic (:mod:`pipeline.nonfinite`).
     """
-    arrays = [pair.reference.rechunk(chunks), pair.generated.rechunk(chunks)]
+    arrays = list(pair.chunked(chunks))
     if regions.labels is not None:
         mask = regions.labels[..., None]
         if mask.shape[0] == 1:
@@ -489,8 +489,7 @@ def _map_writer(plan: RunPlan) -> _MapWriter:
     """Create (or reopen, when resuming) the maps' Zarr arrays, chunked like the input."""
     config, spec = plan.config, plan.kernel
     names = config.maps
-    x = plan.pair.reference.rechunk(plan.chunks)
-    y = plan.pair.generated.rechunk(plan.chunks)
+    x, y = plan.pair.chunked(plan.chunks)
 
     def stacked(xb: np.ndarray, yb: np.ndarray) -> np.ndarray:
         maps = spec.maps(xb, yb)

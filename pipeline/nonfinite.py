@@ -85,8 +85,7 @@ def with_finite_check(pair: SourcePair, chunks: tuple[tuple[int, ...], ...]) -> 
     if pair.reference.dtype.kind != "f" and pair.generated.dtype.kind != "f":
         return pair
     counts = [
-        (~da.isfinite(side.rechunk(chunks))).sum(axis=tuple(range(1, side.ndim)))
-        for side in (pair.reference, pair.generated)
+        (~da.isfinite(side)).sum(axis=tuple(range(1, side.ndim))) for side in pair.chunked(chunks)
     ]
     prior = pair.read_status
     if prior is None:

@@ -8,6 +8,12 @@ here: NumPy arrays, Dask arrays, Zarr arrays and Zarr stores on disk
 FACTS.md), each shaped ``(image, y, x[, channel])`` or a single image
 ``(y, x[, channel])``. Nothing is read here beyond metadata.
 
+:meth:`SourcePair.chunked` gives the stacks at the engine's planned chunks. A
+Zarr source whose planned chunks are whole multiples of its own chunks (or
+shards) is then read straight at those chunks, one Zarr read per task, instead
+of reading its own chunks and concatenating them in a rechunk layer: the same
+pixels, one task layer and one copy fewer, and fewer calls into Zarr's event loop.
+
 Folders of image files plug in through :func:`register_pair_opener`: an opener
 that recognises its inputs returns a :class:`SourcePair` (the folder source of
 issue 5 pairs files by relative path and decodes inside the graph).
@@ -27,14 +33,59 @@ import zarr
 from pipeline.validation import normalize_channel_axis
 
 __all__ = [
+    "DirectRead",
     "SourcePair",
     "open_array",
     "open_pair",
     "register_pair_opener",
 ]
 
+Chunks = tuple[tuple[int, ...], ...]
 PairOpener = Callable[[Any, Any, "int | None"], "SourcePair | None"]
 _PAIR_OPENERS: list[PairOpener] = []
+
+
+@dataclass(frozen=True)
+class DirectRead:
+    """How to read one canonical stack straight from its Zarr array at other chunks.
+
+    Attributes
+    ----------
+    array : zarr.Array
+        The source array.
+    channel_axis : int, optional
+        As given to :func:`open_pair`.
+    name : str
+        Dask name of the canonical stack this reads: a pair whose stack was
+        replaced (downsampled, reshaped) no longer matches and is rechunked instead.
+    """
+
+    array: zarr.Array
+    channel_axis: int | None
+    name: str
+
+    def read(self, chunks: Chunks) -> da.Array | None:
+        """The canonical stack read at ``chunks``, or None where they split a source chunk."""
+        native = self.array.shards if self.array.shards is not None else self.array.chunks
+        ndim = self.array.ndim
+        axis = normalize_channel_axis(self.channel_axis, ndim)
+        order = [a for a in range(ndim) if a != axis] + ([axis] if axis is not None else [])
+        spatial_ndim = ndim - (axis is not None)
+        # Canonical (image, y, x, channel) back to the source's axes: drop the image axis
+        # a single image gained and the channel axis a grey stack gained, then un-transpose.
+        canonical = list(chunks[1:] if spatial_ndim == 2 else chunks)
+        if axis is None:
+            canonical = canonical[:-1]
+        source: list[tuple[int, ...]] = [()] * ndim
+        for position, source_axis in enumerate(order):
+            source[source_axis] = tuple(int(c) for c in canonical[position])
+        for sizes, unit, length in zip(source, native, self.array.shape, strict=True):
+            if sum(sizes) != length or any(int(b) % unit for b in np.cumsum(sizes)[:-1]):
+                return None
+        stack, _, _ = _to_canonical(
+            da.from_zarr(self.array, chunks=tuple(source)), self.channel_axis, "source"
+        )
+        return stack
 
 
 @dataclass(frozen=True)
@@ -71,6 +122,9 @@ class SourcePair:
         of ``image``; the stacks of this pair are then those of the first part.
     attrs : dict
         What the source adds to the result's attrs (e.g. unpaired files).
+    direct : tuple
+        For each stack, a :class:`DirectRead` when it comes straight from a Zarr
+        array (see :meth:`chunked`), else None.
     """
 
     reference: da.Array
@@ -85,6 +139,19 @@ class SourcePair:
     rechunked: Callable[[tuple[int, ...]], SourcePair] | None = None
     groups: tuple[SourcePair, ...] = ()
     attrs: dict[str, Any] = field(default_factory=dict)
+    direct: tuple[DirectRead | None, DirectRead | None] = (None, None)
+
+    def chunked(self, chunks: Chunks) -> tuple[da.Array, da.Array]:
+        """Both stacks chunked as ``chunks``, read straight at those chunks where possible.
+
+        Every caller that chunks the stacks the same way gets the same Dask keys,
+        so tasks computed together read each pixel once.
+        """
+        out = []
+        for stack, direct in zip((self.reference, self.generated), self.direct, strict=True):
+            read = direct.read(chunks) if direct is not None and direct.name == stack.name else None
+            out.append(stack.rechunk(chunks) if read is None else read)
+        return out[0], out[1]
 
     @property
     def n_images(self) -> int:
@@ -110,22 +177,31 @@ def register_pair_opener(opener: PairOpener) -> None:
 
 def open_array(source: Any, name: str) -> tuple[da.Array, str, tuple[int, ...] | None]:
     """One source as a Dask array, a label for it and its native chunking (Zarr only)."""
+    array, label, native, _ = _open_source(source, name)
+    return array, label, native
+
+
+def _open_source(
+    source: Any, name: str
+) -> tuple[da.Array, str, tuple[int, ...] | None, zarr.Array | None]:
+    """:func:`open_array`, plus the Zarr array it reads (None for other sources)."""
     if isinstance(source, str | Path):
-        return _open_zarr_path(Path(source), name)
+        node = _open_zarr_path(Path(source), name)
+        return (*_from_zarr(node, str(Path(source))), node)
     if isinstance(source, zarr.Array):
-        return _from_zarr(source, f"zarr array {source.name or '/'}")
+        return (*_from_zarr(source, f"zarr array {source.name or '/'}"), source)
     if isinstance(source, zarr.Group):
         raise ValueError(f"{name} is a Zarr group, not an array; pass one of its arrays")
     if isinstance(source, da.Array):
-        return source, "dask array", None
+        return source, "dask array", None, None
     if isinstance(source, np.ndarray):
-        return da.from_array(source, chunks=source.shape), "numpy array", None
+        return da.from_array(source, chunks=source.shape), "numpy array", None, None
     raise TypeError(
         f"{name} must be a NumPy, Dask or Zarr array or a Zarr path (got {type(source).__name__})"
     )
 
 
-def _open_zarr_path(path: Path, name: str) -> tuple[da.Array, str, tuple[int, ...] | None]:
+def _open_zarr_path(path: Path, name: str) -> zarr.Array:
     if not path.exists():
         raise FileNotFoundError(f"{name} path {str(path)!r} does not exist")
     try:
@@ -142,7 +218,7 @@ def _open_zarr_path(path: Path, name: str) -> tuple[da.Array, str, tuple[int, ..
             f"{name} store {str(path)!r} is a Zarr group, not an array{hint}; "
             "pass the array's path (store/array)"
         )
-    return _from_zarr(node, str(path))
+    return node
 
 
 def _from_zarr(array: zarr.Array, label: str) -> tuple[da.Array, str, tuple[int, ...]]:
@@ -167,11 +243,11 @@ def _to_canonical(
         )
     order = [a for a in range(array.ndim) if a != axis] + ([axis] if axis is not None else [])
     out = array.transpose(order) if order != list(range(array.ndim)) else array
-    if axis is None:
-        out = out[..., None]
     single = spatial_ndim == 2
-    if single:
-        out = out[None]
+    # New axes in one indexing step: one task layer, which Dask fuses with the read.
+    new_axes = (None,) * single + (Ellipsis,) + (None,) * (axis is None)
+    if len(new_axes) > 1:
+        out = out[new_axes]
     return out, single, tuple(order)
 
 
@@ -196,8 +272,8 @@ def open_pair(reference: Any, generated: Any, *, channel_axis: int | None = None
         pair = opener(reference, generated, channel_axis)
         if pair is not None:
             return pair
-    x, x_label, x_native = open_array(reference, "reference")
-    y, y_label, y_native = open_array(generated, "generated")
+    x, x_label, x_native, x_zarr = _open_source(reference, "reference")
+    y, y_label, y_native, y_zarr = _open_source(generated, "generated")
     x4, single, order = _to_canonical(x, channel_axis, "reference")
     y4, _, _ = _to_canonical(y, channel_axis, "generated")
     if x4.shape[3] != y4.shape[3] and x4.shape[:3] == y4.shape[:3]:
@@ -214,6 +290,10 @@ def open_pair(reference: Any, generated: Any, *, channel_axis: int | None = None
     native = _native_chunks(x_native or y_native, order, single, x4)
     image = np.arange(n)
     prefix = "" if single else "[{}]"
+    direct = tuple(
+        None if source is None else DirectRead(source, channel_axis, stack.name)
+        for source, stack in ((x_zarr, x4), (y_zarr, y4))
+    )
     return SourcePair(
         reference=x4,
         generated=y4,
@@ -228,6 +308,7 @@ def open_pair(reference: Any, generated: Any, *, channel_axis: int | None = None
             "dtypes": [str(x.dtype), str(y.dtype)],
             "channel_axis": channel_axis,
         },
+        direct=(direct[0], direct[1]),
     )
 
 

@@ -5,10 +5,13 @@ of ``depth = win_size // 2`` (the window radius) with ``boundary="none"``: a
 block then carries exactly the pixels its windows need, so its 'valid' map is
 the piece of the whole image's valid map centred in the block (kernels/reference.py).
 
+The overlapped blocks are assembled in the task that uses them
+(:func:`pipeline.halo.map_overlapping`: the same blocks as Dask's
+``overlap(boundary="none")``, in two tasks per block instead of about ten).
 Chunks smaller than the depth cannot lend a full overlap to their
 neighbours; Dask's ``map_overlap(allow_rechunk=True)`` would merge them behind
 our back (FACTS.md), so :func:`merge_small_chunks` merges them here, explicitly
-and deterministically, and the overlap is built with ``allow_rechunk=False``.
+and deterministically, and smaller chunks are refused.
 Small images are batched several per chunk along ``image`` so that 100,000
 images are not 100,000 tasks; large images are tiled in multiples of the
 source's own chunks (one Zarr chunk or shard is never split across reads).
@@ -26,6 +29,8 @@ from typing import Any
 
 import dask.array as da
 import numpy as np
+
+from pipeline.halo import map_overlapping
 
 __all__ = [
     "batch_bounds",
@@ -207,38 +212,28 @@ def map_valid_blocks(
             )
     _, height, width = (int(s) for s in first.shape[:3])
     y_bounds, x_bounds = batch_bounds(first.chunks[1]), batch_bounds(first.chunks[2])
-    overlapped = [
-        da.overlap.overlap(
-            a, depth={0: 0, 1: depth, 2: depth, 3: 0}, boundary="none", allow_rechunk=False
-        )
-        if depth
-        else a
-        for a in arrays
-    ]
 
-    def on_block(*blocks: Any, block_info: dict[Any, Any] | None = None) -> np.ndarray:
-        assert block_info is not None  # dask always passes it to a function that asks
-        _, iy, ix, _ = block_info[0]["chunk-location"]
+    def on_block(*blocks: Any, location: tuple[int, ...]) -> np.ndarray:
+        _, iy, ix = location
         rows = block_centres(y_bounds, iy, depth, height)
         cols = block_centres(x_bounds, ix, depth, width)
         result = block_fn(*blocks, rows=rows, cols=cols)
         return result[:, None, None]
 
-    tail_chunks = tuple((size,) for size in out_tail)
     out_chunks = (
         first.chunks[0],
         (1,) * len(first.chunks[1]),
         (1,) * len(first.chunks[2]),
-        *tail_chunks,
+        *((size,) for size in out_tail),
     )
-    new_axes = list(range(4, 3 + len(out_tail)))
-    return da.map_blocks(
+    return map_overlapping(
         on_block,
-        *overlapped,
+        arrays,
+        depth=depth,
+        axes=(1, 2),
         chunks=out_chunks,
-        new_axis=new_axes or None,
-        dtype=np.float64,
         meta=np.empty((0,) * (3 + len(out_tail)), dtype=np.float64),
+        name="valid-blocks",
     )
 
 
@@ -265,20 +260,14 @@ def valid_map_array(
             start, stop = block_centres(bounds, i, depth, length)
             sizes.append(stop - start)
         valid_chunks.append(tuple(sizes))
-    overlapped = [
-        da.overlap.overlap(
-            a, depth={0: 0, 1: depth, 2: depth, 3: 0}, boundary="none", allow_rechunk=False
-        )
-        if depth
-        else a
-        for a in (x, y)
-    ]
-    return da.map_blocks(
-        map_fn,
-        *overlapped,
+    return map_overlapping(
+        lambda xb, yb, location: map_fn(xb, yb),
+        [x, y],
+        depth=depth,
+        axes=(1, 2),
         chunks=(x.chunks[0], *valid_chunks, (n_maps,)),
-        dtype=np.float64,
         meta=np.empty((0, 0, 0, 0), dtype=np.float64),
+        name="valid-maps",
     )
 
 
@@ -334,15 +323,8 @@ def map_valid_blocks_nd(
             )
     lengths = {axis: int(first.shape[axis]) for axis in axes}
     bounds = {axis: batch_bounds(first.chunks[axis]) for axis in axes}
-    overlap = {axis: (depth if axis in axes else 0) for axis in range(ndim)}
-    overlapped = [
-        da.overlap.overlap(a, depth=overlap, boundary="none", allow_rechunk=False) if depth else a
-        for a in arrays
-    ]
 
-    def on_block(*blocks: Any, block_info: dict[Any, Any] | None = None) -> np.ndarray:
-        assert block_info is not None  # dask always passes it to a function that asks
-        location = block_info[0]["chunk-location"]
+    def on_block(*blocks: Any, location: tuple[int, ...]) -> np.ndarray:
         centres = tuple(
             block_centres(bounds[axis], location[axis], depth, lengths[axis]) for axis in axes
         )
@@ -354,13 +336,12 @@ def map_valid_blocks_nd(
         *((1,) * len(first.chunks[axis]) for axis in axes),
         *((size,) for size in out_tail),
     )
-    # The input's last axis becomes the first trailing axis; any further ones are new.
-    new_axes = list(range(ndim, ndim + len(out_tail) - 1))
-    return da.map_blocks(
+    return map_overlapping(
         on_block,
-        *overlapped,
+        arrays,
+        depth=depth,
+        axes=tuple(axes),
         chunks=out_chunks,
-        new_axis=new_axes or None,
-        dtype=np.float64,
         meta=np.empty((0,) * (ndim + len(out_tail) - 1), dtype=np.float64),
+        name="valid-blocks-nd",
     )

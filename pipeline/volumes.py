@@ -193,7 +193,7 @@ def volume_statistics_graph(
     The same packed statistics as the 2-D engine (:mod:`pipeline.reductions`): a
     block's 3-D maps ``(dz, h, w)`` count as the rows of one image.
     """
-    arrays = [pair.reference.rechunk(chunks), pair.generated.rechunk(chunks)]
+    arrays = list(pair.chunked(chunks))
     depth_z = int(pair.reference.shape[1])
     if regions.labels is not None:
         mask = regions.labels

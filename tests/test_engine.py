@@ -185,6 +185,40 @@ def test_zarr_stores_and_shards(tmp_path, rng, zarr_format):
     np.testing.assert_array_equal(ds["ssim_hist"].values, memory["ssim_hist"].values)
 
 
+@pytest.mark.parametrize(
+    ("zarr_format", "inner", "shards", "shape"),
+    [
+        (2, (1, 16, 16), None, (3, 50, 61)),  # v2, uneven last chunks
+        (3, (1, 8, 8), (1, 16, 24), (2, 50, 60)),  # sharded: tiles are whole shards
+        (3, (1, 3, 4), None, (2, 40, 38)),  # chunks smaller than the overlap depth
+    ],
+)
+def test_zarr_read_straight_at_the_planned_tiles(tmp_path, rng, zarr_format, inner, shards, shape):
+    x, y = _pair(rng, shape)
+    extra = {"shards": shards} if shards else {}
+    for name, data in (("x", x), ("y", y)):
+        zarr.create_array(
+            tmp_path / f"{name}.zarr", data=data, chunks=inner, zarr_format=zarr_format, **extra
+        )
+    paths = (tmp_path / "x.zarr", tmp_path / "y.zarr")
+    settings = {"regions": "3x2", "chunk_pixels": 700, "engine": "reference"}
+    plan = plan_run(RunConfig(**settings), open_pair(*paths))
+    assert len(plan.chunks[1]) > 1 and len(plan.chunks[2]) > 1  # really tiled spatially
+    layers = plan.statistics.__dask_graph__().layers
+    assert not any("rechunk" in name or "overlap" in name for name in layers)
+    ds = sp.evaluate(str(paths[0]), str(paths[1]), **settings)
+    memory = sp.evaluate(x, y, regions="3x2", engine="reference")
+    np.testing.assert_allclose(ds["ssim"].values, memory["ssim"].values, atol=TOLERANCE)
+    np.testing.assert_array_equal(ds["count"].values, memory["count"].values)
+    np.testing.assert_array_equal(ds["ssim_hist"].values, memory["ssim_hist"].values)
+    # The default engine on region "all" (fused statistics): the same tiles, the same numbers.
+    fused = sp.evaluate(str(paths[0]), str(paths[1]), chunk_pixels=700)
+    rechunked = sp.evaluate(
+        *(da.from_zarr(str(path)).rechunk(plan.chunks[:3]) for path in paths), chunks="input"
+    )
+    np.testing.assert_array_equal(fused["ssim"].values, rechunked["ssim"].values)
+
+
 def test_single_large_image_and_float_input(rng):
     x = rng.random((120, 90))
     y = np.clip(x + rng.normal(0, 0.05, x.shape), 0, 1)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import dask.array as da
 import numpy as np
 import pytest
@@ -103,3 +105,73 @@ def test_bad_types_and_shapes(rng):
         open_pair(np.zeros((2, 8, 8), bool), np.zeros((2, 8, 8), bool))
     with pytest.raises(ValueError, match=r"must be shaped \(image, y, x\[, channel\]\)"):
         open_pair(np.zeros((2, 2, 8, 8), np.uint8), np.zeros((2, 2, 8, 8), np.uint8))
+
+
+def _zarr_reads(array):
+    graph = dict(array.__dask_graph__())
+    return [key for key in graph if isinstance(key, tuple) and key[0].startswith("from-zarr")]
+
+
+@pytest.mark.parametrize(
+    ("zarr_format", "shards", "channel_axis", "shape"),
+    [
+        (2, None, None, (3, 20, 24)),
+        (3, None, None, (3, 21, 25)),  # uneven: short last chunks
+        (3, (1, 8, 12), None, (3, 20, 24)),  # sharded: multiples of the shard
+        (3, None, -1, (3, 20, 24, 3)),  # channels last
+        (2, None, 0, (3, 20, 24)),  # one image, channels first
+    ],
+)
+def test_planned_chunks_are_read_straight_from_zarr(
+    tmp_path, rng, zarr_format, shards, channel_axis, shape
+):
+    data = rng.integers(0, 256, shape, dtype=np.uint8)
+    inner = (1, 4, 4) + ((3,) if len(shape) == 4 else ())
+    extra = {"shards": shards} if shards else {}
+    path = tmp_path / "stack.zarr"
+    zarr.create_array(path, data=data, chunks=inner, zarr_format=zarr_format, **extra)
+    pair = open_pair(path, path, channel_axis=channel_axis)
+    native = pair.native_chunks
+    n, height, width, channels = pair.reference.shape
+    # Two native chunks per tile along y and x, the image axis in one or several chunks.
+    chunks = (
+        tuple([native[0]] * (n // native[0])),
+        tuple(min(2 * native[1], height - s) for s in range(0, height, 2 * native[1])),
+        tuple(min(2 * native[2], width - s) for s in range(0, width, 2 * native[2])),
+        (channels,),
+    )
+    x, y = pair.chunked(chunks)
+    assert x.chunks == chunks
+    assert x.name == y.name  # the same keys for every caller: read once
+    # One Zarr read per planned chunk, no rechunk layer.
+    assert len(_zarr_reads(x)) == x.npartitions
+    assert not any("rechunk" in name for name in x.__dask_graph__().layers)
+    np.testing.assert_array_equal(x.compute(), pair.reference.compute())
+
+
+def test_chunks_that_split_a_zarr_chunk_are_rechunked(tmp_path, stack):
+    path = tmp_path / "stack.zarr"
+    zarr.create_array(path, data=stack, chunks=(1, 8, 8))
+    pair = open_pair(path, path)
+    chunks = ((3,), (12, 8), (24,), (1,))  # 12 splits the second chunk along y
+    x, _ = pair.chunked(chunks)
+    assert x.chunks == chunks
+    assert any("rechunk" in name for name in x.__dask_graph__().layers)
+    np.testing.assert_array_equal(x[..., 0].compute(), stack)
+
+
+def test_a_replaced_stack_is_not_read_from_the_source(tmp_path, stack):
+    path = tmp_path / "stack.zarr"
+    zarr.create_array(path, data=stack, chunks=(1, 8, 8))
+    pair = open_pair(path, path)
+    changed = replace(pair, reference=pair.reference[:, ::-1])
+    x, y = changed.chunked(((1, 1, 1), (16, 4), (16, 8), (1,)))
+    np.testing.assert_array_equal(x[..., 0].compute(), stack[:, ::-1])
+    np.testing.assert_array_equal(y[..., 0].compute(), stack)
+
+
+def test_arrays_in_memory_are_rechunked(stack):
+    pair = open_pair(stack, stack)
+    assert pair.direct == (None, None)
+    x, _ = pair.chunked(((1, 2), (10, 10), (24,), (1,)))
+    np.testing.assert_array_equal(x[..., 0].compute(), stack)
