@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 import time
@@ -192,6 +193,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return handler[args.command](args)
     except KeyboardInterrupt:
+        # Zarr's I/O runs on an asyncio loop in another thread; tasks it had in flight
+        # are destroyed pending at exit, and asyncio logs each with a traceback. The
+        # interruption is deliberate and every committed batch is safe: keep stderr to
+        # the one line that says how to finish.
+        logging.getLogger("asyncio").setLevel(logging.CRITICAL)
         print(
             "\ninterrupted; what was committed is kept: run the same command with --resume "
             "to finish",
