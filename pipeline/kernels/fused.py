@@ -488,6 +488,28 @@ def _add_row(x: np.ndarray, y: np.ndarray, row: int, sign: float, v: np.ndarray)
 
 
 @_jit()
+def _swap_row(x: np.ndarray, y: np.ndarray, new: int, old: int, v: np.ndarray) -> None:
+    """Add input row ``new`` and remove row ``old`` from the column sums in one pass.
+
+    The same two float64 operations per sum and pixel, in the same order, as
+    ``_add_row(new, +1)`` then ``_add_row(old, -1)``: identical sums, half the
+    passes over ``v``.
+    """
+    if new < 0 or old < 0:
+        return
+    for j in range(x.shape[1]):
+        a = np.float64(x[new, j])
+        b = np.float64(y[new, j])
+        p = np.float64(x[old, j])
+        q = np.float64(y[old, j])
+        v[0, j] = (v[0, j] + a) - p
+        v[1, j] = (v[1, j] + b) - q
+        v[2, j] = (v[2, j] + a * a) - p * p
+        v[3, j] = (v[3, j] + b * b) - q * q
+        v[4, j] = (v[4, j] + a * b) - p * q
+
+
+@_jit()
 def _slide_row(win_size: int, v: np.ndarray, m: np.ndarray) -> None:
     """Horizontal box sums of the column sums, one add and one subtract per output pixel."""
     # A proof for LLVM that the indices below are non-negative (see _combine_row).
@@ -598,8 +620,7 @@ def _maps_chunk(
         out = maps[i] if write_maps else scratch
         if uniform:
             if i > row_start:
-                _add_row(x, y, i + win_size - 1, 1.0, v)
-                _add_row(x, y, i - 1, -1.0, v)
+                _swap_row(x, y, i + win_size - 1, i - 1, v)
             _slide_row(win_size, v, m)
             for j0 in range(0, n_out, _TILE):
                 n_tile = min(_TILE, n_out - j0)

@@ -49,6 +49,7 @@ from pipeline.kernels.fused import (
     _row_bounds,
     _run_kernel,
     _slide_row,
+    _swap_row,
     _uniform_moments,
 )
 from pipeline.reductions import add_row_partial, bin_edges, empty_statistics, merge_statistics
@@ -142,8 +143,7 @@ def _colour_chunk(
                 xc = x[:, :, c]
                 yc = y[:, :, c]
                 if i > row_start:
-                    _add_row(xc, yc, i + win_size - 1, 1.0, v[c])
-                    _add_row(xc, yc, i - 1, -1.0, v[c])
+                    _swap_row(xc, yc, i + win_size - 1, i - 1, v[c])
                 _slide_row(win_size, v[c], m)
                 for j0 in range(0, n_out, _TILE):
                     n_tile = min(_TILE, n_out - j0)
