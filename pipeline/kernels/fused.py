@@ -528,6 +528,28 @@ def _slide_row(win_size: int, v: np.ndarray, m: np.ndarray) -> None:
 
 
 @_jit()
+def _uniform_row(
+    v: np.ndarray,
+    m: np.ndarray,
+    win_size: int,
+    n_out: int,
+    scale: float,
+    c1: float,
+    c2: float,
+    cov_norm: float,
+    components: bool,
+    mo: np.ndarray,
+    out: np.ndarray,
+) -> None:
+    """One output row of the uniform path from the column sums ``v``, in column tiles."""
+    _slide_row(win_size, v, m)
+    for j0 in range(0, n_out, _TILE):
+        n_tile = min(_TILE, n_out - j0)
+        _uniform_moments(m, j0, n_tile, scale, cov_norm, mo)
+        _combine_row(mo, n_tile, c1, c2, components, out, j0)
+
+
+@_jit()
 def _uniform_moments(
     m: np.ndarray, j0: int, n_tile: int, scale: float, cov_norm: float, mo: np.ndarray
 ) -> None:
@@ -621,11 +643,7 @@ def _maps_chunk(
         if uniform:
             if i > row_start:
                 _swap_row(x, y, i + win_size - 1, i - 1, v)
-            _slide_row(win_size, v, m)
-            for j0 in range(0, n_out, _TILE):
-                n_tile = min(_TILE, n_out - j0)
-                _uniform_moments(m, j0, n_tile, scale, cov_norm, mo)
-                _combine_row(mo, n_tile, c1, c2, components, out, j0)
+            _uniform_row(v, m, win_size, n_out, scale, c1, c2, cov_norm, components, mo, out)
         else:
             last = i + win_size - 1
             _load_row(x, last, rx, last % win_size)

@@ -38,19 +38,16 @@ from numba import prange
 from pipeline.kernels.fused import (
     _ACC,
     _COL,
-    _TILE,
     _add_row,
     _check_weights,
-    _combine_row,
     _gaussian_row,
     _jit,
     _kernel_dtype,
     _plan_threads,
     _row_bounds,
     _run_kernel,
-    _slide_row,
     _swap_row,
-    _uniform_moments,
+    _uniform_row,
 )
 from pipeline.reductions import add_row_partial, bin_edges, empty_statistics, merge_statistics
 
@@ -144,11 +141,7 @@ def _colour_chunk(
                 yc = y[:, :, c]
                 if i > row_start:
                     _swap_row(xc, yc, i + win_size - 1, i - 1, v[c])
-                _slide_row(win_size, v[c], m)
-                for j0 in range(0, n_out, _TILE):
-                    n_tile = min(_TILE, n_out - j0)
-                    _uniform_moments(m, j0, n_tile, scale, cov_norm, mo)
-                    _combine_row(mo, n_tile, c1, c2, True, out, j0)
+                _uniform_row(v[c], m, win_size, n_out, scale, c1, c2, cov_norm, True, mo, out)
             else:
                 rx = ring[0, c]
                 ry = ring[1, c]
