@@ -51,6 +51,8 @@ from pipeline.volumes import as_volume_pair, plan_volume_chunks, volume_statisti
 
 __all__ = ["KernelSpec", "RunPlan", "evaluate", "plan_run"]
 
+_MAP_NAMES = ("ssim", "luminance", "contrast", "structure")
+
 BatchCallback = Callable[[int, int, int], None]
 
 
@@ -85,12 +87,9 @@ class KernelSpec:
         """
         if self.device == "gpu":
             return self._device_statistics(x, y, bins)
-        n, h, w, channels = x.shape
-        if self.color_mode == "luma" and channels == 3:
-            channels = 1
+        n, h, w, _ = x.shape
         if (
-            self.device != "cpu"
-            or self.engine not in ("auto", "fused")
+            self.engine not in ("auto", "fused")
             or not isinstance(x, np.ndarray)
             or not isinstance(y, np.ndarray)
             or min(h, w) <= 2 * self.depth
@@ -99,10 +98,7 @@ class KernelSpec:
         from pipeline.kernels.fused import fused_packed_stats
         from pipeline.kernels.fused_colour import fused_colour_packed_stats
 
-        if channels != x.shape[3]:
-            x, y = to_luma(x, 3)[..., None], to_luma(y, 3)[..., None]
-        if self.kernel_threads is not None:
-            numba.set_num_threads(self.kernel_threads)
+        x, y = self._prepared(x, y)
         args: dict[str, Any] = {
             "weights": np.asarray(self.weights),
             "uniform": self.window == "uniform",
@@ -114,7 +110,7 @@ class KernelSpec:
         }
         out = np.empty((n, 1, len(FIELDS) + bins))
         for i in range(n):
-            if channels == 1:
+            if x.shape[3] == 1:
                 out[i, 0] = fused_packed_stats(x[i, :, :, 0], y[i, :, :, 0], **args)
             else:
                 out[i, 0] = fused_colour_packed_stats(x[i], y[i], **args)
@@ -127,94 +123,81 @@ class KernelSpec:
         stay there (:mod:`pipeline.kernels.gpu_stats`). None for an engine other
         than ``gpu``/``auto`` or a block too small for one window.
         """
-        n, h, w, channels = x.shape
+        n, h, w, _ = x.shape
         if self.engine not in ("auto", "gpu") or min(h, w) <= 2 * self.depth:
             return None
-        import cupy
-
-        from pipeline.kernels.gpu import gpu_maps
         from pipeline.kernels.gpu_stats import device_whole_statistics
 
-        x, y = cupy.asarray(x), cupy.asarray(y)
-        if self.color_mode == "luma" and channels == 3:
-            x, y, channels = to_luma(x, 3)[..., None], to_luma(y, 3)[..., None], 1
-        names = ("ssim", "luminance", "contrast", "structure")
-        weights = np.asarray(self.weights)
+        x, y = self._prepared(x, y)
         out = np.empty((n, 1, len(FIELDS) + bins))
         for i in range(n):
-            summed: dict[str, Any] = {}
-            for c in range(channels):
-                maps = gpu_maps(
-                    x[i, :, :, c],
-                    y[i, :, :, c],
-                    weights=weights,
-                    uniform=self.window == "uniform",
-                    c1=self.c1,
-                    c2=self.c2,
-                    cov_norm=self.cov_norm,
-                    components=True,
-                )
-                for name in names:
-                    summed[name] = maps[name] if c == 0 else summed[name] + maps[name]
-            if channels > 1:
-                summed = {name: value / channels for name, value in summed.items()}
-            out[i, 0] = device_whole_statistics(summed, bins)
+            out[i, 0] = device_whole_statistics(self._image_maps(x, y, i), bins)
         return out
+
+    def _prepared(self, x: Any, y: Any) -> tuple[Any, Any]:
+        """The block where its kernel runs: on the GPU for ``device="gpu"``, luma applied.
+
+        Also sets numba's threads for this thread when ``kernel_threads`` says so.
+        """
+        if self.device == "gpu":
+            import cupy
+
+            x, y = cupy.asarray(x), cupy.asarray(y)
+        if self.color_mode == "luma" and x.shape[3] == 3:
+            x, y = to_luma(x, 3)[..., None], to_luma(y, 3)[..., None]
+        if self.kernel_threads is not None:
+            numba.set_num_threads(self.kernel_threads)
+        return x, y
+
+    def _image_maps(self, x: Any, y: Any, i: int) -> dict[str, Any]:
+        """Channel-mean maps of image ``i`` of a prepared block, where the kernel made them.
+
+        Channels are summed in the kernel's own precision: float64 for the reference
+        engine (exact to 1e-9), float32 for the fused and GPU ones, whose maps are
+        already rounded to float32 (a 3-term sum adds ~1e-7).
+        """
+        channels = x.shape[3]
+        total: dict[str, Any] = {}
+        for c in range(channels):
+            maps = block_maps(
+                x[i, :, :, c],
+                y[i, :, :, c],
+                window=self.window,
+                weights=np.asarray(self.weights),
+                c1=self.c1,
+                c2=self.c2,
+                cov_norm=self.cov_norm,
+                components=True,
+                engine=self.engine,
+                threads=self.kernel_threads,
+            )
+            for name in _MAP_NAMES:
+                total[name] = maps[name] if c == 0 else total[name] + maps[name]
+        if channels > 1:
+            total = {name: value / channels for name, value in total.items()}
+        return total
 
     def maps(self, x: np.ndarray, y: np.ndarray) -> dict[str, np.ndarray]:
         """Valid ``ssim``/``luminance``/``contrast``/``structure`` maps of a block.
 
         ``x``, ``y`` are ``(images, h, w, channels)``; the result is
-        ``(images, h - 2 depth, w - 2 depth)`` in the kernel's precision, averaged
-        over channels (the pixel's mean of per-channel SSIM, so its mean is
-        skimage's score).
+        ``(images, h - 2 depth, w - 2 depth)`` on the host in the kernel's
+        precision, averaged over channels (the pixel's mean of per-channel SSIM,
+        so its mean is skimage's score).
         """
-        n, h, w, channels = x.shape
+        n, h, w, _ = x.shape
         shape = (n, max(h - 2 * self.depth, 0), max(w - 2 * self.depth, 0))
-        names = ("ssim", "luminance", "contrast", "structure")
         if 0 in shape:
-            return {name: np.zeros(shape) for name in names}
-        if self.device == "gpu":
-            import cupy
-
-            x, y = cupy.asarray(x), cupy.asarray(y)
-        if self.color_mode == "luma" and channels == 3:
-            x, y, channels = to_luma(x, 3)[..., None], to_luma(y, 3)[..., None], 1
-        if self.kernel_threads is not None:
-            numba.set_num_threads(self.kernel_threads)
-        weights = np.asarray(self.weights)
+            return {name: np.zeros(shape) for name in _MAP_NAMES}
+        x, y = self._prepared(x, y)
         out: dict[str, np.ndarray] = {}
         for i in range(n):
-            for c in range(channels):
-                maps = block_maps(
-                    x[i, :, :, c],
-                    y[i, :, :, c],
-                    window=self.window,
-                    weights=weights,
-                    c1=self.c1,
-                    c2=self.c2,
-                    cov_norm=self.cov_norm,
-                    components=True,
-                    engine=self.engine,
-                    threads=self.kernel_threads,
-                )
-                if n == 1 and channels == 1:
-                    # One grey image: keep the kernel's own arrays (and dtype), no copy.
-                    return {name: to_host(maps[name])[None] for name in names}
-                for name in names:
-                    # Channels are summed in the kernel's own precision: float64 for the
-                    # reference engine (exact to 1e-9), float32 for the fused one, whose
-                    # maps are already rounded to float32 (a 3-term sum adds ~1e-7).
-                    block = to_host(maps[name])
-                    if name not in out:
-                        out[name] = np.empty(shape, dtype=block.dtype)
-                    if c == 0:
-                        out[name][i] = block
-                    else:
-                        out[name][i] += block
-        if channels > 1:
-            for target in out.values():
-                target /= channels
+            maps = {name: to_host(value) for name, value in self._image_maps(x, y, i).items()}
+            if n == 1:
+                # One image: keep the kernel's own arrays (and dtype), no copy.
+                return {name: value[None] for name, value in maps.items()}
+            for name, value in maps.items():
+                out.setdefault(name, np.empty(shape, dtype=value.dtype))[i] = value
         return out
 
 
