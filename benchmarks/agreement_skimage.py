@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 
+import _checkout  # noqa: F401  (this checkout's pipeline, not an installed one)
 import numpy as np
 from skimage.metrics import structural_similarity
 

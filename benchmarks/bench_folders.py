@@ -28,6 +28,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import _checkout  # noqa: F401  (this checkout's pipeline, not an installed one)
 import dask
 import numpy as np
 from PIL import Image

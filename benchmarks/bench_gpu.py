@@ -52,6 +52,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
 
+    import _checkout  # noqa: F401  (this checkout's pipeline, not an installed one)
+
     from pipeline.backend import gpu_available
 
     print("| case | implementation | time (ms) | Mpix/s | ours faster by | score |")

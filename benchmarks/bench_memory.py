@@ -33,14 +33,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+import _checkout  # noqa: F401  (this checkout's pipeline, not an installed one)
 import numpy as np
 import zarr
-
-# ``python benchmarks/bench_memory.py`` puts benchmarks/ first on sys.path, so an
-# installed ``pipeline`` would shadow the checkout this script belongs to.
-REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
 
 
 def _peak_rss_mb() -> float:

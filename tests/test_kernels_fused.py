@@ -18,7 +18,13 @@ import pipeline as sp
 from pipeline.engine import KernelSpec
 from pipeline.kernels import MAP_NAMES, block_maps, window_weights
 from pipeline.kernels.dispatch import resolve_engine
-from pipeline.kernels.fused import STAT_NAMES, fused_block_stats, fused_maps, fused_packed_stats
+from pipeline.kernels.fused import (
+    STAT_NAMES,
+    fused_block_stats,
+    fused_maps,
+    fused_packed_stats,
+    fused_score,
+)
 from pipeline.reductions import FIELDS, block_statistics
 
 TOLERANCE = 1e-5
@@ -177,6 +183,20 @@ def test_concurrent_calls_from_threads(rng) -> None:
             results = list(pool.map(run, pairs))
         for fused, reference in zip(results, expected, strict=True):
             _assert_close(fused, reference)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("window", ["gaussian", "uniform"])
+def test_score_is_the_mean_of_the_map(rng, window, threads) -> None:
+    # 300 x 260: large enough for the parallel kernel (several row chunks).
+    x, y, data_range = _pair(rng, "uint8", (300, 260))
+    params = _params(window, 7, "sample", data_range)
+    del params["window"], params["components"]
+    maps = fused_maps(x, y, uniform=window == "uniform", threads=threads, **params)
+    score = fused_score(x, y, uniform=window == "uniform", threads=threads, **params)
+    np.testing.assert_allclose(score, maps["ssim"].astype(np.float64).mean(), rtol=1e-12)
+    # A reordered float64 sum of ones is still exact.
+    assert fused_score(x, x, uniform=window == "uniform", threads=threads, **params) == 1.0
 
 
 @pytest.mark.parametrize("window", ["gaussian", "uniform"])

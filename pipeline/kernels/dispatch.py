@@ -160,9 +160,9 @@ def block_score(
     """
     chosen = resolve_engine(engine, x, y)
     if chosen == "fused":
-        from pipeline.kernels.fused import fused_block_stats
+        from pipeline.kernels.fused import fused_score
 
-        stats = fused_block_stats(
+        return fused_score(
             x,
             y,
             weights=weights,
@@ -172,7 +172,6 @@ def block_score(
             cov_norm=cov_norm,
             threads=threads,
         )
-        return stats["ssim_sum"] / stats["count"]
     maps = block_maps(
         x,
         y,

@@ -46,7 +46,8 @@ Statistics without maps: :func:`fused_packed_stats` reduces each output row
 while it is in L1 into the packed region-``all`` row of
 :mod:`pipeline.reductions` (row-wise two-pass M2, Chan-merged), which is what
 the streaming engine needs for a whole image; :func:`fused_block_stats` gives
-plain sums.
+plain sums; :func:`fused_score` only the mean SSIM (no components, one
+vectorised sum per row), the path of ``pipeline.ssim``'s score.
 """
 
 from __future__ import annotations
@@ -61,7 +62,14 @@ from numba import njit, prange
 
 from pipeline.reductions import add_row_partial, bin_edges, empty_statistics, merge_statistics
 
-__all__ = ["FUSED_DTYPES", "STAT_NAMES", "fused_block_stats", "fused_maps", "fused_packed_stats"]
+__all__ = [
+    "FUSED_DTYPES",
+    "STAT_NAMES",
+    "fused_block_stats",
+    "fused_maps",
+    "fused_packed_stats",
+    "fused_score",
+]
 
 #: Input dtypes the compiled kernels read directly; anything else is cast to float64 first.
 FUSED_DTYPES = (np.dtype(np.uint8), np.dtype(np.uint16), np.dtype(np.float32), np.dtype(np.float64))
@@ -569,6 +577,21 @@ def _uniform_moments(
         mo[4 * _ACC + j] = cov_norm * (m[4, j0 + j] * scale - mu_x * mu_y)
 
 
+@_jit(fastmath={"reassoc"})
+def _row_sum(out: np.ndarray, n_out: int) -> float:
+    """float64 sum of ``out[0, :n_out]`` (the SSIM row), in any order so that it vectorises.
+
+    Reordering a float64 sum of float32 values moves it by ~1e-16 relative;
+    a row of ones still sums to exactly ``n_out``.
+    """
+    if n_out < 0:
+        return 0.0
+    total = 0.0
+    for j in range(n_out):
+        total += np.float64(out[0, j])
+    return total
+
+
 # ---------------------------------------------------------------------------
 # A chunk of output rows (one thread's work)
 
@@ -598,7 +621,8 @@ def _maps_chunk(
     ``maps`` planes are ``ssim, cs`` and, with ``components``, ``luminance,
     contrast, structure``; with ``write_maps=False`` the rows go to a scratch
     buffer and only their statistics are kept: :data:`STAT_NAMES` into
-    ``stats`` when it is not empty, and the packed region-``all`` row of
+    ``stats`` when it has that length, only ``count, ssim_sum`` when it has
+    length 2, and the packed region-``all`` row of
     :mod:`pipeline.reductions` (histogram over ``edges``) into ``packed`` when
     that is not empty (needs ``components``). ``ring`` is this chunk's
     ``(2, win_size, width)`` row buffer of the Gaussian path (float32, or
@@ -649,7 +673,11 @@ def _maps_chunk(
             _load_row(x, last, rx, last % win_size)
             _load_row(y, last, ry, last % win_size)
             _gaussian_row(rx, ry, g32, i, n_out, c1, c2, cov_norm, components, col, acc, mo, out)
-        if stats.shape[0] > 0:
+        if stats.shape[0] == 2:
+            # Score only: the mean needs one sum, which vectorises.
+            ssim_sum += _row_sum(out, n_out)
+            count += n_out
+        elif stats.shape[0] > 0:
             for j in range(n_out):
                 value = np.float64(out[0, j])
                 ssim_sum += value
@@ -666,7 +694,10 @@ def _maps_chunk(
         if packed.shape[0] > 0:
             # The row is still in L1: reduce it before the next one overwrites it.
             add_row_partial(out[0], out[2], out[3], out[4], n_out, edges, packed)
-    if stats.shape[0] > 0:
+    if stats.shape[0] == 2:
+        stats[0] = count
+        stats[1] = ssim_sum
+    elif stats.shape[0] > 0:
         stats[0] = count
         stats[1] = ssim_sum
         stats[2] = ssim_sum_sq
@@ -817,6 +848,7 @@ def _launch(
     write_maps: bool,
     threads: int | None,
     bins: int = 0,
+    score: bool = False,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     win_size = g.shape[0]
     n_threads = _plan_threads(threads, x.shape[:2], win_size)
@@ -830,7 +862,8 @@ def _launch(
     # returned map is a view with contiguous rows.
     maps = np.empty((n_rows, n_planes, n_cols) if write_maps else (0, 0, 0), dtype=np.float32)
     n_chunks = bounds.shape[0] - 1
-    stats = np.zeros((n_chunks, 0 if write_maps or bins else len(STAT_NAMES)))
+    n_stats = 2 if score else len(STAT_NAMES)
+    stats = np.zeros((n_chunks, 0 if write_maps or bins else n_stats))
     # Packed statistics: one partial row per chunk, merged by the caller.
     edges = bin_edges(bins) if bins else np.zeros(0)
     packed = empty_statistics(n_chunks, 1, bins)[:, 0] if bins else np.zeros((n_chunks, 0))
@@ -946,6 +979,28 @@ def fused_block_stats(
     merged["ssim_min"] = float(stats[:, STAT_NAMES.index("ssim_min")].min())
     merged["ssim_max"] = float(stats[:, STAT_NAMES.index("ssim_max")].max())
     return {name: merged[name] for name in STAT_NAMES}
+
+
+def fused_score(
+    x: Any,
+    y: Any,
+    *,
+    weights: np.ndarray,
+    uniform: bool,
+    c1: float,
+    c2: float,
+    cov_norm: float = 1.0,
+    threads: int | None = None,
+) -> float:
+    """Mean of the 'valid' SSIM map of a 2-D block (the score), without storing the map.
+
+    Same arguments as :func:`fused_maps`. Only SSIM and its float64 sum are
+    computed (no components, no other statistics): the cheapest path, the
+    one :func:`pipeline.ssim` takes for a score.
+    """
+    x, y, g = _prepare(x, y, weights)
+    _, stats, _ = _launch(x, y, g, uniform, c1, c2, cov_norm, False, False, threads, score=True)
+    return float(stats[:, 1].sum() / stats[:, 0].sum())
 
 
 def fused_packed_stats(
