@@ -176,7 +176,7 @@ def register_pair_opener(opener: PairOpener) -> None:
 
 
 def open_array(source: Any, name: str) -> tuple[da.Array, str, tuple[int, ...] | None]:
-    """One source as a Dask array, a label for it and its native chunking (Zarr only)."""
+    """One source as a Dask array, a label for it and its native chunking (None: unknown)."""
     array, label, native, _ = _open_source(source, name)
     return array, label, native
 
@@ -193,12 +193,24 @@ def _open_source(
     if isinstance(source, zarr.Group):
         raise ValueError(f"{name} is a Zarr group, not an array; pass one of its arrays")
     if isinstance(source, da.Array):
-        return source, "dask array", None, None
+        return source, "dask array", _dask_native(source), None
     if isinstance(source, np.ndarray):
-        return da.from_array(source, chunks=source.shape), "numpy array", None, None
+        # In memory, any tile is as cheap to take as any other: no read granularity.
+        native = (1,) * source.ndim
+        return da.from_array(source, chunks=source.shape), "numpy array", native, None
     raise TypeError(
         f"{name} must be a NumPy, Dask or Zarr array or a Zarr path (got {type(source).__name__})"
     )
+
+
+def _dask_native(array: da.Array) -> tuple[int, ...]:
+    """A Dask array's chunk along each axis it splits (1 along an axis in one piece).
+
+    Tiles are planned in multiples of it, so that a source chunk is not cut
+    between tasks; an axis held in one piece (a whole image per chunk) leaves
+    the tiling free, so one huge image still becomes many tasks.
+    """
+    return tuple(int(c[0]) if len(c) > 1 else 1 for c in array.chunks)
 
 
 def _open_zarr_path(path: Path, name: str) -> zarr.Array:
@@ -287,7 +299,10 @@ def open_pair(reference: Any, generated: Any, *, channel_axis: int | None = None
             f"(got {tuple(x.shape)} and {tuple(y.shape)})"
         )
     n = int(x4.shape[0])
-    native = _native_chunks(x_native or y_native, order, single, x4)
+    # The coarser read granularity decides (a Zarr side over an in-memory one).
+    known = [n for n in (x_native, y_native) if n is not None]
+    combined = tuple(max(sizes) for sizes in zip(*known, strict=True)) if known else None
+    native = _native_chunks(combined, order, single, x4)
     image = np.arange(n)
     prefix = "" if single else "[{}]"
     direct = tuple(

@@ -140,16 +140,19 @@ def _auto_tiles(
 ) -> tuple[int, int, int]:
     n, height, width, channels = shape
     per_image = height * width * channels
-    if per_image <= chunk_pixels:
-        return max(1, min(n, chunk_pixels // per_image)), height, width
-    side = max(1, int(math.sqrt(chunk_pixels / channels)))
 
     def aligned(target: int, unit: int, length: int) -> int:
         # Whole multiples of the source chunk: no source chunk is decoded by two tasks.
         unit = max(1, min(unit, length))
         return min(length, max(unit, (target // unit) * unit))
 
-    return 1, aligned(side, native[1], height), aligned(side, native[2], width)
+    if per_image <= chunk_pixels:
+        return aligned(chunk_pixels // per_image, native[0], n), height, width
+    # Large images: as many per task as one source chunk holds (usually one), tiled
+    # spatially so that a task still reads about chunk_pixels.
+    images = max(1, min(native[0], n))
+    side = max(1, int(math.sqrt(chunk_pixels / (channels * images))))
+    return images, aligned(side, native[1], height), aligned(side, native[2], width)
 
 
 def batch_bounds(chunks: tuple[int, ...]) -> np.ndarray:

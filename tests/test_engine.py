@@ -185,12 +185,36 @@ def test_zarr_stores_and_shards(tmp_path, rng, zarr_format):
     np.testing.assert_array_equal(ds["ssim_hist"].values, memory["ssim_hist"].values)
 
 
+@pytest.mark.parametrize("kind", ["numpy", "dask-one-chunk", "dask-chunked", "numpy+zarr"])
+def test_in_memory_images_are_tiled_spatially(tmp_path, rng, kind):
+    # A single huge in-memory image used to be one task (one core, the whole map's
+    # working set); it is tiled like a Zarr source, aligned to Dask or Zarr chunks.
+    x, y = (a[0] for a in _pair(rng, (1, 90, 70)))
+    if kind.startswith("dask"):
+        chunks = x.shape if kind == "dask-one-chunk" else (30, 35)
+        x, y = da.from_array(x, chunks=chunks), da.from_array(y, chunks=chunks)
+    if kind == "numpy+zarr":
+        y = zarr.create_array(tmp_path / "y.zarr", data=y, chunks=(45, 35))
+    pair = open_pair(x, y)
+    plan = plan_run(RunConfig(chunk_pixels=1600), pair)
+    assert len(plan.chunks[1]) > 1 and len(plan.chunks[2]) > 1
+    if kind in ("dask-chunked", "numpy+zarr"):
+        units = (30, 35) if kind == "dask-chunked" else (45, 35)
+        for sizes, unit in zip(plan.chunks[1:3], units, strict=True):
+            assert all(size % unit == 0 for size in sizes[:-1]), (sizes, unit)
+    tiled = sp.evaluate(x, y, chunk_pixels=1600, regions="2x2")
+    whole = sp.evaluate(np.asarray(x), np.asarray(y), chunk_pixels=10**6, regions="2x2")
+    np.testing.assert_allclose(tiled["ssim"].values, whole["ssim"].values, atol=TOLERANCE)
+    np.testing.assert_array_equal(tiled["count"].values, whole["count"].values)
+
+
 @pytest.mark.parametrize(
     ("zarr_format", "inner", "shards", "shape"),
     [
         (2, (1, 16, 16), None, (3, 50, 61)),  # v2, uneven last chunks
         (3, (1, 8, 8), (1, 16, 24), (2, 50, 60)),  # sharded: tiles are whole shards
         (3, (1, 3, 4), None, (2, 40, 38)),  # chunks smaller than the overlap depth
+        (3, (2, 16, 16), None, (4, 50, 60)),  # two images per chunk: read by one task
     ],
 )
 def test_zarr_read_straight_at_the_planned_tiles(tmp_path, rng, zarr_format, inner, shards, shape):
@@ -204,6 +228,9 @@ def test_zarr_read_straight_at_the_planned_tiles(tmp_path, rng, zarr_format, inn
     settings = {"regions": "3x2", "chunk_pixels": 700, "engine": "reference"}
     plan = plan_run(RunConfig(**settings), open_pair(*paths))
     assert len(plan.chunks[1]) > 1 and len(plan.chunks[2]) > 1  # really tiled spatially
+    # Tiles in whole source chunks (shards), along the image axis too.
+    unit = (shards or inner)[0]
+    assert all(size % unit == 0 for size in plan.chunks[0][:-1]), plan.chunks[0]
     layers = plan.statistics.__dask_graph__().layers
     assert not any("rechunk" in name or "overlap" in name for name in layers)
     ds = sp.evaluate(str(paths[0]), str(paths[1]), **settings)
