@@ -11,11 +11,11 @@ L1 cache, so no map is ever stored:
 
 * the channels are read from the interleaved ``(y, x, channel)`` block as they
   are (no per-channel copy), one input row of every channel per step;
-* each channel's row is computed by the very routines of
-  :mod:`pipeline.kernels.fused` (the Gaussian ring-and-tiles path or the
-  uniform running sums, same row chunks for the same ``threads``), so each
-  per-channel value is bit for bit the one :func:`~pipeline.kernels.fused.fused_maps`
-  returns;
+* each channel's row is computed by the very routines of the fused kernel
+  (the Gaussian ring-and-tiles path of :mod:`pipeline.kernels.fused_gaussian`
+  or the uniform running sums of :mod:`pipeline.kernels.fused_uniform`, same
+  row chunks for the same ``threads``), so each per-channel value is bit for
+  bit the one :func:`~pipeline.kernels.fused.fused_maps` returns;
 * the channels are summed in float32 in channel order and divided by the
   channel count in float32, which is exactly what ``KernelSpec.maps`` does
   with the fused engine's float32 maps;
@@ -35,25 +35,21 @@ from typing import Any
 import numpy as np
 from numba import prange
 
-from pipeline.kernels.fused import (
-    _ACC,
-    _COL,
-    _add_row,
+from pipeline.kernels.fused_combine import _ACC, _COL, _jit
+from pipeline.kernels.fused_gaussian import _gaussian_row
+from pipeline.kernels.fused_launch import (
     _check_weights,
-    _gaussian_row,
-    _jit,
     _kernel_dtype,
     _plan_threads,
     _row_bounds,
     _run_kernel,
-    _swap_row,
-    _uniform_row,
 )
+from pipeline.kernels.fused_uniform import _add_row, _swap_row, _uniform_row
 from pipeline.reductions import add_row_partial, bin_edges, empty_statistics, merge_statistics
 
 __all__ = ["fused_colour_packed_stats"]
 
-# Planes of a combined row (see fused._combine_row): ssim, cs, luminance,
+# Planes of a combined row (see fused_combine._combine_row): ssim, cs, luminance,
 # contrast, structure. cs is not part of the packed statistics.
 _AVERAGED_PLANES = (0, 2, 3, 4)
 
@@ -114,7 +110,7 @@ def _colour_chunk(
     part = np.empty((5, n_out), dtype=np.float32)
     mo = np.empty(5 * _ACC, dtype=np.float32)
     g32 = g.astype(np.float32)
-    # Uniform: per-channel column sums, restarted at each chunk like fused._maps_chunk.
+    # Uniform: per-channel column sums, restarted at each chunk like fused_chunk._maps_chunk.
     v = np.zeros((channels if uniform else 0, 5, width), dtype=np.float64)
     m = np.empty((5, n_out if uniform else 0), dtype=np.float64)
     scale = g[0] * g[0]
@@ -219,7 +215,7 @@ def fused_colour_packed_stats(
     weights : numpy.ndarray
         The separable 1-D window (:func:`pipeline.kernels.windows.window_weights`).
     uniform : bool
-        The window is a box: running sums (see :mod:`pipeline.kernels.fused`).
+        The window is a box: running sums (see :mod:`pipeline.kernels.fused_uniform`).
     c1, c2 : float
         ``C1 = (K1 L)^2`` and ``C2 = (K2 L)^2``; ``C3 = C2 / 2``.
     bins : int

@@ -1,0 +1,112 @@
+"""What the fused CPU kernels share: compilation options, buffer layout, the comparison step.
+
+The Gaussian (:mod:`pipeline.kernels.fused_gaussian`) and uniform
+(:mod:`pipeline.kernels.fused_uniform`) paths both turn an output row into
+float32 local moments ``mu_x, mu_y, sigma_x^2, sigma_y^2, sigma_xy``, one tile
+of columns at a time, in the flat buffer layout below; :func:`_combine_row`
+turns each tile into the comparison maps (Wang et al. 2004, eqs. 6-13).
+:mod:`pipeline.kernels.fused_chunk` and :mod:`pipeline.kernels.fused_colour`
+compile their row loops with the same :func:`_jit` options.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from numba import njit
+
+# ---------------------------------------------------------------------------
+# Compilation options
+#
+# All kernels use error_model="numpy": Python's ZeroDivisionError check puts a
+# branch in every division and stops LLVM from vectorising the loops (the
+# denominators here are >= C1 or C2 > 0 anyway). The Gaussian accumulation
+# loops allow FMA contraction ('contract', nothing else): x and y go through
+# the same instruction sequence and every cross term is a product of one x
+# and one y factor, so the contracted result is still exactly symmetric and
+# gives ssim(x, x) == 1 (tested). The comparison step has no fastmath at all:
+# contracting ``mu_x^2 + mu_y^2`` differently from ``2 mu_x mu_y`` would break
+# the identity. Each loop touches few distinct arrays (buffers are (quantity,
+# column) rows) so that LLVM's runtime alias checks stay within its budget.
+
+# Output columns per tile of the Gaussian path: the tile's column statistics
+# (7 x ~266 float32), accumulators (8 x 256) and moments (5 x 256) take ~20 KB
+# and stay in a 48 KB L1 data cache next to the input rows being read.
+_TILE = 256
+# Row strides (float32 elements) of the flat per-tile buffers; not powers of
+# two, so that the rows do not map to the same L1 cache sets. _COL bounds the
+# window: with win_size <= _MAX_TAPS a tile still has at least 9 columns.
+_ACC = _TILE + 8
+_COL = 1048
+_MAX_TAPS = _COL - 8
+
+_CONTRACT = {"contract"}
+
+
+def _jit(*, parallel: bool = False, fastmath: bool | set[str] = False) -> Any:
+    """numba's ``njit`` with the fused kernels' options (cached, GIL released, numpy errors)."""
+    return njit(cache=True, nogil=True, error_model="numpy", parallel=parallel, fastmath=fastmath)
+
+
+# ---------------------------------------------------------------------------
+# Moments -> comparison maps
+
+
+@_jit()
+def _combine_row(
+    mo: np.ndarray,
+    n_out: int,
+    c1: float,
+    c2: float,
+    components: bool,
+    out: np.ndarray,
+    o0: int,
+) -> None:
+    """Luminance, contrast, structure, cs and SSIM (eqs. 6-13) from local moments.
+
+    ``mo[q * _ACC + j]`` for ``j < n_out`` holds float32 ``mu_x, mu_y,
+    sigma_x^2, sigma_y^2, sigma_xy`` (q = 0..4); ``out[:, o0:o0 + n_out]``
+    rows receive ssim, cs and, with ``components``, luminance, contrast,
+    structure. All terms are non-negative or bounded by the denominator
+    (``|2 sigma_xy| <= sigma_x^2 + sigma_y^2``), so float32 adds only ~1e-7
+    here. ``out`` is passed whole with explicit extents: a column slice of a
+    2-D array is non-contiguous to numba, and that stops vectorisation.
+    """
+    # A proof for LLVM that the indices below are non-negative: without it
+    # numba's negative-index wraparound adds a select per access and the loop
+    # is not vectorised.
+    if o0 < 0 or n_out < 0:
+        return
+    c1_32 = np.float32(c1)
+    c2_32 = np.float32(c2)
+    c3_32 = np.float32(c2 / 2)
+    two = np.float32(2.0)
+    zero = np.float32(0.0)
+    # Two loops rather than a branch inside one, so that each vectorises.
+    if not components:
+        for j in range(n_out):
+            mu_x = mo[j]
+            mu_y = mo[_ACC + j]
+            luminance = (two * mu_x * mu_y + c1_32) / (mu_x * mu_x + mu_y * mu_y + c1_32)
+            cs = (two * mo[4 * _ACC + j] + c2_32) / (mo[2 * _ACC + j] + mo[3 * _ACC + j] + c2_32)
+            out[0, o0 + j] = luminance * cs
+            out[1, o0 + j] = cs
+        return
+    for j in range(n_out):
+        mu_x = mo[j]
+        mu_y = mo[_ACC + j]
+        sigma_x_sq = mo[2 * _ACC + j]
+        sigma_y_sq = mo[3 * _ACC + j]
+        sigma_xy = mo[4 * _ACC + j]
+        luminance = (two * mu_x * mu_y + c1_32) / (mu_x * mu_x + mu_y * mu_y + c1_32)
+        denominator = sigma_x_sq + sigma_y_sq + c2_32
+        cs = (two * sigma_xy + c2_32) / denominator
+        # Rounding can leave a variance a hair below zero; the square root needs >= 0.
+        sigma_x = np.sqrt(max(sigma_x_sq, zero))
+        sigma_y = np.sqrt(max(sigma_y_sq, zero))
+        out[0, o0 + j] = luminance * cs
+        out[1, o0 + j] = cs
+        out[2, o0 + j] = luminance
+        out[3, o0 + j] = (two * sigma_x * sigma_y + c2_32) / denominator
+        out[4, o0 + j] = (sigma_xy + c3_32) / (sigma_x * sigma_y + c3_32)

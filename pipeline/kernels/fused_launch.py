@@ -1,0 +1,116 @@
+"""Checks and thread planning of the fused CPU kernels, on the Python side.
+
+Shared by :mod:`pipeline.kernels.fused` and :mod:`pipeline.kernels.fused_colour`:
+the checks of the window and of ``threads``, the dtype both images are read as,
+how many threads a block gets and which output rows each chunk covers, and the
+launch of the serial or the parallel kernel (parallel launches take turns).
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from typing import Any
+
+import numba
+import numpy as np
+
+from pipeline.kernels.fused_combine import _MAX_TAPS
+
+#: Input dtypes the compiled kernels read directly; anything else is cast to float64 first.
+FUSED_DTYPES = (np.dtype(np.uint8), np.dtype(np.uint16), np.dtype(np.float32), np.dtype(np.float64))
+
+# numba's default 'workqueue' threading layer aborts when two threads launch
+# parallel kernels at once; the OpenMP and TBB layers are safe but would then
+# oversubscribe the cores. Parallel launches therefore take turns.
+_PARALLEL_LOCK = threading.Lock()
+
+# Below this many output pixels (~1 ms of serial work) a call stays serial.
+_PARALLEL_MIN_PIXELS = 128 * 128
+
+
+def _check_threads(threads: int | None) -> int | None:
+    if threads is None:
+        return None
+    if isinstance(threads, bool) or not isinstance(threads, int | np.integer):
+        raise TypeError(f"threads must be a positive integer or None (got {threads!r})")
+    if threads < 1:
+        raise ValueError(f"threads must be a positive integer or None (got {threads})")
+    return int(threads)
+
+
+def _check_weights(weights: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """The window's taps as float64, checked against the block's spatial ``shape``."""
+    g = np.ascontiguousarray(weights, dtype=np.float64)
+    if g.ndim != 1 or g.shape[0] > min(shape):
+        raise ValueError(
+            f"weights must be 1-D with at most min(shape) taps (got {g.shape} for shape {shape})"
+        )
+    if g.shape[0] > _MAX_TAPS:
+        raise ValueError(f"weights must have at most {_MAX_TAPS} taps (got {g.shape[0]})")
+    if not np.array_equal(g, g[::-1]):
+        # The Gaussian path adds taps k and win_size - 1 - k with one weight.
+        raise ValueError(f"weights must be symmetric (got {np.array2string(g, precision=4)})")
+    return g
+
+
+def _kernel_dtype(x: np.ndarray, y: np.ndarray) -> np.dtype:
+    """The dtype both images are read as."""
+    dtype = np.result_type(x.dtype, y.dtype)
+    # Integer images are read as they are (no float copy: half the memory of a
+    # float32 cast and an eighth of float64); other dtypes go to float64 so
+    # that the value the kernel sees is exactly the reference's.
+    return dtype if dtype in FUSED_DTYPES else np.dtype(np.float64)
+
+
+def _prepare(x: Any, y: Any, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    x = np.asarray(x)
+    y = np.asarray(y)
+    if x.ndim != 2 or x.shape != y.shape:
+        raise ValueError(
+            f"the fused kernel needs two 2-D arrays of the same shape (got {x.shape} and {y.shape})"
+        )
+    g = _check_weights(weights, x.shape)
+    dtype = _kernel_dtype(x, y)
+    x = np.ascontiguousarray(x, dtype=dtype)
+    y = np.ascontiguousarray(y, dtype=dtype)
+    return x, y, g
+
+
+def _plan_threads(threads: int | None, shape: tuple[int, ...], win_size: int) -> int:
+    """How many threads a block of spatial ``shape`` is split over (``threads`` checked)."""
+    threads = _check_threads(threads)
+    # None: every thread numba is allowed (NUMBA_NUM_THREADS or numba.set_num_threads).
+    pool_size: int = numba.config.NUMBA_NUM_THREADS  # type: ignore[attr-defined]
+    n_threads = numba.get_num_threads() if threads is None else min(threads, pool_size)
+    if (shape[0] - win_size + 1) * (shape[1] - win_size + 1) < _PARALLEL_MIN_PIXELS:
+        # Waking the thread pool costs more than a small block's whole work.
+        n_threads = 1
+    return n_threads
+
+
+def _row_bounds(n_rows: int, n_threads: int, win_size: int, uniform: bool) -> np.ndarray:
+    # Several chunks per thread even out uneven progress; uniform chunks stay
+    # long enough that restarting the running sums (win_size rows) is cheap.
+    n_chunks = max(1, 4 * n_threads) if n_threads > 1 else 1
+    min_rows = 4 * win_size if uniform else 4
+    rows_per_chunk = max(min_rows, math.ceil(n_rows / n_chunks))
+    if uniform and n_threads == 1:
+        # Restarting bounds the drift of running sums over float input.
+        rows_per_chunk = max(min_rows, 256)
+    edges = [*range(0, n_rows, rows_per_chunk), n_rows]
+    return np.asarray(edges, dtype=np.int64)
+
+
+def _run_kernel(serial: Any, parallel: Any, n_threads: int, args: tuple[Any, ...]) -> None:
+    """``serial(*args)`` on this thread, or ``parallel(*args)`` on ``n_threads`` of numba's."""
+    if n_threads == 1:
+        serial(*args)
+        return
+    with _PARALLEL_LOCK:
+        previous = numba.get_num_threads()
+        numba.set_num_threads(n_threads)
+        try:
+            parallel(*args)
+        finally:
+            numba.set_num_threads(previous)

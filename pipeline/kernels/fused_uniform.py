@@ -1,0 +1,123 @@
+"""Uniform (box) window of the fused CPU kernel: float64 running sums, row by row.
+
+The window's vertical sums are running column sums (:func:`_add_row` at the
+start of a chunk of rows, then :func:`_swap_row`: add the row entering the
+window, remove the row leaving it) and its horizontal sums slide along the row
+(:func:`_slide_row`), so the cost per pixel does not depend on ``win_size``.
+:func:`_uniform_moments` turns the window sums into float32 moments and
+:func:`~pipeline.kernels.fused_combine._combine_row` those into maps, tile by
+tile (:func:`_uniform_row`). The chunk driver
+(:func:`pipeline.kernels.fused_chunk._maps_chunk`) restarts the sums at each chunk,
+which bounds rounding drift for float input (integer input is summed exactly).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from pipeline.kernels.fused_combine import _ACC, _TILE, _combine_row, _jit
+
+# ---------------------------------------------------------------------------
+# Uniform window: float64 running sums
+#
+# Running sums cannot be centred per window, so they stay in float64: every
+# uint8/uint16/float32 pixel and every product of two integer pixels is exact
+# there, and the cancellation in E[x^2] - mu^2 happens in float64.
+
+
+@_jit()
+def _add_row(x: np.ndarray, y: np.ndarray, row: int, sign: float, v: np.ndarray) -> None:
+    """Add (``sign=1``) or remove (``sign=-1``) one input row's moments from the column sums."""
+    # A proof for LLVM that the indices below are non-negative (see _combine_row).
+    if row < 0:
+        return
+    for j in range(x.shape[1]):
+        a = np.float64(x[row, j])
+        b = np.float64(y[row, j])
+        v[0, j] += sign * a
+        v[1, j] += sign * b
+        v[2, j] += sign * (a * a)
+        v[3, j] += sign * (b * b)
+        v[4, j] += sign * (a * b)
+
+
+@_jit()
+def _swap_row(x: np.ndarray, y: np.ndarray, new: int, old: int, v: np.ndarray) -> None:
+    """Add input row ``new`` and remove row ``old`` from the column sums in one pass.
+
+    The same two float64 operations per sum and pixel, in the same order, as
+    ``_add_row(new, +1)`` then ``_add_row(old, -1)``: identical sums, half the
+    passes over ``v``.
+    """
+    if new < 0 or old < 0:
+        return
+    for j in range(x.shape[1]):
+        a = np.float64(x[new, j])
+        b = np.float64(y[new, j])
+        p = np.float64(x[old, j])
+        q = np.float64(y[old, j])
+        v[0, j] = (v[0, j] + a) - p
+        v[1, j] = (v[1, j] + b) - q
+        v[2, j] = (v[2, j] + a * a) - p * p
+        v[3, j] = (v[3, j] + b * b) - q * q
+        v[4, j] = (v[4, j] + a * b) - p * q
+
+
+@_jit()
+def _slide_row(win_size: int, v: np.ndarray, m: np.ndarray) -> None:
+    """Horizontal box sums of the column sums, one add and one subtract per output pixel."""
+    # A proof for LLVM that the indices below are non-negative (see _combine_row).
+    if win_size < 1:
+        return
+    n_out = m.shape[1]
+    for q in range(5):
+        s = 0.0
+        for k in range(win_size):
+            s += v[q, k]
+        m[q, 0] = s
+        for j in range(1, n_out):
+            # The difference first: one dependent add per step instead of two.
+            s += v[q, j + win_size - 1] - v[q, j - 1]
+            m[q, j] = s
+
+
+@_jit()
+def _uniform_row(
+    v: np.ndarray,
+    m: np.ndarray,
+    win_size: int,
+    n_out: int,
+    scale: float,
+    c1: float,
+    c2: float,
+    cov_norm: float,
+    components: bool,
+    mo: np.ndarray,
+    out: np.ndarray,
+) -> None:
+    """One output row of the uniform path from the column sums ``v``, in column tiles."""
+    _slide_row(win_size, v, m)
+    for j0 in range(0, n_out, _TILE):
+        n_tile = min(_TILE, n_out - j0)
+        _uniform_moments(m, j0, n_tile, scale, cov_norm, mo)
+        _combine_row(mo, n_tile, c1, c2, components, out, j0)
+
+
+@_jit()
+def _uniform_moments(
+    m: np.ndarray, j0: int, n_tile: int, scale: float, cov_norm: float, mo: np.ndarray
+) -> None:
+    """float32 moments of columns ``j0 .. j0 + n_tile`` from the float64 window sums.
+
+    The cancellation in E[x^2] - mu^2 happens here, in float64.
+    """
+    if j0 < 0 or n_tile < 0:
+        return
+    for j in range(n_tile):
+        mu_x = m[0, j0 + j] * scale
+        mu_y = m[1, j0 + j] * scale
+        mo[j] = mu_x
+        mo[_ACC + j] = mu_y
+        mo[2 * _ACC + j] = cov_norm * (m[2, j0 + j] * scale - mu_x * mu_x)
+        mo[3 * _ACC + j] = cov_norm * (m[3, j0 + j] * scale - mu_y * mu_y)
+        mo[4 * _ACC + j] = cov_norm * (m[4, j0 + j] * scale - mu_x * mu_y)
