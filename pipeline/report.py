@@ -293,8 +293,8 @@ def _worst_figure(ds: xr.Dataset, worst: Sequence[_WorstPair]) -> tuple[Figure |
     axes = np.asarray(figure.subplots(len(worst), 3, squeeze=False))
     notes = []
     for row, pair in zip(axes, worst, strict=True):
-        # The review accessor owns where maps and images are found (saved maps, files,
-        # Zarr stacks) and how a missing map is recomputed.
+        # pipeline.review_maps (behind ds.review.pair_data) owns where maps and images are
+        # found (saved maps, files, Zarr stacks) and how a missing map is recomputed.
         reference, generated, found, source = ds.review.pair_data(pair.image)
         ssim_map = found.get(SSIM)
         notes.append(source if ssim_map is not None else "unavailable")

@@ -1,0 +1,123 @@
+"""Two models on the same references: the comparison behind ``ds.review.compare``.
+
+Two result Datasets are aligned on the image ids and regions they share; the
+per-pair differences, the winner of each pair and region, and paired two-sided
+t-tests per region come back as one Dataset (described in
+:meth:`pipeline.accessor.ReviewAccessor.compare`). SciPy is imported only when
+the statistics are computed.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import xarray as xr
+
+from pipeline.dataset import FLOAT_STATISTICS, IMAGE, REFERENCE, REGION, SCORE_ATTRS, SSIM
+from pipeline.review_tables import _preview, _strings, image_ids, ok_mask, region_names
+
+__all__ = ["compare_results", "paired_statistics"]
+
+
+def compare_results(
+    ds: xr.Dataset,
+    other: xr.Dataset,
+    *,
+    names: tuple[str, str] = ("a", "b"),
+    variable: str = SSIM,
+    check_params: bool = True,
+) -> xr.Dataset:
+    """``ds`` (model ``names[0]``) against ``other`` (``names[1]``), pair by pair.
+
+    ``ds`` must already have the result schema (the accessor checks it); ``other``
+    is checked here. Arguments, result and errors as in
+    :meth:`pipeline.accessor.ReviewAccessor.compare`.
+    """
+    from pipeline.report import _check_schema
+
+    if not isinstance(other, xr.Dataset):
+        raise TypeError(f"other must be an xarray.Dataset of results (got {type(other).__name__})")
+    _check_schema(other)
+    if variable not in FLOAT_STATISTICS:
+        raise ValueError(
+            f"variable must be one of {', '.join(FLOAT_STATISTICS)} (got {variable!r})"
+        )
+    if len(names) != 2 or names[0] == names[1]:
+        raise ValueError(f"names must be two different labels (got {names!r})")
+    if check_params:
+        differ = [
+            f"{key}: {ds.attrs.get(key)!r} vs {other.attrs.get(key)!r}"
+            for key in SCORE_ATTRS
+            if ds.attrs.get(key) != other.attrs.get(key)
+        ]
+        if differ:
+            raise ValueError(
+                "the results were computed with different SSIM settings ("
+                + "; ".join(differ)
+                + "); their scores are not comparable (check_params=False to compare anyway)"
+            )
+    ours_ids, their_ids = image_ids(ds), image_ids(other)
+    lookup = {name: k for k, name in enumerate(their_ids)}
+    shared = [name for name in ours_ids if name in lookup]
+    if not shared:
+        raise ValueError(
+            "the two results share no image id, so nothing can be compared: this one has "
+            f"{_preview(ours_ids, 3)}, other has {_preview(their_ids, 3)}; compare results "
+            "evaluated on the same references"
+        )
+    regions = [r for r in region_names(ds) if r in set(region_names(other))]
+    index_a = [ours_ids.index(name) for name in shared]
+    index_b = [lookup[name] for name in shared]
+    a = ds.isel({IMAGE: index_a})
+    b = other.isel({IMAGE: index_b})
+    score_a = np.asarray(a[variable].sel({REGION: regions}).values, dtype=np.float64)
+    score_b = np.asarray(b[variable].sel({REGION: regions}).values, dtype=np.float64)
+    score_a[~ok_mask(ds)[index_a]] = np.nan
+    score_b[~ok_mask(other)[index_b]] = np.nan
+    out = xr.Dataset(
+        {"a": ((IMAGE, REGION), score_a), "b": ((IMAGE, REGION), score_b)},
+        coords={IMAGE: a[IMAGE].values, REGION: np.asarray(regions, dtype=object)},
+    )
+    difference = score_a - score_b
+    out["difference"] = ((IMAGE, REGION), difference)
+    winner = np.where(difference > 0, names[0], np.where(difference < 0, names[1], "tie"))
+    winner = np.where(np.isfinite(difference), winner, "")
+    out["winner"] = ((IMAGE, REGION), winner.astype(object))
+    for key, value in paired_statistics(difference).items():
+        out[key] = ((REGION,), value)
+    out.attrs.update(
+        names=list(names),
+        variable=variable,
+        same_references=_strings(a[REFERENCE].values) == _strings(b[REFERENCE].values),
+    )
+    return out
+
+
+def paired_statistics(difference: np.ndarray) -> dict[str, np.ndarray]:
+    """Per-column paired statistics of ``(pairs, regions)`` differences (NaN = missing)."""
+    from scipy import stats
+
+    finite = np.isfinite(difference)
+    n = finite.sum(axis=0)
+    values = np.where(finite, difference, 0.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = values.sum(axis=0) / n
+        squares = np.where(finite, (difference - mean) ** 2, 0.0).sum(axis=0)
+        std = np.sqrt(squares / (n - 1))
+        t = mean / (std / np.sqrt(n))
+    std = np.where(n >= 2, std, np.nan)
+    # A zero spread with a non-zero mean is a certain difference: t infinite, p 0.
+    t = np.where(n >= 2, t, np.nan)
+    p = np.where(
+        np.isnan(t), np.nan, 2.0 * stats.t.sf(np.abs(np.nan_to_num(t)), np.maximum(n - 1, 1))
+    )
+    p = np.where(np.isinf(t), 0.0, p)
+    return {
+        "n_pairs": n,
+        "mean_difference": np.where(n > 0, mean, np.nan),
+        "std_difference": std,
+        "wins_a": (finite & (difference > 0)).sum(axis=0),
+        "wins_b": (finite & (difference < 0)).sum(axis=0),
+        "ties": (finite & (difference == 0)).sum(axis=0),
+        "t_statistic": t,
+        "p_value": p,
+    }

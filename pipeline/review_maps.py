@@ -1,0 +1,199 @@
+"""Where one pair's images and SSIM maps are found again, or recomputed.
+
+Maps come, in this order, from the maps passed in; from the maps the run saved
+(``save_maps=True``: the store's ``maps`` group or ``maps_output``); or are
+recomputed with :func:`pipeline.ssim` and the parameters in the attrs from the
+images: the arrays passed in, else the files (folders) or Zarr arrays (stacks)
+the ``reference``/``generated`` coordinates name. In-memory inputs cannot be
+found again. ``ds.review.pair_data`` and ``ds.review.show_pair`` use this, and
+through them the HTML report.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from pipeline.dataset import CONTRAST, GENERATED, IMAGE, LUMINANCE, REFERENCE, SSIM, STRUCTURE
+from pipeline.review_tables import _strings, image_ids, image_position
+
+__all__ = ["MapsSource", "pair_data", "recompute_maps"]
+
+#: A Zarr group of maps (a path) or a mapping of arrays shaped ``(image, y, x)``.
+MapsSource = str | os.PathLike[str] | Mapping[str, Any] | None
+
+_MAP_NAMES = (SSIM, LUMINANCE, CONTRAST, STRUCTURE)
+_STACK_NAME = re.compile(r"^(?P<path>.*)\[(?P<index>\d+)\]$")
+
+
+def pair_data(
+    ds: xr.Dataset,
+    image: str | int,
+    *,
+    maps: MapsSource = None,
+    reference: Any = None,
+    generated: Any = None,
+) -> tuple[np.ndarray | None, np.ndarray | None, dict[str, np.ndarray], str]:
+    """One pair's ``(reference, generated, maps, source)``: see ``ds.review.pair_data``."""
+    k = image_position(ds, image)
+    ref_image, gen_image = (
+        _source_image(ds, k, given, side)
+        for given, side in ((reference, REFERENCE), (generated, GENERATED))
+    )
+    found, source = _saved_maps(ds, k, maps)
+    if not found and ref_image is not None and gen_image is not None:
+        found, source = recompute_maps(ds, ref_image, gen_image), "recomputed"
+    return ref_image, gen_image, found, source
+
+
+# -- saved maps ----------------------------------------------------------------
+
+
+def _store_path(ds: xr.Dataset) -> Path | None:
+    source = ds.encoding.get("source")
+    return Path(source) if source and Path(source).is_dir() else None
+
+
+def _maps_locations(ds: xr.Dataset) -> list[Path]:
+    config = ds.attrs.get("config")
+    paths: list[Path] = []
+    if ds.attrs.get("maps_output"):
+        paths.append(Path(str(ds.attrs["maps_output"])))
+    if isinstance(config, str):
+        try:
+            maps_output = json.loads(config).get("maps_output")
+        except (ValueError, AttributeError):
+            maps_output = None
+        if maps_output:
+            paths.append(Path(str(maps_output)))
+    store = _store_path(ds)
+    if store is not None:
+        paths.append(store / "maps")
+    return [p for p in paths if p.is_dir()]
+
+
+def _store_position(ds: xr.Dataset, k: int) -> int:
+    """Position of pair ``k`` in the store the maps were written beside."""
+    store = _store_path(ds)
+    if store is None:
+        return k
+    stored = _strings(xr.open_zarr(store, consolidated=False)[IMAGE].values)
+    wanted = image_ids(ds)[k]
+    return stored.index(wanted) if wanted in stored else k
+
+
+def _saved_maps(ds: xr.Dataset, k: int, maps: MapsSource) -> tuple[dict[str, np.ndarray], str]:
+    import zarr
+
+    if maps is not None and not isinstance(maps, str | os.PathLike | Mapping):
+        raise TypeError(
+            f"maps must be a Zarr group path or a mapping of arrays (got {type(maps).__name__})"
+        )
+    if isinstance(maps, Mapping):
+        groups: list[tuple[Any, int]] = [(maps, k)]
+    else:
+        paths = [Path(maps)] if maps is not None else _maps_locations(ds)
+        if maps is not None and not Path(maps).is_dir():
+            raise FileNotFoundError(f"maps path {str(maps)!r} is not a Zarr group folder")
+        position = k if maps is not None else _store_position(ds, k)
+        groups = [(zarr.open_group(str(p), mode="r"), position) for p in paths]
+    for group, position in groups:
+        found = {}
+        for name in _MAP_NAMES:
+            if name in group and group[name].shape[0] > position:
+                values = np.asarray(group[name][position], dtype=np.float64)
+                found[name] = values.mean(axis=-1) if values.ndim == 3 else values
+        if SSIM in found:
+            return found, "saved"
+    return {}, "unavailable"
+
+
+# -- images --------------------------------------------------------------------
+
+
+def _source_image(ds: xr.Dataset, k: int, given: Any, side: str) -> np.ndarray | None:
+    sources = _sources(ds)
+    shape = sources.get("shape")
+    channel_axis = sources.get("channel_axis")
+    if given is not None:
+        picture = np.asarray(given)
+        stack = isinstance(shape, list) and list(picture.shape) == shape
+        if stack and len(picture.shape) - (channel_axis is not None) == 3:
+            picture = picture[k]
+            if channel_axis is not None:
+                axis = channel_axis if channel_axis < 0 else channel_axis - 1
+                picture = np.moveaxis(picture, axis, -1)
+        return picture
+    name = _strings(ds[side].values[k])[0]
+    if Path(name).is_file():
+        from pipeline.report import _load_image
+
+        return _load_image(name)
+    match = _STACK_NAME.match(name)
+    if match and Path(match["path"]).is_dir():
+        import zarr
+
+        try:
+            array = zarr.open_array(match["path"], mode="r")
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        picture = np.asarray(array[int(match["index"])])
+        if channel_axis is not None:
+            axis = channel_axis if channel_axis < 0 else channel_axis - 1
+            picture = np.moveaxis(picture, axis, -1)
+        return picture
+    return None
+
+
+def _sources(ds: xr.Dataset) -> dict[str, Any]:
+    text = ds.attrs.get("sources")
+    try:
+        value = json.loads(text) if isinstance(text, str) else {}
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+# -- recomputed maps -----------------------------------------------------------
+
+
+def recompute_maps(
+    ds: xr.Dataset, reference: np.ndarray, generated: np.ndarray
+) -> dict[str, np.ndarray]:
+    """SSIM, l, c and s maps of one pair, with the SSIM settings recorded in ``ds.attrs``."""
+    import pipeline
+    from pipeline.report import _SSIM_PARAMS
+
+    attrs = ds.attrs
+    params = {
+        name: attrs[f"ssim_{name}"]
+        for name in _SSIM_PARAMS
+        if attrs.get(f"ssim_{name}") is not None
+    }
+    data_range = attrs.get("data_range")
+    coloured = reference.ndim == 3
+    color_mode = str(attrs.get("color_mode", "channels"))
+    result = pipeline.ssim(
+        reference,
+        generated,
+        data_range=float(data_range) if isinstance(data_range, int | float) else None,
+        profile=str(attrs.get("profile", "wang2004")),
+        channel_axis=-1 if coloured else None,
+        color_mode=color_mode if coloured and color_mode != "grey" else "channels",
+        full=True,
+        **params,
+    )
+    assert isinstance(result, tuple)  # full=True returns (score, maps)
+    out = {}
+    for name in _MAP_NAMES:
+        values = np.asarray(result[1][name], dtype=np.float64)
+        # Per-channel maps: their mean, as the engine stores them.
+        out[name] = values.mean(axis=-1) if values.ndim == 3 else values
+    return out
