@@ -2,7 +2,9 @@
 
 Every peer is measured in the same process and run as this project, on the
 same image pair, and reported as a ratio (peer time / our time). A peer that
-is not installed is printed as ``skipped (not installed)``. Memory is the peak
+is not installed is printed as ``skipped (not installed)``. The calls of one case are
+interleaved round by round (the cores' speed drifts within seconds on a shared machine),
+best of ``--repeat`` for fast calls and of 3 for slow ones. Memory is the peak
 RSS of one call (``VmHWM`` after resetting it), each implementation in a fresh
 subprocess, minus the RSS after its imports and the loaded input pair.
 
@@ -198,6 +200,43 @@ def peak_rss_mb(name: str, pair_file: str) -> float:
 # ---------------------------------------------------------------------------
 # The table
 
+# (name, module that must be importable or None, function, calls to time)
+Entry = tuple[str, str | None, Callable[[np.ndarray, np.ndarray], float], int]
+
+
+def interleaved_rows(
+    case: str, entries: list[Entry], x: np.ndarray, y: np.ndarray, warm: np.ndarray
+) -> list[Row]:
+    """Best time of each implementation, the calls interleaved round by round.
+
+    On a shared machine the speed of the cores drifts within seconds; timing one
+    implementation's calls back to back and then the next's would let a slow spell fall
+    on one of them only. Here round ``r`` calls every implementation once (those with
+    fewer planned calls drop out), so each one's best call comes from the same spells.
+    """
+    timings: dict[str, list[float]] = {}
+    scores: dict[str, float] = {}
+    ready = []
+    for name, module, function, repeat in entries:
+        if module is not None and not installed(module):
+            continue
+        function(warm, warm)  # imports, compilation and first-call set-up outside the timing
+        ready.append((name, function, repeat))
+        timings[name] = []
+    for round_ in range(max((repeat for _, _, repeat in ready), default=0)):
+        for name, function, repeat in ready:
+            if round_ < repeat:
+                start = time.perf_counter()
+                scores[name] = function(x, y)
+                timings[name].append(time.perf_counter() - start)
+    rows = []
+    for name, *_ in entries:
+        if name in timings:
+            rows.append(Row(case, name, min(timings[name]), scores[name]))
+        else:
+            rows.append(Row(case, name, None, note="skipped (not installed)"))
+    return rows
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -218,11 +257,18 @@ def main(argv: list[str] | None = None) -> int:
     ours_wang(warm_x, warm_y)  # compile (or load the cache) outside the timings
     ours_uniform(warm_x, warm_y)
 
-    peers_wang: list[tuple[str, str | None, Callable[[np.ndarray, np.ndarray], float], int]] = [
-        ("scikit-image structural_similarity (wang2004 params)", "skimage", skimage_wang2004, 1),
+    slow = min(3, args.repeat)  # calls of a second or more
+    peers_wang: list[Entry] = [
+        ("scikit-image structural_similarity (wang2004 params)", "skimage", skimage_wang2004, slow),
         ("OpenCV float32 GaussianBlur SSIM (hand-written)", "cv2", opencv_ssim, args.repeat),
-        ("pytorch-msssim ssim, CPU, 2 torch threads", "pytorch_msssim", pytorch_msssim_ssim, 1),
+        ("pytorch-msssim ssim, CPU, 2 torch threads", "pytorch_msssim", pytorch_msssim_ssim, slow),
     ]
+    uniform_peer: Entry = (
+        "scikit-image structural_similarity defaults",
+        "skimage",
+        skimage_defaults,
+        slow,
+    )
     tables: list[tuple[str, list[Row]]] = []
     for side in sizes:
         x, y = make_pair(side)
@@ -231,23 +277,16 @@ def main(argv: list[str] | None = None) -> int:
             (
                 f"{side}x{side} skimage profile (uniform 7x7, sample cov.)",
                 ours_uniform,
-                [("scikit-image structural_similarity defaults", "skimage", skimage_defaults, 1)],
+                [uniform_peer],
             ),
         ):
-            seconds, score = best_time(our_function, x, y, args.repeat)
-            rows = [Row(case, "ssim-pipeline (fused, numba)", seconds, score)]
-            for name, module, function, repeat in peers:
-                if module is not None and not installed(module):
-                    rows.append(Row(case, name, None, note="skipped (not installed)"))
-                    continue
-                function(warm_x, warm_y)  # imports and first-call set-up outside the timing
-                peer_seconds, peer_score = best_time(function, x, y, repeat)
-                rows.append(Row(case, name, peer_seconds, peer_score))
-            tables.append((case, rows))
+            ours_entry = ("ssim-pipeline (fused, numba)", None, our_function, args.repeat)
+            tables.append((case, interleaved_rows(case, [ours_entry, *peers], x, y, warm_x)))
 
     print(
         f"# SSIM on the CPU: {os.cpu_count()} cores, numba {numba.__version__} "
-        f"({numba.get_num_threads()} threads); best of {args.repeat} for fast calls"
+        f"({numba.get_num_threads()} threads); calls interleaved round by round, best of "
+        f"{args.repeat} for fast calls and of {slow} for slow ones"
     )
     print()
     print("| case | implementation | time (s) | Mpix/s | ours faster by | score |")
