@@ -65,20 +65,42 @@ def _swap_row(x: np.ndarray, y: np.ndarray, new: int, old: int, v: np.ndarray) -
 
 @_jit()
 def _slide_row(win_size: int, v: np.ndarray, m: np.ndarray) -> None:
-    """Horizontal box sums of the column sums, one add and one subtract per output pixel."""
+    """Horizontal box sums of the column sums, one add and one subtract per output pixel.
+
+    The five sums slide side by side: five independent dependency chains per step
+    instead of one, so the additions overlap (the same operations, in the same
+    order, per sum as one sum at a time).
+    """
     # A proof for LLVM that the indices below are non-negative (see _combine_row).
     if win_size < 1:
         return
     n_out = m.shape[1]
-    for q in range(5):
-        s = 0.0
-        for k in range(win_size):
-            s += v[q, k]
-        m[q, 0] = s
-        for j in range(1, n_out):
-            # The difference first: one dependent add per step instead of two.
-            s += v[q, j + win_size - 1] - v[q, j - 1]
-            m[q, j] = s
+    s0 = s1 = s2 = s3 = s4 = 0.0
+    for k in range(win_size):
+        s0 += v[0, k]
+        s1 += v[1, k]
+        s2 += v[2, k]
+        s3 += v[3, k]
+        s4 += v[4, k]
+    m[0, 0] = s0
+    m[1, 0] = s1
+    m[2, 0] = s2
+    m[3, 0] = s3
+    m[4, 0] = s4
+    for j in range(1, n_out):
+        new = j + win_size - 1
+        old = j - 1
+        # The difference first: one dependent add per step instead of two.
+        s0 += v[0, new] - v[0, old]
+        s1 += v[1, new] - v[1, old]
+        s2 += v[2, new] - v[2, old]
+        s3 += v[3, new] - v[3, old]
+        s4 += v[4, new] - v[4, old]
+        m[0, j] = s0
+        m[1, j] = s1
+        m[2, j] = s2
+        m[3, j] = s3
+        m[4, j] = s4
 
 
 @_jit()
