@@ -319,7 +319,7 @@ def _run_and_summarize(
 
 def _dry_run(args: argparse.Namespace, config: RunConfig) -> int:
     """Open and plan the run (headers only) and print it; nothing is decoded or computed."""
-    from pipeline.engine import plan_run
+    from pipeline.run_plan import plan_run
     from pipeline.sources import open_pair
 
     pair = open_pair(args.reference, args.generated, channel_axis=config.channel_axis)

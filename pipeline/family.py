@@ -1,6 +1,6 @@
 """The rest of the SSIM family in the engine: volumes, ``wang2009``, MS-SSIM.
 
-:func:`prepare_family` is what :func:`pipeline.engine.plan_run` calls before it
+:func:`prepare_family` is what :func:`pipeline.run_plan.plan_run` calls before it
 plans chunks: it checks the settings (same messages as the in-memory
 :func:`pipeline.ssim` and :func:`pipeline.ms_ssim`, before anything is read),
 turns a stack into one volume when ``volume=True`` (:mod:`pipeline.volumes`),

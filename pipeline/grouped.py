@@ -3,8 +3,8 @@
 A folder of images of different sizes cannot be one ``(image, y, x, channel)``
 stack. Its :class:`~pipeline.sources.SourcePair` carries one part per size group
 (:attr:`SourcePair.groups`, in the order of the ``image`` axis); :func:`plan_groups`
-plans each part with :func:`pipeline.engine.plan_run` and joins the parts into a
-single :class:`~pipeline.engine.RunPlan`:
+plans each part with :func:`pipeline.run_plan.plan_run` and joins the parts into a
+single :class:`~pipeline.run_plan.RunPlan`:
 
 * the statistics graphs are concatenated along ``image`` (group after group);
 * the regions are the union of the parts' regions in order of appearance (a
@@ -36,13 +36,13 @@ from pipeline.reductions import empty_statistics
 from pipeline.sources import SourcePair
 
 if TYPE_CHECKING:
-    from pipeline.engine import RunPlan
+    from pipeline.run_plan import RunPlan
 
 __all__ = ["plan_groups"]
 
 
 def plan_groups(config: RunConfig, pair: SourcePair) -> RunPlan:
-    """One :class:`~pipeline.engine.RunPlan` for a pair made of size groups.
+    """One :class:`~pipeline.run_plan.RunPlan` for a pair made of size groups.
 
     Raises
     ------
@@ -50,7 +50,7 @@ def plan_groups(config: RunConfig, pair: SourcePair) -> RunPlan:
         ``save_maps`` with more than one size group (the maps of differently sized
         images do not fit one Zarr array), or any check of a part's plan.
     """
-    from pipeline.engine import plan_run
+    from pipeline.run_plan import plan_run
 
     if config.save_maps and len(pair.groups) > 1:
         shapes = ", ".join(_describe(group) for group in pair.groups)

@@ -41,7 +41,7 @@ from pipeline.multiscale import check_msssim_size
 from pipeline.tiling import map_valid_blocks_nd, merge_small_chunks
 
 if TYPE_CHECKING:
-    from pipeline.engine import KernelSpec
+    from pipeline.kernel_spec import KernelSpec
 
 __all__ = ["check_ms_ssim_settings", "ms_ssim_attrs", "ms_ssim_graph"]
 

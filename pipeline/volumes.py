@@ -37,7 +37,7 @@ from pipeline.sources import SourcePair
 from pipeline.tiling import map_valid_blocks_nd, merge_small_chunks
 
 if TYPE_CHECKING:
-    from pipeline.engine import KernelSpec
+    from pipeline.kernel_spec import KernelSpec
 
 __all__ = [
     "as_volume_pair",

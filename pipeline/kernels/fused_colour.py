@@ -3,7 +3,7 @@
 scikit-image's ``channel_axis`` convention scores a colour image by the mean of
 its per-channel SSIM; per pixel, the map this project reduces is the mean over
 channels of the per-channel maps (``ssim``, ``luminance``, ``contrast``,
-``structure``), whose mean is that score. :meth:`pipeline.engine.KernelSpec.maps`
+``structure``), whose mean is that score. :meth:`pipeline.kernel_spec.KernelSpec.maps`
 builds those averaged maps whole, one channel at a time, and
 :func:`pipeline.reductions.block_statistics` then reads them again. Here every
 output row is made for all channels, averaged and reduced while it is in the

@@ -1,0 +1,170 @@
+"""``KernelSpec``: what one block needs to compute its SSIM maps and statistics.
+
+The kernels step of the data flow (sources -> tiling -> **kernels** -> reductions)
+as the Dask graphs see it: :func:`pipeline.run_plan.plan_run` fixes the window,
+constants, engine, colour mode and device once, and every block task of the
+statistics, MS-SSIM, volume and saved-maps graphs calls this frozen spec on its
+NumPy (or CuPy) block. It holds no graph itself and never imports Dask.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numba
+import numpy as np
+
+from pipeline.backend import to_host
+from pipeline.color import to_luma
+from pipeline.kernels import block_maps
+from pipeline.reductions import FIELDS
+
+__all__ = ["KernelSpec"]
+
+_MAP_NAMES = ("ssim", "luminance", "contrast", "structure")
+
+
+@dataclass(frozen=True)
+class KernelSpec:
+    """What a block needs to compute its maps: window, constants, engine, colour, device."""
+
+    window: str
+    weights: tuple[float, ...]
+    c1: float
+    c2: float
+    cov_norm: float
+    depth: int
+    engine: str
+    color_mode: str
+    device: str
+    # Threads of the compiled kernel inside one task: 1 when Dask's workers already
+    # use every core (numba's setting is per thread), None to leave it alone.
+    kernel_threads: int | None = None
+
+    def whole_statistics(self, x: np.ndarray, y: np.ndarray, bins: int) -> np.ndarray | None:
+        """Packed region-``all`` statistics ``(images, 1, 8 + bins)`` straight from the kernel.
+
+        The fused CPU kernels reduce each map row while it is in cache, so the four
+        maps are never stored (the same numbers as :func:`block_statistics` of
+        :meth:`maps`, to ~1e-12): grey or luma blocks through
+        :func:`~pipeline.kernels.fused.fused_packed_stats`, several channels averaged
+        per pixel through :func:`~pipeline.kernels.fused_colour.fused_colour_packed_stats`.
+        On ``device="gpu"`` the same packed rows come from the device
+        (:meth:`_device_statistics`). None where no such path applies (another
+        engine, a block without valid windows): use :meth:`maps`.
+        """
+        if self.device == "gpu":
+            return self._device_statistics(x, y, bins)
+        n, h, w, _ = x.shape
+        if (
+            self.engine not in ("auto", "fused")
+            or not isinstance(x, np.ndarray)
+            or not isinstance(y, np.ndarray)
+            or min(h, w) <= 2 * self.depth
+        ):
+            return None
+        from pipeline.kernels.fused import fused_packed_stats
+        from pipeline.kernels.fused_colour import fused_colour_packed_stats
+
+        x, y = self._prepared(x, y)
+        args: dict[str, Any] = {
+            "weights": np.asarray(self.weights),
+            "uniform": self.window == "uniform",
+            "c1": self.c1,
+            "c2": self.c2,
+            "bins": bins,
+            "cov_norm": self.cov_norm,
+            "threads": self.kernel_threads,
+        }
+        out = np.empty((n, 1, len(FIELDS) + bins))
+        for i in range(n):
+            if x.shape[3] == 1:
+                out[i, 0] = fused_packed_stats(x[i, :, :, 0], y[i, :, :, 0], **args)
+            else:
+                out[i, 0] = fused_colour_packed_stats(x[i], y[i], **args)
+        return out
+
+    def _device_statistics(self, x: Any, y: Any, bins: int) -> np.ndarray | None:
+        """Region-``all`` statistics reduced on the GPU: only packed rows reach the host.
+
+        The block moves to the device once; each image's channel-averaged maps
+        stay there (:mod:`pipeline.kernels.gpu_stats`). None for an engine other
+        than ``gpu``/``auto`` or a block too small for one window.
+        """
+        n, h, w, _ = x.shape
+        if self.engine not in ("auto", "gpu") or min(h, w) <= 2 * self.depth:
+            return None
+        from pipeline.kernels.gpu_stats import device_whole_statistics
+
+        x, y = self._prepared(x, y)
+        out = np.empty((n, 1, len(FIELDS) + bins))
+        for i in range(n):
+            out[i, 0] = device_whole_statistics(self._image_maps(x, y, i), bins)
+        return out
+
+    def _prepared(self, x: Any, y: Any) -> tuple[Any, Any]:
+        """The block where its kernel runs: on the GPU for ``device="gpu"``, luma applied.
+
+        Also sets numba's threads for this thread when ``kernel_threads`` says so.
+        """
+        if self.device == "gpu":
+            import cupy
+
+            x, y = cupy.asarray(x), cupy.asarray(y)
+        if self.color_mode == "luma" and x.shape[3] == 3:
+            x, y = to_luma(x, 3)[..., None], to_luma(y, 3)[..., None]
+        if self.kernel_threads is not None:
+            numba.set_num_threads(self.kernel_threads)
+        return x, y
+
+    def _image_maps(self, x: Any, y: Any, i: int) -> dict[str, Any]:
+        """Channel-mean maps of image ``i`` of a prepared block, where the kernel made them.
+
+        Channels are summed in the kernel's own precision: float64 for the reference
+        engine (exact to 1e-9), float32 for the fused and GPU ones, whose maps are
+        already rounded to float32 (a 3-term sum adds ~1e-7).
+        """
+        channels = x.shape[3]
+        total: dict[str, Any] = {}
+        for c in range(channels):
+            maps = block_maps(
+                x[i, :, :, c],
+                y[i, :, :, c],
+                window=self.window,
+                weights=np.asarray(self.weights),
+                c1=self.c1,
+                c2=self.c2,
+                cov_norm=self.cov_norm,
+                components=True,
+                engine=self.engine,
+                threads=self.kernel_threads,
+            )
+            for name in _MAP_NAMES:
+                total[name] = maps[name] if c == 0 else total[name] + maps[name]
+        if channels > 1:
+            total = {name: value / channels for name, value in total.items()}
+        return total
+
+    def maps(self, x: np.ndarray, y: np.ndarray) -> dict[str, np.ndarray]:
+        """Valid ``ssim``/``luminance``/``contrast``/``structure`` maps of a block.
+
+        ``x``, ``y`` are ``(images, h, w, channels)``; the result is
+        ``(images, h - 2 depth, w - 2 depth)`` on the host in the kernel's
+        precision, averaged over channels (the pixel's mean of per-channel SSIM,
+        so its mean is skimage's score).
+        """
+        n, h, w, _ = x.shape
+        shape = (n, max(h - 2 * self.depth, 0), max(w - 2 * self.depth, 0))
+        if 0 in shape:
+            return {name: np.zeros(shape) for name in _MAP_NAMES}
+        x, y = self._prepared(x, y)
+        out: dict[str, np.ndarray] = {}
+        for i in range(n):
+            maps = {name: to_host(value) for name, value in self._image_maps(x, y, i).items()}
+            if n == 1:
+                # One image: keep the kernel's own arrays (and dtype), no copy.
+                return {name: value[None] for name, value in maps.items()}
+            for name, value in maps.items():
+                out.setdefault(name, np.empty(shape, dtype=value.dtype))[i] = value
+        return out
