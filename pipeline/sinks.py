@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import shutil
+import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -62,6 +63,23 @@ def _writer_lock(path: Path) -> Iterator[None]:
     """Exclusive right to write ``path`` (``<path>.lock``, see :mod:`pipeline.locking`)."""
     with store_lock(path):
         yield
+
+
+def _remove_settled(path: Path, *, quiet_checks: int = 3, pause: float = 0.02) -> None:
+    """Remove a half-made store, and again whatever lands there after the first removal.
+
+    Zarr writes a store's files concurrently; when one write fails, the others are
+    not cancelled and may still create their directories and files after a first
+    ``rmtree`` (seen: ``region/zarr.json`` written after the removal). Remove until
+    the path has stayed absent for ``quiet_checks`` pauses in a row (at most ~2 s).
+    """
+    quiet = 0
+    for _ in range(100):
+        shutil.rmtree(path, ignore_errors=True)
+        time.sleep(pause)
+        quiet = quiet + 1 if not path.exists() else 0
+        if quiet >= quiet_checks:
+            return
 
 
 class ZarrSink:
@@ -157,7 +175,7 @@ class ZarrSink:
                 self._write_template(template, encoding, zarr_format)
         except BaseException:
             # The store did not exist before: leave none rather than a half-made one.
-            shutil.rmtree(self.path, ignore_errors=True)
+            _remove_settled(self.path)
             raise
 
     def _write_template(self, template: xr.Dataset, encoding: Any, zarr_format: int) -> None:

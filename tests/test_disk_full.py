@@ -6,6 +6,7 @@ import errno
 import os
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import numpy as np
@@ -41,8 +42,12 @@ def _without_time(ds: xr.Dataset) -> xr.Dataset:
     return out
 
 
-def _disk_full_after(monkeypatch: pytest.MonkeyPatch, n_writes: int) -> None:
-    """Every Zarr file write after the first ``n_writes`` fails as on a full disk."""
+def _disk_full_after(monkeypatch: pytest.MonkeyPatch, n_writes: int, delay: float = 0.0) -> None:
+    """Every Zarr file write after the first ``n_writes`` fails as on a full disk.
+
+    ``delay`` slows each successful write, so that writes Zarr runs side by side are
+    still in flight when another one fails.
+    """
     real_put = zarr_local._put
     written = [0]
 
@@ -50,6 +55,7 @@ def _disk_full_after(monkeypatch: pytest.MonkeyPatch, n_writes: int) -> None:
         if written[0] >= n_writes:
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
         written[0] += 1
+        time.sleep(delay)
         return real_put(path, value, exclusive=exclusive)
 
     monkeypatch.setattr(zarr_local, "_put", put)
@@ -90,6 +96,22 @@ def test_full_disk_stops_cleanly_and_resume_completes(
         resumed = sp.evaluate(x, y, output=str(out), **SETTINGS)
     xr.testing.assert_identical(_without_time(resumed), uninterrupted)
     record("faults", "disk full (ENOSPC) at a chosen write")
+
+
+def test_layout_failure_leaves_no_store_with_writes_in_flight(stack, tmp_path, monkeypatch):
+    # Zarr writes a new store's files side by side and does not cancel the others when
+    # one fails: slow ones land after the failure (a flaky CI run left r.zarr/region/
+    # without a group). The half-made store must still be gone once evaluate raises.
+    x, y = stack
+    out = tmp_path / "r.zarr"
+    with monkeypatch.context() as patch:
+        _disk_full_after(patch, 3, delay=0.01)
+        with pytest.raises(OSError, match="no space left on the device"):
+            sp.evaluate(x, y, output=str(out), **SETTINGS)
+    time.sleep(0.2)  # anything still in flight has landed by now
+    assert not out.exists(), sorted(str(p.relative_to(out)) for p in out.rglob("*"))
+    assert not lock_path(out).exists()
+    record("faults", "disk full while the store is laid out, other writes in flight")
 
 
 def _mount_tmpfs(where: Path, size: str) -> bool:
