@@ -300,7 +300,7 @@ def open_pair(reference: Any, generated: Any, *, channel_axis: int | None = None
         )
     n = int(x4.shape[0])
     # The coarser read granularity decides (a Zarr side over an in-memory one).
-    known = [n for n in (x_native, y_native) if n is not None]
+    known = [chunks for chunks in (x_native, y_native) if chunks is not None]
     combined = tuple(max(sizes) for sizes in zip(*known, strict=True)) if known else None
     native = _native_chunks(combined, order, single, x4)
     image = np.arange(n)
