@@ -193,7 +193,11 @@ def test_threads_runs_without_distributed_installed(stack_pair):
     assert "Dask dashboard" not in out.stderr
 
 
-def test_killing_a_worker_mid_run_still_gives_complete_results(stack_pair, threads_result):
+def _run_and_kill_a_worker(stack_pair) -> tuple[int, dict[str, object]]:
+    """Evaluate on a 2-worker LocalCluster and SIGKILL one worker after the first commit.
+
+    Returns how many tasks the killed worker held when it died, and the run's outcome.
+    """
     from distributed import Client, LocalCluster
 
     with (
@@ -214,7 +218,7 @@ def test_killing_a_worker_mid_run_still_gives_complete_results(stack_pair, threa
                     scheduler=cluster.scheduler_address,
                     on_batch=lambda done, total, n: first_commit.set(),
                 )
-            except BaseException as error:  # reported by the assertions below
+            except BaseException as error:  # reported by the assertions of the caller
                 outcome["error"] = error
 
         thread = threading.Thread(target=run)
@@ -229,9 +233,19 @@ def test_killing_a_worker_mid_run_still_gives_complete_results(stack_pair, threa
         thread.join(120)
         assert not thread.is_alive(), "evaluate did not finish after a worker was killed"
         assert victim not in client.scheduler_info()["workers"]
-    assert in_flight > 0, "the killed worker was running nothing; the test proved nothing"
-    assert "error" not in outcome, outcome.get("error")
-    _assert_same_results(outcome["ds"], threads_result)
+    return in_flight, outcome
+
+
+def test_killing_a_worker_mid_run_still_gives_complete_results(stack_pair, threads_result):
+    # The batches are small: now and then the run ends before the poll sees the victim
+    # holding a task (a CI run did). Such a try proves nothing, so it is tried again.
+    for _ in range(3):
+        in_flight, outcome = _run_and_kill_a_worker(stack_pair)
+        assert "error" not in outcome, outcome.get("error")
+        _assert_same_results(outcome["ds"], threads_result)
+        if in_flight > 0:
+            break
+    assert in_flight > 0, "in three tries the killed worker never held a task"
 
 
 def test_unreachable_scheduler_through_evaluate_is_a_clear_error(stack_pair):
