@@ -19,8 +19,6 @@ from pipeline.engine import KernelSpec
 from pipeline.kernels import MAP_NAMES, block_maps, window_weights
 from pipeline.kernels.dispatch import resolve_engine
 from pipeline.kernels.fused import (
-    STAT_NAMES,
-    fused_block_stats,
     fused_maps,
     fused_packed_stats,
     fused_score,
@@ -197,26 +195,6 @@ def test_score_is_the_mean_of_the_map(rng, window, threads) -> None:
     np.testing.assert_allclose(score, maps["ssim"].astype(np.float64).mean(), rtol=1e-12)
     # A reordered float64 sum of ones is still exact.
     assert fused_score(x, x, uniform=window == "uniform", threads=threads, **params) == 1.0
-
-
-@pytest.mark.parametrize("window", ["gaussian", "uniform"])
-def test_block_stats_match_maps(rng, window) -> None:
-    x, y, data_range = _pair(rng, "uint8", (90, 70))
-    params = _params(window, 7, "population", data_range)
-    del params["window"], params["components"]
-    maps = fused_maps(x, y, uniform=window == "uniform", **params)
-    stats = fused_block_stats(x, y, uniform=window == "uniform", **params)
-    assert tuple(stats) == STAT_NAMES
-    ssim_map = maps["ssim"].astype(np.float64)
-    assert stats["count"] == ssim_map.size
-    np.testing.assert_allclose(stats["ssim_sum"], ssim_map.sum(), rtol=1e-9)
-    np.testing.assert_allclose(stats["ssim_sum_sq"], (ssim_map**2).sum(), rtol=1e-9)
-    assert stats["ssim_min"] == ssim_map.min()
-    assert stats["ssim_max"] == ssim_map.max()
-    for name in ("luminance", "contrast", "structure", "cs"):
-        np.testing.assert_allclose(
-            stats[f"{name}_sum"], maps[name].astype(np.float64).sum(), rtol=1e-9
-        )
 
 
 def _assert_packed_equal(packed: np.ndarray, expected: np.ndarray) -> None:

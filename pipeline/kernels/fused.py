@@ -47,9 +47,9 @@ the GIL, so many Dask worker threads may call them at once. Choose through
 Statistics without maps: :func:`fused_packed_stats` reduces each output row
 while it is in L1 into the packed region-``all`` row of
 :mod:`pipeline.reductions` (row-wise two-pass M2, Chan-merged), which is what
-the streaming engine needs for a whole image; :func:`fused_block_stats` gives
-plain sums; :func:`fused_score` only the mean SSIM (no components, one
-vectorised sum per row), the path of ``pipeline.ssim``'s score.
+the streaming engine needs for a whole image; :func:`fused_score` only the
+mean SSIM (no components, one vectorised sum per row), the path of
+``pipeline.ssim``'s score.
 """
 
 from __future__ import annotations
@@ -70,26 +70,10 @@ from pipeline.reductions import bin_edges, empty_statistics, merge_statistics
 
 __all__ = [
     "FUSED_DTYPES",
-    "STAT_NAMES",
-    "fused_block_stats",
     "fused_maps",
     "fused_packed_stats",
     "fused_score",
 ]
-
-#: Columns of :func:`fused_block_stats`'s result.
-STAT_NAMES = (
-    "count",
-    "ssim_sum",
-    "ssim_sum_sq",
-    "ssim_min",
-    "ssim_max",
-    "luminance_sum",
-    "contrast_sum",
-    "structure_sum",
-    "cs_sum",
-)
-
 
 # ---------------------------------------------------------------------------
 # Python entry points
@@ -107,7 +91,6 @@ def _launch(
     write_maps: bool,
     threads: int | None,
     bins: int = 0,
-    score: bool = False,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     win_size = g.shape[0]
     n_threads = _plan_threads(threads, x.shape[:2], win_size)
@@ -121,8 +104,8 @@ def _launch(
     # returned map is a view with contiguous rows.
     maps = np.empty((n_rows, n_planes, n_cols) if write_maps else (0, 0, 0), dtype=np.float32)
     n_chunks = bounds.shape[0] - 1
-    n_stats = 2 if score else len(STAT_NAMES)
-    stats = np.zeros((n_chunks, 0 if write_maps or bins else n_stats))
+    # Neither maps nor packed statistics: the score, (count, ssim_sum) per chunk.
+    stats = np.zeros((n_chunks, 0 if write_maps or bins else 2))
     # Packed statistics: one partial row per chunk, merged by the caller.
     edges = bin_edges(bins) if bins else np.zeros(0)
     packed = empty_statistics(n_chunks, 1, bins)[:, 0] if bins else np.zeros((n_chunks, 0))
@@ -195,37 +178,6 @@ def fused_maps(
     return result
 
 
-def fused_block_stats(
-    x: Any,
-    y: Any,
-    *,
-    weights: np.ndarray,
-    uniform: bool,
-    c1: float,
-    c2: float,
-    cov_norm: float = 1.0,
-    threads: int | None = None,
-) -> dict[str, float]:
-    """Statistics of the 'valid' SSIM map of a 2-D block without storing the maps.
-
-    Same arguments as :func:`fused_maps`. Returns ``count``, ``ssim_sum``,
-    ``ssim_sum_sq``, ``ssim_min``, ``ssim_max`` and the sums of ``luminance``,
-    ``contrast``, ``structure`` and ``cs`` (float64 sums of the float32 maps),
-    i.e. mergeable partials for a mean and standard deviation. The memory is a
-    few rows per thread.
-    """
-    x, y, g = _prepare(x, y, weights)
-    _, stats, _ = _launch(x, y, g, uniform, c1, c2, cov_norm, True, False, threads)
-    merged = {
-        name: float(stats[:, k].sum())
-        for k, name in enumerate(STAT_NAMES)
-        if name not in ("ssim_min", "ssim_max")
-    }
-    merged["ssim_min"] = float(stats[:, STAT_NAMES.index("ssim_min")].min())
-    merged["ssim_max"] = float(stats[:, STAT_NAMES.index("ssim_max")].max())
-    return {name: merged[name] for name in STAT_NAMES}
-
-
 def fused_score(
     x: Any,
     y: Any,
@@ -244,7 +196,7 @@ def fused_score(
     one :func:`pipeline.ssim` takes for a score.
     """
     x, y, g = _prepare(x, y, weights)
-    _, stats, _ = _launch(x, y, g, uniform, c1, c2, cov_norm, False, False, threads, score=True)
+    _, stats, _ = _launch(x, y, g, uniform, c1, c2, cov_norm, False, False, threads)
     return float(stats[:, 1].sum() / stats[:, 0].sum())
 
 

@@ -55,14 +55,13 @@ def _maps_chunk(
     packed: np.ndarray,
     ring: np.ndarray,
 ) -> None:
-    """Output rows ``row_start:row_stop``: into ``maps[rows, planes, cols]``, ``stats[9]``
+    """Output rows ``row_start:row_stop``: into ``maps[rows, planes, cols]``, ``stats[2]``
     or ``packed``.
 
     ``maps`` planes are ``ssim, cs`` and, with ``components``, ``luminance,
     contrast, structure``; with ``write_maps=False`` the rows go to a scratch
-    buffer and only their statistics are kept: :data:`~pipeline.kernels.fused.STAT_NAMES` into
-    ``stats`` when it has that length, only ``count, ssim_sum`` when it has
-    length 2, and the packed region-``all`` row of
+    buffer and only their statistics are kept: ``count, ssim_sum`` (the score)
+    into ``stats`` when it is not empty, and the packed region-``all`` row of
     :mod:`pipeline.reductions` (histogram over ``edges``) into ``packed`` when
     that is not empty (needs ``components``). ``ring`` is this chunk's
     ``(2, win_size, width)`` row buffer of the Gaussian path (float32, or
@@ -94,13 +93,6 @@ def _maps_chunk(
 
     count = 0.0
     ssim_sum = 0.0
-    ssim_sum_sq = 0.0
-    ssim_min = np.inf
-    ssim_max = -np.inf
-    lum_sum = 0.0
-    con_sum = 0.0
-    str_sum = 0.0
-    cs_sum = 0.0
 
     for i in range(row_start, row_stop):
         out = maps[i] if write_maps else scratch
@@ -113,40 +105,16 @@ def _maps_chunk(
             _load_row(x, last, rx, last % win_size)
             _load_row(y, last, ry, last % win_size)
             _gaussian_row(rx, ry, g32, i, n_out, c1, c2, cov_norm, components, col, acc, mo, out)
-        if stats.shape[0] == 2:
-            # Score only: the mean needs one sum, which vectorises.
+        if stats.shape[0] > 0:
+            # The score: the mean needs one sum, which vectorises.
             ssim_sum += _row_sum(out, n_out)
-            count += n_out
-        elif stats.shape[0] > 0:
-            for j in range(n_out):
-                value = np.float64(out[0, j])
-                ssim_sum += value
-                ssim_sum_sq += value * value
-                ssim_min = min(ssim_min, value)
-                ssim_max = max(ssim_max, value)
-                cs_sum += np.float64(out[1, j])
-            if components:
-                for j in range(n_out):
-                    lum_sum += np.float64(out[2, j])
-                    con_sum += np.float64(out[3, j])
-                    str_sum += np.float64(out[4, j])
             count += n_out
         if packed.shape[0] > 0:
             # The row is still in L1: reduce it before the next one overwrites it.
             add_row_partial(out[0], out[2], out[3], out[4], n_out, edges, packed)
-    if stats.shape[0] == 2:
+    if stats.shape[0] > 0:
         stats[0] = count
         stats[1] = ssim_sum
-    elif stats.shape[0] > 0:
-        stats[0] = count
-        stats[1] = ssim_sum
-        stats[2] = ssim_sum_sq
-        stats[3] = ssim_min
-        stats[4] = ssim_max
-        stats[5] = lum_sum
-        stats[6] = con_sum
-        stats[7] = str_sum
-        stats[8] = cs_sum
 
 
 @_jit(parallel=True)
