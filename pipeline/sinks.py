@@ -65,13 +65,13 @@ def _writer_lock(path: Path) -> Iterator[None]:
         yield
 
 
-def _remove_settled(path: Path, *, quiet_checks: int = 3, pause: float = 0.02) -> None:
+def _remove_settled(path: Path, *, quiet_checks: int = 4, pause: float = 0.05) -> None:
     """Remove a half-made store, and again whatever lands there after the first removal.
 
     Zarr writes a store's files concurrently; when one write fails, the others are
     not cancelled and may still create their directories and files after a first
     ``rmtree`` (seen: ``region/zarr.json`` written after the removal). Remove until
-    the path has stayed absent for ``quiet_checks`` pauses in a row (at most ~2 s).
+    the path has stayed absent for ``quiet_checks`` pauses in a row (at most ~5 s).
     """
     quiet = 0
     for _ in range(100):
