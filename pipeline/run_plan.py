@@ -30,11 +30,10 @@ from pipeline.reductions import (
     FIELDS,
     block_statistics,
     empty_statistics,
-    merge_statistics,
 )
 from pipeline.regions import RegionPlan, parse_regions, region_ids
 from pipeline.sources import SourcePair
-from pipeline.tiling import map_valid_blocks, overlap_depth, plan_chunks
+from pipeline.tiling import map_valid_blocks, merge_block_statistics, overlap_depth, plan_chunks
 from pipeline.validation import check_window_fits, resolve_data_range
 from pipeline.volumes import plan_volume_chunks, volume_statistics_graph
 
@@ -224,21 +223,7 @@ def _statistics_graph(
     per_block = map_valid_blocks(
         on_block, arrays, depth=spec.depth, out_tail=(n_regions, len(FIELDS) + bins)
     )
-    return da.reduction(
-        per_block,
-        chunk=_keep,
-        combine=merge_statistics,
-        aggregate=merge_statistics,
-        axis=(1, 2),
-        dtype=np.float64,
-        concatenate=True,
-        split_every=8,
-        meta=np.empty((0, 0, 0), dtype=np.float64),
-    )
-
-
-def _keep(block: np.ndarray, axis: Any = None, keepdims: bool = True) -> np.ndarray:
-    return block
+    return merge_block_statistics(per_block, axis=(1, 2))
 
 
 def _provenance(

@@ -31,12 +31,14 @@ import dask.array as da
 import numpy as np
 
 from pipeline.halo import map_overlapping
+from pipeline.reductions import merge_statistics
 
 __all__ = [
     "batch_bounds",
     "block_centres",
     "map_valid_blocks",
     "map_valid_blocks_nd",
+    "merge_block_statistics",
     "merge_small_chunks",
     "overlap_depth",
     "plan_chunks",
@@ -348,3 +350,26 @@ def map_valid_blocks_nd(
         meta=np.empty((0,) * (ndim + len(out_tail) - 1), dtype=np.float64),
         name="valid-blocks-nd",
     )
+
+
+def merge_block_statistics(per_block: da.Array, axis: tuple[int, ...]) -> da.Array:
+    """Packed per-block statistics merged over the block ``axis`` in a tree (8 at a time).
+
+    Each block already holds its partial statistics (:mod:`pipeline.reductions`), so the
+    first step keeps them as they are; partials then merge exactly in any order.
+    """
+    return da.reduction(
+        per_block,
+        chunk=_keep,
+        combine=merge_statistics,
+        aggregate=merge_statistics,
+        axis=axis,
+        dtype=np.float64,
+        concatenate=True,
+        split_every=8,
+        meta=np.empty((0, 0, 0), dtype=np.float64),
+    )
+
+
+def _keep(block: np.ndarray, axis: Any = None, keepdims: bool = True) -> np.ndarray:
+    return block

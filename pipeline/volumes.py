@@ -31,10 +31,10 @@ from pipeline.backend import to_host
 from pipeline.color import to_luma
 from pipeline.dataset import STATUS_OK
 from pipeline.kernels import block_maps
-from pipeline.reductions import FIELDS, block_statistics, empty_statistics, merge_statistics
+from pipeline.reductions import FIELDS, block_statistics, empty_statistics
 from pipeline.regions import RegionPlan, region_ids
 from pipeline.sources import SourcePair
-from pipeline.tiling import map_valid_blocks_nd, merge_small_chunks
+from pipeline.tiling import map_valid_blocks_nd, merge_block_statistics, merge_small_chunks
 
 if TYPE_CHECKING:
     from pipeline.kernel_spec import KernelSpec
@@ -231,18 +231,4 @@ def volume_statistics_graph(
     per_block = map_valid_blocks_nd(
         on_block, arrays, depth=d, axes=_VOLUME_AXES, out_tail=(n_regions, len(FIELDS) + bins)
     )
-    return da.reduction(
-        per_block,
-        chunk=_keep,
-        combine=merge_statistics,
-        aggregate=merge_statistics,
-        axis=_VOLUME_AXES,
-        dtype=np.float64,
-        concatenate=True,
-        split_every=8,
-        meta=np.empty((0, 0, 0), dtype=np.float64),
-    )
-
-
-def _keep(block: np.ndarray, axis: Any = None, keepdims: bool = True) -> np.ndarray:
-    return block
+    return merge_block_statistics(per_block, axis=_VOLUME_AXES)
