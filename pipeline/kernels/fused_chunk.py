@@ -4,10 +4,9 @@
 ring of input rows (:mod:`pipeline.kernels.fused_gaussian`) or the uniform
 path's running column sums (:mod:`pipeline.kernels.fused_uniform`) up to date,
 and writes each output row into the maps or reduces it while it is in L1 (the
-plain sums, the score's single sum, or the packed row of
-:mod:`pipeline.reductions`). :func:`_maps_serial` runs the chunks on the
-calling thread (GIL released), :func:`_maps_parallel` over numba's thread
-pool; :func:`pipeline.kernels.fused._launch` picks one.
+score's single sum, or the packed row of :mod:`pipeline.reductions`).
+:func:`_maps_serial` runs the chunks on the calling thread (GIL released),
+:func:`_maps_parallel` over numba's thread pool; :func:`pipeline.kernels.fused._launch` picks one.
 """
 
 from __future__ import annotations
