@@ -2,6 +2,7 @@
 
 from importlib.metadata import PackageNotFoundError, version
 
+from pipeline import jit_cache
 from pipeline.accessor import ReviewAccessor  # registers the ``review`` Dataset accessor
 from pipeline.config import RunConfig, load_config
 from pipeline.engine import evaluate
@@ -11,6 +12,10 @@ from pipeline.metrics import ssim
 from pipeline.multiscale import ms_ssim
 from pipeline.presets import PROFILES, SSIMParams
 from pipeline.sinks import open_results
+
+# Before any kernel runs (numba loads its cache on a kernel's first call): drop cached
+# kernels built from older sources.
+jit_cache.refresh()
 
 try:
     __version__ = version("ssim-pipeline")

@@ -25,6 +25,8 @@ from typing import Any
 import numba
 import numpy as np
 
+from pipeline.histogram import add_extremes_and_counts, bin_edges
+
 __all__ = [
     "FIELDS",
     "bin_edges",
@@ -38,11 +40,6 @@ FIELDS = ("count", "sum", "m2", "sum_luminance", "sum_contrast", "sum_structure"
 _COUNT, _SUM, _M2, _SUM_L, _SUM_C, _SUM_S, _MIN, _MAX = range(len(FIELDS))
 _HIST = len(FIELDS)
 _COMPONENTS = ("luminance", "contrast", "structure")
-
-
-def bin_edges(bins: int) -> np.ndarray:
-    """The ``bins + 1`` equal-width histogram edges over [-1, 1]."""
-    return np.linspace(-1.0, 1.0, bins + 1)
 
 
 def empty_statistics(n_images: int, n_regions: int, bins: int) -> np.ndarray:
@@ -97,26 +94,12 @@ def _segment_extremes_and_histogram(
 ) -> None:  # pragma: no cover - compiled
     """Min, max and histogram counts of ``[start, stop)`` into a packed row.
 
-    Bins follow ``np.histogram(range=(-1, 1))``: bin ``i`` holds ``edges[i] <= v <
-    edges[i + 1]``, the last bin also ``v == 1``; the multiply can round across an
-    edge, so the index is corrected against the edges themselves. Values a rounding
-    error outside [-1, 1] go to the end bins so that every pixel is counted.
+    Bins follow ``np.histogram`` over ``edges`` (:func:`bin_edges`): bin ``i``
+    holds ``edges[i] <= v < edges[i + 1]``, the last bin also ``v == 1``; values
+    a rounding error outside [-1, 1] go to the end bins so that every pixel is
+    counted (:mod:`pipeline.histogram`).
     """
-    bins = edges.size - 1
-    half = bins / 2.0
-    low = row[_MIN]
-    high = row[_MAX]
-    for k in range(start, stop):
-        v = np.float64(ssim[k])
-        low = min(low, v)
-        high = max(high, v)
-        clipped = min(max(v, -1.0), 1.0)
-        index = min(int((clipped + 1.0) * half), bins - 1)
-        if clipped < edges[index]:
-            index -= 1
-        elif index != bins - 1 and clipped >= edges[index + 1]:
-            index += 1
-        row[_HIST + index] += 1.0
+    low, high = add_extremes_and_counts(ssim, start, stop, row[_MIN], row[_MAX], row[_HIST:])
     row[_MIN] = low
     row[_MAX] = high
 

@@ -1,0 +1,192 @@
+"""Extremes and fixed-bin histogram counts of a run of SSIM values, compiled.
+
+The statistics kernels reduce every output row while it is in cache, and a
+row's minimum, maximum and histogram were its most expensive part: a scalar
+loop whose every pixel did a clamp, a float-to-int conversion, a gather of two
+bin edges and a float64 increment that waits on the previous one whenever
+neighbouring pixels share a bin (they mostly do). Here a run of values is
+reduced in three passes over it, two of which vectorise:
+
+1. extremes: min and max through order-preserving integer keys of the float
+   bits (LLVM vectorises integer min/max reductions, not floating ones);
+2. bin indices into a small int32 buffer, the edges computed from the index
+   instead of gathered (the same two operations that make :func:`bin_edges`);
+3. counts into four interleaved int64 histograms (independent increments
+   instead of one chain through memory), summed into the float64 counts at
+   the end.
+
+Short runs (under :data:`_SHORT` values, e.g. label masks cut into small
+pieces) take one scalar pass with the same index arithmetic. Both give
+exactly ``np.histogram(values, bins=bin_edges(bins))`` of the values clipped
+to [-1, 1] (values a rounding error outside the range count in the end bins),
+and exactly the float extremes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numba
+import numpy as np
+from numba import types
+from numba.extending import overload
+
+__all__ = ["add_extremes_and_counts", "bin_edges"]
+
+# Below this many values a run is reduced in one scalar pass.
+_SHORT = 64
+# Interleaved copies of the counts.
+_COPIES = 4
+# Bin indices are int32 in the vectorised pass.
+MAX_BINS = 2**31 - 2
+
+
+def bin_edges(bins: int) -> np.ndarray:
+    """The ``bins + 1`` equal-width histogram edges over [-1, 1].
+
+    ``edges[i] = i * (2 / bins) - 1`` (float64, two rounded operations) and
+    ``edges[bins] = 1``: the values ``np.linspace(-1, 1, bins + 1)`` gives,
+    written out because the compiled kernels recompute them from the index.
+    """
+    if bins > MAX_BINS:
+        raise ValueError(f"bins must be at most {MAX_BINS} (got {bins})")
+    edges = np.arange(bins + 1, dtype=np.float64) * (2.0 / bins) - 1.0
+    edges[-1] = 1.0
+    return edges
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _bin_of(v: float, bins: int, half: float, step: float) -> int:  # pragma: no cover - compiled
+    """Bin of ``v`` (clipped to [-1, 1]; NaN counts in bin 0), as ``np.histogram`` places it.
+
+    The multiply can round across an edge, so the index is corrected against
+    the edges, recomputed exactly as :func:`bin_edges` computes them.
+    """
+    clipped = v if v > -1.0 else -1.0
+    clipped = clipped if clipped < 1.0 else 1.0
+    last = bins - 1
+    guess = np.int32((clipped + 1.0) * half)
+    index = guess if guess < last else np.int32(last)
+    lower = np.float64(index) * step - 1.0
+    upper = np.float64(index + 1) * step - 1.0
+    return int(index - np.int32(clipped < lower) + np.int32((clipped >= upper) & (index != last)))
+
+
+def _extremes(values, start, stop):
+    """Min and max of ``values[start:stop]`` (``stop > start``), as float64.
+
+    Compiled only: :func:`_extremes_overload` picks the implementation per
+    dtype and memory layout. (Unannotated: numba matches the overload's
+    parameters, annotations included, against this signature.)
+    """
+    raise NotImplementedError("compiled only")
+
+
+@overload(_extremes, jit_options={"nogil": True, "error_model": "numpy"})
+def _extremes_overload(values, start, stop):
+    """Integer keys for contiguous float32/float64 runs, a scalar loop for anything else.
+
+    The key of a float's bits ``b`` is ``b ^ ((b >> (width - 1)) & ~sign)``:
+    positive floats keep their order, negative ones have their magnitude bits
+    flipped, so integers compare as the floats do (with -0 below +0).
+    """
+    if not isinstance(values, types.Array) or values.layout != "C":
+        return _extremes_scalar
+    bits: Any
+    flip: Any
+    if values.dtype == types.float32:
+        bits, flip = np.int32, np.int32(0x7FFFFFFF)
+    elif values.dtype == types.float64:
+        bits, flip = np.int64, np.int64(0x7FFFFFFFFFFFFFFF)
+    else:
+        return _extremes_scalar
+    width = np.dtype(bits).itemsize * 8
+    shift = bits(width - 1)
+    smallest = bits(np.iinfo(bits).min)
+    largest = bits(np.iinfo(bits).max)
+    float_type = np.float32 if bits is np.int32 else np.float64
+
+    def _extremes_keys(values, start, stop):
+        keys = values[start:stop].view(bits)
+        low = largest
+        high = smallest
+        for k in range(keys.shape[0]):
+            b = keys[k]
+            key = b ^ ((b >> shift) & flip)
+            low = key if key < low else low
+            high = key if key > high else high
+        out = np.empty(2, dtype=bits)
+        out[0] = low ^ ((low >> shift) & flip)
+        out[1] = high ^ ((high >> shift) & flip)
+        found = out.view(float_type)
+        return np.float64(found[0]), np.float64(found[1])
+
+    return _extremes_keys
+
+
+def _extremes_scalar(values, start, stop):
+    low = np.inf
+    high = -np.inf
+    for k in range(start, stop):
+        v = np.float64(values[k])
+        low = min(low, v)
+        high = max(high, v)
+    return low, high
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _indices(
+    values: np.ndarray, start: int, stop: int, bins: int, index: np.ndarray
+) -> None:  # pragma: no cover - compiled
+    if start < 0 or stop < start:
+        return
+    half = bins / 2.0
+    step = 2.0 / bins
+    for k in range(start, stop):
+        index[k - start] = _bin_of(np.float64(values[k]), bins, half, step)
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _count(index: np.ndarray, bins: int, counts: np.ndarray) -> None:  # pragma: no cover
+    n = index.shape[0]
+    copies = np.zeros(_COPIES * bins, dtype=np.int64)
+    n_even = n - n % _COPIES
+    for k in range(0, n_even, _COPIES):
+        copies[np.uint32(index[k])] += 1
+        copies[bins + np.uint32(index[k + 1])] += 1
+        copies[2 * bins + np.uint32(index[k + 2])] += 1
+        copies[3 * bins + np.uint32(index[k + 3])] += 1
+    for k in range(n_even, n):
+        copies[np.uint32(index[k])] += 1
+    for b in range(bins):
+        total = copies[b] + copies[bins + b] + copies[2 * bins + b] + copies[3 * bins + b]
+        counts[b] += np.float64(total)
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def add_extremes_and_counts(
+    values: np.ndarray, start: int, stop: int, low: float, high: float, counts: np.ndarray
+) -> tuple[float, float]:  # pragma: no cover - compiled; checked against NumPy in the tests
+    """Add the histogram of ``values[start:stop]`` to ``counts``; return the new (low, high).
+
+    ``counts`` holds float64 counts of ``counts.shape[0]`` bins over
+    :func:`bin_edges`; ``low`` and ``high`` are the extremes so far.
+    """
+    n = stop - start
+    if n <= 0:
+        return low, high
+    bins = counts.shape[0]
+    if n < _SHORT:
+        half = bins / 2.0
+        step = 2.0 / bins
+        for k in range(start, stop):
+            v = np.float64(values[k])
+            low = min(low, v)
+            high = max(high, v)
+            counts[_bin_of(v, bins, half, step)] += 1.0
+        return low, high
+    run_low, run_high = _extremes(values, start, stop)
+    index = np.empty(n, dtype=np.int32)
+    _indices(values, start, stop, bins, index)
+    _count(index, bins, counts)
+    return min(low, run_low), max(high, run_high)
