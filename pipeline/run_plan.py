@@ -19,6 +19,7 @@ from typing import Any
 import dask.array as da
 import numpy as np
 
+from pipeline.cluster import LOCAL_SCHEDULERS
 from pipeline.color import check_color_mode
 from pipeline.config import RunConfig
 from pipeline.family import prepare_family
@@ -65,8 +66,27 @@ class RunPlan:
         return self.batches[0][1] - self.batches[0][0]
 
 
+def _check_device(config: RunConfig) -> None:
+    """``device="gpu"`` on this machine's schedulers needs a GPU here: say so before any work.
+
+    Cluster workers elsewhere (an address, SLURM, PBS) may have GPUs this client
+    lacks, so only the schedulers that run on this machine are checked.
+    """
+    if config.device != "gpu" or config.scheduler not in (*LOCAL_SCHEDULERS, "local", "cuda"):
+        return
+    from pipeline.backend import gpu_available
+
+    if not gpu_available():
+        raise RuntimeError(
+            f"device='gpu' needs CuPy and a CUDA device on this machine for scheduler "
+            f"{config.scheduler!r}, and no device answered (is CuPy installed: pip install "
+            "'ssim-pipeline[gpu]'?); use device='cpu', or a cluster whose workers have GPUs"
+        )
+
+
 def plan_run(config: RunConfig, pair: SourcePair) -> RunPlan:
     """Check everything, plan the chunks and build the lazy statistics graph."""
+    _check_device(config)
     if pair.groups:
         # Several image shapes (folders): one plan per size group, joined (grouped.py).
         from pipeline.grouped import plan_groups

@@ -8,6 +8,7 @@ from PIL import Image
 from reliability_counts import record
 
 import pipeline as sp
+from pipeline.backend import gpu_available
 from pipeline.config import RunConfig, load_config
 
 
@@ -153,3 +154,14 @@ def test_label_mask_with_unnamed_labels_is_refused(rng):
     ds = sp.evaluate(x, x, regions="labels", labels=mask, label_names={1: "sky", 7: "tree"})
     assert ds["region"].values.tolist() == ["all", "sky", "tree"]
     record("bad_input", "label mask with unnamed labels")
+
+
+@pytest.mark.skipif(gpu_available(), reason="checks the machine without a GPU; gpu tests cover one")
+def test_gpu_device_without_a_gpu_fails_before_any_work(tmp_path, floats):
+    # Was a ModuleNotFoundError ('cupy') from inside the first task, after the store existed.
+    x, y = floats
+    out = tmp_path / "r.zarr"
+    with pytest.raises(RuntimeError, match=r"device='gpu' needs CuPy and a CUDA device"):
+        sp.evaluate(x, y, data_range=1.0, device="gpu", output=str(out))
+    assert not out.exists()
+    record("bad_input", "device gpu without a GPU")
