@@ -15,7 +15,7 @@ inside the bin that holds the quantile; the whole map is never needed, but the
 answer is exact only to the bin width (``2 / hist_bins``: 0.02 with the default
 100 bins).
 
-The figures reuse :mod:`pipeline.report`'s drawing code and return
+The figures reuse the report's drawing code (:mod:`pipeline.report_figures`) and return
 ``matplotlib.figure.Figure`` objects built on the Agg canvas; matplotlib is
 imported only when a plot is asked for. Methods taking ``image`` accept the
 pair's id (a string; for stacks the index as text also works) or its integer
@@ -74,7 +74,7 @@ class ReviewAccessor:
     """
 
     def __init__(self, ds: xr.Dataset) -> None:
-        from pipeline.report import _check_schema
+        from pipeline.report_inputs import _check_schema
 
         _check_schema(ds)
         self._ds = ds

@@ -19,6 +19,10 @@ Progress goes to stderr, one bar per run, advanced after every committed batch
 too); ``--quiet`` silences it and the summary table. ``--json`` prints a
 machine-readable summary (:func:`pipeline.summary.summarize`, plus the output
 paths) on stdout instead of the table.
+
+The argument grammar is in :mod:`pipeline.cli_parser` and the progress bar in
+:mod:`pipeline.progress`; :func:`build_parser` and :class:`ProgressBar` are
+importable from here too.
 """
 
 from __future__ import annotations
@@ -28,150 +32,25 @@ import json
 import logging
 import os
 import sys
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 import pipeline
-from pipeline.config import DEVICES, OUTPUT_FORMATS, RunConfig, dump_config, resolve_config
-from pipeline.presets import PROFILES
+from pipeline.cli_parser import DEFAULT_DEMO_DIR as DEFAULT_DEMO_DIR
+from pipeline.cli_parser import build_parser
+from pipeline.config import RunConfig, dump_config, resolve_config
+from pipeline.progress import ProgressBar
 
 __all__ = ["ProgressBar", "build_parser", "main"]
 
 EXIT_OK, EXIT_FAILED_PAIRS, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
-DEFAULT_DEMO_DIR = "ssim-demo"
 # Errors that mean "the input or the settings are wrong": message, no traceback.
 _USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, TypeError, OSError, RuntimeError)
 
 
 class _UsageError(Exception):
     """A problem with the command line itself (exit status 2)."""
-
-
-class ProgressBar:
-    """A text progress bar over commit batches, for ``evaluate(on_batch=...)``.
-
-    On a terminal it redraws one line; elsewhere (logs, CI) it prints a line at
-    every tenth of the run, so a job log shows progress without flooding.
-    """
-
-    def __init__(self, label: str, *, stream: TextIO | None = None, width: int = 30) -> None:
-        self.label = label
-        self.stream = stream if stream is not None else sys.stderr
-        self.width = width
-        self.images = 0
-        self.start = time.perf_counter()
-        self._shown_tenth = -1
-        self._drawn = False
-
-    def __call__(self, done: int, total: int, images_in_batch: int) -> None:
-        self.images += images_in_batch
-        fraction = done / total if total else 1.0
-        filled = round(self.width * fraction)
-        elapsed = time.perf_counter() - self.start
-        rate = self.images / elapsed if elapsed > 0 else 0.0
-        text = (
-            f"{self.label} [{'#' * filled}{'.' * (self.width - filled)}] {done}/{total} batches, "
-            f"{self.images} pairs, {elapsed:.1f} s ({rate:.1f} pairs/s)"
-        )
-        if self.stream.isatty():
-            self.stream.write("\r" + text)
-            self._drawn = True
-            if done == total:
-                self.stream.write("\n")
-                self._drawn = False
-        else:
-            tenth = int(fraction * 10)
-            if tenth != self._shown_tenth or done == total:
-                self._shown_tenth = tenth
-                self.stream.write(text + "\n")
-        self.stream.flush()
-
-    def close(self) -> None:
-        """End a half-drawn line (an interrupted run)."""
-        if self._drawn:
-            self.stream.write("\n")
-            self.stream.flush()
-            self._drawn = False
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of ``ssim-pipeline`` (all subcommands)."""
-    parser = argparse.ArgumentParser(
-        prog="ssim-pipeline",
-        description="Streaming SSIM evaluation for folders of images and Zarr stacks.",
-        epilog="Exit status: 0 done, 1 finished with failed pairs (listed), 2 bad usage or input.",
-    )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {pipeline.__version__}")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-
-    run = commands.add_parser(
-        "evaluate",
-        help="SSIM of every pair of two folders of images or Zarr stacks",
-        description="SSIM of every pair of two folders of images (paired by relative path, "
-        "then by stem) or two Zarr stacks; results stream into --out.",
-    )
-    run.add_argument("reference", metavar="REFERENCE", help="folder of images or Zarr array")
-    run.add_argument("generated", metavar="GENERATED", help="folder of images or Zarr array")
-    run.add_argument("--out", metavar="RESULTS", help="results path (.zarr, .nc or .csv)")
-    run.add_argument("--config", metavar="FILE", help="YAML run configuration (see configs/)")
-    run.add_argument("--profile", choices=tuple(PROFILES), help="compatibility profile")
-    run.add_argument("--regions", metavar="SPEC", help="'all', a grid '4x4', '256px'")
-    run.add_argument(
-        "--scheduler",
-        metavar="SPEC",
-        help="threads (default), processes, synchronous, local, slurm, pbs, cuda, "
-        "tcp://host:port or a scheduler file",
-    )
-    run.add_argument(
-        "--performance-report",
-        metavar="FILE",
-        help="save Dask's HTML performance report (distributed schedulers)",
-    )
-    run.add_argument("--device", choices=DEVICES, help="cpu or gpu")
-    run.add_argument("--format", choices=OUTPUT_FORMATS, help="output format (default: suffix)")
-    run.add_argument("--resume", action="store_true", help="finish an interrupted run")
-    run.add_argument("--overwrite", action="store_true", help="replace an existing output")
-    run.add_argument("--save-maps", action="store_true", help="also store the SSIM maps")
-    run.add_argument(
-        "--dry-run", action="store_true", help="print the plan and the settings; compute nothing"
-    )
-    _add_output_flags(run)
-
-    demo = commands.add_parser(
-        "demo",
-        help="run the main job on bundled photographs",
-        description="Build reference/generated folders from scikit-image's bundled "
-        "photographs with GAN-like damage, evaluate them on the embedded threaded "
-        "scheduler and write the results and the report under --out.",
-    )
-    demo.add_argument("--out", metavar="DIR", default=DEFAULT_DEMO_DIR, help="demo folder")
-    _add_output_flags(demo)
-
-    report = commands.add_parser(
-        "report", help="figures and an HTML page from results", description="Write the report."
-    )
-    report.add_argument("results", metavar="RESULTS", help="results store (.zarr) or .nc file")
-    report.add_argument("--out", metavar="DIR", help="report folder (default: RESULTS-report)")
-    report.add_argument("--worst", type=int, default=6, metavar="N", help="worst pairs shown")
-
-    ingest = commands.add_parser(
-        "ingest",
-        help="folder of images -> Zarr stack",
-        description="Decode a folder of images once into a Zarr stack (one array per "
-        "size group, file names as a coordinate) for repeated evaluation.",
-    )
-    ingest.add_argument("folder", metavar="FOLDER", help="folder of images (recursive)")
-    ingest.add_argument("--out", metavar="STACK", required=True, help="Zarr store to write")
-    ingest.add_argument("--overwrite", action="store_true", help="replace an existing store")
-    ingest.add_argument("--quiet", action="store_true", help="no progress output")
-    return parser
-
-
-def _add_output_flags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--quiet", action="store_true", help="no progress bar, no table")
-    parser.add_argument("--json", action="store_true", help="JSON summary on stdout")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -32,7 +32,7 @@ def compare_results(
     is checked here. Arguments, result and errors as in
     :meth:`pipeline.accessor.ReviewAccessor.compare`.
     """
-    from pipeline.report import _check_schema
+    from pipeline.report_inputs import _check_schema
 
     if not isinstance(other, xr.Dataset):
         raise TypeError(f"other must be an xarray.Dataset of results (got {type(other).__name__})")

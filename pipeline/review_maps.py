@@ -133,7 +133,7 @@ def _source_image(ds: xr.Dataset, k: int, given: Any, side: str) -> np.ndarray |
         return picture
     name = _strings(ds[side].values[k])[0]
     if Path(name).is_file():
-        from pipeline.report import _load_image
+        from pipeline.report_figures import _load_image
 
         return _load_image(name)
     match = _STACK_NAME.match(name)
@@ -169,7 +169,7 @@ def recompute_maps(
 ) -> dict[str, np.ndarray]:
     """SSIM, l, c and s maps of one pair, with the SSIM settings recorded in ``ds.attrs``."""
     import pipeline
-    from pipeline.report import _SSIM_PARAMS
+    from pipeline.report_inputs import _SSIM_PARAMS
 
     attrs = ds.attrs
     params = {

@@ -1,6 +1,6 @@
 """The figures of ``ds.review``: histograms, regions, one pair with its maps.
 
-They reuse :mod:`pipeline.report`'s drawing code and return
+They reuse the report's drawing code (:mod:`pipeline.report_figures`) and return
 ``matplotlib.figure.Figure`` objects built on the Agg canvas; matplotlib is
 imported only when a plot is asked for (this module imports nothing of it).
 """
@@ -44,7 +44,7 @@ _COMPONENTS = (LUMINANCE, CONTRAST, STRUCTURE)
 
 def plot_hist(ds: xr.Dataset, image: str | int | None = None) -> Figure:
     """The figure of ``ds.review.plot_hist``: merged histograms beside the image scores."""
-    from pipeline.report import _histogram_figure
+    from pipeline.report_figures import _histogram_figure
 
     ok = ok_mask(ds)
     if image is None:
@@ -55,7 +55,8 @@ def plot_hist(ds: xr.Dataset, image: str | int | None = None) -> Figure:
 
 def plot_regions(ds: xr.Dataset, image: str | int | None = None) -> Figure:
     """The figure of ``ds.review.plot_regions``: mean SSIM per region, heatmap or bars."""
-    from pipeline.report import _grid_shape, _region_bars, _region_figure, _WorstPair
+    from pipeline.report_figures import _grid_shape, _region_bars, _region_figure
+    from pipeline.report_inputs import _WorstPair
 
     others = [r for r in region_names(ds) if r != ALL_REGION]
     if not others:
@@ -97,7 +98,7 @@ def show_pair(
     generated: Any = None,
 ) -> Figure:
     """The figure of ``ds.review.show_pair``: both images, the SSIM map, l, c, s maps."""
-    from pipeline.report import _display, _new_figure
+    from pipeline.report_figures import _display, _new_figure
 
     k = image_position(ds, image)
     ids = image_ids(ds)
