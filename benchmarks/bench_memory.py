@@ -2,9 +2,12 @@
 
     python benchmarks/bench_memory.py                  # 20000 x 20000 uint8 pair (heavy)
     python benchmarks/bench_memory.py --size 4000      # a quick look
+    python benchmarks/bench_memory.py --codec none     # the pair stored uncompressed
 
 The pair is generated chunk by chunk into a temporary directory (never whole in
-memory) with Zarr's default codec (zstd, as a user's ``zarr.create_array`` gives).
+memory) with Zarr's default codec (zstd, as a user's ``zarr.create_array`` gives), or
+uncompressed with ``--codec none`` (decoding zstd costs about as much CPU as a fast SSIM
+kernel, so the codec bounds what streaming can reach; see the decode-only column).
 Each stage runs in its own process so that its peak RSS is its own, and each
 imports this checkout's ``pipeline`` (not an installed copy):
 
@@ -18,7 +21,12 @@ imports this checkout's ``pipeline`` (not an installed copy):
    ``evaluate`` makes per tile (the same statistics: mean SSIM, l, c, s, M2, min, max,
    histogram) on the whole slice;
 2. ``streaming``: ``pipeline.evaluate`` on the whole Zarr pair (default settings,
-   threaded scheduler), best of ``--repeat`` runs after a small warm-up.
+   threaded scheduler), best of ``--repeat`` runs after a small warm-up;
+3. ``alternating`` (throughput only, ``--rounds`` rounds): in one process, round by round,
+   the same-statistics kernel and ``ssim()`` sustained, a decode-only pass over the stored
+   pair (every chunk read through Zarr, nothing computed) and streaming ``evaluate``, so
+   that the cores' drift falls on every run alike; per round the ratios and the ceiling
+   that kernel plus decoding allow when their CPU times add on the same cores.
 
 Prints a table: megapixels per second of each, the streaming/in-memory ratios, peak
 RSS and the 1-minute load average before each stage (the machine may be shared).
@@ -57,10 +65,15 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def generate(directory: Path, size: int, chunk: int, seed: int = 0) -> None:
-    """Reference = smooth pattern + noise; generated = reference + noise, one band at a time."""
+def generate(directory: Path, size: int, chunk: int, seed: int = 0, codec: str = "zstd") -> None:
+    """Reference = smooth pattern + noise; generated = reference + noise, one band at a time.
+
+    ``codec="zstd"`` is Zarr's default compressor, ``"none"`` stores raw chunks.
+    """
     rng = np.random.default_rng(seed)
-    options = {"shape": (size, size), "chunks": (chunk, chunk), "dtype": "uint8"}
+    options: dict[str, Any] = {"shape": (size, size), "chunks": (chunk, chunk), "dtype": "uint8"}
+    if codec == "none":
+        options["compressors"] = None
     reference = zarr.create_array(directory / "reference.zarr", **options)
     generated = zarr.create_array(directory / "generated.zarr", **options)
     cols = np.arange(size)
@@ -229,6 +242,12 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=20_000, help="side of the square pair")
     parser.add_argument("--chunk", type=int, default=1000, help="Zarr chunk side")
     parser.add_argument("--side", type=int, default=4096, help="side of the in-memory slice")
+    parser.add_argument(
+        "--codec",
+        choices=("zstd", "none"),
+        default="zstd",
+        help="how the pair is stored: Zarr's default zstd, or raw chunks",
+    )
     parser.add_argument("--repeat", type=int, default=3, help="streaming runs (the best counts)")
     parser.add_argument(
         "--rounds", type=int, default=5, help="alternating rounds (kernel, decode, streaming)"
@@ -253,7 +272,7 @@ def main() -> None:
     directory = Path(tempfile.mkdtemp(prefix="bench-memory-"))
     try:
         start = time.perf_counter()
-        generate(directory, args.size, args.chunk)
+        generate(directory, args.size, args.chunk, codec=args.codec)
         stored = zarr.open_array(directory / "reference.zarr", mode="r")
         print(
             f"generated {args.size}x{args.size} uint8 pair in {time.perf_counter() - start:.1f} s"
