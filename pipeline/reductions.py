@@ -90,12 +90,13 @@ def _segment_m2(ssim: np.ndarray, start: int, stop: int, mean: float) -> float: 
 
 @numba.njit(cache=True, nogil=True)
 def _segment_extremes_and_histogram(
-    ssim: np.ndarray, start: int, stop: int, edges: np.ndarray, row: np.ndarray
+    ssim: np.ndarray, start: int, stop: int, row: np.ndarray
 ) -> None:  # pragma: no cover - compiled
     """Min, max and histogram counts of ``[start, stop)`` into a packed row.
 
-    Bins follow ``np.histogram`` over ``edges`` (:func:`bin_edges`): bin ``i``
-    holds ``edges[i] <= v < edges[i + 1]``, the last bin also ``v == 1``; values
+    The bins are the row's histogram fields, over :func:`bin_edges` of their
+    count, as ``np.histogram`` places values: bin ``i`` holds ``edges[i] <= v <
+    edges[i + 1]``, the last bin also ``v == 1``; values
     a rounding error outside [-1, 1] go to the end bins so that every pixel is
     counted (:mod:`pipeline.histogram`).
     """
@@ -109,7 +110,6 @@ def _add_segment(
     maps: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
     start: int,
     stop: int,
-    edges: np.ndarray,
     row: np.ndarray,
 ) -> None:  # pragma: no cover - compiled
     ssim, luminance, contrast, structure = maps
@@ -119,7 +119,7 @@ def _add_segment(
     row[_SUM_L] += sum_l
     row[_SUM_C] += sum_c
     row[_SUM_S] += sum_s
-    _segment_extremes_and_histogram(ssim, start, stop, edges, row)
+    _segment_extremes_and_histogram(ssim, start, stop, row)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -129,7 +129,6 @@ def add_row_partial(
     contrast: np.ndarray,
     structure: np.ndarray,
     n: int,
-    edges: np.ndarray,
     row: np.ndarray,
 ) -> None:  # pragma: no cover - compiled; checked against block_statistics in the tests
     """Add the first ``n`` values of one map row to a packed region row, in place.
@@ -154,7 +153,7 @@ def add_row_partial(
     row[_SUM_L] += sum_l
     row[_SUM_C] += sum_c
     row[_SUM_S] += sum_s
-    _segment_extremes_and_histogram(ssim, 0, n, edges, row)
+    _segment_extremes_and_histogram(ssim, 0, n, row)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -163,7 +162,6 @@ def _whole_image_statistics(
     luminance: np.ndarray,
     contrast: np.ndarray,
     structure: np.ndarray,
-    edges: np.ndarray,
     out: np.ndarray,
 ) -> None:  # pragma: no cover - compiled; checked against NumPy in the tests
     """Region ``all`` of each image, ``out[image, field]`` filled in place.
@@ -177,7 +175,7 @@ def _whole_image_statistics(
         row = out[i]
         for r in range(h):
             rows = (ssim[i, r], luminance[i, r], contrast[i, r], structure[i, r])
-            _add_segment(rows, 0, w, edges, row)
+            _add_segment(rows, 0, w, row)
         mean = row[_SUM] / row[_COUNT]
         m2 = 0.0
         for r in range(h):
@@ -192,7 +190,6 @@ def _region_statistics(
     contrast: np.ndarray,
     structure: np.ndarray,
     ids: np.ndarray,
-    edges: np.ndarray,
     out: np.ndarray,
 ) -> None:  # pragma: no cover - compiled; checked against NumPy in the tests
     """Every sub-region of each image, keyed by ``ids`` (``-1``: none), in place.
@@ -214,7 +211,7 @@ def _region_statistics(
                 while k < w and label[k] == g:
                     k += 1
                 if g >= 0:
-                    _add_segment(rows, start, k, edges, out[i, g])
+                    _add_segment(rows, start, k, out[i, g])
         means = np.zeros(n_sub)
         for g in range(n_sub):
             if out[i, g, _COUNT] > 0:
@@ -263,9 +260,7 @@ def block_statistics(
         return out
     # Region "all": a compiled two-pass loop (NumPy's ufuncs take a pass per statistic).
     whole = np.ascontiguousarray(out[:, 0, :])
-    _whole_image_statistics(
-        ssim, maps["luminance"], maps["contrast"], maps["structure"], bin_edges(bins), whole
-    )
+    _whole_image_statistics(ssim, maps["luminance"], maps["contrast"], maps["structure"], whole)
     out[:, 0, :] = whole
     if region_ids is None or n_regions == 1:
         return out
@@ -277,7 +272,6 @@ def block_statistics(
         maps["contrast"],
         maps["structure"],
         region_ids,
-        bin_edges(bins),
         sub,
     )
     out[:, 1:, :] = sub

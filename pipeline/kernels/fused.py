@@ -66,7 +66,7 @@ from pipeline.kernels.fused_launch import (
     _row_bounds,
     _run_kernel,
 )
-from pipeline.reductions import bin_edges, empty_statistics, merge_statistics
+from pipeline.reductions import empty_statistics, merge_statistics
 
 __all__ = [
     "FUSED_DTYPES",
@@ -107,7 +107,6 @@ def _launch(
     # Neither maps nor packed statistics: the score, (count, ssim_sum) per chunk.
     stats = np.zeros((n_chunks, 0 if write_maps or bins else 2))
     # Packed statistics: one partial row per chunk, merged by the caller.
-    edges = bin_edges(bins) if bins else np.zeros(0)
     packed = empty_statistics(n_chunks, 1, bins)[:, 0] if bins else np.zeros((n_chunks, 0))
     # One (x, y) ring of win_size input rows per chunk for the Gaussian path:
     # float32 holds uint8, uint16 and float32 pixels exactly; float64 input
@@ -116,7 +115,7 @@ def _launch(
     rings = np.empty(ring_shape, dtype=np.float64 if x.dtype == np.float64 else np.float32)
     args = (
         x, y, g, uniform, bounds, float(c1), float(c2), float(cov_norm), bool(components),
-        bool(write_maps), maps, stats, edges, packed, rings,
+        bool(write_maps), maps, stats, packed, rings,
     )  # fmt: skip
     _run_kernel(_maps_serial, _maps_parallel, n_threads, args)
     return maps, stats, packed

@@ -50,7 +50,6 @@ def _maps_chunk(
     write_maps: bool,
     maps: np.ndarray,
     stats: np.ndarray,
-    edges: np.ndarray,
     packed: np.ndarray,
     ring: np.ndarray,
 ) -> None:
@@ -61,8 +60,8 @@ def _maps_chunk(
     contrast, structure``; with ``write_maps=False`` the rows go to a scratch
     buffer and only their statistics are kept: ``count, ssim_sum`` (the score)
     into ``stats`` when it is not empty, and the packed region-``all`` row of
-    :mod:`pipeline.reductions` (histogram over ``edges``) into ``packed`` when
-    that is not empty (needs ``components``). ``ring`` is this chunk's
+    :mod:`pipeline.reductions` (its histogram fields over ``bin_edges`` of their
+    count) into ``packed`` when that is not empty (needs ``components``). ``ring`` is this chunk's
     ``(2, win_size, width)`` row buffer of the Gaussian path (float32, or
     float64 for float64 input).
     """
@@ -110,7 +109,7 @@ def _maps_chunk(
             count += n_out
         if packed.shape[0] > 0:
             # The row is still in L1: reduce it before the next one overwrites it.
-            add_row_partial(out[0], out[2], out[3], out[4], n_out, edges, packed)
+            add_row_partial(out[0], out[2], out[3], out[4], n_out, packed)
     if stats.shape[0] > 0:
         stats[0] = count
         stats[1] = ssim_sum
@@ -130,14 +129,13 @@ def _maps_parallel(
     write_maps: bool,
     maps: np.ndarray,
     stats: np.ndarray,
-    edges: np.ndarray,
     packed: np.ndarray,
     rings: np.ndarray,
 ) -> None:
     for chunk in prange(bounds.shape[0] - 1):
         _maps_chunk(
             x, y, g, uniform, bounds[chunk], bounds[chunk + 1], c1, c2, cov_norm, components,
-            write_maps, maps, stats[chunk], edges, packed[chunk], rings[chunk],
+            write_maps, maps, stats[chunk], packed[chunk], rings[chunk],
         )  # fmt: skip
 
 
@@ -155,12 +153,11 @@ def _maps_serial(
     write_maps: bool,
     maps: np.ndarray,
     stats: np.ndarray,
-    edges: np.ndarray,
     packed: np.ndarray,
     rings: np.ndarray,
 ) -> None:
     for chunk in range(bounds.shape[0] - 1):
         _maps_chunk(
             x, y, g, uniform, bounds[chunk], bounds[chunk + 1], c1, c2, cov_norm, components,
-            write_maps, maps, stats[chunk], edges, packed[chunk], rings[chunk],
+            write_maps, maps, stats[chunk], packed[chunk], rings[chunk],
         )  # fmt: skip

@@ -45,7 +45,7 @@ from pipeline.kernels.fused_launch import (
     _run_kernel,
 )
 from pipeline.kernels.fused_uniform import _add_row, _swap_row, _uniform_row
-from pipeline.reductions import add_row_partial, bin_edges, empty_statistics, merge_statistics
+from pipeline.reductions import add_row_partial, empty_statistics, merge_statistics
 
 __all__ = ["fused_colour_packed_stats"]
 
@@ -92,7 +92,6 @@ def _colour_chunk(
     c1: float,
     c2: float,
     cov_norm: float,
-    edges: np.ndarray,
     packed: np.ndarray,
     ring: np.ndarray,
 ) -> None:
@@ -147,7 +146,7 @@ def _colour_chunk(
         if channels > 1:
             _divide_planes(total, channels, n_out)
         # The averaged row is still in L1: reduce it before the next one overwrites it.
-        add_row_partial(total[0], total[2], total[3], total[4], n_out, edges, packed)
+        add_row_partial(total[0], total[2], total[3], total[4], n_out, packed)
 
 
 @_jit(parallel=True)
@@ -160,13 +159,12 @@ def _colour_parallel(
     c1: float,
     c2: float,
     cov_norm: float,
-    edges: np.ndarray,
     packed: np.ndarray,
     rings: np.ndarray,
 ) -> None:
     for chunk in prange(bounds.shape[0] - 1):
         _colour_chunk(
-            x, y, g, uniform, bounds[chunk], bounds[chunk + 1], c1, c2, cov_norm, edges,
+            x, y, g, uniform, bounds[chunk], bounds[chunk + 1], c1, c2, cov_norm,
             packed[chunk], rings[chunk],
         )  # fmt: skip
 
@@ -181,13 +179,12 @@ def _colour_serial(
     c1: float,
     c2: float,
     cov_norm: float,
-    edges: np.ndarray,
     packed: np.ndarray,
     rings: np.ndarray,
 ) -> None:
     for chunk in range(bounds.shape[0] - 1):
         _colour_chunk(
-            x, y, g, uniform, bounds[chunk], bounds[chunk + 1], c1, c2, cov_norm, edges,
+            x, y, g, uniform, bounds[chunk], bounds[chunk + 1], c1, c2, cov_norm,
             packed[chunk], rings[chunk],
         )  # fmt: skip
 
@@ -276,7 +273,7 @@ def fused_colour_packed_stats(
     rings = np.empty(ring_shape, dtype=np.float64 if dtype == np.float64 else np.float32)
     args = (
         x, y, g, bool(uniform), bounds, float(c1), float(c2), float(cov_norm),
-        bin_edges(int(bins)), packed, rings,
+        packed, rings,
     )  # fmt: skip
     _run_kernel(_colour_serial, _colour_parallel, n_threads, args)
     if n_chunks == 1:
