@@ -31,6 +31,7 @@ import numpy as np
 import zarr
 
 from pipeline.validation import normalize_channel_axis
+from pipeline.zarr_direct import dask_from_zarr
 
 __all__ = [
     "DirectRead",
@@ -83,7 +84,7 @@ class DirectRead:
             if sum(sizes) != length or any(int(b) % unit for b in np.cumsum(sizes)[:-1]):
                 return None
         stack, _, _ = _to_canonical(
-            da.from_zarr(self.array, chunks=tuple(source)), self.channel_axis, "source"
+            dask_from_zarr(self.array, tuple(source)), self.channel_axis, "source"
         )
         return stack
 
@@ -237,7 +238,7 @@ def _from_zarr(array: zarr.Array, label: str) -> tuple[da.Array, str, tuple[int,
     # A sharded array must be read a whole shard per task: inner-chunk reads would
     # decode the same shard again and again (FACTS.md).
     chunks = array.shards if array.shards is not None else array.chunks
-    return da.from_zarr(array, chunks=chunks), label, tuple(int(c) for c in chunks)
+    return dask_from_zarr(array, chunks), label, tuple(int(c) for c in chunks)
 
 
 def _to_canonical(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import zarr
 from PIL import Image
 from reliability_counts import record
 
@@ -165,3 +166,25 @@ def test_gpu_device_without_a_gpu_fails_before_any_work(tmp_path, floats):
         sp.evaluate(x, y, data_range=1.0, device="gpu", output=str(out))
     assert not out.exists()
     record("bad_input", "device gpu without a GPU")
+
+
+def test_corrupt_zarr_chunk_names_the_file_and_keeps_committed_batches(tmp_path, rng):
+    x = rng.integers(0, 256, (6, 24, 24), dtype=np.uint8)
+    y = np.clip(x + rng.normal(0, 30, x.shape), 0, 255).astype(np.uint8)
+    zarr.create_array(tmp_path / "x.zarr", data=x, chunks=(1, 24, 24))
+    zarr.create_array(tmp_path / "y.zarr", data=y, chunks=(1, 24, 24))
+    sources = (str(tmp_path / "x.zarr"), str(tmp_path / "y.zarr"))
+    expected = sp.evaluate(*sources, batch_images=2)
+    chunk = tmp_path / "y.zarr" / "c" / "4" / "0" / "0"  # image 4: the third batch
+    good = chunk.read_bytes()
+    chunk.write_bytes(good[: len(good) // 2])  # a truncated zstd frame
+    out = tmp_path / "r.zarr"
+    with pytest.raises(ValueError, match=r"y\.zarr/c/4/0/0' could not be decoded \(RuntimeError"):
+        sp.evaluate(*sources, output=str(out), batch_images=2)
+    status = sp.open_results(out)["status"].values
+    assert list(status[:4]) == ["ok"] * 4 and list(status[4:]) == ["", ""]
+    chunk.write_bytes(good)
+    resumed = sp.evaluate(*sources, output=str(out), resume=True, batch_images=2)
+    np.testing.assert_array_equal(resumed["ssim"].values, expected["ssim"].values)
+    assert list(resumed["status"].values) == ["ok"] * 6
+    record("bad_input", "corrupt Zarr chunk (named; committed batches kept)")

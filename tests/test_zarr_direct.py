@@ -1,0 +1,197 @@
+"""The direct chunk-file reader gives exactly what Zarr gives, or leaves the read to Zarr.
+
+Reference: Zarr's own ``array[region]`` on the same store (zarr-python is the
+independent implementation of the format here).
+"""
+
+from __future__ import annotations
+
+import pickle
+
+import dask.array as da
+import numcodecs
+import numpy as np
+import pytest
+import zarr
+from zarr.codecs import BloscCodec, BytesCodec, Crc32cCodec, GzipCodec, TransposeCodec, ZstdCodec
+
+from pipeline import evaluate
+from pipeline.zarr_direct import ChunkFileReader, dask_from_zarr, direct_reader
+
+SHAPE = (3, 37, 29)
+CHUNKS = (2, 10, 8)  # uneven: edge chunks are partial along every axis
+
+# name -> keyword arguments of zarr.create_array that this reader must read itself
+DIRECT_LAYOUTS = {
+    "v3 default (zstd)": {},
+    "v3 zstd with checksum": {"compressors": ZstdCodec(level=3, checksum=True)},
+    "v3 uncompressed": {"compressors": None},
+    "v3 blosc": {"compressors": BloscCodec(cname="lz4", clevel=5, shuffle="bitshuffle")},
+    "v3 gzip": {"compressors": GzipCodec(level=6)},
+    "v3 big-endian bytes": {"serializer": BytesCodec(endian="big"), "dtype": "uint16"},
+    "v3 float32": {"dtype": "float32"},
+    "v3 int16": {"dtype": "int16"},
+    "v3 bool": {"dtype": "bool"},
+    "v2 zstd": {"zarr_format": 2, "compressors": numcodecs.Zstd(level=1)},
+    "v2 blosc": {"zarr_format": 2, "compressors": numcodecs.Blosc(cname="zstd", shuffle=2)},
+    "v2 zlib": {"zarr_format": 2, "compressors": numcodecs.Zlib(level=1)},
+    "v2 uncompressed": {"zarr_format": 2, "compressors": None},
+    "v2 big-endian float64": {"zarr_format": 2, "dtype": ">f8"},
+    "v2 '/' separator": {"zarr_format": 2, "chunk_key_encoding": {"name": "v2", "separator": "/"}},
+}
+
+# layouts the reader must leave to Zarr
+ZARR_LAYOUTS = {
+    "v3 sharded": {"shards": (2, 20, 16)},
+    "v3 crc32c": {"compressors": (ZstdCodec(), Crc32cCodec())},
+    "v3 transpose filter": {"filters": TransposeCodec(order=(2, 1, 0))},
+    "v2 delta filter": {"zarr_format": 2, "filters": [numcodecs.Delta(dtype="u1")]},
+    "v2 Fortran order": {"zarr_format": 2, "order": "F"},
+}
+
+
+def _create(path, data, **options):
+    options = {"chunks": CHUNKS, "dtype": "uint8", **options}
+    array = zarr.create_array(path, shape=data.shape, **options)
+    array[...] = data.astype(options["dtype"])
+    return zarr.open_array(path, mode="r")
+
+
+def _regions(rng, n=25):
+    """Random boxes (inside one chunk, across many, at the edges), plus whole and empty."""
+    out = [tuple(slice(0, s) for s in SHAPE), (slice(1, 1), slice(0, 5), slice(2, 9))]
+    for _ in range(n):
+        box = []
+        for s in SHAPE:
+            a, b = sorted(rng.integers(0, s + 1, 2))
+            box.append(slice(int(a), int(max(b, a + 1))))
+        out.append(tuple(box))
+    return out
+
+
+@pytest.fixture
+def data(rng):
+    return rng.integers(0, 250, SHAPE).astype(np.float64) - 7.0
+
+
+@pytest.mark.parametrize("layout", sorted(DIRECT_LAYOUTS))
+def test_direct_layouts_read_exactly_what_zarr_reads(tmp_path, rng, data, layout):
+    array = _create(tmp_path / "a.zarr", data, **DIRECT_LAYOUTS[layout])
+    reader = direct_reader(array)
+    assert isinstance(reader, ChunkFileReader), layout
+    for region in _regions(rng):
+        got, want = reader[region], array[region]
+        assert got.dtype == want.dtype and got.shape == want.shape
+        np.testing.assert_array_equal(got, want)
+    stack = dask_from_zarr(array, (1, 7, 29))
+    assert stack.name.startswith("from-zarr-direct-")
+    np.testing.assert_array_equal(stack.compute(), array[...])
+
+
+@pytest.mark.parametrize("layout", sorted(ZARR_LAYOUTS))
+def test_other_layouts_are_left_to_zarr(tmp_path, data, layout):
+    array = _create(tmp_path / "a.zarr", data, **ZARR_LAYOUTS[layout])
+    assert direct_reader(array) is None
+    stack = dask_from_zarr(array, array.shards or array.chunks)
+    np.testing.assert_array_equal(stack.compute(), array[...])
+
+
+def test_in_memory_store_is_left_to_zarr(data):
+    array = zarr.create_array(zarr.storage.MemoryStore(), shape=SHAPE, chunks=CHUNKS, dtype="u1")
+    array[...] = data.astype("u1")
+    assert direct_reader(array) is None
+
+
+@pytest.mark.parametrize("zarr_format", [2, 3])
+def test_chunks_without_a_file_follow_zarrs_fill_value(tmp_path, rng, data, zarr_format):
+    # Never-written chunks and chunks left out because they equal the fill value.
+    array = zarr.create_array(
+        tmp_path / "a.zarr",
+        shape=SHAPE,
+        chunks=CHUNKS,
+        dtype="int16",
+        fill_value=-3,
+        zarr_format=zarr_format,
+        config={"write_empty_chunks": False},
+    )
+    array[0, :20, :16] = data[0, :20, :16]
+    array[2, 10:20] = -3  # a whole row of chunks equal to the fill value: no files
+    array = zarr.open_array(tmp_path / "a.zarr", mode="r")
+    reader = direct_reader(array)
+    assert reader is not None
+    for region in _regions(rng):
+        np.testing.assert_array_equal(reader[region], array[region])
+
+
+def test_array_inside_a_group(tmp_path, data):
+    group = zarr.open_group(tmp_path / "g.zarr", mode="w")
+    array = group.create_array("sub/images", shape=SHAPE, chunks=CHUNKS, dtype="u1")
+    array[...] = data.astype("u1")
+    reopened = zarr.open_array(tmp_path / "g.zarr" / "sub" / "images", mode="r")
+    for source in (array, reopened):
+        reader = direct_reader(source)
+        assert reader is not None
+        np.testing.assert_array_equal(reader[:, 3:30, 5:20], data.astype("u1")[:, 3:30, 5:20])
+
+
+def test_other_indexing_goes_to_zarr(tmp_path, data):
+    array = _create(tmp_path / "a.zarr", data)
+    reader = direct_reader(array)
+    np.testing.assert_array_equal(reader[1:3], array[1:3])  # trailing axes whole
+    np.testing.assert_array_equal(reader[1], array[1])
+    np.testing.assert_array_equal(reader[:, ::3, 2:9], array[:, ::3, 2:9])
+
+
+def test_corrupt_chunk_file_is_named(tmp_path, data):
+    array = _create(tmp_path / "a.zarr", data)
+    chunk = tmp_path / "a.zarr" / "c" / "1" / "2" / "1"
+    chunk.write_bytes(b"not zstd at all")
+    reader = direct_reader(array)
+    np.testing.assert_array_equal(reader[:, :20, :8], array[:, :20, :8])  # elsewhere fine
+    with pytest.raises(ValueError, match=r"Zarr chunk file '.*c/1/2/1' could not be decoded"):
+        reader[2:3, 20:30, 8:16]
+
+
+def test_chunk_of_the_wrong_size_is_named(tmp_path, data):
+    array = _create(tmp_path / "a.zarr", data)
+    (tmp_path / "a.zarr" / "c" / "0" / "0" / "0").write_bytes(numcodecs.Zstd().encode(b"x" * 99))
+    with pytest.raises(ValueError, match=r"c/0/0/0' holds 99 bytes once decoded, not the 160"):
+        direct_reader(array)[0:1, 0:1, 0:1]
+
+
+def test_corrupt_store_fails_evaluate_with_the_file_named(tmp_path, rng):
+    stack = rng.integers(0, 256, (2, 24, 24), dtype=np.uint8)
+    good = zarr.create_array(tmp_path / "good.zarr", data=stack, chunks=(1, 24, 24))
+    bad = zarr.create_array(tmp_path / "bad.zarr", data=stack, chunks=(1, 24, 24))
+    assert good.shape == bad.shape
+    (tmp_path / "bad.zarr" / "c" / "1" / "0" / "0").write_bytes(b"corrupt")
+    with pytest.raises(ValueError, match=r"bad\.zarr/c/1/0/0' could not be decoded"):
+        evaluate(tmp_path / "good.zarr", tmp_path / "bad.zarr")
+
+
+def test_reader_pickles_and_tokenizes_deterministically(tmp_path, data):
+    array = _create(tmp_path / "a.zarr", data)
+    reader = pickle.loads(pickle.dumps(direct_reader(array)))
+    np.testing.assert_array_equal(reader[:, 5:25, 3:17], array[:, 5:25, 3:17])
+    again = zarr.open_array(tmp_path / "a.zarr", mode="r")
+    assert dask_from_zarr(array, CHUNKS).name == dask_from_zarr(again, CHUNKS).name
+    assert dask_from_zarr(array, CHUNKS).name != dask_from_zarr(array, (3, 37, 29)).name
+
+
+def test_engine_reads_zarr_sources_directly_with_the_same_results(tmp_path, rng):
+    reference = rng.integers(0, 256, (3, 40, 36), dtype=np.uint8)
+    noise = rng.integers(-30, 31, reference.shape)
+    generated = np.clip(reference + noise, 0, 255).astype(np.uint8)
+    zarr.create_array(tmp_path / "x.zarr", data=reference, chunks=(2, 16, 16))
+    zarr.create_array(tmp_path / "y.zarr", data=generated, chunks=(2, 16, 16))
+    from pipeline.sources import open_pair
+
+    pair = open_pair(tmp_path / "x.zarr", tmp_path / "y.zarr")
+    assert pair.reference.name.startswith("from-zarr-direct-") or any(
+        str(layer).startswith("from-zarr-direct-") for layer in pair.reference.dask.layers
+    )
+    from_zarr = evaluate(tmp_path / "x.zarr", tmp_path / "y.zarr", chunks=(1, 16, 16))
+    in_memory = evaluate(reference, generated, chunks=(1, 16, 16))
+    for name in ("ssim", "luminance", "contrast", "structure", "ssim_min", "ssim_max"):
+        np.testing.assert_array_equal(from_zarr[name].values, in_memory[name].values)
+    assert isinstance(pair.reference, da.Array)
