@@ -3,6 +3,8 @@
     python benchmarks/bench_memory.py                  # 20000 x 20000 uint8 pair (heavy)
     python benchmarks/bench_memory.py --size 4000      # a quick look
     python benchmarks/bench_memory.py --codec none     # the pair stored uncompressed
+    python benchmarks/bench_memory.py --data /tmp/pair --alternating-only --rounds 9
+                                                       # throughput only, the pair kept
 
 The pair is generated chunk by chunk into a temporary directory (never whole in
 memory) with Zarr's default codec (zstd, as a user's ``zarr.create_array`` gives), or
@@ -56,6 +58,8 @@ import _checkout  # noqa: F401  (this checkout's pipeline, not an installed one)
 import numpy as np
 import zarr
 
+SIDES = ("reference", "generated")
+
 
 def _peak_rss_mb() -> float:
     """This process's own peak RSS (VmHWM; ru_maxrss would include the parent's, Linux)."""
@@ -74,6 +78,7 @@ def generate(directory: Path, size: int, chunk: int, seed: int = 0, codec: str =
     """
     rng = np.random.default_rng(seed)
     options: dict[str, Any] = {"shape": (size, size), "chunks": (chunk, chunk), "dtype": "uint8"}
+    options["overwrite"] = True  # a --data folder with another size or codec
     if codec == "none":
         options["compressors"] = None
     reference = zarr.create_array(directory / "reference.zarr", **options)
@@ -86,6 +91,19 @@ def generate(directory: Path, size: int, chunk: int, seed: int = 0, codec: str =
         reference[top : top + len(rows)] = band.astype(np.uint8)
         noisy = np.clip(band + rng.normal(0, 15, band.shape), 0, 255)
         generated[top : top + len(rows)] = noisy.astype(np.uint8)
+
+
+def _stored(directory: Path) -> tuple[Any, ...] | None:
+    """``(height, width, chunk, codec)`` of a pair generated earlier in ``directory``."""
+    try:
+        pair = [zarr.open_array(directory / f"{side}.zarr", mode="r") for side in SIDES]
+    except Exception:  # nothing there (yet), or not this benchmark's pair
+        return None
+    first = pair[0]
+    if pair[1].shape != first.shape or pair[1].chunks != first.chunks:
+        return None
+    codec = "zstd" if first.compressors else "none"
+    return (*first.shape, first.chunks[0], codec)
 
 
 def _load() -> float:
@@ -276,6 +294,17 @@ def main() -> None:
     parser.add_argument(
         "--rounds", type=int, default=5, help="alternating rounds (kernel, decode, streaming)"
     )
+    parser.add_argument(
+        "--data",
+        type=Path,
+        help="keep the generated pair in this folder and reuse it on later runs "
+        "(default: a temporary folder, removed at the end)",
+    )
+    parser.add_argument(
+        "--alternating-only",
+        action="store_true",
+        help="run only the alternating rounds (throughput; no peak-RSS stages)",
+    )
     stages = ["in-memory", "in-memory-full", "in-memory-statistics", "streaming", "alternating"]
     parser.add_argument("--stage", choices=stages, help=argparse.SUPPRESS)
     parser.add_argument("--dir", type=Path, help=argparse.SUPPRESS)
@@ -293,27 +322,35 @@ def main() -> None:
         print(json.dumps(stage_alternating(args.dir, args.side, args.rounds)))
         return
 
-    directory = Path(tempfile.mkdtemp(prefix="bench-memory-"))
+    directory = args.data or Path(tempfile.mkdtemp(prefix="bench-memory-"))
     try:
         start = time.perf_counter()
-        generate(directory, args.size, args.chunk, codec=args.codec)
+        wanted = (args.size, args.size, args.chunk, args.codec)
+        if args.data is None or _stored(directory) != wanted:
+            generate(directory, args.size, args.chunk, codec=args.codec)
+            print(f"generated the pair in {time.perf_counter() - start:.1f} s")
         stored = zarr.open_array(directory / "reference.zarr", mode="r")
         print(
-            f"generated {args.size}x{args.size} uint8 pair in {time.perf_counter() - start:.1f} s"
-            f"; Zarr v{stored.metadata.zarr_format}, chunks {stored.chunks}, "
+            f"{args.size}x{args.size} uint8 pair in {directory}; Zarr "
+            f"v{stored.metadata.zarr_format}, chunks {stored.chunks}, "
             f"compressors {stored.compressors}"
         )
         side = min(args.side, args.size)
         results = {
             stage: _run_stage(stage, directory, side, args.repeat, args.size, args.rounds)
-            for stage in stages[:-1]
+            for stage in ([] if args.alternating_only else stages[:-1])
         }
         if args.rounds > 0:
             results["alternating"] = _run_stage(
                 "alternating", directory, side, args.repeat, args.size, args.rounds
             )
     finally:
-        shutil.rmtree(directory, ignore_errors=True)
+        if args.data is None:
+            shutil.rmtree(directory, ignore_errors=True)
+    if args.alternating_only:
+        if "alternating" in results:
+            _print_alternating(results["alternating"])
+        return
 
     streaming = results["streaming"]
     print(f"package: {streaming['package']}")
