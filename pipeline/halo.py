@@ -25,11 +25,12 @@ from typing import Any
 
 import dask.array as da
 import numpy as np
-
-# Task objects are dask's task specification; the tuple form is deprecated there.
-from dask._task_spec import Task, TaskRef
 from dask.base import tokenize
 from dask.highlevelgraph import HighLevelGraph, MaterializedLayer
+
+# Task objects are dask's task specification (public as dask.task_spec since 2025.1,
+# the oldest dask this package allows); the tuple form is deprecated there.
+from dask.task_spec import Task, TaskRef
 
 __all__ = ["map_overlapping"]
 
