@@ -16,6 +16,13 @@ the file (Zarr's own error names neither file nor array).
 
 :func:`dask_from_zarr` is :func:`dask.array.from_zarr` with this reader where it
 applies.
+
+One task reads its chunks one after another (Dask runs the tasks side by side):
+on a local disk that is faster than Zarr's overlapped reads even for many tiny
+chunks (1000 chunks of 4 KB: ~0.07 s against Zarr's ~0.5 s; splitting them over
+a thread pool made it slower, the GIL being the limit), but on a file system with
+a high latency per file (network storage) a task over very many small chunks
+waits for each in turn, where Zarr would overlap them (not measured here).
 """
 
 from __future__ import annotations
