@@ -13,6 +13,8 @@ Zarr source whose planned chunks are whole multiples of its own chunks (or
 shards) is then read straight at those chunks, one Zarr read per task, instead
 of reading its own chunks and concatenating them in a rechunk layer: the same
 pixels, one task layer and one copy fewer, and fewer calls into Zarr's event loop.
+Where the array's layout allows, those reads bypass Zarr's read path altogether
+and take the chunk files straight from disk (:mod:`pipeline.zarr_direct`).
 
 Folders of image files plug in through :func:`register_pair_opener`: an opener
 that recognises its inputs returns a :class:`SourcePair` (the folder source of

@@ -5,14 +5,14 @@ Zarr's own read path hands every chunk through its asynchronous codec pipeline
 that machinery costs a large share of the CPU that decoding the chunks needs in
 the first place. For the common layout -- an unsharded array in a local
 directory store, stored as plain bytes with at most one whole-chunk compressor
-(Zarr's default zstd, blosc, gzip/zlib) and no filters -- :class:`ChunkFileReader`
-reads each chunk file, decompresses it with numcodecs and copies the wanted
-part out: the same bytes, the same values, with none of the
-machinery. Everything else it cannot prove it reads exactly (sharding, filters,
-checksums codecs, other stores, Fortran order, non-numeric dtypes) is read by
-Zarr; so is any chunk that has no file (Zarr's fill-value rules). A chunk file
-that does not decompress to exactly one chunk raises a ValueError that names
-the file (Zarr's own error names neither file nor array).
+(Zarr's default zstd, blosc, gzip/zlib) and no filters --
+:class:`ChunkFileReader` reads each chunk file, decompresses it with numcodecs
+and copies the wanted part out: the same bytes, the same values, with none of
+the machinery. Everything else it cannot prove it reads exactly (sharding,
+filters, checksum codecs, other stores, Fortran order, non-numeric dtypes) is
+read by Zarr; so is any chunk that has no file (Zarr's fill-value rules). A
+chunk file that does not decompress to exactly one chunk raises a ValueError
+that names the file (Zarr's own error names neither file nor array).
 
 :func:`dask_from_zarr` is :func:`dask.array.from_zarr` with this reader where it
 applies.
@@ -39,8 +39,9 @@ from dask.base import tokenize
 
 __all__ = ["ChunkFileReader", "dask_from_zarr", "direct_reader"]
 
-# numcodecs codecs whose ``decode(buf, out=...)`` decompresses one whole chunk.
-_V2_COMPRESSORS = {"zstd", "blosc", "zlib", "gzip", "lz4"}
+# zarr_format 2 compressors (numcodecs ids) whose ``decode`` gives one chunk's bytes,
+# each checked against Zarr's own reads in tests/test_zarr_direct.py.
+_V2_COMPRESSORS = {"zstd", "blosc", "zlib", "gzip"}
 
 
 class ChunkFileReader:

@@ -35,6 +35,7 @@ DIRECT_LAYOUTS = {
     "v2 zstd": {"zarr_format": 2, "compressors": numcodecs.Zstd(level=1)},
     "v2 blosc": {"zarr_format": 2, "compressors": numcodecs.Blosc(cname="zstd", shuffle=2)},
     "v2 zlib": {"zarr_format": 2, "compressors": numcodecs.Zlib(level=1)},
+    "v2 gzip": {"zarr_format": 2, "compressors": numcodecs.GZip(level=5)},
     "v2 uncompressed": {"zarr_format": 2, "compressors": None},
     "v2 big-endian float64": {"zarr_format": 2, "dtype": ">f8"},
     "v2 '/' separator": {"zarr_format": 2, "chunk_key_encoding": {"name": "v2", "separator": "/"}},
@@ -47,6 +48,7 @@ ZARR_LAYOUTS = {
     "v3 transpose filter": {"filters": TransposeCodec(order=(2, 1, 0))},
     "v2 delta filter": {"zarr_format": 2, "filters": [numcodecs.Delta(dtype="u1")]},
     "v2 Fortran order": {"zarr_format": 2, "order": "F"},
+    "v2 lz4 (not checked here)": {"zarr_format": 2, "compressors": numcodecs.LZ4()},
 }
 
 
