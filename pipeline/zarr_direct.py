@@ -71,7 +71,8 @@ class ChunkFileReader:
         store = array.store
         if not isinstance(store, zarr.storage.LocalStore):
             raise TypeError(f"ChunkFileReader reads local stores only (got {type(store).__name__})")
-        self.directory = Path(store.root) / array.path
+        # Absolute: a worker started in another directory still finds the files.
+        self.directory = Path(store.root).absolute() / array.path
         self._chunk_bytes = math.prod(self.chunks) * stored.itemsize
 
     def __dask_tokenize__(self) -> Any:

@@ -171,6 +171,14 @@ def test_corrupt_store_fails_evaluate_with_the_file_named(tmp_path, rng):
         evaluate(tmp_path / "good.zarr", tmp_path / "bad.zarr")
 
 
+def test_relative_store_path_is_read_from_any_directory(tmp_path, data, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    _create("a.zarr", data)
+    reader = direct_reader(zarr.open_array("a.zarr", mode="r"))
+    monkeypatch.chdir(tmp_path.parent)  # e.g. a worker started elsewhere
+    np.testing.assert_array_equal(reader[:, 2:30, 1:9], data.astype("u1")[:, 2:30, 1:9])
+
+
 def test_reader_pickles_and_tokenizes_deterministically(tmp_path, data):
     array = _create(tmp_path / "a.zarr", data)
     reader = pickle.loads(pickle.dumps(direct_reader(array)))
