@@ -27,6 +27,7 @@ waits for each in turn, where Zarr would overlap them (not measured here).
 
 from __future__ import annotations
 
+import itertools
 import math
 from pathlib import Path
 from typing import Any
@@ -89,8 +90,7 @@ class ChunkFileReader:
             range(start // size, (stop - 1) // size + 1)
             for (start, stop), size in zip(region, self.chunks, strict=True)
         ]
-        for coords in np.ndindex(*(len(r) for r in ranges)):
-            index = tuple(r[i] for r, i in zip(ranges, coords, strict=True))
+        for index in itertools.product(*ranges):
             self._copy_chunk(index, region, out)
         return out
 
