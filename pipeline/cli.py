@@ -201,7 +201,12 @@ def _dry_run(args: argparse.Namespace, config: RunConfig) -> int:
     from pipeline.run_plan import plan_run
     from pipeline.sources import open_pair
 
-    pair = open_pair(args.reference, args.generated, channel_axis=config.channel_axis)
+    pair = open_pair(
+        args.reference,
+        args.generated,
+        channel_axis=config.channel_axis,
+        options=config.input_options(),
+    )
     plan = plan_run(config, pair)
     groups = [plan.pair] if not plan.pair.groups else list(plan.pair.groups)
     group_rows: list[dict[str, Any]] = []

@@ -213,7 +213,12 @@ def evaluate(
     """
     config = resolve_config(config, **overrides)
     output_format = config.resolved_output_format()
-    pair = open_pair(reference, generated, channel_axis=config.channel_axis)
+    pair = open_pair(
+        reference,
+        generated,
+        channel_axis=config.channel_axis,
+        options=config.input_options(),
+    )
     if config.volume:
         pair = as_volume_pair(pair)  # one row: the volume
     plan = plan_run(config, pair)

@@ -60,7 +60,7 @@ from pipeline.dataset import (
 )
 from pipeline.images import decode_batch
 from pipeline.pairing import PairingPlan, pair_folders
-from pipeline.sources import SourcePair, register_pair_opener
+from pipeline.sources import InputOptions, SourcePair, register_pair_opener
 
 __all__ = ["is_image_folder", "open_folder_pair"]
 
@@ -98,7 +98,10 @@ def is_image_folder(path: Any) -> bool:
 
 
 def open_folder_pair(
-    reference: Any, generated: Any, channel_axis: int | None = None
+    reference: Any,
+    generated: Any,
+    channel_axis: int | None = None,
+    options: InputOptions | None = None,
 ) -> SourcePair | None:
     """Two folders of images as a :class:`SourcePair` with one part per size group.
 

@@ -28,6 +28,12 @@ from pipeline.color import COLOR_MODES
 from pipeline.kernels import ENGINES
 from pipeline.multiscale import resolve_weights
 from pipeline.presets import COVARIANCES, PARAM_NAMES, PROFILES, WINDOWS
+from pipeline.sources import (
+    DEFAULT_MAX_IMAGE_PIXELS,
+    DEFAULT_MAX_INPUT_ELEMENTS,
+    MISSING_CHUNK_POLICIES,
+    InputOptions,
+)
 
 __all__ = [
     "DEVICES",
@@ -73,6 +79,9 @@ class RunConfig:
         Explicit SSIM parameters overriding the profile (``None`` keeps it).
     data_range : float, optional
         ``L``; integer inputs default to their dtype's range, floats must give it.
+    data_ranges : mapping, optional
+        ``{dtype name: L}``, e.g. ``{"float32": 1.0, "uint16": 4095}``: the data range
+        of the pairs of that dtype (folders that mix dtypes); wins over ``data_range``.
     channel_axis : int, optional
         Axis of colour channels in the input arrays.
     color_mode : str
@@ -86,6 +95,16 @@ class RunConfig:
         ``{label value: name}``; only these labels become regions.
     hist_bins : int
         Number of equal histogram bins over [-1, 1].
+    missing_chunks : str
+        ``"fail"`` (default): a pair that touches a Zarr chunk that is not stored fails,
+        naming the chunk. ``"fill"``: the array's fill value stands for missing chunks
+        (stores that are sparse on purpose).
+    max_image_pixels : int
+        Largest image file decoded, in pixels (default 178,956,970, where Pillow's own
+        decompression-bomb check stops); a larger file fails its pair.
+    max_input_elements : int
+        Largest Zarr input accepted, in elements (default 2**40); larger metadata is
+        refused before any work.
     nan_policy : str
         ``"fail"`` (default): a pair with a NaN or Inf pixel fails, with the count in
         its ``status``. ``"mask"``: the windows touching such a pixel are left out
@@ -143,6 +162,7 @@ class RunConfig:
     k2: float | None = None
     covariance: str | None = None
     data_range: float | None = None
+    data_ranges: Mapping[str, float] | None = None
     channel_axis: int | None = None
     color_mode: str = "channels"
     regions: str = "all"
@@ -150,6 +170,9 @@ class RunConfig:
     label_names: Mapping[int, str] | None = None
     hist_bins: int = 100
     nan_policy: str = "fail"
+    missing_chunks: str = "fail"
+    max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
+    max_input_elements: int = DEFAULT_MAX_INPUT_ELEMENTS
     ms_ssim: bool = False
     ms_weights: tuple[float, ...] | None = None
     volume: bool = False
@@ -176,6 +199,7 @@ class RunConfig:
         _choice("engine", self.engine, ENGINES)
         _choice("device", self.device, DEVICES)
         _choice("nan_policy", self.nan_policy, NAN_POLICIES)
+        _choice("missing_chunks", self.missing_chunks, MISSING_CHUNK_POLICIES)
         if isinstance(self.cluster, Mapping):
             object.__setattr__(self, "cluster", ClusterSettings.from_mapping(self.cluster))
         elif not isinstance(self.cluster, ClusterSettings):
@@ -183,10 +207,18 @@ class RunConfig:
                 f"cluster must be a mapping of cluster settings (got {type(self.cluster).__name__})"
             )
         _choice("output_format", self.output_format, OUTPUT_FORMATS, optional=True)
-        for name in ("win_size", "hist_bins", "chunk_pixels", "batch_images"):
-            _positive_int(name, getattr(self, name), optional=name != "hist_bins")
+        for name in (
+            "win_size",
+            "hist_bins",
+            "chunk_pixels",
+            "batch_images",
+            "max_image_pixels",
+            "max_input_elements",
+        ):
+            _positive_int(name, getattr(self, name), optional=name in ("win_size", "batch_images"))
         for name in ("sigma", "k1", "k2", "data_range"):
             _positive_float(self, name)
+        self._check_data_ranges()
         if self.channel_axis is not None and (
             isinstance(self.channel_axis, bool) or not isinstance(self.channel_axis, int)
         ):
@@ -248,6 +280,43 @@ class RunConfig:
             if len(set(names.values())) != len(names):
                 raise ValueError(f"label_names must be unique (got {sorted(names.values())})")
             object.__setattr__(self, "label_names", dict(sorted(names.items())))
+
+    def _check_data_ranges(self) -> None:
+        if self.data_ranges is None:
+            return
+        if not isinstance(self.data_ranges, Mapping):
+            raise TypeError(
+                "data_ranges must be a mapping of dtype name to data range, e.g. "
+                f"{{float32: 1.0}} (got {type(self.data_ranges).__name__})"
+            )
+        ranges: dict[str, float] = {}
+        for key, value in self.data_ranges.items():
+            try:
+                dtype = np.dtype(str(key))
+            except TypeError:
+                raise ValueError(
+                    f"data_ranges keys must be dtype names such as 'float32' or 'uint16' "
+                    f"(got {key!r})"
+                ) from None
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, int | float)
+                or not math.isfinite(value)
+                or value <= 0
+            ):
+                raise ValueError(
+                    f"data_ranges[{key!r}] must be a positive finite number (got {value!r})"
+                )
+            ranges[dtype.name] = float(value)
+        object.__setattr__(self, "data_ranges", dict(sorted(ranges.items())))
+
+    def input_options(self) -> InputOptions:
+        """The settings that say how inputs are read, for :func:`pipeline.sources.open_pair`."""
+        return InputOptions(
+            missing_chunks=self.missing_chunks,
+            max_image_pixels=self.max_image_pixels,
+            max_input_elements=self.max_input_elements,
+        )
 
     def _check_chunks(self) -> None:
         if isinstance(self.chunks, str):

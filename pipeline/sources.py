@@ -36,7 +36,11 @@ from pipeline.validation import normalize_channel_axis
 from pipeline.zarr_direct import dask_from_zarr
 
 __all__ = [
+    "DEFAULT_MAX_IMAGE_PIXELS",
+    "DEFAULT_MAX_INPUT_ELEMENTS",
+    "MISSING_CHUNK_POLICIES",
     "DirectRead",
+    "InputOptions",
     "SourcePair",
     "open_array",
     "open_pair",
@@ -44,8 +48,39 @@ __all__ = [
 ]
 
 Chunks = tuple[tuple[int, ...], ...]
-PairOpener = Callable[[Any, Any, "int | None"], "SourcePair | None"]
+PairOpener = Callable[[Any, Any, "int | None", "InputOptions"], "SourcePair | None"]
 _PAIR_OPENERS: list[PairOpener] = []
+
+
+# What a missing Zarr chunk means: the pairs it touches fail ("fail"), or its pixels are
+# the array's fill value ("fill", for stores that are sparse on purpose).
+MISSING_CHUNK_POLICIES = ("fail", "fill")
+# Pillow raises DecompressionBombError beyond twice its MAX_IMAGE_PIXELS (89,478,485):
+# the same bound for every format, TIFF included.
+DEFAULT_MAX_IMAGE_PIXELS = 2 * 89_478_485
+# A Zarr input larger than this many elements (2**40, a 1 TB uint8 stack) is refused as
+# implausible metadata before anything is read.
+DEFAULT_MAX_INPUT_ELEMENTS = 2**40
+
+
+@dataclass(frozen=True)
+class InputOptions:
+    """The settings that say how inputs are read (from :class:`pipeline.config.RunConfig`).
+
+    Attributes
+    ----------
+    missing_chunks : str
+        ``"fail"`` (default): a pair touching a Zarr chunk that is not stored fails,
+        naming the chunk. ``"fill"``: the array's fill value stands for it.
+    max_image_pixels : int
+        Largest image file decoded (pixels, any format); larger files fail their pair.
+    max_input_elements : int
+        Largest Zarr input accepted (elements); larger metadata is refused before work.
+    """
+
+    missing_chunks: str = "fail"
+    max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
+    max_input_elements: int = DEFAULT_MAX_INPUT_ELEMENTS
 
 
 @dataclass(frozen=True)
@@ -171,7 +206,7 @@ class SourcePair:
 
 
 def register_pair_opener(opener: PairOpener) -> None:
-    """Add a source kind: ``opener(reference, generated, channel_axis)`` returns a pair or None.
+    """Add a source kind: ``opener(reference, generated, channel_axis, options)`` -> pair or None.
 
     Openers are tried in the order registered, before the array and Zarr sources.
     """
@@ -266,7 +301,13 @@ def _to_canonical(
     return out, single, tuple(order)
 
 
-def open_pair(reference: Any, generated: Any, *, channel_axis: int | None = None) -> SourcePair:
+def open_pair(
+    reference: Any,
+    generated: Any,
+    *,
+    channel_axis: int | None = None,
+    options: InputOptions | None = None,
+) -> SourcePair:
     """Both inputs as a :class:`SourcePair`, every check done before anything is read.
 
     Parameters
@@ -275,6 +316,8 @@ def open_pair(reference: Any, generated: Any, *, channel_axis: int | None = None
         NumPy, Dask or Zarr arrays, or Zarr paths, of equal shape.
     channel_axis : int, optional
         Axis of colour channels in the inputs (e.g. ``-1``).
+    options : InputOptions, optional
+        How inputs are read (missing chunks, size limits); defaults when None.
 
     Raises
     ------
@@ -283,8 +326,9 @@ def open_pair(reference: Any, generated: Any, *, channel_axis: int | None = None
     FileNotFoundError
         A path that does not exist.
     """
+    options = InputOptions() if options is None else options
     for opener in _PAIR_OPENERS:
-        pair = opener(reference, generated, channel_axis)
+        pair = opener(reference, generated, channel_axis, options)
         if pair is not None:
             return pair
     x, x_label, x_native, x_zarr = _open_source(reference, "reference")
