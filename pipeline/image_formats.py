@@ -56,6 +56,10 @@ _MODES: dict[str, tuple[int | None, str, str | None]] = {
 }
 
 
+# Ends the status of a failure that a resumed run retries (see is_transient_status).
+TRANSIENT_SUFFIX = " (transient: retried by --resume)"
+
+
 class ImageDecodeError(ValueError):
     """An image file that cannot be decoded; the message names the file and the reason.
 
@@ -67,14 +71,31 @@ class ImageDecodeError(ValueError):
         Why it failed, in words fit for a ``status`` entry.
     """
 
-    def __init__(self, path: str | os.PathLike[str], reason: str) -> None:
+    def __init__(
+        self, path: str | os.PathLike[str], reason: str, *, transient: bool = False
+    ) -> None:
         self.path = Path(path)
         self.reason = reason
-        super().__init__(f"{self.path}: {reason}")
+        self.transient = transient
+        super().__init__(f"{self.path}: {reason}{TRANSIENT_SUFFIX if transient else ''}")
 
     def __reduce__(self) -> tuple[Any, ...]:
-        # Keeps (path, reason) across pickling, e.g. from a dask.distributed worker.
-        return (type(self), (self.path, self.reason))
+        # Keeps (path, reason, transient) across pickling, e.g. from a distributed worker.
+        return (_rebuild_decode_error, (self.path, self.reason, self.transient))
+
+
+def _rebuild_decode_error(path: Path, reason: str, transient: bool) -> ImageDecodeError:
+    return ImageDecodeError(path, reason, transient=transient)
+
+
+def is_transient_status(status: str) -> bool:
+    """Whether a pair's ``status`` records a failure that may pass on a retry.
+
+    A file that was missing, unreadable for permissions or failed with an I/O error
+    may be there and readable on a later ``--resume``; a file that was read and did
+    not decode fails again, so it is not retried.
+    """
+    return status.endswith(TRANSIENT_SUFFIX)
 
 
 def _read_bytes(path: Path, limit: int | None = None) -> bytes:
@@ -83,13 +104,17 @@ def _read_bytes(path: Path, limit: int | None = None) -> bytes:
         with open(path, "rb") as handle:
             data = handle.read() if limit is None else handle.read(limit)
     except FileNotFoundError:
-        raise ImageDecodeError(path, "file not found") from None
+        raise ImageDecodeError(path, "file not found", transient=True) from None
     except PermissionError:
-        raise ImageDecodeError(path, "permission denied (the file is not readable)") from None
+        raise ImageDecodeError(
+            path, "permission denied (the file is not readable)", transient=True
+        ) from None
     except IsADirectoryError:
         raise ImageDecodeError(path, "is a directory, not an image file") from None
     except OSError as error:
-        raise ImageDecodeError(path, f"cannot read the file ({error.strerror or error})") from None
+        raise ImageDecodeError(
+            path, f"cannot read the file ({error.strerror or error})", transient=True
+        ) from None
     if not data:
         raise ImageDecodeError(path, "empty file (0 bytes)")
     return data
