@@ -4,8 +4,8 @@ The kernel is ``python3`` as ipykernel (in the ``test`` extra, through ``noteboo
 provides it: its wheel installs the kernelspec into ``sys.prefix/share/jupyter``, and
 jupyter_client falls back to ipykernel's own copy when none is found; the spec's
 ``python`` is replaced by ``sys.executable``, so the kernel runs in the environment of
-the tests. Each notebook runs in its own temporary working folder (they write their
-data next to themselves).
+the tests. Each notebook runs in its own temporary working folder, which it must
+leave empty: its data goes to the system's temporary folder.
 """
 
 from __future__ import annotations
@@ -83,3 +83,6 @@ def test_notebook_runs_in_a_jupyter_kernel(path, tmp_path):
         for output in cell.outputs
     )
     assert figures >= 2, f"{path.name} displayed {figures} figures"
+    # Run from its own folder, a notebook leaves nothing there (a checkout stays clean).
+    left = sorted(p.name for p in tmp_path.iterdir())
+    assert not left, f"{path.name} wrote {left} into the folder it ran in"
