@@ -3,12 +3,20 @@
 ::
 
     ssim-pipeline evaluate REFERENCE GENERATED --out RESULTS.zarr [--config FILE]
-                  [--profile NAME] [--regions SPEC] [--scheduler SPEC] [--device cpu|gpu]
-                  [--resume] [--overwrite] [--save-maps] [--format zarr|netcdf|csv]
-                  [--dry-run] [--quiet] [--json]
+                  [--profile NAME] [--win-size N] [--data-range L] ... (one option per
+                  run setting) [--set KEY=VALUE ...] [--dry-run] [--quiet] [--json]
     ssim-pipeline demo   [--out DIR]
     ssim-pipeline report RESULTS.zarr [--out DIR] [--worst N]
     ssim-pipeline ingest FOLDER --out STACK.zarr [--overwrite]
+
+REFERENCE and GENERATED are two folders of images, two Zarr arrays or two image
+files (one pair, named by the reference file). Every field of
+:class:`pipeline.run_config.RunConfig` has an option (:mod:`pipeline.cli_parser`
+derives them from the dataclass) and ``--set KEY=VALUE`` reaches any setting,
+nested ones by a dotted key; the order of precedence is ``--config``, then the
+options, then ``--set``. Library messages are shown in the command line's words
+(``pass --overwrite``, not ``pass overwrite=True``), and every file name printed
+goes through :func:`pipeline.terminal.terminal_text`.
 
 Exit status: 0 done; 1 finished, but some pairs (or files) failed -- they are
 listed on stderr; 2 bad usage or input that stops the run (a message on stderr
@@ -40,7 +48,7 @@ from typing import Any
 
 import pipeline
 from pipeline.cli_parser import DEFAULT_DEMO_DIR as DEFAULT_DEMO_DIR
-from pipeline.cli_parser import build_parser, parse_command_line, setting_flag
+from pipeline.cli_parser import build_parser, parse_command_line, setting_flag, setting_names
 from pipeline.config import RunConfig, dump_config, resolve_config
 from pipeline.progress import ProgressBar
 from pipeline.terminal import json_text, terminal_text
@@ -141,8 +149,7 @@ def _cli_words(message: str) -> str:
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     """The settings given as options (an option left out is absent from ``args``)."""
-    names = [f.name for f in fields(RunConfig)] + ["scheduler", "num_workers", "performance_report"]
-    return {name: getattr(args, name) for name in names if hasattr(args, name)}
+    return {name: getattr(args, name) for name in setting_names() if hasattr(args, name)}
 
 
 def _assignments(texts: Sequence[str]) -> dict[str, Any]:

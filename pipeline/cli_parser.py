@@ -43,6 +43,7 @@ __all__ = [
     "build_parser",
     "parse_command_line",
     "setting_flag",
+    "setting_names",
 ]
 
 DEFAULT_DEMO_DIR = "ssim-demo"
@@ -106,10 +107,12 @@ def _chunks(text: str) -> str | tuple[int, ...]:
 SETTING_OPTIONS: dict[str, SettingOption] = {
     "profile": SettingOption("compatibility profile (default wang2004)", choices=tuple(PROFILES)),
     "window": SettingOption("window shape (overrides the profile)", choices=WINDOWS),
-    "win_size": SettingOption("window side, odd (overrides the profile)", parse=int),
-    "sigma": SettingOption("Gaussian window's sigma (overrides the profile)", parse=float),
-    "k1": SettingOption("K1 constant (overrides the profile)", parse=float),
-    "k2": SettingOption("K2 constant (overrides the profile)", parse=float),
+    "win_size": SettingOption("window side, odd (overrides the profile)", metavar="N", parse=int),
+    "sigma": SettingOption(
+        "Gaussian window's sigma (overrides the profile)", metavar="S", parse=float
+    ),
+    "k1": SettingOption("K1 constant (overrides the profile)", metavar="K", parse=float),
+    "k2": SettingOption("K2 constant (overrides the profile)", metavar="K", parse=float),
     "covariance": SettingOption("variance estimator (overrides the profile)", choices=COVARIANCES),
     "data_range": SettingOption(
         "L, the data range (required for float images; integers default to their dtype)",
@@ -119,7 +122,9 @@ SETTING_OPTIONS: dict[str, SettingOption] = {
     "data_ranges": SettingOption(
         "L per dtype: --set data_ranges.float32=1.0 (folders that mix dtypes)", flag=None
     ),
-    "channel_axis": SettingOption("axis of colour channels in array inputs", parse=int),
+    "channel_axis": SettingOption(
+        "axis of colour channels in array inputs", metavar="AXIS", parse=int
+    ),
     "color_mode": SettingOption(
         "per-channel SSIM averaged, or SSIM of BT.601 luma", choices=COLOR_MODES
     ),
@@ -200,6 +205,11 @@ _CLUSTER_OPTIONS: dict[str, SettingOption] = {
 }
 
 
+def setting_names() -> tuple[str, ...]:
+    """Where the setting options store their values: every field, and the cluster shorthands."""
+    return (*(item.name for item in fields(RunConfig)), *_CLUSTER_OPTIONS)
+
+
 def setting_flag(name: str) -> str | None:
     """The option that sets the :class:`RunConfig` field ``name`` (None: ``--set`` only)."""
     option = SETTING_OPTIONS.get(name) or _CLUSTER_OPTIONS.get(name)
@@ -238,7 +248,7 @@ def _add_setting(
     group.add_argument(
         *names,
         dest=name,
-        type=option.parse,
+        type=option.parse or str,
         choices=option.choices,
         metavar=option.metavar,
         default=argparse.SUPPRESS,
@@ -262,9 +272,10 @@ def _add_settings(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="any setting, nested ones by a dotted key, the value read as YAML: "
-        "--set cluster.workers=4 --set data_ranges.float32=1.0 --set ms_weights=[0.5,0.5]; "
-        "applied after the options above",
+        help="any setting, the value read as YAML; the sections cluster.KEY, "
+        "data_ranges.DTYPE and label_names.VALUE by a dotted key: --set cluster.workers=4 "
+        "--set data_ranges.float32=1.0 --set ms_weights=[0.5,0.5]; applied after the "
+        "options above (repeatable)",
     )
 
 

@@ -14,6 +14,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from pipeline.folders import folder_source
 from pipeline.images import IMAGE_EXTENSIONS, ImageDecodeError, read_header
 from pipeline.pairing import FailedPair, ImagePair, PairingPlan, SizeGroup
@@ -67,30 +69,31 @@ def open_file_pair(
             f"or -1 for image files (got {channel_axis})"
         )
     pair = ImagePair(ref.name, ref, gen)
-    headers = []
+    headers: list[tuple[tuple[int, ...], np.dtype] | ImageDecodeError] = []
     for path in (ref, gen):
         try:
             headers.append(read_header(path))
         except ImageDecodeError as error:
             headers.append(error)
-    reasons = [str(h) for h in headers if isinstance(h, ImageDecodeError)]
     groups: tuple[SizeGroup, ...] = ()
     failed: tuple[FailedPair, ...] = ()
-    if reasons:
+    ref_header, gen_header = headers
+    if isinstance(ref_header, ImageDecodeError) or isinstance(gen_header, ImageDecodeError):
+        reasons = [str(h) for h in headers if isinstance(h, ImageDecodeError)]
         failed = (FailedPair(pair.id, "; ".join(reasons)),)
+    elif ref_header != gen_header:
+        (ref_shape, ref_dtype), (gen_shape, gen_dtype) = ref_header, gen_header
+        what = "shape" if ref_shape != gen_shape else "dtype"
+        failed = (
+            FailedPair(
+                pair.id,
+                f"{what} mismatch: reference {ref_shape} {ref_dtype}, "
+                f"generated {gen_shape} {gen_dtype}",
+            ),
+        )
     else:
-        (ref_shape, ref_dtype), (gen_shape, gen_dtype) = headers  # type: ignore[misc]
-        if (ref_shape, ref_dtype) != (gen_shape, gen_dtype):
-            what = "shape" if ref_shape != gen_shape else "dtype"
-            failed = (
-                FailedPair(
-                    pair.id,
-                    f"{what} mismatch: reference {ref_shape} {ref_dtype}, "
-                    f"generated {gen_shape} {gen_dtype}",
-                ),
-            )
-        else:
-            groups = (SizeGroup(tuple(ref_shape), str(ref_dtype), (pair.id,)),)
+        shape, dtype = ref_header
+        groups = (SizeGroup(tuple(shape), str(dtype), (pair.id,)),)
     plan = PairingPlan(
         reference_root=ref,
         generated_root=gen,

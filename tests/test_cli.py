@@ -227,6 +227,8 @@ def test_refusals_name_the_options_not_the_keywords(
     # An option value that the library names as a keyword argument.
     assert main([*args, "--overwrite", "--regions", "labels"]) == 2
     assert "--regions labels needs labels" in capsys.readouterr().err
+    assert main([*args, "--overwrite", "--ms-weights", "0.5,0.5"]) == 2
+    assert "but ms_ssim is false; set --ms-ssim" in capsys.readouterr().err
 
 
 def test_ingest_names_its_own_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
