@@ -501,6 +501,14 @@ def _ingest(args: argparse.Namespace) -> int:
             bar.close()
     for name, info in result.arrays.items():
         print(terminal_text(f"{args.out}/{name}: {info}"))
+    # ingest_folder leaves out what discovery skipped without saying so: list it here,
+    # under the folder as the user typed it (a second walk reads names only).
+    from pipeline.pairing import find_images
+
+    _, skipped = find_images(args.folder)
+    for entry in skipped:
+        where = os.path.join(str(args.folder), entry.path)
+        print(f"skipped: {terminal_text(where)} ({terminal_text(entry.reason)})", file=sys.stderr)
     if result.failed:
         for path, reason in result.failed.items():
             print(f"failed: {terminal_text(path)}: {terminal_text(reason)}", file=sys.stderr)

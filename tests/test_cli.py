@@ -425,3 +425,20 @@ def test_evaluate_two_image_files_errors(
     Image.fromarray(np.zeros((8, 8), np.uint8)).save(small)
     assert main(["evaluate", str(reference), str(small), "--out", out, "--overwrite"]) == 1
     assert "shape mismatch" in capsys.readouterr().out
+
+
+def test_ingest_lists_skipped_files_under_the_folder_as_typed(
+    tmp_path: Path,
+    rng: np.random.Generator,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    ref, _ = _folders(tmp_path / "data", rng, n=1)
+    _with_skipped_files(ref)
+    (ref / "x\x1b[2J.txt").write_text("not an image either")
+    monkeypatch.chdir(tmp_path)
+    assert main(["ingest", "data/ref/", "--out", "s.zarr", "--quiet"]) == 0
+    err = capsys.readouterr().err
+    assert "skipped: data/ref/.hidden.png (hidden file)" in err
+    assert "skipped: data/ref/notes.txt (extension '.txt' is not an image type)" in err
+    assert "skipped: data/ref/x\\x1b[2J.txt (" in err and "\x1b" not in err
