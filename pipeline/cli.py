@@ -281,7 +281,7 @@ def _run_and_summarize(
     return EXIT_OK
 
 
-def _output_warnings(config: RunConfig, fingerprint: str) -> list[str]:
+def _output_warnings(config: RunConfig, plan_attrs: dict[str, Any]) -> list[str]:
     """Why the run would be refused on its existing ``--out`` (a dry run reads nothing else)."""
     if config.output is None or not Path(config.output).exists() or config.overwrite:
         return []
@@ -300,19 +300,25 @@ def _output_warnings(config: RunConfig, fingerprint: str) -> list[str]:
     try:
         import zarr
 
-        stored = zarr.open_group(output, mode="r").attrs.get("config_fingerprint")
+        stored = dict(zarr.open_group(output, mode="r").attrs)
     except Exception:  # anything unreadable is refused by the run itself
         return [
             f"--out {output} exists but is not a readable results store; the run would be "
             "refused: pass --overwrite to replace it"
         ]
-    if stored != fingerprint:
-        return [
-            f"--out {output} was written with a different configuration (config_fingerprint "
-            f"{stored!r} in the store, {fingerprint!r} for this run); --resume would be "
-            "refused: pass --overwrite to replace it or choose another --out"
-        ]
-    return []
+    warnings = []
+    for key, what in (
+        ("config_fingerprint", "with a different configuration"),
+        ("source_fingerprint", "from different sources"),
+    ):
+        ours, theirs = plan_attrs.get(key), stored.get(key)
+        if ours != theirs:
+            warnings.append(
+                f"--out {output} was written {what} ({key} {theirs!r} in the store, "
+                f"{ours!r} for this run); --resume would be refused: pass --overwrite to "
+                "replace it or choose another --out"
+            )
+    return warnings
 
 
 def _readable_groups(plan: Any) -> list[tuple[Any, int, int]]:
@@ -373,7 +379,7 @@ def _dry_run(args: argparse.Namespace, config: RunConfig) -> int:
         group_rows.append(row)
     attrs = plan.pair.attrs
     known_failed = dict(sorted(plan.pair.status.items()))
-    warnings = _output_warnings(config, str(plan.attrs.get("config_fingerprint")))
+    warnings = _output_warnings(config, dict(plan.attrs))
     skipped = skipped_files(list(attrs.get(SKIPPED_FILES, [])), _typed_folders(args))
     result: dict[str, Any] = {
         "reference": str(args.reference),

@@ -290,6 +290,15 @@ def test_dry_run_warns_when_the_output_would_be_refused(
     assert "warning: --out" in captured.err  # JSON stays clean on stdout
     assert main([*base, "--dry-run", "--json", "--overwrite", "--hist-bins", "20"]) == 0
     assert json.loads(capsys.readouterr().out)["warnings"] == []
+    (pair[1] / "img3.png").unlink()  # another pair list: other sources
+    assert main([*base, "--dry-run", "--json", "--resume"]) == 0
+    (warning,) = json.loads(capsys.readouterr().out)["warnings"]
+    assert "was written from different sources (source_fingerprint" in warning
+    csv = ["evaluate", *map(str, pair), "--out", str(tmp_path / "r.csv")]
+    assert main([*csv, "--quiet"]) == 0
+    assert main([*csv, "--dry-run", "--json", "--resume"]) == 0
+    (warning,) = json.loads(capsys.readouterr().out)["warnings"]
+    assert "a csv output cannot be resumed: pass --overwrite" in warning
 
 
 # ---------------------------------------------------------------------------
