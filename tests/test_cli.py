@@ -408,7 +408,8 @@ def test_evaluate_two_image_files_is_one_pair(
     ds = sp.open_results(out)
     assert ds.image.values.tolist() == ["camera.png"]
     assert ds.status.values.tolist() == ["ok"]
-    # scikit-image 0.24+, the wang2004 settings (DESIGN.md's profile table).
+    # scikit-image 0.24+ with the wang2004 profile's settings (Gaussian 11x11, sigma 1.5,
+    # population covariance), the reference that profile is tested against.
     expected = structural_similarity(
         x, y, gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=255
     )
