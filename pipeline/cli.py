@@ -3,12 +3,20 @@
 ::
 
     ssim-pipeline evaluate REFERENCE GENERATED --out RESULTS.zarr [--config FILE]
-                  [--profile NAME] [--regions SPEC] [--scheduler SPEC] [--device cpu|gpu]
-                  [--resume] [--overwrite] [--save-maps] [--format zarr|netcdf|csv]
-                  [--dry-run] [--quiet] [--json]
+                  [--profile NAME] [--win-size N] [--data-range L] ... (one option per
+                  run setting) [--set KEY=VALUE ...] [--dry-run] [--quiet] [--json]
     ssim-pipeline demo   [--out DIR]
     ssim-pipeline report RESULTS.zarr [--out DIR] [--worst N]
     ssim-pipeline ingest FOLDER --out STACK.zarr [--overwrite]
+
+REFERENCE and GENERATED are two folders of images, two Zarr arrays or two image
+files (one pair, named by the reference file). Every field of
+:class:`pipeline.run_config.RunConfig` has an option (:mod:`pipeline.cli_parser`
+derives them from the dataclass) and ``--set KEY=VALUE`` reaches any setting,
+nested ones by a dotted key; the order of precedence is ``--config``, then the
+options, then ``--set``. Library messages are shown in the command line's words
+(``pass --overwrite``, not ``pass overwrite=True``), and every file name printed
+goes through :func:`pipeline.terminal.terminal_text`.
 
 Exit status: 0 done; 1 finished, but some pairs (or files) failed -- they are
 listed on stderr; 2 bad usage or input that stops the run (a message on stderr
@@ -31,16 +39,19 @@ import argparse
 import json
 import logging
 import os
+import re
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 import pipeline
 from pipeline.cli_parser import DEFAULT_DEMO_DIR as DEFAULT_DEMO_DIR
-from pipeline.cli_parser import build_parser
+from pipeline.cli_parser import build_parser, parse_command_line, setting_flag, setting_names
 from pipeline.config import RunConfig, dump_config, resolve_config
 from pipeline.progress import ProgressBar
+from pipeline.terminal import json_text, terminal_text
 
 __all__ = ["ProgressBar", "build_parser", "main"]
 
@@ -62,7 +73,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     parser = build_parser()
     try:
-        args = parser.parse_args(argv)
+        args = parse_command_line(parser, argv)
     except SystemExit as exit_:  # argparse has printed its message
         return EXIT_OK if exit_.code in (0, None) else EXIT_USAGE
     if args.command is None:
@@ -99,7 +110,37 @@ def _message(error: BaseException) -> str:
 
 
 def _error(command: str, message: str) -> None:
-    print(f"ssim-pipeline {command}: error: {message}", file=sys.stderr)
+    print(f"ssim-pipeline {command}: error: {terminal_text(_cli_words(message))}", file=sys.stderr)
+
+
+# ``name=value`` in a library message, for a setting: said as the option that sets it.
+_ASSIGNMENT = re.compile(r"\b([a-z][a-z0-9_]*)=('[^']*'|True|False|-?[0-9][0-9.e+-]*)(?![\w\[(])")
+_BOOLEAN_FIELDS = frozenset(f.name for f in fields(RunConfig) if isinstance(f.default, bool))
+_FIELDS = frozenset(f.name for f in fields(RunConfig))
+
+
+def _option_words(match: re.Match[str]) -> str:
+    name, value = match.group(1), match.group(2)
+    if name not in _FIELDS:
+        return match.group(0)
+    flag = setting_flag(name)
+    if flag is None:
+        return f"--set {name}={value.strip(chr(39))}"
+    if name in _BOOLEAN_FIELDS and value in ("True", "False"):
+        return flag if value == "True" else "--no-" + flag[2:]
+    return f"{flag} {value.strip(chr(39))}"
+
+
+def _cli_words(message: str) -> str:
+    """A library message in the command line's words: ``resume=True`` is ``--resume``.
+
+    The library speaks in keyword arguments (``pass overwrite=True``, ``set
+    nan_policy='mask'``); on the command line the same advice is an option.
+    """
+    # "rerun with --resume (resume=True)": the option is already named.
+    message = re.sub(r"(--[a-z-]+) \([a-z_]+=True\)", r"\1", message)
+    message = re.sub(r"\bpass overwrite to\b", "pass --overwrite to", message)
+    return _ASSIGNMENT.sub(_option_words, message)
 
 
 # ---------------------------------------------------------------------------
@@ -107,19 +148,41 @@ def _error(command: str, message: str) -> None:
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """The settings given as options (an option left out is absent from ``args``)."""
+    return {name: getattr(args, name) for name in setting_names() if hasattr(args, name)}
+
+
+def _assignments(texts: Sequence[str]) -> dict[str, Any]:
+    """``--set KEY=VALUE`` arguments as ``{dotted key: value}``, each value read as YAML."""
+    import yaml
+
     out: dict[str, Any] = {}
-    for name in ("profile", "regions", "scheduler", "performance_report", "device"):
-        value = getattr(args, name)
-        if value is not None:
-            out[name] = value
-    for name in ("resume", "overwrite", "save_maps"):
-        if getattr(args, name):
-            out[name] = True
-    if args.out is not None:
-        out["output"] = args.out
-    if args.format is not None:
-        out["output_format"] = args.format
+    for text in texts:
+        key, sep, value = text.partition("=")
+        if not sep or not key.strip():
+            raise _UsageError(
+                f"--set needs KEY=VALUE, such as --set cluster.workers=4 (got {text!r})"
+            )
+        try:
+            out[key.strip()] = yaml.safe_load(value)
+        except yaml.YAMLError as error:
+            raise _UsageError(
+                f"--set {key.strip()}: the value {value!r} is not valid YAML "
+                f"({str(error).splitlines()[0]})"
+            ) from None
     return out
+
+
+def _settings(args: argparse.Namespace) -> RunConfig:
+    """``--config``, then the setting options, then ``--set`` (a later source wins)."""
+    config = resolve_config(args.config, **_overrides(args))
+    if args.assignments:
+        assignments = _assignments(args.assignments)
+        try:
+            config = config.replace_dotted(assignments)
+        except (TypeError, ValueError) as error:
+            raise type(error)(f"--set: {error}") from None
+    return config
 
 
 def _check_writable(path: str) -> None:
@@ -140,7 +203,9 @@ def _check_writable(path: str) -> None:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    config = resolve_config(args.config, **_overrides(args))
+    import pipeline.image_pair  # noqa: F401  (registers the opener of two image files)
+
+    config = _settings(args)
     if args.dry_run:
         return _dry_run(args, config)
     if config.output is None:
@@ -148,8 +213,23 @@ def _evaluate(args: argparse.Namespace) -> int:
     config.resolved_output_format()  # an unknown suffix is refused here, before any work
     _check_writable(config.output)
     return _run_and_summarize(
-        args.reference, args.generated, config, quiet=args.quiet, as_json=args.json
+        args.reference,
+        args.generated,
+        config,
+        quiet=args.quiet,
+        as_json=args.json,
+        folders=_typed_folders(args),
     )
+
+
+def _typed_folders(args: argparse.Namespace) -> dict[str, str]:
+    """The two inputs as the user typed them, to name skipped files by."""
+    return {"reference": str(args.reference), "generated": str(args.generated)}
+
+
+def _print_json(value: Any, **kwargs: Any) -> None:
+    # ensure_ascii escapes control characters; json_text the names that are not UTF-8.
+    print(json.dumps(json_text(value), indent=2, ensure_ascii=True, **kwargs))
 
 
 def _run_and_summarize(
@@ -161,6 +241,7 @@ def _run_and_summarize(
     as_json: bool,
     extra: dict[str, Any] | None = None,
     after: Callable[[], object] | None = None,
+    folders: dict[str, str] | None = None,
 ) -> int:
     """Evaluate with a progress bar, call ``after`` (e.g. write the report), print the summary."""
     from pipeline.summary import format_summary, summarize
@@ -173,20 +254,24 @@ def _run_and_summarize(
             bar.close()
     if after is not None:
         after()
-    summary = summarize(ds)
+    summary = summarize(ds, folders=folders)
     paths = {"results": config.output, **(extra or {})}
     if as_json:
-        print(json.dumps({**summary, **paths}, indent=2, allow_nan=False))
+        _print_json({**summary, **paths}, allow_nan=False)
     elif not quiet:
         print(format_summary(summary))
         print()
         for name, path in paths.items():
-            print(f"{name}: {path}")
+            print(f"{name}: {terminal_text(path)}")
     if summary["failed"]:
         if quiet or as_json:
             # The table (which lists them) was not printed: list the failures here.
             for failure in summary["failures"]:
-                print(f"failed: {failure['image']}: {failure['status']}", file=sys.stderr)
+                print(
+                    f"failed: {terminal_text(failure['image'])}: "
+                    f"{terminal_text(failure['status'])}",
+                    file=sys.stderr,
+                )
         print(
             f"{summary['failed']} of {summary['pairs']} pairs failed (listed above); "
             "the other pairs were computed",
@@ -196,10 +281,70 @@ def _run_and_summarize(
     return EXIT_OK
 
 
+def _output_warnings(config: RunConfig, plan_attrs: dict[str, Any]) -> list[str]:
+    """Why the run would be refused on its existing ``--out`` (a dry run reads nothing else)."""
+    if config.output is None or not Path(config.output).exists() or config.overwrite:
+        return []
+    output = config.output
+    if config.resolved_output_format() != "zarr":
+        return [
+            f"--out {output} already exists and the run would be refused; a "
+            f"{config.resolved_output_format()} output cannot be resumed: pass --overwrite "
+            "to replace it"
+        ]
+    if not config.resume:
+        return [
+            f"--out {output} already exists and the run would be refused; pass --resume to "
+            "finish it or --overwrite to start again"
+        ]
+    try:
+        import zarr
+
+        stored = dict(zarr.open_group(output, mode="r").attrs)
+    except Exception:  # anything unreadable is refused by the run itself
+        return [
+            f"--out {output} exists but is not a readable results store; the run would be "
+            "refused: pass --overwrite to replace it"
+        ]
+    warnings = []
+    for key, what in (
+        ("config_fingerprint", "with a different configuration"),
+        ("source_fingerprint", "from different sources"),
+    ):
+        ours, theirs = plan_attrs.get(key), stored.get(key)
+        if ours != theirs:
+            warnings.append(
+                f"--out {output} was written {what} ({key} {theirs!r} in the store, "
+                f"{ours!r} for this run); --resume would be refused: pass --overwrite to "
+                "replace it or choose another --out"
+            )
+    return warnings
+
+
+def _readable_groups(plan: Any) -> list[tuple[Any, int, int]]:
+    """``(size group, pairs, readable pairs)``, groups with no readable pair left out.
+
+    Pairs whose headers already failed take a slot in the first group (never decoded),
+    so a group's size alone would count them.
+    """
+    groups = [plan.pair] if not plan.pair.groups else list(plan.pair.groups)
+    failed = set(plan.pair.status)
+    rows = []
+    start = 0
+    for group in groups:
+        stop = start + group.n_images
+        readable = group.n_images - sum(1 for k in failed if start <= k < stop)
+        start = stop
+        rows.append((group, group.n_images, readable))
+    return rows
+
+
 def _dry_run(args: argparse.Namespace, config: RunConfig) -> int:
     """Open and plan the run (headers only) and print it; nothing is decoded or computed."""
+    from pipeline.dataset import SKIPPED_FILES
     from pipeline.run_plan import plan_run
     from pipeline.sources import open_pair
+    from pipeline.summary import skipped_files
 
     pair = open_pair(
         args.reference,
@@ -208,32 +353,34 @@ def _dry_run(args: argparse.Namespace, config: RunConfig) -> int:
         options=config.input_options(),
     )
     plan = plan_run(config, pair)
-    groups = [plan.pair] if not plan.pair.groups else list(plan.pair.groups)
+    detail: list[dict[str, Any]] = (
+        json.loads(plan.attrs["size_groups"]) if plan.pair.groups else [{}]
+    )
     group_rows: list[dict[str, Any]] = []
-    for group in groups:
+    for (group, _, readable), info in zip(_readable_groups(plan), detail, strict=True):
+        if readable == 0:
+            continue
         height, width = group.image_shape
-        group_rows.append(
-            {
-                "pairs": group.n_images,
-                "shape": [height, width, group.n_channels],
-                "dtype": str(group.reference.dtype),
-                "pixels": group.n_images * height * width * group.n_channels,
-            }
-        )
-    if plan.pair.groups:
-        detail = json.loads(plan.attrs["size_groups"])
-        for row, info in zip(group_rows, detail, strict=True):
+        row: dict[str, Any] = {
+            "pairs": readable,
+            "shape": [height, width, group.n_channels],
+            "dtype": str(group.reference.dtype),
+            "pixels": readable * height * width * group.n_channels,
+        }
+        if plan.pair.groups:
             row.update(
                 chunks=info["chunks"], tasks=info["tasks"], decode_tasks=info["decode_tasks"]
             )
-    else:
-        row = group_rows[0]
-        row.update(
-            chunks=[max(c) for c in plan.chunks[:3]],
-            tasks=len(plan.chunks[0]) * len(plan.chunks[1]) * len(plan.chunks[2]),
-        )
+        else:
+            row.update(
+                chunks=[max(c) for c in plan.chunks[:3]],
+                tasks=len(plan.chunks[0]) * len(plan.chunks[1]) * len(plan.chunks[2]),
+            )
+        group_rows.append(row)
     attrs = plan.pair.attrs
     known_failed = dict(sorted(plan.pair.status.items()))
+    warnings = _output_warnings(config, dict(plan.attrs))
+    skipped = skipped_files(list(attrs.get(SKIPPED_FILES, [])), _typed_folders(args))
     result: dict[str, Any] = {
         "reference": str(args.reference),
         "generated": str(args.generated),
@@ -244,16 +391,20 @@ def _dry_run(args: argparse.Namespace, config: RunConfig) -> int:
         ],
         "unpaired_reference": list(attrs.get("unpaired_reference", [])),
         "unpaired_generated": list(attrs.get("unpaired_generated", [])),
+        "skipped": skipped,
         "regions": list(plan.regions.names),
         "size_groups": group_rows,
         "batches": len(plan.batches),
         "pixels": sum(row["pixels"] for row in group_rows),
         "tasks": sum(row["tasks"] for row in group_rows),
         "output": config.output,
+        "warnings": warnings,
         "config": config.to_mapping(),
     }
+    for warning in warnings:
+        print(f"ssim-pipeline evaluate: warning: {terminal_text(warning)}", file=sys.stderr)
     if args.json:
-        print(json.dumps(result, indent=2, default=str))
+        _print_json(result, default=str)
         return EXIT_OK
     lines = [
         "dry run: nothing decoded or computed",
@@ -264,13 +415,17 @@ def _dry_run(args: argparse.Namespace, config: RunConfig) -> int:
         f"unpaired: {len(result['unpaired_reference'])} reference, "
         f"{len(result['unpaired_generated'])} generated",
     ]
+    if skipped:
+        lines.append(f"skipped: {len(skipped)} files or folders")
     for item in result["failed_from_headers"]:
         lines.append(f"  will fail: {item['image']}: {item['status']}")
     for side in ("reference", "generated"):
         for name in result[f"unpaired_{side}"][:20]:
             lines.append(f"  unpaired {side}: {name}")
+    for entry in skipped[:20]:
+        lines.append(f"  skipped: {entry['path']} ({entry['reason']})")
     lines.append(f"regions: {', '.join(result['regions'])}")
-    lines.append("size groups:")
+    lines.append("size groups (pairs whose headers could be read):")
     for row in group_rows:
         h, w, c = row["shape"]
         images, ty, tx = row["chunks"]
@@ -278,14 +433,17 @@ def _dry_run(args: argparse.Namespace, config: RunConfig) -> int:
             f"  {row['pairs']:>6} pairs  {h}x{w}x{c} {row['dtype']:<8} chunks of {images} "
             f"image(s) x {ty}x{tx} px, {row['tasks']} tasks"
         )
+    if not group_rows:
+        lines.append("  none: no pair can be read")
     lines.append(
         f"estimated work: {result['pixels'] / 1e6:.1f} Mpixel per side, {result['tasks']} "
         f"kernel tasks in {result['batches']} commit batches"
     )
     lines.append(f"output: {config.output}")
+    lines.extend(f"warning: {warning}" for warning in warnings)
     lines.append("effective configuration:")
     lines.extend("  " + line for line in dump_config(config).splitlines())
-    print("\n".join(lines))
+    print("\n".join(terminal_text(line) for line in lines))
     return EXIT_OK
 
 
@@ -348,10 +506,18 @@ def _ingest(args: argparse.Namespace) -> int:
         if bar is not None:
             bar.close()
     for name, info in result.arrays.items():
-        print(f"{args.out}/{name}: {info}")
+        print(terminal_text(f"{args.out}/{name}: {info}"))
+    # ingest_folder leaves out what discovery skipped without saying so: list it here,
+    # under the folder as the user typed it (a second walk reads names only).
+    from pipeline.pairing import find_images
+
+    _, skipped = find_images(args.folder)
+    for entry in skipped:
+        where = os.path.join(str(args.folder), entry.path)
+        print(f"skipped: {terminal_text(where)} ({terminal_text(entry.reason)})", file=sys.stderr)
     if result.failed:
         for path, reason in result.failed.items():
-            print(f"failed: {path}: {reason}", file=sys.stderr)
+            print(f"failed: {terminal_text(path)}: {terminal_text(reason)}", file=sys.stderr)
         print(
             f"{len(result.failed)} files could not be decoded (listed above; their slots "
             "are marked failed in the store)",

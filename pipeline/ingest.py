@@ -147,6 +147,11 @@ def ingest_folder(
     """
     root = Path(folder)
     target = Path(out)
+    # find_images would name this folder after a side of a pair ("reference folder").
+    if not root.exists():
+        raise FileNotFoundError(f"folder to ingest not found: {root}")
+    if not root.is_dir():
+        raise NotADirectoryError(f"folder to ingest must be a folder of images, got a file: {root}")
     images, _ = find_images(root, side="reference")
     if not images:
         raise ValueError(f"folder {root} contains no images")

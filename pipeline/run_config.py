@@ -12,6 +12,7 @@ with a different fingerprint is refused on that store.
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 import math
@@ -65,6 +66,8 @@ _SUFFIX_FORMATS = {".zarr": "zarr", ".nc": "netcdf", ".nc4": "netcdf", ".csv": "
 # Settings that say how or where a run executes, not what it computes; they stay out
 # of the fingerprint so that a resumed run may use another scheduler or flag.
 _EXECUTION_ONLY = frozenset({"output", "resume", "overwrite", "cluster"})
+# Mapping-valued settings: ``replace_dotted`` sets one entry of them by ``name.key``.
+_SECTIONS = frozenset({"cluster", "data_ranges", "label_names"})
 
 
 @dataclass(frozen=True)
@@ -390,6 +393,56 @@ class RunConfig:
             )
         return replace(self, **_fold_cluster_shorthands(dict(overrides), self.cluster))
 
+    def replace_dotted(self, assignments: Mapping[str, Any]) -> RunConfig:
+        """A copy with settings named by dotted keys replaced, nested sections merged.
+
+        Parameters
+        ----------
+        assignments : mapping
+            ``{"win_size": 7, "cluster.workers": 4, "data_ranges.float32": 1.0}``: a
+            key is a field name (or a flat ``scheduler``/``num_workers``/
+            ``performance_report``); ``section.key`` sets one entry of a mapping
+            field (``cluster``, ``data_ranges``, ``label_names``) and keeps the others.
+            Applied in order, so a later key wins.
+
+        Raises
+        ------
+        ValueError
+            An unknown field, or a dotted key into a field that is not a mapping.
+
+        Examples
+        --------
+        >>> RunConfig().replace_dotted({"cluster.workers": 2, "win_size": 7}).cluster.workers
+        2
+        """
+        valid = [f.name for f in fields(self)] + list(_CLUSTER_SHORTHANDS)
+        current = self.to_mapping()
+        values: dict[str, Any] = {}
+        for key, value in assignments.items():
+            head, *path = str(key).split(".")
+            if head not in valid:
+                close = difflib.get_close_matches(head, valid, n=1)
+                hint = f"; did you mean {close[0]!r}?" if close else ""
+                raise ValueError(
+                    f"unknown setting {head!r} in key {key!r}{hint} (valid settings: "
+                    f"{', '.join(valid)})"
+                )
+            if not path:
+                values[head] = value
+                continue
+            section = values.get(head, current.get(head))
+            if section is None and head in _SECTIONS:
+                section = {}
+            if head == "cluster" and isinstance(section, ClusterSettings):
+                section = section.to_mapping()
+            if not isinstance(section, Mapping):
+                raise ValueError(
+                    f"setting {head!r} is not a section, so {key!r} cannot name an entry in it "
+                    f"(it holds {section!r}); set it whole: {head}=VALUE"
+                )
+            values[head] = _set_nested(dict(section), path, value, key)
+        return self.replace(**values)
+
     @property
     def scheduler(self) -> str:
         """``cluster.scheduler``, the one switch of where the graph runs."""
@@ -448,6 +501,21 @@ def _fold_cluster_shorthands(values: dict[str, Any], cluster: ClusterSettings) -
         if isinstance(base, ClusterSettings):
             values["cluster"] = replace(base, **shorthands)
     return values
+
+
+def _set_nested(section: dict[str, Any], path: list[str], value: Any, key: str) -> dict[str, Any]:
+    """``section`` with ``value`` at ``path`` (one key per level), other entries kept."""
+    head, *rest = path
+    if not rest:
+        section[head] = value
+        return section
+    inner = section.get(head, {})
+    if not isinstance(inner, Mapping):
+        raise ValueError(
+            f"{key!r} names an entry inside {head!r}, which is not a section (it holds {inner!r})"
+        )
+    section[head] = _set_nested(dict(inner), rest, value, key)
+    return section
 
 
 def _choice(name: str, value: Any, allowed: tuple[str, ...], *, optional: bool = False) -> None:

@@ -14,15 +14,23 @@ it as the plain-text table the command line shows.
   default 100 bins). ``image_quantiles`` are the exact quantiles of the
   per-image scores.
 * ``worst``: the lowest-scoring ok pairs; ``failures``: every failed pair with its
-  status; ``unpaired``: the files listed in the attrs by folder sources.
+  status; ``unpaired``: the files listed in the attrs by folder sources;
+  ``skipped``: the files and folders discovery left out, each with its path
+  under the folder as the user named it and the reason.
+
+:func:`format_summary` shows every name through
+:func:`pipeline.terminal.terminal_text`, so a file name cannot put control or
+escape characters on the terminal.
 
 Values that do not exist (no ok pair) are ``None``, so the dict is valid JSON.
 """
 
 from __future__ import annotations
 
+import json
 import math
-from collections.abc import Sequence
+import os
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -39,6 +47,7 @@ from pipeline.dataset import (
     PENDING,
     REFERENCE,
     REGION,
+    SKIPPED_FILES,
     SSIM,
     SSIM_HIST,
     STATUS,
@@ -47,12 +56,21 @@ from pipeline.dataset import (
     UNPAIRED_GENERATED,
     UNPAIRED_REFERENCE,
 )
+from pipeline.terminal import terminal_text
 
-__all__ = ["QUANTILE_LEVELS", "format_summary", "histogram_quantiles", "summarize"]
+__all__ = [
+    "QUANTILE_LEVELS",
+    "format_summary",
+    "histogram_quantiles",
+    "skipped_files",
+    "summarize",
+]
 
 QUANTILE_LEVELS = (0.05, 0.25, 0.5, 0.75, 0.95)
 _ALL = "all"
 _COMPONENTS = (LUMINANCE, CONTRAST, STRUCTURE)
+# Status of a pair not computed yet: the store's fill value, and the word users read.
+_PENDING_STATUSES = (PENDING, "pending")
 
 
 def _number(value: float) -> float | None:
@@ -127,7 +145,64 @@ def _edges(ds: xr.Dataset) -> np.ndarray:
     return np.linspace(-1.0, 1.0, ds.sizes["bin"] + 1)
 
 
-def summarize(ds: xr.Dataset, *, worst: int = 5) -> dict[str, Any]:
+def _split_reason(entry: str) -> tuple[str, str]:
+    """``"path (reason)"`` -> (path, reason); the reason is the last balanced parenthesis."""
+    if not entry.endswith(")"):
+        return entry, ""
+    depth = 0
+    for index in range(len(entry) - 1, -1, -1):
+        depth += {")": 1, "(": -1}.get(entry[index], 0)
+        if depth == 0:
+            if index > 0 and entry[index - 1] == " ":
+                return entry[: index - 1], entry[index + 1 : -1]
+            break
+    return entry, ""
+
+
+def skipped_files(
+    entries: Sequence[str], folders: Mapping[str, str] | None = None
+) -> list[dict[str, str]]:
+    """The ``skipped_files`` attr of a folder source as ``{"path", "reason"}`` rows.
+
+    Parameters
+    ----------
+    entries : sequence of str
+        ``"reference/sub/.x.png (hidden file)"``: the side, the path inside that
+        side's folder and the reason.
+    folders : mapping, optional
+        ``{"reference": folder, "generated": folder}`` as the user named them; the
+        side's name is replaced by its folder (``data/ref/sub/.x.png``).
+
+    Examples
+    --------
+    >>> skipped_files(["reference/.x.png (hidden file)"], {"reference": "data/ref"})
+    [{'path': 'data/ref/.x.png', 'reason': 'hidden file'}]
+    """
+    rows = []
+    for entry in entries:
+        where, reason = _split_reason(str(entry))
+        side, sep, inside = where.partition("/")
+        if sep and folders and side in folders:
+            where = os.path.join(folders[side], inside)
+        rows.append({"path": where, "reason": reason})
+    return rows
+
+
+def _source_folders(ds: xr.Dataset) -> dict[str, str] | None:
+    """The two folders a folder source recorded in the ``sources`` attr."""
+    try:
+        sources = json.loads(ds.attrs.get("sources", ""))
+    except (TypeError, ValueError):
+        return None
+    if not isinstance(sources, Mapping):
+        return None
+    folders = {side: sources.get(side) for side in (REFERENCE, GENERATED)}
+    return {k: str(v) for k, v in folders.items() if isinstance(v, str)} or None
+
+
+def summarize(
+    ds: xr.Dataset, *, worst: int = 5, folders: Mapping[str, str] | None = None
+) -> dict[str, Any]:
     """Counts, SSIM mean and quantiles, mean l/c/s and worst pairs of a results Dataset.
 
     Parameters
@@ -136,6 +211,10 @@ def summarize(ds: xr.Dataset, *, worst: int = 5) -> dict[str, Any]:
         Results as returned by :func:`pipeline.evaluate` or opened from a store.
     worst : int
         How many of the lowest-scoring ok pairs to list.
+    folders : mapping, optional
+        ``{"reference": ..., "generated": ...}``: the folders as the user named
+        them, for the paths of skipped files (default: the folders recorded in the
+        ``sources`` attr).
 
     Returns
     -------
@@ -145,8 +224,10 @@ def summarize(ds: xr.Dataset, *, worst: int = 5) -> dict[str, Any]:
         ``{level: value}``), ``image_quantiles``, ``luminance``, ``contrast``,
         ``structure``; ``pixel_mean`` (count-weighted);
         ``worst`` (list of dicts), ``failures`` (list of dicts),
-        ``unpaired`` (``{"reference": [...], "generated": [...]}``), ``regions``
-        (mean SSIM per region over ok pairs). JSON-safe: missing values are None.
+        ``unpaired`` (``{"reference": [...], "generated": [...]}``), ``skipped``
+        (``[{"path": ..., "reason": ...}]``, with its count ``skipped_files``),
+        ``regions`` (mean SSIM per region over ok pairs). JSON-safe: missing
+        values are None.
 
     Examples
     --------
@@ -165,7 +246,7 @@ def summarize(ds: xr.Dataset, *, worst: int = 5) -> dict[str, Any]:
     overall = ds.sel({REGION: _ALL})
     scores = np.asarray(overall[SSIM].values, dtype=np.float64)
     ok = (status == STATUS_OK) & np.isfinite(scores)
-    pending = status == PENDING
+    pending = np.isin(status, _PENDING_STATUSES)
     failed = ~ok & ~pending
     hist = np.asarray(overall[SSIM_HIST].values, dtype=np.float64)[ok].sum(axis=0)
     pixel_mean = math.nan
@@ -206,6 +287,10 @@ def summarize(ds: xr.Dataset, *, worst: int = 5) -> dict[str, Any]:
         regions[region] = _number(float(values.mean())) if values.size else None
     unpaired_ref = _attr_list(ds.attrs.get(UNPAIRED_REFERENCE))
     unpaired_gen = _attr_list(ds.attrs.get(UNPAIRED_GENERATED))
+    skipped = skipped_files(
+        _attr_list(ds.attrs.get(SKIPPED_FILES)),
+        folders if folders is not None else _source_folders(ds),
+    )
     return {
         "pairs": len(images),
         "ok": int(ok.sum()),
@@ -213,6 +298,7 @@ def summarize(ds: xr.Dataset, *, worst: int = 5) -> dict[str, Any]:
         "pending": int(pending.sum()),
         "unpaired_reference": len(unpaired_ref),
         "unpaired_generated": len(unpaired_gen),
+        "skipped_files": len(skipped),
         "mean": _number(float(scores[ok].mean())) if ok.any() else None,
         "pixel_mean": _number(pixel_mean),
         "quantiles": {str(q): _number(v) for q, v in zip(levels, quantiles, strict=True)},
@@ -226,6 +312,7 @@ def summarize(ds: xr.Dataset, *, worst: int = 5) -> dict[str, Any]:
             {"image": images[k], "status": str(status[k])} for k in np.flatnonzero(failed)
         ],
         "unpaired": {"reference": unpaired_ref, "generated": unpaired_gen},
+        "skipped": skipped,
     }
 
 
@@ -251,9 +338,13 @@ def format_summary(summary: dict[str, Any], *, max_listed: int = 20) -> str:
     ]
     if summary["pending"]:
         lines.append(f"  pending    {summary['pending']:>8}   (resume the run to compute them)")
-    lines += [
+    lines.append(
         f"unpaired     {summary['unpaired_reference']:>8} reference, "
-        f"{summary['unpaired_generated']} generated",
+        f"{summary['unpaired_generated']} generated"
+    )
+    if summary.get("skipped_files"):
+        lines.append(f"skipped      {summary['skipped_files']:>8} files or folders (listed below)")
+    lines += [
         "",
         f"{'':20}{'mean':>8}"
         + "".join(f"{'p' + str(round(float(q) * 100)):>8}" for q in summary["quantiles"]),
@@ -267,23 +358,28 @@ def format_summary(summary: dict[str, Any], *, max_listed: int = 20) -> str:
     regions = {k: v for k, v in summary["regions"].items() if k != _ALL}
     if regions:
         lowest = sorted(regions.items(), key=lambda kv: math.inf if kv[1] is None else kv[1])
-        shown = ", ".join(f"{k} {_fmt(v)}" for k, v in lowest[:3])
+        shown = ", ".join(f"{terminal_text(k)} {_fmt(v)}" for k, v in lowest[:3])
         lines.append(f"lowest regions: {shown}")
     if summary["worst"]:
         lines += ["", f"worst pairs   {'ssim':>8}{'l':>8}{'c':>8}{'s':>8}  image"]
         for rank, row in enumerate(summary["worst"], 1):
             lines.append(
                 f"{rank:>4}          {_fmt(row['ssim']):>8}{_fmt(row.get(LUMINANCE)):>8}"
-                f"{_fmt(row.get(CONTRAST)):>8}{_fmt(row.get(STRUCTURE)):>8}  {row['image']}"
+                f"{_fmt(row.get(CONTRAST)):>8}{_fmt(row.get(STRUCTURE)):>8}  "
+                + terminal_text(row["image"])
             )
     for title, items in (
         ("failed pairs", [f"{f['image']}: {f['status']}" for f in summary["failures"]]),
         ("unpaired reference files", summary["unpaired"]["reference"]),
         ("unpaired generated files", summary["unpaired"]["generated"]),
+        (
+            "skipped files and folders",
+            [f"{s['path']} ({s['reason']})" for s in summary.get("skipped", [])],
+        ),
     ):
         if items:
             lines += ["", f"{title} ({len(items)}):"]
-            lines += [f"  {item}" for item in items[:max_listed]]
+            lines += [f"  {terminal_text(item)}" for item in items[:max_listed]]
             if len(items) > max_listed:
                 lines.append(f"  ... and {len(items) - max_listed} more")
     return "\n".join(lines)

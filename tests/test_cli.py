@@ -192,3 +192,263 @@ def test_module_demo_and_console_script(tmp_path: Path) -> None:
         [*command, "--help"], capture_output=True, text=True, timeout=120, check=False
     )
     assert help_run.returncode == 0 and "evaluate" in help_run.stdout
+
+
+# ---------------------------------------------------------------------------
+# Messages in the command line's language
+
+
+def test_mistyped_option_shows_the_subcommand_usage_and_the_closest_option(
+    pair: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["evaluate", *map(str, pair), "--out", str(tmp_path / "r.zarr"), "--win-sise", "7"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "usage: ssim-pipeline evaluate" in err
+    assert "unrecognized option --win-sise; did you mean --win-size?" in err
+    assert main(["ingest", str(pair[0]), "--out", str(tmp_path / "s.zarr"), "--overwrit"]) == 2
+    err = capsys.readouterr().err
+    assert "usage: ssim-pipeline ingest" in err and "did you mean --overwrite?" in err
+
+
+def test_refusals_name_the_options_not_the_keywords(
+    pair: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for out in (tmp_path / "r.zarr", tmp_path / "r.csv"):
+        args = ["evaluate", *map(str, pair), "--out", str(out), "--quiet"]
+        assert main(args) == 0
+        assert main(args) == 2
+        err = capsys.readouterr().err
+        assert "=True" not in err and "--overwrite" in err, err
+    assert "pass --overwrite to replace it" in err  # the CSV output
+    args = ["evaluate", *map(str, pair), "--out", str(tmp_path / "r.zarr"), "--quiet"]
+    assert main(args) == 2
+    assert "pass --resume to finish it or --overwrite to start again" in capsys.readouterr().err
+    # An option value that the library names as a keyword argument.
+    assert main([*args, "--overwrite", "--regions", "labels"]) == 2
+    assert "--regions labels needs labels" in capsys.readouterr().err
+    assert main([*args, "--overwrite", "--ms-weights", "0.5,0.5"]) == 2
+    assert "but ms_ssim is false; set --ms-ssim" in capsys.readouterr().err
+
+
+def test_ingest_names_its_own_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["ingest", str(tmp_path / "nowhere"), "--out", str(tmp_path / "s.zarr")]) == 2
+    err = capsys.readouterr().err
+    assert f"folder to ingest not found: {tmp_path / 'nowhere'}" in err
+    assert "reference" not in err
+    (tmp_path / "afile").write_text("x")
+    assert main(["ingest", str(tmp_path / "afile"), "--out", str(tmp_path / "s.zarr")]) == 2
+    assert "folder to ingest must be a folder of images, got a file" in capsys.readouterr().err
+
+
+def test_existing_ingest_output_says_overwrite_option(
+    pair: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "s.zarr").mkdir()
+    assert main(["ingest", str(pair[0]), "--out", str(tmp_path / "s.zarr"), "--quiet"]) == 2
+    assert "pass --overwrite to replace it" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------
+# Dry run
+
+
+def test_dry_run_counts_size_groups_from_the_readable_pairs(
+    tmp_path: Path, rng: np.random.Generator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ref, gen = _folders(tmp_path / "data", rng, bad=True)  # img1's generated file is empty
+    assert main(["evaluate", str(ref), str(gen), "--dry-run", "--json"]) == 0
+    plan = json.loads(capsys.readouterr().out)
+    assert plan["pairs"] == 4 and len(plan["failed_from_headers"]) == 1
+    assert [group["pairs"] for group in plan["size_groups"]] == [3]
+    assert plan["pixels"] == 3 * 32 * 40 * 3
+    for name in ("img0.png", "img2.png", "img3.png"):
+        (gen / name).write_bytes(b"")
+    assert main(["evaluate", str(ref), str(gen), "--dry-run"]) == 0
+    text = capsys.readouterr().out
+    assert "pairs found: 4 (4 already failed from headers)" in text
+    assert "none: no pair can be read" in text and "uint8" not in text.split("size groups")[1]
+
+
+def test_dry_run_warns_when_the_output_would_be_refused(
+    pair: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "r.zarr"
+    base = ["evaluate", *map(str, pair), "--out", str(out)]
+    assert main([*base, "--dry-run", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["warnings"] == []
+    assert main([*base, "--quiet"]) == 0
+    assert main([*base, "--dry-run"]) == 0
+    captured = capsys.readouterr()
+    assert "already exists and the run would be refused; pass --resume" in captured.out
+    assert main([*base, "--dry-run", "--json", "--resume"]) == 0
+    assert json.loads(capsys.readouterr().out)["warnings"] == []
+    assert main([*base, "--dry-run", "--json", "--resume", "--hist-bins", "20"]) == 0
+    captured = capsys.readouterr()
+    (warning,) = json.loads(captured.out)["warnings"]
+    assert "was written with a different configuration" in warning
+    assert "warning: --out" in captured.err  # JSON stays clean on stdout
+    assert main([*base, "--dry-run", "--json", "--overwrite", "--hist-bins", "20"]) == 0
+    assert json.loads(capsys.readouterr().out)["warnings"] == []
+    (pair[1] / "img3.png").unlink()  # another pair list: other sources
+    assert main([*base, "--dry-run", "--json", "--resume"]) == 0
+    (warning,) = json.loads(capsys.readouterr().out)["warnings"]
+    assert "was written from different sources (source_fingerprint" in warning
+    csv = ["evaluate", *map(str, pair), "--out", str(tmp_path / "r.csv")]
+    assert main([*csv, "--quiet"]) == 0
+    assert main([*csv, "--dry-run", "--json", "--resume"]) == 0
+    (warning,) = json.loads(capsys.readouterr().out)["warnings"]
+    assert "a csv output cannot be resumed: pass --overwrite" in warning
+
+
+# ---------------------------------------------------------------------------
+# Skipped files, and names that could drive the terminal
+
+
+def _with_skipped_files(ref: Path) -> None:
+    (ref / ".hidden.png").write_bytes((ref / "img0.png").read_bytes())
+    (ref / "notes.txt").write_text("not an image")
+
+
+def test_skipped_files_are_listed_with_the_folders_as_typed(
+    tmp_path: Path,
+    rng: np.random.Generator,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    ref, _ = _folders(tmp_path / "data", rng, n=2)
+    _with_skipped_files(ref)
+    monkeypatch.chdir(tmp_path)
+    typed = ["evaluate", "data/ref/", "./data/gen"]
+    expected = [
+        {"path": "data/ref/.hidden.png", "reason": "hidden file"},
+        {"path": "data/ref/notes.txt", "reason": "extension '.txt' is not an image type"},
+    ]
+    assert main([*typed, "--out", "r.zarr", "--quiet", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["skipped"] == expected and summary["skipped_files"] == 2
+    assert main([*typed, "--out", "r.zarr", "--overwrite"]) == 0
+    text = capsys.readouterr().out
+    assert "skipped files and folders (2):" in text
+    assert "  data/ref/.hidden.png (hidden file)" in text
+    assert main([*typed, "--dry-run", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["skipped"] == expected
+    assert main([*typed, "--dry-run"]) == 0
+    assert "  skipped: data/ref/notes.txt (extension '.txt'" in capsys.readouterr().out
+
+
+def test_names_are_escaped_for_the_terminal(
+    tmp_path: Path, rng: np.random.Generator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ref, gen = _folders(tmp_path / "data", rng, n=2)
+    clear = "clear\x1b[2J.png"  # an ANSI sequence that would clear the screen
+    flipped = "gpj.\u202eevil.png"  # a right-to-left override
+    bell = "bell\x07.png"
+    for name in (clear, flipped, bell):
+        (ref / name).write_bytes((ref / "img0.png").read_bytes())
+    (gen / flipped).write_bytes((gen / "img0.png").read_bytes())
+    (gen / bell).write_bytes(b"")  # a failed pair, listed on stderr under --quiet
+    raw = ("\x1b", "\u202e", "\x07")
+
+    def clean(text: str) -> None:
+        assert not any(char in text for char in raw), repr(text)
+
+    out = str(tmp_path / "r.zarr")
+    assert main(["evaluate", str(ref), str(gen), "--out", out]) == 1
+    captured = capsys.readouterr()
+    clean(captured.out)
+    clean(captured.err)
+    assert "clear\\x1b[2J.png" in captured.out and "gpj.\\u202eevil.png" in captured.out
+    assert "bell\\x07.png" in captured.out  # failed pairs in the table
+    assert main(["evaluate", str(ref), str(gen), "--out", out, "--overwrite", "--quiet"]) == 1
+    captured = capsys.readouterr()
+    clean(captured.err)
+    assert "failed: bell\\x07.png: " in captured.err
+    assert main(["evaluate", str(ref), str(gen), "--out", out, "--overwrite", "--json"]) == 1
+    captured = capsys.readouterr()
+    clean(captured.out)
+    clean(captured.err)
+    summary = json.loads(captured.out)  # JSON's own escapes give back the exact names
+    assert summary["unpaired"]["reference"] == [clear, "lonely.png"]
+    assert [f["image"] for f in summary["failures"]] == [bell]
+    for flags in ([], ["--json"]):
+        assert main(["evaluate", str(ref), str(gen), "--dry-run", *flags]) == 0
+        captured = capsys.readouterr()
+        clean(captured.out)
+    assert main(["evaluate", str(ref / "img0.png"), str(gen / clear), "--dry-run"]) == 2
+    err = capsys.readouterr().err  # an error message naming the file
+    clean(err)
+    assert "generated image file not found: " in err and "clear\\x1b[2J.png" in err
+
+
+# ---------------------------------------------------------------------------
+# Two image files
+
+
+def _photograph_pair(root: Path) -> tuple[Path, Path, np.ndarray, np.ndarray]:
+    """A crop of scikit-image's bundled camera photograph and a JPEG-compressed copy."""
+    from skimage import data
+
+    x = data.camera()[100:164, 200:280]
+    root.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(x).save(root / "camera.png")
+    Image.fromarray(x).save(root / "camera.jpg", quality=30)
+    y = np.asarray(Image.open(root / "camera.jpg"))
+    return root / "camera.png", root / "camera.jpg", x, y
+
+
+def test_evaluate_two_image_files_is_one_pair(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from skimage.metrics import structural_similarity
+
+    reference, generated, x, y = _photograph_pair(tmp_path / "files")
+    out = tmp_path / "r.zarr"
+    assert main(["evaluate", str(reference), str(generated), "--out", str(out), "--quiet"]) == 0
+    ds = sp.open_results(out)
+    assert ds.image.values.tolist() == ["camera.png"]
+    assert ds.status.values.tolist() == ["ok"]
+    # scikit-image 0.24+ with the wang2004 profile's settings (Gaussian 11x11, sigma 1.5,
+    # population covariance), the reference that profile is tested against.
+    expected = structural_similarity(
+        x, y, gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=255
+    )
+    assert float(ds.ssim.sel(region="all").values[0]) == pytest.approx(expected, abs=1e-6)
+    assert expected < 0.99  # the JPEG copy is not the same image
+
+
+def test_evaluate_two_image_files_errors(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    reference, _, _, _ = _photograph_pair(tmp_path / "files")
+    out = str(tmp_path / "r.zarr")
+    assert main(["evaluate", str(reference), str(tmp_path / "no.png"), "--out", out]) == 2
+    assert "generated image file not found: " in capsys.readouterr().err
+    assert main(["evaluate", str(reference), str(tmp_path), "--out", out]) == 2
+    assert "reference must be a folder of images, got a file" in capsys.readouterr().err
+    broken = tmp_path / "files" / "broken.png"
+    broken.write_bytes(b"")
+    assert main(["evaluate", str(reference), str(broken), "--out", out, "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert "failed: camera.png: " in err and "empty file" in err
+    small = tmp_path / "files" / "small.png"
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(small)
+    assert main(["evaluate", str(reference), str(small), "--out", out, "--overwrite"]) == 1
+    assert "shape mismatch" in capsys.readouterr().out
+
+
+def test_ingest_lists_skipped_files_under_the_folder_as_typed(
+    tmp_path: Path,
+    rng: np.random.Generator,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    ref, _ = _folders(tmp_path / "data", rng, n=1)
+    _with_skipped_files(ref)
+    (ref / "x\x1b[2J.txt").write_text("not an image either")
+    monkeypatch.chdir(tmp_path)
+    assert main(["ingest", "data/ref/", "--out", "s.zarr", "--quiet"]) == 0
+    err = capsys.readouterr().err
+    assert "skipped: data/ref/.hidden.png (hidden file)" in err
+    assert "skipped: data/ref/notes.txt (extension '.txt' is not an image type)" in err
+    assert "skipped: data/ref/x\\x1b[2J.txt (" in err and "\x1b" not in err

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import pipeline as sp
-from pipeline.summary import format_summary, histogram_quantiles, summarize
+from pipeline.summary import format_summary, histogram_quantiles, skipped_files, summarize
 
 
 def test_histogram_quantiles_match_numpy_within_a_bin(rng: np.random.Generator) -> None:
@@ -71,3 +71,55 @@ def test_summarize_errors() -> None:
         summarize(ds, worst=-1)
     with pytest.raises(ValueError, match="lacks 'ssim_hist'"):
         summarize(ds.drop_vars("ssim_hist"))
+
+
+def test_a_pending_status_is_pending_not_failed(rng: np.random.Generator) -> None:
+    x = rng.integers(0, 256, (3, 16, 16), dtype=np.uint8)
+    ds = sp.evaluate(x, x).load()
+    ds["status"].values[1] = "pending"
+    ds["ssim"].values[1] = np.nan
+    summary = summarize(ds)
+    assert (summary["ok"], summary["failed"], summary["pending"]) == (2, 0, 1)
+    assert summary["failures"] == []
+    assert "pending           1" in format_summary(summary)
+
+
+def test_skipped_files_are_rows_under_the_named_folders() -> None:
+    entries = [
+        "reference/.x.png (hidden file)",
+        "generated/a (1)/b.txt (extension '.txt' is not an image type)",
+        "reference/sub (unreadable folder (Permission denied))",
+        "reference/odd name",
+    ]
+    rows = skipped_files(entries, {"reference": "data/ref/", "generated": "../gen"})
+    assert rows == [
+        {"path": "data/ref/.x.png", "reason": "hidden file"},
+        {"path": "../gen/a (1)/b.txt", "reason": "extension '.txt' is not an image type"},
+        {"path": "data/ref/sub", "reason": "unreadable folder (Permission denied)"},
+        {"path": "data/ref/odd name", "reason": ""},
+    ]
+    assert skipped_files(entries[:1]) == [{"path": "reference/.x.png", "reason": "hidden file"}]
+
+
+def test_summary_lists_skipped_files_from_the_recorded_folders(rng: np.random.Generator) -> None:
+    x = rng.integers(0, 256, (1, 16, 16), dtype=np.uint8)
+    ds = sp.evaluate(x, x).load()
+    ds.attrs["sources"] = json.dumps({"reference": "in/ref", "generated": "in/gen"})
+    ds.attrs["skipped_files"] = ["generated/.git (hidden folder)"]
+    summary = summarize(ds)
+    assert summary["skipped"] == [{"path": "in/gen/.git", "reason": "hidden folder"}]
+    assert summary["skipped_files"] == 1
+    assert "  in/gen/.git (hidden folder)" in format_summary(summary)
+    typed = summarize(ds, folders={"reference": "R", "generated": "G/"})
+    assert typed["skipped"][0]["path"] == "G/.git"
+
+
+def test_format_summary_escapes_names(rng: np.random.Generator) -> None:
+    x = rng.integers(0, 256, (2, 16, 16), dtype=np.uint8)
+    ds = sp.evaluate(x, x).load()
+    ds = ds.assign_coords(image=["a\x1b[2J.png", "b\u202e.png"])
+    ds["status"].values[1] = "b\u202e.png: empty file (0 bytes)"
+    ds.attrs["unpaired_generated"] = ["c\r.png"]
+    text = format_summary(summarize(ds))
+    assert "a\\x1b[2J.png" in text and "b\\u202e.png: empty file" in text and "c\\x0d.png" in text
+    assert not any(char in text for char in "\x1b\u202e\r")
