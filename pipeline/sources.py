@@ -6,8 +6,8 @@ Every source becomes a :class:`SourcePair`: two Dask arrays shaped
 here: NumPy arrays, Dask arrays, Zarr arrays and Zarr stores on disk
 (``zarr_format`` 2 or 3; sharded arrays are read one shard per chunk, since
 reading their inner chunks one by one would decode each shard many times),
-each shaped ``(image, y, x[, channel])`` or a single image ``(y, x[, channel])``.
-Nothing is read here beyond
+each shaped ``(image, y, x[, channel])`` or a single image ``(y, x[, channel])``,
+and the stores :mod:`pipeline.ingest` writes. Nothing is read here beyond
 metadata; a Zarr array whose metadata declares more than ``max_input_elements``
 elements is refused (:func:`check_input_size`).
 
@@ -451,6 +451,11 @@ def open_pair(
         pair = opener(reference, generated, channel_axis, options)
         if pair is not None:
             return pair
+    from pipeline.ingest import open_ingest_pair  # ingest builds on this module
+
+    pair = open_ingest_pair(reference, generated, channel_axis, options)
+    if pair is not None:
+        return pair
     x, x_label, x_native, x_zarr = _open_source(reference, "reference", options)
     y, y_label, y_native, y_zarr = _open_source(generated, "generated", options)
     x4, single, order = _to_canonical(x, channel_axis, "reference")
