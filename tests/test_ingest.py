@@ -8,11 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import xarray as xr
+import zarr
 from PIL import Image
 
 import pipeline as sp
 from pipeline.cli import main
-from pipeline.ingest import ingest_folder
+from pipeline.dataset import STATUS
+from pipeline.ingest import FORMAT_ATTR, IMAGES, STACK_FILE, ingest_folder
 from pipeline.testing import degrade, photograph
 
 
@@ -198,3 +200,41 @@ def test_ingest_store_errors(folders: tuple[Path, Path], tmp_path: Path) -> None
         sp.evaluate(tmp_path / "ref.zarr", tmp_path / "ref.zarr", channel_axis=0)
     with pytest.raises(ValueError, match=r"reference 30x40x3_uint8/images Zarr array .* declares"):
         sp.evaluate(tmp_path / "ref.zarr", tmp_path / "ref.zarr", max_input_elements=2000)
+
+
+def test_stores_that_share_no_file_are_refused(folders: tuple[Path, Path], tmp_path: Path) -> None:
+    ingest_folder(folders[0], tmp_path / "ref.zarr")
+    (tmp_path / "other").mkdir()
+    Image.fromarray(np.zeros((16, 16), np.uint8)).save(tmp_path / "other" / "z.png")
+    ingest_folder(tmp_path / "other", tmp_path / "gen.zarr")
+    with pytest.raises(
+        ValueError, match=r"no image pairs: none of the 3 files of reference ingest"
+    ):
+        sp.evaluate(tmp_path / "ref.zarr", tmp_path / "gen.zarr")
+
+
+def test_inconsistent_stores_are_refused_before_any_read(tmp_path: Path) -> None:
+    path = tmp_path / "s.zarr"
+    root = zarr.open_group(path, mode="w", attributes={FORMAT_ATTR: {"version": 1, "failed": {}}})
+    group = root.create_group("g")
+    group.create_array(IMAGES, data=np.zeros((2, 8, 8), np.uint8))
+    group.create_array(STACK_FILE, shape=(3,), dtype=str)[:] = np.array(["a", "b", "c"], object)
+    with pytest.raises(
+        ValueError, match=r"g/images must be shaped \(file, y, x, channel\) \(got sh"
+    ):
+        sp.evaluate(path, path)
+    group.create_array(IMAGES, data=np.zeros((2, 8, 8, 1), np.uint8), overwrite=True)
+    with pytest.raises(ValueError, match=r"g/file has shape \(3,\), expected \(2,\) like g/images"):
+        sp.evaluate(path, path)
+
+
+def test_a_slot_without_status_fails(folders: tuple[Path, Path], tmp_path: Path) -> None:
+    for side, folder in zip(("ref", "gen"), folders, strict=True):
+        ingest_folder(folder, tmp_path / f"{side}.zarr")
+    status = zarr.open_array(tmp_path / "gen.zarr" / "24x24x1_uint8" / STATUS, mode="r+")
+    status[0] = ""  # what an ingest stopped before its end leaves
+    ds = sp.evaluate(tmp_path / "ref.zarr", tmp_path / "gen.zarr")
+    assert str(ds.status.sel(image="g.png").values).endswith(
+        "ingest recorded no status for g.png (an interrupted ingest?)"
+    )
+    assert (ds.status.sel(image=["a.png", "b/c.png"]) == "ok").all()
