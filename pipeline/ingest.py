@@ -523,7 +523,7 @@ def _group_pair(
         image=np.array([m[0] for m in members], dtype=object),
         reference_names=np.array(names[0], dtype=object),
         generated_names=np.array(names[1], dtype=object),
-        native_chunks=(1, *(int(c) for c in ref.images.chunks[1:3])),
+        native_chunks=(1, int(ref.images.chunks[1]), int(ref.images.chunks[2])),
         status={k: m[3] for k, m in enumerate(members) if m[3] is not None},
         read_status=join_statuses(*statuses) if statuses else None,
         direct=direct if lined_up else (None, None),

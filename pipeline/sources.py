@@ -236,11 +236,11 @@ class SourcePair:
         found = [direct.read_status(chunks) for _, direct in sides]
         if all(status is None for status in found):
             return self
-        statuses = [
+        chosen = [
             direct.status if status is None else status
             for (_, direct), status in zip(sides, found, strict=True)
         ]
-        return replace(self, read_status=join_statuses(*statuses))
+        return replace(self, read_status=join_statuses(*(s for s in chosen if s is not None)))
 
     @property
     def n_images(self) -> int:
@@ -285,7 +285,8 @@ def join_statuses(*statuses: da.Array) -> da.Array:
 def _join_status_blocks(*blocks: np.ndarray) -> np.ndarray:
     out = np.empty(len(blocks[0]), dtype=object)
     for k, texts in enumerate(zip(*blocks, strict=True)):
-        failed = [str(text) for text in texts if text != STATUS_OK]
+        # dict.fromkeys: one array given as both sides reports its missing chunk once.
+        failed = list(dict.fromkeys(str(text) for text in texts if text != STATUS_OK))
         out[k] = "; ".join(failed) if failed else STATUS_OK
     return out
 

@@ -311,7 +311,7 @@ def _read_checked(
     if math.prod(shape) == 0:
         return np.empty(shape, dtype=source.dtype), ()
     recorder = _RecordingStore(source.store)
-    inner = AsyncArray(
+    inner: Any = AsyncArray(
         source.metadata, StorePath(recorder, source.path), config=source._async_array.config
     )
     out = np.asarray(zarr.Array(inner)[tuple(slice(start, stop) for start, stop in region)])
