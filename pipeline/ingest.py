@@ -65,6 +65,7 @@ __all__ = [
     "STACK_FILE",
     "IngestResult",
     "ingest_folder",
+    "ingest_slots",
     "is_ingest_store",
     "open_ingest_pair",
 ]
@@ -337,39 +338,70 @@ def _read_store(path: Path, side: str, options: InputOptions) -> _Store:
         images = member[IMAGES]
         assert isinstance(images, zarr.Array)
         check_input_size(images, f"{side} {name}/{IMAGES}", options)
-        if images.ndim != 4:
-            raise ValueError(
-                f"{side} ingest store {str(path)!r}: {name}/{IMAGES} must be shaped "
-                f"(file, y, x, channel) (got shape {tuple(images.shape)})"
-            )
-        n = int(images.shape[0])
-        columns = {}
-        for column in (STACK_FILE, STATUS):
-            if column not in member:
-                continue  # a store without status: every slot decoded as far as it says
-            array = member[column]
-            assert isinstance(array, zarr.Array)
-            if tuple(array.shape) != (n,):
-                raise ValueError(
-                    f"{side} ingest store {str(path)!r}: {name}/{column} has shape "
-                    f"{tuple(array.shape)}, expected ({n},) like {name}/{IMAGES}"
-                )
-            columns[column] = [str(value) for value in np.asarray(array[...]).tolist()]
-        status = columns.get(STATUS, [STATUS_OK] * n)
-        stacks.append(_Stack(name, images, columns[STACK_FILE], status))
+        stacks.append(_read_stack(member, name, path, side))
     return _Store(path, tuple(stacks), failed)
+
+
+def _read_stack(member: zarr.Group, name: str, path: Path, side: str) -> _Stack:
+    """One size group's images, files and statuses (the two small arrays are read)."""
+    images = member[IMAGES]
+    assert isinstance(images, zarr.Array)
+    if images.ndim != 4:
+        raise ValueError(
+            f"{side} ingest store {str(path)!r}: {name}/{IMAGES} must be shaped "
+            f"(file, y, x, channel) (got shape {tuple(images.shape)})"
+        )
+    n = int(images.shape[0])
+    columns = {}
+    for column in (STACK_FILE, STATUS):
+        if column not in member:
+            continue  # a store without status: every slot decoded as far as it says
+        array = member[column]
+        assert isinstance(array, zarr.Array)
+        if tuple(array.shape) != (n,):
+            raise ValueError(
+                f"{side} ingest store {str(path)!r}: {name}/{column} has shape "
+                f"{tuple(array.shape)}, expected ({n},) like {name}/{IMAGES}"
+            )
+        columns[column] = [str(value) for value in np.asarray(array[...]).tolist()]
+    status = columns.get(STATUS, [STATUS_OK] * n)
+    return _Stack(name, images, columns[STACK_FILE], status)
 
 
 def _slot_failure(store: _Store, file: str, where: tuple[int, int] | None) -> str | None:
     """Why ingest could not store ``file`` (None: its slot holds the decoded image)."""
     if where is None:
         return store.failed.get(file)
-    status = store.stacks[where[0]].status[where[1]]
+    return _slot_reason(store.path, file, store.stacks[where[0]].status[where[1]])
+
+
+def _slot_reason(path: Path, file: str, status: str) -> str | None:
     if status == STATUS_OK:
         return None
     if not status:
-        return f"{store.path}: ingest recorded no status for {file} (an interrupted ingest?)"
+        return f"{path}: ingest recorded no status for {file} (an interrupted ingest?)"
     return status
+
+
+def ingest_slots(array: zarr.Array) -> tuple[list[str], list[str | None]] | None:
+    """Files and failures of the ingest stack whose ``images`` array is ``array``, else None.
+
+    Evaluating one stack of an ingest store as a Zarr array keeps what ingest
+    recorded: its file names become the pair ids and its undecoded slots fail.
+    """
+    store = array.store
+    if not isinstance(store, zarr.storage.LocalStore) or array.ndim != 4:
+        return None
+    directory = Path(store.root).absolute() / array.path
+    if directory.name != IMAGES or not is_ingest_store(directory.parent.parent):
+        return None
+    group = zarr.open_group(directory.parent, mode="r")
+    stack = _read_stack(group, directory.parent.name, directory.parent.parent, "source")
+    failures = [
+        _slot_reason(directory.parent.parent, file, status)
+        for file, status in zip(stack.files, stack.status, strict=True)
+    ]
+    return stack.files, failures
 
 
 def open_ingest_pair(

@@ -452,7 +452,7 @@ def open_pair(
         pair = opener(reference, generated, channel_axis, options)
         if pair is not None:
             return pair
-    from pipeline.ingest import open_ingest_pair  # ingest builds on this module
+    from pipeline.ingest import ingest_slots, open_ingest_pair  # ingest builds on this module
 
     pair = open_ingest_pair(reference, generated, channel_axis, options)
     if pair is not None:
@@ -476,10 +476,19 @@ def open_pair(
     known = [chunks for chunks in (x_native, y_native) if chunks is not None]
     combined = tuple(max(sizes) for sizes in zip(*known, strict=True)) if known else None
     native = _native_chunks(combined, order, single, x4)
-    image = np.arange(n)
+    image: np.ndarray = np.arange(n)
     prefix = "" if single else "[{}]"
     stacks, direct = zarr_stacks((x4, y4), (x_zarr, y_zarr), channel_axis, options)
     statuses = [d.status for d in direct if d is not None and d.status is not None]
+    # A stack of an ingest store keeps what ingest recorded: file names, undecoded slots.
+    slots = [None if source is None else ingest_slots(source) for source in (x_zarr, y_zarr)]
+    failed: dict[int, list[str]] = {}
+    for side in slots:
+        for i, reason in enumerate(side[1] if side is not None else []):
+            if reason is not None:
+                failed.setdefault(i, []).append(reason)
+    if slots[0] is not None and slots[1] is not None and slots[0][0] == slots[1][0]:
+        image = np.array(slots[0][0], dtype=object)
     return SourcePair(
         reference=stacks[0],
         generated=stacks[1],
@@ -494,6 +503,7 @@ def open_pair(
             "dtypes": [str(x.dtype), str(y.dtype)],
             "channel_axis": channel_axis,
         },
+        status={i: "; ".join(reasons) for i, reasons in failed.items()},
         read_status=join_statuses(*statuses) if statuses else None,
         direct=direct,
     )

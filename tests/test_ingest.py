@@ -238,3 +238,20 @@ def test_a_slot_without_status_fails(folders: tuple[Path, Path], tmp_path: Path)
         "ingest recorded no status for g.png (an interrupted ingest?)"
     )
     assert (ds.status.sel(image=["a.png", "b/c.png"]) == "ok").all()
+
+
+def test_one_stack_read_as_an_array_keeps_its_failures(
+    folders: tuple[Path, Path], tmp_path: Path
+) -> None:
+    _corrupt(folders[1] / "a.png")
+    ingest_folder(folders[0], tmp_path / "ref.zarr")
+    result = ingest_folder(folders[1], tmp_path / "gen.zarr")
+    group = "30x40x3_uint8"
+    ds = sp.evaluate(
+        tmp_path / "ref.zarr" / group / IMAGES,
+        zarr.open_array(tmp_path / "gen.zarr" / group / IMAGES, mode="r"),
+        channel_axis=-1,
+    )
+    assert ds.image.values.tolist() == ["a.png", "b/c.png"]
+    assert ds.status.values.tolist() == [result.failed["a.png"], "ok"]
+    assert np.isnan(ds.ssim.values[0]).all()
