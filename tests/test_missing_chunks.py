@@ -8,6 +8,7 @@ metadata declares an absurd shape is refused before anything is read.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 
@@ -158,3 +159,15 @@ def test_max_input_elements_is_a_setting(tmp_path, stacks):
     with pytest.raises(ValueError, match=r"\(3072 elements\), more than max_input_elements=3000"):
         evaluate(stacks[0], path, max_input_elements=3000)
     assert len(evaluate(path, path, max_input_elements=3072).image) == SHAPE[0]
+
+
+def test_missing_chunk_in_a_store_that_is_not_local(stacks):
+    # Zarr's own read path over any store (here in memory, as for object stores).
+    store = zarr.storage.MemoryStore()
+    x = zarr.create_array(store, name="x", data=stacks[0], chunks=(1, 24, 32))
+    y = zarr.create_array(store, name="y", data=stacks[1], chunks=(1, 24, 32))
+    assert zarr_direct.direct_reader(y) is None
+    asyncio.run(store.delete("y/c/1/0/0"))
+    ds = evaluate(x, y)
+    assert [s == "ok" for s in ds.status.values] == [True, False, True, True]
+    assert "Zarr chunk 'y/c/1/0/0' of array memory://" in str(ds.status.values[1])
