@@ -90,8 +90,9 @@ class IngestResult:
     arrays : dict
         ``{group name: description}``; the stack is ``path/name/images``.
     failed : dict
-        ``{relative path: reason}`` of files that could not be decoded (or whose
-        header could not be read: those are left out of every stack).
+        ``{relative path: reason}`` of files that could not be decoded (their
+        ``status`` says why) or whose header could not be read (those are left out
+        of every stack and listed in the root's ``ssim_pipeline_ingest`` attribute).
     """
 
     path: Path

@@ -162,7 +162,8 @@ class SourcePair:
     reference, generated : dask.array.Array
         The stacks, nothing read yet.
     image : numpy.ndarray
-        Pair ids, one per image (indices for stacks, relative paths for folders).
+        Pair ids, one per image (indices for stacks, relative paths for folders and
+        for the stacks of an ingest store).
     reference_names, generated_names : numpy.ndarray
         Where each side of each pair comes from (strings).
     native_chunks : tuple of int
@@ -175,9 +176,9 @@ class SourcePair:
         The engine adds the failures that ``read_status`` reports while it runs.
     read_status : dask.array.Array, optional
         ``(image,)`` strings, ``"ok"`` or why the pair could not be read, computed
-        by the same tasks that read the pixels (image files that fail to decode).
-        A failed pair's pixels are zeros; the engine marks it failed instead of
-        stopping the run.
+        by the same tasks that read the pixels (image files that fail to decode,
+        Zarr chunks that are not in the store). A failed pair's pixels are zeros
+        or fill values; the engine marks it failed instead of stopping the run.
     rechunked : callable, optional
         ``rechunked(image_chunks)`` -> the same pair with its stacks chunked that way
         along ``image``, for sources whose images are read independently (files):
