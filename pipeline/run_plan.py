@@ -137,6 +137,8 @@ def plan_run(config: RunConfig, pair: SourcePair) -> RunPlan:
             input_chunks=pair.reference.chunks,
             batch_images=config.batch_images,
         )
+    # Zarr stacks read straight at these chunks report their missing chunks from those reads.
+    pair = pair.planned(chunks)
     if config.nan_policy == "fail":
         pair = with_finite_check(pair, chunks)
     c1, c2 = params.constants(data_range)

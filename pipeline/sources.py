@@ -4,9 +4,12 @@ Every source becomes a :class:`SourcePair`: two Dask arrays shaped
 ``(image, y, x, channel)`` (a grey image has one channel) and the ``image``,
 ``reference`` and ``generated`` coordinates of the result Dataset. Accepted
 here: NumPy arrays, Dask arrays, Zarr arrays and Zarr stores on disk
-(``zarr_format`` 2 or 3; sharded arrays are read one shard per chunk, see
-FACTS.md), each shaped ``(image, y, x[, channel])`` or a single image
-``(y, x[, channel])``. Nothing is read here beyond metadata.
+(``zarr_format`` 2 or 3; sharded arrays are read one shard per chunk, since
+reading their inner chunks one by one would decode each shard many times),
+each shaped ``(image, y, x[, channel])`` or a single image ``(y, x[, channel])``,
+and the stores :mod:`pipeline.ingest` writes. Nothing is read here beyond
+metadata; a Zarr array whose metadata declares more than ``max_input_elements``
+elements is refused (:func:`check_input_size`).
 
 :meth:`SourcePair.chunked` gives the stacks at the engine's planned chunks. A
 Zarr source whose planned chunks are whole multiples of its own chunks (or
@@ -16,15 +19,23 @@ pixels, one task layer and one copy fewer, and fewer calls into Zarr's event loo
 Where the array's layout allows, those reads bypass Zarr's read path altogether
 and take the chunk files straight from disk (:mod:`pipeline.zarr_direct`).
 
+**Missing chunks.** Zarr reads a chunk that is not in the store as the fill
+value. With ``missing_chunks="fail"`` (the default) every read task of a Zarr
+stack also reports the chunks it did not find, and the images they hold fail
+with the chunk keys named (``read_status``; a transient failure that
+``--resume`` retries); the other images are exactly those of a complete store.
+``missing_chunks="fill"`` keeps Zarr's rule, for stores sparse on purpose.
+
 Folders of image files plug in through :func:`register_pair_opener`: an opener
-that recognises its inputs returns a :class:`SourcePair` (the folder source of
-issue 5 pairs files by relative path and decodes inside the graph).
+that recognises its inputs returns a :class:`SourcePair` (the folder source
+pairs files by relative path and decodes inside the graph).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -32,8 +43,9 @@ import dask.array as da
 import numpy as np
 import zarr
 
+from pipeline.dataset import STATUS_OK
 from pipeline.validation import normalize_channel_axis
-from pipeline.zarr_direct import dask_from_zarr
+from pipeline.zarr_direct import array_location, dask_from_zarr, dask_from_zarr_checked
 
 __all__ = [
     "DEFAULT_MAX_IMAGE_PIXELS",
@@ -42,9 +54,12 @@ __all__ = [
     "DirectRead",
     "InputOptions",
     "SourcePair",
+    "check_input_size",
+    "join_statuses",
     "open_array",
     "open_pair",
     "register_pair_opener",
+    "zarr_stacks",
 ]
 
 Chunks = tuple[tuple[int, ...], ...]
@@ -101,9 +116,22 @@ class DirectRead:
     array: zarr.Array
     channel_axis: int | None
     name: str
+    status: da.Array | None = None
 
     def read(self, chunks: Chunks) -> da.Array | None:
         """The canonical stack read at ``chunks``, or None where they split a source chunk."""
+        read = self._read(chunks)
+        return None if read is None else read[0]
+
+    def read_status(self, chunks: Chunks) -> da.Array | None:
+        """Per-image status of the reads :meth:`read` makes at ``chunks`` (None: no such reads).
+
+        The same Dask keys as the stack's reads: computed together, each chunk is read once.
+        """
+        read = self._read(chunks)
+        return None if read is None else read[1]
+
+    def _read(self, chunks: Chunks) -> tuple[da.Array, da.Array | None] | None:
         native = self.array.shards if self.array.shards is not None else self.array.chunks
         ndim = self.array.ndim
         axis = normalize_channel_axis(self.channel_axis, ndim)
@@ -120,10 +148,9 @@ class DirectRead:
         for sizes, unit, length in zip(source, native, self.array.shape, strict=True):
             if sum(sizes) != length or any(int(b) % unit for b in np.cumsum(sizes)[:-1]):
                 return None
-        stack, _, _ = _to_canonical(
-            dask_from_zarr(self.array, tuple(source)), self.channel_axis, "source"
+        return _read_zarr(
+            self.array, tuple(source), self.channel_axis, checked=self.status is not None
         )
-        return stack
 
 
 @dataclass(frozen=True)
@@ -135,7 +162,8 @@ class SourcePair:
     reference, generated : dask.array.Array
         The stacks, nothing read yet.
     image : numpy.ndarray
-        Pair ids, one per image (indices for stacks, relative paths for folders).
+        Pair ids, one per image (indices for stacks, relative paths for folders and
+        for the stacks of an ingest store).
     reference_names, generated_names : numpy.ndarray
         Where each side of each pair comes from (strings).
     native_chunks : tuple of int
@@ -148,9 +176,9 @@ class SourcePair:
         The engine adds the failures that ``read_status`` reports while it runs.
     read_status : dask.array.Array, optional
         ``(image,)`` strings, ``"ok"`` or why the pair could not be read, computed
-        by the same tasks that read the pixels (image files that fail to decode).
-        A failed pair's pixels are zeros; the engine marks it failed instead of
-        stopping the run.
+        by the same tasks that read the pixels (image files that fail to decode,
+        Zarr chunks that are not in the store). A failed pair's pixels are zeros
+        or fill values; the engine marks it failed instead of stopping the run.
     rechunked : callable, optional
         ``rechunked(image_chunks)`` -> the same pair with its stacks chunked that way
         along ``image``, for sources whose images are read independently (files):
@@ -162,7 +190,8 @@ class SourcePair:
         What the source adds to the result's attrs (e.g. unpaired files).
     direct : tuple
         For each stack, a :class:`DirectRead` when it comes straight from a Zarr
-        array (see :meth:`chunked`), else None.
+        array (see :meth:`chunked`), else None. Its ``status`` (when missing Zarr
+        chunks fail their pairs) is that stack's own per-image read status.
     """
 
     reference: da.Array
@@ -191,6 +220,29 @@ class SourcePair:
             out.append(stack.rechunk(chunks) if read is None else read)
         return out[0], out[1]
 
+    def planned(self, chunks: Chunks) -> SourcePair:
+        """This pair with ``read_status`` taken from the reads that :meth:`chunked` makes.
+
+        A Zarr stack read straight at ``chunks`` reports its missing chunks from
+        those reads (the stack's own reads are then never made); the engine calls
+        this once the chunks are planned.
+        """
+        sides = [
+            (stack, direct)
+            for stack, direct in zip((self.reference, self.generated), self.direct, strict=True)
+            if direct is not None and direct.status is not None
+        ]
+        if not sides or any(direct.name != stack.name for stack, direct in sides):
+            return self  # nothing read straight, or a replaced stack: read_status holds
+        found = [direct.read_status(chunks) for _, direct in sides]
+        if all(status is None for status in found):
+            return self
+        chosen = [
+            direct.status if status is None else status
+            for (_, direct), status in zip(sides, found, strict=True)
+        ]
+        return replace(self, read_status=join_statuses(*(s for s in chosen if s is not None)))
+
     @property
     def n_images(self) -> int:
         return len(self.image)
@@ -205,6 +257,41 @@ class SourcePair:
         return int(self.reference.shape[-1])
 
 
+def _read_zarr(
+    array: zarr.Array, chunks: tuple[Any, ...], channel_axis: int | None, *, checked: bool
+) -> tuple[da.Array, da.Array | None]:
+    """The canonical stack of ``array`` read at source ``chunks``, and its read status.
+
+    ``checked``: the status of each image (missing chunks) comes from the same
+    read tasks; else there is none and missing chunks read as the fill value.
+    """
+    if not checked:
+        stack, _, _ = _to_canonical(dask_from_zarr(array, chunks), channel_axis, "source")
+        return stack, None
+    axis = normalize_channel_axis(channel_axis, array.ndim)
+    spatial = [a for a in range(array.ndim) if a != axis]
+    image_axis = spatial[0] if len(spatial) == 3 else None
+    pixels, status = dask_from_zarr_checked(array, chunks, image_axis=image_axis)
+    stack, _, _ = _to_canonical(pixels, channel_axis, "source")
+    return stack, status
+
+
+def join_statuses(*statuses: da.Array) -> da.Array:
+    """Per-image statuses of several reads as one: ``"ok"`` or every failure, joined by "; "."""
+    if len(statuses) == 1:
+        return statuses[0]
+    return da.map_blocks(_join_status_blocks, *statuses, dtype=object)
+
+
+def _join_status_blocks(*blocks: np.ndarray) -> np.ndarray:
+    out = np.empty(len(blocks[0]), dtype=object)
+    for k, texts in enumerate(zip(*blocks, strict=True)):
+        # dict.fromkeys: one array given as both sides reports its missing chunk once.
+        failed = list(dict.fromkeys(str(text) for text in texts if text != STATUS_OK))
+        out[k] = "; ".join(failed) if failed else STATUS_OK
+    return out
+
+
 def register_pair_opener(opener: PairOpener) -> None:
     """Add a source kind: ``opener(reference, generated, channel_axis, options)`` -> pair or None.
 
@@ -213,20 +300,24 @@ def register_pair_opener(opener: PairOpener) -> None:
     _PAIR_OPENERS.append(opener)
 
 
-def open_array(source: Any, name: str) -> tuple[da.Array, str, tuple[int, ...] | None]:
+def open_array(
+    source: Any, name: str, *, options: InputOptions | None = None
+) -> tuple[da.Array, str, tuple[int, ...] | None]:
     """One source as a Dask array, a label for it and its native chunking (None: unknown)."""
-    array, label, native, _ = _open_source(source, name)
+    array, label, native, _ = _open_source(source, name, options or InputOptions())
     return array, label, native
 
 
 def _open_source(
-    source: Any, name: str
+    source: Any, name: str, options: InputOptions
 ) -> tuple[da.Array, str, tuple[int, ...] | None, zarr.Array | None]:
     """:func:`open_array`, plus the Zarr array it reads (None for other sources)."""
     if isinstance(source, str | Path):
         node = _open_zarr_path(Path(source), name)
+        check_input_size(node, name, options)
         return (*_from_zarr(node, str(Path(source))), node)
     if isinstance(source, zarr.Array):
+        check_input_size(source, name, options)
         return (*_from_zarr(source, f"zarr array {source.name or '/'}"), source)
     if isinstance(source, zarr.Group):
         raise ValueError(f"{name} is a Zarr group, not an array; pass one of its arrays")
@@ -251,6 +342,27 @@ def _dask_native(array: da.Array) -> tuple[int, ...]:
     return tuple(int(c[0]) if len(c) > 1 else 1 for c in array.chunks)
 
 
+def check_input_size(array: zarr.Array, name: str, options: InputOptions) -> None:
+    """Refuse a Zarr array whose metadata declares more than ``max_input_elements`` elements.
+
+    Checked on the metadata alone, before a Dask graph or a read is made: a corrupt
+    or hostile ``zarr.json`` / ``.zarray`` must not become a run of 10**27 pixels.
+
+    Raises
+    ------
+    ValueError
+        The array is larger than ``options.max_input_elements`` (the array is named).
+    """
+    elements = math.prod(int(n) for n in array.shape)
+    if elements > options.max_input_elements:
+        raise ValueError(
+            f"{name} Zarr array {array_location(array)} declares shape {tuple(array.shape)} "
+            f"({elements} elements), more than max_input_elements={options.max_input_elements}; "
+            "its metadata is probably wrong, or raise max_input_elements if the array really "
+            "is that large"
+        )
+
+
 def _open_zarr_path(path: Path, name: str) -> zarr.Array:
     if not path.exists():
         raise FileNotFoundError(f"{name} path {str(path)!r} does not exist")
@@ -271,11 +383,16 @@ def _open_zarr_path(path: Path, name: str) -> zarr.Array:
     return node
 
 
-def _from_zarr(array: zarr.Array, label: str) -> tuple[da.Array, str, tuple[int, ...]]:
+def _storage_chunks(array: zarr.Array) -> tuple[int, ...]:
     # A sharded array must be read a whole shard per task: inner-chunk reads would
-    # decode the same shard again and again (FACTS.md).
+    # decode the same shard again and again.
     chunks = array.shards if array.shards is not None else array.chunks
-    return dask_from_zarr(array, chunks), label, tuple(int(c) for c in chunks)
+    return tuple(int(c) for c in chunks)
+
+
+def _from_zarr(array: zarr.Array, label: str) -> tuple[da.Array, str, tuple[int, ...]]:
+    chunks = _storage_chunks(array)
+    return dask_from_zarr(array, chunks), label, chunks
 
 
 def _to_canonical(
@@ -327,12 +444,22 @@ def open_pair(
         A path that does not exist.
     """
     options = InputOptions() if options is None else options
+    if options.missing_chunks not in MISSING_CHUNK_POLICIES:
+        raise ValueError(
+            f"missing_chunks must be one of {', '.join(MISSING_CHUNK_POLICIES)} "
+            f"(got {options.missing_chunks!r})"
+        )
     for opener in _PAIR_OPENERS:
         pair = opener(reference, generated, channel_axis, options)
         if pair is not None:
             return pair
-    x, x_label, x_native, x_zarr = _open_source(reference, "reference")
-    y, y_label, y_native, y_zarr = _open_source(generated, "generated")
+    from pipeline.ingest import ingest_slots, open_ingest_pair  # ingest builds on this module
+
+    pair = open_ingest_pair(reference, generated, channel_axis, options)
+    if pair is not None:
+        return pair
+    x, x_label, x_native, x_zarr = _open_source(reference, "reference", options)
+    y, y_label, y_native, y_zarr = _open_source(generated, "generated", options)
     x4, single, order = _to_canonical(x, channel_axis, "reference")
     y4, _, _ = _to_canonical(y, channel_axis, "generated")
     if x4.shape[3] != y4.shape[3] and x4.shape[:3] == y4.shape[:3]:
@@ -350,15 +477,22 @@ def open_pair(
     known = [chunks for chunks in (x_native, y_native) if chunks is not None]
     combined = tuple(max(sizes) for sizes in zip(*known, strict=True)) if known else None
     native = _native_chunks(combined, order, single, x4)
-    image = np.arange(n)
+    image: np.ndarray = np.arange(n)
     prefix = "" if single else "[{}]"
-    direct = tuple(
-        None if source is None else DirectRead(source, channel_axis, stack.name)
-        for source, stack in ((x_zarr, x4), (y_zarr, y4))
-    )
+    stacks, direct = zarr_stacks((x4, y4), (x_zarr, y_zarr), channel_axis, options)
+    statuses = [d.status for d in direct if d is not None and d.status is not None]
+    # A stack of an ingest store keeps what ingest recorded: file names, undecoded slots.
+    slots = [None if source is None else ingest_slots(source) for source in (x_zarr, y_zarr)]
+    failed: dict[int, list[str]] = {}
+    for side in slots:
+        for i, reason in enumerate(side[1] if side is not None else []):
+            if reason is not None:
+                failed.setdefault(i, []).append(reason)
+    if slots[0] is not None and slots[1] is not None and slots[0][0] == slots[1][0]:
+        image = np.array(slots[0][0], dtype=object)
     return SourcePair(
-        reference=x4,
-        generated=y4,
+        reference=stacks[0],
+        generated=stacks[1],
         image=image,
         reference_names=np.array([x_label + prefix.format(i) for i in range(n)], dtype=object),
         generated_names=np.array([y_label + prefix.format(i) for i in range(n)], dtype=object),
@@ -370,8 +504,37 @@ def open_pair(
             "dtypes": [str(x.dtype), str(y.dtype)],
             "channel_axis": channel_axis,
         },
-        direct=(direct[0], direct[1]),
+        status={i: "; ".join(reasons) for i, reasons in failed.items()},
+        read_status=join_statuses(*statuses) if statuses else None,
+        direct=direct,
     )
+
+
+def zarr_stacks(
+    stacks: tuple[da.Array, da.Array],
+    sources: tuple[zarr.Array | None, zarr.Array | None],
+    channel_axis: int | None,
+    options: InputOptions,
+) -> tuple[tuple[da.Array, da.Array], tuple[DirectRead | None, DirectRead | None]]:
+    """The canonical stacks, each Zarr one read so that missing chunks fail its images.
+
+    With ``missing_chunks="fill"`` the stacks are returned as they are; else a Zarr
+    stack is re-read at its own chunks (or shards) by tasks that also report the chunks
+    they did not find (the :class:`DirectRead` ``status``).
+    """
+    out: list[da.Array] = []
+    direct: list[DirectRead | None] = []
+    for stack, source in zip(stacks, sources, strict=True):
+        if source is None:
+            out.append(stack)
+            direct.append(None)
+            continue
+        status = None
+        if options.missing_chunks == "fail":
+            stack, status = _read_zarr(source, _storage_chunks(source), channel_axis, checked=True)
+        out.append(stack)
+        direct.append(DirectRead(source, channel_axis, stack.name, status))
+    return (out[0], out[1]), (direct[0], direct[1])
 
 
 def _native_chunks(

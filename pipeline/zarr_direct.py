@@ -15,7 +15,12 @@ chunk file that does not decompress to exactly one chunk raises a ValueError
 that names the file (Zarr's own error names neither file nor array).
 
 :func:`dask_from_zarr` is :func:`dask.array.from_zarr` with this reader where it
-applies.
+applies. :func:`dask_from_zarr_checked` is the same read whose tasks also say
+which chunks (or shards) were not in the store, and so which images hold fill
+values instead of data: the chunk reader knows it from the missing file, Zarr's
+own read path from a store wrapper that notes every key a read did not find
+(no listing of the store, no extra request). Zarr itself cannot tell a missing
+chunk from a stored one.
 
 One task reads its chunks one after another (Dask runs the tasks side by side):
 on a local disk that is faster than Zarr's overlapped reads even for many tiny
@@ -29,6 +34,8 @@ from __future__ import annotations
 
 import itertools
 import math
+import operator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -37,8 +44,19 @@ import numcodecs
 import numpy as np
 import zarr
 from dask.base import tokenize
+from dask.highlevelgraph import HighLevelGraph
+from zarr.storage import WrapperStore
 
-__all__ = ["ChunkFileReader", "dask_from_zarr", "direct_reader"]
+from pipeline.dataset import STATUS_OK
+from pipeline.image_formats import TRANSIENT_SUFFIX
+
+__all__ = [
+    "ChunkFileReader",
+    "array_location",
+    "dask_from_zarr",
+    "dask_from_zarr_checked",
+    "direct_reader",
+]
 
 # zarr_format 2 compressors (numcodecs ids) whose ``decode`` gives one chunk's bytes,
 # each checked against Zarr's own reads in tests/test_zarr_direct.py.
@@ -83,21 +101,30 @@ class ChunkFileReader:
         region = _plain_region(key, self.shape)
         if region is None:
             return np.asarray(self.array[key])
+        return self.read(region)[0]
+
+    def read(self, region: list[tuple[int, int]]) -> tuple[np.ndarray, list[tuple[int, ...]]]:
+        """The ``(start, stop)`` box ``region`` and the indices of its chunks that have no file.
+
+        Those chunks hold the fill value in the result (Zarr's rule).
+        """
         out = np.empty(tuple(stop - start for start, stop in region), dtype=self.dtype)
         if out.size == 0:
-            return out
-        ranges = [
-            range(start // size, (stop - 1) // size + 1)
-            for (start, stop), size in zip(region, self.chunks, strict=True)
+            return out, []
+        missing = [
+            index
+            for index in _chunk_indices(region, self.chunks)
+            if not self._copy_chunk(index, region, out)
         ]
-        for index in itertools.product(*ranges):
-            self._copy_chunk(index, region, out)
-        return out
+        return out, missing
 
     def _copy_chunk(
         self, index: tuple[int, ...], region: list[tuple[int, int]], out: np.ndarray
-    ) -> None:
-        """Put the part of chunk ``index`` that lies in ``region`` into ``out``."""
+    ) -> bool:
+        """Put the part of chunk ``index`` that lies in ``region`` into ``out``.
+
+        Returns whether the chunk has a file (False: the fill value was put there).
+        """
         source, target, whole = [], [], []
         for i, (start, stop), size in zip(index, region, self.chunks, strict=True):
             low, high = max(start, i * size), min(stop, (i + 1) * size)
@@ -107,8 +134,9 @@ class ChunkFileReader:
         chunk = self._decoded(index)
         if chunk is None:  # no chunk file: Zarr's fill-value rules
             out[tuple(target)] = self.array[tuple(whole)]
-        else:
-            out[tuple(target)] = chunk[tuple(source)]
+            return False
+        out[tuple(target)] = chunk[tuple(source)]
+        return True
 
     def _decoded(self, index: tuple[int, ...]) -> np.ndarray | None:
         """Chunk ``index`` as stored, None when it has no file.
@@ -138,6 +166,17 @@ class ChunkFileReader:
                 f"not the {self._chunk_bytes} of a {self.chunks} chunk of {self.stored}"
             )
         return raw.view(self.stored).reshape(self.chunks)
+
+
+def _chunk_indices(
+    region: list[tuple[int, int]], chunks: tuple[int, ...]
+) -> Iterator[tuple[int, ...]]:
+    """Indices of the chunks of grid ``chunks`` that a non-empty ``region`` touches."""
+    ranges = [
+        range(start // size, (stop - 1) // size + 1)
+        for (start, stop), size in zip(region, chunks, strict=True)
+    ]
+    return itertools.product(*ranges)
 
 
 def _plain_region(key: Any, shape: tuple[int, ...]) -> list[tuple[int, int]] | None:
@@ -219,3 +258,210 @@ def dask_from_zarr(array: zarr.Array, chunks: tuple[Any, ...]) -> da.Array:
         return da.from_zarr(array, chunks=chunks)
     name = "from-zarr-direct-" + tokenize(array, chunks)
     return da.from_array(reader, chunks=chunks, name=name, asarray=False, fancy=False)
+
+
+class _RecordingStore(WrapperStore[Any]):
+    """A store that notes every key a read asked for and did not find (Zarr fills those)."""
+
+    def __init__(self, store: Any) -> None:
+        super().__init__(store)
+        self.missing: list[str] = []
+
+    async def get(self, key: str, prototype: Any, byte_range: Any = None) -> Any:
+        value = await self._store.get(key, prototype, byte_range)
+        if value is None:
+            self.missing.append(key)
+        return value
+
+    async def get_partial_values(self, prototype: Any, key_ranges: Any) -> list[Any]:
+        key_ranges = list(key_ranges)
+        values = await self._store.get_partial_values(prototype, key_ranges)
+        self.missing.extend(
+            key for (key, _), value in zip(key_ranges, values, strict=True) if value is None
+        )
+        return list(values)
+
+
+def _storage_grid(array: zarr.Array) -> tuple[int, ...]:
+    """The shape of one stored object (a shard of a sharded array, else a chunk)."""
+    grid = array.shards if array.shards is not None else array.chunks
+    return tuple(int(c) for c in grid)
+
+
+def _chunk_key(array: zarr.Array, index: tuple[int, ...]) -> str:
+    key = array.metadata.encode_chunk_key(index)
+    return f"{array.path}/{key}" if array.path else key
+
+
+def _read_checked(
+    source: ChunkFileReader | zarr.Array, region: list[tuple[int, int]]
+) -> tuple[np.ndarray, tuple[tuple[tuple[int, ...], str], ...]]:
+    """One task: ``region`` of the array and ``(index, key)`` of each stored object it lacked.
+
+    The same read that gives the pixels tells which chunks were missing, so a chunk
+    deleted (or not yet copied) while the run reads it is never taken for data.
+    """
+    if isinstance(source, ChunkFileReader):
+        out, indices = source.read(region)
+        return out, tuple((index, _chunk_key(source.array, index)) for index in indices)
+    from zarr.core.array import AsyncArray
+    from zarr.storage import StorePath
+
+    shape = tuple(stop - start for start, stop in region)
+    if math.prod(shape) == 0:
+        return np.empty(shape, dtype=source.dtype), ()
+    recorder = _RecordingStore(source.store)
+    inner: Any = AsyncArray(
+        source.metadata, StorePath(recorder, source.path), config=source._async_array.config
+    )
+    out = np.asarray(zarr.Array(inner)[tuple(slice(start, stop) for start, stop in region)])
+    lacking = set(recorder.missing)
+    missing = tuple(
+        (index, key)
+        for index in _chunk_indices(region, _storage_grid(source))
+        if (key := _chunk_key(source, index)) in lacking
+    )
+    return out, missing
+
+
+def _image_status(
+    blocks: list[tuple[tuple[tuple[int, ...], str], ...]],
+    start: int,
+    size: int,
+    image_axis: int | None,
+    grid: int,
+    where: str,
+) -> np.ndarray:
+    """Status of images ``start .. start + size``: ``ok`` or the missing chunks they lie in."""
+    lacking: list[list[str]] = [[] for _ in range(size)]
+    for missing in blocks:
+        for index, key in missing:
+            if image_axis is None:
+                touched = range(size)
+            else:
+                low, high = index[image_axis] * grid, (index[image_axis] + 1) * grid
+                touched = range(max(low, start) - start, min(high, start + size) - start)
+            for k in touched:
+                if key not in lacking[k]:
+                    lacking[k].append(key)
+    out = np.empty(size, dtype=object)
+    for k, keys in enumerate(lacking):
+        out[k] = STATUS_OK if not keys else _missing_message(keys, where)
+    return out
+
+
+def _missing_message(keys: list[str], where: str) -> str:
+    shown = ", ".join(repr(key) for key in keys[:3])
+    more = f" and {len(keys) - 3} more" if len(keys) > 3 else ""
+    return (
+        f"Zarr chunk {shown}{more} of array {where} is not in the store (an interrupted "
+        "copy or a deleted file; set missing_chunks='fill' if the store leaves out chunks "
+        f"of fill values on purpose){TRANSIENT_SUFFIX}"
+    )
+
+
+def array_location(array: zarr.Array) -> str:
+    """Where ``array`` lives, for messages: the store's root (a path or URL) and the array path."""
+    store = array.store
+    root = str(getattr(store, "root", None) or getattr(store, "path", None) or store)
+    return f"{root.rstrip('/')}/{array.path}" if array.path else root
+
+
+def dask_from_zarr_checked(
+    array: zarr.Array, chunks: tuple[Any, ...], *, image_axis: int | None
+) -> tuple[da.Array, da.Array]:
+    """:func:`dask_from_zarr`, plus each image's status from the same read tasks.
+
+    Parameters
+    ----------
+    array : zarr.Array
+        The source.
+    chunks : tuple
+        Dask chunks of the read.
+    image_axis : int, optional
+        The axis of ``array`` that numbers the images (None: the array is one image).
+
+    Returns
+    -------
+    pixels : dask.array.Array
+        As :func:`dask_from_zarr` reads them (missing chunks hold the fill value).
+    status : dask.array.Array
+        ``(image,)`` strings chunked like ``image_axis``: ``"ok"``, or the keys of
+        the missing chunks the image lies in (a transient failure: they may be
+        copied yet).
+    """
+    normalized = da.core.normalize_chunks(chunks, array.shape, dtype=array.dtype)
+    reader = direct_reader(array)
+    token = tokenize(array, normalized, image_axis, "checked")
+    names = {
+        "source": f"zarr-source-{token}",
+        "read": f"zarr-read-{token}",
+        "pixels": f"from-zarr-checked-{token}",
+        "missing": f"zarr-missing-{token}",
+        "status": f"zarr-status-{token}",
+    }
+    offsets = [np.cumsum((0, *sizes)).tolist() for sizes in normalized]
+    reads: dict[Any, Any] = {names["source"]: reader if reader is not None else array}
+    pixel_tasks: dict[Any, Any] = {}
+    missing_tasks: dict[Any, Any] = {}
+    by_image: dict[int, list[Any]] = {}
+    for index in itertools.product(*(range(len(sizes)) for sizes in normalized)):
+        region = [(offsets[a][i], offsets[a][i + 1]) for a, i in enumerate(index)]
+        reads[(names["read"], *index)] = (_read_checked, names["source"], region)
+        pixel_tasks[(names["pixels"], *index)] = (operator.getitem, (names["read"], *index), 0)
+        missing_tasks[(names["missing"], *index)] = (
+            operator.getitem,
+            (names["read"], *index),
+            1,
+        )
+        j = 0 if image_axis is None else index[image_axis]
+        by_image.setdefault(j, []).append((names["missing"], *index))
+    where = array_location(array)
+    grid = 1 if image_axis is None else _storage_grid(array)[image_axis]
+    image_chunks = (1,) if image_axis is None else normalized[image_axis]
+    image_offsets = np.cumsum((0, *image_chunks)).tolist()
+    status_tasks = {
+        (names["status"], j): (
+            _image_status,
+            by_image.get(j, []),
+            image_offsets[j],
+            size,
+            image_axis,
+            grid,
+            where,
+        )
+        for j, size in enumerate(image_chunks)
+    }
+    # The reads are one layer that both the pixels and the statuses depend on: computed
+    # together, each read runs once and feeds both.
+    layers = {
+        names["read"]: reads,
+        names["pixels"]: pixel_tasks,
+        names["missing"]: missing_tasks,
+        names["status"]: status_tasks,
+    }
+    depends: dict[str, set[str]] = {
+        names["read"]: set(),
+        names["pixels"]: {names["read"]},
+        names["missing"]: {names["read"]},
+        names["status"]: {names["missing"]},
+    }
+
+    def graph(*keep: str) -> HighLevelGraph:
+        return HighLevelGraph({k: layers[k] for k in keep}, {k: depends[k] for k in keep})
+
+    pixels = da.Array(
+        graph(names["read"], names["pixels"]),
+        names["pixels"],
+        chunks=normalized,
+        dtype=array.dtype,
+        meta=np.empty((0,) * array.ndim, dtype=array.dtype),
+    )
+    status = da.Array(
+        graph(names["read"], names["missing"], names["status"]),
+        names["status"],
+        chunks=(tuple(image_chunks),),
+        dtype=object,
+        meta=np.empty((0,), dtype=object),
+    )
+    return pixels, status

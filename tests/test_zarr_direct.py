@@ -15,7 +15,7 @@ import zarr
 from zarr.codecs import BloscCodec, BytesCodec, Crc32cCodec, GzipCodec, TransposeCodec, ZstdCodec
 
 from pipeline import evaluate
-from pipeline.sources import open_pair
+from pipeline.sources import InputOptions, open_pair
 from pipeline.zarr_direct import ChunkFileReader, dask_from_zarr, direct_reader
 
 SHAPE = (3, 37, 29)
@@ -188,16 +188,21 @@ def test_reader_pickles_and_tokenizes_deterministically(tmp_path, data):
     assert dask_from_zarr(array, CHUNKS).name != dask_from_zarr(array, (3, 37, 29)).name
 
 
-def test_engine_reads_zarr_sources_directly_with_the_same_results(tmp_path, rng):
+@pytest.mark.parametrize("missing_chunks", ["fail", "fill"])
+def test_engine_reads_zarr_sources_directly_with_the_same_results(tmp_path, rng, missing_chunks):
     reference = rng.integers(0, 256, (3, 40, 36), dtype=np.uint8)
     noise = rng.integers(-30, 31, reference.shape)
     generated = np.clip(reference + noise, 0, 255).astype(np.uint8)
     zarr.create_array(tmp_path / "x.zarr", data=reference, chunks=(2, 16, 16))
     zarr.create_array(tmp_path / "y.zarr", data=generated, chunks=(2, 16, 16))
-    pair = open_pair(tmp_path / "x.zarr", tmp_path / "y.zarr")
+    options = InputOptions(missing_chunks=missing_chunks)
+    pair = open_pair(tmp_path / "x.zarr", tmp_path / "y.zarr", options=options)
     for stack in pair.chunked(((1, 1, 1), (16, 16, 8), (16, 16, 4), (1,))):
-        assert any(str(layer).startswith("from-zarr-direct-") for layer in stack.dask.layers)
-    from_zarr = evaluate(tmp_path / "x.zarr", tmp_path / "y.zarr", chunks=(1, 16, 16))
+        graph = dict(stack.__dask_graph__())
+        assert any(isinstance(value, ChunkFileReader) for value in graph.values())
+    from_zarr = evaluate(
+        tmp_path / "x.zarr", tmp_path / "y.zarr", chunks=(1, 16, 16), missing_chunks=missing_chunks
+    )
     in_memory = evaluate(reference, generated, chunks=(1, 16, 16))
     for name in ("ssim", "luminance", "contrast", "structure", "ssim_min", "ssim_max"):
         np.testing.assert_array_equal(from_zarr[name].values, in_memory[name].values)
