@@ -259,7 +259,7 @@ def _worst_figure(ds: xr.Dataset, worst: Sequence[_WorstPair]) -> tuple[Figure |
     for row, pair in zip(axes, worst, strict=True):
         # pipeline.review_maps owns where maps and images are found (saved maps,
         # files, Zarr stacks) and how a missing map is recomputed.
-        view = _pair_view(ds, pair.position, None, None, None)
+        view = _pair_view(ds, pair.position, None, None, None, (pair.reference, pair.generated))
         ssim_map = view.maps.get(SSIM)
         problems = "; ".join(_printable(p) for p in view.problems)
         note = view.source if ssim_map is not None else "unavailable"

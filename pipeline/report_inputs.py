@@ -191,8 +191,9 @@ def _scan(ds: xr.Dataset, worst: int) -> _ReportData:
         }
         ok = (status == STATUS_OK) & np.isfinite(values[SSIM])
         n_ok += int(ok.sum())
-        hist = np.asarray(batch[SSIM_HIST].isel({REGION: all_index}).values)[ok]
-        pooled += hist.sum(axis=0, dtype=np.float64)
+        hist = np.asarray(batch[SSIM_HIST].isel({REGION: all_index}).values)
+        # Summed in place over the successful rows: no copy of the batch's histograms.
+        pooled += np.sum(hist, axis=0, dtype=np.float64, where=ok[:, None])
         for name, column in values.items():
             kept = column[ok]
             columns[name].append(kept[np.isfinite(kept)])

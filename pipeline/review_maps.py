@@ -77,12 +77,29 @@ def pair_data(
 
 
 def _pair_view(
-    ds: xr.Dataset, k: int, maps: MapsSource, reference: Any, generated: Any
+    ds: xr.Dataset,
+    k: int,
+    maps: MapsSource,
+    reference: Any,
+    generated: Any,
+    names: tuple[str, str] | None = None,
 ) -> _PairView:
-    """Pair ``k``'s images and maps; a file's trouble is a problem of the view, not an error."""
+    """Pair ``k``'s images and maps; a file's trouble is a problem of the view, not an error.
+
+    ``names`` are the pair's ``reference`` and ``generated`` coordinates when the
+    caller has them (the report does): a store holds each as one chunk, read whole.
+    """
+    if names is None:
+        names = (
+            _strings(ds[REFERENCE].isel({IMAGE: k}).values)[0],
+            _strings(ds[GENERATED].isel({IMAGE: k}).values)[0],
+        )
     (ref_image, ref_problem), (gen_image, gen_problem) = (
-        _source_image(ds, k, given, side)
-        for given, side in ((reference, REFERENCE), (generated, GENERATED))
+        _source_image(ds, k, given, side, name)
+        for given, side, name in (
+            (reference, REFERENCE, names[0]),
+            (generated, GENERATED, names[1]),
+        )
     )
     problems = tuple(p for p in (ref_problem, gen_problem) if p is not None)
     found, source = _saved_maps(ds, k, maps)
@@ -181,7 +198,7 @@ def _saved_maps(ds: xr.Dataset, k: int, maps: MapsSource) -> tuple[dict[str, np.
 
 
 def _source_image(
-    ds: xr.Dataset, k: int, given: Any, side: str
+    ds: xr.Dataset, k: int, given: Any, side: str, name: str
 ) -> tuple[np.ndarray | None, str | None]:
     """One side's picture of pair ``k``, or None and why it is not there."""
     sources = _sources(ds)
@@ -196,8 +213,6 @@ def _source_image(
                 axis = channel_axis if channel_axis < 0 else channel_axis - 1
                 picture = np.moveaxis(picture, axis, -1)
         return picture, None
-    # One item read, not the whole coordinate (a lazily opened store keeps it on disk).
-    name = _strings(ds[side].isel({IMAGE: k}).values)[0]
     path = Path(name)
     if path.is_file():
         from pipeline.images import ImageDecodeError, decode_image
