@@ -47,7 +47,7 @@ __all__ = ["ReviewAccessor"]
 
 @xr.register_dataset_accessor("review")
 class ReviewAccessor:
-    """Analysis of a result Dataset (DESIGN.md schema): ``ds.review.<method>``.
+    """Analysis of a result Dataset (the README's result schema): ``ds.review.<method>``.
 
     Parameters
     ----------

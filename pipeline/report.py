@@ -1,6 +1,6 @@
 """A report a person would rather look at than read: figures plus one HTML page.
 
-:func:`write_report` turns a results Dataset (the schema in DESIGN.md) into
+:func:`write_report` turns a results Dataset (the schema in the README's "The result Dataset") into
 
 * ``ssim_histogram.png`` -- the distribution of SSIM over every valid pixel of
   every successful pair (summed ``ssim_hist`` of region ``all``) next to the

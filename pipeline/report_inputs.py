@@ -2,8 +2,9 @@
 
 :func:`_open_results` takes a Dataset as it is, or opens a saved Zarr store or
 ``.nc`` file without loading it; :func:`_check_schema` refuses a Dataset without
-the variables and coordinates of the result schema (DESIGN.md) or without region
-``all``. ``ds.review`` checks its Datasets with the same :func:`_check_schema`.
+the variables and coordinates of the result schema (the README's "The result
+Dataset") or without region ``all``. ``ds.review`` checks its Datasets with
+the same :func:`_check_schema`.
 
 :func:`_scan` reads the Dataset once, a batch of pairs at a time, and keeps only
 what the figures (:mod:`pipeline.report_figures`) and the page
@@ -115,7 +116,7 @@ def _check_schema(ds: xr.Dataset) -> None:
     missing += [name for name in _REQUIRED_COORDS if name not in ds.coords]
     if missing:
         raise ValueError(
-            f"results Dataset lacks {', '.join(missing)}; expected the schema of DESIGN.md "
+            f"results Dataset lacks {', '.join(missing)}; expected the result schema "
             f"(variables {', '.join(_REQUIRED_VARIABLES)}; coords image, reference, generated, "
             f"region, bin)"
         )
@@ -144,7 +145,7 @@ def _edges(ds: xr.Dataset) -> np.ndarray:
     if BIN_LOWER in ds.coords and BIN_UPPER in ds.coords:
         upper = np.asarray(ds[BIN_UPPER].values, dtype=np.float64)
         return np.append(np.asarray(ds[BIN_LOWER].values, dtype=np.float64), upper[-1])
-    # DESIGN.md: fixed equal bins over [-1, 1]
+    # Results without bin edges: the fixed equal bins over [-1, 1] every run uses.
     return np.linspace(-1.0, 1.0, ds.sizes[BIN] + 1)
 
 

@@ -48,7 +48,7 @@ MapsSource = str | os.PathLike[str] | Mapping[str, Any] | None
 _MAP_NAMES = (SSIM, LUMINANCE, CONTRAST, STRUCTURE)
 _STACK_NAME = re.compile(r"^(?P<path>.*)\[(?P<index>\d+)\]$")
 # A recomputed score further than this from the stored one means other data than the
-# run's: the float32 engine and the float64 recomputation agree to 1e-5 (DESIGN.md).
+# run's: the float32 engine and the float64 recomputation agree to 1e-5.
 _SCORE_TOLERANCE = 1e-3
 
 

@@ -2,7 +2,7 @@
 
 Stored scores come from scikit-image (``structural_similarity`` with
 ``gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=255``,
-the ``wang2004`` profile of DESIGN.md), so a pair the report does *not* flag as
+the ``wang2004`` profile), so a pair the report does *not* flag as
 changed is one whose recomputed score agrees with an independent implementation.
 """
 
