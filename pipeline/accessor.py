@@ -47,7 +47,7 @@ __all__ = ["ReviewAccessor"]
 
 @xr.register_dataset_accessor("review")
 class ReviewAccessor:
-    """Analysis of a result Dataset (DESIGN.md schema): ``ds.review.<method>``.
+    """Analysis of a result Dataset (the README's result schema): ``ds.review.<method>``.
 
     Parameters
     ----------
@@ -355,6 +355,10 @@ class ReviewAccessor:
         from the images: ``reference``/``generated`` when given, else the files
         (folders) or Zarr arrays (stacks) the ``reference``/``generated``
         coordinates name. In-memory inputs cannot be found again: pass them.
+        Files that are gone, unreadable or no longer the data the run scored
+        (their recomputed SSIM differs from the stored score) are not drawn: the
+        panels say why. The SSIM map is drawn on the report's one colour scale,
+        0 to 1 with values below 0 in blue, whatever the map holds.
 
         Parameters
         ----------

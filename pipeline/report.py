@@ -1,6 +1,6 @@
 """A report a person would rather look at than read: figures plus one HTML page.
 
-:func:`write_report` turns a results Dataset (the schema in DESIGN.md) into
+:func:`write_report` turns a results Dataset (the schema in the README's "The result Dataset") into
 
 * ``ssim_histogram.png`` -- the distribution of SSIM over every valid pixel of
   every successful pair (summed ``ssim_hist`` of region ``all``) next to the
@@ -18,7 +18,13 @@ SSIM maps come from the Zarr group ``maps`` of the results store when the run
 saved them (variable ``ssim`` indexed by ``image``); otherwise they are
 recomputed in memory for the worst pairs only, with :func:`pipeline.ssim` and the
 parameters recorded in the Dataset's attrs, from the files named by the
-``reference`` and ``generated`` coordinates.
+``reference`` and ``generated`` coordinates. A pair whose files are gone,
+unreadable or changed since the run (the recomputed score is not the stored
+one) says so in its panel and its row; the rest of the report is written.
+
+The results are read in batches of pairs (:func:`pipeline.report_inputs._scan`),
+so a store of a million pairs is reported in the memory of one batch plus the
+pair ids.
 
 Matplotlib is imported inside the functions and used through its object API
 (``Figure`` with the Agg canvas), so the global backend of a notebook or
@@ -38,10 +44,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from pipeline.dataset import GENERATED, IMAGE, REFERENCE, SSIM
 from pipeline.report_figures import _histogram_figure, _png_bytes, _region_figure, _worst_figure
 from pipeline.report_html import _html_page
-from pipeline.report_inputs import _check_schema, _ok_mask, _open_results, _overall, _WorstPair
+from pipeline.report_inputs import _check_schema, _open_results, _scan
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -68,7 +73,7 @@ def write_report(
     ----------
     ds_or_path : xarray.Dataset or path-like
         Results as returned by :func:`pipeline.evaluate`, or the path of a saved
-        Zarr store (or ``.nc`` file).
+        Zarr store (or ``.nc`` file), which is read a batch of pairs at a time.
     out_dir : path-like
         Folder for the files in :data:`REPORT_FILES` (created if needed).
     worst : int
@@ -97,28 +102,17 @@ def write_report(
     _check_schema(ds)
     out.mkdir(parents=True, exist_ok=True)
 
-    ok = _ok_mask(ds)
-    scores = _overall(ds, SSIM)
-    order = [int(k) for k in np.argsort(scores, kind="stable") if ok[k]][:worst]
-    worst_pairs = [
-        _WorstPair(
-            image=str(ds[IMAGE].values[k]),
-            reference=str(ds[REFERENCE].values[k]),
-            generated=str(ds[GENERATED].values[k]),
-            score=float(scores[k]),
-        )
-        for k in order
-    ]
+    data = _scan(ds, int(worst))
     figures: dict[str, bytes | None] = {}
-    figures["histogram"] = _png_bytes(_histogram_figure(ds, ok), out / REPORT_FILES["histogram"])
-    region_figure = _region_figure(ds, ok, worst_pairs)
+    figures["histogram"] = _png_bytes(_histogram_figure(data), out / REPORT_FILES["histogram"])
+    region_figure = _region_figure(data.regions, data.region_mean, data.worst)
     figures["regions"] = (
         None if region_figure is None else _png_bytes(region_figure, out / REPORT_FILES["regions"])
     )
-    worst_figure, map_notes = _worst_figure(ds, worst_pairs)
+    worst_figure, map_notes = _worst_figure(ds, data.worst)
     figures["worst"] = (
         None if worst_figure is None else _png_bytes(worst_figure, out / REPORT_FILES["worst"])
     )
     page = out / REPORT_FILES["html"]
-    page.write_text(_html_page(ds, ok, worst_pairs, figures, map_notes), encoding="utf-8")
+    page.write_text(_html_page(ds.attrs, data, figures, map_notes), encoding="utf-8")
     return page

@@ -6,40 +6,63 @@
   for all successful pairs and for each of the worst pairs, or
   :func:`_region_bars` for label regions;
 * :func:`_worst_figure` -- the worst pairs side by side: reference, generated,
-  SSIM map, found or recomputed by ``ds.review.pair_data``
-  (:mod:`pipeline.review_maps`).
+  SSIM map, found or recomputed by :mod:`pipeline.review_maps`.
 
-Every figure is a ``Figure`` on the Agg canvas from :func:`_new_figure`;
-matplotlib is imported inside the functions, so the global backend of a notebook
-or application is never touched and importing this module does not import it.
-:mod:`pipeline.review_plots` draws ``ds.review``'s plots with the same functions.
+Every figure is a ``Figure`` on the Agg canvas from :func:`_new_figure`, at most
+:data:`PAGE_WIDTH_PX` wide so that the page shows it at full size (its numbers
+stay readable); matplotlib is imported inside the functions, so the global
+backend of a notebook or application is never touched and importing this module
+does not import it. Text that comes from the results (file names, region names)
+goes through :func:`pipeline.report_inputs._printable` and is drawn with
+:data:`_DATA_TEXT`: never parsed as mathtext or LaTeX, so ``$`` is a dollar.
+Every SSIM map is drawn on one colour scale, :data:`SSIM_RANGE`, with values
+below it in their own colour. :mod:`pipeline.review_plots` draws ``ds.review``'s
+plots with the same functions.
 """
 
 from __future__ import annotations
 
 import io
+import math
 import re
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from pipeline.dataset import BIN_LOWER, BIN_UPPER, IMAGE, REGION, SSIM, SSIM_HIST
+from pipeline.dataset import SSIM
 from pipeline.regions import ALL_REGION
-from pipeline.report_inputs import _overall, _strings, _WorstPair
+from pipeline.report_inputs import _printable, _ReportData, _WorstPair
 
 if TYPE_CHECKING:
     import xarray as xr
+    from matplotlib.axes import Axes
+    from matplotlib.colors import Colormap
     from matplotlib.figure import Figure
 
 _GRID_REGION = re.compile(r"^r(\d+)c(\d+)$")
 _DPI = 100
+#: Widest figure in pixels: the page's content width (report_html's CSS), so no
+#: figure is shrunk by the browser and 8-point text stays 11 pixels high.
+PAGE_WIDTH_PX = 1100
+#: The one colour scale of every SSIM map (the colour bar says so); lower values
+#: (SSIM reaches -1) are drawn in :data:`_SSIM_UNDER`.
+SSIM_RANGE = (0.0, 1.0)
+_SSIM_UNDER = "#2b8cbe"
+_SSIM_LEGEND = "local SSIM, one scale for every map (blue: below 0)"
+#: Properties of every text drawn from data: shown as it is, never interpreted.
+_DATA_TEXT: dict[str, Any] = {"parse_math": False, "usetex": False}
+# Longest name drawn in a figure (the page's tables hold the whole name).
+_NAME_LIMIT = 44
+_HEATMAP_COLUMNS = 3
 
 
 def _new_figure(width: float, height: float) -> Figure:
     from matplotlib.figure import Figure
 
+    width = min(width, PAGE_WIDTH_PX / _DPI)
     return Figure(figsize=(width, height), dpi=_DPI, layout="constrained")
 
 
@@ -51,13 +74,43 @@ def _png_bytes(figure: Figure, path: Path) -> bytes:
     return data
 
 
-def _histogram_figure(ds: xr.Dataset, ok: np.ndarray) -> Figure:
-    hist = _overall(ds, SSIM_HIST)[ok]
-    pooled = hist.sum(axis=0)
-    if BIN_LOWER in ds.coords and BIN_UPPER in ds.coords:
-        edges = np.append(ds[BIN_LOWER].values, ds[BIN_UPPER].values[-1]).astype(float)
-    else:  # DESIGN.md: fixed equal bins over [-1, 1]
-        edges = np.linspace(-1.0, 1.0, pooled.shape[0] + 1)
+def _ssim_colormap() -> Colormap:
+    from matplotlib import colormaps
+
+    return colormaps["magma"].with_extremes(under=_SSIM_UNDER)
+
+
+def _draw_ssim_map(axis: Axes, values: np.ndarray) -> Any:
+    return axis.imshow(values, cmap=_ssim_colormap(), vmin=SSIM_RANGE[0], vmax=SSIM_RANGE[1])
+
+
+def _ssim_colorbar(figure: Figure, axes: Any) -> None:
+    """The legend of every SSIM map in ``figure``: one bar, the one scale."""
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
+
+    scale = ScalarMappable(Normalize(*SSIM_RANGE), _ssim_colormap())
+    figure.colorbar(scale, ax=axes, shrink=0.8, extend="min", label=_SSIM_LEGEND)
+
+
+def _note(axis: Axes, text: str) -> None:
+    """A message in place of a panel's picture, wrapped to the panel."""
+    axis.text(
+        0.5,
+        0.5,
+        textwrap.fill(text, 38),
+        ha="center",
+        va="center",
+        fontsize=8,
+        transform=axis.transAxes,
+        **_DATA_TEXT,
+    )
+
+
+def _histogram_figure(data: _ReportData) -> Figure:
+    from matplotlib.ticker import MaxNLocator
+
+    pooled, edges = data.pooled_hist, data.edges
     figure = _new_figure(10, 3.6)
     left, right = figure.subplots(1, 2)
     total = pooled.sum()
@@ -67,14 +120,16 @@ def _histogram_figure(ds: xr.Dataset, ok: np.ndarray) -> Figure:
     left.set_xlabel("local SSIM (every valid pixel, all pairs)")
     left.set_ylabel("density")
     left.set_title(f"SSIM map values ({int(total):,} pixels)")
-    scores = _overall(ds, SSIM)[ok]
+    scores = data.scores[SSIM]
     right.hist(scores, bins=min(30, max(5, scores.size)), color="#dd8452", edgecolor="white")
     if scores.size:
         right.axvline(float(scores.mean()), color="black", linestyle="--", label="mean")
         right.legend(loc="upper left")
+    # A count of pairs is a whole number: no tick at 2.5 pairs.
+    right.yaxis.set_major_locator(MaxNLocator(integer=True))
     right.set_xlabel("SSIM per image (region 'all')")
     right.set_ylabel("pairs")
-    right.set_title(f"Image scores ({scores.size} pairs)")
+    right.set_title(f"Image scores ({scores.size:,} pairs)")
     return figure
 
 
@@ -105,33 +160,41 @@ def _grid_values(values: np.ndarray, regions: Sequence[str], shape: tuple[int, i
     return grid
 
 
-def _region_figure(ds: xr.Dataset, ok: np.ndarray, worst: Sequence[_WorstPair]) -> Figure | None:
-    others = [r for r in _strings(ds[REGION].values) if r != ALL_REGION]
-    if not others:
+def _cell_fontsize(shape: tuple[int, int]) -> float:
+    """Points for the numbers in heatmap cells: as large as the cells let them be."""
+    side = max(shape)
+    return 11.0 if side <= 4 else 9.0 if side <= 6 else 8.0
+
+
+def _region_figure(
+    regions: Sequence[str], mean: np.ndarray, worst: Sequence[_WorstPair]
+) -> Figure | None:
+    """Heatmaps (grid regions) or bars (label regions) of the mean SSIM per region."""
+    if not regions:
         return None
-    table = ds[SSIM].sel({REGION: others})
-    values = np.asarray(table.values, dtype=np.float64)[ok]
-    mean = np.nanmean(values, axis=0) if values.size else np.full(len(others), np.nan)
-    shape = _grid_shape(others)
+    shape = _grid_shape(regions)
     if shape is None:
-        return _region_bars(others, mean)
-    panels = [("mean of all pairs", mean)]
-    image_ids = _strings(ds[IMAGE].values)
+        return _region_bars(regions, mean)
+    panels = [("mean of all pairs", np.asarray(mean, dtype=np.float64))]
     for pair in worst[:4]:
-        row = np.asarray(table.values[image_ids.index(pair.image)], dtype=np.float64)
-        panels.append((f"{pair.image}\n(SSIM {pair.score:.3f})", row))
+        title = f"{_printable(pair.image, _NAME_LIMIT)}\n(SSIM {pair.score:.3f})"
+        panels.append((title, np.asarray(pair.region_values, dtype=np.float64)))
     finite = np.concatenate([p[1][np.isfinite(p[1])] for p in panels])
     vmin = float(finite.min()) if finite.size else 0.0
     vmax = max(1e-6 + vmin, float(finite.max())) if finite.size else 1.0
-    figure = _new_figure(3.2 * len(panels) + 0.8, 3.4)
-    axes = np.atleast_1d(figure.subplots(1, len(panels)))
+    # At most three panels a row: five in one row would be shrunk to two thirds on the page.
+    columns = min(_HEATMAP_COLUMNS, len(panels))
+    rows = math.ceil(len(panels) / columns)
+    figure = _new_figure(3.4 * columns + 1.0, 3.5 * rows + 0.5)
+    axes = np.asarray(figure.subplots(rows, columns, squeeze=False)).ravel()
+    fontsize = _cell_fontsize(shape)
     image = None
-    for axis, (title, row) in zip(axes, panels, strict=True):
-        grid = _grid_values(row, others, shape)
+    for axis, (title, row) in zip(axes, panels, strict=False):
+        grid = _grid_values(row, regions, shape)
         image = axis.imshow(grid, cmap="RdYlGn", vmin=vmin, vmax=vmax)
-        axis.set_title(title, fontsize=9)
-        axis.set_xticks(range(shape[1]), [f"c{j}" for j in range(shape[1])], fontsize=7)
-        axis.set_yticks(range(shape[0]), [f"r{i}" for i in range(shape[0])], fontsize=7)
+        axis.set_title(title, fontsize=10, **_DATA_TEXT)
+        axis.set_xticks(range(shape[1]), [f"c{j}" for j in range(shape[1])], fontsize=9)
+        axis.set_yticks(range(shape[0]), [f"r{i}" for i in range(shape[0])], fontsize=9)
         if shape[0] * shape[1] <= 64:
             for (i, j), value in np.ndenumerate(grid):
                 if np.isfinite(value):
@@ -139,8 +202,16 @@ def _region_figure(ds: xr.Dataset, ok: np.ndarray, worst: Sequence[_WorstPair]) 
                     shade = (value - vmin) / (vmax - vmin)
                     colour = "white" if shade < 0.2 or shade > 0.85 else "black"
                     axis.text(
-                        j, i, f"{value:.2f}", ha="center", va="center", fontsize=8, color=colour
+                        j,
+                        i,
+                        f"{value:.2f}",
+                        ha="center",
+                        va="center",
+                        fontsize=fontsize,
+                        color=colour,
                     )
+    for axis in axes[len(panels) :]:
+        axis.set_axis_off()
     if image is not None:
         figure.colorbar(image, ax=list(axes), shrink=0.8, label="mean SSIM in region")
     figure.suptitle("SSIM per region (lower = where the generator fails)")
@@ -150,20 +221,15 @@ def _region_figure(ds: xr.Dataset, ok: np.ndarray, worst: Sequence[_WorstPair]) 
 def _region_bars(names: Sequence[str], mean: np.ndarray) -> Figure:
     figure = _new_figure(7, 0.35 * len(names) + 1.5)
     axis = figure.subplots()
-    axis.barh(list(names), mean, color="#55a868")
+    positions = np.arange(len(names))
+    axis.barh(positions, mean, color="#55a868")
+    # Label names come from the user's mask: shown, never parsed.
+    labels = [_printable(name, _NAME_LIMIT) for name in names]
+    axis.set_yticks(positions, labels, **_DATA_TEXT)
     axis.invert_yaxis()
     axis.set_xlabel("mean SSIM over all pairs")
     axis.set_title("SSIM per region")
     return figure
-
-
-def _load_image(path: str) -> np.ndarray | None:
-    from pipeline.images import ImageDecodeError, decode_image
-
-    try:
-        return decode_image(path)
-    except ImageDecodeError:
-        return None
 
 
 def _display(image: np.ndarray) -> tuple[np.ndarray, str | None]:
@@ -178,35 +244,46 @@ def _display(image: np.ndarray) -> tuple[np.ndarray, str | None]:
 
 
 def _worst_figure(ds: xr.Dataset, worst: Sequence[_WorstPair]) -> tuple[Figure | None, list[str]]:
-    """The worst pairs side by side, and a note per pair on where its map came from."""
+    """The worst pairs side by side, and a note per pair on where its map came from.
+
+    A pair whose files are gone, unreadable or changed since the run shows why in
+    its panels (and its note); the other pairs are drawn as usual.
+    """
+    from pipeline.review_maps import _pair_view
+
     if not worst:
         return None, []
-    figure = _new_figure(11, 3.3 * len(worst))
+    figure = _new_figure(11, 3.3 * len(worst) + 0.4)
     axes = np.asarray(figure.subplots(len(worst), 3, squeeze=False))
     notes = []
     for row, pair in zip(axes, worst, strict=True):
-        # pipeline.review_maps (behind ds.review.pair_data) owns where maps and images are
-        # found (saved maps, files, Zarr stacks) and how a missing map is recomputed.
-        reference, generated, found, source = ds.review.pair_data(pair.image)
-        ssim_map = found.get(SSIM)
-        notes.append(source if ssim_map is not None else "unavailable")
+        # pipeline.review_maps owns where maps and images are found (saved maps,
+        # files, Zarr stacks) and how a missing map is recomputed.
+        view = _pair_view(ds, pair.position, None, None, None, (pair.reference, pair.generated))
+        ssim_map = view.maps.get(SSIM)
+        problems = "; ".join(_printable(p) for p in view.problems)
+        note = view.source if ssim_map is not None else "unavailable"
+        notes.append(f"{note}: {problems}" if problems else note)
         for axis, title, image in (
-            (row[0], f"reference\n{pair.image}", reference),
-            (row[1], f"generated\n{Path(pair.generated).name}", generated),
+            (row[0], f"reference\n{_printable(pair.image, _NAME_LIMIT)}", view.reference),
+            (
+                row[1],
+                f"generated\n{_printable(Path(pair.generated).name, _NAME_LIMIT)}",
+                view.generated,
+            ),
         ):
             if image is None:
-                axis.text(0.5, 0.5, "file not readable", ha="center", va="center")
+                _note(axis, problems or "file not readable")
             else:
                 shown, cmap = _display(image)
                 axis.imshow(shown, cmap=cmap, vmin=0.0, vmax=1.0)
-            axis.set_title(title, fontsize=9)
+            axis.set_title(title, fontsize=9, **_DATA_TEXT)
             axis.set_axis_off()
         if ssim_map is None:
-            row[2].text(0.5, 0.5, "SSIM map unavailable", ha="center", va="center")
+            _note(row[2], "SSIM map unavailable" + (f": {problems}" if problems else ""))
         else:
-            low = min(0.0, float(ssim_map.min()))
-            mappable = row[2].imshow(ssim_map, cmap="magma", vmin=low, vmax=1.0)
-            figure.colorbar(mappable, ax=row[2], shrink=0.85)
-        row[2].set_title(f"SSIM map ({notes[-1]}), score {pair.score:.3f}", fontsize=9)
+            _draw_ssim_map(row[2], ssim_map)
+        row[2].set_title(f"SSIM map ({note}), score {pair.score:.3f}", fontsize=9)
         row[2].set_axis_off()
+    _ssim_colorbar(figure, axes[:, 2])
     return figure, notes

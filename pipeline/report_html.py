@@ -3,33 +3,31 @@
 :func:`_html_page` builds the summary table (counts, then the mean and quantiles
 of SSIM and its components per image), the figures of
 :mod:`pipeline.report_figures` embedded as base64 ``data:`` URIs, the worst
-pairs with their worst region and where each SSIM map came from, the failed
-pairs with their reason and the unpaired files. Text taken from the results
-(file names, statuses, attrs) goes through :func:`html.escape`.
+pairs with both of their files, their worst region and where each SSIM map came
+from, the failed pairs with their reason, and the files that were not evaluated:
+unpaired, ambiguous and skipped. Text taken from the results (file names,
+statuses, attrs) goes through :func:`pipeline.report_inputs._printable` (every
+character shows, none acts) and :func:`html.escape`.
 """
 
 from __future__ import annotations
 
 import base64
 import html
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
-from pipeline.dataset import IMAGE, REGION, SSIM, STATUS
-from pipeline.regions import ALL_REGION
-from pipeline.report_inputs import _COMPONENTS, _overall, _strings, _WorstPair
-
-if TYPE_CHECKING:
-    import xarray as xr
+from pipeline.dataset import AMBIGUOUS, SKIPPED_FILES, SSIM, UNPAIRED_GENERATED, UNPAIRED_REFERENCE
+from pipeline.report_figures import PAGE_WIDTH_PX
+from pipeline.report_inputs import _COMPONENTS, _printable, _ReportData
 
 
-def _summary_rows(ds: xr.Dataset, ok: np.ndarray) -> list[list[str]]:
+def _summary_rows(data: _ReportData) -> list[list[str]]:
     rows = []
     for name in (SSIM, *_COMPONENTS):
-        values = _overall(ds, name)[ok]
-        values = values[np.isfinite(values)]
+        values = data.scores[name]
         if values.size == 0:
             rows.append([name, *["–"] * 6])
             continue
@@ -42,7 +40,8 @@ def _table(header: Sequence[str] | None, rows: Sequence[Sequence[str]], css: str
     cells = "".join(f"<th>{html.escape(h)}</th>" for h in header or ())
     head = f"<thead><tr>{cells}</tr></thead>" if header else ""
     body = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows
+        "<tr>" + "".join(f"<td>{html.escape(_printable(str(c)))}</td>" for c in row) + "</tr>"
+        for row in rows
     )
     return f'<table class="{css}">{head}<tbody>{body}</tbody></table>'
 
@@ -68,67 +67,94 @@ def _as_list(value: Any) -> list[str]:
     return [str(v) for v in np.asarray(value).ravel()]
 
 
-_CSS = """
-body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;margin:2rem auto;max-width:1150px;
-color:#222;padding:0 1rem}
-h1{margin-bottom:.2rem}.sub{color:#666;margin-top:0}
-table{border-collapse:collapse;margin:1rem 0;font-size:.92rem}
-th,td{border:1px solid #ddd;padding:.3rem .6rem;text-align:right}
-th{background:#f4f4f4}td:first-child,th:first-child{text-align:left}
-.counts td{text-align:left}figure{margin:1.2rem 0}img{max-width:100%;height:auto}
-figcaption{color:#555;font-size:.9rem}.failed td{text-align:left;color:#a00}
+# The content is PAGE_WIDTH_PX wide (padding outside it), so figures show unscaled.
+# Names break anywhere: one long file name must not widen a table past the page.
+_CSS = f"""
+body{{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;margin:2rem auto;
+max-width:{PAGE_WIDTH_PX}px;color:#222;padding:0 16px}}
+h1{{margin-bottom:.2rem}}.sub{{color:#666;margin-top:0}}
+table{{border-collapse:collapse;margin:1rem 0;font-size:.92rem}}
+th,td{{border:1px solid #ddd;padding:.3rem .6rem;text-align:right;overflow-wrap:anywhere}}
+th{{background:#f4f4f4}}td:first-child,th:first-child{{text-align:left}}
+.counts td,.files td{{text-align:left}}figure{{margin:1.2rem 0}}img{{max-width:100%;height:auto}}
+figcaption{{color:#555;font-size:.9rem}}.failed td{{text-align:left;color:#a00}}
 """
 
 
+def _worst_table(data: _ReportData, map_notes: Sequence[str]) -> str:
+    rows = []
+    for rank, pair in enumerate(data.worst, start=1):
+        row = [str(rank), pair.image, f"{pair.score:.4f}"]
+        row += [f"{value:.4f}" for value in pair.components]
+        if data.regions:
+            values = np.asarray(pair.region_values, dtype=np.float64)
+            finite = np.isfinite(values)
+            row.append(data.regions[int(np.nanargmin(values))] if finite.any() else "–")
+        row.append(map_notes[rank - 1] if rank - 1 < len(map_notes) else "–")
+        row += [pair.reference, pair.generated]
+        rows.append(row)
+    header = ["#", "image", "ssim", *_COMPONENTS]
+    header += ["worst region"] if data.regions else []
+    header += ["SSIM map", "reference file", "generated file"]
+    return _table(header, rows, "files")
+
+
+def _not_evaluated(attrs: Mapping[str, Any]) -> list[str]:
+    """The files the run saw but did not score, each kind in its own table."""
+    parts = []
+    unpaired = [["reference", p] for p in _as_list(attrs.get(UNPAIRED_REFERENCE))]
+    unpaired += [["generated", p] for p in _as_list(attrs.get(UNPAIRED_GENERATED))]
+    if unpaired:
+        parts += ["<h2>Unpaired files</h2>", _table(["side", "file"], unpaired, "files")]
+    ambiguous = [[entry] for entry in _as_list(attrs.get(AMBIGUOUS))]
+    if ambiguous:
+        parts += [
+            "<h2>Ambiguous stems</h2>",
+            "<p>Several files share a stem; none of them was paired.</p>",
+            _table(["stem: files"], ambiguous, "files"),
+        ]
+    skipped = [[entry] for entry in _as_list(attrs.get(SKIPPED_FILES))]
+    if skipped:
+        parts += [
+            "<h2>Skipped files</h2>",
+            "<p>Entries of the folders that are not images the run reads.</p>",
+            _table(["side/file (why)"], skipped, "files"),
+        ]
+    return parts
+
+
 def _html_page(
-    ds: xr.Dataset,
-    ok: np.ndarray,
-    worst: Sequence[_WorstPair],
+    attrs: Mapping[str, Any],
+    data: _ReportData,
     figures: dict[str, bytes | None],
     map_notes: Sequence[str],
 ) -> str:
-    status = _strings(ds[STATUS].values)
-    image_ids = _strings(ds[IMAGE].values)
-    unpaired_ref = _as_list(ds.attrs.get("unpaired_reference"))
-    unpaired_gen = _as_list(ds.attrs.get("unpaired_generated"))
     counts = [
-        ["pairs", str(len(image_ids))],
-        ["ok", str(int(ok.sum()))],
-        ["failed", str(int((~ok).sum()))],
-        ["unpaired reference files", str(len(unpaired_ref))],
-        ["unpaired generated files", str(len(unpaired_gen))],
+        ["pairs", f"{data.n_pairs:,}"],
+        ["ok", f"{data.n_ok:,}"],
+        ["failed", f"{data.n_failed:,}"],
     ]
+    for key, label in (
+        (UNPAIRED_REFERENCE, "unpaired reference files"),
+        (UNPAIRED_GENERATED, "unpaired generated files"),
+        (AMBIGUOUS, "ambiguous stems"),
+        (SKIPPED_FILES, "skipped files"),
+    ):
+        counts.append([label, f"{len(_as_list(attrs.get(key))):,}"])
     for key in ("profile", "color_mode", "data_range", "package_version", "created"):
-        if key in ds.attrs:
-            counts.append([key, str(ds.attrs[key])])
-    index = {name: k for k, name in enumerate(image_ids)}
-    regions = [r for r in _strings(ds[REGION].values) if r != ALL_REGION]
-    worst_rows = []
-    for rank, pair in enumerate(worst, start=1):
-        k = index[pair.image]
-        row = [str(rank), pair.image, f"{pair.score:.4f}"]
-        row += [f"{_overall(ds, name)[k]:.4f}" for name in _COMPONENTS]
-        if regions:
-            values = np.asarray(ds[SSIM].sel({REGION: regions}).values[k], dtype=np.float64)
-            where = regions[int(np.nanargmin(values))] if np.isfinite(values).any() else "–"
-            row.append(where)
-        row.append(map_notes[rank - 1] if rank - 1 < len(map_notes) else "–")
-        worst_rows.append(row)
-    worst_header = ["#", "image", "ssim", *_COMPONENTS]
-    worst_header += ["worst region"] if regions else []
-    worst_header += ["SSIM map"]
-    failed_rows = [[image_ids[k], status[k]] for k in np.flatnonzero(~ok)]
+        if key in attrs:
+            counts.append([key, str(attrs[key])])
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
         f"<title>SSIM report</title><style>{_CSS}</style></head><body>",
         "<h1>SSIM report</h1>",
-        f'<p class="sub">{len(image_ids)} pairs; scores are the mean of the valid SSIM map '
+        f'<p class="sub">{data.n_pairs:,} pairs; scores are the mean of the valid SSIM map '
         "(region 'all' is the standard score).</p>",
         "<h2>Summary</h2>",
         _table(None, counts, "counts"),
-        _table(["per image", "mean", "q05", "q25", "median", "q75", "q95"], _summary_rows(ds, ok)),
+        _table(["per image", "mean", "q05", "q25", "median", "q75", "q95"], _summary_rows(data)),
         "<h2>Distribution</h2>",
         _figure_html(
             figures.get("histogram"),
@@ -145,20 +171,22 @@ def _html_page(
                 "Mean SSIM per region: all pairs, then the worst pairs.",
             ),
         ]
-    parts += [f"<h2>Worst {len(worst)} pairs</h2>", _table(worst_header, worst_rows)]
+    parts += [f"<h2>Worst {len(data.worst)} pairs</h2>", _worst_table(data, map_notes)]
     parts.append(
         _figure_html(
             figures.get("worst"),
             "worst pairs",
-            "Reference, generated output and SSIM map (dark = dissimilar).",
+            "Reference, generated output and SSIM map; every map on the same colour scale, "
+            "0 (black) to 1 (light), values below 0 in blue.",
         )
     )
-    if failed_rows:
-        parts += ["<h2>Failed pairs</h2>", _table(["image", "reason"], failed_rows, "failed")]
-    if unpaired_ref or unpaired_gen:
-        unpaired = [["reference", p] for p in unpaired_ref] + [
-            ["generated", p] for p in unpaired_gen
-        ]
-        parts += ["<h2>Unpaired files</h2>", _table(["side", "file"], unpaired, "counts")]
+    if data.failed:
+        parts += ["<h2>Failed pairs</h2>", _table(["image", "reason"], data.failed, "failed")]
+        if data.n_failed > len(data.failed):
+            parts.append(
+                f"<p>The first {len(data.failed):,} of {data.n_failed:,} failed pairs; "
+                "the results' <code>status</code> variable has every reason.</p>"
+            )
+    parts += _not_evaluated(attrs)
     parts.append("</body></html>")
     return "\n".join(part for part in parts if part)

@@ -7,6 +7,11 @@ images: the arrays passed in, else the files (folders) or Zarr arrays (stacks)
 the ``reference``/``generated`` coordinates name. In-memory inputs cannot be
 found again. ``ds.review.pair_data`` and ``ds.review.show_pair`` use this, and
 through them the HTML report.
+
+One pair's trouble stays that pair's: a file that is gone, unreadable, or no
+longer the data the run scored (its recomputed score differs from the stored
+one) is described in :attr:`_PairView.problems` and its panel says so; nothing
+here raises for it, so a report of many pairs is never lost to one of them.
 """
 
 from __future__ import annotations
@@ -15,14 +20,25 @@ import json
 import os
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import xarray as xr
 
-from pipeline.dataset import CONTRAST, GENERATED, IMAGE, LUMINANCE, REFERENCE, SSIM, STRUCTURE
-from pipeline.review_tables import _strings, image_ids, image_position
+from pipeline.dataset import (
+    CONTRAST,
+    GENERATED,
+    IMAGE,
+    LUMINANCE,
+    REFERENCE,
+    REGION,
+    SSIM,
+    STRUCTURE,
+)
+from pipeline.regions import ALL_REGION
+from pipeline.review_tables import _strings, image_position
 
 __all__ = ["MapsSource", "pair_data", "recompute_maps"]
 
@@ -31,6 +47,20 @@ MapsSource = str | os.PathLike[str] | Mapping[str, Any] | None
 
 _MAP_NAMES = (SSIM, LUMINANCE, CONTRAST, STRUCTURE)
 _STACK_NAME = re.compile(r"^(?P<path>.*)\[(?P<index>\d+)\]$")
+# A recomputed score further than this from the stored one means other data than the
+# run's: the float32 engine and the float64 recomputation agree to 1e-5.
+_SCORE_TOLERANCE = 1e-3
+
+
+@dataclass(frozen=True)
+class _PairView:
+    """One pair's images and maps as found, and what kept any of them from being shown."""
+
+    reference: np.ndarray | None
+    generated: np.ndarray | None
+    maps: dict[str, np.ndarray] = field(default_factory=dict)
+    source: str = "unavailable"
+    problems: tuple[str, ...] = ()
 
 
 def pair_data(
@@ -42,15 +72,58 @@ def pair_data(
     generated: Any = None,
 ) -> tuple[np.ndarray | None, np.ndarray | None, dict[str, np.ndarray], str]:
     """One pair's ``(reference, generated, maps, source)``: see ``ds.review.pair_data``."""
-    k = image_position(ds, image)
-    ref_image, gen_image = (
-        _source_image(ds, k, given, side)
-        for given, side in ((reference, REFERENCE), (generated, GENERATED))
+    view = _pair_view(ds, image_position(ds, image), maps, reference, generated)
+    return view.reference, view.generated, view.maps, view.source
+
+
+def _pair_view(
+    ds: xr.Dataset,
+    k: int,
+    maps: MapsSource,
+    reference: Any,
+    generated: Any,
+    names: tuple[str, str] | None = None,
+) -> _PairView:
+    """Pair ``k``'s images and maps; a file's trouble is a problem of the view, not an error.
+
+    ``names`` are the pair's ``reference`` and ``generated`` coordinates when the
+    caller has them (the report does): a store holds each as one chunk, read whole.
+    """
+    if names is None:
+        names = (
+            _strings(ds[REFERENCE].isel({IMAGE: k}).values)[0],
+            _strings(ds[GENERATED].isel({IMAGE: k}).values)[0],
+        )
+    (ref_image, ref_problem), (gen_image, gen_problem) = (
+        _source_image(ds, k, given, side, name)
+        for given, side, name in (
+            (reference, REFERENCE, names[0]),
+            (generated, GENERATED, names[1]),
+        )
     )
+    problems = tuple(p for p in (ref_problem, gen_problem) if p is not None)
     found, source = _saved_maps(ds, k, maps)
-    if not found and ref_image is not None and gen_image is not None:
-        found, source = recompute_maps(ds, ref_image, gen_image), "recomputed"
-    return ref_image, gen_image, found, source
+    if found or ref_image is None or gen_image is None:
+        return _PairView(ref_image, gen_image, found, source, problems)
+    try:
+        found = recompute_maps(ds, ref_image, gen_image)
+    except (ValueError, TypeError) as error:
+        # E.g. a file replaced by one of another size since the run.
+        return _PairView(ref_image, gen_image, {}, "unavailable", (f"not recomputed: {error}",))
+    stored = float(np.asarray(ds[SSIM].isel({IMAGE: k}).sel({REGION: ALL_REGION}).values))
+    recomputed = float(np.mean(found[SSIM]))
+    if np.isfinite(stored) and abs(recomputed - stored) > _SCORE_TOLERANCE:
+        return _PairView(
+            None,
+            None,
+            {},
+            "unavailable",
+            (
+                f"the files changed since the run: their SSIM is now {recomputed:.4f}, "
+                f"the run scored {stored:.4f}",
+            ),
+        )
+    return _PairView(ref_image, gen_image, found, "recomputed", problems)
 
 
 # -- saved maps ----------------------------------------------------------------
@@ -84,9 +157,13 @@ def _store_position(ds: xr.Dataset, k: int) -> int:
     store = _store_path(ds)
     if store is None:
         return k
-    stored = _strings(xr.open_zarr(store, consolidated=False)[IMAGE].values)
-    wanted = image_ids(ds)[k]
-    return stored.index(wanted) if wanted in stored else k
+    stored = xr.open_zarr(store, consolidated=False)[IMAGE].values
+    wanted = ds[IMAGE].values[k]
+    # Compared as arrays, not as lists of str: a store may hold a million ids.
+    if k < stored.size and stored[k] == wanted:
+        return k
+    hits = np.flatnonzero(stored == wanted)
+    return int(hits[0]) if hits.size else k
 
 
 def _saved_maps(ds: xr.Dataset, k: int, maps: MapsSource) -> tuple[dict[str, np.ndarray], str]:
@@ -102,6 +179,8 @@ def _saved_maps(ds: xr.Dataset, k: int, maps: MapsSource) -> tuple[dict[str, np.
         paths = [Path(maps)] if maps is not None else _maps_locations(ds)
         if maps is not None and not Path(maps).is_dir():
             raise FileNotFoundError(f"maps path {str(maps)!r} is not a Zarr group folder")
+        if not paths:
+            return {}, "unavailable"
         position = k if maps is not None else _store_position(ds, k)
         groups = [(zarr.open_group(str(p), mode="r"), position) for p in paths]
     for group, position in groups:
@@ -118,7 +197,10 @@ def _saved_maps(ds: xr.Dataset, k: int, maps: MapsSource) -> tuple[dict[str, np.
 # -- images --------------------------------------------------------------------
 
 
-def _source_image(ds: xr.Dataset, k: int, given: Any, side: str) -> np.ndarray | None:
+def _source_image(
+    ds: xr.Dataset, k: int, given: Any, side: str, name: str
+) -> tuple[np.ndarray | None, str | None]:
+    """One side's picture of pair ``k``, or None and why it is not there."""
     sources = _sources(ds)
     shape = sources.get("shape")
     channel_axis = sources.get("channel_axis")
@@ -130,26 +212,36 @@ def _source_image(ds: xr.Dataset, k: int, given: Any, side: str) -> np.ndarray |
             if channel_axis is not None:
                 axis = channel_axis if channel_axis < 0 else channel_axis - 1
                 picture = np.moveaxis(picture, axis, -1)
-        return picture
-    name = _strings(ds[side].values[k])[0]
-    if Path(name).is_file():
-        from pipeline.report_figures import _load_image
+        return picture, None
+    path = Path(name)
+    if path.is_file():
+        from pipeline.images import ImageDecodeError, decode_image
 
-        return _load_image(name)
+        try:
+            return decode_image(path), None
+        except (ImageDecodeError, OSError) as error:
+            return None, f"{side} file not readable: {error}"
     match = _STACK_NAME.match(name)
     if match and Path(match["path"]).is_dir():
         import zarr
 
         try:
             array = zarr.open_array(match["path"], mode="r")
-        except (OSError, ValueError, KeyError, TypeError):
-            return None
-        picture = np.asarray(array[int(match["index"])])
+            picture = np.asarray(array[int(match["index"])])
+        except (OSError, ValueError, KeyError, TypeError, IndexError) as error:
+            return None, f"{side} stack {match['path']} not readable: {error}"
         if channel_axis is not None:
             axis = channel_axis if channel_axis < 0 else channel_axis - 1
             picture = np.moveaxis(picture, axis, -1)
-        return picture
-    return None
+        return picture, None
+    if match:
+        return None, f"{side} {name} cannot be read again (an in-memory array, or a stack now gone)"
+    if path.is_absolute():
+        return None, f"{side} file gone since the run: {name}"
+    return None, (
+        f"{side} file not found: {name} (a relative path, looked for from {Path.cwd()}; "
+        "the results do not record the folder the run started in)"
+    )
 
 
 def _sources(ds: xr.Dataset) -> dict[str, Any]:

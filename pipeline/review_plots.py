@@ -24,15 +24,8 @@ from pipeline.dataset import (
     STRUCTURE,
 )
 from pipeline.regions import ALL_REGION
-from pipeline.review_maps import MapsSource, pair_data
-from pipeline.review_tables import (
-    _strings,
-    image_ids,
-    image_position,
-    ok_mask,
-    ranked_pairs,
-    region_names,
-)
+from pipeline.review_maps import MapsSource
+from pipeline.review_tables import _strings, image_ids, image_position, region_names
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -45,18 +38,18 @@ _COMPONENTS = (LUMINANCE, CONTRAST, STRUCTURE)
 def plot_hist(ds: xr.Dataset, image: str | int | None = None) -> Figure:
     """The figure of ``ds.review.plot_hist``: merged histograms beside the image scores."""
     from pipeline.report_figures import _histogram_figure
+    from pipeline.report_inputs import _scan
 
-    ok = ok_mask(ds)
     if image is None:
-        return _histogram_figure(ds, ok)
+        return _histogram_figure(_scan(ds, 1))
     k = image_position(ds, image)
-    return _histogram_figure(ds.isel({IMAGE: [k]}), ok[[k]])
+    return _histogram_figure(_scan(ds.isel({IMAGE: [k]}), 1))
 
 
 def plot_regions(ds: xr.Dataset, image: str | int | None = None) -> Figure:
     """The figure of ``ds.review.plot_regions``: mean SSIM per region, heatmap or bars."""
-    from pipeline.report_figures import _grid_shape, _region_bars, _region_figure
-    from pipeline.report_inputs import _WorstPair
+    from pipeline.report_figures import _DATA_TEXT, _grid_shape, _region_bars, _region_figure
+    from pipeline.report_inputs import _pair_rows, _printable, _scan
 
     others = [r for r in region_names(ds) if r != ALL_REGION]
     if not others:
@@ -64,27 +57,16 @@ def plot_regions(ds: xr.Dataset, image: str | int | None = None) -> Figure:
             "the results have no region besides 'all'; evaluate with regions='4x4' "
             "(a grid), '256px' (tiles) or 'labels' (a label mask)"
         )
-    ok = ok_mask(ds)
-    if image is None:
-        pairs = ranked_pairs(ds, 4, ALL_REGION, SSIM, descending=False) if ok.any() else None
-        positions = [] if pairs is None else [int(p) for p in pairs["position"]]
-    else:
-        positions = [image_position(ds, image)]
-    ids = image_ids(ds)
     if image is not None and _grid_shape(others) is None:
-        k = positions[0]
+        k = image_position(ds, image)
         values = np.asarray(ds[SSIM].sel({REGION: others}).values[k], dtype=np.float64)
         bars = _region_bars(others, values)
-        bars.axes[0].set_title(f"SSIM per region: {ids[k]}")
+        bars.axes[0].set_title(f"SSIM per region: {_printable(image_ids(ds)[k])}", **_DATA_TEXT)
         bars.axes[0].set_xlabel("mean SSIM in region")
         return bars
-    scores = np.asarray(ds[SSIM].sel({REGION: ALL_REGION}).values, dtype=np.float64)
-    references = _strings(ds[REFERENCE].values)
-    generated = _strings(ds[GENERATED].values)
-    pairs_shown = [
-        _WorstPair(ids[k], references[k], generated[k], float(scores[k])) for k in positions
-    ]
-    figure = _region_figure(ds, ok, pairs_shown)
+    data = _scan(ds, 4)
+    shown = data.worst if image is None else _pair_rows(ds, np.array([image_position(ds, image)]))
+    figure = _region_figure(data.regions, data.region_mean, shown)
     assert figure is not None  # regions besides 'all' exist (checked above)
     return figure
 
@@ -98,11 +80,22 @@ def show_pair(
     generated: Any = None,
 ) -> Figure:
     """The figure of ``ds.review.show_pair``: both images, the SSIM map, l, c, s maps."""
-    from pipeline.report_figures import _display, _new_figure
+    from pipeline.report_figures import (
+        _DATA_TEXT,
+        _display,
+        _draw_ssim_map,
+        _new_figure,
+        _note,
+        _ssim_colorbar,
+    )
+    from pipeline.report_inputs import _printable
+    from pipeline.review_maps import _pair_view
 
     k = image_position(ds, image)
     ids = image_ids(ds)
-    *images, found, source = pair_data(ds, k, maps=maps, reference=reference, generated=generated)
+    view = _pair_view(ds, k, maps, reference, generated)
+    found, source = view.maps, view.source
+    problems = "; ".join(_printable(p) for p in view.problems)
     score = float(ds[SSIM].sel({REGION: ALL_REGION}).values[k])
     components = all(name in found for name in _COMPONENTS)
     rows = 2 if components else 1
@@ -110,14 +103,20 @@ def show_pair(
     axes = np.asarray(figure.subplots(rows, 3, squeeze=False))
     names = _strings(ds[REFERENCE].values[k]) + _strings(ds[GENERATED].values[k])
     for axis, side, picture, name in zip(
-        axes[0, :2], ("reference", "generated"), images, names, strict=True
+        axes[0, :2],
+        ("reference", "generated"),
+        (view.reference, view.generated),
+        names,
+        strict=True,
     ):
         if picture is None:
-            axis.text(0.5, 0.5, f"{side} not available\n(pass {side}=)", ha="center", va="center")
+            _note(
+                axis, f"{side} not available (pass {side}=)" + (f": {problems}" if problems else "")
+            )
         else:
             shown, cmap = _display(picture)
             axis.imshow(shown, cmap=cmap, vmin=0.0, vmax=1.0)
-        axis.set_title(f"{side}\n{Path(name).name}", fontsize=9)
+        axis.set_title(f"{side}\n{_printable(Path(name).name, 44)}", fontsize=9, **_DATA_TEXT)
         axis.set_axis_off()
     panels = [(axes[0, 2], SSIM, f"SSIM map ({source}), score {score:.3f}")]
     if components:
@@ -126,14 +125,18 @@ def show_pair(
         axis.set_axis_off()
         axis.set_title(title, fontsize=9)
         if name not in found:
-            axis.text(0.5, 0.5, "SSIM map not available", ha="center", va="center")
+            _note(axis, "SSIM map not available" + (f": {problems}" if problems else ""))
             continue
         values = found[name]
-        # SSIM on the scale that makes maps comparable; l, c, s stretched, as l is
-        # usually within a few percent of 1 and would show as one flat colour.
-        low = min(0.0, float(np.nanmin(values))) if name == SSIM else float(np.nanmin(values))
-        low = min(low, 1.0 - 1e-3)
+        if name == SSIM:
+            # The report's one scale for every SSIM map, its legend beside it.
+            _draw_ssim_map(axis, values)
+            _ssim_colorbar(figure, axis)
+            continue
+        # l, c, s stretched: l is usually within a few percent of 1 and would show
+        # as one flat colour on the SSIM scale.
+        low = min(float(np.nanmin(values)), 1.0 - 1e-3)
         mappable = axis.imshow(values, cmap="magma", vmin=low, vmax=1.0)
         figure.colorbar(mappable, ax=axis, shrink=0.85)
-    figure.suptitle(f"pair {ids[k]!r}")
+    figure.suptitle(f"pair {_printable(ids[k], 80)}", **_DATA_TEXT)
     return figure

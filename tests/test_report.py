@@ -72,7 +72,7 @@ def _attrs() -> dict[str, object]:
 
 @pytest.fixture(scope="module")
 def demo_results(tmp_path_factory) -> tuple[xr.Dataset, dict[str, dict[str, np.ndarray]]]:
-    """A results Dataset of the demo folders, built by hand to DESIGN.md's schema.
+    """A results Dataset of the demo folders, built by hand to the result schema.
 
     The engine is not used: statistics come from ``pipeline.ssim(full=True)``
     maps cut into a 2x2 grid. The last pair is marked failed, as a corrupt
