@@ -95,7 +95,8 @@ def test_hidden_and_non_image_files_are_skipped_and_reported(folders):
     _image(ref / ".cache/b.png")
     (ref / "notes.txt").write_text("hello")
     (gen / "README").write_text("hello")
-    _image(gen / "anim.gif")
+    (gen / "drawing.svg").write_text("<svg/>")
+    _image(gen / "still.gif")  # a format Pillow reads: an image, here without a partner
     plan = pair_folders(ref, gen)
     assert plan.ids == ("a.png",)
     assert set(plan.skipped) == {
@@ -103,8 +104,9 @@ def test_hidden_and_non_image_files_are_skipped_and_reported(folders):
         SkippedFile("reference", ".hidden.png", "hidden file"),
         SkippedFile("reference", "notes.txt", "extension '.txt' is not an image type"),
         SkippedFile("generated", "README", "no extension"),
-        SkippedFile("generated", "anim.gif", "extension '.gif' is not an image type"),
+        SkippedFile("generated", "drawing.svg", "extension '.svg' is not an image type"),
     }
+    assert plan.unpaired_generated == ("still.gif",)
 
 
 @pytest.mark.skipif(not hasattr(os, "symlink"), reason="needs symbolic links")
