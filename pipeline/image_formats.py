@@ -25,7 +25,6 @@ import io
 import os
 import stat
 import struct
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -33,8 +32,6 @@ from typing import IO, Any
 import numpy as np
 import tifffile
 from PIL import Image, ImageFile, features
-
-from pipeline.sources import DEFAULT_MAX_IMAGE_PIXELS
 
 # Pillow plugins allowed to open a file, strong signatures first (a plugin is tried
 # only when its signature test accepts the first bytes). Left out: EPS (runs the
@@ -112,7 +109,9 @@ PILLOW_EXTENSIONS: dict[str, tuple[str, ...]] = {
     "PCD": (".pcd",),
     "TGA": (".tga", ".icb", ".vda", ".vst"),
 }
-TIFF_EXTENSIONS = tuple(f".{suffix}" for suffix in tifffile.TIFF.FILE_EXTENSIONS if "." not in suffix)
+TIFF_EXTENSIONS = tuple(
+    f".{suffix}" for suffix in tifffile.TIFF.FILE_EXTENSIONS if "." not in suffix
+)
 
 _TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -262,6 +261,13 @@ def open_image_file(
             path, "permission denied (the file is not readable)", transient=True
         ) from None
     except OSError as error:
+        # A socket cannot be opened at all (ENXIO): say what it is, not "cannot read".
+        try:
+            kind = special_file_kind(os.stat(path).st_mode)
+        except OSError:
+            kind = None
+        if kind is not None and kind != "a directory":
+            raise ImageDecodeError(path, f"is {kind}, not a regular file; it is not read") from None
         raise ImageDecodeError(
             path, f"cannot read the file ({error.strerror or error})", transient=True
         ) from None

@@ -286,7 +286,9 @@ def _skip_reason(entry: os.DirEntry[str]) -> str | None:
         return f"{kind}, not a regular file (never opened)"
     suffix = Path(entry.name).suffix.lower()
     if suffix not in IMAGE_EXTENSIONS:
-        return f"extension {display_path(suffix)!r} is not an image type" if suffix else "no extension"
+        return (
+            f"extension {display_path(suffix)!r} is not an image type" if suffix else "no extension"
+        )
     return None
 
 
