@@ -430,8 +430,9 @@ def pair_folders(
     """
     ref_root = _check_folder(reference, "reference")
     gen_root = _check_folder(generated, "generated")
-    ref_images, ref_skipped = find_images(ref_root, side="reference")
-    gen_images, gen_skipped = find_images(gen_root, side="generated")
+    # The folders as given, so that skipped entries are named as the user typed them.
+    ref_images, ref_skipped = find_images(reference, side="reference")
+    gen_images, gen_skipped = find_images(generated, side="generated")
     if not ref_images:
         raise _no_images_error(ref_root, "reference", ref_skipped)
     if not gen_images:
