@@ -329,6 +329,14 @@ def _header(path: Path, max_image_pixels: int) -> ImageHeader | ImageDecodeError
         return inspect_image(path, max_image_pixels=max_image_pixels)
     except ImageDecodeError as error:
         return error
+    except Exception as error:
+        # inspect_image turns decoder failures into ImageDecodeError; anything else
+        # still fails this pair only, named with its type.
+        return ImageDecodeError(
+            path,
+            f"header could not be read ({type(error).__name__}: {error})",
+            transient=isinstance(error, MemoryError),
+        )
 
 
 def _group_by_size(

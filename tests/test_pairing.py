@@ -388,3 +388,25 @@ def test_any_bytes_in_names_pair_and_ids_are_valid_unicode(folders):
     # The real path is kept for reading: the file opens under it.
     assert plan.pair("caf\\xe9.png").reference.is_file()
     assert os.fsencode(plan.pair("caf\\xe9.png").reference).endswith(b"/caf\xe9.png")
+
+
+def test_any_exception_reading_one_header_fails_that_pair_only(folders, monkeypatch):
+    import pipeline.pairing as pairing
+
+    ref, gen = folders
+    for name in ("a.png", "b.png"):
+        _image(ref / name)
+        _image(gen / name)
+    real = pairing.inspect_image
+
+    def flaky(path, **kwargs):
+        if Path(path) == gen / "b.png":
+            raise RuntimeError("a bug far below")
+        return real(path, **kwargs)
+
+    monkeypatch.setattr(pairing, "inspect_image", flaky)
+    plan = pair_folders(ref, gen)
+    assert plan.size_groups == (SizeGroup((8, 10), "uint8", ("a.png",)),)
+    (failed,) = plan.failed
+    assert failed.id == "b.png"
+    assert failed.reason.endswith("b.png: header could not be read (RuntimeError: a bug far below)")
