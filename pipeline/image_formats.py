@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import stat
 import struct
 from dataclasses import dataclass
@@ -152,11 +153,31 @@ def display_path(path: str | os.PathLike[str]) -> str:
 
     A name that is valid UTF-8 is kept exactly. Bytes that are not UTF-8 (which
     Python carries as lone surrogates, not storable in Zarr, NetCDF or CSV) are
-    written as backslash escapes: ``b"caf\\xe9.png"`` -> ``"caf\\xe9.png"``. This is
-    reversible (``os.fsdecode(text.encode().decode("unicode_escape")...)``) except
-    for a UTF-8 name that itself holds a backslash followed by ``x`` and two hex digits.
+    written as backslash escapes: ``b"caf\\xe9.png"`` -> ``"caf\\xe9.png"``.
+    :func:`path_from_display` reverses it, except for a UTF-8 name that itself holds
+    a backslash followed by ``x`` and two hex digits where the file no longer exists.
     """
     return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
+_ESCAPED_BYTE = re.compile(rb"\\x([0-9a-fA-F]{2})")
+
+
+def path_from_display(text: str) -> str:
+    """The real path behind a :func:`display_path` text (an id or coordinate), for opening.
+
+    ``\\xNN`` escapes become the bytes they stand for, unless ``text`` already names
+    an existing file as it is (a UTF-8 name that holds a literal backslash).
+
+    Examples
+    --------
+    >>> os.fsencode(path_from_display("caf\\\\xe9.png"))
+    b'caf\\xe9.png'
+    """
+    if "\\x" not in text or os.path.lexists(text):
+        return text
+    raw = _ESCAPED_BYTE.sub(lambda match: bytes([int(match.group(1), 16)]), text.encode())
+    return os.fsdecode(raw)
 
 
 class ImageDecodeError(ValueError):
@@ -448,14 +469,15 @@ def open_pillow(path: Path, source: IO[bytes], max_image_pixels: int) -> ImageFi
                 continue
         if name == "WEBP":
             # The WebP plugin allocates its canvas while opening: check the size first.
-            from PIL.WebPImagePlugin import _get_size
+            from PIL import WebPImagePlugin
 
-            declared = _get_size(head)
+            get_size = getattr(WebPImagePlugin, "_get_size", None)  # private, Pillow >= 11.1
+            declared = get_size(head) if get_size is not None else None
             if declared is not None:
                 check_pixels(path, *declared, max_image_pixels)
         source.seek(0)
         try:
-            image = factory(source, None)
+            image = factory(source, "")
         except (SyntaxError, IndexError, TypeError, struct.error):
             continue  # not this format after all, as Image.open treats it
         except Image.DecompressionBombError as error:

@@ -46,7 +46,8 @@ decoded arrays:
   that was replaced, rewritten or grown since then, or while it was decoded (a
   *transient* failure: ``--resume`` retries it).
 * **Names** are shown (statuses, ids) with :func:`display_path`: bytes that are
-  not UTF-8 become ``\\xNN`` escapes; the real path is kept for reading.
+  not UTF-8 become ``\\xNN`` escapes; the real path is kept for reading, and
+  :func:`path_from_display` gives it back from the shown text.
 
 The decoders themselves -- how Pillow and tifffile are driven, and
 :class:`ImageDecodeError` (importable from here too) -- are in
@@ -76,6 +77,7 @@ from pipeline.image_formats import (
     display_path,
     is_tiff,
     open_image_file,
+    path_from_display,
     pillow_header,
     read_head,
     tiff_header,
@@ -92,6 +94,7 @@ __all__ = [
     "decode_image",
     "display_path",
     "inspect_image",
+    "path_from_display",
     "read_header",
 ]
 

@@ -797,3 +797,29 @@ def test_names_that_are_not_utf8_decode_and_are_shown_escaped(tmp_path, rng):
     assert "bro\\xffken.png: not a supported image file" in text
     _, statuses = decode_batch([bad], shape=(8, 8, 3), dtype="uint8")
     statuses[0].encode("utf-8")
+
+
+def test_shown_names_lead_back_to_the_real_files(tmp_path, rng):
+    from pipeline.images import display_path, path_from_display
+
+    folder = os.fsencode(tmp_path)
+    names = [
+        b"caf\xe9.png",
+        b"\xff\xfe\xfd.png",
+        b"plain.png",
+        b"new\nline.png",
+        b"\xe6\x97\xa5.png",
+    ]
+    try:
+        for raw in names:
+            Path(os.fsdecode(folder + b"/" + raw)).write_bytes(b"x")
+    except (OSError, UnicodeError):
+        pytest.skip("the file system refuses names that are not UTF-8")
+    literal = tmp_path / "back\\x41slash.png"  # a UTF-8 name holding a literal \x41
+    literal.write_bytes(b"x")
+    for entry in os.listdir(folder):
+        real = os.path.join(folder, entry)
+        shown = display_path(os.fsdecode(real))
+        shown.encode("utf-8")
+        assert os.fsencode(path_from_display(shown)) == real
+    assert display_path(b"/d/caf\xe9.png") == "/d/caf\\xe9.png"
