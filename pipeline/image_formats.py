@@ -366,6 +366,49 @@ def check_png_depth(path: Path, head: bytes) -> None:
         )
 
 
+# Where the bit depths of AVIF (the "pixi" property) and JPEG 2000 (the SIZ marker,
+# right after the codestream's SOC) are found: in the first header bytes.
+_DEPTH_SEARCH = 1 << 16
+
+
+def _declared_depth(head: bytes) -> tuple[str, int] | None:
+    """Largest bits per channel an AVIF or JPEG 2000 header declares, and the format's name."""
+    if head[4:8] == b"ftyp":
+        at = head.find(b"pixi")
+        if at < 4 or at + 9 > len(head):
+            return None
+        count = head[at + 8]
+        depths = head[at + 9 : at + 9 + count]
+        return ("AVIF", max(depths)) if depths else None
+    at = head.find(b"\xff\x4f\xff\x51")  # SOC then SIZ
+    if at < 0 or at + 42 > len(head):
+        return None
+    components = struct.unpack(">H", head[at + 40 : at + 42])[0]
+    sizes = head[at + 42 : at + 42 + 3 * components : 3]
+    # Ssiz holds the precision minus one in its low 7 bits (ISO/IEC 15444-1, A.5.1).
+    return ("JPEG 2000", max(s & 0x7F for s in sizes) + 1) if sizes else None
+
+
+def check_deep_colour(path: Path, handle: IO[bytes], mode: str | None) -> None:
+    """Refuse AVIF and JPEG 2000 deeper than 8 bits where Pillow reduces it to 8.
+
+    ``mode`` is the Pillow mode it opens as (None before opening: AVIF always opens
+    as 8 bits per channel, and its decoder is given the whole file when it opens).
+    """
+    if mode is not None and _MODES[mode][1] != "uint8":
+        return  # 16-bit grey JPEG 2000 opens as I;16: kept whole
+    handle.seek(0)
+    declared = _declared_depth(handle.read(_DEPTH_SEARCH))
+    handle.seek(0)
+    if declared is not None and declared[1] > 8:
+        name, bits = declared
+        raise ImageDecodeError(
+            path,
+            f"{bits}-bit {name} is not supported (Pillow decodes it to 8 bits per channel, "
+            "which would give a wrong score); save it as 16-bit TIFF or PNG",
+        )
+
+
 def check_pixels(path: Path, width: int, height: int, max_image_pixels: int) -> None:
     """Refuse an image that declares more pixels than the limit, before any allocation."""
     if width * height > max_image_pixels:
@@ -475,6 +518,8 @@ def open_pillow(path: Path, source: IO[bytes], max_image_pixels: int) -> ImageFi
             declared = get_size(head) if get_size is not None else None
             if declared is not None:
                 check_pixels(path, *declared, max_image_pixels)
+        if name == "AVIF":
+            check_deep_colour(path, source, None)
         source.seek(0)
         try:
             image = factory(source, "")
@@ -498,6 +543,8 @@ def open_pillow(path: Path, source: IO[bytes], max_image_pixels: int) -> ImageFi
         )
     if image.mode not in _MODES:
         raise ImageDecodeError(path, f"unsupported pixel mode {image.mode!r}")
+    if image.format == "JPEG2000":
+        check_deep_colour(path, source, image.mode)
     return image
 
 

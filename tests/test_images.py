@@ -823,3 +823,30 @@ def test_shown_names_lead_back_to_the_real_files(tmp_path, rng):
         shown.encode("utf-8")
         assert os.fsencode(path_from_display(shown)) == real
     assert display_path(b"/d/caf\xe9.png") == "/d/caf\\xe9.png"
+
+
+@pytest.mark.parametrize("image_format", ["AVIF", "JPEG2000"])
+def test_deep_avif_and_jpeg2000_colour_is_refused_not_reduced(tmp_path, rng, image_format):
+    from PIL import features
+
+    if not features.check({"AVIF": "avif", "JPEG2000": "jpg_2000"}[image_format]):
+        pytest.skip(f"Pillow built without {image_format}")
+    buffer = io.BytesIO()
+    Image.fromarray(_rgb(rng)).save(buffer, format=image_format)
+    data = bytearray(buffer.getvalue())
+    # No encoder here writes deeper colour: the header's declared depth is raised in place
+    # (AVIF: the "pixi" property's bits per channel; JPEG 2000: the SIZ marker's Ssiz).
+    if image_format == "AVIF":
+        at = data.find(b"pixi")
+        data[at + 9 : at + 12] = bytes([10, 10, 10])
+        expected = r"deep\.bin: 10-bit AVIF is not supported \(Pillow decodes it to 8 bits"
+    else:
+        at = data.find(b"\xff\x4f\xff\x51")
+        for component in range(3):
+            data[at + 42 + 3 * component] = 15  # precision 16
+        expected = r"deep\.bin: 16-bit JPEG 2000 is not supported \(Pillow decodes it to 8 bits"
+    path = _write(tmp_path, "deep.bin", bytes(data))
+    with pytest.raises(ImageDecodeError, match=expected):
+        decode_image(path)
+    with pytest.raises(ImageDecodeError, match=expected):
+        read_header(path)
