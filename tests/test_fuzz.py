@@ -163,7 +163,7 @@ def test_mutated_image_files_through_the_cli(tmp_path, round_, capsys):
 # ---------------------------------------------------------------------------
 # mutated real photographs of every format, straight through the decoder
 
-FUZZ_CASES = 400
+FUZZ_CASES = 800
 
 
 def _photograph_files() -> dict[str, bytes]:
