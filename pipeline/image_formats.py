@@ -517,7 +517,7 @@ def open_pillow(path: Path, source: IO[bytes], max_image_pixels: int) -> ImageFi
             get_size = getattr(WebPImagePlugin, "_get_size", None)  # private, Pillow >= 11.1
             declared = get_size(head) if get_size is not None else None
             if declared is not None:
-                check_pixels(path, *declared, max_image_pixels)
+                check_pixels(path, int(declared[0]), int(declared[1]), max_image_pixels)
         if name == "AVIF":
             check_deep_colour(path, source, None)
         source.seek(0)
