@@ -451,7 +451,7 @@ def decoder_failure(path: Path, error: Exception) -> ImageDecodeError:
 
 
 def _container_end(head: bytes, handle: IO[bytes], size: int) -> int:
-    """Where the WebP or ISO-BMFF (AVIF, JPEG 2000) container ends, for a bounded read.
+    """Where the WebP or ISO-BMFF (AVIF) container ends, for a bounded read.
 
     Their Pillow plugins read everything from the file object: a small image
     followed by gigabytes of trailing data would be read whole.
@@ -480,7 +480,8 @@ def _container_end(head: bytes, handle: IO[bytes], size: int) -> int:
 def _pillow_source(head: bytes, handle: IO[bytes], size: int) -> IO[bytes]:
     """What the Pillow plugin reads from: the open file, or the bounded container."""
     is_webp = head[:4] == b"RIFF" and head[8:12] == b"WEBP"
-    is_bmff = head[4:8] in (b"ftyp", b"jP  ")
+    # JPEG 2000 (also a box container) is left out: its plugin reads through the file.
+    is_bmff = head[4:8] == b"ftyp"
     if not (is_webp or is_bmff):
         return handle
     end = _container_end(head, handle, size)

@@ -850,3 +850,25 @@ def test_deep_avif_and_jpeg2000_colour_is_refused_not_reduced(tmp_path, rng, ima
         decode_image(path)
     with pytest.raises(ImageDecodeError, match=expected):
         read_header(path)
+
+
+def test_jpeg2000_followed_by_trailing_data_is_not_read_whole(tmp_path, rng):
+    import tracemalloc
+
+    from PIL import features
+
+    if not features.check("jpg_2000"):
+        pytest.skip("Pillow built without OpenJPEG")
+    array = _rgb(rng, (16, 16))
+    path = tmp_path / "tail.jp2"
+    Image.fromarray(array).save(path, format="JPEG2000")
+    with open(path, "r+b") as handle:
+        handle.truncate(path.stat().st_size + 64 * 2**20)
+    tracemalloc.start()
+    try:
+        np.testing.assert_array_equal(decode_image(path), array)
+        read_header(path)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 4 * 2**20, peak
