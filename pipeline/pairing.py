@@ -269,8 +269,9 @@ def _skip_reason(entry: os.DirEntry[str]) -> str | None:
     """Why a folder entry is not an image to pair or a folder to enter; None if it is."""
     try:
         is_dir = entry.is_dir()
-        # Follows a symbolic link, so a link to /dev/zero is a device, not a file.
-        mode = entry.stat().st_mode if not is_dir else None
+        # Both follow a symbolic link (a link to /dev/zero is a device, not a file); for
+        # other entries they use the type the folder listing gave, without a system call.
+        mode = None if is_dir or entry.is_file() else entry.stat().st_mode
     except OSError:
         # A dangling link or an entry that vanished: kept, so that reading it names
         # the file and the reason (missing, permission) in the pair's status.
