@@ -19,15 +19,25 @@ The rules, as users see them:
   tasks are built for exactly those chunks, so every file is decoded once and
   the decoded block itself feeds the SSIM kernel.
 * **Failures.** A file that does not decode (corrupt, truncated, zero bytes, not
-  an image, unreadable, or decoding to another shape than its header said)
+  an image, unreadable, more pixels than the ``max_image_pixels`` setting, any
+  error inside the decoder, or decoding to another shape than its header said)
   fails its pair only: the pair's statistics are NaN with ``count`` 0 and its
   ``status`` holds the reason (file and why, or both shapes for a mismatch);
   every other pair is computed.
+* **Files that change under the run.** Each file's size, modification time and
+  inode are taken when its header is read; a file replaced, rewritten, grown or
+  removed before or while it is decoded fails its pair with the reason, marked
+  transient so that ``--resume`` retries it. Its pixels are never scored ``ok``.
+* **Names.** The ``image``, ``reference`` and ``generated`` coordinates and every
+  listing are valid Unicode: bytes of a name that are not UTF-8 appear as
+  ``\\xNN`` escapes (:func:`pipeline.images.display_path`); files are read by
+  their real names.
 * **Not evaluated, never dropped.** Unpaired files (including both sides of an
   ambiguous stem) are listed in the result attrs ``unpaired_reference`` and
   ``unpaired_generated``; ambiguous stems in ``ambiguous``; skipped entries
-  (hidden files, other extensions) in ``skipped_files``; the groups in
-  ``size_groups`` (JSON).
+  (hidden files, other extensions, named pipes, sockets and devices, which are
+  never opened) in ``skipped_files`` as ``"<folder as given>/<path> (<reason>)"``;
+  the groups in ``size_groups`` (JSON).
 * **Resume.** The source fingerprint covers the ordered pair list and each
   file's size and modification time, so a store is only resumed from the very
   same files.
@@ -58,9 +68,14 @@ from pipeline.dataset import (
     UNPAIRED_GENERATED,
     UNPAIRED_REFERENCE,
 )
-from pipeline.images import decode_batch
+from pipeline.images import FileStamp, decode_batch, display_path
 from pipeline.pairing import PairingPlan, pair_folders
-from pipeline.sources import InputOptions, SourcePair, register_pair_opener
+from pipeline.sources import (
+    DEFAULT_MAX_IMAGE_PIXELS,
+    InputOptions,
+    SourcePair,
+    register_pair_opener,
+)
 
 __all__ = ["is_image_folder", "open_folder_pair"]
 
@@ -77,6 +92,16 @@ class _Member:
     reference: str
     generated: str
     failure: str | None
+    reference_stamp: FileStamp | None = None
+    generated_stamp: FileStamp | None = None
+
+
+@dataclass(frozen=True)
+class _Decoding:
+    """How the files of a folder source are decoded (the rules of :mod:`pipeline.images`)."""
+
+    alpha: str
+    max_image_pixels: int
 
 
 def is_image_folder(path: Any) -> bool:
@@ -122,12 +147,20 @@ def open_folder_pair(
             "folders of images are decoded with colour channels last; channel_axis must be "
             f"None or -1 for folder sources (got {channel_axis})"
         )
-    plan = pair_folders(reference, generated)
-    return folder_source(plan)
+    options = options if options is not None else InputOptions()
+    plan = pair_folders(reference, generated, max_image_pixels=options.max_image_pixels)
+    return folder_source(plan, max_image_pixels=options.max_image_pixels)
 
 
-def folder_source(plan: PairingPlan, *, alpha: str = "drop") -> SourcePair:
-    """The :class:`SourcePair` of a :class:`~pipeline.pairing.PairingPlan` (headers read)."""
+def folder_source(
+    plan: PairingPlan, *, alpha: str = "drop", max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
+) -> SourcePair:
+    """The :class:`SourcePair` of a :class:`~pipeline.pairing.PairingPlan` (headers read).
+
+    The ``image``, ``reference`` and ``generated`` coordinates are valid Unicode
+    (:func:`~pipeline.images.display_path`); the decode tasks read the real paths and
+    refuse a file whose stamp differs from the one taken when its header was read.
+    """
     failures = {failed.id: failed.reason for failed in plan.failed}
     pairs = {pair.id: pair for pair in plan.pairs}
     layouts: list[tuple[tuple[int, ...], str, list[str]]] = [
@@ -149,6 +182,8 @@ def folder_source(plan: PairingPlan, *, alpha: str = "drop") -> SourcePair:
                 str(pairs[i].reference),
                 str(pairs[i].generated),
                 failures.get(i),
+                pairs[i].reference_stamp,
+                pairs[i].generated_stamp,
             )
             for i in ids
         ]
@@ -157,7 +192,14 @@ def folder_source(plan: PairingPlan, *, alpha: str = "drop") -> SourcePair:
                 status[len(order)] = member.failure
             order.append(member.id)
         groups.append(
-            _group_pair(tuple(members), shape, np.dtype(dtype), identity, alpha, (1,) * len(ids))
+            _group_pair(
+                tuple(members),
+                shape,
+                np.dtype(dtype),
+                identity,
+                _Decoding(alpha, max_image_pixels),
+                (1,) * len(ids),
+            )
         )
     first = groups[0]
     ambiguous_ref = [p for stem in plan.ambiguous for p in stem.reference]
@@ -169,15 +211,15 @@ def folder_source(plan: PairingPlan, *, alpha: str = "drop") -> SourcePair:
             f"{stem.stem}: reference {list(stem.reference)}, generated {list(stem.generated)}"
             for stem in plan.ambiguous
         ],
-        SKIPPED_FILES: [f"{s.side}/{s.path} ({s.reason})" for s in plan.skipped],
+        SKIPPED_FILES: [f"{s.location or s.path} ({s.reason})" for s in plan.skipped],
     }
     by_id = {pair.id: pair for pair in plan.pairs}
     return SourcePair(
         reference=first.reference,
         generated=first.generated,
         image=np.array(order, dtype=object),
-        reference_names=np.array([str(by_id[i].reference) for i in order], dtype=object),
-        generated_names=np.array([str(by_id[i].generated) for i in order], dtype=object),
+        reference_names=np.array([display_path(by_id[i].reference) for i in order], dtype=object),
+        generated_names=np.array([display_path(by_id[i].generated) for i in order], dtype=object),
         native_chunks=first.native_chunks,
         identity=identity,
         status=status,
@@ -197,16 +239,22 @@ def _identity(plan: PairingPlan, order: Sequence[Sequence[str]]) -> dict[str, An
         for pair_id in ids:
             pair = by_id[pair_id]
             digest.update(f"{group}\0{pair_id}\0".encode())
-            for path in (pair.reference, pair.generated):
-                try:
-                    info = path.stat()
-                    stamp = f"{path.name}\0{info.st_size}\0{info.st_mtime_ns}\0"
-                except OSError:
-                    stamp = f"{path.name}\0missing\0"
-                digest.update(stamp.encode())
+            for path, stamp in (
+                (pair.reference, pair.reference_stamp),
+                (pair.generated, pair.generated_stamp),
+            ):
+                digest.update(os.fsencode(path.name) + b"\0")
+                if stamp is None:
+                    try:
+                        info = path.stat()
+                    except OSError:
+                        digest.update(b"missing\0")
+                        continue
+                    stamp = FileStamp.of(info)
+                digest.update(f"{stamp.size}\0{stamp.mtime_ns}\0".encode())
     return {
-        "reference": str(plan.reference_root),
-        "generated": str(plan.generated_root),
+        "reference": display_path(plan.reference_root),
+        "generated": display_path(plan.generated_root),
         "pairs": sum(len(ids) for ids in order),
         "pair_list_sha256": digest.hexdigest(),
     }
@@ -217,13 +265,13 @@ def _group_pair(
     shape: tuple[int, ...],
     dtype: np.dtype,
     identity: dict[str, Any],
-    alpha: str,
+    decoding: _Decoding,
     image_chunks: tuple[int, ...],
 ) -> SourcePair:
     """One size group as lazy decoded stacks chunked ``image_chunks`` along ``image``."""
     height, width = int(shape[0]), int(shape[1])
     channels = int(shape[2]) if len(shape) == 3 else 1
-    token = tokenize(members, shape, str(dtype), alpha, image_chunks)
+    token = tokenize(members, shape, str(dtype), decoding, image_chunks)
     decode = f"decode-image-files-{token}"
     names = {
         "reference": f"reference-files-{token}",
@@ -241,7 +289,9 @@ def _group_pair(
             tuple(m.failure for m in chunk),
             (height, width, channels),
             str(dtype),
-            alpha,
+            decoding,
+            tuple(m.reference_stamp for m in chunk),
+            tuple(m.generated_stamp for m in chunk),
         )
         tasks[(names["reference"], j, 0, 0, 0)] = (operator.getitem, (decode, j), 0)
         tasks[(names["generated"], j, 0, 0, 0)] = (operator.getitem, (decode, j), 1)
@@ -265,14 +315,14 @@ def _group_pair(
     )
 
     def rechunked(new_chunks: tuple[int, ...]) -> SourcePair:
-        return _group_pair(members, shape, dtype, identity, alpha, tuple(new_chunks))
+        return _group_pair(members, shape, dtype, identity, decoding, tuple(new_chunks))
 
     return SourcePair(
         reference=arrays["reference"],
         generated=arrays["generated"],
         image=np.array([m.id for m in members], dtype=object),
-        reference_names=np.array([m.reference for m in members], dtype=object),
-        generated_names=np.array([m.generated for m in members], dtype=object),
+        reference_names=np.array([display_path(m.reference) for m in members], dtype=object),
+        generated_names=np.array([display_path(m.generated) for m in members], dtype=object),
         # Each file is read whole and independently: any tiling is as cheap as any other.
         native_chunks=(1, 1, 1),
         identity=identity,
@@ -288,7 +338,9 @@ def _decode_pairs(
     failures: tuple[str | None, ...],
     shape: tuple[int, int, int],
     dtype: str,
-    alpha: str,
+    decoding: _Decoding,
+    reference_stamps: tuple[FileStamp | None, ...],
+    generated_stamps: tuple[FileStamp | None, ...],
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One task: decode both sides of a chunk of pairs; never raises for a bad file.
 
@@ -300,12 +352,17 @@ def _decode_pairs(
     image_shape = shape[:2] if shape[2] == 1 else shape
     stacks = []
     statuses: list[list[str]] = [[] for _ in range(n)]
-    for paths in (references, generated):
+    for paths, stamps in ((references, reference_stamps), (generated, generated_stamps)):
         if not live:
             stacks.append(np.zeros((n, *shape), dtype=dtype))
             continue
         decoded, found = decode_batch(
-            [paths[k] for k in live], shape=image_shape, dtype=dtype, alpha=alpha
+            [paths[k] for k in live],
+            shape=image_shape,
+            dtype=dtype,
+            alpha=decoding.alpha,
+            max_image_pixels=decoding.max_image_pixels,
+            stamps=[stamps[k] for k in live],
         )
         if len(live) == n:
             # Every slot decoded (the usual case): the stack is the block, no second copy.

@@ -4,9 +4,11 @@ The rules, applied identically by :func:`read_header` (no pixels decoded) and
 :func:`decode_image`, so that a plan made from headers always matches the
 decoded arrays:
 
-* **Formats.** PNG, JPEG, BMP and WebP through Pillow; TIFF through
-  ``tifffile``. The decoder is chosen from the file's first bytes, not its
-  extension, so a mis-named file still decodes (and a non-image is refused).
+* **Formats.** Every raster format Pillow reads (PNG, JPEG, WebP, AVIF, JPEG
+  2000, BMP, GIF, PPM, QOI, PSD, ICO, TGA, ... :data:`IMAGE_EXTENSIONS`) through
+  Pillow; TIFF through ``tifffile``. The decoder is chosen from the file's first
+  bytes, not its extension, so a mis-named file still decodes (and a non-image
+  is refused). EPS is not read: Pillow would run Ghostscript on it.
 * **Layout.** Grey -> ``(y, x)``; colour -> ``(y, x, 3)`` in R, G, B order.
   Bilevel (mode ``1``) -> uint8 0/255. Palette images are expanded to RGB.
   CMYK and YCbCr JPEGs are converted to RGB by Pillow.
@@ -26,11 +28,26 @@ decoded arrays:
   loaders generators are trained and evaluated with do not rotate by EXIF, and
   generated files rarely carry the tag: rotating one side only would compare a
   rotated reference with an unrotated output.
+* **Size.** A file that declares more than ``max_image_pixels`` pixels
+  (default :data:`pipeline.sources.DEFAULT_MAX_IMAGE_PIXELS`, 178,956,970, the
+  bound Pillow itself refuses beyond) is refused from its header, before any
+  pixel memory is allocated, in every format. Files are read through the open
+  file, never whole: a decoder reads what its format needs.
+* **Only regular files** are opened, without blocking: a FIFO, socket or device
+  named like an image is refused unread.
 * **Bad files** (zero bytes, not an image, corrupt, truncated, unreadable,
-  multi-frame) raise :class:`ImageDecodeError` naming the file and the reason.
-  Truncation is detected, never padded: ``ImageFile.LOAD_TRUNCATED_IMAGES`` is
-  left ``False``, PNG chunk checksums are verified and every image is fully
-  loaded.
+  multi-frame, too large) raise :class:`ImageDecodeError` naming the file and
+  the reason. Truncation is detected, never padded:
+  ``ImageFile.LOAD_TRUNCATED_IMAGES`` is left ``False``, PNG chunk checksums are
+  verified and every image is fully loaded. Any exception from inside Pillow or
+  tifffile, anticipated or not, becomes an :class:`ImageDecodeError`.
+* **Files that change.** :func:`inspect_image` returns a :class:`FileStamp`
+  (size, modification time, inode); given it, :func:`decode_image` refuses a file
+  that was replaced, rewritten or grown since then, or while it was decoded (a
+  *transient* failure: ``--resume`` retries it).
+* **Names** are shown (statuses, ids) with :func:`display_path`: bytes that are
+  not UTF-8 become ``\\xNN`` escapes; the real path is kept for reading, and
+  :func:`path_from_display` gives it back from the shown text.
 
 The decoders themselves -- how Pillow and tifffile are driven, and
 :class:`ImageDecodeError` (importable from here too) -- are in
@@ -42,38 +59,70 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import tifffile
 
 from pipeline.image_formats import (
+    PILLOW_EXTENSIONS,
+    PILLOW_FORMATS,
+    TIFF_EXTENSIONS,
+    FileStamp,
     ImageDecodeError,
-    _check_png_depth,
-    _decode_pillow,
-    _decode_tiff,
-    _describe,
-    _is_tiff,
-    _open_pillow,
-    _pillow_header,
-    _read_bytes,
-    _tiff_header_shape,
-    _tiff_layout,
+    check_unchanged,
+    decode_pillow,
+    decode_tiff,
+    decoder_failure,
+    display_path,
+    is_tiff,
+    open_image_file,
+    path_from_display,
+    pillow_header,
+    read_head,
+    tiff_header,
 )
+from pipeline.sources import DEFAULT_MAX_IMAGE_PIXELS
 
 __all__ = [
     "ALPHA_RULES",
     "IMAGE_EXTENSIONS",
+    "FileStamp",
     "ImageDecodeError",
+    "ImageHeader",
     "decode_batch",
     "decode_image",
+    "display_path",
+    "inspect_image",
+    "path_from_display",
     "read_header",
 ]
 
-#: File name extensions (lower case) treated as images when discovering folders.
-IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp"})
+#: File name extensions (lower case) treated as images when discovering folders:
+#: those of every Pillow format in ``PILLOW_FORMATS`` and of tifffile.
+IMAGE_EXTENSIONS = frozenset(
+    {ext for name in PILLOW_FORMATS for ext in PILLOW_EXTENSIONS[name]} | set(TIFF_EXTENSIONS)
+)
 
 ALPHA_RULES = ("drop", "composite")
+
+
+@dataclass(frozen=True)
+class ImageHeader:
+    """What a file's header says, and the file it was read from.
+
+    Attributes
+    ----------
+    shape : tuple of int
+        ``(y, x)`` for grey, ``(y, x, 3)`` for colour (alpha removed).
+    dtype : numpy.dtype
+    stamp : FileStamp
+        Size, modification time and inode of the file when the header was read.
+    """
+
+    shape: tuple[int, ...]
+    dtype: np.dtype
+    stamp: FileStamp
 
 
 def _check_alpha(alpha: str) -> None:
@@ -81,13 +130,67 @@ def _check_alpha(alpha: str) -> None:
         raise ValueError(f"alpha must be one of {', '.join(ALPHA_RULES)} (got {alpha!r})")
 
 
-def read_header(path: str | os.PathLike[str]) -> tuple[tuple[int, ...], np.dtype]:
+def _check_max_pixels(max_image_pixels: int) -> None:
+    if isinstance(max_image_pixels, bool) or not isinstance(max_image_pixels, int | np.integer):
+        raise TypeError(
+            f"max_image_pixels must be an integer (got {type(max_image_pixels).__name__})"
+        )
+    if max_image_pixels < 1:
+        raise ValueError(f"max_image_pixels must be >= 1 (got {max_image_pixels})")
+
+
+def inspect_image(
+    path: str | os.PathLike[str], *, max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
+) -> ImageHeader:
+    """Shape and dtype that :func:`decode_image` will return, and the file's stamp.
+
+    No pixels are decoded; only the header is read.
+
+    Parameters
+    ----------
+    path : str or path-like
+        An image file.
+    max_image_pixels : int
+        Larger images (height x width) are refused.
+
+    Returns
+    -------
+    ImageHeader
+
+    Raises
+    ------
+    ImageDecodeError
+        When the file is missing, unreadable, empty, not a regular file, not an
+        image, larger than ``max_image_pixels`` or its header is damaged. A
+        damaged pixel stream is only found by :func:`decode_image`.
+    """
+    _check_max_pixels(max_image_pixels)
+    file = Path(path)
+    handle, info = open_image_file(file)
+    with handle:
+        try:
+            head = read_head(file, handle)
+        except Exception as error:
+            raise decoder_failure(file, error) from None
+        if is_tiff(head):
+            shape, dtype = tiff_header(file, handle, max_image_pixels)
+        else:
+            shape, name = pillow_header(file, handle, info.st_size, max_image_pixels)
+            dtype = np.dtype(name)
+    return ImageHeader(shape, dtype, FileStamp.of(info))
+
+
+def read_header(
+    path: str | os.PathLike[str], *, max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
+) -> tuple[tuple[int, ...], np.dtype]:
     """Shape and dtype that :func:`decode_image` will return, without decoding pixels.
 
     Parameters
     ----------
     path : str or path-like
         An image file.
+    max_image_pixels : int
+        Larger images (height x width) are refused.
 
     Returns
     -------
@@ -98,53 +201,46 @@ def read_header(path: str | os.PathLike[str]) -> tuple[tuple[int, ...], np.dtype
     Raises
     ------
     ImageDecodeError
-        When the file is missing, unreadable, empty, not an image or its header
-        is damaged. A damaged pixel stream is only found by :func:`decode_image`.
+        As :func:`inspect_image`.
     """
-    file = Path(path)
-    head = _read_bytes(file, limit=32)
-    _check_png_depth(file, head)
-    if _is_tiff(head):
-        try:
-            with tifffile.TiffFile(file) as tif:
-                shape, axes, dtype = _tiff_layout(file, tif)
-        except ImageDecodeError:
-            raise
-        except Exception as error:
-            raise ImageDecodeError(file, _describe(error)) from None
-        return _tiff_header_shape(shape, axes), dtype
-    try:
-        handle = open(file, "rb")  # Pillow reads the header lazily from it
-    except OSError as error:
-        raise ImageDecodeError(file, f"cannot read the file ({error.strerror or error})") from None
-    with handle:
-        image = _open_pillow(file, handle)
-        with image:
-            shape, dtype_name = _pillow_header(file, image.mode, image.size)
-    return shape, np.dtype(dtype_name)
+    header = inspect_image(path, max_image_pixels=max_image_pixels)
+    return header.shape, header.dtype
 
 
-def decode_image(path: str | os.PathLike[str], *, alpha: str = "drop") -> np.ndarray:
+def decode_image(
+    path: str | os.PathLike[str],
+    *,
+    alpha: str = "drop",
+    max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
+    expected: FileStamp | None = None,
+) -> np.ndarray:
     """Decode one image file to a NumPy array (rules in the module docstring).
 
     Parameters
     ----------
     path : str or path-like
-        A PNG, JPEG, TIFF, BMP or WebP file.
+        An image file in any format of :data:`IMAGE_EXTENSIONS` (the name does
+        not matter: the format is found from the content).
     alpha : {"drop", "composite"}
         What to do with an alpha channel: discard it (default, as
         ``Image.convert("RGB")`` does) or composite the colour over black.
+    max_image_pixels : int
+        Larger images (height x width) are refused before decoding.
+    expected : FileStamp, optional
+        The stamp from :func:`inspect_image`: a file that differs from it (or
+        changes while it is read) is refused as changed.
 
     Returns
     -------
     numpy.ndarray
-        ``(y, x)`` or ``(y, x, 3)``; uint8, uint16 (16-bit files) or the TIFF's
+        ``(y, x)`` or ``(y, x, 3)``; uint8, uint16 (16-bit files) or the file's
         own dtype.
 
     Raises
     ------
     ImageDecodeError
-        For a missing, unreadable, empty, non-image, corrupt or truncated file.
+        For a missing, unreadable, empty, special, changed, too large, non-image,
+        corrupt or truncated file, and for any exception inside the decoder.
 
     Examples
     --------
@@ -156,11 +252,20 @@ def decode_image(path: str | os.PathLike[str], *, alpha: str = "drop") -> np.nda
     (4, 6)
     """
     _check_alpha(alpha)
+    _check_max_pixels(max_image_pixels)
     file = Path(path)
-    data = _read_bytes(file)
-    if _is_tiff(data[:4]):
-        return _decode_tiff(file, data, alpha)
-    return _decode_pillow(file, data, alpha)
+    handle, info = open_image_file(file, expected)
+    with handle:
+        try:
+            head = read_head(file, handle)
+        except Exception as error:
+            raise decoder_failure(file, error) from None
+        if is_tiff(head):
+            array = decode_tiff(file, handle, alpha, max_image_pixels)
+        else:
+            array = decode_pillow(file, handle, info.st_size, alpha, max_image_pixels)
+        check_unchanged(file, handle, info)
+    return array
 
 
 def decode_batch(
@@ -169,11 +274,14 @@ def decode_batch(
     shape: tuple[int, ...] | None = None,
     dtype: np.dtype | str | None = None,
     alpha: str = "drop",
+    max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
+    stamps: Sequence[FileStamp | None] | None = None,
 ) -> tuple[np.ndarray, tuple[str, ...]]:
     """Decode several files of one size group into a stack; failures become statuses.
 
-    Meant to run as one Dask task: it never raises for a bad file, so one
-    corrupt image costs its own pair only.
+    Meant to run as one Dask task: it never raises for a bad file (any exception
+    while reading or decoding one file becomes that file's status), so one bad
+    image costs its own pair only.
 
     Parameters
     ----------
@@ -184,6 +292,10 @@ def decode_batch(
         given, those of the first file that decodes are used.
     alpha : {"drop", "composite"}
         See :func:`decode_image`.
+    max_image_pixels : int
+        See :func:`decode_image`.
+    stamps : sequence of FileStamp or None, optional
+        One per path, from :func:`inspect_image`: a file changed since is refused.
 
     Returns
     -------
@@ -196,15 +308,33 @@ def decode_batch(
     ------
     ValueError
         When ``shape``/``dtype`` are not given and no file decodes, so the
-        stack's shape is unknown.
+        stack's shape is unknown, or ``stamps`` is not one per path.
     """
     _check_alpha(alpha)
+    _check_max_pixels(max_image_pixels)
+    if stamps is not None and len(stamps) != len(paths):
+        raise ValueError(
+            f"stamps must hold one entry per path (got {len(stamps)} for {len(paths)} paths)"
+        )
     decoded: list[np.ndarray | None] = []
     statuses: list[str] = []
-    for path in paths:
+    for index, path in enumerate(paths):
         try:
-            image = decode_image(path, alpha=alpha)
-        except ImageDecodeError as error:
+            image = decode_image(
+                path,
+                alpha=alpha,
+                max_image_pixels=max_image_pixels,
+                expected=None if stamps is None else stamps[index],
+            )
+        except Exception as error:
+            # decode_image turns decoder failures into ImageDecodeError; anything else
+            # (a bug of ours) still fails this file only, named with its type.
+            if not isinstance(error, ImageDecodeError):
+                error = ImageDecodeError(
+                    Path(path),
+                    f"could not be decoded ({type(error).__name__}: {error})",
+                    transient=isinstance(error, MemoryError),
+                )
             decoded.append(None)
             statuses.append(str(error))
             continue
@@ -215,8 +345,8 @@ def decode_batch(
         if image.shape != tuple(shape) or image.dtype != np.dtype(dtype):
             decoded.append(None)
             statuses.append(
-                f"{Path(path)}: decoded to shape {image.shape} {image.dtype}, expected the "
-                f"group's {tuple(shape)} {np.dtype(dtype)}"
+                f"{display_path(path)}: decoded to shape {image.shape} {image.dtype}, "
+                f"expected the group's {tuple(shape)} {np.dtype(dtype)}"
             )
             continue
         decoded.append(image)

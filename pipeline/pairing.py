@@ -4,11 +4,13 @@ The rule, applied by :func:`pair_folders`:
 
 1. **Discovery.** Each folder is walked recursively in sorted order. A file is
    an image when its extension, in any case, is one of
-   :data:`pipeline.images.IMAGE_EXTENSIONS` (``.png .jpg .jpeg .tif .tiff .bmp
-   .webp``). Hidden files and folders (name starting with ``.``), other
-   extensions, symbolic links to folders (not followed, so no cycles) and
-   unreadable folders are *skipped* and listed in :attr:`PairingPlan.skipped`
-   with the reason.
+   :data:`pipeline.images.IMAGE_EXTENSIONS` (every raster format Pillow reads:
+   ``.png .jpg .jpeg .webp .avif .jp2 .bmp .gif .tif .tiff`` and more). Hidden
+   files and folders (name starting with ``.``), other extensions, symbolic
+   links to folders (not followed, so no cycles), unreadable folders and
+   entries that are not regular files (named pipes, sockets, devices, or links
+   to them, whatever their name: they are never opened) are *skipped* and
+   listed in :attr:`PairingPlan.skipped` with the reason.
 2. **By relative path.** A reference and a generated file with the same
    relative path (``a/b.png`` on both sides; case-sensitive) form a pair.
 3. **By relative stem.** Among the files left over, those whose relative path
@@ -23,12 +25,22 @@ The rule, applied by :func:`pair_folders`:
 
 A pair's id is the reference file's relative path, with ``/`` separators.
 
+**Names are data.** Any bytes a file system allows in a name work (newlines,
+control characters, ``$``, ``#``, very long names). Every string of the plan --
+ids, unpaired and ambiguous lists, skipped entries -- is valid Unicode, fit for
+Zarr, NetCDF and CSV: a name that is not UTF-8 is shown with its other bytes as
+``\\xNN`` escapes (:func:`pipeline.images.display_path`), while the
+:class:`ImagePair` paths keep the real name for reading.
+
 **Size groups.** With ``read_headers=True`` (default) the header of every
-paired file is read (no pixels decoded, :func:`pipeline.images.read_header`)
+paired file is read (no pixels decoded, :func:`pipeline.images.inspect_image`)
 and the pairs are grouped by the reference's decoded shape and dtype, so the
 engine can stack and evaluate each group separately. A pair whose header cannot
-be read, or whose two sides differ in shape or dtype, goes to
-:attr:`PairingPlan.failed` with the reason (both shapes named).
+be read (or declares more than ``max_image_pixels`` pixels), or whose two sides
+differ in shape or dtype, goes to :attr:`PairingPlan.failed` with the reason
+(both shapes named). Each file's :class:`~pipeline.images.FileStamp` (size,
+modification time, inode) is kept with its pair, so that decoding can refuse a
+file that changed after its header was read.
 """
 
 from __future__ import annotations
@@ -37,12 +49,19 @@ import os
 from collections import defaultdict
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-import numpy as np
-
-from pipeline.images import IMAGE_EXTENSIONS, ImageDecodeError, read_header
+from pipeline.image_formats import special_file_kind
+from pipeline.images import (
+    IMAGE_EXTENSIONS,
+    FileStamp,
+    ImageDecodeError,
+    ImageHeader,
+    display_path,
+    inspect_image,
+)
+from pipeline.sources import DEFAULT_MAX_IMAGE_PIXELS
 
 __all__ = [
     "AmbiguousStem",
@@ -63,20 +82,46 @@ _HEADER_THREADS = 8
 
 @dataclass(frozen=True)
 class ImagePair:
-    """One reference/generated pair; ``id`` is the reference's relative path."""
+    """One reference/generated pair.
+
+    Attributes
+    ----------
+    id : str
+        The reference's relative path, as :func:`~pipeline.images.display_path` shows it.
+    reference, generated : pathlib.Path
+        The real paths, for reading.
+    reference_stamp, generated_stamp : FileStamp or None
+        Each file as its header was read (None when headers were not read or failed).
+    """
 
     id: str
     reference: Path
     generated: Path
+    reference_stamp: FileStamp | None = None
+    generated_stamp: FileStamp | None = None
 
 
 @dataclass(frozen=True)
 class SkippedFile:
-    """A file or folder left out of discovery, and why."""
+    """A file or folder left out of discovery, and why.
+
+    Attributes
+    ----------
+    side : str
+        ``"reference"`` or ``"generated"``.
+    path : str
+        Relative to the folder (as :func:`~pipeline.images.display_path` shows it).
+    reason : str
+        Why it was left out.
+    location : str
+        The entry as the user would name it: the folder as they typed it, joined
+        with ``path`` (not part of equality).
+    """
 
     side: str
     path: str
     reason: str
+    location: str = field(default="", compare=False)
 
 
 @dataclass(frozen=True)
@@ -120,7 +165,7 @@ class PairingPlan:
     ambiguous : tuple of AmbiguousStem
         Stems that could not be paired without guessing.
     skipped : tuple of SkippedFile
-        Hidden files, non-image extensions, folders not entered.
+        Hidden files, non-image extensions, special files, folders not entered.
     size_groups : tuple of SizeGroup
         Pairs grouped by decoded shape and dtype (empty without headers).
     failed : tuple of FailedPair
@@ -153,9 +198,11 @@ class PairingPlan:
 def _check_folder(path: str | os.PathLike[str], side: str) -> Path:
     folder = Path(path)
     if not folder.exists():
-        raise FileNotFoundError(f"{side} folder not found: {folder}")
+        raise FileNotFoundError(f"{side} folder not found: {display_path(folder)}")
     if not folder.is_dir():
-        raise NotADirectoryError(f"{side} must be a folder of images, got a file: {folder}")
+        raise NotADirectoryError(
+            f"{side} must be a folder of images, got a file: {display_path(folder)}"
+        )
     return folder
 
 
@@ -171,6 +218,14 @@ def find_images(
     side : {"reference", "generated"}
         Names the folder in messages and in the skipped entries.
 
+    Returns
+    -------
+    images : tuple of str
+        Real relative paths (``root / path`` opens the file; a name that is not
+        UTF-8 keeps Python's surrogate escapes here).
+    skipped : tuple of SkippedFile
+        Everything left out, with the reason; paths shown as valid Unicode.
+
     Raises
     ------
     FileNotFoundError, NotADirectoryError
@@ -179,40 +234,63 @@ def find_images(
     if side not in SIDES:
         raise ValueError(f"side must be one of {', '.join(SIDES)} (got {side!r})")
     folder = _check_folder(root, side)
+    typed = os.fspath(root)
     images: list[str] = []
     skipped: list[SkippedFile] = []
 
-    def relative(path: str) -> str:
-        return Path(path).relative_to(folder).as_posix()
+    def skip(relative: str, reason: str) -> None:
+        location = display_path(os.path.join(typed, relative) if relative != "." else typed)
+        skipped.append(SkippedFile(side, display_path(relative), reason, location))
 
-    def on_error(error: OSError) -> None:
-        where = relative(error.filename) if error.filename else "."
-        skipped.append(SkippedFile(side, where, f"unreadable folder ({error.strerror})"))
-
-    for directory, subdirs, files in os.walk(folder, onerror=on_error):
-        kept = []
-        for name in sorted(subdirs):
-            full = os.path.join(directory, name)
-            if name.startswith("."):
-                skipped.append(SkippedFile(side, relative(full), "hidden folder"))
-            elif os.path.islink(full):
-                skipped.append(
-                    SkippedFile(side, relative(full), "symbolic link to a folder (not followed)")
-                )
+    pending = [""]
+    while pending:
+        relative_dir = pending.pop()
+        try:
+            with os.scandir(folder / relative_dir if relative_dir else folder) as scan:
+                entries = sorted(scan, key=lambda entry: entry.name)
+        except OSError as error:
+            skip(relative_dir or ".", f"unreadable folder ({error.strerror})")
+            continue
+        subfolders = []
+        for entry in entries:
+            relative = f"{relative_dir}/{entry.name}" if relative_dir else entry.name
+            reason = _skip_reason(entry)
+            if reason is not None:
+                skip(relative, reason)
+            elif entry.is_dir(follow_symlinks=False):
+                subfolders.append(relative)
             else:
-                kept.append(name)
-        subdirs[:] = kept  # os.walk descends only into what is left here
-        for name in sorted(files):
-            rel = relative(os.path.join(directory, name))
-            suffix = Path(name).suffix.lower()
-            if name.startswith("."):
-                skipped.append(SkippedFile(side, rel, "hidden file"))
-            elif suffix not in IMAGE_EXTENSIONS:
-                why = f"extension {suffix!r} is not an image type" if suffix else "no extension"
-                skipped.append(SkippedFile(side, rel, why))
-            else:
-                images.append(rel)
+                images.append(relative)
+        pending.extend(reversed(subfolders))
     return tuple(sorted(images)), tuple(skipped)
+
+
+def _skip_reason(entry: os.DirEntry[str]) -> str | None:
+    """Why a folder entry is not an image to pair or a folder to enter; None if it is."""
+    try:
+        is_dir = entry.is_dir()
+        # Both follow a symbolic link (a link to /dev/zero is a device, not a file); for
+        # other entries they use the type the folder listing gave, without a system call.
+        mode = None if is_dir or entry.is_file() else entry.stat().st_mode
+    except OSError:
+        # A dangling link or an entry that vanished: kept, so that reading it names
+        # the file and the reason (missing, permission) in the pair's status.
+        is_dir, mode = False, None
+    if entry.name.startswith("."):
+        return "hidden folder" if is_dir else "hidden file"
+    if is_dir:
+        if entry.is_symlink():
+            return "symbolic link to a folder (not followed)"
+        return None
+    kind = special_file_kind(mode) if mode is not None else None
+    if kind is not None:
+        return f"{kind}, not a regular file (never opened)"
+    suffix = Path(entry.name).suffix.lower()
+    if suffix not in IMAGE_EXTENSIONS:
+        return (
+            f"extension {display_path(suffix)!r} is not an image type" if suffix else "no extension"
+        )
+    return None
 
 
 def _stem(relative_path: str) -> str:
@@ -247,43 +325,61 @@ def _match(
     return matched, sorted(unpaired_ref), sorted(unpaired_gen), ambiguous
 
 
-def _header(path: Path) -> tuple[tuple[int, ...], np.dtype] | ImageDecodeError:
+def _header(path: Path, max_image_pixels: int) -> ImageHeader | ImageDecodeError:
     try:
-        return read_header(path)
+        return inspect_image(path, max_image_pixels=max_image_pixels)
     except ImageDecodeError as error:
         return error
+    except Exception as error:
+        # inspect_image turns decoder failures into ImageDecodeError; anything else
+        # still fails this pair only, named with its type.
+        return ImageDecodeError(
+            path,
+            f"header could not be read ({type(error).__name__}: {error})",
+            transient=isinstance(error, MemoryError),
+        )
 
 
 def _group_by_size(
-    pairs: tuple[ImagePair, ...],
-) -> tuple[tuple[SizeGroup, ...], tuple[FailedPair, ...]]:
+    pairs: tuple[ImagePair, ...], max_image_pixels: int
+) -> tuple[tuple[ImagePair, ...], tuple[SizeGroup, ...], tuple[FailedPair, ...]]:
+    """Pairs with their stamps, the size groups, and the pairs that already failed."""
     paths = [p for pair in pairs for p in (pair.reference, pair.generated)]
     with ThreadPoolExecutor(max_workers=_HEADER_THREADS) as pool:
-        headers = list(pool.map(_header, paths))
+        headers = list(pool.map(lambda path: _header(path, max_image_pixels), paths))
     groups: dict[tuple[tuple[int, ...], str], list[str]] = {}
     failed: list[FailedPair] = []
+    stamped: list[ImagePair] = []
     for index, pair in enumerate(pairs):
         ref, gen = headers[2 * index], headers[2 * index + 1]
+        stamped.append(
+            ImagePair(
+                pair.id,
+                pair.reference,
+                pair.generated,
+                ref.stamp if isinstance(ref, ImageHeader) else None,
+                gen.stamp if isinstance(gen, ImageHeader) else None,
+            )
+        )
         if isinstance(ref, ImageDecodeError) or isinstance(gen, ImageDecodeError):
             reasons = [str(h) for h in (ref, gen) if isinstance(h, ImageDecodeError)]
             failed.append(FailedPair(pair.id, "; ".join(reasons)))
             continue
-        (ref_shape, ref_dtype), (gen_shape, gen_dtype) = ref, gen
-        if ref_shape != gen_shape or ref_dtype != gen_dtype:
-            what = "shape" if ref_shape != gen_shape else "dtype"
+        if ref.shape != gen.shape or ref.dtype != gen.dtype:
+            what = "shape" if ref.shape != gen.shape else "dtype"
             failed.append(
                 FailedPair(
                     pair.id,
-                    f"{what} mismatch: reference {ref_shape} {ref_dtype}, "
-                    f"generated {gen_shape} {gen_dtype}",
+                    f"{what} mismatch: reference {ref.shape} {ref.dtype}, "
+                    f"generated {gen.shape} {gen.dtype}",
                 )
             )
             continue
-        groups.setdefault((ref_shape, str(ref_dtype)), []).append(pair.id)
+        groups.setdefault((ref.shape, str(ref.dtype)), []).append(pair.id)
     size_groups = tuple(
         SizeGroup(shape, dtype, tuple(ids)) for (shape, dtype), ids in groups.items()
     )
-    return size_groups, tuple(failed)
+    return tuple(stamped), size_groups, tuple(failed)
 
 
 def _no_images_error(folder: Path, side: str, skipped: tuple[SkippedFile, ...]) -> ValueError:
@@ -292,7 +388,9 @@ def _no_images_error(folder: Path, side: str, skipped: tuple[SkippedFile, ...]) 
     if skipped:
         examples = ", ".join(f"{s.path} ({s.reason})" for s in skipped[:3])
         detail = f"; skipped {len(skipped)} entries, e.g. {examples}"
-    return ValueError(f"{side} folder {folder} contains no images (looked for {kinds}){detail}")
+    return ValueError(
+        f"{side} folder {display_path(folder)} contains no images (looked for {kinds}){detail}"
+    )
 
 
 def pair_folders(
@@ -300,6 +398,7 @@ def pair_folders(
     generated: str | os.PathLike[str],
     *,
     read_headers: bool = True,
+    max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
 ) -> PairingPlan:
     """Find and pair the images of two folders (the rule is in the module docstring).
 
@@ -310,6 +409,8 @@ def pair_folders(
     read_headers : bool
         Read every paired file's header to fill ``size_groups`` and ``failed``
         (cheap: no pixels are decoded). ``False`` leaves both empty.
+    max_image_pixels : int
+        A file whose header declares more pixels (height x width) fails its pair.
 
     Returns
     -------
@@ -338,8 +439,9 @@ def pair_folders(
     """
     ref_root = _check_folder(reference, "reference")
     gen_root = _check_folder(generated, "generated")
-    ref_images, ref_skipped = find_images(ref_root, side="reference")
-    gen_images, gen_skipped = find_images(gen_root, side="generated")
+    # The folders as given, so that skipped entries are named as the user typed them.
+    ref_images, ref_skipped = find_images(reference, side="reference")
+    gen_images, gen_skipped = find_images(generated, side="generated")
     if not ref_images:
         raise _no_images_error(ref_root, "reference", ref_skipped)
     if not gen_images:
@@ -347,19 +449,35 @@ def pair_folders(
     matched, unpaired_ref, unpaired_gen, ambiguous = _match(ref_images, gen_images)
     if not matched:
         raise ValueError(
-            f"no image pairs: none of the {len(ref_images)} reference images in {ref_root} and "
-            f"the {len(gen_images)} generated images in {gen_root} share a relative path or "
-            f"stem (e.g. {ref_images[0]!r} and {gen_images[0]!r})"
+            f"no image pairs: none of the {len(ref_images)} reference images in "
+            f"{display_path(ref_root)} and the {len(gen_images)} generated images in "
+            f"{display_path(gen_root)} share a relative path or stem "
+            f"(e.g. {display_path(ref_images[0])!r} and {display_path(gen_images[0])!r})"
         )
-    pairs = tuple(ImagePair(ref, ref_root / ref, gen_root / gen) for ref, gen in matched)
-    size_groups, failed = _group_by_size(pairs) if read_headers else ((), ())
+    pairs = tuple(
+        sorted(
+            (ImagePair(display_path(ref), ref_root / ref, gen_root / gen) for ref, gen in matched),
+            key=lambda pair: pair.id,
+        )
+    )
+    size_groups: tuple[SizeGroup, ...] = ()
+    failed: tuple[FailedPair, ...] = ()
+    if read_headers:
+        pairs, size_groups, failed = _group_by_size(pairs, max_image_pixels)
     return PairingPlan(
         reference_root=ref_root,
         generated_root=gen_root,
         pairs=pairs,
-        unpaired_reference=tuple(unpaired_ref),
-        unpaired_generated=tuple(unpaired_gen),
-        ambiguous=tuple(ambiguous),
+        unpaired_reference=tuple(display_path(p) for p in unpaired_ref),
+        unpaired_generated=tuple(display_path(p) for p in unpaired_gen),
+        ambiguous=tuple(
+            AmbiguousStem(
+                display_path(a.stem),
+                tuple(display_path(p) for p in a.reference),
+                tuple(display_path(p) for p in a.generated),
+            )
+            for a in ambiguous
+        ),
         skipped=ref_skipped + gen_skipped,
         size_groups=size_groups,
         failed=failed,

@@ -211,3 +211,104 @@ def test_resume_on_folders(mixed: tuple[Path, Path], tmp_path: Path) -> None:
     _save(target, np.zeros((40, 48), np.uint8))
     with pytest.raises(ValueError, match="different sources"):
         sp.evaluate(*mixed, batch_images=1, regions="2x2", output=str(out), resume=True)
+
+
+# ---------------------------------------------------------------------------
+# hostile folders: special files, odd names, files that change, decoder crashes
+
+
+def test_odd_names_and_special_files_through_evaluate(tmp_path: Path, rng) -> None:
+    ref, gen = tmp_path / "ref", tmp_path / "gen"
+    ref.mkdir()
+    gen.mkdir()
+    names = [b"caf\xe9.png", b"line\nbreak $HOME #1.png", b"esc\x1b[2J.png", b"plain.png"]
+    try:
+        for raw in names:
+            x, y = _pair(rng, (24, 24))
+            _save(Path(os.fsdecode(os.fsencode(ref) + b"/" + raw)), x)
+            _save(Path(os.fsdecode(os.fsencode(gen) + b"/" + raw)), y)
+    except (OSError, UnicodeError):
+        pytest.skip("the file system refuses names that are not UTF-8")
+    if hasattr(os, "mkfifo"):
+        os.mkfifo(gen / "pipe.png")
+    os.symlink("/dev/zero", gen / "zero.png")
+    out = tmp_path / "r.zarr"
+    sp.evaluate(ref, gen, output=str(out))
+    ds = sp.open_results(out).load()
+    assert list(ds.status.values) == ["ok"] * 4
+    ids = ds.image.values.tolist()
+    assert "caf\\xe9.png" in ids and "line\nbreak $HOME #1.png" in ids
+    for text in [*ids, *ds.reference.values.tolist(), *ds.generated.values.tolist()]:
+        text.encode("utf-8")
+    skipped = ds.attrs["skipped_files"]
+    assert f"{gen}/zero.png (a character device, not a regular file (never opened))" in skipped
+    for k, pair_id in enumerate(ids):
+        # The id shows the name's bytes that are not UTF-8 as \xNN; the files are read
+        # under their real names.
+        (raw,) = [n for n in names if n.decode("utf-8", "backslashreplace") == pair_id]
+        x = decode_image(os.fsdecode(os.fsencode(ref) + b"/" + raw))
+        y = decode_image(os.fsdecode(os.fsencode(gen) + b"/" + raw))
+        assert float(ds.ssim.sel(region="all")[k]) == pytest.approx(sp.ssim(x, y), abs=1e-5)
+
+
+def test_file_changed_after_pairing_fails_its_pair_transiently(tmp_path: Path, rng) -> None:
+    from pipeline.image_formats import is_transient_status
+    from pipeline.sources import InputOptions
+
+    ref, gen = tmp_path / "ref", tmp_path / "gen"
+    for i in range(3):
+        x, y = _pair(rng, (24, 24))
+        _save(ref / f"{i}.png", x)
+        _save(gen / f"{i}.png", y)
+    source = folders.open_folder_pair(ref, gen, None, InputOptions())
+    assert source is not None
+    x, y = _pair(rng, (24, 24))
+    _save(gen / "1.png", np.zeros((24, 24), np.uint8) + 9)  # rewritten after its header was read
+    (gen / "2.png").unlink()  # vanished
+    status = source.groups[0].read_status.compute().tolist()
+    assert status[0] == "ok"
+    assert "1.png: " in status[1] and "since its header was read" in status[1]
+    assert "2.png: file not found" in status[2]
+    assert is_transient_status(status[1]) and is_transient_status(status[2])
+
+
+def test_max_image_pixels_setting_reaches_folder_sources(tmp_path: Path, rng) -> None:
+    ref, gen = tmp_path / "ref", tmp_path / "gen"
+    for name, shape in (("small.png", (20, 20)), ("large.png", (24, 30))):
+        x, y = _pair(rng, shape)
+        _save(ref / name, x)
+        _save(gen / name, y)
+    ds = sp.evaluate(ref, gen, max_image_pixels=600)
+    status = dict(zip(ds.image.values.tolist(), ds.status.values.tolist(), strict=True))
+    assert status["small.png"] == "ok"
+    assert (
+        "large.png: declares 30x24 pixels (720), more than max_image_pixels (600)"
+        in (status["large.png"])
+    )
+
+
+def test_decoder_crash_inside_pillow_fails_that_pair_only(
+    tmp_path: Path, rng, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from PIL import PngImagePlugin
+
+    ref, gen = tmp_path / "ref", tmp_path / "gen"
+    for i in range(4):
+        x, y = _pair(rng, (24, 24, 3))
+        _save(ref / f"{i}.png", x)
+        _save(gen / f"{i}.png", y)
+    real = PngImagePlugin.PngImageFile.load_end
+    calls = {"n": 0}
+
+    def crashing_third(self):  # type: ignore[no-untyped-def]
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise IndexError("an exception nobody anticipated")
+        return real(self)
+
+    monkeypatch.setattr(PngImagePlugin.PngImageFile, "load_end", crashing_third)
+    ds = sp.evaluate(ref, gen, scheduler="synchronous")
+    failed = [s for s in ds.status.values.tolist() if s != "ok"]
+    assert len(failed) == 1
+    assert "corrupt or truncated image (IndexError: an exception nobody anticipated)" in failed[0]
+    assert int((ds.status.values == "ok").sum()) == 3

@@ -16,13 +16,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import tifffile
 import yaml
 from PIL import Image
 from reliability_counts import record
 
 import pipeline as sp
 from pipeline.cli import main
-from pipeline.images import ImageDecodeError, decode_image
+from pipeline.images import ImageDecodeError, decode_image, read_header
 
 ROUNDS, FILES_PER_ROUND, CONFIGS = 6, 40, 60
 TIME_LIMIT_S = 60
@@ -30,7 +31,10 @@ TIME_LIMIT_S = 60
 
 def _encode(array: np.ndarray, fmt: str) -> bytes:
     buffer = io.BytesIO()
-    Image.fromarray(array).save(buffer, fmt)
+    if fmt == "TIFF":  # the decoder of TIFF files is tifffile: write them with it too
+        tifffile.imwrite(buffer, array, photometric="rgb" if array.ndim == 3 else "minisblack")
+    else:
+        Image.fromarray(array).save(buffer, fmt)
     return buffer.getvalue()
 
 
@@ -67,6 +71,30 @@ def _mutate(rng: np.random.Generator, data: bytes) -> tuple[str, bytes]:
     return kind, data
 
 
+def _pillow_writes(fmt: str) -> bool:
+    from PIL import features
+
+    return {"AVIF": "avif", "JPEG2000": "jpg_2000", "WEBP": "webp"}.get(fmt) is None or bool(
+        features.check({"AVIF": "avif", "JPEG2000": "jpg_2000", "WEBP": "webp"}[fmt])
+    )
+
+
+_ROUND_FORMATS = [
+    (fmt, suffix)
+    for fmt, suffix in [
+        ("PNG", ".png"),
+        ("BMP", ".bmp"),
+        ("TIFF", ".tif"),
+        ("JPEG", ".jpg"),
+        ("WEBP", ".webp"),
+        ("JPEG2000", ".jp2"),
+        ("AVIF", ".avif"),
+        ("GIF", ".gif"),
+    ]
+    if _pillow_writes(fmt)
+]
+
+
 def _write_round(rng: np.random.Generator, root: Path) -> list[str]:
     kinds = []
     for side in ("ref", "gen"):
@@ -76,12 +104,11 @@ def _write_round(rng: np.random.Generator, root: Path) -> list[str]:
         shape = (24, 24, 3) if colour else (24, 24)
         x = rng.integers(0, 256, shape, dtype=np.uint8)
         y = np.clip(x + rng.normal(0, 20, shape), 0, 255).astype(np.uint8)
-        fmt, suffix = [("PNG", ".png"), ("BMP", ".bmp"), ("TIFF", ".tif"), ("JPEG", ".jpg")][
-            int(rng.integers(0, 4))
-        ]
+        fmt, suffix = _ROUND_FORMATS[int(rng.integers(0, len(_ROUND_FORMATS)))]
         kind, data = _mutate(rng, _encode(y, fmt))
         if rng.random() < 0.15:  # wrong extension: decoded by content, not by name
-            suffix = {".png": ".jpg", ".jpg": ".png", ".bmp": ".png", ".tif": ".png"}[suffix]
+            others = [ext for _, ext in _ROUND_FORMATS if ext != suffix]
+            suffix = others[int(rng.integers(0, len(others)))]
             kind += "+wrong_extension"
         (root / "ref" / f"p{i:03d}{suffix}").write_bytes(_encode(x, fmt))
         (root / "gen" / f"p{i:03d}{suffix}").write_bytes(data)
@@ -131,6 +158,117 @@ def test_mutated_image_files_through_the_cli(tmp_path, round_, capsys):
     assert checked + failed == len(ds["image"]) == len(kinds)
     record("fuzz", "image file (mutated or not) -> failed pair with a reason", failed)
     record("fuzz", "image file (mutated or not) -> decodes, score == ssim(decoded)", checked)
+
+
+# ---------------------------------------------------------------------------
+# mutated real photographs of every format, straight through the decoder
+
+FUZZ_CASES = 800
+
+
+def _photograph_files() -> dict[str, bytes]:
+    """Crops of scikit-image's bundled photographs, encoded in every format Pillow writes."""
+    from pipeline.testing import photograph
+
+    sources = {
+        "astronaut": photograph("astronaut")[100:148, 180:244],
+        "camera": photograph("camera")[200:240, 200:256],
+    }
+    options = {"JPEG": {"quality": 85}, "WEBP": {"quality": 80}, "AVIF": {"quality": 70}}
+    files = {}
+    for name, array in sources.items():
+        for fmt, _ in _ROUND_FORMATS:
+            if fmt == "TIFF":
+                for compression in (None, "zlib"):
+                    buffer = io.BytesIO()
+                    photometric = "rgb" if array.ndim == 3 else "minisblack"
+                    tifffile.imwrite(
+                        buffer, array, photometric=photometric, compression=compression
+                    )
+                    files[f"{name}-{compression or 'raw'}.tif"] = buffer.getvalue()
+                continue
+            if fmt in ("WEBP", "AVIF") and array.ndim == 2:
+                continue
+            buffer = io.BytesIO()
+            Image.fromarray(array).save(buffer, fmt, **options.get(fmt, {}))
+            suffix = dict(_ROUND_FORMATS)[fmt]
+            files[f"{name}{suffix}"] = buffer.getvalue()
+    return files
+
+
+def _mutate_file(rng: np.random.Generator, data: bytes, other: bytes) -> tuple[str, bytes]:
+    kind = str(
+        rng.choice(
+            ["flip", "flip_many", "truncate", "insert", "delete", "zero_run", "splice", "append"]
+        )
+    )
+    out = bytearray(data)
+    at = int(rng.integers(0, len(out)))
+    if kind == "flip":
+        out[at] ^= 1 << int(rng.integers(0, 8))
+    elif kind == "flip_many":
+        for _ in range(int(rng.integers(2, 60))):
+            out[int(rng.integers(0, len(out)))] ^= 1 << int(rng.integers(0, 8))
+    elif kind == "truncate":
+        del out[at:]
+    elif kind == "insert":  # an inserted chunk of random bytes, as a bad copy would make
+        out[at:at] = rng.bytes(int(rng.integers(1, 300)))
+    elif kind == "delete":
+        del out[at : at + int(rng.integers(1, 300))]
+    elif kind == "zero_run":
+        length = int(rng.integers(1, 200))
+        out[at : at + length] = bytes(len(out[at : at + length]))
+    elif kind == "splice":  # the head of one format on the body of another
+        out = out[:at] + bytearray(other[int(rng.integers(0, len(other))) :])
+    else:
+        out += rng.bytes(int(rng.integers(1, 5000)))
+    return kind, bytes(out)
+
+
+def test_mutated_photographs_of_every_format_decode_or_fail_cleanly(tmp_path):
+    rng = np.random.default_rng(2004_0413)
+    files = _photograph_files()
+    names = sorted(files)
+    suffixes = sorted({Path(name).suffix for name in names} | {".png", ".jpeg", ".tiff"})
+    outcomes: dict[str, int] = {}
+    started = time.monotonic()
+    for case in range(FUZZ_CASES):
+        name = names[int(rng.integers(0, len(names)))]
+        other = files[names[int(rng.integers(0, len(names)))]]
+        if case % 10 == 0:  # intact, but renamed to another format's extension
+            kind, data = "renamed", files[name]
+            suffix = suffixes[int(rng.integers(0, len(suffixes)))]
+        else:
+            kind, data = _mutate_file(rng, files[name], other)
+            suffix = Path(name).suffix
+        path = tmp_path / f"case{case:04d}{suffix}"
+        path.write_bytes(data)
+        try:
+            header = read_header(path)
+        except ImageDecodeError as error:
+            header = error
+        try:
+            array = decode_image(path)
+        except ImageDecodeError as error:
+            assert str(error).startswith(str(path)), error
+            assert error.reason
+            outcomes["refused"] = outcomes.get("refused", 0) + 1
+            continue
+        # Whatever decodes is an image in the documented layout, as its header said.
+        assert array.ndim in (2, 3) and (array.ndim == 2 or array.shape[2] == 3), (kind, name)
+        assert array.dtype in (np.uint8, np.uint16, np.int32, np.float32), (kind, name)
+        if not isinstance(header, ImageDecodeError):
+            assert header == (array.shape, array.dtype), (kind, name)
+        if kind == "renamed":
+            assert array.size, name
+        outcomes["decoded"] = outcomes.get("decoded", 0) + 1
+        path.unlink()
+    assert time.monotonic() - started < TIME_LIMIT_S
+    assert outcomes.get("refused", 0) > FUZZ_CASES // 4 and outcomes.get("decoded", 0) > 0
+    record("fuzz", "mutated photograph (8 formats) -> refused with a reason", outcomes["refused"])
+    record(
+        "fuzz", "mutated photograph (8 formats) -> decodes as its header says", outcomes["decoded"]
+    )
 
 
 _VALUES = [

@@ -244,10 +244,11 @@ def test_non_image_file(tmp_path):
         read_header(path)
 
 
-def test_unsupported_format_is_refused(tmp_path, rng):
-    path = tmp_path / "anim.gif"
-    Image.fromarray(_rgb(rng)).save(path)
-    with pytest.raises(ImageDecodeError, match=r"anim\.gif: not a supported image file"):
+def test_eps_is_refused_not_interpreted(tmp_path, rng):
+    # Pillow opens EPS by running Ghostscript on it: a program, not a decoder, so no.
+    path = tmp_path / "drawing.eps"
+    Image.fromarray(_rgb(rng)).save(path, format="EPS")
+    with pytest.raises(ImageDecodeError, match=r"drawing\.eps: not a supported image file"):
         decode_image(path)
 
 
@@ -278,14 +279,14 @@ def test_unreadable_file_by_mode(tmp_path, rng):
 
 def test_unreadable_file(tmp_path, rng, monkeypatch):
     path = _write(tmp_path, "secret.png", _encoded(rng, "PNG"))
-    real_open = open
+    real_open = os.open
 
     def guarded_open(file, *args, **kwargs):
         if Path(file) == path:
             raise PermissionError(13, "Permission denied", str(file))
         return real_open(file, *args, **kwargs)
 
-    monkeypatch.setattr("builtins.open", guarded_open)
+    monkeypatch.setattr(os, "open", guarded_open)
     with pytest.raises(ImageDecodeError, match=r"secret\.png: permission denied"):
         decode_image(path)
     with pytest.raises(ImageDecodeError, match=r"secret\.png: permission denied"):
@@ -411,7 +412,7 @@ def test_decode_batch_infers_shape_from_first_good_file(tmp_path, rng):
     Image.fromarray(_rgb(rng, (6, 7))).save(path)
     stack, statuses = decode_batch([tmp_path / "missing.png", path])
     assert stack.shape == (2, 6, 7, 3)
-    assert statuses[0].endswith("missing.png: file not found")
+    assert "missing.png: file not found" in statuses[0]
     assert statuses[1] == "ok"
 
 
@@ -420,4 +421,454 @@ def test_decode_batch_with_nothing_decodable_needs_a_shape(tmp_path):
         decode_batch([tmp_path / "missing.png"])
     stack, statuses = decode_batch([tmp_path / "missing.png"], shape=(4, 4), dtype=np.uint16)
     assert stack.shape == (1, 4, 4) and stack.dtype == np.uint16
-    assert statuses[0].endswith("file not found")
+    assert "file not found" in statuses[0]
+
+
+# ---------------------------------------------------------------------------
+# formats beyond the original five
+
+
+def test_every_pillow_format_extension_list_matches_pillow():
+    from PIL import Image as PILImage
+
+    from pipeline.image_formats import PILLOW_EXTENSIONS, PILLOW_FORMATS
+
+    PILImage.init()
+    registered: dict[str, set[str]] = {}
+    for extension, name in PILImage.registered_extensions().items():
+        registered.setdefault(name, set()).add(extension)
+    for name in PILLOW_FORMATS:
+        assert set(PILLOW_EXTENSIONS[name]) == registered[name], name
+
+
+@pytest.mark.parametrize(
+    ("image_format", "suffix", "options", "lossless"),
+    [
+        ("AVIF", ".avif", {"quality": 90}, False),
+        ("JPEG2000", ".jp2", {}, True),  # Pillow's default is the reversible 5/3 wavelet
+        ("GIF", ".gif", {}, True),
+        ("PPM", ".ppm", {}, True),
+        ("QOI", ".qoi", {}, True),
+        ("TGA", ".tga", {}, True),
+    ],
+)
+def test_formats_once_skipped_now_decode(tmp_path, rng, image_format, suffix, options, lossless):
+    from PIL import features
+
+    if image_format == "AVIF" and not features.check("avif"):
+        pytest.skip("Pillow built without AVIF")
+    if image_format == "JPEG2000" and not features.check("jpg_2000"):
+        pytest.skip("Pillow built without OpenJPEG")
+    array = _rgb(rng)
+    if image_format == "GIF":  # a palette of few colours survives GIF exactly
+        array = np.asarray(
+            Image.fromarray(array).quantize(16).convert("RGB"), dtype=np.uint8
+        ).copy()
+    path = tmp_path / f"image{suffix}"
+    Image.fromarray(array).save(path, format=image_format, **options)
+    decoded = decode_image(path)
+    assert read_header(path) == (decoded.shape, np.dtype(np.uint8))
+    assert decoded.shape == array.shape
+    if lossless:
+        np.testing.assert_array_equal(decoded, array)
+    else:  # the pixels Pillow itself decodes, as a loader using Image.open sees them
+        np.testing.assert_array_equal(decoded, np.asarray(Image.open(path).convert("RGB")))
+
+
+# ---------------------------------------------------------------------------
+# any failure inside a decoder is the file's failure
+
+
+@pytest.mark.parametrize(
+    "error", [KeyError("tile"), RuntimeError("codec"), ZeroDivisionError(), AssertionError()]
+)
+def test_unanticipated_pillow_exception_becomes_decode_error(tmp_path, rng, monkeypatch, error):
+    from PIL import ImageFile
+
+    path = _write(tmp_path, "odd.png", _encoded(rng, "PNG"))
+
+    def broken_load(self):
+        raise error
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", broken_load)
+    with pytest.raises(
+        ImageDecodeError, match=rf"odd\.png: corrupt or truncated image \({type(error).__name__}"
+    ):
+        decode_image(path)
+    stack, statuses = decode_batch([path], shape=(40, 48, 3), dtype="uint8")
+    assert type(error).__name__ in statuses[0] and not stack.any()
+
+
+def test_unanticipated_tifffile_exception_becomes_decode_error(tmp_path, rng, monkeypatch):
+    path = tmp_path / "odd.tif"
+    tifffile.imwrite(path, _rgb(rng), photometric="rgb")
+
+    def broken(self, *args, **kwargs):
+        raise KeyError("no such tag")
+
+    monkeypatch.setattr(tifffile.TiffPageSeries, "asarray", broken)
+    with pytest.raises(ImageDecodeError, match=r"odd\.tif: corrupt or truncated image \(KeyError"):
+        decode_image(path)
+
+
+def test_memory_error_in_a_decoder_is_a_transient_failure(tmp_path, rng, monkeypatch):
+    from PIL import ImageFile
+
+    path = _write(tmp_path, "big.png", _encoded(rng, "PNG"))
+
+    def exhausted(self):
+        raise MemoryError
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", exhausted)
+    with pytest.raises(ImageDecodeError, match=r"big\.png: ran out of memory.*transient") as info:
+        decode_image(path)
+    assert info.value.transient
+
+
+def test_decode_batch_never_raises_for_one_file(tmp_path, rng, monkeypatch):
+    import pipeline.images as images
+
+    good = tmp_path / "good.png"
+    Image.fromarray(_rgb(rng, (6, 7))).save(good)
+    real = images.decode_image
+
+    def flaky(path, **kwargs):
+        if Path(path).name == "bad.png":
+            raise RuntimeError("a bug far below")
+        return real(path, **kwargs)
+
+    monkeypatch.setattr(images, "decode_image", flaky)
+    _, statuses = decode_batch([tmp_path / "bad.png", good], shape=(6, 7, 3), dtype="uint8")
+    assert statuses[0].endswith("bad.png: could not be decoded (RuntimeError: a bug far below)")
+    assert statuses[1] == "ok"
+
+
+# ---------------------------------------------------------------------------
+# size limits and bounded reads
+
+
+def _tiff_declaring(path: Path, width: int, height: int) -> Path:
+    """A tiny valid TIFF whose ImageWidth/ImageLength are then rewritten (tags in place)."""
+    tifffile.imwrite(path, np.zeros((4, 4), np.uint8), photometric="minisblack")
+    with tifffile.TiffFile(path, mode="r+b") as tif:
+        page = tif.pages.first
+        page.tags["ImageWidth"].overwrite(width)
+        page.tags["ImageLength"].overwrite(height)
+        page.tags["RowsPerStrip"].overwrite(height)
+    return path
+
+
+def test_tiff_declaring_ten_gigapixels_is_refused_before_allocating(tmp_path):
+    # 100000 x 100000 uint8 would be a 10 GB allocation by asarray: refused from the header.
+    path = _tiff_declaring(tmp_path / "huge.tif", 100_000, 100_000)
+    assert path.stat().st_size < 1000
+    message = (
+        r"huge\.tif: declares 100000x100000 pixels \(10,000,000,000\), "
+        r"more than max_image_pixels \(178,956,970\)"
+    )
+    with pytest.raises(ImageDecodeError, match=message):
+        decode_image(path)
+    with pytest.raises(ImageDecodeError, match=message):
+        read_header(path)
+
+
+@pytest.mark.parametrize(
+    ("image_format", "suffix"),
+    [
+        ("PNG", ".png"),
+        ("JPEG", ".jpg"),
+        ("WEBP", ".webp"),
+        ("BMP", ".bmp"),
+        ("GIF", ".gif"),
+        ("TIFF", ".tif"),
+        ("JPEG2000", ".jp2"),
+        ("AVIF", ".avif"),
+    ],
+)
+def test_pixel_limit_is_a_setting_for_every_format(tmp_path, rng, image_format, suffix):
+    from PIL import features
+
+    if image_format == "AVIF" and not features.check("avif"):
+        pytest.skip("Pillow built without AVIF")
+    path = tmp_path / f"image{suffix}"
+    if image_format == "TIFF":
+        tifffile.imwrite(path, _rgb(rng, (40, 50)), photometric="rgb")
+    else:
+        Image.fromarray(_rgb(rng, (40, 50))).save(path, format=image_format)
+    message = (
+        rf"image\{suffix}: declares 50x40 pixels \(2,000\), more than max_image_pixels \(1,999\)"
+    )
+    with pytest.raises(ImageDecodeError, match=message):
+        decode_image(path, max_image_pixels=1999)
+    with pytest.raises(ImageDecodeError, match=message):
+        read_header(path, max_image_pixels=1999)
+    assert decode_image(path, max_image_pixels=2000).shape == (40, 50, 3)
+
+
+def test_pixel_limit_is_independent_of_pillows_global(tmp_path, rng, monkeypatch):
+    path = tmp_path / "image.png"
+    Image.fromarray(_rgb(rng, (40, 50))).save(path)
+    # Pillow would warn (an error under pytest) and refuse at twice this: not our limit.
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)
+    assert decode_image(path).shape == (40, 50, 3)
+
+
+@pytest.mark.parametrize("value", [0, -5])
+def test_bad_pixel_limit(tmp_path, value):
+    with pytest.raises(ValueError, match=rf"max_image_pixels must be >= 1 \(got {value}\)"):
+        decode_image(tmp_path / "x.png", max_image_pixels=value)
+
+
+def test_pixel_limit_of_the_wrong_type(tmp_path):
+    with pytest.raises(TypeError, match=r"max_image_pixels must be an integer \(got float\)"):
+        read_header(tmp_path / "x.png", max_image_pixels=1e6)
+
+
+@pytest.mark.parametrize(
+    ("image_format", "suffix"),
+    [("PNG", ".png"), ("JPEG", ".jpg"), ("WEBP", ".webp"), ("AVIF", ".avif"), ("TIFF", ".tif")],
+)
+def test_trailing_data_is_not_read(tmp_path, rng, image_format, suffix):
+    import tracemalloc
+
+    from PIL import features
+
+    if image_format == "AVIF" and not features.check("avif"):
+        pytest.skip("Pillow built without AVIF")
+    array = _rgb(rng, (16, 16))
+    path = tmp_path / f"tail{suffix}"
+    if image_format == "TIFF":
+        tifffile.imwrite(path, array, photometric="rgb")
+    else:
+        Image.fromarray(array).save(
+            path, format=image_format, **({"lossless": True} if image_format == "WEBP" else {})
+        )
+    with open(path, "r+b") as handle:  # 64 MiB of zeros after the image, sparse on disk
+        handle.truncate(path.stat().st_size + 64 * 2**20)
+    tracemalloc.start()
+    try:
+        decoded = decode_image(path)
+        shape, _ = read_header(path)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert decoded.shape == shape == (16, 16, 3)
+    if image_format in ("PNG", "WEBP", "TIFF"):
+        np.testing.assert_array_equal(decoded, array)
+    # Reading the file whole would hold 64 MiB at once.
+    assert peak < 4 * 2**20, peak
+
+
+# ---------------------------------------------------------------------------
+# special files, changed files, names
+
+
+def _decode_with_timeout(path: Path, seconds: float = 5.0) -> BaseException | np.ndarray | None:
+    import threading
+
+    outcome: list[BaseException | np.ndarray] = []
+
+    def work() -> None:
+        try:
+            outcome.append(decode_image(path))
+        except BaseException as error:  # handed back to the test
+            outcome.append(error)
+
+    thread = threading.Thread(target=work, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    if thread.is_alive():
+        # Blocked opening a FIFO: give it a writer so the thread can end.
+        fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK)
+        os.close(fd)
+        thread.join(seconds)
+        return None
+    return outcome[0]
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
+def test_fifo_named_like_an_image_is_refused_without_blocking(tmp_path):
+    path = tmp_path / "pipe.png"
+    os.mkfifo(path)
+    outcome = _decode_with_timeout(path)
+    assert outcome is not None, "decode_image blocked on a FIFO"
+    assert isinstance(outcome, ImageDecodeError)
+    assert "pipe.png: is a named pipe (FIFO), not a regular file; it is not read" in str(outcome)
+    assert not outcome.transient
+
+
+def test_socket_named_like_an_image_is_refused(tmp_path):
+    import socket
+
+    if not hasattr(socket, "AF_UNIX"):
+        pytest.skip("needs UNIX sockets")
+    path = tmp_path / "s.png"
+    with socket.socket(socket.AF_UNIX) as server:
+        server.bind(str(path))
+        with pytest.raises(ImageDecodeError, match=r"s\.png: is a socket, not a regular file"):
+            decode_image(path)
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/zero"), reason="needs /dev/zero")
+def test_link_to_a_device_is_refused_unread(tmp_path):
+    path = tmp_path / "x.png"
+    os.symlink("/dev/zero", path)
+    with pytest.raises(ImageDecodeError, match=r"x\.png: is a character device, not a regular"):
+        decode_image(path)
+    with pytest.raises(ImageDecodeError, match=r"is a character device"):
+        read_header(path)
+
+
+def test_file_rewritten_after_its_header_was_read(tmp_path, rng):
+    from pipeline.images import inspect_image
+
+    path = tmp_path / "a.png"
+    Image.fromarray(_rgb(rng, (8, 8))).save(path)
+    header = inspect_image(path)
+    assert header.stamp.size == path.stat().st_size
+    Image.fromarray(_rgb(rng, (12, 12))).save(path)  # same name, other pixels
+    with pytest.raises(
+        ImageDecodeError,
+        match=r"a\.png: changed size from \d+ to \d+ bytes since its header was read.*transient",
+    ) as info:
+        decode_image(path, expected=header.stamp)
+    assert info.value.transient
+    stack, statuses = decode_batch([path], shape=(12, 12, 3), dtype="uint8", stamps=[header.stamp])
+    assert "changed size" in statuses[0] and not stack.any()
+
+
+def test_file_replaced_by_another_of_the_same_size(tmp_path, rng):
+    from pipeline.images import inspect_image
+
+    path = tmp_path / "a.png"
+    Image.fromarray(_rgb(rng, (8, 8))).save(path)
+    header = inspect_image(path)
+    data = path.read_bytes()
+    other = tmp_path / "b.png"
+    other.write_bytes(data)
+    os.utime(other, ns=(header.stamp.mtime_ns, header.stamp.mtime_ns))
+    os.replace(other, path)  # an atomic replacement keeping size and time: only the inode differs
+    with pytest.raises(ImageDecodeError, match=r"a\.png: was replaced by another file since"):
+        decode_image(path, expected=header.stamp)
+
+
+def test_file_that_grows_while_it_is_decoded(tmp_path, rng, monkeypatch):
+    import pipeline.images as images
+
+    path = tmp_path / "a.png"
+    Image.fromarray(_rgb(rng, (8, 8))).save(path)
+    real = images.decode_pillow
+
+    def appending(file, handle, *args):
+        with open(path, "ab") as writer:
+            writer.write(b"more")
+        return real(file, handle, *args)
+
+    monkeypatch.setattr(images, "decode_pillow", appending)
+    with pytest.raises(
+        ImageDecodeError, match=r"a\.png: grew from (\d+) to \d+ bytes while it was read.*transient"
+    ):
+        decode_image(path)
+
+
+def test_stamps_must_match_the_paths(tmp_path):
+    with pytest.raises(
+        ValueError, match=r"stamps must hold one entry per path \(got 1 for 2 paths\)"
+    ):
+        decode_batch(
+            [tmp_path / "a.png", tmp_path / "b.png"], shape=(4, 4), dtype="uint8", stamps=[None]
+        )
+
+
+def test_names_that_are_not_utf8_decode_and_are_shown_escaped(tmp_path, rng):
+    folder = os.fsencode(tmp_path)
+    good = os.fsdecode(folder + b"/caf\xe9 $HOME #1\n\x1b[31m.png")
+    bad = os.fsdecode(folder + b"/bro\xffken.png")
+    try:
+        Image.fromarray(_rgb(rng, (8, 8))).save(good, format="PNG")
+    except (OSError, UnicodeError):
+        pytest.skip("the file system refuses names that are not UTF-8")
+    Path(bad).write_bytes(b"not an image")
+    assert decode_image(good).shape == (8, 8, 3)
+    with pytest.raises(ImageDecodeError) as info:
+        decode_image(bad)
+    text = str(info.value)
+    text.encode("utf-8")  # no lone surrogates: storable in Zarr, NetCDF and CSV
+    assert "bro\\xffken.png: not a supported image file" in text
+    _, statuses = decode_batch([bad], shape=(8, 8, 3), dtype="uint8")
+    statuses[0].encode("utf-8")
+
+
+def test_shown_names_lead_back_to_the_real_files(tmp_path, rng):
+    from pipeline.images import display_path, path_from_display
+
+    folder = os.fsencode(tmp_path)
+    names = [
+        b"caf\xe9.png",
+        b"\xff\xfe\xfd.png",
+        b"plain.png",
+        b"new\nline.png",
+        b"\xe6\x97\xa5.png",
+    ]
+    try:
+        for raw in names:
+            Path(os.fsdecode(folder + b"/" + raw)).write_bytes(b"x")
+    except (OSError, UnicodeError):
+        pytest.skip("the file system refuses names that are not UTF-8")
+    literal = tmp_path / "back\\x41slash.png"  # a UTF-8 name holding a literal \x41
+    literal.write_bytes(b"x")
+    for entry in os.listdir(folder):
+        real = os.path.join(folder, entry)
+        shown = display_path(os.fsdecode(real))
+        shown.encode("utf-8")
+        assert os.fsencode(path_from_display(shown)) == real
+    assert display_path(b"/d/caf\xe9.png") == "/d/caf\\xe9.png"
+
+
+@pytest.mark.parametrize("image_format", ["AVIF", "JPEG2000"])
+def test_deep_avif_and_jpeg2000_colour_is_refused_not_reduced(tmp_path, rng, image_format):
+    from PIL import features
+
+    if not features.check({"AVIF": "avif", "JPEG2000": "jpg_2000"}[image_format]):
+        pytest.skip(f"Pillow built without {image_format}")
+    buffer = io.BytesIO()
+    Image.fromarray(_rgb(rng)).save(buffer, format=image_format)
+    data = bytearray(buffer.getvalue())
+    # No encoder here writes deeper colour: the header's declared depth is raised in place
+    # (AVIF: the "pixi" property's bits per channel; JPEG 2000: the SIZ marker's Ssiz).
+    if image_format == "AVIF":
+        at = data.find(b"pixi")
+        data[at + 9 : at + 12] = bytes([10, 10, 10])
+        expected = r"deep\.bin: 10-bit AVIF is not supported \(Pillow decodes it to 8 bits"
+    else:
+        at = data.find(b"\xff\x4f\xff\x51")
+        for component in range(3):
+            data[at + 42 + 3 * component] = 15  # precision 16
+        expected = r"deep\.bin: 16-bit JPEG 2000 is not supported \(Pillow decodes it to 8 bits"
+    path = _write(tmp_path, "deep.bin", bytes(data))
+    with pytest.raises(ImageDecodeError, match=expected):
+        decode_image(path)
+    with pytest.raises(ImageDecodeError, match=expected):
+        read_header(path)
+
+
+def test_jpeg2000_followed_by_trailing_data_is_not_read_whole(tmp_path, rng):
+    import tracemalloc
+
+    from PIL import features
+
+    if not features.check("jpg_2000"):
+        pytest.skip("Pillow built without OpenJPEG")
+    array = _rgb(rng, (16, 16))
+    path = tmp_path / "tail.jp2"
+    Image.fromarray(array).save(path, format="JPEG2000")
+    with open(path, "r+b") as handle:
+        handle.truncate(path.stat().st_size + 64 * 2**20)
+    tracemalloc.start()
+    try:
+        np.testing.assert_array_equal(decode_image(path), array)
+        read_header(path)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 4 * 2**20, peak

@@ -95,7 +95,8 @@ def test_hidden_and_non_image_files_are_skipped_and_reported(folders):
     _image(ref / ".cache/b.png")
     (ref / "notes.txt").write_text("hello")
     (gen / "README").write_text("hello")
-    _image(gen / "anim.gif")
+    (gen / "drawing.svg").write_text("<svg/>")
+    _image(gen / "still.gif")  # a format Pillow reads: an image, here without a partner
     plan = pair_folders(ref, gen)
     assert plan.ids == ("a.png",)
     assert set(plan.skipped) == {
@@ -103,8 +104,9 @@ def test_hidden_and_non_image_files_are_skipped_and_reported(folders):
         SkippedFile("reference", ".hidden.png", "hidden file"),
         SkippedFile("reference", "notes.txt", "extension '.txt' is not an image type"),
         SkippedFile("generated", "README", "no extension"),
-        SkippedFile("generated", "anim.gif", "extension '.gif' is not an image type"),
+        SkippedFile("generated", "drawing.svg", "extension '.svg' is not an image type"),
     }
+    assert plan.unpaired_generated == ("still.gif",)
 
 
 @pytest.mark.skipif(not hasattr(os, "symlink"), reason="needs symbolic links")
@@ -229,3 +231,182 @@ def test_bad_side_name(folders):
 
     with pytest.raises(ValueError, match=r"side must be one of reference, generated \(got 'x'\)"):
         find_images(folders[0], side="x")
+
+
+# ---------------------------------------------------------------------------
+# special files, names, formats, limits
+
+
+def _pair_folders_with_timeout(*args, seconds: float = 10.0, **kwargs):
+    """pair_folders in a thread: a FIFO opened for reading would block it for ever."""
+    import threading
+
+    outcome: list = []
+
+    def work() -> None:
+        try:
+            outcome.append(pair_folders(*args, **kwargs))
+        except BaseException as error:  # handed back to the test
+            outcome.append(error)
+
+    thread = threading.Thread(target=work, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert not thread.is_alive(), "pairing blocked: a special file was opened"
+    if isinstance(outcome[0], BaseException):
+        raise outcome[0]
+    return outcome[0]
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs and UNIX sockets")
+def test_fifos_sockets_and_devices_are_skipped_unopened(folders, monkeypatch):
+    import socket
+
+    ref, gen = folders
+    _image(ref / "a.png")
+    _image(gen / "a.png")
+    os.mkfifo(ref / "pipe.png")
+    os.mkfifo(gen / "pipe.png")
+    os.symlink("/dev/zero", ref / "x.png")
+    os.symlink("/dev/zero", gen / "x.png")
+    opened: list[str] = []
+    real_open = os.open
+
+    def watching(path, *args, **kwargs):
+        opened.append(os.fspath(path))
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", watching)
+    with socket.socket(socket.AF_UNIX) as server:
+        server.bind(str(gen / "s.png"))
+        plan = _pair_folders_with_timeout(ref, gen)
+    assert plan.ids == ("a.png",)
+    assert plan.failed == ()
+    skipped = {(s.side, s.path): s.reason for s in plan.skipped}
+    never = "not a regular file (never opened)"
+    assert skipped == {
+        ("reference", "pipe.png"): f"a named pipe (FIFO), {never}",
+        ("generated", "pipe.png"): f"a named pipe (FIFO), {never}",
+        ("reference", "x.png"): f"a character device, {never}",
+        ("generated", "x.png"): f"a character device, {never}",
+        ("generated", "s.png"): f"a socket, {never}",
+    }
+    assert not [p for p in opened if p.endswith(("pipe.png", "x.png", "s.png"))]
+
+
+def test_skipped_entries_name_the_folder_as_typed(folders, monkeypatch):
+    ref, gen = folders
+    _image(ref / "a.png")
+    _image(gen / "a.png")
+    (gen / "sub").mkdir()
+    (gen / "sub/notes.txt").write_text("x")
+    monkeypatch.chdir(gen.parent)
+    plan = pair_folders(ref, "./fake/")
+    (entry,) = plan.skipped
+    assert entry.path == "sub/notes.txt"
+    assert entry.location == "./fake/sub/notes.txt"
+
+
+@pytest.mark.parametrize("suffix", [".avif", ".jp2", ".gif", ".qoi", ".ppm", ".tga"])
+def test_formats_pillow_reads_are_paired_not_skipped(folders, suffix):
+    from PIL import features
+
+    if suffix == ".avif" and not features.check("avif"):
+        pytest.skip("Pillow built without AVIF")
+    ref, gen = folders
+    _image(ref / "a.png", (8, 10, 3))
+    _image(gen / f"a{suffix}", (8, 10, 3))
+    plan = pair_folders(ref, gen)
+    assert plan.ids == ("a.png",) and plan.skipped == ()
+    assert plan.pair("a.png").generated == gen / f"a{suffix}"
+    assert plan.size_groups == (SizeGroup((8, 10, 3), "uint8", ("a.png",)),)
+
+
+def test_pixel_limit_fails_the_pair_at_pairing(folders):
+    ref, gen = folders
+    _image(ref / "big.png", (8, 10))
+    _image(gen / "big.png", (8, 10))
+    _image(ref / "small.png", (4, 5))
+    _image(gen / "small.png", (4, 5))
+    plan = pair_folders(ref, gen, max_image_pixels=20)
+    assert plan.size_groups == (SizeGroup((4, 5), "uint8", ("small.png",)),)
+    (failed,) = plan.failed
+    assert failed.id == "big.png"
+    assert "big.png: declares 10x8 pixels (80), more than max_image_pixels (20)" in failed.reason
+
+
+def test_stamps_are_recorded_when_headers_are_read(folders):
+    ref, gen = folders
+    _image(ref / "a.png")
+    _image(gen / "a.png")
+    pair = pair_folders(ref, gen).pair("a.png")
+    info = (gen / "a.png").stat()
+    assert pair.generated_stamp is not None
+    assert (pair.generated_stamp.size, pair.generated_stamp.mtime_ns) == (
+        info.st_size,
+        info.st_mtime_ns,
+    )
+    assert pair_folders(ref, gen, read_headers=False).pair("a.png").reference_stamp is None
+
+
+_ODD_NAMES = [
+    b"caf\xe9.png",  # Latin-1, not UTF-8
+    b"\xff\xfe.png",
+    b"line\nbreak.png",
+    b"esc\x1b[31mred\x1b[0m.png",
+    b"tab\tand\rcr.png",
+    b"$HOME #1 'q' \"dq\".png",
+    b"\xe6\x97\xa5\xe6\x9c\xac.png",  # valid UTF-8 (Japanese): kept as is
+    b"x" * 250 + b".png",
+]
+
+
+def test_any_bytes_in_names_pair_and_ids_are_valid_unicode(folders):
+    ref, gen = folders
+    try:
+        for raw in _ODD_NAMES:
+            for side in (ref, gen):
+                _image(Path(os.fsdecode(os.fsencode(side) + b"/" + raw)))
+    except (OSError, UnicodeError):
+        pytest.skip("the file system refuses some of these names")
+    (gen / "orphan\udcff.png").write_bytes(b"")  # surrogate escape of byte 0xff
+    (gen / "notes\udcfe.txt").write_text("x")
+    plan = pair_folders(ref, gen)
+    assert len(plan.ids) == len(_ODD_NAMES)
+    assert plan.failed == ()
+    texts = [
+        *plan.ids,
+        *plan.unpaired_generated,
+        *(s.path for s in plan.skipped),
+        *(s.location for s in plan.skipped),
+    ]
+    for text in texts:
+        text.encode("utf-8")  # no lone surrogates
+    assert "caf\\xe9.png" in plan.ids and "\\xff\\xfe.png" in plan.ids
+    assert "\u65e5\u672c.png" in plan.ids and "line\nbreak.png" in plan.ids
+    assert plan.unpaired_generated == ("orphan\\xff.png",)
+    # The real path is kept for reading: the file opens under it.
+    assert plan.pair("caf\\xe9.png").reference.is_file()
+    assert os.fsencode(plan.pair("caf\\xe9.png").reference).endswith(b"/caf\xe9.png")
+
+
+def test_any_exception_reading_one_header_fails_that_pair_only(folders, monkeypatch):
+    import pipeline.pairing as pairing
+
+    ref, gen = folders
+    for name in ("a.png", "b.png"):
+        _image(ref / name)
+        _image(gen / name)
+    real = pairing.inspect_image
+
+    def flaky(path, **kwargs):
+        if Path(path) == gen / "b.png":
+            raise RuntimeError("a bug far below")
+        return real(path, **kwargs)
+
+    monkeypatch.setattr(pairing, "inspect_image", flaky)
+    plan = pair_folders(ref, gen)
+    assert plan.size_groups == (SizeGroup((8, 10), "uint8", ("a.png",)),)
+    (failed,) = plan.failed
+    assert failed.id == "b.png"
+    assert failed.reason.endswith("b.png: header could not be read (RuntimeError: a bug far below)")
