@@ -122,6 +122,12 @@ def is_image_folder(path: Any) -> bool:
         return True  # unreadable: pairing names the folder and the reason
 
 
+def _shown(path: str | os.PathLike[str]) -> str:
+    """A file as the results name it: absolute, so a report run from another folder finds
+    it, and valid Unicode (:func:`pipeline.images.display_path`)."""
+    return display_path(Path(path).absolute())
+
+
 def open_folder_pair(
     reference: Any,
     generated: Any,
@@ -218,8 +224,8 @@ def folder_source(
         reference=first.reference,
         generated=first.generated,
         image=np.array(order, dtype=object),
-        reference_names=np.array([display_path(by_id[i].reference) for i in order], dtype=object),
-        generated_names=np.array([display_path(by_id[i].generated) for i in order], dtype=object),
+        reference_names=np.array([_shown(by_id[i].reference) for i in order], dtype=object),
+        generated_names=np.array([_shown(by_id[i].generated) for i in order], dtype=object),
         native_chunks=first.native_chunks,
         identity=identity,
         status=status,
@@ -321,8 +327,8 @@ def _group_pair(
         reference=arrays["reference"],
         generated=arrays["generated"],
         image=np.array([m.id for m in members], dtype=object),
-        reference_names=np.array([display_path(m.reference) for m in members], dtype=object),
-        generated_names=np.array([display_path(m.generated) for m in members], dtype=object),
+        reference_names=np.array([_shown(m.reference) for m in members], dtype=object),
+        generated_names=np.array([_shown(m.generated) for m in members], dtype=object),
         # Each file is read whole and independently: any tiling is as cheap as any other.
         native_chunks=(1, 1, 1),
         identity=identity,

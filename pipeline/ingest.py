@@ -47,7 +47,7 @@ from dask.base import tokenize
 from dask.highlevelgraph import HighLevelGraph
 
 from pipeline.dataset import STATUS, STATUS_OK, UNPAIRED_GENERATED, UNPAIRED_REFERENCE
-from pipeline.images import ImageDecodeError, decode_batch, read_header
+from pipeline.images import ImageDecodeError, decode_batch, display_path, read_header
 from pipeline.pairing import find_images
 from pipeline.sources import (
     InputOptions,
@@ -201,7 +201,7 @@ def ingest_folder(
         try:
             shape, dtype = read_header(root / relative)
         except ImageDecodeError as error:
-            failed[relative] = str(error)
+            failed[display_path(relative)] = str(error)
             continue
         groups.setdefault((tuple(shape), str(dtype)), []).append(relative)
     # The root says what this store is and which files had no readable header (they
@@ -225,7 +225,8 @@ def ingest_folder(
                 IMAGES: (_DIMS, stack),
                 STATUS: ((STACK_FILE,), np.full(len(members), "", dtype=object)),
             },
-            coords={STACK_FILE: np.asarray(members, dtype=object)},
+            # Names as valid Unicode (bytes that are not UTF-8 as \xNN escapes).
+            coords={STACK_FILE: np.asarray([display_path(m) for m in members], dtype=object)},
             attrs={"source_folder": str(root), "description": "decoded images, one per chunk"},
         )
         template.to_zarr(
@@ -269,7 +270,7 @@ def ingest_folder(
         )
         for relative, text in zip(members, found, strict=True):
             if text != STATUS_OK:
-                failed[relative] = str(text)
+                failed[display_path(relative)] = str(text)
         arrays[name] = f"{len(members)} images {full[0]}x{full[1]}x{full[2]} {dtype}"
     return IngestResult(path=target, arrays=arrays, failed=dict(sorted(failed.items())))
 

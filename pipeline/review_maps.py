@@ -213,7 +213,10 @@ def _source_image(
                 axis = channel_axis if channel_axis < 0 else channel_axis - 1
                 picture = np.moveaxis(picture, axis, -1)
         return picture, None
-    path = Path(name)
+    from pipeline.images import path_from_display
+
+    # Names are stored as valid Unicode (bytes that are not UTF-8 as \xNN escapes).
+    path = Path(path_from_display(name))
     if path.is_file():
         from pipeline.images import ImageDecodeError, decode_image
 
