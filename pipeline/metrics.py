@@ -14,12 +14,10 @@ from pipeline.kernels.fused_combine import float32_holds
 from pipeline.presets import SSIMParams, resolve_params
 from pipeline.validation import (
     as_image_array,
-    check_finite,
-    check_pixel_magnitude,
+    check_pixels,
     check_same_shape,
     check_window_fits,
     normalize_channel_axis,
-    pixel_magnitude,
     resolve_data_range,
 )
 
@@ -105,11 +103,8 @@ def ssim(
     spatial = x.shape if axis is None else x.shape[:axis] + x.shape[axis + 1 :]
     factor = chosen_profile.downsample_factor(spatial)
     check_window_fits(downsampled_shape(spatial, factor), chosen.win_size)
-    check_finite(x, "x")
-    check_finite(y, "y")
-    check_pixel_magnitude(x, "x")
-    check_pixel_magnitude(y, "y")
-    engine = _engine_for_range(engine, chosen, data_range, x, y)
+    magnitude = max(check_pixels(x, "x"), check_pixels(y, "y"))
+    engine = _engine_for_range(engine, chosen, data_range, magnitude)
 
     if axis is not None and color_mode == "luma":
         x, y, axis = to_luma(x, axis), to_luma(y, axis), None
@@ -132,7 +127,7 @@ def ssim(
     return score, {k: xp.stack([m[k] for m in per_channel], axis=axis) for k in MAP_NAMES}
 
 
-def _engine_for_range(engine: str, params: SSIMParams, data_range: float, x: Any, y: Any) -> str:
+def _engine_for_range(engine: str, params: SSIMParams, data_range: float, magnitude: float) -> str:
     """``engine``, or ``"reference"`` where float32 cannot hold these pixels and constants.
 
     The fused and GPU kernels compute in float32; pixels beyond 2^59 (float32 near
@@ -142,7 +137,7 @@ def _engine_for_range(engine: str, params: SSIMParams, data_range: float, x: Any
     if engine not in ("auto", "fused", "gpu"):
         return engine  # "reference", or a name the dispatcher refuses
     c1, c2 = params.constants(data_range)
-    return engine if float32_holds(c1, c2, pixel_magnitude(x, y)) else "reference"
+    return engine if float32_holds(c1, c2, magnitude) else "reference"
 
 
 def _score(x: Any, y: Any, params: SSIMParams, data_range: float, engine: str) -> float:

@@ -354,8 +354,8 @@ def unscored_reasons(packed: np.ndarray, ms_ssim: np.ndarray | None = None) -> l
             )
         elif ms_ssim is not None and not np.isfinite(ms_ssim[i]):
             reasons.append(
-                "MS-SSIM came out NaN or Inf: a coarse scale overflowed or has no window; "
-                "check the pixel values and data_range"
+                "MS-SSIM came out NaN or Inf: float32 arithmetic overflowed at some scale "
+                "(pixels or data_range near the float32 limits); use engine='reference'"
             )
         else:
             reasons.append(None)

@@ -22,12 +22,12 @@ import numpy as np
 from pipeline.cluster import LOCAL_SCHEDULERS
 from pipeline.color import check_color_mode
 from pipeline.config import RunConfig
+from pipeline.dataset import STATUS_OK
 from pipeline.family import prepare_family
 from pipeline.kernel_spec import KernelSpec
 from pipeline.multiscale_graph import ms_ssim_graph
 from pipeline.nonfinite import masked_block_statistics, screen_block, with_finite_check
 from pipeline.presets import Profile, SSIMParams, resolve_params
-from pipeline.dataset import STATUS_OK
 from pipeline.reductions import (
     FIELDS,
     block_statistics,

@@ -17,7 +17,7 @@ __all__ = [
     "FLOAT64_PIXEL_LIMIT",
     "as_image_array",
     "check_finite",
-    "check_pixel_magnitude",
+    "check_pixels",
     "check_same_shape",
     "check_window_fits",
     "lookup_data_range",
@@ -139,23 +139,29 @@ def resolve_data_range(
     return found, source
 
 
+def _dtype_bound(dtype: np.dtype) -> float | None:
+    """``max |value|`` a dtype can hold where that is small enough for every path, else None."""
+    if dtype.kind in "ui" and dtype.itemsize <= 4:
+        info = np.iinfo(dtype)
+        return max(float(info.max), -float(info.min))
+    if dtype == np.float16:
+        return float(np.finfo(dtype).max)
+    return None
+
+
 def pixel_magnitude(x: Any, y: Any) -> float:
     """The largest ``|pixel|`` of ``x`` and ``y``, finite pixels assumed.
 
     For dtypes no larger than 32-bit integers or float16 the dtype's own bound is
     returned without reading the pixels (it is small enough for every path);
-    float32, float64 and 64-bit integers are read (two reductions each).
+    float32, float64 and 64-bit integers are read (a max and a min each).
     """
     bound = 0.0
     for array in (x, y):
-        dtype = np.dtype(array.dtype)
-        if dtype.kind in "ui" and dtype.itemsize <= 4:
-            info = np.iinfo(dtype)
-            bound = max(bound, float(info.max), -float(info.min))
-        elif dtype == np.float16:
-            bound = max(bound, float(np.finfo(dtype).max))
-        elif array.size:
-            bound = max(bound, abs(float(array.max())), abs(float(array.min())))
+        own = _dtype_bound(np.dtype(array.dtype))
+        if own is None and array.size:
+            own = max(abs(float(array.max())), abs(float(array.min())))
+        bound = max(bound, own or 0.0)
     return bound
 
 
@@ -164,18 +170,29 @@ def pixel_magnitude(x: Any, y: Any) -> float:
 FLOAT64_PIXEL_LIMIT = 1e150
 
 
-def check_pixel_magnitude(array: Any, name: str) -> None:
-    """Refuse float64 pixels beyond :data:`FLOAT64_PIXEL_LIMIT` (their squares overflow)."""
-    if np.dtype(array.dtype) != np.float64 or array.size == 0:
-        return
-    xp = array_module(array)
-    top = float(xp.abs(array).max())
-    if top > FLOAT64_PIXEL_LIMIT:
+def check_pixels(array: Any, name: str) -> float:
+    """Refuse NaN, Inf and float64 pixels beyond 1e150; return ``max |pixel|``.
+
+    One max and one min answer all three (a NaN or Inf shows in them), so the
+    checks cost no more than :func:`check_finite` alone; the magnitude then picks
+    the engine (:func:`pipeline.kernels.fused_combine.float32_holds`).
+    """
+    dtype = np.dtype(array.dtype)
+    if array.size == 0:
+        return 0.0
+    if dtype.kind in "ui" and dtype.itemsize <= 4:
+        return _dtype_bound(dtype) or 0.0
+    top, bottom = float(array.max()), float(array.min())
+    if not (math.isfinite(top) and math.isfinite(bottom)):
+        check_finite(array, name)
+    magnitude = max(abs(top), abs(bottom))
+    if dtype == np.float64 and magnitude > FLOAT64_PIXEL_LIMIT:
         raise ValueError(
-            f"{name} holds values up to {top:.3g} (float64); SSIM's local moments overflow "
+            f"{name} holds values up to {magnitude:.3g} (float64); SSIM's local moments overflow "
             f"float64 beyond {FLOAT64_PIXEL_LIMIT:g}: rescale both images and data_range by "
             "one factor (SSIM does not change)"
         )
+    return magnitude
 
 
 def normalize_channel_axis(channel_axis: int | None, ndim: int) -> int | None:

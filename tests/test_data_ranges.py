@@ -96,9 +96,7 @@ def test_data_ranges_give_each_dtype_its_own_range(mixed_depths):
     )
     assert _score(ds, "a8.png") == pytest.approx(_skimage(*mixed_depths["uint8"], 255), abs=1e-5)
     # data_ranges wins over the dtype's own range (12-bit data stored as uint16).
-    assert _score(ds, "b16.png") == pytest.approx(
-        _skimage(*mixed_depths["uint16"], 4095), abs=1e-5
-    )
+    assert _score(ds, "b16.png") == pytest.approx(_skimage(*mixed_depths["uint16"], 4095), abs=1e-5)
     by_dtype = json.loads(ds.attrs[DATA_RANGE_BY_DTYPE])
     assert by_dtype["uint16"] == {"data_range": 4095.0, "source": "data_ranges[uint16]"}
     assert by_dtype["uint8"] == {"data_range": 255.0, "source": "dtype uint8"}

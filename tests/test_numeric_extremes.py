@@ -102,7 +102,10 @@ def test_float16_input(unit):
 def _integers(rng, dtype, low: int, span: int) -> tuple[np.ndarray, np.ndarray]:
     offsets = rng.integers(0, span, SHAPE)
     noise = np.clip(offsets + rng.integers(-span // 10, span // 10 + 1, SHAPE), 0, span - 1)
-    return (np.asarray(low, dtype) + offsets.astype(dtype), np.asarray(low, dtype) + noise.astype(dtype))
+    return (
+        np.asarray(low, dtype) + offsets.astype(dtype),
+        np.asarray(low, dtype) + noise.astype(dtype),
+    )
 
 
 @pytest.mark.parametrize(
@@ -175,3 +178,22 @@ def test_float32_bounds():
     assert not float32_holds(1e56, 9e56, 1.0)  # C beyond float32
     assert not float32_holds(1e-64, 9e-64, 1.0)  # C vanishes in float32
     assert not float32_holds(1e-4, 9e-4, 2.0**64)  # pixel squares beyond float32
+
+
+def test_ms_ssim_near_the_float32_limit_is_never_ok_with_nan(rng):
+    x = rng.random((176, 176))
+    y = np.clip(x + 0.1 * rng.standard_normal(x.shape), 0, 1)
+    x, y = ((a * 6e38 - 3e38).astype(np.float32) for a in (x, y))
+    ds = sp.evaluate(x[None], y[None], data_range=6e38, ms_ssim=True)
+    value, status = float(ds.ms_ssim[0]), str(ds.status.values[0])
+    # Either scored (the same number as the float64 path) or failed with the reason.
+    if status == "ok":
+        assert value == pytest.approx(sp.ms_ssim(x, y, data_range=6e38, engine="reference"))
+    else:
+        assert np.isnan(value)
+        assert status.startswith("MS-SSIM came out NaN or Inf: float32 arithmetic overflowed")
+    ds = sp.evaluate(x[None], y[None], data_range=6e38, ms_ssim=True, engine="reference")
+    assert ds.status.values.tolist() == ["ok"]
+    assert float(ds.ms_ssim[0]) == pytest.approx(
+        sp.ms_ssim(x, y, data_range=6e38, engine="reference"), abs=1e-9
+    )
