@@ -49,6 +49,9 @@ def screen_block(
     numbers are discarded; zeroing only keeps the kernels quiet), else
     ``(n, h - 2 depth, w - 2 depth)``, False for windows touching a bad pixel.
     """
+    if _all_usable(x) and _all_usable(y):
+        # The usual block: two reductions per side, no mask array made.
+        return x, y, None
     bad = ~(_usable(x) & _usable(y))
     if not bad.any():
         return x, y, None
@@ -61,6 +64,15 @@ def screen_block(
     h, w = touched.shape[1:]
     keep = touched[:, depth : h - depth, depth : w - depth] == 0
     return x, y, keep
+
+
+def _all_usable(array: np.ndarray) -> bool:
+    """Whether every pixel is usable: a NaN or Inf shows in the max or the min."""
+    if array.size == 0:
+        return True
+    top, bottom = float(array.max()), float(array.min())
+    limit = FLOAT64_PIXEL_LIMIT if array.dtype == np.float64 else np.inf
+    return -limit <= bottom and top <= limit and np.isfinite(top) and np.isfinite(bottom)
 
 
 def _usable(array: np.ndarray) -> np.ndarray:

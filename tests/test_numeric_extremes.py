@@ -54,6 +54,9 @@ def test_huge_and_tiny_data_range_match_the_float64_reference(unit, dtype, data_
         assert sp.ssim(x, y, data_range=data_range, engine=engine) == pytest.approx(
             expected, abs=1e-9
         )
+        ds = sp.evaluate(x[None], y[None], data_range=data_range, engine=engine)
+        assert ds.status.values.tolist() == ["ok"]
+        assert float(ds.ssim[0, 0]) == pytest.approx(expected, abs=1e-9)
 
 
 @pytest.mark.parametrize(("k1", "k2"), [(1e10, 0.03), (0.01, 1e10), (1e-10, 1e-10), (1e5, 1e5)])
@@ -61,6 +64,9 @@ def test_huge_and_tiny_k_match_the_float64_reference(unit, k1, k2):
     x, y = unit
     expected = _skimage(x, y, 1.0, k1, k2)
     assert sp.ssim(x, y, data_range=1.0, k1=k1, k2=k2) == pytest.approx(expected, abs=1e-6)
+    ds = sp.evaluate(x[None], y[None], data_range=1.0, k1=k1, k2=k2)
+    assert ds.status.values.tolist() == ["ok"]
+    assert float(ds.ssim[0, 0]) == pytest.approx(expected, abs=1e-6)
 
 
 @pytest.mark.parametrize(
@@ -197,3 +203,25 @@ def test_ms_ssim_near_the_float32_limit_is_never_ok_with_nan(rng):
     assert float(ds.ms_ssim[0]) == pytest.approx(
         sp.ms_ssim(x, y, data_range=6e38, engine="reference"), abs=1e-9
     )
+
+
+def test_colour_float32_near_its_limits(rng):
+    # The colour kernel (channels averaged per pixel) has the same float32 limits.
+    x = rng.random((24, 26, 3))
+    y = np.clip(x + 0.1 * rng.standard_normal(x.shape), 0, 1)
+    x, y = ((a * 6e38 - 3e38).astype(np.float32) for a in (x, y))
+    expected = float(
+        structural_similarity(
+            x.astype(np.float64),
+            y.astype(np.float64),
+            data_range=6e38,
+            channel_axis=-1,
+            gaussian_weights=True,
+            sigma=1.5,
+            use_sample_covariance=False,
+        )
+    )
+    assert sp.ssim(x, y, data_range=6e38, channel_axis=-1) == pytest.approx(expected, abs=1e-9)
+    ds = sp.evaluate(x[None], y[None], data_range=6e38, channel_axis=-1)
+    assert ds.status.values.tolist() == ["ok"]
+    assert float(ds.ssim[0, 0]) == pytest.approx(expected, abs=1e-9)
