@@ -189,3 +189,22 @@ def test_lookup_refuses_two_ranges_for_one_pair():
         ValueError, match=r"data_ranges gives the two sides different ranges \(\{'uint8': 255.0"
     ):
         lookup_data_range(None, np.uint8, np.float32, {"uint8": 255.0, "float32": 1.0})
+
+
+def test_cli_exit_status_follows_the_ranges(mixed_depths, tmp_path, capsys):
+    from pipeline.cli import main
+
+    ref, gen = (str(p) for p in mixed_depths["root"])
+    out = tmp_path / "out"
+    # No range for the float files: they fail (exit 1, listed), the integer pairs run.
+    assert main(["evaluate", ref, gen, "--out", f"{out}1.zarr", "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert "failed: cfloat.tif: reference file" in err and "data_ranges: {float32: 1.0}" in err
+    # The advised scalar would have scored the uint8 pair with L = 1: refused (exit 2).
+    config = tmp_path / "scalar.yaml"
+    config.write_text("data_range: 1.0\n")
+    assert main(["evaluate", ref, gen, "--out", f"{out}2.zarr", "--config", str(config)]) == 2
+    assert "set data_ranges: {float32: 1} instead of data_range" in capsys.readouterr().err
+    config.write_text("data_ranges: {float32: 1.0}\n")
+    argv = ["evaluate", ref, gen, "--out", f"{out}3.zarr", "--config", str(config), "--quiet"]
+    assert main(argv) == 0
