@@ -13,8 +13,17 @@ single :class:`~pipeline.run_plan.RunPlan`:
 * the commit batches are the parts' own batches, shifted: a batch never spans
   two groups, so no decoded chunk is needed by two batches;
 * the attrs are those of the first part, plus the source's (unpaired files ...),
-  the size groups as JSON (``size_groups``) and, when the groups' data ranges
+  the size groups as JSON (``size_groups``), each dtype's data range and its
+  source as JSON (``data_range_by_dtype``) and, when the groups' data ranges
   differ (8- and 16-bit files), a ``data_range`` naming each.
+
+Each group's data range comes from its own dtype: ``data_ranges[dtype]``, else a
+scalar ``data_range``, else an integer dtype's full range. A float group with
+neither fails its own pairs (each status names its files and the setting to
+add) and the other groups run. A scalar ``data_range`` over a folder that mixes
+dtypes, one of them an integer dtype without a ``data_ranges`` entry, is refused
+before any pixel is read: one L for 8-bit, 16-bit and float files would score
+all but one of them wrongly.
 
 Parts whose images are read independently (``SourcePair.rechunked``) are planned
 twice: once to learn the engine's chunks, then rebuilt with exactly those chunks
