@@ -13,8 +13,17 @@ single :class:`~pipeline.run_plan.RunPlan`:
 * the commit batches are the parts' own batches, shifted: a batch never spans
   two groups, so no decoded chunk is needed by two batches;
 * the attrs are those of the first part, plus the source's (unpaired files ...),
-  the size groups as JSON (``size_groups``) and, when the groups' data ranges
+  the size groups as JSON (``size_groups``), each dtype's data range and its
+  source as JSON (``data_range_by_dtype``) and, when the groups' data ranges
   differ (8- and 16-bit files), a ``data_range`` naming each.
+
+Each group's data range comes from its own dtype: ``data_ranges[dtype]``, else a
+scalar ``data_range``, else an integer dtype's full range. A float group with
+neither fails its own pairs (each status names its files and the setting to
+add) and the other groups run. A scalar ``data_range`` over a folder that mixes
+dtypes, one of them an integer dtype without a ``data_ranges`` entry, is refused
+before any pixel is read: one L for 8-bit, 16-bit and float files would score
+all but one of them wrongly.
 
 Parts whose images are read independently (``SourcePair.rechunked``) are planned
 twice: once to learn the engine's chunks, then rebuilt with exactly those chunks
@@ -33,7 +42,9 @@ import numpy as np
 from pipeline.config import RunConfig
 from pipeline.dataset import SIZE_GROUPS
 from pipeline.reductions import empty_statistics
+from pipeline.run_plan import DATA_RANGE_BY_DTYPE
 from pipeline.sources import SourcePair
+from pipeline.validation import lookup_data_range
 
 if TYPE_CHECKING:
     from pipeline.run_plan import RunPlan
@@ -58,19 +69,22 @@ def plan_groups(config: RunConfig, pair: SourcePair) -> RunPlan:
             f"save_maps needs images of one size, but the source has {len(pair.groups)} size "
             f"groups ({shapes}); evaluate each size on its own or leave save_maps off"
         )
+    _check_scalar_range(config, pair)
     plans: list[RunPlan] = []
+    ranges: list[tuple[float | None, str]] = []
     offset = 0
     for group in pair.groups:
-        group = _fail_if_below_window(config, pair, group, offset)
+        group, group_config, found = _group_range(config, pair, group, offset)
+        group = _fail_if_below_window(group_config, pair, group, offset)
         offset += group.n_images
-        group_config = config
         if group.n_channels == 1 and config.color_mode == "luma":
             # Luma of a grey image is the image: score grey groups as they are.
-            group_config = config.replace(color_mode="channels")
+            group_config = group_config.replace(color_mode="channels")
         plan = plan_run(group_config, group)
         if group.rechunked is not None:
             plan = plan_run(group_config, group.rechunked(plan.chunks[0]))
         plans.append(plan)
+        ranges.append(found)
 
     names: list[str] = []
     for plan in plans:
@@ -111,7 +125,7 @@ def plan_groups(config: RunConfig, pair: SourcePair) -> RunPlan:
         regions=replace(first.regions, names=tuple(names)),
         batches=tuple(batches),
         statistics=statistics,
-        attrs=_attrs(config, pair, plans),
+        attrs=_attrs(config, pair, plans, ranges),
     )
 
 
@@ -136,10 +150,83 @@ def _fail_if_below_window(
             f"{params.win_size} window; use a smaller odd win_size or larger images"
         )
     fits = (max(height, params.win_size), max(width, params.win_size))
-    layout = (group.n_images, *fits, group.n_channels)
+    return _blank(group, fits)
+
+
+def _blank(group: SourcePair, shape: tuple[int, int]) -> SourcePair:
+    """``group`` with never-read zeros of ``shape`` in its slots (its pairs have failed)."""
+    layout = (group.n_images, *shape, group.n_channels)
     blank = da.zeros(layout, dtype=group.reference.dtype, chunks=(1, -1, -1, -1))
     status = da.full(group.n_images, "ok", dtype=object, chunks=1)
     return replace(group, reference=blank, generated=blank, read_status=status, rechunked=None)
+
+
+def _dtype_names(pair: SourcePair) -> list[str]:
+    return sorted({np.dtype(group.reference.dtype).name for group in pair.groups})
+
+
+def _check_scalar_range(config: RunConfig, pair: SourcePair) -> None:
+    """A scalar ``data_range`` may not override integer ranges in a folder of mixed dtypes.
+
+    One ``L`` for 8-bit, 16-bit and float files scores all but one of them wrongly
+    (``data_range: 1.0`` for float files would give uint8 pairs ``L = 1``). Mixed
+    dtypes are seen in the headers, so this is refused before any pixel is read,
+    naming the ``data_ranges`` setting that says what was meant.
+    """
+    if config.data_range is None:
+        return
+    dtypes = _dtype_names(pair)
+    given = config.data_ranges or {}
+    integers = [d for d in dtypes if np.dtype(d).kind in "ui" and d not in given]
+    if len(dtypes) < 2 or not integers:
+        return
+    floats = [d for d in dtypes if np.dtype(d).kind == "f" and d not in given]
+    own = ", ".join(f"{d}: {_integer_range(d):g}" for d in integers)
+    if floats:
+        wanted = ", ".join(f"{d}: {config.data_range:g}" for d in floats)
+        advice = (
+            f"set data_ranges: {{{wanted}}} instead of data_range (integer dtypes then keep "
+            "their full range)"
+        )
+    else:
+        advice = "drop data_range (each integer dtype then takes its full range)"
+    raise ValueError(
+        f"data_range={config.data_range:g} would score every pair with one L, but the folder "
+        f"mixes dtypes {', '.join(dtypes)} and its integer files have their own range ({own}); "
+        f"{advice}, or give every dtype its own entry in data_ranges"
+    )
+
+
+def _integer_range(name: str) -> float:
+    info = np.iinfo(np.dtype(name))
+    return float(info.max) - float(info.min)
+
+
+def _group_range(
+    config: RunConfig, pair: SourcePair, group: SourcePair, offset: int
+) -> tuple[SourcePair, RunConfig, tuple[float | None, str]]:
+    """The group, the settings it is planned with and its data range ``(L, source)``.
+
+    A float group with no range given (neither ``data_ranges`` nor ``data_range``)
+    fails its own pairs, each status naming its files and the setting to add; its
+    slots become never-read zeros planned with a stand-in range, and the other
+    groups run.
+    """
+    dtype = np.dtype(group.reference.dtype)
+    found, source = lookup_data_range(config.data_range, dtype, dtype, config.data_ranges)
+    if found is not None:
+        return group, config, (found, source)
+    for i in range(group.n_images):
+        pair.status.setdefault(
+            offset + i,
+            f"reference file {group.reference_names[i]} and generated file "
+            f"{group.generated_names[i]} are {dtype.name} with no data range given: set "
+            f"data_ranges: {{{dtype.name}: 1.0}} to the span of their values (1.0 for [0, 1], "
+            "255.0 for [0, 255]); integer files keep their dtype's range",
+        )
+    # The stand-in range only lets the never-read zeros be planned; nothing is scored.
+    stand_in = config.replace(data_range=1.0)
+    return _blank(group, group.image_shape), stand_in, (None, "missing: its pairs failed")
 
 
 def _describe(group: SourcePair) -> str:
@@ -169,22 +256,36 @@ def _widen_regions(
     )
 
 
-def _attrs(config: RunConfig, pair: SourcePair, plans: list[RunPlan]) -> dict[str, Any]:
+def _attrs(
+    config: RunConfig,
+    pair: SourcePair,
+    plans: list[RunPlan],
+    ranges: list[tuple[float | None, str]],
+) -> dict[str, Any]:
     attrs = dict(plans[0].attrs)
     channels = [plan.pair.n_channels for plan in plans]
     attrs["n_channels"] = max(channels)
     attrs["color_mode"] = config.color_mode if max(channels) > 1 else "grey"
-    ranges = {plan.data_range for plan in plans}
-    if len(ranges) > 1:
-        attrs["data_range"] = "per size group: " + ", ".join(
-            f"{plan.data_range:g} ({plan.pair.reference.dtype})" for plan in plans
+    by_dtype: dict[str, dict[str, Any]] = {}
+    for plan, (found, source) in zip(plans, ranges, strict=True):
+        by_dtype[str(plan.pair.reference.dtype)] = {"data_range": found, "source": source}
+    attrs[DATA_RANGE_BY_DTYPE] = json.dumps(by_dtype, sort_keys=True)
+    if len(set(ranges)) > 1:
+        attrs["data_range"] = "per dtype: " + ", ".join(
+            f"{'none' if entry['data_range'] is None else format(entry['data_range'], 'g')} "
+            f"({name})"
+            for name, entry in sorted(by_dtype.items())
         )
-        attrs["data_range_source"] = "per size group (see size_groups)"
+        attrs["data_range_source"] = f"per dtype (see {DATA_RANGE_BY_DTYPE})"
+    else:
+        attrs["data_range"], attrs["data_range_source"] = ranges[0]
+        if ranges[0][0] is None:
+            attrs["data_range"] = "none"
     # The run's own settings (a grey group may have been planned without luma).
     attrs["config_fingerprint"] = config.fingerprint()
     attrs["config"] = json.dumps(config.result_mapping(), sort_keys=True, default=str)
     groups = []
-    for plan in plans:
+    for plan, (found, source) in zip(plans, ranges, strict=True):
         group = plan.pair
         height, width = group.image_shape
         groups.append(
@@ -192,7 +293,8 @@ def _attrs(config: RunConfig, pair: SourcePair, plans: list[RunPlan]) -> dict[st
                 "shape": [height, width, group.n_channels],
                 "dtype": str(group.reference.dtype),
                 "pairs": group.n_images,
-                "data_range": plan.data_range,
+                "data_range": found,
+                "data_range_source": source,
                 "chunks": [max(plan.chunks[0]), max(plan.chunks[1]), max(plan.chunks[2])],
                 "batches": len(plan.batches),
                 "decode_tasks": len(plan.chunks[0]),

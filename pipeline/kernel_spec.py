@@ -18,7 +18,9 @@ import numpy as np
 from pipeline.backend import to_host
 from pipeline.color import to_luma
 from pipeline.kernels import block_maps
+from pipeline.kernels.fused_combine import float32_holds
 from pipeline.reductions import FIELDS
+from pipeline.validation import pixel_magnitude
 
 __all__ = ["KernelSpec"]
 
@@ -58,7 +60,7 @@ class KernelSpec:
             return self._device_statistics(x, y, bins)
         n, h, w, _ = x.shape
         if (
-            self.engine not in ("auto", "fused")
+            self.engine_for(x, y) not in ("auto", "fused")
             or not isinstance(x, np.ndarray)
             or not isinstance(y, np.ndarray)
             or min(h, w) <= 2 * self.depth
@@ -97,11 +99,28 @@ class KernelSpec:
             return None
         from pipeline.kernels.gpu_stats import device_whole_statistics
 
+        engine = self.engine_for(x, y)
         x, y = self._prepared(x, y)
         out = np.empty((n, 1, len(FIELDS) + bins))
         for i in range(n):
-            out[i, 0] = device_whole_statistics(self._image_maps(x, y, i), bins)
+            out[i, 0] = device_whole_statistics(self._image_maps(x, y, i, engine), bins)
         return out
+
+    def engine_for(self, x: Any, y: Any) -> str:
+        """The engine for this block: :attr:`engine`, or ``"reference"`` where float32 fails.
+
+        The fused and GPU kernels compute in float32; a block whose pixels or
+        constants float32 cannot hold (:func:`~pipeline.kernels.fused_combine.float32_holds`:
+        float32 pixels near its limit, 64-bit integers with high bits set, a huge or
+        tiny data range) is computed by the float64 reference instead, so that its
+        numbers are the reference's and never NaN. Small integer dtypes are decided
+        from the dtype alone; other blocks cost one max/min pass.
+        """
+        if self.engine == "reference":
+            return self.engine
+        if float32_holds(self.c1, self.c2, pixel_magnitude(x, y)):
+            return self.engine
+        return "reference"
 
     def _prepared(self, x: Any, y: Any) -> tuple[Any, Any]:
         """The block where its kernel runs: on the GPU for ``device="gpu"``, luma applied.
@@ -118,7 +137,7 @@ class KernelSpec:
             numba.set_num_threads(self.kernel_threads)
         return x, y
 
-    def _image_maps(self, x: Any, y: Any, i: int) -> dict[str, Any]:
+    def _image_maps(self, x: Any, y: Any, i: int, engine: str) -> dict[str, Any]:
         """Channel-mean maps of image ``i`` of a prepared block, where the kernel made them.
 
         Channels are summed in the kernel's own precision: float64 for the reference
@@ -137,7 +156,7 @@ class KernelSpec:
                 c2=self.c2,
                 cov_norm=self.cov_norm,
                 components=True,
-                engine=self.engine,
+                engine=engine,
                 threads=self.kernel_threads,
             )
             for name in _MAP_NAMES:
@@ -158,10 +177,12 @@ class KernelSpec:
         shape = (n, max(h - 2 * self.depth, 0), max(w - 2 * self.depth, 0))
         if 0 in shape:
             return {name: np.zeros(shape) for name in _MAP_NAMES}
+        engine = self.engine_for(x, y)
         x, y = self._prepared(x, y)
         out: dict[str, np.ndarray] = {}
         for i in range(n):
-            maps = {name: to_host(value) for name, value in self._image_maps(x, y, i).items()}
+            maps = self._image_maps(x, y, i, engine)
+            maps = {name: to_host(value) for name, value in maps.items()}
             if n == 1:
                 # One image: keep the kernel's own arrays (and dtype), no copy.
                 return {name: value[None] for name, value in maps.items()}

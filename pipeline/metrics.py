@@ -10,10 +10,11 @@ from pipeline.backend import array_module
 from pipeline.color import check_color_mode, to_luma
 from pipeline.kernels import MAP_NAMES, block_maps, block_score
 from pipeline.kernels.downsample import box_downsample, downsampled_shape
+from pipeline.kernels.fused_combine import float32_holds
 from pipeline.presets import SSIMParams, resolve_params
 from pipeline.validation import (
     as_image_array,
-    check_finite,
+    check_pixels,
     check_same_shape,
     check_window_fits,
     normalize_channel_axis,
@@ -45,6 +46,9 @@ def ssim(
     data_range : float, optional
         ``L`` in ``C1 = (K1 L)^2``. Integer dtypes default to their full range
         (uint8: 255, uint16: 65535); floating-point input must give it.
+        ``k1 * data_range`` and ``k2 * data_range`` must lie within
+        [1e-150, 1e150] (C1, C2 normal float64 numbers), and float64 pixels
+        within +-1e150 (their squares overflow beyond); else a ValueError.
     profile : str
         ``"wang2004"`` (Gaussian 11x11, sigma 1.5, population covariance),
         ``"skimage"`` (uniform 7x7, sample covariance) or ``"wang2009"``
@@ -60,7 +64,10 @@ def ssim(
         ``"auto"`` (the fastest path for the array type: ``"fused"`` for 2-D NumPy,
         ``"gpu"`` for 2-D CuPy, else ``"reference"``), ``"fused"`` (compiled CPU
         kernel, float32 maps), ``"gpu"`` (CuPy) or ``"reference"`` (the readable
-        float64 oracle).
+        float64 oracle). The fused and GPU kernels compute in float32: where that
+        cannot hold the numbers (pixels beyond 2^59, such as float32 near its limit
+        or 64-bit integers with high bits set; C1 or C2 outside [2^-100, 2^120]) the
+        reference computes the score instead, so every engine gives the float64 number.
     **params
         Overrides of the profile: ``window``, ``win_size``, ``sigma``, ``k1``,
         ``k2``, ``covariance``.
@@ -90,13 +97,14 @@ def ssim(
     check_same_shape(x, y)
     chosen_profile, chosen = resolve_params(profile, **params)
     data_range, _ = resolve_data_range(data_range, x.dtype, y.dtype)
+    chosen.constants(data_range)  # refuses C1, C2 beyond float64 before any arithmetic
     axis = normalize_channel_axis(channel_axis, x.ndim)
     check_color_mode(color_mode, axis, None if axis is None else x.shape[axis])
     spatial = x.shape if axis is None else x.shape[:axis] + x.shape[axis + 1 :]
     factor = chosen_profile.downsample_factor(spatial)
     check_window_fits(downsampled_shape(spatial, factor), chosen.win_size)
-    check_finite(x, "x")
-    check_finite(y, "y")
+    magnitude = max(check_pixels(x, "x"), check_pixels(y, "y"))
+    engine = _engine_for_range(engine, chosen, data_range, magnitude)
 
     if axis is not None and color_mode == "luma":
         x, y, axis = to_luma(x, axis), to_luma(y, axis), None
@@ -117,6 +125,19 @@ def ssim(
     if axis is None:
         return score, {k: per_channel[0][k] for k in MAP_NAMES}
     return score, {k: xp.stack([m[k] for m in per_channel], axis=axis) for k in MAP_NAMES}
+
+
+def _engine_for_range(engine: str, params: SSIMParams, data_range: float, magnitude: float) -> str:
+    """``engine``, or ``"reference"`` where float32 cannot hold these pixels and constants.
+
+    The fused and GPU kernels compute in float32; pixels beyond 2^59 (float32 near
+    its limit, 64-bit integers with high bits set) or a data range that puts C1/C2
+    outside float32 would give NaN there, so the float64 reference scores the pair.
+    """
+    if engine not in ("auto", "fused", "gpu"):
+        return engine  # "reference", or a name the dispatcher refuses
+    c1, c2 = params.constants(data_range)
+    return engine if float32_holds(c1, c2, magnitude) else "reference"
 
 
 def _score(x: Any, y: Any, params: SSIMParams, data_range: float, engine: str) -> float:

@@ -12,6 +12,11 @@ therefore never lets a non-finite pixel reach a statistic:
   image (any channel) is left out of all statistics, in every region; the pair
   is ``ok`` and the ``nan_masked`` variable counts the windows left out.
 
+Finite float64 pixels beyond ``1e150`` (:data:`pipeline.validation.FLOAT64_PIXEL_LIMIT`)
+are treated the same way: their squares overflow float64 into Inf, so the pair
+fails with its own reason (how many such pixels each side has), or their
+windows are masked.
+
 Both act block by block. A valid-map pixel of a block overlapped by ``depth``
 stands for the window of the block's pixels ``[i, i + 2 depth]`` by
 ``[j, j + 2 depth]``, which lies inside the block, so a maximum filter of the
@@ -29,6 +34,7 @@ from scipy import ndimage
 from pipeline.dataset import STATUS_OK
 from pipeline.reductions import block_statistics
 from pipeline.sources import SourcePair
+from pipeline.validation import FLOAT64_PIXEL_LIMIT
 
 __all__ = ["masked_block_statistics", "screen_block", "with_finite_check"]
 
@@ -43,7 +49,10 @@ def screen_block(
     numbers are discarded; zeroing only keeps the kernels quiet), else
     ``(n, h - 2 depth, w - 2 depth)``, False for windows touching a bad pixel.
     """
-    bad = ~(np.isfinite(x) & np.isfinite(y))
+    if _all_usable(x) and _all_usable(y):
+        # The usual block: two reductions per side, no mask array made.
+        return x, y, None
+    bad = ~(_usable(x) & _usable(y))
     if not bad.any():
         return x, y, None
     x, y = np.where(bad, 0, x), np.where(bad, 0, y)
@@ -55,6 +64,23 @@ def screen_block(
     h, w = touched.shape[1:]
     keep = touched[:, depth : h - depth, depth : w - depth] == 0
     return x, y, keep
+
+
+def _all_usable(array: np.ndarray) -> bool:
+    """Whether every pixel is usable: a NaN or Inf shows in the max or the min."""
+    if array.size == 0:
+        return True
+    top, bottom = float(array.max()), float(array.min())
+    limit = FLOAT64_PIXEL_LIMIT if array.dtype == np.float64 else np.inf
+    return -limit <= bottom and top <= limit and np.isfinite(top) and np.isfinite(bottom)
+
+
+def _usable(array: np.ndarray) -> np.ndarray:
+    """Pixels SSIM can use: finite, and for float64 within :data:`FLOAT64_PIXEL_LIMIT`."""
+    if array.dtype == np.float64:
+        # abs(NaN) <= limit is False: one comparison covers NaN, Inf and overflow.
+        return np.abs(array) <= FLOAT64_PIXEL_LIMIT
+    return np.isfinite(array)
 
 
 def masked_block_statistics(
@@ -84,14 +110,27 @@ def with_finite_check(pair: SourcePair, chunks: tuple[tuple[int, ...], ...]) -> 
     """
     if pair.reference.dtype.kind != "f" and pair.generated.dtype.kind != "f":
         return pair
-    counts = [
-        (~da.isfinite(side)).sum(axis=tuple(range(1, side.ndim))) for side in pair.chunked(chunks)
+    sides = pair.chunked(chunks)
+    axes = tuple(range(1, sides[0].ndim))
+    counts = [(~da.isfinite(side)).sum(axis=axes) for side in sides]
+    # Finite float64 pixels beyond the limit: their squares overflow float64.
+    huge = [
+        (abs(side) > FLOAT64_PIXEL_LIMIT).sum(axis=axes)
+        if side.dtype == np.float64
+        else da.zeros_like(count)
+        for side, count in zip(sides, counts, strict=True)
     ]
     prior = pair.read_status
     if prior is None:
         prior = da.full(pair.n_images, STATUS_OK, dtype=object, chunks=(chunks[0],))
 
-    def describe(status: np.ndarray, bad_x: np.ndarray, bad_y: np.ndarray) -> np.ndarray:
+    def describe(
+        status: np.ndarray,
+        bad_x: np.ndarray,
+        bad_y: np.ndarray,
+        huge_x: np.ndarray,
+        huge_y: np.ndarray,
+    ) -> np.ndarray:
         out = np.asarray(status, dtype=object).copy()
         for i, (nx, ny) in enumerate(zip(bad_x, bad_y, strict=True)):
             if out[i] == STATUS_OK and nx + ny > 0:
@@ -100,7 +139,13 @@ def with_finite_check(pair: SourcePair, chunks: tuple[tuple[int, ...], ...]) -> 
                     f"{ny}; fix the images or set nan_policy='mask' to leave out the windows "
                     "that touch them"
                 )
+            elif out[i] == STATUS_OK and huge_x[i] + huge_y[i] > 0:
+                out[i] = (
+                    f"pixels beyond +-{FLOAT64_PIXEL_LIMIT:g}: reference has {huge_x[i]}, "
+                    f"generated {huge_y[i]}; SSIM's float64 moments overflow there: rescale "
+                    "both images and data_range by one factor (SSIM does not change)"
+                )
         return out
 
-    status = da.map_blocks(describe, prior, counts[0], counts[1], dtype=object)
+    status = da.map_blocks(describe, prior, *counts, *huge, dtype=object)
     return replace(pair, read_status=status)

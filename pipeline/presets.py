@@ -17,6 +17,7 @@ from pipeline.kernels.downsample import wang2009_factor
 from pipeline.kernels.windows import window_weights
 
 __all__ = [
+    "CONSTANT_SCALE",
     "COVARIANCES",
     "DOWNSAMPLE_RULES",
     "PARAM_NAMES",
@@ -30,6 +31,9 @@ __all__ = [
 
 WINDOWS = ("gaussian", "uniform")
 COVARIANCES = ("population", "sample")
+# Bounds on k * L: C = (k L)^2 then lies within [1e-300, 1e300], a normal float64 with
+# room for the moments added to it (pixels up to 1e150, see pipeline.validation).
+CONSTANT_SCALE = (1e-150, 1e150)
 # Pre-filtering rules a profile may apply before SSIM: "ssim.m" is the automatic
 # downsampling of Wang's ssim.m (2009), see pipeline.kernels.downsample.
 DOWNSAMPLE_RULES = ("ssim.m",)
@@ -82,7 +86,26 @@ class SSIMParams:
         return window_weights(self.window, self.win_size, self.sigma)
 
     def constants(self, data_range: float) -> tuple[float, float]:
-        """``(C1, C2)`` for a data range ``L``."""
+        """``(C1, C2)`` for a data range ``L``.
+
+        Raises
+        ------
+        ValueError
+            ``k1 L`` or ``k2 L`` outside ``[1e-150, 1e150]``: the constant would
+            overflow float64 (Python raises OverflowError squaring it) or vanish into
+            it, and neither the reference nor any other path could score the pair.
+        """
+        for name, k in (("k1", self.k1), ("k2", self.k2)):
+            scale = k * data_range
+            if not CONSTANT_SCALE[0] <= scale <= CONSTANT_SCALE[1]:
+                label = "C1" if name == "k1" else "C2"
+                raise ValueError(
+                    f"data_range {data_range:g} with {name} {k:g} gives {label} = ({name} "
+                    f"data_range)^2 = ({scale:g})^2, outside what float64 arithmetic holds; "
+                    f"{name} * data_range must lie within [{CONSTANT_SCALE[0]:g}, "
+                    f"{CONSTANT_SCALE[1]:g}] (rescale the images and data_range by one factor: "
+                    "SSIM does not change)"
+                )
         return (self.k1 * data_range) ** 2, (self.k2 * data_range) ** 2
 
     def cov_norm(self, ndim: int) -> float:

@@ -34,6 +34,7 @@ __all__ = [
     "empty_statistics",
     "finalize_statistics",
     "merge_statistics",
+    "unscored_reasons",
 ]
 
 FIELDS = ("count", "sum", "m2", "sum_luminance", "sum_contrast", "sum_structure", "min", "max")
@@ -324,3 +325,38 @@ def finalize_statistics(packed: np.ndarray) -> dict[str, np.ndarray]:
         "count": count.astype(np.int64),
         "ssim_hist": packed[..., _HIST:].astype(np.int64),
     }
+
+
+def unscored_reasons(packed: np.ndarray, ms_ssim: np.ndarray | None = None) -> list[str | None]:
+    """Why each image's statistics are not a score, or None where they are.
+
+    ``packed`` is ``(image, region, field)`` merged statistics (region 0 is
+    ``all``), ``ms_ssim`` the MS-SSIM of each image when computed. A pair whose
+    region ``all`` has no window, or whose sums or MS-SSIM are not finite, has no
+    score: :func:`pipeline.run_plan.plan_run` fails it with this reason rather
+    than let NaN pass as ``ok``.
+    """
+    whole = np.asarray(packed)[:, 0, :]
+    sums = whole[:, [_SUM, _M2, _SUM_L, _SUM_C, _SUM_S]]
+    reasons: list[str | None] = []
+    for i in range(whole.shape[0]):
+        count = whole[i, _COUNT]
+        if count == 0:
+            reasons.append(
+                "no SSIM window was scored (count 0): with nan_policy='mask' every window "
+                "touched a NaN or Inf pixel"
+            )
+        elif not np.isfinite(sums[i]).all():
+            reasons.append(
+                f"SSIM statistics came out NaN or Inf over {int(count)} windows: the "
+                "arithmetic overflowed (pixels or data_range too extreme for float64); "
+                "rescale both images and data_range by one factor (SSIM does not change)"
+            )
+        elif ms_ssim is not None and not np.isfinite(ms_ssim[i]):
+            reasons.append(
+                "MS-SSIM came out NaN or Inf: float32 arithmetic overflowed at some scale "
+                "(pixels or data_range near the float32 limits); use engine='reference'"
+            )
+        else:
+            reasons.append(None)
+    return reasons

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import datetime
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import dask.array as da
@@ -22,6 +22,7 @@ import numpy as np
 from pipeline.cluster import LOCAL_SCHEDULERS
 from pipeline.color import check_color_mode
 from pipeline.config import RunConfig
+from pipeline.dataset import STATUS_OK
 from pipeline.family import prepare_family
 from pipeline.kernel_spec import KernelSpec
 from pipeline.multiscale_graph import ms_ssim_graph
@@ -31,6 +32,7 @@ from pipeline.reductions import (
     FIELDS,
     block_statistics,
     empty_statistics,
+    unscored_reasons,
 )
 from pipeline.regions import RegionPlan, parse_regions, region_ids
 from pipeline.sources import SourcePair
@@ -38,7 +40,11 @@ from pipeline.tiling import map_valid_blocks, merge_block_statistics, overlap_de
 from pipeline.validation import check_window_fits, resolve_data_range
 from pipeline.volumes import plan_volume_chunks, volume_statistics_graph
 
-__all__ = ["RunPlan", "plan_run"]
+__all__ = ["DATA_RANGE_BY_DTYPE", "RunPlan", "plan_run"]
+
+# Result attr: JSON ``{dtype: {"data_range": L or null, "source": ...}}``, the data
+# range every dtype of the run was scored with and where it came from.
+DATA_RANGE_BY_DTYPE = "data_range_by_dtype"
 
 
 @dataclass(frozen=True)
@@ -99,8 +105,10 @@ def plan_run(config: RunConfig, pair: SourcePair) -> RunPlan:
         )
     profile, params = resolve_params(config.profile, **config.ssim_overrides())
     data_range, range_source = resolve_data_range(
-        config.data_range, pair.reference.dtype, pair.generated.dtype
+        config.data_range, pair.reference.dtype, pair.generated.dtype, config.data_ranges
     )
+    # C1, C2 beyond float64 are refused here, before any pixel is read.
+    params.constants(data_range)
     # Volume mode, wang2009's downsampling and MS-SSIM checks (pipeline.family).
     family = prepare_family(config, profile, params, pair)
     pair = family.pair
@@ -164,6 +172,7 @@ def plan_run(config: RunConfig, pair: SourcePair) -> RunPlan:
     if config.ms_ssim:
         x, y = pair.chunked(chunks)
         ms = ms_ssim_graph(x, y, spec=spec, weights=family.ms_weights)
+    pair = _with_statistics_check(pair, statistics, ms, chunks)
     attrs = _provenance(config, pair, params, data_range, range_source)
     attrs.update(family.attrs)
     return RunPlan(
@@ -248,6 +257,47 @@ def _statistics_graph(
     return merge_block_statistics(per_block, axis=(1, 2))
 
 
+def _with_statistics_check(
+    pair: SourcePair,
+    statistics: da.Array,
+    ms: da.Array | None,
+    chunks: tuple[tuple[int, ...], ...],
+) -> SourcePair:
+    """``pair`` whose ``read_status`` also fails pairs whose statistics are not a score.
+
+    A pair is ``ok`` only with a finite score (:func:`pipeline.reductions.unscored_reasons`):
+    NaN or Inf sums (arithmetic that overflowed) or no window at all fail it with the
+    reason. The check reads the merged statistics of the same graph, so the engine
+    computes them once for both.
+    """
+    prior = pair.read_status
+    if prior is None:
+        prior = da.full(pair.n_images, STATUS_OK, dtype=object, chunks=(chunks[0],))
+
+    def describe(status: np.ndarray, packed: np.ndarray, *ms_values: np.ndarray) -> np.ndarray:
+        out = np.asarray(status, dtype=object).copy()
+        reasons = unscored_reasons(packed, ms_values[0] if ms_values else None)
+        for i, reason in enumerate(reasons):
+            if out[i] == STATUS_OK and reason is not None:
+                out[i] = reason
+        return out
+
+    extra: list[Any] = [] if ms is None else [ms, "i"]
+    status = da.blockwise(
+        describe,
+        "i",
+        prior,
+        "i",
+        statistics,
+        "ijk",
+        *extra,
+        dtype=object,
+        concatenate=True,
+        meta=np.empty((0,), dtype=object),
+    )
+    return replace(pair, read_status=status)
+
+
 def _provenance(
     config: RunConfig,
     pair: SourcePair,
@@ -266,6 +316,9 @@ def _provenance(
         {
             "data_range": data_range,
             "data_range_source": range_source,
+            DATA_RANGE_BY_DTYPE: json.dumps(
+                {_dtype_key(pair): {"data_range": data_range, "source": range_source}}
+            ),
             "color_mode": config.color_mode if pair.n_channels > 1 else "grey",
             "n_channels": pair.n_channels,
             "regions": config.regions,
@@ -281,3 +334,9 @@ def _provenance(
         }
     )
     return attrs
+
+
+def _dtype_key(pair: SourcePair) -> str:
+    """The dtype a data range is recorded under: ``"uint8"``, or ``"uint8/float32"``."""
+    x, y = pair.reference.dtype, pair.generated.dtype
+    return x.name if x == y else f"{x.name}/{y.name}"

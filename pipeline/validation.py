@@ -6,6 +6,7 @@ Every message names the parameter, what it got and what was expected.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -13,11 +14,15 @@ import numpy as np
 from pipeline.backend import array_module, is_device_array
 
 __all__ = [
+    "FLOAT64_PIXEL_LIMIT",
     "as_image_array",
     "check_finite",
+    "check_pixels",
     "check_same_shape",
     "check_window_fits",
+    "lookup_data_range",
     "normalize_channel_axis",
+    "pixel_magnitude",
     "resolve_data_range",
 ]
 
@@ -58,33 +63,136 @@ def check_finite(array: Any, name: str) -> None:
         raise ValueError(f"{name} contains {n_bad} NaN or Inf value(s); SSIM needs finite pixels")
 
 
-def resolve_data_range(
-    data_range: float | None, dtype_x: np.dtype, dtype_y: np.dtype
-) -> tuple[float, str]:
-    """The data range ``L`` and where it came from (``"given"`` or ``"dtype <name>"``).
+def lookup_data_range(
+    data_range: float | None,
+    dtype_x: np.dtype,
+    dtype_y: np.dtype,
+    data_ranges: Mapping[str, float] | None = None,
+) -> tuple[float | None, str]:
+    """The data range ``L`` of images of these dtypes and where it came from, if there is one.
 
-    Never guessed from pixel values: integer dtypes give their full range, a
-    float input needs it given.
+    Precedence: ``data_ranges[dtype]`` (``source "data_ranges[<dtype>]"``), then the
+    scalar ``data_range`` (``"given"``), then an integer dtype's full range
+    (``"dtype <name>"``). A float dtype with neither gives ``(None, "missing")``:
+    the caller decides whether that fails the run or only these pairs. Never
+    guessed from pixel values.
+
+    Raises
+    ------
+    TypeError, ValueError
+        ``data_range`` is not a positive finite number; ``data_ranges`` gives the
+        two dtypes different ranges; integer dtypes differ and nothing was given.
     """
+    dtype_x, dtype_y = np.dtype(dtype_x), np.dtype(dtype_y)
     if data_range is not None:
         if isinstance(data_range, bool) or not isinstance(data_range, int | float | np.number):
             raise TypeError(f"data_range must be a number (got {data_range!r})")
         if not math.isfinite(data_range) or data_range <= 0:
             raise ValueError(f"data_range must be a positive finite number (got {data_range})")
-        return float(data_range), "given"
-    dtype_x, dtype_y = np.dtype(dtype_x), np.dtype(dtype_y)
-    if dtype_x.kind == "f" or dtype_y.kind == "f":
+    per_dtype = {
+        dtype.name: float(data_ranges[dtype.name])
+        for dtype in (dtype_x, dtype_y)
+        if data_ranges is not None and dtype.name in data_ranges
+    }
+    if len(set(per_dtype.values())) > 1:
         raise ValueError(
-            f"data_range is required for floating-point images (got dtypes {dtype_x} and "
-            f"{dtype_y}); pass data_range=1.0 for images scaled to [0, 1] or 255.0 for [0, 255]"
+            f"data_ranges gives the two sides different ranges ({per_dtype}); a pair is "
+            "scored with one data range: give both dtypes the same one"
         )
+    if per_dtype:
+        name = dtype_x.name if dtype_x.name in per_dtype else dtype_y.name
+        return per_dtype[name], f"data_ranges[{name}]"
+    if data_range is not None:
+        return float(data_range), "given"
+    if dtype_x.kind == "f" or dtype_y.kind == "f":
+        return None, "missing"
     if dtype_x != dtype_y:
         raise ValueError(
             f"data_range cannot be taken from mismatched dtypes {dtype_x} and {dtype_y}; "
             "pass data_range explicitly"
         )
     info = np.iinfo(dtype_x)
-    return float(info.max - info.min), f"dtype {dtype_x}"
+    return float(info.max) - float(info.min), f"dtype {dtype_x}"
+
+
+def resolve_data_range(
+    data_range: float | None,
+    dtype_x: np.dtype,
+    dtype_y: np.dtype,
+    data_ranges: Mapping[str, float] | None = None,
+) -> tuple[float, str]:
+    """The data range ``L`` and where it came from (:func:`lookup_data_range`).
+
+    Raises
+    ------
+    ValueError
+        A float dtype with no range given: ``data_range`` is never guessed.
+    """
+    found, source = lookup_data_range(data_range, dtype_x, dtype_y, data_ranges)
+    if found is None:
+        floats = np.dtype(dtype_x) if np.dtype(dtype_x).kind == "f" else np.dtype(dtype_y)
+        raise ValueError(
+            f"data_range is required for floating-point images (got dtypes {np.dtype(dtype_x)} "
+            f"and {np.dtype(dtype_y)}); pass data_range=1.0 for images scaled to [0, 1] or "
+            f"255.0 for [0, 255] (in a run's settings: data_ranges={{'{floats.name}': 1.0}})"
+        )
+    return found, source
+
+
+def _dtype_bound(dtype: np.dtype) -> float | None:
+    """``max |value|`` a dtype can hold where that is small enough for every path, else None."""
+    if dtype.kind in "ui" and dtype.itemsize <= 4:
+        info = np.iinfo(dtype)
+        return max(float(info.max), -float(info.min))
+    if dtype == np.float16:
+        return float(np.finfo(dtype).max)
+    return None
+
+
+def pixel_magnitude(x: Any, y: Any) -> float:
+    """The largest ``|pixel|`` of ``x`` and ``y``, finite pixels assumed.
+
+    For dtypes no larger than 32-bit integers or float16 the dtype's own bound is
+    returned without reading the pixels (it is small enough for every path);
+    float32, float64 and 64-bit integers are read (a max and a min each).
+    """
+    bound = 0.0
+    for array in (x, y):
+        own = _dtype_bound(np.dtype(array.dtype))
+        if own is None and array.size:
+            own = max(abs(float(array.max())), abs(float(array.min())))
+        bound = max(bound, own or 0.0)
+    return bound
+
+
+# Beyond this magnitude float64 squares (x^2 ~ 1e300 and sums of a few) approach the
+# float64 limit (1.8e308): the local moments would overflow to Inf and the score to NaN.
+FLOAT64_PIXEL_LIMIT = 1e150
+
+
+def check_pixels(array: Any, name: str) -> float:
+    """Refuse NaN, Inf and float64 pixels beyond 1e150; return ``max |pixel|``.
+
+    One max and one min answer all three (a NaN or Inf shows in them), so the
+    checks cost no more than :func:`check_finite` alone; the magnitude then picks
+    the engine (:func:`pipeline.kernels.fused_combine.float32_holds`).
+    """
+    dtype = np.dtype(array.dtype)
+    if array.size == 0:
+        return 0.0
+    if dtype.kind in "ui" and dtype.itemsize <= 4:
+        return _dtype_bound(dtype) or 0.0
+    top, bottom = float(array.max()), float(array.min())
+    if not (math.isfinite(top) and math.isfinite(bottom)):
+        check_finite(array, name)
+    magnitude = max(abs(top), abs(bottom))
+    if dtype == np.float64 and magnitude > FLOAT64_PIXEL_LIMIT:
+        raise ValueError(
+            f"{name} holds values up to {magnitude:.3g} (float64); SSIM's local moments overflow "
+            f"float64 beyond {FLOAT64_PIXEL_LIMIT:g}: rescale both images and data_range by "
+            "one factor (SSIM does not change)"
+        )
+    return magnitude
 
 
 def normalize_channel_axis(channel_axis: int | None, ndim: int) -> int | None:

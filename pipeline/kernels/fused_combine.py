@@ -43,6 +43,25 @@ _MAX_TAPS = _COL - 8
 
 _CONTRACT = {"contract"}
 
+# Where float32 arithmetic holds SSIM. Moments are formed about the window's centre
+# sample, so with |pixel| <= M every term is at most 8 M^2 + C (|x - s| <= 2M, two
+# variances and C2); M <= 2^59 and C <= 2^120 keep that below 2^122, far from the
+# float32 limit 2^128. C >= 2^-100 keeps C1, C2 normal float32 numbers (a flat
+# window is then C / C = 1, as in float64, not 0 / 0).
+_FLOAT32_MAX_PIXEL = 2.0**59
+_FLOAT32_CONSTANTS = (2.0**-100, 2.0**120)
+
+
+def float32_holds(c1: float, c2: float, magnitude: float) -> bool:
+    """Whether the float32 kernels (fused CPU, GPU) give the float64 reference's numbers.
+
+    ``magnitude`` bounds ``|pixel|`` of both images. Beyond these bounds float32
+    moments or constants overflow to Inf or vanish to 0 and SSIM comes out NaN or
+    wrong; callers then use the float64 reference engine (same numbers, slower).
+    """
+    low, high = _FLOAT32_CONSTANTS
+    return low <= min(c1, c2) and max(c1, c2) <= high and magnitude <= _FLOAT32_MAX_PIXEL
+
 
 def _jit(*, parallel: bool = False, fastmath: bool | set[str] = False) -> Any:
     """numba's ``njit`` with the fused kernels' options (cached, GIL released, numpy errors)."""
