@@ -102,6 +102,7 @@ def ssim(
     check_color_mode(color_mode, axis, None if axis is None else x.shape[axis])
     spatial = x.shape if axis is None else x.shape[:axis] + x.shape[axis + 1 :]
     factor = chosen_profile.downsample_factor(spatial)
+    _check_colour_without_axis(x.shape, axis, chosen.win_size)
     check_window_fits(downsampled_shape(spatial, factor), chosen.win_size)
     magnitude = max(check_pixels(x, "x"), check_pixels(y, "y"))
     engine = _engine_for_range(engine, chosen, data_range, magnitude)
@@ -149,3 +150,15 @@ def _maps(
 ) -> dict[str, Any]:
     args = params.kernel_args(data_range, x.ndim)
     return block_maps(x, y, **args, components=components, engine=engine)
+
+
+def _check_colour_without_axis(shape: tuple[int, ...], axis: int | None, win_size: int) -> None:
+    """A colour image passed without ``channel_axis`` is read as a volume: say so."""
+    if axis is not None or len(shape) != 3 or min(shape) >= win_size:
+        return
+    if shape[-1] in (3, 4) or shape[0] in (3, 4):
+        raise ValueError(
+            f"x has shape {shape}: for a colour image pass channel_axis=-1 (channels last) "
+            "or channel_axis=0 (channels first); without channel_axis a 3-D array is a "
+            f"volume and the {win_size}-wide window does not fit its side of {min(shape)}"
+        )

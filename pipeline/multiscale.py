@@ -11,6 +11,7 @@ import numpy as np
 from pipeline.backend import array_module
 from pipeline.color import check_color_mode, to_luma
 from pipeline.kernels import block_maps
+from pipeline.kernels.fused_combine import float32_holds
 from pipeline.kernels.multiscale import (
     MSSSIM_WEIGHTS,
     combine_scales,
@@ -21,7 +22,7 @@ from pipeline.kernels.multiscale import (
 from pipeline.presets import SSIMParams, resolve_params
 from pipeline.validation import (
     as_image_array,
-    check_finite,
+    check_pixels,
     check_same_shape,
     normalize_channel_axis,
     resolve_data_range,
@@ -170,8 +171,11 @@ def ms_ssim(
     check_color_mode(color_mode, axis, None if axis is None else x.shape[axis])
     spatial = x.shape if axis is None else x.shape[:axis] + x.shape[axis + 1 :]
     check_msssim_size(spatial, len(scale_weights), chosen.win_size)
-    check_finite(x, "x")
-    check_finite(y, "y")
+    magnitude = max(check_pixels(x, "x"), check_pixels(y, "y"))
+    if engine in ("auto", "fused", "gpu") and not float32_holds(
+        *chosen.constants(data_range), magnitude
+    ):
+        engine = "reference"  # float32 cannot hold these numbers: the float64 reference can
 
     if axis is not None and color_mode == "luma":
         x, y, axis = to_luma(x, axis), to_luma(y, axis), None

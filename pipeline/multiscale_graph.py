@@ -86,6 +86,8 @@ def _scale_sums(
         out = np.zeros((n, channels, 2))
         if any(stop <= start for start, stop in centres):
             return out  # the block lies in the border band: no valid window centre
+        # Blocks that float32 cannot hold go to the float64 reference (same numbers).
+        engine = spec.engine_for(xb, yb)
         if spec.device == "gpu":
             import cupy
 
@@ -101,7 +103,7 @@ def _scale_sums(
                     c2=spec.c2,
                     cov_norm=spec.cov_norm,
                     components=False,
-                    engine=spec.engine,
+                    engine=engine,
                     threads=spec.kernel_threads,
                 )
                 values = maps[name]

@@ -82,6 +82,8 @@ class RunConfig:
         Explicit SSIM parameters overriding the profile (``None`` keeps it).
     data_range : float, optional
         ``L``; integer inputs default to their dtype's range, floats must give it.
+        In a folder that mixes dtypes a scalar is refused unless every integer dtype
+        has a ``data_ranges`` entry; use ``data_ranges: {float32: 1.0}`` there.
     data_ranges : mapping, optional
         ``{dtype name: L}``, e.g. ``{"float32": 1.0, "uint16": 4095}``: the data range
         of the pairs of that dtype (folders that mix dtypes); wins over ``data_range``.

@@ -195,3 +195,16 @@ def test_docstring_examples_run(module):
 def test_public_api_is_exported():
     assert callable(pipeline.ssim)
     assert {"wang2004", "skimage"} <= set(pipeline.PROFILES)
+
+
+@pytest.mark.parametrize("shape", [(64, 64, 3), (3, 64, 64), (64, 64, 4)])
+def test_colour_array_without_channel_axis_says_to_pass_it(shape):
+    x = np.zeros(shape, np.uint8)
+    with pytest.raises(ValueError, match=r"for a colour image pass channel_axis=-1"):
+        pipeline.ssim(x, x)
+
+
+def test_a_thin_volume_that_is_not_colour_keeps_the_window_message():
+    x = np.zeros((5, 64, 64), np.uint8)
+    with pytest.raises(ValueError, match=r"win_size 11 is larger than the smallest image side"):
+        pipeline.ssim(x, x)
