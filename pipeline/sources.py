@@ -19,12 +19,16 @@ pixels, one task layer and one copy fewer, and fewer calls into Zarr's event loo
 Where the array's layout allows, those reads bypass Zarr's read path altogether
 and take the chunk files straight from disk (:mod:`pipeline.zarr_direct`).
 
-**Missing chunks.** Zarr reads a chunk that is not in the store as the fill
-value. With ``missing_chunks="fail"`` (the default) every read task of a Zarr
-stack also reports the chunks it did not find, and the images they hold fail
-with the chunk keys named (``read_status``; a transient failure that
-``--resume`` retries); the other images are exactly those of a complete store.
-``missing_chunks="fill"`` keeps Zarr's rule, for stores sparse on purpose.
+**Missing and corrupt chunks.** Every read task of a Zarr stack also reports
+the chunks it could not read, and the images they hold fail with the chunk keys
+and the array named (``read_status``); the other images are exactly those of a
+sound store, and the run goes on. A chunk that is stored but does not decode
+(truncated, overwritten, a failed checksum) fails for good: ``--resume`` does not
+retry it. A chunk the system could not read (an ``OSError`` such as EIO or EACCES)
+and, with ``missing_chunks="fail"`` (the default), a chunk that is not in the store
+are transient failures that ``--resume`` retries. ``missing_chunks="fill"`` keeps
+Zarr's rule that a chunk not stored holds the fill value, for stores sparse on
+purpose.
 
 Folders of image files plug in through :func:`register_pair_opener`: an opener
 that recognises its inputs returns a :class:`SourcePair` (the folder source
@@ -44,6 +48,7 @@ import numpy as np
 import zarr
 
 from pipeline.dataset import STATUS_OK
+from pipeline.image_formats import is_transient_status
 from pipeline.validation import normalize_channel_axis
 from pipeline.zarr_direct import array_location, dask_from_zarr, dask_from_zarr_checked
 
@@ -111,12 +116,18 @@ class DirectRead:
     name : str
         Dask name of the canonical stack this reads: a pair whose stack was
         replaced (downsampled, reshaped) no longer matches and is rechunked instead.
+    status : dask.array.Array, optional
+        Per-image status of the stack's own reads (chunks that could not be read,
+        or are missing); None: the reads report nothing.
+    missing_chunks : str
+        As :class:`InputOptions`: whether a chunk that is not stored fails its images.
     """
 
     array: zarr.Array
     channel_axis: int | None
     name: str
     status: da.Array | None = None
+    missing_chunks: str = "fail"
 
     def read(self, chunks: Chunks) -> da.Array | None:
         """The canonical stack read at ``chunks``, or None where they split a source chunk."""
@@ -148,8 +159,13 @@ class DirectRead:
         for sizes, unit, length in zip(source, native, self.array.shape, strict=True):
             if sum(sizes) != length or any(int(b) % unit for b in np.cumsum(sizes)[:-1]):
                 return None
+        if self.status is None:
+            stack, _, _ = _to_canonical(
+                dask_from_zarr(self.array, tuple(source)), self.channel_axis, "source"
+            )
+            return stack, None
         return _read_zarr(
-            self.array, tuple(source), self.channel_axis, checked=self.status is not None
+            self.array, tuple(source), self.channel_axis, missing_chunks=self.missing_chunks
         )
 
 
@@ -190,8 +206,8 @@ class SourcePair:
         What the source adds to the result's attrs (e.g. unpaired files).
     direct : tuple
         For each stack, a :class:`DirectRead` when it comes straight from a Zarr
-        array (see :meth:`chunked`), else None. Its ``status`` (when missing Zarr
-        chunks fail their pairs) is that stack's own per-image read status.
+        array (see :meth:`chunked`), else None. Its ``status`` is that stack's own
+        per-image read status (chunks that could not be read, or are missing).
     """
 
     reference: da.Array
@@ -223,8 +239,8 @@ class SourcePair:
     def planned(self, chunks: Chunks) -> SourcePair:
         """This pair with ``read_status`` taken from the reads that :meth:`chunked` makes.
 
-        A Zarr stack read straight at ``chunks`` reports its missing chunks from
-        those reads (the stack's own reads are then never made); the engine calls
+        A Zarr stack read straight at ``chunks`` reports its missing or unreadable
+        chunks from those reads (the stack's own reads are then never made); the engine calls
         this once the chunks are planned.
         """
         sides = [
@@ -258,20 +274,19 @@ class SourcePair:
 
 
 def _read_zarr(
-    array: zarr.Array, chunks: tuple[Any, ...], channel_axis: int | None, *, checked: bool
-) -> tuple[da.Array, da.Array | None]:
+    array: zarr.Array, chunks: tuple[Any, ...], channel_axis: int | None, *, missing_chunks: str
+) -> tuple[da.Array, da.Array]:
     """The canonical stack of ``array`` read at source ``chunks``, and its read status.
 
-    ``checked``: the status of each image (missing chunks) comes from the same
-    read tasks; else there is none and missing chunks read as the fill value.
+    The status of each image comes from the same read tasks: chunks that could not
+    be read or decoded, and (``missing_chunks="fail"``) chunks not in the store.
     """
-    if not checked:
-        stack, _, _ = _to_canonical(dask_from_zarr(array, chunks), channel_axis, "source")
-        return stack, None
     axis = normalize_channel_axis(channel_axis, array.ndim)
     spatial = [a for a in range(array.ndim) if a != axis]
     image_axis = spatial[0] if len(spatial) == 3 else None
-    pixels, status = dask_from_zarr_checked(array, chunks, image_axis=image_axis)
+    pixels, status = dask_from_zarr_checked(
+        array, chunks, image_axis=image_axis, report_missing=missing_chunks == "fail"
+    )
     stack, _, _ = _to_canonical(pixels, channel_axis, "source")
     return stack, status
 
@@ -288,6 +303,9 @@ def _join_status_blocks(*blocks: np.ndarray) -> np.ndarray:
     for k, texts in enumerate(zip(*blocks, strict=True)):
         # dict.fromkeys: one array given as both sides reports its missing chunk once.
         failed = list(dict.fromkeys(str(text) for text in texts if text != STATUS_OK))
+        # Transient failures first: the joined text ends with the transient suffix (and
+        # --resume retries the pair) only when every failure in it may pass on a retry.
+        failed.sort(key=lambda text: not is_transient_status(text))
         out[k] = "; ".join(failed) if failed else STATUS_OK
     return out
 
@@ -516,11 +534,11 @@ def zarr_stacks(
     channel_axis: int | None,
     options: InputOptions,
 ) -> tuple[tuple[da.Array, da.Array], tuple[DirectRead | None, DirectRead | None]]:
-    """The canonical stacks, each Zarr one read so that missing chunks fail its images.
+    """The canonical stacks, each Zarr one read so that chunks it cannot read fail its images.
 
-    With ``missing_chunks="fill"`` the stacks are returned as they are; else a Zarr
-    stack is re-read at its own chunks (or shards) by tasks that also report the chunks
-    they did not find (the :class:`DirectRead` ``status``).
+    A Zarr stack is re-read at its own chunks (or shards) by tasks that also report
+    the chunks they could not read or decode and, with ``missing_chunks="fail"``,
+    those they did not find (the :class:`DirectRead` ``status``).
     """
     out: list[da.Array] = []
     direct: list[DirectRead | None] = []
@@ -529,11 +547,11 @@ def zarr_stacks(
             out.append(stack)
             direct.append(None)
             continue
-        status = None
-        if options.missing_chunks == "fail":
-            stack, status = _read_zarr(source, _storage_chunks(source), channel_axis, checked=True)
+        stack, status = _read_zarr(
+            source, _storage_chunks(source), channel_axis, missing_chunks=options.missing_chunks
+        )
         out.append(stack)
-        direct.append(DirectRead(source, channel_axis, stack.name, status))
+        direct.append(DirectRead(source, channel_axis, stack.name, status, options.missing_chunks))
     return (out[0], out[1]), (direct[0], direct[1])
 
 

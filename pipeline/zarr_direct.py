@@ -11,8 +11,9 @@ and copies the wanted part out: the same bytes, the same values, with none of
 the machinery. Everything else it cannot prove it reads exactly (sharding,
 filters, checksum codecs, other stores, Fortran order, non-numeric dtypes) is
 read by Zarr; so is any chunk that has no file (Zarr's fill-value rules). A
-chunk file that does not decompress to exactly one chunk raises a ValueError
-that names the file (Zarr's own error names neither file nor array).
+chunk file that cannot be read, or does not decompress to exactly one chunk, is
+a :class:`ChunkReadError` that names the file (Zarr's own error names neither
+file nor array).
 
 :func:`dask_from_zarr` is :func:`dask.array.from_zarr` with this reader where it
 applies. :func:`dask_from_zarr_checked` is the same read whose tasks also say
@@ -20,7 +21,14 @@ which chunks (or shards) were not in the store, and so which images hold fill
 values instead of data: the chunk reader knows it from the missing file, Zarr's
 own read path from a store wrapper that notes every key a read did not find
 (no listing of the store, no extra request). Zarr itself cannot tell a missing
-chunk from a stored one.
+chunk from a stored one. The same tasks also report the chunks that are stored
+but cannot be read or decoded (truncated, overwritten, unreadable): those are
+never taken for data, and only the images they hold fail. Zarr's read path
+fails a whole read for one bad chunk, so a read that fails is made again one
+chunk (inner chunk, for a sharded array) at a time to find the chunks at fault.
+A failure of the system (an ``OSError`` with an ``errno``: EIO, EACCES, a
+network file system) may pass on a retry and is reported as transient; a chunk
+that was read and does not decode fails again, so it is not.
 
 One task reads its chunks one after another (Dask runs the tasks side by side):
 on a local disk that is faster than Zarr's overlapped reads even for many tiny
@@ -37,7 +45,7 @@ import math
 import operator
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import dask.array as da
 import numcodecs
@@ -52,6 +60,7 @@ from pipeline.image_formats import TRANSIENT_SUFFIX
 
 __all__ = [
     "ChunkFileReader",
+    "ChunkReadError",
     "array_location",
     "dask_from_zarr",
     "dask_from_zarr_checked",
@@ -61,6 +70,56 @@ __all__ = [
 # zarr_format 2 compressors (numcodecs ids) whose ``decode`` gives one chunk's bytes,
 # each checked against Zarr's own reads in tests/test_zarr_direct.py.
 _V2_COMPRESSORS = {"zstd", "blosc", "zlib", "gzip"}
+# Longest text of a decoder's error kept in a status: some quote the bytes they choked on.
+_ERROR_TEXT = 200
+
+
+class ChunkReadError(ValueError):
+    """A stored Zarr chunk that could not be read or decoded; the message names its file.
+
+    Attributes
+    ----------
+    path : str
+        The chunk file.
+    reason : str
+        What went wrong, in words fit for a ``status`` entry (``"could not be
+        decoded (...)"``).
+    transient : bool
+        Whether a retry may succeed (the system failed to read the file, not its
+        content to decode).
+    """
+
+    def __init__(self, path: str, reason: str, *, transient: bool = False) -> None:
+        self.path = path
+        self.reason = reason
+        self.transient = transient
+        suffix = TRANSIENT_SUFFIX if transient else ""
+        super().__init__(f"Zarr chunk file {path!r} {reason}{suffix}")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Keeps (path, reason, transient) across pickling, e.g. from a distributed worker.
+        return (_rebuild_read_error, (self.path, self.reason, self.transient))
+
+
+def _rebuild_read_error(path: str, reason: str, transient: bool) -> ChunkReadError:
+    return ChunkReadError(path, reason, transient=transient)
+
+
+def _read_failure(error: Exception) -> tuple[str, bool]:
+    """``(reason, transient)`` for an exception raised reading or decoding one chunk.
+
+    An ``OSError`` with an ``errno`` (EIO, EACCES, ...) or a lost connection is the
+    system's failure, not the chunk's content: a retry may read it. Anything else
+    (a decompressor, a checksum, a size) fails again on the same bytes.
+    """
+    if isinstance(error, OSError) and (
+        error.errno is not None or isinstance(error, ConnectionError | TimeoutError)
+    ):
+        return f"could not be read ({error.strerror or error})", True
+    text = str(error).strip() or type(error).__name__
+    if len(text) > _ERROR_TEXT:
+        text = text[:_ERROR_TEXT] + "..."
+    return f"could not be decoded ({type(error).__name__}: {text})", False
 
 
 class ChunkFileReader:
@@ -98,25 +157,43 @@ class ChunkFileReader:
         return ("ChunkFileReader", tokenize(self.array))
 
     def __getitem__(self, key: Any) -> np.ndarray:
+        """The pixels at ``key``.
+
+        Raises
+        ------
+        ChunkReadError
+            A chunk file of the region that cannot be read or decoded (named).
+        """
         region = _plain_region(key, self.shape)
         if region is None:
             return np.asarray(self.array[key])
-        return self.read(region)[0]
+        out, _, failed = self.read(region)
+        if failed:
+            raise failed[0][1]
+        return out
 
-    def read(self, region: list[tuple[int, int]]) -> tuple[np.ndarray, list[tuple[int, ...]]]:
-        """The ``(start, stop)`` box ``region`` and the indices of its chunks that have no file.
+    def read(
+        self, region: list[tuple[int, int]]
+    ) -> tuple[np.ndarray, list[tuple[int, ...]], list[tuple[tuple[int, ...], ChunkReadError]]]:
+        """The ``(start, stop)`` box ``region``, its chunks without a file, and those that failed.
 
-        Those chunks hold the fill value in the result (Zarr's rule).
+        Chunks without a file hold the fill value in the result (Zarr's rule); a
+        chunk file that cannot be read or decoded holds zeros there and comes back
+        as ``(index, error)``, so that the other chunks of the region are still read.
         """
         out = np.empty(tuple(stop - start for start, stop in region), dtype=self.dtype)
+        missing: list[tuple[int, ...]] = []
+        failed: list[tuple[tuple[int, ...], ChunkReadError]] = []
         if out.size == 0:
-            return out, []
-        missing = [
-            index
-            for index in _chunk_indices(region, self.chunks)
-            if not self._copy_chunk(index, region, out)
-        ]
-        return out, missing
+            return out, missing, failed
+        for index in _chunk_indices(region, self.chunks):
+            try:
+                if not self._copy_chunk(index, region, out):
+                    missing.append(index)
+            except ChunkReadError as error:
+                out[_target(index, region, self.chunks)] = 0
+                failed.append((index, error))
+        return out, missing, failed
 
     def _copy_chunk(
         self, index: tuple[int, ...], region: list[tuple[int, int]], out: np.ndarray
@@ -125,17 +202,17 @@ class ChunkFileReader:
 
         Returns whether the chunk has a file (False: the fill value was put there).
         """
-        source, target, whole = [], [], []
+        source, whole = [], []
         for i, (start, stop), size in zip(index, region, self.chunks, strict=True):
             low, high = max(start, i * size), min(stop, (i + 1) * size)
             source.append(slice(low - i * size, high - i * size))
-            target.append(slice(low - start, high - start))
             whole.append(slice(low, high))
+        target = _target(index, region, self.chunks)
         chunk = self._decoded(index)
         if chunk is None:  # no chunk file: Zarr's fill-value rules
-            out[tuple(target)] = self.array[tuple(whole)]
+            out[target] = self.array[tuple(whole)]
             return False
-        out[tuple(target)] = chunk[tuple(source)]
+        out[target] = chunk[tuple(source)]
         return True
 
     def _decoded(self, index: tuple[int, ...]) -> np.ndarray | None:
@@ -143,29 +220,42 @@ class ChunkFileReader:
 
         Raises
         ------
-        ValueError
-            The file does not decompress, or not to exactly one chunk (named).
+        ChunkReadError
+            The file cannot be read (transient), does not decompress, or not to
+            exactly one chunk (named).
         """
         path = self.directory / self.array.metadata.encode_chunk_key(index)
         try:
             data = path.read_bytes()
         except FileNotFoundError:
             return None
+        except OSError as error:  # EACCES, EIO, ...: the disk, not the chunk's content
+            reason, transient = _read_failure(error)
+            raise ChunkReadError(str(path), reason, transient=transient) from error
         if self.codec is not None:
             try:
                 data = self.codec.decode(data)
             except Exception as error:  # numcodecs raises RuntimeError, ValueError, ...
-                raise ValueError(
-                    f"Zarr chunk file {str(path)!r} could not be decoded "
-                    f"({type(error).__name__}: {error})"
-                ) from error
+                reason, transient = _read_failure(error)
+                raise ChunkReadError(str(path), reason, transient=transient) from error
         raw = np.frombuffer(data, dtype=np.uint8)
         if raw.nbytes != self._chunk_bytes:
-            raise ValueError(
-                f"Zarr chunk file {str(path)!r} holds {raw.nbytes} bytes once decoded, "
-                f"not the {self._chunk_bytes} of a {self.chunks} chunk of {self.stored}"
+            raise ChunkReadError(
+                str(path),
+                f"holds {raw.nbytes} bytes once decoded, not the {self._chunk_bytes} "
+                f"of a {self.chunks} chunk of {self.stored}",
             )
         return raw.view(self.stored).reshape(self.chunks)
+
+
+def _target(
+    index: tuple[int, ...], region: list[tuple[int, int]], chunks: tuple[int, ...]
+) -> tuple[slice, ...]:
+    """Where the part of chunk ``index`` that lies in ``region`` goes in the region's array."""
+    return tuple(
+        slice(max(start, i * size) - start, min(stop, (i + 1) * size) - start)
+        for i, (start, stop), size in zip(index, region, chunks, strict=True)
+    )
 
 
 def _chunk_indices(
@@ -293,17 +383,52 @@ def _chunk_key(array: zarr.Array, index: tuple[int, ...]) -> str:
     return f"{array.path}/{key}" if array.path else key
 
 
+class _ChunkProblem(NamedTuple):
+    """A stored object (chunk or shard) that a read lacked or could not read.
+
+    ``box``: the ``(start, stop)`` extent per axis of the pixels it left unread;
+    ``reason``: None for a missing object, else why it failed (``transient``:
+    whether a retry may read it).
+    """
+
+    key: str
+    box: tuple[tuple[int, int], ...]
+    reason: str | None = None
+    transient: bool = True
+
+
+def _box(
+    index: tuple[int, ...], grid: tuple[int, ...], shape: tuple[int, ...]
+) -> tuple[tuple[int, int], ...]:
+    """The extent of block ``index`` of the grid ``grid`` over an array of ``shape``."""
+    return tuple(
+        (i * size, min((i + 1) * size, length))
+        for i, size, length in zip(index, grid, shape, strict=True)
+    )
+
+
 def _read_checked(
     source: ChunkFileReader | zarr.Array, region: list[tuple[int, int]]
-) -> tuple[np.ndarray, tuple[tuple[tuple[int, ...], str], ...]]:
-    """One task: ``region`` of the array and ``(index, key)`` of each stored object it lacked.
+) -> tuple[np.ndarray, tuple[_ChunkProblem, ...]]:
+    """One task: ``region`` of the array and the stored objects it lacked or could not read.
 
-    The same read that gives the pixels tells which chunks were missing, so a chunk
-    deleted (or not yet copied) while the run reads it is never taken for data.
+    The same read that gives the pixels tells which chunks were missing or broken,
+    so a chunk deleted (or not yet copied) while the run reads it is never taken for
+    data; the pixels of a chunk that failed are zeros.
     """
     if isinstance(source, ChunkFileReader):
-        out, indices = source.read(region)
-        return out, tuple((index, _chunk_key(source.array, index)) for index in indices)
+        out, missing, failed = source.read(region)
+        array, grid = source.array, source.chunks
+        problems = [
+            _ChunkProblem(_chunk_key(array, i), _box(i, grid, source.shape)) for i in missing
+        ]
+        problems.extend(
+            _ChunkProblem(
+                _chunk_key(array, i), _box(i, grid, source.shape), error.reason, error.transient
+            )
+            for i, error in failed
+        )
+        return out, tuple(problems)
     from zarr.core.array import AsyncArray
     from zarr.storage import StorePath
 
@@ -311,43 +436,100 @@ def _read_checked(
     if math.prod(shape) == 0:
         return np.empty(shape, dtype=source.dtype), ()
     recorder = _RecordingStore(source.store)
-    inner: Any = AsyncArray(
-        source.metadata, StorePath(recorder, source.path), config=source._async_array.config
+    inner = zarr.Array(
+        AsyncArray(
+            source.metadata, StorePath(recorder, source.path), config=source._async_array.config
+        )
     )
-    out = np.asarray(zarr.Array(inner)[tuple(slice(start, stop) for start, stop in region)])
+    broken: tuple[_ChunkProblem, ...] = ()
+    try:
+        out = np.asarray(inner[tuple(slice(start, stop) for start, stop in region)])
+    except Exception:  # one bad chunk fails Zarr's whole read: find the chunks at fault
+        out, broken = _read_chunk_by_chunk(source, inner, region)
     lacking = set(recorder.missing)
-    missing = tuple(
-        (index, key)
-        for index in _chunk_indices(region, _storage_grid(source))
+    grid, array_shape = _storage_grid(source), tuple(int(n) for n in source.shape)
+    missing = [
+        _ChunkProblem(key, _box(index, grid, array_shape))
+        for index in _chunk_indices(region, grid)
         if (key := _chunk_key(source, index)) in lacking
-    )
-    return out, missing
+    ]
+    return out, (*missing, *broken)
+
+
+def _read_chunk_by_chunk(
+    source: zarr.Array, inner: zarr.Array, region: list[tuple[int, int]]
+) -> tuple[np.ndarray, tuple[_ChunkProblem, ...]]:
+    """``region`` read one chunk (inner chunk of a shard) at a time; zeros where a read fails.
+
+    Each failure is named by the key of the stored object (chunk or shard) that holds
+    the chunk, and spans that chunk's pixels only.
+    """
+    failed: list[_ChunkProblem] = []
+    chunks = tuple(int(c) for c in source.chunks)
+    grid, shape = _storage_grid(source), tuple(int(n) for n in source.shape)
+    out = np.zeros(tuple(stop - start for start, stop in region), dtype=source.dtype)
+    for index in _chunk_indices(region, chunks):
+        target = _target(index, region, chunks)
+        whole = tuple(
+            slice(start + part.start, start + part.stop)
+            for (start, _), part in zip(region, target, strict=True)
+        )
+        try:
+            out[target] = inner[whole]
+        except Exception as error:  # whatever the codec pipeline raises: this chunk fails
+            reason, transient = _read_failure(error)
+            stored = tuple(i * c // g for i, c, g in zip(index, chunks, grid, strict=True))
+            box = _box(index, chunks, shape)
+            failed.append(_ChunkProblem(_chunk_key(source, stored), box, reason, transient))
+    return out, tuple(failed)
 
 
 def _image_status(
-    blocks: list[tuple[tuple[tuple[int, ...], str], ...]],
+    blocks: list[tuple[_ChunkProblem, ...]],
     start: int,
     size: int,
     image_axis: int | None,
-    grid: int,
     where: str,
+    report_missing: bool,
 ) -> np.ndarray:
-    """Status of images ``start .. start + size``: ``ok`` or the missing chunks they lie in."""
-    lacking: list[list[str]] = [[] for _ in range(size)]
-    for missing in blocks:
-        for index, key in missing:
+    """Status of images ``start .. start + size``: ``ok``, or the chunks they lie in that failed."""
+    found: list[list[_ChunkProblem]] = [[] for _ in range(size)]
+    for problems in blocks:
+        for problem in problems:
+            if problem.reason is None and not report_missing:
+                continue  # missing_chunks="fill": the fill value stands for it
             if image_axis is None:
                 touched = range(size)
             else:
-                low, high = index[image_axis] * grid, (index[image_axis] + 1) * grid
+                low, high = problem.box[image_axis]
                 touched = range(max(low, start) - start, min(high, start + size) - start)
             for k in touched:
-                if key not in lacking[k]:
-                    lacking[k].append(key)
+                found[k].append(problem)
     out = np.empty(size, dtype=object)
-    for k, keys in enumerate(lacking):
-        out[k] = STATUS_OK if not keys else _missing_message(keys, where)
+    for k, problems in enumerate(found):
+        out[k] = _status_text(problems, where) if problems else STATUS_OK
     return out
+
+
+def _status_text(problems: list[_ChunkProblem], where: str) -> str:
+    """One image's failure: its missing chunks, then the chunks that could not be read.
+
+    Failures that may pass on a retry come first and the others last, so that the
+    text ends with the transient suffix only when every one of them is transient.
+    """
+    missing = list(dict.fromkeys(p.key for p in problems if p.reason is None))
+    failed = list(dict.fromkeys((p.key, p.reason, p.transient) for p in problems if p.reason))
+    failed.sort(key=lambda item: not item[2])  # stable: transient first, in read order
+    parts = [_missing_message(missing, where)] if missing else []
+    shown = failed[:3]
+    for key, reason, transient in shown:
+        suffix = TRANSIENT_SUFFIX if transient else ""
+        parts.append(f"Zarr chunk {key!r} of array {where} {reason}{suffix}")
+    if len(failed) > len(shown):
+        rest = failed[len(shown) :]
+        suffix = TRANSIENT_SUFFIX if all(item[2] for item in rest) else ""
+        parts.append(f"{len(rest)} more chunks of array {where} could not be read{suffix}")
+    return "; ".join(parts)
 
 
 def _missing_message(keys: list[str], where: str) -> str:
@@ -368,7 +550,11 @@ def array_location(array: zarr.Array) -> str:
 
 
 def dask_from_zarr_checked(
-    array: zarr.Array, chunks: tuple[Any, ...], *, image_axis: int | None
+    array: zarr.Array,
+    chunks: tuple[Any, ...],
+    *,
+    image_axis: int | None,
+    report_missing: bool = True,
 ) -> tuple[da.Array, da.Array]:
     """:func:`dask_from_zarr`, plus each image's status from the same read tasks.
 
@@ -380,19 +566,25 @@ def dask_from_zarr_checked(
         Dask chunks of the read.
     image_axis : int, optional
         The axis of ``array`` that numbers the images (None: the array is one image).
+    report_missing : bool
+        Whether a chunk that is not in the store fails the images it holds (else
+        they hold the fill value, Zarr's rule, and stay ``"ok"``).
 
     Returns
     -------
     pixels : dask.array.Array
-        As :func:`dask_from_zarr` reads them (missing chunks hold the fill value).
+        As :func:`dask_from_zarr` reads them (missing chunks hold the fill value),
+        except that a chunk which cannot be read or decoded holds zeros instead of
+        stopping the read.
     status : dask.array.Array
-        ``(image,)`` strings chunked like ``image_axis``: ``"ok"``, or the keys of
-        the missing chunks the image lies in (a transient failure: they may be
-        copied yet).
+        ``(image,)`` strings chunked like ``image_axis``: ``"ok"``, or what failed in
+        the chunks the image lies in, each named by its key and the array: chunks
+        not in the store (transient: they may be copied yet), chunks that could not
+        be read (transient) or decoded (not retried: the same bytes fail again).
     """
     normalized = da.core.normalize_chunks(chunks, array.shape, dtype=array.dtype)
     reader = direct_reader(array)
-    token = tokenize(array, normalized, image_axis, "checked")
+    token = tokenize(array, normalized, image_axis, report_missing, "checked")
     names = {
         "source": f"zarr-source-{token}",
         "read": f"zarr-read-{token}",
@@ -417,7 +609,6 @@ def dask_from_zarr_checked(
         j = 0 if image_axis is None else index[image_axis]
         by_image.setdefault(j, []).append((names["missing"], *index))
     where = array_location(array)
-    grid = 1 if image_axis is None else _storage_grid(array)[image_axis]
     image_chunks = (1,) if image_axis is None else normalized[image_axis]
     image_offsets = np.cumsum((0, *image_chunks)).tolist()
     status_tasks = {
@@ -427,8 +618,8 @@ def dask_from_zarr_checked(
             image_offsets[j],
             size,
             image_axis,
-            grid,
             where,
+            report_missing,
         )
         for j, size in enumerate(image_chunks)
     }

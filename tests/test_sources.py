@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import zarr
 
-from pipeline.sources import open_pair
+from pipeline.image_formats import TRANSIENT_SUFFIX, is_transient_status
+from pipeline.sources import join_statuses, open_pair
 
 
 @pytest.fixture
@@ -175,3 +176,16 @@ def test_arrays_in_memory_are_rechunked(stack):
     assert pair.direct == (None, None)
     x, _ = pair.chunked(((1, 2), (10, 10), (24,), (1,)))
     np.testing.assert_array_equal(x[..., 0].compute(), stack)
+
+
+def test_joined_status_is_transient_only_when_every_failure_is():
+    # A pair whose two reads failed, one for good and one transiently, fails for good:
+    # a retry would meet the permanent failure again.
+    retry = "chunk missing" + TRANSIENT_SUFFIX
+    statuses = [
+        da.from_array(np.array(texts, dtype=object), chunks=2)
+        for texts in (["corrupt", "ok", retry, "ok"], [retry, retry, "ok", "ok"])
+    ]
+    joined = join_statuses(*statuses).compute().tolist()
+    assert joined == [f"{retry}; corrupt", retry, retry, "ok"]
+    assert [is_transient_status(text) for text in joined[:3]] == [False, True, True]
