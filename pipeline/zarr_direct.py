@@ -109,13 +109,16 @@ def _read_failure(error: Exception) -> tuple[str, bool]:
     """``(reason, transient)`` for an exception raised reading or decoding one chunk.
 
     An ``OSError`` with an ``errno`` (EIO, EACCES, ...) or a lost connection is the
-    system's failure, not the chunk's content: a retry may read it. Anything else
-    (a decompressor, a checksum, a size) fails again on the same bytes.
+    system's failure, not the chunk's content: a retry may read it; so may a worker
+    that ran short of memory (as for image files, :mod:`pipeline.image_formats`).
+    Anything else (a decompressor, a checksum, a size) fails again on the same bytes.
     """
     if isinstance(error, OSError) and (
         error.errno is not None or isinstance(error, ConnectionError | TimeoutError)
     ):
         return f"could not be read ({error.strerror or error})", True
+    if isinstance(error, MemoryError):
+        return "could not be decoded (ran out of memory)", True
     text = str(error).strip() or type(error).__name__
     if len(text) > _ERROR_TEXT:
         text = text[:_ERROR_TEXT] + "..."
@@ -528,7 +531,8 @@ def _status_text(problems: list[_ChunkProblem], where: str) -> str:
     if len(failed) > len(shown):
         rest = failed[len(shown) :]
         suffix = TRANSIENT_SUFFIX if all(item[2] for item in rest) else ""
-        parts.append(f"{len(rest)} more chunks of array {where} could not be read{suffix}")
+        more = f"{len(rest)} more chunk{'s' * (len(rest) > 1)}"
+        parts.append(f"{more} of array {where} could not be read or decoded{suffix}")
     return "; ".join(parts)
 
 

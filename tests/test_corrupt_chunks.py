@@ -287,3 +287,39 @@ def test_corrupt_chunk_of_an_ingest_store_fails_its_pair(tmp_path, stacks):
     (status,) = _assert_only_failed(broken, clean, [1])
     key = "24x32x1_uint8/images/c/1/0/0/0"  # the key in the store, as for missing chunks
     assert status.startswith(f"Zarr chunk '{key}' of array {stack} could not be decoded")
+
+
+@pytest.mark.parametrize(
+    ("error", "reason", "transient"),
+    [
+        (OSError(errno.EIO, "Input/output error"), "could not be read (Input/output error)", True),
+        (TimeoutError("timed out"), "could not be read (timed out)", True),
+        (ConnectionResetError("reset by peer"), "could not be read (reset by peer)", True),
+        (MemoryError(), "could not be decoded (ran out of memory)", True),
+        (
+            OSError("no errno: a codec's own error"),
+            "could not be decoded (OSError: no errno",
+            False,
+        ),
+        (
+            RuntimeError("Zstd error " + "x" * 400),
+            "could not be decoded (RuntimeError: Zstd",
+            False,
+        ),
+    ],
+)
+def test_read_failures_are_transient_only_when_a_retry_may_pass(error, reason, transient):
+    text, retried = zarr_direct._read_failure(error)
+    assert text.startswith(reason) and retried is transient
+    assert len(text) < 260  # a decoder's long message is cut
+
+
+def test_image_with_many_broken_chunks_names_three_and_counts_the_rest(tmp_path, stacks):
+    x = _write(tmp_path / "x.zarr", stacks[0], {"chunks": (1, 12, 8)})  # 8 chunks per image
+    y = _write(tmp_path / "y.zarr", stacks[1], {"chunks": (1, 12, 8)})
+    for j in range(2):
+        for k in range(4):
+            (y / f"c/0/{j}/{k}").write_bytes(b"garbage")
+    status = str(evaluate(x, y).status.values[0])
+    assert status.count("Zarr chunk 'c/0/") == 3
+    assert status.endswith(f"; 5 more chunks of array {y} could not be read or decoded")
