@@ -193,8 +193,9 @@ class SourcePair:
     read_status : dask.array.Array, optional
         ``(image,)`` strings, ``"ok"`` or why the pair could not be read, computed
         by the same tasks that read the pixels (image files that fail to decode,
-        Zarr chunks that are not in the store). A failed pair's pixels are zeros
-        or fill values; the engine marks it failed instead of stopping the run.
+        Zarr chunks that cannot be read or are not in the store). A failed pair's
+        pixels are zeros or fill values; the engine marks it failed instead of
+        stopping the run.
     rechunked : callable, optional
         ``rechunked(image_chunks)`` -> the same pair with its stacks chunked that way
         along ``image``, for sources whose images are read independently (files):
