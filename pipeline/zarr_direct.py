@@ -422,7 +422,7 @@ def _read_checked(
     if isinstance(source, ChunkFileReader):
         out, missing, failed = source.read(region)
         array, grid = source.array, source.chunks
-        problems = [
+        problems: list[_ChunkProblem] = [
             _ChunkProblem(_chunk_key(array, i), _box(i, grid, source.shape)) for i in missing
         ]
         problems.extend(
@@ -439,24 +439,23 @@ def _read_checked(
     if math.prod(shape) == 0:
         return np.empty(shape, dtype=source.dtype), ()
     recorder = _RecordingStore(source.store)
-    inner = zarr.Array(
-        AsyncArray(
-            source.metadata, StorePath(recorder, source.path), config=source._async_array.config
-        )
+    inner: Any = AsyncArray(
+        source.metadata, StorePath(recorder, source.path), config=source._async_array.config
     )
+    reading = zarr.Array(inner)
     broken: tuple[_ChunkProblem, ...] = ()
     try:
-        out = np.asarray(inner[tuple(slice(start, stop) for start, stop in region)])
+        out = np.asarray(reading[tuple(slice(start, stop) for start, stop in region)])
     except Exception:  # one bad chunk fails Zarr's whole read: find the chunks at fault
-        out, broken = _read_chunk_by_chunk(source, inner, region)
+        out, broken = _read_chunk_by_chunk(source, reading, region)
     lacking = set(recorder.missing)
     grid, array_shape = _storage_grid(source), tuple(int(n) for n in source.shape)
-    missing = [
+    not_stored = tuple(
         _ChunkProblem(key, _box(index, grid, array_shape))
         for index in _chunk_indices(region, grid)
         if (key := _chunk_key(source, index)) in lacking
-    ]
-    return out, (*missing, *broken)
+    )
+    return out, not_stored + broken
 
 
 def _read_chunk_by_chunk(
@@ -509,8 +508,8 @@ def _image_status(
             for k in touched:
                 found[k].append(problem)
     out = np.empty(size, dtype=object)
-    for k, problems in enumerate(found):
-        out[k] = _status_text(problems, where) if problems else STATUS_OK
+    for k, held in enumerate(found):
+        out[k] = _status_text(held, where) if held else STATUS_OK
     return out
 
 
