@@ -323,3 +323,18 @@ def test_image_with_many_broken_chunks_names_three_and_counts_the_rest(tmp_path,
     status = str(evaluate(x, y).status.values[0])
     assert status.count("Zarr chunk 'c/0/") == 3
     assert status.endswith(f"; 5 more chunks of array {y} could not be read or decoded")
+
+
+def test_chunk_read_error_survives_pickling():
+    # A worker process sends it back to the client (processes or distributed scheduler).
+    import pickle
+
+    sent = ChunkReadError(
+        "/data/y.zarr/c/1/0/0", "could not be read (Input/output error)", transient=True
+    )
+    error = pickle.loads(pickle.dumps(sent))
+    assert (error.path, error.transient) == ("/data/y.zarr/c/1/0/0", True)
+    assert str(error) == (
+        "Zarr chunk file '/data/y.zarr/c/1/0/0' could not be read (Input/output error)"
+        + TRANSIENT_SUFFIX
+    )
