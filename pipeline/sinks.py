@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import os
 import shutil
 import time
 from collections.abc import Iterator, Mapping
@@ -111,28 +112,31 @@ class ZarrSink:
         overwrite: bool = False,
     ) -> None:
         self.path = Path(path)
+        # Where the store is on disk: the output may name it through a symlink (kept, and
+        # pointing at the store), also a dangling one before the store exists.
+        self.store = Path(os.path.realpath(self.path))
         self._lock = _writer_lock(self.path)
         self._lock.__enter__()
         try:
-            if self.path.exists():
+            if self.store.exists():
                 self._check_existing(template, resume=resume, overwrite=overwrite)
-            if not self.path.exists():
+            if not self.store.exists():
                 self._create(template, batch_images, zarr_format)
         except BaseException:
             self.close()
             raise
 
     def _check_existing(self, template: xr.Dataset, *, resume: bool, overwrite: bool) -> None:
-        if not _is_zarr_store(self.path):
+        if not _is_zarr_store(self.store):
             raise FileExistsError(
                 f"output {str(self.path)!r} exists and is not a Zarr store; "
                 "choose another output path"
             )
         if overwrite:
-            shutil.rmtree(self.path)
+            shutil.rmtree(self.store)
             return
         try:
-            existing = xr.open_zarr(self.path, consolidated=False)
+            existing = xr.open_zarr(self.store, consolidated=False)
         except Exception as error:  # any failure to open means: not our store
             raise ValueError(
                 f"output {str(self.path)!r} is a Zarr store but not readable as results "
@@ -175,12 +179,12 @@ class ZarrSink:
                 self._write_template(template, encoding, zarr_format)
         except BaseException:
             # The store did not exist before: leave none rather than a half-made one.
-            _remove_settled(self.path)
+            _remove_settled(self.store)
             raise
 
     def _write_template(self, template: xr.Dataset, encoding: Any, zarr_format: int) -> None:
         template.to_zarr(
-            self.path,
+            self.store,
             mode="w-",
             compute=False,
             zarr_format=zarr_format,
@@ -190,7 +194,7 @@ class ZarrSink:
 
     def pending(self, batches: tuple[tuple[int, int], ...]) -> list[tuple[int, int]]:
         """The batches that still hold a pending pair."""
-        status = xr.open_zarr(self.path, consolidated=False)[STATUS].values
+        status = xr.open_zarr(self.store, consolidated=False)[STATUS].values
         return [(a, b) for a, b in batches if bool((status[a:b] == PENDING).any())]
 
     def write(
@@ -211,8 +215,8 @@ class ZarrSink:
             values[NAN_MASKED] = ((IMAGE,), np.asarray(statistics[NAN_MASKED]))
         marks = xr.Dataset({STATUS: ((IMAGE,), np.asarray(status, dtype=object))})
         with self._out_of_space(f"pairs {start}..{stop - 1}"):
-            values.to_zarr(self.path, region=region, consolidated=False)
-            marks.to_zarr(self.path, region=region, consolidated=False)
+            values.to_zarr(self.store, region=region, consolidated=False)
+            marks.to_zarr(self.store, region=region, consolidated=False)
 
     @contextlib.contextmanager
     def _out_of_space(self, what: str) -> Iterator[None]:
