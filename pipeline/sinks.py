@@ -17,8 +17,11 @@ refused unless ``overwrite=True``.
 from __future__ import annotations
 
 import contextlib
+import csv
 import errno
 import os
+import re
+import secrets
 import shutil
 import time
 from collections.abc import Iterator, Mapping
@@ -45,7 +48,10 @@ from pipeline.dataset import (
 from pipeline.locking import store_lock
 
 __all__ = [
+    "CSV_READ_OPTIONS",
+    "TEXT_ESCAPE_ATTR",
     "ZarrSink",
+    "escape_text",
     "export_csv",
     "export_netcdf",
     "open_results",
@@ -53,6 +59,19 @@ __all__ = [
 ]
 
 _FINGERPRINTS = ("config_fingerprint", "source_fingerprint")
+
+# How to read an :func:`export_csv` file back with pandas, every name exactly as written:
+# ``#`` starts only the attrs' comment lines (names are quoted), no name is taken for a
+# missing value ("NA", "null", "nan" are names), and file-name bytes that are not UTF-8
+# come back as os.fsdecode gives them. Folder results may add ``dtype={"image": str}``
+# so that a name such as ``001`` stays text.
+CSV_READ_OPTIONS: dict[str, Any] = {
+    "comment": "#",
+    "keep_default_na": False,
+    "na_values": [""],
+    "encoding": "utf-8",
+    "encoding_errors": "surrogateescape",
+}
 
 
 def _is_zarr_store(path: Path) -> bool:
@@ -183,7 +202,7 @@ class ZarrSink:
             raise
 
     def _write_template(self, template: xr.Dataset, encoding: Any, zarr_format: int) -> None:
-        template.to_zarr(
+        _escape_dataset(template).to_zarr(
             self.store,
             mode="w-",
             compute=False,
@@ -213,7 +232,7 @@ class ZarrSink:
             values[MS_SSIM] = ((IMAGE,), np.asarray(statistics[MS_SSIM]))
         if NAN_MASKED in statistics:
             values[NAN_MASKED] = ((IMAGE,), np.asarray(statistics[NAN_MASKED]))
-        marks = xr.Dataset({STATUS: ((IMAGE,), np.asarray(status, dtype=object))})
+        marks = xr.Dataset({STATUS: ((IMAGE,), escape_text(np.asarray(status, dtype=object)))})
         with self._out_of_space(f"pairs {start}..{stop - 1}"):
             values.to_zarr(self.store, region=region, consolidated=False)
             marks.to_zarr(self.store, region=region, consolidated=False)
@@ -249,18 +268,18 @@ def open_results(path: str | Path) -> xr.Dataset:
     if not path.exists():
         raise FileNotFoundError(f"results path {str(path)!r} does not exist")
     if path.is_dir():
-        return xr.open_zarr(path, consolidated=False)
+        return _unescape_dataset(xr.open_zarr(path, consolidated=False))
     if path.suffix.lower() in (".nc", ".nc4"):
         with xr.open_dataset(path, engine="scipy") as ds:
             loaded = ds.load()
-        return _from_netcdf3(loaded)
+        return _unescape_dataset(_from_netcdf3(loaded))
     raise ValueError(f"results path {str(path)!r} is neither a Zarr store nor a NetCDF file")
 
 
 def write_zarr(ds: xr.Dataset, path: str | Path, *, zarr_format: int = 3) -> None:
     """Write a whole result Dataset to a new Zarr store (no consolidated metadata, FACTS.md)."""
     validate_dataset(ds)
-    ds.to_zarr(Path(path), mode="w-", zarr_format=zarr_format, consolidated=False)
+    _escape_dataset(ds).to_zarr(Path(path), mode="w-", zarr_format=zarr_format, consolidated=False)
 
 
 def export_netcdf(ds: xr.Dataset, path: str | Path) -> None:
@@ -268,9 +287,12 @@ def export_netcdf(ds: xr.Dataset, path: str | Path) -> None:
 
     NetCDF-3 has no 64-bit integers: ``count`` and ``ssim_hist`` are stored as
     int32 when they fit (else refused) and read back as int64 by :func:`open_results`.
+    Text is UTF-8; names that are not (file-name bytes) are escaped as described in
+    :func:`open_results`, which reads them back exactly. The file is written under a
+    temporary name beside ``path`` and renamed into place: whole or absent.
     """
     validate_dataset(ds)
-    out = ds.load().copy()
+    out = _escape_dataset(ds.load(), attrs=True)
     for name in (COUNT, SSIM_HIST):
         values = out[name].values
         if values.size and values.max() > np.iinfo(np.int32).max:
@@ -286,7 +308,125 @@ def export_netcdf(ds: xr.Dataset, path: str | Path) -> None:
         if isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
             # NetCDF-3 attributes hold no list of strings (e.g. unpaired files): one per line.
             out.attrs[key] = "\n".join(value)
-    out.to_netcdf(Path(path), engine="scipy")
+    with _replaced_whole(Path(path), "the NetCDF export") as partial:
+        out.to_netcdf(partial, engine="scipy")
+
+
+@contextlib.contextmanager
+def _replaced_whole(path: Path, what: str) -> Iterator[Path]:
+    """A temporary file beside ``path``, renamed to ``path`` once the block has written it.
+
+    A rename within a folder is atomic: a reader, a kill or a full disk never sees a
+    truncated file at ``path``; on any failure the temporary file is removed.
+    """
+    partial = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.partial")
+    try:
+        yield partial
+        os.replace(partial, path)
+    except BaseException as error:
+        with contextlib.suppress(FileNotFoundError):
+            partial.unlink()
+        if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise OSError(
+                error.errno,
+                f"no space left on the device of output {str(path)!r} while writing {what} "
+                f"({error.strerror}); that path is unchanged (no partial file): free some space "
+                "and run again",
+            ) from error
+        raise
+
+
+# Text in a store or NetCDF file is UTF-8, but a file name is bytes: those that are not
+# UTF-8 reach Python as lone surrogates (os.fsdecode's surrogateescape) and no UTF-8
+# writer takes them. The text variables are stored escaped -- a backslash doubled, such
+# a byte as \xNN -- and marked with this attribute; open_results undoes it.
+TEXT_ESCAPE_ATTR = "text_escape"
+_TEXT_ESCAPE = r"'\\' is a backslash, '\xNN' a file-name byte that is not UTF-8"
+_TEXT_VARIABLES = (IMAGE, REFERENCE, GENERATED, REGION, STATUS)
+_TO_ESCAPE = re.compile("[\\\\\ud800-\udfff]")
+_ESCAPED = re.compile(r"\\(\\|x[0-9a-f]{2}|u[0-9a-f]{4})")
+
+
+def _escape_one(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    if code == ord("\\"):
+        return "\\\\"
+    # surrogateescape maps byte 0xNN (>= 0x80) to U+DCNN; any other surrogate as \uXXXX.
+    return f"\\x{code - 0xDC00:02x}" if 0xDC80 <= code <= 0xDCFF else f"\\u{code:04x}"
+
+
+def _unescape_one(match: re.Match[str]) -> str:
+    code = match.group(1)
+    if code == "\\":
+        return "\\"
+    return chr(0xDC00 + int(code[1:], 16)) if code[0] == "x" else chr(int(code[1:], 16))
+
+
+def escape_text(values: Any) -> np.ndarray:
+    """Text values as stored (see :data:`TEXT_ESCAPE_ATTR`); other values unchanged."""
+    array = np.asarray(values)
+    if array.dtype.kind not in "OUT":
+        return array
+    flat = [_TO_ESCAPE.sub(_escape_one, str(v)) for v in array.ravel()]
+    return np.asarray(flat, dtype=object).reshape(array.shape)
+
+
+def _unescape_values(values: np.ndarray) -> np.ndarray:
+    flat = [_ESCAPED.sub(_unescape_one, str(v)) for v in values.ravel()]
+    return np.asarray(flat, dtype=object).reshape(values.shape)
+
+
+def _escape_dataset(ds: xr.Dataset, *, attrs: bool = False) -> xr.Dataset:
+    """A shallow copy of ``ds`` with its text variables (and, for NetCDF, attrs) escaped."""
+    out = ds.copy()
+    for name in _TEXT_VARIABLES:
+        if name in out.variables and out[name].dtype.kind in "OUT":
+            variable = out[name].variable
+            escaped = xr.Variable(
+                variable.dims,
+                variable.data
+                if not isinstance(variable.data, np.ndarray)
+                else escape_text(variable.data),
+                {**variable.attrs, TEXT_ESCAPE_ATTR: _TEXT_ESCAPE},
+                variable.encoding,
+            )
+            if name in out.coords:
+                out = out.assign_coords({name: escaped})
+            else:
+                out[name] = escaped
+    if attrs and any(_TO_ESCAPE.search(str(v)) for v in out.attrs.values()):
+        out.attrs = {
+            k: _TO_ESCAPE.sub(_escape_one, v) if isinstance(v, str) else v
+            for k, v in out.attrs.items()
+        }
+        out.attrs[TEXT_ESCAPE_ATTR] = _TEXT_ESCAPE
+    return out
+
+
+def _unescape_dataset(ds: xr.Dataset) -> xr.Dataset:
+    """Undo :func:`_escape_dataset`: the text exactly as it was, markers removed."""
+    for name in _TEXT_VARIABLES:
+        if name not in ds.variables or TEXT_ESCAPE_ATTR not in ds[name].attrs:
+            continue
+        variable = ds[name].variable
+        attrs = {k: v for k, v in variable.attrs.items() if k != TEXT_ESCAPE_ATTR}
+        data = variable.data
+        if isinstance(data, np.ndarray):
+            data = _unescape_values(data)
+        else:  # lazy (Zarr): undone chunk by chunk when read
+            data = data.map_blocks(_unescape_values, dtype=object)
+        unescaped = xr.Variable(variable.dims, data, attrs, variable.encoding)
+        if name in ds.coords:
+            ds = ds.assign_coords({name: unescaped})
+        else:
+            ds[name] = unescaped
+    if TEXT_ESCAPE_ATTR in ds.attrs:
+        ds.attrs = {
+            k: _ESCAPED.sub(_unescape_one, v) if isinstance(v, str) else v
+            for k, v in ds.attrs.items()
+            if k != TEXT_ESCAPE_ATTR
+        }
+    return ds
 
 
 def _from_netcdf3(ds: xr.Dataset) -> xr.Dataset:
@@ -302,7 +442,11 @@ def export_csv(ds: xr.Dataset, path: str | Path) -> None:
     """One row per (image, region) with every scalar statistic and the status.
 
     The histogram is left out (it lives in Zarr/NetCDF); the attrs go first as
-    ``# key: value`` comment lines (``pandas.read_csv(path, comment="#")`` skips them).
+    ``# key: value`` comment lines. Every text field is quoted, so names holding
+    ``#``, commas, quotes or line breaks stay one field; the file is UTF-8, and
+    file-name bytes that are not UTF-8 are written as they are. Read it back with
+    :data:`CSV_READ_OPTIONS`: ``pandas.read_csv(path, **CSV_READ_OPTIONS)``. The file
+    is written under a temporary name beside ``path`` and renamed into place.
     """
     validate_dataset(ds)
     table = (
@@ -313,8 +457,13 @@ def export_csv(ds: xr.Dataset, path: str | Path) -> None:
     )
     table[STATUS] = np.repeat(ds[STATUS].values.astype(str), ds.sizes[REGION])
     columns = [IMAGE, REFERENCE, GENERATED, REGION, *FLOAT_STATISTICS, COUNT, STATUS]
-    with Path(path).open("w", newline="") as handle:
+    with (
+        _replaced_whole(Path(path), "the CSV export") as partial,
+        partial.open("w", newline="", encoding="utf-8", errors="surrogateescape") as handle,
+    ):
         for key, value in ds.attrs.items():
-            text = str(value).replace("\n", " ")
+            text = " ".join(str(value).splitlines())
             handle.write(f"# {key}: {text}\n")
-        table[columns].to_csv(handle, index=False, float_format="%.17g")
+        table[columns].to_csv(
+            handle, index=False, float_format="%.17g", quoting=csv.QUOTE_NONNUMERIC
+        )
