@@ -1,7 +1,8 @@
 """Where results go: a resumable Zarr store (default), NetCDF or CSV.
 
 The Zarr store is created first with its final layout (coordinates, attrs,
-every statistic as fill values, ``status`` all pending) and then filled one
+every statistic as fill values, ``status`` all pending; laid out under a
+temporary name and renamed into place, so it is whole or absent) and then filled one
 commit batch at a time: the batch's values are written first and its
 ``status`` entries (``"ok"`` or the failure reason) last. Zarr's local store
 writes each chunk file atomically, so a run killed at any moment leaves a
@@ -24,7 +25,7 @@ import re
 import secrets
 import shutil
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -137,6 +138,9 @@ class ZarrSink:
         self._lock = _writer_lock(self.path)
         self._lock.__enter__()
         try:
+            # Left by a run killed while it laid out or replaced this store; we hold the
+            # lock, so no live run is using them.
+            self._remove_leftovers()
             if self.store.exists():
                 self._check_existing(template, resume=resume, overwrite=overwrite)
             if not self.store.exists():
@@ -152,7 +156,11 @@ class ZarrSink:
                 "choose another output path"
             )
         if overwrite:
-            shutil.rmtree(self.store)
+            # Moved aside in one rename, then deleted: a kill midway leaves the old store
+            # whole or gone, never half-deleted under the output's name.
+            old = self._sibling("old")
+            os.rename(self.store, old)
+            shutil.rmtree(old)
             return
         try:
             existing = xr.open_zarr(self.store, consolidated=False)
@@ -193,17 +201,35 @@ class ZarrSink:
         encoding = {STATUS: {"chunks": (batch_images,)}}
         for name in (REFERENCE, GENERATED):
             encoding[name] = {"chunks": (template.sizes[IMAGE],)}
+        # Laid out under a temporary name and renamed into place (atomic for a folder on
+        # one file system): killed at any moment, the output is a whole store or absent,
+        # so --resume never meets a half-made layout.
+        layout = self._sibling("layout")
         try:
             with self._out_of_space("the new store's layout"):
-                self._write_template(template, encoding, zarr_format)
+                self._write_template(layout, template, encoding, zarr_format)
+            os.rename(layout, self.store)
         except BaseException:
-            # The store did not exist before: leave none rather than a half-made one.
-            _remove_settled(self.store)
+            _remove_settled(layout)
             raise
 
-    def _write_template(self, template: xr.Dataset, encoding: Any, zarr_format: int) -> None:
+    def _sibling(self, role: str) -> Path:
+        """A fresh hidden name beside the store, found and removed by _remove_leftovers."""
+        token = f"{os.getpid()}-{secrets.token_hex(4)}"
+        return self.store.with_name(f".{self.store.name}.{role}-{token}")
+
+    def _remove_leftovers(self) -> None:
+        prefixes = tuple(f".{self.store.name}.{role}-" for role in ("layout", "old"))
+        with contextlib.suppress(FileNotFoundError):
+            for entry in self.store.parent.iterdir():
+                if entry.name.startswith(prefixes):
+                    shutil.rmtree(entry, ignore_errors=True)
+
+    def _write_template(
+        self, where: Path, template: xr.Dataset, encoding: Any, zarr_format: int
+    ) -> None:
         _escape_dataset(template).to_zarr(
-            self.store,
+            where,
             mode="w-",
             compute=False,
             zarr_format=zarr_format,
@@ -215,6 +241,19 @@ class ZarrSink:
         """The batches that still hold a pending pair."""
         status = xr.open_zarr(self.store, consolidated=False)[STATUS].values
         return [(a, b) for a, b in batches if bool((status[a:b] == PENDING).any())]
+
+    def to_retry(
+        self, batches: tuple[tuple[int, int], ...], retry: Callable[[str], bool]
+    ) -> tuple[list[tuple[int, int]], int]:
+        """The committed batches holding a pair whose status ``retry`` accepts, and how many.
+
+        ``retry`` sees the status as stored (text escaped, see :func:`open_results`);
+        the end of a status, where the transient marker is, is never changed by that.
+        """
+        status = xr.open_zarr(self.store, consolidated=False)[STATUS].values
+        found = np.fromiter((retry(str(text)) for text in status), dtype=bool, count=len(status))
+        todo = [(a, b) for a, b in batches if bool(found[a:b].any())]
+        return todo, int(found.sum())
 
     def write(
         self, start: int, stop: int, statistics: Mapping[str, np.ndarray], status: Any

@@ -12,10 +12,12 @@ import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
+import zarr.storage._local as zarr_local
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import pipeline as sp
+from pipeline import sinks
 from pipeline.dataset import (
     COUNT,
     FLOAT_STATISTICS,
@@ -284,3 +286,64 @@ def test_run_store_keeps_names_and_statuses_that_are_not_utf8(tmp_path):
     assert back["reference"].values.tolist() == names
     assert back["status"].values.tolist() == status
     assert "text_escape" not in back["status"].attrs  # a storage detail, not a result attr
+
+
+class _Killed(BaseException):
+    """Stands for SIGKILL: nothing after it runs, no cleanup of the process' own."""
+
+
+def _layout_template(n: int = 6) -> xr.Dataset:
+    names = [f"img{i}.png" for i in range(n)]
+    attrs = {name: "x" for name in REQUIRED_ATTRS} | {
+        "config_fingerprint": "c",
+        "source_fingerprint": "s",
+    }
+    return template_dataset(
+        image=np.asarray(names, dtype=object),
+        reference=names,
+        generated=names,
+        regions=["all", "r0c0"],
+        bins=4,
+        batch_images=2,
+        attrs=attrs,
+    )
+
+
+def _layout_writes(where: Path, monkeypatch: pytest.MonkeyPatch) -> int:
+    written = []
+    real_put = zarr_local._put
+    with monkeypatch.context() as patch:
+        patch.setattr(zarr_local, "_put", lambda *a, **k: written.append(1) or real_put(*a, **k))
+        ZarrSink(where, _layout_template(), batch_images=2).close()
+    return len(written)
+
+
+def test_killed_anywhere_in_the_layout_resume_finds_a_whole_store(tmp_path, monkeypatch):
+    n_writes = _layout_writes(tmp_path / "count.zarr", monkeypatch)
+    assert n_writes > 10  # the layout is many files: many moments to be killed at
+    # The first and last file and six seeded ones between (each point takes ~0.7 s).
+    rng = np.random.default_rng(4)
+    points = {0, n_writes - 1, *rng.choice(np.arange(1, n_writes - 1), 6, replace=False)}
+    for kill_at in sorted(int(p) for p in points):
+        out = tmp_path / f"r{kill_at}.zarr"
+        real_put, seen = zarr_local._put, [0]
+
+        def put(path, value, exclusive=False, real_put=real_put, seen=seen, kill_at=kill_at):
+            if seen[0] == kill_at:
+                raise _Killed
+            seen[0] += 1
+            return real_put(path, value, exclusive=exclusive)
+
+        with monkeypatch.context() as patch:
+            patch.setattr(zarr_local, "_put", put)
+            patch.setattr(sinks, "_remove_settled", lambda path: None)  # a kill cleans nothing
+            with pytest.raises(_Killed):
+                ZarrSink(out, _layout_template(), batch_images=2)
+        assert not out.exists()  # whole or absent: never a half-made store
+        sink = ZarrSink(out, _layout_template(), batch_images=2, resume=True)
+        try:
+            assert sink.pending(((0, 2), (2, 4), (4, 6))) == [(0, 2), (2, 4), (4, 6)]
+        finally:
+            sink.close()
+        assert [p.name for p in tmp_path.iterdir() if p.name.startswith(f".r{kill_at}.")] == []
+        assert open_results(out)["status"].values.tolist() == [""] * 6
