@@ -26,6 +26,7 @@ import zarr
 from pipeline.cluster import SchedulerSession, open_scheduler
 from pipeline.config import RunConfig, resolve_config
 from pipeline.dataset import MS_SSIM, NAN_MASKED, STATUS_OK, build_dataset, template_dataset
+from pipeline.image_formats import is_transient_status
 from pipeline.kernel_spec import KernelSpec
 from pipeline.reductions import finalize_statistics
 from pipeline.run_plan import RunPlan, plan_run
@@ -37,6 +38,7 @@ from pipeline.volumes import as_volume_pair
 __all__ = ["KernelSpec", "RunPlan", "evaluate", "plan_run"]
 
 BatchCallback = Callable[[int, int, int], None]
+RetryCallback = Callable[[int], None]
 
 
 def _maps_path(config: RunConfig) -> str:
@@ -179,6 +181,7 @@ def evaluate(
     *,
     config: RunConfig | Mapping[str, Any] | str | Path | None = None,
     on_batch: BatchCallback | None = None,
+    on_retry: RetryCallback | None = None,
     **overrides: Any,
 ) -> xr.Dataset:
     """SSIM statistics of every image pair, per image and region, computed chunk by chunk.
@@ -192,6 +195,12 @@ def evaluate(
         Run settings (a YAML path is read with :func:`pipeline.load_config`).
     on_batch : callable, optional
         Called as ``on_batch(done, total, images_in_batch)`` after each committed batch.
+    on_retry : callable, optional
+        With ``resume=True``: called once, before any work, as ``on_retry(n_pairs)``
+        when the store holds pairs that failed for a transient reason (file not found,
+        permission, I/O error; see :func:`pipeline.image_formats.is_transient_status`).
+        Their batches are computed again and their rows overwritten; a file that was
+        read and did not decode stays failed and is not retried.
     **overrides
         Any :class:`pipeline.config.RunConfig` field, e.g. ``regions="4x4"``,
         ``output="results.zarr"``, ``resume=True``, ``engine="reference"``.
@@ -249,6 +258,11 @@ def evaluate(
         try:
             writer = _map_writer(plan) if config.save_maps else None
             todo = sink.pending(plan.batches)
+            if config.resume:
+                retry, n_retried = sink.to_retry(plan.batches, is_transient_status)
+                todo = sorted(set(todo) | set(retry))
+                if n_retried and on_retry is not None:
+                    on_retry(n_retried)
             with _scheduler(config, needed=bool(todo)) as session:
                 for done, (start, stop) in enumerate(todo, 1):
                     packed = _compute(plan, start, stop, writer, session)
