@@ -146,6 +146,26 @@ def _compute(
     return np.asarray(packed)
 
 
+def _commit_batch(
+    plan: RunPlan,
+    sink: ZarrSink,
+    start: int,
+    stop: int,
+    writer: _MapWriter | None,
+    session: SchedulerSession,
+) -> None:
+    """Compute pairs ``[start, stop)`` and commit them to the store.
+
+    A function of its own so that the batch's arrays are freed when it returns: a
+    loop variable would keep one batch's statistics alive while the next one is
+    computed, doubling the peak memory of every run longer than one batch.
+    """
+    packed = _compute(plan, start, stop, writer, session)
+    statistics = _finalize_batch(plan, start, stop, packed)
+    del packed  # finalized: the packed partial statistics are no longer needed
+    sink.write(start, stop, statistics, _batch_status(plan, start, stop))
+
+
 def _batch_status(plan: RunPlan, start: int, stop: int) -> list[str]:
     return [plan.pair.status.get(i, STATUS_OK) for i in range(start, stop)]
 
@@ -263,15 +283,10 @@ def evaluate(
                 todo = sorted(set(todo) | set(retry))
                 if n_retried and on_retry is not None:
                     on_retry(n_retried)
+            del template  # the store has it; only per-batch data is held from here on
             with _scheduler(config, needed=bool(todo)) as session:
                 for done, (start, stop) in enumerate(todo, 1):
-                    packed = _compute(plan, start, stop, writer, session)
-                    sink.write(
-                        start,
-                        stop,
-                        _finalize_batch(plan, start, stop, packed),
-                        _batch_status(plan, start, stop),
-                    )
+                    _commit_batch(plan, sink, start, stop, writer, session)
                     if on_batch is not None:
                         on_batch(done, len(todo), stop - start)
         finally:

@@ -406,11 +406,15 @@ def escape_text(values: Any) -> np.ndarray:
     array = np.asarray(values)
     if array.dtype.kind not in "OUT":
         return array
+    if not any(_TO_ESCAPE.search(str(v)) for v in array.ravel()):
+        return array  # the usual case: no copy of a million names
     flat = [_TO_ESCAPE.sub(_escape_one, str(v)) for v in array.ravel()]
     return np.asarray(flat, dtype=object).reshape(array.shape)
 
 
 def _unescape_values(values: np.ndarray) -> np.ndarray:
+    if not any("\\" in str(v) for v in values.ravel()):
+        return values  # nothing was escaped in these
     flat = [_ESCAPED.sub(_unescape_one, str(v)) for v in values.ravel()]
     return np.asarray(flat, dtype=object).reshape(values.shape)
 
