@@ -296,14 +296,19 @@ def evaluate(
     if output_format in ("netcdf", "csv"):
         _fresh_path(config)  # refuse an existing file before any work
     writer = _map_writer(plan) if config.save_maps else None
-    parts = []
+    # Filled batch by batch: the results and one batch, never every batch's packed
+    # partial statistics plus their concatenation plus the results.
+    statistics: dict[str, np.ndarray] = {}
     with _scheduler(config) as session:
         for done, (start, stop) in enumerate(plan.batches, 1):
-            parts.append(_compute(plan, start, stop, writer, session))
+            part = _finalize_batch(plan, start, stop, _compute(plan, start, stop, writer, session))
+            for name, values in part.items():
+                if name not in statistics:
+                    statistics[name] = np.empty((pair.n_images, *values.shape[1:]), values.dtype)
+                statistics[name][start:stop] = values
+            del part
             if on_batch is not None:
                 on_batch(done, len(plan.batches), stop - start)
-    packed = np.concatenate(parts, axis=0)
-    statistics = _finalize_batch(plan, 0, pair.n_images, packed)
     ds = build_dataset(
         statistics,
         **common,

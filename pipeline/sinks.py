@@ -340,9 +340,11 @@ def export_netcdf(ds: xr.Dataset, path: str | Path) -> None:
             )
         out[name] = out[name].astype(np.int32)
     for name in (STATUS, REFERENCE, GENERATED, REGION):
-        out[name] = out[name].astype(str)
+        # Through object: a store read back gives NumPy's StringDType, which astype(str)
+        # refuses.
+        out[name] = out[name].astype(object).astype(str)
     if out[IMAGE].dtype.kind in "OT":
-        out[IMAGE] = out[IMAGE].astype(str)
+        out[IMAGE] = out[IMAGE].astype(object).astype(str)
     for key, value in out.attrs.items():
         if isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
             # NetCDF-3 attributes hold no list of strings (e.g. unpaired files): one per line.
@@ -498,7 +500,7 @@ def export_csv(ds: xr.Dataset, path: str | Path) -> None:
         .to_dataframe()
         .reset_index()
     )
-    table[STATUS] = np.repeat(ds[STATUS].values.astype(str), ds.sizes[REGION])
+    table[STATUS] = np.repeat(ds[STATUS].values.astype(object), ds.sizes[REGION])
     columns = [IMAGE, REFERENCE, GENERATED, REGION, *FLOAT_STATISTICS, COUNT, STATUS]
     with (
         _replaced_whole(Path(path), "the CSV export") as partial,
