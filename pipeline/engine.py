@@ -228,7 +228,7 @@ def evaluate(
     Returns
     -------
     xarray.Dataset
-        The result Dataset of DESIGN.md (lazily opened from the store when
+        The result Dataset (lazily opened from the store when
         ``output`` is a Zarr path, in memory otherwise).
 
     Examples

@@ -316,7 +316,11 @@ def open_results(path: str | Path) -> xr.Dataset:
 
 
 def write_zarr(ds: xr.Dataset, path: str | Path, *, zarr_format: int = 3) -> None:
-    """Write a whole result Dataset to a new Zarr store (no consolidated metadata, FACTS.md)."""
+    """Write a whole result Dataset to a new Zarr store.
+
+    Without consolidated metadata: every reader of a store that is still being filled
+    sees the arrays as they are on disk, never a stale summary of them.
+    """
     validate_dataset(ds)
     _escape_dataset(ds).to_zarr(Path(path), mode="w-", zarr_format=zarr_format, consolidated=False)
 
