@@ -357,13 +357,44 @@ def export_netcdf(ds: xr.Dataset, path: str | Path) -> None:
         out.to_netcdf(partial, engine="scipy")
 
 
+_PARTIAL_STALE_S = 600.0
+
+
+def _remove_dead_partials(path: Path) -> None:
+    """Remove ``path``'s temporary files whose writer (the pid in their name) is gone.
+
+    Only files untouched for :data:`_PARTIAL_STALE_S`: a pid names a process of this
+    host, and a folder shared with other hosts may hold another host's export in progress
+    (written continuously, so recently modified).
+    """
+    prefix = f".{path.name}."
+    with contextlib.suppress(FileNotFoundError):
+        for entry in path.parent.iterdir():
+            parts = entry.name[len(prefix) :].split(".")
+            if not entry.name.startswith(prefix) or len(parts) != 3 or parts[2] != "partial":
+                continue
+            if not parts[0].isdigit():
+                continue
+            with contextlib.suppress(FileNotFoundError):
+                if time.time() - entry.stat().st_mtime < _PARTIAL_STALE_S:
+                    continue
+            try:
+                os.kill(int(parts[0]), 0)
+            except ProcessLookupError:
+                entry.unlink(missing_ok=True)
+            except PermissionError:  # alive, another user's
+                pass
+
+
 @contextlib.contextmanager
 def _replaced_whole(path: Path, what: str) -> Iterator[Path]:
     """A temporary file beside ``path``, renamed to ``path`` once the block has written it.
 
     A rename within a folder is atomic: a reader, a kill or a full disk never sees a
-    truncated file at ``path``; on any failure the temporary file is removed.
+    truncated file at ``path``; on any failure the temporary file is removed, and the
+    ones that killed processes of this host left are removed by the next export.
     """
+    _remove_dead_partials(path)
     partial = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.partial")
     try:
         yield partial

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import errno
 import os
+import subprocess
+import sys
 import tempfile
+import time
 from pathlib import Path
 
 import dask.array as da
@@ -347,3 +350,20 @@ def test_killed_anywhere_in_the_layout_resume_finds_a_whole_store(tmp_path, monk
             sink.close()
         assert [p.name for p in tmp_path.iterdir() if p.name.startswith(f".r{kill_at}.")] == []
         assert open_results(out)["status"].values.tolist() == [""] * 6
+
+
+def test_temporary_files_of_killed_exports_are_removed_by_the_next_one(pair, tmp_path):
+    x, y = pair
+    process = subprocess.Popen([sys.executable, "-c", "pass"])
+    process.wait()  # a pid that no longer runs: an export killed mid-write
+    dead = tmp_path / f".r.csv.{process.pid}.0badc0de.partial"
+    alive = tmp_path / f".r.csv.{os.getpid()}.0badc0de.partial"
+    recent = tmp_path / f".r.csv.{process.pid}.1badc0de.partial"
+    for leftover in (dead, alive, recent):
+        leftover.write_text("image,reference\n0,")
+    for leftover in (dead, alive):
+        os.utime(leftover, (time.time() - 3600, time.time() - 3600))
+    sp.evaluate(x, y, output=str(tmp_path / "r.csv"))
+    assert not dead.exists()
+    assert alive.exists()  # its writer still runs
+    assert recent.exists()  # touched lately: maybe another host's export in progress
