@@ -16,7 +16,7 @@ def _peak_traced_mb(n_pairs: int, tmp_path) -> float:
     rng = np.random.default_rng(n_pairs)
     x = rng.integers(0, 256, (n_pairs, 16, 16), dtype=np.uint8)
     y = x ^ np.uint8(7)
-    settings = {"batch_images": BATCH, "hist_bins": BINS, "engine": "reference"}
+    settings = {"batch_images": BATCH, "hist_bins": BINS}
     sp.evaluate(x[:BATCH], y[:BATCH], **settings)  # warm-up: caches, imports
     gc.collect()
     tracemalloc.start()
@@ -42,7 +42,7 @@ def test_in_memory_results_are_filled_batch_by_batch(tmp_path):
     # together: about three times the results.
     rng = np.random.default_rng(5)
     x = rng.integers(0, 256, (16 * BATCH, 16, 16), dtype=np.uint8)
-    settings = {"batch_images": BATCH, "hist_bins": BINS, "engine": "reference"}
+    settings = {"batch_images": BATCH, "hist_bins": BINS}
     sp.evaluate(x[:BATCH], x[:BATCH], **settings)  # warm-up: caches, imports
     gc.collect()
     tracemalloc.start()
