@@ -28,6 +28,7 @@ from pipeline.run_config import (
 __all__ = [
     "DEVICES",
     "MAP_CHOICES",
+    "MAX_YAML_VALUES",
     "NAN_POLICIES",
     "OUTPUT_FORMATS",
     "SCHEDULERS",
@@ -38,8 +39,60 @@ __all__ = [
 ]
 
 
+# A run configuration is a few dozen values; aliases (``*name``) repeat what their anchor
+# holds, so a small file can stand for billions of values ("billion laughs") that
+# validation and fingerprinting would then walk. More than this is refused unread.
+MAX_YAML_VALUES = 100_000
+
+
+def _expanded_size(node: yaml.Node, sizes: dict[int, int], open_nodes: set[int]) -> int:
+    """Values ``node`` stands for once every alias is expanded (each node counted once)."""
+    key = id(node)
+    if key in sizes:
+        return sizes[key]
+    if key in open_nodes:  # an alias inside its own anchor: infinite when expanded
+        return MAX_YAML_VALUES + 1
+    open_nodes.add(key)
+    total = 1
+    if isinstance(node, yaml.SequenceNode):
+        children: list[yaml.Node] = list(node.value)
+    elif isinstance(node, yaml.MappingNode):
+        children = [part for pair in node.value for part in pair]
+    else:
+        children = []
+    for child in children:
+        total += _expanded_size(child, sizes, open_nodes)
+        if total > MAX_YAML_VALUES:
+            break
+    open_nodes.discard(key)
+    sizes[key] = total
+    return total
+
+
+def _safe_load_bounded(text: str, path: Path) -> Any:
+    """``yaml.safe_load``, refusing documents that expand to more than MAX_YAML_VALUES."""
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        size = _expanded_size(node, {}, set())
+        if size > MAX_YAML_VALUES:
+            raise ValueError(
+                f"configuration file {str(path)!r} expands to more than {MAX_YAML_VALUES:,} "
+                "values through YAML aliases (*name repeats its &name anchor); a run "
+                "configuration is a small mapping: write the values out instead of aliasing them"
+            )
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
 def load_config(path: str | Path) -> RunConfig:
     """Read a YAML run configuration (``yaml.safe_load``) and validate it.
+
+    Files whose aliases expand to more than :data:`MAX_YAML_VALUES` values are
+    refused before they are constructed.
 
     Parameters
     ----------
@@ -64,9 +117,15 @@ def load_config(path: str | Path) -> RunConfig:
     except (OSError, UnicodeDecodeError) as error:
         raise ValueError(f"cannot read configuration file {str(path)!r}: {error}") from error
     try:
-        mapping = yaml.safe_load(text)
+        mapping = _safe_load_bounded(text, path)
     except yaml.YAMLError as error:
         raise ValueError(f"configuration file {str(path)!r} is not valid YAML: {error}") from error
+    except RecursionError as error:
+        # PyYAML composes nested collections recursively: thousands of levels exhaust the stack.
+        raise ValueError(
+            f"configuration file {str(path)!r} nests its values too deeply (thousands of "
+            "levels); a run configuration is a flat mapping"
+        ) from error
     if mapping is None:
         mapping = {}
     try:

@@ -1,4 +1,4 @@
-"""The result Dataset of DESIGN.md: names defined once, construction and a schema check.
+"""The result Dataset: names defined once, construction and a schema check.
 
 One row per image pair, regions as a second dimension::
 

@@ -26,6 +26,7 @@ import zarr
 from pipeline.cluster import SchedulerSession, open_scheduler
 from pipeline.config import RunConfig, resolve_config
 from pipeline.dataset import MS_SSIM, NAN_MASKED, STATUS_OK, build_dataset, template_dataset
+from pipeline.image_formats import is_transient_status
 from pipeline.kernel_spec import KernelSpec
 from pipeline.reductions import finalize_statistics
 from pipeline.run_plan import RunPlan, plan_run
@@ -37,6 +38,7 @@ from pipeline.volumes import as_volume_pair
 __all__ = ["KernelSpec", "RunPlan", "evaluate", "plan_run"]
 
 BatchCallback = Callable[[int, int, int], None]
+RetryCallback = Callable[[int], None]
 
 
 def _maps_path(config: RunConfig) -> str:
@@ -144,6 +146,26 @@ def _compute(
     return np.asarray(packed)
 
 
+def _commit_batch(
+    plan: RunPlan,
+    sink: ZarrSink,
+    start: int,
+    stop: int,
+    writer: _MapWriter | None,
+    session: SchedulerSession,
+) -> None:
+    """Compute pairs ``[start, stop)`` and commit them to the store.
+
+    A function of its own so that the batch's arrays are freed when it returns: a
+    loop variable would keep one batch's statistics alive while the next one is
+    computed, doubling the peak memory of every run longer than one batch.
+    """
+    packed = _compute(plan, start, stop, writer, session)
+    statistics = _finalize_batch(plan, start, stop, packed)
+    del packed  # finalized: the packed partial statistics are no longer needed
+    sink.write(start, stop, statistics, _batch_status(plan, start, stop))
+
+
 def _batch_status(plan: RunPlan, start: int, stop: int) -> list[str]:
     return [plan.pair.status.get(i, STATUS_OK) for i in range(start, stop)]
 
@@ -179,6 +201,7 @@ def evaluate(
     *,
     config: RunConfig | Mapping[str, Any] | str | Path | None = None,
     on_batch: BatchCallback | None = None,
+    on_retry: RetryCallback | None = None,
     **overrides: Any,
 ) -> xr.Dataset:
     """SSIM statistics of every image pair, per image and region, computed chunk by chunk.
@@ -192,6 +215,12 @@ def evaluate(
         Run settings (a YAML path is read with :func:`pipeline.load_config`).
     on_batch : callable, optional
         Called as ``on_batch(done, total, images_in_batch)`` after each committed batch.
+    on_retry : callable, optional
+        With ``resume=True``: called once, before any work, as ``on_retry(n_pairs)``
+        when the store holds pairs that failed for a transient reason (file not found,
+        permission, I/O error; see :func:`pipeline.image_formats.is_transient_status`).
+        Their batches are computed again and their rows overwritten; a file that was
+        read and did not decode stays failed and is not retried.
     **overrides
         Any :class:`pipeline.config.RunConfig` field, e.g. ``regions="4x4"``,
         ``output="results.zarr"``, ``resume=True``, ``engine="reference"``.
@@ -199,7 +228,7 @@ def evaluate(
     Returns
     -------
     xarray.Dataset
-        The result Dataset of DESIGN.md (lazily opened from the store when
+        The result Dataset (lazily opened from the store when
         ``output`` is a Zarr path, in memory otherwise).
 
     Examples
@@ -249,15 +278,15 @@ def evaluate(
         try:
             writer = _map_writer(plan) if config.save_maps else None
             todo = sink.pending(plan.batches)
+            if config.resume:
+                retry, n_retried = sink.to_retry(plan.batches, is_transient_status)
+                todo = sorted(set(todo) | set(retry))
+                if n_retried and on_retry is not None:
+                    on_retry(n_retried)
+            del template  # the store has it; only per-batch data is held from here on
             with _scheduler(config, needed=bool(todo)) as session:
                 for done, (start, stop) in enumerate(todo, 1):
-                    packed = _compute(plan, start, stop, writer, session)
-                    sink.write(
-                        start,
-                        stop,
-                        _finalize_batch(plan, start, stop, packed),
-                        _batch_status(plan, start, stop),
-                    )
+                    _commit_batch(plan, sink, start, stop, writer, session)
                     if on_batch is not None:
                         on_batch(done, len(todo), stop - start)
         finally:
@@ -267,14 +296,19 @@ def evaluate(
     if output_format in ("netcdf", "csv"):
         _fresh_path(config)  # refuse an existing file before any work
     writer = _map_writer(plan) if config.save_maps else None
-    parts = []
+    # Filled batch by batch: the results and one batch, never every batch's packed
+    # partial statistics plus their concatenation plus the results.
+    statistics: dict[str, np.ndarray] = {}
     with _scheduler(config) as session:
         for done, (start, stop) in enumerate(plan.batches, 1):
-            parts.append(_compute(plan, start, stop, writer, session))
+            part = _finalize_batch(plan, start, stop, _compute(plan, start, stop, writer, session))
+            for name, values in part.items():
+                if name not in statistics:
+                    statistics[name] = np.empty((pair.n_images, *values.shape[1:]), values.dtype)
+                statistics[name][start:stop] = values
+            del part
             if on_batch is not None:
                 on_batch(done, len(plan.batches), stop - start)
-    packed = np.concatenate(parts, axis=0)
-    statistics = _finalize_batch(plan, 0, pair.n_images, packed)
     ds = build_dataset(
         statistics,
         **common,

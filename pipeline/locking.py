@@ -57,8 +57,13 @@ class StoreLockedError(RuntimeError):
 
 
 def lock_path(store: str | os.PathLike[str]) -> Path:
-    """The lock file of a store: ``results.zarr`` -> ``results.zarr.lock``."""
-    store = Path(store)
+    """The lock file of a store: ``results.zarr`` -> ``results.zarr.lock``.
+
+    The store's path is resolved first (symlinks, ``..``, the working directory), so
+    every name of one store maps to one lock file: a symlink to the store, or a path
+    through a symlinked folder, is not a way around the lock.
+    """
+    store = Path(os.path.realpath(store))
     return store.with_name(store.name + ".lock")
 
 
@@ -197,7 +202,8 @@ def store_lock(store: str | os.PathLike[str], *, attempts: int = 20) -> Iterator
     Raises
     ------
     StoreLockedError
-        A live process (or one on another host) holds the lock.
+        A live process (or one on another host) holds the lock, whatever name
+        (symlink, relative path) it gave the store.
     OSError
         The lock file cannot be created (e.g. the output's folder is not writable).
 

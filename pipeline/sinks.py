@@ -1,7 +1,8 @@
 """Where results go: a resumable Zarr store (default), NetCDF or CSV.
 
 The Zarr store is created first with its final layout (coordinates, attrs,
-every statistic as fill values, ``status`` all pending) and then filled one
+every statistic as fill values, ``status`` all pending; laid out under a
+temporary name and renamed into place, so it is whole or absent) and then filled one
 commit batch at a time: the batch's values are written first and its
 ``status`` entries (``"ok"`` or the failure reason) last. Zarr's local store
 writes each chunk file atomically, so a run killed at any moment leaves a
@@ -17,10 +18,14 @@ refused unless ``overwrite=True``.
 from __future__ import annotations
 
 import contextlib
+import csv
 import errno
+import os
+import re
+import secrets
 import shutil
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +49,10 @@ from pipeline.dataset import (
 from pipeline.locking import store_lock
 
 __all__ = [
+    "CSV_READ_OPTIONS",
+    "TEXT_ESCAPE_ATTR",
     "ZarrSink",
+    "escape_text",
     "export_csv",
     "export_netcdf",
     "open_results",
@@ -52,6 +60,19 @@ __all__ = [
 ]
 
 _FINGERPRINTS = ("config_fingerprint", "source_fingerprint")
+
+# How to read an :func:`export_csv` file back with pandas, every name exactly as written:
+# ``#`` starts only the attrs' comment lines (names are quoted), no name is taken for a
+# missing value ("NA", "null", "nan" are names), and file-name bytes that are not UTF-8
+# come back as os.fsdecode gives them. Folder results may add ``dtype={"image": str}``
+# so that a name such as ``001`` stays text.
+CSV_READ_OPTIONS: dict[str, Any] = {
+    "comment": "#",
+    "keep_default_na": False,
+    "na_values": [""],
+    "encoding": "utf-8",
+    "encoding_errors": "surrogateescape",
+}
 
 
 def _is_zarr_store(path: Path) -> bool:
@@ -111,28 +132,38 @@ class ZarrSink:
         overwrite: bool = False,
     ) -> None:
         self.path = Path(path)
+        # Where the store is on disk: the output may name it through a symlink (kept, and
+        # pointing at the store), also a dangling one before the store exists.
+        self.store = Path(os.path.realpath(self.path))
         self._lock = _writer_lock(self.path)
         self._lock.__enter__()
         try:
-            if self.path.exists():
+            # Left by a run killed while it laid out or replaced this store; we hold the
+            # lock, so no live run is using them.
+            self._remove_leftovers()
+            if self.store.exists():
                 self._check_existing(template, resume=resume, overwrite=overwrite)
-            if not self.path.exists():
+            if not self.store.exists():
                 self._create(template, batch_images, zarr_format)
         except BaseException:
             self.close()
             raise
 
     def _check_existing(self, template: xr.Dataset, *, resume: bool, overwrite: bool) -> None:
-        if not _is_zarr_store(self.path):
+        if not _is_zarr_store(self.store):
             raise FileExistsError(
                 f"output {str(self.path)!r} exists and is not a Zarr store; "
                 "choose another output path"
             )
         if overwrite:
-            shutil.rmtree(self.path)
+            # Moved aside in one rename, then deleted: a kill midway leaves the old store
+            # whole or gone, never half-deleted under the output's name.
+            old = self._sibling("old")
+            os.rename(self.store, old)
+            shutil.rmtree(old)
             return
         try:
-            existing = xr.open_zarr(self.path, consolidated=False)
+            existing = xr.open_zarr(self.store, consolidated=False)
         except Exception as error:  # any failure to open means: not our store
             raise ValueError(
                 f"output {str(self.path)!r} is a Zarr store but not readable as results "
@@ -170,17 +201,35 @@ class ZarrSink:
         encoding = {STATUS: {"chunks": (batch_images,)}}
         for name in (REFERENCE, GENERATED):
             encoding[name] = {"chunks": (template.sizes[IMAGE],)}
+        # Laid out under a temporary name and renamed into place (atomic for a folder on
+        # one file system): killed at any moment, the output is a whole store or absent,
+        # so --resume never meets a half-made layout.
+        layout = self._sibling("layout")
         try:
             with self._out_of_space("the new store's layout"):
-                self._write_template(template, encoding, zarr_format)
+                self._write_template(layout, template, encoding, zarr_format)
+            os.rename(layout, self.store)
         except BaseException:
-            # The store did not exist before: leave none rather than a half-made one.
-            _remove_settled(self.path)
+            _remove_settled(layout)
             raise
 
-    def _write_template(self, template: xr.Dataset, encoding: Any, zarr_format: int) -> None:
-        template.to_zarr(
-            self.path,
+    def _sibling(self, role: str) -> Path:
+        """A fresh hidden name beside the store, found and removed by _remove_leftovers."""
+        token = f"{os.getpid()}-{secrets.token_hex(4)}"
+        return self.store.with_name(f".{self.store.name}.{role}-{token}")
+
+    def _remove_leftovers(self) -> None:
+        prefixes = tuple(f".{self.store.name}.{role}-" for role in ("layout", "old"))
+        with contextlib.suppress(FileNotFoundError):
+            for entry in self.store.parent.iterdir():
+                if entry.name.startswith(prefixes):
+                    shutil.rmtree(entry, ignore_errors=True)
+
+    def _write_template(
+        self, where: Path, template: xr.Dataset, encoding: Any, zarr_format: int
+    ) -> None:
+        _escape_dataset(template).to_zarr(
+            where,
             mode="w-",
             compute=False,
             zarr_format=zarr_format,
@@ -190,8 +239,21 @@ class ZarrSink:
 
     def pending(self, batches: tuple[tuple[int, int], ...]) -> list[tuple[int, int]]:
         """The batches that still hold a pending pair."""
-        status = xr.open_zarr(self.path, consolidated=False)[STATUS].values
+        status = xr.open_zarr(self.store, consolidated=False)[STATUS].values
         return [(a, b) for a, b in batches if bool((status[a:b] == PENDING).any())]
+
+    def to_retry(
+        self, batches: tuple[tuple[int, int], ...], retry: Callable[[str], bool]
+    ) -> tuple[list[tuple[int, int]], int]:
+        """The committed batches holding a pair whose status ``retry`` accepts, and how many.
+
+        ``retry`` sees the status as stored (text escaped, see :func:`open_results`);
+        the end of a status, where the transient marker is, is never changed by that.
+        """
+        status = xr.open_zarr(self.store, consolidated=False)[STATUS].values
+        found = np.fromiter((retry(str(text)) for text in status), dtype=bool, count=len(status))
+        todo = [(a, b) for a, b in batches if bool(found[a:b].any())]
+        return todo, int(found.sum())
 
     def write(
         self, start: int, stop: int, statistics: Mapping[str, np.ndarray], status: Any
@@ -209,10 +271,10 @@ class ZarrSink:
             values[MS_SSIM] = ((IMAGE,), np.asarray(statistics[MS_SSIM]))
         if NAN_MASKED in statistics:
             values[NAN_MASKED] = ((IMAGE,), np.asarray(statistics[NAN_MASKED]))
-        marks = xr.Dataset({STATUS: ((IMAGE,), np.asarray(status, dtype=object))})
+        marks = xr.Dataset({STATUS: ((IMAGE,), escape_text(np.asarray(status, dtype=object)))})
         with self._out_of_space(f"pairs {start}..{stop - 1}"):
-            values.to_zarr(self.path, region=region, consolidated=False)
-            marks.to_zarr(self.path, region=region, consolidated=False)
+            values.to_zarr(self.store, region=region, consolidated=False)
+            marks.to_zarr(self.store, region=region, consolidated=False)
 
     @contextlib.contextmanager
     def _out_of_space(self, what: str) -> Iterator[None]:
@@ -245,18 +307,22 @@ def open_results(path: str | Path) -> xr.Dataset:
     if not path.exists():
         raise FileNotFoundError(f"results path {str(path)!r} does not exist")
     if path.is_dir():
-        return xr.open_zarr(path, consolidated=False)
+        return _unescape_dataset(xr.open_zarr(path, consolidated=False))
     if path.suffix.lower() in (".nc", ".nc4"):
         with xr.open_dataset(path, engine="scipy") as ds:
             loaded = ds.load()
-        return _from_netcdf3(loaded)
+        return _unescape_dataset(_from_netcdf3(loaded))
     raise ValueError(f"results path {str(path)!r} is neither a Zarr store nor a NetCDF file")
 
 
 def write_zarr(ds: xr.Dataset, path: str | Path, *, zarr_format: int = 3) -> None:
-    """Write a whole result Dataset to a new Zarr store (no consolidated metadata, FACTS.md)."""
+    """Write a whole result Dataset to a new Zarr store.
+
+    Without consolidated metadata: every reader of a store that is still being filled
+    sees the arrays as they are on disk, never a stale summary of them.
+    """
     validate_dataset(ds)
-    ds.to_zarr(Path(path), mode="w-", zarr_format=zarr_format, consolidated=False)
+    _escape_dataset(ds).to_zarr(Path(path), mode="w-", zarr_format=zarr_format, consolidated=False)
 
 
 def export_netcdf(ds: xr.Dataset, path: str | Path) -> None:
@@ -264,9 +330,12 @@ def export_netcdf(ds: xr.Dataset, path: str | Path) -> None:
 
     NetCDF-3 has no 64-bit integers: ``count`` and ``ssim_hist`` are stored as
     int32 when they fit (else refused) and read back as int64 by :func:`open_results`.
+    Text is UTF-8; names that are not (file-name bytes) are escaped as described in
+    :func:`open_results`, which reads them back exactly. The file is written under a
+    temporary name beside ``path`` and renamed into place: whole or absent.
     """
     validate_dataset(ds)
-    out = ds.load().copy()
+    out = _escape_dataset(ds.load(), attrs=True)
     for name in (COUNT, SSIM_HIST):
         values = out[name].values
         if values.size and values.max() > np.iinfo(np.int32).max:
@@ -275,14 +344,169 @@ def export_netcdf(ds: xr.Dataset, path: str | Path) -> None:
             )
         out[name] = out[name].astype(np.int32)
     for name in (STATUS, REFERENCE, GENERATED, REGION):
-        out[name] = out[name].astype(str)
+        # Through object: a store read back gives NumPy's StringDType, which astype(str)
+        # refuses.
+        out[name] = out[name].astype(object).astype(str)
     if out[IMAGE].dtype.kind in "OT":
-        out[IMAGE] = out[IMAGE].astype(str)
+        out[IMAGE] = out[IMAGE].astype(object).astype(str)
     for key, value in out.attrs.items():
         if isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
             # NetCDF-3 attributes hold no list of strings (e.g. unpaired files): one per line.
             out.attrs[key] = "\n".join(value)
-    out.to_netcdf(Path(path), engine="scipy")
+    with _replaced_whole(Path(path), "the NetCDF export") as partial:
+        out.to_netcdf(partial, engine="scipy")
+
+
+_PARTIAL_STALE_S = 600.0
+
+
+def _remove_dead_partials(path: Path) -> None:
+    """Remove ``path``'s temporary files whose writer (the pid in their name) is gone.
+
+    Only files untouched for :data:`_PARTIAL_STALE_S`: a pid names a process of this
+    host, and a folder shared with other hosts may hold another host's export in progress
+    (written continuously, so recently modified).
+    """
+    prefix = f".{path.name}."
+    with contextlib.suppress(FileNotFoundError):
+        for entry in path.parent.iterdir():
+            parts = entry.name[len(prefix) :].split(".")
+            if not entry.name.startswith(prefix) or len(parts) != 3 or parts[2] != "partial":
+                continue
+            if not parts[0].isdigit():
+                continue
+            with contextlib.suppress(FileNotFoundError):
+                if time.time() - entry.stat().st_mtime < _PARTIAL_STALE_S:
+                    continue
+            try:
+                os.kill(int(parts[0]), 0)
+            except ProcessLookupError:
+                entry.unlink(missing_ok=True)
+            except PermissionError:  # alive, another user's
+                pass
+
+
+@contextlib.contextmanager
+def _replaced_whole(path: Path, what: str) -> Iterator[Path]:
+    """A temporary file beside ``path``, renamed to ``path`` once the block has written it.
+
+    A rename within a folder is atomic: a reader, a kill or a full disk never sees a
+    truncated file at ``path``; on any failure the temporary file is removed, and the
+    ones that killed processes of this host left are removed by the next export.
+    """
+    _remove_dead_partials(path)
+    partial = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.partial")
+    try:
+        yield partial
+        os.replace(partial, path)
+    except BaseException as error:
+        with contextlib.suppress(FileNotFoundError):
+            partial.unlink()
+        if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise OSError(
+                error.errno,
+                f"no space left on the device of output {str(path)!r} while writing {what} "
+                f"({error.strerror}); that path is unchanged (no partial file): free some space "
+                "and run again",
+            ) from error
+        raise
+
+
+# Text in a store or NetCDF file is UTF-8, but a file name is bytes: those that are not
+# UTF-8 reach Python as lone surrogates (os.fsdecode's surrogateescape) and no UTF-8
+# writer takes them. The text variables are stored escaped -- a backslash doubled, such
+# a byte as \xNN -- and marked with this attribute; open_results undoes it.
+TEXT_ESCAPE_ATTR = "text_escape"
+_TEXT_ESCAPE = r"'\\' is a backslash, '\xNN' a file-name byte that is not UTF-8"
+_TEXT_VARIABLES = (IMAGE, REFERENCE, GENERATED, REGION, STATUS)
+_TO_ESCAPE = re.compile("[\\\\\ud800-\udfff]")
+_ESCAPED = re.compile(r"\\(\\|x[0-9a-f]{2}|u[0-9a-f]{4})")
+
+
+def _escape_one(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    if code == ord("\\"):
+        return "\\\\"
+    # surrogateescape maps byte 0xNN (>= 0x80) to U+DCNN; any other surrogate as \uXXXX.
+    return f"\\x{code - 0xDC00:02x}" if 0xDC80 <= code <= 0xDCFF else f"\\u{code:04x}"
+
+
+def _unescape_one(match: re.Match[str]) -> str:
+    code = match.group(1)
+    if code == "\\":
+        return "\\"
+    return chr(0xDC00 + int(code[1:], 16)) if code[0] == "x" else chr(int(code[1:], 16))
+
+
+def escape_text(values: Any) -> np.ndarray:
+    """Text values as stored (see :data:`TEXT_ESCAPE_ATTR`); other values unchanged."""
+    array = np.asarray(values)
+    if array.dtype.kind not in "OUT":
+        return array
+    if not any(_TO_ESCAPE.search(str(v)) for v in array.ravel()):
+        return array  # the usual case: no copy of a million names
+    flat = [_TO_ESCAPE.sub(_escape_one, str(v)) for v in array.ravel()]
+    return np.asarray(flat, dtype=object).reshape(array.shape)
+
+
+def _unescape_values(values: np.ndarray) -> np.ndarray:
+    if not any("\\" in str(v) for v in values.ravel()):
+        return values  # nothing was escaped in these
+    flat = [_ESCAPED.sub(_unescape_one, str(v)) for v in values.ravel()]
+    return np.asarray(flat, dtype=object).reshape(values.shape)
+
+
+def _escape_dataset(ds: xr.Dataset, *, attrs: bool = False) -> xr.Dataset:
+    """A shallow copy of ``ds`` with its text variables (and, for NetCDF, attrs) escaped."""
+    out = ds.copy()
+    for name in _TEXT_VARIABLES:
+        if name in out.variables and out[name].dtype.kind in "OUT":
+            variable = out[name].variable
+            escaped = xr.Variable(
+                variable.dims,
+                variable.data
+                if not isinstance(variable.data, np.ndarray)
+                else escape_text(variable.data),
+                {**variable.attrs, TEXT_ESCAPE_ATTR: _TEXT_ESCAPE},
+                variable.encoding,
+            )
+            if name in out.coords:
+                out = out.assign_coords({name: escaped})
+            else:
+                out[name] = escaped
+    if attrs and any(_TO_ESCAPE.search(str(v)) for v in out.attrs.values()):
+        out.attrs = {
+            k: _TO_ESCAPE.sub(_escape_one, v) if isinstance(v, str) else v
+            for k, v in out.attrs.items()
+        }
+        out.attrs[TEXT_ESCAPE_ATTR] = _TEXT_ESCAPE
+    return out
+
+
+def _unescape_dataset(ds: xr.Dataset) -> xr.Dataset:
+    """Undo :func:`_escape_dataset`: the text exactly as it was, markers removed."""
+    for name in _TEXT_VARIABLES:
+        if name not in ds.variables or TEXT_ESCAPE_ATTR not in ds[name].attrs:
+            continue
+        variable = ds[name].variable
+        attrs = {k: v for k, v in variable.attrs.items() if k != TEXT_ESCAPE_ATTR}
+        data = variable.data
+        if isinstance(data, np.ndarray):
+            data = _unescape_values(data)
+        else:  # lazy (Zarr): undone chunk by chunk when read
+            data = data.map_blocks(_unescape_values, dtype=object)
+        unescaped = xr.Variable(variable.dims, data, attrs, variable.encoding)
+        if name in ds.coords:
+            ds = ds.assign_coords({name: unescaped})
+        else:
+            ds[name] = unescaped
+    if TEXT_ESCAPE_ATTR in ds.attrs:
+        ds.attrs = {
+            k: _ESCAPED.sub(_unescape_one, v) if isinstance(v, str) else v
+            for k, v in ds.attrs.items()
+            if k != TEXT_ESCAPE_ATTR
+        }
+    return ds
 
 
 def _from_netcdf3(ds: xr.Dataset) -> xr.Dataset:
@@ -298,7 +522,11 @@ def export_csv(ds: xr.Dataset, path: str | Path) -> None:
     """One row per (image, region) with every scalar statistic and the status.
 
     The histogram is left out (it lives in Zarr/NetCDF); the attrs go first as
-    ``# key: value`` comment lines (``pandas.read_csv(path, comment="#")`` skips them).
+    ``# key: value`` comment lines. Every text field is quoted, so names holding
+    ``#``, commas, quotes or line breaks stay one field; the file is UTF-8, and
+    file-name bytes that are not UTF-8 are written as they are. Read it back with
+    :data:`CSV_READ_OPTIONS`: ``pandas.read_csv(path, **CSV_READ_OPTIONS)``. The file
+    is written under a temporary name beside ``path`` and renamed into place.
     """
     validate_dataset(ds)
     table = (
@@ -307,10 +535,15 @@ def export_csv(ds: xr.Dataset, path: str | Path) -> None:
         .to_dataframe()
         .reset_index()
     )
-    table[STATUS] = np.repeat(ds[STATUS].values.astype(str), ds.sizes[REGION])
+    table[STATUS] = np.repeat(ds[STATUS].values.astype(object), ds.sizes[REGION])
     columns = [IMAGE, REFERENCE, GENERATED, REGION, *FLOAT_STATISTICS, COUNT, STATUS]
-    with Path(path).open("w", newline="") as handle:
+    with (
+        _replaced_whole(Path(path), "the CSV export") as partial,
+        partial.open("w", newline="", encoding="utf-8", errors="surrogateescape") as handle,
+    ):
         for key, value in ds.attrs.items():
-            text = str(value).replace("\n", " ")
+            text = " ".join(str(value).splitlines())
             handle.write(f"# {key}: {text}\n")
-        table[columns].to_csv(handle, index=False, float_format="%.17g")
+        table[columns].to_csv(
+            handle, index=False, float_format="%.17g", quoting=csv.QUOTE_NONNUMERIC
+        )

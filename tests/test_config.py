@@ -128,3 +128,41 @@ def test_resolve_config_accepts_objects_mappings_and_paths(tmp_path):
         resolve_config(42)
     with pytest.raises(ValueError, match=r"in-memory label array cannot be written as YAML"):
         dump_config(RunConfig(regions="labels", labels=np.zeros((2, 2), dtype=int)))
+
+
+def _alias_bomb(key: str, levels: int = 9) -> str:
+    """``key`` holding 9**levels strings through nested aliases ("billion laughs")."""
+    anchors = ['&l0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    for level in range(1, levels):
+        anchors.append(f"&l{level} [" + ", ".join([f"*l{level - 1}"] * 9) + "]")
+    return f"{key}: [{', '.join(anchors)}]\n"
+
+
+@pytest.mark.parametrize("key", ["chunks", "regions"])
+def test_yaml_alias_bomb_is_refused_before_it_is_expanded(tmp_path, key):
+    # Before the limit, validating these keys walked all 9**9 strings (minutes, gigabytes).
+    path = tmp_path / "bomb.yaml"
+    path.write_text(_alias_bomb(key))
+    with pytest.raises(
+        ValueError,
+        match=rf"configuration file '{path}' expands to more than 100,000 values through "
+        r"YAML aliases",
+    ):
+        load_config(path)
+
+
+def test_yaml_recursive_alias_and_deep_nesting_are_refused(tmp_path):
+    path = tmp_path / "loop.yaml"
+    path.write_text("chunks: &loop [1, *loop]\n")
+    with pytest.raises(ValueError, match=rf"'{path}' expands to more than 100,000 values"):
+        load_config(path)
+    path.write_text("chunks: " + "[" * 1_000 + "]" * 1_000 + "\n")
+    with pytest.raises(ValueError, match=rf"'{path}' nests its values too deeply"):
+        load_config(path)
+
+
+def test_yaml_aliases_within_the_limit_still_work(tmp_path):
+    path = tmp_path / "small.yaml"
+    path.write_text("regions: 2x2\ndata_ranges: {float32: &one 1.0, float64: *one}\n")
+    config = load_config(path)
+    assert dict(config.data_ranges) == {"float32": 1.0, "float64": 1.0}

@@ -161,3 +161,28 @@ def test_output_under_a_file_is_a_clear_error(tmp_path):
     with pytest.raises(OSError, match=r"cannot create the folder of output .*choose an output"):
         sp.evaluate(x, y, output=str(tmp_path / "file" / "sub" / "r.zarr"))
     record("bad_input", "output folder not creatable")
+
+
+def test_second_writer_through_a_symlink_or_another_path_is_refused(tmp_path):
+    x, y = _stack()
+    real = tmp_path / "data" / "r.zarr"
+    real.parent.mkdir()
+    alias = tmp_path / "alias.zarr"
+    alias.symlink_to(real, target_is_directory=True)
+    # The kernel follows 'up' before '..': 'up/../r.zarr' is data/r.zarr, not the
+    # tmp_path/r.zarr that the text suggests.
+    elsewhere = tmp_path / "data" / "sub"
+    elsewhere.mkdir()
+    (tmp_path / "up").symlink_to(elsewhere, target_is_directory=True)
+    names = [alias, tmp_path / "up" / ".." / "r.zarr", Path(os.path.relpath(real))]
+    with store_lock(real):
+        for name in names:
+            assert lock_path(name) == lock_path(real)
+            with pytest.raises(StoreLockedError, match=rf"output '{name}' is being written by"):
+                sp.evaluate(x, y, output=str(name), batch_images=2)
+    assert not real.exists()  # the refused runs wrote nothing
+    ds = sp.evaluate(x, y, output=str(alias), batch_images=2)
+    assert (ds["status"].values == "ok").all() and (real / "zarr.json").is_file()
+    replaced = sp.evaluate(x, y, output=str(alias), batch_images=2, overwrite=True, win_size=7)
+    assert replaced.attrs["ssim_win_size"] == 7 and alias.is_symlink()
+    record("faults", "second writer through a symlink or another path refused", len(names))

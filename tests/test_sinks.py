@@ -2,14 +2,41 @@
 
 from __future__ import annotations
 
+import errno
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
 import dask.array as da
 import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
+import zarr.storage._local as zarr_local
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import pipeline as sp
-from pipeline.sinks import export_csv, export_netcdf, open_results
+from pipeline import sinks
+from pipeline.dataset import (
+    COUNT,
+    FLOAT_STATISTICS,
+    REQUIRED_ATTRS,
+    SSIM_HIST,
+    build_dataset,
+    template_dataset,
+)
+from pipeline.sinks import (
+    CSV_READ_OPTIONS,
+    ZarrSink,
+    export_csv,
+    export_netcdf,
+    open_results,
+    write_zarr,
+)
 
 
 @pytest.fixture
@@ -123,3 +150,220 @@ def test_csv_export(pair, tmp_path):
     header = (tmp_path / "r.csv").read_text().splitlines()[0]
     assert header == "# profile: wang2004"
     export_csv(ds, tmp_path / "again.csv")
+
+
+def _dataset_named(names: list[str], rng: np.random.Generator) -> xr.Dataset:
+    """A small result Dataset whose pair ids, sources and statuses are ``names``."""
+    n = len(names)
+    statistics = {name: rng.random((n, 2)) for name in FLOAT_STATISTICS}
+    statistics[COUNT] = rng.integers(0, 100, (n, 2))
+    statistics[SSIM_HIST] = rng.integers(0, 9, (n, 2, 4))
+    attrs = {name: "x" for name in REQUIRED_ATTRS} | {"unpaired_reference": names[0]}
+    return build_dataset(
+        statistics,
+        image=np.asarray(names, dtype=object),
+        reference=[f"ref/{name}" for name in names],
+        generated=[f"gen/{name}" for name in names],
+        regions=["all", names[-1]],
+        status=["ok", *(f"{name}: file not found" for name in names[1:])],
+        attrs=attrs,
+    )
+
+
+# Names as file systems give them: any bytes but NUL, decoded as Python does
+# (os.fsdecode: bytes that are not UTF-8 become lone surrogates), and any text.
+_FILE_NAMES = st.one_of(
+    st.binary(min_size=1, max_size=24).filter(lambda b: b"\0" not in b).map(os.fsdecode),
+    st.text(st.characters(exclude_characters="\0", exclude_categories=()), min_size=1),
+)
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(names=st.lists(_FILE_NAMES, min_size=1, max_size=4, unique=True), seed=st.integers(0, 99))
+def test_any_file_name_survives_zarr_netcdf_and_csv_exactly(names, seed):
+    ds = _dataset_named(names, np.random.default_rng(seed))
+    with tempfile.TemporaryDirectory() as where:
+        folder = Path(where)
+        write_zarr(ds, folder / "r.zarr")
+        xr.testing.assert_identical(open_results(folder / "r.zarr").load(), ds)
+        export_netcdf(ds, folder / "r.nc")
+        xr.testing.assert_identical(open_results(folder / "r.nc"), ds)
+        export_csv(ds, folder / "r.csv")
+        table = pd.read_csv(folder / "r.csv", dtype={"image": str}, **CSV_READ_OPTIONS)
+    assert len(table) == 2 * len(names)
+    for column in ("image", "reference", "generated", "region", "status"):
+        expected = ds[column].values
+        if column in ("image", "reference", "generated", "status"):
+            expected = np.repeat(expected, 2)
+        else:
+            expected = np.tile(expected, len(names))
+        assert table[column].tolist() == [str(v) for v in expected], column
+
+
+def test_awkward_names_through_a_run_store_and_the_documented_csv_reader(pair, tmp_path):
+    x, y = pair
+    names = ["a#b.png", "c,d.png", 'e"f.png', "g\nh.png", "i\rj.png", "\x1b[31mred.png"]
+    ds = sp.evaluate(x, y, output=str(tmp_path / "r.zarr"))
+    text = ("image", np.asarray(names, dtype=object))
+    named = ds.load().assign_coords(image=text, reference=text)
+    export_csv(named, tmp_path / "r.csv")
+    table = pd.read_csv(tmp_path / "r.csv", **CSV_READ_OPTIONS)
+    assert table["image"].tolist() == names and table["reference"].tolist() == names
+    np.testing.assert_array_equal(table["ssim"], named["ssim"].values[:, 0])
+    export_netcdf(named, tmp_path / "r.nc")
+    assert open_results(tmp_path / "r.nc")["image"].values.tolist() == names
+
+
+def _fail_midway(monkeypatch: pytest.MonkeyPatch, owner: type, method: str) -> None:
+    """``owner.method`` writes part of its file, then fails as on a full disk."""
+
+    def write_half(self, target, *args, **kwargs):
+        if hasattr(target, "write"):
+            target.write("image,reference\n0,")
+        else:
+            Path(target).write_bytes(b"CDF\x01\x00\x00")
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(owner, method, write_half)
+
+
+@pytest.mark.parametrize(
+    ("suffix", "owner", "method"),
+    [
+        ("csv", pd.DataFrame, "to_csv"),
+        ("nc", xr.Dataset, "to_netcdf"),
+    ],
+)
+def test_export_that_fails_midway_leaves_no_file_and_a_rerun_works(
+    pair, tmp_path, monkeypatch, suffix, owner, method
+):
+    x, y = pair
+    out = tmp_path / f"r.{suffix}"
+    with monkeypatch.context() as patch:
+        _fail_midway(patch, owner, method)
+        with pytest.raises(
+            OSError,
+            match=rf"no space left on the device of output '{out}' while writing the "
+            r"(CSV|NetCDF) export .*that path is unchanged \(no partial file\)",
+        ):
+            sp.evaluate(x, y, output=str(out))
+    assert sorted(tmp_path.iterdir()) == []  # neither a truncated file nor a temporary one
+    ds = sp.evaluate(x, y, output=str(out))  # the cause fixed: the same command works
+    assert (ds["status"].values == "ok").all() and sorted(tmp_path.iterdir()) == [out]
+    with monkeypatch.context() as patch:
+        _fail_midway(patch, owner, method)
+        with pytest.raises(OSError, match="no space left"):
+            sp.evaluate(x, y, output=str(out), overwrite=True)
+    # The previous export is still whole: a failed overwrite never truncates it.
+    if suffix == "nc":
+        xr.testing.assert_identical(open_results(out), ds)
+    else:
+        assert len(pd.read_csv(out, **CSV_READ_OPTIONS)) == len(x)
+    assert sorted(tmp_path.iterdir()) == [out]
+
+
+def test_run_store_keeps_names_and_statuses_that_are_not_utf8(tmp_path):
+    # Folder sources give such pair ids (os.fsdecode of the file names) and statuses
+    # that name the file; the store is laid out and filled by ZarrSink.
+    names = [os.fsdecode(b"bad\xff.png"), "back\\slash\\xff.png", "ok.png"]
+    template = template_dataset(
+        image=np.asarray(names, dtype=object),
+        reference=names,
+        generated=names,
+        regions=["all"],
+        bins=4,
+        batch_images=3,
+        attrs={name: "x" for name in REQUIRED_ATTRS},
+    )
+    sink = ZarrSink(tmp_path / "r.zarr", template, batch_images=3)
+    try:
+        statistics = {name: np.full((3, 1), 0.5) for name in FLOAT_STATISTICS}
+        statistics[COUNT] = np.ones((3, 1), dtype=np.int64)
+        statistics[SSIM_HIST] = np.ones((3, 1, 4), dtype=np.int64)
+        status = [f"{names[0]}: file not found", "ok", "ok"]
+        sink.write(0, 3, statistics, status)
+    finally:
+        sink.close()
+    back = open_results(tmp_path / "r.zarr").load()
+    assert back["image"].values.tolist() == names
+    assert back["reference"].values.tolist() == names
+    assert back["status"].values.tolist() == status
+    assert "text_escape" not in back["status"].attrs  # a storage detail, not a result attr
+
+
+class _Killed(BaseException):
+    """Stands for SIGKILL: nothing after it runs, no cleanup of the process' own."""
+
+
+def _layout_template(n: int = 6) -> xr.Dataset:
+    names = [f"img{i}.png" for i in range(n)]
+    attrs = {name: "x" for name in REQUIRED_ATTRS} | {
+        "config_fingerprint": "c",
+        "source_fingerprint": "s",
+    }
+    return template_dataset(
+        image=np.asarray(names, dtype=object),
+        reference=names,
+        generated=names,
+        regions=["all", "r0c0"],
+        bins=4,
+        batch_images=2,
+        attrs=attrs,
+    )
+
+
+def _layout_writes(where: Path, monkeypatch: pytest.MonkeyPatch) -> int:
+    written = []
+    real_put = zarr_local._put
+    with monkeypatch.context() as patch:
+        patch.setattr(zarr_local, "_put", lambda *a, **k: written.append(1) or real_put(*a, **k))
+        ZarrSink(where, _layout_template(), batch_images=2).close()
+    return len(written)
+
+
+def test_killed_anywhere_in_the_layout_resume_finds_a_whole_store(tmp_path, monkeypatch):
+    n_writes = _layout_writes(tmp_path / "count.zarr", monkeypatch)
+    assert n_writes > 10  # the layout is many files: many moments to be killed at
+    # The first and last file and six seeded ones between (each point takes ~0.7 s).
+    rng = np.random.default_rng(4)
+    points = {0, n_writes - 1, *rng.choice(np.arange(1, n_writes - 1), 6, replace=False)}
+    for kill_at in sorted(int(p) for p in points):
+        out = tmp_path / f"r{kill_at}.zarr"
+        real_put, seen = zarr_local._put, [0]
+
+        def put(path, value, exclusive=False, real_put=real_put, seen=seen, kill_at=kill_at):
+            if seen[0] == kill_at:
+                raise _Killed
+            seen[0] += 1
+            return real_put(path, value, exclusive=exclusive)
+
+        with monkeypatch.context() as patch:
+            patch.setattr(zarr_local, "_put", put)
+            patch.setattr(sinks, "_remove_settled", lambda path: None)  # a kill cleans nothing
+            with pytest.raises(_Killed):
+                ZarrSink(out, _layout_template(), batch_images=2)
+        assert not out.exists()  # whole or absent: never a half-made store
+        sink = ZarrSink(out, _layout_template(), batch_images=2, resume=True)
+        try:
+            assert sink.pending(((0, 2), (2, 4), (4, 6))) == [(0, 2), (2, 4), (4, 6)]
+        finally:
+            sink.close()
+        assert [p.name for p in tmp_path.iterdir() if p.name.startswith(f".r{kill_at}.")] == []
+        assert open_results(out)["status"].values.tolist() == [""] * 6
+
+
+def test_temporary_files_of_killed_exports_are_removed_by_the_next_one(pair, tmp_path):
+    x, y = pair
+    process = subprocess.Popen([sys.executable, "-c", "pass"])
+    process.wait()  # a pid that no longer runs: an export killed mid-write
+    dead = tmp_path / f".r.csv.{process.pid}.0badc0de.partial"
+    alive = tmp_path / f".r.csv.{os.getpid()}.0badc0de.partial"
+    recent = tmp_path / f".r.csv.{process.pid}.1badc0de.partial"
+    for leftover in (dead, alive, recent):
+        leftover.write_text("image,reference\n0,")
+    for leftover in (dead, alive):
+        os.utime(leftover, (time.time() - 3600, time.time() - 3600))
+    sp.evaluate(x, y, output=str(tmp_path / "r.csv"))
+    assert not dead.exists()
+    assert alive.exists()  # its writer still runs
+    assert recent.exists()  # touched lately: maybe another host's export in progress
