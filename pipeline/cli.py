@@ -232,6 +232,15 @@ def _print_json(value: Any, **kwargs: Any) -> None:
     print(json.dumps(json_text(value), indent=2, ensure_ascii=True, **kwargs))
 
 
+def _say_retried(n_pairs: int) -> None:
+    if n_pairs:
+        print(
+            f"retrying {n_pairs} pair(s) that had failed for a transient reason "
+            "(file not found, permission, I/O error, missing chunk)",
+            file=sys.stderr,
+        )
+
+
 def _run_and_summarize(
     reference: Any,
     generated: Any,
@@ -248,7 +257,9 @@ def _run_and_summarize(
 
     bar = None if quiet else ProgressBar("evaluate")
     try:
-        ds = pipeline.evaluate(reference, generated, config=config, on_batch=bar)
+        ds = pipeline.evaluate(
+            reference, generated, config=config, on_batch=bar, on_retry=_say_retried
+        )
     finally:
         if bar is not None:
             bar.close()

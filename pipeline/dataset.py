@@ -39,6 +39,7 @@ __all__ = [
     "MS_SSIM",
     "NAN_MASKED",
     "PENDING",
+    "PENDING_STATUSES",
     "REFERENCE",
     "REGION",
     "REQUIRED_ATTRS",
@@ -76,7 +77,9 @@ STATUS_OK = "ok"
 UNPAIRED_REFERENCE, UNPAIRED_GENERATED = "unpaired_reference", "unpaired_generated"
 AMBIGUOUS, SKIPPED_FILES, SIZE_GROUPS = "ambiguous", "skipped_files", "size_groups"
 # Status of a pair not computed yet: what an interrupted store holds until resumed.
-PENDING = ""
+PENDING = "pending"
+# Stores written by earlier versions marked pending pairs with an empty status.
+PENDING_STATUSES = (PENDING, "")
 
 FLOAT_STATISTICS = (SSIM, LUMINANCE, CONTRAST, STRUCTURE, SSIM_STD, SSIM_MIN, SSIM_MAX)
 # The attrs that define what a score means: two results are comparable only when

@@ -244,7 +244,7 @@ def _identity(plan: PairingPlan, order: Sequence[Sequence[str]]) -> dict[str, An
     for group, ids in enumerate(order):
         for pair_id in ids:
             pair = by_id[pair_id]
-            digest.update(f"{group}\0{pair_id}\0".encode())
+            digest.update(f"{group}\0{pair_id}\0".encode("utf-8", "surrogateescape"))
             for path, stamp in (
                 (pair.reference, pair.reference_stamp),
                 (pair.generated, pair.generated_stamp),

@@ -104,11 +104,13 @@ def _open_results(ds_or_path: xr.Dataset | str | os.PathLike[str]) -> xr.Dataset
         raise FileNotFoundError(f"results not found: {path}")
     # Opened lazily (no dask, no load): _scan reads one batch of pairs at a time, and
     # encoding["source"] finds the saved maps beside the table.
-    if path.suffix in (".nc", ".nc4", ".netcdf"):
-        return xr.open_dataset(path)
+    from pipeline.sinks import open_results
+
+    if path.suffix in (".nc", ".nc4"):
+        return open_results(path)
     if not path.is_dir():
         raise ValueError(f"results must be a Zarr store (a folder) or a .nc file (got {path})")
-    return xr.open_zarr(path, consolidated=False, chunks=None)
+    return open_results(path, dask=False)
 
 
 def _check_schema(ds: xr.Dataset) -> None:

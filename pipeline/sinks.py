@@ -39,7 +39,7 @@ from pipeline.dataset import (
     IMAGE,
     MS_SSIM,
     NAN_MASKED,
-    PENDING,
+    PENDING_STATUSES,
     REFERENCE,
     REGION,
     SSIM_HIST,
@@ -240,7 +240,7 @@ class ZarrSink:
     def pending(self, batches: tuple[tuple[int, int], ...]) -> list[tuple[int, int]]:
         """The batches that still hold a pending pair."""
         status = xr.open_zarr(self.store, consolidated=False)[STATUS].values
-        return [(a, b) for a, b in batches if bool((status[a:b] == PENDING).any())]
+        return [(a, b) for a, b in batches if bool(np.isin(status[a:b], PENDING_STATUSES).any())]
 
     def to_retry(
         self, batches: tuple[tuple[int, int], ...], retry: Callable[[str], bool]
@@ -295,8 +295,12 @@ class ZarrSink:
         self._lock.__exit__(None, None, None)
 
 
-def open_results(path: str | Path) -> xr.Dataset:
+def open_results(path: str | Path, *, dask: bool = True) -> xr.Dataset:
     """Open a results store (Zarr, lazily) or NetCDF file (loaded) as the result Dataset.
+
+    With ``dask=False`` a Zarr store's variables are xarray's lazily indexed arrays
+    instead of Dask arrays: reading a slice reads just that slice, with no graph (the
+    report scans large stores this way); the text coordinates are read whole.
 
     Examples
     --------
@@ -307,7 +311,8 @@ def open_results(path: str | Path) -> xr.Dataset:
     if not path.exists():
         raise FileNotFoundError(f"results path {str(path)!r} does not exist")
     if path.is_dir():
-        return _unescape_dataset(xr.open_zarr(path, consolidated=False))
+        chunks: Any = {} if dask else None
+        return _unescape_dataset(xr.open_zarr(path, consolidated=False, chunks=chunks))
     if path.suffix.lower() in (".nc", ".nc4"):
         with xr.open_dataset(path, engine="scipy") as ds:
             loaded = ds.load()
@@ -493,8 +498,10 @@ def _unescape_dataset(ds: xr.Dataset) -> xr.Dataset:
         data = variable.data
         if isinstance(data, np.ndarray):
             data = _unescape_values(data)
-        else:  # lazy (Zarr): undone chunk by chunk when read
+        elif hasattr(data, "map_blocks"):  # Dask (Zarr): undone chunk by chunk when read
             data = data.map_blocks(_unescape_values, dtype=object)
+        else:  # a lazily indexed backend array: the text is read whole
+            data = _unescape_values(np.asarray(data))
         unescaped = xr.Variable(variable.dims, data, attrs, variable.encoding)
         if name in ds.coords:
             ds = ds.assign_coords({name: unescaped})

@@ -44,7 +44,7 @@ from pipeline.dataset import (
     GENERATED,
     IMAGE,
     LUMINANCE,
-    PENDING,
+    PENDING_STATUSES,
     REFERENCE,
     REGION,
     SKIPPED_FILES,
@@ -70,7 +70,6 @@ QUANTILE_LEVELS = (0.05, 0.25, 0.5, 0.75, 0.95)
 _ALL = "all"
 _COMPONENTS = (LUMINANCE, CONTRAST, STRUCTURE)
 # Status of a pair not computed yet: the store's fill value, and the word users read.
-_PENDING_STATUSES = (PENDING, "pending")
 
 
 def _number(value: float) -> float | None:
@@ -246,7 +245,7 @@ def summarize(
     overall = ds.sel({REGION: _ALL})
     scores = np.asarray(overall[SSIM].values, dtype=np.float64)
     ok = (status == STATUS_OK) & np.isfinite(scores)
-    pending = np.isin(status, _PENDING_STATUSES)
+    pending = np.isin(status, PENDING_STATUSES)
     failed = ~ok & ~pending
     hist = np.asarray(overall[SSIM_HIST].values, dtype=np.float64)[ok].sum(axis=0)
     pixel_mean = math.nan

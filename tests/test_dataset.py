@@ -75,4 +75,4 @@ def test_template_is_lazy_and_pending(result):
     )
     validate_dataset(template)
     assert template["ssim"].chunks == ((2, 1), (1,))
-    assert template["status"].values.tolist() == ["", "", ""]
+    assert template["status"].values.tolist() == ["pending", "pending", "pending"]

@@ -199,7 +199,7 @@ def test_resume_on_folders(mixed: tuple[Path, Path], tmp_path: Path) -> None:
     with pytest.raises(Stop):
         sp.evaluate(*mixed, batch_images=1, regions="2x2", output=str(out), on_batch=stop_after_two)
     partial = sp.open_results(out)
-    assert (partial.status.values == "").sum() == 4
+    assert (partial.status.values == "pending").sum() == 4
     with pytest.raises(FileExistsError, match="resume"):
         sp.evaluate(*mixed, batch_images=1, regions="2x2", output=str(out))
     done = sp.evaluate(*mixed, batch_images=1, regions="2x2", output=str(out), resume=True).load()

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
+import zarr
 import zarr.storage._local as zarr_local
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -74,7 +75,7 @@ def test_resume_after_interruption_equals_uninterrupted_run(pair, tmp_path):
     with pytest.raises(OSError, match=r"simulated failure reading image [45]"):
         sp.evaluate(x, _failing_after(y, 4), output=out, **settings)
     partial = open_results(out)
-    assert partial["status"].values.tolist() == ["ok", "ok", "ok", "ok", "", ""]
+    assert partial["status"].values.tolist() == ["ok", "ok", "ok", "ok", "pending", "pending"]
     assert np.isnan(partial["ssim"].values[4:]).all()  # readable, and visibly pending
 
     batches = []
@@ -349,7 +350,7 @@ def test_killed_anywhere_in_the_layout_resume_finds_a_whole_store(tmp_path, monk
         finally:
             sink.close()
         assert [p.name for p in tmp_path.iterdir() if p.name.startswith(f".r{kill_at}.")] == []
-        assert open_results(out)["status"].values.tolist() == [""] * 6
+        assert open_results(out)["status"].values.tolist() == ["pending"] * 6
 
 
 def test_temporary_files_of_killed_exports_are_removed_by_the_next_one(pair, tmp_path):
@@ -367,3 +368,20 @@ def test_temporary_files_of_killed_exports_are_removed_by_the_next_one(pair, tmp
     assert not dead.exists()
     assert alive.exists()  # its writer still runs
     assert recent.exists()  # touched lately: maybe another host's export in progress
+
+
+def test_a_store_whose_pending_pairs_have_an_empty_status_still_resumes(tmp_path):
+    # Stores written before pending pairs read "pending" marked them with "".
+    rng = np.random.default_rng(7)
+    x = rng.integers(0, 256, (6, 32, 32), dtype=np.uint8)
+    y = rng.integers(0, 256, (6, 32, 32), dtype=np.uint8)
+    out = str(tmp_path / "old.zarr")
+    full = sp.evaluate(x, y, output=out, batch_images=2)
+    expected = full["ssim"].values.copy()
+    store = zarr.open_group(out, mode="r+")
+    status = store["status"][:]
+    status[2:] = ""
+    store["status"][:] = status
+    resumed = sp.evaluate(x, y, output=out, batch_images=2, resume=True)
+    assert resumed["status"].values.tolist() == ["ok"] * 6
+    np.testing.assert_array_equal(resumed["ssim"].values, expected)
