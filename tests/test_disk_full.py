@@ -62,14 +62,14 @@ def _disk_full_after(monkeypatch: pytest.MonkeyPatch, n_writes: int, delay: floa
 
 
 def _check_partial(out: Path, batch: int) -> None:
-    """Readable; every pair either committed (ok, finite values) or pending ("").
+    """Readable; every pair either committed (ok, finite values) or pending.
 
     A pending pair may already hold the values of its batch (values are written
-    before the status): its empty status is what says "not done".
+    before the status): its status "pending" is what says "not done".
     """
     partial = sp.open_results(out).load()
     status = partial["status"].values
-    assert set(status) <= {"ok", ""}
+    assert set(status) <= {"ok", "pending"}
     done = status == "ok"
     assert np.isfinite(partial["ssim"].values[done]).all()
     batches = done.reshape(-1, batch)
@@ -126,7 +126,7 @@ def _mount_tmpfs(where: Path, size: str) -> bool:
 
 def test_real_full_tmpfs_then_resume_after_freeing_space(tmp_path):
     disk = tmp_path / "disk"
-    if not _mount_tmpfs(disk, "256k"):
+    if not _mount_tmpfs(disk, "1m"):
         pytest.skip("cannot mount a tmpfs here (needs root); the monkeypatched test covers it")
     try:
         rng = np.random.default_rng(2)

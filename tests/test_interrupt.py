@@ -22,6 +22,7 @@ import zarr
 from reliability_counts import record
 
 import pipeline as sp
+from pipeline.dataset import PENDING_STATUSES
 from pipeline.locking import lock_path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -70,7 +71,7 @@ def _committed(out: Path) -> int:
         status = zarr.open_array(str(out / "status"), mode="r")[:]
     except Exception:  # not created yet
         return 0
-    return int((np.asarray(status) != "").sum())
+    return int((~np.isin(np.asarray(status), PENDING_STATUSES)).sum())
 
 
 def _wait_until(process: subprocess.Popen[str], out: Path, pairs: int) -> None:
