@@ -10,8 +10,9 @@ a pool of threads (such launches take turns).
 from __future__ import annotations
 
 import math
+import os
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from typing import Any
 
 import numba
@@ -26,6 +27,7 @@ FUSED_DTYPES = (np.dtype(np.uint8), np.dtype(np.uint16), np.dtype(np.float32), n
 _PARALLEL_LOCK = threading.Lock()
 # Made on the first launch over several threads (nothing starts at import).
 _POOL: ThreadPoolExecutor | None = None
+_POOL_PID = 0
 
 # Below this many output pixels (~1 ms of serial work) a call stays serial.
 _PARALLEL_MIN_PIXELS = 128 * 128
@@ -143,17 +145,23 @@ def _run_kernel(kernel: Any, n_threads: int, n_chunks: int, args: tuple[Any, ...
     with _PARALLEL_LOCK:
         pool = _thread_pool()
         helpers = [pool.submit(work) for _ in range(min(n_threads, n_chunks) - 1)]
-        work()
+        try:
+            work()
+        finally:
+            # Whatever happened here, no helper may still write once this call returns.
+            wait(helpers)
         for helper in helpers:
             helper.result()
 
 
 def _thread_pool() -> ThreadPoolExecutor:
     """The pool of launches over several threads: numba's thread count less the caller."""
-    global _POOL
-    if _POOL is None:
+    global _POOL, _POOL_PID
+    # A forked child inherits the pool object but none of its threads: it makes its own.
+    if _POOL is None or _POOL_PID != os.getpid():
         pool_size: int = numba.config.NUMBA_NUM_THREADS  # type: ignore[attr-defined]
         _POOL = ThreadPoolExecutor(
             max_workers=max(1, pool_size - 1), thread_name_prefix="fused-kernel"
         )
+        _POOL_PID = os.getpid()
     return _POOL
