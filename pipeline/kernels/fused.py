@@ -167,10 +167,10 @@ def fused_maps(
     components : bool
         Also return ``luminance``, ``contrast`` and ``structure``.
     threads : int, optional
-        ``None``: numba's parallel kernel on all its threads (in-memory calls).
-        ``1``: the serial kernel on the calling thread, GIL released, safe to
-        call from many threads at once (Dask workers). ``n > 1``: parallel on
-        ``n`` threads (capped at numba's pool size).
+        ``None``: as many threads as numba's thread count (in-memory calls).
+        ``1``: the kernel on the calling thread, GIL released, safe to call
+        from many threads at once (Dask workers). ``n > 1``: ``n`` threads
+        (capped at numba's thread count), the calling one and a pool's.
 
     Returns
     -------
@@ -181,8 +181,8 @@ def fused_maps(
     Notes
     -----
     Only 2-D blocks; other dimensionalities use the reference path.
-    Parallel launches from several threads take turns (a lock) instead of
-    oversubscribing the cores or aborting in numba's 'workqueue' layer.
+    Launches over several threads from several callers take turns (a lock)
+    instead of oversubscribing the cores.
     """
     x, y, g = _prepare(x, y, weights)
     maps = _launch(x, y, g, uniform, c1, c2, cov_norm, components, threads, "maps")
