@@ -13,9 +13,9 @@ from pipeline.multiscale import ms_ssim
 from pipeline.presets import PROFILES, SSIMParams
 from pipeline.sinks import open_results
 
-# Before any kernel runs (numba loads its cache on a kernel's first call): drop cached
-# kernels built from older sources.
-jit_cache.refresh()
+# Cached kernels built from older sources are dropped on the first kernel call (numba
+# reads its cache then), never at import.
+jit_cache.refresh_before_first_compile()
 
 try:
     __version__ = version("ssim-pipeline")

@@ -11,6 +11,12 @@ module of the package that uses numba and, when the fingerprint differs from the
 one recorded beside the cache, removes the package's cache files; the kernels
 then compile afresh on first use (up to a minute or so) and are cached again.
 
+Importing the package does none of this: ``import pipeline`` calls
+:func:`refresh_before_first_compile`, which only registers a listener for
+numba's ``numba:compiler_lock`` event. numba broadcasts that event when a
+dispatcher is about to compile or to load a cached kernel, before it reads the
+cache, so :func:`refresh` runs once, on the process's first kernel call.
+
 Only a cache inside the package (a source checkout or an editable install, where
 ``__pycache__`` is writable) is handled. An installed, read-only package is
 cached by numba under the user's cache directory instead, and a new version
@@ -22,9 +28,12 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+import threading
 from pathlib import Path
 
-__all__ = ["refresh"]
+from numba.core import event
+
+__all__ = ["refresh", "refresh_before_first_compile"]
 
 STAMP_NAME = "numba-sources.sha256"
 _PACKAGE = Path(__file__).resolve().parent
@@ -73,3 +82,54 @@ def refresh(package: Path = _PACKAGE) -> bool:
     except OSError:
         pass
     return True
+
+
+class _RefreshOnce(event.Listener):
+    """Runs :func:`refresh` on the first ``numba:compiler_lock`` event it hears."""
+
+    def __init__(self, package: Path) -> None:
+        self.package = package
+        self.done = False
+        self._lock = threading.Lock()
+
+    def on_start(self, event: event.Event) -> None:
+        if self.done:
+            return
+        # A thread that compiles meanwhile waits here until the stale files are gone.
+        with self._lock:
+            if self.done:
+                return
+            try:
+                refresh(self.package)
+            except OSError:
+                # Keeping the cache fresh is housekeeping: an unreadable module
+                # must not stop the kernel from compiling.
+                pass
+            self.done = True
+
+    def on_end(self, event: event.Event) -> None:
+        pass
+
+
+_LISTENERS: dict[Path, _RefreshOnce] = {}
+_LISTENERS_LOCK = threading.Lock()
+
+
+def refresh_before_first_compile(package: Path = _PACKAGE) -> None:
+    """Run :func:`refresh` on ``package`` just before numba first compiles or loads a kernel.
+
+    Touches no file now: it registers a listener for numba's
+    ``numba:compiler_lock`` event, which numba broadcasts whenever a
+    dispatcher is about to compile a signature or load it from the cache.
+    The first such event of the process (whatever the kernel) runs the
+    refresh; later ones return at once. Calling it again for the same package
+    does nothing.
+    """
+    package = Path(package).resolve()
+    with _LISTENERS_LOCK:
+        if package in _LISTENERS:
+            return
+        # Never unregistered: removing a listener while numba broadcasts an
+        # event would skip the next listener in its list.
+        _LISTENERS[package] = _RefreshOnce(package)
+        event.register("numba:compiler_lock", _LISTENERS[package])

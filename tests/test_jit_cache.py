@@ -89,3 +89,69 @@ def test_a_package_without_a_writable_cache_directory_is_left_alone(tmp_path: Pa
     package = _package(tmp_path, value=1)
     (package / "__pycache__").write_text("not a directory")
     assert not jit_cache.refresh(package)
+
+
+LAZY_RUN = """
+import sys
+from pathlib import Path
+sys.path.insert(0, {root!r})
+from pipeline.jit_cache import refresh_before_first_compile
+refresh_before_first_compile(Path({root!r}) / "kernels")
+from kernels.main import twice
+print(twice())
+"""
+
+
+def test_the_refresh_runs_before_the_first_kernel_loads_its_cache(tmp_path: Path) -> None:
+    # Registered before main.twice's first call, the refresh must run before numba
+    # reads that kernel's cache entry, or the stale 2 * 1 would come back.
+    package = _package(tmp_path, value=1)
+    code = textwrap.dedent(LAZY_RUN.format(root=str(tmp_path)))
+    run = [sys.executable, "-c", code]
+    assert subprocess.run(run, capture_output=True, text=True, check=True).stdout.strip() == "2"
+    (package / "dep.py").write_text(DEP.format(value=21))
+    assert subprocess.run(run, capture_output=True, text=True, check=True).stdout.strip() == "42"
+
+
+AUDIT = """
+import os
+import sys
+
+import numba
+
+cache = {cache!r}
+touched = []
+
+
+def audit(name, args):
+    # Any open (read or write), removal or rename of a cache file or of the stamp.
+    if name in ("open", "os.remove", "os.rename", "os.replace") and args:
+        path = os.fspath(args[0]) if isinstance(args[0], (str, os.PathLike)) else ""
+        if path.startswith(cache) and path.endswith((".nbi", ".nbc", {stamp!r})):
+            touched.append(path)
+
+
+sys.addaudithook(audit)
+import pipeline  # noqa: E402
+print(len(touched))
+numba.njit(lambda: 1)()  # the process's first compilation
+print(len(touched))
+"""
+
+
+def test_import_pipeline_leaves_the_kernel_cache_alone() -> None:
+    # Importing the package reads, writes and removes no cache file nor the stamp;
+    # the first compilation of the process is what runs the refresh.
+    package = Path(jit_cache.__file__).resolve().parent
+    code = AUDIT.format(cache=str(package), stamp=jit_cache.STAMP_NAME)
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+        cwd=package.parent,
+    )
+    at_import, after_compile = (int(line) for line in done.stdout.split())
+    assert at_import == 0
+    assert after_compile > 0

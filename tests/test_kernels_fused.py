@@ -8,6 +8,7 @@ observed differences are ~1e-7..1.4e-6, adversarial cases included.
 
 from __future__ import annotations
 
+import multiprocessing
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -181,6 +182,22 @@ def test_concurrent_calls_from_threads(rng) -> None:
             results = list(pool.map(run, pairs))
         for fused, reference in zip(results, expected, strict=True):
             _assert_close(fused, reference)
+
+
+def _two_thread_score(x: np.ndarray, y: np.ndarray) -> float:
+    return fused_score(x, y, weights=window_weights("gaussian", 7, 1.5), uniform=False,
+                       c1=6.5, c2=58.5, threads=2)  # fmt: skip
+
+
+def test_a_forked_child_launches_over_threads(rng) -> None:
+    # The parent's launch over two threads makes the thread pool; a child forked
+    # afterwards holds the pool object without its threads and must make its own
+    # (else the chunks it hands to the pool never run and the call waits forever).
+    x = rng.integers(0, 256, (200, 190), dtype=np.uint8)  # above the parallel threshold
+    y = rng.integers(0, 256, (200, 190), dtype=np.uint8)
+    expected = _two_thread_score(x, y)
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        assert pool.apply_async(_two_thread_score, (x, y)).get(timeout=60) == expected
 
 
 @pytest.mark.parametrize("threads", [1, 2])

@@ -11,8 +11,9 @@ The data flow, one module per step:
   read as, how many threads and which chunks of output rows; then
   :func:`_launch` (this module, under the public entry points) allocates the
   outputs and row buffers and starts the kernel.
-* :mod:`pipeline.kernels.fused_chunk`: the chunk driver, one chunk of output
-  rows per thread, serial or over numba's thread pool.
+* :mod:`pipeline.kernels.fused_chunk`: the compiled entry point, which walks
+  chunks of output rows (all of them on the calling thread, or one chunk per
+  call from a pool of threads).
 * The local moments ``mu_x, mu_y, sigma_x^2, sigma_y^2, sigma_xy`` of output
   row ``i``, tile by tile (``_TILE`` columns):
   :mod:`pipeline.kernels.fused_gaussian` for a Gaussian window (separable,
@@ -39,10 +40,13 @@ float64. The comparison step is float32 and adds only ~1e-7 (see
 ``ssim(x, y) == ssim(y, x)`` hold exactly (x and y go through the same
 instructions). Maps are returned as float32; callers average them in float64.
 
-Threads: ``*_parallel`` kernels split the rows over numba's thread pool (all
-cores it is given); ``*_serial`` kernels run on the calling thread and release
-the GIL, so many Dask worker threads may call them at once. Choose through
-:func:`fused_maps`'s ``threads`` argument.
+Threads: the compiled kernel releases the GIL, so many Dask worker threads
+may call it at once (``threads=1``: all chunks on the calling thread); with
+more threads the chunks are shared out over a pool of Python threads (as many
+as numba's thread count allows), each calling the same serial kernel. No
+``parallel=True`` kernel is compiled: that would be a second copy of the
+whole kernel to compile on a first run. Choose through :func:`fused_maps`'s
+``threads`` argument.
 
 Statistics without maps: :func:`fused_packed_stats` reduces each output row
 while it is in L1 into the packed region-``all`` row of
@@ -58,7 +62,7 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.kernels.fused_chunk import _maps_parallel, _maps_serial
+from pipeline.kernels.fused_chunk import _maps_chunks
 from pipeline.kernels.fused_launch import (
     FUSED_DTYPES,
     _plan_threads,
@@ -88,37 +92,48 @@ def _launch(
     c2: float,
     cov_norm: float,
     components: bool,
-    write_maps: bool,
     threads: int | None,
+    output: str,
     bins: int = 0,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+) -> np.ndarray:
+    """Run the kernel for one ``output`` and return it.
+
+    ``"maps"``: the ``(row, plane, column)`` maps; ``"score"``: ``(count,
+    ssim_sum)`` per row chunk; ``"packed"``: the packed statistics of ``bins``
+    bins per row chunk. The kernel is given only that output (None for the
+    others), so only its path is compiled.
+    """
     win_size = g.shape[0]
     n_threads = _plan_threads(threads, x.shape[:2], win_size)
     n_rows = x.shape[0] - win_size + 1
     n_cols = x.shape[1] - win_size + 1
     bounds = _row_bounds(n_rows, n_threads, win_size, uniform)
-    # Without components only ssim and cs are stored; without maps, nothing.
-    n_planes = 5 if components else 2
-    # Row-major over (row, plane, column): one output row of every plane is a
-    # contiguous 2-D block, which the combine loop needs to vectorise; each
-    # returned map is a view with contiguous rows.
-    maps = np.empty((n_rows, n_planes, n_cols) if write_maps else (0, 0, 0), dtype=np.float32)
     n_chunks = bounds.shape[0] - 1
-    # Neither maps nor packed statistics: the score, (count, ssim_sum) per chunk.
-    stats = np.zeros((n_chunks, 0 if write_maps or bins else 2))
-    # Packed statistics: one partial row per chunk, merged by the caller.
-    packed = empty_statistics(n_chunks, 1, bins)[:, 0] if bins else np.zeros((n_chunks, 0))
-    # One (x, y) ring of win_size input rows per chunk for the Gaussian path:
-    # float32 holds uint8, uint16 and float32 pixels exactly; float64 input
-    # keeps float64 rows so that x - s is formed before rounding.
-    ring_shape = (0, 2, 0, 0) if uniform else (bounds.shape[0] - 1, 2, win_size, x.shape[1])
-    rings = np.empty(ring_shape, dtype=np.float64 if x.dtype == np.float64 else np.float32)
+    if output == "maps":
+        # Without components only ssim and cs are stored. Row-major over (row,
+        # plane, column): one output row of every plane is a contiguous 2-D
+        # block, which the combine loop needs to vectorise; each returned map is
+        # a view with contiguous rows.
+        result = np.empty((n_rows, 5 if components else 2, n_cols), dtype=np.float32)
+    elif output == "packed":
+        # One partial row per chunk, merged by the caller.
+        result = empty_statistics(n_chunks, 1, bins)[:, 0]
+    else:
+        result = np.zeros((n_chunks, 2))
+    # Each chunk's state of its window's path. Gaussian: a ring of win_size
+    # (x, y) input rows, float32 (which holds uint8, uint16 and float32 pixels
+    # exactly) or float64 for float64 input, so that x - s is formed before
+    # rounding. Uniform: five float64 running column sums.
+    ring_dtype = np.float64 if x.dtype == np.float64 else np.float32
+    rings = None if uniform else np.empty((n_chunks, 2, win_size, x.shape[1]), dtype=ring_dtype)
+    sums = np.empty((n_chunks, 5, x.shape[1])) if uniform else None
+    outputs = {name: result if name == output else None for name in ("maps", "score", "packed")}
     args = (
-        x, y, g, uniform, bounds, float(c1), float(c2), float(cov_norm), bool(components),
-        bool(write_maps), maps, stats, packed, rings,
+        x, y, g, bounds, float(c1), float(c2), float(cov_norm), bool(components), rings, sums,
+        outputs["maps"], outputs["score"], outputs["packed"],
     )  # fmt: skip
-    _run_kernel(_maps_serial, _maps_parallel, n_threads, args)
-    return maps, stats, packed
+    _run_kernel(_maps_chunks, n_threads, n_chunks, args)
+    return result
 
 
 def fused_maps(
@@ -152,10 +167,10 @@ def fused_maps(
     components : bool
         Also return ``luminance``, ``contrast`` and ``structure``.
     threads : int, optional
-        ``None``: numba's parallel kernel on all its threads (in-memory calls).
-        ``1``: the serial kernel on the calling thread, GIL released, safe to
-        call from many threads at once (Dask workers). ``n > 1``: parallel on
-        ``n`` threads (capped at numba's pool size).
+        ``None``: as many threads as numba's thread count (in-memory calls).
+        ``1``: the kernel on the calling thread, GIL released, safe to call
+        from many threads at once (Dask workers). ``n > 1``: ``n`` threads
+        (capped at numba's thread count), the calling one and a pool's.
 
     Returns
     -------
@@ -166,11 +181,11 @@ def fused_maps(
     Notes
     -----
     Only 2-D blocks; other dimensionalities use the reference path.
-    Parallel launches from several threads take turns (a lock) instead of
-    oversubscribing the cores or aborting in numba's 'workqueue' layer.
+    Launches over several threads from several callers take turns (a lock)
+    instead of oversubscribing the cores.
     """
     x, y, g = _prepare(x, y, weights)
-    maps, _, _ = _launch(x, y, g, uniform, c1, c2, cov_norm, components, True, threads)
+    maps = _launch(x, y, g, uniform, c1, c2, cov_norm, components, threads, "maps")
     result = {"ssim": maps[:, 0], "cs": maps[:, 1]}
     if components:
         result.update(luminance=maps[:, 2], contrast=maps[:, 3], structure=maps[:, 4])
@@ -195,8 +210,8 @@ def fused_score(
     one :func:`pipeline.ssim` takes for a score.
     """
     x, y, g = _prepare(x, y, weights)
-    _, stats, _ = _launch(x, y, g, uniform, c1, c2, cov_norm, False, False, threads)
-    return float(stats[:, 1].sum() / stats[:, 0].sum())
+    scores = _launch(x, y, g, uniform, c1, c2, cov_norm, False, threads, "score")
+    return float(scores[:, 1].sum() / scores[:, 0].sum())
 
 
 def fused_packed_stats(
@@ -225,7 +240,7 @@ def fused_packed_stats(
     if isinstance(bins, bool) or not isinstance(bins, int | np.integer) or bins < 1:
         raise ValueError(f"bins must be a positive integer (got {bins!r})")
     x, y, g = _prepare(x, y, weights)
-    _, _, packed = _launch(x, y, g, uniform, c1, c2, cov_norm, True, False, threads, int(bins))
+    packed = _launch(x, y, g, uniform, c1, c2, cov_norm, True, threads, "packed", int(bins))
     if packed.shape[0] == 1:
         return packed[0]
     return np.asarray(merge_statistics(packed, axis=0))

@@ -33,7 +33,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from numba import prange
 
 from pipeline.kernels.fused_combine import _ACC, _COL, _jit
 from pipeline.kernels.fused_gaussian import _gaussian_row
@@ -41,6 +40,7 @@ from pipeline.kernels.fused_launch import (
     _check_weights,
     _kernel_dtype,
     _plan_threads,
+    _read_only,
     _row_bounds,
     _run_kernel,
 )
@@ -82,24 +82,29 @@ def _divide_planes(total: np.ndarray, channels: int, n_out: int) -> None:
 
 
 @_jit()
-def _colour_chunk(
+def _colour_chunks(
     x: np.ndarray,
     y: np.ndarray,
     g: np.ndarray,
-    uniform: bool,
-    row_start: int,
-    row_stop: int,
+    bounds: np.ndarray,
     c1: float,
     c2: float,
     cov_norm: float,
+    rings: np.ndarray | None,
+    sums: np.ndarray | None,
     packed: np.ndarray,
-    ring: np.ndarray,
+    first: int,
+    stop: int,
 ) -> None:
-    """Output rows ``row_start:row_stop`` of a ``(y, x, channel)`` pair into ``packed``.
+    """Row chunks ``first:stop`` of a ``(y, x, channel)`` pair into ``packed[chunk]``.
 
-    ``ring`` is this chunk's ``(2, channels, win_size, width)`` row buffer of
-    the Gaussian path (float32, or float64 for float64 input); the uniform
-    path keeps float64 running column sums per channel instead.
+    Output rows ``bounds[chunk]:bounds[chunk + 1]`` make a chunk. The window
+    is the one whose state is given, the other is None (as in
+    :func:`~pipeline.kernels.fused_chunk._maps_chunks`, so that only its path
+    is compiled): ``rings[chunk]``, a chunk's ``(2, channels, win_size,
+    width)`` input rows of the Gaussian path (float32, or float64 for float64
+    input), or ``sums[chunk]``, a chunk's ``(channels, 5, width)`` float64
+    running column sums of the uniform path (restarted at each chunk).
     """
     win_size = g.shape[0]
     width = x.shape[1]
@@ -108,85 +113,52 @@ def _colour_chunk(
     total = np.empty((5, n_out), dtype=np.float32)
     part = np.empty((5, n_out), dtype=np.float32)
     mo = np.empty(5 * _ACC, dtype=np.float32)
-    g32 = g.astype(np.float32)
-    # Uniform: per-channel column sums, restarted at each chunk like fused_chunk._maps_chunk.
-    v = np.zeros((channels if uniform else 0, 5, width), dtype=np.float64)
-    m = np.empty((5, n_out if uniform else 0), dtype=np.float64)
-    scale = g[0] * g[0]
-    col = np.empty(7 * _COL, dtype=np.float32)
-    acc = np.empty(8 * _ACC, dtype=np.float32)
-    if uniform:
-        for c in range(channels):
-            for k in range(win_size):
-                _add_row(x[:, :, c], y[:, :, c], row_start + k, 1.0, v[c])
-    else:
-        for r in range(row_start, row_start + win_size - 1):
-            _load_channel_rows(x, r, ring[0], r % win_size)
-            _load_channel_rows(y, r, ring[1], r % win_size)
+    if rings is not None:
+        g32 = g.astype(np.float32)
+        col = np.empty(7 * _COL, dtype=np.float32)
+        acc = np.empty(8 * _ACC, dtype=np.float32)
+    if sums is not None:
+        m = np.empty((5, n_out), dtype=np.float64)
+        scale = g[0] * g[0]
 
-    for i in range(row_start, row_stop):
-        if not uniform:
-            last = i + win_size - 1
-            _load_channel_rows(x, last, ring[0], last % win_size)
-            _load_channel_rows(y, last, ring[1], last % win_size)
-        for c in range(channels):
-            out = total if c == 0 else part
-            if uniform:
-                xc = x[:, :, c]
-                yc = y[:, :, c]
-                if i > row_start:
-                    _swap_row(xc, yc, i + win_size - 1, i - 1, v[c])
-                _uniform_row(v[c], m, win_size, n_out, scale, c1, c2, cov_norm, True, mo, out)
-            else:
-                rx = ring[0, c]
-                ry = ring[1, c]
-                _gaussian_row(rx, ry, g32, i, n_out, c1, c2, cov_norm, True, col, acc, mo, out)
-            if c > 0:
-                _accumulate_planes(total, part, n_out)
-        if channels > 1:
-            _divide_planes(total, channels, n_out)
-        # The averaged row is still in L1: reduce it before the next one overwrites it.
-        add_row_partial(total[0], total[2], total[3], total[4], n_out, packed)
+    for chunk in range(first, stop):
+        row_start = bounds[chunk]
+        row_stop = bounds[chunk + 1]
+        if rings is not None:
+            ring = rings[chunk]
+            for r in range(row_start, row_start + win_size - 1):
+                _load_channel_rows(x, r, ring[0], r % win_size)
+                _load_channel_rows(y, r, ring[1], r % win_size)
+        if sums is not None:
+            v = sums[chunk]
+            v[:, :, :] = 0.0
+            for c in range(channels):
+                for k in range(win_size):
+                    _add_row(x[:, :, c], y[:, :, c], row_start + k, 1.0, v[c])
 
-
-@_jit(parallel=True)
-def _colour_parallel(
-    x: np.ndarray,
-    y: np.ndarray,
-    g: np.ndarray,
-    uniform: bool,
-    bounds: np.ndarray,
-    c1: float,
-    c2: float,
-    cov_norm: float,
-    packed: np.ndarray,
-    rings: np.ndarray,
-) -> None:
-    for chunk in prange(bounds.shape[0] - 1):
-        _colour_chunk(
-            x, y, g, uniform, bounds[chunk], bounds[chunk + 1], c1, c2, cov_norm,
-            packed[chunk], rings[chunk],
-        )  # fmt: skip
-
-
-@_jit()
-def _colour_serial(
-    x: np.ndarray,
-    y: np.ndarray,
-    g: np.ndarray,
-    uniform: bool,
-    bounds: np.ndarray,
-    c1: float,
-    c2: float,
-    cov_norm: float,
-    packed: np.ndarray,
-    rings: np.ndarray,
-) -> None:
-    for chunk in range(bounds.shape[0] - 1):
-        _colour_chunk(
-            x, y, g, uniform, bounds[chunk], bounds[chunk + 1], c1, c2, cov_norm,
-            packed[chunk], rings[chunk],
-        )  # fmt: skip
+        for i in range(row_start, row_stop):
+            if rings is not None:
+                last = i + win_size - 1
+                _load_channel_rows(x, last, ring[0], last % win_size)
+                _load_channel_rows(y, last, ring[1], last % win_size)
+            for c in range(channels):
+                out = total if c == 0 else part
+                if rings is not None:
+                    rx = ring[0, c]
+                    ry = ring[1, c]
+                    _gaussian_row(rx, ry, g32, i, n_out, c1, c2, cov_norm, True, col, acc, mo, out)
+                if sums is not None:
+                    xc = x[:, :, c]
+                    yc = y[:, :, c]
+                    if i > row_start:
+                        _swap_row(xc, yc, i + win_size - 1, i - 1, v[c])
+                    _uniform_row(v[c], m, win_size, n_out, scale, c1, c2, cov_norm, True, mo, out)
+                if c > 0:
+                    _accumulate_planes(total, part, n_out)
+            if channels > 1:
+                _divide_planes(total, channels, n_out)
+            # The averaged row is still in L1: reduce it before the next one overwrites it.
+            add_row_partial(total[0], total[2], total[3], total[4], n_out, packed[chunk])
 
 
 def fused_colour_packed_stats(
@@ -257,8 +229,8 @@ def fused_colour_packed_stats(
         )
     g = _check_weights(weights, x.shape[:2])
     dtype = _kernel_dtype(x, y)
-    x = np.ascontiguousarray(x, dtype=dtype)
-    y = np.ascontiguousarray(y, dtype=dtype)
+    x = _read_only(np.ascontiguousarray(x, dtype=dtype))
+    y = _read_only(np.ascontiguousarray(y, dtype=dtype))
     win_size = g.shape[0]
     # Same threads and row chunks as fused_maps on each channel: the uniform
     # path's running sums restart at the same rows, so every value agrees.
@@ -266,16 +238,14 @@ def fused_colour_packed_stats(
     bounds = _row_bounds(x.shape[0] - win_size + 1, n_threads, win_size, uniform)
     n_chunks = bounds.shape[0] - 1
     packed = empty_statistics(n_chunks, 1, int(bins))[:, 0]
-    # Per chunk, the Gaussian path's ring of win_size input rows per side and channel:
-    # float32 holds uint8, uint16 and float32 pixels exactly; float64 stays float64.
+    # Each chunk's state of its window's path, per side and channel (see fused._launch).
     channels, width = x.shape[2], x.shape[1]
-    ring_shape = (n_chunks, 2, 0, 0, 0) if uniform else (n_chunks, 2, channels, win_size, width)
-    rings = np.empty(ring_shape, dtype=np.float64 if dtype == np.float64 else np.float32)
-    args = (
-        x, y, g, bool(uniform), bounds, float(c1), float(c2), float(cov_norm),
-        packed, rings,
-    )  # fmt: skip
-    _run_kernel(_colour_serial, _colour_parallel, n_threads, args)
+    ring_dtype = np.float64 if dtype == np.float64 else np.float32
+    ring_shape = (n_chunks, 2, channels, win_size, width)
+    rings = None if uniform else np.empty(ring_shape, dtype=ring_dtype)
+    sums = np.empty((n_chunks, channels, 5, width)) if uniform else None
+    args = (x, y, g, bounds, float(c1), float(c2), float(cov_norm), rings, sums, packed)
+    _run_kernel(_colour_chunks, n_threads, n_chunks, args)
     if n_chunks == 1:
         return packed[0]
     return np.asarray(merge_statistics(packed, axis=0))

@@ -1,15 +1,18 @@
 """Checks and thread planning of the fused CPU kernels, on the Python side.
 
 Shared by :mod:`pipeline.kernels.fused` and :mod:`pipeline.kernels.fused_colour`:
-the checks of the window and of ``threads``, the dtype both images are read as,
-how many threads a block gets and which output rows each chunk covers, and the
-launch of the serial or the parallel kernel (parallel launches take turns).
+the checks of the window and of ``threads``, the dtype both images are read as
+(as read-only arrays), how many threads a block gets and which output rows
+each chunk covers, and the launch of the kernel on the calling thread or over
+a pool of threads (such launches take turns).
 """
 
 from __future__ import annotations
 
 import math
+import os
 import threading
+from concurrent.futures import ThreadPoolExecutor, wait
 from typing import Any
 
 import numba
@@ -20,10 +23,11 @@ from pipeline.kernels.fused_combine import _MAX_TAPS
 #: Input dtypes the compiled kernels read directly; anything else is cast to float64 first.
 FUSED_DTYPES = (np.dtype(np.uint8), np.dtype(np.uint16), np.dtype(np.float32), np.dtype(np.float64))
 
-# numba's default 'workqueue' threading layer aborts when two threads launch
-# parallel kernels at once; the OpenMP and TBB layers are safe but would then
-# oversubscribe the cores. Parallel launches therefore take turns.
+# Launches over several threads take turns: two at once would oversubscribe the cores.
 _PARALLEL_LOCK = threading.Lock()
+# Made on the first launch over several threads (nothing starts at import).
+_POOL: ThreadPoolExecutor | None = None
+_POOL_PID = 0
 
 # Below this many output pixels (~1 ms of serial work) a call stays serial.
 _PARALLEL_MIN_PIXELS = 128 * 128
@@ -51,7 +55,20 @@ def _check_weights(weights: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     if not np.array_equal(g, g[::-1]):
         # The Gaussian path adds taps k and win_size - 1 - k with one weight.
         raise ValueError(f"weights must be symmetric (got {np.array2string(g, precision=4)})")
-    return g
+    return _read_only(g)
+
+
+def _read_only(a: np.ndarray) -> np.ndarray:
+    """A read-only view of ``a``: the kernels only read their inputs.
+
+    numba types a writable and a read-only array differently and compiles the
+    kernel once for each; inputs arrive both ways (decoded images are often
+    read-only, copies writable), so every input is passed read-only and one
+    compilation serves both.
+    """
+    view = a.view()
+    view.flags.writeable = False
+    return view
 
 
 def _kernel_dtype(x: np.ndarray, y: np.ndarray) -> np.dtype:
@@ -72,8 +89,8 @@ def _prepare(x: Any, y: Any, weights: np.ndarray) -> tuple[np.ndarray, np.ndarra
         )
     g = _check_weights(weights, x.shape)
     dtype = _kernel_dtype(x, y)
-    x = np.ascontiguousarray(x, dtype=dtype)
-    y = np.ascontiguousarray(y, dtype=dtype)
+    x = _read_only(np.ascontiguousarray(x, dtype=dtype))
+    y = _read_only(np.ascontiguousarray(y, dtype=dtype))
     return x, y, g
 
 
@@ -102,15 +119,49 @@ def _row_bounds(n_rows: int, n_threads: int, win_size: int, uniform: bool) -> np
     return np.asarray(edges, dtype=np.int64)
 
 
-def _run_kernel(serial: Any, parallel: Any, n_threads: int, args: tuple[Any, ...]) -> None:
-    """``serial(*args)`` on this thread, or ``parallel(*args)`` on ``n_threads`` of numba's."""
-    if n_threads == 1:
-        serial(*args)
+def _run_kernel(kernel: Any, n_threads: int, n_chunks: int, args: tuple[Any, ...]) -> None:
+    """``kernel(*args, first, stop)`` over row chunks ``0:n_chunks`` on ``n_threads`` threads.
+
+    One thread: a single call on the calling thread. More: the calling thread
+    and ``n_threads - 1`` pool threads take chunks one at a time until none is
+    left (so a thread that falls behind takes fewer); the kernel releases the
+    GIL, and each chunk writes only its own rows and partials, so the result
+    does not depend on which thread ran which chunk.
+    """
+    if n_threads == 1 or n_chunks == 1:
+        kernel(*args, 0, n_chunks)
         return
+    chunks = iter(range(n_chunks))
+    chunk_lock = threading.Lock()
+
+    def work() -> None:
+        while True:
+            with chunk_lock:
+                chunk = next(chunks, None)
+            if chunk is None:
+                return
+            kernel(*args, chunk, chunk + 1)
+
     with _PARALLEL_LOCK:
-        previous = numba.get_num_threads()
-        numba.set_num_threads(n_threads)
+        pool = _thread_pool()
+        helpers = [pool.submit(work) for _ in range(min(n_threads, n_chunks) - 1)]
         try:
-            parallel(*args)
+            work()
         finally:
-            numba.set_num_threads(previous)
+            # Whatever happened here, no helper may still write once this call returns.
+            wait(helpers)
+        for helper in helpers:
+            helper.result()
+
+
+def _thread_pool() -> ThreadPoolExecutor:
+    """The pool of launches over several threads: numba's thread count less the caller."""
+    global _POOL, _POOL_PID
+    # A forked child inherits the pool object but none of its threads: it makes its own.
+    if _POOL is None or _POOL_PID != os.getpid():
+        pool_size: int = numba.config.NUMBA_NUM_THREADS  # type: ignore[attr-defined]
+        _POOL = ThreadPoolExecutor(
+            max_workers=max(1, pool_size - 1), thread_name_prefix="fused-kernel"
+        )
+        _POOL_PID = os.getpid()
+    return _POOL

@@ -7,7 +7,7 @@ window, remove the row leaving it) and its horizontal sums slide along the row
 :func:`_uniform_moments` turns the window sums into float32 moments and
 :func:`~pipeline.kernels.fused_combine._combine_row` those into maps, tile by
 tile (:func:`_uniform_row`). The chunk driver
-(:func:`pipeline.kernels.fused_chunk._maps_chunk`) restarts the sums at each chunk,
+(:func:`pipeline.kernels.fused_chunk._maps_chunks`) restarts the sums at each chunk,
 which bounds rounding drift for float input (integer input is summed exactly).
 """
 
