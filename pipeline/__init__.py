@@ -7,6 +7,7 @@ from pipeline.accessor import ReviewAccessor  # registers the ``review`` Dataset
 from pipeline.config import RunConfig, load_config
 from pipeline.engine import evaluate
 from pipeline.folders import open_folder_pair  # registers the folder-of-images source
+from pipeline.image_pair import open_file_pair  # registers the two-image-files source
 from pipeline.loss import ssim_loss
 from pipeline.metrics import ssim
 from pipeline.multiscale import ms_ssim
@@ -31,6 +32,7 @@ __all__ = [
     "evaluate",
     "load_config",
     "ms_ssim",
+    "open_file_pair",
     "open_folder_pair",
     "open_results",
     "ssim",
