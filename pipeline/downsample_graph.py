@@ -32,7 +32,7 @@ import numpy as np
 
 from pipeline.backend import array_module
 from pipeline.kernels.downsample import box_offsets
-from pipeline.sources import SourcePair, open_array
+from pipeline.sources import InputOptions, SourcePair, open_array_checked
 from pipeline.tiling import batch_bounds, merge_small_chunks
 
 __all__ = ["align_chunks", "downsample_array", "downsample_labels", "downsample_pair"]
@@ -164,7 +164,9 @@ def downsample_pair(pair: SourcePair, factor: int) -> SourcePair:
     )
 
 
-def downsample_labels(labels: Any, factor: int, *, volume: bool) -> Any:
+def downsample_labels(
+    labels: Any, factor: int, *, volume: bool, options: InputOptions | None = None
+) -> Any:
     """A label mask on the reduced grid: the label at each kept sample ``x(1:f:end, ...)``.
 
     A reduced pixel stands for the box anchored at input pixel ``j f``, so it
@@ -174,7 +176,13 @@ def downsample_labels(labels: Any, factor: int, *, volume: bool) -> Any:
     """
     if factor == 1 or labels is None:
         return labels
-    mask, _, _ = open_array(labels, "labels")
+    mask, label, status = open_array_checked(labels, "labels", options=options)
+    if status is not None:
+        # The whole mask is read once up front anyway (the labels present): a missing or
+        # broken chunk refuses the run here, before the reduced grid hides where it was.
+        bad = [str(s) for s in np.asarray(status.compute()).ravel() if s != "ok"]
+        if bad:
+            raise ValueError(f"labels from {label} cannot be used: {bad[0]}")
     step = slice(None, None, factor)
     if mask.ndim == 3 and not volume:
         return mask[:, step, step]

@@ -103,7 +103,9 @@ def prepare_family(
         pair=downsample_pair(pair, factor),
         spatial=reduced,
         factor=factor,
-        labels=downsample_labels(config.labels, factor, volume=config.volume),
+        labels=downsample_labels(
+            config.labels, factor, volume=config.volume, options=config.input_options()
+        ),
         region_images=reduced[0] if config.volume else pair.n_images,
         ms_weights=weights,
         attrs=attrs,

@@ -24,10 +24,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import dask
 import dask.array as da
 import numpy as np
 
-from pipeline.sources import open_array
+from pipeline.sources import InputOptions, open_array_checked
 
 __all__ = ["ALL_REGION", "RegionPlan", "parse_regions", "region_ids"]
 
@@ -64,8 +65,13 @@ def parse_regions(
     n_images: int,
     labels: Any = None,
     label_names: Mapping[int, str] | None = None,
+    options: InputOptions | None = None,
 ) -> RegionPlan:
     """The :class:`RegionPlan` for a spec and image shape ``(H, W)``; all checks done here.
+
+    A Zarr label mask is read once here (the labels present); a chunk of it that is
+    missing (with ``options.missing_chunks="fail"``) or cannot be decoded refuses the
+    run before any image is read: every pair's regions depend on it.
 
     Raises
     ------
@@ -101,7 +107,7 @@ def parse_regions(
             col_index=col_index.astype(np.intp),
         )
     if spec == "labels":
-        return _label_plan(labels, label_names, image_shape, n_images)
+        return _label_plan(labels, label_names, image_shape, n_images, options)
     raise ValueError(
         f"regions must be 'all', a grid 'RxC' such as '4x4', a tile size such as '256px', "
         f"or 'labels' (got {spec!r})"
@@ -109,11 +115,15 @@ def parse_regions(
 
 
 def _label_plan(
-    labels: Any, label_names: Mapping[int, str] | None, image_shape: tuple[int, int], n: int
+    labels: Any,
+    label_names: Mapping[int, str] | None,
+    image_shape: tuple[int, int],
+    n: int,
+    options: InputOptions | None,
 ) -> RegionPlan:
     if labels is None:
         raise ValueError("regions='labels' needs labels (a label mask array or Zarr path)")
-    mask, label, _ = open_array(labels, "labels")
+    mask, label, status = open_array_checked(labels, "labels", options=options)
     if mask.dtype.kind not in "iu":
         raise TypeError(f"labels must hold integers (got dtype {mask.dtype} from {label})")
     if mask.ndim == 2:
@@ -125,7 +135,15 @@ def _label_plan(
             f"from {label})"
         )
     # The labels present: one pass over the mask (small next to the images), up front.
-    found = np.unique(np.asarray(da.unique(mask).compute()))
+    if status is None:
+        found = np.unique(np.asarray(da.unique(mask).compute()))
+    else:
+        unique, statuses = dask.compute(da.unique(mask), status)
+        found = np.unique(np.asarray(unique))
+        bad = [str(s) for s in np.asarray(statuses).ravel() if s != "ok"]
+        if bad:
+            more = f" (and {len(bad) - 1} more label image(s))" if len(bad) > 1 else ""
+            raise ValueError(f"labels from {label} cannot be used: {bad[0]}{more}")
     if label_names:
         values = np.array(sorted(int(v) for v in label_names), dtype=np.int64)
         names = tuple(str(label_names[int(v)]) for v in values)

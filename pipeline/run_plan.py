@@ -122,6 +122,7 @@ def plan_run(config: RunConfig, pair: SourcePair) -> RunPlan:
         n_images=family.region_images,
         labels=family.labels,
         label_names=config.label_names,
+        options=config.input_options(),
     )
     depth = overlap_depth(params.win_size)
     shape = (pair.n_images, *pair.image_shape, pair.n_channels)

@@ -62,6 +62,7 @@ __all__ = [
     "check_input_size",
     "join_statuses",
     "open_array",
+    "open_array_checked",
     "open_pair",
     "register_pair_opener",
     "zarr_stacks",
@@ -325,6 +326,36 @@ def open_array(
     """One source as a Dask array, a label for it and its native chunking (None: unknown)."""
     array, label, native, _ = _open_source(source, name, options or InputOptions())
     return array, label, native
+
+
+def open_array_checked(
+    source: Any, name: str, *, options: InputOptions | None = None
+) -> tuple[da.Array, str, da.Array | None]:
+    """:func:`open_array`, plus the read status of each image of a Zarr source.
+
+    Returns
+    -------
+    array : dask.array.Array
+        The source, lazily.
+    label : str
+        What it is, for messages.
+    status : dask.array.Array or None
+        For a Zarr source, ``(image,)`` strings (one entry for a 2-D array) computed
+        by the same tasks that read the pixels: ``"ok"``, or which chunk is missing
+        (with ``missing_chunks="fail"``) or could not be read or decoded. None for
+        sources that cannot miss data (NumPy and Dask arrays).
+    """
+    options = options or InputOptions()
+    array, label, native, node = _open_source(source, name, options)
+    if node is None or native is None:
+        return array, label, None
+    pixels, status = dask_from_zarr_checked(
+        node,
+        tuple(native),
+        image_axis=0 if node.ndim >= 3 else None,
+        report_missing=options.missing_chunks == "fail",
+    )
+    return pixels, label, status
 
 
 def _open_source(

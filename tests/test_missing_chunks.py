@@ -171,3 +171,25 @@ def test_missing_chunk_in_a_store_that_is_not_local(stacks):
     ds = evaluate(x, y)
     assert [s == "ok" for s in ds.status.values] == [True, False, True, True]
     assert "Zarr chunk 'y/c/1/0/0' of array memory://" in str(ds.status.values[1])
+
+
+@pytest.mark.parametrize("profile", ["wang2004", "wang2009"])
+def test_a_label_mask_with_a_missing_chunk_refuses_the_run(tmp_path, stacks, profile):
+    # Every pair's regions come from the mask: a chunk of it read as 0 (background) would
+    # silently move its pixels out of their regions, so the run stops before any work.
+    x, y = stacks
+    if profile == "wang2009":  # large enough that ssim.m's automatic downsampling is 2
+        x, y = np.tile(x, (1, 16, 16)), np.tile(y, (1, 16, 16))
+    labels = np.ones(x.shape[1:], np.uint8)
+    labels[:, x.shape[2] // 2 :] = 2
+    path = tmp_path / "labels.zarr"
+    zarr.create_array(path, data=labels, chunks=(x.shape[1], x.shape[2] // 2))
+    settings = {"regions": "labels", "labels": str(path), "profile": profile}
+    whole = evaluate(x, y, **settings).load()
+    assert set(whole.region.values) == {"all", "label1", "label2"}
+    (path / "c" / "0" / "1").unlink()
+    with pytest.raises(ValueError, match=r"labels from .*labels\.zarr cannot be used: .*c/0/1"):
+        evaluate(x, y, **settings)
+    # Sparse on purpose: the fill value (0, background) stands for the missing chunk.
+    filled = evaluate(x, y, missing_chunks="fill", **settings).load()
+    assert set(filled.region.values) == {"all", "label1"}
