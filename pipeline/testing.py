@@ -19,6 +19,7 @@ __all__ = [
     "degrade",
     "photograph",
     "reference_ssim",
+    "skimage_wang2004",
 ]
 
 # Photographs shipped inside scikit-image's wheel (no pooch download needed).
@@ -112,3 +113,27 @@ def reference_ssim(x: Any, y: Any, **kwargs: Any) -> Any:
     from pipeline.metrics import ssim
 
     return ssim(x, y, engine="reference", **kwargs)
+
+
+def skimage_wang2004(
+    x: Any, y: Any, *, data_range: float, k1: float = 0.01, k2: float = 0.03
+) -> float:
+    """scikit-image's ``structural_similarity`` with the ``wang2004`` profile's settings.
+
+    An implementation independent of this package (Gaussian window, sigma 1.5,
+    population covariance), computed in float64: the reference that tests pin to.
+    """
+    from skimage.metrics import structural_similarity
+
+    return float(
+        structural_similarity(
+            np.asarray(x, dtype=np.float64),
+            np.asarray(y, dtype=np.float64),
+            data_range=data_range,
+            gaussian_weights=True,
+            sigma=1.5,
+            use_sample_covariance=False,
+            K1=k1,
+            K2=k2,
+        )
+    )

@@ -14,28 +14,15 @@ import numpy as np
 import pytest
 import tifffile
 from PIL import Image
-from skimage.metrics import structural_similarity
 
 import pipeline as sp
+from pipeline.testing import skimage_wang2004
 from pipeline.validation import resolve_data_range
 
 # The result attr naming each dtype's data range (pipeline.run_plan.DATA_RANGE_BY_DTYPE).
 DATA_RANGE_BY_DTYPE = "data_range_by_dtype"
 
 SHAPE = (24, 28)
-
-
-def _skimage(x: np.ndarray, y: np.ndarray, data_range: float) -> float:
-    return float(
-        structural_similarity(
-            x.astype(np.float64),
-            y.astype(np.float64),
-            data_range=data_range,
-            gaussian_weights=True,
-            sigma=1.5,
-            use_sample_covariance=False,
-        )
-    )
 
 
 @pytest.fixture
@@ -74,9 +61,11 @@ def test_float_files_without_a_range_fail_alone_naming_their_files(mixed_depths)
     )
     assert np.isnan(_score(ds, "cfloat.tif"))
     # The integer pairs ran with their own dtype's range.
-    assert _score(ds, "a8.png") == pytest.approx(_skimage(*mixed_depths["uint8"], 255), abs=1e-5)
+    assert _score(ds, "a8.png") == pytest.approx(
+        skimage_wang2004(*mixed_depths["uint8"], data_range=255), abs=1e-5
+    )
     assert _score(ds, "b16.png") == pytest.approx(
-        _skimage(*mixed_depths["uint16"], 65535), abs=1e-5
+        skimage_wang2004(*mixed_depths["uint16"], data_range=65535), abs=1e-5
     )
     by_dtype = json.loads(ds.attrs[DATA_RANGE_BY_DTYPE])
     assert by_dtype == {
@@ -92,11 +81,15 @@ def test_data_ranges_give_each_dtype_its_own_range(mixed_depths):
     ds = sp.evaluate(ref, gen, data_ranges={"float32": 1.0, "uint16": 4095})
     assert ds.status.values.tolist() == ["ok"] * 3
     assert _score(ds, "cfloat.tif") == pytest.approx(
-        _skimage(*mixed_depths["float32"], 1.0), abs=1e-5
+        skimage_wang2004(*mixed_depths["float32"], data_range=1.0), abs=1e-5
     )
-    assert _score(ds, "a8.png") == pytest.approx(_skimage(*mixed_depths["uint8"], 255), abs=1e-5)
+    assert _score(ds, "a8.png") == pytest.approx(
+        skimage_wang2004(*mixed_depths["uint8"], data_range=255), abs=1e-5
+    )
     # data_ranges wins over the dtype's own range (12-bit data stored as uint16).
-    assert _score(ds, "b16.png") == pytest.approx(_skimage(*mixed_depths["uint16"], 4095), abs=1e-5)
+    assert _score(ds, "b16.png") == pytest.approx(
+        skimage_wang2004(*mixed_depths["uint16"], data_range=4095), abs=1e-5
+    )
     by_dtype = json.loads(ds.attrs[DATA_RANGE_BY_DTYPE])
     assert by_dtype["uint16"] == {"data_range": 4095.0, "source": "data_ranges[uint16]"}
     assert by_dtype["uint8"] == {"data_range": 255.0, "source": "dtype uint8"}
@@ -122,7 +115,7 @@ def test_a_scalar_data_range_over_mixed_dtypes_is_refused_before_reading(mixed_d
     ds = sp.evaluate(ref, gen, data_range=1.0, data_ranges={"uint8": 255, "uint16": 65535})
     assert ds.status.values.tolist() == ["ok"] * 3
     assert _score(ds, "cfloat.tif") == pytest.approx(
-        _skimage(*mixed_depths["float32"], 1.0), abs=1e-5
+        skimage_wang2004(*mixed_depths["float32"], data_range=1.0), abs=1e-5
     )
     assert json.loads(ds.attrs[DATA_RANGE_BY_DTYPE])["float32"]["source"] == "given"
 
@@ -150,7 +143,7 @@ def test_a_scalar_data_range_applies_to_a_single_dtype_folder(tmp_path, rng):
     Image.fromarray(x).save(ref / "a.png")
     Image.fromarray(y).save(gen / "a.png")
     ds = sp.evaluate(ref, gen, data_range=100.0)
-    assert float(ds.ssim[0, 0]) == pytest.approx(_skimage(x, y, 100.0), abs=1e-5)
+    assert float(ds.ssim[0, 0]) == pytest.approx(skimage_wang2004(x, y, data_range=100.0), abs=1e-5)
     assert ds.attrs["data_range"] == 100.0 and ds.attrs["data_range_source"] == "given"
 
 

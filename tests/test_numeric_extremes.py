@@ -14,23 +14,9 @@ from skimage.metrics import structural_similarity
 
 import pipeline as sp
 from pipeline.reductions import FIELDS, empty_statistics
+from pipeline.testing import skimage_wang2004
 
 SHAPE = (28, 30)
-
-
-def _skimage(x: np.ndarray, y: np.ndarray, data_range: float, k1=0.01, k2=0.03) -> float:
-    return float(
-        structural_similarity(
-            x.astype(np.float64),
-            y.astype(np.float64),
-            data_range=data_range,
-            gaussian_weights=True,
-            sigma=1.5,
-            use_sample_covariance=False,
-            K1=k1,
-            K2=k2,
-        )
-    )
 
 
 @pytest.fixture
@@ -49,7 +35,7 @@ def test_huge_and_tiny_data_range_match_the_float64_reference(unit, dtype, data_
     # float32 kernels would hold C1 = 1e56 as Inf (NaN score) and C1 = 1e-64 as 0
     # (0 / 0 in the black corner): the float64 path takes over.
     x, y = (a.astype(dtype) for a in unit)
-    expected = _skimage(x, y, data_range)
+    expected = skimage_wang2004(x, y, data_range=data_range)
     for engine in ("auto", "fused", "reference"):
         assert sp.ssim(x, y, data_range=data_range, engine=engine) == pytest.approx(
             expected, abs=1e-9
@@ -62,7 +48,7 @@ def test_huge_and_tiny_data_range_match_the_float64_reference(unit, dtype, data_
 @pytest.mark.parametrize(("k1", "k2"), [(1e10, 0.03), (0.01, 1e10), (1e-10, 1e-10), (1e5, 1e5)])
 def test_huge_and_tiny_k_match_the_float64_reference(unit, k1, k2):
     x, y = unit
-    expected = _skimage(x, y, 1.0, k1, k2)
+    expected = skimage_wang2004(x, y, data_range=1.0, k1=k1, k2=k2)
     assert sp.ssim(x, y, data_range=1.0, k1=k1, k2=k2) == pytest.approx(expected, abs=1e-6)
     ds = sp.evaluate(x[None], y[None], data_range=1.0, k1=k1, k2=k2)
     assert ds.status.values.tolist() == ["ok"]
@@ -89,7 +75,7 @@ def test_constants_beyond_float64_are_refused_naming_data_range_and_k(unit, sett
 
 def test_float32_near_its_limits(unit):
     x, y = ((a * 6e38 - 3e38).astype(np.float32) for a in unit)
-    expected = _skimage(x, y, 6e38)
+    expected = skimage_wang2004(x, y, data_range=6e38)
     assert sp.ssim(x, y, data_range=6e38) == pytest.approx(expected, abs=1e-9)
     ds = sp.evaluate(np.stack([x, y]), np.stack([y, x]), data_range=6e38)
     assert ds.status.values.tolist() == ["ok", "ok"]
@@ -98,7 +84,7 @@ def test_float32_near_its_limits(unit):
 
 def test_float16_input(unit):
     x, y = (a.astype(np.float16) for a in unit)
-    expected = _skimage(x, y, 1.0)
+    expected = skimage_wang2004(x, y, data_range=1.0)
     assert sp.ssim(x, y, data_range=1.0) == pytest.approx(expected, abs=1e-6)
     ds = sp.evaluate(x[None], y[None], data_range=1.0)
     assert ds.status.values.tolist() == ["ok"]
@@ -128,7 +114,7 @@ def test_wide_integers_match_the_float64_reference(rng, dtype, low, span):
     x, y = _integers(rng, dtype, low, span)
     info = np.iinfo(dtype)
     data_range = float(info.max) - float(info.min)
-    expected = _skimage(x, y, data_range)
+    expected = skimage_wang2004(x, y, data_range=data_range)
     assert sp.ssim(x, y) == pytest.approx(expected, abs=1e-6)
     ds = sp.evaluate(x[None], y[None])
     assert ds.status.values.tolist() == ["ok"]
