@@ -16,8 +16,8 @@ Small images are batched several per chunk along ``image`` so that 100,000
 images are not 100,000 tasks; large images are tiled in multiples of the
 source's own chunks (one Zarr chunk or shard is never split across reads).
 Commit batches are planned by task count and capped by the bytes of the packed
-statistics they hold (:data:`BATCH_STATISTICS_BYTES`), so a run's memory depends
-on neither the number of pairs nor how many statistics each pair has.
+statistics they hold (:data:`BATCH_STATISTICS_BYTES`), so a batch's memory is
+bounded whatever the number of pairs and of regions and bins per pair.
 
 Each block is handed to a callback together with the image coordinates of the
 window centres its valid map covers; the callback returns small partial
@@ -177,7 +177,7 @@ def plan_chunks(
                     most,
                     chunks_wanted=image_chunks_per_batch,
                     tasks_per_image_chunk=tasks_per_image_chunk,
-                    native=native[0],
+                    native=max(1, native[0]),
                 )
             batch_images = image_size * max(1, most // image_size)
     batch_images = max(1, min(batch_images, n))
