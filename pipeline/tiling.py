@@ -9,9 +9,9 @@ The overlapped blocks are assembled in the task that uses them
 (:func:`pipeline.halo.map_overlapping`: the same blocks as Dask's
 ``overlap(boundary="none")``, in two tasks per block instead of about ten).
 Chunks smaller than the depth cannot lend a full overlap to their
-neighbours; Dask's ``map_overlap(allow_rechunk=True)`` would merge them behind
-our back (FACTS.md), so :func:`merge_small_chunks` merges them here, explicitly
-and deterministically, and smaller chunks are refused.
+neighbours; Dask's ``map_overlap(allow_rechunk=True)`` would rechunk them behind
+our back, so :func:`merge_small_chunks` merges them here, explicitly and
+deterministically, and smaller chunks are refused.
 Small images are batched several per chunk along ``image`` so that 100,000
 images are not 100,000 tasks; large images are tiled in multiples of the
 source's own chunks (one Zarr chunk or shard is never split across reads).
