@@ -54,3 +54,29 @@ def test_batches_capped_by_the_budget_give_the_same_values(monkeypatch, tmp_path
     assert set(capped.data_vars) == set(whole.data_vars)
     for name in whole.data_vars:
         np.testing.assert_array_equal(capped[name].values, whole[name].values, err_msg=name)
+
+
+def test_a_store_laid_out_in_other_batches_resumes_in_the_new_ones(monkeypatch, tmp_path):
+    # Stores written before the budget have batches (and status chunks) of another size:
+    # resuming them commits the new, unaligned batches over the old chunks.
+    rng = np.random.default_rng(17)
+    x = rng.integers(0, 256, (300, 32, 32), dtype=np.uint8)
+    y = np.clip(x + rng.normal(0, 20, x.shape), 0, 255).astype(np.uint8)
+    settings = {"regions": "4x4", "hist_bins": 20, "output": str(tmp_path / "r.zarr")}
+    whole = sp.evaluate(x, y, regions="4x4", hist_bins=20, batch_images=300)
+    per_image = statistics_bytes_per_image(17, 20)
+
+    def stop_after_the_first(done, total, n):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pipeline.tiling, "BATCH_STATISTICS_BYTES", 100 * per_image)
+    with pytest.raises(KeyboardInterrupt):
+        sp.evaluate(x, y, on_batch=stop_after_the_first, **settings)
+    monkeypatch.setattr(pipeline.tiling, "BATCH_STATISTICS_BYTES", 64 * per_image)
+    committed: list[int] = []
+    resumed = sp.evaluate(
+        x, y, resume=True, on_batch=lambda done, total, n: committed.append(n), **settings
+    )
+    assert committed == [64, 64, 64, 44]  # pairs 100..299, in the new batches that hold them
+    for name in whole.data_vars:
+        np.testing.assert_array_equal(resumed[name].values, whole[name].values, err_msg=name)
