@@ -36,7 +36,13 @@ from pipeline.reductions import (
 )
 from pipeline.regions import RegionPlan, parse_regions, region_ids
 from pipeline.sources import SourcePair
-from pipeline.tiling import map_valid_blocks, merge_block_statistics, overlap_depth, plan_chunks
+from pipeline.tiling import (
+    map_valid_blocks,
+    merge_block_statistics,
+    overlap_depth,
+    plan_chunks,
+    statistics_bytes_per_image,
+)
 from pipeline.validation import check_window_fits, resolve_data_range
 from pipeline.volumes import plan_volume_chunks, volume_statistics_graph
 
@@ -145,6 +151,7 @@ def plan_run(config: RunConfig, pair: SourcePair) -> RunPlan:
             requested=config.chunks,
             input_chunks=pair.reference.chunks,
             batch_images=config.batch_images,
+            statistics_bytes=statistics_bytes_per_image(len(regions.names), config.hist_bins),
         )
     # Zarr stacks read straight at these chunks report their missing chunks from those reads.
     pair = pair.planned(chunks)

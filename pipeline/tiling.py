@@ -9,12 +9,15 @@ The overlapped blocks are assembled in the task that uses them
 (:func:`pipeline.halo.map_overlapping`: the same blocks as Dask's
 ``overlap(boundary="none")``, in two tasks per block instead of about ten).
 Chunks smaller than the depth cannot lend a full overlap to their
-neighbours; Dask's ``map_overlap(allow_rechunk=True)`` would merge them behind
-our back (FACTS.md), so :func:`merge_small_chunks` merges them here, explicitly
-and deterministically, and smaller chunks are refused.
+neighbours; Dask's ``map_overlap(allow_rechunk=True)`` would rechunk them behind
+our back, so :func:`merge_small_chunks` merges them here, explicitly and
+deterministically, and smaller chunks are refused.
 Small images are batched several per chunk along ``image`` so that 100,000
 images are not 100,000 tasks; large images are tiled in multiples of the
 source's own chunks (one Zarr chunk or shard is never split across reads).
+Commit batches are planned by task count and capped by the bytes of the packed
+statistics they hold (:data:`BATCH_STATISTICS_BYTES`), so a batch's memory is
+bounded whatever the number of pairs and of regions and bins per pair.
 
 Each block is handed to a callback together with the image coordinates of the
 window centres its valid map covers; the callback returns small partial
@@ -31,9 +34,11 @@ import dask.array as da
 import numpy as np
 
 from pipeline.halo import map_overlapping
-from pipeline.reductions import merge_statistics
+from pipeline.reductions import FIELDS, merge_statistics
 
 __all__ = [
+    "BATCH_STATISTICS_BYTES",
+    "TASKS_PER_BATCH",
     "batch_bounds",
     "block_centres",
     "map_valid_blocks",
@@ -42,10 +47,27 @@ __all__ = [
     "merge_small_chunks",
     "overlap_depth",
     "plan_chunks",
+    "statistics_bytes_per_image",
     "valid_map_array",
 ]
 
 Chunks = tuple[tuple[int, ...], ...]
+
+# Tasks per commit batch: enough to keep every worker of a machine busy between two
+# commits, few enough to commit often.
+TASKS_PER_BATCH = 32
+
+# The most a planned batch's packed partial statistics may weigh. A batch holds them,
+# the per-block partials they merge from and its finalized results (each about as
+# large) at once, and they grow with regions x (fields + histogram bins): batched by
+# task count alone, 131,072 images of 32x32 with 4x4 regions held ~2 GB per batch.
+# 64 MiB keeps a batch a few hundred MB at most and still thousands of small images.
+BATCH_STATISTICS_BYTES = 64 * 2**20
+
+# A batch capped by BATCH_STATISTICS_BYTES keeps whole source chunks per task as long
+# as it still has this many tasks (a few per worker of a small machine); below that,
+# tasks split source chunks (each read decodes its chunk) so that every worker has one.
+_MIN_ALIGNED_TASKS = 8
 
 
 def overlap_depth(win_size: int) -> int:
@@ -79,6 +101,17 @@ def _split(length: int, size: int) -> tuple[int, ...]:
     return (size,) * full + ((rest,) if rest else ())
 
 
+def statistics_bytes_per_image(n_regions: int, bins: int) -> int:
+    """Bytes of one image's packed partial statistics: ``n_regions`` x (fields + ``bins``) floats.
+
+    Examples
+    --------
+    >>> statistics_bytes_per_image(17, 100)  # 4x4 regions and "all", 8 fields + 100 bins
+    14688
+    """
+    return n_regions * (len(FIELDS) + bins) * np.dtype(np.float64).itemsize
+
+
 def plan_chunks(
     shape: tuple[int, int, int, int],
     *,
@@ -88,6 +121,7 @@ def plan_chunks(
     requested: str | tuple[int, int, int] = "auto",
     input_chunks: Chunks | None = None,
     batch_images: int | None = None,
+    statistics_bytes: int | None = None,
 ) -> tuple[Chunks, tuple[tuple[int, int], ...]]:
     """Chunks for a ``(image, y, x, channel)`` array and the commit batches along ``image``.
 
@@ -104,12 +138,20 @@ def plan_chunks(
     requested : str or tuple
         ``"auto"``, ``"input"`` (keep ``input_chunks``) or ``(images, y, x)``.
     batch_images : int, optional
-        Images per commit batch; image chunks never straddle a batch.
+        Images per commit batch; image chunks never straddle a batch. Given, it is
+        used as it is; else a batch has about :data:`TASKS_PER_BATCH` tasks.
+    statistics_bytes : int, optional
+        Bytes of one image's packed statistics (:func:`statistics_bytes_per_image`).
+        Given, a planned batch holds at most :data:`BATCH_STATISTICS_BYTES` of them:
+        fewer images per batch, and with ``requested="auto"`` fewer per task, so that
+        a smaller batch still has tasks for every worker. Requested image chunks are
+        kept whole (a batch holds at least one).
 
     Returns
     -------
     chunks, batches
-        Dask chunks for the array, and ``(start, stop)`` image ranges.
+        Dask chunks for the array, and ``(start, stop)`` image ranges, in order,
+        covering every image once.
     """
     n, height, width, channels = shape
     if requested == "input" and input_chunks is not None:
@@ -125,9 +167,19 @@ def plan_chunks(
     x_chunks = merge_small_chunks(x_chunks, depth)
     tasks_per_image_chunk = len(y_chunks) * len(x_chunks)
     if batch_images is None:
-        # Enough tasks per commit to keep every worker busy, few enough to commit often.
-        image_chunks_per_batch = max(1, math.ceil(32 / tasks_per_image_chunk))
+        image_chunks_per_batch = max(1, math.ceil(TASKS_PER_BATCH / tasks_per_image_chunk))
         batch_images = image_size * image_chunks_per_batch
+        most = max(1, BATCH_STATISTICS_BYTES // statistics_bytes) if statistics_bytes else n
+        if min(batch_images, n) > most:
+            if requested == "auto":
+                image_size = _capped_image_chunk(
+                    image_size,
+                    most,
+                    chunks_wanted=image_chunks_per_batch,
+                    tasks_per_image_chunk=tasks_per_image_chunk,
+                    native=max(1, native[0]),
+                )
+            batch_images = image_size * max(1, most // image_size)
     batch_images = max(1, min(batch_images, n))
     image_size = min(image_size, batch_images)
     batches = tuple((start, min(start + batch_images, n)) for start in range(0, n, batch_images))
@@ -135,6 +187,28 @@ def plan_chunks(
         size for start, stop in batches for size in _split(stop - start, image_size)
     )
     return (image_chunks, y_chunks, x_chunks, (channels,)), batches
+
+
+def _capped_image_chunk(
+    image_size: int,
+    most: int,
+    *,
+    chunks_wanted: int,
+    tasks_per_image_chunk: int,
+    native: int,
+) -> int:
+    """Images per task when a batch may hold at most ``most`` images.
+
+    As many as give a full batch ``chunks_wanted`` tasks, in whole source chunks of
+    ``native`` images where that leaves enough tasks, else whole source chunks as
+    long as the batch keeps ``_MIN_ALIGNED_TASKS`` tasks, else split source chunks.
+    """
+    target = max(1, most // chunks_wanted)
+    if native <= target:
+        return min(image_size, (target // native) * native)
+    if (most // native) * tasks_per_image_chunk >= _MIN_ALIGNED_TASKS:
+        return min(image_size, native)
+    return min(image_size, target)
 
 
 def _auto_tiles(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import dask.array as da
 import numpy as np
 import pytest
@@ -10,11 +12,14 @@ from hypothesis import strategies as st
 
 from pipeline.kernels import ssim_maps, window_weights
 from pipeline.tiling import (
+    _MIN_ALIGNED_TASKS,
+    BATCH_STATISTICS_BYTES,
     block_centres,
     map_valid_blocks,
     merge_small_chunks,
     overlap_depth,
     plan_chunks,
+    statistics_bytes_per_image,
 )
 
 
@@ -78,6 +83,122 @@ def test_requested_and_input_chunks_are_kept_but_merged():
     )
     assert chunks[:2] == ((2, 2), (30,))
     assert batches == ((0, 2), (2, 4))
+
+
+def _tasks_per_batch(chunks, batches):
+    """Tasks (image chunks x spatial tiles) of each batch, checking chunks never straddle one."""
+    bounds = np.cumsum((0, *chunks[0])).tolist()
+    tiles = len(chunks[1]) * len(chunks[2])
+    counts = []
+    for start, stop in batches:
+        assert start in bounds and stop in bounds, (start, stop)
+        counts.append((bounds.index(stop) - bounds.index(start)) * tiles)
+    return counts
+
+
+def test_statistics_bytes_per_image_counts_every_field_and_bin():
+    # 4x4 regions and "all": 17 regions of 8 fields and 100 bins, float64.
+    assert statistics_bytes_per_image(17, 100) == 17 * 108 * 8
+    assert statistics_bytes_per_image(1, 0) == 64
+
+
+@pytest.mark.parametrize("native", [1, 1000, 4096])
+def test_batches_of_a_million_small_images_with_4x4_regions_stay_under_the_budget(native):
+    # Sized by task count alone, a batch was 131,072 of these images: ~1.9 GB of
+    # packed statistics. Capped, it still holds thousands of images in many tasks.
+    per_image = statistics_bytes_per_image(17, 100)
+    chunks, batches = plan_chunks(
+        (10**6, 32, 32, 1),
+        depth=5,
+        native=(native, 32, 32),
+        chunk_pixels=2**22,
+        statistics_bytes=per_image,
+    )
+    sizes = [stop - start for start, stop in batches]
+    assert max(sizes) * per_image <= BATCH_STATISTICS_BYTES
+    assert min(sizes[:-1]) >= 4000
+    assert min(_tasks_per_batch(chunks, batches)[:-1]) >= _MIN_ALIGNED_TASKS
+
+
+def test_capped_batches_keep_whole_source_chunks_while_they_have_tasks_enough():
+    # Region "all": 77,672 images fit the budget, 18 whole source chunks of 4096.
+    chunks, batches = plan_chunks(
+        (10**6, 32, 32, 1),
+        depth=5,
+        native=(4096, 32, 32),
+        chunk_pixels=2**22,
+        statistics_bytes=statistics_bytes_per_image(1, 100),
+    )
+    assert set(chunks[0][:-1]) == {4096}
+    assert batches[0] == (0, 18 * 4096)
+
+
+def test_plans_within_the_budget_are_unchanged():
+    # 50,000 images of region "all" weigh 43 MB: one batch, planned by task count alone.
+    shape, native = (50_000, 32, 32, 1), (1, 32, 32)
+    capped = plan_chunks(
+        shape,
+        depth=5,
+        native=native,
+        chunk_pixels=2**22,
+        statistics_bytes=statistics_bytes_per_image(1, 100),
+    )
+    assert capped == plan_chunks(shape, depth=5, native=native, chunk_pixels=2**22)
+    assert capped[1] == ((0, 50_000),)
+
+
+def test_an_explicit_batch_size_wins_over_the_budget():
+    chunks, batches = plan_chunks(
+        (10**6, 32, 32, 1),
+        depth=5,
+        native=(1, 32, 32),
+        chunk_pixels=2**22,
+        batch_images=131_072,
+        statistics_bytes=statistics_bytes_per_image(17, 100),
+    )
+    assert batches[0] == (0, 131_072)
+    assert chunks[0][0] == 4096  # the unchanged plan's tasks
+
+
+@given(
+    n=st.integers(1, 3000),
+    side=st.integers(1, 90),
+    native=st.integers(1, 700),
+    chunk_pixels=st.integers(1, 2**16),
+    statistics_bytes=st.none() | st.integers(1, 2**20),
+    requested=st.just("auto")
+    | st.tuples(st.integers(1, 60), st.integers(1, 90), st.integers(1, 90)),
+    batch_images=st.none() | st.integers(1, 500),
+)
+@settings(max_examples=150, deadline=None)
+def test_batches_cover_every_image_once_in_order(
+    n, side, native, chunk_pixels, statistics_bytes, requested, batch_images
+):
+    chunks, batches = plan_chunks(
+        (n, side, side, 1),
+        depth=5,
+        native=(native, side, side),
+        chunk_pixels=chunk_pixels,
+        requested=requested,
+        batch_images=batch_images,
+        statistics_bytes=statistics_bytes,
+    )
+    assert sum(chunks[0]) == n
+    assert batches[0][0] == 0 and batches[-1][1] == n
+    assert all(start < stop for start, stop in batches)
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(batches))
+    tasks = _tasks_per_batch(chunks, batches)  # image chunks never straddle a batch
+    sizes = [stop - start for start, stop in batches]
+    if batch_images is not None:
+        assert set(sizes[:-1]) <= {batch_images}
+    elif statistics_bytes is not None:
+        most = max(1, BATCH_STATISTICS_BYTES // statistics_bytes)
+        # Requested image chunks stay whole: a batch holds at least one.
+        allowed = most if requested == "auto" else max(most, requested[0])
+        assert max(sizes) <= allowed
+        if requested == "auto" and len(batches) > 1 and sizes[0] <= most < n:
+            # A capped batch still has tasks for several workers.
+            assert tasks[0] >= min(_MIN_ALIGNED_TASKS, sizes[0])
 
 
 @pytest.mark.parametrize(
