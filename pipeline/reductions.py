@@ -88,21 +88,6 @@ def _segment_m2(ssim: np.ndarray, mean: float) -> float:  # pragma: no cover - c
 
 
 @numba.njit(cache=True, nogil=True)
-def _segment_extremes_and_histogram(ssim: np.ndarray, row: np.ndarray) -> None:  # pragma: no cover
-    """Min, max and histogram counts of one run into a packed row.
-
-    The bins are the row's histogram fields, over :func:`bin_edges` of their
-    count, as ``np.histogram`` places values: bin ``i`` holds ``edges[i] <= v <
-    edges[i + 1]``, the last bin also ``v == 1``; values
-    a rounding error outside [-1, 1] go to the end bins so that every pixel is
-    counted (:mod:`pipeline.histogram`).
-    """
-    low, high = add_extremes_and_counts(ssim, row[_MIN], row[_MAX], row[_HIST:])
-    row[_MIN] = low
-    row[_MAX] = high
-
-
-@numba.njit(cache=True, nogil=True)
 def _add_segment(
     ssim: np.ndarray,
     luminance: np.ndarray,
@@ -111,6 +96,12 @@ def _add_segment(
     row: np.ndarray,
 ) -> None:  # pragma: no cover - compiled
     """Add one run of the four maps (equal 1-D views) to a packed row, but its ``M2``.
+
+    The histogram bins are the row's histogram fields, over :func:`bin_edges` of
+    their count, as ``np.histogram`` places values: bin ``i`` holds ``edges[i] <=
+    v < edges[i + 1]``, the last bin also ``v == 1``; values a rounding error
+    outside [-1, 1] go to the end bins so that every pixel is counted
+    (:mod:`pipeline.histogram`).
 
     Runs are views, never ``(start, stop)`` bounds: numba types a constant
     argument (the 0 of a whole row) as a literal, which would compile this
@@ -122,7 +113,7 @@ def _add_segment(
     row[_SUM_L] += sum_l
     row[_SUM_C] += sum_c
     row[_SUM_S] += sum_s
-    _segment_extremes_and_histogram(ssim, row)
+    row[_MIN], row[_MAX] = add_extremes_and_counts(ssim, row[_MIN], row[_MAX], row[_HIST:])
 
 
 @numba.njit(cache=True, nogil=True)
@@ -157,7 +148,7 @@ def add_row_partial(
     row[_SUM_L] += sum_l
     row[_SUM_C] += sum_c
     row[_SUM_S] += sum_s
-    _segment_extremes_and_histogram(ssim, row)
+    row[_MIN], row[_MAX] = add_extremes_and_counts(ssim, row[_MIN], row[_MAX], row[_HIST:])
 
 
 @numba.njit(cache=True, nogil=True)

@@ -151,7 +151,6 @@ def test_statistics_kernels_compile_once_per_run(tmp_path: Path) -> None:
         "pipeline.histogram.add_extremes_and_counts": 1,
         "pipeline.reductions._add_segment": 1,
         "pipeline.reductions._region_statistics": 1,
-        "pipeline.reductions._segment_extremes_and_histogram": 1,
         "pipeline.reductions._segment_m2": 1,
         "pipeline.reductions._segment_sums": 1,
         "pipeline.reductions._whole_image_statistics": 1,
