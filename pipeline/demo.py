@@ -13,6 +13,8 @@ grey 256x256) and one reference image with no generated partner.
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +22,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-__all__ = ["DEMO_ITEMS", "DemoItem", "make_demo_folders"]
+__all__ = ["DEMO_ITEMS", "DemoItem", "make_demo_folders", "warm_statistics_kernels"]
 
 
 @dataclass(frozen=True)
@@ -187,3 +189,46 @@ def make_demo_folders(root: str | os.PathLike[str], *, seed: int = 0) -> tuple[P
         suffix = ".jpg" if item.generated_format == "JPEG" else ".png"
         _save(fake, generated_dir / f"{item.name}{suffix}", item.generated_format)
     return reference_dir, generated_dir
+
+
+def _compile_statistics_kernels() -> None:
+    """Compile (or load) the statistics kernels with the types the demo's run passes them.
+
+    The demo's uint8 photographs give float32 maps from the fused kernels, and a
+    grid's region ids come as a strided int64 view; other types would compile
+    kernels the run never calls.
+    """
+    from pipeline.reductions import block_statistics
+
+    maps = {
+        name: np.zeros((1, 2, 3), dtype=np.float32)
+        for name in ("ssim", "luminance", "contrast", "structure")
+    }
+    region_ids = np.zeros((1, 2, 6), dtype=np.int64)[:, :, ::2]
+    block_statistics(maps, region_ids, 2, 10)
+
+
+def warm_statistics_kernels() -> subprocess.Popen[bytes]:
+    """Start a helper process that puts the demo's statistics kernels in numba's cache.
+
+    A cold first run (an empty numba cache) compiles the fused map kernel and
+    then the statistics kernels, one after the other: numba compiles under one
+    lock per process. The helper compiles the statistics kernels on the other
+    core meanwhile, so the run loads them from the cache (numba's cache files
+    are written whole, then renamed) instead of compiling them; when the helper
+    is slower or fails, the run compiles them itself, with the same result. The
+    helper inherits the environment (``NUMBA_CACHE_DIR`` included); its output
+    is discarded. Call ``wait()`` on the returned process when the run is done.
+
+    Returns
+    -------
+    subprocess.Popen
+        The helper process.
+    """
+    code = "from pipeline.demo import _compile_statistics_kernels; _compile_statistics_kernels()"
+    return subprocess.Popen(
+        [sys.executable, "-c", code],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        cwd=Path(__file__).resolve().parent.parent,
+    )

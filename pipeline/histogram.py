@@ -72,8 +72,8 @@ def _bin_of(v: float, bins: int, half: float, step: float) -> int:  # pragma: no
     return int(index - np.int32(clipped < lower) + np.int32((clipped >= upper) & (index != last)))
 
 
-def _extremes(values, start, stop):
-    """Min and max of ``values[start:stop]`` (``stop > start``), as float64.
+def _extremes(values):
+    """Min and max of ``values`` (not empty), as float64.
 
     Compiled only: :func:`_extremes_overload` picks the implementation per
     dtype and memory layout. (Unannotated: numba matches the overload's
@@ -83,7 +83,7 @@ def _extremes(values, start, stop):
 
 
 @overload(_extremes, jit_options={"nogil": True, "error_model": "numpy"})
-def _extremes_overload(values, start, stop):
+def _extremes_overload(values):
     """Integer keys for contiguous float32/float64 runs, a scalar loop for anything else.
 
     The key of a float's bits ``b`` is ``b ^ ((b >> (width - 1)) & ~sign)``:
@@ -106,8 +106,8 @@ def _extremes_overload(values, start, stop):
     largest = bits(np.iinfo(bits).max)
     float_type = np.float32 if bits is np.int32 else np.float64
 
-    def _extremes_keys(values, start, stop):
-        keys = values[start:stop].view(bits)
+    def _extremes_keys(values):
+        keys = values.view(bits)
         low = largest
         high = smallest
         for k in range(keys.shape[0]):
@@ -124,10 +124,10 @@ def _extremes_overload(values, start, stop):
     return _extremes_keys
 
 
-def _extremes_scalar(values, start, stop):
+def _extremes_scalar(values):
     low = np.inf
     high = -np.inf
-    for k in range(start, stop):
+    for k in range(values.shape[0]):
         v = np.float64(values[k])
         low = min(low, v)
         high = max(high, v)
@@ -135,15 +135,11 @@ def _extremes_scalar(values, start, stop):
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
-def _indices(
-    values: np.ndarray, start: int, stop: int, bins: int, index: np.ndarray
-) -> None:  # pragma: no cover - compiled
-    if start < 0 or stop < start:
-        return
+def _indices(values: np.ndarray, bins: int, index: np.ndarray) -> None:  # pragma: no cover
     half = bins / 2.0
     step = 2.0 / bins
-    for k in range(start, stop):
-        index[k - start] = _bin_of(np.float64(values[k]), bins, half, step)
+    for k in range(values.shape[0]):
+        index[k] = _bin_of(np.float64(values[k]), bins, half, step)
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
@@ -165,28 +161,30 @@ def _count(index: np.ndarray, bins: int, counts: np.ndarray) -> None:  # pragma:
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
 def add_extremes_and_counts(
-    values: np.ndarray, start: int, stop: int, low: float, high: float, counts: np.ndarray
+    values: np.ndarray, low: float, high: float, counts: np.ndarray
 ) -> tuple[float, float]:  # pragma: no cover - compiled; checked against NumPy in the tests
-    """Add the histogram of ``values[start:stop]`` to ``counts``; return the new (low, high).
+    """Add the histogram of the run ``values`` to ``counts``; return the new (low, high).
 
     ``counts`` holds float64 counts of ``counts.shape[0]`` bins over
-    :func:`bin_edges`; ``low`` and ``high`` are the extremes so far.
+    :func:`bin_edges`; ``low`` and ``high`` are the extremes so far. A run is
+    a 1-D view (a slice of a map row), never bounds: a constant bound such as
+    0 would be typed as a literal and compile the whole chain a second time.
     """
-    n = stop - start
-    if n <= 0:
+    n = values.shape[0]
+    if n == 0:
         return low, high
     bins = counts.shape[0]
     if n < _SHORT:
         half = bins / 2.0
         step = 2.0 / bins
-        for k in range(start, stop):
+        for k in range(n):
             v = np.float64(values[k])
             low = min(low, v)
             high = max(high, v)
             counts[_bin_of(v, bins, half, step)] += 1.0
         return low, high
-    run_low, run_high = _extremes(values, start, stop)
+    run_low, run_high = _extremes(values)
     index = np.empty(n, dtype=np.int32)
-    _indices(values, start, stop, bins, index)
+    _indices(values, bins, index)
     _count(index, bins, counts)
     return min(low, run_low), max(high, run_high)

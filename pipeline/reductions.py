@@ -63,15 +63,13 @@ def _segment_sums(
     luminance: np.ndarray,
     contrast: np.ndarray,
     structure: np.ndarray,
-    start: int,
-    stop: int,
 ) -> tuple[float, float, float, float]:  # pragma: no cover - compiled
-    """Float64 sums of the four maps over ``[start, stop)`` of one row."""
+    """Float64 sums of the four maps over one run (equal 1-D views)."""
     total = 0.0
     sum_l = 0.0
     sum_c = 0.0
     sum_s = 0.0
-    for k in range(start, stop):
+    for k in range(ssim.shape[0]):
         total += np.float64(ssim[k])
         sum_l += np.float64(luminance[k])
         sum_c += np.float64(contrast[k])
@@ -80,47 +78,42 @@ def _segment_sums(
 
 
 @numba.njit(cache=True, nogil=True, fastmath=_SUMS)
-def _segment_m2(ssim: np.ndarray, start: int, stop: int, mean: float) -> float:  # pragma: no cover
-    """Sum of squared deviations about ``mean`` over ``[start, stop)``."""
+def _segment_m2(ssim: np.ndarray, mean: float) -> float:  # pragma: no cover - compiled
+    """Sum of squared deviations about ``mean`` over one run."""
     m2 = 0.0
-    for k in range(start, stop):
+    for k in range(ssim.shape[0]):
         d = np.float64(ssim[k]) - mean
         m2 += d * d
     return m2
 
 
 @numba.njit(cache=True, nogil=True)
-def _segment_extremes_and_histogram(
-    ssim: np.ndarray, start: int, stop: int, row: np.ndarray
-) -> None:  # pragma: no cover - compiled
-    """Min, max and histogram counts of ``[start, stop)`` into a packed row.
-
-    The bins are the row's histogram fields, over :func:`bin_edges` of their
-    count, as ``np.histogram`` places values: bin ``i`` holds ``edges[i] <= v <
-    edges[i + 1]``, the last bin also ``v == 1``; values
-    a rounding error outside [-1, 1] go to the end bins so that every pixel is
-    counted (:mod:`pipeline.histogram`).
-    """
-    low, high = add_extremes_and_counts(ssim, start, stop, row[_MIN], row[_MAX], row[_HIST:])
-    row[_MIN] = low
-    row[_MAX] = high
-
-
-@numba.njit(cache=True, nogil=True)
 def _add_segment(
-    maps: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
-    start: int,
-    stop: int,
+    ssim: np.ndarray,
+    luminance: np.ndarray,
+    contrast: np.ndarray,
+    structure: np.ndarray,
     row: np.ndarray,
 ) -> None:  # pragma: no cover - compiled
-    ssim, luminance, contrast, structure = maps
-    total, sum_l, sum_c, sum_s = _segment_sums(ssim, luminance, contrast, structure, start, stop)
-    row[_COUNT] += stop - start
+    """Add one run of the four maps (equal 1-D views) to a packed row, but its ``M2``.
+
+    The histogram bins are the row's histogram fields, over :func:`bin_edges` of
+    their count, as ``np.histogram`` places values: bin ``i`` holds ``edges[i] <=
+    v < edges[i + 1]``, the last bin also ``v == 1``; values a rounding error
+    outside [-1, 1] go to the end bins so that every pixel is counted
+    (:mod:`pipeline.histogram`).
+
+    Runs are views, never ``(start, stop)`` bounds: numba types a constant
+    argument (the 0 of a whole row) as a literal, which would compile this
+    chain once for the literal and once more for the bounds of region runs.
+    """
+    total, sum_l, sum_c, sum_s = _segment_sums(ssim, luminance, contrast, structure)
+    row[_COUNT] += ssim.shape[0]
     row[_SUM] += total
     row[_SUM_L] += sum_l
     row[_SUM_C] += sum_c
     row[_SUM_S] += sum_s
-    _segment_extremes_and_histogram(ssim, start, stop, row)
+    row[_MIN], row[_MAX] = add_extremes_and_counts(ssim, row[_MIN], row[_MAX], row[_HIST:])
 
 
 @numba.njit(cache=True, nogil=True)
@@ -141,9 +134,10 @@ def add_row_partial(
     """
     if n <= 0:
         return
-    total, sum_l, sum_c, sum_s = _segment_sums(ssim, luminance, contrast, structure, 0, n)
+    ssim = ssim[:n]
+    total, sum_l, sum_c, sum_s = _segment_sums(ssim, luminance[:n], contrast[:n], structure[:n])
     mean = total / n
-    m2 = _segment_m2(ssim, 0, n, mean)
+    m2 = _segment_m2(ssim, mean)
     count = row[_COUNT]
     if count > 0:
         delta = mean - row[_SUM] / count
@@ -154,7 +148,7 @@ def add_row_partial(
     row[_SUM_L] += sum_l
     row[_SUM_C] += sum_c
     row[_SUM_S] += sum_s
-    _segment_extremes_and_histogram(ssim, 0, n, row)
+    row[_MIN], row[_MAX] = add_extremes_and_counts(ssim, row[_MIN], row[_MAX], row[_HIST:])
 
 
 @numba.njit(cache=True, nogil=True)
@@ -171,16 +165,15 @@ def _whole_image_statistics(
     deviations about the image's mean (no ``sum(x^2) - n mean^2`` cancellation).
     ``nogil`` lets Dask threads run it side by side.
     """
-    n, h, w = ssim.shape
+    n, h = ssim.shape[:2]
     for i in range(n):
         row = out[i]
         for r in range(h):
-            rows = (ssim[i, r], luminance[i, r], contrast[i, r], structure[i, r])
-            _add_segment(rows, 0, w, row)
+            _add_segment(ssim[i, r], luminance[i, r], contrast[i, r], structure[i, r], row)
         mean = row[_SUM] / row[_COUNT]
         m2 = 0.0
         for r in range(h):
-            m2 += _segment_m2(ssim[i, r], 0, w, mean)
+            m2 += _segment_m2(ssim[i, r], mean)
         row[_M2] = m2
 
 
@@ -203,7 +196,6 @@ def _region_statistics(
     n_sub = out.shape[1]
     for i in range(n):
         for r in range(h):
-            rows = (ssim[i, r], luminance[i, r], contrast[i, r], structure[i, r])
             label = ids[i, r]
             k = 0
             while k < w:
@@ -212,7 +204,14 @@ def _region_statistics(
                 while k < w and label[k] == g:
                     k += 1
                 if g >= 0:
-                    _add_segment(rows, start, k, out[i, g])
+                    run = slice(start, k)
+                    _add_segment(
+                        ssim[i, r, run],
+                        luminance[i, r, run],
+                        contrast[i, r, run],
+                        structure[i, r, run],
+                        out[i, g],
+                    )
         means = np.zeros(n_sub)
         for g in range(n_sub):
             if out[i, g, _COUNT] > 0:
@@ -226,7 +225,7 @@ def _region_statistics(
                 while k < w and label[k] == g:
                     k += 1
                 if g >= 0:
-                    out[i, g, _M2] += _segment_m2(ssim[i, r], start, k, means[g])
+                    out[i, g, _M2] += _segment_m2(ssim[i, r, start:k], means[g])
 
 
 def block_statistics(

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import pipeline
-from pipeline.demo import DEMO_ITEMS, make_demo_folders
+from pipeline.demo import DEMO_ITEMS, make_demo_folders, warm_statistics_kernels
 from pipeline.images import decode_image
 from pipeline.pairing import pair_folders
 
@@ -77,3 +77,16 @@ def test_demo_root_that_is_a_file(tmp_path):
     file.write_text("x")
     with pytest.raises(NotADirectoryError, match=r"demo root must be a folder, got a file: .*file"):
         make_demo_folders(file)
+
+
+def test_warm_statistics_kernels_fills_the_numba_cache(tmp_path, monkeypatch):
+    # The helper inherits NUMBA_CACHE_DIR: an empty cache, filled with the two
+    # statistics kernels the demo's run calls (from which that run loads them).
+    monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path))
+    helper = warm_statistics_kernels()
+    assert helper.wait(timeout=600) == 0
+    cached = {path.name.split("-")[0] for path in tmp_path.rglob("*.nbi")}
+    assert {
+        "reductions._whole_image_statistics",
+        "reductions._region_statistics",
+    } <= cached, cached

@@ -38,9 +38,9 @@ def test_counts_and_extremes_equal_numpy(rng, dtype, bins, length) -> None:
     # included, values a rounding error outside [-1, 1] too.
     pool = np.concatenate([_edge_values(bins, dtype), rng.uniform(-1, 1, 4000).astype(dtype)])
     values = rng.permutation(pool)[:length] if length <= pool.size else rng.choice(pool, length)
-    padded = np.concatenate([rng.uniform(-1, 1, 5).astype(dtype), values])  # start > 0
+    padded = np.concatenate([rng.uniform(-1, 1, 5).astype(dtype), values])  # a run not at 0
     counts = np.zeros(bins)
-    low, high = add_extremes_and_counts(padded, 5, padded.size, np.inf, -np.inf, counts)
+    low, high = add_extremes_and_counts(padded[5:], np.inf, -np.inf, counts)
     expected, lo, hi = _reference(values, bins)
     np.testing.assert_array_equal(counts, expected)
     assert (low, high) == (lo, hi)
@@ -51,7 +51,7 @@ def test_counts_accumulate_over_runs_and_extremes_carry(rng) -> None:
     counts = np.zeros(100)
     low, high = 0.95, 0.95  # extremes of earlier rows, outside this run's range on one side
     for start, stop in ((0, 10), (10, 1500), (1500, 1500), (1500, 3000)):
-        low, high = add_extremes_and_counts(values, start, stop, low, high, counts)
+        low, high = add_extremes_and_counts(values[start:stop], low, high, counts)
     expected, lo, _ = _reference(values, 100)
     np.testing.assert_array_equal(counts, expected)
     assert (low, high) == (lo, 0.95)
@@ -64,7 +64,7 @@ def test_strided_runs_take_the_scalar_extremes(rng, dtype) -> None:
     maps = rng.uniform(-1, 1, (500, 3)).astype(dtype)
     column = maps[:, 1]
     counts = np.zeros(50)
-    low, high = add_extremes_and_counts(column, 0, column.size, np.inf, -np.inf, counts)
+    low, high = add_extremes_and_counts(column, np.inf, -np.inf, counts)
     expected, lo, hi = _reference(column, 50)
     np.testing.assert_array_equal(counts, expected)
     assert (low, high) == (lo, hi)
@@ -74,7 +74,7 @@ def test_negative_values_and_signed_zero_order(rng) -> None:
     # The integer keys flip negative floats' magnitude bits: the most negative value wins.
     values = np.array([-0.25, -0.75, 0.0, -0.0, 0.5, -0.7499999] * 20, dtype=np.float32)
     counts = np.zeros(8)
-    low, high = add_extremes_and_counts(values, 0, values.size, np.inf, -np.inf, counts)
+    low, high = add_extremes_and_counts(values, np.inf, -np.inf, counts)
     assert (low, high) == (-0.75, 0.5)
     np.testing.assert_array_equal(counts, _reference(values, 8)[0])
 
@@ -88,7 +88,7 @@ def test_nan_is_counted_in_range_and_never_written_out_of_bounds(length) -> None
     counts = np.zeros(12)
     guard = np.zeros(4)
     buffer = np.concatenate([counts, guard])
-    add_extremes_and_counts(values, 0, length, np.inf, -np.inf, buffer[:12])
+    add_extremes_and_counts(values, np.inf, -np.inf, buffer[:12])
     assert buffer[:12].sum() == length
     assert buffer[0] == 1
     np.testing.assert_array_equal(buffer[12:], guard)

@@ -76,6 +76,36 @@ GAUSSIAN_MAPS = {
 ENTRY = "pipeline.kernels.fused_chunk._maps_chunks"
 
 
+# The statistics of a region run on float32 maps: region "all" through
+# block_statistics and through add_row_partial (what the fused kernels call per
+# map row), then a grid's sub-regions, whose runs start anywhere in a row.
+STATISTICS_WORKLOAD = """
+import json
+import sys
+
+import numpy as np
+from numba.core.registry import CPUDispatcher
+
+from pipeline import histogram, reductions
+
+rng = np.random.default_rng(3)
+names = ("ssim", "luminance", "contrast", "structure")
+maps = {name: rng.uniform(-1, 1, (2, 6, 150)).astype(np.float32) for name in names}
+reductions.block_statistics(maps, None, 1, 10)
+row = reductions.empty_statistics(1, 1, 10)[0, 0]
+reductions.add_row_partial(*(maps[name][0, 0] for name in names), 100, row)
+tiles = np.broadcast_to(np.arange(150) // 75, (2, 6, 150))  # runs of 75: the vectorised passes
+reductions.block_statistics(maps, tiles, 3, 10)
+signatures = {}
+for module in (histogram, reductions):
+    for value in vars(module).values():
+        if isinstance(value, CPUDispatcher) and value.signatures:
+            name = f"{value.py_func.__module__}.{value.py_func.__qualname__}"
+            signatures[name] = [str(signature) for signature in value.signatures]
+print(json.dumps(signatures))
+"""
+
+
 def _compiled_after_workload(env: dict[str, str] | None = None) -> tuple[dict, dict]:
     done = subprocess.run(
         [sys.executable, "-c", WORKLOAD],
@@ -96,6 +126,37 @@ def test_one_entry_point_one_signature_per_output() -> None:
     assert maps["entry"] == {ENTRY: 1}
     # evaluate's packed statistics (region "all") are a second output of it.
     assert after_evaluate["entry"] == {ENTRY: 2}
+
+
+def test_statistics_kernels_compile_once_per_run(tmp_path: Path) -> None:
+    # An empty cache, so that every routine compiles and shows its signatures.
+    # A whole row passed as bounds (0, n) would type its 0 as a literal and
+    # compile the statistics chain twice over: once for whole rows, once for
+    # the region runs that start anywhere.
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)}
+    done = subprocess.run(
+        [sys.executable, "-c", STATISTICS_WORKLOAD],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=True,
+        cwd=ROOT,
+        env=env,
+    )
+    signatures = json.loads(done.stdout.strip().splitlines()[-1])
+    assert {name: len(found) for name, found in signatures.items()} == {
+        "pipeline.histogram._bin_of": 1,
+        "pipeline.histogram._count": 1,
+        "pipeline.histogram._indices": 1,
+        "pipeline.histogram.add_extremes_and_counts": 1,
+        "pipeline.reductions._add_segment": 1,
+        "pipeline.reductions._region_statistics": 1,
+        "pipeline.reductions._segment_m2": 1,
+        "pipeline.reductions._segment_sums": 1,
+        "pipeline.reductions._whole_image_statistics": 1,
+        "pipeline.reductions.add_row_partial": 1,
+    }, signatures
+    assert not any("Literal" in str(found) for found in signatures.values())
 
 
 @pytest.mark.slow
