@@ -69,7 +69,7 @@ class RunPlan:
     statistics: da.Array
     attrs: dict[str, Any]
     kernel: KernelSpec
-    # MS-SSIM per image (issue 8): the lazy graph, and the values of computed batches.
+    # MS-SSIM per image: the lazy graph, and the values of computed batches.
     ms_ssim: da.Array | None = None
     ms_values: np.ndarray | None = None
 

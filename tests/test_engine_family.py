@@ -1,4 +1,4 @@
-"""evaluate() for the rest of the SSIM family: MS-SSIM, 3-D volumes, wang2009 (issue 8).
+"""evaluate() for the rest of the SSIM family: MS-SSIM, 3-D volumes, wang2009.
 
 Each is chunk-exact: the chunked result equals the in-memory float64 reference
 (``engine="reference"``) within 1e-9 for any chunking, including odd chunk sizes

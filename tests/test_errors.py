@@ -1,4 +1,4 @@
-"""Error cases of issue 9 (catalogue: docs/errors.md): each message checked with match=."""
+"""Error cases (catalogue: docs/errors.md): each message checked with match=."""
 
 from __future__ import annotations
 

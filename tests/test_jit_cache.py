@@ -58,7 +58,7 @@ def _twice(root: Path, *, refresh: bool) -> int:
 
 def test_a_changed_callee_module_recompiles_its_callers(tmp_path: Path) -> None:
     # numba keys main.twice's cache entry on main.py alone, with dep.value inlined:
-    # after dep.py changes, a plain run would still answer 2 * 1 (numba issue #1833).
+    # after dep.py changes, a plain run would still answer 2 * 1.
     package = _package(tmp_path, value=1)
     assert _twice(tmp_path, refresh=True) == 2
     assert list((package / "__pycache__").glob("main.twice-*.nbi"))  # it was cached

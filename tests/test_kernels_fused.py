@@ -1,6 +1,6 @@
 """The compiled CPU kernel against the float64 reference path (the oracle).
 
-Tolerance 1e-5 (DESIGN.md, float32 path) on every map (max abs) and on the
+Tolerance 1e-5 (the float32 path) on every map (max abs) and on the
 mean. The Gaussian path accumulates centre-shifted float32 moments (law of total
 variance, see pipeline/kernels/fused_gaussian.py), the uniform path float64 running sums;
 observed differences are ~1e-7..1.4e-6, adversarial cases included.

@@ -8,7 +8,7 @@ Two oracles:
   summation order (rtol 1e-12, M2 1e-9), as for the grey ``fused_packed_stats``;
 * the float64 reference engine through ``pipeline.ssim(..., channel_axis=-1,
   engine="reference")`` (per-channel maps averaged per pixel, skimage's
-  ``channel_axis`` convention): the float32 path's tolerance, 1e-5 (DESIGN.md).
+  ``channel_axis`` convention): the float32 path's tolerance, 1e-5.
 """
 
 from __future__ import annotations

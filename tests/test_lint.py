@@ -1,4 +1,4 @@
-"""The README's test command also runs the linters and the type checker (STYLE.md, 8)."""
+"""The README's test command also runs the linters and the type checker."""
 
 from __future__ import annotations
 

@@ -4,7 +4,7 @@ Reference: scikit-image 0.26 `skimage.metrics.structural_similarity`, an
 independent implementation (scipy.ndimage filters over the whole image, then a
 crop of the window radius). The `wang2004` profile must equal it called with
 `gaussian_weights=True, sigma=1.5, use_sample_covariance=False`, and the
-`skimage` profile must equal its defaults, both within 1e-6 (DESIGN.md).
+`skimage` profile must equal its defaults, both within 1e-6 (the README's profile table).
 """
 
 from __future__ import annotations

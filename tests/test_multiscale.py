@@ -211,7 +211,7 @@ def test_cupy_matches_numpy() -> None:
     y = np.clip(x + rng.normal(0, 0.1, x.shape), 0, 1)
     expected = sp.ms_ssim(x, y, data_range=1.0)
     got = sp.ms_ssim(cupy.asarray(x), cupy.asarray(y), data_range=1.0)
-    # Both default engines (fused CPU, fused GPU) store float32 maps: parity to 1e-5 (issue 4).
+    # Both default engines (fused CPU, fused GPU) store float32 maps: parity to 1e-5.
     assert got == pytest.approx(expected, abs=1e-6)
     exact = sp.ms_ssim(cupy.asarray(x), cupy.asarray(y), data_range=1.0, engine="reference")
     assert exact == pytest.approx(sp.ms_ssim(x, y, data_range=1.0, engine="reference"), abs=1e-10)

@@ -208,6 +208,6 @@ def test_gpu_script_runs_as_a_plain_job_on_a_cuda_cluster(demo_pair, tmp_path):
     ).load()
     assert (on_gpu.status.values == on_cpu.status.values).all()
     for name in ("ssim", "luminance", "contrast", "structure", "ssim_min", "ssim_max"):
-        # float32 maps on both devices: parity within issue 4's 1e-5.
+        # float32 maps on both devices: parity within the float32 path's 1e-5.
         np.testing.assert_allclose(on_gpu[name].values, on_cpu[name].values, atol=1e-5, rtol=0)
     np.testing.assert_array_equal(on_gpu["count"].values, on_cpu["count"].values)

@@ -1,4 +1,4 @@
-"""SSIM math on one block: no Dask, no xarray here (DESIGN.md).
+"""SSIM math on one block: no Dask, no xarray here (the kernels sit below them).
 
 ``reference`` is the float64 oracle, ``fused`` the compiled CPU kernel (numba,
 imported on first use), ``gpu`` the CuPy kernel (CuPy imported on first use);

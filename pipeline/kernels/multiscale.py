@@ -4,7 +4,7 @@ Wang, Simoncelli and Bovik (2003), eq. 7:
 ``MS-SSIM = l_M^a_M * prod_{j=1..M} cs_j^b_j``; with equal exponents per scale
 this is ``ssim_M^w_M * prod_{j<M} cs_j^w_j``, where ``cs_j`` and ``ssim_M`` are
 the means of the 'valid' cs and SSIM maps at scale ``j`` (scale 1 is the input).
-No Dask or xarray here (DESIGN.md).
+No Dask or xarray here: the kernels sit below them.
 """
 
 from __future__ import annotations
