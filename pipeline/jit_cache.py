@@ -1,8 +1,7 @@
 """Keep numba's on-disk cache of this package's kernels in step with their sources.
 
 The compiled kernels are cached (``cache=True``) next to their modules, in
-``__pycache__``. numba checks a cached kernel against its *own* source file only
-(numba issue #1833): a kernel that calls compiled functions of another module
+``__pycache__``. numba checks a cached kernel against its *own* source file only: a kernel that calls compiled functions of another module
 (``fused_chunk`` calls ``reductions``, which calls ``histogram``) has their code
 inlined into its cache entry, and keeps running the old code after only that
 other module changed, which is what a ``git pull`` or an edit of a working tree
