@@ -1,13 +1,14 @@
 """Keep numba's on-disk cache of this package's kernels in step with their sources.
 
 The compiled kernels are cached (``cache=True``) next to their modules, in
-``__pycache__``. numba checks a cached kernel against its *own* source file only: a kernel that calls compiled functions of another module
-(``fused_chunk`` calls ``reductions``, which calls ``histogram``) has their code
-inlined into its cache entry, and keeps running the old code after only that
-other module changed, which is what a ``git pull`` or an edit of a working tree
-does. So, once per process, :func:`refresh` fingerprints the contents of every
-module of the package that uses numba and, when the fingerprint differs from the
-one recorded beside the cache, removes the package's cache files; the kernels
+``__pycache__``. numba checks a cached kernel against its *own* source file only:
+a kernel that calls compiled functions of another module (``fused_chunk`` calls
+``reductions``, which calls ``histogram``) has their code inlined into its cache
+entry, and keeps running the old code after only that other module changed, which
+is what a ``git pull`` or an edit of a working tree does. So, once per process,
+:func:`refresh` fingerprints the contents of every module of the package that uses
+numba and, when the fingerprint differs from the one recorded beside the cache,
+removes the package's cache files; the kernels
 then compile afresh on first use (up to a minute or so) and are cached again.
 
 Importing the package does none of this: ``import pipeline`` calls
