@@ -8,8 +8,8 @@ entry, and keeps running the old code after only that other module changed, whic
 is what a ``git pull`` or an edit of a working tree does. So, once per process,
 :func:`refresh` fingerprints the contents of every module of the package that uses
 numba and, when the fingerprint differs from the one recorded beside the cache,
-removes the package's cache files; the kernels
-then compile afresh on first use (up to a minute or so) and are cached again.
+removes the package's cache files; the kernels then compile afresh on first use
+(up to a minute or so) and are cached again.
 
 Importing the package does none of this: ``import pipeline`` calls
 :func:`refresh_before_first_compile`, which only registers a listener for
