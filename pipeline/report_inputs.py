@@ -262,36 +262,18 @@ def _pair_rows(ds: xr.Dataset, positions: np.ndarray) -> tuple[_WorstPair, ...]:
     )
 
 
-# Characters that would act instead of showing: controls (terminal escapes, newlines),
-# line separators and the bidirectional overrides that reorder the text around them.
-_ACTING_CATEGORIES = ("Cc", "Zl", "Zp")
-_BIDI_CONTROLS = frozenset(
-    "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
-)
-
-
 def _printable(text: str, limit: int | None = None) -> str:
     """``text`` as a person should read it: every character shows, none acts.
 
-    Bytes that were not UTF-8 (Python's ``surrogateescape``) show as ``\\xNN``, other
-    surrogates and control characters as ``\\xNN``/``\\uNNNN``; everything else,
-    ``$`` and ``#`` included, is kept. With ``limit``, a longer result keeps its
-    start and its end around an ellipsis (the end of a path tells pairs apart).
+    The escapes are the command line's (:func:`pipeline.terminal.terminal_text`):
+    bytes that were not UTF-8 as ``\\xNN``, control, format (bidi) and separator
+    characters as ``\\xNN``/``\\uNNNN``; everything else, ``$`` and ``#`` included,
+    is kept. With ``limit``, a longer result keeps its start and its end around an
+    ellipsis (the end of a path tells pairs apart).
     """
-    import unicodedata
+    from pipeline.terminal import terminal_text
 
-    parts = []
-    for char in text:
-        code = ord(char)
-        if 0xDC80 <= code <= 0xDCFF:
-            parts.append(f"\\x{code - 0xDC00:02x}")
-        elif 0xD800 <= code <= 0xDFFF or char in _BIDI_CONTROLS:
-            parts.append(f"\\u{code:04x}")
-        elif unicodedata.category(char) in _ACTING_CATEGORIES:
-            parts.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
-        else:
-            parts.append(char)
-    shown = "".join(parts)
+    shown = terminal_text(text)
     if limit is not None and len(shown) > limit:
         head = (limit - 1) // 2
         tail = limit - 1 - head
