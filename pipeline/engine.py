@@ -277,12 +277,11 @@ def evaluate(
         )
         try:
             writer = _map_writer(plan) if config.save_maps else None
-            todo = sink.pending(plan.batches)
-            if config.resume:
-                retry, n_retried = sink.to_retry(plan.batches, is_transient_status)
-                todo = sorted(set(todo) | set(retry))
-                if n_retried and on_retry is not None:
-                    on_retry(n_retried)
+            todo, n_retried = sink.pending(
+                plan.batches, retry=is_transient_status if config.resume else None
+            )
+            if n_retried and on_retry is not None:
+                on_retry(n_retried)
             del template  # the store has it; only per-batch data is held from here on
             with _scheduler(config, needed=bool(todo)) as session:
                 for done, (start, stop) in enumerate(todo, 1):

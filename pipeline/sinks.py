@@ -237,23 +237,26 @@ class ZarrSink:
             encoding=encoding,
         )
 
-    def pending(self, batches: tuple[tuple[int, int], ...]) -> list[tuple[int, int]]:
-        """The batches that still hold a pending pair."""
-        status = xr.open_zarr(self.store, consolidated=False)[STATUS].values
-        return [(a, b) for a, b in batches if bool(np.isin(status[a:b], PENDING_STATUSES).any())]
-
-    def to_retry(
-        self, batches: tuple[tuple[int, int], ...], retry: Callable[[str], bool]
+    def pending(
+        self,
+        batches: tuple[tuple[int, int], ...],
+        retry: Callable[[str], bool] | None = None,
     ) -> tuple[list[tuple[int, int]], int]:
-        """The committed batches holding a pair whose status ``retry`` accepts, and how many.
+        """The batches still to compute, and how many committed pairs are retried.
 
-        ``retry`` sees the status as stored (text escaped, see :func:`open_results`);
-        the end of a status, where the transient marker is, is never changed by that.
+        A batch is to compute when it holds a pending pair, or a pair whose status
+        ``retry`` accepts (a resumed run retries transient failures). ``retry`` sees
+        the status as stored (text escaped, see :func:`open_results`); the end of a
+        status, where the transient marker is, is never changed by that.
         """
         status = xr.open_zarr(self.store, consolidated=False)[STATUS].values
-        found = np.fromiter((retry(str(text)) for text in status), dtype=bool, count=len(status))
-        todo = [(a, b) for a, b in batches if bool(found[a:b].any())]
-        return todo, int(found.sum())
+        todo = np.isin(status, PENDING_STATUSES)
+        retried = np.zeros(len(status), dtype=bool)
+        if retry is not None:
+            retried = np.fromiter((retry(str(text)) for text in status), bool, len(status))
+            retried &= ~todo
+        todo |= retried
+        return [(a, b) for a, b in batches if bool(todo[a:b].any())], int(retried.sum())
 
     def write(
         self, start: int, stop: int, statistics: Mapping[str, np.ndarray], status: Any

@@ -346,7 +346,7 @@ def test_killed_anywhere_in_the_layout_resume_finds_a_whole_store(tmp_path, monk
         assert not out.exists()  # whole or absent: never a half-made store
         sink = ZarrSink(out, _layout_template(), batch_images=2, resume=True)
         try:
-            assert sink.pending(((0, 2), (2, 4), (4, 6))) == [(0, 2), (2, 4), (4, 6)]
+            assert sink.pending(((0, 2), (2, 4), (4, 6))) == ([(0, 2), (2, 4), (4, 6)], 0)
         finally:
             sink.close()
         assert [p.name for p in tmp_path.iterdir() if p.name.startswith(f".r{kill_at}.")] == []
