@@ -203,8 +203,6 @@ def _check_writable(path: str) -> None:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    import pipeline.image_pair  # noqa: F401  (registers the opener of two image files)
-
     config = _settings(args)
     if args.dry_run:
         return _dry_run(args, config)
