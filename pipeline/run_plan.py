@@ -114,7 +114,7 @@ def plan_run(config: RunConfig, pair: SourcePair) -> RunPlan:
         config.data_range, pair.reference.dtype, pair.generated.dtype, config.data_ranges
     )
     # C1, C2 beyond float64 are refused here, before any pixel is read.
-    params.constants(data_range)
+    c1, c2 = params.constants(data_range)
     # Volume mode, wang2009's downsampling and MS-SSIM checks (pipeline.family).
     family = prepare_family(config, profile, params, pair)
     pair = family.pair
@@ -157,7 +157,6 @@ def plan_run(config: RunConfig, pair: SourcePair) -> RunPlan:
     pair = pair.planned(chunks)
     if config.nan_policy == "fail":
         pair = with_finite_check(pair, chunks)
-    c1, c2 = params.constants(data_range)
     spec = KernelSpec(
         window=params.window,
         weights=tuple(float(w) for w in params.weights()),
