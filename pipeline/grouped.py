@@ -181,7 +181,7 @@ def _check_scalar_range(config: RunConfig, pair: SourcePair) -> None:
     if len(dtypes) < 2 or not integers:
         return
     floats = [d for d in dtypes if np.dtype(d).kind == "f" and d not in given]
-    own = ", ".join(f"{d}: {_integer_range(d):g}" for d in integers)
+    own = ", ".join(f"{d}: {_dtype_range(d):g}" for d in integers)
     if floats:
         wanted = ", ".join(f"{d}: {config.data_range:g}" for d in floats)
         advice = (
@@ -197,9 +197,10 @@ def _check_scalar_range(config: RunConfig, pair: SourcePair) -> None:
     )
 
 
-def _integer_range(name: str) -> float:
-    info = np.iinfo(np.dtype(name))
-    return float(info.max) - float(info.min)
+def _dtype_range(name: str) -> float | None:
+    """The full range of an integer dtype (None for floats), as every pair of it gets."""
+    dtype = np.dtype(name)
+    return lookup_data_range(None, dtype, dtype)[0]
 
 
 def _group_range(
