@@ -409,7 +409,7 @@ def check_deep_colour(path: Path, handle: IO[bytes], mode: str | None) -> None:
         )
 
 
-def check_pixels(path: Path, width: int, height: int, max_image_pixels: int) -> None:
+def check_pixel_limit(path: Path, width: int, height: int, max_image_pixels: int) -> None:
     """Refuse an image that declares more pixels than the limit, before any allocation."""
     if width * height > max_image_pixels:
         raise ImageDecodeError(
@@ -518,7 +518,7 @@ def open_pillow(path: Path, source: IO[bytes], max_image_pixels: int) -> ImageFi
             get_size = getattr(WebPImagePlugin, "_get_size", None)  # private, Pillow >= 11.1
             declared = get_size(head) if get_size is not None else None
             if declared is not None:
-                check_pixels(path, int(declared[0]), int(declared[1]), max_image_pixels)
+                check_pixel_limit(path, int(declared[0]), int(declared[1]), max_image_pixels)
         if name == "AVIF":
             check_deep_colour(path, source, None)
         source.seek(0)
@@ -536,7 +536,7 @@ def open_pillow(path: Path, source: IO[bytes], max_image_pixels: int) -> ImageFi
             "JPEG 2000 or another raster format that Pillow reads)",
         )
     width, height = image.size
-    check_pixels(path, width, height, max_image_pixels)
+    check_pixel_limit(path, width, height, max_image_pixels)
     n_frames = getattr(image, "n_frames", 1)
     if n_frames > 1 and image.format != "MPO":
         raise ImageDecodeError(
@@ -655,7 +655,7 @@ def _open_tiff(
 ) -> tuple[tuple[int, ...], str, np.dtype]:
     shape, axes, dtype = _tiff_layout(path, tif)
     height, width = shape[axes.index("Y")], shape[axes.index("X")]
-    check_pixels(path, width, height, max_image_pixels)
+    check_pixel_limit(path, width, height, max_image_pixels)
     return shape, axes, dtype
 
 
