@@ -41,6 +41,7 @@ import logging
 import os
 import re
 import sys
+import types
 from collections.abc import Callable, Sequence
 from dataclasses import fields
 from pathlib import Path
@@ -88,6 +89,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         # interruption is deliberate and every committed batch is safe: keep stderr to
         # the one line that says how to finish.
         logging.getLogger("asyncio").setLevel(logging.CRITICAL)
+        # Coroutines of that loop finalized after it closed report "Event loop is closed"
+        # through the unraisable hook (a traceback at exit): the same noise, dropped too.
+        sys.unraisablehook = _drop_closed_loop_noise
         print(
             "\ninterrupted; what was committed is kept: run the same command with --resume "
             "to finish",
@@ -100,6 +104,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except _USER_ERRORS as error:
         _error(args.command, _message(error))
         return EXIT_USAGE
+
+
+def _drop_closed_loop_noise(unraisable: Any) -> None:
+    """After Ctrl-C: drop a destroyed coroutine's complaint, pass anything else on."""
+    if isinstance(unraisable.object, types.CoroutineType) or (
+        isinstance(unraisable.exc_value, RuntimeError)
+        and "Event loop is closed" in str(unraisable.exc_value)
+    ):
+        return
+    sys.__unraisablehook__(unraisable)
 
 
 def _message(error: BaseException) -> str:

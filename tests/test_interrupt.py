@@ -169,3 +169,34 @@ def test_sigkill_while_the_store_is_laid_out_then_resume_completes(stacks, tmp_p
         assert main([*args, "--quiet", "--resume"]) == 0
         xr.testing.assert_identical(_without_time(sp.open_results(out)), whole)
     record("interruptions", "SIGKILL while the store is laid out, then --resume", len(runs))
+
+
+def test_after_ctrl_c_only_the_closed_loop_noise_is_dropped(monkeypatch):
+    # The unraisable hook the CLI installs on Ctrl-C: Zarr's coroutines finalized after
+    # their event loop closed say nothing; any other unraisable error is still shown.
+    from types import SimpleNamespace
+
+    from pipeline.cli import _drop_closed_loop_noise
+
+    async def pending() -> None:
+        return None
+
+    shown: list[object] = []
+    monkeypatch.setattr(sys, "__unraisablehook__", shown.append)
+    coroutine = pending()
+    closed = RuntimeError("Event loop is closed")
+    noise = SimpleNamespace(
+        exc_type=RuntimeError, exc_value=closed, exc_traceback=None, err_msg=None, object=coroutine
+    )
+    _drop_closed_loop_noise(noise)
+    coroutine.close()
+    assert shown == []
+    other = SimpleNamespace(
+        exc_type=ValueError,
+        exc_value=ValueError("something else"),
+        exc_traceback=None,
+        err_msg=None,
+        object="a finalizer",
+    )
+    _drop_closed_loop_noise(other)
+    assert shown == [other]
