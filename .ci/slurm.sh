@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Start (or check) a real single-node SLURM on this machine: munge + slurmctld + slurmd.
-# Used by tests/test_workflows.py's fixture and by .ci/run. Needs root and Debian's
+# Used by tests/end_to_end/test_workflows.py's fixture and by .ci/run. Needs root and Debian's
 # slurm-wlm and munge packages. Idempotent: a second call finds it running.
 # Usage: .ci/slurm.sh start | status | stop
 set -euo pipefail

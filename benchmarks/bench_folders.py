@@ -39,8 +39,8 @@ import numpy as np
 from PIL import Image
 
 import pipeline as sp
-from pipeline.engine import plan_run
-from pipeline.sources import open_pair
+from pipeline.engine.run import plan_run
+from pipeline.inputs.sources import open_pair
 
 PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "immunohistochemistry", "hubble_deep_field")
 

@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import _checkout  # noqa: F401  (this checkout's pipeline, not an installed one)
 
-    from pipeline.backend import gpu_available
+    from pipeline.kernels.backend import gpu_available
 
     print("| case | implementation | time (ms) | Mpix/s | ours faster by | score |")
     print("|---|---|---|---|---|---|")
@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
             f"| 1.0x (this project) | {ours_score:.6f} |"
         )
         from pipeline.kernels import window_weights
-        from pipeline.kernels.gpu import gpu_maps
+        from pipeline.kernels.gpu.maps import gpu_maps
 
         def cupyx_ssim(x=x, y=y) -> float:
             maps = gpu_maps(

@@ -27,7 +27,7 @@ imports this checkout's ``pipeline`` (not an installed copy):
 3. ``alternating`` (throughput only, ``--rounds`` rounds): in one process, round by round,
    the same-statistics kernel and ``ssim()`` sustained, a decode-only pass over the stored
    pair (every chunk read as the engine reads it -- straight from the chunk files,
-   :mod:`pipeline.zarr_direct` -- nothing computed), streaming ``evaluate``, and streaming
+   :mod:`pipeline.inputs.zarr_direct` -- nothing computed), streaming ``evaluate``, and streaming
    again with every chunk read through Zarr's own read path (what the direct reader
    saves), so that the cores' drift falls on every run alike; per round the ratios and
    the ceiling that kernel plus decoding allow when their CPU times add on the same cores.
@@ -114,11 +114,11 @@ def _evaluate_statistics() -> Any:
     """The kernel call ``evaluate`` makes per tile, on an in-memory pair with every thread.
 
     Region ``all`` of the default configuration: count, sums of SSIM, l, c, s, M2, min,
-    max and the histogram, packed (:func:`pipeline.kernels.fused.fused_packed_stats`).
+    max and the histogram, packed (:func:`pipeline.kernels.cpu.fused.fused_packed_stats`).
     """
-    from pipeline.config import RunConfig
-    from pipeline.kernels.fused import fused_packed_stats
-    from pipeline.presets import resolve_params
+    from pipeline.engine.config import RunConfig
+    from pipeline.kernels.cpu.fused import fused_packed_stats
+    from pipeline.metrics.profiles import resolve_params
 
     config = RunConfig()
     _, params = resolve_params(config.profile)
@@ -208,7 +208,7 @@ def stage_alternating(directory: Path, side: int, rounds: int) -> dict[str, Any]
     reads cannot go under) and ``evaluate`` streaming the pair.
     """
     import pipeline as sp
-    from pipeline import zarr_direct
+    from pipeline.inputs import zarr_direct
 
     reference = zarr.open_array(directory / "reference.zarr", mode="r")
     generated = zarr.open_array(directory / "generated.zarr", mode="r")
@@ -228,7 +228,7 @@ def stage_alternating(directory: Path, side: int, rounds: int) -> dict[str, Any]
         return calls * side * side / 1e6 / (time.perf_counter() - start)
 
     # Decoding as the engine reads: straight from the chunk files where the layout
-    # allows it (pipeline.zarr_direct), else through Zarr.
+    # allows it (pipeline.inputs.zarr_direct), else through Zarr.
     readers = [zarr_direct.direct_reader(a) or a for a in (reference, generated)]
 
     def decode_only() -> float:

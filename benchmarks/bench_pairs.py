@@ -31,7 +31,7 @@ At 10^6 the peak is the store's layout (the names of every pair encoded at once,
 names, ~200 B per pair); each batch of 131,072 pairs adds ~150 MB and is freed
 before the next one.
 
-Batches capped at 64 MiB of packed statistics (``pipeline.tiling.BATCH_STATISTICS_BYTES``;
+Batches capped at 64 MiB of packed statistics (``pipeline.tiling.chunks.BATCH_STATISTICS_BYTES``;
 before, 131,072 pairs per batch whatever their statistics weighed), same machine and
 data, before and after measured one after the other:
 

@@ -24,7 +24,7 @@ import numpy as np
 import zarr
 
 import pipeline as sp
-from pipeline.cluster import ClusterSettings, open_scheduler
+from pipeline.engine.schedulers import ClusterSettings, open_scheduler
 
 
 def make_pair(root: Path, images: int, side: int) -> tuple[str, str]:

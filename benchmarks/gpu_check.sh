@@ -25,7 +25,7 @@ fi
 $PY - <<'PY' 2>&1 | tee "$LOG/versions.txt"
 import cupy, dask, numba, numpy, xarray, zarr
 import pipeline
-from pipeline.backend import gpu_available
+from pipeline.kernels.backend import gpu_available
 print("python", __import__("sys").version.split()[0], "numpy", numpy.__version__,
       "numba", numba.__version__, "cupy", cupy.__version__, "dask", dask.__version__,
       "xarray", xarray.__version__, "zarr", zarr.__version__)
@@ -34,8 +34,8 @@ PY
 
 # Warnings are reported, not raised: the machine's library versions differ from CI's.
 timeout 240 $PY -m pytest -m gpu -q -p no:cacheprovider -W default -rs \
-    tests/test_kernels_gpu.py tests/test_backend.py tests/test_loss.py tests/test_multiscale.py \
-    tests/test_workflows.py \
+    tests/kernels/gpu/test_maps.py tests/kernels/test_backend.py tests/metrics/test_loss.py tests/metrics/test_multiscale.py \
+    tests/end_to_end/test_workflows.py \
     2>&1 | tee "$LOG/pytest.txt"
 status=${PIPESTATUS[0]}
 timeout 150 $PY benchmarks/bench_gpu.py --sizes 2048,4096,8192 --repeat 10 --evaluate 16 \

@@ -2,17 +2,17 @@
 
 from importlib.metadata import PackageNotFoundError, version
 
-from pipeline import jit_cache
-from pipeline.accessor import ReviewAccessor  # registers the ``review`` Dataset accessor
-from pipeline.config import RunConfig, load_config
-from pipeline.engine import evaluate
-from pipeline.folders import open_folder_pair  # registers the folder-of-images source
-from pipeline.image_pair import open_file_pair  # registers the two-image-files source
-from pipeline.loss import ssim_loss
-from pipeline.metrics import ssim
-from pipeline.multiscale import ms_ssim
-from pipeline.presets import PROFILES, SSIMParams
-from pipeline.sinks import open_results
+from pipeline.engine.config import RunConfig, load_config
+from pipeline.engine.run import evaluate
+from pipeline.inputs.folders import open_folder_pair  # registers the folder-of-images source
+from pipeline.inputs.image_pair import open_file_pair  # registers the two-image-files source
+from pipeline.kernels.cpu import jit_cache
+from pipeline.metrics.loss import ssim_loss
+from pipeline.metrics.multiscale import ms_ssim
+from pipeline.metrics.profiles import PROFILES, SSIMParams
+from pipeline.metrics.score import ssim
+from pipeline.results.stores import open_results
+from pipeline.review.accessor import ReviewAccessor  # registers the ``review`` Dataset accessor
 
 # Cached kernels built from older sources are dropped on the first kernel call (numba
 # reads its cache then), never at import.

@@ -110,7 +110,7 @@ def degrade(
 
 def reference_ssim(x: Any, y: Any, **kwargs: Any) -> Any:
     """The float64 reference path of :func:`pipeline.ssim` (the oracle for faster paths)."""
-    from pipeline.metrics import ssim
+    from pipeline.metrics.score import ssim
 
     return ssim(x, y, engine="reference", **kwargs)
 

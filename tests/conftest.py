@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline.backend import gpu_available
+from pipeline.kernels.backend import gpu_available
 
 
 @pytest.fixture

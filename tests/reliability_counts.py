@@ -6,8 +6,9 @@ Tests call :func:`record` as each case passes its checks. Counting is off unless
 
     rm -f /tmp/counts.jsonl
     SSIM_RELIABILITY_COUNTS=/tmp/counts.jsonl python -m pytest -q -p no:randomly \\
-        tests/test_errors.py tests/test_lock.py tests/test_disk_full.py \\
-        tests/test_interrupt.py tests/test_fuzz.py tests/test_properties.py
+        tests/end_to_end/test_errors.py tests/results/test_lock.py \\
+        tests/end_to_end/test_disk_full.py tests/end_to_end/test_interrupt.py \\
+        tests/end_to_end/test_fuzz.py tests/end_to_end/test_properties.py
     python tests/reliability_counts.py /tmp/counts.jsonl
 """
 

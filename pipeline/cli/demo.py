@@ -198,7 +198,7 @@ def _compile_statistics_kernels() -> None:
     grid's region ids come as a strided int64 view; other types would compile
     kernels the run never calls.
     """
-    from pipeline.reductions import block_statistics
+    from pipeline.reductions.statistics import block_statistics
 
     maps = {
         name: np.zeros((1, 2, 3), dtype=np.float32)
@@ -225,7 +225,7 @@ def warm_statistics_kernels() -> subprocess.Popen[bytes]:
     subprocess.Popen
         The helper process.
     """
-    code = "from pipeline.demo import _compile_statistics_kernels; _compile_statistics_kernels()"
+    code = "from pipeline.cli import demo; demo._compile_statistics_kernels()"
     return subprocess.Popen(
         [sys.executable, "-c", code],
         stdout=subprocess.DEVNULL,

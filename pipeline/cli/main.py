@@ -11,12 +11,12 @@
 
 REFERENCE and GENERATED are two folders of images, two Zarr arrays or two image
 files (one pair, named by the reference file). Every field of
-:class:`pipeline.run_config.RunConfig` has an option (:mod:`pipeline.cli_parser`
+:class:`pipeline.engine.run_config.RunConfig` has an option (:mod:`pipeline.cli.parser`
 derives them from the dataclass) and ``--set KEY=VALUE`` reaches any setting,
 nested ones by a dotted key; the order of precedence is ``--config``, then the
 options, then ``--set``. Library messages are shown in the command line's words
 (``pass --overwrite``, not ``pass overwrite=True``), and every file name printed
-goes through :func:`pipeline.terminal.terminal_text`.
+goes through :func:`pipeline.results.text.terminal_text`.
 
 Exit status: 0 done; 1 finished, but some pairs (or files) failed -- they are
 listed on stderr; 2 bad usage or input that stops the run (a message on stderr
@@ -25,11 +25,11 @@ naming the file or parameter, no traceback); 130 interrupted (Ctrl-C).
 Progress goes to stderr, one bar per run, advanced after every committed batch
 (computed from this process whatever the scheduler, so it works on clusters
 too); ``--quiet`` silences it and the summary table. ``--json`` prints a
-machine-readable summary (:func:`pipeline.summary.summarize`, plus the output
+machine-readable summary (:func:`pipeline.results.summary.summarize`, plus the output
 paths) on stdout instead of the table.
 
-The argument grammar is in :mod:`pipeline.cli_parser` and the progress bar in
-:mod:`pipeline.progress`; :func:`build_parser` and :class:`ProgressBar` are
+The argument grammar is in :mod:`pipeline.cli.parser` and the progress bar in
+:mod:`pipeline.cli.progress`; :func:`build_parser` and :class:`ProgressBar` are
 importable from here too.
 """
 
@@ -48,11 +48,11 @@ from pathlib import Path
 from typing import Any
 
 import pipeline
-from pipeline.cli_parser import DEFAULT_DEMO_DIR as DEFAULT_DEMO_DIR
-from pipeline.cli_parser import build_parser, parse_command_line, setting_flag, setting_names
-from pipeline.config import RunConfig, dump_config, resolve_config
-from pipeline.progress import ProgressBar
-from pipeline.terminal import json_text, terminal_text
+from pipeline.cli.parser import DEFAULT_DEMO_DIR as DEFAULT_DEMO_DIR
+from pipeline.cli.parser import build_parser, parse_command_line, setting_flag, setting_names
+from pipeline.cli.progress import ProgressBar
+from pipeline.engine.config import RunConfig, dump_config, resolve_config
+from pipeline.results.text import json_text, terminal_text
 
 __all__ = ["ProgressBar", "build_parser", "main"]
 
@@ -265,7 +265,7 @@ def _run_and_summarize(
     folders: dict[str, str] | None = None,
 ) -> int:
     """Evaluate with a progress bar, call ``after`` (e.g. write the report), print the summary."""
-    from pipeline.summary import format_summary, summarize
+    from pipeline.results.summary import format_summary, summarize
 
     bar = None if quiet else ProgressBar("evaluate")
     try:
@@ -364,10 +364,10 @@ def _readable_groups(plan: Any) -> list[tuple[Any, int, int]]:
 
 def _dry_run(args: argparse.Namespace, config: RunConfig) -> int:
     """Open and plan the run (headers only) and print it; nothing is decoded or computed."""
-    from pipeline.dataset import SKIPPED_FILES
-    from pipeline.run_plan import plan_run
-    from pipeline.sources import open_pair
-    from pipeline.summary import skipped_files
+    from pipeline.engine.plan import plan_run
+    from pipeline.inputs.sources import open_pair
+    from pipeline.results.schema import SKIPPED_FILES
+    from pipeline.results.summary import skipped_files
 
     pair = open_pair(
         args.reference,
@@ -475,8 +475,8 @@ def _dry_run(args: argparse.Namespace, config: RunConfig) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from pipeline.demo import make_demo_folders, warm_statistics_kernels
-    from pipeline.report import write_report
+    from pipeline.cli.demo import make_demo_folders, warm_statistics_kernels
+    from pipeline.report.build import write_report
 
     root = Path(args.out)
     if root.exists() and not root.is_dir():
@@ -521,7 +521,7 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from pipeline.report import write_report
+    from pipeline.report.build import write_report
 
     results = Path(args.results)
     if not results.exists():
@@ -533,7 +533,7 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _ingest(args: argparse.Namespace) -> int:
-    from pipeline.ingest import ingest_folder
+    from pipeline.inputs.ingest import ingest_folder
 
     bar = None if args.quiet else ProgressBar("ingest")
     try:
@@ -545,7 +545,7 @@ def _ingest(args: argparse.Namespace) -> int:
         print(terminal_text(f"{args.out}/{name}: {info}"))
     # ingest_folder leaves out what discovery skipped without saying so: list it here,
     # under the folder as the user typed it (a second walk reads names only).
-    from pipeline.pairing import find_images
+    from pipeline.inputs.pairing import find_images
 
     _, skipped = find_images(args.folder)
     for entry in skipped:

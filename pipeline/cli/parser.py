@@ -1,9 +1,9 @@
 """The argument grammar of the ``ssim-pipeline`` command: one parser, four subcommands.
 
 :func:`build_parser` declares ``evaluate``, ``demo``, ``report`` and ``ingest``
-with their options and help texts (the synopsis is in :mod:`pipeline.cli`, which
+with their options and help texts (the synopsis is in :mod:`pipeline.cli.main`, which
 runs what is parsed). The options of ``evaluate`` that set a run setting are
-generated from the fields of :class:`pipeline.run_config.RunConfig`, so a new
+generated from the fields of :class:`pipeline.engine.run_config.RunConfig`, so a new
 setting gets its option without anyone remembering to add it:
 
 * a scalar field ``win_size`` is ``--win-size VALUE`` (choices and types from
@@ -30,11 +30,11 @@ from dataclasses import MISSING, dataclass, fields
 from typing import Any
 
 import pipeline
-from pipeline.color import COLOR_MODES
+from pipeline.engine.run_config import DEVICES, MAP_CHOICES, NAN_POLICIES, OUTPUT_FORMATS, RunConfig
+from pipeline.inputs.sources import MISSING_CHUNK_POLICIES
 from pipeline.kernels import ENGINES
-from pipeline.presets import COVARIANCES, PROFILES, WINDOWS
-from pipeline.run_config import DEVICES, MAP_CHOICES, NAN_POLICIES, OUTPUT_FORMATS, RunConfig
-from pipeline.sources import MISSING_CHUNK_POLICIES
+from pipeline.metrics.colour import COLOR_MODES
+from pipeline.metrics.profiles import COVARIANCES, PROFILES, WINDOWS
 
 __all__ = [
     "DEFAULT_DEMO_DIR",
@@ -103,7 +103,7 @@ def _chunks(text: str) -> str | tuple[int, ...]:
 
 # One row per RunConfig field: the help text and how the value is read. A field
 # missing here still gets an option from its default's type (see _generic_option);
-# tests/test_cli_settings.py checks that every field has a row.
+# tests/cli/test_settings.py checks that every field has a row.
 SETTING_OPTIONS: dict[str, SettingOption] = {
     "profile": SettingOption("compatibility profile (default wang2004)", choices=tuple(PROFILES)),
     "window": SettingOption("window shape (overrides the profile)", choices=WINDOWS),

@@ -1,9 +1,9 @@
 """Progress of a run as text, one bar per run, advanced after every committed batch.
 
 :class:`ProgressBar` is an ``on_batch`` callback for :func:`pipeline.evaluate`
-and :func:`pipeline.ingest.ingest_folder`: both call it in the calling process
+and :func:`pipeline.inputs.ingest.ingest_folder`: both call it in the calling process
 after each batch is written, whatever the scheduler, so it works on clusters too.
-The ``ssim-pipeline`` command (:mod:`pipeline.cli`) draws one on stderr.
+The ``ssim-pipeline`` command (:mod:`pipeline.cli.main`) draws one on stderr.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Run configurations as files: the one place YAML is read.
 
 :func:`load_config` reads a YAML file into a :class:`RunConfig` (the validated
-settings object of :mod:`pipeline.run_config`, importable from here too) and
+settings object of :mod:`pipeline.engine.run_config`, importable from here too) and
 :func:`dump_config` writes one back, so YAML -> config -> YAML is a round trip.
 :func:`resolve_config` turns what ``evaluate(config=...)`` was given (an object,
 a mapping, a YAML path or nothing) plus keyword overrides into the effective
@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from pipeline.run_config import (
+from pipeline.engine.run_config import (
     DEVICES,
     MAP_CHOICES,
     NAN_POLICIES,
@@ -69,6 +69,26 @@ def _expanded_size(node: yaml.Node, sizes: dict[int, int], open_nodes: set[int])
     return total
 
 
+MAX_YAML_DEPTH = 100
+"""Deepest nesting of collections a configuration file may have (a run configuration is flat)."""
+
+
+def _depth(root: yaml.Node) -> int:
+    """Deepest nesting of collections under ``root``, walked without recursion (aliases once)."""
+    deepest, seen, todo = 0, set(), [(root, 1)]
+    while todo:
+        node, depth = todo.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        deepest = max(deepest, depth)
+        if isinstance(node, yaml.SequenceNode):
+            todo.extend((child, depth + 1) for child in node.value)
+        elif isinstance(node, yaml.MappingNode):
+            todo.extend((child, depth + 1) for pair in node.value for child in pair)
+    return deepest
+
+
 def _safe_load_bounded(text: str, path: Path) -> Any:
     """``yaml.safe_load``, refusing documents that expand to more than MAX_YAML_VALUES."""
     loader = yaml.SafeLoader(text)
@@ -76,6 +96,8 @@ def _safe_load_bounded(text: str, path: Path) -> Any:
         node = loader.get_single_node()
         if node is None:
             return None
+        if _depth(node) > MAX_YAML_DEPTH:
+            raise RecursionError  # reported below like a document too deep for the composer
         size = _expanded_size(node, {}, set())
         if size > MAX_YAML_VALUES:
             raise ValueError(
@@ -123,8 +145,8 @@ def load_config(path: str | Path) -> RunConfig:
     except RecursionError as error:
         # PyYAML composes nested collections recursively: thousands of levels exhaust the stack.
         raise ValueError(
-            f"configuration file {str(path)!r} nests its values too deeply (thousands of "
-            "levels); a run configuration is a flat mapping"
+            f"configuration file {str(path)!r} nests its values too deeply (more than "
+            f"{MAX_YAML_DEPTH} levels); a run configuration is a flat mapping"
         ) from error
     if mapping is None:
         mapping = {}

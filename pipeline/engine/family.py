@@ -1,16 +1,16 @@
 """The rest of the SSIM family in the engine: volumes, ``wang2009``, MS-SSIM.
 
-:func:`prepare_family` is what :func:`pipeline.run_plan.plan_run` calls before it
+:func:`prepare_family` is what :func:`pipeline.engine.plan.plan_run` calls before it
 plans chunks: it checks the settings (same messages as the in-memory
 :func:`pipeline.ssim` and :func:`pipeline.ms_ssim`, before anything is read),
-turns a stack into one volume when ``volume=True`` (:mod:`pipeline.volumes`),
+turns a stack into one volume when ``volume=True`` (:mod:`pipeline.engine.volumes`),
 applies the ``wang2009`` profile's ``ssim.m`` downsampling chunk by chunk
-(:mod:`pipeline.downsample_graph`) and records it all in the Dataset attrs.
+(:mod:`pipeline.tiling.downsample`) and records it all in the Dataset attrs.
 
 With ``wang2009`` the SSIM maps, regions and counts are on the reduced grid
 (as :func:`pipeline.ssim` returns its maps): a grid ``"RxC"`` splits the reduced
 image, and a label mask given at full resolution is read at the kept samples
-(:func:`pipeline.downsample_graph.downsample_labels`).
+(:func:`pipeline.tiling.downsample.downsample_labels`).
 """
 
 from __future__ import annotations
@@ -18,15 +18,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipeline.config import RunConfig
-from pipeline.downsample_graph import downsample_labels, downsample_pair
+from pipeline.engine.config import RunConfig
+from pipeline.engine.multiscale import check_ms_ssim_settings, ms_ssim_attrs
+from pipeline.engine.volumes import as_volume_pair, check_volume_settings, spatial_shape
+from pipeline.inputs.sources import SourcePair
 from pipeline.kernels.downsample import downsampled_shape
-from pipeline.multiscale import resolve_weights
-from pipeline.multiscale_graph import check_ms_ssim_settings, ms_ssim_attrs
-from pipeline.presets import Profile, SSIMParams
-from pipeline.sources import SourcePair
-from pipeline.validation import check_window_fits
-from pipeline.volumes import as_volume_pair, check_volume_settings, spatial_shape
+from pipeline.metrics.checks import check_window_fits
+from pipeline.metrics.multiscale import resolve_weights
+from pipeline.metrics.profiles import Profile, SSIMParams
+from pipeline.tiling.downsample import downsample_labels, downsample_pair
 
 __all__ = ["FamilySetup", "prepare_family"]
 
@@ -45,7 +45,7 @@ class FamilySetup:
     factor : int
         The ``wang2009`` factor (1: no downsampling).
     labels : object
-        The label mask for :func:`pipeline.regions.parse_regions` (on the reduced grid).
+        The label mask for :func:`pipeline.reductions.regions.parse_regions` (on the reduced grid).
     region_images : int
         ``n_images`` for ``parse_regions``: images of a stack, slices of a volume
         (so that a ``(z, y, x)`` label volume is accepted).

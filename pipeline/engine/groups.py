@@ -1,10 +1,10 @@
 """Sources made of several image shapes: one plan per size group, joined into one run.
 
 A folder of images of different sizes cannot be one ``(image, y, x, channel)``
-stack. Its :class:`~pipeline.sources.SourcePair` carries one part per size group
+stack. Its :class:`~pipeline.inputs.sources.SourcePair` carries one part per size group
 (:attr:`SourcePair.groups`, in the order of the ``image`` axis); :func:`plan_groups`
-plans each part with :func:`pipeline.run_plan.plan_run` and joins the parts into a
-single :class:`~pipeline.run_plan.RunPlan`:
+plans each part with :func:`pipeline.engine.plan.plan_run` and joins the parts into a
+single :class:`~pipeline.engine.plan.RunPlan`:
 
 * the statistics graphs are concatenated along ``image`` (group after group);
 * the regions are the union of the parts' regions in order of appearance (a
@@ -39,21 +39,21 @@ from typing import TYPE_CHECKING, Any
 import dask.array as da
 import numpy as np
 
-from pipeline.config import RunConfig
-from pipeline.dataset import SIZE_GROUPS
-from pipeline.reductions import empty_statistics
-from pipeline.run_plan import DATA_RANGE_BY_DTYPE
-from pipeline.sources import SourcePair
-from pipeline.validation import lookup_data_range
+from pipeline.engine.config import RunConfig
+from pipeline.engine.plan import DATA_RANGE_BY_DTYPE
+from pipeline.inputs.sources import SourcePair
+from pipeline.metrics.checks import lookup_data_range
+from pipeline.reductions.statistics import empty_statistics
+from pipeline.results.schema import SIZE_GROUPS
 
 if TYPE_CHECKING:
-    from pipeline.run_plan import RunPlan
+    from pipeline.engine.plan import RunPlan
 
 __all__ = ["plan_groups"]
 
 
 def plan_groups(config: RunConfig, pair: SourcePair) -> RunPlan:
-    """One :class:`~pipeline.run_plan.RunPlan` for a pair made of size groups.
+    """One :class:`~pipeline.engine.plan.RunPlan` for a pair made of size groups.
 
     Raises
     ------
@@ -61,7 +61,7 @@ def plan_groups(config: RunConfig, pair: SourcePair) -> RunPlan:
         ``save_maps`` with more than one size group (the maps of differently sized
         images do not fit one Zarr array), or any check of a part's plan.
     """
-    from pipeline.run_plan import plan_run
+    from pipeline.engine.plan import plan_run
 
     if config.save_maps and len(pair.groups) > 1:
         shapes = ", ".join(_describe(group) for group in pair.groups)
@@ -137,7 +137,7 @@ def _fail_if_below_window(
     Its slots are filled with never-read zeros of a shape the window fits.
     """
     from pipeline.kernels.downsample import downsampled_shape
-    from pipeline.presets import resolve_params
+    from pipeline.metrics.profiles import resolve_params
 
     profile, params = resolve_params(config.profile, **config.ssim_overrides())
     shape = group.image_shape

@@ -9,7 +9,7 @@ What :func:`pipeline.ms_ssim` computes in memory, as one lazy graph per run:
   over blocks;
 * between scales both images are halved with ``msssim.m``'s 2x2 mean and
   symmetric extension on odd sides, tiled by
-  :func:`pipeline.downsample_graph.downsample_array`: chunks are moved to even
+  :func:`pipeline.tiling.downsample.downsample_array`: chunks are moved to even
   boundaries first (a pair of pixels never straddles two chunks) and the odd
   trailing sample of an axis is mirrored inside the last chunk. The pyramid is
   then identical, sample for sample, to the in-memory one;
@@ -32,16 +32,16 @@ from typing import TYPE_CHECKING, Any
 import dask.array as da
 import numpy as np
 
-from pipeline.backend import to_host
-from pipeline.color import to_luma
-from pipeline.downsample_graph import downsample_array
 from pipeline.kernels import block_maps
+from pipeline.kernels.backend import to_host
 from pipeline.kernels.multiscale import combine_scales
-from pipeline.multiscale import check_msssim_size
-from pipeline.tiling import map_valid_blocks_nd, merge_small_chunks
+from pipeline.metrics.colour import to_luma
+from pipeline.metrics.multiscale import check_msssim_size
+from pipeline.tiling.chunks import map_valid_blocks_nd, merge_small_chunks
+from pipeline.tiling.downsample import downsample_array
 
 if TYPE_CHECKING:
-    from pipeline.kernel_spec import KernelSpec
+    from pipeline.reductions.kernel_spec import KernelSpec
 
 __all__ = ["check_ms_ssim_settings", "ms_ssim_attrs", "ms_ssim_graph"]
 

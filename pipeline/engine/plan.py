@@ -1,12 +1,12 @@
 """``plan_run``: a checked run and its lazy graph of partial statistics.
 
-The planning half of :func:`pipeline.engine.evaluate`: everything the user can
+The planning half of :func:`pipeline.engine.run.evaluate`: everything the user can
 get wrong is checked here before a pixel is read (parameters, data range,
 window, colour, regions), the chunks and commit batches are planned
-(:mod:`pipeline.tiling`), and the lazy graph sources -> tiling -> kernels
-(:class:`~pipeline.kernel_spec.KernelSpec`) -> reductions is built once, with
+(:mod:`pipeline.tiling.chunks`), and the lazy graph sources -> tiling -> kernels
+(:class:`~pipeline.reductions.kernel_spec.KernelSpec`) -> reductions is built once, with
 the provenance attrs of the Dataset. Nothing is computed here; the run loop in
-:mod:`pipeline.engine` computes the :class:`RunPlan` batch by batch.
+:mod:`pipeline.engine.run` computes the :class:`RunPlan` batch by batch.
 """
 
 from __future__ import annotations
@@ -19,32 +19,32 @@ from typing import Any
 import dask.array as da
 import numpy as np
 
-from pipeline.cluster import LOCAL_SCHEDULERS
-from pipeline.color import check_color_mode
-from pipeline.config import RunConfig
-from pipeline.dataset import STATUS_OK
-from pipeline.family import prepare_family
-from pipeline.kernel_spec import KernelSpec
-from pipeline.multiscale_graph import ms_ssim_graph
-from pipeline.nonfinite import masked_block_statistics, screen_block, with_finite_check
-from pipeline.presets import Profile, SSIMParams, resolve_params
-from pipeline.reductions import (
+from pipeline.engine.config import RunConfig
+from pipeline.engine.family import prepare_family
+from pipeline.engine.multiscale import ms_ssim_graph
+from pipeline.engine.schedulers import LOCAL_SCHEDULERS
+from pipeline.engine.volumes import plan_volume_chunks, volume_statistics_graph
+from pipeline.inputs.sources import SourcePair
+from pipeline.metrics.checks import check_window_fits, resolve_data_range
+from pipeline.metrics.colour import check_color_mode
+from pipeline.metrics.profiles import Profile, SSIMParams, resolve_params
+from pipeline.reductions.kernel_spec import KernelSpec
+from pipeline.reductions.nonfinite import masked_block_statistics, screen_block, with_finite_check
+from pipeline.reductions.regions import RegionPlan, parse_regions, region_ids
+from pipeline.reductions.statistics import (
     FIELDS,
     block_statistics,
     empty_statistics,
     unscored_reasons,
 )
-from pipeline.regions import RegionPlan, parse_regions, region_ids
-from pipeline.sources import SourcePair
-from pipeline.tiling import (
+from pipeline.results.schema import STATUS_OK
+from pipeline.tiling.chunks import (
     map_valid_blocks,
     merge_block_statistics,
     overlap_depth,
     plan_chunks,
     statistics_bytes_per_image,
 )
-from pipeline.validation import check_window_fits, resolve_data_range
-from pipeline.volumes import plan_volume_chunks, volume_statistics_graph
 
 __all__ = ["DATA_RANGE_BY_DTYPE", "RunPlan", "plan_run"]
 
@@ -86,7 +86,7 @@ def _check_device(config: RunConfig) -> None:
     """
     if config.device != "gpu" or config.scheduler not in (*LOCAL_SCHEDULERS, "local", "cuda"):
         return
-    from pipeline.backend import gpu_available
+    from pipeline.kernels.backend import gpu_available
 
     if not gpu_available():
         raise RuntimeError(
@@ -101,7 +101,7 @@ def plan_run(config: RunConfig, pair: SourcePair) -> RunPlan:
     _check_device(config)
     if pair.groups:
         # Several image shapes (folders): one plan per size group, joined (grouped.py).
-        from pipeline.grouped import plan_groups
+        from pipeline.engine.groups import plan_groups
 
         return plan_groups(config, pair)
     if config.nan_policy == "mask" and (config.volume or config.ms_ssim):
@@ -115,7 +115,7 @@ def plan_run(config: RunConfig, pair: SourcePair) -> RunPlan:
     )
     # C1, C2 beyond float64 are refused here, before any pixel is read.
     c1, c2 = params.constants(data_range)
-    # Volume mode, wang2009's downsampling and MS-SSIM checks (pipeline.family).
+    # Volume mode, wang2009's downsampling and MS-SSIM checks (pipeline.engine.family).
     family = prepare_family(config, profile, params, pair)
     pair = family.pair
     check_window_fits(pair.image_shape, params.win_size)
@@ -211,7 +211,7 @@ def _statistics_graph(
 ) -> da.Array:
     """Lazy ``(image, region, field)`` partial statistics, tree-combined over blocks.
 
-    Non-finite pixels never reach a statistic (:mod:`pipeline.nonfinite`).
+    Non-finite pixels never reach a statistic (:mod:`pipeline.reductions.nonfinite`).
     """
     arrays = list(pair.chunked(chunks))
     if regions.labels is not None:
@@ -272,10 +272,11 @@ def _with_statistics_check(
 ) -> SourcePair:
     """``pair`` whose ``read_status`` also fails pairs whose statistics are not a score.
 
-    A pair is ``ok`` only with a finite score (:func:`pipeline.reductions.unscored_reasons`):
-    NaN or Inf sums (arithmetic that overflowed) or no window at all fail it with the
-    reason. The check reads the merged statistics of the same graph, so the engine
-    computes them once for both.
+    A pair is ``ok`` only with a finite score
+    (:func:`pipeline.reductions.statistics.unscored_reasons`): NaN or Inf sums
+    (arithmetic that overflowed) or no window at all fail it with the reason. The
+    check reads the merged statistics of the same graph, so the engine computes them
+    once for both.
     """
     prior = pair.read_status
     if prior is None:

@@ -1,6 +1,6 @@
 """``evaluate``: sources -> tiling -> kernels -> reductions -> dataset -> sinks.
 
-Everything the user can get wrong is checked in :func:`~pipeline.run_plan.plan_run`
+Everything the user can get wrong is checked in :func:`~pipeline.engine.plan.plan_run`
 before a pixel is read, and the graph of partial statistics is built there once.
 This module runs it: one commit batch (a group of image chunks) at a time,
 inside one scheduler session; each batch's statistics go straight to the sink
@@ -23,17 +23,17 @@ import numpy as np
 import xarray as xr
 import zarr
 
-from pipeline.cluster import SchedulerSession, open_scheduler
-from pipeline.config import RunConfig, resolve_config
-from pipeline.dataset import MS_SSIM, NAN_MASKED, STATUS_OK, build_dataset, template_dataset
-from pipeline.image_formats import is_transient_status
-from pipeline.kernel_spec import KernelSpec
-from pipeline.reductions import finalize_statistics
-from pipeline.run_plan import RunPlan, plan_run
-from pipeline.sinks import ZarrSink, export_csv, export_netcdf, open_results
-from pipeline.sources import open_pair
-from pipeline.tiling import valid_map_array
-from pipeline.volumes import as_volume_pair
+from pipeline.engine.config import RunConfig, resolve_config
+from pipeline.engine.plan import RunPlan, plan_run
+from pipeline.engine.schedulers import SchedulerSession, open_scheduler
+from pipeline.engine.volumes import as_volume_pair
+from pipeline.inputs.formats import is_transient_status
+from pipeline.inputs.sources import open_pair
+from pipeline.reductions.kernel_spec import KernelSpec
+from pipeline.reductions.statistics import finalize_statistics
+from pipeline.results.schema import MS_SSIM, NAN_MASKED, STATUS_OK, build_dataset, template_dataset
+from pipeline.results.stores import ZarrSink, export_csv, export_netcdf, open_results
+from pipeline.tiling.chunks import valid_map_array
 
 __all__ = ["KernelSpec", "RunPlan", "evaluate", "plan_run"]
 
@@ -218,11 +218,11 @@ def evaluate(
     on_retry : callable, optional
         With ``resume=True``: called once, before any work, as ``on_retry(n_pairs)``
         when the store holds pairs that failed for a transient reason (file not found,
-        permission, I/O error; see :func:`pipeline.image_formats.is_transient_status`).
+        permission, I/O error; see :func:`pipeline.inputs.formats.is_transient_status`).
         Their batches are computed again and their rows overwritten; a file that was
         read and did not decode stays failed and is not retried.
     **overrides
-        Any :class:`pipeline.config.RunConfig` field, e.g. ``regions="4x4"``,
+        Any :class:`pipeline.engine.config.RunConfig` field, e.g. ``regions="4x4"``,
         ``output="results.zarr"``, ``resume=True``, ``engine="reference"``.
 
     Returns

@@ -3,7 +3,7 @@
 A :class:`RunConfig` holds everything that decides what :func:`pipeline.evaluate`
 computes and where it goes. It is built from keyword arguments or from a mapping
 (:meth:`RunConfig.from_mapping`) and dumps back to the same mapping, which
-:mod:`pipeline.config` reads from and writes to YAML.
+:mod:`pipeline.engine.config` reads from and writes to YAML.
 
 The :meth:`RunConfig.fingerprint` is a hash of the settings that change the
 numbers or the layout of the results; a results store remembers it, and a run
@@ -24,17 +24,17 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.cluster import ClusterSettings
-from pipeline.color import COLOR_MODES
-from pipeline.kernels import ENGINES
-from pipeline.multiscale import resolve_weights
-from pipeline.presets import COVARIANCES, PARAM_NAMES, PROFILES, WINDOWS
-from pipeline.sources import (
+from pipeline.engine.schedulers import ClusterSettings
+from pipeline.inputs.sources import (
     DEFAULT_MAX_IMAGE_PIXELS,
     DEFAULT_MAX_INPUT_ELEMENTS,
     MISSING_CHUNK_POLICIES,
     InputOptions,
 )
+from pipeline.kernels import ENGINES
+from pipeline.metrics.colour import COLOR_MODES
+from pipeline.metrics.multiscale import resolve_weights
+from pipeline.metrics.profiles import COVARIANCES, PARAM_NAMES, PROFILES, WINDOWS
 
 __all__ = [
     "DEVICES",
@@ -47,7 +47,7 @@ __all__ = [
 
 DEVICES = ("cpu", "gpu")
 OUTPUT_FORMATS = ("zarr", "netcdf", "csv")
-# Dask's own schedulers; ``cluster.scheduler`` also takes clusters (pipeline.cluster).
+# Dask's own schedulers; ``cluster.scheduler`` also takes clusters (pipeline.engine.schedulers).
 # "default" leaves the choice to Dask's configuration, e.g. an active distributed Client.
 SCHEDULERS = ("threads", "synchronous", "processes", "default")
 # Flat shorthands for fields of the ``cluster:`` section (older configurations, the CLI's
@@ -120,7 +120,7 @@ class RunConfig:
         MS-SSIM exponents, one per scale (default Wang's five); needs ``ms_ssim``.
     volume : bool
         Evaluate the stack as one 3-D volume (image axis = ``z``) with an N-D
-        window: one result row (see :mod:`pipeline.volumes`).
+        window: one result row (see :mod:`pipeline.engine.volumes`).
     chunks : str or tuple
         ``"auto"`` (planned from ``chunk_pixels`` and the source's chunks),
         ``"input"`` (keep a Dask input's chunks) or ``(images, y, x)``.
@@ -149,7 +149,7 @@ class RunConfig:
     device : str
         ``"cpu"`` or ``"gpu"``.
     cluster : ClusterSettings or mapping
-        Where the graph runs (:class:`pipeline.cluster.ClusterSettings`): Dask's
+        Where the graph runs (:class:`pipeline.engine.schedulers.ClusterSettings`): Dask's
         ``threads`` (default), ``synchronous`` or ``processes`` scheduler, a
         ``local`` cluster, a scheduler address or file, ``slurm``/``pbs`` or
         ``cuda``. Not part of the fingerprint: results are the same everywhere.
@@ -316,7 +316,7 @@ class RunConfig:
         object.__setattr__(self, "data_ranges", dict(sorted(ranges.items())))
 
     def input_options(self) -> InputOptions:
-        """The settings that say how inputs are read, for :func:`pipeline.sources.open_pair`."""
+        """The settings that say how inputs are read (:func:`pipeline.inputs.sources.open_pair`)."""
         return InputOptions(
             missing_chunks=self.missing_chunks,
             max_image_pixels=self.max_image_pixels,
@@ -451,7 +451,7 @@ class RunConfig:
         return self.cluster.scheduler
 
     def ssim_overrides(self) -> dict[str, Any]:
-        """The explicit SSIM parameters, for :func:`pipeline.presets.resolve_params`."""
+        """The explicit SSIM parameters, for :func:`pipeline.metrics.profiles.resolve_params`."""
         return {name: getattr(self, name) for name in PARAM_NAMES}
 
     def resolved_output_format(self) -> str | None:

@@ -5,7 +5,7 @@ volume's ``z`` axis. The volume becomes a one-row pair ``(1, z, y, x, channel)``
 (:func:`as_volume_pair`); its blocks overlap by the window radius along ``z``,
 ``y`` and ``x`` (``boundary="none"``), so each block's 3-D 'valid' map is the
 piece of the whole volume's valid map centred in it, as for 2-D tiles
-(:mod:`pipeline.tiling`). The 3-D maps come from the reference kernel (the fused
+(:mod:`pipeline.tiling.chunks`). The 3-D maps come from the reference kernel (the fused
 and GPU kernels are 2-D); the sample covariance factor uses ``N = win_size**3``,
 as :func:`pipeline.ssim` and scikit-image do on a volume.
 
@@ -27,17 +27,17 @@ from typing import TYPE_CHECKING, Any
 import dask.array as da
 import numpy as np
 
-from pipeline.backend import to_host
-from pipeline.color import to_luma
-from pipeline.dataset import STATUS_OK
+from pipeline.inputs.sources import SourcePair
 from pipeline.kernels import block_maps
-from pipeline.reductions import FIELDS, block_statistics, empty_statistics
-from pipeline.regions import RegionPlan, region_ids
-from pipeline.sources import SourcePair
-from pipeline.tiling import map_valid_blocks_nd, merge_block_statistics, merge_small_chunks
+from pipeline.kernels.backend import to_host
+from pipeline.metrics.colour import to_luma
+from pipeline.reductions.regions import RegionPlan, region_ids
+from pipeline.reductions.statistics import FIELDS, block_statistics, empty_statistics
+from pipeline.results.schema import STATUS_OK
+from pipeline.tiling.chunks import map_valid_blocks_nd, merge_block_statistics, merge_small_chunks
 
 if TYPE_CHECKING:
-    from pipeline.kernel_spec import KernelSpec
+    from pipeline.reductions.kernel_spec import KernelSpec
 
 __all__ = [
     "as_volume_pair",
@@ -190,7 +190,7 @@ def volume_statistics_graph(
 ) -> da.Array:
     """Lazy ``(1, region, field)`` partial statistics of the volume, tree-combined over blocks.
 
-    The same packed statistics as the 2-D engine (:mod:`pipeline.reductions`): a
+    The same packed statistics as the 2-D engine (:mod:`pipeline.reductions.statistics`): a
     block's 3-D maps ``(dz, h, w)`` count as the rows of one image.
     """
     arrays = list(pair.chunked(chunks))

@@ -1,11 +1,11 @@
 """Folders of image files as a source: paired by relative path, decoded inside the graph.
 
-:func:`open_folder_pair` is registered with :func:`pipeline.sources.register_pair_opener`
+:func:`open_folder_pair` is registered with :func:`pipeline.inputs.sources.register_pair_opener`
 and recognises two paths of which at least one is a folder that is not a Zarr store.
-It pairs the files with :func:`pipeline.pairing.pair_folders` (reading headers only,
-never pixels) and returns a :class:`~pipeline.sources.SourcePair` with one part per
+It pairs the files with :func:`pipeline.inputs.pairing.pair_folders` (reading headers only,
+never pixels) and returns a :class:`~pipeline.inputs.sources.SourcePair` with one part per
 size group (:attr:`SourcePair.groups`), evaluated separately and joined into one
-result by :mod:`pipeline.grouped`.
+result by :mod:`pipeline.engine.groups`.
 
 The rules, as users see them:
 
@@ -14,7 +14,7 @@ The rules, as users see them:
   whose header already shows it cannot be evaluated (unreadable header, shape or
   dtype mismatch) sits in the first group, marked failed.
 * **Decoding.** One task decodes both sides of a chunk of pairs
-  (:func:`pipeline.images.decode_batch`, several images per task, tasks in
+  (:func:`pipeline.inputs.images.decode_batch`, several images per task, tasks in
   parallel on the workers). The engine plans the chunks first and the decode
   tasks are built for exactly those chunks, so every file is decoded once and
   the decoded block itself feeds the SSIM kernel.
@@ -30,7 +30,7 @@ The rules, as users see them:
   transient so that ``--resume`` retries it. Its pixels are never scored ``ok``.
 * **Names.** The ``image``, ``reference`` and ``generated`` coordinates and every
   listing are valid Unicode: bytes of a name that are not UTF-8 appear as
-  ``\\xNN`` escapes (:func:`pipeline.images.display_path`); files are read by
+  ``\\xNN`` escapes (:func:`pipeline.inputs.images.display_path`); files are read by
   their real names.
 * **Not evaluated, never dropped.** Unpaired files (including both sides of an
   ambiguous stem) are listed in the result attrs ``unpaired_reference`` and
@@ -42,7 +42,7 @@ The rules, as users see them:
   file's size and modification time, so a store is only resumed from the very
   same files.
 * **Colour.** Grey files are one channel, colour files three; alpha is dropped
-  (the rule of :mod:`pipeline.images`). With ``color_mode="luma"`` grey groups
+  (the rule of :mod:`pipeline.inputs.images`). With ``color_mode="luma"`` grey groups
   are scored as they are.
 """
 
@@ -61,20 +61,20 @@ import numpy as np
 from dask.base import tokenize
 from dask.highlevelgraph import HighLevelGraph
 
-from pipeline.dataset import (
+from pipeline.inputs.images import FileStamp, decode_batch, display_path
+from pipeline.inputs.pairing import PairingPlan, pair_folders
+from pipeline.inputs.sources import (
+    DEFAULT_MAX_IMAGE_PIXELS,
+    InputOptions,
+    SourcePair,
+    register_pair_opener,
+)
+from pipeline.results.schema import (
     AMBIGUOUS,
     SKIPPED_FILES,
     STATUS_OK,
     UNPAIRED_GENERATED,
     UNPAIRED_REFERENCE,
-)
-from pipeline.images import FileStamp, decode_batch, display_path
-from pipeline.pairing import PairingPlan, pair_folders
-from pipeline.sources import (
-    DEFAULT_MAX_IMAGE_PIXELS,
-    InputOptions,
-    SourcePair,
-    register_pair_opener,
 )
 
 __all__ = ["is_image_folder", "open_folder_pair"]
@@ -98,7 +98,7 @@ class _Member:
 
 @dataclass(frozen=True)
 class _Decoding:
-    """How the files of a folder source are decoded (the rules of :mod:`pipeline.images`)."""
+    """How the files of a folder source are decoded (the rules of :mod:`pipeline.inputs.images`)."""
 
     alpha: str
     max_image_pixels: int
@@ -124,7 +124,7 @@ def is_image_folder(path: Any) -> bool:
 
 def _shown(path: str | os.PathLike[str]) -> str:
     """A file as the results name it: absolute, so a report run from another folder finds
-    it, and valid Unicode (:func:`pipeline.images.display_path`)."""
+    it, and valid Unicode (:func:`pipeline.inputs.images.display_path`)."""
     return display_path(Path(path).absolute())
 
 
@@ -161,10 +161,10 @@ def open_folder_pair(
 def folder_source(
     plan: PairingPlan, *, alpha: str = "drop", max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
 ) -> SourcePair:
-    """The :class:`SourcePair` of a :class:`~pipeline.pairing.PairingPlan` (headers read).
+    """The :class:`SourcePair` of a :class:`~pipeline.inputs.pairing.PairingPlan` (headers read).
 
     The ``image``, ``reference`` and ``generated`` coordinates are valid Unicode
-    (:func:`~pipeline.images.display_path`); the decode tasks read the real paths and
+    (:func:`~pipeline.inputs.images.display_path`); the decode tasks read the real paths and
     refuse a file whose stamp differs from the one taken when its header was read.
     """
     failures = {failed.id: failed.reason for failed in plan.failed}

@@ -1,4 +1,4 @@
-"""The two decoders behind :mod:`pipeline.images`: Pillow and tifffile.
+"""The two decoders behind :mod:`pipeline.inputs.images`: Pillow and tifffile.
 
 Every raster format Pillow reads goes through Pillow, restricted to the plugins
 in :data:`PILLOW_FORMATS`; TIFF goes through ``tifffile``. Each path turns every
@@ -7,8 +7,8 @@ failure of its library -- anticipated or not, any ``Exception`` -- into an
 library lets through (a PNG cut before its ``IEND`` chunk, 16-bit colour PNG, a
 multi-frame file, an unsupported pixel mode or TIFF layout, more pixels than
 ``max_image_pixels``) and returns the pixels in the layout and dtype of the
-rules in :mod:`pipeline.images`, alpha dropped or composited by
-:func:`_apply_alpha`. :mod:`pipeline.images` picks the path from the file's
+rules in :mod:`pipeline.inputs.images`, alpha dropped or composited by
+:func:`_apply_alpha`. :mod:`pipeline.inputs.images` picks the path from the file's
 first bytes.
 
 Files are opened by :func:`open_image_file`: never blocking (a FIFO is refused,

@@ -1,8 +1,8 @@
 """Two image files as a one-pair source: ``ssim-pipeline evaluate a.png b.png``.
 
-:func:`open_file_pair` is a pair opener (:func:`pipeline.sources.register_pair_opener`,
+:func:`open_file_pair` is a pair opener (:func:`pipeline.inputs.sources.register_pair_opener`,
 registered when this module is imported): when both inputs are image files (by
-extension, :data:`pipeline.images.IMAGE_EXTENSIONS`) it reads their headers and
+extension, :data:`pipeline.inputs.images.IMAGE_EXTENSIONS`) it reads their headers and
 returns the folder source of one pair, so the pair is decoded inside the graph and
 a file that cannot be read fails the pair with its reason, exactly as in a folder.
 The pair's id is the reference file's name.
@@ -16,10 +16,10 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.folders import folder_source
-from pipeline.images import IMAGE_EXTENSIONS, ImageDecodeError, read_header
-from pipeline.pairing import FailedPair, ImagePair, PairingPlan, SizeGroup
-from pipeline.sources import InputOptions, SourcePair, register_pair_opener
+from pipeline.inputs.folders import folder_source
+from pipeline.inputs.images import IMAGE_EXTENSIONS, ImageDecodeError, read_header
+from pipeline.inputs.pairing import FailedPair, ImagePair, PairingPlan, SizeGroup
+from pipeline.inputs.sources import InputOptions, SourcePair, register_pair_opener
 
 __all__ = ["is_image_file_path", "open_file_pair"]
 

@@ -29,7 +29,7 @@ decoded arrays:
   generated files rarely carry the tag: rotating one side only would compare a
   rotated reference with an unrotated output.
 * **Size.** A file that declares more than ``max_image_pixels`` pixels
-  (default :data:`pipeline.sources.DEFAULT_MAX_IMAGE_PIXELS`, 178,956,970, the
+  (default :data:`pipeline.inputs.sources.DEFAULT_MAX_IMAGE_PIXELS`, 178,956,970, the
   bound Pillow itself refuses beyond) is refused from its header, before any
   pixel memory is allocated, in every format. Files are read through the open
   file, never whole: a decoder reads what its format needs.
@@ -51,7 +51,7 @@ decoded arrays:
 
 The decoders themselves -- how Pillow and tifffile are driven, and
 :class:`ImageDecodeError` (importable from here too) -- are in
-:mod:`pipeline.image_formats`; this module picks one from a file's first bytes
+:mod:`pipeline.inputs.formats`; this module picks one from a file's first bytes
 and holds the public functions.
 """
 
@@ -64,7 +64,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.image_formats import (
+from pipeline.inputs.formats import (
     PILLOW_EXTENSIONS,
     PILLOW_FORMATS,
     TIFF_EXTENSIONS,
@@ -82,7 +82,7 @@ from pipeline.image_formats import (
     read_head,
     tiff_header,
 )
-from pipeline.sources import DEFAULT_MAX_IMAGE_PIXELS
+from pipeline.inputs.sources import DEFAULT_MAX_IMAGE_PIXELS
 
 __all__ = [
     "ALPHA_RULES",

@@ -1,7 +1,7 @@
 """A folder of images -> a Zarr stack, decoded once for repeated evaluation.
 
 :func:`ingest_folder` decodes every image of a folder (recursive, the discovery
-rule of :mod:`pipeline.pairing`, the decoding rules of :mod:`pipeline.images`)
+rule of :mod:`pipeline.inputs.pairing`, the decoding rules of :mod:`pipeline.inputs.images`)
 and writes one Zarr group per size group (zarr_format 3), named after the size,
 e.g. ``256x256x3_uint8``, each holding:
 
@@ -46,17 +46,17 @@ import zarr
 from dask.base import tokenize
 from dask.highlevelgraph import HighLevelGraph
 
-from pipeline.dataset import STATUS, STATUS_OK, UNPAIRED_GENERATED, UNPAIRED_REFERENCE
-from pipeline.images import ImageDecodeError, decode_batch, display_path, read_header
-from pipeline.pairing import find_images
-from pipeline.sources import (
+from pipeline.inputs.images import ImageDecodeError, decode_batch, display_path, read_header
+from pipeline.inputs.pairing import find_images
+from pipeline.inputs.sources import (
     InputOptions,
     SourcePair,
     check_input_size,
     join_statuses,
     zarr_stacks,
 )
-from pipeline.zarr_direct import dask_from_zarr
+from pipeline.inputs.zarr_direct import dask_from_zarr
+from pipeline.results.schema import STATUS, STATUS_OK, UNPAIRED_GENERATED, UNPAIRED_REFERENCE
 
 __all__ = [
     "FORMAT_ATTR",

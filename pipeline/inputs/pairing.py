@@ -4,7 +4,7 @@ The rule, applied by :func:`pair_folders`:
 
 1. **Discovery.** Each folder is walked recursively in sorted order. A file is
    an image when its extension, in any case, is one of
-   :data:`pipeline.images.IMAGE_EXTENSIONS` (every raster format Pillow reads:
+   :data:`pipeline.inputs.images.IMAGE_EXTENSIONS` (every raster format Pillow reads:
    ``.png .jpg .jpeg .webp .avif .jp2 .bmp .gif .tif .tiff`` and more). Hidden
    files and folders (name starting with ``.``), other extensions, symbolic
    links to folders (not followed, so no cycles), unreadable folders and
@@ -29,16 +29,16 @@ A pair's id is the reference file's relative path, with ``/`` separators.
 control characters, ``$``, ``#``, very long names). Every string of the plan --
 ids, unpaired and ambiguous lists, skipped entries -- is valid Unicode, fit for
 Zarr, NetCDF and CSV: a name that is not UTF-8 is shown with its other bytes as
-``\\xNN`` escapes (:func:`pipeline.images.display_path`), while the
+``\\xNN`` escapes (:func:`pipeline.inputs.images.display_path`), while the
 :class:`ImagePair` paths keep the real name for reading.
 
 **Size groups.** With ``read_headers=True`` (default) the header of every
-paired file is read (no pixels decoded, :func:`pipeline.images.inspect_image`)
+paired file is read (no pixels decoded, :func:`pipeline.inputs.images.inspect_image`)
 and the pairs are grouped by the reference's decoded shape and dtype, so the
 engine can stack and evaluate each group separately. A pair whose header cannot
 be read (or declares more than ``max_image_pixels`` pixels), or whose two sides
 differ in shape or dtype, goes to :attr:`PairingPlan.failed` with the reason
-(both shapes named). Each file's :class:`~pipeline.images.FileStamp` (size,
+(both shapes named). Each file's :class:`~pipeline.inputs.images.FileStamp` (size,
 modification time, inode) is kept with its pair, so that decoding can refuse a
 file that changed after its header was read.
 """
@@ -52,8 +52,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from pipeline.image_formats import special_file_kind
-from pipeline.images import (
+from pipeline.inputs.formats import special_file_kind
+from pipeline.inputs.images import (
     IMAGE_EXTENSIONS,
     FileStamp,
     ImageDecodeError,
@@ -61,7 +61,7 @@ from pipeline.images import (
     display_path,
     inspect_image,
 )
-from pipeline.sources import DEFAULT_MAX_IMAGE_PIXELS
+from pipeline.inputs.sources import DEFAULT_MAX_IMAGE_PIXELS
 
 __all__ = [
     "AmbiguousStem",
@@ -87,7 +87,7 @@ class ImagePair:
     Attributes
     ----------
     id : str
-        The reference's relative path, as :func:`~pipeline.images.display_path` shows it.
+        The reference's relative path, as :func:`~pipeline.inputs.images.display_path` shows it.
     reference, generated : pathlib.Path
         The real paths, for reading.
     reference_stamp, generated_stamp : FileStamp or None
@@ -110,7 +110,7 @@ class SkippedFile:
     side : str
         ``"reference"`` or ``"generated"``.
     path : str
-        Relative to the folder (as :func:`~pipeline.images.display_path` shows it).
+        Relative to the folder (as :func:`~pipeline.inputs.images.display_path` shows it).
     reason : str
         Why it was left out.
     location : str

@@ -7,7 +7,7 @@ here: NumPy arrays, Dask arrays, Zarr arrays and Zarr stores on disk
 (``zarr_format`` 2 or 3; sharded arrays are read one shard per chunk, since
 reading their inner chunks one by one would decode each shard many times),
 each shaped ``(image, y, x[, channel])`` or a single image ``(y, x[, channel])``,
-and the stores :mod:`pipeline.ingest` writes. Nothing is read here beyond
+and the stores :mod:`pipeline.inputs.ingest` writes. Nothing is read here beyond
 metadata; a Zarr array whose metadata declares more than ``max_input_elements``
 elements is refused (:func:`check_input_size`).
 
@@ -17,7 +17,7 @@ shards) is then read straight at those chunks, one Zarr read per task, instead
 of reading its own chunks and concatenating them in a rechunk layer: the same
 pixels, one task layer and one copy fewer, and fewer calls into Zarr's event loop.
 Where the array's layout allows, those reads bypass Zarr's read path altogether
-and take the chunk files straight from disk (:mod:`pipeline.zarr_direct`).
+and take the chunk files straight from disk (:mod:`pipeline.inputs.zarr_direct`).
 
 **Missing and corrupt chunks.** Every read task of a Zarr stack also reports
 the chunks it could not read, and the images they hold fail with the chunk keys
@@ -47,10 +47,10 @@ import dask.array as da
 import numpy as np
 import zarr
 
-from pipeline.dataset import STATUS_OK
-from pipeline.image_formats import is_transient_status
-from pipeline.validation import normalize_channel_axis
-from pipeline.zarr_direct import array_location, dask_from_zarr, dask_from_zarr_checked
+from pipeline.inputs.formats import is_transient_status
+from pipeline.inputs.zarr_direct import array_location, dask_from_zarr, dask_from_zarr_checked
+from pipeline.metrics.checks import normalize_channel_axis
+from pipeline.results.schema import STATUS_OK
 
 __all__ = [
     "DEFAULT_MAX_IMAGE_PIXELS",
@@ -86,7 +86,7 @@ DEFAULT_MAX_INPUT_ELEMENTS = 2**40
 
 @dataclass(frozen=True)
 class InputOptions:
-    """The settings that say how inputs are read (from :class:`pipeline.config.RunConfig`).
+    """The settings that say how inputs are read (from :class:`pipeline.engine.config.RunConfig`).
 
     Attributes
     ----------
@@ -503,7 +503,10 @@ def open_pair(
         pair = opener(reference, generated, channel_axis, options)
         if pair is not None:
             return pair
-    from pipeline.ingest import ingest_slots, open_ingest_pair  # ingest builds on this module
+    from pipeline.inputs.ingest import (  # ingest builds on this module
+        ingest_slots,
+        open_ingest_pair,
+    )
 
     pair = open_ingest_pair(reference, generated, channel_axis, options)
     if pair is not None:

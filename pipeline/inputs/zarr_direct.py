@@ -55,8 +55,8 @@ from dask.base import tokenize
 from dask.highlevelgraph import HighLevelGraph
 from zarr.storage import WrapperStore
 
-from pipeline.dataset import STATUS_OK
-from pipeline.image_formats import TRANSIENT_SUFFIX
+from pipeline.inputs.formats import TRANSIENT_SUFFIX
+from pipeline.results.schema import STATUS_OK
 
 __all__ = [
     "ChunkFileReader",
@@ -68,7 +68,7 @@ __all__ = [
 ]
 
 # zarr_format 2 compressors (numcodecs ids) whose ``decode`` gives one chunk's bytes,
-# each checked against Zarr's own reads in tests/test_zarr_direct.py.
+# each checked against Zarr's own reads in tests/inputs/test_zarr_direct.py.
 _V2_COMPRESSORS = {"zstd", "blosc", "zlib", "gzip"}
 # Longest text of a decoder's error kept in a status: some quote the bytes they choked on.
 _ERROR_TEXT = 200
@@ -110,7 +110,7 @@ def _read_failure(error: Exception) -> tuple[str, bool]:
 
     An ``OSError`` with an ``errno`` (EIO, EACCES, ...) or a lost connection is the
     system's failure, not the chunk's content: a retry may read it; so may a worker
-    that ran short of memory (as for image files, :mod:`pipeline.image_formats`).
+    that ran short of memory (as for image files, :mod:`pipeline.inputs.formats`).
     Anything else (a decompressor, a checksum, a size) fails again on the same bytes.
     """
     if isinstance(error, OSError) and (

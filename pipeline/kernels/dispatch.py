@@ -7,8 +7,8 @@ kernels stay free of settings objects, Dask and xarray.
 Engines:
 
 * ``"reference"``: the readable float64 oracle (any dimensionality, NumPy or CuPy).
-* ``"fused"``: the compiled CPU kernel (:mod:`pipeline.kernels.fused`), 2-D NumPy blocks.
-* ``"gpu"``: the CuPy kernels (:mod:`pipeline.kernels.gpu`), 2-D CuPy blocks.
+* ``"fused"``: the compiled CPU kernel (:mod:`pipeline.kernels.cpu.fused`), 2-D NumPy blocks.
+* ``"gpu"``: the CuPy kernels (:mod:`pipeline.kernels.gpu.maps`), 2-D CuPy blocks.
 * ``"auto"``: ``gpu`` for 2-D CuPy arrays, ``fused`` for 2-D NumPy arrays,
   ``reference`` otherwise (N-D volumes, where no fused path exists yet).
 """
@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.backend import array_module, is_device_array
+from pipeline.kernels.backend import array_module, is_device_array
 from pipeline.kernels.reference import ssim_maps
 
 __all__ = ["ENGINES", "block_maps", "block_score", "resolve_engine"]
@@ -102,7 +102,7 @@ def block_maps(
     """
     chosen = resolve_engine(engine, x, y)
     if chosen == "fused":
-        from pipeline.kernels.fused import fused_maps
+        from pipeline.kernels.cpu.fused import fused_maps
 
         return fused_maps(
             x,
@@ -116,7 +116,7 @@ def block_maps(
             threads=threads,
         )
     if chosen == "gpu":
-        from pipeline.kernels.gpu import gpu_maps
+        from pipeline.kernels.gpu.maps import gpu_maps
 
         return gpu_maps(
             x,
@@ -160,7 +160,7 @@ def block_score(
     """
     chosen = resolve_engine(engine, x, y)
     if chosen == "fused":
-        from pipeline.kernels.fused import fused_score
+        from pipeline.kernels.cpu.fused import fused_score
 
         return fused_score(
             x,

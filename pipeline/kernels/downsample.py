@@ -36,7 +36,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pipeline.backend import array_module
+from pipeline.kernels.backend import array_module
 
 __all__ = ["box_downsample", "box_offsets", "downsampled_shape", "wang2009_factor"]
 

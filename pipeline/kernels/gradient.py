@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.backend import array_module
+from pipeline.kernels.backend import array_module
 from pipeline.kernels.reference import filter_valid
 
 __all__ = ["filter_adjoint", "ssim_value_and_grad"]

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.backend import array_module
+from pipeline.kernels.backend import array_module
 
 __all__ = ["MAP_NAMES", "filter_valid", "ssim_maps"]
 

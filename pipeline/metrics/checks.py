@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.backend import array_module, is_device_array
+from pipeline.kernels.backend import array_module, is_device_array
 
 __all__ = [
     "FLOAT64_PIXEL_LIMIT",
@@ -175,7 +175,7 @@ def check_pixels(array: Any, name: str) -> float:
 
     One max and one min answer all three (a NaN or Inf shows in them), so the
     checks cost no more than :func:`check_finite` alone; the magnitude then picks
-    the engine (:func:`pipeline.kernels.fused_combine.float32_holds`).
+    the engine (:func:`pipeline.kernels.cpu.combine.float32_holds`).
     """
     dtype = np.dtype(array.dtype)
     if array.size == 0:

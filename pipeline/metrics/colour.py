@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pipeline.backend import array_module
+from pipeline.kernels.backend import array_module
 
 __all__ = ["COLOR_MODES", "LUMA_WEIGHTS", "check_color_mode", "to_luma"]
 

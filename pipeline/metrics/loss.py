@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from typing import Any, Literal, overload
 
-from pipeline.backend import array_module
+from pipeline.kernels.backend import array_module
 from pipeline.kernels.gradient import ssim_value_and_grad
-from pipeline.presets import resolve_params
-from pipeline.validation import (
+from pipeline.metrics.checks import (
     as_image_array,
     check_finite,
     check_same_shape,
@@ -15,6 +14,7 @@ from pipeline.validation import (
     normalize_channel_axis,
     resolve_data_range,
 )
+from pipeline.metrics.profiles import resolve_params
 
 __all__ = ["ssim_loss"]
 

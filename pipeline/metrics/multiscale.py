@@ -8,10 +8,9 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.backend import array_module
-from pipeline.color import check_color_mode, to_luma
 from pipeline.kernels import block_maps
-from pipeline.kernels.fused_combine import float32_holds
+from pipeline.kernels.backend import array_module
+from pipeline.kernels.cpu.combine import float32_holds
 from pipeline.kernels.multiscale import (
     MSSSIM_WEIGHTS,
     combine_scales,
@@ -19,14 +18,15 @@ from pipeline.kernels.multiscale import (
     max_scales,
     min_side_for_scales,
 )
-from pipeline.presets import SSIMParams, resolve_params
-from pipeline.validation import (
+from pipeline.metrics.checks import (
     as_image_array,
     check_pixels,
     check_same_shape,
     normalize_channel_axis,
     resolve_data_range,
 )
+from pipeline.metrics.colour import check_color_mode, to_luma
+from pipeline.metrics.profiles import SSIMParams, resolve_params
 
 __all__ = ["MSSSIM_WEIGHTS", "check_msssim_size", "ms_ssim", "resolve_weights"]
 

@@ -32,7 +32,7 @@ __all__ = [
 WINDOWS = ("gaussian", "uniform")
 COVARIANCES = ("population", "sample")
 # Bounds on k * L: C = (k L)^2 then lies within [1e-300, 1e300], a normal float64 with
-# room for the moments added to it (pixels up to 1e150, see pipeline.validation).
+# room for the moments added to it (pixels up to 1e150, see pipeline.metrics.checks).
 CONSTANT_SCALE = (1e-150, 1e150)
 # Pre-filtering rules a profile may apply before SSIM: "ssim.m" is the automatic
 # downsampling of Wang's ssim.m (2009), see pipeline.kernels.downsample.

@@ -6,13 +6,11 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.backend import array_module
-from pipeline.color import check_color_mode, to_luma
 from pipeline.kernels import MAP_NAMES, block_maps, block_score
+from pipeline.kernels.backend import array_module
+from pipeline.kernels.cpu.combine import float32_holds
 from pipeline.kernels.downsample import box_downsample, downsampled_shape
-from pipeline.kernels.fused_combine import float32_holds
-from pipeline.presets import SSIMParams, resolve_params
-from pipeline.validation import (
+from pipeline.metrics.checks import (
     as_image_array,
     check_pixels,
     check_same_shape,
@@ -20,6 +18,8 @@ from pipeline.validation import (
     normalize_channel_axis,
     resolve_data_range,
 )
+from pipeline.metrics.colour import check_color_mode, to_luma
+from pipeline.metrics.profiles import SSIMParams, resolve_params
 
 __all__ = ["ssim"]
 

@@ -29,7 +29,7 @@ def _to_array(tensor: Any) -> Any:
 def _function_class() -> Any:
     import torch
 
-    from pipeline.loss import ssim_loss
+    from pipeline.metrics.loss import ssim_loss
 
     class SSIMLossFunction(torch.autograd.Function):
         """``1 - SSIM(x, y)`` with the analytic gradient w.r.t. ``y``."""
@@ -79,7 +79,7 @@ def ssim_loss_torch(
     Examples
     --------
     >>> import torch  # doctest: +SKIP
-    >>> from pipeline.torch_loss import ssim_loss_torch  # doctest: +SKIP
+    >>> from pipeline.nn.torch_loss import ssim_loss_torch  # doctest: +SKIP
     >>> loss = ssim_loss_torch(target, output, data_range=1.0)  # doctest: +SKIP
     >>> loss.backward()  # doctest: +SKIP
     """

@@ -1,7 +1,7 @@
 """``KernelSpec``: what one block needs to compute its SSIM maps and statistics.
 
 The kernels step of the data flow (sources -> tiling -> **kernels** -> reductions)
-as the Dask graphs see it: :func:`pipeline.run_plan.plan_run` fixes the window,
+as the Dask graphs see it: :func:`pipeline.engine.plan.plan_run` fixes the window,
 constants, engine, colour mode and device once, and every block task of the
 statistics, MS-SSIM, volume and saved-maps graphs calls this frozen spec on its
 NumPy (or CuPy) block. It holds no graph itself and never imports Dask.
@@ -15,12 +15,12 @@ from typing import Any
 import numba
 import numpy as np
 
-from pipeline.backend import to_host
-from pipeline.color import to_luma
 from pipeline.kernels import block_maps
-from pipeline.kernels.fused_combine import float32_holds
-from pipeline.reductions import FIELDS
-from pipeline.validation import pixel_magnitude
+from pipeline.kernels.backend import to_host
+from pipeline.kernels.cpu.combine import float32_holds
+from pipeline.metrics.checks import pixel_magnitude
+from pipeline.metrics.colour import to_luma
+from pipeline.reductions.statistics import FIELDS
 
 __all__ = ["KernelSpec"]
 
@@ -50,8 +50,8 @@ class KernelSpec:
         The fused CPU kernels reduce each map row while it is in cache, so the four
         maps are never stored (the same numbers as :func:`block_statistics` of
         :meth:`maps`, to ~1e-12): grey or luma blocks through
-        :func:`~pipeline.kernels.fused.fused_packed_stats`, several channels averaged
-        per pixel through :func:`~pipeline.kernels.fused_colour.fused_colour_packed_stats`.
+        :func:`~pipeline.kernels.cpu.fused.fused_packed_stats`, several channels averaged
+        per pixel through :func:`~pipeline.kernels.cpu.colour.fused_colour_packed_stats`.
         On ``device="gpu"`` the same packed rows come from the device
         (:meth:`_device_statistics`). None where no such path applies (another
         engine, a block without valid windows): use :meth:`maps`.
@@ -66,8 +66,8 @@ class KernelSpec:
             or min(h, w) <= 2 * self.depth
         ):
             return None
-        from pipeline.kernels.fused import fused_packed_stats
-        from pipeline.kernels.fused_colour import fused_colour_packed_stats
+        from pipeline.kernels.cpu.colour import fused_colour_packed_stats
+        from pipeline.kernels.cpu.fused import fused_packed_stats
 
         x, y = self._prepared(x, y)
         args: dict[str, Any] = {
@@ -91,13 +91,13 @@ class KernelSpec:
         """Region-``all`` statistics reduced on the GPU: only packed rows reach the host.
 
         The block moves to the device once; each image's channel-averaged maps
-        stay there (:mod:`pipeline.kernels.gpu_stats`). None for an engine other
+        stay there (:mod:`pipeline.kernels.gpu.statistics`). None for an engine other
         than ``gpu``/``auto`` or a block too small for one window.
         """
         n, h, w, _ = x.shape
         if self.engine not in ("auto", "gpu") or min(h, w) <= 2 * self.depth:
             return None
-        from pipeline.kernels.gpu_stats import device_whole_statistics
+        from pipeline.kernels.gpu.statistics import device_whole_statistics
 
         engine = self.engine_for(x, y)
         x, y = self._prepared(x, y)
@@ -110,7 +110,7 @@ class KernelSpec:
         """The engine for this block: :attr:`engine`, or ``"reference"`` where float32 fails.
 
         The fused and GPU kernels compute in float32; a block whose pixels or
-        constants float32 cannot hold (:func:`~pipeline.kernels.fused_combine.float32_holds`:
+        constants float32 cannot hold (:func:`~pipeline.kernels.cpu.combine.float32_holds`:
         float32 pixels near its limit, 64-bit integers with high bits set, a huge or
         tiny data range) is computed by the float64 reference instead, so that its
         numbers are the reference's and never NaN. Small integer dtypes are decided

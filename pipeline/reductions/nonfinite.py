@@ -12,7 +12,7 @@ therefore never lets a non-finite pixel reach a statistic:
   image (any channel) is left out of all statistics, in every region; the pair
   is ``ok`` and the ``nan_masked`` variable counts the windows left out.
 
-Finite float64 pixels beyond ``1e150`` (:data:`pipeline.validation.FLOAT64_PIXEL_LIMIT`)
+Finite float64 pixels beyond ``1e150`` (:data:`pipeline.metrics.checks.FLOAT64_PIXEL_LIMIT`)
 are treated the same way: their squares overflow float64 into Inf, so the pair
 fails with its own reason (how many such pixels each side has), or their
 windows are masked.
@@ -31,10 +31,10 @@ import dask.array as da
 import numpy as np
 from scipy import ndimage
 
-from pipeline.dataset import STATUS_OK
-from pipeline.reductions import block_statistics
-from pipeline.sources import SourcePair
-from pipeline.validation import FLOAT64_PIXEL_LIMIT
+from pipeline.inputs.sources import SourcePair
+from pipeline.metrics.checks import FLOAT64_PIXEL_LIMIT
+from pipeline.reductions.statistics import block_statistics
+from pipeline.results.schema import STATUS_OK
 
 __all__ = ["masked_block_statistics", "screen_block", "with_finite_check"]
 
@@ -90,7 +90,7 @@ def masked_block_statistics(
     n_regions: int,
     bins: int,
 ) -> np.ndarray:
-    """:func:`pipeline.reductions.block_statistics` over the kept windows only."""
+    """:func:`pipeline.reductions.statistics.block_statistics` over the kept windows only."""
     n = keep.shape[0]
     # Region "all" of the kept windows is the one sub-region of a two-region plan.
     whole = block_statistics(maps, np.where(keep, 0, -1), 2, bins)

@@ -28,7 +28,7 @@ import dask
 import dask.array as da
 import numpy as np
 
-from pipeline.sources import InputOptions, open_array_checked
+from pipeline.inputs.sources import InputOptions, open_array_checked
 
 __all__ = ["ALL_REGION", "RegionPlan", "parse_regions", "region_ids"]
 

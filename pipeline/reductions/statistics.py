@@ -25,7 +25,7 @@ from typing import Any
 import numba
 import numpy as np
 
-from pipeline.histogram import add_extremes_and_counts, bin_edges
+from pipeline.kernels.cpu.histogram import add_extremes_and_counts, bin_edges
 
 __all__ = [
     "FIELDS",
@@ -101,7 +101,7 @@ def _add_segment(
     their count, as ``np.histogram`` places values: bin ``i`` holds ``edges[i] <=
     v < edges[i + 1]``, the last bin also ``v == 1``; values a rounding error
     outside [-1, 1] go to the end bins so that every pixel is counted
-    (:mod:`pipeline.histogram`).
+    (:mod:`pipeline.kernels.cpu.histogram`).
 
     Runs are views, never ``(start, stop)`` bounds: numba types a constant
     argument (the 0 of a whole row) as a literal, which would compile this
@@ -332,7 +332,7 @@ def unscored_reasons(packed: np.ndarray, ms_ssim: np.ndarray | None = None) -> l
     ``packed`` is ``(image, region, field)`` merged statistics (region 0 is
     ``all``), ``ms_ssim`` the MS-SSIM of each image when computed. A pair whose
     region ``all`` has no window, or whose sums or MS-SSIM are not finite, has no
-    score: :func:`pipeline.run_plan.plan_run` fails it with this reason rather
+    score: :func:`pipeline.engine.plan.plan_run` fails it with this reason rather
     than let NaN pass as ``ok``.
     """
     whole = np.asarray(packed)[:, 0, :]

@@ -22,7 +22,7 @@ parameters recorded in the Dataset's attrs, from the files named by the
 unreadable or changed since the run (the recomputed score is not the stored
 one) says so in its panel and its row; the rest of the report is written.
 
-The results are read in batches of pairs (:func:`pipeline.report_inputs._scan`),
+The results are read in batches of pairs (:func:`pipeline.report.inputs._scan`),
 so a store of a million pairs is reported in the memory of one batch plus the
 pair ids.
 
@@ -30,9 +30,9 @@ Matplotlib is imported inside the functions and used through its object API
 (``Figure`` with the Agg canvas), so the global backend of a notebook or
 application is never touched.
 
-The data flow, one module per step: :mod:`pipeline.report_inputs` opens and
-checks the results; :mod:`pipeline.report_figures` draws the figures;
-:mod:`pipeline.report_html` builds the page; this module picks the worst pairs
+The data flow, one module per step: :mod:`pipeline.report.inputs` opens and
+checks the results; :mod:`pipeline.report.figures` draws the figures;
+:mod:`pipeline.report.html` builds the page; this module picks the worst pairs
 and writes the files.
 """
 
@@ -44,9 +44,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from pipeline.report_figures import _histogram_figure, _png_bytes, _region_figure, _worst_figure
-from pipeline.report_html import _html_page
-from pipeline.report_inputs import _check_schema, _open_results, _scan
+from pipeline.report.figures import _histogram_figure, _png_bytes, _region_figure, _worst_figure
+from pipeline.report.html import _html_page
+from pipeline.report.inputs import _check_schema, _open_results, _scan
 
 if TYPE_CHECKING:
     import xarray as xr

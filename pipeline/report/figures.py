@@ -6,17 +6,17 @@
   for all successful pairs and for each of the worst pairs, or
   :func:`_region_bars` for label regions;
 * :func:`_worst_figure` -- the worst pairs side by side: reference, generated,
-  SSIM map, found or recomputed by :mod:`pipeline.review_maps`.
+  SSIM map, found or recomputed by :mod:`pipeline.review.maps`.
 
 Every figure is a ``Figure`` on the Agg canvas from :func:`_new_figure`, at most
 :data:`PAGE_WIDTH_PX` wide so that the page shows it at full size (its numbers
 stay readable); matplotlib is imported inside the functions, so the global
 backend of a notebook or application is never touched and importing this module
 does not import it. Text that comes from the results (file names, region names)
-goes through :func:`pipeline.report_inputs._printable` and is drawn with
+goes through :func:`pipeline.report.inputs._printable` and is drawn with
 :data:`_DATA_TEXT`: never parsed as mathtext or LaTeX, so ``$`` is a dollar.
 Every SSIM map is drawn on one colour scale, :data:`SSIM_RANGE`, with values
-below it in their own colour. :mod:`pipeline.review_plots` draws ``ds.review``'s
+below it in their own colour. :mod:`pipeline.review.plots` draws ``ds.review``'s
 plots with the same functions.
 """
 
@@ -32,9 +32,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from pipeline.dataset import SSIM
-from pipeline.regions import ALL_REGION
-from pipeline.report_inputs import _printable, _ReportData, _WorstPair
+from pipeline.reductions.regions import ALL_REGION
+from pipeline.report.inputs import _printable, _ReportData, _WorstPair
+from pipeline.results.schema import SSIM
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -276,7 +276,7 @@ def _worst_figure(ds: xr.Dataset, worst: Sequence[_WorstPair]) -> tuple[Figure |
     A pair whose files are gone, unreadable or changed since the run shows why in
     its panels (and its note); the other pairs are drawn as usual.
     """
-    from pipeline.review_maps import _pair_view
+    from pipeline.review.maps import _pair_view
 
     if not worst:
         return None, []
@@ -284,7 +284,7 @@ def _worst_figure(ds: xr.Dataset, worst: Sequence[_WorstPair]) -> tuple[Figure |
     axes = np.asarray(figure.subplots(len(worst), 3, squeeze=False))
     notes = []
     for row, pair in zip(axes, worst, strict=True):
-        # pipeline.review_maps owns where maps and images are found (saved maps,
+        # pipeline.review.maps owns where maps and images are found (saved maps,
         # files, Zarr stacks) and how a missing map is recomputed.
         view = _pair_view(ds, pair.position, None, None, None, (pair.reference, pair.generated))
         ssim_map = view.maps.get(SSIM)

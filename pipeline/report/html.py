@@ -2,11 +2,11 @@
 
 :func:`_html_page` builds the summary table (counts, then the mean and quantiles
 of SSIM and its components per image), the figures of
-:mod:`pipeline.report_figures` embedded as base64 ``data:`` URIs, the worst
+:mod:`pipeline.report.figures` embedded as base64 ``data:`` URIs, the worst
 pairs with both of their files, their worst region and where each SSIM map came
 from, the failed pairs with their reason, and the files that were not evaluated:
 unpaired, ambiguous and skipped. Text taken from the results (file names,
-statuses, attrs) goes through :func:`pipeline.report_inputs._printable` (every
+statuses, attrs) goes through :func:`pipeline.report.inputs._printable` (every
 character shows, none acts) and :func:`html.escape`.
 """
 
@@ -19,9 +19,15 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.dataset import AMBIGUOUS, SKIPPED_FILES, SSIM, UNPAIRED_GENERATED, UNPAIRED_REFERENCE
-from pipeline.report_figures import PAGE_WIDTH_PX
-from pipeline.report_inputs import _COMPONENTS, _printable, _ReportData
+from pipeline.report.figures import PAGE_WIDTH_PX
+from pipeline.report.inputs import _COMPONENTS, _printable, _ReportData
+from pipeline.results.schema import (
+    AMBIGUOUS,
+    SKIPPED_FILES,
+    SSIM,
+    UNPAIRED_GENERATED,
+    UNPAIRED_REFERENCE,
+)
 
 
 def _summary_rows(data: _ReportData) -> list[list[str]]:

@@ -7,8 +7,8 @@ Dataset") or without region ``all``. ``ds.review`` checks its Datasets with
 the same :func:`_check_schema`.
 
 :func:`_scan` reads the Dataset once, a batch of pairs at a time, and keeps only
-what the figures (:mod:`pipeline.report_figures`) and the page
-(:mod:`pipeline.report_html`) draw: the pooled histogram, the mean per region,
+what the figures (:mod:`pipeline.report.figures`) and the page
+(:mod:`pipeline.report.html`) draw: the pooled histogram, the mean per region,
 the worst pairs (a running top-k), the first failed pairs and the per-image
 scores of the successful pairs (one float a pair and variable, for the exact
 quantiles of the summary table). Peak memory is therefore one batch plus the pair
@@ -25,7 +25,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from pipeline.dataset import (
+from pipeline.reductions.regions import ALL_REGION
+from pipeline.results.schema import (
     BIN,
     BIN_LOWER,
     BIN_UPPER,
@@ -41,7 +42,6 @@ from pipeline.dataset import (
     STATUS_OK,
     STRUCTURE,
 )
-from pipeline.regions import ALL_REGION
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -104,7 +104,7 @@ def _open_results(ds_or_path: xr.Dataset | str | os.PathLike[str]) -> xr.Dataset
         raise FileNotFoundError(f"results not found: {path}")
     # Opened lazily (no dask, no load): _scan reads one batch of pairs at a time, and
     # encoding["source"] finds the saved maps beside the table.
-    from pipeline.sinks import open_results
+    from pipeline.results.stores import open_results
 
     if path.suffix in (".nc", ".nc4"):
         return open_results(path)
@@ -265,13 +265,13 @@ def _pair_rows(ds: xr.Dataset, positions: np.ndarray) -> tuple[_WorstPair, ...]:
 def _printable(text: str, limit: int | None = None) -> str:
     """``text`` as a person should read it: every character shows, none acts.
 
-    The escapes are the command line's (:func:`pipeline.terminal.terminal_text`):
+    The escapes are the command line's (:func:`pipeline.results.text.terminal_text`):
     bytes that were not UTF-8 as ``\\xNN``, control, format (bidi) and separator
     characters as ``\\xNN``/``\\uNNNN``; everything else, ``$`` and ``#`` included,
     is kept. With ``limit``, a longer result keeps its start and its end around an
     ellipsis (the end of a path tells pairs apart).
     """
-    from pipeline.terminal import terminal_text
+    from pipeline.results.text import terminal_text
 
     shown = terminal_text(text)
     if limit is not None and len(shown) > limit:

@@ -23,7 +23,7 @@ import dask.array as da
 import numpy as np
 import xarray as xr
 
-from pipeline.reductions import bin_edges
+from pipeline.reductions.statistics import bin_edges
 
 __all__ = [
     "AMBIGUOUS",

@@ -32,7 +32,8 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from pipeline.dataset import (
+from pipeline.results.lock import store_lock
+from pipeline.results.schema import (
     COUNT,
     FLOAT_STATISTICS,
     GENERATED,
@@ -46,7 +47,6 @@ from pipeline.dataset import (
     STATUS,
     validate_dataset,
 )
-from pipeline.locking import store_lock
 
 __all__ = [
     "CSV_READ_OPTIONS",
@@ -81,7 +81,7 @@ def _is_zarr_store(path: Path) -> bool:
 
 @contextlib.contextmanager
 def _writer_lock(path: Path) -> Iterator[None]:
-    """Exclusive right to write ``path`` (``<path>.lock``, see :mod:`pipeline.locking`)."""
+    """Exclusive right to write ``path`` (``<path>.lock``, see :mod:`pipeline.results.lock`)."""
     with store_lock(path):
         yield
 
@@ -111,7 +111,7 @@ class ZarrSink:
     path : str or Path
         The ``.zarr`` directory.
     template : xarray.Dataset
-        The final layout, lazy (see :func:`pipeline.dataset.template_dataset`);
+        The final layout, lazy (see :func:`pipeline.results.schema.template_dataset`);
         its attrs carry ``config_fingerprint`` and ``source_fingerprint``.
     batch_images : int
         Images per commit batch (the chunk length along ``image``).

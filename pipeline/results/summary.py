@@ -19,7 +19,7 @@ it as the plain-text table the command line shows.
   under the folder as the user named it and the reason.
 
 :func:`format_summary` shows every name through
-:func:`pipeline.terminal.terminal_text`, so a file name cannot put control or
+:func:`pipeline.results.text.terminal_text`, so a file name cannot put control or
 escape characters on the terminal.
 
 Values that do not exist (no ok pair) are ``None``, so the dict is valid JSON.
@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from pipeline.dataset import (
+from pipeline.results.schema import (
     BIN_LOWER,
     BIN_UPPER,
     CONTRAST,
@@ -56,7 +56,7 @@ from pipeline.dataset import (
     UNPAIRED_GENERATED,
     UNPAIRED_REFERENCE,
 )
-from pipeline.terminal import terminal_text
+from pipeline.results.text import terminal_text
 
 __all__ = [
     "QUANTILE_LEVELS",

@@ -15,14 +15,14 @@ inside the bin that holds the quantile; the whole map is never needed, but the
 answer is exact only to the bin width (``2 / hist_bins``: 0.02 with the default
 100 bins).
 
-The figures reuse the report's drawing code (:mod:`pipeline.report_figures`) and return
+The figures reuse the report's drawing code (:mod:`pipeline.report.figures`) and return
 ``matplotlib.figure.Figure`` objects built on the Agg canvas; matplotlib is
 imported only when a plot is asked for. Methods taking ``image`` accept the
 pair's id (a string; for stacks the index as text also works) or its integer
 position (negative counts from the end).
 
-The methods delegate to :mod:`pipeline.review_tables`, :mod:`pipeline.review_comparison`,
-:mod:`pipeline.review_plots` and :mod:`pipeline.review_maps`, which never import this module.
+The methods delegate to :mod:`pipeline.review.tables`, :mod:`pipeline.review.comparison`,
+:mod:`pipeline.review.plots` and :mod:`pipeline.review.maps`, which never import this module.
 """
 
 from __future__ import annotations
@@ -34,9 +34,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import xarray as xr
 
-from pipeline import review_comparison, review_maps, review_plots, review_tables
-from pipeline.dataset import SSIM
-from pipeline.regions import ALL_REGION
+from pipeline.reductions.regions import ALL_REGION
+from pipeline.results.schema import SSIM
+from pipeline.review import comparison as review_comparison
+from pipeline.review import maps as review_maps
+from pipeline.review import plots as review_plots
+from pipeline.review import tables as review_tables
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -74,7 +77,7 @@ class ReviewAccessor:
     """
 
     def __init__(self, ds: xr.Dataset) -> None:
-        from pipeline.report_inputs import _check_schema
+        from pipeline.report.inputs import _check_schema
 
         _check_schema(ds)
         self._ds = ds
@@ -112,7 +115,7 @@ class ReviewAccessor:
     # -- tables ----------------------------------------------------------------
 
     def summary(self, *, worst: int = 5) -> dict[str, Any]:
-        """Counts, mean scores, map quantiles, worst pairs (:func:`pipeline.summary.summarize`).
+        """Counts, mean scores, map quantiles, worst pairs (see ``results.summary.summarize``).
 
         Parameters
         ----------
@@ -122,7 +125,7 @@ class ReviewAccessor:
         Returns
         -------
         dict
-            JSON-safe; keys described in :func:`pipeline.summary.summarize`
+            JSON-safe; keys described in :func:`pipeline.results.summary.summarize`
             (``pairs``, ``ok``, ``failed``, ``pending``, ``mean``, ``quantiles``,
             ``regions``, ``worst``, ...).
 
@@ -133,7 +136,7 @@ class ReviewAccessor:
         >>> sp.evaluate(x, x).review.summary()["ok"]
         2
         """
-        from pipeline.summary import summarize
+        from pipeline.results.summary import summarize
 
         return summarize(self._ds, worst=worst)
 
@@ -194,7 +197,7 @@ class ReviewAccessor:
 
         The histograms of the successful pairs are summed (``by_image=False``) and
         the quantile is interpolated linearly inside the bin that holds it
-        (:func:`pipeline.summary.histogram_quantiles`, the same numbers as
+        (:func:`pipeline.results.summary.histogram_quantiles`, the same numbers as
         :meth:`summary`). Resolution: one bin width, ``2 / hist_bins`` (0.02 with
         the default 100 bins): the answer lies in the bin of the inverted-CDF
         sample quantile (``numpy.quantile(..., method="inverted_cdf")``). Raise

@@ -3,7 +3,7 @@
 Two result Datasets are aligned on the image ids and regions they share; the
 per-pair differences, the winner of each pair and region, and paired two-sided
 t-tests per region come back as one Dataset (described in
-:meth:`pipeline.accessor.ReviewAccessor.compare`). SciPy is imported only when
+:meth:`pipeline.review.accessor.ReviewAccessor.compare`). SciPy is imported only when
 the statistics are computed.
 """
 
@@ -12,8 +12,8 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
-from pipeline.dataset import FLOAT_STATISTICS, IMAGE, REFERENCE, REGION, SCORE_ATTRS, SSIM
-from pipeline.review_tables import _preview, _strings, image_ids, ok_mask, region_names
+from pipeline.results.schema import FLOAT_STATISTICS, IMAGE, REFERENCE, REGION, SCORE_ATTRS, SSIM
+from pipeline.review.tables import _preview, _strings, image_ids, ok_mask, region_names
 
 __all__ = ["compare_results", "paired_statistics"]
 
@@ -30,9 +30,9 @@ def compare_results(
 
     ``ds`` must already have the result schema (the accessor checks it); ``other``
     is checked here. Arguments, result and errors as in
-    :meth:`pipeline.accessor.ReviewAccessor.compare`.
+    :meth:`pipeline.review.accessor.ReviewAccessor.compare`.
     """
-    from pipeline.report_inputs import _check_schema
+    from pipeline.report.inputs import _check_schema
 
     if not isinstance(other, xr.Dataset):
         raise TypeError(f"other must be an xarray.Dataset of results (got {type(other).__name__})")

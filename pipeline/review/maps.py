@@ -27,7 +27,8 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from pipeline.dataset import (
+from pipeline.reductions.regions import ALL_REGION
+from pipeline.results.schema import (
     CONTRAST,
     GENERATED,
     IMAGE,
@@ -37,8 +38,7 @@ from pipeline.dataset import (
     SSIM,
     STRUCTURE,
 )
-from pipeline.regions import ALL_REGION
-from pipeline.review_tables import _strings, image_position
+from pipeline.review.tables import _strings, image_position
 
 __all__ = ["MapsSource", "pair_data", "recompute_maps"]
 
@@ -213,12 +213,12 @@ def _source_image(
                 axis = channel_axis if channel_axis < 0 else channel_axis - 1
                 picture = np.moveaxis(picture, axis, -1)
         return picture, None
-    from pipeline.images import path_from_display
+    from pipeline.inputs.images import path_from_display
 
     # Names are stored as valid Unicode (bytes that are not UTF-8 as \xNN escapes).
     path = Path(path_from_display(name))
     if path.is_file():
-        from pipeline.images import ImageDecodeError, decode_image
+        from pipeline.inputs.images import ImageDecodeError, decode_image
 
         try:
             return decode_image(path), None
@@ -264,7 +264,7 @@ def recompute_maps(
 ) -> dict[str, np.ndarray]:
     """SSIM, l, c and s maps of one pair, with the SSIM settings recorded in ``ds.attrs``."""
     import pipeline
-    from pipeline.report_inputs import _SSIM_PARAMS
+    from pipeline.report.inputs import _SSIM_PARAMS
 
     attrs = ds.attrs
     params = {

@@ -1,6 +1,6 @@
 """The figures of ``ds.review``: histograms, regions, one pair with its maps.
 
-They reuse the report's drawing code (:mod:`pipeline.report_figures`) and return
+They reuse the report's drawing code (:mod:`pipeline.report.figures`) and return
 ``matplotlib.figure.Figure`` objects built on the Agg canvas; matplotlib is
 imported only when a plot is asked for (this module imports nothing of it).
 """
@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import xarray as xr
 
-from pipeline.dataset import (
+from pipeline.reductions.regions import ALL_REGION
+from pipeline.results.schema import (
     CONTRAST,
     GENERATED,
     IMAGE,
@@ -23,9 +24,8 @@ from pipeline.dataset import (
     SSIM,
     STRUCTURE,
 )
-from pipeline.regions import ALL_REGION
-from pipeline.review_maps import MapsSource
-from pipeline.review_tables import _strings, image_ids, image_position, region_names
+from pipeline.review.maps import MapsSource
+from pipeline.review.tables import _strings, image_ids, image_position, region_names
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -37,8 +37,8 @@ _COMPONENTS = (LUMINANCE, CONTRAST, STRUCTURE)
 
 def plot_hist(ds: xr.Dataset, image: str | int | None = None) -> Figure:
     """The figure of ``ds.review.plot_hist``: merged histograms beside the image scores."""
-    from pipeline.report_figures import _histogram_figure
-    from pipeline.report_inputs import _scan
+    from pipeline.report.figures import _histogram_figure
+    from pipeline.report.inputs import _scan
 
     if image is None:
         return _histogram_figure(_scan(ds, 1))
@@ -48,8 +48,8 @@ def plot_hist(ds: xr.Dataset, image: str | int | None = None) -> Figure:
 
 def plot_regions(ds: xr.Dataset, image: str | int | None = None) -> Figure:
     """The figure of ``ds.review.plot_regions``: mean SSIM per region, heatmap or bars."""
-    from pipeline.report_figures import _DATA_TEXT, _grid_shape, _region_bars, _region_figure
-    from pipeline.report_inputs import _pair_rows, _printable, _scan
+    from pipeline.report.figures import _DATA_TEXT, _grid_shape, _region_bars, _region_figure
+    from pipeline.report.inputs import _pair_rows, _printable, _scan
 
     others = [r for r in region_names(ds) if r != ALL_REGION]
     if not others:
@@ -80,7 +80,7 @@ def show_pair(
     generated: Any = None,
 ) -> Figure:
     """The figure of ``ds.review.show_pair``: both images, the SSIM map, l, c, s maps."""
-    from pipeline.report_figures import (
+    from pipeline.report.figures import (
         _DATA_TEXT,
         _display,
         _draw_ssim_map,
@@ -88,8 +88,8 @@ def show_pair(
         _note,
         _ssim_colorbar,
     )
-    from pipeline.report_inputs import _printable
-    from pipeline.review_maps import _pair_view
+    from pipeline.report.inputs import _printable
+    from pipeline.review.maps import _pair_view
 
     k = image_position(ds, image)
     ids = image_ids(ds)

@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import xarray as xr
 
-from pipeline.dataset import (
+from pipeline.reductions.regions import ALL_REGION
+from pipeline.results.schema import (
     BIN,
     BIN_LOWER,
     BIN_UPPER,
@@ -35,8 +36,7 @@ from pipeline.dataset import (
     STATUS_OK,
     STRUCTURE,
 )
-from pipeline.regions import ALL_REGION
-from pipeline.summary import histogram_quantiles
+from pipeline.results.summary import histogram_quantiles
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -6,7 +6,7 @@ block then carries exactly the pixels its windows need, so its 'valid' map is
 the piece of the whole image's valid map centred in the block (kernels/reference.py).
 
 The overlapped blocks are assembled in the task that uses them
-(:func:`pipeline.halo.map_overlapping`: the same blocks as Dask's
+(:func:`pipeline.tiling.halo.map_overlapping`: the same blocks as Dask's
 ``overlap(boundary="none")``, in two tasks per block instead of about ten).
 Chunks smaller than the depth cannot lend a full overlap to their
 neighbours; Dask's ``map_overlap(allow_rechunk=True)`` would rechunk them behind
@@ -33,8 +33,8 @@ from typing import Any
 import dask.array as da
 import numpy as np
 
-from pipeline.halo import map_overlapping
-from pipeline.reductions import FIELDS, merge_statistics
+from pipeline.reductions.statistics import FIELDS, merge_statistics
+from pipeline.tiling.halo import map_overlapping
 
 __all__ = [
     "BATCH_STATISTICS_BYTES",
@@ -429,7 +429,7 @@ def map_valid_blocks_nd(
 def merge_block_statistics(per_block: da.Array, axis: tuple[int, ...]) -> da.Array:
     """Packed per-block statistics merged over the block ``axis`` in a tree (8 at a time).
 
-    Each block already holds its partial statistics (:mod:`pipeline.reductions`), so the
+    Each block already holds its partial statistics (:mod:`pipeline.reductions.statistics`), so the
     first step keeps them as they are; partials then merge exactly in any order.
     """
     return da.reduction(

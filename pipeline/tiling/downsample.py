@@ -30,10 +30,10 @@ from typing import Any
 import dask.array as da
 import numpy as np
 
-from pipeline.backend import array_module
+from pipeline.inputs.sources import InputOptions, SourcePair, open_array_checked
+from pipeline.kernels.backend import array_module
 from pipeline.kernels.downsample import box_offsets
-from pipeline.sources import InputOptions, SourcePair, open_array_checked
-from pipeline.tiling import batch_bounds, merge_small_chunks
+from pipeline.tiling.chunks import batch_bounds, merge_small_chunks
 
 __all__ = ["align_chunks", "downsample_array", "downsample_labels", "downsample_pair"]
 

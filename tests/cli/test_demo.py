@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 import pipeline
-from pipeline.demo import DEMO_ITEMS, make_demo_folders, warm_statistics_kernels
-from pipeline.images import decode_image
-from pipeline.pairing import pair_folders
+from pipeline.cli.demo import DEMO_ITEMS, make_demo_folders, warm_statistics_kernels
+from pipeline.inputs.images import decode_image
+from pipeline.inputs.pairing import pair_folders
 
 
 @pytest.fixture
@@ -87,6 +87,6 @@ def test_warm_statistics_kernels_fills_the_numba_cache(tmp_path, monkeypatch):
     assert helper.wait(timeout=600) == 0
     cached = {path.name.split("-")[0] for path in tmp_path.rglob("*.nbi")}
     assert {
-        "reductions._whole_image_statistics",
-        "reductions._region_statistics",
+        "statistics._whole_image_statistics",
+        "statistics._region_statistics",
     } <= cached, cached

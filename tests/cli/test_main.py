@@ -12,8 +12,8 @@ import pytest
 from PIL import Image
 
 import pipeline as sp
-import pipeline.folders as folders
-from pipeline.cli import main
+import pipeline.inputs.folders as folders
+from pipeline.cli.main import main
 
 
 def _folders(

@@ -21,11 +21,11 @@ import zarr
 from PIL import Image
 
 import pipeline as sp
-import pipeline.backend
-from pipeline.cli import main
-from pipeline.cli_parser import SETTING_OPTIONS
-from pipeline.cluster import ClusterSettings
-from pipeline.config import RunConfig
+import pipeline.kernels.backend
+from pipeline.cli.main import main
+from pipeline.cli.parser import SETTING_OPTIONS
+from pipeline.engine.config import RunConfig
+from pipeline.engine.schedulers import ClusterSettings
 
 # field: (arguments, expected value in the stored configuration). "{tmp}" is the test's
 # folder. Companions that a setting needs to be valid are given with it.
@@ -144,7 +144,7 @@ def test_every_run_setting_is_set_from_the_command_line(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # A dry run plans device="gpu" only where a GPU answers; it computes nothing there.
-    monkeypatch.setattr(pipeline.backend, "gpu_available", lambda: True)
+    monkeypatch.setattr(pipeline.kernels.backend, "gpu_available", lambda: True)
     arguments, expected = SETTING_CASES[name]
     default = RunConfig().to_mapping()[name]
     if isinstance(expected, str):

@@ -4,7 +4,7 @@ Folder configurations run on the demo folders; a configuration with ``channel_ax
 (Zarr stacks) runs on stacks written by ``ingest`` from those folders. Configurations
 whose ``cluster.scheduler`` starts or joins a cluster (slurm, pbs, local, an address)
 are run with the scheduler overridden to ``threads``: the graph and the results are
-the same everywhere, and the cluster paths have their own tests (tests/test_cluster.py).
+the same everywhere, and the cluster paths have their own tests (tests/engine/test_schedulers.py).
 """
 
 from __future__ import annotations
@@ -15,11 +15,11 @@ import numpy as np
 import pytest
 
 import pipeline as sp
-from pipeline.cli import main
-from pipeline.demo import make_demo_folders
-from pipeline.ingest import ingest_folder
+from pipeline.cli.demo import make_demo_folders
+from pipeline.cli.main import main
+from pipeline.inputs.ingest import ingest_folder
 
-CONFIGS = sorted((Path(__file__).parent.parent / "configs").glob("*.yaml"))
+CONFIGS = sorted((Path(__file__).resolve().parents[2] / "configs").glob("*.yaml"))
 _LOCAL = ("threads", "synchronous", "processes")
 
 
@@ -54,7 +54,7 @@ def test_config_loads_and_runs(path: Path, demo: tuple[Path, Path], tmp_path: Pa
 
 
 def test_cli_runs_a_config(demo: tuple[Path, Path], tmp_path: Path) -> None:
-    config = Path(__file__).parent.parent / "configs" / "gan-folders.yaml"
+    config = Path(__file__).resolve().parents[2] / "configs" / "gan-folders.yaml"
     args = ["evaluate", *map(str, demo), "--out", str(tmp_path / "r.zarr"), "--quiet"]
     assert main([*args, "--config", str(config)]) == 0
     assert sp.open_results(tmp_path / "r.zarr").sizes["region"] == 17

@@ -16,7 +16,7 @@ import zarr.storage._local as zarr_local
 from reliability_counts import record
 
 import pipeline as sp
-from pipeline.locking import lock_path
+from pipeline.results.lock import lock_path
 
 SETTINGS = {"regions": "2x2", "batch_images": 3, "engine": "reference"}
 

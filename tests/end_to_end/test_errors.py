@@ -9,9 +9,9 @@ from PIL import Image
 from reliability_counts import record
 
 import pipeline as sp
-from pipeline.backend import gpu_available
-from pipeline.config import RunConfig, load_config
-from pipeline.image_formats import is_transient_status
+from pipeline.engine.config import RunConfig, load_config
+from pipeline.inputs.formats import is_transient_status
+from pipeline.kernels.backend import gpu_available
 
 
 @pytest.fixture

@@ -22,8 +22,8 @@ from PIL import Image
 from reliability_counts import record
 
 import pipeline as sp
-from pipeline.cli import main
-from pipeline.images import ImageDecodeError, decode_image, read_header
+from pipeline.cli.main import main
+from pipeline.inputs.images import ImageDecodeError, decode_image, read_header
 
 ROUNDS, FILES_PER_ROUND, CONFIGS = 6, 40, 60
 TIME_LIMIT_S = 60

@@ -22,10 +22,10 @@ import zarr
 from reliability_counts import record
 
 import pipeline as sp
-from pipeline.dataset import PENDING_STATUSES
-from pipeline.locking import lock_path
+from pipeline.results.lock import lock_path
+from pipeline.results.schema import PENDING_STATUSES
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 N_PAIRS, BATCH = 200, 8
 CONFIG = f"regions: 2x2\nbatch_images: {BATCH}\nhist_bins: 20\n"
 
@@ -133,7 +133,7 @@ def test_ctrl_c_exits_promptly_with_how_to_resume(stacks, tmp_path):
 KILL_AT_WRITE = """
 import os, signal, sys
 import zarr.storage._local as zarr_local
-from pipeline.cli import main
+from pipeline.cli.main import main
 
 kill_at, real_put, seen = int(sys.argv[1]), zarr_local._put, [0]
 
@@ -149,7 +149,7 @@ sys.exit(main(sys.argv[2:]))
 
 
 def test_sigkill_while_the_store_is_laid_out_then_resume_completes(stacks, tmp_path):
-    from pipeline.cli import main
+    from pipeline.cli.main import main
 
     reference, generated, config, whole = stacks
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -176,7 +176,7 @@ def test_after_ctrl_c_only_the_closed_loop_noise_is_dropped(monkeypatch):
     # their event loop closed say nothing; any other unraisable error is still shown.
     from types import SimpleNamespace
 
-    from pipeline.cli import _drop_closed_loop_noise
+    from pipeline.cli.main import _drop_closed_loop_noise
 
     async def pending() -> None:
         return None

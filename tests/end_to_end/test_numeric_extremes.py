@@ -13,7 +13,7 @@ import pytest
 from skimage.metrics import structural_similarity
 
 import pipeline as sp
-from pipeline.reductions import FIELDS, empty_statistics
+from pipeline.reductions.statistics import FIELDS, empty_statistics
 from pipeline.testing import skimage_wang2004
 
 SHAPE = (28, 30)
@@ -151,7 +151,7 @@ def test_a_pair_with_no_scored_window_is_not_ok(unit):
 
 
 def test_unscored_reasons_flags_nan_sums_and_ms_ssim():
-    from pipeline.reductions import unscored_reasons
+    from pipeline.reductions.statistics import unscored_reasons
 
     packed = empty_statistics(4, 2, 5)
     packed[:, 0, FIELDS.index("count")] = [10, 10, 0, 10]
@@ -164,7 +164,7 @@ def test_unscored_reasons_flags_nan_sums_and_ms_ssim():
 
 
 def test_float32_bounds():
-    from pipeline.kernels.fused_combine import float32_holds
+    from pipeline.kernels.cpu.combine import float32_holds
 
     assert float32_holds(1e-4, 9e-4, 255.0)
     assert not float32_holds(1e56, 9e56, 1.0)  # C beyond float32

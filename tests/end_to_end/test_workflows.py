@@ -21,11 +21,11 @@ import pytest
 import xarray as xr
 
 import pipeline as sp
-from pipeline.cluster import ClusterSettings, make_jobqueue_cluster
-from pipeline.config import load_config
-from pipeline.demo import make_demo_folders
+from pipeline.cli.demo import make_demo_folders
+from pipeline.engine.config import load_config
+from pipeline.engine.schedulers import ClusterSettings, make_jobqueue_cluster
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 WORKFLOWS = ROOT / "workflows"
 SCRIPTS = {
     "slurm": WORKFLOWS / "slurm" / "evaluate.sbatch",

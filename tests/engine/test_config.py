@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline.config import RunConfig, dump_config, load_config, resolve_config
+from pipeline.engine.config import RunConfig, dump_config, load_config, resolve_config
 
 
 def test_defaults_are_valid_and_fingerprint_is_stable():

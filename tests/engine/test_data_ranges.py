@@ -16,10 +16,10 @@ import tifffile
 from PIL import Image
 
 import pipeline as sp
+from pipeline.metrics.checks import resolve_data_range
 from pipeline.testing import skimage_wang2004
-from pipeline.validation import resolve_data_range
 
-# The result attr naming each dtype's data range (pipeline.run_plan.DATA_RANGE_BY_DTYPE).
+# The result attr naming each dtype's data range (pipeline.engine.plan.DATA_RANGE_BY_DTYPE).
 DATA_RANGE_BY_DTYPE = "data_range_by_dtype"
 
 SHAPE = (24, 28)
@@ -163,8 +163,8 @@ def test_in_memory_float_arrays_without_a_range_stop_up_front_naming_the_setting
 
 
 def test_lookup_precedence_per_dtype_then_scalar_then_integer_dtype():
-    from pipeline.run_plan import DATA_RANGE_BY_DTYPE as name
-    from pipeline.validation import lookup_data_range
+    from pipeline.engine.plan import DATA_RANGE_BY_DTYPE as name
+    from pipeline.metrics.checks import lookup_data_range
 
     assert name == DATA_RANGE_BY_DTYPE
     ranges = {"float32": 1.0, "uint16": 4095.0}
@@ -176,7 +176,7 @@ def test_lookup_precedence_per_dtype_then_scalar_then_integer_dtype():
 
 
 def test_lookup_refuses_two_ranges_for_one_pair():
-    from pipeline.validation import lookup_data_range
+    from pipeline.metrics.checks import lookup_data_range
 
     with pytest.raises(
         ValueError, match=r"data_ranges gives the two sides different ranges \(\{'uint8': 255.0"
@@ -185,7 +185,7 @@ def test_lookup_refuses_two_ranges_for_one_pair():
 
 
 def test_cli_exit_status_follows_the_ranges(mixed_depths, tmp_path, capsys):
-    from pipeline.cli import main
+    from pipeline.cli.main import main
 
     ref, gen = (str(p) for p in mixed_depths["root"])
     out = tmp_path / "out"

@@ -18,8 +18,8 @@ from hypothesis import strategies as st
 from skimage.metrics import structural_similarity
 
 import pipeline as sp
-from pipeline.downsample_graph import align_chunks, downsample_array
 from pipeline.kernels.downsample import box_downsample
+from pipeline.tiling.downsample import align_chunks, downsample_array
 
 TOLERANCE = 1e-9
 SKIMAGE_KWARGS: dict[str, dict[str, Any]] = {
@@ -355,8 +355,8 @@ def test_wang2009_labels_are_read_at_the_kept_samples():
 def test_volume_needs_one_slice_shape():
     import dataclasses
 
-    from pipeline.sources import open_pair
-    from pipeline.volumes import as_volume_pair
+    from pipeline.engine.volumes import as_volume_pair
+    from pipeline.inputs.sources import open_pair
 
     stack = np.zeros((12, 20, 20), np.uint8)
     pair = open_pair(stack, stack)

@@ -10,10 +10,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import pipeline as sp
-from pipeline.config import RunConfig
-from pipeline.engine import plan_run
-from pipeline.regions import parse_regions
-from pipeline.sources import open_pair
+from pipeline.engine.config import RunConfig
+from pipeline.engine.run import plan_run
+from pipeline.inputs.sources import open_pair
+from pipeline.reductions.regions import parse_regions
 
 TOLERANCE = 1e-9
 

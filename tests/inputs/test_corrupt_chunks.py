@@ -8,7 +8,7 @@ clean run's values exactly, on both read paths (the direct chunk-file reader and
 Zarr's own, for sharded or filtered arrays and for stores that are not local).
 
 The clean run is the reference: the same stores before the damage, read by the same
-code; tests/test_zarr_direct.py pins that read to Zarr's own ``array[region]``.
+code; tests/inputs/test_zarr_direct.py pins that read to Zarr's own ``array[region]``.
 """
 
 from __future__ import annotations
@@ -23,11 +23,11 @@ import pytest
 import zarr
 from zarr.codecs import Crc32cCodec, ZstdCodec
 
-import pipeline.zarr_direct as zarr_direct
+import pipeline.inputs.zarr_direct as zarr_direct
 from pipeline import evaluate, open_results
-from pipeline.cli import main
-from pipeline.image_formats import TRANSIENT_SUFFIX, is_transient_status
-from pipeline.zarr_direct import ChunkReadError, direct_reader
+from pipeline.cli.main import main
+from pipeline.inputs.formats import TRANSIENT_SUFFIX, is_transient_status
+from pipeline.inputs.zarr_direct import ChunkReadError, direct_reader
 
 SHAPE = (4, 24, 32)
 SCORES = ("ssim", "luminance", "contrast", "structure", "ssim_min", "ssim_max", "ssim_std", "count")
@@ -272,7 +272,7 @@ def test_read_task_reports_zarr_path_failures_chunk_by_chunk(tmp_path, stacks):
 def test_corrupt_chunk_of_an_ingest_store_fails_its_pair(tmp_path, stacks):
     from PIL import Image
 
-    from pipeline.ingest import ingest_folder
+    from pipeline.inputs.ingest import ingest_folder
 
     for side, images in zip(("ref", "gen"), stacks, strict=True):
         (tmp_path / side).mkdir()

@@ -10,9 +10,9 @@ import pytest
 from PIL import Image
 
 import pipeline as sp
-import pipeline.folders as folders
-from pipeline.dataset import SIZE_GROUPS, UNPAIRED_GENERATED, UNPAIRED_REFERENCE
-from pipeline.images import decode_image
+import pipeline.inputs.folders as folders
+from pipeline.inputs.images import decode_image
+from pipeline.results.schema import SIZE_GROUPS, UNPAIRED_GENERATED, UNPAIRED_REFERENCE
 
 
 def _save(path: Path, array: np.ndarray, fmt: str = "PNG") -> None:
@@ -252,8 +252,8 @@ def test_odd_names_and_special_files_through_evaluate(tmp_path: Path, rng) -> No
 
 
 def test_file_changed_after_pairing_fails_its_pair_transiently(tmp_path: Path, rng) -> None:
-    from pipeline.image_formats import is_transient_status
-    from pipeline.sources import InputOptions
+    from pipeline.inputs.formats import is_transient_status
+    from pipeline.inputs.sources import InputOptions
 
     ref, gen = tmp_path / "ref", tmp_path / "gen"
     for i in range(3):

@@ -14,7 +14,7 @@ import pytest
 import tifffile
 from PIL import Image
 
-from pipeline.images import ImageDecodeError, decode_batch, decode_image, read_header
+from pipeline.inputs.images import ImageDecodeError, decode_batch, decode_image, read_header
 
 
 @pytest.fixture
@@ -431,7 +431,7 @@ def test_decode_batch_with_nothing_decodable_needs_a_shape(tmp_path):
 def test_every_pillow_format_extension_list_matches_pillow():
     from PIL import Image as PILImage
 
-    from pipeline.image_formats import PILLOW_EXTENSIONS, PILLOW_FORMATS
+    from pipeline.inputs.formats import PILLOW_EXTENSIONS, PILLOW_FORMATS
 
     PILImage.init()
     registered: dict[str, set[str]] = {}
@@ -526,7 +526,7 @@ def test_memory_error_in_a_decoder_is_a_transient_failure(tmp_path, rng, monkeyp
 
 
 def test_decode_batch_never_raises_for_one_file(tmp_path, rng, monkeypatch):
-    import pipeline.images as images
+    import pipeline.inputs.images as images
 
     good = tmp_path / "good.png"
     Image.fromarray(_rgb(rng, (6, 7))).save(good)
@@ -720,7 +720,7 @@ def test_link_to_a_device_is_refused_unread(tmp_path):
 
 
 def test_file_rewritten_after_its_header_was_read(tmp_path, rng):
-    from pipeline.images import inspect_image
+    from pipeline.inputs.images import inspect_image
 
     path = tmp_path / "a.png"
     Image.fromarray(_rgb(rng, (8, 8))).save(path)
@@ -738,7 +738,7 @@ def test_file_rewritten_after_its_header_was_read(tmp_path, rng):
 
 
 def test_file_replaced_by_another_of_the_same_size(tmp_path, rng):
-    from pipeline.images import inspect_image
+    from pipeline.inputs.images import inspect_image
 
     path = tmp_path / "a.png"
     Image.fromarray(_rgb(rng, (8, 8))).save(path)
@@ -753,7 +753,7 @@ def test_file_replaced_by_another_of_the_same_size(tmp_path, rng):
 
 
 def test_file_that_grows_while_it_is_decoded(tmp_path, rng, monkeypatch):
-    import pipeline.images as images
+    import pipeline.inputs.images as images
 
     path = tmp_path / "a.png"
     Image.fromarray(_rgb(rng, (8, 8))).save(path)
@@ -800,7 +800,7 @@ def test_names_that_are_not_utf8_decode_and_are_shown_escaped(tmp_path, rng):
 
 
 def test_shown_names_lead_back_to_the_real_files(tmp_path, rng):
-    from pipeline.images import display_path, path_from_display
+    from pipeline.inputs.images import display_path, path_from_display
 
     folder = os.fsencode(tmp_path)
     names = [

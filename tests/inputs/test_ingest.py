@@ -12,9 +12,9 @@ import zarr
 from PIL import Image
 
 import pipeline as sp
-from pipeline.cli import main
-from pipeline.dataset import STATUS
-from pipeline.ingest import FORMAT_ATTR, IMAGES, STACK_FILE, ingest_folder
+from pipeline.cli.main import main
+from pipeline.inputs.ingest import FORMAT_ATTR, IMAGES, STACK_FILE, ingest_folder
+from pipeline.results.schema import STATUS
 from pipeline.testing import degrade, photograph
 
 

@@ -17,10 +17,10 @@ import pytest
 import zarr
 from zarr.codecs import Crc32cCodec, ZstdCodec
 
-import pipeline.zarr_direct as zarr_direct
+import pipeline.inputs.zarr_direct as zarr_direct
 from pipeline import evaluate
-from pipeline.image_formats import TRANSIENT_SUFFIX
-from pipeline.sources import InputOptions, open_pair
+from pipeline.inputs.formats import TRANSIENT_SUFFIX
+from pipeline.inputs.sources import InputOptions, open_pair
 
 SHAPE = (4, 24, 32)
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pipeline.pairing import AmbiguousStem, FailedPair, SizeGroup, SkippedFile, pair_folders
+from pipeline.inputs.pairing import AmbiguousStem, FailedPair, SizeGroup, SkippedFile, pair_folders
 
 
 def _image(path: Path, shape: tuple[int, ...] = (8, 10), dtype=np.uint8) -> Path:
@@ -227,7 +227,7 @@ def test_no_pairs_at_all(folders):
 
 
 def test_bad_side_name(folders):
-    from pipeline.pairing import find_images
+    from pipeline.inputs.pairing import find_images
 
     with pytest.raises(ValueError, match=r"side must be one of reference, generated \(got 'x'\)"):
         find_images(folders[0], side="x")
@@ -391,7 +391,7 @@ def test_any_bytes_in_names_pair_and_ids_are_valid_unicode(folders):
 
 
 def test_any_exception_reading_one_header_fails_that_pair_only(folders, monkeypatch):
-    import pipeline.pairing as pairing
+    import pipeline.inputs.pairing as pairing
 
     ref, gen = folders
     for name in ("a.png", "b.png"):

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import zarr
 
-from pipeline.image_formats import TRANSIENT_SUFFIX, is_transient_status
-from pipeline.sources import join_statuses, open_pair
+from pipeline.inputs.formats import TRANSIENT_SUFFIX, is_transient_status
+from pipeline.inputs.sources import join_statuses, open_pair
 
 
 @pytest.fixture

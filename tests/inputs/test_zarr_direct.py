@@ -15,8 +15,8 @@ import zarr
 from zarr.codecs import BloscCodec, BytesCodec, Crc32cCodec, GzipCodec, TransposeCodec, ZstdCodec
 
 from pipeline import evaluate
-from pipeline.sources import InputOptions, open_pair
-from pipeline.zarr_direct import ChunkFileReader, dask_from_zarr, direct_reader
+from pipeline.inputs.sources import InputOptions, open_pair
+from pipeline.inputs.zarr_direct import ChunkFileReader, dask_from_zarr, direct_reader
 
 SHAPE = (3, 37, 29)
 CHUNKS = (2, 10, 8)  # uneven: edge chunks are partial along every axis

@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 
-from pipeline import backend
+from pipeline.kernels import backend
 
 
 def test_numpy_arrays_use_numpy():

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from pipeline import ssim
-from pipeline.validation import resolve_data_range
+from pipeline.metrics.checks import resolve_data_range
 
 
 @pytest.fixture

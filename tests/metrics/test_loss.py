@@ -158,13 +158,13 @@ def test_errors() -> None:
 
 
 def test_import_pipeline_does_not_import_torch() -> None:
-    code = "import sys, pipeline, pipeline.torch_loss; assert 'torch' not in sys.modules"
+    code = "import sys, pipeline, pipeline.nn.torch_loss; assert 'torch' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
 def test_torch_wrapper_matches_numpy() -> None:
     torch = pytest.importorskip("torch")
-    from pipeline.torch_loss import ssim_loss_torch
+    from pipeline.nn.torch_loss import ssim_loss_torch
 
     x, y = _pair((3, 28, 30), 13)
     target = torch.from_numpy(x)
@@ -182,7 +182,7 @@ def test_torch_wrapper_matches_numpy() -> None:
 
 def test_torch_wrapper_gradcheck() -> None:
     torch = pytest.importorskip("torch")
-    from pipeline.torch_loss import ssim_loss_torch
+    from pipeline.nn.torch_loss import ssim_loss_torch
 
     x, y = _pair((14, 15), 14)
     target = torch.from_numpy(x)

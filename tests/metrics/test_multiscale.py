@@ -19,7 +19,7 @@ from pipeline.kernels.multiscale import (
     min_side_for_scales,
 )
 
-REFS_DIR = Path(__file__).parent / "reference_values"
+REFS_DIR = Path(__file__).resolve().parents[1] / "reference_values"
 # Provenance (versions, date, command) is in the JSON; recompute with
 # `python tests/reference_values/make_msssim_refs.py` (needs torch + pytorch-msssim).
 REFS = json.loads((REFS_DIR / "msssim_refs.json").read_text())

@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-from pipeline.presets import PROFILES, SSIMParams, get_profile, resolve_params
+from pipeline.metrics.profiles import PROFILES, SSIMParams, get_profile, resolve_params
 
 
 def test_wang2004_is_the_paper_setting():

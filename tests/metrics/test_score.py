@@ -16,11 +16,11 @@ import pytest
 from skimage.metrics import structural_similarity
 
 import pipeline
-import pipeline.loss
-import pipeline.metrics
-import pipeline.multiscale
+import pipeline.metrics.loss
+import pipeline.metrics.multiscale
+import pipeline.metrics.score
 from pipeline import ssim
-from pipeline.color import LUMA_WEIGHTS
+from pipeline.metrics.colour import LUMA_WEIGHTS
 from pipeline.testing import DEGRADATIONS, degrade, photograph
 
 TOLERANCE = 1e-6
@@ -186,7 +186,9 @@ def test_uint8_equals_same_values_as_float_with_range_255(rng):
     )
 
 
-@pytest.mark.parametrize("module", [pipeline.metrics, pipeline.multiscale, pipeline.loss])
+@pytest.mark.parametrize(
+    "module", [pipeline.metrics.score, pipeline.metrics.multiscale, pipeline.metrics.loss]
+)
 def test_docstring_examples_run(module):
     failures, tried = doctest.testmod(module)
     assert tried > 0 and failures == 0

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import zarr
 
-from pipeline.regions import parse_regions, region_ids
+from pipeline.reductions.regions import parse_regions, region_ids
 
 
 def test_all_has_no_sub_regions():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline.reductions import (
+from pipeline.reductions.statistics import (
     FIELDS,
     bin_edges,
     block_statistics,

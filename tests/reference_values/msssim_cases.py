@@ -1,7 +1,7 @@
 """Named image pairs for the pinned MS-SSIM reference values (NumPy, SciPy, scikit-image only).
 
 Shared by ``make_msssim_refs.py`` (which computes the numbers with pytorch-msssim)
-and ``tests/test_multiscale.py`` (which recomputes the same pairs without torch).
+and ``tests/metrics/test_multiscale.py`` (which recomputes the same pairs without torch).
 Every degradation is deterministic: a seeded ``numpy.random.default_rng`` or a
 fixed Gaussian blur.
 """

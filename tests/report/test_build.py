@@ -16,11 +16,11 @@ import pytest
 import xarray as xr
 
 import pipeline
-from pipeline.dataset import build_dataset, validate_dataset
-from pipeline.demo import make_demo_folders
-from pipeline.images import decode_image
-from pipeline.pairing import pair_folders
-from pipeline.report import REPORT_FILES, write_report
+from pipeline.cli.demo import make_demo_folders
+from pipeline.inputs.images import decode_image
+from pipeline.inputs.pairing import pair_folders
+from pipeline.report.build import REPORT_FILES, write_report
+from pipeline.results.schema import build_dataset, validate_dataset
 
 BINS = 40
 GRID = (2, 2)

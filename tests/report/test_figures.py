@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from pipeline.report_figures import _DPI, _draw_ssim_map, _new_figure, _png_bytes, _ssim_colorbar
+from pipeline.report.figures import _DPI, _draw_ssim_map, _new_figure, _png_bytes, _ssim_colorbar
 
 
 def _figure(rng: np.random.Generator):

@@ -21,10 +21,10 @@ from PIL import Image
 from skimage.metrics import structural_similarity
 
 import pipeline
-from pipeline import report_inputs
-from pipeline.dataset import COUNT, FLOAT_STATISTICS, SSIM_HIST, build_dataset
-from pipeline.report import REPORT_FILES, write_report
-from pipeline.report_html import _html_page
+from pipeline.report import inputs as report_inputs
+from pipeline.report.build import REPORT_FILES, write_report
+from pipeline.report.html import _html_page
+from pipeline.results.schema import COUNT, FLOAT_STATISTICS, SSIM_HIST, build_dataset
 
 BINS = 20
 SIDE = 32
@@ -239,7 +239,7 @@ def test_every_ssim_map_has_one_colour_scale_and_a_legend(tmp_path, rng):
     # ds.review.show_pair draws its SSIM map on the report's scale, whatever the map holds.
     shown = ds.review.show_pair("b.png")
     assert tuple(shown.axes[2].get_images()[0].get_clim()) == (0.0, 1.0)
-    from pipeline.report_figures import _worst_figure
+    from pipeline.report.figures import _worst_figure
 
     data = report_inputs._scan(ds, 2)
     figure, notes = _worst_figure(ds, data.worst)

@@ -17,9 +17,9 @@ import xarray as xr
 from reliability_counts import record
 
 import pipeline as sp
-from pipeline.locking import StoreLockedError, lock_path, store_lock
+from pipeline.results.lock import StoreLockedError, lock_path, store_lock
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 # A writer in another process: commits its first batch, announces it, waits for a go.
 WRITER = textwrap.dedent(

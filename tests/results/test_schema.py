@@ -7,7 +7,7 @@ import pytest
 import xarray as xr
 
 import pipeline as sp
-from pipeline.dataset import (
+from pipeline.results.schema import (
     BIN,
     IMAGE,
     REGION,
@@ -16,7 +16,7 @@ from pipeline.dataset import (
     template_dataset,
     validate_dataset,
 )
-from pipeline.sinks import open_results, write_zarr
+from pipeline.results.stores import open_results, write_zarr
 
 
 @pytest.fixture

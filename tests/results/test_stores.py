@@ -21,8 +21,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import pipeline as sp
-from pipeline import sinks
-from pipeline.dataset import (
+from pipeline.results import stores as sinks
+from pipeline.results.schema import (
     COUNT,
     FLOAT_STATISTICS,
     REQUIRED_ATTRS,
@@ -30,7 +30,7 @@ from pipeline.dataset import (
     build_dataset,
     template_dataset,
 )
-from pipeline.sinks import (
+from pipeline.results.stores import (
     CSV_READ_OPTIONS,
     ZarrSink,
     export_csv,

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import pipeline as sp
-from pipeline.summary import format_summary, histogram_quantiles, skipped_files, summarize
+from pipeline.results.summary import format_summary, histogram_quantiles, skipped_files, summarize
 
 
 def test_histogram_quantiles_match_numpy_within_a_bin(rng: np.random.Generator) -> None:

@@ -1,4 +1,4 @@
-"""Names made safe for the terminal and for JSON (pipeline.terminal)."""
+"""Names made safe for the terminal and for JSON (pipeline.results.text)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from pipeline.terminal import json_text, terminal_text
+from pipeline.results.text import json_text, terminal_text
 
 
 @pytest.mark.parametrize(

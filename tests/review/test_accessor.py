@@ -13,8 +13,8 @@ import xarray as xr
 from scipy import stats
 
 import pipeline
-from pipeline.review_maps import recompute_maps
-from pipeline.summary import summarize
+from pipeline.results.summary import summarize
+from pipeline.review.maps import recompute_maps
 from pipeline.testing import degrade, photograph
 
 N_IMAGES = 4
@@ -341,7 +341,7 @@ def test_matplotlib_is_imported_only_for_plots(store):
 def test_docstring_examples_run():
     import doctest
 
-    import pipeline.accessor
+    import pipeline.review.accessor
 
-    failures, tried = doctest.testmod(pipeline.accessor)
+    failures, tried = doctest.testmod(pipeline.review.accessor)
     assert tried > 0 and failures == 0

@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 
 import pipeline as sp
-import pipeline.tiling
-from pipeline.config import RunConfig
-from pipeline.engine import plan_run
-from pipeline.sources import open_pair
-from pipeline.tiling import BATCH_STATISTICS_BYTES, statistics_bytes_per_image
+import pipeline.tiling.chunks
+from pipeline.engine.config import RunConfig
+from pipeline.engine.run import plan_run
+from pipeline.inputs.sources import open_pair
+from pipeline.tiling.chunks import BATCH_STATISTICS_BYTES, statistics_bytes_per_image
 
 
 def _many_pairs():
@@ -21,7 +21,7 @@ def _many_pairs():
 
 def test_plan_of_many_small_pairs_with_4x4_regions_stays_under_the_budget():
     # Sized by task count alone the batch was 131,072 pairs: ~1.9 GB of statistics
-    # (tests/test_tiling.py plans 10**6 pairs; planning them here takes seconds).
+    # (tests/tiling/test_chunks.py plans 10**6 pairs; planning them here takes seconds).
     plan = plan_run(RunConfig(regions="4x4"), _many_pairs())
     per_image = statistics_bytes_per_image(len(plan.regions.names), 100)
     assert len(plan.regions.names) == 17
@@ -44,7 +44,7 @@ def test_batches_capped_by_the_budget_give_the_same_values(monkeypatch, tmp_path
     # A budget of 64 images' statistics: batches of 64, in 32 tasks of 2 images (a task
     # of one image gives ssim_std 1 ulp apart from a task of several, whatever the batch).
     monkeypatch.setattr(
-        pipeline.tiling, "BATCH_STATISTICS_BYTES", 64 * statistics_bytes_per_image(17, 20)
+        pipeline.tiling.chunks, "BATCH_STATISTICS_BYTES", 64 * statistics_bytes_per_image(17, 20)
     )
     committed: list[int] = []
     if output is not None:
@@ -69,10 +69,10 @@ def test_a_store_laid_out_in_other_batches_resumes_in_the_new_ones(monkeypatch, 
     def stop_after_the_first(done, total, n):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(pipeline.tiling, "BATCH_STATISTICS_BYTES", 100 * per_image)
+    monkeypatch.setattr(pipeline.tiling.chunks, "BATCH_STATISTICS_BYTES", 100 * per_image)
     with pytest.raises(KeyboardInterrupt):
         sp.evaluate(x, y, on_batch=stop_after_the_first, **settings)
-    monkeypatch.setattr(pipeline.tiling, "BATCH_STATISTICS_BYTES", 64 * per_image)
+    monkeypatch.setattr(pipeline.tiling.chunks, "BATCH_STATISTICS_BYTES", 64 * per_image)
     committed: list[int] = []
     resumed = sp.evaluate(
         x, y, resume=True, on_batch=lambda done, total, n: committed.append(n), **settings

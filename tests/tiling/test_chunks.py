@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipeline.kernels import ssim_maps, window_weights
-from pipeline.tiling import (
+from pipeline.tiling.chunks import (
     _MIN_ALIGNED_TASKS,
     BATCH_STATISTICS_BYTES,
     block_centres,

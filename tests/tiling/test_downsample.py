@@ -14,7 +14,7 @@ from pipeline.kernels.downsample import (
     downsampled_shape,
     wang2009_factor,
 )
-from pipeline.presets import PROFILES, Profile, SSIMParams
+from pipeline.metrics.profiles import PROFILES, Profile, SSIMParams
 
 SKIMAGE_WANG2004 = {"gaussian_weights": True, "sigma": 1.5, "use_sample_covariance": False}
 

@@ -9,7 +9,7 @@ import dask.array as da
 import numpy as np
 import pytest
 
-from pipeline.halo import map_overlapping
+from pipeline.tiling.halo import map_overlapping
 
 
 def _dask_blocks(array, depth, axes):

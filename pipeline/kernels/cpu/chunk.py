@@ -1,11 +1,11 @@
 """Chunks of output rows of the fused CPU kernel: the compiled entry point.
 
 :func:`_maps_chunks` walks the row chunks it is given, each top to bottom: it
-keeps the Gaussian path's ring of input rows (:mod:`pipeline.kernels.fused_gaussian`)
-or the uniform path's running column sums (:mod:`pipeline.kernels.fused_uniform`)
+keeps the Gaussian path's ring of input rows (:mod:`pipeline.kernels.cpu.gaussian`)
+or the uniform path's running column sums (:mod:`pipeline.kernels.cpu.uniform`)
 up to date, and writes each output row into the maps or reduces it while it is
-in L1 (the score's single sum, or the packed row of :mod:`pipeline.reductions`).
-:func:`pipeline.kernels.fused_launch._run_kernel` calls it once on the calling
+in L1 (the score's single sum, or the packed row of :mod:`pipeline.reductions.statistics`).
+:func:`pipeline.kernels.cpu.launch._run_kernel` calls it once on the calling
 thread (GIL released), or chunk by chunk from a pool of threads.
 
 Compile only what a run needs. The window's state and the outputs are arrays,
@@ -25,10 +25,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from pipeline.kernels.fused_combine import _ACC, _COL, _jit
-from pipeline.kernels.fused_gaussian import _gaussian_row, _load_row
-from pipeline.kernels.fused_uniform import _add_row, _swap_row, _uniform_row
-from pipeline.reductions import add_row_partial
+from pipeline.kernels.cpu.combine import _ACC, _COL, _jit
+from pipeline.kernels.cpu.gaussian import _gaussian_row, _load_row
+from pipeline.kernels.cpu.uniform import _add_row, _swap_row, _uniform_row
+from pipeline.reductions.statistics import add_row_partial
 
 
 @_jit(fastmath={"reassoc"})
@@ -74,7 +74,7 @@ def _maps_chunks(
     ``maps[rows, planes, cols]`` (planes ``ssim, cs`` and, with
     ``components``, ``luminance, contrast, structure``); ``scores[chunk]`` the
     chunk's ``count, ssim_sum``; ``packed[chunk]`` the chunk's packed
-    region-``all`` row of :mod:`pipeline.reductions` (its histogram fields
+    region-``all`` row of :mod:`pipeline.reductions.statistics` (its histogram fields
     over ``bin_edges`` of their count; needs ``components``).
     """
     win_size = g.shape[0]

@@ -3,24 +3,24 @@
 scikit-image's ``channel_axis`` convention scores a colour image by the mean of
 its per-channel SSIM; per pixel, the map this project reduces is the mean over
 channels of the per-channel maps (``ssim``, ``luminance``, ``contrast``,
-``structure``), whose mean is that score. :meth:`pipeline.kernel_spec.KernelSpec.maps`
+``structure``), whose mean is that score. :meth:`pipeline.reductions.kernel_spec.KernelSpec.maps`
 builds those averaged maps whole, one channel at a time, and
-:func:`pipeline.reductions.block_statistics` then reads them again. Here every
+:func:`pipeline.reductions.statistics.block_statistics` then reads them again. Here every
 output row is made for all channels, averaged and reduced while it is in the
 L1 cache, so no map is ever stored:
 
 * the channels are read from the interleaved ``(y, x, channel)`` block as they
   are (no per-channel copy), one input row of every channel per step;
 * each channel's row is computed by the very routines of the fused kernel
-  (the Gaussian ring-and-tiles path of :mod:`pipeline.kernels.fused_gaussian`
-  or the uniform running sums of :mod:`pipeline.kernels.fused_uniform`, same
+  (the Gaussian ring-and-tiles path of :mod:`pipeline.kernels.cpu.gaussian`
+  or the uniform running sums of :mod:`pipeline.kernels.cpu.uniform`, same
   row chunks for the same ``threads``), so each per-channel value is bit for
-  bit the one :func:`~pipeline.kernels.fused.fused_maps` returns;
+  bit the one :func:`~pipeline.kernels.cpu.fused.fused_maps` returns;
 * the channels are summed in float32 in channel order and divided by the
   channel count in float32, which is exactly what ``KernelSpec.maps`` does
   with the fused engine's float32 maps;
-* the averaged row goes to :func:`pipeline.reductions.add_row_partial`, the
-  row-wise reduction of :func:`~pipeline.kernels.fused.fused_packed_stats`
+* the averaged row goes to :func:`pipeline.reductions.statistics.add_row_partial`, the
+  row-wise reduction of :func:`~pipeline.kernels.cpu.fused.fused_packed_stats`
   (two passes per row, ``M2`` merged by Chan's update).
 
 The packed result is therefore that of ``block_statistics`` of the averaged
@@ -34,9 +34,9 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.kernels.fused_combine import _ACC, _COL, _jit
-from pipeline.kernels.fused_gaussian import _gaussian_row
-from pipeline.kernels.fused_launch import (
+from pipeline.kernels.cpu.combine import _ACC, _COL, _jit
+from pipeline.kernels.cpu.gaussian import _gaussian_row
+from pipeline.kernels.cpu.launch import (
     _check_weights,
     _kernel_dtype,
     _plan_threads,
@@ -44,8 +44,8 @@ from pipeline.kernels.fused_launch import (
     _row_bounds,
     _run_kernel,
 )
-from pipeline.kernels.fused_uniform import _add_row, _swap_row, _uniform_row
-from pipeline.reductions import add_row_partial, empty_statistics, merge_statistics
+from pipeline.kernels.cpu.uniform import _add_row, _swap_row, _uniform_row
+from pipeline.reductions.statistics import add_row_partial, empty_statistics, merge_statistics
 
 __all__ = ["fused_colour_packed_stats"]
 
@@ -100,7 +100,7 @@ def _colour_chunks(
 
     Output rows ``bounds[chunk]:bounds[chunk + 1]`` make a chunk. The window
     is the one whose state is given, the other is None (as in
-    :func:`~pipeline.kernels.fused_chunk._maps_chunks`, so that only its path
+    :func:`~pipeline.kernels.cpu.chunk._maps_chunks`, so that only its path
     is compiled): ``rings[chunk]``, a chunk's ``(2, channels, win_size,
     width)`` input rows of the Gaussian path (float32, or float64 for float64
     input), or ``sums[chunk]``, a chunk's ``(channels, 5, width)`` float64
@@ -180,11 +180,11 @@ def fused_colour_packed_stats(
     x, y : numpy.ndarray
         ``(rows, cols, channels)`` images of the same shape, channels last.
         uint8, uint16, float32 and float64 are read directly; other dtypes are
-        cast to float64 first (as :func:`~pipeline.kernels.fused.fused_maps` does).
+        cast to float64 first (as :func:`~pipeline.kernels.cpu.fused.fused_maps` does).
     weights : numpy.ndarray
         The separable 1-D window (:func:`pipeline.kernels.windows.window_weights`).
     uniform : bool
-        The window is a box: running sums (see :mod:`pipeline.kernels.fused_uniform`).
+        The window is a box: running sums (see :mod:`pipeline.kernels.cpu.uniform`).
     c1, c2 : float
         ``C1 = (K1 L)^2`` and ``C2 = (K2 L)^2``; ``C3 = C2 / 2``.
     bins : int
@@ -192,14 +192,14 @@ def fused_colour_packed_stats(
     cov_norm : float
         Factor on the local (co)variances (1, or ``N / (N - 1)`` for sample covariance).
     threads : int, optional
-        As for :func:`~pipeline.kernels.fused.fused_maps`: ``None`` all of
+        As for :func:`~pipeline.kernels.cpu.fused.fused_maps`: ``None`` all of
         numba's threads, ``1`` the serial kernel on the calling thread (GIL
         released; Dask workers), ``n`` a parallel launch on ``n`` threads.
 
     Returns
     -------
     numpy.ndarray, shape ``(8 + bins,)``
-        The row :func:`pipeline.reductions.block_statistics` gives for region
+        The row :func:`pipeline.reductions.statistics.block_statistics` gives for region
         ``all`` of the per-pixel channel means of the fused kernel's float32
         ``ssim``, ``luminance``, ``contrast`` and ``structure`` maps: count,
         sums, M2, min, max, histogram. The maps are never stored; the working
@@ -209,7 +209,7 @@ def fused_colour_packed_stats(
     --------
     >>> import numpy as np
     >>> from pipeline.kernels import window_weights
-    >>> from pipeline.reductions import finalize_statistics
+    >>> from pipeline.reductions.statistics import finalize_statistics
     >>> rng = np.random.default_rng(0)
     >>> x = rng.integers(0, 256, (32, 40, 3), dtype=np.uint8)
     >>> packed = fused_colour_packed_stats(

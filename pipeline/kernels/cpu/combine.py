@@ -1,11 +1,11 @@
 """What the fused CPU kernels share: compilation options, buffer layout, the comparison step.
 
-The Gaussian (:mod:`pipeline.kernels.fused_gaussian`) and uniform
-(:mod:`pipeline.kernels.fused_uniform`) paths both turn an output row into
+The Gaussian (:mod:`pipeline.kernels.cpu.gaussian`) and uniform
+(:mod:`pipeline.kernels.cpu.uniform`) paths both turn an output row into
 float32 local moments ``mu_x, mu_y, sigma_x^2, sigma_y^2, sigma_xy``, one tile
 of columns at a time, in the flat buffer layout below; :func:`_combine_row`
 turns each tile into the comparison maps (Wang et al. 2004, eqs. 6-13).
-:mod:`pipeline.kernels.fused_chunk` and :mod:`pipeline.kernels.fused_colour`
+:mod:`pipeline.kernels.cpu.chunk` and :mod:`pipeline.kernels.cpu.colour`
 compile their row loops with the same :func:`_jit` options.
 """
 

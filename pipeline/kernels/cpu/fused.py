@@ -7,22 +7,22 @@ thread and the only large arrays are the maps that are returned.
 
 The data flow, one module per step:
 
-* :mod:`pipeline.kernels.fused_launch`: the checks, the dtype the images are
+* :mod:`pipeline.kernels.cpu.launch`: the checks, the dtype the images are
   read as, how many threads and which chunks of output rows; then
   :func:`_launch` (this module, under the public entry points) allocates the
   outputs and row buffers and starts the kernel.
-* :mod:`pipeline.kernels.fused_chunk`: the compiled entry point, which walks
+* :mod:`pipeline.kernels.cpu.chunk`: the compiled entry point, which walks
   chunks of output rows (all of them on the calling thread, or one chunk per
   call from a pool of threads).
 * The local moments ``mu_x, mu_y, sigma_x^2, sigma_y^2, sigma_xy`` of output
   row ``i``, tile by tile (``_TILE`` columns):
-  :mod:`pipeline.kernels.fused_gaussian` for a Gaussian window (separable,
+  :mod:`pipeline.kernels.cpu.gaussian` for a Gaussian window (separable,
   Wang et al. 2004 sec. III-C: a ring of ``win_size`` converted input rows, a
   vertical then a horizontal 1-D pass, joined by the law of total variance);
-  :mod:`pipeline.kernels.fused_uniform` for a uniform window (running sums, so
+  :mod:`pipeline.kernels.cpu.uniform` for a uniform window (running sums, so
   the cost per pixel does not depend on ``win_size``; each chunk of rows
   restarts them, which bounds rounding drift for float input).
-* :mod:`pipeline.kernels.fused_combine`: moments to luminance, contrast,
+* :mod:`pipeline.kernels.cpu.combine`: moments to luminance, contrast,
   structure, cs and SSIM (eqs. 6-13), with the compilation options and buffer
   layout that every kernel shares.
 
@@ -31,12 +31,12 @@ far from zero (1e-4 of ``cs`` for flat 255 beside an edge, 6e-4 for uint16 near
 60000, with or without a per-block offset). The Gaussian path therefore forms
 every (co)variance around the window's own centre sample, which bounds the
 float32 rounding error relative to the variance itself (derived in
-:mod:`pipeline.kernels.fused_gaussian`); it computes in float32 throughout and
+:mod:`pipeline.kernels.cpu.gaussian`); it computes in float32 throughout and
 stays within ~5e-7 of the float64 reference on uint8, uint16 near 65535,
-float32 and float64 data offset by 1e4 (tests/test_kernels_fused.py). Running
+float32 and float64 data offset by 1e4 (tests/kernels/cpu/test_fused.py). Running
 sums cannot be re-centred per window, so the uniform path accumulates in
 float64. The comparison step is float32 and adds only ~1e-7 (see
-:func:`~pipeline.kernels.fused_combine._combine_row`). ``ssim(x, x) == 1`` and
+:func:`~pipeline.kernels.cpu.combine._combine_row`). ``ssim(x, x) == 1`` and
 ``ssim(x, y) == ssim(y, x)`` hold exactly (x and y go through the same
 instructions). Maps are returned as float32; callers average them in float64.
 
@@ -50,7 +50,7 @@ whole kernel to compile on a first run. Choose through :func:`fused_maps`'s
 
 Statistics without maps: :func:`fused_packed_stats` reduces each output row
 while it is in L1 into the packed region-``all`` row of
-:mod:`pipeline.reductions` (row-wise two-pass M2, Chan-merged), which is what
+:mod:`pipeline.reductions.statistics` (row-wise two-pass M2, Chan-merged), which is what
 the streaming engine needs for a whole image; :func:`fused_score` only the
 mean SSIM (no components, one vectorised sum per row), the path of
 ``pipeline.ssim``'s score.
@@ -62,15 +62,15 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.kernels.fused_chunk import _maps_chunks
-from pipeline.kernels.fused_launch import (
+from pipeline.kernels.cpu.chunk import _maps_chunks
+from pipeline.kernels.cpu.launch import (
     FUSED_DTYPES,
     _plan_threads,
     _prepare,
     _row_bounds,
     _run_kernel,
 )
-from pipeline.reductions import empty_statistics, merge_statistics
+from pipeline.reductions.statistics import empty_statistics, merge_statistics
 
 __all__ = [
     "FUSED_DTYPES",
@@ -229,13 +229,13 @@ def fused_packed_stats(
     """Packed region-``all`` statistics of a block's 'valid' SSIM map, without storing maps.
 
     Same arguments as :func:`fused_maps`, plus ``bins`` (histogram bins over
-    [-1, 1]). Returns the row that :func:`pipeline.reductions.block_statistics`
+    [-1, 1]). Returns the row that :func:`pipeline.reductions.statistics.block_statistics`
     gives for region ``all`` of the float32 maps (shape ``(8 + bins,)``: count,
     sums of ssim/luminance/contrast/structure, M2, min, max, histogram). Each
     output row is reduced while it is in cache; ``M2`` joins row by row by
     Chan's update, so it matches the two-pass value to ~1e-12 relative.
     Several threads give one partial per row chunk, merged by
-    :func:`pipeline.reductions.merge_statistics`.
+    :func:`pipeline.reductions.statistics.merge_statistics`.
     """
     if isinstance(bins, bool) or not isinstance(bins, int | np.integer) or bins < 1:
         raise ValueError(f"bins must be a positive integer (got {bins!r})")

@@ -5,7 +5,7 @@ input rows sit in a ring of ``win_size`` rows, each converted once
 (:func:`_load_row`); a vertical 1-D pass gives per-column statistics
 (:func:`_vertical_pass`); a horizontal 1-D pass combines them into the
 window's moments by the law of total variance (:func:`_horizontal_pass`);
-:func:`~pipeline.kernels.fused_combine._combine_row` makes the maps. Why every
+:func:`~pipeline.kernels.cpu.combine._combine_row` makes the maps. Why every
 (co)variance is centred on the window's centre sample, and what precision that
 buys, is the comment below.
 """
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pipeline.kernels.fused_combine import _ACC, _COL, _CONTRACT, _TILE, _combine_row, _jit
+from pipeline.kernels.cpu.combine import _ACC, _COL, _CONTRACT, _TILE, _combine_row, _jit
 
 # ---------------------------------------------------------------------------
 # Gaussian window: centre-shifted float32 moments, vertical then horizontal

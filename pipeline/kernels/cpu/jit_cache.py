@@ -36,7 +36,8 @@ from numba.core import event
 __all__ = ["refresh", "refresh_before_first_compile"]
 
 STAMP_NAME = "numba-sources.sha256"
-_PACKAGE = Path(__file__).resolve().parent
+# The whole package: modules using numba live in several stages.
+_PACKAGE = Path(__file__).resolve().parents[2]
 
 
 def sources_fingerprint(package: Path = _PACKAGE) -> str:

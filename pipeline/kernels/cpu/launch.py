@@ -1,6 +1,6 @@
 """Checks and thread planning of the fused CPU kernels, on the Python side.
 
-Shared by :mod:`pipeline.kernels.fused` and :mod:`pipeline.kernels.fused_colour`:
+Shared by :mod:`pipeline.kernels.cpu.fused` and :mod:`pipeline.kernels.cpu.colour`:
 the checks of the window and of ``threads``, the dtype both images are read as
 (as read-only arrays), how many threads a block gets and which output rows
 each chunk covers, and the launch of the kernel on the calling thread or over
@@ -18,7 +18,7 @@ from typing import Any
 import numba
 import numpy as np
 
-from pipeline.kernels.fused_combine import _MAX_TAPS
+from pipeline.kernels.cpu.combine import _MAX_TAPS
 
 #: Input dtypes the compiled kernels read directly; anything else is cast to float64 first.
 FUSED_DTYPES = (np.dtype(np.uint8), np.dtype(np.uint16), np.dtype(np.float32), np.dtype(np.float64))

@@ -5,9 +5,9 @@ start of a chunk of rows, then :func:`_swap_row`: add the row entering the
 window, remove the row leaving it) and its horizontal sums slide along the row
 (:func:`_slide_row`), so the cost per pixel does not depend on ``win_size``.
 :func:`_uniform_moments` turns the window sums into float32 moments and
-:func:`~pipeline.kernels.fused_combine._combine_row` those into maps, tile by
+:func:`~pipeline.kernels.cpu.combine._combine_row` those into maps, tile by
 tile (:func:`_uniform_row`). The chunk driver
-(:func:`pipeline.kernels.fused_chunk._maps_chunks`) restarts the sums at each chunk,
+(:func:`pipeline.kernels.cpu.chunk._maps_chunks`) restarts the sums at each chunk,
 which bounds rounding drift for float input (integer input is summed exactly).
 """
 
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pipeline.kernels.fused_combine import _ACC, _TILE, _combine_row, _jit
+from pipeline.kernels.cpu.combine import _ACC, _TILE, _combine_row, _jit
 
 # ---------------------------------------------------------------------------
 # Uniform window: float64 running sums

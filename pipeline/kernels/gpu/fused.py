@@ -18,7 +18,7 @@ The maps are stored as float32, like the CPU kernel's.
 CUDA C compiled by CuPy (NVRTC) at first use, one build per (input dtype,
 window radius, components). The source is plain CUDA with no CuPy headers, so
 the tests also build it with ``nvcc`` where one is installed, and run it on
-the CPU through a small POSIX-threads harness (``tests/test_kernels_gpu_source.py``).
+the CPU through a small POSIX-threads harness (``tests/kernels/gpu/test_source.py``).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ __all__ = ["MAX_RADIUS", "fused_gpu_maps", "kernel_source", "tile_rows"]
 TILE_COLS = 32  # one warp across a tile row: coalesced loads and stores
 THREADS = 256
 _SHARED_BYTES = 46 * 1024  # under the 48 KiB of static shared memory per block
-MAX_RADIUS = 15  # larger windows take the cupyx path (pipeline.kernels.gpu)
+MAX_RADIUS = 15  # larger windows take the cupyx path (pipeline.kernels.gpu.maps)
 KERNEL_NAME = "pipeline_ssim_fused"
 
 C_TYPES = {

@@ -4,7 +4,7 @@ The same numbers as :func:`pipeline.kernels.reference.ssim_maps` on CuPy
 arrays. CuPy is imported inside the functions, never at module level, so that
 importing :mod:`pipeline` (or this module) never needs CUDA.
 
-:func:`gpu_maps` takes the one-launch kernel of :mod:`pipeline.kernels.gpu_fused`
+:func:`gpu_maps` takes the one-launch kernel of :mod:`pipeline.kernels.gpu.fused`
 for windows of up to 31 taps (measured on an H100: 4-6x faster than the path
 below, 15-26x cuCIM; ``benchmarks/README-gpu.md``), and the filter-then-combine
 path of this module for wider windows or when asked (``implementation="cupyx"``).
@@ -19,7 +19,7 @@ The cupyx path's design, and why:
   and the separable passes cost ``2 * win_size`` taps per pixel, not
   ``win_size ** 2``.
 * float64 for the moments: ``sigma_x^2 = E[x^2] - mu_x^2`` cancels badly in
-  float32 for data far from zero (see :mod:`pipeline.kernels.fused`); data
+  float32 for data far from zero (see :mod:`pipeline.kernels.cpu.fused`); data
   centre GPUs run float64 at half the float32 rate, and this workload is
   bound by memory traffic rather than arithmetic.
 * One fused ``ElementwiseKernel`` turns the filtered moments into every map
@@ -140,7 +140,7 @@ def gpu_maps(
     components : bool
         Also return ``luminance``, ``contrast`` and ``structure``.
     implementation : str
-        ``"fused"``: the one-launch kernel of :mod:`pipeline.kernels.gpu_fused`
+        ``"fused"``: the one-launch kernel of :mod:`pipeline.kernels.gpu.fused`
         (window radius up to its ``MAX_RADIUS``); ``"cupyx"``: the filter-then-
         combine path of this module; ``"auto"``: fused where the window allows.
 
@@ -163,7 +163,7 @@ def gpu_maps(
         raise ValueError(
             f"weights must have at most min(shape) taps (got {len(weights)} for shape {x.shape})"
         )
-    from pipeline.kernels.gpu_fused import MAX_RADIUS, fused_gpu_maps
+    from pipeline.kernels.gpu.fused import MAX_RADIUS, fused_gpu_maps
 
     fits = len(weights) // 2 <= MAX_RADIUS
     if implementation == "fused" and not fits:

@@ -1,6 +1,6 @@
 """Region-``all`` statistics of SSIM maps reduced on the device (CuPy).
 
-The packed layout and the rules of :func:`pipeline.reductions.block_statistics`
+The packed layout and the rules of :func:`pipeline.reductions.statistics.block_statistics`
 (``FIELDS`` then the histogram), computed where the maps are: only the small
 packed row crosses to the host, never a map. Sums and the squared deviations
 about the mean are float64 reductions of the float32 maps (two passes, as on
@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.backend import array_module, to_host
-from pipeline.reductions import FIELDS, bin_edges
+from pipeline.kernels.backend import array_module, to_host
+from pipeline.reductions.statistics import FIELDS, bin_edges
 
 __all__ = ["device_whole_statistics"]
 

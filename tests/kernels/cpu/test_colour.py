@@ -17,11 +17,11 @@ import numpy as np
 import pytest
 
 import pipeline as sp
-from pipeline.engine import KernelSpec
-from pipeline.kernels.fused import fused_packed_stats
-from pipeline.kernels.fused_colour import fused_colour_packed_stats
-from pipeline.presets import resolve_params
-from pipeline.reductions import FIELDS, block_statistics, finalize_statistics
+from pipeline.engine.run import KernelSpec
+from pipeline.kernels.cpu.colour import fused_colour_packed_stats
+from pipeline.kernels.cpu.fused import fused_packed_stats
+from pipeline.metrics.profiles import resolve_params
+from pipeline.reductions.statistics import FIELDS, block_statistics, finalize_statistics
 
 TOLERANCE = 1e-5
 BINS = 37

@@ -30,7 +30,7 @@ import numpy as np
 from numba.core.registry import CPUDispatcher
 
 import pipeline
-from pipeline.kernels.fused import fused_maps
+from pipeline.kernels.cpu.fused import fused_maps
 from pipeline.kernels.windows import window_weights
 
 
@@ -45,7 +45,7 @@ def compiled():
             if isinstance(value, CPUDispatcher) and value.signatures:
                 defined = f"{value.py_func.__module__}.{value.py_func.__qualname__}"
                 kernels[defined] = len(value.signatures)
-                if name == "pipeline.kernels.fused":  # it holds only the kernels it launches
+                if name == "pipeline.kernels.cpu.fused":  # it holds only the kernels it launches
                     entry[defined] = len(value.signatures)
     return {"kernels": kernels, "entry": entry}
 
@@ -66,14 +66,14 @@ print(json.dumps([maps, compiled()]))
 # The Gaussian map path: its entry point and the routines it calls, nothing else
 # (no uniform window, no statistics, no parallel twin), one signature each.
 GAUSSIAN_MAPS = {
-    "pipeline.kernels.fused_chunk._maps_chunks": 1,
-    "pipeline.kernels.fused_gaussian._gaussian_row": 1,
-    "pipeline.kernels.fused_gaussian._horizontal_pass": 1,
-    "pipeline.kernels.fused_gaussian._load_row": 1,
-    "pipeline.kernels.fused_gaussian._vertical_pass": 1,
-    "pipeline.kernels.fused_combine._combine_row": 1,
+    "pipeline.kernels.cpu.chunk._maps_chunks": 1,
+    "pipeline.kernels.cpu.gaussian._gaussian_row": 1,
+    "pipeline.kernels.cpu.gaussian._horizontal_pass": 1,
+    "pipeline.kernels.cpu.gaussian._load_row": 1,
+    "pipeline.kernels.cpu.gaussian._vertical_pass": 1,
+    "pipeline.kernels.cpu.combine._combine_row": 1,
 }
-ENTRY = "pipeline.kernels.fused_chunk._maps_chunks"
+ENTRY = "pipeline.kernels.cpu.chunk._maps_chunks"
 
 
 # The statistics of a region run on float32 maps: region "all" through
@@ -86,7 +86,8 @@ import sys
 import numpy as np
 from numba.core.registry import CPUDispatcher
 
-from pipeline import histogram, reductions
+from pipeline.kernels.cpu import histogram
+from pipeline.reductions import statistics as reductions
 
 rng = np.random.default_rng(3)
 names = ("ssim", "luminance", "contrast", "structure")
@@ -145,16 +146,16 @@ def test_statistics_kernels_compile_once_per_run(tmp_path: Path) -> None:
     )
     signatures = json.loads(done.stdout.strip().splitlines()[-1])
     assert {name: len(found) for name, found in signatures.items()} == {
-        "pipeline.histogram._bin_of": 1,
-        "pipeline.histogram._count": 1,
-        "pipeline.histogram._indices": 1,
-        "pipeline.histogram.add_extremes_and_counts": 1,
-        "pipeline.reductions._add_segment": 1,
-        "pipeline.reductions._region_statistics": 1,
-        "pipeline.reductions._segment_m2": 1,
-        "pipeline.reductions._segment_sums": 1,
-        "pipeline.reductions._whole_image_statistics": 1,
-        "pipeline.reductions.add_row_partial": 1,
+        "pipeline.kernels.cpu.histogram._bin_of": 1,
+        "pipeline.kernels.cpu.histogram._count": 1,
+        "pipeline.kernels.cpu.histogram._indices": 1,
+        "pipeline.kernels.cpu.histogram.add_extremes_and_counts": 1,
+        "pipeline.reductions.statistics._add_segment": 1,
+        "pipeline.reductions.statistics._region_statistics": 1,
+        "pipeline.reductions.statistics._segment_m2": 1,
+        "pipeline.reductions.statistics._segment_sums": 1,
+        "pipeline.reductions.statistics._whole_image_statistics": 1,
+        "pipeline.reductions.statistics.add_row_partial": 1,
     }, signatures
     assert not any("Literal" in str(found) for found in signatures.values())
 

@@ -2,7 +2,7 @@
 
 Tolerance 1e-5 (the float32 path) on every map (max abs) and on the
 mean. The Gaussian path accumulates centre-shifted float32 moments (law of total
-variance, see pipeline/kernels/fused_gaussian.py), the uniform path float64 running sums;
+variance, see pipeline/kernels/cpu/gaussian.py), the uniform path float64 running sums;
 observed differences are ~1e-7..1.4e-6, adversarial cases included.
 """
 
@@ -16,15 +16,15 @@ import pytest
 from skimage import data
 
 import pipeline as sp
-from pipeline.engine import KernelSpec
+from pipeline.engine.run import KernelSpec
 from pipeline.kernels import MAP_NAMES, block_maps, window_weights
-from pipeline.kernels.dispatch import resolve_engine
-from pipeline.kernels.fused import (
+from pipeline.kernels.cpu.fused import (
     fused_maps,
     fused_packed_stats,
     fused_score,
 )
-from pipeline.reductions import FIELDS, block_statistics
+from pipeline.kernels.dispatch import resolve_engine
+from pipeline.reductions.statistics import FIELDS, block_statistics
 
 TOLERANCE = 1e-5
 
@@ -301,7 +301,7 @@ def test_engine_whole_statistics_declines_other_paths(rng) -> None:
     x = rng.integers(0, 256, (1, 40, 40, 3), dtype=np.uint8)
     # The reference engine keeps its float64 maps (the 1e-9 exactness tests), and
     # blocks without valid windows take the maps path's empty result. (Colour blocks
-    # take the fused colour kernel: tests/test_kernels_fused_colour.py.)
+    # take the fused colour kernel: tests/kernels/cpu/test_colour.py.)
     assert _spec("reference", "channels").whole_statistics(x[..., :1], x[..., :1], 10) is None
     assert _spec("reference", "channels").whole_statistics(x, x, 10) is None
     assert _spec("auto", "channels").whole_statistics(x[:, :6, :, :1], x[:, :6, :, :1], 10) is None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline.histogram import _SHORT, add_extremes_and_counts, bin_edges
+from pipeline.kernels.cpu.histogram import _SHORT, add_extremes_and_counts, bin_edges
 
 
 def _reference(values: np.ndarray, bins: int) -> tuple[np.ndarray, float, float]:

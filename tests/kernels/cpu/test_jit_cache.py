@@ -7,7 +7,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-from pipeline import jit_cache
+from pipeline.kernels.cpu import jit_cache
 
 DEP = """
 import numba
@@ -31,7 +31,7 @@ RUN = """
 import sys
 from pathlib import Path
 sys.path.insert(0, {root!r})
-from pipeline.jit_cache import refresh
+from pipeline.kernels.cpu.jit_cache import refresh
 if {refresh}:
     refresh(Path({root!r}) / "kernels")
 from kernels.main import twice
@@ -95,7 +95,7 @@ LAZY_RUN = """
 import sys
 from pathlib import Path
 sys.path.insert(0, {root!r})
-from pipeline.jit_cache import refresh_before_first_compile
+from pipeline.kernels.cpu.jit_cache import refresh_before_first_compile
 refresh_before_first_compile(Path({root!r}) / "kernels")
 from kernels.main import twice
 print(twice())
@@ -142,7 +142,7 @@ print(len(touched))
 def test_import_pipeline_leaves_the_kernel_cache_alone() -> None:
     # Importing the package reads, writes and removes no cache file nor the stamp;
     # the first compilation of the process is what runs the refresh.
-    package = Path(jit_cache.__file__).resolve().parent
+    package = jit_cache._PACKAGE
     code = AUDIT.format(cache=str(package), stamp=jit_cache.STAMP_NAME)
     done = subprocess.run(
         [sys.executable, "-c", code],

@@ -1,7 +1,7 @@
 """The CuPy kernel against the CPU paths; runs only where a CUDA device answers.
 
 Every test carries the ``gpu`` marker: ``conftest.py`` probes the device once
-(``pipeline.backend.gpu_available``) and skips them otherwise. An importable
+(``pipeline.kernels.backend.gpu_available``) and skips them otherwise. An importable
 CuPy is not a GPU.
 """
 
@@ -14,7 +14,7 @@ from skimage import data
 import pipeline as sp
 from pipeline.kernels import MAP_NAMES, block_maps, window_weights
 from pipeline.kernels.dispatch import resolve_engine
-from pipeline.kernels.gpu import gpu_maps
+from pipeline.kernels.gpu.maps import gpu_maps
 
 pytestmark = pytest.mark.gpu
 

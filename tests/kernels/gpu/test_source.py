@@ -1,6 +1,6 @@
 """The fused CUDA kernel's source, checked without a GPU.
 
-``pipeline.kernels.gpu_fused`` is plain CUDA C. Here it is (1) compiled by
+``pipeline.kernels.gpu.fused`` is plain CUDA C. Here it is (1) compiled by
 ``nvcc`` to PTX for a Hopper target where an ``nvcc`` is installed, and (2)
 built as C++ with a small POSIX-threads harness that runs every thread block
 of a launch on the CPU: one OS thread per CUDA thread, ``__syncthreads`` as a
@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 from pipeline.kernels import block_maps, window_weights
-from pipeline.kernels.gpu_fused import (
+from pipeline.kernels.gpu.fused import (
     C_TYPES,
     KERNEL_NAME,
     THREADS,
@@ -29,8 +29,8 @@ from pipeline.kernels.gpu_fused import (
     kernel_source,
     tile_rows,
 )
-from pipeline.kernels.gpu_stats import device_whole_statistics
-from pipeline.reductions import block_statistics
+from pipeline.kernels.gpu.statistics import device_whole_statistics
+from pipeline.reductions.statistics import block_statistics
 
 MAP_NAMES = ("ssim", "cs", "luminance", "contrast", "structure")
 

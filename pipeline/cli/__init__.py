@@ -1,0 +1,1 @@
+"""The ``ssim-pipeline`` command: parser, subcommands, progress and the demo."""

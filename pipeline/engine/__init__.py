@@ -1,0 +1,1 @@
+"""A run: settings, plan, graphs, schedulers and the batch-by-batch run loop (``evaluate``)."""

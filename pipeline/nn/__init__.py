@@ -1,0 +1,1 @@
+"""Training losses for PyTorch (torch is imported only here, lazily)."""

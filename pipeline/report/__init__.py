@@ -1,0 +1,1 @@
+"""The report of a results store: figures and one self-contained HTML page."""
