@@ -40,9 +40,9 @@ timeout 240 $PY -m pytest -m gpu -q -p no:cacheprovider -W default -rs \
 status=${PIPESTATUS[0]}
 timeout 150 $PY benchmarks/bench_gpu.py --sizes 2048,4096,8192 --repeat 10 --evaluate 16 \
     2>&1 | tee "$LOG/bench_gpu.txt"
-# Issue 5: folders end to end against decode only, SSIM on the GPU while the CPU workers
-# decode, then the same with SSIM on the CPU (same files, same machine). The 500 pairs are
-# made first, in parallel over the cores (~10 s on 16).
+# Whether the GPU keeps up with decoding: folders end to end against decode only, SSIM on
+# the GPU while the CPU workers decode, then the same with SSIM on the CPU (same files, same
+# machine). The 500 pairs are made first, in parallel over the cores (~10 s on 16).
 timeout 120 $PY benchmarks/bench_folders.py --device gpu 2>&1 | tee "$LOG/bench_folders_gpu.txt"
 timeout 90 $PY benchmarks/bench_folders.py --device cpu 2>&1 | tee "$LOG/bench_folders_cpu.txt"
 exit "$status"
