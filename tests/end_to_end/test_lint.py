@@ -1,7 +1,14 @@
-"""The README's test command also runs the linters and the type checker."""
+"""The README's test command also runs the linters, the type checker and the import contracts.
+
+The import contracts (``[tool.importlinter]`` in pyproject.toml, explained in
+docs/architecture.md) keep the stages layered; the citation check keeps every comment,
+docstring and message readable from the repository alone.
+"""
 
 from __future__ import annotations
 
+import os
+import re
 import shutil
 import subprocess
 import sys
@@ -12,8 +19,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def run(*command: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+def run(*command: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
 
 
 @pytest.mark.skipif(shutil.which("ruff") is None, reason="ruff is in the test extra")
@@ -32,3 +39,51 @@ def test_mypy_is_clean():
     pytest.importorskip("mypy")
     result = run(sys.executable, "-m", "mypy")
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_import_contracts_are_kept():
+    """``lint-imports``: stages import only downward; torch, CuPy, dask stay where they belong."""
+    pytest.importorskip("importlinter")
+    # The console script may not be on PATH (a virtual environment not activated): run its
+    # function with this interpreter, and analyse this checkout's ``pipeline``, not an
+    # installed copy.
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+    }
+    result = run(
+        sys.executable,
+        "-c",
+        "import sys; from importlinter.cli import lint_imports_command; "
+        "sys.exit(lint_imports_command())",
+        "--no-cache",
+        "--no-logo",
+        env=env,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+# A file outside the repository (the reader cannot open it) or an issue number (the reader
+# cannot follow it) cited in a comment, docstring or message: say the reason instead.
+CITATION = re.compile(r"\b(?:DESIGN|FACTS|STYLE)\.md\b|\bissue\s*#?\s*\d+", re.IGNORECASE)
+
+
+def test_no_citations_of_outside_files_or_issue_numbers():
+    if shutil.which("git") is None or not (ROOT / ".git").exists():
+        pytest.skip("needs a git checkout to list the tracked files")
+    listed = run("git", "ls-files", "-z")
+    assert listed.returncode == 0, listed.stderr
+    this_file = Path(__file__).resolve()
+    found = []
+    for name in filter(None, listed.stdout.split("\0")):
+        path = ROOT / name
+        if path.resolve() == this_file or not path.is_file():
+            continue
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            continue  # a binary file (figure, image fixture)
+        for number, line in enumerate(text.splitlines(), 1):
+            if CITATION.search(line):
+                found.append(f"{name}:{number}: {line.strip()}")
+    assert not found, "cites a file outside the repository or an issue number:\n" + "\n".join(found)
