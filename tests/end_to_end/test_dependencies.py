@@ -124,7 +124,8 @@ def test_optional_packages_are_imported_lazily():
     """``import pipeline`` must work with the core dependencies alone."""
     core, _ = declared()
     eager = [
-        f"{file}:{line}: imports {name} at module level, but {distribution(name)} is optional"
+        f"{file}:{line}: imports {name} at module level, but {distribution(name)} is not"
+        " in [project] dependencies"
         for name, file, line, module_level in third_party()
         if module_level and distribution(name) not in core
     ]
