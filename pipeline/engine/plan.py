@@ -50,6 +50,7 @@ import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from types import MappingProxyType
 from typing import Any
 
 import dask.array as da
@@ -310,7 +311,7 @@ def _joined(
         config=config,
         pair=pair,
         groups=groups,
-        failed=failed,
+        failed=MappingProxyType(failed),
         region_names=region_names,
         batches=tuple((a + g.start, b + g.start) for g in groups for a, b in g.batches),
         statistics=_concatenate(parts),
