@@ -350,14 +350,10 @@ def _readable_groups(plan: Any) -> list[tuple[Any, int, int]]:
     Pairs whose headers already failed take a slot in the first group (never decoded),
     so a group's size alone would count them.
     """
-    groups = [plan.pair] if not plan.pair.groups else list(plan.pair.groups)
-    failed = set(plan.pair.status)
+    failed = set(plan.failed)
     rows = []
-    start = 0
-    for group in groups:
-        stop = start + group.n_images
-        readable = group.n_images - sum(1 for k in failed if start <= k < stop)
-        start = stop
+    for group in plan.groups:
+        readable = group.n_images - sum(1 for k in failed if group.start <= k < group.stop)
         rows.append((group, group.n_images, readable))
     return rows
 
@@ -376,32 +372,25 @@ def _dry_run(args: argparse.Namespace, config: RunConfig) -> int:
         options=config.input_options(),
     )
     plan = plan_run(config, pair)
-    detail: list[dict[str, Any]] = (
-        json.loads(plan.attrs["size_groups"]) if plan.pair.groups else [{}]
-    )
     group_rows: list[dict[str, Any]] = []
-    for (group, _, readable), info in zip(_readable_groups(plan), detail, strict=True):
+    for group, _, readable in _readable_groups(plan):
         if readable == 0:
             continue
-        height, width = group.image_shape
+        height, width = group.pair.image_shape
+        channels, chunks = group.pair.n_channels, group.chunks
         row: dict[str, Any] = {
             "pairs": readable,
-            "shape": [height, width, group.n_channels],
-            "dtype": str(group.reference.dtype),
-            "pixels": readable * height * width * group.n_channels,
+            "shape": [height, width, channels],
+            "dtype": str(group.pair.reference.dtype),
+            "pixels": readable * height * width * channels,
+            "chunks": [max(c) for c in chunks[:3]],
+            "tasks": len(chunks[0]) * len(chunks[1]) * len(chunks[2]),
         }
         if plan.pair.groups:
-            row.update(
-                chunks=info["chunks"], tasks=info["tasks"], decode_tasks=info["decode_tasks"]
-            )
-        else:
-            row.update(
-                chunks=[max(c) for c in plan.chunks[:3]],
-                tasks=len(plan.chunks[0]) * len(plan.chunks[1]) * len(plan.chunks[2]),
-            )
+            row["decode_tasks"] = len(chunks[0])
         group_rows.append(row)
     attrs = plan.pair.attrs
-    known_failed = dict(sorted(plan.pair.status.items()))
+    known_failed = dict(sorted(plan.failed.items()))
     warnings = _output_warnings(config, dict(plan.attrs))
     skipped = skipped_files(list(attrs.get(SKIPPED_FILES, [])), _typed_folders(args))
     result: dict[str, Any] = {
@@ -415,7 +404,7 @@ def _dry_run(args: argparse.Namespace, config: RunConfig) -> int:
         "unpaired_reference": list(attrs.get("unpaired_reference", [])),
         "unpaired_generated": list(attrs.get("unpaired_generated", [])),
         "skipped": skipped,
-        "regions": list(plan.regions.names),
+        "regions": list(plan.region_names),
         "size_groups": group_rows,
         "batches": len(plan.batches),
         "pixels": sum(row["pixels"] for row in group_rows),

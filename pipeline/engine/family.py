@@ -1,8 +1,9 @@
 """The rest of the SSIM family in the engine: volumes, ``wang2009``, MS-SSIM.
 
-:func:`prepare_family` is what :func:`pipeline.engine.plan.plan_run` calls before it
-plans chunks: it checks the settings (same messages as the in-memory
-:func:`pipeline.ssim` and :func:`pipeline.ms_ssim`, before anything is read),
+:func:`prepare_family` is what :func:`pipeline.engine.plan.plan_run` calls for each
+size group before it plans the group's chunks: it checks the settings (same
+messages as the in-memory :func:`pipeline.ssim` and :func:`pipeline.ms_ssim`,
+before anything is read),
 turns a stack into one volume when ``volume=True`` (:mod:`pipeline.engine.volumes`),
 applies the ``wang2009`` profile's ``ssim.m`` downsampling chunk by chunk
 (:mod:`pipeline.tiling.downsample`) and records it all in the Dataset attrs.

@@ -6,6 +6,10 @@ This module runs it: one commit batch (a group of image chunks) at a time,
 inside one scheduler session; each batch's statistics go straight to the sink
 (and the SSIM maps, when saved, to their Zarr arrays), so an interrupted run
 keeps what it finished and ``resume=True`` computes the rest.
+
+The plan is frozen; what the run learns while it computes (pairs that failed to
+read or to score, the MS-SSIM values of computed batches) is kept in the run
+loop's own :class:`_RunState`.
 """
 
 from __future__ import annotations
@@ -24,9 +28,8 @@ import xarray as xr
 import zarr
 
 from pipeline.engine.config import RunConfig, resolve_config
-from pipeline.engine.plan import RunPlan, plan_run
+from pipeline.engine.plan import GroupPlan, RunPlan, plan_run
 from pipeline.engine.schedulers import SchedulerSession, open_scheduler
-from pipeline.engine.volumes import as_volume_pair
 from pipeline.inputs.formats import is_transient_status
 from pipeline.inputs.sources import open_pair
 from pipeline.reductions.kernel_spec import KernelSpec
@@ -35,7 +38,7 @@ from pipeline.results.schema import MS_SSIM, NAN_MASKED, STATUS_OK, build_datase
 from pipeline.results.stores import ZarrSink, export_csv, export_netcdf, open_results
 from pipeline.tiling.chunks import valid_map_array
 
-__all__ = ["KernelSpec", "RunPlan", "evaluate", "plan_run"]
+__all__ = ["GroupPlan", "KernelSpec", "RunPlan", "evaluate", "plan_run"]
 
 BatchCallback = Callable[[int, int, int], None]
 RetryCallback = Callable[[int], None]
@@ -50,6 +53,28 @@ def _maps_path(config: RunConfig) -> str:
         "save_maps needs maps_output (a Zarr path) unless output is a Zarr store "
         f"(got output={config.output!r})"
     )
+
+
+@dataclass
+class _RunState:
+    """What the run learns as it computes: never written into the (frozen) plan.
+
+    Attributes
+    ----------
+    status : dict
+        Failed pairs, row -> reason: those the plan knew before any read, then those
+        whose reads or statistics failed in a computed batch.
+    ms_ssim : numpy.ndarray, optional
+        MS-SSIM per pair, NaN until its batch is computed (None when MS-SSIM is off).
+    """
+
+    status: dict[int, str]
+    ms_ssim: np.ndarray | None
+
+    @classmethod
+    def start(cls, plan: RunPlan) -> _RunState:
+        ms = None if plan.ms_ssim is None else np.full(plan.n_images, np.nan)
+        return cls(status=dict(plan.failed), ms_ssim=ms)
 
 
 @dataclass(frozen=True)
@@ -74,10 +99,14 @@ class _MapWriter:
 
 
 def _map_writer(plan: RunPlan) -> _MapWriter:
-    """Create (or reopen, when resuming) the maps' Zarr arrays, chunked like the input."""
-    config, spec = plan.config, plan.kernel
+    """Create (or reopen, when resuming) the maps' Zarr arrays, chunked like the input.
+
+    Maps are saved for runs of one image size only (checked by ``plan_run``).
+    """
+    (group,) = plan.groups
+    config, spec = plan.config, group.kernel
     names = config.maps
-    x, y = plan.pair.chunked(plan.chunks)
+    x, y = group.pair.chunked(group.chunks)
 
     def stacked(xb: np.ndarray, yb: np.ndarray) -> np.ndarray:
         maps = spec.maps(xb, yb)
@@ -87,23 +116,23 @@ def _map_writer(plan: RunPlan) -> _MapWriter:
     shape = tuple(int(s) for s in valid.shape[:3])
     chunk = (
         1,
-        max(1, min(plan.chunks[1][0], shape[1])),
-        max(1, min(plan.chunks[2][0], shape[2])),
+        max(1, min(group.chunks[1][0], shape[1])),
+        max(1, min(group.chunks[2][0], shape[2])),
     )
-    group = zarr.open_group(
+    store = zarr.open_group(
         _maps_path(config), mode="a", zarr_format=cast(Literal[2, 3], config.zarr_format)
     )
     targets = {}
     for name in names:
-        if name in group:
-            target = group[name]
+        if name in store:
+            target = store[name]
             if not isinstance(target, zarr.Array) or target.shape != shape:
                 raise ValueError(
                     f"maps store {_maps_path(config)!r} holds {name!r} of another shape "
                     f"(expected {shape}); pass overwrite=True or another maps_output"
                 )
         else:
-            target = group.create_array(
+            target = store.create_array(
                 name, shape=shape, chunks=chunk, dtype="float64", fill_value=np.nan
             )
         targets[name] = target
@@ -122,6 +151,7 @@ def _scheduler(config: RunConfig, needed: bool = True) -> Iterator[SchedulerSess
 
 def _compute(
     plan: RunPlan,
+    state: _RunState,
     start: int,
     stop: int,
     writer: _MapWriter | None = None,
@@ -131,23 +161,24 @@ def _compute(
     # same under every scheduler; only where the tasks run changes.
     kwargs = session.compute_kwargs if session is not None else {"scheduler": "threads"}
     extra = writer.store(start, stop) if writer is not None else []
-    read_status = plan.pair.read_status
+    read_status = plan.read_status
     reads = [] if read_status is None else [read_status[start:stop]]
     ms = [] if plan.ms_ssim is None else [plan.ms_ssim[start:stop]]
     packed, *found = dask.compute(plan.statistics[start:stop], *ms, *reads, *extra, **kwargs)
     if ms:
-        assert plan.ms_values is not None  # allocated with the graph in plan_run
-        plan.ms_values[start:stop] = found.pop(0)
+        assert state.ms_ssim is not None  # allocated with the state when MS-SSIM is on
+        state.ms_ssim[start:stop] = found.pop(0)
     if reads:
         # Files that failed to decode (same tasks as the pixels): that pair fails, not the run.
         for offset, text in enumerate(found[0]):
             if text != STATUS_OK:
-                plan.pair.status[start + offset] = str(text)
+                state.status[start + offset] = str(text)
     return np.asarray(packed)
 
 
 def _commit_batch(
     plan: RunPlan,
+    state: _RunState,
     sink: ZarrSink,
     start: int,
     stop: int,
@@ -160,38 +191,38 @@ def _commit_batch(
     loop variable would keep one batch's statistics alive while the next one is
     computed, doubling the peak memory of every run longer than one batch.
     """
-    packed = _compute(plan, start, stop, writer, session)
-    statistics = _finalize_batch(plan, start, stop, packed)
+    packed = _compute(plan, state, start, stop, writer, session)
+    statistics = _finalize_batch(plan, state, start, stop, packed)
     del packed  # finalized: the packed partial statistics are no longer needed
-    sink.write(start, stop, statistics, _batch_status(plan, start, stop))
+    sink.write(start, stop, statistics, _batch_status(state, start, stop))
 
 
-def _batch_status(plan: RunPlan, start: int, stop: int) -> list[str]:
-    return [plan.pair.status.get(i, STATUS_OK) for i in range(start, stop)]
+def _batch_status(state: _RunState, start: int, stop: int) -> list[str]:
+    return [state.status.get(i, STATUS_OK) for i in range(start, stop)]
 
 
-def _finalize_batch(plan: RunPlan, start: int, stop: int, packed: np.ndarray) -> dict[str, Any]:
+def _finalize_batch(
+    plan: RunPlan, state: _RunState, start: int, stop: int, packed: np.ndarray
+) -> dict[str, Any]:
     statistics = finalize_statistics(packed)
-    if plan.ms_values is not None:
-        statistics[MS_SSIM] = plan.ms_values[start:stop].copy()
+    if state.ms_ssim is not None:
+        statistics[MS_SSIM] = state.ms_ssim[start:stop].copy()
     if plan.config.nan_policy == "mask":
-        statistics[NAN_MASKED] = _valid_windows(plan, start) - statistics["count"][:, 0]
-    failed = [i - start for i in range(start, stop) if i in plan.pair.status]
+        statistics[NAN_MASKED] = _valid_windows(plan.group_of(start)) - statistics["count"][:, 0]
+    failed = [i - start for i in range(start, stop) if i in state.status]
     if failed:
         for values in statistics.values():
             values[failed] = 0 if values.dtype.kind in "iu" else np.nan
     return statistics
 
 
-def _valid_windows(plan: RunPlan, index: int) -> int:
-    """Valid windows of image ``index`` (its size group's shape): what ``count`` is unmasked."""
-    offset = 0
-    for part in plan.pair.groups or (plan.pair,):
-        if index < offset + part.n_images:
-            break
-        offset += part.n_images
-    d = plan.kernel.depth
-    height, width = part.image_shape
+def _valid_windows(group: GroupPlan) -> int:
+    """Valid windows of an image of ``group`` (its shape, its window): ``count`` unmasked.
+
+    A commit batch never spans two groups, so the group of its first pair is that of all.
+    """
+    d = group.kernel.depth
+    height, width = group.pair.image_shape
     return max(height - 2 * d, 0) * max(width - 2 * d, 0)
 
 
@@ -248,14 +279,14 @@ def evaluate(
         channel_axis=config.channel_axis,
         options=config.input_options(),
     )
-    if config.volume:
-        pair = as_volume_pair(pair)  # one row: the volume
-    plan = plan_run(config, pair)
+    plan = plan_run(config, pair)  # a volume run has one row: the volume
+    pair = plan.pair
+    state = _RunState.start(plan)
     common: dict[str, Any] = {
         "image": pair.image,
         "reference": pair.reference_names,
         "generated": pair.generated_names,
-        "regions": plan.regions.names,
+        "regions": plan.region_names,
     }
     if output_format == "zarr":
         assert config.output is not None
@@ -263,7 +294,7 @@ def evaluate(
             **common,
             bins=config.hist_bins,
             batch_images=plan.batch_images,
-            attrs=plan.attrs,
+            attrs=dict(plan.attrs),
             ms_ssim=plan.ms_ssim is not None,
             nan_masked=config.nan_policy == "mask",
         )
@@ -285,7 +316,7 @@ def evaluate(
             del template  # the store has it; only per-batch data is held from here on
             with _scheduler(config, needed=bool(todo)) as session:
                 for done, (start, stop) in enumerate(todo, 1):
-                    _commit_batch(plan, sink, start, stop, writer, session)
+                    _commit_batch(plan, state, sink, start, stop, writer, session)
                     if on_batch is not None:
                         on_batch(done, len(todo), stop - start)
         finally:
@@ -300,7 +331,9 @@ def evaluate(
     statistics: dict[str, np.ndarray] = {}
     with _scheduler(config) as session:
         for done, (start, stop) in enumerate(plan.batches, 1):
-            part = _finalize_batch(plan, start, stop, _compute(plan, start, stop, writer, session))
+            packed = _compute(plan, state, start, stop, writer, session)
+            part = _finalize_batch(plan, state, start, stop, packed)
+            del packed
             for name, values in part.items():
                 if name not in statistics:
                     statistics[name] = np.empty((pair.n_images, *values.shape[1:]), values.dtype)
@@ -311,8 +344,8 @@ def evaluate(
     ds = build_dataset(
         statistics,
         **common,
-        status=_batch_status(plan, 0, pair.n_images),
-        attrs=plan.attrs,
+        status=_batch_status(state, 0, pair.n_images),
+        attrs=dict(plan.attrs),
     )
     if output_format == "netcdf":
         export_netcdf(ds, _fresh_path(config))

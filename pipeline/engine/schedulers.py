@@ -134,7 +134,7 @@ class ClusterSettings:
         return out
 
 
-@dataclass
+@dataclass(frozen=True)
 class SchedulerSession:
     """An open scheduler: what to pass to ``dask.compute`` and what to tell the user."""
 
@@ -265,8 +265,7 @@ def _wait_for_workers(client: Any, settings: ClusterSettings, where: str) -> Non
 
 def _make_cluster(settings: ClusterSettings) -> Any:
     kind = settings.kind
-    extra = dict(settings.extra)
-    extra.pop("worker_timeout", None)
+    extra = _cluster_extra(settings)
     if kind == "local":
         from distributed import LocalCluster
 
@@ -299,5 +298,9 @@ def make_jobqueue_cluster(settings: ClusterSettings) -> Any:
         "job_extra_directives": list(settings.job_directives),
         "scheduler_options": {"dashboard_address": settings.dashboard_address},
     }
-    extra = {k: v for k, v in settings.extra.items() if k != "worker_timeout"}
-    return cls(**{k: v for k, v in options.items() if v is not None}, **extra)
+    return cls(**{k: v for k, v in options.items() if v is not None}, **_cluster_extra(settings))
+
+
+def _cluster_extra(settings: ClusterSettings) -> dict[str, Any]:
+    """``cluster.extra`` as keyword arguments of the cluster class (``worker_timeout`` is ours)."""
+    return {k: v for k, v in settings.extra.items() if k != "worker_timeout"}

@@ -5,7 +5,7 @@ and recognises two paths of which at least one is a folder that is not a Zarr st
 It pairs the files with :func:`pipeline.inputs.pairing.pair_folders` (reading headers only,
 never pixels) and returns a :class:`~pipeline.inputs.sources.SourcePair` with one part per
 size group (:attr:`SourcePair.groups`), evaluated separately and joined into one
-result by :mod:`pipeline.engine.groups`.
+result by :mod:`pipeline.engine.plan`.
 
 The rules, as users see them:
 

@@ -30,15 +30,16 @@ are transient failures that ``--resume`` retries. ``missing_chunks="fill"`` keep
 Zarr's rule that a chunk not stored holds the fill value, for stores sparse on
 purpose.
 
-Folders of image files plug in through :func:`register_pair_opener`: an opener
-that recognises its inputs returns a :class:`SourcePair` (the folder source
-pairs files by relative path and decodes inside the graph).
+Sources of other kinds plug in as pair openers: an opener that recognises its
+inputs returns a :class:`SourcePair`. The built-in ones (folders of image files,
+two image files, ingest stores) are looked up by :func:`open_pair` itself;
+:func:`register_pair_opener` adds others.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -188,9 +189,10 @@ class SourcePair:
         chunk planning tiles in multiples of it so that no chunk is read twice.
     identity : dict
         What the sources are (paths, shapes, dtypes), for the run fingerprint.
-    status : dict
+    status : mapping
         Pairs already known to have failed (index -> reason), e.g. undecodable files.
-        The engine adds the failures that ``read_status`` reports while it runs.
+        Never changed once the pair is built: the engine keeps the failures that
+        ``read_status`` reports while it runs in its own state.
     read_status : dask.array.Array, optional
         ``(image,)`` strings, ``"ok"`` or why the pair could not be read, computed
         by the same tasks that read the pixels (image files that fail to decode,
@@ -219,7 +221,7 @@ class SourcePair:
     generated_names: np.ndarray
     native_chunks: tuple[int, int, int]
     identity: dict[str, Any] = field(default_factory=dict)
-    status: dict[int, str] = field(default_factory=dict)
+    status: Mapping[int, str] = field(default_factory=dict)
     read_status: da.Array | None = None
     rechunked: Callable[[tuple[int, ...]], SourcePair] | None = None
     groups: tuple[SourcePair, ...] = ()
@@ -315,9 +317,25 @@ def _join_status_blocks(*blocks: np.ndarray) -> np.ndarray:
 def register_pair_opener(opener: PairOpener) -> None:
     """Add a source kind: ``opener(reference, generated, channel_axis, options)`` -> pair or None.
 
-    Openers are tried in the order registered, before the array and Zarr sources.
+    Openers are tried after the built-in ones (folders, two image files), in the
+    order registered, and before the ingest, array and Zarr sources. Registering
+    an opener twice keeps its first place.
     """
-    _PAIR_OPENERS.append(opener)
+    if opener not in _PAIR_OPENERS:
+        _PAIR_OPENERS.append(opener)
+
+
+def _pair_openers() -> list[PairOpener]:
+    """The built-in openers (folders of image files, two image files), then registered ones.
+
+    Imported here, when a pair is opened: those modules build on this one, and no
+    package ``__init__`` has to import them first for their sources to be found.
+    """
+    from pipeline.inputs.folders import open_folder_pair
+    from pipeline.inputs.image_pair import open_file_pair
+
+    built_in: list[PairOpener] = [open_folder_pair, open_file_pair]
+    return [*built_in, *(opener for opener in _PAIR_OPENERS if opener not in built_in)]
 
 
 def open_array(
@@ -499,7 +517,7 @@ def open_pair(
             f"missing_chunks must be one of {', '.join(MISSING_CHUNK_POLICIES)} "
             f"(got {options.missing_chunks!r})"
         )
-    for opener in _PAIR_OPENERS:
+    for opener in _pair_openers():
         pair = opener(reference, generated, channel_axis, options)
         if pair is not None:
             return pair

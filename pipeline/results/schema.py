@@ -17,6 +17,7 @@ has NaN everywhere and its reason in ``status``.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 import dask.array as da
@@ -57,6 +58,7 @@ __all__ = [
     "UNPAIRED_GENERATED",
     "UNPAIRED_REFERENCE",
     "build_dataset",
+    "package_version",
     "template_dataset",
     "validate_dataset",
 ]
@@ -115,6 +117,14 @@ _DESCRIPTIONS = {
     SSIM_HIST: "histogram of the SSIM map on equal bins over [-1, 1]",
     STATUS: "'ok', or the reason the pair failed",
 }
+
+
+def package_version() -> str:
+    """The installed ssim-pipeline version recorded in the attrs (``0+unknown`` uninstalled)."""
+    try:
+        return version("ssim-pipeline")
+    except PackageNotFoundError:  # running from a source tree that was never installed
+        return "0+unknown"
 
 
 def _coords(

@@ -179,7 +179,7 @@ def test_zarr_stores_and_shards(tmp_path, rng, zarr_format):
     plan = plan_run(
         RunConfig(chunk_pixels=900), open_pair(tmp_path / "x.zarr", tmp_path / "y.zarr")
     )
-    assert len(plan.chunks[1]) > 1  # really tiled spatially
+    assert len(plan.groups[0].chunks[1]) > 1  # really tiled spatially
     memory = sp.evaluate(x, y, regions="3x2", engine="reference")
     np.testing.assert_allclose(ds["ssim"].values, memory["ssim"].values, atol=TOLERANCE)
     np.testing.assert_array_equal(ds["ssim_hist"].values, memory["ssim_hist"].values)
@@ -197,10 +197,11 @@ def test_in_memory_images_are_tiled_spatially(tmp_path, rng, kind):
         y = zarr.create_array(tmp_path / "y.zarr", data=y, chunks=(45, 35))
     pair = open_pair(x, y)
     plan = plan_run(RunConfig(chunk_pixels=1600), pair)
-    assert len(plan.chunks[1]) > 1 and len(plan.chunks[2]) > 1
+    (group,) = plan.groups
+    assert len(group.chunks[1]) > 1 and len(group.chunks[2]) > 1
     if kind in ("dask-chunked", "numpy+zarr"):
         units = (30, 35) if kind == "dask-chunked" else (45, 35)
-        for sizes, unit in zip(plan.chunks[1:3], units, strict=True):
+        for sizes, unit in zip(group.chunks[1:3], units, strict=True):
             assert all(size % unit == 0 for size in sizes[:-1]), (sizes, unit)
     tiled = sp.evaluate(x, y, chunk_pixels=1600, regions="2x2")
     whole = sp.evaluate(np.asarray(x), np.asarray(y), chunk_pixels=10**6, regions="2x2")
@@ -227,10 +228,11 @@ def test_zarr_read_straight_at_the_planned_tiles(tmp_path, rng, zarr_format, inn
     paths = (tmp_path / "x.zarr", tmp_path / "y.zarr")
     settings = {"regions": "3x2", "chunk_pixels": 700, "engine": "reference"}
     plan = plan_run(RunConfig(**settings), open_pair(*paths))
-    assert len(plan.chunks[1]) > 1 and len(plan.chunks[2]) > 1  # really tiled spatially
+    (group,) = plan.groups
+    assert len(group.chunks[1]) > 1 and len(group.chunks[2]) > 1  # really tiled spatially
     # Tiles in whole source chunks (shards), along the image axis too.
     unit = (shards or inner)[0]
-    assert all(size % unit == 0 for size in plan.chunks[0][:-1]), plan.chunks[0]
+    assert all(size % unit == 0 for size in group.chunks[0][:-1]), group.chunks[0]
     layers = plan.statistics.__dask_graph__().layers
     assert not any("rechunk" in name or "overlap" in name for name in layers)
     ds = sp.evaluate(str(paths[0]), str(paths[1]), **settings)
@@ -241,7 +243,7 @@ def test_zarr_read_straight_at_the_planned_tiles(tmp_path, rng, zarr_format, inn
     # The default engine on region "all" (fused statistics): the same tiles, the same numbers.
     fused = sp.evaluate(str(paths[0]), str(paths[1]), chunk_pixels=700)
     rechunked = sp.evaluate(
-        *(da.from_zarr(str(path)).rechunk(plan.chunks[:3]) for path in paths), chunks="input"
+        *(da.from_zarr(str(path)).rechunk(group.chunks[:3]) for path in paths), chunks="input"
     )
     np.testing.assert_array_equal(fused["ssim"].values, rechunked["ssim"].values)
 
@@ -275,7 +277,7 @@ def test_identity_is_one(rng):
 def test_many_small_images_are_few_tasks(rng):
     x = da.zeros((100_000, 16, 16), dtype=np.uint8, chunks=(1000, 16, 16))
     plan = plan_run(RunConfig(win_size=7), open_pair(x, x))
-    assert len(plan.chunks[0]) <= 100
+    assert len(plan.groups[0].chunks[0]) <= 100
     assert len(plan.statistics.dask) < 2000
 
 

@@ -189,3 +189,66 @@ def test_joined_status_is_transient_only_when_every_failure_is():
     joined = join_statuses(*statuses).compute().tolist()
     assert joined == [f"{retry}; corrupt", retry, retry, "ok"]
     assert [is_transient_status(text) for text in joined[:3]] == [False, True, True]
+
+
+_LAZY_PACKAGE = """
+import sys, types
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+# A lazy ``pipeline/__init__``: the package without its eager imports.
+package = types.ModuleType("pipeline")
+package.__path__ = [str(Path(sys.argv[1]) / "pipeline")]
+sys.modules["pipeline"] = package
+
+from pipeline.engine.run import evaluate
+
+assert "pipeline.inputs.folders" not in sys.modules, "imported before a pair is opened"
+root = Path(sys.argv[2])
+rng = np.random.default_rng(0)
+for side in ("real", "fake"):
+    (root / side).mkdir()
+for name in ("a.png", "b.png"):
+    x = rng.integers(0, 256, (24, 30), dtype=np.uint8)
+    Image.fromarray(x).save(root / "real" / name)
+    Image.fromarray(255 - x).save(root / "fake" / name)
+ds = evaluate(str(root / "real"), str(root / "fake"))
+print(ds.image.values.tolist(), ds.status.values.tolist(), int(ds.sizes["region"]))
+"""
+
+
+def test_folders_open_without_the_package_init_registering_them(tmp_path):
+    # The built-in openers are found by open_pair itself, not by pipeline/__init__.
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run(
+        [sys.executable, "-c", _LAZY_PACKAGE, str(root), str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split("\n")[0] == "['a.png', 'b.png'] ['ok', 'ok'] 1"
+
+
+def test_a_registered_opener_is_tried_after_the_built_in_ones(monkeypatch, stack):
+    import pipeline.inputs.sources as sources
+
+    seen = []
+
+    def opener(reference, generated, channel_axis, options):
+        seen.append(type(reference).__name__)
+        return None
+
+    monkeypatch.setattr(sources, "_PAIR_OPENERS", [])
+    sources.register_pair_opener(opener)
+    sources.register_pair_opener(opener)  # once only
+    pair = open_pair(stack, stack)
+    assert seen == ["ndarray"] and pair.n_images == 3
+    names = [getattr(o, "__name__", "") for o in sources._pair_openers()]
+    assert names == ["open_folder_pair", "open_file_pair", "opener"]

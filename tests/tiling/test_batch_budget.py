@@ -23,8 +23,8 @@ def test_plan_of_many_small_pairs_with_4x4_regions_stays_under_the_budget():
     # Sized by task count alone the batch was 131,072 pairs: ~1.9 GB of statistics
     # (tests/tiling/test_chunks.py plans 10**6 pairs; planning them here takes seconds).
     plan = plan_run(RunConfig(regions="4x4"), _many_pairs())
-    per_image = statistics_bytes_per_image(len(plan.regions.names), 100)
-    assert len(plan.regions.names) == 17
+    per_image = statistics_bytes_per_image(len(plan.region_names), 100)
+    assert len(plan.region_names) == 17
     assert plan.batch_images * per_image <= BATCH_STATISTICS_BYTES
     assert plan.batches[-1][1] == 200_000
 

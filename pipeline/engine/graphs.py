@@ -1,0 +1,163 @@
+"""The lazy graphs of a plan: partial statistics per image and region, and their checks.
+
+What :func:`pipeline.engine.plan.plan_run` builds once per size group and joins:
+the 2-D statistics graph (sources -> tiling -> kernels -> reductions, tree-combined
+over blocks), the per-image status that fails pairs whose statistics are not a
+score, and the placement of one group's regions on the run's region axis. Volume
+and MS-SSIM graphs are built by :mod:`pipeline.engine.volumes` and
+:mod:`pipeline.engine.multiscale`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+import dask.array as da
+import numpy as np
+
+from pipeline.inputs.sources import SourcePair
+from pipeline.reductions.kernel_spec import KernelSpec
+from pipeline.reductions.nonfinite import masked_block_statistics, screen_block
+from pipeline.reductions.regions import RegionPlan, region_ids
+from pipeline.reductions.statistics import (
+    FIELDS,
+    block_statistics,
+    empty_statistics,
+    unscored_reasons,
+)
+from pipeline.results.schema import STATUS_OK
+from pipeline.tiling.chunks import map_valid_blocks, merge_block_statistics
+
+__all__ = ["statistics_graph", "widen_regions", "with_statistics_check"]
+
+
+def statistics_graph(
+    pair: SourcePair,
+    regions: RegionPlan,
+    spec: KernelSpec,
+    chunks: tuple[tuple[int, ...], ...],
+    bins: int,
+    *,
+    nan_policy: str = "fail",
+) -> da.Array:
+    """Lazy ``(image, region, field)`` partial statistics, tree-combined over blocks.
+
+    Non-finite pixels never reach a statistic (:mod:`pipeline.reductions.nonfinite`).
+    """
+    arrays = list(pair.chunked(chunks))
+    if regions.labels is not None:
+        mask = regions.labels[..., None]
+        if mask.shape[0] == 1:
+            # One mask for every image: broadcast views, never copies per image.
+            mask = da.broadcast_to(
+                mask.rechunk((1, *chunks[1:3], 1)),
+                (*arrays[0].shape[:3], 1),
+                chunks=(*chunks[:3], (1,)),
+            )
+        arrays.append(mask.rechunk((*chunks[:3], (1,))))
+    n_regions = len(regions.names)
+    floats = pair.reference.dtype.kind == "f" or pair.generated.dtype.kind == "f"
+
+    def on_block(
+        x: np.ndarray,
+        y: np.ndarray,
+        labels: np.ndarray | None = None,
+        *,
+        rows: tuple[int, int],
+        cols: tuple[int, int],
+    ) -> np.ndarray:
+        keep = None
+        if floats:
+            x, y, keep = screen_block(x, y, spec.depth, mask=nan_policy == "mask")
+        if n_regions == 1 and keep is None:
+            # Region "all" only: the fused kernel reduces each map row in cache.
+            whole = spec.whole_statistics(x, y, bins)
+            if whole is not None:
+                return whole
+        maps = spec.maps(x, y)
+        n = x.shape[0]
+        if maps["ssim"].size == 0:
+            return empty_statistics(n, n_regions, bins)
+        label_block = None
+        if labels is not None:
+            # Valid-map pixel (i, j) is the window centred on block pixel (i + depth, j + depth).
+            d = spec.depth
+            h, w = maps["ssim"].shape[1:]
+            label_block = labels[:, d : d + h, d : d + w, 0]
+        ids = region_ids(regions, rows, cols, n, label_block)
+        if keep is not None:
+            return masked_block_statistics(maps, ids, keep, n_regions, bins)
+        return block_statistics(maps, ids, n_regions, bins)
+
+    per_block = map_valid_blocks(
+        on_block, arrays, depth=spec.depth, out_tail=(n_regions, len(FIELDS) + bins)
+    )
+    return merge_block_statistics(per_block, axis=(1, 2))
+
+
+def with_statistics_check(
+    pair: SourcePair,
+    statistics: da.Array,
+    ms: da.Array | None,
+    chunks: tuple[tuple[int, ...], ...],
+) -> SourcePair:
+    """``pair`` whose ``read_status`` also fails pairs whose statistics are not a score.
+
+    A pair is ``ok`` only with a finite score
+    (:func:`pipeline.reductions.statistics.unscored_reasons`): NaN or Inf sums
+    (arithmetic that overflowed) or no window at all fail it with the reason. The
+    check reads the merged statistics of the same graph, so the engine computes them
+    once for both.
+    """
+    prior = pair.read_status
+    if prior is None:
+        prior = da.full(pair.n_images, STATUS_OK, dtype=object, chunks=(chunks[0],))
+
+    def describe(status: np.ndarray, packed: np.ndarray, *ms_values: np.ndarray) -> np.ndarray:
+        out = np.asarray(status, dtype=object).copy()
+        reasons = unscored_reasons(packed, ms_values[0] if ms_values else None)
+        for i, reason in enumerate(reasons):
+            if out[i] == STATUS_OK and reason is not None:
+                out[i] = reason
+        return out
+
+    extra: list[Any] = [] if ms is None else [ms, "i"]
+    status = da.blockwise(
+        describe,
+        "i",
+        prior,
+        "i",
+        statistics,
+        "ijk",
+        *extra,
+        dtype=object,
+        concatenate=True,
+        meta=np.empty((0,), dtype=object),
+    )
+    return replace(pair, read_status=status)
+
+
+def widen_regions(
+    statistics: da.Array, have: tuple[str, ...], names: tuple[str, ...], bins: int
+) -> da.Array:
+    """Packed ``(image, region, field)`` statistics of regions ``have`` placed on ``names``.
+
+    A region the images do not have gets ``count`` 0 and NaN statistics.
+    """
+    if tuple(have) == tuple(names):
+        return statistics
+    index = [names.index(name) for name in have]
+
+    def place(block: np.ndarray) -> np.ndarray:
+        out = empty_statistics(block.shape[0], len(names), bins)
+        out[:, index] = block
+        return out
+
+    return da.map_blocks(
+        place,
+        statistics,
+        chunks=(statistics.chunks[0], (len(names),), statistics.chunks[2]),
+        dtype=np.float64,
+        meta=np.empty((0, 0, 0), dtype=np.float64),
+    )

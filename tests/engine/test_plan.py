@@ -1,0 +1,133 @@
+"""Planning: one plan per size group, each with its own values; plans stay frozen."""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import pipeline.engine.run as run
+from pipeline.engine.config import RunConfig
+from pipeline.engine.plan import GroupPlan, RunPlan, plan_run
+from pipeline.inputs.sources import open_pair
+
+
+def _save(path: Path, array: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(array).save(path, format="PNG")
+
+
+@pytest.fixture
+def two_sizes(tmp_path: Path, rng: np.random.Generator) -> tuple[Path, Path]:
+    """Two 8-bit pairs of 40x48 and one 16-bit pair of 64x32."""
+    ref, gen = tmp_path / "real", tmp_path / "fake"
+    for name, shape, dtype, top in [
+        ("a.png", (40, 48), np.uint8, 256),
+        ("b.png", (40, 48), np.uint8, 256),
+        ("c.png", (64, 32), np.uint16, 65536),
+    ]:
+        x = rng.integers(0, top, shape).astype(dtype)
+        _save(ref / name, x)
+        _save(gen / name, (top - 1 - x).astype(dtype))
+    return ref, gen
+
+
+def test_each_size_group_plan_holds_its_own_values(two_sizes):
+    plan = plan_run(RunConfig(regions="24px"), open_pair(*map(str, two_sizes)))
+    assert isinstance(plan, RunPlan) and len(plan.groups) == 2
+    small, tall = plan.groups
+    assert isinstance(small, GroupPlan)
+    assert (small.start, small.stop, tall.start, tall.stop) == (0, 2, 2, 3)
+    assert (small.data_range, tall.data_range) == (255.0, 65535.0)
+    assert small.kernel.c1 == pytest.approx((0.01 * 255) ** 2)
+    assert tall.kernel.c1 == pytest.approx((0.01 * 65535) ** 2)
+    assert small.pair.image_shape == (40, 48) and tall.pair.image_shape == (64, 32)
+    assert max(small.chunks[1]) <= 40 and max(tall.chunks[1]) == 64
+    assert small.regions.names != tall.regions.names
+    assert plan.region_names[: len(small.regions.names)] == small.regions.names
+    assert set(plan.region_names) == set(small.regions.names) | set(tall.regions.names)
+    assert plan.statistics.shape[:2] == (3, len(plan.region_names))
+    assert all(a >= b for (a, _), (b, _) in zip(plan.batches[1:], plan.batches, strict=False))
+    assert plan.group_of(1) is small and plan.group_of(2) is tall
+    assert plan.attrs["data_range"] == "per dtype: 65535 (uint16), 255 (uint8)"
+
+
+def test_a_single_size_run_is_one_group(rng):
+    x = rng.integers(0, 256, (3, 30, 30), dtype=np.uint8)
+    plan = plan_run(RunConfig(regions="2x2"), open_pair(x, x))
+    (group,) = plan.groups
+    assert (group.start, group.stop) == (0, 3)
+    assert plan.region_names == group.regions.names
+    assert plan.statistics is group.statistics
+    assert plan.batches == group.batches
+
+
+def test_plans_and_sources_are_not_changed_by_the_run(two_sizes, monkeypatch):
+    ref, gen = two_sizes
+    broken = gen / "b.png"
+    broken.write_bytes(broken.read_bytes()[:80])  # a sound header: fails while decoded
+    seen: list[RunPlan] = []
+
+    def planned(config, pair):
+        seen.append(plan_run(config, pair))
+        return seen[-1]
+
+    monkeypatch.setattr(run, "plan_run", planned)
+    ds = run.evaluate(str(ref), str(gen), ms_ssim=False)
+    (plan,) = seen
+    assert ds.status.values[0] == "ok" and ds.status.values[1] != "ok"
+    assert dict(plan.failed) == {} and dict(plan.pair.status) == {}
+    assert all(dict(group.pair.status) == {} for group in plan.groups)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        plan.groups[0].data_range = 1.0  # type: ignore[misc]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        plan.pair.status = {}  # type: ignore[misc]
+
+
+def test_ms_ssim_values_are_kept_by_the_run_not_the_plan(rng, monkeypatch):
+    x = rng.integers(0, 256, (2, 180, 180), dtype=np.uint8)
+    seen: list[RunPlan] = []
+
+    def planned(config, pair):
+        seen.append(plan_run(config, pair))
+        return seen[-1]
+
+    monkeypatch.setattr(run, "plan_run", planned)
+    first = run.evaluate(x, x, ms_ssim=True)
+    second = run.evaluate(x, 255 - x, ms_ssim=True)
+    assert first.ms_ssim.values.tolist() == [1.0, 1.0]
+    assert (second.ms_ssim.values < 1).all()
+    assert not any(hasattr(plan, "ms_values") for plan in seen)
+
+
+def _engine_imports() -> dict[str, set[str]]:
+    engine = Path(run.__file__).parent
+    found: dict[str, set[str]] = {}
+    for path in engine.glob("*.py"):
+        names: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names.add(node.module)
+            elif isinstance(node, ast.Import):
+                names.update(alias.name for alias in node.names)
+        found[f"pipeline.engine.{path.stem}"] = names
+    return found
+
+
+def test_engine_modules_import_no_cycle_and_not_the_package():
+    imports = _engine_imports()
+    assert not [m for m, names in imports.items() if "pipeline" in names], imports
+    graph = {m: {n for n in names if n in imports and n != m} for m, names in imports.items()}
+
+    def reaches(start: str, goal: str, seen: set[str]) -> bool:
+        for nxt in graph[start]:
+            if nxt == goal or (nxt not in seen and reaches(nxt, goal, seen | {nxt})):
+                return True
+        return False
+
+    cycles = [m for m in graph if reaches(m, m, {m})]
+    assert not cycles, cycles
