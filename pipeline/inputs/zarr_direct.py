@@ -42,7 +42,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import operator
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -52,10 +51,10 @@ import numcodecs
 import numpy as np
 import zarr
 from dask.base import tokenize
-from dask.highlevelgraph import HighLevelGraph
 from zarr.storage import WrapperStore
 
 from pipeline.inputs.formats import TRANSIENT_SUFFIX
+from pipeline.inputs.shared_reads import read_part, shared_reads
 from pipeline.results.schema import STATUS_OK
 
 __all__ = [
@@ -588,74 +587,73 @@ def dask_from_zarr_checked(
     normalized = da.core.normalize_chunks(chunks, array.shape, dtype=array.dtype)
     reader = direct_reader(array)
     token = tokenize(array, normalized, image_axis, report_missing, "checked")
-    names = {
-        "source": f"zarr-source-{token}",
-        "read": f"zarr-read-{token}",
-        "pixels": f"from-zarr-checked-{token}",
-        "missing": f"zarr-missing-{token}",
-        "status": f"zarr-status-{token}",
-    }
-    offsets = [np.cumsum((0, *sizes)).tolist() for sizes in normalized]
-    reads: dict[Any, Any] = {names["source"]: reader if reader is not None else array}
-    pixel_tasks: dict[Any, Any] = {}
-    missing_tasks: dict[Any, Any] = {}
-    by_image: dict[int, list[Any]] = {}
-    for index in itertools.product(*(range(len(sizes)) for sizes in normalized)):
-        region = [(offsets[a][i], offsets[a][i + 1]) for a, i in enumerate(index)]
-        reads[(names["read"], *index)] = (_read_checked, names["source"], region)
-        pixel_tasks[(names["pixels"], *index)] = (operator.getitem, (names["read"], *index), 0)
-        missing_tasks[(names["missing"], *index)] = (
-            operator.getitem,
-            (names["read"], *index),
-            1,
-        )
-        j = 0 if image_axis is None else index[image_axis]
-        by_image.setdefault(j, []).append((names["missing"], *index))
-    where = array_location(array)
-    image_chunks = (1,) if image_axis is None else normalized[image_axis]
-    image_offsets = np.cumsum((0, *image_chunks)).tolist()
-    status_tasks = {
-        (names["status"], j): (
-            _image_status,
-            by_image.get(j, []),
-            image_offsets[j],
-            size,
-            image_axis,
-            where,
-            report_missing,
-        )
-        for j, size in enumerate(image_chunks)
-    }
-    # The reads are one layer that both the pixels and the statuses depend on: computed
-    # together, each read runs once and feeds both.
-    layers = {
-        names["read"]: reads,
-        names["pixels"]: pixel_tasks,
-        names["missing"]: missing_tasks,
-        names["status"]: status_tasks,
-    }
-    depends: dict[str, set[str]] = {
-        names["read"]: set(),
-        names["pixels"]: {names["read"]},
-        names["missing"]: {names["read"]},
-        names["status"]: {names["missing"]},
-    }
-
-    def graph(*keep: str) -> HighLevelGraph:
-        return HighLevelGraph({k: layers[k] for k in keep}, {k: depends[k] for k in keep})
-
-    pixels = da.Array(
-        graph(names["read"], names["pixels"]),
-        names["pixels"],
+    # One read task per block gives its pixels and the stored objects it lacked or could
+    # not read; each image chunk's status gathers those of every block it lies in.
+    reads = shared_reads(
+        reader if reader is not None else array,
+        _read_block_checked,
         chunks=normalized,
-        dtype=array.dtype,
-        meta=np.empty((0,) * array.ndim, dtype=array.dtype),
+        name=f"zarr-read-{token}",
     )
-    status = da.Array(
-        graph(names["read"], names["missing"], names["status"]),
-        names["status"],
-        chunks=(tuple(image_chunks),),
+    pixels = read_part(
+        reads,
+        0,
+        meta=np.empty((0,) * array.ndim, dtype=array.dtype),
+        name=f"from-zarr-checked-{token}",
+    )
+    missing = read_part(
+        reads, 1, meta=np.empty((0,) * array.ndim, dtype=object), name=f"zarr-missing-{token}"
+    )
+    image_chunks = (1,) if image_axis is None else normalized[image_axis]
+    # The images of each status chunk, numbered: the chunk's offset and size.
+    images = da.arange(sum(image_chunks), chunks=(tuple(image_chunks),))
+    letters = "".join(chr(ord("b") + axis) for axis in range(array.ndim))
+    if image_axis is not None:
+        letters = letters[:image_axis] + "a" + letters[image_axis + 1 :]
+    status = da.blockwise(
+        _chunk_status,
+        "a",
+        images,
+        "a",
+        missing,
+        letters,
+        image_axis=image_axis,
+        where=array_location(array),
+        report_missing=report_missing,
+        concatenate=False,
+        name=f"zarr-status-{token}",
         dtype=object,
         meta=np.empty((0,), dtype=object),
     )
     return pixels, status
+
+
+def _read_block_checked(
+    source: ChunkFileReader | zarr.Array, key: tuple[slice, ...]
+) -> tuple[np.ndarray, tuple[_ChunkProblem, ...]]:
+    """The read task of block ``key``: :func:`_read_checked` of its region."""
+    return _read_checked(source, [(k.start, k.stop) for k in key])
+
+
+def _chunk_status(
+    images: np.ndarray,
+    blocks: Any,
+    *,
+    image_axis: int | None,
+    where: str,
+    report_missing: bool,
+) -> np.ndarray:
+    """The status task of one image chunk: ``images`` its image numbers, ``blocks`` the
+    problems of every read block it lies in (nested lists, one level per other axis)."""
+    flat: list[tuple[_ChunkProblem, ...]] = []
+
+    def gather(item: Any) -> None:  # in block order, as the reads ran
+        if isinstance(item, list):
+            for inner in item:
+                gather(inner)
+        else:
+            flat.append(item)
+
+    gather(blocks)
+    start = int(images[0]) if images.size else 0
+    return _image_status(flat, start, int(images.size), image_axis, where, report_missing)
