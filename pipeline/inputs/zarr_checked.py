@@ -1,22 +1,7 @@
-"""Read regions of local Zarr arrays straight from their chunk files.
+"""Zarr reads that also say which chunks were missing or could not be read.
 
-Zarr's own read path hands every chunk through its asynchronous codec pipeline
-(an event loop thread, buffer objects, a copy per chunk): for a fast SSIM kernel
-that machinery costs a large share of the CPU that decoding the chunks needs in
-the first place. For the common layout -- an unsharded array in a local
-directory store, stored as plain bytes with at most one whole-chunk compressor
-(Zarr's default zstd, blosc, gzip/zlib) and no filters --
-:class:`ChunkFileReader` reads each chunk file, decompresses it with numcodecs
-and copies the wanted part out: the same bytes, the same values, with none of
-the machinery. Everything else it cannot prove it reads exactly (sharding,
-filters, checksum codecs, other stores, Fortran order, non-numeric dtypes) is
-read by Zarr; so is any chunk that has no file (Zarr's fill-value rules). A
-chunk file that cannot be read, or does not decompress to exactly one chunk, is
-a :class:`ChunkReadError` that names the file (Zarr's own error names neither
-file nor array).
-
-:func:`dask_from_zarr` is :func:`dask.array.from_zarr` with this reader where it
-applies. :func:`dask_from_zarr_checked` is the same read whose tasks also say
+:func:`dask_from_zarr_checked` is :func:`pipeline.inputs.zarr_direct.dask_from_zarr`
+(chunk files read straight from disk where the layout allows) whose tasks also say
 which chunks (or shards) were not in the store, and so which images hold fill
 values instead of data: the chunk reader knows it from the missing file, Zarr's
 own read path from a store wrapper that notes every key a read did not find
@@ -30,326 +15,29 @@ A failure of the system (an ``OSError`` with an ``errno``: EIO, EACCES, a
 network file system) may pass on a retry and is reported as transient; a chunk
 that was read and does not decode fails again, so it is not.
 
-One task reads its chunks one after another (Dask runs the tasks side by side):
-on a local disk that is faster than Zarr's overlapped reads even for many tiny
-chunks (1000 chunks of 4 KB: ~0.07 s against Zarr's ~0.5 s; splitting them over
-a thread pool made it slower, the GIL being the limit), but on a file system with
-a high latency per file (network storage) a task over very many small chunks
-waits for each in turn, where Zarr would overlap them (not measured here).
+Each read task gives its region's pixels and the stored objects it lacked or could
+not read (:mod:`pipeline.inputs.shared_reads`); each chunk of images gathers the
+problems of every read it lies in into its statuses.
 """
 
 from __future__ import annotations
 
-import itertools
 import math
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any, NamedTuple
 
 import dask.array as da
-import numcodecs
 import numpy as np
 import zarr
 from dask.base import tokenize
 from zarr.storage import WrapperStore
 
-from pipeline.inputs.formats import TRANSIENT_SUFFIX
+from pipeline.inputs import zarr_direct
+from pipeline.inputs.files import TRANSIENT_SUFFIX
 from pipeline.inputs.shared_reads import read_part, shared_reads
+from pipeline.inputs.zarr_direct import ChunkFileReader, chunk_indices, chunk_target, read_failure
 from pipeline.results.schema import STATUS_OK
 
-__all__ = [
-    "ChunkFileReader",
-    "ChunkReadError",
-    "array_location",
-    "dask_from_zarr",
-    "dask_from_zarr_checked",
-    "direct_reader",
-]
-
-# zarr_format 2 compressors (numcodecs ids) whose ``decode`` gives one chunk's bytes,
-# each checked against Zarr's own reads in tests/inputs/test_zarr_direct.py.
-_V2_COMPRESSORS = {"zstd", "blosc", "zlib", "gzip"}
-# Longest text of a decoder's error kept in a status: some quote the bytes they choked on.
-_ERROR_TEXT = 200
-
-
-class ChunkReadError(ValueError):
-    """A stored Zarr chunk that could not be read or decoded; the message names its file.
-
-    Attributes
-    ----------
-    path : str
-        The chunk file.
-    reason : str
-        What went wrong, in words fit for a ``status`` entry (``"could not be
-        decoded (...)"``).
-    transient : bool
-        Whether a retry may succeed (the system failed to read the file, not its
-        content to decode).
-    """
-
-    def __init__(self, path: str, reason: str, *, transient: bool = False) -> None:
-        self.path = path
-        self.reason = reason
-        self.transient = transient
-        suffix = TRANSIENT_SUFFIX if transient else ""
-        super().__init__(f"Zarr chunk file {path!r} {reason}{suffix}")
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        # Keeps (path, reason, transient) across pickling, e.g. from a distributed worker.
-        return (_rebuild_read_error, (self.path, self.reason, self.transient))
-
-
-def _rebuild_read_error(path: str, reason: str, transient: bool) -> ChunkReadError:
-    return ChunkReadError(path, reason, transient=transient)
-
-
-def _read_failure(error: Exception) -> tuple[str, bool]:
-    """``(reason, transient)`` for an exception raised reading or decoding one chunk.
-
-    An ``OSError`` with an ``errno`` (EIO, EACCES, ...) or a lost connection is the
-    system's failure, not the chunk's content: a retry may read it; so may a worker
-    that ran short of memory (as for image files, :mod:`pipeline.inputs.formats`).
-    Anything else (a decompressor, a checksum, a size) fails again on the same bytes.
-    """
-    if isinstance(error, OSError) and (
-        error.errno is not None or isinstance(error, ConnectionError | TimeoutError)
-    ):
-        return f"could not be read ({error.strerror or error})", True
-    if isinstance(error, MemoryError):
-        return "could not be decoded (ran out of memory)", True
-    text = str(error).strip() or type(error).__name__
-    if len(text) > _ERROR_TEXT:
-        text = text[:_ERROR_TEXT] + "..."
-    return f"could not be decoded ({type(error).__name__}: {text})", False
-
-
-class ChunkFileReader:
-    """A NumPy-indexable view of a local, unsharded Zarr array that reads chunk files itself.
-
-    Only basic indexing by slices with step 1 (what Dask's getter passes) is
-    served here; anything else goes to the Zarr array.
-
-    Parameters
-    ----------
-    array : zarr.Array
-        The array; see :func:`direct_reader` for which arrays qualify.
-    codec : numcodecs codec or None
-        The chunk compressor (None: chunks stored as raw bytes).
-    stored : numpy.dtype
-        The dtype, with byte order, of the bytes in a chunk file.
-    """
-
-    def __init__(self, array: zarr.Array, codec: Any, stored: np.dtype) -> None:
-        self.array = array
-        self.codec = codec
-        self.stored = stored
-        self.shape = tuple(int(n) for n in array.shape)
-        self.dtype = np.dtype(array.dtype)
-        self.ndim = len(self.shape)
-        self.chunks = tuple(int(c) for c in array.chunks)
-        store = array.store
-        if not isinstance(store, zarr.storage.LocalStore):
-            raise TypeError(f"ChunkFileReader reads local stores only (got {type(store).__name__})")
-        # Absolute: a worker started in another directory still finds the files.
-        self.directory = Path(store.root).absolute() / array.path
-        self._chunk_bytes = math.prod(self.chunks) * stored.itemsize
-
-    def __dask_tokenize__(self) -> Any:
-        return ("ChunkFileReader", tokenize(self.array))
-
-    def __getitem__(self, key: Any) -> np.ndarray:
-        """The pixels at ``key``.
-
-        Raises
-        ------
-        ChunkReadError
-            A chunk file of the region that cannot be read or decoded (named).
-        """
-        region = _plain_region(key, self.shape)
-        if region is None:
-            return np.asarray(self.array[key])
-        out, _, failed = self.read(region)
-        if failed:
-            raise failed[0][1]
-        return out
-
-    def read(
-        self, region: list[tuple[int, int]]
-    ) -> tuple[np.ndarray, list[tuple[int, ...]], list[tuple[tuple[int, ...], ChunkReadError]]]:
-        """The ``(start, stop)`` box ``region``, its chunks without a file, and those that failed.
-
-        Chunks without a file hold the fill value in the result (Zarr's rule); a
-        chunk file that cannot be read or decoded holds zeros there and comes back
-        as ``(index, error)``, so that the other chunks of the region are still read.
-        """
-        out = np.empty(tuple(stop - start for start, stop in region), dtype=self.dtype)
-        missing: list[tuple[int, ...]] = []
-        failed: list[tuple[tuple[int, ...], ChunkReadError]] = []
-        if out.size == 0:
-            return out, missing, failed
-        for index in _chunk_indices(region, self.chunks):
-            try:
-                if not self._copy_chunk(index, region, out):
-                    missing.append(index)
-            except ChunkReadError as error:
-                out[_target(index, region, self.chunks)] = 0
-                failed.append((index, error))
-        return out, missing, failed
-
-    def _copy_chunk(
-        self, index: tuple[int, ...], region: list[tuple[int, int]], out: np.ndarray
-    ) -> bool:
-        """Put the part of chunk ``index`` that lies in ``region`` into ``out``.
-
-        Returns whether the chunk has a file (False: the fill value was put there).
-        """
-        source, whole = [], []
-        for i, (start, stop), size in zip(index, region, self.chunks, strict=True):
-            low, high = max(start, i * size), min(stop, (i + 1) * size)
-            source.append(slice(low - i * size, high - i * size))
-            whole.append(slice(low, high))
-        target = _target(index, region, self.chunks)
-        chunk = self._decoded(index)
-        if chunk is None:  # no chunk file: Zarr's fill-value rules
-            out[target] = self.array[tuple(whole)]
-            return False
-        out[target] = chunk[tuple(source)]
-        return True
-
-    def _decoded(self, index: tuple[int, ...]) -> np.ndarray | None:
-        """Chunk ``index`` as stored, None when it has no file.
-
-        Raises
-        ------
-        ChunkReadError
-            The file cannot be read (transient), does not decompress, or not to
-            exactly one chunk (named).
-        """
-        path = self.directory / self.array.metadata.encode_chunk_key(index)
-        try:
-            data = path.read_bytes()
-        except FileNotFoundError:
-            return None
-        except OSError as error:  # EACCES, EIO, ...: the disk, not the chunk's content
-            reason, transient = _read_failure(error)
-            raise ChunkReadError(str(path), reason, transient=transient) from error
-        if self.codec is not None:
-            try:
-                data = self.codec.decode(data)
-            except Exception as error:  # numcodecs raises RuntimeError, ValueError, ...
-                reason, transient = _read_failure(error)
-                raise ChunkReadError(str(path), reason, transient=transient) from error
-        raw = np.frombuffer(data, dtype=np.uint8)
-        if raw.nbytes != self._chunk_bytes:
-            raise ChunkReadError(
-                str(path),
-                f"holds {raw.nbytes} bytes once decoded, not the {self._chunk_bytes} "
-                f"of a {self.chunks} chunk of {self.stored}",
-            )
-        return raw.view(self.stored).reshape(self.chunks)
-
-
-def _target(
-    index: tuple[int, ...], region: list[tuple[int, int]], chunks: tuple[int, ...]
-) -> tuple[slice, ...]:
-    """Where the part of chunk ``index`` that lies in ``region`` goes in the region's array."""
-    return tuple(
-        slice(max(start, i * size) - start, min(stop, (i + 1) * size) - start)
-        for i, (start, stop), size in zip(index, region, chunks, strict=True)
-    )
-
-
-def _chunk_indices(
-    region: list[tuple[int, int]], chunks: tuple[int, ...]
-) -> Iterator[tuple[int, ...]]:
-    """Indices of the chunks of grid ``chunks`` that a non-empty ``region`` touches."""
-    ranges = [
-        range(start // size, (stop - 1) // size + 1)
-        for (start, stop), size in zip(region, chunks, strict=True)
-    ]
-    return itertools.product(*ranges)
-
-
-def _plain_region(key: Any, shape: tuple[int, ...]) -> list[tuple[int, int]] | None:
-    """``(start, stop)`` per axis for step-1 slices (trailing axes may be left out), else None."""
-    if not isinstance(key, tuple):
-        key = (key,)
-    key = key + (slice(None),) * (len(shape) - len(key))  # trailing axes whole, as NumPy
-    if len(key) != len(shape) or not all(isinstance(k, slice) for k in key):
-        return None
-    region = []
-    for item, length in zip(key, shape, strict=True):
-        start, stop, step = item.indices(length)
-        if step != 1:
-            return None
-        region.append((start, max(start, stop)))
-    return region
-
-
-def direct_reader(array: zarr.Array) -> ChunkFileReader | None:
-    """A :class:`ChunkFileReader` for ``array``, or None where Zarr must read it itself."""
-    try:
-        store = array.store
-        if not isinstance(store, zarr.storage.LocalStore) or array.shards is not None:
-            return None
-        if np.dtype(array.dtype).kind not in "buif":
-            return None
-        metadata = array.metadata
-        if metadata.zarr_format == 2:
-            return _v2_reader(array, metadata)
-        return _v3_reader(array, metadata)
-    except Exception:  # any layout this module does not know: Zarr reads it
-        return None
-
-
-def _v2_reader(array: zarr.Array, metadata: Any) -> ChunkFileReader | None:
-    if metadata.filters or metadata.order != "C":
-        return None
-    compressor = metadata.compressor
-    if compressor is not None and compressor.codec_id not in _V2_COMPRESSORS:
-        return None
-    stored = np.dtype(metadata.dtype.to_native_dtype())
-    return ChunkFileReader(array, compressor, stored)
-
-
-def _v3_reader(array: zarr.Array, metadata: Any) -> ChunkFileReader | None:
-    from zarr.codecs import BloscCodec, BytesCodec, GzipCodec, ZstdCodec
-
-    if metadata.storage_transformers:
-        return None
-    if type(metadata.chunk_grid).__name__ != "RegularChunkGrid":
-        return None
-    codecs = tuple(metadata.codecs)
-    if not codecs or type(codecs[0]) is not BytesCodec or len(codecs) > 2:
-        return None
-    native = np.dtype(array.dtype)
-    endian = codecs[0].endian
-    if native.itemsize == 1 or endian is None:
-        stored = native.newbyteorder("=")
-    else:
-        stored = native.newbyteorder("<" if endian.value == "little" else ">")
-    if len(codecs) == 1:
-        return ChunkFileReader(array, None, stored)
-    codec = codecs[1]
-    if type(codec) is ZstdCodec:
-        compressor: Any = numcodecs.Zstd(level=codec.level, checksum=codec.checksum)
-    elif type(codec) is BloscCodec:
-        compressor = numcodecs.Blosc()  # decoding reads its settings from each chunk
-    elif type(codec) is GzipCodec:
-        compressor = numcodecs.GZip(level=codec.level)
-    else:
-        return None
-    return ChunkFileReader(array, compressor, stored)
-
-
-def dask_from_zarr(array: zarr.Array, chunks: tuple[Any, ...]) -> da.Array:
-    """:func:`dask.array.from_zarr` of ``array`` at ``chunks``, read directly where possible."""
-    reader = direct_reader(array)
-    if reader is None:
-        return da.from_zarr(array, chunks=chunks)
-    name = "from-zarr-direct-" + tokenize(array, chunks)
-    return da.from_array(reader, chunks=chunks, name=name, asarray=False, fancy=False)
+__all__ = ["array_location", "dask_from_zarr_checked", "read_checked"]
 
 
 class _RecordingStore(WrapperStore[Any]):
@@ -409,7 +97,7 @@ def _box(
     )
 
 
-def _read_checked(
+def read_checked(
     source: ChunkFileReader | zarr.Array, region: list[tuple[int, int]]
 ) -> tuple[np.ndarray, tuple[_ChunkProblem, ...]]:
     """One task: ``region`` of the array and the stored objects it lacked or could not read.
@@ -451,7 +139,7 @@ def _read_checked(
     grid, array_shape = _storage_grid(source), tuple(int(n) for n in source.shape)
     not_stored = tuple(
         _ChunkProblem(key, _box(index, grid, array_shape))
-        for index in _chunk_indices(region, grid)
+        for index in chunk_indices(region, grid)
         if (key := _chunk_key(source, index)) in lacking
     )
     return out, not_stored + broken
@@ -469,8 +157,8 @@ def _read_chunk_by_chunk(
     chunks = tuple(int(c) for c in source.chunks)
     grid, shape = _storage_grid(source), tuple(int(n) for n in source.shape)
     out = np.zeros(tuple(stop - start for start, stop in region), dtype=source.dtype)
-    for index in _chunk_indices(region, chunks):
-        target = _target(index, region, chunks)
+    for index in chunk_indices(region, chunks):
+        target = chunk_target(index, region, chunks)
         whole = tuple(
             slice(start + part.start, start + part.stop)
             for (start, _), part in zip(region, target, strict=True)
@@ -478,7 +166,7 @@ def _read_chunk_by_chunk(
         try:
             out[target] = inner[whole]
         except Exception as error:  # whatever the codec pipeline raises: this chunk fails
-            reason, transient = _read_failure(error)
+            reason, transient = read_failure(error)
             stored = tuple(i * c // g for i, c, g in zip(index, chunks, grid, strict=True))
             box = _box(index, chunks, shape)
             failed.append(_ChunkProblem(_chunk_key(source, stored), box, reason, transient))
@@ -558,7 +246,7 @@ def dask_from_zarr_checked(
     image_axis: int | None,
     report_missing: bool = True,
 ) -> tuple[da.Array, da.Array]:
-    """:func:`dask_from_zarr`, plus each image's status from the same read tasks.
+    """:func:`~pipeline.inputs.zarr_direct.dask_from_zarr` and each image's status, same reads.
 
     Parameters
     ----------
@@ -575,9 +263,9 @@ def dask_from_zarr_checked(
     Returns
     -------
     pixels : dask.array.Array
-        As :func:`dask_from_zarr` reads them (missing chunks hold the fill value),
-        except that a chunk which cannot be read or decoded holds zeros instead of
-        stopping the read.
+        As :func:`~pipeline.inputs.zarr_direct.dask_from_zarr` reads them (missing
+        chunks hold the fill value), except that a chunk which cannot be read or
+        decoded holds zeros instead of stopping the read.
     status : dask.array.Array
         ``(image,)`` strings chunked like ``image_axis``: ``"ok"``, or what failed in
         the chunks the image lies in, each named by its key and the array: chunks
@@ -585,7 +273,8 @@ def dask_from_zarr_checked(
         be read (transient) or decoded (not retried: the same bytes fail again).
     """
     normalized = da.core.normalize_chunks(chunks, array.shape, dtype=array.dtype)
-    reader = direct_reader(array)
+    # Looked up at each call: a benchmark turns the direct reads off by replacing it.
+    reader = zarr_direct.direct_reader(array)
     token = tokenize(array, normalized, image_axis, report_missing, "checked")
     # One read task per block gives its pixels and the stored objects it lacked or could
     # not read; each image chunk's status gathers those of every block it lies in.
@@ -631,8 +320,8 @@ def dask_from_zarr_checked(
 def _read_block_checked(
     source: ChunkFileReader | zarr.Array, key: tuple[slice, ...]
 ) -> tuple[np.ndarray, tuple[_ChunkProblem, ...]]:
-    """The read task of block ``key``: :func:`_read_checked` of its region."""
-    return _read_checked(source, [(k.start, k.stop) for k in key])
+    """The read task of block ``key``: :func:`read_checked` of its region."""
+    return read_checked(source, [(k.start, k.stop) for k in key])
 
 
 def _chunk_status(
