@@ -26,10 +26,10 @@ from typing import Any
 import dask.array as da
 import numpy as np
 from dask.base import tokenize
-from dask.highlevelgraph import HighLevelGraph, MaterializedLayer
+from dask.highlevelgraph import HighLevelGraph
 
-# Task objects are dask's task specification (public as dask.task_spec since 2025.1,
-# the oldest dask this package allows); the tuple form is deprecated there.
+# Task objects are dask's documented task specification (the module dask.task_spec,
+# public since 2025.1, the oldest dask this package allows); tuple tasks are deprecated.
 from dask.task_spec import Task, TaskRef
 
 __all__ = ["map_overlapping"]
@@ -209,16 +209,6 @@ def map_overlapping(
         key = (out_name, *location, *zeros)
         layout = (axes, depth, before, after, tuple(offsets))
         out[key] = Task(key, _run_block, block_fn, location, layout, len(arrays), *parts)
-    layers: dict[str, Any] = {}
-    dependencies: dict[str, set[str]] = {}
-    for array in arrays:
-        graph = array.__dask_graph__()
-        assert isinstance(graph, HighLevelGraph)  # a dask.array.Array's graph always is
-        layers.update(graph.layers)
-        dependencies.update(graph.dependencies)
-    inputs = {layer for array in arrays for layer in array.__dask_layers__()}
-    layers[halo_name] = MaterializedLayer(halo)
-    dependencies[halo_name] = set(inputs)
-    layers[out_name] = MaterializedLayer(out)
-    dependencies[out_name] = inputs | {halo_name}
-    return da.Array(HighLevelGraph(layers, dependencies), out_name, chunks=chunks, meta=meta)
+    # One layer of both steps over the inputs' graphs (HighLevelGraph.from_collections).
+    graph = HighLevelGraph.from_collections(out_name, {**halo, **out}, dependencies=arrays)
+    return da.Array(graph, out_name, chunks=chunks, meta=meta)
