@@ -7,7 +7,8 @@ the piece of the whole image's valid map centred in the block (kernels/reference
 
 The overlapped blocks are assembled in the task that uses them
 (:func:`pipeline.tiling.halo.map_overlapping`: the same blocks as Dask's
-``overlap(boundary="none")``, in two tasks per block instead of about ten).
+``map_overlap(boundary="none")``, in two tasks per block instead of about ten,
+with less memory held; figures in that module).
 Chunks smaller than the depth cannot lend a full overlap to their
 neighbours; Dask's ``map_overlap(allow_rechunk=True)`` would rechunk them behind
 our back, so :func:`merge_small_chunks` merges them here, explicitly and
@@ -63,9 +64,6 @@ TASKS_PER_BATCH = 32
 # task count alone, 131,072 images of 32x32 with 4x4 regions held ~2 GB per batch.
 # 64 MiB keeps a batch a few hundred MB at most and still thousands of small images.
 BATCH_STATISTICS_BYTES = 64 * 2**20
-
-# The overlapped-block step: "halo" (pipeline.tiling.halo) or "map_overlap" (dask's own).
-_OVERLAP = "halo"
 
 # A batch capped by BATCH_STATISTICS_BYTES keeps whole source chunks per task as long
 # as it still has this many tasks (a few per worker of a small machine); below that,
@@ -308,7 +306,7 @@ def map_valid_blocks(
         (1,) * len(first.chunks[2]),
         *((size,) for size in out_tail),
     )
-    return _overlapped(
+    return map_overlapping(
         on_block,
         arrays,
         depth=depth,
@@ -342,7 +340,7 @@ def valid_map_array(
             start, stop = block_centres(bounds, i, depth, length)
             sizes.append(stop - start)
         valid_chunks.append(tuple(sizes))
-    return _overlapped(
+    return map_overlapping(
         lambda xb, yb, location: map_fn(xb, yb),
         [x, y],
         depth=depth,
@@ -418,7 +416,7 @@ def map_valid_blocks_nd(
         *((1,) * len(first.chunks[axis]) for axis in axes),
         *((size,) for size in out_tail),
     )
-    return _overlapped(
+    return map_overlapping(
         on_block,
         arrays,
         depth=depth,
@@ -426,43 +424,6 @@ def map_valid_blocks_nd(
         chunks=out_chunks,
         meta=np.empty((0,) * (ndim + len(out_tail) - 1), dtype=np.float64),
         name="valid-blocks-nd",
-    )
-
-
-def _overlapped(
-    block_fn: Callable[..., Any],
-    arrays: list[da.Array],
-    *,
-    depth: int,
-    axes: tuple[int, ...],
-    chunks: tuple[tuple[int, ...], ...],
-    meta: Any,
-    name: str,
-) -> da.Array:
-    """``block_fn(*blocks, location=index)`` on every block overlapped by ``depth``."""
-    if _OVERLAP == "halo":
-        return map_overlapping(
-            block_fn, arrays, depth=depth, axes=axes, chunks=chunks, meta=meta, name=name
-        )
-    grid_ndim = arrays[0].ndim - 1
-    new_axis = list(range(arrays[0].ndim, meta.ndim)) if meta.ndim > arrays[0].ndim else None
-
-    def run(*blocks: Any, block_id: tuple[int, ...]) -> Any:
-        return block_fn(*blocks, location=tuple(block_id[:grid_ndim]))
-
-    return da.map_overlap(
-        run,
-        *arrays,
-        depth={axis: depth for axis in axes},
-        boundary="none",
-        trim=False,
-        align_arrays=False,
-        allow_rechunk=False,
-        chunks=chunks,
-        new_axis=new_axis,
-        meta=meta,
-        dtype=meta.dtype,
-        token=name,
     )
 
 

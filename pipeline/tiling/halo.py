@@ -15,6 +15,18 @@ consuming task copies its own block and those edges into one array and calls
 the block function on it. The block a function sees is exactly the one of
 ``dask.array.overlap`` with ``boundary="none"``: the chunk extended by
 ``depth`` along each overlapped axis, clipped at the array's edges.
+
+Measured against ``dask.array.map_overlap(boundary="none", trim=False)`` as the
+overlapped-block step of :mod:`pipeline.tiling.chunks` (same blocks, same SSIM to
+the last digit): ``pipeline.evaluate`` of a 20000 x 20000 uint8 Zarr pair in
+1000 x 1000 chunks (the streaming benchmark, ``benchmarks/bench_memory.py``),
+one run per process, the two alternated, on 2 shared cores (load 5 to 7):
+
+* map_overlap: 22.1, 20.3, 16.8 s; peak RSS 692, 761, 682 MB;
+* halo: 15.5, 22.9, 15.8, 23.4 s; peak RSS 498, 542, 512, 540 MB.
+
+Wall time is a tie within the noise of the shared machine; the peak memory is
+about 190 MB (a third) lower here, so this module stays.
 """
 
 from __future__ import annotations
