@@ -81,8 +81,9 @@ def read_part(
     ``reads``).
     """
     new_axis = list(range(reads.ndim, meta.ndim)) if meta.ndim > reads.ndim else None
-    return reads.map_blocks(
+    return da.map_blocks(
         operator.getitem,
+        reads,
         index,
         chunks=reads.chunks if chunks is None else chunks,
         new_axis=new_axis,

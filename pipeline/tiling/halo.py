@@ -222,5 +222,6 @@ def map_overlapping(
         layout = (axes, depth, before, after, tuple(offsets))
         out[key] = Task(key, _run_block, block_fn, location, layout, len(arrays), *parts)
     # One layer of both steps over the inputs' graphs (HighLevelGraph.from_collections).
-    graph = HighLevelGraph.from_collections(out_name, {**halo, **out}, dependencies=arrays)
+    inputs: list[Any] = list(arrays)
+    graph = HighLevelGraph.from_collections(out_name, {**halo, **out}, dependencies=inputs)
     return da.Array(graph, out_name, chunks=chunks, meta=meta)
