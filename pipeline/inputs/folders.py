@@ -316,7 +316,7 @@ class _Slots:
 
     members: tuple[_Member, ...]
     image_shape: tuple[int, int, int]
-    dtype: str
+    pixel_dtype: str
     decoding: _Decoding
 
     @property
@@ -327,6 +327,10 @@ class _Slots:
     @property
     def ndim(self) -> int:
         return 1
+
+    @property
+    def dtype(self) -> np.dtype:
+        return np.dtype(object)
 
 
 def _decode_slots(
@@ -339,7 +343,7 @@ def _decode_slots(
         tuple(m.generated for m in chunk),
         tuple(m.failure for m in chunk),
         slots.image_shape,
-        slots.dtype,
+        slots.pixel_dtype,
         slots.decoding,
         tuple(m.reference_stamp for m in chunk),
         tuple(m.generated_stamp for m in chunk),

@@ -110,7 +110,7 @@ class _Files:
 
     paths: tuple[str, ...]
     image_shape: tuple[int, int, int]
-    dtype: str
+    pixel_dtype: str
 
     @property
     def shape(self) -> tuple[int]:
@@ -121,13 +121,17 @@ class _Files:
     def ndim(self) -> int:
         return 1
 
+    @property
+    def dtype(self) -> np.dtype:
+        return np.dtype(object)
+
 
 def _decode_files(files: _Files, key: tuple[slice, ...]) -> tuple[np.ndarray, np.ndarray]:
     """One decode task: the files ``key`` selects, ``(file, y, x, channel)``, and their statuses."""
     chosen = list(files.paths[key[0]])
     shape = files.image_shape
     image_shape = shape[:2] if shape[2] == 1 else shape
-    stack, statuses = decode_batch(chosen, shape=image_shape, dtype=files.dtype)
+    stack, statuses = decode_batch(chosen, shape=image_shape, dtype=files.pixel_dtype)
     return stack.reshape(len(chosen), *shape), np.asarray(statuses, dtype=object)
 
 

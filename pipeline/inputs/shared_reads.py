@@ -39,7 +39,8 @@ def shared_reads(
     ----------
     source : array-like
         Held once in the graph and handed to every read (a chunk reader, the files
-        of a stack); it needs ``shape`` and ``ndim``, the read space.
+        of a stack); it needs ``shape``, ``ndim`` and ``dtype`` (object: the blocks
+        are tuples), the read space, as ``from_array`` asks.
     read : callable
         ``read(source, key)`` with ``key`` one slice (step 1) per axis; returns a
         tuple. A module-level function, so that the graph pickles.
