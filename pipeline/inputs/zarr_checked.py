@@ -119,15 +119,14 @@ def read_checked(
             for i, error in failed
         )
         return out, tuple(problems)
-    from zarr.core.array import AsyncArray
     from zarr.storage import StorePath
 
     shape = tuple(stop - start for start, stop in region)
     if math.prod(shape) == 0:
         return np.empty(shape, dtype=source.dtype), ()
     recorder = _RecordingStore(source.store)
-    inner: Any = AsyncArray(
-        source.metadata, StorePath(recorder, source.path), config=source._async_array.config
+    inner: Any = zarr.AsyncArray(
+        source.metadata, StorePath(recorder, source.path), config=source.async_array.config
     )
     reading = zarr.Array(inner)
     broken: tuple[_ChunkProblem, ...] = ()
