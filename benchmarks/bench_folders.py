@@ -11,7 +11,8 @@ worker count, the script times
 * **end to end**: ``pipeline.evaluate(reference_dir, generated_dir, output=...)``
   -- pairing (headers), decoding, SSIM, reductions and Zarr commits;
 
-and prints the ratio of throughputs (target: end to end >= 80 % of decode only).
+and prints the ratio of throughputs (target: end to end >= 80 % of decode only),
+then the tasks per pair of the planned graphs and the process's peak RSS.
 Each run also records the process CPU seconds (all threads) and the 1-minute load
 average before it: on a shared machine other jobs stretch the wall clock of one run
 and not the other, while the CPU seconds show how much work each run did.
@@ -121,6 +122,29 @@ def decode_only(ref: Path, gen: Path) -> tuple[float, float]:
     return time.perf_counter() - start, time.process_time() - cpu
 
 
+def tasks_per_pair(ref: Path, gen: Path) -> tuple[float, float]:
+    """Tasks per pair of the run's planned graphs, as built and after ``dask.optimize``."""
+    config = sp.RunConfig()
+    pair = open_pair(ref, gen)
+    built = optimized = 0
+    for group in pair.groups:
+        statistics = plan_run(config, group).statistics
+        built += len(dict(statistics.__dask_graph__()))
+        (lean,) = dask.optimize(statistics)
+        optimized += len(dict(lean.__dask_graph__()))
+    return built / pair.n_images, optimized / pair.n_images
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory (VmHWM), MB; NaN where /proc is absent."""
+    status = Path("/proc/self/status")
+    if status.exists():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
 def end_to_end(ref: Path, gen: Path, out: Path, device: str = "cpu") -> tuple[float, float]:
     """Wall and CPU seconds of ``pipeline.evaluate`` on the two folders, into a Zarr store."""
     shutil.rmtree(out, ignore_errors=True)
@@ -191,6 +215,9 @@ def main() -> None:
         )
     print(f"end-to-end throughput = {100 * decode_s / e2e_s:.0f} % of decode only (target >= 80 %)")
     print(f"CPU seconds: decode only = {100 * decode_cpu / e2e_cpu:.0f} % of end to end")
+    built, optimized = tasks_per_pair(ref, gen)
+    print(f"graph: {built:.2f} tasks per pair as built, {optimized:.2f} after dask.optimize")
+    print(f"peak RSS of this process: {peak_rss_mb():.0f} MB")
     shutil.rmtree(out.parent, ignore_errors=True)
 
 

@@ -30,7 +30,7 @@ import zarr
 from pipeline.engine.config import RunConfig, resolve_config
 from pipeline.engine.plan import GroupPlan, RunPlan, plan_run
 from pipeline.engine.schedulers import SchedulerSession, open_scheduler
-from pipeline.inputs.formats import is_transient_status
+from pipeline.inputs.files import is_transient_status
 from pipeline.inputs.sources import open_pair
 from pipeline.reductions.kernel_spec import KernelSpec
 from pipeline.reductions.statistics import finalize_statistics
@@ -249,7 +249,7 @@ def evaluate(
     on_retry : callable, optional
         With ``resume=True``: called once, before any work, as ``on_retry(n_pairs)``
         when the store holds pairs that failed for a transient reason (file not found,
-        permission, I/O error; see :func:`pipeline.inputs.formats.is_transient_status`).
+        permission, I/O error; see :func:`pipeline.inputs.files.is_transient_status`).
         Their batches are computed again and their rows overwritten; a file that was
         read and did not decode stays failed and is not retried.
     **overrides

@@ -49,20 +49,18 @@ The rules, as users see them:
 from __future__ import annotations
 
 import hashlib
-import operator
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import dask.array as da
 import numpy as np
 from dask.base import tokenize
-from dask.highlevelgraph import HighLevelGraph
 
 from pipeline.inputs.images import FileStamp, decode_batch, display_path
 from pipeline.inputs.pairing import PairingPlan, pair_folders
+from pipeline.inputs.shared_reads import read_part, shared_reads
 from pipeline.inputs.sources import (
     DEFAULT_MAX_IMAGE_PIXELS,
     InputOptions,
@@ -278,47 +276,21 @@ def _group_pair(
     height, width = int(shape[0]), int(shape[1])
     channels = int(shape[2]) if len(shape) == 3 else 1
     token = tokenize(members, shape, str(dtype), decoding, image_chunks)
-    decode = f"decode-image-files-{token}"
-    names = {
-        "reference": f"reference-files-{token}",
-        "generated": f"generated-files-{token}",
-        "status": f"read-status-{token}",
-    }
-    tasks: dict[Any, Any] = {}
-    start = 0
-    for j, size in enumerate(image_chunks):
-        chunk = members[start : start + size]
-        tasks[(decode, j)] = (
-            _decode_pairs,
-            tuple(m.reference for m in chunk),
-            tuple(m.generated for m in chunk),
-            tuple(m.failure for m in chunk),
-            (height, width, channels),
-            str(dtype),
-            decoding,
-            tuple(m.reference_stamp for m in chunk),
-            tuple(m.generated_stamp for m in chunk),
-        )
-        tasks[(names["reference"], j, 0, 0, 0)] = (operator.getitem, (decode, j), 0)
-        tasks[(names["generated"], j, 0, 0, 0)] = (operator.getitem, (decode, j), 1)
-        tasks[(names["status"], j)] = (operator.getitem, (decode, j), 2)
-        start += size
-    chunks = (tuple(image_chunks), (height,), (width,), (channels,))
-    arrays = {}
-    for side in ("reference", "generated"):
-        keys = {k: v for k, v in tasks.items() if k[0] in (decode, names[side])}
-        graph = HighLevelGraph.from_collections(names[side], keys, dependencies=())
-        arrays[side] = da.Array(
-            graph, names[side], chunks=chunks, dtype=dtype, meta=np.empty((0,) * 4, dtype=dtype)
-        )
-    keys = {k: v for k, v in tasks.items() if k[0] in (decode, names["status"])}
-    status = da.Array(
-        HighLevelGraph.from_collections(names["status"], keys, dependencies=()),
-        names["status"],
+    # One task decodes both sides of a chunk of pairs; the two stacks and the statuses
+    # are its three parts.
+    decoded = shared_reads(
+        _Slots(members, (height, width, channels), str(dtype), decoding),
+        _decode_slots,
         chunks=(tuple(image_chunks),),
-        dtype=object,
-        meta=np.empty((0,), dtype=object),
+        name=f"decode-image-files-{token}",
     )
+    pixels = np.empty((0,) * 4, dtype=dtype)
+    chunks = (tuple(image_chunks), (height,), (width,), (channels,))
+    arrays = {
+        side: read_part(decoded, k, meta=pixels, chunks=chunks, name=f"{side}-files-{token}")
+        for k, side in enumerate(("reference", "generated"))
+    }
+    status = read_part(decoded, 2, meta=np.empty((0,), dtype=object), name=f"read-status-{token}")
 
     def rechunked(new_chunks: tuple[int, ...]) -> SourcePair:
         return _group_pair(members, shape, dtype, identity, decoding, tuple(new_chunks))
@@ -335,6 +307,46 @@ def _group_pair(
         status={k: m.failure for k, m in enumerate(members) if m.failure is not None},
         read_status=status,
         rechunked=rechunked,
+    )
+
+
+@dataclass(frozen=True)
+class _Slots:
+    """The pairs of a size group, as the decode tasks read them (slot ``k``: ``members[k]``)."""
+
+    members: tuple[_Member, ...]
+    image_shape: tuple[int, int, int]
+    pixel_dtype: str
+    decoding: _Decoding
+
+    @property
+    def shape(self) -> tuple[int]:
+        """The slots, as :func:`~pipeline.inputs.shared_reads.shared_reads` chunks them."""
+        return (len(self.members),)
+
+    @property
+    def ndim(self) -> int:
+        return 1
+
+    @property
+    def dtype(self) -> np.dtype:
+        return np.dtype(object)
+
+
+def _decode_slots(
+    slots: _Slots, key: tuple[slice, ...]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The decode task of the slots ``key`` selects (:func:`_decode_pairs`)."""
+    chunk = slots.members[key[0]]
+    return _decode_pairs(
+        tuple(m.reference for m in chunk),
+        tuple(m.generated for m in chunk),
+        tuple(m.failure for m in chunk),
+        slots.image_shape,
+        slots.pixel_dtype,
+        slots.decoding,
+        tuple(m.reference_stamp for m in chunk),
+        tuple(m.generated_stamp for m in chunk),
     )
 
 

@@ -49,10 +49,10 @@ decoded arrays:
   not UTF-8 become ``\\xNN`` escapes; the real path is kept for reading, and
   :func:`path_from_display` gives it back from the shown text.
 
-The decoders themselves -- how Pillow and tifffile are driven, and
-:class:`ImageDecodeError` (importable from here too) -- are in
-:mod:`pipeline.inputs.formats`; this module picks one from a file's first bytes
-and holds the public functions.
+The decoders themselves -- how Pillow and tifffile are driven -- are in
+:mod:`pipeline.inputs.formats`; how files are named, stamped and opened, and
+:class:`ImageDecodeError` (importable from here too), in :mod:`pipeline.inputs.files`.
+This module picks a decoder from a file's first bytes and holds the public functions.
 """
 
 from __future__ import annotations
@@ -64,20 +64,22 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline.inputs.files import (
+    FileStamp,
+    ImageDecodeError,
+    check_unchanged,
+    display_path,
+    open_image_file,
+    path_from_display,
+)
 from pipeline.inputs.formats import (
     PILLOW_EXTENSIONS,
     PILLOW_FORMATS,
     TIFF_EXTENSIONS,
-    FileStamp,
-    ImageDecodeError,
-    check_unchanged,
     decode_pillow,
     decode_tiff,
     decoder_failure,
-    display_path,
     is_tiff,
-    open_image_file,
-    path_from_display,
     pillow_header,
     read_head,
     tiff_header,

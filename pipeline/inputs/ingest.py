@@ -30,7 +30,6 @@ before the root carried its marker are recognised by their layout.
 from __future__ import annotations
 
 import hashlib
-import operator
 import os
 import shutil
 from collections.abc import Callable
@@ -44,10 +43,10 @@ import numpy as np
 import xarray as xr
 import zarr
 from dask.base import tokenize
-from dask.highlevelgraph import HighLevelGraph
 
 from pipeline.inputs.images import ImageDecodeError, decode_batch, display_path, read_header
 from pipeline.inputs.pairing import find_images
+from pipeline.inputs.shared_reads import read_part, shared_reads
 from pipeline.inputs.sources import (
     InputOptions,
     SourcePair,
@@ -105,12 +104,35 @@ def _group_name(shape: tuple[int, ...], dtype: np.dtype) -> str:
     return f"{shape[0]}x{shape[1]}x{channels}_{dtype}"
 
 
-def _decode_chunk(
-    paths: tuple[str, ...], shape: tuple[int, int, int], dtype: str
-) -> tuple[np.ndarray, np.ndarray]:
+@dataclass(frozen=True)
+class _Files:
+    """The files of one size group, as its decode tasks read them."""
+
+    paths: tuple[str, ...]
+    image_shape: tuple[int, int, int]
+    pixel_dtype: str
+
+    @property
+    def shape(self) -> tuple[int]:
+        """The files, as :func:`~pipeline.inputs.shared_reads.shared_reads` chunks them."""
+        return (len(self.paths),)
+
+    @property
+    def ndim(self) -> int:
+        return 1
+
+    @property
+    def dtype(self) -> np.dtype:
+        return np.dtype(object)
+
+
+def _decode_files(files: _Files, key: tuple[slice, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """One decode task: the files ``key`` selects, ``(file, y, x, channel)``, and their statuses."""
+    chosen = list(files.paths[key[0]])
+    shape = files.image_shape
     image_shape = shape[:2] if shape[2] == 1 else shape
-    stack, statuses = decode_batch(list(paths), shape=image_shape, dtype=dtype)
-    return stack.reshape(len(paths), *shape), np.asarray(statuses, dtype=object)
+    stack, statuses = decode_batch(chosen, shape=image_shape, dtype=files.pixel_dtype)
+    return stack.reshape(len(chosen), *shape), np.asarray(statuses, dtype=object)
 
 
 def _stack(
@@ -118,30 +140,22 @@ def _stack(
 ) -> tuple[da.Array, da.Array]:
     """Lazy ``(file, y, x, channel)`` stack and statuses, one file per decode task."""
     token = tokenize(paths, shape, str(dtype))
-    decode, pixels, status = (
-        f"{n}-{token}" for n in ("ingest-decode", "ingest-pixels", "ingest-status")
-    )
-    tasks: dict[Any, Any] = {}
-    for k, path in enumerate(paths):
-        tasks[(decode, k)] = (_decode_chunk, (path,), shape, str(dtype))
-        tasks[(pixels, k, 0, 0, 0)] = (operator.getitem, (decode, k), 0)
-        tasks[(status, k)] = (operator.getitem, (decode, k), 1)
     n = len(paths)
-    pixel_tasks = {k: v for k, v in tasks.items() if k[0] in (decode, pixels)}
-    status_tasks = {k: v for k, v in tasks.items() if k[0] in (decode, status)}
-    stack = da.Array(
-        HighLevelGraph.from_collections(pixels, pixel_tasks, dependencies=()),
-        pixels,
-        chunks=((1,) * n, (shape[0],), (shape[1],), (shape[2],)),
-        dtype=dtype,
-        meta=np.empty((0,) * 4, dtype=dtype),
-    )
-    statuses = da.Array(
-        HighLevelGraph.from_collections(status, status_tasks, dependencies=()),
-        status,
+    decoded = shared_reads(
+        _Files(tuple(paths), shape, str(dtype)),
+        _decode_files,
         chunks=((1,) * n,),
-        dtype=object,
-        meta=np.empty((0,), dtype=object),
+        name=f"ingest-decode-{token}",
+    )
+    stack = read_part(
+        decoded,
+        0,
+        meta=np.empty((0,) * 4, dtype=dtype),
+        chunks=((1,) * n, (shape[0],), (shape[1],), (shape[2],)),
+        name=f"ingest-pixels-{token}",
+    )
+    statuses = read_part(
+        decoded, 1, meta=np.empty((0,), dtype=object), name=f"ingest-status-{token}"
     )
     return stack, statuses
 

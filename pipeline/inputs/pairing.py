@@ -52,7 +52,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from pipeline.inputs.formats import special_file_kind
+from pipeline.inputs.files import special_file_kind
 from pipeline.inputs.images import (
     IMAGE_EXTENSIONS,
     FileStamp,

@@ -48,8 +48,9 @@ import dask.array as da
 import numpy as np
 import zarr
 
-from pipeline.inputs.formats import is_transient_status
-from pipeline.inputs.zarr_direct import array_location, dask_from_zarr, dask_from_zarr_checked
+from pipeline.inputs.files import is_transient_status
+from pipeline.inputs.zarr_checked import array_location, dask_from_zarr_checked
+from pipeline.inputs.zarr_direct import dask_from_zarr
 from pipeline.metrics.checks import normalize_channel_axis
 from pipeline.results.schema import STATUS_OK
 

@@ -16,19 +16,8 @@ a :class:`ChunkReadError` that names the file (Zarr's own error names neither
 file nor array).
 
 :func:`dask_from_zarr` is :func:`dask.array.from_zarr` with this reader where it
-applies. :func:`dask_from_zarr_checked` is the same read whose tasks also say
-which chunks (or shards) were not in the store, and so which images hold fill
-values instead of data: the chunk reader knows it from the missing file, Zarr's
-own read path from a store wrapper that notes every key a read did not find
-(no listing of the store, no extra request). Zarr itself cannot tell a missing
-chunk from a stored one. The same tasks also report the chunks that are stored
-but cannot be read or decoded (truncated, overwritten, unreadable): those are
-never taken for data, and only the images they hold fail. Zarr's read path
-fails a whole read for one bad chunk, so a read that fails is made again one
-chunk (inner chunk, for a sharded array) at a time to find the chunks at fault.
-A failure of the system (an ``OSError`` with an ``errno``: EIO, EACCES, a
-network file system) may pass on a retry and is reported as transient; a chunk
-that was read and does not decode fails again, so it is not.
+applies; :mod:`pipeline.inputs.zarr_checked` builds on it the reads that also
+report missing and broken chunks.
 
 One task reads its chunks one after another (Dask runs the tasks side by side):
 on a local disk that is faster than Zarr's overlapped reads even for many tiny
@@ -42,29 +31,26 @@ from __future__ import annotations
 
 import itertools
 import math
-import operator
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import dask.array as da
 import numcodecs
 import numpy as np
 import zarr
 from dask.base import tokenize
-from dask.highlevelgraph import HighLevelGraph
-from zarr.storage import WrapperStore
 
-from pipeline.inputs.formats import TRANSIENT_SUFFIX
-from pipeline.results.schema import STATUS_OK
+from pipeline.inputs.files import TRANSIENT_SUFFIX
 
 __all__ = [
     "ChunkFileReader",
     "ChunkReadError",
-    "array_location",
+    "chunk_indices",
+    "chunk_target",
     "dask_from_zarr",
-    "dask_from_zarr_checked",
     "direct_reader",
+    "read_failure",
 ]
 
 # zarr_format 2 compressors (numcodecs ids) whose ``decode`` gives one chunk's bytes,
@@ -105,7 +91,7 @@ def _rebuild_read_error(path: str, reason: str, transient: bool) -> ChunkReadErr
     return ChunkReadError(path, reason, transient=transient)
 
 
-def _read_failure(error: Exception) -> tuple[str, bool]:
+def read_failure(error: Exception) -> tuple[str, bool]:
     """``(reason, transient)`` for an exception raised reading or decoding one chunk.
 
     An ``OSError`` with an ``errno`` (EIO, EACCES, ...) or a lost connection is the
@@ -189,12 +175,12 @@ class ChunkFileReader:
         failed: list[tuple[tuple[int, ...], ChunkReadError]] = []
         if out.size == 0:
             return out, missing, failed
-        for index in _chunk_indices(region, self.chunks):
+        for index in chunk_indices(region, self.chunks):
             try:
                 if not self._copy_chunk(index, region, out):
                     missing.append(index)
             except ChunkReadError as error:
-                out[_target(index, region, self.chunks)] = 0
+                out[chunk_target(index, region, self.chunks)] = 0
                 failed.append((index, error))
         return out, missing, failed
 
@@ -210,7 +196,7 @@ class ChunkFileReader:
             low, high = max(start, i * size), min(stop, (i + 1) * size)
             source.append(slice(low - i * size, high - i * size))
             whole.append(slice(low, high))
-        target = _target(index, region, self.chunks)
+        target = chunk_target(index, region, self.chunks)
         chunk = self._decoded(index)
         if chunk is None:  # no chunk file: Zarr's fill-value rules
             out[target] = self.array[tuple(whole)]
@@ -233,13 +219,13 @@ class ChunkFileReader:
         except FileNotFoundError:
             return None
         except OSError as error:  # EACCES, EIO, ...: the disk, not the chunk's content
-            reason, transient = _read_failure(error)
+            reason, transient = read_failure(error)
             raise ChunkReadError(str(path), reason, transient=transient) from error
         if self.codec is not None:
             try:
                 data = self.codec.decode(data)
             except Exception as error:  # numcodecs raises RuntimeError, ValueError, ...
-                reason, transient = _read_failure(error)
+                reason, transient = read_failure(error)
                 raise ChunkReadError(str(path), reason, transient=transient) from error
         raw = np.frombuffer(data, dtype=np.uint8)
         if raw.nbytes != self._chunk_bytes:
@@ -251,7 +237,7 @@ class ChunkFileReader:
         return raw.view(self.stored).reshape(self.chunks)
 
 
-def _target(
+def chunk_target(
     index: tuple[int, ...], region: list[tuple[int, int]], chunks: tuple[int, ...]
 ) -> tuple[slice, ...]:
     """Where the part of chunk ``index`` that lies in ``region`` goes in the region's array."""
@@ -261,7 +247,7 @@ def _target(
     )
 
 
-def _chunk_indices(
+def chunk_indices(
     region: list[tuple[int, int]], chunks: tuple[int, ...]
 ) -> Iterator[tuple[int, ...]]:
     """Indices of the chunks of grid ``chunks`` that a non-empty ``region`` touches."""
@@ -351,311 +337,3 @@ def dask_from_zarr(array: zarr.Array, chunks: tuple[Any, ...]) -> da.Array:
         return da.from_zarr(array, chunks=chunks)
     name = "from-zarr-direct-" + tokenize(array, chunks)
     return da.from_array(reader, chunks=chunks, name=name, asarray=False, fancy=False)
-
-
-class _RecordingStore(WrapperStore[Any]):
-    """A store that notes every key a read asked for and did not find (Zarr fills those)."""
-
-    def __init__(self, store: Any) -> None:
-        super().__init__(store)
-        self.missing: list[str] = []
-
-    async def get(self, key: str, prototype: Any, byte_range: Any = None) -> Any:
-        value = await self._store.get(key, prototype, byte_range)
-        if value is None:
-            self.missing.append(key)
-        return value
-
-    async def get_partial_values(self, prototype: Any, key_ranges: Any) -> list[Any]:
-        key_ranges = list(key_ranges)
-        values = await self._store.get_partial_values(prototype, key_ranges)
-        self.missing.extend(
-            key for (key, _), value in zip(key_ranges, values, strict=True) if value is None
-        )
-        return list(values)
-
-
-def _storage_grid(array: zarr.Array) -> tuple[int, ...]:
-    """The shape of one stored object (a shard of a sharded array, else a chunk)."""
-    grid = array.shards if array.shards is not None else array.chunks
-    return tuple(int(c) for c in grid)
-
-
-def _chunk_key(array: zarr.Array, index: tuple[int, ...]) -> str:
-    key = array.metadata.encode_chunk_key(index)
-    return f"{array.path}/{key}" if array.path else key
-
-
-class _ChunkProblem(NamedTuple):
-    """A stored object (chunk or shard) that a read lacked or could not read.
-
-    ``box``: the ``(start, stop)`` extent per axis of the pixels it left unread;
-    ``reason``: None for a missing object, else why it failed (``transient``:
-    whether a retry may read it).
-    """
-
-    key: str
-    box: tuple[tuple[int, int], ...]
-    reason: str | None = None
-    transient: bool = True
-
-
-def _box(
-    index: tuple[int, ...], grid: tuple[int, ...], shape: tuple[int, ...]
-) -> tuple[tuple[int, int], ...]:
-    """The extent of block ``index`` of the grid ``grid`` over an array of ``shape``."""
-    return tuple(
-        (i * size, min((i + 1) * size, length))
-        for i, size, length in zip(index, grid, shape, strict=True)
-    )
-
-
-def _read_checked(
-    source: ChunkFileReader | zarr.Array, region: list[tuple[int, int]]
-) -> tuple[np.ndarray, tuple[_ChunkProblem, ...]]:
-    """One task: ``region`` of the array and the stored objects it lacked or could not read.
-
-    The same read that gives the pixels tells which chunks were missing or broken,
-    so a chunk deleted (or not yet copied) while the run reads it is never taken for
-    data; the pixels of a chunk that failed are zeros.
-    """
-    if isinstance(source, ChunkFileReader):
-        out, missing, failed = source.read(region)
-        array, grid = source.array, source.chunks
-        problems: list[_ChunkProblem] = [
-            _ChunkProblem(_chunk_key(array, i), _box(i, grid, source.shape)) for i in missing
-        ]
-        problems.extend(
-            _ChunkProblem(
-                _chunk_key(array, i), _box(i, grid, source.shape), error.reason, error.transient
-            )
-            for i, error in failed
-        )
-        return out, tuple(problems)
-    from zarr.core.array import AsyncArray
-    from zarr.storage import StorePath
-
-    shape = tuple(stop - start for start, stop in region)
-    if math.prod(shape) == 0:
-        return np.empty(shape, dtype=source.dtype), ()
-    recorder = _RecordingStore(source.store)
-    inner: Any = AsyncArray(
-        source.metadata, StorePath(recorder, source.path), config=source._async_array.config
-    )
-    reading = zarr.Array(inner)
-    broken: tuple[_ChunkProblem, ...] = ()
-    try:
-        out = np.asarray(reading[tuple(slice(start, stop) for start, stop in region)])
-    except Exception:  # one bad chunk fails Zarr's whole read: find the chunks at fault
-        out, broken = _read_chunk_by_chunk(source, reading, region)
-    lacking = set(recorder.missing)
-    grid, array_shape = _storage_grid(source), tuple(int(n) for n in source.shape)
-    not_stored = tuple(
-        _ChunkProblem(key, _box(index, grid, array_shape))
-        for index in _chunk_indices(region, grid)
-        if (key := _chunk_key(source, index)) in lacking
-    )
-    return out, not_stored + broken
-
-
-def _read_chunk_by_chunk(
-    source: zarr.Array, inner: zarr.Array, region: list[tuple[int, int]]
-) -> tuple[np.ndarray, tuple[_ChunkProblem, ...]]:
-    """``region`` read one chunk (inner chunk of a shard) at a time; zeros where a read fails.
-
-    Each failure is named by the key of the stored object (chunk or shard) that holds
-    the chunk, and spans that chunk's pixels only.
-    """
-    failed: list[_ChunkProblem] = []
-    chunks = tuple(int(c) for c in source.chunks)
-    grid, shape = _storage_grid(source), tuple(int(n) for n in source.shape)
-    out = np.zeros(tuple(stop - start for start, stop in region), dtype=source.dtype)
-    for index in _chunk_indices(region, chunks):
-        target = _target(index, region, chunks)
-        whole = tuple(
-            slice(start + part.start, start + part.stop)
-            for (start, _), part in zip(region, target, strict=True)
-        )
-        try:
-            out[target] = inner[whole]
-        except Exception as error:  # whatever the codec pipeline raises: this chunk fails
-            reason, transient = _read_failure(error)
-            stored = tuple(i * c // g for i, c, g in zip(index, chunks, grid, strict=True))
-            box = _box(index, chunks, shape)
-            failed.append(_ChunkProblem(_chunk_key(source, stored), box, reason, transient))
-    return out, tuple(failed)
-
-
-def _image_status(
-    blocks: list[tuple[_ChunkProblem, ...]],
-    start: int,
-    size: int,
-    image_axis: int | None,
-    where: str,
-    report_missing: bool,
-) -> np.ndarray:
-    """Status of images ``start .. start + size``: ``ok``, or the chunks they lie in that failed."""
-    found: list[list[_ChunkProblem]] = [[] for _ in range(size)]
-    for problems in blocks:
-        for problem in problems:
-            if problem.reason is None and not report_missing:
-                continue  # missing_chunks="fill": the fill value stands for it
-            if image_axis is None:
-                touched = range(size)
-            else:
-                low, high = problem.box[image_axis]
-                touched = range(max(low, start) - start, min(high, start + size) - start)
-            for k in touched:
-                found[k].append(problem)
-    out = np.empty(size, dtype=object)
-    for k, held in enumerate(found):
-        out[k] = _status_text(held, where) if held else STATUS_OK
-    return out
-
-
-def _status_text(problems: list[_ChunkProblem], where: str) -> str:
-    """One image's failure: its missing chunks, then the chunks that could not be read.
-
-    Failures that may pass on a retry come first and the others last, so that the
-    text ends with the transient suffix only when every one of them is transient.
-    """
-    missing = list(dict.fromkeys(p.key for p in problems if p.reason is None))
-    failed = list(dict.fromkeys((p.key, p.reason, p.transient) for p in problems if p.reason))
-    failed.sort(key=lambda item: not item[2])  # stable: transient first, in read order
-    parts = [_missing_message(missing, where)] if missing else []
-    shown = failed[:3]
-    for key, reason, transient in shown:
-        suffix = TRANSIENT_SUFFIX if transient else ""
-        parts.append(f"Zarr chunk {key!r} of array {where} {reason}{suffix}")
-    if len(failed) > len(shown):
-        rest = failed[len(shown) :]
-        suffix = TRANSIENT_SUFFIX if all(item[2] for item in rest) else ""
-        more = f"{len(rest)} more chunk{'s' * (len(rest) > 1)}"
-        parts.append(f"{more} of array {where} could not be read or decoded{suffix}")
-    return "; ".join(parts)
-
-
-def _missing_message(keys: list[str], where: str) -> str:
-    shown = ", ".join(repr(key) for key in keys[:3])
-    more = f" and {len(keys) - 3} more" if len(keys) > 3 else ""
-    return (
-        f"Zarr chunk {shown}{more} of array {where} is not in the store (an interrupted "
-        "copy or a deleted file; set missing_chunks='fill' if the store leaves out chunks "
-        f"of fill values on purpose){TRANSIENT_SUFFIX}"
-    )
-
-
-def array_location(array: zarr.Array) -> str:
-    """Where ``array`` lives, for messages: the store's root (a path or URL) and the array path."""
-    store = array.store
-    root = str(getattr(store, "root", None) or getattr(store, "path", None) or store)
-    return f"{root.rstrip('/')}/{array.path}" if array.path else root
-
-
-def dask_from_zarr_checked(
-    array: zarr.Array,
-    chunks: tuple[Any, ...],
-    *,
-    image_axis: int | None,
-    report_missing: bool = True,
-) -> tuple[da.Array, da.Array]:
-    """:func:`dask_from_zarr`, plus each image's status from the same read tasks.
-
-    Parameters
-    ----------
-    array : zarr.Array
-        The source.
-    chunks : tuple
-        Dask chunks of the read.
-    image_axis : int, optional
-        The axis of ``array`` that numbers the images (None: the array is one image).
-    report_missing : bool
-        Whether a chunk that is not in the store fails the images it holds (else
-        they hold the fill value, Zarr's rule, and stay ``"ok"``).
-
-    Returns
-    -------
-    pixels : dask.array.Array
-        As :func:`dask_from_zarr` reads them (missing chunks hold the fill value),
-        except that a chunk which cannot be read or decoded holds zeros instead of
-        stopping the read.
-    status : dask.array.Array
-        ``(image,)`` strings chunked like ``image_axis``: ``"ok"``, or what failed in
-        the chunks the image lies in, each named by its key and the array: chunks
-        not in the store (transient: they may be copied yet), chunks that could not
-        be read (transient) or decoded (not retried: the same bytes fail again).
-    """
-    normalized = da.core.normalize_chunks(chunks, array.shape, dtype=array.dtype)
-    reader = direct_reader(array)
-    token = tokenize(array, normalized, image_axis, report_missing, "checked")
-    names = {
-        "source": f"zarr-source-{token}",
-        "read": f"zarr-read-{token}",
-        "pixels": f"from-zarr-checked-{token}",
-        "missing": f"zarr-missing-{token}",
-        "status": f"zarr-status-{token}",
-    }
-    offsets = [np.cumsum((0, *sizes)).tolist() for sizes in normalized]
-    reads: dict[Any, Any] = {names["source"]: reader if reader is not None else array}
-    pixel_tasks: dict[Any, Any] = {}
-    missing_tasks: dict[Any, Any] = {}
-    by_image: dict[int, list[Any]] = {}
-    for index in itertools.product(*(range(len(sizes)) for sizes in normalized)):
-        region = [(offsets[a][i], offsets[a][i + 1]) for a, i in enumerate(index)]
-        reads[(names["read"], *index)] = (_read_checked, names["source"], region)
-        pixel_tasks[(names["pixels"], *index)] = (operator.getitem, (names["read"], *index), 0)
-        missing_tasks[(names["missing"], *index)] = (
-            operator.getitem,
-            (names["read"], *index),
-            1,
-        )
-        j = 0 if image_axis is None else index[image_axis]
-        by_image.setdefault(j, []).append((names["missing"], *index))
-    where = array_location(array)
-    image_chunks = (1,) if image_axis is None else normalized[image_axis]
-    image_offsets = np.cumsum((0, *image_chunks)).tolist()
-    status_tasks = {
-        (names["status"], j): (
-            _image_status,
-            by_image.get(j, []),
-            image_offsets[j],
-            size,
-            image_axis,
-            where,
-            report_missing,
-        )
-        for j, size in enumerate(image_chunks)
-    }
-    # The reads are one layer that both the pixels and the statuses depend on: computed
-    # together, each read runs once and feeds both.
-    layers = {
-        names["read"]: reads,
-        names["pixels"]: pixel_tasks,
-        names["missing"]: missing_tasks,
-        names["status"]: status_tasks,
-    }
-    depends: dict[str, set[str]] = {
-        names["read"]: set(),
-        names["pixels"]: {names["read"]},
-        names["missing"]: {names["read"]},
-        names["status"]: {names["missing"]},
-    }
-
-    def graph(*keep: str) -> HighLevelGraph:
-        return HighLevelGraph({k: layers[k] for k in keep}, {k: depends[k] for k in keep})
-
-    pixels = da.Array(
-        graph(names["read"], names["pixels"]),
-        names["pixels"],
-        chunks=normalized,
-        dtype=array.dtype,
-        meta=np.empty((0,) * array.ndim, dtype=array.dtype),
-    )
-    status = da.Array(
-        graph(names["read"], names["missing"], names["status"]),
-        names["status"],
-        chunks=(tuple(image_chunks),),
-        dtype=object,
-        meta=np.empty((0,), dtype=object),
-    )
-    return pixels, status

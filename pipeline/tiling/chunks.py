@@ -7,7 +7,8 @@ the piece of the whole image's valid map centred in the block (kernels/reference
 
 The overlapped blocks are assembled in the task that uses them
 (:func:`pipeline.tiling.halo.map_overlapping`: the same blocks as Dask's
-``overlap(boundary="none")``, in two tasks per block instead of about ten).
+``map_overlap(boundary="none")``, in two tasks per block instead of about ten,
+with less memory held; figures in that module).
 Chunks smaller than the depth cannot lend a full overlap to their
 neighbours; Dask's ``map_overlap(allow_rechunk=True)`` would rechunk them behind
 our back, so :func:`merge_small_chunks` merges them here, explicitly and

@@ -10,7 +10,7 @@ import xarray as xr
 from PIL import Image
 
 import pipeline as sp
-from pipeline.inputs.formats import is_transient_status
+from pipeline.inputs.files import is_transient_status
 
 SETTINGS = {"batch_images": 2, "regions": "2x2"}
 

@@ -23,10 +23,11 @@ import pytest
 import zarr
 from zarr.codecs import Crc32cCodec, ZstdCodec
 
+import pipeline.inputs.zarr_checked as zarr_checked
 import pipeline.inputs.zarr_direct as zarr_direct
 from pipeline import evaluate, open_results
 from pipeline.cli.main import main
-from pipeline.inputs.formats import TRANSIENT_SUFFIX, is_transient_status
+from pipeline.inputs.files import TRANSIENT_SUFFIX, is_transient_status
 from pipeline.inputs.zarr_direct import ChunkReadError, direct_reader
 
 SHAPE = (4, 24, 32)
@@ -261,7 +262,7 @@ def test_read_task_reports_zarr_path_failures_chunk_by_chunk(tmp_path, stacks):
     # One read over two shards: the broken one fails its images, the other is read.
     y = _write(tmp_path / "y.zarr", stacks[1], {"chunks": (1, 24, 32), "shards": (2, 24, 32)})
     (y / "c/0/0/0").write_bytes(b"garbage")
-    out, problems = zarr_direct._read_checked(
+    out, problems = zarr_checked.read_checked(
         zarr.open_array(y, mode="r"), [(0, 4), (0, 24), (0, 32)]
     )
     assert {(p.key, p.box[0]) for p in problems} == {("c/0/0/0", (0, 1)), ("c/0/0/0", (1, 2))}
@@ -309,7 +310,7 @@ def test_corrupt_chunk_of_an_ingest_store_fails_its_pair(tmp_path, stacks):
     ],
 )
 def test_read_failures_are_transient_only_when_a_retry_may_pass(error, reason, transient):
-    text, retried = zarr_direct._read_failure(error)
+    text, retried = zarr_direct.read_failure(error)
     assert text.startswith(reason) and retried is transient
     assert len(text) < 260  # a decoder's long message is cut
 

@@ -17,9 +17,10 @@ import pytest
 import zarr
 from zarr.codecs import Crc32cCodec, ZstdCodec
 
+import pipeline.inputs.zarr_checked as zarr_checked
 import pipeline.inputs.zarr_direct as zarr_direct
 from pipeline import evaluate
-from pipeline.inputs.formats import TRANSIENT_SUFFIX
+from pipeline.inputs.files import TRANSIENT_SUFFIX
 from pipeline.inputs.sources import InputOptions, open_pair
 
 SHAPE = (4, 24, 32)
@@ -88,13 +89,13 @@ def test_status_comes_from_the_reads_at_the_planned_chunks(tmp_path, stacks, mon
     y = _write(tmp_path / "y.zarr", stacks[1], {"chunks": (2, 24, 32)})
     (y / "c/1/0/0").unlink()
     reads: list[tuple] = []
-    original = zarr_direct._read_checked
+    original = zarr_checked.read_checked
 
     def counting(source, region):
         reads.append((source.array.store.root.name, tuple(region)))
         return original(source, region)
 
-    monkeypatch.setattr(zarr_direct, "_read_checked", counting)
+    monkeypatch.setattr(zarr_checked, "read_checked", counting)
     ds = evaluate(x, y, chunks=(4, 24, 32))
     assert sorted(reads) == [
         ("x.zarr", ((0, 4), (0, 24), (0, 32))),
@@ -145,7 +146,7 @@ def test_absurd_shape_in_metadata_is_refused_before_any_read(
         raise AssertionError("a chunk was read")
 
     monkeypatch.setattr(zarr_direct.ChunkFileReader, "read", no_reads)
-    monkeypatch.setattr(zarr_direct, "_read_checked", no_reads)
+    monkeypatch.setattr(zarr_checked, "read_checked", no_reads)
     expected = (
         rf"reference Zarr array {path} declares shape \(1000000000, 1000000000, 1000000000\) "
         rf"\({10**27} elements\), more than max_input_elements=1099511627776"

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import zarr
 
-from pipeline.inputs.formats import TRANSIENT_SUFFIX, is_transient_status
+from pipeline.inputs.files import TRANSIENT_SUFFIX, is_transient_status
 from pipeline.inputs.sources import join_statuses, open_pair
 
 
