@@ -17,15 +17,11 @@ import dask.array as da
 import numpy as np
 
 from pipeline.inputs.sources import SourcePair
+from pipeline.kernels.statistics import FIELDS, empty_statistics
 from pipeline.reductions.kernel_spec import KernelSpec
 from pipeline.reductions.nonfinite import masked_block_statistics, screen_block
 from pipeline.reductions.regions import RegionPlan, region_ids
-from pipeline.reductions.statistics import (
-    FIELDS,
-    block_statistics,
-    empty_statistics,
-    unscored_reasons,
-)
+from pipeline.reductions.statistics import block_statistics, unscored_reasons
 from pipeline.results.schema import STATUS_OK
 from pipeline.tiling.chunks import map_valid_blocks, merge_block_statistics
 

@@ -30,9 +30,10 @@ import numpy as np
 from pipeline.inputs.sources import SourcePair
 from pipeline.kernels import block_maps
 from pipeline.kernels.backend import to_host
+from pipeline.kernels.statistics import FIELDS, empty_statistics
 from pipeline.metrics.colour import to_luma
 from pipeline.reductions.regions import RegionPlan, region_ids
-from pipeline.reductions.statistics import FIELDS, block_statistics, empty_statistics
+from pipeline.reductions.statistics import block_statistics
 from pipeline.results.schema import STATUS_OK
 from pipeline.tiling.chunks import map_valid_blocks_nd, merge_block_statistics, merge_small_chunks
 

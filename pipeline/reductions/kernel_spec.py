@@ -18,9 +18,9 @@ import numpy as np
 from pipeline.kernels import block_maps
 from pipeline.kernels.backend import to_host
 from pipeline.kernels.cpu.combine import float32_holds
+from pipeline.kernels.statistics import FIELDS
 from pipeline.metrics.checks import pixel_magnitude
 from pipeline.metrics.colour import to_luma
-from pipeline.reductions.statistics import FIELDS
 
 __all__ = ["KernelSpec"]
 

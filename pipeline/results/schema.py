@@ -24,7 +24,7 @@ import dask.array as da
 import numpy as np
 import xarray as xr
 
-from pipeline.reductions.statistics import bin_edges
+from pipeline.kernels.statistics import bin_edges
 
 __all__ = [
     "AMBIGUOUS",

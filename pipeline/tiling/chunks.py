@@ -34,7 +34,7 @@ from typing import Any
 import dask.array as da
 import numpy as np
 
-from pipeline.reductions.statistics import FIELDS, merge_statistics
+from pipeline.kernels.statistics import FIELDS, merge_statistics
 from pipeline.tiling.halo import map_overlapping
 
 __all__ = [

@@ -87,6 +87,6 @@ def test_warm_statistics_kernels_fills_the_numba_cache(tmp_path, monkeypatch):
     assert helper.wait(timeout=600) == 0
     cached = {path.name.split("-")[0] for path in tmp_path.rglob("*.nbi")}
     assert {
-        "statistics._whole_image_statistics",
-        "statistics._region_statistics",
+        "partials.whole_image_statistics",
+        "partials.region_statistics",
     } <= cached, cached

@@ -13,7 +13,7 @@ import pytest
 from skimage.metrics import structural_similarity
 
 import pipeline as sp
-from pipeline.reductions.statistics import FIELDS, empty_statistics
+from pipeline.kernels.statistics import FIELDS, empty_statistics
 from pipeline.testing import skimage_wang2004
 
 SHAPE = (28, 30)

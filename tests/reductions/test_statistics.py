@@ -5,14 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline.reductions.statistics import (
-    FIELDS,
-    bin_edges,
-    block_statistics,
-    empty_statistics,
-    finalize_statistics,
-    merge_statistics,
-)
+from pipeline.kernels.statistics import FIELDS, bin_edges, empty_statistics, merge_statistics
+from pipeline.reductions.statistics import block_statistics, finalize_statistics
 
 BINS = 20
 

@@ -1,11 +1,11 @@
 """Chunks of output rows of the fused CPU kernel: the compiled entry point.
 
-:func:`_maps_chunks` walks the row chunks it is given, each top to bottom: it
+:func:`maps_chunks` walks the row chunks it is given, each top to bottom: it
 keeps the Gaussian path's ring of input rows (:mod:`pipeline.kernels.cpu.gaussian`)
 or the uniform path's running column sums (:mod:`pipeline.kernels.cpu.uniform`)
 up to date, and writes each output row into the maps or reduces it while it is
-in L1 (the score's single sum, or the packed row of :mod:`pipeline.reductions.statistics`).
-:func:`pipeline.kernels.cpu.launch._run_kernel` calls it once on the calling
+in L1 (the score's single sum, or the packed row of :mod:`pipeline.kernels.statistics`).
+:func:`pipeline.kernels.cpu.launch.run_kernel` calls it once on the calling
 thread (GIL released), or chunk by chunk from a pool of threads.
 
 Compile only what a run needs. The window's state and the outputs are arrays,
@@ -25,13 +25,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from pipeline.kernels.cpu.combine import _ACC, _COL, _jit
-from pipeline.kernels.cpu.gaussian import _gaussian_row, _load_row
-from pipeline.kernels.cpu.uniform import _add_row, _swap_row, _uniform_row
-from pipeline.reductions.statistics import add_row_partial
+from pipeline.kernels.cpu.combine import ACC, COL, jit
+from pipeline.kernels.cpu.gaussian import gaussian_row, load_row
+from pipeline.kernels.cpu.partials import add_row_partial
+from pipeline.kernels.cpu.uniform import add_row, swap_row, uniform_row
+
+__all__ = ["maps_chunks"]
 
 
-@_jit(fastmath={"reassoc"})
+@jit(fastmath={"reassoc"})
 def _row_sum(out: np.ndarray, n_out: int) -> float:
     """float64 sum of ``out[0, :n_out]`` (the SSIM row), in any order so that it vectorises.
 
@@ -46,8 +48,8 @@ def _row_sum(out: np.ndarray, n_out: int) -> float:
     return total
 
 
-@_jit()
-def _maps_chunks(
+@jit()
+def maps_chunks(
     x: np.ndarray,
     y: np.ndarray,
     g: np.ndarray,
@@ -74,18 +76,18 @@ def _maps_chunks(
     ``maps[rows, planes, cols]`` (planes ``ssim, cs`` and, with
     ``components``, ``luminance, contrast, structure``); ``scores[chunk]`` the
     chunk's ``count, ssim_sum``; ``packed[chunk]`` the chunk's packed
-    region-``all`` row of :mod:`pipeline.reductions.statistics` (its histogram fields
+    region-``all`` row of :mod:`pipeline.kernels.statistics` (its histogram fields
     over ``bin_edges`` of their count; needs ``components``).
     """
     win_size = g.shape[0]
     width = x.shape[1]
     n_out = width - win_size + 1
     scratch = np.empty((5, n_out), dtype=np.float32)
-    mo = np.empty(5 * _ACC, dtype=np.float32)
+    mo = np.empty(5 * ACC, dtype=np.float32)
     if rings is not None:
         g32 = g.astype(np.float32)
-        col = np.empty(7 * _COL, dtype=np.float32)
-        acc = np.empty(8 * _ACC, dtype=np.float32)
+        col = np.empty(7 * COL, dtype=np.float32)
+        acc = np.empty(8 * ACC, dtype=np.float32)
     if sums is not None:
         m = np.empty((5, n_out), dtype=np.float64)
         # Uniform sums are raw; scale them once to the window mean (the
@@ -99,13 +101,13 @@ def _maps_chunks(
             rx = rings[chunk, 0]
             ry = rings[chunk, 1]
             for r in range(row_start, row_start + win_size - 1):
-                _load_row(x, r, rx, r % win_size)
-                _load_row(y, r, ry, r % win_size)
+                load_row(x, r, rx, r % win_size)
+                load_row(y, r, ry, r % win_size)
         if sums is not None:
             v = sums[chunk]
             v[:, :] = 0.0
             for k in range(win_size):
-                _add_row(x, y, row_start + k, 1.0, v)
+                add_row(x, y, row_start + k, 1.0, v)
         count = 0.0
         ssim_sum = 0.0
         for i in range(row_start, row_stop):
@@ -115,15 +117,13 @@ def _maps_chunks(
                 out = maps[i]
             if rings is not None:
                 last = i + win_size - 1
-                _load_row(x, last, rx, last % win_size)
-                _load_row(y, last, ry, last % win_size)
-                _gaussian_row(
-                    rx, ry, g32, i, n_out, c1, c2, cov_norm, components, col, acc, mo, out
-                )
+                load_row(x, last, rx, last % win_size)
+                load_row(y, last, ry, last % win_size)
+                gaussian_row(rx, ry, g32, i, n_out, c1, c2, cov_norm, components, col, acc, mo, out)
             if sums is not None:
                 if i > row_start:
-                    _swap_row(x, y, i + win_size - 1, i - 1, v)
-                _uniform_row(v, m, win_size, n_out, scale, c1, c2, cov_norm, components, mo, out)
+                    swap_row(x, y, i + win_size - 1, i - 1, v)
+                uniform_row(v, m, win_size, n_out, scale, c1, c2, cov_norm, components, mo, out)
             if scores is not None:
                 # The score: the mean needs one sum, which vectorises.
                 ssim_sum += _row_sum(out, n_out)

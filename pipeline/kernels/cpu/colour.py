@@ -19,7 +19,7 @@ L1 cache, so no map is ever stored:
 * the channels are summed in float32 in channel order and divided by the
   channel count in float32, which is exactly what ``KernelSpec.maps`` does
   with the fused engine's float32 maps;
-* the averaged row goes to :func:`pipeline.reductions.statistics.add_row_partial`, the
+* the averaged row goes to :func:`pipeline.kernels.cpu.partials.add_row_partial`, the
   row-wise reduction of :func:`~pipeline.kernels.cpu.fused.fused_packed_stats`
   (two passes per row, ``M2`` merged by Chan's update).
 
@@ -34,27 +34,28 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.kernels.cpu.combine import _ACC, _COL, _jit
-from pipeline.kernels.cpu.gaussian import _gaussian_row
+from pipeline.kernels.cpu.combine import ACC, COL, jit
+from pipeline.kernels.cpu.gaussian import gaussian_row
 from pipeline.kernels.cpu.launch import (
-    _check_weights,
-    _kernel_dtype,
-    _plan_threads,
-    _read_only,
-    _row_bounds,
-    _run_kernel,
+    check_weights,
+    kernel_dtype,
+    plan_threads,
+    read_only,
+    row_bounds,
+    run_kernel,
 )
-from pipeline.kernels.cpu.uniform import _add_row, _swap_row, _uniform_row
-from pipeline.reductions.statistics import add_row_partial, empty_statistics, merge_statistics
+from pipeline.kernels.cpu.partials import add_row_partial
+from pipeline.kernels.cpu.uniform import add_row, swap_row, uniform_row
+from pipeline.kernels.statistics import empty_statistics, merge_statistics
 
 __all__ = ["fused_colour_packed_stats"]
 
-# Planes of a combined row (see fused_combine._combine_row): ssim, cs, luminance,
+# Planes of a combined row (see combine.combine_row): ssim, cs, luminance,
 # contrast, structure. cs is not part of the packed statistics.
 _AVERAGED_PLANES = (0, 2, 3, 4)
 
 
-@_jit()
+@jit()
 def _load_channel_rows(x: np.ndarray, row: int, ring: np.ndarray, slot: int) -> None:
     """Input row ``row`` of every channel into ``ring[channel, slot]``, converted once."""
     if row < 0 or slot < 0:
@@ -64,7 +65,7 @@ def _load_channel_rows(x: np.ndarray, row: int, ring: np.ndarray, slot: int) -> 
             ring[c, slot, j] = x[row, j, c]
 
 
-@_jit()
+@jit()
 def _accumulate_planes(total: np.ndarray, part: np.ndarray, n_out: int) -> None:
     """``total += part`` on the averaged planes, in float32 (as ``KernelSpec.maps`` sums)."""
     for q in _AVERAGED_PLANES:
@@ -72,7 +73,7 @@ def _accumulate_planes(total: np.ndarray, part: np.ndarray, n_out: int) -> None:
             total[q, j] += part[q, j]
 
 
-@_jit()
+@jit()
 def _divide_planes(total: np.ndarray, channels: int, n_out: int) -> None:
     """The channel mean: a float32 division, as NumPy's in-place ``/=`` on float32 maps."""
     divisor = np.float32(channels)
@@ -81,7 +82,7 @@ def _divide_planes(total: np.ndarray, channels: int, n_out: int) -> None:
             total[q, j] = total[q, j] / divisor
 
 
-@_jit()
+@jit()
 def _colour_chunks(
     x: np.ndarray,
     y: np.ndarray,
@@ -100,7 +101,7 @@ def _colour_chunks(
 
     Output rows ``bounds[chunk]:bounds[chunk + 1]`` make a chunk. The window
     is the one whose state is given, the other is None (as in
-    :func:`~pipeline.kernels.cpu.chunk._maps_chunks`, so that only its path
+    :func:`~pipeline.kernels.cpu.chunk.maps_chunks`, so that only its path
     is compiled): ``rings[chunk]``, a chunk's ``(2, channels, win_size,
     width)`` input rows of the Gaussian path (float32, or float64 for float64
     input), or ``sums[chunk]``, a chunk's ``(channels, 5, width)`` float64
@@ -112,11 +113,11 @@ def _colour_chunks(
     n_out = width - win_size + 1
     total = np.empty((5, n_out), dtype=np.float32)
     part = np.empty((5, n_out), dtype=np.float32)
-    mo = np.empty(5 * _ACC, dtype=np.float32)
+    mo = np.empty(5 * ACC, dtype=np.float32)
     if rings is not None:
         g32 = g.astype(np.float32)
-        col = np.empty(7 * _COL, dtype=np.float32)
-        acc = np.empty(8 * _ACC, dtype=np.float32)
+        col = np.empty(7 * COL, dtype=np.float32)
+        acc = np.empty(8 * ACC, dtype=np.float32)
     if sums is not None:
         m = np.empty((5, n_out), dtype=np.float64)
         scale = g[0] * g[0]
@@ -134,7 +135,7 @@ def _colour_chunks(
             v[:, :, :] = 0.0
             for c in range(channels):
                 for k in range(win_size):
-                    _add_row(x[:, :, c], y[:, :, c], row_start + k, 1.0, v[c])
+                    add_row(x[:, :, c], y[:, :, c], row_start + k, 1.0, v[c])
 
         for i in range(row_start, row_stop):
             if rings is not None:
@@ -146,13 +147,13 @@ def _colour_chunks(
                 if rings is not None:
                     rx = ring[0, c]
                     ry = ring[1, c]
-                    _gaussian_row(rx, ry, g32, i, n_out, c1, c2, cov_norm, True, col, acc, mo, out)
+                    gaussian_row(rx, ry, g32, i, n_out, c1, c2, cov_norm, True, col, acc, mo, out)
                 if sums is not None:
                     xc = x[:, :, c]
                     yc = y[:, :, c]
                     if i > row_start:
-                        _swap_row(xc, yc, i + win_size - 1, i - 1, v[c])
-                    _uniform_row(v[c], m, win_size, n_out, scale, c1, c2, cov_norm, True, mo, out)
+                        swap_row(xc, yc, i + win_size - 1, i - 1, v[c])
+                    uniform_row(v[c], m, win_size, n_out, scale, c1, c2, cov_norm, True, mo, out)
                 if c > 0:
                     _accumulate_planes(total, part, n_out)
             if channels > 1:
@@ -209,13 +210,13 @@ def fused_colour_packed_stats(
     --------
     >>> import numpy as np
     >>> from pipeline.kernels import window_weights
-    >>> from pipeline.reductions.statistics import finalize_statistics
+    >>> from pipeline.kernels.statistics import COUNT, SUM
     >>> rng = np.random.default_rng(0)
     >>> x = rng.integers(0, 256, (32, 40, 3), dtype=np.uint8)
     >>> packed = fused_colour_packed_stats(
     ...     x, x, weights=window_weights("gaussian", 7, 1.5), uniform=False,
     ...     c1=(0.01 * 255) ** 2, c2=(0.03 * 255) ** 2, bins=10)
-    >>> float(finalize_statistics(packed)["ssim"])
+    >>> float(packed[SUM] / packed[COUNT])
     1.0
     """
     if isinstance(bins, bool) or not isinstance(bins, int | np.integer) or bins < 1:
@@ -227,15 +228,15 @@ def fused_colour_packed_stats(
             "the fused colour kernel needs two (rows, cols, channels) arrays of the same shape "
             f"(got {x.shape} and {y.shape})"
         )
-    g = _check_weights(weights, x.shape[:2])
-    dtype = _kernel_dtype(x, y)
-    x = _read_only(np.ascontiguousarray(x, dtype=dtype))
-    y = _read_only(np.ascontiguousarray(y, dtype=dtype))
+    g = check_weights(weights, x.shape[:2])
+    dtype = kernel_dtype(x, y)
+    x = read_only(np.ascontiguousarray(x, dtype=dtype))
+    y = read_only(np.ascontiguousarray(y, dtype=dtype))
     win_size = g.shape[0]
     # Same threads and row chunks as fused_maps on each channel: the uniform
     # path's running sums restart at the same rows, so every value agrees.
-    n_threads = _plan_threads(threads, x.shape[:2], win_size)
-    bounds = _row_bounds(x.shape[0] - win_size + 1, n_threads, win_size, uniform)
+    n_threads = plan_threads(threads, x.shape[:2], win_size)
+    bounds = row_bounds(x.shape[0] - win_size + 1, n_threads, win_size, uniform)
     n_chunks = bounds.shape[0] - 1
     packed = empty_statistics(n_chunks, 1, int(bins))[:, 0]
     # Each chunk's state of its window's path, per side and channel (see fused._launch).
@@ -245,7 +246,7 @@ def fused_colour_packed_stats(
     rings = None if uniform else np.empty(ring_shape, dtype=ring_dtype)
     sums = np.empty((n_chunks, channels, 5, width)) if uniform else None
     args = (x, y, g, bounds, float(c1), float(c2), float(cov_norm), rings, sums, packed)
-    _run_kernel(_colour_chunks, n_threads, n_chunks, args)
+    run_kernel(_colour_chunks, n_threads, n_chunks, args)
     if n_chunks == 1:
         return packed[0]
     return np.asarray(merge_statistics(packed, axis=0))

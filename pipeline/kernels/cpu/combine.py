@@ -3,10 +3,10 @@
 The Gaussian (:mod:`pipeline.kernels.cpu.gaussian`) and uniform
 (:mod:`pipeline.kernels.cpu.uniform`) paths both turn an output row into
 float32 local moments ``mu_x, mu_y, sigma_x^2, sigma_y^2, sigma_xy``, one tile
-of columns at a time, in the flat buffer layout below; :func:`_combine_row`
+of columns at a time, in the flat buffer layout below; :func:`combine_row`
 turns each tile into the comparison maps (Wang et al. 2004, eqs. 6-13).
 :mod:`pipeline.kernels.cpu.chunk` and :mod:`pipeline.kernels.cpu.colour`
-compile their row loops with the same :func:`_jit` options.
+compile their row loops with the same :func:`jit` options.
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 from numba import njit
+
+__all__ = ["ACC", "COL", "CONTRACT", "MAX_TAPS", "TILE", "combine_row", "float32_holds", "jit"]
 
 # ---------------------------------------------------------------------------
 # Compilation options
@@ -33,15 +35,15 @@ from numba import njit
 # Output columns per tile of the Gaussian path: the tile's column statistics
 # (7 x ~266 float32), accumulators (8 x 256) and moments (5 x 256) take ~20 KB
 # and stay in a 48 KB L1 data cache next to the input rows being read.
-_TILE = 256
+TILE = 256
 # Row strides (float32 elements) of the flat per-tile buffers; not powers of
-# two, so that the rows do not map to the same L1 cache sets. _COL bounds the
-# window: with win_size <= _MAX_TAPS a tile still has at least 9 columns.
-_ACC = _TILE + 8
-_COL = 1048
-_MAX_TAPS = _COL - 8
+# two, so that the rows do not map to the same L1 cache sets. COL bounds the
+# window: with win_size <= MAX_TAPS a tile still has at least 9 columns.
+ACC = TILE + 8
+COL = 1048
+MAX_TAPS = COL - 8
 
-_CONTRACT = {"contract"}
+CONTRACT = {"contract"}
 
 # Where float32 arithmetic holds SSIM. Moments are formed about the window's centre
 # sample, so with |pixel| <= M every term is at most 8 M^2 + C (|x - s| <= 2M, two
@@ -63,7 +65,7 @@ def float32_holds(c1: float, c2: float, magnitude: float) -> bool:
     return low <= min(c1, c2) and max(c1, c2) <= high and magnitude <= _FLOAT32_MAX_PIXEL
 
 
-def _jit(*, parallel: bool = False, fastmath: bool | set[str] = False) -> Any:
+def jit(*, parallel: bool = False, fastmath: bool | set[str] = False) -> Any:
     """numba's ``njit`` with the fused kernels' options (cached, GIL released, numpy errors)."""
     return njit(cache=True, nogil=True, error_model="numpy", parallel=parallel, fastmath=fastmath)
 
@@ -72,8 +74,8 @@ def _jit(*, parallel: bool = False, fastmath: bool | set[str] = False) -> Any:
 # Moments -> comparison maps
 
 
-@_jit()
-def _combine_row(
+@jit()
+def combine_row(
     mo: np.ndarray,
     n_out: int,
     c1: float,
@@ -84,7 +86,7 @@ def _combine_row(
 ) -> None:
     """Luminance, contrast, structure, cs and SSIM (eqs. 6-13) from local moments.
 
-    ``mo[q * _ACC + j]`` for ``j < n_out`` holds float32 ``mu_x, mu_y,
+    ``mo[q * ACC + j]`` for ``j < n_out`` holds float32 ``mu_x, mu_y,
     sigma_x^2, sigma_y^2, sigma_xy`` (q = 0..4); ``out[:, o0:o0 + n_out]``
     rows receive ssim, cs and, with ``components``, luminance, contrast,
     structure. All terms are non-negative or bounded by the denominator
@@ -106,18 +108,18 @@ def _combine_row(
     if not components:
         for j in range(n_out):
             mu_x = mo[j]
-            mu_y = mo[_ACC + j]
+            mu_y = mo[ACC + j]
             luminance = (two * mu_x * mu_y + c1_32) / (mu_x * mu_x + mu_y * mu_y + c1_32)
-            cs = (two * mo[4 * _ACC + j] + c2_32) / (mo[2 * _ACC + j] + mo[3 * _ACC + j] + c2_32)
+            cs = (two * mo[4 * ACC + j] + c2_32) / (mo[2 * ACC + j] + mo[3 * ACC + j] + c2_32)
             out[0, o0 + j] = luminance * cs
             out[1, o0 + j] = cs
         return
     for j in range(n_out):
         mu_x = mo[j]
-        mu_y = mo[_ACC + j]
-        sigma_x_sq = mo[2 * _ACC + j]
-        sigma_y_sq = mo[3 * _ACC + j]
-        sigma_xy = mo[4 * _ACC + j]
+        mu_y = mo[ACC + j]
+        sigma_x_sq = mo[2 * ACC + j]
+        sigma_y_sq = mo[3 * ACC + j]
+        sigma_xy = mo[4 * ACC + j]
         luminance = (two * mu_x * mu_y + c1_32) / (mu_x * mu_x + mu_y * mu_y + c1_32)
         denominator = sigma_x_sq + sigma_y_sq + c2_32
         cs = (two * sigma_xy + c2_32) / denominator

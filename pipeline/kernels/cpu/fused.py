@@ -15,7 +15,7 @@ The data flow, one module per step:
   chunks of output rows (all of them on the calling thread, or one chunk per
   call from a pool of threads).
 * The local moments ``mu_x, mu_y, sigma_x^2, sigma_y^2, sigma_xy`` of output
-  row ``i``, tile by tile (``_TILE`` columns):
+  row ``i``, tile by tile (``TILE`` columns):
   :mod:`pipeline.kernels.cpu.gaussian` for a Gaussian window (separable,
   Wang et al. 2004 sec. III-C: a ring of ``win_size`` converted input rows, a
   vertical then a horizontal 1-D pass, joined by the law of total variance);
@@ -36,7 +36,7 @@ stays within ~5e-7 of the float64 reference on uint8, uint16 near 65535,
 float32 and float64 data offset by 1e4 (tests/kernels/cpu/test_fused.py). Running
 sums cannot be re-centred per window, so the uniform path accumulates in
 float64. The comparison step is float32 and adds only ~1e-7 (see
-:func:`~pipeline.kernels.cpu.combine._combine_row`). ``ssim(x, x) == 1`` and
+:func:`~pipeline.kernels.cpu.combine.combine_row`). ``ssim(x, x) == 1`` and
 ``ssim(x, y) == ssim(y, x)`` hold exactly (x and y go through the same
 instructions). Maps are returned as float32; callers average them in float64.
 
@@ -50,10 +50,10 @@ whole kernel to compile on a first run. Choose through :func:`fused_maps`'s
 
 Statistics without maps: :func:`fused_packed_stats` reduces each output row
 while it is in L1 into the packed region-``all`` row of
-:mod:`pipeline.reductions.statistics` (row-wise two-pass M2, Chan-merged), which is what
-the streaming engine needs for a whole image; :func:`fused_score` only the
-mean SSIM (no components, one vectorised sum per row), the path of
-``pipeline.ssim``'s score.
+:mod:`pipeline.kernels.statistics` (by :mod:`pipeline.kernels.cpu.partials`:
+row-wise two-pass M2, Chan-merged), which is what the streaming engine needs
+for a whole image; :func:`fused_score` only the mean SSIM (no components, one
+vectorised sum per row), the path of ``pipeline.ssim``'s score.
 """
 
 from __future__ import annotations
@@ -62,15 +62,15 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.kernels.cpu.chunk import _maps_chunks
+from pipeline.kernels.cpu.chunk import maps_chunks
 from pipeline.kernels.cpu.launch import (
     FUSED_DTYPES,
-    _plan_threads,
-    _prepare,
-    _row_bounds,
-    _run_kernel,
+    plan_threads,
+    prepare_pair,
+    row_bounds,
+    run_kernel,
 )
-from pipeline.reductions.statistics import empty_statistics, merge_statistics
+from pipeline.kernels.statistics import empty_statistics, merge_statistics
 
 __all__ = [
     "FUSED_DTYPES",
@@ -104,10 +104,10 @@ def _launch(
     others), so only its path is compiled.
     """
     win_size = g.shape[0]
-    n_threads = _plan_threads(threads, x.shape[:2], win_size)
+    n_threads = plan_threads(threads, x.shape[:2], win_size)
     n_rows = x.shape[0] - win_size + 1
     n_cols = x.shape[1] - win_size + 1
-    bounds = _row_bounds(n_rows, n_threads, win_size, uniform)
+    bounds = row_bounds(n_rows, n_threads, win_size, uniform)
     n_chunks = bounds.shape[0] - 1
     if output == "maps":
         # Without components only ssim and cs are stored. Row-major over (row,
@@ -132,7 +132,7 @@ def _launch(
         x, y, g, bounds, float(c1), float(c2), float(cov_norm), bool(components), rings, sums,
         outputs["maps"], outputs["score"], outputs["packed"],
     )  # fmt: skip
-    _run_kernel(_maps_chunks, n_threads, n_chunks, args)
+    run_kernel(maps_chunks, n_threads, n_chunks, args)
     return result
 
 
@@ -184,7 +184,7 @@ def fused_maps(
     Launches over several threads from several callers take turns (a lock)
     instead of oversubscribing the cores.
     """
-    x, y, g = _prepare(x, y, weights)
+    x, y, g = prepare_pair(x, y, weights)
     maps = _launch(x, y, g, uniform, c1, c2, cov_norm, components, threads, "maps")
     result = {"ssim": maps[:, 0], "cs": maps[:, 1]}
     if components:
@@ -209,7 +209,7 @@ def fused_score(
     computed (no components, no other statistics): the cheapest path, the
     one :func:`pipeline.ssim` takes for a score.
     """
-    x, y, g = _prepare(x, y, weights)
+    x, y, g = prepare_pair(x, y, weights)
     scores = _launch(x, y, g, uniform, c1, c2, cov_norm, False, threads, "score")
     return float(scores[:, 1].sum() / scores[:, 0].sum())
 
@@ -235,11 +235,11 @@ def fused_packed_stats(
     output row is reduced while it is in cache; ``M2`` joins row by row by
     Chan's update, so it matches the two-pass value to ~1e-12 relative.
     Several threads give one partial per row chunk, merged by
-    :func:`pipeline.reductions.statistics.merge_statistics`.
+    :func:`pipeline.kernels.statistics.merge_statistics`.
     """
     if isinstance(bins, bool) or not isinstance(bins, int | np.integer) or bins < 1:
         raise ValueError(f"bins must be a positive integer (got {bins!r})")
-    x, y, g = _prepare(x, y, weights)
+    x, y, g = prepare_pair(x, y, weights)
     packed = _launch(x, y, g, uniform, c1, c2, cov_norm, True, threads, "packed", int(bins))
     if packed.shape[0] == 1:
         return packed[0]

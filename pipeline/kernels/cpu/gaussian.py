@@ -1,11 +1,11 @@
 """Gaussian window of the fused CPU kernel: centre-shifted float32 moments, row by row.
 
-One output row is made in column tiles (:func:`_gaussian_row`): the window's
+One output row is made in column tiles (:func:`gaussian_row`): the window's
 input rows sit in a ring of ``win_size`` rows, each converted once
-(:func:`_load_row`); a vertical 1-D pass gives per-column statistics
+(:func:`load_row`); a vertical 1-D pass gives per-column statistics
 (:func:`_vertical_pass`); a horizontal 1-D pass combines them into the
 window's moments by the law of total variance (:func:`_horizontal_pass`);
-:func:`~pipeline.kernels.cpu.combine._combine_row` makes the maps. Why every
+:func:`~pipeline.kernels.cpu.combine.combine_row` makes the maps. Why every
 (co)variance is centred on the window's centre sample, and what precision that
 buys, is the comment below.
 """
@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from pipeline.kernels.cpu.combine import _ACC, _COL, _CONTRACT, _TILE, _combine_row, _jit
+from pipeline.kernels.cpu.combine import ACC, COL, CONTRACT, TILE, combine_row, jit
+
+__all__ = ["gaussian_row", "load_row"]
 
 # ---------------------------------------------------------------------------
 # Gaussian window: centre-shifted float32 moments, vertical then horizontal
@@ -35,14 +37,14 @@ from pipeline.kernels.cpu.combine import _ACC, _COL, _CONTRACT, _TILE, _combine_
 # that m_j - m_c keeps its precision for data far from zero. The centre tap
 # contributes x - s = 0, and the symmetric taps are paired: a_k (u_k + u_k').
 #
-# The per-tile buffers are flat with compile-time row strides (_COL, _ACC):
+# The per-tile buffers are flat with compile-time row strides (COL, ACC):
 # LLVM then sees every row of a buffer as one object at constant distances and
 # needs one runtime alias check per buffer pair. With 2-D buffers (runtime row
 # stride) the 8-row accumulation loop needs ~100 checks and stays scalar.
 
 
-@_jit()
-def _load_row(x: np.ndarray, row: int, ring: np.ndarray, slot: int) -> None:
+@jit()
+def load_row(x: np.ndarray, row: int, ring: np.ndarray, slot: int) -> None:
     """Input row ``row`` into ring row ``slot``, converted once (not once per tap)."""
     if row < 0 or slot < 0:
         return
@@ -50,7 +52,7 @@ def _load_row(x: np.ndarray, row: int, ring: np.ndarray, slot: int) -> None:
         ring[slot, j] = x[row, j]
 
 
-@_jit(fastmath=_CONTRACT)
+@jit(fastmath=CONTRACT)
 def _vertical_pass(
     rx: np.ndarray, ry: np.ndarray, g: np.ndarray, i: int, j0: int, width: int, col: np.ndarray
 ) -> None:
@@ -58,17 +60,17 @@ def _vertical_pass(
 
     ``rx``/``ry`` are ring buffers (input row ``r`` in row ``r % win_size``),
     float32, or float64 for float64 input (then ``x - s`` is formed exactly
-    before rounding). ``col[q * _COL + j]`` rows q: ``s_x, s_y`` (centre
+    before rounding). ``col[q * COL + j]`` rows q: ``s_x, s_y`` (centre
     samples as float32), ``d_x, d_y`` (column mean minus that float32
     sample), ``V_x, V_y, C``.
     """
     win_size = g.shape[0]
     half = win_size // 2
-    # A proof for LLVM that the indices below are non-negative (see _combine_row).
+    # A proof for LLVM that the indices below are non-negative (see combine_row).
     if i < 0 or j0 < 0 or width < 0 or half < 0:
         return
     centre = (i + half) % win_size
-    for j in range(2 * _COL, 7 * _COL):
+    for j in range(2 * COL, 7 * COL):
         col[j] = 0.0
     k = 0
     # Two symmetric pairs (four taps) per sweep: each sweep loads and stores
@@ -91,11 +93,11 @@ def _vertical_pass(
             w0b = np.float32(ry[t0b, j0 + j] - sy)
             w1 = np.float32(ry[t1, j0 + j] - sy)
             w1b = np.float32(ry[t1b, j0 + j] - sy)
-            col[2 * _COL + j] += a0 * (u0 + u0b) + a1 * (u1 + u1b)
-            col[3 * _COL + j] += a0 * (w0 + w0b) + a1 * (w1 + w1b)
-            col[4 * _COL + j] += a0 * (u0 * u0 + u0b * u0b) + a1 * (u1 * u1 + u1b * u1b)
-            col[5 * _COL + j] += a0 * (w0 * w0 + w0b * w0b) + a1 * (w1 * w1 + w1b * w1b)
-            col[6 * _COL + j] += a0 * (u0 * w0 + u0b * w0b) + a1 * (u1 * w1 + u1b * w1b)
+            col[2 * COL + j] += a0 * (u0 + u0b) + a1 * (u1 + u1b)
+            col[3 * COL + j] += a0 * (w0 + w0b) + a1 * (w1 + w1b)
+            col[4 * COL + j] += a0 * (u0 * u0 + u0b * u0b) + a1 * (u1 * u1 + u1b * u1b)
+            col[5 * COL + j] += a0 * (w0 * w0 + w0b * w0b) + a1 * (w1 * w1 + w1b * w1b)
+            col[6 * COL + j] += a0 * (u0 * w0 + u0b * w0b) + a1 * (u1 * w1 + u1b * w1b)
         k += 2
     if k < half:
         a0 = g[k]
@@ -108,33 +110,33 @@ def _vertical_pass(
             u0b = np.float32(rx[t0b, j0 + j] - sx)
             w0 = np.float32(ry[t0, j0 + j] - sy)
             w0b = np.float32(ry[t0b, j0 + j] - sy)
-            col[2 * _COL + j] += a0 * (u0 + u0b)
-            col[3 * _COL + j] += a0 * (w0 + w0b)
-            col[4 * _COL + j] += a0 * (u0 * u0 + u0b * u0b)
-            col[5 * _COL + j] += a0 * (w0 * w0 + w0b * w0b)
-            col[6 * _COL + j] += a0 * (u0 * w0 + u0b * w0b)
+            col[2 * COL + j] += a0 * (u0 + u0b)
+            col[3 * COL + j] += a0 * (w0 + w0b)
+            col[4 * COL + j] += a0 * (u0 * u0 + u0b * u0b)
+            col[5 * COL + j] += a0 * (w0 * w0 + w0b * w0b)
+            col[6 * COL + j] += a0 * (u0 * w0 + u0b * w0b)
     for j in range(width):
         sx = rx[centre, j0 + j]
         sy = ry[centre, j0 + j]
         s_x = np.float32(sx)
         s_y = np.float32(sy)
-        d_x = col[2 * _COL + j]
-        d_y = col[3 * _COL + j]
-        col[4 * _COL + j] -= d_x * d_x
-        col[5 * _COL + j] -= d_y * d_y
-        col[6 * _COL + j] -= d_x * d_y
+        d_x = col[2 * COL + j]
+        d_y = col[3 * COL + j]
+        col[4 * COL + j] -= d_x * d_x
+        col[5 * COL + j] -= d_y * d_y
+        col[6 * COL + j] -= d_x * d_y
         col[j] = s_x
-        col[_COL + j] = s_y
+        col[COL + j] = s_y
         # float64 input: what float32 could not hold of s moves into d (zero otherwise).
-        col[2 * _COL + j] = d_x + np.float32(sx - s_x)
-        col[3 * _COL + j] = d_y + np.float32(sy - s_y)
+        col[2 * COL + j] = d_x + np.float32(sx - s_x)
+        col[3 * COL + j] = d_y + np.float32(sy - s_y)
 
 
-@_jit(fastmath=_CONTRACT)
+@jit(fastmath=CONTRACT)
 def _horizontal_pass(
     col: np.ndarray, g: np.ndarray, n_out: int, cov_norm: float, acc: np.ndarray, mo: np.ndarray
 ) -> None:
-    """Local moments of a tile into ``mo[q * _ACC + o]``.
+    """Local moments of a tile into ``mo[q * ACC + o]``.
 
     q = 0..4: ``mu_x, mu_y, sigma_x^2, sigma_y^2, sigma_xy``. ``acc`` rows
     collect ``sum b e_x, sum b e_y, sum b e_x^2, sum b e_y^2, sum b e_x e_y,
@@ -148,21 +150,21 @@ def _horizontal_pass(
     if n_out < 0 or half < 0:
         return
     h = np.uint64(half)
-    r1 = np.uint64(_COL)
-    r2 = np.uint64(2 * _COL)
-    r3 = np.uint64(3 * _COL)
-    r4 = np.uint64(4 * _COL)
-    r5 = np.uint64(5 * _COL)
-    r6 = np.uint64(6 * _COL)
+    r1 = np.uint64(COL)
+    r2 = np.uint64(2 * COL)
+    r3 = np.uint64(3 * COL)
+    r4 = np.uint64(4 * COL)
+    r5 = np.uint64(5 * COL)
+    r6 = np.uint64(6 * COL)
     # The centre column (odd windows) has e = 0: only its variances count.
     b_c = g[half] if win_size % 2 == 1 else np.float32(0.0)
-    for o in range(5 * _ACC):
+    for o in range(5 * ACC):
         acc[o] = 0.0
     for o in range(n_out):
         c = np.uint64(o) + h
-        acc[5 * _ACC + o] = b_c * col[c + r4]
-        acc[6 * _ACC + o] = b_c * col[c + r5]
-        acc[7 * _ACC + o] = b_c * col[c + r6]
+        acc[5 * ACC + o] = b_c * col[c + r4]
+        acc[6 * ACC + o] = b_c * col[c + r5]
+        acc[7 * ACC + o] = b_c * col[c + r6]
     # Neighbouring taps are added in pairs, ``acc += b0 t0 + b1 t1`` (the centre
     # tap of an odd window is skipped); a sweep takes two pairs, then one, so
     # the eight sums are loaded and stored once per two pairs. Two pairs per
@@ -192,21 +194,21 @@ def _horizontal_pass(
             e3 = (col[jd] - cx) + (col[jd + r2] - dx)
             f3 = (col[jd + r1] - cy) + (col[jd + r3] - dy)
             s0 = acc[o] + (b0 * e0 + b1 * e1)
-            s1 = acc[_ACC + o] + (b0 * f0 + b1 * f1)
-            s2 = acc[2 * _ACC + o] + (b0 * (e0 * e0) + b1 * (e1 * e1))
-            s3 = acc[3 * _ACC + o] + (b0 * (f0 * f0) + b1 * (f1 * f1))
-            s4 = acc[4 * _ACC + o] + (b0 * (e0 * f0) + b1 * (e1 * f1))
-            s5 = acc[5 * _ACC + o] + (b0 * col[ja + r4] + b1 * col[jb + r4])
-            s6 = acc[6 * _ACC + o] + (b0 * col[ja + r5] + b1 * col[jb + r5])
-            s7 = acc[7 * _ACC + o] + (b0 * col[ja + r6] + b1 * col[jb + r6])
+            s1 = acc[ACC + o] + (b0 * f0 + b1 * f1)
+            s2 = acc[2 * ACC + o] + (b0 * (e0 * e0) + b1 * (e1 * e1))
+            s3 = acc[3 * ACC + o] + (b0 * (f0 * f0) + b1 * (f1 * f1))
+            s4 = acc[4 * ACC + o] + (b0 * (e0 * f0) + b1 * (e1 * f1))
+            s5 = acc[5 * ACC + o] + (b0 * col[ja + r4] + b1 * col[jb + r4])
+            s6 = acc[6 * ACC + o] + (b0 * col[ja + r5] + b1 * col[jb + r5])
+            s7 = acc[7 * ACC + o] + (b0 * col[ja + r6] + b1 * col[jb + r6])
             acc[o] = s0 + (b2 * e2 + b3 * e3)
-            acc[_ACC + o] = s1 + (b2 * f2 + b3 * f3)
-            acc[2 * _ACC + o] = s2 + (b2 * (e2 * e2) + b3 * (e3 * e3))
-            acc[3 * _ACC + o] = s3 + (b2 * (f2 * f2) + b3 * (f3 * f3))
-            acc[4 * _ACC + o] = s4 + (b2 * (e2 * f2) + b3 * (e3 * f3))
-            acc[5 * _ACC + o] = s5 + (b2 * col[jc + r4] + b3 * col[jd + r4])
-            acc[6 * _ACC + o] = s6 + (b2 * col[jc + r5] + b3 * col[jd + r5])
-            acc[7 * _ACC + o] = s7 + (b2 * col[jc + r6] + b3 * col[jd + r6])
+            acc[ACC + o] = s1 + (b2 * f2 + b3 * f3)
+            acc[2 * ACC + o] = s2 + (b2 * (e2 * e2) + b3 * (e3 * e3))
+            acc[3 * ACC + o] = s3 + (b2 * (f2 * f2) + b3 * (f3 * f3))
+            acc[4 * ACC + o] = s4 + (b2 * (e2 * f2) + b3 * (e3 * f3))
+            acc[5 * ACC + o] = s5 + (b2 * col[jc + r4] + b3 * col[jd + r4])
+            acc[6 * ACC + o] = s6 + (b2 * col[jc + r5] + b3 * col[jd + r5])
+            acc[7 * ACC + o] = s7 + (b2 * col[jc + r6] + b3 * col[jd + r6])
         p += 4
     while p + 2 <= n_taps:
         k0 = p + 1 if (win_size % 2 == 1 and p >= half) else p
@@ -229,13 +231,13 @@ def _horizontal_pass(
             e1 = (col[jb] - cx) + (col[jb + r2] - dx)
             f1 = (col[jb + r1] - cy) + (col[jb + r3] - dy)
             acc[o] += b0 * e0 + b1 * e1
-            acc[_ACC + o] += b0 * f0 + b1 * f1
-            acc[2 * _ACC + o] += b0 * (e0 * e0) + b1 * (e1 * e1)
-            acc[3 * _ACC + o] += b0 * (f0 * f0) + b1 * (f1 * f1)
-            acc[4 * _ACC + o] += b0 * (e0 * f0) + b1 * (e1 * f1)
-            acc[5 * _ACC + o] += b0 * col[ja + r4] + b1 * col[jb + r4]
-            acc[6 * _ACC + o] += b0 * col[ja + r5] + b1 * col[jb + r5]
-            acc[7 * _ACC + o] += b0 * col[ja + r6] + b1 * col[jb + r6]
+            acc[ACC + o] += b0 * f0 + b1 * f1
+            acc[2 * ACC + o] += b0 * (e0 * e0) + b1 * (e1 * e1)
+            acc[3 * ACC + o] += b0 * (f0 * f0) + b1 * (f1 * f1)
+            acc[4 * ACC + o] += b0 * (e0 * f0) + b1 * (e1 * f1)
+            acc[5 * ACC + o] += b0 * col[ja + r4] + b1 * col[jb + r4]
+            acc[6 * ACC + o] += b0 * col[ja + r5] + b1 * col[jb + r5]
+            acc[7 * ACC + o] += b0 * col[ja + r6] + b1 * col[jb + r6]
         p += 2
     if p < n_taps:
         k0 = p + 1 if (win_size % 2 == 1 and p >= half) else p
@@ -248,27 +250,27 @@ def _horizontal_pass(
             e = (col[ja] - col[c]) + (col[ja + r2] - col[c + r2])
             f = (col[ja + r1] - col[c + r1]) + (col[ja + r3] - col[c + r3])
             acc[o] += b * e
-            acc[_ACC + o] += b * f
-            acc[2 * _ACC + o] += b * (e * e)
-            acc[3 * _ACC + o] += b * (f * f)
-            acc[4 * _ACC + o] += b * (e * f)
-            acc[5 * _ACC + o] += b * col[ja + r4]
-            acc[6 * _ACC + o] += b * col[ja + r5]
-            acc[7 * _ACC + o] += b * col[ja + r6]
+            acc[ACC + o] += b * f
+            acc[2 * ACC + o] += b * (e * e)
+            acc[3 * ACC + o] += b * (f * f)
+            acc[4 * ACC + o] += b * (e * f)
+            acc[5 * ACC + o] += b * col[ja + r4]
+            acc[6 * ACC + o] += b * col[ja + r5]
+            acc[7 * ACC + o] += b * col[ja + r6]
     norm = np.float32(cov_norm)
     for o in range(n_out):
         c = np.uint64(o) + h
         e_x = acc[o]
-        e_y = acc[_ACC + o]
+        e_y = acc[ACC + o]
         mo[o] = col[c] + (col[c + r2] + e_x)
-        mo[_ACC + o] = col[c + r1] + (col[c + r3] + e_y)
-        mo[2 * _ACC + o] = norm * (acc[5 * _ACC + o] + (acc[2 * _ACC + o] - e_x * e_x))
-        mo[3 * _ACC + o] = norm * (acc[6 * _ACC + o] + (acc[3 * _ACC + o] - e_y * e_y))
-        mo[4 * _ACC + o] = norm * (acc[7 * _ACC + o] + (acc[4 * _ACC + o] - e_x * e_y))
+        mo[ACC + o] = col[c + r1] + (col[c + r3] + e_y)
+        mo[2 * ACC + o] = norm * (acc[5 * ACC + o] + (acc[2 * ACC + o] - e_x * e_x))
+        mo[3 * ACC + o] = norm * (acc[6 * ACC + o] + (acc[3 * ACC + o] - e_y * e_y))
+        mo[4 * ACC + o] = norm * (acc[7 * ACC + o] + (acc[4 * ACC + o] - e_x * e_y))
 
 
-@_jit()
-def _gaussian_row(
+@jit()
+def gaussian_row(
     rx: np.ndarray,
     ry: np.ndarray,
     g: np.ndarray,
@@ -287,9 +289,9 @@ def _gaussian_row(
     win_size = g.shape[0]
     # Column tiles keep the tile's buffers in the L1 cache; the win_size - 1
     # columns a tile shares with the next are recomputed (a few percent).
-    tile = min(_TILE, _COL - win_size + 1)
+    tile = min(TILE, COL - win_size + 1)
     for j0 in range(0, n_out, tile):
         n_tile = min(tile, n_out - j0)
         _vertical_pass(rx, ry, g, i, j0, n_tile + win_size - 1, col)
         _horizontal_pass(col, g, n_tile, cov_norm, acc, mo)
-        _combine_row(mo, n_tile, c1, c2, components, out, j0)
+        combine_row(mo, n_tile, c1, c2, components, out, j0)

@@ -10,16 +10,18 @@ reduced in three passes over it, two of which vectorise:
 1. extremes: min and max through order-preserving integer keys of the float
    bits (LLVM vectorises integer min/max reductions, not floating ones);
 2. bin indices into a small int32 buffer, the edges computed from the index
-   instead of gathered (the same two operations that make :func:`bin_edges`);
+   instead of gathered (the same two operations that make
+   :func:`~pipeline.kernels.statistics.bin_edges`);
 3. counts into four interleaved int64 histograms (independent increments
    instead of one chain through memory), summed into the float64 counts at
    the end.
 
 Short runs (under :data:`_SHORT` values, e.g. label masks cut into small
 pieces) take one scalar pass with the same index arithmetic. Both give
-exactly ``np.histogram(values, bins=bin_edges(bins))`` of the values clipped
-to [-1, 1] (values a rounding error outside the range count in the end bins),
-and exactly the float extremes.
+exactly ``np.histogram(values, bins=bin_edges(bins))`` of the values clipped to
+[-1, 1] (values a rounding error outside the range count in the end bins), and
+exactly the float extremes. The edges, and the most bins (their indices are
+int32 here), are those of :mod:`pipeline.kernels.statistics`.
 """
 
 from __future__ import annotations
@@ -31,28 +33,12 @@ import numpy as np
 from numba import types
 from numba.extending import overload
 
-__all__ = ["add_extremes_and_counts", "bin_edges"]
+__all__ = ["add_extremes_and_counts"]
 
 # Below this many values a run is reduced in one scalar pass.
 _SHORT = 64
 # Interleaved copies of the counts.
 _COPIES = 4
-# Bin indices are int32 in the vectorised pass.
-MAX_BINS = 2**31 - 2
-
-
-def bin_edges(bins: int) -> np.ndarray:
-    """The ``bins + 1`` equal-width histogram edges over [-1, 1].
-
-    ``edges[i] = i * (2 / bins) - 1`` (float64, two rounded operations) and
-    ``edges[bins] = 1``: the values ``np.linspace(-1, 1, bins + 1)`` gives,
-    written out because the compiled kernels recompute them from the index.
-    """
-    if bins > MAX_BINS:
-        raise ValueError(f"bins must be at most {MAX_BINS} (got {bins})")
-    edges = np.arange(bins + 1, dtype=np.float64) * (2.0 / bins) - 1.0
-    edges[-1] = 1.0
-    return edges
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
@@ -60,7 +46,8 @@ def _bin_of(v: float, bins: int, half: float, step: float) -> int:  # pragma: no
     """Bin of ``v`` (clipped to [-1, 1]; NaN counts in bin 0), as ``np.histogram`` places it.
 
     The multiply can round across an edge, so the index is corrected against
-    the edges, recomputed exactly as :func:`bin_edges` computes them.
+    the edges, recomputed exactly as :func:`~pipeline.kernels.statistics.bin_edges`
+    computes them.
     """
     clipped = v if v > -1.0 else -1.0
     clipped = clipped if clipped < 1.0 else 1.0
@@ -166,9 +153,10 @@ def add_extremes_and_counts(
     """Add the histogram of the run ``values`` to ``counts``; return the new (low, high).
 
     ``counts`` holds float64 counts of ``counts.shape[0]`` bins over
-    :func:`bin_edges`; ``low`` and ``high`` are the extremes so far. A run is
-    a 1-D view (a slice of a map row), never bounds: a constant bound such as
-    0 would be typed as a literal and compile the whole chain a second time.
+    :func:`~pipeline.kernels.statistics.bin_edges`; ``low`` and ``high`` are the
+    extremes so far. A run is a 1-D view (a slice of a map row), never bounds: a
+    constant bound such as 0 would be typed as a literal and compile the whole
+    chain a second time.
     """
     n = values.shape[0]
     if n == 0:

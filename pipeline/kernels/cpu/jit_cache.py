@@ -2,12 +2,14 @@
 
 The compiled kernels are cached (``cache=True``) next to their modules, in
 ``__pycache__``. numba checks a cached kernel against its *own* source file only:
-a kernel that calls compiled functions of another module (``fused_chunk`` calls
-``reductions``, which calls ``histogram``) has their code inlined into its cache
-entry, and keeps running the old code after only that other module changed, which
-is what a ``git pull`` or an edit of a working tree does. So, once per process,
-:func:`refresh` fingerprints the contents of every module of the package that uses
-numba and, when the fingerprint differs from the one recorded beside the cache,
+a kernel that calls compiled functions of another module (``chunk`` calls
+``partials``, which calls ``histogram``) or reads its constants (the field indices
+of ``pipeline.kernels.statistics``) has their code and values inlined into its
+cache entry, and keeps running the old code after only that other module changed,
+which is what a ``git pull`` or an edit of a working tree does. So, once per
+process, :func:`refresh` fingerprints the contents of every module of the package
+that kernels depend on (:func:`sources_fingerprint`) and, when the fingerprint
+differs from the one recorded beside the cache,
 removes the package's cache files; the kernels then compile afresh on first use
 (up to a minute or so) and are cached again.
 
@@ -25,6 +27,7 @@ installs every file anew, which numba already sees as changed.
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import os
 import tempfile
@@ -36,19 +39,66 @@ from numba.core import event
 __all__ = ["refresh", "refresh_before_first_compile"]
 
 STAMP_NAME = "numba-sources.sha256"
-# The whole package: modules using numba live in several stages.
+# The whole package: modules that mention numba live in several stages.
 _PACKAGE = Path(__file__).resolve().parents[2]
 
 
 def sources_fingerprint(package: Path = _PACKAGE) -> str:
-    """SHA-256 over the path and contents of every module under ``package`` that uses numba."""
+    """SHA-256 over the path and contents of every module under ``package`` kernels depend on.
+
+    Those are the modules that mention numba, the modules that compile kernels
+    (``jit(`` in their text, numba's decorators or a helper that wraps them), and
+    every module of the package those import, directly or not: a compiled kernel
+    inlines the functions it calls and freezes the module-level constants it
+    reads (a layout's field indices, say), wherever they are defined.
+    """
+    modules = {path: path.read_bytes() for path in sorted(package.rglob("*.py"))}
+    counted = {path for path, data in modules.items() if b"numba" in data}
+    pending = [path for path, data in modules.items() if b"jit(" in data]
+    reached = set(pending)
+    while pending:
+        for imported in _package_imports(pending.pop(), modules, package):
+            if imported not in reached:
+                reached.add(imported)
+                pending.append(imported)
     digest = hashlib.sha256()
-    for path in sorted(package.rglob("*.py")):
-        data = path.read_bytes()
-        if b"numba" in data:
-            digest.update(path.relative_to(package).as_posix().encode() + b"\0")
-            digest.update(hashlib.sha256(data).digest())
+    for path in sorted(counted | reached):
+        digest.update(path.relative_to(package).as_posix().encode() + b"\0")
+        digest.update(hashlib.sha256(modules[path]).digest())
     return digest.hexdigest()
+
+
+def _package_imports(path: Path, modules: dict[Path, bytes], package: Path) -> set[Path]:
+    """The modules of ``package`` that the module at ``path`` imports (anywhere in it)."""
+    try:
+        tree = ast.parse(modules[path])
+    except (SyntaxError, ValueError):
+        return set()
+    here = path.relative_to(package).with_suffix("").parts
+    names: list[tuple[str, ...]] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.extend(tuple(alias.name.split(".")) for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                # Relative: from the module's own package (its folder), up level - 1.
+                base = (package.name, *here[: len(here) - node.level])
+            else:
+                base = ()
+            module = (*base, *(node.module.split(".") if node.module else ()))
+            names.append(module)
+            names.extend((*module, alias.name) for alias in node.names)
+    found = set()
+    for name in names:
+        if not name or name[0] != package.name:
+            continue
+        for candidate in (
+            package.joinpath(*name[1:]).with_suffix(".py") if len(name) > 1 else None,
+            package.joinpath(*name[1:], "__init__.py"),
+        ):
+            if candidate is not None and candidate in modules:
+                found.add(candidate)
+    return found
 
 
 def refresh(package: Path = _PACKAGE) -> bool:

@@ -18,7 +18,18 @@ from typing import Any
 import numba
 import numpy as np
 
-from pipeline.kernels.cpu.combine import _MAX_TAPS
+from pipeline.kernels.cpu.combine import MAX_TAPS
+
+__all__ = [
+    "FUSED_DTYPES",
+    "check_weights",
+    "kernel_dtype",
+    "plan_threads",
+    "prepare_pair",
+    "read_only",
+    "row_bounds",
+    "run_kernel",
+]
 
 #: Input dtypes the compiled kernels read directly; anything else is cast to float64 first.
 FUSED_DTYPES = (np.dtype(np.uint8), np.dtype(np.uint16), np.dtype(np.float32), np.dtype(np.float64))
@@ -43,22 +54,22 @@ def _check_threads(threads: int | None) -> int | None:
     return int(threads)
 
 
-def _check_weights(weights: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+def check_weights(weights: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     """The window's taps as float64, checked against the block's spatial ``shape``."""
     g = np.ascontiguousarray(weights, dtype=np.float64)
     if g.ndim != 1 or g.shape[0] > min(shape):
         raise ValueError(
             f"weights must be 1-D with at most min(shape) taps (got {g.shape} for shape {shape})"
         )
-    if g.shape[0] > _MAX_TAPS:
-        raise ValueError(f"weights must have at most {_MAX_TAPS} taps (got {g.shape[0]})")
+    if g.shape[0] > MAX_TAPS:
+        raise ValueError(f"weights must have at most {MAX_TAPS} taps (got {g.shape[0]})")
     if not np.array_equal(g, g[::-1]):
         # The Gaussian path adds taps k and win_size - 1 - k with one weight.
         raise ValueError(f"weights must be symmetric (got {np.array2string(g, precision=4)})")
-    return _read_only(g)
+    return read_only(g)
 
 
-def _read_only(a: np.ndarray) -> np.ndarray:
+def read_only(a: np.ndarray) -> np.ndarray:
     """A read-only view of ``a``: the kernels only read their inputs.
 
     numba types a writable and a read-only array differently and compiles the
@@ -71,7 +82,7 @@ def _read_only(a: np.ndarray) -> np.ndarray:
     return view
 
 
-def _kernel_dtype(x: np.ndarray, y: np.ndarray) -> np.dtype:
+def kernel_dtype(x: np.ndarray, y: np.ndarray) -> np.dtype:
     """The dtype both images are read as."""
     dtype = np.result_type(x.dtype, y.dtype)
     # Integer images are read as they are (no float copy: half the memory of a
@@ -80,21 +91,22 @@ def _kernel_dtype(x: np.ndarray, y: np.ndarray) -> np.dtype:
     return dtype if dtype in FUSED_DTYPES else np.dtype(np.float64)
 
 
-def _prepare(x: Any, y: Any, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def prepare_pair(x: Any, y: Any, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Two 2-D images of one shape, read-only in :func:`kernel_dtype`, and the checked taps."""
     x = np.asarray(x)
     y = np.asarray(y)
     if x.ndim != 2 or x.shape != y.shape:
         raise ValueError(
             f"the fused kernel needs two 2-D arrays of the same shape (got {x.shape} and {y.shape})"
         )
-    g = _check_weights(weights, x.shape)
-    dtype = _kernel_dtype(x, y)
-    x = _read_only(np.ascontiguousarray(x, dtype=dtype))
-    y = _read_only(np.ascontiguousarray(y, dtype=dtype))
+    g = check_weights(weights, x.shape)
+    dtype = kernel_dtype(x, y)
+    x = read_only(np.ascontiguousarray(x, dtype=dtype))
+    y = read_only(np.ascontiguousarray(y, dtype=dtype))
     return x, y, g
 
 
-def _plan_threads(threads: int | None, shape: tuple[int, ...], win_size: int) -> int:
+def plan_threads(threads: int | None, shape: tuple[int, ...], win_size: int) -> int:
     """How many threads a block of spatial ``shape`` is split over (``threads`` checked)."""
     threads = _check_threads(threads)
     # None: every thread numba is allowed (NUMBA_NUM_THREADS or numba.set_num_threads).
@@ -106,7 +118,7 @@ def _plan_threads(threads: int | None, shape: tuple[int, ...], win_size: int) ->
     return n_threads
 
 
-def _row_bounds(n_rows: int, n_threads: int, win_size: int, uniform: bool) -> np.ndarray:
+def row_bounds(n_rows: int, n_threads: int, win_size: int, uniform: bool) -> np.ndarray:
     # Several chunks per thread even out uneven progress; uniform chunks stay
     # long enough that restarting the running sums (win_size rows) is cheap.
     n_chunks = max(1, 4 * n_threads) if n_threads > 1 else 1
@@ -119,7 +131,7 @@ def _row_bounds(n_rows: int, n_threads: int, win_size: int, uniform: bool) -> np
     return np.asarray(edges, dtype=np.int64)
 
 
-def _run_kernel(kernel: Any, n_threads: int, n_chunks: int, args: tuple[Any, ...]) -> None:
+def run_kernel(kernel: Any, n_threads: int, n_chunks: int, args: tuple[Any, ...]) -> None:
     """``kernel(*args, first, stop)`` over row chunks ``0:n_chunks`` on ``n_threads`` threads.
 
     One thread: a single call on the calling thread. More: the calling thread

@@ -1,13 +1,13 @@
 """Uniform (box) window of the fused CPU kernel: float64 running sums, row by row.
 
-The window's vertical sums are running column sums (:func:`_add_row` at the
-start of a chunk of rows, then :func:`_swap_row`: add the row entering the
+The window's vertical sums are running column sums (:func:`add_row` at the
+start of a chunk of rows, then :func:`swap_row`: add the row entering the
 window, remove the row leaving it) and its horizontal sums slide along the row
 (:func:`_slide_row`), so the cost per pixel does not depend on ``win_size``.
 :func:`_uniform_moments` turns the window sums into float32 moments and
-:func:`~pipeline.kernels.cpu.combine._combine_row` those into maps, tile by
-tile (:func:`_uniform_row`). The chunk driver
-(:func:`pipeline.kernels.cpu.chunk._maps_chunks`) restarts the sums at each chunk,
+:func:`~pipeline.kernels.cpu.combine.combine_row` those into maps, tile by
+tile (:func:`uniform_row`). The chunk driver
+(:func:`pipeline.kernels.cpu.chunk.maps_chunks`) restarts the sums at each chunk,
 which bounds rounding drift for float input (integer input is summed exactly).
 """
 
@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from pipeline.kernels.cpu.combine import _ACC, _TILE, _combine_row, _jit
+from pipeline.kernels.cpu.combine import ACC, TILE, combine_row, jit
+
+__all__ = ["add_row", "swap_row", "uniform_row"]
 
 # ---------------------------------------------------------------------------
 # Uniform window: float64 running sums
@@ -25,10 +27,10 @@ from pipeline.kernels.cpu.combine import _ACC, _TILE, _combine_row, _jit
 # there, and the cancellation in E[x^2] - mu^2 happens in float64.
 
 
-@_jit()
-def _add_row(x: np.ndarray, y: np.ndarray, row: int, sign: float, v: np.ndarray) -> None:
+@jit()
+def add_row(x: np.ndarray, y: np.ndarray, row: int, sign: float, v: np.ndarray) -> None:
     """Add (``sign=1``) or remove (``sign=-1``) one input row's moments from the column sums."""
-    # A proof for LLVM that the indices below are non-negative (see _combine_row).
+    # A proof for LLVM that the indices below are non-negative (see combine_row).
     if row < 0:
         return
     for j in range(x.shape[1]):
@@ -41,12 +43,12 @@ def _add_row(x: np.ndarray, y: np.ndarray, row: int, sign: float, v: np.ndarray)
         v[4, j] += sign * (a * b)
 
 
-@_jit()
-def _swap_row(x: np.ndarray, y: np.ndarray, new: int, old: int, v: np.ndarray) -> None:
+@jit()
+def swap_row(x: np.ndarray, y: np.ndarray, new: int, old: int, v: np.ndarray) -> None:
     """Add input row ``new`` and remove row ``old`` from the column sums in one pass.
 
     The same two float64 operations per sum and pixel, in the same order, as
-    ``_add_row(new, +1)`` then ``_add_row(old, -1)``: identical sums, half the
+    ``add_row(new, +1)`` then ``add_row(old, -1)``: identical sums, half the
     passes over ``v``.
     """
     if new < 0 or old < 0:
@@ -63,7 +65,7 @@ def _swap_row(x: np.ndarray, y: np.ndarray, new: int, old: int, v: np.ndarray) -
         v[4, j] = (v[4, j] + a * b) - p * q
 
 
-@_jit()
+@jit()
 def _slide_row(win_size: int, v: np.ndarray, m: np.ndarray) -> None:
     """Horizontal box sums of the column sums, one add and one subtract per output pixel.
 
@@ -71,7 +73,7 @@ def _slide_row(win_size: int, v: np.ndarray, m: np.ndarray) -> None:
     instead of one, so the additions overlap (the same operations, in the same
     order, per sum as one sum at a time).
     """
-    # A proof for LLVM that the indices below are non-negative (see _combine_row).
+    # A proof for LLVM that the indices below are non-negative (see combine_row).
     if win_size < 1:
         return
     n_out = m.shape[1]
@@ -103,8 +105,8 @@ def _slide_row(win_size: int, v: np.ndarray, m: np.ndarray) -> None:
         m[4, j] = s4
 
 
-@_jit()
-def _uniform_row(
+@jit()
+def uniform_row(
     v: np.ndarray,
     m: np.ndarray,
     win_size: int,
@@ -119,13 +121,13 @@ def _uniform_row(
 ) -> None:
     """One output row of the uniform path from the column sums ``v``, in column tiles."""
     _slide_row(win_size, v, m)
-    for j0 in range(0, n_out, _TILE):
-        n_tile = min(_TILE, n_out - j0)
+    for j0 in range(0, n_out, TILE):
+        n_tile = min(TILE, n_out - j0)
         _uniform_moments(m, j0, n_tile, scale, cov_norm, mo)
-        _combine_row(mo, n_tile, c1, c2, components, out, j0)
+        combine_row(mo, n_tile, c1, c2, components, out, j0)
 
 
-@_jit()
+@jit()
 def _uniform_moments(
     m: np.ndarray, j0: int, n_tile: int, scale: float, cov_norm: float, mo: np.ndarray
 ) -> None:
@@ -139,7 +141,7 @@ def _uniform_moments(
         mu_x = m[0, j0 + j] * scale
         mu_y = m[1, j0 + j] * scale
         mo[j] = mu_x
-        mo[_ACC + j] = mu_y
-        mo[2 * _ACC + j] = cov_norm * (m[2, j0 + j] * scale - mu_x * mu_x)
-        mo[3 * _ACC + j] = cov_norm * (m[3, j0 + j] * scale - mu_y * mu_y)
-        mo[4 * _ACC + j] = cov_norm * (m[4, j0 + j] * scale - mu_x * mu_y)
+        mo[ACC + j] = mu_y
+        mo[2 * ACC + j] = cov_norm * (m[2, j0 + j] * scale - mu_x * mu_x)
+        mo[3 * ACC + j] = cov_norm * (m[3, j0 + j] * scale - mu_y * mu_y)
+        mo[4 * ACC + j] = cov_norm * (m[4, j0 + j] * scale - mu_x * mu_y)

@@ -1,8 +1,9 @@
 """Region-``all`` statistics of SSIM maps reduced on the device (CuPy).
 
-The packed layout and the rules of :func:`pipeline.reductions.statistics.block_statistics`
-(``FIELDS`` then the histogram), computed where the maps are: only the small
-packed row crosses to the host, never a map. Sums and the squared deviations
+The packed layout of :mod:`pipeline.kernels.statistics` (``FIELDS`` then the
+histogram) and the rules of the CPU reductions (:mod:`pipeline.kernels.cpu.partials`),
+computed where the maps are: only the small packed row crosses to the host,
+never a map. Sums and the squared deviations
 about the mean are float64 reductions of the float32 maps (two passes, as on
 the CPU); the histogram bins follow ``np.histogram(range=(-1, 1))`` with the
 same correction against the edges and the same clipping of values a rounding
@@ -16,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from pipeline.kernels.backend import array_module, to_host
-from pipeline.reductions.statistics import FIELDS, bin_edges
+from pipeline.kernels.statistics import FIELDS, MAX, MIN, bin_edges
 
 __all__ = ["device_whole_statistics"]
 
@@ -36,8 +37,8 @@ def device_whole_statistics(maps: dict[str, Any], bins: int) -> np.ndarray:
     out = np.zeros(len(FIELDS) + bins)
     count = ssim.size
     if count == 0:
-        out[FIELDS.index("min")] = np.inf
-        out[FIELDS.index("max")] = -np.inf
+        out[MIN] = np.inf
+        out[MAX] = -np.inf
         return out
     values = ssim.astype(cupy.float64).ravel()
     total = values.sum()

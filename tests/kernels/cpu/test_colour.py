@@ -20,8 +20,9 @@ import pipeline as sp
 from pipeline.engine.run import KernelSpec
 from pipeline.kernels.cpu.colour import fused_colour_packed_stats
 from pipeline.kernels.cpu.fused import fused_packed_stats
+from pipeline.kernels.statistics import FIELDS
 from pipeline.metrics.profiles import resolve_params
-from pipeline.reductions.statistics import FIELDS, block_statistics, finalize_statistics
+from pipeline.reductions.statistics import block_statistics, finalize_statistics
 
 TOLERANCE = 1e-5
 BINS = 37

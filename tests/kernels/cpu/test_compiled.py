@@ -66,14 +66,25 @@ print(json.dumps([maps, compiled()]))
 # The Gaussian map path: its entry point and the routines it calls, nothing else
 # (no uniform window, no statistics, no parallel twin), one signature each.
 GAUSSIAN_MAPS = {
-    "pipeline.kernels.cpu.chunk._maps_chunks": 1,
-    "pipeline.kernels.cpu.gaussian._gaussian_row": 1,
+    "pipeline.kernels.cpu.chunk.maps_chunks": 1,
+    "pipeline.kernels.cpu.gaussian.gaussian_row": 1,
     "pipeline.kernels.cpu.gaussian._horizontal_pass": 1,
-    "pipeline.kernels.cpu.gaussian._load_row": 1,
+    "pipeline.kernels.cpu.gaussian.load_row": 1,
     "pipeline.kernels.cpu.gaussian._vertical_pass": 1,
-    "pipeline.kernels.cpu.combine._combine_row": 1,
+    "pipeline.kernels.cpu.combine.combine_row": 1,
 }
-ENTRY = "pipeline.kernels.cpu.chunk._maps_chunks"
+ENTRY = "pipeline.kernels.cpu.chunk.maps_chunks"
+# What the packed statistics add to it: the row reduction each output row goes
+# through (two passes, then extremes and histogram counts), one signature each.
+PACKED_ROWS = {
+    "pipeline.kernels.cpu.histogram._bin_of": 1,
+    "pipeline.kernels.cpu.histogram._count": 1,
+    "pipeline.kernels.cpu.histogram._indices": 1,
+    "pipeline.kernels.cpu.histogram.add_extremes_and_counts": 1,
+    "pipeline.kernels.cpu.partials._segment_m2": 1,
+    "pipeline.kernels.cpu.partials._segment_sums": 1,
+    "pipeline.kernels.cpu.partials.add_row_partial": 1,
+}
 
 
 # The statistics of a region run on float32 maps: region "all" through
@@ -86,19 +97,20 @@ import sys
 import numpy as np
 from numba.core.registry import CPUDispatcher
 
-from pipeline.kernels.cpu import histogram
+from pipeline.kernels.cpu import histogram, partials
+from pipeline.kernels.statistics import empty_statistics
 from pipeline.reductions import statistics as reductions
 
 rng = np.random.default_rng(3)
 names = ("ssim", "luminance", "contrast", "structure")
 maps = {name: rng.uniform(-1, 1, (2, 6, 150)).astype(np.float32) for name in names}
 reductions.block_statistics(maps, None, 1, 10)
-row = reductions.empty_statistics(1, 1, 10)[0, 0]
-reductions.add_row_partial(*(maps[name][0, 0] for name in names), 100, row)
+row = empty_statistics(1, 1, 10)[0, 0]
+partials.add_row_partial(*(maps[name][0, 0] for name in names), 100, row)
 tiles = np.broadcast_to(np.arange(150) // 75, (2, 6, 150))  # runs of 75: the vectorised passes
 reductions.block_statistics(maps, tiles, 3, 10)
 signatures = {}
-for module in (histogram, reductions):
+for module in (histogram, partials):
     for value in vars(module).values():
         if isinstance(value, CPUDispatcher) and value.signatures:
             name = f"{value.py_func.__module__}.{value.py_func.__qualname__}"
@@ -150,12 +162,12 @@ def test_statistics_kernels_compile_once_per_run(tmp_path: Path) -> None:
         "pipeline.kernels.cpu.histogram._count": 1,
         "pipeline.kernels.cpu.histogram._indices": 1,
         "pipeline.kernels.cpu.histogram.add_extremes_and_counts": 1,
-        "pipeline.reductions.statistics._add_segment": 1,
-        "pipeline.reductions.statistics._region_statistics": 1,
-        "pipeline.reductions.statistics._segment_m2": 1,
-        "pipeline.reductions.statistics._segment_sums": 1,
-        "pipeline.reductions.statistics._whole_image_statistics": 1,
-        "pipeline.reductions.statistics.add_row_partial": 1,
+        "pipeline.kernels.cpu.partials._add_segment": 1,
+        "pipeline.kernels.cpu.partials._segment_m2": 1,
+        "pipeline.kernels.cpu.partials._segment_sums": 1,
+        "pipeline.kernels.cpu.partials.add_row_partial": 1,
+        "pipeline.kernels.cpu.partials.region_statistics": 1,
+        "pipeline.kernels.cpu.partials.whole_image_statistics": 1,
     }, signatures
     assert not any("Literal" in str(found) for found in signatures.values())
 
@@ -170,6 +182,7 @@ def test_a_cold_run_compiles_only_the_routines_it_uses(tmp_path: Path) -> None:
         for name, count in after_evaluate["kernels"].items()
         if name.startswith("pipeline.kernels")
     }
-    # The packed statistics reuse every routine of the map path; the uniform
-    # window's running sums stay uncompiled.
-    assert kernels == {**GAUSSIAN_MAPS, ENTRY: 2}
+    # The packed statistics reuse every routine of the map path and add the row
+    # reduction; the uniform window's running sums and the reductions of stored
+    # maps (whole image, regions) stay uncompiled.
+    assert kernels == {**GAUSSIAN_MAPS, ENTRY: 2, **PACKED_ROWS}

@@ -24,7 +24,8 @@ from pipeline.kernels.cpu.fused import (
     fused_score,
 )
 from pipeline.kernels.dispatch import resolve_engine
-from pipeline.reductions.statistics import FIELDS, block_statistics
+from pipeline.kernels.statistics import FIELDS
+from pipeline.reductions.statistics import block_statistics
 
 TOLERANCE = 1e-5
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline.kernels.cpu.histogram import _SHORT, add_extremes_and_counts, bin_edges
+from pipeline.kernels.cpu.histogram import _SHORT, add_extremes_and_counts
+from pipeline.kernels.statistics import bin_edges
 
 
 def _reference(values: np.ndarray, bins: int) -> tuple[np.ndarray, float, float]:

@@ -83,6 +83,27 @@ def test_only_numba_modules_count(tmp_path: Path) -> None:
     assert not jit_cache.refresh(package)
 
 
+def test_modules_kernels_reach_without_naming_numba_count(tmp_path: Path) -> None:
+    # A kernel compiled through a helper of another module never names numba, and
+    # the constants it freezes (a layout's field indices) may live in a plain
+    # module: both are in the fingerprint, and so is a lazy import inside a kernel
+    # module. A module that no kernel module imports is not.
+    package = _package(tmp_path, value=1)
+    (package / "layout.py").write_text("FIELD = 1\n")
+    (package / "lazy.py").write_text("SCALE = 2\n")
+    (package / "helper.py").write_text(
+        "from kernels.layout import FIELD\n\n\n@jit()\ndef get(row):\n    return row[FIELD]\n\n\n"
+        "def scale():\n    from kernels import lazy\n\n    return lazy.SCALE\n"
+    )
+    (package / "other.py").write_text("FIELD = 3\n")
+    assert jit_cache.refresh(package)
+    for name, text in (("layout.py", "FIELD = 2\n"), ("lazy.py", "SCALE = 3\n")):
+        (package / name).write_text(text)
+        assert jit_cache.refresh(package), name
+    (package / "other.py").write_text("FIELD = 4\n")
+    assert not jit_cache.refresh(package)
+
+
 def test_a_package_without_a_writable_cache_directory_is_left_alone(tmp_path: Path) -> None:
     # Where numba cannot cache beside the sources it caches under the user's cache
     # directory, keyed by files that an install rewrites anyway: nothing to do here.

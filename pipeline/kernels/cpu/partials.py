@@ -1,0 +1,212 @@
+"""Compiled reductions of SSIM map values into packed partial statistics (numba).
+
+The rows of :mod:`pipeline.kernels.statistics` (``FIELDS`` then the histogram)
+made from maps on the CPU, without a temporary per statistic and without a
+Python loop over pixels or labels:
+
+* :func:`add_row_partial` adds one map row to a packed row; the fused kernels
+  (:mod:`pipeline.kernels.cpu.fused`, :mod:`pipeline.kernels.cpu.colour`) call
+  it on each output row while it is in cache, so whole maps are never stored;
+* :func:`whole_image_statistics` (region ``all``) and :func:`region_statistics`
+  (sub-regions keyed by a region id per pixel) reduce stored maps, in two
+  passes over runs of one region id: counts, sums, extremes and the histogram
+  (:mod:`pipeline.kernels.cpu.histogram`), then the squared deviations about
+  each region's mean.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+from pipeline.kernels.cpu.histogram import add_extremes_and_counts
+from pipeline.kernels.statistics import (
+    COUNT,
+    HIST,
+    M2,
+    MAX,
+    MIN,
+    SUM,
+    SUM_CONTRAST,
+    SUM_LUMINANCE,
+    SUM_STRUCTURE,
+)
+
+__all__ = ["add_row_partial", "region_statistics", "whole_image_statistics"]
+
+# Sums are reassociated (vectorised) float64 reductions: these are statistics of a
+# map, and reordering a float64 sum moves it by ~1e-16 relative, far below every
+# tolerance. Nothing else in the kernels is compiled with fastmath.
+_SUMS = {"reassoc", "contract"}
+
+
+@numba.njit(cache=True, nogil=True, fastmath=_SUMS)
+def _segment_sums(
+    ssim: np.ndarray,
+    luminance: np.ndarray,
+    contrast: np.ndarray,
+    structure: np.ndarray,
+) -> tuple[float, float, float, float]:  # pragma: no cover - compiled
+    """Float64 sums of the four maps over one run (equal 1-D views)."""
+    total = 0.0
+    sum_l = 0.0
+    sum_c = 0.0
+    sum_s = 0.0
+    for k in range(ssim.shape[0]):
+        total += np.float64(ssim[k])
+        sum_l += np.float64(luminance[k])
+        sum_c += np.float64(contrast[k])
+        sum_s += np.float64(structure[k])
+    return total, sum_l, sum_c, sum_s
+
+
+@numba.njit(cache=True, nogil=True, fastmath=_SUMS)
+def _segment_m2(ssim: np.ndarray, mean: float) -> float:  # pragma: no cover - compiled
+    """Sum of squared deviations about ``mean`` over one run."""
+    m2 = 0.0
+    for k in range(ssim.shape[0]):
+        d = np.float64(ssim[k]) - mean
+        m2 += d * d
+    return m2
+
+
+@numba.njit(cache=True, nogil=True)
+def _add_segment(
+    ssim: np.ndarray,
+    luminance: np.ndarray,
+    contrast: np.ndarray,
+    structure: np.ndarray,
+    row: np.ndarray,
+) -> None:  # pragma: no cover - compiled
+    """Add one run of the four maps (equal 1-D views) to a packed row, but its ``M2``.
+
+    The histogram bins are the row's histogram fields, over
+    :func:`~pipeline.kernels.statistics.bin_edges` of their count, as
+    ``np.histogram`` places values: bin ``i`` holds ``edges[i] <= v < edges[i +
+    1]``, the last bin also ``v == 1``; values a rounding error outside [-1, 1]
+    go to the end bins so that every pixel is counted
+    (:mod:`pipeline.kernels.cpu.histogram`).
+
+    Runs are views, never ``(start, stop)`` bounds: numba types a constant
+    argument (the 0 of a whole row) as a literal, which would compile this
+    chain once for the literal and once more for the bounds of region runs.
+    """
+    total, sum_l, sum_c, sum_s = _segment_sums(ssim, luminance, contrast, structure)
+    row[COUNT] += ssim.shape[0]
+    row[SUM] += total
+    row[SUM_LUMINANCE] += sum_l
+    row[SUM_CONTRAST] += sum_c
+    row[SUM_STRUCTURE] += sum_s
+    row[MIN], row[MAX] = add_extremes_and_counts(ssim, row[MIN], row[MAX], row[HIST:])
+
+
+@numba.njit(cache=True, nogil=True)
+def add_row_partial(
+    ssim: np.ndarray,
+    luminance: np.ndarray,
+    contrast: np.ndarray,
+    structure: np.ndarray,
+    n: int,
+    row: np.ndarray,
+) -> None:  # pragma: no cover - compiled; checked against the two-pass reduction in the tests
+    """Add the first ``n`` values of one map row to a packed region row, in place.
+
+    For kernels that make a map row by row and never store the maps: the row's
+    own two passes (sums, then squared deviations about the row's mean) run while
+    it is in cache, and its ``M2`` joins the running one by Chan's pairwise update,
+    so ``m2`` stays as accurate as the two-pass :func:`whole_image_statistics`.
+    """
+    if n <= 0:
+        return
+    ssim = ssim[:n]
+    total, sum_l, sum_c, sum_s = _segment_sums(ssim, luminance[:n], contrast[:n], structure[:n])
+    mean = total / n
+    m2 = _segment_m2(ssim, mean)
+    count = row[COUNT]
+    if count > 0:
+        delta = mean - row[SUM] / count
+        m2 += delta * delta * (count * n / (count + n))
+    row[COUNT] = count + n
+    row[SUM] += total
+    row[M2] += m2
+    row[SUM_LUMINANCE] += sum_l
+    row[SUM_CONTRAST] += sum_c
+    row[SUM_STRUCTURE] += sum_s
+    row[MIN], row[MAX] = add_extremes_and_counts(ssim, row[MIN], row[MAX], row[HIST:])
+
+
+@numba.njit(cache=True, nogil=True)
+def whole_image_statistics(
+    ssim: np.ndarray,
+    luminance: np.ndarray,
+    contrast: np.ndarray,
+    structure: np.ndarray,
+    out: np.ndarray,
+) -> None:  # pragma: no cover - compiled; checked against NumPy in the tests
+    """Region ``all`` of each image, ``out[image, field]`` filled in place.
+
+    One pass gives counts, sums, extremes and the histogram; a second the squared
+    deviations about the image's mean (no ``sum(x^2) - n mean^2`` cancellation).
+    ``nogil`` lets Dask threads run it side by side.
+    """
+    n, h = ssim.shape[:2]
+    for i in range(n):
+        row = out[i]
+        for r in range(h):
+            _add_segment(ssim[i, r], luminance[i, r], contrast[i, r], structure[i, r], row)
+        mean = row[SUM] / row[COUNT]
+        m2 = 0.0
+        for r in range(h):
+            m2 += _segment_m2(ssim[i, r], mean)
+        row[M2] = m2
+
+
+@numba.njit(cache=True, nogil=True)
+def region_statistics(
+    ssim: np.ndarray,
+    luminance: np.ndarray,
+    contrast: np.ndarray,
+    structure: np.ndarray,
+    ids: np.ndarray,
+    out: np.ndarray,
+) -> None:  # pragma: no cover - compiled; checked against NumPy in the tests
+    """Every sub-region of each image, keyed by ``ids`` (``-1``: none), in place.
+
+    Each row is cut into runs of one region id (whole tile widths for a grid), and
+    every run is reduced like a row of region ``all``; a second pass adds squared
+    deviations about each region's own mean.
+    """
+    n, h, w = ssim.shape
+    n_sub = out.shape[1]
+    for i in range(n):
+        for r in range(h):
+            label = ids[i, r]
+            k = 0
+            while k < w:
+                g = label[k]
+                start = k
+                while k < w and label[k] == g:
+                    k += 1
+                if g >= 0:
+                    run = slice(start, k)
+                    _add_segment(
+                        ssim[i, r, run],
+                        luminance[i, r, run],
+                        contrast[i, r, run],
+                        structure[i, r, run],
+                        out[i, g],
+                    )
+        means = np.zeros(n_sub)
+        for g in range(n_sub):
+            if out[i, g, COUNT] > 0:
+                means[g] = out[i, g, SUM] / out[i, g, COUNT]
+        for r in range(h):
+            label = ids[i, r]
+            k = 0
+            while k < w:
+                g = label[k]
+                start = k
+                while k < w and label[k] == g:
+                    k += 1
+                if g >= 0:
+                    out[i, g, M2] += _segment_m2(ssim[i, r, start:k], means[g])
