@@ -361,7 +361,7 @@ def _readable_groups(plan: Any) -> list[tuple[Any, int, int]]:
 def _dry_run(args: argparse.Namespace, config: RunConfig) -> int:
     """Open and plan the run (headers only) and print it; nothing is decoded or computed."""
     from pipeline.engine.plan import plan_run
-    from pipeline.inputs.sources import open_pair
+    from pipeline.inputs.opening import open_pair
     from pipeline.results.schema import SKIPPED_FILES
     from pipeline.results.summary import skipped_files
 

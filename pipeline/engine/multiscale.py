@@ -33,7 +33,7 @@ import dask.array as da
 import numpy as np
 
 from pipeline.kernels import block_maps
-from pipeline.kernels.backend import to_host
+from pipeline.kernels.backend import to_device, to_host
 from pipeline.kernels.multiscale import combine_scales
 from pipeline.metrics.colour import to_luma
 from pipeline.metrics.multiscale import check_msssim_size
@@ -89,9 +89,7 @@ def _scale_sums(
         # Blocks that float32 cannot hold go to the float64 reference (same numbers).
         engine = spec.engine_for(xb, yb)
         if spec.device == "gpu":
-            import cupy
-
-            xb, yb = cupy.asarray(xb), cupy.asarray(yb)
+            xb, yb = to_device(xb, yb)
         for i in range(n):
             for c in range(channels):
                 maps = block_maps(

@@ -228,7 +228,7 @@ def plan_run(config: RunConfig, pair: SourcePair) -> RunPlan:
     config : RunConfig
         The run's settings.
     pair : SourcePair
-        The opened sources (:func:`pipeline.inputs.sources.open_pair`); a stack is
+        The opened sources (:func:`pipeline.inputs.opening.open_pair`); a stack is
         made one volume here when ``config.volume`` is set.
 
     Returns

@@ -31,7 +31,7 @@ from pipeline.engine.config import RunConfig, resolve_config
 from pipeline.engine.plan import GroupPlan, RunPlan, plan_run
 from pipeline.engine.schedulers import SchedulerSession, open_scheduler
 from pipeline.inputs.files import is_transient_status
-from pipeline.inputs.sources import open_pair
+from pipeline.inputs.opening import open_pair
 from pipeline.reductions.kernel_spec import KernelSpec
 from pipeline.reductions.statistics import finalize_statistics
 from pipeline.results.schema import MS_SSIM, NAN_MASKED, STATUS_OK, build_dataset, template_dataset

@@ -316,7 +316,7 @@ class RunConfig:
         object.__setattr__(self, "data_ranges", dict(sorted(ranges.items())))
 
     def input_options(self) -> InputOptions:
-        """The settings that say how inputs are read (:func:`pipeline.inputs.sources.open_pair`)."""
+        """The settings that say how inputs are read (:func:`pipeline.inputs.opening.open_pair`)."""
         return InputOptions(
             missing_chunks=self.missing_chunks,
             max_image_pixels=self.max_image_pixels,

@@ -29,7 +29,7 @@ import numpy as np
 
 from pipeline.inputs.sources import SourcePair
 from pipeline.kernels import block_maps
-from pipeline.kernels.backend import to_host
+from pipeline.kernels.backend import to_device, to_host
 from pipeline.kernels.statistics import FIELDS, empty_statistics
 from pipeline.metrics.colour import to_luma
 from pipeline.reductions.regions import RegionPlan, region_ids
@@ -157,9 +157,7 @@ def _volume_maps(spec: KernelSpec, x: Any, y: Any) -> dict[str, np.ndarray]:
     """Valid 3-D maps of one ``(z, y, x, channel)`` block pair, averaged over channels."""
     channels = x.shape[-1]
     if spec.device == "gpu":
-        import cupy
-
-        x, y = cupy.asarray(x), cupy.asarray(y)
+        x, y = to_device(x, y)
     if spec.color_mode == "luma" and channels == 3:
         x, y, channels = to_luma(x, 3)[..., None], to_luma(y, 3)[..., None], 1
     names = ("ssim", "luminance", "contrast", "structure")

@@ -1,7 +1,8 @@
 """Folders of image files as a source: paired by relative path, decoded inside the graph.
 
-:func:`open_folder_pair` is registered with :func:`pipeline.inputs.sources.register_pair_opener`
-and recognises two paths of which at least one is a folder that is not a Zarr store.
+:func:`open_folder_pair` is one of the built-in openers of
+:func:`pipeline.inputs.opening.open_pair`; it recognises two paths of which at least
+one is a folder that is not a Zarr store.
 It pairs the files with :func:`pipeline.inputs.pairing.pair_folders` (reading headers only,
 never pixels) and returns a :class:`~pipeline.inputs.sources.SourcePair` with one part per
 size group (:attr:`SourcePair.groups`), evaluated separately and joined into one
@@ -65,7 +66,6 @@ from pipeline.inputs.sources import (
     DEFAULT_MAX_IMAGE_PIXELS,
     InputOptions,
     SourcePair,
-    register_pair_opener,
 )
 from pipeline.results.schema import (
     AMBIGUOUS,
@@ -400,6 +400,3 @@ def _decode_pairs(
         else:
             status[k] = "; ".join(statuses[k]) if statuses[k] else STATUS_OK
     return stacks[0], stacks[1], status
-
-
-register_pair_opener(open_folder_pair)

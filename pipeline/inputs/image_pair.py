@@ -1,7 +1,7 @@
 """Two image files as a one-pair source: ``ssim-pipeline evaluate a.png b.png``.
 
-:func:`open_file_pair` is a pair opener (:func:`pipeline.inputs.sources.register_pair_opener`,
-registered when this module is imported): when both inputs are image files (by
+:func:`open_file_pair` is one of the built-in openers of
+:func:`pipeline.inputs.opening.open_pair`: when both inputs are image files (by
 extension, :data:`pipeline.inputs.images.IMAGE_EXTENSIONS`) it reads their headers and
 returns the folder source of one pair, so the pair is decoded inside the graph and
 a file that cannot be read fails the pair with its reason, exactly as in a folder.
@@ -19,7 +19,7 @@ import numpy as np
 from pipeline.inputs.folders import folder_source
 from pipeline.inputs.images import IMAGE_EXTENSIONS, ImageDecodeError, read_header
 from pipeline.inputs.pairing import FailedPair, ImagePair, PairingPlan, SizeGroup
-from pipeline.inputs.sources import InputOptions, SourcePair, register_pair_opener
+from pipeline.inputs.sources import InputOptions, SourcePair
 
 __all__ = ["is_image_file_path", "open_file_pair"]
 
@@ -106,6 +106,3 @@ def open_file_pair(
         failed=failed,
     )
     return folder_source(plan)
-
-
-register_pair_opener(open_file_pair)

@@ -63,16 +63,15 @@ __all__ = [
     "SourcePair",
     "check_input_size",
     "join_statuses",
+    "native_chunks",
     "open_array",
     "open_array_checked",
-    "open_pair",
-    "register_pair_opener",
+    "open_source",
+    "to_canonical",
     "zarr_stacks",
 ]
 
 Chunks = tuple[tuple[int, ...], ...]
-PairOpener = Callable[[Any, Any, "int | None", "InputOptions"], "SourcePair | None"]
-_PAIR_OPENERS: list[PairOpener] = []
 
 
 # What a missing Zarr chunk means: the pairs it touches fail ("fail"), or its pixels are
@@ -163,7 +162,7 @@ class DirectRead:
             if sum(sizes) != length or any(int(b) % unit for b in np.cumsum(sizes)[:-1]):
                 return None
         if self.status is None:
-            stack, _, _ = _to_canonical(
+            stack, _, _ = to_canonical(
                 dask_from_zarr(self.array, tuple(source)), self.channel_axis, "source"
             )
             return stack, None
@@ -292,7 +291,7 @@ def _read_zarr(
     pixels, status = dask_from_zarr_checked(
         array, chunks, image_axis=image_axis, report_missing=missing_chunks == "fail"
     )
-    stack, _, _ = _to_canonical(pixels, channel_axis, "source")
+    stack, _, _ = to_canonical(pixels, channel_axis, "source")
     return stack, status
 
 
@@ -315,35 +314,11 @@ def _join_status_blocks(*blocks: np.ndarray) -> np.ndarray:
     return out
 
 
-def register_pair_opener(opener: PairOpener) -> None:
-    """Add a source kind: ``opener(reference, generated, channel_axis, options)`` -> pair or None.
-
-    Openers are tried after the built-in ones (folders, two image files), in the
-    order registered, and before the ingest, array and Zarr sources. Registering
-    an opener twice keeps its first place.
-    """
-    if opener not in _PAIR_OPENERS:
-        _PAIR_OPENERS.append(opener)
-
-
-def _pair_openers() -> list[PairOpener]:
-    """The built-in openers (folders of image files, two image files), then registered ones.
-
-    Imported here, when a pair is opened: those modules build on this one, and no
-    package ``__init__`` has to import them first for their sources to be found.
-    """
-    from pipeline.inputs.folders import open_folder_pair
-    from pipeline.inputs.image_pair import open_file_pair
-
-    built_in: list[PairOpener] = [open_folder_pair, open_file_pair]
-    return [*built_in, *(opener for opener in _PAIR_OPENERS if opener not in built_in)]
-
-
 def open_array(
     source: Any, name: str, *, options: InputOptions | None = None
 ) -> tuple[da.Array, str, tuple[int, ...] | None]:
     """One source as a Dask array, a label for it and its native chunking (None: unknown)."""
-    array, label, native, _ = _open_source(source, name, options or InputOptions())
+    array, label, native, _ = open_source(source, name, options or InputOptions())
     return array, label, native
 
 
@@ -365,7 +340,7 @@ def open_array_checked(
         sources that cannot miss data (NumPy and Dask arrays).
     """
     options = options or InputOptions()
-    array, label, native, node = _open_source(source, name, options)
+    array, label, native, node = open_source(source, name, options)
     if node is None or native is None:
         return array, label, None
     pixels, status = dask_from_zarr_checked(
@@ -377,7 +352,7 @@ def open_array_checked(
     return pixels, label, status
 
 
-def _open_source(
+def open_source(
     source: Any, name: str, options: InputOptions
 ) -> tuple[da.Array, str, tuple[int, ...] | None, zarr.Array | None]:
     """:func:`open_array`, plus the Zarr array it reads (None for other sources)."""
@@ -464,7 +439,7 @@ def _from_zarr(array: zarr.Array, label: str) -> tuple[da.Array, str, tuple[int,
     return dask_from_zarr(array, chunks), label, chunks
 
 
-def _to_canonical(
+def to_canonical(
     array: da.Array, channel_axis: int | None, name: str
 ) -> tuple[da.Array, bool, tuple[int, ...]]:
     """``(image, y, x, channel)`` view, whether the input was a single image, and the axis order."""
@@ -485,101 +460,6 @@ def _to_canonical(
     if len(new_axes) > 1:
         out = out[new_axes]
     return out, single, tuple(order)
-
-
-def open_pair(
-    reference: Any,
-    generated: Any,
-    *,
-    channel_axis: int | None = None,
-    options: InputOptions | None = None,
-) -> SourcePair:
-    """Both inputs as a :class:`SourcePair`, every check done before anything is read.
-
-    Parameters
-    ----------
-    reference, generated : array or path
-        NumPy, Dask or Zarr arrays, or Zarr paths, of equal shape.
-    channel_axis : int, optional
-        Axis of colour channels in the inputs (e.g. ``-1``).
-    options : InputOptions, optional
-        How inputs are read (missing chunks, size limits); defaults when None.
-
-    Raises
-    ------
-    ValueError
-        Different shapes or channel counts, a path that is not a Zarr array.
-    FileNotFoundError
-        A path that does not exist.
-    """
-    options = InputOptions() if options is None else options
-    if options.missing_chunks not in MISSING_CHUNK_POLICIES:
-        raise ValueError(
-            f"missing_chunks must be one of {', '.join(MISSING_CHUNK_POLICIES)} "
-            f"(got {options.missing_chunks!r})"
-        )
-    for opener in _pair_openers():
-        pair = opener(reference, generated, channel_axis, options)
-        if pair is not None:
-            return pair
-    from pipeline.inputs.ingest import (  # ingest builds on this module
-        ingest_slots,
-        open_ingest_pair,
-    )
-
-    pair = open_ingest_pair(reference, generated, channel_axis, options)
-    if pair is not None:
-        return pair
-    x, x_label, x_native, x_zarr = _open_source(reference, "reference", options)
-    y, y_label, y_native, y_zarr = _open_source(generated, "generated", options)
-    x4, single, order = _to_canonical(x, channel_axis, "reference")
-    y4, _, _ = _to_canonical(y, channel_axis, "generated")
-    if x4.shape[3] != y4.shape[3] and x4.shape[:3] == y4.shape[:3]:
-        raise ValueError(
-            f"reference and generated have different channel counts "
-            f"({x4.shape[3]} and {y4.shape[3]}; shapes {tuple(x.shape)} and {tuple(y.shape)})"
-        )
-    if x.shape != y.shape:
-        raise ValueError(
-            f"reference and generated must have the same shape "
-            f"(got {tuple(x.shape)} and {tuple(y.shape)})"
-        )
-    n = int(x4.shape[0])
-    # The coarser read granularity decides (a Zarr side over an in-memory one).
-    known = [chunks for chunks in (x_native, y_native) if chunks is not None]
-    combined = tuple(max(sizes) for sizes in zip(*known, strict=True)) if known else None
-    native = _native_chunks(combined, order, single, x4)
-    image: np.ndarray = np.arange(n)
-    prefix = "" if single else "[{}]"
-    stacks, direct = zarr_stacks((x4, y4), (x_zarr, y_zarr), channel_axis, options)
-    statuses = [d.status for d in direct if d is not None and d.status is not None]
-    # A stack of an ingest store keeps what ingest recorded: file names, undecoded slots.
-    slots = [None if source is None else ingest_slots(source) for source in (x_zarr, y_zarr)]
-    failed: dict[int, list[str]] = {}
-    for side in slots:
-        for i, reason in enumerate(side[1] if side is not None else []):
-            if reason is not None:
-                failed.setdefault(i, []).append(reason)
-    if slots[0] is not None and slots[1] is not None and slots[0][0] == slots[1][0]:
-        image = np.array(slots[0][0], dtype=object)
-    return SourcePair(
-        reference=stacks[0],
-        generated=stacks[1],
-        image=image,
-        reference_names=np.array([x_label + prefix.format(i) for i in range(n)], dtype=object),
-        generated_names=np.array([y_label + prefix.format(i) for i in range(n)], dtype=object),
-        native_chunks=native,
-        identity={
-            "reference": x_label,
-            "generated": y_label,
-            "shape": list(x.shape),
-            "dtypes": [str(x.dtype), str(y.dtype)],
-            "channel_axis": channel_axis,
-        },
-        status={i: "; ".join(reasons) for i, reasons in failed.items()},
-        read_status=join_statuses(*statuses) if statuses else None,
-        direct=direct,
-    )
 
 
 def zarr_stacks(
@@ -609,7 +489,7 @@ def zarr_stacks(
     return (out[0], out[1]), (direct[0], direct[1])
 
 
-def _native_chunks(
+def native_chunks(
     native: tuple[int, ...] | None, order: tuple[int, ...], single: bool, canonical: da.Array
 ) -> tuple[int, int, int]:
     """The source's read chunks in ``(image, y, x)`` order (the whole extent when unknown)."""

@@ -13,7 +13,15 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["array_module", "gpu_available", "is_device_array", "ndimage_module", "to_host"]
+__all__ = [
+    "array_module",
+    "from_dlpack",
+    "gpu_available",
+    "is_device_array",
+    "ndimage_module",
+    "to_device",
+    "to_host",
+]
 
 
 def is_device_array(array: Any) -> bool:
@@ -50,6 +58,20 @@ def to_host(array: Any) -> np.ndarray:
     if is_device_array(array):
         return array.get()
     return np.asarray(array)
+
+
+def to_device(*arrays: Any) -> tuple[Any, ...]:
+    """CuPy copies of ``arrays`` on the current device (no copy for those already there)."""
+    import cupy
+
+    return tuple(cupy.asarray(a) for a in arrays)
+
+
+def from_dlpack(tensor: Any) -> Any:
+    """A CuPy array sharing the memory of a DLPack-capable device tensor (no copy)."""
+    import cupy
+
+    return cupy.from_dlpack(tensor)
 
 
 @functools.cache

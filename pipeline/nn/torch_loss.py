@@ -19,9 +19,9 @@ __all__ = ["ssim_loss_torch"]
 def _to_array(tensor: Any) -> Any:
     data = tensor.detach()
     if data.is_cuda:
-        import cupy
+        from pipeline.kernels.backend import from_dlpack
 
-        return cupy.from_dlpack(data.contiguous())
+        return from_dlpack(data.contiguous())
     return data.cpu().numpy()
 
 

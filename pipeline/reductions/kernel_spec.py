@@ -16,7 +16,7 @@ import numba
 import numpy as np
 
 from pipeline.kernels import block_maps
-from pipeline.kernels.backend import to_host
+from pipeline.kernels.backend import to_device, to_host
 from pipeline.kernels.cpu.combine import float32_holds
 from pipeline.kernels.statistics import FIELDS
 from pipeline.metrics.checks import pixel_magnitude
@@ -128,9 +128,7 @@ class KernelSpec:
         Also sets numba's threads for this thread when ``kernel_threads`` says so.
         """
         if self.device == "gpu":
-            import cupy
-
-            x, y = cupy.asarray(x), cupy.asarray(y)
+            x, y = to_device(x, y)
         if self.color_mode == "luma" and x.shape[3] == 3:
             x, y = to_luma(x, 3)[..., None], to_luma(y, 3)[..., None]
         if self.kernel_threads is not None:

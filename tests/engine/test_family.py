@@ -356,7 +356,7 @@ def test_volume_needs_one_slice_shape():
     import dataclasses
 
     from pipeline.engine.volumes import as_volume_pair
-    from pipeline.inputs.sources import open_pair
+    from pipeline.inputs.opening import open_pair
 
     stack = np.zeros((12, 20, 20), np.uint8)
     pair = open_pair(stack, stack)

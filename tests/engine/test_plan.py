@@ -13,7 +13,7 @@ from PIL import Image
 import pipeline.engine.run as run
 from pipeline.engine.config import RunConfig
 from pipeline.engine.plan import GroupPlan, RunPlan, plan_run
-from pipeline.inputs.sources import open_pair
+from pipeline.inputs.opening import open_pair
 
 
 def _save(path: Path, array: np.ndarray) -> None:

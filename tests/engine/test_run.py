@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 import pipeline as sp
 from pipeline.engine.config import RunConfig
 from pipeline.engine.run import plan_run
-from pipeline.inputs.sources import open_pair
+from pipeline.inputs.opening import open_pair
 from pipeline.reductions.regions import parse_regions
 
 TOLERANCE = 1e-9

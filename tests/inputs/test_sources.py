@@ -10,7 +10,8 @@ import pytest
 import zarr
 
 from pipeline.inputs.files import TRANSIENT_SUFFIX, is_transient_status
-from pipeline.inputs.sources import join_statuses, open_pair
+from pipeline.inputs.opening import open_pair
+from pipeline.inputs.sources import join_statuses
 
 
 @pytest.fixture
@@ -205,7 +206,6 @@ sys.modules["pipeline"] = package
 
 from pipeline.engine.run import evaluate
 
-assert "pipeline.inputs.folders" not in sys.modules, "imported before a pair is opened"
 root = Path(sys.argv[2])
 rng = np.random.default_rng(0)
 for side in ("real", "fake"):
@@ -220,7 +220,8 @@ print(ds.image.values.tolist(), ds.status.values.tolist(), int(ds.sizes["region"
 
 
 def test_folders_open_without_the_package_init_registering_them(tmp_path):
-    # The built-in openers are found by open_pair itself, not by pipeline/__init__.
+    # The built-in openers are named by pipeline.inputs.opening, not registered by
+    # pipeline/__init__ importing them.
     import subprocess
     import sys
     from pathlib import Path
@@ -237,7 +238,7 @@ def test_folders_open_without_the_package_init_registering_them(tmp_path):
 
 
 def test_a_registered_opener_is_tried_after_the_built_in_ones(monkeypatch, stack):
-    import pipeline.inputs.sources as sources
+    import pipeline.inputs.opening as opening
 
     seen = []
 
@@ -245,10 +246,10 @@ def test_a_registered_opener_is_tried_after_the_built_in_ones(monkeypatch, stack
         seen.append(type(reference).__name__)
         return None
 
-    monkeypatch.setattr(sources, "_PAIR_OPENERS", [])
-    sources.register_pair_opener(opener)
-    sources.register_pair_opener(opener)  # once only
+    monkeypatch.setattr(opening, "_PAIR_OPENERS", [])
+    opening.register_pair_opener(opener)
+    opening.register_pair_opener(opener)  # once only
     pair = open_pair(stack, stack)
     assert seen == ["ndarray"] and pair.n_images == 3
-    names = [getattr(o, "__name__", "") for o in sources._pair_openers()]
+    names = [getattr(o, "__name__", "") for o in opening._pair_openers()]
     assert names == ["open_folder_pair", "open_file_pair", "opener"]

@@ -10,7 +10,7 @@ import pipeline as sp
 import pipeline.tiling.chunks
 from pipeline.engine.config import RunConfig
 from pipeline.engine.run import plan_run
-from pipeline.inputs.sources import open_pair
+from pipeline.inputs.opening import open_pair
 from pipeline.tiling.chunks import BATCH_STATISTICS_BYTES, statistics_bytes_per_image
 
 
