@@ -11,8 +11,8 @@
 
 REFERENCE and GENERATED are two folders of images, two Zarr arrays or two image
 files (one pair, named by the reference file). Every field of
-:class:`pipeline.engine.run_config.RunConfig` has an option (:mod:`pipeline.cli.parser`
-derives them from the dataclass) and ``--set KEY=VALUE`` reaches any setting,
+:class:`pipeline.engine.settings.RunConfig` has an option (:mod:`pipeline.cli.parser`
+derives them from the settings model) and ``--set KEY=VALUE`` reaches any setting,
 nested ones by a dotted key; the order of precedence is ``--config``, then the
 options, then ``--set``. Library messages are shown in the command line's words
 (``pass --overwrite``, not ``pass overwrite=True``), and every file name printed
@@ -43,7 +43,6 @@ import re
 import sys
 import types
 from collections.abc import Callable, Sequence
-from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +50,7 @@ import pipeline
 from pipeline.cli.parser import DEFAULT_DEMO_DIR as DEFAULT_DEMO_DIR
 from pipeline.cli.parser import build_parser, parse_command_line, setting_flag, setting_names
 from pipeline.cli.progress import ProgressBar
-from pipeline.engine.config import RunConfig, dump_config, resolve_config
+from pipeline.engine.settings import RunConfig, dump_config, resolve_config
 from pipeline.results.text import json_text, terminal_text
 
 __all__ = ["ProgressBar", "build_parser", "main"]
@@ -129,8 +128,10 @@ def _error(command: str, message: str) -> None:
 
 # ``name=value`` in a library message, for a setting: said as the option that sets it.
 _ASSIGNMENT = re.compile(r"\b([a-z][a-z0-9_]*)=('[^']*'|True|False|-?[0-9][0-9.e+-]*)(?![\w\[(])")
-_BOOLEAN_FIELDS = frozenset(f.name for f in fields(RunConfig) if isinstance(f.default, bool))
-_FIELDS = frozenset(f.name for f in fields(RunConfig))
+_BOOLEAN_FIELDS = frozenset(
+    name for name, field in RunConfig.model_fields.items() if isinstance(field.default, bool)
+)
+_FIELDS = frozenset(RunConfig.model_fields)
 
 
 def _option_words(match: re.Match[str]) -> str:

@@ -39,8 +39,8 @@ from typing import TYPE_CHECKING, Any
 import dask.array as da
 import numpy as np
 
-from pipeline.engine.config import RunConfig
 from pipeline.engine.plan import DATA_RANGE_BY_DTYPE
+from pipeline.engine.settings import RunConfig
 from pipeline.inputs.sources import SourcePair
 from pipeline.metrics.checks import lookup_data_range
 from pipeline.reductions.statistics import empty_statistics
