@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import functools
 import sys
 import types
 import typing
@@ -36,16 +37,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Union
 
-from pipeline.engine.settings import CLUSTER_SHORTHANDS, ClusterSettings, RunConfig
-
 __all__ = [
     "DEFAULT_DEMO_DIR",
-    "SETTING_OPTIONS",
     "SettingOption",
     "build_parser",
     "parse_command_line",
     "setting_flag",
     "setting_names",
+    "setting_options",
 ]
 
 DEFAULT_DEMO_DIR = "ssim-demo"
@@ -145,12 +144,16 @@ def _plain(annotation: Any) -> tuple[Any, bool]:
         return annotation, optional
 
 
-def _option_from_field(name: str, annotation: Any, description: str | None) -> SettingOption:
-    """The command-line option of one settings field, from its type and description."""
+def _option_from_field(
+    name: str, annotation: Any, description: str | None, default: Any = None
+) -> SettingOption:
+    """The command-line option of one settings field, from its type, description, default."""
     spelling = dict(_SPELLINGS.get(name, {}))
     kind, _ = _plain(annotation)
     origin, args = typing.get_origin(kind), typing.get_args(kind)
     help_text = description or name.replace("_", " ")
+    if isinstance(default, str | int | float) and not isinstance(default, bool):
+        help_text += f" (default {default})"
     if kind is bool:
         return SettingOption(help_text, boolean=True, **spelling)
     if origin is Literal:
@@ -177,46 +180,56 @@ def _option_from_field(name: str, annotation: Any, description: str | None) -> S
     return SettingOption(f"{help_text} (--set only)", flag=None)
 
 
-def _setting_options() -> dict[str, SettingOption]:
+@functools.cache
+def setting_options() -> dict[str, SettingOption]:
+    """One row per RunConfig field, generated from the model (built on first use).
+
+    Also importable as ``SETTING_OPTIONS`` (a module attribute made on first access).
+    """
+    from pipeline.engine.settings import RunConfig
+
     return {
-        name: _option_from_field(name, field.annotation, field.description)
+        name: _option_from_field(name, field.annotation, field.description, field.default)
         for name, field in RunConfig.model_fields.items()
     }
 
 
-# One row per RunConfig field, generated from the model (tests/cli/test_settings.py
-# checks that every field has one and that each is reachable).
-SETTING_OPTIONS: dict[str, SettingOption] = _setting_options()
+@functools.cache
+def _cluster_options() -> dict[str, SettingOption]:
+    """Flat spellings of cluster fields, as RunConfig accepts them (the cluster section
+    is otherwise set through --set cluster.KEY=VALUE)."""
+    from pipeline.engine.settings import CLUSTER_SHORTHANDS, ClusterSettings
 
-# Flat spellings of cluster fields, as RunConfig accepts them (the cluster section
-# is otherwise set through --set cluster.KEY=VALUE).
-_CLUSTER_OPTIONS: dict[str, SettingOption] = {
-    name: _option_from_field(
-        name,
-        ClusterSettings.model_fields[target].annotation,
-        f"{ClusterSettings.model_fields[target].description} (cluster.{target})",
-    )
-    for name, target in CLUSTER_SHORTHANDS.items()
-}
-_CLUSTER_OPTIONS["scheduler"] = SettingOption(
-    _CLUSTER_OPTIONS["scheduler"].help, metavar="SPEC", parse=str
-)
-_CLUSTER_OPTIONS["num_workers"] = SettingOption(
-    _CLUSTER_OPTIONS["num_workers"].help, flag="--workers", metavar="N", parse=int
-)
-_CLUSTER_OPTIONS["performance_report"] = SettingOption(
-    _CLUSTER_OPTIONS["performance_report"].help, metavar="FILE", parse=str
-)
+    helps = {
+        name: f"{ClusterSettings.model_fields[target].description} (cluster.{target})"
+        for name, target in CLUSTER_SHORTHANDS.items()
+    }
+    return {
+        "scheduler": SettingOption(helps["scheduler"], metavar="SPEC", parse=str),
+        "num_workers": SettingOption(
+            helps["num_workers"], flag="--workers", metavar="N", parse=int
+        ),
+        "performance_report": SettingOption(helps["performance_report"], metavar="FILE", parse=str),
+    }
+
+
+def __getattr__(name: str) -> Any:
+    # SETTING_OPTIONS: one row per RunConfig field (tests/cli/test_settings.py checks that
+    # every field has one), generated on first use so that importing this module -- and
+    # the top-level --help -- does not load the settings model.
+    if name == "SETTING_OPTIONS":
+        return setting_options()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def setting_names() -> tuple[str, ...]:
     """Where the setting options store their values: every field, and the cluster shorthands."""
-    return (*RunConfig.model_fields, *_CLUSTER_OPTIONS)
+    return (*setting_options(), *_cluster_options())
 
 
 def setting_flag(name: str) -> str | None:
     """The option that sets the :class:`RunConfig` field ``name`` (None: ``--set`` only)."""
-    option = SETTING_OPTIONS.get(name) or _CLUSTER_OPTIONS.get(name)
+    option = setting_options().get(name) or _cluster_options().get(name)
     if option is None:
         return "--" + name.replace("_", "-")
     if option.flag is None:
@@ -253,9 +266,9 @@ def _add_settings(parser: argparse.ArgumentParser) -> None:
     settings = parser.add_argument_group(
         "settings", "each sets the run setting of the same name; they override --config"
     )
-    for name, option in SETTING_OPTIONS.items():
+    for name, option in setting_options().items():
         _add_setting(settings, name, option)
-    for name, option in _CLUSTER_OPTIONS.items():
+    for name, option in _cluster_options().items():
         _add_setting(settings, name, option)
     settings.add_argument(
         "--set",
@@ -268,6 +281,40 @@ def _add_settings(parser: argparse.ArgumentParser) -> None:
         "--set data_ranges.float32=1.0 --set ms_weights=[0.5,0.5]; applied after the "
         "options above (repeatable)",
     )
+
+
+class _DeferredParser(argparse.ArgumentParser):
+    """A subcommand's parser that adds some arguments only when it is used.
+
+    The settings options of ``evaluate`` need the settings model (pydantic); they are
+    added when ``evaluate`` parses or prints its help, so that ``ssim-pipeline
+    --help`` and the other subcommands start without it.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._deferred: list[Callable[[argparse.ArgumentParser], None]] = []
+
+    def defer(self, add: Callable[[argparse.ArgumentParser], None]) -> None:
+        """Call ``add(self)`` before this parser is first used."""
+        self._deferred.append(add)
+
+    def complete(self) -> None:
+        """Add what was deferred (once)."""
+        while self._deferred:
+            self._deferred.pop(0)(self)
+
+    def parse_known_args(self, *args: Any, **kwargs: Any) -> Any:
+        self.complete()
+        return super().parse_known_args(*args, **kwargs)
+
+    def format_help(self) -> str:
+        self.complete()
+        return super().format_help()
+
+    def format_usage(self) -> str:
+        self.complete()
+        return super().format_usage()
 
 
 class _VersionAction(argparse.Action):
@@ -295,7 +342,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--version", action=_VersionAction, help="show the program's version number and exit"
     )
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands = parser.add_subparsers(
+        dest="command", metavar="COMMAND", parser_class=_DeferredParser
+    )
 
     # allow_abbrev=False: the options are generated from the settings, so an
     # abbreviation that works today could become ambiguous when a setting is added.
@@ -318,7 +367,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--dry-run", action="store_true", help="print the plan and the settings; compute nothing"
     )
     _add_output_flags(run)
-    _add_settings(run)
+    run.defer(_add_settings)
 
     demo = commands.add_parser(
         "demo",
@@ -392,6 +441,8 @@ def parse_command_line(
         return args
     sub = _subcommands(parser).get(getattr(args, "command", None) or "")
     reporter = sub if sub is not None else parser
+    if isinstance(reporter, _DeferredParser):
+        reporter.complete()
     options = [s for action in reporter._actions for s in action.option_strings]
     unknown = [token for token in extras if token.startswith("-")]
     if unknown:
