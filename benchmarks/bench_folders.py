@@ -41,7 +41,7 @@ from PIL import Image
 
 import pipeline as sp
 from pipeline.engine.run import plan_run
-from pipeline.inputs.sources import open_pair
+from pipeline.inputs.opening import open_pair
 
 PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "immunohistochemistry", "hubble_deep_field")
 

@@ -116,7 +116,7 @@ def _evaluate_statistics() -> Any:
     Region ``all`` of the default configuration: count, sums of SSIM, l, c, s, M2, min,
     max and the histogram, packed (:func:`pipeline.kernels.cpu.fused.fused_packed_stats`).
     """
-    from pipeline.engine.config import RunConfig
+    from pipeline.engine.settings import RunConfig
     from pipeline.kernels.cpu.fused import fused_packed_stats
     from pipeline.metrics.profiles import resolve_params
 

@@ -11,8 +11,8 @@
 
 REFERENCE and GENERATED are two folders of images, two Zarr arrays or two image
 files (one pair, named by the reference file). Every field of
-:class:`pipeline.engine.run_config.RunConfig` has an option (:mod:`pipeline.cli.parser`
-derives them from the dataclass) and ``--set KEY=VALUE`` reaches any setting,
+:class:`pipeline.engine.settings.RunConfig` has an option (:mod:`pipeline.cli.parser`
+derives them from the settings model) and ``--set KEY=VALUE`` reaches any setting,
 nested ones by a dotted key; the order of precedence is ``--config``, then the
 options, then ``--set``. Library messages are shown in the command line's words
 (``pass --overwrite``, not ``pass overwrite=True``), and every file name printed
@@ -43,16 +43,17 @@ import re
 import sys
 import types
 from collections.abc import Callable, Sequence
-from dataclasses import fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pipeline
 from pipeline.cli.parser import DEFAULT_DEMO_DIR as DEFAULT_DEMO_DIR
 from pipeline.cli.parser import build_parser, parse_command_line, setting_flag, setting_names
 from pipeline.cli.progress import ProgressBar
-from pipeline.engine.config import RunConfig, dump_config, resolve_config
 from pipeline.results.text import json_text, terminal_text
+
+if TYPE_CHECKING:
+    from pipeline.engine.settings import RunConfig
 
 __all__ = ["ProgressBar", "build_parser", "main"]
 
@@ -129,18 +130,19 @@ def _error(command: str, message: str) -> None:
 
 # ``name=value`` in a library message, for a setting: said as the option that sets it.
 _ASSIGNMENT = re.compile(r"\b([a-z][a-z0-9_]*)=('[^']*'|True|False|-?[0-9][0-9.e+-]*)(?![\w\[(])")
-_BOOLEAN_FIELDS = frozenset(f.name for f in fields(RunConfig) if isinstance(f.default, bool))
-_FIELDS = frozenset(f.name for f in fields(RunConfig))
 
 
 def _option_words(match: re.Match[str]) -> str:
+    from pipeline.engine.settings import RunConfig
+
     name, value = match.group(1), match.group(2)
-    if name not in _FIELDS:
+    fields = RunConfig.model_fields
+    if name not in fields:
         return match.group(0)
     flag = setting_flag(name)
     if flag is None:
         return f"--set {name}={value.strip(chr(39))}"
-    if name in _BOOLEAN_FIELDS and value in ("True", "False"):
+    if isinstance(fields[name].default, bool) and value in ("True", "False"):
         return flag if value == "True" else "--no-" + flag[2:]
     return f"{flag} {value.strip(chr(39))}"
 
@@ -189,6 +191,8 @@ def _assignments(texts: Sequence[str]) -> dict[str, Any]:
 
 def _settings(args: argparse.Namespace) -> RunConfig:
     """``--config``, then the setting options, then ``--set`` (a later source wins)."""
+    from pipeline.engine.settings import resolve_config
+
     config = resolve_config(args.config, **_overrides(args))
     if args.assignments:
         assignments = _assignments(args.assignments)
@@ -453,6 +457,8 @@ def _dry_run(args: argparse.Namespace, config: RunConfig) -> int:
     )
     lines.append(f"output: {config.output}")
     lines.extend(f"warning: {warning}" for warning in warnings)
+    from pipeline.engine.settings import dump_config
+
     lines.append("effective configuration:")
     lines.extend("  " + line for line in dump_config(config).splitlines())
     print("\n".join(terminal_text(line) for line in lines))
@@ -479,6 +485,8 @@ def _demo(args: argparse.Namespace) -> int:
         results = root / "results.zarr"
         report_dir = root / "report"
         # The embedded threaded scheduler, a 4x4 region grid for the report's heatmap.
+        from pipeline.engine.settings import resolve_config
+
         config = resolve_config(
             None,
             regions="4x4",

@@ -3,47 +3,48 @@
 :func:`build_parser` declares ``evaluate``, ``demo``, ``report`` and ``ingest``
 with their options and help texts (the synopsis is in :mod:`pipeline.cli.main`, which
 runs what is parsed). The options of ``evaluate`` that set a run setting are
-generated from the fields of :class:`pipeline.engine.run_config.RunConfig`, so a new
-setting gets its option without anyone remembering to add it:
+generated from the fields of the settings model :class:`pipeline.engine.settings.RunConfig`
+(type, choices and help text from each field), so a new setting gets its option
+without anyone remembering to add it:
 
-* a scalar field ``win_size`` is ``--win-size VALUE`` (choices and types from
-  :data:`SETTING_OPTIONS`, the table kept beside the walk);
+* a scalar field ``win_size`` is ``--win-size VALUE`` (an ``int`` field reads an
+  integer, a ``Literal`` field offers its choices);
 * a boolean field ``ms_ssim`` is ``--ms-ssim`` / ``--no-ms-ssim``;
-* a tuple field (``maps``, ``ms_weights``) takes a comma-separated list;
+* a tuple field (``maps``, ``ms_weights``, ``chunks``) takes a comma-separated list;
 * everything, nested sections included (``cluster``, ``data_ranges``,
   ``label_names``), is reachable through ``--set KEY=VALUE`` with a dotted key
   and a YAML value (``--set cluster.workers=4``, ``--set data_ranges.float32=1.0``).
 
-A setting option is stored under the field's own name only when it is given
-(``argparse.SUPPRESS`` default), so what the command line says overrides the
-``--config`` file and nothing else does. :func:`parse_command_line` answers a
-mistyped option with the subcommand's usage and the closest valid option.
+Only what the model cannot say is kept here (:data:`_SPELLINGS`: ``--out`` for
+``output``, metavars). A setting option is stored under the field's own name only
+when it is given (``argparse.SUPPRESS`` default), so what the command line says
+overrides the ``--config`` file and nothing else does. :func:`parse_command_line`
+answers a mistyped option with the subcommand's usage and the closest valid option.
+
+This module imports only the settings model (pydantic, no NumPy or Dask), so
+``ssim-pipeline --help`` answers at once.
 """
 
 from __future__ import annotations
 
 import argparse
 import difflib
+import functools
 import sys
+import types
+import typing
 from collections.abc import Callable, Sequence
-from dataclasses import MISSING, dataclass, fields
-from typing import Any
-
-import pipeline
-from pipeline.engine.run_config import DEVICES, MAP_CHOICES, NAN_POLICIES, OUTPUT_FORMATS, RunConfig
-from pipeline.inputs.sources import MISSING_CHUNK_POLICIES
-from pipeline.kernels import ENGINES
-from pipeline.metrics.colour import COLOR_MODES
-from pipeline.metrics.profiles import COVARIANCES, PROFILES, WINDOWS
+from dataclasses import dataclass
+from typing import Any, Literal, Union
 
 __all__ = [
     "DEFAULT_DEMO_DIR",
-    "SETTING_OPTIONS",
     "SettingOption",
     "build_parser",
     "parse_command_line",
     "setting_flag",
     "setting_names",
+    "setting_options",
 ]
 
 DEFAULT_DEMO_DIR = "ssim-demo"
@@ -55,7 +56,8 @@ class SettingOption:
 
     ``flag`` is the option (default ``--kebab-name``); ``None`` leaves the field to
     ``--set`` only (mappings and sections). ``parse`` converts the text, ``choices``
-    restrict it; ``aliases`` are extra spellings of the same option.
+    restrict it; ``aliases`` are extra spellings of the same option; ``boolean``
+    makes it a ``--name`` / ``--no-name`` pair.
     """
 
     help: str
@@ -64,6 +66,7 @@ class SettingOption:
     parse: Callable[[str], Any] | None = None
     choices: tuple[Any, ...] | None = None
     aliases: tuple[str, ...] = ()
+    boolean: bool = False
 
 
 def _comma_list(parse: Callable[[str], Any], what: str) -> Callable[[str], tuple[Any, ...]]:
@@ -80,14 +83,18 @@ def _comma_list(parse: Callable[[str], Any], what: str) -> Callable[[str], tuple
     return convert
 
 
-def _maps(text: str) -> tuple[str, ...]:
-    names = _comma_list(str, "map names")(text)
-    unknown = [name for name in names if name not in MAP_CHOICES]
-    if unknown:
-        raise argparse.ArgumentTypeError(
-            f"expected map names among {', '.join(MAP_CHOICES)} (got {', '.join(unknown)})"
-        )
-    return names
+def _choice_list(choices: tuple[str, ...], what: str) -> Callable[[str], tuple[str, ...]]:
+    def convert(text: str) -> tuple[str, ...]:
+        names = _comma_list(str, what)(text)
+        unknown = [name for name in names if name not in choices]
+        if unknown:
+            raise argparse.ArgumentTypeError(
+                f"expected {what} among {', '.join(choices)} (got {', '.join(unknown)})"
+            )
+        return names
+
+    convert.__name__ = f"list of {what}"
+    return convert
 
 
 def _chunks(text: str) -> str | tuple[int, ...]:
@@ -101,118 +108,128 @@ def _chunks(text: str) -> str | tuple[int, ...]:
         ) from None
 
 
-# One row per RunConfig field: the help text and how the value is read. A field
-# missing here still gets an option from its default's type (see _generic_option);
-# tests/cli/test_settings.py checks that every field has a row.
-SETTING_OPTIONS: dict[str, SettingOption] = {
-    "profile": SettingOption("compatibility profile (default wang2004)", choices=tuple(PROFILES)),
-    "window": SettingOption("window shape (overrides the profile)", choices=WINDOWS),
-    "win_size": SettingOption("window side, odd (overrides the profile)", metavar="N", parse=int),
-    "sigma": SettingOption(
-        "Gaussian window's sigma (overrides the profile)", metavar="S", parse=float
-    ),
-    "k1": SettingOption("K1 constant (overrides the profile)", metavar="K", parse=float),
-    "k2": SettingOption("K2 constant (overrides the profile)", metavar="K", parse=float),
-    "covariance": SettingOption("variance estimator (overrides the profile)", choices=COVARIANCES),
-    "data_range": SettingOption(
-        "L, the data range (required for float images; integers default to their dtype)",
-        metavar="L",
-        parse=float,
-    ),
-    "data_ranges": SettingOption(
-        "L per dtype: --set data_ranges.float32=1.0 (folders that mix dtypes)", flag=None
-    ),
-    "channel_axis": SettingOption(
-        "axis of colour channels in array inputs", metavar="AXIS", parse=int
-    ),
-    "color_mode": SettingOption(
-        "per-channel SSIM averaged, or SSIM of BT.601 luma", choices=COLOR_MODES
-    ),
-    "regions": SettingOption(
-        "'all', a grid '4x4', a tile size '256px' or 'labels'", metavar="SPEC"
-    ),
-    "labels": SettingOption("label mask (Zarr path) for --regions labels", metavar="ZARR"),
-    "label_names": SettingOption("names of labels: --set label_names.1=road", flag=None),
-    "hist_bins": SettingOption("histogram bins over [-1, 1] (default 100)", metavar="N", parse=int),
-    "nan_policy": SettingOption(
-        "a NaN/Inf pixel fails its pair, or masks the windows touching it", choices=NAN_POLICIES
-    ),
-    "missing_chunks": SettingOption(
-        "a missing Zarr chunk fails its pairs, or reads as the fill value",
-        choices=MISSING_CHUNK_POLICIES,
-    ),
-    "max_image_pixels": SettingOption(
-        "largest image file decoded, in pixels", metavar="N", parse=int
-    ),
-    "max_input_elements": SettingOption(
-        "largest Zarr input accepted, in elements", metavar="N", parse=int
-    ),
-    "ms_ssim": SettingOption("also compute MS-SSIM per image"),
-    "ms_weights": SettingOption(
-        "MS-SSIM exponents, one per scale (needs --ms-ssim)",
-        metavar="W,W,...",
-        parse=_comma_list(float, "numbers"),
-    ),
-    "volume": SettingOption("evaluate the stack as one 3-D volume"),
-    "chunks": SettingOption(
-        "task chunks: auto, input, or IMAGES,Y,X", metavar="SPEC", parse=_chunks
-    ),
-    "chunk_pixels": SettingOption("target pixels read by one task", metavar="N", parse=int),
-    "batch_images": SettingOption(
-        "pairs committed per batch (default: planned)", metavar="N", parse=int
-    ),
-    "save_maps": SettingOption("also store the SSIM maps (Zarr)"),
-    "maps": SettingOption(
-        f"maps stored by --save-maps, among {','.join(MAP_CHOICES)}",
-        metavar="NAME,...",
-        parse=_maps,
-    ),
-    "maps_output": SettingOption("Zarr path of the stored maps", metavar="ZARR"),
-    "output": SettingOption("results path (.zarr, .nc or .csv)", flag="--out", metavar="RESULTS"),
-    "output_format": SettingOption(
-        "output format (default: from the suffix)",
-        flag="--format",
-        choices=OUTPUT_FORMATS,
-        aliases=("--output-format",),
-    ),
-    "zarr_format": SettingOption("Zarr format of the results", parse=int, choices=(2, 3)),
-    "resume": SettingOption("finish an interrupted run into the same --out"),
-    "overwrite": SettingOption("replace an existing --out"),
-    "engine": SettingOption("kernel engine", choices=ENGINES),
-    "device": SettingOption("cpu or gpu", choices=DEVICES),
-    "cluster": SettingOption(
-        "where the graph runs: --set cluster.KEY=VALUE (see also --scheduler)", flag=None
-    ),
+# What the model cannot say: an option's spelling other than --kebab-name, a metavar,
+# a parser for a value that is not one plain type. Everything else comes from the field.
+_SPELLINGS: dict[str, dict[str, Any]] = {
+    "win_size": {"metavar": "N"},
+    "sigma": {"metavar": "S"},
+    "k1": {"metavar": "K"},
+    "k2": {"metavar": "K"},
+    "data_range": {"metavar": "L"},
+    "channel_axis": {"metavar": "AXIS"},
+    "regions": {"metavar": "SPEC"},
+    "labels": {"metavar": "ZARR", "parse": str},
+    "ms_weights": {"metavar": "W,W,..."},
+    "chunks": {"metavar": "SPEC", "parse": _chunks},
+    "maps": {"metavar": "NAME,..."},
+    "maps_output": {"metavar": "ZARR"},
+    "output": {"flag": "--out", "metavar": "RESULTS"},
+    "output_format": {"flag": "--format", "aliases": ("--output-format",)},
 }
 
-# Flat spellings of cluster fields, as RunConfig accepts them (the cluster section
-# is otherwise set through --set cluster.KEY=VALUE).
-_CLUSTER_OPTIONS: dict[str, SettingOption] = {
-    "scheduler": SettingOption(
-        "threads (default), processes, synchronous, local, slurm, pbs, cuda, "
-        "tcp://host:port or a scheduler file (cluster.scheduler)",
-        metavar="SPEC",
-    ),
-    "num_workers": SettingOption(
-        "worker threads, processes or jobs (cluster.workers)",
-        flag="--workers",
-        metavar="N",
-        parse=int,
-    ),
-    "performance_report": SettingOption(
-        "save Dask's HTML performance report (distributed schedulers)", metavar="FILE"
-    ),
-}
+
+def _plain(annotation: Any) -> tuple[Any, bool]:
+    """``annotation`` without ``Annotated`` and ``None``; and whether it was optional."""
+    optional = False
+    while True:
+        if typing.get_origin(annotation) is typing.Annotated:
+            annotation = typing.get_args(annotation)[0]
+            continue
+        if typing.get_origin(annotation) in (Union, types.UnionType):
+            args = [a for a in typing.get_args(annotation) if a is not type(None)]
+            optional = optional or len(args) < len(typing.get_args(annotation))
+            if len(args) == 1:
+                annotation = args[0]
+                continue
+        return annotation, optional
+
+
+def _option_from_field(
+    name: str, annotation: Any, description: str | None, default: Any = None
+) -> SettingOption:
+    """The command-line option of one settings field, from its type, description, default."""
+    spelling = dict(_SPELLINGS.get(name, {}))
+    kind, _ = _plain(annotation)
+    origin, args = typing.get_origin(kind), typing.get_args(kind)
+    help_text = description or name.replace("_", " ")
+    if isinstance(default, str | int | float) and not isinstance(default, bool):
+        help_text += f" (default {default})"
+    if kind is bool:
+        return SettingOption(help_text, boolean=True, **spelling)
+    if origin is Literal:
+        parse = type(args[0]) if all(type(a) is type(args[0]) for a in args) else str
+        spelling.setdefault("parse", parse)
+        return SettingOption(help_text, choices=args, **spelling)
+    if origin is tuple and args and args[-1] is Ellipsis:
+        item, _ = _plain(args[0])
+        if typing.get_origin(item) is Literal:
+            choices = typing.get_args(item)
+            spelling.setdefault("parse", _choice_list(choices, f"{name.replace('_', ' ')}"))
+            help_text += f", among {','.join(choices)}"
+        else:
+            spelling.setdefault(
+                "parse", _comma_list(item, "numbers" if item is float else "values")
+            )
+        return SettingOption(help_text, **spelling)
+    if kind in (int, float, str):
+        spelling.setdefault("parse", kind)
+        spelling.setdefault("metavar", "N" if kind is int else None)
+        return SettingOption(help_text, **spelling)
+    if "parse" in spelling:  # a union the spelling table knows how to read (chunks)
+        return SettingOption(help_text, **spelling)
+    return SettingOption(f"{help_text} (--set only)", flag=None)
+
+
+@functools.cache
+def setting_options() -> dict[str, SettingOption]:
+    """One row per RunConfig field, generated from the model (built on first use).
+
+    Also importable as ``SETTING_OPTIONS`` (a module attribute made on first access).
+    """
+    from pipeline.engine.settings import RunConfig
+
+    return {
+        name: _option_from_field(name, field.annotation, field.description, field.default)
+        for name, field in RunConfig.model_fields.items()
+    }
+
+
+@functools.cache
+def _cluster_options() -> dict[str, SettingOption]:
+    """Flat spellings of cluster fields, as RunConfig accepts them (the cluster section
+    is otherwise set through --set cluster.KEY=VALUE)."""
+    from pipeline.engine.settings import CLUSTER_SHORTHANDS, ClusterSettings
+
+    helps = {
+        name: f"{ClusterSettings.model_fields[target].description} (cluster.{target})"
+        for name, target in CLUSTER_SHORTHANDS.items()
+    }
+    return {
+        "scheduler": SettingOption(helps["scheduler"], metavar="SPEC", parse=str),
+        "num_workers": SettingOption(
+            helps["num_workers"], flag="--workers", metavar="N", parse=int
+        ),
+        "performance_report": SettingOption(helps["performance_report"], metavar="FILE", parse=str),
+    }
+
+
+def __getattr__(name: str) -> Any:
+    # SETTING_OPTIONS: one row per RunConfig field (tests/cli/test_settings.py checks that
+    # every field has one), generated on first use so that importing this module -- and
+    # the top-level --help -- does not load the settings model.
+    if name == "SETTING_OPTIONS":
+        return setting_options()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def setting_names() -> tuple[str, ...]:
     """Where the setting options store their values: every field, and the cluster shorthands."""
-    return (*(item.name for item in fields(RunConfig)), *_CLUSTER_OPTIONS)
+    return (*setting_options(), *_cluster_options())
 
 
 def setting_flag(name: str) -> str | None:
     """The option that sets the :class:`RunConfig` field ``name`` (None: ``--set`` only)."""
-    option = SETTING_OPTIONS.get(name) or _CLUSTER_OPTIONS.get(name)
+    option = setting_options().get(name) or _cluster_options().get(name)
     if option is None:
         return "--" + name.replace("_", "-")
     if option.flag is None:
@@ -220,23 +237,12 @@ def setting_flag(name: str) -> str | None:
     return option.flag or "--" + name.replace("_", "-")
 
 
-def _generic_option(default: Any) -> SettingOption:
-    """The option of a field without a row in SETTING_OPTIONS, from its default's type."""
-    if isinstance(default, bool):
-        return SettingOption("(no description yet)")
-    if isinstance(default, int | float | str):
-        return SettingOption("(no description yet)", parse=type(default))
-    return SettingOption("(no description yet; use --set)", flag=None)
-
-
-def _add_setting(
-    group: argparse._ArgumentGroup, name: str, option: SettingOption, default: Any
-) -> None:
+def _add_setting(group: argparse._ArgumentGroup, name: str, option: SettingOption) -> None:
     flag = setting_flag(name)
     if flag is None:
         return
     names = [flag, *option.aliases]
-    if isinstance(default, bool):
+    if option.boolean:
         group.add_argument(
             *names,
             dest=name,
@@ -260,12 +266,10 @@ def _add_settings(parser: argparse.ArgumentParser) -> None:
     settings = parser.add_argument_group(
         "settings", "each sets the run setting of the same name; they override --config"
     )
-    for item in fields(RunConfig):
-        default = item.default if item.default is not MISSING else None
-        option = SETTING_OPTIONS.get(item.name) or _generic_option(default)
-        _add_setting(settings, item.name, option, default)
-    for name, option in _CLUSTER_OPTIONS.items():
-        _add_setting(settings, name, option, None)
+    for name, option in setting_options().items():
+        _add_setting(settings, name, option)
+    for name, option in _cluster_options().items():
+        _add_setting(settings, name, option)
     settings.add_argument(
         "--set",
         dest="assignments",
@@ -279,6 +283,55 @@ def _add_settings(parser: argparse.ArgumentParser) -> None:
     )
 
 
+class _DeferredParser(argparse.ArgumentParser):
+    """A subcommand's parser that adds some arguments only when it is used.
+
+    The settings options of ``evaluate`` need the settings model (pydantic); they are
+    added when ``evaluate`` parses or prints its help, so that ``ssim-pipeline
+    --help`` and the other subcommands start without it.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._deferred: list[Callable[[argparse.ArgumentParser], None]] = []
+
+    def defer(self, add: Callable[[argparse.ArgumentParser], None]) -> None:
+        """Call ``add(self)`` before this parser is first used."""
+        self._deferred.append(add)
+
+    def complete(self) -> None:
+        """Add what was deferred (once)."""
+        while self._deferred:
+            self._deferred.pop(0)(self)
+
+    def parse_known_args(self, *args: Any, **kwargs: Any) -> Any:
+        self.complete()
+        return super().parse_known_args(*args, **kwargs)
+
+    def format_help(self) -> str:
+        self.complete()
+        return super().format_help()
+
+    def format_usage(self) -> str:
+        self.complete()
+        return super().format_usage()
+
+
+class _VersionAction(argparse.Action):
+    """``--version``: the installed version, looked up only when asked for."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any) -> None:
+        kwargs.setdefault("nargs", 0)
+        kwargs.setdefault("default", argparse.SUPPRESS)
+        super().__init__(option_strings, dest, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: Any, **kwargs: Any) -> None:
+        import pipeline
+
+        parser._print_message(f"{parser.prog} {pipeline.__version__}\n", sys.stdout)
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``ssim-pipeline`` (all subcommands)."""
     parser = argparse.ArgumentParser(
@@ -286,8 +339,12 @@ def build_parser() -> argparse.ArgumentParser:
         description="Streaming SSIM evaluation for folders of images and Zarr stacks.",
         epilog="Exit status: 0 done, 1 finished with failed pairs (listed), 2 bad usage or input.",
     )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {pipeline.__version__}")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    parser.add_argument(
+        "--version", action=_VersionAction, help="show the program's version number and exit"
+    )
+    commands = parser.add_subparsers(
+        dest="command", metavar="COMMAND", parser_class=_DeferredParser
+    )
 
     # allow_abbrev=False: the options are generated from the settings, so an
     # abbreviation that works today could become ambiguous when a setting is added.
@@ -310,7 +367,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--dry-run", action="store_true", help="print the plan and the settings; compute nothing"
     )
     _add_output_flags(run)
-    _add_settings(run)
+    run.defer(_add_settings)
 
     demo = commands.add_parser(
         "demo",
@@ -384,6 +441,8 @@ def parse_command_line(
         return args
     sub = _subcommands(parser).get(getattr(args, "command", None) or "")
     reporter = sub if sub is not None else parser
+    if isinstance(reporter, _DeferredParser):
+        reporter.complete()
     options = [s for action in reporter._actions for s in action.option_strings]
     unknown = [token for token in extras if token.startswith("-")]
     if unknown:

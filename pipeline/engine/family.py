@@ -19,8 +19,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipeline.engine.config import RunConfig
 from pipeline.engine.multiscale import check_ms_ssim_settings, ms_ssim_attrs
+from pipeline.engine.settings import RunConfig
 from pipeline.engine.volumes import as_volume_pair, check_volume_settings, spatial_shape
 from pipeline.inputs.sources import SourcePair
 from pipeline.kernels.downsample import downsampled_shape

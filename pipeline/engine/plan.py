@@ -56,11 +56,11 @@ from typing import Any
 import dask.array as da
 import numpy as np
 
-from pipeline.engine.config import RunConfig
 from pipeline.engine.family import prepare_family
 from pipeline.engine.graphs import statistics_graph, widen_regions, with_statistics_check
 from pipeline.engine.multiscale import ms_ssim_graph
 from pipeline.engine.schedulers import LOCAL_SCHEDULERS
+from pipeline.engine.settings import RunConfig
 from pipeline.engine.volumes import as_volume_pair, plan_volume_chunks, volume_statistics_graph
 from pipeline.inputs.sources import SourcePair
 from pipeline.kernels.downsample import downsampled_shape

@@ -27,9 +27,9 @@ import numpy as np
 import xarray as xr
 import zarr
 
-from pipeline.engine.config import RunConfig, resolve_config
 from pipeline.engine.plan import GroupPlan, RunPlan, plan_run
 from pipeline.engine.schedulers import SchedulerSession, open_scheduler
+from pipeline.engine.settings import RunConfig, resolve_config
 from pipeline.inputs.files import is_transient_status
 from pipeline.inputs.opening import open_pair
 from pipeline.reductions.kernel_spec import KernelSpec
@@ -253,7 +253,7 @@ def evaluate(
         Their batches are computed again and their rows overwritten; a file that was
         read and did not decode stays failed and is not retried.
     **overrides
-        Any :class:`pipeline.engine.config.RunConfig` field, e.g. ``regions="4x4"``,
+        Any :class:`pipeline.engine.settings.RunConfig` field, e.g. ``regions="4x4"``,
         ``output="results.zarr"``, ``resume=True``, ``engine="reference"``.
 
     Returns

@@ -12,11 +12,13 @@ The graph is the same everywhere, so the results are too.
 from __future__ import annotations
 
 import contextlib
-import math
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field, fields
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+# The cluster section is a run setting (validated with the others); imported from here too.
+from pipeline.engine.settings import LOCAL_SCHEDULERS, NAMED_SCHEDULERS, ClusterSettings
 
 __all__ = [
     "LOCAL_SCHEDULERS",
@@ -27,111 +29,9 @@ __all__ = [
     "open_scheduler",
 ]
 
-# Schedulers that need no cluster: Dask's own, or whatever Dask's configuration says.
-LOCAL_SCHEDULERS = ("threads", "synchronous", "processes", "default")
-NAMED_SCHEDULERS = (*LOCAL_SCHEDULERS, "local", "slurm", "pbs", "cuda")
-
 
 class SchedulerConnectionError(RuntimeError):
     """A scheduler address that did not answer within the timeout."""
-
-
-@dataclass(frozen=True)
-class ClusterSettings:
-    """The ``cluster:`` section of a run configuration.
-
-    ``scheduler`` is one of :data:`NAMED_SCHEDULERS`, a ``tcp://``/``tls://``
-    address or the path of a Dask scheduler file (``*.json``). ``workers`` is
-    the number of worker threads (``threads``), processes (``processes``,
-    ``local``) or jobs (``slurm``/``pbs``). ``performance_report`` is a path
-    for Dask's HTML performance report (distributed schedulers only).
-    """
-
-    scheduler: str = "threads"
-    workers: int | None = None
-    threads_per_worker: int | None = None
-    cores: int | None = None
-    memory: str | None = None
-    walltime: str | None = None
-    queue: str | None = None
-    account: str | None = None
-    job_directives: tuple[str, ...] = ()
-    connect_timeout: float = 10.0
-    dashboard_address: str | None = ":0"
-    performance_report: str | None = None
-    extra: Mapping[str, Any] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.scheduler, str) or not self.scheduler:
-            raise TypeError(f"cluster.scheduler must be a string (got {self.scheduler!r})")
-        if self.kind == "unknown":
-            raise ValueError(
-                f"cluster.scheduler must be one of {', '.join(NAMED_SCHEDULERS)}, a tcp:// "
-                f"address, or a scheduler file (*.json) (got {self.scheduler!r})"
-            )
-        for name in ("workers", "threads_per_worker", "cores"):
-            value = getattr(self, name)
-            if value is not None and (
-                isinstance(value, bool) or not isinstance(value, int) or value < 1
-            ):
-                raise ValueError(f"cluster.{name} must be a positive integer (got {value!r})")
-        timeout = self.connect_timeout
-        if isinstance(timeout, bool) or not isinstance(timeout, int | float):
-            raise TypeError(f"cluster.connect_timeout must be a number (got {timeout!r})")
-        if not math.isfinite(timeout) or timeout <= 0:
-            raise ValueError(
-                f"cluster.connect_timeout must be a positive finite number (got {timeout!r})"
-            )
-        if self.performance_report is not None and not self.distributed:
-            raise ValueError(
-                "cluster.performance_report needs a distributed scheduler (local, an address, "
-                f"a scheduler file, slurm, pbs or cuda) (got scheduler {self.scheduler!r})"
-            )
-        if isinstance(self.job_directives, str):
-            raise TypeError(
-                f"cluster.job_directives must be a list of strings (got {self.job_directives!r})"
-            )
-        object.__setattr__(self, "job_directives", tuple(self.job_directives))
-        if self.performance_report is not None:
-            object.__setattr__(self, "performance_report", str(self.performance_report))
-
-    @property
-    def kind(self) -> str:
-        """One of :data:`NAMED_SCHEDULERS`, ``address``, ``scheduler-file`` or ``unknown``."""
-        scheduler = self.scheduler
-        if scheduler in NAMED_SCHEDULERS:
-            return scheduler
-        if "://" in scheduler:
-            return "address"
-        if scheduler.endswith(".json"):
-            return "scheduler-file"
-        return "unknown"
-
-    @property
-    def distributed(self) -> bool:
-        return self.kind not in LOCAL_SCHEDULERS
-
-    @classmethod
-    def from_mapping(cls, mapping: Mapping[str, Any]) -> ClusterSettings:
-        """Build from a mapping such as the ``cluster:`` section of a YAML file."""
-        if not isinstance(mapping, Mapping):
-            raise TypeError(
-                f"cluster must be a mapping of cluster settings (got {type(mapping).__name__})"
-            )
-        valid = {f.name for f in fields(cls)}
-        unknown = sorted(set(mapping) - valid)
-        if unknown:
-            raise ValueError(
-                f"unknown key(s) in cluster: {', '.join(unknown)}; valid keys: "
-                f"{', '.join(sorted(valid))}"
-            )
-        return cls(**dict(mapping))
-
-    def to_mapping(self) -> dict[str, Any]:
-        out = {f.name: getattr(self, f.name) for f in fields(self)}
-        out["job_directives"] = list(self.job_directives)
-        out["extra"] = dict(self.extra)
-        return out
 
 
 @dataclass(frozen=True)

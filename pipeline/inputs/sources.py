@@ -87,7 +87,7 @@ DEFAULT_MAX_INPUT_ELEMENTS = 2**40
 
 @dataclass(frozen=True)
 class InputOptions:
-    """The settings that say how inputs are read (from :class:`pipeline.engine.config.RunConfig`).
+    """The settings that say how inputs are read (from :class:`pipeline.engine.settings.RunConfig`).
 
     Attributes
     ----------

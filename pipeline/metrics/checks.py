@@ -16,6 +16,8 @@ from pipeline.kernels.backend import array_module, is_device_array
 __all__ = [
     "FLOAT64_PIXEL_LIMIT",
     "as_image_array",
+    "check_data_range",
+    "check_data_ranges",
     "check_finite",
     "check_pixels",
     "check_same_shape",
@@ -63,6 +65,59 @@ def check_finite(array: Any, name: str) -> None:
         raise ValueError(f"{name} contains {n_bad} NaN or Inf value(s); SSIM needs finite pixels")
 
 
+def check_data_range(value: Any, name: str = "data_range") -> float | None:
+    """``value`` as a data range ``L``: a positive finite number (None passes through).
+
+    The one check of a data range, for the in-memory API and the run settings alike.
+
+    Raises
+    ------
+    TypeError
+        Not a number.
+    ValueError
+        Zero, negative, NaN or infinite.
+    """
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float | np.number):
+        raise TypeError(f"{name} must be a number (got {value!r})")
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{name} must be a positive finite number (got {value})")
+    return float(value)
+
+
+def check_data_ranges(ranges: Any) -> dict[str, float] | None:
+    """``{dtype name: L}`` with canonical dtype names, sorted, each range checked.
+
+    Raises
+    ------
+    TypeError
+        Not a mapping, or a range that is not a number.
+    ValueError
+        A key that is not a dtype name, or a range that is not positive and finite.
+    """
+    if ranges is None:
+        return None
+    if not isinstance(ranges, Mapping):
+        raise TypeError(
+            "data_ranges must be a mapping of dtype name to data range, e.g. "
+            f"{{float32: 1.0}} (got {type(ranges).__name__})"
+        )
+    checked: dict[str, float] = {}
+    for key, value in ranges.items():
+        try:
+            dtype = np.dtype(str(key))
+        except TypeError:
+            raise ValueError(
+                f"data_ranges keys must be dtype names such as 'float32' or 'uint16' (got {key!r})"
+            ) from None
+        found = check_data_range(value, f"data_ranges[{key!r}]")
+        if found is None:
+            raise TypeError(f"data_ranges[{key!r}] must be a number (got None)")
+        checked[dtype.name] = found
+    return dict(sorted(checked.items()))
+
+
 def lookup_data_range(
     data_range: float | None,
     dtype_x: np.dtype,
@@ -84,11 +139,7 @@ def lookup_data_range(
         two dtypes different ranges; integer dtypes differ and nothing was given.
     """
     dtype_x, dtype_y = np.dtype(dtype_x), np.dtype(dtype_y)
-    if data_range is not None:
-        if isinstance(data_range, bool) or not isinstance(data_range, int | float | np.number):
-            raise TypeError(f"data_range must be a number (got {data_range!r})")
-        if not math.isfinite(data_range) or data_range <= 0:
-            raise ValueError(f"data_range must be a positive finite number (got {data_range})")
+    data_range = check_data_range(data_range)
     per_dtype = {
         dtype.name: float(data_ranges[dtype.name])
         for dtype in (dtype_x, dtype_y)

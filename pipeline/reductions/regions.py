@@ -7,7 +7,8 @@ the 'valid' SSIM map stands for the window centred on image pixel
 region it counts toward. Tiles along the border therefore count fewer pixels
 (the first and last ``radius`` rows and columns have no valid window).
 
-Specs: ``"all"``; ``"RxC"`` — R rows by C columns of near-equal tiles named
+Specs (parsed by :func:`pipeline.reductions.region_spec.parse_region_spec`):
+``"all"``; ``"RxC"`` — R rows by C columns of near-equal tiles named
 ``r{i}c{j}`` (tile row ``i = floor(y * R / H)``); ``"256px"`` — square tiles of
 256 pixels from the top-left corner (the last row and column of tiles may be
 smaller); ``"labels"`` — an integer label mask of shape ``(y, x)`` (shared by
@@ -19,7 +20,6 @@ region named ``label{value}``. Label 0 is background: it counts only toward ``al
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -29,6 +29,7 @@ import dask.array as da
 import numpy as np
 
 from pipeline.inputs.sources import InputOptions, open_array_checked
+from pipeline.reductions.region_spec import RegionSpec, parse_region_spec
 
 __all__ = ["ALL_REGION", "RegionPlan", "parse_regions", "region_ids"]
 
@@ -59,7 +60,7 @@ class RegionPlan:
 
 
 def parse_regions(
-    spec: str,
+    spec: str | RegionSpec,
     image_shape: tuple[int, int],
     *,
     n_images: int,
@@ -79,38 +80,27 @@ def parse_regions(
         A spec that does not parse, a label mask of the wrong shape or dtype.
     """
     height, width = image_shape
-    if spec == ALL_REGION:
+    parsed = parse_region_spec(spec)
+    if parsed.kind == "all":
         return RegionPlan(names=(ALL_REGION,), kind="all")
-    grid = re.fullmatch(r"(\d+)x(\d+)", spec) if isinstance(spec, str) else None
-    tile = re.fullmatch(r"(\d+)px", spec) if isinstance(spec, str) else None
-    if grid or tile:
-        if grid:
-            rows, cols = int(grid.group(1)), int(grid.group(2))
-            if rows < 1 or cols < 1:
-                raise ValueError(f"regions grid needs at least 1x1 tiles (got {spec!r})")
-            row_index = np.arange(height) * rows // height
-            col_index = np.arange(width) * cols // width
-        else:
-            assert tile is not None  # narrowed for mypy: one of the two matched
-            size = int(tile.group(1))
-            if size < 1:
-                raise ValueError(f"regions tile size must be at least 1 pixel (got {spec!r})")
-            rows, cols = -(-height // size), -(-width // size)
-            row_index = np.arange(height) // size
-            col_index = np.arange(width) // size
-        names = tuple(f"r{i}c{j}" for i in range(rows) for j in range(cols))
-        return RegionPlan(
-            names=(ALL_REGION, *names),
-            kind="grid",
-            grid_cols=cols,
-            row_index=row_index.astype(np.intp),
-            col_index=col_index.astype(np.intp),
-        )
-    if spec == "labels":
+    if parsed.kind == "labels":
         return _label_plan(labels, label_names, image_shape, n_images, options)
-    raise ValueError(
-        f"regions must be 'all', a grid 'RxC' such as '4x4', a tile size such as '256px', "
-        f"or 'labels' (got {spec!r})"
+    if parsed.kind == "grid":
+        rows, cols = parsed.rows, parsed.cols
+        row_index = np.arange(height) * rows // height
+        col_index = np.arange(width) * cols // width
+    else:
+        size = parsed.tile
+        rows, cols = -(-height // size), -(-width // size)
+        row_index = np.arange(height) // size
+        col_index = np.arange(width) // size
+    names = tuple(f"r{i}c{j}" for i in range(rows) for j in range(cols))
+    return RegionPlan(
+        names=(ALL_REGION, *names),
+        kind="grid",
+        grid_cols=cols,
+        row_index=row_index.astype(np.intp),
+        col_index=col_index.astype(np.intp),
     )
 
 

@@ -1,6 +1,6 @@
 """Every run setting from the command line: each field of RunConfig and ClusterSettings.
 
-The walk is over ``dataclasses.fields``, so a new setting without a command-line
+The walk is over the settings model's fields, so a new setting without a command-line
 route (or without a case here) fails this file. Each case goes through
 ``main([... "--dry-run", "--json"])`` and reads the value back from the effective
 configuration the dry run prints (``RunConfig.to_mapping``, the mapping a results
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +23,8 @@ import pipeline as sp
 import pipeline.kernels.backend
 from pipeline.cli.main import main
 from pipeline.cli.parser import SETTING_OPTIONS
-from pipeline.engine.config import RunConfig
 from pipeline.engine.schedulers import ClusterSettings
+from pipeline.engine.settings import RunConfig
 
 # field: (arguments, expected value in the stored configuration). "{tmp}" is the test's
 # folder. Companions that a setting needs to be valid are given with it.
@@ -131,9 +130,12 @@ def _dry_run_config(
 
 
 def test_every_setting_has_a_case_and_a_help_text() -> None:
-    assert set(SETTING_CASES) == {f.name for f in fields(RunConfig)}
-    assert set(CLUSTER_CASES) == {f.name for f in fields(ClusterSettings)}
-    assert set(SETTING_OPTIONS) == {f.name for f in fields(RunConfig)}
+    assert set(SETTING_CASES) == set(RunConfig.model_fields)
+    assert set(CLUSTER_CASES) == set(ClusterSettings.model_fields)
+    assert set(SETTING_OPTIONS) == set(RunConfig.model_fields)
+    for name, field in RunConfig.model_fields.items():
+        assert field.description, f"{name} has no description (its --help text)"
+        assert SETTING_OPTIONS[name].help.startswith(field.description)
 
 
 @pytest.mark.parametrize("name", list(SETTING_CASES))

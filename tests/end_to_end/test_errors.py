@@ -9,7 +9,7 @@ from PIL import Image
 from reliability_counts import record
 
 import pipeline as sp
-from pipeline.engine.config import RunConfig, load_config
+from pipeline.engine.settings import RunConfig, load_config
 from pipeline.inputs.files import is_transient_status
 from pipeline.kernels.backend import gpu_available
 

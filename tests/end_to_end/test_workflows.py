@@ -22,8 +22,8 @@ import xarray as xr
 
 import pipeline as sp
 from pipeline.cli.demo import make_demo_folders
-from pipeline.engine.config import load_config
 from pipeline.engine.schedulers import ClusterSettings, make_jobqueue_cluster
+from pipeline.engine.settings import load_config
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKFLOWS = ROOT / "workflows"

@@ -11,8 +11,8 @@ import pytest
 from PIL import Image
 
 import pipeline.engine.run as run
-from pipeline.engine.config import RunConfig
 from pipeline.engine.plan import GroupPlan, RunPlan, plan_run
+from pipeline.engine.settings import RunConfig
 from pipeline.inputs.opening import open_pair
 
 

@@ -10,8 +10,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import pipeline as sp
-from pipeline.engine.config import RunConfig
 from pipeline.engine.run import plan_run
+from pipeline.engine.settings import RunConfig
 from pipeline.inputs.opening import open_pair
 from pipeline.reductions.regions import parse_regions
 

@@ -17,13 +17,13 @@ import xarray as xr
 import zarr
 
 import pipeline as sp
-from pipeline.engine.config import RunConfig, dump_config, load_config
 from pipeline.engine.schedulers import (
     ClusterSettings,
     SchedulerConnectionError,
     make_jobqueue_cluster,
     open_scheduler,
 )
+from pipeline.engine.settings import RunConfig, dump_config, load_config
 
 # 24 pairs of 256 x 256 in batches of 4: six commits, each a fraction of a second of
 # work on two workers, so that a worker can be killed while a batch is in flight.

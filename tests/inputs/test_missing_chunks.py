@@ -21,7 +21,8 @@ import pipeline.inputs.zarr_checked as zarr_checked
 import pipeline.inputs.zarr_direct as zarr_direct
 from pipeline import evaluate
 from pipeline.inputs.files import TRANSIENT_SUFFIX
-from pipeline.inputs.sources import InputOptions, open_pair
+from pipeline.inputs.opening import open_pair
+from pipeline.inputs.sources import InputOptions
 
 SHAPE = (4, 24, 32)
 

@@ -15,7 +15,8 @@ import zarr
 from zarr.codecs import BloscCodec, BytesCodec, Crc32cCodec, GzipCodec, TransposeCodec, ZstdCodec
 
 from pipeline import evaluate
-from pipeline.inputs.sources import InputOptions, open_pair
+from pipeline.inputs.opening import open_pair
+from pipeline.inputs.sources import InputOptions
 from pipeline.inputs.zarr_direct import ChunkFileReader, dask_from_zarr, direct_reader
 
 SHAPE = (3, 37, 29)

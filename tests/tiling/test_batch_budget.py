@@ -8,8 +8,8 @@ import pytest
 
 import pipeline as sp
 import pipeline.tiling.chunks
-from pipeline.engine.config import RunConfig
 from pipeline.engine.run import plan_run
+from pipeline.engine.settings import RunConfig
 from pipeline.inputs.opening import open_pair
 from pipeline.tiling.chunks import BATCH_STATISTICS_BYTES, statistics_bytes_per_image
 

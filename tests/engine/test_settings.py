@@ -1,11 +1,25 @@
-"""RunConfig: validation messages, YAML round trip, overrides, fingerprint."""
+"""RunConfig: validation messages, YAML round trip, overrides, fingerprint, JSON Schema."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
+import yaml
+from pydantic import ValidationError
 
-from pipeline.engine.config import RunConfig, dump_config, load_config, resolve_config
+from pipeline.engine.settings import (
+    ClusterSettings,
+    RunConfig,
+    dump_config,
+    json_schema_text,
+    load_config,
+    resolve_config,
+)
+from pipeline.metrics.checks import check_data_range
+from pipeline.reductions.region_spec import RegionSpec
 
 
 def test_defaults_are_valid_and_fingerprint_is_stable():
@@ -166,3 +180,100 @@ def test_yaml_aliases_within_the_limit_still_work(tmp_path):
     path.write_text("regions: 2x2\ndata_ranges: {float32: &one 1.0, float64: *one}\n")
     config = load_config(path)
     assert dict(config.data_ranges) == {"float32": 1.0, "float64": 1.0}
+
+
+# -- the settings model: schema, choices, one check per setting ---------------------------
+
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+
+
+def test_committed_schema_is_the_models() -> None:
+    # After a settings field changes, regenerate it: python -c "from pipeline.engine.settings
+    # import write_json_schema; write_json_schema('configs/schema.json')"
+    committed = (CONFIGS / "schema.json").read_text()
+    assert committed == json.dumps(RunConfig.model_json_schema(), indent=2) + "\n"
+    assert committed == json_schema_text()
+
+
+@pytest.mark.parametrize("path", sorted(CONFIGS.glob("*.yaml")), ids=lambda p: p.name)
+def test_every_config_file_validates_through_the_model_and_the_schema(path: Path) -> None:
+    config = load_config(path)
+    assert RunConfig.from_mapping(config.to_mapping()) == config
+    jsonschema = pytest.importorskip("jsonschema")
+    schema = json.loads((CONFIGS / "schema.json").read_text())
+    jsonschema.validate(yaml.safe_load(path.read_text()) or {}, schema)
+    # and the schema refuses what the model refuses
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({"regoins": "2x2"}, schema)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({"cluster": {"workers": 0}}, schema)
+
+
+def test_choices_match_their_implementations() -> None:
+    from pipeline.engine import settings
+    from pipeline.inputs import sources
+    from pipeline.kernels import ENGINES
+    from pipeline.metrics import colour, profiles
+
+    assert settings.PROFILE_NAMES == tuple(profiles.PROFILES)
+    assert settings.WINDOWS == profiles.WINDOWS
+    assert settings.COVARIANCES == profiles.COVARIANCES
+    assert settings.COLOR_MODES == colour.COLOR_MODES
+    assert settings.ENGINES == ENGINES
+    assert settings.MISSING_CHUNK_POLICIES == sources.MISSING_CHUNK_POLICIES
+    assert settings.DEFAULT_MAX_IMAGE_PIXELS == sources.DEFAULT_MAX_IMAGE_PIXELS
+    assert settings.DEFAULT_MAX_INPUT_ELEMENTS == sources.DEFAULT_MAX_INPUT_ELEMENTS
+
+
+def test_models_are_frozen() -> None:
+    config = RunConfig()
+    with pytest.raises(ValidationError):
+        config.win_size = 7  # type: ignore[misc]
+    with pytest.raises(ValidationError):
+        config.cluster.workers = 2  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("values", "error", "match"),
+    [
+        ({"memory": 8}, TypeError, r"cluster.memory must be a string \(got 8\)"),
+        ({"walltime": 3600}, TypeError, r"cluster.walltime must be a string \(got 3600\)"),
+        ({"workers": "x"}, TypeError, r"cluster.workers must be a positive integer \(got 'x'\)"),
+        ({"workers": True}, TypeError, r"cluster.workers must be a positive integer \(got True\)"),
+        ({"connect_timeout": "5"}, TypeError, r"cluster.connect_timeout must be a number"),
+        ({"extra": [1]}, TypeError, r"cluster.extra must be a mapping \(got \[1\]\)"),
+    ],
+)
+def test_cluster_settings_check_types(values, error, match) -> None:
+    with pytest.raises(error, match=match):
+        ClusterSettings.from_mapping(values)
+    with pytest.raises(error, match=match):
+        RunConfig.from_mapping({"cluster": values})
+
+
+def test_direct_construction_speaks_the_house_words() -> None:
+    with pytest.raises(ValueError, match=r"hist_bins must be at least 1 \(got 0\)"):
+        RunConfig(hist_bins=0)
+    with pytest.raises(TypeError, match=r"unknown setting\(s\) regoins; valid settings: "):
+        RunConfig(regoins="2x2")  # type: ignore[call-arg]
+    assert RunConfig(win_size=np.int64(7)).win_size == 7
+    assert RunConfig(data_range=np.float32(1.0)).data_range == 1.0
+
+
+def test_data_range_is_checked_by_the_in_memory_api_check() -> None:
+    # One check (pipeline.metrics.checks.check_data_range) for settings and ssim() alike.
+    for bad, error in ((0, ValueError), (float("nan"), ValueError), ("1", TypeError)):
+        with pytest.raises(error) as from_settings:
+            RunConfig(data_range=bad)
+        with pytest.raises(error) as from_check:
+            check_data_range(bad)
+        assert str(from_settings.value) == str(from_check.value)
+    with pytest.raises(ValueError, match=r"data_ranges\['float32'\] must be a positive finite"):
+        RunConfig(data_ranges={"float32": -1})
+    assert RunConfig(data_ranges={"<f4": 2}).data_ranges == {"float32": 2.0}
+
+
+def test_region_spec_is_parsed_once_and_kept_as_text() -> None:
+    config = RunConfig(regions="256px")
+    assert config.regions == "256px"
+    assert config.region_spec == RegionSpec("256px", "tile", tile=256)
