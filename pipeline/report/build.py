@@ -22,18 +22,19 @@ parameters recorded in the Dataset's attrs, from the files named by the
 unreadable or changed since the run (the recomputed score is not the stored
 one) says so in its panel and its row; the rest of the report is written.
 
-The results are read in batches of pairs (:func:`pipeline.report.inputs._scan`),
-so a store of a million pairs is reported in the memory of one batch plus the
-pair ids.
+The results are opened lazily (:func:`pipeline.results.stores.as_results`) and
+read in batches of pairs (:func:`pipeline.results.summary.scan_results`), so a
+store of a million pairs is reported in the memory of one batch plus the pair
+ids.
 
 Matplotlib is imported inside the functions and used through its object API
 (``Figure`` with the Agg canvas), so the global backend of a notebook or
 application is never touched.
 
-The data flow, one module per step: :mod:`pipeline.report.inputs` opens and
-checks the results; :mod:`pipeline.report.figures` draws the figures;
-:mod:`pipeline.report.html` builds the page; this module picks the worst pairs
-and writes the files.
+The data flow, one module per step: :mod:`pipeline.results` opens, checks and
+scans the results; :mod:`pipeline.review.figures` draws the figures (``ds.review``
+draws its own with the same code); :mod:`pipeline.report.html` builds the page;
+this module writes the files.
 """
 
 from __future__ import annotations
@@ -44,9 +45,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from pipeline.report.figures import _histogram_figure, _png_bytes, _region_figure, _worst_figure
-from pipeline.report.html import _html_page
-from pipeline.report.inputs import _check_schema, _open_results, _scan
+from pipeline.report.html import html_page
+from pipeline.results.schema import check_results
+from pipeline.results.stores import as_results
+from pipeline.results.summary import scan_results
+from pipeline.review.figures import histogram_figure, png_bytes, region_figure, worst_figure
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -98,21 +101,19 @@ def write_report(
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise NotADirectoryError(f"report output must be a folder, got a file: {out}")
-    ds = _open_results(ds_or_path)
-    _check_schema(ds)
+    ds = as_results(ds_or_path)
+    check_results(ds)
     out.mkdir(parents=True, exist_ok=True)
 
-    data = _scan(ds, int(worst))
+    data = scan_results(ds, int(worst))
     figures: dict[str, bytes | None] = {}
-    figures["histogram"] = _png_bytes(_histogram_figure(data), out / REPORT_FILES["histogram"])
-    region_figure = _region_figure(data.regions, data.region_mean, data.worst)
+    figures["histogram"] = png_bytes(histogram_figure(data), out / REPORT_FILES["histogram"])
+    regions = region_figure(data.regions, data.region_mean, data.worst)
     figures["regions"] = (
-        None if region_figure is None else _png_bytes(region_figure, out / REPORT_FILES["regions"])
+        None if regions is None else png_bytes(regions, out / REPORT_FILES["regions"])
     )
-    worst_figure, map_notes = _worst_figure(ds, data.worst)
-    figures["worst"] = (
-        None if worst_figure is None else _png_bytes(worst_figure, out / REPORT_FILES["worst"])
-    )
+    pairs, map_notes = worst_figure(ds, data.worst)
+    figures["worst"] = None if pairs is None else png_bytes(pairs, out / REPORT_FILES["worst"])
     page = out / REPORT_FILES["html"]
-    page.write_text(_html_page(ds.attrs, data, figures, map_notes), encoding="utf-8")
+    page.write_text(html_page(ds.attrs, data, figures, map_notes), encoding="utf-8")
     return page

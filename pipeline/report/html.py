@@ -1,12 +1,12 @@
 """The report's one HTML page: self-contained, no script, no external resource.
 
-:func:`_html_page` builds the summary table (counts, then the mean and quantiles
+:func:`html_page` builds the summary table (counts, then the mean and quantiles
 of SSIM and its components per image), the figures of
-:mod:`pipeline.report.figures` embedded as base64 ``data:`` URIs, the worst
+:mod:`pipeline.review.figures` embedded as base64 ``data:`` URIs, the worst
 pairs with both of their files, their worst region and where each SSIM map came
 from, the failed pairs with their reason, and the files that were not evaluated:
 unpaired, ambiguous and skipped. Text taken from the results (file names,
-statuses, attrs) goes through :func:`pipeline.report.inputs._printable` (every
+statuses, attrs) goes through :func:`pipeline.results.text.printable_text` (every
 character shows, none acts) and :func:`html.escape`.
 """
 
@@ -19,20 +19,24 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.report.figures import PAGE_WIDTH_PX
-from pipeline.report.inputs import _COMPONENTS, _printable, _ReportData
 from pipeline.results.schema import (
     AMBIGUOUS,
+    COMPONENTS,
     SKIPPED_FILES,
     SSIM,
     UNPAIRED_GENERATED,
     UNPAIRED_REFERENCE,
 )
+from pipeline.results.summary import ResultsScan
+from pipeline.results.text import printable_text
+from pipeline.review.figures import PAGE_WIDTH_PX
+
+__all__ = ["html_page"]
 
 
-def _summary_rows(data: _ReportData) -> list[list[str]]:
+def _summary_rows(data: ResultsScan) -> list[list[str]]:
     rows = []
-    for name in (SSIM, *_COMPONENTS):
+    for name in (SSIM, *COMPONENTS):
         values = data.scores[name]
         if values.size == 0:
             rows.append([name, *["–"] * 6])
@@ -46,7 +50,7 @@ def _table(header: Sequence[str] | None, rows: Sequence[Sequence[str]], css: str
     cells = "".join(f"<th>{html.escape(h)}</th>" for h in header or ())
     head = f"<thead><tr>{cells}</tr></thead>" if header else ""
     body = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(_printable(str(c)))}</td>" for c in row) + "</tr>"
+        "<tr>" + "".join(f"<td>{html.escape(printable_text(str(c)))}</td>" for c in row) + "</tr>"
         for row in rows
     )
     return f'<table class="{css}">{head}<tbody>{body}</tbody></table>'
@@ -87,7 +91,7 @@ figcaption{{color:#555;font-size:.9rem}}.failed td{{text-align:left;color:#a00}}
 """
 
 
-def _worst_table(data: _ReportData, map_notes: Sequence[str]) -> str:
+def _worst_table(data: ResultsScan, map_notes: Sequence[str]) -> str:
     rows = []
     for rank, pair in enumerate(data.worst, start=1):
         row = [str(rank), pair.image, f"{pair.score:.4f}"]
@@ -99,7 +103,7 @@ def _worst_table(data: _ReportData, map_notes: Sequence[str]) -> str:
         row.append(map_notes[rank - 1] if rank - 1 < len(map_notes) else "–")
         row += [pair.reference, pair.generated]
         rows.append(row)
-    header = ["#", "image", "ssim", *_COMPONENTS]
+    header = ["#", "image", "ssim", *COMPONENTS]
     header += ["worst region"] if data.regions else []
     header += ["SSIM map", "reference file", "generated file"]
     return _table(header, rows, "files")
@@ -129,12 +133,13 @@ def _not_evaluated(attrs: Mapping[str, Any]) -> list[str]:
     return parts
 
 
-def _html_page(
+def html_page(
     attrs: Mapping[str, Any],
-    data: _ReportData,
+    data: ResultsScan,
     figures: dict[str, bytes | None],
     map_notes: Sequence[str],
 ) -> str:
+    """The page from the results' attrs, their scan, the figures' PNG bytes and map notes."""
     counts = [
         ["pairs", f"{data.n_pairs:,}"],
         ["ok", f"{data.n_ok:,}"],

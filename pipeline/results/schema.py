@@ -27,10 +27,12 @@ import xarray as xr
 from pipeline.kernels.statistics import bin_edges
 
 __all__ = [
+    "ALL_REGION",
     "AMBIGUOUS",
     "BIN",
     "BIN_LOWER",
     "BIN_UPPER",
+    "COMPONENTS",
     "CONTRAST",
     "COUNT",
     "FLOAT_STATISTICS",
@@ -51,6 +53,7 @@ __all__ = [
     "SSIM_HIST",
     "SSIM_MAX",
     "SSIM_MIN",
+    "SSIM_PARAMETERS",
     "SSIM_STD",
     "STATUS",
     "STATUS_OK",
@@ -58,6 +61,7 @@ __all__ = [
     "UNPAIRED_GENERATED",
     "UNPAIRED_REFERENCE",
     "build_dataset",
+    "check_results",
     "package_version",
     "template_dataset",
     "validate_dataset",
@@ -74,6 +78,8 @@ SSIM_HIST, STATUS, MS_SSIM = "ssim_hist", "status", "ms_ssim"
 NAN_MASKED = "nan_masked"
 _NAN_MASKED_DESCRIPTION = "valid windows left out because they touch a NaN or Inf pixel"
 STATUS_OK = "ok"
+# The first region of every result: the whole image, whose SSIM is the standard score.
+ALL_REGION = "all"
 # Result attrs of folder sources: images that were not evaluated, never dropped silently
 # (lists of relative paths), the stems paired ambiguously, and the size groups.
 UNPAIRED_REFERENCE, UNPAIRED_GENERATED = "unpaired_reference", "unpaired_generated"
@@ -84,6 +90,10 @@ PENDING = "pending"
 PENDING_STATUSES = (PENDING, "")
 
 FLOAT_STATISTICS = (SSIM, LUMINANCE, CONTRAST, STRUCTURE, SSIM_STD, SSIM_MIN, SSIM_MAX)
+# The three comparisons SSIM is the product of.
+COMPONENTS = (LUMINANCE, CONTRAST, STRUCTURE)
+# The SSIM parameters a result records, each as the attr ``ssim_<name>``.
+SSIM_PARAMETERS = ("window", "win_size", "sigma", "k1", "k2", "covariance")
 # The attrs that define what a score means: two results are comparable only when
 # every one of them agrees.
 SCORE_ATTRS = (
@@ -254,7 +264,38 @@ def validate_dataset(ds: xr.Dataset) -> None:
     missing_attrs = [a for a in REQUIRED_ATTRS if a not in ds.attrs]
     if missing_attrs:
         problems.append(f"missing attribute(s) {', '.join(missing_attrs)}")
-    if REGION in ds.coords and (ds.sizes[REGION] == 0 or str(ds[REGION].values[0]) != "all"):
-        problems.append("the first region must be 'all'")
+    if REGION in ds.coords and (ds.sizes[REGION] == 0 or str(ds[REGION].values[0]) != ALL_REGION):
+        problems.append(f"the first region must be {ALL_REGION!r}")
     if problems:
         raise ValueError("result dataset does not match the schema: " + "; ".join(problems))
+
+
+# What reading results needs (:func:`check_results`): fewer than a whole result holds.
+_READ_VARIABLES = (SSIM, LUMINANCE, CONTRAST, STRUCTURE, SSIM_HIST, STATUS)
+_READ_COORDS = (IMAGE, REGION, REFERENCE, GENERATED)
+
+
+def check_results(ds: xr.Dataset) -> None:
+    """Refuse a Dataset the report and ``ds.review`` cannot read as results.
+
+    Lighter than :func:`validate_dataset`: only the variables and coordinates they
+    read (``ssim``, ``luminance``, ``contrast``, ``structure``, ``ssim_hist``,
+    ``status``; ``image``, ``region``, ``reference``, ``generated``) and region
+    ``all`` are required; nothing is loaded but the region names.
+
+    Raises
+    ------
+    ValueError
+        Naming what is missing.
+    """
+    missing = [name for name in _READ_VARIABLES if name not in ds.variables]
+    missing += [name for name in _READ_COORDS if name not in ds.coords]
+    if missing:
+        raise ValueError(
+            f"results Dataset lacks {', '.join(missing)}; expected the result schema "
+            f"(variables {', '.join(_READ_VARIABLES)}; coords image, reference, generated, "
+            f"region, bin)"
+        )
+    regions = [str(v) for v in np.asarray(ds[REGION].values).ravel()]
+    if ALL_REGION not in regions:
+        raise ValueError(f"results Dataset has no region {ALL_REGION!r} (got regions {regions})")

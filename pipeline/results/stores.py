@@ -52,6 +52,7 @@ __all__ = [
     "CSV_READ_OPTIONS",
     "TEXT_ESCAPE_ATTR",
     "ZarrSink",
+    "as_results",
     "escape_text",
     "export_csv",
     "export_netcdf",
@@ -301,9 +302,15 @@ class ZarrSink:
 def open_results(path: str | Path, *, dask: bool = True) -> xr.Dataset:
     """Open a results store (Zarr, lazily) or NetCDF file (loaded) as the result Dataset.
 
-    With ``dask=False`` a Zarr store's variables are xarray's lazily indexed arrays
-    instead of Dask arrays: reading a slice reads just that slice, with no graph (the
-    report scans large stores this way); the text coordinates are read whole.
+    Opening reads the metadata and the pair ids (xarray's index of ``image``);
+    every variable, histograms and per-pair text included, is a Dask array read
+    chunk by chunk when used. With ``dask=False`` a Zarr store's variables are
+    xarray's lazily indexed arrays instead: reading a slice reads just that slice,
+    with no graph; the text coordinates are then read whole.
+
+    Text (names, statuses) comes back exactly as it was written: the store keeps
+    it escaped (attr ``text_escape``) so that any file name, also one that is not
+    UTF-8, survives every format.
 
     Examples
     --------
@@ -321,6 +328,38 @@ def open_results(path: str | Path, *, dask: bool = True) -> xr.Dataset:
             loaded = ds.load()
         return _unescape_dataset(_from_netcdf3(loaded))
     raise ValueError(f"results path {str(path)!r} is neither a Zarr store nor a NetCDF file")
+
+
+def as_results(ds_or_path: xr.Dataset | str | os.PathLike[str]) -> xr.Dataset:
+    """A results Dataset as it is, or the store or file at a path opened lazily.
+
+    How the report, the summary of a saved run and ``ds.review`` get their results:
+    a path goes through :func:`open_results` (Dask-backed, nothing but the pair ids
+    read), to be read a batch of pairs at a time
+    (:func:`pipeline.results.summary.scan_results`).
+
+    Raises
+    ------
+    TypeError
+        ``ds_or_path`` is neither a Dataset nor a path.
+    FileNotFoundError
+        The path does not exist.
+    ValueError
+        The path is neither a Zarr store (a folder) nor a ``.nc`` file.
+    """
+    if isinstance(ds_or_path, xr.Dataset):
+        return ds_or_path
+    if not isinstance(ds_or_path, str | os.PathLike):
+        raise TypeError(
+            f"ds_or_path must be an xarray.Dataset or a path to results "
+            f"(got {type(ds_or_path).__name__})"
+        )
+    path = Path(ds_or_path)
+    if not path.exists():
+        raise FileNotFoundError(f"results not found: {path}")
+    if path.suffix not in (".nc", ".nc4") and not path.is_dir():
+        raise ValueError(f"results must be a Zarr store (a folder) or a .nc file (got {path})")
+    return open_results(path)
 
 
 def write_zarr(ds: xr.Dataset, path: str | Path, *, zarr_format: int = 3) -> None:
@@ -457,8 +496,15 @@ def escape_text(values: Any) -> np.ndarray:
     return np.asarray(flat, dtype=object).reshape(array.shape)
 
 
+def _has_escapes(values: np.ndarray) -> bool:
+    """Whether any of ``values`` holds a backslash (what every escape starts with)."""
+    if values.dtype.kind in "UT":  # NumPy strings: searched without a Python str apiece
+        return bool((np.strings.find(values, "\\") >= 0).any())
+    return any("\\" in str(v) for v in values.ravel())
+
+
 def _unescape_values(values: np.ndarray) -> np.ndarray:
-    if not any("\\" in str(v) for v in values.ravel()):
+    if not _has_escapes(values):
         return values  # nothing was escaped in these
     flat = [_ESCAPED.sub(_unescape_one, str(v)) for v in values.ravel()]
     return np.asarray(flat, dtype=object).reshape(values.shape)
@@ -499,12 +545,16 @@ def _unescape_dataset(ds: xr.Dataset) -> xr.Dataset:
         variable = ds[name].variable
         attrs = {k: v for k, v in variable.attrs.items() if k != TEXT_ESCAPE_ATTR}
         data = variable.data
-        if isinstance(data, np.ndarray):
-            data = _unescape_values(data)
-        elif hasattr(data, "map_blocks"):  # Dask (Zarr): undone chunk by chunk when read
+        if hasattr(data, "map_blocks"):  # Dask (Zarr): undone chunk by chunk when read
             data = data.map_blocks(_unescape_values, dtype=object)
-        else:  # a lazily indexed backend array: the text is read whole
-            data = _unescape_values(np.asarray(data))
+        else:  # in memory (an index too) or a lazily indexed backend array: read whole
+            values = data if isinstance(data, np.ndarray) else np.asarray(data)
+            if not _has_escapes(values):
+                # The usual case: only the marker goes, and an index (the pair ids of a
+                # million pairs) is kept as it is rather than built again.
+                ds.variables[name].attrs.pop(TEXT_ESCAPE_ATTR, None)
+                continue
+            data = _unescape_values(values)
         unescaped = xr.Variable(variable.dims, data, attrs, variable.encoding)
         if name in ds.coords:
             ds = ds.assign_coords({name: unescaped})

@@ -1,11 +1,22 @@
-"""The summary of a results Dataset: counts, SSIM mean and quantiles, l/c/s, worst pairs.
+"""The summary of a results Dataset, read once a batch of pairs at a time.
 
-:func:`summarize` is a pure function of the Dataset (the CLI prints it, ``--json``
+:func:`scan_results` reads a results Dataset once, a batch of pairs at a time,
+and keeps only what the summary, the report and ``ds.review``'s figures need
+(a :class:`ResultsScan`): the pooled histogram of region ``all``, the per-image
+values of the successful pairs (one float a pair and variable, for exact
+per-image quantiles), the mean per region, the worst pairs (a running top-k)
+and the failed pairs. Peak memory is therefore one batch plus the pair ids
+(which xarray holds as the index), not the whole table: a million pairs of
+32x32 with the default 100 bins are 800 MB of ``ssim_hist`` alone. A store
+opened with :func:`pipeline.results.stores.open_results` is read chunk by chunk.
+
+:func:`summarize` turns one scan into a plain dict (the CLI prints it, ``--json``
 emits it, the ``ds.review`` accessor returns it); :func:`format_summary` renders
 it as the plain-text table the command line shows.
 
 * ``pairs`` = ``ok`` + ``failed`` + ``pending`` (``pending``: not computed yet, an
-  interrupted store); a pair is ``ok`` when its status is ``"ok"``.
+  interrupted store); a pair is ``ok`` when its status is ``"ok"`` and its score
+  is finite.
 * ``mean`` is the mean over the ok pairs of the per-image SSIM (region ``all``,
   the standard score); ``luminance``, ``contrast``, ``structure`` likewise.
 * ``quantiles`` are quantiles of the SSIM map itself (every valid-map pixel of
@@ -31,14 +42,20 @@ import json
 import math
 import os
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
+import dask
+import dask.local
 import numpy as np
 import xarray as xr
 
 from pipeline.results.schema import (
+    ALL_REGION,
+    BIN,
     BIN_LOWER,
     BIN_UPPER,
+    COMPONENTS,
     CONTRAST,
     COUNT,
     GENERATED,
@@ -56,28 +73,32 @@ from pipeline.results.schema import (
     UNPAIRED_GENERATED,
     UNPAIRED_REFERENCE,
 )
-from pipeline.results.text import terminal_text
+from pipeline.results.text import terminal_text, text_values
 
 __all__ = [
+    "FAILED_LISTED",
     "QUANTILE_LEVELS",
+    "PairRow",
+    "ResultsScan",
+    "batch_length",
     "format_summary",
+    "histogram_edges",
     "histogram_quantiles",
+    "pair_rows",
+    "scan_results",
     "skipped_files",
     "summarize",
 ]
 
 QUANTILE_LEVELS = (0.05, 0.25, 0.5, 0.75, 0.95)
-_ALL = "all"
-_COMPONENTS = (LUMINANCE, CONTRAST, STRUCTURE)
-# Status of a pair not computed yet: the store's fill value, and the word users read.
+#: Failed pairs the report lists one by one; its count says how many there are in all.
+FAILED_LISTED = 1000
+# Values read per batch (pairs x (bins + regions)): 32 MB of float64, whatever the run's size.
+_BATCH_VALUES = 2**22
 
 
 def _number(value: float) -> float | None:
     return float(value) if math.isfinite(value) else None
-
-
-def _strings(values: Any) -> list[str]:
-    return [str(v) for v in np.asarray(values).ravel()]
 
 
 def _attr_list(value: Any) -> list[str]:
@@ -137,11 +158,228 @@ def histogram_quantiles(
     return out
 
 
-def _edges(ds: xr.Dataset) -> np.ndarray:
+def histogram_edges(ds: xr.Dataset) -> np.ndarray:
+    """The ``bins + 1`` edges of ``ssim_hist``: its ``bin_lower``/``bin_upper`` coordinates.
+
+    Results without them get the fixed equal bins over [-1, 1] every run uses.
+    """
     if BIN_LOWER in ds.coords and BIN_UPPER in ds.coords:
-        lower = np.asarray(ds[BIN_LOWER].values, dtype=np.float64)
-        return np.append(lower, float(np.asarray(ds[BIN_UPPER].values)[-1]))
-    return np.linspace(-1.0, 1.0, ds.sizes["bin"] + 1)
+        upper = np.asarray(ds[BIN_UPPER].values, dtype=np.float64)
+        return np.append(np.asarray(ds[BIN_LOWER].values, dtype=np.float64), upper[-1])
+    return np.linspace(-1.0, 1.0, ds.sizes[BIN] + 1)
+
+
+@dataclass(frozen=True)
+class PairRow:
+    """One pair as the summary, the report and ``ds.review`` show it.
+
+    ``components`` are luminance, contrast and structure in region ``all`` (NaN
+    for one the results lack); ``region_values`` the SSIM of every other region.
+    """
+
+    image: str
+    reference: str
+    generated: str
+    score: float
+    position: int = -1
+    components: tuple[float, ...] = ()
+    region_values: tuple[float, ...] = ()
+
+
+@dataclass(frozen=True)
+class ResultsScan:
+    """What one pass over the results keeps (see :func:`scan_results`).
+
+    ``regions`` and ``region_mean`` are the regions besides ``all`` and their mean
+    SSIM over the ok pairs; ``ok_values`` the region-``all`` values of the ok
+    pairs in pair order (``ssim`` and the variables the scan was asked to keep);
+    ``failed`` the listed failed pairs as ``(image, status)``.
+    """
+
+    n_pairs: int
+    n_ok: int
+    n_pending: int
+    regions: tuple[str, ...]
+    edges: np.ndarray = field(repr=False)
+    pooled_hist: np.ndarray = field(repr=False)
+    ok_values: dict[str, np.ndarray] = field(repr=False)
+    region_mean: np.ndarray = field(repr=False)
+    worst: tuple[PairRow, ...]
+    failed: tuple[tuple[str, str], ...]
+
+    @property
+    def n_failed(self) -> int:
+        """Pairs that are not ok, pending ones included."""
+        return self.n_pairs - self.n_ok
+
+    @property
+    def scores(self) -> dict[str, np.ndarray]:
+        """The finite ``ssim``, ``luminance``, ``contrast``, ``structure`` of the ok pairs."""
+        return {
+            name: values[np.isfinite(values)]
+            for name, values in self.ok_values.items()
+            if name in (SSIM, *COMPONENTS)
+        }
+
+
+def batch_length(ds: xr.Dataset) -> int:
+    """Pairs per batch: whole chunks of the store, about ``_BATCH_VALUES`` values at a time."""
+    per_pair = ds.sizes.get(BIN, 1) + 5 * ds.sizes.get(REGION, 1)
+    wanted = max(1, _BATCH_VALUES // per_pair)
+    hist = ds[SSIM_HIST]
+    chunks = hist.encoding.get("chunks") or hist.encoding.get("preferred_chunks")
+    stored = None
+    if isinstance(chunks, tuple | list) and chunks:
+        stored = int(chunks[0])
+    elif isinstance(chunks, dict) and IMAGE in chunks:
+        stored = int(chunks[IMAGE])
+    elif hist.chunks:  # Dask-backed, not from a store
+        stored = int(hist.chunks[0][0])
+    if not stored or stored <= 0:
+        return wanted
+    # A chunk is read whole however little of it is asked for: never split one.
+    return max(stored, wanted // stored * stored)
+
+
+def scan_results(
+    ds: xr.Dataset,
+    worst: int,
+    *,
+    listed: int | None = FAILED_LISTED,
+    list_pending: bool = True,
+    kept: Sequence[str] = (SSIM, *COMPONENTS),
+) -> ResultsScan:
+    """Read the results once, a batch of pairs at a time (the module docstring says what is kept).
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        Results, in memory or opened lazily (:func:`pipeline.results.stores.open_results`);
+        ``ssim``, ``status`` and ``ssim_hist`` are required.
+    worst : int
+        How many of the lowest-scoring ok pairs to keep (ties go to the earlier pair).
+    listed : int or None
+        Keep the first ``listed`` failed pairs (None: every one).
+    list_pending : bool
+        Whether pending pairs (not computed yet) are listed among the failed ones.
+    kept : sequence of str
+        The variables whose region-``all`` values of the ok pairs are kept
+        (:attr:`ResultsScan.ok_values`; ``ssim`` always, the others when present).
+    """
+    # Each batch is read in this thread: Dask's pool of threads would each keep their
+    # own freed memory (glibc arenas), and a batch is a few chunks anyway. Named as the
+    # function itself, the scheduler is used without looking for a distributed client.
+    with dask.config.set(scheduler=dask.local.get_sync):
+        return _scan(ds, worst, listed, list_pending, kept)
+
+
+def _scan(
+    ds: xr.Dataset, worst: int, listed: int | None, list_pending: bool, kept: Sequence[str]
+) -> ResultsScan:
+    region_names = text_values(ds[REGION].values)
+    regions = tuple(r for r in region_names if r != ALL_REGION)
+    all_index = region_names.index(ALL_REGION)
+    other_index = [region_names.index(r) for r in regions]
+    n_pairs = int(ds.sizes[IMAGE])
+    edges = histogram_edges(ds)
+    pooled = np.zeros(ds.sizes[BIN], dtype=np.float64)
+    region_sum = np.zeros(len(regions), dtype=np.float64)
+    region_count = np.zeros(len(regions), dtype=np.int64)
+    kept = [SSIM, *(name for name in kept if name != SSIM and name in ds.variables)]
+    columns: dict[str, list[np.ndarray]] = {name: [] for name in kept}
+    best_scores = np.empty(0, dtype=np.float64)
+    best_positions = np.empty(0, dtype=np.int64)
+    failed: list[tuple[str, str]] = []
+    n_ok = n_pending = 0
+    step = batch_length(ds)
+    for start in range(0, n_pairs, step):
+        batch = ds.isel({IMAGE: slice(start, start + step)})
+        status = np.asarray(text_values(batch[STATUS].values), dtype=object)
+        ssim_table = np.asarray(batch[SSIM].values, dtype=np.float64)
+        values = {SSIM: ssim_table[:, all_index]}
+        for name in kept[1:]:
+            values[name] = np.asarray(
+                batch[name].isel({REGION: all_index}).values, dtype=np.float64
+            )
+        ok = (status == STATUS_OK) & np.isfinite(values[SSIM])
+        pending = ~ok & np.isin(status, PENDING_STATUSES)
+        n_ok += int(ok.sum())
+        n_pending += int(pending.sum())
+        hist = np.asarray(batch[SSIM_HIST].isel({REGION: all_index}).values)
+        # Summed in place over the successful rows: no copy of the batch's histograms.
+        pooled += np.sum(hist, axis=0, dtype=np.float64, where=ok[:, None])
+        del hist
+        for name, column in values.items():
+            columns[name].append(column[ok])
+        if regions:
+            table = ssim_table[:, other_index][ok]
+            region_sum += np.nansum(table, axis=0)
+            region_count += np.isfinite(table).sum(axis=0)
+        # Running top-k: ties in score go to the earlier pair, as a stable sort of all.
+        positions = np.concatenate([best_positions, start + np.flatnonzero(ok)])
+        scores = np.concatenate([best_scores, values[SSIM][ok]])
+        keep = np.lexsort((positions, scores))[:worst]
+        best_scores, best_positions = scores[keep], positions[keep]
+        unlisted = ~ok if list_pending else ~ok & ~pending
+        room = None if listed is None else max(0, listed - len(failed))
+        listing = np.flatnonzero(unlisted)[:room]
+        if listing.size:  # ids only for the pairs listed: a million names are not copied
+            ids = text_values(batch[IMAGE].values[listing])
+            failed += zip(ids, (str(status[j]) for j in listing), strict=True)
+    worst_rows = pair_rows(ds, best_positions)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        region_mean = region_sum / region_count
+    return ResultsScan(
+        n_pairs=n_pairs,
+        n_ok=n_ok,
+        n_pending=n_pending,
+        regions=regions,
+        edges=edges,
+        pooled_hist=pooled,
+        ok_values={
+            name: np.concatenate(parts) if parts else np.empty(0) for name, parts in columns.items()
+        },
+        region_mean=region_mean,
+        worst=worst_rows,
+        failed=tuple(failed),
+    )
+
+
+def pair_rows(ds: xr.Dataset, positions: np.ndarray) -> tuple[PairRow, ...]:
+    """The rows of the pairs at ``positions``, read with one indexed read per variable."""
+    region_names = text_values(ds[REGION].values)
+    all_index = region_names.index(ALL_REGION)
+    other_index = [j for j, name in enumerate(region_names) if name != ALL_REGION]
+    positions = np.asarray(positions, dtype=np.int64)
+    if positions.size == 0:
+        return ()
+    rows = ds.isel({IMAGE: positions})
+    table = np.asarray(rows[SSIM].values, dtype=np.float64)
+    components = np.stack(
+        [
+            np.asarray(rows[name].isel({REGION: all_index}).values, dtype=np.float64)
+            if name in rows.variables
+            else np.full(positions.size, np.nan)
+            for name in COMPONENTS
+        ],
+        axis=1,
+    )
+    regions = table[:, other_index]
+    ids = text_values(rows[IMAGE].values)
+    references = text_values(rows[REFERENCE].values) if REFERENCE in rows.coords else ids
+    generated = text_values(rows[GENERATED].values) if GENERATED in rows.coords else ids
+    return tuple(
+        PairRow(
+            image=ids[j],
+            reference=references[j],
+            generated=generated[j],
+            score=float(table[j, all_index]),
+            position=int(positions[j]),
+            components=tuple(float(v) for v in components[j]),
+            region_values=tuple(float(v) for v in regions[j]),
+        )
+        for j in range(positions.size)
+    )
 
 
 def _split_reason(entry: str) -> tuple[str, str]:
@@ -204,6 +442,10 @@ def summarize(
 ) -> dict[str, Any]:
     """Counts, SSIM mean and quantiles, mean l/c/s and worst pairs of a results Dataset.
 
+    The Dataset is read once, a batch of pairs at a time (:func:`scan_results`):
+    a lazily opened store of a million pairs is summarized in the memory of one
+    batch.
+
     Parameters
     ----------
     ds : xarray.Dataset
@@ -240,50 +482,41 @@ def summarize(
     for name in (SSIM, STATUS, SSIM_HIST):
         if name not in ds.variables:
             raise ValueError(f"results Dataset lacks {name!r}; expected the result schema")
-    status = np.asarray(_strings(ds[STATUS].values), dtype=object)
-    images = _strings(ds[IMAGE].values)
-    overall = ds.sel({REGION: _ALL})
-    scores = np.asarray(overall[SSIM].values, dtype=np.float64)
-    ok = (status == STATUS_OK) & np.isfinite(scores)
-    pending = np.isin(status, PENDING_STATUSES)
-    failed = ~ok & ~pending
-    hist = np.asarray(overall[SSIM_HIST].values, dtype=np.float64)[ok].sum(axis=0)
+    scan = scan_results(ds, worst, listed=None, list_pending=False, kept=(SSIM, *COMPONENTS, COUNT))
+    ok_values = scan.ok_values
+    scores = ok_values[SSIM]
+    any_ok = scan.n_ok > 0
     pixel_mean = math.nan
-    if COUNT in ds and ok.any():
-        counts = np.asarray(overall[COUNT].values, dtype=np.float64)[ok]
+    if COUNT in ok_values and any_ok:
+        counts = ok_values[COUNT]
         if counts.sum() > 0:
-            pixel_mean = float((scores[ok] * counts).sum() / counts.sum())
-    edges = _edges(ds)
+            pixel_mean = float((scores * counts).sum() / counts.sum())
     levels = QUANTILE_LEVELS
-    quantiles = histogram_quantiles(hist, edges, levels)
-    image_quantiles = (
-        np.quantile(scores[ok], levels).tolist() if ok.any() else [math.nan] * len(levels)
-    )
+    quantiles = histogram_quantiles(scan.pooled_hist, scan.edges, levels)
+    image_quantiles = np.quantile(scores, levels).tolist() if any_ok else [math.nan] * len(levels)
     components = {
-        name: _number(float(np.mean(np.asarray(overall[name].values, dtype=np.float64)[ok])))
-        if ok.any() and name in ds
-        else None
-        for name in _COMPONENTS
+        name: _number(float(np.mean(ok_values[name]))) if any_ok and name in ds else None
+        for name in COMPONENTS
     }
-    order = [int(k) for k in np.argsort(np.where(ok, scores, np.inf), kind="stable") if ok[k]]
-    component_values = {
-        name: np.asarray(overall[name].values, dtype=np.float64)
-        for name in _COMPONENTS
-        if name in ds
-    }
-    references = _strings(ds[REFERENCE].values) if REFERENCE in ds.coords else images
-    generated = _strings(ds[GENERATED].values) if GENERATED in ds.coords else images
     worst_rows = []
-    for k in order[:worst]:
-        row: dict[str, Any] = {"image": images[k], "ssim": _number(scores[k])}
-        row.update({name: _number(values[k]) for name, values in component_values.items()})
-        row.update({"reference": references[k], "generated": generated[k]})
+    for pair in scan.worst:
+        row: dict[str, Any] = {"image": pair.image, "ssim": _number(pair.score)}
+        row.update(
+            {
+                name: _number(value)
+                for name, value in zip(COMPONENTS, pair.components, strict=True)
+                if name in ds
+            }
+        )
+        row.update({"reference": pair.reference, "generated": pair.generated})
         worst_rows.append(row)
-    regions = {}
-    for region in _strings(ds[REGION].values):
-        values = np.asarray(ds[SSIM].sel({REGION: region}).values, dtype=np.float64)[ok]
-        values = values[np.isfinite(values)]
-        regions[region] = _number(float(values.mean())) if values.size else None
+    regions: dict[str, float | None] = {}
+    means = dict(zip(scan.regions, scan.region_mean.tolist(), strict=True))
+    for region in text_values(ds[REGION].values):
+        if region == ALL_REGION:
+            regions[region] = _number(float(scores.mean())) if any_ok else None
+        else:
+            regions[region] = _number(means[region])
     unpaired_ref = _attr_list(ds.attrs.get(UNPAIRED_REFERENCE))
     unpaired_gen = _attr_list(ds.attrs.get(UNPAIRED_GENERATED))
     skipped = skipped_files(
@@ -291,14 +524,14 @@ def summarize(
         folders if folders is not None else _source_folders(ds),
     )
     return {
-        "pairs": len(images),
-        "ok": int(ok.sum()),
-        "failed": int(failed.sum()),
-        "pending": int(pending.sum()),
+        "pairs": scan.n_pairs,
+        "ok": scan.n_ok,
+        "failed": scan.n_failed - scan.n_pending,
+        "pending": scan.n_pending,
         "unpaired_reference": len(unpaired_ref),
         "unpaired_generated": len(unpaired_gen),
         "skipped_files": len(skipped),
-        "mean": _number(float(scores[ok].mean())) if ok.any() else None,
+        "mean": _number(float(scores.mean())) if any_ok else None,
         "pixel_mean": _number(pixel_mean),
         "quantiles": {str(q): _number(v) for q, v in zip(levels, quantiles, strict=True)},
         "image_quantiles": {
@@ -307,9 +540,7 @@ def summarize(
         **components,
         "regions": regions,
         "worst": worst_rows,
-        "failures": [
-            {"image": images[k], "status": str(status[k])} for k in np.flatnonzero(failed)
-        ],
+        "failures": [{"image": image, "status": status} for image, status in scan.failed],
         "unpaired": {"reference": unpaired_ref, "generated": unpaired_gen},
         "skipped": skipped,
     }
@@ -352,9 +583,9 @@ def format_summary(summary: dict[str, Any], *, max_listed: int = 20) -> str:
         f"{'SSIM map pixels':20}{_fmt(summary['pixel_mean']):>8}"
         + "".join(f"{_fmt(v):>8}" for v in summary["quantiles"].values()),
     ]
-    for name in _COMPONENTS:
+    for name in COMPONENTS:
         lines.append(f"{name + ' per image':20}{_fmt(summary.get(name)):>8}")
-    regions = {k: v for k, v in summary["regions"].items() if k != _ALL}
+    regions = {k: v for k, v in summary["regions"].items() if k != ALL_REGION}
     if regions:
         lowest = sorted(regions.items(), key=lambda kv: math.inf if kv[1] is None else kv[1])
         shown = ", ".join(f"{terminal_text(k)} {_fmt(v)}" for k, v in lowest[:3])

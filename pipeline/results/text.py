@@ -8,7 +8,9 @@ the command line prints that came from a file name goes through
 other scripts included, as it is. :func:`json_text` does the one thing JSON's own
 escaping cannot: a name that is not valid UTF-8 (Python holds its bytes as lone
 surrogates) becomes the same visible escape, so ``--json`` output is valid
-UTF-8 JSON for any name.
+UTF-8 JSON for any name. :func:`printable_text` is :func:`terminal_text` cut to a
+length for figures and pages; :func:`text_values` turns an array of names (object,
+``<U`` or NumPy ``StringDType``) into plain ``str``.
 """
 
 from __future__ import annotations
@@ -17,7 +19,9 @@ import unicodedata
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["json_text", "terminal_text"]
+import numpy as np
+
+__all__ = ["json_text", "printable_text", "terminal_text", "text_values"]
 
 # Control (Cc), format (Cf: bidi overrides, zero-width), surrogates (Cs: undecodable
 # bytes of a file name) and the line/paragraph separators (Zl, Zp).
@@ -54,6 +58,33 @@ def terminal_text(text: object) -> str:
         _escape(char) if unicodedata.category(char) in _HIDDEN_CATEGORIES else char
         for char in value
     )
+
+
+def printable_text(text: object, limit: int | None = None) -> str:
+    """``text`` as a person should read it: every character shows, none acts.
+
+    The escapes are :func:`terminal_text`'s: bytes that were not UTF-8 as ``\\xNN``,
+    control, format (bidi) and separator characters as ``\\xNN``/``\\uNNNN``;
+    everything else, ``$`` and ``#`` included, is kept. With ``limit``, a longer
+    result keeps its start and its end around an ellipsis (the end of a path tells
+    pairs apart).
+
+    Examples
+    --------
+    >>> len(printable_text("a/long/path/to/the/name.png", 12))
+    12
+    """
+    shown = terminal_text(text)
+    if limit is not None and len(shown) > limit:
+        head = (limit - 1) // 2
+        tail = limit - 1 - head
+        shown = shown[:head] + "\u2026" + shown[len(shown) - tail :]
+    return shown
+
+
+def text_values(values: Any) -> list[str]:
+    """Plain ``str`` items of an array of object, ``<U`` or NumPy ``StringDType`` strings."""
+    return [str(v) for v in np.asarray(values).ravel()]
 
 
 def _surrogates_escaped(text: str) -> str:

@@ -15,14 +15,17 @@ inside the bin that holds the quantile; the whole map is never needed, but the
 answer is exact only to the bin width (``2 / hist_bins``: 0.02 with the default
 100 bins).
 
-The figures reuse the report's drawing code (:mod:`pipeline.report.figures`) and return
-``matplotlib.figure.Figure`` objects built on the Agg canvas; matplotlib is
-imported only when a plot is asked for. Methods taking ``image`` accept the
+The figures are drawn by :mod:`pipeline.review.figures` (the report draws its own
+with the same code) and are ``matplotlib.figure.Figure`` objects built on the Agg
+canvas; matplotlib is imported only when a plot is asked for. Methods taking ``image`` accept the
 pair's id (a string; for stacks the index as text also works) or its integer
 position (negative counts from the end).
 
 The methods delegate to :mod:`pipeline.review.tables`, :mod:`pipeline.review.comparison`,
-:mod:`pipeline.review.plots` and :mod:`pipeline.review.maps`, which never import this module.
+:mod:`pipeline.review.plots` and :mod:`pipeline.review.maps`, which never import this module;
+the summary and the figures read the results once, a batch of pairs at a time
+(:func:`pipeline.results.summary.scan_results`): the histograms of a store opened
+with :func:`pipeline.open_results` are never loaded whole.
 """
 
 from __future__ import annotations
@@ -34,8 +37,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import xarray as xr
 
-from pipeline.reductions.regions import ALL_REGION
-from pipeline.results.schema import SSIM
+from pipeline.results.schema import ALL_REGION, SSIM, check_results
 from pipeline.review import comparison as review_comparison
 from pipeline.review import maps as review_maps
 from pipeline.review import plots as review_plots
@@ -77,9 +79,7 @@ class ReviewAccessor:
     """
 
     def __init__(self, ds: xr.Dataset) -> None:
-        from pipeline.report.inputs import _check_schema
-
-        _check_schema(ds)
+        check_results(ds)
         self._ds = ds
 
     # -- lookups ---------------------------------------------------------------

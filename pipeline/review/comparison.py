@@ -12,8 +12,17 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
-from pipeline.results.schema import FLOAT_STATISTICS, IMAGE, REFERENCE, REGION, SCORE_ATTRS, SSIM
-from pipeline.review.tables import _preview, _strings, image_ids, ok_mask, region_names
+from pipeline.results.schema import (
+    FLOAT_STATISTICS,
+    IMAGE,
+    REFERENCE,
+    REGION,
+    SCORE_ATTRS,
+    SSIM,
+    check_results,
+)
+from pipeline.results.text import text_values
+from pipeline.review.tables import image_ids, ok_mask, preview_ids, region_names
 
 __all__ = ["compare_results", "paired_statistics"]
 
@@ -32,11 +41,9 @@ def compare_results(
     is checked here. Arguments, result and errors as in
     :meth:`pipeline.review.accessor.ReviewAccessor.compare`.
     """
-    from pipeline.report.inputs import _check_schema
-
     if not isinstance(other, xr.Dataset):
         raise TypeError(f"other must be an xarray.Dataset of results (got {type(other).__name__})")
-    _check_schema(other)
+    check_results(other)
     if variable not in FLOAT_STATISTICS:
         raise ValueError(
             f"variable must be one of {', '.join(FLOAT_STATISTICS)} (got {variable!r})"
@@ -61,7 +68,7 @@ def compare_results(
     if not shared:
         raise ValueError(
             "the two results share no image id, so nothing can be compared: this one has "
-            f"{_preview(ours_ids, 3)}, other has {_preview(their_ids, 3)}; compare results "
+            f"{preview_ids(ours_ids, 3)}, other has {preview_ids(their_ids, 3)}; compare results "
             "evaluated on the same references"
         )
     regions = [r for r in region_names(ds) if r in set(region_names(other))]
@@ -87,7 +94,7 @@ def compare_results(
     out.attrs.update(
         names=list(names),
         variable=variable,
-        same_references=_strings(a[REFERENCE].values) == _strings(b[REFERENCE].values),
+        same_references=text_values(a[REFERENCE].values) == text_values(b[REFERENCE].values),
     )
     return out
 

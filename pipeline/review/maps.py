@@ -10,7 +10,7 @@ through them the HTML report.
 
 One pair's trouble stays that pair's: a file that is gone, unreadable, or no
 longer the data the run scored (its recomputed score differs from the stored
-one) is described in :attr:`_PairView.problems` and its panel says so; nothing
+one) is described in :attr:`PairView.problems` and its panel says so; nothing
 here raises for it, so a report of many pairs is never lost to one of them.
 """
 
@@ -27,8 +27,8 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from pipeline.reductions.regions import ALL_REGION
 from pipeline.results.schema import (
+    ALL_REGION,
     CONTRAST,
     GENERATED,
     IMAGE,
@@ -36,11 +36,13 @@ from pipeline.results.schema import (
     REFERENCE,
     REGION,
     SSIM,
+    SSIM_PARAMETERS,
     STRUCTURE,
 )
-from pipeline.review.tables import _strings, image_position
+from pipeline.results.text import text_values
+from pipeline.review.tables import image_position
 
-__all__ = ["MapsSource", "pair_data", "recompute_maps"]
+__all__ = ["MapsSource", "PairView", "pair_data", "pair_view", "recompute_maps"]
 
 #: A Zarr group of maps (a path) or a mapping of arrays shaped ``(image, y, x)``.
 MapsSource = str | os.PathLike[str] | Mapping[str, Any] | None
@@ -53,7 +55,7 @@ _SCORE_TOLERANCE = 1e-3
 
 
 @dataclass(frozen=True)
-class _PairView:
+class PairView:
     """One pair's images and maps as found, and what kept any of them from being shown."""
 
     reference: np.ndarray | None
@@ -72,18 +74,18 @@ def pair_data(
     generated: Any = None,
 ) -> tuple[np.ndarray | None, np.ndarray | None, dict[str, np.ndarray], str]:
     """One pair's ``(reference, generated, maps, source)``: see ``ds.review.pair_data``."""
-    view = _pair_view(ds, image_position(ds, image), maps, reference, generated)
+    view = pair_view(ds, image_position(ds, image), maps, reference, generated)
     return view.reference, view.generated, view.maps, view.source
 
 
-def _pair_view(
+def pair_view(
     ds: xr.Dataset,
     k: int,
     maps: MapsSource,
     reference: Any,
     generated: Any,
     names: tuple[str, str] | None = None,
-) -> _PairView:
+) -> PairView:
     """Pair ``k``'s images and maps; a file's trouble is a problem of the view, not an error.
 
     ``names`` are the pair's ``reference`` and ``generated`` coordinates when the
@@ -91,8 +93,8 @@ def _pair_view(
     """
     if names is None:
         names = (
-            _strings(ds[REFERENCE].isel({IMAGE: k}).values)[0],
-            _strings(ds[GENERATED].isel({IMAGE: k}).values)[0],
+            text_values(ds[REFERENCE].isel({IMAGE: k}).values)[0],
+            text_values(ds[GENERATED].isel({IMAGE: k}).values)[0],
         )
     (ref_image, ref_problem), (gen_image, gen_problem) = (
         _source_image(ds, k, given, side, name)
@@ -104,16 +106,16 @@ def _pair_view(
     problems = tuple(p for p in (ref_problem, gen_problem) if p is not None)
     found, source = _saved_maps(ds, k, maps)
     if found or ref_image is None or gen_image is None:
-        return _PairView(ref_image, gen_image, found, source, problems)
+        return PairView(ref_image, gen_image, found, source, problems)
     try:
         found = recompute_maps(ds, ref_image, gen_image)
     except (ValueError, TypeError) as error:
         # E.g. a file replaced by one of another size since the run.
-        return _PairView(ref_image, gen_image, {}, "unavailable", (f"not recomputed: {error}",))
+        return PairView(ref_image, gen_image, {}, "unavailable", (f"not recomputed: {error}",))
     stored = float(np.asarray(ds[SSIM].isel({IMAGE: k}).sel({REGION: ALL_REGION}).values))
     recomputed = float(np.mean(found[SSIM]))
     if np.isfinite(stored) and abs(recomputed - stored) > _SCORE_TOLERANCE:
-        return _PairView(
+        return PairView(
             None,
             None,
             {},
@@ -123,7 +125,7 @@ def _pair_view(
                 f"the run scored {stored:.4f}",
             ),
         )
-    return _PairView(ref_image, gen_image, found, "recomputed", problems)
+    return PairView(ref_image, gen_image, found, "recomputed", problems)
 
 
 # -- saved maps ----------------------------------------------------------------
@@ -263,19 +265,18 @@ def recompute_maps(
     ds: xr.Dataset, reference: np.ndarray, generated: np.ndarray
 ) -> dict[str, np.ndarray]:
     """SSIM, l, c and s maps of one pair, with the SSIM settings recorded in ``ds.attrs``."""
-    import pipeline
-    from pipeline.report.inputs import _SSIM_PARAMS
+    from pipeline.metrics.score import ssim
 
     attrs = ds.attrs
     params = {
         name: attrs[f"ssim_{name}"]
-        for name in _SSIM_PARAMS
+        for name in SSIM_PARAMETERS
         if attrs.get(f"ssim_{name}") is not None
     }
     data_range = attrs.get("data_range")
     coloured = reference.ndim == 3
     color_mode = str(attrs.get("color_mode", "channels"))
-    result = pipeline.ssim(
+    result = ssim(
         reference,
         generated,
         data_range=float(data_range) if isinstance(data_range, int | float) else None,

@@ -18,25 +18,24 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import xarray as xr
 
-from pipeline.reductions.regions import ALL_REGION
 from pipeline.results.schema import (
+    ALL_REGION,
     BIN,
     BIN_LOWER,
     BIN_UPPER,
-    CONTRAST,
+    COMPONENTS,
     FLOAT_STATISTICS,
     GENERATED,
     IMAGE,
-    LUMINANCE,
     REFERENCE,
     REGION,
     SSIM,
     SSIM_HIST,
     STATUS,
     STATUS_OK,
-    STRUCTURE,
 )
-from pipeline.results.summary import histogram_quantiles
+from pipeline.results.summary import histogram_edges, histogram_quantiles
+from pipeline.results.text import text_values
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -48,19 +47,16 @@ __all__ = [
     "image_position",
     "map_quantiles",
     "ok_mask",
+    "preview_ids",
     "ranked_pairs",
     "region_names",
 ]
 
 QUANTILE = "quantile"
-_COMPONENTS = (LUMINANCE, CONTRAST, STRUCTURE)
 
 
-def _strings(values: Any) -> list[str]:
-    return [str(v) for v in np.asarray(values).ravel()]
-
-
-def _preview(ids: Sequence[str], limit: int = 5) -> str:
+def preview_ids(ids: Sequence[str], limit: int = 5) -> str:
+    """The first ``limit`` of ``ids`` for a message, and how many there are in all."""
     shown = ", ".join(repr(i) for i in ids[:limit])
     return shown + (f", ... ({len(ids)} in all)" if len(ids) > limit else "")
 
@@ -70,17 +66,17 @@ def _preview(ids: Sequence[str], limit: int = 5) -> str:
 
 def image_ids(ds: xr.Dataset) -> list[str]:
     """The pair ids as strings, in Dataset order."""
-    return _strings(ds[IMAGE].values)
+    return text_values(ds[IMAGE].values)
 
 
 def region_names(ds: xr.Dataset) -> list[str]:
     """The region names, ``all`` first."""
-    return _strings(ds[REGION].values)
+    return text_values(ds[REGION].values)
 
 
 def ok_mask(ds: xr.Dataset) -> np.ndarray:
     """Boolean mask over ``image``: status ``ok`` and a finite score."""
-    status = np.asarray(_strings(ds[STATUS].values), dtype=object)
+    status = np.asarray(text_values(ds[STATUS].values), dtype=object)
     scores = np.asarray(ds[SSIM].sel({REGION: ALL_REGION}).values, dtype=np.float64)
     return (status == STATUS_OK) & np.isfinite(scores)
 
@@ -99,12 +95,12 @@ def image_position(ds: xr.Dataset, image: str | int) -> int:
     if isinstance(image, str):
         if image in ids:
             return ids.index(image)
-        raise KeyError(f"image {image!r} is not in the results; valid ids: {_preview(ids)}")
+        raise KeyError(f"image {image!r} is not in the results; valid ids: {preview_ids(ids)}")
     n = len(ids)
     if not -n <= int(image) < n:
         raise IndexError(
             f"image position {int(image)} is out of range for {n} pairs "
-            f"(valid: {-n}..{n - 1} or an id among {_preview(ids)})"
+            f"(valid: {-n}..{n - 1} or an id among {preview_ids(ids)})"
         )
     return int(image) % n
 
@@ -114,16 +110,9 @@ def check_region(ds: xr.Dataset, region: str) -> str:
     regions = region_names(ds)
     if region not in regions:
         raise KeyError(
-            f"region {region!r} is not in the results; valid regions: {_preview(regions, 8)}"
+            f"region {region!r} is not in the results; valid regions: {preview_ids(regions, 8)}"
         )
     return region
-
-
-def _edges(ds: xr.Dataset) -> np.ndarray:
-    if BIN_LOWER in ds.coords and BIN_UPPER in ds.coords:
-        upper = np.asarray(ds[BIN_UPPER].values, dtype=np.float64)
-        return np.append(np.asarray(ds[BIN_LOWER].values, dtype=np.float64), upper[-1])
-    return np.linspace(-1.0, 1.0, ds.sizes[BIN] + 1)
 
 
 # -- tables --------------------------------------------------------------------
@@ -134,7 +123,7 @@ def _table(ds: xr.Dataset, order: np.ndarray, region: str) -> pd.DataFrame:
 
     ids = image_ids(ds)
     columns: dict[str, Any] = {"position": order}
-    for name in (SSIM, *_COMPONENTS):
+    for name in (SSIM, *COMPONENTS):
         values = np.asarray(ds[name].sel({REGION: region}).values, dtype=np.float64)
         columns[name] = values[order]
     others = [r for r in region_names(ds) if r != ALL_REGION]
@@ -145,8 +134,8 @@ def _table(ds: xr.Dataset, order: np.ndarray, region: str) -> pd.DataFrame:
         columns["worst_region"] = [
             others[j] if has else None for j, has in zip(lowest, finite, strict=True)
         ]
-    columns[REFERENCE] = np.asarray(_strings(ds[REFERENCE].values), dtype=object)[order]
-    columns[GENERATED] = np.asarray(_strings(ds[GENERATED].values), dtype=object)[order]
+    columns[REFERENCE] = np.asarray(text_values(ds[REFERENCE].values), dtype=object)[order]
+    columns[GENERATED] = np.asarray(text_values(ds[GENERATED].values), dtype=object)[order]
     frame = pd.DataFrame(columns, index=pd.Index([ids[k] for k in order], name=IMAGE))
     frame.attrs["region"] = region
     return frame
@@ -177,7 +166,7 @@ def map_quantiles(
     selected = ds.sel({REGION: region})
     if not by_image:
         selected = selected.isel({IMAGE: np.flatnonzero(ok_mask(ds))})
-    edges = _edges(ds)
+    edges = histogram_edges(ds)
     hist = selected[SSIM_HIST].sum(IMAGE) if not by_image else selected[SSIM_HIST]
 
     def quantiles(counts: np.ndarray) -> np.ndarray:

@@ -21,10 +21,11 @@ from PIL import Image
 from skimage.metrics import structural_similarity
 
 import pipeline
-from pipeline.report import inputs as report_inputs
 from pipeline.report.build import REPORT_FILES, write_report
-from pipeline.report.html import _html_page
+from pipeline.report.html import html_page
+from pipeline.results import summary as results_summary
 from pipeline.results.schema import COUNT, FLOAT_STATISTICS, SSIM_HIST, build_dataset
+from pipeline.results.stores import as_results
 
 BINS = 20
 SIDE = 32
@@ -239,10 +240,10 @@ def test_every_ssim_map_has_one_colour_scale_and_a_legend(tmp_path, rng):
     # ds.review.show_pair draws its SSIM map on the report's scale, whatever the map holds.
     shown = ds.review.show_pair("b.png")
     assert tuple(shown.axes[2].get_images()[0].get_clim()) == (0.0, 1.0)
-    from pipeline.report.figures import _worst_figure
+    from pipeline.review.figures import worst_figure
 
-    data = report_inputs._scan(ds, 2)
-    figure, notes = _worst_figure(ds, data.worst)
+    data = results_summary.scan_results(ds, 2)
+    figure, notes = worst_figure(ds, data.worst)
     assert notes == ["recomputed", "recomputed"]
     maps = [image for axis in figure.axes for image in axis.get_images()]
     map_images = [im for im in maps if im.get_array().ndim == 2 and im.get_cmap().name != "gray"]
@@ -309,12 +310,12 @@ def test_a_store_is_read_in_batches_with_the_same_report(tmp_path, rng, monkeypa
     chunked = [*ds.data_vars, "reference", "generated"]
     encoding = {name: {"chunks": (1000, *ds[name].shape[1:])} for name in chunked}
     ds.to_zarr(store, consolidated=False, encoding=encoding)
-    in_memory = report_inputs._scan(ds, 8)  # one batch: 2**22 values hold 20,000 pairs
-    monkeypatch.setattr(report_inputs, "_BATCH_VALUES", 2**16)
-    lazy = report_inputs._open_results(store)
-    assert report_inputs._batch_length(lazy) == 1000
+    in_memory = results_summary.scan_results(ds, 8)  # one batch: 2**22 values hold 20,000 pairs
+    monkeypatch.setattr(results_summary, "_BATCH_VALUES", 2**16)
+    lazy = as_results(store)
+    assert results_summary.batch_length(lazy) == 1000
     tracemalloc.start()
-    streamed = report_inputs._scan(lazy, 8)
+    streamed = results_summary.scan_results(lazy, 8)
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     hist_bytes = n * 100 * 8
@@ -329,8 +330,8 @@ def test_a_store_is_read_in_batches_with_the_same_report(tmp_path, rng, monkeypa
     np.testing.assert_array_equal(streamed.pooled_hist, ds["ssim_hist"].values[ok, 0].sum(0))
     np.testing.assert_array_equal(streamed.scores["ssim"], scores[ok])
     assert streamed.n_ok == int(ok.sum())
-    assert len(streamed.failed) == min(report_inputs._FAILED_LISTED, n - int(ok.sum()))
-    assert _html_page(ds.attrs, in_memory, {}, []) == _html_page(lazy.attrs, streamed, {}, [])
+    assert len(streamed.failed) == min(results_summary.FAILED_LISTED, n - int(ok.sum()))
+    assert html_page(ds.attrs, in_memory, {}, []) == html_page(lazy.attrs, streamed, {}, [])
     out_store = write_report(store, tmp_path / "b", worst=2).read_text(encoding="utf-8")
     # About 2,000 failed pairs: the page lists the first 1,000 and says how many there are.
     n_failed = n - int(ok.sum())

@@ -385,3 +385,22 @@ def test_a_store_whose_pending_pairs_have_an_empty_status_still_resumes(tmp_path
     resumed = sp.evaluate(x, y, output=out, batch_images=2, resume=True)
     assert resumed["status"].values.tolist() == ["ok"] * 6
     np.testing.assert_array_equal(resumed["ssim"].values, expected)
+
+
+def test_as_results_opens_a_store_lazily_and_takes_a_dataset_as_it_is(pair, tmp_path):
+    x, y = pair
+    out = tmp_path / "r.zarr"
+    ds = sp.evaluate(x, y, output=str(out), regions="2x2", batch_images=2)
+    assert sinks.as_results(ds) is ds
+    lazy = sinks.as_results(out)
+    # Nothing per pair is read at open but the ids: histograms and names stay on disk.
+    for name in ("ssim", "ssim_hist", "status", "reference", "generated"):
+        assert isinstance(lazy[name].data, da.Array), name
+    xr.testing.assert_identical(lazy.load(), open_results(out).load())
+    with pytest.raises(FileNotFoundError, match="results not found"):
+        sinks.as_results(tmp_path / "missing.zarr")
+    (tmp_path / "notes.txt").write_text("x")
+    with pytest.raises(ValueError, match=r"a Zarr store \(a folder\) or a \.nc file"):
+        sinks.as_results(tmp_path / "notes.txt")
+    with pytest.raises(TypeError, match=r"ds_or_path must be an xarray\.Dataset or a path"):
+        sinks.as_results(3)  # type: ignore[arg-type]

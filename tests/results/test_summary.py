@@ -123,3 +123,19 @@ def test_format_summary_escapes_names(rng: np.random.Generator) -> None:
     text = format_summary(summarize(ds))
     assert "a\\x1b[2J.png" in text and "b\\u202e.png: empty file" in text and "c\\x0d.png" in text
     assert not any(char in text for char in "\x1b\u202e\r")
+
+
+def test_a_lazily_opened_store_is_summarized_batch_by_batch(rng, tmp_path, monkeypatch):
+    from pipeline.results import summary as results_summary
+
+    x = rng.integers(0, 256, (9, 24, 24), dtype=np.uint8)
+    y = np.clip(x + rng.normal(0, 25, x.shape), 0, 255).astype(np.uint8)
+    out = tmp_path / "r.zarr"
+    stored = sp.evaluate(x, y, output=str(out), regions="2x2", batch_images=2)
+    in_memory = summarize(stored.load(), worst=3)
+    monkeypatch.setattr(results_summary, "_BATCH_VALUES", 1)  # one chunk (2 pairs) a batch
+    lazy = sp.open_results(out)
+    assert results_summary.batch_length(lazy) == 2
+    streamed = summarize(lazy, worst=3)
+    assert streamed.pop("regions") == pytest.approx(in_memory.pop("regions"))
+    assert streamed == in_memory

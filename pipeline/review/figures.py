@@ -1,23 +1,24 @@
-"""The report's figures, drawn on matplotlib's object API and shared with ``ds.review``.
+"""The figures of ``ds.review`` and of the report, drawn on matplotlib's object API.
 
-* :func:`_histogram_figure` -- the pooled ``ssim_hist`` of region ``all`` (the
+* :func:`histogram_figure` -- the pooled ``ssim_hist`` of region ``all`` (the
   SSIM of every valid pixel) beside the histogram of the per-image scores;
-* :func:`_region_figure` -- mean SSIM per grid region (``r{i}c{j}``) as heatmaps,
+* :func:`region_figure` -- mean SSIM per grid region (``r{i}c{j}``) as heatmaps,
   for all successful pairs and for each of the worst pairs, or
-  :func:`_region_bars` for label regions;
-* :func:`_worst_figure` -- the worst pairs side by side: reference, generated,
+  :func:`region_bars` for label regions;
+* :func:`worst_figure` -- the worst pairs side by side: reference, generated,
   SSIM map, found or recomputed by :mod:`pipeline.review.maps`.
 
-Every figure is a ``Figure`` on the Agg canvas from :func:`_new_figure`, at most
+Every figure is a ``Figure`` on the Agg canvas from :func:`new_figure`, at most
 :data:`PAGE_WIDTH_PX` wide so that the page shows it at full size (its numbers
 stay readable); matplotlib is imported inside the functions, so the global
 backend of a notebook or application is never touched and importing this module
 does not import it. Text that comes from the results (file names, region names)
-goes through :func:`pipeline.report.inputs._printable` and is drawn with
-:data:`_DATA_TEXT`: never parsed as mathtext or LaTeX, so ``$`` is a dollar.
+goes through :func:`pipeline.results.text.printable_text` and is drawn with
+:data:`DATA_TEXT`: never parsed as mathtext or LaTeX, so ``$`` is a dollar.
 Every SSIM map is drawn on one colour scale, :data:`SSIM_RANGE`, with values
 below it in their own colour. :mod:`pipeline.review.plots` draws ``ds.review``'s
-plots with the same functions.
+plots with these functions; :mod:`pipeline.report.build` draws the report's figures
+with them and writes them with :func:`png_bytes`.
 """
 
 from __future__ import annotations
@@ -32,9 +33,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from pipeline.reductions.regions import ALL_REGION
-from pipeline.report.inputs import _printable, _ReportData, _WorstPair
-from pipeline.results.schema import SSIM
+from pipeline.results.schema import ALL_REGION, SSIM
+from pipeline.results.summary import PairRow, ResultsScan
+from pipeline.results.text import printable_text
+from pipeline.review.maps import pair_view
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -43,8 +45,8 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 _GRID_REGION = re.compile(r"^r(\d+)c(\d+)$")
-_DPI = 100
-#: Widest figure in pixels: the page's content width (report_html's CSS), so no
+DPI = 100
+#: Widest figure in pixels: the report page's content width (its CSS), so no
 #: figure is shrunk by the browser and 8-point text stays 11 pixels high.
 PAGE_WIDTH_PX = 1100
 #: The one colour scale of every SSIM map (the colour bar says so); lower values
@@ -53,25 +55,26 @@ SSIM_RANGE = (0.0, 1.0)
 _SSIM_UNDER = "#2b8cbe"
 _SSIM_LEGEND = "local SSIM, one scale for every map (blue: below 0)"
 #: Properties of every text drawn from data: shown as it is, never interpreted.
-_DATA_TEXT: dict[str, Any] = {"parse_math": False, "usetex": False}
+DATA_TEXT: dict[str, Any] = {"parse_math": False, "usetex": False}
 # Longest name drawn in a figure (the page's tables hold the whole name).
-_NAME_LIMIT = 44
+NAME_LIMIT = 44
 _HEATMAP_COLUMNS = 3
-# zlib level of the figures' PNG files: 1 of 9, the fastest (see _png_bytes).
+# zlib level of the figures' PNG files: 1 of 9, the fastest (see png_bytes).
 _PNG_LEVEL = 1
 
 
-def _new_figure(width: float, height: float) -> Figure:
+def new_figure(width: float, height: float) -> Figure:
+    """A constrained-layout ``Figure`` of ``width`` x ``height`` inches, at most the page wide."""
     from matplotlib.figure import Figure
 
-    width = min(width, PAGE_WIDTH_PX / _DPI)
-    return Figure(figsize=(width, height), dpi=_DPI, layout="constrained")
+    width = min(width, PAGE_WIDTH_PX / DPI)
+    return Figure(figsize=(width, height), dpi=DPI, layout="constrained")
 
 
-def _png_bytes(figure: Figure, path: Path) -> bytes:
+def png_bytes(figure: Figure, path: Path) -> bytes:
     """Draw ``figure`` once and write it to ``path`` as PNG; return the file's bytes.
 
-    The pixels are those ``savefig`` gives at :data:`_DPI`, for less work:
+    The pixels are those ``savefig`` gives at :data:`DPI`, for less work:
     ``savefig`` draws a constrained-layout figure twice (a pass to lay it out,
     then the picture), where one draw lays it out and paints it; and an opaque
     figure (the usual white face) is stored as RGB at a fast zlib level, which
@@ -95,7 +98,7 @@ def _png_bytes(figure: Figure, path: Path) -> bytes:
         "Software", f"Matplotlib version{matplotlib.__version__}, https://matplotlib.org/"
     )
     buffer = io.BytesIO()
-    image.save(buffer, format="PNG", compress_level=_PNG_LEVEL, pnginfo=info, dpi=(_DPI, _DPI))
+    image.save(buffer, format="PNG", compress_level=_PNG_LEVEL, pnginfo=info, dpi=(DPI, DPI))
     data = buffer.getvalue()
     path.write_bytes(data)
     return data
@@ -107,11 +110,12 @@ def _ssim_colormap() -> Colormap:
     return colormaps["magma"].with_extremes(under=_SSIM_UNDER)
 
 
-def _draw_ssim_map(axis: Axes, values: np.ndarray) -> Any:
+def draw_ssim_map(axis: Axes, values: np.ndarray) -> Any:
+    """Draw an SSIM map on the one scale :data:`SSIM_RANGE`; return the image artist."""
     return axis.imshow(values, cmap=_ssim_colormap(), vmin=SSIM_RANGE[0], vmax=SSIM_RANGE[1])
 
 
-def _ssim_colorbar(figure: Figure, axes: Any) -> None:
+def ssim_colorbar(figure: Figure, axes: Any) -> None:
     """The legend of every SSIM map in ``figure``: one bar, the one scale."""
     from matplotlib.cm import ScalarMappable
     from matplotlib.colors import Normalize
@@ -120,7 +124,7 @@ def _ssim_colorbar(figure: Figure, axes: Any) -> None:
     figure.colorbar(scale, ax=axes, shrink=0.8, extend="min", label=_SSIM_LEGEND)
 
 
-def _note(axis: Axes, text: str) -> None:
+def draw_note(axis: Axes, text: str) -> None:
     """A message in place of a panel's picture, wrapped to the panel."""
     axis.text(
         0.5,
@@ -130,15 +134,16 @@ def _note(axis: Axes, text: str) -> None:
         va="center",
         fontsize=8,
         transform=axis.transAxes,
-        **_DATA_TEXT,
+        **DATA_TEXT,
     )
 
 
-def _histogram_figure(data: _ReportData) -> Figure:
+def histogram_figure(data: ResultsScan) -> Figure:
+    """The pooled SSIM-map histogram beside the histogram of the per-image scores."""
     from matplotlib.ticker import MaxNLocator
 
     pooled, edges = data.pooled_hist, data.edges
-    figure = _new_figure(10, 3.6)
+    figure = new_figure(10, 3.6)
     left, right = figure.subplots(1, 2)
     total = pooled.sum()
     density = pooled / (total * np.diff(edges)) if total > 0 else pooled
@@ -169,7 +174,8 @@ def _histogram_xlim(counts: np.ndarray, edges: np.ndarray) -> tuple[float, float
     return low, 1.0
 
 
-def _grid_shape(regions: Sequence[str]) -> tuple[int, int] | None:
+def grid_shape(regions: Sequence[str]) -> tuple[int, int] | None:
+    """``(rows, columns)`` of grid regions ``r{i}c{j}``; None when any region is not one."""
     cells = [_GRID_REGION.match(name) for name in regions if name != ALL_REGION]
     if not cells or not all(cells):
         return None
@@ -193,18 +199,18 @@ def _cell_fontsize(shape: tuple[int, int]) -> float:
     return 11.0 if side <= 4 else 9.0 if side <= 6 else 8.0
 
 
-def _region_figure(
-    regions: Sequence[str], mean: np.ndarray, worst: Sequence[_WorstPair]
+def region_figure(
+    regions: Sequence[str], mean: np.ndarray, worst: Sequence[PairRow]
 ) -> Figure | None:
     """Heatmaps (grid regions) or bars (label regions) of the mean SSIM per region."""
     if not regions:
         return None
-    shape = _grid_shape(regions)
+    shape = grid_shape(regions)
     if shape is None:
-        return _region_bars(regions, mean)
+        return region_bars(regions, mean)
     panels = [("mean of all pairs", np.asarray(mean, dtype=np.float64))]
     for pair in worst[:4]:
-        title = f"{_printable(pair.image, _NAME_LIMIT)}\n(SSIM {pair.score:.3f})"
+        title = f"{printable_text(pair.image, NAME_LIMIT)}\n(SSIM {pair.score:.3f})"
         panels.append((title, np.asarray(pair.region_values, dtype=np.float64)))
     finite = np.concatenate([p[1][np.isfinite(p[1])] for p in panels])
     vmin = float(finite.min()) if finite.size else 0.0
@@ -212,14 +218,14 @@ def _region_figure(
     # At most three panels a row: five in one row would be shrunk to two thirds on the page.
     columns = min(_HEATMAP_COLUMNS, len(panels))
     rows = math.ceil(len(panels) / columns)
-    figure = _new_figure(3.4 * columns + 1.0, 3.5 * rows + 0.5)
+    figure = new_figure(3.4 * columns + 1.0, 3.5 * rows + 0.5)
     axes = np.asarray(figure.subplots(rows, columns, squeeze=False)).ravel()
     fontsize = _cell_fontsize(shape)
     image = None
     for axis, (title, row) in zip(axes, panels, strict=False):
         grid = _grid_values(row, regions, shape)
         image = axis.imshow(grid, cmap="RdYlGn", vmin=vmin, vmax=vmax)
-        axis.set_title(title, fontsize=10, **_DATA_TEXT)
+        axis.set_title(title, fontsize=10, **DATA_TEXT)
         axis.set_xticks(range(shape[1]), [f"c{j}" for j in range(shape[1])], fontsize=9)
         axis.set_yticks(range(shape[0]), [f"r{i}" for i in range(shape[0])], fontsize=9)
         if shape[0] * shape[1] <= 64:
@@ -245,21 +251,22 @@ def _region_figure(
     return figure
 
 
-def _region_bars(names: Sequence[str], mean: np.ndarray) -> Figure:
-    figure = _new_figure(7, 0.35 * len(names) + 1.5)
+def region_bars(names: Sequence[str], mean: np.ndarray) -> Figure:
+    """Bars of the mean SSIM per (label) region."""
+    figure = new_figure(7, 0.35 * len(names) + 1.5)
     axis = figure.subplots()
     positions = np.arange(len(names))
     axis.barh(positions, mean, color="#55a868")
     # Label names come from the user's mask: shown, never parsed.
-    labels = [_printable(name, _NAME_LIMIT) for name in names]
-    axis.set_yticks(positions, labels, **_DATA_TEXT)
+    labels = [printable_text(name, NAME_LIMIT) for name in names]
+    axis.set_yticks(positions, labels, **DATA_TEXT)
     axis.invert_yaxis()
     axis.set_xlabel("mean SSIM over all pairs")
     axis.set_title("SSIM per region")
     return figure
 
 
-def _display(image: np.ndarray) -> tuple[np.ndarray, str | None]:
+def display_scaled(image: np.ndarray) -> tuple[np.ndarray, str | None]:
     """An image scaled to [0, 1] for imshow, and the colour map for grey."""
     values = image.astype(np.float64)
     if image.dtype.kind in "ui":
@@ -270,47 +277,45 @@ def _display(image: np.ndarray) -> tuple[np.ndarray, str | None]:
     return np.clip(values, 0.0, 1.0), ("gray" if image.ndim == 2 else None)
 
 
-def _worst_figure(ds: xr.Dataset, worst: Sequence[_WorstPair]) -> tuple[Figure | None, list[str]]:
+def worst_figure(ds: xr.Dataset, worst: Sequence[PairRow]) -> tuple[Figure | None, list[str]]:
     """The worst pairs side by side, and a note per pair on where its map came from.
 
     A pair whose files are gone, unreadable or changed since the run shows why in
     its panels (and its note); the other pairs are drawn as usual.
     """
-    from pipeline.review.maps import _pair_view
-
     if not worst:
         return None, []
-    figure = _new_figure(11, 3.3 * len(worst) + 0.4)
+    figure = new_figure(11, 3.3 * len(worst) + 0.4)
     axes = np.asarray(figure.subplots(len(worst), 3, squeeze=False))
     notes = []
     for row, pair in zip(axes, worst, strict=True):
         # pipeline.review.maps owns where maps and images are found (saved maps,
         # files, Zarr stacks) and how a missing map is recomputed.
-        view = _pair_view(ds, pair.position, None, None, None, (pair.reference, pair.generated))
+        view = pair_view(ds, pair.position, None, None, None, (pair.reference, pair.generated))
         ssim_map = view.maps.get(SSIM)
-        problems = "; ".join(_printable(p) for p in view.problems)
+        problems = "; ".join(printable_text(p) for p in view.problems)
         note = view.source if ssim_map is not None else "unavailable"
         notes.append(f"{note}: {problems}" if problems else note)
         for axis, title, image in (
-            (row[0], f"reference\n{_printable(pair.image, _NAME_LIMIT)}", view.reference),
+            (row[0], f"reference\n{printable_text(pair.image, NAME_LIMIT)}", view.reference),
             (
                 row[1],
-                f"generated\n{_printable(Path(pair.generated).name, _NAME_LIMIT)}",
+                f"generated\n{printable_text(Path(pair.generated).name, NAME_LIMIT)}",
                 view.generated,
             ),
         ):
             if image is None:
-                _note(axis, problems or "file not readable")
+                draw_note(axis, problems or "file not readable")
             else:
-                shown, cmap = _display(image)
+                shown, cmap = display_scaled(image)
                 axis.imshow(shown, cmap=cmap, vmin=0.0, vmax=1.0)
-            axis.set_title(title, fontsize=9, **_DATA_TEXT)
+            axis.set_title(title, fontsize=9, **DATA_TEXT)
             axis.set_axis_off()
         if ssim_map is None:
-            _note(row[2], "SSIM map unavailable" + (f": {problems}" if problems else ""))
+            draw_note(row[2], "SSIM map unavailable" + (f": {problems}" if problems else ""))
         else:
-            _draw_ssim_map(row[2], ssim_map)
+            draw_ssim_map(row[2], ssim_map)
         row[2].set_title(f"SSIM map ({note}), score {pair.score:.3f}", fontsize=9)
         row[2].set_axis_off()
-    _ssim_colorbar(figure, axes[:, 2])
+    ssim_colorbar(figure, axes[:, 2])
     return figure, notes

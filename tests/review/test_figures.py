@@ -8,18 +8,18 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from pipeline.report.figures import _DPI, _draw_ssim_map, _new_figure, _png_bytes, _ssim_colorbar
+from pipeline.review.figures import DPI, draw_ssim_map, new_figure, png_bytes, ssim_colorbar
 
 
 def _figure(rng: np.random.Generator):
     # Constrained layout, titles, an image, a colour bar: what the report draws.
-    figure = _new_figure(4, 2.5)
+    figure = new_figure(4, 2.5)
     left, right = figure.subplots(1, 2)
     left.plot(rng.normal(size=20))
     left.set_title("a line")
-    _draw_ssim_map(right, rng.uniform(-0.2, 1.0, (12, 16)))
+    draw_ssim_map(right, rng.uniform(-0.2, 1.0, (12, 16)))
     right.set_title("a map")
-    _ssim_colorbar(figure, right)
+    ssim_colorbar(figure, right)
     return figure
 
 
@@ -29,8 +29,8 @@ def _pixels(data: bytes) -> np.ndarray:
 
 def test_png_has_the_pixels_of_savefig(tmp_path: Path) -> None:
     expected = io.BytesIO()
-    _figure(np.random.default_rng(5)).savefig(expected, format="png", dpi=_DPI)
-    data = _png_bytes(_figure(np.random.default_rng(5)), tmp_path / "figure.png")
+    _figure(np.random.default_rng(5)).savefig(expected, format="png", dpi=DPI)
+    data = png_bytes(_figure(np.random.default_rng(5)), tmp_path / "figure.png")
     assert (tmp_path / "figure.png").read_bytes() == data
     np.testing.assert_array_equal(_pixels(data), _pixels(expected.getvalue()))
     # An opaque figure is stored without its alpha channel, at the figure's resolution.
@@ -40,9 +40,9 @@ def test_png_has_the_pixels_of_savefig(tmp_path: Path) -> None:
 
 
 def test_a_transparent_figure_keeps_its_alpha(tmp_path: Path) -> None:
-    figure = _new_figure(2, 1)
+    figure = new_figure(2, 1)
     figure.patch.set_alpha(0.0)
     figure.subplots().plot([0, 1])
-    image = Image.open(io.BytesIO(_png_bytes(figure, tmp_path / "clear.png")))
+    image = Image.open(io.BytesIO(png_bytes(figure, tmp_path / "clear.png")))
     assert image.mode == "RGBA"
     assert np.asarray(image)[..., 3].min() == 0
