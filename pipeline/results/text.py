@@ -19,8 +19,6 @@ import unicodedata
 from collections.abc import Mapping
 from typing import Any
 
-import numpy as np
-
 __all__ = ["json_text", "printable_text", "terminal_text", "text_values"]
 
 # Control (Cc), format (Cf: bidi overrides, zero-width), surrogates (Cs: undecodable
@@ -84,6 +82,8 @@ def printable_text(text: object, limit: int | None = None) -> str:
 
 def text_values(values: Any) -> list[str]:
     """Plain ``str`` items of an array of object, ``<U`` or NumPy ``StringDType`` strings."""
+    import numpy as np  # here, not at the top: the command line's --help imports this module
+
     return [str(v) for v in np.asarray(values).ravel()]
 
 
