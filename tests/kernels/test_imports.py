@@ -1,4 +1,8 @@
-"""The kernels sit at the bottom: they import no other stage and no private name."""
+"""The kernels sit at the bottom: they import no other stage and no private name.
+
+A cross-cutting file of the kernels stage: it reads the imports of every module
+under pipeline/kernels/, not the behaviour of any one of them.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The float64 reference kernel against scipy's filters and Wang's window."""
+"""The float64 reference kernel of pipeline.kernels.reference against scipy's filters."""
 
 from __future__ import annotations
 
@@ -7,19 +7,6 @@ import pytest
 import scipy.ndimage
 
 from pipeline.kernels import filter_valid, gaussian_window, ssim_maps, uniform_window
-
-
-def test_gaussian_window_is_scipy_gaussian_kernel():
-    # scipy.ndimage.gaussian_filter1d with radius 5 applied to a unit impulse is its kernel.
-    impulse = np.zeros(11)
-    impulse[5] = 1.0
-    expected = scipy.ndimage.gaussian_filter1d(impulse, 1.5, radius=5, mode="constant")
-    np.testing.assert_allclose(gaussian_window(11, 1.5), expected[::-1], atol=1e-15)
-    assert gaussian_window(11, 1.5).sum() == pytest.approx(1.0, abs=1e-15)
-
-
-def test_uniform_window_sums_to_one():
-    np.testing.assert_allclose(uniform_window(7), np.full(7, 1 / 7))
 
 
 @pytest.mark.parametrize("shape", [(11, 11), (17, 23), (12, 15, 13)])

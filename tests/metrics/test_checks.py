@@ -1,4 +1,8 @@
-"""Every user-facing error of pipeline.ssim: raised before arithmetic, naming what is wrong."""
+"""The input checks of pipeline.metrics.checks, through pipeline.ssim.
+
+Every user-facing error of pipeline.ssim: raised before arithmetic, naming what is wrong.
+The color_mode checks are in tests/metrics/test_colour.py.
+"""
 
 from __future__ import annotations
 
@@ -144,16 +148,6 @@ def test_channel_axis_out_of_range(pair):
 def test_channel_axis_must_be_integer(pair):
     with pytest.raises(TypeError, match=r"channel_axis must be an integer or None \(got 'last'\)"):
         ssim(*pair, channel_axis="last")
-
-
-def test_color_mode_is_checked(rng):
-    x = rng.integers(0, 256, (20, 20, 4), dtype=np.uint8)
-    with pytest.raises(ValueError, match=r"color_mode must be one of channels, luma \(got 'rgb'\)"):
-        ssim(x, x, channel_axis=-1, color_mode="rgb")
-    with pytest.raises(ValueError, match=r"color_mode='luma' needs channel_axis"):
-        ssim(x, x, color_mode="luma")
-    with pytest.raises(ValueError, match=r"needs 3 channels \(R, G, B\) .* \(got 4\)"):
-        ssim(x, x, channel_axis=-1, color_mode="luma")
 
 
 def test_engine_is_checked(pair):

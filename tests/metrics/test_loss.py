@@ -1,9 +1,11 @@
-"""SSIM as a loss: value, finite differences, scikit-image's gradient, the torch wrapper."""
+"""pipeline.ssim_loss (pipeline.metrics.loss): value, finite differences, scikit-image's gradient.
+
+Also covers pipeline.kernels.gradient's ``ssim_value_and_grad``, reachable only
+through ``ssim_loss``; the PyTorch wrapper is tested in tests/nn/test_torch_loss.py.
+"""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from typing import Any
 
 import numpy as np
@@ -11,9 +13,6 @@ import pytest
 from skimage.metrics import structural_similarity
 
 import pipeline as sp
-from pipeline.kernels.gradient import filter_adjoint
-from pipeline.kernels.reference import filter_valid
-from pipeline.kernels.windows import gaussian_window
 
 SKIMAGE_KWARGS = {
     "wang2004": {"gaussian_weights": True, "sigma": 1.5, "use_sample_covariance": False},
@@ -94,17 +93,6 @@ def test_gradient_step_decreases_loss() -> None:
     assert worse > loss
 
 
-def test_adjoint_identity() -> None:
-    # <filter_valid(a), b> == <a, filter_adjoint(b)> for the valid correlation.
-    rng = np.random.default_rng(9)
-    weights = gaussian_window(11, 1.5)
-    a = rng.normal(size=(30, 25))
-    b = rng.normal(size=(20, 15))
-    lhs = float((filter_valid(a, weights) * b).sum())
-    rhs = float((a * filter_adjoint(b, weights)).sum())
-    assert lhs == pytest.approx(rhs, rel=1e-13)
-
-
 @pytest.mark.parametrize(
     ("profile", "overrides", "skimage_kwargs", "radius"),
     [
@@ -155,41 +143,6 @@ def test_errors() -> None:
         sp.ssim_loss(x, y[:19], data_range=1.0)
     with pytest.raises(ValueError, match="unknown profile"):
         sp.ssim_loss(x, y, data_range=1.0, profile="nope")
-
-
-def test_import_pipeline_does_not_import_torch() -> None:
-    code = "import sys, pipeline, pipeline.nn.torch_loss; assert 'torch' not in sys.modules"
-    subprocess.run([sys.executable, "-c", code], check=True)
-
-
-def test_torch_wrapper_matches_numpy() -> None:
-    torch = pytest.importorskip("torch")
-    from pipeline.nn.torch_loss import ssim_loss_torch
-
-    x, y = _pair((3, 28, 30), 13)
-    target = torch.from_numpy(x)
-    output = torch.from_numpy(y).requires_grad_(True)
-    loss = ssim_loss_torch(target, output, data_range=1.0, channel_axis=0)
-    loss.backward()
-    expected_loss, expected_grad = sp.ssim_loss(x, y, data_range=1.0, channel_axis=0)
-    assert loss.item() == pytest.approx(expected_loss, abs=1e-15)
-    np.testing.assert_allclose(output.grad.numpy(), expected_grad, rtol=0, atol=1e-15)
-    # Chained through other ops and scaled: autograd multiplies by grad_output.
-    output.grad = None
-    (3.0 * ssim_loss_torch(target, output, data_range=1.0, channel_axis=0)).backward()
-    np.testing.assert_allclose(output.grad.numpy(), 3 * expected_grad, rtol=0, atol=1e-14)
-
-
-def test_torch_wrapper_gradcheck() -> None:
-    torch = pytest.importorskip("torch")
-    from pipeline.nn.torch_loss import ssim_loss_torch
-
-    x, y = _pair((14, 15), 14)
-    target = torch.from_numpy(x)
-    output = torch.from_numpy(y).requires_grad_(True)
-    assert torch.autograd.gradcheck(
-        lambda out: ssim_loss_torch(target, out, data_range=1.0, win_size=7), (output,)
-    )
 
 
 @pytest.mark.gpu

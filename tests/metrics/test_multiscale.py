@@ -14,9 +14,6 @@ import pipeline as sp
 from pipeline.kernels.multiscale import (
     MSSSIM_WEIGHTS,
     combine_scales,
-    downsample_scale,
-    max_scales,
-    min_side_for_scales,
 )
 
 REFS_DIR = Path(__file__).resolve().parents[1] / "reference_values"
@@ -135,28 +132,6 @@ def test_volume_three_scales() -> None:
     got = sp.ms_ssim(x, y, data_range=1.0, weights=[0.3, 0.3, 0.4], win_size=7)
     assert 0.0 < got < 1.0
     assert sp.ms_ssim(x, x, data_range=1.0, weights=[0.3, 0.3, 0.4], win_size=7) == 1.0
-
-
-def test_downsample_scale_rule() -> None:
-    x = np.arange(15, dtype=np.float64).reshape(3, 5)
-    # Pairs of rows/cols averaged; the odd last row and column repeat their edge sample.
-    # Row means (r0 + r1) / 2 = [2.5 .. 6.5] and r2 = [10 .. 14]; then column pairs.
-    expected = np.array([[3.0, 5.0, 6.5], [10.5, 12.5, 14.0]])
-    np.testing.assert_array_equal(downsample_scale(x), expected)
-
-
-def test_minimum_side_formula() -> None:
-    assert min_side_for_scales(5, 11) == 161
-    assert min_side_for_scales(1, 11) == 11
-    assert max_scales(160, 11) == 4
-    assert max_scales(161, 11) == 5
-    assert max_scales(10, 11) == 0
-    # The bound is exact: 161 works, 160 does not.
-    rng = np.random.default_rng(8)
-    x = rng.uniform(0, 1, (161, 161))
-    assert 0 < sp.ms_ssim(x, x * 0.9, data_range=1.0) <= 1
-    with pytest.raises(ValueError, match=r"needs every spatial side >= 161 .*\(160, 161\)"):
-        sp.ms_ssim(x[:160], x[:160], data_range=1.0)
 
 
 def test_too_small_error_suggests_fewer_scales() -> None:

@@ -20,7 +20,6 @@ import pipeline.metrics.loss
 import pipeline.metrics.multiscale
 import pipeline.metrics.score
 from pipeline import ssim
-from pipeline.metrics.colour import LUMA_WEIGHTS
 from pipeline.testing import DEGRADATIONS, degrade, photograph
 
 TOLERANCE = 1e-6
@@ -81,16 +80,6 @@ def test_float_matches_skimage(profile, dtype, rng):
     # reference is the exact value, not skimage's own rounding.
     expected = skimage_ssim(x.astype(np.float64), y.astype(np.float64), profile, data_range=1.0)
     assert ssim(x, y, profile=profile, data_range=1.0) == pytest.approx(expected, abs=TOLERANCE)
-
-
-def test_luma_is_ssim_of_bt601_y(rng):
-    x = photograph("astronaut")
-    y = degrade(x, "color_shift", rng=rng, strength=30)
-    weights = np.asarray(LUMA_WEIGHTS)
-    expected = skimage_ssim(x @ weights, y @ weights, "wang2004", data_range=255)
-    got = ssim(x, y, channel_axis=-1, color_mode="luma")
-    assert got == pytest.approx(expected, abs=TOLERANCE)
-    assert got != pytest.approx(ssim(x, y, channel_axis=-1), abs=1e-3)
 
 
 def test_parameter_overrides_match_skimage(rng):

@@ -6,6 +6,10 @@ kernels hold after a given workload. A kernel loaded from the cache brings the
 routines it calls inside it, so only the entry points (the kernels called from
 Python) show in a warm process; the cold test (``slow``: it compiles) sees
 every routine.
+
+A cross-cutting file of the CPU kernels: its tests state what a workload
+compiles across several modules (pipeline.kernels.cpu.chunk, .gaussian,
+.combine, .histogram, .partials), not the behaviour of any one of them.
 """
 
 from __future__ import annotations

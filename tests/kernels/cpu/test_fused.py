@@ -4,11 +4,19 @@ Tolerance 1e-5 (the float32 path) on every map (max abs) and on the
 mean. The Gaussian path accumulates centre-shifted float32 moments (law of total
 variance, see pipeline/kernels/cpu/gaussian.py), the uniform path float64 running sums;
 observed differences are ~1e-7..1.4e-6, adversarial cases included.
+
+Also covers pipeline.kernels.cpu.chunk, .gaussian, .uniform and .combine, whose
+compiled routines (the row loop, the two window passes, the per-pixel combine)
+are only reachable through the entry points tested here: ``fused_maps``,
+``fused_score`` and ``fused_packed_stats`` (directly or via ``block_maps``), and
+the argument checks of pipeline.kernels.cpu.launch that these raise. Likewise
+pipeline.kernels.cpu.partials: ``add_row_partial`` through ``fused_packed_stats``
+here, its whole-image and region reductions through
+``pipeline.reductions.statistics.block_statistics`` (tests/reductions/).
 """
 
 from __future__ import annotations
 
-import multiprocessing
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -23,7 +31,6 @@ from pipeline.kernels.cpu.fused import (
     fused_packed_stats,
     fused_score,
 )
-from pipeline.kernels.dispatch import resolve_engine
 from pipeline.kernels.statistics import FIELDS
 from pipeline.reductions.statistics import block_statistics
 
@@ -185,22 +192,6 @@ def test_concurrent_calls_from_threads(rng) -> None:
             _assert_close(fused, reference)
 
 
-def _two_thread_score(x: np.ndarray, y: np.ndarray) -> float:
-    return fused_score(x, y, weights=window_weights("gaussian", 7, 1.5), uniform=False,
-                       c1=6.5, c2=58.5, threads=2)  # fmt: skip
-
-
-def test_a_forked_child_launches_over_threads(rng) -> None:
-    # The parent's launch over two threads makes the thread pool; a child forked
-    # afterwards holds the pool object without its threads and must make its own
-    # (else the chunks it hands to the pool never run and the call waits forever).
-    x = rng.integers(0, 256, (200, 190), dtype=np.uint8)  # above the parallel threshold
-    y = rng.integers(0, 256, (200, 190), dtype=np.uint8)
-    expected = _two_thread_score(x, y)
-    with multiprocessing.get_context("fork").Pool(1) as pool:
-        assert pool.apply_async(_two_thread_score, (x, y)).get(timeout=60) == expected
-
-
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("window", ["gaussian", "uniform"])
 def test_score_is_the_mean_of_the_map(rng, window, threads) -> None:
@@ -331,26 +322,6 @@ def test_colour_photograph_through_ssim() -> None:
     assert maps["ssim"].shape == (502, 502, 3)
     for name in MAP_NAMES:
         assert np.abs(maps[name] - reference[name]).max() < TOLERANCE
-
-
-def test_auto_uses_reference_for_volumes(rng) -> None:
-    x = rng.random((12, 12, 12))
-    assert resolve_engine("auto", x, x) == "reference"
-    params = _params("gaussian", 5, "population", 1.0, ndim=3)
-    maps = block_maps(x, x, **params)
-    assert maps["ssim"].dtype == np.float64
-
-
-def test_engine_errors(rng) -> None:
-    x = rng.random((12, 12, 12))
-    with pytest.raises(ValueError, match="engine must be one of"):
-        resolve_engine("fast", x, x)
-    with pytest.raises(
-        ValueError, match=r"engine='fused' needs 2-D NumPy arrays \(got 3-D NumPy\)"
-    ):
-        resolve_engine("fused", x, x)
-    with pytest.raises(ValueError, match=r"engine='gpu' needs 2-D CuPy arrays \(got 2-D NumPy\)"):
-        resolve_engine("gpu", x[0], x[0])
 
 
 @pytest.mark.parametrize(

@@ -23,13 +23,6 @@ def _edge_values(bins: int, dtype: type) -> np.ndarray:
     return np.concatenate([*near, np.array([-1.0, 1.0, -1.0000001, 1.0000001, 0.0], dtype)])
 
 
-def test_bin_edges_are_numpys_linspace() -> None:
-    # np.histogram(range=(-1, 1)) bins by np.linspace(-1, 1, bins + 1); the kernels
-    # recompute edges as i * (2 / bins) - 1, which must be the very same floats.
-    for bins in range(1, 3001):
-        np.testing.assert_array_equal(bin_edges(bins), np.linspace(-1.0, 1.0, bins + 1))
-
-
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("bins", [1, 2, 7, 20, 100, 1000])
 @pytest.mark.parametrize("length", [1, _SHORT - 1, _SHORT, 3 * _SHORT + 3, 5000])
@@ -93,8 +86,3 @@ def test_nan_is_counted_in_range_and_never_written_out_of_bounds(length) -> None
     assert buffer[:12].sum() == length
     assert buffer[0] == 1
     np.testing.assert_array_equal(buffer[12:], guard)
-
-
-def test_too_many_bins_is_refused() -> None:
-    with pytest.raises(ValueError, match="bins must be at most"):
-        bin_edges(2**31)

@@ -13,7 +13,6 @@ from skimage import data
 
 import pipeline as sp
 from pipeline.kernels import MAP_NAMES, block_maps, window_weights
-from pipeline.kernels.dispatch import resolve_engine
 from pipeline.kernels.gpu.maps import gpu_maps
 
 pytestmark = pytest.mark.gpu
@@ -135,13 +134,6 @@ def test_evaluate_dask_cupy_blocks(rng) -> None:
     gpu = sp.evaluate(*on_device, device="gpu")
     cpu = sp.evaluate(x, y, device="cpu")
     _datasets_close(gpu, cpu)
-
-
-def test_auto_engine_picks_gpu_for_cupy(rng) -> None:
-    import cupy
-
-    x = cupy.asarray(rng.random((32, 32)))
-    assert resolve_engine("auto", x, x) == "gpu"
 
 
 def test_ssim_on_cupy_arrays_equals_cpu() -> None:

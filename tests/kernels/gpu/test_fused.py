@@ -7,8 +7,8 @@ of a launch on the CPU: one OS thread per CUDA thread, ``__syncthreads`` as a
 barrier, ``__shared__`` arrays shared by the block's threads. The same
 indexing, tiling, shift and barriers as on a device, checked against the
 float64 reference. Nothing here measures speed or proves the device path;
-``test_kernels_gpu.py`` does that on a GPU. The device-side statistics
-(``gpu_stats``) are array-module generic and are checked on NumPy.
+tests/kernels/gpu/test_maps.py runs the kernel on a GPU (``gpu_maps`` with
+``implementation="fused"``).
 """
 
 from __future__ import annotations
@@ -29,8 +29,6 @@ from pipeline.kernels.gpu.fused import (
     kernel_source,
     tile_rows,
 )
-from pipeline.kernels.gpu.statistics import device_whole_statistics
-from pipeline.reductions.statistics import block_statistics
 
 MAP_NAMES = ("ssim", "cs", "luminance", "contrast", "structure")
 
@@ -195,25 +193,3 @@ def test_kernel_source_refuses_what_it_cannot_build() -> None:
     with pytest.raises(ValueError, match=r"window radius must be in \[0, 15\]"):
         kernel_source("uint8", 16, True)
     assert tile_rows(5) == 16 and tile_rows(15) == 4
-
-
-@pytest.mark.parametrize("bins", [1, 10, 256])
-def test_device_statistics_equal_the_cpu_reduction(rng, bins) -> None:
-    maps = {
-        name: rng.uniform(-1.02, 1.02, (37, 53)).astype(np.float32)
-        for name in ("ssim", "luminance", "contrast", "structure")
-    }
-    # Values on bin edges and at both ends of [-1, 1].
-    maps["ssim"][0, :6] = np.float32([-1.0, 1.0, 0.0, 0.5, -0.5, 0.8])
-    ours = device_whole_statistics(maps, bins)
-    cpu = block_statistics({name: m[None] for name, m in maps.items()}, None, 1, bins)[0, 0]
-    np.testing.assert_array_equal(ours[8:], cpu[8:])  # histogram counts: exact
-    np.testing.assert_allclose(ours[:8], cpu[:8], rtol=1e-12, atol=1e-12)
-
-
-def test_device_statistics_of_an_empty_map() -> None:
-    names = ("ssim", "luminance", "contrast", "structure")
-    empty = {name: np.zeros((0, 5), np.float32) for name in names}
-    row = device_whole_statistics(empty, 4)
-    cpu = block_statistics({name: m[None] for name, m in empty.items()}, None, 1, 4)[0, 0]
-    np.testing.assert_array_equal(row, cpu)
