@@ -1,4 +1,7 @@
-"""Demo folders: built offline from bundled photographs, deterministic, and they pair up."""
+"""pipeline.cli.demo: the demo folders.
+
+Built offline from bundled photographs, deterministic, and they pair up.
+"""
 
 from __future__ import annotations
 

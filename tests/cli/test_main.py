@@ -1,11 +1,22 @@
-"""The command line through ``main([...])``: every subcommand, exit codes, messages."""
+"""pipeline.cli.main: the command through ``main([...])``, subcommands, exit codes, messages.
+
+Also covers :mod:`pipeline.cli.progress`, whose bar the command draws on stderr
+(``--quiet`` leaves it out), and ``pipeline/__main__.py``: ``python -m pipeline`` is
+run in ``test_module_demo_and_console_script`` (one line calling ``main``, no module of
+its own to test). The grammar and the setting options are tested in test_parser.py;
+the ``pair``, ``make_folders``, ``inputs`` and ``dry_run_config`` fixtures are in
+conftest.py.
+"""
 
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -14,28 +25,10 @@ from PIL import Image
 import pipeline as sp
 import pipeline.inputs.folders as folders
 from pipeline.cli.main import main
+from pipeline.engine.settings import RunConfig
 
-
-def _folders(
-    root: Path, rng: np.random.Generator, n: int = 4, bad: bool = False
-) -> tuple[Path, Path]:
-    ref, gen = root / "ref", root / "gen"
-    ref.mkdir(parents=True)
-    gen.mkdir(parents=True)
-    for i in range(n):
-        x = rng.integers(0, 256, (32, 40, 3), dtype=np.uint8)
-        y = np.clip(x.astype(int) + rng.integers(-25, 26, x.shape), 0, 255).astype(np.uint8)
-        Image.fromarray(x).save(ref / f"img{i}.png")
-        Image.fromarray(y).save(gen / f"img{i}.png")
-    Image.fromarray(x).save(ref / "lonely.png")
-    if bad:
-        (gen / "img1.png").write_bytes(b"")
-    return ref, gen
-
-
-@pytest.fixture
-def pair(tmp_path: Path, rng: np.random.Generator) -> tuple[Path, Path]:
-    return _folders(tmp_path / "data", rng)
+MakeFolders = Callable[..., tuple[Path, Path]]
+DryRunConfig = Callable[[Path, list[str], pytest.CaptureFixture[str]], dict[str, Any]]
 
 
 def test_evaluate_ok_prints_summary_and_progress(
@@ -52,9 +45,12 @@ def test_evaluate_ok_prints_summary_and_progress(
 
 
 def test_failed_pairs_exit_1_and_are_listed(
-    tmp_path: Path, rng: np.random.Generator, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path,
+    rng: np.random.Generator,
+    make_folders: MakeFolders,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
-    ref, gen = _folders(tmp_path / "data", rng, bad=True)
+    ref, gen = make_folders(tmp_path / "data", rng, bad=True)
     code = main(["evaluate", str(ref), str(gen), "--out", str(tmp_path / "r.zarr"), "--quiet"])
     assert code == 1
     captured = capsys.readouterr()
@@ -198,19 +194,6 @@ def test_module_demo_and_console_script(tmp_path: Path) -> None:
 # Messages in the command line's language
 
 
-def test_mistyped_option_shows_the_subcommand_usage_and_the_closest_option(
-    pair: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    argv = ["evaluate", *map(str, pair), "--out", str(tmp_path / "r.zarr"), "--win-sise", "7"]
-    assert main(argv) == 2
-    err = capsys.readouterr().err
-    assert "usage: ssim-pipeline evaluate" in err
-    assert "unrecognized option --win-sise; did you mean --win-size?" in err
-    assert main(["ingest", str(pair[0]), "--out", str(tmp_path / "s.zarr"), "--overwrit"]) == 2
-    err = capsys.readouterr().err
-    assert "usage: ssim-pipeline ingest" in err and "did you mean --overwrite?" in err
-
-
 def test_refusals_name_the_options_not_the_keywords(
     pair: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -254,9 +237,12 @@ def test_existing_ingest_output_says_overwrite_option(
 
 
 def test_dry_run_counts_size_groups_from_the_readable_pairs(
-    tmp_path: Path, rng: np.random.Generator, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path,
+    rng: np.random.Generator,
+    make_folders: MakeFolders,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
-    ref, gen = _folders(tmp_path / "data", rng, bad=True)  # img1's generated file is empty
+    ref, gen = make_folders(tmp_path / "data", rng, bad=True)  # img1's generated file is empty
     assert main(["evaluate", str(ref), str(gen), "--dry-run", "--json"]) == 0
     plan = json.loads(capsys.readouterr().out)
     assert plan["pairs"] == 4 and len(plan["failed_from_headers"]) == 1
@@ -313,10 +299,11 @@ def _with_skipped_files(ref: Path) -> None:
 def test_skipped_files_are_listed_with_the_folders_as_typed(
     tmp_path: Path,
     rng: np.random.Generator,
+    make_folders: MakeFolders,
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    ref, _ = _folders(tmp_path / "data", rng, n=2)
+    ref, _ = make_folders(tmp_path / "data", rng, n=2)
     _with_skipped_files(ref)
     monkeypatch.chdir(tmp_path)
     typed = ["evaluate", "data/ref/", "./data/gen"]
@@ -338,9 +325,12 @@ def test_skipped_files_are_listed_with_the_folders_as_typed(
 
 
 def test_names_are_escaped_for_the_terminal(
-    tmp_path: Path, rng: np.random.Generator, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path,
+    rng: np.random.Generator,
+    make_folders: MakeFolders,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
-    ref, gen = _folders(tmp_path / "data", rng, n=2)
+    ref, gen = make_folders(tmp_path / "data", rng, n=2)
     clear = "clear\x1b[2J.png"  # an ANSI sequence that would clear the screen
     flipped = "gpj.\u202eevil.png"  # a right-to-left override
     bell = "bell\x07.png"
@@ -440,10 +430,11 @@ def test_evaluate_two_image_files_errors(
 def test_ingest_lists_skipped_files_under_the_folder_as_typed(
     tmp_path: Path,
     rng: np.random.Generator,
+    make_folders: MakeFolders,
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    ref, _ = _folders(tmp_path / "data", rng, n=1)
+    ref, _ = make_folders(tmp_path / "data", rng, n=1)
     _with_skipped_files(ref)
     (ref / "x\x1b[2J.txt").write_text("not an image either")
     monkeypatch.chdir(tmp_path)
@@ -452,3 +443,63 @@ def test_ingest_lists_skipped_files_under_the_folder_as_typed(
     assert "skipped: data/ref/.hidden.png (hidden file)" in err
     assert "skipped: data/ref/notes.txt (extension '.txt' is not an image type)" in err
     assert "skipped: data/ref/x\\x1b[2J.txt (" in err and "\x1b" not in err
+
+
+# ---------------------------------------------------------------------------
+# --set KEY=VALUE: after the options and the configuration file
+
+
+def test_set_wins_over_options_and_options_over_the_config_file(
+    inputs: Path, capsys: pytest.CaptureFixture[str], dry_run_config: DryRunConfig
+) -> None:
+    config_file = inputs / "run.yaml"
+    config_file.write_text("win_size: 9\nhist_bins: 20\ncluster:\n  workers: 2\n  cores: 4\n")
+    config = dry_run_config(
+        inputs,
+        [
+            *("--config", str(config_file), "--win-size", "7", "--hist-bins", "30"),
+            *("--set", "hist_bins=40", "--set", "cluster.workers=6"),
+        ],
+        capsys,
+    )
+    assert config["win_size"] == 7 and config["hist_bins"] == 40
+    # A dotted key replaces one entry of a section and keeps the others.
+    assert config["cluster"]["workers"] == 6 and config["cluster"]["cores"] == 4
+
+
+@pytest.mark.parametrize(
+    ("argument", "message"),
+    [
+        ("novalue", r"--set needs KEY=VALUE, such as --set cluster.workers=4 \(got 'novalue'\)"),
+        (
+            "win-size=7",
+            r"--set: unknown setting 'win-size' in key 'win-size'; did you mean 'win_size'",
+        ),
+        ("regoins=2x2", r"unknown setting 'regoins' .*did you mean 'regions'\?"),
+        ("hist_bins.x=3", r"setting 'hist_bins' is not a section, so 'hist_bins.x'"),
+        ("cluster.memory.x=1", r"'cluster.memory.x' names an entry inside 'memory'"),
+        ("win_size=[7", r"--set win_size: the value '\[7' is not valid YAML"),
+        ("cluster.workers=0", r"--set: cluster.workers must be a positive integer \(got 0\)"),
+    ],
+)
+def test_set_errors_name_the_key(
+    argument: str, message: str, inputs: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["evaluate", str(inputs / "ref"), str(inputs / "gen"), "--set", argument, "--dry-run"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert re.search(message, err), err
+
+
+# The errors of RunConfig.replace_dotted that --set relays (pipeline.engine.settings);
+# its tests are in tests/engine/test_settings.py, where this one may move.
+def test_replace_dotted_errors() -> None:
+    with pytest.raises(ValueError, match=r"unknown setting 'regoins' in key 'regoins'"):
+        RunConfig().replace_dotted({"regoins": "2x2"})
+    with pytest.raises(ValueError, match=r"setting 'win_size' is not a section"):
+        RunConfig(win_size=7).replace_dotted({"win_size.a": 1})
+    with pytest.raises(ValueError, match=r"'cluster.scheduler.a' names an entry inside"):
+        RunConfig().replace_dotted({"cluster.scheduler.a": 1})
+    config = RunConfig().replace_dotted({"label_names.2": "sky", "regions": "all"})
+    assert config.label_names == {2: "sky"}

@@ -1,5 +1,12 @@
 """Start-up: ``import pipeline`` and ``ssim-pipeline --help`` load no numeric stack.
 
+A behaviour-level file, named for what it checks rather than for one module: what a
+fresh interpreter imports for ``import pipeline`` (``pipeline/__init__.py``: lazy
+public names), for ``--help`` and ``evaluate --help`` (:mod:`pipeline.cli.main` and
+:mod:`pipeline.cli.parser`, which adds the settings options of ``evaluate`` only when
+``evaluate`` is used), and for the ``ds.review`` accessor, registered whichever of
+``pipeline`` and ``xarray`` is imported first (:mod:`pipeline.review.accessor`).
+
 Each check runs in a fresh interpreter (``sys.modules`` of this test process holds
 everything already). Timing is left to ``benchmarks/bench_startup.py``: these
 tests check what is imported, which is what makes ``--help`` fast.

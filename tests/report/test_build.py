@@ -1,4 +1,10 @@
-"""The report: PNG figures and one self-contained HTML page, checked in a real browser."""
+"""pipeline.report.build: PNG figures and one self-contained HTML page, checked in a real browser.
+
+Also covers :mod:`pipeline.report.html`, whose ``html_page`` is called only by
+``write_report``: the page's content (summary, failed and unpaired files, embedded
+figures, no script or external resource) is asserted through ``write_report`` here
+and in test_trust.py.
+"""
 
 from __future__ import annotations
 

@@ -1,5 +1,15 @@
 """The report under stress: hostile file names, files changed after the run, many pairs.
 
+A behaviour-level file, named for what it checks rather than for one module: its tests
+share one builder of real image files and their results, and go through
+``write_report``, ``ds.review`` and ``scan_results``. They cover
+:mod:`pipeline.report.build` and :mod:`pipeline.report.html` (names shown, not
+interpreted; the worst, skipped, ambiguous and unpaired tables; a page the size of
+its figures), :mod:`pipeline.review.maps` (a pair whose files are gone, changed or
+unreadable fails alone, and says why), :mod:`pipeline.review.figures` and
+:mod:`pipeline.review.plots` (no mathtext, one colour scale, whole-number counts) and
+:mod:`pipeline.results.summary` (a store read in batches gives the same report).
+
 Stored scores come from scikit-image (``structural_similarity`` with
 ``gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=255``,
 the ``wang2004`` profile), so a pair the report does *not* flag as

@@ -1,4 +1,7 @@
-"""One writer per results store: a second run is refused, stale locks are broken."""
+"""pipeline.results.lock: one writer per results store.
+
+A second run is refused, stale locks are broken.
+"""
 
 from __future__ import annotations
 

@@ -1,10 +1,13 @@
-"""The result Dataset: schema, names, provenance; Dataset -> Zarr -> Dataset round trip."""
+"""pipeline.results.schema: the result Dataset's schema, names and provenance.
+
+The ``result`` fixture is in conftest.py; its round trip through Zarr is tested in
+test_stores.py.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-import xarray as xr
 
 import pipeline as sp
 from pipeline.results.schema import (
@@ -16,14 +19,6 @@ from pipeline.results.schema import (
     template_dataset,
     validate_dataset,
 )
-from pipeline.results.stores import open_results, write_zarr
-
-
-@pytest.fixture
-def result(rng):
-    x = rng.integers(0, 256, (3, 32, 40), dtype=np.uint8)
-    y = np.clip(x + rng.normal(0, 20, x.shape), 0, 255).astype(np.uint8)
-    return sp.evaluate(x, y, regions="2x2", hist_bins=16)
 
 
 def test_schema_of_a_real_result(result):
@@ -40,13 +35,6 @@ def test_schema_of_a_real_result(result):
     assert result.attrs["ssim_win_size"] == 11
     assert result.attrs["package_version"] == sp.__version__
     assert result["bin_lower"].values[0] == -1.0 and result["bin_upper"].values[-1] == 1.0
-
-
-@pytest.mark.parametrize("zarr_format", [2, 3])
-def test_round_trip_through_zarr_is_identical(result, tmp_path, zarr_format):
-    path = tmp_path / "results.zarr"
-    write_zarr(result, path, zarr_format=zarr_format)
-    xr.testing.assert_identical(open_results(path).load(), result)
 
 
 def test_validate_lists_every_problem(result):

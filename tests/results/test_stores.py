@@ -1,4 +1,8 @@
-"""Sinks: resumable Zarr store, refusal of other configurations, NetCDF and CSV export."""
+"""pipeline.results.stores: resumable Zarr store, refusal of other configurations, exports.
+
+The Zarr store, its round trip and lazy opening, NetCDF and CSV export. The ``result``
+fixture is in conftest.py.
+"""
 
 from __future__ import annotations
 
@@ -120,6 +124,13 @@ def test_output_that_is_not_a_store_is_refused(pair, tmp_path):
     (tmp_path / "notes.zarr").mkdir()
     with pytest.raises(FileExistsError, match=r"exists and is not a Zarr store"):
         sp.evaluate(x, y, output=str(tmp_path / "notes.zarr"), overwrite=True)
+
+
+@pytest.mark.parametrize("zarr_format", [2, 3])
+def test_round_trip_through_zarr_is_identical(result, tmp_path, zarr_format):
+    path = tmp_path / "results.zarr"
+    write_zarr(result, path, zarr_format=zarr_format)
+    xr.testing.assert_identical(open_results(path).load(), result)
 
 
 def test_zarr_format_2_store(pair, tmp_path):

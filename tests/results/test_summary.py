@@ -1,4 +1,7 @@
-"""summarize / format_summary: counts, quantiles from merged histograms, JSON safety."""
+"""pipeline.results.summary: counts, quantiles from merged histograms, JSON safety.
+
+``summarize`` and ``format_summary``, also of a lazily opened store read batch by batch.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""The report's PNG files: the pixels matplotlib's savefig gives, written with less work."""
+"""pipeline.review.figures: the report's PNG files.
+
+The pixels matplotlib's savefig gives, written with less work.
+"""
 
 from __future__ import annotations
 

@@ -1,23 +1,24 @@
-"""Every run setting from the command line: each field of RunConfig and ClusterSettings.
+"""pipeline.cli.parser: the command's grammar, its setting options and their help texts.
 
+Every run setting from the command line: each field of RunConfig and ClusterSettings.
 The walk is over the settings model's fields, so a new setting without a command-line
 route (or without a case here) fails this file. Each case goes through
 ``main([... "--dry-run", "--json"])`` and reads the value back from the effective
 configuration the dry run prints (``RunConfig.to_mapping``, the mapping a results
-store records); one real run checks the results' ``config`` attr itself.
+store records); one real run checks the results' ``config`` attr itself. A mistyped
+option is reported by its subcommand with the closest valid one. How ``--set`` and a
+configuration file combine with the options is the command's (test_main.py); the
+``inputs`` folders and ``dry_run_config`` are fixtures of conftest.py.
 """
 
 from __future__ import annotations
 
 import json
-import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
-import zarr
-from PIL import Image
 
 import pipeline as sp
 import pipeline.kernels.backend
@@ -25,6 +26,8 @@ from pipeline.cli.main import main
 from pipeline.cli.parser import SETTING_OPTIONS
 from pipeline.engine.schedulers import ClusterSettings
 from pipeline.engine.settings import RunConfig
+
+DryRunConfig = Callable[[Path, list[str], pytest.CaptureFixture[str]], dict[str, Any]]
 
 # field: (arguments, expected value in the stored configuration). "{tmp}" is the test's
 # folder. Companions that a setting needs to be valid are given with it.
@@ -92,43 +95,6 @@ CLUSTER_CASES: dict[str, tuple[list[str], Any]] = {
 }
 
 
-@pytest.fixture(scope="module")
-def inputs(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Three RGB pairs of 48x48 pixels and a label mask, made once for the module."""
-    root = tmp_path_factory.mktemp("settings")
-    rng = np.random.default_rng(20040413)
-    for side in ("ref", "gen"):
-        (root / side).mkdir()
-    for i in range(3):
-        x = rng.integers(0, 256, (48, 48, 3), dtype=np.uint8)
-        y = np.clip(x.astype(int) + rng.integers(-20, 21, x.shape), 0, 255).astype(np.uint8)
-        Image.fromarray(x).save(root / "ref" / f"im{i}.png")
-        Image.fromarray(y).save(root / "gen" / f"im{i}.png")
-    labels = zarr.create_array(root / "labels.zarr", shape=(48, 48), dtype="int32")
-    labels[:] = np.repeat(np.arange(2, dtype=np.int32), 24)[:, None] * np.ones((1, 48), np.int32)
-    return root
-
-
-def _dry_run_config(
-    root: Path, arguments: list[str], capsys: pytest.CaptureFixture[str]
-) -> dict[str, Any]:
-    argv = [
-        "evaluate",
-        str(root / "ref"),
-        str(root / "gen"),
-        "--out",
-        str(root / "r.zarr"),
-        *(a.format(tmp=root) for a in arguments),
-        "--dry-run",
-        "--json",
-    ]
-    code = main(argv)
-    captured = capsys.readouterr()
-    assert code == 0, captured.err
-    config: dict[str, Any] = json.loads(captured.out)["config"]
-    return config
-
-
 def test_every_setting_has_a_case_and_a_help_text() -> None:
     assert set(SETTING_CASES) == set(RunConfig.model_fields)
     assert set(CLUSTER_CASES) == set(ClusterSettings.model_fields)
@@ -144,6 +110,7 @@ def test_every_run_setting_is_set_from_the_command_line(
     inputs: Path,
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
+    dry_run_config: DryRunConfig,
 ) -> None:
     # A dry run plans device="gpu" only where a GPU answers; it computes nothing there.
     monkeypatch.setattr(pipeline.kernels.backend, "gpu_available", lambda: True)
@@ -152,36 +119,18 @@ def test_every_run_setting_is_set_from_the_command_line(
     if isinstance(expected, str):
         expected = expected.format(tmp=inputs)
     assert expected != default, "a case must set a value other than the default"
-    assert _dry_run_config(inputs, arguments, capsys)[name] == expected
+    assert dry_run_config(inputs, arguments, capsys)[name] == expected
 
 
 @pytest.mark.parametrize("name", list(CLUSTER_CASES))
 def test_every_cluster_setting_is_set_from_the_command_line(
-    name: str, inputs: Path, capsys: pytest.CaptureFixture[str]
+    name: str, inputs: Path, capsys: pytest.CaptureFixture[str], dry_run_config: DryRunConfig
 ) -> None:
     arguments, expected = CLUSTER_CASES[name]
     if isinstance(expected, str):
         expected = expected.format(tmp=inputs)
     assert expected != ClusterSettings().to_mapping()[name]
-    assert _dry_run_config(inputs, arguments, capsys)["cluster"][name] == expected
-
-
-def test_set_wins_over_options_and_options_over_the_config_file(
-    inputs: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    config_file = inputs / "run.yaml"
-    config_file.write_text("win_size: 9\nhist_bins: 20\ncluster:\n  workers: 2\n  cores: 4\n")
-    config = _dry_run_config(
-        inputs,
-        [
-            *("--config", str(config_file), "--win-size", "7", "--hist-bins", "30"),
-            *("--set", "hist_bins=40", "--set", "cluster.workers=6"),
-        ],
-        capsys,
-    )
-    assert config["win_size"] == 7 and config["hist_bins"] == 40
-    # A dotted key replaces one entry of a section and keeps the others.
-    assert config["cluster"]["workers"] == 6 and config["cluster"]["cores"] == 4
+    assert dry_run_config(inputs, arguments, capsys)["cluster"][name] == expected
 
 
 def test_a_real_run_stores_the_settings_given(
@@ -215,37 +164,14 @@ def test_a_real_run_stores_the_settings_given(
     assert ds.sizes["bin"] == 40 and ds.attrs["ssim_win_size"] == 5
 
 
-@pytest.mark.parametrize(
-    ("argument", "message"),
-    [
-        ("novalue", r"--set needs KEY=VALUE, such as --set cluster.workers=4 \(got 'novalue'\)"),
-        (
-            "win-size=7",
-            r"--set: unknown setting 'win-size' in key 'win-size'; did you mean 'win_size'",
-        ),
-        ("regoins=2x2", r"unknown setting 'regoins' .*did you mean 'regions'\?"),
-        ("hist_bins.x=3", r"setting 'hist_bins' is not a section, so 'hist_bins.x'"),
-        ("cluster.memory.x=1", r"'cluster.memory.x' names an entry inside 'memory'"),
-        ("win_size=[7", r"--set win_size: the value '\[7' is not valid YAML"),
-        ("cluster.workers=0", r"--set: cluster.workers must be a positive integer \(got 0\)"),
-    ],
-)
-def test_set_errors_name_the_key(
-    argument: str, message: str, inputs: Path, capsys: pytest.CaptureFixture[str]
+def test_mistyped_option_shows_the_subcommand_usage_and_the_closest_option(
+    pair: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    argv = ["evaluate", str(inputs / "ref"), str(inputs / "gen"), "--set", argument, "--dry-run"]
+    argv = ["evaluate", *map(str, pair), "--out", str(tmp_path / "r.zarr"), "--win-sise", "7"]
     assert main(argv) == 2
     err = capsys.readouterr().err
-    assert "Traceback" not in err
-    assert re.search(message, err), err
-
-
-def test_replace_dotted_errors() -> None:
-    with pytest.raises(ValueError, match=r"unknown setting 'regoins' in key 'regoins'"):
-        RunConfig().replace_dotted({"regoins": "2x2"})
-    with pytest.raises(ValueError, match=r"setting 'win_size' is not a section"):
-        RunConfig(win_size=7).replace_dotted({"win_size.a": 1})
-    with pytest.raises(ValueError, match=r"'cluster.scheduler.a' names an entry inside"):
-        RunConfig().replace_dotted({"cluster.scheduler.a": 1})
-    config = RunConfig().replace_dotted({"label_names.2": "sky", "regions": "all"})
-    assert config.label_names == {2: "sky"}
+    assert "usage: ssim-pipeline evaluate" in err
+    assert "unrecognized option --win-sise; did you mean --win-size?" in err
+    assert main(["ingest", str(pair[0]), "--out", str(tmp_path / "s.zarr"), "--overwrit"]) == 2
+    err = capsys.readouterr().err
+    assert "usage: ssim-pipeline ingest" in err and "did you mean --overwrite?" in err
