@@ -1,4 +1,8 @@
-"""Sources: arrays and Zarr stores become lazy (image, y, x, channel) stacks; clear errors."""
+"""open_pair: arrays and Zarr stores become lazy (image, y, x, channel) stacks; clear errors.
+
+Also the order in which :func:`pipeline.inputs.opening.open_pair` tries its openers,
+and :func:`~pipeline.inputs.opening.register_pair_opener`.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +13,8 @@ import numpy as np
 import pytest
 import zarr
 
-from pipeline.inputs.files import TRANSIENT_SUFFIX, is_transient_status
 from pipeline.inputs.opening import open_pair
-from pipeline.inputs.sources import join_statuses
+from pipeline.inputs.sources import InputOptions
 
 
 @pytest.fixture
@@ -179,19 +182,6 @@ def test_arrays_in_memory_are_rechunked(stack):
     np.testing.assert_array_equal(x[..., 0].compute(), stack)
 
 
-def test_joined_status_is_transient_only_when_every_failure_is():
-    # A pair whose two reads failed, one for good and one transiently, fails for good:
-    # a retry would meet the permanent failure again.
-    retry = "chunk missing" + TRANSIENT_SUFFIX
-    statuses = [
-        da.from_array(np.array(texts, dtype=object), chunks=2)
-        for texts in (["corrupt", "ok", retry, "ok"], [retry, retry, "ok", "ok"])
-    ]
-    joined = join_statuses(*statuses).compute().tolist()
-    assert joined == [f"{retry}; corrupt", retry, retry, "ok"]
-    assert [is_transient_status(text) for text in joined[:3]] == [False, True, True]
-
-
 _LAZY_PACKAGE = """
 import sys, types
 from pathlib import Path
@@ -253,3 +243,10 @@ def test_a_registered_opener_is_tried_after_the_built_in_ones(monkeypatch, stack
     assert seen == ["ndarray"] and pair.n_images == 3
     names = [getattr(o, "__name__", "") for o in opening._pair_openers()]
     assert names == ["open_folder_pair", "open_file_pair", "opener"]
+
+
+def test_missing_chunks_setting_is_checked(stacks):
+    with pytest.raises(
+        ValueError, match=r"missing_chunks must be one of fail, fill \(got 'skip'\)"
+    ):
+        open_pair(*stacks, options=InputOptions(missing_chunks="skip"))
