@@ -1,4 +1,7 @@
-"""Planning: one plan per size group, each with its own values; plans stay frozen."""
+"""pipeline.engine.plan: one plan per size group, each with its own values; plans stay frozen.
+
+Also: many small images are planned as few tasks, and the engine modules import no cycle.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +9,7 @@ import ast
 import dataclasses
 from pathlib import Path
 
+import dask.array as da
 import numpy as np
 import pytest
 from PIL import Image
@@ -131,3 +135,10 @@ def test_engine_modules_import_no_cycle_and_not_the_package():
 
     cycles = [m for m in graph if reaches(m, m, {m})]
     assert not cycles, cycles
+
+
+def test_many_small_images_are_few_tasks(rng):
+    x = da.zeros((100_000, 16, 16), dtype=np.uint8, chunks=(1000, 16, 16))
+    plan = plan_run(RunConfig(win_size=7), open_pair(x, x))
+    assert len(plan.groups[0].chunks[0]) <= 100
+    assert len(plan.statistics.dask) < 2000

@@ -1,4 +1,7 @@
-"""The scheduler switch: local schedulers import nothing from distributed; clusters are real."""
+"""pipeline.engine.schedulers: local schedulers import nothing from distributed; clusters are real.
+
+The cluster settings themselves (checks, YAML round trip) are tested in test_settings.py.
+"""
 
 from __future__ import annotations
 
@@ -23,7 +26,6 @@ from pipeline.engine.schedulers import (
     make_jobqueue_cluster,
     open_scheduler,
 )
-from pipeline.engine.settings import RunConfig, dump_config, load_config
 
 # 24 pairs of 256 x 256 in batches of 4: six commits, each a fraction of a second of
 # work on two workers, so that a worker can be killed while a batch is in flight.
@@ -44,35 +46,6 @@ def test_missing_scheduler_file_is_named(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"scheduler file .*scheduler.json does not exist"):
         with open_scheduler(ClusterSettings(scheduler=str(path))):
             pass
-
-
-@pytest.mark.parametrize(
-    ("mapping", "error", "message"),
-    [
-        ({"scheduler": "yarn"}, ValueError, r"scheduler must be one of threads, .*\(got 'yarn'\)"),
-        ({"scheduler": 3}, TypeError, r"cluster.scheduler must be a string"),
-        ({"workers": 0}, ValueError, r"cluster.workers must be a positive integer \(got 0\)"),
-        ({"connect_timeout": float("inf")}, ValueError, r"connect_timeout must be a positive"),
-        ({"nodes": 3}, ValueError, r"unknown key\(s\) in cluster: nodes; valid keys: account"),
-    ],
-)
-def test_bad_settings_are_named(mapping, error, message):
-    with pytest.raises(error, match=message):
-        ClusterSettings.from_mapping(mapping)
-
-
-def test_mapping_round_trip():
-    settings = ClusterSettings(
-        scheduler="slurm",
-        workers=2,
-        cores=4,
-        memory="8GB",
-        walltime="01:00:00",
-        queue="gpu",
-        account="proj42",
-        job_directives=("--exclusive",),
-    )
-    assert ClusterSettings.from_mapping(settings.to_mapping()) == settings
 
 
 @pytest.mark.parametrize(("kind", "prefix"), [("slurm", "#SBATCH"), ("pbs", "#PBS")])
@@ -267,56 +240,3 @@ def test_scheduler_without_workers_is_a_clear_error(tmp_path):
 
 
 # -- the cluster section of RunConfig --------------------------------------------------------
-
-
-def test_cluster_section_round_trips_through_yaml(tmp_path):
-    config = RunConfig(
-        regions="2x2",
-        cluster=ClusterSettings(scheduler="slurm", workers=4, cores=8, walltime="02:00:00"),
-    )
-    path = tmp_path / "run.yaml"
-    dump_config(config, path)
-    assert load_config(path) == config
-    assert "cluster:\n  scheduler: slurm\n" in path.read_text()
-
-
-def test_flat_scheduler_and_num_workers_are_shorthands(tmp_path):
-    path = tmp_path / "old.yaml"
-    path.write_text("scheduler: processes\nnum_workers: 3\n")
-    config = load_config(path)
-    assert config.cluster == ClusterSettings(scheduler="processes", workers=3)
-    # The shorthand wins over the section: the CLI's --scheduler overrides the file.
-    section = RunConfig(cluster={"scheduler": "local", "workers": 2, "connect_timeout": 5})
-    moved = section.replace(scheduler="tcp://10.0.0.1:8786")
-    assert moved.cluster.scheduler == "tcp://10.0.0.1:8786"
-    assert moved.cluster.workers == 2 and moved.cluster.connect_timeout == 5
-
-
-def test_fingerprint_ignores_the_cluster_section():
-    base = RunConfig()
-    clustered = base.replace(cluster={"scheduler": "local", "workers": 2})
-    assert clustered.fingerprint() == base.fingerprint()
-    assert "cluster" not in clustered.result_mapping()
-
-
-@pytest.mark.parametrize(
-    ("values", "error", "message"),
-    [
-        ({"cluster": "local"}, TypeError, r"cluster must be a mapping of cluster settings"),
-        ({"cluster": {"workrs": 2}}, ValueError, r"unknown key\(s\) in cluster: workrs"),
-        ({"num_workers": 0}, ValueError, r"cluster.workers must be a positive integer"),
-        (
-            {"cluster": {"performance_report": "r.html"}},
-            ValueError,
-            r"performance_report needs a distributed scheduler .*\(got scheduler 'threads'\)",
-        ),
-        (
-            {"cluster": {"scheduler": "slurm", "job_directives": "--exclusive"}},
-            TypeError,
-            r"job_directives must be a list of strings",
-        ),
-    ],
-)
-def test_bad_cluster_sections_are_named(values, error, message):
-    with pytest.raises(error, match=message):
-        RunConfig.from_mapping(values)

@@ -1,4 +1,7 @@
-"""Two image files as one pair, through the API (the CLI's case is in test_cli.py)."""
+"""pipeline.inputs.image_pair: two image files as one pair, through the API.
+
+The CLI's case is in tests/cli/test_main.py.
+"""
 
 from __future__ import annotations
 

@@ -1,12 +1,16 @@
 """The direct chunk-file reader gives exactly what Zarr gives, or leaves the read to Zarr.
 
 Reference: Zarr's own ``array[region]`` on the same store (zarr-python is the
-independent implementation of the format here).
+independent implementation of the format here). A chunk file that cannot be read
+or decoded is named by a :class:`~pipeline.inputs.zarr_direct.ChunkReadError`,
+transient only when a retry may pass, and the other chunks of the read are kept.
 """
 
 from __future__ import annotations
 
+import errno
 import pickle
+from pathlib import Path
 
 import numcodecs
 import numpy as np
@@ -14,10 +18,17 @@ import pytest
 import zarr
 from zarr.codecs import BloscCodec, BytesCodec, Crc32cCodec, GzipCodec, TransposeCodec, ZstdCodec
 
+import pipeline.inputs.zarr_direct as zarr_direct
 from pipeline import evaluate
+from pipeline.inputs.files import TRANSIENT_SUFFIX
 from pipeline.inputs.opening import open_pair
 from pipeline.inputs.sources import InputOptions
-from pipeline.inputs.zarr_direct import ChunkFileReader, dask_from_zarr, direct_reader
+from pipeline.inputs.zarr_direct import (
+    ChunkFileReader,
+    ChunkReadError,
+    dask_from_zarr,
+    direct_reader,
+)
 
 SHAPE = (3, 37, 29)
 CHUNKS = (2, 10, 8)  # uneven: edge chunks are partial along every axis
@@ -211,3 +222,65 @@ def test_engine_reads_zarr_sources_directly_with_the_same_results(tmp_path, rng,
     in_memory = evaluate(reference, generated, chunks=(1, 16, 16))
     for name in ("ssim", "luminance", "contrast", "structure", "ssim_min", "ssim_max"):
         np.testing.assert_array_equal(from_zarr[name].values, in_memory[name].values)
+
+
+def _write(path: Path, data: np.ndarray, options: dict) -> Path:
+    zarr.create_array(path, data=data, **options)
+    return path
+
+
+def test_reader_reads_the_other_chunks_and_names_the_bad_one(tmp_path, stacks):
+    y = _write(tmp_path / "y.zarr", stacks[1], {"chunks": (1, 12, 16)})
+    (y / "c/1/1/0").write_bytes(b"garbage")
+    reader = direct_reader(zarr.open_array(y, mode="r"))
+    assert reader is not None
+    out, missing, failed = reader.read([(0, 4), (0, 24), (0, 32)])
+    assert missing == [] and [index for index, _ in failed] == [(1, 1, 0)]
+    assert not failed[0][1].transient
+    expected = stacks[1].copy()
+    expected[1, 12:24, 0:16] = 0  # never taken for data
+    np.testing.assert_array_equal(out, expected)
+    with pytest.raises(
+        ChunkReadError, match=r"Zarr chunk file '.*y\.zarr/c/1/1/0' could not be decoded \("
+    ):
+        reader[1:2]
+
+
+@pytest.mark.parametrize(
+    ("error", "reason", "transient"),
+    [
+        (OSError(errno.EIO, "Input/output error"), "could not be read (Input/output error)", True),
+        (TimeoutError("timed out"), "could not be read (timed out)", True),
+        (ConnectionResetError("reset by peer"), "could not be read (reset by peer)", True),
+        (MemoryError(), "could not be decoded (ran out of memory)", True),
+        (
+            OSError("no errno: a codec's own error"),
+            "could not be decoded (OSError: no errno",
+            False,
+        ),
+        (
+            RuntimeError("Zstd error " + "x" * 400),
+            "could not be decoded (RuntimeError: Zstd",
+            False,
+        ),
+    ],
+)
+def test_read_failures_are_transient_only_when_a_retry_may_pass(error, reason, transient):
+    text, retried = zarr_direct.read_failure(error)
+    assert text.startswith(reason) and retried is transient
+    assert len(text) < 260  # a decoder's long message is cut
+
+
+def test_chunk_read_error_survives_pickling():
+    # A worker process sends it back to the client (processes or distributed scheduler).
+    import pickle
+
+    sent = ChunkReadError(
+        "/data/y.zarr/c/1/0/0", "could not be read (Input/output error)", transient=True
+    )
+    error = pickle.loads(pickle.dumps(sent))
+    assert (error.path, error.transient) == ("/data/y.zarr/c/1/0/0", True)
+    assert str(error) == (
+        "Zarr chunk file '/data/y.zarr/c/1/0/0' could not be read (Input/output error)"
+        + TRANSIENT_SUFFIX
+    )

@@ -1,10 +1,18 @@
-"""Wang's ssim.m automatic downsampling (profile ``wang2009``), pinned for f = 1, 2, 3."""
+"""pipeline.tiling.downsample, and Wang's ssim.m downsampling it tiles, pinned for f = 1, 2, 3.
+
+The tiled downsampling (:func:`~pipeline.tiling.downsample.downsample_array`) is bitwise
+the in-memory one, whatever the chunks. The in-memory rule itself,
+:mod:`pipeline.kernels.downsample` (profile ``wang2009``), is pinned here too.
+"""
 
 from __future__ import annotations
 
+import dask.array as da
 import numpy as np
 import pytest
 import scipy.ndimage as ndi
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from skimage.metrics import structural_similarity
 
 import pipeline as sp
@@ -15,6 +23,7 @@ from pipeline.kernels.downsample import (
     wang2009_factor,
 )
 from pipeline.metrics.profiles import PROFILES, Profile, SSIMParams
+from pipeline.tiling.downsample import align_chunks, downsample_array
 
 SKIMAGE_WANG2004 = {"gaussian_weights": True, "sigma": 1.5, "use_sample_covariance": False}
 
@@ -147,3 +156,25 @@ def test_profile_table_entry() -> None:
 def test_unknown_downsample_rule_refused() -> None:
     with pytest.raises(ValueError, match=r"downsample must be None or one of ssim.m \(got 'x'\)"):
         Profile(name="p", params=SSIMParams(), reference="", tolerance=1e-6, downsample="x")
+
+
+@given(
+    data=st.data(),
+    factor=st.integers(2, 5),
+    height=st.integers(5, 40),
+    width=st.integers(5, 40),
+)
+@settings(max_examples=40, deadline=None)
+def test_tiled_downsampling_is_bitwise_the_in_memory_one(data, factor, height, width):
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
+    x = rng.integers(0, 256, (2, height, width, 1), dtype=np.uint8)
+    cy = data.draw(st.integers(1, height))
+    cx = data.draw(st.integers(1, width))
+    tiled = downsample_array(da.from_array(x, chunks=(1, cy, cx, 1)), factor, (1, 2))
+    np.testing.assert_array_equal(tiled.compute(), box_downsample(x, factor, (1, 2)))
+
+
+def test_align_chunks_moves_boundaries_down_to_multiples():
+    assert align_chunks((7, 7, 7, 2), 3) == (6, 6, 9, 2)
+    assert align_chunks((1, 1, 1, 1, 1), 2) == (2, 2, 1)
+    assert align_chunks((10,), 4) == (10,)

@@ -3,6 +3,10 @@
 Reference scores come from scikit-image's ``structural_similarity`` (an independent
 implementation) with the wang2004 settings (``gaussian_weights=True, sigma=1.5,
 use_sample_covariance=False``) and the data range each pair should have been given.
+
+End to end: folders of several dtypes (:mod:`pipeline.inputs.folders`), the range
+lookup (:mod:`pipeline.metrics.checks`), the plan of each size group
+(:mod:`pipeline.engine.plan`) and the CLI's exit status, through ``evaluate`` and ``main``.
 """
 
 from __future__ import annotations

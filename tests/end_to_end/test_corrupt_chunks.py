@@ -9,6 +9,10 @@ Zarr's own, for sharded or filtered arrays and for stores that are not local).
 
 The clean run is the reference: the same stores before the damage, read by the same
 code; tests/inputs/test_zarr_direct.py pins that read to Zarr's own ``array[region]``.
+
+End to end: these runs go through ``evaluate``, the CLI and ingest stores, and assert
+what :mod:`pipeline.inputs.zarr_checked` and :mod:`pipeline.inputs.zarr_direct` report
+as the results a user reads; the single-read tests are in tests/inputs/.
 """
 
 from __future__ import annotations
@@ -23,12 +27,10 @@ import pytest
 import zarr
 from zarr.codecs import Crc32cCodec, ZstdCodec
 
-import pipeline.inputs.zarr_checked as zarr_checked
-import pipeline.inputs.zarr_direct as zarr_direct
 from pipeline import evaluate, open_results
 from pipeline.cli.main import main
 from pipeline.inputs.files import TRANSIENT_SUFFIX, is_transient_status
-from pipeline.inputs.zarr_direct import ChunkReadError, direct_reader
+from pipeline.inputs.zarr_direct import direct_reader
 
 SHAPE = (4, 24, 32)
 SCORES = ("ssim", "luminance", "contrast", "structure", "ssim_min", "ssim_max", "ssim_std", "count")
@@ -241,35 +243,6 @@ def test_cli_finishes_with_the_failed_pairs(tmp_path, stacks, capsys):
     assert "1.0.0" in capsys.readouterr().err  # the failed pair is listed
 
 
-def test_reader_reads_the_other_chunks_and_names_the_bad_one(tmp_path, stacks):
-    y = _write(tmp_path / "y.zarr", stacks[1], {"chunks": (1, 12, 16)})
-    (y / "c/1/1/0").write_bytes(b"garbage")
-    reader = direct_reader(zarr.open_array(y, mode="r"))
-    assert reader is not None
-    out, missing, failed = reader.read([(0, 4), (0, 24), (0, 32)])
-    assert missing == [] and [index for index, _ in failed] == [(1, 1, 0)]
-    assert not failed[0][1].transient
-    expected = stacks[1].copy()
-    expected[1, 12:24, 0:16] = 0  # never taken for data
-    np.testing.assert_array_equal(out, expected)
-    with pytest.raises(
-        ChunkReadError, match=r"Zarr chunk file '.*y\.zarr/c/1/1/0' could not be decoded \("
-    ):
-        reader[1:2]
-
-
-def test_read_task_reports_zarr_path_failures_chunk_by_chunk(tmp_path, stacks):
-    # One read over two shards: the broken one fails its images, the other is read.
-    y = _write(tmp_path / "y.zarr", stacks[1], {"chunks": (1, 24, 32), "shards": (2, 24, 32)})
-    (y / "c/0/0/0").write_bytes(b"garbage")
-    out, problems = zarr_checked.read_checked(
-        zarr.open_array(y, mode="r"), [(0, 4), (0, 24), (0, 32)]
-    )
-    assert {(p.key, p.box[0]) for p in problems} == {("c/0/0/0", (0, 1)), ("c/0/0/0", (1, 2))}
-    np.testing.assert_array_equal(out[2:], stacks[1][2:])
-    assert not out[:2].any()
-
-
 def test_corrupt_chunk_of_an_ingest_store_fails_its_pair(tmp_path, stacks):
     from PIL import Image
 
@@ -290,31 +263,6 @@ def test_corrupt_chunk_of_an_ingest_store_fails_its_pair(tmp_path, stacks):
     assert status.startswith(f"Zarr chunk '{key}' of array {stack} could not be decoded")
 
 
-@pytest.mark.parametrize(
-    ("error", "reason", "transient"),
-    [
-        (OSError(errno.EIO, "Input/output error"), "could not be read (Input/output error)", True),
-        (TimeoutError("timed out"), "could not be read (timed out)", True),
-        (ConnectionResetError("reset by peer"), "could not be read (reset by peer)", True),
-        (MemoryError(), "could not be decoded (ran out of memory)", True),
-        (
-            OSError("no errno: a codec's own error"),
-            "could not be decoded (OSError: no errno",
-            False,
-        ),
-        (
-            RuntimeError("Zstd error " + "x" * 400),
-            "could not be decoded (RuntimeError: Zstd",
-            False,
-        ),
-    ],
-)
-def test_read_failures_are_transient_only_when_a_retry_may_pass(error, reason, transient):
-    text, retried = zarr_direct.read_failure(error)
-    assert text.startswith(reason) and retried is transient
-    assert len(text) < 260  # a decoder's long message is cut
-
-
 def test_image_with_many_broken_chunks_names_three_and_counts_the_rest(tmp_path, stacks):
     x = _write(tmp_path / "x.zarr", stacks[0], {"chunks": (1, 12, 8)})  # 8 chunks per image
     y = _write(tmp_path / "y.zarr", stacks[1], {"chunks": (1, 12, 8)})
@@ -324,18 +272,3 @@ def test_image_with_many_broken_chunks_names_three_and_counts_the_rest(tmp_path,
     status = str(evaluate(x, y).status.values[0])
     assert status.count("Zarr chunk 'c/0/") == 3
     assert status.endswith(f"; 5 more chunks of array {y} could not be read or decoded")
-
-
-def test_chunk_read_error_survives_pickling():
-    # A worker process sends it back to the client (processes or distributed scheduler).
-    import pickle
-
-    sent = ChunkReadError(
-        "/data/y.zarr/c/1/0/0", "could not be read (Input/output error)", transient=True
-    )
-    error = pickle.loads(pickle.dumps(sent))
-    assert (error.path, error.transient) == ("/data/y.zarr/c/1/0/0", True)
-    assert str(error) == (
-        "Zarr chunk file '/data/y.zarr/c/1/0/0' could not be read (Input/output error)"
-        + TRANSIENT_SUFFIX
-    )

@@ -4,6 +4,9 @@ Zarr itself reads a missing chunk as the fill value. Here every read task also
 reports the chunks it did not find, on both read paths (the direct chunk-file
 reader and Zarr's own, for sharded or filtered arrays), and a store whose
 metadata declares an absurd shape is refused before anything is read.
+
+End to end: these runs go through ``evaluate`` (planning, reading, results), and assert
+what :mod:`pipeline.inputs.zarr_checked` reports as the results a user reads.
 """
 
 from __future__ import annotations
@@ -21,8 +24,6 @@ import pipeline.inputs.zarr_checked as zarr_checked
 import pipeline.inputs.zarr_direct as zarr_direct
 from pipeline import evaluate
 from pipeline.inputs.files import TRANSIENT_SUFFIX
-from pipeline.inputs.opening import open_pair
-from pipeline.inputs.sources import InputOptions
 
 SHAPE = (4, 24, 32)
 
@@ -124,13 +125,6 @@ def test_single_image_with_a_missing_chunk(tmp_path, stacks):
     (x / "c/1/1").unlink()
     ds = evaluate(x, y)
     assert ds.status.values.tolist()[0].startswith(f"Zarr chunk 'c/1/1' of array {x}")
-
-
-def test_missing_chunks_setting_is_checked(stacks):
-    with pytest.raises(
-        ValueError, match=r"missing_chunks must be one of fail, fill \(got 'skip'\)"
-    ):
-        open_pair(*stacks, options=InputOptions(missing_chunks="skip"))
 
 
 @pytest.mark.parametrize("zarr_format", [2, 3])
