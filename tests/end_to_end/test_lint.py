@@ -87,3 +87,34 @@ def test_no_citations_of_outside_files_or_issue_numbers():
             if CITATION.search(line):
                 found.append(f"{name}:{number}: {line.strip()}")
     assert not found, "cites a file outside the repository or an issue number:\n" + "\n".join(found)
+
+
+def _documents() -> list[Path]:
+    return [
+        ROOT / "README.md",
+        *sorted((ROOT / "docs").glob("*.md")),
+        *sorted((ROOT / "benchmarks").glob("*.md")),
+    ]
+
+
+def test_documents_name_tests_and_modules_that_exist():
+    # The error catalogue and the architecture page name tests (path::function, a bare
+    # ::function continuing the previous path) and modules; a move must carry them along.
+    tests = ROOT / "tests"
+    missing = []
+    for document in _documents():
+        text = document.read_text()
+        last = None
+        for match in re.finditer(r"((?:tests/)?(?:[a-z_]+/)*test_\w+\.py)?::(test_\w+)", text):
+            path = match.group(1)
+            if path:
+                last = tests / path.removeprefix("tests/")
+            if last is None:
+                continue
+            source = last.read_text() if last.is_file() else ""
+            if not re.search(rf"^(?:async )?def {match.group(2)}\b", source, re.M):
+                missing.append(f"{document.name}: {last.relative_to(ROOT)}::{match.group(2)}")
+        for match in re.finditer(r"(?<![\w/.])(pipeline|tests)/([\w/]+)\.py\b", text):
+            if not (ROOT / match.group(1) / f"{match.group(2)}.py").is_file():
+                missing.append(f"{document.name}: {match.group(0)}")
+    assert not missing, "documents name tests or modules that do not exist:\n" + "\n".join(missing)
