@@ -20,6 +20,8 @@ __all__ = [
     "photograph",
     "reference_ssim",
     "skimage_wang2004",
+    "smooth_volume_pair",
+    "unreadable_stack",
 ]
 
 # Photographs shipped inside scikit-image's wheel (no pooch download needed).
@@ -137,3 +139,30 @@ def skimage_wang2004(
             K2=k2,
         )
     )
+
+
+def smooth_volume_pair(
+    rng: np.random.Generator, shape: tuple[int, ...]
+) -> tuple[np.ndarray, np.ndarray]:
+    """A float volume pair in [0, 1], ``(z, y, x[, channel])``: smooth structure plus noise.
+
+    The structure keeps the SSIM maps away from zero, so that volume and MS-SSIM
+    tests compare meaningful values; ``y`` is ``x`` with more noise.
+    """
+    z, yy, xx = np.meshgrid(*(np.linspace(0, 3, n) for n in shape[:3]), indexing="ij")
+    base = 0.5 + 0.4 * np.sin(z + 2 * yy) * np.cos(xx)
+    if len(shape) == 4:
+        base = base[..., None] * np.linspace(0.6, 1.0, shape[3])
+    x = np.clip(base + rng.normal(0, 0.05, shape), 0, 1)
+    y = np.clip(x + rng.normal(0, 0.1, shape), 0, 1)
+    return x, y
+
+
+def unreadable_stack(shape: tuple[int, ...]) -> Any:
+    """A uint8 Dask array that raises if any pixel is read: proves a check runs before compute."""
+    import dask.array as da
+
+    def explode(block: np.ndarray) -> np.ndarray:
+        raise AssertionError("pixels were read")
+
+    return da.zeros(shape, dtype=np.uint8, chunks=shape).map_blocks(explode, dtype=np.uint8)

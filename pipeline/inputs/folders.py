@@ -61,7 +61,7 @@ from dask.base import tokenize
 
 from pipeline.inputs.images import FileStamp, decode_batch, display_path
 from pipeline.inputs.pairing import PairingPlan, pair_folders
-from pipeline.inputs.shared_reads import read_part, shared_reads
+from pipeline.inputs.shared_reads import SlotSpace, read_part, shared_reads
 from pipeline.inputs.sources import (
     DEFAULT_MAX_IMAGE_PIXELS,
     InputOptions,
@@ -311,7 +311,7 @@ def _group_pair(
 
 
 @dataclass(frozen=True)
-class _Slots:
+class _Slots(SlotSpace):
     """The pairs of a size group, as the decode tasks read them (slot ``k``: ``members[k]``)."""
 
     members: tuple[_Member, ...]
@@ -319,18 +319,8 @@ class _Slots:
     pixel_dtype: str
     decoding: _Decoding
 
-    @property
-    def shape(self) -> tuple[int]:
-        """The slots, as :func:`~pipeline.inputs.shared_reads.shared_reads` chunks them."""
-        return (len(self.members),)
-
-    @property
-    def ndim(self) -> int:
-        return 1
-
-    @property
-    def dtype(self) -> np.dtype:
-        return np.dtype(object)
+    def __len__(self) -> int:
+        return len(self.members)
 
 
 def _decode_slots(

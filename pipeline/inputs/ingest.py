@@ -46,7 +46,7 @@ from dask.base import tokenize
 
 from pipeline.inputs.images import ImageDecodeError, decode_batch, display_path, read_header
 from pipeline.inputs.pairing import find_images
-from pipeline.inputs.shared_reads import read_part, shared_reads
+from pipeline.inputs.shared_reads import SlotSpace, read_part, shared_reads
 from pipeline.inputs.sources import (
     InputOptions,
     SourcePair,
@@ -105,25 +105,15 @@ def _group_name(shape: tuple[int, ...], dtype: np.dtype) -> str:
 
 
 @dataclass(frozen=True)
-class _Files:
+class _Files(SlotSpace):
     """The files of one size group, as its decode tasks read them."""
 
     paths: tuple[str, ...]
     image_shape: tuple[int, int, int]
     pixel_dtype: str
 
-    @property
-    def shape(self) -> tuple[int]:
-        """The files, as :func:`~pipeline.inputs.shared_reads.shared_reads` chunks them."""
-        return (len(self.paths),)
-
-    @property
-    def ndim(self) -> int:
-        return 1
-
-    @property
-    def dtype(self) -> np.dtype:
-        return np.dtype(object)
+    def __len__(self) -> int:
+        return len(self.paths)
 
 
 def _decode_files(files: _Files, key: tuple[slice, ...]) -> tuple[np.ndarray, np.ndarray]:

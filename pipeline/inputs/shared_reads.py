@@ -21,9 +21,27 @@ from typing import Any
 import dask.array as da
 import numpy as np
 
-__all__ = ["read_part", "shared_reads"]
+__all__ = ["SlotSpace", "read_part", "shared_reads"]
 
 _OBJECT = np.dtype(object)
+
+
+class SlotSpace:
+    """A 1-D read space of slots (files, pairs) as :func:`shared_reads` chunks it.
+
+    Subclasses give ``__len__`` (the number of slots); ``shape``, ``ndim`` and
+    ``dtype`` (object: the blocks are tuples) follow, as ``from_array`` asks.
+    """
+
+    ndim = 1
+    dtype = _OBJECT
+
+    def __len__(self) -> int:
+        raise NotImplementedError
+
+    @property
+    def shape(self) -> tuple[int]:
+        return (len(self),)
 
 
 def shared_reads(

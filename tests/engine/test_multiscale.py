@@ -8,13 +8,13 @@ settings are checked before any pixel is read, with the in-memory messages.
 
 from __future__ import annotations
 
-import dask.array as da
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import pipeline as sp
+from pipeline.testing import smooth_volume_pair, unreadable_stack
 
 TOLERANCE = 1e-9
 
@@ -23,26 +23,6 @@ def _pair(rng: np.random.Generator, shape: tuple[int, ...], noise: float = 30):
     x = rng.integers(0, 256, shape, dtype=np.uint8)
     y = np.clip(x + rng.normal(0, noise, shape), 0, 255).astype(np.uint8)
     return x, y
-
-
-def _volume(rng: np.random.Generator, shape: tuple[int, ...]):
-    # Smooth structure plus noise, so that the maps are not all near zero.
-    z, yy, xx = np.meshgrid(*(np.linspace(0, 3, n) for n in shape[:3]), indexing="ij")
-    base = 0.5 + 0.4 * np.sin(z + 2 * yy) * np.cos(xx)
-    if len(shape) == 4:
-        base = base[..., None] * np.linspace(0.6, 1.0, shape[3])
-    x = np.clip(base + rng.normal(0, 0.05, shape), 0, 1)
-    y = np.clip(x + rng.normal(0, 0.1, shape), 0, 1)
-    return x, y
-
-
-def _exploding(shape: tuple[int, ...]) -> da.Array:
-    """A stack that fails if any pixel is read: proves a check runs before compute."""
-
-    def explode(block: np.ndarray) -> np.ndarray:
-        raise AssertionError("pixels were read")
-
-    return da.zeros(shape, dtype=np.uint8, chunks=shape).map_blocks(explode, dtype=np.uint8)
 
 
 @pytest.mark.parametrize(
@@ -131,21 +111,21 @@ def test_ms_ssim_streams_into_zarr_with_provenance(tmp_path):
 def test_ms_ssim_too_small_fails_before_compute_with_the_in_memory_message():
     with pytest.raises(ValueError) as in_memory:
         sp.ms_ssim(np.zeros((150, 200), np.uint8), np.zeros((150, 200), np.uint8))
-    stack = _exploding((2, 150, 200))
+    stack = unreadable_stack((2, 150, 200))
     with pytest.raises(ValueError, match=r"needs every spatial side >= 161") as streamed:
         sp.evaluate(stack, stack, ms_ssim=True)
     assert str(streamed.value) == str(in_memory.value)
 
 
 def test_ms_ssim_refuses_wang2009():
-    stack = _exploding((1, 200, 200))
+    stack = unreadable_stack((1, 200, 200))
     with pytest.raises(ValueError, match=r"ms_ssim does not take profile 'wang2009'"):
         sp.evaluate(stack, stack, ms_ssim=True, profile="wang2009")
 
 
 def test_volume_ms_ssim_equals_the_in_memory_reference():
     rng = np.random.default_rng(15)
-    x, y = _volume(rng, (23, 26, 24))
+    x, y = smooth_volume_pair(rng, (23, 26, 24))
     weights = (0.4, 0.6)
     ds = sp.evaluate(
         x,

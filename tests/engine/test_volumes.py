@@ -11,12 +11,12 @@ from __future__ import annotations
 
 from typing import Any
 
-import dask.array as da
 import numpy as np
 import pytest
 from skimage.metrics import structural_similarity
 
 import pipeline as sp
+from pipeline.testing import smooth_volume_pair, unreadable_stack
 
 TOLERANCE = 1e-9
 
@@ -76,31 +76,11 @@ def test_volume_too_thin_for_the_window() -> None:
         sp.ssim(x, x, data_range=1.0)
 
 
-def _volume(rng: np.random.Generator, shape: tuple[int, ...]):
-    # Smooth structure plus noise, so that the maps are not all near zero.
-    z, yy, xx = np.meshgrid(*(np.linspace(0, 3, n) for n in shape[:3]), indexing="ij")
-    base = 0.5 + 0.4 * np.sin(z + 2 * yy) * np.cos(xx)
-    if len(shape) == 4:
-        base = base[..., None] * np.linspace(0.6, 1.0, shape[3])
-    x = np.clip(base + rng.normal(0, 0.05, shape), 0, 1)
-    y = np.clip(x + rng.normal(0, 0.1, shape), 0, 1)
-    return x, y
-
-
-def _exploding(shape: tuple[int, ...]) -> da.Array:
-    """A stack that fails if any pixel is read: proves a check runs before compute."""
-
-    def explode(block: np.ndarray) -> np.ndarray:
-        raise AssertionError("pixels were read")
-
-    return da.zeros(shape, dtype=np.uint8, chunks=shape).map_blocks(explode, dtype=np.uint8)
-
-
 @pytest.mark.parametrize("profile", ["wang2004", "skimage"])
 @pytest.mark.parametrize("chunks", [(17, 30, 26), (6, 11, 9), (4, 13, 30), (17, 7, 5)], ids=str)
 def test_volume_matches_skimage_and_in_memory(profile, chunks):
     rng = np.random.default_rng(11)
-    x, y = _volume(rng, (17, 30, 26))
+    x, y = smooth_volume_pair(rng, (17, 30, 26))
     ds = sp.evaluate(
         x, y, volume=True, data_range=1.0, profile=profile, engine="reference", chunks=chunks
     )
@@ -117,7 +97,7 @@ def test_volume_matches_skimage_and_in_memory(profile, chunks):
 
 def test_volume_grid_regions_are_columns_through_z():
     rng = np.random.default_rng(12)
-    x, y = _volume(rng, (13, 28, 24))
+    x, y = smooth_volume_pair(rng, (13, 28, 24))
     ds = sp.evaluate(
         x, y, volume=True, data_range=1.0, regions="2x3", engine="reference", chunks=(7, 9, 10)
     )
@@ -136,7 +116,7 @@ def test_volume_grid_regions_are_columns_through_z():
 @pytest.mark.parametrize("volume_labels", [False, True])
 def test_volume_label_regions(volume_labels):
     rng = np.random.default_rng(13)
-    x, y = _volume(rng, (14, 22, 20))
+    x, y = smooth_volume_pair(rng, (14, 22, 20))
     if volume_labels:
         labels = np.zeros((14, 22, 20), np.uint8)
         labels[:7] = 1
@@ -166,7 +146,7 @@ def test_volume_label_regions(volume_labels):
 
 def test_colour_volume_matches_skimage():
     rng = np.random.default_rng(14)
-    x, y = _volume(rng, (12, 16, 14, 3))
+    x, y = smooth_volume_pair(rng, (12, 16, 14, 3))
     ds = sp.evaluate(
         x, y, volume=True, data_range=1.0, channel_axis=-1, engine="reference", chunks=(6, 8, 7)
     )
@@ -177,10 +157,10 @@ def test_colour_volume_matches_skimage():
 
 
 def test_volume_refusals():
-    stack = _exploding((8, 30, 30))
+    stack = unreadable_stack((8, 30, 30))
     with pytest.raises(ValueError, match=r"win_size 11 is larger than the smallest image side"):
         sp.evaluate(stack, stack, volume=True)
-    stack = _exploding((12, 30, 30))
+    stack = unreadable_stack((12, 30, 30))
     with pytest.raises(ValueError, match=r"volume=True needs engine 'auto' or 'reference'"):
         sp.evaluate(stack, stack, volume=True, engine="fused")
     with pytest.raises(ValueError, match=r"save_maps is not available with volume=True"):
