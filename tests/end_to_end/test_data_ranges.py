@@ -7,6 +7,7 @@ use_sample_covariance=False``) and the data range each pair should have been giv
 End to end: folders of several dtypes (:mod:`pipeline.inputs.folders`), the range
 lookup (:mod:`pipeline.metrics.checks`), the plan of each size group
 (:mod:`pipeline.engine.plan`) and the CLI's exit status, through ``evaluate`` and ``main``.
+The lookup's own rules (``lookup_data_range``) are tested in tests/metrics/test_checks.py.
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ import tifffile
 from PIL import Image
 
 import pipeline as sp
-from pipeline.metrics.checks import resolve_data_range
 from pipeline.testing import skimage_wang2004
 
 # The result attr naming each dtype's data range (pipeline.engine.plan.DATA_RANGE_BY_DTYPE).
@@ -164,28 +164,6 @@ def test_in_memory_float_arrays_without_a_range_stop_up_front_naming_the_setting
     ds = sp.evaluate(x, x, data_ranges={"float32": 1.0})
     assert ds.attrs["data_range"] == 1.0
     assert ds.attrs["data_range_source"] == "data_ranges[float32]"
-
-
-def test_lookup_precedence_per_dtype_then_scalar_then_integer_dtype():
-    from pipeline.engine.plan import DATA_RANGE_BY_DTYPE as name
-    from pipeline.metrics.checks import lookup_data_range
-
-    assert name == DATA_RANGE_BY_DTYPE
-    ranges = {"float32": 1.0, "uint16": 4095.0}
-    assert lookup_data_range(2.0, np.uint16, np.uint16, ranges) == (4095.0, "data_ranges[uint16]")
-    assert lookup_data_range(2.0, np.uint8, np.uint8, ranges) == (2.0, "given")
-    assert lookup_data_range(None, np.uint8, np.uint8, ranges) == (255.0, "dtype uint8")
-    assert lookup_data_range(None, np.float64, np.float64, ranges) == (None, "missing")
-    assert resolve_data_range(None, np.uint64, np.uint64) == (2.0**64, "dtype uint64")
-
-
-def test_lookup_refuses_two_ranges_for_one_pair():
-    from pipeline.metrics.checks import lookup_data_range
-
-    with pytest.raises(
-        ValueError, match=r"data_ranges gives the two sides different ranges \(\{'uint8': 255.0"
-    ):
-        lookup_data_range(None, np.uint8, np.float32, {"uint8": 255.0, "float32": 1.0})
 
 
 def test_cli_exit_status_follows_the_ranges(mixed_depths, tmp_path, capsys):

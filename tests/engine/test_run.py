@@ -1,4 +1,9 @@
-"""evaluate(): chunked results equal the in-memory reference for any chunking (1e-9)."""
+"""pipeline.engine.run: evaluate()'s chunked results equal the in-memory reference (1e-9).
+
+For any chunking, colour mode, region kind and store. The per-block
+:class:`~pipeline.reductions.kernel_spec.KernelSpec` that the run's graphs call is
+tested in tests/reductions/test_kernel_spec.py.
+"""
 
 from __future__ import annotations
 

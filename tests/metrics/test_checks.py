@@ -1,7 +1,10 @@
-"""The input checks of pipeline.metrics.checks, through pipeline.ssim.
+"""The input checks of pipeline.metrics.checks, through pipeline.ssim, and its range lookup.
 
 Every user-facing error of pipeline.ssim: raised before arithmetic, naming what is wrong.
-The color_mode checks are in tests/metrics/test_colour.py.
+The color_mode checks are in tests/metrics/test_colour.py. ``lookup_data_range``, the
+data range of one pair (``data_ranges`` per dtype, then a scalar, then an integer dtype's
+own range), is called directly; its use over folders that mix dtypes is tested end to
+end in tests/end_to_end/test_data_ranges.py.
 """
 
 from __future__ import annotations
@@ -11,6 +14,9 @@ import pytest
 
 from pipeline import ssim
 from pipeline.metrics.checks import resolve_data_range
+
+# The result attr naming each dtype's data range (pipeline.engine.plan.DATA_RANGE_BY_DTYPE).
+DATA_RANGE_BY_DTYPE = "data_range_by_dtype"
 
 
 @pytest.fixture
@@ -153,3 +159,25 @@ def test_channel_axis_must_be_integer(pair):
 def test_engine_is_checked(pair):
     with pytest.raises(ValueError, match=r"engine must be one of auto, reference"):
         ssim(*pair, engine="magic")
+
+
+def test_lookup_precedence_per_dtype_then_scalar_then_integer_dtype():
+    from pipeline.engine.plan import DATA_RANGE_BY_DTYPE as name
+    from pipeline.metrics.checks import lookup_data_range
+
+    assert name == DATA_RANGE_BY_DTYPE
+    ranges = {"float32": 1.0, "uint16": 4095.0}
+    assert lookup_data_range(2.0, np.uint16, np.uint16, ranges) == (4095.0, "data_ranges[uint16]")
+    assert lookup_data_range(2.0, np.uint8, np.uint8, ranges) == (2.0, "given")
+    assert lookup_data_range(None, np.uint8, np.uint8, ranges) == (255.0, "dtype uint8")
+    assert lookup_data_range(None, np.float64, np.float64, ranges) == (None, "missing")
+    assert resolve_data_range(None, np.uint64, np.uint64) == (2.0**64, "dtype uint64")
+
+
+def test_lookup_refuses_two_ranges_for_one_pair():
+    from pipeline.metrics.checks import lookup_data_range
+
+    with pytest.raises(
+        ValueError, match=r"data_ranges gives the two sides different ranges \(\{'uint8': 255.0"
+    ):
+        lookup_data_range(None, np.uint8, np.float32, {"uint8": 255.0, "float32": 1.0})

@@ -9,6 +9,9 @@ Two oracles:
 * the float64 reference engine through ``pipeline.ssim(..., channel_axis=-1,
   engine="reference")`` (per-channel maps averaged per pixel, skimage's
   ``channel_axis`` convention): the float32 path's tolerance, 1e-5.
+
+The engine's region-``all`` shortcut onto this kernel (``KernelSpec.whole_statistics``)
+is tested in tests/reductions/test_kernel_spec.py.
 """
 
 from __future__ import annotations
@@ -17,11 +20,11 @@ import numpy as np
 import pytest
 
 import pipeline as sp
-from pipeline.engine.run import KernelSpec
 from pipeline.kernels.cpu.colour import fused_colour_packed_stats
 from pipeline.kernels.cpu.fused import fused_packed_stats
 from pipeline.kernels.statistics import FIELDS
 from pipeline.metrics.profiles import resolve_params
+from pipeline.reductions.kernel_spec import KernelSpec
 from pipeline.reductions.statistics import block_statistics, finalize_statistics
 
 TOLERANCE = 1e-5
@@ -197,16 +200,6 @@ def test_other_and_mixed_dtypes(rng) -> None:
     spec = _spec("wang2004", data_range)
     for a, b in ((x.astype(np.int16), y.astype(np.int16)), (x, y.astype(np.uint16))):
         _assert_packed_equal(_packed(a, b, spec, 1), _maps_path(a, b, spec))
-
-
-@pytest.mark.parametrize("profile", PROFILES)
-@pytest.mark.parametrize("threads", [1, None])
-def test_engine_whole_statistics_for_colour(rng, profile, threads) -> None:
-    x, y, data_range = _colour_pair(rng, "uint8", (3, 60, 45, 3))
-    spec = _spec(profile, data_range, threads)
-    whole = spec.whole_statistics(x, y, BINS)
-    assert whole is not None
-    _assert_packed_equal(whole, block_statistics(spec.maps(x, y), None, 1, BINS))
 
 
 def test_evaluate_colour_region_all_unchanged(rng) -> None:

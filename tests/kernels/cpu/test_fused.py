@@ -12,7 +12,9 @@ are only reachable through the entry points tested here: ``fused_maps``,
 the argument checks of pipeline.kernels.cpu.launch that these raise. Likewise
 pipeline.kernels.cpu.partials: ``add_row_partial`` through ``fused_packed_stats``
 here, its whole-image and region reductions through
-``pipeline.reductions.statistics.block_statistics`` (tests/reductions/).
+``pipeline.reductions.statistics.block_statistics`` (tests/reductions/). The engine's
+region-``all`` shortcut onto ``fused_packed_stats``
+(``KernelSpec.whole_statistics``) is tested in tests/reductions/test_kernel_spec.py.
 """
 
 from __future__ import annotations
@@ -24,7 +26,6 @@ import pytest
 from skimage import data
 
 import pipeline as sp
-from pipeline.engine.run import KernelSpec
 from pipeline.kernels import MAP_NAMES, block_maps, window_weights
 from pipeline.kernels.cpu.fused import (
     fused_maps,
@@ -258,46 +259,6 @@ def test_packed_stats_bins_error(rng, bins) -> None:
     del params["window"], params["components"]
     with pytest.raises(ValueError, match=r"bins must be a positive integer \(got"):
         fused_packed_stats(x, y, uniform=False, bins=bins, **params)
-
-
-def _spec(engine: str, color_mode: str, window: str = "gaussian") -> KernelSpec:
-    weights = window_weights(window, 7, 1.5)
-    return KernelSpec(
-        window=window,
-        weights=tuple(float(w) for w in weights),
-        c1=(0.01 * 255) ** 2,
-        c2=(0.03 * 255) ** 2,
-        cov_norm=1.0,
-        depth=3,
-        engine=engine,
-        color_mode=color_mode,
-        device="cpu",
-        kernel_threads=1,
-    )
-
-
-@pytest.mark.parametrize("window", ["gaussian", "uniform"])
-@pytest.mark.parametrize(("color_mode", "channels"), [("channels", 1), ("luma", 3)])
-def test_engine_whole_statistics_match_maps_path(rng, window, color_mode, channels) -> None:
-    # The engine's region-"all" shortcut gives the numbers of its maps path.
-    shape = (3, 60, 45, channels)
-    x = rng.integers(0, 256, shape, dtype=np.uint8)
-    y = np.clip(x + rng.integers(-30, 31, shape), 0, 255).astype(np.uint8)
-    spec = _spec("auto", color_mode, window)
-    whole = spec.whole_statistics(x, y, 20)
-    assert whole is not None
-    _assert_packed_equal(whole, block_statistics(spec.maps(x, y), None, 1, 20))
-
-
-def test_engine_whole_statistics_declines_other_paths(rng) -> None:
-    x = rng.integers(0, 256, (1, 40, 40, 3), dtype=np.uint8)
-    # The reference engine keeps its float64 maps (the 1e-9 exactness tests), and
-    # blocks without valid windows take the maps path's empty result. (Colour blocks
-    # take the fused colour kernel: tests/kernels/cpu/test_colour.py.)
-    assert _spec("reference", "channels").whole_statistics(x[..., :1], x[..., :1], 10) is None
-    assert _spec("reference", "channels").whole_statistics(x, x, 10) is None
-    assert _spec("auto", "channels").whole_statistics(x[:, :6, :, :1], x[:, :6, :, :1], 10) is None
-    assert _spec("auto", "channels").whole_statistics(x[:, :6], x[:, :6], 10) is None
 
 
 def test_photograph_through_ssim_default_engine() -> None:
