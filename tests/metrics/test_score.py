@@ -23,7 +23,7 @@ import pipeline.metrics.loss
 import pipeline.metrics.multiscale
 import pipeline.metrics.score
 from pipeline import ssim
-from pipeline.testing import DEGRADATIONS, degrade, photograph
+from pipeline.testing import DEGRADATIONS, degrade, photograph, smooth_volume_pair
 
 TOLERANCE = 1e-6
 
@@ -204,22 +204,10 @@ def test_a_thin_volume_that_is_not_colour_keeps_the_window_message():
         pipeline.ssim(x, x)
 
 
-def _volume_pair(shape: tuple[int, ...], seed: int) -> tuple[np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    # Smooth structure plus noise, so that the maps are not all near zero.
-    z, yy, xx = np.meshgrid(*(np.linspace(0, 3, n) for n in shape[:3]), indexing="ij")
-    base = 0.5 + 0.4 * np.sin(z + 2 * yy) * np.cos(xx)
-    if len(shape) == 4:
-        base = base[..., None] * np.linspace(0.6, 1.0, shape[3])
-    x = np.clip(base + rng.normal(0, 0.05, shape), 0, 1)
-    y = np.clip(x + rng.normal(0, 0.1, shape), 0, 1)
-    return x, y
-
-
 @pytest.mark.parametrize("profile", ["wang2004", "skimage"])
 @pytest.mark.parametrize("shape", [(16, 24, 20), (11, 40, 13)])
 def test_volume_matches_skimage(profile: str, shape: tuple[int, ...]) -> None:
-    x, y = _volume_pair(shape, seed=sum(shape))
+    x, y = smooth_volume_pair(np.random.default_rng(sum(shape)), shape)
     expected = structural_similarity(x, y, data_range=1.0, **SKIMAGE_ARGS[profile])
     got = pipeline.ssim(x, y, data_range=1.0, profile=profile)
     assert got == pytest.approx(expected, abs=1e-6)
@@ -227,14 +215,14 @@ def test_volume_matches_skimage(profile: str, shape: tuple[int, ...]) -> None:
 
 @pytest.mark.parametrize("profile", ["wang2004", "skimage"])
 def test_volume_uint8_matches_skimage(profile: str) -> None:
-    x, y = _volume_pair((14, 18, 22), seed=1)
+    x, y = smooth_volume_pair(np.random.default_rng(1), (14, 18, 22))
     x8, y8 = (x * 255).astype(np.uint8), (y * 255).astype(np.uint8)
     expected = structural_similarity(x8, y8, data_range=255, **SKIMAGE_ARGS[profile])
     assert pipeline.ssim(x8, y8, profile=profile) == pytest.approx(expected, abs=1e-6)
 
 
 def test_colour_volume_matches_skimage_channel_axis() -> None:
-    x, y = _volume_pair((12, 16, 14, 3), seed=2)
+    x, y = smooth_volume_pair(np.random.default_rng(2), (12, 16, 14, 3))
     expected = structural_similarity(
         x, y, data_range=1.0, channel_axis=-1, **SKIMAGE_ARGS["wang2004"]
     )
@@ -242,7 +230,7 @@ def test_colour_volume_matches_skimage_channel_axis() -> None:
 
 
 def test_volume_maps_are_the_valid_region() -> None:
-    x, y = _volume_pair((13, 15, 17), seed=3)
+    x, y = smooth_volume_pair(np.random.default_rng(3), (13, 15, 17))
     score, maps = pipeline.ssim(x, y, data_range=1.0, full=True)
     assert maps["ssim"].shape == (3, 5, 7)
     assert score == pytest.approx(float(maps["ssim"].mean()), abs=1e-15)
