@@ -1,10 +1,10 @@
 """End-to-end folder evaluation against the decode-only ceiling of the same files.
 
-500 pairs of 512x512 RGB PNG are made from the photographs scikit-image bundles
-(random crops, resized), the generated side degraded as GAN outputs are (noise,
-blur, colour cast, JPEG artefacts re-saved as PNG). They are cached in
-``--data`` between runs. In one process and with the same threaded scheduler and
-worker count, the script times
+500 pairs of 512x512 RGB PNG (or JPEG, quality 90, with ``--format jpeg``) are made
+from the photographs scikit-image bundles (random crops, resized), the generated
+side degraded as GAN outputs are (noise, blur, colour cast, JPEG artefacts
+re-saved). They are cached in ``--data`` (one folder per format) between runs. In
+one process and with the same threaded scheduler and worker count, the script times
 
 * **decode only**: the very decode tasks of the run (same chunks, same batches,
   both sides) computed without SSIM;
@@ -18,7 +18,7 @@ average before it: on a shared machine other jobs stretch the wall clock of one 
 and not the other, while the CPU seconds show how much work each run did.
 
     python benchmarks/bench_folders.py [--pairs 500] [--size 512] [--data DIR] [--repeat 2]
-                                       [--device gpu]
+                                       [--device gpu] [--format jpeg]
 
 ``--device gpu`` runs evaluate's SSIM on the GPU (CuPy) while the CPU workers decode.
 """
@@ -43,24 +43,32 @@ import pipeline as sp
 from pipeline.engine.run import plan_run
 from pipeline.inputs.opening import open_pair
 
+JPEG_QUALITY = 90
 PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "immunohistochemistry", "hubble_deep_field")
 
 
-def make_pairs(root: Path, pairs: int, size: int, seed: int = 0) -> tuple[Path, Path]:
-    """Write (or reuse) ``pairs`` reference/generated PNG pairs under ``root``.
+FORMATS = {"png": ("PNG", ".png", {}), "jpeg": ("JPEG", ".jpg", {"quality": JPEG_QUALITY})}
+
+
+def make_pairs(
+    root: Path, pairs: int, size: int, seed: int = 0, fmt: str = "png"
+) -> tuple[Path, Path]:
+    """Write (or reuse) ``pairs`` reference/generated image pairs under ``root``.
+
+    ``fmt`` is ``"png"`` (lossless) or ``"jpeg"`` (quality ``JPEG_QUALITY``, both sides).
 
     The pairs are made in parallel over the machine's cores (resizing the photographs
     dominates: ~150 s for 500 pairs on one core), each from its own seeded generator,
     so the files do not depend on the number of cores.
     """
     ref, gen = root / "reference", root / "generated"
-    done = root / f"complete-v2-{pairs}-{size}-{seed}"
+    done = root / f"complete-v2-{pairs}-{size}-{seed}-{fmt}"
     if done.exists():
         return ref, gen
     shutil.rmtree(root, ignore_errors=True)
     ref.mkdir(parents=True)
     gen.mkdir(parents=True)
-    jobs = [(root, size, seed, k) for k in range(pairs)]
+    jobs = [(root, size, seed, k, fmt) for k in range(pairs)]
     with ProcessPoolExecutor(max_workers=os.cpu_count()) as pool:
         for _ in pool.map(_make_pair, jobs, chunksize=max(1, pairs // (8 * (os.cpu_count() or 1)))):
             pass
@@ -71,13 +79,13 @@ def make_pairs(root: Path, pairs: int, size: int, seed: int = 0) -> tuple[Path, 
 _PHOTOS: list[np.ndarray] = []
 
 
-def _make_pair(job: tuple[Path, int, int, int]) -> None:
+def _make_pair(job: tuple[Path, int, int, int, str]) -> None:
     """Pair ``k``: a random crop of a bundled photograph, resized, and a degraded copy."""
     import skimage.data
     from scipy.ndimage import gaussian_filter
     from skimage.transform import resize
 
-    root, size, seed, k = job
+    root, size, seed, k, fmt = job
     if not _PHOTOS:
         _PHOTOS.extend(np.asarray(getattr(skimage.data, name)()) for name in PHOTOS)
     rng = np.random.default_rng([seed, k])
@@ -96,15 +104,16 @@ def _make_pair(job: tuple[Path, int, int, int]) -> None:
     elif kind == 2:
         fake = fake * 0.95 + np.array([12.0, 0.0, -8.0])
     fake_u8 = np.clip(np.rint(fake), 0, 255).astype(np.uint8)
-    if kind == 3:  # JPEG artefacts, stored as PNG
+    if kind == 3:  # strong JPEG artefacts, then stored in the benchmark's format
         buffer = io.BytesIO()
         Image.fromarray(fake_u8).save(buffer, format="JPEG", quality=20)
         buffer.seek(0)
         fake_u8 = np.asarray(Image.open(buffer).convert("RGB"))
-    name = f"{k // 100:02d}/img{k:05d}.png"
+    pil_format, suffix, options = FORMATS[fmt]
+    name = f"{k // 100:02d}/img{k:05d}{suffix}"
     for folder, image in ((root / "reference", real), (root / "generated", fake_u8)):
         (folder / name).parent.mkdir(exist_ok=True)
-        Image.fromarray(image).save(folder / name)
+        Image.fromarray(image).save(folder / name, format=pil_format, **options)
 
 
 def decode_only(ref: Path, gen: Path) -> tuple[float, float]:
@@ -167,10 +176,21 @@ def main() -> None:
         help="where evaluate's SSIM runs (decoding is on the CPU workers either way)",
     )
     parser.add_argument(
-        "--data", type=Path, default=Path(tempfile.gettempdir()) / "ssim-bench-folders"
+        "--format",
+        choices=tuple(FORMATS),
+        default="png",
+        help=f"file format of the generated pairs (jpeg: quality {JPEG_QUALITY})",
+    )
+    parser.add_argument(
+        "--data",
+        type=Path,
+        default=None,
+        help="cache folder of the pairs (default: ssim-bench-folders[-jpeg] in the temp folder)",
     )
     args = parser.parse_args()
-    ref, gen = make_pairs(args.data, args.pairs, args.size)
+    default_name = "ssim-bench-folders" + ("" if args.format == "png" else f"-{args.format}")
+    data = args.data if args.data is not None else Path(tempfile.gettempdir()) / default_name
+    ref, gen = make_pairs(data, args.pairs, args.size, fmt=args.format)
     out = Path(tempfile.mkdtemp()) / "results.zarr"
     # Warm-up: compile the kernels and fill the page cache with the files.
     small = sp.evaluate(
@@ -188,7 +208,9 @@ def main() -> None:
         decode = decode_only(ref, gen)
         rows.append((load, *decode, *end_to_end(ref, gen, out, args.device)))
     print(
-        f"{args.pairs} pairs of {args.size}x{args.size} RGB PNG, {os.cpu_count()} cores, "
+        f"{args.pairs} pairs of {args.size}x{args.size} RGB {FORMATS[args.format][0]}"
+        + (f" (quality {JPEG_QUALITY})" if args.format == "jpeg" else "")
+        + f", {os.cpu_count()} cores, "
         f"threaded scheduler (dask default workers), engine={kernel!r}, device={args.device!r}; "
         f"{args.repeat} runs"
     )

@@ -1,0 +1,362 @@
+"""Where the fused CPU kernel's time goes: ns per output pixel of each stage, one thread.
+
+The Gaussian 11x11 (sigma 1.5) float32 path of ``pipeline.ssim``'s fused CPU
+kernel (:mod:`pipeline.kernels.cpu.gaussian`, :mod:`pipeline.kernels.cpu.combine`,
+statistics by :mod:`pipeline.kernels.cpu.partials` and
+:mod:`pipeline.kernels.cpu.histogram`) is driven by a small numba loop, the
+same as :func:`pipeline.kernels.cpu.chunk.maps_chunks` makes, over a 2048x2048
+uint8 pair. The loop stops after a given stage (``upto``), so each stage's time
+is the difference between two cumulative variants:
+
+0. load: each input row converted into the float32 ring (once per row);
+1. vertical pass (:func:`~pipeline.kernels.cpu.gaussian._vertical_pass`);
+2. horizontal pass (:func:`~pipeline.kernels.cpu.gaussian._horizontal_pass`);
+3. combination into SSIM, cs, l, c, s (:func:`~pipeline.kernels.cpu.combine.combine_row`);
+4. the row's four float64 sums (SSIM, l, c, s; ``_segment_sums`` of
+   :mod:`pipeline.kernels.cpu.partials`);
+5. its squared deviations about the row mean (``_segment_m2``, the second pass);
+6. its extremes (``_extremes`` of :mod:`pipeline.kernels.cpu.histogram`);
+7. its histogram bin indices (``_indices``);
+8. the whole :func:`~pipeline.kernels.cpu.partials.add_row_partial` (100 bins):
+   what it costs beyond stage 7 is counting the indices into the bins
+   (``_count``) and the bookkeeping (Chan's merge of M2).
+
+The real entry point (``maps_chunks`` with packed statistics, one chunk) is
+timed too, as a check that the stages add up. Variants are interleaved round by
+round and the best of ``--repeat`` is kept. The arithmetic limit is the
+minimal FMA count per output pixel (printed with its derivation) against one
+core's peak (2 FMA units x 8 float32 lanes x clock from /proc/cpuinfo).
+
+``--asm`` also counts, in the assembly numba made for the gaussian, uniform,
+combine and histogram-index routines (compiled again from their Python source, same options, no
+cache), the FMA instructions and the register width (xmm/ymm/zmm) they use.
+
+    python benchmarks/bench_stages.py [--size 2048] [--repeat 11] [--asm]
+
+Stages that take well under 1 ns per pixel are within the noise of a shared
+machine (their difference can even come out negative); compare the large ones.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+import _checkout  # noqa: F401  (this checkout's pipeline, not an installed one)
+import numba
+import numpy as np
+
+from pipeline.kernels.cpu import combine, gaussian, histogram, uniform
+from pipeline.kernels.cpu.chunk import maps_chunks
+from pipeline.kernels.cpu.combine import ACC, COL, TILE, combine_row
+from pipeline.kernels.cpu.gaussian import _horizontal_pass, _vertical_pass, load_row
+from pipeline.kernels.cpu.histogram import _extremes, _indices
+from pipeline.kernels.cpu.partials import _segment_m2, _segment_sums, add_row_partial
+from pipeline.kernels.statistics import HIST
+from pipeline.kernels.windows import gaussian_window
+
+WIN, SIGMA, BINS = 11, 1.5, 100
+K1, K2, DATA_RANGE = 0.01, 0.03, 255.0
+STAGES = ("load rows", "vertical pass", "horizontal pass", "combine (SSIM, cs, l, c, s)")
+STAGES += ("statistics: four float64 sums", "statistics: M2 (second pass)")
+STAGES += ("statistics: extremes", "statistics: histogram bin indices")
+STAGES += ("statistics: histogram counts, merge",)
+
+# Minimal FMA count per output pixel of the 11x11 separable Gaussian over five
+# moments (x, y, x^2, y^2, xy): the three products once per input pixel, then
+# one multiply-add per tap and moment in each 1-D pass, and the few products
+# of the combination. Divisions, square roots and the statistics are not FMAs.
+FMA_PER_STAGE = {
+    "vertical pass": 3 + 5 * WIN,
+    "horizontal pass": 5 * WIN,
+    "combine (SSIM, cs, l, c, s)": 2,
+}
+
+
+@numba.njit(nogil=True, error_model="numpy")
+def _drive(
+    x: np.ndarray,
+    y: np.ndarray,
+    g: np.ndarray,
+    upto: int,
+    c1: float,
+    c2: float,
+    cov_norm: float,
+    rx: np.ndarray,
+    ry: np.ndarray,
+    col: np.ndarray,
+    acc: np.ndarray,
+    mo: np.ndarray,
+    out: np.ndarray,
+    packed: np.ndarray,
+) -> None:  # pragma: no cover - compiled
+    """The Gaussian path of ``maps_chunks`` (one chunk, maps in ``out``), up to stage ``upto``."""
+    win = g.shape[0]
+    n_out = x.shape[1] - win + 1
+    n_rows = x.shape[0] - win + 1
+    tile = min(TILE, COL - win + 1)
+    bins = packed.shape[0] - HIST
+    index = np.empty(n_out, dtype=np.int32)
+    for r in range(win - 1):
+        load_row(x, r, rx, r % win)
+        load_row(y, r, ry, r % win)
+    for i in range(n_rows):
+        last = i + win - 1
+        load_row(x, last, rx, last % win)
+        load_row(y, last, ry, last % win)
+        if upto >= 1:
+            for j0 in range(0, n_out, tile):
+                n_tile = min(tile, n_out - j0)
+                _vertical_pass(rx, ry, g, i, j0, n_tile + win - 1, col)
+                if upto >= 2:
+                    _horizontal_pass(col, g, n_tile, cov_norm, acc, mo)
+                if upto >= 3:
+                    combine_row(mo, n_tile, c1, c2, True, out, j0)
+        if 4 <= upto <= 7:
+            # The passes of add_row_partial alone (their results kept, so not elided).
+            total, sum_l, sum_c, sum_s = _segment_sums(out[0], out[2], out[3], out[4])
+            packed[1] += total + sum_l + sum_c + sum_s
+            if upto >= 5:
+                packed[2] += _segment_m2(out[0], total / n_out)
+            if upto >= 6:
+                low, high = _extremes(out[0])
+                packed[6] = min(packed[6], low)
+                packed[7] = max(packed[7], high)
+            if upto >= 7:
+                _indices(out[0], bins, index)
+                packed[8] += index[n_out // 2]
+        if upto >= 8:
+            add_row_partial(out[0], out[2], out[3], out[4], n_out, packed)
+
+
+def make_pair(side: int) -> tuple[np.ndarray, np.ndarray]:
+    """A smooth random texture with edges and a noisy copy (uint8), seeded."""
+    rng = np.random.default_rng(2004)
+    coarse = rng.uniform(0, 255, (side // 16 + 2, side // 16 + 2))
+    x = np.kron(coarse, np.ones((16, 16)))[:side, :side]
+    x = np.clip(x + rng.normal(0, 20, x.shape), 0, 255)
+    y = np.clip(x + rng.normal(0, 12, x.shape), 0, 255)
+    return x.astype(np.uint8), y.astype(np.uint8)
+
+
+def cpu_clock_ghz() -> float:
+    """The clock of the first CPU in /proc/cpuinfo (``cpu MHz``), GHz; NaN where absent."""
+    info = Path("/proc/cpuinfo")
+    if info.exists():
+        for line in info.read_text().splitlines():
+            if line.startswith("cpu MHz"):
+                return float(line.split(":")[1]) / 1000
+    return float("nan")
+
+
+def cpu_flags() -> set[str]:
+    info = Path("/proc/cpuinfo")
+    if info.exists():
+        for line in info.read_text().splitlines():
+            if line.startswith("flags"):
+                return set(line.split(":")[1].split())
+    return set()
+
+
+def cpu_model() -> str:
+    info = Path("/proc/cpuinfo")
+    if info.exists():
+        for line in info.read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":")[1].strip()
+    return "unknown"
+
+
+def time_stages(side: int, repeat: int) -> tuple[list[float], float, int]:
+    """Best seconds of each cumulative variant (``upto`` 0..8), of ``maps_chunks``, and pixels."""
+    numba.set_num_threads(1)
+    x, y = make_pair(side)
+    g = gaussian_window(WIN, SIGMA).astype(np.float32)
+    c1, c2 = (K1 * DATA_RANGE) ** 2, (K2 * DATA_RANGE) ** 2
+    cov_norm = WIN * WIN / (WIN * WIN - 1.0)
+    n_out = side - WIN + 1
+    rings = np.empty((1, 2, WIN, side), np.float32)
+    col = np.empty(7 * COL, np.float32)
+    acc = np.empty(8 * ACC, np.float32)
+    mo = np.empty(5 * ACC, np.float32)
+    out = np.empty((5, n_out), np.float32)
+    packed = np.zeros((1, HIST + BINS))
+    bounds = np.array([0, n_out], np.int64)
+
+    def variant(upto: int) -> None:
+        packed[:] = 0.0
+        _drive(x, y, g, upto, c1, c2, cov_norm, rings[0, 0], rings[0, 1], col, acc, mo, out,
+               packed[0])  # fmt: skip
+
+    def entry() -> None:
+        packed[:] = 0.0
+        maps_chunks(x, y, g.astype(np.float64), bounds, c1, c2, cov_norm, True, rings, None,
+                    None, None, packed, 0, 1)  # fmt: skip
+
+    calls = [lambda k=k: variant(k) for k in range(len(STAGES))] + [entry]
+    calls[len(STAGES) - 1]()  # compile / load and warm up, and check the driver
+    driven = packed.copy()
+    entry()
+    if not np.allclose(driven, packed, rtol=1e-12, atol=0):
+        raise AssertionError(
+            "the stage driver's statistics differ from maps_chunks':"
+            f" {driven[0, :HIST]} vs {packed[0, :HIST]}"
+        )
+    for call in calls:
+        call()
+    best = [float("inf")] * len(calls)
+    for _ in range(repeat):
+        for k, call in enumerate(calls):
+            start = time.perf_counter()
+            call()
+            best[k] = min(best[k], time.perf_counter() - start)
+    return best[:-1], best[-1], n_out * n_out
+
+
+def print_table(best: list[float], entry: float, pixels: int) -> None:
+    clock = cpu_clock_ghz()
+    flags = cpu_flags()
+    avx512 = "avx512f" in flags
+    lanes = 16 if avx512 else 8
+    core_peak = 2 * lanes * clock  # GFMA/s of one core: 2 FMA units
+    total_fma = sum(FMA_PER_STAGE.values())
+    print(f"CPU: {cpu_model()}, {os.cpu_count()} cores, clock {clock:.3f} GHz (/proc/cpuinfo)")
+    print(
+        f"flags: avx2={'avx2' in flags} fma={'fma' in flags} avx512f={avx512}"
+        f" -> {32 * lanes}-bit vectors, {lanes} float32 lanes"
+    )
+    print("Arithmetic limit (FMA-equivalents per output pixel, 11x11 Gaussian, five moments):")
+    print(f"  vertical: 3 products (x^2, y^2, xy) + 5 moments x {WIN} taps = {3 + 5 * WIN}")
+    print(f"  horizontal: 5 moments x {WIN} taps = {5 * WIN}")
+    print("  combine: 2 (its divisions and square roots are not FMAs)")
+    print(f"  total: {total_fma} FMA per output pixel")
+    print(
+        f"  peak of one core: 2 FMA units x {lanes} lanes x {clock:.3f} GHz"
+        f" = {core_peak:.1f} GFMA/s"
+        f" -> {total_fma / core_peak:.2f} ns per pixel"
+    )
+    print(
+        f"  peak of the machine: {os.cpu_count()} cores x {core_peak:.1f} ="
+        f" {(os.cpu_count() or 1) * core_peak:.1f} GFMA/s"
+        f" -> {total_fma / ((os.cpu_count() or 1) * core_peak):.2f} ns per pixel"
+    )
+    print(f"\n{pixels} output pixels ({WIN}x{WIN}, sigma {SIGMA}), one thread, best of N")
+    print("| stage | ns per pixel | share | FMA per pixel | fraction of one core's FMA peak |")
+    print("|---|---|---|---|---|")
+    stage_ns = [1e9 * (best[0])] + [1e9 * (best[k] - best[k - 1]) for k in range(1, len(best))]
+    stage_ns = [ns / pixels for ns in stage_ns]
+    total = 1e9 * best[-1] / pixels
+    for name, ns in zip(STAGES, stage_ns, strict=True):
+        fma = FMA_PER_STAGE.get(name)
+        fraction = "-" if fma is None or ns <= 0 else f"{100 * fma / core_peak / ns:.1f} %"
+        print(f"| {name} | {ns:.2f} | {100 * ns / total:.0f} % | {fma or '-'} | {fraction} |")
+    overall = 100 * total_fma / core_peak / total
+    print(f"| all stages | {total:.2f} | 100 % | {total_fma} | {overall:.1f} % |")
+    print(f"| check: maps_chunks (packed statistics) | {1e9 * entry / pixels:.2f} | | | |")
+
+
+# ---------------------------------------------------------------------------
+# Assembly
+
+
+def _recompiled(dispatcher: Any) -> Any:
+    """The dispatcher's function compiled again from its source with its options, no cache."""
+    skip = ("cache", "nopython")
+    options = {k: v for k, v in dispatcher.targetoptions.items() if k not in skip}
+    return numba.njit(**options)(dispatcher.py_func)
+
+
+_INSTRUCTION = re.compile(r"^\s+(v[a-z0-9]+)\s+(.*)$")
+_ARITHMETIC = ("vadd", "vsub", "vmul", "vfm", "vfnm", "vdiv", "vsqrt", "vmin", "vmax")
+KEYS = ("vector loops", "vector type", "fma ymm", "fma zmm", "fma xmm", "fma scalar")
+KEYS += ("packed ymm", "packed zmm", "packed xmm", "scalar", "div/sqrt packed", "div/sqrt scalar")
+KEYS += ("int->fp scalar",)
+
+
+def count_asm(asm: str, llvm: str) -> dict[str, Any]:
+    """Loops LLVM vectorised, FMAs by width, float arithmetic (packed/scalar) by register."""
+    counts: dict[str, Any] = dict.fromkeys(KEYS, 0)
+    counts["vector loops"] = len(re.findall(r"^vector\.body[0-9]*:", llvm, re.M))
+    types = {(int(n), t) for n, t in re.findall(r"<(\d+) x (float|double)>", llvm)}
+    counts["vector type"] = " ".join(f"<{n} x {t}>" for n, t in sorted(types)) or "-"
+    for line in asm.splitlines():
+        match = _INSTRUCTION.match(line)
+        if match is None:
+            continue
+        op, args = match.groups()
+        width = "zmm" if "zmm" in args else "ymm" if "ymm" in args else "xmm"
+        if op.startswith("vcvtsi2"):  # scalar integer -> float (no packed int64 form in AVX2)
+            counts["int->fp scalar"] += 1
+        scalar = op.endswith(("ss", "sd"))
+        packed = op.endswith(("ps", "pd"))
+        if not (scalar or packed) or not op.startswith(_ARITHMETIC):
+            continue
+        if op.startswith(("vfmadd", "vfmsub", "vfnmadd", "vfnmsub")):
+            counts["fma scalar" if scalar else f"fma {width}"] += 1
+        if op.startswith(("vdiv", "vsqrt")):
+            counts["div/sqrt scalar" if scalar else "div/sqrt packed"] += 1
+        counts["scalar" if scalar else f"packed {width}"] += 1
+    return counts
+
+
+def asm_report() -> None:
+    """Compile the routines again (same options, no cache) on real arguments and count."""
+    x, y = make_pair(256)
+    g = gaussian_window(WIN, SIGMA).astype(np.float32)
+    n_out = x.shape[1] - WIN + 1
+    rx = np.zeros((WIN, x.shape[1]), np.float32)
+    ry = np.zeros((WIN, x.shape[1]), np.float32)
+    col = np.zeros(7 * COL, np.float32)
+    acc = np.zeros(8 * ACC, np.float32)
+    mo = np.ones(5 * ACC, np.float32)
+    out = np.empty((5, n_out), np.float32)
+    v = np.zeros((5, x.shape[1]), np.float64)
+    m = np.zeros((5, n_out), np.float64)
+    out[:] = np.linspace(-1, 1, n_out, dtype=np.float32)
+    index = np.empty(n_out, np.int32)
+    c1, c2 = (K1 * DATA_RANGE) ** 2, (K2 * DATA_RANGE) ** 2
+    cases: list[tuple[str, Any, tuple[Any, ...]]] = [
+        ("gaussian.load_row", gaussian.load_row, (x, 0, rx, 0)),
+        ("gaussian._vertical_pass", gaussian._vertical_pass, (rx, ry, g, 0, 0, 100, col)),
+        ("gaussian._horizontal_pass", gaussian._horizontal_pass, (col, g, 90, 1.0, acc, mo)),
+        ("combine.combine_row", combine.combine_row, (mo, 90, c1, c2, True, out, 0)),
+        ("histogram._indices", histogram._indices, (out[0], BINS, index)),
+        ("uniform.swap_row", uniform.swap_row, (x, y, 20, 5, v)),
+        ("uniform._slide_row", uniform._slide_row, (7, v, m)),
+        ("uniform._uniform_moments", uniform._uniform_moments, (m, 0, 90, 1 / 49, 1.0, mo)),
+    ]
+    print(f"\nCompiled routines (numba {numba.__version__}): loops LLVM vectorised")
+    print("('vector.body' blocks of the LLVM IR), vector types, and static counts of the")
+    print("float instructions in the assembly (vector bodies and their scalar remainder loops):")
+    print("| routine | fastmath | " + " | ".join(KEYS) + " |")
+    print("|---|---|" + "---|" * len(KEYS))
+    for name, dispatcher, args in cases:
+        clone = _recompiled(dispatcher)
+        clone(*args)
+        (signature,) = clone.signatures
+        counts = count_asm(clone.inspect_asm(signature), clone.inspect_llvm(signature))
+        fastmath = dispatcher.targetoptions.get("fastmath", False)
+        fm = ",".join(sorted(fastmath)) if isinstance(fastmath, set) else str(bool(fastmath))
+        print(f"| {name} | {fm} | " + " | ".join(str(counts[k]) for k in KEYS) + " |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", type=int, default=2048, help="side of the square pair")
+    parser.add_argument("--repeat", type=int, default=11, help="best of this many rounds")
+    parser.add_argument("--asm", action="store_true", help="also count FMA/vector instructions")
+    args = parser.parse_args()
+    print(f"load average before: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
+    best, entry, pixels = time_stages(args.size, args.repeat)
+    print(f"load average after: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
+    print_table(best, entry, pixels)
+    if args.asm:
+        asm_report()
+
+
+if __name__ == "__main__":
+    main()
