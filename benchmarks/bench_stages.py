@@ -217,7 +217,7 @@ def time_stages(side: int, repeat: int) -> tuple[list[float], float, int]:
     return best[:-1], best[-1], n_out * n_out
 
 
-def print_table(best: list[float], entry: float, pixels: int) -> None:
+def print_table(best: list[float], entry: float, pixels: int, repeat: int) -> None:
     clock = cpu_clock_ghz()
     flags = cpu_flags()
     avx512 = "avx512f" in flags
@@ -244,7 +244,7 @@ def print_table(best: list[float], entry: float, pixels: int) -> None:
         f" {(os.cpu_count() or 1) * core_peak:.1f} GFMA/s"
         f" -> {total_fma / ((os.cpu_count() or 1) * core_peak):.2f} ns per pixel"
     )
-    print(f"\n{pixels} output pixels ({WIN}x{WIN}, sigma {SIGMA}), one thread, best of N")
+    print(f"\n{pixels} output pixels ({WIN}x{WIN}, sigma {SIGMA}), one thread, best of {repeat}")
     print("| stage | ns per pixel | share | FMA per pixel | fraction of one core's FMA peak |")
     print("|---|---|---|---|---|")
     stage_ns = [1e9 * (best[0])] + [1e9 * (best[k] - best[k - 1]) for k in range(1, len(best))]
@@ -353,7 +353,7 @@ def main() -> None:
     print(f"load average before: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
     best, entry, pixels = time_stages(args.size, args.repeat)
     print(f"load average after: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
-    print_table(best, entry, pixels)
+    print_table(best, entry, pixels, args.repeat)
     if args.asm:
         asm_report()
 
