@@ -8,28 +8,16 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from kernel_cases import kernel_params
 
-from pipeline.kernels import block_maps, window_weights
+from pipeline.kernels import block_maps
 from pipeline.kernels.dispatch import resolve_engine
-
-
-def _params(window: str, win_size: int, covariance: str, data_range: float, ndim: int = 2):
-    weights = window_weights(window, win_size, 1.5)
-    n = win_size**ndim
-    return {
-        "window": window,
-        "weights": weights,
-        "c1": (0.01 * data_range) ** 2,
-        "c2": (0.03 * data_range) ** 2,
-        "cov_norm": 1.0 if covariance == "population" else n / (n - 1),
-        "components": True,
-    }
 
 
 def test_auto_uses_reference_for_volumes(rng) -> None:
     x = rng.random((12, 12, 12))
     assert resolve_engine("auto", x, x) == "reference"
-    params = _params("gaussian", 5, "population", 1.0, ndim=3)
+    params = kernel_params("gaussian", 5, "population", 1.0, ndim=3)
     maps = block_maps(x, x, **params)
     assert maps["ssim"].dtype == np.float64
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import scipy.ndimage as ndi
+from kernel_cases import imfilter_then_sample
 
 from pipeline.kernels.downsample import (
     box_downsample,
@@ -20,20 +20,6 @@ from pipeline.kernels.downsample import (
     downsampled_shape,
     wang2009_factor,
 )
-
-
-def _imfilter_then_sample(image: np.ndarray, f: int) -> np.ndarray:
-    """An independent emulation of ``imfilter(img, ones(f)/f^2, 'symmetric', 'same')``
-    followed by ``img(1:f:end, 1:f:end)`` with SciPy.
-
-    MATLAB's 'symmetric' is SciPy's ``mode="reflect"``; MATLAB anchors a size-f kernel
-    at 0-based index (f - 1) // 2, SciPy at f // 2 + origin, hence origin = -1 for even f.
-    (A copy of the helper in tests/tiling/test_downsample.py.)
-    """
-    origin = -1 if f % 2 == 0 else 0
-    kernel = np.full((f,) * image.ndim, 1.0 / f**image.ndim)
-    filtered = ndi.correlate(image, kernel, mode="reflect", origin=origin)
-    return filtered[tuple(slice(None, None, f) for _ in range(image.ndim))]
 
 
 @pytest.mark.parametrize(
@@ -94,7 +80,7 @@ def test_2d_is_separable_by_hand() -> None:
 def test_matches_scipy_emulation_of_imfilter(factor: int, shape: tuple[int, ...]) -> None:
     rng = np.random.default_rng(factor)
     x = rng.uniform(0, 255, shape)
-    np.testing.assert_allclose(box_downsample(x, factor), _imfilter_then_sample(x, factor),
+    np.testing.assert_allclose(box_downsample(x, factor), imfilter_then_sample(x, factor),
                                rtol=0, atol=1e-12)  # fmt: skip
 
 

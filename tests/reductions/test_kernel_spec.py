@@ -12,24 +12,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from kernel_cases import assert_packed_equal, colour_pair, profile_spec
 
 from pipeline.kernels import window_weights
-from pipeline.kernels.statistics import FIELDS
-from pipeline.metrics.profiles import resolve_params
 from pipeline.reductions.kernel_spec import KernelSpec
 from pipeline.reductions.statistics import block_statistics
 
 BINS = 37
 PROFILES = ("wang2004", "skimage")
-
-
-def _colour_pair(rng: np.random.Generator, kind: str, shape: tuple[int, ...]) -> tuple:
-    """A colour pair and its data range (the uint8 kind of tests/kernels/cpu/test_colour.py)."""
-    if kind == "uint8":
-        x = rng.integers(0, 256, shape, dtype=np.uint8)
-        y = np.clip(x + rng.integers(-40, 41, shape), 0, 255).astype(np.uint8)
-        return x, y, 255.0
-    raise AssertionError(kind)
 
 
 def _window_spec(engine: str, color_mode: str, window: str = "gaussian") -> KernelSpec:
@@ -48,51 +38,6 @@ def _window_spec(engine: str, color_mode: str, window: str = "gaussian") -> Kern
     )
 
 
-def _profile_spec(profile: str, data_range: float, threads: int | None = 1) -> KernelSpec:
-    _, params = resolve_params(profile)
-    args = params.kernel_args(data_range, 2)
-    return KernelSpec(
-        window=args["window"],
-        weights=tuple(float(w) for w in args["weights"]),
-        c1=args["c1"],
-        c2=args["c2"],
-        cov_norm=args["cov_norm"],
-        depth=params.win_size // 2,
-        engine="auto",
-        color_mode="channels",
-        device="cpu",
-        kernel_threads=threads,
-    )
-
-
-def _assert_packed_equal(packed: np.ndarray, expected: np.ndarray) -> None:
-    """Packed rows of region ``all``: counts and histogram exact, the rest to rounding."""
-    count, m2 = FIELDS.index("count"), FIELDS.index("m2")
-    hist = len(FIELDS)
-    assert packed.shape == expected.shape
-    np.testing.assert_array_equal(packed[..., count], expected[..., count])
-    np.testing.assert_array_equal(packed[..., hist:], expected[..., hist:])
-    others = [k for k in range(hist) if k not in (count, m2)]
-    np.testing.assert_allclose(packed[..., others], expected[..., others], rtol=1e-12, atol=0)
-    np.testing.assert_allclose(packed[..., m2], expected[..., m2], rtol=1e-9, atol=1e-300)
-
-
-def _assert_packed_equal_extremes_exact(packed: np.ndarray, expected: np.ndarray) -> None:
-    """As :func:`_assert_packed_equal`, and min and max exact too (the colour kernel)."""
-    count, m2 = FIELDS.index("count"), FIELDS.index("m2")
-    hist = len(FIELDS)
-    assert packed.shape == expected.shape
-    np.testing.assert_array_equal(packed[..., count], expected[..., count])
-    for name in ("min", "max"):
-        np.testing.assert_array_equal(
-            packed[..., FIELDS.index(name)], expected[..., FIELDS.index(name)]
-        )
-    np.testing.assert_array_equal(packed[..., hist:], expected[..., hist:])
-    others = [k for k in range(hist) if k not in (count, m2)]
-    np.testing.assert_allclose(packed[..., others], expected[..., others], rtol=1e-12, atol=0)
-    np.testing.assert_allclose(packed[..., m2], expected[..., m2], rtol=1e-9, atol=1e-300)
-
-
 @pytest.mark.parametrize("window", ["gaussian", "uniform"])
 @pytest.mark.parametrize(("color_mode", "channels"), [("channels", 1), ("luma", 3)])
 def test_engine_whole_statistics_match_maps_path(rng, window, color_mode, channels) -> None:
@@ -103,7 +48,7 @@ def test_engine_whole_statistics_match_maps_path(rng, window, color_mode, channe
     spec = _window_spec("auto", color_mode, window)
     whole = spec.whole_statistics(x, y, 20)
     assert whole is not None
-    _assert_packed_equal(whole, block_statistics(spec.maps(x, y), None, 1, 20))
+    assert_packed_equal(whole, block_statistics(spec.maps(x, y), None, 1, 20))
 
 
 def test_engine_whole_statistics_declines_other_paths(rng) -> None:
@@ -125,8 +70,10 @@ def test_engine_whole_statistics_declines_other_paths(rng) -> None:
 @pytest.mark.parametrize("profile", PROFILES)
 @pytest.mark.parametrize("threads", [1, None])
 def test_engine_whole_statistics_for_colour(rng, profile, threads) -> None:
-    x, y, data_range = _colour_pair(rng, "uint8", (3, 60, 45, 3))
-    spec = _profile_spec(profile, data_range, threads)
+    x, y, data_range = colour_pair(rng, "uint8", (3, 60, 45, 3))
+    spec = profile_spec(profile, data_range, threads)
     whole = spec.whole_statistics(x, y, BINS)
     assert whole is not None
-    _assert_packed_equal_extremes_exact(whole, block_statistics(spec.maps(x, y), None, 1, BINS))
+    assert_packed_equal(
+        whole, block_statistics(spec.maps(x, y), None, 1, BINS), extremes_exact=True
+    )

@@ -13,9 +13,9 @@ from __future__ import annotations
 import dask.array as da
 import numpy as np
 import pytest
-import scipy.ndimage as ndi
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from kernel_cases import imfilter_then_sample
 from skimage.metrics import structural_similarity
 
 import pipeline as sp
@@ -26,28 +26,14 @@ from pipeline.tiling.downsample import align_chunks, downsample_array
 SKIMAGE_WANG2004 = {"gaussian_weights": True, "sigma": 1.5, "use_sample_covariance": False}
 
 
-def _imfilter_then_sample(image: np.ndarray, f: int) -> np.ndarray:
-    """An independent emulation of ``imfilter(img, ones(f)/f^2, 'symmetric', 'same')``
-    followed by ``img(1:f:end, 1:f:end)`` with SciPy.
-
-    MATLAB's 'symmetric' is SciPy's ``mode="reflect"``; MATLAB anchors a size-f kernel
-    at 0-based index (f - 1) // 2, SciPy at f // 2 + origin, hence origin = -1 for even f.
-    (A copy of the helper in tests/kernels/test_downsample.py.)
-    """
-    origin = -1 if f % 2 == 0 else 0
-    kernel = np.full((f,) * image.ndim, 1.0 / f**image.ndim)
-    filtered = ndi.correlate(image, kernel, mode="reflect", origin=origin)
-    return filtered[tuple(slice(None, None, f) for _ in range(image.ndim))]
-
-
 @pytest.mark.parametrize(("side", "factor"), [(300, 1), (400, 2), (640, 3)])
 def test_wang2009_score_is_wang2004_on_the_reduced_images(side: int, factor: int) -> None:
     rng = np.random.default_rng(side)
     x = rng.integers(0, 256, (side, side + 7), dtype=np.uint8)
     y = np.clip(x + rng.normal(0, 20, x.shape), 0, 255).astype(np.uint8)
     got = sp.ssim(x, y, profile="wang2009")
-    xs = _imfilter_then_sample(x.astype(np.float64), factor)
-    ys = _imfilter_then_sample(y.astype(np.float64), factor)
+    xs = imfilter_then_sample(x.astype(np.float64), factor)
+    ys = imfilter_then_sample(y.astype(np.float64), factor)
     assert xs.shape == downsampled_shape(x.shape, factor)
     expected = structural_similarity(xs, ys, data_range=255, **SKIMAGE_WANG2004)
     assert got == pytest.approx(expected, abs=1e-6)

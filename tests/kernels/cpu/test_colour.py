@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from kernel_cases import assert_packed_equal, colour_pair, profile_spec
 
 import pipeline as sp
 from pipeline.kernels.cpu.colour import fused_colour_packed_stats
@@ -30,44 +31,6 @@ from pipeline.reductions.statistics import block_statistics, finalize_statistics
 TOLERANCE = 1e-5
 BINS = 37
 PROFILES = ("wang2004", "skimage")
-
-
-def _colour_pair(rng: np.random.Generator, kind: str, shape: tuple[int, ...]) -> tuple:
-    """A colour pair and its data range; 'far' kinds sit where float32 moments cancel."""
-    if kind == "uint8":
-        x = rng.integers(0, 256, shape, dtype=np.uint8)
-        y = np.clip(x + rng.integers(-40, 41, shape), 0, 255).astype(np.uint8)
-        return x, y, 255.0
-    if kind == "uint16":
-        x = (60000 + rng.integers(-50, 51, shape)).astype(np.uint16)
-        y = (x.astype(np.int64) + rng.integers(-20, 21, shape)).astype(np.uint16)
-        x[: shape[0] // 4, ..., shape[-1] // 2] = 100  # an edge from ~0 to ~60000 in one channel
-        return x, y, 65535.0
-    if kind == "float32":
-        x = rng.random(shape, dtype=np.float32)
-        y = np.clip(x + rng.normal(0, 0.1, shape).astype(np.float32), 0, 1)
-        return x, y, 1.0
-    if kind == "float64":
-        x = 1000.0 + rng.random(shape)
-        return x, x + rng.normal(0, 0.05, shape), 1.0
-    raise AssertionError(kind)
-
-
-def _spec(profile: str, data_range: float, threads: int | None = 1) -> KernelSpec:
-    _, params = resolve_params(profile)
-    args = params.kernel_args(data_range, 2)
-    return KernelSpec(
-        window=args["window"],
-        weights=tuple(float(w) for w in args["weights"]),
-        c1=args["c1"],
-        c2=args["c2"],
-        cov_norm=args["cov_norm"],
-        depth=params.win_size // 2,
-        engine="auto",
-        color_mode="channels",
-        device="cpu",
-        kernel_threads=threads,
-    )
 
 
 def _packed(x: np.ndarray, y: np.ndarray, spec: KernelSpec, threads: int | None) -> np.ndarray:
@@ -89,21 +52,6 @@ def _maps_path(x: np.ndarray, y: np.ndarray, spec: KernelSpec) -> np.ndarray:
     return block_statistics(spec.maps(x[None], y[None]), None, 1, BINS)[0, 0]
 
 
-def _assert_packed_equal(packed: np.ndarray, expected: np.ndarray) -> None:
-    count, m2 = FIELDS.index("count"), FIELDS.index("m2")
-    hist = len(FIELDS)
-    assert packed.shape == expected.shape
-    np.testing.assert_array_equal(packed[..., count], expected[..., count])
-    for name in ("min", "max"):
-        np.testing.assert_array_equal(
-            packed[..., FIELDS.index(name)], expected[..., FIELDS.index(name)]
-        )
-    np.testing.assert_array_equal(packed[..., hist:], expected[..., hist:])
-    others = [k for k in range(hist) if k not in (count, m2)]
-    np.testing.assert_allclose(packed[..., others], expected[..., others], rtol=1e-12, atol=0)
-    np.testing.assert_allclose(packed[..., m2], expected[..., m2], rtol=1e-9, atol=1e-300)
-
-
 def _shapes(profile: str) -> list[tuple[int, int]]:
     # Barely larger than the window (one valid row or column), odd sides, tall and wide.
     w = resolve_params(profile)[1].win_size
@@ -114,9 +62,9 @@ def _shapes(profile: str) -> list[tuple[int, int]]:
 @pytest.mark.parametrize("profile", PROFILES)
 def test_matches_maps_path(rng, kind, profile) -> None:
     for shape in _shapes(profile):
-        x, y, data_range = _colour_pair(rng, kind, (*shape, 3))
-        spec = _spec(profile, data_range)
-        _assert_packed_equal(_packed(x, y, spec, 1), _maps_path(x, y, spec))
+        x, y, data_range = colour_pair(rng, kind, (*shape, 3))
+        spec = profile_spec(profile, data_range)
+        assert_packed_equal(_packed(x, y, spec, 1), _maps_path(x, y, spec), extremes_exact=True)
 
 
 @pytest.mark.parametrize("kind", ["uint8", "float64"])
@@ -124,10 +72,12 @@ def test_matches_maps_path(rng, kind, profile) -> None:
 def test_thread_counts_match_maps_path(rng, kind, profile) -> None:
     # Large enough for parallel row chunks and, single-threaded, for the uniform
     # path's running sums to restart (every 256 rows): the maps path does the same.
-    x, y, data_range = _colour_pair(rng, kind, (300, 217, 3))
+    x, y, data_range = colour_pair(rng, kind, (300, 217, 3))
     for threads in (1, 2, None):
-        spec = _spec(profile, data_range, threads)
-        _assert_packed_equal(_packed(x, y, spec, threads), _maps_path(x, y, spec))
+        spec = profile_spec(profile, data_range, threads)
+        assert_packed_equal(
+            _packed(x, y, spec, threads), _maps_path(x, y, spec), extremes_exact=True
+        )
 
 
 @pytest.mark.parametrize("kind", ["uint8", "uint16", "float32", "float64"])
@@ -135,9 +85,9 @@ def test_thread_counts_match_maps_path(rng, kind, profile) -> None:
 def test_one_channel_is_the_grey_kernel_bit_for_bit(rng, kind, profile) -> None:
     # One channel takes no average: each row must be the grey kernel's own row, so the
     # packed statistics are identical to fused_packed_stats', not merely close.
-    x, y, data_range = _colour_pair(rng, kind, (300, 77, 1))
+    x, y, data_range = colour_pair(rng, kind, (300, 77, 1))
     for threads in (1, 2):
-        spec = _spec(profile, data_range, threads)
+        spec = profile_spec(profile, data_range, threads)
         grey = fused_packed_stats(
             x[..., 0],
             y[..., 0],
@@ -154,9 +104,9 @@ def test_one_channel_is_the_grey_kernel_bit_for_bit(rng, kind, profile) -> None:
 
 @pytest.mark.parametrize("channels", [1, 2, 4])
 def test_any_channel_count(rng, channels) -> None:
-    x, y, data_range = _colour_pair(rng, "uint8", (30, 41, channels))
-    spec = _spec("wang2004", data_range)
-    _assert_packed_equal(_packed(x, y, spec, 1), _maps_path(x, y, spec))
+    x, y, data_range = colour_pair(rng, "uint8", (30, 41, channels))
+    spec = profile_spec("wang2004", data_range)
+    assert_packed_equal(_packed(x, y, spec, 1), _maps_path(x, y, spec), extremes_exact=True)
 
 
 @pytest.mark.parametrize("kind", ["uint8", "uint16", "float32", "float64"])
@@ -164,8 +114,8 @@ def test_any_channel_count(rng, channels) -> None:
 @pytest.mark.parametrize("shape", [(11, 11), (12, 13), (48, 71)])
 def test_matches_float64_reference(rng, kind, profile, shape) -> None:
     # The per-pixel channel mean of the reference engine's float64 maps.
-    x, y, data_range = _colour_pair(rng, kind, (*shape, 3))
-    spec = _spec(profile, data_range)
+    x, y, data_range = colour_pair(rng, kind, (*shape, 3))
+    spec = profile_spec(profile, data_range)
     stats = finalize_statistics(_packed(x, y, spec, 1))
     score, maps = sp.ssim(
         x, y, data_range=data_range, profile=profile, channel_axis=-1, engine="reference", full=True
@@ -184,8 +134,8 @@ def test_matches_float64_reference(rng, kind, profile, shape) -> None:
 
 
 def test_identical_images(rng) -> None:
-    x, _, data_range = _colour_pair(rng, "uint8", (40, 52, 3))
-    packed = _packed(x, x, _spec("wang2004", data_range), 1)
+    x, _, data_range = colour_pair(rng, "uint8", (40, 52, 3))
+    packed = _packed(x, x, profile_spec("wang2004", data_range), 1)
     n = 30 * 42
     assert packed[FIELDS.index("count")] == n
     assert packed[FIELDS.index("sum")] == n
@@ -196,15 +146,15 @@ def test_identical_images(rng) -> None:
 
 def test_other_and_mixed_dtypes(rng) -> None:
     # Cast like fused_maps: other dtypes to float64, mixed dtypes to their common type.
-    x, y, data_range = _colour_pair(rng, "uint8", (25, 31, 3))
-    spec = _spec("wang2004", data_range)
+    x, y, data_range = colour_pair(rng, "uint8", (25, 31, 3))
+    spec = profile_spec("wang2004", data_range)
     for a, b in ((x.astype(np.int16), y.astype(np.int16)), (x, y.astype(np.uint16))):
-        _assert_packed_equal(_packed(a, b, spec, 1), _maps_path(a, b, spec))
+        assert_packed_equal(_packed(a, b, spec, 1), _maps_path(a, b, spec), extremes_exact=True)
 
 
 def test_evaluate_colour_region_all_unchanged(rng) -> None:
     # Region "all" alone takes the fused colour kernel; with tiles the maps path runs.
-    x, y, _ = _colour_pair(rng, "uint8", (4, 70, 90, 3))
+    x, y, _ = colour_pair(rng, "uint8", (4, 70, 90, 3))
     fused = sp.evaluate(x, y, channel_axis=-1)
     maps = sp.evaluate(x, y, channel_axis=-1, regions="2x2").sel(region=["all"])
     for name in ("ssim", "luminance", "contrast", "structure", "ssim_std", "ssim_min", "ssim_max"):
@@ -217,8 +167,8 @@ def test_evaluate_colour_region_all_unchanged(rng) -> None:
 
 @pytest.mark.parametrize("bins", [0, -3, 2.5, True])
 def test_bins_error(rng, bins) -> None:
-    x, y, data_range = _colour_pair(rng, "uint8", (20, 20, 3))
-    spec = _spec("wang2004", data_range)
+    x, y, data_range = colour_pair(rng, "uint8", (20, 20, 3))
+    spec = profile_spec("wang2004", data_range)
     with pytest.raises(ValueError, match=r"bins must be a positive integer \(got"):
         fused_colour_packed_stats(
             x, y, weights=np.asarray(spec.weights), uniform=False, c1=1.0, c2=1.0, bins=bins
@@ -234,7 +184,7 @@ def test_bins_error(rng, bins) -> None:
     ],
 )
 def test_shape_errors(x_shape, y_shape, match) -> None:
-    spec = _spec("wang2004", 255.0)
+    spec = profile_spec("wang2004", 255.0)
     with pytest.raises(ValueError, match=match):
         fused_colour_packed_stats(
             np.zeros(x_shape, np.uint8),

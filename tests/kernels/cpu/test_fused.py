@@ -23,6 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
+from kernel_cases import assert_packed_equal, kernel_params
 from skimage import data
 
 import pipeline as sp
@@ -36,19 +37,6 @@ from pipeline.kernels.statistics import FIELDS
 from pipeline.reductions.statistics import block_statistics
 
 TOLERANCE = 1e-5
-
-
-def _params(window: str, win_size: int, covariance: str, data_range: float, ndim: int = 2):
-    weights = window_weights(window, win_size, 1.5)
-    n = win_size**ndim
-    return {
-        "window": window,
-        "weights": weights,
-        "c1": (0.01 * data_range) ** 2,
-        "c2": (0.03 * data_range) ** 2,
-        "cov_norm": 1.0 if covariance == "population" else n / (n - 1),
-        "components": True,
-    }
 
 
 def _assert_close(fused: dict, reference: dict) -> None:
@@ -102,7 +90,7 @@ def _pair(rng: np.random.Generator, kind: str, shape: tuple[int, int]) -> tuple:
 )
 def test_fused_matches_reference(rng, kind, window, win_size, covariance) -> None:
     x, y, data_range = _pair(rng, kind, (67, 81))
-    params = _params(window, win_size, covariance, data_range)
+    params = kernel_params(window, win_size, covariance, data_range)
     reference = block_maps(x, y, engine="reference", **params)
     fused = block_maps(x, y, engine="fused", **params)
     assert fused["ssim"].dtype == np.float32
@@ -115,7 +103,7 @@ def test_fused_matches_reference(rng, kind, window, win_size, covariance) -> Non
 def test_odd_shapes(rng, shape, window) -> None:
     # Barely larger than the window, a one-row or one-column valid region.
     x, y, data_range = _pair(rng, "uint8", shape)
-    params = _params(window, 11, "population", data_range)
+    params = kernel_params(window, 11, "population", data_range)
     reference = block_maps(x, y, engine="reference", **params)
     for threads in (None, 1):
         fused = block_maps(x, y, engine="fused", threads=threads, **params)
@@ -126,7 +114,7 @@ def test_odd_shapes(rng, shape, window) -> None:
 @pytest.mark.parametrize("window", ["gaussian", "uniform"])
 def test_components_multiply_to_ssim(rng, window) -> None:
     x, y, data_range = _pair(rng, "uint8", (64, 64))
-    maps = block_maps(x, y, engine="fused", **_params(window, 7, "population", data_range))
+    maps = block_maps(x, y, engine="fused", **kernel_params(window, 7, "population", data_range))
     product = maps["luminance"] * maps["contrast"] * maps["structure"]
     np.testing.assert_allclose(product, maps["ssim"], atol=TOLERANCE)
     np.testing.assert_allclose(maps["luminance"] * maps["cs"], maps["ssim"], atol=TOLERANCE)
@@ -134,7 +122,7 @@ def test_components_multiply_to_ssim(rng, window) -> None:
 
 def test_without_components_returns_ssim_and_cs_only(rng) -> None:
     x, y, data_range = _pair(rng, "uint8", (40, 50))
-    params = {**_params("gaussian", 11, "population", data_range), "components": False}
+    params = {**kernel_params("gaussian", 11, "population", data_range), "components": False}
     fused = block_maps(x, y, engine="fused", **params)
     assert set(fused) == {"ssim", "cs"}
     _assert_close(fused, block_maps(x, y, engine="reference", **params))
@@ -142,7 +130,9 @@ def test_without_components_returns_ssim_and_cs_only(rng) -> None:
 
 def test_identity_is_one(rng) -> None:
     x, _, data_range = _pair(rng, "uint16-far", (50, 50))
-    maps = block_maps(x, x, engine="fused", **_params("gaussian", 11, "population", data_range))
+    maps = block_maps(
+        x, x, engine="fused", **kernel_params("gaussian", 11, "population", data_range)
+    )
     np.testing.assert_allclose(maps["ssim"], 1.0, atol=TOLERANCE)
 
 
@@ -150,7 +140,7 @@ def test_identity_is_one(rng) -> None:
 def test_other_integer_dtypes_are_cast(rng, dtype) -> None:
     x = rng.integers(0, 1000, (40, 45)).astype(dtype)
     y = (x + rng.integers(0, 50, x.shape)).astype(dtype)
-    params = _params("uniform", 7, "sample", 1000.0)
+    params = kernel_params("uniform", 7, "sample", 1000.0)
     _assert_close(
         block_maps(x, y, engine="fused", **params), block_maps(x, y, engine="reference", **params)
     )
@@ -159,7 +149,7 @@ def test_other_integer_dtypes_are_cast(rng, dtype) -> None:
 def test_mixed_dtypes(rng) -> None:
     x = rng.integers(0, 256, (40, 45), dtype=np.uint8)
     y = x.astype(np.uint16) + 3
-    params = _params("gaussian", 11, "population", 255.0)
+    params = kernel_params("gaussian", 11, "population", 255.0)
     _assert_close(
         block_maps(x, y, engine="fused", **params), block_maps(x, y, engine="reference", **params)
     )
@@ -168,7 +158,7 @@ def test_mixed_dtypes(rng) -> None:
 @pytest.mark.parametrize("window", ["gaussian", "uniform"])
 def test_thread_counts_agree(rng, window) -> None:
     x, y, data_range = _pair(rng, "float32", (203, 97))
-    params = _params(window, 7, "population", data_range)
+    params = kernel_params(window, 7, "population", data_range)
     serial = block_maps(x, y, engine="fused", threads=1, **params)
     for threads in (None, 2):
         parallel = block_maps(x, y, engine="fused", threads=threads, **params)
@@ -180,7 +170,7 @@ def test_concurrent_calls_from_threads(rng) -> None:
     # Dask runs blocks on many worker threads at once: serial kernels must be
     # re-entrant, and parallel launches from several threads must not abort.
     pairs = [_pair(rng, "uint8", (160, 150)) for _ in range(6)]  # above the parallel threshold
-    params = _params("gaussian", 11, "population", 255.0)
+    params = kernel_params("gaussian", 11, "population", 255.0)
     expected = [block_maps(x, y, engine="reference", **params) for x, y, _ in pairs]
     for threads in (1, None):
 
@@ -198,25 +188,13 @@ def test_concurrent_calls_from_threads(rng) -> None:
 def test_score_is_the_mean_of_the_map(rng, window, threads) -> None:
     # 300 x 260: large enough for the parallel kernel (several row chunks).
     x, y, data_range = _pair(rng, "uint8", (300, 260))
-    params = _params(window, 7, "sample", data_range)
+    params = kernel_params(window, 7, "sample", data_range)
     del params["window"], params["components"]
     maps = fused_maps(x, y, uniform=window == "uniform", threads=threads, **params)
     score = fused_score(x, y, uniform=window == "uniform", threads=threads, **params)
     np.testing.assert_allclose(score, maps["ssim"].astype(np.float64).mean(), rtol=1e-12)
     # A reordered float64 sum of ones is still exact.
     assert fused_score(x, x, uniform=window == "uniform", threads=threads, **params) == 1.0
-
-
-def _assert_packed_equal(packed: np.ndarray, expected: np.ndarray) -> None:
-    """Packed rows of region ``all``: counts and histogram exact, the rest to rounding."""
-    count, m2 = FIELDS.index("count"), FIELDS.index("m2")
-    hist = len(FIELDS)
-    assert packed.shape == expected.shape
-    np.testing.assert_array_equal(packed[..., count], expected[..., count])
-    np.testing.assert_array_equal(packed[..., hist:], expected[..., hist:])
-    others = [k for k in range(hist) if k not in (count, m2)]
-    np.testing.assert_allclose(packed[..., others], expected[..., others], rtol=1e-12, atol=0)
-    np.testing.assert_allclose(packed[..., m2], expected[..., m2], rtol=1e-9, atol=1e-300)
 
 
 @pytest.mark.parametrize("kind", ["uint8", "uint16-far", "float64-far", "uint8-flat-bright"])
@@ -226,14 +204,14 @@ def test_packed_stats_match_block_statistics(rng, kind, window, shape) -> None:
     # The fused row-by-row reduction (Chan-merged M2) against the two-pass
     # block_statistics of the same kernel's float32 maps.
     x, y, data_range = _pair(rng, kind, shape)
-    params = _params(window, 11, "sample", data_range)
+    params = kernel_params(window, 11, "sample", data_range)
     del params["window"], params["components"]
     uniform = window == "uniform"
     for threads in (1, 2, None):
         maps = fused_maps(x, y, uniform=uniform, threads=threads, **params)
         expected = block_statistics({k: v[None] for k, v in maps.items()}, None, 1, 37)[0, 0]
         packed = fused_packed_stats(x, y, uniform=uniform, bins=37, threads=threads, **params)
-        _assert_packed_equal(packed, expected)
+        assert_packed_equal(packed, expected)
         ssim_map = maps["ssim"].astype(np.float64)
         two_pass = ((ssim_map - ssim_map.mean()) ** 2).sum()
         np.testing.assert_allclose(packed[FIELDS.index("m2")], two_pass, rtol=1e-9)
@@ -241,7 +219,7 @@ def test_packed_stats_match_block_statistics(rng, kind, window, shape) -> None:
 
 def test_packed_stats_of_identical_images(rng) -> None:
     x, _, data_range = _pair(rng, "uint8", (64, 80))
-    params = _params("gaussian", 11, "population", data_range)
+    params = kernel_params("gaussian", 11, "population", data_range)
     del params["window"], params["components"]
     packed = fused_packed_stats(x, x, uniform=False, bins=10, threads=1, **params)
     n = 54 * 70
@@ -255,7 +233,7 @@ def test_packed_stats_of_identical_images(rng) -> None:
 @pytest.mark.parametrize("bins", [0, -3, 2.5, True])
 def test_packed_stats_bins_error(rng, bins) -> None:
     x, y, data_range = _pair(rng, "uint8", (32, 32))
-    params = _params("gaussian", 7, "population", data_range)
+    params = kernel_params("gaussian", 7, "population", data_range)
     del params["window"], params["components"]
     with pytest.raises(ValueError, match=r"bins must be a positive integer \(got"):
         fused_packed_stats(x, y, uniform=False, bins=bins, **params)
@@ -296,7 +274,9 @@ def test_colour_photograph_through_ssim() -> None:
 def test_threads_errors(rng, threads, error, match) -> None:
     x, y, _ = _pair(rng, "uint8", (20, 20))
     with pytest.raises(error, match=match):
-        block_maps(x, y, engine="fused", threads=threads, **_params("gaussian", 7, "sample", 255))
+        block_maps(
+            x, y, engine="fused", threads=threads, **kernel_params("gaussian", 7, "sample", 255)
+        )
 
 
 def test_shape_errors(rng) -> None:
@@ -358,7 +338,7 @@ def test_adversarial_precision(rng, kind, window, win_size, covariance) -> None:
     # centre sample; these pairs are where plain float32 E[x^2] - mu^2 misses
     # 1e-5 by 10-60x (benchmarks/README-kernels.md, precision table).
     x, y, data_range = _adversarial_pair(rng, kind, (70, 90))
-    params = _params(window, win_size, covariance, data_range)
+    params = kernel_params(window, win_size, covariance, data_range)
     _assert_close(
         block_maps(x, y, engine="fused", **params), block_maps(x, y, engine="reference", **params)
     )
@@ -368,7 +348,7 @@ def test_adversarial_precision(rng, kind, window, win_size, covariance) -> None:
 @pytest.mark.parametrize("window", ["gaussian", "uniform"])
 def test_identity_and_symmetry_are_exact(rng, kind, window) -> None:
     x, y, data_range = _adversarial_pair(rng, kind, (40, 300))
-    params = _params(window, 11, "population", data_range)
+    params = kernel_params(window, 11, "population", data_range)
     identity = block_maps(x, x, engine="fused", **params)
     for name in ("ssim", "cs", "luminance"):
         assert (identity[name] == 1).all(), name

@@ -9,27 +9,16 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from kernel_cases import kernel_params
 from skimage import data
 
 import pipeline as sp
-from pipeline.kernels import MAP_NAMES, block_maps, window_weights
+from pipeline.kernels import MAP_NAMES, block_maps
 from pipeline.kernels.gpu.maps import gpu_maps
 
 pytestmark = pytest.mark.gpu
 
 TOLERANCE = 1e-5
-
-
-def _params(window: str, win_size: int, covariance: str, data_range: float) -> dict:
-    n = win_size**2
-    return {
-        "window": window,
-        "weights": window_weights(window, win_size, 1.5),
-        "c1": (0.01 * data_range) ** 2,
-        "c2": (0.03 * data_range) ** 2,
-        "cov_norm": 1.0 if covariance == "population" else n / (n - 1),
-        "components": True,
-    }
 
 
 def _pair(rng: np.random.Generator, kind: str, shape: tuple[int, int]) -> tuple:
@@ -54,7 +43,7 @@ def test_gpu_matches_cpu_paths(rng, kind, window, win_size, covariance) -> None:
     import cupy
 
     x, y, data_range = _pair(rng, kind, (131, 97))
-    params = _params(window, win_size, covariance, data_range)
+    params = kernel_params(window, win_size, covariance, data_range)
     on_device = block_maps(cupy.asarray(x), cupy.asarray(y), engine="gpu", **params)
     reference = block_maps(x, y, engine="reference", **params)
     fused = block_maps(x, y, engine="fused", **params)
@@ -76,7 +65,7 @@ def test_each_gpu_implementation_matches_reference(rng, implementation, kind, wi
 
     # 300 x 200: several thread-block tiles in each direction, ragged at both edges.
     x, y, data_range = _pair(rng, kind, (300, 200))
-    params = _params(window, win_size, "sample", data_range)
+    params = kernel_params(window, win_size, "sample", data_range)
     del params["window"]
     on_device = gpu_maps(
         cupy.asarray(x),
@@ -94,7 +83,7 @@ def test_fused_gpu_kernel_refuses_too_wide_a_window(rng) -> None:
     import cupy
 
     x = cupy.asarray(rng.random((64, 64)))
-    params = _params("gaussian", 33, "population", 1.0)
+    params = kernel_params("gaussian", 33, "population", 1.0)
     del params["window"]
     with pytest.raises(ValueError, match="at most 31 taps"):
         gpu_maps(x, x, uniform=False, implementation="fused", **params)
