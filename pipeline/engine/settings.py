@@ -47,6 +47,11 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from pipeline.inputs.options import (
+    DEFAULT_MAX_IMAGE_PIXELS,
+    DEFAULT_MAX_INPUT_ELEMENTS,
+    InputOptions,
+)
 from pipeline.reductions.region_spec import (
     REGION_PATTERN,
     REGION_SPEC_HELP,
@@ -57,7 +62,6 @@ from pipeline.reductions.region_spec import (
 if TYPE_CHECKING:
     import yaml
 
-    from pipeline.inputs.sources import InputOptions
 
 __all__ = [
     "COLOR_MODES",
@@ -124,10 +128,6 @@ LOCAL_SCHEDULERS = ("threads", "synchronous", "processes", "default")
 SCHEDULERS = LOCAL_SCHEDULERS
 NAMED_SCHEDULERS = (*LOCAL_SCHEDULERS, "local", "slurm", "pbs", "cuda")
 
-# Pillow raises DecompressionBombError beyond twice its MAX_IMAGE_PIXELS (89,478,485).
-DEFAULT_MAX_IMAGE_PIXELS = 2 * 89_478_485
-# A Zarr input larger than this many elements (2**40, a 1 TB uint8 stack) is refused.
-DEFAULT_MAX_INPUT_ELEMENTS = 2**40
 
 # Flat shorthands for fields of the ``cluster:`` section (older configurations, the CLI's
 # --scheduler and --performance-report): ``scheduler: local`` is ``cluster: {scheduler: local}``.
@@ -878,8 +878,6 @@ class RunConfig(BaseModel):
 
     def input_options(self) -> InputOptions:
         """The settings that say how inputs are read (:func:`pipeline.inputs.opening.open_pair`)."""
-        from pipeline.inputs.sources import InputOptions
-
         return InputOptions(
             missing_chunks=self.missing_chunks,
             max_image_pixels=self.max_image_pixels,

@@ -60,13 +60,10 @@ import numpy as np
 from dask.base import tokenize
 
 from pipeline.inputs.images import FileStamp, decode_batch, display_path
+from pipeline.inputs.options import DEFAULT_MAX_IMAGE_PIXELS, InputOptions
 from pipeline.inputs.pairing import PairingPlan, pair_folders
 from pipeline.inputs.shared_reads import SlotSpace, read_part, shared_reads
-from pipeline.inputs.sources import (
-    DEFAULT_MAX_IMAGE_PIXELS,
-    InputOptions,
-    SourcePair,
-)
+from pipeline.inputs.sources import SourcePair
 from pipeline.results.schema import (
     AMBIGUOUS,
     SKIPPED_FILES,

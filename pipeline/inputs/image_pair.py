@@ -18,8 +18,9 @@ import numpy as np
 
 from pipeline.inputs.folders import folder_source
 from pipeline.inputs.images import IMAGE_EXTENSIONS, ImageDecodeError, read_header
+from pipeline.inputs.options import InputOptions
 from pipeline.inputs.pairing import FailedPair, ImagePair, PairingPlan, SizeGroup
-from pipeline.inputs.sources import InputOptions, SourcePair
+from pipeline.inputs.sources import SourcePair
 
 __all__ = ["is_image_file_path", "open_file_pair"]
 

@@ -29,7 +29,7 @@ decoded arrays:
   generated files rarely carry the tag: rotating one side only would compare a
   rotated reference with an unrotated output.
 * **Size.** A file that declares more than ``max_image_pixels`` pixels
-  (default :data:`pipeline.inputs.sources.DEFAULT_MAX_IMAGE_PIXELS`, 178,956,970, the
+  (default :data:`pipeline.inputs.options.DEFAULT_MAX_IMAGE_PIXELS`, 178,956,970, the
   bound Pillow itself refuses beyond) is refused from its header, before any
   pixel memory is allocated, in every format. Files are read through the open
   file, never whole: a decoder reads what its format needs.
@@ -84,7 +84,7 @@ from pipeline.inputs.formats import (
     read_head,
     tiff_header,
 )
-from pipeline.inputs.sources import DEFAULT_MAX_IMAGE_PIXELS
+from pipeline.inputs.options import DEFAULT_MAX_IMAGE_PIXELS
 
 __all__ = [
     "ALPHA_RULES",

@@ -16,9 +16,8 @@ import numpy as np
 from pipeline.inputs.folders import open_folder_pair
 from pipeline.inputs.image_pair import open_file_pair
 from pipeline.inputs.ingest import ingest_slots, open_ingest_pair
+from pipeline.inputs.options import InputOptions
 from pipeline.inputs.sources import (
-    MISSING_CHUNK_POLICIES,
-    InputOptions,
     SourcePair,
     join_statuses,
     native_chunks,
@@ -80,11 +79,6 @@ def open_pair(
         A path that does not exist.
     """
     options = InputOptions() if options is None else options
-    if options.missing_chunks not in MISSING_CHUNK_POLICIES:
-        raise ValueError(
-            f"missing_chunks must be one of {', '.join(MISSING_CHUNK_POLICIES)} "
-            f"(got {options.missing_chunks!r})"
-        )
     for opener in _pair_openers():
         pair = opener(reference, generated, channel_axis, options)
         if pair is not None:

@@ -61,7 +61,7 @@ from pipeline.inputs.images import (
     display_path,
     inspect_image,
 )
-from pipeline.inputs.sources import DEFAULT_MAX_IMAGE_PIXELS
+from pipeline.inputs.options import DEFAULT_MAX_IMAGE_PIXELS
 
 __all__ = [
     "AmbiguousStem",

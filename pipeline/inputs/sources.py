@@ -49,17 +49,14 @@ import numpy as np
 import zarr
 
 from pipeline.inputs.files import is_transient_status
+from pipeline.inputs.options import InputOptions
 from pipeline.inputs.zarr_checked import array_location, dask_from_zarr_checked
 from pipeline.inputs.zarr_direct import dask_from_zarr
 from pipeline.metrics.checks import normalize_channel_axis
 from pipeline.results.schema import STATUS_OK
 
 __all__ = [
-    "DEFAULT_MAX_IMAGE_PIXELS",
-    "DEFAULT_MAX_INPUT_ELEMENTS",
-    "MISSING_CHUNK_POLICIES",
     "DirectRead",
-    "InputOptions",
     "SourcePair",
     "check_input_size",
     "join_statuses",
@@ -72,37 +69,6 @@ __all__ = [
 ]
 
 Chunks = tuple[tuple[int, ...], ...]
-
-
-# What a missing Zarr chunk means: the pairs it touches fail ("fail"), or its pixels are
-# the array's fill value ("fill", for stores that are sparse on purpose).
-MISSING_CHUNK_POLICIES = ("fail", "fill")
-# Pillow raises DecompressionBombError beyond twice its MAX_IMAGE_PIXELS (89,478,485):
-# the same bound for every format, TIFF included.
-DEFAULT_MAX_IMAGE_PIXELS = 2 * 89_478_485
-# A Zarr input larger than this many elements (2**40, a 1 TB uint8 stack) is refused as
-# implausible metadata before anything is read.
-DEFAULT_MAX_INPUT_ELEMENTS = 2**40
-
-
-@dataclass(frozen=True)
-class InputOptions:
-    """The settings that say how inputs are read (from :class:`pipeline.engine.settings.RunConfig`).
-
-    Attributes
-    ----------
-    missing_chunks : str
-        ``"fail"`` (default): a pair touching a Zarr chunk that is not stored fails,
-        naming the chunk. ``"fill"``: the array's fill value stands for it.
-    max_image_pixels : int
-        Largest image file decoded (pixels, any format); larger files fail their pair.
-    max_input_elements : int
-        Largest Zarr input accepted (elements); larger metadata is refused before work.
-    """
-
-    missing_chunks: str = "fail"
-    max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
-    max_input_elements: int = DEFAULT_MAX_INPUT_ELEMENTS
 
 
 @dataclass(frozen=True)

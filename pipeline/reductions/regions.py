@@ -28,7 +28,8 @@ import dask
 import dask.array as da
 import numpy as np
 
-from pipeline.inputs.sources import InputOptions, open_array_checked
+from pipeline.inputs.options import InputOptions
+from pipeline.inputs.sources import open_array_checked
 from pipeline.reductions.region_spec import RegionSpec, parse_region_spec
 
 __all__ = ["ALL_REGION", "RegionPlan", "parse_regions", "region_ids"]

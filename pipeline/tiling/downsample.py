@@ -30,7 +30,8 @@ from typing import Any
 import dask.array as da
 import numpy as np
 
-from pipeline.inputs.sources import InputOptions, SourcePair, open_array_checked
+from pipeline.inputs.options import InputOptions
+from pipeline.inputs.sources import SourcePair, open_array_checked
 from pipeline.kernels.backend import array_module
 from pipeline.kernels.downsample import box_offsets
 from pipeline.tiling.chunks import batch_bounds, merge_small_chunks

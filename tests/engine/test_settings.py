@@ -216,7 +216,7 @@ def test_every_config_file_validates_through_the_model_and_the_schema(path: Path
 
 def test_choices_match_their_implementations() -> None:
     from pipeline.engine import settings
-    from pipeline.inputs import sources
+    from pipeline.inputs import options
     from pipeline.kernels import ENGINES
     from pipeline.metrics import colour, profiles
 
@@ -225,9 +225,10 @@ def test_choices_match_their_implementations() -> None:
     assert settings.COVARIANCES == profiles.COVARIANCES
     assert settings.COLOR_MODES == colour.COLOR_MODES
     assert settings.ENGINES == ENGINES
-    assert settings.MISSING_CHUNK_POLICIES == sources.MISSING_CHUNK_POLICIES
-    assert settings.DEFAULT_MAX_IMAGE_PIXELS == sources.DEFAULT_MAX_IMAGE_PIXELS
-    assert settings.DEFAULT_MAX_INPUT_ELEMENTS == sources.DEFAULT_MAX_INPUT_ELEMENTS
+    assert settings.MISSING_CHUNK_POLICIES == options.MISSING_CHUNK_POLICIES
+    # The default limits are imported from pipeline.inputs.options; the settings' defaults
+    # give the options' defaults.
+    assert settings.RunConfig().input_options() == options.InputOptions()
 
 
 def test_models_are_frozen() -> None:

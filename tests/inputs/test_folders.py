@@ -253,7 +253,7 @@ def test_odd_names_and_special_files_through_evaluate(tmp_path: Path, rng) -> No
 
 def test_file_changed_after_pairing_fails_its_pair_transiently(tmp_path: Path, rng) -> None:
     from pipeline.inputs.files import is_transient_status
-    from pipeline.inputs.sources import InputOptions
+    from pipeline.inputs.options import InputOptions
 
     ref, gen = tmp_path / "ref", tmp_path / "gen"
     for i in range(3):

@@ -14,7 +14,7 @@ import pytest
 import zarr
 
 from pipeline.inputs.opening import open_pair
-from pipeline.inputs.sources import InputOptions
+from pipeline.inputs.options import InputOptions
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ import pipeline.inputs.zarr_direct as zarr_direct
 from pipeline import evaluate
 from pipeline.inputs.files import TRANSIENT_SUFFIX
 from pipeline.inputs.opening import open_pair
-from pipeline.inputs.sources import InputOptions
+from pipeline.inputs.options import InputOptions
 from pipeline.inputs.zarr_direct import (
     ChunkFileReader,
     ChunkReadError,
