@@ -1,4 +1,4 @@
-"""Shared fixtures: seeded generators and the GPU probe for `gpu`-marked tests."""
+"""Shared fixtures: seeded generators, the loopback S3 server, and the GPU probe for `gpu` tests."""
 
 from __future__ import annotations
 
@@ -6,6 +6,9 @@ import numpy as np
 import pytest
 
 from pipeline.kernels.backend import gpu_available
+
+# The loopback S3 server and a bucket per test, for every test module that names them.
+from s3_server import s3_bucket, s3_server  # noqa: F401
 
 
 @pytest.fixture
