@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline.kernels.backend import gpu_available
-
 # The loopback S3 server and a bucket per test, for every test module that names them.
 from s3_server import s3_bucket, s3_server  # noqa: F401
+
+from pipeline.kernels.backend import gpu_available
 
 
 @pytest.fixture

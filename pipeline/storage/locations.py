@@ -134,7 +134,9 @@ class Location:
         return redact(self.url)
 
 
-def location(value: str | os.PathLike[str], *, writable: bool = False, what: str = "path") -> Location:
+def location(
+    value: str | os.PathLike[str], *, writable: bool = False, what: str = "path"
+) -> Location:
     """Check ``value`` and return it as a :class:`Location`.
 
     Raises
@@ -167,7 +169,9 @@ def location(value: str | os.PathLike[str], *, writable: bool = False, what: str
         if not parts.hostname:
             raise LocationError(f"{what}: {shown} has no host")
         if writable:
-            raise LocationError(f"{what}: {shown} is read-only (HTTP); write to a local path or a bucket")
+            raise LocationError(
+                f"{what}: {shown} is read-only (HTTP); write to a local path or a bucket"
+            )
         return Location(url=url, scheme=scheme, path=url)
     bucket = rest.split("/", 1)[0]
     if "@" in bucket and scheme in ("abfs", "abfss"):  # container@account.dfs.core.windows.net
@@ -234,7 +238,9 @@ def zarr_store(
         raise LocationError(f"{where} is read-only (HTTP)")
     _require(where.scheme, where.url)
     url = "s3" + where.url[3:] if where.scheme == "s3a" else where.url
-    return FsspecStore.from_url(url, storage_options=dict(storage_options or {}), read_only=read_only)
+    return FsspecStore.from_url(
+        url, storage_options=dict(storage_options or {}), read_only=read_only
+    )
 
 
 def _secret_values(storage_options: Mapping[str, Any] | None) -> list[str]:
