@@ -35,6 +35,7 @@ __all__ = [
     "fetch_heads",
     "fetch_objects",
     "list_objects",
+    "mtime_ns",
     "object_failure",
 ]
 
@@ -57,7 +58,7 @@ class ObjectEntry(tuple[str, int, int]):
         return FileStamp(size=self[1], mtime_ns=self[2], inode=0)
 
 
-def _mtime_ns(info: Mapping[str, Any]) -> int:
+def mtime_ns(info: Mapping[str, Any]) -> int:
     for name in ("LastModified", "mtime", "updated", "last_modified", "created"):
         value = info.get(name)
         if isinstance(value, datetime):
@@ -86,7 +87,7 @@ def list_objects(where: Location, storage_options: Mapping[str, Any] | None) -> 
         if info.get("type") == "directory" or key.endswith("/") or not key.startswith(prefix + "/"):
             continue
         entries.append(
-            ObjectEntry((key[len(prefix) + 1 :], int(info.get("size") or 0), _mtime_ns(info)))
+            ObjectEntry((key[len(prefix) + 1 :], int(info.get("size") or 0), mtime_ns(info)))
         )
     return sorted(entries)
 
