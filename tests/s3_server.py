@@ -133,3 +133,16 @@ def _forget_filesystems() -> None:
         import s3fs
 
         s3fs.S3FileSystem.clear_instance_cache()
+
+
+def upload(local: os.PathLike[str] | str, url: str) -> None:
+    """Copy a local file, or a folder recursively, to ``url`` (the test's bucket)."""
+    from pipeline.storage.locations import filesystem, location
+
+    where = location(url)
+    fs = filesystem(where)
+    if os.path.isdir(local):
+        fs.put(str(local), where.path, recursive=True)
+    else:
+        fs.put_file(str(local), where.path)
+    fs.invalidate_cache()
