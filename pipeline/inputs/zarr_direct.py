@@ -45,7 +45,6 @@ from pipeline.inputs.files import TRANSIENT_SUFFIX
 
 __all__ = [
     "ChunkFileReader",
-    "ChunkObjectReader",
     "ChunkReadError",
     "chunk_indices",
     "chunk_target",
@@ -136,14 +135,12 @@ class ChunkFileReader:
         self.dtype = np.dtype(array.dtype)
         self.ndim = len(self.shape)
         self.chunks = tuple(int(c) for c in array.chunks)
-        self._chunk_bytes = math.prod(self.chunks) * stored.itemsize
-        self._open_store(array.store)
-
-    def _open_store(self, store: Any) -> None:
+        store = array.store
         if not isinstance(store, zarr.storage.LocalStore):
             raise TypeError(f"ChunkFileReader reads local stores only (got {type(store).__name__})")
         # Absolute: a worker started in another directory still finds the files.
-        self.directory = Path(store.root).absolute() / self.array.path
+        self.directory = Path(store.root).absolute() / array.path
+        self._chunk_bytes = math.prod(self.chunks) * stored.itemsize
 
     def __dask_tokenize__(self) -> Any:
         return ("ChunkFileReader", tokenize(self.array))
@@ -178,34 +175,17 @@ class ChunkFileReader:
         failed: list[tuple[tuple[int, ...], ChunkReadError]] = []
         if out.size == 0:
             return out, missing, failed
-        indices = list(chunk_indices(region, self.chunks))
-        for index, data in zip(indices, self._stored(indices), strict=True):
+        for index in chunk_indices(region, self.chunks):
             try:
-                if not self._copy_chunk(index, region, out, data):
+                if not self._copy_chunk(index, region, out):
                     missing.append(index)
             except ChunkReadError as error:
                 out[chunk_target(index, region, self.chunks)] = 0
                 failed.append((index, error))
         return out, missing, failed
 
-    def _stored(self, indices: list[tuple[int, ...]]) -> Iterator[bytes | None]:
-        """The stored bytes of each chunk (None: no file), read one after another."""
-        for index in indices:
-            path = self.directory / self.array.metadata.encode_chunk_key(index)
-            try:
-                yield path.read_bytes()
-            except FileNotFoundError:
-                yield None
-            except OSError as error:  # EACCES, EIO, ...: the disk, not the chunk's content
-                reason, transient = read_failure(error)
-                yield _Unreadable(str(path), reason, transient)
-
     def _copy_chunk(
-        self,
-        index: tuple[int, ...],
-        region: list[tuple[int, int]],
-        out: np.ndarray,
-        data: bytes | None,
+        self, index: tuple[int, ...], region: list[tuple[int, int]], out: np.ndarray
     ) -> bool:
         """Put the part of chunk ``index`` that lies in ``region`` into ``out``.
 
@@ -217,118 +197,44 @@ class ChunkFileReader:
             source.append(slice(low - i * size, high - i * size))
             whole.append(slice(low, high))
         target = chunk_target(index, region, self.chunks)
-        chunk = self._decoded(index, data)
+        chunk = self._decoded(index)
         if chunk is None:  # no chunk file: Zarr's fill-value rules
             out[target] = self.array[tuple(whole)]
             return False
         out[target] = chunk[tuple(source)]
         return True
 
-    def _where(self, index: tuple[int, ...]) -> str:
-        """The chunk's file (or object), for messages."""
-        return str(self.directory / self.array.metadata.encode_chunk_key(index))
-
-    def _decoded(self, index: tuple[int, ...], data: bytes | None) -> np.ndarray | None:
-        """Chunk ``index`` from its stored bytes ``data``, None when it has no file.
+    def _decoded(self, index: tuple[int, ...]) -> np.ndarray | None:
+        """Chunk ``index`` as stored, None when it has no file.
 
         Raises
         ------
         ChunkReadError
-            The file could not be read (transient), does not decompress, or not to
+            The file cannot be read (transient), does not decompress, or not to
             exactly one chunk (named).
         """
-        if data is None:
+        path = self.directory / self.array.metadata.encode_chunk_key(index)
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
             return None
-        if isinstance(data, _Unreadable):
-            raise ChunkReadError(data.path, data.reason, transient=data.transient)
-        path = self._where(index)
+        except OSError as error:  # EACCES, EIO, ...: the disk, not the chunk's content
+            reason, transient = read_failure(error)
+            raise ChunkReadError(str(path), reason, transient=transient) from error
         if self.codec is not None:
             try:
                 data = self.codec.decode(data)
             except Exception as error:  # numcodecs raises RuntimeError, ValueError, ...
                 reason, transient = read_failure(error)
-                raise ChunkReadError(path, reason, transient=transient) from error
+                raise ChunkReadError(str(path), reason, transient=transient) from error
         raw = np.frombuffer(data, dtype=np.uint8)
         if raw.nbytes != self._chunk_bytes:
             raise ChunkReadError(
-                path,
+                str(path),
                 f"holds {raw.nbytes} bytes once decoded, not the {self._chunk_bytes} "
                 f"of a {self.chunks} chunk of {self.stored}",
             )
         return raw.view(self.stored).reshape(self.chunks)
-
-
-class _Unreadable(bytes):
-    """Stands for the bytes of a chunk that could not be read: where, why, and if a retry may."""
-
-    path: str
-    reason: str
-    transient: bool
-
-    def __new__(cls, path: str, reason: str, transient: bool) -> _Unreadable:
-        self = super().__new__(cls)
-        self.path, self.reason, self.transient = path, reason, transient
-        return self
-
-
-class ChunkObjectReader(ChunkFileReader):
-    """:class:`ChunkFileReader` for an array in an object store (a Zarr ``FsspecStore``).
-
-    The chunks of a read are fetched together, with one ``fs.cat([...])`` call of the
-    store's fsspec filesystem: every request of the region in flight at once, then
-    each chunk decompressed as on a local disk. Zarr's own read path fetches them
-    concurrently too, but its codec pipeline halves the throughput measured against a
-    loopback S3 server (benchmarks/bench_object_store.py).
-    """
-
-    def _open_store(self, store: Any) -> None:
-        from zarr.storage import FsspecStore
-
-        if not isinstance(store, FsspecStore):
-            raise TypeError(
-                f"ChunkObjectReader reads fsspec stores only (got {type(store).__name__})"
-            )
-        fs = store.fs
-        protocol = fs.protocol[0] if isinstance(fs.protocol, tuple | list) else fs.protocol
-        self.protocol = str(protocol)
-        self.storage_options = dict(getattr(fs, "storage_options", {}) or {})
-        self.storage_options.pop("asynchronous", None)
-        self.prefix = "/".join(part for part in (store.path.rstrip("/"), self.array.path) if part)
-        self._fs: Any = None
-
-    def __getstate__(self) -> dict[str, Any]:
-        state = dict(self.__dict__)
-        state["_fs"] = None  # each process opens its own filesystem (fsspec caches it)
-        return state
-
-    def _filesystem(self) -> Any:
-        if self._fs is None:
-            import fsspec
-
-            self._fs = fsspec.filesystem(self.protocol, asynchronous=False, **self.storage_options)
-        return self._fs
-
-    def _where(self, index: tuple[int, ...]) -> str:
-        return f"{self.protocol}://{self.prefix}/{self.array.metadata.encode_chunk_key(index)}"
-
-    def _stored(self, indices: list[tuple[int, ...]]) -> Iterator[bytes | None]:
-        keys = [f"{self.prefix}/{self.array.metadata.encode_chunk_key(i)}" for i in indices]
-        fs = self._filesystem()
-        try:
-            found = fs.cat(keys, on_error="return")
-        except Exception as error:  # the whole request failed (connection, credentials)
-            found = {key: error for key in keys}
-        for index, key in zip(indices, keys, strict=True):
-            value = found.get(key, FileNotFoundError(key))
-            if isinstance(value, FileNotFoundError):
-                yield None
-            elif isinstance(value, BaseException):
-                reason, transient = read_failure(value)
-                if not transient and not isinstance(value, ValueError):
-                    reason, transient = f"could not be read ({type(value).__name__}: {value})", True
-                yield _Unreadable(self._where(index), reason, transient)
-            else:
-                yield bytes(value)
 
 
 def chunk_target(
@@ -372,35 +278,29 @@ def direct_reader(array: zarr.Array) -> ChunkFileReader | None:
     """A :class:`ChunkFileReader` for ``array``, or None where Zarr must read it itself."""
     try:
         store = array.store
-        remote = isinstance(store, zarr.storage.FsspecStore)
-        if not (remote or isinstance(store, zarr.storage.LocalStore)) or array.shards is not None:
+        if not isinstance(store, zarr.storage.LocalStore) or array.shards is not None:
             return None
         if np.dtype(array.dtype).kind not in "buif":
             return None
         metadata = array.metadata
-        kind = ChunkObjectReader if remote else ChunkFileReader
         if metadata.zarr_format == 2:
-            return _v2_reader(array, metadata, kind)
-        return _v3_reader(array, metadata, kind)
+            return _v2_reader(array, metadata)
+        return _v3_reader(array, metadata)
     except Exception:  # any layout this module does not know: Zarr reads it
         return None
 
 
-def _v2_reader(
-    array: zarr.Array, metadata: Any, kind: type[ChunkFileReader] = ChunkFileReader
-) -> ChunkFileReader | None:
+def _v2_reader(array: zarr.Array, metadata: Any) -> ChunkFileReader | None:
     if metadata.filters or metadata.order != "C":
         return None
     compressor = metadata.compressor
     if compressor is not None and compressor.codec_id not in _V2_COMPRESSORS:
         return None
     stored = np.dtype(metadata.dtype.to_native_dtype())
-    return kind(array, compressor, stored)
+    return ChunkFileReader(array, compressor, stored)
 
 
-def _v3_reader(
-    array: zarr.Array, metadata: Any, kind: type[ChunkFileReader] = ChunkFileReader
-) -> ChunkFileReader | None:
+def _v3_reader(array: zarr.Array, metadata: Any) -> ChunkFileReader | None:
     from zarr.codecs import BloscCodec, BytesCodec, GzipCodec, ZstdCodec
 
     if metadata.storage_transformers:
@@ -417,7 +317,7 @@ def _v3_reader(
     else:
         stored = native.newbyteorder("<" if endian.value == "little" else ">")
     if len(codecs) == 1:
-        return kind(array, None, stored)
+        return ChunkFileReader(array, None, stored)
     codec = codecs[1]
     if type(codec) is ZstdCodec:
         compressor: Any = numcodecs.Zstd(level=codec.level, checksum=codec.checksum)
@@ -427,7 +327,7 @@ def _v3_reader(
         compressor = numcodecs.GZip(level=codec.level)
     else:
         return None
-    return kind(array, compressor, stored)
+    return ChunkFileReader(array, compressor, stored)
 
 
 def dask_from_zarr(array: zarr.Array, chunks: tuple[Any, ...]) -> da.Array:
