@@ -90,7 +90,7 @@ class ImageDecodeError(ValueError):
         self, path: str | os.PathLike[str], reason: str, *, transient: bool = False
     ) -> None:
         # A URL stays as it is (Path would fold its "//").
-        self.path: Path | str = path if is_url(path) else Path(path)
+        self.path: Path | str = str(path) if is_url(path) else Path(path)
         self.reason = reason
         self.transient = transient
         shown = display_path(self.path)

@@ -55,7 +55,7 @@ def is_image_file_path(path: Any) -> bool:
     return candidate.suffix.lower() in IMAGE_EXTENSIONS and not candidate.is_dir()
 
 
-def _check_file(path: Path, side: str, other: Path) -> None:
+def _check_file(path: Path, side: str, other: Path | str) -> None:
     if not path.exists():
         raise FileNotFoundError(f"{side} image file not found: {path}")
     if not path.is_file():

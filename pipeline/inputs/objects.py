@@ -138,8 +138,8 @@ def fetch_objects(
             if isinstance(value, bytes | bytearray | memoryview):
                 out[k] = bytes(value)
             else:
-                error = value if isinstance(value, BaseException) else FileNotFoundError(path)
-                out[k] = object_failure(urls[k], error, storage_options)
+                failure = value if isinstance(value, BaseException) else FileNotFoundError(path)
+                out[k] = object_failure(urls[k], failure, storage_options)
     return out
 
 
@@ -162,6 +162,6 @@ def fetch_heads(
             if isinstance(value, bytes | bytearray | memoryview):
                 out[k] = bytes(value)
             else:
-                error = value if isinstance(value, BaseException) else FileNotFoundError(urls[k])
-                out[k] = object_failure(urls[k], error, storage_options)
+                failure = value if isinstance(value, BaseException) else FileNotFoundError(urls[k])
+                out[k] = object_failure(urls[k], failure, storage_options)
     return out

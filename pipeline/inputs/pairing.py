@@ -266,8 +266,8 @@ def find_images(
     if side not in SIDES:
         raise ValueError(f"side must be one of {', '.join(SIDES)} (got {side!r})")
     if is_remote(root):
-        images, skipped, _ = find_objects(str(root), side=side, storage_options=storage_options)
-        return images, skipped
+        found, left_out, _ = find_objects(str(root), side=side, storage_options=storage_options)
+        return found, left_out
     folder = _check_folder(root, side)
     typed = os.fspath(root)
     images: list[str] = []

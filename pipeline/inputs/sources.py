@@ -414,6 +414,10 @@ def open_zarr_url(where: Location, name: str, options: InputOptions) -> zarr.Arr
         raise remote_error(
             error, where, what=f"{name} Zarr store", storage_options=storage_options
         ) from None
+    except FileNotFoundError:  # zarr's "no array or group found": no metadata there
+        raise FileNotFoundError(
+            f"{name} Zarr store: no Zarr metadata (zarr.json, .zarray) at {shown}"
+        ) from None
     except Exception as error:  # zarr raises several types for 'not a store'
         detail = redact(f"{type(error).__name__}: {error}", storage_options)
         raise ValueError(f"{name} URL {shown!r} is not a readable Zarr store ({detail})") from None

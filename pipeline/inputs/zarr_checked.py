@@ -236,11 +236,12 @@ def array_location(array: zarr.Array) -> str:
     store = array.store
     root = str(getattr(store, "root", None) or getattr(store, "path", None) or store)
     protocol = getattr(getattr(store, "fs", None), "protocol", None)
-    if protocol is not None and getattr(store, "path", None) is not None:
+    path = getattr(store, "path", None)
+    if protocol is not None and isinstance(path, str):
         # A remote store (fsspec): its URL, as the user gave it.
         scheme = protocol[0] if isinstance(protocol, tuple | list) else protocol
         if scheme not in ("file", "local"):
-            root = store.path if "://" in store.path else f"{scheme}://{store.path}"
+            root = path if "://" in path else f"{scheme}://{path}"
     return f"{root.rstrip('/')}/{array.path}" if array.path else root
 
 

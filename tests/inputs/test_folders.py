@@ -397,3 +397,23 @@ def test_folder_url_errors_name_the_url(s3_bucket: str, tmp_path: Path) -> None:
         ValueError, match=f"generated folder s3://{s3_bucket}/text contains no images"
     ):
         pair_folders(f"s3://{s3_bucket}/ref", f"s3://{s3_bucket}/text")
+
+
+def test_graph_of_a_folder_url_pickles_for_distributed_workers(
+    tmp_path: Path, rng: np.random.Generator, s3_bucket: str
+) -> None:
+    import pickle
+
+    from s3_server import upload
+
+    from pipeline.inputs.opening import open_pair
+
+    x, y = _pair(rng, (16, 16))
+    _save(tmp_path / "ref" / "a.png", x)
+    _save(tmp_path / "gen" / "a.png", y)
+    upload(tmp_path / "ref", f"s3://{s3_bucket}/ref")
+    upload(tmp_path / "gen", f"s3://{s3_bucket}/gen")
+    part = open_pair(f"s3://{s3_bucket}/ref", f"s3://{s3_bucket}/gen").groups[0]
+    # What a distributed scheduler does with the tasks: pickle them, run them elsewhere.
+    copy = pickle.loads(pickle.dumps(part.generated))
+    np.testing.assert_array_equal(copy.compute(scheduler="sync")[0, ..., 0], y)

@@ -102,3 +102,53 @@ def test_file_url_is_a_local_zarr_path(tmp_path, stacks: tuple[np.ndarray, np.nd
     array, label, _ = open_array(f"file://{tmp_path}/x.zarr", "reference")
     np.testing.assert_array_equal(array.compute(), x)
     assert label == str(tmp_path / "x.zarr")
+
+
+def test_graph_of_a_zarr_url_pickles_for_distributed_workers(
+    s3_bucket: str, stacks: tuple[np.ndarray, np.ndarray]
+) -> None:
+    import pickle
+
+    from pipeline.inputs.opening import open_pair
+
+    x, _ = stacks
+    _remote_stack(f"s3://{s3_bucket}/x.zarr", x, (2, 12, 16))
+    pair = open_pair(f"s3://{s3_bucket}/x.zarr", f"s3://{s3_bucket}/x.zarr")
+    copy = pickle.loads(pickle.dumps((pair.reference, pair.read_status)))
+    pixels, status = copy[0].compute(scheduler="sync"), copy[1].compute(scheduler="sync")
+    np.testing.assert_array_equal(pixels[..., 0], x)
+    assert list(status) == ["ok"] * len(x)
+
+
+def test_zarr_over_https_is_read_only_and_read(
+    tmp_path, stacks: tuple[np.ndarray, np.ndarray]
+) -> None:
+    import functools
+    import http.server
+    import threading
+
+    import zarr
+
+    from pipeline.inputs.sources import open_array
+
+    pytest.importorskip("aiohttp")
+    x, _ = stacks
+    zarr.create_array(tmp_path / "x.zarr", shape=x.shape, chunks=(1, 12, 16), dtype=x.dtype)[:] = x
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+    handler = functools.partial(Quiet, directory=str(tmp_path))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        root = f"http://127.0.0.1:{server.server_address[1]}"
+        array, label, _ = open_array(f"{root}/x.zarr", "reference")
+        np.testing.assert_array_equal(array.compute(), x)
+        assert label == f"{root}/x.zarr"
+        with pytest.raises(FileNotFoundError, match=f"no Zarr metadata .* at {root}/none.zarr"):
+            open_array(f"{root}/none.zarr", "reference")
+    finally:
+        server.shutdown()
+        server.server_close()
