@@ -146,18 +146,18 @@ def test_cli_from_s3_with_standard_credentials_never_prints_the_secret(
     ],
 )
 def test_bad_urls_stop_the_run_before_work_naming_them(
-    data: dict[str, str],
+    s3_bucket: str,
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
     reference: str,
     message: str,
 ) -> None:
-    reference = reference.format(bucket=data["bucket"])
+    reference = reference.format(bucket=s3_bucket)
     out = tmp_path / "bad.zarr"
-    code = main(["evaluate", reference, f"{data['remote']}/y.zarr", "--out", str(out)])
+    code = main(["evaluate", reference, f"s3://{s3_bucket}/y.zarr", "--out", str(out)])
     err = capsys.readouterr().err
     assert code == 2
-    assert message.format(bucket=data["bucket"]) in err
+    assert message.format(bucket=s3_bucket) in err
     assert SECRET_KEY not in err
     assert not out.exists()
 
