@@ -18,9 +18,9 @@ import numpy as np
 
 from pipeline.inputs.sources import SourcePair
 from pipeline.kernels.statistics import FIELDS, empty_statistics
+from pipeline.metrics.checks import FLOAT64_PIXEL_LIMIT
 from pipeline.reductions.kernel_spec import KernelSpec
 from pipeline.reductions.nonfinite import masked_block_statistics, screen_block
-from pipeline.metrics.checks import FLOAT64_PIXEL_LIMIT
 from pipeline.reductions.regions import RegionPlan, region_ids
 from pipeline.reductions.squared_error import add_squared_error
 from pipeline.reductions.statistics import block_statistics, unscored_reasons

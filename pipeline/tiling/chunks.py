@@ -268,7 +268,7 @@ class OwnPixels(NamedTuple):
 def own_pixels(
     y_bounds: np.ndarray, x_bounds: np.ndarray, iy: int, ix: int, depth: int
 ) -> OwnPixels:
-    """:class:`OwnPixels` of block ``(iy, ix)``: a halo of ``depth`` precedes it unless it is first."""
+    """:class:`OwnPixels` of block ``(iy, ix)``: ``depth`` of halo precede it unless it is first."""
     (a, b), (c, d) = (
         (int(y_bounds[iy]), int(y_bounds[iy + 1])),
         (int(x_bounds[ix]), int(x_bounds[ix + 1])),
