@@ -111,8 +111,8 @@ def statistics_bytes_per_image(n_regions: int, bins: int) -> int:
 
     Examples
     --------
-    >>> statistics_bytes_per_image(17, 100)  # 4x4 regions and "all", 8 fields + 100 bins
-    14688
+    >>> statistics_bytes_per_image(17, 100)  # 4x4 regions and "all", 11 fields + 100 bins
+    15096
     """
     return n_regions * (len(FIELDS) + bins) * np.dtype(np.float64).itemsize
 
