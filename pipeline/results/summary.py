@@ -225,12 +225,21 @@ class ResultsScan:
 
     @property
     def scores(self) -> dict[str, np.ndarray]:
-        """The finite ``ssim``, ``luminance``, ``contrast``, ``structure`` of the ok pairs."""
+        """The finite ``ssim``, ``luminance``, ``contrast``, ``structure`` of the ok pairs.
+
+        Also ``mse`` and ``psnr`` when the results have them and the scan kept them
+        (PSNR ``inf``, identical pixels, is left out: see :attr:`n_identical`).
+        """
         return {
             name: values[np.isfinite(values)]
             for name, values in self.ok_values.items()
-            if name in (SSIM, *COMPONENTS)
+            if name in (SSIM, *COMPONENTS, MSE, PSNR)
         }
+
+    @property
+    def n_identical(self) -> int:
+        """Ok pairs whose pixels are identical (PSNR ``inf``); 0 without ``psnr``."""
+        return int(np.count_nonzero(self.ok_values.get(PSNR, np.empty(0)) == np.inf))
 
 
 def batch_length(ds: xr.Dataset) -> int:
@@ -258,7 +267,7 @@ def scan_results(
     *,
     listed: int | None = FAILED_LISTED,
     list_pending: bool = True,
-    kept: Sequence[str] = (SSIM, *COMPONENTS),
+    kept: Sequence[str] = (SSIM, *COMPONENTS, MSE, PSNR),
 ) -> ResultsScan:
     """Read the results once, a batch of pairs at a time (the module docstring says what is kept).
 
