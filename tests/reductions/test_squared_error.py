@@ -52,9 +52,7 @@ def test_packed_partials_of_tiles_merge_to_skimage(rng) -> None:
     merged = merge_statistics(np.stack(parts), axis=0)
     mse, psnr = mse_and_psnr(merged)
     np.testing.assert_allclose(mse[0, 0], mean_squared_error(x, y), rtol=RTOL)
-    np.testing.assert_allclose(
-        psnr[0, 0], peak_signal_noise_ratio(x, y, data_range=255), rtol=RTOL
-    )
+    np.testing.assert_allclose(psnr[0, 0], peak_signal_noise_ratio(x, y, data_range=255), rtol=RTOL)
     assert merged[0, 0, PEAK_SQUARED] == 255.0**2
     assert merged[0, 0, ERROR_COUNT] == x.size
 
