@@ -75,10 +75,11 @@ def statistics_graph(
         packed = ssim_statistics(x, y, labels, rows=rows, cols=cols)
         return add_squared_error(
             packed,
-            x[:, oy, ox],
-            y[:, oy, ox],
+            x,
+            y,
             own_ids,
             peak_squared=spec.peak_squared,
+            window=own.local,
             skip_unusable=floats and nan_policy == "mask",
             limit=FLOAT64_PIXEL_LIMIT if x.dtype == np.float64 or y.dtype == np.float64 else None,
         )

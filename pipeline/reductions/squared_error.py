@@ -34,18 +34,28 @@ def block_squared_error(
     region_ids: np.ndarray | None,
     n_regions: int,
     *,
+    window: tuple[slice, slice] | None = None,
     skip_unusable: bool = False,
     limit: float | None = None,
 ) -> np.ndarray:
     """``(image, region, 2)`` float64 sums of ``(x - y)^2`` and their value counts, on the host.
 
-    ``x``, ``y`` are ``(image, y, x, channel)`` blocks (NumPy or CuPy);
-    ``region_ids`` as for :func:`pipeline.kernels.cpu.squared_error.squared_error_sums`.
+    ``x``, ``y`` are ``(image, y, x, channel)`` blocks (NumPy or CuPy), ``window`` the
+    ``(y, x)`` slices of the pixels to sum (default all); ``region_ids`` as for
+    :func:`pipeline.kernels.cpu.squared_error.squared_error_sums`.
     """
     if isinstance(x, np.ndarray) and isinstance(y, np.ndarray):
         return squared_error_sums(
-            x, y, region_ids, n_regions, skip_unusable=skip_unusable, limit=limit
+            x,
+            y,
+            region_ids,
+            n_regions,
+            window=window,
+            skip_unusable=skip_unusable,
+            limit=limit,
         )
+    if window is not None:
+        x, y = x[:, window[0], window[1]], y[:, window[0], window[1]]
     return _array_module_sums(x, y, region_ids, n_regions, skip_unusable, limit)
 
 
@@ -97,6 +107,7 @@ def add_squared_error(
     region_ids: np.ndarray | None,
     *,
     peak_squared: float,
+    window: tuple[slice, slice] | None = None,
     skip_unusable: bool = False,
     limit: float | None = None,
 ) -> np.ndarray:
@@ -108,17 +119,27 @@ def add_squared_error(
         The block's packed statistics; its ``squared_error`` and ``error_count``
         fields grow by the sums over ``x``, ``y``, and ``peak_squared`` is set.
     x, y : array
-        The pixels the block owns, ``(image, y, x, channel)``: no halo.
+        The block, ``(image, y, x, channel)``.
     region_ids : numpy.ndarray or None
-        ``(image, y, x)`` region index of those pixels besides ``all`` (``-1`` for none).
+        ``(image, y, x)`` region index of the pixels of ``window`` besides ``all``
+        (``-1`` for none).
     peak_squared : float
         ``data_range**2`` of the pair (PSNR's numerator).
+    window : tuple of slice, optional
+        ``(y, x)`` slices of the pixels the block owns (its chunk without the halo);
+        default the whole block.
     skip_unusable, limit
         Leave out non-finite values (and magnitudes beyond ``limit``):
         ``nan_policy="mask"``.
     """
     sums = block_squared_error(
-        x, y, region_ids, packed.shape[1], skip_unusable=skip_unusable, limit=limit
+        x,
+        y,
+        region_ids,
+        packed.shape[1],
+        window=window,
+        skip_unusable=skip_unusable,
+        limit=limit,
     )
     packed[..., SQUARED_ERROR] += sums[..., 0]
     packed[..., ERROR_COUNT] += sums[..., 1]

@@ -90,3 +90,19 @@ def test_skip_unusable_leaves_out_non_finite_values(rng) -> None:
 def test_mismatched_blocks_are_refused() -> None:
     with pytest.raises(ValueError, match=r"x and y must be \(image, y, x, channel\) blocks"):
         squared_error_sums(np.zeros((1, 4, 4, 1)), np.zeros((1, 4, 5, 1)))
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.float32, np.float64])
+def test_window_of_a_contiguous_block_equals_the_same_view(rng, dtype) -> None:
+    """The row-run path (C-contiguous block and a window) against the element path (a view)."""
+    x = (rng.random((2, 37, 45, 3)) * 250).astype(dtype)
+    y = (rng.random((2, 37, 45, 3)) * 250).astype(dtype)
+    window = (slice(5, 31), slice(4, 40))
+    ids = rng.integers(-1, 3, (2, 26, 36))
+    ids[:, :, 10:20] = 1  # long runs, as grid tiles give
+    fast = squared_error_sums(x, y, ids, 4, window=window)
+    slow = squared_error_sums(x[:, 5:31, 4:40], y[:, 5:31, 4:40], ids, 4)
+    np.testing.assert_allclose(fast, slow, rtol=1e-12)
+    view_x, view_y = x[1, 5:31, 4:40], y[1, 5:31, 4:40]
+    expected = mean_squared_error(view_x[ids[1] == 1], view_y[ids[1] == 1])
+    np.testing.assert_allclose(fast[1, 2, 0] / fast[1, 2, 1], expected, rtol=RTOL)
