@@ -85,6 +85,7 @@ from pipeline.results.text import terminal_text, text_values
 __all__ = [
     "FAILED_LISTED",
     "QUANTILE_LEVELS",
+    "REPORT_VARIABLES",
     "PairRow",
     "ResultsScan",
     "batch_length",
@@ -98,6 +99,9 @@ __all__ = [
 ]
 
 QUANTILE_LEVELS = (0.05, 0.25, 0.5, 0.75, 0.95)
+#: What the report and the figures keep per ok pair (:func:`scan_results`'s ``kept``):
+#: SSIM, its components, and MSE and PSNR where the results have them.
+REPORT_VARIABLES = (SSIM, *COMPONENTS, MSE, PSNR)
 #: Failed pairs the report lists one by one; its count says how many there are in all.
 FAILED_LISTED = 1000
 # Values read per batch (pairs x (bins + regions)): 32 MB of float64, whatever the run's size.
@@ -267,7 +271,7 @@ def scan_results(
     *,
     listed: int | None = FAILED_LISTED,
     list_pending: bool = True,
-    kept: Sequence[str] = (SSIM, *COMPONENTS, MSE, PSNR),
+    kept: Sequence[str] = (SSIM, *COMPONENTS),
 ) -> ResultsScan:
     """Read the results once, a batch of pairs at a time (the module docstring says what is kept).
 

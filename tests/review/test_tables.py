@@ -117,7 +117,7 @@ def test_bad_arguments_are_named(results):
     with pytest.raises(ValueError, match=r"k must be a positive integer \(got 0\)"):
         ds.review.worst(0)
     with pytest.raises(ValueError, match="by must be one of ssim"):
-        ds.review.best(2, by="psnr")
+        ds.review.best(2, by="lpips")
     with pytest.raises(KeyError, match="region 'r9c9' is not in the results; valid regions"):
         ds.review.worst(2, region="r9c9")
 
