@@ -55,7 +55,7 @@ def _square(a: float, b: float, single: bool) -> float:  # pragma: no cover - co
 @numba.njit(cache=True, nogil=True)
 def _usable(a: float, b: float, limit: float) -> bool:  # pragma: no cover - compiled
     """Both values finite and within ``limit`` (NaN fails the comparison)."""
-    return abs(np.float64(a)) <= limit and abs(np.float64(b)) <= limit
+    return abs(float(a)) <= limit and abs(float(b)) <= limit
 
 
 @numba.njit(cache=True, nogil=True, fastmath=_SUMS)
