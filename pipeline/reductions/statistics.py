@@ -131,7 +131,8 @@ def mse_and_psnr(packed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     peak = packed[..., PEAK_SQUARED]
     has = count > 0
     mse = np.divide(packed[..., SQUARED_ERROR], count, out=np.full(count.shape, np.nan), where=has)
-    with np.errstate(divide="ignore"):
+    # x/0 (mse 0: PSNR inf) and 0/0 (no data range; discarded by the where) are expected.
+    with np.errstate(divide="ignore", invalid="ignore"):
         psnr = np.where(has & (peak > 0), 10.0 * np.log10(peak / np.where(has, mse, 1.0)), np.nan)
     return mse, psnr
 

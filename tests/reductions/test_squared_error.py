@@ -76,3 +76,10 @@ def test_merge_keeps_the_data_range_by_max() -> None:
     parts[1, 0, PEAK_SQUARED] = 4.0
     merged = merge_statistics(parts, axis=0)
     assert merged[0, PEAK_SQUARED] == 4.0
+
+
+def test_no_data_range_and_zero_error_give_nan_without_a_warning() -> None:
+    packed = empty_statistics(1, 1, 2)
+    packed[0, 0, ERROR_COUNT] = 9.0  # squared error 0, peak 0: a pair without a data range
+    _, psnr = mse_and_psnr(packed)  # filterwarnings=error: a 0/0 warning would fail
+    assert np.isnan(psnr[0, 0])
