@@ -269,12 +269,16 @@ def own_pixels(
     y_bounds: np.ndarray, x_bounds: np.ndarray, iy: int, ix: int, depth: int
 ) -> OwnPixels:
     """:class:`OwnPixels` of block ``(iy, ix)``: ``depth`` of halo precede it unless it is first."""
-    (a, b), (c, d) = (
-        (int(y_bounds[iy]), int(y_bounds[iy + 1])),
-        (int(x_bounds[ix]), int(x_bounds[ix + 1])),
-    )
-    top, left = min(a, depth), min(c, depth)
-    return OwnPixels((a, b), (c, d), (slice(top, top + b - a), slice(left, left + d - c)))
+    rows, row_slice = _own_axis(y_bounds, iy, depth)
+    cols, col_slice = _own_axis(x_bounds, ix, depth)
+    return OwnPixels(rows, cols, (row_slice, col_slice))
+
+
+def _own_axis(bounds: np.ndarray, index: int, depth: int) -> tuple[tuple[int, int], slice]:
+    """Chunk ``index`` of one axis: its ``[start, stop)`` and its slice of the overlapped block."""
+    a, b = int(bounds[index]), int(bounds[index + 1])
+    before = min(a, depth)  # the halo lent by the previous chunk, absent for the first
+    return (a, b), slice(before, before + b - a)
 
 
 def map_valid_blocks(
@@ -394,6 +398,7 @@ def map_valid_blocks_nd(
     depth: int,
     axes: tuple[int, ...],
     out_tail: tuple[int, ...],
+    own: bool = False,
 ) -> da.Array:
     """:func:`map_valid_blocks` for any number of spatial axes (volumes, MS-SSIM scales).
 
@@ -413,6 +418,9 @@ def map_valid_blocks_nd(
         The spatial axes, ``1 .. ndim - 2``.
     out_tail : tuple of int
         Trailing shape of each block's result (at least one axis).
+    own : bool
+        Also pass ``own=`` the pixels the block owns, per axis in ``axes``: a tuple of
+        ``((start, stop), slice)``, image coordinates and the slice of the block.
 
     Returns
     -------
@@ -444,7 +452,11 @@ def map_valid_blocks_nd(
         centres = tuple(
             block_centres(bounds[axis], location[axis], depth, lengths[axis]) for axis in axes
         )
-        result = block_fn(*blocks, centres=centres)
+        if own:
+            owned = tuple(_own_axis(bounds[axis], location[axis], depth) for axis in axes)
+            result = block_fn(*blocks, centres=centres, own=owned)
+        else:
+            result = block_fn(*blocks, centres=centres)
         return result.reshape(result.shape[:1] + (1,) * len(axes) + result.shape[1:])
 
     out_chunks = (
