@@ -18,12 +18,14 @@ import numpy as np
 
 from pipeline.inputs.sources import SourcePair
 from pipeline.kernels.statistics import FIELDS, empty_statistics
+from pipeline.metrics.checks import FLOAT64_PIXEL_LIMIT
 from pipeline.reductions.kernel_spec import KernelSpec
 from pipeline.reductions.nonfinite import masked_block_statistics, screen_block
 from pipeline.reductions.regions import RegionPlan, region_ids
+from pipeline.reductions.squared_error import add_squared_error
 from pipeline.reductions.statistics import block_statistics, unscored_reasons
 from pipeline.results.schema import STATUS_OK
-from pipeline.tiling.chunks import map_valid_blocks, merge_block_statistics
+from pipeline.tiling.chunks import OwnPixels, map_valid_blocks, merge_block_statistics
 
 __all__ = ["statistics_graph", "widen_regions", "with_statistics_check"]
 
@@ -40,6 +42,8 @@ def statistics_graph(
     """Lazy ``(image, region, field)`` partial statistics, tree-combined over blocks.
 
     Non-finite pixels never reach a statistic (:mod:`pipeline.reductions.nonfinite`).
+    Each block also adds the squared differences of the pixels it owns (MSE, PSNR:
+    :mod:`pipeline.reductions.squared_error`).
     """
     arrays = list(pair.chunked(chunks))
     if regions.labels is not None:
@@ -59,6 +63,31 @@ def statistics_graph(
         x: np.ndarray,
         y: np.ndarray,
         labels: np.ndarray | None = None,
+        *,
+        rows: tuple[int, int],
+        cols: tuple[int, int],
+        own: OwnPixels,
+    ) -> np.ndarray:
+        # MSE over every pixel the block owns, from the pixels as read (before screening).
+        oy, ox = own.local
+        own_labels = None if labels is None else labels[:, oy, ox, 0]
+        own_ids = region_ids(regions, own.rows, own.cols, x.shape[0], own_labels)
+        packed = ssim_statistics(x, y, labels, rows=rows, cols=cols)
+        return add_squared_error(
+            packed,
+            x,
+            y,
+            own_ids,
+            peak_squared=spec.peak_squared,
+            window=own.local,
+            skip_unusable=floats and nan_policy == "mask",
+            limit=FLOAT64_PIXEL_LIMIT if x.dtype == np.float64 or y.dtype == np.float64 else None,
+        )
+
+    def ssim_statistics(
+        x: np.ndarray,
+        y: np.ndarray,
+        labels: np.ndarray | None,
         *,
         rows: tuple[int, int],
         cols: tuple[int, int],
@@ -87,7 +116,7 @@ def statistics_graph(
         return block_statistics(maps, ids, n_regions, bins)
 
     per_block = map_valid_blocks(
-        on_block, arrays, depth=spec.depth, out_tail=(n_regions, len(FIELDS) + bins)
+        on_block, arrays, depth=spec.depth, out_tail=(n_regions, len(FIELDS) + bins), own=True
     )
     return merge_block_statistics(per_block, axis=(1, 2))
 

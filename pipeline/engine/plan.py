@@ -374,6 +374,7 @@ def _plan_group(
         color_mode=config.color_mode,
         device=config.device,
         kernel_threads=None if config.scheduler == "synchronous" else 1,
+        data_range=data_range,
     )
     if config.volume:
         statistics = volume_statistics_graph(pair, regions, spec, chunks, config.hist_bins)

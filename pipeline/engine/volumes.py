@@ -33,6 +33,7 @@ from pipeline.kernels.backend import to_device, to_host
 from pipeline.kernels.statistics import FIELDS, empty_statistics
 from pipeline.metrics.colour import to_luma
 from pipeline.reductions.regions import RegionPlan, region_ids
+from pipeline.reductions.squared_error import add_squared_error
 from pipeline.reductions.statistics import block_statistics
 from pipeline.results.schema import STATUS_OK
 from pipeline.tiling.chunks import map_valid_blocks_nd, merge_block_statistics, merge_small_chunks
@@ -209,6 +210,33 @@ def volume_statistics_graph(
         labels: np.ndarray | None = None,
         *,
         centres: tuple[tuple[int, int], ...],
+        own: tuple[tuple[tuple[int, int], slice], ...],
+    ) -> np.ndarray:
+        # MSE over the voxels the block owns, its (z, y) rows as the rows of one image.
+        (_, oz), (rows, oy), (cols, ox) = own
+        x_own, y_own = x[0, oz, oy, ox], y[0, oz, oy, ox]
+        dz_own = x_own.shape[0]
+        own_labels = None if labels is None else labels[0, oz, oy, ox, 0]
+        own_ids = region_ids(regions, rows, cols, dz_own, own_labels)
+        flat_own = (
+            None
+            if own_ids is None
+            else np.ascontiguousarray(own_ids).reshape(1, -1, own_ids.shape[-1])
+        )
+        packed = _ssim_statistics(x, y, labels, centres)
+        return add_squared_error(
+            packed,
+            x_own.reshape(1, -1, *x_own.shape[2:]),
+            y_own.reshape(1, -1, *y_own.shape[2:]),
+            flat_own,
+            peak_squared=spec.peak_squared,
+        )
+
+    def _ssim_statistics(
+        x: np.ndarray,
+        y: np.ndarray,
+        labels: np.ndarray | None,
+        centres: tuple[tuple[int, int], ...],
     ) -> np.ndarray:
         if floats:
             for name, block in (("reference", x), ("generated", y)):
@@ -228,6 +256,11 @@ def volume_statistics_graph(
         return block_statistics(rows, flat_ids, n_regions, bins)
 
     per_block = map_valid_blocks_nd(
-        on_block, arrays, depth=d, axes=_VOLUME_AXES, out_tail=(n_regions, len(FIELDS) + bins)
+        on_block,
+        arrays,
+        depth=d,
+        axes=_VOLUME_AXES,
+        out_tail=(n_regions, len(FIELDS) + bins),
+        own=True,
     )
     return merge_block_statistics(per_block, axis=_VOLUME_AXES)

@@ -12,6 +12,12 @@ maxima take min/max, and the sums of squared deviations combine by Chan, Golub
 accurate where ``sum(x^2) - n mean^2`` would cancel. NumPy only: CPU and GPU
 paths share it.
 
+Three fields are not statistics of the SSIM map but of the pixels themselves,
+for MSE and PSNR: ``squared_error`` (the sum of squared pixel differences over
+the block's own pixels, every channel), ``error_count`` (how many values that
+sum holds) and ``peak_squared`` (the square of the data range the pair is
+scored with; merged by max, so that finalising needs nothing but the row).
+
 References
 ----------
 T. F. Chan, G. H. Golub, R. J. LeVeque, "Algorithms for computing the sample
@@ -26,12 +32,15 @@ import numpy as np
 
 __all__ = [
     "COUNT",
+    "ERROR_COUNT",
     "FIELDS",
     "HIST",
     "M2",
     "MAX",
     "MAX_BINS",
     "MIN",
+    "PEAK_SQUARED",
+    "SQUARED_ERROR",
     "SUM",
     "SUM_CONTRAST",
     "SUM_LUMINANCE",
@@ -42,9 +51,33 @@ __all__ = [
 ]
 
 #: The fields of a packed row, before its histogram counts.
-FIELDS = ("count", "sum", "m2", "sum_luminance", "sum_contrast", "sum_structure", "min", "max")
+FIELDS = (
+    "count",
+    "sum",
+    "m2",
+    "sum_luminance",
+    "sum_contrast",
+    "sum_structure",
+    "min",
+    "max",
+    "squared_error",
+    "error_count",
+    "peak_squared",
+)
 #: Index of each field in a packed row (``row[SUM]`` is the sum of the SSIM values).
-COUNT, SUM, M2, SUM_LUMINANCE, SUM_CONTRAST, SUM_STRUCTURE, MIN, MAX = range(len(FIELDS))
+(
+    COUNT,
+    SUM,
+    M2,
+    SUM_LUMINANCE,
+    SUM_CONTRAST,
+    SUM_STRUCTURE,
+    MIN,
+    MAX,
+    SQUARED_ERROR,
+    ERROR_COUNT,
+    PEAK_SQUARED,
+) = range(len(FIELDS))
 #: Index of the first histogram count in a packed row.
 HIST = len(FIELDS)
 
@@ -67,7 +100,7 @@ def bin_edges(bins: int) -> np.ndarray:
 
 
 def empty_statistics(n_images: int, n_regions: int, bins: int) -> np.ndarray:
-    """Partials of no pixels: zero counts and sums, min +inf, max -inf."""
+    """Partials of no pixels: zero counts and sums, min +inf, max -inf, no data range (0)."""
     out = np.zeros((n_images, n_regions, HIST + bins))
     out[..., MIN] = np.inf
     out[..., MAX] = -np.inf
@@ -77,8 +110,9 @@ def empty_statistics(n_images: int, n_regions: int, bins: int) -> np.ndarray:
 def merge_statistics(parts: np.ndarray, axis: int | tuple[int, ...], keepdims: bool = False) -> Any:
     """Combine packed partials along ``axis`` (one or several axes) into one.
 
-    Counts, sums and histograms add; min/max reduce; ``M2`` combines with the
-    generalised Chan update ``sum M2_i + sum n_i (mean_i - mean)^2``.
+    Counts, sums and histograms add; min/max reduce (``peak_squared`` too, by
+    max: every part of one pair carries the same value or 0); ``M2`` combines
+    with the generalised Chan update ``sum M2_i + sum n_i (mean_i - mean)^2``.
     """
     axes = (axis,) if isinstance(axis, int) else tuple(axis)
     axes = tuple(a % parts.ndim for a in axes)
@@ -87,6 +121,7 @@ def merge_statistics(parts: np.ndarray, axis: int | tuple[int, ...], keepdims: b
     out = parts.sum(axis=axes, keepdims=True)
     out[..., MIN] = parts[..., MIN].min(axis=axes, keepdims=True)
     out[..., MAX] = parts[..., MAX].max(axis=axes, keepdims=True)
+    out[..., PEAK_SQUARED] = parts[..., PEAK_SQUARED].max(axis=axes, keepdims=True)
     part_mean = np.divide(parts[..., SUM], count, out=np.zeros_like(count), where=count > 0)
     mean = np.divide(out[..., SUM], total, out=np.zeros_like(total), where=total > 0)
     spread = np.where(count > 0, count * (part_mean - mean) ** 2, 0.0)

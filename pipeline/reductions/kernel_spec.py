@@ -29,7 +29,7 @@ _MAP_NAMES = ("ssim", "luminance", "contrast", "structure")
 
 @dataclass(frozen=True)
 class KernelSpec:
-    """What a block needs to compute its maps: window, constants, engine, colour, device."""
+    """What a block needs: window, constants, engine, colour, device, and PSNR's data range."""
 
     window: str
     weights: tuple[float, ...]
@@ -43,6 +43,13 @@ class KernelSpec:
     # Threads of the compiled kernel inside one task: 1 when Dask's workers already
     # use every core (numba's setting is per thread), None to leave it alone.
     kernel_threads: int | None = None
+    # The pair's data range L: PSNR is 10 log10(L^2 / MSE). None: no PSNR (NaN).
+    data_range: float | None = None
+
+    @property
+    def peak_squared(self) -> float:
+        """``data_range**2`` for the packed rows (0 when there is none: PSNR is NaN)."""
+        return 0.0 if self.data_range is None else float(self.data_range) ** 2
 
     def whole_statistics(self, x: np.ndarray, y: np.ndarray, bins: int) -> np.ndarray | None:
         """Packed region-``all`` statistics ``(images, 1, 8 + bins)`` straight from the kernel.

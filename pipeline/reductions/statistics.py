@@ -9,8 +9,9 @@ compiled two-pass loops of :mod:`pipeline.kernels.cpu.partials` over runs of one
 region id (one pass for counts, sums, extremes and the histogram, one for squared
 deviations about each region's mean): no Python loop over pixels or labels, and
 no temporary per statistic. :func:`finalize_statistics` turns merged partials
-into means, spread, extremes and histograms; :func:`unscored_reasons` says why an
-image has no score.
+into means, spread, extremes and histograms, and the squared pixel differences
+(added by :mod:`pipeline.reductions.squared_error`) into MSE and PSNR;
+:func:`unscored_reasons` says why an image has no score.
 """
 
 from __future__ import annotations
@@ -20,10 +21,13 @@ import numpy as np
 from pipeline.kernels.cpu.partials import region_statistics, whole_image_statistics
 from pipeline.kernels.statistics import (
     COUNT,
+    ERROR_COUNT,
     HIST,
     M2,
     MAX,
     MIN,
+    PEAK_SQUARED,
+    SQUARED_ERROR,
     SUM,
     SUM_CONTRAST,
     SUM_LUMINANCE,
@@ -31,7 +35,7 @@ from pipeline.kernels.statistics import (
     empty_statistics,
 )
 
-__all__ = ["block_statistics", "finalize_statistics", "unscored_reasons"]
+__all__ = ["block_statistics", "finalize_statistics", "mse_and_psnr", "unscored_reasons"]
 
 
 def block_statistics(
@@ -57,7 +61,9 @@ def block_statistics(
 
     Returns
     -------
-    ndarray, shape ``(images, n_regions, 8 + bins)``
+    ndarray, shape ``(images, n_regions, len(FIELDS) + bins)``
+        The squared-error fields stay 0: they come from the pixels, not the maps
+        (:func:`pipeline.reductions.squared_error.add_squared_error`).
     """
     ssim = maps["ssim"]
     n_images = ssim.shape[0]
@@ -85,9 +91,10 @@ def block_statistics(
 
 
 def finalize_statistics(packed: np.ndarray) -> dict[str, np.ndarray]:
-    """Means, std, min, max, count and histogram from packed statistics ``(..., fields)``.
+    """Means, std, min, max, count, histogram, MSE and PSNR from packed statistics.
 
-    Regions without valid pixels get NaN statistics and a zero count.
+    ``packed`` is ``(..., fields)``. Regions without valid pixels get NaN SSIM
+    statistics and a zero count; MSE and PSNR are those of :func:`mse_and_psnr`.
     """
     count = packed[..., COUNT]
     has = count > 0
@@ -107,7 +114,27 @@ def finalize_statistics(packed: np.ndarray) -> dict[str, np.ndarray]:
         "ssim_max": np.where(has, packed[..., MAX], np.nan),
         "count": count.astype(np.int64),
         "ssim_hist": packed[..., HIST:].astype(np.int64),
+        **dict(zip(("mse", "psnr"), mse_and_psnr(packed), strict=True)),
     }
+
+
+def mse_and_psnr(packed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """MSE and PSNR (dB) from the squared-error fields of packed statistics ``(..., fields)``.
+
+    ``mse = squared_error / error_count`` over every pixel and channel counted,
+    ``psnr = 10 log10(data_range**2 / mse)`` with the pair's ``data_range``
+    (``peak_squared``): scikit-image's ``mean_squared_error`` and
+    ``peak_signal_noise_ratio``. Identical pixels give ``mse`` 0 and ``psnr``
+    ``inf``; no pixel counted (or no data range recorded) gives NaN.
+    """
+    count = packed[..., ERROR_COUNT]
+    peak = packed[..., PEAK_SQUARED]
+    has = count > 0
+    mse = np.divide(packed[..., SQUARED_ERROR], count, out=np.full(count.shape, np.nan), where=has)
+    # x/0 (mse 0: PSNR inf) and 0/0 (no data range; discarded by the where) are expected.
+    with np.errstate(divide="ignore", invalid="ignore"):
+        psnr = np.where(has & (peak > 0), 10.0 * np.log10(peak / np.where(has, mse, 1.0)), np.nan)
+    return mse, psnr
 
 
 def unscored_reasons(packed: np.ndarray, ms_ssim: np.ndarray | None = None) -> list[str | None]:

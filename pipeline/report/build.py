@@ -48,7 +48,7 @@ import numpy as np
 from pipeline.report.html import html_page
 from pipeline.results.schema import check_results
 from pipeline.results.stores import as_results
-from pipeline.results.summary import scan_results
+from pipeline.results.summary import REPORT_VARIABLES, scan_results
 from pipeline.review.figures import histogram_figure, png_bytes, region_figure, worst_figure
 
 if TYPE_CHECKING:
@@ -105,7 +105,7 @@ def write_report(
     check_results(ds)
     out.mkdir(parents=True, exist_ok=True)
 
-    data = scan_results(ds, int(worst))
+    data = scan_results(ds, int(worst), kept=REPORT_VARIABLES)
     figures: dict[str, bytes | None] = {}
     figures["histogram"] = png_bytes(histogram_figure(data), out / REPORT_FILES["histogram"])
     regions = region_figure(data.regions, data.region_mean, data.worst)

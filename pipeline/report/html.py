@@ -22,12 +22,14 @@ import numpy as np
 from pipeline.results.schema import (
     AMBIGUOUS,
     COMPONENTS,
+    MSE,
+    PSNR,
     SKIPPED_FILES,
     SSIM,
     UNPAIRED_GENERATED,
     UNPAIRED_REFERENCE,
 )
-from pipeline.results.summary import ResultsScan
+from pipeline.results.summary import PairRow, ResultsScan
 from pipeline.results.text import printable_text
 from pipeline.review.figures import PAGE_WIDTH_PX
 
@@ -43,7 +45,41 @@ def _summary_rows(data: ResultsScan) -> list[list[str]]:
             continue
         q = np.quantile(values, [0.05, 0.25, 0.5, 0.75, 0.95])
         rows.append([name, f"{values.mean():.4f}", *(f"{v:.4f}" for v in q)])
+    # Beside SSIM, when the results have them: PSNR (dB) and MSE over every pixel.
+    for name, label, form in ((PSNR, "psnr (dB)", ".2f"), (MSE, "mse", ".6g")):
+        if name not in data.ok_values:
+            continue
+        values = data.scores[name]
+        if values.size == 0:
+            rows.append([label, *["–"] * 6])
+            continue
+        q = np.quantile(values, [0.05, 0.25, 0.5, 0.75, 0.95])
+        rows.append([label, f"{values.mean():{form}}", *(f"{v:{form}}" for v in q)])
     return rows
+
+
+def _psnr_text(pair: PairRow) -> str:
+    """A pair's PSNR in dB; ``inf`` for identical pixels."""
+    psnr = pair.errors[1]
+    if np.isinf(psnr):
+        return "inf"
+    return "–" if np.isnan(psnr) else f"{psnr:.2f}"
+
+
+def _errors_note(data: ResultsScan) -> str:
+    """What PSNR and MSE are taken over, and the identical pairs their rows leave out."""
+    if PSNR not in data.ok_values:
+        return ""
+    text = (
+        "PSNR and MSE are taken over every pixel of each image (all channels), not only "
+        "the valid SSIM map, with the run's data_range."
+    )
+    if data.n_identical:
+        text += (
+            f" {data.n_identical:,} pair(s) have identical pixels (PSNR inf): they are left "
+            "out of the PSNR row."
+        )
+    return f"<p>{html.escape(text)}</p>"
 
 
 def _table(header: Sequence[str] | None, rows: Sequence[Sequence[str]], css: str = "") -> str:
@@ -93,9 +129,12 @@ figcaption{{color:#555;font-size:.9rem}}.failed td{{text-align:left;color:#a00}}
 
 def _worst_table(data: ResultsScan, map_notes: Sequence[str]) -> str:
     rows = []
+    with_psnr = PSNR in data.ok_values
     for rank, pair in enumerate(data.worst, start=1):
         row = [str(rank), pair.image, f"{pair.score:.4f}"]
         row += [f"{value:.4f}" for value in pair.components]
+        if with_psnr:
+            row.append(_psnr_text(pair))
         if data.regions:
             values = np.asarray(pair.region_values, dtype=np.float64)
             finite = np.isfinite(values)
@@ -104,6 +143,7 @@ def _worst_table(data: ResultsScan, map_notes: Sequence[str]) -> str:
         row += [pair.reference, pair.generated]
         rows.append(row)
     header = ["#", "image", "ssim", *COMPONENTS]
+    header += ["psnr (dB)"] if with_psnr else []
     header += ["worst region"] if data.regions else []
     header += ["SSIM map", "reference file", "generated file"]
     return _table(header, rows, "files")
@@ -166,11 +206,13 @@ def html_page(
         "<h2>Summary</h2>",
         _table(None, counts, "counts"),
         _table(["per image", "mean", "q05", "q25", "median", "q75", "q95"], _summary_rows(data)),
+        _errors_note(data),
         "<h2>Distribution</h2>",
         _figure_html(
             figures.get("histogram"),
             "SSIM histogram",
-            "SSIM over all valid pixels (left) and per image (right).",
+            "SSIM over all valid pixels (left) and per image"
+            + (", and PSNR per image (right)." if PSNR in data.ok_values else " (right)."),
         ),
     ]
     if figures.get("regions") is not None:

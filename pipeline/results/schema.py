@@ -3,15 +3,23 @@
 One row per image pair, regions as a second dimension::
 
     coords  image, reference(image), generated(image), region, bin, bin_lower(bin), bin_upper(bin)
-    vars    ssim, luminance, contrast, structure, ssim_std, ssim_min, ssim_max, count
-            (image, region); ssim_hist (image, region, bin); status (image); ms_ssim (image)
-            when enabled
+    vars    ssim, luminance, contrast, structure, ssim_std, ssim_min, ssim_max, mse, psnr,
+            count (image, region); ssim_hist (image, region, bin); status (image); ms_ssim
+            (image) when enabled
     attrs   provenance: profile and every SSIM parameter, data_range and its source, colour
             mode, package version, config fingerprint, creation time
 
 ``ssim_std`` is the population standard deviation of the map (NumPy's ``std``);
 regions without a valid pixel have ``count`` 0 and NaN statistics; a failed pair
 has NaN everywhere and its reason in ``status``.
+
+``mse`` and ``psnr`` are not statistics of the SSIM map: they are taken over
+*every* pixel of the image or region (every channel, the border band included,
+no window), as scikit-image's ``mean_squared_error`` and
+``peak_signal_noise_ratio(data_range=...)`` with the run's ``data_range``.
+Identical images have ``mse`` 0 and ``psnr`` ``inf``. Results written before
+these two variables existed lack them; readers treat them as optional
+(:data:`OPTIONAL_VARIABLES`).
 """
 
 from __future__ import annotations
@@ -35,14 +43,18 @@ __all__ = [
     "COMPONENTS",
     "CONTRAST",
     "COUNT",
+    "ERROR_STATISTICS",
     "FLOAT_STATISTICS",
     "GENERATED",
     "IMAGE",
     "LUMINANCE",
+    "MSE",
     "MS_SSIM",
     "NAN_MASKED",
+    "OPTIONAL_VARIABLES",
     "PENDING",
     "PENDING_STATUSES",
+    "PSNR",
     "REFERENCE",
     "REGION",
     "REQUIRED_ATTRS",
@@ -73,6 +85,8 @@ BIN_LOWER, BIN_UPPER = "bin_lower", "bin_upper"
 SSIM, LUMINANCE, CONTRAST, STRUCTURE = "ssim", "luminance", "contrast", "structure"
 SSIM_STD, SSIM_MIN, SSIM_MAX, COUNT = "ssim_std", "ssim_min", "ssim_max", "count"
 SSIM_HIST, STATUS, MS_SSIM = "ssim_hist", "status", "ms_ssim"
+# Pixel-error scores over every pixel of the image or region (not the SSIM map).
+MSE, PSNR = "mse", "psnr"
 # Windows left out of a pair's statistics because they touch a NaN/Inf pixel
 # (``nan_policy="mask"`` only; the variable exists only then).
 NAN_MASKED = "nan_masked"
@@ -89,7 +103,20 @@ PENDING = "pending"
 # Stores written by earlier versions marked pending pairs with an empty status.
 PENDING_STATUSES = (PENDING, "")
 
-FLOAT_STATISTICS = (SSIM, LUMINANCE, CONTRAST, STRUCTURE, SSIM_STD, SSIM_MIN, SSIM_MAX)
+# MSE and PSNR, per image and region like the SSIM statistics.
+ERROR_STATISTICS = (MSE, PSNR)
+FLOAT_STATISTICS = (
+    SSIM,
+    LUMINANCE,
+    CONTRAST,
+    STRUCTURE,
+    SSIM_STD,
+    SSIM_MIN,
+    SSIM_MAX,
+    *ERROR_STATISTICS,
+)
+# Variables a result may lack because an earlier version wrote it: readers check.
+OPTIONAL_VARIABLES = ERROR_STATISTICS
 # The three comparisons SSIM is the product of.
 COMPONENTS = (LUMINANCE, CONTRAST, STRUCTURE)
 # The SSIM parameters a result records, each as the attr ``ssim_<name>``.
@@ -126,7 +153,33 @@ _DESCRIPTIONS = {
     COUNT: "number of valid-map pixels in the region",
     SSIM_HIST: "histogram of the SSIM map on equal bins over [-1, 1]",
     STATUS: "'ok', or the reason the pair failed",
+    MSE: (
+        "mean squared difference of the pixel values (every channel) over all pixels of the "
+        "image or region, not only the SSIM valid map"
+    ),
+    PSNR: (
+        "peak signal-to-noise ratio 10 log10(data_range**2 / mse) over all pixels of the "
+        "image or region; inf for identical pixels"
+    ),
 }
+# Units of the variables that have them (CF's ``units`` attribute).
+_UNITS = {
+    MSE: "(data_range units)**2",
+    PSNR: "dB",
+    COUNT: "1",
+}
+
+
+def _describe(ds: xr.Dataset) -> None:
+    """Set the ``description`` (and ``units``) attrs of the variables ``ds`` holds."""
+    for name, text in _DESCRIPTIONS.items():
+        if name in ds:
+            ds[name].attrs["description"] = text
+    for name, unit in _UNITS.items():
+        if name in ds:
+            ds[name].attrs["units"] = unit
+    if NAN_MASKED in ds:
+        ds[NAN_MASKED].attrs["description"] = _NAN_MASKED_DESCRIPTION
 
 
 def package_version() -> str:
@@ -174,6 +227,8 @@ def build_dataset(
     bins = int(statistics[SSIM_HIST].shape[-1])
     data_vars: dict[str, Any] = {}
     for name in (*FLOAT_STATISTICS, COUNT):
+        if name in OPTIONAL_VARIABLES and name not in statistics:
+            continue  # statistics of an earlier version's results
         data_vars[name] = ((IMAGE, REGION), np.asarray(statistics[name]))
     data_vars[SSIM_HIST] = ((IMAGE, REGION, BIN), np.asarray(statistics[SSIM_HIST]))
     if MS_SSIM in statistics:
@@ -184,10 +239,7 @@ def build_dataset(
     ds = xr.Dataset(
         data_vars, coords=_coords(image, reference, generated, regions, bins), attrs=dict(attrs)
     )
-    for name, text in _DESCRIPTIONS.items():
-        ds[name].attrs["description"] = text
-    if NAN_MASKED in ds:
-        ds[NAN_MASKED].attrs["description"] = _NAN_MASKED_DESCRIPTION
+    _describe(ds)
     return ds
 
 
@@ -228,10 +280,7 @@ def template_dataset(
     ds = xr.Dataset(
         data_vars, coords=_coords(image, reference, generated, regions, bins), attrs=dict(attrs)
     )
-    for name, text in _DESCRIPTIONS.items():
-        ds[name].attrs["description"] = text
-    if NAN_MASKED in ds:
-        ds[NAN_MASKED].attrs["description"] = _NAN_MASKED_DESCRIPTION
+    _describe(ds)
     return ds
 
 
@@ -251,6 +300,8 @@ def validate_dataset(ds: xr.Dataset) -> None:
     if NAN_MASKED in ds:
         expected[NAN_MASKED] = (IMAGE,)
     for name, dims in expected.items():
+        if name in OPTIONAL_VARIABLES and name not in ds.data_vars:
+            continue  # written by an earlier version
         if name not in ds.data_vars:
             problems.append(f"missing variable {name!r}")
         elif ds[name].dims != dims:

@@ -183,6 +183,15 @@ class ZarrSink:
                     f"({key} {theirs!r} in the store, {ours!r} for this run); "
                     "pass overwrite=True to replace it or choose another output"
                 )
+        missing = sorted(str(name) for name in set(template.data_vars) - set(existing.data_vars))
+        if missing:
+            # Written by an earlier version (no mse/psnr): its finished pairs lack them.
+            raise ValueError(
+                f"output {str(self.path)!r} was written by ssim-pipeline "
+                f"{existing.attrs.get('package_version', '?')}, without the variable(s) "
+                f"{', '.join(missing)} this version computes, so it cannot be resumed; it "
+                "still opens and reports as it is: pass overwrite=True to compute it again"
+            )
         same_layout = (
             existing.sizes.get(IMAGE) == template.sizes[IMAGE]
             and existing.sizes.get(REGION) == template.sizes[REGION]

@@ -24,6 +24,11 @@ it as the plain-text table the command line shows.
   inside a bin, so they are exact to a fraction of a bin width (0.02 for the
   default 100 bins). ``image_quantiles`` are the exact quantiles of the
   per-image scores.
+* ``mse`` is the mean over the ok pairs of the per-image MSE; ``psnr`` the mean
+  of the per-image PSNR (dB) over the ok pairs whose PSNR is finite, with
+  ``psnr_identical`` counting the ok pairs whose pixels are identical (PSNR
+  ``inf``, left out of that mean and of ``psnr_quantiles``); ``region_psnr`` the
+  same mean per region. Results written before MSE and PSNR existed give None.
 * ``worst``: the lowest-scoring ok pairs; ``failures``: every failed pair with its
   status; ``unpaired``: the files listed in the attrs by folder sources;
   ``skipped``: the files and folders discovery left out, each with its path
@@ -61,7 +66,9 @@ from pipeline.results.schema import (
     GENERATED,
     IMAGE,
     LUMINANCE,
+    MSE,
     PENDING_STATUSES,
+    PSNR,
     REFERENCE,
     REGION,
     SKIPPED_FILES,
@@ -78,6 +85,7 @@ from pipeline.results.text import terminal_text, text_values
 __all__ = [
     "FAILED_LISTED",
     "QUANTILE_LEVELS",
+    "REPORT_VARIABLES",
     "PairRow",
     "ResultsScan",
     "batch_length",
@@ -91,6 +99,9 @@ __all__ = [
 ]
 
 QUANTILE_LEVELS = (0.05, 0.25, 0.5, 0.75, 0.95)
+#: What the report and the figures keep per ok pair (:func:`scan_results`'s ``kept``):
+#: SSIM, its components, and MSE and PSNR where the results have them.
+REPORT_VARIABLES = (SSIM, *COMPONENTS, MSE, PSNR)
 #: Failed pairs the report lists one by one; its count says how many there are in all.
 FAILED_LISTED = 1000
 # Values read per batch (pairs x (bins + regions)): 32 MB of float64, whatever the run's size.
@@ -174,7 +185,8 @@ class PairRow:
     """One pair as the summary, the report and ``ds.review`` show it.
 
     ``components`` are luminance, contrast and structure in region ``all`` (NaN
-    for one the results lack); ``region_values`` the SSIM of every other region.
+    for one the results lack); ``region_values`` the SSIM of every other region;
+    ``errors`` MSE and PSNR in region ``all`` (NaN where the results lack them).
     """
 
     image: str
@@ -184,6 +196,7 @@ class PairRow:
     position: int = -1
     components: tuple[float, ...] = ()
     region_values: tuple[float, ...] = ()
+    errors: tuple[float, float] = (math.nan, math.nan)
 
 
 @dataclass(frozen=True)
@@ -193,7 +206,8 @@ class ResultsScan:
     ``regions`` and ``region_mean`` are the regions besides ``all`` and their mean
     SSIM over the ok pairs; ``ok_values`` the region-``all`` values of the ok
     pairs in pair order (``ssim`` and the variables the scan was asked to keep);
-    ``failed`` the listed failed pairs as ``(image, status)``.
+    ``failed`` the listed failed pairs as ``(image, status)``; ``region_psnr`` the
+    mean finite PSNR per region besides ``all`` over the ok pairs (NaN without ``psnr``).
     """
 
     n_pairs: int
@@ -206,6 +220,7 @@ class ResultsScan:
     region_mean: np.ndarray = field(repr=False)
     worst: tuple[PairRow, ...]
     failed: tuple[tuple[str, str], ...]
+    region_psnr: np.ndarray = field(repr=False, default_factory=lambda: np.empty(0))
 
     @property
     def n_failed(self) -> int:
@@ -214,17 +229,26 @@ class ResultsScan:
 
     @property
     def scores(self) -> dict[str, np.ndarray]:
-        """The finite ``ssim``, ``luminance``, ``contrast``, ``structure`` of the ok pairs."""
+        """The finite ``ssim``, ``luminance``, ``contrast``, ``structure`` of the ok pairs.
+
+        Also ``mse`` and ``psnr`` when the results have them and the scan kept them
+        (PSNR ``inf``, identical pixels, is left out: see :attr:`n_identical`).
+        """
         return {
             name: values[np.isfinite(values)]
             for name, values in self.ok_values.items()
-            if name in (SSIM, *COMPONENTS)
+            if name in (SSIM, *COMPONENTS, MSE, PSNR)
         }
+
+    @property
+    def n_identical(self) -> int:
+        """Ok pairs whose pixels are identical (PSNR ``inf``); 0 without ``psnr``."""
+        return int(np.count_nonzero(self.ok_values.get(PSNR, np.empty(0)) == np.inf))
 
 
 def batch_length(ds: xr.Dataset) -> int:
     """Pairs per batch: whole chunks of the store, about ``_BATCH_VALUES`` values at a time."""
-    per_pair = ds.sizes.get(BIN, 1) + 5 * ds.sizes.get(REGION, 1)
+    per_pair = ds.sizes.get(BIN, 1) + 6 * ds.sizes.get(REGION, 1)
     wanted = max(1, _BATCH_VALUES // per_pair)
     hist = ds[SSIM_HIST]
     chunks = hist.encoding.get("chunks") or hist.encoding.get("preferred_chunks")
@@ -285,6 +309,9 @@ def _scan(
     pooled = np.zeros(ds.sizes[BIN], dtype=np.float64)
     region_sum = np.zeros(len(regions), dtype=np.float64)
     region_count = np.zeros(len(regions), dtype=np.int64)
+    has_psnr = PSNR in ds.variables
+    psnr_sum = np.zeros(len(regions), dtype=np.float64)
+    psnr_count = np.zeros(len(regions), dtype=np.int64)
     kept = [SSIM, *(name for name in kept if name != SSIM and name in ds.variables)]
     columns: dict[str, list[np.ndarray]] = {name: [] for name in kept}
     best_scores = np.empty(0, dtype=np.float64)
@@ -315,6 +342,11 @@ def _scan(
             table = ssim_table[:, other_index][ok]
             region_sum += np.nansum(table, axis=0)
             region_count += np.isfinite(table).sum(axis=0)
+            if has_psnr:
+                psnr = np.asarray(batch[PSNR].values, dtype=np.float64)[:, other_index][ok]
+                finite = np.isfinite(psnr)
+                psnr_sum += np.sum(psnr, axis=0, where=finite)
+                psnr_count += finite.sum(axis=0)
         # Running top-k: ties in score go to the earlier pair, as a stable sort of all.
         positions = np.concatenate([best_positions, start + np.flatnonzero(ok)])
         scores = np.concatenate([best_scores, values[SSIM][ok]])
@@ -329,6 +361,7 @@ def _scan(
     worst_rows = pair_rows(ds, best_positions)
     with np.errstate(invalid="ignore", divide="ignore"):
         region_mean = region_sum / region_count
+        region_psnr = psnr_sum / psnr_count if has_psnr else np.full(len(regions), np.nan)
     return ResultsScan(
         n_pairs=n_pairs,
         n_ok=n_ok,
@@ -342,6 +375,7 @@ def _scan(
         region_mean=region_mean,
         worst=worst_rows,
         failed=tuple(failed),
+        region_psnr=region_psnr,
     )
 
 
@@ -364,6 +398,15 @@ def pair_rows(ds: xr.Dataset, positions: np.ndarray) -> tuple[PairRow, ...]:
         ],
         axis=1,
     )
+    errors = np.stack(
+        [
+            np.asarray(rows[name].isel({REGION: all_index}).values, dtype=np.float64)
+            if name in rows.variables
+            else np.full(positions.size, np.nan)
+            for name in (MSE, PSNR)
+        ],
+        axis=1,
+    )
     regions = table[:, other_index]
     ids = text_values(rows[IMAGE].values)
     references = text_values(rows[REFERENCE].values) if REFERENCE in rows.coords else ids
@@ -377,6 +420,7 @@ def pair_rows(ds: xr.Dataset, positions: np.ndarray) -> tuple[PairRow, ...]:
             position=int(positions[j]),
             components=tuple(float(v) for v in components[j]),
             region_values=tuple(float(v) for v in regions[j]),
+            errors=(float(errors[j, 0]), float(errors[j, 1])),
         )
         for j in range(positions.size)
     )
@@ -463,7 +507,9 @@ def summarize(
         Keys ``pairs``, ``ok``, ``failed``, ``pending``, ``unpaired_reference``,
         ``unpaired_generated`` (counts); ``mean``, ``quantiles`` (map quantiles,
         ``{level: value}``), ``image_quantiles``, ``luminance``, ``contrast``,
-        ``structure``; ``pixel_mean`` (count-weighted);
+        ``structure``; ``pixel_mean`` (count-weighted); ``mse``, ``psnr`` (dB, finite
+        values), ``psnr_identical``, ``psnr_quantiles``, ``region_psnr`` (None or
+        empty for results without MSE/PSNR);
         ``worst`` (list of dicts), ``failures`` (list of dicts),
         ``unpaired`` (``{"reference": [...], "generated": [...]}``), ``skipped``
         (``[{"path": ..., "reason": ...}]``, with its count ``skipped_files``),
@@ -482,7 +528,9 @@ def summarize(
     for name in (SSIM, STATUS, SSIM_HIST):
         if name not in ds.variables:
             raise ValueError(f"results Dataset lacks {name!r}; expected the result schema")
-    scan = scan_results(ds, worst, listed=None, list_pending=False, kept=(SSIM, *COMPONENTS, COUNT))
+    scan = scan_results(
+        ds, worst, listed=None, list_pending=False, kept=(SSIM, *COMPONENTS, COUNT, MSE, PSNR)
+    )
     ok_values = scan.ok_values
     scores = ok_values[SSIM]
     any_ok = scan.n_ok > 0
@@ -498,6 +546,7 @@ def summarize(
         name: _number(float(np.mean(ok_values[name]))) if any_ok and name in ds else None
         for name in COMPONENTS
     }
+    errors = _error_summary(ok_values, levels) if PSNR in ds.variables else _NO_ERRORS
     worst_rows = []
     for pair in scan.worst:
         row: dict[str, Any] = {"image": pair.image, "ssim": _number(pair.score)}
@@ -508,6 +557,8 @@ def summarize(
                 if name in ds
             }
         )
+        if PSNR in ds.variables:
+            row.update({MSE: _number(pair.errors[0]), PSNR: _number(pair.errors[1])})
         row.update({"reference": pair.reference, "generated": pair.generated})
         worst_rows.append(row)
     regions: dict[str, float | None] = {}
@@ -538,6 +589,13 @@ def summarize(
             str(q): _number(float(v)) for q, v in zip(levels, image_quantiles, strict=True)
         },
         **components,
+        **errors,
+        "region_psnr": {
+            region: _number(value)
+            for region, value in zip(scan.regions, scan.region_psnr.tolist(), strict=True)
+        }
+        if PSNR in ds.variables
+        else {},
         "regions": regions,
         "worst": worst_rows,
         "failures": [{"image": image, "status": status} for image, status in scan.failed],
@@ -546,8 +604,41 @@ def summarize(
     }
 
 
+_NO_ERRORS: dict[str, Any] = {
+    MSE: None,
+    PSNR: None,
+    "psnr_identical": None,
+    "psnr_quantiles": {},
+}
+
+
+def _error_summary(ok_values: Mapping[str, np.ndarray], levels: Sequence[float]) -> dict[str, Any]:
+    """Mean MSE, mean and quantiles of the finite PSNR, identical pairs (PSNR ``inf``)."""
+    mse = ok_values.get(MSE, np.empty(0))
+    psnr = ok_values.get(PSNR, np.empty(0))
+    finite = psnr[np.isfinite(psnr)]
+    quantiles = np.quantile(finite, levels).tolist() if finite.size else [math.nan] * len(levels)
+    return {
+        MSE: _number(float(mse.mean())) if mse.size else None,
+        PSNR: _number(float(finite.mean())) if finite.size else None,
+        "psnr_identical": int(np.count_nonzero(psnr == np.inf)),
+        "psnr_quantiles": {str(q): _number(v) for q, v in zip(levels, quantiles, strict=True)},
+    }
+
+
 def _fmt(value: Any) -> str:
     return "-" if value is None else f"{value:.4f}"
+
+
+def _fmt_db(value: Any) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
+def _fmt_psnr(row: Mapping[str, Any]) -> str:
+    """A pair's PSNR; ``inf`` for identical pixels (None in JSON, MSE 0)."""
+    if row.get(PSNR) is None and row.get(MSE) == 0:
+        return "inf"
+    return _fmt_db(row.get(PSNR))
 
 
 def format_summary(summary: dict[str, Any], *, max_listed: int = 20) -> str:
@@ -585,17 +676,32 @@ def format_summary(summary: dict[str, Any], *, max_listed: int = 20) -> str:
     ]
     for name in COMPONENTS:
         lines.append(f"{name + ' per image':20}{_fmt(summary.get(name)):>8}")
+    if summary.get(PSNR) is not None or summary.get(MSE) is not None:
+        lines.append(
+            f"{'PSNR dB per image':20}{_fmt_db(summary.get(PSNR)):>8}"
+            + "".join(f"{_fmt_db(v):>8}" for v in summary.get("psnr_quantiles", {}).values())
+        )
+        mse = summary.get(MSE)
+        lines.append(f"{'MSE per image':20}{'-' if mse is None else f'{mse:.6g}':>8}")
+        if summary.get("psnr_identical"):
+            lines.append(
+                f"{'identical pairs':20}{summary['psnr_identical']:>8}   "
+                "(PSNR inf: left out of the PSNR mean and quantiles)"
+            )
     regions = {k: v for k, v in summary["regions"].items() if k != ALL_REGION}
     if regions:
         lowest = sorted(regions.items(), key=lambda kv: math.inf if kv[1] is None else kv[1])
         shown = ", ".join(f"{terminal_text(k)} {_fmt(v)}" for k, v in lowest[:3])
         lines.append(f"lowest regions: {shown}")
     if summary["worst"]:
-        lines += ["", f"worst pairs   {'ssim':>8}{'l':>8}{'c':>8}{'s':>8}  image"]
+        with_psnr = any(PSNR in row for row in summary["worst"])
+        psnr_title = f"{'psnr':>8}" if with_psnr else ""
+        lines += ["", f"worst pairs   {'ssim':>8}{'l':>8}{'c':>8}{'s':>8}{psnr_title}  image"]
         for rank, row in enumerate(summary["worst"], 1):
+            psnr = f"{_fmt_psnr(row):>8}" if with_psnr else ""
             lines.append(
                 f"{rank:>4}          {_fmt(row['ssim']):>8}{_fmt(row.get(LUMINANCE)):>8}"
-                f"{_fmt(row.get(CONTRAST)):>8}{_fmt(row.get(STRUCTURE)):>8}  "
+                f"{_fmt(row.get(CONTRAST)):>8}{_fmt(row.get(STRUCTURE)):>8}{psnr}  "
                 + terminal_text(row["image"])
             )
     for title, items in (

@@ -151,13 +151,15 @@ class ReviewAccessor:
             Rank by the score in this region (default ``all``: the standard score).
         by : str
             The statistic to rank by (``ssim``, ``luminance``, ``contrast``,
-            ``structure``, ``ssim_min``, ...).
+            ``structure``, ``ssim_min``, ``psnr``, ``mse``, ...). Worst means lowest,
+            except for ``mse`` (highest first).
 
         Returns
         -------
         pandas.DataFrame
             Indexed by image id: ``position``, ``ssim``, ``luminance``,
-            ``contrast``, ``structure`` in ``region``, ``worst_region`` (the
+            ``contrast``, ``structure``, ``mse``, ``psnr`` (dB; the last two when the
+            results have them) in ``region``, ``worst_region`` (the
             region of lowest SSIM, when ranking on ``all`` with regions),
             ``reference`` and ``generated``. Failed pairs are left out.
 

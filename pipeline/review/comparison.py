@@ -22,7 +22,13 @@ from pipeline.results.schema import (
     check_results,
 )
 from pipeline.results.text import text_values
-from pipeline.review.tables import image_ids, ok_mask, preview_ids, region_names
+from pipeline.review.tables import (
+    LOWER_IS_BETTER,
+    image_ids,
+    ok_mask,
+    preview_ids,
+    region_names,
+)
 
 __all__ = ["compare_results", "paired_statistics"]
 
@@ -48,6 +54,12 @@ def compare_results(
         raise ValueError(
             f"variable must be one of {', '.join(FLOAT_STATISTICS)} (got {variable!r})"
         )
+    for label, results in zip(names, (ds, other), strict=False):
+        if variable not in results.variables:
+            raise ValueError(
+                f"variable {variable!r} is missing from results {label!r} (written by a "
+                "version before MSE and PSNR were computed; evaluate again to compare it)"
+            )
     if len(names) != 2 or names[0] == names[1]:
         raise ValueError(f"names must be two different labels (got {names!r})")
     if check_params:
@@ -86,7 +98,9 @@ def compare_results(
     )
     difference = score_a - score_b
     out["difference"] = ((IMAGE, REGION), difference)
-    winner = np.where(difference > 0, names[0], np.where(difference < 0, names[1], "tie"))
+    # The higher score wins; for MSE (lower is better) the lower one.
+    better = -difference if variable in LOWER_IS_BETTER else difference
+    winner = np.where(better > 0, names[0], np.where(better < 0, names[1], "tie"))
     winner = np.where(np.isfinite(difference), winner, "")
     out["winner"] = ((IMAGE, REGION), winner.astype(object))
     for key, value in paired_statistics(difference).items():

@@ -1,7 +1,8 @@
 """The figures of ``ds.review`` and of the report, drawn on matplotlib's object API.
 
 * :func:`histogram_figure` -- the pooled ``ssim_hist`` of region ``all`` (the
-  SSIM of every valid pixel) beside the histogram of the per-image scores;
+  SSIM of every valid pixel) beside the histogram of the per-image scores, and
+  of the per-image PSNR when the results have it;
 * :func:`region_figure` -- mean SSIM per grid region (``r{i}c{j}``) as heatmaps,
   for all successful pairs and for each of the worst pairs, or
   :func:`region_bars` for label regions;
@@ -33,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from pipeline.results.schema import ALL_REGION, SSIM
+from pipeline.results.schema import ALL_REGION, PSNR, SSIM
 from pipeline.results.summary import PairRow, ResultsScan
 from pipeline.results.text import printable_text
 from pipeline.review.maps import pair_view
@@ -139,12 +140,18 @@ def draw_note(axis: Axes, text: str) -> None:
 
 
 def histogram_figure(data: ResultsScan) -> Figure:
-    """The pooled SSIM-map histogram beside the histogram of the per-image scores."""
+    """The pooled SSIM-map histogram beside the histograms of the per-image SSIM (and PSNR)."""
     from matplotlib.ticker import MaxNLocator
 
     pooled, edges = data.pooled_hist, data.edges
-    figure = new_figure(10, 3.6)
-    left, right = figure.subplots(1, 2)
+    psnr = data.scores.get(PSNR) if PSNR in data.ok_values else None
+    if psnr is None:
+        figure = new_figure(10, 3.6)
+        left, right = figure.subplots(1, 2)
+    else:
+        figure = new_figure(14, 3.6)
+        left, right, third = figure.subplots(1, 3)
+        _psnr_panel(third, psnr, data.n_identical)
     total = pooled.sum()
     density = pooled / (total * np.diff(edges)) if total > 0 else pooled
     left.stairs(density, edges, fill=True, color="#4c72b0")
@@ -163,6 +170,22 @@ def histogram_figure(data: ResultsScan) -> Figure:
     right.set_ylabel("pairs")
     right.set_title(f"Image scores ({scores.size:,} pairs)")
     return figure
+
+
+def _psnr_panel(axes: Axes, psnr: np.ndarray, n_identical: int) -> None:
+    """The per-image PSNR histogram (finite values; identical pairs named in the title)."""
+    from matplotlib.ticker import MaxNLocator
+
+    axes.hist(psnr, bins=min(30, max(5, psnr.size)), color="#55a868", edgecolor="white")
+    if psnr.size:
+        axes.axvline(float(psnr.mean()), color="black", linestyle="--", label="mean")
+        axes.legend(loc="upper left")
+    axes.yaxis.set_major_locator(MaxNLocator(integer=True))
+    axes.set_xlabel("PSNR per image, dB (every pixel)")
+    axes.set_ylabel("pairs")
+    title = f"PSNR ({psnr.size:,} pairs"
+    title += f"; {n_identical:,} identical)" if n_identical else ")"
+    axes.set_title(title)
 
 
 def _histogram_xlim(counts: np.ndarray, edges: np.ndarray) -> tuple[float, float]:

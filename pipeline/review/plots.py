@@ -22,7 +22,7 @@ from pipeline.results.schema import (
     REGION,
     SSIM,
 )
-from pipeline.results.summary import pair_rows, scan_results
+from pipeline.results.summary import REPORT_VARIABLES, pair_rows, scan_results
 from pipeline.results.text import printable_text, text_values
 from pipeline.review.figures import (
     DATA_TEXT,
@@ -47,11 +47,11 @@ __all__ = ["plot_hist", "plot_regions", "show_pair"]
 
 
 def plot_hist(ds: xr.Dataset, image: str | int | None = None) -> Figure:
-    """The figure of ``ds.review.plot_hist``: merged histograms beside the image scores."""
+    """The figure of ``ds.review.plot_hist``: merged histograms beside image SSIM (and PSNR)."""
     if image is None:
-        return histogram_figure(scan_results(ds, 1))
+        return histogram_figure(scan_results(ds, 1, kept=REPORT_VARIABLES))
     k = image_position(ds, image)
-    return histogram_figure(scan_results(ds.isel({IMAGE: [k]}), 1))
+    return histogram_figure(scan_results(ds.isel({IMAGE: [k]}), 1, kept=REPORT_VARIABLES))
 
 
 def plot_regions(ds: xr.Dataset, image: str | int | None = None) -> Figure:

@@ -27,6 +27,9 @@ from pipeline.results.schema import (
     FLOAT_STATISTICS,
     GENERATED,
     IMAGE,
+    MSE,
+    OPTIONAL_VARIABLES,
+    PSNR,
     REFERENCE,
     REGION,
     SSIM,
@@ -41,6 +44,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 __all__ = [
+    "LOWER_IS_BETTER",
     "QUANTILE",
     "check_region",
     "image_ids",
@@ -123,7 +127,9 @@ def _table(ds: xr.Dataset, order: np.ndarray, region: str) -> pd.DataFrame:
 
     ids = image_ids(ds)
     columns: dict[str, Any] = {"position": order}
-    for name in (SSIM, *COMPONENTS):
+    for name in (SSIM, *COMPONENTS, MSE, PSNR):
+        if name in OPTIONAL_VARIABLES and name not in ds.variables:
+            continue  # results written before MSE and PSNR existed
         values = np.asarray(ds[name].sel({REGION: region}).values, dtype=np.float64)
         columns[name] = values[order]
     others = [r for r in region_names(ds) if r != ALL_REGION]
@@ -141,15 +147,31 @@ def _table(ds: xr.Dataset, order: np.ndarray, region: str) -> pd.DataFrame:
     return frame
 
 
+# Statistics where a lower value is a better pair.
+LOWER_IS_BETTER = (MSE,)
+
+
 def ranked_pairs(ds: xr.Dataset, k: int, region: str, by: str, *, descending: bool) -> pd.DataFrame:
-    """The table of :meth:`ReviewAccessor.worst` (ascending) or ``best`` (descending)."""
+    """The table of :meth:`ReviewAccessor.worst` (ascending) or ``best`` (descending).
+
+    Ascending means worst first: for ``mse``, where lower is better, the order is
+    reversed, so ``worst`` lists the largest MSE first. PSNR ``inf`` (identical
+    pixels) ranks as the best value.
+    """
     if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
         raise ValueError(f"k must be a positive integer (got {k!r})")
     if by not in FLOAT_STATISTICS:
         raise ValueError(f"by must be one of {', '.join(FLOAT_STATISTICS)} (got {by!r})")
+    if by not in ds.variables:
+        raise ValueError(
+            f"by={by!r}: these results have no {by!r} variable (written by a version "
+            "before MSE and PSNR were computed; evaluate again to rank by it)"
+        )
     region = check_region(ds, region)
     scores = np.asarray(ds[by].sel({REGION: region}).values, dtype=np.float64)
-    usable = np.flatnonzero(ok_mask(ds) & np.isfinite(scores))
+    usable = np.flatnonzero(ok_mask(ds) & ~np.isnan(scores))
+    if by in LOWER_IS_BETTER:
+        descending = not descending
     key = -scores[usable] if descending else scores[usable]
     order = usable[np.argsort(key, kind="stable")][: int(k)]
     return _table(ds, order, region)

@@ -21,15 +21,17 @@ statistics they hold (:data:`BATCH_STATISTICS_BYTES`), so a batch's memory is
 bounded whatever the number of pairs and of regions and bins per pair.
 
 Each block is handed to a callback together with the image coordinates of the
-window centres its valid map covers; the callback returns small partial
-statistics, so whole maps are never held (see reductions.py).
+window centres its valid map covers (and, when asked, of the pixels it owns:
+its chunk without the halo, for statistics of the pixels themselves such as
+MSE); the callback returns small partial statistics, so whole maps are never
+held (see reductions.py).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import dask.array as da
 import numpy as np
@@ -40,6 +42,7 @@ from pipeline.tiling.halo import map_overlapping
 __all__ = [
     "BATCH_STATISTICS_BYTES",
     "TASKS_PER_BATCH",
+    "OwnPixels",
     "batch_bounds",
     "block_centres",
     "map_valid_blocks",
@@ -47,6 +50,7 @@ __all__ = [
     "merge_block_statistics",
     "merge_small_chunks",
     "overlap_depth",
+    "own_pixels",
     "plan_chunks",
     "statistics_bytes_per_image",
     "valid_map_array",
@@ -107,8 +111,8 @@ def statistics_bytes_per_image(n_regions: int, bins: int) -> int:
 
     Examples
     --------
-    >>> statistics_bytes_per_image(17, 100)  # 4x4 regions and "all", 8 fields + 100 bins
-    14688
+    >>> statistics_bytes_per_image(17, 100)  # 4x4 regions and "all", 11 fields + 100 bins
+    15096
     """
     return n_regions * (len(FIELDS) + bins) * np.dtype(np.float64).itemsize
 
@@ -249,12 +253,41 @@ def block_centres(bounds: np.ndarray, index: int, depth: int, length: int) -> tu
     return start, max(start, stop)
 
 
+class OwnPixels(NamedTuple):
+    """The pixels a block owns: its chunk, without the halo lent by its neighbours.
+
+    ``rows``/``cols`` are image coordinates ``[start, stop)``; ``local`` the same
+    pixels as slices ``(y, x)`` of the overlapped block.
+    """
+
+    rows: tuple[int, int]
+    cols: tuple[int, int]
+    local: tuple[slice, slice]
+
+
+def own_pixels(
+    y_bounds: np.ndarray, x_bounds: np.ndarray, iy: int, ix: int, depth: int
+) -> OwnPixels:
+    """:class:`OwnPixels` of block ``(iy, ix)``: ``depth`` of halo precede it unless it is first."""
+    rows, row_slice = _own_axis(y_bounds, iy, depth)
+    cols, col_slice = _own_axis(x_bounds, ix, depth)
+    return OwnPixels(rows, cols, (row_slice, col_slice))
+
+
+def _own_axis(bounds: np.ndarray, index: int, depth: int) -> tuple[tuple[int, int], slice]:
+    """Chunk ``index`` of one axis: its ``[start, stop)`` and its slice of the overlapped block."""
+    a, b = int(bounds[index]), int(bounds[index + 1])
+    before = min(a, depth)  # the halo lent by the previous chunk, absent for the first
+    return (a, b), slice(before, before + b - a)
+
+
 def map_valid_blocks(
     block_fn: Callable[..., np.ndarray],
     arrays: list[da.Array],
     *,
     depth: int,
     out_tail: tuple[int, ...],
+    own: bool = False,
 ) -> da.Array:
     """Apply ``block_fn`` to overlapping blocks; one small result per block.
 
@@ -272,6 +305,9 @@ def map_valid_blocks(
         Overlap on the ``y`` and ``x`` axes.
     out_tail : tuple of int
         Trailing shape of each block's result.
+    own : bool
+        Also pass ``own=`` the :class:`OwnPixels` of the block (each image pixel is
+        owned by exactly one block).
 
     Returns
     -------
@@ -297,7 +333,11 @@ def map_valid_blocks(
         _, iy, ix = location
         rows = block_centres(y_bounds, iy, depth, height)
         cols = block_centres(x_bounds, ix, depth, width)
-        result = block_fn(*blocks, rows=rows, cols=cols)
+        if own:
+            owned = own_pixels(y_bounds, x_bounds, iy, ix, depth)
+            result = block_fn(*blocks, rows=rows, cols=cols, own=owned)
+        else:
+            result = block_fn(*blocks, rows=rows, cols=cols)
         return result[:, None, None]
 
     out_chunks = (
@@ -358,6 +398,7 @@ def map_valid_blocks_nd(
     depth: int,
     axes: tuple[int, ...],
     out_tail: tuple[int, ...],
+    own: bool = False,
 ) -> da.Array:
     """:func:`map_valid_blocks` for any number of spatial axes (volumes, MS-SSIM scales).
 
@@ -377,6 +418,9 @@ def map_valid_blocks_nd(
         The spatial axes, ``1 .. ndim - 2``.
     out_tail : tuple of int
         Trailing shape of each block's result (at least one axis).
+    own : bool
+        Also pass ``own=`` the pixels the block owns, per axis in ``axes``: a tuple of
+        ``((start, stop), slice)``, image coordinates and the slice of the block.
 
     Returns
     -------
@@ -408,7 +452,11 @@ def map_valid_blocks_nd(
         centres = tuple(
             block_centres(bounds[axis], location[axis], depth, lengths[axis]) for axis in axes
         )
-        result = block_fn(*blocks, centres=centres)
+        if own:
+            owned = tuple(_own_axis(bounds[axis], location[axis], depth) for axis in axes)
+            result = block_fn(*blocks, centres=centres, own=owned)
+        else:
+            result = block_fn(*blocks, centres=centres)
         return result.reshape(result.shape[:1] + (1,) * len(axes) + result.shape[1:])
 
     out_chunks = (

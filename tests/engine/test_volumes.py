@@ -131,3 +131,31 @@ def test_volume_needs_one_slice_shape():
         as_volume_pair(dataclasses.replace(pair, groups=(pair, pair)))
     single = as_volume_pair(dataclasses.replace(pair, groups=(pair,)))
     assert single.reference.shape == (1, 12, 20, 20, 1)
+
+
+@pytest.mark.parametrize("volume_labels", [False, True])
+def test_volume_mse_and_psnr_over_every_voxel_match_skimage(volume_labels):
+    """Reference: skimage's mean_squared_error / peak_signal_noise_ratio on the voxels."""
+    from skimage.metrics import mean_squared_error, peak_signal_noise_ratio
+
+    rng = np.random.default_rng(15)
+    x, y = smooth_volume_pair(rng, (14, 22, 20))
+    labels = np.zeros((14, 22, 20) if volume_labels else (22, 20), np.uint8)
+    labels[..., 3:15, 4:12] = 1
+    labels[..., 16:, :] = 2
+    ds = sp.evaluate(
+        x, y, volume=True, data_range=1.0, regions="labels", labels=labels, chunks=(6, 8, 7)
+    )
+    full = labels if volume_labels else np.broadcast_to(labels, x.shape)
+    for region, mask in (
+        ("all", np.ones(x.shape, bool)),
+        ("label1", full == 1),
+        ("label2", full == 2),
+    ):
+        got = ds.sel(region=region)
+        assert float(got["mse"].values[0]) == pytest.approx(
+            mean_squared_error(x[mask], y[mask]), rel=TOLERANCE
+        )
+        assert float(got["psnr"].values[0]) == pytest.approx(
+            peak_signal_noise_ratio(x[mask], y[mask], data_range=1.0), rel=TOLERANCE
+        )

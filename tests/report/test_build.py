@@ -304,3 +304,30 @@ def test_browser_renders_every_figure(demo_results, tmp_path):
     assert pixels.std() > 10  # text and figures, not an empty white page
     if os.environ.get("SSIM_PIPELINE_KEEP_SCREENSHOT"):
         shutil.copy(shot, os.environ["SSIM_PIPELINE_KEEP_SCREENSHOT"])
+
+
+def test_report_has_psnr_beside_ssim(tmp_path):
+    """PSNR/MSE rows, the worst pairs' PSNR and a PSNR panel; values from skimage."""
+    from skimage.metrics import peak_signal_noise_ratio
+
+    from pipeline.testing import degrade, photograph
+
+    rng = np.random.default_rng(5)
+    x = np.stack([photograph("camera")[:96, 64 * k : 64 * k + 96] for k in range(3)])
+    y = np.stack([degrade(image, "noise", strength=10.0, rng=rng) for image in x])
+    y[2] = x[2]  # identical: PSNR inf
+    ds = pipeline.evaluate(x, y)
+    text = write_report(ds, tmp_path / "report", worst=3).read_text(encoding="utf-8")
+    assert "psnr (dB)" in text and "<td>mse</td>" in text
+    worst_psnr = peak_signal_noise_ratio(x[0], y[0], data_range=255)
+    assert f"{worst_psnr:.2f}" in text or f"{peak_signal_noise_ratio(x[1], y[1]):.2f}" in text
+    assert "<td>inf</td>" in text
+    assert "1 pair(s) have identical pixels" in text
+    assert "not only the valid SSIM map" in text
+
+
+def test_report_of_results_without_psnr_has_no_psnr_parts(demo_results, tmp_path):
+    ds, _ = demo_results  # built without mse/psnr, as an earlier version wrote results
+    assert "psnr" not in ds
+    text = write_report(ds, tmp_path / "report", worst=2).read_text(encoding="utf-8")
+    assert "psnr" not in text.lower()

@@ -64,3 +64,12 @@ def test_template_is_lazy_and_pending(result):
     validate_dataset(template)
     assert template["ssim"].chunks == ((2, 1), (1,))
     assert template["status"].values.tolist() == ["pending", "pending", "pending"]
+
+
+def test_mse_and_psnr_have_units_and_are_optional_for_earlier_results(result):
+    assert result["mse"].dims == result["ssim"].dims == (IMAGE, REGION)
+    assert result["psnr"].attrs["units"] == "dB"
+    assert "all pixels" in result["mse"].attrs["description"]
+    validate_dataset(result.drop_vars(["mse", "psnr"]))  # written by an earlier version
+    with pytest.raises(ValueError, match=r"variable 'psnr' has dims \('image',\)"):
+        validate_dataset(result.assign(psnr=((IMAGE,), np.zeros(3))))

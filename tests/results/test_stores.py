@@ -415,3 +415,34 @@ def test_as_results_opens_a_store_lazily_and_takes_a_dataset_as_it_is(pair, tmp_
         sinks.as_results(tmp_path / "notes.txt")
     with pytest.raises(TypeError, match=r"ds_or_path must be an xarray\.Dataset or a path"):
         sinks.as_results(3)  # type: ignore[arg-type]
+
+
+def _as_earlier_version(out: str) -> None:
+    """Remove mse/psnr from a store: the layout an earlier version wrote."""
+    store = zarr.open_group(out, mode="r+")
+    for name in ("mse", "psnr"):
+        del store[name]
+
+
+def test_a_store_without_mse_and_psnr_opens_but_is_not_resumed(tmp_path):
+    rng = np.random.default_rng(3)
+    x = rng.integers(0, 256, (4, 32, 32), dtype=np.uint8)
+    y = rng.integers(0, 256, (4, 32, 32), dtype=np.uint8)
+    out = str(tmp_path / "old.zarr")
+    sp.evaluate(x, y, output=out, batch_images=2)
+    _as_earlier_version(out)
+    store = zarr.open_group(out, mode="r+")
+    status = store["status"][:]
+    status[2:] = "pending"
+    store["status"][:] = status
+    ds = open_results(out)
+    assert "mse" not in ds and "psnr" not in ds
+    assert ds["status"].values.tolist()[:2] == ["ok", "ok"]
+    with pytest.raises(
+        ValueError,
+        match=r"written by ssim-pipeline .*without the variable\(s\) mse, psnr .*cannot be "
+        r"resumed.*overwrite=True",
+    ):
+        sp.evaluate(x, y, output=out, batch_images=2, resume=True)
+    redone = sp.evaluate(x, y, output=out, batch_images=2, overwrite=True)
+    assert np.isfinite(redone["psnr"].values).all()

@@ -142,3 +142,39 @@ def test_a_lazily_opened_store_is_summarized_batch_by_batch(rng, tmp_path, monke
     streamed = summarize(lazy, worst=3)
     assert streamed.pop("regions") == pytest.approx(in_memory.pop("regions"))
     assert streamed == in_memory
+
+
+def test_summary_has_mse_and_psnr_and_leaves_identical_pairs_out(rng) -> None:
+    x = rng.integers(0, 256, (4, 32, 32), dtype=np.uint8)
+    y = x.copy()
+    y[1:] = np.clip(x[1:] + rng.normal(0, 6, x[1:].shape), 0, 255).astype(np.uint8)
+    ds = sp.evaluate(x, y, regions="2x2")
+    summary = summarize(ds, worst=4)
+    json.dumps(summary, allow_nan=False)  # PSNR inf never reaches the JSON
+    psnr = ds.psnr.sel(region="all").values
+    mse = ds.mse.sel(region="all").values
+    assert psnr[0] == np.inf
+    assert summary["psnr_identical"] == 1
+    assert summary["psnr"] == pytest.approx(psnr[1:].mean(), rel=1e-12)
+    assert summary["mse"] == pytest.approx(mse.mean(), rel=1e-12)
+    assert summary["psnr_quantiles"]["0.5"] == pytest.approx(np.median(psnr[1:]), rel=1e-12)
+    region_psnr = ds.psnr.sel(region="r1c0").values[1:].mean()
+    assert summary["region_psnr"]["r1c0"] == pytest.approx(region_psnr, rel=1e-12)
+    identical = next(row for row in summary["worst"] if row["image"] == "0")
+    assert identical["mse"] == 0.0 and identical["psnr"] is None
+    text = format_summary(summary)
+    assert "PSNR dB per image" in text
+    assert f"{summary['psnr']:.2f}" in text
+    assert "identical pairs" in text
+    assert " inf " in text  # the identical pair's row in the worst table
+
+
+def test_summary_of_results_without_mse_and_psnr(result) -> None:
+    """Results written before MSE/PSNR existed: None, no PSNR lines, still valid JSON."""
+    old = result.drop_vars(["mse", "psnr"])
+    summary = summarize(old)
+    json.dumps(summary, allow_nan=False)
+    assert summary["psnr"] is None and summary["mse"] is None
+    assert summary["region_psnr"] == {}
+    assert "psnr" not in summary["worst"][0]
+    assert "PSNR" not in format_summary(summary)

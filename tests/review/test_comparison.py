@@ -54,3 +54,13 @@ def test_compare_refuses_other_ssim_settings_and_non_datasets(results):
     assert ds_a.review.compare(other, check_params=False).sizes["image"] == N_IMAGES
     with pytest.raises(TypeError, match=r"other must be an xarray.Dataset.*got DataArray"):
         ds_a.review.compare(ds_b.ssim)
+
+
+def test_compare_by_mse_lower_wins_and_old_results_are_named(results):
+    ds_a, ds_b = results
+    result = ds_a.review.compare(ds_b, names=("noise", "blur"), variable="mse")
+    difference = (ds_a.mse - ds_b.mse).values
+    np.testing.assert_allclose(result.difference.values, difference)
+    np.testing.assert_array_equal(result.winner.values, np.where(difference < 0, "noise", "blur"))
+    with pytest.raises(ValueError, match=r"variable 'psnr' is missing from results 'b'"):
+        ds_a.review.compare(ds_b.drop_vars(["mse", "psnr"]), variable="psnr")

@@ -117,6 +117,27 @@ def test_bad_arguments_are_named(results):
     with pytest.raises(ValueError, match=r"k must be a positive integer \(got 0\)"):
         ds.review.worst(0)
     with pytest.raises(ValueError, match="by must be one of ssim"):
-        ds.review.best(2, by="psnr")
+        ds.review.best(2, by="lpips")
     with pytest.raises(KeyError, match="region 'r9c9' is not in the results; valid regions"):
         ds.review.worst(2, region="r9c9")
+
+
+def test_tables_show_and_rank_by_mse_and_psnr(results):
+    ds, _ = results
+    psnr = ds.psnr.sel(region="all").values
+    worst = ds.review.worst(4, by="psnr")
+    assert worst["psnr"].tolist() == sorted(psnr.tolist())
+    np.testing.assert_allclose(worst["mse"].values, ds.mse.sel(region="all").values[worst.position])
+    # MSE: lower is better, so the worst pairs have the largest MSE.
+    by_mse = ds.review.worst(2, by="mse")
+    assert by_mse["mse"].tolist() == sorted(ds.mse.sel(region="all").values.tolist())[::-1][:2]
+    assert ds.review.best(1, by="mse").index[0] == ds.review.best(1, by="psnr").index[0]
+
+
+def test_results_without_mse_and_psnr_still_rank_by_ssim(results):
+    old = results[0].drop_vars(["mse", "psnr"])
+    table = old.review.worst(2)
+    assert "psnr" not in table.columns and "ssim" in table.columns
+    with pytest.raises(ValueError, match=r"by='psnr': these results have no 'psnr' variable"):
+        old.review.worst(2, by="psnr")
+    assert old.review.summary()["psnr"] is None

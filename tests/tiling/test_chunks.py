@@ -107,9 +107,9 @@ def _tasks_per_batch(chunks, batches):
 
 
 def test_statistics_bytes_per_image_counts_every_field_and_bin():
-    # 4x4 regions and "all": 17 regions of 8 fields and 100 bins, float64.
-    assert statistics_bytes_per_image(17, 100) == 17 * 108 * 8
-    assert statistics_bytes_per_image(1, 0) == 64
+    # 4x4 regions and "all": 17 regions of 11 fields and 100 bins, float64.
+    assert statistics_bytes_per_image(17, 100) == 17 * 111 * 8
+    assert statistics_bytes_per_image(1, 0) == 88
 
 
 @pytest.mark.parametrize("native", [1, 1000, 4096])

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from pipeline.kernels.backend import array_module, to_host
-from pipeline.kernels.statistics import FIELDS, MAX, MIN, bin_edges
+from pipeline.kernels.statistics import FIELDS, HIST, MAX, MIN, bin_edges
 
 __all__ = ["device_whole_statistics"]
 
@@ -67,5 +67,7 @@ def device_whole_statistics(maps: dict[str, Any], bins: int) -> np.ndarray:
         ]
     )
     out[0] = count
-    out[1:] = to_host(device_row)  # the one transfer: 7 + bins numbers
+    host = to_host(device_row)  # the one transfer: 7 + bins numbers
+    out[1 : MAX + 1] = host[:MAX]
+    out[HIST:] = host[MAX:]
     return out

@@ -1,0 +1,195 @@
+"""MSE and PSNR of the statistics graph, end to end through ``evaluate``.
+
+Reference values: scikit-image's ``skimage.metrics.mean_squared_error`` and
+``peak_signal_noise_ratio(..., data_range=L)`` (independent implementations) on
+the whole image, and on the pixels of each region (grid tiles by the rule
+``tile row = floor(y * R / H)``, label masks by value), over every channel.
+The runs tile the images into chunks much smaller than an image, so each value
+is the exact merge of per-block sums over each block's own pixels.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import zarr
+from PIL import Image
+from skimage.metrics import mean_squared_error, peak_signal_noise_ratio
+
+import pipeline as sp
+from pipeline.results.schema import STATUS_OK
+from pipeline.testing import degrade, photograph
+
+RTOL = 1e-9
+
+
+def _grid_masks(shape: tuple[int, int], rows: int, cols: int) -> list[np.ndarray]:
+    height, width = shape
+    tile_row = np.arange(height) * rows // height
+    tile_col = np.arange(width) * cols // width
+    return [
+        (tile_row[:, None] == i) & (tile_col[None, :] == j)
+        for i in range(rows)
+        for j in range(cols)
+    ]
+
+
+def _check(ds, x: np.ndarray, y: np.ndarray, data_range: float, masks=()) -> None:
+    """Every pair's MSE/PSNR in region ``all`` and in each region mask against skimage."""
+    for i in range(x.shape[0]):
+        values = [(x[i], y[i])] + [(x[i][m], y[i][m]) for m in masks]
+        for region, (a, b) in enumerate(values):
+            mse = float(ds.mse.values[i, region])
+            np.testing.assert_allclose(mse, mean_squared_error(a, b), rtol=RTOL)
+            expected = peak_signal_noise_ratio(a, b, data_range=data_range)
+            np.testing.assert_allclose(float(ds.psnr.values[i, region]), expected, rtol=RTOL)
+
+
+def _photographs(names: tuple[str, ...], rng: np.random.Generator, side: int = 256) -> tuple:
+    x = np.stack([photograph(name)[:side, :side] for name in names])
+    kinds = ("noise", "jpeg", "blur")
+    y = np.stack(
+        [degrade(image, kinds[k % 3], strength=10.0, rng=rng) for k, image in enumerate(x)]
+    )
+    return x, y
+
+
+@pytest.mark.parametrize("names", [("camera", "moon"), ("astronaut", "coffee")])  # grey, colour
+def test_chunked_photographs_with_grid_regions_equal_skimage(names, rng) -> None:
+    x, y = _photographs(names, rng)
+    colour = {"channel_axis": -1} if x.ndim == 4 else {}
+    # Uneven tiles, halo'd blocks; colour: every channel, as skimage's MSE.
+    ds = sp.evaluate(x, y, regions="3x2", chunks=(1, 70, 90), **colour)
+    assert ds.mse.dims == ds.ssim.dims == ("image", "region")
+    _check(ds, x, y, 255.0, _grid_masks(x.shape[1:3], 3, 2))
+
+
+@pytest.mark.parametrize(
+    ("dtype", "data_range"), [(np.uint16, 65535.0), (np.float32, 1.0), (np.float64, 1.0)]
+)
+def test_uint16_and_float_pairs_use_the_runs_data_range(dtype, data_range, rng) -> None:
+    x8, y8 = _photographs(("camera", "moon"), rng, side=128)
+    if dtype is np.uint16:
+        x, y = x8.astype(np.uint16) * 257, y8.astype(np.uint16) * 257
+    else:
+        x, y = (x8 / 255.0).astype(dtype), (y8 / 255.0).astype(dtype)
+    kwargs = {} if dtype is np.uint16 else {"data_range": data_range}
+    ds = sp.evaluate(x, y, chunks=(1, 50, 64), **kwargs)
+    _check(ds, x, y, data_range)
+
+
+def test_large_image_streamed_in_chunks_equals_skimage(rng) -> None:
+    """One image tiled into 5 x 4 chunks: per-chunk sums over own pixels, merged exactly."""
+    x = np.tile(photograph("camera"), (2, 2))[:900, :1000][None]
+    y = degrade(x[0], "noise", strength=20.0, rng=rng)[None]
+    ds = sp.evaluate(x, y, chunks=(1, 200, 256), regions="128px")
+    masks = _grid_masks_px(x.shape[1:3], 128)
+    _check(ds, x, y, 255.0, masks)
+
+
+def _grid_masks_px(shape: tuple[int, int], size: int) -> list[np.ndarray]:
+    height, width = shape
+    rows, cols = -(-height // size), -(-width // size)
+    tile_row, tile_col = np.arange(height) // size, np.arange(width) // size
+    return [
+        (tile_row[:, None] == i) & (tile_col[None, :] == j)
+        for i in range(rows)
+        for j in range(cols)
+    ]
+
+
+def test_label_regions_count_every_labelled_pixel(rng) -> None:
+    x, y = _photographs(("coins", "camera"), rng, side=200)
+    labels = np.zeros(x.shape[1:3], dtype=np.int32)
+    labels[20:120, 30:160] = 3
+    labels[130:, :90] = 7
+    ds = sp.evaluate(x, y, regions="labels", labels=labels, chunks=(1, 64, 64))
+    assert list(ds.region.values) == ["all", "label3", "label7"]
+    _check(ds, x, y, 255.0, [labels == 3, labels == 7])
+
+
+def test_zarr_stack_run(tmp_path: Path, rng) -> None:
+    x, y = _photographs(("astronaut", "chelsea"), rng, side=160)
+    paths = []
+    for name, stack in (("x.zarr", x), ("y.zarr", y)):
+        array = zarr.create_array(
+            tmp_path / name, shape=stack.shape, chunks=(1, 64, 64, 3), dtype=stack.dtype
+        )
+        array[:] = stack
+        paths.append(str(tmp_path / name))
+    ds = sp.evaluate(*paths, regions="2x2", output=str(tmp_path / "out.zarr"), channel_axis=-1)
+    assert ds.psnr.attrs["units"] == "dB"
+    _check(ds, x, y, 255.0, _grid_masks(x.shape[1:3], 2, 2))
+
+
+def test_folder_run_of_png_files(tmp_path: Path, rng) -> None:
+    x, y = _photographs(("astronaut", "coffee"), rng, side=96)
+    ref, gen = tmp_path / "ref", tmp_path / "gen"
+    ref.mkdir()
+    gen.mkdir()
+    for k in range(2):
+        Image.fromarray(x[k]).save(ref / f"p{k}.png")
+        Image.fromarray(y[k]).save(gen / f"p{k}.png")
+    ds = sp.evaluate(str(ref), str(gen))
+    for k in range(2):
+        position = list(ds.image.values).index(f"p{k}.png")
+        np.testing.assert_allclose(
+            float(ds.mse.sel(region="all").values[position]),
+            mean_squared_error(x[k], y[k]),
+            rtol=RTOL,
+        )
+
+
+def test_identical_pair_has_psnr_inf_and_failed_pair_nan(rng) -> None:
+    x = rng.random((3, 40, 40))
+    y = x.copy()
+    y[1] += 0.01
+    y[2, 5, 5] = np.nan  # nan_policy="fail": the pair fails
+    ds = sp.evaluate(x, y, data_range=1.0)
+    status = list(ds.status.values)
+    assert status[:2] == [STATUS_OK, STATUS_OK] and status[2] != STATUS_OK
+    assert ds.mse.values[0, 0] == 0.0
+    assert ds.psnr.values[0, 0] == np.inf
+    np.testing.assert_allclose(ds.psnr.values[1, 0], 40.0, rtol=RTOL)  # 10 log10(1 / 1e-4)
+    assert np.isnan(ds.mse.values[2, 0]) and np.isnan(ds.psnr.values[2, 0])
+
+
+def test_masked_nan_pixels_are_left_out_of_mse(rng) -> None:
+    x = rng.random((1, 48, 48))
+    y = np.clip(x + rng.normal(0, 0.05, x.shape), 0, 1)
+    y[0, 10, 12] = np.nan
+    x[0, 30, 40] = np.inf
+    ds = sp.evaluate(x, y, data_range=1.0, nan_policy="mask", chunks=(1, 20, 20))
+    keep = np.isfinite(x[0]) & np.isfinite(y[0])
+    np.testing.assert_allclose(
+        ds.mse.values[0, 0], mean_squared_error(x[0][keep], y[0][keep]), rtol=RTOL
+    )
+
+
+def test_luma_mode_still_compares_every_channel(rng) -> None:
+    x, y = _photographs(("astronaut", "chelsea"), rng, side=120)
+    ds = sp.evaluate(x, y, channel_axis=-1, color_mode="luma")
+    _check(ds, x, y, 255.0)
+
+
+def test_size_groups_of_different_bit_depths_use_their_own_data_range(tmp_path: Path, rng) -> None:
+    """A folder of a uint8 and a uint16 pair (two groups): PSNR with 255 and 65535."""
+    ref, gen = tmp_path / "ref", tmp_path / "gen"
+    ref.mkdir()
+    gen.mkdir()
+    x8 = photograph("camera")[:64, :80]
+    y8 = degrade(x8, "noise", strength=8.0, rng=rng)
+    x16 = photograph("moon")[:70, :90].astype(np.uint16) * 257
+    y16 = degrade(x16, "noise", strength=8.0, rng=rng, data_range=65535.0)
+    for folder, a, b in ((ref, x8, x16), (gen, y8, y16)):
+        Image.fromarray(a).save(folder / "a8.png")
+        Image.fromarray(b).save(folder / "b16.png")
+    ds = sp.evaluate(str(ref), str(gen))
+    ids = list(ds.image.values)
+    for name, a, b, peak in (("a8.png", x8, y8, 255), ("b16.png", x16, y16, 65535)):
+        expected = peak_signal_noise_ratio(a, b, data_range=peak)
+        np.testing.assert_allclose(
+            float(ds.psnr.sel(region="all").values[ids.index(name)]), expected, rtol=RTOL
+        )
