@@ -148,6 +148,14 @@ def _remote_errors(where: Location, doing: str, advice: str = "") -> Iterator[No
         ) from None
     except OSError as error:
         raise OSError(error.errno, f"{doing} {where} failed ({redact(error)}){advice}") from None
+    except Exception as error:
+        # A client library's own error (e.g. botocore's parameter validation) may quote
+        # the URL it was given, user info and all: never passed on with a credential.
+        if redact(error) == str(error):
+            raise
+        raise ValueError(
+            f"{doing} {where} failed ({type(error).__name__}: {redact(error)}){advice}"
+        ) from None
 
 
 def _remove_settled(path: Path, *, quiet_checks: int = 4, pause: float = 0.05) -> None:
@@ -349,8 +357,16 @@ class ZarrSink:
         the status as stored (text escaped, see :func:`open_results`); the end of a
         status, where the transient marker is, is never changed by that.
         """
-        with self._remote_errors("reading the status of output"):
-            status = xr.open_zarr(self._zarr(read_only=True), consolidated=False)[STATUS].values
+        if self._objects is None:
+            status = xr.open_zarr(self.store, consolidated=False)[STATUS].values
+        else:
+            import zarr
+
+            # The status array alone: one metadata object and its chunks, not the
+            # listing and metadata of the whole group (each a request to the server).
+            with self._remote_errors("reading the status of output"):
+                array = zarr.open_array(self._zarr(read_only=True), path=STATUS, mode="r")
+                status = np.asarray(array[:], dtype=object)
         todo = np.isin(status, PENDING_STATUSES)
         retried = np.zeros(len(status), dtype=bool)
         if retry is not None:
