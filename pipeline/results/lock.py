@@ -377,6 +377,11 @@ def _create_object(fs: Any, where: Location, data: bytes, *, guarded: bool) -> b
         raise OSError(
             error.errno, f"cannot create the lock {where} of the output ({redact(error)})"
         ) from None
+    except Exception as error:  # e.g. the client's validation of a bucket name
+        raise ValueError(
+            f"cannot create the lock {where} of the output "
+            f"({type(error).__name__}: {redact(error)})"
+        ) from None
 
 
 def _break_stale_object(fs: Any, where: Location, owner: dict[str, Any], guarded: bool) -> None:
