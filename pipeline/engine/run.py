@@ -5,7 +5,10 @@ before a pixel is read, and the graph of partial statistics is built there once.
 This module runs it: one commit batch (a group of image chunks) at a time,
 inside one scheduler session; each batch's statistics go straight to the sink
 (and the SSIM maps, when saved, to their Zarr arrays), so an interrupted run
-keeps what it finished and ``resume=True`` computes the rest.
+keeps what it finished and ``resume=True`` computes the rest. The output may be a
+local path or an object-store URL (``s3://``, ``gs://``, ``az://``): the store keeps
+the same promises there (see :mod:`pipeline.results.stores`), opened with the
+settings' ``storage_options``.
 
 The plan is frozen; what the run learns while it computes (pairs that failed to
 read or to score, the MS-SSIM values of computed batches) is kept in the run
@@ -270,7 +273,8 @@ def evaluate(
         read and did not decode stays failed and is not retried.
     **overrides
         Any :class:`pipeline.engine.settings.RunConfig` field, e.g. ``regions="4x4"``,
-        ``output="results.zarr"``, ``resume=True``, ``engine="reference"``.
+        ``output="results.zarr"`` (or ``"s3://bucket/results.zarr"``), ``resume=True``,
+        ``engine="reference"``.
 
     Returns
     -------
