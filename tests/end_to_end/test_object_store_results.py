@@ -233,6 +233,10 @@ def test_s3_out_errors_name_the_url_and_never_the_secret(stacks, s3_bucket, caps
     assert f"output '{taken}' exists and is not a Zarr store" in err
     assert fs.cat_file(f"{s3_bucket}/taken.zarr/data.bin") == b"not results"
 
+    assert main([*_command(stacks, taken, "--resume"), "--dry-run"]) == 0
+    err += capsys.readouterr().err
+    assert f"--out {taken} exists but is not a readable results store" in err
+
     assert main(["report", taken]) == 2
     err += capsys.readouterr().err
     assert f"results {taken} exist but are neither a Zarr store" in err

@@ -585,6 +585,10 @@ def test_object_store_exports_and_file_urls_round_trip(pair, s3_bucket, tmp_path
         sp.evaluate(x, y, regions="2x2", output=f"s3://{s3_bucket}/r.nc")
     write_zarr(ds, f"s3://{s3_bucket}/copy.zarr")
     xr.testing.assert_identical(as_results(f"s3://{s3_bucket}/copy.zarr").load(), ds.load())
+    # Zarr 2: the root's .zattrs then .zgroup go last
+    v2 = sp.evaluate(x, y, regions="2x2", output=f"s3://{s3_bucket}/v2.zarr", zarr_format=2)
+    assert f"{s3_bucket}/v2.zarr/.zgroup" in _objects(s3_bucket)
+    xr.testing.assert_equal(v2.load(), ds.load())  # the same values (zarr_format is in attrs)
     # file:// URLs are local paths
     url = f"file://{tmp_path}/f.zarr"
     sp.evaluate(x, y, regions="2x2", output=url)
