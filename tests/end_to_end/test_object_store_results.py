@@ -251,3 +251,31 @@ def test_s3_out_errors_name_the_url_and_never_the_secret(stacks, s3_bucket, caps
     assert "s3://***@" in err
     assert SECRET_KEY not in err
     record("bad_input", "object-store output errors (missing bucket, not results, HTTP)", 4)
+
+
+def test_s3_out_with_credentials_the_server_does_not_know_is_a_clear_error(
+    stacks, monkeypatch, capsys
+):
+    import s3fs
+    from s3_server import S3Server
+
+    # A server of its own that checks access keys (moto knows none of them here).
+    monkeypatch.setenv("INITIAL_NO_AUTH_ACTION_COUNT", "0")
+    server = S3Server()
+    try:
+        monkeypatch.delenv("INITIAL_NO_AUTH_ACTION_COUNT")
+        for name, value in server.environment().items():
+            monkeypatch.setenv(name, value)
+        s3fs.S3FileSystem.clear_instance_cache()
+        url = "s3://results-bucket/r.zarr"
+        assert main(_command(stacks, url)) == 2
+        err = capsys.readouterr().err
+        assert f"cannot create the lock {url}.lock of the output: access denied" in err
+        assert main(["report", url]) == 2
+        err += capsys.readouterr().err
+        assert f"opening results {url} was refused (access denied" in err
+        assert SECRET_KEY not in err
+    finally:
+        server.stop()
+        s3fs.S3FileSystem.clear_instance_cache()
+    record("bad_input", "object-store output with unknown credentials")
