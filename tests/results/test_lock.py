@@ -257,3 +257,21 @@ def test_object_store_lock_from_another_host_is_refused_with_how_to_clear_it(s3_
     ):
         sp.evaluate(x, y, output=url)
     assert json.loads(fs.cat_file(_lock_object(url))) == other  # left alone
+
+
+def test_object_store_without_a_conditional_write_takes_an_advisory_lock_and_says_so(
+    s3_bucket, monkeypatch
+):
+    from pipeline.results import lock as locks
+
+    # As gs:// and az:// are handled: no conditional write used, so the lock is advisory.
+    monkeypatch.setattr(locks, "CONDITIONAL_CREATE_SCHEMES", frozenset())
+    url = f"s3://{s3_bucket}/r.zarr"
+    advisory = rf"the lock {url}.lock of output {url} is advisory: s3:// stores are written"
+    with pytest.warns(locks.UnguardedLockWarning, match=advisory):
+        with store_lock(url):
+            # Still checked: a second writer that comes later is refused.
+            with pytest.warns(locks.UnguardedLockWarning), pytest.raises(StoreLockedError):
+                with store_lock(url):
+                    pass
+    assert not _s3().exists(_lock_object(url))
