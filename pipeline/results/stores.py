@@ -246,7 +246,9 @@ class ZarrSink:
         return self._objects.zarr(read_only=read_only)
 
     def _check_existing(self, template: xr.Dataset, *, resume: bool, overwrite: bool) -> None:
-        is_store = self._objects.is_zarr() if self._objects else _is_zarr_store(self.store)
+        is_store = (
+            self._objects.is_zarr() if self._objects is not None else _is_zarr_store(self.store)
+        )
         if not is_store:
             raise FileExistsError(
                 f"output {self._shown!r} exists and is not a Zarr store; choose another output path"
@@ -494,16 +496,18 @@ def _open_remote_results(
             with xr.open_dataset(io.BytesIO(data), engine="scipy") as ds:
                 loaded = ds.load()
             return _unescape_dataset(_from_netcdf3(loaded))
-        if not objects.is_zarr():
-            if objects.exists():
-                raise ValueError(
-                    f"results {where} exist but are neither a Zarr store (no zarr.json or "
-                    ".zgroup) nor a .nc file"
-                )
-            raise FileNotFoundError(f"results {where} do not exist")
-        chunks: Any = {} if dask else None
-        store = objects.zarr(read_only=True)
-        return _unescape_dataset(xr.open_zarr(store, consolidated=False, chunks=chunks))
+        is_store = objects.is_zarr()
+        exists = is_store or objects.exists()
+        if is_store:
+            chunks: Any = {} if dask else None
+            store = objects.zarr(read_only=True)
+            return _unescape_dataset(xr.open_zarr(store, consolidated=False, chunks=chunks))
+    if exists:
+        raise ValueError(
+            f"results {where} exist but are neither a Zarr store (no zarr.json or .zgroup) "
+            "nor a .nc file"
+        )
+    raise FileNotFoundError(f"results {where} do not exist")
 
 
 def as_results(

@@ -560,7 +560,7 @@ def test_object_store_errors_name_the_url_without_credentials(pair, s3_bucket):
     ) as error:
         sp.evaluate(x, y, output=missing)
     assert SECRET_KEY not in str(error.value)
-    with pytest.raises(FileNotFoundError, match=rf"results s3://{s3_bucket}/nothing.zarr do not"):
+    with pytest.raises(FileNotFoundError, match=rf"^results s3://{s3_bucket}/nothing.zarr do not"):
         open_results(f"s3://{s3_bucket}/nothing.zarr")
     with pytest.raises(FileNotFoundError, match=r"no-such-bucket-ssim"):
         open_results(missing)
