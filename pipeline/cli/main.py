@@ -266,7 +266,9 @@ def _typed_folders(args: argparse.Namespace) -> dict[str, str]:
 
 def _print_json(value: Any, **kwargs: Any) -> None:
     # ensure_ascii escapes control characters; json_text the names that are not UTF-8.
-    print(json.dumps(json_text(value), indent=2, ensure_ascii=True, **kwargs))
+    # Redacted like every message: a URL given with user info or a signed query never
+    # reaches the output.
+    print(redact(json.dumps(json_text(value), indent=2, ensure_ascii=True, **kwargs)))
 
 
 def _say_retried(n_pairs: int) -> None:
@@ -483,7 +485,7 @@ def _dry_run(args: argparse.Namespace, config: RunConfig) -> int:
 
     lines.append("effective configuration:")
     lines.extend("  " + line for line in dump_config(config).splitlines())
-    print("\n".join(terminal_text(line) for line in lines))
+    print("\n".join(terminal_text(redact(line)) for line in lines))
     return EXIT_OK
 
 
