@@ -293,6 +293,8 @@ def evaluate(
     """
     config = resolve_config(config, **overrides)
     output_format = config.resolved_output_format()
+    if config.output is not None:
+        location(config.output, writable=True, what="output")  # e.g. HTTP: refused before any read
     pair = open_pair(
         reference,
         generated,

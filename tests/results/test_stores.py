@@ -594,3 +594,34 @@ def test_object_store_exports_and_file_urls_round_trip(pair, s3_bucket, tmp_path
     sp.evaluate(x, y, regions="2x2", output=url)
     assert (tmp_path / "f.zarr" / "zarr.json").is_file()
     xr.testing.assert_identical(open_results(url).load(), open_results(tmp_path / "f.zarr").load())
+
+
+def test_results_over_http_are_read_and_writing_there_is_refused(pair, tmp_path):
+    import functools
+    import http.server
+    import threading
+
+    x, y = pair
+    ds = sp.evaluate(x, y, regions="2x2", output=str(tmp_path / "r.zarr"), batch_images=2)
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    # Python's file server on the loopback interface: it lists folders, as Zarr needs.
+    server = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(Quiet, directory=str(tmp_path))
+    )
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/r.zarr"
+        xr.testing.assert_identical(as_results(url).load(), ds.load())
+        with pytest.raises(ValueError, match=rf"output: {url} is read-only \(HTTP\)"):
+            sp.evaluate(x, y, regions="2x2", output=url)
+        with pytest.raises(ValueError, match=r"is read-only \(HTTP\)"):
+            export_csv(ds, url.replace("r.zarr", "r.csv"))
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
