@@ -28,7 +28,7 @@ itself refuses the second creation, so of two runs starting at the same moment
 on any hosts exactly one gets the lock. What that guarantees and what it does not:
 
 * guaranteed on AWS S3 and on S3-compatible servers that implement conditional
-  writes (MinIO, moto, Ceph RGW recent): one writer per store, the same record
+  writes (tested against moto's server): one writer per store, the same record
   (pid, host, start time) and the same refusal message as on a local disk;
 * a server that ignores ``If-None-Match`` (older S3-compatible servers) silently
   lets a second creation overwrite the first: the lock is then advisory only.
@@ -60,7 +60,13 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from pipeline.storage.locations import Location, filesystem, location, redact
+from pipeline.storage.locations import (
+    Location,
+    LocationError,
+    filesystem,
+    location,
+    redact,
+)
 
 __all__ = [
     "CONDITIONAL_CREATE_SCHEMES",
@@ -123,6 +129,11 @@ def lock_location(
     if not where.remote:
         path = str(lock_path(where.path))
         return Location(url=path, scheme="file", path=path)
+    if "/" not in where.path:
+        raise LocationError(
+            f"output {where} is a whole bucket; name a store inside it "
+            f"({where.scheme}://{where.path}/results.zarr)"
+        )
     return Location(
         url=where.url.rstrip("/") + ".lock", scheme=where.scheme, path=where.path + ".lock"
     )
@@ -388,9 +399,8 @@ def _break_stale_object(fs: Any, where: Location, owner: dict[str, Any], guarded
     """Remove a stale lock object, serialised by a ``.break`` object as on a local disk."""
     breaker = Location(url=where.url + ".break", scheme=where.scheme, path=where.path + ".break")
     if not _create_object(fs, breaker, b"{}", guarded=guarded):
-        with contextlib.suppress(OSError, KeyError, TypeError):
-            modified = fs.info(breaker.path)["LastModified"]
-            if time.time() - modified.timestamp() > _BREAKER_TIMEOUT_S:
+        with contextlib.suppress(Exception):  # gone meanwhile, or no modification time
+            if time.time() - fs.modified(breaker.path).timestamp() > _BREAKER_TIMEOUT_S:
                 fs.rm_file(breaker.path)
         return
     try:

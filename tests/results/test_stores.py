@@ -570,6 +570,8 @@ def test_object_store_errors_name_the_url_without_credentials(pair, s3_bucket):
     assert SECRET_KEY not in str(error.value)
     with pytest.raises(ValueError, match=r"https://example.org/r.zarr is read-only"):
         sp.evaluate(x, y, output="https://example.org/r.zarr")
+    with pytest.raises(ValueError, match=rf"output s3://{s3_bucket} is a whole bucket; name a"):
+        sp.evaluate(x, y, output=f"s3://{s3_bucket}", output_format="zarr")
 
 
 def test_object_store_exports_and_file_urls_round_trip(pair, s3_bucket, tmp_path):
