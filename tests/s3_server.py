@@ -36,15 +36,24 @@ def _free_port() -> int:
 
 
 class S3Server:
-    """One moto server process (stopped by :meth:`stop`)."""
+    """One moto server process (stopped by :meth:`stop`).
 
-    def __init__(self) -> None:
+    ``authenticate=True`` makes the server check every request's access key (moto's
+    ``INITIAL_NO_AUTH_ACTION_COUNT=0``): no key is known to it, so each request is
+    refused as a wrong key would be.
+    """
+
+    def __init__(self, *, authenticate: bool = False) -> None:
         self.port = _free_port()
         self.endpoint = f"http://127.0.0.1:{self.port}"
+        environment = dict(os.environ)
+        if authenticate:
+            environment["INITIAL_NO_AUTH_ACTION_COUNT"] = "0"
         self.process = subprocess.Popen(
             [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            env=environment,
         )
         deadline = time.monotonic() + _START_TIMEOUT_S
         while True:
@@ -133,3 +142,16 @@ def _forget_filesystems() -> None:
         import s3fs
 
         s3fs.S3FileSystem.clear_instance_cache()
+
+
+def upload(local: os.PathLike[str] | str, url: str) -> None:
+    """Copy a local file, or a folder recursively, to ``url`` (the test's bucket)."""
+    from pipeline.storage.locations import filesystem, location
+
+    where = location(url)
+    fs = filesystem(where)
+    if os.path.isdir(local):
+        fs.put(str(local), where.path, recursive=True)
+    else:
+        fs.put_file(str(local), where.path)
+    fs.invalidate_cache()

@@ -570,9 +570,19 @@ def _report(args: argparse.Namespace) -> int:
 def _ingest(args: argparse.Namespace) -> int:
     from pipeline.inputs.ingest import ingest_folder
 
+    # --storage-option KEY=VALUE arrives as "storage_options.KEY=VALUE" (as --set would).
+    storage_options = {
+        key.split(".", 1)[1]: value for key, value in _assignments(args.assignments).items()
+    }
     bar = None if args.quiet else ProgressBar("ingest")
     try:
-        result = ingest_folder(args.folder, args.out, overwrite=args.overwrite, on_batch=bar)
+        result = ingest_folder(
+            args.folder,
+            args.out,
+            overwrite=args.overwrite,
+            on_batch=bar,
+            storage_options=storage_options,
+        )
     finally:
         if bar is not None:
             bar.close()
@@ -582,9 +592,9 @@ def _ingest(args: argparse.Namespace) -> int:
     # under the folder as the user typed it (a second walk reads names only).
     from pipeline.inputs.pairing import find_images
 
-    _, skipped = find_images(args.folder)
+    _, skipped = find_images(args.folder, storage_options=storage_options)
     for entry in skipped:
-        where = os.path.join(str(args.folder), entry.path)
+        where = entry.location or os.path.join(str(args.folder), entry.path)
         print(f"skipped: {terminal_text(where)} ({terminal_text(entry.reason)})", file=sys.stderr)
     if result.failed:
         for path, reason in result.failed.items():

@@ -12,8 +12,10 @@ without anyone remembering to add it:
 * a boolean field ``ms_ssim`` is ``--ms-ssim`` / ``--no-ms-ssim``;
 * a tuple field (``maps``, ``ms_weights``, ``chunks``) takes a comma-separated list;
 * everything, nested sections included (``cluster``, ``data_ranges``,
-  ``label_names``), is reachable through ``--set KEY=VALUE`` with a dotted key
-  and a YAML value (``--set cluster.workers=4``, ``--set data_ranges.float32=1.0``).
+  ``label_names``, ``storage_options``), is reachable through ``--set KEY=VALUE`` with
+  a dotted key and a YAML value (``--set cluster.workers=4``, ``--set
+  data_ranges.float32=1.0``); ``--storage-option KEY=VALUE`` is ``--set
+  storage_options.KEY=VALUE`` (also an option of ``ingest``).
 
 Only what the model cannot say is kept here (:data:`_SPELLINGS`: ``--out`` for
 ``output``, metavars). A setting option is stored under the field's own name only
@@ -281,6 +283,36 @@ def _add_settings(parser: argparse.ArgumentParser) -> None:
         "--set data_ranges.float32=1.0 --set ms_weights=[0.5,0.5]; applied after the "
         "options above (repeatable)",
     )
+    _add_storage_option(settings)
+
+
+class _StorageOption(argparse.Action):
+    """``--storage-option KEY=VALUE``: the same as ``--set storage_options.KEY=VALUE``."""
+
+    def __call__(
+        self, parser: argparse.ArgumentParser, namespace: Any, values: Any, option: Any = None
+    ) -> None:
+        text = str(values)
+        key, sep, value = text.partition("=")
+        if not sep or not key.strip():
+            parser.error(f"{option} needs KEY=VALUE, such as {option} anon=true (got {text!r})")
+        assignments = list(getattr(namespace, self.dest, None) or [])
+        assignments.append(f"storage_options.{key.strip()}={value}")
+        setattr(namespace, self.dest, assignments)
+
+
+def _add_storage_option(group: argparse._ActionsContainer) -> None:
+    group.add_argument(
+        "--storage-option",
+        dest="assignments",
+        action=_StorageOption,
+        default=[],
+        metavar="KEY=VALUE",
+        help="an argument of the filesystem of inputs given as URLs (s3://, gs://, az://, "
+        "https://), the value read as YAML: --storage-option anon=true --storage-option "
+        "endpoint_url=http://127.0.0.1:9000 (repeatable); standard credentials (AWS_* "
+        "variables, AWS_PROFILE, GOOGLE_APPLICATION_CREDENTIALS, AZURE_STORAGE_*) need none",
+    )
 
 
 class _DeferredParser(argparse.ArgumentParser):
@@ -357,10 +389,13 @@ def build_parser() -> argparse.ArgumentParser:
         allow_abbrev=False,
     )
     run.add_argument(
-        "reference", metavar="REFERENCE", help="folder of images, Zarr array or image file"
+        "reference",
+        metavar="REFERENCE",
+        help="folder of images, Zarr array or image file: a path or a URL (s3://, gs://, "
+        "az://, https://, file://)",
     )
     run.add_argument(
-        "generated", metavar="GENERATED", help="folder of images, Zarr array or image file"
+        "generated", metavar="GENERATED", help="as REFERENCE: folder, Zarr array or image file"
     )
     run.add_argument("--config", metavar="FILE", help="YAML run configuration (see configs/)")
     run.add_argument(
@@ -397,10 +432,13 @@ def build_parser() -> argparse.ArgumentParser:
         "size group, file names as a coordinate) for repeated evaluation.",
         allow_abbrev=False,
     )
-    ingest.add_argument("folder", metavar="FOLDER", help="folder of images (recursive)")
+    ingest.add_argument(
+        "folder", metavar="FOLDER", help="folder of images (recursive), a path or a URL"
+    )
     ingest.add_argument("--out", metavar="STACK", required=True, help="Zarr store to write")
     ingest.add_argument("--overwrite", action="store_true", help="replace an existing store")
     ingest.add_argument("--quiet", action="store_true", help="no progress output")
+    _add_storage_option(ingest)
     return parser
 
 

@@ -58,6 +58,7 @@ from pipeline.reductions.region_spec import (
     RegionSpec,
     parse_region_spec,
 )
+from pipeline.storage.locations import redact_options
 
 if TYPE_CHECKING:
     import yaml
@@ -139,9 +140,11 @@ CLUSTER_SHORTHANDS = {
 _SUFFIX_FORMATS = {".zarr": "zarr", ".nc": "netcdf", ".nc4": "netcdf", ".csv": "csv"}
 # Settings that say how or where a run executes, not what it computes; they stay out
 # of the fingerprint so that a resumed run may use another scheduler or flag.
-_EXECUTION_ONLY = frozenset({"output", "resume", "overwrite", "cluster"})
+# storage_options too: how inputs are reached, and it may hold credentials, which a
+# results store must never record.
+_EXECUTION_ONLY = frozenset({"output", "resume", "overwrite", "cluster", "storage_options"})
 # Mapping-valued settings: ``replace_dotted`` sets one entry of them by ``name.key``.
-_SECTIONS = frozenset({"cluster", "data_ranges", "label_names"})
+_SECTIONS = frozenset({"cluster", "data_ranges", "label_names", "storage_options"})
 
 
 # -- value checks ----------------------------------------------------------------------
@@ -537,6 +540,14 @@ class RunConfig(BaseModel):
         ``num_workers`` and ``performance_report`` (accepted by the constructor,
         :meth:`from_mapping` and :meth:`replace`) set ``cluster.scheduler``,
         ``cluster.workers`` and ``cluster.performance_report``, and win over the section.
+    storage_options : mapping
+        Keyword arguments of the fsspec filesystem of every input given as a URL
+        (``anon``, ``endpoint_url``, ``client_kwargs``, ``key``/``secret``, ...). Not
+        needed for the standard credentials (``AWS_*`` variables, ``AWS_PROFILE``,
+        ``AWS_ENDPOINT_URL``, ``GOOGLE_APPLICATION_CREDENTIALS``, ``AZURE_STORAGE_*``),
+        which the filesystems read themselves. Never part of the fingerprint nor of the
+        stored configuration; :meth:`to_mapping` (and so YAML and ``--dry-run``) shows
+        secret-looking values as ``***``.
     """
 
     model_config = ConfigDict(
@@ -642,6 +653,11 @@ class RunConfig(BaseModel):
     device: DeviceName = Field("cpu", description="cpu or gpu")
     cluster: ClusterSettings = Field(
         default_factory=ClusterSettings, description="where the graph runs"
+    )
+    storage_options: dict[str, Any] = Field(
+        default_factory=dict,
+        description="filesystem arguments for inputs given as URLs (s3://, gs://, az://, "
+        "https://), e.g. anon or endpoint_url; never stored with the results",
     )
 
     def __init__(self, **data: Any) -> None:
@@ -804,6 +820,8 @@ class RunConfig(BaseModel):
                 value = value.to_mapping()
             elif name == "labels" and value is not None and not isinstance(value, str):
                 value = f"<in-memory {type(value).__name__}>"
+            if name == "storage_options":
+                value = redact_options(value)
             out[name] = value
         return out
 
@@ -825,7 +843,8 @@ class RunConfig(BaseModel):
             ``{"win_size": 7, "cluster.workers": 4, "data_ranges.float32": 1.0}``: a
             key is a field name (or a flat ``scheduler``/``num_workers``/
             ``performance_report``); ``section.key`` sets one entry of a mapping
-            field (``cluster``, ``data_ranges``, ``label_names``) and keeps the others.
+            field (``cluster``, ``data_ranges``, ``label_names``, ``storage_options``)
+            and keeps the others.
             Applied in order, so a later key wins.
 
         Raises
@@ -840,6 +859,7 @@ class RunConfig(BaseModel):
         """
         valid = [*type(self).model_fields, *CLUSTER_SHORTHANDS]
         current = self.to_mapping()
+        current["storage_options"] = dict(self.storage_options)  # to_mapping hides secrets
         values: dict[str, Any] = {}
         for key, value in assignments.items():
             head, *path = str(key).split(".")
@@ -882,6 +902,7 @@ class RunConfig(BaseModel):
             missing_chunks=self.missing_chunks,
             max_image_pixels=self.max_image_pixels,
             max_input_elements=self.max_input_elements,
+            storage_options=dict(self.storage_options),
         )
 
     def ssim_overrides(self) -> dict[str, Any]:

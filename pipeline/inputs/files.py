@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from pipeline.storage.locations import is_url
+
 __all__ = [
     "TRANSIENT_SUFFIX",
     "FileStamp",
@@ -75,9 +77,9 @@ class ImageDecodeError(ValueError):
 
     Attributes
     ----------
-    path : pathlib.Path
+    path : pathlib.Path or str
         The file at fault (the real path, for reading; the message shows it with
-        :func:`display_path`).
+        :func:`display_path`), or the object's URL (credentials removed).
     reason : str
         Why it failed, in words fit for a ``status`` entry.
     transient : bool
@@ -87,7 +89,8 @@ class ImageDecodeError(ValueError):
     def __init__(
         self, path: str | os.PathLike[str], reason: str, *, transient: bool = False
     ) -> None:
-        self.path = Path(path)
+        # A URL stays as it is (Path would fold its "//").
+        self.path: Path | str = str(path) if is_url(path) else Path(path)
         self.reason = reason
         self.transient = transient
         shown = display_path(self.path)
@@ -98,7 +101,7 @@ class ImageDecodeError(ValueError):
         return (_rebuild_decode_error, (self.path, self.reason, self.transient))
 
 
-def _rebuild_decode_error(path: Path, reason: str, transient: bool) -> ImageDecodeError:
+def _rebuild_decode_error(path: Path | str, reason: str, transient: bool) -> ImageDecodeError:
     return ImageDecodeError(path, reason, transient=transient)
 
 

@@ -51,8 +51,8 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +71,7 @@ from pipeline.results.schema import (
     UNPAIRED_GENERATED,
     UNPAIRED_REFERENCE,
 )
+from pipeline.storage.locations import filesystem, is_remote, location, redact
 
 __all__ = ["is_image_folder", "open_folder_pair"]
 
@@ -93,20 +94,32 @@ class _Member:
 
 @dataclass(frozen=True)
 class _Decoding:
-    """How the files of a folder source are decoded (the rules of :mod:`pipeline.inputs.images`)."""
+    """How the files of a folder source are decoded (the rules of :mod:`pipeline.inputs.images`).
+
+    ``storage_options`` go with the decode tasks, so that a worker (a thread or a
+    distributed worker) opens the filesystem of objects given as URLs itself.
+    """
 
     alpha: str
     max_image_pixels: int
+    storage_options: Mapping[str, Any] = field(default_factory=dict, repr=False, hash=False)
 
 
-def is_image_folder(path: Any) -> bool:
+def is_image_folder(path: Any, storage_options: Mapping[str, Any] | None = None) -> bool:
     """Whether ``path`` is a non-empty folder that is not a Zarr store (a folder of images).
 
     An empty folder is left to the other sources (it is neither; their error says so).
+    A URL is a folder when objects lie under it as a prefix (and no Zarr metadata);
+    one that cannot be reached is left to the other sources too, whose check names it.
     """
     if not isinstance(path, str | os.PathLike):
         return False
-    folder = Path(path)
+    if is_remote(path):
+        return _is_remote_image_folder(str(path), storage_options)
+    try:
+        folder = Path(location(path).path)
+    except ValueError:
+        return False
     if not folder.is_dir():
         return False
     if any((folder / name).exists() for name in ("zarr.json", ".zgroup", ".zarray")):
@@ -117,9 +130,26 @@ def is_image_folder(path: Any) -> bool:
         return True  # unreadable: pairing names the folder and the reason
 
 
+def _is_remote_image_folder(url: str, storage_options: Mapping[str, Any] | None) -> bool:
+    try:
+        where = location(url)
+        fs = filesystem(where, storage_options)
+        prefix = where.path.rstrip("/")
+        if where.scheme in ("http", "https") or not fs.isdir(prefix):
+            return False
+        return not any(
+            fs.exists(f"{prefix}/{name}") for name in ("zarr.json", ".zgroup", ".zarray")
+        )
+    except Exception:  # unreachable, refused, no such bucket: the Zarr source names it
+        return False
+
+
 def _shown(path: str | os.PathLike[str]) -> str:
     """A file as the results name it: absolute, so a report run from another folder finds
-    it, and valid Unicode (:func:`pipeline.inputs.images.display_path`)."""
+    it, and valid Unicode (:func:`pipeline.inputs.images.display_path`); an object's URL
+    with any credentials removed."""
+    if is_remote(path):
+        return redact(path)
     return display_path(Path(path).absolute())
 
 
@@ -141,20 +171,36 @@ def open_folder_pair(
         A folder has no images, no file pairs up, or ``channel_axis`` is set to
         something else than the last axis.
     """
-    if not (is_image_folder(reference) or is_image_folder(generated)):
+    options = options if options is not None else InputOptions()
+    if not (
+        is_image_folder(reference, options.storage_options)
+        or is_image_folder(generated, options.storage_options)
+    ):
         return None
     if channel_axis not in (None, -1, 2):
         raise ValueError(
             "folders of images are decoded with colour channels last; channel_axis must be "
             f"None or -1 for folder sources (got {channel_axis})"
         )
-    options = options if options is not None else InputOptions()
-    plan = pair_folders(reference, generated, max_image_pixels=options.max_image_pixels)
-    return folder_source(plan, max_image_pixels=options.max_image_pixels)
+    plan = pair_folders(
+        reference,
+        generated,
+        max_image_pixels=options.max_image_pixels,
+        storage_options=options.storage_options,
+    )
+    return folder_source(
+        plan,
+        max_image_pixels=options.max_image_pixels,
+        storage_options=options.storage_options,
+    )
 
 
 def folder_source(
-    plan: PairingPlan, *, alpha: str = "drop", max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
+    plan: PairingPlan,
+    *,
+    alpha: str = "drop",
+    max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
+    storage_options: Mapping[str, Any] | None = None,
 ) -> SourcePair:
     """The :class:`SourcePair` of a :class:`~pipeline.inputs.pairing.PairingPlan` (headers read).
 
@@ -198,7 +244,7 @@ def folder_source(
                 shape,
                 np.dtype(dtype),
                 identity,
-                _Decoding(alpha, max_image_pixels),
+                _Decoding(alpha, max_image_pixels, dict(storage_options or {})),
                 (1,) * len(ids),
             )
         )
@@ -244,8 +290,12 @@ def _identity(plan: PairingPlan, order: Sequence[Sequence[str]]) -> dict[str, An
                 (pair.reference, pair.reference_stamp),
                 (pair.generated, pair.generated_stamp),
             ):
-                digest.update(os.fsencode(path.name) + b"\0")
+                name = path.rsplit("/", 1)[-1] if isinstance(path, str) else path.name
+                digest.update(os.fsencode(name) + b"\0")
                 if stamp is None:
+                    if isinstance(path, str):  # an object whose header failed: no stamp
+                        digest.update(b"missing\0")
+                        continue
                     try:
                         info = path.stat()
                     except OSError:
@@ -254,11 +304,15 @@ def _identity(plan: PairingPlan, order: Sequence[Sequence[str]]) -> dict[str, An
                     stamp = FileStamp.of(info)
                 digest.update(f"{stamp.size}\0{stamp.mtime_ns}\0".encode())
     return {
-        "reference": display_path(plan.reference_root),
-        "generated": display_path(plan.generated_root),
+        "reference": _shown_root(plan.reference_root),
+        "generated": _shown_root(plan.generated_root),
         "pairs": sum(len(ids) for ids in order),
         "pair_list_sha256": digest.hexdigest(),
     }
+
+
+def _shown_root(root: Path | str) -> str:
+    return redact(root) if isinstance(root, str) else display_path(root)
 
 
 def _group_pair(
@@ -355,30 +409,36 @@ def _decode_pairs(
     n = len(references)
     live = [k for k in range(n) if failures[k] is None]
     image_shape = shape[:2] if shape[2] == 1 else shape
-    stacks = []
     statuses: list[list[str]] = [[] for _ in range(n)]
-    for paths, stamps in ((references, reference_stamps), (generated, generated_stamps)):
-        if not live:
-            stacks.append(np.zeros((n, *shape), dtype=dtype))
-            continue
+    if not live:
+        blank = np.zeros((n, *shape), dtype=dtype)
+        stacks = [blank, blank.copy()]
+    else:
+        # Both sides in one batch (they share the group's shape and dtype): objects in an
+        # object store are then all fetched at once, many requests in flight.
         decoded, found = decode_batch(
-            [paths[k] for k in live],
+            [references[k] for k in live] + [generated[k] for k in live],
             shape=image_shape,
             dtype=dtype,
             alpha=decoding.alpha,
             max_image_pixels=decoding.max_image_pixels,
-            stamps=[stamps[k] for k in live],
+            stamps=[reference_stamps[k] for k in live] + [generated_stamps[k] for k in live],
+            storage_options=decoding.storage_options,
         )
-        if len(live) == n:
-            # Every slot decoded (the usual case): the stack is the block, no second copy.
-            out = decoded.reshape(n, *shape)
-        else:
-            out = np.zeros((n, *shape), dtype=dtype)
-            out[live] = decoded.reshape(len(live), *shape)
-        for k, text in zip(live, found, strict=True):
-            if text != STATUS_OK:
-                statuses[k].append(text)
-        stacks.append(out)
+        stacks = []
+        for side in range(2):
+            part = decoded[side * len(live) : (side + 1) * len(live)]
+            if len(live) == n:
+                # Every slot decoded (the usual case): the stack is the block, no second copy.
+                out = part.reshape(n, *shape)
+            else:
+                out = np.zeros((n, *shape), dtype=dtype)
+                out[live] = part.reshape(len(live), *shape)
+            texts = found[side * len(live) : (side + 1) * len(live)]
+            for k, text in zip(live, texts, strict=True):
+                if text != STATUS_OK:
+                    statuses[k].append(text)
+            stacks.append(out)
     status = np.empty(n, dtype=object)
     for k in range(n):
         known = failures[k]

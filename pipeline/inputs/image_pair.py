@@ -11,16 +11,32 @@ The pair's id is the reference file's name.
 from __future__ import annotations
 
 import os
-from pathlib import Path
+from collections.abc import Mapping
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import numpy as np
 
+from pipeline.inputs.files import FileStamp
 from pipeline.inputs.folders import folder_source
-from pipeline.inputs.images import IMAGE_EXTENSIONS, ImageDecodeError, read_header
+from pipeline.inputs.images import (
+    IMAGE_EXTENSIONS,
+    ImageDecodeError,
+    ImageHeader,
+    inspect_objects,
+    read_header,
+)
+from pipeline.inputs.objects import mtime_ns
 from pipeline.inputs.options import InputOptions
 from pipeline.inputs.pairing import FailedPair, ImagePair, PairingPlan, SizeGroup
 from pipeline.inputs.sources import SourcePair
+from pipeline.storage.locations import (
+    check_exists,
+    is_remote,
+    location,
+    redact,
+    remote_error,
+)
 
 __all__ = ["is_image_file_path", "open_file_pair"]
 
@@ -29,11 +45,17 @@ def is_image_file_path(path: Any) -> bool:
     """Whether ``path`` names an image file by its extension (it need not exist)."""
     if not isinstance(path, str | os.PathLike):
         return False
-    candidate = Path(path)
+    if is_remote(path):
+        name = str(path).split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
+        return PurePosixPath(name).suffix.lower() in IMAGE_EXTENSIONS
+    try:
+        candidate = Path(location(path).path)
+    except ValueError:
+        return False
     return candidate.suffix.lower() in IMAGE_EXTENSIONS and not candidate.is_dir()
 
 
-def _check_file(path: Path, side: str, other: Path) -> None:
+def _check_file(path: Path, side: str, other: Path | str) -> None:
     if not path.exists():
         raise FileNotFoundError(f"{side} image file not found: {path}")
     if not path.is_file():
@@ -61,19 +83,38 @@ def open_file_pair(
     """
     if not (is_image_file_path(reference) or is_image_file_path(generated)):
         return None
-    ref, gen = Path(reference), Path(generated)
-    _check_file(ref, "reference", gen)
-    _check_file(gen, "generated", ref)
+    options = options if options is not None else InputOptions()
+    storage_options = options.storage_options
+    sides: list[Path | str] = []
+    stamps: dict[str, FileStamp] = {}
+    for value, side in ((reference, "reference"), (generated, "generated")):
+        if is_remote(value):
+            stamps[str(value)] = _check_object(str(value), side, storage_options)
+            sides.append(str(value))
+        else:
+            sides.append(Path(location(value, what=f"{side} image file").path))
+    ref, gen = sides
+    for path, side, other in ((ref, "reference", gen), (gen, "generated", ref)):
+        if isinstance(path, Path):
+            _check_file(path, side, other)
     if channel_axis not in (None, -1, 2):
         raise ValueError(
             "image files are decoded with colour channels last; channel_axis must be None "
             f"or -1 for image files (got {channel_axis})"
         )
-    pair = ImagePair(ref.name, ref, gen)
+    name = ref.rsplit("/", 1)[-1] if isinstance(ref, str) else ref.name
+    pair = ImagePair(name, ref, gen, stamps.get(str(ref)), stamps.get(str(gen)))
     headers: list[tuple[tuple[int, ...], np.dtype] | ImageDecodeError] = []
     for path in (ref, gen):
         try:
-            headers.append(read_header(path))
+            if isinstance(path, str):
+                found = inspect_objects([path], [stamps[path]], storage_options=storage_options)[0]
+                if isinstance(found, ImageDecodeError):
+                    raise found
+                assert isinstance(found, ImageHeader)
+                headers.append((found.shape, found.dtype))
+            else:
+                headers.append(read_header(path))
         except ImageDecodeError as error:
             headers.append(error)
     groups: tuple[SizeGroup, ...] = ()
@@ -106,4 +147,22 @@ def open_file_pair(
         size_groups=groups,
         failed=failed,
     )
-    return folder_source(plan)
+    return folder_source(plan, storage_options=storage_options)
+
+
+def _check_object(url: str, side: str, storage_options: Mapping[str, Any]) -> FileStamp:
+    """An image object checked before any work (bucket, object); its stamp."""
+    where = location(url, what=f"{side} image file")
+    fs = check_exists(where, storage_options, what=f"{side} image file")
+    try:
+        info = fs.info(where.path)
+    except Exception as error:
+        raise remote_error(
+            error, where, what=f"{side} image file", storage_options=storage_options
+        ) from None
+    if info.get("type") == "directory":
+        raise ValueError(
+            f"{side} {redact(url, storage_options)} is a prefix (a folder), not an image "
+            "object; give two image files or two folders"
+        )
+    return FileStamp(int(info.get("size") or 0), mtime_ns(info), 0)

@@ -57,10 +57,12 @@ This module picks a decoder from a file's first bytes and holds the public funct
 
 from __future__ import annotations
 
+import io
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
+from typing import Any
 
 import numpy as np
 
@@ -84,7 +86,9 @@ from pipeline.inputs.formats import (
     read_head,
     tiff_header,
 )
+from pipeline.inputs.objects import HEAD_BYTES, fetch_heads, fetch_objects
 from pipeline.inputs.options import DEFAULT_MAX_IMAGE_PIXELS
+from pipeline.storage.locations import is_url, redact
 
 __all__ = [
     "ALPHA_RULES",
@@ -94,8 +98,10 @@ __all__ = [
     "ImageHeader",
     "decode_batch",
     "decode_image",
+    "decode_image_bytes",
     "display_path",
     "inspect_image",
+    "inspect_objects",
     "path_from_display",
     "read_header",
 ]
@@ -278,6 +284,7 @@ def decode_batch(
     alpha: str = "drop",
     max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
     stamps: Sequence[FileStamp | None] | None = None,
+    storage_options: Mapping[str, Any] | None = None,
 ) -> tuple[np.ndarray, tuple[str, ...]]:
     """Decode several files of one size group into a stack; failures become statuses.
 
@@ -298,6 +305,10 @@ def decode_batch(
         See :func:`decode_image`.
     stamps : sequence of FileStamp or None, optional
         One per path, from :func:`inspect_image`: a file changed since is refused.
+    storage_options : mapping, optional
+        Filesystem arguments for paths given as URLs. The objects of all such paths
+        are fetched together first (:func:`pipeline.inputs.objects.fetch_objects`:
+        many requests in flight), then decoded from their bytes one by one.
 
     Returns
     -------
@@ -320,20 +331,27 @@ def decode_batch(
         )
     decoded: list[np.ndarray | None] = []
     statuses: list[str] = []
+    remote = [k for k, path in enumerate(paths) if is_url(path)]
+    fetched = dict(
+        zip(remote, fetch_objects([str(paths[k]) for k in remote], storage_options), strict=True)
+    )
     for index, path in enumerate(paths):
+        expected = None if stamps is None else stamps[index]
         try:
-            image = decode_image(
-                path,
-                alpha=alpha,
-                max_image_pixels=max_image_pixels,
-                expected=None if stamps is None else stamps[index],
-            )
+            if index in fetched:
+                image = _decode_fetched(
+                    str(path), fetched[index], alpha, max_image_pixels, expected, storage_options
+                )
+            else:
+                image = decode_image(
+                    path, alpha=alpha, max_image_pixels=max_image_pixels, expected=expected
+                )
         except Exception as error:
             # decode_image turns decoder failures into ImageDecodeError; anything else
             # (a bug of ours) still fails this file only, named with its type.
             if not isinstance(error, ImageDecodeError):
                 error = ImageDecodeError(
-                    Path(path),
+                    path if is_url(path) else Path(path),
                     f"could not be decoded ({type(error).__name__}: {error})",
                     transient=isinstance(error, MemoryError),
                 )
@@ -346,8 +364,9 @@ def decode_batch(
             dtype = image.dtype
         if image.shape != tuple(shape) or image.dtype != np.dtype(dtype):
             decoded.append(None)
+            shown = redact(path, storage_options) if is_url(path) else display_path(path)
             statuses.append(
-                f"{display_path(path)}: decoded to shape {image.shape} {image.dtype}, "
+                f"{shown}: decoded to shape {image.shape} {image.dtype}, "
                 f"expected the group's {tuple(shape)} {np.dtype(dtype)}"
             )
             continue
@@ -364,3 +383,127 @@ def decode_batch(
         if good is not None:
             stack[index] = good
     return stack, tuple(statuses)
+
+
+def _object_name(url: str) -> Path:
+    """A stand-in path for the decoders' messages (replaced by the URL in every error)."""
+    return Path(PurePosixPath(url.split("://", 1)[-1]).name or "object")
+
+
+def decode_image_bytes(
+    data: bytes,
+    name: str,
+    *,
+    alpha: str = "drop",
+    max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
+) -> np.ndarray:
+    """Decode an image file's bytes (fetched from an object store) as :func:`decode_image`.
+
+    ``name`` (a URL, credentials removed) names the object in every error.
+
+    Raises
+    ------
+    ImageDecodeError
+        Empty, not an image, corrupt, truncated, too large (as :func:`decode_image`).
+    """
+    _check_alpha(alpha)
+    _check_max_pixels(max_image_pixels)
+    if not data:
+        raise ImageDecodeError(name, "empty file (0 bytes)")
+    stand_in = _object_name(name)
+    handle = io.BytesIO(data)
+    try:
+        head = read_head(stand_in, handle)
+        if is_tiff(head):
+            return decode_tiff(stand_in, handle, alpha, max_image_pixels)
+        return decode_pillow(stand_in, handle, len(data), alpha, max_image_pixels)
+    except ImageDecodeError as error:
+        raise ImageDecodeError(name, error.reason, transient=error.transient) from None
+    except Exception as error:
+        failure = decoder_failure(stand_in, error)
+        raise ImageDecodeError(name, failure.reason, transient=failure.transient) from None
+
+
+def _decode_fetched(
+    url: str,
+    fetched: bytes | ImageDecodeError,
+    alpha: str,
+    max_image_pixels: int,
+    expected: FileStamp | None,
+    storage_options: Mapping[str, Any] | None,
+) -> np.ndarray:
+    if isinstance(fetched, ImageDecodeError):
+        raise fetched
+    shown = redact(url, storage_options)
+    if expected is not None and len(fetched) != expected.size:
+        raise ImageDecodeError(
+            shown,
+            f"changed size from {expected.size} to {len(fetched)} bytes since its header was "
+            "read; its pixels are not the ones paired",
+            transient=True,
+        )
+    return decode_image_bytes(fetched, shown, alpha=alpha, max_image_pixels=max_image_pixels)
+
+
+def _header_of(
+    data: bytes, name: str, size: int, max_image_pixels: int
+) -> tuple[tuple[int, ...], np.dtype]:
+    stand_in = _object_name(name)
+    handle = io.BytesIO(data)
+    try:
+        head = read_head(stand_in, handle)
+        if is_tiff(head):
+            return tiff_header(stand_in, handle, max_image_pixels)
+        shape, dtype_name = pillow_header(stand_in, handle, size, max_image_pixels)
+        return shape, np.dtype(dtype_name)
+    except ImageDecodeError as error:
+        raise ImageDecodeError(name, error.reason, transient=error.transient) from None
+    except Exception as error:
+        failure = decoder_failure(stand_in, error)
+        raise ImageDecodeError(name, failure.reason, transient=failure.transient) from None
+
+
+def inspect_objects(
+    urls: Sequence[str],
+    stamps: Sequence[FileStamp],
+    *,
+    max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
+    storage_options: Mapping[str, Any] | None = None,
+) -> list[ImageHeader | ImageDecodeError]:
+    """Headers of image objects (the listing's ``stamps``), as :func:`inspect_image` reads files.
+
+    The first :data:`~pipeline.inputs.objects.HEAD_BYTES` of every object are fetched
+    together; an object whose header does not fit in them is fetched whole. Never
+    raises for one object: its failure is returned in its place.
+    """
+    _check_max_pixels(max_image_pixels)
+    heads = fetch_heads(urls, storage_options)
+    out: list[ImageHeader | ImageDecodeError] = []
+    again: list[int] = []
+    for k, (url, head, stamp) in enumerate(zip(urls, heads, stamps, strict=True)):
+        shown = redact(url, storage_options)
+        if isinstance(head, ImageDecodeError):
+            out.append(head)
+            continue
+        if stamp.size == 0:
+            out.append(ImageDecodeError(shown, "empty file (0 bytes)"))
+            continue
+        try:
+            shape, dtype = _header_of(head, shown, stamp.size, max_image_pixels)
+            out.append(ImageHeader(shape, dtype, stamp))
+        except ImageDecodeError as error:
+            out.append(error)
+            if len(head) >= HEAD_BYTES and stamp.size > len(head):
+                again.append(k)  # the header may go on past the bytes fetched
+    whole = fetch_objects([urls[k] for k in again], storage_options)
+    for k, data in zip(again, whole, strict=True):
+        shown = redact(urls[k], storage_options)
+        if isinstance(data, ImageDecodeError):
+            out[k] = data
+            continue
+        try:
+            shape, dtype = _header_of(data, shown, len(data), max_image_pixels)
+            out[k] = ImageHeader(shape, dtype, stamps[k])
+        except ImageDecodeError as error:
+            out[k] = error
+    return out

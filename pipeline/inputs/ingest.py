@@ -32,7 +32,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -44,8 +44,15 @@ import xarray as xr
 import zarr
 from dask.base import tokenize
 
-from pipeline.inputs.images import ImageDecodeError, decode_batch, display_path, read_header
-from pipeline.inputs.pairing import find_images
+from pipeline.inputs.images import (
+    ImageDecodeError,
+    ImageHeader,
+    decode_batch,
+    display_path,
+    inspect_objects,
+    read_header,
+)
+from pipeline.inputs.pairing import find_images, find_objects
 from pipeline.inputs.shared_reads import SlotSpace, read_part, shared_reads
 from pipeline.inputs.sources import (
     InputOptions,
@@ -56,6 +63,7 @@ from pipeline.inputs.sources import (
 )
 from pipeline.inputs.zarr_direct import dask_from_zarr
 from pipeline.results.schema import STATUS, STATUS_OK, UNPAIRED_GENERATED, UNPAIRED_REFERENCE
+from pipeline.storage.locations import is_remote, location, redact, zarr_store
 
 __all__ = [
     "FORMAT_ATTR",
@@ -76,6 +84,8 @@ FORMAT_ATTR, FORMAT_VERSION = "ssim_pipeline_ingest", 1
 _DIMS = (STACK_FILE, "y", "x", "channel")
 # Images committed per write; each is its own Zarr chunk, decoded in parallel.
 _BATCH = 64
+# Objects of a folder URL decoded per task: their bytes are fetched in one batch.
+_REMOTE_FILES_PER_TASK = 16
 
 
 @dataclass(frozen=True)
@@ -111,6 +121,7 @@ class _Files(SlotSpace):
     paths: tuple[str, ...]
     image_shape: tuple[int, int, int]
     pixel_dtype: str
+    storage_options: Mapping[str, Any] = field(default_factory=dict, repr=False, hash=False)
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -121,27 +132,38 @@ def _decode_files(files: _Files, key: tuple[slice, ...]) -> tuple[np.ndarray, np
     chosen = list(files.paths[key[0]])
     shape = files.image_shape
     image_shape = shape[:2] if shape[2] == 1 else shape
-    stack, statuses = decode_batch(chosen, shape=image_shape, dtype=files.pixel_dtype)
+    stack, statuses = decode_batch(
+        chosen, shape=image_shape, dtype=files.pixel_dtype, storage_options=files.storage_options
+    )
     return stack.reshape(len(chosen), *shape), np.asarray(statuses, dtype=object)
 
 
 def _stack(
-    paths: list[str], shape: tuple[int, int, int], dtype: np.dtype
+    paths: list[str],
+    shape: tuple[int, int, int],
+    dtype: np.dtype,
+    storage_options: Mapping[str, Any] | None = None,
 ) -> tuple[da.Array, da.Array]:
-    """Lazy ``(file, y, x, channel)`` stack and statuses, one file per decode task."""
+    """Lazy ``(file, y, x, channel)`` stack and statuses.
+
+    One file per decode task on a local disk; objects of an object store
+    :data:`_REMOTE_FILES_PER_TASK` per task, fetched together (many in flight).
+    """
     token = tokenize(paths, shape, str(dtype))
     n = len(paths)
+    per_task = _REMOTE_FILES_PER_TASK if paths and is_remote(paths[0]) else 1
+    image_chunks = tuple(min(per_task, n - start) for start in range(0, n, per_task))
     decoded = shared_reads(
-        _Files(tuple(paths), shape, str(dtype)),
+        _Files(tuple(paths), shape, str(dtype), dict(storage_options or {})),
         _decode_files,
-        chunks=((1,) * n,),
+        chunks=(image_chunks,),
         name=f"ingest-decode-{token}",
     )
     stack = read_part(
         decoded,
         0,
         meta=np.empty((0,) * 4, dtype=dtype),
-        chunks=((1,) * n, (shape[0],), (shape[1],), (shape[2],)),
+        chunks=(image_chunks, (shape[0],), (shape[1],), (shape[2],)),
         name=f"ingest-pixels-{token}",
     )
     statuses = read_part(
@@ -156,19 +178,24 @@ def ingest_folder(
     *,
     overwrite: bool = False,
     on_batch: Callable[[int, int, int], None] | None = None,
+    storage_options: Mapping[str, Any] | None = None,
 ) -> IngestResult:
     """Decode a folder of images into a Zarr store, one stack per size group.
 
     Parameters
     ----------
-    folder : path-like
-        Folder of images, walked recursively.
+    folder : path-like or str
+        Folder of images, walked recursively; or a folder URL (``s3://bucket/photos``),
+        listed once, its objects fetched many at a time.
     out : path-like
         The Zarr store to create.
     overwrite : bool
         Replace ``out`` when it exists (else it is refused).
     on_batch : callable, optional
         ``on_batch(done, total, images_in_batch)`` after each written batch.
+    storage_options : mapping, optional
+        Filesystem arguments for a folder URL (credentials from the standard
+        variables need none).
 
     Returns
     -------
@@ -183,16 +210,32 @@ def ingest_folder(
     ValueError
         ``folder`` holds no images.
     """
-    root = Path(folder)
     target = Path(out)
-    # find_images would name this folder after a side of a pair ("reference folder").
-    if not root.exists():
-        raise FileNotFoundError(f"folder to ingest not found: {root}")
-    if not root.is_dir():
-        raise NotADirectoryError(f"folder to ingest must be a folder of images, got a file: {root}")
-    images, _ = find_images(root, side="reference")
-    if not images:
-        raise ValueError(f"folder {root} contains no images")
+    if is_remote(folder):
+        url = str(folder).rstrip("/")
+        images, _, stamps = find_objects(url, side="reference", storage_options=storage_options)
+        shown = redact(url, storage_options)
+        if not images:
+            raise ValueError(f"folder {shown} contains no images")
+        files = [f"{url}/{relative}" for relative in images]
+        headers = inspect_objects(
+            files, [stamps[relative] for relative in images], storage_options=storage_options
+        )
+    else:
+        root = Path(location(folder, what="folder to ingest").path)
+        shown = str(root)
+        # find_images would name this folder after a side of a pair ("reference folder").
+        if not root.exists():
+            raise FileNotFoundError(f"folder to ingest not found: {root}")
+        if not root.is_dir():
+            raise NotADirectoryError(
+                f"folder to ingest must be a folder of images, got a file: {root}"
+            )
+        images, _ = find_images(root, side="reference")
+        if not images:
+            raise ValueError(f"folder {root} contains no images")
+        files = [str(root / relative) for relative in images]
+        headers = [_local_header(Path(file)) for file in files]
     if target.exists():
         if not overwrite:
             raise FileExistsError(
@@ -201,13 +244,12 @@ def ingest_folder(
         shutil.rmtree(target) if target.is_dir() else target.unlink()
     groups: dict[tuple[tuple[int, ...], str], list[str]] = {}
     failed: dict[str, str] = {}
-    for relative in images:
-        try:
-            shape, dtype = read_header(root / relative)
-        except ImageDecodeError as error:
-            failed[display_path(relative)] = str(error)
+    where = dict(zip(images, files, strict=True))
+    for relative, header in zip(images, headers, strict=True):
+        if isinstance(header, ImageDecodeError):
+            failed[display_path(relative)] = str(header)
             continue
-        groups.setdefault((tuple(shape), str(dtype)), []).append(relative)
+        groups.setdefault((tuple(header.shape), str(header.dtype)), []).append(relative)
     # The root says what this store is and which files had no readable header (they
     # are in no stack): evaluating the store fails their pairs with this reason.
     zarr.open_group(
@@ -222,7 +264,7 @@ def ingest_folder(
     for (shape, dtype_name), members in groups.items():
         dtype = np.dtype(dtype_name)
         full = (shape[0], shape[1], shape[2] if len(shape) == 3 else 1)
-        stack, statuses = _stack([str(root / m) for m in members], full, dtype)
+        stack, statuses = _stack([where[m] for m in members], full, dtype, storage_options)
         name = _group_name(shape, dtype)
         template = xr.Dataset(
             {
@@ -231,7 +273,7 @@ def ingest_folder(
             },
             # Names as valid Unicode (bytes that are not UTF-8 as \xNN escapes).
             coords={STACK_FILE: np.asarray([display_path(m) for m in members], dtype=object)},
-            attrs={"source_folder": str(root), "description": "decoded images, one per chunk"},
+            attrs={"source_folder": shown, "description": "decoded images, one per chunk"},
         )
         template.to_zarr(
             target,
@@ -279,6 +321,16 @@ def ingest_folder(
     return IngestResult(path=target, arrays=arrays, failed=dict(sorted(failed.items())))
 
 
+def _local_header(path: Path) -> ImageHeader | ImageDecodeError:
+    try:
+        shape, dtype = read_header(path)
+    except ImageDecodeError as error:
+        return error
+    from pipeline.inputs.files import FileStamp
+
+    return ImageHeader(tuple(shape), dtype, FileStamp(0, 0, 0))
+
+
 @dataclass(frozen=True)
 class _Stack:
     """One size group of an ingest store: the images array, its files and their status."""
@@ -293,7 +345,7 @@ class _Stack:
 class _Store:
     """An ingest store opened for reading: its size groups and the files it could not read."""
 
-    path: Path
+    path: Path | str
     stacks: tuple[_Stack, ...]
     failed: dict[str, str]
 
@@ -306,19 +358,32 @@ class _Store:
         }
 
 
-def is_ingest_store(path: Any) -> bool:
+def _open_root(path: Any, storage_options: Mapping[str, Any] | None) -> zarr.Group:
+    """The root group of a store given as a path or a URL (read-only)."""
+    where = location(path)
+    if where.remote:
+        return zarr.open_group(store=zarr_store(where, storage_options, read_only=True), mode="r")
+    return zarr.open_group(where.path, mode="r")
+
+
+def is_ingest_store(path: Any, storage_options: Mapping[str, Any] | None = None) -> bool:
     """Whether ``path`` is a store written by :func:`ingest_folder` (any version).
 
     Stores written before the root recorded its format are recognised by their
-    layout: a group whose every member group holds ``images`` and ``file``.
+    layout: a group whose every member group holds ``images`` and ``file``. A URL
+    is opened with ``storage_options`` (one that cannot be opened is not one).
     """
     if not isinstance(path, str | os.PathLike):
         return False
-    root = Path(path)
-    if not (root / "zarr.json").is_file() and not (root / ".zgroup").is_file():
-        return False
+    if not is_remote(path):
+        try:
+            root = Path(location(path).path)
+        except ValueError:
+            return False
+        if not (root / "zarr.json").is_file() and not (root / ".zgroup").is_file():
+            return False
     try:
-        group = zarr.open_group(root, mode="r")
+        group = _open_root(path, storage_options)
     except Exception:  # not a readable group: the array sources say why
         return False
     if FORMAT_ATTR in group.attrs:
@@ -330,7 +395,7 @@ def is_ingest_store(path: Any) -> bool:
     )
 
 
-def _read_store(path: Path, side: str, options: InputOptions) -> _Store:
+def _read_store(path: Any, side: str, options: InputOptions) -> _Store:
     """The size groups of one ingest store, checked before any pixel is read.
 
     Raises
@@ -339,7 +404,8 @@ def _read_store(path: Path, side: str, options: InputOptions) -> _Store:
         A group's arrays disagree in length, its images are not
         ``(file, y, x, channel)`` or are larger than ``max_input_elements``.
     """
-    group = zarr.open_group(path, mode="r")
+    group = _open_root(path, options.storage_options)
+    path = redact(path, options.storage_options) if is_remote(path) else Path(location(path).path)
     recorded = group.attrs.get(FORMAT_ATTR, {})
     failed = dict(recorded.get("failed", {})) if isinstance(recorded, dict) else {}
     stacks = []
@@ -353,7 +419,7 @@ def _read_store(path: Path, side: str, options: InputOptions) -> _Store:
     return _Store(path, tuple(stacks), failed)
 
 
-def _read_stack(member: zarr.Group, name: str, path: Path, side: str) -> _Stack:
+def _read_stack(member: zarr.Group, name: str, path: Path | str, side: str) -> _Stack:
     """One size group's images, files and statuses (the two small arrays are read)."""
     images = member[IMAGES]
     assert isinstance(images, zarr.Array)
@@ -386,7 +452,7 @@ def _slot_failure(store: _Store, file: str, where: tuple[int, int] | None) -> st
     return _slot_reason(store.path, file, store.stacks[where[0]].status[where[1]])
 
 
-def _slot_reason(path: Path, file: str, status: str) -> str | None:
+def _slot_reason(path: Path | str, file: str, status: str) -> str | None:
     if status == STATUS_OK:
         return None
     if not status:
@@ -436,7 +502,7 @@ def open_ingest_pair(
         axis, no file pairs up, or a store's arrays are inconsistent.
     """
     options = InputOptions() if options is None else options
-    kinds = [is_ingest_store(source) for source in (reference, generated)]
+    kinds = [is_ingest_store(source, options.storage_options) for source in (reference, generated)]
     if not any(kinds):
         return None
     if not all(kinds):
@@ -452,8 +518,8 @@ def open_ingest_pair(
             f"for ingest stores (got {channel_axis})"
         )
     stores = (
-        _read_store(Path(reference), "reference", options),
-        _read_store(Path(generated), "generated", options),
+        _read_store(reference, "reference", options),
+        _read_store(generated, "generated", options),
     )
     return _pair_stores(stores, options)
 

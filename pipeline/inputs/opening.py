@@ -64,8 +64,10 @@ def open_pair(
 
     Parameters
     ----------
-    reference, generated : array or path
-        NumPy, Dask or Zarr arrays, or Zarr paths, of equal shape.
+    reference, generated : array, path or URL
+        NumPy, Dask or Zarr arrays, Zarr paths, folders of images or image files;
+        any path may be a URL (``s3://``, ``gs://``, ``az://``, ``https://`` read-only,
+        ``file://``), opened with ``options.storage_options``.
     channel_axis : int, optional
         Axis of colour channels in the inputs (e.g. ``-1``).
     options : InputOptions, optional
@@ -76,7 +78,9 @@ def open_pair(
     ValueError
         Different shapes or channel counts, a path that is not a Zarr array.
     FileNotFoundError
-        A path that does not exist.
+        A path that does not exist; a URL whose bucket or object/prefix does not.
+    LocationError
+        A URL with an unknown scheme or malformed (a ``ValueError``).
     """
     options = InputOptions() if options is None else options
     for opener in _pair_openers():

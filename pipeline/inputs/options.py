@@ -6,7 +6,9 @@ it) names these values without importing Dask or NumPy.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
 __all__ = [
     "DEFAULT_MAX_IMAGE_PIXELS",
@@ -39,15 +41,26 @@ class InputOptions:
         Largest image file decoded (pixels, any format); larger files fail their pair.
     max_input_elements : int
         Largest Zarr input accepted (elements); larger metadata is refused before work.
+    storage_options : mapping
+        Keyword arguments of the filesystem of every input given as a URL (``s3://``,
+        ``gs://``, ``az://``, ``https://``), e.g. ``{"anon": True}`` or an
+        ``endpoint_url``; empty: each cloud's standard settings (``AWS_*`` variables,
+        profiles). Kept out of ``repr`` and of the hash: it may hold credentials.
     """
 
     missing_chunks: str = "fail"
     max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
     max_input_elements: int = DEFAULT_MAX_INPUT_ELEMENTS
+    storage_options: Mapping[str, Any] = field(default_factory=dict, repr=False, hash=False)
 
     def __post_init__(self) -> None:
         if self.missing_chunks not in MISSING_CHUNK_POLICIES:
             raise ValueError(
                 f"missing_chunks must be one of {', '.join(MISSING_CHUNK_POLICIES)} "
                 f"(got {self.missing_chunks!r})"
+            )
+        if not isinstance(self.storage_options, Mapping):
+            raise TypeError(
+                "storage_options must be a mapping of filesystem arguments "
+                f"(got {type(self.storage_options).__name__})"
             )

@@ -47,10 +47,11 @@ from __future__ import annotations
 
 import os
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 from pipeline.inputs.files import special_file_kind
 from pipeline.inputs.images import (
@@ -60,8 +61,17 @@ from pipeline.inputs.images import (
     ImageHeader,
     display_path,
     inspect_image,
+    inspect_objects,
 )
+from pipeline.inputs.objects import list_objects
 from pipeline.inputs.options import DEFAULT_MAX_IMAGE_PIXELS
+from pipeline.storage.locations import (
+    check_exists,
+    is_remote,
+    location,
+    redact,
+    remote_error,
+)
 
 __all__ = [
     "AmbiguousStem",
@@ -88,15 +98,15 @@ class ImagePair:
     ----------
     id : str
         The reference's relative path, as :func:`~pipeline.inputs.images.display_path` shows it.
-    reference, generated : pathlib.Path
-        The real paths, for reading.
+    reference, generated : pathlib.Path or str
+        The real paths, for reading (URLs of objects in an object store).
     reference_stamp, generated_stamp : FileStamp or None
         Each file as its header was read (None when headers were not read or failed).
     """
 
     id: str
-    reference: Path
-    generated: Path
+    reference: Path | str
+    generated: Path | str
     reference_stamp: FileStamp | None = None
     generated_stamp: FileStamp | None = None
 
@@ -156,8 +166,8 @@ class PairingPlan:
 
     Attributes
     ----------
-    reference_root, generated_root : pathlib.Path
-        The two folders, as given.
+    reference_root, generated_root : pathlib.Path or str
+        The two folders, as given (a URL for a folder in an object store).
     pairs : tuple of ImagePair
         Sorted by id.
     unpaired_reference, unpaired_generated : tuple of str
@@ -172,8 +182,8 @@ class PairingPlan:
         Pairs whose headers already show they cannot be evaluated.
     """
 
-    reference_root: Path
-    generated_root: Path
+    reference_root: Path | str
+    generated_root: Path | str
     pairs: tuple[ImagePair, ...]
     unpaired_reference: tuple[str, ...]
     unpaired_generated: tuple[str, ...]
@@ -195,8 +205,25 @@ class PairingPlan:
         raise KeyError(f"no pair with id {pair_id!r} (the plan has {len(self.pairs)} pairs)")
 
 
+def _check_remote_folder(url: str, side: str, storage_options: Mapping[str, Any] | None) -> str:
+    """A folder URL (a prefix) checked before any work: the bucket, something under it."""
+    where = location(url, what=f"{side} folder")
+    fs = check_exists(where, storage_options, what=f"{side} folder")
+    try:
+        folder = fs.isdir(where.path)
+    except Exception as error:
+        raise remote_error(
+            error, where, what=f"{side} folder", storage_options=storage_options
+        ) from None
+    if not folder:
+        raise NotADirectoryError(
+            f"{side} must be a folder of images, got an object: {redact(url, storage_options)}"
+        )
+    return url.rstrip("/")
+
+
 def _check_folder(path: str | os.PathLike[str], side: str) -> Path:
-    folder = Path(path)
+    folder = Path(location(path, what=f"{side} folder").path)
     if not folder.exists():
         raise FileNotFoundError(f"{side} folder not found: {display_path(folder)}")
     if not folder.is_dir():
@@ -207,7 +234,10 @@ def _check_folder(path: str | os.PathLike[str], side: str) -> Path:
 
 
 def find_images(
-    root: str | os.PathLike[str], *, side: str = "reference"
+    root: str | os.PathLike[str],
+    *,
+    side: str = "reference",
+    storage_options: Mapping[str, Any] | None = None,
 ) -> tuple[tuple[str, ...], tuple[SkippedFile, ...]]:
     """Image files under ``root`` (relative POSIX paths, sorted) and what was skipped.
 
@@ -217,6 +247,8 @@ def find_images(
         A folder, walked recursively.
     side : {"reference", "generated"}
         Names the folder in messages and in the skipped entries.
+    storage_options : mapping, optional
+        Filesystem arguments when ``root`` is a URL (:func:`find_objects`).
 
     Returns
     -------
@@ -233,6 +265,9 @@ def find_images(
     """
     if side not in SIDES:
         raise ValueError(f"side must be one of {', '.join(SIDES)} (got {side!r})")
+    if is_remote(root):
+        found, left_out, _ = find_objects(str(root), side=side, storage_options=storage_options)
+        return found, left_out
     folder = _check_folder(root, side)
     typed = os.fspath(root)
     images: list[str] = []
@@ -263,6 +298,60 @@ def find_images(
                 images.append(relative)
         pending.extend(reversed(subfolders))
     return tuple(sorted(images)), tuple(skipped)
+
+
+def find_objects(
+    root: str, *, side: str, storage_options: Mapping[str, Any] | None = None
+) -> tuple[tuple[str, ...], tuple[SkippedFile, ...], dict[str, FileStamp]]:
+    """:func:`find_images` of a folder URL (a prefix), plus each image object's stamp.
+
+    One listing of the prefix; the rules of local folders: hidden files and folders
+    (a key part starting with ``.``) are skipped, a hidden folder once; other
+    extensions are skipped. An object store has no links, pipes or devices.
+    """
+    folder = _check_remote_folder(root, side, storage_options)
+    where = location(folder, what=f"{side} folder")
+    try:
+        entries = list_objects(where, storage_options)
+    except Exception as error:
+        raise remote_error(
+            error, where, what=f"{side} folder", storage_options=storage_options
+        ) from None
+    shown_root = redact(folder, storage_options)
+    images: list[str] = []
+    stamps: dict[str, FileStamp] = {}
+    skipped: list[SkippedFile] = []
+    hidden_folders: set[str] = set()
+
+    def skip(relative: str, reason: str) -> None:
+        skipped.append(
+            SkippedFile(side, display_path(relative), reason, f"{shown_root}/{relative}")
+        )
+
+    for entry in entries:
+        parts = entry.relative.split("/")
+        hidden = next((k for k, part in enumerate(parts[:-1]) if part.startswith(".")), None)
+        if hidden is not None:
+            folder_key = "/".join(parts[: hidden + 1])
+            if folder_key not in hidden_folders:
+                hidden_folders.add(folder_key)
+                skip(folder_key, "hidden folder")
+            continue
+        if parts[-1].startswith("."):
+            skip(entry.relative, "hidden file")
+            continue
+        suffix = PurePosixPath(parts[-1]).suffix.lower()
+        if suffix not in IMAGE_EXTENSIONS:
+            skip(
+                entry.relative,
+                f"extension {display_path(suffix)!r} is not an image type"
+                if suffix
+                else "no extension",
+            )
+            continue
+        images.append(entry.relative)
+        stamps[entry.relative] = entry.stamp
+    return tuple(sorted(images)), tuple(skipped), stamps
 
 
 def _skip_reason(entry: os.DirEntry[str]) -> str | None:
@@ -341,12 +430,33 @@ def _header(path: Path, max_image_pixels: int) -> ImageHeader | ImageDecodeError
 
 
 def _group_by_size(
-    pairs: tuple[ImagePair, ...], max_image_pixels: int
+    pairs: tuple[ImagePair, ...],
+    max_image_pixels: int,
+    stamps: Mapping[str, FileStamp] | None = None,
+    storage_options: Mapping[str, Any] | None = None,
 ) -> tuple[tuple[ImagePair, ...], tuple[SizeGroup, ...], tuple[FailedPair, ...]]:
-    """Pairs with their stamps, the size groups, and the pairs that already failed."""
+    """Pairs with their stamps, the size groups, and the pairs that already failed.
+
+    Objects (URLs; ``stamps`` from their listing) have their headers fetched
+    together, many requests in flight; local files are read by a few threads.
+    """
     paths = [p for pair in pairs for p in (pair.reference, pair.generated)]
+    remote = [k for k, path in enumerate(paths) if isinstance(path, str)]
+    local = [k for k, path in enumerate(paths) if not isinstance(path, str)]
+    headers: list[ImageHeader | ImageDecodeError] = [ImageDecodeError("", "")] * len(paths)
     with ThreadPoolExecutor(max_workers=_HEADER_THREADS) as pool:
-        headers = list(pool.map(lambda path: _header(path, max_image_pixels), paths))
+        found = list(pool.map(lambda k: _header(Path(paths[k]), max_image_pixels), local))
+    for k, header in zip(local, found, strict=True):
+        headers[k] = header
+    if remote:
+        urls = [str(paths[k]) for k in remote]
+        known = stamps or {}
+        listed = [known.get(url, FileStamp(0, 0, 0)) for url in urls]
+        found_remote = inspect_objects(
+            urls, listed, max_image_pixels=max_image_pixels, storage_options=storage_options
+        )
+        for k, header in zip(remote, found_remote, strict=True):
+            headers[k] = header
     groups: dict[tuple[tuple[int, ...], str], list[str]] = {}
     failed: list[FailedPair] = []
     stamped: list[ImagePair] = []
@@ -382,14 +492,23 @@ def _group_by_size(
     return tuple(stamped), size_groups, tuple(failed)
 
 
-def _no_images_error(folder: Path, side: str, skipped: tuple[SkippedFile, ...]) -> ValueError:
+def _child(root: Path | str, relative: str) -> Path | str:
+    """The file ``relative`` of a folder: a path, or a URL for a folder URL."""
+    return f"{root}/{relative}" if isinstance(root, str) else root / relative
+
+
+def _shown_root(root: Path | str) -> str:
+    return redact(root) if isinstance(root, str) else display_path(root)
+
+
+def _no_images_error(folder: Path | str, side: str, skipped: tuple[SkippedFile, ...]) -> ValueError:
     kinds = " ".join(sorted(IMAGE_EXTENSIONS))
     detail = ""
     if skipped:
         examples = ", ".join(f"{s.path} ({s.reason})" for s in skipped[:3])
         detail = f"; skipped {len(skipped)} entries, e.g. {examples}"
     return ValueError(
-        f"{side} folder {display_path(folder)} contains no images (looked for {kinds}){detail}"
+        f"{side} folder {_shown_root(folder)} contains no images (looked for {kinds}){detail}"
     )
 
 
@@ -399,6 +518,7 @@ def pair_folders(
     *,
     read_headers: bool = True,
     max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
+    storage_options: Mapping[str, Any] | None = None,
 ) -> PairingPlan:
     """Find and pair the images of two folders (the rule is in the module docstring).
 
@@ -411,6 +531,9 @@ def pair_folders(
         (cheap: no pixels are decoded). ``False`` leaves both empty.
     max_image_pixels : int
         A file whose header declares more pixels (height x width) fails its pair.
+    storage_options : mapping, optional
+        Filesystem arguments for a folder given as a URL (``s3://bucket/photos``):
+        listed once, paired by the same rules, headers fetched concurrently.
 
     Returns
     -------
@@ -437,11 +560,22 @@ def pair_folders(
     >>> plan.ids, plan.size_groups[0].shape
     (('a.png',), (8, 8))
     """
-    ref_root = _check_folder(reference, "reference")
-    gen_root = _check_folder(generated, "generated")
-    # The folders as given, so that skipped entries are named as the user typed them.
-    ref_images, ref_skipped = find_images(reference, side="reference")
-    gen_images, gen_skipped = find_images(generated, side="generated")
+    roots: list[Path | str] = []
+    found: list[tuple[tuple[str, ...], tuple[SkippedFile, ...]]] = []
+    stamps: dict[str, FileStamp] = {}
+    for folder, side in ((reference, "reference"), (generated, "generated")):
+        if is_remote(folder):
+            url = str(folder).rstrip("/")
+            images, skipped, listed = find_objects(url, side=side, storage_options=storage_options)
+            stamps.update({f"{url}/{key}": stamp for key, stamp in listed.items()})
+            roots.append(url)
+            found.append((images, skipped))
+        else:
+            roots.append(_check_folder(folder, side))
+            # The folder as given, so that skipped entries are named as the user typed it.
+            found.append(find_images(location(folder).path, side=side))
+    ref_root, gen_root = roots
+    (ref_images, ref_skipped), (gen_images, gen_skipped) = found
     if not ref_images:
         raise _no_images_error(ref_root, "reference", ref_skipped)
     if not gen_images:
@@ -450,20 +584,25 @@ def pair_folders(
     if not matched:
         raise ValueError(
             f"no image pairs: none of the {len(ref_images)} reference images in "
-            f"{display_path(ref_root)} and the {len(gen_images)} generated images in "
-            f"{display_path(gen_root)} share a relative path or stem "
+            f"{_shown_root(ref_root)} and the {len(gen_images)} generated images in "
+            f"{_shown_root(gen_root)} share a relative path or stem "
             f"(e.g. {display_path(ref_images[0])!r} and {display_path(gen_images[0])!r})"
         )
     pairs = tuple(
         sorted(
-            (ImagePair(display_path(ref), ref_root / ref, gen_root / gen) for ref, gen in matched),
+            (
+                ImagePair(display_path(ref), _child(ref_root, ref), _child(gen_root, gen))
+                for ref, gen in matched
+            ),
             key=lambda pair: pair.id,
         )
     )
     size_groups: tuple[SizeGroup, ...] = ()
     failed: tuple[FailedPair, ...] = ()
     if read_headers:
-        pairs, size_groups, failed = _group_by_size(pairs, max_image_pixels)
+        pairs, size_groups, failed = _group_by_size(
+            pairs, max_image_pixels, stamps, storage_options
+        )
     return PairingPlan(
         reference_root=ref_root,
         generated_root=gen_root,

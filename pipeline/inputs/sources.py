@@ -54,6 +54,15 @@ from pipeline.inputs.zarr_checked import array_location, dask_from_zarr_checked
 from pipeline.inputs.zarr_direct import dask_from_zarr
 from pipeline.metrics.checks import normalize_channel_axis
 from pipeline.results.schema import STATUS_OK
+from pipeline.storage.locations import (
+    Location,
+    check_exists,
+    is_url,
+    location,
+    redact,
+    remote_error,
+    zarr_store,
+)
 
 __all__ = [
     "DirectRead",
@@ -64,6 +73,7 @@ __all__ = [
     "open_array",
     "open_array_checked",
     "open_source",
+    "open_zarr_url",
     "to_canonical",
     "zarr_stacks",
 ]
@@ -323,9 +333,15 @@ def open_source(
 ) -> tuple[da.Array, str, tuple[int, ...] | None, zarr.Array | None]:
     """:func:`open_array`, plus the Zarr array it reads (None for other sources)."""
     if isinstance(source, str | Path):
-        node = _open_zarr_path(Path(source), name)
+        where = location(source, what=name)
+        if where.remote:
+            node = open_zarr_url(where, name, options)
+            check_input_size(node, name, options)
+            return (*_from_zarr(node, str(where)), node)
+        path = Path(where.path) if is_url(source) else Path(source)
+        node = _open_zarr_path(path, name)
         check_input_size(node, name, options)
-        return (*_from_zarr(node, str(Path(source))), node)
+        return (*_from_zarr(node, str(path)), node)
     if isinstance(source, zarr.Array):
         check_input_size(source, name, options)
         return (*_from_zarr(source, f"zarr array {source.name or '/'}"), source)
@@ -371,6 +387,48 @@ def check_input_size(array: zarr.Array, name: str, options: InputOptions) -> Non
             "its metadata is probably wrong, or raise max_input_elements if the array really "
             "is that large"
         )
+
+
+def open_zarr_url(where: Location, name: str, options: InputOptions) -> zarr.Array:
+    """The Zarr array at a remote URL, through a Zarr 3 ``FsspecStore`` (read-only).
+
+    The bucket and the path are checked first, so that a typing mistake is named
+    before anything else happens; the array's chunks are then read by Zarr, which
+    keeps ``zarr.config["async.concurrency"]`` chunk requests in flight per read.
+
+    Raises
+    ------
+    FileNotFoundError
+        No bucket, or nothing at the path (the URL named, credentials removed).
+    PermissionError, OSError
+        The store refused the credentials or could not be reached.
+    ValueError
+        Something is stored there but it is not a Zarr array (a group: its arrays named).
+    """
+    storage_options = options.storage_options
+    shown = redact(where.url, storage_options)
+    check_exists(where, storage_options, what=f"{name} Zarr store")
+    try:
+        node = zarr.open(store=zarr_store(where, storage_options, read_only=True), mode="r")
+    except (PermissionError, ConnectionError, TimeoutError) as error:
+        raise remote_error(
+            error, where, what=f"{name} Zarr store", storage_options=storage_options
+        ) from None
+    except FileNotFoundError:  # zarr's "no array or group found": no metadata there
+        raise FileNotFoundError(
+            f"{name} Zarr store: no Zarr metadata (zarr.json, .zarray) at {shown}"
+        ) from None
+    except Exception as error:  # zarr raises several types for 'not a store'
+        detail = redact(f"{type(error).__name__}: {error}", storage_options)
+        raise ValueError(f"{name} URL {shown!r} is not a readable Zarr store ({detail})") from None
+    if not isinstance(node, zarr.Array):
+        members = sorted(node.array_keys()) if isinstance(node, zarr.Group) else []
+        hint = f"; its arrays: {', '.join(members)}" if members else ""
+        raise ValueError(
+            f"{name} store {shown!r} is a Zarr group, not an array{hint}; "
+            "pass the array's URL (store/array)"
+        )
+    return node
 
 
 def _open_zarr_path(path: Path, name: str) -> zarr.Array:

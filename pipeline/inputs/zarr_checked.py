@@ -235,6 +235,13 @@ def array_location(array: zarr.Array) -> str:
     """Where ``array`` lives, for messages: the store's root (a path or URL) and the array path."""
     store = array.store
     root = str(getattr(store, "root", None) or getattr(store, "path", None) or store)
+    protocol = getattr(getattr(store, "fs", None), "protocol", None)
+    path = getattr(store, "path", None)
+    if protocol is not None and isinstance(path, str):
+        # A remote store (fsspec): its URL, as the user gave it.
+        scheme = protocol[0] if isinstance(protocol, tuple | list) else protocol
+        if scheme not in ("file", "local"):
+            root = path if "://" in path else f"{scheme}://{path}"
     return f"{root.rstrip('/')}/{array.path}" if array.path else root
 
 

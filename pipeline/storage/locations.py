@@ -29,12 +29,15 @@ __all__ = [
     "Location",
     "LocationError",
     "MissingExtraError",
+    "check_exists",
     "filesystem",
     "is_remote",
     "is_url",
     "join",
     "location",
     "redact",
+    "redact_options",
+    "remote_error",
     "zarr_store",
 ]
 
@@ -73,6 +76,9 @@ _SIGNED_QUERY = re.compile(
     r"|Signature|AWSAccessKeyId|Expires|token|access_token)=)[^&#\s'\"]*",
     re.I,
 )
+# "s3:/bucket/x" (a slash lost, e.g. by a shell or os.path.normpath): a URL gone wrong,
+# not a local folder named "s3:".
+_BROKEN_URL = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]+):/?(?!/)")
 _USERINFO = re.compile(r"(\b[A-Za-z][A-Za-z0-9+.-]*://)[^/@\s'\"]*@")
 _MIN_SECRET_LENGTH = 4
 
@@ -149,6 +155,13 @@ def location(
         text = os.fspath(value)
         if not text:
             raise LocationError(f"{what}: an empty path")
+        broken = _BROKEN_URL.match(text) if isinstance(value, str) else None
+        if broken and broken.group(1).lower() in {*REMOTE_SCHEMES, "file"}:
+            scheme = broken.group(1).lower()
+            raise LocationError(
+                f"{what}: {redact(text)} is a malformed URL (expected {scheme}://bucket/path "
+                "with two slashes)"
+            )
         return Location(url=text, scheme="file", path=text)
     url = str(value)
     scheme = _URL.match(url).group(1).lower()  # type: ignore[union-attr]
@@ -274,3 +287,96 @@ def redact(text: Any, storage_options: Mapping[str, Any] | None = None) -> str:
     for secret in _secret_values(storage_options):
         result = result.replace(secret, "***")
     return result
+
+
+def redact_options(storage_options: Mapping[str, Any] | None) -> dict[str, Any]:
+    """A copy of ``storage_options`` fit to show: secret-looking values become ``***``.
+
+    Keys such as ``secret``, ``token``, ``password``, ``key``, ``sas_token`` (nested
+    mappings too) are replaced, whatever their value; the others are kept, so that an
+    ``endpoint_url`` or ``anon`` still shows.
+    """
+
+    def clean(options: Any) -> Any:
+        if isinstance(options, Mapping):
+            return {
+                str(key): "***"
+                if _SECRET_KEY.search(str(key)) and not isinstance(value, Mapping)
+                else clean(value)
+                for key, value in options.items()
+            }
+        if isinstance(options, list | tuple):
+            return [clean(value) for value in options]
+        return options
+
+    return clean(dict(storage_options or {}))
+
+
+def remote_error(
+    error: BaseException,
+    where: Location,
+    *,
+    what: str,
+    storage_options: Mapping[str, Any] | None = None,
+) -> OSError:
+    """A clear error for a failure to reach ``where``, naming ``what`` and the URL (redacted).
+
+    Missing buckets, objects and prefixes become ``FileNotFoundError``, refused
+    credentials ``PermissionError``, anything else (no credentials found, a lost
+    connection, an unknown host) an ``OSError`` that says what the filesystem said.
+    The filesystem's own text goes through :func:`redact`: some quote a request.
+    """
+    shown = redact(where.url, storage_options)
+    detail = redact(str(error) or type(error).__name__, storage_options)
+    if isinstance(error, FileNotFoundError):
+        return FileNotFoundError(f"{what}: {shown} not found ({detail})")
+    if isinstance(error, PermissionError):
+        return PermissionError(
+            f"{what}: access to {shown} was refused ({detail}); check the credentials "
+            "(AWS_* / GOOGLE_* / AZURE_* variables, a profile, or storage_options)"
+        )
+    return OSError(f"{what}: cannot read {shown} ({type(error).__name__}: {detail})")
+
+
+def check_exists(
+    where: Location, storage_options: Mapping[str, Any] | None = None, *, what: str
+) -> Any:
+    """Refuse, before any work, a remote location whose bucket or object/prefix is missing.
+
+    Returns the filesystem (fsspec's, for local paths too). A local path is not
+    checked here: the readers name what is missing in their own words.
+
+    Raises
+    ------
+    FileNotFoundError
+        The bucket (container) does not exist, or nothing is stored at the path.
+    PermissionError
+        The credentials were refused.
+    OSError
+        The store could not be reached (no credentials, connection, host).
+    MissingExtraError
+        The scheme's filesystem package is not installed.
+    """
+    fs = filesystem(where, storage_options)
+    if not where.remote or where.scheme in READ_ONLY_SCHEMES:
+        return fs
+    bucket = where.path.split("/", 1)[0]
+    shown = redact(where.url, storage_options)
+    try:
+        fs.info(bucket)
+    except FileNotFoundError:
+        raise FileNotFoundError(
+            f"{what}: bucket {bucket!r} of {shown} does not exist (or is not visible with "
+            "these credentials)"
+        ) from None
+    except Exception as error:  # botocore / gcsfs / adlfs raise their own types
+        raise remote_error(error, where, what=what, storage_options=storage_options) from None
+    if where.path == bucket:
+        return fs
+    try:
+        found = fs.exists(where.path)
+    except Exception as error:
+        raise remote_error(error, where, what=what, storage_options=storage_options) from None
+    if not found:
+        raise FileNotFoundError(f"{what}: no object or prefix at {shown}")
+    return fs

@@ -72,6 +72,18 @@ SETTING_CASES: dict[str, tuple[list[str], Any]] = {
     "engine": (["--engine", "reference"], "reference"),
     "device": (["--device", "gpu"], "gpu"),
     "cluster": (["--set", "cluster.workers=3"], {**ClusterSettings(workers=3).to_mapping()}),
+    # Values read as YAML; a secret is shown as *** wherever the settings are printed.
+    "storage_options": (
+        [
+            "--storage-option",
+            "anon=false",
+            "--storage-option",
+            "secret=s3cr3t-Do-Not-Print-7f3a9c1e5b",
+            "--set",
+            "storage_options.client_kwargs.region_name=eu-west-1",
+        ],
+        {"anon": False, "secret": "***", "client_kwargs": {"region_name": "eu-west-1"}},
+    ),
 }
 
 CLUSTER_CASES: dict[str, tuple[list[str], Any]] = {
@@ -175,3 +187,22 @@ def test_mistyped_option_shows_the_subcommand_usage_and_the_closest_option(
     assert main(["ingest", str(pair[0]), "--out", str(tmp_path / "s.zarr"), "--overwrit"]) == 2
     err = capsys.readouterr().err
     assert "usage: ssim-pipeline ingest" in err and "did you mean --overwrite?" in err
+
+
+def test_storage_option_needs_key_and_value(capsys: pytest.CaptureFixture[str]) -> None:
+    from pipeline.cli.main import main
+
+    assert main(["evaluate", "a", "b", "--storage-option", "anon"]) == 2
+    assert "--storage-option needs KEY=VALUE, such as --storage-option anon=true" in (
+        capsys.readouterr().err
+    )
+
+
+def test_ingest_takes_storage_options() -> None:
+    from pipeline.cli.parser import build_parser, parse_command_line
+
+    args = parse_command_line(
+        build_parser(),
+        ["ingest", "s3://b/photos", "--out", "x.zarr", "--storage-option", "anon=true"],
+    )
+    assert args.assignments == ["storage_options.anon=true"]

@@ -374,3 +374,24 @@ def test_fingerprint_ignores_the_cluster_section():
 def test_bad_cluster_sections_are_named(values, error, message):
     with pytest.raises(error, match=message):
         RunConfig.from_mapping(values)
+
+
+def test_storage_options_reach_the_inputs_but_never_the_stored_configuration() -> None:
+    from pipeline.engine.settings import dump_config
+
+    secret = "s3cr3t-Do-Not-Print-7f3a9c1e5b"
+    config = RunConfig(storage_options={"key": "AKIA", "secret": secret, "anon": False})
+    assert config.input_options().storage_options["secret"] == secret
+    assert secret not in repr(config.input_options())
+    assert "storage_options" not in config.result_mapping()  # what a results store records
+    assert config.fingerprint() == RunConfig().fingerprint()
+    assert config.to_mapping()["storage_options"] == {"key": "***", "secret": "***", "anon": False}
+    assert secret not in dump_config(config)
+    # A dotted change keeps the real secret (to_mapping only hides it from view).
+    changed = config.replace_dotted({"storage_options.anon": True})
+    assert changed.storage_options == {"key": "AKIA", "secret": secret, "anon": True}
+
+
+def test_storage_options_must_be_a_mapping() -> None:
+    with pytest.raises(TypeError, match=r"storage_options must be a mapping \(got 'anon=true'\)"):
+        RunConfig(storage_options="anon=true")

@@ -312,3 +312,108 @@ def test_decoder_crash_inside_pillow_fails_that_pair_only(
     assert len(failed) == 1
     assert "corrupt or truncated image (IndexError: an exception nobody anticipated)" in failed[0]
     assert int((ds.status.values == "ok").sum()) == 3
+
+
+# -- folders behind URLs -----------------------------------------------------------------
+
+
+def test_folder_url_pairs_and_scores_like_the_local_folder(
+    tmp_path: Path, rng: np.random.Generator, s3_bucket: str
+) -> None:
+    from s3_server import upload
+
+    for name, shape in [("a.png", (32, 40, 3)), ("sub/b.png", (32, 40, 3)), ("g.png", (24, 24))]:
+        x, y = _pair(rng, shape)
+        _save(tmp_path / "ref" / name, x)
+        _save(tmp_path / "gen" / Path(name).with_suffix(".bmp"), y, "BMP")  # paired by stem
+    _save(tmp_path / "ref" / "only_ref.png", _pair(rng, (8, 8))[0])
+    (tmp_path / "ref" / "notes.txt").write_text("not an image")
+    (tmp_path / "ref" / ".hidden").mkdir()
+    _save(tmp_path / "ref" / ".hidden" / "h.png", _pair(rng, (8, 8))[0])
+    upload(tmp_path / "ref", f"s3://{s3_bucket}/ref")
+    upload(tmp_path / "gen", f"s3://{s3_bucket}/gen")
+    local = sp.evaluate(tmp_path / "ref", tmp_path / "gen")
+    remote = sp.evaluate(f"s3://{s3_bucket}/ref", f"s3://{s3_bucket}/gen")
+    assert (
+        remote.image.values.tolist()
+        == local.image.values.tolist()
+        == [
+            "a.png",
+            "sub/b.png",
+            "g.png",
+        ]
+    )
+    np.testing.assert_array_equal(remote.ssim.values, local.ssim.values)
+    for name in (UNPAIRED_REFERENCE, UNPAIRED_GENERATED, SIZE_GROUPS):
+        assert remote.attrs[name] == local.attrs[name]
+    assert sorted(remote.attrs["skipped_files"]) == [
+        f"s3://{s3_bucket}/ref/.hidden (hidden folder)",
+        f"s3://{s3_bucket}/ref/notes.txt (extension '.txt' is not an image type)",
+    ]
+    assert remote.generated.values[0] == f"s3://{s3_bucket}/gen/a.bmp"
+
+
+def test_object_that_vanishes_after_planning_fails_its_pair_only(
+    tmp_path: Path, rng: np.random.Generator, s3_bucket: str
+) -> None:
+    from s3_server import upload
+
+    from pipeline.inputs.files import is_transient_status
+    from pipeline.inputs.opening import open_pair
+    from pipeline.storage.locations import filesystem, location
+
+    for name in ("a.png", "b.png", "c.png"):
+        x, y = _pair(rng, (16, 16))
+        _save(tmp_path / "ref" / name, x)
+        _save(tmp_path / "gen" / name, y)
+    upload(tmp_path / "ref", f"s3://{s3_bucket}/ref")
+    upload(tmp_path / "gen", f"s3://{s3_bucket}/gen")
+    pair = open_pair(f"s3://{s3_bucket}/ref", f"s3://{s3_bucket}/gen")
+    filesystem(location(f"s3://{s3_bucket}")).rm(f"{s3_bucket}/gen/b.png")
+    status = pair.groups[0].read_status.compute().tolist()
+    assert status[0] == status[2] == "ok"
+    assert status[1].startswith(f"s3://{s3_bucket}/gen/b.png: object not found")
+    assert is_transient_status(status[1])
+
+
+def test_folder_url_errors_name_the_url(s3_bucket: str, tmp_path: Path) -> None:
+    from s3_server import upload
+
+    from pipeline.inputs.pairing import pair_folders
+
+    _save(tmp_path / "a.png", np.zeros((8, 8), np.uint8))
+    upload(tmp_path / "a.png", f"s3://{s3_bucket}/ref/a.png")
+    (tmp_path / "n.txt").write_text("x")
+    upload(tmp_path / "n.txt", f"s3://{s3_bucket}/text/n.txt")
+    with pytest.raises(
+        FileNotFoundError, match=f"generated folder: no object or prefix at s3://{s3_bucket}/gen"
+    ):
+        pair_folders(f"s3://{s3_bucket}/ref", f"s3://{s3_bucket}/gen")
+    with pytest.raises(
+        NotADirectoryError, match="generated must be a folder of images, got an object"
+    ):
+        pair_folders(f"s3://{s3_bucket}/ref", f"s3://{s3_bucket}/ref/a.png")
+    with pytest.raises(
+        ValueError, match=f"generated folder s3://{s3_bucket}/text contains no images"
+    ):
+        pair_folders(f"s3://{s3_bucket}/ref", f"s3://{s3_bucket}/text")
+
+
+def test_graph_of_a_folder_url_pickles_for_distributed_workers(
+    tmp_path: Path, rng: np.random.Generator, s3_bucket: str
+) -> None:
+    import pickle
+
+    from s3_server import upload
+
+    from pipeline.inputs.opening import open_pair
+
+    x, y = _pair(rng, (16, 16))
+    _save(tmp_path / "ref" / "a.png", x)
+    _save(tmp_path / "gen" / "a.png", y)
+    upload(tmp_path / "ref", f"s3://{s3_bucket}/ref")
+    upload(tmp_path / "gen", f"s3://{s3_bucket}/gen")
+    part = open_pair(f"s3://{s3_bucket}/ref", f"s3://{s3_bucket}/gen").groups[0]
+    # What a distributed scheduler does with the tasks: pickle them, run them elsewhere.
+    copy = pickle.loads(pickle.dumps(part.generated))
+    np.testing.assert_array_equal(copy.compute(scheduler="sync")[0, ..., 0], y)

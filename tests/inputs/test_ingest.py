@@ -255,3 +255,34 @@ def test_one_stack_read_as_an_array_keeps_its_failures(
     assert ds.image.values.tolist() == ["a.png", "b/c.png"]
     assert ds.status.values.tolist() == [result.failed["a.png"], "ok"]
     assert np.isnan(ds.ssim.values[0]).all()
+
+
+def test_ingest_of_a_folder_url_and_ingest_stores_behind_urls(
+    folders: tuple[Path, Path], tmp_path: Path, s3_bucket: str
+) -> None:
+    from s3_server import upload
+
+    ref, gen = folders
+    upload(ref, f"s3://{s3_bucket}/ref")
+    local = ingest_folder(ref, tmp_path / "local.zarr")
+    remote = ingest_folder(f"s3://{s3_bucket}/ref/", tmp_path / "remote.zarr")
+    assert remote.arrays == local.arrays and remote.failed == {}
+    for name in local.arrays:
+        np.testing.assert_array_equal(
+            zarr.open_array(tmp_path / "remote.zarr" / name / IMAGES)[:],
+            zarr.open_array(tmp_path / "local.zarr" / name / IMAGES)[:],
+        )
+    # The two stores evaluated from the bucket give the values of the two folders.
+    ingest_folder(gen, tmp_path / "gen.zarr")
+    upload(tmp_path / "remote.zarr", f"s3://{s3_bucket}/ref.zarr")
+    upload(tmp_path / "gen.zarr", f"s3://{s3_bucket}/gen.zarr")
+    from_urls = sp.evaluate(f"s3://{s3_bucket}/ref.zarr", f"s3://{s3_bucket}/gen.zarr")
+    from_folders = sp.evaluate(ref, gen)
+    assert from_urls.image.values.tolist() == from_folders.image.values.tolist()
+    np.testing.assert_array_equal(from_urls.ssim.values, from_folders.ssim.values)
+    assert from_urls.reference.values[0].startswith(f"s3://{s3_bucket}/ref.zarr/")
+
+
+def test_ingest_of_a_missing_folder_url_names_it(tmp_path: Path, s3_bucket: str) -> None:
+    with pytest.raises(FileNotFoundError, match=f"no object or prefix at s3://{s3_bucket}/none"):
+        ingest_folder(f"s3://{s3_bucket}/none", tmp_path / "x.zarr")
