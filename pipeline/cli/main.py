@@ -207,8 +207,13 @@ def _settings(args: argparse.Namespace) -> RunConfig:
 
 
 def _storage_options(config: RunConfig) -> dict[str, Any]:
-    """The filesystem options of the run's URLs, when the settings have them."""
-    return dict(getattr(config, "storage_options", None) or {})
+    """The filesystem options of the run's URLs (inputs and output)."""
+    return dict(config.storage_options)
+
+
+def _option_assignments(args: argparse.Namespace) -> dict[str, Any]:
+    """``--storage-option KEY=VALUE`` of a command without settings (ingest, report)."""
+    return {key.split(".", 1)[1]: value for key, value in _assignments(args.assignments).items()}
 
 
 def _check_writable(path: str) -> None:
@@ -555,7 +560,8 @@ def _report(args: argparse.Namespace) -> int:
         where = location(args.results, what="RESULTS")
         stem = Path(where.name).stem or "results"
         out = Path(args.out) if args.out else Path(stem + "-report")
-        page = write_report(args.results, out, worst=args.worst)
+        options = _option_assignments(args)
+        page = write_report(args.results, out, worst=args.worst, storage_options=options)
         print(f"report: {page}")
         return EXIT_OK
     results = Path(location(args.results, what="RESULTS").path)
@@ -571,9 +577,7 @@ def _ingest(args: argparse.Namespace) -> int:
     from pipeline.inputs.ingest import ingest_folder
 
     # --storage-option KEY=VALUE arrives as "storage_options.KEY=VALUE" (as --set would).
-    storage_options = {
-        key.split(".", 1)[1]: value for key, value in _assignments(args.assignments).items()
-    }
+    storage_options = _option_assignments(args)
     bar = None if args.quiet else ProgressBar("ingest")
     try:
         result = ingest_folder(

@@ -56,8 +56,7 @@ RetryCallback = Callable[[int], None]
 
 def _storage_options(config: RunConfig) -> dict[str, Any]:
     """The filesystem options of the run's URLs (credentials, endpoint), or none."""
-    options = getattr(config, "storage_options", None)
-    return dict(options or {})
+    return dict(config.storage_options)
 
 
 def _maps_path(config: RunConfig) -> str:

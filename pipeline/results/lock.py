@@ -361,8 +361,19 @@ def _read_object_owner(fs: Any, path: str) -> dict[str, Any] | None:
     return owner if isinstance(owner, dict) else {}
 
 
-def _create_object(fs: Any, where: Location, data: bytes, *, guarded: bool) -> bool:
+def _create_object(
+    fs: Any,
+    where: Location,
+    data: bytes,
+    *,
+    guarded: bool,
+    storage_options: Mapping[str, Any] | None = None,
+) -> bool:
     """Create the object at ``where`` only if absent; False when it already exists."""
+
+    def shown(error: BaseException) -> str:
+        return redact(error, storage_options)
+
     try:
         if guarded:
             fs.pipe_file(where.path, data, mode="create")
@@ -377,21 +388,20 @@ def _create_object(fs: Any, where: Location, data: bytes, *, guarded: bool) -> b
     except FileNotFoundError as error:
         raise FileNotFoundError(
             f"cannot create the lock {where} of the output: the bucket or container "
-            f"does not exist ({redact(error)})"
+            f"does not exist ({shown(error)})"
         ) from None
     except PermissionError as error:
         raise PermissionError(
             f"cannot create the lock {where} of the output: access denied; check the "
-            f"credentials and that they may write there ({redact(error)})"
+            f"credentials and that they may write there ({shown(error)})"
         ) from None
     except OSError as error:
         raise OSError(
-            error.errno, f"cannot create the lock {where} of the output ({redact(error)})"
+            error.errno, f"cannot create the lock {where} of the output ({shown(error)})"
         ) from None
     except Exception as error:  # e.g. the client's validation of a bucket name
         raise ValueError(
-            f"cannot create the lock {where} of the output "
-            f"({type(error).__name__}: {redact(error)})"
+            f"cannot create the lock {where} of the output ({type(error).__name__}: {shown(error)})"
         ) from None
 
 
@@ -453,7 +463,7 @@ def _object_lock(
     record = _owner_record()
     data = json.dumps(record).encode()
     for _ in range(attempts):
-        if _create_object(fs, where, data, guarded=guarded):
+        if _create_object(fs, where, data, guarded=guarded, storage_options=storage_options):
             if _read_object_owner(fs, where.path) == record:
                 break
             continue  # overwritten by a run that raced an advisory lock: look again

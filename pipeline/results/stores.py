@@ -114,7 +114,7 @@ def output_exists(path: str | os.PathLike[str], storage_options: StorageOptions 
     where = location(path, what="output")
     if not where.remote:
         return Path(where.path).exists()
-    with _remote_errors(where, "reading"):
+    with _remote_errors(where, "reading", storage_options=storage_options):
         return ObjectStore(where, storage_options).exists()
 
 
@@ -125,14 +125,24 @@ def stored_attrs(path: str | os.PathLike[str], storage_options: StorageOptions =
     where = location(path, what="results")
     if not where.remote:
         return dict(zarr.open_group(where.path, mode="r").attrs)
-    with _remote_errors(where, "reading"):
+    with _remote_errors(where, "reading", storage_options=storage_options):
         store = ObjectStore(where, storage_options).zarr(read_only=True)
         return dict(zarr.open_group(store, mode="r").attrs)
 
 
 @contextlib.contextmanager
-def _remote_errors(where: Location, doing: str, advice: str = "") -> Iterator[None]:
-    """An object store's failure as an error that names the URL (never a credential)."""
+def _remote_errors(
+    where: Location, doing: str, advice: str = "", storage_options: StorageOptions = None
+) -> Iterator[None]:
+    """An object store's failure as an error that names the URL (never a credential).
+
+    The secrets of ``storage_options`` and of the environment are removed from the
+    client's own words (:func:`pipeline.storage.locations.redact`).
+    """
+
+    def shown(error: BaseException) -> str:
+        return redact(error, storage_options)
+
     try:
         yield
     except FileExistsError:
@@ -140,21 +150,21 @@ def _remote_errors(where: Location, doing: str, advice: str = "") -> Iterator[No
     except PermissionError as error:
         raise PermissionError(
             f"{doing} {where} was refused (access denied: check the credentials and "
-            f"what they may access; {redact(error)}){advice}"
+            f"what they may access; {shown(error)}){advice}"
         ) from None
     except FileNotFoundError as error:
         raise FileNotFoundError(
-            f"{doing} {where} failed: not found (does the bucket exist? {redact(error)}){advice}"
+            f"{doing} {where} failed: not found (does the bucket exist? {shown(error)}){advice}"
         ) from None
     except OSError as error:
-        raise OSError(error.errno, f"{doing} {where} failed ({redact(error)}){advice}") from None
+        raise OSError(error.errno, f"{doing} {where} failed ({shown(error)}){advice}") from None
     except Exception as error:
         # A client library's own error (e.g. botocore's parameter validation) may quote
         # the URL it was given, user info and all: never passed on with a credential.
-        if redact(error) == str(error):
+        if shown(error) == str(error):
             raise
         raise ValueError(
-            f"{doing} {where} failed ({type(error).__name__}: {redact(error)}){advice}"
+            f"{doing} {where} failed ({type(error).__name__}: {shown(error)}){advice}"
         ) from None
 
 
@@ -234,7 +244,7 @@ class ZarrSink:
     def _remote_errors(self, doing: str, advice: str = "") -> contextlib.AbstractContextManager:
         if self._objects is None:
             return contextlib.nullcontext()
-        return _remote_errors(self.where, doing, advice)
+        return _remote_errors(self.where, doing, advice, self._objects.options)
 
     def _exists(self) -> bool:
         return self._objects.exists() if self._objects is not None else self.store.exists()
@@ -268,7 +278,8 @@ class ZarrSink:
         except Exception as error:  # any failure to open means: not our store
             raise ValueError(
                 f"output {self._shown!r} is a Zarr store but not readable as results "
-                f"({redact(error)}); pass overwrite=True to replace it"
+                f"({redact(error, self._objects.options if self._objects else None)}); "
+                "pass overwrite=True to replace it"
             ) from None
         for key in _FINGERPRINTS:
             ours, theirs = template.attrs.get(key), existing.attrs.get(key)
@@ -490,7 +501,7 @@ def _open_remote_results(
     where: Location, storage_options: StorageOptions, *, dask: bool
 ) -> xr.Dataset:
     objects = ObjectStore(where, storage_options)
-    with _remote_errors(where, "opening results"):
+    with _remote_errors(where, "opening results", storage_options=storage_options):
         if where.path.lower().endswith((".nc", ".nc4")):
             data = objects.fs.cat_file(where.path)
             with xr.open_dataset(io.BytesIO(data), engine="scipy") as ds:
@@ -566,7 +577,8 @@ def write_zarr(
         if objects.exists():
             raise FileExistsError(f"output {where} already exists")
         target = objects.zarr(read_only=False)
-    with _remote_errors(where, "writing") if where.remote else contextlib.nullcontext():
+    remote = _remote_errors(where, "writing", storage_options=storage_options)
+    with remote if where.remote else contextlib.nullcontext():
         _escape_dataset(ds).to_zarr(target, mode="w-", zarr_format=zarr_format, consolidated=False)
 
 
@@ -651,7 +663,7 @@ def _replaced_whole(
             partial = Path(folder) / where.name
             yield partial
             fs = results_filesystem(where, storage_options)
-            with _remote_errors(where, f"uploading {what} to"):
+            with _remote_errors(where, f"uploading {what} to", storage_options=storage_options):
                 fs.put_file(str(partial), where.path)
         return
     path = Path(where.path)

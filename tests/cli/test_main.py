@@ -506,7 +506,12 @@ def test_replace_dotted_errors() -> None:
 
 
 def test_evaluate_to_a_bucket_prints_the_url_and_json_without_credentials(
-    pair: tuple[Path, Path], s3_bucket: str, capsys: pytest.CaptureFixture[str]
+    pair: tuple[Path, Path],
+    s3_server: Any,
+    s3_bucket: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     from s3_server import SECRET_KEY
 
@@ -530,3 +535,12 @@ def test_evaluate_to_a_bucket_prints_the_url_and_json_without_credentials(
         main(["evaluate", str(pair[0]), str(pair[1]), "--out", "https://example.org/r.zarr"]) == 2
     )
     assert "--out: https://example.org/r.zarr is read-only (HTTP)" in capsys.readouterr().err
+    # report reads the bucket with the filesystem's options given on its command line.
+    import s3fs
+
+    monkeypatch.delenv("AWS_ENDPOINT_URL")
+    s3fs.S3FileSystem.clear_instance_cache()
+    endpoint = f"endpoint_url={s3_server.endpoint}"
+    report = tmp_path / "report"
+    assert main(["report", url, "--out", str(report), "--storage-option", endpoint]) == 0
+    assert (report / "report.html").is_file()

@@ -627,3 +627,27 @@ def test_results_over_http_are_read_and_writing_there_is_refused(pair, tmp_path)
         server.shutdown()
         server.server_close()
         thread.join()
+
+
+def test_object_store_output_with_credentials_in_storage_options_only(
+    pair, s3_server, s3_bucket, monkeypatch
+):
+    import json
+
+    import s3fs
+    from s3_server import ACCESS_KEY, SECRET_KEY
+
+    for name in ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.delenv(name)
+    s3fs.S3FileSystem.clear_instance_cache()
+    options = {"endpoint_url": s3_server.endpoint, "key": ACCESS_KEY, "secret": SECRET_KEY}
+    x, y = pair
+    url = f"s3://{s3_bucket}/r.zarr"
+    ds = sp.evaluate(x, y, regions="2x2", output=url, batch_images=3, storage_options=options)
+    assert (ds["status"].values == "ok").all()
+    assert SECRET_KEY not in json.dumps(ds.attrs, default=str)  # never stored
+    back = open_results(url, storage_options=options)
+    xr.testing.assert_identical(back.load(), ds.load())
+    with pytest.raises(FileExistsError, match=rf"output '{url}' already exists") as error:
+        sp.evaluate(x, y, regions="2x2", output=url, batch_images=3, storage_options=options)
+    assert SECRET_KEY not in str(error.value)
