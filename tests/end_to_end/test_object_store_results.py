@@ -4,10 +4,10 @@ The CLI runs as a subprocess against moto's real S3 server (``tests/s3_server.py
 with the standard ``AWS_*`` variables as its only credentials, on a local Zarr pair
 of real photographs cut into tiles (:func:`pipeline.testing.photograph`, noise from
 :func:`pipeline.testing.degrade`). The run is paused after a seeded batch so that a
-second writer meets its lock, then let go and SIGKILLed at whatever point it has
-reached; ``--resume`` must finish it with values identical to the same command with
-a local ``--out`` (except the creation time). The secret key never appears in any
-output, attribute or stored object.
+second writer (the test's own process, through ``main``) meets its lock, then let go
+and SIGKILLed at whatever point it has reached; ``--resume`` must finish it with
+values identical to the same command with a local ``--out`` (except the creation
+time). The secret key never appears in any output, attribute or stored object.
 """
 
 from __future__ import annotations
@@ -153,18 +153,13 @@ def test_s3_out_second_writer_refused_sigkill_then_resume_equals_local_out(
         assert _committed(url) == pause_after * BATCH
         owner = json.loads(_objects(s3_bucket)[lock])
         assert owner["pid"] == first.pid
-        # A second writer is refused by the lock, even one that asks to start again.
-        second = subprocess.run(
-            [sys.executable, "-m", "pipeline", *_command(stacks, url, "--overwrite")],
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=120,
-        )
-        outputs += [second.stdout, second.stderr]
-        assert second.returncode == 2, second.stderr
-        assert f"being written by process {first.pid}" in second.stderr
-        assert f"'{url}.lock'" in second.stderr
+        # A second writer (this process) is refused by the lock, even one that asks to
+        # start again.
+        assert main(_command(stacks, url, "--overwrite")) == 2
+        second = capsys.readouterr()
+        outputs += [second.out, second.err]
+        assert f"being written by process {first.pid}" in second.err
+        assert f"'{url}.lock'" in second.err
         assert _committed(url) == pause_after * BATCH  # the refused runs wrote nothing
         # Let the first run go on, and kill it wherever it has got to.
         go.write_text("1")
