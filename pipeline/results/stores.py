@@ -191,7 +191,7 @@ class ZarrSink:
     Parameters
     ----------
     path : str or Path
-        The ``.zarr`` directory.
+        The ``.zarr`` directory, or its URL (``s3://``, ``gs://``, ``az://``, ``file://``).
     template : xarray.Dataset
         The final layout, lazy (see :func:`pipeline.results.schema.template_dataset`);
         its attrs carry ``config_fingerprint`` and ``source_fingerprint``.
