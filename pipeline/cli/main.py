@@ -51,6 +51,7 @@ from pipeline.cli.parser import DEFAULT_DEMO_DIR as DEFAULT_DEMO_DIR
 from pipeline.cli.parser import build_parser, parse_command_line, setting_flag, setting_names
 from pipeline.cli.progress import ProgressBar
 from pipeline.results.text import json_text, terminal_text
+from pipeline.storage.locations import is_remote, is_url, location, redact
 
 if TYPE_CHECKING:
     from pipeline.engine.settings import RunConfig
@@ -125,7 +126,9 @@ def _message(error: BaseException) -> str:
 
 
 def _error(command: str, message: str) -> None:
-    print(f"ssim-pipeline {command}: error: {terminal_text(_cli_words(message))}", file=sys.stderr)
+    # Whatever a library or a server put in the message, no credential reaches the terminal.
+    text = terminal_text(_cli_words(redact(message)))
+    print(f"ssim-pipeline {command}: error: {text}", file=sys.stderr)
 
 
 # ``name=value`` in a library message, for a setting: said as the option that sets it.
@@ -203,8 +206,31 @@ def _settings(args: argparse.Namespace) -> RunConfig:
     return config
 
 
+def _storage_options(config: RunConfig) -> dict[str, Any]:
+    """The filesystem options of the run's URLs (inputs and output)."""
+    return dict(config.storage_options)
+
+
+def _option_assignments(args: argparse.Namespace) -> dict[str, Any]:
+    """``--storage-option KEY=VALUE`` of a command without settings (ingest, report)."""
+    return {key.split(".", 1)[1]: value for key, value in _assignments(args.assignments).items()}
+
+
 def _check_writable(path: str) -> None:
-    """A clear error before any work when the output cannot be written."""
+    """A clear error before any work when the output cannot be written.
+
+    An object-store URL is checked for its form only (a read-only ``https://`` URL is
+    refused); whether the bucket exists and the credentials may write is learnt when
+    the run takes the store's lock, before any pixel is read.
+    """
+    if is_url(path):
+        try:
+            where = location(path, writable=True, what="--out")
+        except ValueError as error:
+            raise _UsageError(str(error)) from None
+        if where.remote:
+            return
+        path = where.path
     target = Path(path)
     parent = target.parent if str(target.parent) else Path(".")
     try:
@@ -245,7 +271,9 @@ def _typed_folders(args: argparse.Namespace) -> dict[str, str]:
 
 def _print_json(value: Any, **kwargs: Any) -> None:
     # ensure_ascii escapes control characters; json_text the names that are not UTF-8.
-    print(json.dumps(json_text(value), indent=2, ensure_ascii=True, **kwargs))
+    # Redacted like every message: a URL given with user info or a signed query never
+    # reaches the output.
+    print(redact(json.dumps(json_text(value), indent=2, ensure_ascii=True, **kwargs)))
 
 
 def _say_retried(n_pairs: int) -> None:
@@ -282,7 +310,7 @@ def _run_and_summarize(
     if after is not None:
         after()
     summary = summarize(ds, folders=folders)
-    paths = {"results": config.output, **(extra or {})}
+    paths = {"results": redact(config.output), **(extra or {})}
     if as_json:
         _print_json({**summary, **paths}, allow_nan=False)
     elif not quiet:
@@ -310,9 +338,12 @@ def _run_and_summarize(
 
 def _output_warnings(config: RunConfig, plan_attrs: dict[str, Any]) -> list[str]:
     """Why the run would be refused on its existing ``--out`` (a dry run reads nothing else)."""
-    if config.output is None or not Path(config.output).exists() or config.overwrite:
+    from pipeline.results.stores import output_exists, stored_attrs
+
+    options = _storage_options(config)
+    if config.output is None or config.overwrite or not output_exists(config.output, options):
         return []
-    output = config.output
+    output = redact(config.output)
     if config.resolved_output_format() != "zarr":
         return [
             f"--out {output} already exists and the run would be refused; a "
@@ -325,9 +356,7 @@ def _output_warnings(config: RunConfig, plan_attrs: dict[str, Any]) -> list[str]
             "finish it or --overwrite to start again"
         ]
     try:
-        import zarr
-
-        stored = dict(zarr.open_group(output, mode="r").attrs)
+        stored = stored_attrs(config.output, options)
     except Exception:  # anything unreadable is refused by the run itself
         return [
             f"--out {output} exists but is not a readable results store; the run would be "
@@ -413,7 +442,7 @@ def _dry_run(args: argparse.Namespace, config: RunConfig) -> int:
         "batches": len(plan.batches),
         "pixels": sum(row["pixels"] for row in group_rows),
         "tasks": sum(row["tasks"] for row in group_rows),
-        "output": config.output,
+        "output": redact(config.output) if config.output else None,
         "warnings": warnings,
         "config": config.to_mapping(),
     }
@@ -455,13 +484,13 @@ def _dry_run(args: argparse.Namespace, config: RunConfig) -> int:
         f"estimated work: {result['pixels'] / 1e6:.1f} Mpixel per side, {result['tasks']} "
         f"kernel tasks in {result['batches']} commit batches"
     )
-    lines.append(f"output: {config.output}")
+    lines.append(f"output: {redact(config.output)}")
     lines.extend(f"warning: {warning}" for warning in warnings)
     from pipeline.engine.settings import dump_config
 
     lines.append("effective configuration:")
     lines.extend("  " + line for line in dump_config(config).splitlines())
-    print("\n".join(terminal_text(line) for line in lines))
+    print("\n".join(terminal_text(redact(line)) for line in lines))
     return EXIT_OK
 
 
@@ -520,7 +549,22 @@ def _demo(args: argparse.Namespace) -> int:
 def _report(args: argparse.Namespace) -> int:
     from pipeline.report.build import write_report
 
-    results = Path(args.results)
+    if args.out and is_remote(args.out):
+        raise _UsageError(
+            f"report --out must be a local folder (got {redact(args.out)}); the report is "
+            "HTML and figures to open in a browser"
+        )
+    if is_remote(args.results):
+        # Read where it is (object store or HTTP); the report goes to a local folder,
+        # by default named after the store, in the working directory.
+        where = location(args.results, what="RESULTS")
+        stem = Path(where.name).stem or "results"
+        out = Path(args.out) if args.out else Path(stem + "-report")
+        options = _option_assignments(args)
+        page = write_report(args.results, out, worst=args.worst, storage_options=options)
+        print(f"report: {page}")
+        return EXIT_OK
+    results = Path(location(args.results, what="RESULTS").path)
     if not results.exists():
         raise _UsageError(f"results not found: {results}")
     out = Path(args.out) if args.out else results.with_name(results.stem + "-report")
@@ -533,9 +577,7 @@ def _ingest(args: argparse.Namespace) -> int:
     from pipeline.inputs.ingest import ingest_folder
 
     # --storage-option KEY=VALUE arrives as "storage_options.KEY=VALUE" (as --set would).
-    storage_options = {
-        key.split(".", 1)[1]: value for key, value in _assignments(args.assignments).items()
-    }
+    storage_options = _option_assignments(args)
     bar = None if args.quiet else ProgressBar("ingest")
     try:
         result = ingest_folder(

@@ -424,6 +424,7 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("results", metavar="RESULTS", help="results store (.zarr) or .nc file")
     report.add_argument("--out", metavar="DIR", help="report folder (default: RESULTS-report)")
     report.add_argument("--worst", type=int, default=6, metavar="N", help="worst pairs shown")
+    _add_storage_option(report)
 
     ingest = commands.add_parser(
         "ingest",

@@ -5,7 +5,10 @@ before a pixel is read, and the graph of partial statistics is built there once.
 This module runs it: one commit batch (a group of image chunks) at a time,
 inside one scheduler session; each batch's statistics go straight to the sink
 (and the SSIM maps, when saved, to their Zarr arrays), so an interrupted run
-keeps what it finished and ``resume=True`` computes the rest.
+keeps what it finished and ``resume=True`` computes the rest. The output may be a
+local path or an object-store URL (``s3://``, ``gs://``, ``az://``): the store keeps
+the same promises there (see :mod:`pipeline.results.stores`), opened with the
+settings' ``storage_options``.
 
 The plan is frozen; what the run learns while it computes (pairs that failed to
 read or to score, the MS-SSIM values of computed batches) is kept in the run
@@ -35,13 +38,25 @@ from pipeline.inputs.opening import open_pair
 from pipeline.reductions.kernel_spec import KernelSpec
 from pipeline.reductions.statistics import finalize_statistics
 from pipeline.results.schema import MS_SSIM, NAN_MASKED, STATUS_OK, build_dataset, template_dataset
-from pipeline.results.stores import ZarrSink, export_csv, export_netcdf, open_results
+from pipeline.results.stores import (
+    ZarrSink,
+    export_csv,
+    export_netcdf,
+    open_results,
+    output_exists,
+)
+from pipeline.storage.locations import location, redact, zarr_store
 from pipeline.tiling.chunks import valid_map_array
 
 __all__ = ["GroupPlan", "KernelSpec", "RunPlan", "evaluate", "plan_run"]
 
 BatchCallback = Callable[[int, int, int], None]
 RetryCallback = Callable[[int], None]
+
+
+def _storage_options(config: RunConfig) -> dict[str, Any]:
+    """The filesystem options of the run's URLs (credentials, endpoint), or none."""
+    return dict(config.storage_options)
 
 
 def _maps_path(config: RunConfig) -> str:
@@ -119,16 +134,19 @@ def _map_writer(plan: RunPlan) -> _MapWriter:
         max(1, min(group.chunks[1][0], shape[1])),
         max(1, min(group.chunks[2][0], shape[2])),
     )
-    store = zarr.open_group(
-        _maps_path(config), mode="a", zarr_format=cast(Literal[2, 3], config.zarr_format)
-    )
+    where = location(_maps_path(config), writable=True, what="maps_output")
+    target: Any = where.path
+    if where.remote:
+        options = {"use_listings_cache": False, **_storage_options(config)}
+        target = zarr_store(where, options, read_only=False)
+    store = zarr.open_group(target, mode="a", zarr_format=cast(Literal[2, 3], config.zarr_format))
     targets = {}
     for name in names:
         if name in store:
             target = store[name]
             if not isinstance(target, zarr.Array) or target.shape != shape:
                 raise ValueError(
-                    f"maps store {_maps_path(config)!r} holds {name!r} of another shape "
+                    f"maps store {redact(_maps_path(config))!r} holds {name!r} of another shape "
                     f"(expected {shape}); pass overwrite=True or another maps_output"
                 )
         else:
@@ -254,7 +272,8 @@ def evaluate(
         read and did not decode stays failed and is not retried.
     **overrides
         Any :class:`pipeline.engine.settings.RunConfig` field, e.g. ``regions="4x4"``,
-        ``output="results.zarr"``, ``resume=True``, ``engine="reference"``.
+        ``output="results.zarr"`` (or ``"s3://bucket/results.zarr"``), ``resume=True``,
+        ``engine="reference"``.
 
     Returns
     -------
@@ -273,6 +292,8 @@ def evaluate(
     """
     config = resolve_config(config, **overrides)
     output_format = config.resolved_output_format()
+    if config.output is not None:
+        location(config.output, writable=True, what="output")  # e.g. HTTP: refused before any read
     pair = open_pair(
         reference,
         generated,
@@ -305,6 +326,7 @@ def evaluate(
             zarr_format=config.zarr_format,
             resume=config.resume,
             overwrite=config.overwrite,
+            storage_options=_storage_options(config),
         )
         try:
             writer = _map_writer(plan) if config.save_maps else None
@@ -321,7 +343,7 @@ def evaluate(
                         on_batch(done, len(todo), stop - start)
         finally:
             sink.close()
-        return open_results(config.output)
+        return open_results(config.output, storage_options=_storage_options(config))
 
     if output_format in ("netcdf", "csv"):
         _fresh_path(config)  # refuse an existing file before any work
@@ -347,18 +369,19 @@ def evaluate(
         status=_batch_status(state, 0, pair.n_images),
         attrs=dict(plan.attrs),
     )
+    options = _storage_options(config)
     if output_format == "netcdf":
-        export_netcdf(ds, _fresh_path(config))
+        export_netcdf(ds, _fresh_path(config), storage_options=options)
     elif output_format == "csv":
-        export_csv(ds, _fresh_path(config))
+        export_csv(ds, _fresh_path(config), storage_options=options)
     return ds
 
 
-def _fresh_path(config: RunConfig) -> Path:
+def _fresh_path(config: RunConfig) -> str:
+    """The output path or URL, refused when something is there and overwrite is off."""
     assert config.output is not None
-    path = Path(config.output)
-    if path.exists() and not config.overwrite:
-        raise FileExistsError(
-            f"output {str(path)!r} already exists; pass overwrite=True to replace it"
-        )
-    return path
+    where = location(config.output, writable=True, what="output")
+    if not config.overwrite and output_exists(config.output, _storage_options(config)):
+        shown = str(where) if where.remote else where.path
+        raise FileExistsError(f"output {shown!r} already exists; pass overwrite=True to replace it")
+    return config.output

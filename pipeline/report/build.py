@@ -40,8 +40,9 @@ this module writes the files.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -69,18 +70,22 @@ def write_report(
     out_dir: str | os.PathLike[str],
     *,
     worst: int = 6,
+    storage_options: Mapping[str, Any] | None = None,
 ) -> Path:
     """Write the PNG figures and the self-contained HTML report of a results Dataset.
 
     Parameters
     ----------
     ds_or_path : xarray.Dataset or path-like
-        Results as returned by :func:`pipeline.evaluate`, or the path of a saved
-        Zarr store (or ``.nc`` file), which is read a batch of pairs at a time.
+        Results as returned by :func:`pipeline.evaluate`, or the path or URL
+        (``s3://``, ``gs://``, ``az://``, ``https://``) of a saved Zarr store (or
+        ``.nc`` file), which is read a batch of pairs at a time.
     out_dir : path-like
         Folder for the files in :data:`REPORT_FILES` (created if needed).
     worst : int
         How many of the lowest-scoring pairs to show side by side.
+    storage_options : mapping, optional
+        Options of the filesystem of a results URL (credentials, endpoint).
 
     Returns
     -------
@@ -101,7 +106,7 @@ def write_report(
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise NotADirectoryError(f"report output must be a folder, got a file: {out}")
-    ds = as_results(ds_or_path)
+    ds = as_results(ds_or_path, storage_options=storage_options)
     check_results(ds)
     out.mkdir(parents=True, exist_ok=True)
 

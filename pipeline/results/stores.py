@@ -13,6 +13,17 @@ so a batch is never half-marked.
 A store remembers the fingerprints of the configuration and of the sources
 that made it; another configuration or other sources on the same store are
 refused unless ``overwrite=True``.
+
+Every function here takes a local path, a ``file://`` URL or an object-store URL
+(``s3://``, ``gs://``, ``az://``/``abfs://``; ``https://`` for reading only) with
+``storage_options`` for its filesystem. In an object store the same promises hold
+with other means (see :mod:`pipeline.results.object_layout` and
+:mod:`pipeline.results.lock`): the root metadata is uploaded last instead of a
+rename, each chunk is one atomic PUT, the lock is a conditionally created object.
+NetCDF and CSV exports are written to a local temporary file and uploaded in one
+PUT (multipart uploads, too, appear only when complete): whole or absent. No
+message names a credential: URLs are shown through
+:func:`pipeline.storage.locations.redact`.
 """
 
 from __future__ import annotations
@@ -20,10 +31,12 @@ from __future__ import annotations
 import contextlib
 import csv
 import errno
+import io
 import os
 import re
 import secrets
 import shutil
+import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -32,7 +45,8 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from pipeline.results.lock import store_lock
+from pipeline.results.object_layout import ObjectStore
+from pipeline.results.lock import results_filesystem, store_lock
 from pipeline.results.schema import (
     COUNT,
     FLOAT_STATISTICS,
@@ -47,6 +61,7 @@ from pipeline.results.schema import (
     STATUS,
     validate_dataset,
 )
+from pipeline.storage.locations import Location, is_remote, location, redact
 
 __all__ = [
     "CSV_READ_OPTIONS",
@@ -57,6 +72,8 @@ __all__ = [
     "export_csv",
     "export_netcdf",
     "open_results",
+    "output_exists",
+    "stored_attrs",
     "write_zarr",
 ]
 
@@ -81,10 +98,74 @@ def _is_zarr_store(path: Path) -> bool:
 
 
 @contextlib.contextmanager
-def _writer_lock(path: Path) -> Iterator[None]:
+def _writer_lock(
+    path: str | Path, storage_options: Mapping[str, Any] | None = None
+) -> Iterator[None]:
     """Exclusive right to write ``path`` (``<path>.lock``, see :mod:`pipeline.results.lock`)."""
-    with store_lock(path):
+    with store_lock(path, storage_options=storage_options):
         yield
+
+
+StorageOptions = Mapping[str, Any] | None
+
+
+def output_exists(path: str | os.PathLike[str], storage_options: StorageOptions = None) -> bool:
+    """Whether anything is at ``path`` (a local path or an object-store URL)."""
+    where = location(path, what="output")
+    if not where.remote:
+        return Path(where.path).exists()
+    with _remote_errors(where, "reading", storage_options=storage_options):
+        return ObjectStore(where, storage_options).exists()
+
+
+def stored_attrs(path: str | os.PathLike[str], storage_options: StorageOptions = None) -> dict:
+    """The attrs of the results store at ``path`` (its root group), nothing else read."""
+    import zarr
+
+    where = location(path, what="results")
+    if not where.remote:
+        return dict(zarr.open_group(where.path, mode="r").attrs)
+    with _remote_errors(where, "reading", storage_options=storage_options):
+        store = ObjectStore(where, storage_options).zarr(read_only=True)
+        return dict(zarr.open_group(store, mode="r").attrs)
+
+
+@contextlib.contextmanager
+def _remote_errors(
+    where: Location, doing: str, advice: str = "", storage_options: StorageOptions = None
+) -> Iterator[None]:
+    """An object store's failure as an error that names the URL (never a credential).
+
+    The secrets of ``storage_options`` and of the environment are removed from the
+    client's own words (:func:`pipeline.storage.locations.redact`).
+    """
+
+    def shown(error: BaseException) -> str:
+        return redact(error, storage_options)
+
+    try:
+        yield
+    except FileExistsError:
+        raise  # this package's own refusal of an existing output: it names the URL
+    except PermissionError as error:
+        raise PermissionError(
+            f"{doing} {where} was refused (access denied: check the credentials and "
+            f"what they may access; {shown(error)}){advice}"
+        ) from None
+    except FileNotFoundError as error:
+        raise FileNotFoundError(
+            f"{doing} {where} failed: not found (does the bucket exist? {shown(error)}){advice}"
+        ) from None
+    except OSError as error:
+        raise OSError(error.errno, f"{doing} {where} failed ({shown(error)}){advice}") from None
+    except Exception as error:
+        # A client library's own error (e.g. botocore's parameter validation) may quote
+        # the URL it was given, user info and all: never passed on with a credential.
+        if shown(error) == str(error):
+            raise
+        raise ValueError(
+            f"{doing} {where} failed ({type(error).__name__}: {shown(error)}){advice}"
+        ) from None
 
 
 def _remove_settled(path: Path, *, quiet_checks: int = 4, pause: float = 0.05) -> None:
@@ -110,7 +191,7 @@ class ZarrSink:
     Parameters
     ----------
     path : str or Path
-        The ``.zarr`` directory.
+        The ``.zarr`` directory, or its URL (``s3://``, ``gs://``, ``az://``, ``file://``).
     template : xarray.Dataset
         The final layout, lazy (see :func:`pipeline.results.schema.template_dataset`);
         its attrs carry ``config_fingerprint`` and ``source_fingerprint``.
@@ -120,6 +201,8 @@ class ZarrSink:
         2 or 3, for a new store.
     resume, overwrite : bool
         Continue a store of the same configuration, or replace an existing store.
+    storage_options : mapping, optional
+        Options of the object store's filesystem when ``path`` is a URL.
     """
 
     def __init__(
@@ -131,32 +214,59 @@ class ZarrSink:
         zarr_format: int = 3,
         resume: bool = False,
         overwrite: bool = False,
+        storage_options: StorageOptions = None,
     ) -> None:
-        self.path = Path(path)
+        self.where = location(path, writable=True, what="output")
+        self.path = Path(self.where.path)
+        self._shown = str(self.where) if self.where.remote else str(self.path)
         # Where the store is on disk: the output may name it through a symlink (kept, and
         # pointing at the store), also a dangling one before the store exists.
         self.store = Path(os.path.realpath(self.path))
-        self._lock = _writer_lock(self.path)
+        self._objects = ObjectStore(self.where, storage_options) if self.where.remote else None
+        self._arrays: dict[str, Any] | None = None
+        self._lock = _writer_lock(
+            self.where.url if self.where.remote else self.path, storage_options
+        )
         self._lock.__enter__()
         try:
-            # Left by a run killed while it laid out or replaced this store; we hold the
-            # lock, so no live run is using them.
-            self._remove_leftovers()
-            if self.store.exists():
-                self._check_existing(template, resume=resume, overwrite=overwrite)
-            if not self.store.exists():
-                self._create(template, batch_images, zarr_format)
+            with self._remote_errors("opening output"):
+                # Left by a run killed while it laid out or replaced this store; we hold the
+                # lock, so no live run is using them.
+                self._remove_leftovers()
+                if self._exists():
+                    self._check_existing(template, resume=resume, overwrite=overwrite)
+                if not self._exists():
+                    self._create(template, batch_images, zarr_format)
         except BaseException:
             self.close()
             raise
 
+    def _remote_errors(self, doing: str, advice: str = "") -> contextlib.AbstractContextManager:
+        if self._objects is None:
+            return contextlib.nullcontext()
+        return _remote_errors(self.where, doing, advice, self._objects.options)
+
+    def _exists(self) -> bool:
+        return self._objects.exists() if self._objects is not None else self.store.exists()
+
+    def _zarr(self, *, read_only: bool) -> Any:
+        """What xarray opens: the local folder, or the object store's Zarr store."""
+        if self._objects is None:
+            return self.store
+        return self._objects.zarr(read_only=read_only)
+
     def _check_existing(self, template: xr.Dataset, *, resume: bool, overwrite: bool) -> None:
-        if not _is_zarr_store(self.store):
+        is_store = (
+            self._objects.is_zarr() if self._objects is not None else _is_zarr_store(self.store)
+        )
+        if not is_store:
             raise FileExistsError(
-                f"output {str(self.path)!r} exists and is not a Zarr store; "
-                "choose another output path"
+                f"output {self._shown!r} exists and is not a Zarr store; choose another output path"
             )
         if overwrite:
+            if self._objects is not None:
+                self._objects.remove()  # marked first: see pipeline.results.object_layout
+                return
             # Moved aside in one rename, then deleted: a kill midway leaves the old store
             # whole or gone, never half-deleted under the output's name.
             old = self._sibling("old")
@@ -164,12 +274,13 @@ class ZarrSink:
             shutil.rmtree(old)
             return
         try:
-            existing = xr.open_zarr(self.store, consolidated=False)
+            existing = xr.open_zarr(self._zarr(read_only=True), consolidated=False)
         except Exception as error:  # any failure to open means: not our store
             raise ValueError(
-                f"output {str(self.path)!r} is a Zarr store but not readable as results "
-                f"({error}); pass overwrite=True to replace it"
-            ) from error
+                f"output {self._shown!r} is a Zarr store but not readable as results "
+                f"({redact(error, self._objects.options if self._objects else None)}); "
+                "pass overwrite=True to replace it"
+            ) from None
         for key in _FINGERPRINTS:
             ours, theirs = template.attrs.get(key), existing.attrs.get(key)
             if ours != theirs:
@@ -179,7 +290,7 @@ class ZarrSink:
                     else ("from different sources")
                 )
                 raise ValueError(
-                    f"output {str(self.path)!r} was written {what} "
+                    f"output {self._shown!r} was written {what} "
                     f"({key} {theirs!r} in the store, {ours!r} for this run); "
                     "pass overwrite=True to replace it or choose another output"
                 )
@@ -198,12 +309,12 @@ class ZarrSink:
         )
         if not same_layout:
             raise ValueError(
-                f"output {str(self.path)!r} has {dict(existing.sizes)} but this run needs "
+                f"output {self._shown!r} has {dict(existing.sizes)} but this run needs "
                 f"{dict(template.sizes)}; pass overwrite=True to replace it"
             )
         if not resume:
             raise FileExistsError(
-                f"output {str(self.path)!r} already exists (same configuration); "
+                f"output {self._shown!r} already exists (same configuration); "
                 "pass resume=True to finish it or overwrite=True to start again"
             )
 
@@ -211,6 +322,13 @@ class ZarrSink:
         encoding = {STATUS: {"chunks": (batch_images,)}}
         for name in (REFERENCE, GENERATED):
             encoding[name] = {"chunks": (template.sizes[IMAGE],)}
+        if self._objects is not None:
+            # No rename in an object store: laid out locally and uploaded with the root
+            # metadata last (see pipeline.results.object_layout).
+            self._objects.create(
+                lambda where: self._write_template(where, template, encoding, zarr_format)
+            )
+            return
         # Laid out under a temporary name and renamed into place (atomic for a folder on
         # one file system): killed at any moment, the output is a whole store or absent,
         # so --resume never meets a half-made layout.
@@ -229,6 +347,9 @@ class ZarrSink:
         return self.store.with_name(f".{self.store.name}.{role}-{token}")
 
     def _remove_leftovers(self) -> None:
+        if self._objects is not None:
+            self._objects.remove_leftovers()
+            return
         prefixes = tuple(f".{self.store.name}.{role}-" for role in ("layout", "old"))
         with contextlib.suppress(FileNotFoundError):
             for entry in self.store.parent.iterdir():
@@ -259,7 +380,16 @@ class ZarrSink:
         the status as stored (text escaped, see :func:`open_results`); the end of a
         status, where the transient marker is, is never changed by that.
         """
-        status = xr.open_zarr(self.store, consolidated=False)[STATUS].values
+        if self._objects is None:
+            status = xr.open_zarr(self.store, consolidated=False)[STATUS].values
+        else:
+            import zarr
+
+            # The status array alone: one metadata object and its chunks, not the
+            # listing and metadata of the whole group (each a request to the server).
+            with self._remote_errors("reading the status of output"):
+                array = zarr.open_array(self._zarr(read_only=True), path=STATUS, mode="r")
+                status = np.asarray(array[:], dtype=object)
         todo = np.isin(status, PENDING_STATUSES)
         retried = np.zeros(len(status), dtype=bool)
         if retry is not None:
@@ -285,9 +415,37 @@ class ZarrSink:
         if NAN_MASKED in statistics:
             values[NAN_MASKED] = ((IMAGE,), np.asarray(statistics[NAN_MASKED]))
         marks = xr.Dataset({STATUS: ((IMAGE,), escape_text(np.asarray(status, dtype=object)))})
-        with self._out_of_space(f"pairs {start}..{stop - 1}"):
-            values.to_zarr(self.store, region=region, consolidated=False)
-            marks.to_zarr(self.store, region=region, consolidated=False)
+        advice = (
+            "; the store keeps every batch committed before: fix the cause and rerun "
+            "with --resume (resume=True) to finish it"
+        )
+        with (
+            self._out_of_space(f"pairs {start}..{stop - 1}"),
+            self._remote_errors(f"committing pairs {start}..{stop - 1} to output", advice),
+        ):
+            if self._objects is not None:
+                self._write_arrays(start, stop, values, marks)
+            else:
+                values.to_zarr(self.store, region=region, consolidated=False)
+                marks.to_zarr(self.store, region=region, consolidated=False)
+
+    def _write_arrays(self, start: int, stop: int, values: xr.Dataset, marks: xr.Dataset) -> None:
+        """A batch written into the store's arrays opened once (object stores).
+
+        ``to_zarr(region=...)`` reads the group's listing and every array's metadata
+        again on each call: a hundred requests per batch to an object store. The arrays'
+        encoding is the identity (numbers as they are, NaN as the fill value, text as
+        Zarr strings), so writing them directly stores the same bytes. Values first,
+        ``status`` last, as with ``to_zarr``.
+        """
+        import zarr
+
+        if self._arrays is None:
+            group = zarr.open_group(self._zarr(read_only=False), mode="r+")
+            self._arrays = {name: array for name, array in group.arrays()}
+        for name, variable in values.data_vars.items():
+            self._arrays[str(name)][start:stop] = variable.values
+        self._arrays[STATUS][start:stop] = marks[STATUS].values
 
     @contextlib.contextmanager
     def _out_of_space(self, what: str) -> Iterator[None]:
@@ -299,7 +457,7 @@ class ZarrSink:
                 raise
             raise OSError(
                 error.errno,
-                f"no space left on the device of output {str(self.path)!r} while writing "
+                f"no space left on the device of output {self._shown!r} while writing "
                 f"{what} ({error.strerror}); the store is readable and keeps every finished "
                 "batch: free some space and rerun with --resume (resume=True) to finish it",
             ) from error
@@ -308,8 +466,14 @@ class ZarrSink:
         self._lock.__exit__(None, None, None)
 
 
-def open_results(path: str | Path, *, dask: bool = True) -> xr.Dataset:
+def open_results(
+    path: str | os.PathLike[str], *, dask: bool = True, storage_options: StorageOptions = None
+) -> xr.Dataset:
     """Open a results store (Zarr, lazily) or NetCDF file (loaded) as the result Dataset.
+
+    ``path`` is a local path, a ``file://`` URL or an object-store URL (``s3://``,
+    ``gs://``, ``az://``, ``https://``); ``storage_options`` go to its filesystem.
+    An HTTP server must list the store's folders (Zarr finds the arrays by listing).
 
     Opening reads the metadata and the pair ids (xarray's index of ``image``);
     every variable, histograms and per-pair text included, is a Dask array read
@@ -326,7 +490,10 @@ def open_results(path: str | Path, *, dask: bool = True) -> xr.Dataset:
     >>> ds = open_results("results.zarr")  # doctest: +SKIP
     >>> ds.ssim.sel(region="all").mean()  # doctest: +SKIP
     """
-    path = Path(path)
+    where = location(path, what="results")
+    if where.remote:
+        return _open_remote_results(where, storage_options, dask=dask)
+    path = Path(where.path)
     if not path.exists():
         raise FileNotFoundError(f"results path {str(path)!r} does not exist")
     if path.is_dir():
@@ -339,7 +506,33 @@ def open_results(path: str | Path, *, dask: bool = True) -> xr.Dataset:
     raise ValueError(f"results path {str(path)!r} is neither a Zarr store nor a NetCDF file")
 
 
-def as_results(ds_or_path: xr.Dataset | str | os.PathLike[str]) -> xr.Dataset:
+def _open_remote_results(
+    where: Location, storage_options: StorageOptions, *, dask: bool
+) -> xr.Dataset:
+    objects = ObjectStore(where, storage_options)
+    with _remote_errors(where, "opening results", storage_options=storage_options):
+        if where.path.lower().endswith((".nc", ".nc4")):
+            data = objects.fs.cat_file(where.path)
+            with xr.open_dataset(io.BytesIO(data), engine="scipy") as ds:
+                loaded = ds.load()
+            return _unescape_dataset(_from_netcdf3(loaded))
+        is_store = objects.is_zarr()
+        exists = is_store or objects.exists()
+        if is_store:
+            chunks: Any = {} if dask else None
+            store = objects.zarr(read_only=True)
+            return _unescape_dataset(xr.open_zarr(store, consolidated=False, chunks=chunks))
+    if exists:
+        raise ValueError(
+            f"results {where} exist but are neither a Zarr store (no zarr.json or .zgroup) "
+            "nor a .nc file"
+        )
+    raise FileNotFoundError(f"results {where} do not exist")
+
+
+def as_results(
+    ds_or_path: xr.Dataset | str | os.PathLike[str], *, storage_options: StorageOptions = None
+) -> xr.Dataset:
     """A results Dataset as it is, or the store or file at a path opened lazily.
 
     How the report, the summary of a saved run and ``ds.review`` get their results:
@@ -358,12 +551,14 @@ def as_results(ds_or_path: xr.Dataset | str | os.PathLike[str]) -> xr.Dataset:
     """
     if isinstance(ds_or_path, xr.Dataset):
         return ds_or_path
+    if is_remote(ds_or_path):
+        return open_results(str(ds_or_path), storage_options=storage_options)
     if not isinstance(ds_or_path, str | os.PathLike):
         raise TypeError(
             f"ds_or_path must be an xarray.Dataset or a path to results "
             f"(got {type(ds_or_path).__name__})"
         )
-    path = Path(ds_or_path)
+    path = Path(location(ds_or_path, what="results").path)
     if not path.exists():
         raise FileNotFoundError(f"results not found: {path}")
     if path.suffix not in (".nc", ".nc4") and not path.is_dir():
@@ -371,17 +566,34 @@ def as_results(ds_or_path: xr.Dataset | str | os.PathLike[str]) -> xr.Dataset:
     return open_results(path)
 
 
-def write_zarr(ds: xr.Dataset, path: str | Path, *, zarr_format: int = 3) -> None:
-    """Write a whole result Dataset to a new Zarr store.
+def write_zarr(
+    ds: xr.Dataset,
+    path: str | os.PathLike[str],
+    *,
+    zarr_format: int = 3,
+    storage_options: StorageOptions = None,
+) -> None:
+    """Write a whole result Dataset to a new Zarr store (a local path or a URL).
 
     Without consolidated metadata: every reader of a store that is still being filled
     sees the arrays as they are on disk, never a stale summary of them.
     """
     validate_dataset(ds)
-    _escape_dataset(ds).to_zarr(Path(path), mode="w-", zarr_format=zarr_format, consolidated=False)
+    where = location(path, writable=True, what="output")
+    target: Any = Path(where.path)
+    if where.remote:
+        objects = ObjectStore(where, storage_options)
+        if objects.exists():
+            raise FileExistsError(f"output {where} already exists")
+        target = objects.zarr(read_only=False)
+    remote = _remote_errors(where, "writing", storage_options=storage_options)
+    with remote if where.remote else contextlib.nullcontext():
+        _escape_dataset(ds).to_zarr(target, mode="w-", zarr_format=zarr_format, consolidated=False)
 
 
-def export_netcdf(ds: xr.Dataset, path: str | Path) -> None:
+def export_netcdf(
+    ds: xr.Dataset, path: str | os.PathLike[str], *, storage_options: StorageOptions = None
+) -> None:
     """Write the result Dataset as NetCDF (classic format, through SciPy).
 
     NetCDF-3 has no 64-bit integers: ``count`` and ``ssim_hist`` are stored as
@@ -409,7 +621,7 @@ def export_netcdf(ds: xr.Dataset, path: str | Path) -> None:
         if isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
             # NetCDF-3 attributes hold no list of strings (e.g. unpaired files): one per line.
             out.attrs[key] = "\n".join(value)
-    with _replaced_whole(Path(path), "the NetCDF export") as partial:
+    with _replaced_whole(path, "the NetCDF export", storage_options) as partial:
         out.to_netcdf(partial, engine="scipy")
 
 
@@ -443,13 +655,27 @@ def _remove_dead_partials(path: Path) -> None:
 
 
 @contextlib.contextmanager
-def _replaced_whole(path: Path, what: str) -> Iterator[Path]:
+def _replaced_whole(
+    target: str | os.PathLike[str], what: str, storage_options: StorageOptions = None
+) -> Iterator[Path]:
     """A temporary file beside ``path``, renamed to ``path`` once the block has written it.
 
     A rename within a folder is atomic: a reader, a kill or a full disk never sees a
     truncated file at ``path``; on any failure the temporary file is removed, and the
     ones that killed processes of this host left are removed by the next export.
+    For a URL the file is written in a local temporary folder and uploaded in one PUT
+    (an object appears whole or not at all).
     """
+    where = location(target, writable=True, what="output")
+    if where.remote:
+        with tempfile.TemporaryDirectory(prefix="ssim-export-") as folder:
+            partial = Path(folder) / where.name
+            yield partial
+            fs = results_filesystem(where, storage_options)
+            with _remote_errors(where, f"uploading {what} to", storage_options=storage_options):
+                fs.put_file(str(partial), where.path)
+        return
+    path = Path(where.path)
     _remove_dead_partials(path)
     partial = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.partial")
     try:
@@ -587,7 +813,9 @@ def _from_netcdf3(ds: xr.Dataset) -> xr.Dataset:
     return out
 
 
-def export_csv(ds: xr.Dataset, path: str | Path) -> None:
+def export_csv(
+    ds: xr.Dataset, path: str | os.PathLike[str], *, storage_options: StorageOptions = None
+) -> None:
     """One row per (image, region) with every scalar statistic and the status.
 
     The histogram is left out (it lives in Zarr/NetCDF); the attrs go first as
@@ -607,7 +835,7 @@ def export_csv(ds: xr.Dataset, path: str | Path) -> None:
     table[STATUS] = np.repeat(ds[STATUS].values.astype(object), ds.sizes[REGION])
     columns = [IMAGE, REFERENCE, GENERATED, REGION, *FLOAT_STATISTICS, COUNT, STATUS]
     with (
-        _replaced_whole(Path(path), "the CSV export") as partial,
+        _replaced_whole(path, "the CSV export", storage_options) as partial,
         partial.open("w", newline="", encoding="utf-8", errors="surrogateescape") as handle,
     ):
         for key, value in ds.attrs.items():

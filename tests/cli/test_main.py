@@ -503,3 +503,44 @@ def test_replace_dotted_errors() -> None:
         RunConfig().replace_dotted({"cluster.scheduler.a": 1})
     config = RunConfig().replace_dotted({"label_names.2": "sky", "regions": "all"})
     assert config.label_names == {2: "sky"}
+
+
+def test_evaluate_to_a_bucket_prints_the_url_and_json_without_credentials(
+    pair: tuple[Path, Path],
+    s3_server: Any,
+    s3_bucket: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from s3_server import SECRET_KEY
+
+    url = f"s3://{s3_bucket}/r.zarr"
+    assert main(["evaluate", str(pair[0]), str(pair[1]), "--out", url, "--quiet", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["results"] == url and summary["pairs"] == 4
+    assert (sp.open_results(url).status.values == "ok").all()
+    # The dry run reads the store's attrs: the run would be refused without --resume.
+    args = ["evaluate", str(pair[0]), str(pair[1]), "--out", url, "--dry-run"]
+    assert main(args) == 0
+    captured = capsys.readouterr()
+    assert f"output: {url}" in captured.out
+    assert f"--out {url} already exists and the run would be refused" in captured.err
+    # A URL given with user info (not a bucket name S3 accepts): refused, redacted.
+    with_secret = f"s3://reader:{SECRET_KEY}@{s3_bucket}/r.zarr"
+    assert main(["evaluate", str(pair[0]), str(pair[1]), "--out", with_secret]) == 2
+    err = capsys.readouterr().err
+    assert "s3://***@" in err and SECRET_KEY not in err
+    assert (
+        main(["evaluate", str(pair[0]), str(pair[1]), "--out", "https://example.org/r.zarr"]) == 2
+    )
+    assert "--out: https://example.org/r.zarr is read-only (HTTP)" in capsys.readouterr().err
+    # report reads the bucket with the filesystem's options given on its command line.
+    import s3fs
+
+    monkeypatch.delenv("AWS_ENDPOINT_URL")
+    s3fs.S3FileSystem.clear_instance_cache()
+    endpoint = f"endpoint_url={s3_server.endpoint}"
+    report = tmp_path / "report"
+    assert main(["report", url, "--out", str(report), "--storage-option", endpoint]) == 0
+    assert (report / "report.html").is_file()

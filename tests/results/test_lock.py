@@ -189,3 +189,89 @@ def test_second_writer_through_a_symlink_or_another_path_is_refused(tmp_path):
     replaced = sp.evaluate(x, y, output=str(alias), batch_images=2, overwrite=True, win_size=7)
     assert replaced.attrs["ssim_win_size"] == 7 and alias.is_symlink()
     record("faults", "second writer through a symlink or another path refused", len(names))
+
+
+# -- stores in an object store: the lock object, created with If-None-Match ----------------
+
+
+def _lock_object(url: str) -> str:
+    return url.removeprefix("s3://") + ".lock"
+
+
+def _s3():
+    import fsspec
+
+    return fsspec.filesystem("s3", use_listings_cache=False, skip_instance_cache=True)
+
+
+def test_object_store_lock_refuses_a_second_writer_and_is_released(s3_bucket):
+    x, y = _stack()
+    url = f"s3://{s3_bucket}/r.zarr"
+    fs = _s3()
+    with store_lock(url) as where:
+        assert str(where) == url + ".lock"
+        owner = json.loads(fs.cat_file(_lock_object(url)))
+        assert owner["pid"] == os.getpid() and owner["host"] == socket.gethostname()
+        # Whoever the second writer is (this process again, with any name of the store),
+        # the object store's conditional write refuses it.
+        holder = rf"process {os.getpid()} on host '{socket.gethostname()}'"
+        with pytest.raises(StoreLockedError, match=rf"being written by {holder} \(since "):
+            sp.evaluate(x, y, output=url, batch_images=2)
+        with pytest.raises(StoreLockedError, match=rf"delete the object '{url}.lock'"):
+            with store_lock(url + "/"):
+                pass
+        # The exclusive creation itself: a plain second create of the object fails.
+        with pytest.raises(FileExistsError):
+            fs.pipe_file(_lock_object(url), b"{}", mode="create")
+    assert not fs.exists(_lock_object(url))
+    assert not fs.exists(f"{s3_bucket}/r.zarr")  # the refused run wrote nothing
+    ds = sp.evaluate(x, y, output=url, batch_images=2)
+    assert (ds["status"].values == "ok").all()
+    assert not fs.exists(_lock_object(url))
+    record("faults", "concurrent writer refused (object store)")
+
+
+def test_object_store_stale_lock_of_a_dead_process_is_broken(s3_bucket):
+    x, y = _stack()
+    url = f"s3://{s3_bucket}/r.zarr"
+    fs = _s3()
+    stale = {"pid": _dead_pid(), "host": socket.gethostname(), "since": "2026-01-01T00:00:00"}
+    fs.pipe_file(_lock_object(url), json.dumps(stale).encode())
+    ds = sp.evaluate(x, y, output=url, batch_images=3)
+    assert (ds["status"].values == "ok").all()
+    assert not fs.exists(_lock_object(url))
+    assert not fs.exists(_lock_object(url) + ".break")
+    record("faults", "stale lock (dead pid, object store)")
+
+
+def test_object_store_lock_from_another_host_is_refused_with_how_to_clear_it(s3_bucket):
+    x, y = _stack()
+    url = f"s3://{s3_bucket}/r.zarr"
+    fs = _s3()
+    other = {"pid": 1, "host": "node-17", "since": "2026-01-01T00:00:00"}
+    fs.pipe_file(_lock_object(url), json.dumps(other).encode())
+    with pytest.raises(
+        StoreLockedError,
+        match=rf"process 1 on host 'node-17'.*check on host 'node-17'.*"
+        rf"delete the object '{url}.lock' and rerun with --resume",
+    ):
+        sp.evaluate(x, y, output=url)
+    assert json.loads(fs.cat_file(_lock_object(url))) == other  # left alone
+
+
+def test_object_store_without_a_conditional_write_takes_an_advisory_lock_and_says_so(
+    s3_bucket, monkeypatch
+):
+    from pipeline.results import lock as locks
+
+    # As gs:// and az:// are handled: no conditional write used, so the lock is advisory.
+    monkeypatch.setattr(locks, "CONDITIONAL_CREATE_SCHEMES", frozenset())
+    url = f"s3://{s3_bucket}/r.zarr"
+    advisory = rf"the lock {url}.lock of output {url} is advisory: s3:// stores are written"
+    with pytest.warns(locks.UnguardedLockWarning, match=advisory):
+        with store_lock(url):
+            # Still checked: a second writer that comes later is refused.
+            with pytest.warns(locks.UnguardedLockWarning), pytest.raises(StoreLockedError):
+                with store_lock(url):
+                    pass
+    assert not _s3().exists(_lock_object(url))

@@ -37,6 +37,7 @@ from pipeline.results.schema import (
 from pipeline.results.stores import (
     CSV_READ_OPTIONS,
     ZarrSink,
+    as_results,
     export_csv,
     export_netcdf,
     open_results,
@@ -446,3 +447,238 @@ def test_a_store_without_mse_and_psnr_opens_but_is_not_resumed(tmp_path):
         sp.evaluate(x, y, output=out, batch_images=2, resume=True)
     redone = sp.evaluate(x, y, output=out, batch_images=2, overwrite=True)
     assert np.isfinite(redone["psnr"].values).all()
+
+
+# -- results in an object store (moto's real S3 server, tests/s3_server.py) -------------
+
+
+def _objects(bucket: str) -> dict[str, bytes]:
+    """Every object of the bucket and its bytes (read fresh, no cached listing)."""
+    import fsspec
+
+    fs = fsspec.filesystem("s3", use_listings_cache=False, skip_instance_cache=True)
+    return {key: fs.cat_file(key) for key in fs.find(bucket)}
+
+
+def test_object_store_run_resumes_after_interruption_and_equals_a_local_run(
+    pair, s3_bucket, tmp_path
+):
+    from s3_server import SECRET_KEY
+
+    x, y = pair
+    settings = {"regions": "2x2", "batch_images": 2, "chunks": (1, 12, 12), "engine": "reference"}
+    healthy = da.from_array(y, chunks=(1, 24, 24))
+    local = sp.evaluate(x, healthy, output=str(tmp_path / "whole.zarr"), **settings)
+
+    url = f"s3://{s3_bucket}/runs/r.zarr"
+    with pytest.raises(OSError, match=r"simulated failure reading image [45]"):
+        sp.evaluate(x, _failing_after(y, 4), output=url, **settings)
+    partial = open_results(url)
+    assert partial["status"].values.tolist() == ["ok", "ok", "ok", "ok", "pending", "pending"]
+    assert f"{s3_bucket}/runs/r.zarr.lock" not in _objects(s3_bucket)  # released on the error
+
+    with pytest.raises(FileExistsError, match=rf"output 's3://{s3_bucket}/runs/r.zarr' already"):
+        sp.evaluate(x, healthy, output=url, **settings)
+    batches = []
+    resumed = sp.evaluate(
+        x, healthy, output=url, resume=True, on_batch=lambda d, t, n: batches.append(t), **settings
+    )
+    assert batches == [1]  # only the missing batch was computed
+    xr.testing.assert_identical(_without_time(resumed), _without_time(local))
+    xr.testing.assert_identical(_without_time(open_results(url)), _without_time(local))
+    stored = _objects(s3_bucket)
+    assert f"{s3_bucket}/runs/r.zarr/zarr.json" in stored
+    assert not any(SECRET_KEY.encode() in data for data in stored.values())
+
+
+def test_object_store_layout_killed_anywhere_is_redone_by_the_next_writer(s3_bucket, monkeypatch):
+    from pipeline.results.object_layout import INCOMPLETE_MARKER, ObjectStore
+
+    url = f"s3://{s3_bucket}/r.zarr"
+    prefix = f"{s3_bucket}/r.zarr"
+    # Killed in the upload's bulk, or as the root metadata goes (the last step, the
+    # marker's removal, leaves a whole store: it is removed by the next writer too).
+    for step in ("put", "put_file"):
+        real_init = ObjectStore.__init__
+        with monkeypatch.context() as patch:
+
+            def init(self, *args, step=step, real_init=real_init, patch=patch, **kwargs):
+                real_init(self, *args, **kwargs)
+
+                real_step = getattr(self.fs, step)
+
+                def killed(path, *a, real_step=real_step, **k):
+                    # The lock's own removal still works (a real kill would leave a stale
+                    # lock, broken by pid: tested in test_lock.py).
+                    if str(path).endswith(".lock"):
+                        return real_step(path, *a, **k)
+                    raise _Killed
+
+                patch.setattr(self.fs, step, killed)
+
+            patch.setattr(ObjectStore, "__init__", init)
+            with pytest.raises(_Killed):
+                ZarrSink(url, _layout_template(), batch_images=2)
+        left = _objects(s3_bucket)
+        assert f"{prefix}/{INCOMPLETE_MARKER}" in left
+        # Until the root metadata lands, no reader takes the prefix for a store.
+        assert f"{prefix}/zarr.json" not in left
+        with pytest.raises(ValueError, match=rf"results s3://{prefix} exist but are neither"):
+            open_results(url)
+        sink = ZarrSink(url, _layout_template(), batch_images=2, resume=True)
+        try:
+            assert sink.pending(((0, 2), (2, 4), (4, 6))) == ([(0, 2), (2, 4), (4, 6)], 0)
+        finally:
+            sink.close()
+        assert f"{prefix}/{INCOMPLETE_MARKER}" not in _objects(s3_bucket)
+        assert open_results(url)["status"].values.tolist() == ["pending"] * 6
+        ObjectStore(sinks.location(url), None).remove()
+        assert not any(key.startswith(prefix + "/") for key in _objects(s3_bucket))
+
+
+def test_object_store_overwrite_killed_midway_leaves_the_old_store_or_a_marked_remnant(
+    pair, s3_bucket, monkeypatch
+):
+    from pipeline.results.object_layout import ObjectStore
+
+    x, y = pair
+    url = f"s3://{s3_bucket}/r.zarr"
+    sp.evaluate(x, y, output=url, batch_images=3)
+    real_remove = ObjectStore.remove
+
+    def killed_after_marking(self):
+        real_init_rm = self.fs.rm
+        self.fs.rm = lambda *a, **k: (_ for _ in ()).throw(_Killed())
+        try:
+            real_remove(self)
+        finally:
+            self.fs.rm = real_init_rm
+
+    with monkeypatch.context() as patch:
+        patch.setattr(ObjectStore, "remove", killed_after_marking)
+        with pytest.raises(_Killed):
+            sp.evaluate(x, y, output=url, batch_images=3, regions="2x2", overwrite=True)
+    # The root metadata went first: the remnant is not a store, and it is ours to remove.
+    with pytest.raises(ValueError, match=r"neither a Zarr store"):
+        open_results(url)
+    ds = sp.evaluate(x, y, output=url, batch_images=3, regions="2x2")
+    assert ds.sizes["region"] == 5 and (ds["status"].values == "ok").all()
+
+
+def test_object_store_prefix_holding_other_data_is_refused_and_kept(pair, s3_bucket):
+    import fsspec
+
+    x, y = pair
+    fs = fsspec.filesystem("s3", use_listings_cache=False, skip_instance_cache=True)
+    fs.pipe_file(f"{s3_bucket}/r.zarr/notes.txt", b"someone's data")
+    url = f"s3://{s3_bucket}/r.zarr"
+    with pytest.raises(FileExistsError, match=rf"output '{url}' exists and is not a Zarr store"):
+        sp.evaluate(x, y, output=url)
+    with pytest.raises(FileExistsError, match=r"is not a Zarr store"):
+        sp.evaluate(x, y, output=url, overwrite=True)
+    assert fs.cat_file(f"{s3_bucket}/r.zarr/notes.txt") == b"someone's data"
+
+
+def test_object_store_errors_name_the_url_without_credentials(pair, s3_bucket):
+    from s3_server import SECRET_KEY
+
+    x, y = pair
+    missing = "s3://no-such-bucket-ssim/r.zarr"
+    with pytest.raises(
+        FileNotFoundError,
+        match=r"lock s3://no-such-bucket-ssim/r.zarr.lock .*"
+        r"bucket or container does not exist",
+    ) as error:
+        sp.evaluate(x, y, output=missing)
+    assert SECRET_KEY not in str(error.value)
+    with pytest.raises(FileNotFoundError, match=rf"^results s3://{s3_bucket}/nothing.zarr do not"):
+        open_results(f"s3://{s3_bucket}/nothing.zarr")
+    with pytest.raises(FileNotFoundError, match=r"no-such-bucket-ssim"):
+        open_results(missing)
+    with_userinfo = f"s3://user:{SECRET_KEY}@{s3_bucket}/r.zarr"
+    with pytest.raises(Exception) as error:
+        open_results(with_userinfo)
+    assert SECRET_KEY not in str(error.value)
+    with pytest.raises(ValueError, match=r"https://example.org/r.zarr is read-only"):
+        sp.evaluate(x, y, output="https://example.org/r.zarr")
+    with pytest.raises(ValueError, match=rf"output s3://{s3_bucket} is a whole bucket; name a"):
+        sp.evaluate(x, y, output=f"s3://{s3_bucket}", output_format="zarr")
+
+
+def test_object_store_exports_and_file_urls_round_trip(pair, s3_bucket, tmp_path):
+    x, y = pair
+    ds = sp.evaluate(x, y, regions="2x2")
+    export_netcdf(ds, f"s3://{s3_bucket}/r.nc")
+    xr.testing.assert_identical(open_results(f"s3://{s3_bucket}/r.nc"), ds.load())
+    export_csv(ds, f"s3://{s3_bucket}/r.csv")
+    local = tmp_path / "r.csv"
+    export_csv(ds, local)
+    assert _objects(s3_bucket)[f"{s3_bucket}/r.csv"] == local.read_bytes()
+    with pytest.raises(FileExistsError, match=rf"output 's3://{s3_bucket}/r.nc' already exists"):
+        sp.evaluate(x, y, regions="2x2", output=f"s3://{s3_bucket}/r.nc")
+    write_zarr(ds, f"s3://{s3_bucket}/copy.zarr")
+    xr.testing.assert_identical(as_results(f"s3://{s3_bucket}/copy.zarr").load(), ds.load())
+    # Zarr 2: the root's .zattrs then .zgroup go last
+    v2 = sp.evaluate(x, y, regions="2x2", output=f"s3://{s3_bucket}/v2.zarr", zarr_format=2)
+    assert f"{s3_bucket}/v2.zarr/.zgroup" in _objects(s3_bucket)
+    xr.testing.assert_equal(v2.load(), ds.load())  # the same values (zarr_format is in attrs)
+    # file:// URLs are local paths
+    url = f"file://{tmp_path}/f.zarr"
+    sp.evaluate(x, y, regions="2x2", output=url)
+    assert (tmp_path / "f.zarr" / "zarr.json").is_file()
+    xr.testing.assert_identical(open_results(url).load(), open_results(tmp_path / "f.zarr").load())
+
+
+def test_results_over_http_are_read_and_writing_there_is_refused(pair, tmp_path):
+    import functools
+    import http.server
+    import threading
+
+    x, y = pair
+    ds = sp.evaluate(x, y, regions="2x2", output=str(tmp_path / "r.zarr"), batch_images=2)
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    # Python's file server on the loopback interface: it lists folders, as Zarr needs.
+    server = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(Quiet, directory=str(tmp_path))
+    )
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/r.zarr"
+        xr.testing.assert_identical(as_results(url).load(), ds.load())
+        with pytest.raises(ValueError, match=rf"output: {url} is read-only \(HTTP\)"):
+            sp.evaluate(x, y, regions="2x2", output=url)
+        with pytest.raises(ValueError, match=r"is read-only \(HTTP\)"):
+            export_csv(ds, url.replace("r.zarr", "r.csv"))
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+def test_object_store_output_with_credentials_in_storage_options_only(
+    pair, s3_server, s3_bucket, monkeypatch
+):
+    import json
+
+    import s3fs
+    from s3_server import ACCESS_KEY, SECRET_KEY
+
+    for name in ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.delenv(name)
+    s3fs.S3FileSystem.clear_instance_cache()
+    options = {"endpoint_url": s3_server.endpoint, "key": ACCESS_KEY, "secret": SECRET_KEY}
+    x, y = pair
+    url = f"s3://{s3_bucket}/r.zarr"
+    ds = sp.evaluate(x, y, regions="2x2", output=url, batch_images=3, storage_options=options)
+    assert (ds["status"].values == "ok").all()
+    assert SECRET_KEY not in json.dumps(ds.attrs, default=str)  # never stored
+    back = open_results(url, storage_options=options)
+    xr.testing.assert_identical(back.load(), ds.load())
+    with pytest.raises(FileExistsError, match=rf"output '{url}' already exists") as error:
+        sp.evaluate(x, y, regions="2x2", output=url, batch_images=3, storage_options=options)
+    assert SECRET_KEY not in str(error.value)
