@@ -45,8 +45,8 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from pipeline.results.object_layout import ObjectStore
 from pipeline.results.lock import results_filesystem, store_lock
+from pipeline.results.object_layout import ObjectStore
 from pipeline.results.schema import (
     COUNT,
     FLOAT_STATISTICS,
