@@ -13,7 +13,9 @@ from disk:
 
 * **read**: the source's pixels only (``open_pair``'s stacks at the planned chunks,
   with their read status: every byte fetched, every chunk decoded, no SSIM);
-* **evaluate**: ``pipeline.evaluate`` into an in-memory Dataset (SSIM included).
+* **evaluate**: ``pipeline.evaluate`` into an in-memory Dataset (SSIM included);
+* **server ceiling**: the Zarr pair's chunk objects fetched by one concurrent ``fs.cat``
+  and nothing else -- what the server itself delivers, which bounds every reader.
 
 Printed: Mpix/s (Zarr) or pairs/s (folders), the ratio S3/local, and the requests
 in flight per Dask task -- Zarr's ``async.concurrency`` for the chunks of a block,
@@ -101,6 +103,14 @@ def _read(reference: str, generated: str) -> None:
     dask.compute(*work)
 
 
+def _fetch_all(urls: list[str]) -> None:
+    """Every object's bytes in one concurrent ``fs.cat`` (no decoding): the server's ceiling."""
+    import fsspec
+
+    fs = fsspec.filesystem("s3")
+    fs.cat(urls)
+
+
 def _best(run, repeat: int) -> float:
     times = []
     for _ in range(repeat):
@@ -156,6 +166,13 @@ def main() -> None:
                 f"fs.cat, x {workers} threads"
             )
             rows = []
+            objects = [
+                f"s3://{bucket}/{name}/{path.relative_to(root / name).as_posix()}"
+                for name in ("x.zarr", "y.zarr")
+                for path in sorted((root / name / "c").rglob("*"))
+                if path.is_file()
+            ]
+            ceiling = pixels / 1e6 / _best(lambda: _fetch_all(objects), args.repeat)
             for kind, unit, amount in (
                 ("zarr", "Mpix/s", pixels / 1e6),
                 ("png", "pairs/s", args.pairs),
@@ -182,6 +199,12 @@ def main() -> None:
                     f"{kind:6} {stage:9} {unit:8} {local:9.1f} {remote:9.1f} "
                     f"{remote / local:9.2f} {share:8.0%}"
                 )
+            zarr_read = next(r[4] for r in rows if r[0] == "zarr" and r[1] == "read")
+            print(
+                f"server ceiling: every Zarr chunk object fetched by one concurrent fs.cat "
+                f"(no decoding, no Dask): {ceiling:.1f} Mpix/s; the Zarr read from S3 reaches "
+                f"{zarr_read / ceiling:.2f} of it"
+            )
             print(
                 "moto CPU: the server's CPU seconds per wall second of the S3 run (100 % = "
                 "one core busy: moto, a single Python process, is then the limit)"

@@ -119,6 +119,47 @@ def test_pbs_script_runs_as_a_plain_job(demo_pair, tmp_path):
     _assert_same_results(sp.open_results(str(out)), expected)
 
 
+def test_pbs_script_workers_read_and_write_a_bucket(demo_pair, s3_bucket, tmp_path):
+    # The cluster case of object stores: the scheduler and worker processes the job script
+    # starts read the inputs from the bucket and the results go back to it, with the
+    # credentials and endpoint of the standard AWS_* variables the job inherits.
+    from s3_server import SECRET_KEY, upload
+
+    upload(demo_pair[0], f"s3://{s3_bucket}/real")
+    upload(demo_pair[1], f"s3://{s3_bucket}/fake")
+    out = f"s3://{s3_bucket}/runs/pbs.zarr"
+    env = {
+        **os.environ,
+        "REFERENCE": f"s3://{s3_bucket}/real",
+        "GENERATED": f"s3://{s3_bucket}/fake",
+        "RESULTS": out,
+        "CONFIG": str(ROOT / "configs" / "cluster-pbs.yaml"),
+        "PBS_O_WORKDIR": str(tmp_path),
+        "PBS_JOBID": "2.test",
+        "NCPUS": "2",
+    }
+    done = subprocess.run(
+        ["bash", str(SCRIPTS["pbs"])], env=env, capture_output=True, text=True, timeout=JOB_TIMEOUT
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert SECRET_KEY not in done.stdout + done.stderr
+    expected = _threads_result(
+        demo_pair, ROOT / "configs" / "cluster-pbs.yaml", tmp_path / "t.zarr"
+    )
+    actual = sp.open_results(out).load()
+    # The same pixels give the same numbers; only where the files were read from differs.
+    for ds in (actual, expected):
+        ds.attrs.pop("created")
+        ds.attrs.pop("source_fingerprint", None)
+        ds.attrs.pop("sources", None)
+    xr.testing.assert_equal(
+        actual.drop_vars(["reference", "generated"]), expected.drop_vars(["reference", "generated"])
+    )
+    assert [Path(name).name for name in actual["reference"].values] == [
+        Path(name).name for name in expected["reference"].values
+    ]
+
+
 # -- a real SLURM queue --------------------------------------------------------------------
 
 
