@@ -41,6 +41,7 @@ from pipeline.kernels.cpu.launch import (
     kernel_dtype,
     plan_threads,
     read_only,
+    ring_width,
     row_bounds,
     run_kernel,
 )
@@ -242,7 +243,8 @@ def fused_colour_packed_stats(
     # Each chunk's state of its window's path, per side and channel (see fused._launch).
     channels, width = x.shape[2], x.shape[1]
     ring_dtype = np.float64 if dtype == np.float64 else np.float32
-    ring_shape = (n_chunks, 2, channels, win_size, width)
+    stride = ring_width(width, np.dtype(ring_dtype).itemsize)
+    ring_shape = (n_chunks, 2, channels, win_size, stride)
     rings = None if uniform else np.empty(ring_shape, dtype=ring_dtype)
     sums = np.empty((n_chunks, channels, 5, width)) if uniform else None
     args = (x, y, g, bounds, float(c1), float(c2), float(cov_norm), rings, sums, packed)

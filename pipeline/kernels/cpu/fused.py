@@ -67,6 +67,7 @@ from pipeline.kernels.cpu.launch import (
     FUSED_DTYPES,
     plan_threads,
     prepare_pair,
+    ring_width,
     row_bounds,
     run_kernel,
 )
@@ -125,7 +126,8 @@ def _launch(
     # exactly) or float64 for float64 input, so that x - s is formed before
     # rounding. Uniform: five float64 running column sums.
     ring_dtype = np.float64 if x.dtype == np.float64 else np.float32
-    rings = None if uniform else np.empty((n_chunks, 2, win_size, x.shape[1]), dtype=ring_dtype)
+    stride = ring_width(x.shape[1], np.dtype(ring_dtype).itemsize)
+    rings = None if uniform else np.empty((n_chunks, 2, win_size, stride), dtype=ring_dtype)
     sums = np.empty((n_chunks, 5, x.shape[1])) if uniform else None
     outputs = {name: result if name == output else None for name in ("maps", "score", "packed")}
     args = (
