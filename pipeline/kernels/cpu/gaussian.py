@@ -237,6 +237,121 @@ def _vertical_pass(
 
 
 @jit(fastmath=CONTRACT)
+def _horizontal_sweep(
+    col: np.ndarray, g: np.ndarray, n_out: int, cov_norm: float, acc: np.ndarray, mo: np.ndarray
+) -> None:
+    """:func:`_horizontal_pass` of an 11-tap window, in two sweeps.
+
+    Two sweeps over the tile instead of three plus a first and a last: the
+    weighted column variances (``acc`` rows 5-7), then the weighted centred
+    means and their products, kept in registers and turned into the moments
+    at once. Taps ``k`` and ``10 - k`` share a weight and are added before it
+    multiplies. The tap offsets are constants (written out for 11 taps), so
+    every load is one address plus a displacement: with offsets held in
+    registers the loop runs out of them and spills.
+    """
+    if n_out < 0 or g.shape[0] != 11:
+        return
+    h = np.uint64(5)
+    r1 = np.uint64(COL)
+    r2 = np.uint64(2 * COL)
+    r3 = np.uint64(3 * COL)
+    r4 = np.uint64(4 * COL)
+    r5 = np.uint64(5 * COL)
+    r6 = np.uint64(6 * COL)
+    b_c = g[5]
+    b0, b1, b2, b3, b4 = g[0], g[1], g[2], g[3], g[4]
+    for o in range(n_out):
+        ou = np.uint64(o)
+        v_x = b_c * col[ou + np.uint64(5) + r4]
+        v_x += b0 * (col[ou + np.uint64(0) + r4] + col[ou + np.uint64(10) + r4])
+        v_x += b1 * (col[ou + np.uint64(1) + r4] + col[ou + np.uint64(9) + r4])
+        v_x += b2 * (col[ou + np.uint64(2) + r4] + col[ou + np.uint64(8) + r4])
+        v_x += b3 * (col[ou + np.uint64(3) + r4] + col[ou + np.uint64(7) + r4])
+        v_x += b4 * (col[ou + np.uint64(4) + r4] + col[ou + np.uint64(6) + r4])
+        acc[5 * ACC + o] = v_x
+        v_y = b_c * col[ou + np.uint64(5) + r5]
+        v_y += b0 * (col[ou + np.uint64(0) + r5] + col[ou + np.uint64(10) + r5])
+        v_y += b1 * (col[ou + np.uint64(1) + r5] + col[ou + np.uint64(9) + r5])
+        v_y += b2 * (col[ou + np.uint64(2) + r5] + col[ou + np.uint64(8) + r5])
+        v_y += b3 * (col[ou + np.uint64(3) + r5] + col[ou + np.uint64(7) + r5])
+        v_y += b4 * (col[ou + np.uint64(4) + r5] + col[ou + np.uint64(6) + r5])
+        acc[6 * ACC + o] = v_y
+        c_xy = b_c * col[ou + np.uint64(5) + r6]
+        c_xy += b0 * (col[ou + np.uint64(0) + r6] + col[ou + np.uint64(10) + r6])
+        c_xy += b1 * (col[ou + np.uint64(1) + r6] + col[ou + np.uint64(9) + r6])
+        c_xy += b2 * (col[ou + np.uint64(2) + r6] + col[ou + np.uint64(8) + r6])
+        c_xy += b3 * (col[ou + np.uint64(3) + r6] + col[ou + np.uint64(7) + r6])
+        c_xy += b4 * (col[ou + np.uint64(4) + r6] + col[ou + np.uint64(6) + r6])
+        acc[7 * ACC + o] = c_xy
+    norm = np.float32(cov_norm)
+    for o in range(n_out):
+        ou = np.uint64(o)
+        c = ou + h
+        cx, cy, dx, dy = col[c], col[c + r1], col[c + r2], col[c + r3]
+        ja = ou + np.uint64(0)
+        jb = ou + np.uint64(10)
+        e = (col[ja] - cx) + (col[ja + r2] - dx)
+        eb = (col[jb] - cx) + (col[jb + r2] - dx)
+        f = (col[ja + r1] - cy) + (col[ja + r3] - dy)
+        fb = (col[jb + r1] - cy) + (col[jb + r3] - dy)
+        e_x = b0 * (e + eb)
+        e_y = b0 * (f + fb)
+        e_xx = b0 * (e * e + eb * eb)
+        e_yy = b0 * (f * f + fb * fb)
+        e_xy = b0 * (e * f + eb * fb)
+        ja = ou + np.uint64(1)
+        jb = ou + np.uint64(9)
+        e = (col[ja] - cx) + (col[ja + r2] - dx)
+        eb = (col[jb] - cx) + (col[jb + r2] - dx)
+        f = (col[ja + r1] - cy) + (col[ja + r3] - dy)
+        fb = (col[jb + r1] - cy) + (col[jb + r3] - dy)
+        e_x += b1 * (e + eb)
+        e_y += b1 * (f + fb)
+        e_xx += b1 * (e * e + eb * eb)
+        e_yy += b1 * (f * f + fb * fb)
+        e_xy += b1 * (e * f + eb * fb)
+        ja = ou + np.uint64(2)
+        jb = ou + np.uint64(8)
+        e = (col[ja] - cx) + (col[ja + r2] - dx)
+        eb = (col[jb] - cx) + (col[jb + r2] - dx)
+        f = (col[ja + r1] - cy) + (col[ja + r3] - dy)
+        fb = (col[jb + r1] - cy) + (col[jb + r3] - dy)
+        e_x += b2 * (e + eb)
+        e_y += b2 * (f + fb)
+        e_xx += b2 * (e * e + eb * eb)
+        e_yy += b2 * (f * f + fb * fb)
+        e_xy += b2 * (e * f + eb * fb)
+        ja = ou + np.uint64(3)
+        jb = ou + np.uint64(7)
+        e = (col[ja] - cx) + (col[ja + r2] - dx)
+        eb = (col[jb] - cx) + (col[jb + r2] - dx)
+        f = (col[ja + r1] - cy) + (col[ja + r3] - dy)
+        fb = (col[jb + r1] - cy) + (col[jb + r3] - dy)
+        e_x += b3 * (e + eb)
+        e_y += b3 * (f + fb)
+        e_xx += b3 * (e * e + eb * eb)
+        e_yy += b3 * (f * f + fb * fb)
+        e_xy += b3 * (e * f + eb * fb)
+        ja = ou + np.uint64(4)
+        jb = ou + np.uint64(6)
+        e = (col[ja] - cx) + (col[ja + r2] - dx)
+        eb = (col[jb] - cx) + (col[jb + r2] - dx)
+        f = (col[ja + r1] - cy) + (col[ja + r3] - dy)
+        fb = (col[jb + r1] - cy) + (col[jb + r3] - dy)
+        e_x += b4 * (e + eb)
+        e_y += b4 * (f + fb)
+        e_xx += b4 * (e * e + eb * eb)
+        e_yy += b4 * (f * f + fb * fb)
+        e_xy += b4 * (e * f + eb * fb)
+        mo[o] = cx + (dx + e_x)
+        mo[ACC + o] = cy + (dy + e_y)
+        mo[2 * ACC + o] = norm * (acc[5 * ACC + o] + (e_xx - e_x * e_x))
+        mo[3 * ACC + o] = norm * (acc[6 * ACC + o] + (e_yy - e_y * e_y))
+        mo[4 * ACC + o] = norm * (acc[7 * ACC + o] + (e_xy - e_x * e_y))
+
+
+@jit(fastmath=CONTRACT)
 def _horizontal_pass(
     col: np.ndarray, g: np.ndarray, n_out: int, cov_norm: float, acc: np.ndarray, mo: np.ndarray
 ) -> None:
@@ -252,6 +367,9 @@ def _horizontal_pass(
     win_size = g.shape[0]
     half = win_size // 2
     if n_out < 0 or half < 0:
+        return
+    if win_size == 11:
+        _horizontal_sweep(col, g, n_out, cov_norm, acc, mo)
         return
     h = np.uint64(half)
     r1 = np.uint64(COL)
