@@ -11,7 +11,8 @@ reduced in three passes over it, two of which vectorise:
    bits (LLVM vectorises integer min/max reductions, not floating ones);
 2. bin indices into a small int32 buffer, the edges computed from the index
    instead of gathered (the same two operations that make
-   :func:`~pipeline.kernels.statistics.bin_edges`);
+   :func:`~pipeline.kernels.statistics.bin_edges`), all in float64 so that
+   the loop needs no int64 <-> float64 conversion (AVX2 has no packed one);
 3. counts into four interleaved int64 histograms (independent increments
    instead of one chain through memory), summed into the float64 counts at
    the end.
@@ -42,21 +43,29 @@ _COPIES = 4
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
-def _bin_of(v: float, bins: int, half: float, step: float) -> int:  # pragma: no cover - compiled
+def _bin_of(v: float, bins: int, half: float, step: float) -> float:  # pragma: no cover - compiled
     """Bin of ``v`` (clipped to [-1, 1]; NaN counts in bin 0), as ``np.histogram`` places it.
 
-    The multiply can round across an edge, so the index is corrected against
-    the edges, recomputed exactly as :func:`~pipeline.kernels.statistics.bin_edges`
-    computes them.
+    Returned as an integer-valued float64. The multiply can round across an
+    edge, so the guess is corrected against the edges, recomputed exactly as
+    :func:`~pipeline.kernels.statistics.bin_edges` computes them (``i * step -
+    1``, two rounded operations). Every step stays in float64, integers
+    included (``floor`` instead of a conversion to int and back): AVX2 has no
+    packed int64 <-> float64 conversion, and with one the loop that calls this
+    ran a scalar conversion per value.
     """
     clipped = v if v > -1.0 else -1.0
     clipped = clipped if clipped < 1.0 else 1.0
-    last = bins - 1
-    guess = np.int32((clipped + 1.0) * half)
-    index = guess if guess < last else np.int32(last)
-    lower = np.float64(index) * step - 1.0
-    upper = np.float64(index + 1) * step - 1.0
-    return int(index - np.int32(clipped < lower) + np.int32((clipped >= upper) & (index != last)))
+    last = np.float64(bins - 1)
+    guess = np.floor((clipped + 1.0) * half)
+    index = guess if guess < last else last
+    lower = index * step - 1.0
+    upper = (index + 1.0) * step - 1.0
+    down = 1.0 if clipped < lower else 0.0
+    up = 1.0 if clipped >= upper else 0.0
+    # At most one of them is 1; a step up from the last bin (v == 1) is clamped back.
+    corrected = index - down + up
+    return corrected if corrected < last else last
 
 
 def _extremes(values):
@@ -126,7 +135,7 @@ def _indices(values: np.ndarray, bins: int, index: np.ndarray) -> None:  # pragm
     half = bins / 2.0
     step = 2.0 / bins
     for k in range(values.shape[0]):
-        index[k] = _bin_of(np.float64(values[k]), bins, half, step)
+        index[k] = np.int32(_bin_of(np.float64(values[k]), bins, half, step))
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
@@ -169,7 +178,7 @@ def add_extremes_and_counts(
             v = np.float64(values[k])
             low = min(low, v)
             high = max(high, v)
-            counts[_bin_of(v, bins, half, step)] += 1.0
+            counts[np.int64(_bin_of(v, bins, half, step))] += 1.0
         return low, high
     run_low, run_high = _extremes(values)
     index = np.empty(n, dtype=np.int32)
