@@ -54,8 +54,8 @@ from pipeline.kernels.cpu import combine, gaussian, histogram, uniform
 from pipeline.kernels.cpu.chunk import maps_chunks
 from pipeline.kernels.cpu.combine import ACC, COL, TILE, combine_row
 from pipeline.kernels.cpu.gaussian import _horizontal_pass, _vertical_pass, load_row
-from pipeline.kernels.cpu.launch import ring_width
 from pipeline.kernels.cpu.histogram import _extremes, _indices
+from pipeline.kernels.cpu.launch import ring_width
 from pipeline.kernels.cpu.partials import _segment_m2, _segment_sums, add_row_partial
 from pipeline.kernels.statistics import HIST
 from pipeline.kernels.windows import gaussian_window
@@ -196,7 +196,7 @@ def time_stages(side: int, repeat: int) -> tuple[list[float], float, int]:
     def entry() -> None:
         packed[:] = 0.0
         maps_chunks(x, y, g.astype(np.float64), bounds, c1, c2, cov_norm, True, rings, None,
-                    None, None, packed, 0, 1)  # fmt: skip
+                    None, None, None, packed, 0, 1)  # fmt: skip
 
     calls = [lambda k=k: variant(k) for k in range(len(STAGES))] + [entry]
     calls[len(STAGES) - 1]()  # compile / load and warm up, and check the driver

@@ -71,6 +71,7 @@ from pipeline.kernels.cpu.launch import (
     row_bounds,
     run_kernel,
 )
+from pipeline.kernels.cpu.uniform import INT_TAPS
 from pipeline.kernels.statistics import empty_statistics, merge_statistics
 
 __all__ = [
@@ -128,11 +129,14 @@ def _launch(
     ring_dtype = np.float64 if x.dtype == np.float64 else np.float32
     stride = ring_width(x.shape[1], np.dtype(ring_dtype).itemsize)
     rings = None if uniform else np.empty((n_chunks, 2, win_size, stride), dtype=ring_dtype)
-    sums = np.empty((n_chunks, 5, x.shape[1])) if uniform else None
+    # uint8 input under a uniform window of at most INT_TAPS taps: exact int32 sums.
+    exact = uniform and x.dtype == np.uint8 and win_size <= INT_TAPS
+    sums = np.empty((n_chunks, 5, x.shape[1])) if uniform and not exact else None
+    isums = np.empty((n_chunks, 5, x.shape[1]), dtype=np.int32) if exact else None
     outputs = {name: result if name == output else None for name in ("maps", "score", "packed")}
     args = (
         x, y, g, bounds, float(c1), float(c2), float(cov_norm), bool(components), rings, sums,
-        outputs["maps"], outputs["score"], outputs["packed"],
+        isums, outputs["maps"], outputs["score"], outputs["packed"],
     )  # fmt: skip
     run_kernel(maps_chunks, n_threads, n_chunks, args)
     return result
