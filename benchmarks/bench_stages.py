@@ -27,9 +27,11 @@ round and the best of ``--repeat`` is kept. The arithmetic limit is the
 minimal FMA count per output pixel (printed with its derivation) against one
 core's peak (2 FMA units x 8 float32 lanes x clock from /proc/cpuinfo).
 
-``--asm`` also counts, in the assembly numba made for the gaussian, uniform,
-combine and histogram-index routines (compiled again from their Python source, same options, no
-cache), the FMA instructions and the register width (xmm/ymm/zmm) they use.
+``--asm`` also counts, in the assembly numba made for the gaussian, uniform
+(float64 and int32), combine and histogram-index routines (compiled again from
+their Python source, same options, no cache), the FMA instructions and the
+register width (xmm/ymm/zmm) they use. Times are the thread's CPU time
+(``time.thread_time``): other processes on a shared machine then cost less.
 
     python benchmarks/bench_stages.py [--size 2048] [--repeat 11] [--asm]
 
@@ -317,6 +319,9 @@ def asm_report() -> None:
     out = np.empty((5, n_out), np.float32)
     v = np.zeros((5, x.shape[1]), np.float64)
     m = np.zeros((5, n_out), np.float64)
+    iv = np.zeros((5, x.shape[1]), np.int32)
+    im = np.zeros((5, n_out + 4), np.int32)
+    itmp = np.zeros((2, x.shape[1]), np.int32)
     out[:] = np.linspace(-1, 1, n_out, dtype=np.float32)
     index = np.empty(n_out, np.int32)
     c1, c2 = (K1 * DATA_RANGE) ** 2, (K2 * DATA_RANGE) ** 2
@@ -326,9 +331,14 @@ def asm_report() -> None:
         ("gaussian._horizontal_pass", gaussian._horizontal_pass, (col, g, 90, 1.0, acc, mo)),
         ("combine.combine_row", combine.combine_row, (mo, 90, c1, c2, True, out, 0)),
         ("histogram._indices", histogram._indices, (out[0], BINS, index)),
+        ("gaussian._vertical_sweep", gaussian._vertical_sweep, (rx, ry, g, 0, 0, 100, col)),
+        ("gaussian._horizontal_sweep", gaussian._horizontal_sweep, (col, g, 90, 1.0, acc, mo)),
         ("uniform.swap_row", uniform.swap_row, (x, y, 20, 5, v)),
         ("uniform._slide_row", uniform._slide_row, (7, v, m)),
         ("uniform._uniform_moments", uniform._uniform_moments, (m, 0, 90, 1 / 49, 1.0, mo)),
+        ("uniform.swap_row_int", uniform.swap_row_int, (x, y, 20, 5, iv)),
+        ("uniform._box_sums_int", uniform._box_sums_int, (iv[0], 7, n_out + 4, im[0], itmp)),
+        ("uniform._int_moments", uniform._int_moments, (im, 0, 90, 49, 1.0, mo)),
     ]
     print(f"\nCompiled routines (numba {numba.__version__}): loops LLVM vectorised")
     print("('vector.body' blocks of the LLVM IR), vector types, and static counts of the")

@@ -35,7 +35,9 @@ float32 rounding error relative to the variance itself (derived in
 stays within ~5e-7 of the float64 reference on uint8, uint16 near 65535,
 float32 and float64 data offset by 1e4 (tests/kernels/cpu/test_fused.py). Running
 sums cannot be re-centred per window, so the uniform path accumulates in
-float64. The comparison step is float32 and adds only ~1e-7 (see
+float64, or, for uint8 input, in exact int32 integers (windows of up to
+``INT_TAPS`` taps; :mod:`pipeline.kernels.cpu.uniform`). The comparison step
+is float32 and adds only ~1e-7 (see
 :func:`~pipeline.kernels.cpu.combine.combine_row`). ``ssim(x, x) == 1`` and
 ``ssim(x, y) == ssim(y, x)`` hold exactly (x and y go through the same
 instructions). Maps are returned as float32; callers average them in float64.

@@ -9,6 +9,12 @@ window, remove the row leaving it) and its horizontal sums slide along the row
 tile (:func:`uniform_row`). The chunk driver
 (:func:`pipeline.kernels.cpu.chunk.maps_chunks`) restarts the sums at each chunk,
 which bounds rounding drift for float input (integer input is summed exactly).
+
+uint8 input under a window of at most :data:`INT_TAPS` taps takes int32 twins
+of these steps (:func:`add_row_int`, :func:`swap_row_int`,
+:func:`uniform_row_int`): every sum is an exact integer, the box sums along a
+row are built by doubling in vectorised passes, and each variance is rounded
+once from its exact integer numerator.
 """
 
 from __future__ import annotations
