@@ -165,12 +165,12 @@ def _uniform_moments(
 # Uniform window over uint8 images: exact int32 sums
 #
 # uint8 pixels and their products are integers, and so are all their window
-# sums: in int32 they are exact (no drift), LLVM works on 8 lanes instead of
-# float64's 4, and the running sums along a row are one-cycle integer adds.
+# sums: in int32 they are exact (no drift, any order of addition), and LLVM
+# works on 8 lanes instead of float64's 4.
 # The variance is formed from the exact integers, N S_xx - S_x^2 (exact in
 # int32 while N^2 * 255^2 < 2^31, i.e. N = win_size^2 <= 181: up to 13 taps),
-# then rounded once to float32 and scaled: about 1e-7 of the variance itself,
-# where float64's S_xx / N - mu^2 loses ~1e-16 of S_xx / N.
+# then scaled in float64 and rounded once to float32, like the float64 path's
+# moments (whose S_xx / N - mu^2 loses ~1e-16 of S_xx / N before that rounding).
 
 #: Widest uniform window whose uint8 sums and variance numerators fit int32.
 INT_TAPS = 13
@@ -284,17 +284,21 @@ def _int_moments(
     """float32 moments of columns ``j0 .. j0 + n_tile`` from exact int32 window sums."""
     if j0 < 0 or n_tile < 0:
         return
-    inv_n = np.float32(1.0 / n)
-    scale = np.float32(cov_norm / (n * n))
+    # Each moment is rounded once from its exact value, as the float64 path
+    # rounds its (nearly exact) float64 moments: the mean by a float32 division
+    # (the sums are below 2^24, exact in float32), the variances by a float64
+    # product (the numerators are exact in float64).
+    n_f = np.float32(n)
+    scale = cov_norm / (n * n)
     n32 = np.int32(n)
     for j in range(n_tile):
         s_x = m[0, j0 + j]
         s_y = m[1, j0 + j]
-        mo[j] = np.float32(s_x) * inv_n
-        mo[ACC + j] = np.float32(s_y) * inv_n
-        mo[2 * ACC + j] = np.float32(np.int32(n32 * m[2, j0 + j] - s_x * s_x)) * scale
-        mo[3 * ACC + j] = np.float32(np.int32(n32 * m[3, j0 + j] - s_y * s_y)) * scale
-        mo[4 * ACC + j] = np.float32(np.int32(n32 * m[4, j0 + j] - s_x * s_y)) * scale
+        mo[j] = np.float32(s_x) / n_f
+        mo[ACC + j] = np.float32(s_y) / n_f
+        mo[2 * ACC + j] = np.float64(np.int32(n32 * m[2, j0 + j] - s_x * s_x)) * scale
+        mo[3 * ACC + j] = np.float64(np.int32(n32 * m[3, j0 + j] - s_y * s_y)) * scale
+        mo[4 * ACC + j] = np.float64(np.int32(n32 * m[4, j0 + j] - s_x * s_y)) * scale
 
 
 @jit()
