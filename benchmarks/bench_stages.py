@@ -27,9 +27,11 @@ round and the best of ``--repeat`` is kept. The arithmetic limit is the
 minimal FMA count per output pixel (printed with its derivation) against one
 core's peak (2 FMA units x 8 float32 lanes x clock from /proc/cpuinfo).
 
-``--asm`` also counts, in the assembly numba made for the gaussian, uniform,
-combine and histogram-index routines (compiled again from their Python source, same options, no
-cache), the FMA instructions and the register width (xmm/ymm/zmm) they use.
+``--asm`` also counts, in the assembly numba made for the gaussian, uniform
+(float64 and int32), combine and histogram-index routines (compiled again from
+their Python source, same options, no cache), the FMA instructions and the
+register width (xmm/ymm/zmm) they use. Times are the thread's CPU time
+(``time.thread_time``): other processes on a shared machine then cost less.
 
     python benchmarks/bench_stages.py [--size 2048] [--repeat 11] [--asm]
 
@@ -55,6 +57,7 @@ from pipeline.kernels.cpu.chunk import maps_chunks
 from pipeline.kernels.cpu.combine import ACC, COL, TILE, combine_row
 from pipeline.kernels.cpu.gaussian import _horizontal_pass, _vertical_pass, load_row
 from pipeline.kernels.cpu.histogram import _extremes, _indices
+from pipeline.kernels.cpu.launch import ring_width
 from pipeline.kernels.cpu.partials import _segment_m2, _segment_sums, add_row_partial
 from pipeline.kernels.statistics import HIST
 from pipeline.kernels.windows import gaussian_window
@@ -179,7 +182,7 @@ def time_stages(side: int, repeat: int) -> tuple[list[float], float, int]:
     c1, c2 = (K1 * DATA_RANGE) ** 2, (K2 * DATA_RANGE) ** 2
     cov_norm = WIN * WIN / (WIN * WIN - 1.0)
     n_out = side - WIN + 1
-    rings = np.empty((1, 2, WIN, side), np.float32)
+    rings = np.empty((1, 2, WIN, ring_width(side, 4)), np.float32)
     col = np.empty(7 * COL, np.float32)
     acc = np.empty(8 * ACC, np.float32)
     mo = np.empty(5 * ACC, np.float32)
@@ -195,7 +198,7 @@ def time_stages(side: int, repeat: int) -> tuple[list[float], float, int]:
     def entry() -> None:
         packed[:] = 0.0
         maps_chunks(x, y, g.astype(np.float64), bounds, c1, c2, cov_norm, True, rings, None,
-                    None, None, packed, 0, 1)  # fmt: skip
+                    None, None, None, packed, 0, 1)  # fmt: skip
 
     calls = [lambda k=k: variant(k) for k in range(len(STAGES))] + [entry]
     calls[len(STAGES) - 1]()  # compile / load and warm up, and check the driver
@@ -211,9 +214,9 @@ def time_stages(side: int, repeat: int) -> tuple[list[float], float, int]:
     best = [float("inf")] * len(calls)
     for _ in range(repeat):
         for k, call in enumerate(calls):
-            start = time.perf_counter()
+            start = time.thread_time()
             call()
-            best[k] = min(best[k], time.perf_counter() - start)
+            best[k] = min(best[k], time.thread_time() - start)
     return best[:-1], best[-1], n_out * n_out
 
 
@@ -316,6 +319,9 @@ def asm_report() -> None:
     out = np.empty((5, n_out), np.float32)
     v = np.zeros((5, x.shape[1]), np.float64)
     m = np.zeros((5, n_out), np.float64)
+    iv = np.zeros((5, x.shape[1]), np.int32)
+    im = np.zeros((5, n_out + 4), np.int32)
+    itmp = np.zeros((2, x.shape[1]), np.int32)
     out[:] = np.linspace(-1, 1, n_out, dtype=np.float32)
     index = np.empty(n_out, np.int32)
     c1, c2 = (K1 * DATA_RANGE) ** 2, (K2 * DATA_RANGE) ** 2
@@ -325,9 +331,14 @@ def asm_report() -> None:
         ("gaussian._horizontal_pass", gaussian._horizontal_pass, (col, g, 90, 1.0, acc, mo)),
         ("combine.combine_row", combine.combine_row, (mo, 90, c1, c2, True, out, 0)),
         ("histogram._indices", histogram._indices, (out[0], BINS, index)),
+        ("gaussian._vertical_sweep", gaussian._vertical_sweep, (rx, ry, g, 0, 0, 100, col)),
+        ("gaussian._horizontal_sweep", gaussian._horizontal_sweep, (col, g, 90, 1.0, acc, mo)),
         ("uniform.swap_row", uniform.swap_row, (x, y, 20, 5, v)),
         ("uniform._slide_row", uniform._slide_row, (7, v, m)),
         ("uniform._uniform_moments", uniform._uniform_moments, (m, 0, 90, 1 / 49, 1.0, mo)),
+        ("uniform.swap_row_int", uniform.swap_row_int, (x, y, 20, 5, iv)),
+        ("uniform._box_sums_int", uniform._box_sums_int, (iv[0], 7, n_out + 4, im[0], itmp)),
+        ("uniform._int_moments", uniform._int_moments, (im, 0, 90, 49, 1.0, mo)),
     ]
     print(f"\nCompiled routines (numba {numba.__version__}): loops LLVM vectorised")
     print("('vector.body' blocks of the LLVM IR), vector types, and static counts of the")

@@ -28,7 +28,14 @@ import numpy as np
 from pipeline.kernels.cpu.combine import ACC, COL, jit
 from pipeline.kernels.cpu.gaussian import gaussian_row, load_row
 from pipeline.kernels.cpu.partials import add_row_partial
-from pipeline.kernels.cpu.uniform import add_row, swap_row, uniform_row
+from pipeline.kernels.cpu.uniform import (
+    add_row,
+    add_row_int,
+    swap_row,
+    swap_row_int,
+    uniform_row,
+    uniform_row_int,
+)
 
 __all__ = ["maps_chunks"]
 
@@ -60,6 +67,7 @@ def maps_chunks(
     components: bool,
     rings: np.ndarray | None,
     sums: np.ndarray | None,
+    isums: np.ndarray | None,
     maps: np.ndarray | None,
     scores: np.ndarray | None,
     packed: np.ndarray | None,
@@ -72,7 +80,9 @@ def maps_chunks(
     ``rings[chunk]``, a chunk's ``(2, win_size, width)`` input rows of the
     Gaussian path (float32, or float64 for float64 input), or ``sums[chunk]``,
     a chunk's ``(5, width)`` float64 running column sums of the uniform path
-    (restarted at each chunk). The outputs that are not None receive the rows:
+    (restarted at each chunk), or ``isums[chunk]``, the same as exact int32
+    sums for uint8 input (windows of at most ``INT_TAPS`` taps). The outputs
+    that are not None receive the rows:
     ``maps[rows, planes, cols]`` (planes ``ssim, cs`` and, with
     ``components``, ``luminance, contrast, structure``); ``scores[chunk]`` the
     chunk's ``count, ssim_sum``; ``packed[chunk]`` the chunk's packed
@@ -93,6 +103,9 @@ def maps_chunks(
         # Uniform sums are raw; scale them once to the window mean (the
         # product of the two 1-D tap values).
         scale = g[0] * g[0]
+    if isums is not None:
+        im = np.empty((5, n_out), dtype=np.int32)
+        itmp = np.empty((2, width), dtype=np.int32)
 
     for chunk in range(first, stop):
         row_start = bounds[chunk]
@@ -108,6 +121,11 @@ def maps_chunks(
             v[:, :] = 0.0
             for k in range(win_size):
                 add_row(x, y, row_start + k, 1.0, v)
+        if isums is not None:
+            iv = isums[chunk]
+            iv[:, :] = 0
+            for k in range(win_size):
+                add_row_int(x, y, row_start + k, iv)
         count = 0.0
         ssim_sum = 0.0
         for i in range(row_start, row_stop):
@@ -124,6 +142,12 @@ def maps_chunks(
                 if i > row_start:
                     swap_row(x, y, i + win_size - 1, i - 1, v)
                 uniform_row(v, m, win_size, n_out, scale, c1, c2, cov_norm, components, mo, out)
+            if isums is not None:
+                if i > row_start:
+                    swap_row_int(x, y, i + win_size - 1, i - 1, iv)
+                uniform_row_int(
+                    iv, im, itmp, win_size, n_out, c1, c2, cov_norm, components, mo, out
+                )
             if scores is not None:
                 # The score: the mean needs one sum, which vectorises.
                 ssim_sum += _row_sum(out, n_out)

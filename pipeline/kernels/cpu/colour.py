@@ -41,11 +41,20 @@ from pipeline.kernels.cpu.launch import (
     kernel_dtype,
     plan_threads,
     read_only,
+    ring_width,
     row_bounds,
     run_kernel,
 )
 from pipeline.kernels.cpu.partials import add_row_partial
-from pipeline.kernels.cpu.uniform import add_row, swap_row, uniform_row
+from pipeline.kernels.cpu.uniform import (
+    INT_TAPS,
+    add_row,
+    add_row_int,
+    swap_row,
+    swap_row_int,
+    uniform_row,
+    uniform_row_int,
+)
 from pipeline.kernels.statistics import empty_statistics, merge_statistics
 
 __all__ = ["fused_colour_packed_stats"]
@@ -93,6 +102,7 @@ def _colour_chunks(
     cov_norm: float,
     rings: np.ndarray | None,
     sums: np.ndarray | None,
+    isums: np.ndarray | None,
     packed: np.ndarray,
     first: int,
     stop: int,
@@ -105,7 +115,9 @@ def _colour_chunks(
     is compiled): ``rings[chunk]``, a chunk's ``(2, channels, win_size,
     width)`` input rows of the Gaussian path (float32, or float64 for float64
     input), or ``sums[chunk]``, a chunk's ``(channels, 5, width)`` float64
-    running column sums of the uniform path (restarted at each chunk).
+    running column sums of the uniform path (restarted at each chunk), or
+    ``isums[chunk]``, the same as exact int32 sums for uint8 input (windows of
+    at most ``INT_TAPS`` taps, as in ``maps_chunks``).
     """
     win_size = g.shape[0]
     width = x.shape[1]
@@ -121,6 +133,9 @@ def _colour_chunks(
     if sums is not None:
         m = np.empty((5, n_out), dtype=np.float64)
         scale = g[0] * g[0]
+    if isums is not None:
+        im = np.empty((5, n_out), dtype=np.int32)
+        itmp = np.empty((2, width), dtype=np.int32)
 
     for chunk in range(first, stop):
         row_start = bounds[chunk]
@@ -136,6 +151,12 @@ def _colour_chunks(
             for c in range(channels):
                 for k in range(win_size):
                     add_row(x[:, :, c], y[:, :, c], row_start + k, 1.0, v[c])
+        if isums is not None:
+            iv = isums[chunk]
+            iv[:, :, :] = 0
+            for c in range(channels):
+                for k in range(win_size):
+                    add_row_int(x[:, :, c], y[:, :, c], row_start + k, iv[c])
 
         for i in range(row_start, row_stop):
             if rings is not None:
@@ -154,6 +175,14 @@ def _colour_chunks(
                     if i > row_start:
                         swap_row(xc, yc, i + win_size - 1, i - 1, v[c])
                     uniform_row(v[c], m, win_size, n_out, scale, c1, c2, cov_norm, True, mo, out)
+                if isums is not None:
+                    xc = x[:, :, c]
+                    yc = y[:, :, c]
+                    if i > row_start:
+                        swap_row_int(xc, yc, i + win_size - 1, i - 1, iv[c])
+                    uniform_row_int(
+                        iv[c], im, itmp, win_size, n_out, c1, c2, cov_norm, True, mo, out
+                    )
                 if c > 0:
                     _accumulate_planes(total, part, n_out)
             if channels > 1:
@@ -242,10 +271,14 @@ def fused_colour_packed_stats(
     # Each chunk's state of its window's path, per side and channel (see fused._launch).
     channels, width = x.shape[2], x.shape[1]
     ring_dtype = np.float64 if dtype == np.float64 else np.float32
-    ring_shape = (n_chunks, 2, channels, win_size, width)
+    stride = ring_width(width, np.dtype(ring_dtype).itemsize)
+    ring_shape = (n_chunks, 2, channels, win_size, stride)
     rings = None if uniform else np.empty(ring_shape, dtype=ring_dtype)
-    sums = np.empty((n_chunks, channels, 5, width)) if uniform else None
-    args = (x, y, g, bounds, float(c1), float(c2), float(cov_norm), rings, sums, packed)
+    # uint8 under a uniform window of at most INT_TAPS taps: exact int32 sums (as fused._launch).
+    exact = uniform and dtype == np.uint8 and win_size <= INT_TAPS
+    sums = np.empty((n_chunks, channels, 5, width)) if uniform and not exact else None
+    isums = np.empty((n_chunks, channels, 5, width), dtype=np.int32) if exact else None
+    args = (x, y, g, bounds, float(c1), float(c2), float(cov_norm), rings, sums, isums, packed)
     run_kernel(_colour_chunks, n_threads, n_chunks, args)
     if n_chunks == 1:
         return packed[0]

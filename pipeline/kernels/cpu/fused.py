@@ -35,7 +35,9 @@ float32 rounding error relative to the variance itself (derived in
 stays within ~5e-7 of the float64 reference on uint8, uint16 near 65535,
 float32 and float64 data offset by 1e4 (tests/kernels/cpu/test_fused.py). Running
 sums cannot be re-centred per window, so the uniform path accumulates in
-float64. The comparison step is float32 and adds only ~1e-7 (see
+float64, or, for uint8 input, in exact int32 integers (windows of up to
+``INT_TAPS`` taps; :mod:`pipeline.kernels.cpu.uniform`). The comparison step
+is float32 and adds only ~1e-7 (see
 :func:`~pipeline.kernels.cpu.combine.combine_row`). ``ssim(x, x) == 1`` and
 ``ssim(x, y) == ssim(y, x)`` hold exactly (x and y go through the same
 instructions). Maps are returned as float32; callers average them in float64.
@@ -67,9 +69,11 @@ from pipeline.kernels.cpu.launch import (
     FUSED_DTYPES,
     plan_threads,
     prepare_pair,
+    ring_width,
     row_bounds,
     run_kernel,
 )
+from pipeline.kernels.cpu.uniform import INT_TAPS
 from pipeline.kernels.statistics import empty_statistics, merge_statistics
 
 __all__ = [
@@ -125,12 +129,16 @@ def _launch(
     # exactly) or float64 for float64 input, so that x - s is formed before
     # rounding. Uniform: five float64 running column sums.
     ring_dtype = np.float64 if x.dtype == np.float64 else np.float32
-    rings = None if uniform else np.empty((n_chunks, 2, win_size, x.shape[1]), dtype=ring_dtype)
-    sums = np.empty((n_chunks, 5, x.shape[1])) if uniform else None
+    stride = ring_width(x.shape[1], np.dtype(ring_dtype).itemsize)
+    rings = None if uniform else np.empty((n_chunks, 2, win_size, stride), dtype=ring_dtype)
+    # uint8 input under a uniform window of at most INT_TAPS taps: exact int32 sums.
+    exact = uniform and x.dtype == np.uint8 and win_size <= INT_TAPS
+    sums = np.empty((n_chunks, 5, x.shape[1])) if uniform and not exact else None
+    isums = np.empty((n_chunks, 5, x.shape[1]), dtype=np.int32) if exact else None
     outputs = {name: result if name == output else None for name in ("maps", "score", "packed")}
     args = (
         x, y, g, bounds, float(c1), float(c2), float(cov_norm), bool(components), rings, sums,
-        outputs["maps"], outputs["score"], outputs["packed"],
+        isums, outputs["maps"], outputs["score"], outputs["packed"],
     )  # fmt: skip
     run_kernel(maps_chunks, n_threads, n_chunks, args)
     return result

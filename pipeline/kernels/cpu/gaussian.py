@@ -52,6 +52,107 @@ def load_row(x: np.ndarray, row: int, ring: np.ndarray, slot: int) -> None:
         ring[slot, j] = x[row, j]
 
 
+# Odd windows of up to 2 * _PAIRS + 1 taps (wang2004's 11 included) take one
+# sweep over the tile with every tap pair unrolled and the five sums held in
+# registers: each column's sums are written once, already as the final column
+# statistics, instead of being loaded and stored once per two pairs and fixed
+# up in a last pass. Missing pairs of a smaller window have weight 0 and read
+# the centre row (u = 0), which adds exactly 0.
+_PAIRS = 5
+
+
+@jit(fastmath=CONTRACT)
+def _vertical_sweep(
+    rx: np.ndarray, ry: np.ndarray, g: np.ndarray, i: int, j0: int, width: int, col: np.ndarray
+) -> None:
+    """:func:`_vertical_pass` of an odd window of at most ``2 * _PAIRS + 1`` taps, one sweep."""
+    win_size = g.shape[0]
+    half = win_size // 2
+    if i < 0 or j0 < 0 or width < 0 or half < 0:
+        return
+    centre = (i + half) % win_size
+    zero = np.float32(0.0)
+    a0 = g[0] if half > 0 else zero
+    a1 = g[1] if half > 1 else zero
+    a2 = g[2] if half > 2 else zero
+    a3 = g[3] if half > 3 else zero
+    a4 = g[4] if half > 4 else zero
+    t0 = (i + 0) % win_size if half > 0 else centre
+    t1 = (i + 1) % win_size if half > 1 else centre
+    t2 = (i + 2) % win_size if half > 2 else centre
+    t3 = (i + 3) % win_size if half > 3 else centre
+    t4 = (i + 4) % win_size if half > 4 else centre
+    b0 = (i + win_size - 1) % win_size if half > 0 else centre
+    b1 = (i + win_size - 2) % win_size if half > 1 else centre
+    b2 = (i + win_size - 3) % win_size if half > 2 else centre
+    b3 = (i + win_size - 4) % win_size if half > 3 else centre
+    b4 = (i + win_size - 5) % win_size if half > 4 else centre
+    xc, yc = rx[centre], ry[centre]
+    x0, x1, x2, x3, x4 = rx[t0], rx[t1], rx[t2], rx[t3], rx[t4]
+    x5, x6, x7, x8, x9 = rx[b0], rx[b1], rx[b2], rx[b3], rx[b4]
+    y0, y1, y2, y3, y4 = ry[t0], ry[t1], ry[t2], ry[t3], ry[t4]
+    y5, y6, y7, y8, y9 = ry[b0], ry[b1], ry[b2], ry[b3], ry[b4]
+    for j in range(width):
+        q = j0 + j
+        sx = xc[q]
+        sy = yc[q]
+        u = np.float32(x0[q] - sx)
+        ub = np.float32(x5[q] - sx)
+        w = np.float32(y0[q] - sy)
+        wb = np.float32(y5[q] - sy)
+        d_x = a0 * (u + ub)
+        d_y = a0 * (w + wb)
+        v_x = a0 * (u * u + ub * ub)
+        v_y = a0 * (w * w + wb * wb)
+        c_xy = a0 * (u * w + ub * wb)
+        u = np.float32(x1[q] - sx)
+        ub = np.float32(x6[q] - sx)
+        w = np.float32(y1[q] - sy)
+        wb = np.float32(y6[q] - sy)
+        d_x += a1 * (u + ub)
+        d_y += a1 * (w + wb)
+        v_x += a1 * (u * u + ub * ub)
+        v_y += a1 * (w * w + wb * wb)
+        c_xy += a1 * (u * w + ub * wb)
+        u = np.float32(x2[q] - sx)
+        ub = np.float32(x7[q] - sx)
+        w = np.float32(y2[q] - sy)
+        wb = np.float32(y7[q] - sy)
+        d_x += a2 * (u + ub)
+        d_y += a2 * (w + wb)
+        v_x += a2 * (u * u + ub * ub)
+        v_y += a2 * (w * w + wb * wb)
+        c_xy += a2 * (u * w + ub * wb)
+        u = np.float32(x3[q] - sx)
+        ub = np.float32(x8[q] - sx)
+        w = np.float32(y3[q] - sy)
+        wb = np.float32(y8[q] - sy)
+        d_x += a3 * (u + ub)
+        d_y += a3 * (w + wb)
+        v_x += a3 * (u * u + ub * ub)
+        v_y += a3 * (w * w + wb * wb)
+        c_xy += a3 * (u * w + ub * wb)
+        u = np.float32(x4[q] - sx)
+        ub = np.float32(x9[q] - sx)
+        w = np.float32(y4[q] - sy)
+        wb = np.float32(y9[q] - sy)
+        d_x += a4 * (u + ub)
+        d_y += a4 * (w + wb)
+        v_x += a4 * (u * u + ub * ub)
+        v_y += a4 * (w * w + wb * wb)
+        c_xy += a4 * (u * w + ub * wb)
+        s_x = np.float32(sx)
+        s_y = np.float32(sy)
+        col[4 * COL + j] = v_x - d_x * d_x
+        col[5 * COL + j] = v_y - d_y * d_y
+        col[6 * COL + j] = c_xy - d_x * d_y
+        col[j] = s_x
+        col[COL + j] = s_y
+        # float64 input: what float32 could not hold of s moves into d (zero otherwise).
+        col[2 * COL + j] = d_x + np.float32(sx - s_x)
+        col[3 * COL + j] = d_y + np.float32(sy - s_y)
+
+
 @jit(fastmath=CONTRACT)
 def _vertical_pass(
     rx: np.ndarray, ry: np.ndarray, g: np.ndarray, i: int, j0: int, width: int, col: np.ndarray
@@ -70,6 +171,9 @@ def _vertical_pass(
     if i < 0 or j0 < 0 or width < 0 or half < 0:
         return
     centre = (i + half) % win_size
+    if win_size % 2 == 1 and half <= _PAIRS:
+        _vertical_sweep(rx, ry, g, i, j0, width, col)
+        return
     for j in range(2 * COL, 7 * COL):
         col[j] = 0.0
     k = 0
@@ -133,6 +237,121 @@ def _vertical_pass(
 
 
 @jit(fastmath=CONTRACT)
+def _horizontal_sweep(
+    col: np.ndarray, g: np.ndarray, n_out: int, cov_norm: float, acc: np.ndarray, mo: np.ndarray
+) -> None:
+    """:func:`_horizontal_pass` of an 11-tap window, in two sweeps.
+
+    Two sweeps over the tile instead of three plus a first and a last: the
+    weighted column variances (``acc`` rows 5-7), then the weighted centred
+    means and their products, kept in registers and turned into the moments
+    at once. Taps ``k`` and ``10 - k`` share a weight and are added before it
+    multiplies. The tap offsets are constants (written out for 11 taps), so
+    every load is one address plus a displacement: with offsets held in
+    registers the loop runs out of them and spills.
+    """
+    if n_out < 0 or g.shape[0] != 11:
+        return
+    h = np.uint64(5)
+    r1 = np.uint64(COL)
+    r2 = np.uint64(2 * COL)
+    r3 = np.uint64(3 * COL)
+    r4 = np.uint64(4 * COL)
+    r5 = np.uint64(5 * COL)
+    r6 = np.uint64(6 * COL)
+    b_c = g[5]
+    b0, b1, b2, b3, b4 = g[0], g[1], g[2], g[3], g[4]
+    for o in range(n_out):
+        ou = np.uint64(o)
+        v_x = b_c * col[ou + np.uint64(5) + r4]
+        v_x += b0 * (col[ou + np.uint64(0) + r4] + col[ou + np.uint64(10) + r4])
+        v_x += b1 * (col[ou + np.uint64(1) + r4] + col[ou + np.uint64(9) + r4])
+        v_x += b2 * (col[ou + np.uint64(2) + r4] + col[ou + np.uint64(8) + r4])
+        v_x += b3 * (col[ou + np.uint64(3) + r4] + col[ou + np.uint64(7) + r4])
+        v_x += b4 * (col[ou + np.uint64(4) + r4] + col[ou + np.uint64(6) + r4])
+        acc[5 * ACC + o] = v_x
+        v_y = b_c * col[ou + np.uint64(5) + r5]
+        v_y += b0 * (col[ou + np.uint64(0) + r5] + col[ou + np.uint64(10) + r5])
+        v_y += b1 * (col[ou + np.uint64(1) + r5] + col[ou + np.uint64(9) + r5])
+        v_y += b2 * (col[ou + np.uint64(2) + r5] + col[ou + np.uint64(8) + r5])
+        v_y += b3 * (col[ou + np.uint64(3) + r5] + col[ou + np.uint64(7) + r5])
+        v_y += b4 * (col[ou + np.uint64(4) + r5] + col[ou + np.uint64(6) + r5])
+        acc[6 * ACC + o] = v_y
+        c_xy = b_c * col[ou + np.uint64(5) + r6]
+        c_xy += b0 * (col[ou + np.uint64(0) + r6] + col[ou + np.uint64(10) + r6])
+        c_xy += b1 * (col[ou + np.uint64(1) + r6] + col[ou + np.uint64(9) + r6])
+        c_xy += b2 * (col[ou + np.uint64(2) + r6] + col[ou + np.uint64(8) + r6])
+        c_xy += b3 * (col[ou + np.uint64(3) + r6] + col[ou + np.uint64(7) + r6])
+        c_xy += b4 * (col[ou + np.uint64(4) + r6] + col[ou + np.uint64(6) + r6])
+        acc[7 * ACC + o] = c_xy
+    norm = np.float32(cov_norm)
+    for o in range(n_out):
+        ou = np.uint64(o)
+        c = ou + h
+        cx, cy, dx, dy = col[c], col[c + r1], col[c + r2], col[c + r3]
+        ja = ou + np.uint64(0)
+        jb = ou + np.uint64(10)
+        e = (col[ja] - cx) + (col[ja + r2] - dx)
+        eb = (col[jb] - cx) + (col[jb + r2] - dx)
+        f = (col[ja + r1] - cy) + (col[ja + r3] - dy)
+        fb = (col[jb + r1] - cy) + (col[jb + r3] - dy)
+        e_x = b0 * (e + eb)
+        e_y = b0 * (f + fb)
+        e_xx = b0 * (e * e + eb * eb)
+        e_yy = b0 * (f * f + fb * fb)
+        e_xy = b0 * (e * f + eb * fb)
+        ja = ou + np.uint64(1)
+        jb = ou + np.uint64(9)
+        e = (col[ja] - cx) + (col[ja + r2] - dx)
+        eb = (col[jb] - cx) + (col[jb + r2] - dx)
+        f = (col[ja + r1] - cy) + (col[ja + r3] - dy)
+        fb = (col[jb + r1] - cy) + (col[jb + r3] - dy)
+        e_x += b1 * (e + eb)
+        e_y += b1 * (f + fb)
+        e_xx += b1 * (e * e + eb * eb)
+        e_yy += b1 * (f * f + fb * fb)
+        e_xy += b1 * (e * f + eb * fb)
+        ja = ou + np.uint64(2)
+        jb = ou + np.uint64(8)
+        e = (col[ja] - cx) + (col[ja + r2] - dx)
+        eb = (col[jb] - cx) + (col[jb + r2] - dx)
+        f = (col[ja + r1] - cy) + (col[ja + r3] - dy)
+        fb = (col[jb + r1] - cy) + (col[jb + r3] - dy)
+        e_x += b2 * (e + eb)
+        e_y += b2 * (f + fb)
+        e_xx += b2 * (e * e + eb * eb)
+        e_yy += b2 * (f * f + fb * fb)
+        e_xy += b2 * (e * f + eb * fb)
+        ja = ou + np.uint64(3)
+        jb = ou + np.uint64(7)
+        e = (col[ja] - cx) + (col[ja + r2] - dx)
+        eb = (col[jb] - cx) + (col[jb + r2] - dx)
+        f = (col[ja + r1] - cy) + (col[ja + r3] - dy)
+        fb = (col[jb + r1] - cy) + (col[jb + r3] - dy)
+        e_x += b3 * (e + eb)
+        e_y += b3 * (f + fb)
+        e_xx += b3 * (e * e + eb * eb)
+        e_yy += b3 * (f * f + fb * fb)
+        e_xy += b3 * (e * f + eb * fb)
+        ja = ou + np.uint64(4)
+        jb = ou + np.uint64(6)
+        e = (col[ja] - cx) + (col[ja + r2] - dx)
+        eb = (col[jb] - cx) + (col[jb + r2] - dx)
+        f = (col[ja + r1] - cy) + (col[ja + r3] - dy)
+        fb = (col[jb + r1] - cy) + (col[jb + r3] - dy)
+        e_x += b4 * (e + eb)
+        e_y += b4 * (f + fb)
+        e_xx += b4 * (e * e + eb * eb)
+        e_yy += b4 * (f * f + fb * fb)
+        e_xy += b4 * (e * f + eb * fb)
+        mo[o] = cx + (dx + e_x)
+        mo[ACC + o] = cy + (dy + e_y)
+        mo[2 * ACC + o] = norm * (acc[5 * ACC + o] + (e_xx - e_x * e_x))
+        mo[3 * ACC + o] = norm * (acc[6 * ACC + o] + (e_yy - e_y * e_y))
+        mo[4 * ACC + o] = norm * (acc[7 * ACC + o] + (e_xy - e_x * e_y))
+
+
+@jit(fastmath=CONTRACT)
 def _horizontal_pass(
     col: np.ndarray, g: np.ndarray, n_out: int, cov_norm: float, acc: np.ndarray, mo: np.ndarray
 ) -> None:
@@ -148,6 +367,9 @@ def _horizontal_pass(
     win_size = g.shape[0]
     half = win_size // 2
     if n_out < 0 or half < 0:
+        return
+    if win_size == 11:
+        _horizontal_sweep(col, g, n_out, cov_norm, acc, mo)
         return
     h = np.uint64(half)
     r1 = np.uint64(COL)

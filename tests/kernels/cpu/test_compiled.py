@@ -73,8 +73,10 @@ GAUSSIAN_MAPS = {
     "pipeline.kernels.cpu.chunk.maps_chunks": 1,
     "pipeline.kernels.cpu.gaussian.gaussian_row": 1,
     "pipeline.kernels.cpu.gaussian._horizontal_pass": 1,
+    "pipeline.kernels.cpu.gaussian._horizontal_sweep": 1,
     "pipeline.kernels.cpu.gaussian.load_row": 1,
     "pipeline.kernels.cpu.gaussian._vertical_pass": 1,
+    "pipeline.kernels.cpu.gaussian._vertical_sweep": 1,
     "pipeline.kernels.cpu.combine.combine_row": 1,
 }
 ENTRY = "pipeline.kernels.cpu.chunk.maps_chunks"

@@ -2,7 +2,8 @@
 
 Tolerance 1e-5 (the float32 path) on every map (max abs) and on the
 mean. The Gaussian path accumulates centre-shifted float32 moments (law of total
-variance, see pipeline/kernels/cpu/gaussian.py), the uniform path float64 running sums;
+variance, see pipeline/kernels/cpu/gaussian.py), the uniform path float64 running sums
+(exact int32 sums for uint8 under windows of up to 13 taps);
 observed differences are ~1e-7..1.4e-6, adversarial cases included.
 
 Also covers pipeline.kernels.cpu.chunk, .gaussian, .uniform and .combine, whose
@@ -96,6 +97,23 @@ def test_fused_matches_reference(rng, kind, window, win_size, covariance) -> Non
     assert fused["ssim"].dtype == np.float32
     assert set(fused) == set(MAP_NAMES)
     _assert_close(fused, reference)
+
+
+@pytest.mark.parametrize("win_size", [2, 5, 7, 8, 13])
+def test_uint8_uniform_integer_sums_at_the_extremes(rng, win_size) -> None:
+    # uint8 under a uniform window of up to INT_TAPS (13) taps takes exact int32
+    # sums: 0/255 pixels make the largest sums and variance numerators there
+    # (13 taps: 169 * 169 * 255^2 = 1.86e9, just below 2^31); windows of every
+    # size class of the binary doubling (even, odd, a power of two).
+    x = np.where(rng.random((60, 70)) < 0.5, 0, 255).astype(np.uint8)
+    y = x.copy()
+    y[rng.random(x.shape) < 0.1] = 128
+    params = kernel_params("uniform", win_size, "sample", 255.0)
+    reference = block_maps(x, y, engine="reference", **params)
+    for threads in (None, 1):
+        _assert_close(block_maps(x, y, engine="fused", threads=threads, **params), reference)
+    del params["window"], params["components"]
+    assert fused_score(x, x, uniform=True, threads=1, **params) == 1.0
 
 
 @pytest.mark.parametrize("shape", [(11, 11), (11, 40), (40, 11), (12, 13), (300, 12)])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline.kernels.cpu.histogram import _SHORT, add_extremes_and_counts
+from pipeline.kernels.cpu.histogram import _FAST_BINS, _SHORT, add_extremes_and_counts
 from pipeline.kernels.statistics import bin_edges
 
 
@@ -86,3 +86,27 @@ def test_nan_is_counted_in_range_and_never_written_out_of_bounds(length) -> None
     assert buffer[:12].sum() == length
     assert buffer[0] == 1
     np.testing.assert_array_equal(buffer[12:], guard)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_values_next_to_every_edge_take_the_exact_bin(rng, dtype) -> None:
+    # The vectorised pass guesses bins in float32 and hands values within its
+    # rounding error of an edge to the exact float64 test: runs made only of
+    # such values (each edge and its float neighbours, 37 bins so that the
+    # edges are not float32 numbers) and of values beside them.
+    bins = 37
+    near = _edge_values(bins, dtype)
+    values = rng.permutation(np.concatenate([near, near + dtype(3e-6), near - dtype(3e-6)]))
+    values = np.clip(values, dtype(-1.5), dtype(1.5))
+    counts = np.zeros(bins)
+    add_extremes_and_counts(values, np.inf, -np.inf, counts)
+    np.testing.assert_array_equal(counts, _reference(values, bins)[0])
+
+
+def test_more_bins_than_the_float32_guess_covers(rng) -> None:
+    # Beyond _FAST_BINS bins every value takes the exact float64 test.
+    bins = _FAST_BINS + 3
+    values = np.concatenate([rng.uniform(-1, 1, 300), _edge_values(bins, np.float64)[-40:]])
+    counts = np.zeros(bins)
+    add_extremes_and_counts(values, np.inf, -np.inf, counts)
+    np.testing.assert_array_equal(counts, _reference(values, bins)[0])
