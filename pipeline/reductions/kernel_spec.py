@@ -52,7 +52,7 @@ class KernelSpec:
         return 0.0 if self.data_range is None else float(self.data_range) ** 2
 
     def whole_statistics(self, x: np.ndarray, y: np.ndarray, bins: int) -> np.ndarray | None:
-        """Packed region-``all`` statistics ``(images, 1, 8 + bins)`` straight from the kernel.
+        """Packed region-``all`` statistics ``(images, 1, len(FIELDS) + bins)`` from the kernel.
 
         The fused CPU kernels reduce each map row while it is in cache, so the four
         maps are never stored (the same numbers as :func:`block_statistics` of

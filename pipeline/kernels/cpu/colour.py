@@ -228,7 +228,7 @@ def fused_colour_packed_stats(
 
     Returns
     -------
-    numpy.ndarray, shape ``(8 + bins,)``
+    numpy.ndarray, shape ``(len(FIELDS) + bins,)``
         The row :func:`pipeline.reductions.statistics.block_statistics` gives for region
         ``all`` of the per-pixel channel means of the fused kernel's float32
         ``ssim``, ``luminance``, ``contrast`` and ``structure`` maps: count,

@@ -238,9 +238,10 @@ def fused_packed_stats(
 
     Same arguments as :func:`fused_maps`, plus ``bins`` (histogram bins over
     [-1, 1]). Returns the row that :func:`pipeline.reductions.statistics.block_statistics`
-    gives for region ``all`` of the float32 maps (shape ``(8 + bins,)``: count,
-    sums of ssim/luminance/contrast/structure, M2, min, max, histogram). Each
-    output row is reduced while it is in cache; ``M2`` joins row by row by
+    gives for region ``all`` of the float32 maps (shape ``(len(FIELDS) + bins,)``: count,
+    sums of ssim/luminance/contrast/structure, M2, min, max, histogram; the pixel-error
+    fields are zero, filled by the block task from the pixels). Each output row is
+    reduced while it is in cache; ``M2`` joins row by row by
     Chan's update, so it matches the two-pass value to ~1e-12 relative.
     Several threads give one partial per row chunk, merged by
     :func:`pipeline.kernels.statistics.merge_statistics`.

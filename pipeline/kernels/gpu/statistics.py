@@ -23,7 +23,7 @@ __all__ = ["device_whole_statistics"]
 
 
 def device_whole_statistics(maps: dict[str, Any], bins: int) -> np.ndarray:
-    """Packed statistics ``(8 + bins,)`` of one image's device maps (region ``all``).
+    """Packed statistics ``(len(FIELDS) + bins,)`` of one image's device maps (region ``all``).
 
     Parameters
     ----------
