@@ -34,6 +34,7 @@ from pipeline.engine.plan import GroupPlan, RunPlan, plan_run
 from pipeline.engine.schedulers import SchedulerSession, open_scheduler
 from pipeline.engine.settings import RunConfig, resolve_config
 from pipeline.inputs.files import is_transient_status
+from pipeline.inputs.models import is_several_models
 from pipeline.inputs.opening import open_pair
 from pipeline.reductions.kernel_spec import KernelSpec
 from pipeline.reductions.statistics import finalize_statistics
@@ -259,7 +260,10 @@ def evaluate(
     ----------
     reference, generated : array or path
         NumPy, Dask or Zarr arrays (or Zarr paths) shaped ``(image, y, x[, channel])``
-        or one image ``(y, x[, channel])``; nothing is read before the graph runs.
+        or one image ``(y, x[, channel])``, folders of image files, image files;
+        nothing is read before the graph runs. ``generated`` may also be a list of
+        such sources or a mapping ``{name: source}``: several models evaluated against
+        the same reference in one run (see :func:`evaluate_models`).
     config : RunConfig, mapping or path, optional
         Run settings (a YAML path is read with :func:`pipeline.load_config`).
     on_batch : callable, optional
@@ -294,6 +298,12 @@ def evaluate(
     output_format = config.resolved_output_format()
     if config.output is not None:
         location(config.output, writable=True, what="output")  # e.g. HTTP: refused before any read
+    if is_several_models(generated):
+        from pipeline.engine.models import evaluate_models  # builds on this module
+
+        return evaluate_models(
+            reference, generated, config=config, on_batch=on_batch, on_retry=on_retry
+        )
     pair = open_pair(
         reference,
         generated,
