@@ -100,7 +100,9 @@ def main() -> None:
         f"({os.cpu_count()} cores; {ok} ok pairs in the one run)"
     )
     print(f"one run of {len(models)} models: {one_wall:7.2f} s wall, {one_cpu:7.2f} s CPU")
-    print(f"{len(models)} separate runs:     {separate_wall:7.2f} s wall, {separate_cpu:7.2f} s CPU")
+    print(
+        f"{len(models)} separate runs:     {separate_wall:7.2f} s wall, {separate_cpu:7.2f} s CPU"
+    )
     print(
         f"ratio separate / one run:  {separate_wall / one_wall:.2f}x wall, "
         f"{separate_cpu / one_cpu:.2f}x CPU"

@@ -27,17 +27,14 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from pipeline.engine.batches import BatchCallback, RetryCallback
+from pipeline.engine.batches import RunState as _RunState
+from pipeline.engine.batches import batch_status as _batch_status
+from pipeline.engine.batches import finalize_batch as _finalize_batch
+from pipeline.engine.batches import fresh_path as _fresh_path
+from pipeline.engine.batches import run_scheduler as _scheduler
+from pipeline.engine.batches import run_storage_options as _storage_options
 from pipeline.engine.plan import RunPlan, plan_run
-from pipeline.engine.run import (
-    BatchCallback,
-    RetryCallback,
-    _batch_status,
-    _finalize_batch,
-    _fresh_path,
-    _RunState,
-    _scheduler,
-    _storage_options,
-)
 from pipeline.engine.schedulers import SchedulerSession
 from pipeline.engine.settings import RunConfig
 from pipeline.inputs.files import is_transient_status
@@ -157,8 +154,8 @@ def evaluate_models(
         build_dataset(
             {name: values[m] for name, values in statistics.items()},
             image=plan.pair.image,
-            reference=plan.pair.reference_names,
-            generated=plan.pair.generated_names,
+            reference=list(plan.pair.reference_names),
+            generated=list(plan.pair.generated_names),
             regions=plan.region_names,
             status=_batch_status(states[m], 0, n_images),
             attrs=attrs,
@@ -227,7 +224,10 @@ def _attrs(names: list[str], plans: list[RunPlan]) -> dict[str, Any]:
                 for entry in plan.attrs.get(key, [])
             ]
     identity = json.dumps(
-        [[name, plan.attrs.get("source_fingerprint")] for name, plan in zip(names, plans, strict=True)]
+        [
+            [name, plan.attrs.get("source_fingerprint")]
+            for name, plan in zip(names, plans, strict=True)
+        ]
     )
     attrs["source_fingerprint"] = hashlib.sha256(identity.encode()).hexdigest()[:16]
     attrs["sources"] = json.dumps(
@@ -267,8 +267,8 @@ def _template(names: list[str], plans: list[RunPlan], attrs: dict[str, Any]) -> 
     datasets = [
         template_dataset(
             image=plan.pair.image,
-            reference=plan.pair.reference_names,
-            generated=plan.pair.generated_names,
+            reference=list(plan.pair.reference_names),
+            generated=list(plan.pair.generated_names),
             regions=plan.region_names,
             bins=config.hist_bins,
             batch_images=plan.batch_images,

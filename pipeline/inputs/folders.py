@@ -399,12 +399,17 @@ def _side_reads(
         ]
         known = [m.failure is not None for m in slots.members]
         side_token = (
-            tokenize(what, known, slots.image_shape, slots.pixel_dtype, slots.decoding, image_chunks)
+            tokenize(
+                what, known, slots.image_shape, slots.pixel_dtype, slots.decoding, image_chunks
+            )
             if k == 0
             else token
         )
         decoded = shared_reads(
-            space, _decode_side, chunks=(tuple(image_chunks),), name=f"decode-{side}-files-{side_token}"
+            space,
+            _decode_side,
+            chunks=(tuple(image_chunks),),
+            name=f"decode-{side}-files-{side_token}",
         )
         arrays[side] = read_part(
             decoded, 0, meta=pixels, chunks=chunks, name=f"{side}-side-files-{side_token}"

@@ -47,10 +47,10 @@ __all__ = [
     "FLOAT_STATISTICS",
     "GENERATED",
     "IMAGE",
+    "LUMINANCE",
     "MODEL",
     "MODELS",
     "MODEL_ATTRS",
-    "LUMINANCE",
     "MSE",
     "MS_SSIM",
     "NAN_MASKED",
@@ -313,8 +313,7 @@ def validate_dataset(ds: xr.Dataset) -> None:
             problems.append(f"missing coordinate {MODEL!r}")
         if GENERATED in ds.coords and ds[GENERATED].dims != (MODEL, IMAGE):
             problems.append(
-                f"coordinate {GENERATED!r} has dims {ds[GENERATED].dims}, expected "
-                f"{(MODEL, IMAGE)}"
+                f"coordinate {GENERATED!r} has dims {ds[GENERATED].dims}, expected {(MODEL, IMAGE)}"
             )
     for name, dims in expected.items():
         if name in OPTIONAL_VARIABLES and name not in ds.data_vars:

@@ -406,11 +406,11 @@ class ZarrSink:
         if retry is not None:
             flat = status.ravel()
             retried = np.fromiter((retry(str(text)) for text in flat), bool, len(flat))
-            retried = retried.reshape(status.shape) & ~todo
+            retried = np.logical_and(retried.reshape(status.shape), ~todo)
         todo |= retried
-        if todo.ndim == 2:  # (model, image): a batch is computed again for every model
-            todo = todo.any(axis=0)
-        return [(a, b) for a, b in batches if bool(todo[a:b].any())], int(retried.sum())
+        # (model, image): a batch is computed again, for every model, if any model needs it.
+        rows = np.asarray(todo.any(axis=0) if todo.ndim == 2 else todo)
+        return [(a, b) for a, b in batches if bool(rows[a:b].any())], int(retried.sum())
 
     def write(
         self, start: int, stop: int, statistics: Mapping[str, np.ndarray], status: Any

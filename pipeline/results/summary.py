@@ -56,9 +56,6 @@ import numpy as np
 import xarray as xr
 
 from pipeline.results.schema import (
-    MODEL,
-    MODEL_ATTRS,
-    MODELS,
     ALL_REGION,
     BIN,
     BIN_LOWER,
@@ -69,6 +66,9 @@ from pipeline.results.schema import (
     GENERATED,
     IMAGE,
     LUMINANCE,
+    MODEL,
+    MODEL_ATTRS,
+    MODELS,
     MSE,
     PENDING_STATUSES,
     PSNR,
@@ -93,9 +93,9 @@ __all__ = [
     "ResultsScan",
     "batch_length",
     "format_summary",
-    "model_results",
     "histogram_edges",
     "histogram_quantiles",
+    "model_results",
     "pair_rows",
     "scan_results",
     "skipped_files",
