@@ -81,7 +81,7 @@ def model_sources(generated: Any) -> list[tuple[str, Any]]:
             "several generated sources have the same name; the models are named "
             f"{', '.join(renamed)} (pass a mapping {{name: source}} to choose names)",
             UserWarning,
-            stacklevel=3,
+            stacklevel=4,
         )
     return [(name, source) for name, (_, source) in zip(names, pairs, strict=True)]
 
