@@ -384,27 +384,25 @@ def _side_reads(
 ) -> tuple[dict[str, da.Array], da.Array]:
     """Both sides decoded by tasks of their own; the reference tasks keyed by its files only.
 
-    The key of a reference decode task depends on the reference files (paths, stamps),
-    the pairs already known to have failed (never decoded), the group's shape, dtype,
-    decoding rules and chunks: equal for every generated folder paired the same way,
-    so their graphs computed together decode each reference once.
+    The reference decode tasks see the reference files alone (paths, stamps; every one
+    decoded, also of a pair known to have failed, whose values are never scores) and
+    their key depends on those, the group's shape, dtype, decoding rules and chunks:
+    equal for every generated folder paired with the same references, so their graphs
+    computed together decode each reference once.
     """
+    references = tuple(
+        _Member(m.id, m.reference, "", None, m.reference_stamp, None) for m in slots.members
+    )
     arrays: dict[str, da.Array] = {}
     statuses = []
     for k, side in enumerate(("reference", "generated")):
-        space = _SideSlots(slots.members, slots.image_shape, slots.pixel_dtype, slots.decoding, k)
-        what = [
-            (m.reference, m.reference_stamp) if k == 0 else (m.generated, m.generated_stamp)
-            for m in slots.members
-        ]
-        known = [m.failure is not None for m in slots.members]
-        side_token = (
-            tokenize(
-                what, known, slots.image_shape, slots.pixel_dtype, slots.decoding, image_chunks
+        members = references if k == 0 else slots.members
+        space = _SideSlots(members, slots.image_shape, slots.pixel_dtype, slots.decoding, k)
+        side_token = token
+        if k == 0:
+            side_token = tokenize(
+                references, slots.image_shape, slots.pixel_dtype, slots.decoding, image_chunks
             )
-            if k == 0
-            else token
-        )
         decoded = shared_reads(
             space,
             _decode_side,
@@ -422,9 +420,12 @@ def _side_reads(
                 name=f"{side}-side-status-{side_token}",
             )
         )
+    known = np.empty(len(slots.members), dtype=object)
+    known[:] = [m.failure for m in slots.members]
     status = da.map_blocks(
         _join_side_status,
         *statuses,
+        da.from_array(known, chunks=(tuple(image_chunks),), name=f"known-failures-{token}"),
         dtype=object,
         meta=np.empty((0,), dtype=object),
         name=f"read-status-sides-{token}",
@@ -432,11 +433,19 @@ def _side_reads(
     return arrays, status
 
 
-def _join_side_status(reference: np.ndarray, generated: np.ndarray) -> np.ndarray:
-    """Each slot's status as one task decoding both sides gives it (reference reasons first)."""
+def _join_side_status(
+    reference: np.ndarray, generated: np.ndarray, known: np.ndarray
+) -> np.ndarray:
+    """Each slot's status as one task decoding both sides gives it.
+
+    A pair known to have failed keeps that reason; otherwise ``"ok"`` or the reasons
+    of its files, the reference's first.
+    """
     out = np.empty(len(reference), dtype=object)
     for k, (ref, gen) in enumerate(zip(reference, generated, strict=True)):
-        if ref == STATUS_OK or gen == STATUS_OK:
+        if known[k] is not None:
+            out[k] = known[k]
+        elif ref == STATUS_OK or gen == STATUS_OK:
             out[k] = gen if ref == STATUS_OK else ref
         else:
             out[k] = f"{ref}; {gen}"
@@ -461,8 +470,8 @@ def _decode_side(slots: _SideSlots, key: tuple[slice, ...]) -> tuple[np.ndarray,
     """One task: decode one side of a chunk of pairs (pairs known to have failed: zeros).
 
     Each slot's status is ``"ok"`` or that file's reasons; a pair known to have failed
-    gets its reason on the generated side (``"ok"`` on the reference side, so that
-    joined they read as one task decoding both sides gives them).
+    (never on the reference side, see :func:`_side_reads`) is not decoded, and its
+    reason is joined in by :func:`_join_side_status`.
     """
     chunk = slots.members[key[0]]
     shape, dtype = slots.image_shape, slots.pixel_dtype
@@ -472,7 +481,7 @@ def _decode_side(slots: _SideSlots, key: tuple[slice, ...]) -> tuple[np.ndarray,
     live = [k for k, m in enumerate(chunk) if m.failure is None]
     for k, m in enumerate(chunk):
         if m.failure is not None:
-            status[k] = m.failure if slots.side == 1 else STATUS_OK
+            status[k] = STATUS_OK
     if live:
         pick = [
             (chunk[k].reference, chunk[k].reference_stamp)

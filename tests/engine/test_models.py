@@ -161,16 +161,33 @@ def test_generated_folder_that_pairs_with_nothing_is_named(tmp_path: Path) -> No
     assert str(stray) in str(caught.value)
 
 
-def test_model_of_another_image_size_fails_its_pairs_naming_both_shapes(tmp_path: Path) -> None:
+def test_model_of_another_image_size_fails_its_pairs_naming_both_shapes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     reference, models = _photo_folders(tmp_path, n=3)
     small = tmp_path / "small"
     for path in models[0].iterdir():
-        _save(small / path.name, np.asarray(Image.open(path))[:32, :40])
+        image = np.asarray(Image.open(path))
+        _save(small / path.name, image[:32, :40] if path.name == "img1.png" else image)
+    decoded: Counter[str] = Counter()
+    real = folders.decode_batch
+
+    def counting(paths: Any, **kwargs: Any) -> Any:
+        decoded.update(str(Path(p).parent.name) + "/" + Path(p).name for p in paths)
+        return real(paths, **kwargs)
+
+    monkeypatch.setattr(folders, "decode_batch", counting)
     ds = sp.evaluate(reference, {"ok": models[0], "small": small}).load()
     assert (ds.status.sel(model="ok") == "ok").all()
-    for text in ds.status.sel(model="small").values:
-        assert "48" in text and "32" in text and "40" in text
-    assert np.isnan(ds.ssim.sel(model="small")).all()
+    text = str(ds.status.sel(model="small", image="img1.png").values)
+    assert "48" in text and "32" in text and "40" in text
+    assert np.isnan(ds.ssim.sel(model="small", image="img1.png")).all()
+    assert (ds.status.sel(model="small").drop_sel(image="img1.png") == "ok").all()
+    # The failed pair does not make the references be decoded again for that model.
+    assert [decoded[f"real/img{i}.png"] for i in range(3)] == [1, 1, 1]
+    assert decoded["small/img1.png"] == 0
+    monkeypatch.undo()
+    _same(ds, "small", sp.evaluate(reference, small))
 
 
 def test_models_that_pair_other_images_are_refused_with_the_names(tmp_path: Path) -> None:
