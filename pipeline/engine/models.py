@@ -82,6 +82,8 @@ def evaluate_models(
 
     Called by :func:`pipeline.evaluate` when ``generated`` holds several sources;
     same parameters and outputs, the Dataset with a leading ``model`` dimension.
+    ``on_batch(done, total, pairs)`` counts the pairs of every model in the batch
+    (images times models).
 
     Raises
     ------
@@ -131,7 +133,7 @@ def evaluate_models(
                 for done, (start, stop) in enumerate(todo, 1):
                     _commit_models(plans, states, sink, start, stop, session)
                     if on_batch is not None:
-                        on_batch(done, len(todo), stop - start)
+                        on_batch(done, len(todo), (stop - start) * len(plans))
         finally:
             sink.close()
         return open_results(config.output, storage_options=_storage_options(config))
@@ -149,7 +151,7 @@ def evaluate_models(
                 statistics[name][:, start:stop] = values
             del part
             if on_batch is not None:
-                on_batch(done, len(first.batches), stop - start)
+                on_batch(done, len(first.batches), (stop - start) * len(plans))
     datasets = [
         build_dataset(
             {name: values[m] for name, values in statistics.items()},

@@ -210,3 +210,17 @@ def test_object_store_models_equal_local_ones(tmp_path: Path, s3_bucket: str) ->
     assert remote[MODEL].values.tolist() == ["noise", "blur"]
     np.testing.assert_array_equal(remote.ssim.values, local.ssim.values)
     np.testing.assert_array_equal(remote.status.values, local.status.values)
+
+
+def test_ms_ssim_and_progress_per_model(rng: np.random.Generator) -> None:
+    x = rng.integers(0, 256, (2, 180, 180), dtype=np.uint8)
+    a = np.clip(x + rng.normal(0, 8, x.shape), 0, 255).astype(np.uint8)
+    b = np.clip(x + rng.normal(0, 30, x.shape), 0, 255).astype(np.uint8)
+    calls: list[tuple[int, int, int]] = []
+    ds = sp.evaluate(
+        x, {"a": a, "b": b}, ms_ssim=True, batch_images=1, on_batch=lambda *c: calls.append(c)
+    )
+    assert calls == [(1, 2, 2), (2, 2, 2)]  # each batch: one image of each of the 2 models
+    for name, generated in (("a", a), ("b", b)):
+        _same(ds, name, sp.evaluate(x, generated, ms_ssim=True, batch_images=1))
+    assert (ds.ms_ssim.sel(model="a") > ds.ms_ssim.sel(model="b")).all()
