@@ -12,8 +12,10 @@ every model are then committed together (one chunk of the store holds them).
 
 The Dataset gains a leading ``model`` dimension (coordinate ``model``; ``generated``
 becomes ``(model, image)``); ``ds.sel(model=name, drop=True)`` holds that model's
-own run. The models must pair the same images in the same order (the same
-``image`` axis): a folder that lacks a reference's file is refused with the names.
+own run. Every model has the same ``image`` axis: a reference that one folder
+lacks is a failed row of that model (``generated`` ``""``, the reason in ``status``).
+Models whose pairs fall into other size groups or batches (a pair that fails from
+its headers sits in the first size group) are refused, naming them.
 """
 
 from __future__ import annotations
@@ -199,9 +201,10 @@ def _check_aligned(names: list[str], plans: list[RunPlan]) -> None:
             )
         if plan.batches != first.batches or plan.region_names != first.region_names:
             raise ValueError(
-                f"models {names[0]!r} and {name!r} are planned in different batches or "
-                "regions (their images differ in size or chunking); evaluate them in runs "
-                "of their own"
+                f"models {names[0]!r} and {name!r} pair the same images in other size groups "
+                "or batches (a pair that fails from its headers, e.g. a generated image of "
+                "another size, sits in the first size group); evaluate such a model in a run "
+                "of its own"
             )
 
 

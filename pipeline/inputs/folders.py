@@ -148,7 +148,9 @@ def _is_remote_image_folder(url: str, storage_options: Mapping[str, Any] | None)
 def _shown(path: str | os.PathLike[str]) -> str:
     """A file as the results name it: absolute, so a report run from another folder finds
     it, and valid Unicode (:func:`pipeline.inputs.images.display_path`); an object's URL
-    with any credentials removed."""
+    with any credentials removed; ``""`` (no file: a model that lacks this pair) stays ``""``."""
+    if not os.fspath(path):
+        return ""
     if is_remote(path):
         return redact(path)
     return display_path(Path(path).absolute())

@@ -8,7 +8,9 @@ two equal names become distinct (``gan``, ``gan-2``) with a warning that says so
 against the same reference. Folders of image files are opened so that the
 reference decode tasks have keys that depend on the reference files alone
 (:func:`pipeline.inputs.folders.folder_source` with ``shared_reference``): one
-graph computing every model's statistics decodes each reference once. Arrays and
+graph computing every model's statistics decodes each reference once. A reference
+that some models pair and one does not is a failed pair of that one, so that every
+model has the same ``image`` axis. Arrays and
 Zarr stacks are read through keys that depend on the reference array or store
 alone already.
 """
@@ -18,12 +20,13 @@ from __future__ import annotations
 import os
 import warnings
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 from pipeline.inputs.folders import folder_source, is_image_folder
 from pipeline.inputs.opening import open_pair
 from pipeline.inputs.options import InputOptions
-from pipeline.inputs.pairing import pair_folders
+from pipeline.inputs.pairing import FailedPair, ImagePair, PairingPlan, pair_folders
 from pipeline.inputs.sources import SourcePair
 
 __all__ = ["is_several_models", "model_sources", "open_models"]
@@ -103,13 +106,60 @@ def open_models(
         one pair (prefixed with the model's name).
     """
     options = InputOptions() if options is None else options
-    pairs = []
+    opened: list[SourcePair | PairingPlan] = []
     for name, source in models:
         try:
-            pairs.append(_open_model(reference, name, source, channel_axis, options))
+            opened.append(_open_model(reference, name, source, channel_axis, options))
         except (ValueError, FileNotFoundError, NotADirectoryError) as error:
             raise type(error)(f"model {name!r} ({_shown(source)}): {error}") from None
-    return pairs
+    plans = [plan for plan in opened if isinstance(plan, PairingPlan)]
+    every = {pair.id: pair for plan in plans for pair in plan.pairs}
+    return [
+        folder_source(
+            _with_missing(plan, name, every),
+            max_image_pixels=options.max_image_pixels,
+            storage_options=options.storage_options,
+            shared_reference=True,
+        )
+        if isinstance(plan, PairingPlan)
+        else plan
+        for (name, _), plan in zip(models, opened, strict=True)
+    ]
+
+
+def _with_missing(plan: PairingPlan, name: str, every: Mapping[str, ImagePair]) -> PairingPlan:
+    """``plan`` with a failed pair for each reference another model pairs and it does not.
+
+    Every model then has the same ``image`` axis: the reference is scored where the
+    model has its file, and the row of a reference it lacks fails with the reason
+    (``generated`` ``""``); the reference stays listed as unpaired in its own report.
+    """
+    have = set(plan.ids)
+    missing = sorted(pair_id for pair_id in every if pair_id not in have)
+    if not missing:
+        return plan
+    added = [
+        ImagePair(
+            id=pair_id,
+            reference=every[pair_id].reference,
+            generated="",
+            reference_stamp=every[pair_id].reference_stamp,
+        )
+        for pair_id in missing
+    ]
+    failed = [
+        FailedPair(
+            pair_id,
+            f"model {name!r} has no generated file for reference {pair_id} "
+            "(no file of the same relative path or stem in its folder)",
+        )
+        for pair_id in missing
+    ]
+    return replace(
+        plan,
+        pairs=tuple(sorted([*plan.pairs, *added], key=lambda pair: pair.id)),
+        failed=(*plan.failed, *failed),
+    )
 
 
 def _shown(source: Any) -> str:
@@ -120,7 +170,8 @@ def _shown(source: Any) -> str:
 
 def _open_model(
     reference: Any, name: str, source: Any, channel_axis: int | None, options: InputOptions
-) -> SourcePair:
+) -> SourcePair | PairingPlan:
+    """The pair of a model, or the pairing plan of two folders (a source made later)."""
     folders = is_image_folder(reference, options.storage_options) and is_image_folder(
         source, options.storage_options
     )
@@ -143,9 +194,4 @@ def _open_model(
             f"({len(plan.unpaired_generated)} of its images have no reference of the same "
             "relative path or stem)"
         )
-    return folder_source(
-        plan,
-        max_image_pixels=options.max_image_pixels,
-        storage_options=options.storage_options,
-        shared_reference=True,
-    )
+    return plan

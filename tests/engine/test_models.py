@@ -190,10 +190,34 @@ def test_model_of_another_image_size_fails_its_pairs_naming_both_shapes(
     _same(ds, "small", sp.evaluate(reference, small))
 
 
-def test_models_that_pair_other_images_are_refused_with_the_names(tmp_path: Path) -> None:
+def test_a_reference_one_model_lacks_fails_that_models_row_only(tmp_path: Path) -> None:
     reference, models = _photo_folders(tmp_path, n=3)
     (models[1] / "img1.png").unlink()
-    with pytest.raises(ValueError, match=r"'blur' lacks 1 image\(s\) \('img1.png'\)"):
+    ds = sp.evaluate(reference, models[:2]).load()
+    assert ds.image.values.tolist() == ["img0.png", "img1.png", "img2.png"]
+    status = ds.status.sel(model="blur", image="img1.png").values
+    assert "'blur' has no generated file for reference img1.png" in str(status)
+    assert ds.generated.sel(model="blur", image="img1.png").values == ""
+    assert (ds.status.sel(model="noise") == "ok").all()
+    own = sp.evaluate(reference, models[1]).load()
+    assert own.image.values.tolist() == ["img0.png", "img2.png"]
+    kept = ds.sel(model="blur", drop=True).drop_sel(image="img1.png")
+    kept.attrs, own.attrs = {}, {}
+    xr.testing.assert_identical(kept, own)
+    per_model = json.loads(ds.attrs["model_attrs"])
+    assert per_model["blur"]["unpaired_reference"] == ["img1.png"]
+    assert per_model["noise"]["unpaired_reference"] == []
+
+
+def test_models_in_another_image_order_are_refused_with_the_names(tmp_path: Path) -> None:
+    reference, models = _photo_folders(tmp_path, n=3)
+    big = np.zeros((64, 64, 3), dtype=np.uint8)
+    _save(reference / "zbig.png", big)  # a second size group, after the first
+    _save(models[0] / "zbig.png", big)
+    _save(models[1] / "zbig.png", big[:40])  # fails from headers: moved to the first group
+    with pytest.raises(
+        ValueError, match="'noise' and 'blur' pair the same images in other size groups"
+    ):
         sp.evaluate(reference, models[:2])
 
 
