@@ -36,6 +36,8 @@ importable from here too.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
 import logging
 import os
@@ -256,7 +258,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     _check_writable(config.output)
     return _run_and_summarize(
         args.reference,
-        args.generated,
+        _generated(args),
         config,
         quiet=args.quiet,
         as_json=args.json,
@@ -264,9 +266,18 @@ def _evaluate(args: argparse.Namespace) -> int:
     )
 
 
-def _typed_folders(args: argparse.Namespace) -> dict[str, str]:
-    """The two inputs as the user typed them, to name skipped files by."""
-    return {"reference": str(args.reference), "generated": str(args.generated)}
+def _generated(args: argparse.Namespace) -> Any:
+    """GENERATED as given: one source, or a list of several (several models in one run)."""
+    sources = list(args.generated) if isinstance(args.generated, list) else [args.generated]
+    return sources[0] if len(sources) == 1 else sources
+
+
+def _typed_folders(args: argparse.Namespace) -> dict[str, str] | None:
+    """The two inputs as the user typed them, to name skipped files by (one model only)."""
+    generated = _generated(args)
+    if isinstance(generated, list):
+        return None  # each model's files are named from its recorded sources
+    return {"reference": str(args.reference), "generated": str(generated)}
 
 
 def _print_json(value: Any, **kwargs: Any) -> None:
@@ -392,7 +403,36 @@ def _readable_groups(plan: Any) -> list[tuple[Any, int, int]]:
 
 
 def _dry_run(args: argparse.Namespace, config: RunConfig) -> int:
-    """Open and plan the run (headers only) and print it; nothing is decoded or computed."""
+    """Open and plan the run (headers only) and print it; nothing is decoded or computed.
+
+    With several GENERATED, each model's plan is printed (its own pairing, unpaired
+    files and size groups), one after the other.
+    """
+    generated = _generated(args)
+    if not isinstance(generated, list):
+        return _dry_run_one(args, config)
+    from pipeline.inputs.models import model_sources
+
+    status = EXIT_OK
+    plans: dict[str, Any] = {}
+    for name, source in model_sources(generated):
+        one = argparse.Namespace(**{**vars(args), "generated": [source]})
+        if not args.json:
+            print(f"== model {terminal_text(name)}")
+            status = max(status, _dry_run_one(one, config))
+            continue
+        printed = io.StringIO()
+        with contextlib.redirect_stdout(printed):
+            status = max(status, _dry_run_one(one, config))
+        plans[name] = json.loads(printed.getvalue())
+    if args.json:
+        _print_json({"reference": str(args.reference), "models": plans}, default=str)
+    return status
+
+
+def _dry_run_one(args: argparse.Namespace, config: RunConfig) -> int:
+    """The dry run of one generated source."""
+    args = argparse.Namespace(**{**vars(args), "generated": _generated(args)})
     from pipeline.engine.plan import plan_run
     from pipeline.inputs.opening import open_pair
     from pipeline.results.schema import SKIPPED_FILES

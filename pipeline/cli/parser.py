@@ -395,7 +395,12 @@ def build_parser() -> argparse.ArgumentParser:
         "az://, https://, file://)",
     )
     run.add_argument(
-        "generated", metavar="GENERATED", help="as REFERENCE: folder, Zarr array or image file"
+        "generated",
+        metavar="GENERATED",
+        nargs="+",
+        help="as REFERENCE: folder, Zarr array or image file; several GENERATED are several "
+        "models evaluated against the same REFERENCE in one run (each reference decoded "
+        "once; the results gain a model dimension, named after each folder or store)",
     )
     run.add_argument("--config", metavar="FILE", help="YAML run configuration (see configs/)")
     run.add_argument(

@@ -17,9 +17,7 @@ loop's own :class:`_RunState`.
 
 from __future__ import annotations
 
-import contextlib
-import sys
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, cast
@@ -30,33 +28,32 @@ import numpy as np
 import xarray as xr
 import zarr
 
+from pipeline.engine.batches import BatchCallback, RetryCallback
+from pipeline.engine.batches import RunState as _RunState
+from pipeline.engine.batches import batch_status as _batch_status
+from pipeline.engine.batches import finalize_batch as _finalize_batch
+from pipeline.engine.batches import fresh_path as _fresh_path
+from pipeline.engine.batches import run_scheduler as _scheduler
+from pipeline.engine.batches import run_storage_options as _storage_options
+from pipeline.engine.models import evaluate_models
 from pipeline.engine.plan import GroupPlan, RunPlan, plan_run
-from pipeline.engine.schedulers import SchedulerSession, open_scheduler
+from pipeline.engine.schedulers import SchedulerSession
 from pipeline.engine.settings import RunConfig, resolve_config
 from pipeline.inputs.files import is_transient_status
+from pipeline.inputs.models import is_several_models
 from pipeline.inputs.opening import open_pair
 from pipeline.reductions.kernel_spec import KernelSpec
-from pipeline.reductions.statistics import finalize_statistics
-from pipeline.results.schema import MS_SSIM, NAN_MASKED, STATUS_OK, build_dataset, template_dataset
+from pipeline.results.schema import STATUS_OK, build_dataset, template_dataset
 from pipeline.results.stores import (
     ZarrSink,
     export_csv,
     export_netcdf,
     open_results,
-    output_exists,
 )
 from pipeline.storage.locations import location, redact, zarr_store
 from pipeline.tiling.chunks import valid_map_array
 
 __all__ = ["GroupPlan", "KernelSpec", "RunPlan", "evaluate", "plan_run"]
-
-BatchCallback = Callable[[int, int, int], None]
-RetryCallback = Callable[[int], None]
-
-
-def _storage_options(config: RunConfig) -> dict[str, Any]:
-    """The filesystem options of the run's URLs (credentials, endpoint), or none."""
-    return dict(config.storage_options)
 
 
 def _maps_path(config: RunConfig) -> str:
@@ -68,28 +65,6 @@ def _maps_path(config: RunConfig) -> str:
         "save_maps needs maps_output (a Zarr path) unless output is a Zarr store "
         f"(got output={config.output!r})"
     )
-
-
-@dataclass
-class _RunState:
-    """What the run learns as it computes: never written into the (frozen) plan.
-
-    Attributes
-    ----------
-    status : dict
-        Failed pairs, row -> reason: those the plan knew before any read, then those
-        whose reads or statistics failed in a computed batch.
-    ms_ssim : numpy.ndarray, optional
-        MS-SSIM per pair, NaN until its batch is computed (None when MS-SSIM is off).
-    """
-
-    status: dict[int, str]
-    ms_ssim: np.ndarray | None
-
-    @classmethod
-    def start(cls, plan: RunPlan) -> _RunState:
-        ms = None if plan.ms_ssim is None else np.full(plan.n_images, np.nan)
-        return cls(status=dict(plan.failed), ms_ssim=ms)
 
 
 @dataclass(frozen=True)
@@ -158,15 +133,6 @@ def _map_writer(plan: RunPlan) -> _MapWriter:
     return _MapWriter(valid.rechunk((*chunk, len(names))), targets)
 
 
-@contextlib.contextmanager
-def _scheduler(config: RunConfig, needed: bool = True) -> Iterator[SchedulerSession]:
-    """Open ``config.cluster`` (only when there is work) and say where its dashboard is."""
-    with open_scheduler(config.cluster if needed else None) as session:
-        if session.dashboard_link:
-            print(f"Dask dashboard: {session.dashboard_link}", file=sys.stderr, flush=True)
-        yield session
-
-
 def _compute(
     plan: RunPlan,
     state: _RunState,
@@ -215,35 +181,6 @@ def _commit_batch(
     sink.write(start, stop, statistics, _batch_status(state, start, stop))
 
 
-def _batch_status(state: _RunState, start: int, stop: int) -> list[str]:
-    return [state.status.get(i, STATUS_OK) for i in range(start, stop)]
-
-
-def _finalize_batch(
-    plan: RunPlan, state: _RunState, start: int, stop: int, packed: np.ndarray
-) -> dict[str, Any]:
-    statistics = finalize_statistics(packed)
-    if state.ms_ssim is not None:
-        statistics[MS_SSIM] = state.ms_ssim[start:stop].copy()
-    if plan.config.nan_policy == "mask":
-        statistics[NAN_MASKED] = _valid_windows(plan.group_of(start)) - statistics["count"][:, 0]
-    failed = [i - start for i in range(start, stop) if i in state.status]
-    if failed:
-        for values in statistics.values():
-            values[failed] = 0 if values.dtype.kind in "iu" else np.nan
-    return statistics
-
-
-def _valid_windows(group: GroupPlan) -> int:
-    """Valid windows of an image of ``group`` (its shape, its window): ``count`` unmasked.
-
-    A commit batch never spans two groups, so the group of its first pair is that of all.
-    """
-    d = group.kernel.depth
-    height, width = group.pair.image_shape
-    return max(height - 2 * d, 0) * max(width - 2 * d, 0)
-
-
 def evaluate(
     reference: Any,
     generated: Any,
@@ -259,7 +196,10 @@ def evaluate(
     ----------
     reference, generated : array or path
         NumPy, Dask or Zarr arrays (or Zarr paths) shaped ``(image, y, x[, channel])``
-        or one image ``(y, x[, channel])``; nothing is read before the graph runs.
+        or one image ``(y, x[, channel])``, folders of image files, image files;
+        nothing is read before the graph runs. ``generated`` may also be a list of
+        such sources or a mapping ``{name: source}``: several models evaluated against
+        the same reference in one run (see :func:`evaluate_models`).
     config : RunConfig, mapping or path, optional
         Run settings (a YAML path is read with :func:`pipeline.load_config`).
     on_batch : callable, optional
@@ -294,6 +234,10 @@ def evaluate(
     output_format = config.resolved_output_format()
     if config.output is not None:
         location(config.output, writable=True, what="output")  # e.g. HTTP: refused before any read
+    if is_several_models(generated):
+        return evaluate_models(
+            reference, generated, config=config, on_batch=on_batch, on_retry=on_retry
+        )
     pair = open_pair(
         reference,
         generated,
@@ -375,13 +319,3 @@ def evaluate(
     elif output_format == "csv":
         export_csv(ds, _fresh_path(config), storage_options=options)
     return ds
-
-
-def _fresh_path(config: RunConfig) -> str:
-    """The output path or URL, refused when something is there and overwrite is off."""
-    assert config.output is not None
-    where = location(config.output, writable=True, what="output")
-    if not config.overwrite and output_exists(config.output, _storage_options(config)):
-        shown = str(where) if where.remote else where.path
-        raise FileExistsError(f"output {shown!r} already exists; pass overwrite=True to replace it")
-    return config.output

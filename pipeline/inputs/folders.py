@@ -56,6 +56,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import dask.array as da
 import numpy as np
 from dask.base import tokenize
 
@@ -147,7 +148,9 @@ def _is_remote_image_folder(url: str, storage_options: Mapping[str, Any] | None)
 def _shown(path: str | os.PathLike[str]) -> str:
     """A file as the results name it: absolute, so a report run from another folder finds
     it, and valid Unicode (:func:`pipeline.inputs.images.display_path`); an object's URL
-    with any credentials removed."""
+    with any credentials removed; ``""`` (no file: a model that lacks this pair) stays ``""``."""
+    if not os.fspath(path):
+        return ""
     if is_remote(path):
         return redact(path)
     return display_path(Path(path).absolute())
@@ -201,12 +204,18 @@ def folder_source(
     alpha: str = "drop",
     max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
     storage_options: Mapping[str, Any] | None = None,
+    shared_reference: bool = False,
 ) -> SourcePair:
     """The :class:`SourcePair` of a :class:`~pipeline.inputs.pairing.PairingPlan` (headers read).
 
     The ``image``, ``reference`` and ``generated`` coordinates are valid Unicode
     (:func:`~pipeline.inputs.images.display_path`); the decode tasks read the real paths and
     refuse a file whose stamp differs from the one taken when its header was read.
+
+    With ``shared_reference`` each side is decoded by tasks of its own, the reference
+    tasks keyed by the reference files alone: several generated folders paired with the
+    same references (one run of several models) then share the graph keys of the
+    reference decoding, so Dask decodes each reference once for all of them.
     """
     failures = {failed.id: failed.reason for failed in plan.failed}
     pairs = {pair.id: pair for pair in plan.pairs}
@@ -246,6 +255,7 @@ def folder_source(
                 identity,
                 _Decoding(alpha, max_image_pixels, dict(storage_options or {})),
                 (1,) * len(ids),
+                shared_reference,
             )
         )
     first = groups[0]
@@ -322,29 +332,35 @@ def _group_pair(
     identity: dict[str, Any],
     decoding: _Decoding,
     image_chunks: tuple[int, ...],
+    shared_reference: bool = False,
 ) -> SourcePair:
     """One size group as lazy decoded stacks chunked ``image_chunks`` along ``image``."""
     height, width = int(shape[0]), int(shape[1])
     channels = int(shape[2]) if len(shape) == 3 else 1
     token = tokenize(members, shape, str(dtype), decoding, image_chunks)
-    # One task decodes both sides of a chunk of pairs; the two stacks and the statuses
-    # are its three parts.
-    decoded = shared_reads(
-        _Slots(members, (height, width, channels), str(dtype), decoding),
-        _decode_slots,
-        chunks=(tuple(image_chunks),),
-        name=f"decode-image-files-{token}",
-    )
     pixels = np.empty((0,) * 4, dtype=dtype)
     chunks = (tuple(image_chunks), (height,), (width,), (channels,))
-    arrays = {
-        side: read_part(decoded, k, meta=pixels, chunks=chunks, name=f"{side}-files-{token}")
-        for k, side in enumerate(("reference", "generated"))
-    }
-    status = read_part(decoded, 2, meta=np.empty((0,), dtype=object), name=f"read-status-{token}")
+    slots = _Slots(members, (height, width, channels), str(dtype), decoding)
+    if shared_reference:
+        arrays, status = _side_reads(slots, image_chunks, chunks, pixels, token)
+    else:
+        # One task decodes both sides of a chunk of pairs; the two stacks and the statuses
+        # are its three parts.
+        decoded = shared_reads(
+            slots, _decode_slots, chunks=(tuple(image_chunks),), name=f"decode-image-files-{token}"
+        )
+        arrays = {
+            side: read_part(decoded, k, meta=pixels, chunks=chunks, name=f"{side}-files-{token}")
+            for k, side in enumerate(("reference", "generated"))
+        }
+        status = read_part(
+            decoded, 2, meta=np.empty((0,), dtype=object), name=f"read-status-{token}"
+        )
 
     def rechunked(new_chunks: tuple[int, ...]) -> SourcePair:
-        return _group_pair(members, shape, dtype, identity, decoding, tuple(new_chunks))
+        return _group_pair(
+            members, shape, dtype, identity, decoding, tuple(new_chunks), shared_reference
+        )
 
     return SourcePair(
         reference=arrays["reference"],
@@ -359,6 +375,135 @@ def _group_pair(
         read_status=status,
         rechunked=rechunked,
     )
+
+
+def _side_reads(
+    slots: _Slots,
+    image_chunks: tuple[int, ...],
+    chunks: tuple[tuple[int, ...], ...],
+    pixels: np.ndarray,
+    token: str,
+) -> tuple[dict[str, da.Array], da.Array]:
+    """Both sides decoded by tasks of their own; the reference tasks keyed by its files only.
+
+    The reference decode tasks see the reference files alone (paths, stamps; every one
+    decoded, also of a pair known to have failed, whose values are never scores) and
+    their key depends on those, the group's shape, dtype, decoding rules and chunks:
+    equal for every generated folder paired with the same references, so their graphs
+    computed together decode each reference once.
+    """
+    references = tuple(
+        _Member(m.id, m.reference, "", None, m.reference_stamp, None) for m in slots.members
+    )
+    arrays: dict[str, da.Array] = {}
+    statuses = []
+    for k, side in enumerate(("reference", "generated")):
+        members = references if k == 0 else slots.members
+        space = _SideSlots(members, slots.image_shape, slots.pixel_dtype, slots.decoding, k)
+        side_token = token
+        if k == 0:
+            side_token = tokenize(
+                references, slots.image_shape, slots.pixel_dtype, slots.decoding, image_chunks
+            )
+        decoded = shared_reads(
+            space,
+            _decode_side,
+            chunks=(tuple(image_chunks),),
+            name=f"decode-{side}-files-{side_token}",
+        )
+        arrays[side] = read_part(
+            decoded, 0, meta=pixels, chunks=chunks, name=f"{side}-side-files-{side_token}"
+        )
+        statuses.append(
+            read_part(
+                decoded,
+                1,
+                meta=np.empty((0,), dtype=object),
+                name=f"{side}-side-status-{side_token}",
+            )
+        )
+    known = np.empty(len(slots.members), dtype=object)
+    known[:] = [m.failure for m in slots.members]
+    status = da.map_blocks(
+        _join_side_status,
+        *statuses,
+        da.from_array(known, chunks=(tuple(image_chunks),), name=f"known-failures-{token}"),
+        dtype=object,
+        meta=np.empty((0,), dtype=object),
+        name=f"read-status-sides-{token}",
+    )
+    return arrays, status
+
+
+def _join_side_status(
+    reference: np.ndarray, generated: np.ndarray, known: np.ndarray
+) -> np.ndarray:
+    """Each slot's status as one task decoding both sides gives it.
+
+    A pair known to have failed keeps that reason; otherwise ``"ok"`` or the reasons
+    of its files, the reference's first.
+    """
+    out = np.empty(len(reference), dtype=object)
+    for k, (ref, gen) in enumerate(zip(reference, generated, strict=True)):
+        if known[k] is not None:
+            out[k] = known[k]
+        elif ref == STATUS_OK or gen == STATUS_OK:
+            out[k] = gen if ref == STATUS_OK else ref
+        else:
+            out[k] = f"{ref}; {gen}"
+    return out
+
+
+@dataclass(frozen=True)
+class _SideSlots(SlotSpace):
+    """One side of the pairs of a size group (``side`` 0: reference, 1: generated)."""
+
+    members: tuple[_Member, ...]
+    image_shape: tuple[int, int, int]
+    pixel_dtype: str
+    decoding: _Decoding
+    side: int
+
+    def __len__(self) -> int:
+        return len(self.members)
+
+
+def _decode_side(slots: _SideSlots, key: tuple[slice, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """One task: decode one side of a chunk of pairs (pairs known to have failed: zeros).
+
+    Each slot's status is ``"ok"`` or that file's reasons; a pair known to have failed
+    (never on the reference side, see :func:`_side_reads`) is not decoded, and its
+    reason is joined in by :func:`_join_side_status`.
+    """
+    chunk = slots.members[key[0]]
+    shape, dtype = slots.image_shape, slots.pixel_dtype
+    n = len(chunk)
+    out = np.zeros((n, *shape), dtype=dtype)
+    status = np.empty(n, dtype=object)
+    live = [k for k, m in enumerate(chunk) if m.failure is None]
+    for k, m in enumerate(chunk):
+        if m.failure is not None:
+            status[k] = STATUS_OK
+    if live:
+        pick = [
+            (chunk[k].reference, chunk[k].reference_stamp)
+            if slots.side == 0
+            else (chunk[k].generated, chunk[k].generated_stamp)
+            for k in live
+        ]
+        decoded, found = decode_batch(
+            [path for path, _ in pick],
+            shape=shape[:2] if shape[2] == 1 else shape,
+            dtype=dtype,
+            alpha=slots.decoding.alpha,
+            max_image_pixels=slots.decoding.max_image_pixels,
+            stamps=[stamp for _, stamp in pick],
+            storage_options=slots.decoding.storage_options,
+        )
+        out[live] = decoded.reshape(len(live), *shape)
+        for k, text in zip(live, found, strict=True):
+            status[k] = text
+    return out, status
 
 
 @dataclass(frozen=True)

@@ -47,9 +47,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from pipeline.report.html import html_page
-from pipeline.results.schema import check_results
+from pipeline.results.schema import MODEL, check_results
 from pipeline.results.stores import as_results
-from pipeline.results.summary import REPORT_VARIABLES, scan_results
+from pipeline.results.summary import REPORT_VARIABLES, model_results, scan_results
 from pipeline.review.figures import histogram_figure, png_bytes, region_figure, worst_figure
 
 if TYPE_CHECKING:
@@ -108,6 +108,9 @@ def write_report(
         raise NotADirectoryError(f"report output must be a folder, got a file: {out}")
     ds = as_results(ds_or_path, storage_options=storage_options)
     check_results(ds)
+    if MODEL in ds.dims:
+        # Several models: until the report compares them, it shows the first model's run.
+        ds = next(iter(model_results(ds).values()))
     out.mkdir(parents=True, exist_ok=True)
 
     data = scan_results(ds, int(worst), kept=REPORT_VARIABLES)

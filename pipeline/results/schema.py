@@ -48,6 +48,9 @@ __all__ = [
     "GENERATED",
     "IMAGE",
     "LUMINANCE",
+    "MODEL",
+    "MODELS",
+    "MODEL_ATTRS",
     "MSE",
     "MS_SSIM",
     "NAN_MASKED",
@@ -80,6 +83,10 @@ __all__ = [
 ]
 
 IMAGE, REGION, BIN = "image", "region", "bin"
+# Several models in one run: a leading ``model`` dimension on every per-pair variable
+# (and on ``generated``); ``models`` (attr) the JSON list of names, ``model_attrs``
+# (attr) each model's own pairing report (unpaired files, size groups...) as JSON.
+MODEL, MODELS, MODEL_ATTRS = "model", "models", "model_attrs"
 REFERENCE, GENERATED = "reference", "generated"
 BIN_LOWER, BIN_UPPER = "bin_lower", "bin_upper"
 SSIM, LUMINANCE, CONTRAST, STRUCTURE = "ssim", "luminance", "contrast", "structure"
@@ -299,6 +306,15 @@ def validate_dataset(ds: xr.Dataset) -> None:
         expected[MS_SSIM] = (IMAGE,)
     if NAN_MASKED in ds:
         expected[NAN_MASKED] = (IMAGE,)
+    if MODEL in ds.dims:
+        # Several models: every per-pair variable (and ``generated``) leads with ``model``.
+        expected = {name: (MODEL, *dims) for name, dims in expected.items()}
+        if MODEL not in ds.coords:
+            problems.append(f"missing coordinate {MODEL!r}")
+        if GENERATED in ds.coords and ds[GENERATED].dims != (MODEL, IMAGE):
+            problems.append(
+                f"coordinate {GENERATED!r} has dims {ds[GENERATED].dims}, expected {(MODEL, IMAGE)}"
+            )
     for name, dims in expected.items():
         if name in OPTIONAL_VARIABLES and name not in ds.data_vars:
             continue  # written by an earlier version

@@ -52,6 +52,7 @@ from pipeline.results.schema import (
     FLOAT_STATISTICS,
     GENERATED,
     IMAGE,
+    MODEL,
     MS_SSIM,
     NAN_MASKED,
     PENDING_STATUSES,
@@ -306,7 +307,11 @@ class ZarrSink:
         same_layout = (
             existing.sizes.get(IMAGE) == template.sizes[IMAGE]
             and existing.sizes.get(REGION) == template.sizes[REGION]
+            and existing.sizes.get(MODEL) == template.sizes.get(MODEL)
         )
+        if same_layout and MODEL in template.dims:
+            ours = [str(v) for v in template[MODEL].values]
+            same_layout = [str(v) for v in existing[MODEL].values] == ours
         if not same_layout:
             raise ValueError(
                 f"output {self._shown!r} has {dict(existing.sizes)} but this run needs "
@@ -319,9 +324,15 @@ class ZarrSink:
             )
 
     def _create(self, template: xr.Dataset, batch_images: int, zarr_format: int) -> None:
-        encoding = {STATUS: {"chunks": (batch_images,)}}
+        encoding: dict[str, Any] = {STATUS: {"chunks": (batch_images,)}}
         for name in (REFERENCE, GENERATED):
             encoding[name] = {"chunks": (template.sizes[IMAGE],)}
+        if MODEL in template.dims:
+            # Several models: one chunk holds every model's rows of a batch, so one
+            # batch commits all models at once.
+            models = template.sizes[MODEL]
+            encoding[STATUS] = {"chunks": (models, batch_images)}
+            encoding[GENERATED] = {"chunks": (models, template.sizes[IMAGE])}
         if self._objects is not None:
             # No rename in an object store: laid out locally and uploaded with the root
             # metadata last (see pipeline.results.object_layout).
@@ -391,30 +402,45 @@ class ZarrSink:
                 array = zarr.open_array(self._zarr(read_only=True), path=STATUS, mode="r")
                 status = np.asarray(array[:], dtype=object)
         todo = np.isin(status, PENDING_STATUSES)
-        retried = np.zeros(len(status), dtype=bool)
+        retried = np.zeros(status.shape, dtype=bool)
         if retry is not None:
-            retried = np.fromiter((retry(str(text)) for text in status), bool, len(status))
-            retried &= ~todo
+            flat = status.ravel()
+            retried = np.fromiter((retry(str(text)) for text in flat), bool, len(flat))
+            retried = np.logical_and(retried.reshape(status.shape), ~todo)
         todo |= retried
-        return [(a, b) for a, b in batches if bool(todo[a:b].any())], int(retried.sum())
+        # (model, image): a batch is computed again, for every model, if any model needs it.
+        rows = np.asarray(todo.any(axis=0) if todo.ndim == 2 else todo)
+        return [(a, b) for a, b in batches if bool(rows[a:b].any())], int(retried.sum())
 
     def write(
         self, start: int, stop: int, statistics: Mapping[str, np.ndarray], status: Any
     ) -> None:
-        """Commit pairs ``[start, stop)``: values first, then their status."""
+        """Commit pairs ``[start, stop)``: values first, then their status.
+
+        In a store of several models the values and statuses lead with ``model``
+        (every model's rows of the batch, committed together).
+        """
+        lead: tuple[str, ...] = (MODEL,) if np.asarray(status).ndim == 2 else ()
         region = {IMAGE: slice(start, stop)}
+        if lead:
+            region[MODEL] = slice(None)
         values = xr.Dataset(
             {
-                name: ((IMAGE, REGION, "bin") if name == SSIM_HIST else (IMAGE, REGION), value)
+                name: (
+                    (*lead, IMAGE, REGION, "bin") if name == SSIM_HIST else (*lead, IMAGE, REGION),
+                    value,
+                )
                 for name, value in statistics.items()
                 if name in (*FLOAT_STATISTICS, COUNT, SSIM_HIST)
             }
         )
         if MS_SSIM in statistics:
-            values[MS_SSIM] = ((IMAGE,), np.asarray(statistics[MS_SSIM]))
+            values[MS_SSIM] = ((*lead, IMAGE), np.asarray(statistics[MS_SSIM]))
         if NAN_MASKED in statistics:
-            values[NAN_MASKED] = ((IMAGE,), np.asarray(statistics[NAN_MASKED]))
-        marks = xr.Dataset({STATUS: ((IMAGE,), escape_text(np.asarray(status, dtype=object)))})
+            values[NAN_MASKED] = ((*lead, IMAGE), np.asarray(statistics[NAN_MASKED]))
+        marks = xr.Dataset(
+            {STATUS: ((*lead, IMAGE), escape_text(np.asarray(status, dtype=object)))}
+        )
         advice = (
             "; the store keeps every batch committed before: fix the cause and rerun "
             "with --resume (resume=True) to finish it"
@@ -443,9 +469,12 @@ class ZarrSink:
         if self._arrays is None:
             group = zarr.open_group(self._zarr(read_only=False), mode="r+")
             self._arrays = {name: array for name, array in group.arrays()}
+        rows: Any = slice(start, stop)
+        if MODEL in marks.dims:
+            rows = (slice(None), rows)
         for name, variable in values.data_vars.items():
-            self._arrays[str(name)][start:stop] = variable.values
-        self._arrays[STATUS][start:stop] = marks[STATUS].values
+            self._arrays[str(name)][rows] = variable.values
+        self._arrays[STATUS][rows] = marks[STATUS].values
 
     @contextlib.contextmanager
     def _out_of_space(self, what: str) -> Iterator[None]:
@@ -832,8 +861,12 @@ def export_csv(
         .to_dataframe()
         .reset_index()
     )
-    table[STATUS] = np.repeat(ds[STATUS].values.astype(object), ds.sizes[REGION])
+    # Rows are (image, region), or (model, image, region) for several models: the
+    # status of a pair repeats over its regions.
+    table[STATUS] = np.repeat(ds[STATUS].values.astype(object).ravel(), ds.sizes[REGION])
     columns = [IMAGE, REFERENCE, GENERATED, REGION, *FLOAT_STATISTICS, COUNT, STATUS]
+    if MODEL in ds.dims:
+        columns.insert(0, MODEL)
     with (
         _replaced_whole(path, "the CSV export", storage_options) as partial,
         partial.open("w", newline="", encoding="utf-8", errors="surrogateescape") as handle,

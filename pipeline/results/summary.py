@@ -66,6 +66,9 @@ from pipeline.results.schema import (
     GENERATED,
     IMAGE,
     LUMINANCE,
+    MODEL,
+    MODEL_ATTRS,
+    MODELS,
     MSE,
     PENDING_STATUSES,
     PSNR,
@@ -92,6 +95,7 @@ __all__ = [
     "format_summary",
     "histogram_edges",
     "histogram_quantiles",
+    "model_results",
     "pair_rows",
     "scan_results",
     "skipped_files",
@@ -528,6 +532,8 @@ def summarize(
     for name in (SSIM, STATUS, SSIM_HIST):
         if name not in ds.variables:
             raise ValueError(f"results Dataset lacks {name!r}; expected the result schema")
+    if MODEL in ds.dims:
+        return _summarize_models(ds, worst)
     scan = scan_results(
         ds, worst, listed=None, list_pending=False, kept=(SSIM, *COMPONENTS, COUNT, MSE, PSNR)
     )
@@ -652,6 +658,8 @@ def format_summary(summary: dict[str, Any], *, max_listed: int = 20) -> str:
         At most this many failed pairs and unpaired files are listed (the counts
         are always complete).
     """
+    if "models" in summary:
+        return _format_models(summary, max_listed)
     lines = [
         f"pairs        {summary['pairs']:>8}",
         f"  ok         {summary['ok']:>8}",
@@ -704,6 +712,13 @@ def format_summary(summary: dict[str, Any], *, max_listed: int = 20) -> str:
                 f"{_fmt(row.get(CONTRAST)):>8}{_fmt(row.get(STRUCTURE)):>8}{psnr}  "
                 + terminal_text(row["image"])
             )
+    lines += _listings(summary, max_listed)
+    return "\n".join(lines)
+
+
+def _listings(summary: dict[str, Any], max_listed: int) -> list[str]:
+    """The failed pairs, unpaired and skipped files of a summary, at most ``max_listed`` each."""
+    lines: list[str] = []
     for title, items in (
         ("failed pairs", [f"{f['image']}: {f['status']}" for f in summary["failures"]]),
         ("unpaired reference files", summary["unpaired"]["reference"]),
@@ -718,4 +733,111 @@ def format_summary(summary: dict[str, Any], *, max_listed: int = 20) -> str:
             lines += [f"  {terminal_text(item)}" for item in items[:max_listed]]
             if len(items) > max_listed:
                 lines.append(f"  ... and {len(items) - max_listed} more")
+    return lines
+
+
+# -- several models in one run ---------------------------------------------------------
+
+
+def model_results(ds: xr.Dataset) -> dict[str, xr.Dataset]:
+    """Each model's results of a run of several models, as a run of that model alone.
+
+    ``ds.sel(model=name, drop=True)`` with the attrs of that model's own pairing
+    (unpaired and skipped files, size groups, sources) from the ``model_attrs`` attr.
+    """
+    try:
+        per_model = json.loads(ds.attrs.get(MODEL_ATTRS, "{}"))
+    except (TypeError, ValueError):
+        per_model = {}
+    if not isinstance(per_model, Mapping):
+        per_model = {}
+    out = {}
+    for name in text_values(ds[MODEL].values):
+        one = ds.sel({MODEL: name}, drop=True)
+        attrs = {k: v for k, v in ds.attrs.items() if k not in (MODELS, MODEL_ATTRS)}
+        attrs.update(per_model.get(name, {}))
+        one.attrs = attrs
+        out[name] = one
+    return out
+
+
+_COUNTED = (
+    "pairs",
+    "ok",
+    "failed",
+    "pending",
+    "unpaired_reference",
+    "unpaired_generated",
+    "skipped_files",
+)
+
+
+def _summarize_models(ds: xr.Dataset, worst: int) -> dict[str, Any]:
+    """The summary of several models: one full summary per model under ``models``.
+
+    The top level keeps the keys of one model's summary where they add up (pair
+    counts; failures, unpaired and skipped files named ``"<model>: <name>"``); the
+    scores are per model only (None or empty at the top level: a mean over models
+    would mix what the run compares).
+    """
+    models = {name: summarize(one, worst=worst) for name, one in model_results(ds).items()}
+    total = {key: sum(s[key] for s in models.values()) for key in _COUNTED}
+
+    def prefixed(items_of: Any) -> list[Any]:
+        out: list[Any] = []
+        for name, s in models.items():
+            for item in items_of(s):
+                if isinstance(item, Mapping):
+                    first = "image" if "image" in item else "path"
+                    out.append({**item, first: f"{name}: {item[first]}", MODEL: name})
+                else:
+                    out.append(f"{name}: {item}")
+        return out
+
+    return {
+        **total,
+        "models": [{MODEL: name, **s} for name, s in models.items()],
+        "mean": None,
+        "pixel_mean": None,
+        "quantiles": {},
+        "image_quantiles": {},
+        **{name: None for name in COMPONENTS},
+        **_NO_ERRORS,
+        "region_psnr": {},
+        "regions": {},
+        "worst": [],
+        "failures": prefixed(lambda s: s["failures"]),
+        "unpaired": {
+            side: prefixed(lambda s, side=side: s["unpaired"][side])
+            for side in (REFERENCE, GENERATED)
+        },
+        "skipped": prefixed(lambda s: s["skipped"]),
+    }
+
+
+def _format_models(summary: dict[str, Any], max_listed: int) -> str:
+    """The table of several models: one row per model, then the failures and files."""
+    width = max([5, *(len(terminal_text(m[MODEL])) for m in summary["models"])])
+    lines = [
+        f"models       {len(summary['models']):>8}",
+        f"pairs        {summary['pairs']:>8}   (all models)",
+        f"  ok         {summary['ok']:>8}",
+        f"  failed     {summary['failed']:>8}",
+    ]
+    if summary["pending"]:
+        lines.append(f"  pending    {summary['pending']:>8}   (resume the run to compute them)")
+    lines += [
+        "",
+        f"{'model':<{width}}  {'SSIM':>8}{'PSNR dB':>9}{'ok':>8}{'failed':>8}{'pending':>8}"
+        f"{'unpaired':>10}",
+    ]
+    for row in summary["models"]:
+        unpaired = f"{row['unpaired_reference']}/{row['unpaired_generated']}"
+        lines.append(
+            f"{terminal_text(row[MODEL]):<{width}}  {_fmt(row['mean']):>8}"
+            f"{_fmt_db(row.get(PSNR)):>9}{row['ok']:>8}{row['failed']:>8}{row['pending']:>8}"
+            f"{unpaired:>10}"
+        )
+    lines.append("(SSIM, PSNR: means per image over the ok pairs; unpaired: reference/generated)")
+    lines += _listings(summary, max_listed)
     return "\n".join(lines)

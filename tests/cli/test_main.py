@@ -544,3 +544,38 @@ def test_evaluate_to_a_bucket_prints_the_url_and_json_without_credentials(
     report = tmp_path / "report"
     assert main(["report", url, "--out", str(report), "--storage-option", endpoint]) == 0
     assert (report / "report.html").is_file()
+
+
+def test_several_generated_folders_are_one_run_reported_per_model(
+    tmp_path: Path,
+    rng: np.random.Generator,
+    make_folders: MakeFolders,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    ref, gen = make_folders(tmp_path / "data", rng)
+    worse = tmp_path / "data" / "worse"
+    worse.mkdir()
+    for path in sorted(gen.iterdir()):
+        image = np.asarray(Image.open(path)).astype(int)
+        noisy = np.clip(image + rng.integers(-60, 61, image.shape), 0, 255).astype(np.uint8)
+        Image.fromarray(noisy).save(worse / path.name)
+    (worse / "img1.png").write_bytes(b"")
+    out = tmp_path / "r.zarr"
+    code = main(["evaluate", str(ref), str(gen), str(worse), "--out", str(out)])
+    assert code == 1  # one pair of model "worse" failed
+    captured = capsys.readouterr()
+    rows = {line.split()[0]: line.split() for line in captured.out.splitlines() if line}
+    assert rows["gen"][3:5] == ["4", "0"] and rows["worse"][3:5] == ["3", "1"]
+    assert float(rows["gen"][1]) > float(rows["worse"][1])  # mean SSIM per model
+    assert "worse: img1.png" in captured.out and "empty file" in captured.out
+    ds = sp.open_results(out)
+    assert ds.model.values.tolist() == ["gen", "worse"]
+    assert main(["evaluate", str(ref), str(gen), str(worse), "--out", str(out), "--json"]) == 2
+    capsys.readouterr()  # refused: the store exists
+    json_out = tmp_path / "j.zarr"
+    main(["evaluate", str(ref), str(gen), str(worse), "--out", str(json_out), "--json", "--quiet"])
+    summary = json.loads(capsys.readouterr().out)
+    assert [m["model"] for m in summary["models"]] == ["gen", "worse"]
+    assert [m["ok"] for m in summary["models"]] == [4, 3]
+    assert summary["pairs"] == 8 and summary["failed"] == 1
+    assert summary["models"][0]["unpaired"]["reference"] == ["lonely.png"]

@@ -73,3 +73,19 @@ def test_mse_and_psnr_have_units_and_are_optional_for_earlier_results(result):
     validate_dataset(result.drop_vars(["mse", "psnr"]))  # written by an earlier version
     with pytest.raises(ValueError, match=r"variable 'psnr' has dims \('image',\)"):
         validate_dataset(result.assign(psnr=((IMAGE,), np.zeros(3))))
+
+
+def test_a_model_dimension_is_valid_only_leading_every_pair_variable(
+    rng: np.random.Generator,
+) -> None:
+    from pipeline.results.schema import validate_dataset
+
+    x = rng.integers(0, 256, (3, 24, 24), dtype=np.uint8)
+    ds = sp.evaluate(x, [x, 255 - x])
+    validate_dataset(ds)
+    assert ds.ssim.dims == ("model", "image", "region")
+    broken = ds.assign(ssim=ds.ssim.transpose("image", "model", "region"))
+    with pytest.raises(
+        ValueError, match=r"'ssim' has dims .*expected \('model', 'image', 'region'\)"
+    ):
+        validate_dataset(broken)

@@ -178,3 +178,30 @@ def test_summary_of_results_without_mse_and_psnr(result) -> None:
     assert summary["region_psnr"] == {}
     assert "psnr" not in summary["worst"][0]
     assert "PSNR" not in format_summary(summary)
+
+
+def test_several_models_are_summarized_one_row_per_model(rng: np.random.Generator) -> None:
+    # Each model's row must be that model's own summary (its single run summarized).
+    x = rng.integers(0, 256, (4, 32, 32), dtype=np.uint8)
+    close = np.clip(x + rng.normal(0, 5, x.shape), 0, 255).astype(np.uint8)
+    far = np.clip(x + rng.normal(0, 40, x.shape), 0, 255).astype(np.uint8)
+    far_nan = far.astype(np.float64)
+    far_nan[2, 10, 10] = np.nan  # that pair fails (nan_policy "fail")
+    ds = sp.evaluate(
+        x.astype(np.float64), {"close": close.astype(np.float64), "far": far_nan}, data_range=255.0
+    )
+    summary = summarize(ds)
+    assert [row["model"] for row in summary["models"]] == ["close", "far"]
+    for row, generated in zip(summary["models"], (close, far_nan), strict=True):
+        own = summarize(
+            sp.evaluate(x.astype(np.float64), generated.astype(np.float64), data_range=255.0)
+        )
+        for key in ("mean", "psnr", "ok", "failed", "pairs", "quantiles"):
+            assert row[key] == own[key], key
+    assert (summary["ok"], summary["failed"], summary["pairs"]) == (7, 1, 8)
+    assert summary["failures"][0]["image"].startswith("far: ")
+    table = format_summary(summary)
+    lines = {line.split()[0]: line.split() for line in table.splitlines() if line.strip()}
+    assert lines["close"][1] == f"{summary['models'][0]['mean']:.4f}"
+    assert lines["far"][3:5] == ["3", "1"]
+    json.dumps(summary, allow_nan=False)  # JSON-safe, as --json prints it

@@ -1,0 +1,345 @@
+"""Several generated sources (models) against one reference, in one run.
+
+:func:`evaluate_models` opens each model's pair against the same reference
+(:func:`pipeline.inputs.models.open_models`) and plans each one as a run of its
+own (:func:`pipeline.engine.plan.plan_run`): same checks, same graphs, so each
+model's values are exactly those of its own run. The run then computes the
+models in lockstep, one commit batch at a time: a single ``dask.compute`` call
+takes every model's statistics of the batch, and the reference decode tasks,
+whose graph keys depend on the reference alone, are shared by all of them --
+each reference is decoded once per run, not once per model. The batch's rows of
+every model are then committed together (one chunk of the store holds them).
+
+The Dataset gains a leading ``model`` dimension (coordinate ``model``; ``generated``
+becomes ``(model, image)``); ``ds.sel(model=name, drop=True)`` holds that model's
+own run. Every model has the same ``image`` axis: a reference that one folder
+lacks is a failed row of that model (``generated`` ``""``, the reason in ``status``).
+Models whose pairs fall into other size groups or batches (a pair that fails from
+its headers sits in the first size group) are refused, naming them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+import dask
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from pipeline.engine.batches import BatchCallback, RetryCallback
+from pipeline.engine.batches import RunState as _RunState
+from pipeline.engine.batches import batch_status as _batch_status
+from pipeline.engine.batches import finalize_batch as _finalize_batch
+from pipeline.engine.batches import fresh_path as _fresh_path
+from pipeline.engine.batches import run_scheduler as _scheduler
+from pipeline.engine.batches import run_storage_options as _storage_options
+from pipeline.engine.plan import RunPlan, plan_run
+from pipeline.engine.schedulers import SchedulerSession
+from pipeline.engine.settings import RunConfig
+from pipeline.inputs.files import is_transient_status
+from pipeline.inputs.models import model_sources, open_models
+from pipeline.results.schema import (
+    AMBIGUOUS,
+    GENERATED,
+    MODEL,
+    MODEL_ATTRS,
+    MODELS,
+    SIZE_GROUPS,
+    SKIPPED_FILES,
+    STATUS_OK,
+    UNPAIRED_GENERATED,
+    UNPAIRED_REFERENCE,
+    build_dataset,
+    template_dataset,
+)
+from pipeline.results.stores import ZarrSink, export_csv, export_netcdf, open_results
+
+__all__ = ["evaluate_models"]
+
+# Attrs that describe one model's pairing: kept per model in ``model_attrs``; the lists
+# also at the top level, each entry prefixed with its model's name.
+_PER_MODEL_LISTS = (UNPAIRED_REFERENCE, UNPAIRED_GENERATED, AMBIGUOUS, SKIPPED_FILES)
+_PER_MODEL = (
+    *_PER_MODEL_LISTS,
+    SIZE_GROUPS,
+    "sources",
+    "source_fingerprint",
+    "data_range",
+    "data_range_source",
+)
+
+
+def evaluate_models(
+    reference: Any,
+    generated: Any,
+    *,
+    config: RunConfig,
+    on_batch: BatchCallback | None = None,
+    on_retry: RetryCallback | None = None,
+) -> xr.Dataset:
+    """Every model of ``generated`` (a list or a mapping ``{name: source}``) against ``reference``.
+
+    Called by :func:`pipeline.evaluate` when ``generated`` holds several sources;
+    same parameters and outputs, the Dataset with a leading ``model`` dimension.
+    ``on_batch(done, total, pairs)`` counts the pairs of every model in the batch
+    (images times models).
+
+    Raises
+    ------
+    ValueError
+        Models whose pairs differ (other images, another order or batching: named),
+        ``save_maps`` (maps are saved for one model per run), or any error of one
+        model's pair (prefixed with the model's name).
+    """
+    named = model_sources(generated)
+    names = [name for name, _ in named]
+    if config.save_maps:
+        raise ValueError(
+            "save_maps saves the SSIM maps of one model per run; evaluate the models "
+            f"{', '.join(names)} with save_maps one at a time, or drop save_maps"
+        )
+    pairs = open_models(
+        reference, named, channel_axis=config.channel_axis, options=config.input_options()
+    )
+    plans = [plan_run(config, pair) for pair in pairs]
+    _check_aligned(names, plans)
+    first = plans[0]
+    states = [_RunState.start(plan) for plan in plans]
+    attrs = _attrs(names, plans)
+    n_images = first.pair.n_images
+    generated_names = np.stack([np.asarray(plan.pair.generated_names) for plan in plans])
+    output_format = config.resolved_output_format()
+    if output_format == "zarr":
+        assert config.output is not None
+        template = _template(names, plans, attrs)
+        sink = ZarrSink(
+            config.output,
+            template,
+            batch_images=first.batch_images,
+            zarr_format=config.zarr_format,
+            resume=config.resume,
+            overwrite=config.overwrite,
+            storage_options=_storage_options(config),
+        )
+        try:
+            todo, n_retried = sink.pending(
+                first.batches, retry=is_transient_status if config.resume else None
+            )
+            if n_retried and on_retry is not None:
+                on_retry(n_retried)
+            del template
+            with _scheduler(config, needed=bool(todo)) as session:
+                for done, (start, stop) in enumerate(todo, 1):
+                    _commit_models(plans, states, sink, start, stop, session)
+                    if on_batch is not None:
+                        on_batch(done, len(todo), (stop - start) * len(plans))
+        finally:
+            sink.close()
+        return open_results(config.output, storage_options=_storage_options(config))
+
+    if output_format in ("netcdf", "csv"):
+        _fresh_path(config)
+    statistics: dict[str, np.ndarray] = {}
+    with _scheduler(config) as session:
+        for done, (start, stop) in enumerate(first.batches, 1):
+            part = _batch_models(plans, states, start, stop, session)
+            for name, values in part.items():
+                if name not in statistics:
+                    shape = (len(plans), n_images, *values.shape[2:])
+                    statistics[name] = np.empty(shape, values.dtype)
+                statistics[name][:, start:stop] = values
+            del part
+            if on_batch is not None:
+                on_batch(done, len(first.batches), (stop - start) * len(plans))
+    datasets = [
+        build_dataset(
+            {name: values[m] for name, values in statistics.items()},
+            image=plan.pair.image,
+            reference=list(plan.pair.reference_names),
+            generated=list(plan.pair.generated_names),
+            regions=plan.region_names,
+            status=_batch_status(states[m], 0, n_images),
+            attrs=attrs,
+        )
+        for m, plan in enumerate(plans)
+    ]
+    ds = _stacked(names, datasets, generated_names, attrs)
+    options = _storage_options(config)
+    if output_format == "netcdf":
+        export_netcdf(ds, _fresh_path(config), storage_options=options)
+    elif output_format == "csv":
+        export_csv(ds, _fresh_path(config), storage_options=options)
+    return ds
+
+
+def _check_aligned(names: list[str], plans: list[RunPlan]) -> None:
+    """Refuse models that do not pair the same images in the same order and batches."""
+    first = plans[0]
+    ours = [str(v) for v in first.pair.image]
+    for name, plan in zip(names[1:], plans[1:], strict=True):
+        theirs = [str(v) for v in plan.pair.image]
+        if theirs != ours:
+            missing = sorted(set(ours) - set(theirs))
+            extra = sorted(set(theirs) - set(ours))
+            detail = []
+            if missing:
+                detail.append(f"{name!r} lacks {_few(missing)} that {names[0]!r} pairs")
+            if extra:
+                detail.append(f"{name!r} pairs {_few(extra)} that {names[0]!r} lacks")
+            if not detail:
+                detail.append(
+                    "the same images in another order (pairs that failed on their headers, "
+                    "e.g. of another size, sit in the first size group)"
+                )
+            raise ValueError(
+                f"models {names[0]!r} and {name!r} pair different images with the reference: "
+                f"{'; '.join(detail)}. Every model must pair the same reference images; "
+                "evaluate such a model in a run of its own"
+            )
+        if plan.batches != first.batches or plan.region_names != first.region_names:
+            raise ValueError(
+                f"models {names[0]!r} and {name!r} pair the same images in other size groups "
+                "or batches (a pair that fails from its headers, e.g. a generated image of "
+                "another size, sits in the first size group); evaluate such a model in a run "
+                "of its own"
+            )
+
+
+def _few(ids: list[str], limit: int = 5) -> str:
+    shown = ", ".join(repr(i) for i in ids[:limit])
+    more = f" and {len(ids) - limit} more" if len(ids) > limit else ""
+    return f"{len(ids)} image(s) ({shown}{more})"
+
+
+def _attrs(names: list[str], plans: list[RunPlan]) -> dict[str, Any]:
+    """The run's attrs: the first model's settings, each model's pairing, one fingerprint."""
+    attrs = dict(plans[0].attrs)
+    per_model = {
+        name: {key: plan.attrs[key] for key in _PER_MODEL if key in plan.attrs}
+        for name, plan in zip(names, plans, strict=True)
+    }
+    for key in _PER_MODEL_LISTS:
+        if key in attrs:
+            attrs[key] = [
+                f"{name}: {entry}"
+                for name, plan in zip(names, plans, strict=True)
+                for entry in plan.attrs.get(key, [])
+            ]
+    identity = json.dumps(
+        [
+            [name, plan.attrs.get("source_fingerprint")]
+            for name, plan in zip(names, plans, strict=True)
+        ]
+    )
+    attrs["source_fingerprint"] = hashlib.sha256(identity.encode()).hexdigest()[:16]
+    attrs["sources"] = json.dumps(
+        {name: plan.attrs.get("sources") for name, plan in zip(names, plans, strict=True)}
+    )
+    attrs[MODELS] = json.dumps(names)
+    attrs[MODEL_ATTRS] = json.dumps(per_model, default=str)
+    return attrs
+
+
+def _stacked(
+    names: list[str],
+    datasets: list[xr.Dataset],
+    generated_names: np.ndarray,
+    attrs: dict[str, Any],
+) -> xr.Dataset:
+    """Per-model Datasets of one layout joined along a leading ``model`` dimension."""
+    parts = [ds.drop_vars(GENERATED) for ds in datasets]
+    ds = xr.concat(
+        parts,
+        dim=pd.Index(names, name=MODEL),
+        data_vars="all",
+        coords="minimal",
+        compat="override",
+        join="override",
+        combine_attrs="override",
+    )
+    ds = ds.assign_coords({GENERATED: ((MODEL, "image"), generated_names.astype(object))})
+    ds[MODEL] = ds[MODEL].astype(object)
+    ds.attrs = dict(attrs)
+    return ds
+
+
+def _template(names: list[str], plans: list[RunPlan], attrs: dict[str, Any]) -> xr.Dataset:
+    """The store's layout: each model's template joined along ``model`` (one chunk)."""
+    config = plans[0].config
+    datasets = [
+        template_dataset(
+            image=plan.pair.image,
+            reference=list(plan.pair.reference_names),
+            generated=list(plan.pair.generated_names),
+            regions=plan.region_names,
+            bins=config.hist_bins,
+            batch_images=plan.batch_images,
+            attrs=attrs,
+            ms_ssim=plan.ms_ssim is not None,
+            nan_masked=config.nan_policy == "mask",
+        )
+        for plan in plans
+    ]
+    generated_names = np.stack([np.asarray(plan.pair.generated_names) for plan in plans])
+    ds = _stacked(names, datasets, generated_names, attrs)
+    for name, variable in ds.data_vars.items():
+        if variable.chunks is not None:  # the statistics: one chunk over every model
+            ds[name] = variable.chunk({MODEL: -1})
+    return ds
+
+
+def _batch_models(
+    plans: list[RunPlan],
+    states: list[_RunState],
+    start: int,
+    stop: int,
+    session: SchedulerSession,
+) -> dict[str, np.ndarray]:
+    """Every model's finalized statistics of pairs ``[start, stop)``, stacked on ``model``.
+
+    One ``dask.compute`` takes all models' graphs: the tasks they share (the reference
+    decode) run once.
+    """
+    wanted: list[Any] = []
+    layout: list[tuple[int, int, int]] = []  # per model: index of statistics, ms, reads
+    for plan in plans:
+        at = len(wanted)
+        wanted.append(plan.statistics[start:stop])
+        ms = -1
+        if plan.ms_ssim is not None:
+            ms = len(wanted)
+            wanted.append(plan.ms_ssim[start:stop])
+        reads = -1
+        if plan.read_status is not None:
+            reads = len(wanted)
+            wanted.append(plan.read_status[start:stop])
+        layout.append((at, ms, reads))
+    found = dask.compute(*wanted, **session.compute_kwargs)
+    parts = []
+    for plan, state, (at, ms, reads) in zip(plans, states, layout, strict=True):
+        if ms >= 0:
+            assert state.ms_ssim is not None
+            state.ms_ssim[start:stop] = found[ms]
+        if reads >= 0:
+            for offset, text in enumerate(found[reads]):
+                if text != STATUS_OK:
+                    state.status[start + offset] = str(text)
+        parts.append(_finalize_batch(plan, state, start, stop, np.asarray(found[at])))
+    return {name: np.stack([part[name] for part in parts]) for name in parts[0]}
+
+
+def _commit_models(
+    plans: list[RunPlan],
+    states: list[_RunState],
+    sink: ZarrSink,
+    start: int,
+    stop: int,
+    session: SchedulerSession,
+) -> None:
+    """Compute pairs ``[start, stop)`` of every model and commit them in one batch."""
+    statistics = _batch_models(plans, states, start, stop, session)
+    status = np.array([_batch_status(state, start, stop) for state in states], dtype=object)
+    sink.write(start, stop, statistics, status)
