@@ -8,6 +8,7 @@ Importing :mod:`pipeline` registers an xarray Dataset accessor named ``review``
     ds.review.worst(5)           # the five lowest-scoring pairs, as a table
     ds.review.quantile(0.05)     # a quantile of every valid SSIM-map pixel
     ds.review.compare(other)     # two models on the same references
+    ds.review.compare()          # a Dataset with a ``model`` dimension: rank its models
     ds.review.show_pair("a.png") # reference, generated, SSIM (and l, c, s) maps
 
 Quantiles come from the merged ``ssim_hist`` histograms, interpolated linearly
@@ -240,45 +241,92 @@ class ReviewAccessor:
 
     def compare(
         self,
-        other: xr.Dataset,
-        *,
-        names: tuple[str, str] = ("a", "b"),
+        *others: xr.Dataset,
+        names: Sequence[str] | None = None,
         variable: str = SSIM,
         check_params: bool = True,
+        confidence: float = 0.95,
+        resamples: int = 2000,
+        seed: int = 0,
+        disagreements: int = 10,
     ) -> xr.Dataset:
-        """Two models evaluated on the same references: differences, winners, paired tests.
+        """Models evaluated on the same references: rank them, test them, confront them.
 
-        Pairs are aligned on ``image`` (the ids both results share, in this
-        Dataset's order) and on the regions both have. Pairs that failed in either
-        run are NaN and left out of the statistics.
+        Two forms, chosen by what is compared:
+
+        * **two single-model results** (``ds.review.compare(other)``, neither with a
+          ``model`` dimension): the pair-by-pair table. Pairs are aligned on
+          ``image`` (the ids both share, in this Dataset's order) and on the regions
+          both have; pairs that failed in either run are NaN and left out of the
+          statistics.
+        * **several models** (this Dataset has a ``model`` dimension, or two or more
+          ``others`` are given; a multi-model Dataset's models count one by one):
+          the ranking by mean SSIM and mean PSNR with bootstrap confidence
+          intervals over the references ok in every model, paired Wilcoxon and t
+          tests between every pair of models on the references ok in both (with
+          Holm's correction), the winner of each region and the references where
+          the models disagree most (:mod:`pipeline.review.models` says why each
+          method).
 
         Parameters
         ----------
-        other : xarray.Dataset
-            The second model's results.
-        names : (str, str)
-            Labels of this Dataset's model and ``other``'s, used in ``winner``.
+        *others : xarray.Dataset
+            Other models' results (none: compare this Dataset's own models).
+        names : sequence of str, optional
+            One label per model, in order (this Dataset's models first). Default:
+            ``("a", "b")`` for two single-model results; otherwise the ``model``
+            coordinate's names, and ``model-<k>`` (``k`` its position among all
+            models) for a result without one.
         variable : str
-            The statistic compared (default ``ssim``).
+            The statistic tested, whose region winners and disagreements are found
+            (default ``ssim``; for ``mse`` lower wins). The ranking is always by
+            SSIM and PSNR.
         check_params : bool
             Refuse results computed with different SSIM parameters.
+        confidence : float
+            Level of the ranking's intervals (several models).
+        resamples : int
+            Bootstrap resamples of the intervals (several models).
+        seed : int
+            Seed of the bootstrap's generator: the same call gives the same intervals.
+        disagreements : int
+            How many of the most-disagreeing references to list (several models).
 
         Returns
         -------
         xarray.Dataset
-            Over ``(image, region)``: ``a``, ``b`` (the scores), ``difference``
-            (``a - b``), ``winner`` (a name, ``"tie"`` or ``""`` when a score is
-            missing). Over ``region``: ``n_pairs``, ``mean_difference``,
-            ``std_difference`` (ddof 1), ``wins_a``, ``wins_b``, ``ties``,
-            ``t_statistic`` and ``p_value`` of the paired two-sided t-test.
-            attrs: ``names``, ``variable``, ``same_references``.
+            Two single-model results: over ``(image, region)``, ``a``, ``b`` (the
+            scores), ``difference`` (``a - b``), ``winner`` (a name, ``"tie"`` or
+            ``""`` when a score is missing); over ``region``, ``n_pairs``,
+            ``mean_difference``, ``std_difference`` (ddof 1), ``wins_a``,
+            ``wins_b``, ``ties``, ``t_statistic`` and ``p_value`` of the paired
+            two-sided t-test; attrs ``names``, ``variable``, ``same_references``.
+
+            Several models: over ``model``, ``n_ok``, ``ssim_mean``,
+            ``ssim_ci_low``, ``ssim_ci_high``, ``ssim_rank`` (1 = best) and the same
+            four for ``psnr``; over ``model_pair`` (``"a vs b"``, coordinates
+            ``model_a``, ``model_b``), ``n_pairs`` (ok in both), ``mean_difference``
+            (a - b), ``wins_a``, ``wins_b``, ``wilcoxon_statistic``,
+            ``wilcoxon_p``, ``wilcoxon_p_holm``, ``t_statistic``, ``t_p``,
+            ``t_p_holm``; over ``(model, region)``, ``region_mean`` and over
+            ``region``, ``region_winner``; over ``disagreement`` (rank 1 = largest
+            spread; coordinate ``disagreement_image``), ``spread``, ``best_model``,
+            ``worst_model``, and over ``(disagreement, model)``,
+            ``disagreement_score`` and ``disagreement_position`` (the pair's
+            position in that model's results). attrs: ``models``, ``variable``,
+            ``n_shared`` (references ok in every model), ``n_ssim``, ``n_psnr``
+            (references each ranking is over), ``confidence``, ``resamples``,
+            ``seed``, ``interval``, ``correction``.
 
         Raises
         ------
         TypeError
-            ``other`` is not a Dataset.
+            An ``other`` that is not a Dataset.
         ValueError
-            No image id in common, different SSIM parameters, or a bad ``variable``.
+            One model only (no ``model`` dimension and nothing else given), no image
+            id in common, no reference ok in every model, different SSIM
+            parameters, names that are not one unique label per model, or a bad
+            ``variable``, ``confidence``, ``resamples`` or ``disagreements``.
 
         Examples
         --------
@@ -289,9 +337,21 @@ class ReviewAccessor:
         >>> result = sp.evaluate(x, noisy(5)).review.compare(sp.evaluate(x, noisy(40)))
         >>> int(result.wins_a.sel(region="all"))
         3
+        >>> runs = [sp.evaluate(x, noisy(s)) for s in (40, 5, 20)]
+        >>> ranking = runs[0].review.compare(*runs[1:], names=["n40", "n5", "n20"])
+        >>> ranking.ssim_rank.values.tolist()
+        [3, 1, 2]
         """
-        return review_comparison.compare_results(
-            self._ds, other, names=names, variable=variable, check_params=check_params
+        return review_comparison.compare(
+            self._ds,
+            others,
+            names=names,
+            variable=variable,
+            check_params=check_params,
+            confidence=confidence,
+            resamples=resamples,
+            seed=seed,
+            disagreements=disagreements,
         )
 
     # -- figures ---------------------------------------------------------------
