@@ -173,13 +173,16 @@ def _not_evaluated(attrs: Mapping[str, Any]) -> list[str]:
     return parts
 
 
-def html_page(
-    attrs: Mapping[str, Any],
-    data: ResultsScan,
-    figures: dict[str, bytes | None],
-    map_notes: Sequence[str],
-) -> str:
-    """The page from the results' attrs, their scan, the figures' PNG bytes and map notes."""
+def _head(title: str) -> list[str]:
+    return [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>",
+    ]
+
+
+def _counts(attrs: Mapping[str, Any], data: ResultsScan) -> list[list[str]]:
     counts = [
         ["pairs", f"{data.n_pairs:,}"],
         ["ok", f"{data.n_ok:,}"],
@@ -195,19 +198,23 @@ def html_page(
     for key in ("profile", "color_mode", "data_range", "package_version", "created"):
         if key in attrs:
             counts.append([key, str(attrs[key])])
+    return counts
+
+
+def _results_body(
+    data: ResultsScan,
+    figures: Mapping[str, bytes | None],
+    map_notes: Sequence[str],
+    *,
+    level: int = 2,
+    prefix: str = "",
+) -> list[str]:
+    """Distribution, regions, worst and failed pairs of one model's results."""
+    h = f"h{level}"
     parts = [
-        "<!DOCTYPE html>",
-        '<html lang="en"><head><meta charset="utf-8">',
-        '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<title>SSIM report</title><style>{_CSS}</style></head><body>",
-        "<h1>SSIM report</h1>",
-        f'<p class="sub">{data.n_pairs:,} pairs; scores are the mean of the valid SSIM map '
-        "(region 'all' is the standard score).</p>",
-        "<h2>Summary</h2>",
-        _table(None, counts, "counts"),
         _table(["per image", "mean", "q05", "q25", "median", "q75", "q95"], _summary_rows(data)),
         _errors_note(data),
-        "<h2>Distribution</h2>",
+        f"<{h}>{prefix}Distribution</{h}>",
         _figure_html(
             figures.get("histogram"),
             "SSIM histogram",
@@ -217,14 +224,17 @@ def html_page(
     ]
     if figures.get("regions") is not None:
         parts += [
-            "<h2>Regions</h2>",
+            f"<{h}>{prefix}Regions</{h}>",
             _figure_html(
                 figures["regions"],
                 "SSIM per region",
                 "Mean SSIM per region: all pairs, then the worst pairs.",
             ),
         ]
-    parts += [f"<h2>Worst {len(data.worst)} pairs</h2>", _worst_table(data, map_notes)]
+    parts += [
+        f"<{h}>{prefix}Worst {len(data.worst)} pairs</{h}>",
+        _worst_table(data, map_notes),
+    ]
     parts.append(
         _figure_html(
             figures.get("worst"),
@@ -234,12 +244,34 @@ def html_page(
         )
     )
     if data.failed:
-        parts += ["<h2>Failed pairs</h2>", _table(["image", "reason"], data.failed, "failed")]
+        parts += [
+            f"<{h}>{prefix}Failed pairs</{h}>",
+            _table(["image", "reason"], data.failed, "failed"),
+        ]
         if data.n_failed > len(data.failed):
             parts.append(
                 f"<p>The first {len(data.failed):,} of {data.n_failed:,} failed pairs; "
                 "the results' <code>status</code> variable has every reason.</p>"
             )
+    return parts
+
+
+def html_page(
+    attrs: Mapping[str, Any],
+    data: ResultsScan,
+    figures: dict[str, bytes | None],
+    map_notes: Sequence[str],
+) -> str:
+    """The page from the results' attrs, their scan, the figures' PNG bytes and map notes."""
+    parts = [
+        *_head("SSIM report"),
+        "<h1>SSIM report</h1>",
+        f'<p class="sub">{data.n_pairs:,} pairs; scores are the mean of the valid SSIM map '
+        "(region 'all' is the standard score).</p>",
+        "<h2>Summary</h2>",
+        _table(None, _counts(attrs, data), "counts"),
+        *_results_body(data, figures, map_notes),
+    ]
     parts += _not_evaluated(attrs)
     parts.append("</body></html>")
     return "\n".join(part for part in parts if part)
