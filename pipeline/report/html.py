@@ -5,7 +5,10 @@ of SSIM and its components per image), the figures of
 :mod:`pipeline.review.figures` embedded as base64 ``data:`` URIs, the worst
 pairs with both of their files, their worst region and where each SSIM map came
 from, the failed pairs with their reason, and the files that were not evaluated:
-unpaired, ambiguous and skipped. Text taken from the results (file names,
+unpaired, ambiguous and skipped. :func:`models_page` builds the page of several
+models: their comparison first (ranking with confidence intervals, the matrix of
+paired tests, the best model per region, the references they disagree on most),
+then one section per model with the single-model content. Text taken from the results (file names,
 statuses, attrs) goes through :func:`pipeline.results.text.printable_text` (every
 character shows, none acts) and :func:`html.escape`.
 """
@@ -15,7 +18,7 @@ from __future__ import annotations
 import base64
 import html
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -24,16 +27,21 @@ from pipeline.results.schema import (
     COMPONENTS,
     MSE,
     PSNR,
+    REGION,
     SKIPPED_FILES,
     SSIM,
     UNPAIRED_GENERATED,
     UNPAIRED_REFERENCE,
 )
 from pipeline.results.summary import PairRow, ResultsScan
-from pipeline.results.text import printable_text
+from pipeline.results.text import printable_text, text_values
 from pipeline.review.figures import PAGE_WIDTH_PX
+from pipeline.review.models import DISAGREEMENT, MODEL, MODEL_PAIR
 
-__all__ = ["html_page"]
+if TYPE_CHECKING:
+    import xarray as xr
+
+__all__ = ["html_page", "models_page"]
 
 
 def _summary_rows(data: ResultsScan) -> list[list[str]]:
@@ -272,6 +280,196 @@ def html_page(
         _table(None, _counts(attrs, data), "counts"),
         *_results_body(data, figures, map_notes),
     ]
+    parts += _not_evaluated(attrs)
+    parts.append("</body></html>")
+    return "\n".join(part for part in parts if part)
+
+
+# -- several models ------------------------------------------------------------
+
+
+def _interval(mean: float, low: float, high: float, form: str) -> list[str]:
+    if not np.isfinite(mean):
+        return ["–", "–"]
+    return [f"{mean:{form}}", f"{low:{form}} – {high:{form}}"]
+
+
+def _ranking_table(comparison: xr.Dataset) -> str:
+    names = text_values(comparison[MODEL].values)
+    with_psnr = f"{PSNR}_mean" in comparison
+    order = np.argsort(comparison[f"{SSIM}_rank"].values, kind="stable")
+    level = round(100 * float(comparison.attrs["confidence"]))
+    rows = []
+    for k in order:
+        row = [str(int(comparison[f"{SSIM}_rank"].values[k])), names[k]]
+        row.append(f"{int(comparison['n_ok'].values[k]):,}")
+        row += _interval(
+            *(
+                float(comparison[f"{SSIM}_{key}"].values[k])
+                for key in ("mean", "ci_low", "ci_high")
+            ),
+            ".4f",
+        )
+        if with_psnr:
+            rank = int(comparison[f"{PSNR}_rank"].values[k])
+            row += [str(rank) if rank else "–"]
+            row += _interval(
+                *(
+                    float(comparison[f"{PSNR}_{key}"].values[k])
+                    for key in ("mean", "ci_low", "ci_high")
+                ),
+                ".2f",
+            )
+        rows.append(row)
+    header = ["SSIM rank", "model", "ok pairs", "mean SSIM", f"SSIM {level}% CI"]
+    header += ["PSNR rank", "mean PSNR (dB)", f"PSNR {level}% CI"] if with_psnr else []
+    return _table(header, rows, "ranking")
+
+
+def _test_matrix(comparison: xr.Dataset) -> str:
+    """Model against model: mean difference (row - column), Holm-adjusted p-values, n."""
+    names = text_values(comparison[MODEL].values)
+    cells = {}
+    for k, (a, b) in enumerate(
+        zip(
+            text_values(comparison["model_a"].values),
+            text_values(comparison["model_b"].values),
+            strict=True,
+        )
+    ):
+        n = int(comparison["n_pairs"].values[k])
+        diff = float(comparison["mean_difference"].values[k])
+        w = float(comparison["wilcoxon_p_holm"].values[k])
+        t = float(comparison["t_p_holm"].values[k])
+
+        def text(sign: float, w: float = w, t: float = t, n: int = n, diff: float = diff) -> str:
+            if n == 0:
+                return "no shared ok pair"
+            return (
+                f"Δ {sign * diff:+.4f}; Wilcoxon p {w:.3g}; t-test p {t:.3g}; n {n:,}"
+                if np.isfinite(w) or np.isfinite(t)
+                else f"Δ {sign * diff:+.4f}; n {n:,} (too few to test)"
+            )
+
+        cells[a, b] = text(1.0)
+        cells[b, a] = text(-1.0)
+    rows = [[row, *(cells.get((row, col), "–") for col in names)] for row in names]
+    return _table(["row − column", *names], rows, "tests")
+
+
+def _winner_table(comparison: xr.Dataset) -> str:
+    names = text_values(comparison[MODEL].values)
+    rows = []
+    for j, region in enumerate(text_values(comparison[REGION].values)):
+        means = comparison["region_mean"].values[:, j]
+        winner = text_values(comparison["region_winner"].values)[j]
+        rows.append([region, winner or "–", *(f"{v:.4f}" for v in means)])
+    return _table(["region", "best model", *names], rows, "winners")
+
+
+def _disagreement_table(comparison: xr.Dataset, notes: Sequence[str]) -> str:
+    names = text_values(comparison[MODEL].values)
+    rows = []
+    images = text_values(comparison["disagreement_image"].values)
+    best = text_values(comparison["best_model"].values)
+    worst = text_values(comparison["worst_model"].values)
+    for k, image in enumerate(images):
+        scores = comparison["disagreement_score"].values[k]
+        row = [str(k + 1), image, f"{float(comparison['spread'].values[k]):.4f}"]
+        row += [best[k], worst[k], *(f"{v:.4f}" for v in scores)]
+        row.append(notes[k] if k < len(notes) and notes[k] else "")
+        rows.append(row)
+    header = ["#", "image", "spread", "best", "worst", *names, "images"]
+    return _table(header, rows, "disagreements")
+
+
+def _comparison_section(
+    comparison: xr.Dataset | None,
+    problem: str | None,
+    figures: Mapping[str, bytes | None],
+    notes: Sequence[str],
+) -> list[str]:
+    parts = ['<section id="comparison">', "<h2>Model comparison</h2>"]
+    if comparison is None:
+        parts += [f'<p class="failed">{html.escape(printable_text(problem or ""))}</p>']
+        return [*parts, "</section>"]
+    attrs = comparison.attrs
+    level = round(100 * float(attrs["confidence"]))
+    parts += [
+        f"<p>{attrs['n_shared']:,} references are ok in every model: the ranking's means are "
+        f"over them (PSNR over the {attrs.get('n_psnr', 0):,} of them whose PSNR is finite "
+        f"in every model). {level}% intervals: {html.escape(attrs['interval'])} "
+        f"({attrs['resamples']:,} resamples, seed {attrs['seed']}).</p>",
+        "<h3>Ranking</h3>",
+        _ranking_table(comparison),
+        "<h3>Paired tests</h3>",
+        "<p>Each pair of models on the references ok in both: mean SSIM difference (row "
+        "minus column), two-sided Wilcoxon signed-rank and paired t-test p-values, both "
+        f"Holm-corrected over the {comparison.sizes[MODEL_PAIR]:,} pairs of models.</p>",
+        _test_matrix(comparison),
+    ]
+    if comparison.sizes[REGION] > 1:
+        parts += [
+            "<h3>Best model per region</h3>",
+            _figure_html(
+                figures.get("winners"),
+                "best model per region",
+                "Each grid region coloured by the model of highest mean SSIM there.",
+            ),
+            _winner_table(comparison),
+        ]
+    if comparison.sizes[DISAGREEMENT]:
+        parts += [
+            f"<h3>Where the models disagree most ({comparison.sizes[DISAGREEMENT]})</h3>",
+            "<p>The references whose SSIM differs most between the best and the worst model.</p>",
+            _disagreement_table(comparison, notes),
+            _figure_html(
+                figures.get("disagreement"),
+                "most-disagreeing references",
+                "Reference, then each model's output with its SSIM.",
+            ),
+        ]
+    return [*parts, "</section>"]
+
+
+def models_page(
+    attrs: Mapping[str, Any],
+    comparison: xr.Dataset | None,
+    problem: str | None,
+    figures: Mapping[str, bytes | None],
+    disagreement_notes: Sequence[str],
+    sections: Sequence[tuple[str, ResultsScan, Mapping[str, bytes | None], Sequence[str]]],
+) -> str:
+    """The page of several models: their comparison first, then one section per model.
+
+    ``comparison`` is :func:`pipeline.review.models.compare_models`'s Dataset (None,
+    with ``problem`` saying why, when the models cannot be compared); ``sections``
+    are ``(model, scan, figures, map notes)`` per model.
+    """
+    names = [name for name, *_ in sections]
+    parts = [
+        *_head("SSIM report: model comparison"),
+        "<h1>SSIM report: model comparison</h1>",
+        f'<p class="sub">{len(names)} models on the same references; scores are the mean of '
+        "the valid SSIM map (region 'all' is the standard score).</p>",
+        *_comparison_section(comparison, problem, figures, disagreement_notes),
+        "<h2>Models</h2>",
+        "<ul>"
+        + "".join(
+            f'<li><a href="#model-{k}">{html.escape(printable_text(name))}</a></li>'
+            for k, name in enumerate(names)
+        )
+        + "</ul>",
+    ]
+    for k, (name, data, model_figures, notes) in enumerate(sections):
+        label = html.escape(printable_text(name))
+        parts += [
+            f'<section id="model-{k}" class="model">',
+            f"<h2>Model {label}</h2>",
+            _table(None, _counts({}, data)[:3], "counts"),
+            *_results_body(data, model_figures, notes, level=3, prefix=f"{label}: "),
+            "</section>",
+        ]
     parts += _not_evaluated(attrs)
     parts.append("</body></html>")
     return "\n".join(part for part in parts if part)
