@@ -288,7 +288,11 @@ def html_page(
 # -- several models ------------------------------------------------------------
 
 
-def _interval(mean: float, low: float, high: float, form: str) -> list[str]:
+def _interval(comparison: xr.Dataset, name: str, k: int, form: str) -> list[str]:
+    """Model ``k``'s mean of ``name`` and its interval, as two cells."""
+    mean, low, high = (
+        float(comparison[f"{name}_{key}"].values[k]) for key in ("mean", "ci_low", "ci_high")
+    )
     if not np.isfinite(mean):
         return ["–", "–"]
     return [f"{mean:{form}}", f"{low:{form}} – {high:{form}}"]
@@ -303,23 +307,11 @@ def _ranking_table(comparison: xr.Dataset) -> str:
     for k in order:
         row = [str(int(comparison[f"{SSIM}_rank"].values[k])), names[k]]
         row.append(f"{int(comparison['n_ok'].values[k]):,}")
-        row += _interval(
-            *(
-                float(comparison[f"{SSIM}_{key}"].values[k])
-                for key in ("mean", "ci_low", "ci_high")
-            ),
-            ".4f",
-        )
+        row += _interval(comparison, SSIM, int(k), ".4f")
         if with_psnr:
             rank = int(comparison[f"{PSNR}_rank"].values[k])
             row += [str(rank) if rank else "–"]
-            row += _interval(
-                *(
-                    float(comparison[f"{PSNR}_{key}"].values[k])
-                    for key in ("mean", "ci_low", "ci_high")
-                ),
-                ".2f",
-            )
+            row += _interval(comparison, PSNR, int(k), ".2f")
         rows.append(row)
     header = ["SSIM rank", "model", "ok pairs", "mean SSIM", f"SSIM {level}% CI"]
     header += ["PSNR rank", "mean PSNR (dB)", f"PSNR {level}% CI"] if with_psnr else []
@@ -405,7 +397,9 @@ def _comparison_section(
         "<h3>Paired tests</h3>",
         "<p>Each pair of models on the references ok in both: mean SSIM difference (row "
         "minus column), two-sided Wilcoxon signed-rank and paired t-test p-values, both "
-        f"Holm-corrected over the {comparison.sizes[MODEL_PAIR]:,} pairs of models.</p>",
+        f"Holm-corrected over the {comparison.sizes[MODEL_PAIR]:,} pairs of models. With n "
+        "pairs the Wilcoxon p-value is never below 2 / 2<sup>n</sup>: a few references "
+        "cannot show a significant difference however large.</p>",
         _test_matrix(comparison),
     ]
     if comparison.sizes[REGION] > 1:

@@ -288,9 +288,9 @@ def compare_models(
             "model_b": ((MODEL_PAIR,), np.asarray([names[j] for _, j in pairs], dtype=object)),
         }
     )
-    for key, values in columns.items():
+    for key, column in columns.items():
         dtype = np.int64 if key in ("n_pairs", "wins_a", "wins_b") else np.float64
-        out[key] = ((MODEL_PAIR,), np.asarray(values, dtype=dtype))
+        out[key] = ((MODEL_PAIR,), np.asarray(column, dtype=dtype))
     out["wilcoxon_p_holm"] = ((MODEL_PAIR,), holm_adjusted(out["wilcoxon_p"].values))
     out["t_p_holm"] = ((MODEL_PAIR,), holm_adjusted(out["t_p"].values))
 
