@@ -43,6 +43,8 @@ from pipeline.review import comparison as review_comparison
 from pipeline.review import maps as review_maps
 from pipeline.review import plots as review_plots
 from pipeline.review import tables as review_tables
+from pipeline.review.models import has_models, model_names
+from pipeline.review.tables import preview_ids
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -65,7 +67,9 @@ class ReviewAccessor:
     Raises
     ------
     ValueError
-        On first use of ``ds.review`` when ``ds`` lacks the result schema.
+        On first use of ``ds.review`` when ``ds`` lacks the result schema; from
+        the per-pair methods (all but :meth:`summary` and :meth:`compare`) of
+        results with several models (a ``model`` dimension), naming how to select one.
 
     Examples
     --------
@@ -83,6 +87,17 @@ class ReviewAccessor:
         check_results(ds)
         self._ds = ds
 
+    def _one_model(self) -> xr.Dataset:
+        """The Dataset, refused with a clear error when it holds several models."""
+        if has_models(self._ds):
+            names = model_names(self._ds)
+            raise ValueError(
+                f"these results hold {len(names)} models ({preview_ids(names, 4)}): compare "
+                "them with ds.review.compare(), or look at one with "
+                f"ds.sel(model={names[0]!r}, drop=True).review"
+            )
+        return self._ds
+
     # -- lookups ---------------------------------------------------------------
 
     @property
@@ -97,7 +112,7 @@ class ReviewAccessor:
 
     def ok(self) -> np.ndarray:
         """Boolean mask over ``image``: status ``ok`` and a finite score."""
-        return review_tables.ok_mask(self._ds)
+        return review_tables.ok_mask(self._one_model())
 
     def position(self, image: str | int) -> int:
         """Integer position of a pair given by id (``str``) or position (``int``).
@@ -111,7 +126,7 @@ class ReviewAccessor:
         TypeError
             Neither a string nor an integer.
         """
-        return review_tables.image_position(self._ds, image)
+        return review_tables.image_position(self._one_model(), image)
 
     # -- tables ----------------------------------------------------------------
 
@@ -173,7 +188,7 @@ class ReviewAccessor:
         >>> sp.evaluate(x, y).review.worst(1).index.tolist()
         ['1']
         """
-        return review_tables.ranked_pairs(self._ds, k, region, by, descending=False)
+        return review_tables.ranked_pairs(self._one_model(), k, region, by, descending=False)
 
     def best(self, k: int = 5, *, region: str = ALL_REGION, by: str = SSIM) -> pd.DataFrame:
         """The ``k`` highest-scoring successful pairs, highest first (see :meth:`worst`).
@@ -187,7 +202,7 @@ class ReviewAccessor:
         >>> sp.evaluate(x, y).review.best(1).index.tolist()
         ['2']
         """
-        return review_tables.ranked_pairs(self._ds, k, region, by, descending=True)
+        return review_tables.ranked_pairs(self._one_model(), k, region, by, descending=True)
 
     def quantile(
         self,
@@ -237,7 +252,7 @@ class ReviewAccessor:
         >>> bool(-1 <= float(ds.review.quantile(0.5)) <= 1)
         True
         """
-        return review_tables.map_quantiles(self._ds, q, region=region, by_image=by_image)
+        return review_tables.map_quantiles(self._one_model(), q, region=region, by_image=by_image)
 
     def compare(
         self,
@@ -375,7 +390,7 @@ class ReviewAccessor:
         >>> type(sp.evaluate(x, 255 - x).review.plot_hist()).__name__
         'Figure'
         """
-        return review_plots.plot_hist(self._ds, image)
+        return review_plots.plot_hist(self._one_model(), image)
 
     def plot_regions(self, image: str | int | None = None) -> Figure:
         """Mean SSIM per region: a heatmap for grid regions, bars for label regions.
@@ -402,7 +417,7 @@ class ReviewAccessor:
         >>> type(sp.evaluate(x, x, regions="2x2").review.plot_regions(0)).__name__
         'Figure'
         """
-        return review_plots.plot_regions(self._ds, image)
+        return review_plots.plot_regions(self._one_model(), image)
 
     def show_pair(
         self,
@@ -451,7 +466,7 @@ class ReviewAccessor:
         True
         """
         return review_plots.show_pair(
-            self._ds, image, maps=maps, reference=reference, generated=generated
+            self._one_model(), image, maps=maps, reference=reference, generated=generated
         )
 
     def pair_data(
@@ -471,5 +486,5 @@ class ReviewAccessor:
         which draws them; the HTML report uses the same lookup.
         """
         return review_maps.pair_data(
-            self._ds, image, maps=maps, reference=reference, generated=generated
+            self._one_model(), image, maps=maps, reference=reference, generated=generated
         )

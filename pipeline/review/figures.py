@@ -7,7 +7,10 @@
   for all successful pairs and for each of the worst pairs, or
   :func:`region_bars` for label regions;
 * :func:`worst_figure` -- the worst pairs side by side: reference, generated,
-  SSIM map, found or recomputed by :mod:`pipeline.review.maps`.
+  SSIM map, found or recomputed by :mod:`pipeline.review.maps`;
+* :func:`region_winner_figure` -- grid regions coloured by the model of best mean
+  SSIM, and :func:`disagreement_figure` -- the references several models disagree
+  on most, beside each model's output (the report of several models).
 
 Every figure is a ``Figure`` on the Agg canvas from :func:`new_figure`, at most
 :data:`PAGE_WIDTH_PX` wide so that the page shows it at full size (its numbers

@@ -148,3 +148,12 @@ def test_errors_name_the_problem(multi, model_runs):
         multi.review.compare(confidence=1.5)
     with pytest.raises(TypeError, match=r"other must be an xarray.Dataset.*argument 2"):
         multi.review.compare(model_runs[0], multi.ssim)
+
+
+def test_per_pair_methods_ask_for_one_model(multi):
+    with pytest.raises(ValueError, match=r"hold 3 models \('mild'.*ds.sel\(model='mild'"):
+        multi.review.worst(2)
+    with pytest.raises(ValueError, match=r"ds\.review\.compare\(\)"):
+        multi.review.plot_hist()
+    one = multi.sel(model="patchy", drop=True)
+    assert one.review.worst(1).index.tolist() == [str(int(np.argmin(_scores(one))))]
