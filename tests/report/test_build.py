@@ -468,7 +468,7 @@ def test_report_of_models_without_a_shared_ok_pair_says_so(model_folders, tmp_pa
     status[0, :3] = "corrupt or truncated image (test)"
     status[1, 3:] = "corrupt or truncated image (test)"
     broken = model_folders.assign(status=(("model", "image"), status))
-    page = write_report(broken, tmp_path / "report", worst=2)
+    page = write_report(broken, tmp_path / "report", worst=1)
     text = page.read_text(encoding="utf-8")
     assert "the models cannot be compared" in text and "no reference that is ok in all" in text
     headings = [text for kind, text in _parse(page).items if kind == "h2"]
@@ -488,8 +488,20 @@ def test_report_cli_on_a_multi_model_store(model_folders, tmp_path):
             raise
         model_folders.to_zarr(store, zarr_format=3, consolidated=False)
     out = tmp_path / "cli-report"
-    assert main(["report", str(store), "--out", str(out)]) == 0
+    assert main(["report", str(store), "--out", str(out), "--worst", "1"]) == 0
     parsed = _parse(out / "report.html")
     assert next(text for kind, text in parsed.items if kind == "h2") == "Model comparison"
     ranking = next(item for kind, item in parsed.after("h3", "Ranking") if kind == "table")
     assert [row[1] for row in ranking[1:]] == list(MODEL_NAMES)
+
+
+def test_model_names_are_shown_never_interpreted(model_folders, tmp_path):
+    names = ["<b>bold</b>", "$x^2$", "plain"]
+    renamed = model_folders.assign_coords(model=np.asarray(names, dtype=object))
+    page = write_report(renamed, tmp_path / "report", worst=1)
+    text = page.read_text(encoding="utf-8")
+    assert "<b>bold</b>" not in text and "&lt;b&gt;bold&lt;/b&gt;" in text
+    parsed = _parse(page)
+    ranking = next(item for kind, item in parsed.after("h3", "Ranking") if kind == "table")
+    assert [row[1] for row in ranking[1:]] == names
+    assert "Model $x^2$" in [text for kind, text in parsed.items if kind == "h2"]
