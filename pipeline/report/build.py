@@ -98,6 +98,10 @@ def write_report(
 ) -> Path:
     """Write the PNG figures and the self-contained HTML report of a results Dataset.
 
+    Results with a ``model`` dimension get the page of several models: their
+    comparison first, then each model's sections (the module docstring lists the
+    files).
+
     Parameters
     ----------
     ds_or_path : xarray.Dataset or path-like
