@@ -204,9 +204,7 @@ def _write_models_report(ds: xr.Dataset, out: Path, worst: int) -> Path:
     sections = []
     for k, (name, results) in enumerate(runs):
         data, model_figures, map_notes = _results_figures(results, out, worst, f"model{k}_")
-        sections.append((name, data, model_figures, map_notes))
+        sections.append((name, results.attrs, data, model_figures, map_notes))
     page = out / REPORT_FILES["html"]
-    page.write_text(
-        models_page(ds.attrs, comparison, problem, figures, notes, sections), encoding="utf-8"
-    )
+    page.write_text(models_page(comparison, problem, figures, notes, sections), encoding="utf-8")
     return page

@@ -157,24 +157,28 @@ def _worst_table(data: ResultsScan, map_notes: Sequence[str]) -> str:
     return _table(header, rows, "files")
 
 
-def _not_evaluated(attrs: Mapping[str, Any]) -> list[str]:
+def _not_evaluated(attrs: Mapping[str, Any], *, level: int = 2, prefix: str = "") -> list[str]:
     """The files the run saw but did not score, each kind in its own table."""
+    h = f"h{level}"
     parts = []
     unpaired = [["reference", p] for p in _as_list(attrs.get(UNPAIRED_REFERENCE))]
     unpaired += [["generated", p] for p in _as_list(attrs.get(UNPAIRED_GENERATED))]
     if unpaired:
-        parts += ["<h2>Unpaired files</h2>", _table(["side", "file"], unpaired, "files")]
+        parts += [
+            f"<{h}>{prefix}Unpaired files</{h}>",
+            _table(["side", "file"], unpaired, "files"),
+        ]
     ambiguous = [[entry] for entry in _as_list(attrs.get(AMBIGUOUS))]
     if ambiguous:
         parts += [
-            "<h2>Ambiguous stems</h2>",
+            f"<{h}>{prefix}Ambiguous stems</{h}>",
             "<p>Several files share a stem; none of them was paired.</p>",
             _table(["stem: files"], ambiguous, "files"),
         ]
     skipped = [[entry] for entry in _as_list(attrs.get(SKIPPED_FILES))]
     if skipped:
         parts += [
-            "<h2>Skipped files</h2>",
+            f"<{h}>{prefix}Skipped files</{h}>",
             "<p>Entries of the folders that are not images the run reads.</p>",
             _table(["side/file (why)"], skipped, "files"),
         ]
@@ -427,18 +431,20 @@ def _comparison_section(
 
 
 def models_page(
-    attrs: Mapping[str, Any],
     comparison: xr.Dataset | None,
     problem: str | None,
     figures: Mapping[str, bytes | None],
     disagreement_notes: Sequence[str],
-    sections: Sequence[tuple[str, ResultsScan, Mapping[str, bytes | None], Sequence[str]]],
+    sections: Sequence[
+        tuple[str, Mapping[str, Any], ResultsScan, Mapping[str, bytes | None], Sequence[str]]
+    ],
 ) -> str:
     """The page of several models: their comparison first, then one section per model.
 
     ``comparison`` is :func:`pipeline.review.models.compare_models`'s Dataset (None,
     with ``problem`` saying why, when the models cannot be compared); ``sections``
-    are ``(model, scan, figures, map notes)`` per model.
+    are ``(model, its attrs, scan, figures, map notes)`` per model; each lists
+    the files its own run did not score.
     """
     names = [name for name, *_ in sections]
     parts = [
@@ -455,15 +461,15 @@ def models_page(
         )
         + "</ul>",
     ]
-    for k, (name, data, model_figures, notes) in enumerate(sections):
+    for k, (name, model_attrs, data, model_figures, notes) in enumerate(sections):
         label = html.escape(printable_text(name))
         parts += [
             f'<section id="model-{k}" class="model">',
             f"<h2>Model {label}</h2>",
-            _table(None, _counts({}, data)[:3], "counts"),
+            _table(None, _counts(model_attrs, data), "counts"),
             *_results_body(data, model_figures, notes, level=3, prefix=f"{label}: "),
+            *_not_evaluated(model_attrs, level=3, prefix=f"{label}: "),
             "</section>",
         ]
-    parts += _not_evaluated(attrs)
     parts.append("</body></html>")
     return "\n".join(part for part in parts if part)

@@ -31,6 +31,7 @@ SciPy is imported only when the statistics are computed.
 
 from __future__ import annotations
 
+import json
 import math
 import warnings
 from collections.abc import Sequence
@@ -45,6 +46,7 @@ from pipeline.review.tables import LOWER_IS_BETTER, image_ids, ok_mask, region_n
 __all__ = [
     "DISAGREEMENT",
     "MODEL",
+    "MODEL_ATTRS",
     "MODEL_PAIR",
     "compare_models",
     "has_models",
@@ -55,6 +57,10 @@ __all__ = [
 
 #: The dimension of several generated sources in one results Dataset.
 MODEL = "model"
+#: Attr of a multi-model run: JSON ``{model: {that model's own attrs}}`` (its unpaired
+#: and skipped files, its sources), which a model's own results carry as their attrs.
+MODEL_ATTRS = "model_attrs"
+_MODELS_ATTR = "models"
 #: The dimension of the paired tests: one entry per pair of models (``"a vs b"``).
 MODEL_PAIR = "model_pair"
 #: The dimension of the most-disagreeing references, most first.
@@ -74,8 +80,26 @@ def model_names(ds: xr.Dataset) -> list[str]:
 
 
 def split_models(ds: xr.Dataset) -> list[tuple[str, xr.Dataset]]:
-    """``(name, that model's results)`` per model; each equals the model's own single run."""
-    return [(name, ds.isel({MODEL: k}, drop=True)) for k, name in enumerate(model_names(ds))]
+    """``(name, that model's results)`` per model; each equals the model's own single run.
+
+    The run's attrs, with the model's own from :data:`MODEL_ATTRS` over them (where
+    its images are, which files it left unpaired), so that each model's results
+    find their files and list their unpaired ones as a run of that model alone does.
+    """
+    try:
+        per_model = json.loads(ds.attrs.get(MODEL_ATTRS) or "{}")
+    except (TypeError, ValueError):
+        per_model = {}
+    if not isinstance(per_model, dict):
+        per_model = {}
+    shared = {k: v for k, v in ds.attrs.items() if k not in (_MODELS_ATTR, MODEL_ATTRS)}
+    runs = []
+    for k, name in enumerate(model_names(ds)):
+        one = ds.isel({MODEL: k}, drop=True)
+        own = per_model.get(name)
+        one.attrs = {**shared, **(own if isinstance(own, dict) else {})}
+        runs.append((name, one))
+    return runs
 
 
 def holm_adjusted(p_values: np.ndarray) -> np.ndarray:

@@ -364,6 +364,8 @@ def model_folders(tmp_path_factory) -> xr.Dataset:
                 image[:32, :32] = crop[:32, :32]
             Image.fromarray(image).save(folder / f"img{k}.png")
         folders[name] = folder
+    # A file only patchy's folder has: unpaired in patchy's own run.
+    Image.fromarray(crops[0]).save(folders["patchy"] / "extra.png")
     runs = [
         pipeline.evaluate(str(folders["reference"]), str(folders[name]), regions="2x2")
         for name in MODEL_NAMES
@@ -376,7 +378,14 @@ def model_folders(tmp_path_factory) -> xr.Dataset:
         combine_attrs="override",
     )
     ds = ds.assign_coords(model=np.asarray(MODEL_NAMES, dtype=object))
-    return ds.assign_attrs(models=json.dumps(list(MODEL_NAMES)))
+    # Each model's own pairing report, as a run of several models records it.
+    own = {
+        name: {"unpaired_generated": list(run.attrs["unpaired_generated"])}
+        for name, run in zip(MODEL_NAMES, runs, strict=True)
+    }
+    return ds.assign_attrs(
+        models=json.dumps(list(MODEL_NAMES)), model_attrs=json.dumps(own), unpaired_generated=[]
+    )
 
 
 class _Page(HTMLParser):
@@ -458,6 +467,14 @@ def test_report_of_several_models_opens_on_their_comparison(model_folders, tmp_p
     out = tmp_path / "report"
     for name in ("model_region_winners.png", "model_disagreements.png"):
         assert (out / name).stat().st_size > 0
+    # Each model lists the files its own run left unpaired.
+    patchy = parsed.after("h2", "Model patchy")
+    assert ("h3", "patchy: Unpaired files") in patchy
+    assert ("h3", "heavy: Unpaired files") not in parsed.items
+    table = next(
+        item for kind, item in parsed.after("h3", "patchy: Unpaired files") if kind == "table"
+    )
+    assert table[1][0] == "generated" and table[1][1].endswith("extra.png")
     for k in range(3):
         assert (out / f"model{k}_ssim_histogram.png").exists()
         assert (out / f"model{k}_worst_pairs.png").exists()
@@ -484,7 +501,7 @@ def test_report_cli_on_a_multi_model_store(model_folders, tmp_path):
         write_zarr(model_folders, store)
     except ValueError as error:
         # Until the results schema knows ``model``: xarray's writer, as write_zarr's own.
-        if "'model'" not in str(error):
+        if "expected ('image', 'region')" not in str(error):
             raise
         model_folders.to_zarr(store, zarr_format=3, consolidated=False)
     out = tmp_path / "cli-report"

@@ -95,8 +95,12 @@ def stack_models(runs: list[xr.Dataset], names: tuple[str, ...]) -> xr.Dataset:
         compat="equals",
         combine_attrs="override",
     )
-    # Object strings, as every other text coordinate of the results.
-    ds = ds.assign_coords(model=np.asarray(names, dtype=object))
+    # Object strings, as every other text coordinate of the results; ``generated`` per
+    # model even where the runs name their slots alike.
+    generated = np.stack([np.asarray(run["generated"].values, dtype=object) for run in runs])
+    ds = ds.assign_coords(
+        model=np.asarray(names, dtype=object), generated=(("model", "image"), generated)
+    )
     return ds.assign_attrs(models=json.dumps(list(names)))
 
 

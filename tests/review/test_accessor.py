@@ -88,14 +88,14 @@ def test_docstring_examples_run():
 
 
 def _write_store(ds: xr.Dataset, path) -> None:
-    """``write_zarr``; where the results schema does not know ``model`` yet, xarray's own
-    writer (what write_zarr calls after its schema check)."""
+    """``write_zarr``; where the results schema does not know ``model`` yet (it expects
+    ``(image, region)``), xarray's own writer, what write_zarr calls after its check."""
     from pipeline.results.stores import write_zarr
 
     try:
         write_zarr(ds, path)
     except ValueError as error:
-        if "'model'" not in str(error):
+        if "expected ('image', 'region')" not in str(error):
             raise
         ds.to_zarr(path, zarr_format=3, consolidated=False)
 
