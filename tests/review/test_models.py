@@ -157,3 +157,12 @@ def test_per_pair_methods_ask_for_one_model(multi):
         multi.review.plot_hist()
     one = multi.sel(model="patchy", drop=True)
     assert one.review.worst(1).index.tolist() == [str(int(np.argmin(_scores(one))))]
+
+
+def test_docstring_examples_run():
+    import doctest
+
+    import pipeline.review.models
+
+    failures, tried = doctest.testmod(pipeline.review.models)
+    assert tried > 0 and failures == 0
