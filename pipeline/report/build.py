@@ -14,6 +14,14 @@
   ``data:`` URIs, no script, no external resource) with the summary table, the
   worst pairs, the failed pairs and the unpaired files.
 
+Results of several models (a ``model`` dimension) give a page whose first screen
+compares them (:func:`pipeline.review.models.compare_models`: ranking by mean SSIM
+and PSNR with bootstrap intervals, paired tests, best model per region, the
+references they disagree on most), then one section per model with the content
+above. The comparison adds ``model_region_winners.png`` (grid regions) and
+``model_disagreements.png`` (when the images can be found again); each model's
+figures are the files above prefixed ``model<k>_``, ``k`` its position.
+
 SSIM maps come from the Zarr group ``maps`` of the results store when the run
 saved them (variable ``ssim`` indexed by ``image``); otherwise they are
 recomputed in memory for the worst pairs only, with :func:`pipeline.ssim` and the
@@ -46,16 +54,25 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from pipeline.report.html import html_page
-from pipeline.results.schema import MODEL, check_results
+from pipeline.report.html import html_page, models_page
+from pipeline.results.schema import ALL_REGION, REGION, check_results
 from pipeline.results.stores import as_results
-from pipeline.results.summary import REPORT_VARIABLES, model_results, scan_results
-from pipeline.review.figures import histogram_figure, png_bytes, region_figure, worst_figure
+from pipeline.results.summary import REPORT_VARIABLES, ResultsScan, scan_results
+from pipeline.results.text import text_values
+from pipeline.review.figures import (
+    disagreement_figure,
+    histogram_figure,
+    png_bytes,
+    region_figure,
+    region_winner_figure,
+    worst_figure,
+)
+from pipeline.review.models import DISAGREEMENT, compare_models, has_models, split_models
 
 if TYPE_CHECKING:
     import xarray as xr
 
-__all__ = ["REPORT_FILES", "write_report"]
+__all__ = ["MODEL_REPORT_FILES", "REPORT_FILES", "write_report"]
 
 REPORT_FILES = {
     "histogram": "ssim_histogram.png",
@@ -63,6 +80,13 @@ REPORT_FILES = {
     "worst": "worst_pairs.png",
     "html": "report.html",
 }
+#: The comparison's figures of results with several models.
+MODEL_REPORT_FILES = {
+    "winners": "model_region_winners.png",
+    "disagreement": "model_disagreements.png",
+}
+# Most-disagreeing references drawn side by side (the table lists ``worst`` of them).
+_DISAGREEMENT_DRAWN = 4
 
 
 def write_report(
@@ -73,6 +97,10 @@ def write_report(
     storage_options: Mapping[str, Any] | None = None,
 ) -> Path:
     """Write the PNG figures and the self-contained HTML report of a results Dataset.
+
+    Results with a ``model`` dimension get the page of several models: their
+    comparison first, then each model's sections (the module docstring lists the
+    files).
 
     Parameters
     ----------
@@ -108,20 +136,75 @@ def write_report(
         raise NotADirectoryError(f"report output must be a folder, got a file: {out}")
     ds = as_results(ds_or_path, storage_options=storage_options)
     check_results(ds)
-    if MODEL in ds.dims:
-        # Several models: until the report compares them, it shows the first model's run.
-        ds = next(iter(model_results(ds).values()))
     out.mkdir(parents=True, exist_ok=True)
 
-    data = scan_results(ds, int(worst), kept=REPORT_VARIABLES)
-    figures: dict[str, bytes | None] = {}
-    figures["histogram"] = png_bytes(histogram_figure(data), out / REPORT_FILES["histogram"])
-    regions = region_figure(data.regions, data.region_mean, data.worst)
-    figures["regions"] = (
-        None if regions is None else png_bytes(regions, out / REPORT_FILES["regions"])
-    )
-    pairs, map_notes = worst_figure(ds, data.worst)
-    figures["worst"] = None if pairs is None else png_bytes(pairs, out / REPORT_FILES["worst"])
+    if has_models(ds):
+        return _write_models_report(ds, out, int(worst))
+    data, figures, map_notes = _results_figures(ds, out, int(worst), "")
     page = out / REPORT_FILES["html"]
     page.write_text(html_page(ds.attrs, data, figures, map_notes), encoding="utf-8")
+    return page
+
+
+def _results_figures(
+    ds: xr.Dataset, out: Path, worst: int, prefix: str
+) -> tuple[ResultsScan, dict[str, bytes | None], list[str]]:
+    """Scan one model's results and write its figures (file names prefixed ``prefix``)."""
+    data = scan_results(ds, worst, kept=REPORT_VARIABLES)
+    figures: dict[str, bytes | None] = {}
+    figures["histogram"] = png_bytes(
+        histogram_figure(data), out / (prefix + REPORT_FILES["histogram"])
+    )
+    regions = region_figure(data.regions, data.region_mean, data.worst)
+    figures["regions"] = (
+        None if regions is None else png_bytes(regions, out / (prefix + REPORT_FILES["regions"]))
+    )
+    pairs, map_notes = worst_figure(ds, data.worst)
+    figures["worst"] = (
+        None if pairs is None else png_bytes(pairs, out / (prefix + REPORT_FILES["worst"]))
+    )
+    return data, figures, map_notes
+
+
+def _write_models_report(ds: xr.Dataset, out: Path, worst: int) -> Path:
+    """The comparison of the models, then each model's own sections, on one page."""
+    runs = split_models(ds)
+    comparison: xr.Dataset | None = None
+    problem = None
+    if len(runs) < 2:
+        problem = f"only one model ({runs[0][0] if runs else 'none'}): nothing to compare"
+    else:
+        try:
+            comparison = compare_models(runs, disagreements=worst)
+        except ValueError as error:  # e.g. no reference ok in every model: said on the page
+            problem = f"the models cannot be compared: {error}"
+    figures: dict[str, bytes | None] = {}
+    notes: list[str] = []
+    if comparison is not None:
+        regions = [r for r in text_values(comparison[REGION].values) if r != ALL_REGION]
+        winners = region_winner_figure(
+            regions,
+            comparison["region_mean"].sel({REGION: regions}).values,
+            text_values(comparison["region_winner"].sel({REGION: regions}).values),
+            [name for name, _ in runs],
+        )
+        figures["winners"] = (
+            None if winners is None else png_bytes(winners, out / MODEL_REPORT_FILES["winners"])
+        )
+        drawn = comparison.isel({DISAGREEMENT: slice(0, _DISAGREEMENT_DRAWN)})
+        figure, notes = disagreement_figure(
+            runs,
+            text_values(drawn["disagreement_image"].values),
+            drawn["disagreement_position"].values,
+            drawn["disagreement_score"].values,
+        )
+        figures["disagreement"] = (
+            None if figure is None else png_bytes(figure, out / MODEL_REPORT_FILES["disagreement"])
+        )
+    sections = []
+    for k, (name, results) in enumerate(runs):
+        data, model_figures, map_notes = _results_figures(results, out, worst, f"model{k}_")
+        sections.append((name, results.attrs, data, model_figures, map_notes))
+    page = out / REPORT_FILES["html"]
+    page.write_text(models_page(comparison, problem, figures, notes, sections), encoding="utf-8")
     return page

@@ -5,7 +5,10 @@ of SSIM and its components per image), the figures of
 :mod:`pipeline.review.figures` embedded as base64 ``data:`` URIs, the worst
 pairs with both of their files, their worst region and where each SSIM map came
 from, the failed pairs with their reason, and the files that were not evaluated:
-unpaired, ambiguous and skipped. Text taken from the results (file names,
+unpaired, ambiguous and skipped. :func:`models_page` builds the page of several
+models: their comparison first (ranking with confidence intervals, the matrix of
+paired tests, the best model per region, the references they disagree on most),
+then one section per model with the single-model content. Text taken from the results (file names,
 statuses, attrs) goes through :func:`pipeline.results.text.printable_text` (every
 character shows, none acts) and :func:`html.escape`.
 """
@@ -15,7 +18,7 @@ from __future__ import annotations
 import base64
 import html
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -24,16 +27,21 @@ from pipeline.results.schema import (
     COMPONENTS,
     MSE,
     PSNR,
+    REGION,
     SKIPPED_FILES,
     SSIM,
     UNPAIRED_GENERATED,
     UNPAIRED_REFERENCE,
 )
 from pipeline.results.summary import PairRow, ResultsScan
-from pipeline.results.text import printable_text
+from pipeline.results.text import printable_text, text_values
 from pipeline.review.figures import PAGE_WIDTH_PX
+from pipeline.review.models import DISAGREEMENT, MODEL, MODEL_PAIR
 
-__all__ = ["html_page"]
+if TYPE_CHECKING:
+    import xarray as xr
+
+__all__ = ["html_page", "models_page"]
 
 
 def _summary_rows(data: ResultsScan) -> list[list[str]]:
@@ -149,37 +157,44 @@ def _worst_table(data: ResultsScan, map_notes: Sequence[str]) -> str:
     return _table(header, rows, "files")
 
 
-def _not_evaluated(attrs: Mapping[str, Any]) -> list[str]:
+def _not_evaluated(attrs: Mapping[str, Any], *, level: int = 2, prefix: str = "") -> list[str]:
     """The files the run saw but did not score, each kind in its own table."""
+    h = f"h{level}"
     parts = []
     unpaired = [["reference", p] for p in _as_list(attrs.get(UNPAIRED_REFERENCE))]
     unpaired += [["generated", p] for p in _as_list(attrs.get(UNPAIRED_GENERATED))]
     if unpaired:
-        parts += ["<h2>Unpaired files</h2>", _table(["side", "file"], unpaired, "files")]
+        parts += [
+            f"<{h}>{prefix}Unpaired files</{h}>",
+            _table(["side", "file"], unpaired, "files"),
+        ]
     ambiguous = [[entry] for entry in _as_list(attrs.get(AMBIGUOUS))]
     if ambiguous:
         parts += [
-            "<h2>Ambiguous stems</h2>",
+            f"<{h}>{prefix}Ambiguous stems</{h}>",
             "<p>Several files share a stem; none of them was paired.</p>",
             _table(["stem: files"], ambiguous, "files"),
         ]
     skipped = [[entry] for entry in _as_list(attrs.get(SKIPPED_FILES))]
     if skipped:
         parts += [
-            "<h2>Skipped files</h2>",
+            f"<{h}>{prefix}Skipped files</{h}>",
             "<p>Entries of the folders that are not images the run reads.</p>",
             _table(["side/file (why)"], skipped, "files"),
         ]
     return parts
 
 
-def html_page(
-    attrs: Mapping[str, Any],
-    data: ResultsScan,
-    figures: dict[str, bytes | None],
-    map_notes: Sequence[str],
-) -> str:
-    """The page from the results' attrs, their scan, the figures' PNG bytes and map notes."""
+def _head(title: str) -> list[str]:
+    return [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>",
+    ]
+
+
+def _counts(attrs: Mapping[str, Any], data: ResultsScan) -> list[list[str]]:
     counts = [
         ["pairs", f"{data.n_pairs:,}"],
         ["ok", f"{data.n_ok:,}"],
@@ -195,19 +210,23 @@ def html_page(
     for key in ("profile", "color_mode", "data_range", "package_version", "created"):
         if key in attrs:
             counts.append([key, str(attrs[key])])
+    return counts
+
+
+def _results_body(
+    data: ResultsScan,
+    figures: Mapping[str, bytes | None],
+    map_notes: Sequence[str],
+    *,
+    level: int = 2,
+    prefix: str = "",
+) -> list[str]:
+    """Distribution, regions, worst and failed pairs of one model's results."""
+    h = f"h{level}"
     parts = [
-        "<!DOCTYPE html>",
-        '<html lang="en"><head><meta charset="utf-8">',
-        '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<title>SSIM report</title><style>{_CSS}</style></head><body>",
-        "<h1>SSIM report</h1>",
-        f'<p class="sub">{data.n_pairs:,} pairs; scores are the mean of the valid SSIM map '
-        "(region 'all' is the standard score).</p>",
-        "<h2>Summary</h2>",
-        _table(None, counts, "counts"),
         _table(["per image", "mean", "q05", "q25", "median", "q75", "q95"], _summary_rows(data)),
         _errors_note(data),
-        "<h2>Distribution</h2>",
+        f"<{h}>{prefix}Distribution</{h}>",
         _figure_html(
             figures.get("histogram"),
             "SSIM histogram",
@@ -217,14 +236,17 @@ def html_page(
     ]
     if figures.get("regions") is not None:
         parts += [
-            "<h2>Regions</h2>",
+            f"<{h}>{prefix}Regions</{h}>",
             _figure_html(
                 figures["regions"],
                 "SSIM per region",
                 "Mean SSIM per region: all pairs, then the worst pairs.",
             ),
         ]
-    parts += [f"<h2>Worst {len(data.worst)} pairs</h2>", _worst_table(data, map_notes)]
+    parts += [
+        f"<{h}>{prefix}Worst {len(data.worst)} pairs</{h}>",
+        _worst_table(data, map_notes),
+    ]
     parts.append(
         _figure_html(
             figures.get("worst"),
@@ -234,12 +256,220 @@ def html_page(
         )
     )
     if data.failed:
-        parts += ["<h2>Failed pairs</h2>", _table(["image", "reason"], data.failed, "failed")]
+        parts += [
+            f"<{h}>{prefix}Failed pairs</{h}>",
+            _table(["image", "reason"], data.failed, "failed"),
+        ]
         if data.n_failed > len(data.failed):
             parts.append(
                 f"<p>The first {len(data.failed):,} of {data.n_failed:,} failed pairs; "
                 "the results' <code>status</code> variable has every reason.</p>"
             )
+    return parts
+
+
+def html_page(
+    attrs: Mapping[str, Any],
+    data: ResultsScan,
+    figures: dict[str, bytes | None],
+    map_notes: Sequence[str],
+) -> str:
+    """The page from the results' attrs, their scan, the figures' PNG bytes and map notes."""
+    parts = [
+        *_head("SSIM report"),
+        "<h1>SSIM report</h1>",
+        f'<p class="sub">{data.n_pairs:,} pairs; scores are the mean of the valid SSIM map '
+        "(region 'all' is the standard score).</p>",
+        "<h2>Summary</h2>",
+        _table(None, _counts(attrs, data), "counts"),
+        *_results_body(data, figures, map_notes),
+    ]
     parts += _not_evaluated(attrs)
+    parts.append("</body></html>")
+    return "\n".join(part for part in parts if part)
+
+
+# -- several models ------------------------------------------------------------
+
+
+def _interval(comparison: xr.Dataset, name: str, k: int, form: str) -> list[str]:
+    """Model ``k``'s mean of ``name`` and its interval, as two cells."""
+    mean, low, high = (
+        float(comparison[f"{name}_{key}"].values[k]) for key in ("mean", "ci_low", "ci_high")
+    )
+    if not np.isfinite(mean):
+        return ["–", "–"]
+    return [f"{mean:{form}}", f"{low:{form}} – {high:{form}}"]
+
+
+def _ranking_table(comparison: xr.Dataset) -> str:
+    names = text_values(comparison[MODEL].values)
+    with_psnr = f"{PSNR}_mean" in comparison
+    order = np.argsort(comparison[f"{SSIM}_rank"].values, kind="stable")
+    level = round(100 * float(comparison.attrs["confidence"]))
+    rows = []
+    for k in order:
+        row = [str(int(comparison[f"{SSIM}_rank"].values[k])), names[k]]
+        row.append(f"{int(comparison['n_ok'].values[k]):,}")
+        row += _interval(comparison, SSIM, int(k), ".4f")
+        if with_psnr:
+            rank = int(comparison[f"{PSNR}_rank"].values[k])
+            row += [str(rank) if rank else "–"]
+            row += _interval(comparison, PSNR, int(k), ".2f")
+        rows.append(row)
+    header = ["SSIM rank", "model", "ok pairs", "mean SSIM", f"SSIM {level}% CI"]
+    header += ["PSNR rank", "mean PSNR (dB)", f"PSNR {level}% CI"] if with_psnr else []
+    return _table(header, rows, "ranking")
+
+
+def _test_matrix(comparison: xr.Dataset) -> str:
+    """Model against model: mean difference (row - column), Holm-adjusted p-values, n."""
+    names = text_values(comparison[MODEL].values)
+    cells = {}
+    for k, (a, b) in enumerate(
+        zip(
+            text_values(comparison["model_a"].values),
+            text_values(comparison["model_b"].values),
+            strict=True,
+        )
+    ):
+        n = int(comparison["n_pairs"].values[k])
+        diff = float(comparison["mean_difference"].values[k])
+        w = float(comparison["wilcoxon_p_holm"].values[k])
+        t = float(comparison["t_p_holm"].values[k])
+
+        def text(sign: float, w: float = w, t: float = t, n: int = n, diff: float = diff) -> str:
+            if n == 0:
+                return "no shared ok pair"
+            return (
+                f"Δ {sign * diff:+.4f}; Wilcoxon p {w:.3g}; t-test p {t:.3g}; n {n:,}"
+                if np.isfinite(w) or np.isfinite(t)
+                else f"Δ {sign * diff:+.4f}; n {n:,} (too few to test)"
+            )
+
+        cells[a, b] = text(1.0)
+        cells[b, a] = text(-1.0)
+    rows = [[row, *(cells.get((row, col), "–") for col in names)] for row in names]
+    return _table(["row − column", *names], rows, "tests")
+
+
+def _winner_table(comparison: xr.Dataset) -> str:
+    names = text_values(comparison[MODEL].values)
+    rows = []
+    for j, region in enumerate(text_values(comparison[REGION].values)):
+        means = comparison["region_mean"].values[:, j]
+        winner = text_values(comparison["region_winner"].values)[j]
+        rows.append([region, winner or "–", *(f"{v:.4f}" for v in means)])
+    return _table(["region", "best model", *names], rows, "winners")
+
+
+def _disagreement_table(comparison: xr.Dataset, notes: Sequence[str]) -> str:
+    names = text_values(comparison[MODEL].values)
+    rows = []
+    images = text_values(comparison["disagreement_image"].values)
+    best = text_values(comparison["best_model"].values)
+    worst = text_values(comparison["worst_model"].values)
+    for k, image in enumerate(images):
+        scores = comparison["disagreement_score"].values[k]
+        row = [str(k + 1), image, f"{float(comparison['spread'].values[k]):.4f}"]
+        row += [best[k], worst[k], *(f"{v:.4f}" for v in scores)]
+        row.append(notes[k] if k < len(notes) and notes[k] else "")
+        rows.append(row)
+    header = ["#", "image", "spread", "best", "worst", *names, "images"]
+    return _table(header, rows, "disagreements")
+
+
+def _comparison_section(
+    comparison: xr.Dataset | None,
+    problem: str | None,
+    figures: Mapping[str, bytes | None],
+    notes: Sequence[str],
+) -> list[str]:
+    parts = ['<section id="comparison">', "<h2>Model comparison</h2>"]
+    if comparison is None:
+        parts += [f'<p class="failed">{html.escape(printable_text(problem or ""))}</p>']
+        return [*parts, "</section>"]
+    attrs = comparison.attrs
+    level = round(100 * float(attrs["confidence"]))
+    parts += [
+        f"<p>{attrs['n_shared']:,} references are ok in every model: the ranking's means are "
+        f"over them (PSNR over the {attrs.get('n_psnr', 0):,} of them whose PSNR is finite "
+        f"in every model). {level}% intervals: {html.escape(attrs['interval'])} "
+        f"({attrs['resamples']:,} resamples, seed {attrs['seed']}).</p>",
+        "<h3>Ranking</h3>",
+        _ranking_table(comparison),
+        "<h3>Paired tests</h3>",
+        "<p>Each pair of models on the references ok in both: mean SSIM difference (row "
+        "minus column), two-sided Wilcoxon signed-rank and paired t-test p-values, both "
+        f"Holm-corrected over the {comparison.sizes[MODEL_PAIR]:,} pairs of models. With n "
+        "pairs the Wilcoxon p-value is never below 2 / 2<sup>n</sup>: a few references "
+        "cannot show a significant difference however large.</p>",
+        _test_matrix(comparison),
+    ]
+    if comparison.sizes[REGION] > 1:
+        parts += [
+            "<h3>Best model per region</h3>",
+            _figure_html(
+                figures.get("winners"),
+                "best model per region",
+                "Each grid region coloured by the model of highest mean SSIM there.",
+            ),
+            _winner_table(comparison),
+        ]
+    if comparison.sizes[DISAGREEMENT]:
+        parts += [
+            f"<h3>Where the models disagree most ({comparison.sizes[DISAGREEMENT]})</h3>",
+            "<p>The references whose SSIM differs most between the best and the worst model.</p>",
+            _disagreement_table(comparison, notes),
+            _figure_html(
+                figures.get("disagreement"),
+                "most-disagreeing references",
+                "Reference, then each model's output with its SSIM.",
+            ),
+        ]
+    return [*parts, "</section>"]
+
+
+def models_page(
+    comparison: xr.Dataset | None,
+    problem: str | None,
+    figures: Mapping[str, bytes | None],
+    disagreement_notes: Sequence[str],
+    sections: Sequence[
+        tuple[str, Mapping[str, Any], ResultsScan, Mapping[str, bytes | None], Sequence[str]]
+    ],
+) -> str:
+    """The page of several models: their comparison first, then one section per model.
+
+    ``comparison`` is :func:`pipeline.review.models.compare_models`'s Dataset (None,
+    with ``problem`` saying why, when the models cannot be compared); ``sections``
+    are ``(model, its attrs, scan, figures, map notes)`` per model; each lists
+    the files its own run did not score.
+    """
+    names = [name for name, *_ in sections]
+    parts = [
+        *_head("SSIM report: model comparison"),
+        "<h1>SSIM report: model comparison</h1>",
+        f'<p class="sub">{len(names)} models on the same references; scores are the mean of '
+        "the valid SSIM map (region 'all' is the standard score).</p>",
+        *_comparison_section(comparison, problem, figures, disagreement_notes),
+        "<h2>Models</h2>",
+        "<ul>"
+        + "".join(
+            f'<li><a href="#model-{k}">{html.escape(printable_text(name))}</a></li>'
+            for k, name in enumerate(names)
+        )
+        + "</ul>",
+    ]
+    for k, (name, model_attrs, data, model_figures, notes) in enumerate(sections):
+        label = html.escape(printable_text(name))
+        parts += [
+            f'<section id="model-{k}" class="model">',
+            f"<h2>Model {label}</h2>",
+            _table(None, _counts(model_attrs, data), "counts"),
+            *_results_body(data, model_figures, notes, level=3, prefix=f"{label}: "),
+            *_not_evaluated(model_attrs, level=3, prefix=f"{label}: "),
+            "</section>",
+        ]
     parts.append("</body></html>")
     return "\n".join(part for part in parts if part)

@@ -8,6 +8,7 @@ Importing :mod:`pipeline` registers an xarray Dataset accessor named ``review``
     ds.review.worst(5)           # the five lowest-scoring pairs, as a table
     ds.review.quantile(0.05)     # a quantile of every valid SSIM-map pixel
     ds.review.compare(other)     # two models on the same references
+    ds.review.compare()          # a Dataset with a ``model`` dimension: rank its models
     ds.review.show_pair("a.png") # reference, generated, SSIM (and l, c, s) maps
 
 Quantiles come from the merged ``ssim_hist`` histograms, interpolated linearly
@@ -42,6 +43,8 @@ from pipeline.review import comparison as review_comparison
 from pipeline.review import maps as review_maps
 from pipeline.review import plots as review_plots
 from pipeline.review import tables as review_tables
+from pipeline.review.models import has_models, model_names
+from pipeline.review.tables import preview_ids
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -64,7 +67,9 @@ class ReviewAccessor:
     Raises
     ------
     ValueError
-        On first use of ``ds.review`` when ``ds`` lacks the result schema.
+        On first use of ``ds.review`` when ``ds`` lacks the result schema; from
+        the per-pair methods (all but :meth:`summary` and :meth:`compare`) of
+        results with several models (a ``model`` dimension), naming how to select one.
 
     Examples
     --------
@@ -82,6 +87,17 @@ class ReviewAccessor:
         check_results(ds)
         self._ds = ds
 
+    def _one_model(self) -> xr.Dataset:
+        """The Dataset, refused with a clear error when it holds several models."""
+        if has_models(self._ds):
+            names = model_names(self._ds)
+            raise ValueError(
+                f"these results hold {len(names)} models ({preview_ids(names, 4)}): compare "
+                "them with ds.review.compare(), or look at one with "
+                f"ds.sel(model={names[0]!r}, drop=True).review"
+            )
+        return self._ds
+
     # -- lookups ---------------------------------------------------------------
 
     @property
@@ -96,7 +112,7 @@ class ReviewAccessor:
 
     def ok(self) -> np.ndarray:
         """Boolean mask over ``image``: status ``ok`` and a finite score."""
-        return review_tables.ok_mask(self._ds)
+        return review_tables.ok_mask(self._one_model())
 
     def position(self, image: str | int) -> int:
         """Integer position of a pair given by id (``str``) or position (``int``).
@@ -110,7 +126,7 @@ class ReviewAccessor:
         TypeError
             Neither a string nor an integer.
         """
-        return review_tables.image_position(self._ds, image)
+        return review_tables.image_position(self._one_model(), image)
 
     # -- tables ----------------------------------------------------------------
 
@@ -172,7 +188,7 @@ class ReviewAccessor:
         >>> sp.evaluate(x, y).review.worst(1).index.tolist()
         ['1']
         """
-        return review_tables.ranked_pairs(self._ds, k, region, by, descending=False)
+        return review_tables.ranked_pairs(self._one_model(), k, region, by, descending=False)
 
     def best(self, k: int = 5, *, region: str = ALL_REGION, by: str = SSIM) -> pd.DataFrame:
         """The ``k`` highest-scoring successful pairs, highest first (see :meth:`worst`).
@@ -186,7 +202,7 @@ class ReviewAccessor:
         >>> sp.evaluate(x, y).review.best(1).index.tolist()
         ['2']
         """
-        return review_tables.ranked_pairs(self._ds, k, region, by, descending=True)
+        return review_tables.ranked_pairs(self._one_model(), k, region, by, descending=True)
 
     def quantile(
         self,
@@ -236,49 +252,96 @@ class ReviewAccessor:
         >>> bool(-1 <= float(ds.review.quantile(0.5)) <= 1)
         True
         """
-        return review_tables.map_quantiles(self._ds, q, region=region, by_image=by_image)
+        return review_tables.map_quantiles(self._one_model(), q, region=region, by_image=by_image)
 
     def compare(
         self,
-        other: xr.Dataset,
-        *,
-        names: tuple[str, str] = ("a", "b"),
+        *others: xr.Dataset,
+        names: Sequence[str] | None = None,
         variable: str = SSIM,
         check_params: bool = True,
+        confidence: float = 0.95,
+        resamples: int = 2000,
+        seed: int = 0,
+        disagreements: int = 10,
     ) -> xr.Dataset:
-        """Two models evaluated on the same references: differences, winners, paired tests.
+        """Models evaluated on the same references: rank them, test them, confront them.
 
-        Pairs are aligned on ``image`` (the ids both results share, in this
-        Dataset's order) and on the regions both have. Pairs that failed in either
-        run are NaN and left out of the statistics.
+        Two forms, chosen by what is compared:
+
+        * **two single-model results** (``ds.review.compare(other)``, neither with a
+          ``model`` dimension): the pair-by-pair table. Pairs are aligned on
+          ``image`` (the ids both share, in this Dataset's order) and on the regions
+          both have; pairs that failed in either run are NaN and left out of the
+          statistics.
+        * **several models** (this Dataset has a ``model`` dimension, or two or more
+          ``others`` are given; a multi-model Dataset's models count one by one):
+          the ranking by mean SSIM and mean PSNR with bootstrap confidence
+          intervals over the references ok in every model, paired Wilcoxon and t
+          tests between every pair of models on the references ok in both (with
+          Holm's correction), the winner of each region and the references where
+          the models disagree most (:mod:`pipeline.review.models` says why each
+          method).
 
         Parameters
         ----------
-        other : xarray.Dataset
-            The second model's results.
-        names : (str, str)
-            Labels of this Dataset's model and ``other``'s, used in ``winner``.
+        *others : xarray.Dataset
+            Other models' results (none: compare this Dataset's own models).
+        names : sequence of str, optional
+            One label per model, in order (this Dataset's models first). Default:
+            ``("a", "b")`` for two single-model results; otherwise the ``model``
+            coordinate's names, and ``model-<k>`` (``k`` its position among all
+            models) for a result without one.
         variable : str
-            The statistic compared (default ``ssim``).
+            The statistic tested, whose region winners and disagreements are found
+            (default ``ssim``; for ``mse`` lower wins). The ranking is always by
+            SSIM and PSNR.
         check_params : bool
             Refuse results computed with different SSIM parameters.
+        confidence : float
+            Level of the ranking's intervals (several models).
+        resamples : int
+            Bootstrap resamples of the intervals (several models).
+        seed : int
+            Seed of the bootstrap's generator: the same call gives the same intervals.
+        disagreements : int
+            How many of the most-disagreeing references to list (several models).
 
         Returns
         -------
         xarray.Dataset
-            Over ``(image, region)``: ``a``, ``b`` (the scores), ``difference``
-            (``a - b``), ``winner`` (a name, ``"tie"`` or ``""`` when a score is
-            missing). Over ``region``: ``n_pairs``, ``mean_difference``,
-            ``std_difference`` (ddof 1), ``wins_a``, ``wins_b``, ``ties``,
-            ``t_statistic`` and ``p_value`` of the paired two-sided t-test.
-            attrs: ``names``, ``variable``, ``same_references``.
+            Two single-model results: over ``(image, region)``, ``a``, ``b`` (the
+            scores), ``difference`` (``a - b``), ``winner`` (a name, ``"tie"`` or
+            ``""`` when a score is missing); over ``region``, ``n_pairs``,
+            ``mean_difference``, ``std_difference`` (ddof 1), ``wins_a``,
+            ``wins_b``, ``ties``, ``t_statistic`` and ``p_value`` of the paired
+            two-sided t-test; attrs ``names``, ``variable``, ``same_references``.
+
+            Several models: over ``model``, ``n_ok``, ``ssim_mean``,
+            ``ssim_ci_low``, ``ssim_ci_high``, ``ssim_rank`` (1 = best) and the same
+            four for ``psnr``; over ``model_pair`` (``"a vs b"``, coordinates
+            ``model_a``, ``model_b``), ``n_pairs`` (ok in both), ``mean_difference``
+            (a - b), ``wins_a``, ``wins_b``, ``wilcoxon_statistic``,
+            ``wilcoxon_p``, ``wilcoxon_p_holm``, ``t_statistic``, ``t_p``,
+            ``t_p_holm``; over ``(model, region)``, ``region_mean`` and over
+            ``region``, ``region_winner``; over ``disagreement`` (rank 1 = largest
+            spread; coordinate ``disagreement_image``), ``spread``, ``best_model``,
+            ``worst_model``, and over ``(disagreement, model)``,
+            ``disagreement_score`` and ``disagreement_position`` (the pair's
+            position in that model's results). attrs: ``models``, ``variable``,
+            ``n_shared`` (references ok in every model), ``n_ssim``, ``n_psnr``
+            (references each ranking is over), ``confidence``, ``resamples``,
+            ``seed``, ``interval``, ``correction``.
 
         Raises
         ------
         TypeError
-            ``other`` is not a Dataset.
+            An ``other`` that is not a Dataset.
         ValueError
-            No image id in common, different SSIM parameters, or a bad ``variable``.
+            One model only (no ``model`` dimension and nothing else given), no image
+            id in common, no reference ok in every model, different SSIM
+            parameters, names that are not one unique label per model, or a bad
+            ``variable``, ``confidence``, ``resamples`` or ``disagreements``.
 
         Examples
         --------
@@ -289,9 +352,21 @@ class ReviewAccessor:
         >>> result = sp.evaluate(x, noisy(5)).review.compare(sp.evaluate(x, noisy(40)))
         >>> int(result.wins_a.sel(region="all"))
         3
+        >>> runs = [sp.evaluate(x, noisy(s)) for s in (40, 5, 20)]
+        >>> ranking = runs[0].review.compare(*runs[1:], names=["n40", "n5", "n20"])
+        >>> ranking.ssim_rank.values.tolist()
+        [3, 1, 2]
         """
-        return review_comparison.compare_results(
-            self._ds, other, names=names, variable=variable, check_params=check_params
+        return review_comparison.compare(
+            self._ds,
+            others,
+            names=names,
+            variable=variable,
+            check_params=check_params,
+            confidence=confidence,
+            resamples=resamples,
+            seed=seed,
+            disagreements=disagreements,
         )
 
     # -- figures ---------------------------------------------------------------
@@ -315,7 +390,7 @@ class ReviewAccessor:
         >>> type(sp.evaluate(x, 255 - x).review.plot_hist()).__name__
         'Figure'
         """
-        return review_plots.plot_hist(self._ds, image)
+        return review_plots.plot_hist(self._one_model(), image)
 
     def plot_regions(self, image: str | int | None = None) -> Figure:
         """Mean SSIM per region: a heatmap for grid regions, bars for label regions.
@@ -342,7 +417,7 @@ class ReviewAccessor:
         >>> type(sp.evaluate(x, x, regions="2x2").review.plot_regions(0)).__name__
         'Figure'
         """
-        return review_plots.plot_regions(self._ds, image)
+        return review_plots.plot_regions(self._one_model(), image)
 
     def show_pair(
         self,
@@ -391,7 +466,7 @@ class ReviewAccessor:
         True
         """
         return review_plots.show_pair(
-            self._ds, image, maps=maps, reference=reference, generated=generated
+            self._one_model(), image, maps=maps, reference=reference, generated=generated
         )
 
     def pair_data(
@@ -411,5 +486,5 @@ class ReviewAccessor:
         which draws them; the HTML report uses the same lookup.
         """
         return review_maps.pair_data(
-            self._ds, image, maps=maps, reference=reference, generated=generated
+            self._one_model(), image, maps=maps, reference=reference, generated=generated
         )

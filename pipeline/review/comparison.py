@@ -1,4 +1,9 @@
-"""Two models on the same references: the comparison behind ``ds.review.compare``.
+"""Models on the same references: the comparison behind ``ds.review.compare``.
+
+:func:`compare` picks the comparison: two single-model results give the pair-by-pair
+table of :func:`compare_results`; a Dataset with a ``model`` dimension, or more than
+two results, give the ranking, paired tests, region winners and disagreements of
+:func:`pipeline.review.models.compare_models`.
 
 Two result Datasets are aligned on the image ids and regions they share; the
 per-pair differences, the winner of each pair and region, and paired two-sided
@@ -8,6 +13,8 @@ the statistics are computed.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import numpy as np
 import xarray as xr
@@ -22,6 +29,7 @@ from pipeline.results.schema import (
     check_results,
 )
 from pipeline.results.text import text_values
+from pipeline.review.models import MODEL, compare_models, has_models, split_models
 from pipeline.review.tables import (
     LOWER_IS_BETTER,
     image_ids,
@@ -30,7 +38,98 @@ from pipeline.review.tables import (
     region_names,
 )
 
-__all__ = ["compare_results", "paired_statistics"]
+__all__ = ["compare", "compare_results", "paired_statistics"]
+
+
+def _check_variable(variable: str) -> None:
+    if variable not in FLOAT_STATISTICS:
+        raise ValueError(
+            f"variable must be one of {', '.join(FLOAT_STATISTICS)} (got {variable!r})"
+        )
+
+
+def compare(
+    ds: xr.Dataset,
+    others: Sequence[xr.Dataset],
+    *,
+    names: Sequence[str] | None = None,
+    variable: str = SSIM,
+    check_params: bool = True,
+    confidence: float = 0.95,
+    resamples: int = 2000,
+    seed: int = 0,
+    disagreements: int = 10,
+) -> xr.Dataset:
+    """``ds`` against ``others`` (or its own models): see ``ReviewAccessor.compare``."""
+    for k, other in enumerate(others):
+        if not isinstance(other, xr.Dataset):
+            raise TypeError(
+                f"other must be an xarray.Dataset of results (got {type(other).__name__} "
+                f"as argument {k + 1})"
+            )
+        check_results(other)
+    if len(others) == 1 and not has_models(ds) and not has_models(others[0]):
+        pair = ("a", "b") if names is None else tuple(names)
+        if len(pair) != 2:
+            raise ValueError(f"names must be two different labels (got {names!r})")
+        return compare_results(
+            ds, others[0], names=(pair[0], pair[1]), variable=variable, check_params=check_params
+        )
+    if not others and not has_models(ds):
+        raise ValueError(
+            f"compare needs several models: these results have no {MODEL!r} dimension (one "
+            "generated source); pass the other model's results, ds.review.compare(other), or "
+            "evaluate several generated sources together"
+        )
+    _check_variable(variable)
+    runs: list[tuple[str | None, xr.Dataset]] = []
+    for k, results in enumerate((ds, *others)):
+        if has_models(results):
+            runs += split_models(results)
+        else:
+            runs.append((None, results))
+        if variable not in results.variables:
+            raise ValueError(
+                f"variable {variable!r} is missing from results number {k + 1} "
+                "(written by a version before MSE and PSNR were computed; evaluate again to "
+                "compare it)"
+            )
+    if names is not None:
+        if isinstance(names, str) or len(names) != len(runs):
+            raise ValueError(
+                f"names must give one label per model, {len(runs)} here (got {names!r})"
+            )
+        labels = [str(name) for name in names]
+    else:
+        labels = [name if name is not None else f"model-{k}" for k, (name, _) in enumerate(runs)]
+    if len(runs) < 2:
+        raise ValueError(
+            f"compare needs at least two models (got one, {labels[0]!r}); pass other results"
+        )
+    if len(set(labels)) != len(labels):
+        raise ValueError(f"model names must be unique (got {labels}); pass names=[...]")
+    if check_params:
+        first = ds.attrs
+        for k, other in enumerate(others):
+            differ = [
+                f"{key}: {first.get(key)!r} vs {other.attrs.get(key)!r}"
+                for key in SCORE_ATTRS
+                if first.get(key) != other.attrs.get(key)
+            ]
+            if differ:
+                raise ValueError(
+                    f"results number {k + 2} were computed with different SSIM settings ("
+                    + "; ".join(differ)
+                    + "); their scores are not comparable (check_params=False to compare anyway)"
+                )
+    return compare_models(
+        [(label, results) for label, (_, results) in zip(labels, runs, strict=True)],
+        variable=variable,
+        confidence=confidence,
+        resamples=resamples,
+        seed=seed,
+        disagreements=disagreements,
+    )
 
 
 def compare_results(
@@ -50,10 +149,7 @@ def compare_results(
     if not isinstance(other, xr.Dataset):
         raise TypeError(f"other must be an xarray.Dataset of results (got {type(other).__name__})")
     check_results(other)
-    if variable not in FLOAT_STATISTICS:
-        raise ValueError(
-            f"variable must be one of {', '.join(FLOAT_STATISTICS)} (got {variable!r})"
-        )
+    _check_variable(variable)
     for label, results in zip(names, (ds, other), strict=False):
         if variable not in results.variables:
             raise ValueError(

@@ -7,7 +7,10 @@
   for all successful pairs and for each of the worst pairs, or
   :func:`region_bars` for label regions;
 * :func:`worst_figure` -- the worst pairs side by side: reference, generated,
-  SSIM map, found or recomputed by :mod:`pipeline.review.maps`.
+  SSIM map, found or recomputed by :mod:`pipeline.review.maps`;
+* :func:`region_winner_figure` -- grid regions coloured by the model of best mean
+  SSIM, and :func:`disagreement_figure` -- the references several models disagree
+  on most, beside each model's output (the report of several models).
 
 Every figure is a ``Figure`` on the Agg canvas from :func:`new_figure`, at most
 :data:`PAGE_WIDTH_PX` wide so that the page shows it at full size (its numbers
@@ -341,4 +344,120 @@ def worst_figure(ds: xr.Dataset, worst: Sequence[PairRow]) -> tuple[Figure | Non
         row[2].set_title(f"SSIM map ({note}), score {pair.score:.3f}", fontsize=9)
         row[2].set_axis_off()
     ssim_colorbar(figure, axes[:, 2])
+    return figure, notes
+
+
+# -- several models ------------------------------------------------------------
+
+# Categorical colours of the models in the region-winner map (matplotlib's tab10 order).
+_MODEL_COLOURS = "tab10"
+
+
+def region_winner_figure(
+    regions: Sequence[str], region_mean: np.ndarray, winners: Sequence[str], models: Sequence[str]
+) -> Figure | None:
+    """Grid regions coloured by the model of best mean score; None for label regions.
+
+    ``regions`` are the regions besides ``all``; ``region_mean`` is ``(model,
+    region)`` over them and ``winners`` the winning model's name per region (``""``:
+    none). Each cell says the winner and its mean.
+    """
+    shape = grid_shape(regions)
+    if shape is None:
+        return None
+    from matplotlib import colormaps
+    from matplotlib.colors import ListedColormap
+    from matplotlib.patches import Patch
+
+    palette = colormaps[_MODEL_COLOURS]
+    colours = [palette(k % palette.N) for k in range(len(models))]
+    index = {name: k for k, name in enumerate(models)}
+    codes = np.asarray([index.get(name, np.nan) for name in winners], dtype=np.float64)
+    grid = _grid_values(codes, regions, shape)
+    figure = new_figure(1.2 * shape[1] + 3.5, 1.0 * shape[0] + 1.2)
+    axis = figure.subplots()
+    axis.imshow(
+        grid, cmap=ListedColormap(colours), vmin=-0.5, vmax=len(models) - 0.5, interpolation="none"
+    )
+    axis.set_xticks(range(shape[1]), [f"c{j}" for j in range(shape[1])], fontsize=9)
+    axis.set_yticks(range(shape[0]), [f"r{i}" for i in range(shape[0])], fontsize=9)
+    if shape[0] * shape[1] <= 64:
+        fontsize = _cell_fontsize(shape)
+        for name, winner, column in zip(regions, winners, region_mean.T, strict=True):
+            match = _GRID_REGION.match(name)
+            if match is None or not winner:
+                continue
+            value = column[index[winner]]
+            axis.text(
+                int(match.group(2)),
+                int(match.group(1)),
+                f"{printable_text(winner, 12)}\n{value:.3f}",
+                ha="center",
+                va="center",
+                fontsize=fontsize - 2,
+                **DATA_TEXT,
+            )
+    handles = [
+        Patch(color=colours[k], label=printable_text(name, NAME_LIMIT))
+        for k, name in enumerate(models)
+    ]
+    legend = axis.legend(
+        handles=handles, loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=9, title="model"
+    )
+    for text in legend.get_texts():
+        text.set(**DATA_TEXT)
+    axis.set_title("Best model per region (mean SSIM over the shared references)", fontsize=10)
+    return figure
+
+
+def disagreement_figure(
+    runs: Sequence[tuple[str, xr.Dataset]],
+    images: Sequence[str],
+    positions: np.ndarray,
+    scores: np.ndarray,
+) -> tuple[Figure | None, list[str]]:
+    """Reference and every model's output of the references the models disagree on most.
+
+    ``runs`` are ``(name, single-model results)``; ``images`` the references' ids,
+    ``positions`` and ``scores`` their ``(reference, model)`` positions in each
+    model's results and scores. Images are found as the worst pairs' are
+    (:func:`pipeline.review.maps.pair_images`); returns None when not one is found
+    (in-memory inputs), and a note per reference on what was missing.
+    """
+    from pipeline.review.maps import pair_images
+
+    if not len(images):
+        return None, []
+    views = [
+        [pair_images(results, int(positions[row, m])) for m, (_, results) in enumerate(runs)]
+        for row in range(len(images))
+    ]
+    notes = []
+    for row_views in views:
+        problems = sorted({p for view in row_views for p in view.problems})
+        notes.append("; ".join(printable_text(p) for p in problems))
+    if not any(view.generated is not None for row_views in views for view in row_views):
+        return None, notes
+    columns = len(runs) + 1
+    figure = new_figure(2.3 * columns, 2.5 * len(images) + 0.3)
+    axes = np.asarray(figure.subplots(len(images), columns, squeeze=False))
+    for row, (image, row_views) in enumerate(zip(images, views, strict=True)):
+        panels = [(f"reference\n{printable_text(image, 24)}", row_views[0].reference, "")]
+        panels += [
+            (
+                f"{printable_text(name, 20)}\nSSIM {scores[row, m]:.3f}",
+                view.generated,
+                "; ".join(view.problems),
+            )
+            for m, ((name, _), view) in enumerate(zip(runs, row_views, strict=True))
+        ]
+        for axis, (title, picture, problem) in zip(axes[row], panels, strict=True):
+            if picture is None:
+                draw_note(axis, problem or "file not readable")
+            else:
+                shown, cmap = display_scaled(picture)
+                axis.imshow(shown, cmap=cmap, vmin=0.0, vmax=1.0)
+            axis.set_title(title, fontsize=8, **DATA_TEXT)
+            axis.set_axis_off()
+    figure.suptitle("Where the models disagree most: reference, then each model's output")
     return figure, notes

@@ -42,7 +42,7 @@ from pipeline.results.schema import (
 from pipeline.results.text import text_values
 from pipeline.review.tables import image_position
 
-__all__ = ["MapsSource", "PairView", "pair_data", "pair_view", "recompute_maps"]
+__all__ = ["MapsSource", "PairView", "pair_data", "pair_images", "pair_view", "recompute_maps"]
 
 #: A Zarr group of maps (a path) or a mapping of arrays shaped ``(image, y, x)``.
 MapsSource = str | os.PathLike[str] | Mapping[str, Any] | None
@@ -126,6 +126,24 @@ def pair_view(
             ),
         )
     return PairView(ref_image, gen_image, found, "recomputed", problems)
+
+
+def pair_images(ds: xr.Dataset, k: int, names: tuple[str, str] | None = None) -> PairView:
+    """Pair ``k``'s two images only, found as :func:`pair_view` finds them; no map is made.
+
+    The report's thumbnails of several models: reading the files is all they need.
+    """
+    if names is None:
+        names = (
+            text_values(ds[REFERENCE].isel({IMAGE: k}).values)[0],
+            text_values(ds[GENERATED].isel({IMAGE: k}).values)[0],
+        )
+    (ref_image, ref_problem), (gen_image, gen_problem) = (
+        _source_image(ds, k, None, side, name)
+        for side, name in ((REFERENCE, names[0]), (GENERATED, names[1]))
+    )
+    problems = tuple(p for p in (ref_problem, gen_problem) if p is not None)
+    return PairView(ref_image, gen_image, {}, "unavailable", problems)
 
 
 # -- saved maps ----------------------------------------------------------------

@@ -331,3 +331,194 @@ def test_report_of_results_without_psnr_has_no_psnr_parts(demo_results, tmp_path
     assert "psnr" not in ds
     text = write_report(ds, tmp_path / "report", worst=2).read_text(encoding="utf-8")
     assert "psnr" not in text.lower()
+
+
+# -- several models ------------------------------------------------------------
+
+# Three models of six camera crops written as PNG folders, one evaluate run each,
+# stacked on ``model``: by SSIM mild (noise sigma 8) > patchy (sigma 40, top-left
+# quadrant exact: it wins r0c0) > heavy (sigma 25).
+MODEL_NAMES = ("mild", "patchy", "heavy")
+
+
+@pytest.fixture(scope="module")
+def model_folders(tmp_path_factory) -> xr.Dataset:
+    import json
+
+    import pandas as pd
+    from PIL import Image
+
+    from pipeline.testing import degrade, photograph
+
+    root = tmp_path_factory.mktemp("models")
+    camera = photograph("camera")
+    crops = [camera[64 * k : 64 * k + 64, 100:164] for k in range(6)]
+    rng = np.random.default_rng(5)
+    folders = {}
+    for name, strength in (("reference", 0.0), ("mild", 8.0), ("patchy", 40.0), ("heavy", 25.0)):
+        folder = root / name
+        folder.mkdir()
+        for k, crop in enumerate(crops):
+            image = crop if not strength else degrade(crop, "noise", strength=strength, rng=rng)
+            if name == "patchy":
+                image[:32, :32] = crop[:32, :32]
+            Image.fromarray(image).save(folder / f"img{k}.png")
+        folders[name] = folder
+    # A file only patchy's folder has: unpaired in patchy's own run.
+    Image.fromarray(crops[0]).save(folders["patchy"] / "extra.png")
+    runs = [
+        pipeline.evaluate(str(folders["reference"]), str(folders[name]), regions="2x2")
+        for name in MODEL_NAMES
+    ]
+    ds = xr.concat(
+        runs,
+        dim=pd.Index(MODEL_NAMES, name="model"),
+        coords="different",
+        compat="equals",
+        combine_attrs="override",
+    )
+    ds = ds.assign_coords(model=np.asarray(MODEL_NAMES, dtype=object))
+    # Each model's own pairing report, as a run of several models records it.
+    own = {
+        name: {"unpaired_generated": list(run.attrs["unpaired_generated"])}
+        for name, run in zip(MODEL_NAMES, runs, strict=True)
+    }
+    return ds.assign_attrs(
+        models=json.dumps(list(MODEL_NAMES)), model_attrs=json.dumps(own), unpaired_generated=[]
+    )
+
+
+class _Page(HTMLParser):
+    """Headings, tables (rows of cell texts) and image alt texts, in page order."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.items: list[tuple[str, object]] = []
+        self._text: list[str] | None = None
+        self._table: list[list[str]] | None = None
+
+    def handle_starttag(self, tag, attrs):
+        if tag in ("h1", "h2", "h3", "td", "th"):
+            self._text = []
+        elif tag == "table":
+            self._table = []
+        elif tag == "tr" and self._table is not None:
+            self._table.append([])
+        elif tag == "img":
+            self.items.append(("img", dict(attrs).get("alt")))
+
+    def handle_data(self, data):
+        if self._text is not None:
+            self._text.append(data)
+
+    def handle_endtag(self, tag):
+        if tag in ("h1", "h2", "h3") and self._text is not None:
+            self.items.append((tag, "".join(self._text)))
+            self._text = None
+        elif tag in ("td", "th") and self._text is not None and self._table is not None:
+            self._table[-1].append("".join(self._text))
+            self._text = None
+        elif tag == "table" and self._table is not None:
+            self.items.append(("table", self._table))
+            self._table = None
+
+    def after(self, kind: str, text: str) -> list[tuple[str, object]]:
+        """The items after the heading ``text``."""
+        k = self.items.index((kind, text))
+        return self.items[k + 1 :]
+
+
+def _parse(page: Path) -> _Page:
+    parser = _Page()
+    parser.feed(page.read_text(encoding="utf-8"))
+    return parser
+
+
+def test_report_of_several_models_opens_on_their_comparison(model_folders, tmp_path):
+    page = write_report(model_folders, tmp_path / "report", worst=3)
+    parsed = _parse(page)
+    headings = [text for kind, text in parsed.items if kind == "h2"]
+    assert headings[0] == "Model comparison"
+    assert headings.index("Model comparison") < headings.index("Model mild")
+    assert [h for h in headings if h.startswith("Model ")][1:] == [
+        f"Model {name}" for name in MODEL_NAMES
+    ]
+    ranking = next(item for kind, item in parsed.after("h3", "Ranking") if kind == "table")
+    header, *rows = ranking
+    assert header[:5] == ["SSIM rank", "model", "ok pairs", "mean SSIM", "SSIM 95% CI"]
+    assert [row[1] for row in rows] == list(MODEL_NAMES)
+    expected = {n: float(model_folders.ssim.sel(model=n, region="all").mean()) for n in MODEL_NAMES}
+    for row in rows:
+        mean = float(row[3])
+        low, high = (float(v) for v in row[4].split(" – "))
+        assert mean == pytest.approx(expected[row[1]], abs=1e-4)
+        assert low <= mean <= high
+    assert [row[5] for row in rows] == ["1", "3", "2"]  # PSNR: mild > heavy > patchy
+    tests = next(item for kind, item in parsed.after("h3", "Paired tests") if kind == "table")
+    assert tests[0] == ["row − column", *MODEL_NAMES]
+    assert [row[k + 1] for k, row in enumerate(tests[1:])] == ["–"] * 3
+    assert tests[1][3].startswith("Δ +") and "Wilcoxon p" in tests[1][3] and "n 6" in tests[1][3]
+    winners = parsed.after("h3", "Best model per region")
+    assert winners[0] == ("img", "best model per region")
+    table = next(item for kind, item in winners if kind == "table")
+    assert {row[0]: row[1] for row in table[1:]}["r0c0"] == "patchy"
+    disagree = parsed.after("h3", "Where the models disagree most (3)")
+    assert ("img", "most-disagreeing references") in disagree[:3]
+    out = tmp_path / "report"
+    for name in ("model_region_winners.png", "model_disagreements.png"):
+        assert (out / name).stat().st_size > 0
+    # Each model lists the files its own run left unpaired.
+    patchy = parsed.after("h2", "Model patchy")
+    assert ("h3", "patchy: Unpaired files") in patchy
+    assert ("h3", "heavy: Unpaired files") not in parsed.items
+    table = next(
+        item for kind, item in parsed.after("h3", "patchy: Unpaired files") if kind == "table"
+    )
+    assert table[1][0] == "generated" and table[1][1].endswith("extra.png")
+    for k in range(3):
+        assert (out / f"model{k}_ssim_histogram.png").exists()
+        assert (out / f"model{k}_worst_pairs.png").exists()
+
+
+def test_report_of_models_without_a_shared_ok_pair_says_so(model_folders, tmp_path):
+    status = model_folders.status.values.copy()
+    status[0, :3] = "corrupt or truncated image (test)"
+    status[1, 3:] = "corrupt or truncated image (test)"
+    broken = model_folders.assign(status=(("model", "image"), status))
+    page = write_report(broken, tmp_path / "report", worst=1)
+    text = page.read_text(encoding="utf-8")
+    assert "the models cannot be compared" in text and "no reference that is ok in all" in text
+    headings = [text for kind, text in _parse(page).items if kind == "h2"]
+    assert headings[0] == "Model comparison" and "Model heavy" in headings
+
+
+def test_report_cli_on_a_multi_model_store(model_folders, tmp_path):
+    from pipeline.cli.main import main
+    from pipeline.results.stores import write_zarr
+
+    store = tmp_path / "models.zarr"
+    try:
+        write_zarr(model_folders, store)
+    except ValueError as error:
+        # Until the results schema knows ``model``: xarray's writer, as write_zarr's own.
+        if "expected ('image', 'region')" not in str(error):
+            raise
+        model_folders.to_zarr(store, zarr_format=3, consolidated=False)
+    out = tmp_path / "cli-report"
+    assert main(["report", str(store), "--out", str(out), "--worst", "1"]) == 0
+    parsed = _parse(out / "report.html")
+    assert next(text for kind, text in parsed.items if kind == "h2") == "Model comparison"
+    ranking = next(item for kind, item in parsed.after("h3", "Ranking") if kind == "table")
+    assert [row[1] for row in ranking[1:]] == list(MODEL_NAMES)
+
+
+def test_model_names_are_shown_never_interpreted(model_folders, tmp_path):
+    names = ["<b>bold</b>", "$x^2$", "plain"]
+    renamed = model_folders.assign_coords(model=np.asarray(names, dtype=object))
+    page = write_report(renamed, tmp_path / "report", worst=1)
+    text = page.read_text(encoding="utf-8")
+    assert "<b>bold</b>" not in text and "&lt;b&gt;bold&lt;/b&gt;" in text
+    parsed = _parse(page)
+    ranking = next(item for kind, item in parsed.after("h3", "Ranking") if kind == "table")
+    assert [row[1] for row in ranking[1:]] == names
+    assert "Model $x^2$" in [text for kind, text in parsed.items if kind == "h2"]

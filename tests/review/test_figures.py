@@ -49,3 +49,22 @@ def test_a_transparent_figure_keeps_its_alpha(tmp_path: Path) -> None:
     image = Image.open(io.BytesIO(png_bytes(figure, tmp_path / "clear.png")))
     assert image.mode == "RGBA"
     assert np.asarray(image)[..., 3].min() == 0
+
+
+def test_region_winner_map_colours_each_cell_by_its_winner():
+    from matplotlib import colormaps
+
+    from pipeline.review.figures import region_winner_figure
+
+    regions = ["r0c0", "r0c1", "r1c0", "r1c1"]
+    mean = np.array([[0.9, 0.2, 0.8, 0.7], [0.1, 0.6, 0.3, 0.2]])
+    figure = region_winner_figure(regions, mean, ["a", "b", "a", "a"], ["a", "b"])
+    axis = figure.axes[0]
+    grid = np.asarray(axis.images[0].get_array())
+    np.testing.assert_array_equal(grid, [[0, 1], [0, 0]])  # model positions
+    cells = sorted(text.get_text() for text in axis.texts)
+    assert cells == ["a\n0.700", "a\n0.800", "a\n0.900", "b\n0.600"]
+    palette = colormaps["tab10"]
+    assert axis.images[0].cmap(1) == palette(1)
+    assert [t.get_text() for t in axis.get_legend().get_texts()] == ["a", "b"]
+    assert region_winner_figure(["sky", "road"], mean[:, :2], ["a", "b"], ["a", "b"]) is None
