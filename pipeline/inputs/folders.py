@@ -74,7 +74,7 @@ from pipeline.results.schema import (
 )
 from pipeline.storage.locations import filesystem, is_remote, location, redact
 
-__all__ = ["is_image_folder", "open_folder_pair"]
+__all__ = ["folder_source", "is_image_folder", "open_folder_pair", "pair_folder_files"]
 
 # Shape of the stand-in group when no pair has a readable header: every slot is a
 # known failure, nothing is decoded; big enough for any usual window.
@@ -180,19 +180,33 @@ def open_folder_pair(
         or is_image_folder(generated, options.storage_options)
     ):
         return None
+    plan = pair_folder_files(reference, generated, channel_axis, options)
+    return folder_source(
+        plan,
+        max_image_pixels=options.max_image_pixels,
+        storage_options=options.storage_options,
+    )
+
+
+def pair_folder_files(
+    reference: Any, generated: Any, channel_axis: int | None, options: InputOptions
+) -> PairingPlan:
+    """The :class:`PairingPlan` of two folders (listed, paired, headers read).
+
+    Raises
+    ------
+    ValueError
+        ``channel_axis`` set to something else than the last axis (folders are decoded
+        with colour channels last).
+    """
     if channel_axis not in (None, -1, 2):
         raise ValueError(
             "folders of images are decoded with colour channels last; channel_axis must be "
             f"None or -1 for folder sources (got {channel_axis})"
         )
-    plan = pair_folders(
+    return pair_folders(
         reference,
         generated,
-        max_image_pixels=options.max_image_pixels,
-        storage_options=options.storage_options,
-    )
-    return folder_source(
-        plan,
         max_image_pixels=options.max_image_pixels,
         storage_options=options.storage_options,
     )

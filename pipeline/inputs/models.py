@@ -23,10 +23,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
-from pipeline.inputs.folders import folder_source, is_image_folder
+from pipeline.inputs.folders import folder_source, is_image_folder, pair_folder_files
 from pipeline.inputs.opening import open_pair
 from pipeline.inputs.options import InputOptions
-from pipeline.inputs.pairing import FailedPair, ImagePair, PairingPlan, pair_folders
+from pipeline.inputs.pairing import FailedPair, ImagePair, PairingPlan
 from pipeline.inputs.sources import SourcePair
 
 __all__ = ["is_several_models", "model_sources", "open_models"]
@@ -177,17 +177,7 @@ def _open_model(
     )
     if not folders:
         return open_pair(reference, source, channel_axis=channel_axis, options=options)
-    if channel_axis not in (None, -1, 2):
-        raise ValueError(
-            "folders of images are decoded with colour channels last; channel_axis must be "
-            f"None or -1 for folder sources (got {channel_axis})"
-        )
-    plan = pair_folders(
-        reference,
-        source,
-        max_image_pixels=options.max_image_pixels,
-        storage_options=options.storage_options,
-    )
+    plan = pair_folder_files(reference, source, channel_axis, options)
     if not plan.pairs:
         raise ValueError(
             f"generated folder of model {name!r} pairs with no reference file "
