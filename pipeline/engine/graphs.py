@@ -20,14 +20,20 @@ from pipeline.inputs.sources import SourcePair
 from pipeline.kernels.statistics import FIELDS, empty_statistics
 from pipeline.metrics.checks import FLOAT64_PIXEL_LIMIT
 from pipeline.reductions.kernel_spec import KernelSpec
+from pipeline.reductions.mean_maps import COMPONENTS, block_sums
 from pipeline.reductions.nonfinite import masked_block_statistics, screen_block
 from pipeline.reductions.regions import RegionPlan, region_ids
 from pipeline.reductions.squared_error import add_squared_error
 from pipeline.reductions.statistics import block_statistics, unscored_reasons
 from pipeline.results.schema import STATUS_OK
-from pipeline.tiling.chunks import OwnPixels, map_valid_blocks, merge_block_statistics
+from pipeline.tiling.chunks import (
+    OwnPixels,
+    map_valid_blocks,
+    merge_block_statistics,
+    valid_map_array,
+)
 
-__all__ = ["statistics_graph", "widen_regions", "with_statistics_check"]
+__all__ = ["mean_map_graph", "statistics_graph", "widen_regions", "with_statistics_check"]
 
 
 def statistics_graph(
@@ -186,3 +192,26 @@ def widen_regions(
         dtype=np.float64,
         meta=np.empty((0, 0, 0), dtype=np.float64),
     )
+
+
+def mean_map_graph(
+    pair: SourcePair, spec: KernelSpec, chunks: tuple[tuple[int, ...], ...]
+) -> da.Array:
+    """Lazy ``(image, y, x, component)`` valid maps of one size group, for mean maps.
+
+    Each output chunk is the part of the valid maps centred in the matching input
+    chunk, computed from that chunk overlapped by the window's half-width (the
+    chunks' own valid pixels, as :func:`pipeline.tiling.chunks.valid_map_array`), so
+    a chunked image's map is its whole-image map. Components are
+    :data:`pipeline.reductions.mean_maps.COMPONENTS`: the kernels' ``ssim``,
+    ``luminance``, ``contrast`` and ``structure`` maps (channel mean) and the
+    reference pixels at the window centres. Summed over a batch's ``ok`` rows
+    (``graph[rows].sum(axis=0)``), each block's maps are reduced in the task that
+    computes them; no per-pair map is kept.
+    """
+    x, y = pair.chunked(chunks)
+
+    def stacked(xb: np.ndarray, yb: np.ndarray) -> np.ndarray:
+        return block_sums(spec.maps(xb, yb), xb, spec.depth)
+
+    return valid_map_array(stacked, x, y, depth=spec.depth, n_maps=len(COMPONENTS))

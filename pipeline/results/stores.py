@@ -52,11 +52,17 @@ from pipeline.results.schema import (
     FLOAT_STATISTICS,
     GENERATED,
     IMAGE,
+    MAP_HEIGHT,
+    MAP_OFFSET,
+    MAP_WIDTH,
+    MEAN_MAP_COUNT,
+    MEAN_MAP_VARIABLES,
     MS_SSIM,
     NAN_MASKED,
     PENDING_STATUSES,
     REFERENCE,
     REGION,
+    SIZE_GROUP,
     SSIM_HIST,
     STATUS,
     validate_dataset,
@@ -78,6 +84,10 @@ __all__ = [
 ]
 
 _FINGERPRINTS = ("config_fingerprint", "source_fingerprint")
+# Zarr group (beside the result's arrays, not a variable) of the mean maps' per-batch sums.
+MEAN_MAP_PARTIALS = "mean_map_partials"
+# Integer mean-map variables: int32 in NetCDF-3, int64 when read back.
+_MEAN_MAP_INTEGERS = (MEAN_MAP_COUNT, MAP_OFFSET, MAP_HEIGHT, MAP_WIDTH)
 
 # How to read an :func:`export_csv` file back with pandas, every name exactly as written:
 # ``#`` starts only the attrs' comment lines (names are quoted), no name is taken for a
@@ -462,6 +472,60 @@ class ZarrSink:
                 "batch: free some space and rerun with --resume (resume=True) to finish it",
             ) from error
 
+    def _group(self) -> Any:
+        import zarr
+
+        return zarr.open_group(self._zarr(read_only=False), mode="r+")
+
+    def write_mean_map_partial(
+        self, group: int, batch: int, n_batches: int, sums: np.ndarray, count: int
+    ) -> None:
+        """Store the mean-map sums of commit batch ``batch`` of size group ``group``.
+
+        Call it before :meth:`write` commits the batch's status: a committed batch
+        always has its sums stored. A batch computed again (resumed after a kill
+        between the two, a transient failure retried) overwrites its own slot, so
+        no batch is ever counted twice. The sums go first and the count last; a
+        slot whose count is negative was never stored.
+        """
+        with (
+            self._out_of_space(f"the mean-map sums of batch {batch}"),
+            self._remote_errors("writing mean-map sums to output"),
+        ):
+            root = self._group().require_group(MEAN_MAP_PARTIALS).require_group(str(group))
+            shape = (n_batches, *sums.shape)
+            if "sums" not in root:
+                root.create_array(
+                    "sums",
+                    shape=shape,
+                    chunks=(1, *sums.shape),
+                    dtype="float64",
+                    fill_value=np.nan,
+                )
+                root.create_array("counts", shape=(n_batches,), dtype="int64", fill_value=-1)
+            root["sums"][batch] = sums
+            root["counts"][batch] = count
+
+    def mean_map_partials(self, group: int) -> tuple[np.ndarray, np.ndarray] | None:
+        """Size group ``group``'s stored per-batch ``(sums, counts)``; None if none is stored."""
+        with self._remote_errors("reading mean-map sums of output"):
+            root = self._group()
+            path = f"{MEAN_MAP_PARTIALS}/{group}"
+            if path not in root:
+                return None
+            stored = root[path]
+            return np.asarray(stored["sums"][:]), np.asarray(stored["counts"][:])
+
+    def write_mean_maps(self, maps: xr.Dataset) -> None:
+        """Write the reduced mean maps into the result's (template) variables."""
+        with (
+            self._out_of_space("the mean maps"),
+            self._remote_errors("writing the mean maps to output"),
+        ):
+            root = self._group()
+            for name in MEAN_MAP_VARIABLES:
+                root[name][...] = maps[name].values
+
     def close(self) -> None:
         self._lock.__exit__(None, None, None)
 
@@ -611,6 +675,11 @@ def export_netcdf(
                 f"{name} exceeds the int32 range of NetCDF-3 (max {values.max()}); use Zarr"
             )
         out[name] = out[name].astype(np.int32)
+    for name in _MEAN_MAP_INTEGERS:
+        if name in out.variables:
+            out[name] = out[name].astype(np.int32)
+    if SIZE_GROUP in out.coords:
+        out[SIZE_GROUP] = out[SIZE_GROUP].astype(object).astype(str)
     for name in (STATUS, REFERENCE, GENERATED, REGION):
         # Through object: a store read back gives NumPy's StringDType, which astype(str)
         # refuses.
@@ -808,8 +877,13 @@ def _from_netcdf3(ds: xr.Dataset) -> xr.Dataset:
     out = ds.copy()
     for name in (COUNT, SSIM_HIST):
         out[name] = out[name].astype(np.int64)
+    for name in _MEAN_MAP_INTEGERS:
+        if name in out.variables:
+            out[name] = out[name].astype(np.int64)
     for name in (STATUS, REFERENCE, GENERATED, REGION):
         out[name] = out[name].astype(object)
+    if SIZE_GROUP in out.coords:
+        out[SIZE_GROUP] = out[SIZE_GROUP].astype(object)
     return out
 
 

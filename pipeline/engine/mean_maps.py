@@ -1,0 +1,147 @@
+"""The run's mean maps: one lazy sum per commit batch, settled on the batch's ``ok`` pairs.
+
+What :func:`pipeline.engine.run.evaluate` does for the ``mean_maps`` setting
+(:mod:`pipeline.reductions.mean_maps` for the sums and their guarantees):
+
+* each batch's map sum over *all* its rows is computed in the same
+  ``dask.compute`` as its statistics (the reads and overlaps are shared);
+* once the batch's statuses are known, a batch with a failed pair is summed
+  again over its ``ok`` rows only (failed pairs are rare, and a failed pair's
+  map may hold NaN: it is never subtracted);
+* in memory the batches' sums are added per size group; a Zarr output stores
+  each batch's sums in its own slot before the batch's status is committed
+  (:meth:`pipeline.results.stores.ZarrSink.write_mean_map_partial`), and the
+  means are reduced from the slots when every batch is committed. A resumed run
+  therefore gives the uninterrupted run's mean: a batch is counted once, by its
+  latest computation, whatever the run was interrupted by.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import dask
+import dask.array as da
+import numpy as np
+import xarray as xr
+
+from pipeline.engine.graphs import mean_map_graph
+from pipeline.engine.plan import RunPlan
+from pipeline.reductions.mean_maps import MapSums, mean_maps_enabled, reduce_partials
+from pipeline.results.schema import mean_map_dataset
+
+__all__ = ["MeanMapRun"]
+
+
+def _group_names(plan: RunPlan) -> tuple[str, ...]:
+    """``"HxWxC"`` per size group; the dtype is added where two groups share a shape."""
+    shapes = [(*g.pair.image_shape, g.pair.n_channels) for g in plan.groups]
+    names = []
+    for group, shape in zip(plan.groups, shapes, strict=True):
+        name = "x".join(str(int(s)) for s in shape)
+        if shapes.count(shape) > 1:
+            name = f"{name} {np.dtype(group.pair.reference.dtype).name}"
+        names.append(name)
+    return tuple(names)
+
+
+@dataclass(frozen=True)
+class MeanMapRun:
+    """The mean-map graphs of a run's size groups, and where each batch's sums go.
+
+    Attributes
+    ----------
+    plan : RunPlan
+        The run.
+    names : tuple of str
+        The ``size_group`` names.
+    shapes : tuple of (int, int)
+        Each group's valid-map shape.
+    graphs : tuple of dask.array.Array
+        Each group's lazy ``(image, y, x, component)`` maps.
+    """
+
+    plan: RunPlan
+    names: tuple[str, ...]
+    shapes: tuple[tuple[int, int], ...]
+    graphs: tuple[da.Array, ...]
+
+    @classmethod
+    def of(cls, plan: RunPlan) -> MeanMapRun | None:
+        """The run's mean maps, or None when the ``mean_maps`` setting leaves them off."""
+        config = plan.config
+        shapes = [g.pair.image_shape for g in plan.groups]
+        if not mean_maps_enabled(
+            config.mean_maps, shapes, volume=config.volume, nan_policy=config.nan_policy
+        ):
+            return None
+        graphs = tuple(mean_map_graph(g.pair, g.kernel, g.chunks) for g in plan.groups)
+        valid = tuple((int(g.shape[1]), int(g.shape[2])) for g in graphs)
+        return cls(plan, _group_names(plan), valid, graphs)
+
+    @property
+    def offset(self) -> int:
+        return self.plan.groups[0].kernel.depth
+
+    def batch_index(self, start: int) -> tuple[int, int, int]:
+        """``(group, batch within the group, the group's batches)`` of the batch at ``start``."""
+        for g, group in enumerate(self.plan.groups):
+            if start < group.stop:
+                k = [a for a, _ in group.batches].index(start - group.start)
+                return g, k, len(group.batches)
+        raise IndexError(f"no commit batch starts at row {start}")
+
+    def _rows(self, g: int, rows: Any) -> da.Array:
+        return self.graphs[g][rows].sum(axis=0)
+
+    def lazy_sums(self, start: int, stop: int, failed: Any) -> da.Array | None:
+        """The batch's sum over all its rows (None when every row is known failed)."""
+        if all(i in failed for i in range(start, stop)):
+            return None
+        g, _, _ = self.batch_index(start)
+        first = self.plan.groups[g].start
+        return self._rows(g, slice(start - first, stop - first))
+
+    def settle(
+        self,
+        start: int,
+        stop: int,
+        computed: np.ndarray | None,
+        failed: Any,
+        compute_kwargs: dict[str, Any],
+    ) -> MapSums:
+        """The batch's sums over its ``ok`` rows (summed again when a row failed)."""
+        g, _, _ = self.batch_index(start)
+        first = self.plan.groups[g].start
+        ok = [i - first for i in range(start, stop) if i not in failed]
+        if not ok:
+            return MapSums.zeros(self.shapes[g])
+        if len(ok) < stop - start or computed is None:
+            (computed,) = dask.compute(self._rows(g, np.asarray(ok)), **compute_kwargs)
+        assert computed is not None
+        return MapSums(np.moveaxis(np.asarray(computed, dtype=np.float64), -1, 0), len(ok))
+
+    def dataset(self, sums: list[MapSums] | None = None) -> xr.Dataset:
+        """The mean-map variables (NaN, count 0 without ``sums``: a new store's template)."""
+        if sums is None:
+            return mean_map_dataset(self.names, self.shapes, self.offset)
+        return mean_map_dataset(
+            self.names,
+            self.shapes,
+            self.offset,
+            means=[s.means() for s in sums],
+            counts=[s.count for s in sums],
+        )
+
+    def from_partials(self, sink: Any) -> xr.Dataset:
+        """The means reduced from a store's per-batch sums (every batch committed)."""
+        sums = []
+        for g, shape in enumerate(self.shapes):
+            stored = sink.mean_map_partials(g)
+            if stored is None:
+                # Every committed batch stores its sums (count 0 when none of its pairs is ok).
+                n = len(self.plan.groups[g].batches)
+                stored = (np.zeros((n, 0, *shape)), np.full(n, -1))
+            sums.append(reduce_partials(*stored))
+        return self.dataset(sums)
