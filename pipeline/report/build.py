@@ -10,6 +10,9 @@
   label regions; absent when the only region is ``all``;
 * ``worst_pairs.png`` -- the ``worst`` lowest-scoring pairs side by side:
   reference, generated, SSIM map;
+* ``mean_ssim_map.png`` -- per size group, the mean SSIM map over the mean
+  reference image: where in the frame the pairs fail (results with mean maps,
+  see the ``mean_maps`` setting; absent otherwise);
 * ``report.html`` -- a single self-contained page (figures embedded as base64
   ``data:`` URIs, no script, no external resource) with the summary table, the
   worst pairs, the failed pairs and the unpaired files.
@@ -50,7 +53,13 @@ from pipeline.report.html import html_page
 from pipeline.results.schema import check_results
 from pipeline.results.stores import as_results
 from pipeline.results.summary import REPORT_VARIABLES, scan_results
-from pipeline.review.figures import histogram_figure, png_bytes, region_figure, worst_figure
+from pipeline.review.figures import (
+    histogram_figure,
+    mean_map_figure,
+    png_bytes,
+    region_figure,
+    worst_figure,
+)
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -61,6 +70,7 @@ REPORT_FILES = {
     "histogram": "ssim_histogram.png",
     "regions": "region_heatmap.png",
     "worst": "worst_pairs.png",
+    "mean_maps": "mean_ssim_map.png",
     "html": "report.html",
 }
 
@@ -119,6 +129,17 @@ def write_report(
     )
     pairs, map_notes = worst_figure(ds, data.worst)
     figures["worst"] = None if pairs is None else png_bytes(pairs, out / REPORT_FILES["worst"])
+    figures["mean_maps"] = _mean_map_png(ds, out)
     page = out / REPORT_FILES["html"]
     page.write_text(html_page(ds.attrs, data, figures, map_notes), encoding="utf-8")
     return page
+
+
+def _mean_map_png(ds: xr.Dataset, out: Path) -> bytes | None:
+    """The mean SSIM map figure's PNG (None without mean maps); a stale file is removed."""
+    path = out / REPORT_FILES["mean_maps"]
+    figure = mean_map_figure(ds)
+    if figure is None:
+        path.unlink(missing_ok=True)
+        return None
+    return png_bytes(figure, path)

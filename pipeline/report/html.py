@@ -173,6 +173,22 @@ def _not_evaluated(attrs: Mapping[str, Any]) -> list[str]:
     return parts
 
 
+def _mean_map_section(figures: Mapping[str, bytes | None]) -> list[str]:
+    """The "Where in the frame" section: the mean SSIM maps, when the results have them."""
+    if figures.get("mean_maps") is None:
+        return []
+    return [
+        "<h2>Where in the frame</h2>",
+        _figure_html(
+            figures["mean_maps"],
+            "mean SSIM map",
+            "Per size group: the mean reference image (left) and the mean SSIM map over the "
+            "successful pairs drawn over it (right), on the valid region (half a window cut "
+            "at each border); dark areas are where the outputs differ most, in every pair.",
+        ),
+    ]
+
+
 def html_page(
     attrs: Mapping[str, Any],
     data: ResultsScan,
@@ -224,6 +240,7 @@ def html_page(
                 "Mean SSIM per region: all pairs, then the worst pairs.",
             ),
         ]
+    parts += _mean_map_section(figures)
     parts += [f"<h2>Worst {len(data.worst)} pairs</h2>", _worst_table(data, map_notes)]
     parts.append(
         _figure_html(
