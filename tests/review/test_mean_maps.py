@@ -31,7 +31,11 @@ def test_mean_map_is_the_mean_of_the_pairs_maps(pairs) -> None:
     ds = sp.evaluate(x, y, engine="reference", chunks=(1, 24, 26))
     got = ds.review.mean_map()
     expected = np.mean(
-        [sp.ssim(a, b, engine="reference", full=True)[1]["ssim"] for a, b in zip(x, y)], axis=0
+        [
+            sp.ssim(a, b, engine="reference", full=True)[1]["ssim"]
+            for a, b in zip(x, y, strict=True)
+        ],
+        axis=0,
     )
     assert got.dims == ("map_y", "map_x") and got.shape == (38, 42)
     np.testing.assert_allclose(got.values, expected, atol=1e-9)
