@@ -28,10 +28,12 @@ from pipeline.reductions.statistics import block_statistics, unscored_reasons
 from pipeline.results.schema import STATUS_OK
 from pipeline.tiling.chunks import (
     OwnPixels,
+    batch_bounds,
+    block_centres,
     map_valid_blocks,
     merge_block_statistics,
-    valid_map_array,
 )
+from pipeline.tiling.halo import map_overlapping
 
 __all__ = ["mean_map_graph", "statistics_graph", "widen_regions", "with_statistics_check"]
 
@@ -195,23 +197,44 @@ def widen_regions(
 
 
 def mean_map_graph(
-    pair: SourcePair, spec: KernelSpec, chunks: tuple[tuple[int, ...], ...]
+    pair: SourcePair,
+    spec: KernelSpec,
+    chunks: tuple[tuple[int, ...], ...],
+    rows: np.ndarray | None = None,
 ) -> da.Array:
-    """Lazy ``(image, y, x, component)`` valid maps of one size group, for mean maps.
+    """Lazy ``(image chunk, y, x, component)`` sums of one size group's valid maps.
 
-    Each output chunk is the part of the valid maps centred in the matching input
-    chunk, computed from that chunk overlapped by the window's half-width (the
-    chunks' own valid pixels, as :func:`pipeline.tiling.chunks.valid_map_array`), so
-    a chunked image's map is its whole-image map. Components are
+    Entry ``k`` is the sum over the images of chunk ``k`` along ``image`` (of the
+    images ``rows`` only, when given: the group's rows to add, e.g. its ``ok``
+    pairs). Each output block is the part of the valid maps centred in the
+    matching input chunk, computed from that chunk overlapped by the window's
+    half-width (the chunks' own valid pixels, as
+    :func:`pipeline.tiling.chunks.valid_map_array`), so a chunked image's map is
+    its whole-image map. Components are
     :data:`pipeline.reductions.mean_maps.COMPONENTS`: the kernels' ``ssim``,
     ``luminance``, ``contrast`` and ``structure`` maps (channel mean) and the
-    reference pixels at the window centres. Summed over a batch's ``ok`` rows
-    (``graph[rows].sum(axis=0)``), each block's maps are reduced in the task that
-    computes them; no per-pair map is kept.
+    reference pixels at the window centres. No per-pair map outlives its task.
     """
     x, y = pair.chunked(chunks)
+    if rows is not None:
+        x, y = x[rows], y[rows]
+    _, height, width = (int(s) for s in x.shape[:3])
+    valid = []
+    for axis, length in ((1, height), (2, width)):
+        bounds = batch_bounds(x.chunks[axis])
+        n_blocks = len(x.chunks[axis])
+        centres = [block_centres(bounds, i, spec.depth, length) for i in range(n_blocks)]
+        valid.append(tuple(stop - start for start, stop in centres))
 
-    def stacked(xb: np.ndarray, yb: np.ndarray) -> np.ndarray:
+    def summed(xb: np.ndarray, yb: np.ndarray, location: tuple[int, ...]) -> np.ndarray:
         return block_sums(spec.maps(xb, yb), xb, spec.depth)
 
-    return valid_map_array(stacked, x, y, depth=spec.depth, n_maps=len(COMPONENTS))
+    return map_overlapping(
+        summed,
+        [x, y],
+        depth=spec.depth,
+        axes=(1, 2),
+        chunks=((1,) * len(x.chunks[0]), *valid, (len(COMPONENTS),)),
+        meta=np.empty((0, 0, 0, 0), dtype=np.float64),
+        name="mean-map-sums",
+    )

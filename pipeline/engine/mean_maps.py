@@ -30,6 +30,7 @@ from pipeline.engine.graphs import mean_map_graph
 from pipeline.engine.plan import RunPlan
 from pipeline.reductions.mean_maps import MapSums, mean_maps_enabled, reduce_partials
 from pipeline.results.schema import mean_map_dataset
+from pipeline.tiling.chunks import batch_bounds
 
 __all__ = ["MeanMapRun"]
 
@@ -59,7 +60,8 @@ class MeanMapRun:
     shapes : tuple of (int, int)
         Each group's valid-map shape.
     graphs : tuple of dask.array.Array
-        Each group's lazy ``(image, y, x, component)`` maps.
+        Each group's lazy ``(image chunk, y, x, component)`` sums
+        (:func:`pipeline.engine.graphs.mean_map_graph`).
     """
 
     plan: RunPlan
@@ -77,7 +79,7 @@ class MeanMapRun:
         ):
             return None
         graphs = tuple(mean_map_graph(g.pair, g.kernel, g.chunks) for g in plan.groups)
-        valid = tuple((int(g.shape[1]), int(g.shape[2])) for g in graphs)
+        valid = tuple((int(m.shape[1]), int(m.shape[2])) for m in graphs)
         return cls(plan, _group_names(plan), valid, graphs)
 
     @property
@@ -92,16 +94,20 @@ class MeanMapRun:
                 return g, k, len(group.batches)
         raise IndexError(f"no commit batch starts at row {start}")
 
-    def _rows(self, g: int, rows: Any) -> da.Array:
-        return self.graphs[g][rows].sum(axis=0)
-
     def lazy_sums(self, start: int, stop: int, failed: Any) -> da.Array | None:
-        """The batch's sum over all its rows (None when every row is known failed)."""
+        """The batch's sum over all its rows (None when every row is known failed).
+
+        A batch is whole chunks along ``image``: the sum of their per-chunk sums.
+        """
         if all(i in failed for i in range(start, stop)):
             return None
         g, _, _ = self.batch_index(start)
-        first = self.plan.groups[g].start
-        return self._rows(g, slice(start - first, stop - first))
+        group = self.plan.groups[g]
+        bounds = batch_bounds(group.chunks[0])
+        first, last = np.searchsorted(bounds, [start - group.start, stop - group.start])
+        if bounds[first] != start - group.start or bounds[last] != stop - group.start:
+            raise ValueError(f"batch [{start}, {stop}) is not whole image chunks")
+        return self.graphs[g][int(first) : int(last)].sum(axis=0)
 
     def settle(
         self,
@@ -113,12 +119,13 @@ class MeanMapRun:
     ) -> MapSums:
         """The batch's sums over its ``ok`` rows (summed again when a row failed)."""
         g, _, _ = self.batch_index(start)
-        first = self.plan.groups[g].start
-        ok = [i - first for i in range(start, stop) if i not in failed]
+        group = self.plan.groups[g]
+        ok = [i - group.start for i in range(start, stop) if i not in failed]
         if not ok:
             return MapSums.zeros(self.shapes[g])
         if len(ok) < stop - start or computed is None:
-            (computed,) = dask.compute(self._rows(g, np.asarray(ok)), **compute_kwargs)
+            again = mean_map_graph(group.pair, group.kernel, group.chunks, rows=np.asarray(ok))
+            (computed,) = dask.compute(again.sum(axis=0), **compute_kwargs)
         assert computed is not None
         return MapSums(np.moveaxis(np.asarray(computed, dtype=np.float64), -1, 0), len(ok))
 

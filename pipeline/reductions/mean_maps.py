@@ -78,20 +78,19 @@ class MapSums:
 
 
 def block_sums(maps: dict[str, np.ndarray], x: np.ndarray, depth: int) -> np.ndarray:
-    """``(images, y, x, component)`` stacked maps of one overlapped block.
+    """``(1, y, x, component)`` float64 sums over the images of one overlapped block.
 
     ``maps`` are the kernels' valid maps of the block (``(images, h, w)``) and ``x``
     the reference block they were computed from (``(images, h + 2 depth, w + 2
     depth, channels)``): its pixels at the window centres, channel mean, are the
-    last component.
+    last component. Each component is summed over the images on its own (no
+    per-image stack is made).
     """
     n, h, w = maps["ssim"].shape
-    out = np.empty((n, h, w, len(COMPONENTS)), dtype=np.float64)
-    for k, name in enumerate(COMPONENTS[:-1]):
-        out[..., k] = maps[name]
+    planes = [np.sum(maps[name], axis=0, dtype=np.float64) for name in COMPONENTS[:-1]]
     centres = x[:, depth : depth + h, depth : depth + w, :]
-    out[..., -1] = centres.mean(axis=-1, dtype=np.float64)
-    return out
+    planes.append(np.sum(centres, axis=(0, 3), dtype=np.float64) / x.shape[-1])
+    return np.stack(planes, axis=-1)[None]
 
 
 def reduce_partials(sums: np.ndarray, counts: np.ndarray) -> MapSums:
