@@ -28,7 +28,12 @@ import xarray as xr
 
 from pipeline.engine.graphs import mean_map_graph
 from pipeline.engine.plan import RunPlan
-from pipeline.reductions.mean_maps import MapSums, mean_maps_enabled, reduce_partials
+from pipeline.reductions.mean_maps import (
+    COMPONENTS,
+    MapSums,
+    mean_maps_enabled,
+    reduce_partials,
+)
 from pipeline.results.schema import mean_map_dataset
 from pipeline.tiling.chunks import batch_bounds
 
@@ -149,6 +154,6 @@ class MeanMapRun:
             if stored is None:
                 # Every committed batch stores its sums (count 0 when none of its pairs is ok).
                 n = len(self.plan.groups[g].batches)
-                stored = (np.zeros((n, 0, *shape)), np.full(n, -1))
+                stored = (np.zeros((n, len(COMPONENTS), *shape)), np.full(n, -1))
             sums.append(reduce_partials(*stored))
         return self.dataset(sums)

@@ -86,7 +86,7 @@ def block_sums(maps: dict[str, np.ndarray], x: np.ndarray, depth: int) -> np.nda
     last component. Each component is summed over the images on its own (no
     per-image stack is made).
     """
-    n, h, w = maps["ssim"].shape
+    _, h, w = maps["ssim"].shape
     planes = [np.sum(maps[name], axis=0, dtype=np.float64) for name in COMPONENTS[:-1]]
     centres = x[:, depth : depth + h, depth : depth + w, :]
     planes.append(np.sum(centres, axis=(0, 3), dtype=np.float64) / x.shape[-1])
@@ -115,7 +115,7 @@ def reduce_partials(sums: np.ndarray, counts: np.ndarray) -> MapSums:
         raise ValueError(
             f"the mean-map sums of commit batch(es) {missing.tolist()} were never stored"
         )
-    total = MapSums.zeros(tuple(int(s) for s in sums.shape[2:]))  # type: ignore[arg-type]
+    total = MapSums.zeros((int(sums.shape[2]), int(sums.shape[3])))
     for k in range(sums.shape[0]):
         if counts[k] > 0:
             total.add(MapSums(np.asarray(sums[k], dtype=np.float64), int(counts[k])))

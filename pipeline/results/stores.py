@@ -478,9 +478,12 @@ class ZarrSink:
         return zarr.open_group(self._zarr(read_only=False), mode="r+")
 
     def write_mean_map_partial(
-        self, group: int, batch: int, n_batches: int, sums: np.ndarray, count: int
+        self, group: int | str, batch: int, n_batches: int, sums: np.ndarray, count: int
     ) -> None:
         """Store the mean-map sums of commit batch ``batch`` of size group ``group``.
+
+        ``group`` names the slot group: a size group's position, or any key that
+        tells sums apart (a model and a size group, in a run of several models).
 
         Call it before :meth:`write` commits the batch's status: a committed batch
         always has its sums stored. A batch computed again (resumed after a kill
@@ -506,7 +509,7 @@ class ZarrSink:
             root["sums"][batch] = sums
             root["counts"][batch] = count
 
-    def mean_map_partials(self, group: int) -> tuple[np.ndarray, np.ndarray] | None:
+    def mean_map_partials(self, group: int | str) -> tuple[np.ndarray, np.ndarray] | None:
         """Size group ``group``'s stored per-batch ``(sums, counts)``; None if none is stored."""
         with self._remote_errors("reading mean-map sums of output"):
             root = self._group()
