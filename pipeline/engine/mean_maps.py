@@ -78,6 +78,14 @@ class MeanMapRun:
     def of(cls, plan: RunPlan) -> MeanMapRun | None:
         """The run's mean maps, or None when the ``mean_maps`` setting leaves them off."""
         config = plan.config
+        if config.resolved_output_format() == "csv":
+            # A per-pair table has no place for a map: not computed for nothing.
+            if config.mean_maps is True:
+                raise ValueError(
+                    "mean_maps=True needs an output that holds maps (Zarr, NetCDF or none); "
+                    f"{config.output!r} is a CSV table: use mean_maps=False or another output"
+                )
+            return None
         shapes = [g.pair.image_shape for g in plan.groups]
         if not mean_maps_enabled(
             config.mean_maps, shapes, volume=config.volume, nan_policy=config.nan_policy

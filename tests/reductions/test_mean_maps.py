@@ -223,3 +223,11 @@ def test_reduce_partials_refuses_a_missing_batch() -> None:
         reduce_partials(sums, np.array([2, -1, 1]))
     empty = MapSums.zeros((2, 2))
     assert np.isnan(empty.means()).all()
+
+
+def test_csv_output_computes_no_mean_map(rng, tmp_path) -> None:
+    x, y = _pairs(rng, (2, 30, 30))
+    ds = sp.evaluate(x, y, output=str(tmp_path / "r.csv"))
+    assert "mean_ssim_map" not in ds
+    with pytest.raises(ValueError, match="mean_maps=True needs an output that holds maps"):
+        sp.evaluate(x, y, output=str(tmp_path / "s.csv"), mean_maps=True)
