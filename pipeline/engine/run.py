@@ -226,12 +226,8 @@ def _commit_batch(
     if mean_maps is not None:
         # Stored before the status commits the batch: a committed batch has its sums.
         sums = _settle_mean_map(mean_maps, state, start, stop, session)
-        sink.write_mean_map_partial(
-            *mean_maps.batch_index(start)[:2],
-            mean_maps.batch_index(start)[2],
-            sums.sums,
-            sums.count,
-        )
+        group, batch, n_batches = mean_maps.batch_index(start)
+        sink.write_mean_map_partial(group, batch, n_batches, sums.sums, sums.count)
     sink.write(start, stop, statistics, _batch_status(state, start, stop))
 
 
