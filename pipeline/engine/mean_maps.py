@@ -9,11 +9,14 @@ What :func:`pipeline.engine.run.evaluate` does for the ``mean_maps`` setting
   again over its ``ok`` rows only (failed pairs are rare, and a failed pair's
   map may hold NaN: it is never subtracted);
 * in memory the batches' sums are added per size group; a Zarr output stores
-  each batch's sums in its own slot before the batch's status is committed
+  each batch's sums in its own slot, named by the batch's rows, before the
+  batch's status is committed
   (:meth:`pipeline.results.stores.ZarrSink.write_mean_map_partial`), and the
-  means are reduced from the slots when every batch is committed. A resumed run
-  therefore gives the uninterrupted run's mean: a batch is counted once, by its
-  latest computation, whatever the run was interrupted by.
+  means are reduced from the slots of the plan's batches when every batch is
+  committed (a batch without a slot, committed under another batch layout, is
+  summed then). A resumed run therefore gives the uninterrupted run's mean: each
+  batch is counted once, by its latest computation, whatever the run was
+  interrupted by.
 """
 
 from __future__ import annotations
@@ -28,13 +31,8 @@ import xarray as xr
 
 from pipeline.engine.graphs import mean_map_graph
 from pipeline.engine.plan import RunPlan
-from pipeline.reductions.mean_maps import (
-    COMPONENTS,
-    MapSums,
-    mean_maps_enabled,
-    reduce_partials,
-)
-from pipeline.results.schema import mean_map_dataset
+from pipeline.reductions.mean_maps import MapSums, mean_maps_enabled
+from pipeline.results.schema import STATUS_OK, mean_map_dataset
 from pipeline.tiling.chunks import batch_bounds
 
 __all__ = ["MeanMapRun"]
@@ -99,12 +97,11 @@ class MeanMapRun:
     def offset(self) -> int:
         return self.plan.groups[0].kernel.depth
 
-    def batch_index(self, start: int) -> tuple[int, int, int]:
-        """``(group, batch within the group, the group's batches)`` of the batch at ``start``."""
+    def group_of(self, start: int) -> int:
+        """The size group (position) of the batch that starts at row ``start``."""
         for g, group in enumerate(self.plan.groups):
             if start < group.stop:
-                k = [a for a, _ in group.batches].index(start - group.start)
-                return g, k, len(group.batches)
+                return g
         raise IndexError(f"no commit batch starts at row {start}")
 
     def lazy_sums(self, start: int, stop: int, failed: Any) -> da.Array | None:
@@ -114,7 +111,7 @@ class MeanMapRun:
         """
         if all(i in failed for i in range(start, stop)):
             return None
-        g, _, _ = self.batch_index(start)
+        g = self.group_of(start)
         group = self.plan.groups[g]
         bounds = batch_bounds(group.chunks[0])
         first, last = np.searchsorted(bounds, [start - group.start, stop - group.start])
@@ -131,7 +128,7 @@ class MeanMapRun:
         compute_kwargs: dict[str, Any],
     ) -> MapSums:
         """The batch's sums over its ``ok`` rows (summed again when a row failed)."""
-        g, _, _ = self.batch_index(start)
+        g = self.group_of(start)
         group = self.plan.groups[g]
         ok = [i - group.start for i in range(start, stop) if i not in failed]
         if not ok:
@@ -154,14 +151,28 @@ class MeanMapRun:
             counts=[s.count for s in sums],
         )
 
-    def from_partials(self, sink: Any) -> xr.Dataset:
-        """The means reduced from a store's per-batch sums (every batch committed)."""
+    def from_partials(self, sink: Any, compute_kwargs: dict[str, Any]) -> xr.Dataset:
+        """The means from a store's per-batch slots, every batch being committed.
+
+        Each batch of this run's plan adds its own slot (named by its rows). A batch
+        without one -- committed by an interrupted run planned in other batches, or
+        whose slot write was cut short -- is summed now over its stored ``ok`` pairs.
+        The batches partition the rows: every pair is added once, none is missed.
+        """
+        status = None
         sums = []
-        for g, shape in enumerate(self.shapes):
-            stored = sink.mean_map_partials(g)
-            if stored is None:
-                # Every committed batch stores its sums (count 0 when none of its pairs is ok).
-                n = len(self.plan.groups[g].batches)
-                stored = (np.zeros((n, len(COMPONENTS), *shape)), np.full(n, -1))
-            sums.append(reduce_partials(*stored))
+        for g, group in enumerate(self.plan.groups):
+            slots = sink.mean_map_partials(g)
+            total = MapSums.zeros(self.shapes[g])
+            for a, b in group.batches:
+                start, stop = a + group.start, b + group.start
+                if (start, stop) in slots:
+                    values, count = slots[(start, stop)]
+                    total.add(MapSums(np.asarray(values, dtype=np.float64), count))
+                    continue
+                if status is None:
+                    status = sink.stored_status()
+                failed = {i for i in range(start, stop) if status[i] != STATUS_OK}
+                total.add(self.settle(start, stop, None, failed, compute_kwargs))
+            sums.append(total)
         return self.dataset(sums)

@@ -226,8 +226,8 @@ def _commit_batch(
     if mean_maps is not None:
         # Stored before the status commits the batch: a committed batch has its sums.
         sums = _settle_mean_map(mean_maps, state, start, stop, session)
-        group, batch, n_batches = mean_maps.batch_index(start)
-        sink.write_mean_map_partial(group, batch, n_batches, sums.sums, sums.count)
+        group = mean_maps.group_of(start)
+        sink.write_mean_map_partial(group, start, stop, sums.sums, sums.count)
     sink.write(start, stop, statistics, _batch_status(state, start, stop))
 
 
@@ -368,9 +368,10 @@ def evaluate(
                     _commit_batch(plan, state, sink, start, stop, writer, session, mean_maps)
                     if on_batch is not None:
                         on_batch(done, len(todo), stop - start)
-            if mean_maps is not None:
-                # Every batch is committed: reduced from the stored sums, also when resumed.
-                sink.write_mean_maps(mean_maps.from_partials(sink))
+                if mean_maps is not None:
+                    # Every batch is committed: reduced from the stored sums, also when resumed.
+                    means = mean_maps.from_partials(sink, session.compute_kwargs)
+                    sink.write_mean_maps(means)
         finally:
             sink.close()
         return open_results(config.output, storage_options=_storage_options(config))
@@ -389,7 +390,7 @@ def evaluate(
             part = _finalize_batch(plan, state, start, stop, packed)
             del packed
             if mean_maps is not None:
-                group = mean_maps.batch_index(start)[0]
+                group = mean_maps.group_of(start)
                 map_sums[group].add(_settle_mean_map(mean_maps, state, start, stop, session))
             for name, values in part.items():
                 if name not in statistics:

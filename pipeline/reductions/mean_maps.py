@@ -30,7 +30,6 @@ __all__ = [
     "MapSums",
     "block_sums",
     "mean_maps_enabled",
-    "reduce_partials",
 ]
 
 # The stacked maps, in order: the four SSIM maps, then the reference backdrop.
@@ -91,35 +90,6 @@ def block_sums(maps: dict[str, np.ndarray], x: np.ndarray, depth: int) -> np.nda
     centres = x[:, depth : depth + h, depth : depth + w, :]
     planes.append(np.sum(centres, axis=(0, 3), dtype=np.float64) / x.shape[-1])
     return np.stack(planes, axis=-1)[None]
-
-
-def reduce_partials(sums: np.ndarray, counts: np.ndarray) -> MapSums:
-    """The group's sums from its batches' stored partial sums.
-
-    Parameters
-    ----------
-    sums : numpy.ndarray
-        ``(batch, component, y, x)``: each commit batch's sums (the latest computed).
-    counts : numpy.ndarray
-        ``(batch,)``: each batch's count of ``ok`` pairs, negative for a batch whose
-        sums were never stored.
-
-    Raises
-    ------
-    ValueError
-        A batch has no stored sums: its pairs would be missing from the mean.
-    """
-    counts = np.asarray(counts)
-    missing = np.flatnonzero(counts < 0)
-    if missing.size:
-        raise ValueError(
-            f"the mean-map sums of commit batch(es) {missing.tolist()} were never stored"
-        )
-    total = MapSums.zeros((int(sums.shape[2]), int(sums.shape[3])))
-    for k in range(sums.shape[0]):
-        if counts[k] > 0:
-            total.add(MapSums(np.asarray(sums[k], dtype=np.float64), int(counts[k])))
-    return total
 
 
 def mean_maps_enabled(

@@ -390,16 +390,7 @@ class ZarrSink:
         the status as stored (text escaped, see :func:`open_results`); the end of a
         status, where the transient marker is, is never changed by that.
         """
-        if self._objects is None:
-            status = xr.open_zarr(self.store, consolidated=False)[STATUS].values
-        else:
-            import zarr
-
-            # The status array alone: one metadata object and its chunks, not the
-            # listing and metadata of the whole group (each a request to the server).
-            with self._remote_errors("reading the status of output"):
-                array = zarr.open_array(self._zarr(read_only=True), path=STATUS, mode="r")
-                status = np.asarray(array[:], dtype=object)
+        status = self.stored_status()
         todo = np.isin(status, PENDING_STATUSES)
         retried = np.zeros(len(status), dtype=bool)
         if retry is not None:
@@ -478,46 +469,62 @@ class ZarrSink:
         return zarr.open_group(self._zarr(read_only=False), mode="r+")
 
     def write_mean_map_partial(
-        self, group: int | str, batch: int, n_batches: int, sums: np.ndarray, count: int
+        self, group: int | str, start: int, stop: int, sums: np.ndarray, count: int
     ) -> None:
-        """Store the mean-map sums of commit batch ``batch`` of size group ``group``.
+        """Store the mean-map sums of the commit batch of rows ``[start, stop)``.
 
         ``group`` names the slot group: a size group's position, or any key that
         tells sums apart (a model and a size group, in a run of several models).
-
         Call it before :meth:`write` commits the batch's status: a committed batch
-        always has its sums stored. A batch computed again (resumed after a kill
-        between the two, a transient failure retried) overwrites its own slot, so
-        no batch is ever counted twice. The sums go first and the count last; a
-        slot whose count is negative was never stored.
+        always has its sums stored. The slot is named by the batch's rows; a batch
+        computed again (resumed after a kill between the two, a transient failure
+        retried) overwrites its own slot, so no batch is counted twice. The slot's
+        count is cleared first and written last: a slot killed midway has none and
+        is never read as sums (see :meth:`mean_map_partials`).
         """
         with (
-            self._out_of_space(f"the mean-map sums of batch {batch}"),
+            self._out_of_space(f"the mean-map sums of pairs {start}..{stop - 1}"),
             self._remote_errors("writing mean-map sums to output"),
         ):
             root = self._group().require_group(MEAN_MAP_PARTIALS).require_group(str(group))
-            shape = (n_batches, *sums.shape)
-            if "sums" not in root:
-                root.create_array(
-                    "sums",
-                    shape=shape,
-                    chunks=(1, *sums.shape),
-                    dtype="float64",
-                    fill_value=np.nan,
-                )
-                root.create_array("counts", shape=(n_batches,), dtype="int64", fill_value=-1)
-            root["sums"][batch] = sums
-            root["counts"][batch] = count
+            name = f"{start}-{stop}"
+            if name in root:
+                slot = root[name]
+                slot.attrs.update({"count": -1})
+            else:
+                slot = root.create_array(name, shape=sums.shape, dtype="float64")
+            slot[...] = sums
+            slot.attrs.update({"count": int(count)})
 
-    def mean_map_partials(self, group: int | str) -> tuple[np.ndarray, np.ndarray] | None:
-        """Size group ``group``'s stored per-batch ``(sums, counts)``; None if none is stored."""
+    def mean_map_partials(self, group: int | str) -> dict[tuple[int, int], tuple[np.ndarray, int]]:
+        """Size group ``group``'s stored slots: ``{(start, stop): (sums, count)}``.
+
+        Only slots whose count was written (a whole write) are listed.
+        """
         with self._remote_errors("reading mean-map sums of output"):
             root = self._group()
             path = f"{MEAN_MAP_PARTIALS}/{group}"
             if path not in root:
-                return None
-            stored = root[path]
-            return np.asarray(stored["sums"][:]), np.asarray(stored["counts"][:])
+                return {}
+            slots = {}
+            for name, slot in root[path].arrays():
+                count = int(slot.attrs.get("count", -1))
+                if count >= 0:
+                    start, stop = (int(part) for part in str(name).split("-"))
+                    slots[(start, stop)] = (np.asarray(slot[...]), count)
+            return slots
+
+    def stored_status(self) -> np.ndarray:
+        """Every pair's status as stored (text escaped, see :func:`open_results`)."""
+        if self._objects is None:
+            return np.asarray(xr.open_zarr(self.store, consolidated=False)[STATUS].values)
+        import zarr
+
+        # The status array alone: one metadata object and its chunks, not the
+        # listing and metadata of the whole group (each a request to the server).
+        with self._remote_errors("reading the status of output"):
+            array = zarr.open_array(self._zarr(read_only=True), path=STATUS, mode="r")
+            return np.asarray(array[:], dtype=object)
 
     def write_mean_maps(self, maps: xr.Dataset) -> None:
         """Write the reduced mean maps into the result's (template) variables."""

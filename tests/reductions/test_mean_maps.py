@@ -17,7 +17,7 @@ import xarray as xr
 from skimage.metrics import structural_similarity
 
 import pipeline as sp
-from pipeline.reductions.mean_maps import MapSums, mean_maps_enabled, reduce_partials
+from pipeline.reductions.mean_maps import MapSums, mean_maps_enabled
 from pipeline.results.schema import MEAN_MAP_VARIABLES, validate_dataset
 from pipeline.results.stores import open_results
 
@@ -214,15 +214,62 @@ def test_mean_maps_off_and_auto(rng) -> None:
     assert not mean_maps_enabled("auto", [(64, 64)], volume=True, nan_policy="fail")
 
 
-def test_reduce_partials_refuses_a_missing_batch() -> None:
-    sums = np.ones((3, 5, 2, 2))
-    total = reduce_partials(sums, np.array([2, 0, 1]))
+def test_map_sums_add_and_mean() -> None:
+    total = MapSums.zeros((2, 2))
+    assert np.isnan(total.means()).all()  # no pair: NaN, never 0/0 warnings
+    total.add(MapSums(np.ones((5, 2, 2)), 2))
+    total.add(MapSums(np.zeros((5, 2, 2)), 0))  # a batch with no ok pair
+    total.add(MapSums(2 * np.ones((5, 2, 2)), 1))
     assert total.count == 3
-    np.testing.assert_array_equal(total.sums, 2 * np.ones((5, 2, 2)))  # batch 1 had no ok pair
-    with pytest.raises(ValueError, match=r"batch\(es\) \[1\]"):
-        reduce_partials(sums, np.array([2, -1, 1]))
-    empty = MapSums.zeros((2, 2))
-    assert np.isnan(empty.means()).all()
+    np.testing.assert_array_equal(total.means(), np.ones((5, 2, 2)))
+    with pytest.raises(ValueError, match="cannot be added"):
+        total.add(MapSums(np.ones((5, 3, 2)), 1))
+
+
+def test_resume_in_other_batches_and_a_cut_slot_give_the_same_mean(
+    rng, tmp_path, monkeypatch
+) -> None:
+    # Stores interrupted under one batch layout resume in another (the planned budget
+    # changed): each batch of the resumed plan is added once, from its own slot or
+    # summed again from the stored statuses.
+    import zarr
+
+    import pipeline.tiling.chunks
+    from pipeline.tiling.chunks import statistics_bytes_per_image
+
+    x, y = _pairs(rng, (30, 24, 24))
+    whole = sp.evaluate(x, y, engine="reference")
+    out = str(tmp_path / "r.zarr")
+    per_image = statistics_bytes_per_image(1, 100)
+
+    def stop_after_the_first(done, total, n):
+        raise _Stop
+
+    monkeypatch.setattr(pipeline.tiling.chunks, "BATCH_STATISTICS_BYTES", 12 * per_image)
+    with pytest.raises(_Stop):
+        sp.evaluate(x, y, engine="reference", output=out, on_batch=stop_after_the_first)
+    monkeypatch.setattr(pipeline.tiling.chunks, "BATCH_STATISTICS_BYTES", 8 * per_image)
+    committed: list[int] = []
+    resumed = sp.evaluate(
+        x,
+        y,
+        engine="reference",
+        output=out,
+        resume=True,
+        on_batch=lambda done, total, n: committed.append(n),
+    )
+    assert committed == [8, 8, 6]  # rows 0..11 were committed in the old batch of 12
+    slots = sorted(zarr.open_group(out, mode="r")["mean_map_partials/0"].array_keys())
+    assert slots == ["0-12", "16-24", "24-30", "8-16"]  # the old slot 0-12 is not the plan's
+    assert int(resumed.mean_map_count[0]) == 30
+    for name in MEAN_MAP_VARIABLES:
+        np.testing.assert_allclose(resumed[name].values, whole[name].values, rtol=0, atol=TOL)
+
+    # A slot whose write was cut short (no count) is summed again, not left out.
+    zarr.open_group(out, mode="r+")["mean_map_partials/0/16-24"].attrs["count"] = -1
+    again = sp.evaluate(x, y, engine="reference", output=out, resume=True)
+    assert int(again.mean_map_count[0]) == 30
+    np.testing.assert_allclose(again.mean_ssim_map.values, whole.mean_ssim_map.values, atol=TOL)
 
 
 def test_csv_output_computes_no_mean_map(rng, tmp_path) -> None:
