@@ -57,10 +57,14 @@ class RunState:
         whose reads or statistics failed in a computed batch.
     ms_ssim : numpy.ndarray, optional
         MS-SSIM per pair, NaN until its batch is computed (None when MS-SSIM is off).
+    batch_map : numpy.ndarray, optional
+        The last computed batch's mean-map sums over all its rows (None when mean maps
+        are off, or until a batch is computed).
     """
 
     status: dict[int, str]
     ms_ssim: np.ndarray | None
+    batch_map: np.ndarray | None = None
 
     @classmethod
     def start(cls, plan: RunPlan) -> RunState:

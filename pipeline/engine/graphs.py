@@ -20,14 +20,22 @@ from pipeline.inputs.sources import SourcePair
 from pipeline.kernels.statistics import FIELDS, empty_statistics
 from pipeline.metrics.checks import FLOAT64_PIXEL_LIMIT
 from pipeline.reductions.kernel_spec import KernelSpec
+from pipeline.reductions.mean_maps import COMPONENTS, block_sums
 from pipeline.reductions.nonfinite import masked_block_statistics, screen_block
 from pipeline.reductions.regions import RegionPlan, region_ids
 from pipeline.reductions.squared_error import add_squared_error
 from pipeline.reductions.statistics import block_statistics, unscored_reasons
 from pipeline.results.schema import STATUS_OK
-from pipeline.tiling.chunks import OwnPixels, map_valid_blocks, merge_block_statistics
+from pipeline.tiling.chunks import (
+    OwnPixels,
+    batch_bounds,
+    block_centres,
+    map_valid_blocks,
+    merge_block_statistics,
+)
+from pipeline.tiling.halo import map_overlapping
 
-__all__ = ["statistics_graph", "widen_regions", "with_statistics_check"]
+__all__ = ["mean_map_graph", "statistics_graph", "widen_regions", "with_statistics_check"]
 
 
 def statistics_graph(
@@ -185,4 +193,48 @@ def widen_regions(
         chunks=(statistics.chunks[0], (len(names),), statistics.chunks[2]),
         dtype=np.float64,
         meta=np.empty((0, 0, 0), dtype=np.float64),
+    )
+
+
+def mean_map_graph(
+    pair: SourcePair,
+    spec: KernelSpec,
+    chunks: tuple[tuple[int, ...], ...],
+    rows: np.ndarray | None = None,
+) -> da.Array:
+    """Lazy ``(image chunk, y, x, component)`` sums of one size group's valid maps.
+
+    Entry ``k`` is the sum over the images of chunk ``k`` along ``image`` (of the
+    images ``rows`` only, when given: the group's rows to add, e.g. its ``ok``
+    pairs). Each output block is the part of the valid maps centred in the
+    matching input chunk, computed from that chunk overlapped by the window's
+    half-width (the chunks' own valid pixels, as
+    :func:`pipeline.tiling.chunks.valid_map_array`), so a chunked image's map is
+    its whole-image map. Components are
+    :data:`pipeline.reductions.mean_maps.COMPONENTS`: the kernels' ``ssim``,
+    ``luminance``, ``contrast`` and ``structure`` maps (channel mean) and the
+    reference pixels at the window centres. No per-pair map outlives its task.
+    """
+    x, y = pair.chunked(chunks)
+    if rows is not None:
+        x, y = x[rows], y[rows]
+    _, height, width = (int(s) for s in x.shape[:3])
+    valid = []
+    for axis, length in ((1, height), (2, width)):
+        bounds = batch_bounds(x.chunks[axis])
+        n_blocks = len(x.chunks[axis])
+        centres = [block_centres(bounds, i, spec.depth, length) for i in range(n_blocks)]
+        valid.append(tuple(stop - start for start, stop in centres))
+
+    def summed(xb: np.ndarray, yb: np.ndarray, location: tuple[int, ...]) -> np.ndarray:
+        return block_sums(spec.maps(xb, yb), xb, spec.depth)
+
+    return map_overlapping(
+        summed,
+        [x, y],
+        depth=spec.depth,
+        axes=(1, 2),
+        chunks=((1,) * len(x.chunks[0]), *valid, (len(COMPONENTS),)),
+        meta=np.empty((0, 0, 0, 0), dtype=np.float64),
+        name="mean-map-sums",
     )

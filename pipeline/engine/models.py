@@ -91,7 +91,7 @@ def evaluate_models(
     ------
     ValueError
         Models whose pairs differ (other images, another order or batching: named),
-        ``save_maps`` (maps are saved for one model per run), or any error of one
+        ``save_maps`` or ``mean_maps=True`` (one model per run), or any error of one
         model's pair (prefixed with the model's name).
     """
     named = model_sources(generated)
@@ -100,6 +100,11 @@ def evaluate_models(
         raise ValueError(
             "save_maps saves the SSIM maps of one model per run; evaluate the models "
             f"{', '.join(names)} with save_maps one at a time, or drop save_maps"
+        )
+    if config.mean_maps is True:
+        raise ValueError(
+            "mean_maps are accumulated for one model per run; evaluate the models "
+            f"{', '.join(names)} with mean_maps one at a time, or drop mean_maps"
         )
     pairs = open_models(
         reference, named, channel_axis=config.channel_axis, options=config.input_options()

@@ -35,6 +35,7 @@ from pipeline.engine.batches import finalize_batch as _finalize_batch
 from pipeline.engine.batches import fresh_path as _fresh_path
 from pipeline.engine.batches import run_scheduler as _scheduler
 from pipeline.engine.batches import run_storage_options as _storage_options
+from pipeline.engine.mean_maps import MeanMapRun
 from pipeline.engine.models import evaluate_models
 from pipeline.engine.plan import GroupPlan, RunPlan, plan_run
 from pipeline.engine.schedulers import SchedulerSession
@@ -43,6 +44,7 @@ from pipeline.inputs.files import is_transient_status
 from pipeline.inputs.models import is_several_models
 from pipeline.inputs.opening import open_pair
 from pipeline.reductions.kernel_spec import KernelSpec
+from pipeline.reductions.mean_maps import MapSums
 from pipeline.results.schema import STATUS_OK, build_dataset, template_dataset
 from pipeline.results.stores import (
     ZarrSink,
@@ -140,6 +142,7 @@ def _compute(
     stop: int,
     writer: _MapWriter | None = None,
     session: SchedulerSession | None = None,
+    mean_maps: MeanMapRun | None = None,
 ) -> np.ndarray:
     # Batches are computed from here (the client), so progress and commits work the
     # same under every scheduler; only where the tasks run changes.
@@ -148,7 +151,13 @@ def _compute(
     read_status = plan.read_status
     reads = [] if read_status is None else [read_status[start:stop]]
     ms = [] if plan.ms_ssim is None else [plan.ms_ssim[start:stop]]
-    packed, *found = dask.compute(plan.statistics[start:stop], *ms, *reads, *extra, **kwargs)
+    # The batch's mean-map sum, in the same compute: the reads are shared.
+    sums = None if mean_maps is None else mean_maps.lazy_sums(start, stop, state.status)
+    means = [] if sums is None else [sums]
+    packed, *found = dask.compute(
+        plan.statistics[start:stop], *means, *ms, *reads, *extra, **kwargs
+    )
+    state.batch_map = found.pop(0) if means else None
     if ms:
         assert state.ms_ssim is not None  # allocated with the state when MS-SSIM is on
         state.ms_ssim[start:stop] = found.pop(0)
@@ -168,6 +177,7 @@ def _commit_batch(
     stop: int,
     writer: _MapWriter | None,
     session: SchedulerSession,
+    mean_maps: MeanMapRun | None = None,
 ) -> None:
     """Compute pairs ``[start, stop)`` and commit them to the store.
 
@@ -175,10 +185,23 @@ def _commit_batch(
     loop variable would keep one batch's statistics alive while the next one is
     computed, doubling the peak memory of every run longer than one batch.
     """
-    packed = _compute(plan, state, start, stop, writer, session)
+    packed = _compute(plan, state, start, stop, writer, session, mean_maps)
     statistics = _finalize_batch(plan, state, start, stop, packed)
     del packed  # finalized: the packed partial statistics are no longer needed
+    if mean_maps is not None:
+        # Stored before the status commits the batch: a committed batch has its sums.
+        sums = _settle_mean_map(mean_maps, state, start, stop, session)
+        group = mean_maps.group_of(start)
+        sink.write_mean_map_partial(group, start, stop, sums.sums, sums.count)
     sink.write(start, stop, statistics, _batch_status(state, start, stop))
+
+
+def _settle_mean_map(
+    mean_maps: MeanMapRun, state: _RunState, start: int, stop: int, session: SchedulerSession
+) -> MapSums:
+    """The batch's mean-map sums over its ``ok`` pairs (see :mod:`pipeline.engine.mean_maps`)."""
+    computed, state.batch_map = state.batch_map, None
+    return mean_maps.settle(start, stop, computed, state.status, session.compute_kwargs)
 
 
 def evaluate(
@@ -263,6 +286,9 @@ def evaluate(
             ms_ssim=plan.ms_ssim is not None,
             nan_masked=config.nan_policy == "mask",
         )
+        mean_maps = MeanMapRun.of(plan)
+        if mean_maps is not None:
+            template = template.merge(mean_maps.dataset(), combine_attrs="override")
         sink = ZarrSink(
             config.output,
             template,
@@ -282,9 +308,13 @@ def evaluate(
             del template  # the store has it; only per-batch data is held from here on
             with _scheduler(config, needed=bool(todo)) as session:
                 for done, (start, stop) in enumerate(todo, 1):
-                    _commit_batch(plan, state, sink, start, stop, writer, session)
+                    _commit_batch(plan, state, sink, start, stop, writer, session, mean_maps)
                     if on_batch is not None:
                         on_batch(done, len(todo), stop - start)
+                if mean_maps is not None:
+                    # Every batch is committed: reduced from the stored sums, also when resumed.
+                    means = mean_maps.from_partials(sink, session.compute_kwargs)
+                    sink.write_mean_maps(means)
         finally:
             sink.close()
         return open_results(config.output, storage_options=_storage_options(config))
@@ -292,14 +322,19 @@ def evaluate(
     if output_format in ("netcdf", "csv"):
         _fresh_path(config)  # refuse an existing file before any work
     writer = _map_writer(plan) if config.save_maps else None
+    mean_maps = MeanMapRun.of(plan)
+    map_sums = [] if mean_maps is None else [MapSums.zeros(s) for s in mean_maps.shapes]
     # Filled batch by batch: the results and one batch, never every batch's packed
     # partial statistics plus their concatenation plus the results.
     statistics: dict[str, np.ndarray] = {}
     with _scheduler(config) as session:
         for done, (start, stop) in enumerate(plan.batches, 1):
-            packed = _compute(plan, state, start, stop, writer, session)
+            packed = _compute(plan, state, start, stop, writer, session, mean_maps)
             part = _finalize_batch(plan, state, start, stop, packed)
             del packed
+            if mean_maps is not None:
+                group = mean_maps.group_of(start)
+                map_sums[group].add(_settle_mean_map(mean_maps, state, start, stop, session))
             for name, values in part.items():
                 if name not in statistics:
                     statistics[name] = np.empty((pair.n_images, *values.shape[1:]), values.dtype)
@@ -313,6 +348,8 @@ def evaluate(
         status=_batch_status(state, 0, pair.n_images),
         attrs=dict(plan.attrs),
     )
+    if mean_maps is not None:
+        ds = ds.merge(mean_maps.dataset(map_sums), combine_attrs="override")
     options = _storage_options(config)
     if output_format == "netcdf":
         export_netcdf(ds, _fresh_path(config), storage_options=options)

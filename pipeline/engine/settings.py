@@ -520,6 +520,13 @@ class RunConfig(BaseModel):
         Which maps ``save_maps`` writes.
     maps_output : str, optional
         Zarr path of the maps (default: group ``maps`` inside a Zarr output).
+    mean_maps : bool or "auto"
+        Accumulate, per size group, the mean over its ``ok`` pairs of the valid
+        SSIM, luminance, contrast and structure maps (variables ``mean_ssim_map``
+        ...; see :mod:`pipeline.reductions.mean_maps`). ``"auto"``: on for 2-D runs of
+        one model with ``nan_policy="fail"`` whose images have at most 4096x4096
+        pixels. Off by default: the maps are summed by a second kernel call per block,
+        which costs about as much as the statistics themselves.
     output : str, optional
         Results path; the format follows the suffix unless ``output_format`` is given.
     output_format : str, optional
@@ -642,6 +649,9 @@ class RunConfig(BaseModel):
     save_maps: Flag = Field(False, description="also store the SSIM maps (Zarr)")
     maps: tuple[MapName, ...] = Field(("ssim",), description="maps stored by save_maps")
     maps_output: PathText = Field(None, description="Zarr path of the stored maps")
+    mean_maps: Literal["auto"] | Flag = Field(
+        False, description="mean SSIM map per size group: true, false or auto"
+    )
     output: PathText = Field(None, description="results path (.zarr, .nc or .csv)")
     output_format: OutputFormat | None = Field(
         None, description="output format (default: from the suffix)"

@@ -10,6 +10,9 @@
   label regions; absent when the only region is ``all``;
 * ``worst_pairs.png`` -- the ``worst`` lowest-scoring pairs side by side:
   reference, generated, SSIM map;
+* ``mean_ssim_map.png`` -- per size group, the mean SSIM map over the mean
+  reference image: where in the frame the pairs fail (results with mean maps,
+  see the ``mean_maps`` setting; absent otherwise);
 * ``report.html`` -- a single self-contained page (figures embedded as base64
   ``data:`` URIs, no script, no external resource) with the summary table, the
   worst pairs, the failed pairs and the unpaired files.
@@ -62,6 +65,7 @@ from pipeline.results.text import text_values
 from pipeline.review.figures import (
     disagreement_figure,
     histogram_figure,
+    mean_map_figure,
     png_bytes,
     region_figure,
     region_winner_figure,
@@ -78,6 +82,7 @@ REPORT_FILES = {
     "histogram": "ssim_histogram.png",
     "regions": "region_heatmap.png",
     "worst": "worst_pairs.png",
+    "mean_maps": "mean_ssim_map.png",
     "html": "report.html",
 }
 #: The comparison's figures of results with several models.
@@ -163,6 +168,7 @@ def _results_figures(
     figures["worst"] = (
         None if pairs is None else png_bytes(pairs, out / (prefix + REPORT_FILES["worst"]))
     )
+    figures["mean_maps"] = _mean_map_png(ds, out, prefix)
     return data, figures, map_notes
 
 
@@ -208,3 +214,13 @@ def _write_models_report(ds: xr.Dataset, out: Path, worst: int) -> Path:
     page = out / REPORT_FILES["html"]
     page.write_text(models_page(comparison, problem, figures, notes, sections), encoding="utf-8")
     return page
+
+
+def _mean_map_png(ds: xr.Dataset, out: Path, prefix: str = "") -> bytes | None:
+    """The mean SSIM map figure's PNG (None without mean maps); a stale file is removed."""
+    path = out / (prefix + REPORT_FILES["mean_maps"])
+    figure = mean_map_figure(ds)
+    if figure is None:
+        path.unlink(missing_ok=True)
+        return None
+    return png_bytes(figure, path)

@@ -185,6 +185,22 @@ def _not_evaluated(attrs: Mapping[str, Any], *, level: int = 2, prefix: str = ""
     return parts
 
 
+def _mean_map_section(figures: Mapping[str, bytes | None]) -> list[str]:
+    """The "Where in the frame" section: the mean SSIM maps, when the results have them."""
+    if figures.get("mean_maps") is None:
+        return []
+    return [
+        "<h2>Where in the frame</h2>",
+        _figure_html(
+            figures["mean_maps"],
+            "mean SSIM map",
+            "Per size group: the mean reference image (left) and the mean SSIM map over the "
+            "successful pairs drawn over it (right), on the valid region (half a window cut "
+            "at each border); dark areas are where the outputs differ most, in every pair.",
+        ),
+    ]
+
+
 def _head(title: str) -> list[str]:
     return [
         "<!DOCTYPE html>",
@@ -243,6 +259,7 @@ def _results_body(
                 "Mean SSIM per region: all pairs, then the worst pairs.",
             ),
         ]
+    parts += _mean_map_section(figures)
     parts += [
         f"<{h}>{prefix}Worst {len(data.worst)} pairs</{h}>",
         _worst_table(data, map_notes),

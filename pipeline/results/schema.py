@@ -20,6 +20,21 @@ no window), as scikit-image's ``mean_squared_error`` and
 Identical images have ``mse`` 0 and ``psnr`` ``inf``. Results written before
 these two variables existed lack them; readers treat them as optional
 (:data:`OPTIONAL_VARIABLES`).
+
+**Mean maps** (optional, :data:`MEAN_MAP_VARIABLES`; setting ``mean_maps``): per size
+group, the pixel-wise mean over the group's ``ok`` pairs of the valid SSIM map and
+of its luminance, contrast and structure maps, and the mean reference image at the
+same pixels::
+
+    coords  size_group (str "HxWxC"), map_y, map_x, map_offset(size_group),
+            map_height(size_group), map_width(size_group)
+    vars    mean_ssim_map, mean_luminance_map, mean_contrast_map, mean_structure_map,
+            mean_reference (size_group, map_y, map_x); mean_map_count (size_group)
+
+Map pixel ``(i, j)`` is the window centred on image pixel ``(i + map_offset, j +
+map_offset)`` (the window's half-width); a group's map is ``map_height x map_width``
+and NaN beyond it when groups differ in shape. A group with no ``ok`` pair has
+count 0 and NaN maps. Results without these variables open as before.
 """
 
 from __future__ import annotations
@@ -48,6 +63,15 @@ __all__ = [
     "GENERATED",
     "IMAGE",
     "LUMINANCE",
+    "MAP_HEIGHT",
+    "MAP_OFFSET",
+    "MAP_WIDTH",
+    "MAP_X",
+    "MAP_Y",
+    "MEAN_MAPS",
+    "MEAN_MAP_COUNT",
+    "MEAN_MAP_VARIABLES",
+    "MEAN_REFERENCE",
     "MODEL",
     "MODELS",
     "MODEL_ATTRS",
@@ -62,6 +86,7 @@ __all__ = [
     "REGION",
     "REQUIRED_ATTRS",
     "SCORE_ATTRS",
+    "SIZE_GROUP",
     "SIZE_GROUPS",
     "SKIPPED_FILES",
     "SSIM",
@@ -77,6 +102,7 @@ __all__ = [
     "UNPAIRED_REFERENCE",
     "build_dataset",
     "check_results",
+    "mean_map_dataset",
     "package_version",
     "template_dataset",
     "validate_dataset",
@@ -124,6 +150,13 @@ FLOAT_STATISTICS = (
 )
 # Variables a result may lack because an earlier version wrote it: readers check.
 OPTIONAL_VARIABLES = ERROR_STATISTICS
+# Mean maps per size group (optional): the stacked components' variables, in the order of
+# pipeline.reductions.mean_maps.COMPONENTS, then the count of pairs averaged.
+SIZE_GROUP, MAP_Y, MAP_X = "size_group", "map_y", "map_x"
+MAP_OFFSET, MAP_HEIGHT, MAP_WIDTH = "map_offset", "map_height", "map_width"
+MEAN_MAPS = ("mean_ssim_map", "mean_luminance_map", "mean_contrast_map", "mean_structure_map")
+MEAN_REFERENCE, MEAN_MAP_COUNT = "mean_reference", "mean_map_count"
+MEAN_MAP_VARIABLES = (*MEAN_MAPS, MEAN_REFERENCE, MEAN_MAP_COUNT)
 # The three comparisons SSIM is the product of.
 COMPONENTS = (LUMINANCE, CONTRAST, STRUCTURE)
 # The SSIM parameters a result records, each as the attr ``ssim_<name>``.
@@ -168,6 +201,12 @@ _DESCRIPTIONS = {
         "peak signal-to-noise ratio 10 log10(data_range**2 / mse) over all pixels of the "
         "image or region; inf for identical pixels"
     ),
+    MEAN_MAPS[0]: "mean over the size group's ok pairs of the valid SSIM map (channel mean)",
+    MEAN_MAPS[1]: "mean over the size group's ok pairs of the luminance map l",
+    MEAN_MAPS[2]: "mean over the size group's ok pairs of the contrast map c",
+    MEAN_MAPS[3]: "mean over the size group's ok pairs of the structure map s",
+    MEAN_REFERENCE: "mean reference image (channel mean) at the map's window centres",
+    MEAN_MAP_COUNT: "number of ok pairs averaged into the size group's mean maps",
 }
 # Units of the variables that have them (CF's ``units`` attribute).
 _UNITS = {
@@ -315,6 +354,16 @@ def validate_dataset(ds: xr.Dataset) -> None:
             problems.append(
                 f"coordinate {GENERATED!r} has dims {ds[GENERATED].dims}, expected {(MODEL, IMAGE)}"
             )
+    if any(name in ds for name in MEAN_MAP_VARIABLES):
+        # Optional as a whole: all of them, on the size_group coordinate.
+        for name in (*MEAN_MAPS, MEAN_REFERENCE):
+            expected[name] = (SIZE_GROUP, MAP_Y, MAP_X)
+        expected[MEAN_MAP_COUNT] = (SIZE_GROUP,)
+        for name in (SIZE_GROUP, MAP_OFFSET, MAP_HEIGHT, MAP_WIDTH):
+            if name not in ds.coords:
+                problems.append(f"missing coordinate {name!r} of the mean maps")
+        if MEAN_MAP_COUNT in ds and ds[MEAN_MAP_COUNT].dtype.kind not in "iu":
+            problems.append(f"variable {MEAN_MAP_COUNT!r} must be integer")
     for name, dims in expected.items():
         if name in OPTIONAL_VARIABLES and name not in ds.data_vars:
             continue  # written by an earlier version
@@ -366,3 +415,51 @@ def check_results(ds: xr.Dataset) -> None:
     regions = [str(v) for v in np.asarray(ds[REGION].values).ravel()]
     if ALL_REGION not in regions:
         raise ValueError(f"results Dataset has no region {ALL_REGION!r} (got regions {regions})")
+
+
+def mean_map_dataset(
+    names: Sequence[str],
+    shapes: Sequence[tuple[int, int]],
+    offset: int,
+    means: Sequence[np.ndarray] | None = None,
+    counts: Sequence[int] | None = None,
+) -> xr.Dataset:
+    """The mean-map variables of size groups ``names``, NaN-padded to the largest map.
+
+    Parameters
+    ----------
+    names : sequence of str
+        One name per size group (the ``size_group`` coordinate).
+    shapes : sequence of (int, int)
+        Each group's valid-map shape.
+    offset : int
+        Image pixel of map pixel 0 along each axis (the window's half-width).
+    means : sequence of numpy.ndarray, optional
+        Each group's ``(component, y, x)`` means, components ordered as
+        :data:`MEAN_MAPS` then :data:`MEAN_REFERENCE`; NaN when not given (what a
+        new store holds until its run ends).
+    counts : sequence of int, optional
+        Each group's number of pairs averaged (0 when not given).
+    """
+    n = len(names)
+    height = max((h for h, _ in shapes), default=0)
+    width = max((w for _, w in shapes), default=0)
+    planes = (*MEAN_MAPS, MEAN_REFERENCE)
+    values = np.full((len(planes), n, height, width), np.nan)
+    if means is not None:
+        for g, ((h, w), mean) in enumerate(zip(shapes, means, strict=True)):
+            values[:, g, :h, :w] = mean
+    data_vars: dict[str, Any] = {
+        name: ((SIZE_GROUP, MAP_Y, MAP_X), values[k]) for k, name in enumerate(planes)
+    }
+    count = np.zeros(n, dtype=np.int64) if counts is None else np.asarray(counts, dtype=np.int64)
+    data_vars[MEAN_MAP_COUNT] = ((SIZE_GROUP,), count)
+    coords = {
+        SIZE_GROUP: (SIZE_GROUP, np.asarray(names, dtype=object)),
+        MAP_OFFSET: (SIZE_GROUP, np.full(n, offset, dtype=np.int64)),
+        MAP_HEIGHT: (SIZE_GROUP, np.asarray([h for h, _ in shapes], dtype=np.int64)),
+        MAP_WIDTH: (SIZE_GROUP, np.asarray([w for _, w in shapes], dtype=np.int64)),
+    }
+    ds = xr.Dataset(data_vars, coords=coords)
+    _describe(ds)
+    return ds

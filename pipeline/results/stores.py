@@ -52,12 +52,18 @@ from pipeline.results.schema import (
     FLOAT_STATISTICS,
     GENERATED,
     IMAGE,
+    MAP_HEIGHT,
+    MAP_OFFSET,
+    MAP_WIDTH,
+    MEAN_MAP_COUNT,
+    MEAN_MAP_VARIABLES,
     MODEL,
     MS_SSIM,
     NAN_MASKED,
     PENDING_STATUSES,
     REFERENCE,
     REGION,
+    SIZE_GROUP,
     SSIM_HIST,
     STATUS,
     validate_dataset,
@@ -79,6 +85,10 @@ __all__ = [
 ]
 
 _FINGERPRINTS = ("config_fingerprint", "source_fingerprint")
+# Zarr group (beside the result's arrays, not a variable) of the mean maps' per-batch sums.
+MEAN_MAP_PARTIALS = "mean_map_partials"
+# Integer mean-map variables: int32 in NetCDF-3, int64 when read back.
+_MEAN_MAP_INTEGERS = (MEAN_MAP_COUNT, MAP_OFFSET, MAP_HEIGHT, MAP_WIDTH)
 
 # How to read an :func:`export_csv` file back with pandas, every name exactly as written:
 # ``#`` starts only the attrs' comment lines (names are quoted), no name is taken for a
@@ -391,16 +401,7 @@ class ZarrSink:
         the status as stored (text escaped, see :func:`open_results`); the end of a
         status, where the transient marker is, is never changed by that.
         """
-        if self._objects is None:
-            status = xr.open_zarr(self.store, consolidated=False)[STATUS].values
-        else:
-            import zarr
-
-            # The status array alone: one metadata object and its chunks, not the
-            # listing and metadata of the whole group (each a request to the server).
-            with self._remote_errors("reading the status of output"):
-                array = zarr.open_array(self._zarr(read_only=True), path=STATUS, mode="r")
-                status = np.asarray(array[:], dtype=object)
+        status = self.stored_status()
         todo = np.isin(status, PENDING_STATUSES)
         retried = np.zeros(status.shape, dtype=bool)
         if retry is not None:
@@ -490,6 +491,79 @@ class ZarrSink:
                 f"{what} ({error.strerror}); the store is readable and keeps every finished "
                 "batch: free some space and rerun with --resume (resume=True) to finish it",
             ) from error
+
+    def _group(self) -> Any:
+        import zarr
+
+        return zarr.open_group(self._zarr(read_only=False), mode="r+")
+
+    def write_mean_map_partial(
+        self, group: int | str, start: int, stop: int, sums: np.ndarray, count: int
+    ) -> None:
+        """Store the mean-map sums of the commit batch of rows ``[start, stop)``.
+
+        ``group`` names the slot group: a size group's position, or any key that
+        tells sums apart (a model and a size group, in a run of several models).
+        Call it before :meth:`write` commits the batch's status: a committed batch
+        always has its sums stored. The slot is named by the batch's rows; a batch
+        computed again (resumed after a kill between the two, a transient failure
+        retried) overwrites its own slot, so no batch is counted twice. The slot's
+        count is cleared first and written last: a slot killed midway has none and
+        is never read as sums (see :meth:`mean_map_partials`).
+        """
+        with (
+            self._out_of_space(f"the mean-map sums of pairs {start}..{stop - 1}"),
+            self._remote_errors("writing mean-map sums to output"),
+        ):
+            root = self._group().require_group(MEAN_MAP_PARTIALS).require_group(str(group))
+            name = f"{start}-{stop}"
+            if name in root:
+                slot = root[name]
+                slot.attrs.update({"count": -1})
+            else:
+                slot = root.create_array(name, shape=sums.shape, dtype="float64")
+            slot[...] = sums
+            slot.attrs.update({"count": int(count)})
+
+    def mean_map_partials(self, group: int | str) -> dict[tuple[int, int], tuple[np.ndarray, int]]:
+        """Size group ``group``'s stored slots: ``{(start, stop): (sums, count)}``.
+
+        Only slots whose count was written (a whole write) are listed.
+        """
+        with self._remote_errors("reading mean-map sums of output"):
+            root = self._group()
+            path = f"{MEAN_MAP_PARTIALS}/{group}"
+            if path not in root:
+                return {}
+            slots = {}
+            for name, slot in root[path].arrays():
+                count = int(slot.attrs.get("count", -1))
+                if count >= 0:
+                    start, stop = (int(part) for part in str(name).split("-"))
+                    slots[(start, stop)] = (np.asarray(slot[...]), count)
+            return slots
+
+    def stored_status(self) -> np.ndarray:
+        """Every pair's status as stored (text escaped, see :func:`open_results`)."""
+        if self._objects is None:
+            return np.asarray(xr.open_zarr(self.store, consolidated=False)[STATUS].values)
+        import zarr
+
+        # The status array alone: one metadata object and its chunks, not the
+        # listing and metadata of the whole group (each a request to the server).
+        with self._remote_errors("reading the status of output"):
+            array = zarr.open_array(self._zarr(read_only=True), path=STATUS, mode="r")
+            return np.asarray(array[:], dtype=object)
+
+    def write_mean_maps(self, maps: xr.Dataset) -> None:
+        """Write the reduced mean maps into the result's (template) variables."""
+        with (
+            self._out_of_space("the mean maps"),
+            self._remote_errors("writing the mean maps to output"),
+        ):
+            root = self._group()
+            for name in MEAN_MAP_VARIABLES:
+                root[name][...] = maps[name].values
 
     def close(self) -> None:
         self._lock.__exit__(None, None, None)
@@ -640,6 +714,11 @@ def export_netcdf(
                 f"{name} exceeds the int32 range of NetCDF-3 (max {values.max()}); use Zarr"
             )
         out[name] = out[name].astype(np.int32)
+    for name in _MEAN_MAP_INTEGERS:
+        if name in out.variables:
+            out[name] = out[name].astype(np.int32)
+    if SIZE_GROUP in out.coords:
+        out[SIZE_GROUP] = out[SIZE_GROUP].astype(object).astype(str)
     for name in (STATUS, REFERENCE, GENERATED, REGION):
         # Through object: a store read back gives NumPy's StringDType, which astype(str)
         # refuses.
@@ -837,8 +916,13 @@ def _from_netcdf3(ds: xr.Dataset) -> xr.Dataset:
     out = ds.copy()
     for name in (COUNT, SSIM_HIST):
         out[name] = out[name].astype(np.int64)
+    for name in _MEAN_MAP_INTEGERS:
+        if name in out.variables:
+            out[name] = out[name].astype(np.int64)
     for name in (STATUS, REFERENCE, GENERATED, REGION):
         out[name] = out[name].astype(object)
+    if SIZE_GROUP in out.coords:
+        out[SIZE_GROUP] = out[SIZE_GROUP].astype(object)
     return out
 
 

@@ -10,6 +10,7 @@ Importing :mod:`pipeline` registers an xarray Dataset accessor named ``review``
     ds.review.compare(other)     # two models on the same references
     ds.review.compare()          # a Dataset with a ``model`` dimension: rank its models
     ds.review.show_pair("a.png") # reference, generated, SSIM (and l, c, s) maps
+    ds.review.mean_map()         # the mean SSIM map of a size group (mean_maps setting)
 
 Quantiles come from the merged ``ssim_hist`` histograms, interpolated linearly
 inside the bin that holds the quantile; the whole map is never needed, but the
@@ -41,6 +42,7 @@ import xarray as xr
 from pipeline.results.schema import ALL_REGION, SSIM, check_results
 from pipeline.review import comparison as review_comparison
 from pipeline.review import maps as review_maps
+from pipeline.review import mean_maps as review_mean_maps
 from pipeline.review import plots as review_plots
 from pipeline.review import tables as review_tables
 from pipeline.review.models import has_models, model_names
@@ -368,6 +370,49 @@ class ReviewAccessor:
             seed=seed,
             disagreements=disagreements,
         )
+
+    # -- mean maps -------------------------------------------------------------
+
+    def mean_map(self, size_group: str | int = 0, component: str = SSIM) -> xr.DataArray:
+        """The mean map of one size group, cropped to the group's own map shape.
+
+        Parameters
+        ----------
+        size_group : str or int
+            The group's name (``"256x256x3"``) or position (default: the first).
+        component : str
+            ``"ssim"``, ``"luminance"``, ``"contrast"``, ``"structure"`` or
+            ``"reference"`` (the mean reference image at the map's pixels).
+
+        Returns
+        -------
+        xarray.DataArray
+            ``(map_y, map_x)``; pixel ``(i, j)`` is the window centred on image pixel
+            ``(i + map_offset, j + map_offset)``. NaN where no pair was ``ok``.
+
+        Raises
+        ------
+        ValueError
+            The results have no mean maps, or no such group or component.
+
+        Examples
+        --------
+        >>> import numpy as np, pipeline as sp
+        >>> x = np.random.default_rng(0).integers(0, 256, (2, 32, 32), dtype=np.uint8)
+        >>> sp.evaluate(x, x).review.mean_map().shape
+        (22, 22)
+        """
+        return review_mean_maps.mean_map(self._ds, size_group, component)
+
+    def plot_mean_map(self) -> Figure:
+        """Per size group, the mean SSIM map over the mean reference image.
+
+        Raises
+        ------
+        ValueError
+            The results have no mean maps (``mean_maps`` off) or no ``ok`` pair.
+        """
+        return review_mean_maps.plot_mean_map(self._ds)
 
     # -- figures ---------------------------------------------------------------
 

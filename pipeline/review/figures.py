@@ -11,6 +11,8 @@
 * :func:`region_winner_figure` -- grid regions coloured by the model of best mean
   SSIM, and :func:`disagreement_figure` -- the references several models disagree
   on most, beside each model's output (the report of several models).
+* :func:`mean_map_figure` -- where in the frame the pairs fail: per size group,
+  the mean SSIM map over the mean reference image (results with mean maps).
 
 Every figure is a ``Figure`` on the Agg canvas from :func:`new_figure`, at most
 :data:`PAGE_WIDTH_PX` wide so that the page shows it at full size (its numbers
@@ -37,7 +39,18 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from pipeline.results.schema import ALL_REGION, PSNR, SSIM
+from pipeline.results.schema import (
+    ALL_REGION,
+    MAP_HEIGHT,
+    MAP_OFFSET,
+    MAP_WIDTH,
+    MEAN_MAP_COUNT,
+    MEAN_MAPS,
+    MEAN_REFERENCE,
+    PSNR,
+    SIZE_GROUP,
+    SSIM,
+)
 from pipeline.results.summary import PairRow, ResultsScan
 from pipeline.results.text import printable_text
 from pipeline.review.maps import pair_view
@@ -461,3 +474,50 @@ def disagreement_figure(
             axis.set_axis_off()
     figure.suptitle("Where the models disagree most: reference, then each model's output")
     return figure, notes
+
+
+# Size groups drawn by mean_map_figure (the most pairs first); the rest are listed.
+MEAN_MAP_GROUPS = 4
+# Opacity of the mean SSIM heat map over the mean reference image.
+_MEAN_MAP_ALPHA = 0.65
+
+
+def mean_map_figure(ds: xr.Dataset, max_groups: int = MEAN_MAP_GROUPS) -> Figure | None:
+    """Per size group, the mean reference image and the mean SSIM map drawn over it.
+
+    Reads only the mean-map variables (one ``(y, x)`` image per group); None when
+    the results have none or no group has an ``ok`` pair. The groups with the
+    most pairs come first, at most ``max_groups``. Map pixel ``(i, j)`` is the
+    window centred on image pixel ``(i + map_offset, j + map_offset)``: the map
+    and the backdrop are the valid region, the border band of half a window cut.
+    """
+    if MEAN_MAPS[0] not in ds or SIZE_GROUP not in ds.coords:
+        return None
+    counts = np.asarray(ds[MEAN_MAP_COUNT].values, dtype=np.int64)
+    order = [int(g) for g in np.argsort(-counts, kind="stable") if counts[g] > 0][:max_groups]
+    if not order:
+        return None
+    figure = new_figure(11, 4.2 * len(order) + 0.4)
+    axes = np.asarray(figure.subplots(len(order), 2, squeeze=False))
+    for row, g in zip(axes, order, strict=True):
+        group = ds.isel({SIZE_GROUP: g})
+        h, w = int(group[MAP_HEIGHT]), int(group[MAP_WIDTH])
+        backdrop = np.asarray(group[MEAN_REFERENCE].values, dtype=np.float64)[:h, :w]
+        ssim_map = np.asarray(group[MEAN_MAPS[0]].values, dtype=np.float64)[:h, :w]
+        shown, _ = display_scaled(backdrop)
+        name = printable_text(str(group[SIZE_GROUP].values), NAME_LIMIT)
+        row[0].imshow(shown, cmap="gray", vmin=0.0, vmax=1.0)
+        row[0].set_title(f"mean reference, {name} ({counts[g]:,} pairs)", fontsize=9, **DATA_TEXT)
+        row[1].imshow(shown, cmap="gray", vmin=0.0, vmax=1.0)
+        image = draw_ssim_map(row[1], ssim_map)
+        image.set_alpha(_MEAN_MAP_ALPHA)
+        offset = int(group[MAP_OFFSET])
+        row[1].set_title(
+            f"mean SSIM map (mean {np.nanmean(ssim_map):.3f}, min {np.nanmin(ssim_map):.3f}); "
+            f"valid region, {offset} px border cut",
+            fontsize=9,
+        )
+        for axis in row:
+            axis.set_axis_off()
+    ssim_colorbar(figure, axes[:, 1])
+    return figure

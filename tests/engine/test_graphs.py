@@ -193,3 +193,30 @@ def test_size_groups_of_different_bit_depths_use_their_own_data_range(tmp_path: 
         np.testing.assert_allclose(
             float(ds.psnr.sel(region="all").values[ids.index(name)]), expected, rtol=RTOL
         )
+
+
+def test_mean_map_graph_sums_each_image_chunk_from_chunk_maps(rng) -> None:
+    # Reference: pipeline.ssim's whole-image valid maps (float64 reference engine),
+    # summed with NumPy over each image chunk; the graph tiles every image 3 x 3.
+    from pipeline.engine.graphs import mean_map_graph
+    from pipeline.engine.plan import plan_run
+    from pipeline.engine.settings import resolve_config
+    from pipeline.inputs.opening import open_pair
+
+    x = rng.integers(0, 256, (5, 45, 50), dtype=np.uint8)
+    y = np.clip(x + rng.normal(0, 25, x.shape), 0, 255).astype(np.uint8)
+    config = resolve_config(None, engine="reference", chunks=(2, 15, 17))
+    group = plan_run(config, open_pair(x, y, options=config.input_options())).groups[0]
+    sums = mean_map_graph(group.pair, group.kernel, group.chunks)
+    assert sums.shape == (3, 35, 40, 5) and len(sums.chunks[1]) == 3
+    maps = [sp.ssim(x[i], y[i], engine="reference", full=True)[1] for i in range(5)]
+    got = sums.compute()
+    for k, rows in enumerate(([0, 1], [2, 3], [4])):
+        for c, name in enumerate(("ssim", "luminance", "contrast", "structure")):
+            expected = np.sum([maps[i][name] for i in rows], axis=0)
+            np.testing.assert_allclose(got[k, ..., c], expected, rtol=0, atol=1e-9)
+        backdrop = x[rows, 5:-5, 5:-5].astype(np.float64).sum(axis=0)
+        np.testing.assert_allclose(got[k, ..., 4], backdrop, rtol=0, atol=1e-9)
+    only = mean_map_graph(group.pair, group.kernel, group.chunks, rows=np.array([1, 4]))
+    expected = maps[1]["ssim"] + maps[4]["ssim"]
+    np.testing.assert_allclose(only.sum(axis=0).compute()[..., 0], expected, atol=1e-9)

@@ -13,9 +13,15 @@ import pipeline as sp
 from pipeline.results.schema import (
     BIN,
     IMAGE,
+    MAP_X,
+    MAP_Y,
+    MEAN_MAP_COUNT,
+    MEAN_MAP_VARIABLES,
     REGION,
     REQUIRED_ATTRS,
+    SIZE_GROUP,
     SSIM_HIST,
+    mean_map_dataset,
     template_dataset,
     validate_dataset,
 )
@@ -23,7 +29,8 @@ from pipeline.results.schema import (
 
 def test_schema_of_a_real_result(result):
     validate_dataset(result)
-    assert result.sizes == {IMAGE: 3, REGION: 5, BIN: 16}
+    # The mean maps (on by default for images this small) add their own dimensions.
+    assert result.sizes == {IMAGE: 3, REGION: 5, BIN: 16, SIZE_GROUP: 1, MAP_Y: 22, MAP_X: 30}
     assert result[SSIM_HIST].dims == (IMAGE, REGION, BIN)
     assert result["status"].values.tolist() == ["ok", "ok", "ok"]
     assert result["count"].dtype == np.int64
@@ -89,3 +96,30 @@ def test_a_model_dimension_is_valid_only_leading_every_pair_variable(
         ValueError, match=r"'ssim' has dims .*expected \('model', 'image', 'region'\)"
     ):
         validate_dataset(broken)
+
+
+def test_mean_map_variables_are_optional_and_checked(result):
+    assert result[MEAN_MAP_COUNT].values.tolist() == [3]
+    without = result.drop_vars(
+        [*MEAN_MAP_VARIABLES, SIZE_GROUP, "map_offset", "map_height", "map_width"]
+    )
+    validate_dataset(without)  # results written without mean maps
+    broken = result.drop_vars("map_offset")
+    with pytest.raises(ValueError, match="missing coordinate 'map_offset' of the mean maps"):
+        validate_dataset(broken)
+    float_count = result.assign({MEAN_MAP_COUNT: result[MEAN_MAP_COUNT].astype(float)})
+    with pytest.raises(ValueError, match="'mean_map_count' must be integer"):
+        validate_dataset(float_count)
+
+
+def test_mean_map_dataset_pads_smaller_groups_with_nan():
+    means = [np.ones((5, 2, 3)), np.full((5, 4, 1), 2.0)]
+    ds = mean_map_dataset(["4x5x1", "6x3x1"], [(2, 3), (4, 1)], 1, means, [2, 7])
+    assert ds.sizes == {SIZE_GROUP: 2, MAP_Y: 4, MAP_X: 3}
+    values = ds["mean_ssim_map"].values
+    assert (values[0, :2, :3] == 1).all() and np.isnan(values[0, 2:]).all()
+    assert (values[1, :, :1] == 2).all() and np.isnan(values[1, :, 1:]).all()
+    assert ds["map_height"].values.tolist() == [2, 4] and ds[MEAN_MAP_COUNT].values.tolist() == [
+        2,
+        7,
+    ]

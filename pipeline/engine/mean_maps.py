@@ -1,0 +1,178 @@
+"""The run's mean maps: one lazy sum per commit batch, settled on the batch's ``ok`` pairs.
+
+What :func:`pipeline.engine.run.evaluate` does for the ``mean_maps`` setting
+(:mod:`pipeline.reductions.mean_maps` for the sums and their guarantees):
+
+* each batch's map sum over *all* its rows is computed in the same
+  ``dask.compute`` as its statistics (the reads and overlaps are shared);
+* once the batch's statuses are known, a batch with a failed pair is summed
+  again over its ``ok`` rows only (failed pairs are rare, and a failed pair's
+  map may hold NaN: it is never subtracted);
+* in memory the batches' sums are added per size group; a Zarr output stores
+  each batch's sums in its own slot, named by the batch's rows, before the
+  batch's status is committed
+  (:meth:`pipeline.results.stores.ZarrSink.write_mean_map_partial`), and the
+  means are reduced from the slots of the plan's batches when every batch is
+  committed (a batch without a slot, committed under another batch layout, is
+  summed then). A resumed run therefore gives the uninterrupted run's mean: each
+  batch is counted once, by its latest computation, whatever the run was
+  interrupted by.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import dask
+import dask.array as da
+import numpy as np
+import xarray as xr
+
+from pipeline.engine.graphs import mean_map_graph
+from pipeline.engine.plan import RunPlan
+from pipeline.reductions.mean_maps import MapSums, mean_maps_enabled
+from pipeline.results.schema import STATUS_OK, mean_map_dataset
+from pipeline.tiling.chunks import batch_bounds
+
+__all__ = ["MeanMapRun"]
+
+
+def _group_names(plan: RunPlan) -> tuple[str, ...]:
+    """``"HxWxC"`` per size group; the dtype is added where two groups share a shape."""
+    shapes = [(*g.pair.image_shape, g.pair.n_channels) for g in plan.groups]
+    names = []
+    for group, shape in zip(plan.groups, shapes, strict=True):
+        name = "x".join(str(int(s)) for s in shape)
+        if shapes.count(shape) > 1:
+            name = f"{name} {np.dtype(group.pair.reference.dtype).name}"
+        names.append(name)
+    return tuple(names)
+
+
+@dataclass(frozen=True)
+class MeanMapRun:
+    """The mean-map graphs of a run's size groups, and where each batch's sums go.
+
+    Attributes
+    ----------
+    plan : RunPlan
+        The run.
+    names : tuple of str
+        The ``size_group`` names.
+    shapes : tuple of (int, int)
+        Each group's valid-map shape.
+    graphs : tuple of dask.array.Array
+        Each group's lazy ``(image chunk, y, x, component)`` sums
+        (:func:`pipeline.engine.graphs.mean_map_graph`).
+    """
+
+    plan: RunPlan
+    names: tuple[str, ...]
+    shapes: tuple[tuple[int, int], ...]
+    graphs: tuple[da.Array, ...]
+
+    @classmethod
+    def of(cls, plan: RunPlan) -> MeanMapRun | None:
+        """The run's mean maps, or None when the ``mean_maps`` setting leaves them off."""
+        config = plan.config
+        if config.resolved_output_format() == "csv":
+            # A per-pair table has no place for a map: not computed for nothing.
+            if config.mean_maps is True:
+                raise ValueError(
+                    "mean_maps=True needs an output that holds maps (Zarr, NetCDF or none); "
+                    f"{config.output!r} is a CSV table: use mean_maps=False or another output"
+                )
+            return None
+        shapes = [g.pair.image_shape for g in plan.groups]
+        if not mean_maps_enabled(
+            config.mean_maps, shapes, volume=config.volume, nan_policy=config.nan_policy
+        ):
+            return None
+        graphs = tuple(mean_map_graph(g.pair, g.kernel, g.chunks) for g in plan.groups)
+        valid = tuple((int(m.shape[1]), int(m.shape[2])) for m in graphs)
+        return cls(plan, _group_names(plan), valid, graphs)
+
+    @property
+    def offset(self) -> int:
+        return self.plan.groups[0].kernel.depth
+
+    def group_of(self, start: int) -> int:
+        """The size group (position) of the batch that starts at row ``start``."""
+        for g, group in enumerate(self.plan.groups):
+            if start < group.stop:
+                return g
+        raise IndexError(f"no commit batch starts at row {start}")
+
+    def lazy_sums(self, start: int, stop: int, failed: Any) -> da.Array | None:
+        """The batch's sum over all its rows (None when every row is known failed).
+
+        A batch is whole chunks along ``image``: the sum of their per-chunk sums.
+        """
+        if all(i in failed for i in range(start, stop)):
+            return None
+        g = self.group_of(start)
+        group = self.plan.groups[g]
+        bounds = batch_bounds(group.chunks[0])
+        first, last = np.searchsorted(bounds, [start - group.start, stop - group.start])
+        if bounds[first] != start - group.start or bounds[last] != stop - group.start:
+            raise ValueError(f"batch [{start}, {stop}) is not whole image chunks")
+        return self.graphs[g][int(first) : int(last)].sum(axis=0)
+
+    def settle(
+        self,
+        start: int,
+        stop: int,
+        computed: np.ndarray | None,
+        failed: Any,
+        compute_kwargs: dict[str, Any],
+    ) -> MapSums:
+        """The batch's sums over its ``ok`` rows (summed again when a row failed)."""
+        g = self.group_of(start)
+        group = self.plan.groups[g]
+        ok = [i - group.start for i in range(start, stop) if i not in failed]
+        if not ok:
+            return MapSums.zeros(self.shapes[g])
+        if len(ok) < stop - start or computed is None:
+            again = mean_map_graph(group.pair, group.kernel, group.chunks, rows=np.asarray(ok))
+            (computed,) = dask.compute(again.sum(axis=0), **compute_kwargs)
+        assert computed is not None
+        return MapSums(np.moveaxis(np.asarray(computed, dtype=np.float64), -1, 0), len(ok))
+
+    def dataset(self, sums: list[MapSums] | None = None) -> xr.Dataset:
+        """The mean-map variables (NaN, count 0 without ``sums``: a new store's template)."""
+        if sums is None:
+            return mean_map_dataset(self.names, self.shapes, self.offset)
+        return mean_map_dataset(
+            self.names,
+            self.shapes,
+            self.offset,
+            means=[s.means() for s in sums],
+            counts=[s.count for s in sums],
+        )
+
+    def from_partials(self, sink: Any, compute_kwargs: dict[str, Any]) -> xr.Dataset:
+        """The means from a store's per-batch slots, every batch being committed.
+
+        Each batch of this run's plan adds its own slot (named by its rows). A batch
+        without one -- committed by an interrupted run planned in other batches, or
+        whose slot write was cut short -- is summed now over its stored ``ok`` pairs.
+        The batches partition the rows: every pair is added once, none is missed.
+        """
+        status = None
+        sums = []
+        for g, group in enumerate(self.plan.groups):
+            slots = sink.mean_map_partials(g)
+            total = MapSums.zeros(self.shapes[g])
+            for a, b in group.batches:
+                start, stop = a + group.start, b + group.start
+                if (start, stop) in slots:
+                    values, count = slots[(start, stop)]
+                    total.add(MapSums(np.asarray(values, dtype=np.float64), count))
+                    continue
+                if status is None:
+                    status = sink.stored_status()
+                failed = {i for i in range(start, stop) if status[i] != STATUS_OK}
+                total.add(self.settle(start, stop, None, failed, compute_kwargs))
+            sums.append(total)
+        return self.dataset(sums)

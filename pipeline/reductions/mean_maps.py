@@ -1,0 +1,126 @@
+"""Mean SSIM maps per size group: sums of per-pair valid maps, never the maps themselves.
+
+When every image of a size group has one shape (aligned faces, fixed crops), the
+run adds up, pixel by pixel, the valid ``ssim``, ``luminance``, ``contrast`` and
+``structure`` maps of the group's ``ok`` pairs, and the reference pixels at the
+same window centres (the backdrop a heat map is drawn over). Each commit batch
+gives one :class:`MapSums` (its ``ok`` pairs' sums and their number); the mean
+is the sum of the batches' sums over the sum of their counts.
+
+The map is the SSIM *valid* map: pixel ``(i, j)`` is the window centred on image
+pixel ``(i + depth, j + depth)``, ``depth`` the window's half-width, so a
+``H x W`` group has ``(H - 2 depth) x (W - 2 depth)`` maps. A colour map is the
+pixel's mean of the per-channel maps (as the SSIM value is the mean of the
+channels' scores); the reference backdrop is the mean of its channels.
+
+Nothing here computes a map: the graph that does is
+:func:`pipeline.engine.graphs.mean_map_graph`, from the kernels' own maps.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = [
+    "AUTO_MAX_PIXELS",
+    "COMPONENTS",
+    "MapSums",
+    "block_sums",
+    "mean_maps_enabled",
+]
+
+# The stacked maps, in order: the four SSIM maps, then the reference backdrop.
+COMPONENTS = ("ssim", "luminance", "contrast", "structure", "reference")
+
+# mean_maps="auto": on when every size group's images have at most this many pixels
+# (4096 x 4096). A run of a few huge images has no use for a "mean" map: it is
+# (nearly) each image's own map, which save_maps stores.
+AUTO_MAX_PIXELS = 4096 * 4096
+
+
+@dataclass
+class MapSums:
+    """The sums of the valid maps of ``count`` pairs of one size group.
+
+    Attributes
+    ----------
+    sums : numpy.ndarray
+        ``(component, y, x)`` float64 sums, components in :data:`COMPONENTS` order.
+    count : int
+        How many pairs were added.
+    """
+
+    sums: np.ndarray
+    count: int
+
+    @classmethod
+    def zeros(cls, shape: tuple[int, int]) -> MapSums:
+        return cls(np.zeros((len(COMPONENTS), *shape)), 0)
+
+    def add(self, other: MapSums) -> None:
+        """Add ``other``'s pairs (same map shape) to these sums, in place."""
+        if other.sums.shape != self.sums.shape:
+            raise ValueError(
+                f"mean-map sums of shape {other.sums.shape} cannot be added to {self.sums.shape}"
+            )
+        self.sums += other.sums
+        self.count += int(other.count)
+
+    def means(self) -> np.ndarray:
+        """``(component, y, x)`` means; NaN when no pair was added."""
+        if self.count == 0:
+            return np.full(self.sums.shape, np.nan)
+        return self.sums / self.count
+
+
+def block_sums(maps: dict[str, np.ndarray], x: np.ndarray, depth: int) -> np.ndarray:
+    """``(1, y, x, component)`` float64 sums over the images of one overlapped block.
+
+    ``maps`` are the kernels' valid maps of the block (``(images, h, w)``) and ``x``
+    the reference block they were computed from (``(images, h + 2 depth, w + 2
+    depth, channels)``): its pixels at the window centres, channel mean, are the
+    last component. Each component is summed over the images on its own (no
+    per-image stack is made).
+    """
+    _, h, w = maps["ssim"].shape
+    planes = [np.sum(maps[name], axis=0, dtype=np.float64) for name in COMPONENTS[:-1]]
+    centres = x[:, depth : depth + h, depth : depth + w, :]
+    planes.append(np.sum(centres, axis=(0, 3), dtype=np.float64) / x.shape[-1])
+    return np.stack(planes, axis=-1)[None]
+
+
+def mean_maps_enabled(
+    setting: bool | str,
+    shapes: Sequence[tuple[int, int]],
+    *,
+    volume: bool,
+    nan_policy: str,
+) -> bool:
+    """Whether a run accumulates mean maps (the ``mean_maps`` setting resolved).
+
+    ``"auto"`` is on for 2-D runs with ``nan_policy="fail"`` whose every size
+    group has at most :data:`AUTO_MAX_PIXELS` pixels per image; ``True`` is
+    refused where mean maps are not defined.
+
+    Raises
+    ------
+    ValueError
+        ``mean_maps=True`` with ``volume`` or ``nan_policy="mask"``.
+    """
+    if setting is False:
+        return False
+    unsupported = None
+    if volume:
+        unsupported = "volume=True (one result row: its map is not a mean)"
+    elif nan_policy != "fail":
+        unsupported = f"nan_policy={nan_policy!r} (masked windows would differ per pixel)"
+    if setting == "auto":
+        return unsupported is None and all(h * w <= AUTO_MAX_PIXELS for h, w in shapes)
+    if unsupported is not None:
+        raise ValueError(
+            f"mean_maps=True cannot be combined with {unsupported}; use mean_maps=False"
+        )
+    return True

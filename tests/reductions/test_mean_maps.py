@@ -1,0 +1,280 @@
+"""Mean SSIM maps per size group: exact means of the per-pair maps, resumable, optional.
+
+Reference values: the per-pair valid maps of :func:`pipeline.ssim` (``full=True``,
+the float64 ``reference`` engine, one whole image in memory) averaged with NumPy
+over the ``ok`` pairs; the SSIM map itself also against scikit-image's
+``structural_similarity(full=True)`` (Gaussian window, sigma 1.5, population
+covariance: an independent implementation), cropped by the window's half-width 5
+to its valid region. The runs tile the images into chunks much smaller than an
+image, so each mean map is assembled from chunk maps on each chunk's own pixels.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import xarray as xr
+from skimage.metrics import structural_similarity
+
+import pipeline as sp
+from pipeline.reductions.mean_maps import MapSums, mean_maps_enabled
+from pipeline.results.schema import MEAN_MAP_VARIABLES, validate_dataset
+from pipeline.results.stores import open_results
+
+TOL = 1e-9
+NAMES = {
+    "ssim": "mean_ssim_map",
+    "luminance": "mean_luminance_map",
+    "contrast": "mean_contrast_map",
+    "structure": "mean_structure_map",
+}
+
+
+def _pairs(rng: np.random.Generator, shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    x = rng.integers(0, 256, shape, dtype=np.uint8)
+    noise = rng.integers(-40, 40, shape)
+    y = np.clip(x.astype(int) + noise, 0, 255).astype(np.uint8)
+    return x, y
+
+
+def _expected(x: np.ndarray, y: np.ndarray, ok: list[int], colour: bool) -> dict[str, np.ndarray]:
+    """Mean over ``ok`` of the in-memory per-pair maps (channel mean for colour)."""
+    maps: dict[str, list[np.ndarray]] = {name: [] for name in NAMES}
+    for i in ok:
+        _, full = sp.ssim(
+            x[i], y[i], engine="reference", channel_axis=-1 if colour else None, full=True
+        )
+        for name in NAMES:
+            values = np.asarray(full[name], dtype=np.float64)
+            # Colour: the per-channel maps' pixel mean, as the score is the channels' mean.
+            maps[name].append(values.mean(axis=-1) if colour else values)
+    return {name: np.mean(np.stack(values), axis=0) for name, values in maps.items()}
+
+
+@pytest.mark.parametrize("colour", [False, True])
+def test_chunked_mean_maps_equal_the_mean_of_per_pair_maps(rng, colour: bool) -> None:
+    shape = (5, 41, 47, 3) if colour else (5, 41, 47)
+    x, y = _pairs(rng, shape)
+    ds = sp.evaluate(
+        x,
+        y,
+        engine="reference",
+        chunks=(2, 15, 16),
+        batch_images=2,
+        channel_axis=-1 if colour else None,
+    )
+    validate_dataset(ds)
+    expected = _expected(x, y, list(range(5)), colour)
+    assert ds.sizes["map_y"] == 41 - 10 and ds.sizes["map_x"] == 47 - 10  # valid crop, depth 5
+    assert int(ds.map_offset[0]) == 5 and int(ds.mean_map_count[0]) == 5
+    assert str(ds.size_group.values[0]) == ("41x47x3" if colour else "41x47x1")
+    for name, variable in NAMES.items():
+        np.testing.assert_allclose(ds[variable].values[0], expected[name], rtol=0, atol=TOL)
+    backdrop = x[:, 5:-5, 5:-5].astype(np.float64)
+    if colour:
+        backdrop = backdrop.mean(axis=-1)
+    np.testing.assert_allclose(ds.mean_reference.values[0], backdrop.mean(axis=0), atol=TOL)
+
+
+def test_mean_ssim_map_equals_skimage_full_maps(rng) -> None:
+    x, y = _pairs(rng, (3, 40, 36))
+    ds = sp.evaluate(x, y, engine="reference", chunks=(1, 14, 13))
+    maps = []
+    for i in range(3):
+        _, full = structural_similarity(
+            x[i].astype(np.float64),
+            y[i].astype(np.float64),
+            data_range=255,
+            gaussian_weights=True,
+            sigma=1.5,
+            use_sample_covariance=False,
+            full=True,
+        )
+        maps.append(full[5:-5, 5:-5])
+    np.testing.assert_allclose(ds.mean_ssim_map.values[0], np.mean(maps, axis=0), atol=1e-9)
+
+
+def test_default_engine_mean_map_matches_the_same_engine_per_pair(rng) -> None:
+    # The fused engine computes maps in float32: chunked and whole-image maps agree to it.
+    x, y = _pairs(rng, (4, 40, 44))
+    ds = sp.evaluate(x, y, chunks=(2, 16, 16))
+    maps = [sp.ssim(x[i], y[i], full=True)[1]["ssim"] for i in range(4)]
+    np.testing.assert_allclose(ds.mean_ssim_map.values[0], np.mean(maps, axis=0), atol=1e-6)
+
+
+def test_failed_pairs_are_left_out_of_the_mean(rng) -> None:
+    x = rng.random((5, 32, 30))
+    y = np.clip(x + rng.normal(0, 0.05, x.shape), 0, 1)
+    y[2, 10, 10] = np.nan  # nan_policy "fail": pair 2 fails, its map is NaN there
+    ds = sp.evaluate(x, y, engine="reference", data_range=1.0, chunks=(5, 16, 16))
+    assert list(ds.status.values != "ok") == [False, False, True, False, False]
+    ok = [0, 1, 3, 4]
+    maps = [sp.ssim(x[i], y[i], engine="reference", data_range=1.0, full=True)[1] for i in ok]
+    assert int(ds.mean_map_count[0]) == 4
+    for name, variable in NAMES.items():
+        expected = np.mean([m[name] for m in maps], axis=0)
+        np.testing.assert_allclose(ds[variable].values[0], expected, atol=TOL)
+
+
+class _Stop(Exception):
+    pass
+
+
+def test_resumed_run_gives_the_uninterrupted_mean_map(rng, tmp_path, monkeypatch) -> None:
+    from pipeline.results.stores import ZarrSink
+
+    x, y = _pairs(rng, (7, 36, 40))
+    settings = dict(engine="reference", chunks=(1, 18, 20), batch_images=1)
+    whole = sp.evaluate(x, y, output=str(tmp_path / "whole.zarr"), **settings)
+    out = str(tmp_path / "cut.zarr")
+
+    def stop_after(done, total, n):
+        if done == 3:
+            raise _Stop
+
+    with pytest.raises(_Stop):
+        sp.evaluate(x, y, output=out, on_batch=stop_after, **settings)
+    interrupted = open_results(out)
+    assert int(interrupted.mean_map_count[0]) == 0  # written when every batch is committed
+    assert np.isnan(interrupted.mean_ssim_map.values).all()
+
+    # Killed between a batch's stored sums and its status commit: recomputed, not doubled.
+    real_write = ZarrSink.write
+    calls = {"n": 0}
+
+    def failing_write(self, start, stop, statistics, status):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise _Stop
+        return real_write(self, start, stop, statistics, status)
+
+    monkeypatch.setattr(ZarrSink, "write", failing_write)
+    with pytest.raises(_Stop):
+        sp.evaluate(x, y, output=out, resume=True, **settings)
+    monkeypatch.setattr(ZarrSink, "write", real_write)
+    resumed = sp.evaluate(x, y, output=out, resume=True, **settings)
+    assert int(resumed.mean_map_count[0]) == int(whole.mean_map_count[0]) == 7
+    for name in MEAN_MAP_VARIABLES:
+        np.testing.assert_allclose(resumed[name].values, whole[name].values, rtol=0, atol=TOL)
+    expected = _expected(x, y, list(range(7)), colour=False)
+    np.testing.assert_allclose(resumed.mean_ssim_map.values[0], expected["ssim"], atol=TOL)
+
+
+def test_size_groups_are_nan_padded(rng, tmp_path) -> None:
+    from PIL import Image
+
+    for side in ("ref", "gen"):
+        (tmp_path / side).mkdir()
+    shapes = {"a": (40, 30), "b": (40, 30), "c": (24, 50)}
+    images = {}
+    for name, shape in shapes.items():
+        x, y = _pairs(rng, (1, *shape))
+        images[name] = (x[0], y[0])
+        Image.fromarray(x[0]).save(tmp_path / "ref" / f"{name}.png")
+        Image.fromarray(y[0]).save(tmp_path / "gen" / f"{name}.png")
+    ds = sp.evaluate(str(tmp_path / "ref"), str(tmp_path / "gen"), engine="reference")
+    validate_dataset(ds)
+    by_name = {str(n): k for k, n in enumerate(ds.size_group.values)}
+    assert set(by_name) == {"40x30x1", "24x50x1"}
+    assert (ds.sizes["map_y"], ds.sizes["map_x"]) == (30, 40)
+    small = by_name["40x30x1"]
+    assert (int(ds.map_height[small]), int(ds.map_width[small])) == (30, 20)
+    assert np.isnan(ds.mean_ssim_map.values[small, :, 20:]).all()
+    expected = np.mean(
+        [sp.ssim(*images[n], engine="reference", full=True)[1]["ssim"] for n in ("a", "b")], axis=0
+    )
+    np.testing.assert_allclose(ds.mean_ssim_map.values[small, :30, :20], expected, atol=TOL)
+    wide = by_name["24x50x1"]
+    assert int(ds.mean_map_count[wide]) == 1
+    assert np.isnan(ds.mean_ssim_map.values[wide, 14:, :]).all()
+
+
+def test_netcdf_round_trip_keeps_the_mean_maps(rng, tmp_path) -> None:
+    x, y = _pairs(rng, (2, 30, 30))
+    ds = sp.evaluate(x, y, output=str(tmp_path / "r.nc"))
+    back = open_results(tmp_path / "r.nc")
+    validate_dataset(back)
+    assert back.mean_map_count.dtype == np.int64
+    xr.testing.assert_allclose(back[list(MEAN_MAP_VARIABLES)], ds[list(MEAN_MAP_VARIABLES)])
+
+
+def test_mean_maps_off_and_auto(rng) -> None:
+    x, y = _pairs(rng, (2, 30, 30))
+    off = sp.evaluate(x, y, mean_maps=False)
+    assert not any(name in off for name in MEAN_MAP_VARIABLES)
+    validate_dataset(off)
+    assert "mean_ssim_map" not in sp.evaluate(
+        x.astype(float), y.astype(float), data_range=255.0, nan_policy="mask"
+    )
+    with pytest.raises(ValueError, match="mean_maps=True cannot be combined with nan_policy"):
+        sp.evaluate(x, y, mean_maps=True, nan_policy="mask")
+    assert mean_maps_enabled("auto", [(4096, 4096)], volume=False, nan_policy="fail")
+    assert not mean_maps_enabled("auto", [(64, 64), (4097, 4096)], volume=False, nan_policy="fail")
+    assert mean_maps_enabled(True, [(8000, 8000)], volume=False, nan_policy="fail")
+    assert not mean_maps_enabled("auto", [(64, 64)], volume=True, nan_policy="fail")
+
+
+def test_map_sums_add_and_mean() -> None:
+    total = MapSums.zeros((2, 2))
+    assert np.isnan(total.means()).all()  # no pair: NaN, never 0/0 warnings
+    total.add(MapSums(np.ones((5, 2, 2)), 2))
+    total.add(MapSums(np.zeros((5, 2, 2)), 0))  # a batch with no ok pair
+    total.add(MapSums(2 * np.ones((5, 2, 2)), 1))
+    assert total.count == 3
+    np.testing.assert_array_equal(total.means(), np.ones((5, 2, 2)))
+    with pytest.raises(ValueError, match="cannot be added"):
+        total.add(MapSums(np.ones((5, 3, 2)), 1))
+
+
+def test_resume_in_other_batches_and_a_cut_slot_give_the_same_mean(
+    rng, tmp_path, monkeypatch
+) -> None:
+    # Stores interrupted under one batch layout resume in another (the planned budget
+    # changed): each batch of the resumed plan is added once, from its own slot or
+    # summed again from the stored statuses.
+    import zarr
+
+    import pipeline.tiling.chunks
+    from pipeline.tiling.chunks import statistics_bytes_per_image
+
+    x, y = _pairs(rng, (30, 24, 24))
+    whole = sp.evaluate(x, y, engine="reference")
+    out = str(tmp_path / "r.zarr")
+    per_image = statistics_bytes_per_image(1, 100)
+
+    def stop_after_the_first(done, total, n):
+        raise _Stop
+
+    monkeypatch.setattr(pipeline.tiling.chunks, "BATCH_STATISTICS_BYTES", 12 * per_image)
+    with pytest.raises(_Stop):
+        sp.evaluate(x, y, engine="reference", output=out, on_batch=stop_after_the_first)
+    monkeypatch.setattr(pipeline.tiling.chunks, "BATCH_STATISTICS_BYTES", 8 * per_image)
+    committed: list[int] = []
+    resumed = sp.evaluate(
+        x,
+        y,
+        engine="reference",
+        output=out,
+        resume=True,
+        on_batch=lambda done, total, n: committed.append(n),
+    )
+    assert committed == [8, 8, 6]  # rows 0..11 were committed in the old batch of 12
+    slots = sorted(zarr.open_group(out, mode="r")["mean_map_partials/0"].array_keys())
+    assert slots == ["0-12", "16-24", "24-30", "8-16"]  # the old slot 0-12 is not the plan's
+    assert int(resumed.mean_map_count[0]) == 30
+    for name in MEAN_MAP_VARIABLES:
+        np.testing.assert_allclose(resumed[name].values, whole[name].values, rtol=0, atol=TOL)
+
+    # A slot whose write was cut short (no count) is summed again, not left out.
+    zarr.open_group(out, mode="r+")["mean_map_partials/0/16-24"].attrs["count"] = -1
+    again = sp.evaluate(x, y, engine="reference", output=out, resume=True)
+    assert int(again.mean_map_count[0]) == 30
+    np.testing.assert_allclose(again.mean_ssim_map.values, whole.mean_ssim_map.values, atol=TOL)
+
+
+def test_csv_output_computes_no_mean_map(rng, tmp_path) -> None:
+    x, y = _pairs(rng, (2, 30, 30))
+    ds = sp.evaluate(x, y, output=str(tmp_path / "r.csv"))
+    assert "mean_ssim_map" not in ds
+    with pytest.raises(ValueError, match="mean_maps=True needs an output that holds maps"):
+        sp.evaluate(x, y, output=str(tmp_path / "s.csv"), mean_maps=True)
