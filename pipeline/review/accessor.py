@@ -399,7 +399,7 @@ class ReviewAccessor:
         --------
         >>> import numpy as np, pipeline as sp
         >>> x = np.random.default_rng(0).integers(0, 256, (2, 32, 32), dtype=np.uint8)
-        >>> sp.evaluate(x, x).review.mean_map().shape
+        >>> sp.evaluate(x, x, mean_maps=True).review.mean_map().shape
         (22, 22)
         """
         return review_mean_maps.mean_map(self._ds, size_group, component)

@@ -64,7 +64,7 @@ SETTING_CASES: dict[str, tuple[list[str], Any]] = {
     "save_maps": (["--save-maps"], True),
     "maps": (["--save-maps", "--maps", "ssim,contrast"], ["ssim", "contrast"]),
     "maps_output": (["--maps-output", "{tmp}/maps.zarr"], "{tmp}/maps.zarr"),
-    "mean_maps": (["--set", "mean_maps=false"], False),
+    "mean_maps": (["--set", "mean_maps=true"], True),
     "output": (["--out", "{tmp}/other.nc"], "{tmp}/other.nc"),
     "output_format": (["--format", "netcdf"], "netcdf"),
     "zarr_format": (["--zarr-format", "2"], 2),

@@ -11,6 +11,8 @@ image, so each mean map is assembled from chunk maps on each chunk's own pixels.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pytest
 import xarray as xr
@@ -20,6 +22,9 @@ import pipeline as sp
 from pipeline.reductions.mean_maps import MapSums, mean_maps_enabled
 from pipeline.results.schema import MEAN_MAP_VARIABLES, validate_dataset
 from pipeline.results.stores import open_results
+
+# Mean maps are off by default (they cost a second kernel call per block): on here.
+evaluate = functools.partial(sp.evaluate, mean_maps="auto")
 
 TOL = 1e-9
 NAMES = {
@@ -55,7 +60,7 @@ def _expected(x: np.ndarray, y: np.ndarray, ok: list[int], colour: bool) -> dict
 def test_chunked_mean_maps_equal_the_mean_of_per_pair_maps(rng, colour: bool) -> None:
     shape = (5, 41, 47, 3) if colour else (5, 41, 47)
     x, y = _pairs(rng, shape)
-    ds = sp.evaluate(
+    ds = evaluate(
         x,
         y,
         engine="reference",
@@ -78,7 +83,7 @@ def test_chunked_mean_maps_equal_the_mean_of_per_pair_maps(rng, colour: bool) ->
 
 def test_mean_ssim_map_equals_skimage_full_maps(rng) -> None:
     x, y = _pairs(rng, (3, 40, 36))
-    ds = sp.evaluate(x, y, engine="reference", chunks=(1, 14, 13))
+    ds = evaluate(x, y, engine="reference", chunks=(1, 14, 13))
     maps = []
     for i in range(3):
         _, full = structural_similarity(
@@ -97,7 +102,7 @@ def test_mean_ssim_map_equals_skimage_full_maps(rng) -> None:
 def test_default_engine_mean_map_matches_the_same_engine_per_pair(rng) -> None:
     # The fused engine computes maps in float32: chunked and whole-image maps agree to it.
     x, y = _pairs(rng, (4, 40, 44))
-    ds = sp.evaluate(x, y, chunks=(2, 16, 16))
+    ds = evaluate(x, y, chunks=(2, 16, 16))
     maps = [sp.ssim(x[i], y[i], full=True)[1]["ssim"] for i in range(4)]
     np.testing.assert_allclose(ds.mean_ssim_map.values[0], np.mean(maps, axis=0), atol=1e-6)
 
@@ -106,7 +111,7 @@ def test_failed_pairs_are_left_out_of_the_mean(rng) -> None:
     x = rng.random((5, 32, 30))
     y = np.clip(x + rng.normal(0, 0.05, x.shape), 0, 1)
     y[2, 10, 10] = np.nan  # nan_policy "fail": pair 2 fails, its map is NaN there
-    ds = sp.evaluate(x, y, engine="reference", data_range=1.0, chunks=(5, 16, 16))
+    ds = evaluate(x, y, engine="reference", data_range=1.0, chunks=(5, 16, 16))
     assert list(ds.status.values != "ok") == [False, False, True, False, False]
     ok = [0, 1, 3, 4]
     maps = [sp.ssim(x[i], y[i], engine="reference", data_range=1.0, full=True)[1] for i in ok]
@@ -125,7 +130,7 @@ def test_resumed_run_gives_the_uninterrupted_mean_map(rng, tmp_path, monkeypatch
 
     x, y = _pairs(rng, (7, 36, 40))
     settings = dict(engine="reference", chunks=(1, 18, 20), batch_images=1)
-    whole = sp.evaluate(x, y, output=str(tmp_path / "whole.zarr"), **settings)
+    whole = evaluate(x, y, output=str(tmp_path / "whole.zarr"), **settings)
     out = str(tmp_path / "cut.zarr")
 
     def stop_after(done, total, n):
@@ -133,7 +138,7 @@ def test_resumed_run_gives_the_uninterrupted_mean_map(rng, tmp_path, monkeypatch
             raise _Stop
 
     with pytest.raises(_Stop):
-        sp.evaluate(x, y, output=out, on_batch=stop_after, **settings)
+        evaluate(x, y, output=out, on_batch=stop_after, **settings)
     interrupted = open_results(out)
     assert int(interrupted.mean_map_count[0]) == 0  # written when every batch is committed
     assert np.isnan(interrupted.mean_ssim_map.values).all()
@@ -150,9 +155,9 @@ def test_resumed_run_gives_the_uninterrupted_mean_map(rng, tmp_path, monkeypatch
 
     monkeypatch.setattr(ZarrSink, "write", failing_write)
     with pytest.raises(_Stop):
-        sp.evaluate(x, y, output=out, resume=True, **settings)
+        evaluate(x, y, output=out, resume=True, **settings)
     monkeypatch.setattr(ZarrSink, "write", real_write)
-    resumed = sp.evaluate(x, y, output=out, resume=True, **settings)
+    resumed = evaluate(x, y, output=out, resume=True, **settings)
     assert int(resumed.mean_map_count[0]) == int(whole.mean_map_count[0]) == 7
     for name in MEAN_MAP_VARIABLES:
         np.testing.assert_allclose(resumed[name].values, whole[name].values, rtol=0, atol=TOL)
@@ -172,7 +177,7 @@ def test_size_groups_are_nan_padded(rng, tmp_path) -> None:
         images[name] = (x[0], y[0])
         Image.fromarray(x[0]).save(tmp_path / "ref" / f"{name}.png")
         Image.fromarray(y[0]).save(tmp_path / "gen" / f"{name}.png")
-    ds = sp.evaluate(str(tmp_path / "ref"), str(tmp_path / "gen"), engine="reference")
+    ds = evaluate(str(tmp_path / "ref"), str(tmp_path / "gen"), engine="reference")
     validate_dataset(ds)
     by_name = {str(n): k for k, n in enumerate(ds.size_group.values)}
     assert set(by_name) == {"40x30x1", "24x50x1"}
@@ -191,7 +196,7 @@ def test_size_groups_are_nan_padded(rng, tmp_path) -> None:
 
 def test_netcdf_round_trip_keeps_the_mean_maps(rng, tmp_path) -> None:
     x, y = _pairs(rng, (2, 30, 30))
-    ds = sp.evaluate(x, y, output=str(tmp_path / "r.nc"))
+    ds = evaluate(x, y, output=str(tmp_path / "r.nc"))
     back = open_results(tmp_path / "r.nc")
     validate_dataset(back)
     assert back.mean_map_count.dtype == np.int64
@@ -200,14 +205,14 @@ def test_netcdf_round_trip_keeps_the_mean_maps(rng, tmp_path) -> None:
 
 def test_mean_maps_off_and_auto(rng) -> None:
     x, y = _pairs(rng, (2, 30, 30))
-    off = sp.evaluate(x, y, mean_maps=False)
+    off = evaluate(x, y, mean_maps=False)
     assert not any(name in off for name in MEAN_MAP_VARIABLES)
     validate_dataset(off)
-    assert "mean_ssim_map" not in sp.evaluate(
+    assert "mean_ssim_map" not in evaluate(
         x.astype(float), y.astype(float), data_range=255.0, nan_policy="mask"
     )
     with pytest.raises(ValueError, match="mean_maps=True cannot be combined with nan_policy"):
-        sp.evaluate(x, y, mean_maps=True, nan_policy="mask")
+        evaluate(x, y, mean_maps=True, nan_policy="mask")
     assert mean_maps_enabled("auto", [(4096, 4096)], volume=False, nan_policy="fail")
     assert not mean_maps_enabled("auto", [(64, 64), (4097, 4096)], volume=False, nan_policy="fail")
     assert mean_maps_enabled(True, [(8000, 8000)], volume=False, nan_policy="fail")
@@ -238,7 +243,7 @@ def test_resume_in_other_batches_and_a_cut_slot_give_the_same_mean(
     from pipeline.tiling.chunks import statistics_bytes_per_image
 
     x, y = _pairs(rng, (30, 24, 24))
-    whole = sp.evaluate(x, y, engine="reference")
+    whole = evaluate(x, y, engine="reference")
     out = str(tmp_path / "r.zarr")
     per_image = statistics_bytes_per_image(1, 100)
 
@@ -247,10 +252,10 @@ def test_resume_in_other_batches_and_a_cut_slot_give_the_same_mean(
 
     monkeypatch.setattr(pipeline.tiling.chunks, "BATCH_STATISTICS_BYTES", 12 * per_image)
     with pytest.raises(_Stop):
-        sp.evaluate(x, y, engine="reference", output=out, on_batch=stop_after_the_first)
+        evaluate(x, y, engine="reference", output=out, on_batch=stop_after_the_first)
     monkeypatch.setattr(pipeline.tiling.chunks, "BATCH_STATISTICS_BYTES", 8 * per_image)
     committed: list[int] = []
-    resumed = sp.evaluate(
+    resumed = evaluate(
         x,
         y,
         engine="reference",
@@ -267,14 +272,14 @@ def test_resume_in_other_batches_and_a_cut_slot_give_the_same_mean(
 
     # A slot whose write was cut short (no count) is summed again, not left out.
     zarr.open_group(out, mode="r+")["mean_map_partials/0/16-24"].attrs["count"] = -1
-    again = sp.evaluate(x, y, engine="reference", output=out, resume=True)
+    again = evaluate(x, y, engine="reference", output=out, resume=True)
     assert int(again.mean_map_count[0]) == 30
     np.testing.assert_allclose(again.mean_ssim_map.values, whole.mean_ssim_map.values, atol=TOL)
 
 
 def test_csv_output_computes_no_mean_map(rng, tmp_path) -> None:
     x, y = _pairs(rng, (2, 30, 30))
-    ds = sp.evaluate(x, y, output=str(tmp_path / "r.csv"))
+    ds = evaluate(x, y, output=str(tmp_path / "r.csv"))
     assert "mean_ssim_map" not in ds
     with pytest.raises(ValueError, match="mean_maps=True needs an output that holds maps"):
-        sp.evaluate(x, y, output=str(tmp_path / "s.csv"), mean_maps=True)
+        evaluate(x, y, output=str(tmp_path / "s.csv"), mean_maps=True)

@@ -29,8 +29,7 @@ from pipeline.results.schema import (
 
 def test_schema_of_a_real_result(result):
     validate_dataset(result)
-    # The mean maps (on by default for images this small) add their own dimensions.
-    assert result.sizes == {IMAGE: 3, REGION: 5, BIN: 16, SIZE_GROUP: 1, MAP_Y: 22, MAP_X: 30}
+    assert result.sizes == {IMAGE: 3, REGION: 5, BIN: 16}  # mean maps are off by default
     assert result[SSIM_HIST].dims == (IMAGE, REGION, BIN)
     assert result["status"].values.tolist() == ["ok", "ok", "ok"]
     assert result["count"].dtype == np.int64
@@ -98,7 +97,12 @@ def test_a_model_dimension_is_valid_only_leading_every_pair_variable(
         validate_dataset(broken)
 
 
-def test_mean_map_variables_are_optional_and_checked(result):
+def test_mean_map_variables_are_optional_and_checked(rng):
+    x = rng.integers(0, 256, (3, 32, 40), dtype=np.uint8)
+    y = np.clip(x + rng.normal(0, 20, x.shape), 0, 255).astype(np.uint8)
+    result = sp.evaluate(x, y, regions="2x2", hist_bins=16, mean_maps=True)
+    # The mean maps add their own dimensions: the valid map of a 32x40 image, 11x11 window.
+    assert result.sizes == {IMAGE: 3, REGION: 5, BIN: 16, SIZE_GROUP: 1, MAP_Y: 22, MAP_X: 30}
     assert result[MEAN_MAP_COUNT].values.tolist() == [3]
     without = result.drop_vars(
         [*MEAN_MAP_VARIABLES, SIZE_GROUP, "map_offset", "map_height", "map_width"]

@@ -7,6 +7,8 @@ checked against the stored variables it draws.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pytest
 
@@ -14,6 +16,9 @@ import pipeline as sp
 from pipeline.report.build import REPORT_FILES, write_report
 from pipeline.review.figures import mean_map_figure
 from pipeline.testing import degrade, photograph
+
+# Mean maps are off by default (they cost a second kernel call per block): on here.
+evaluate = functools.partial(sp.evaluate, mean_maps="auto")
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +33,7 @@ def pairs() -> tuple[np.ndarray, np.ndarray]:
 
 def test_mean_map_is_the_mean_of_the_pairs_maps(pairs) -> None:
     x, y = pairs
-    ds = sp.evaluate(x, y, engine="reference", chunks=(1, 24, 26))
+    ds = evaluate(x, y, engine="reference", chunks=(1, 24, 26))
     got = ds.review.mean_map()
     expected = np.mean(
         [
@@ -53,7 +58,7 @@ def test_mean_map_is_the_mean_of_the_pairs_maps(pairs) -> None:
 
 def test_plot_and_report_show_the_mean_map(pairs, tmp_path) -> None:
     x, y = pairs
-    ds = sp.evaluate(x, y, chunks=(1, 24, 26))
+    ds = evaluate(x, y, chunks=(1, 24, 26))
     figure = mean_map_figure(ds)
     assert figure is not None
     heat = figure.axes[1].get_images()[-1].get_array()
@@ -66,7 +71,7 @@ def test_plot_and_report_show_the_mean_map(pairs, tmp_path) -> None:
 
 def test_results_without_mean_maps_still_report(pairs, tmp_path) -> None:
     x, y = pairs
-    ds = sp.evaluate(x, y, mean_maps=False)
+    ds = evaluate(x, y, mean_maps=False)
     assert mean_map_figure(ds) is None
     with pytest.raises(ValueError, match="no mean maps"):
         ds.review.mean_map()
