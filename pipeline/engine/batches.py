@@ -16,13 +16,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import xarray as xr
 
 from pipeline.engine.plan import GroupPlan, RunPlan
 from pipeline.engine.schedulers import SchedulerSession, open_scheduler
 from pipeline.engine.settings import RunConfig
 from pipeline.reductions.statistics import finalize_statistics
 from pipeline.results.schema import MS_SSIM, NAN_MASKED, STATUS_OK
-from pipeline.results.stores import output_exists
+from pipeline.results.stores import ZarrSink, output_exists
 from pipeline.storage.locations import location
 
 __all__ = [
@@ -44,6 +45,20 @@ RetryCallback = Callable[[int], None]
 def run_storage_options(config: RunConfig) -> dict[str, Any]:
     """The filesystem options of the run's URLs (credentials, endpoint), or none."""
     return dict(config.storage_options)
+
+
+def open_sink(config: RunConfig, template: xr.Dataset, batch_images: int) -> ZarrSink:
+    """The run's Zarr results store (created, resumed or overwritten as ``config`` says)."""
+    assert config.output is not None
+    return ZarrSink(
+        config.output,
+        template,
+        batch_images=batch_images,
+        zarr_format=config.zarr_format,
+        resume=config.resume,
+        overwrite=config.overwrite,
+        storage_options=run_storage_options(config),
+    )
 
 
 @dataclass

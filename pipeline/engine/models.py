@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from pipeline.engine.batches import BatchCallback, RetryCallback
+from pipeline.engine.batches import BatchCallback, RetryCallback, open_sink
 from pipeline.engine.batches import RunState as _RunState
 from pipeline.engine.batches import batch_status as _batch_status
 from pipeline.engine.batches import finalize_batch as _finalize_batch
@@ -120,15 +120,7 @@ def evaluate_models(
     if output_format == "zarr":
         assert config.output is not None
         template = _template(names, plans, attrs)
-        sink = ZarrSink(
-            config.output,
-            template,
-            batch_images=first.batch_images,
-            zarr_format=config.zarr_format,
-            resume=config.resume,
-            overwrite=config.overwrite,
-            storage_options=_storage_options(config),
-        )
+        sink = open_sink(config, template, first.batch_images)
         try:
             todo, n_retried = sink.pending(
                 first.batches, retry=is_transient_status if config.resume else None

@@ -28,7 +28,7 @@ import numpy as np
 import xarray as xr
 import zarr
 
-from pipeline.engine.batches import BatchCallback, RetryCallback
+from pipeline.engine.batches import BatchCallback, RetryCallback, open_sink
 from pipeline.engine.batches import RunState as _RunState
 from pipeline.engine.batches import batch_status as _batch_status
 from pipeline.engine.batches import finalize_batch as _finalize_batch
@@ -289,15 +289,7 @@ def evaluate(
         mean_maps = MeanMapRun.of(plan)
         if mean_maps is not None:
             template = template.merge(mean_maps.dataset(), combine_attrs="override")
-        sink = ZarrSink(
-            config.output,
-            template,
-            batch_images=plan.batch_images,
-            zarr_format=config.zarr_format,
-            resume=config.resume,
-            overwrite=config.overwrite,
-            storage_options=_storage_options(config),
-        )
+        sink = open_sink(config, template, plan.batch_images)
         try:
             writer = _map_writer(plan) if config.save_maps else None
             todo, n_retried = sink.pending(
