@@ -421,14 +421,7 @@ def open_zarr_url(where: Location, name: str, options: InputOptions) -> zarr.Arr
     except Exception as error:  # zarr raises several types for 'not a store'
         detail = redact(f"{type(error).__name__}: {error}", storage_options)
         raise ValueError(f"{name} URL {shown!r} is not a readable Zarr store ({detail})") from None
-    if not isinstance(node, zarr.Array):
-        members = sorted(node.array_keys()) if isinstance(node, zarr.Group) else []
-        hint = f"; its arrays: {', '.join(members)}" if members else ""
-        raise ValueError(
-            f"{name} store {shown!r} is a Zarr group, not an array{hint}; "
-            "pass the array's URL (store/array)"
-        )
-    return node
+    return _zarr_array(node, name, shown, "URL")
 
 
 def _open_zarr_path(path: Path, name: str) -> zarr.Array:
@@ -441,12 +434,17 @@ def _open_zarr_path(path: Path, name: str) -> zarr.Array:
             f"{name} path {str(path)!r} is not a readable Zarr store ({type(error).__name__}: "
             f"{error})"
         ) from error
+    return _zarr_array(node, name, str(path), "path")
+
+
+def _zarr_array(node: Any, name: str, shown: str, kind: str) -> zarr.Array:
+    """``node`` when it is an array; a group is refused naming its arrays."""
     if not isinstance(node, zarr.Array):
         members = sorted(node.array_keys()) if isinstance(node, zarr.Group) else []
         hint = f"; its arrays: {', '.join(members)}" if members else ""
         raise ValueError(
-            f"{name} store {str(path)!r} is a Zarr group, not an array{hint}; "
-            "pass the array's path (store/array)"
+            f"{name} store {shown!r} is a Zarr group, not an array{hint}; "
+            f"pass the array's {kind} (store/array)"
         )
     return node
 
