@@ -29,13 +29,17 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from pipeline.engine.batches import BatchCallback, RetryCallback, open_sink
-from pipeline.engine.batches import RunState as _RunState
-from pipeline.engine.batches import batch_status as _batch_status
-from pipeline.engine.batches import finalize_batch as _finalize_batch
-from pipeline.engine.batches import fresh_path as _fresh_path
-from pipeline.engine.batches import run_scheduler as _scheduler
-from pipeline.engine.batches import run_storage_options as _storage_options
+from pipeline.engine.batches import (
+    BatchCallback,
+    RetryCallback,
+    RunState,
+    batch_status,
+    finalize_batch,
+    fresh_path,
+    open_sink,
+    run_scheduler,
+    run_storage_options,
+)
 from pipeline.engine.plan import RunPlan, plan_run
 from pipeline.engine.schedulers import SchedulerSession
 from pipeline.engine.settings import RunConfig
@@ -112,7 +116,7 @@ def evaluate_models(
     plans = [plan_run(config, pair) for pair in pairs]
     _check_aligned(names, plans)
     first = plans[0]
-    states = [_RunState.start(plan) for plan in plans]
+    states = [RunState.start(plan) for plan in plans]
     attrs = _attrs(names, plans)
     n_images = first.pair.n_images
     generated_names = np.stack([np.asarray(plan.pair.generated_names) for plan in plans])
@@ -128,19 +132,19 @@ def evaluate_models(
             if n_retried and on_retry is not None:
                 on_retry(n_retried)
             del template
-            with _scheduler(config, needed=bool(todo)) as session:
+            with run_scheduler(config, needed=bool(todo)) as session:
                 for done, (start, stop) in enumerate(todo, 1):
                     _commit_models(plans, states, sink, start, stop, session)
                     if on_batch is not None:
                         on_batch(done, len(todo), (stop - start) * len(plans))
         finally:
             sink.close()
-        return open_results(config.output, storage_options=_storage_options(config))
+        return open_results(config.output, storage_options=run_storage_options(config))
 
     if output_format in ("netcdf", "csv"):
-        _fresh_path(config)
+        fresh_path(config)
     statistics: dict[str, np.ndarray] = {}
-    with _scheduler(config) as session:
+    with run_scheduler(config) as session:
         for done, (start, stop) in enumerate(first.batches, 1):
             part = _batch_models(plans, states, start, stop, session)
             for name, values in part.items():
@@ -158,17 +162,17 @@ def evaluate_models(
             reference=list(plan.pair.reference_names),
             generated=list(plan.pair.generated_names),
             regions=plan.region_names,
-            status=_batch_status(states[m], 0, n_images),
+            status=batch_status(states[m], 0, n_images),
             attrs=attrs,
         )
         for m, plan in enumerate(plans)
     ]
     ds = _stacked(names, datasets, generated_names, attrs)
-    options = _storage_options(config)
+    options = run_storage_options(config)
     if output_format == "netcdf":
-        export_netcdf(ds, _fresh_path(config), storage_options=options)
+        export_netcdf(ds, fresh_path(config), storage_options=options)
     elif output_format == "csv":
-        export_csv(ds, _fresh_path(config), storage_options=options)
+        export_csv(ds, fresh_path(config), storage_options=options)
     return ds
 
 
@@ -290,7 +294,7 @@ def _template(names: list[str], plans: list[RunPlan], attrs: dict[str, Any]) -> 
 
 def _batch_models(
     plans: list[RunPlan],
-    states: list[_RunState],
+    states: list[RunState],
     start: int,
     stop: int,
     session: SchedulerSession,
@@ -324,13 +328,13 @@ def _batch_models(
             for offset, text in enumerate(found[reads]):
                 if text != STATUS_OK:
                     state.status[start + offset] = str(text)
-        parts.append(_finalize_batch(plan, state, start, stop, np.asarray(found[at])))
+        parts.append(finalize_batch(plan, state, start, stop, np.asarray(found[at])))
     return {name: np.stack([part[name] for part in parts]) for name in parts[0]}
 
 
 def _commit_models(
     plans: list[RunPlan],
-    states: list[_RunState],
+    states: list[RunState],
     sink: ZarrSink,
     start: int,
     stop: int,
@@ -338,5 +342,5 @@ def _commit_models(
 ) -> None:
     """Compute pairs ``[start, stop)`` of every model and commit them in one batch."""
     statistics = _batch_models(plans, states, start, stop, session)
-    status = np.array([_batch_status(state, start, stop) for state in states], dtype=object)
+    status = np.array([batch_status(state, start, stop) for state in states], dtype=object)
     sink.write(start, stop, statistics, status)

@@ -12,7 +12,7 @@ settings' ``storage_options``.
 
 The plan is frozen; what the run learns while it computes (pairs that failed to
 read or to score, the MS-SSIM values of computed batches) is kept in the run
-loop's own :class:`_RunState`.
+loop's own :class:`RunState`.
 """
 
 from __future__ import annotations
@@ -28,13 +28,17 @@ import numpy as np
 import xarray as xr
 import zarr
 
-from pipeline.engine.batches import BatchCallback, RetryCallback, open_sink
-from pipeline.engine.batches import RunState as _RunState
-from pipeline.engine.batches import batch_status as _batch_status
-from pipeline.engine.batches import finalize_batch as _finalize_batch
-from pipeline.engine.batches import fresh_path as _fresh_path
-from pipeline.engine.batches import run_scheduler as _scheduler
-from pipeline.engine.batches import run_storage_options as _storage_options
+from pipeline.engine.batches import (
+    BatchCallback,
+    RetryCallback,
+    RunState,
+    batch_status,
+    finalize_batch,
+    fresh_path,
+    open_sink,
+    run_scheduler,
+    run_storage_options,
+)
 from pipeline.engine.mean_maps import MeanMapRun
 from pipeline.engine.models import evaluate_models
 from pipeline.engine.plan import GroupPlan, RunPlan, plan_run
@@ -114,7 +118,7 @@ def _map_writer(plan: RunPlan) -> _MapWriter:
     where = location(_maps_path(config), writable=True, what="maps_output")
     target: Any = where.path
     if where.remote:
-        options = {"use_listings_cache": False, **_storage_options(config)}
+        options = {"use_listings_cache": False, **run_storage_options(config)}
         target = zarr_store(where, options, read_only=False)
     store = zarr.open_group(target, mode="a", zarr_format=cast(Literal[2, 3], config.zarr_format))
     targets = {}
@@ -137,7 +141,7 @@ def _map_writer(plan: RunPlan) -> _MapWriter:
 
 def _compute(
     plan: RunPlan,
-    state: _RunState,
+    state: RunState,
     start: int,
     stop: int,
     writer: _MapWriter | None = None,
@@ -171,7 +175,7 @@ def _compute(
 
 def _commit_batch(
     plan: RunPlan,
-    state: _RunState,
+    state: RunState,
     sink: ZarrSink,
     start: int,
     stop: int,
@@ -186,18 +190,18 @@ def _commit_batch(
     computed, doubling the peak memory of every run longer than one batch.
     """
     packed = _compute(plan, state, start, stop, writer, session, mean_maps)
-    statistics = _finalize_batch(plan, state, start, stop, packed)
+    statistics = finalize_batch(plan, state, start, stop, packed)
     del packed  # finalized: the packed partial statistics are no longer needed
     if mean_maps is not None:
         # Stored before the status commits the batch: a committed batch has its sums.
         sums = _settle_mean_map(mean_maps, state, start, stop, session)
         group = mean_maps.group_of(start)
         sink.write_mean_map_partial(group, start, stop, sums.sums, sums.count)
-    sink.write(start, stop, statistics, _batch_status(state, start, stop))
+    sink.write(start, stop, statistics, batch_status(state, start, stop))
 
 
 def _settle_mean_map(
-    mean_maps: MeanMapRun, state: _RunState, start: int, stop: int, session: SchedulerSession
+    mean_maps: MeanMapRun, state: RunState, start: int, stop: int, session: SchedulerSession
 ) -> MapSums:
     """The batch's mean-map sums over its ``ok`` pairs (see :mod:`pipeline.engine.mean_maps`)."""
     computed, state.batch_map = state.batch_map, None
@@ -269,7 +273,7 @@ def evaluate(
     )
     plan = plan_run(config, pair)  # a volume run has one row: the volume
     pair = plan.pair
-    state = _RunState.start(plan)
+    state = RunState.start(plan)
     common: dict[str, Any] = {
         "image": pair.image,
         "reference": pair.reference_names,
@@ -298,7 +302,7 @@ def evaluate(
             if n_retried and on_retry is not None:
                 on_retry(n_retried)
             del template  # the store has it; only per-batch data is held from here on
-            with _scheduler(config, needed=bool(todo)) as session:
+            with run_scheduler(config, needed=bool(todo)) as session:
                 for done, (start, stop) in enumerate(todo, 1):
                     _commit_batch(plan, state, sink, start, stop, writer, session, mean_maps)
                     if on_batch is not None:
@@ -309,20 +313,20 @@ def evaluate(
                     sink.write_mean_maps(means)
         finally:
             sink.close()
-        return open_results(config.output, storage_options=_storage_options(config))
+        return open_results(config.output, storage_options=run_storage_options(config))
 
     if output_format in ("netcdf", "csv"):
-        _fresh_path(config)  # refuse an existing file before any work
+        fresh_path(config)  # refuse an existing file before any work
     writer = _map_writer(plan) if config.save_maps else None
     mean_maps = MeanMapRun.of(plan)
     map_sums = [] if mean_maps is None else [MapSums.zeros(s) for s in mean_maps.shapes]
     # Filled batch by batch: the results and one batch, never every batch's packed
     # partial statistics plus their concatenation plus the results.
     statistics: dict[str, np.ndarray] = {}
-    with _scheduler(config) as session:
+    with run_scheduler(config) as session:
         for done, (start, stop) in enumerate(plan.batches, 1):
             packed = _compute(plan, state, start, stop, writer, session, mean_maps)
-            part = _finalize_batch(plan, state, start, stop, packed)
+            part = finalize_batch(plan, state, start, stop, packed)
             del packed
             if mean_maps is not None:
                 group = mean_maps.group_of(start)
@@ -337,14 +341,14 @@ def evaluate(
     ds = build_dataset(
         statistics,
         **common,
-        status=_batch_status(state, 0, pair.n_images),
+        status=batch_status(state, 0, pair.n_images),
         attrs=dict(plan.attrs),
     )
     if mean_maps is not None:
         ds = ds.merge(mean_maps.dataset(map_sums), combine_attrs="override")
-    options = _storage_options(config)
+    options = run_storage_options(config)
     if output_format == "netcdf":
-        export_netcdf(ds, _fresh_path(config), storage_options=options)
+        export_netcdf(ds, fresh_path(config), storage_options=options)
     elif output_format == "csv":
-        export_csv(ds, _fresh_path(config), storage_options=options)
+        export_csv(ds, fresh_path(config), storage_options=options)
     return ds
