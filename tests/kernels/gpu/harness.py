@@ -1,0 +1,128 @@
+"""Run this package's CUDA C sources on the CPU, and compile them with nvcc where present.
+
+The kernels of ``pipeline.kernels.gpu`` are plain CUDA C. :func:`build` compiles
+one source as C++ together with a small POSIX-threads launcher and a C entry
+point that the test writes, into a shared library loaded with ctypes. The
+launcher runs every thread block of a launch on the CPU, one block at a time:
+one OS thread per CUDA thread, ``__syncthreads`` as a barrier, ``__shared__``
+arrays as function statics (which the block's threads share). The same
+indexing, tiling, shifts, barriers and float32 roundings as on a device (FMA
+contraction aside: x86-64's baseline has none), checked against the float64
+references. Nothing here measures speed or proves the device path.
+
+:func:`nvcc_compile` builds a source for a Hopper target (``-arch=sm_90
+-cubin``), which also has ptxas check the shared-memory budget.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+HAVE_GXX = shutil.which("g++") is not None
+HAVE_NVCC = shutil.which("nvcc") is not None
+
+# CUDA's built-ins mapped onto C++ and POSIX threads. One block runs at a time, so
+# function-static arrays are exactly a block's shared memory.
+PRELUDE = r"""
+#include <math.h>
+#include <pthread.h>
+#include <functional>
+#include <vector>
+struct dim3 { unsigned x, y, z; };
+static thread_local dim3 threadIdx;
+static dim3 blockIdx, blockDim, gridDim;
+static pthread_barrier_t barrier;
+#define __global__
+#define __device__ static
+#define __shared__ static
+#define __syncthreads() pthread_barrier_wait(&barrier)
+#define __fmul_rn(a, b) ((a) * (b))
+#define __fadd_rn(a, b) ((a) + (b))
+#define __dmul_rn(a, b) ((a) * (b))
+#define __dadd_rn(a, b) ((a) + (b))
+"""
+
+LAUNCHER = r"""
+struct Thread { const std::function<void()>* body; unsigned id; };
+
+static void* run_thread(void* p) {
+    const Thread* t = (const Thread*)p;
+    threadIdx = dim3{t->id % blockDim.x, (t->id / blockDim.x) % blockDim.y,
+                     t->id / (blockDim.x * blockDim.y)};
+    (*t->body)();
+    return nullptr;
+}
+
+// Every block of the grid in turn, each with all of its threads at once.
+static void launch(dim3 grid, dim3 block, const std::function<void()>& body) {
+    gridDim = grid;
+    blockDim = block;
+    const unsigned n = block.x * block.y * block.z;
+    pthread_barrier_init(&barrier, nullptr, n);
+    std::vector<pthread_t> threads(n);
+    std::vector<Thread> args(n);
+    for (unsigned bz = 0; bz < grid.z; ++bz)
+        for (unsigned by = 0; by < grid.y; ++by)
+            for (unsigned bx = 0; bx < grid.x; ++bx) {
+                blockIdx = dim3{bx, by, bz};
+                for (unsigned t = 0; t < n; ++t) {
+                    args[t] = Thread{&body, t};
+                    pthread_create(&threads[t], nullptr, run_thread, &args[t]);
+                }
+                for (auto& t : threads) pthread_join(t, nullptr);
+            }
+    pthread_barrier_destroy(&barrier);
+}
+"""
+
+_BUILDS = Path(tempfile.gettempdir()) / "pipeline-cuda-harness"
+
+
+def build(source: str, entry: str) -> ctypes.CDLL:
+    """``source`` (CUDA C) and ``entry`` (C++ calling ``launch``) as a loaded library.
+
+    Builds are kept by content hash for the session's temporary folder, so a
+    source is compiled once however many cases run it.
+    """
+    text = PRELUDE + source + LAUNCHER + entry
+    digest = hashlib.sha256(text.encode()).hexdigest()[:20]
+    _BUILDS.mkdir(exist_ok=True)
+    library = _BUILDS / f"{digest}.so"
+    if not library.exists():
+        cpp = _BUILDS / f"{digest}.cpp"
+        cpp.write_text(text)
+        partial = _BUILDS / f"{digest}.{np.random.default_rng().integers(1 << 30)}.so"
+        result = subprocess.run(
+            ["g++", "-O1", "-std=c++17", "-shared", "-fPIC", "-pthread", str(cpp),
+             "-o", str(partial)],
+            capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+        if result.returncode != 0:
+            raise RuntimeError(f"g++ failed on the kernel source:\n{result.stderr[-4000:]}")
+        partial.replace(library)
+    return ctypes.CDLL(str(library))
+
+
+def nvcc_compile(source: str) -> subprocess.CompletedProcess[str]:
+    """``nvcc -arch=sm_90 -cubin`` of one translation unit (output discarded)."""
+    return subprocess.run(
+        ["nvcc", "-arch=sm_90", "-cubin", "-x", "cu", "-", "-o", "/dev/null"],
+        input=source,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def pointer(array: np.ndarray) -> ctypes.c_void_p:
+    """The address of a C-contiguous array's data, for a ``void*`` argument."""
+    if not array.flags.c_contiguous:
+        raise ValueError("harness arrays must be C-contiguous")
+    return ctypes.c_void_p(array.ctypes.data)
