@@ -41,6 +41,8 @@ included, and ``ssim(x, x) == 1`` exactly. The luminance uses
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 __all__ = [
     "C_TYPES",
     "MOMENTS",
@@ -183,14 +185,14 @@ __device__ Moments horizontal_pass(const F* __restrict__ b, F (*xs)[WIDTH], F (*
 """
 
 
-def pick_tile_rows(shared_bytes_of: object) -> int:
+def pick_tile_rows(shared_bytes_of: Callable[[int], int]) -> int:
     """The most output rows per tile (of 32, 16, 8, 4) whose shared memory fits.
 
     ``shared_bytes_of`` maps a number of tile rows to the bytes of shared memory
     the kernel declares for it.
     """
     for rows in (32, 16, 8, 4):
-        if shared_bytes_of(rows) <= SHARED_BYTES:  # type: ignore[operator]
+        if shared_bytes_of(rows) <= SHARED_BYTES:
             return rows
     raise ValueError("the window is too wide for the fused GPU kernels' shared memory")
 

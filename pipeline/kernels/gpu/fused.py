@@ -45,7 +45,15 @@ from pipeline.kernels.gpu._tiles import (
     pick_tile_rows,
 )
 
-__all__ = ["C_TYPES", "MAX_RADIUS", "THREADS", "TILE_COLS", "fused_gpu_maps", "kernel_source", "tile_rows"]
+__all__ = [
+    "C_TYPES",
+    "MAX_RADIUS",
+    "THREADS",
+    "TILE_COLS",
+    "fused_gpu_maps",
+    "kernel_source",
+    "tile_rows",
+]
 
 MAX_RADIUS = 15  # larger windows take the cupyx path (pipeline.kernels.gpu.maps)
 KERNEL_NAME = "pipeline_ssim_fused"

@@ -271,7 +271,8 @@ def _check_planes(x: Any, y: Any, weights: np.ndarray) -> tuple[int, int, int, i
     """``(planes, rows, cols, taps)`` after the checks shared by both directions."""
     if x.ndim != 3 or x.shape != y.shape:
         raise ValueError(
-            f"x and y must be (planes, rows, cols) arrays of one shape (got {x.shape} and {y.shape})"
+            "x and y must be (planes, rows, cols) arrays of one shape "
+            f"(got {x.shape} and {y.shape})"
         )
     if x.dtype != y.dtype or x.dtype.name not in LOSS_DTYPES:
         raise TypeError(
@@ -358,9 +359,7 @@ def ssim_forward(
     return values, saved
 
 
-def ssim_backward(
-    x: Any, y: Any, saved: Any, grad_values: Any, *, weights: np.ndarray
-) -> Any:
+def ssim_backward(x: Any, y: Any, saved: Any, grad_values: Any, *, weights: np.ndarray) -> Any:
     """``grad_values[p] * d values[p] / d y`` for every plane, shape and dtype of ``y``.
 
     Parameters

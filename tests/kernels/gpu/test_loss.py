@@ -114,7 +114,7 @@ def torch_cs_value_and_grad(x, y, weights, c1, c2, cov_norm):
 
 def loss_case(rng: np.random.Generator, kind: str, dtype: str, shape: tuple[int, int, int]):
     """``(x, y, data_range)``: a batch of planes for one named case."""
-    planes, rows, cols = shape
+    _, rows, cols = shape
     if kind == "unit":  # [0, 1] with noise
         x = rng.random(shape)
         y = np.clip(x + rng.normal(0, 0.1, shape), 0, 1)
@@ -241,7 +241,7 @@ def test_device_loss_matches_the_analytic_gradient(rng, dtype, cs_only) -> None:
     )
     assert values.dtype == np.float64 and grad.dtype == y.dtype
     host_values, host_grad = cupy.asnumpy(values), cupy.asnumpy(grad)
-    cpu_values, _, cpu_grad = run_on_cpu(x, y, grad_values, weights, c1, c2, 1.0, cs_only)
+    cpu_values, _, _ = run_on_cpu(x, y, grad_values, weights, c1, c2, 1.0, cs_only)
     for p in range(3):
         if cs_only:
             value, expected = torch_cs_value_and_grad(
