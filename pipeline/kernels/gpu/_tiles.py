@@ -149,9 +149,10 @@ __device__ void vertical_pass(const F* __restrict__ a, F (*xs)[WIDTH], F (*ys)[W
     }
 }
 
-// 3. Horizontal pass for output (r, c) of the tile: means relative to the tile's
-// shift and the (co)variances, joined by the law of total variance.
-struct Moments { F mx, my, var_x, var_y, cov_xy; };
+// 3. Horizontal pass for output (r, c) of the tile: the means relative to the tile's
+// shift (mx, my) and to the window's centre sample (dx, dy), the (co)variances joined
+// by the law of total variance.
+struct Moments { F mx, my, dx, dy, var_x, var_y, cov_xy; };
 
 __device__ Moments horizontal_pass(const F* __restrict__ b, F (*xs)[WIDTH], F (*ys)[WIDTH],
                                    F (*vs)[TILE_ROWS][WIDTH], const int r, const int c,
@@ -175,8 +176,10 @@ __device__ Moments horizontal_pass(const F* __restrict__ b, F (*xs)[WIDTH], F (*
         sc += b[k] * vs[4][r][c + k];
     }
     Moments m;
-    m.mx = cx + (dcx + ex);
-    m.my = cy + (dcy + ey);
+    m.dx = dcx + ex;
+    m.dy = dcy + ey;
+    m.mx = cx + m.dx;
+    m.my = cy + m.dy;
     m.var_x = cov_norm * (sv_x + (exx - ex * ex));
     m.var_y = cov_norm * (sv_y + (eyy - ey * ey));
     m.cov_xy = cov_norm * (sc + (exy - ex * ey));

@@ -8,32 +8,37 @@ same signatures; :mod:`pipeline.nn` calls these for CUDA tensors.
 
 Forward, one launch over ``(column tiles, row tiles, planes)``: the tiled
 moments of the evaluation kernel (:mod:`pipeline.kernels.gpu._tiles`: centred
-on each window's centre sample, float32 for float32 planes), then per position
-the value and
+on each window's centre sample, float32 for float32 planes), then per window
+position ``p`` the value and the coefficients of
 
-    G_mu = 2 cs (mu_x - l mu_y) / B1 + 2 n l (cs mu_y' - mu_x') / B2
-    G_xy = 2 n l / B2,   G_yy = -n l cs / B2                   (all over M)
+    dS/dy_q = sum_p w(q - p) [G_mu(p) + x_q G_xy(p) + 2 y_q G_yy(p)]
 
-(``cs_only``: ``l = 1`` and no luminance term). Each block writes the sum of
-its values (a float32 tree in shared memory for float32 planes) to one float64
-partial; a second small launch adds each plane's partials in a fixed order, so
-the result is deterministic (no atomics).
+(:mod:`pipeline.kernels.gradient`; ``cs_only``: ``l = 1`` and no luminance
+term). Each block writes the sum of its values (a tree in shared memory) to
+one float64 partial; a second small launch adds each plane's partials in a
+fixed order, so the result is deterministic (no atomics).
 
-Shifted coordinates. Written with raw pixels, ``dS/dy_q = adj(G_mu) + x_q
-adj(G_xy) + 2 y_q adj(G_yy)`` cancels badly in float32 for data far from zero
-(terms ``|x| / B2`` against a gradient ``|x - y| / B2``). Both kernels
-therefore use ``x' = x - s_x``, ``y' = y - s_y`` with ``s`` the plane's first
-pixel, and the forward stores ``G_mu' = G_mu + s_x G_xy + 2 s_y G_yy``, formed
-from the shifted means ``mu'`` as above; ``mu_x - l mu_y`` is
-``(mu_x - mu_y)(mu_x (mu_x + mu_y) + C1) / B1``, free of cancellation. The
-gradient is exactly the same function, and the rounding is now relative to the
-plane's range of values rather than to its offset.
+Centred coefficients. Written with raw pixels the sum cancels badly in
+float32: its terms are ``|x| / B2`` against a gradient of ``|x - y| / B2``, so
+flat areas at 255 beside edges lose 2.5e-5 of the gradient, and data at 1e4
+far more; a shift per plane or per tile does not help where an edge is near.
+So the forward stores the coefficient about each window's centre sample
+``(x_c, y_c)``,
+
+    G_c = G_mu + x_c G_xy + 2 y_c G_yy = H - (mu_x - x_c) G_xy - 2 (mu_y - y_c) G_yy
+
+with ``H = G_mu + mu_x G_xy + 2 mu_y G_yy = 2 cs (mu_x - l mu_y) / B1`` (the
+luminance term, 0 for cs alone; ``mu_x - l mu_y = (mu_x - mu_y)(mu_x (mu_x +
+mu_y) + C1) / B1``, free of cancellation) and ``mu - x_c`` straight from the
+centred moments, and the backward sums ``G_c(p) + (x_q - x_c(p)) G_xy(p) + 2
+(y_q - y_c(p)) G_yy(p)``: every difference is of two pixels less than a window
+apart, split over the two separable passes through ``x`` at (row of ``q``,
+centre column of ``p``). ``saved`` is ``G_c, G_xy, G_yy`` over ``M``.
 
 Backward, one launch over the full-size planes: the adjoint of the 'valid'
-correlation is a 'full' correlation with the reversed window; a vertical pass
-reads the three maps (zero outside the valid region) into shared memory, a
-horizontal pass and ``grad_values[p] * (adj(G_mu') + x' adj(G_xy) + 2 y'
-adj(G_yy))`` give each pixel.
+correlation, a 'full' correlation with the reversed window (zero outside the
+valid region); a vertical pass into shared memory, then a horizontal pass and
+the factor ``grad_values[p]``.
 
 Precision: the compute type is the planes' dtype. float32 planes never touch
 float64 arithmetic except the per-block partial sums (one conversion per
@@ -54,6 +59,7 @@ from pipeline.kernels.gpu._tiles import MOMENTS, THREADS, TILE_COLS, fill, pick_
 
 __all__ = [
     "LOSS_DTYPES",
+    "MAX_PLANES",
     "MAX_TAPS",
     "kernel_source",
     "ssim_backward",
@@ -63,6 +69,7 @@ __all__ = [
 
 LOSS_DTYPES = ("float32", "float64")
 MAX_TAPS = 31  # the widest window whose tiles fit the shared memory
+MAX_PLANES = 65535  # one grid z index per plane
 FORWARD = "pipeline_ssim_loss_forward"
 REDUCE = "pipeline_ssim_loss_reduce"
 BACKWARD = "pipeline_ssim_loss_backward"
@@ -94,16 +101,16 @@ extern "C" __global__ void __FORWARD__(
     vertical_pass(ws, xs, ys, vs, tid);
     __syncthreads();
 
-    // The tile's shift relative to the plane's (its first pixel), and x's relative to y's.
-    const F tx = SHIFTED(tile_x, xp[0]);
-    const F ty = SHIFTED(tile_y, yp[0]);
+    // The coefficients about each window's centre sample (x_c, y_c):
+    // G_c = G_mu + x_c G_xy + 2 y_c G_yy = H - (mu_x - x_c) G_xy - 2 (mu_y - y_c) G_yy,
+    // H = G_mu + mu_x G_xy + 2 mu_y G_yy (the luminance term; 0 for cs alone).
+    const F tx = SHIFTED(tile_x, (T)0);
+    const F ty = SHIFTED(tile_y, (T)0);
     const F txy = SHIFTED(tile_x, tile_y);
-    const F sx = SHIFTED(xp[0], (T)0);
-    const F sy = SHIFTED(yp[0], (T)0);
     const F n2 = (F)2 * cov_norm;
     const long long map = (long long)out_rows * out_cols;
-    F* g_mu = saved + (long long)blockIdx.z * 3 * map;
-    F* g_xy = g_mu + map;
+    F* g_c = saved + (long long)blockIdx.z * 3 * map;
+    F* g_xy = g_c + map;
     F* g_yy = g_xy + map;
     F total = 0;
     for (int idx = tid; idx < TILE_ROWS * TILE_COLS; idx += THREADS) {
@@ -111,28 +118,29 @@ extern "C" __global__ void __FORWARD__(
         const int c = idx - r * TILE_COLS;
         if (row0 + r >= out_rows || col0 + c >= out_cols) continue;
         const Moments m = horizontal_pass(ws, xs, ys, vs, r, c, cov_norm);
-        const F mx_p = tx + m.mx;  // means relative to the plane's shift
-        const F my_p = ty + m.my;
         const F b2 = (m.var_x + m.var_y) + c2;
         const F cs = ((F)2 * m.cov_xy + c2) / b2;
         const long long o = (long long)(row0 + r) * out_cols + (col0 + c);
 #if CS_ONLY
-        total += cs;
-        g_mu[o] = inv_m * (n2 * (cs * my_p - mx_p) / b2);
-        g_xy[o] = inv_m * (n2 / b2);
-        g_yy[o] = inv_m * (-cov_norm * cs / b2);
+        const F value = cs;
+        const F h = 0;
+        const F gxy = inv_m * (n2 / b2);
 #else
-        const F mx = sx + mx_p;
-        const F my = sy + my_p;
+        const F mx = tx + m.mx;
+        const F my = ty + m.my;
         const F b1 = __ADD__(__ADD__(__MUL__(mx, mx), __MUL__(my, my)), c1);
         const F l = __ADD__(__MUL__((F)2 * mx, my), c1) / b1;
         const F diff = (m.mx - m.my) + txy;  // mu_x - mu_y
-        total += l * cs;
-        g_mu[o] = inv_m * (((F)2 * cs * diff / b1) * ((mx * (mx + my) + c1) / b1)
-                           + n2 * l * (cs * my_p - mx_p) / b2);
-        g_xy[o] = inv_m * (n2 * l / b2);
-        g_yy[o] = inv_m * (-cov_norm * l * cs / b2);
+        const F value = l * cs;
+        // mu_x - l mu_y = (mu_x - mu_y)(mu_x (mu_x + mu_y) + C1) / B1: no cancellation.
+        const F h = inv_m * (((F)2 * cs * diff / b1) * ((mx * (mx + my) + c1) / b1));
+        const F gxy = inv_m * (n2 * l / b2);
 #endif
+        const F gyy = (F)(-0.5) * cs * gxy;  // G_yy = -n l cs / B2 = -cs G_xy / 2
+        total += value;
+        g_c[o] = h - m.dx * gxy - (F)2 * m.dy * gyy;
+        g_xy[o] = gxy;
+        g_yy[o] = gyy;
     }
     // The block's sum, a tree in shared memory; one float64 partial per block.
     red[tid] = total;
@@ -165,63 +173,86 @@ extern "C" __global__ void __REDUCE__(
     if (tid == 0) values[blockIdx.x] = sums[0] * inv_m;
 }
 
-// grad = grad_values[p] * (adj(G_mu') + x' adj(G_xy) + 2 y' adj(G_yy)), adj(G)_q =
-// sum_k w_k G_{q - k}: a 'full' correlation with the reversed window, zero outside
-// the valid region.
+// grad_q = grad_values[p] * sum_p w_{q-p} [G_c(p) + (x_q - x_c(p)) G_xy(p)
+//                                         + 2 (y_q - y_c(p)) G_yy(p)],
+// the adjoint of the valid correlation ('full', reversed window), zero outside the
+// valid region. Every difference is of two pixels less than a window apart, split
+// over the two passes: x_q - x_c(p) = (x_q - x(q_r, c_p)) + (x(q_r, c_p) - x(r_p, c_p))
+// with (r_p, c_p) the centre of window p.
 extern "C" __global__ void __BACKWARD__(
     const T* __restrict__ x, const T* __restrict__ y, const F* __restrict__ saved,
     const F* __restrict__ grad_values, const F* __restrict__ weights, const int rows,
     const int cols, const int out_rows, const int out_cols, T* __restrict__ grad)
 {
     __shared__ F ws[TAPS];
+    // Input rows row0 - TAPS + 1 + CENTRE on, columns col0 - TAPS + 1 + CENTRE on.
+    __shared__ F xs[HEIGHT][WIDTH];
+    __shared__ F ys[HEIGHT][WIDTH];
     __shared__ F vs[3][TILE_ROWS][WIDTH];
     const int tid = threadIdx.y * blockDim.x + threadIdx.x;
     const int row0 = blockIdx.y * TILE_ROWS;
     const int col0 = blockIdx.x * TILE_COLS;
+    const int top = row0 - (TAPS - 1) + CENTRE;
+    const int left = col0 - (TAPS - 1) + CENTRE;
+    const long long plane = (long long)blockIdx.z * rows * cols;
     const long long map = (long long)out_rows * out_cols;
     const F* g = saved + (long long)blockIdx.z * 3 * map;
     if (tid < TAPS) ws[tid] = weights[tid];
+    for (int idx = tid; idx < HEIGHT * WIDTH; idx += THREADS) {
+        const int r = idx / WIDTH;
+        const int c = idx - r * WIDTH;
+        const bool inside = top + r >= 0 && top + r < rows && left + c >= 0 && left + c < cols;
+        const long long k = plane + (long long)(top + r) * cols + (left + c);
+        xs[r][c] = inside ? (F)x[k] : (F)0;
+        ys[r][c] = inside ? (F)y[k] : (F)0;
+    }
     __syncthreads();
-    // Vertical pass: rows of the maps above each output row, columns col0 - TAPS + 1 on.
+    // Vertical pass: per output row r and window column j (c_p = left + j), over the
+    // windows p = (row0 + r - k, col0 - TAPS + 1 + j) above it.
     for (int idx = tid; idx < TILE_ROWS * WIDTH; idx += THREADS) {
         const int r = idx / WIDTH;
         const int j = idx - r * WIDTH;
         const int pc = col0 - (TAPS - 1) + j;
-        F a0 = 0, a1 = 0, a2 = 0;
+        // x(q_r, c_p) sits at row r + TAPS - 1 - CENTRE of the tile.
+        const F xq = xs[r + TAPS - 1 - CENTRE][j];
+        const F yq = ys[r + TAPS - 1 - CENTRE][j];
+        F s = 0, a1 = 0, a2 = 0;
         if (pc >= 0 && pc < out_cols) {
             for (int k = 0; k < TAPS; ++k) {
                 const int pr = row0 + r - k;
                 if (pr < 0 || pr >= out_rows) continue;
                 const long long o = (long long)pr * out_cols + pc;
-                a0 += ws[k] * g[o];
-                a1 += ws[k] * g[map + o];
-                a2 += ws[k] * g[2 * map + o];
+                const F gxy = g[map + o];
+                const F gyy = g[2 * map + o];
+                // The centre of window p is tile row r + TAPS - 1 - k.
+                const F u = xq - xs[r + TAPS - 1 - k][j];
+                const F v = yq - ys[r + TAPS - 1 - k][j];
+                s += ws[k] * ((g[o] + u * gxy) + (F)2 * (v * gyy));
+                a1 += ws[k] * gxy;
+                a2 += ws[k] * gyy;
             }
         }
-        vs[0][r][j] = a0;
+        vs[0][r][j] = s;
         vs[1][r][j] = a1;
         vs[2][r][j] = a2;
     }
     __syncthreads();
-    const long long plane = (long long)blockIdx.z * rows * cols;
-    const T sx = x[plane];
-    const T sy = y[plane];
     const F scale = grad_values[blockIdx.z];
     for (int idx = tid; idx < TILE_ROWS * TILE_COLS; idx += THREADS) {
         const int r = idx / TILE_COLS;
         const int c = idx - r * TILE_COLS;
         if (row0 + r >= rows || col0 + c >= cols) continue;
-        F a0 = 0, a1 = 0, a2 = 0;
+        // x_q at tile row r + TAPS - 1 - CENTRE, column c + TAPS - 1 - CENTRE.
+        const F xq = xs[r + TAPS - 1 - CENTRE][c + TAPS - 1 - CENTRE];
+        const F yq = ys[r + TAPS - 1 - CENTRE][c + TAPS - 1 - CENTRE];
+        F total = 0;
         for (int k = 0; k < TAPS; ++k) {
             const int j = c + TAPS - 1 - k;
-            a0 += ws[k] * vs[0][r][j];
-            a1 += ws[k] * vs[1][r][j];
-            a2 += ws[k] * vs[2][r][j];
+            const F u = xq - xs[r + TAPS - 1 - CENTRE][j];
+            const F v = yq - ys[r + TAPS - 1 - CENTRE][j];
+            total += ws[k] * ((vs[0][r][j] + u * vs[1][r][j]) + (F)2 * (v * vs[2][r][j]));
         }
-        const long long q = plane + (long long)(row0 + r) * cols + (col0 + c);
-        const F xq = SHIFTED(x[q], sx);
-        const F yq = SHIFTED(y[q], sy);
-        grad[q] = (T)(scale * (a0 + xq * a1 + (F)2 * yq * a2));
+        grad[plane + (long long)(row0 + r) * cols + (col0 + c)] = (T)(scale * total);
     }
 }
 """
@@ -231,7 +262,7 @@ def _shared_bytes(rows: int, taps: int, itemsize: int) -> int:
     """The larger of the forward's and the backward's shared memory (the reduction's is fixed)."""
     width = TILE_COLS + taps - 1
     forward = taps + 2 * (rows + taps - 1) * width + 5 * rows * width + THREADS
-    backward = taps + 3 * rows * width
+    backward = taps + 2 * (rows + taps - 1) * width + 3 * rows * width
     return itemsize * max(forward, backward)
 
 
@@ -286,6 +317,8 @@ def _check_planes(x: Any, y: Any, weights: np.ndarray) -> tuple[int, int, int, i
             f"weights must be a 1-D window of 1 to {MAX_TAPS} taps (got shape {weights.shape})"
         )
     planes, rows, cols = x.shape
+    if not 1 <= planes <= MAX_PLANES:
+        raise ValueError(f"x and y must hold 1 to {MAX_PLANES} planes (got {planes})")
     if weights.size > min(rows, cols):
         raise ValueError(
             f"weights must have at most min(rows, cols) taps "
@@ -329,8 +362,9 @@ def ssim_forward(
         ``(planes,)`` float64 means.
     saved : cupy.ndarray
         ``(planes, 3, rows - K + 1, cols - K + 1)`` in the planes' dtype: the
-        coefficient maps ``G_mu'`` (in shifted coordinates), ``G_xy``, ``G_yy``
-        divided by the number of valid positions. Pass it to :func:`ssim_backward`.
+        coefficient maps ``G_c`` (about each window's centre sample), ``G_xy``,
+        ``G_yy``, divided by the number of valid positions. Pass it to
+        :func:`ssim_backward`.
     """
     import cupy
 
