@@ -298,6 +298,13 @@ def _module(dtype: str, taps: int, cs_only: bool) -> Any:
     return cupy.RawModule(code=kernel_source(dtype, taps, cs_only))
 
 
+@functools.lru_cache(maxsize=16)
+def _device_weights(weights: tuple[float, ...], dtype: str) -> Any:
+    import cupy
+
+    return cupy.asarray(weights, dtype=dtype)
+
+
 def _check_planes(x: Any, y: Any, weights: np.ndarray) -> tuple[int, int, int, int]:
     """``(planes, rows, cols, taps)`` after the checks shared by both directions."""
     if x.ndim != 3 or x.shape != y.shape:
@@ -374,6 +381,7 @@ def ssim_forward(
     count = out_rows * out_cols
     scalar = np.float32 if dtype == "float32" else np.float64
     module = _module(dtype, taps, bool(cs_only))
+    taps_on_device = _device_weights(tuple(map(float, weights)), dtype)
     grid = _grid(out_rows, out_cols, planes, tile_rows(taps, dtype))
     saved = cupy.empty((planes, 3, out_rows, out_cols), dtype=x.dtype)
     partials = cupy.empty((planes, grid[0] * grid[1]), dtype=cupy.float64)
@@ -382,7 +390,7 @@ def ssim_forward(
         grid,
         (TILE_COLS, THREADS // TILE_COLS),
         (
-            x, y, np.int32(rows), np.int32(cols), cupy.asarray(weights, dtype=x.dtype),
+            x, y, np.int32(rows), np.int32(cols), taps_on_device,
             scalar(c1), scalar(c2), scalar(cov_norm), scalar(1.0 / count), saved, partials,
             np.int32(out_rows), np.int32(out_cols),
         ),
@@ -429,7 +437,7 @@ def ssim_backward(x: Any, y: Any, saved: Any, grad_values: Any, *, weights: np.n
         (TILE_COLS, THREADS // TILE_COLS),
         (
             x, y, cupy.ascontiguousarray(saved), cupy.ascontiguousarray(grad_values, dtype=x.dtype),
-            cupy.asarray(weights, dtype=x.dtype), np.int32(rows), np.int32(cols),
+            _device_weights(tuple(map(float, weights)), dtype), np.int32(rows), np.int32(cols),
             np.int32(out_rows), np.int32(out_cols), grad,
         ),
     )  # fmt: skip

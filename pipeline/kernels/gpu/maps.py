@@ -5,9 +5,10 @@ arrays. CuPy is imported inside the functions, never at module level, so that
 importing :mod:`pipeline` (or this module) never needs CUDA.
 
 :func:`gpu_maps` takes the one-launch kernel of :mod:`pipeline.kernels.gpu.fused`
-for windows of up to 31 taps (measured on an H100: 4-6x faster than the path
-below, 15-26x cuCIM; ``benchmarks/README-gpu.md``), and the filter-then-combine
-path of this module for wider windows or when asked (``implementation="cupyx"``).
+for windows of up to 31 taps (float32 moments centred on each window; its
+earlier float64 version measured on an H100 4-6x faster than the path below,
+15-26x cuCIM, ``benchmarks/README-gpu.md``), and the filter-then-combine path
+of this module for wider windows or when asked (``implementation="cupyx"``).
 
 The cupyx path's design, and why:
 
@@ -19,9 +20,11 @@ The cupyx path's design, and why:
   and the separable passes cost ``2 * win_size`` taps per pixel, not
   ``win_size ** 2``.
 * float64 for the moments: ``sigma_x^2 = E[x^2] - mu_x^2`` cancels badly in
-  float32 for data far from zero (see :mod:`pipeline.kernels.cpu.fused`); data
-  centre GPUs run float64 at half the float32 rate, and this workload is
-  bound by memory traffic rather than arithmetic.
+  float32 for data far from zero (see :mod:`pipeline.kernels.cpu.fused`), and
+  whole-image filters cannot centre each window as the fused kernel does. This
+  path is bound by memory traffic (ten float64 images) more than arithmetic; on
+  consumer GPUs (float64 at 1/32-1/64 of float32) it is the slow path, taken
+  only for windows wider than the fused kernel's.
 * One fused ``ElementwiseKernel`` turns the filtered moments into every map
   (l, c, s, cs, SSIM), in float64, stored as float32: one read of the moments
   and one write per map instead of the ~20 temporaries of array expressions.

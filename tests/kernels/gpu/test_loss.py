@@ -271,7 +271,6 @@ def test_device_loss_matches_the_analytic_gradient(rng, dtype, cs_only) -> None:
     )
     assert values.dtype == np.float64 and grad.dtype == y.dtype
     host_values, host_grad = cupy.asnumpy(values), cupy.asnumpy(grad)
-    cpu_values, _, _ = run_on_cpu(x, y, grad_values, weights, c1, c2, 1.0, cs_only)
     for p in range(3):
         if cs_only:
             value, expected = torch_cs_value_and_grad(
@@ -284,8 +283,9 @@ def test_device_loss_matches_the_analytic_gradient(rng, dtype, cs_only) -> None:
         expected = grad_values[p] * expected
         assert abs(host_values[p] - value) <= 1e-5 * abs(value)
         assert np.abs(host_grad[p] - expected).max() < 1e-5 * np.abs(expected).max()
-    # FMA contraction aside, the device runs the harness's instructions.
-    assert np.abs(host_values - cpu_values).max() < 1e-6
+    if HAVE_GXX:  # FMA contraction aside, the device runs the harness's instructions
+        cpu_values, _, _ = run_on_cpu(x, y, grad_values, weights, c1, c2, 1.0, cs_only)
+        assert np.abs(host_values - cpu_values).max() < 1e-6
 
 
 @pytest.mark.gpu
