@@ -396,7 +396,9 @@ def ssim_forward(
         ),
     )  # fmt: skip
     module.get_function(REDUCE)(
-        (planes,), (THREADS,), (partials, np.int32(partials.shape[1]), 1.0 / count, values)
+        (planes,),
+        (THREADS,),
+        (partials, np.int32(partials.shape[1]), np.float64(1.0 / count), values),
     )
     return values, saved
 

@@ -126,3 +126,136 @@ def pointer(array: np.ndarray) -> ctypes.c_void_p:
     if not array.flags.c_contiguous:
         raise ValueError("harness arrays must be C-contiguous")
     return ctypes.c_void_p(array.ctypes.data)
+
+
+# ---------------------------------------------------------------------------
+# A stand-in for the few CuPy calls the wrappers make, on NumPy arrays
+
+_SCALARS = {
+    "int": (ctypes.c_int, np.int32),
+    "float": (ctypes.c_float, np.float32),
+    "double": (ctypes.c_double, np.float64),
+}
+
+
+def _parameters(source: str, name: str) -> list[tuple[str, str]]:
+    """``(C type, name)`` of each parameter of kernel ``name`` in ``source``."""
+    start = source.index(f"void {name}(") + len(f"void {name}(")
+    text = source[start : source.index(")", start)]
+    out = []
+    for parameter in text.split(","):
+        words = parameter.replace("__restrict__", "").replace("*", " * ").split()
+        out.append((" ".join(words[:-1]), words[-1]))
+    return out
+
+
+def _entry(source: str, name: str) -> str:
+    """A C entry ``run_<name>(grid, block, parameters)`` that launches kernel ``name``."""
+    parameters = _parameters(source, name)
+    declared = ", ".join(
+        f"void* {p}" if "*" in ctype else f"{ctype.replace('const ', '')} {p}"
+        for ctype, p in parameters
+    )
+    passed = ", ".join(f"({ctype}){p}" if "*" in ctype else p for ctype, p in parameters)
+    return (
+        f'extern "C" void run_{name}(unsigned gx, unsigned gy, unsigned gz, unsigned bx, '
+        f"unsigned by, {declared}) {{\n"
+        f"    launch(dim3{{gx, gy, gz}}, dim3{{bx, by, 1}}, [&] {{ {name}({passed}); }});\n}}\n"
+    )
+
+
+class _Kernel:
+    """One kernel of a source: ``kernel(grid, block, args)`` as CuPy calls it."""
+
+    def __init__(self, source: str, name: str) -> None:
+        self.source, self.name = source, name
+
+    def _c_type(self, ctype: str) -> str:
+        """``T`` and ``F`` resolved through the source's typedefs."""
+        for line in self.source.splitlines():
+            if line.startswith("typedef ") and line.endswith(f" {ctype};"):
+                return line[len("typedef ") : -len(f" {ctype};")]
+        return ctype
+
+    def __call__(self, grid: tuple[int, ...], block: tuple[int, ...], args: tuple) -> None:
+        parameters = _parameters(self.source, self.name)
+        if len(args) != len(parameters):
+            raise TypeError(f"{self.name}: {len(args)} arguments for {len(parameters)} parameters")
+        converted = []
+        for value, (ctype, pname) in zip(args, parameters, strict=True):
+            if "*" in ctype:
+                if not isinstance(value, np.ndarray):
+                    raise TypeError(f"{self.name}: {pname} must be an array (got {type(value)})")
+                base = self._c_type(ctype.replace("const ", "").replace("*", "").strip())
+                expected = {
+                    "float": np.float32, "double": np.float64, "unsigned char": np.uint8,
+                    "signed char": np.int8, "unsigned short": np.uint16, "short": np.int16,
+                    "unsigned int": np.uint32, "int": np.int32, "unsigned long long": np.uint64,
+                    "long long": np.int64,
+                }[base]  # fmt: skip
+                if value.dtype != expected:
+                    raise TypeError(f"{self.name}: {pname} is {value.dtype}, kernel reads {base}")
+                converted.append(pointer(value))
+            else:
+                base = self._c_type(ctype.replace("const ", "").strip())
+                c_scalar, np_scalar = _SCALARS[base]
+                # CuPy passes a NumPy scalar as its own type: it must be the parameter's.
+                if type(value) is not np_scalar:
+                    raise TypeError(f"{self.name}: {pname} is {type(value)}, kernel reads {base}")
+                converted.append(c_scalar(value))
+        grid = (*grid, 1, 1)[:3]
+        block = (*block, 1)[:2]
+        library = build(self.source, _entry(self.source, self.name))
+        getattr(library, f"run_{self.name}")(
+            *(ctypes.c_uint(n) for n in (*grid, *block)), *converted
+        )
+
+
+class _Module:
+    def __init__(self, code: str) -> None:
+        self.code = code
+
+    def get_function(self, name: str) -> _Kernel:
+        return _Kernel(self.code, name)
+
+
+class FakeCupy:
+    """The CuPy calls of ``pipeline.kernels.gpu.fused`` and ``loss``, on NumPy arrays.
+
+    Installed as ``sys.modules["cupy"]`` by a test, it runs the Python wrappers
+    end to end on the CPU harness and checks every launch argument against the
+    kernel's C parameter (count, array dtype, scalar type), the mistakes that a
+    device would turn into garbage rather than an error.
+    """
+
+    float32 = np.float32
+    float64 = np.float64
+    ndarray = np.ndarray
+
+    @staticmethod
+    def asarray(a, dtype=None):
+        return np.asarray(a, dtype=dtype)
+
+    @staticmethod
+    def ascontiguousarray(a, dtype=None):
+        return np.ascontiguousarray(a, dtype=dtype)
+
+    @staticmethod
+    def empty(shape, dtype=np.float64):
+        return (
+            np.full(shape, np.nan, dtype=dtype)
+            if np.dtype(dtype).kind == "f"
+            else np.empty(shape, dtype=dtype)
+        )
+
+    @staticmethod
+    def empty_like(a):
+        return np.full_like(a, np.nan)
+
+    @staticmethod
+    def RawKernel(code: str, name: str) -> _Kernel:
+        return _Kernel(code, name)
+
+    @staticmethod
+    def RawModule(code: str) -> _Module:
+        return _Module(code)

@@ -296,7 +296,7 @@ def test_device_loss_refuses_bad_planes() -> None:
 
     weights = window_weights("gaussian", 11, 1.5)
     x = cupy.zeros((2, 20, 20), dtype=cupy.float32)
-    with pytest.raises(TypeError, match="both float32 or both float64"):
+    with pytest.raises(TypeError, match="must both be float32 or both float64"):
         ssim_forward(x, x.astype(cupy.float64), weights=weights, c1=1, c2=1, cov_norm=1,
                      cs_only=False)  # fmt: skip
     with pytest.raises(ValueError, match=r"\(planes, rows, cols\)"):
@@ -304,7 +304,8 @@ def test_device_loss_refuses_bad_planes() -> None:
     with pytest.raises(ValueError, match="must hold 1 to 65535 planes"):
         ssim_forward(x[:0], x[:0], weights=weights, c1=1, c2=1, cov_norm=1, cs_only=False)
     with pytest.raises(ValueError, match="at most min"):
-        ssim_forward(x[:, :8], x[:, :8], weights=weights, c1=1, c2=1, cov_norm=1, cs_only=False)
+        narrow = cupy.zeros((2, 8, 20), dtype=cupy.float32)
+        ssim_forward(narrow, narrow, weights=weights, c1=1, c2=1, cov_norm=1, cs_only=False)
     _, saved = ssim_forward(x, x, weights=weights, c1=1, c2=1, cov_norm=1, cs_only=False)
     with pytest.raises(ValueError, match="grad_values must have shape"):
         ssim_backward(x, x, saved, cupy.ones(3), weights=weights)
