@@ -50,6 +50,7 @@ from pipeline.engine.schedulers import SchedulerSession
 from pipeline.engine.settings import RunConfig
 from pipeline.inputs.files import is_transient_status
 from pipeline.inputs.models import model_sources, open_models
+from pipeline.inputs.sources import SourcePair
 from pipeline.results.schema import (
     AMBIGUOUS,
     GENERATED,
@@ -118,7 +119,7 @@ def evaluate_models(
     pairs = open_models(
         reference, named, channel_axis=config.channel_axis, options=config.input_options()
     )
-    plans = [plan_run(config, pair) for pair in pairs]
+    plans = [_plan_model(config, name, pair) for name, pair in zip(names, pairs, strict=True)]
     _check_aligned(names, plans)
     first = plans[0]
     states = [RunState.start(plan) for plan in plans]
@@ -179,6 +180,15 @@ def evaluate_models(
     elif output_format == "csv":
         export_csv(ds, fresh_path(config), storage_options=options)
     return ds
+
+
+def _plan_model(config: RunConfig, name: str, pair: SourcePair) -> RunPlan:
+    """:func:`plan_run` of one model; its refusals name the model (a stack of another
+    dtype than the reference's with no data range given, a window its images cannot hold)."""
+    try:
+        return plan_run(config, pair)
+    except ValueError as error:
+        raise ValueError(f"model {name!r}: {error}") from None
 
 
 def _check_aligned(names: list[str], plans: list[RunPlan]) -> None:

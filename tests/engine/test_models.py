@@ -402,3 +402,38 @@ def test_resume_with_one_models_bad_file_gives_the_same_store(tmp_path: Path) ->
     assert resumed.status.sel(model="blur", image="a_big.png").item().startswith("shape mismatch")
     assert "truncated" in resumed.status.sel(model="noise", image="b2.png").item()
     assert int((resumed.status != "ok").sum()) == 2
+
+
+def test_a_stack_that_cannot_be_scored_is_refused_naming_its_model(
+    tmp_path: Path, rng: np.random.Generator
+) -> None:
+    # A whole stack of another shape or dtype is a usage error seen before any pixel is
+    # read, as in a run of that stack alone: the run stops, naming the model.
+    x = rng.integers(0, 256, (3, 40, 40), dtype=np.uint8)
+    zarr.save_array(str(tmp_path / "small.zarr"), x[:, :32, :32])
+    with pytest.raises(ValueError, match=r"model 'small' \(.*small.zarr'\): .*\(3, 40, 40\) and"):
+        sp.evaluate(x, {"ok": x, "small": str(tmp_path / "small.zarr")})
+    with pytest.raises(ValueError, match=r"model 'deep': data_range cannot be taken from mismat"):
+        sp.evaluate(x, {"ok": x, "deep": x.astype(np.uint16)})
+    ds = sp.evaluate(x, {"ok": x, "deep": x.astype(np.uint16)}, data_range=255.0)
+    assert (ds.status == "ok").all()
+
+
+def test_object_store_model_with_a_bad_file_equals_the_local_run(
+    tmp_path: Path, s3_bucket: str
+) -> None:
+    from s3_server import upload
+
+    reference, models = _two_size_folders(tmp_path)
+    _spoil(models["blur"], "a_big.png", "size")
+    _spoil(models["noise"], "b1.png", "png-header")
+    for folder in (reference, *models.values()):
+        upload(folder, f"s3://{s3_bucket}/{folder.name}")
+    urls = [f"s3://{s3_bucket}/{name}" for name in models]
+    remote = sp.evaluate(f"s3://{s3_bucket}/real", urls, batch_images=2).load()
+    local = sp.evaluate(reference, list(models.values()), batch_images=2).load()
+    np.testing.assert_array_equal(remote.ssim.values, local.ssim.values)
+    np.testing.assert_array_equal(remote.status.values == "ok", local.status.values == "ok")
+    bad = remote.status.sel(model="noise", image="b1.png").item()
+    assert f"s3://{s3_bucket}/noise/b1.png" in bad
+    assert remote.status.sel(model="blur", image="a_big.png").item().startswith("shape mismatch")
