@@ -437,3 +437,19 @@ def test_object_store_model_with_a_bad_file_equals_the_local_run(
     bad = remote.status.sel(model="noise", image="b1.png").item()
     assert f"s3://{s3_bucket}/noise/b1.png" in bad
     assert remote.status.sel(model="blur", image="a_big.png").item().startswith("shape mismatch")
+
+
+@pytest.mark.parametrize("scheduler", ["synchronous", "processes"])
+def test_bad_files_give_the_same_results_on_every_local_scheduler(
+    tmp_path: Path, scheduler: str
+) -> None:
+    reference, models = _two_size_folders(tmp_path)
+    _spoil(models["blur"], "a_big.png", "png-header")
+    _spoil(models["noise"], "b2.png", "size")
+    settings: dict[str, Any] = {"regions": "2x2", "batch_images": 2}
+    threads = sp.evaluate(reference, models, **settings).load()
+    other = sp.evaluate(reference, models, scheduler=scheduler, **settings).load()
+    for ds in (threads, other):
+        ds.attrs = {}
+    xr.testing.assert_identical(other, threads)
+    assert int((threads.status != "ok").sum()) == 2
