@@ -183,8 +183,10 @@ def evaluate_models(
 
 
 def _plan_model(config: RunConfig, name: str, pair: SourcePair) -> RunPlan:
-    """:func:`plan_run` of one model; its refusals name the model (a stack of another
-    dtype than the reference's with no data range given, a window its images cannot hold)."""
+    """:func:`plan_run` of one model, its refusals naming the model.
+
+    E.g. a stack of another dtype than the reference's with no data range given.
+    """
     try:
         return plan_run(config, pair)
     except ValueError as error:

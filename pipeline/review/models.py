@@ -335,7 +335,7 @@ def compare_models(
         psnr_columns = _pair_columns(psnr_all, usable, pairs, lower_better=False)
         for key, column in psnr_columns.items():
             out[f"{PSNR}_{key}"] = ((MODEL_PAIR,), column)
-        infinite = ok & ~np.isnan(psnr_all) & np.isinf(psnr_all)
+        infinite = ok & np.isinf(psnr_all)
         out[f"{PSNR}_n_infinite"] = (
             (MODEL_PAIR,),
             np.asarray(
