@@ -12,10 +12,15 @@ every model are then committed together (one chunk of the store holds them).
 
 The Dataset gains a leading ``model`` dimension (coordinate ``model``; ``generated``
 becomes ``(model, image)``); ``ds.sel(model=name, drop=True)`` holds that model's
-own run. Every model has the same ``image`` axis: a reference that one folder
-lacks is a failed row of that model (``generated`` ``""``, the reason in ``status``).
-Models whose pairs fall into other size groups or batches (a pair that fails from
-its headers sits in the first size group) are refused, naming them.
+own run. Every model has the same ``image`` axis, size groups and batches, those of
+the references (:func:`pipeline.inputs.models.open_models`): a reference that one
+folder lacks, or whose file in one folder is unreadable, truncated, not an image, or
+of another size, dtype or channel count, is a failed row of that model only (the
+reason in ``status`` names the file, and both shapes for a size mismatch), in the
+slot its reference has in every model; the other models' rows, and that model's
+other rows, equal their own runs. Plans whose rows would still not line up (a guard:
+no source opened by :func:`~pipeline.inputs.models.open_models` gives them) are
+refused, naming the models.
 """
 
 from __future__ import annotations
@@ -45,6 +50,7 @@ from pipeline.engine.schedulers import SchedulerSession
 from pipeline.engine.settings import RunConfig
 from pipeline.inputs.files import is_transient_status
 from pipeline.inputs.models import model_sources, open_models
+from pipeline.inputs.sources import SourcePair
 from pipeline.results.schema import (
     AMBIGUOUS,
     GENERATED,
@@ -94,7 +100,7 @@ def evaluate_models(
     Raises
     ------
     ValueError
-        Models whose pairs differ (other images, another order or batching: named),
+        Models whose plans do not line up (other images, order or batching: named),
         ``save_maps`` or ``mean_maps=True`` (one model per run), or any error of one
         model's pair (prefixed with the model's name).
     """
@@ -113,7 +119,7 @@ def evaluate_models(
     pairs = open_models(
         reference, named, channel_axis=config.channel_axis, options=config.input_options()
     )
-    plans = [plan_run(config, pair) for pair in pairs]
+    plans = [_plan_model(config, name, pair) for name, pair in zip(names, pairs, strict=True)]
     _check_aligned(names, plans)
     first = plans[0]
     states = [RunState.start(plan) for plan in plans]
@@ -176,6 +182,17 @@ def evaluate_models(
     return ds
 
 
+def _plan_model(config: RunConfig, name: str, pair: SourcePair) -> RunPlan:
+    """:func:`plan_run` of one model, its refusals naming the model.
+
+    E.g. a stack of another dtype than the reference's with no data range given.
+    """
+    try:
+        return plan_run(config, pair)
+    except ValueError as error:
+        raise ValueError(f"model {name!r}: {error}") from None
+
+
 def _check_aligned(names: list[str], plans: list[RunPlan]) -> None:
     """Refuse models that do not pair the same images in the same order and batches."""
     first = plans[0]
@@ -191,10 +208,7 @@ def _check_aligned(names: list[str], plans: list[RunPlan]) -> None:
             if extra:
                 detail.append(f"{name!r} pairs {_few(extra)} that {names[0]!r} lacks")
             if not detail:
-                detail.append(
-                    "the same images in another order (pairs that failed on their headers, "
-                    "e.g. of another size, sit in the first size group)"
-                )
+                detail.append("the same images in another order")
             raise ValueError(
                 f"models {names[0]!r} and {name!r} pair different images with the reference: "
                 f"{'; '.join(detail)}. Every model must pair the same reference images; "
@@ -202,10 +216,8 @@ def _check_aligned(names: list[str], plans: list[RunPlan]) -> None:
             )
         if plan.batches != first.batches or plan.region_names != first.region_names:
             raise ValueError(
-                f"models {names[0]!r} and {name!r} pair the same images in other size groups "
-                "or batches (a pair that fails from its headers, e.g. a generated image of "
-                "another size, sits in the first size group); evaluate such a model in a run "
-                "of its own"
+                f"models {names[0]!r} and {name!r} pair the same images in other size groups, "
+                "batches or regions; evaluate such a model in a run of its own"
             )
 
 

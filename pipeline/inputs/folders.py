@@ -238,8 +238,10 @@ def folder_source(
     ]
     if not layouts:
         layouts = [(_PLACEHOLDER_SHAPE, "uint8", [])]
-    # Pairs known to have failed take a (never decoded) slot in the first group.
-    layouts[0][2].extend(failures)
+    # Pairs known to have failed take a (never decoded) slot in the first group, unless
+    # the plan's groups place them (several models: the reference's group).
+    placed = {pair_id for _, _, ids in layouts for pair_id in ids}
+    layouts[0][2].extend(pair_id for pair_id in failures if pair_id not in placed)
     layouts[0][2].sort()
     identity = _identity(plan, [ids for _, _, ids in layouts])
     groups: list[SourcePair] = []

@@ -10,7 +10,10 @@ reference decode tasks have keys that depend on the reference files alone
 (:func:`pipeline.inputs.folders.folder_source` with ``shared_reference``): one
 graph computing every model's statistics decodes each reference once. A reference
 that some models pair and one does not is a failed pair of that one, so that every
-model has the same ``image`` axis. Arrays and
+model has the same ``image`` axis; and every model's pairs are laid out in the size
+groups of the references (:func:`_reference_groups`), so that a pair failing from
+its generated file's header (another size, dtype or channel count, unreadable) keeps
+its reference's slot in that model instead of changing its groups. Arrays and
 Zarr stacks are read through keys that depend on the reference array or store
 alone already.
 """
@@ -26,7 +29,7 @@ from typing import Any
 from pipeline.inputs.folders import folder_source, is_image_folder, pair_folder_files
 from pipeline.inputs.opening import open_pair
 from pipeline.inputs.options import InputOptions
-from pipeline.inputs.pairing import FailedPair, ImagePair, PairingPlan
+from pipeline.inputs.pairing import FailedPair, ImagePair, PairingPlan, SizeGroup
 from pipeline.inputs.sources import SourcePair
 
 __all__ = ["is_several_models", "model_sources", "open_models"]
@@ -114,9 +117,10 @@ def open_models(
             raise type(error)(f"model {name!r} ({_shown(source)}): {error}") from None
     plans = [plan for plan in opened if isinstance(plan, PairingPlan)]
     every = {pair.id: pair for plan in plans for pair in plan.pairs}
+    groups = _reference_groups(plans)
     return [
         folder_source(
-            _with_missing(plan, name, every),
+            replace(_with_missing(plan, name, every), size_groups=groups),
             max_image_pixels=options.max_image_pixels,
             storage_options=options.storage_options,
             shared_reference=True,
@@ -160,6 +164,32 @@ def _with_missing(plan: PairingPlan, name: str, every: Mapping[str, ImagePair]) 
         pairs=tuple(sorted([*plan.pairs, *added], key=lambda pair: pair.id)),
         failed=(*plan.failed, *failed),
     )
+
+
+def _reference_groups(plans: Sequence[PairingPlan]) -> tuple[SizeGroup, ...]:
+    """The size groups of the references, the same for every model.
+
+    A pair's size group is its reference's shape and dtype (the pairing groups the
+    pairs it can score by the reference's header). Every model's pairs are laid out
+    in these groups: a pair that fails in one model for its generated file (a
+    truncated or unreadable file, another size, dtype or channel count, no file at
+    all) keeps its reference's slot, failed, instead of moving to the first group as
+    in a run of that model alone; its other pairs, and every other model's, keep the
+    groups, chunks and batches they have in their own runs, so their values are
+    those of their own runs. A reference that no model can pair (its own header
+    fails, or every model's file fails) has no known group: the first group holds
+    it, failed, in every model alike. Groups come in the order of their first pair
+    by id, as in a single run.
+    """
+    key_of: dict[str, tuple[tuple[int, ...], str]] = {}
+    for plan in plans:
+        for group in plan.size_groups:
+            for pair_id in group.ids:
+                key_of.setdefault(pair_id, (tuple(group.shape), group.dtype))
+    members: dict[tuple[tuple[int, ...], str], list[str]] = {}
+    for pair_id in sorted(key_of):
+        members.setdefault(key_of[pair_id], []).append(pair_id)
+    return tuple(SizeGroup(shape, dtype, tuple(ids)) for (shape, dtype), ids in members.items())
 
 
 def _shown(source: Any) -> str:

@@ -38,9 +38,10 @@ and the pairs are grouped by the reference's decoded shape and dtype, so the
 engine can stack and evaluate each group separately. A pair whose header cannot
 be read (or declares more than ``max_image_pixels`` pixels), or whose two sides
 differ in shape or dtype, goes to :attr:`PairingPlan.failed` with the reason
-(both shapes named). Each file's :class:`~pipeline.inputs.images.FileStamp` (size,
-modification time, inode) is kept with its pair, so that decoding can refuse a
-file that changed after its header was read.
+(both shapes and the generated file named). Each file's
+:class:`~pipeline.inputs.images.FileStamp` (size, modification time, inode) is kept
+with its pair, so that decoding can refuse a file that changed after its header was
+read.
 """
 
 from __future__ import annotations
@@ -481,7 +482,8 @@ def _group_by_size(
                 FailedPair(
                     pair.id,
                     f"{what} mismatch: reference {ref.shape} {ref.dtype}, "
-                    f"generated {gen.shape} {gen.dtype}",
+                    f"generated {gen.shape} {gen.dtype} (generated file "
+                    f"{_shown_root(pair.generated)})",
                 )
             )
             continue
@@ -498,6 +500,7 @@ def _child(root: Path | str, relative: str) -> Path | str:
 
 
 def _shown_root(root: Path | str) -> str:
+    """A folder or file as messages show it: valid Unicode, a URL without credentials."""
     return redact(root) if isinstance(root, str) else display_path(root)
 
 

@@ -19,9 +19,9 @@
 
 Results of several models (a ``model`` dimension) give a page whose first screen
 compares them (:func:`pipeline.review.models.compare_models`: ranking by mean SSIM
-and PSNR with bootstrap intervals, paired tests, best model per region, the
-references they disagree on most), then one section per model with the content
-above. The comparison adds ``model_region_winners.png`` (grid regions) and
+and PSNR with bootstrap intervals, paired tests on SSIM and on PSNR, best model per
+region, the references they disagree on most), then one section per model with the
+content above. The comparison adds ``model_region_winners.png`` (grid regions) and
 ``model_disagreements.png`` (when the images can be found again); each model's
 figures are the files above prefixed ``model<k>_``, ``k`` its position.
 

@@ -339,9 +339,15 @@ def _ranking_table(comparison: xr.Dataset) -> str:
     return _table(header, rows, "ranking")
 
 
-def _test_matrix(comparison: xr.Dataset) -> str:
-    """Model against model: mean difference (row - column), Holm-adjusted p-values, n."""
+def _test_matrix(comparison: xr.Dataset, score: str = SSIM) -> str:
+    """Model against model: mean difference (row - column), Holm-adjusted p-values, n.
+
+    ``score`` SSIM reads the comparison's plain test variables, PSNR its ``psnr_`` ones
+    (differences in dB, and the references left out for an infinite PSNR).
+    """
     names = text_values(comparison[MODEL].values)
+    prefix, digits, unit = ("", ".4f", "") if score == SSIM else (f"{PSNR}_", ".2f", " dB")
+    infinite = comparison.get(f"{PSNR}_n_infinite") if score == PSNR else None
     cells = {}
     for k, (a, b) in enumerate(
         zip(
@@ -350,18 +356,28 @@ def _test_matrix(comparison: xr.Dataset) -> str:
             strict=True,
         )
     ):
-        n = int(comparison["n_pairs"].values[k])
-        diff = float(comparison["mean_difference"].values[k])
-        w = float(comparison["wilcoxon_p_holm"].values[k])
-        t = float(comparison["t_p_holm"].values[k])
+        n = int(comparison[f"{prefix}n_pairs"].values[k])
+        diff = float(comparison[f"{prefix}mean_difference"].values[k])
+        w = float(comparison[f"{prefix}wilcoxon_p_holm"].values[k])
+        t = float(comparison[f"{prefix}t_p_holm"].values[k])
+        left_out = 0 if infinite is None else int(infinite.values[k])
+        note = f"; {left_out:,} left out (PSNR inf)" if left_out else ""
 
-        def text(sign: float, w: float = w, t: float = t, n: int = n, diff: float = diff) -> str:
+        def text(
+            sign: float,
+            w: float = w,
+            t: float = t,
+            n: int = n,
+            diff: float = diff,
+            note: str = note,
+        ) -> str:
             if n == 0:
-                return "no shared ok pair"
+                return f"no shared ok pair{note}"
+            shown = f"Δ {sign * diff:+{digits}}{unit}"
             return (
-                f"Δ {sign * diff:+.4f}; Wilcoxon p {w:.3g}; t-test p {t:.3g}; n {n:,}"
+                f"{shown}; Wilcoxon p {w:.3g}; t-test p {t:.3g}; n {n:,}{note}"
                 if np.isfinite(w) or np.isfinite(t)
-                else f"Δ {sign * diff:+.4f}; n {n:,} (too few to test)"
+                else f"{shown}; n {n:,} (too few to test){note}"
             )
 
         cells[a, b] = text(1.0)
@@ -423,6 +439,15 @@ def _comparison_section(
         "cannot show a significant difference however large.</p>",
         _test_matrix(comparison),
     ]
+    if f"{PSNR}_t_p_holm" in comparison:
+        parts += [
+            "<h3>Paired tests on PSNR</h3>",
+            "<p>The same tests on each reference's PSNR (difference in dB), Holm-corrected "
+            "over the pairs of models on their own. A reference whose PSNR is infinite "
+            "(generated pixels equal to the reference's) in either model of a pair is left "
+            "out of that pair's PSNR tests and counted in its cell.</p>",
+            _test_matrix(comparison, PSNR),
+        ]
     if comparison.sizes[REGION] > 1:
         parts += [
             "<h3>Best model per region</h3>",

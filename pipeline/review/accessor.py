@@ -325,7 +325,9 @@ class ReviewAccessor:
             ``model_a``, ``model_b``), ``n_pairs`` (ok in both), ``mean_difference``
             (a - b), ``wins_a``, ``wins_b``, ``wilcoxon_statistic``,
             ``wilcoxon_p``, ``wilcoxon_p_holm``, ``t_statistic``, ``t_p``,
-            ``t_p_holm``; over ``(model, region)``, ``region_mean`` and over
+            ``t_p_holm``, the same tests on PSNR prefixed ``psnr_`` (references
+            whose PSNR is ``inf`` in either model left out, counted in
+            ``psnr_n_infinite``); over ``(model, region)``, ``region_mean`` and over
             ``region``, ``region_winner``; over ``disagreement`` (rank 1 = largest
             spread; coordinate ``disagreement_image``), ``spread``, ``best_model``,
             ``worst_model``, and over ``(disagreement, model)``,

@@ -21,6 +21,14 @@ single-model results of the same references. :func:`compare_models` compares the
   (Holm 1979: the ``i``-th smallest of ``m`` p-values is multiplied by ``m - i + 1``,
   then made monotone), since ``m = M (M - 1) / 2`` tests of ``M`` models would
   find a "difference" by chance at the 5 % level far more often than one in twenty.
+  The same tests on PSNR (region ``all``) when every result has it, as ``psnr_``
+  variables (``psnr_wilcoxon_p_holm`` ...), Holm-corrected over the pairs of models
+  on their own (one family of tests per score). PSNR is ``inf`` where a model's
+  pixels equal the reference's: an infinite difference has no rank or mean worth
+  testing, so a reference whose PSNR is ``inf`` in either model of a pair is left
+  out of that pair's PSNR tests, and ``psnr_n_infinite`` counts them (a model that
+  reproduces references exactly shows there, and in its SSIM of 1, not in the PSNR
+  p-values).
 * **region winner** -- per region, the model whose mean over the shared references
   is best (highest; lowest for ``mse``).
 * **disagreements** -- the shared references where the models' region-``all``
@@ -161,6 +169,53 @@ def _paired_tests(x: np.ndarray, y: np.ndarray) -> tuple[float, float, float, fl
     return float(wilcoxon.statistic), float(wilcoxon.pvalue), t_statistic, t_p
 
 
+def _pair_columns(
+    values: np.ndarray, ok: np.ndarray, pairs: list[tuple[int, int]], lower_better: bool
+) -> dict[str, np.ndarray]:
+    """The paired tests of every pair of models on the references ``ok`` in both.
+
+    ``values`` and ``ok`` are ``(model, reference)``. Returns one array over the pairs
+    per column: ``n_pairs``, ``mean_difference`` (a - b), ``wins_a``, ``wins_b``,
+    ``wilcoxon_statistic``, ``wilcoxon_p``, ``t_statistic``, ``t_p`` and both p-values
+    Holm-adjusted over the pairs (``wilcoxon_p_holm``, ``t_p_holm``).
+    """
+    columns: dict[str, list[float]] = {
+        key: []
+        for key in (
+            "n_pairs",
+            "mean_difference",
+            "wins_a",
+            "wins_b",
+            "wilcoxon_statistic",
+            "wilcoxon_p",
+            "t_statistic",
+            "t_p",
+        )
+    }
+    for i, j in pairs:
+        both = ok[i] & ok[j]
+        x, y = values[i, both], values[j, both]
+        better = (y - x) if lower_better else (x - y)
+        columns["n_pairs"].append(int(both.sum()))
+        columns["mean_difference"].append(float((x - y).mean()) if both.any() else math.nan)
+        columns["wins_a"].append(int((better > 0).sum()))
+        columns["wins_b"].append(int((better < 0).sum()))
+        w_statistic, w_p, t_statistic, t_p = _paired_tests(x, y)
+        columns["wilcoxon_statistic"].append(w_statistic)
+        columns["wilcoxon_p"].append(w_p)
+        columns["t_statistic"].append(t_statistic)
+        columns["t_p"].append(t_p)
+    out = {
+        key: np.asarray(
+            column, dtype=np.int64 if key in ("n_pairs", "wins_a", "wins_b") else np.float64
+        )
+        for key, column in columns.items()
+    }
+    out["wilcoxon_p_holm"] = holm_adjusted(out["wilcoxon_p"])
+    out["t_p_holm"] = holm_adjusted(out["t_p"])
+    return out
+
+
 def compare_models(
     runs: Sequence[tuple[str, xr.Dataset]],
     *,
@@ -239,13 +294,16 @@ def compare_models(
         )
     )
     ranked = {SSIM: ssim_scores[:, shared].T}
+    # (model, shared image) region-"all" PSNR, NaN where the pair is not ok; None without.
+    psnr_all = None
     if all(PSNR in results.variables for results in datasets):
-        psnr = np.stack(
+        psnr_all = np.stack(
             [
                 _scores(results, PSNR, where)[:, region_names(results).index(ALL_REGION)]
                 for results, where in zip(datasets, positions, strict=True)
             ]
-        )[:, shared].T
+        )
+        psnr = psnr_all[:, shared].T
         ranked[PSNR] = psnr[np.isfinite(psnr).all(axis=1)]
     for name, values in ranked.items():
         out.attrs[f"n_{name}"] = int(values.shape[0])
@@ -260,32 +318,7 @@ def compare_models(
         out[f"{name}_rank"] = ((MODEL,), _ranks(mean))
 
     pairs = [(i, j) for i in range(len(names)) for j in range(i + 1, len(names))]
-    columns: dict[str, list[float]] = {
-        key: []
-        for key in (
-            "n_pairs",
-            "mean_difference",
-            "wins_a",
-            "wins_b",
-            "wilcoxon_statistic",
-            "wilcoxon_p",
-            "t_statistic",
-            "t_p",
-        )
-    }
-    for i, j in pairs:
-        both = ok[i] & ok[j]
-        x, y = overall[i, both], overall[j, both]
-        better = (y - x) if lower_better else (x - y)
-        columns["n_pairs"].append(int(both.sum()))
-        columns["mean_difference"].append(float((x - y).mean()) if both.any() else math.nan)
-        columns["wins_a"].append(int((better > 0).sum()))
-        columns["wins_b"].append(int((better < 0).sum()))
-        w_statistic, w_p, t_statistic, t_p = _paired_tests(x, y)
-        columns["wilcoxon_statistic"].append(w_statistic)
-        columns["wilcoxon_p"].append(w_p)
-        columns["t_statistic"].append(t_statistic)
-        columns["t_p"].append(t_p)
+    columns = _pair_columns(overall, ok, pairs, lower_better)
     out = out.assign_coords(
         {
             MODEL_PAIR: np.asarray([f"{names[i]} vs {names[j]}" for i, j in pairs], dtype=object),
@@ -294,10 +327,22 @@ def compare_models(
         }
     )
     for key, column in columns.items():
-        dtype = np.int64 if key in ("n_pairs", "wins_a", "wins_b") else np.float64
-        out[key] = ((MODEL_PAIR,), np.asarray(column, dtype=dtype))
-    out["wilcoxon_p_holm"] = ((MODEL_PAIR,), holm_adjusted(out["wilcoxon_p"].values))
-    out["t_p_holm"] = ((MODEL_PAIR,), holm_adjusted(out["t_p"].values))
+        out[key] = ((MODEL_PAIR,), column)
+    if psnr_all is not None:
+        # PSNR between models too, on the pairs ok in both models whose PSNR is finite in
+        # both: inf (identical pixels) has no difference to rank or average.
+        usable = ok & np.isfinite(psnr_all)
+        psnr_columns = _pair_columns(psnr_all, usable, pairs, lower_better=False)
+        for key, column in psnr_columns.items():
+            out[f"{PSNR}_{key}"] = ((MODEL_PAIR,), column)
+        infinite = ok & np.isinf(psnr_all)
+        out[f"{PSNR}_n_infinite"] = (
+            (MODEL_PAIR,),
+            np.asarray(
+                [int((ok[i] & ok[j] & (infinite[i] | infinite[j])).sum()) for i, j in pairs],
+                dtype=np.int64,
+            ),
+        )
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # a region empty in every image: NaN

@@ -159,10 +159,12 @@ def test_shape_mismatch_and_bad_header_fail_the_pair_only(folders):
     assert plan.size_groups == (SizeGroup((8, 10), "uint8", ("good.png",)),)
     failed = {f.id: f.reason for f in plan.failed}
     assert failed["size.png"] == (
-        "shape mismatch: reference (8, 10, 3) uint8, generated (8, 12, 3) uint8"
+        "shape mismatch: reference (8, 10, 3) uint8, generated (8, 12, 3) uint8 "
+        f"(generated file {gen / 'size.png'})"
     )
-    assert (
-        failed["depth.png"] == "dtype mismatch: reference (8, 10) uint16, generated (8, 10) uint8"
+    assert failed["depth.png"] == (
+        "dtype mismatch: reference (8, 10) uint16, generated (8, 10) uint8 "
+        f"(generated file {gen / 'depth.png'})"
     )
     assert failed["empty.png"].endswith("empty.png: empty file (0 bytes)")
     assert all(isinstance(f, FailedPair) for f in plan.failed)

@@ -458,6 +458,13 @@ def test_report_of_several_models_opens_on_their_comparison(model_folders, tmp_p
     assert tests[0] == ["row − column", *MODEL_NAMES]
     assert [row[k + 1] for k, row in enumerate(tests[1:])] == ["–"] * 3
     assert tests[1][3].startswith("Δ +") and "Wilcoxon p" in tests[1][3] and "n 6" in tests[1][3]
+    on_psnr = next(
+        item for kind, item in parsed.after("h3", "Paired tests on PSNR") if kind == "table"
+    )
+    assert on_psnr[0] == ["row − column", *MODEL_NAMES]
+    comparison = model_folders.review.compare()
+    difference = float(comparison.psnr_mean_difference.sel(model_pair="mild vs heavy"))
+    assert on_psnr[1][3].startswith(f"Δ {difference:+.2f} dB; Wilcoxon p")
     winners = parsed.after("h3", "Best model per region")
     assert winners[0] == ("img", "best model per region")
     table = next(item for kind, item in winners if kind == "table")

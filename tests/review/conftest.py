@@ -105,6 +105,12 @@ def stack_models(runs: list[xr.Dataset], names: tuple[str, ...]) -> xr.Dataset:
 
 
 @pytest.fixture(scope="session")
+def model_arrays() -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """The reference stack and each model's generated stack (:func:`model_stacks`)."""
+    return model_stacks()
+
+
+@pytest.fixture(scope="session")
 def model_runs() -> list[xr.Dataset]:
     """Each model's own single run (``pipeline.evaluate`` once per model, 2x2 regions)."""
     reference, generated = model_stacks()

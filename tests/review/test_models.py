@@ -86,6 +86,56 @@ def test_paired_tests_match_scipy_and_holm(multi, model_runs):
     assert holm_adjusted(np.array([0.01, np.nan, 0.04])).tolist()[::2] == [0.02, 0.04]
 
 
+def test_paired_tests_on_psnr_match_scipy_and_holm(multi, model_runs):
+    result = multi.review.compare()
+    pairs = list(itertools.combinations(range(3), 2))
+    for k, (i, j) in enumerate(pairs):
+        x, y = _scores(model_runs[i], "psnr"), _scores(model_runs[j], "psnr")
+        wilcoxon, t_test = stats.wilcoxon(x, y), stats.ttest_rel(x, y)
+        entry = result.isel(model_pair=k)
+        assert int(entry.psnr_n_pairs) == N_MODEL_IMAGES
+        assert int(entry.psnr_n_infinite) == 0
+        assert float(entry.psnr_mean_difference) == pytest.approx((x - y).mean())
+        assert float(entry.psnr_wilcoxon_statistic) == pytest.approx(wilcoxon.statistic)
+        assert float(entry.psnr_wilcoxon_p) == pytest.approx(wilcoxon.pvalue)
+        assert float(entry.psnr_t_statistic) == pytest.approx(t_test.statistic)
+        assert float(entry.psnr_t_p) == pytest.approx(t_test.pvalue)
+        assert int(entry.psnr_wins_a) == int((x > y).sum())
+    # By PSNR heavy beats patchy on every reference, by SSIM patchy beats heavy.
+    pair = result.sel(model_pair="patchy vs heavy")
+    assert int(pair.psnr_wins_b) == N_MODEL_IMAGES and int(pair.wins_a) == N_MODEL_IMAGES
+    # Holm over the PSNR tests alone (their own family).
+    p = result.psnr_wilcoxon_p.values
+    order = np.argsort(p)
+    adjusted = np.minimum(1.0, np.maximum.accumulate(p[order] * np.arange(3, 0, -1)))
+    np.testing.assert_allclose(result.psnr_wilcoxon_p_holm.values[order], adjusted)
+
+
+def test_infinite_psnr_is_left_out_of_the_psnr_tests_and_counted(model_arrays):
+    import pipeline
+
+    reference, generated = model_arrays
+    exact = generated["patchy"].copy()
+    exact[[0, 3]] = reference[[0, 3]]  # two references reproduced exactly: PSNR inf
+    models = {"mild": generated["mild"], "exact": exact, "heavy": generated["heavy"]}
+    ds = pipeline.evaluate(reference, models, regions="2x2")
+    psnr = ds.psnr.sel(region="all").values
+    assert np.isinf(psnr[1, [0, 3]]).all() and np.isfinite(np.delete(psnr, [1], 0)).all()
+    result = ds.review.compare()
+    assert result.psnr_n_infinite.values.tolist() == [2, 0, 2]
+    assert result.psnr_n_pairs.values.tolist() == [6, 8, 6]
+    assert result.n_pairs.values.tolist() == [8, 8, 8]  # SSIM (1 there) keeps them
+    finite = np.isfinite(psnr).all(axis=0)
+    for k, (i, j) in enumerate(itertools.combinations(range(3), 2)):
+        both = finite if 1 in (i, j) else np.ones(N_MODEL_IMAGES, dtype=bool)
+        x, y = psnr[i, both], psnr[j, both]
+        entry = result.isel(model_pair=k)
+        assert float(entry.psnr_wilcoxon_p) == pytest.approx(stats.wilcoxon(x, y).pvalue)
+        assert float(entry.psnr_t_p) == pytest.approx(stats.ttest_rel(x, y).pvalue)
+        assert float(entry.psnr_mean_difference) == pytest.approx((x - y).mean())
+    assert result.attrs["n_psnr"] == 6
+
+
 def test_pairs_are_tested_only_where_ok_in_both_models(multi, model_runs):
     status = multi.status.values.copy()
     status[2, 5] = "corrupt or truncated image (test)"  # heavy fails pair 5
