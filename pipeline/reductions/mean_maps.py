@@ -13,8 +13,10 @@ pixel ``(i + depth, j + depth)``, ``depth`` the window's half-width, so a
 pixel's mean of the per-channel maps (as the SSIM value is the mean of the
 channels' scores); the reference backdrop is the mean of its channels.
 
-Nothing here computes a map: the graph that does is
-:func:`pipeline.engine.graphs.mean_map_graph`, from the kernels' own maps.
+Nothing here computes a map: the statistics kernels add each map row to the
+block's sums in the same pass (:func:`pipeline.engine.graphs.statistics_graphs`),
+and :func:`pipeline.engine.graphs.mean_map_graph` sums the kernels' maps again
+for a batch that has a failed pair (summed over its ``ok`` pairs only).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ __all__ = [
     "MapSums",
     "block_sums",
     "mean_maps_enabled",
+    "with_reference",
 ]
 
 # The stacked maps, in order: the four SSIM maps, then the reference backdrop.
@@ -85,11 +88,24 @@ def block_sums(maps: dict[str, np.ndarray], x: np.ndarray, depth: int) -> np.nda
     last component. Each component is summed over the images on its own (no
     per-image stack is made).
     """
-    _, h, w = maps["ssim"].shape
-    planes = [np.sum(maps[name], axis=0, dtype=np.float64) for name in COMPONENTS[:-1]]
+    planes = np.stack([np.sum(maps[name], axis=0, dtype=np.float64) for name in COMPONENTS[:-1]])
+    return with_reference(planes, x, depth)[None]
+
+
+def with_reference(sums: np.ndarray, x: np.ndarray, depth: int) -> np.ndarray:
+    """``(y, x, component)`` sums: the ``(4, y, x)`` map sums and the reference backdrop.
+
+    ``x`` is the overlapped ``(images, h + 2 depth, w + 2 depth, channels)`` reference
+    block the maps were computed from: the sum over its images of its pixels at the
+    window centres (channel mean) is the last component.
+    """
+    _, h, w = sums.shape
     centres = x[:, depth : depth + h, depth : depth + w, :]
-    planes.append(np.sum(centres, axis=(0, 3), dtype=np.float64) / x.shape[-1])
-    return np.stack(planes, axis=-1)[None]
+    reference = np.sum(centres, axis=(0, 3), dtype=np.float64) / x.shape[-1]
+    out = np.empty((h, w, len(COMPONENTS)))
+    out[..., :-1] = np.moveaxis(sums, 0, -1)
+    out[..., -1] = reference
+    return out
 
 
 def mean_maps_enabled(
@@ -98,17 +114,19 @@ def mean_maps_enabled(
     *,
     volume: bool,
     nan_policy: str,
+    output_format: str | None = None,
 ) -> bool:
     """Whether a run accumulates mean maps (the ``mean_maps`` setting resolved).
 
-    ``"auto"`` is on for 2-D runs with ``nan_policy="fail"`` whose every size
-    group has at most :data:`AUTO_MAX_PIXELS` pixels per image; ``True`` is
+    ``"auto"`` (the default) is on for 2-D runs with ``nan_policy="fail"`` whose
+    every size group has at most :data:`AUTO_MAX_PIXELS` pixels per image, and an
+    output that holds maps (none, Zarr or NetCDF: not a CSV table); ``True`` is
     refused where mean maps are not defined.
 
     Raises
     ------
     ValueError
-        ``mean_maps=True`` with ``volume`` or ``nan_policy="mask"``.
+        ``mean_maps=True`` with ``volume``, ``nan_policy="mask"`` or a CSV output.
     """
     if setting is False:
         return False
@@ -118,7 +136,14 @@ def mean_maps_enabled(
     elif nan_policy != "fail":
         unsupported = f"nan_policy={nan_policy!r} (masked windows would differ per pixel)"
     if setting == "auto":
-        return unsupported is None and all(h * w <= AUTO_MAX_PIXELS for h, w in shapes)
+        fits = all(h * w <= AUTO_MAX_PIXELS for h, w in shapes)
+        return unsupported is None and output_format != "csv" and fits
+    if unsupported is None and output_format == "csv":
+        # A per-pair table has no place for a map: not computed for nothing.
+        raise ValueError(
+            "mean_maps=True needs an output that holds maps (Zarr, NetCDF or none); a CSV "
+            "output is a per-pair table: use mean_maps=False or another output"
+        )
     if unsupported is not None:
         raise ValueError(
             f"mean_maps=True cannot be combined with {unsupported}; use mean_maps=False"

@@ -23,7 +23,7 @@ from pipeline.reductions.mean_maps import MapSums, mean_maps_enabled
 from pipeline.results.schema import MEAN_MAP_VARIABLES, validate_dataset
 from pipeline.results.stores import open_results
 
-# Mean maps are off by default (they cost a second kernel call per block): on here.
+# Mean maps are on by default ("auto"); said here so that the tests do not depend on it.
 evaluate = functools.partial(sp.evaluate, mean_maps="auto")
 
 TOL = 1e-9
