@@ -20,7 +20,7 @@ from pipeline.inputs.sources import SourcePair
 from pipeline.kernels.statistics import FIELDS, empty_statistics
 from pipeline.metrics.checks import FLOAT64_PIXEL_LIMIT
 from pipeline.reductions.kernel_spec import KernelSpec
-from pipeline.reductions.mean_maps import COMPONENTS, block_sums, with_reference
+from pipeline.reductions.mean_maps import COMPONENTS, add_maps, add_reference, block_sums
 from pipeline.reductions.nonfinite import masked_block_statistics, screen_block
 from pipeline.reductions.regions import RegionPlan, region_ids
 from pipeline.reductions.squared_error import add_squared_error
@@ -125,7 +125,7 @@ def statistics_graphs(
         own = own_pixels(y_bounds, x_bounds, iy, ix, spec.depth)
         sums = None
         if mean_maps:
-            sums = np.zeros((len(COMPONENTS) - 1, rows[1] - rows[0], cols[1] - cols[0]))
+            sums = np.zeros((rows[1] - rows[0], cols[1] - cols[0], len(COMPONENTS)))
         # MSE over every pixel the block owns, from the pixels as read (before screening).
         oy, ox = own.local
         own_labels = None if labels is None else labels[:, oy, ox, 0]
@@ -143,7 +143,8 @@ def statistics_graphs(
         )[:, None, None]
         if sums is None:
             return packed
-        return packed, with_reference(sums, x, spec.depth)[None]
+        add_reference(sums, x, spec.depth)
+        return packed, sums[None]
 
     def ssim_statistics(
         x: np.ndarray,
@@ -168,8 +169,7 @@ def statistics_graphs(
         if maps["ssim"].size == 0:
             return empty_statistics(n, n_regions, bins)
         if sums is not None:
-            for k, name in enumerate(COMPONENTS[:-1]):
-                sums[k] += np.sum(maps[name], axis=0, dtype=np.float64)
+            add_maps(sums, maps)
         label_block = None
         if labels is not None:
             # Valid-map pixel (i, j) is the window centred on block pixel (i + depth, j + depth).

@@ -37,13 +37,21 @@ import xarray as xr
 
 import pandas as pd
 
+from pipeline.engine.batches import RunState
 from pipeline.engine.graphs import mean_map_graph
 from pipeline.engine.plan import RunPlan
 from pipeline.reductions.mean_maps import MapSums
 from pipeline.results.schema import MODEL, STATUS_OK, mean_map_dataset
 from pipeline.tiling.chunks import batch_bounds
 
-__all__ = ["MeanMapRun", "models_dataset", "slot_key"]
+__all__ = [
+    "MeanMapRun",
+    "keep_model_sums",
+    "lazy_model_sums",
+    "models_dataset",
+    "settle_models",
+    "slot_key",
+]
 
 
 def slot_key(group: int, model: int | None = None) -> str:
@@ -207,3 +215,34 @@ class MeanMapRun:
                 total.add(self.settle(start, stop, None, failed, compute_kwargs))
             sums.append(total)
         return self.dataset(sums)
+
+
+def lazy_model_sums(
+    runs: list[MeanMapRun], states: list[RunState], start: int, stop: int
+) -> list[da.Array | None]:
+    """Each model's lazy sum of the batch over all its rows (None: every row known failed)."""
+    return [run.lazy_sums(start, stop, state.status) for run, state in zip(runs, states, strict=True)]
+
+
+def keep_model_sums(
+    states: list[RunState], lazy: list[da.Array | None], computed: list[np.ndarray]
+) -> None:
+    """Hand each model's computed sum (in the order of the non-None ``lazy``) to its state."""
+    found = iter(computed)
+    for state, wanted in zip(states, lazy, strict=True):
+        state.batch_map = None if wanted is None else np.asarray(next(found))
+
+
+def settle_models(
+    runs: list[MeanMapRun],
+    states: list[RunState],
+    start: int,
+    stop: int,
+    compute_kwargs: dict[str, Any],
+) -> list[MapSums]:
+    """Each model's sums of the batch over its own ``ok`` pairs (:meth:`MeanMapRun.settle`)."""
+    out = []
+    for run, state in zip(runs, states, strict=True):
+        computed, state.batch_map = state.batch_map, None
+        out.append(run.settle(start, stop, computed, state.status, compute_kwargs))
+    return out

@@ -23,16 +23,21 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+
+from pipeline.kernels.backend import to_host
+from pipeline.kernels.cpu.partials import add_centre_pixels
 
 __all__ = [
     "AUTO_MAX_PIXELS",
     "COMPONENTS",
     "MapSums",
     "block_sums",
+    "add_maps",
+    "add_reference",
     "mean_maps_enabled",
-    "with_reference",
 ]
 
 # The stacked maps, in order: the four SSIM maps, then the reference backdrop.
@@ -85,27 +90,36 @@ def block_sums(maps: dict[str, np.ndarray], x: np.ndarray, depth: int) -> np.nda
     ``maps`` are the kernels' valid maps of the block (``(images, h, w)``) and ``x``
     the reference block they were computed from (``(images, h + 2 depth, w + 2
     depth, channels)``): its pixels at the window centres, channel mean, are the
-    last component. Each component is summed over the images on its own (no
-    per-image stack is made).
+    last component (:func:`add_reference`). Each component is summed over the images
+    on its own (no per-image stack is made).
     """
-    planes = np.stack([np.sum(maps[name], axis=0, dtype=np.float64) for name in COMPONENTS[:-1]])
-    return with_reference(planes, x, depth)[None]
+    _, h, w = maps["ssim"].shape
+    sums = np.zeros((h, w, len(COMPONENTS)))
+    add_maps(sums, maps)
+    add_reference(sums, x, depth)
+    return sums[None]
 
 
-def with_reference(sums: np.ndarray, x: np.ndarray, depth: int) -> np.ndarray:
-    """``(y, x, component)`` sums: the ``(4, y, x)`` map sums and the reference backdrop.
+def add_maps(sums: np.ndarray, maps: dict[str, np.ndarray]) -> None:
+    """Add the ``(images, y, x)`` maps, summed over their images, to ``(y, x, component)`` sums."""
+    for k, name in enumerate(COMPONENTS[:-1]):
+        sums[..., k] += np.sum(to_host(maps[name]), axis=0, dtype=np.float64)
+
+
+def add_reference(sums: np.ndarray, x: Any, depth: int) -> None:
+    """Add the reference backdrop (last component) of block ``x`` to ``(y, x, component)`` sums.
 
     ``x`` is the overlapped ``(images, h + 2 depth, w + 2 depth, channels)`` reference
-    block the maps were computed from: the sum over its images of its pixels at the
-    window centres (channel mean) is the last component.
+    block the ``(h, w)`` maps were computed from: the sum over its images of its
+    pixels at the window centres, channel mean.
     """
-    _, h, w = sums.shape
-    centres = x[:, depth : depth + h, depth : depth + w, :]
-    reference = np.sum(centres, axis=(0, 3), dtype=np.float64) / x.shape[-1]
-    out = np.empty((h, w, len(COMPONENTS)))
-    out[..., :-1] = np.moveaxis(sums, 0, -1)
-    out[..., -1] = reference
-    return out
+    h, w = sums.shape[:2]
+    last = len(COMPONENTS) - 1
+    if isinstance(x, np.ndarray) and h and w and x.shape[0]:
+        add_centre_pixels(x, depth, sums, last)
+        return
+    centres = to_host(x)[:, depth : depth + h, depth : depth + w, :]
+    sums[..., last] += np.sum(centres, axis=(0, 3), dtype=np.float64) / centres.shape[-1]
 
 
 def mean_maps_enabled(

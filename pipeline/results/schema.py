@@ -29,7 +29,8 @@ same pixels::
     coords  size_group (str "HxWxC"), map_y, map_x, map_offset(size_group),
             map_height(size_group), map_width(size_group)
     vars    mean_ssim_map, mean_luminance_map, mean_contrast_map, mean_structure_map,
-            mean_reference (size_group, map_y, map_x); mean_map_count (size_group)
+            mean_reference (size_group, map_y, map_x); mean_map_count (size_group);
+            with several models each leads with ``model`` (one map per model)
 
 Map pixel ``(i, j)`` is the window centred on image pixel ``(i + map_offset, j +
 map_offset)`` (the window's half-width); a group's map is ``map_height x map_width``
@@ -355,10 +356,12 @@ def validate_dataset(ds: xr.Dataset) -> None:
                 f"coordinate {GENERATED!r} has dims {ds[GENERATED].dims}, expected {(MODEL, IMAGE)}"
             )
     if any(name in ds for name in MEAN_MAP_VARIABLES):
-        # Optional as a whole: all of them, on the size_group coordinate.
+        # Optional as a whole: all of them, on the size_group coordinate (and one per
+        # model with several models).
+        lead = (MODEL,) if MODEL in ds.dims else ()
         for name in (*MEAN_MAPS, MEAN_REFERENCE):
-            expected[name] = (SIZE_GROUP, MAP_Y, MAP_X)
-        expected[MEAN_MAP_COUNT] = (SIZE_GROUP,)
+            expected[name] = (*lead, SIZE_GROUP, MAP_Y, MAP_X)
+        expected[MEAN_MAP_COUNT] = (*lead, SIZE_GROUP)
         for name in (SIZE_GROUP, MAP_OFFSET, MAP_HEIGHT, MAP_WIDTH):
             if name not in ds.coords:
                 problems.append(f"missing coordinate {name!r} of the mean maps")

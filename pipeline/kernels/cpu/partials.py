@@ -32,7 +32,7 @@ from pipeline.kernels.statistics import (
     SUM_STRUCTURE,
 )
 
-__all__ = ["add_row_partial", "region_statistics", "whole_image_statistics"]
+__all__ = ["add_centre_pixels", "add_row_partial", "region_statistics", "whole_image_statistics"]
 
 # Sums are reassociated (vectorised) float64 reductions: these are statistics of a
 # map, and reordering a float64 sum moves it by ~1e-16 relative, far below every
@@ -210,3 +210,28 @@ def region_statistics(
                     k += 1
                 if g >= 0:
                     out[i, g, M2] += _segment_m2(ssim[i, r, start:k], means[g])
+
+
+@numba.njit(cache=True, nogil=True)
+def add_centre_pixels(
+    x: np.ndarray, depth: int, out: np.ndarray, component: int
+) -> None:  # pragma: no cover - compiled; checked against NumPy in the tests
+    """``out[r, c, component] +=`` the channel mean of ``x[i, depth + r, depth + c]``, every ``i``.
+
+    ``x`` is an overlapped ``(images, h + 2 depth, w + 2 depth, channels)`` block and
+    ``out`` a ``(h, w, components)`` float64 array: the sum over the block's images of
+    the pixels at the valid map's window centres (the backdrop of a mean SSIM map),
+    one pass over the pixels, in float64 (exact for integer images).
+    """
+    n = x.shape[0]
+    channels = x.shape[3]
+    h, w = out.shape[0], out.shape[1]
+    for i in range(n):
+        for r in range(h):
+            row = x[i, depth + r]
+            dst = out[r]
+            for c in range(w):
+                total = 0.0
+                for k in range(channels):
+                    total += np.float64(row[depth + c, k])
+                dst[c, component] += total / channels
