@@ -46,12 +46,49 @@ from pipeline.tiling.chunks import batch_bounds
 
 __all__ = [
     "MeanMapRun",
+    "sum_chunks",
     "keep_model_sums",
     "lazy_model_sums",
     "models_dataset",
     "settle_models",
     "slot_key",
 ]
+
+
+def _add_blocks(blocks: Any, axis: Any = None, keepdims: bool = True) -> np.ndarray:
+    """The sum of (nested lists of) equally shaped blocks, or the block itself."""
+    if not isinstance(blocks, list):
+        return np.asarray(blocks)
+    parts = [_add_blocks(b) for b in blocks]
+    total = parts[0].copy() if len(parts) > 1 else parts[0]
+    for part in parts[1:]:
+        total += part
+    return total
+
+
+def _sum_of_blocks(blocks: Any, axis: Any = None, keepdims: bool = False) -> np.ndarray:
+    total = _add_blocks(blocks)
+    return total if keepdims else total[0]
+
+
+def sum_chunks(sums: da.Array) -> da.Array:
+    """``(image chunk, y, x, component)`` sums added over the image chunks (a tree of adds).
+
+    Unlike ``sums.sum(axis=0)`` no group of blocks is concatenated first: each step
+    adds whole ``(y, x, component)`` blocks in place.
+    """
+    return da.reduction(
+        sums,
+        chunk=_add_blocks,
+        combine=_add_blocks,
+        aggregate=_sum_of_blocks,
+        axis=0,
+        concatenate=False,
+        keepdims=False,
+        dtype=np.float64,
+        split_every=8,
+        meta=np.empty((0, 0, 0), dtype=np.float64),
+    )
 
 
 def slot_key(group: int, model: int | None = None) -> str:
@@ -148,7 +185,7 @@ class MeanMapRun:
         first, last = np.searchsorted(bounds, [start - group.start, stop - group.start])
         if bounds[first] != start - group.start or bounds[last] != stop - group.start:
             raise ValueError(f"batch [{start}, {stop}) is not whole image chunks")
-        return self.graphs[g][int(first) : int(last)].sum(axis=0)
+        return sum_chunks(self.graphs[g][int(first) : int(last)])
 
     def settle(
         self,
