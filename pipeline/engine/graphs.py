@@ -125,7 +125,7 @@ def statistics_graphs(
         own = own_pixels(y_bounds, x_bounds, iy, ix, spec.depth)
         sums = None
         if mean_maps:
-            sums = np.zeros((rows[1] - rows[0], cols[1] - cols[0], len(COMPONENTS)))
+            sums = np.zeros((len(COMPONENTS), rows[1] - rows[0], cols[1] - cols[0]))
         # MSE over every pixel the block owns, from the pixels as read (before screening).
         oy, ox = own.local
         own_labels = None if labels is None else labels[:, oy, ox, 0]
@@ -144,7 +144,7 @@ def statistics_graphs(
         if sums is None:
             return packed
         add_reference(sums, x, spec.depth)
-        return packed, sums[None]
+        return packed, sums
 
     def ssim_statistics(
         x: np.ndarray,
@@ -225,7 +225,8 @@ def _first(block: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
 
 
 def _second(block: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
-    return block[1][..., None, :]
+    # (component, y, x) sums as a (1, y, x, 1, component) view: no copy is made.
+    return np.moveaxis(block[1], 0, -1)[None, :, :, None, :]
 
 
 def _valid_chunks(x: da.Array, depth: int) -> list[tuple[int, ...]]:

@@ -60,7 +60,8 @@ def _add_blocks(blocks: Any, axis: Any = None, keepdims: bool = True) -> np.ndar
     if not isinstance(blocks, list):
         return np.asarray(blocks)
     parts = [_add_blocks(b) for b in blocks]
-    total = parts[0].copy() if len(parts) > 1 else parts[0]
+    # order="K": the blocks are (y, x, component) views of (component, y, x) sums.
+    total = parts[0].copy(order="K") if len(parts) > 1 else parts[0]
     for part in parts[1:]:
         total += part
     return total

@@ -65,7 +65,7 @@ class KernelSpec:
         (:meth:`_device_statistics`). None where no such path applies (another
         engine, a block without valid windows): use :meth:`maps`.
 
-        ``map_sums``, a zeroed ``(h - 2 depth, w - 2 depth, k >= 4)`` float64 array,
+        ``map_sums``, a zeroed ``(k >= 4, h - 2 depth, w - 2 depth)`` float64 array,
         also receives in its first four components the sum over the block's images of
         their valid ``ssim``, ``luminance``, ``contrast`` and ``structure`` maps
         (channel mean), from the
@@ -131,7 +131,7 @@ class KernelSpec:
                 total = planes if not total else [a + b for a, b in zip(total, planes, strict=True)]
         for k, plane in enumerate(total):
             assert map_sums is not None
-            map_sums[..., k] += to_host(plane)
+            map_sums[k] += to_host(plane)
         return out
 
     def engine_for(self, x: Any, y: Any) -> str:

@@ -94,32 +94,32 @@ def block_sums(maps: dict[str, np.ndarray], x: np.ndarray, depth: int) -> np.nda
     on its own (no per-image stack is made).
     """
     _, h, w = maps["ssim"].shape
-    sums = np.zeros((h, w, len(COMPONENTS)))
+    sums = np.zeros((len(COMPONENTS), h, w))
     add_maps(sums, maps)
     add_reference(sums, x, depth)
-    return sums[None]
+    return np.moveaxis(sums, 0, -1)[None]
 
 
 def add_maps(sums: np.ndarray, maps: dict[str, np.ndarray]) -> None:
-    """Add the ``(images, y, x)`` maps, summed over their images, to ``(y, x, component)`` sums."""
+    """Add the ``(images, y, x)`` maps, summed over their images, to ``(component, y, x)`` sums."""
     for k, name in enumerate(COMPONENTS[:-1]):
-        sums[..., k] += np.sum(to_host(maps[name]), axis=0, dtype=np.float64)
+        sums[k] += np.sum(to_host(maps[name]), axis=0, dtype=np.float64)
 
 
 def add_reference(sums: np.ndarray, x: Any, depth: int) -> None:
-    """Add the reference backdrop (last component) of block ``x`` to ``(y, x, component)`` sums.
+    """Add the reference backdrop (last component) of block ``x`` to ``(component, y, x)`` sums.
 
     ``x`` is the overlapped ``(images, h + 2 depth, w + 2 depth, channels)`` reference
     block the ``(h, w)`` maps were computed from: the sum over its images of its
     pixels at the window centres, channel mean.
     """
-    h, w = sums.shape[:2]
+    h, w = sums.shape[1:]
     last = len(COMPONENTS) - 1
     if isinstance(x, np.ndarray) and h and w and x.shape[0]:
         add_centre_pixels(x, depth, sums, last)
         return
     centres = to_host(x)[:, depth : depth + h, depth : depth + w, :]
-    sums[..., last] += np.sum(centres, axis=(0, 3), dtype=np.float64) / centres.shape[-1]
+    sums[last] += np.sum(centres, axis=(0, 3), dtype=np.float64) / centres.shape[-1]
 
 
 def mean_maps_enabled(

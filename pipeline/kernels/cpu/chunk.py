@@ -59,19 +59,17 @@ def _row_sum(out: np.ndarray, n_out: int) -> float:
 
 @jit()
 def add_map_row(out: np.ndarray, n_out: int, map_sums: np.ndarray, i: int) -> None:
-    """``map_sums[i, :n_out, :4] +=`` the row's ssim, luminance, contrast, structure (float64).
+    """``map_sums[:4, i, :n_out] +=`` the row's ssim, luminance, contrast, structure (float64).
 
     ``out`` is a combined row (planes ``ssim, cs, luminance, contrast, structure``);
-    ``map_sums`` the ``(rows, cols, components)`` float64 sums of several images' valid
-    maps, its first four components those maps (one output row of every component is
-    contiguous, so the row stays in cache).
+    ``map_sums`` the ``(components, rows, cols)`` float64 sums of several images' valid
+    maps, its first four components those maps (four contiguous, vectorised adds).
     """
-    dst = map_sums[i]
-    for j in range(n_out):
-        dst[j, 0] += np.float64(out[0, j])
-        dst[j, 1] += np.float64(out[2, j])
-        dst[j, 2] += np.float64(out[3, j])
-        dst[j, 3] += np.float64(out[4, j])
+    for k in range(4):
+        src = out[0 if k == 0 else k + 1]
+        dst = map_sums[k, i]
+        for j in range(n_out):
+            dst[j] += np.float64(src[j])
 
 
 @jit()
@@ -108,7 +106,7 @@ def maps_chunks(
     chunk's ``count, ssim_sum``; ``packed[chunk]`` the chunk's packed
     region-``all`` row of :mod:`pipeline.kernels.statistics` (its histogram fields
     over ``bin_edges`` of their count; needs ``components``);
-    ``map_sums[rows, cols, :4]`` adds the ``ssim``, ``luminance``, ``contrast`` and
+    ``map_sums[:4, rows, cols]`` adds the ``ssim``, ``luminance``, ``contrast`` and
     ``structure`` rows in float64 (the sum of several images' maps, one call per
     image; needs ``components``).
     """

@@ -233,7 +233,7 @@ def fused_colour_packed_stats(
         numba's threads, ``1`` the serial kernel on the calling thread (GIL
         released; Dask workers), ``n`` a parallel launch on ``n`` threads.
     map_sums : numpy.ndarray, optional
-        ``(rows - win_size + 1, cols - win_size + 1, k >= 4)`` float64, C-contiguous:
+        ``(k >= 4, rows - win_size + 1, cols - win_size + 1)`` float64, C-contiguous:
         the channel-averaged ``ssim``, ``luminance``, ``contrast`` and ``structure``
         maps are added to its first four components in place, row by row in the same pass (summing several
         images' maps without storing one).

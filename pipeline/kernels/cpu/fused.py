@@ -250,7 +250,7 @@ def fused_packed_stats(
     Several threads give one partial per row chunk, merged by
     :func:`pipeline.kernels.statistics.merge_statistics`.
 
-    ``map_sums`` (optional, ``(rows - win_size + 1, cols - win_size + 1, k >= 4)``
+    ``map_sums`` (optional, ``(k >= 4, rows - win_size + 1, cols - win_size + 1)``
     float64, C-contiguous) receives the ``ssim``, ``luminance``, ``contrast`` and
     ``structure`` maps in its first four components, added in place in the same pass: called once per image of a
     block, it holds the sum of their maps (the mean maps of a run) and no map is

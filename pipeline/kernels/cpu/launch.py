@@ -74,7 +74,7 @@ def check_weights(weights: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
 def check_map_sums(map_sums: np.ndarray | None, shape: tuple[int, int]) -> None:
     """Refuse a ``map_sums`` accumulator the kernel cannot add a block's valid maps to.
 
-    It must be a writable C-contiguous float64 ``(rows, cols, components)`` array of
+    It must be a writable C-contiguous float64 ``(components, rows, cols)`` array of
     the valid map's ``shape``, with at least the four components the kernel adds.
     """
     if map_sums is None:
@@ -83,15 +83,15 @@ def check_map_sums(map_sums: np.ndarray | None, shape: tuple[int, int]) -> None:
         raise TypeError(f"map_sums must be a numpy array or None (got {type(map_sums).__name__})")
     if (
         map_sums.ndim != 3
-        or map_sums.shape[:2] != tuple(shape)
-        or map_sums.shape[2] < 4
+        or map_sums.shape[1:] != tuple(shape)
+        or map_sums.shape[0] < 4
         or map_sums.dtype != np.float64
         or not map_sums.flags.c_contiguous
         or not map_sums.flags.writeable
     ):
         raise ValueError(
             "map_sums must be a writable C-contiguous float64 array of shape "
-            f"({shape[0]}, {shape[1]}, k >= 4) (got {map_sums.dtype} {map_sums.shape})"
+            f"(k >= 4, {shape[0]}, {shape[1]}) (got {map_sums.dtype} {map_sums.shape})"
         )
 
 

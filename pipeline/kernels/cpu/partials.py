@@ -216,7 +216,7 @@ def region_statistics(
 def _add_centre_rows(
     rows: np.ndarray, channels: int, depth: int, out: np.ndarray, component: int
 ) -> None:  # pragma: no cover - compiled; checked against NumPy in the tests
-    h, w = out.shape[0], out.shape[1]
+    h, w = out.shape[1], out.shape[2]
     n = rows.shape[0]
     start = depth * channels
     width = w * channels
@@ -228,19 +228,19 @@ def _add_centre_rows(
             row = rows[i, depth + r]
             for j in range(width):
                 row_sum[j] += np.float64(row[start + j])
-        dst = out[r]
+        dst = out[component, r]
         for c in range(w):
             total = 0.0
             for k in range(channels):
                 total += row_sum[c * channels + k]
-            dst[c, component] += total / channels
+            dst[c] += total / channels
 
 
 def add_centre_pixels(x: np.ndarray, depth: int, out: np.ndarray, component: int) -> None:
-    """``out[r, c, component] +=`` the channel mean of ``x[i, depth + r, depth + c]``, every ``i``.
+    """``out[component, r, c] +=`` the channel mean of ``x[i, depth + r, depth + c]``, every ``i``.
 
     ``x`` is an overlapped ``(images, h + 2 depth, w + 2 depth, channels)`` block and
-    ``out`` a ``(h, w, components)`` float64 array: the sum over the block's images of
+    ``out`` a ``(components, h, w)`` float64 array: the sum over the block's images of
     the pixels at the valid map's window centres (the backdrop of a mean SSIM map),
     one compiled pass over the pixels, in float64 (exact for integer images).
     """
