@@ -11,6 +11,7 @@ and MS-SSIM graphs are built by :mod:`pipeline.engine.volumes` and
 from __future__ import annotations
 
 from dataclasses import replace
+from collections.abc import Collection
 from typing import Any, NamedTuple
 
 import dask.array as da
@@ -88,6 +89,7 @@ def statistics_graphs(
     *,
     nan_policy: str = "fail",
     mean_maps: bool = False,
+    skip_rows: Collection[int] = (),
 ) -> StatisticsGraphs:
     """:func:`statistics_graph`, and with ``mean_maps`` the valid maps' sums of each block.
 
@@ -97,7 +99,8 @@ def statistics_graphs(
     as the statistics: the fused kernels add each map row in float64 while it is
     in cache (:meth:`pipeline.reductions.kernel_spec.KernelSpec.whole_statistics`),
     the other paths sum the maps they already computed. No map is stored, no
-    block is read or computed twice.
+    block is read or computed twice. The images of rows ``skip_rows`` (pairs known
+    to fail before any read) are left out of the sums.
     """
     arrays = list(pair.chunked(chunks))
     if regions.labels is not None:
@@ -115,6 +118,8 @@ def statistics_graphs(
     first = arrays[0]
     _, height, width = (int(s) for s in first.shape[:3])
     y_bounds, x_bounds = batch_bounds(first.chunks[1]), batch_bounds(first.chunks[2])
+    image_bounds = batch_bounds(first.chunks[0])
+    skipped = frozenset(int(i) for i in skip_rows)
 
     def on_block(*blocks: np.ndarray, location: tuple[int, ...]) -> Any:
         x, y, *rest = blocks
@@ -124,13 +129,17 @@ def statistics_graphs(
         cols = block_centres(x_bounds, ix, spec.depth, width)
         own = own_pixels(y_bounds, x_bounds, iy, ix, spec.depth)
         sums = None
+        summed = None
         if mean_maps:
             sums = np.zeros((len(COMPONENTS), rows[1] - rows[0], cols[1] - cols[0]))
+            a, b = int(image_bounds[location[0]]), int(image_bounds[location[0] + 1])
+            if any(a <= i < b for i in skipped):
+                summed = np.asarray([i not in skipped for i in range(a, b)])
         # MSE over every pixel the block owns, from the pixels as read (before screening).
         oy, ox = own.local
         own_labels = None if labels is None else labels[:, oy, ox, 0]
         own_ids = region_ids(regions, own.rows, own.cols, x.shape[0], own_labels)
-        packed = ssim_statistics(x, y, labels, rows=rows, cols=cols, sums=sums)
+        packed = ssim_statistics(x, y, labels, rows=rows, cols=cols, sums=sums, summed=summed)
         packed = add_squared_error(
             packed,
             x,
@@ -143,7 +152,7 @@ def statistics_graphs(
         )[:, None, None]
         if sums is None:
             return packed
-        add_reference(sums, x, spec.depth)
+        add_reference(sums, x if summed is None else x[summed], spec.depth)
         return packed, sums
 
     def ssim_statistics(
@@ -154,6 +163,7 @@ def statistics_graphs(
         rows: tuple[int, int],
         cols: tuple[int, int],
         sums: np.ndarray | None,
+        summed: np.ndarray | None,
     ) -> np.ndarray:
         keep = None
         if floats:
@@ -161,7 +171,7 @@ def statistics_graphs(
         if n_regions == 1 and keep is None:
             # Region "all" only: the fused kernel reduces each map row in cache (and
             # adds it to the map sums).
-            whole = spec.whole_statistics(x, y, bins, sums)
+            whole = spec.whole_statistics(x, y, bins, sums, summed)
             if whole is not None:
                 return whole
         maps = spec.maps(x, y)
@@ -169,7 +179,7 @@ def statistics_graphs(
         if maps["ssim"].size == 0:
             return empty_statistics(n, n_regions, bins)
         if sums is not None:
-            add_maps(sums, maps)
+            add_maps(sums, maps if summed is None else {k: v[summed] for k, v in maps.items()})
         label_block = None
         if labels is not None:
             # Valid-map pixel (i, j) is the window centred on block pixel (i + depth, j + depth).

@@ -174,7 +174,7 @@ class MeanMapRun:
         raise IndexError(f"no commit batch starts at row {start}")
 
     def lazy_sums(self, start: int, stop: int, failed: Any) -> da.Array | None:
-        """The batch's sum over all its rows (None when every row is known failed).
+        """The batch's sum over its rows but those the plan knew to fail (None: every row failed).
 
         A batch is whole chunks along ``image``: the sum of their per-chunk sums.
         """
@@ -208,7 +208,9 @@ class MeanMapRun:
         ok = [i - group.start for i in range(start, stop) if i not in failed]
         if not ok:
             return MapSums.zeros(self.shapes[g])
-        if len(ok) < stop - start or computed is None:
+        # The block tasks left out the pairs the plan knew to fail; others need a new sum.
+        known = self.plan.failed
+        if computed is None or any(i in failed and i not in known for i in range(start, stop)):
             again = mean_map_graph(group.pair, group.kernel, group.chunks, rows=np.asarray(ok))
             (computed,) = dask.compute(again.sum(axis=0), **compute_kwargs)
         assert computed is not None

@@ -265,7 +265,8 @@ def plan_run(config: RunConfig, pair: SourcePair) -> RunPlan:
         data_range, range_source = resolve_data_range(
             config.data_range, pair.reference.dtype, pair.generated.dtype, config.data_ranges
         )
-        group = _plan_group(config, pair, 0, data_range, range_source, mean_maps)
+        maps = frozenset(failed) if mean_maps else None
+        group = _plan_group(config, pair, 0, data_range, range_source, maps)
         return _joined(config, pair, (group,), failed, dict(group.attrs))
     if config.save_maps and len(pair.groups) > 1:
         shapes = ", ".join(_describe(part) for part in pair.groups)
@@ -291,10 +292,13 @@ def plan_run(config: RunConfig, pair: SourcePair) -> RunPlan:
             failed.update(too_small)
             part = _blank(part, _fitting_shape(part_config, part))
         source = "missing: its pairs failed" if found is None else source
-        group = _plan_group(part_config, part, start, found, source, mean_maps)
+        # Mean maps leave out the pairs known to fail already (no second pass for them).
+        known = frozenset(i - start for i in failed if start <= i < start + part.n_images)
+        maps = known if mean_maps else None
+        group = _plan_group(part_config, part, start, found, source, maps)
         if part.rechunked is not None:
             rechunked = part.rechunked(group.chunks[0])
-            group = _plan_group(part_config, rechunked, start, found, source, mean_maps)
+            group = _plan_group(part_config, rechunked, start, found, source, maps)
         groups.append(group)
         start += part.n_images
     return _joined(config, pair, tuple(groups), failed, _group_attrs(config, pair, groups))
@@ -344,9 +348,12 @@ def _plan_group(
     start: int,
     data_range: float | None,
     range_source: str,
-    mean_maps: bool = False,
+    mean_maps: frozenset[int] | None = None,
 ) -> GroupPlan:
-    """Check and plan one group of images of one size; ``data_range`` None: its pairs failed."""
+    """Check and plan one group of images of one size; ``data_range`` None: its pairs failed.
+
+    ``mean_maps``: None when off, else the group's rows that mean maps leave out.
+    """
     if config.nan_policy == "mask" and (config.volume or config.ms_ssim):
         raise ValueError(
             "nan_policy='mask' works on 2-D SSIM statistics only; it cannot be combined with "
@@ -401,7 +408,8 @@ def _plan_group(
             chunks,
             config.hist_bins,
             nan_policy=config.nan_policy,
-            mean_maps=mean_maps,
+            mean_maps=mean_maps is not None,
+            skip_rows=mean_maps or frozenset(),
         )
     ms = None
     if config.ms_ssim:

@@ -9,6 +9,7 @@ NumPy (or CuPy) block. It holds no graph itself and never imports Dask.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,7 +53,12 @@ class KernelSpec:
         return 0.0 if self.data_range is None else float(self.data_range) ** 2
 
     def whole_statistics(
-        self, x: np.ndarray, y: np.ndarray, bins: int, map_sums: np.ndarray | None = None
+        self,
+        x: np.ndarray,
+        y: np.ndarray,
+        bins: int,
+        map_sums: np.ndarray | None = None,
+        summed: Sequence[bool] | None = None,
     ) -> np.ndarray | None:
         """Packed region-``all`` statistics ``(images, 1, len(FIELDS) + bins)`` from the kernel.
 
@@ -70,10 +76,11 @@ class KernelSpec:
         their valid ``ssim``, ``luminance``, ``contrast`` and ``structure`` maps
         (channel mean), from the
         same kernel pass (the mean maps of a run, never a second kernel call); it is
-        left untouched when None is returned.
+        left untouched when None is returned. ``summed`` (one flag per image) leaves
+        the images flagged False out of ``map_sums``.
         """
         if self.device == "gpu":
-            return self._device_statistics(x, y, bins, map_sums)
+            return self._device_statistics(x, y, bins, map_sums, summed)
         n, h, w, _ = x.shape
         if (
             self.engine_for(x, y) not in ("auto", "fused")
@@ -98,6 +105,7 @@ class KernelSpec:
         }
         out = np.empty((n, 1, len(FIELDS) + bins))
         for i in range(n):
+            args["map_sums"] = map_sums if summed is None or summed[i] else None
             if x.shape[3] == 1:
                 out[i, 0] = fused_packed_stats(x[i, :, :, 0], y[i, :, :, 0], **args)
             else:
@@ -105,7 +113,12 @@ class KernelSpec:
         return out
 
     def _device_statistics(
-        self, x: Any, y: Any, bins: int, map_sums: np.ndarray | None = None
+        self,
+        x: Any,
+        y: Any,
+        bins: int,
+        map_sums: np.ndarray | None = None,
+        summed: Sequence[bool] | None = None,
     ) -> np.ndarray | None:
         """Region-``all`` statistics reduced on the GPU: only packed rows reach the host.
 
@@ -125,7 +138,7 @@ class KernelSpec:
         for i in range(n):
             maps = self._image_maps(x, y, i, engine)
             out[i, 0] = device_whole_statistics(maps, bins)
-            if map_sums is not None:
+            if map_sums is not None and (summed is None or summed[i]):
                 # Summed on the device in float64: one small copy to the host per block.
                 planes = [maps[name].astype("float64") for name in _MAP_NAMES]
                 total = planes if not total else [a + b for a, b in zip(total, planes, strict=True)]

@@ -414,3 +414,41 @@ def test_default_engine_sums_equal_the_fused_kernel_s_own_maps(rng) -> None:
                 per_pair.append((total / np.float32(len(channels))).astype(np.float64))
             expected = np.mean(per_pair, axis=0)
             np.testing.assert_allclose(ds[variable].values[0], expected, rtol=0, atol=TOL)
+
+
+def test_pairs_known_to_fail_before_reading_are_left_out_in_the_one_pass(
+    rng, tmp_path, monkeypatch
+) -> None:
+    # A generated file of another size fails from its header: the block tasks leave it
+    # out of the sums, so no map is computed a second time (no KernelSpec.maps call).
+    from PIL import Image
+
+    from pipeline.reductions.kernel_spec import KernelSpec
+
+    x, y = _pairs(rng, (4, 36, 40))
+    for side, images in (("ref", x), ("gen", y)):
+        (tmp_path / side).mkdir()
+        for i, image in enumerate(images):
+            shown = image[:30, :30] if side == "gen" and i == 1 else image
+            Image.fromarray(shown).save(tmp_path / side / f"im{i}.png")
+    calls = []
+    real = KernelSpec.maps
+    monkeypatch.setattr(
+        KernelSpec, "maps", lambda self, *a: calls.append(1) or real(self, *a)
+    )
+    ds = evaluate(str(tmp_path / "ref"), str(tmp_path / "gen"))
+    assert list(ds.status.values == "ok") == [True, False, True, True]
+    assert calls == [] and int(ds.mean_map_count[0]) == 3
+    from pipeline.kernels import window_weights
+    from pipeline.kernels.cpu.fused import fused_maps
+
+    weights = window_weights("gaussian", 11, 1.5)
+    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
+    per_pair = [
+        fused_maps(x[i], y[i], weights=weights, uniform=False, c1=c1, c2=c2)["ssim"]
+        for i in (0, 2, 3)
+    ]
+    expected = np.mean(np.asarray(per_pair, dtype=np.float64), axis=0)
+    np.testing.assert_allclose(ds.mean_ssim_map.values[0], expected, rtol=0, atol=TOL)
+    backdrop = x[[0, 2, 3], 5:-5, 5:-5].astype(np.float64).mean(axis=0)
+    np.testing.assert_allclose(ds.mean_reference.values[0], backdrop, rtol=0, atol=TOL)
