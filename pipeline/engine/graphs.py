@@ -10,8 +10,8 @@ and MS-SSIM graphs are built by :mod:`pipeline.engine.volumes` and
 
 from __future__ import annotations
 
-from dataclasses import replace
 from collections.abc import Collection
+from dataclasses import replace
 from typing import Any, NamedTuple
 
 import dask.array as da

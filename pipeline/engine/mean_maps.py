@@ -33,9 +33,8 @@ from typing import Any
 import dask
 import dask.array as da
 import numpy as np
-import xarray as xr
-
 import pandas as pd
+import xarray as xr
 
 from pipeline.engine.batches import RunState
 from pipeline.engine.graphs import mean_map_graph
@@ -46,12 +45,12 @@ from pipeline.tiling.chunks import batch_bounds
 
 __all__ = [
     "MeanMapRun",
-    "sum_chunks",
     "keep_model_sums",
     "lazy_model_sums",
     "models_dataset",
     "settle_models",
     "slot_key",
+    "sum_chunks",
 ]
 
 
@@ -260,8 +259,10 @@ class MeanMapRun:
 def lazy_model_sums(
     runs: list[MeanMapRun], states: list[RunState], start: int, stop: int
 ) -> list[da.Array | None]:
-    """Each model's lazy sum of the batch over all its rows (None: every row known failed)."""
-    return [run.lazy_sums(start, stop, state.status) for run, state in zip(runs, states, strict=True)]
+    """Each model's lazy sum of the batch (:meth:`MeanMapRun.lazy_sums`)."""
+    return [
+        run.lazy_sums(start, stop, state.status) for run, state in zip(runs, states, strict=True)
+    ]
 
 
 def keep_model_sums(

@@ -189,8 +189,8 @@ def evaluate_models(
     ]
     ds = _stacked(names, datasets, generated_names, attrs)
     if mean_maps is not None:
-        maps = [run.dataset(total) for run, total in zip(mean_maps, totals, strict=True)]
-        ds = ds.merge(models_dataset(names, maps), combine_attrs="override")
+        means = [run.dataset(total) for run, total in zip(mean_maps, totals, strict=True)]
+        ds = ds.merge(models_dataset(names, means), combine_attrs="override")
     options = run_storage_options(config)
     if output_format == "netcdf":
         export_netcdf(ds, fresh_path(config), storage_options=options)

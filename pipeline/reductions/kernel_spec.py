@@ -58,7 +58,7 @@ class KernelSpec:
         y: np.ndarray,
         bins: int,
         map_sums: np.ndarray | None = None,
-        summed: Sequence[bool] | None = None,
+        summed: Sequence[bool] | np.ndarray | None = None,
     ) -> np.ndarray | None:
         """Packed region-``all`` statistics ``(images, 1, len(FIELDS) + bins)`` from the kernel.
 
@@ -118,7 +118,7 @@ class KernelSpec:
         y: Any,
         bins: int,
         map_sums: np.ndarray | None = None,
-        summed: Sequence[bool] | None = None,
+        summed: Sequence[bool] | np.ndarray | None = None,
     ) -> np.ndarray | None:
         """Region-``all`` statistics reduced on the GPU: only packed rows reach the host.
 

@@ -34,9 +34,9 @@ __all__ = [
     "AUTO_MAX_PIXELS",
     "COMPONENTS",
     "MapSums",
-    "block_sums",
     "add_maps",
     "add_reference",
+    "block_sums",
     "mean_maps_enabled",
 ]
 

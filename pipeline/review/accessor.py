@@ -392,8 +392,9 @@ class ReviewAccessor:
         Returns
         -------
         xarray.DataArray
-            ``(map_y, map_x)`` (``(model, map_y, map_x)`` for several models); pixel ``(i, j)`` is the window centred on image pixel
-            ``(i + map_offset, j + map_offset)``. NaN where no pair was ``ok``.
+            ``(map_y, map_x)`` (``(model, map_y, map_x)`` for several models); pixel
+            ``(i, j)`` is the window centred on image pixel ``(i + map_offset, j +
+            map_offset)``. NaN where no pair was ``ok``.
 
         Raises
         ------

@@ -235,8 +235,8 @@ def fused_colour_packed_stats(
     map_sums : numpy.ndarray, optional
         ``(k >= 4, rows - win_size + 1, cols - win_size + 1)`` float64, C-contiguous:
         the channel-averaged ``ssim``, ``luminance``, ``contrast`` and ``structure``
-        maps are added to its first four components in place, row by row in the same pass (summing several
-        images' maps without storing one).
+        maps are added to its first four components in place, row by row in the
+        same pass (summing several images' maps without storing one).
 
     Returns
     -------

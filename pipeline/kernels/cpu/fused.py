@@ -252,9 +252,9 @@ def fused_packed_stats(
 
     ``map_sums`` (optional, ``(k >= 4, rows - win_size + 1, cols - win_size + 1)``
     float64, C-contiguous) receives the ``ssim``, ``luminance``, ``contrast`` and
-    ``structure`` maps in its first four components, added in place in the same pass: called once per image of a
-    block, it holds the sum of their maps (the mean maps of a run) and no map is
-    stored.
+    ``structure`` maps in its first four components, added in place in the same
+    pass: called once per image of a block, it holds the sum of their maps (the
+    mean maps of a run) and no map is stored.
     """
     if isinstance(bins, bool) or not isinstance(bins, int | np.integer) or bins < 1:
         raise ValueError(f"bins must be a positive integer (got {bins!r})")
