@@ -439,8 +439,8 @@ def mean_map_dataset(
         Image pixel of map pixel 0 along each axis (the window's half-width).
     means : sequence of numpy.ndarray, optional
         Each group's ``(component, y, x)`` means, components ordered as
-        :data:`MEAN_MAPS` then :data:`MEAN_REFERENCE`; NaN when not given (what a
-        new store holds until its run ends).
+        :data:`MEAN_MAPS` then :data:`MEAN_REFERENCE`; lazy NaN when not given (a
+        new store's template: what it holds until its run ends).
     counts : sequence of int, optional
         Each group's number of pairs averaged (0 when not given).
     """
@@ -448,13 +448,19 @@ def mean_map_dataset(
     height = max((h for h, _ in shapes), default=0)
     width = max((w for _, w in shapes), default=0)
     planes = (*MEAN_MAPS, MEAN_REFERENCE)
-    values = np.full((len(planes), n, height, width), np.nan)
-    if means is not None:
+    data_vars: dict[str, Any] = {}
+    if means is None:
+        # A template: lazy NaN, so a Zarr store is laid out without writing a chunk
+        # (unwritten chunks read as the NaN fill value).
+        for name in planes:
+            empty = da.full((n, height, width), np.nan, chunks=(1, height, width))
+            data_vars[name] = ((SIZE_GROUP, MAP_Y, MAP_X), empty)
+    else:
+        values = np.full((len(planes), n, height, width), np.nan)
         for g, ((h, w), mean) in enumerate(zip(shapes, means, strict=True)):
             values[:, g, :h, :w] = mean
-    data_vars: dict[str, Any] = {
-        name: ((SIZE_GROUP, MAP_Y, MAP_X), values[k]) for k, name in enumerate(planes)
-    }
+        for k, name in enumerate(planes):
+            data_vars[name] = ((SIZE_GROUP, MAP_Y, MAP_X), values[k])
     count = np.zeros(n, dtype=np.int64) if counts is None else np.asarray(counts, dtype=np.int64)
     data_vars[MEAN_MAP_COUNT] = ((SIZE_GROUP,), count)
     coords = {
