@@ -450,3 +450,28 @@ def test_pairs_known_to_fail_before_reading_are_left_out_in_the_one_pass(
     np.testing.assert_allclose(ds.mean_ssim_map.values[0], expected, rtol=0, atol=TOL)
     backdrop = x[[0, 2, 3], 5:-5, 5:-5].astype(np.float64).mean(axis=0)
     np.testing.assert_allclose(ds.mean_reference.values[0], backdrop, rtol=0, atol=TOL)
+
+
+def test_two_models_with_regions_into_an_object_store_resume_to_the_same_maps(
+    rng, s3_bucket
+) -> None:
+    # moto's real S3 server (tests/s3_server.py): the slots and the means live in the
+    # bucket; grid regions do not change the map (the statistics path with maps).
+    x, a = _pairs(rng, (4, 30, 34))
+    b = np.clip(a.astype(int) + 25, 0, 255).astype(np.uint8)
+    settings = dict(engine="reference", chunks=(1, 15, 17), batch_images=1, regions="2x2")
+    url = f"s3://{s3_bucket}/r.zarr"
+
+    def stop_after(done, total, n):
+        if done == 2:
+            raise _Stop
+
+    with pytest.raises(_Stop):
+        evaluate(x, {"a": a, "b": b}, output=url, on_batch=stop_after, **settings)
+    resumed = evaluate(x, {"a": a, "b": b}, output=url, resume=True, **settings)
+    assert resumed.mean_map_count.values.tolist() == [[4], [4]]
+    for name, generated in (("a", a), ("b", b)):
+        expected = _model_expected(x, generated, list(range(4)))
+        for component, variable in NAMES.items():
+            got = resumed[variable].sel(model=name).values[0]
+            np.testing.assert_allclose(got, expected[component], rtol=0, atol=TOL)
