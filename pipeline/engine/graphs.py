@@ -10,8 +10,9 @@ and MS-SSIM graphs are built by :mod:`pipeline.engine.volumes` and
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import replace
-from typing import Any
+from typing import Any, NamedTuple
 
 import dask.array as da
 import numpy as np
@@ -20,22 +21,45 @@ from pipeline.inputs.sources import SourcePair
 from pipeline.kernels.statistics import FIELDS, empty_statistics
 from pipeline.metrics.checks import FLOAT64_PIXEL_LIMIT
 from pipeline.reductions.kernel_spec import KernelSpec
-from pipeline.reductions.mean_maps import COMPONENTS, block_sums
+from pipeline.reductions.mean_maps import COMPONENTS, add_maps, add_reference, block_sums
 from pipeline.reductions.nonfinite import masked_block_statistics, screen_block
 from pipeline.reductions.regions import RegionPlan, region_ids
 from pipeline.reductions.squared_error import add_squared_error
 from pipeline.reductions.statistics import block_statistics, unscored_reasons
 from pipeline.results.schema import STATUS_OK
 from pipeline.tiling.chunks import (
-    OwnPixels,
     batch_bounds,
     block_centres,
-    map_valid_blocks,
     merge_block_statistics,
+    own_pixels,
 )
 from pipeline.tiling.halo import map_overlapping
 
-__all__ = ["mean_map_graph", "statistics_graph", "widen_regions", "with_statistics_check"]
+__all__ = [
+    "StatisticsGraphs",
+    "mean_map_graph",
+    "statistics_graph",
+    "statistics_graphs",
+    "widen_regions",
+    "with_statistics_check",
+]
+
+
+class StatisticsGraphs(NamedTuple):
+    """The lazy graphs of one size group's block statistics (:func:`statistics_graphs`).
+
+    Attributes
+    ----------
+    statistics : dask.array.Array
+        ``(image, region, field)`` partial statistics, tree-combined over blocks.
+    map_sums : dask.array.Array, optional
+        ``(image chunk, y, x, component)`` sums of the valid maps over the images of
+        each image chunk (see :func:`mean_map_graph`), from the same block tasks as
+        ``statistics``; None when mean maps are off.
+    """
+
+    statistics: da.Array
+    map_sums: da.Array | None
 
 
 def statistics_graph(
@@ -53,6 +77,31 @@ def statistics_graph(
     Each block also adds the squared differences of the pixels it owns (MSE, PSNR:
     :mod:`pipeline.reductions.squared_error`).
     """
+    return statistics_graphs(pair, regions, spec, chunks, bins, nan_policy=nan_policy).statistics
+
+
+def statistics_graphs(
+    pair: SourcePair,
+    regions: RegionPlan,
+    spec: KernelSpec,
+    chunks: tuple[tuple[int, ...], ...],
+    bins: int,
+    *,
+    nan_policy: str = "fail",
+    mean_maps: bool = False,
+    skip_rows: Collection[int] = (),
+) -> StatisticsGraphs:
+    """:func:`statistics_graph`, and with ``mean_maps`` the valid maps' sums of each block.
+
+    With ``mean_maps`` every block task also returns the sum over its images of
+    their valid ``ssim``, ``luminance``, ``contrast`` and ``structure`` maps (and
+    of the reference pixels at the window centres), made in the same kernel pass
+    as the statistics: the fused kernels add each map row in float64 while it is
+    in cache (:meth:`pipeline.reductions.kernel_spec.KernelSpec.whole_statistics`),
+    the other paths sum the maps they already computed. No map is stored, no
+    block is read or computed twice. The images of rows ``skip_rows`` (pairs known
+    to fail before any read) are left out of the sums.
+    """
     arrays = list(pair.chunked(chunks))
     if regions.labels is not None:
         mask = regions.labels[..., None]
@@ -66,22 +115,32 @@ def statistics_graph(
         arrays.append(mask.rechunk((*chunks[:3], (1,))))
     n_regions = len(regions.names)
     floats = pair.reference.dtype.kind == "f" or pair.generated.dtype.kind == "f"
+    first = arrays[0]
+    _, height, width = (int(s) for s in first.shape[:3])
+    y_bounds, x_bounds = batch_bounds(first.chunks[1]), batch_bounds(first.chunks[2])
+    image_bounds = batch_bounds(first.chunks[0])
+    skipped = frozenset(int(i) for i in skip_rows)
 
-    def on_block(
-        x: np.ndarray,
-        y: np.ndarray,
-        labels: np.ndarray | None = None,
-        *,
-        rows: tuple[int, int],
-        cols: tuple[int, int],
-        own: OwnPixels,
-    ) -> np.ndarray:
+    def on_block(*blocks: np.ndarray, location: tuple[int, ...]) -> Any:
+        x, y, *rest = blocks
+        labels = rest[0] if rest else None
+        _, iy, ix = location
+        rows = block_centres(y_bounds, iy, spec.depth, height)
+        cols = block_centres(x_bounds, ix, spec.depth, width)
+        own = own_pixels(y_bounds, x_bounds, iy, ix, spec.depth)
+        sums = None
+        summed = None
+        if mean_maps:
+            sums = np.zeros((len(COMPONENTS), rows[1] - rows[0], cols[1] - cols[0]))
+            a, b = int(image_bounds[location[0]]), int(image_bounds[location[0] + 1])
+            if any(a <= i < b for i in skipped):
+                summed = np.asarray([i not in skipped for i in range(a, b)])
         # MSE over every pixel the block owns, from the pixels as read (before screening).
         oy, ox = own.local
         own_labels = None if labels is None else labels[:, oy, ox, 0]
         own_ids = region_ids(regions, own.rows, own.cols, x.shape[0], own_labels)
-        packed = ssim_statistics(x, y, labels, rows=rows, cols=cols)
-        return add_squared_error(
+        packed = ssim_statistics(x, y, labels, rows=rows, cols=cols, sums=sums, summed=summed)
+        packed = add_squared_error(
             packed,
             x,
             y,
@@ -90,7 +149,11 @@ def statistics_graph(
             window=own.local,
             skip_unusable=floats and nan_policy == "mask",
             limit=FLOAT64_PIXEL_LIMIT if x.dtype == np.float64 or y.dtype == np.float64 else None,
-        )
+        )[:, None, None]
+        if sums is None:
+            return packed
+        add_reference(sums, x if summed is None else x[summed], spec.depth)
+        return packed, sums
 
     def ssim_statistics(
         x: np.ndarray,
@@ -99,19 +162,24 @@ def statistics_graph(
         *,
         rows: tuple[int, int],
         cols: tuple[int, int],
+        sums: np.ndarray | None,
+        summed: np.ndarray | None,
     ) -> np.ndarray:
         keep = None
         if floats:
             x, y, keep = screen_block(x, y, spec.depth, mask=nan_policy == "mask")
         if n_regions == 1 and keep is None:
-            # Region "all" only: the fused kernel reduces each map row in cache.
-            whole = spec.whole_statistics(x, y, bins)
+            # Region "all" only: the fused kernel reduces each map row in cache (and
+            # adds it to the map sums).
+            whole = spec.whole_statistics(x, y, bins, sums, summed)
             if whole is not None:
                 return whole
         maps = spec.maps(x, y)
         n = x.shape[0]
         if maps["ssim"].size == 0:
             return empty_statistics(n, n_regions, bins)
+        if sums is not None:
+            add_maps(sums, maps if summed is None else {k: v[summed] for k, v in maps.items()})
         label_block = None
         if labels is not None:
             # Valid-map pixel (i, j) is the window centred on block pixel (i + depth, j + depth).
@@ -123,10 +191,63 @@ def statistics_graph(
             return masked_block_statistics(maps, ids, keep, n_regions, bins)
         return block_statistics(maps, ids, n_regions, bins)
 
-    per_block = map_valid_blocks(
-        on_block, arrays, depth=spec.depth, out_tail=(n_regions, len(FIELDS) + bins), own=True
+    for axis in (1, 2):
+        if min(first.chunks[axis]) < spec.depth:
+            raise ValueError(
+                f"chunks along axis {axis} must be at least the overlap depth {spec.depth} "
+                f"(got {first.chunks[axis]}); plan them with merge_small_chunks"
+            )
+    tail = (n_regions, len(FIELDS) + bins)
+    block_chunks = (
+        first.chunks[0],
+        (1,) * len(first.chunks[1]),
+        (1,) * len(first.chunks[2]),
+        *((size,) for size in tail),
     )
-    return merge_block_statistics(per_block, axis=(1, 2))
+    blocks = map_overlapping(
+        on_block,
+        arrays,
+        depth=spec.depth,
+        axes=(1, 2),
+        chunks=block_chunks,
+        meta=np.empty((0,) * 5, dtype=np.float64),
+        name="valid-blocks" if not mean_maps else "valid-blocks-maps",
+    )
+    if not mean_maps:
+        return StatisticsGraphs(merge_block_statistics(blocks, axis=(1, 2)), None)
+    # Each block task returned (statistics, map sums): two views of the same tasks,
+    # computed once when both are asked for in one dask.compute.
+    per_block = da.map_blocks(
+        _first, blocks, chunks=blocks.chunks, dtype=np.float64, meta=blocks._meta
+    )
+    map_sums = da.map_blocks(
+        _second,
+        blocks,
+        chunks=((1,) * len(first.chunks[0]), *_valid_chunks(first, spec.depth), (1,), (5,)),
+        dtype=np.float64,
+        meta=np.empty((0,) * 5, dtype=np.float64),
+    )[:, :, :, 0, :]
+    return StatisticsGraphs(merge_block_statistics(per_block, axis=(1, 2)), map_sums)
+
+
+def _first(block: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    return block[0]
+
+
+def _second(block: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    # (component, y, x) sums as a (1, y, x, 1, component) view: no copy is made.
+    return np.moveaxis(block[1], 0, -1)[None, :, :, None, :]
+
+
+def _valid_chunks(x: da.Array, depth: int) -> list[tuple[int, ...]]:
+    """Chunks of the valid map along ``y`` and ``x``: the centres each input chunk owns."""
+    out = []
+    for axis in (1, 2):
+        length = int(x.shape[axis])
+        bounds = batch_bounds(x.chunks[axis])
+        centres = [block_centres(bounds, i, depth, length) for i in range(len(x.chunks[axis]))]
+        out.append(tuple(stop - start for start, stop in centres))
+    return out
 
 
 def with_statistics_check(
@@ -218,13 +339,7 @@ def mean_map_graph(
     x, y = pair.chunked(chunks)
     if rows is not None:
         x, y = x[rows], y[rows]
-    _, height, width = (int(s) for s in x.shape[:3])
-    valid = []
-    for axis, length in ((1, height), (2, width)):
-        bounds = batch_bounds(x.chunks[axis])
-        n_blocks = len(x.chunks[axis])
-        centres = [block_centres(bounds, i, spec.depth, length) for i in range(n_blocks)]
-        valid.append(tuple(stop - start for start, stop in centres))
+    valid = _valid_chunks(x, spec.depth)
 
     def summed(xb: np.ndarray, yb: np.ndarray, location: tuple[int, ...]) -> np.ndarray:
         return block_sums(spec.maps(xb, yb), xb, spec.depth)

@@ -3,8 +3,9 @@
 What :func:`pipeline.engine.run.evaluate` does for the ``mean_maps`` setting
 (:mod:`pipeline.reductions.mean_maps` for the sums and their guarantees):
 
-* each batch's map sum over *all* its rows is computed in the same
-  ``dask.compute`` as its statistics (the reads and overlaps are shared);
+* each batch's map sum over *all* its rows comes from the statistics' own block
+  tasks (the kernels add every map row to the block's sums in the same pass:
+  :func:`pipeline.engine.graphs.statistics_graphs`), in the same ``dask.compute``;
 * once the batch's statuses are known, a batch with a failed pair is summed
   again over its ``ok`` rows only (failed pairs are rare, and a failed pair's
   map may hold NaN: it is never subtracted);
@@ -17,6 +18,11 @@ What :func:`pipeline.engine.run.evaluate` does for the ``mean_maps`` setting
   summed then). A resumed run therefore gives the uninterrupted run's mean: each
   batch is counted once, by its latest computation, whatever the run was
   interrupted by.
+
+A run of several models has one :class:`MeanMapRun` per model (each model's own
+plan and failed pairs), computed in the same batches and ``dask.compute`` calls;
+its slots are kept apart by the model's position (:func:`slot_key`) and its means
+get a leading ``model`` dimension (:func:`models_dataset`).
 """
 
 from __future__ import annotations
@@ -27,15 +33,81 @@ from typing import Any
 import dask
 import dask.array as da
 import numpy as np
+import pandas as pd
 import xarray as xr
 
+from pipeline.engine.batches import RunState
 from pipeline.engine.graphs import mean_map_graph
 from pipeline.engine.plan import RunPlan
-from pipeline.reductions.mean_maps import MapSums, mean_maps_enabled
-from pipeline.results.schema import STATUS_OK, mean_map_dataset
+from pipeline.reductions.mean_maps import MapSums
+from pipeline.results.schema import MODEL, STATUS_OK, mean_map_dataset
 from pipeline.tiling.chunks import batch_bounds
 
-__all__ = ["MeanMapRun"]
+__all__ = [
+    "MeanMapRun",
+    "keep_model_sums",
+    "lazy_model_sums",
+    "models_dataset",
+    "settle_models",
+    "slot_key",
+    "sum_chunks",
+]
+
+
+def _add_blocks(blocks: Any, axis: Any = None, keepdims: bool = True) -> np.ndarray:
+    """The sum of (nested lists of) equally shaped blocks, or the block itself."""
+    if not isinstance(blocks, list):
+        return np.asarray(blocks)
+    parts = [_add_blocks(b) for b in blocks]
+    # order="K": the blocks are (y, x, component) views of (component, y, x) sums.
+    total = parts[0].copy(order="K") if len(parts) > 1 else parts[0]
+    for part in parts[1:]:
+        total += part
+    return total
+
+
+def _sum_of_blocks(blocks: Any, axis: Any = None, keepdims: bool = False) -> np.ndarray:
+    total = _add_blocks(blocks)
+    return total if keepdims else total[0]
+
+
+def sum_chunks(sums: da.Array) -> da.Array:
+    """``(image chunk, y, x, component)`` sums added over the image chunks (a tree of adds).
+
+    Unlike ``sums.sum(axis=0)`` no group of blocks is concatenated first: each step
+    adds whole ``(y, x, component)`` blocks in place.
+    """
+    return da.reduction(
+        sums,
+        chunk=_add_blocks,
+        combine=_add_blocks,
+        aggregate=_sum_of_blocks,
+        axis=0,
+        concatenate=False,
+        keepdims=False,
+        dtype=np.float64,
+        split_every=8,
+        meta=np.empty((0, 0, 0), dtype=np.float64),
+    )
+
+
+def slot_key(group: int, model: int | None = None) -> str:
+    """The store's slot group of a size group's batch sums (and of a model's, with several)."""
+    return str(group) if model is None else f"model{model}-{group}"
+
+
+def models_dataset(names: list[str], datasets: list[xr.Dataset]) -> xr.Dataset:
+    """Per-model mean-map variables joined along a leading ``model`` dimension."""
+    ds = xr.concat(
+        datasets,
+        dim=pd.Index(names, name=MODEL),
+        data_vars="all",
+        coords="minimal",
+        compat="override",
+        join="override",
+        combine_attrs="override",
+    )
+    return ds.drop_vars(MODEL)
 
 
 def _group_names(plan: RunPlan) -> tuple[str, ...]:
@@ -63,35 +135,31 @@ class MeanMapRun:
     shapes : tuple of (int, int)
         Each group's valid-map shape.
     graphs : tuple of dask.array.Array
-        Each group's lazy ``(image chunk, y, x, component)`` sums
-        (:func:`pipeline.engine.graphs.mean_map_graph`).
+        Each group's lazy ``(image chunk, y, x, component)`` sums, from the block
+        tasks of its statistics (:attr:`pipeline.engine.plan.GroupPlan.map_sums`).
+    model : int, optional
+        The model's position in a run of several (None: a run of one).
     """
 
     plan: RunPlan
     names: tuple[str, ...]
     shapes: tuple[tuple[int, int], ...]
     graphs: tuple[da.Array, ...]
+    model: int | None = None
 
     @classmethod
-    def of(cls, plan: RunPlan) -> MeanMapRun | None:
-        """The run's mean maps, or None when the ``mean_maps`` setting leaves them off."""
-        config = plan.config
-        if config.resolved_output_format() == "csv":
-            # A per-pair table has no place for a map: not computed for nothing.
-            if config.mean_maps is True:
-                raise ValueError(
-                    "mean_maps=True needs an output that holds maps (Zarr, NetCDF or none); "
-                    f"{config.output!r} is a CSV table: use mean_maps=False or another output"
-                )
+    def of(cls, plan: RunPlan, model: int | None = None) -> MeanMapRun | None:
+        """The run's mean maps, or None when the ``mean_maps`` setting left them off.
+
+        Whether they are on was decided, and the sums' graphs built, by
+        :func:`pipeline.engine.plan.plan_run`.
+        """
+        graphs = tuple(g.map_sums for g in plan.groups)
+        if any(m is None for m in graphs):
             return None
-        shapes = [g.pair.image_shape for g in plan.groups]
-        if not mean_maps_enabled(
-            config.mean_maps, shapes, volume=config.volume, nan_policy=config.nan_policy
-        ):
-            return None
-        graphs = tuple(mean_map_graph(g.pair, g.kernel, g.chunks) for g in plan.groups)
-        valid = tuple((int(m.shape[1]), int(m.shape[2])) for m in graphs)
-        return cls(plan, _group_names(plan), valid, graphs)
+        sums = tuple(m for m in graphs if m is not None)
+        valid = tuple((int(m.shape[1]), int(m.shape[2])) for m in sums)
+        return cls(plan, _group_names(plan), valid, sums, model)
 
     @property
     def offset(self) -> int:
@@ -105,7 +173,7 @@ class MeanMapRun:
         raise IndexError(f"no commit batch starts at row {start}")
 
     def lazy_sums(self, start: int, stop: int, failed: Any) -> da.Array | None:
-        """The batch's sum over all its rows (None when every row is known failed).
+        """The batch's sum over its rows but those the plan knew to fail (None: every row failed).
 
         A batch is whole chunks along ``image``: the sum of their per-chunk sums.
         """
@@ -117,7 +185,7 @@ class MeanMapRun:
         first, last = np.searchsorted(bounds, [start - group.start, stop - group.start])
         if bounds[first] != start - group.start or bounds[last] != stop - group.start:
             raise ValueError(f"batch [{start}, {stop}) is not whole image chunks")
-        return self.graphs[g][int(first) : int(last)].sum(axis=0)
+        return sum_chunks(self.graphs[g][int(first) : int(last)])
 
     def settle(
         self,
@@ -127,13 +195,21 @@ class MeanMapRun:
         failed: Any,
         compute_kwargs: dict[str, Any],
     ) -> MapSums:
-        """The batch's sums over its ``ok`` rows (summed again when a row failed)."""
+        """The batch's sums over its ``ok`` rows (summed again when a row failed).
+
+        ``computed`` is the batch's sum over all its rows (:meth:`lazy_sums`); a batch
+        with a failed pair is summed again over its ``ok`` rows with
+        :func:`pipeline.engine.graphs.mean_map_graph` (a second kernel pass, for that
+        rare batch only: a failed pair's map may be NaN and is never subtracted).
+        """
         g = self.group_of(start)
         group = self.plan.groups[g]
         ok = [i - group.start for i in range(start, stop) if i not in failed]
         if not ok:
             return MapSums.zeros(self.shapes[g])
-        if len(ok) < stop - start or computed is None:
+        # The block tasks left out the pairs the plan knew to fail; others need a new sum.
+        known = self.plan.failed
+        if computed is None or any(i in failed and i not in known for i in range(start, stop)):
             again = mean_map_graph(group.pair, group.kernel, group.chunks, rows=np.asarray(ok))
             (computed,) = dask.compute(again.sum(axis=0), **compute_kwargs)
         assert computed is not None
@@ -162,7 +238,7 @@ class MeanMapRun:
         status = None
         sums = []
         for g, group in enumerate(self.plan.groups):
-            slots = sink.mean_map_partials(g)
+            slots = sink.mean_map_partials(slot_key(g, self.model))
             total = MapSums.zeros(self.shapes[g])
             for a, b in group.batches:
                 start, stop = a + group.start, b + group.start
@@ -172,7 +248,42 @@ class MeanMapRun:
                     continue
                 if status is None:
                     status = sink.stored_status()
+                    if self.model is not None:
+                        status = status[self.model]  # (model, image) with several models
                 failed = {i for i in range(start, stop) if status[i] != STATUS_OK}
                 total.add(self.settle(start, stop, None, failed, compute_kwargs))
             sums.append(total)
         return self.dataset(sums)
+
+
+def lazy_model_sums(
+    runs: list[MeanMapRun], states: list[RunState], start: int, stop: int
+) -> list[da.Array | None]:
+    """Each model's lazy sum of the batch (:meth:`MeanMapRun.lazy_sums`)."""
+    return [
+        run.lazy_sums(start, stop, state.status) for run, state in zip(runs, states, strict=True)
+    ]
+
+
+def keep_model_sums(
+    states: list[RunState], lazy: list[da.Array | None], computed: list[np.ndarray]
+) -> None:
+    """Hand each model's computed sum (in the order of the non-None ``lazy``) to its state."""
+    found = iter(computed)
+    for state, wanted in zip(states, lazy, strict=True):
+        state.batch_map = None if wanted is None else np.asarray(next(found))
+
+
+def settle_models(
+    runs: list[MeanMapRun],
+    states: list[RunState],
+    start: int,
+    stop: int,
+    compute_kwargs: dict[str, Any],
+) -> list[MapSums]:
+    """Each model's sums of the batch over its own ``ok`` pairs (:meth:`MeanMapRun.settle`)."""
+    out = []
+    for run, state in zip(runs, states, strict=True):
+        computed, state.batch_map = state.batch_map, None
+        out.append(run.settle(start, stop, computed, state.status, compute_kwargs))
+    return out

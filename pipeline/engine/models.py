@@ -45,12 +45,21 @@ from pipeline.engine.batches import (
     run_scheduler,
     run_storage_options,
 )
+from pipeline.engine.mean_maps import (
+    MeanMapRun,
+    keep_model_sums,
+    lazy_model_sums,
+    models_dataset,
+    settle_models,
+    slot_key,
+)
 from pipeline.engine.plan import RunPlan, plan_run
 from pipeline.engine.schedulers import SchedulerSession
 from pipeline.engine.settings import RunConfig
 from pipeline.inputs.files import is_transient_status
 from pipeline.inputs.models import model_sources, open_models
 from pipeline.inputs.sources import SourcePair
+from pipeline.reductions.mean_maps import MapSums
 from pipeline.results.schema import (
     AMBIGUOUS,
     GENERATED,
@@ -101,8 +110,8 @@ def evaluate_models(
     ------
     ValueError
         Models whose plans do not line up (other images, order or batching: named),
-        ``save_maps`` or ``mean_maps=True`` (one model per run), or any error of one
-        model's pair (prefixed with the model's name).
+        ``save_maps`` (one model per run), or any error of one model's pair (prefixed
+        with the model's name).
     """
     named = model_sources(generated)
     names = [name for name, _ in named]
@@ -110,11 +119,6 @@ def evaluate_models(
         raise ValueError(
             "save_maps saves the SSIM maps of one model per run; evaluate the models "
             f"{', '.join(names)} with save_maps one at a time, or drop save_maps"
-        )
-    if config.mean_maps is True:
-        raise ValueError(
-            "mean_maps are accumulated for one model per run; evaluate the models "
-            f"{', '.join(names)} with mean_maps one at a time, or drop mean_maps"
         )
     pairs = open_models(
         reference, named, channel_axis=config.channel_axis, options=config.input_options()
@@ -127,9 +131,15 @@ def evaluate_models(
     n_images = first.pair.n_images
     generated_names = np.stack([np.asarray(plan.pair.generated_names) for plan in plans])
     output_format = config.resolved_output_format()
+    # Mean maps: one run of sums per model, in the same batches (pipeline.engine.mean_maps).
+    runs = [MeanMapRun.of(plan, m) for m, plan in enumerate(plans)]
+    mean_maps = None if any(r is None for r in runs) else [r for r in runs if r is not None]
     if output_format == "zarr":
         assert config.output is not None
         template = _template(names, plans, attrs)
+        if mean_maps is not None:
+            maps = models_dataset(names, [run.dataset() for run in mean_maps])
+            template = template.merge(maps, combine_attrs="override")
         sink = open_sink(config, template, first.batch_images)
         try:
             todo, n_retried = sink.pending(
@@ -140,9 +150,14 @@ def evaluate_models(
             del template
             with run_scheduler(config, needed=bool(todo)) as session:
                 for done, (start, stop) in enumerate(todo, 1):
-                    _commit_models(plans, states, sink, start, stop, session)
+                    _commit_models(plans, states, sink, start, stop, session, mean_maps)
                     if on_batch is not None:
                         on_batch(done, len(todo), (stop - start) * len(plans))
+                if mean_maps is not None:
+                    # Every batch is committed: each model's means from its stored sums.
+                    kwargs = session.compute_kwargs
+                    means = [run.from_partials(sink, kwargs) for run in mean_maps]
+                    sink.write_mean_maps(models_dataset(names, means))
         finally:
             sink.close()
         return open_results(config.output, storage_options=run_storage_options(config))
@@ -150,9 +165,14 @@ def evaluate_models(
     if output_format in ("netcdf", "csv"):
         fresh_path(config)
     statistics: dict[str, np.ndarray] = {}
+    totals = [[MapSums.zeros(shape) for shape in run.shapes] for run in mean_maps or []]
     with run_scheduler(config) as session:
         for done, (start, stop) in enumerate(first.batches, 1):
-            part = _batch_models(plans, states, start, stop, session)
+            part = _batch_models(plans, states, start, stop, session, mean_maps)
+            if mean_maps is not None:
+                settled = settle_models(mean_maps, states, start, stop, session.compute_kwargs)
+                for total, run, sums in zip(totals, mean_maps, settled, strict=True):
+                    total[run.group_of(start)].add(sums)
             for name, values in part.items():
                 if name not in statistics:
                     shape = (len(plans), n_images, *values.shape[2:])
@@ -174,6 +194,9 @@ def evaluate_models(
         for m, plan in enumerate(plans)
     ]
     ds = _stacked(names, datasets, generated_names, attrs)
+    if mean_maps is not None:
+        means = [run.dataset(total) for run, total in zip(mean_maps, totals, strict=True)]
+        ds = ds.merge(models_dataset(names, means), combine_attrs="override")
     options = run_storage_options(config)
     if output_format == "netcdf":
         export_netcdf(ds, fresh_path(config), storage_options=options)
@@ -310,11 +333,13 @@ def _batch_models(
     start: int,
     stop: int,
     session: SchedulerSession,
+    mean_maps: list[MeanMapRun] | None = None,
 ) -> dict[str, np.ndarray]:
     """Every model's finalized statistics of pairs ``[start, stop)``, stacked on ``model``.
 
     One ``dask.compute`` takes all models' graphs: the tasks they share (the reference
-    decode) run once.
+    decode) run once. With ``mean_maps``, each model's map sums of the batch come from
+    the same block tasks (kept in its state until settled on its ``ok`` pairs).
     """
     wanted: list[Any] = []
     layout: list[tuple[int, int, int]] = []  # per model: index of statistics, ms, reads
@@ -330,7 +355,10 @@ def _batch_models(
             reads = len(wanted)
             wanted.append(plan.read_status[start:stop])
         layout.append((at, ms, reads))
-    found = dask.compute(*wanted, **session.compute_kwargs)
+    lazy = [] if mean_maps is None else lazy_model_sums(mean_maps, states, start, stop)
+    found = dask.compute(*wanted, *(m for m in lazy if m is not None), **session.compute_kwargs)
+    if mean_maps is not None:
+        keep_model_sums(states, lazy, list(found[len(wanted) :]))
     parts = []
     for plan, state, (at, ms, reads) in zip(plans, states, layout, strict=True):
         if ms >= 0:
@@ -351,8 +379,15 @@ def _commit_models(
     start: int,
     stop: int,
     session: SchedulerSession,
+    mean_maps: list[MeanMapRun] | None = None,
 ) -> None:
     """Compute pairs ``[start, stop)`` of every model and commit them in one batch."""
-    statistics = _batch_models(plans, states, start, stop, session)
+    statistics = _batch_models(plans, states, start, stop, session, mean_maps)
+    if mean_maps is not None:
+        # Stored before the status commits the batch: a committed batch has its sums.
+        settled = settle_models(mean_maps, states, start, stop, session.compute_kwargs)
+        for m, (run, sums) in enumerate(zip(mean_maps, settled, strict=True)):
+            slot = slot_key(run.group_of(start), m)
+            sink.write_mean_map_partial(slot, start, stop, sums.sums, sums.count)
     status = np.array([batch_status(state, start, stop) for state in states], dtype=object)
     sink.write(start, stop, statistics, status)

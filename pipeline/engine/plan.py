@@ -57,7 +57,7 @@ import dask.array as da
 import numpy as np
 
 from pipeline.engine.family import prepare_family
-from pipeline.engine.graphs import statistics_graph, widen_regions, with_statistics_check
+from pipeline.engine.graphs import statistics_graphs, widen_regions, with_statistics_check
 from pipeline.engine.multiscale import ms_ssim_graph
 from pipeline.engine.schedulers import LOCAL_SCHEDULERS
 from pipeline.engine.settings import RunConfig
@@ -68,6 +68,7 @@ from pipeline.metrics.checks import check_window_fits, lookup_data_range, resolv
 from pipeline.metrics.colour import check_color_mode
 from pipeline.metrics.profiles import Profile, SSIMParams, resolve_params
 from pipeline.reductions.kernel_spec import KernelSpec
+from pipeline.reductions.mean_maps import mean_maps_enabled
 from pipeline.reductions.nonfinite import with_finite_check
 from pipeline.reductions.regions import RegionPlan, parse_regions
 from pipeline.results.schema import SIZE_GROUPS, package_version
@@ -118,6 +119,9 @@ class GroupPlan:
         Lazy MS-SSIM per pair (None when MS-SSIM is off).
     attrs : mapping
         The group's provenance (parameters, data range, settings).
+    map_sums : dask.array.Array, optional
+        Lazy ``(image chunk, y, x, component)`` sums of the valid maps, from the
+        statistics' own block tasks (None when mean maps are off).
     """
 
     config: RunConfig
@@ -134,6 +138,7 @@ class GroupPlan:
     kernel: KernelSpec
     ms_ssim: da.Array | None
     attrs: Mapping[str, Any]
+    map_sums: da.Array | None = None
 
     @property
     def n_images(self) -> int:
@@ -249,11 +254,19 @@ def plan_run(config: RunConfig, pair: SourcePair) -> RunPlan:
     if config.volume:
         pair = as_volume_pair(pair)  # one row: the volume
     failed = dict(pair.status)
+    mean_maps = mean_maps_enabled(
+        config.mean_maps,
+        [part.image_shape for part in pair.groups] or [pair.image_shape],
+        volume=config.volume,
+        nan_policy=config.nan_policy,
+        output_format=config.resolved_output_format(),
+    )
     if not pair.groups:
         data_range, range_source = resolve_data_range(
             config.data_range, pair.reference.dtype, pair.generated.dtype, config.data_ranges
         )
-        group = _plan_group(config, pair, 0, data_range, range_source)
+        maps = frozenset(failed) if mean_maps else None
+        group = _plan_group(config, pair, 0, data_range, range_source, maps)
         return _joined(config, pair, (group,), failed, dict(group.attrs))
     if config.save_maps and len(pair.groups) > 1:
         shapes = ", ".join(_describe(part) for part in pair.groups)
@@ -279,9 +292,13 @@ def plan_run(config: RunConfig, pair: SourcePair) -> RunPlan:
             failed.update(too_small)
             part = _blank(part, _fitting_shape(part_config, part))
         source = "missing: its pairs failed" if found is None else source
-        group = _plan_group(part_config, part, start, found, source)
+        # Mean maps leave out the pairs known to fail already (no second pass for them).
+        known = frozenset(i - start for i in failed if start <= i < start + part.n_images)
+        maps = known if mean_maps else None
+        group = _plan_group(part_config, part, start, found, source, maps)
         if part.rechunked is not None:
-            group = _plan_group(part_config, part.rechunked(group.chunks[0]), start, found, source)
+            rechunked = part.rechunked(group.chunks[0])
+            group = _plan_group(part_config, rechunked, start, found, source, maps)
         groups.append(group)
         start += part.n_images
     return _joined(config, pair, tuple(groups), failed, _group_attrs(config, pair, groups))
@@ -331,8 +348,12 @@ def _plan_group(
     start: int,
     data_range: float | None,
     range_source: str,
+    mean_maps: frozenset[int] | None = None,
 ) -> GroupPlan:
-    """Check and plan one group of images of one size; ``data_range`` None: its pairs failed."""
+    """Check and plan one group of images of one size; ``data_range`` None: its pairs failed.
+
+    ``mean_maps``: None when off, else the group's rows that mean maps leave out.
+    """
     if config.nan_policy == "mask" and (config.volume or config.ms_ssim):
         raise ValueError(
             "nan_policy='mask' works on 2-D SSIM statistics only; it cannot be combined with "
@@ -376,11 +397,19 @@ def _plan_group(
         kernel_threads=None if config.scheduler == "synchronous" else 1,
         data_range=data_range,
     )
+    map_sums = None
     if config.volume:
         statistics = volume_statistics_graph(pair, regions, spec, chunks, config.hist_bins)
     else:
-        statistics = statistics_graph(
-            pair, regions, spec, chunks, config.hist_bins, nan_policy=config.nan_policy
+        statistics, map_sums = statistics_graphs(
+            pair,
+            regions,
+            spec,
+            chunks,
+            config.hist_bins,
+            nan_policy=config.nan_policy,
+            mean_maps=mean_maps is not None,
+            skip_rows=mean_maps or frozenset(),
         )
     ms = None
     if config.ms_ssim:
@@ -404,6 +433,7 @@ def _plan_group(
         kernel=spec,
         ms_ssim=ms,
         attrs=attrs,
+        map_sums=map_sums,
     )
 
 

@@ -523,10 +523,12 @@ class RunConfig(BaseModel):
     mean_maps : bool or "auto"
         Accumulate, per size group, the mean over its ``ok`` pairs of the valid
         SSIM, luminance, contrast and structure maps (variables ``mean_ssim_map``
-        ...; see :mod:`pipeline.reductions.mean_maps`). ``"auto"``: on for 2-D runs of
-        one model with ``nan_policy="fail"`` whose images have at most 4096x4096
-        pixels. Off by default: the maps are summed by a second kernel call per block,
-        which costs about as much as the statistics themselves.
+        ...; see :mod:`pipeline.reductions.mean_maps`), one per model with several.
+        ``"auto"`` (default): on for 2-D runs with ``nan_policy="fail"`` whose images
+        have at most 4096x4096 pixels and whose output holds maps (not CSV); off for
+        huge images, where the "mean" would be each image's own map. The kernels add
+        the maps to their sums in the statistics pass (a few per cent of the run).
+        ``False`` turns them off.
     output : str, optional
         Results path; the format follows the suffix unless ``output_format`` is given.
     output_format : str, optional
@@ -650,7 +652,9 @@ class RunConfig(BaseModel):
     maps: tuple[MapName, ...] = Field(("ssim",), description="maps stored by save_maps")
     maps_output: PathText = Field(None, description="Zarr path of the stored maps")
     mean_maps: Literal["auto"] | Flag = Field(
-        False, description="mean SSIM map per size group: true, false or auto"
+        "auto",
+        description="mean SSIM map per size group and model: auto (on up to 4096x4096), "
+        "true or false",
     )
     output: PathText = Field(None, description="results path (.zarr, .nc or .csv)")
     output_format: OutputFormat | None = Field(

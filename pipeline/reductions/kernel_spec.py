@@ -9,6 +9,7 @@ NumPy (or CuPy) block. It holds no graph itself and never imports Dask.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,7 +52,14 @@ class KernelSpec:
         """``data_range**2`` for the packed rows (0 when there is none: PSNR is NaN)."""
         return 0.0 if self.data_range is None else float(self.data_range) ** 2
 
-    def whole_statistics(self, x: np.ndarray, y: np.ndarray, bins: int) -> np.ndarray | None:
+    def whole_statistics(
+        self,
+        x: np.ndarray,
+        y: np.ndarray,
+        bins: int,
+        map_sums: np.ndarray | None = None,
+        summed: Sequence[bool] | np.ndarray | None = None,
+    ) -> np.ndarray | None:
         """Packed region-``all`` statistics ``(images, 1, len(FIELDS) + bins)`` from the kernel.
 
         The fused CPU kernels reduce each map row while it is in cache, so the four
@@ -62,9 +70,17 @@ class KernelSpec:
         On ``device="gpu"`` the same packed rows come from the device
         (:meth:`_device_statistics`). None where no such path applies (another
         engine, a block without valid windows): use :meth:`maps`.
+
+        ``map_sums``, a zeroed ``(k >= 4, h - 2 depth, w - 2 depth)`` float64 array,
+        also receives in its first four components the sum over the block's images of
+        their valid ``ssim``, ``luminance``, ``contrast`` and ``structure`` maps
+        (channel mean), from the
+        same kernel pass (the mean maps of a run, never a second kernel call); it is
+        left untouched when None is returned. ``summed`` (one flag per image) leaves
+        the images flagged False out of ``map_sums``.
         """
         if self.device == "gpu":
-            return self._device_statistics(x, y, bins)
+            return self._device_statistics(x, y, bins, map_sums, summed)
         n, h, w, _ = x.shape
         if (
             self.engine_for(x, y) not in ("auto", "fused")
@@ -85,16 +101,25 @@ class KernelSpec:
             "bins": bins,
             "cov_norm": self.cov_norm,
             "threads": self.kernel_threads,
+            "map_sums": map_sums,
         }
         out = np.empty((n, 1, len(FIELDS) + bins))
         for i in range(n):
+            args["map_sums"] = map_sums if summed is None or summed[i] else None
             if x.shape[3] == 1:
                 out[i, 0] = fused_packed_stats(x[i, :, :, 0], y[i, :, :, 0], **args)
             else:
                 out[i, 0] = fused_colour_packed_stats(x[i], y[i], **args)
         return out
 
-    def _device_statistics(self, x: Any, y: Any, bins: int) -> np.ndarray | None:
+    def _device_statistics(
+        self,
+        x: Any,
+        y: Any,
+        bins: int,
+        map_sums: np.ndarray | None = None,
+        summed: Sequence[bool] | np.ndarray | None = None,
+    ) -> np.ndarray | None:
         """Region-``all`` statistics reduced on the GPU: only packed rows reach the host.
 
         The block moves to the device once; each image's channel-averaged maps
@@ -109,8 +134,17 @@ class KernelSpec:
         engine = self.engine_for(x, y)
         x, y = self._prepared(x, y)
         out = np.empty((n, 1, len(FIELDS) + bins))
+        total: list[Any] = []
         for i in range(n):
-            out[i, 0] = device_whole_statistics(self._image_maps(x, y, i, engine), bins)
+            maps = self._image_maps(x, y, i, engine)
+            out[i, 0] = device_whole_statistics(maps, bins)
+            if map_sums is not None and (summed is None or summed[i]):
+                # Summed on the device in float64: one small copy to the host per block.
+                planes = [maps[name].astype("float64") for name in _MAP_NAMES]
+                total = planes if not total else [a + b for a, b in zip(total, planes, strict=True)]
+        for k, plane in enumerate(total):
+            assert map_sums is not None
+            map_sums[k] += to_host(plane)
         return out
 
     def engine_for(self, x: Any, y: Any) -> str:

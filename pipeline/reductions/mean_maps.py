@@ -13,21 +13,29 @@ pixel ``(i + depth, j + depth)``, ``depth`` the window's half-width, so a
 pixel's mean of the per-channel maps (as the SSIM value is the mean of the
 channels' scores); the reference backdrop is the mean of its channels.
 
-Nothing here computes a map: the graph that does is
-:func:`pipeline.engine.graphs.mean_map_graph`, from the kernels' own maps.
+Nothing here computes a map: the statistics kernels add each map row to the
+block's sums in the same pass (:func:`pipeline.engine.graphs.statistics_graphs`),
+and :func:`pipeline.engine.graphs.mean_map_graph` sums the kernels' maps again
+for a batch that has a failed pair (summed over its ``ok`` pairs only).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+
+from pipeline.kernels.backend import to_host
+from pipeline.kernels.cpu.partials import add_centre_pixels
 
 __all__ = [
     "AUTO_MAX_PIXELS",
     "COMPONENTS",
     "MapSums",
+    "add_maps",
+    "add_reference",
     "block_sums",
     "mean_maps_enabled",
 ]
@@ -82,14 +90,36 @@ def block_sums(maps: dict[str, np.ndarray], x: np.ndarray, depth: int) -> np.nda
     ``maps`` are the kernels' valid maps of the block (``(images, h, w)``) and ``x``
     the reference block they were computed from (``(images, h + 2 depth, w + 2
     depth, channels)``): its pixels at the window centres, channel mean, are the
-    last component. Each component is summed over the images on its own (no
-    per-image stack is made).
+    last component (:func:`add_reference`). Each component is summed over the images
+    on its own (no per-image stack is made).
     """
     _, h, w = maps["ssim"].shape
-    planes = [np.sum(maps[name], axis=0, dtype=np.float64) for name in COMPONENTS[:-1]]
-    centres = x[:, depth : depth + h, depth : depth + w, :]
-    planes.append(np.sum(centres, axis=(0, 3), dtype=np.float64) / x.shape[-1])
-    return np.stack(planes, axis=-1)[None]
+    sums = np.zeros((len(COMPONENTS), h, w))
+    add_maps(sums, maps)
+    add_reference(sums, x, depth)
+    return np.moveaxis(sums, 0, -1)[None]
+
+
+def add_maps(sums: np.ndarray, maps: dict[str, np.ndarray]) -> None:
+    """Add the ``(images, y, x)`` maps, summed over their images, to ``(component, y, x)`` sums."""
+    for k, name in enumerate(COMPONENTS[:-1]):
+        sums[k] += np.sum(to_host(maps[name]), axis=0, dtype=np.float64)
+
+
+def add_reference(sums: np.ndarray, x: Any, depth: int) -> None:
+    """Add the reference backdrop (last component) of block ``x`` to ``(component, y, x)`` sums.
+
+    ``x`` is the overlapped ``(images, h + 2 depth, w + 2 depth, channels)`` reference
+    block the ``(h, w)`` maps were computed from: the sum over its images of its
+    pixels at the window centres, channel mean.
+    """
+    h, w = sums.shape[1:]
+    last = len(COMPONENTS) - 1
+    if isinstance(x, np.ndarray) and h and w and x.shape[0]:
+        add_centre_pixels(x, depth, sums, last)
+        return
+    centres = to_host(x)[:, depth : depth + h, depth : depth + w, :]
+    sums[last] += np.sum(centres, axis=(0, 3), dtype=np.float64) / centres.shape[-1]
 
 
 def mean_maps_enabled(
@@ -98,17 +128,19 @@ def mean_maps_enabled(
     *,
     volume: bool,
     nan_policy: str,
+    output_format: str | None = None,
 ) -> bool:
     """Whether a run accumulates mean maps (the ``mean_maps`` setting resolved).
 
-    ``"auto"`` is on for 2-D runs with ``nan_policy="fail"`` whose every size
-    group has at most :data:`AUTO_MAX_PIXELS` pixels per image; ``True`` is
+    ``"auto"`` (the default) is on for 2-D runs with ``nan_policy="fail"`` whose
+    every size group has at most :data:`AUTO_MAX_PIXELS` pixels per image, and an
+    output that holds maps (none, Zarr or NetCDF: not a CSV table); ``True`` is
     refused where mean maps are not defined.
 
     Raises
     ------
     ValueError
-        ``mean_maps=True`` with ``volume`` or ``nan_policy="mask"``.
+        ``mean_maps=True`` with ``volume``, ``nan_policy="mask"`` or a CSV output.
     """
     if setting is False:
         return False
@@ -118,7 +150,14 @@ def mean_maps_enabled(
     elif nan_policy != "fail":
         unsupported = f"nan_policy={nan_policy!r} (masked windows would differ per pixel)"
     if setting == "auto":
-        return unsupported is None and all(h * w <= AUTO_MAX_PIXELS for h, w in shapes)
+        fits = all(h * w <= AUTO_MAX_PIXELS for h, w in shapes)
+        return unsupported is None and output_format != "csv" and fits
+    if unsupported is None and output_format == "csv":
+        # A per-pair table has no place for a map: not computed for nothing.
+        raise ValueError(
+            "mean_maps=True needs an output that holds maps (Zarr, NetCDF or none); a CSV "
+            "output is a per-pair table: use mean_maps=False or another output"
+        )
     if unsupported is not None:
         raise ValueError(
             f"mean_maps=True cannot be combined with {unsupported}; use mean_maps=False"

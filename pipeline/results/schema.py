@@ -29,7 +29,8 @@ same pixels::
     coords  size_group (str "HxWxC"), map_y, map_x, map_offset(size_group),
             map_height(size_group), map_width(size_group)
     vars    mean_ssim_map, mean_luminance_map, mean_contrast_map, mean_structure_map,
-            mean_reference (size_group, map_y, map_x); mean_map_count (size_group)
+            mean_reference (size_group, map_y, map_x); mean_map_count (size_group);
+            with several models each leads with ``model`` (one map per model)
 
 Map pixel ``(i, j)`` is the window centred on image pixel ``(i + map_offset, j +
 map_offset)`` (the window's half-width); a group's map is ``map_height x map_width``
@@ -355,10 +356,12 @@ def validate_dataset(ds: xr.Dataset) -> None:
                 f"coordinate {GENERATED!r} has dims {ds[GENERATED].dims}, expected {(MODEL, IMAGE)}"
             )
     if any(name in ds for name in MEAN_MAP_VARIABLES):
-        # Optional as a whole: all of them, on the size_group coordinate.
+        # Optional as a whole: all of them, on the size_group coordinate (and one per
+        # model with several models).
+        lead = (MODEL,) if MODEL in ds.dims else ()
         for name in (*MEAN_MAPS, MEAN_REFERENCE):
-            expected[name] = (SIZE_GROUP, MAP_Y, MAP_X)
-        expected[MEAN_MAP_COUNT] = (SIZE_GROUP,)
+            expected[name] = (*lead, SIZE_GROUP, MAP_Y, MAP_X)
+        expected[MEAN_MAP_COUNT] = (*lead, SIZE_GROUP)
         for name in (SIZE_GROUP, MAP_OFFSET, MAP_HEIGHT, MAP_WIDTH):
             if name not in ds.coords:
                 problems.append(f"missing coordinate {name!r} of the mean maps")
@@ -436,8 +439,8 @@ def mean_map_dataset(
         Image pixel of map pixel 0 along each axis (the window's half-width).
     means : sequence of numpy.ndarray, optional
         Each group's ``(component, y, x)`` means, components ordered as
-        :data:`MEAN_MAPS` then :data:`MEAN_REFERENCE`; NaN when not given (what a
-        new store holds until its run ends).
+        :data:`MEAN_MAPS` then :data:`MEAN_REFERENCE`; lazy NaN when not given (a
+        new store's template: what it holds until its run ends).
     counts : sequence of int, optional
         Each group's number of pairs averaged (0 when not given).
     """
@@ -445,13 +448,19 @@ def mean_map_dataset(
     height = max((h for h, _ in shapes), default=0)
     width = max((w for _, w in shapes), default=0)
     planes = (*MEAN_MAPS, MEAN_REFERENCE)
-    values = np.full((len(planes), n, height, width), np.nan)
-    if means is not None:
+    data_vars: dict[str, Any] = {}
+    if means is None:
+        # A template: lazy NaN, so a Zarr store is laid out without writing a chunk
+        # (unwritten chunks read as the NaN fill value).
+        for name in planes:
+            empty = da.full((n, height, width), np.nan, chunks=(1, height, width))
+            data_vars[name] = ((SIZE_GROUP, MAP_Y, MAP_X), empty)
+    else:
+        values = np.full((len(planes), n, height, width), np.nan)
         for g, ((h, w), mean) in enumerate(zip(shapes, means, strict=True)):
             values[:, g, :h, :w] = mean
-    data_vars: dict[str, Any] = {
-        name: ((SIZE_GROUP, MAP_Y, MAP_X), values[k]) for k, name in enumerate(planes)
-    }
+        for k, name in enumerate(planes):
+            data_vars[name] = ((SIZE_GROUP, MAP_Y, MAP_X), values[k])
     count = np.zeros(n, dtype=np.int64) if counts is None else np.asarray(counts, dtype=np.int64)
     data_vars[MEAN_MAP_COUNT] = ((SIZE_GROUP,), count)
     coords = {

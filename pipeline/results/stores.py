@@ -521,7 +521,11 @@ class ZarrSink:
                 slot = root[name]
                 slot.attrs.update({"count": -1})
             else:
-                slot = root.create_array(name, shape=sums.shape, dtype="float64")
+                # One uncompressed chunk: float64 sums barely compress, and the slot
+                # is written once per batch and read once per run.
+                slot = root.create_array(
+                    name, shape=sums.shape, chunks=sums.shape, dtype="float64", compressors=None
+                )
             slot[...] = sums
             slot.attrs.update({"count": int(count)})
 

@@ -375,7 +375,9 @@ class ReviewAccessor:
 
     # -- mean maps -------------------------------------------------------------
 
-    def mean_map(self, size_group: str | int = 0, component: str = SSIM) -> xr.DataArray:
+    def mean_map(
+        self, size_group: str | int = 0, component: str = SSIM, model: str | int | None = None
+    ) -> xr.DataArray:
         """The mean map of one size group, cropped to the group's own map shape.
 
         Parameters
@@ -385,12 +387,16 @@ class ReviewAccessor:
         component : str
             ``"ssim"``, ``"luminance"``, ``"contrast"``, ``"structure"`` or
             ``"reference"`` (the mean reference image at the map's pixels).
+        model : str or int, optional
+            With several models: the model's name or position (default: every
+            model, a leading ``model`` dimension).
 
         Returns
         -------
         xarray.DataArray
-            ``(map_y, map_x)``; pixel ``(i, j)`` is the window centred on image pixel
-            ``(i + map_offset, j + map_offset)``. NaN where no pair was ``ok``.
+            ``(map_y, map_x)`` (``(model, map_y, map_x)`` for several models); pixel
+            ``(i, j)`` is the window centred on image pixel ``(i + map_offset, j +
+            map_offset)``. NaN where no pair was ``ok``.
 
         Raises
         ------
@@ -404,17 +410,19 @@ class ReviewAccessor:
         >>> sp.evaluate(x, x, mean_maps=True).review.mean_map().shape
         (22, 22)
         """
-        return review_mean_maps.mean_map(self._ds, size_group, component)
+        return review_mean_maps.mean_map(self._ds, size_group, component, model)
 
-    def plot_mean_map(self) -> Figure:
+    def plot_mean_map(self, model: str | int | None = None) -> Figure:
         """Per size group, the mean SSIM map over the mean reference image.
+
+        With several models, one row per model and group (or ``model``'s only).
 
         Raises
         ------
         ValueError
             The results have no mean maps (``mean_maps`` off) or no ``ok`` pair.
         """
-        return review_mean_maps.plot_mean_map(self._ds)
+        return review_mean_maps.plot_mean_map(self._ds, model)
 
     # -- figures ---------------------------------------------------------------
 

@@ -47,12 +47,13 @@ from pipeline.results.schema import (
     MEAN_MAP_COUNT,
     MEAN_MAPS,
     MEAN_REFERENCE,
+    MODEL,
     PSNR,
     SIZE_GROUP,
     SSIM,
 )
 from pipeline.results.summary import PairRow, ResultsScan
-from pipeline.results.text import printable_text
+from pipeline.results.text import printable_text, text_values
 from pipeline.review.maps import pair_view
 
 if TYPE_CHECKING:
@@ -483,37 +484,47 @@ _MEAN_MAP_ALPHA = 0.65
 
 
 def mean_map_figure(ds: xr.Dataset, max_groups: int = MEAN_MAP_GROUPS) -> Figure | None:
-    """Per size group, the mean reference image and the mean SSIM map drawn over it.
+    """Per size group (and model), the mean reference image and the mean SSIM map over it.
 
-    Reads only the mean-map variables (one ``(y, x)`` image per group); None when
-    the results have none or no group has an ``ok`` pair. The groups with the
-    most pairs come first, at most ``max_groups``. Map pixel ``(i, j)`` is the
-    window centred on image pixel ``(i + map_offset, j + map_offset)``: the map
-    and the backdrop are the valid region, the border band of half a window cut.
+    Reads only the mean-map variables (one ``(y, x)`` image per group and model);
+    None when the results have none or no group has an ``ok`` pair. The groups with
+    the most pairs come first, at most ``max_groups`` per model; with several models
+    (a ``model`` dimension) each model has its own rows, titled with its name. Map
+    pixel ``(i, j)`` is the window centred on image pixel ``(i + map_offset, j +
+    map_offset)``: the map and the backdrop are the valid region, the border band of
+    half a window cut.
     """
     if MEAN_MAPS[0] not in ds or SIZE_GROUP not in ds.coords:
         return None
-    counts = np.asarray(ds[MEAN_MAP_COUNT].values, dtype=np.int64)
-    order = [int(g) for g in np.argsort(-counts, kind="stable") if counts[g] > 0][:max_groups]
-    if not order:
+    several = MODEL in ds[MEAN_MAPS[0]].dims
+    models: list[str | None] = list(text_values(ds[MODEL].values)) if several else [None]
+    panels = []
+    for model in models:
+        one = ds if model is None else ds.isel({MODEL: models.index(model)})
+        counts = np.asarray(one[MEAN_MAP_COUNT].values, dtype=np.int64)
+        order = [int(g) for g in np.argsort(-counts, kind="stable") if counts[g] > 0]
+        panels += [(model, one.isel({SIZE_GROUP: g}), int(counts[g])) for g in order[:max_groups]]
+    if not panels:
         return None
-    figure = new_figure(11, 4.2 * len(order) + 0.4)
-    axes = np.asarray(figure.subplots(len(order), 2, squeeze=False))
-    for row, g in zip(axes, order, strict=True):
-        group = ds.isel({SIZE_GROUP: g})
+    figure = new_figure(11, 4.2 * len(panels) + 0.4)
+    axes = np.asarray(figure.subplots(len(panels), 2, squeeze=False))
+    for row, (model, group, count) in zip(axes, panels, strict=True):
         h, w = int(group[MAP_HEIGHT]), int(group[MAP_WIDTH])
         backdrop = np.asarray(group[MEAN_REFERENCE].values, dtype=np.float64)[:h, :w]
         ssim_map = np.asarray(group[MEAN_MAPS[0]].values, dtype=np.float64)[:h, :w]
         shown, _ = display_scaled(backdrop)
         name = printable_text(str(group[SIZE_GROUP].values), NAME_LIMIT)
+        if model is not None:
+            name = f"{printable_text(model, NAME_LIMIT)}, {name}"
         row[0].imshow(shown, cmap="gray", vmin=0.0, vmax=1.0)
-        row[0].set_title(f"mean reference, {name} ({counts[g]:,} pairs)", fontsize=9, **DATA_TEXT)
+        row[0].set_title(f"mean reference, {name} ({count:,} pairs)", fontsize=9, **DATA_TEXT)
         row[1].imshow(shown, cmap="gray", vmin=0.0, vmax=1.0)
         image = draw_ssim_map(row[1], ssim_map)
         image.set_alpha(_MEAN_MAP_ALPHA)
         offset = int(group[MAP_OFFSET])
+        prefix = "mean SSIM map" if model is None else f"{printable_text(model, NAME_LIMIT)}:"
         row[1].set_title(
-            f"mean SSIM map (mean {np.nanmean(ssim_map):.3f}, min {np.nanmin(ssim_map):.3f}); "
+            f"{prefix} (mean {np.nanmean(ssim_map):.3f}, min {np.nanmin(ssim_map):.3f}); "
             f"valid region, {offset} px border cut",
             fontsize=9,
         )

@@ -19,8 +19,10 @@ from pipeline.results.schema import (
     MAP_Y,
     MEAN_MAPS,
     MEAN_REFERENCE,
+    MODEL,
     SIZE_GROUP,
 )
+from pipeline.results.text import text_values
 from pipeline.review.figures import mean_map_figure
 
 if TYPE_CHECKING:
@@ -45,11 +47,39 @@ def _check(ds: xr.Dataset) -> None:
         )
 
 
-def mean_map(ds: xr.Dataset, size_group: str | int = 0, component: str = "ssim") -> xr.DataArray:
-    """One size group's mean map, cropped to the group's own map shape."""
+def _one_model(ds: xr.Dataset, model: str | int | None) -> xr.Dataset:
+    """``ds`` with the mean maps of ``model`` only (all models when None)."""
+    several = MODEL in ds[MEAN_MAPS[0]].dims
+    if model is None or not several:
+        if model is not None:
+            raise ValueError(f"these results hold one model; model must be None (got {model!r})")
+        return ds
+    names = text_values(ds[MODEL].values)
+    if isinstance(model, str):
+        if model not in names:
+            raise ValueError(f"no model {model!r}; the results have {', '.join(names)}")
+        position = names.index(model)
+    elif isinstance(model, int | np.integer) and -len(names) <= model < len(names):
+        position = int(model)
+    else:
+        raise ValueError(f"model must be a name or a position among {len(names)} models")
+    return ds.isel({MODEL: position})
+
+
+def mean_map(
+    ds: xr.Dataset,
+    size_group: str | int = 0,
+    component: str = "ssim",
+    model: str | int | None = None,
+) -> xr.DataArray:
+    """One size group's mean map, cropped to the group's own map shape.
+
+    With several models: ``(model, map_y, map_x)``, or ``model``'s own map.
+    """
     _check(ds)
     if component not in _VARIABLES:
         raise ValueError(f"component must be one of {', '.join(_VARIABLES)} (got {component!r})")
+    ds = _one_model(ds, model)
     names = [str(name) for name in np.asarray(ds[SIZE_GROUP].values).ravel()]
     if isinstance(size_group, str):
         if size_group not in names:
@@ -64,10 +94,10 @@ def mean_map(ds: xr.Dataset, size_group: str | int = 0, component: str = "ssim")
     return group[_VARIABLES[component]].isel({MAP_Y: slice(0, h), MAP_X: slice(0, w)}).load()
 
 
-def plot_mean_map(ds: xr.Dataset) -> Figure:
-    """Per size group, the mean SSIM map over the mean reference image."""
+def plot_mean_map(ds: xr.Dataset, model: str | int | None = None) -> Figure:
+    """Per size group, the mean SSIM map over the mean reference image (rows per model)."""
     _check(ds)
-    figure = mean_map_figure(ds)
+    figure = mean_map_figure(_one_model(ds, model))
     if figure is None:
         raise ValueError("no size group has an ok pair: there is no mean map to draw")
     return figure

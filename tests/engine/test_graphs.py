@@ -220,3 +220,56 @@ def test_mean_map_graph_sums_each_image_chunk_from_chunk_maps(rng) -> None:
     only = mean_map_graph(group.pair, group.kernel, group.chunks, rows=np.array([1, 4]))
     expected = maps[1]["ssim"] + maps[4]["ssim"]
     np.testing.assert_allclose(only.sum(axis=0).compute()[..., 0], expected, atol=1e-9)
+
+
+@pytest.mark.parametrize("engine", ["auto", "reference"])
+def test_map_sums_come_from_the_statistics_block_tasks(rng, engine, monkeypatch) -> None:
+    # One kernel pass per block: with mean maps on, the blocks' statistics and map sums
+    # are computed by the same tasks (whole_statistics or maps called once per block,
+    # as with mean maps off), and equal the separate map graph's sums (reference:
+    # mean_map_graph, itself checked against pipeline.ssim's maps above).
+    from pipeline.engine.graphs import mean_map_graph
+    from pipeline.engine.plan import plan_run
+    from pipeline.engine.settings import resolve_config
+    from pipeline.inputs.opening import open_pair
+    from pipeline.reductions.kernel_spec import KernelSpec
+
+    x = rng.integers(0, 256, (5, 45, 50, 3), dtype=np.uint8)
+    y = np.clip(x + rng.normal(0, 25, x.shape), 0, 255).astype(np.uint8)
+    calls = {"whole_statistics": 0, "maps": 0}
+    for name in calls:
+        real = getattr(KernelSpec, name)
+
+        def counted(self, *args, _real=real, _name=name, **kwargs):
+            calls[_name] += 1
+            return _real(self, *args, **kwargs)
+
+        monkeypatch.setattr(KernelSpec, name, counted)
+    found = {}
+    for mean_maps in (False, True):
+        config = resolve_config(
+            None, engine=engine, chunks=(2, 15, 17), channel_axis=-1, mean_maps=mean_maps
+        )
+        plan = plan_run(config, open_pair(x, y, channel_axis=-1, options=config.input_options()))
+        (group,) = plan.groups
+        assert (group.map_sums is not None) == mean_maps
+        for name in calls:
+            calls[name] = 0
+        wanted = [plan.statistics] + ([] if group.map_sums is None else [group.map_sums])
+        found[mean_maps] = _compute_threads(*wanted)
+        found[mean_maps, "calls"] = dict(calls)
+    n_blocks = 3 * 3 * 3  # 3 image chunks x 3 x 3 tiles
+    if engine == "auto":
+        assert found[True, "calls"] == {"whole_statistics": n_blocks, "maps": 0}
+    else:
+        assert found[True, "calls"]["maps"] == n_blocks
+    assert found[True, "calls"] == found[False, "calls"]
+    np.testing.assert_array_equal(found[True][0], found[False][0])  # statistics unchanged
+    separate = mean_map_graph(group.pair, group.kernel, group.chunks).compute()
+    np.testing.assert_allclose(found[True][1], separate, rtol=0, atol=1e-9)
+
+
+def _compute_threads(*arrays: object) -> tuple:
+    import dask
+
+    return dask.compute(*arrays, scheduler="threads")

@@ -23,7 +23,7 @@ from pipeline.reductions.mean_maps import MapSums, mean_maps_enabled
 from pipeline.results.schema import MEAN_MAP_VARIABLES, validate_dataset
 from pipeline.results.stores import open_results
 
-# Mean maps are off by default (they cost a second kernel call per block): on here.
+# Mean maps are on by default ("auto"); said here so that the tests do not depend on it.
 evaluate = functools.partial(sp.evaluate, mean_maps="auto")
 
 TOL = 1e-9
@@ -217,6 +217,26 @@ def test_mean_maps_off_and_auto(rng) -> None:
     assert not mean_maps_enabled("auto", [(64, 64), (4097, 4096)], volume=False, nan_policy="fail")
     assert mean_maps_enabled(True, [(8000, 8000)], volume=False, nan_policy="fail")
     assert not mean_maps_enabled("auto", [(64, 64)], volume=True, nan_policy="fail")
+    assert not mean_maps_enabled(
+        "auto", [(64, 64)], volume=False, nan_policy="fail", output_format="csv"
+    )
+
+
+def test_default_is_auto_on_for_small_images_and_off_above_the_limit(rng, monkeypatch) -> None:
+    import pipeline.reductions.mean_maps
+
+    x, y = _pairs(rng, (2, 30, 32))
+    assert sp.RunConfig().mean_maps == "auto"
+    on = sp.evaluate(x, y)  # no setting: the default
+    assert int(on.mean_map_count[0]) == 2 and "mean_ssim_map" in on
+    # Above the limit (here lowered to 30 x 31 pixels, the images being 30 x 32): off.
+    monkeypatch.setattr(pipeline.reductions.mean_maps, "AUTO_MAX_PIXELS", 30 * 31)
+    off = sp.evaluate(x, y)
+    assert not any(name in off for name in MEAN_MAP_VARIABLES)
+    np.testing.assert_array_equal(off.ssim.values, on.ssim.values)  # scores unchanged
+    assert "mean_ssim_map" in sp.evaluate(x, y, mean_maps=True)  # forced on: still there
+    two = sp.evaluate(x, [y, x])
+    assert not any(name in two for name in MEAN_MAP_VARIABLES)
 
 
 def test_map_sums_add_and_mean() -> None:
@@ -283,3 +303,175 @@ def test_csv_output_computes_no_mean_map(rng, tmp_path) -> None:
     assert "mean_ssim_map" not in ds
     with pytest.raises(ValueError, match="mean_maps=True needs an output that holds maps"):
         evaluate(x, y, output=str(tmp_path / "s.csv"), mean_maps=True)
+
+
+def _model_expected(x: np.ndarray, y: np.ndarray, ok: list[int]) -> dict[str, np.ndarray]:
+    return _expected(x, y, ok, colour=False)
+
+
+@pytest.mark.parametrize("output", [None, "r.zarr", "r.nc"])
+def test_two_models_have_one_exact_mean_map_each(rng, tmp_path, output) -> None:
+    x, a = _pairs(rng, (5, 36, 41))
+    _, b = _pairs(rng, (5, 36, 41))
+    b = np.clip(b.astype(int) - 30, 0, 255).astype(np.uint8)
+    ds = evaluate(
+        x,
+        {"a": a, "b": b},
+        engine="reference",
+        chunks=(2, 15, 17),
+        batch_images=2,
+        output=None if output is None else str(tmp_path / output),
+    )
+    validate_dataset(ds)
+    assert ds.mean_ssim_map.dims == ("model", "size_group", "map_y", "map_x")
+    assert ds.mean_map_count.values.tolist() == [[5], [5]]
+    for name, generated in (("a", a), ("b", b)):
+        expected = _model_expected(x, generated, list(range(5)))
+        for component, variable in NAMES.items():
+            got = ds[variable].sel(model=name).values[0]
+            np.testing.assert_allclose(got, expected[component], rtol=0, atol=TOL)
+        backdrop = x[:, 5:-5, 5:-5].astype(np.float64).mean(axis=0)
+        np.testing.assert_allclose(ds.mean_reference.sel(model=name).values[0], backdrop, atol=TOL)
+        # Each model's map is that of its own run.
+        alone = evaluate(x, generated, engine="reference", chunks=(2, 15, 17), batch_images=2)
+        for variable in MEAN_MAP_VARIABLES:
+            np.testing.assert_allclose(
+                ds[variable].sel(model=name).values, alone[variable].values, rtol=0, atol=TOL
+            )
+
+
+def test_a_failed_pair_leaves_only_its_own_model_s_mean(rng) -> None:
+    x = rng.random((5, 32, 30))
+    a = np.clip(x + rng.normal(0, 0.05, x.shape), 0, 1)
+    b = np.clip(x + rng.normal(0, 0.1, x.shape), 0, 1)
+    b[2, 10, 10] = np.nan  # fails pair 2 of model b only
+    ds = evaluate(x, {"a": a, "b": b}, engine="reference", data_range=1.0, chunks=(5, 16, 16))
+    assert (ds.status.sel(model="a") == "ok").all()
+    assert list(ds.status.sel(model="b").values != "ok") == [False, False, True, False, False]
+    assert ds.mean_map_count.values.tolist() == [[5], [4]]
+    for name, generated, ok in (("a", a, [0, 1, 2, 3, 4]), ("b", b, [0, 1, 3, 4])):
+        maps = [
+            sp.ssim(x[i], generated[i], engine="reference", data_range=1.0, full=True)[1]
+            for i in ok
+        ]
+        for component, variable in NAMES.items():
+            expected = np.mean([m[component] for m in maps], axis=0)
+            got = ds[variable].sel(model=name).values[0]
+            np.testing.assert_allclose(got, expected, rtol=0, atol=TOL)
+
+
+def test_resumed_run_of_two_models_gives_the_uninterrupted_mean_maps(rng, tmp_path) -> None:
+    x, a = _pairs(rng, (6, 30, 34))
+    b = 255 - a
+    settings = dict(engine="reference", chunks=(1, 15, 17), batch_images=1)
+    whole = evaluate(x, {"a": a, "b": b}, output=str(tmp_path / "whole.zarr"), **settings)
+    out = str(tmp_path / "cut.zarr")
+
+    def stop_after(done, total, n):
+        if done == 2:
+            raise _Stop
+
+    with pytest.raises(_Stop):
+        evaluate(x, {"a": a, "b": b}, output=out, on_batch=stop_after, **settings)
+    interrupted = open_results(out)
+    assert interrupted.mean_map_count.values.tolist() == [[0], [0]]  # not computed yet
+    resumed = evaluate(x, {"a": a, "b": b}, output=out, resume=True, **settings)
+    assert resumed.mean_map_count.values.tolist() == [[6], [6]]
+    for name in MEAN_MAP_VARIABLES:
+        np.testing.assert_allclose(resumed[name].values, whole[name].values, rtol=0, atol=TOL)
+    expected = _model_expected(x, b, list(range(6)))
+    got = resumed.mean_ssim_map.sel(model="b").values[0]
+    np.testing.assert_allclose(got, expected["ssim"], rtol=0, atol=TOL)
+
+
+def test_default_engine_sums_equal_the_fused_kernel_s_own_maps(rng) -> None:
+    # The statistics kernel adds its float32 map rows in float64: the mean equals
+    # NumPy's mean of the same kernel's per-pair maps (fused_maps) to 1e-9, chunked,
+    # grey and colour.
+    from pipeline.kernels import window_weights
+    from pipeline.kernels.cpu.fused import fused_maps
+
+    weights = window_weights("gaussian", 11, 1.5)
+    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
+    for shape in ((4, 40, 44), (3, 38, 40, 3)):
+        x, y = _pairs(rng, shape)
+        colour = len(shape) == 4
+        ds = evaluate(x, y, chunks=(2, 16, 16), channel_axis=-1 if colour else None)
+        for component, variable in NAMES.items():
+            per_pair = []
+            for i in range(shape[0]):
+                xs = x[i][..., None] if not colour else x[i]
+                ys = y[i][..., None] if not colour else y[i]
+                channels = [
+                    fused_maps(
+                        xs[..., c], ys[..., c], weights=weights, uniform=False, c1=c1, c2=c2
+                    )[component]
+                    for c in range(xs.shape[-1])
+                ]
+                total = channels[0].copy()
+                for more in channels[1:]:
+                    total += more  # float32, in channel order, as the kernels average
+                per_pair.append((total / np.float32(len(channels))).astype(np.float64))
+            expected = np.mean(per_pair, axis=0)
+            np.testing.assert_allclose(ds[variable].values[0], expected, rtol=0, atol=TOL)
+
+
+def test_pairs_known_to_fail_before_reading_are_left_out_in_the_one_pass(
+    rng, tmp_path, monkeypatch
+) -> None:
+    # A generated file of another size fails from its header: the block tasks leave it
+    # out of the sums, so no map is computed a second time (no KernelSpec.maps call).
+    from PIL import Image
+
+    from pipeline.reductions.kernel_spec import KernelSpec
+
+    x, y = _pairs(rng, (4, 36, 40))
+    for side, images in (("ref", x), ("gen", y)):
+        (tmp_path / side).mkdir()
+        for i, image in enumerate(images):
+            shown = image[:30, :30] if side == "gen" and i == 1 else image
+            Image.fromarray(shown).save(tmp_path / side / f"im{i}.png")
+    calls = []
+    real = KernelSpec.maps
+    monkeypatch.setattr(KernelSpec, "maps", lambda self, *a: calls.append(1) or real(self, *a))
+    ds = evaluate(str(tmp_path / "ref"), str(tmp_path / "gen"))
+    assert list(ds.status.values == "ok") == [True, False, True, True]
+    assert calls == [] and int(ds.mean_map_count[0]) == 3
+    from pipeline.kernels import window_weights
+    from pipeline.kernels.cpu.fused import fused_maps
+
+    weights = window_weights("gaussian", 11, 1.5)
+    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
+    per_pair = [
+        fused_maps(x[i], y[i], weights=weights, uniform=False, c1=c1, c2=c2)["ssim"]
+        for i in (0, 2, 3)
+    ]
+    expected = np.mean(np.asarray(per_pair, dtype=np.float64), axis=0)
+    np.testing.assert_allclose(ds.mean_ssim_map.values[0], expected, rtol=0, atol=TOL)
+    backdrop = x[[0, 2, 3], 5:-5, 5:-5].astype(np.float64).mean(axis=0)
+    np.testing.assert_allclose(ds.mean_reference.values[0], backdrop, rtol=0, atol=TOL)
+
+
+def test_two_models_with_regions_into_an_object_store_resume_to_the_same_maps(
+    rng, s3_bucket
+) -> None:
+    # moto's real S3 server (tests/s3_server.py): the slots and the means live in the
+    # bucket; grid regions do not change the map (the statistics path with maps).
+    x, a = _pairs(rng, (4, 30, 34))
+    b = np.clip(a.astype(int) + 25, 0, 255).astype(np.uint8)
+    settings = dict(engine="reference", chunks=(1, 15, 17), batch_images=1, regions="2x2")
+    url = f"s3://{s3_bucket}/r.zarr"
+
+    def stop_after(done, total, n):
+        if done == 2:
+            raise _Stop
+
+    with pytest.raises(_Stop):
+        evaluate(x, {"a": a, "b": b}, output=url, on_batch=stop_after, **settings)
+    resumed = evaluate(x, {"a": a, "b": b}, output=url, resume=True, **settings)
+    assert resumed.mean_map_count.values.tolist() == [[4], [4]]
+    for name, generated in (("a", a), ("b", b)):
+        expected = _model_expected(x, generated, list(range(4)))
+        for component, variable in NAMES.items():
+            got = resumed[variable].sel(model=name).values[0]
+            np.testing.assert_allclose(got, expected[component], rtol=0, atol=TOL)

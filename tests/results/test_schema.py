@@ -29,7 +29,8 @@ from pipeline.results.schema import (
 
 def test_schema_of_a_real_result(result):
     validate_dataset(result)
-    assert result.sizes == {IMAGE: 3, REGION: 5, BIN: 16}  # mean maps are off by default
+    # Mean maps are on by default ("auto"): one size group of 32 x 40 images.
+    assert result.sizes == {IMAGE: 3, REGION: 5, BIN: 16, SIZE_GROUP: 1, MAP_Y: 22, MAP_X: 30}
     assert result[SSIM_HIST].dims == (IMAGE, REGION, BIN)
     assert result["status"].values.tolist() == ["ok", "ok", "ok"]
     assert result["count"].dtype == np.int64

@@ -17,7 +17,7 @@ from pipeline.report.build import REPORT_FILES, write_report
 from pipeline.review.figures import mean_map_figure
 from pipeline.testing import degrade, photograph
 
-# Mean maps are off by default (they cost a second kernel call per block): on here.
+# Mean maps are on by default ("auto"); said here so that the tests do not depend on it.
 evaluate = functools.partial(sp.evaluate, mean_maps="auto")
 
 
@@ -78,3 +78,36 @@ def test_results_without_mean_maps_still_report(pairs, tmp_path) -> None:
     page = write_report(ds, tmp_path / "off")
     assert not (tmp_path / "off" / REPORT_FILES["mean_maps"]).exists()
     assert "Where in the frame" not in page.read_text()
+
+
+def test_mean_maps_of_several_models_one_per_model(pairs, tmp_path) -> None:
+    x, y = pairs
+    worse = np.clip(y.astype(int) // 2, 0, 255).astype(np.uint8)
+    ds = evaluate(x, {"good": y, "bad": worse}, engine="reference", chunks=(1, 24, 26))
+    both = ds.review.mean_map()
+    assert both.dims == ("model", "map_y", "map_x") and both.shape == (2, 38, 42)
+    for name, generated in (("good", y), ("bad", worse)):
+        expected = np.mean(
+            [
+                sp.ssim(a, b, engine="reference", full=True)[1]["ssim"]
+                for a, b in zip(x, generated, strict=True)
+            ],
+            axis=0,
+        )
+        np.testing.assert_allclose(ds.review.mean_map(model=name).values, expected, atol=1e-9)
+    np.testing.assert_array_equal(ds.review.mean_map(model=1).values, both.values[1])
+    with pytest.raises(ValueError, match="no model 'ugly'; the results have good, bad"):
+        ds.review.mean_map(model="ugly")
+    # One row per model in the figure, each drawing its own model's map.
+    figure = ds.review.plot_mean_map()
+    heats = [axis.get_images()[-1].get_array() for axis in figure.axes[1:4:2]]
+    for k, heat in enumerate(heats):
+        np.testing.assert_array_equal(np.asarray(heat), ds.mean_ssim_map.values[k, 0])
+    assert "bad" in figure.axes[2].get_title()
+    only = ds.review.plot_mean_map(model="bad")
+    assert len(only.axes) == 3  # one row (two panels) and the colour bar
+    # The report: each model's section has its own heat map file.
+    page = write_report(ds, tmp_path / "models")
+    for k in range(2):
+        assert (tmp_path / "models" / f"model{k}_{REPORT_FILES['mean_maps']}").stat().st_size > 0
+    assert page.read_text().count("Where in the frame") == 2

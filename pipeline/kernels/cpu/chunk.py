@@ -4,7 +4,9 @@
 keeps the Gaussian path's ring of input rows (:mod:`pipeline.kernels.cpu.gaussian`)
 or the uniform path's running column sums (:mod:`pipeline.kernels.cpu.uniform`)
 up to date, and writes each output row into the maps or reduces it while it is
-in L1 (the score's single sum, or the packed row of :mod:`pipeline.kernels.statistics`).
+in L1 (the score's single sum, or the packed row of :mod:`pipeline.kernels.statistics`,
+and optionally the float64 sums of the valid maps over the images of a block: the
+mean maps, without a second pass).
 :func:`pipeline.kernels.cpu.launch.run_kernel` calls it once on the calling
 thread (GIL released), or chunk by chunk from a pool of threads.
 
@@ -37,7 +39,7 @@ from pipeline.kernels.cpu.uniform import (
     uniform_row_int,
 )
 
-__all__ = ["maps_chunks"]
+__all__ = ["add_map_row", "maps_chunks"]
 
 
 @jit(fastmath={"reassoc"})
@@ -56,6 +58,21 @@ def _row_sum(out: np.ndarray, n_out: int) -> float:
 
 
 @jit()
+def add_map_row(out: np.ndarray, n_out: int, map_sums: np.ndarray, i: int) -> None:
+    """``map_sums[:4, i, :n_out] +=`` the row's ssim, luminance, contrast, structure (float64).
+
+    ``out`` is a combined row (planes ``ssim, cs, luminance, contrast, structure``);
+    ``map_sums`` the ``(components, rows, cols)`` float64 sums of several images' valid
+    maps, its first four components those maps (four contiguous, vectorised adds).
+    """
+    for k in range(4):
+        src = out[0 if k == 0 else k + 1]
+        dst = map_sums[k, i]
+        for j in range(n_out):
+            dst[j] += np.float64(src[j])
+
+
+@jit()
 def maps_chunks(
     x: np.ndarray,
     y: np.ndarray,
@@ -71,6 +88,7 @@ def maps_chunks(
     maps: np.ndarray | None,
     scores: np.ndarray | None,
     packed: np.ndarray | None,
+    map_sums: np.ndarray | None,
     first: int,
     stop: int,
 ) -> None:
@@ -87,7 +105,10 @@ def maps_chunks(
     ``components``, ``luminance, contrast, structure``); ``scores[chunk]`` the
     chunk's ``count, ssim_sum``; ``packed[chunk]`` the chunk's packed
     region-``all`` row of :mod:`pipeline.kernels.statistics` (its histogram fields
-    over ``bin_edges`` of their count; needs ``components``).
+    over ``bin_edges`` of their count; needs ``components``);
+    ``map_sums[:4, rows, cols]`` adds the ``ssim``, ``luminance``, ``contrast`` and
+    ``structure`` rows in float64 (the sum of several images' maps, one call per
+    image; needs ``components``).
     """
     win_size = g.shape[0]
     width = x.shape[1]
@@ -155,6 +176,8 @@ def maps_chunks(
             if packed is not None:
                 # The row is still in L1: reduce it before the next one overwrites it.
                 add_row_partial(out[0], out[2], out[3], out[4], n_out, packed[chunk])
+            if map_sums is not None:
+                add_map_row(out, n_out, map_sums, i)
         if scores is not None:
             scores[chunk, 0] = count
             scores[chunk, 1] = ssim_sum

@@ -34,9 +34,11 @@ from typing import Any
 
 import numpy as np
 
+from pipeline.kernels.cpu.chunk import add_map_row
 from pipeline.kernels.cpu.combine import ACC, COL, jit
 from pipeline.kernels.cpu.gaussian import gaussian_row
 from pipeline.kernels.cpu.launch import (
+    check_map_sums,
     check_weights,
     kernel_dtype,
     plan_threads,
@@ -104,6 +106,7 @@ def _colour_chunks(
     sums: np.ndarray | None,
     isums: np.ndarray | None,
     packed: np.ndarray,
+    map_sums: np.ndarray | None,
     first: int,
     stop: int,
 ) -> None:
@@ -117,7 +120,8 @@ def _colour_chunks(
     input), or ``sums[chunk]``, a chunk's ``(channels, 5, width)`` float64
     running column sums of the uniform path (restarted at each chunk), or
     ``isums[chunk]``, the same as exact int32 sums for uint8 input (windows of
-    at most ``INT_TAPS`` taps, as in ``maps_chunks``).
+    at most ``INT_TAPS`` taps, as in ``maps_chunks``). ``map_sums``, when given,
+    adds the averaged rows in float64 (as ``maps_chunks`` does).
     """
     win_size = g.shape[0]
     width = x.shape[1]
@@ -189,6 +193,8 @@ def _colour_chunks(
                 _divide_planes(total, channels, n_out)
             # The averaged row is still in L1: reduce it before the next one overwrites it.
             add_row_partial(total[0], total[2], total[3], total[4], n_out, packed[chunk])
+            if map_sums is not None:
+                add_map_row(total, n_out, map_sums, i)
 
 
 def fused_colour_packed_stats(
@@ -202,6 +208,7 @@ def fused_colour_packed_stats(
     bins: int,
     cov_norm: float = 1.0,
     threads: int | None = None,
+    map_sums: np.ndarray | None = None,
 ) -> np.ndarray:
     """Packed region-``all`` statistics of the channel-averaged SSIM map of a colour block.
 
@@ -225,6 +232,11 @@ def fused_colour_packed_stats(
         As for :func:`~pipeline.kernels.cpu.fused.fused_maps`: ``None`` all of
         numba's threads, ``1`` the serial kernel on the calling thread (GIL
         released; Dask workers), ``n`` a parallel launch on ``n`` threads.
+    map_sums : numpy.ndarray, optional
+        ``(k >= 4, rows - win_size + 1, cols - win_size + 1)`` float64, C-contiguous:
+        the channel-averaged ``ssim``, ``luminance``, ``contrast`` and ``structure``
+        maps are added to its first four components in place, row by row in the
+        same pass (summing several images' maps without storing one).
 
     Returns
     -------
@@ -278,7 +290,11 @@ def fused_colour_packed_stats(
     exact = uniform and dtype == np.uint8 and win_size <= INT_TAPS
     sums = np.empty((n_chunks, channels, 5, width)) if uniform and not exact else None
     isums = np.empty((n_chunks, channels, 5, width), dtype=np.int32) if exact else None
-    args = (x, y, g, bounds, float(c1), float(c2), float(cov_norm), rings, sums, isums, packed)
+    check_map_sums(map_sums, (x.shape[0] - win_size + 1, x.shape[1] - win_size + 1))
+    args = (
+        x, y, g, bounds, float(c1), float(c2), float(cov_norm), rings, sums, isums, packed,
+        map_sums,
+    )  # fmt: skip
     run_kernel(_colour_chunks, n_threads, n_chunks, args)
     if n_chunks == 1:
         return packed[0]

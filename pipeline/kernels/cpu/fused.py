@@ -67,6 +67,7 @@ import numpy as np
 from pipeline.kernels.cpu.chunk import maps_chunks
 from pipeline.kernels.cpu.launch import (
     FUSED_DTYPES,
+    check_map_sums,
     plan_threads,
     prepare_pair,
     ring_width,
@@ -99,13 +100,15 @@ def _launch(
     threads: int | None,
     output: str,
     bins: int = 0,
+    map_sums: np.ndarray | None = None,
 ) -> np.ndarray:
     """Run the kernel for one ``output`` and return it.
 
     ``"maps"``: the ``(row, plane, column)`` maps; ``"score"``: ``(count,
     ssim_sum)`` per row chunk; ``"packed"``: the packed statistics of ``bins``
     bins per row chunk. The kernel is given only that output (None for the
-    others), so only its path is compiled.
+    others), so only its path is compiled; ``map_sums`` (with ``"packed"``) also
+    receives the four valid maps, added in float64.
     """
     win_size = g.shape[0]
     n_threads = plan_threads(threads, x.shape[:2], win_size)
@@ -138,7 +141,7 @@ def _launch(
     outputs = {name: result if name == output else None for name in ("maps", "score", "packed")}
     args = (
         x, y, g, bounds, float(c1), float(c2), float(cov_norm), bool(components), rings, sums,
-        isums, outputs["maps"], outputs["score"], outputs["packed"],
+        isums, outputs["maps"], outputs["score"], outputs["packed"], map_sums,
     )  # fmt: skip
     run_kernel(maps_chunks, n_threads, n_chunks, args)
     return result
@@ -233,6 +236,7 @@ def fused_packed_stats(
     bins: int,
     cov_norm: float = 1.0,
     threads: int | None = None,
+    map_sums: np.ndarray | None = None,
 ) -> np.ndarray:
     """Packed region-``all`` statistics of a block's 'valid' SSIM map, without storing maps.
 
@@ -245,11 +249,21 @@ def fused_packed_stats(
     Chan's update, so it matches the two-pass value to ~1e-12 relative.
     Several threads give one partial per row chunk, merged by
     :func:`pipeline.kernels.statistics.merge_statistics`.
+
+    ``map_sums`` (optional, ``(k >= 4, rows - win_size + 1, cols - win_size + 1)``
+    float64, C-contiguous) receives the ``ssim``, ``luminance``, ``contrast`` and
+    ``structure`` maps in its first four components, added in place in the same
+    pass: called once per image of a block, it holds the sum of their maps (the
+    mean maps of a run) and no map is stored.
     """
     if isinstance(bins, bool) or not isinstance(bins, int | np.integer) or bins < 1:
         raise ValueError(f"bins must be a positive integer (got {bins!r})")
     x, y, g = prepare_pair(x, y, weights)
-    packed = _launch(x, y, g, uniform, c1, c2, cov_norm, True, threads, "packed", int(bins))
+    win_size = g.shape[0]
+    check_map_sums(map_sums, (x.shape[0] - win_size + 1, x.shape[1] - win_size + 1))
+    packed = _launch(
+        x, y, g, uniform, c1, c2, cov_norm, True, threads, "packed", int(bins), map_sums
+    )
     if packed.shape[0] == 1:
         return packed[0]
     return np.asarray(merge_statistics(packed, axis=0))

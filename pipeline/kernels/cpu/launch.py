@@ -22,6 +22,7 @@ from pipeline.kernels.cpu.combine import MAX_TAPS
 
 __all__ = [
     "FUSED_DTYPES",
+    "check_map_sums",
     "check_weights",
     "kernel_dtype",
     "plan_threads",
@@ -68,6 +69,30 @@ def check_weights(weights: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
         # The Gaussian path adds taps k and win_size - 1 - k with one weight.
         raise ValueError(f"weights must be symmetric (got {np.array2string(g, precision=4)})")
     return read_only(g)
+
+
+def check_map_sums(map_sums: np.ndarray | None, shape: tuple[int, int]) -> None:
+    """Refuse a ``map_sums`` accumulator the kernel cannot add a block's valid maps to.
+
+    It must be a writable C-contiguous float64 ``(components, rows, cols)`` array of
+    the valid map's ``shape``, with at least the four components the kernel adds.
+    """
+    if map_sums is None:
+        return
+    if not isinstance(map_sums, np.ndarray):
+        raise TypeError(f"map_sums must be a numpy array or None (got {type(map_sums).__name__})")
+    if (
+        map_sums.ndim != 3
+        or map_sums.shape[1:] != tuple(shape)
+        or map_sums.shape[0] < 4
+        or map_sums.dtype != np.float64
+        or not map_sums.flags.c_contiguous
+        or not map_sums.flags.writeable
+    ):
+        raise ValueError(
+            "map_sums must be a writable C-contiguous float64 array of shape "
+            f"(k >= 4, {shape[0]}, {shape[1]}) (got {map_sums.dtype} {map_sums.shape})"
+        )
 
 
 def read_only(a: np.ndarray) -> np.ndarray:

@@ -32,7 +32,7 @@ from pipeline.kernels.statistics import (
     SUM_STRUCTURE,
 )
 
-__all__ = ["add_row_partial", "region_statistics", "whole_image_statistics"]
+__all__ = ["add_centre_pixels", "add_row_partial", "region_statistics", "whole_image_statistics"]
 
 # Sums are reassociated (vectorised) float64 reductions: these are statistics of a
 # map, and reordering a float64 sum moves it by ~1e-16 relative, far below every
@@ -210,3 +210,40 @@ def region_statistics(
                     k += 1
                 if g >= 0:
                     out[i, g, M2] += _segment_m2(ssim[i, r, start:k], means[g])
+
+
+@numba.njit(cache=True, nogil=True)
+def _add_centre_rows(
+    rows: np.ndarray, channels: int, depth: int, out: np.ndarray, component: int
+) -> None:  # pragma: no cover - compiled; checked against NumPy in the tests
+    h, w = out.shape[1], out.shape[2]
+    n = rows.shape[0]
+    start = depth * channels
+    width = w * channels
+    row_sum = np.empty(width)
+    for r in range(h):
+        # Every image's row summed first: one contiguous, vectorised loop per image.
+        row_sum[:] = 0.0
+        for i in range(n):
+            row = rows[i, depth + r]
+            for j in range(width):
+                row_sum[j] += np.float64(row[start + j])
+        dst = out[component, r]
+        for c in range(w):
+            total = 0.0
+            for k in range(channels):
+                total += row_sum[c * channels + k]
+            dst[c] += total / channels
+
+
+def add_centre_pixels(x: np.ndarray, depth: int, out: np.ndarray, component: int) -> None:
+    """``out[component, r, c] +=`` the channel mean of ``x[i, depth + r, depth + c]``, every ``i``.
+
+    ``x`` is an overlapped ``(images, h + 2 depth, w + 2 depth, channels)`` block and
+    ``out`` a ``(components, h, w)`` float64 array: the sum over the block's images of
+    the pixels at the valid map's window centres (the backdrop of a mean SSIM map),
+    one compiled pass over the pixels, in float64 (exact for integer images).
+    """
+    n, height, width, channels = x.shape
+    rows = np.ascontiguousarray(x).reshape(n, height, width * channels)
+    _add_centre_rows(rows, channels, depth, out, component)

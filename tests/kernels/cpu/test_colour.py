@@ -195,3 +195,51 @@ def test_shape_errors(x_shape, y_shape, match) -> None:
             c2=spec.c2,
             bins=BINS,
         )
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+@pytest.mark.parametrize("channels", [1, 3])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_map_sums_add_the_kernels_own_maps_in_the_statistics_pass(
+    rng, profile, channels, threads
+) -> None:
+    # Reference: KernelSpec.maps (the fused engine's float32 maps, channel mean in
+    # float32) of each image, summed with NumPy in float64. The packed statistics do
+    # not change when the sums are asked for.
+    spec = profile_spec(profile, 255.0)
+    images = [colour_pair(rng, "uint8", (45, 52, channels))[:2] for _ in range(3)]
+    win = len(spec.weights)
+    sums = np.zeros((5, 45 - win + 1, 52 - win + 1))
+    sums[4] = 7.0  # components after the fourth are left alone
+    expected = np.zeros((4, 45 - win + 1, 52 - win + 1))
+    for x, y in images:
+        kernel = fused_packed_stats if channels == 1 else fused_colour_packed_stats
+        args = (x[..., 0], y[..., 0]) if channels == 1 else (x, y)
+        options = dict(
+            weights=np.asarray(spec.weights),
+            uniform=spec.window == "uniform",
+            c1=spec.c1,
+            c2=spec.c2,
+            bins=BINS,
+            cov_norm=spec.cov_norm,
+            threads=threads,
+        )
+        with_sums = kernel(*args, **options, map_sums=sums)
+        np.testing.assert_array_equal(with_sums, kernel(*args, **options))
+        maps = spec.maps(x[None], y[None])
+        for k, name in enumerate(("ssim", "luminance", "contrast", "structure")):
+            expected[k] += maps[name][0].astype(np.float64)
+    np.testing.assert_allclose(sums[:4], expected, rtol=0, atol=1e-12)
+    assert (sums[4] == 7.0).all()
+
+
+def test_map_sums_of_the_wrong_shape_are_refused(rng) -> None:
+    spec = profile_spec("wang2004", 255.0)
+    x, y, _ = colour_pair(rng, "uint8", (30, 31, 3))
+    options = dict(weights=np.asarray(spec.weights), uniform=False, c1=spec.c1, c2=spec.c2, bins=4)
+    with pytest.raises(ValueError, match=r"map_sums must be a writable C-contiguous float64"):
+        fused_colour_packed_stats(x, y, **options, map_sums=np.zeros((5, 19, 21)))
+    with pytest.raises(ValueError, match=r"\(k >= 4, 20, 21\)"):
+        fused_packed_stats(x[..., 0], y[..., 0], **options, map_sums=np.zeros((3, 20, 21)))
+    with pytest.raises(TypeError, match="map_sums must be a numpy array"):
+        fused_packed_stats(x[..., 0], y[..., 0], **options, map_sums=[[0.0]])
