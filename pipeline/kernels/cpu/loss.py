@@ -1,0 +1,363 @@
+"""Fused forward and backward of mean 'valid' SSIM over many planes (numba, CPU).
+
+The training loss of :mod:`pipeline.nn` runs here on the memory of the tensors
+(NumPy views, no torch in this module). Planes are the ``P = N * C`` images of a
+batch, ``(P, H, W)`` arrays (or ``(P, D, H, W)`` volumes); each plane is one
+iteration of a parallel loop (``numba.prange``).
+
+**Forward** (:func:`ssim_forward`): per plane, the five local moments of a
+separable window on the 'valid' region, the mean SSIM (or the mean cs, for the
+lower scales of MS-SSIM), and the three coefficient maps of the gradient, already
+divided by the number ``M`` of valid positions (``n`` the covariance factor,
+1 or ``N / (N - 1)``):
+
+    SSIM:  G_mu = 2 cs (mu_x - l mu_y) / B1 + 2 n l (cs mu'_y - mu'_x) / B2
+           G_xy = 2 n l / B2,   G_yy = -n l cs / B2
+    cs:    G_mu = 2 n (cs mu'_y - mu'_x) / B2,   G_xy = 2 n / B2,   G_yy = -n cs / B2
+
+so that ``d mean / d y_q = sum_p w(q - p) [G_mu(p) + x'_q G_xy(p) + 2 y'_q G_yy(p)]``
+(see :mod:`pipeline.kernels.gradient`). Primes mark the plane-centred data
+``x' = x - s_x``, ``y' = y - s_y`` with ``s`` the plane's mean: the variances do not
+change under the shift, and the gradient's ``x_q G_xy + 2 y_q G_yy`` terms are
+rewritten around it (``G_mu`` absorbs ``s_x G_xy + 2 s_y G_yy``), so no term of the
+order of ``s^2`` is ever formed and then cancelled. The moments are accumulated in
+float64 whatever the input dtype; float32 input keeps its three maps in float32
+(relative rounding 6e-8, far below the 1e-5 the loss is tested to).
+
+**Backward** (:func:`ssim_backward`): the adjoint of the valid correlation (a
+'full' convolution) of the three maps, row by row, combined with ``x'`` and
+``y'`` and scaled by the plane's incoming gradient in the same pass; nothing of
+image size is kept between the two passes except the maps themselves.
+
+Memory kept between forward and backward: three valid-size maps per plane (the
+input's dtype) and two float64 shifts per plane. Volumes ``(P, D, H, W)`` take a
+NumPy float64 path with the same three maps per plane (:func:`filter_valid` and
+its adjoint), not compiled: 3-D training losses are rare and small.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from numba import prange
+
+from pipeline.kernels.cpu.combine import jit
+from pipeline.kernels.gradient import filter_adjoint
+from pipeline.kernels.reference import filter_valid
+
+__all__ = ["ssim_backward", "ssim_forward"]
+
+
+@jit(parallel=True)
+def _forward_planes(
+    x: np.ndarray,
+    y: np.ndarray,
+    w: np.ndarray,
+    c1: float,
+    c2: float,
+    cov_norm: float,
+    cs_only: bool,
+    values: np.ndarray,
+    maps: np.ndarray,
+    shifts: np.ndarray,
+) -> None:
+    """Mean SSIM (or cs) of each plane of ``(P, H, W)`` arrays, and its gradient maps."""
+    n_planes, height, width = x.shape
+    k = w.shape[0]
+    h_out = height - k + 1
+    w_out = width - k + 1
+    inv_m = 1.0 / (h_out * w_out)
+    n = cov_norm
+    for p in prange(n_planes):
+        s_x = 0.0
+        s_y = 0.0
+        for i in range(height):
+            for j in range(width):
+                s_x += x[p, i, j]
+                s_y += y[p, i, j]
+        s_x /= height * width
+        s_y /= height * width
+        shifts[p, 0] = s_x
+        shifts[p, 1] = s_y
+        # Per input row: the plane-centred values and their products, once.
+        rows = np.empty((k, 5, width))
+        col = np.empty((5, width))
+        mom = np.empty((5, w_out))
+        total = 0.0
+        for i in range(h_out + k - 1):
+            # Ring of the last k input rows' centred quantities.
+            if i < height:
+                slot = rows[i % k]
+                xr = x[p, i]
+                yr = y[p, i]
+                for j in range(width):
+                    a = xr[j] - s_x
+                    b = yr[j] - s_y
+                    slot[0, j] = a
+                    slot[1, j] = b
+                    slot[2, j] = a * a
+                    slot[3, j] = b * b
+                    slot[4, j] = a * b
+            r = i - k + 1
+            if r < 0:
+                continue
+            # Vertical pass over input rows r .. r + k - 1.
+            col[:, :] = 0.0
+            for t in range(k):
+                wt = w[t]
+                src = rows[(r + t) % k]
+                for q in range(5):
+                    src_q = src[q]
+                    col_q = col[q]
+                    for j in range(width):
+                        col_q[j] += wt * src_q[j]
+            # Horizontal pass.
+            mom[:, :] = 0.0
+            for t in range(k):
+                wt = w[t]
+                for q in range(5):
+                    col_q = col[q]
+                    mom_q = mom[q]
+                    for j in range(w_out):
+                        mom_q[j] += wt * col_q[j + t]
+            g_mu = maps[p, 0, r]
+            g_xy = maps[p, 1, r]
+            g_yy = maps[p, 2, r]
+            for j in range(w_out):
+                mu_x_c = mom[0, j]
+                mu_y_c = mom[1, j]
+                sigma_x_sq = n * (mom[2, j] - mu_x_c * mu_x_c)
+                sigma_y_sq = n * (mom[3, j] - mu_y_c * mu_y_c)
+                sigma_xy = n * (mom[4, j] - mu_x_c * mu_y_c)
+                b2 = sigma_x_sq + sigma_y_sq + c2
+                cs = (2.0 * sigma_xy + c2) / b2
+                if cs_only:
+                    total += cs
+                    g_mu[j] = inv_m * 2.0 * n * (cs * mu_y_c - mu_x_c) / b2
+                    g_xy[j] = inv_m * 2.0 * n / b2
+                    g_yy[j] = -inv_m * n * cs / b2
+                else:
+                    mu_x = mu_x_c + s_x
+                    mu_y = mu_y_c + s_y
+                    b1 = mu_x * mu_x + mu_y * mu_y + c1
+                    luminance = (2.0 * mu_x * mu_y + c1) / b1
+                    total += luminance * cs
+                    g_mu[j] = inv_m * (
+                        2.0 * cs * (mu_x - luminance * mu_y) / b1
+                        + 2.0 * n * luminance * (cs * mu_y_c - mu_x_c) / b2
+                    )
+                    g_xy[j] = inv_m * 2.0 * n * luminance / b2
+                    g_yy[j] = -inv_m * n * luminance * cs / b2
+        values[p] = total * inv_m
+
+
+@jit(parallel=True)
+def _backward_planes(
+    x: np.ndarray,
+    y: np.ndarray,
+    maps: np.ndarray,
+    shifts: np.ndarray,
+    grad_values: np.ndarray,
+    w: np.ndarray,
+    out: np.ndarray,
+) -> None:
+    """``grad_values[p] * d mean_p / d y`` for each plane: the adjoint filter of the maps."""
+    n_planes, height, width = x.shape
+    k = w.shape[0]
+    h_out = height - k + 1
+    w_out = width - k + 1
+    for p in prange(n_planes):
+        g = grad_values[p]
+        s_x = shifts[p, 0]
+        s_y = shifts[p, 1]
+        vert = np.empty((3, w_out))
+        full = np.empty((3, width))
+        for r in range(height):
+            # Valid rows that input row r fed: r - t for taps t with 0 <= r - t < h_out.
+            vert[:, :] = 0.0
+            t_lo = max(0, r - h_out + 1)
+            t_hi = min(k - 1, r)
+            for t in range(t_lo, t_hi + 1):
+                wt = w[t]
+                for q in range(3):
+                    src = maps[p, q, r - t]
+                    dst = vert[q]
+                    for j in range(w_out):
+                        dst[j] += wt * src[j]
+            full[:, :] = 0.0
+            for t in range(k):
+                wt = w[t]
+                for q in range(3):
+                    src = vert[q]
+                    dst = full[q]
+                    for j in range(w_out):
+                        dst[j + t] += wt * src[j]
+            xr = x[p, r]
+            yr = y[p, r]
+            orow = out[p, r]
+            for j in range(width):
+                orow[j] = g * (
+                    full[0, j] + (xr[j] - s_x) * full[1, j] + 2.0 * (yr[j] - s_y) * full[2, j]
+                )
+
+
+def _check_planes(x: np.ndarray, y: np.ndarray, weights: np.ndarray) -> None:
+    if x.shape != y.shape or x.dtype != y.dtype:
+        raise ValueError(
+            f"x and y must have one shape and dtype (got {x.shape} {x.dtype} and "
+            f"{y.shape} {y.dtype})"
+        )
+    if x.ndim not in (3, 4):
+        raise ValueError(f"x must be (planes, H, W) or (planes, D, H, W) (got shape {x.shape})")
+    if x.dtype not in (np.float32, np.float64):
+        raise TypeError(f"x must be float32 or float64 (got {x.dtype})")
+    if min(x.shape[1:]) < len(weights):
+        raise ValueError(
+            f"the window ({len(weights)} taps) is larger than the smallest side of the "
+            f"planes {x.shape[1:]}"
+        )
+
+
+def ssim_forward(
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    weights: np.ndarray,
+    c1: float,
+    c2: float,
+    cov_norm: float = 1.0,
+    cs_only: bool = False,
+) -> tuple[np.ndarray, Any]:
+    """Per-plane mean 'valid' SSIM (or cs) of ``y`` against ``x``, and what backward needs.
+
+    Parameters
+    ----------
+    x, y : ndarray
+        Reference and generated planes, ``(P, H, W)`` or ``(P, D, H, W)``, one dtype
+        (float32 or float64), C-contiguous (read in place, never copied).
+    weights : ndarray
+        The separable 1-D window.
+    c1, c2, cov_norm : float
+        SSIM's constants and the covariance factor (1 population, ``N / (N - 1)`` sample).
+    cs_only : bool
+        Mean of the cs map instead of the SSIM map (MS-SSIM's lower scales).
+
+    Returns
+    -------
+    values : ndarray
+        ``(P,)`` float64 means.
+    saved : tuple
+        Opaque state for :func:`ssim_backward`: the three gradient maps per plane
+        (valid size, ``x``'s dtype) and the plane shifts (float64 ``(P, 2)``).
+    """
+    _check_planes(x, y, weights)
+    w = np.ascontiguousarray(weights, dtype=np.float64)
+    n_planes = x.shape[0]
+    valid = tuple(n - len(w) + 1 for n in x.shape[1:])
+    if x.ndim == 4:
+        return _forward_volumes(x, y, w, c1, c2, cov_norm, cs_only)
+    x = np.ascontiguousarray(x)
+    y = np.ascontiguousarray(y)
+    values = np.empty(n_planes, dtype=np.float64)
+    maps = np.empty((n_planes, 3, *valid), dtype=x.dtype)
+    shifts = np.empty((n_planes, 2), dtype=np.float64)
+    _forward_planes(
+        x, y, w, float(c1), float(c2), float(cov_norm), bool(cs_only), values, maps, shifts
+    )
+    return values, (maps, shifts)
+
+
+def ssim_backward(
+    x: np.ndarray,
+    y: np.ndarray,
+    saved: Any,
+    grad_values: np.ndarray,
+    *,
+    weights: np.ndarray,
+) -> np.ndarray:
+    """``grad_values[p] * d values[p] / d y`` for every plane, in ``y``'s dtype and shape.
+
+    ``x``, ``y`` and ``saved`` are those of the :func:`ssim_forward` call;
+    ``grad_values`` is ``(P,)`` (the incoming gradient of each plane's value).
+    """
+    maps, shifts = saved
+    w = np.ascontiguousarray(weights, dtype=np.float64)
+    g = np.ascontiguousarray(grad_values, dtype=np.float64).reshape(-1)
+    if g.shape != (x.shape[0],):
+        raise ValueError(f"grad_values must hold one value per plane (got shape {g.shape})")
+    if x.ndim == 4:
+        return _backward_volumes(x, y, maps, shifts, g, w)
+    out = np.empty(y.shape, dtype=y.dtype)
+    _backward_planes(np.ascontiguousarray(x), np.ascontiguousarray(y), maps, shifts, g, w, out)
+    return out
+
+
+def _forward_volumes(
+    x: np.ndarray,
+    y: np.ndarray,
+    w: np.ndarray,
+    c1: float,
+    c2: float,
+    n: float,
+    cs_only: bool,
+) -> tuple[np.ndarray, Any]:
+    """:func:`ssim_forward` of ``(P, D, H, W)`` volumes in NumPy float64, plane by plane."""
+    n_planes = x.shape[0]
+    valid = tuple(side - len(w) + 1 for side in x.shape[1:])
+    values = np.empty(n_planes, dtype=np.float64)
+    maps = np.empty((n_planes, 3, *valid), dtype=x.dtype)
+    shifts = np.empty((n_planes, 2), dtype=np.float64)
+    for p in range(n_planes):
+        s_x = float(x[p].mean(dtype=np.float64))
+        s_y = float(y[p].mean(dtype=np.float64))
+        a = x[p].astype(np.float64) - s_x
+        b = y[p].astype(np.float64) - s_y
+        mu_x_c = filter_valid(a, w)
+        mu_y_c = filter_valid(b, w)
+        sigma_x_sq = n * (filter_valid(a * a, w) - mu_x_c * mu_x_c)
+        sigma_y_sq = n * (filter_valid(b * b, w) - mu_y_c * mu_y_c)
+        sigma_xy = n * (filter_valid(a * b, w) - mu_x_c * mu_y_c)
+        b2 = sigma_x_sq + sigma_y_sq + c2
+        cs = (2 * sigma_xy + c2) / b2
+        inv_m = 1.0 / cs.size
+        if cs_only:
+            values[p] = cs.mean()
+            maps[p, 0] = inv_m * 2 * n * (cs * mu_y_c - mu_x_c) / b2
+            maps[p, 1] = inv_m * 2 * n / b2
+            maps[p, 2] = -inv_m * n * cs / b2
+        else:
+            mu_x = mu_x_c + s_x
+            mu_y = mu_y_c + s_y
+            b1 = mu_x * mu_x + mu_y * mu_y + c1
+            luminance = (2 * mu_x * mu_y + c1) / b1
+            values[p] = (luminance * cs).mean()
+            maps[p, 0] = inv_m * (
+                2 * cs * (mu_x - luminance * mu_y) / b1
+                + 2 * n * luminance * (cs * mu_y_c - mu_x_c) / b2
+            )
+            maps[p, 1] = inv_m * 2 * n * luminance / b2
+            maps[p, 2] = -inv_m * n * luminance * cs / b2
+        shifts[p] = s_x, s_y
+    return values, (maps, shifts)
+
+
+def _backward_volumes(
+    x: np.ndarray,
+    y: np.ndarray,
+    maps: np.ndarray,
+    shifts: np.ndarray,
+    g: np.ndarray,
+    w: np.ndarray,
+) -> np.ndarray:
+    """:func:`ssim_backward` of volumes: the adjoint filter in NumPy float64."""
+    out = np.empty(y.shape, dtype=y.dtype)
+    for p in range(x.shape[0]):
+        g_mu, g_xy, g_yy = (maps[p, q].astype(np.float64) for q in range(3))
+        a = x[p].astype(np.float64) - shifts[p, 0]
+        b = y[p].astype(np.float64) - shifts[p, 1]
+        grad = filter_adjoint(g_mu, w)
+        grad += a * filter_adjoint(g_xy, w)
+        grad += 2 * b * filter_adjoint(g_yy, w)
+        out[p] = g[p] * grad
+    return out
