@@ -118,8 +118,7 @@ def check_pair(input: Any, target: Any, options: LossOptions, *, name: str) -> N
             )
     if input.dtype != target.dtype:
         raise TypeError(
-            f"{name}: input and target must have one dtype (got {input.dtype} and "
-            f"{target.dtype})"
+            f"{name}: input and target must have one dtype (got {input.dtype} and {target.dtype})"
         )
     if target.requires_grad:
         raise ValueError(

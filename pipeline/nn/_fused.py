@@ -105,9 +105,7 @@ def _function_class() -> Any:
             input, _ = ctx.saved_tensors
             x, y, saved = ctx.arrays
             grad_planes = _planes(grad_values.to(torch.float64), 1).reshape(-1)
-            grad = ctx.module.ssim_backward(
-                x, y, saved, grad_planes, weights=ctx.options.weights
-            )
+            grad = ctx.module.ssim_backward(x, y, saved, grad_planes, weights=ctx.options.weights)
             return _to_tensor(grad, input).reshape(input.shape), None, None, None
 
     return FusedSSIM
