@@ -44,7 +44,7 @@ def resolve_options(
     data_range: Any,
     reduction: str,
     profile: str,
-    scale_weights: Sequence[float] | None | bool,
+    scale_weights: Sequence[float] | bool | None,
     params: dict[str, Any],
     name: str,
 ) -> LossOptions:

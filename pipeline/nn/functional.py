@@ -181,13 +181,16 @@ def ms_ssim_per_image(input: Any, target: Any, options: LossOptions, *, name: st
     check_pair(input, target, options, name=name)
     assert options.scale_weights is not None  # set by resolve_options for ms_ssim
     n_scales = len(options.scale_weights)
+    dtype = input.dtype
     factors = []
     for scale, weight in enumerate(options.scale_weights):
         if scale > 0:
-            input, target = _halve(input), _halve(target)
+            # The coarser scales are held in float64: a float32 mean of four pixels far
+            # from zero (1000 + detail) would round away detail pipeline.ms_ssim keeps.
+            input, target = _halve(input.double()), _halve(target.double())
         per_plane = fused_ssim(input, target, options, cs_only=scale < n_scales - 1)
         factors.append(_clamped_power(per_plane, weight))
-    per_plane = torch.stack(factors).prod(dim=0)
+    per_plane = torch.stack([f.to(dtype) for f in factors]).prod(dim=0)
     return per_plane.reshape(input.shape[0], input.shape[1]).mean(dim=1)
 
 
