@@ -49,6 +49,10 @@ from pipeline.kernels.reference import filter_valid
 __all__ = ["ssim_backward", "ssim_forward"]
 
 
+# Output columns per tile of the forward pass.
+_TILE = 256
+
+
 @jit()
 def _plane_mean(a: np.ndarray, row_sums: np.ndarray) -> float:
     """Mean of a 2-D plane in float64, summed column-wise (vectorised) then across."""
@@ -64,16 +68,17 @@ def _plane_mean(a: np.ndarray, row_sums: np.ndarray) -> float:
 
 
 @jit(fastmath=CONTRACT)
-def _correlate_rows(src: np.ndarray, first: int, w: np.ndarray, dst: np.ndarray) -> None:
-    """``dst[q, j] = sum_t w[t] src[(first + t) % k, q, j]``: the vertical pass over a ring.
+def _correlate_rows(
+    src: np.ndarray, first: int, w: np.ndarray, dst: np.ndarray, width: int
+) -> None:
+    """``dst[q, j] = sum_t w[t] src[(first + t) % k, q, j]``, ``j < width``: the vertical pass.
 
     Four taps per sweep: each sweep loads and stores the accumulator row once, so
     the memory traffic per tap is about half that of one tap per sweep.
     """
     k = w.shape[0]
     n_q = dst.shape[0]
-    width = dst.shape[1]
-    if first < 0 or k < 1:
+    if first < 0 or k < 1 or width < 0:
         return
     for q in range(n_q):
         out = dst[q]
@@ -100,12 +105,11 @@ def _correlate_rows(src: np.ndarray, first: int, w: np.ndarray, dst: np.ndarray)
 
 
 @jit(fastmath=CONTRACT)
-def _correlate_columns(src: np.ndarray, w: np.ndarray, dst: np.ndarray) -> None:
-    """``dst[q, j] = sum_t w[t] src[q, j + t]``: the horizontal 'valid' pass, four taps a sweep."""
+def _correlate_columns(src: np.ndarray, w: np.ndarray, dst: np.ndarray, width: int) -> None:
+    """``dst[q, j] = sum_t w[t] src[q, j + t]``, ``j < width``: the horizontal 'valid' pass."""
     k = w.shape[0]
     n_q = dst.shape[0]
-    width = dst.shape[1]
-    if k < 1:
+    if k < 1 or width < 0:
         return
     for q in range(n_q):
         out = dst[q]
@@ -157,53 +161,61 @@ def _forward_planes(
         s_y = _plane_mean(y[p], row_sums)
         shifts[p, 0] = s_x
         shifts[p, 1] = s_y
-        # Per input row, once: the plane-centred values and their products, in a ring
-        # of the last k rows.
-        rows = np.empty((k, 5, width))
-        col = np.empty((5, width))
-        mom = np.empty((5, w_out))
+        # Column tiles keep the ring of the last k rows' products (k x 5 x tile
+        # float64) in the L2 cache; per input row of a tile, once: the plane-centred
+        # values and their products.
+        span = min(width, _TILE + k - 1)
+        rows = np.empty((k, 5, span))
+        col = np.empty((5, span))
+        mom = np.empty((5, span - k + 1))
         total = 0.0
-        for i in range(height):
-            slot = rows[i % k]
-            xr = x[p, i]
-            yr = y[p, i]
-            u = slot[0]
-            v = slot[1]
-            uu = slot[2]
-            vv = slot[3]
-            uv = slot[4]
-            for j in range(width):
-                a = xr[j] - s_x
-                b = yr[j] - s_y
-                u[j] = a
-                v[j] = b
-                uu[j] = a * a
-                vv[j] = b * b
-                uv[j] = a * b
-            r = i - k + 1
-            if r < 0:
-                continue
-            _correlate_rows(rows, r, w, col)
-            _correlate_columns(col, w, mom)
-            total += _comparison_row(
-                mom,
-                s_x,
-                s_y,
-                c1,
-                c2,
-                n,
-                inv_m,
-                cs_only,
-                maps[p, 0, r],
-                maps[p, 1, r],
-                maps[p, 2, r],
-            )
+        for c0 in range(0, w_out, _TILE):
+            tile = min(_TILE, w_out - c0)
+            tile_in = tile + k - 1
+            for i in range(height):
+                slot = rows[i % k]
+                xr = x[p, i]
+                yr = y[p, i]
+                u = slot[0]
+                v = slot[1]
+                uu = slot[2]
+                vv = slot[3]
+                uv = slot[4]
+                for j in range(tile_in):
+                    a = xr[c0 + j] - s_x
+                    b = yr[c0 + j] - s_y
+                    u[j] = a
+                    v[j] = b
+                    uu[j] = a * a
+                    vv[j] = b * b
+                    uv[j] = a * b
+                r = i - k + 1
+                if r < 0:
+                    continue
+                _correlate_rows(rows, r, w, col, tile_in)
+                _correlate_columns(col, w, mom, tile)
+                total += _comparison_row(
+                    mom,
+                    tile,
+                    s_x,
+                    s_y,
+                    c1,
+                    c2,
+                    n,
+                    inv_m,
+                    cs_only,
+                    maps[p, 0, r],
+                    maps[p, 1, r],
+                    maps[p, 2, r],
+                    c0,
+                )
         values[p] = total * inv_m
 
 
 @jit()
 def _comparison_row(
     mom: np.ndarray,
+    n_cols: int,
     s_x: float,
     s_y: float,
     c1: float,
@@ -214,9 +226,12 @@ def _comparison_row(
     g_mu: np.ndarray,
     g_xy: np.ndarray,
     g_yy: np.ndarray,
+    c0: int,
 ) -> float:
-    """SSIM (or cs) of one row of moments, summed; its gradient maps written."""
+    """SSIM (or cs) of ``n_cols`` moments, summed; gradient maps written from column ``c0``."""
     total = 0.0
+    if n_cols < 0 or c0 < 0:
+        return total
     mu_x_c = mom[0]
     mu_y_c = mom[1]
     e_xx = mom[2]
@@ -224,7 +239,7 @@ def _comparison_row(
     e_xy = mom[4]
     # Two loops rather than a branch inside one, so that each vectorises.
     if cs_only:
-        for j in range(mom.shape[1]):
+        for j in range(n_cols):
             mx = mu_x_c[j]
             my = mu_y_c[j]
             sigma_x_sq = n * (e_xx[j] - mx * mx)
@@ -233,11 +248,11 @@ def _comparison_row(
             inv_b2 = 1.0 / (sigma_x_sq + sigma_y_sq + c2)
             cs = (2.0 * sigma_xy + c2) * inv_b2
             total += cs
-            g_mu[j] = inv_m * 2.0 * n * (cs * my - mx) * inv_b2
-            g_xy[j] = inv_m * 2.0 * n * inv_b2
-            g_yy[j] = -inv_m * n * cs * inv_b2
+            g_mu[c0 + j] = inv_m * 2.0 * n * (cs * my - mx) * inv_b2
+            g_xy[c0 + j] = inv_m * 2.0 * n * inv_b2
+            g_yy[c0 + j] = -inv_m * n * cs * inv_b2
         return total
-    for j in range(mom.shape[1]):
+    for j in range(n_cols):
         mx = mu_x_c[j]
         my = mu_y_c[j]
         sigma_x_sq = n * (e_xx[j] - mx * mx)
@@ -250,12 +265,12 @@ def _comparison_row(
         inv_b1 = 1.0 / (mu_x * mu_x + mu_y * mu_y + c1)
         luminance = (2.0 * mu_x * mu_y + c1) * inv_b1
         total += luminance * cs
-        g_mu[j] = inv_m * (
+        g_mu[c0 + j] = inv_m * (
             2.0 * cs * (mu_x - luminance * mu_y) * inv_b1
             + 2.0 * n * luminance * (cs * my - mx) * inv_b2
         )
-        g_xy[j] = inv_m * 2.0 * n * luminance * inv_b2
-        g_yy[j] = -inv_m * n * luminance * cs * inv_b2
+        g_xy[c0 + j] = inv_m * 2.0 * n * luminance * inv_b2
+        g_yy[c0 + j] = -inv_m * n * luminance * cs * inv_b2
     return total
 
 
