@@ -39,6 +39,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numba
 import numpy as np
 from numba import prange
 
@@ -51,6 +52,23 @@ __all__ = ["ssim_backward", "ssim_forward"]
 
 # Output columns per tile of the forward pass.
 _TILE = 256
+# Pixels per thread below which another thread costs more (waking it, and on a machine
+# where torch's own OpenMP pool is busy, contending with it) than it saves.
+_PIXELS_PER_THREAD = 1 << 17
+
+
+def _run_with_threads(n_planes: int, n_pixels: int, kernel: Any, *args: Any) -> None:
+    """Run ``kernel(*args)`` on at most one thread per plane and per ``_PIXELS_PER_THREAD``."""
+    available = numba.get_num_threads()
+    wanted = max(1, min(available, n_planes, -(-n_pixels // _PIXELS_PER_THREAD)))
+    if wanted == available:
+        kernel(*args)
+        return
+    numba.set_num_threads(wanted)
+    try:
+        kernel(*args)
+    finally:
+        numba.set_num_threads(available)
 
 
 @jit()
@@ -384,8 +402,20 @@ def ssim_forward(
     values = np.empty(n_planes, dtype=np.float64)
     maps = np.empty((n_planes, 3, *valid), dtype=x.dtype)
     shifts = np.empty((n_planes, 2), dtype=np.float64)
-    _forward_planes(
-        x, y, w, float(c1), float(c2), float(cov_norm), bool(cs_only), values, maps, shifts
+    _run_with_threads(
+        n_planes,
+        x.size,
+        _forward_planes,
+        x,
+        y,
+        w,
+        float(c1),
+        float(c2),
+        float(cov_norm),
+        bool(cs_only),
+        values,
+        maps,
+        shifts,
     )
     return values, (maps, shifts)
 
@@ -411,7 +441,9 @@ def ssim_backward(
     if x.ndim == 4:
         return _backward_volumes(x, y, maps, shifts, g, w)
     out = np.empty(y.shape, dtype=y.dtype)
-    _backward_planes(np.ascontiguousarray(x), np.ascontiguousarray(y), maps, shifts, g, w, out)
+    x = np.ascontiguousarray(x)
+    y = np.ascontiguousarray(y)
+    _run_with_threads(x.shape[0], x.size, _backward_planes, x, y, maps, shifts, g, w, out)
     return out
 
 

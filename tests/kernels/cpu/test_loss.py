@@ -148,3 +148,15 @@ def test_identical_planes_score_one_with_zero_gradient():
     np.testing.assert_allclose(values, 1.0, rtol=0, atol=1e-14)
     grad = ssim_backward(x, x, saved, np.ones(2), weights=args["weights"])
     np.testing.assert_allclose(grad, 0.0, atol=1e-15)
+
+
+def test_small_work_runs_on_fewer_threads_and_restores_the_count():
+    import numba
+
+    before = numba.get_num_threads()
+    x, y = _pair((1, 16, 16), 7)
+    args = _args(WANG, 1.0)
+    values, saved = ssim_forward(x, y, **args)
+    ssim_backward(x, y, saved, np.ones(1), weights=args["weights"])
+    assert numba.get_num_threads() == before
+    assert values[0] == pytest.approx(_reference(x, y, WANG, 1.0)[0][0], abs=1e-14)
