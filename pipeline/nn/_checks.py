@@ -44,11 +44,12 @@ def resolve_options(
     data_range: Any,
     reduction: str,
     profile: str,
-    scale_weights: Sequence[float] | bool | None,
+    multiscale: bool,
+    scale_weights: Sequence[float] | None = None,
     params: dict[str, Any],
     name: str,
 ) -> LossOptions:
-    """Checked options of :func:`pipeline.nn.ssim` (``scale_weights=False``) or ``ms_ssim``.
+    """Checked options of :func:`pipeline.nn.ssim` or (``multiscale``) ``ms_ssim``.
 
     ``name`` is the function or class the messages speak for.
     """
@@ -71,7 +72,7 @@ def resolve_options(
         )
     assert data_range is not None  # checked above; for the type checker
     c1, c2 = chosen.constants(data_range)
-    weights = None if scale_weights is False else resolve_weights(scale_weights or None)
+    weights = resolve_weights(scale_weights) if multiscale else None
     return LossOptions(
         weights=chosen.weights(),
         c1=c1,

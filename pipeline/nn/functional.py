@@ -76,7 +76,7 @@ def ssim(
         data_range=data_range,
         reduction=reduction,
         profile=profile,
-        scale_weights=False,
+        multiscale=False,
         params=_params(window, win_size, sigma, k1, k2, covariance),
         name="ssim",
     )
@@ -131,6 +131,7 @@ def ms_ssim(
         data_range=data_range,
         reduction=reduction,
         profile=profile,
+        multiscale=True,
         scale_weights=weights,
         params=_params(window, win_size, sigma, k1, k2, covariance),
         name="ms_ssim",

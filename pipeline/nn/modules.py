@@ -73,7 +73,7 @@ def loss_classes() -> dict[str, type]:
                 data_range=data_range,
                 reduction=reduction,
                 profile=profile,
-                scale_weights=False,
+                multiscale=False,
                 params={
                     "window": window,
                     "win_size": win_size,
@@ -136,6 +136,7 @@ def loss_classes() -> dict[str, type]:
                 data_range=data_range,
                 reduction=reduction,
                 profile=profile,
+                multiscale=True,
                 scale_weights=weights,
                 params={
                     "window": window,
