@@ -126,3 +126,11 @@ def test_a_device_without_kernels():
 
     with pytest.raises(ValueError, match=r"the SSIM losses run on CPU and CUDA tensors"):
         kernel_module(torch.empty(1, device="meta"))
+
+
+def test_huge_finite_pixels_are_not_mistaken_for_inf():
+    # Their float32 sum overflows to Inf; the element-wise test then finds no bad pixel.
+    images = torch.full((1, 1, 20, 20), 3e38, dtype=torch.float32)
+    assert not torch.isfinite(images.sum())
+    value = ssim(images, images.clone(), data_range=1.0)
+    assert torch.isfinite(value)
