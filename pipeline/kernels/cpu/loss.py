@@ -292,6 +292,47 @@ def _comparison_row(
     return total
 
 
+@jit(fastmath=CONTRACT)
+def _adjoint_rows(
+    maps_p: np.ndarray,
+    r: int,
+    w: np.ndarray,
+    t_lo: int,
+    t_hi: int,
+    dst: np.ndarray,
+    offset: int,
+    width: int,
+) -> None:
+    """``dst[q, offset + j] = sum_{t_lo <= t <= t_hi} w[t] maps_p[q, r - t, j]``, four taps a sweep.
+
+    The vertical half of the adjoint: the valid rows ``r - t`` that input row ``r`` fed.
+    """
+    if offset < 0 or width < 0 or t_lo < 0 or t_hi < t_lo:
+        return
+    for q in range(3):
+        out = dst[q]
+        m0 = maps_p[q, r - t_lo]
+        v0 = w[t_lo]
+        for j in range(width):
+            out[offset + j] = v0 * m0[j]
+        t = t_lo + 1
+        while t + 3 <= t_hi:
+            m0 = maps_p[q, r - t]
+            m1 = maps_p[q, r - t - 1]
+            m2 = maps_p[q, r - t - 2]
+            m3 = maps_p[q, r - t - 3]
+            v0, v1, v2, v3 = w[t], w[t + 1], w[t + 2], w[t + 3]
+            for j in range(width):
+                out[offset + j] += v0 * m0[j] + v1 * m1[j] + v2 * m2[j] + v3 * m3[j]
+            t += 4
+        while t <= t_hi:
+            m0 = maps_p[q, r - t]
+            v0 = w[t]
+            for j in range(width):
+                out[offset + j] += v0 * m0[j]
+            t += 1
+
+
 @jit(parallel=True)
 def _backward_planes(
     x: np.ndarray,
@@ -302,37 +343,29 @@ def _backward_planes(
     w: np.ndarray,
     out: np.ndarray,
 ) -> None:
-    """``grad_values[p] * d mean_p / d y`` for each plane: the adjoint filter of the maps."""
+    """``grad_values[p] * d mean_p / d y`` for each plane: the adjoint filter of the maps.
+
+    Per input row: the vertical adjoint into the middle of a row padded with ``k - 1``
+    zeros on each side, then the horizontal adjoint as a 'valid' correlation of that
+    padded row with the reversed taps (a gather, which vectorises, not a scatter).
+    """
     n_planes, height, width = x.shape
     k = w.shape[0]
     h_out = height - k + 1
     w_out = width - k + 1
+    w_rev = np.ascontiguousarray(w[::-1])
     for p in prange(n_planes):
         g = grad_values[p]
         s_x = shifts[p, 0]
         s_y = shifts[p, 1]
-        vert = np.empty((3, w_out))
+        padded = np.zeros((3, w_out + 2 * (k - 1)))
         full = np.empty((3, width))
         for r in range(height):
             # Valid rows that input row r fed: r - t for taps t with 0 <= r - t < h_out.
-            vert[:, :] = 0.0
             t_lo = max(0, r - h_out + 1)
             t_hi = min(k - 1, r)
-            for t in range(t_lo, t_hi + 1):
-                wt = w[t]
-                for q in range(3):
-                    src = maps[p, q, r - t]
-                    dst = vert[q]
-                    for j in range(w_out):
-                        dst[j] += wt * src[j]
-            full[:, :] = 0.0
-            for t in range(k):
-                wt = w[t]
-                for q in range(3):
-                    src = vert[q]
-                    dst = full[q]
-                    for j in range(w_out):
-                        dst[j + t] += wt * src[j]
+            _adjoint_rows(maps[p], r, w, t_lo, t_hi, padded, k - 1, w_out)
+            _correlate_columns(padded, w_rev, full, width)
             xr = x[p, r]
             yr = y[p, r]
             orow = out[p, r]
