@@ -27,7 +27,9 @@ chosen because ``tracemalloc`` does not see torch's allocations (they bypass
 Python's allocator) and torch's profiler reports per-operator allocations, not
 what the process holds at its peak, and sees nothing numba allocates. The delta
 therefore counts everything the step allocates: autograd's saved tensors,
-temporaries, our kernels' per-thread buffers and saved maps. On the GPU the figure is
+temporaries, our kernels' per-thread buffers and saved maps. One subprocess per library
+runs the sizes in turn; memory a smaller size freed may be reused by the next, so a later
+figure can be a little low (by at most the earlier step's peak). On the GPU the figure is
 ``torch.cuda.max_memory_allocated`` above the inputs (CuPy's pool, which our GPU
 kernels use, is counted by ``cupy.get_default_memory_pool().used_bytes`` only).
 
