@@ -25,9 +25,15 @@ float64 whatever the input dtype; float32 input keeps its three maps in float32
 (relative rounding 6e-8, far below the 1e-5 the loss is tested to).
 
 **Backward** (:func:`ssim_backward`): the adjoint of the valid correlation (a
-'full' convolution) of the three maps, row by row, combined with ``x'`` and
-``y'`` and scaled by the plane's incoming gradient in the same pass; nothing of
-image size is kept between the two passes except the maps themselves.
+'full' convolution) of the three maps, row by row (vertically into a zero-padded
+row, then horizontally as a correlation with the reversed taps, so both halves
+gather and vectorise), combined with ``x'`` and ``y'`` and scaled by the plane's
+incoming gradient in the same pass; nothing of image size is kept between the
+two passes except the maps themselves.
+
+Threads: one plane per ``prange`` iteration, and no more threads than planes or
+than one per ``_PIXELS_PER_THREAD`` pixels, so that a small batch does not pay
+for waking a pool that competes with torch's own.
 
 Memory kept between forward and backward: three valid-size maps per plane (the
 input's dtype) and two float64 shifts per plane. Volumes ``(P, D, H, W)`` take a
