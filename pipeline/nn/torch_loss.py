@@ -1,51 +1,15 @@
-"""Optional PyTorch wrapper of :func:`pipeline.ssim_loss` (torch is imported lazily).
+"""Deprecated: ``ssim_loss_torch`` forwards to :mod:`pipeline.nn` (torch imported lazily).
 
-PyTorch is not a dependency of ssim-pipeline and ``import pipeline`` never
-imports it; this module imports it only when :func:`ssim_loss_torch` is called.
-The forward pass runs :func:`pipeline.ssim_loss` on the tensor's data (NumPy on
-the CPU, CuPy through DLPack for CUDA tensors) and saves the analytic gradient;
-the backward pass scales it by the incoming gradient. Only the generated image
-``y`` gets a gradient; the reference ``x`` is treated as a constant.
+Use :class:`pipeline.nn.SSIMLoss` (``1 - SSIM`` of batches ``(N, C, H, W)``) or
+:func:`pipeline.nn.ssim` instead.
 """
 
 from __future__ import annotations
 
-import functools
+import warnings
 from typing import Any
 
 __all__ = ["ssim_loss_torch"]
-
-
-def _to_array(tensor: Any) -> Any:
-    data = tensor.detach()
-    if data.is_cuda:
-        from pipeline.kernels.backend import from_dlpack
-
-        return from_dlpack(data.contiguous())
-    return data.cpu().numpy()
-
-
-@functools.cache
-def _function_class() -> Any:
-    import torch
-
-    from pipeline.metrics.loss import ssim_loss
-
-    class SSIMLossFunction(torch.autograd.Function):
-        """``1 - SSIM(x, y)`` with the analytic gradient w.r.t. ``y``."""
-
-        @staticmethod
-        def forward(ctx: Any, x: Any, y: Any, options: dict[str, Any]) -> Any:
-            loss, grad = ssim_loss(_to_array(x), _to_array(y), **options)
-            ctx.save_for_backward(torch.as_tensor(grad, device=y.device).to(y.dtype))
-            return torch.tensor(loss, dtype=y.dtype, device=y.device)
-
-        @staticmethod
-        def backward(ctx: Any, grad_output: Any) -> Any:
-            (grad,) = ctx.saved_tensors
-            return None, grad_output * grad, None
-
-    return SSIMLossFunction
 
 
 def ssim_loss_torch(
@@ -57,36 +21,28 @@ def ssim_loss_torch(
     channel_axis: int | None = None,
     **params: Any,
 ) -> Any:
-    """``1 - SSIM(x, y)`` as a differentiable scalar tensor (gradient w.r.t. ``y``).
+    """``1 - SSIM(x, y)`` of one image as a 0-d tensor (gradient w.r.t. ``y``). Deprecated.
 
-    Parameters
-    ----------
-    x, y : torch.Tensor
-        Reference and generated image of the same shape, laid out as
-        :func:`pipeline.ssim_loss` expects (spatial axes plus an optional channel
-        axis). For a batch ``(N, C, H, W)`` pass ``y.reshape(-1, H, W)`` with
-        ``channel_axis=0``: the mean over the ``N * C`` planes is the batch mean of
-        the per-image channel means.
-    data_range, profile, channel_axis, **params
-        As in :func:`pipeline.ssim_loss`; ``data_range`` is required here because
-        tensors in training are usually floating point.
+    Forwards to :func:`pipeline.nn.ssim` with the image laid out as a batch of
+    one: ``x`` and ``y`` are one 2-D or 3-D image (spatial axes plus an optional
+    ``channel_axis``), ``x`` the reference, ``y`` the generated image.
 
-    Returns
-    -------
-    torch.Tensor
-        A 0-d tensor of ``y``'s dtype and device.
-
-    Examples
-    --------
-    >>> import torch  # doctest: +SKIP
-    >>> from pipeline.nn.torch_loss import ssim_loss_torch  # doctest: +SKIP
-    >>> loss = ssim_loss_torch(target, output, data_range=1.0)  # doctest: +SKIP
-    >>> loss.backward()  # doctest: +SKIP
+    .. deprecated::
+        Use ``pipeline.nn.SSIMLoss(data_range=...)(y_batch, x_batch)`` or
+        ``1 - pipeline.nn.ssim(y_batch, x_batch, data_range=...)`` on ``(N, C, H, W)``
+        batches.
     """
-    options = {
-        "data_range": data_range,
-        "profile": profile,
-        "channel_axis": channel_axis,
-        **params,
-    }
-    return _function_class().apply(x, y, options)
+    warnings.warn(
+        "pipeline.nn.torch_loss.ssim_loss_torch is deprecated; use pipeline.nn.SSIMLoss "
+        "(or 1 - pipeline.nn.ssim) on (N, C, H, W) batches: loss(input, target)",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    from pipeline.nn.functional import ssim
+
+    def as_batch(image: Any) -> Any:
+        if channel_axis is None:
+            return image.reshape(1, 1, *image.shape)
+        return image.movedim(channel_axis, 0).unsqueeze(0)
+
+    return 1 - ssim(as_batch(y), as_batch(x), data_range=data_range, profile=profile, **params)
