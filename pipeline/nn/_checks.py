@@ -112,6 +112,11 @@ def check_pair(input: Any, target: Any, options: LossOptions, *, name: str) -> N
             f"{name}: input and target must be on one device (got input on {input.device}, "
             f"target on {target.device})"
         )
+    if input.ndim == 5 and input.device.type != "cpu":
+        raise ValueError(
+            f"{name}: 3-D volumes (N, C, D, H, W) are scored on CPU tensors only (got input on "
+            f"{input.device}); move them with .cpu(), or score 2-D slices on the device"
+        )
     for label, tensor in (("input", input), ("target", target)):
         if tensor.dtype not in (torch.float32, torch.float64):
             raise TypeError(

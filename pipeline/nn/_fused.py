@@ -11,9 +11,11 @@ available.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib
 import importlib.util
+from collections.abc import Iterator
 from types import ModuleType
 from typing import Any
 
@@ -60,6 +62,25 @@ def _planes(tensor: Any, spatial_ndim: int) -> Any:
     return from_dlpack(data)
 
 
+@contextlib.contextmanager
+def _on_device(tensor: Any) -> Iterator[None]:
+    """CUDA tensors: run CuPy launches on the tensor's GPU and on torch's current stream.
+
+    CuPy launches on its own current stream otherwise, which is not ordered after the
+    kernels torch queued to produce the tensor (nor before the ones that consume the
+    result).
+    """
+    if tensor.device.type != "cuda":
+        yield
+        return
+    import cupy
+    import torch
+
+    stream = torch.cuda.current_stream(tensor.device)
+    with cupy.cuda.Device(tensor.device.index), cupy.cuda.ExternalStream(stream.cuda_stream):
+        yield
+
+
 def _to_tensor(array: Any, like: Any) -> Any:
     import torch
 
@@ -82,15 +103,16 @@ def _function_class() -> Any:
             spatial_ndim = input.ndim - 2
             x = _planes(target, spatial_ndim)
             y = _planes(input, spatial_ndim)
-            values, saved = module.ssim_forward(
-                x,
-                y,
-                weights=options.weights,
-                c1=options.c1,
-                c2=options.c2,
-                cov_norm=options.cov_norm(spatial_ndim),
-                cs_only=cs_only,
-            )
+            with _on_device(input):
+                values, saved = module.ssim_forward(
+                    x,
+                    y,
+                    weights=options.weights,
+                    c1=options.c1,
+                    c2=options.c2,
+                    cov_norm=options.cov_norm(spatial_ndim),
+                    cs_only=cs_only,
+                )
             # The tensors themselves are saved so that autograd refuses a backward after
             # an in-place change of either; the arrays are views of their memory.
             ctx.save_for_backward(input, target)
@@ -105,7 +127,10 @@ def _function_class() -> Any:
             input, _ = ctx.saved_tensors
             x, y, saved = ctx.arrays
             grad_planes = _planes(grad_values.to(torch.float64), 1).reshape(-1)
-            grad = ctx.module.ssim_backward(x, y, saved, grad_planes, weights=ctx.options.weights)
+            with _on_device(input):
+                grad = ctx.module.ssim_backward(
+                    x, y, saved, grad_planes, weights=ctx.options.weights
+                )
             return _to_tensor(grad, input).reshape(input.shape), None, None, None
 
     return FusedSSIM

@@ -134,3 +134,11 @@ def test_huge_finite_pixels_are_not_mistaken_for_inf():
     assert not torch.isfinite(images.sum())
     value = ssim(images, images.clone(), data_range=1.0)
     assert torch.isfinite(value)
+
+
+def test_volumes_off_the_cpu_are_refused(no_kernel):
+    # No GPU here: a "meta" tensor has a device that is not the CPU and holds no data, which
+    # is all the check looks at (CUDA volumes are refused the same way).
+    volume = torch.empty(1, 1, 12, 12, 12, device="meta")
+    with pytest.raises(ValueError, match=r"3-D volumes .* on CPU tensors only \(got input on meta"):
+        ssim(volume, volume, data_range=1.0)
