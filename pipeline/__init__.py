@@ -128,6 +128,11 @@ def _drop_review_placeholder() -> None:
 
 def _prepare_kernels() -> None:
     """Drop cached kernels built from older sources before numba's first compile."""
+    half_done = sys.modules.get("pipeline.kernels.cpu.jit_cache")
+    if half_done is not None and not hasattr(half_done, "refresh_before_first_compile"):
+        # numba was first imported by jit_cache itself, which registers its listener
+        # when its own import ends.
+        return
     from pipeline.kernels.cpu import jit_cache
 
     jit_cache.refresh_before_first_compile()

@@ -184,3 +184,9 @@ def refresh_before_first_compile(package: Path = _PACKAGE) -> None:
         # event would skip the next listener in its list.
         _LISTENERS[package] = _RefreshOnce(package)
         event.register("numba:compiler_lock", _LISTENERS[package])
+
+
+# Imported before numba (the package's import hook then ran while this module was half
+# initialised and left the registration to it): register now. Otherwise the hook has
+# registered already and this returns at once.
+refresh_before_first_compile()
