@@ -122,6 +122,48 @@ def _slide_row(win_size: int, v: np.ndarray, m: np.ndarray) -> None:
 
 
 @jit()
+def _box7_f64(r: np.ndarray, j: np.uint64) -> float:
+    """``r[j] + ... + r[j + 6]`` in float64, left to right, offsets constant."""
+    return (
+        r[j]
+        + r[j + np.uint64(1)]
+        + r[j + np.uint64(2)]
+        + r[j + np.uint64(3)]
+        + r[j + np.uint64(4)]
+        + r[j + np.uint64(5)]
+        + r[j + np.uint64(6)]
+    )
+
+
+@jit()
+def _tile_moments7(
+    v: np.ndarray, j0: int, n_tile: int, scale: float, cov_norm: float, mo: np.ndarray
+) -> None:
+    """:func:`_uniform_moments` of a 7x7 window, its box sums formed in registers.
+
+    The seven-column sums of the float64 column sums are added directly (one
+    vectorised pass over the tile) instead of sliding along the row
+    (:func:`_slide_row`, a serial chain). For integer input every sum is an
+    exact integer either way (the same moments); for float input each window
+    sum is now seven additions of column sums instead of a running sum whose
+    rounding drifts along the row.
+    """
+    if j0 < 0 or n_tile < 0:
+        return
+    base = np.uint64(j0)
+    v0, v1, v2, v3, v4 = v[0], v[1], v[2], v[3], v[4]
+    for o in range(np.uint64(n_tile)):
+        j = base + o
+        mu_x = _box7_f64(v0, j) * scale
+        mu_y = _box7_f64(v1, j) * scale
+        mo[o] = mu_x
+        mo[np.uint64(ACC) + o] = mu_y
+        mo[np.uint64(2 * ACC) + o] = cov_norm * (_box7_f64(v2, j) * scale - mu_x * mu_x)
+        mo[np.uint64(3 * ACC) + o] = cov_norm * (_box7_f64(v3, j) * scale - mu_y * mu_y)
+        mo[np.uint64(4 * ACC) + o] = cov_norm * (_box7_f64(v4, j) * scale - mu_x * mu_y)
+
+
+@jit()
 def uniform_row(
     v: np.ndarray,
     m: np.ndarray,
@@ -136,6 +178,12 @@ def uniform_row(
     out: np.ndarray,
 ) -> None:
     """One output row of the uniform path from the column sums ``v``, in column tiles."""
+    if win_size == 7:
+        for j0 in range(0, n_out, TILE):
+            n_tile = min(TILE, n_out - j0)
+            _tile_moments7(v, j0, n_tile, scale, cov_norm, mo)
+            combine_row(mo, n_tile, c1, c2, components, out, j0)
+        return
     _slide_row(win_size, v, m)
     for j0 in range(0, n_out, TILE):
         n_tile = min(TILE, n_out - j0)

@@ -103,3 +103,51 @@ def test_symmetry_is_exact(rng) -> None:
     backward = fused_maps(y, x, threads=1, **_params(7))
     for name in forward:
         np.testing.assert_array_equal(forward[name], backward[name])
+
+
+def _exact_ssim(x: np.ndarray, y: np.ndarray, win_size: int, data_range: float) -> np.ndarray:
+    """SSIM map (sample covariance) from explicit windows in extended precision, centred.
+
+    Every window's moments are formed about its own mean in ``np.longdouble``:
+    an oracle for data far from zero, where ``E[x^2] - mu^2`` in float64
+    (scikit-image's ``uniform_filter`` moments) itself loses ~1e-7 of the mean.
+    """
+    from numpy.lib.stride_tricks import sliding_window_view
+
+    windows_x = sliding_window_view(x.astype(np.longdouble), (win_size, win_size))
+    windows_y = sliding_window_view(y.astype(np.longdouble), (win_size, win_size))
+    mu_x = windows_x.mean(axis=(2, 3))
+    mu_y = windows_y.mean(axis=(2, 3))
+    d_x = windows_x - mu_x[..., None, None]
+    d_y = windows_y - mu_y[..., None, None]
+    n = win_size * win_size - 1
+    var_x = (d_x * d_x).sum(axis=(2, 3)) / n
+    var_y = (d_y * d_y).sum(axis=(2, 3)) / n
+    cov = (d_x * d_y).sum(axis=(2, 3)) / n
+    c1 = (0.01 * data_range) ** 2
+    c2 = (0.03 * data_range) ** 2
+    ssim = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / (
+        (mu_x * mu_x + mu_y * mu_y + c1) * (var_x + var_y + c2)
+    )
+    return ssim.astype(np.float64)
+
+
+def test_float64_tile_sums_for_wide_and_far_data(rng) -> None:
+    # uint16 and float input take float64 column sums; the 7-tap window adds its
+    # seven column sums per output pixel (no running sum along the row). Cases:
+    # uint16 at 65535 beside 0 (the largest sums) and float64 far from zero
+    # (where a running sum's rounding drifts). The mean's bound for the far data
+    # is that of the float32 maps and comparison step, not of the sums
+    # (observed 1e-9 to 4e-8; scikit-image's float64 maps: up to 1.7e-7).
+    x16 = np.full((50, 300), 65535, dtype=np.uint16)
+    x16[:, :100] = 0
+    y16 = x16.copy()
+    y16[rng.random(x16.shape) < 0.05] = 65534
+    far = 1e4 + rng.random((50, 300))
+    far_y = far + rng.normal(0, 0.05, far.shape)
+    for x, y, data_range, mean_tolerance in ((x16, y16, 65535.0, 1e-8), (far, far_y, 1.0, 1e-7)):
+        expected = _exact_ssim(x, y, 7, data_range)
+        maps = fused_maps(x, y, threads=1, components=False, **_params(7, data_range))
+        assert np.abs(maps["ssim"] - expected).max() < TOLERANCE
+        assert abs(maps["ssim"].mean(dtype=np.float64) - expected.mean()) < mean_tolerance
+        assert fused_score(x, x, threads=1, **_params(7, data_range)) == 1.0
