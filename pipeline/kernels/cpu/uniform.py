@@ -3,7 +3,10 @@
 The window's vertical sums are running column sums (:func:`add_row` at the
 start of a chunk of rows, then :func:`swap_row`: add the row entering the
 window, remove the row leaving it) and its horizontal sums slide along the row
-(:func:`_slide_row`), so the cost per pixel does not depend on ``win_size``.
+(:func:`_slide_row`), so the cost per pixel does not depend on ``win_size``; the
+7-tap window (scikit-image's default) instead adds its seven column sums per
+output pixel, tile by tile in registers (:func:`_tile_moments7`: one vectorised
+pass, no serial chain, no drift along the row).
 :func:`_uniform_moments` turns the window sums into float32 moments and
 :func:`~pipeline.kernels.cpu.combine.combine_row` those into maps, tile by
 tile (:func:`uniform_row`). The chunk driver
