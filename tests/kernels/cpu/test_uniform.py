@@ -4,10 +4,12 @@ pipeline.kernels.cpu.uniform is reached through the fused entry points
 (``fused_maps`` / ``fused_score``). uint8 input under a uniform window of at
 most ``INT_TAPS`` taps takes exact int32 sums; the 7-tap window (scikit-image's
 default) forms its box sums per column tile, in registers, from the int32
-column sums. Reference: scikit-image's ``structural_similarity`` (float64
-``uniform_filter`` moments), an independent implementation, on its 'valid'
-region; and the float64 path of this kernel (uint16 input with the same pixel
-values, which takes float64 running sums).
+column sums; other sizes add two taps per pass over the tile (odd and even
+tap counts take different first steps, both are covered). Reference:
+scikit-image's ``structural_similarity`` (float64 ``uniform_filter`` moments),
+an independent implementation, on its 'valid' region; the float64 path of this
+kernel (uint16 input with the same pixel values, which takes float64 sums); and
+an extended-precision windowed oracle for data far from zero.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ def _skimage_valid(x: np.ndarray, y: np.ndarray, win_size: int) -> np.ndarray:
     return full[half : x.shape[0] - half, half : x.shape[1] - half]
 
 
-@pytest.mark.parametrize("win_size", [3, 7, 13])
+@pytest.mark.parametrize("win_size", [3, 7, 9, 13])
 @pytest.mark.parametrize("width", [40, 300, 530])
 def test_uint8_box_sums_match_scikit_image(rng, win_size, width) -> None:
     # Widths below, across and far across a column tile (256 output columns).
@@ -67,7 +69,7 @@ def test_uint8_largest_sums_do_not_overflow(rng) -> None:
         assert fused_score(white, white, threads=1, **_params(win_size)) == 1.0
 
 
-@pytest.mark.parametrize("win_size", [5, 7, 9])
+@pytest.mark.parametrize("win_size", [2, 4, 5, 7, 8, 9, 12, 13])
 def test_integer_path_equals_float64_path(rng, win_size) -> None:
     # The same pixel values as uint8 (exact int32 sums) and as uint16 (float64
     # running sums): both round each moment once from its (nearly) exact value.
