@@ -181,16 +181,15 @@ def uniform_row(
     out: np.ndarray,
 ) -> None:
     """One output row of the uniform path from the column sums ``v``, in column tiles."""
-    if win_size == 7:
-        for j0 in range(0, n_out, TILE):
-            n_tile = min(TILE, n_out - j0)
-            _tile_moments7(v, j0, n_tile, scale, cov_norm, mo)
-            combine_row(mo, n_tile, c1, c2, components, out, j0)
-        return
-    _slide_row(win_size, v, m)
+    if win_size != 7:
+        _slide_row(win_size, v, m)
     for j0 in range(0, n_out, TILE):
         n_tile = min(TILE, n_out - j0)
-        _uniform_moments(m, j0, n_tile, scale, cov_norm, mo)
+        if win_size == 7:
+            _tile_moments7(v, j0, n_tile, scale, cov_norm, mo)
+        else:
+            _uniform_moments(m, j0, n_tile, scale, cov_norm, mo)
+        # One call site: every inlined copy of combine_row adds compilation time.
         combine_row(mo, n_tile, c1, c2, components, out, j0)
 
 
@@ -446,14 +445,12 @@ def uniform_row_int(
     taps, tile by tile; ``tmp`` is not used (the chunk driver still passes it).
     """
     n = win_size * win_size
-    if win_size == 7:
-        for j0 in range(0, n_out, TILE):
-            n_tile = min(TILE, n_out - j0)
-            _tile_moments_int7(v, j0, n_tile, cov_norm, mo)
-            combine_row(mo, n_tile, c1, c2, components, out, j0)
-        return
     for j0 in range(0, n_out, TILE):
         n_tile = min(TILE, n_out - j0)
-        _tile_box_sums_int(v, j0, n_tile, win_size, m)
-        _int_moments(m, j0, n_tile, n, cov_norm, mo)
+        if win_size == 7:
+            _tile_moments_int7(v, j0, n_tile, cov_norm, mo)
+        else:
+            _tile_box_sums_int(v, j0, n_tile, win_size, m)
+            _int_moments(m, j0, n_tile, n, cov_norm, mo)
+        # One call site: every inlined copy of combine_row adds compilation time.
         combine_row(mo, n_tile, c1, c2, components, out, j0)
