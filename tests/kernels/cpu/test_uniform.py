@@ -1,0 +1,155 @@
+"""The uniform (box) window of the fused CPU kernel: its exact integer sums for uint8.
+
+pipeline.kernels.cpu.uniform is reached through the fused entry points
+(``fused_maps`` / ``fused_score``). uint8 input under a uniform window of at
+most ``INT_TAPS`` taps takes exact int32 sums; the 7-tap window (scikit-image's
+default) forms its box sums per column tile, in registers, from the int32
+column sums; other sizes add two taps per pass over the tile (odd and even
+tap counts take different first steps, both are covered). Reference:
+scikit-image's ``structural_similarity`` (float64 ``uniform_filter`` moments),
+an independent implementation, on its 'valid' region; the float64 path of this
+kernel (uint16 input with the same pixel values, which takes float64 sums); and
+an extended-precision windowed oracle for data far from zero.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from kernel_cases import kernel_params
+from skimage.metrics import structural_similarity
+
+from pipeline.kernels.cpu.fused import fused_maps, fused_score
+from pipeline.kernels.cpu.uniform import INT_TAPS
+
+TOLERANCE = 1e-5
+
+
+def _params(win_size: int, data_range: float = 255.0) -> dict:
+    params = kernel_params("uniform", win_size, "sample", data_range)
+    del params["window"], params["components"]
+    return {**params, "uniform": True}
+
+
+def _skimage_valid(x: np.ndarray, y: np.ndarray, win_size: int) -> np.ndarray:
+    """scikit-image's SSIM map (sample covariance, data range 255) on the 'valid' region."""
+    _, full = structural_similarity(x, y, win_size=win_size, data_range=255.0, full=True)
+    half = win_size // 2
+    return full[half : x.shape[0] - half, half : x.shape[1] - half]
+
+
+@pytest.mark.parametrize("win_size", [3, 7, 9, 13])
+@pytest.mark.parametrize("width", [40, 300, 530])
+def test_uint8_box_sums_match_scikit_image(rng, win_size, width) -> None:
+    # Widths below, across and far across a column tile (256 output columns).
+    x = rng.integers(0, 256, (50, width), dtype=np.uint8)
+    y = np.clip(x + rng.integers(-40, 41, x.shape), 0, 255).astype(np.uint8)
+    expected = _skimage_valid(x, y, win_size)
+    for threads in (1, 2):
+        maps = fused_maps(x, y, threads=threads, components=False, **_params(win_size))
+        assert np.abs(maps["ssim"] - expected).max() < TOLERANCE
+        assert abs(maps["ssim"].mean(dtype=np.float64) - expected.mean()) < 1e-7
+
+
+def test_uint8_largest_sums_do_not_overflow(rng) -> None:
+    # The largest int32 quantities of the integer path: 255 everywhere (box sums
+    # of x^2 = 169 * 255^2 with INT_TAPS = 13 taps) and a 0/255 checkerboard
+    # beside it, whose variance numerator N S_xx - S_x^2 is the largest possible
+    # (N^2 255^2 / 4 = 4.6e8 for 13 taps; 7 taps: 3.9e7).
+    x = np.full((64, 300), 255, dtype=np.uint8)
+    x[:, 150:] = (np.indices((64, 150)).sum(axis=0) % 2 * 255).astype(np.uint8)
+    y = x.copy()
+    y[rng.random(x.shape) < 0.05] = 0
+    for win_size in (7, INT_TAPS):
+        expected = _skimage_valid(x, y, win_size)
+        maps = fused_maps(x, y, threads=1, components=False, **_params(win_size))
+        assert np.abs(maps["ssim"] - expected).max() < TOLERANCE
+        assert fused_score(x, x, threads=1, **_params(win_size)) == 1.0
+        white = np.full((40, 40), 255, dtype=np.uint8)
+        assert fused_score(white, white, threads=1, **_params(win_size)) == 1.0
+
+
+@pytest.mark.parametrize("win_size", [2, 4, 5, 7, 8, 9, 12, 13])
+def test_integer_path_equals_float64_path(rng, win_size) -> None:
+    # The same pixel values as uint8 (exact int32 sums) and as uint16 (float64
+    # running sums): both round each moment once from its (nearly) exact value.
+    x = rng.integers(0, 256, (90, 280), dtype=np.uint8)
+    y = np.clip(x + rng.integers(-9, 10, x.shape), 0, 255).astype(np.uint8)
+    params = _params(win_size)
+    exact = fused_maps(x, y, threads=1, **params)
+    wide = fused_maps(x.astype(np.uint16), y.astype(np.uint16), threads=1, **params)
+    for name in exact:
+        np.testing.assert_allclose(exact[name], wide[name], rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("win_size", [7, 11])
+def test_serial_and_parallel_are_equal(rng, win_size) -> None:
+    # Integer sums are exact in any order and any chunking of the rows, so the
+    # maps of one thread and of two (chunks restarted) are identical.
+    x = rng.integers(0, 256, (403, 333), dtype=np.uint8)
+    y = rng.integers(0, 256, x.shape, dtype=np.uint8)
+    params = _params(win_size)
+    serial = fused_maps(x, y, threads=1, **params)
+    parallel = fused_maps(x, y, threads=2, **params)
+    for name in serial:
+        np.testing.assert_array_equal(parallel[name], serial[name])
+    assert fused_score(x, y, threads=1, **params) == pytest.approx(
+        fused_score(x, y, threads=2, **params), rel=1e-12
+    )
+
+
+def test_symmetry_is_exact(rng) -> None:
+    x = rng.integers(0, 256, (60, 290), dtype=np.uint8)
+    y = rng.integers(0, 256, x.shape, dtype=np.uint8)
+    forward = fused_maps(x, y, threads=1, **_params(7))
+    backward = fused_maps(y, x, threads=1, **_params(7))
+    for name in forward:
+        np.testing.assert_array_equal(forward[name], backward[name])
+
+
+def _exact_ssim(x: np.ndarray, y: np.ndarray, win_size: int, data_range: float) -> np.ndarray:
+    """SSIM map (sample covariance) from explicit windows in extended precision, centred.
+
+    Every window's moments are formed about its own mean in ``np.longdouble``:
+    an oracle for data far from zero, where ``E[x^2] - mu^2`` in float64
+    (scikit-image's ``uniform_filter`` moments) itself loses ~1e-7 of the mean.
+    """
+    from numpy.lib.stride_tricks import sliding_window_view
+
+    windows_x = sliding_window_view(x.astype(np.longdouble), (win_size, win_size))
+    windows_y = sliding_window_view(y.astype(np.longdouble), (win_size, win_size))
+    mu_x = windows_x.mean(axis=(2, 3))
+    mu_y = windows_y.mean(axis=(2, 3))
+    d_x = windows_x - mu_x[..., None, None]
+    d_y = windows_y - mu_y[..., None, None]
+    n = win_size * win_size - 1
+    var_x = (d_x * d_x).sum(axis=(2, 3)) / n
+    var_y = (d_y * d_y).sum(axis=(2, 3)) / n
+    cov = (d_x * d_y).sum(axis=(2, 3)) / n
+    c1 = (0.01 * data_range) ** 2
+    c2 = (0.03 * data_range) ** 2
+    ssim = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / (
+        (mu_x * mu_x + mu_y * mu_y + c1) * (var_x + var_y + c2)
+    )
+    return ssim.astype(np.float64)
+
+
+def test_float64_tile_sums_for_wide_and_far_data(rng) -> None:
+    # uint16 and float input take float64 column sums; the 7-tap window adds its
+    # seven column sums per output pixel (no running sum along the row). Cases:
+    # uint16 at 65535 beside 0 (the largest sums) and float64 far from zero
+    # (where a running sum's rounding drifts). The mean's bound for the far data
+    # is that of the float32 maps and comparison step, not of the sums
+    # (observed 1e-9 to 4e-8; scikit-image's float64 maps: up to 1.7e-7).
+    x16 = np.full((50, 300), 65535, dtype=np.uint16)
+    x16[:, :100] = 0
+    y16 = x16.copy()
+    y16[rng.random(x16.shape) < 0.05] = 65534
+    far = 1e4 + rng.random((50, 300))
+    far_y = far + rng.normal(0, 0.05, far.shape)
+    for x, y, data_range, mean_tolerance in ((x16, y16, 65535.0, 1e-8), (far, far_y, 1.0, 1e-7)):
+        expected = _exact_ssim(x, y, 7, data_range)
+        maps = fused_maps(x, y, threads=1, components=False, **_params(7, data_range))
+        assert np.abs(maps["ssim"] - expected).max() < TOLERANCE
+        assert abs(maps["ssim"].mean(dtype=np.float64) - expected.mean()) < mean_tolerance
+        assert fused_score(x, x, threads=1, **_params(7, data_range)) == 1.0
