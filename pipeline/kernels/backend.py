@@ -6,8 +6,10 @@ for, so that importing :mod:`pipeline` never needs CUDA.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import sys
+from collections.abc import Iterator
 from types import ModuleType
 from typing import Any
 
@@ -19,6 +21,7 @@ __all__ = [
     "gpu_available",
     "is_device_array",
     "ndimage_module",
+    "on_stream",
     "to_device",
     "to_host",
 ]
@@ -72,6 +75,20 @@ def from_dlpack(tensor: Any) -> Any:
     import cupy
 
     return cupy.from_dlpack(tensor)
+
+
+@contextlib.contextmanager
+def on_stream(device: int, stream: int) -> Iterator[None]:
+    """CuPy work inside runs on GPU ``device`` and on the CUDA stream whose handle is ``stream``.
+
+    For arrays that another library (PyTorch) produces and consumes on its own
+    stream: CuPy launches on its own current stream otherwise, which is not ordered
+    after the other library's kernels.
+    """
+    import cupy
+
+    with cupy.cuda.Device(device), cupy.cuda.ExternalStream(stream):
+        yield
 
 
 @functools.cache

@@ -73,11 +73,12 @@ def _on_device(tensor: Any) -> Iterator[None]:
     if tensor.device.type != "cuda":
         yield
         return
-    import cupy
     import torch
 
+    from pipeline.kernels.backend import on_stream
+
     stream = torch.cuda.current_stream(tensor.device)
-    with cupy.cuda.Device(tensor.device.index), cupy.cuda.ExternalStream(stream.cuda_stream):
+    with on_stream(tensor.device.index, stream.cuda_stream):
         yield
 
 
