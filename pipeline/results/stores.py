@@ -120,6 +120,7 @@ def maps_groups(models: list[str]) -> list[str]:
         return list(models)
     return [f"model{k}" for k in range(len(models))]
 
+
 # How to read an :func:`export_csv` file back with pandas, every name exactly as written:
 # ``#`` starts only the attrs' comment lines (names are quoted), no name is taken for a
 # missing value ("NA", "null", "nan" are names), and file-name bytes that are not UTF-8
