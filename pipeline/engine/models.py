@@ -8,7 +8,10 @@ models in lockstep, one commit batch at a time: a single ``dask.compute`` call
 takes every model's statistics of the batch, and the reference decode tasks,
 whose graph keys depend on the reference alone, are shared by all of them --
 each reference is decoded once per run, not once per model. The batch's rows of
-every model are then committed together (one chunk of the store holds them).
+every model are then committed together (one chunk of the store holds them). With
+``save_maps``, each model's map writes of the batch are tasks of the same compute,
+into the model's own group of the maps store (:mod:`pipeline.engine.saved_maps`), so
+each model's saved maps are those of its own run.
 
 The Dataset gains a leading ``model`` dimension (coordinate ``model``; ``generated``
 becomes ``(model, image)``); ``ds.sel(model=name, drop=True)`` holds that model's
@@ -347,7 +350,7 @@ def _map_writers(
     if groups is None:
         return None
     return [
-        map_writer(plan, group=group, model=name)
+        map_writer(plan, model=(name, group))
         for name, plan, group in zip(names, plans, groups, strict=True)
     ]
 

@@ -75,12 +75,13 @@ class MapWriter:
                     target[row] = np.nan
 
 
-def map_writer(plan: RunPlan, *, group: str | None = None, model: str | None = None) -> MapWriter:
+def map_writer(plan: RunPlan, *, model: tuple[str, str] | None = None) -> MapWriter:
     """Create (or reopen, when resuming) the maps' Zarr arrays, chunked like the input.
 
-    ``group``: the model's group in the maps store (several models), recorded with
-    ``model``'s name in the group's attrs and the root's ``models``. Maps are saved
-    for runs of one image size only (checked by ``plan_run``).
+    ``model``: ``(name, group)`` of one model of several, whose arrays go to its
+    ``group`` of the maps store; the group's attrs record ``name`` and the root's
+    ``models`` every model's group. Maps are saved for runs of one image size only
+    (checked by ``plan_run``).
     """
     (size_group,) = plan.groups
     config, spec = plan.config, size_group.kernel
@@ -106,27 +107,29 @@ def map_writer(plan: RunPlan, *, group: str | None = None, model: str | None = N
         target = zarr_store(where, options, read_only=False)
     store = zarr.open_group(target, mode="a", zarr_format=cast(Literal[2, 3], config.zarr_format))
     shown = redact(path)
-    if group is not None:
-        known = dict(store.attrs.get("models", {}))
-        if known.get(model) != group:
-            store.attrs["models"] = {**known, model: group}
+    if model is not None:
+        name, group = model
+        known = store.attrs.get("models")
+        known = dict(known) if isinstance(known, Mapping) else {}
+        if known.get(name) != group:
+            store.attrs["models"] = {**known, name: group}
         store = store.require_group(group)
-        if store.attrs.get("model") != model:
-            store.attrs["model"] = model
+        if store.attrs.get("model") != name:
+            store.attrs["model"] = name
         shown = f"{shown}/{group}"
     targets = {}
-    for name in names:
-        if name in store:
-            found = store[name]
+    for map_name in names:
+        if map_name in store:
+            found = store[map_name]
             if not isinstance(found, zarr.Array) or found.shape != shape:
                 raise ValueError(
-                    f"maps store {shown!r} holds {name!r} of another shape "
+                    f"maps store {shown!r} holds {map_name!r} of another shape "
                     f"(expected {shape}); pass overwrite=True or another maps_output"
                 )
         else:
             found = store.create_array(
-                name, shape=shape, chunks=chunk, dtype="float64", fill_value=np.nan
+                map_name, shape=shape, chunks=chunk, dtype="float64", fill_value=np.nan
             )
-        targets[name] = found
+        targets[map_name] = found
     # Dask chunks equal to the Zarr chunks: no two tasks ever write the same chunk.
     return MapWriter(valid.rechunk((*chunk, len(names))), targets)

@@ -583,3 +583,14 @@ def test_saved_maps_of_models_in_an_object_store(tmp_path: Path, s3_bucket: str)
     sp.evaluate(reference, models[:2], output=local, **settings)
     for kind in KINDS[:2]:
         _assert_same_maps(_saved_maps(f"{out}/maps/{kind}"), _saved_maps(f"{local}/maps/{kind}"))
+
+
+def test_saved_maps_of_another_shape_in_a_models_group_are_refused(
+    rng: np.random.Generator, tmp_path: Path
+) -> None:
+    x = rng.integers(0, 256, (2, 40, 36), dtype=np.uint8)
+    maps = str(tmp_path / "maps.zarr")
+    sp.evaluate(x, {"a": x, "b": 255 - x}, save_maps=True, maps_output=maps)
+    small = x[:, :32, :32]
+    with pytest.raises(ValueError, match=r"maps store '.*maps.zarr/a' holds 'ssim' of another"):
+        sp.evaluate(small, {"a": small, "b": 255 - small}, save_maps=True, maps_output=maps)
