@@ -8,7 +8,10 @@ models in lockstep, one commit batch at a time: a single ``dask.compute`` call
 takes every model's statistics of the batch, and the reference decode tasks,
 whose graph keys depend on the reference alone, are shared by all of them --
 each reference is decoded once per run, not once per model. The batch's rows of
-every model are then committed together (one chunk of the store holds them).
+every model are then committed together (one chunk of the store holds them). With
+``save_maps``, each model's map writes of the batch are tasks of the same compute,
+into the model's own group of the maps store (:mod:`pipeline.engine.saved_maps`), so
+each model's saved maps are those of its own run.
 
 The Dataset gains a leading ``model`` dimension (coordinate ``model``; ``generated``
 becomes ``(model, image)``); ``ds.sel(model=name, drop=True)`` holds that model's
@@ -54,6 +57,7 @@ from pipeline.engine.mean_maps import (
     slot_key,
 )
 from pipeline.engine.plan import RunPlan, plan_run
+from pipeline.engine.saved_maps import MapWriter, map_writer
 from pipeline.engine.schedulers import SchedulerSession
 from pipeline.engine.settings import RunConfig
 from pipeline.inputs.files import is_transient_status
@@ -74,7 +78,14 @@ from pipeline.results.schema import (
     build_dataset,
     template_dataset,
 )
-from pipeline.results.stores import ZarrSink, export_csv, export_netcdf, open_results
+from pipeline.results.stores import (
+    MAPS_GROUP,
+    ZarrSink,
+    export_csv,
+    export_netcdf,
+    maps_groups,
+    open_results,
+)
 
 __all__ = ["evaluate_models"]
 
@@ -110,16 +121,10 @@ def evaluate_models(
     ------
     ValueError
         Models whose plans do not line up (other images, order or batching: named),
-        ``save_maps`` (one model per run), or any error of one model's pair (prefixed
-        with the model's name).
+        or any error of one model's pair (prefixed with the model's name).
     """
     named = model_sources(generated)
     names = [name for name, _ in named]
-    if config.save_maps:
-        raise ValueError(
-            "save_maps saves the SSIM maps of one model per run; evaluate the models "
-            f"{', '.join(names)} with save_maps one at a time, or drop save_maps"
-        )
     pairs = open_models(
         reference, named, channel_axis=config.channel_axis, options=config.input_options()
     )
@@ -127,7 +132,8 @@ def evaluate_models(
     _check_aligned(names, plans)
     first = plans[0]
     states = [RunState.start(plan) for plan in plans]
-    attrs = _attrs(names, plans)
+    groups = maps_groups(names) if config.save_maps else None
+    attrs = _attrs(names, plans, groups)
     n_images = first.pair.n_images
     generated_names = np.stack([np.asarray(plan.pair.generated_names) for plan in plans])
     output_format = config.resolved_output_format()
@@ -142,6 +148,7 @@ def evaluate_models(
             template = template.merge(maps, combine_attrs="override")
         sink = open_sink(config, template, first.batch_images)
         try:
+            writers = _map_writers(names, plans, groups)
             todo, n_retried = sink.pending(
                 first.batches, retry=is_transient_status if config.resume else None
             )
@@ -150,7 +157,7 @@ def evaluate_models(
             del template
             with run_scheduler(config, needed=bool(todo)) as session:
                 for done, (start, stop) in enumerate(todo, 1):
-                    _commit_models(plans, states, sink, start, stop, session, mean_maps)
+                    _commit_models(plans, states, sink, start, stop, session, mean_maps, writers)
                     if on_batch is not None:
                         on_batch(done, len(todo), (stop - start) * len(plans))
                 if mean_maps is not None:
@@ -166,9 +173,10 @@ def evaluate_models(
         fresh_path(config)
     statistics: dict[str, np.ndarray] = {}
     totals = [[MapSums.zeros(shape) for shape in run.shapes] for run in mean_maps or []]
+    writers = _map_writers(names, plans, groups)
     with run_scheduler(config) as session:
         for done, (start, stop) in enumerate(first.batches, 1):
-            part = _batch_models(plans, states, start, stop, session, mean_maps)
+            part = _batch_models(plans, states, start, stop, session, mean_maps, writers)
             if mean_maps is not None:
                 settled = settle_models(mean_maps, states, start, stop, session.compute_kwargs)
                 for total, run, sums in zip(totals, mean_maps, settled, strict=True):
@@ -250,13 +258,21 @@ def _few(ids: list[str], limit: int = 5) -> str:
     return f"{len(ids)} image(s) ({shown}{more})"
 
 
-def _attrs(names: list[str], plans: list[RunPlan]) -> dict[str, Any]:
-    """The run's attrs: the first model's settings, each model's pairing, one fingerprint."""
+def _attrs(
+    names: list[str], plans: list[RunPlan], groups: list[str] | None = None
+) -> dict[str, Any]:
+    """The run's attrs: the first model's settings, each model's pairing, one fingerprint.
+
+    ``groups``: each model's group in the maps store (``save_maps``), kept per model
+    as ``maps_group`` so that each model's results find their own saved maps.
+    """
     attrs = dict(plans[0].attrs)
     per_model = {
         name: {key: plan.attrs[key] for key in _PER_MODEL if key in plan.attrs}
         for name, plan in zip(names, plans, strict=True)
     }
+    for name, group in zip(names, groups or [], strict=False):
+        per_model[name][MAPS_GROUP] = group
     for key in _PER_MODEL_LISTS:
         if key in attrs:
             attrs[key] = [
@@ -327,6 +343,18 @@ def _template(names: list[str], plans: list[RunPlan], attrs: dict[str, Any]) -> 
     return ds
 
 
+def _map_writers(
+    names: list[str], plans: list[RunPlan], groups: list[str] | None
+) -> list[MapWriter] | None:
+    """Each model's map writer, into its own group of the maps store (``save_maps``)."""
+    if groups is None:
+        return None
+    return [
+        map_writer(plan, model=(name, group))
+        for name, plan, group in zip(names, plans, groups, strict=True)
+    ]
+
+
 def _batch_models(
     plans: list[RunPlan],
     states: list[RunState],
@@ -334,12 +362,15 @@ def _batch_models(
     stop: int,
     session: SchedulerSession,
     mean_maps: list[MeanMapRun] | None = None,
+    writers: list[MapWriter] | None = None,
 ) -> dict[str, np.ndarray]:
     """Every model's finalized statistics of pairs ``[start, stop)``, stacked on ``model``.
 
     One ``dask.compute`` takes all models' graphs: the tasks they share (the reference
     decode) run once. With ``mean_maps``, each model's map sums of the batch come from
-    the same block tasks (kept in its state until settled on its ``ok`` pairs).
+    the same block tasks (kept in its state until settled on its ``ok`` pairs). With
+    ``writers`` (``save_maps``), each model's map writes of the batch are in the same
+    compute, and its failed pairs' maps are NaN before the batch is committed.
     """
     wanted: list[Any] = []
     layout: list[tuple[int, int, int]] = []  # per model: index of statistics, ms, reads
@@ -356,9 +387,11 @@ def _batch_models(
             wanted.append(plan.read_status[start:stop])
         layout.append((at, ms, reads))
     lazy = [] if mean_maps is None else lazy_model_sums(mean_maps, states, start, stop)
-    found = dask.compute(*wanted, *(m for m in lazy if m is not None), **session.compute_kwargs)
+    sums = [m for m in lazy if m is not None]
+    stores = [task for writer in writers or [] for task in writer.store(start, stop)]
+    found = dask.compute(*wanted, *sums, *stores, **session.compute_kwargs)
     if mean_maps is not None:
-        keep_model_sums(states, lazy, list(found[len(wanted) :]))
+        keep_model_sums(states, lazy, list(found[len(wanted) : len(wanted) + len(sums)]))
     parts = []
     for plan, state, (at, ms, reads) in zip(plans, states, layout, strict=True):
         if ms >= 0:
@@ -369,6 +402,8 @@ def _batch_models(
                 if text != STATUS_OK:
                     state.status[start + offset] = str(text)
         parts.append(finalize_batch(plan, state, start, stop, np.asarray(found[at])))
+    for writer, state in zip(writers or [], states, strict=False):
+        writer.clear_failed(state.status, start, stop)
     return {name: np.stack([part[name] for part in parts]) for name in parts[0]}
 
 
@@ -380,9 +415,10 @@ def _commit_models(
     stop: int,
     session: SchedulerSession,
     mean_maps: list[MeanMapRun] | None = None,
+    writers: list[MapWriter] | None = None,
 ) -> None:
     """Compute pairs ``[start, stop)`` of every model and commit them in one batch."""
-    statistics = _batch_models(plans, states, start, stop, session, mean_maps)
+    statistics = _batch_models(plans, states, start, stop, session, mean_maps, writers)
     if mean_maps is not None:
         # Stored before the status commits the batch: a committed batch has its sums.
         settled = settle_models(mean_maps, states, start, stop, session.compute_kwargs)

@@ -18,15 +18,12 @@ loop's own :class:`RunState`.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import Any
 
 import dask
-import dask.array as da
 import numpy as np
 import xarray as xr
-import zarr
 
 from pipeline.engine.batches import (
     BatchCallback,
@@ -42,6 +39,7 @@ from pipeline.engine.batches import (
 from pipeline.engine.mean_maps import MeanMapRun
 from pipeline.engine.models import evaluate_models
 from pipeline.engine.plan import GroupPlan, RunPlan, plan_run
+from pipeline.engine.saved_maps import MapWriter, map_writer
 from pipeline.engine.schedulers import SchedulerSession
 from pipeline.engine.settings import RunConfig, resolve_config
 from pipeline.inputs.files import is_transient_status
@@ -56,87 +54,9 @@ from pipeline.results.stores import (
     export_netcdf,
     open_results,
 )
-from pipeline.storage.locations import location, redact, zarr_store
-from pipeline.tiling.chunks import valid_map_array
+from pipeline.storage.locations import location
 
 __all__ = ["GroupPlan", "KernelSpec", "RunPlan", "evaluate", "plan_run"]
-
-
-def _maps_path(config: RunConfig) -> str:
-    if config.maps_output is not None:
-        return config.maps_output
-    if config.output is not None and config.resolved_output_format() == "zarr":
-        return f"{config.output.rstrip('/')}/maps"
-    raise ValueError(
-        "save_maps needs maps_output (a Zarr path) unless output is a Zarr store "
-        f"(got output={config.output!r})"
-    )
-
-
-@dataclass(frozen=True)
-class _MapWriter:
-    """The valid maps as one Dask array and the Zarr arrays they are stored into."""
-
-    maps: da.Array
-    targets: dict[str, zarr.Array]
-
-    def store(self, start: int, stop: int) -> list[Any]:
-        region = (slice(start, stop), slice(None), slice(None))
-        return [
-            da.store(
-                self.maps[start:stop, :, :, k],
-                cast(Any, target),
-                regions=region,
-                lock=False,
-                compute=False,
-            )
-            for k, target in enumerate(self.targets.values())
-        ]
-
-
-def _map_writer(plan: RunPlan) -> _MapWriter:
-    """Create (or reopen, when resuming) the maps' Zarr arrays, chunked like the input.
-
-    Maps are saved for runs of one image size only (checked by ``plan_run``).
-    """
-    (group,) = plan.groups
-    config, spec = plan.config, group.kernel
-    names = config.maps
-    x, y = group.pair.chunked(group.chunks)
-
-    def stacked(xb: np.ndarray, yb: np.ndarray) -> np.ndarray:
-        maps = spec.maps(xb, yb)
-        return np.stack([maps[name] for name in names], axis=-1)
-
-    valid = valid_map_array(stacked, x, y, depth=spec.depth, n_maps=len(names))
-    shape = tuple(int(s) for s in valid.shape[:3])
-    chunk = (
-        1,
-        max(1, min(group.chunks[1][0], shape[1])),
-        max(1, min(group.chunks[2][0], shape[2])),
-    )
-    where = location(_maps_path(config), writable=True, what="maps_output")
-    target: Any = where.path
-    if where.remote:
-        options = {"use_listings_cache": False, **run_storage_options(config)}
-        target = zarr_store(where, options, read_only=False)
-    store = zarr.open_group(target, mode="a", zarr_format=cast(Literal[2, 3], config.zarr_format))
-    targets = {}
-    for name in names:
-        if name in store:
-            target = store[name]
-            if not isinstance(target, zarr.Array) or target.shape != shape:
-                raise ValueError(
-                    f"maps store {redact(_maps_path(config))!r} holds {name!r} of another shape "
-                    f"(expected {shape}); pass overwrite=True or another maps_output"
-                )
-        else:
-            target = store.create_array(
-                name, shape=shape, chunks=chunk, dtype="float64", fill_value=np.nan
-            )
-        targets[name] = target
-    # Dask chunks equal to the Zarr chunks: no two tasks ever write the same chunk.
-    return _MapWriter(valid.rechunk((*chunk, len(names))), targets)
 
 
 def _compute(
@@ -144,7 +64,7 @@ def _compute(
     state: RunState,
     start: int,
     stop: int,
-    writer: _MapWriter | None = None,
+    writer: MapWriter | None = None,
     session: SchedulerSession | None = None,
     mean_maps: MeanMapRun | None = None,
 ) -> np.ndarray:
@@ -170,6 +90,8 @@ def _compute(
         for offset, text in enumerate(found[0]):
             if text != STATUS_OK:
                 state.status[start + offset] = str(text)
+    if writer is not None:
+        writer.clear_failed(state.status, start, stop)  # before the batch's status commits
     return np.asarray(packed)
 
 
@@ -179,7 +101,7 @@ def _commit_batch(
     sink: ZarrSink,
     start: int,
     stop: int,
-    writer: _MapWriter | None,
+    writer: MapWriter | None,
     session: SchedulerSession,
     mean_maps: MeanMapRun | None = None,
 ) -> None:
@@ -295,7 +217,7 @@ def evaluate(
             template = template.merge(mean_maps.dataset(), combine_attrs="override")
         sink = open_sink(config, template, plan.batch_images)
         try:
-            writer = _map_writer(plan) if config.save_maps else None
+            writer = map_writer(plan) if config.save_maps else None
             todo, n_retried = sink.pending(
                 plan.batches, retry=is_transient_status if config.resume else None
             )
@@ -317,7 +239,7 @@ def evaluate(
 
     if output_format in ("netcdf", "csv"):
         fresh_path(config)  # refuse an existing file before any work
-    writer = _map_writer(plan) if config.save_maps else None
+    writer = map_writer(plan) if config.save_maps else None
     mean_maps = MeanMapRun.of(plan)
     map_sums = [] if mean_maps is None else [MapSums.zeros(s) for s in mean_maps.shapes]
     # Filled batch by batch: the results and one batch, never every batch's packed

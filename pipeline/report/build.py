@@ -26,7 +26,8 @@ content above. The comparison adds ``model_region_winners.png`` (grid regions) a
 figures are the files above prefixed ``model<k>_``, ``k`` its position.
 
 SSIM maps come from the Zarr group ``maps`` of the results store when the run
-saved them (variable ``ssim`` indexed by ``image``); otherwise they are
+saved them (variable ``ssim`` indexed by ``image``; with several models, each model's
+section reads its own group there, ``maps/<model>``); otherwise they are
 recomputed in memory for the worst pairs only, with :func:`pipeline.ssim` and the
 parameters recorded in the Dataset's attrs, from the files named by the
 ``reference`` and ``generated`` coordinates. A pair whose files are gone,

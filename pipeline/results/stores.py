@@ -72,12 +72,14 @@ from pipeline.storage.locations import Location, is_remote, location, redact
 
 __all__ = [
     "CSV_READ_OPTIONS",
+    "MAPS_GROUP",
     "TEXT_ESCAPE_ATTR",
     "ZarrSink",
     "as_results",
     "escape_text",
     "export_csv",
     "export_netcdf",
+    "maps_groups",
     "open_results",
     "output_exists",
     "stored_attrs",
@@ -89,6 +91,35 @@ _FINGERPRINTS = ("config_fingerprint", "source_fingerprint")
 MEAN_MAP_PARTIALS = "mean_map_partials"
 # Integer mean-map variables: int32 in NetCDF-3, int64 when read back.
 _MEAN_MAP_INTEGERS = (MEAN_MAP_COUNT, MAP_OFFSET, MAP_HEIGHT, MAP_WIDTH)
+
+#: Attr of one model's results (``model_attrs`` of a run of several models with
+#: ``save_maps``): the name of that model's group inside the maps store.
+MAPS_GROUP = "maps_group"
+# A Zarr group name that means the same on every filesystem and object store.
+_PLAIN_GROUP = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+
+
+def maps_groups(models: list[str]) -> list[str]:
+    """Each model's group in the maps store of a run of several models.
+
+    The model's name when every name is a plain group name (letters, digits, ``_``,
+    ``-``, ``.``; first a letter or digit) and no two names differ only in case (one
+    folder on a case-insensitive filesystem); otherwise ``model0``, ``model1``, ...
+    in the models' order. Either way a group holds the one-model layout (arrays
+    ``ssim``, ... shaped ``(image, y, x)``) and its attrs name its model.
+
+    Examples
+    --------
+    >>> maps_groups(["gan_a", "gan-b"])
+    ['gan_a', 'gan-b']
+    >>> maps_groups(["GAN outputs", "b"])
+    ['model0', 'model1']
+    """
+    plain = all(_PLAIN_GROUP.fullmatch(name) for name in models)
+    if plain and len({name.lower() for name in models}) == len(models):
+        return list(models)
+    return [f"model{k}" for k in range(len(models))]
+
 
 # How to read an :func:`export_csv` file back with pandas, every name exactly as written:
 # ``#`` starts only the attrs' comment lines (names are quoted), no name is taken for a

@@ -10,6 +10,7 @@ Importing :mod:`pipeline` registers an xarray Dataset accessor named ``review``
     ds.review.compare(other)     # two models on the same references
     ds.review.compare()          # a Dataset with a ``model`` dimension: rank its models
     ds.review.show_pair("a.png") # reference, generated, SSIM (and l, c, s) maps
+    ds.review.show_pair("a.png", model="gan_b")  # the same, of one model of several
     ds.review.mean_map()         # the mean SSIM map of a size group (mean_maps setting)
 
 Quantiles come from the merged ``ssim_hist`` histograms, interpolated linearly
@@ -45,7 +46,7 @@ from pipeline.review import maps as review_maps
 from pipeline.review import mean_maps as review_mean_maps
 from pipeline.review import plots as review_plots
 from pipeline.review import tables as review_tables
-from pipeline.review.models import has_models, model_names
+from pipeline.review.models import has_models, model_names, split_models
 from pipeline.review.tables import preview_ids
 
 if TYPE_CHECKING:
@@ -99,6 +100,40 @@ class ReviewAccessor:
                 f"ds.sel(model={names[0]!r}, drop=True).review"
             )
         return self._ds
+
+    def _model_results(self, model: str | int | None, method: str) -> xr.Dataset:
+        """One model's results for the pair and map methods: ``model`` picks it.
+
+        With several models, ``model`` (a name or position) is that model's results as
+        its own run would give them (attrs included: its saved maps' group); it is
+        required there, and refused for results of one model.
+        """
+        if not has_models(self._ds):
+            if model is not None:
+                raise ValueError(
+                    f"these results hold one model; model must be None (got {model!r})"
+                )
+            return self._ds
+        runs = split_models(self._ds)
+        names = [name for name, _ in runs]
+        if model is None:
+            raise ValueError(
+                f"these results hold {len(names)} models ({preview_ids(names, 4)}): pass "
+                f"model= (a name or position) to {method}, e.g. model={names[0]!r}"
+            )
+        if isinstance(model, str):
+            if model not in names:
+                raise ValueError(f"no model {model!r}; the results have {preview_ids(names, 8)}")
+            return runs[names.index(model)][1]
+        if (
+            isinstance(model, int | np.integer)
+            and not isinstance(model, bool)
+            and -len(names) <= model < len(names)
+        ):
+            return runs[int(model)][1]
+        raise ValueError(
+            f"model must be a name or a position among {len(names)} models (got {model!r})"
+        )
 
     # -- lookups ---------------------------------------------------------------
 
@@ -478,6 +513,7 @@ class ReviewAccessor:
         self,
         image: str | int,
         *,
+        model: str | int | None = None,
         maps: str | os.PathLike[str] | Mapping[str, Any] | None = None,
         reference: Any = None,
         generated: Any = None,
@@ -499,9 +535,13 @@ class ReviewAccessor:
         ----------
         image : str or int
             Pair id or position.
+        model : str or int, optional
+            With several models (a ``model`` dimension; required there): the model's
+            name or position. Its saved maps are its own group of the maps store.
         maps : path or mapping, optional
             A Zarr group of maps (arrays ``ssim``, ``luminance``, ... shaped
-            ``(image, y, x)``), or a mapping of such arrays.
+            ``(image, y, x)``; with several models, the maps store or the model's
+            group in it), or a mapping of such arrays.
         reference, generated : array, optional
             The images evaluated: the whole stack as passed to ``evaluate`` or
             this pair's image.
@@ -521,13 +561,18 @@ class ReviewAccessor:
         True
         """
         return review_plots.show_pair(
-            self._one_model(), image, maps=maps, reference=reference, generated=generated
+            self._model_results(model, "show_pair"),
+            image,
+            maps=maps,
+            reference=reference,
+            generated=generated,
         )
 
     def pair_data(
         self,
         image: str | int,
         *,
+        model: str | int | None = None,
         maps: str | os.PathLike[str] | Mapping[str, Any] | None = None,
         reference: Any = None,
         generated: Any = None,
@@ -537,9 +582,14 @@ class ReviewAccessor:
         ``maps`` holds whichever of ``ssim``, ``luminance``, ``contrast`` and
         ``structure`` were found (per-channel maps averaged over channels, as the
         engine reduces them); ``source`` is ``"saved"``, ``"recomputed"`` or
-        ``"unavailable"``. Where each comes from is described in :meth:`show_pair`,
-        which draws them; the HTML report uses the same lookup.
+        ``"unavailable"``. Where each comes from, and ``model`` (several models), are
+        described in :meth:`show_pair`, which draws them; the HTML report uses the same
+        lookup.
         """
         return review_maps.pair_data(
-            self._one_model(), image, maps=maps, reference=reference, generated=generated
+            self._model_results(model, "pair_data"),
+            image,
+            maps=maps,
+            reference=reference,
+            generated=generated,
         )

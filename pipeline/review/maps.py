@@ -1,7 +1,8 @@
 """Where one pair's images and SSIM maps are found again, or recomputed.
 
 Maps come, in this order, from the maps passed in; from the maps the run saved
-(``save_maps=True``: the store's ``maps`` group or ``maps_output``); or are
+(``save_maps=True``: the store's ``maps`` group or ``maps_output``; one model of a
+run of several reads its own group there, named by its ``maps_group`` attr); or are
 recomputed with :func:`pipeline.ssim` and the parameters in the attrs from the
 images: the arrays passed in, else the files (folders) or Zarr arrays (stacks)
 the ``reference``/``generated`` coordinates name. In-memory inputs cannot be
@@ -39,6 +40,7 @@ from pipeline.results.schema import (
     SSIM_PARAMETERS,
     STRUCTURE,
 )
+from pipeline.results.stores import MAPS_GROUP
 from pipeline.results.text import text_values
 from pipeline.review.tables import image_position
 
@@ -203,7 +205,13 @@ def _saved_maps(ds: xr.Dataset, k: int, maps: MapsSource) -> tuple[dict[str, np.
             return {}, "unavailable"
         position = k if maps is not None else _store_position(ds, k)
         groups = [(zarr.open_group(str(p), mode="r"), position) for p in paths]
+    # One model of a run of several: its own group of the maps store (a path to that
+    # group itself is used as it is).
+    own = ds.attrs.get(MAPS_GROUP)
     for group, position in groups:
+        if isinstance(own, str) and not isinstance(group, Mapping) and own in group:
+            inner = group[own]
+            group = inner if isinstance(inner, zarr.Group) else group
         found = {}
         for name in _MAP_NAMES:
             if name in group and group[name].shape[0] > position:

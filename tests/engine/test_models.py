@@ -258,11 +258,8 @@ def test_ms_ssim_and_progress_per_model(rng: np.random.Generator) -> None:
     assert (ds.ms_ssim.sel(model="a") > ds.ms_ssim.sel(model="b")).all()
 
 
-def test_saved_maps_of_one_model_per_run_are_refused_with_several(rng, tmp_path) -> None:
+def test_mean_maps_are_one_per_model(rng) -> None:
     x = rng.integers(0, 256, (2, 32, 32), dtype=np.uint8)
-    output = {"output": str(tmp_path / "r.zarr")}
-    with pytest.raises(ValueError, match=r"one model per run.*model-0, model-1"):
-        sp.evaluate(x, [x, 255 - x], save_maps=True, **output)
     # Mean maps are one per model (tests/reductions/test_mean_maps.py checks the values).
     for setting in (True, "auto"):
         ds = sp.evaluate(x, [x, 255 - x], mean_maps=setting)
@@ -473,3 +470,127 @@ def test_bad_files_give_the_same_results_on_every_local_scheduler(
         ds.attrs = {}
     xr.testing.assert_identical(other, threads)
     assert int((threads.status != "ok").sum()) == 2
+
+
+# -- save_maps with several models ---------------------------------------------------------
+#
+# Each model's maps go to its own group of the maps store (``maps/<model>/ssim`` ..., the
+# one-model layout inside); the reference values are each model's own single run's saved
+# maps, themselves checked against ``sp.ssim(full=True)`` in tests/engine/test_run.py.
+
+_SAVED = ("ssim", "structure")
+
+
+def _saved_maps(path: str) -> dict[str, np.ndarray]:
+    group = zarr.open_group(path, mode="r")
+    return {name: np.asarray(group[name][...]) for name in _SAVED}
+
+
+def _assert_same_maps(found: dict[str, np.ndarray], expected: dict[str, np.ndarray]) -> None:
+    for name in _SAVED:
+        np.testing.assert_array_equal(found[name], expected[name])  # NaN where NaN
+
+
+def test_saved_maps_of_each_model_equal_its_own_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reference, models = _photo_folders(tmp_path)
+    (models[1] / "img2.png").write_bytes(b"not a png at all")  # blur's pair img2 fails
+    settings: dict[str, Any] = {"save_maps": True, "maps": _SAVED, "batch_images": 3}
+    decoded: Counter[str] = Counter()
+    real = folders.decode_batch
+
+    def counting(paths: Any, **kwargs: Any) -> Any:
+        decoded.update(str(Path(p).parent.name) + "/" + Path(p).name for p in paths)
+        return real(paths, **kwargs)
+
+    monkeypatch.setattr(folders, "decode_batch", counting)
+    out = str(tmp_path / "multi.zarr")
+    ds = sp.evaluate(reference, models, output=out, **settings)
+    # Maps and statistics in the same lockstep batches: every file decoded once.
+    assert set(decoded.values()) == {1}
+    assert {f"real/img{i}.png" for i in range(4)} <= set(decoded)
+    monkeypatch.setattr(folders, "decode_batch", real)
+    root = zarr.open_group(f"{out}/maps", mode="r")
+    assert sorted(root.group_keys()) == sorted(KINDS)
+    assert dict(root.attrs)["models"] == {kind: kind for kind in KINDS}
+    per_model = json.loads(ds.attrs["model_attrs"])
+    for kind, folder in zip(KINDS, models, strict=True):
+        assert root[kind].attrs["model"] == kind
+        assert per_model[kind]["maps_group"] == kind
+        single = str(tmp_path / f"{kind}.zarr")
+        sp.evaluate(reference, folder, output=single, **settings)
+        _assert_same_maps(_saved_maps(f"{out}/maps/{kind}"), _saved_maps(f"{single}/maps"))
+        assert root[kind]["ssim"].shape == (4, 38, 38)
+    # The failed pair's maps are NaN in its model only (its blocks held no image of it).
+    blur = _saved_maps(f"{out}/maps/blur")
+    assert np.isnan(blur["ssim"][2]).all() and np.isfinite(blur["ssim"][[0, 1, 3]]).all()
+    assert np.isfinite(_saved_maps(f"{out}/maps/noise")["ssim"]).all()
+
+
+def test_saved_maps_resume_to_the_same_maps(tmp_path: Path) -> None:
+    reference, models = _photo_folders(tmp_path, n=6)
+    (models[0] / "img4.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    settings: dict[str, Any] = {"save_maps": True, "maps": _SAVED, "batch_images": 2}
+
+    def stop_after_first(done: int, total: int, images: int) -> None:
+        raise RuntimeError("killed")
+
+    out, maps = str(tmp_path / "r.zarr"), str(tmp_path / "maps.zarr")
+    with pytest.raises(RuntimeError, match="killed"):
+        sp.evaluate(
+            reference, models, output=out, maps_output=maps, on_batch=stop_after_first, **settings
+        )
+    partial = _saved_maps(f"{maps}/jpeg")
+    assert np.isfinite(partial["ssim"][:2]).all() and np.isnan(partial["ssim"][2:]).all()
+    sp.evaluate(reference, models, output=out, maps_output=maps, resume=True, **settings)
+    whole = str(tmp_path / "whole.zarr")
+    sp.evaluate(reference, models, output=str(tmp_path / "w.zarr"), maps_output=whole, **settings)
+    for kind in KINDS:
+        _assert_same_maps(_saved_maps(f"{maps}/{kind}"), _saved_maps(f"{whole}/{kind}"))
+    assert np.isnan(_saved_maps(f"{maps}/noise")["ssim"][4]).all()
+
+
+def test_saved_maps_of_models_whose_names_are_not_group_names(
+    rng: np.random.Generator, tmp_path: Path
+) -> None:
+    x = rng.integers(0, 256, (3, 40, 36), dtype=np.uint8)
+    models = {"GAN outputs": 255 - x, "gan/b": x // 2}
+    settings: dict[str, Any] = {"save_maps": True, "maps": _SAVED, "chunks": (1, 16, 16)}
+    maps = str(tmp_path / "maps.zarr")
+    ds = sp.evaluate(x, models, output=str(tmp_path / "r.nc"), maps_output=maps, **settings)
+    root = zarr.open_group(maps, mode="r")
+    assert dict(root.attrs)["models"] == {"GAN outputs": "model0", "gan/b": "model1"}
+    assert json.loads(ds.attrs["model_attrs"])["gan/b"]["maps_group"] == "model1"
+    for k, generated in enumerate(models.values()):
+        single = str(tmp_path / f"single{k}.zarr")
+        sp.evaluate(x, generated, maps_output=single, **settings)
+        assert root[f"model{k}"]["ssim"].chunks == (1, 16, 16)
+        _assert_same_maps(_saved_maps(f"{maps}/model{k}"), _saved_maps(single))
+
+
+def test_saved_maps_of_models_in_an_object_store(tmp_path: Path, s3_bucket: str) -> None:
+    from s3_server import upload
+
+    reference, models = _photo_folders(tmp_path, n=3)
+    for folder in (reference, *models[:2]):
+        upload(folder, f"s3://{s3_bucket}/{folder.name}")
+    urls = [f"s3://{s3_bucket}/{folder.name}" for folder in models[:2]]
+    out = f"s3://{s3_bucket}/results.zarr"
+    settings: dict[str, Any] = {"save_maps": True, "maps": _SAVED, "batch_images": 2}
+    sp.evaluate(f"s3://{s3_bucket}/real", urls, output=out, **settings)
+    local = str(tmp_path / "local.zarr")
+    sp.evaluate(reference, models[:2], output=local, **settings)
+    for kind in KINDS[:2]:
+        _assert_same_maps(_saved_maps(f"{out}/maps/{kind}"), _saved_maps(f"{local}/maps/{kind}"))
+
+
+def test_saved_maps_of_another_shape_in_a_models_group_are_refused(
+    rng: np.random.Generator, tmp_path: Path
+) -> None:
+    x = rng.integers(0, 256, (2, 40, 36), dtype=np.uint8)
+    maps = str(tmp_path / "maps.zarr")
+    sp.evaluate(x, {"a": x, "b": 255 - x}, save_maps=True, maps_output=maps)
+    small = x[:, :32, :32]
+    with pytest.raises(ValueError, match=r"maps store '.*maps.zarr/a' holds 'ssim' of another"):
+        sp.evaluate(small, {"a": small, "b": 255 - small}, save_maps=True, maps_output=maps)

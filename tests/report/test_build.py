@@ -529,3 +529,35 @@ def test_model_names_are_shown_never_interpreted(model_folders, tmp_path):
     ranking = next(item for kind, item in parsed.after("h3", "Ranking") if kind == "table")
     assert [row[1] for row in ranking[1:]] == names
     assert "Model $x^2$" in [text for kind, text in parsed.items if kind == "h2"]
+
+
+def test_report_of_several_models_draws_each_models_saved_maps(tmp_path):
+    # In-memory stacks: nothing to recompute from, so a map shown is a saved one.
+    rng = np.random.default_rng(3)
+    x = rng.integers(0, 256, (4, 40, 40), dtype=np.uint8)
+    models = {
+        "mild": np.clip(x + rng.normal(0, 8, x.shape), 0, 255).astype(np.uint8),
+        "heavy": np.clip(x + rng.normal(0, 40, x.shape), 0, 255).astype(np.uint8),
+    }
+    store = tmp_path / "r.zarr"
+    pipeline.evaluate(x, models, output=str(store), save_maps=True)
+    page = write_report(store, tmp_path / "report", worst=2)
+    parsed = _parse(page)
+    for name in models:
+        worst = next(
+            item
+            for kind, item in parsed.after("h2", f"Model {name}")
+            if kind == "table" and "SSIM map" in item[0]
+        )
+        column = worst[0].index("SSIM map")
+        assert len(worst) == 3
+        assert all(row[column].startswith("saved") for row in worst[1:])  # images: in memory
+    unsaved = tmp_path / "unsaved.zarr"
+    pipeline.evaluate(x, models, output=str(unsaved))
+    parsed = _parse(write_report(unsaved, tmp_path / "report2", worst=2))
+    worst = next(
+        item
+        for kind, item in parsed.after("h2", "Model heavy")
+        if kind == "table" and "SSIM map" in item[0]
+    )
+    assert all(row[worst[0].index("SSIM map")].startswith("unavailable") for row in worst[1:])

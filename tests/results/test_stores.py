@@ -40,6 +40,7 @@ from pipeline.results.stores import (
     as_results,
     export_csv,
     export_netcdf,
+    maps_groups,
     open_results,
     write_zarr,
 )
@@ -682,3 +683,18 @@ def test_object_store_output_with_credentials_in_storage_options_only(
     with pytest.raises(FileExistsError, match=rf"output '{url}' already exists") as error:
         sp.evaluate(x, y, regions="2x2", output=url, batch_images=3, storage_options=options)
     assert SECRET_KEY not in str(error.value)
+
+
+@pytest.mark.parametrize(
+    ("models", "groups"),
+    [
+        (["gan_a", "gan-b", "v1.2"], ["gan_a", "gan-b", "v1.2"]),
+        (["GAN outputs", "b"], ["model0", "model1"]),  # a space: not a plain folder name
+        (["run/1", "b"], ["model0", "model1"]),
+        (["Gan", "gan"], ["model0", "model1"]),  # one folder on a case-insensitive disk
+        ([".hidden", "b"], ["model0", "model1"]),
+        (["__zarr", "b"], ["model0", "model1"]),
+    ],
+)
+def test_maps_groups_are_model_names_only_when_every_name_is_a_plain_folder_name(models, groups):
+    assert maps_groups(models) == groups
