@@ -86,7 +86,7 @@ def sum_chunks(sums: da.Array) -> da.Array:
         concatenate=False,
         keepdims=False,
         dtype=np.float64,
-        split_every=8,
+        split_every=2,
         meta=np.empty((0, 0, 0), dtype=np.float64),
     )
 
