@@ -58,6 +58,14 @@ def main() -> None:
         print(f"| {setting} | {load:.2f} | {wall:.2f} | {cpu:.2f} |")
     best = {s: min(r[2] for r in rows if r[0] == s) for s in (False, True)}
     cpu = {s: min(r[3] for r in rows if r[0] == s) for s in (False, True)}
+    median = {s: float(np.median([r[2] for r in rows if r[0] == s])) for s in (False, True)}
+    median_cpu = {s: float(np.median([r[3] for r in rows if r[0] == s])) for s in (False, True)}
+    print(
+        f"median wall: off {median[False]:.2f} s, on {median[True]:.2f} s "
+        f"({100 * (median[True] / median[False] - 1):+.0f} %); median CPU: off "
+        f"{median_cpu[False]:.2f} s, on {median_cpu[True]:.2f} s "
+        f"({100 * (median_cpu[True] / median_cpu[False] - 1):+.0f} %)"
+    )
     print(
         f"best wall: off {best[False]:.2f} s, on {best[True]:.2f} s "
         f"({100 * (best[True] / best[False] - 1):+.0f} %); best CPU: off {cpu[False]:.2f} s, "

@@ -525,10 +525,12 @@ class RunConfig(BaseModel):
         SSIM, luminance, contrast and structure maps (variables ``mean_ssim_map``
         ...; see :mod:`pipeline.reductions.mean_maps`), one per model with several.
         ``"auto"`` (default): on for 2-D runs with ``nan_policy="fail"`` whose images
-        have at most 4096x4096 pixels and whose output holds maps (not CSV); off for
-        huge images, where the "mean" would be each image's own map. The kernels add
-        the maps to their sums in the statistics pass (a few per cent of the run).
-        ``False`` turns them off.
+        have at most 512x512 pixels and whose output holds maps (not CSV); off for
+        larger images, whose float64 sums (40 bytes per map pixel per block task)
+        would add more than a quarter to the run's peak memory (measured: about 50 %
+        at 1024x1024, several times at 2048x2048); ``True`` turns them on at any size.
+        The kernels add the maps to their sums in the statistics pass. ``False``
+        turns them off.
     output : str, optional
         Results path; the format follows the suffix unless ``output_format`` is given.
     output_format : str, optional
@@ -653,7 +655,7 @@ class RunConfig(BaseModel):
     maps_output: PathText = Field(None, description="Zarr path of the stored maps")
     mean_maps: Literal["auto"] | Flag = Field(
         "auto",
-        description="mean SSIM map per size group and model: auto (on up to 4096x4096), "
+        description="mean SSIM map per size group and model: auto (on up to 512x512), "
         "true or false",
     )
     output: PathText = Field(None, description="results path (.zarr, .nc or .csv)")

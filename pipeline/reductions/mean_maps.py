@@ -44,9 +44,13 @@ __all__ = [
 COMPONENTS = ("ssim", "luminance", "contrast", "structure", "reference")
 
 # mean_maps="auto": on when every size group's images have at most this many pixels
-# (4096 x 4096). A run of a few huge images has no use for a "mean" map: it is
-# (nearly) each image's own map, which save_maps stores.
-AUTO_MAX_PIXELS = 4096 * 4096
+# (512 x 512). Each block task's float64 sums are 40 bytes per map pixel, held until
+# its batch is added up: measured, at 1024 x 1024 (one image per chunk) they added
+# about 50 % to the run's peak memory and several times its wall clock, at 2048 x 2048
+# and 4096 x 4096 several times both; at 512 x 512 (folder of PNG) 12-25 % memory.
+# Larger images: mean_maps=True; a run of a few huge images has no use for a "mean"
+# map anyway (it is each image's own map, which save_maps stores).
+AUTO_MAX_PIXELS = 512 * 512
 
 
 @dataclass

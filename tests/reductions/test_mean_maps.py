@@ -213,8 +213,9 @@ def test_mean_maps_off_and_auto(rng) -> None:
     )
     with pytest.raises(ValueError, match="mean_maps=True cannot be combined with nan_policy"):
         evaluate(x, y, mean_maps=True, nan_policy="mask")
-    assert mean_maps_enabled("auto", [(4096, 4096)], volume=False, nan_policy="fail")
-    assert not mean_maps_enabled("auto", [(64, 64), (4097, 4096)], volume=False, nan_policy="fail")
+    assert mean_maps_enabled("auto", [(512, 512)], volume=False, nan_policy="fail")
+    assert not mean_maps_enabled("auto", [(64, 64), (513, 512)], volume=False, nan_policy="fail")
+    assert not mean_maps_enabled("auto", [(1024, 1024)], volume=False, nan_policy="fail")
     assert mean_maps_enabled(True, [(8000, 8000)], volume=False, nan_policy="fail")
     assert not mean_maps_enabled("auto", [(64, 64)], volume=True, nan_policy="fail")
     assert not mean_maps_enabled(

@@ -214,25 +214,30 @@ def region_statistics(
 
 @numba.njit(cache=True, nogil=True)
 def _add_centre_rows(
-    rows: np.ndarray, channels: int, depth: int, out: np.ndarray, component: int
+    rows: np.ndarray,
+    channels: int,
+    depth: int,
+    out: np.ndarray,
+    component: int,
+    row_sum: np.ndarray,
 ) -> None:  # pragma: no cover - compiled; checked against NumPy in the tests
     h, w = out.shape[1], out.shape[2]
     n = rows.shape[0]
     start = depth * channels
     width = w * channels
-    row_sum = np.empty(width)
     for r in range(h):
-        # Every image's row summed first: one contiguous, vectorised loop per image.
-        row_sum[:] = 0.0
+        # Every image's row summed first: one contiguous, vectorised loop per image
+        # (the slice starts the loop at the first centre, so it vectorises).
+        row_sum[:] = 0
         for i in range(n):
-            row = rows[i, depth + r]
+            row = rows[i, depth + r, start : start + width]
             for j in range(width):
-                row_sum[j] += np.float64(row[start + j])
+                row_sum[j] += row[j]
         dst = out[component, r]
         for c in range(w):
             total = 0.0
             for k in range(channels):
-                total += row_sum[c * channels + k]
+                total += np.float64(row_sum[c * channels + k])
             dst[c] += total / channels
 
 
@@ -242,8 +247,16 @@ def add_centre_pixels(x: np.ndarray, depth: int, out: np.ndarray, component: int
     ``x`` is an overlapped ``(images, h + 2 depth, w + 2 depth, channels)`` block and
     ``out`` a ``(components, h, w)`` float64 array: the sum over the block's images of
     the pixels at the valid map's window centres (the backdrop of a mean SSIM map),
-    one compiled pass over the pixels, in float64 (exact for integer images).
+    one compiled pass over the pixels. Integer pixels are summed over the images in
+    int32 where that cannot overflow (exact, and twice the lanes of float64), others
+    in float64; the channel mean is taken in float64.
     """
     n, height, width, channels = x.shape
     rows = np.ascontiguousarray(x).reshape(n, height, width * channels)
-    _add_centre_rows(rows, channels, depth, out, component)
+    w = out.shape[2]
+    accumulator: type[np.generic] = np.float64
+    if x.dtype.kind in "iu" and x.dtype.itemsize <= 2:
+        info = np.iinfo(x.dtype)
+        if n * max(abs(int(info.min)), int(info.max)) < 2**31:
+            accumulator = np.int32
+    _add_centre_rows(rows, channels, depth, out, component, np.empty(w * channels, accumulator))
