@@ -253,6 +253,9 @@ def add_centre_pixels(x: np.ndarray, depth: int, out: np.ndarray, component: int
     """
     n, height, width, channels = x.shape
     rows = np.ascontiguousarray(x).reshape(n, height, width * channels)
+    if rows.dtype.kind not in "iu" and rows.dtype not in (np.float32, np.float64):
+        # float16 (and bool) pixels, which numba does not compile: summed in float64.
+        rows = rows.astype(np.float64)
     w = out.shape[2]
     accumulator: type[np.generic] = np.float64
     if x.dtype.kind in "iu" and x.dtype.itemsize <= 2:

@@ -15,6 +15,7 @@ from pipeline.kernels.cpu.partials import add_centre_pixels
         (np.uint16, 0, 65536),
         (np.int16, -32768, 32768),
         (np.int32, -(2**31), 2**31 - 1),
+        (np.float16, -1.0, 1.0),  # not a numba type: summed in float64
         (np.float32, -1.0, 1.0),
         (np.float64, -1e6, 1e6),
     ],
