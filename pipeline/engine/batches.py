@@ -16,13 +16,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import xarray as xr
 
 from pipeline.engine.plan import GroupPlan, RunPlan
 from pipeline.engine.schedulers import SchedulerSession, open_scheduler
 from pipeline.engine.settings import RunConfig
 from pipeline.reductions.statistics import finalize_statistics
-from pipeline.results.schema import MS_SSIM, NAN_MASKED, STATUS_OK
+from pipeline.results.schema import MODEL, MS_SSIM, NAN_MASKED, STATUS_OK
 from pipeline.results.stores import ZarrSink, output_exists
 from pipeline.storage.locations import location
 
@@ -133,3 +134,20 @@ def fresh_path(config: RunConfig) -> str:
         shown = str(where) if where.remote else where.path
         raise FileExistsError(f"output {shown!r} already exists; pass overwrite=True to replace it")
     return config.output
+
+
+def join_models(names: list[str], datasets: list[xr.Dataset]) -> xr.Dataset:
+    """Datasets of one layout, one per model, joined along a leading ``model`` dimension.
+
+    The first Dataset's coordinates and attributes are kept (the others have the same
+    layout); the ``model`` coordinate holds ``names``.
+    """
+    return xr.concat(
+        datasets,
+        dim=pd.Index(names, name=MODEL),
+        data_vars="all",
+        coords="minimal",
+        compat="override",
+        join="override",
+        combine_attrs="override",
+    )

@@ -33,10 +33,9 @@ from typing import Any
 import dask
 import dask.array as da
 import numpy as np
-import pandas as pd
 import xarray as xr
 
-from pipeline.engine.batches import RunState
+from pipeline.engine.batches import RunState, join_models
 from pipeline.engine.graphs import mean_map_graph
 from pipeline.engine.plan import RunPlan
 from pipeline.reductions.mean_maps import MapSums
@@ -114,16 +113,7 @@ def _uncompressed(ds: xr.Dataset) -> xr.Dataset:
 
 def models_dataset(names: list[str], datasets: list[xr.Dataset]) -> xr.Dataset:
     """Per-model mean-map variables joined along a leading ``model`` dimension."""
-    ds = xr.concat(
-        datasets,
-        dim=pd.Index(names, name=MODEL),
-        data_vars="all",
-        coords="minimal",
-        compat="override",
-        join="override",
-        combine_attrs="override",
-    )
-    ds = ds.drop_vars(MODEL)
+    ds = join_models(names, datasets).drop_vars(MODEL)
     if all(d[MEAN_MAPS[0]].encoding.get("compressors", True) is None for d in datasets):
         return _uncompressed(ds)  # templates: keep their layout
     return ds

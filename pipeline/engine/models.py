@@ -34,7 +34,6 @@ from typing import Any
 
 import dask
 import numpy as np
-import pandas as pd
 import xarray as xr
 
 from pipeline.engine.batches import (
@@ -44,6 +43,7 @@ from pipeline.engine.batches import (
     batch_status,
     finalize_batch,
     fresh_path,
+    join_models,
     open_sink,
     run_scheduler,
     run_storage_options,
@@ -303,15 +303,7 @@ def _stacked(
 ) -> xr.Dataset:
     """Per-model Datasets of one layout joined along a leading ``model`` dimension."""
     parts = [ds.drop_vars(GENERATED) for ds in datasets]
-    ds = xr.concat(
-        parts,
-        dim=pd.Index(names, name=MODEL),
-        data_vars="all",
-        coords="minimal",
-        compat="override",
-        join="override",
-        combine_attrs="override",
-    )
+    ds = join_models(names, parts)
     ds = ds.assign_coords({GENERATED: ((MODEL, "image"), generated_names.astype(object))})
     ds[MODEL] = ds[MODEL].astype(object)
     ds.attrs = dict(attrs)

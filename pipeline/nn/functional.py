@@ -77,7 +77,7 @@ def ssim(
         reduction=reduction,
         profile=profile,
         multiscale=False,
-        params=_params(window, win_size, sigma, k1, k2, covariance),
+        params=window_params(window, win_size, sigma, k1, k2, covariance),
         name="ssim",
     )
     return reduce_batch(ssim_per_image(input, target, options, name="ssim"), options.reduction)
@@ -133,7 +133,7 @@ def ms_ssim(
         profile=profile,
         multiscale=True,
         scale_weights=weights,
-        params=_params(window, win_size, sigma, k1, k2, covariance),
+        params=window_params(window, win_size, sigma, k1, k2, covariance),
         name="ms_ssim",
     )
     return reduce_batch(
@@ -141,7 +141,7 @@ def ms_ssim(
     )
 
 
-def _params(
+def window_params(
     window: str | None,
     win_size: int | None,
     sigma: float | None,
@@ -149,6 +149,7 @@ def _params(
     k2: float | None,
     covariance: str | None,
 ) -> dict[str, Any]:
+    """The profile overrides as :func:`pipeline.nn._checks.resolve_options` takes them."""
     return {
         "window": window,
         "win_size": win_size,

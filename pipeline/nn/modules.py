@@ -16,6 +16,7 @@ from pipeline.nn.functional import (
     ms_ssim_per_image,
     reduce_batch,
     ssim_per_image,
+    window_params,
 )
 
 __all__ = ["loss_classes"]
@@ -74,14 +75,7 @@ def loss_classes() -> dict[str, type]:
                 reduction=reduction,
                 profile=profile,
                 multiscale=False,
-                params={
-                    "window": window,
-                    "win_size": win_size,
-                    "sigma": sigma,
-                    "k1": k1,
-                    "k2": k2,
-                    "covariance": covariance,
-                },
+                params=window_params(window, win_size, sigma, k1, k2, covariance),
                 name="SSIMLoss",
             )
             self.data_range = float(data_range)
@@ -138,14 +132,7 @@ def loss_classes() -> dict[str, type]:
                 profile=profile,
                 multiscale=True,
                 scale_weights=weights,
-                params={
-                    "window": window,
-                    "win_size": win_size,
-                    "sigma": sigma,
-                    "k1": k1,
-                    "k2": k2,
-                    "covariance": covariance,
-                },
+                params=window_params(window, win_size, sigma, k1, k2, covariance),
                 name="MSSSIMLoss",
             )
             self.data_range = float(data_range)
