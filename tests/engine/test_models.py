@@ -47,6 +47,19 @@ def _photo_folders(root: Path, n: int = 4, size: int = 48) -> tuple[Path, list[P
     return reference, models
 
 
+def _count_decodes(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
+    """Count every file the folder decode tasks decode, as ``"folder/name"``."""
+    decoded: Counter[str] = Counter()
+    real = folders.decode_batch
+
+    def counting(paths: Any, **kwargs: Any) -> Any:
+        decoded.update(str(Path(p).parent.name) + "/" + Path(p).name for p in paths)
+        return real(paths, **kwargs)
+
+    monkeypatch.setattr(folders, "decode_batch", counting)
+    return decoded
+
+
 def _same(multi: xr.Dataset, name: str, single: xr.Dataset) -> None:
     """``multi``'s model ``name`` equals ``single`` in every data variable and coordinate."""
     one = multi.sel({MODEL: name}, drop=True).load()
@@ -75,14 +88,7 @@ def test_each_reference_is_decoded_once_for_three_models(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     reference, models = _photo_folders(tmp_path, n=5)
-    decoded: Counter[str] = Counter()
-    real = folders.decode_batch
-
-    def counting(paths: Any, **kwargs: Any) -> Any:
-        decoded.update(str(Path(p).parent.name) + "/" + Path(p).name for p in paths)
-        return real(paths, **kwargs)
-
-    monkeypatch.setattr(folders, "decode_batch", counting)
+    decoded = _count_decodes(monkeypatch)
     sp.evaluate(reference, models, batch_images=2, output=str(tmp_path / "r.zarr"))
     assert {name: n for name, n in decoded.items() if name.startswith("real/")} == {
         f"real/img{i}.png": 1 for i in range(5)
@@ -170,14 +176,7 @@ def test_model_of_another_image_size_fails_its_pairs_naming_both_shapes(
     for path in models[0].iterdir():
         image = np.asarray(Image.open(path))
         _save(small / path.name, image[:32, :40] if path.name == "img1.png" else image)
-    decoded: Counter[str] = Counter()
-    real = folders.decode_batch
-
-    def counting(paths: Any, **kwargs: Any) -> Any:
-        decoded.update(str(Path(p).parent.name) + "/" + Path(p).name for p in paths)
-        return real(paths, **kwargs)
-
-    monkeypatch.setattr(folders, "decode_batch", counting)
+    decoded = _count_decodes(monkeypatch)
     ds = sp.evaluate(reference, {"ok": models[0], "small": small}).load()
     assert (ds.status.sel(model="ok") == "ok").all()
     text = str(ds.status.sel(model="small", image="img1.png").values)
@@ -497,20 +496,13 @@ def test_saved_maps_of_each_model_equal_its_own_run(
     reference, models = _photo_folders(tmp_path)
     (models[1] / "img2.png").write_bytes(b"not a png at all")  # blur's pair img2 fails
     settings: dict[str, Any] = {"save_maps": True, "maps": _SAVED, "batch_images": 3}
-    decoded: Counter[str] = Counter()
-    real = folders.decode_batch
-
-    def counting(paths: Any, **kwargs: Any) -> Any:
-        decoded.update(str(Path(p).parent.name) + "/" + Path(p).name for p in paths)
-        return real(paths, **kwargs)
-
-    monkeypatch.setattr(folders, "decode_batch", counting)
+    decoded = _count_decodes(monkeypatch)
     out = str(tmp_path / "multi.zarr")
     ds = sp.evaluate(reference, models, output=out, **settings)
     # Maps and statistics in the same lockstep batches: every file decoded once.
     assert set(decoded.values()) == {1}
     assert {f"real/img{i}.png" for i in range(4)} <= set(decoded)
-    monkeypatch.setattr(folders, "decode_batch", real)
+    monkeypatch.undo()  # the single runs below are not counted
     root = zarr.open_group(f"{out}/maps", mode="r")
     assert sorted(root.group_keys()) == sorted(KINDS)
     assert dict(root.attrs)["models"] == {kind: kind for kind in KINDS}
