@@ -5,8 +5,7 @@ the tensors' memory to a compiled kernel (NumPy views of CPU tensors, CuPy views
 of CUDA tensors through DLPack), which returns one value per plane and the
 three gradient maps per plane that the backward needs; the backward runs the
 matching kernel. CPU: :mod:`pipeline.kernels.cpu.loss` (numba); CUDA:
-``pipeline.kernels.gpu.loss`` with the same signature, when it and CuPy are
-available.
+:mod:`pipeline.kernels.gpu.loss` with the same signature, where CuPy imports.
 """
 
 from __future__ import annotations
@@ -14,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import importlib
-import importlib.util
 from collections.abc import Iterator
 from types import ModuleType
 from typing import Any
@@ -23,23 +21,16 @@ from pipeline.nn._checks import LossOptions
 
 __all__ = ["fused_ssim", "kernel_module"]
 
-_GPU_MODULE = "pipeline.kernels.gpu.loss"
-
 
 def kernel_module(tensor: Any) -> ModuleType:
     """The kernels for ``tensor``'s device; a clear error where none exists."""
     if tensor.device.type == "cpu":
-        from pipeline.kernels.cpu import loss
+        from pipeline.kernels.cpu import loss as cpu_loss
 
-        return loss
+        return cpu_loss
     if tensor.device.type != "cuda":
         raise ValueError(
             f"input is on device {tensor.device}; the SSIM losses run on CPU and CUDA tensors"
-        )
-    if importlib.util.find_spec(_GPU_MODULE) is None:
-        raise RuntimeError(
-            f"input is a CUDA tensor, but this installation has no CUDA SSIM loss kernels "
-            f"({_GPU_MODULE}); move the tensors to the CPU or install a version that has them"
         )
     try:
         importlib.import_module("cupy")
@@ -48,7 +39,9 @@ def kernel_module(tensor: Any) -> ModuleType:
             "input is a CUDA tensor, and the CUDA SSIM loss kernels need CuPy, which does not "
             f"import here ({error}); install the 'gpu' extra or move the tensors to the CPU"
         ) from None
-    return importlib.import_module(_GPU_MODULE)
+    from pipeline.kernels.gpu import loss as gpu_loss
+
+    return gpu_loss
 
 
 def _planes(tensor: Any, spatial_ndim: int) -> Any:
