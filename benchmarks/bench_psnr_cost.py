@@ -3,7 +3,7 @@
 MSE and PSNR come from the same pass over the pixels as SSIM: each block adds the sums
 of its own pixels' squared differences to its packed statistics
 (:func:`pipeline.reductions.squared_error.add_squared_error`, called by the block
-function of :func:`pipeline.engine.graphs.statistics_graph`). To measure what that
+function of :func:`pipeline.engine.graphs.statistics_graphs`). To measure what that
 costs, this script runs ``pipeline.evaluate`` on the same inputs twice over, once as
 the package does and once with that call replaced by one that returns the block's
 statistics unchanged (a monkeypatch of ``pipeline.engine.graphs.add_squared_error``,

@@ -38,7 +38,6 @@ from pipeline.tiling.halo import map_overlapping
 __all__ = [
     "StatisticsGraphs",
     "mean_map_graph",
-    "statistics_graph",
     "statistics_graphs",
     "widen_regions",
     "with_statistics_check",
@@ -62,24 +61,6 @@ class StatisticsGraphs(NamedTuple):
     map_sums: da.Array | None
 
 
-def statistics_graph(
-    pair: SourcePair,
-    regions: RegionPlan,
-    spec: KernelSpec,
-    chunks: tuple[tuple[int, ...], ...],
-    bins: int,
-    *,
-    nan_policy: str = "fail",
-) -> da.Array:
-    """Lazy ``(image, region, field)`` partial statistics, tree-combined over blocks.
-
-    Non-finite pixels never reach a statistic (:mod:`pipeline.reductions.nonfinite`).
-    Each block also adds the squared differences of the pixels it owns (MSE, PSNR:
-    :mod:`pipeline.reductions.squared_error`).
-    """
-    return statistics_graphs(pair, regions, spec, chunks, bins, nan_policy=nan_policy).statistics
-
-
 def statistics_graphs(
     pair: SourcePair,
     regions: RegionPlan,
@@ -91,7 +72,11 @@ def statistics_graphs(
     mean_maps: bool = False,
     skip_rows: Collection[int] = (),
 ) -> StatisticsGraphs:
-    """:func:`statistics_graph`, and with ``mean_maps`` the valid maps' sums of each block.
+    """Lazy ``(image, region, field)`` partial statistics, tree-combined over blocks.
+
+    Non-finite pixels never reach a statistic (:mod:`pipeline.reductions.nonfinite`).
+    Each block also adds the squared differences of the pixels it owns (MSE, PSNR:
+    :mod:`pipeline.reductions.squared_error`).
 
     With ``mean_maps`` every block task also returns the sum over its images of
     their valid ``ssim``, ``luminance``, ``contrast`` and ``structure`` maps (and
