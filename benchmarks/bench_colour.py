@@ -1,0 +1,181 @@
+"""Colour pairs in memory: ``evaluate`` against OpenCV's colour SSIM, and statistics against score.
+
+    python benchmarks/bench_colour.py [--pairs 64] [--size 512] [--repeat 5] [--data DIR]
+
+64 pairs of 512x512 RGB uint8 (the photographs and damage of
+``bench_folders.make_pairs``, PNG, decoded once into two ``(64, 512, 512, 3)``
+arrays before any timing), default profile (wang2004: Gaussian 11x11, sigma 1.5).
+Two tables, each timed interleaved round by round in this one process (best of
+``--repeat``), so that a neighbour's load on a shared machine moves both sides:
+
+* **end to end, wall, all threads**: ``pipeline.evaluate`` of the two in-memory
+  stacks (as configured by default, i.e. with the mean maps that ``auto`` turns on
+  at this size, and with ``mean_maps=False``), ``pipeline.ssim(channel_axis=-1)``
+  pair by pair, and the usual hand-written OpenCV float32 colour SSIM (GaussianBlur
+  of the 3-channel moments, the valid region's mean over pixels and channels; on
+  OpenCV's own threads) pair by pair. Printed as pairs per second and as
+  "ours faster by" (OpenCV time / ours).
+* **kernel, one thread, CPU time per channel-pixel** (``time.thread_time``):
+  ``fused_score`` of each channel plane (the score, ``pipeline.ssim``'s kernel)
+  against ``fused_colour_packed_stats`` (what ``evaluate`` computes per pair: the
+  channel-averaged SSIM, luminance, contrast and structure sums, Chan M2, extremes,
+  100-bin histogram), without and with the mean-map sums. The ratio is "what
+  evaluate computes" over "the score".
+
+Nothing here gates a test; figures on a shared machine move with its load (printed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import _checkout  # noqa: F401  (this checkout's pipeline, not an installed one)
+import numpy as np
+from bench_folders import make_pairs
+from PIL import Image
+
+import pipeline as sp
+from pipeline.kernels.cpu.colour import fused_colour_packed_stats
+from pipeline.kernels.cpu.fused import fused_score
+from pipeline.kernels.windows import window_weights
+
+DATA_RANGE = 255.0
+C1 = (0.01 * DATA_RANGE) ** 2
+C2 = (0.03 * DATA_RANGE) ** 2
+BINS = 100
+
+
+def load_stacks(pairs: int, size: int, data: Path) -> tuple[np.ndarray, np.ndarray]:
+    """The benchmark pairs as two ``(pairs, size, size, 3)`` uint8 arrays."""
+    ref, gen = make_pairs(data, pairs, size, fmt="png")
+    names = sorted(p.relative_to(ref) for p in ref.rglob("*.png"))[:pairs]
+
+    def read(folder: Path) -> np.ndarray:
+        return np.stack([np.asarray(Image.open(folder / name).convert("RGB")) for name in names])
+
+    return read(ref), read(gen)
+
+
+def opencv_colour_ssim(x: np.ndarray, y: np.ndarray) -> float:
+    """Colour SSIM as commonly hand-written with OpenCV (float32 moments, channels blurred at once)."""
+    import cv2
+
+    x32 = x.astype(np.float32)
+    y32 = y.astype(np.float32)
+
+    def blur(image: np.ndarray) -> np.ndarray:
+        return cv2.GaussianBlur(image, (11, 11), 1.5)
+
+    mu_x = blur(x32)
+    mu_y = blur(y32)
+    mu_x_sq = mu_x * mu_x
+    mu_y_sq = mu_y * mu_y
+    mu_xy = mu_x * mu_y
+    sigma_x_sq = blur(x32 * x32) - mu_x_sq
+    sigma_y_sq = blur(y32 * y32) - mu_y_sq
+    sigma_xy = blur(x32 * y32) - mu_xy
+    ssim_map = ((2 * mu_xy + C1) * (2 * sigma_xy + C2)) / (
+        (mu_x_sq + mu_y_sq + C1) * (sigma_x_sq + sigma_y_sq + C2)
+    )
+    return float(ssim_map[5:-5, 5:-5].mean(dtype=np.float64))
+
+
+def interleaved(
+    calls: dict[str, Callable[[], object]], repeat: int, clock: Callable[[], float]
+) -> dict[str, float]:
+    """Best time of each call over ``repeat`` rounds, the order reversed every other round."""
+    best = dict.fromkeys(calls, float("inf"))
+    names = list(calls)
+    for round_ in range(repeat):
+        for name in names if round_ % 2 == 0 else names[::-1]:
+            start = clock()
+            calls[name]()
+            best[name] = min(best[name], clock() - start)
+    return best
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pairs", type=int, default=64)
+    parser.add_argument("--size", type=int, default=512)
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument(
+        "--data", type=Path, default=Path(tempfile.gettempdir()) / "ssim-bench-folders" / "png"
+    )
+    args = parser.parse_args(argv)
+
+    x, y = load_stacks(args.pairs, args.size, args.data)
+    n = x.shape[0]
+    print(f"{n} pairs of {x.shape[1]}x{x.shape[2]}x{x.shape[3]} uint8, load {os.getloadavg()[0]:.2f}")
+
+    def opencv_all() -> None:
+        for i in range(n):
+            opencv_colour_ssim(x[i], y[i])
+
+    def ours_score_all() -> None:
+        for i in range(n):
+            sp.ssim(x[i], y[i], channel_axis=-1)
+
+    # One warm-up of each (numba compilation from the cache, Dask start-up).
+    ends = {
+        "evaluate (default: mean maps auto)": lambda: sp.evaluate(x, y, channel_axis=-1),
+        "evaluate, mean_maps=False": lambda: sp.evaluate(x, y, channel_axis=-1, mean_maps=False),
+        "pipeline.ssim(channel_axis=-1), pair by pair": ours_score_all,
+        "OpenCV float32 colour SSIM, pair by pair": opencv_all,
+    }
+    for call in ends.values():
+        call()
+    scores = (
+        float(sp.evaluate(x, y, channel_axis=-1, mean_maps=False).ssim.sel(region="all").mean()),
+        float(np.mean([opencv_colour_ssim(x[i], y[i]) for i in range(n)])),
+    )
+    print(f"mean SSIM over the pairs: evaluate {scores[0]:.6f}, OpenCV {scores[1]:.6f}")
+    walls = interleaved(ends, args.repeat, time.perf_counter)
+    peer = walls["OpenCV float32 colour SSIM, pair by pair"]
+    print(f"\nend to end, wall, best of {args.repeat} (load {os.getloadavg()[0]:.2f})")
+    print(f"| {'call':46s} | seconds | pairs/s | OpenCV time / this |")
+    print(f"|{'-' * 48}|---------|---------|--------------------|")
+    for name, seconds in walls.items():
+        print(f"| {name:46s} | {seconds:7.3f} | {n / seconds:7.1f} | {peer / seconds:17.2f}x |")
+
+    g = window_weights("gaussian", 11, 1.5)
+    planes = [
+        (np.ascontiguousarray(x[0, :, :, c]), np.ascontiguousarray(y[0, :, :, c]))
+        for c in range(x.shape[3])
+    ]
+    valid = (x.shape[1] - 10) * (x.shape[2] - 10) * x.shape[3]
+    map_sums = np.zeros((4, x.shape[1] - 10, x.shape[2] - 10))
+    kernel = {"uniform": False, "c1": C1, "c2": C2, "threads": 1}
+
+    def score() -> None:
+        for a, b in planes:
+            fused_score(a, b, weights=g, **kernel)
+
+    kernels = {
+        "score: fused_score per channel": score,
+        "evaluate's kernel: colour packed statistics": lambda: fused_colour_packed_stats(
+            x[0], y[0], weights=g, bins=BINS, **kernel
+        ),
+        "the same with the mean-map sums": lambda: fused_colour_packed_stats(
+            x[0], y[0], weights=g, bins=BINS, map_sums=map_sums, **kernel
+        ),
+    }
+    for call in kernels.values():
+        call()
+    cpu = interleaved(kernels, 3 * args.repeat, time.thread_time)
+    base = cpu["score: fused_score per channel"]
+    print(f"\nkernel, one thread, CPU time, best of {3 * args.repeat} (load {os.getloadavg()[0]:.2f})")
+    print(f"| {'kernel':46s} | ns per channel-pixel | / score |")
+    print(f"|{'-' * 48}|----------------------|---------|")
+    for name, seconds in cpu.items():
+        print(f"| {name:46s} | {1e9 * seconds / valid:20.2f} | {seconds / base:6.2f}x |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
