@@ -222,9 +222,10 @@ def run_kernel(kernel: Any, n_threads: int, n_chunks: int, args: tuple[Any, ...]
 
     One thread: a single call on the calling thread. More: the calling thread
     and ``n_threads - 1`` pool threads take chunks one at a time until none is
-    left (so a thread that falls behind takes fewer); the kernel releases the
-    GIL, and each chunk writes only its own rows and partials, so the result
-    does not depend on which thread ran which chunk.
+    left (so a thread that falls behind takes fewer, and a pool thread that has
+    not started by then is not waited for); the kernel releases the GIL, and
+    each chunk writes only its own rows and partials, so the result does not
+    depend on which thread ran which chunk.
     """
     if n_threads == 1 or n_chunks == 1:
         kernel(*args, 0, n_chunks)
@@ -246,9 +247,13 @@ def run_kernel(kernel: Any, n_threads: int, n_chunks: int, args: tuple[Any, ...]
         try:
             work()
         finally:
-            # Whatever happened here, no helper may still write once this call returns.
-            wait(helpers)
-        for helper in helpers:
+            # The calling thread has taken every chunk left: a helper that has not
+            # started yet (its thread not woken on busy cores) would find none, so it
+            # is cancelled rather than waited for. Whatever happened here, no helper
+            # that did start may still write once this call returns.
+            started = [helper for helper in helpers if not helper.cancel()]
+            wait(started)
+        for helper in started:
             helper.result()
 
 

@@ -9,11 +9,14 @@ window, still refuse every bad window. The same checks are exercised through
 from __future__ import annotations
 
 import multiprocessing
+import threading
+from concurrent.futures import wait
 
 import numba
 import numpy as np
 import pytest
 
+from pipeline.kernels.cpu import launch
 from pipeline.kernels.cpu.fused import fused_maps, fused_score
 from pipeline.kernels.cpu.launch import check_weights, kernel_dtype, plan_threads, row_bounds
 from pipeline.kernels.windows import window_weights
@@ -122,3 +125,43 @@ def test_kernel_dtype_of_each_pair() -> None:
     assert dtype_of("int16", "int16") == np.float64
     assert dtype_of("uint8", "float32") == np.float32
     assert dtype_of("float16", "float16") == np.float64
+
+
+def test_run_kernel_does_not_wait_for_pool_threads_that_never_started() -> None:
+    # Every pool thread is held busy: the helpers of the launch cannot start, the
+    # calling thread takes every chunk, and the launch returns without them (the
+    # queued helpers are cancelled) instead of waiting for a pool thread to wake.
+    pool_size = max(1, numba.config.NUMBA_NUM_THREADS - 1)
+    release = threading.Event()
+    pool = launch._thread_pool()
+    blockers = [pool.submit(release.wait, 30) for _ in range(pool_size)]
+    ran: list[tuple[int, int, int]] = []
+
+    def kernel(first: int, stop: int) -> None:
+        ran.append((threading.get_ident(), first, stop))
+
+    caller = threading.Thread(target=launch.run_kernel, args=(kernel, 2, 6, ()))
+    try:
+        caller.start()
+        caller.join(timeout=20)
+        assert not caller.is_alive(), "run_kernel waited for a pool thread that never started"
+    finally:
+        release.set()
+        wait(blockers)
+        caller.join(timeout=20)
+    assert sorted((first, stop) for _, first, stop in ran) == [(k, k + 1) for k in range(6)]
+    assert {thread for thread, _, _ in ran} == {caller.ident}
+
+
+def test_run_kernel_runs_every_chunk_once_over_threads() -> None:
+    ran: list[int] = []
+    lock = threading.Lock()
+
+    def kernel(first: int, stop: int) -> None:
+        with lock:
+            ran.extend(range(first, stop))
+
+    for n_threads, n_chunks in ((1, 5), (2, 1), (2, 7), (4, 9)):
+        ran.clear()
+        launch.run_kernel(kernel, n_threads, n_chunks, ())
+        assert sorted(ran) == list(range(n_chunks))
