@@ -311,6 +311,7 @@ def main(argv: list[str] | None = None) -> int:
         "| skimage profile (uniform 7x7) time (s) | Mpix/s |"
     )
     print("|---|---|---|---|---|")
+    per_pixel: dict[int, list[float]] = {}
     for side in scaling:
         x, y = make_pair(side)
         # Small calls are repeated inside one timing, so that a timer tick or a
@@ -329,7 +330,17 @@ def main(argv: list[str] | None = None) -> int:
 
             seconds = best_time(repeated, x, y, args.repeat)[0] / inner
             cells.append(f"{seconds:.4f} | {side * side / 1e6 / seconds:.1f}")
+            per_pixel.setdefault(side, []).append(seconds / (side * side))
         print(f"| {side}x{side} | {' | '.join(cells)} |")
+    largest = max(scaling, default=0)
+    for side in scaling:
+        if side != largest:
+            # A small image should not cost more per pixel than a large one.
+            ratios = [a / b for a, b in zip(per_pixel[side], per_pixel[largest], strict=True)]
+            print(
+                f"| cost per pixel, {side}^2 / {largest}^2 | {ratios[0]:.2f} | "
+                f"| {ratios[1]:.2f} | |"
+            )
 
     if not args.no_memory:
         side = args.memory_side

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
-__all__ = ["gaussian_window", "uniform_window", "window_weights"]
+__all__ = ["gaussian_window", "shared_window_weights", "uniform_window", "window_weights"]
 
 
 def gaussian_window(win_size: int, sigma: float) -> np.ndarray:
@@ -32,3 +34,17 @@ def window_weights(window: str, win_size: int, sigma: float) -> np.ndarray:
     if window == "uniform":
         return uniform_window(win_size)
     raise ValueError(f"window must be 'gaussian' or 'uniform' (got {window!r})")
+
+
+@functools.lru_cache(maxsize=64)
+def shared_window_weights(window: str, win_size: int, sigma: float) -> np.ndarray:
+    """:func:`window_weights`, made once per ``(window, win_size, sigma)`` and read-only.
+
+    The array every kernel call of one window shares: an in-memory score of a
+    small image would otherwise spend a noticeable part of its time building
+    the same few taps again. Read-only, so no caller can change what the next
+    one receives; take :func:`window_weights` for an array of your own.
+    """
+    weights = window_weights(window, win_size, sigma)
+    weights.flags.writeable = False
+    return weights

@@ -5,6 +5,7 @@ Every message names the parameter, what it got and what was expected.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping
 from typing import Any
@@ -140,21 +141,32 @@ def lookup_data_range(
     """
     dtype_x, dtype_y = np.dtype(dtype_x), np.dtype(dtype_y)
     data_range = check_data_range(data_range)
-    per_dtype = {
-        dtype.name: float(data_ranges[dtype.name])
-        for dtype in (dtype_x, dtype_y)
-        if data_ranges is not None and dtype.name in data_ranges
-    }
-    if len(set(per_dtype.values())) > 1:
-        raise ValueError(
-            f"data_ranges gives the two sides different ranges ({per_dtype}); a pair is "
-            "scored with one data range: give both dtypes the same one"
-        )
-    if per_dtype:
-        name = dtype_x.name if dtype_x.name in per_dtype else dtype_y.name
-        return per_dtype[name], f"data_ranges[{name}]"
+    if data_ranges is not None:
+        per_dtype = {
+            dtype.name: float(data_ranges[dtype.name])
+            for dtype in (dtype_x, dtype_y)
+            if dtype.name in data_ranges
+        }
+        if len(set(per_dtype.values())) > 1:
+            raise ValueError(
+                f"data_ranges gives the two sides different ranges ({per_dtype}); a pair is "
+                "scored with one data range: give both dtypes the same one"
+            )
+        if per_dtype:
+            name = dtype_x.name if dtype_x.name in per_dtype else dtype_y.name
+            return per_dtype[name], f"data_ranges[{name}]"
     if data_range is not None:
-        return float(data_range), "given"
+        return data_range, "given"
+    return _dtype_data_range(dtype_x, dtype_y)
+
+
+@functools.lru_cache(maxsize=64)
+def _dtype_data_range(dtype_x: np.dtype, dtype_y: np.dtype) -> tuple[float | None, str]:
+    """The full range of an integer dtype pair, or ``(None, "missing")`` for floats.
+
+    Cached per dtype pair: ``np.iinfo`` and the dtype names cost more than the rest
+    of a small image's checks.
+    """
     if dtype_x.kind == "f" or dtype_y.kind == "f":
         return None, "missing"
     if dtype_x != dtype_y:
@@ -190,6 +202,7 @@ def resolve_data_range(
     return found, source
 
 
+@functools.lru_cache(maxsize=64)
 def _dtype_bound(dtype: np.dtype) -> float | None:
     """``max |value|`` a dtype can hold where that is small enough for every path, else None."""
     if dtype.kind in "ui" and dtype.itemsize <= 4:
@@ -228,7 +241,7 @@ def check_pixels(array: Any, name: str) -> float:
     checks cost no more than :func:`check_finite` alone; the magnitude then picks
     the engine (:func:`pipeline.kernels.cpu.combine.float32_holds`).
     """
-    dtype = np.dtype(array.dtype)
+    dtype = array.dtype
     if array.size == 0:
         return 0.0
     if dtype.kind in "ui" and dtype.itemsize <= 4:

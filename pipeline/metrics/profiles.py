@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from pipeline.kernels.downsample import wang2009_factor
-from pipeline.kernels.windows import window_weights
+from pipeline.kernels.windows import shared_window_weights, window_weights
 
 __all__ = [
     "CONSTANT_SCALE",
@@ -116,11 +116,15 @@ class SSIMParams:
         return n / (n - 1)
 
     def kernel_args(self, data_range: float, ndim: int) -> dict[str, Any]:
-        """The keyword arguments every block kernel takes, for ``ndim`` spatial axes."""
+        """The keyword arguments every block kernel takes, for ``ndim`` spatial axes.
+
+        ``weights`` is the window's shared read-only array
+        (:func:`pipeline.kernels.windows.shared_window_weights`), not a new copy.
+        """
         c1, c2 = self.constants(data_range)
         return {
             "window": self.window,
-            "weights": self.weights(),
+            "weights": shared_window_weights(self.window, self.win_size, self.sigma),
             "c1": c1,
             "c2": c2,
             "cov_norm": self.cov_norm(ndim),
@@ -216,6 +220,9 @@ def get_profile(name: str) -> Profile:
 
 def resolve_params(profile: str = "wang2004", **overrides: Any) -> tuple[Profile, SSIMParams]:
     """The profile's parameters with explicit ``overrides`` applied (``None`` keeps the default)."""
+    if not overrides:
+        chosen = get_profile(profile)
+        return chosen, chosen.params
     unknown = sorted(set(overrides) - set(PARAM_NAMES))
     if unknown:
         raise TypeError(

@@ -97,7 +97,7 @@ def ssim(
     check_same_shape(x, y)
     chosen_profile, chosen = resolve_params(profile, **params)
     data_range, _ = resolve_data_range(data_range, x.dtype, y.dtype)
-    chosen.constants(data_range)  # refuses C1, C2 beyond float64 before any arithmetic
+    c1, c2 = chosen.constants(data_range)  # refuses C1, C2 beyond float64 before any arithmetic
     axis = normalize_channel_axis(channel_axis, x.ndim)
     check_color_mode(color_mode, axis, None if axis is None else x.shape[axis])
     spatial = x.shape if axis is None else x.shape[:axis] + x.shape[axis + 1 :]
@@ -105,7 +105,7 @@ def ssim(
     _check_colour_without_axis(x.shape, axis, chosen.win_size)
     check_window_fits(downsampled_shape(spatial, factor), chosen.win_size)
     magnitude = max(check_pixels(x, "x"), check_pixels(y, "y"))
-    engine = _engine_for_range(engine, chosen, data_range, magnitude)
+    engine = _engine_for_range(engine, c1, c2, magnitude)
 
     if axis is not None and color_mode == "luma":
         x, y, axis = to_luma(x, axis), to_luma(y, axis), None
@@ -120,7 +120,10 @@ def ssim(
     )
     if not full:
         # Score only: the fused kernel reduces its rows as it makes them, no map is stored.
-        return float(np.mean([_score(a, b, chosen, data_range, engine) for a, b in channels]))
+        scores = [_score(a, b, chosen, data_range, engine) for a, b in channels]
+        # One channel: its score as it is (numpy.mean of one number returns that number,
+        # at a cost that shows on a small image).
+        return scores[0] if len(scores) == 1 else float(np.mean(scores))
     per_channel = [_maps(a, b, chosen, data_range, True, engine) for a, b in channels]
     score = float(np.mean([float(m["ssim"].mean(dtype=xp.float64)) for m in per_channel]))
     if axis is None:
@@ -128,7 +131,7 @@ def ssim(
     return score, {k: xp.stack([m[k] for m in per_channel], axis=axis) for k in MAP_NAMES}
 
 
-def _engine_for_range(engine: str, params: SSIMParams, data_range: float, magnitude: float) -> str:
+def _engine_for_range(engine: str, c1: float, c2: float, magnitude: float) -> str:
     """``engine``, or ``"reference"`` where float32 cannot hold these pixels and constants.
 
     The fused and GPU kernels compute in float32; pixels beyond 2^59 (float32 near
@@ -137,7 +140,6 @@ def _engine_for_range(engine: str, params: SSIMParams, data_range: float, magnit
     """
     if engine not in ("auto", "fused", "gpu"):
         return engine  # "reference", or a name the dispatcher refuses
-    c1, c2 = params.constants(data_range)
     return engine if float32_holds(c1, c2, magnitude) else "reference"
 
 

@@ -20,3 +20,15 @@ def test_gaussian_window_is_scipy_gaussian_kernel():
 
 def test_uniform_window_sums_to_one():
     np.testing.assert_allclose(uniform_window(7), np.full(7, 1 / 7))
+
+
+def test_shared_window_weights_are_one_read_only_copy():
+    from pipeline.kernels.windows import shared_window_weights, window_weights
+
+    shared = shared_window_weights("gaussian", 11, 1.5)
+    assert shared is shared_window_weights("gaussian", 11, 1.5)
+    np.testing.assert_array_equal(shared, window_weights("gaussian", 11, 1.5))
+    with pytest.raises(ValueError, match="read-only"):
+        shared[0] = 0.0
+    with pytest.raises(ValueError, match=r"window must be 'gaussian' or 'uniform' \(got 'box'\)"):
+        shared_window_weights("box", 7, 1.5)

@@ -181,3 +181,28 @@ def test_lookup_refuses_two_ranges_for_one_pair():
         ValueError, match=r"data_ranges gives the two sides different ranges \(\{'uint8': 255.0"
     ):
         lookup_data_range(None, np.uint8, np.float32, {"uint8": 255.0, "float32": 1.0})
+
+
+def test_dtype_ranges_are_looked_up_every_time_errors_included():
+    # The integer ranges are cached per dtype pair; a refusal is not, so it repeats.
+    for _ in range(2):
+        with pytest.raises(
+            ValueError, match=r"data_range cannot be taken from mismatched dtypes uint8 and uint16"
+        ):
+            resolve_data_range(None, np.dtype(np.uint8), np.dtype(np.uint16))
+        with pytest.raises(ValueError, match=r"data_range is required for floating-point images"):
+            resolve_data_range(None, np.dtype(np.float32), np.dtype(np.uint8))
+    assert resolve_data_range(None, np.dtype(">u2"), np.dtype(">u2")) == (65535.0, "dtype >u2")
+    assert resolve_data_range(None, np.int16, np.int16) == (65535.0, "dtype int16")
+    assert resolve_data_range(np.float32(2.0), np.uint8, np.uint8) == (2.0, "given")
+    assert type(resolve_data_range(np.float32(2.0), np.uint8, np.uint8)[0]) is float
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_non_finite_pixels_are_refused_on_every_call(dtype, pair):
+    # Nothing about the pixels is cached: a clean call does not clear the next one.
+    x, y = (a.astype(dtype) for a in pair)
+    assert ssim(x, y, data_range=255.0) == pytest.approx(ssim(*pair))
+    y[3, 4] = np.nan
+    with pytest.raises(ValueError, match=r"y contains 1 NaN or Inf value\(s\)"):
+        ssim(x, y, data_range=255.0)

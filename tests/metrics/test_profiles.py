@@ -56,3 +56,28 @@ def test_numpy_scalars_are_accepted_and_normalised():
 
     p = SSIMParams(win_size=np.int64(7), sigma=np.float32(1.5))
     assert type(p.win_size) is int and type(p.sigma) is float
+
+
+def test_kernel_args_share_one_read_only_window_and_weights_stay_private():
+    import numpy as np
+
+    from pipeline.kernels.windows import window_weights
+
+    p = SSIMParams(window="uniform", win_size=7)
+    first, second = p.kernel_args(255.0, 2), p.kernel_args(1.0, 2)
+    assert first["weights"] is second["weights"]  # made once, shared by every call
+    np.testing.assert_array_equal(first["weights"], window_weights("uniform", 7, 1.5))
+    with pytest.raises(ValueError, match="read-only"):
+        first["weights"][0] = 1.0
+    # weights() is the caller's own array (torch.from_numpy needs it writable).
+    own = p.weights()
+    assert own.flags.writeable and own is not p.weights()
+    assert first["c1"] == pytest.approx((0.01 * 255) ** 2) and second["c1"] == pytest.approx(1e-4)
+
+
+def test_unknown_parameter_is_named_before_an_unknown_profile():
+    with pytest.raises(TypeError, match=r"unknown SSIM parameter\(s\) K1"):
+        resolve_params("wang2005", K1=0.01)
+    with pytest.raises(ValueError, match=r"unknown profile 'wang2005'"):
+        resolve_params("wang2005")
+    assert resolve_params("skimage") == (PROFILES["skimage"], PROFILES["skimage"].params)

@@ -240,3 +240,11 @@ def test_volume_too_thin_for_the_window() -> None:
     x = np.zeros((8, 30, 30))
     with pytest.raises(ValueError, match=r"win_size 11 is larger than the smallest image side"):
         pipeline.ssim(x, x, data_range=1.0)
+
+
+def test_colour_score_is_the_mean_of_the_channel_scores(rng):
+    x = rng.integers(0, 256, (40, 50, 3), dtype=np.uint8)
+    y = np.clip(x + rng.integers(-30, 31, x.shape), 0, 255).astype(np.uint8)
+    per_channel = [ssim(x[..., c], y[..., c], profile="skimage") for c in range(3)]
+    assert all(type(score) is float for score in per_channel)
+    assert ssim(x, y, profile="skimage", channel_axis=-1) == float(np.mean(per_channel))

@@ -9,7 +9,7 @@ a pool of threads (such launches take turns).
 
 from __future__ import annotations
 
-import math
+import functools
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor, wait
@@ -42,8 +42,23 @@ _PARALLEL_LOCK = threading.Lock()
 _POOL: ThreadPoolExecutor | None = None
 _POOL_PID = 0
 
-# Below this many output pixels (~1 ms of serial work) a call stays serial.
+# Below this many output pixels a call stays serial: a launch over the pool costs
+# ~50-60 us (two threads, measured on 2 shared cores), about half the serial work
+# of 128^2 output pixels under a Gaussian window (~7 ns a pixel). The grey and the
+# colour kernels must plan alike (the colour kernel's rows equal the grey one's bit
+# for bit), so the one threshold holds for both windows.
 _PARALLEL_MIN_PIXELS = 128 * 128
+# Output rows per chunk, at least, in windows (win_size rows): a chunk restarts
+# its window's state (the uniform path's running column sums, the Gaussian
+# path's ring of win_size - 1 input rows), a cost of win_size rows or less.
+_CHUNK_WINDOWS_UNIFORM = 16
+_CHUNK_WINDOWS_GAUSSIAN = 4
+# Chunks per thread, at most: more even out uneven progress (a thread that falls
+# behind on shared cores takes fewer).
+_CHUNKS_PER_THREAD = 4
+# One thread, uniform window: the running sums restart every this many rows, which
+# bounds their drift over float input.
+_SERIAL_UNIFORM_ROWS = 256
 
 
 def _check_threads(threads: int | None) -> int | None:
@@ -65,10 +80,21 @@ def check_weights(weights: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
         )
     if g.shape[0] > MAX_TAPS:
         raise ValueError(f"weights must have at most {MAX_TAPS} taps (got {g.shape[0]})")
-    if not np.array_equal(g, g[::-1]):
+    if not _is_symmetric(g.tobytes()):
         # The Gaussian path adds taps k and win_size - 1 - k with one weight.
         raise ValueError(f"weights must be symmetric (got {np.array2string(g, precision=4)})")
-    return read_only(g)
+    return read_only(g) if g.flags.writeable else g
+
+
+@functools.lru_cache(maxsize=64)
+def _is_symmetric(taps: bytes) -> bool:
+    """Whether float64 ``taps`` (raw bytes) read the same backwards, decided once per window.
+
+    Every call of one window passes the same few taps; the comparison itself
+    costs more than the rest of the checks on a small block.
+    """
+    g = np.frombuffer(taps, dtype=np.float64)
+    return bool(np.array_equal(g, g[::-1]))
 
 
 def check_map_sums(map_sums: np.ndarray | None, shape: tuple[int, int]) -> None:
@@ -110,7 +136,12 @@ def read_only(a: np.ndarray) -> np.ndarray:
 
 def kernel_dtype(x: np.ndarray, y: np.ndarray) -> np.dtype:
     """The dtype both images are read as."""
-    dtype = np.result_type(x.dtype, y.dtype)
+    return _kernel_dtype(x.dtype, y.dtype)
+
+
+@functools.lru_cache(maxsize=64)
+def _kernel_dtype(dtype_x: np.dtype, dtype_y: np.dtype) -> np.dtype:
+    dtype = np.result_type(dtype_x, dtype_y)
     # Integer images are read as they are (no float copy: half the memory of a
     # float32 cast and an eighth of float64); other dtypes go to float64 so
     # that the value the kernel sees is exactly the reference's.
@@ -133,28 +164,41 @@ def prepare_pair(x: Any, y: Any, weights: np.ndarray) -> tuple[np.ndarray, np.nd
 
 
 def plan_threads(threads: int | None, shape: tuple[int, ...], win_size: int) -> int:
-    """How many threads a block of spatial ``shape`` is split over (``threads`` checked)."""
+    """How many threads a block of spatial ``shape`` is split over (``threads`` checked).
+
+    One for a block too small to gain from the pool (output pixels below
+    ``_PARALLEL_MIN_PIXELS``); else ``threads``, capped at numba's thread count,
+    or with ``threads=None`` numba's current thread count.
+    """
     threads = _check_threads(threads)
-    # None: every thread numba is allowed (NUMBA_NUM_THREADS or numba.set_num_threads).
+    n_pixels = (shape[0] - win_size + 1) * (shape[1] - win_size + 1)
+    if threads == 1 or n_pixels < _PARALLEL_MIN_PIXELS:
+        # Waking the thread pool costs more than it saves on a small block.
+        return 1
+    if threads is None:
+        # NUMBA_NUM_THREADS, or what numba.set_num_threads set on this thread.
+        return int(numba.get_num_threads())
     pool_size: int = numba.config.NUMBA_NUM_THREADS  # type: ignore[attr-defined]
-    n_threads = numba.get_num_threads() if threads is None else min(threads, pool_size)
-    if (shape[0] - win_size + 1) * (shape[1] - win_size + 1) < _PARALLEL_MIN_PIXELS:
-        # Waking the thread pool costs more than a small block's whole work.
-        n_threads = 1
-    return n_threads
+    return min(threads, pool_size)
 
 
 def row_bounds(n_rows: int, n_threads: int, win_size: int, uniform: bool) -> np.ndarray:
-    # Several chunks per thread even out uneven progress; uniform chunks stay
-    # long enough that restarting the running sums (win_size rows) is cheap.
-    n_chunks = max(1, 4 * n_threads) if n_threads > 1 else 1
-    min_rows = 4 * win_size if uniform else 4
-    rows_per_chunk = max(min_rows, math.ceil(n_rows / n_chunks))
-    if uniform and n_threads == 1:
-        # Restarting bounds the drift of running sums over float input.
-        rows_per_chunk = max(min_rows, 256)
-    edges = [*range(0, n_rows, rows_per_chunk), n_rows]
-    return np.asarray(edges, dtype=np.int64)
+    """Edges ``[0, ..., n_rows]`` of the chunks of output rows a launch shares out.
+
+    One thread: one chunk (uniform window: one per 256 rows). Several: rows split
+    evenly into between one and four chunks per thread, as many as keep each
+    chunk at least 16 windows long (uniform) or 4 (Gaussian), so that restarting
+    a chunk's running sums or ring stays a small part of its work: at 512^2 and
+    a 7-wide uniform window, four chunks of ~126 rows over two threads.
+    """
+    if n_threads == 1:
+        if not uniform:
+            return np.array([0, n_rows], dtype=np.int64)
+        rows_per_chunk = max(_SERIAL_UNIFORM_ROWS, 4 * win_size)
+        return np.asarray([*range(0, n_rows, rows_per_chunk), n_rows], dtype=np.int64)
+    min_rows = win_size * (_CHUNK_WINDOWS_UNIFORM if uniform else _CHUNK_WINDOWS_GAUSSIAN)
+    n_chunks = min(_CHUNKS_PER_THREAD * n_threads, max(n_threads, n_rows // min_rows), n_rows)
+    return np.asarray([n_rows * k // n_chunks for k in range(n_chunks + 1)], dtype=np.int64)
 
 
 def ring_width(width: int, itemsize: int) -> int:
@@ -178,9 +222,10 @@ def run_kernel(kernel: Any, n_threads: int, n_chunks: int, args: tuple[Any, ...]
 
     One thread: a single call on the calling thread. More: the calling thread
     and ``n_threads - 1`` pool threads take chunks one at a time until none is
-    left (so a thread that falls behind takes fewer); the kernel releases the
-    GIL, and each chunk writes only its own rows and partials, so the result
-    does not depend on which thread ran which chunk.
+    left (so a thread that falls behind takes fewer, and a pool thread that has
+    not started by then is not waited for); the kernel releases the GIL, and
+    each chunk writes only its own rows and partials, so the result does not
+    depend on which thread ran which chunk.
     """
     if n_threads == 1 or n_chunks == 1:
         kernel(*args, 0, n_chunks)
@@ -202,9 +247,13 @@ def run_kernel(kernel: Any, n_threads: int, n_chunks: int, args: tuple[Any, ...]
         try:
             work()
         finally:
-            # Whatever happened here, no helper may still write once this call returns.
-            wait(helpers)
-        for helper in helpers:
+            # The calling thread has taken every chunk left: a helper that has not
+            # started yet (its thread not woken on busy cores) would find none, so it
+            # is cancelled rather than waited for. Whatever happened here, no helper
+            # that did start may still write once this call returns.
+            started = [helper for helper in helpers if not helper.cancel()]
+            wait(started)
+        for helper in started:
             helper.result()
 
 

@@ -1,17 +1,24 @@
 """Launching the compiled CPU kernels over threads: pipeline.kernels.cpu.launch.
 
-The thread pool of ``run_kernel`` must survive a fork. The argument checks and
-thread planning of this module (``threads``, weights, dtypes) are exercised
-through ``fused_maps`` and ``block_maps`` in tests/kernels/cpu/test_fused.py.
+The thread pool of ``run_kernel`` must survive a fork; the row chunks and the
+thread count follow their rules; the checks of the window's taps, cached per
+window, still refuse every bad window. The same checks are exercised through
+``fused_maps`` and ``block_maps`` in tests/kernels/cpu/test_fused.py.
 """
 
 from __future__ import annotations
 
 import multiprocessing
+import threading
+from concurrent.futures import wait
 
+import numba
 import numpy as np
+import pytest
 
-from pipeline.kernels.cpu.fused import fused_score
+from pipeline.kernels.cpu import launch
+from pipeline.kernels.cpu.fused import fused_maps, fused_score
+from pipeline.kernels.cpu.launch import check_weights, kernel_dtype, plan_threads, row_bounds
 from pipeline.kernels.windows import window_weights
 
 
@@ -29,3 +36,132 @@ def test_a_forked_child_launches_over_threads(rng) -> None:
     expected = _two_thread_score(x, y)
     with multiprocessing.get_context("fork").Pool(1) as pool:
         assert pool.apply_async(_two_thread_score, (x, y)).get(timeout=60) == expected
+
+
+# Row chunks and thread planning: the rules of row_bounds and plan_threads themselves.
+
+
+@pytest.mark.parametrize("uniform", [False, True])
+@pytest.mark.parametrize("win_size", [3, 7, 11])
+@pytest.mark.parametrize("n_threads", [2, 3, 8])
+@pytest.mark.parametrize("n_rows", [1, 5, 118, 246, 506, 1018, 2042, 8182])
+def test_row_bounds_share_the_rows_evenly(n_rows, n_threads, win_size, uniform) -> None:
+    edges = row_bounds(n_rows, n_threads, win_size, uniform)
+    lengths = np.diff(edges)
+    assert edges.dtype == np.int64 and edges[0] == 0 and edges[-1] == n_rows
+    assert lengths.min() >= 1 and lengths.max() - lengths.min() <= 1  # no empty, even split
+    n_chunks = len(lengths)
+    # At least one chunk per thread (as rows allow), at most four.
+    assert min(n_threads, n_rows) <= n_chunks <= 4 * n_threads
+    if n_chunks > n_threads:
+        # More chunks than threads only while each stays long enough to restart cheaply.
+        assert lengths.min() >= win_size * (16 if uniform else 4)
+
+
+def test_row_bounds_examples() -> None:
+    # 512^2 under a 7-wide uniform window, two threads: four chunks of ~126 rows
+    # (sixteen windows each), not eight of 64 (each restart costs 7 rows of sums).
+    np.testing.assert_array_equal(row_bounds(506, 2, 7, True), [0, 126, 253, 379, 506])
+    # 2048^2, Gaussian 11: four chunks per thread.
+    assert len(row_bounds(2038, 2, 11, False)) == 9
+    # One thread: one chunk, or for the uniform window a restart every 256 rows.
+    np.testing.assert_array_equal(row_bounds(1000, 1, 11, False), [0, 1000])
+    np.testing.assert_array_equal(row_bounds(600, 1, 7, True), [0, 256, 512, 600])
+
+
+def test_plan_threads_keeps_small_blocks_on_the_calling_thread() -> None:
+    pool_size = numba.config.NUMBA_NUM_THREADS
+    assert plan_threads(8, (100, 100), 7) == 1  # 94^2 output pixels: below the threshold
+    assert plan_threads(None, (100, 100), 7) == 1
+    assert plan_threads(1, (4000, 4000), 7) == 1
+    assert plan_threads(None, (400, 400), 7) == numba.get_num_threads()
+    assert plan_threads(pool_size + 5, (400, 400), 7) == pool_size
+    with pytest.raises(ValueError, match=r"threads must be a positive integer or None \(got 0\)"):
+        plan_threads(0, (400, 400), 7)
+    with pytest.raises(TypeError, match=r"threads must be a positive integer or None"):
+        plan_threads(2.0, (400, 400), 7)  # type: ignore[arg-type]
+
+
+def test_float_input_over_threads_stays_within_rounding_of_serial(rng) -> None:
+    # Float input under the uniform window: each chunk restarts its running sums, so
+    # a different chunking moves the maps by rounding only (float64 sums, float32 maps).
+    x = rng.random((530, 300), dtype=np.float32) * 1000 + 5000
+    y = x + rng.normal(0, 3, x.shape).astype(np.float32)
+    params = {"weights": window_weights("uniform", 7, 1.5), "uniform": True, "c1": 1.0, "c2": 9.0}
+    serial = fused_maps(x, y, threads=1, components=False, **params)
+    parallel = fused_maps(x, y, threads=2, components=False, **params)
+    assert len(row_bounds(x.shape[0] - 6, 2, 7, True)) > 3  # several chunks, restarted
+    np.testing.assert_allclose(parallel["ssim"], serial["ssim"], rtol=0, atol=1e-6)
+    assert fused_score(x, y, threads=2, **params) == pytest.approx(
+        float(serial["ssim"].mean(dtype=np.float64)), abs=1e-7
+    )
+
+
+# Checks of the window's taps (they are cached per window: each call must still be checked).
+
+
+def test_weights_must_be_symmetric_whatever_was_checked_before() -> None:
+    shape = (40, 40)
+    assert not check_weights(np.array([0.25, 0.5, 0.25]), shape).flags.writeable
+    with pytest.raises(ValueError, match=r"weights must be symmetric \(got \[0.25 0.5  0.3 \]\)"):
+        check_weights(np.array([0.25, 0.5, 0.3]), shape)
+    # NaN taps are not equal to themselves, so they are refused as before.
+    with pytest.raises(ValueError, match="weights must be symmetric"):
+        check_weights(np.array([0.25, np.nan, 0.25]), shape)
+    # Big-endian or float32 taps are read as native float64 first.
+    taps = check_weights(np.array([1, 2, 1], dtype=">f4"), shape)
+    assert taps.dtype == np.float64 and taps.dtype.isnative
+    with pytest.raises(ValueError, match=r"weights must be 1-D with at most min\(shape\) taps"):
+        check_weights(np.ones(5), (4, 40))
+
+
+def test_kernel_dtype_of_each_pair() -> None:
+    def dtype_of(a: str, b: str) -> np.dtype:
+        return kernel_dtype(np.zeros(1, dtype=a), np.zeros(1, dtype=b))
+
+    assert dtype_of("uint8", "uint8") == np.uint8
+    assert dtype_of("uint8", "uint16") == np.uint16
+    assert dtype_of("float32", "float32") == np.float32
+    assert dtype_of("int16", "int16") == np.float64
+    assert dtype_of("uint8", "float32") == np.float32
+    assert dtype_of("float16", "float16") == np.float64
+
+
+def test_run_kernel_does_not_wait_for_pool_threads_that_never_started() -> None:
+    # Every pool thread is held busy: the helpers of the launch cannot start, the
+    # calling thread takes every chunk, and the launch returns without them (the
+    # queued helpers are cancelled) instead of waiting for a pool thread to wake.
+    pool_size = max(1, numba.config.NUMBA_NUM_THREADS - 1)
+    release = threading.Event()
+    pool = launch._thread_pool()
+    blockers = [pool.submit(release.wait, 30) for _ in range(pool_size)]
+    ran: list[tuple[int, int, int]] = []
+
+    def kernel(first: int, stop: int) -> None:
+        ran.append((threading.get_ident(), first, stop))
+
+    caller = threading.Thread(target=launch.run_kernel, args=(kernel, 2, 6, ()))
+    try:
+        caller.start()
+        caller.join(timeout=20)
+        assert not caller.is_alive(), "run_kernel waited for a pool thread that never started"
+    finally:
+        release.set()
+        wait(blockers)
+        caller.join(timeout=20)
+    assert sorted((first, stop) for _, first, stop in ran) == [(k, k + 1) for k in range(6)]
+    assert {thread for thread, _, _ in ran} == {caller.ident}
+
+
+def test_run_kernel_runs_every_chunk_once_over_threads() -> None:
+    ran: list[int] = []
+    lock = threading.Lock()
+
+    def kernel(first: int, stop: int) -> None:
+        with lock:
+            ran.extend(range(first, stop))
+
+    for n_threads, n_chunks in ((1, 5), (2, 1), (2, 7), (4, 9)):
+        ran.clear()
+        launch.run_kernel(kernel, n_threads, n_chunks, ())
+        assert sorted(ran) == list(range(n_chunks))
