@@ -62,7 +62,7 @@ def load_stacks(pairs: int, size: int, data: Path) -> tuple[np.ndarray, np.ndarr
 
 
 def opencv_colour_ssim(x: np.ndarray, y: np.ndarray) -> float:
-    """Colour SSIM as commonly hand-written with OpenCV (float32 moments, channels blurred at once)."""
+    """Colour SSIM hand-written with OpenCV: float32 moments, channels blurred at once."""
     import cv2
 
     x32 = x.astype(np.float32)
@@ -111,7 +111,8 @@ def main(argv: list[str] | None = None) -> int:
 
     x, y = load_stacks(args.pairs, args.size, args.data)
     n = x.shape[0]
-    print(f"{n} pairs of {x.shape[1]}x{x.shape[2]}x{x.shape[3]} uint8, load {os.getloadavg()[0]:.2f}")
+    shape = "x".join(map(str, x.shape[1:]))
+    print(f"{n} pairs of {shape} uint8, load {os.getloadavg()[0]:.2f}")
 
     def opencv_all() -> None:
         for i in range(n):
@@ -169,7 +170,8 @@ def main(argv: list[str] | None = None) -> int:
         call()
     cpu = interleaved(kernels, 3 * args.repeat, time.thread_time)
     base = cpu["score: fused_score per channel"]
-    print(f"\nkernel, one thread, CPU time, best of {3 * args.repeat} (load {os.getloadavg()[0]:.2f})")
+    load = os.getloadavg()[0]
+    print(f"\nkernel, one thread, CPU time, best of {3 * args.repeat} (load {load:.2f})")
     print(f"| {'kernel':46s} | ns per channel-pixel | / score |")
     print(f"|{'-' * 48}|----------------------|---------|")
     for name, seconds in cpu.items():
