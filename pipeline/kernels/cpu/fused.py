@@ -74,7 +74,7 @@ from pipeline.kernels.cpu.launch import (
     row_bounds,
     run_kernel,
 )
-from pipeline.kernels.cpu.uniform import INT_TAPS
+from pipeline.kernels.cpu.uniform import INT_TAPS, data_shift
 from pipeline.kernels.statistics import empty_statistics, merge_statistics
 
 __all__ = [
@@ -137,11 +137,12 @@ def _launch(
     # uint8 input under a uniform window of at most INT_TAPS taps: exact int32 sums.
     exact = uniform and x.dtype == np.uint8 and win_size <= INT_TAPS
     sums = np.empty((n_chunks, 5, x.shape[1])) if uniform and not exact else None
+    shift = data_shift(x, y) if sums is not None else 0.0
     isums = np.empty((n_chunks, 5, x.shape[1]), dtype=np.int32) if exact else None
     outputs = {name: result if name == output else None for name in ("maps", "score", "packed")}
     args = (
-        x, y, g, bounds, float(c1), float(c2), float(cov_norm), bool(components), rings, sums,
-        isums, outputs["maps"], outputs["score"], outputs["packed"], map_sums,
+        x, y, g, bounds, float(c1), float(c2), float(cov_norm), bool(components), shift, rings,
+        sums, isums, outputs["maps"], outputs["score"], outputs["packed"], map_sums,
     )  # fmt: skip
     run_kernel(maps_chunks, n_threads, n_chunks, args)
     return result
