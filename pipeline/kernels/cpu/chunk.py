@@ -4,7 +4,8 @@
 keeps the Gaussian path's ring of input rows (:mod:`pipeline.kernels.cpu.gaussian`)
 or the uniform path's running column sums (:mod:`pipeline.kernels.cpu.uniform`)
 up to date, and writes each output row into the maps or reduces it while it is
-in L1 (the score's single sum, or the packed row of :mod:`pipeline.kernels.statistics`,
+in L1 (the score's single sum of the deficits ``1 - ssim``, or the packed row of
+:mod:`pipeline.kernels.statistics`,
 and optionally the float64 sums of the valid maps over the images of a block: the
 mean maps, without a second pass).
 :func:`pipeline.kernels.cpu.launch.run_kernel` calls it once on the calling
@@ -108,7 +109,9 @@ def maps_chunks(
     that are not None receive the rows:
     ``maps[rows, planes, cols]`` (planes ``ssim, cs`` and, with
     ``components``, ``luminance, contrast, structure``); ``scores[chunk]`` the
-    chunk's ``count, ssim_sum``; ``packed[chunk]`` the chunk's packed
+    chunk's ``count, ssim_sum`` (the sum from the float64 sum of the deficits
+    ``1 - ssim``, see :func:`~pipeline.kernels.cpu.combine.combine_row`; with or
+    without ``maps`` in the same pass); ``packed[chunk]`` the chunk's packed
     region-``all`` row of :mod:`pipeline.kernels.statistics` (its histogram fields
     over ``bin_edges`` of their count; needs ``components``);
     ``map_sums[:4, rows, cols]`` adds the ``ssim``, ``luminance``, ``contrast`` and

@@ -19,13 +19,19 @@ L1 cache, so no map is ever stored:
 * the channels are summed in float32 in channel order and divided by the
   channel count in float32, which is exactly what ``KernelSpec.maps`` does
   with the fused engine's float32 maps;
+* the channels' deficits ``1 - ssim`` (float32, see
+  :func:`~pipeline.kernels.cpu.combine.combine_row`) are averaged in float64;
 * the averaged row goes to :func:`pipeline.kernels.cpu.partials.add_row_partial`, the
   row-wise reduction of :func:`~pipeline.kernels.cpu.fused.fused_packed_stats`
-  (two passes per row, ``M2`` merged by Chan's update).
+  (two passes per row, ``M2`` merged by Chan's update), ``SUM`` and ``M2`` from the
+  averaged deficits.
 
 The packed result is therefore that of ``block_statistics`` of the averaged
 maps up to the order of float64 summation (~1e-12 relative; counts, minima,
-maxima and histograms exactly).
+maxima and histograms exactly), but for the SSIM ``SUM`` and ``M2``, which are
+free of the float32 rounding of the averaged map (up to ~1.6e-7 a pixel for three
+channels): the mean stays within 1e-8 of the exact channel mean on the adversarial
+pairs of the tests.
 """
 
 from __future__ import annotations

@@ -6,7 +6,9 @@ Python loop over pixels or labels:
 
 * :func:`add_row_partial` adds one map row to a packed row; the fused kernels
   (:mod:`pipeline.kernels.cpu.fused`, :mod:`pipeline.kernels.cpu.colour`) call
-  it on each output row while it is in cache, so whole maps are never stored;
+  it on each output row while it is in cache, so whole maps are never stored
+  (its ``SUM`` and ``M2`` from the row's deficits ``1 - ssim``, not from the
+  float32 map);
 * :func:`whole_image_statistics` (region ``all``) and :func:`region_statistics`
   (sub-regions keyed by a region id per pixel) reduce stored maps, in two
   passes over runs of one region id: counts, sums, extremes and the histogram

@@ -38,6 +38,7 @@ import pipeline as sp
 from pipeline.kernels import MAP_NAMES, block_maps, window_weights
 from pipeline.kernels.cpu.fused import (
     fused_maps,
+    fused_maps_and_score,
     fused_packed_stats,
     fused_score,
 )
@@ -404,3 +405,21 @@ def test_flat_pair_mean_is_not_the_rounded_map(rng) -> None:
     assert abs(fused_score(x, y, uniform=False, **params) - exact) < 1e-12
     ssim_map = fused_maps(x, y, uniform=False, **params)["ssim"]
     assert abs(ssim_map.mean(dtype=np.float64) - exact) > 1e-8  # why the map is not summed
+
+
+@pytest.mark.parametrize("window", ["gaussian", "uniform"])
+def test_maps_and_score_in_one_pass(rng, window) -> None:
+    # The maps of fused_maps and the score of fused_score, bit for bit, from one pass.
+    x, y, data_range = adversarial_pair(rng, "flat-255-beside-0", (300, 80))
+    params = kernel_params(window, 7, "sample", data_range)
+    del params["window"]
+    uniform = window == "uniform"
+    for threads in (1, 2):
+        maps, score = fused_maps_and_score(x, y, uniform=uniform, threads=threads, **params)
+        expected = fused_maps(x, y, uniform=uniform, threads=threads, **params)
+        assert set(maps) == set(expected)
+        for name in expected:
+            np.testing.assert_array_equal(maps[name], expected[name])
+        del params["components"]
+        assert score == fused_score(x, y, uniform=uniform, threads=threads, **params)
+        params["components"] = True
