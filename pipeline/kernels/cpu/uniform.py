@@ -54,7 +54,7 @@ __all__ = [
 def data_shift(x: np.ndarray, y: np.ndarray) -> float:
     """The value the uniform path subtracts from float pixels before summing them.
 
-    The median of a sparse grid of samples (at most 17 x 17 per image) of both
+    The median of a sparse grid of samples (every ``side // 16``-th row and column) of both
     images: near the bulk of the data, whatever its offset, and the same for
     ``(x, y)`` and ``(y, x)`` (the median of the same values), which keeps the
     maps exactly symmetric. Integer pixels are summed exactly and take 0, as
