@@ -104,9 +104,9 @@ def maps_chunks(
     Gaussian path (float32, or float64 for float64 input), or ``sums[chunk]``,
     a chunk's ``(5, width)`` float64 running column sums of the uniform path
     (restarted at each chunk) of the data less ``shift``
-    (:func:`~pipeline.kernels.cpu.uniform.data_shift`), or ``isums[chunk]``, the same as exact int32
-    sums for uint8 input (windows of at most ``INT_TAPS`` taps). The outputs
-    that are not None receive the rows:
+    (:func:`~pipeline.kernels.cpu.uniform.data_shift`), or ``isums[chunk]``,
+    the same as exact int32 sums for uint8 input (windows of at most
+    ``INT_TAPS`` taps). The outputs that are not None receive the rows:
     ``maps[rows, planes, cols]`` (planes ``ssim, cs`` and, with
     ``components``, ``luminance, contrast, structure``); ``scores[chunk]`` the
     chunk's ``count, ssim_sum`` (the sum from the float64 sum of the deficits
@@ -172,20 +172,7 @@ def maps_chunks(
                 load_row(x, last, rx, last % win_size)
                 load_row(y, last, ry, last % win_size)
                 gaussian_row(
-                    rx,
-                    ry,
-                    g32,
-                    i,
-                    n_out,
-                    c1,
-                    c2,
-                    cov_norm,
-                    planes,
-                    col,
-                    acc,
-                    mo,
-                    out,
-                    deficit,
+                    rx, ry, g32, i, n_out, c1, c2, cov_norm, planes, col, acc, mo, out, deficit
                 )
             if sums is not None:
                 if i > row_start:

@@ -93,11 +93,11 @@ def _accumulate_planes(total: np.ndarray, part: np.ndarray, n_out: int) -> None:
 
 @jit()
 def _accumulate_deficit(total: np.ndarray, part: np.ndarray, first: bool, n_out: int) -> None:
-    """``total (=|+=) part``: a channel's float32 deficits summed in float64 (no rounding).
+    """``total (=|+=) part``: a channel's float32 deficits summed in float64.
 
     The channel mean of ``1 - ssim`` in float32 would round by up to 6e-8 of itself,
-    the same way on every pixel of a flat pair; in float64 the sum of a few float32
-    values is exact.
+    the same way on every pixel of a flat pair; in float64 a sum of a few float32
+    values is exact, or within ~1e-16 of itself.
     """
     if first:
         for j in range(n_out):
