@@ -330,6 +330,8 @@ def test_report_of_results_without_psnr_has_no_psnr_parts(demo_results, tmp_path
     ds, _ = demo_results  # built without mse/psnr, as an earlier version wrote results
     assert "psnr" not in ds
     text = write_report(ds, tmp_path / "report", worst=2).read_text(encoding="utf-8")
+    # Embedded images are base64: their letters may spell anything, so leave them out.
+    text = re.sub(r"base64,[A-Za-z0-9+/=]+", "base64,", text)
     assert "psnr" not in text.lower()
 
 

@@ -4,7 +4,8 @@
 keeps the Gaussian path's ring of input rows (:mod:`pipeline.kernels.cpu.gaussian`)
 or the uniform path's running column sums (:mod:`pipeline.kernels.cpu.uniform`)
 up to date, and writes each output row into the maps or reduces it while it is
-in L1 (the score's single sum, or the packed row of :mod:`pipeline.kernels.statistics`,
+in L1 (the score's single sum of the deficits ``1 - ssim``, or the packed row of
+:mod:`pipeline.kernels.statistics`,
 and optionally the float64 sums of the valid maps over the images of a block: the
 mean maps, without a second pass).
 :func:`pipeline.kernels.cpu.launch.run_kernel` calls it once on the calling
@@ -43,18 +44,21 @@ __all__ = ["add_map_row", "maps_chunks"]
 
 
 @jit(fastmath={"reassoc"})
-def _row_sum(out: np.ndarray, n_out: int) -> float:
-    """float64 sum of ``out[0, :n_out]`` (the SSIM row), in any order so that it vectorises.
+def _row_sum(deficit: np.ndarray, n_out: int) -> float:
+    """float64 sum of the row's SSIM, ``n_out - sum(deficit[:n_out])``, vectorised.
 
-    Reordering a float64 sum of float32 values moves it by ~1e-16 relative;
-    a row of ones still sums to exactly ``n_out``.
+    Summed from the deficits ``1 - ssim`` that the comparison step keeps to
+    float32's relative precision, not from the float32 map, which rounds by up
+    to 3e-8 near 1 (:func:`~pipeline.kernels.cpu.combine.combine_row`).
+    Reordering a float64 sum moves it by ~1e-16 relative; a row of zero
+    deficits still sums to exactly ``n_out``.
     """
     if n_out < 0:
         return 0.0
     total = 0.0
     for j in range(n_out):
-        total += np.float64(out[0, j])
-    return total
+        total += deficit[j]
+    return n_out - total
 
 
 @jit()
@@ -82,6 +86,7 @@ def maps_chunks(
     c2: float,
     cov_norm: float,
     components: bool,
+    shift: float,
     rings: np.ndarray | None,
     sums: np.ndarray | None,
     isums: np.ndarray | None,
@@ -98,12 +103,15 @@ def maps_chunks(
     ``rings[chunk]``, a chunk's ``(2, win_size, width)`` input rows of the
     Gaussian path (float32, or float64 for float64 input), or ``sums[chunk]``,
     a chunk's ``(5, width)`` float64 running column sums of the uniform path
-    (restarted at each chunk), or ``isums[chunk]``, the same as exact int32
-    sums for uint8 input (windows of at most ``INT_TAPS`` taps). The outputs
-    that are not None receive the rows:
+    (restarted at each chunk) of the data less ``shift``
+    (:func:`~pipeline.kernels.cpu.uniform.data_shift`), or ``isums[chunk]``,
+    the same as exact int32 sums for uint8 input (windows of at most
+    ``INT_TAPS`` taps). The outputs that are not None receive the rows:
     ``maps[rows, planes, cols]`` (planes ``ssim, cs`` and, with
     ``components``, ``luminance, contrast, structure``); ``scores[chunk]`` the
-    chunk's ``count, ssim_sum``; ``packed[chunk]`` the chunk's packed
+    chunk's ``count, ssim_sum`` (the sum from the float64 sum of the deficits
+    ``1 - ssim``, see :func:`~pipeline.kernels.cpu.combine.combine_row`; with or
+    without ``maps`` in the same pass); ``packed[chunk]`` the chunk's packed
     region-``all`` row of :mod:`pipeline.kernels.statistics` (its histogram fields
     over ``bin_edges`` of their count; needs ``components``);
     ``map_sums[:4, rows, cols]`` adds the ``ssim``, ``luminance``, ``contrast`` and
@@ -114,6 +122,11 @@ def maps_chunks(
     width = x.shape[1]
     n_out = width - win_size + 1
     scratch = np.empty((5, n_out), dtype=np.float32)
+    # Planes of ``out`` the comparison step writes: all five with components, ssim
+    # and cs for maps without, none for the score, which needs only the deficits.
+    planes = 5 if components else (2 if maps is not None else 0)
+    # 1 - ssim of the current row (see combine_row): what the sums are made from.
+    deficit = np.empty(n_out, dtype=np.float32)
     mo = np.empty(5 * ACC, dtype=np.float32)
     if rings is not None:
         g32 = g.astype(np.float32)
@@ -141,7 +154,7 @@ def maps_chunks(
             v = sums[chunk]
             v[:, :] = 0.0
             for k in range(win_size):
-                add_row(x, y, row_start + k, 1.0, v)
+                add_row(x, y, row_start + k, 1.0, shift, v)
         if isums is not None:
             iv = isums[chunk]
             iv[:, :] = 0
@@ -158,24 +171,29 @@ def maps_chunks(
                 last = i + win_size - 1
                 load_row(x, last, rx, last % win_size)
                 load_row(y, last, ry, last % win_size)
-                gaussian_row(rx, ry, g32, i, n_out, c1, c2, cov_norm, components, col, acc, mo, out)
+                gaussian_row(
+                    rx, ry, g32, i, n_out, c1, c2, cov_norm, planes, col, acc, mo, out, deficit
+                )
             if sums is not None:
                 if i > row_start:
-                    swap_row(x, y, i + win_size - 1, i - 1, v)
-                uniform_row(v, m, win_size, n_out, scale, c1, c2, cov_norm, components, mo, out)
+                    swap_row(x, y, i + win_size - 1, i - 1, shift, v)
+                uniform_row(
+                    v, m, win_size, n_out, scale, shift, c1, c2, cov_norm, planes, mo, out,
+                    deficit,
+                )  # fmt: skip
             if isums is not None:
                 if i > row_start:
                     swap_row_int(x, y, i + win_size - 1, i - 1, iv)
                 uniform_row_int(
-                    iv, im, itmp, win_size, n_out, c1, c2, cov_norm, components, mo, out
+                    iv, im, itmp, win_size, n_out, c1, c2, cov_norm, planes, mo, out, deficit
                 )
             if scores is not None:
                 # The score: the mean needs one sum, which vectorises.
-                ssim_sum += _row_sum(out, n_out)
+                ssim_sum += _row_sum(deficit, n_out)
                 count += n_out
             if packed is not None:
                 # The row is still in L1: reduce it before the next one overwrites it.
-                add_row_partial(out[0], out[2], out[3], out[4], n_out, packed[chunk])
+                add_row_partial(out[0], deficit, out[2], out[3], out[4], n_out, packed[chunk])
             if map_sums is not None:
                 add_map_row(out, n_out, map_sums, i)
         if scores is not None:

@@ -4,7 +4,8 @@ The Gaussian (:mod:`pipeline.kernels.cpu.gaussian`) and uniform
 (:mod:`pipeline.kernels.cpu.uniform`) paths both turn an output row into
 float32 local moments ``mu_x, mu_y, sigma_x^2, sigma_y^2, sigma_xy``, one tile
 of columns at a time, in the flat buffer layout below; :func:`combine_row`
-turns each tile into the comparison maps (Wang et al. 2004, eqs. 6-13).
+turns each tile into the comparison maps (Wang et al. 2004, eqs. 6-13) and the
+deficits ``1 - ssim`` that every mean is summed from (its "Precision").
 :mod:`pipeline.kernels.cpu.chunk` and :mod:`pipeline.kernels.cpu.colour`
 compile their row loops with the same :func:`jit` options.
 """
@@ -28,9 +29,10 @@ __all__ = ["ACC", "COL", "CONTRACT", "MAX_TAPS", "TILE", "combine_row", "float32
 # the same instruction sequence and every cross term is a product of one x
 # and one y factor, so the contracted result is still exactly symmetric and
 # gives ssim(x, x) == 1 (tested). The comparison step has no fastmath at all:
-# contracting ``mu_x^2 + mu_y^2`` differently from ``2 mu_x mu_y`` would break
-# the identity. Each loop touches few distinct arrays (buffers are (quantity,
-# column) rows) so that LLVM's runtime alias checks stay within its budget.
+# contracting ``mu_x^2 + mu_y^2`` into ``fma(mu_x, mu_x, mu_y^2)`` rounds one
+# square and not the other, which would break the exact symmetry. Each loop
+# touches few distinct arrays (buffers are (quantity, column) rows) so that
+# LLVM's runtime alias checks stay within its budget.
 
 # Output columns per tile of the Gaussian path: the tile's column statistics
 # (7 x ~266 float32), accumulators (8 x 256) and moments (5 x 256) take ~20 KB
@@ -80,19 +82,42 @@ def combine_row(
     n_out: int,
     c1: float,
     c2: float,
-    components: bool,
+    planes: int,
     out: np.ndarray,
+    deficit: np.ndarray,
     o0: int,
 ) -> None:
     """Luminance, contrast, structure, cs and SSIM (eqs. 6-13) from local moments.
 
     ``mo[q * ACC + j]`` for ``j < n_out`` holds float32 ``mu_x, mu_y,
-    sigma_x^2, sigma_y^2, sigma_xy`` (q = 0..4); ``out[:, o0:o0 + n_out]``
-    rows receive ssim, cs and, with ``components``, luminance, contrast,
-    structure. All terms are non-negative or bounded by the denominator
-    (``|2 sigma_xy| <= sigma_x^2 + sigma_y^2``), so float32 adds only ~1e-7
-    here. ``out`` is passed whole with explicit extents: a column slice of a
-    2-D array is non-contiguous to numba, and that stops vectorisation.
+    sigma_x^2, sigma_y^2, sigma_xy`` (q = 0..4). ``deficit[o0:o0 + n_out]``
+    receives ``d = 1 - ssim`` (below), always; the first ``planes`` rows of
+    ``out[:, o0:o0 + n_out]`` receive ssim, cs, luminance, contrast, structure:
+    ``planes`` is 5, 2 (ssim and cs) or 0 (a score needs only ``d``). ``out`` is
+    passed whole with explicit extents: a column slice of a 2-D array is
+    non-contiguous to numba, and that stops vectorisation.
+
+    Precision: the deficit form. SSIM, cs and luminance are made from their
+    deficits, which keep float32's *relative* precision near 1::
+
+        dl  = (mu_x - mu_y)^2 / (mu_x^2 + mu_y^2 + C1)     luminance = 1 - dl
+        dcs = (v - 2 sigma_xy) / (v + C2)                   cs = 1 - dcs
+        d   = dl + dcs - dl dcs                             ssim = (1 - dl)(1 - dcs) = 1 - d
+
+    with ``v = sigma_x^2 + sigma_y^2`` (the numerators are eqs. 6 and 13's
+    denominators less their numerators; as many divisions as ``l * cs``). For
+    non-negative data ``dl`` is in [0, 1] and ``dcs`` in [0, 2], so ``d = dl + dcs
+    (1 - dl)`` has no cancellation and carries a few float32 roundings relative to
+    ``d`` itself, not to 1. The map ``1 - d`` in float32 still rounds to a multiple
+    of 2^-24 (up to 3e-8 near 1, the same way on every pixel of a flat pair): means
+    are summed from the float32 ``d`` in float64 instead
+    (:mod:`pipeline.kernels.cpu.chunk`, :mod:`pipeline.kernels.cpu.partials`).
+    Where SSIM is far from 1, ``d``'s own rounding remains (a flat pair at SSIM 0.8:
+    ~9e-9 on every pixel). Identical inputs give ``dl = dcs = d = 0``
+    exactly (``v - 2 sigma_xy`` of equal moments is 0), so ssim, cs and luminance
+    are exactly 1; ``(a - b)^2 == (b - a)^2`` and commutative sums keep the maps
+    exactly symmetric in x and y. Contrast and structure (eqs. 9-10) are formed
+    directly.
     """
     # A proof for LLVM that the indices below are non-negative: without it
     # numba's negative-index wraparound adds a select per access and the loop
@@ -102,17 +127,33 @@ def combine_row(
     c1_32 = np.float32(c1)
     c2_32 = np.float32(c2)
     c3_32 = np.float32(c2 / 2)
+    one = np.float32(1.0)
     two = np.float32(2.0)
     zero = np.float32(0.0)
-    # Two loops rather than a branch inside one, so that each vectorises.
-    if not components:
+    # One loop per number of planes rather than a branch inside one, so that each
+    # vectorises.
+    if planes == 0:
         for j in range(n_out):
             mu_x = mo[j]
             mu_y = mo[ACC + j]
-            luminance = (two * mu_x * mu_y + c1_32) / (mu_x * mu_x + mu_y * mu_y + c1_32)
-            cs = (two * mo[4 * ACC + j] + c2_32) / (mo[2 * ACC + j] + mo[3 * ACC + j] + c2_32)
-            out[0, o0 + j] = luminance * cs
-            out[1, o0 + j] = cs
+            diff = mu_x - mu_y
+            dl = (diff * diff) / (mu_x * mu_x + mu_y * mu_y + c1_32)
+            v = mo[2 * ACC + j] + mo[3 * ACC + j]
+            dcs = (v - two * mo[4 * ACC + j]) / (v + c2_32)
+            deficit[o0 + j] = dl + dcs - dl * dcs
+        return
+    if planes < 5:
+        for j in range(n_out):
+            mu_x = mo[j]
+            mu_y = mo[ACC + j]
+            diff = mu_x - mu_y
+            dl = (diff * diff) / (mu_x * mu_x + mu_y * mu_y + c1_32)
+            v = mo[2 * ACC + j] + mo[3 * ACC + j]
+            dcs = (v - two * mo[4 * ACC + j]) / (v + c2_32)
+            d = dl + dcs - dl * dcs
+            out[0, o0 + j] = one - d
+            out[1, o0 + j] = one - dcs
+            deficit[o0 + j] = d
         return
     for j in range(n_out):
         mu_x = mo[j]
@@ -120,14 +161,18 @@ def combine_row(
         sigma_x_sq = mo[2 * ACC + j]
         sigma_y_sq = mo[3 * ACC + j]
         sigma_xy = mo[4 * ACC + j]
-        luminance = (two * mu_x * mu_y + c1_32) / (mu_x * mu_x + mu_y * mu_y + c1_32)
-        denominator = sigma_x_sq + sigma_y_sq + c2_32
-        cs = (two * sigma_xy + c2_32) / denominator
+        diff = mu_x - mu_y
+        dl = (diff * diff) / (mu_x * mu_x + mu_y * mu_y + c1_32)
+        v = sigma_x_sq + sigma_y_sq
+        denominator = v + c2_32
+        dcs = (v - two * sigma_xy) / denominator
+        d = dl + dcs - dl * dcs
         # Rounding can leave a variance a hair below zero; the square root needs >= 0.
         sigma_x = np.sqrt(max(sigma_x_sq, zero))
         sigma_y = np.sqrt(max(sigma_y_sq, zero))
-        out[0, o0 + j] = luminance * cs
-        out[1, o0 + j] = cs
-        out[2, o0 + j] = luminance
+        out[0, o0 + j] = one - d
+        out[1, o0 + j] = one - dcs
+        out[2, o0 + j] = one - dl
         out[3, o0 + j] = (two * sigma_x * sigma_y + c2_32) / denominator
         out[4, o0 + j] = (sigma_xy + c3_32) / (sigma_x * sigma_y + c3_32)
+        deficit[o0 + j] = d

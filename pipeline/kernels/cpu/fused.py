@@ -1,7 +1,8 @@
 """Fused, compiled SSIM maps of a 2-D block on the CPU (numba).
 
-Same numbers as :func:`pipeline.kernels.reference.ssim_maps` (within 1e-5,
-usually ~1e-7), without its five full-size float64 moment images: each output
+Same numbers as :func:`pipeline.kernels.reference.ssim_maps` (within 1e-5 per
+pixel, usually ~1e-7; means within 1e-8 of the exact value), without its five
+full-size float64 moment images: each output
 row is made from a small row buffer, so the working memory is O(width) per
 thread and the only large arrays are the maps that are returned.
 
@@ -35,12 +36,23 @@ float32 rounding error relative to the variance itself (derived in
 stays within ~5e-7 of the float64 reference on uint8, uint16 near 65535,
 float32 and float64 data offset by 1e4 (tests/kernels/cpu/test_fused.py). Running
 sums cannot be re-centred per window, so the uniform path accumulates in
-float64, or, for uint8 input, in exact int32 integers (windows of up to
-``INT_TAPS`` taps; :mod:`pipeline.kernels.cpu.uniform`). The comparison step
-is float32 and adds only ~1e-7 (see
-:func:`~pipeline.kernels.cpu.combine.combine_row`). ``ssim(x, x) == 1`` and
-``ssim(x, y) == ssim(y, x)`` hold exactly (x and y go through the same
-instructions). Maps are returned as float32; callers average them in float64.
+float64 (float pixels less one shift near the data per block), or, for uint8
+input, in exact int32 integers (windows of up to ``INT_TAPS`` taps;
+:mod:`pipeline.kernels.cpu.uniform`). The comparison step is float32 in the
+deficit form (:func:`~pipeline.kernels.cpu.combine.combine_row`): it forms
+``d = 1 - ssim`` to float32's relative precision, and every mean the kernels
+return (:func:`fused_score`, the ``SUM`` and ``M2`` of :func:`fused_packed_stats`
+and of the colour kernel) is summed from ``d`` in float64, not from the float32
+map, whose values near 1 round by up to 3e-8, the same way on every pixel of a
+flat pair. Measured against an extended-precision oracle, the means stay within
+1e-8 on the adversarial pairs (flat regions beside edges, flat 255 vs 254,
+uint16 near 65535, float data offset by 1e4, salt and pepper; <= 7e-9 observed,
+benchmarks/README-kernels.md); what remains is float32 rounding of ``d`` where
+SSIM is far from 1 (a flat pair at SSIM 0.8 keeps ~9e-9). ``ssim(x, x) == 1``
+and ``ssim(x, y) == ssim(y, x)`` hold exactly (x and y go through the same
+instructions). Maps are returned as float32; a mean of a stored map (NumPy's,
+or :func:`pipeline.kernels.cpu.partials.whole_image_statistics`) keeps their
+rounding, up to 3e-8.
 
 Threads: the compiled kernel releases the GIL, so many Dask worker threads
 may call it at once (``threads=1``: all chunks on the calling thread); with
@@ -74,12 +86,13 @@ from pipeline.kernels.cpu.launch import (
     row_bounds,
     run_kernel,
 )
-from pipeline.kernels.cpu.uniform import INT_TAPS
+from pipeline.kernels.cpu.uniform import INT_TAPS, data_shift
 from pipeline.kernels.statistics import empty_statistics, merge_statistics
 
 __all__ = [
     "FUSED_DTYPES",
     "fused_maps",
+    "fused_maps_and_score",
     "fused_packed_stats",
     "fused_score",
 ]
@@ -101,6 +114,7 @@ def _launch(
     output: str,
     bins: int = 0,
     map_sums: np.ndarray | None = None,
+    scores: list[np.ndarray] | None = None,
 ) -> np.ndarray:
     """Run the kernel for one ``output`` and return it.
 
@@ -108,7 +122,8 @@ def _launch(
     ssim_sum)`` per row chunk; ``"packed"``: the packed statistics of ``bins``
     bins per row chunk. The kernel is given only that output (None for the
     others), so only its path is compiled; ``map_sums`` (with ``"packed"``) also
-    receives the four valid maps, added in float64.
+    receives the four valid maps, added in float64; ``scores`` (with ``"maps"``)
+    receives the ``"score"`` output of the same pass, appended.
     """
     win_size = g.shape[0]
     n_threads = plan_threads(threads, x.shape[:2], win_size)
@@ -137,14 +152,25 @@ def _launch(
     # uint8 input under a uniform window of at most INT_TAPS taps: exact int32 sums.
     exact = uniform and x.dtype == np.uint8 and win_size <= INT_TAPS
     sums = np.empty((n_chunks, 5, x.shape[1])) if uniform and not exact else None
+    shift = data_shift(x, y) if sums is not None else 0.0
     isums = np.empty((n_chunks, 5, x.shape[1]), dtype=np.int32) if exact else None
     outputs = {name: result if name == output else None for name in ("maps", "score", "packed")}
+    if scores is not None and output == "maps":
+        chunk_scores = np.zeros((n_chunks, 2))
+        outputs["score"] = chunk_scores
+        scores.append(chunk_scores)
     args = (
-        x, y, g, bounds, float(c1), float(c2), float(cov_norm), bool(components), rings, sums,
-        isums, outputs["maps"], outputs["score"], outputs["packed"], map_sums,
+        x, y, g, bounds, float(c1), float(c2), float(cov_norm), bool(components), shift, rings,
+        sums, isums, outputs["maps"], outputs["score"], outputs["packed"], map_sums,
     )  # fmt: skip
     run_kernel(maps_chunks, n_threads, n_chunks, args)
     return result
+
+
+def _named_maps(maps: np.ndarray) -> dict[str, np.ndarray]:
+    """The ``(row, plane, column)`` output of ``"maps"`` as named views."""
+    names = ("ssim", "cs", "luminance", "contrast", "structure")[: maps.shape[1]]
+    return {name: maps[:, k] for k, name in enumerate(names)}
 
 
 def fused_maps(
@@ -196,11 +222,7 @@ def fused_maps(
     instead of oversubscribing the cores.
     """
     x, y, g = prepare_pair(x, y, weights)
-    maps = _launch(x, y, g, uniform, c1, c2, cov_norm, components, threads, "maps")
-    result = {"ssim": maps[:, 0], "cs": maps[:, 1]}
-    if components:
-        result.update(luminance=maps[:, 2], contrast=maps[:, 3], structure=maps[:, 4])
-    return result
+    return _named_maps(_launch(x, y, g, uniform, c1, c2, cov_norm, components, threads, "maps"))
 
 
 def fused_score(
@@ -216,13 +238,41 @@ def fused_score(
 ) -> float:
     """Mean of the 'valid' SSIM map of a 2-D block (the score), without storing the map.
 
-    Same arguments as :func:`fused_maps`. Only SSIM and its float64 sum are
-    computed (no components, no other statistics): the cheapest path, the
-    one :func:`pipeline.ssim` takes for a score.
+    Same arguments as :func:`fused_maps`. Only the deficits ``1 - ssim`` and
+    their float64 sum are computed (no map, no components, no other
+    statistics): the cheapest path, the one :func:`pipeline.ssim` takes for a
+    score. The mean is ``1 - sum(d) / n``, free of the float32 rounding of the
+    map (so it may differ from the mean of :func:`fused_maps`' ``ssim`` by up to
+    3e-8).
     """
     x, y, g = prepare_pair(x, y, weights)
     scores = _launch(x, y, g, uniform, c1, c2, cov_norm, False, threads, "score")
     return float(scores[:, 1].sum() / scores[:, 0].sum())
+
+
+def fused_maps_and_score(
+    x: Any,
+    y: Any,
+    *,
+    weights: np.ndarray,
+    uniform: bool,
+    c1: float,
+    c2: float,
+    cov_norm: float = 1.0,
+    components: bool = True,
+    threads: int | None = None,
+) -> tuple[dict[str, np.ndarray], float]:
+    """:func:`fused_maps` and :func:`fused_score` in one pass: the maps and their exact mean.
+
+    Same arguments as :func:`fused_maps`. The score is the mean that
+    :func:`fused_score` returns (from the float64 sums of the deficits ``1 - ssim``),
+    not the mean of the returned float32 ``ssim`` map, which keeps the map's
+    rounding (up to 3e-8 near 1, the same on every pixel of a flat pair).
+    """
+    x, y, g = prepare_pair(x, y, weights)
+    found: list[np.ndarray] = []
+    maps = _launch(x, y, g, uniform, c1, c2, cov_norm, components, threads, "maps", scores=found)
+    return _named_maps(maps), float(found[0][:, 1].sum() / found[0][:, 0].sum())
 
 
 def fused_packed_stats(
@@ -244,7 +294,10 @@ def fused_packed_stats(
     [-1, 1]). Returns the row that :func:`pipeline.reductions.statistics.block_statistics`
     gives for region ``all`` of the float32 maps (shape ``(len(FIELDS) + bins,)``: count,
     sums of ssim/luminance/contrast/structure, M2, min, max, histogram; the pixel-error
-    fields are zero, filled by the block task from the pixels). Each output row is
+    fields are zero, filled by the block task from the pixels), except that the SSIM
+    ``SUM`` and ``M2`` come from the float64 deficits ``1 - ssim`` and not from the
+    float32 map (they differ from the map's by its rounding, <= 3e-8 a pixel). Each
+    output row is
     reduced while it is in cache; ``M2`` joins row by row by
     Chan's update, so it matches the two-pass value to ~1e-12 relative.
     Several threads give one partial per row chunk, merged by

@@ -501,11 +501,12 @@ def gaussian_row(
     c1: float,
     c2: float,
     cov_norm: float,
-    components: bool,
+    planes: int,
     col: np.ndarray,
     acc: np.ndarray,
     mo: np.ndarray,
     out: np.ndarray,
+    deficit: np.ndarray,
 ) -> None:
     """Output row ``i`` of the Gaussian path, in column tiles."""
     win_size = g.shape[0]
@@ -516,4 +517,4 @@ def gaussian_row(
         n_tile = min(tile, n_out - j0)
         _vertical_pass(rx, ry, g, i, j0, n_tile + win_size - 1, col)
         _horizontal_pass(col, g, n_tile, cov_norm, acc, mo)
-        combine_row(mo, n_tile, c1, c2, components, out, j0)
+        combine_row(mo, n_tile, c1, c2, planes, out, deficit, j0)

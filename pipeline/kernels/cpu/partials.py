@@ -6,7 +6,9 @@ Python loop over pixels or labels:
 
 * :func:`add_row_partial` adds one map row to a packed row; the fused kernels
   (:mod:`pipeline.kernels.cpu.fused`, :mod:`pipeline.kernels.cpu.colour`) call
-  it on each output row while it is in cache, so whole maps are never stored;
+  it on each output row while it is in cache, so whole maps are never stored
+  (its ``SUM`` and ``M2`` from the row's deficits ``1 - ssim``, not from the
+  float32 map);
 * :func:`whole_image_statistics` (region ``all``) and :func:`region_statistics`
   (sub-regions keyed by a region id per pixel) reduce stored maps, in two
   passes over runs of one region id: counts, sums, extremes and the histogram
@@ -103,6 +105,7 @@ def _add_segment(
 @numba.njit(cache=True, nogil=True)
 def add_row_partial(
     ssim: np.ndarray,
+    deficit: np.ndarray,
     luminance: np.ndarray,
     contrast: np.ndarray,
     structure: np.ndarray,
@@ -115,16 +118,23 @@ def add_row_partial(
     own two passes (sums, then squared deviations about the row's mean) run while
     it is in cache, and its ``M2`` joins the running one by Chan's pairwise update,
     so ``m2`` stays as accurate as the two-pass :func:`whole_image_statistics`.
+
+    ``SUM`` and ``M2`` come from ``deficit`` (``1 - ssim``, kept by the kernel to
+    float32's relative precision): ``SUM = n - sum(deficit)`` and ``M2`` about the
+    deficits' mean (the same variance), so the mean is free of the float32
+    rounding of the ``ssim`` map near 1 (up to 3e-8 per pixel). The extremes and
+    the histogram are those of the float32 ``ssim`` row, as for stored maps.
     """
     if n <= 0:
         return
     ssim = ssim[:n]
-    total, sum_l, sum_c, sum_s = _segment_sums(ssim, luminance[:n], contrast[:n], structure[:n])
-    mean = total / n
-    m2 = _segment_m2(ssim, mean)
+    deficit = deficit[:n]
+    lack, sum_l, sum_c, sum_s = _segment_sums(deficit, luminance[:n], contrast[:n], structure[:n])
+    total = n - lack
+    m2 = _segment_m2(deficit, lack / n)
     count = row[COUNT]
     if count > 0:
-        delta = mean - row[SUM] / count
+        delta = total / n - row[SUM] / count
         m2 += delta * delta * (count * n / (count + n))
     row[COUNT] = count + n
     row[SUM] += total

@@ -4,8 +4,10 @@ Two oracles:
 
 * the maps path it replaces (``KernelSpec.maps``: the fused kernel per channel,
   channels averaged in float32, then ``block_statistics``): the same per-pixel
-  values, so counts, extremes and histograms agree exactly and sums to float64
-  summation order (rtol 1e-12, M2 1e-9), as for the grey ``fused_packed_stats``;
+  values, so counts, extremes and histograms agree exactly and the component sums to
+  float64 summation order (rtol 1e-12); ``SUM`` and ``M2`` come from the kernel's
+  float64 deficits ``1 - ssim``, so they agree to the float32 rounding of the averaged
+  maps (``kernel_cases.map_rounding``), as for the grey ``fused_packed_stats``;
 * the float64 reference engine through ``pipeline.ssim(..., channel_axis=-1,
   engine="reference")`` (per-channel maps averaged per pixel, skimage's
   ``channel_axis`` convention): the float32 path's tolerance, 1e-5.
@@ -18,7 +20,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from kernel_cases import assert_packed_equal, colour_pair, profile_spec
+from kernel_cases import (
+    adversarial_pair,
+    assert_packed_equal,
+    colour_pair,
+    exact_ssim,
+    map_rounding,
+    profile_spec,
+)
 
 import pipeline as sp
 from pipeline.kernels.cpu.colour import fused_colour_packed_stats
@@ -64,7 +73,9 @@ def test_matches_maps_path(rng, kind, profile) -> None:
     for shape in _shapes(profile):
         x, y, data_range = colour_pair(rng, kind, (*shape, 3))
         spec = profile_spec(profile, data_range)
-        assert_packed_equal(_packed(x, y, spec, 1), _maps_path(x, y, spec), extremes_exact=True)
+        assert_packed_equal(
+            _packed(x, y, spec, 1), _maps_path(x, y, spec), extremes_exact=True, channels=3
+        )
 
 
 @pytest.mark.parametrize("kind", ["uint8", "float64"])
@@ -76,7 +87,7 @@ def test_thread_counts_match_maps_path(rng, kind, profile) -> None:
     for threads in (1, 2, None):
         spec = profile_spec(profile, data_range, threads)
         assert_packed_equal(
-            _packed(x, y, spec, threads), _maps_path(x, y, spec), extremes_exact=True
+            _packed(x, y, spec, threads), _maps_path(x, y, spec), extremes_exact=True, channels=3
         )
 
 
@@ -106,7 +117,9 @@ def test_one_channel_is_the_grey_kernel_bit_for_bit(rng, kind, profile) -> None:
 def test_any_channel_count(rng, channels) -> None:
     x, y, data_range = colour_pair(rng, "uint8", (30, 41, channels))
     spec = profile_spec("wang2004", data_range)
-    assert_packed_equal(_packed(x, y, spec, 1), _maps_path(x, y, spec), extremes_exact=True)
+    assert_packed_equal(
+        _packed(x, y, spec, 1), _maps_path(x, y, spec), extremes_exact=True, channels=channels
+    )
 
 
 @pytest.mark.parametrize("kind", ["uint8", "uint16", "float32", "float64"])
@@ -149,7 +162,9 @@ def test_other_and_mixed_dtypes(rng) -> None:
     x, y, data_range = colour_pair(rng, "uint8", (25, 31, 3))
     spec = profile_spec("wang2004", data_range)
     for a, b in ((x.astype(np.int16), y.astype(np.int16)), (x, y.astype(np.uint16))):
-        assert_packed_equal(_packed(a, b, spec, 1), _maps_path(a, b, spec), extremes_exact=True)
+        assert_packed_equal(
+            _packed(a, b, spec, 1), _maps_path(a, b, spec), extremes_exact=True, channels=3
+        )
 
 
 def test_evaluate_colour_region_all_unchanged(rng) -> None:
@@ -157,8 +172,14 @@ def test_evaluate_colour_region_all_unchanged(rng) -> None:
     x, y, _ = colour_pair(rng, "uint8", (4, 70, 90, 3))
     fused = sp.evaluate(x, y, channel_axis=-1)
     maps = sp.evaluate(x, y, channel_axis=-1, regions="2x2").sel(region=["all"])
-    for name in ("ssim", "luminance", "contrast", "structure", "ssim_std", "ssim_min", "ssim_max"):
+    for name in ("luminance", "contrast", "structure", "ssim_min", "ssim_max"):
         np.testing.assert_allclose(fused[name].values, maps[name].values, rtol=1e-12, atol=1e-15)
+    # The kernel's mean and spread come from its float64 deficits, the maps path's from
+    # the float32 averaged maps: apart by at most their rounding e per pixel (the
+    # deviations by 2 e, hence the standard deviation by 2 e).
+    e = map_rounding(3)
+    np.testing.assert_allclose(fused["ssim"].values, maps["ssim"].values, rtol=0, atol=e)
+    np.testing.assert_allclose(fused["ssim_std"], maps["ssim_std"], rtol=0, atol=2 * e)
     np.testing.assert_array_equal(fused["count"].values, maps["count"].values)
     np.testing.assert_array_equal(fused["ssim_hist"].values, maps["ssim_hist"].values)
     reference = sp.evaluate(x, y, channel_axis=-1, engine="reference")
@@ -243,3 +264,22 @@ def test_map_sums_of_the_wrong_shape_are_refused(rng) -> None:
         fused_packed_stats(x[..., 0], y[..., 0], **options, map_sums=np.zeros((3, 20, 21)))
     with pytest.raises(TypeError, match="map_sums must be a numpy array"):
         fused_packed_stats(x[..., 0], y[..., 0], **options, map_sums=[[0.0]])
+
+
+@pytest.mark.parametrize("kind", ["flat-255-vs-254", "float32-offset-1e4", "uint16-65535-edge"])
+@pytest.mark.parametrize("profile", PROFILES)
+def test_mean_within_1e8_of_exact(rng, kind, profile) -> None:
+    # The channel mean of the exact per-channel means (kernel_cases.exact_ssim, an
+    # extended-precision oracle): the kernel averages the channels' deficits 1 - ssim
+    # in float64, so the float32 channel mean of the maps does not round it.
+    pairs = [adversarial_pair(rng, kind, (60, 70)) for _ in range(3)]
+    x = np.stack([pair[0] for pair in pairs], axis=-1)
+    y = np.stack([pair[1] for pair in pairs], axis=-1)
+    spec = profile_spec(profile, pairs[0][2])
+    constants = {"weights": np.asarray(spec.weights), "c1": spec.c1, "c2": spec.c2}
+    exact = np.mean(
+        [exact_ssim(a, b, cov_norm=spec.cov_norm, **constants).mean() for a, b, _ in pairs]
+    )
+    packed = _packed(x, y, spec, 1)
+    mean = packed[FIELDS.index("sum")] / packed[FIELDS.index("count")]
+    assert abs(mean - exact) < 1e-8, f"off by {mean - exact:.1e}"

@@ -112,7 +112,9 @@ names = ("ssim", "luminance", "contrast", "structure")
 maps = {name: rng.uniform(-1, 1, (2, 6, 150)).astype(np.float32) for name in names}
 reductions.block_statistics(maps, None, 1, 10)
 row = empty_statistics(1, 1, 10)[0, 0]
-partials.add_row_partial(*(maps[name][0, 0] for name in names), 100, row)
+deficit = (1 - maps["ssim"][0, 0]).astype(np.float32)  # the kernels' 1 - ssim row
+rows = [maps[name][0, 0] for name in names]
+partials.add_row_partial(rows[0], deficit, *rows[1:], 100, row)
 tiles = np.broadcast_to(np.arange(150) // 75, (2, 6, 150))  # runs of 75: the vectorised passes
 reductions.block_statistics(maps, tiles, 3, 10)
 signatures = {}
