@@ -22,9 +22,25 @@ import numpy as np
 from pipeline.kernels.backend import array_module, is_device_array
 from pipeline.kernels.reference import ssim_maps
 
-__all__ = ["ENGINES", "block_maps", "block_score", "resolve_engine"]
+__all__ = [
+    "ENGINES",
+    "block_cs_score",
+    "block_maps",
+    "block_maps_and_score",
+    "block_score",
+    "resolve_engine",
+]
 
 ENGINES = ("auto", "reference", "fused", "gpu")
+
+# The mean cs from the fused kernel's score pass: cs is SSIM without its luminance
+# term, and SSIM with C1 this large has a luminance deficit
+# dl = (mu_x - mu_y)^2 / (mu_x^2 + mu_y^2 + C1) <= (2 max|pixel|)^2 / C1, so its
+# deficit d = dl + dcs - dl dcs is dcs = 1 - cs to within 2^-40 wherever
+# max|pixel| <= _CS_MAX_PIXEL. 2^120 is the largest C1 the float32 kernels take
+# (mu_x^2 + mu_y^2 + C1 stays finite for every pixel they admit).
+_CS_C1 = 2.0**120
+_CS_MAX_PIXEL = 2.0**39
 
 
 def resolve_engine(engine: str, x: Any, y: Any) -> str:
@@ -186,3 +202,120 @@ def block_score(
     )
     xp = array_module(maps["ssim"])
     return float(maps["ssim"].mean(dtype=xp.float64))
+
+
+def block_maps_and_score(
+    x: Any,
+    y: Any,
+    *,
+    window: str,
+    weights: np.ndarray,
+    c1: float,
+    c2: float,
+    cov_norm: float,
+    components: bool,
+    engine: str = "auto",
+    threads: int | None = None,
+) -> tuple[dict[str, Any], float]:
+    """:func:`block_maps` and :func:`block_score` of one block, from one pass.
+
+    Same arguments as :func:`block_maps`. The score is the one :func:`block_score`
+    returns for the same arguments, bit for bit: on the fused engine the float64
+    sum of the kernel's deficits ``1 - ssim`` (not the mean of the returned float32
+    map, which keeps the map's rounding, up to 3e-8 near 1); on the other engines
+    the float64 mean of the map.
+    """
+    chosen = resolve_engine(engine, x, y)
+    if chosen == "fused":
+        from pipeline.kernels.cpu.fused import fused_maps_and_score
+
+        return fused_maps_and_score(
+            x,
+            y,
+            weights=weights,
+            uniform=window == "uniform",
+            c1=c1,
+            c2=c2,
+            cov_norm=cov_norm,
+            components=components,
+            threads=threads,
+        )
+    maps = block_maps(
+        x,
+        y,
+        window=window,
+        weights=weights,
+        c1=c1,
+        c2=c2,
+        cov_norm=cov_norm,
+        components=components,
+        engine=chosen,
+        threads=threads,
+    )
+    xp = array_module(maps["ssim"])
+    return maps, float(maps["ssim"].mean(dtype=xp.float64))
+
+
+def block_cs_score(
+    x: Any,
+    y: Any,
+    *,
+    window: str,
+    weights: np.ndarray,
+    c1: float,
+    c2: float,
+    cov_norm: float,
+    engine: str = "auto",
+    threads: int | None = None,
+) -> float:
+    """Mean of the valid cs map of one block (no channel axis): MS-SSIM's per-scale factor.
+
+    Same arguments as :func:`block_score` (``c1`` is used only where the map is
+    made). The fused engine runs its score pass with a huge C1 instead of storing
+    the maps: the luminance deficit then vanishes (below 2^-40 for pixels up to
+    2^39 in magnitude) and the float64 sum of the deficits is that of
+    ``1 - cs``, free of the float32 rounding of the cs map (up to 3e-8 a pixel,
+    the same on every pixel of evenly scaled content). Larger pixels, and the
+    other engines, average the cs map in float64.
+    """
+    chosen = resolve_engine(engine, x, y)
+    if chosen == "fused" and _magnitude(x, y) <= _CS_MAX_PIXEL:
+        from pipeline.kernels.cpu.fused import fused_score
+
+        return fused_score(
+            x,
+            y,
+            weights=weights,
+            uniform=window == "uniform",
+            c1=_CS_C1,
+            c2=c2,
+            cov_norm=cov_norm,
+            threads=threads,
+        )
+    maps = block_maps(
+        x,
+        y,
+        window=window,
+        weights=weights,
+        c1=c1,
+        c2=c2,
+        cov_norm=cov_norm,
+        components=False,
+        engine=chosen,
+        threads=threads,
+    )
+    xp = array_module(maps["cs"])
+    return float(maps["cs"].mean(dtype=xp.float64))
+
+
+def _magnitude(x: np.ndarray, y: np.ndarray) -> float:
+    """A bound on ``|pixel|`` of two NumPy images (the dtype's, for small integers)."""
+    bound = 0.0
+    for a in (x, y):
+        if a.dtype.kind in "ui" and a.dtype.itemsize <= 4:
+            info = np.iinfo(a.dtype)
+            bound = max(bound, float(max(-int(info.min), int(info.max))))
+        elif a.size:
+            bound = max(bound, abs(float(a.max())), abs(float(a.min())))
+    return bound
+

@@ -8,9 +8,10 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.kernels import block_maps
+from pipeline.kernels import block_score
 from pipeline.kernels.backend import array_module
 from pipeline.kernels.cpu.combine import float32_holds
+from pipeline.kernels.dispatch import block_cs_score
 from pipeline.kernels.multiscale import (
     MSSSIM_WEIGHTS,
     combine_scales,
@@ -204,17 +205,20 @@ def _ms_ssim_plane(
     weights: tuple[float, ...],
     engine: str,
 ) -> float:
-    """MS-SSIM of one channel (no channel axis)."""
-    xp = array_module(x, y)
+    """MS-SSIM of one channel (no channel axis).
+
+    Each scale needs one mean, and the fused engine gives it from a float64 sum of
+    deficits (``1 - cs``, then ``1 - ssim`` at the last scale) without storing a map;
+    the other engines average their map in float64.
+    """
     cs_means: list[float] = []
     ssim_last = 1.0
     for scale in range(len(weights)):
         if scale > 0:
             x, y = downsample_scale(x), downsample_scale(y)
         args = params.kernel_args(data_range, x.ndim)
-        maps = block_maps(x, y, **args, components=False, engine=engine)
         if scale < len(weights) - 1:
-            cs_means.append(float(maps["cs"].mean(dtype=xp.float64)))
+            cs_means.append(block_cs_score(x, y, **args, engine=engine))
         else:
-            ssim_last = float(maps["ssim"].mean(dtype=xp.float64))
+            ssim_last = block_score(x, y, **args, engine=engine)
     return combine_scales(cs_means, ssim_last, weights)

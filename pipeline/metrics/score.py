@@ -6,9 +6,10 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.kernels import MAP_NAMES, block_maps, block_score
+from pipeline.kernels import MAP_NAMES, block_score
 from pipeline.kernels.backend import array_module
 from pipeline.kernels.cpu.combine import float32_holds
+from pipeline.kernels.dispatch import block_maps_and_score
 from pipeline.kernels.downsample import box_downsample, downsampled_shape
 from pipeline.metrics.checks import (
     as_image_array,
@@ -124,8 +125,12 @@ def ssim(
         # One channel: its score as it is (numpy.mean of one number returns that number,
         # at a cost that shows on a small image).
         return scores[0] if len(scores) == 1 else float(np.mean(scores))
-    per_channel = [_maps(a, b, chosen, data_range, True, engine) for a, b in channels]
-    score = float(np.mean([float(m["ssim"].mean(dtype=xp.float64)) for m in per_channel]))
+    # The score from the same pass, the one the call without full=True returns (the fused
+    # kernel's float64 sum of its deficits 1 - ssim, not the mean of the float32 map).
+    found = [_maps_and_score(a, b, chosen, data_range, engine) for a, b in channels]
+    per_channel = [maps for maps, _ in found]
+    scores = [channel_score for _, channel_score in found]
+    score = scores[0] if len(scores) == 1 else float(np.mean(scores))
     if axis is None:
         return score, {k: per_channel[0][k] for k in MAP_NAMES}
     return score, {k: xp.stack([m[k] for m in per_channel], axis=axis) for k in MAP_NAMES}
@@ -147,11 +152,11 @@ def _score(x: Any, y: Any, params: SSIMParams, data_range: float, engine: str) -
     return block_score(x, y, **params.kernel_args(data_range, x.ndim), engine=engine)
 
 
-def _maps(
-    x: Any, y: Any, params: SSIMParams, data_range: float, components: bool, engine: str
-) -> dict[str, Any]:
+def _maps_and_score(
+    x: Any, y: Any, params: SSIMParams, data_range: float, engine: str
+) -> tuple[dict[str, Any], float]:
     args = params.kernel_args(data_range, x.ndim)
-    return block_maps(x, y, **args, components=components, engine=engine)
+    return block_maps_and_score(x, y, **args, components=True, engine=engine)
 
 
 def _check_colour_without_axis(shape: tuple[int, ...], axis: int | None, win_size: int) -> None:
