@@ -12,7 +12,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
+
 from pipeline.kernels.downsample import box_downsample
+from pipeline.kernels.reference import filter_valid, ssim_maps
 
 __all__ = [
     "MSSSIM_WEIGHTS",
@@ -20,6 +23,7 @@ __all__ = [
     "downsample_scale",
     "max_scales",
     "min_side_for_scales",
+    "precise_means",
 ]
 
 # Wang, Simoncelli, Bovik (2003), sec. 3.2: the exponents fitted to the
@@ -71,3 +75,51 @@ def combine_scales(cs_means: Sequence[float], ssim_last: float, weights: Sequenc
     for value, weight in zip(factors, weights, strict=True):
         result *= max(float(value), 0.0) ** float(weight)
     return result
+
+
+def precise_means(
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    weights: np.ndarray,
+    c1: float,
+    c2: float,
+    cov_norm: float,
+) -> tuple[float, float]:
+    """Means of the valid SSIM and cs maps of a small NumPy block, in float64 throughout.
+
+    For MS-SSIM's coarse scales, whose maps hold a few pixels to a few thousand: there
+    the float32 kernels' per-pixel error (their moments' rounding, up to ~1e-7 of a
+    deficit near an edge of extreme contrast) is not averaged away. The (co)variances
+    are taken about one shift ``s`` (the mean of both images), which cs does not
+    depend on, so that ``E[x^2] - mu^2`` does not cancel on data far from 0; the
+    luminance deficit ``dl = mu_{x-y}^2 / (mu_x^2 + mu_y^2 + C1)`` is formed from the
+    window mean of ``x - y`` and the unshifted means; SSIM is ``(1 - dl) cs``.
+
+    Parameters
+    ----------
+    x, y : numpy.ndarray
+        Blocks of the same shape, any real dtype (read as float64).
+    weights : numpy.ndarray
+        The separable 1-D window.
+    c1, c2 : float
+        SSIM stabilising constants.
+    cov_norm : float
+        Factor on local (co)variances (population 1, sample ``N / (N - 1)``).
+
+    Returns
+    -------
+    (float, float)
+        The mean SSIM and the mean cs.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    shift = 0.5 * (float(x.mean()) + float(y.mean())) if x.size else 0.0
+    cs = ssim_maps(
+        x - shift, y - shift, weights=weights, c1=c1, c2=c2, cov_norm=cov_norm, components=False
+    )["cs"]
+    mu_x = filter_valid(x, weights)
+    mu_y = filter_valid(y, weights)
+    mu_d = filter_valid(x - y, weights)
+    luminance = 1.0 - mu_d * mu_d / (mu_x * mu_x + mu_y * mu_y + c1)
+    return float((luminance * cs).mean()), float(cs.mean())

@@ -11,13 +11,14 @@ import numpy as np
 from pipeline.kernels import block_score
 from pipeline.kernels.backend import array_module
 from pipeline.kernels.cpu.combine import float32_holds
-from pipeline.kernels.dispatch import block_cs_score
+from pipeline.kernels.dispatch import block_cs_score, resolve_engine
 from pipeline.kernels.multiscale import (
     MSSSIM_WEIGHTS,
     combine_scales,
     downsample_scale,
     max_scales,
     min_side_for_scales,
+    precise_means,
 )
 from pipeline.metrics.checks import (
     as_image_array,
@@ -30,6 +31,10 @@ from pipeline.metrics.colour import check_color_mode, to_luma
 from pipeline.metrics.profiles import SSIMParams, resolve_params
 
 __all__ = ["MSSSIM_WEIGHTS", "check_msssim_size", "ms_ssim", "resolve_weights"]
+
+# Scales of the fused engine whose valid map has at most this many pixels (a 74x74
+# image under an 11 window) are computed in float64.
+PRECISE_PIXELS = 4096
 
 
 def resolve_weights(weights: Sequence[float] | None) -> tuple[float, ...]:
@@ -209,15 +214,28 @@ def _ms_ssim_plane(
 
     Each scale needs one mean, and the fused engine gives it from a float64 sum of
     deficits (``1 - cs``, then ``1 - ssim`` at the last scale) without storing a map;
-    the other engines average their map in float64.
+    the other engines average their map in float64. Where the fused engine runs,
+    scales whose valid map has at most ``PRECISE_PIXELS`` pixels are computed in
+    float64 instead (:func:`pipeline.kernels.multiscale.precise_means`): the float32
+    kernel's per-pixel error does not average away over so few pixels, and the cost
+    of so small a scale is negligible.
     """
     cs_means: list[float] = []
     ssim_last = 1.0
+    last = len(weights) - 1
     for scale in range(len(weights)):
         if scale > 0:
             x, y = downsample_scale(x), downsample_scale(y)
         args = params.kernel_args(data_range, x.ndim)
-        if scale < len(weights) - 1:
+        valid = math.prod(n - params.win_size + 1 for n in x.shape)
+        if valid <= PRECISE_PIXELS and resolve_engine(engine, x, y) == "fused":
+            del args["window"]  # the weights say it
+            ssim_mean, cs_mean = precise_means(x, y, **args)
+            if scale < last:
+                cs_means.append(cs_mean)
+            else:
+                ssim_last = ssim_mean
+        elif scale < last:
             cs_means.append(block_cs_score(x, y, **args, engine=engine))
         else:
             ssim_last = block_score(x, y, **args, engine=engine)

@@ -91,6 +91,17 @@ PACKED_ROWS = {
     "pipeline.kernels.cpu.partials._segment_sums": 1,
     "pipeline.kernels.cpu.partials.add_row_partial": 1,
 }
+# The mean maps of a run: each block's four valid maps added into float64 sums (in
+# the packed statistics' pass), and the pixels at the window centres (their backdrop).
+MEAN_MAPS = {
+    "pipeline.kernels.cpu.chunk.add_map_row": 1,
+    "pipeline.kernels.cpu.partials._add_centre_rows": 1,
+}
+# The PSNR of a run: squared-error sums of the pixels.
+PSNR_SUMS = {
+    "pipeline.kernels.cpu.squared_error._run_sum": 1,
+    "pipeline.kernels.cpu.squared_error._sums_rows": 1,
+}
 
 
 # The statistics of a region run on float32 maps: region "all" through
@@ -190,7 +201,17 @@ def test_a_cold_run_compiles_only_the_routines_it_uses(tmp_path: Path) -> None:
         for name, count in after_evaluate["kernels"].items()
         if name.startswith("pipeline.kernels")
     }
-    # The packed statistics reuse every routine of the map path and add the row
-    # reduction; the uniform window's running sums and the reductions of stored
-    # maps (whole image, regions) stay uncompiled.
-    assert kernels == {**GAUSSIAN_MAPS, ENTRY: 2, **PACKED_ROWS}
+    # A default evaluate (Gaussian window, region "all", mean maps, PSNR): the packed
+    # statistics reuse every routine of the map path and add the row reduction; the
+    # mean maps add their row accumulation, the PSNR its squared-error sums.
+    assert kernels == {**GAUSSIAN_MAPS, ENTRY: 2, **PACKED_ROWS, **MEAN_MAPS, **PSNR_SUMS}
+    # What it does not use stays uncompiled: the uniform window's running sums, the
+    # reductions of stored maps (whole image, regions), the colour and loss kernels.
+    unused = (
+        "pipeline.kernels.cpu.uniform.",
+        "pipeline.kernels.cpu.colour.",
+        "pipeline.kernels.cpu.loss.",
+        "whole_image_statistics",
+        "region_statistics",
+    )
+    assert not [name for name in kernels if any(part in name for part in unused)]
