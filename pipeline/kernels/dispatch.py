@@ -318,4 +318,3 @@ def _magnitude(x: np.ndarray, y: np.ndarray) -> float:
         elif a.size:
             bound = max(bound, abs(float(a.max())), abs(float(a.min())))
     return bound
-

@@ -9,12 +9,15 @@ from typing import Any
 
 import numpy as np
 import pytest
+from kernel_cases import ADVERSARIAL, adversarial_pair
 
 import pipeline as sp
 from pipeline.kernels.multiscale import (
     MSSSIM_WEIGHTS,
     combine_scales,
+    downsample_scale,
 )
+from pipeline.kernels.windows import window_weights
 
 REFS_DIR = Path(__file__).resolve().parents[1] / "reference_values"
 # Provenance (versions, date, command) is in the JSON; recompute with
@@ -192,3 +195,67 @@ def test_cupy_matches_numpy() -> None:
     assert got == pytest.approx(expected, abs=1e-6)
     exact = sp.ms_ssim(cupy.asarray(x), cupy.asarray(y), data_range=1.0, engine="reference")
     assert exact == pytest.approx(sp.ms_ssim(x, y, data_range=1.0, engine="reference"), abs=1e-10)
+
+
+def _exact_ssim_and_cs(x: np.ndarray, y: np.ndarray, weights: np.ndarray, c1: float, c2: float):
+    """Valid SSIM and cs maps in np.longdouble, moments about each window's own mean.
+
+    The oracle of ``tests/kernel_cases.py::exact_ssim`` (explicit window offsets, two
+    passes, eqs. 6-13 of Wang et al. 2004), keeping cs, population covariance.
+    """
+    w = np.asarray(weights, dtype=np.longdouble)
+    taps = w.shape[0]
+    rows, cols = x.shape[0] - taps + 1, x.shape[1] - taps + 1
+    xl, yl = x.astype(np.longdouble), y.astype(np.longdouble)
+    offsets = [(a, b, w[a] * w[b]) for a in range(taps) for b in range(taps)]
+    mu_x = np.zeros((rows, cols), dtype=np.longdouble)
+    mu_y = np.zeros_like(mu_x)
+    for a, b, weight in offsets:
+        mu_x += weight * xl[a : a + rows, b : b + cols]
+        mu_y += weight * yl[a : a + rows, b : b + cols]
+    var = np.zeros_like(mu_x)
+    cov = np.zeros_like(mu_x)
+    for a, b, weight in offsets:
+        d_x = xl[a : a + rows, b : b + cols] - mu_x
+        d_y = yl[a : a + rows, b : b + cols] - mu_y
+        var += weight * (d_x * d_x + d_y * d_y)
+        cov += weight * d_x * d_y
+    c1_l, c2_l = np.longdouble(c1), np.longdouble(c2)
+    cs = (2 * cov + c2_l) / (var + c2_l)
+    return (2 * mu_x * mu_y + c1_l) / (mu_x * mu_x + mu_y * mu_y + c1_l) * cs, cs
+
+
+def _exact_ms_ssim(x: np.ndarray, y: np.ndarray, data_range: float) -> np.longdouble:
+    """MS-SSIM (wang2004 scales) from the extended-precision per-scale means above.
+
+    The pyramid is this package's ``downsample_scale`` in float64 (2x2 means of these
+    pixels, exact or within 1e-16), the product in np.longdouble.
+    """
+    weights = window_weights("gaussian", 11, 1.5)
+    c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
+    x, y = x.astype(np.float64), y.astype(np.float64)
+    result = np.longdouble(1)
+    for scale, exponent in enumerate(MSSSIM_WEIGHTS):
+        if scale:
+            x, y = downsample_scale(x), downsample_scale(y)
+        ssim_map, cs_map = _exact_ssim_and_cs(x, y, weights, c1, c2)
+        mean = (ssim_map if scale == len(MSSSIM_WEIGHTS) - 1 else cs_map).mean(dtype=np.longdouble)
+        result *= max(mean, np.longdouble(0)) ** np.longdouble(exponent)
+    return result
+
+
+@pytest.mark.parametrize("kind", [*ADVERSARIAL, "scaled-by-1.001"])
+def test_fused_means_match_an_extended_precision_oracle(kind: str) -> None:
+    # Before the per-scale means came from float64 deficit sums and float64 coarse
+    # scales, the float32 maps' rounding left 3.9e-9 on flat 255 vs 254 and 1.6e-8 on
+    # the uint16 edge (float32 moments at the 1-pixel coarsest scale).
+    rng = np.random.default_rng(7)
+    if kind == "scaled-by-1.001":  # cs near 1, the same on every pixel
+        x = rng.random((176, 176))
+        x, y, data_range = x, 1.001 * x, 1.0
+    else:
+        x, y, data_range = adversarial_pair(rng, kind, (176, 176))
+    expected = _exact_ms_ssim(x, y, data_range)
+    found = sp.ms_ssim(x, y, data_range=data_range)
+    tolerance = 1e-12 if kind.startswith("flat-") and "beside" not in kind else 2e-9
+    assert abs(np.longdouble(found) - expected) <= tolerance

@@ -16,6 +16,7 @@ import doctest
 
 import numpy as np
 import pytest
+from kernel_cases import exact_ssim
 from skimage.metrics import structural_similarity
 
 import pipeline
@@ -23,6 +24,7 @@ import pipeline.metrics.loss
 import pipeline.metrics.multiscale
 import pipeline.metrics.score
 from pipeline import ssim
+from pipeline.kernels.windows import window_weights
 from pipeline.testing import DEGRADATIONS, degrade, photograph, smooth_volume_pair
 
 TOLERANCE = 1e-6
@@ -254,3 +256,33 @@ def test_colour_score_is_the_mean_of_the_channel_scores(rng):
     per_channel = [ssim(x[..., c], y[..., c], profile="skimage") for c in range(3)]
     assert all(type(score) is float for score in per_channel)
     assert ssim(x, y, profile="skimage", channel_axis=-1) == float(np.mean(per_channel))
+
+
+@pytest.mark.parametrize("engine", ["auto", "reference"])
+@pytest.mark.parametrize("profile", ["wang2004", "skimage"])
+def test_full_score_is_the_score(profile, engine, rng):
+    x = rng.integers(0, 256, (48, 56, 3), dtype=np.uint8)
+    y = np.clip(x + rng.integers(-2, 3, x.shape), 0, 255).astype(np.uint8)
+    for axis in (None, -1):
+        a, b = (x[..., 0], y[..., 0]) if axis is None else (x, y)
+        score, maps = ssim(a, b, profile=profile, channel_axis=axis, full=True, engine=engine)
+        assert score == ssim(a, b, profile=profile, channel_axis=axis, engine=engine)
+        if engine == "reference":  # float64 maps: the score is their mean, as before
+            channel_means = [float(m.mean()) for m in np.moveaxis(maps["ssim"], -1, 0)]
+            expected = float(maps["ssim"].mean()) if axis is None else float(np.mean(channel_means))
+            assert score == expected
+
+
+def test_full_score_of_a_flat_pair_is_exact():
+    # Every float32 map pixel of 255 against 254 is 2.9e-8 off the same way; the score
+    # comes from the kernel's float64 deficit sums instead. Reference value: the
+    # np.longdouble oracle of tests/kernel_cases.py (explicit windows, eqs. 6-13).
+    x, y = np.full((40, 44), 255, np.uint8), np.full((40, 44), 254, np.uint8)
+    expected = float(
+        exact_ssim(x, y, weights=window_weights("gaussian", 11, 1.5), c1=6.5025, c2=58.5225)
+        .astype(np.longdouble)
+        .mean()
+    )
+    score, maps = ssim(x, y, full=True)
+    assert abs(score - expected) <= 1e-14
+    assert abs(float(maps["ssim"].mean(dtype=np.float64)) - expected) > 1e-8  # the map's rounding
