@@ -117,6 +117,10 @@ def ms_ssim(
         its own downsampling.
     engine : str
         ``"auto"`` or ``"reference"`` (float64 oracle), as in :func:`pipeline.ssim`.
+        Where the fused CPU kernel runs, each scale's mean comes from its float64 sums
+        of deficits (``1 - cs``, ``1 - ssim`` at the last scale), not from rounded
+        float32 maps, and the coarse scales (valid maps of at most 4096 pixels, too few
+        to average the float32 kernel's per-pixel error away) are computed in float64.
     **params
         Overrides of the profile's parameters: ``window``, ``win_size``,
         ``sigma``, ``k1``, ``k2``, ``covariance``.

@@ -60,7 +60,10 @@ def ssim(
         (``color_mode="channels"``) or the SSIM of BT.601 luma (``"luma"``).
     full : bool
         Also return the maps ``ssim``, ``luminance``, ``contrast``,
-        ``structure`` and ``cs`` on the valid region.
+        ``structure`` and ``cs`` on the valid region. The score is the same number
+        as without ``full`` (made in the same pass): on the fused engine it comes
+        from float64 sums of the deficits ``1 - ssim``, so it may differ from the mean
+        of the returned float32 ``ssim`` map by that map's rounding (up to 3e-8).
     engine : str
         ``"auto"`` (the fastest path for the array type: ``"fused"`` for 2-D NumPy,
         ``"gpu"`` for 2-D CuPy, else ``"reference"``), ``"fused"`` (compiled CPU
