@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import background_runs
 import numpy as np
 import pytest
 
@@ -24,3 +25,16 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         skip = pytest.mark.skip(reason="no CUDA device answered the probe")
         for item in gpu_items:
             item.add_marker(skip)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    # Long subprocess checks of the selected tests start now and run beside the others
+    # (tests/background_runs.py); each test waits for its own and asserts as before.
+    for item in session.items:
+        for suffix, begin in list(background_runs.STARTERS.items()):
+            if item.nodeid.endswith(suffix):
+                begin()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    background_runs.stop_all()
