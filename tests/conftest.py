@@ -28,12 +28,16 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
-    # Long subprocess checks of the selected tests start now and run beside the others
-    # (tests/background_runs.py); each test waits for its own and asserts as before.
+    # Long subprocess checks of the selected tests are queued now, in test order, and run
+    # beside the others (tests/background_runs.py); each test waits for its own.
     for item in session.items:
         for suffix, begin in list(background_runs.STARTERS.items()):
             if item.nodeid.endswith(suffix):
                 begin()
+
+
+def pytest_runtest_logfinish(nodeid: str, location: tuple[str, int | None, str]) -> None:
+    background_runs.pump()  # the next queued check starts as soon as a core is free
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

@@ -185,7 +185,7 @@ def _demo_command() -> tuple[list[str], Path]:
 
 @background_runs.starter("cli/test_main.py::test_module_demo_and_console_script")
 def _start_demo() -> None:
-    # A whole demo run and report in a new interpreter: started when collected, it runs
+    # A whole demo run and report in a new interpreter: queued when collected, it runs
     # beside the tests ahead of it (tests/background_runs.py).
     background_runs.start("demo", _demo_command()[0])
 

@@ -43,7 +43,7 @@ MYPY = [sys.executable, "-m", "mypy"]
 @background_runs.starter("test_lint.py::test_mypy_is_clean")
 def _start_mypy() -> None:
     # The longest check here (a cold cache type-checks the typed dependencies too): it
-    # starts when collected and runs beside the tests ahead of it (tests/background_runs.py).
+    # is queued when collected and runs beside the tests ahead of it (tests/background_runs.py).
     if importlib.util.find_spec("mypy") is not None:
         background_runs.start("mypy", MYPY, cwd=ROOT)
 

@@ -11,10 +11,12 @@ leave empty: its data goes to the system's temporary folder.
 from __future__ import annotations
 
 import importlib.util
+import os
 import shutil
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import background_runs
 import pytest
@@ -79,18 +81,23 @@ finally:
 _FOLDERS: dict[Path, Path] = {}
 
 
-def _run_command(path: Path) -> tuple[list[str], Path]:
-    """The command that runs notebook ``path``, and the (fresh) folder it runs in."""
+def _run_command(path: Path) -> tuple[list[str], Path, dict[str, Any]]:
+    """The command that runs notebook ``path``, the (fresh) folder it runs in, Popen options.
+
+    The notebook's system temporary folder (``TMPDIR``) is a fresh one too: its data
+    never meets another run's of the same notebook.
+    """
     if path not in _FOLDERS:
         _FOLDERS[path] = Path(tempfile.mkdtemp(prefix=f"notebook-{path.stem}-"))
     folder = _FOLDERS[path]
-    run_in = folder / "cwd"
+    run_in, temporary = folder / "cwd", folder / "tmp"
     run_in.mkdir(exist_ok=True)
+    temporary.mkdir(exist_ok=True)
     command = [
         sys.executable, "-c", RUN_NOTEBOOK, str(path), str(folder / "executed.ipynb"),
         str(run_in), str(CELL_TIMEOUT_S),
     ]  # fmt: skip
-    return command, run_in
+    return command, run_in, {"env": {**os.environ, "TMPDIR": str(temporary)}}
 
 
 def _can_run_notebooks() -> bool:
@@ -98,12 +105,13 @@ def _can_run_notebooks() -> bool:
 
 
 def _starter(path: Path) -> None:
-    # Each notebook starts when collected and runs in its own kernel beside the tests
+    # Each notebook is queued when collected and runs in its own kernel beside the tests
     # ahead of it (tests/background_runs.py); the test checks what it left.
     @background_runs.starter(f"test_notebook_runs_in_a_jupyter_kernel[{path.name}]")
     def begin() -> None:
         if _can_run_notebooks():
-            background_runs.start(f"notebook {path.name}", _run_command(path)[0])
+            command, _, options = _run_command(path)
+            background_runs.start(f"notebook {path.name}", command, **options)
 
 
 for _path in NOTEBOOKS:
@@ -115,10 +123,13 @@ def test_notebook_runs_in_a_jupyter_kernel(path):
     pytest.importorskip("ipykernel")
     pytest.importorskip("nbclient")
     _python3_kernel_runs_this_python()
-    command, run_in = _run_command(path)
+    command, run_in, options = _run_command(path)
     try:
         finished = background_runs.result(
-            f"notebook {path.name}", command, timeout=CELL_TIMEOUT_S * len(_code_cells(path))
+            f"notebook {path.name}",
+            command,
+            timeout=CELL_TIMEOUT_S * len(_code_cells(path)),
+            **options,
         )
         assert finished.returncode == 0, finished.stderr[-6000:]
         notebook = nbformat.read(run_in.parent / "executed.ipynb", as_version=4)

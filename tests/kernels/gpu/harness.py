@@ -135,7 +135,7 @@ def nvcc_compile_all(sources: list[str]) -> list[subprocess.CompletedProcess[str
         return list(pool.map(nvcc_compile, sources))
 
 
-# Compiles every case of a kernel source in a process of its own (started early, see
+# Compiles every case of a kernel source in a process of its own (queued early, see
 # tests/background_runs.py); prints one [return code, end of stderr] per case, as JSON.
 _COMPILE_CASES = """
 import importlib, json, sys

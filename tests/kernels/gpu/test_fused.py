@@ -182,7 +182,7 @@ def test_identical_images_give_one_and_the_pair_is_symmetric(rng) -> None:
         np.testing.assert_array_equal(forward[name], backward[name])
 
 
-# One translation unit per variant, compiled in a process started when this test is
+# One translation unit per variant, compiled in a process queued when this test is
 # collected (tests/background_runs.py), as many at once as there are cores.
 NVCC_CASES = [
     (dtype, radius, components)

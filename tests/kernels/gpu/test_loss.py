@@ -232,7 +232,7 @@ def test_identical_planes_give_one_and_no_gradient(rng, dtype) -> None:
         assert (grad == 0).all()
 
 
-# One translation unit per variant, compiled in a process started when this test is
+# One translation unit per variant, compiled in a process queued when this test is
 # collected (tests/background_runs.py), as many at once as there are cores.
 NVCC_CASES = [
     (dtype, taps, cs_only)
