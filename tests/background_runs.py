@@ -2,14 +2,14 @@
 
 A few tests run a separate program for most of a minute on one core (the type checker
 over ``pipeline``, a notebook in a Jupyter kernel, nvcc builds) while the test process
-itself mostly uses one core. ``tests/conftest.py`` queues each such program as soon as
-collection has selected its test (:func:`start`), in the order of the tests; queued
-programs are started one at a time on each core the test process leaves free, checked
-after every test (:func:`pump`). The test then takes the finished result
-(:func:`result`) and asserts on it as before: a program still queued is started
-then, and a test run alone runs its program then. Same command, same checks; only
-when it runs changes. What a program prints goes to temporary files, never to a pipe
-that could fill up while nobody reads it.
+itself mostly uses one core. ``tests/conftest.py`` moves such tests to the end of the
+session and queues their programs as soon as collection has selected them
+(:func:`start`), in test order; queued programs are started one at a time on each
+core the test process leaves free, checked after every test (:func:`pump`). The test
+then takes the finished result (:func:`result`) and asserts on it as before: a
+program still queued is started then, and a test run alone runs its program then.
+Same command, same checks; only when it runs changes. What a program prints goes to
+temporary files, never to a pipe that could fill up while nobody reads it.
 """
 
 from __future__ import annotations
@@ -131,3 +131,11 @@ def starter(nodeid_suffix: str) -> Callable[[Callable[[], None]], Callable[[], N
         return function
 
     return register
+
+
+def starter_of(nodeid: str) -> Callable[[], None] | None:
+    """The registered starter of the test ``nodeid``, if any."""
+    for suffix, begin in STARTERS.items():
+        if nodeid.endswith(suffix):
+            return begin
+    return None
