@@ -36,6 +36,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def pytest_collection_finish(session: pytest.Session) -> None:
     # Long subprocess checks of the selected tests are queued now, in test order, and run
     # beside the others (tests/background_runs.py); each test waits for its own.
+    if session.config.option.collectonly:
+        return
     for item in session.items:
         begin = background_runs.starter_of(item.nodeid)
         if begin is not None:
