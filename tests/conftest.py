@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import background_runs
 import numpy as np
 import pytest
 
@@ -24,3 +25,28 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         skip = pytest.mark.skip(reason="no CUDA device answered the probe")
         for item in gpu_items:
             item.add_marker(skip)
+    # The tests that wait for a long subprocess check run last: their programs, queued when
+    # collection finishes, run beside every other test (tests/background_runs.py).
+    waiting = [item for item in items if background_runs.starter_of(item.nodeid) is not None]
+    if waiting:
+        last = set(waiting)
+        items[:] = [item for item in items if item not in last] + waiting
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    # Long subprocess checks of the selected tests are queued now, in test order, and run
+    # beside the others (tests/background_runs.py); each test waits for its own.
+    if session.config.option.collectonly:
+        return
+    for item in session.items:
+        begin = background_runs.starter_of(item.nodeid)
+        if begin is not None:
+            begin()
+
+
+def pytest_runtest_logfinish(nodeid: str, location: tuple[str, int | None, str]) -> None:
+    background_runs.pump()  # the next queued check starts as soon as a core is free
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    background_runs.stop_all()

@@ -10,9 +10,15 @@ leave empty: its data goes to the system's temporary folder.
 
 from __future__ import annotations
 
+import importlib.util
+import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
+from typing import Any
 
+import background_runs
 import pytest
 
 nbformat = pytest.importorskip("nbformat")
@@ -55,34 +61,99 @@ def _python3_kernel_runs_this_python() -> None:
     )
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda path: path.name)
-def test_notebook_runs_in_a_jupyter_kernel(path, tmp_path):
-    pytest.importorskip("ipykernel")
-    nbclient = pytest.importorskip("nbclient")
-    _python3_kernel_runs_this_python()
-    notebook = nbformat.read(path, as_version=4)
-    client = nbclient.NotebookClient(
-        notebook,
-        timeout=CELL_TIMEOUT_S,
-        kernel_name="python3",
-        resources={"metadata": {"path": str(tmp_path)}},
-    )
+# Runs one notebook with nbclient in a fresh interpreter, from the folder given, and
+# stores the executed notebook (outputs included) for the test to check.
+RUN_NOTEBOOK = """
+import sys
+import nbclient, nbformat
+path, executed, folder, timeout = sys.argv[1:]
+notebook = nbformat.read(path, as_version=4)
+client = nbclient.NotebookClient(
+    notebook, timeout=int(timeout), kernel_name="python3",
+    resources={"metadata": {"path": folder}},
+)
+try:
     client.execute()  # raises CellExecutionError, with the traceback, at the first failure
-    errors = [
-        output
-        for cell in notebook.cells
-        if cell.cell_type == "code"
-        for output in cell.outputs
-        if output.output_type == "error"
-    ]
-    assert not errors, errors
-    figures = sum(
-        "image/png" in output.get("data", {})
-        for cell in notebook.cells
-        if cell.cell_type == "code"
-        for output in cell.outputs
-    )
-    assert figures >= 2, f"{path.name} displayed {figures} figures"
-    # Run from its own folder, a notebook leaves nothing there (a checkout stays clean).
-    left = sorted(p.name for p in tmp_path.iterdir())
-    assert not left, f"{path.name} wrote {left} into the folder it ran in"
+finally:
+    nbformat.write(notebook, executed)
+"""
+
+_FOLDERS: dict[Path, Path] = {}
+
+
+def _run_command(path: Path) -> tuple[list[str], Path, dict[str, Any]]:
+    """The command that runs notebook ``path``, the (fresh) folder it runs in, Popen options.
+
+    The notebook's system temporary folder (``TMPDIR``) is a fresh one too: its data
+    never meets another run's of the same notebook.
+    """
+    if path not in _FOLDERS:
+        _FOLDERS[path] = Path(tempfile.mkdtemp(prefix=f"notebook-{path.stem}-"))
+    folder = _FOLDERS[path]
+    run_in, temporary = folder / "cwd", folder / "tmp"
+    run_in.mkdir(exist_ok=True)
+    temporary.mkdir(exist_ok=True)
+    command = [
+        sys.executable, "-c", RUN_NOTEBOOK, str(path), str(folder / "executed.ipynb"),
+        str(run_in), str(CELL_TIMEOUT_S),
+    ]  # fmt: skip
+    return command, run_in, {"env": {**os.environ, "TMPDIR": str(temporary)}}
+
+
+def _can_run_notebooks() -> bool:
+    return all(importlib.util.find_spec(name) is not None for name in ("ipykernel", "nbclient"))
+
+
+def _starter(path: Path) -> None:
+    # Each notebook is queued when collected and runs in its own kernel beside the tests
+    # ahead of it (tests/background_runs.py); the test checks what it left.
+    @background_runs.starter(f"test_notebook_runs_in_a_jupyter_kernel[{path.name}]")
+    def begin() -> None:
+        if _can_run_notebooks():
+            command, _, options = _run_command(path)
+            background_runs.start(f"notebook {path.name}", command, **options)
+
+
+for _path in NOTEBOOKS:
+    _starter(_path)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda path: path.name)
+def test_notebook_runs_in_a_jupyter_kernel(path):
+    pytest.importorskip("ipykernel")
+    pytest.importorskip("nbclient")
+    _python3_kernel_runs_this_python()
+    command, run_in, options = _run_command(path)
+    try:
+        finished = background_runs.result(
+            f"notebook {path.name}",
+            command,
+            timeout=CELL_TIMEOUT_S * len(_code_cells(path)),
+            **options,
+        )
+        assert finished.returncode == 0, finished.stderr[-6000:]
+        notebook = nbformat.read(run_in.parent / "executed.ipynb", as_version=4)
+        errors = [
+            output
+            for cell in notebook.cells
+            if cell.cell_type == "code"
+            for output in cell.outputs
+            if output.output_type == "error"
+        ]
+        assert not errors, errors
+        figures = sum(
+            "image/png" in output.get("data", {})
+            for cell in notebook.cells
+            if cell.cell_type == "code"
+            for output in cell.outputs
+        )
+        assert figures >= 2, f"{path.name} displayed {figures} figures"
+        # Run from its own folder, a notebook leaves nothing there (a checkout stays clean).
+        left = sorted(p.name for p in run_in.iterdir())
+        assert not left, f"{path.name} wrote {left} into the folder it ran in"
+    finally:
+        shutil.rmtree(run_in.parent, ignore_errors=True)
+
+
+def _code_cells(path: Path) -> list[object]:
+    return [c for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code"]

@@ -46,6 +46,13 @@ def _threads_result(demo_pair, config: Path, out: Path) -> xr.Dataset:
     return sp.evaluate(*map(str, demo_pair), config=config, output=str(out), scheduler="threads")
 
 
+@pytest.fixture(scope="module")
+def pbs_threads_result(demo_pair, tmp_path_factory) -> xr.Dataset:
+    """:func:`_threads_result` of the PBS configuration, shared by the PBS jobs (loaded)."""
+    out = tmp_path_factory.mktemp("pbs-threads") / "t.zarr"
+    return _threads_result(demo_pair, ROOT / "configs" / "cluster-pbs.yaml", out).load()
+
+
 def _assert_same_results(actual: xr.Dataset, expected: xr.Dataset) -> None:
     actual, expected = actual.load(), expected.load()
     for ds in (actual, expected):
@@ -91,7 +98,7 @@ def test_pbs_directives_match_dask_jobqueue():
 # -- the PBS script, run as the shell script PBS would start ------------------------------
 
 
-def test_pbs_script_runs_as_a_plain_job(demo_pair, tmp_path):
+def test_pbs_script_runs_as_a_plain_job(demo_pair, pbs_threads_result, tmp_path):
     out = tmp_path / "pbs.zarr"
     env = {
         **os.environ,
@@ -113,13 +120,12 @@ def test_pbs_script_runs_as_a_plain_job(demo_pair, tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     assert "Dask dashboard: http://" in done.stderr
     assert not (tmp_path / ".dask" / "scheduler-1.test.json").exists()  # cleaned up
-    expected = _threads_result(
-        demo_pair, ROOT / "configs" / "cluster-pbs.yaml", tmp_path / "t.zarr"
-    )
-    _assert_same_results(sp.open_results(str(out)), expected)
+    _assert_same_results(sp.open_results(str(out)), pbs_threads_result.copy())
 
 
-def test_pbs_script_workers_read_and_write_a_bucket(demo_pair, s3_bucket, tmp_path):
+def test_pbs_script_workers_read_and_write_a_bucket(
+    demo_pair, pbs_threads_result, s3_bucket, tmp_path
+):
     # The cluster case of object stores: the scheduler and worker processes the job script
     # starts read the inputs from the bucket and the results go back to it, with the
     # credentials and endpoint of the standard AWS_* variables the job inherits.
@@ -143,9 +149,7 @@ def test_pbs_script_workers_read_and_write_a_bucket(demo_pair, s3_bucket, tmp_pa
     )
     assert done.returncode == 0, done.stderr[-3000:]
     assert SECRET_KEY not in done.stdout + done.stderr
-    expected = _threads_result(
-        demo_pair, ROOT / "configs" / "cluster-pbs.yaml", tmp_path / "t.zarr"
-    )
+    expected = pbs_threads_result.copy()
     actual = sp.open_results(out).load()
     # The same pixels give the same numbers; only where the files were read from differs.
     for ds in (actual, expected):

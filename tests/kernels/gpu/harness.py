@@ -18,10 +18,15 @@ from __future__ import annotations
 
 import ctypes
 import hashlib
+import json
+import os
 import shutil
 import subprocess
+import sys
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -119,6 +124,37 @@ def nvcc_compile(source: str) -> subprocess.CompletedProcess[str]:
         text=True,
         timeout=300,
     )
+
+
+def nvcc_compile_all(sources: list[str]) -> list[subprocess.CompletedProcess[str]]:
+    """:func:`nvcc_compile` of each source, in order; as many at once as there are cores.
+
+    Each nvcc run is one process on one core, most of its time spent starting up.
+    """
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        return list(pool.map(nvcc_compile, sources))
+
+
+# Compiles every case of a kernel source in a process of its own (queued early, see
+# tests/background_runs.py); prints one [return code, end of stderr] per case, as JSON.
+_COMPILE_CASES = """
+import importlib, json, sys
+from kernels.gpu.harness import nvcc_compile_all
+kernel_source = importlib.import_module(sys.argv[1]).kernel_source
+cases = json.loads(sys.argv[2])
+results = nvcc_compile_all([kernel_source(*case) for case in cases])
+print(json.dumps([[r.returncode, r.stderr[-2000:]] for r in results]))
+"""
+
+
+def nvcc_cases_command(module: str, cases: list[tuple[Any, ...]]) -> dict[str, Any]:
+    """``subprocess`` arguments that nvcc-compile ``module.kernel_source(*case)`` per case."""
+    tests = Path(__file__).resolve().parents[2]
+    path = [str(tests.parent), str(tests), os.environ.get("PYTHONPATH", "")]
+    return {
+        "command": [sys.executable, "-c", _COMPILE_CASES, module, json.dumps(cases)],
+        "env": {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, path))},
+    }
 
 
 def pointer(array: np.ndarray) -> ctypes.c_void_p:

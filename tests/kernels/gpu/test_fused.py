@@ -14,10 +14,12 @@ tests/kernels/gpu/test_maps.py runs the kernel on a GPU.
 from __future__ import annotations
 
 import ctypes
+import json
 
+import background_runs
 import numpy as np
 import pytest
-from kernels.gpu.harness import HAVE_GXX, HAVE_NVCC, build, nvcc_compile, pointer
+from kernels.gpu.harness import HAVE_GXX, HAVE_NVCC, build, nvcc_cases_command, pointer
 
 from pipeline.kernels import block_maps, window_weights
 from pipeline.kernels.gpu.fused import (
@@ -180,13 +182,32 @@ def test_identical_images_give_one_and_the_pair_is_symmetric(rng) -> None:
         np.testing.assert_array_equal(forward[name], backward[name])
 
 
+# One translation unit per variant, compiled in a process queued when this test is
+# collected (tests/background_runs.py), as many at once as there are cores.
+NVCC_CASES = [
+    (dtype, radius, components)
+    for dtype in C_TYPES
+    for radius, components in ((5, True), (3, False), (15, True))
+]
+
+
+@background_runs.starter("kernels/gpu/test_fused.py::test_kernel_source_compiles_for_every_dtype")
+def _start_nvcc() -> None:
+    if HAVE_NVCC:
+        background_runs.start(
+            "nvcc fused", **nvcc_cases_command("pipeline.kernels.gpu.fused", NVCC_CASES)
+        )
+
+
 @pytest.mark.skipif(not HAVE_NVCC, reason="needs CUDA's compiler (nvcc)")
 def test_kernel_source_compiles_for_every_dtype() -> None:
     # One translation unit per variant; ptxas also checks the shared-memory budget.
-    for dtype in C_TYPES:
-        for radius, components in ((5, True), (3, False), (15, True)):
-            result = nvcc_compile(kernel_source(dtype, radius, components))
-            assert result.returncode == 0, (dtype, radius, result.stderr[-2000:])
+    arguments = nvcc_cases_command("pipeline.kernels.gpu.fused", NVCC_CASES)
+    finished = background_runs.result("nvcc fused", **arguments, timeout=600)
+    assert finished.returncode == 0, finished.stderr[-4000:]
+    results = json.loads(finished.stdout)
+    for case, (code, stderr) in zip(NVCC_CASES, results, strict=True):
+        assert code == 0, (case, stderr)
 
 
 def test_kernel_source_refuses_what_it_cannot_build() -> None:

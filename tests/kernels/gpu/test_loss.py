@@ -11,10 +11,12 @@ float64 conv2d SSIM. The ``gpu`` tests at the end call the CuPy API on a device.
 from __future__ import annotations
 
 import ctypes
+import json
 
+import background_runs
 import numpy as np
 import pytest
-from kernels.gpu.harness import HAVE_GXX, HAVE_NVCC, build, nvcc_compile, pointer
+from kernels.gpu.harness import HAVE_GXX, HAVE_NVCC, build, nvcc_cases_command, pointer
 
 from pipeline.kernels import window_weights
 from pipeline.kernels.gpu.loss import (
@@ -230,12 +232,31 @@ def test_identical_planes_give_one_and_no_gradient(rng, dtype) -> None:
         assert (grad == 0).all()
 
 
+# One translation unit per variant, compiled in a process queued when this test is
+# collected (tests/background_runs.py), as many at once as there are cores.
+NVCC_CASES = [
+    (dtype, taps, cs_only)
+    for dtype in LOSS_DTYPES
+    for taps, cs_only in ((11, False), (7, True), (31, False), (8, True))
+]
+
+
+@background_runs.starter("kernels/gpu/test_loss.py::test_loss_source_compiles_for_every_variant")
+def _start_nvcc() -> None:
+    if HAVE_NVCC:
+        background_runs.start(
+            "nvcc loss", **nvcc_cases_command("pipeline.kernels.gpu.loss", NVCC_CASES)
+        )
+
+
 @pytest.mark.skipif(not HAVE_NVCC, reason="needs CUDA's compiler (nvcc)")
 def test_loss_source_compiles_for_every_variant() -> None:
-    for dtype in LOSS_DTYPES:
-        for taps, cs_only in ((11, False), (7, True), (31, False), (8, True)):
-            result = nvcc_compile(kernel_source(dtype, taps, cs_only))
-            assert result.returncode == 0, (dtype, taps, result.stderr[-2000:])
+    arguments = nvcc_cases_command("pipeline.kernels.gpu.loss", NVCC_CASES)
+    finished = background_runs.result("nvcc loss", **arguments, timeout=600)
+    assert finished.returncode == 0, finished.stderr[-4000:]
+    results = json.loads(finished.stdout)
+    for case, (code, stderr) in zip(NVCC_CASES, results, strict=True):
+        assert code == 0, (case, stderr)
 
 
 def test_loss_source_refuses_what_it_cannot_build() -> None:
