@@ -84,6 +84,7 @@ def block_maps(
     components: bool,
     engine: str = "auto",
     threads: int | None = None,
+    deficit: bool = False,
 ) -> dict[str, Any]:
     """SSIM maps on the valid region of one block (no channel axis).
 
@@ -110,11 +111,17 @@ def block_maps(
         many blocks in parallel (Dask worker threads): the serial kernel
         releases the GIL and is safe to call concurrently. Ignored by the
         other engines.
+    deficit : bool
+        On the ``fused`` engine, also return ``deficit``: its float32 ``1 - ssim``,
+        from which means are summed free of the float32 ``ssim`` map's rounding near
+        1 (:func:`pipeline.kernels.cpu.fused.fused_maps`). Ignored by the other
+        engines (the reference's float64 map needs none; the GPU kernels keep no
+        deficit map).
 
     Returns
     -------
     dict
-        ``ssim`` and ``cs`` maps, plus the components when asked.
+        ``ssim`` and ``cs`` maps, plus the components (and ``deficit``) when asked.
     """
     chosen = resolve_engine(engine, x, y)
     if chosen == "fused":
@@ -130,6 +137,7 @@ def block_maps(
             cov_norm=cov_norm,
             components=components,
             threads=threads,
+            deficit=deficit,
         )
     if chosen == "gpu":
         from pipeline.kernels.gpu.maps import gpu_maps

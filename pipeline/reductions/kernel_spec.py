@@ -176,14 +176,21 @@ class KernelSpec:
             numba.set_num_threads(self.kernel_threads)
         return x, y
 
-    def _image_maps(self, x: Any, y: Any, i: int, engine: str) -> dict[str, Any]:
+    def _image_maps(
+        self, x: Any, y: Any, i: int, engine: str, deficit: bool = False
+    ) -> dict[str, Any]:
         """Channel-mean maps of image ``i`` of a prepared block, where the kernel made them.
 
         Channels are summed in the kernel's own precision: float64 for the reference
         engine (exact to 1e-9), float32 for the fused and GPU ones, whose maps are
-        already rounded to float32 (a 3-term sum adds ~1e-7).
+        already rounded to float32 (a 3-term sum adds ~1e-7). With ``deficit`` the
+        fused engine also gives ``deficit`` (``1 - ssim``, see :meth:`maps`): one
+        channel's float32 map, or the channels' mean in float64, as the colour kernel
+        averages them (a float32 mean would round by up to 6e-8 of itself, the same
+        way on every pixel of a flat pair).
         """
         channels = x.shape[3]
+        names = _MAP_NAMES
         total: dict[str, Any] = {}
         for c in range(channels):
             maps = block_maps(
@@ -197,20 +204,34 @@ class KernelSpec:
                 components=True,
                 engine=engine,
                 threads=self.kernel_threads,
+                deficit=deficit,
             )
-            for name in _MAP_NAMES:
+            if c == 0 and "deficit" in maps:
+                names = (*_MAP_NAMES, "deficit")
+                if channels > 1:
+                    maps["deficit"] = maps["deficit"].astype(np.float64)
+            for name in names:
                 total[name] = maps[name] if c == 0 else total[name] + maps[name]
         if channels > 1:
             total = {name: value / channels for name, value in total.items()}
         return total
 
-    def maps(self, x: np.ndarray, y: np.ndarray) -> dict[str, np.ndarray]:
+    def maps(self, x: np.ndarray, y: np.ndarray, deficit: bool = False) -> dict[str, np.ndarray]:
         """Valid ``ssim``/``luminance``/``contrast``/``structure`` maps of a block.
 
         ``x``, ``y`` are ``(images, h, w, channels)``; the result is
         ``(images, h - 2 depth, w - 2 depth)`` on the host in the kernel's
         precision, averaged over channels (the pixel's mean of per-channel SSIM,
         so its mean is skimage's score).
+
+        ``deficit``: where the fused CPU kernel makes the maps, also return
+        ``deficit``, its ``1 - ssim`` before the float32 ``ssim`` map rounds it (float32
+        for one channel, the channels' float64 mean for several), from which
+        :func:`pipeline.reductions.statistics.block_statistics` sums ``SUM`` and
+        ``M2``: the means of stored maps are then the packed path's
+        (:meth:`whole_statistics`). One map more per block, only when asked. The
+        reference engine's float64 maps need none, and the GPU kernels keep none:
+        no ``deficit`` there.
         """
         n, h, w, _ = x.shape
         shape = (n, max(h - 2 * self.depth, 0), max(w - 2 * self.depth, 0))
@@ -220,7 +241,7 @@ class KernelSpec:
         x, y = self._prepared(x, y)
         out: dict[str, np.ndarray] = {}
         for i in range(n):
-            maps = self._image_maps(x, y, i, engine)
+            maps = self._image_maps(x, y, i, engine, deficit)
             maps = {name: to_host(value) for name, value in maps.items()}
             if n == 1:
                 # One image: keep the kernel's own arrays (and dtype), no copy.

@@ -50,7 +50,13 @@ def block_statistics(
     ----------
     maps : dict of ndarray
         ``ssim``, ``luminance``, ``contrast``, ``structure`` maps shaped
-        ``(images, h, w)``, float64 or float32 (accumulated in float64).
+        ``(images, h, w)``, float64 or float32 (accumulated in float64), and
+        optionally ``deficit``, the kernel's ``1 - ssim`` of the same shape
+        (:meth:`pipeline.reductions.kernel_spec.KernelSpec.maps` with
+        ``deficit=True`` on the fused engine): the SSIM ``SUM`` and ``M2`` are then
+        summed from it, free of the float32 ``ssim`` map's rounding near 1, so
+        every region's mean is the one the kernel's packed path gives (region
+        ``all``: the same row sums).
     region_ids : ndarray or None
         ``(images, h, w)`` index of each pixel's region besides ``all``
         (``-1`` for none), or None when there is only ``all``.
@@ -72,7 +78,10 @@ def block_statistics(
         return out
     # Region "all": a compiled two-pass loop (NumPy's ufuncs take a pass per statistic).
     whole = np.ascontiguousarray(out[:, 0, :])
-    whole_image_statistics(ssim, maps["luminance"], maps["contrast"], maps["structure"], whole)
+    deficit = maps.get("deficit")
+    whole_image_statistics(
+        ssim, maps["luminance"], maps["contrast"], maps["structure"], whole, deficit
+    )
     out[:, 0, :] = whole
     if region_ids is None or n_regions == 1:
         return out
@@ -85,6 +94,7 @@ def block_statistics(
         maps["structure"],
         region_ids,
         sub,
+        deficit,
     )
     out[:, 1:, :] = sub
     return out

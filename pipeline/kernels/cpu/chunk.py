@@ -108,7 +108,8 @@ def maps_chunks(
     the same as exact int32 sums for uint8 input (windows of at most
     ``INT_TAPS`` taps). The outputs that are not None receive the rows:
     ``maps[rows, planes, cols]`` (planes ``ssim, cs`` and, with
-    ``components``, ``luminance, contrast, structure``); ``scores[chunk]`` the
+    ``components``, ``luminance, contrast, structure``; one plane more, when
+    ``maps`` has it, receives the float32 deficits ``1 - ssim``); ``scores[chunk]`` the
     chunk's ``count, ssim_sum`` (the sum from the float64 sum of the deficits
     ``1 - ssim``, see :func:`~pipeline.kernels.cpu.combine.combine_row`; with or
     without ``maps`` in the same pass); ``packed[chunk]`` the chunk's packed
@@ -163,37 +164,42 @@ def maps_chunks(
         count = 0.0
         ssim_sum = 0.0
         for i in range(row_start, row_stop):
+            # The deficits go to the row buffer, or to the maps' extra plane when they
+            # have one (stored with the maps, for statistics reduced later).
+            row_deficit = deficit
             if maps is None:
                 out = scratch
             else:
                 out = maps[i]
+                if maps.shape[1] > planes:
+                    row_deficit = maps[i, planes]
             if rings is not None:
                 last = i + win_size - 1
                 load_row(x, last, rx, last % win_size)
                 load_row(y, last, ry, last % win_size)
                 gaussian_row(
-                    rx, ry, g32, i, n_out, c1, c2, cov_norm, planes, col, acc, mo, out, deficit
+                    rx, ry, g32, i, n_out, c1, c2, cov_norm, planes, col, acc, mo, out, row_deficit
                 )
             if sums is not None:
                 if i > row_start:
                     swap_row(x, y, i + win_size - 1, i - 1, shift, v)
                 uniform_row(
                     v, m, win_size, n_out, scale, shift, c1, c2, cov_norm, planes, mo, out,
-                    deficit,
+                    row_deficit,
                 )  # fmt: skip
             if isums is not None:
                 if i > row_start:
                     swap_row_int(x, y, i + win_size - 1, i - 1, iv)
                 uniform_row_int(
-                    iv, im, itmp, win_size, n_out, c1, c2, cov_norm, planes, mo, out, deficit
+                    iv, im, itmp, win_size, n_out, c1, c2, cov_norm, planes, mo, out, row_deficit
                 )
             if scores is not None:
                 # The score: the mean needs one sum, which vectorises.
-                ssim_sum += _row_sum(deficit, n_out)
+                ssim_sum += _row_sum(row_deficit, n_out)
                 count += n_out
             if packed is not None:
                 # The row is still in L1: reduce it before the next one overwrites it.
-                add_row_partial(out[0], deficit, out[2], out[3], out[4], n_out, packed[chunk])
+                add_row_partial(out[0], row_deficit, out[2], out[3], out[4], n_out, packed[chunk])
             if map_sums is not None:
                 add_map_row(out, n_out, map_sums, i)
         if scores is not None:

@@ -50,9 +50,12 @@ uint16 near 65535, float data offset by 1e4, salt and pepper; <= 7e-9 observed,
 benchmarks/README-kernels.md); what remains is float32 rounding of ``d`` where
 SSIM is far from 1 (a flat pair at SSIM 0.8 keeps ~9e-9). ``ssim(x, x) == 1``
 and ``ssim(x, y) == ssim(y, x)`` hold exactly (x and y go through the same
-instructions). Maps are returned as float32; a mean of a stored map (NumPy's,
-or :func:`pipeline.kernels.cpu.partials.whole_image_statistics`) keeps their
-rounding, up to 3e-8.
+instructions). Maps are returned as float32; a mean of a stored map (NumPy's)
+keeps their rounding, up to 3e-8. ``fused_maps(..., deficit=True)`` also returns
+the deficits as a map, from which
+:func:`pipeline.kernels.cpu.partials.whole_image_statistics` and
+:func:`~pipeline.kernels.cpu.partials.region_statistics` take ``SUM`` and ``M2``
+(the packed path's numbers).
 
 Threads: the compiled kernel releases the GIL, so many Dask worker threads
 may call it at once (``threads=1``: all chunks on the calling thread); with
@@ -115,10 +118,12 @@ def _launch(
     bins: int = 0,
     map_sums: np.ndarray | None = None,
     scores: list[np.ndarray] | None = None,
+    deficit: bool = False,
 ) -> np.ndarray:
     """Run the kernel for one ``output`` and return it.
 
-    ``"maps"``: the ``(row, plane, column)`` maps; ``"score"``: ``(count,
+    ``"maps"``: the ``(row, plane, column)`` maps (with ``deficit``, one plane more,
+    last: the float32 deficits ``1 - ssim``); ``"score"``: ``(count,
     ssim_sum)`` per row chunk; ``"packed"``: the packed statistics of ``bins``
     bins per row chunk. The kernel is given only that output (None for the
     others), so only its path is compiled; ``map_sums`` (with ``"packed"``) also
@@ -136,7 +141,8 @@ def _launch(
         # plane, column): one output row of every plane is a contiguous 2-D
         # block, which the combine loop needs to vectorise; each returned map is
         # a view with contiguous rows.
-        result = np.empty((n_rows, 5 if components else 2, n_cols), dtype=np.float32)
+        planes = (5 if components else 2) + (1 if deficit else 0)
+        result = np.empty((n_rows, planes, n_cols), dtype=np.float32)
     elif output == "packed":
         # One partial row per chunk, merged by the caller.
         result = empty_statistics(n_chunks, 1, bins)[:, 0]
@@ -167,9 +173,11 @@ def _launch(
     return result
 
 
-def _named_maps(maps: np.ndarray) -> dict[str, np.ndarray]:
+def _named_maps(maps: np.ndarray, components: bool, deficit: bool) -> dict[str, np.ndarray]:
     """The ``(row, plane, column)`` output of ``"maps"`` as named views."""
-    names = ("ssim", "cs", "luminance", "contrast", "structure")[: maps.shape[1]]
+    names = ("ssim", "cs", "luminance", "contrast", "structure")[: 5 if components else 2]
+    if deficit:
+        names += ("deficit",)
     return {name: maps[:, k] for k, name in enumerate(names)}
 
 
@@ -184,6 +192,7 @@ def fused_maps(
     cov_norm: float = 1.0,
     components: bool = True,
     threads: int | None = None,
+    deficit: bool = False,
 ) -> dict[str, np.ndarray]:
     """SSIM maps of a 2-D block on its 'valid' region, compiled and fused.
 
@@ -208,11 +217,18 @@ def fused_maps(
         ``1``: the kernel on the calling thread, GIL released, safe to call
         from many threads at once (Dask workers). ``n > 1``: ``n`` threads
         (capped at numba's thread count), the calling one and a pool's.
+    deficit : bool
+        Also return ``deficit``, the float32 ``1 - ssim`` that the comparison step
+        forms before it rounds ``ssim`` (:func:`~pipeline.kernels.cpu.combine.combine_row`):
+        statistics reduced later from stored maps take their ``SUM`` and ``M2``
+        from it (:func:`~pipeline.kernels.cpu.partials.whole_image_statistics`),
+        as the packed path does, free of the map's rounding near 1. One float32
+        map more (a sixth of the memory with components, a third more without).
 
     Returns
     -------
     dict of numpy.ndarray
-        float32 maps ``ssim`` and ``cs`` (and the components), shape
+        float32 maps ``ssim`` and ``cs`` (and the components, and ``deficit``), shape
         ``(rows - win_size + 1, cols - win_size + 1)``.
 
     Notes
@@ -222,7 +238,8 @@ def fused_maps(
     instead of oversubscribing the cores.
     """
     x, y, g = prepare_pair(x, y, weights)
-    return _named_maps(_launch(x, y, g, uniform, c1, c2, cov_norm, components, threads, "maps"))
+    maps = _launch(x, y, g, uniform, c1, c2, cov_norm, components, threads, "maps", deficit=deficit)
+    return _named_maps(maps, components, deficit)
 
 
 def fused_score(
@@ -261,18 +278,24 @@ def fused_maps_and_score(
     cov_norm: float = 1.0,
     components: bool = True,
     threads: int | None = None,
+    deficit: bool = False,
 ) -> tuple[dict[str, np.ndarray], float]:
     """:func:`fused_maps` and :func:`fused_score` in one pass: the maps and their exact mean.
 
-    Same arguments as :func:`fused_maps`. The score is the mean that
+    Same arguments as :func:`fused_maps` (``deficit`` included). The score is the mean that
     :func:`fused_score` returns (from the float64 sums of the deficits ``1 - ssim``),
     not the mean of the returned float32 ``ssim`` map, which keeps the map's
     rounding (up to 3e-8 near 1, the same on every pixel of a flat pair).
     """
     x, y, g = prepare_pair(x, y, weights)
     found: list[np.ndarray] = []
-    maps = _launch(x, y, g, uniform, c1, c2, cov_norm, components, threads, "maps", scores=found)
-    return _named_maps(maps), float(found[0][:, 1].sum() / found[0][:, 0].sum())
+    maps = _launch(
+        x, y, g, uniform, c1, c2, cov_norm, components, threads, "maps", scores=found,
+        deficit=deficit,
+    )  # fmt: skip
+    return _named_maps(maps, components, deficit), float(
+        found[0][:, 1].sum() / found[0][:, 0].sum()
+    )
 
 
 def fused_packed_stats(

@@ -13,7 +13,9 @@ Python loop over pixels or labels:
   (sub-regions keyed by a region id per pixel) reduce stored maps, in two
   passes over runs of one region id: counts, sums, extremes and the histogram
   (:mod:`pipeline.kernels.cpu.histogram`), then the squared deviations about
-  each region's mean.
+  each region's mean. Given the stored deficit map (``fused_maps(...,
+  deficit=True)``) they take ``SUM`` and ``M2`` from it, as :func:`add_row_partial`
+  does, so a region's mean is the packed path's (region ``all``: the same row sums).
 """
 
 from __future__ import annotations
@@ -103,6 +105,31 @@ def _add_segment(
 
 
 @numba.njit(cache=True, nogil=True)
+def _add_deficit_segment(
+    ssim: np.ndarray,
+    deficit: np.ndarray,
+    luminance: np.ndarray,
+    contrast: np.ndarray,
+    structure: np.ndarray,
+    row: np.ndarray,
+) -> None:  # pragma: no cover - compiled
+    """:func:`_add_segment` with ``SUM`` from the run's deficits: ``n - sum(deficit)``.
+
+    The same row sum as :func:`add_row_partial` makes (a region ``all`` of stored
+    maps adds the very row totals of the packed path); extremes and histogram from
+    ``ssim``.
+    """
+    n = ssim.shape[0]
+    lack, sum_l, sum_c, sum_s = _segment_sums(deficit, luminance, contrast, structure)
+    row[COUNT] += n
+    row[SUM] += n - lack
+    row[SUM_LUMINANCE] += sum_l
+    row[SUM_CONTRAST] += sum_c
+    row[SUM_STRUCTURE] += sum_s
+    row[MIN], row[MAX] = add_extremes_and_counts(ssim, row[MIN], row[MAX], row[HIST:])
+
+
+@numba.njit(cache=True, nogil=True)
 def add_row_partial(
     ssim: np.ndarray,
     deficit: np.ndarray,
@@ -152,22 +179,40 @@ def whole_image_statistics(
     contrast: np.ndarray,
     structure: np.ndarray,
     out: np.ndarray,
+    deficit: np.ndarray | None = None,
 ) -> None:  # pragma: no cover - compiled; checked against NumPy in the tests
     """Region ``all`` of each image, ``out[image, field]`` filled in place.
 
     One pass gives counts, sums, extremes and the histogram; a second the squared
     deviations about the image's mean (no ``sum(x^2) - n mean^2`` cancellation).
     ``nogil`` lets Dask threads run it side by side.
+
+    ``deficit`` (optional, the shape of ``ssim``, float32 or float64): the kernel's
+    ``1 - ssim`` (``fused_maps(..., deficit=True)``). ``SUM`` is then ``count -
+    sum(deficit)`` row by row and ``M2`` the deficits' squared deviations about their
+    mean (the same variance), as in :func:`add_row_partial`: free of the float32
+    ``ssim`` map's rounding near 1 (up to 3e-8 a pixel, the same on every pixel of a
+    flat pair). Extremes and histogram stay those of ``ssim``. A None ``deficit``
+    compiles only the other path.
     """
     n, h = ssim.shape[:2]
     for i in range(n):
         row = out[i]
-        for r in range(h):
-            _add_segment(ssim[i, r], luminance[i, r], contrast[i, r], structure[i, r], row)
-        mean = row[SUM] / row[COUNT]
         m2 = 0.0
-        for r in range(h):
-            m2 += _segment_m2(ssim[i, r], mean)
+        if deficit is None:
+            for r in range(h):
+                _add_segment(ssim[i, r], luminance[i, r], contrast[i, r], structure[i, r], row)
+            mean = row[SUM] / row[COUNT]
+            for r in range(h):
+                m2 += _segment_m2(ssim[i, r], mean)
+        else:
+            for r in range(h):
+                _add_deficit_segment(
+                    ssim[i, r], deficit[i, r], luminance[i, r], contrast[i, r], structure[i, r], row
+                )
+            mean_deficit = (row[COUNT] - row[SUM]) / row[COUNT]
+            for r in range(h):
+                m2 += _segment_m2(deficit[i, r], mean_deficit)
         row[M2] = m2
 
 
@@ -179,12 +224,14 @@ def region_statistics(
     structure: np.ndarray,
     ids: np.ndarray,
     out: np.ndarray,
+    deficit: np.ndarray | None = None,
 ) -> None:  # pragma: no cover - compiled; checked against NumPy in the tests
     """Every sub-region of each image, keyed by ``ids`` (``-1``: none), in place.
 
     Each row is cut into runs of one region id (whole tile widths for a grid), and
     every run is reduced like a row of region ``all``; a second pass adds squared
-    deviations about each region's own mean.
+    deviations about each region's own mean. ``deficit``: as in
+    :func:`whole_image_statistics` (``SUM`` and ``M2`` from it).
     """
     n, h, w = ssim.shape
     n_sub = out.shape[1]
@@ -199,17 +246,32 @@ def region_statistics(
                     k += 1
                 if g >= 0:
                     run = slice(start, k)
-                    _add_segment(
-                        ssim[i, r, run],
-                        luminance[i, r, run],
-                        contrast[i, r, run],
-                        structure[i, r, run],
-                        out[i, g],
-                    )
+                    if deficit is None:
+                        _add_segment(
+                            ssim[i, r, run],
+                            luminance[i, r, run],
+                            contrast[i, r, run],
+                            structure[i, r, run],
+                            out[i, g],
+                        )
+                    else:
+                        _add_deficit_segment(
+                            ssim[i, r, run],
+                            deficit[i, r, run],
+                            luminance[i, r, run],
+                            contrast[i, r, run],
+                            structure[i, r, run],
+                            out[i, g],
+                        )
+        # Each region's mean SSIM, or with deficits its mean deficit.
         means = np.zeros(n_sub)
         for g in range(n_sub):
-            if out[i, g, COUNT] > 0:
-                means[g] = out[i, g, SUM] / out[i, g, COUNT]
+            count = out[i, g, COUNT]
+            if count > 0:
+                if deficit is None:
+                    means[g] = out[i, g, SUM] / count
+                else:
+                    means[g] = (count - out[i, g, SUM]) / count
         for r in range(h):
             label = ids[i, r]
             k = 0
@@ -219,7 +281,10 @@ def region_statistics(
                 while k < w and label[k] == g:
                     k += 1
                 if g >= 0:
-                    out[i, g, M2] += _segment_m2(ssim[i, r, start:k], means[g])
+                    if deficit is None:
+                        out[i, g, M2] += _segment_m2(ssim[i, r, start:k], means[g])
+                    else:
+                        out[i, g, M2] += _segment_m2(deficit[i, r, start:k], means[g])
 
 
 @numba.njit(cache=True, nogil=True)
