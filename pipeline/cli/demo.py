@@ -194,9 +194,9 @@ def make_demo_folders(root: str | os.PathLike[str], *, seed: int = 0) -> tuple[P
 def _compile_statistics_kernels() -> None:
     """Compile (or load) the statistics kernels with the types the demo's run passes them.
 
-    The demo's uint8 photographs give float32 maps from the fused kernels, and a
-    grid's region ids come as a strided int64 view; other types would compile
-    kernels the run never calls.
+    The demo's uint8 photographs give float32 maps from the fused kernels (with the
+    channels' mean deficit ``1 - ssim`` in float64), and a grid's region ids come as a
+    strided int64 view; other types would compile kernels the run never calls.
     """
     from pipeline.reductions.statistics import block_statistics
 
@@ -204,6 +204,7 @@ def _compile_statistics_kernels() -> None:
         name: np.zeros((1, 2, 3), dtype=np.float32)
         for name in ("ssim", "luminance", "contrast", "structure")
     }
+    maps["deficit"] = np.zeros((1, 2, 3))
     region_ids = np.zeros((1, 2, 6), dtype=np.int64)[:, :, ::2]
     block_statistics(maps, region_ids, 2, 10)
 

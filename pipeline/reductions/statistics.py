@@ -79,8 +79,10 @@ def block_statistics(
     # Region "all": a compiled two-pass loop (NumPy's ufuncs take a pass per statistic).
     whole = np.ascontiguousarray(out[:, 0, :])
     deficit = maps.get("deficit")
+    values = ssim if deficit is None else deficit
+    from_deficit = deficit is not None
     whole_image_statistics(
-        ssim, maps["luminance"], maps["contrast"], maps["structure"], whole, deficit
+        ssim, maps["luminance"], maps["contrast"], maps["structure"], whole, values, from_deficit
     )
     out[:, 0, :] = whole
     if region_ids is None or n_regions == 1:
@@ -94,7 +96,8 @@ def block_statistics(
         maps["structure"],
         region_ids,
         sub,
-        deficit,
+        values,
+        from_deficit,
     )
     out[:, 1:, :] = sub
     return out

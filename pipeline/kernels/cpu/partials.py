@@ -77,12 +77,19 @@ def _segment_m2(ssim: np.ndarray, mean: float) -> float:  # pragma: no cover - c
 @numba.njit(cache=True, nogil=True)
 def _add_segment(
     ssim: np.ndarray,
+    values: np.ndarray,
+    deficit: bool,
     luminance: np.ndarray,
     contrast: np.ndarray,
     structure: np.ndarray,
     row: np.ndarray,
 ) -> None:  # pragma: no cover - compiled
     """Add one run of the four maps (equal 1-D views) to a packed row, but its ``M2``.
+
+    ``SUM`` is the sum of ``values`` (``ssim`` itself), or with ``deficit`` the run's
+    length less it (``values`` the kernel's ``1 - ssim``: the row sum
+    :func:`add_row_partial` makes). ``deficit`` is a runtime flag, not two functions:
+    numba compiles both sides of an ``is None`` test on an array argument.
 
     The histogram bins are the row's histogram fields, over
     :func:`~pipeline.kernels.statistics.bin_edges` of their count, as
@@ -95,34 +102,10 @@ def _add_segment(
     argument (the 0 of a whole row) as a literal, which would compile this
     chain once for the literal and once more for the bounds of region runs.
     """
-    total, sum_l, sum_c, sum_s = _segment_sums(ssim, luminance, contrast, structure)
-    row[COUNT] += ssim.shape[0]
-    row[SUM] += total
-    row[SUM_LUMINANCE] += sum_l
-    row[SUM_CONTRAST] += sum_c
-    row[SUM_STRUCTURE] += sum_s
-    row[MIN], row[MAX] = add_extremes_and_counts(ssim, row[MIN], row[MAX], row[HIST:])
-
-
-@numba.njit(cache=True, nogil=True)
-def _add_deficit_segment(
-    ssim: np.ndarray,
-    deficit: np.ndarray,
-    luminance: np.ndarray,
-    contrast: np.ndarray,
-    structure: np.ndarray,
-    row: np.ndarray,
-) -> None:  # pragma: no cover - compiled
-    """:func:`_add_segment` with ``SUM`` from the run's deficits: ``n - sum(deficit)``.
-
-    The same row sum as :func:`add_row_partial` makes (a region ``all`` of stored
-    maps adds the very row totals of the packed path); extremes and histogram from
-    ``ssim``.
-    """
+    total, sum_l, sum_c, sum_s = _segment_sums(values, luminance, contrast, structure)
     n = ssim.shape[0]
-    lack, sum_l, sum_c, sum_s = _segment_sums(deficit, luminance, contrast, structure)
     row[COUNT] += n
-    row[SUM] += n - lack
+    row[SUM] += n - total if deficit else total
     row[SUM_LUMINANCE] += sum_l
     row[SUM_CONTRAST] += sum_c
     row[SUM_STRUCTURE] += sum_s
@@ -179,7 +162,8 @@ def whole_image_statistics(
     contrast: np.ndarray,
     structure: np.ndarray,
     out: np.ndarray,
-    deficit: np.ndarray | None = None,
+    values: np.ndarray,
+    deficit: bool,
 ) -> None:  # pragma: no cover - compiled; checked against NumPy in the tests
     """Region ``all`` of each image, ``out[image, field]`` filled in place.
 
@@ -187,32 +171,28 @@ def whole_image_statistics(
     deviations about the image's mean (no ``sum(x^2) - n mean^2`` cancellation).
     ``nogil`` lets Dask threads run it side by side.
 
-    ``deficit`` (optional, the shape of ``ssim``, float32 or float64): the kernel's
-    ``1 - ssim`` (``fused_maps(..., deficit=True)``). ``SUM`` is then ``count -
-    sum(deficit)`` row by row and ``M2`` the deficits' squared deviations about their
-    mean (the same variance), as in :func:`add_row_partial`: free of the float32
-    ``ssim`` map's rounding near 1 (up to 3e-8 a pixel, the same on every pixel of a
-    flat pair). Extremes and histogram stay those of ``ssim``. A None ``deficit``
-    compiles only the other path.
+    ``SUM`` and ``M2`` are those of ``values`` (the shape of ``ssim``): ``ssim``
+    itself, or with ``deficit`` the kernel's ``1 - ssim`` (``fused_maps(...,
+    deficit=True)``, float32, or float64 for a channel mean). ``SUM`` is then
+    ``count - sum(values)`` row by row and ``M2`` the deficits' squared deviations
+    about their mean (the same variance), as in :func:`add_row_partial`: free of the
+    float32 ``ssim`` map's rounding near 1 (up to 3e-8 a pixel, the same on every pixel
+    of a flat pair). Extremes and histogram are those of ``ssim``.
     """
     n, h = ssim.shape[:2]
     for i in range(n):
         row = out[i]
+        for r in range(h):
+            _add_segment(
+                ssim[i, r], values[i, r], deficit, luminance[i, r], contrast[i, r],
+                structure[i, r], row,
+            )  # fmt: skip
+        mean = row[SUM] / row[COUNT]
+        if deficit:
+            mean = (row[COUNT] - row[SUM]) / row[COUNT]
         m2 = 0.0
-        if deficit is None:
-            for r in range(h):
-                _add_segment(ssim[i, r], luminance[i, r], contrast[i, r], structure[i, r], row)
-            mean = row[SUM] / row[COUNT]
-            for r in range(h):
-                m2 += _segment_m2(ssim[i, r], mean)
-        else:
-            for r in range(h):
-                _add_deficit_segment(
-                    ssim[i, r], deficit[i, r], luminance[i, r], contrast[i, r], structure[i, r], row
-                )
-            mean_deficit = (row[COUNT] - row[SUM]) / row[COUNT]
-            for r in range(h):
-                m2 += _segment_m2(deficit[i, r], mean_deficit)
+        for r in range(h):
+            m2 += _segment_m2(values[i, r], mean)
         row[M2] = m2
 
 
@@ -224,14 +204,15 @@ def region_statistics(
     structure: np.ndarray,
     ids: np.ndarray,
     out: np.ndarray,
-    deficit: np.ndarray | None = None,
+    values: np.ndarray,
+    deficit: bool,
 ) -> None:  # pragma: no cover - compiled; checked against NumPy in the tests
     """Every sub-region of each image, keyed by ``ids`` (``-1``: none), in place.
 
     Each row is cut into runs of one region id (whole tile widths for a grid), and
     every run is reduced like a row of region ``all``; a second pass adds squared
-    deviations about each region's own mean. ``deficit``: as in
-    :func:`whole_image_statistics` (``SUM`` and ``M2`` from it).
+    deviations about each region's own mean. ``values`` and ``deficit``: as in
+    :func:`whole_image_statistics` (``SUM`` and ``M2`` from ``values``).
     """
     n, h, w = ssim.shape
     n_sub = out.shape[1]
@@ -246,32 +227,21 @@ def region_statistics(
                     k += 1
                 if g >= 0:
                     run = slice(start, k)
-                    if deficit is None:
-                        _add_segment(
-                            ssim[i, r, run],
-                            luminance[i, r, run],
-                            contrast[i, r, run],
-                            structure[i, r, run],
-                            out[i, g],
-                        )
-                    else:
-                        _add_deficit_segment(
-                            ssim[i, r, run],
-                            deficit[i, r, run],
-                            luminance[i, r, run],
-                            contrast[i, r, run],
-                            structure[i, r, run],
-                            out[i, g],
-                        )
+                    _add_segment(
+                        ssim[i, r, run],
+                        values[i, r, run],
+                        deficit,
+                        luminance[i, r, run],
+                        contrast[i, r, run],
+                        structure[i, r, run],
+                        out[i, g],
+                    )
         # Each region's mean SSIM, or with deficits its mean deficit.
         means = np.zeros(n_sub)
         for g in range(n_sub):
             count = out[i, g, COUNT]
             if count > 0:
-                if deficit is None:
-                    means[g] = out[i, g, SUM] / count
-                else:
-                    means[g] = (count - out[i, g, SUM]) / count
+                means[g] = (count - out[i, g, SUM] if deficit else out[i, g, SUM]) / count
         for r in range(h):
             label = ids[i, r]
             k = 0
@@ -281,10 +251,7 @@ def region_statistics(
                 while k < w and label[k] == g:
                     k += 1
                 if g >= 0:
-                    if deficit is None:
-                        out[i, g, M2] += _segment_m2(ssim[i, r, start:k], means[g])
-                    else:
-                        out[i, g, M2] += _segment_m2(deficit[i, r, start:k], means[g])
+                    out[i, g, M2] += _segment_m2(values[i, r, start:k], means[g])
 
 
 @numba.njit(cache=True, nogil=True)

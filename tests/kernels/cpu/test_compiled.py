@@ -121,9 +121,11 @@ from pipeline.reductions import statistics as reductions
 rng = np.random.default_rng(3)
 names = ("ssim", "luminance", "contrast", "structure")
 maps = {name: rng.uniform(-1, 1, (2, 6, 150)).astype(np.float32) for name in names}
+# Stored maps come with the fused kernel's deficits 1 - ssim (KernelSpec.maps(deficit=True)).
+maps["deficit"] = (1 - maps["ssim"]).astype(np.float32)
 reductions.block_statistics(maps, None, 1, 10)
 row = empty_statistics(1, 1, 10)[0, 0]
-deficit = (1 - maps["ssim"][0, 0]).astype(np.float32)  # the kernels' 1 - ssim row
+deficit = maps["deficit"][0, 0]  # the kernels' 1 - ssim row
 rows = [maps[name][0, 0] for name in names]
 partials.add_row_partial(rows[0], deficit, *rows[1:], 100, row)
 tiles = np.broadcast_to(np.arange(150) // 75, (2, 6, 150))  # runs of 75: the vectorised passes
