@@ -96,3 +96,49 @@ def test_empty_block(n_regions):
     maps = {k: np.zeros((3, 0, 4)) for k in ("ssim", "luminance", "contrast", "structure")}
     out = block_statistics(maps, None, n_regions, BINS)
     np.testing.assert_array_equal(out, empty_statistics(3, n_regions, BINS))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_deficit_map_gives_sum_and_m2(rng, dtype):
+    # With the fused kernel's deficit map (1 - ssim before float32 rounds ssim) the SUM
+    # and M2 come from it, the extremes and histogram from the ssim map. A deficit
+    # unrelated to the ssim map here, so that the test sees which one each field reads.
+    maps = {k: v.astype(np.float32) for k, v in _maps(rng, (2, 9, 11)).items()}
+    maps["deficit"] = (1e-3 * rng.random((2, 9, 11))).astype(dtype)
+    maps["deficit"][1, 4] = 1e-3  # a run of equal deficits: where a naive variance cancels
+    ids = rng.integers(-1, 3, (2, 9, 11))
+    stats = finalize_statistics(block_statistics(maps, ids, 4, BINS))
+    for i in range(2):
+        for r in range(4):
+            where = np.ones((9, 11), bool) if r == 0 else ids[i] == r - 1
+            deficit = maps["deficit"][i][where].astype(np.longdouble)
+            ssim = maps["ssim"][i][where]
+            mean = 1 - deficit.mean()  # exact reference: the extended-precision mean
+            assert abs(stats["ssim"][i, r] - float(mean)) <= 1e-15
+            spread = float(np.sqrt(((deficit - deficit.mean()) ** 2).mean()))
+            np.testing.assert_allclose(stats["ssim_std"][i, r], spread, rtol=1e-12, atol=0)
+            assert stats["ssim_min"][i, r] == ssim.min()
+            assert stats["ssim_max"][i, r] == ssim.max()
+            np.testing.assert_allclose(
+                stats["contrast"][i, r], maps["contrast"][i][where].mean(dtype=float), atol=1e-14
+            )
+            hist, _ = np.histogram(ssim, bins=BINS, range=(-1, 1))
+            np.testing.assert_array_equal(stats["ssim_hist"][i, r], hist)
+
+
+def test_deficit_map_keeps_the_mean_of_a_flat_pair(rng):
+    # The float32 map of SSIM 1 - 7.7e-6 rounds every pixel the same way (2.9e-8 off):
+    # a mean of the map keeps that, a mean from the deficits does not.
+    deficit = np.full((1, 6, 7), 7.7e-6, dtype=np.float32)
+    maps = {
+        "ssim": 1 - deficit,
+        "luminance": 1 - deficit,
+        "contrast": deficit,
+        "structure": deficit,
+    }
+    exact = 1 - float(deficit[0, 0, 0])
+    assert abs(float(maps["ssim"][0, 0, 0]) - exact) > 1e-8
+    ids = np.zeros((1, 6, 7), dtype=np.int64)
+    with_deficit = finalize_statistics(block_statistics({**maps, "deficit": deficit}, ids, 2, 4))
+    np.testing.assert_allclose(with_deficit["ssim"][0], exact, rtol=0, atol=1e-15)
+    assert with_deficit["ssim_std"][0].max() == 0.0

@@ -227,6 +227,32 @@ def test_score_is_the_mean_of_the_map(rng, window, threads) -> None:
     assert fused_score(x, x, uniform=window == "uniform", threads=threads, **params) == 1.0
 
 
+@pytest.mark.parametrize("components", [True, False])
+@pytest.mark.parametrize("uint8", [True, False])  # uniform: exact int32 or float64 sums
+@pytest.mark.parametrize("window", ["gaussian", "uniform"])
+def test_maps_with_the_deficit_plane(rng, window, uint8, components) -> None:
+    # deficit=True adds the comparison step's float32 1 - ssim as a map: the other
+    # maps are unchanged, ssim is exactly 1 - deficit rounded to float32, and its
+    # float64 sum is the score's (the mean free of the map's rounding).
+    x, y, data_range = _pair(rng, "uint8" if uint8 else "uint16-far", (300, 260))
+    params = kernel_params(window, 7, "sample", data_range)
+    del params["window"], params["components"]
+    args = {"uniform": window == "uniform", "components": components, "threads": 2, **params}
+    plain = fused_maps(x, y, **args)
+    maps = fused_maps(x, y, deficit=True, **args)
+    assert set(maps) == {*plain, "deficit"}
+    for name, value in plain.items():
+        np.testing.assert_array_equal(maps[name], value)
+    deficit = maps["deficit"]
+    assert deficit.dtype == np.float32 and deficit.shape == plain["ssim"].shape
+    np.testing.assert_array_equal(np.float32(1) - deficit, maps["ssim"])
+    both, score = fused_maps_and_score(x, y, deficit=True, **args)
+    np.testing.assert_array_equal(both["deficit"], deficit)
+    n = deficit.size
+    assert abs(score - (n - deficit.sum(dtype=np.float64)) / n) <= 1e-15
+    assert score == fused_score(x, y, **{k: v for k, v in args.items() if k != "components"})
+
+
 @pytest.mark.parametrize("kind", ["uint8", "uint16-far", "float64-far", "uint8-flat-bright"])
 @pytest.mark.parametrize("window", ["gaussian", "uniform"])
 @pytest.mark.parametrize("shape", [(300, 517), (11, 40), (40, 11), (700, 64)])
