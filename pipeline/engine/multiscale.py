@@ -22,11 +22,19 @@ What :func:`pipeline.ms_ssim` computes in memory, as one lazy graph per run:
   built on BT.601 luma from the start (``"luma"``), as :func:`pipeline.ms_ssim`.
 
 The only difference to the in-memory value is the order of the float64 sums
-(within 1e-12 on the reference engine).
+(within 1e-12 on the reference engine). On the fused CPU engine each block's sum is
+its mean from the kernel's float64 deficit sums (:func:`pipeline.kernels.dispatch.block_cs_score`,
+:func:`~pipeline.kernels.dispatch.block_score`) times its window count, as the
+in-memory ``ms_ssim`` takes its means, not a sum of the float32 map, which rounds
+by up to 3e-8 near 1 the same way on every pixel of a flat pair; scales whose whole
+valid map has at most ``PRECISE_PIXELS`` pixels are computed in float64 there
+(:func:`pipeline.kernels.multiscale.precise_means`), as in memory. The GPU and
+reference engines still sum their maps.
 """
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Any
 
 import dask.array as da
@@ -34,9 +42,10 @@ import numpy as np
 
 from pipeline.kernels import block_maps
 from pipeline.kernels.backend import to_device, to_host
-from pipeline.kernels.multiscale import combine_scales
+from pipeline.kernels.dispatch import block_cs_score, block_score, resolve_engine
+from pipeline.kernels.multiscale import combine_scales, precise_means
 from pipeline.metrics.colour import to_luma
-from pipeline.metrics.multiscale import check_msssim_size
+from pipeline.metrics.multiscale import PRECISE_PIXELS, check_msssim_size
 from pipeline.tiling.chunks import map_valid_blocks_nd, merge_small_chunks
 from pipeline.tiling.downsample import downsample_array
 
@@ -78,8 +87,15 @@ def ms_ssim_attrs(weights: tuple[float, ...]) -> dict[str, Any]:
 def _scale_sums(
     x: da.Array, y: da.Array, spec: KernelSpec, axes: tuple[int, ...], name: str
 ) -> da.Array:
-    """``(image, channel, 2)``: sum and count of the valid ``name`` map per image and channel."""
+    """``(image, channel, 2)``: sum and count of the valid ``name`` map per image and channel.
+
+    Where the fused engine runs, each block's mean comes from the kernel's deficit
+    sums, or in float64 when the whole valid map of the scale is small (the in-memory
+    ``ms_ssim``'s choices), times its window count.
+    """
     channels = int(x.shape[-1])
+    win_size = len(spec.weights)
+    precise = math.prod(int(x.shape[axis]) - win_size + 1 for axis in axes) <= PRECISE_PIXELS
 
     def on_block(xb: np.ndarray, yb: np.ndarray, *, centres: tuple[tuple[int, int], ...]) -> Any:
         n = xb.shape[0]
@@ -90,20 +106,31 @@ def _scale_sums(
         engine = spec.engine_for(xb, yb)
         if spec.device == "gpu":
             xb, yb = to_device(xb, yb)
+        args: dict[str, Any] = {
+            "window": spec.window,
+            "weights": np.asarray(spec.weights),
+            "c1": spec.c1,
+            "c2": spec.c2,
+            "cov_norm": spec.cov_norm,
+            "threads": spec.kernel_threads,
+        }
         for i in range(n):
             for c in range(channels):
-                maps = block_maps(
-                    xb[i, ..., c],
-                    yb[i, ..., c],
-                    window=spec.window,
-                    weights=np.asarray(spec.weights),
-                    c1=spec.c1,
-                    c2=spec.c2,
-                    cov_norm=spec.cov_norm,
-                    components=False,
-                    engine=engine,
-                    threads=spec.kernel_threads,
-                )
+                a, b = xb[i, ..., c], yb[i, ..., c]
+                if resolve_engine(engine, a, b) == "fused":
+                    # The mean from the kernel's deficit sums, no map stored.
+                    count = math.prod(s - win_size + 1 for s in a.shape)
+                    if precise:
+                        small = {k: v for k, v in args.items() if k not in ("window", "threads")}
+                        ssim_mean, cs_mean = precise_means(a, b, **small)
+                        mean = cs_mean if name == "cs" else ssim_mean
+                    else:
+                        score = block_cs_score if name == "cs" else block_score
+                        mean = score(a, b, **args, engine="fused")
+                    out[i, c, 0] = mean * count
+                    out[i, c, 1] = count
+                    continue
+                maps = block_maps(a, b, **args, components=False, engine=engine)
                 values = maps[name]
                 out[i, c, 0] = float(to_host(values.sum(dtype=np.float64)))
                 out[i, c, 1] = values.size
