@@ -200,7 +200,7 @@ def _compile_statistics_kernels() -> None:
     """
     from pipeline.reductions.statistics import block_statistics
 
-    maps = {
+    maps: dict[str, np.ndarray] = {
         name: np.zeros((1, 2, 3), dtype=np.float32)
         for name in ("ssim", "luminance", "contrast", "structure")
     }

@@ -190,7 +190,7 @@ class KernelSpec:
         way on every pixel of a flat pair).
         """
         channels = x.shape[3]
-        names = _MAP_NAMES
+        names: tuple[str, ...] = _MAP_NAMES
         total: dict[str, Any] = {}
         for c in range(channels):
             maps = block_maps(
