@@ -190,7 +190,6 @@ class KernelSpec:
         way on every pixel of a flat pair).
         """
         channels = x.shape[3]
-        names: tuple[str, ...] = _MAP_NAMES
         total: dict[str, Any] = {}
         for c in range(channels):
             maps = block_maps(
@@ -207,13 +206,20 @@ class KernelSpec:
                 deficit=deficit,
             )
             if c == 0 and "deficit" in maps:
-                names = (*_MAP_NAMES, "deficit")
+                # The channels' deficits summed in place in float64 (a fresh copy).
+                total["deficit"] = maps["deficit"]
                 if channels > 1:
-                    maps["deficit"] = maps["deficit"].astype(np.float64)
-            for name in names:
+                    total["deficit"] = maps["deficit"].astype(np.float64)
+            elif c > 0 and "deficit" in total:
+                total["deficit"] += maps["deficit"]
+            for name in _MAP_NAMES:
                 total[name] = maps[name] if c == 0 else total[name] + maps[name]
         if channels > 1:
+            deficit = total.pop("deficit", None)
             total = {name: value / channels for name, value in total.items()}
+            if deficit is not None:
+                deficit /= channels
+                total["deficit"] = deficit
         return total
 
     def maps(self, x: np.ndarray, y: np.ndarray, deficit: bool = False) -> dict[str, np.ndarray]:
