@@ -179,8 +179,8 @@ def block_score(
     """Mean of the valid SSIM map of one block (no channel axis).
 
     The fused engine reduces each output row as it is made and never stores the
-    map (a float64 sum of the float32 values, so identical images still give
-    exactly 1); the other engines compute the map and average it in float64.
+    map (a float64 sum of the float32 deficits ``1 - ssim``, so identical images
+    still give exactly 1); the other engines compute the map and average it in float64.
     """
     chosen = resolve_engine(engine, x, y)
     if chosen == "fused":
