@@ -196,7 +196,7 @@ def block_score(
             cov_norm=cov_norm,
             threads=threads,
         )
-    maps = block_maps(
+    _, score = block_maps_and_score(
         x,
         y,
         window=window,
@@ -208,8 +208,7 @@ def block_score(
         engine=chosen,
         threads=threads,
     )
-    xp = array_module(maps["ssim"])
-    return float(maps["ssim"].mean(dtype=xp.float64))
+    return score
 
 
 def block_maps_and_score(
@@ -288,16 +287,15 @@ def block_cs_score(
     """
     chosen = resolve_engine(engine, x, y)
     if chosen == "fused" and _magnitude(x, y) <= _CS_MAX_PIXEL:
-        from pipeline.kernels.cpu.fused import fused_score
-
-        return fused_score(
+        return block_score(
             x,
             y,
+            window=window,
             weights=weights,
-            uniform=window == "uniform",
             c1=_CS_C1,
             c2=c2,
             cov_norm=cov_norm,
+            engine=chosen,
             threads=threads,
         )
     maps = block_maps(
