@@ -42,8 +42,8 @@ import numpy as np
 
 from pipeline.kernels import block_maps
 from pipeline.kernels.backend import to_device, to_host
-from pipeline.kernels.dispatch import block_cs_score, block_score, resolve_engine
-from pipeline.kernels.multiscale import combine_scales, precise_means
+from pipeline.kernels.dispatch import resolve_engine, scale_mean
+from pipeline.kernels.multiscale import combine_scales
 from pipeline.metrics.colour import to_luma
 from pipeline.metrics.multiscale import PRECISE_PIXELS, check_msssim_size
 from pipeline.tiling.chunks import map_valid_blocks_nd, merge_small_chunks
@@ -120,13 +120,7 @@ def _scale_sums(
                 if resolve_engine(engine, a, b) == "fused":
                     # The mean from the kernel's deficit sums, no map stored.
                     count = math.prod(s - win_size + 1 for s in a.shape)
-                    if precise:
-                        small = {k: v for k, v in args.items() if k not in ("window", "threads")}
-                        ssim_mean, cs_mean = precise_means(a, b, **small)
-                        mean = cs_mean if name == "cs" else ssim_mean
-                    else:
-                        score = block_cs_score if name == "cs" else block_score
-                        mean = score(a, b, **args, engine="fused")
+                    mean = scale_mean(a, b, name, **args, engine="fused", precise=precise)
                     out[i, c, 0] = mean * count
                     out[i, c, 1] = count
                     continue

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from pipeline.kernels.backend import array_module, is_device_array
+from pipeline.kernels.multiscale import precise_means
 from pipeline.kernels.reference import ssim_maps
 
 __all__ = [
@@ -29,6 +30,7 @@ __all__ = [
     "block_maps_and_score",
     "block_score",
     "resolve_engine",
+    "scale_mean",
 ]
 
 ENGINES = ("auto", "reference", "fused", "gpu")
@@ -312,6 +314,45 @@ def block_cs_score(
     )
     xp = array_module(maps["cs"])
     return float(maps["cs"].mean(dtype=xp.float64))
+
+
+def scale_mean(
+    x: Any,
+    y: Any,
+    name: str,
+    *,
+    window: str,
+    weights: np.ndarray,
+    c1: float,
+    c2: float,
+    cov_norm: float,
+    engine: str = "auto",
+    threads: int | None = None,
+    precise: bool = False,
+) -> float:
+    """Mean of one block's valid ``name`` map (``"cs"`` or ``"ssim"``): one MS-SSIM scale's factor.
+
+    :func:`block_cs_score` or :func:`block_score`; with ``precise`` (a coarse scale,
+    few pixels) and the fused engine, :func:`pipeline.kernels.multiscale.precise_means`
+    in float64 instead, as the float32 kernel's per-pixel error does not average away
+    over so few pixels. The in-memory and the tiled MS-SSIM take their means here.
+    """
+    chosen = resolve_engine(engine, x, y)
+    if precise and chosen == "fused":
+        ssim_mean, cs_mean = precise_means(x, y, weights=weights, c1=c1, c2=c2, cov_norm=cov_norm)
+        return cs_mean if name == "cs" else ssim_mean
+    score = block_cs_score if name == "cs" else block_score
+    return score(
+        x,
+        y,
+        window=window,
+        weights=weights,
+        c1=c1,
+        c2=c2,
+        cov_norm=cov_norm,
+        engine=chosen,
+        threads=threads,
+    )
 
 
 def _magnitude(x: np.ndarray, y: np.ndarray) -> float:

@@ -8,17 +8,15 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.kernels import block_score
 from pipeline.kernels.backend import array_module
 from pipeline.kernels.cpu.combine import float32_holds
-from pipeline.kernels.dispatch import block_cs_score, resolve_engine
+from pipeline.kernels.dispatch import scale_mean
 from pipeline.kernels.multiscale import (
     MSSSIM_WEIGHTS,
     combine_scales,
     downsample_scale,
     max_scales,
     min_side_for_scales,
-    precise_means,
 )
 from pipeline.metrics.checks import (
     as_image_array,
@@ -231,16 +229,9 @@ def _ms_ssim_plane(
         if scale > 0:
             x, y = downsample_scale(x), downsample_scale(y)
         args = params.kernel_args(data_range, x.ndim)
-        valid = math.prod(n - params.win_size + 1 for n in x.shape)
-        if valid <= PRECISE_PIXELS and resolve_engine(engine, x, y) == "fused":
-            del args["window"]  # the weights say it
-            ssim_mean, cs_mean = precise_means(x, y, **args)
-            if scale < last:
-                cs_means.append(cs_mean)
-            else:
-                ssim_last = ssim_mean
-        elif scale < last:
-            cs_means.append(block_cs_score(x, y, **args, engine=engine))
+        precise = math.prod(n - params.win_size + 1 for n in x.shape) <= PRECISE_PIXELS
+        if scale < last:
+            cs_means.append(scale_mean(x, y, "cs", **args, engine=engine, precise=precise))
         else:
-            ssim_last = block_score(x, y, **args, engine=engine)
+            ssim_last = scale_mean(x, y, "ssim", **args, engine=engine, precise=precise)
     return combine_scales(cs_means, ssim_last, weights)

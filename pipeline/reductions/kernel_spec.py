@@ -191,6 +191,7 @@ class KernelSpec:
         """
         channels = x.shape[3]
         total: dict[str, Any] = {}
+        deficits: Any = None
         for c in range(channels):
             maps = block_maps(
                 x[i, :, :, c],
@@ -205,21 +206,20 @@ class KernelSpec:
                 threads=self.kernel_threads,
                 deficit=deficit,
             )
-            if c == 0 and "deficit" in maps:
-                # The channels' deficits summed in place in float64 (a fresh copy).
-                total["deficit"] = maps["deficit"]
-                if channels > 1:
-                    total["deficit"] = maps["deficit"].astype(np.float64)
-            elif c > 0 and "deficit" in total:
-                total["deficit"] += maps["deficit"]
+            if "deficit" in maps:
+                if deficits is None:
+                    # Several channels: summed in float64, in a fresh copy.
+                    deficits = maps["deficit"] if channels == 1 else maps["deficit"].astype(float)
+                else:
+                    deficits += maps["deficit"]
             for name in _MAP_NAMES:
                 total[name] = maps[name] if c == 0 else total[name] + maps[name]
         if channels > 1:
-            deficit = total.pop("deficit", None)
             total = {name: value / channels for name, value in total.items()}
-            if deficit is not None:
-                deficit /= channels
-                total["deficit"] = deficit
+            if deficits is not None:
+                deficits /= channels
+        if deficits is not None:
+            total["deficit"] = deficits
         return total
 
     def maps(self, x: np.ndarray, y: np.ndarray, deficit: bool = False) -> dict[str, np.ndarray]:

@@ -264,6 +264,11 @@ def fused_score(
     """
     x, y, g = prepare_pair(x, y, weights)
     scores = _launch(x, y, g, uniform, c1, c2, cov_norm, False, threads, "score")
+    return _score_of(scores)
+
+
+def _score_of(scores: np.ndarray) -> float:
+    """The mean SSIM from the ``(count, ssim_sum)`` of each row chunk."""
     return float(scores[:, 1].sum() / scores[:, 0].sum())
 
 
@@ -293,9 +298,7 @@ def fused_maps_and_score(
         x, y, g, uniform, c1, c2, cov_norm, components, threads, "maps", scores=found,
         deficit=deficit,
     )  # fmt: skip
-    return _named_maps(maps, components, deficit), float(
-        found[0][:, 1].sum() / found[0][:, 0].sum()
-    )
+    return _named_maps(maps, components, deficit), _score_of(found[0])
 
 
 def fused_packed_stats(
