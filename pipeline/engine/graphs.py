@@ -254,17 +254,9 @@ def with_statistics_check(
     if prior is None:
         prior = da.full(pair.n_images, STATUS_OK, dtype=object, chunks=(chunks[0],))
 
-    def describe(status: np.ndarray, packed: np.ndarray, *ms_values: np.ndarray) -> np.ndarray:
-        out = np.asarray(status, dtype=object).copy()
-        reasons = unscored_reasons(packed, ms_values[0] if ms_values else None)
-        for i, reason in enumerate(reasons):
-            if out[i] == STATUS_OK and reason is not None:
-                out[i] = reason
-        return out
-
     extra: list[Any] = [] if ms is None else [ms, "i"]
     status = da.blockwise(
-        describe,
+        _describe,
         "i",
         prior,
         "i",
@@ -276,6 +268,19 @@ def with_statistics_check(
         meta=np.empty((0,), dtype=object),
     )
     return replace(pair, read_status=status)
+
+
+def _describe(status: np.ndarray, packed: np.ndarray, *ms_values: np.ndarray) -> np.ndarray:
+    """``status`` with each ``ok`` pair whose statistics are not a score given the reason.
+
+    A module-level function: Dask hashes it by name (a closure it would pickle).
+    """
+    out = np.asarray(status, dtype=object).copy()
+    reasons = unscored_reasons(packed, ms_values[0] if ms_values else None)
+    for i, reason in enumerate(reasons):
+        if out[i] == STATUS_OK and reason is not None:
+            out[i] = reason
+    return out
 
 
 def widen_regions(

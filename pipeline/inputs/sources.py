@@ -38,7 +38,10 @@ two image files, ingest stores) are looked up by :func:`open_pair` itself;
 
 from __future__ import annotations
 
+import itertools
 import math
+import operator
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -47,6 +50,10 @@ from typing import Any
 import dask.array as da
 import numpy as np
 import zarr
+from dask.array.core import normalize_chunks
+from dask.base import tokenize
+from dask.highlevelgraph import HighLevelGraph
+from dask.task_spec import Task, TaskRef
 
 from pipeline.inputs.files import is_transient_status
 from pipeline.inputs.options import InputOptions
@@ -213,7 +220,9 @@ class SourcePair:
         out = []
         for stack, direct in zip((self.reference, self.generated), self.direct, strict=True):
             read = direct.read(chunks) if direct is not None and direct.name == stack.name else None
-            out.append(stack.rechunk(chunks) if read is None else read)
+            if read is None:
+                read = _views(stack, chunks) if stack.npartitions == 1 else stack.rechunk(chunks)
+            out.append(read)
         return out[0], out[1]
 
     def planned(self, chunks: Chunks) -> SourcePair:
@@ -352,14 +361,50 @@ def open_source(
     if isinstance(source, np.ndarray):
         # In memory, any tile is as cheap to take as any other: no read granularity.
         native = (1,) * source.ndim
-        # A random key rather than a hash of the pixels: hashing reads the whole
-        # array (~30 ms per 50 MB, a tenth of evaluating 64 colour 512x512 pairs)
-        # to deduplicate graphs that a run never shares.
-        array = da.from_array(source, chunks=source.shape, name=False)
-        return array, "numpy array", native, None
+        return _in_memory(source), "numpy array", native, None
     raise TypeError(
         f"{name} must be a NumPy, Dask or Zarr array or a Zarr path (got {type(source).__name__})"
     )
+
+
+def _views(stack: da.Array, chunks: Chunks) -> da.Array:
+    """A one-block ``stack`` cut into ``chunks`` as views of its block.
+
+    ``rechunk`` copies every piece smaller than half the block (Dask's rule against
+    a small slice holding a large array alive): for an in-memory stack that is all
+    its pixels copied once more, though the block stays alive until the run ends
+    anyway. The key is a hash of the stack's name and ``chunks``, so callers that
+    cut a stack alike share its tasks.
+    """
+    chunks = normalize_chunks(chunks, stack.shape)
+    name = f"views-{tokenize(stack.name, chunks)}"
+    block = TaskRef((stack.name,) + (0,) * stack.ndim)
+    starts = [np.cumsum((0, *sizes)).tolist() for sizes in chunks]
+    graph: dict[Any, Task] = {}
+    for index in itertools.product(*(range(len(sizes)) for sizes in chunks)):
+        where = tuple(slice(s[i], s[i + 1]) for s, i in zip(starts, index, strict=True))
+        key = (name, *index)
+        graph[key] = Task(key, operator.getitem, block, where)
+    depends: list[Any] = [stack]
+    layers = HighLevelGraph.from_collections(name, graph, dependencies=depends)
+    return da.Array(layers, name, chunks=chunks, meta=stack._meta)
+
+
+def _in_memory(source: np.ndarray) -> da.Array:
+    """``source`` as a one-chunk Dask array that reads the caller's pixels in place.
+
+    ``da.from_array`` would hash the pixels for its key (reading the whole array:
+    ~30 ms per 50 MB) and copy them (~8 ms per 50 MB), both to protect a graph that
+    outlives the call from later changes to the array. A run computes its graph
+    before it returns and never shares it, so neither is needed here: the key is
+    random, and the tasks slice the array itself.
+    """
+    name = f"numpy-source-{uuid.uuid4().hex}"
+    graph = HighLevelGraph.from_collections(
+        name, {(name,) + (0,) * source.ndim: source}, dependencies=()
+    )
+    meta = np.empty((0,) * source.ndim, dtype=source.dtype)
+    return da.Array(graph, name, chunks=tuple((int(s),) for s in source.shape), meta=meta)
 
 
 def _dask_native(array: da.Array) -> tuple[int, ...]:

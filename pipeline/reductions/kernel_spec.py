@@ -250,8 +250,10 @@ class KernelSpec:
             maps = self._image_maps(x, y, i, engine, deficit)
             maps = {name: to_host(value) for name, value in maps.items()}
             if n == 1:
-                # One image: keep the kernel's own arrays (and dtype), no copy.
-                return {name: value[None] for name, value in maps.items()}
+                # One image: the kernel's own arrays (and dtype), made C-contiguous as
+                # the rows of several are: the compiled statistics then run the same
+                # loops, and an image's statistics do not depend on its task's size.
+                return {name: np.ascontiguousarray(value)[None] for name, value in maps.items()}
             for name, value in maps.items():
                 out.setdefault(name, np.empty(shape, dtype=value.dtype))[i] = value
         return out

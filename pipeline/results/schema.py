@@ -40,6 +40,7 @@ count 0 and NaN maps. Results without these variables open as before.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
@@ -229,8 +230,12 @@ def _describe(ds: xr.Dataset) -> None:
         ds[NAN_MASKED].attrs["description"] = _NAN_MASKED_DESCRIPTION
 
 
+@functools.cache
 def package_version() -> str:
-    """The installed ssim-pipeline version recorded in the attrs (``0+unknown`` uninstalled)."""
+    """The installed ssim-pipeline version recorded in the attrs (``0+unknown`` uninstalled).
+
+    Looked up once a process (each lookup scans the installed distributions: ~1 ms).
+    """
     try:
         return version("ssim-pipeline")
     except PackageNotFoundError:  # running from a source tree that was never installed

@@ -42,6 +42,7 @@ from pipeline.tiling.halo import map_overlapping
 __all__ = [
     "BATCH_STATISTICS_BYTES",
     "TASKS_PER_BATCH",
+    "TASK_MULTIPLE",
     "OwnPixels",
     "batch_bounds",
     "block_centres",
@@ -69,6 +70,12 @@ TASKS_PER_BATCH = 32
 # 64 MiB keeps a batch a few hundred MB at most and still thousands of small images.
 BATCH_STATISTICS_BYTES = 64 * 2**20
 
+# Small images per task: a batch's task count is rounded up to a multiple of this
+# (where that adds fewer than this many tasks), its images spread evenly, so that 1, 2
+# or 4 workers finish a batch together instead of one running its last task alone.
+# A constant, not the worker count: the plan, and with it the order of every float64
+# sum (the mean maps' included), is the same on every scheduler and machine.
+TASK_MULTIPLE = 4
 # A batch capped by BATCH_STATISTICS_BYTES keeps whole source chunks per task as long
 # as it still has this many tasks (a few per worker of a small machine); below that,
 # tasks split source chunks (each read decodes its chunk) so that every worker has one.
@@ -152,6 +159,11 @@ def plan_chunks(
         a smaller batch still has tasks for every worker. Requested image chunks are
         kept whole (a batch holds at least one).
 
+    With ``requested="auto"`` a batch's images are split evenly, in whole source
+    chunks, into a multiple of :data:`TASK_MULTIPLE` tasks where that adds fewer
+    than :data:`TASK_MULTIPLE` tasks: 64 images of at most 5 a task are 16 tasks of
+    4, not 13 whose last runs alone on a two-core machine.
+
     Returns
     -------
     chunks, batches
@@ -188,10 +200,49 @@ def plan_chunks(
     batch_images = max(1, min(batch_images, n))
     image_size = min(image_size, batch_images)
     batches = tuple((start, min(start + batch_images, n)) for start in range(0, n, batch_images))
-    image_chunks = tuple(
-        size for start, stop in batches for size in _split(stop - start, image_size)
-    )
+    if requested == "auto":
+        unit = max(1, min(native[0], image_size))
+        image_chunks = tuple(
+            size
+            for start, stop in batches
+            for size in _balanced(stop - start, image_size, unit, TASK_MULTIPLE)
+        )
+    else:
+        image_chunks = tuple(
+            size for start, stop in batches for size in _split(stop - start, image_size)
+        )
     return (image_chunks, y_chunks, x_chunks, (channels,)), batches
+
+
+def _balanced(length: int, size: int, unit: int, multiple: int) -> tuple[int, ...]:
+    """``length`` images in tasks of at most ``size``, whole ``unit``s, sizes evened out.
+
+    The task count is rounded up to a multiple of ``multiple`` when that adds
+    fewer than ``multiple`` tasks and leaves each at least one unit (else it is
+    kept), and the units are spread so that task sizes differ by at most one unit.
+
+    Examples
+    --------
+    >>> _balanced(64, 5, 1, 4)
+    (4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4)
+    >>> _balanced(10, 5, 1, 4)
+    (3, 3, 2, 2)
+    >>> _balanced(3, 5, 1, 4)
+    (3,)
+    >>> _balanced(30, 12, 4, 4)
+    (8, 8, 8, 6)
+    """
+    units = math.ceil(length / unit)
+    per_task = max(1, size // unit)
+    tasks = math.ceil(units / per_task)
+    rounded = math.ceil(tasks / multiple) * multiple
+    if rounded - tasks < multiple and rounded <= units:
+        tasks = rounded
+    base, extra = divmod(units, tasks)
+    counts = [base + 1] * extra + [base] * (tasks - extra)
+    sizes = [count * unit for count in counts]
+    sizes[-1] -= units * unit - length  # the last unit may be short
+    return tuple(sizes)
 
 
 def _capped_image_chunk(

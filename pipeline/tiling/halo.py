@@ -185,7 +185,11 @@ def map_overlapping(
             )
     # Offsets of a lending block from its consumer: every neighbour along ``axes``.
     steps = [(-1, 0, 1) if axis in axes else (0,) for axis in range(len(grid))]
-    token = tokenize(block_fn, [a.name for a in arrays], depth, axes, chunks)
+    # The function by name and identity, not by content: Dask would pickle a closure
+    # (and every closure it holds) to hash it, a few ms a graph. It is alive as long
+    # as the graph that calls it, so its identity names it uniquely meanwhile.
+    function = (getattr(block_fn, "__module__", None), getattr(block_fn, "__qualname__", None))
+    token = tokenize(*function, id(block_fn), [a.name for a in arrays], depth, axes, chunks)
     halo_name, out_name = f"{name}-edges-{token}", f"{name}-{token}"
     zeros = (0,) * (len(chunks) - len(grid))
     halo: dict[Any, Task] = {}

@@ -5,9 +5,11 @@ from __future__ import annotations
 import dask.array as da
 import numpy as np
 import pytest
+from dask.local import get_sync
 
 from pipeline.inputs.files import TRANSIENT_SUFFIX, is_transient_status
-from pipeline.inputs.sources import join_statuses
+from pipeline.inputs.opening import open_pair
+from pipeline.inputs.sources import join_statuses, open_array
 
 
 def test_joined_status_is_transient_only_when_every_failure_is():
@@ -34,6 +36,37 @@ def _remote_stack(url: str, data: np.ndarray, chunks: tuple[int, ...]) -> None:
     store = zarr_store(location(url), read_only=False)
     array = zarr.create_array(store, shape=data.shape, chunks=chunks, dtype=data.dtype)
     array[:] = data
+
+
+def test_numpy_source_is_read_in_place_under_a_fresh_key() -> None:
+    # No copy and no hash of the pixels: the one block of the graph is the caller's
+    # array, and two opens of the same array never share a key.
+    source = np.arange(2 * 5 * 6 * 3, dtype=np.uint8).reshape(2, 5, 6, 3)
+    first, label, native = open_array(source, "reference")
+    second, _, _ = open_array(source, "reference")
+    assert label == "numpy array" and native == (1, 1, 1, 1)
+    assert first.name != second.name
+    (block,) = dict(first.__dask_graph__()).values()
+    assert block is source
+    assert first.chunks == ((2,), (5,), (6,), (3,)) and first.dtype == np.uint8
+    np.testing.assert_array_equal(first[1, 2:4].compute(), source[1, 2:4])
+
+
+def test_in_memory_pair_is_cut_into_views_not_copies() -> None:
+    # Dask's rechunk copies each piece of a one-block array; the run's tasks read views.
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (13, 9, 10, 3), dtype=np.uint8)
+    y = rng.integers(0, 256, (13, 9, 10, 3), dtype=np.uint8)
+    pair = open_pair(x, y, channel_axis=-1)
+    chunks = ((5, 5, 3), (4, 5), (10,), (3,))
+    stacks = pair.chunked(chunks)
+    again = pair.chunked(chunks)
+    for stack, source, other in zip(stacks, (x, y), again, strict=True):
+        assert stack.chunks == chunks and stack.name == other.name
+        np.testing.assert_array_equal(stack.compute(), source)
+        (piece,) = get_sync(dict(stack.__dask_graph__()), [(stack.name, 1, 1, 0, 0)])
+        np.testing.assert_array_equal(piece, source[5:10, 4:9])
+        assert np.shares_memory(piece, source)
 
 
 def test_zarr_url_reads_the_same_pixels_and_names_the_url(

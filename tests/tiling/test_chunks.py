@@ -324,3 +324,44 @@ def test_a_store_laid_out_in_other_batches_resumes_in_the_new_ones(monkeypatch, 
     assert committed == [64, 64, 64, 44]  # pairs 100..299, in the new batches that hold them
     for name in whole.data_vars:
         np.testing.assert_array_equal(resumed[name].values, whole[name].values, err_msg=name)
+
+
+def test_small_images_are_split_evenly_into_a_multiple_of_four_tasks() -> None:
+    # At most 5 images a task: 13 tasks for 64 images, and on two workers the 13th
+    # would run alone. Evened out: 16 tasks of 4 (1, 2 or 4 workers finish together).
+    shape, native, pixels = (64, 512, 512, 3), (1, 512, 512), 5 * 512 * 512 * 3
+    chunks, batches = plan_chunks(shape, depth=5, native=native, chunk_pixels=pixels)
+    assert chunks[0] == (4,) * 16 and batches == ((0, 64),)
+    assert chunks[1:] == ((512,), (512,), (3,))
+    # 65 images: 14 tasks would be the plain split; 16 of 4 or 5 instead.
+    chunks, _ = plan_chunks((65, 512, 512, 3), depth=5, native=native, chunk_pixels=pixels)
+    assert len(chunks[0]) == 16 and sum(chunks[0]) == 65 and set(chunks[0]) == {4, 5}
+    # Fewer images than four tasks can hold one each: left as they are.
+    chunks, _ = plan_chunks((3, 512, 512, 3), depth=5, native=native, chunk_pixels=pixels)
+    assert chunks[0] == (3,)
+
+
+def test_even_split_keeps_whole_source_chunks_and_requested_chunks() -> None:
+    # Source chunks of 4 images: tasks hold whole source chunks (the last may be short).
+    chunks, _ = plan_chunks((30, 64, 64, 1), depth=3, native=(4, 64, 64), chunk_pixels=12 * 64 * 64)
+    assert chunks[0] == (8, 8, 8, 6)
+    # A requested image chunk is never evened out.
+    requested, _ = plan_chunks(
+        (13, 64, 64, 1), depth=3, native=(1, 64, 64), chunk_pixels=100, requested=(5, 64, 64)
+    )
+    assert requested[0] == (5, 5, 3)
+
+
+def test_an_images_statistics_do_not_depend_on_how_many_share_its_task() -> None:
+    # Evening out the tasks puts some images alone in a task: their maps (alone, views
+    # of the kernel's (row, map, column) output) must reduce exactly as in a task of several.
+    rng = np.random.default_rng(17)
+    x = rng.integers(0, 256, (12, 32, 32), dtype=np.uint8)
+    y = np.clip(x + rng.normal(0, 20, x.shape), 0, 255).astype(np.uint8)
+    settings = {"regions": "4x4", "hist_bins": 20}
+    several = sp.evaluate(x, y, chunks=(3, 32, 32), **settings)
+    alone = sp.evaluate(x, y, chunks=(1, 32, 32), **settings)
+    per_pair = [name for name in several.data_vars if "image" in several[name].dims]
+    assert "ssim_std" in per_pair
+    for name in per_pair:
+        np.testing.assert_array_equal(alone[name].values, several[name].values, err_msg=name)
