@@ -75,50 +75,88 @@ _AVERAGED_PLANES = (0, 2, 3, 4)
 
 @jit()
 def _load_channel_rows(x: np.ndarray, row: int, ring: np.ndarray, slot: int) -> None:
-    """Input row ``row`` of every channel into ``ring[channel, slot]``, converted once."""
+    """Input row ``row`` of every channel into ``ring[channel, slot]``, converted once.
+
+    Three channels (RGB) take one sweep along the interleaved row, which LLVM
+    vectorises with shuffles; other counts read each channel with a stride of
+    the channel count, one element at a time (about three times slower).
+    """
     if row < 0 or slot < 0:
         return
+    width = x.shape[1]
+    if x.shape[2] == 3:
+        src = x[row].reshape(3 * width)
+        r0 = ring[0, slot]
+        r1 = ring[1, slot]
+        r2 = ring[2, slot]
+        for j in range(width):
+            r0[j] = src[3 * j]
+            r1[j] = src[3 * j + 1]
+            r2[j] = src[3 * j + 2]
+        return
     for c in range(x.shape[2]):
-        for j in range(x.shape[1]):
+        for j in range(width):
             ring[c, slot, j] = x[row, j, c]
 
 
 @jit()
-def _accumulate_planes(total: np.ndarray, part: np.ndarray, n_out: int) -> None:
-    """``total += part`` on the averaged planes, in float32 (as ``KernelSpec.maps`` sums)."""
-    for q in _AVERAGED_PLANES:
-        for j in range(n_out):
-            total[q, j] += part[q, j]
+def _average_channels(
+    parts: np.ndarray, deficits: np.ndarray, n_out: int, total: np.ndarray, mean_deficit: np.ndarray
+) -> None:
+    """The channel means of a row's planes and deficits, in one pass per plane.
 
-
-@jit()
-def _accumulate_deficit(total: np.ndarray, part: np.ndarray, first: bool, n_out: int) -> None:
-    """``total (=|+=) part``: a channel's float32 deficits summed in float64.
-
-    The channel mean of ``1 - ssim`` in float32 would round by up to 6e-8 of itself,
-    the same way on every pixel of a flat pair; in float64 a sum of a few float32
-    values is exact, or within ~1e-16 of itself.
+    ``parts[channel]`` holds a channel's combined row and ``deficits[channel]`` its
+    float32 deficits ``1 - ssim``. The averaged planes (not ``cs``) are summed in
+    float32 in channel order and divided by the channel count in float32, as
+    NumPy's ``+=`` and in-place ``/=`` on the float32 maps of ``KernelSpec.maps``;
+    the deficits are summed in float64 and divided in float64 (a channel mean of
+    float32 deficits in float32 would round by up to 6e-8 of itself, the same way
+    on every pixel of a flat pair; in float64 a sum of a few float32 values is
+    exact, or within ~1e-16 of itself).
     """
-    if first:
-        for j in range(n_out):
-            total[j] = part[j]
-    else:
-        for j in range(n_out):
-            total[j] += part[j]
-
-
-@jit()
-def _divide_planes(total: np.ndarray, deficit: np.ndarray, channels: int, n_out: int) -> None:
-    """The channel mean: a float32 division, as NumPy's in-place ``/=`` on float32 maps.
-
-    The summed deficits (float64) are divided in float64.
-    """
+    channels = parts.shape[0]
+    if n_out < 0 or channels < 1:
+        return
     divisor = np.float32(channels)
-    for q in _AVERAGED_PLANES:
+    if channels == 3:
+        # The usual case in one sweep per plane: no row is stored and read back.
+        for q in _AVERAGED_PLANES:
+            dst = total[q]
+            a = parts[0, q]
+            b = parts[1, q]
+            c = parts[2, q]
+            for j in range(n_out):
+                dst[j] = ((a[j] + b[j]) + c[j]) / divisor
+        d0 = deficits[0]
+        d1 = deficits[1]
+        d2 = deficits[2]
         for j in range(n_out):
-            total[q, j] = total[q, j] / divisor
+            mean_deficit[j] = (
+                (np.float64(d0[j]) + np.float64(d1[j])) + np.float64(d2[j])
+            ) / channels
+        return
+    for q in _AVERAGED_PLANES:
+        dst = total[q]
+        src = parts[0, q]
+        for j in range(n_out):
+            dst[j] = src[j]
+        for c in range(1, channels):
+            src = parts[c, q]
+            for j in range(n_out):
+                dst[j] += src[j]
+        if channels > 1:
+            for j in range(n_out):
+                dst[j] = dst[j] / divisor
+    d = deficits[0]
     for j in range(n_out):
-        deficit[j] = deficit[j] / channels
+        mean_deficit[j] = d[j]
+    for c in range(1, channels):
+        d = deficits[c]
+        for j in range(n_out):
+            mean_deficit[j] += d[j]
+    if channels > 1:
+        for j in range(n_out):
+            mean_deficit[j] = mean_deficit[j] / channels
 
 
 @jit()
@@ -157,11 +195,11 @@ def _colour_chunks(
     width = x.shape[1]
     channels = x.shape[2]
     n_out = width - win_size + 1
+    # Each channel's combined row and deficits 1 - ssim (see combine.combine_row),
+    # then their channel means (the deficits' in float64: what the sums are made from).
+    parts = np.empty((channels, 5, n_out), dtype=np.float32)
+    deficits = np.empty((channels, n_out), dtype=np.float32)
     total = np.empty((5, n_out), dtype=np.float32)
-    part = np.empty((5, n_out), dtype=np.float32)
-    # A channel's deficits 1 - ssim (see combine.combine_row), and their channel mean
-    # in float64: what the sums are made from.
-    deficit = np.empty(n_out, dtype=np.float32)
     mean_deficit = np.empty(n_out)
     mo = np.empty(5 * ACC, dtype=np.float32)
     if rings is not None:
@@ -202,7 +240,8 @@ def _colour_chunks(
                 _load_channel_rows(x, last, ring[0], last % win_size)
                 _load_channel_rows(y, last, ring[1], last % win_size)
             for c in range(channels):
-                out = total if c == 0 else part
+                out = parts[c]
+                deficit = deficits[c]
                 if rings is not None:
                     rx = ring[0, c]
                     ry = ring[1, c]
@@ -226,11 +265,7 @@ def _colour_chunks(
                     uniform_row_int(
                         iv[c], im, itmp, win_size, n_out, c1, c2, cov_norm, 5, mo, out, deficit
                     )
-                if c > 0:
-                    _accumulate_planes(total, part, n_out)
-                _accumulate_deficit(mean_deficit, deficit, c == 0, n_out)
-            if channels > 1:
-                _divide_planes(total, mean_deficit, channels, n_out)
+            _average_channels(parts, deficits, n_out, total, mean_deficit)
             # The averaged row is still in L1: reduce it before the next one overwrites it.
             add_row_partial(
                 total[0], mean_deficit, total[2], total[3], total[4], n_out, packed[chunk]
