@@ -1,6 +1,7 @@
 """Colour pairs in memory: ``evaluate`` against OpenCV's colour SSIM, and statistics against score.
 
     python benchmarks/bench_colour.py [--pairs 64] [--size 512] [--repeat 5] [--data DIR]
+                                      [--kernels-only] [--against COLOUR_PY]
 
 64 pairs of 512x512 RGB uint8 (the photographs and damage of
 ``bench_folders.make_pairs``, PNG, decoded once into two ``(64, 512, 512, 3)``
@@ -20,7 +21,10 @@ Two tables, each timed interleaved round by round in this one process (best of
   against ``fused_colour_packed_stats`` (what ``evaluate`` computes per pair: the
   channel-averaged SSIM, luminance, contrast and structure sums, Chan M2, extremes,
   100-bin histogram), without and with the mean-map sums. The ratio is "what
-  evaluate computes" over "the score".
+  evaluate computes" over "the score". ``--kernels-only`` skips the first table.
+  ``--against`` names the ``colour.py`` of another checkout (say ``git archive`` of
+  an older commit, unpacked): its ``fused_colour_packed_stats`` joins the table, timed in
+  the same rounds, after a check that it gives the same packed statistics and map sums.
 
 Nothing here gates a test; figures on a shared machine move with its load (printed).
 """
@@ -28,7 +32,10 @@ Nothing here gates a test; figures on a shared machine move with its load (print
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
+import shutil
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -81,20 +88,29 @@ def interleaved(
     return best
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--pairs", type=int, default=64)
-    parser.add_argument("--size", type=int, default=512)
-    parser.add_argument("--repeat", type=int, default=5)
-    parser.add_argument(
-        "--data", type=Path, default=Path(tempfile.gettempdir()) / "ssim-bench-folders" / "png"
-    )
-    args = parser.parse_args(argv)
+def load_kernel(path: Path) -> Callable[..., np.ndarray]:
+    """``fused_colour_packed_stats`` of another checkout's ``colour.py``, as its own module.
 
-    x, y = load_stacks(args.pairs, args.size, args.data)
+    It imports this checkout's other kernel modules. A copy in a fresh folder is
+    loaded (compiled anew, a few seconds): numba's cache beside the file may hold
+    entries of the same functions loaded under another module name, which fail to load.
+    """
+    name = "bench_colour_against"
+    copy = Path(tempfile.mkdtemp(prefix="bench-colour-")) / "colour_against.py"
+    shutil.copyfile(path, copy)
+    spec = importlib.util.spec_from_file_location(name, copy)
+    if spec is None or spec.loader is None:
+        raise FileNotFoundError(f"--against: cannot load {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    kernel: Callable[..., np.ndarray] = module.fused_colour_packed_stats
+    return kernel
+
+
+def end_to_end(x: np.ndarray, y: np.ndarray, repeat: int) -> None:
+    """The first table: ``evaluate``, ``pipeline.ssim`` and OpenCV, wall time, all threads."""
     n = x.shape[0]
-    shape = "x".join(map(str, x.shape[1:]))
-    print(f"{n} pairs of {shape} uint8, load {os.getloadavg()[0]:.2f}")
 
     def opencv_all() -> None:
         for i in range(n):
@@ -118,13 +134,36 @@ def main(argv: list[str] | None = None) -> int:
         float(np.mean([opencv_colour(x[i], y[i]) for i in range(n)])),
     )
     print(f"mean SSIM over the pairs: evaluate {scores[0]:.6f}, OpenCV {scores[1]:.6f}")
-    walls = interleaved(ends, args.repeat, time.perf_counter)
+    walls = interleaved(ends, repeat, time.perf_counter)
     peer = walls["OpenCV float32 colour SSIM, pair by pair"]
-    print(f"\nend to end, wall, best of {args.repeat} (load {os.getloadavg()[0]:.2f})")
+    print(f"\nend to end, wall, best of {repeat} (load {os.getloadavg()[0]:.2f})")
     print(f"| {'call':46s} | seconds | pairs/s | OpenCV time / this |")
     print(f"|{'-' * 48}|---------|---------|--------------------|")
     for name, seconds in walls.items():
         print(f"| {name:46s} | {seconds:7.3f} | {n / seconds:7.1f} | {peer / seconds:17.2f}x |")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pairs", type=int, default=64)
+    parser.add_argument("--size", type=int, default=512)
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument(
+        "--data", type=Path, default=Path(tempfile.gettempdir()) / "ssim-bench-folders" / "png"
+    )
+    parser.add_argument("--kernels-only", action="store_true", help="skip the end-to-end table")
+    parser.add_argument(
+        "--against", type=Path, help="another checkout's pipeline/kernels/cpu/colour.py"
+    )
+    args = parser.parse_args(argv)
+
+    x, y = load_stacks(args.pairs, args.size, args.data)
+    n = x.shape[0]
+    shape = "x".join(map(str, x.shape[1:]))
+    print(f"{n} pairs of {shape} uint8, load {os.getloadavg()[0]:.2f}")
+
+    if not args.kernels_only:
+        end_to_end(x, y, args.repeat)
 
     g = window_weights("gaussian", 11, 1.5)
     planes = [
@@ -148,6 +187,21 @@ def main(argv: list[str] | None = None) -> int:
             x[0], y[0], weights=g, bins=BINS, map_sums=map_sums, **kernel
         ),
     }
+    if args.against is not None:
+        other = load_kernel(args.against)
+        ours = fused_colour_packed_stats(x[0], y[0], weights=g, bins=BINS, **kernel)
+        theirs = other(x[0], y[0], weights=g, bins=BINS, **kernel)
+        sums = [np.zeros_like(map_sums) for _ in range(2)]
+        fused_colour_packed_stats(x[0], y[0], weights=g, bins=BINS, map_sums=sums[0], **kernel)
+        other(x[0], y[0], weights=g, bins=BINS, map_sums=sums[1], **kernel)
+        same = np.array_equal(ours, theirs) and np.array_equal(*sums)
+        print(f"--against {args.against}: same packed statistics and map sums: {same}")
+        kernels["--against: colour packed statistics"] = lambda: other(
+            x[0], y[0], weights=g, bins=BINS, **kernel
+        )
+        kernels["--against: with the mean-map sums"] = lambda: other(
+            x[0], y[0], weights=g, bins=BINS, map_sums=map_sums, **kernel
+        )
     for call in kernels.values():
         call()
     cpu = interleaved(kernels, 3 * args.repeat, time.thread_time)
