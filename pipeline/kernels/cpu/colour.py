@@ -79,7 +79,8 @@ def _load_channel_rows(x: np.ndarray, row: int, ring: np.ndarray, slot: int) -> 
 
     Three channels (RGB) take one sweep along the interleaved row, which LLVM
     vectorises with shuffles; other counts read each channel with a stride of
-    the channel count, one element at a time (about three times slower).
+    the channel count, one element at a time (for three channels that took
+    three times as long).
     """
     if row < 0 or slot < 0:
         return
