@@ -207,12 +207,18 @@ def _colour_chunks(
         g32 = g.astype(np.float32)
         col = np.empty(7 * COL, dtype=np.float32)
         acc = np.empty(8 * ACC, dtype=np.float32)
+    # The uniform path's input rows, each channel's contiguous (the running sums add
+    # and remove rows of strided channel views one element at a time otherwise): a
+    # ring of win_size + 1 rows, the window's and the one leaving it, in the input dtype.
+    slots = win_size + 1
     if sums is not None:
         m = np.empty((5, n_out), dtype=np.float64)
         scale = g[0] * g[0]
+        window = np.empty((2, channels, slots, width), dtype=x.dtype)
     if isums is not None:
         im = np.empty((5, n_out), dtype=np.int32)
         itmp = np.empty((2, width), dtype=np.int32)
+        window = np.empty((2, channels, slots, width), dtype=x.dtype)
 
     for chunk in range(first, stop):
         row_start = bounds[chunk]
@@ -225,21 +231,36 @@ def _colour_chunks(
         if sums is not None:
             v = sums[chunk]
             v[:, :, :] = 0.0
+            for r in range(row_start, row_start + win_size):
+                _load_channel_rows(x, r, window[0], r % slots)
+                _load_channel_rows(y, r, window[1], r % slots)
             for c in range(channels):
-                for k in range(win_size):
-                    add_row(x[:, :, c], y[:, :, c], row_start + k, 1.0, shifts[c], v[c])
+                for r in range(row_start, row_start + win_size):
+                    add_row(window[0, c], window[1, c], r % slots, 1.0, shifts[c], v[c])
         if isums is not None:
             iv = isums[chunk]
             iv[:, :, :] = 0
+            for r in range(row_start, row_start + win_size):
+                _load_channel_rows(x, r, window[0], r % slots)
+                _load_channel_rows(y, r, window[1], r % slots)
             for c in range(channels):
-                for k in range(win_size):
-                    add_row_int(x[:, :, c], y[:, :, c], row_start + k, iv[c])
+                for r in range(row_start, row_start + win_size):
+                    add_row_int(window[0, c], window[1, c], r % slots, iv[c])
 
         for i in range(row_start, row_stop):
             if rings is not None:
                 last = i + win_size - 1
                 _load_channel_rows(x, last, ring[0], last % win_size)
                 _load_channel_rows(y, last, ring[1], last % win_size)
+            # The row entering the uniform window, in the slot of the one that left it
+            # a row ago (the row leaving it now stays readable).
+            new = i + win_size - 1
+            if sums is not None and i > row_start:
+                _load_channel_rows(x, new, window[0], new % slots)
+                _load_channel_rows(y, new, window[1], new % slots)
+            if isums is not None and i > row_start:
+                _load_channel_rows(x, new, window[0], new % slots)
+                _load_channel_rows(y, new, window[1], new % slots)
             for c in range(channels):
                 out = parts[c]
                 deficit = deficits[c]
@@ -250,19 +271,17 @@ def _colour_chunks(
                         rx, ry, g32, i, n_out, c1, c2, cov_norm, 5, col, acc, mo, out, deficit
                     )
                 if sums is not None:
-                    xc = x[:, :, c]
-                    yc = y[:, :, c]
                     if i > row_start:
-                        swap_row(xc, yc, i + win_size - 1, i - 1, shifts[c], v[c])
+                        old = (i - 1) % slots
+                        swap_row(window[0, c], window[1, c], new % slots, old, shifts[c], v[c])
                     uniform_row(
                         v[c], m, win_size, n_out, scale, shifts[c], c1, c2, cov_norm, 5, mo,
                         out, deficit,
                     )  # fmt: skip
                 if isums is not None:
-                    xc = x[:, :, c]
-                    yc = y[:, :, c]
                     if i > row_start:
-                        swap_row_int(xc, yc, i + win_size - 1, i - 1, iv[c])
+                        old = (i - 1) % slots
+                        swap_row_int(window[0, c], window[1, c], new % slots, old, iv[c])
                     uniform_row_int(
                         iv[c], im, itmp, win_size, n_out, c1, c2, cov_norm, 5, mo, out, deficit
                     )
