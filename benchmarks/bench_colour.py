@@ -1,7 +1,7 @@
 """Colour pairs in memory: ``evaluate`` against OpenCV's colour SSIM, and statistics against score.
 
     python benchmarks/bench_colour.py [--pairs 64] [--size 512] [--repeat 5] [--data DIR]
-                                      [--kernels-only] [--against COLOUR_PY]
+                                      [--kernels-only] [--against COLOUR_PY] [--profile NAME]
 
 64 pairs of 512x512 RGB uint8 (the photographs and damage of
 ``bench_folders.make_pairs``, PNG, decoded once into two ``(64, 512, 512, 3)``
@@ -21,7 +21,9 @@ Two tables, each timed interleaved round by round in this one process (best of
   against ``fused_colour_packed_stats`` (what ``evaluate`` computes per pair: the
   channel-averaged SSIM, luminance, contrast and structure sums, Chan M2, extremes,
   100-bin histogram), without and with the mean-map sums. The ratio is "what
-  evaluate computes" over "the score". ``--kernels-only`` skips the first table.
+  evaluate computes" over "the score". ``--kernels-only`` skips the first table;
+  ``--profile`` picks the kernel table's window and constants (``skimage``: the
+  uniform 7x7 window, sample covariance).
   ``--against`` names the ``colour.py`` of another checkout (say ``git archive`` of
   an older commit, unpacked): its ``fused_colour_packed_stats`` joins the table, timed in
   the same rounds, after a check that it gives the same packed statistics and map sums.
@@ -50,11 +52,9 @@ from PIL import Image
 import pipeline as sp
 from pipeline.kernels.cpu.colour import fused_colour_packed_stats
 from pipeline.kernels.cpu.fused import fused_score
-from pipeline.kernels.windows import window_weights
+from pipeline.metrics.profiles import resolve_params
 
 DATA_RANGE = 255.0
-C1 = (0.01 * DATA_RANGE) ** 2
-C2 = (0.03 * DATA_RANGE) ** 2
 BINS = 100
 
 
@@ -155,6 +155,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--against", type=Path, help="another checkout's pipeline/kernels/cpu/colour.py"
     )
+    parser.add_argument(
+        "--profile", default="wang2004", help="the kernel table's profile (default wang2004)"
+    )
     args = parser.parse_args(argv)
 
     x, y = load_stacks(args.pairs, args.size, args.data)
@@ -165,14 +168,22 @@ def main(argv: list[str] | None = None) -> int:
     if not args.kernels_only:
         end_to_end(x, y, args.repeat)
 
-    g = window_weights("gaussian", 11, 1.5)
+    constants = resolve_params(args.profile)[1].kernel_args(DATA_RANGE, 2)
+    g = np.asarray(constants["weights"])
+    depth = g.shape[0] - 1
     planes = [
         (np.ascontiguousarray(x[0, :, :, c]), np.ascontiguousarray(y[0, :, :, c]))
         for c in range(x.shape[3])
     ]
-    valid = (x.shape[1] - 10) * (x.shape[2] - 10) * x.shape[3]
-    map_sums = np.zeros((4, x.shape[1] - 10, x.shape[2] - 10))
-    kernel = {"uniform": False, "c1": C1, "c2": C2, "threads": 1}
+    valid = (x.shape[1] - depth) * (x.shape[2] - depth) * x.shape[3]
+    map_sums = np.zeros((4, x.shape[1] - depth, x.shape[2] - depth))
+    kernel = {
+        "uniform": constants["window"] == "uniform",
+        "c1": constants["c1"],
+        "c2": constants["c2"],
+        "cov_norm": constants["cov_norm"],
+        "threads": 1,
+    }
 
     def score() -> None:
         for a, b in planes:
@@ -207,7 +218,10 @@ def main(argv: list[str] | None = None) -> int:
     cpu = interleaved(kernels, 3 * args.repeat, time.thread_time)
     base = cpu["score: fused_score per channel"]
     load = os.getloadavg()[0]
-    print(f"\nkernel, one thread, CPU time, best of {3 * args.repeat} (load {load:.2f})")
+    print(
+        f"\nkernel ({args.profile}), one thread, CPU time, best of {3 * args.repeat} "
+        f"(load {load:.2f})"
+    )
     print(f"| {'kernel':46s} | ns per channel-pixel | / score |")
     print(f"|{'-' * 48}|----------------------|---------|")
     for name, seconds in cpu.items():

@@ -6,19 +6,21 @@ channels of the per-channel maps (``ssim``, ``luminance``, ``contrast``,
 ``structure``), whose mean is that score. :meth:`pipeline.reductions.kernel_spec.KernelSpec.maps`
 builds those averaged maps whole, one channel at a time, and
 :func:`pipeline.reductions.statistics.block_statistics` then reads them again. Here every
-output row is made for all channels, averaged and reduced while it is in the
-L1 cache, so no map is ever stored:
+output row is made for all channels, averaged and reduced while it is in
+cache, so no map is ever stored:
 
-* the channels are read from the interleaved ``(y, x, channel)`` block as they
-  are (no per-channel copy), one input row of every channel per step;
+* the channels are read from the interleaved ``(y, x, channel)`` block one
+  input row of every channel per step, into a few contiguous rows per channel
+  (the window's ring; no channel plane is copied whole);
 * each channel's row is computed by the very routines of the fused kernel
   (the Gaussian ring-and-tiles path of :mod:`pipeline.kernels.cpu.gaussian`
   or the uniform running sums of :mod:`pipeline.kernels.cpu.uniform`, same
   row chunks for the same ``threads``), so each per-channel value is bit for
   bit the one :func:`~pipeline.kernels.cpu.fused.fused_maps` returns;
-* the channels are summed in float32 in channel order and divided by the
-  channel count in float32, which is exactly what ``KernelSpec.maps`` does
-  with the fused engine's float32 maps;
+* each channel's combined row is kept, and the channels are then summed in
+  float32 in channel order and divided by the channel count in float32, one
+  pass per plane, which is exactly what ``KernelSpec.maps`` does with the fused
+  engine's float32 maps;
 * the channels' deficits ``1 - ssim`` (float32, see
   :func:`~pipeline.kernels.cpu.combine.combine_row`) are averaged in float64;
 * the averaged row goes to :func:`pipeline.kernels.cpu.partials.add_row_partial`, the
@@ -189,8 +191,10 @@ def _colour_chunks(
     running column sums of the uniform path (restarted at each chunk) of the
     data less ``shifts[channel]`` (as in ``maps_chunks``), or
     ``isums[chunk]``, the same as exact int32 sums for uint8 input (windows of
-    at most ``INT_TAPS`` taps, as in ``maps_chunks``). ``map_sums``, when given,
-    adds the averaged rows in float64 (as ``maps_chunks`` does).
+    at most ``INT_TAPS`` taps, as in ``maps_chunks``); both uniform paths add and
+    remove rows of a ring of ``win_size + 1`` contiguous input rows per side and
+    channel made here, in the input dtype. ``map_sums``, when given, adds the
+    averaged rows in float64 (as ``maps_chunks`` does).
     """
     win_size = g.shape[0]
     width = x.shape[1]
