@@ -1,6 +1,7 @@
 """Colour pairs in memory: ``evaluate`` against OpenCV's colour SSIM, and statistics against score.
 
     python benchmarks/bench_colour.py [--pairs 64] [--size 512] [--repeat 5] [--data DIR]
+                                      [--kernels-only] [--against COLOUR_PY] [--profile NAME]
 
 64 pairs of 512x512 RGB uint8 (the photographs and damage of
 ``bench_folders.make_pairs``, PNG, decoded once into two ``(64, 512, 512, 3)``
@@ -20,7 +21,12 @@ Two tables, each timed interleaved round by round in this one process (best of
   against ``fused_colour_packed_stats`` (what ``evaluate`` computes per pair: the
   channel-averaged SSIM, luminance, contrast and structure sums, Chan M2, extremes,
   100-bin histogram), without and with the mean-map sums. The ratio is "what
-  evaluate computes" over "the score".
+  evaluate computes" over "the score". ``--kernels-only`` skips the first table;
+  ``--profile`` picks the kernel table's window and constants (``skimage``: the
+  uniform 7x7 window, sample covariance).
+  ``--against`` names the ``colour.py`` of another checkout (say ``git archive`` of
+  an older commit, unpacked): its ``fused_colour_packed_stats`` joins the table, timed in
+  the same rounds, after a check that it gives the same packed statistics and map sums.
 
 Nothing here gates a test; figures on a shared machine move with its load (printed).
 """
@@ -28,7 +34,10 @@ Nothing here gates a test; figures on a shared machine move with its load (print
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
+import shutil
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -43,11 +52,9 @@ from PIL import Image
 import pipeline as sp
 from pipeline.kernels.cpu.colour import fused_colour_packed_stats
 from pipeline.kernels.cpu.fused import fused_score
-from pipeline.kernels.windows import window_weights
+from pipeline.metrics.profiles import resolve_params
 
 DATA_RANGE = 255.0
-C1 = (0.01 * DATA_RANGE) ** 2
-C2 = (0.03 * DATA_RANGE) ** 2
 BINS = 100
 
 
@@ -81,20 +88,29 @@ def interleaved(
     return best
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--pairs", type=int, default=64)
-    parser.add_argument("--size", type=int, default=512)
-    parser.add_argument("--repeat", type=int, default=5)
-    parser.add_argument(
-        "--data", type=Path, default=Path(tempfile.gettempdir()) / "ssim-bench-folders" / "png"
-    )
-    args = parser.parse_args(argv)
+def load_kernel(path: Path) -> Callable[..., np.ndarray]:
+    """``fused_colour_packed_stats`` of another checkout's ``colour.py``, as its own module.
 
-    x, y = load_stacks(args.pairs, args.size, args.data)
+    It imports this checkout's other kernel modules. A copy in a fresh folder is
+    loaded (compiled anew, a few seconds): numba's cache beside the file may hold
+    entries of the same functions loaded under another module name, which fail to load.
+    """
+    name = "bench_colour_against"
+    copy = Path(tempfile.mkdtemp(prefix="bench-colour-")) / "colour_against.py"
+    shutil.copyfile(path, copy)
+    spec = importlib.util.spec_from_file_location(name, copy)
+    if spec is None or spec.loader is None:
+        raise FileNotFoundError(f"--against: cannot load {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    kernel: Callable[..., np.ndarray] = module.fused_colour_packed_stats
+    return kernel
+
+
+def end_to_end(x: np.ndarray, y: np.ndarray, repeat: int) -> None:
+    """The first table: ``evaluate``, ``pipeline.ssim`` and OpenCV, wall time, all threads."""
     n = x.shape[0]
-    shape = "x".join(map(str, x.shape[1:]))
-    print(f"{n} pairs of {shape} uint8, load {os.getloadavg()[0]:.2f}")
 
     def opencv_all() -> None:
         for i in range(n):
@@ -118,22 +134,56 @@ def main(argv: list[str] | None = None) -> int:
         float(np.mean([opencv_colour(x[i], y[i]) for i in range(n)])),
     )
     print(f"mean SSIM over the pairs: evaluate {scores[0]:.6f}, OpenCV {scores[1]:.6f}")
-    walls = interleaved(ends, args.repeat, time.perf_counter)
+    walls = interleaved(ends, repeat, time.perf_counter)
     peer = walls["OpenCV float32 colour SSIM, pair by pair"]
-    print(f"\nend to end, wall, best of {args.repeat} (load {os.getloadavg()[0]:.2f})")
+    print(f"\nend to end, wall, best of {repeat} (load {os.getloadavg()[0]:.2f})")
     print(f"| {'call':46s} | seconds | pairs/s | OpenCV time / this |")
     print(f"|{'-' * 48}|---------|---------|--------------------|")
     for name, seconds in walls.items():
         print(f"| {name:46s} | {seconds:7.3f} | {n / seconds:7.1f} | {peer / seconds:17.2f}x |")
 
-    g = window_weights("gaussian", 11, 1.5)
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pairs", type=int, default=64)
+    parser.add_argument("--size", type=int, default=512)
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument(
+        "--data", type=Path, default=Path(tempfile.gettempdir()) / "ssim-bench-folders" / "png"
+    )
+    parser.add_argument("--kernels-only", action="store_true", help="skip the end-to-end table")
+    parser.add_argument(
+        "--against", type=Path, help="another checkout's pipeline/kernels/cpu/colour.py"
+    )
+    parser.add_argument(
+        "--profile", default="wang2004", help="the kernel table's profile (default wang2004)"
+    )
+    args = parser.parse_args(argv)
+
+    x, y = load_stacks(args.pairs, args.size, args.data)
+    n = x.shape[0]
+    shape = "x".join(map(str, x.shape[1:]))
+    print(f"{n} pairs of {shape} uint8, load {os.getloadavg()[0]:.2f}")
+
+    if not args.kernels_only:
+        end_to_end(x, y, args.repeat)
+
+    constants = resolve_params(args.profile)[1].kernel_args(DATA_RANGE, 2)
+    g = np.asarray(constants["weights"])
+    depth = g.shape[0] - 1
     planes = [
         (np.ascontiguousarray(x[0, :, :, c]), np.ascontiguousarray(y[0, :, :, c]))
         for c in range(x.shape[3])
     ]
-    valid = (x.shape[1] - 10) * (x.shape[2] - 10) * x.shape[3]
-    map_sums = np.zeros((4, x.shape[1] - 10, x.shape[2] - 10))
-    kernel = {"uniform": False, "c1": C1, "c2": C2, "threads": 1}
+    valid = (x.shape[1] - depth) * (x.shape[2] - depth) * x.shape[3]
+    map_sums = np.zeros((4, x.shape[1] - depth, x.shape[2] - depth))
+    kernel = {
+        "uniform": constants["window"] == "uniform",
+        "c1": constants["c1"],
+        "c2": constants["c2"],
+        "cov_norm": constants["cov_norm"],
+        "threads": 1,
+    }
 
     def score() -> None:
         for a, b in planes:
@@ -148,12 +198,30 @@ def main(argv: list[str] | None = None) -> int:
             x[0], y[0], weights=g, bins=BINS, map_sums=map_sums, **kernel
         ),
     }
+    if args.against is not None:
+        other = load_kernel(args.against)
+        ours = fused_colour_packed_stats(x[0], y[0], weights=g, bins=BINS, **kernel)
+        theirs = other(x[0], y[0], weights=g, bins=BINS, **kernel)
+        sums = [np.zeros_like(map_sums) for _ in range(2)]
+        fused_colour_packed_stats(x[0], y[0], weights=g, bins=BINS, map_sums=sums[0], **kernel)
+        other(x[0], y[0], weights=g, bins=BINS, map_sums=sums[1], **kernel)
+        same = np.array_equal(ours, theirs) and np.array_equal(*sums)
+        print(f"--against {args.against}: same packed statistics and map sums: {same}")
+        kernels["--against: colour packed statistics"] = lambda: other(
+            x[0], y[0], weights=g, bins=BINS, **kernel
+        )
+        kernels["--against: with the mean-map sums"] = lambda: other(
+            x[0], y[0], weights=g, bins=BINS, map_sums=map_sums, **kernel
+        )
     for call in kernels.values():
         call()
     cpu = interleaved(kernels, 3 * args.repeat, time.thread_time)
     base = cpu["score: fused_score per channel"]
     load = os.getloadavg()[0]
-    print(f"\nkernel, one thread, CPU time, best of {3 * args.repeat} (load {load:.2f})")
+    print(
+        f"\nkernel ({args.profile}), one thread, CPU time, best of {3 * args.repeat} "
+        f"(load {load:.2f})"
+    )
     print(f"| {'kernel':46s} | ns per channel-pixel | / score |")
     print(f"|{'-' * 48}|----------------------|---------|")
     for name, seconds in cpu.items():

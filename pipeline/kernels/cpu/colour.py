@@ -6,19 +6,21 @@ channels of the per-channel maps (``ssim``, ``luminance``, ``contrast``,
 ``structure``), whose mean is that score. :meth:`pipeline.reductions.kernel_spec.KernelSpec.maps`
 builds those averaged maps whole, one channel at a time, and
 :func:`pipeline.reductions.statistics.block_statistics` then reads them again. Here every
-output row is made for all channels, averaged and reduced while it is in the
-L1 cache, so no map is ever stored:
+output row is made for all channels, averaged and reduced while it is in
+cache, so no map is ever stored:
 
-* the channels are read from the interleaved ``(y, x, channel)`` block as they
-  are (no per-channel copy), one input row of every channel per step;
+* the channels are read from the interleaved ``(y, x, channel)`` block one
+  input row of every channel per step, into a few contiguous rows per channel
+  (the window's ring; no channel plane is copied whole);
 * each channel's row is computed by the very routines of the fused kernel
   (the Gaussian ring-and-tiles path of :mod:`pipeline.kernels.cpu.gaussian`
   or the uniform running sums of :mod:`pipeline.kernels.cpu.uniform`, same
   row chunks for the same ``threads``), so each per-channel value is bit for
   bit the one :func:`~pipeline.kernels.cpu.fused.fused_maps` returns;
-* the channels are summed in float32 in channel order and divided by the
-  channel count in float32, which is exactly what ``KernelSpec.maps`` does
-  with the fused engine's float32 maps;
+* each channel's combined row is kept, and the channels are then summed in
+  float32 in channel order and divided by the channel count in float32, one
+  pass per plane, which is exactly what ``KernelSpec.maps`` does with the fused
+  engine's float32 maps;
 * the channels' deficits ``1 - ssim`` (float32, see
   :func:`~pipeline.kernels.cpu.combine.combine_row`) are averaged in float64;
 * the averaged row goes to :func:`pipeline.kernels.cpu.partials.add_row_partial`, the
@@ -75,50 +77,89 @@ _AVERAGED_PLANES = (0, 2, 3, 4)
 
 @jit()
 def _load_channel_rows(x: np.ndarray, row: int, ring: np.ndarray, slot: int) -> None:
-    """Input row ``row`` of every channel into ``ring[channel, slot]``, converted once."""
+    """Input row ``row`` of every channel into ``ring[channel, slot]``, converted once.
+
+    Three channels (RGB) take one sweep along the interleaved row, which LLVM
+    vectorises with shuffles; other counts read each channel with a stride of
+    the channel count, one element at a time (for three channels that took
+    three times as long).
+    """
     if row < 0 or slot < 0:
         return
+    width = x.shape[1]
+    if x.shape[2] == 3:
+        src = x[row].reshape(3 * width)
+        r0 = ring[0, slot]
+        r1 = ring[1, slot]
+        r2 = ring[2, slot]
+        for j in range(width):
+            r0[j] = src[3 * j]
+            r1[j] = src[3 * j + 1]
+            r2[j] = src[3 * j + 2]
+        return
     for c in range(x.shape[2]):
-        for j in range(x.shape[1]):
+        for j in range(width):
             ring[c, slot, j] = x[row, j, c]
 
 
 @jit()
-def _accumulate_planes(total: np.ndarray, part: np.ndarray, n_out: int) -> None:
-    """``total += part`` on the averaged planes, in float32 (as ``KernelSpec.maps`` sums)."""
-    for q in _AVERAGED_PLANES:
-        for j in range(n_out):
-            total[q, j] += part[q, j]
+def _average_channels(
+    parts: np.ndarray, deficits: np.ndarray, n_out: int, total: np.ndarray, mean_deficit: np.ndarray
+) -> None:
+    """The channel means of a row's planes and deficits, in one pass per plane.
 
-
-@jit()
-def _accumulate_deficit(total: np.ndarray, part: np.ndarray, first: bool, n_out: int) -> None:
-    """``total (=|+=) part``: a channel's float32 deficits summed in float64.
-
-    The channel mean of ``1 - ssim`` in float32 would round by up to 6e-8 of itself,
-    the same way on every pixel of a flat pair; in float64 a sum of a few float32
-    values is exact, or within ~1e-16 of itself.
+    ``parts[channel]`` holds a channel's combined row and ``deficits[channel]`` its
+    float32 deficits ``1 - ssim``. The averaged planes (not ``cs``) are summed in
+    float32 in channel order and divided by the channel count in float32, as
+    NumPy's ``+=`` and in-place ``/=`` on the float32 maps of ``KernelSpec.maps``;
+    the deficits are summed in float64 and divided in float64 (a channel mean of
+    float32 deficits in float32 would round by up to 6e-8 of itself, the same way
+    on every pixel of a flat pair; in float64 a sum of a few float32 values is
+    exact, or within ~1e-16 of itself).
     """
-    if first:
-        for j in range(n_out):
-            total[j] = part[j]
-    else:
-        for j in range(n_out):
-            total[j] += part[j]
-
-
-@jit()
-def _divide_planes(total: np.ndarray, deficit: np.ndarray, channels: int, n_out: int) -> None:
-    """The channel mean: a float32 division, as NumPy's in-place ``/=`` on float32 maps.
-
-    The summed deficits (float64) are divided in float64.
-    """
+    channels = parts.shape[0]
+    if n_out < 0 or channels < 1:
+        return
     divisor = np.float32(channels)
-    for q in _AVERAGED_PLANES:
+    if channels == 3:
+        # The usual case in one sweep per plane: no row is stored and read back.
+        for q in _AVERAGED_PLANES:
+            dst = total[q]
+            a = parts[0, q]
+            b = parts[1, q]
+            c = parts[2, q]
+            for j in range(n_out):
+                dst[j] = ((a[j] + b[j]) + c[j]) / divisor
+        d0 = deficits[0]
+        d1 = deficits[1]
+        d2 = deficits[2]
         for j in range(n_out):
-            total[q, j] = total[q, j] / divisor
+            mean_deficit[j] = (
+                (np.float64(d0[j]) + np.float64(d1[j])) + np.float64(d2[j])
+            ) / channels
+        return
+    for q in _AVERAGED_PLANES:
+        dst = total[q]
+        src = parts[0, q]
+        for j in range(n_out):
+            dst[j] = src[j]
+        for c in range(1, channels):
+            src = parts[c, q]
+            for j in range(n_out):
+                dst[j] += src[j]
+        if channels > 1:
+            for j in range(n_out):
+                dst[j] = dst[j] / divisor
+    d = deficits[0]
     for j in range(n_out):
-        deficit[j] = deficit[j] / channels
+        mean_deficit[j] = d[j]
+    for c in range(1, channels):
+        d = deficits[c]
+        for j in range(n_out):
+            mean_deficit[j] += d[j]
+    if channels > 1:
+        for j in range(n_out):
+            mean_deficit[j] = mean_deficit[j] / channels
 
 
 @jit()
@@ -150,30 +191,38 @@ def _colour_chunks(
     running column sums of the uniform path (restarted at each chunk) of the
     data less ``shifts[channel]`` (as in ``maps_chunks``), or
     ``isums[chunk]``, the same as exact int32 sums for uint8 input (windows of
-    at most ``INT_TAPS`` taps, as in ``maps_chunks``). ``map_sums``, when given,
-    adds the averaged rows in float64 (as ``maps_chunks`` does).
+    at most ``INT_TAPS`` taps, as in ``maps_chunks``); both uniform paths add and
+    remove rows of a ring of ``win_size + 1`` contiguous input rows per side and
+    channel made here, in the input dtype. ``map_sums``, when given, adds the
+    averaged rows in float64 (as ``maps_chunks`` does).
     """
     win_size = g.shape[0]
     width = x.shape[1]
     channels = x.shape[2]
     n_out = width - win_size + 1
+    # Each channel's combined row and deficits 1 - ssim (see combine.combine_row),
+    # then their channel means (the deficits' in float64: what the sums are made from).
+    parts = np.empty((channels, 5, n_out), dtype=np.float32)
+    deficits = np.empty((channels, n_out), dtype=np.float32)
     total = np.empty((5, n_out), dtype=np.float32)
-    part = np.empty((5, n_out), dtype=np.float32)
-    # A channel's deficits 1 - ssim (see combine.combine_row), and their channel mean
-    # in float64: what the sums are made from.
-    deficit = np.empty(n_out, dtype=np.float32)
     mean_deficit = np.empty(n_out)
     mo = np.empty(5 * ACC, dtype=np.float32)
     if rings is not None:
         g32 = g.astype(np.float32)
         col = np.empty(7 * COL, dtype=np.float32)
         acc = np.empty(8 * ACC, dtype=np.float32)
+    # The uniform path's input rows, each channel's contiguous (the running sums add
+    # and remove rows of strided channel views one element at a time otherwise): a
+    # ring of win_size + 1 rows, the window's and the one leaving it, in the input dtype.
+    slots = win_size + 1
     if sums is not None:
         m = np.empty((5, n_out), dtype=np.float64)
         scale = g[0] * g[0]
+        window = np.empty((2, channels, slots, width), dtype=x.dtype)
     if isums is not None:
         im = np.empty((5, n_out), dtype=np.int32)
         itmp = np.empty((2, width), dtype=np.int32)
+        window = np.empty((2, channels, slots, width), dtype=x.dtype)
 
     for chunk in range(first, stop):
         row_start = bounds[chunk]
@@ -186,23 +235,39 @@ def _colour_chunks(
         if sums is not None:
             v = sums[chunk]
             v[:, :, :] = 0.0
+            for r in range(row_start, row_start + win_size):
+                _load_channel_rows(x, r, window[0], r % slots)
+                _load_channel_rows(y, r, window[1], r % slots)
             for c in range(channels):
-                for k in range(win_size):
-                    add_row(x[:, :, c], y[:, :, c], row_start + k, 1.0, shifts[c], v[c])
+                for r in range(row_start, row_start + win_size):
+                    add_row(window[0, c], window[1, c], r % slots, 1.0, shifts[c], v[c])
         if isums is not None:
             iv = isums[chunk]
             iv[:, :, :] = 0
+            for r in range(row_start, row_start + win_size):
+                _load_channel_rows(x, r, window[0], r % slots)
+                _load_channel_rows(y, r, window[1], r % slots)
             for c in range(channels):
-                for k in range(win_size):
-                    add_row_int(x[:, :, c], y[:, :, c], row_start + k, iv[c])
+                for r in range(row_start, row_start + win_size):
+                    add_row_int(window[0, c], window[1, c], r % slots, iv[c])
 
         for i in range(row_start, row_stop):
             if rings is not None:
                 last = i + win_size - 1
                 _load_channel_rows(x, last, ring[0], last % win_size)
                 _load_channel_rows(y, last, ring[1], last % win_size)
+            # The row entering the uniform window, in the slot of the one that left it
+            # a row ago (the row leaving it now stays readable).
+            new = i + win_size - 1
+            if sums is not None and i > row_start:
+                _load_channel_rows(x, new, window[0], new % slots)
+                _load_channel_rows(y, new, window[1], new % slots)
+            if isums is not None and i > row_start:
+                _load_channel_rows(x, new, window[0], new % slots)
+                _load_channel_rows(y, new, window[1], new % slots)
             for c in range(channels):
-                out = total if c == 0 else part
+                out = parts[c]
+                deficit = deficits[c]
                 if rings is not None:
                     rx = ring[0, c]
                     ry = ring[1, c]
@@ -210,27 +275,21 @@ def _colour_chunks(
                         rx, ry, g32, i, n_out, c1, c2, cov_norm, 5, col, acc, mo, out, deficit
                     )
                 if sums is not None:
-                    xc = x[:, :, c]
-                    yc = y[:, :, c]
                     if i > row_start:
-                        swap_row(xc, yc, i + win_size - 1, i - 1, shifts[c], v[c])
+                        old = (i - 1) % slots
+                        swap_row(window[0, c], window[1, c], new % slots, old, shifts[c], v[c])
                     uniform_row(
                         v[c], m, win_size, n_out, scale, shifts[c], c1, c2, cov_norm, 5, mo,
                         out, deficit,
                     )  # fmt: skip
                 if isums is not None:
-                    xc = x[:, :, c]
-                    yc = y[:, :, c]
                     if i > row_start:
-                        swap_row_int(xc, yc, i + win_size - 1, i - 1, iv[c])
+                        old = (i - 1) % slots
+                        swap_row_int(window[0, c], window[1, c], new % slots, old, iv[c])
                     uniform_row_int(
                         iv[c], im, itmp, win_size, n_out, c1, c2, cov_norm, 5, mo, out, deficit
                     )
-                if c > 0:
-                    _accumulate_planes(total, part, n_out)
-                _accumulate_deficit(mean_deficit, deficit, c == 0, n_out)
-            if channels > 1:
-                _divide_planes(total, mean_deficit, channels, n_out)
+            _average_channels(parts, deficits, n_out, total, mean_deficit)
             # The averaged row is still in L1: reduce it before the next one overwrites it.
             add_row_partial(
                 total[0], mean_deficit, total[2], total[3], total[4], n_out, packed[chunk]
