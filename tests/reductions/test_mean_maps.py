@@ -434,7 +434,9 @@ def test_pairs_known_to_fail_before_reading_are_left_out_in_the_one_pass(
             Image.fromarray(shown).save(tmp_path / side / f"im{i}.png")
     calls = []
     real = KernelSpec.maps
-    monkeypatch.setattr(KernelSpec, "maps", lambda self, *a: calls.append(1) or real(self, *a))
+    monkeypatch.setattr(
+        KernelSpec, "maps", lambda self, *a, **k: calls.append(1) or real(self, *a, **k)
+    )
     ds = evaluate(str(tmp_path / "ref"), str(tmp_path / "gen"))
     assert list(ds.status.values == "ok") == [True, False, True, True]
     assert calls == [] and int(ds.mean_map_count[0]) == 3
