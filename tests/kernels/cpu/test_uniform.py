@@ -14,11 +14,13 @@ an extended-precision windowed oracle for data far from zero.
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 import pytest
 from kernel_cases import exact_ssim, kernel_params, map_rounding
 from skimage.metrics import structural_similarity
 
+from pipeline.kernels.cpu import uniform
 from pipeline.kernels.cpu.fused import fused_maps, fused_score
 from pipeline.kernels.cpu.uniform import INT_TAPS, data_shift
 
@@ -145,3 +147,25 @@ def test_data_shift() -> None:
     assert data_shift(nan, nan) == 0.0
     x[0, 0] = np.nan  # one NaN sample is skipped
     assert np.isfinite(data_shift(x, y))
+
+
+@numba.njit(cache=False)
+def _scaled_mismatches(limit: int, scale: float) -> int:
+    s1 = np.float32(scale)
+    s2 = np.float32(scale - np.float64(s1))
+    mismatches = 0
+    for num in range(-limit, limit + 1):
+        value = np.int32(num)
+        if uniform._scaled_int(value, s1, s2) != np.float32(np.float64(value) * scale):
+            mismatches += 1
+    return mismatches
+
+
+@pytest.mark.parametrize("cov_norm", [1.0, 49 / 48])
+def test_float32_variance_scaling_equals_the_float64_route(cov_norm) -> None:
+    # The 7x7 uint8 tile pass scales its exact variance numerators N S_xx - S_x^2
+    # (and the covariance's) by cov_norm / N^2 in float32 with FMAs; the float64
+    # product rounded to float32 is the reference. Every numerator the window can
+    # give, |num| <= N^2 255^2 / 4 (N = 49), and a margin: no value differs.
+    limit = 49 * 49 * 255 * 255 // 4 + 4096
+    assert _scaled_mismatches(limit, cov_norm / (49.0 * 49.0)) == 0
