@@ -22,13 +22,10 @@ is the difference between two cumulative variants:
    what it costs beyond stage 7 is counting the indices into the bins
    (``_count``) and the bookkeeping (Chan's merge of M2).
 
-Three more variants are the score's path (``pipeline.ssim``, ``gaussian_row``
-with no planes): stage 0, then its vertical pass
-(:func:`~pipeline.kernels.cpu.gaussian._vertical_sweep_score`), its horizontal
-pass (:func:`~pipeline.kernels.cpu.gaussian._horizontal_sweep_score`), and the
-deficits (:func:`~pipeline.kernels.cpu.combine.combine_score_row`) with their
-float64 row sum (``_row_sum`` of :mod:`pipeline.kernels.cpu.chunk`), cumulative
-in the same way.
+One more variant is the score's path (``pipeline.ssim``): stages 0-2, then the
+comparison step with the deficits only and their float64 row sum (``_row_sum``
+of :mod:`pipeline.kernels.cpu.chunk`); its time less stage 2's is printed as
+"score: combine (deficits) + row sum", and its total as the score's.
 
 The real entry point (``maps_chunks`` with packed statistics, one chunk) is
 timed too, as a check that the stages add up. Variants are interleaved round by
@@ -63,14 +60,8 @@ import numpy as np
 
 from pipeline.kernels.cpu import combine, gaussian, histogram, uniform
 from pipeline.kernels.cpu.chunk import _row_sum, maps_chunks
-from pipeline.kernels.cpu.combine import ACC, COL, TILE, combine_row, combine_score_row
-from pipeline.kernels.cpu.gaussian import (
-    _horizontal_pass,
-    _horizontal_sweep_score,
-    _vertical_pass,
-    _vertical_sweep_score,
-    load_row,
-)
+from pipeline.kernels.cpu.combine import ACC, COL, TILE, combine_row
+from pipeline.kernels.cpu.gaussian import _horizontal_pass, _vertical_pass, load_row
 from pipeline.kernels.cpu.histogram import _extremes, _indices
 from pipeline.kernels.cpu.launch import ring_width
 from pipeline.kernels.cpu.partials import _segment_m2, _segment_sums, add_row_partial
@@ -115,8 +106,7 @@ def _drive(
 ) -> None:  # pragma: no cover - compiled
     """The Gaussian path of ``maps_chunks`` (one chunk, maps in ``out``), up to stage ``upto``.
 
-    ``upto`` 9, 10, 11: the score's path up to its vertical pass, horizontal pass,
-    deficits and their row sum.
+    ``upto`` 9 is the score's path: the passes, the deficits alone and their row sum.
     """
     win = g.shape[0]
     n_out = x.shape[1] - win + 1
@@ -131,25 +121,18 @@ def _drive(
         last = i + win - 1
         load_row(x, last, rx, last % win)
         load_row(y, last, ry, last % win)
-        if upto >= 9:
-            for j0 in range(0, n_out, tile):
-                n_tile = min(tile, n_out - j0)
-                _vertical_sweep_score(rx, ry, g, i, j0, n_tile + win - 1, col)
-                if upto >= 10:
-                    _horizontal_sweep_score(col, g, n_tile, cov_norm, mo)
-                if upto >= 11:
-                    combine_score_row(mo, n_tile, c1, c2, deficit, j0)
-            if upto >= 11:
-                packed[1] += _row_sum(deficit, n_out)
-            continue
         if upto >= 1:
             for j0 in range(0, n_out, tile):
                 n_tile = min(tile, n_out - j0)
                 _vertical_pass(rx, ry, g, i, j0, n_tile + win - 1, col)
                 if upto >= 2:
                     _horizontal_pass(col, g, n_tile, cov_norm, acc, mo)
-                if upto >= 3:
+                if upto == 9:
+                    combine_row(mo, n_tile, c1, c2, 0, out, deficit, j0)
+                elif upto >= 3:
                     combine_row(mo, n_tile, c1, c2, 5, out, deficit, j0)
+        if upto == 9:
+            packed[1] += _row_sum(deficit, n_out)
         if 4 <= upto <= 7:
             # The passes of add_row_partial alone (their results kept, so not elided).
             total, sum_l, sum_c, sum_s = _segment_sums(deficit, out[2], out[3], out[4])
@@ -205,9 +188,8 @@ def cpu_model() -> str:
     return "unknown"
 
 
-def time_stages(side: int, repeat: int) -> tuple[list[float], list[float], float, int]:
-    """Best seconds of each cumulative variant (``upto`` 0..8), the score's (9..11),
-    ``maps_chunks``', and the pixel count."""
+def time_stages(side: int, repeat: int) -> tuple[list[float], float, float, int]:
+    """Best seconds of each cumulative variant (``upto`` 0..8), the score's, ``maps_chunks``', pixels."""
     numba.set_num_threads(1)
     x, y = make_pair(side)
     g = gaussian_window(WIN, SIGMA).astype(np.float32)
@@ -233,8 +215,7 @@ def time_stages(side: int, repeat: int) -> tuple[list[float], list[float], float
         maps_chunks(x, y, g.astype(np.float64), bounds, c1, c2, cov_norm, True, 0.0, rings,
                     None, None, None, None, packed, None, 0, 1)  # fmt: skip
 
-    uptos = [*range(len(STAGES)), 9, 10, 11]
-    calls = [lambda k=k: variant(k) for k in uptos] + [entry]
+    calls = [lambda k=k: variant(k) for k in range(len(STAGES))] + [lambda: variant(9), entry]
     calls[len(STAGES) - 1]()  # compile / load and warm up, and check the driver
     driven = packed.copy()
     entry()
@@ -251,13 +232,10 @@ def time_stages(side: int, repeat: int) -> tuple[list[float], list[float], float
             start = time.thread_time()
             call()
             best[k] = min(best[k], time.thread_time() - start)
-    n = len(STAGES)
-    return best[:n], best[n : n + 3], best[-1], n_out * n_out
+    return best[:-2], best[-2], best[-1], n_out * n_out
 
 
-def print_table(
-    best: list[float], score: list[float], entry: float, pixels: int, repeat: int
-) -> None:
+def print_table(best: list[float], score: float, entry: float, pixels: int, repeat: int) -> None:
     clock = cpu_clock_ghz()
     flags = cpu_flags()
     avx512 = "avx512f" in flags
@@ -297,14 +275,11 @@ def print_table(
     overall = 100 * total_fma / core_peak / total
     print(f"| all stages | {total:.2f} | 100 % | {total_fma} | {overall:.1f} % |")
     print(f"| check: maps_chunks (packed statistics) | {1e9 * entry / pixels:.2f} | | | |")
-    print("\nThe score's path (no planes: sum/difference basis, deficits only):")
-    print("| stage | ns per pixel |")
-    print("|---|---|")
-    steps = [best[0], *score]
-    names = ("vertical pass (score)", "horizontal pass (score)", "deficits + row sum")
-    for name, before, after in zip(names, steps[:-1], steps[1:], strict=True):
-        print(f"| {name} | {1e9 * (after - before) / pixels:.2f} |")
-    print(f"| all stages (load included) | {1e9 * score[-1] / pixels:.2f} |")
+    score_ns = 1e9 * (score - best[2]) / pixels
+    print(f"| score: combine (deficits) + row sum | {score_ns:.2f} | | | |")
+    score_total = 1e9 * score / pixels
+    print(f"| score: all stages | {score_total:.2f} | | 115 | "
+          f"{100 * total_fma / core_peak / score_total:.1f} % |")  # fmt: skip
 
 
 # ---------------------------------------------------------------------------

@@ -17,17 +17,7 @@ from typing import Any
 import numpy as np
 from numba import njit
 
-__all__ = [
-    "ACC",
-    "COL",
-    "CONTRACT",
-    "MAX_TAPS",
-    "TILE",
-    "combine_row",
-    "combine_score_row",
-    "float32_holds",
-    "jit",
-]
+__all__ = ["ACC", "COL", "CONTRACT", "MAX_TAPS", "TILE", "combine_row", "float32_holds", "jit"]
 
 # ---------------------------------------------------------------------------
 # Compilation options
@@ -186,40 +176,3 @@ def combine_row(
         out[3, o0 + j] = (two * sigma_x * sigma_y + c2_32) / denominator
         out[4, o0 + j] = (sigma_xy + c3_32) / (sigma_x * sigma_y + c3_32)
         deficit[o0 + j] = d
-
-
-@jit()
-def combine_score_row(
-    mo: np.ndarray, n_out: int, c1: float, c2: float, deficit: np.ndarray, o0: int
-) -> None:
-    """The deficits ``d = 1 - ssim`` alone, from moments in the sum/difference basis.
-
-    ``mo[q * ACC + j]`` rows q = 0..3: ``mu_x, mu_y`` and the window variances
-    ``V+ = sigma_x^2 + sigma_y^2 + 2 sigma_xy`` and ``V- = sigma_x^2 + sigma_y^2 -
-    2 sigma_xy`` (the Gaussian score path); ``deficit[o0:o0 + n_out]`` receives
-    ``d`` (float32), the quantity :func:`combine_row` forms, with ``v = (V+ + V-) / 2``
-    and the contrast-structure deficit ``dcs = V- / (v + C2)``, as one quotient::
-
-        d = dl + dcs - dl dcs = (Nl Dc + V- (Dl - Nl)) / (Dl Dc),
-        Nl = (mu_x - mu_y)^2,  Dl = mu_x^2 + mu_y^2 + C1,  Dl - Nl = 2 mu_x mu_y + C1,
-        Dc = v + C2.
-
-    In float64: one division instead of two (at half the lanes, about the same
-    time), no overflow for any moments the float32 kernel holds, and no bias: the
-    float32 form rounds ``dl``, ``dcs`` and ``d`` in turn, and on uint8 data those
-    roundings lean one way (the mean of the benchmark pair's deficits ~5e-9 high,
-    up to 1e-8 with these moments). For non-negative data every term is
-    non-negative (no cancellation). ``V-`` of equal images is exactly 0, so is
-    ``d``; every term is the same for x and y swapped.
-    """
-    if o0 < 0 or n_out < 0:
-        return
-    for j in range(n_out):
-        mu_x = np.float64(mo[j])
-        mu_y = np.float64(mo[ACC + j])
-        diff = mu_x - mu_y
-        nl = diff * diff
-        dl = mu_x * mu_x + mu_y * mu_y + c1
-        v_m = np.float64(mo[3 * ACC + j])
-        dc = 0.5 * (np.float64(mo[2 * ACC + j]) + v_m) + c2
-        deficit[o0 + j] = (nl * dc + v_m * (mu_x * mu_y * 2.0 + c1)) / (dl * dc)

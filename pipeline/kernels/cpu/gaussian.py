@@ -14,15 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pipeline.kernels.cpu.combine import (
-    ACC,
-    COL,
-    CONTRACT,
-    TILE,
-    combine_row,
-    combine_score_row,
-    jit,
-)
+from pipeline.kernels.cpu.combine import ACC, COL, CONTRACT, TILE, combine_row, jit
 
 __all__ = ["gaussian_row", "load_row"]
 
@@ -157,126 +149,6 @@ def _vertical_sweep(
         col[4 * COL + j] = v_x - d_x * d_x
         col[5 * COL + j] = v_y - d_y * d_y
         col[6 * COL + j] = c_xy - d_x * d_y
-        col[j] = s_x
-        col[COL + j] = s_y
-        # float64 input: what float32 could not hold of s moves into d (zero otherwise).
-        col[2 * COL + j] = np.float32(sx - s_x) - d_x
-        col[3 * COL + j] = np.float32(sy - s_y) - d_y
-
-
-@jit(fastmath=CONTRACT)
-def _vertical_sweep_score(
-    rx: np.ndarray, ry: np.ndarray, g: np.ndarray, i: int, j0: int, width: int, col: np.ndarray
-) -> None:
-    """The column statistics a score needs, in the sum/difference basis, one sweep.
-
-    As :func:`_vertical_sweep` (same rows 0-3: ``s_x, s_y, d_x, d_y``), but
-    rows 4 and 5 hold the column variances of ``x + y`` and ``x - y`` instead of
-    ``V_x, V_y, C``: ``sigma_x^2 + sigma_y^2 - 2 sigma_xy`` is then the variance
-    of ``x - y`` formed directly (no cancellation where the images nearly match;
-    exactly 0 where they are equal), and two second moments replace three.
-    ``(u + w)^2`` and ``(u - w)^2`` are the same for x and y swapped, so the
-    score stays exactly symmetric.
-    """
-    win_size = g.shape[0]
-    half = win_size // 2
-    if i < 0 or j0 < 0 or width < 0 or half < 0:
-        return
-    centre = (i + half) % win_size
-    zero = np.float32(0.0)
-    a0 = g[0] if half > 0 else zero
-    a1 = g[1] if half > 1 else zero
-    a2 = g[2] if half > 2 else zero
-    a3 = g[3] if half > 3 else zero
-    a4 = g[4] if half > 4 else zero
-    t0 = (i + 0) % win_size if half > 0 else centre
-    t1 = (i + 1) % win_size if half > 1 else centre
-    t2 = (i + 2) % win_size if half > 2 else centre
-    t3 = (i + 3) % win_size if half > 3 else centre
-    t4 = (i + 4) % win_size if half > 4 else centre
-    b0 = (i + win_size - 1) % win_size if half > 0 else centre
-    b1 = (i + win_size - 2) % win_size if half > 1 else centre
-    b2 = (i + win_size - 3) % win_size if half > 2 else centre
-    b3 = (i + win_size - 4) % win_size if half > 3 else centre
-    b4 = (i + win_size - 5) % win_size if half > 4 else centre
-    xc, yc = rx[centre], ry[centre]
-    x0, x1, x2, x3, x4 = rx[t0], rx[t1], rx[t2], rx[t3], rx[t4]
-    x5, x6, x7, x8, x9 = rx[b0], rx[b1], rx[b2], rx[b3], rx[b4]
-    y0, y1, y2, y3, y4 = ry[t0], ry[t1], ry[t2], ry[t3], ry[t4]
-    y5, y6, y7, y8, y9 = ry[b0], ry[b1], ry[b2], ry[b3], ry[b4]
-    # The deviations are formed negated, s - x (the same magnitudes, so every sum
-    # below is exactly the negative of the one of x - s, and the squares and
-    # products are equal): the row's load then folds into the subtraction.
-    for j in range(width):
-        q = j0 + j
-        sx = xc[q]
-        sy = yc[q]
-        u = np.float32(sx - x0[q])
-        ub = np.float32(sx - x5[q])
-        w = np.float32(sy - y0[q])
-        wb = np.float32(sy - y5[q])
-        d_x = a0 * (u + ub)
-        d_y = a0 * (w + wb)
-        p = u + w
-        pb = ub + wb
-        m = u - w
-        mb = ub - wb
-        v_p = a0 * (p * p + pb * pb)
-        v_m = a0 * (m * m + mb * mb)
-        u = np.float32(sx - x1[q])
-        ub = np.float32(sx - x6[q])
-        w = np.float32(sy - y1[q])
-        wb = np.float32(sy - y6[q])
-        d_x += a1 * (u + ub)
-        d_y += a1 * (w + wb)
-        p = u + w
-        pb = ub + wb
-        m = u - w
-        mb = ub - wb
-        v_p += a1 * (p * p + pb * pb)
-        v_m += a1 * (m * m + mb * mb)
-        u = np.float32(sx - x2[q])
-        ub = np.float32(sx - x7[q])
-        w = np.float32(sy - y2[q])
-        wb = np.float32(sy - y7[q])
-        d_x += a2 * (u + ub)
-        d_y += a2 * (w + wb)
-        p = u + w
-        pb = ub + wb
-        m = u - w
-        mb = ub - wb
-        v_p += a2 * (p * p + pb * pb)
-        v_m += a2 * (m * m + mb * mb)
-        u = np.float32(sx - x3[q])
-        ub = np.float32(sx - x8[q])
-        w = np.float32(sy - y3[q])
-        wb = np.float32(sy - y8[q])
-        d_x += a3 * (u + ub)
-        d_y += a3 * (w + wb)
-        p = u + w
-        pb = ub + wb
-        m = u - w
-        mb = ub - wb
-        v_p += a3 * (p * p + pb * pb)
-        v_m += a3 * (m * m + mb * mb)
-        u = np.float32(sx - x4[q])
-        ub = np.float32(sx - x9[q])
-        w = np.float32(sy - y4[q])
-        wb = np.float32(sy - y9[q])
-        d_x += a4 * (u + ub)
-        d_y += a4 * (w + wb)
-        p = u + w
-        pb = ub + wb
-        m = u - w
-        mb = ub - wb
-        v_p += a4 * (p * p + pb * pb)
-        v_m += a4 * (m * m + mb * mb)
-        s_x = np.float32(sx)
-        s_y = np.float32(sy)
-        d_p = d_x + d_y
-        d_m = d_x - d_y
-        col[4 * COL + j] = v_p - d_p * d_p
-        col[5 * COL + j] = v_m - d_m * d_m
         col[j] = s_x
         col[COL + j] = s_y
         # float64 input: what float32 could not hold of s moves into d (zero otherwise).
@@ -476,118 +348,6 @@ def _horizontal_sweep(
 
 
 @jit(fastmath=CONTRACT)
-def _horizontal_sweep_score(
-    col: np.ndarray, g: np.ndarray, n_out: int, cov_norm: float, mo: np.ndarray
-) -> None:
-    """The moments a score needs, 11 taps, from :func:`_vertical_sweep_score`'s columns.
-
-    ``mo[q * ACC + o]`` rows q = 0..3: ``mu_x, mu_y``, the window variances of
-    ``x + y`` and of ``x - y`` (``sigma_x^2 + sigma_y^2 +- 2 sigma_xy``), each
-    centred on the window's centre pixel as in :func:`_horizontal_sweep`.
-    """
-    if n_out < 0 or g.shape[0] != 11:
-        return
-    h = np.uint64(5)
-    r1 = np.uint64(COL)
-    r2 = np.uint64(2 * COL)
-    r3 = np.uint64(3 * COL)
-    r4 = np.uint64(4 * COL)
-    r5 = np.uint64(5 * COL)
-    b_c = g[5]
-    b0, b1, b2, b3, b4 = g[0], g[1], g[2], g[3], g[4]
-    norm = np.float32(cov_norm)
-    for o in range(n_out):
-        ou = np.uint64(o)
-        c = ou + h
-        cx, cy = col[c], col[c + r1]
-        # Negated deviations, as in _horizontal_sweep.
-        e = -col[c + r2]
-        f = -col[c + r3]
-        e_x = b_c * e
-        e_y = b_c * f
-        p = e + f
-        m = e - f
-        e_pp = b_c * (p * p + col[c + r4])
-        e_mm = b_c * (m * m + col[c + r5])
-        ja = ou + np.uint64(0)
-        jb = ou + np.uint64(10)
-        e = (cx - col[ja]) - col[ja + r2]
-        eb = (cx - col[jb]) - col[jb + r2]
-        f = (cy - col[ja + r1]) - col[ja + r3]
-        fb = (cy - col[jb + r1]) - col[jb + r3]
-        e_x += b0 * (e + eb)
-        e_y += b0 * (f + fb)
-        p = e + f
-        pb = eb + fb
-        m = e - f
-        mb = eb - fb
-        e_pp += b0 * ((p * p + col[ja + r4]) + (pb * pb + col[jb + r4]))
-        e_mm += b0 * ((m * m + col[ja + r5]) + (mb * mb + col[jb + r5]))
-        ja = ou + np.uint64(1)
-        jb = ou + np.uint64(9)
-        e = (cx - col[ja]) - col[ja + r2]
-        eb = (cx - col[jb]) - col[jb + r2]
-        f = (cy - col[ja + r1]) - col[ja + r3]
-        fb = (cy - col[jb + r1]) - col[jb + r3]
-        e_x += b1 * (e + eb)
-        e_y += b1 * (f + fb)
-        p = e + f
-        pb = eb + fb
-        m = e - f
-        mb = eb - fb
-        e_pp += b1 * ((p * p + col[ja + r4]) + (pb * pb + col[jb + r4]))
-        e_mm += b1 * ((m * m + col[ja + r5]) + (mb * mb + col[jb + r5]))
-        ja = ou + np.uint64(2)
-        jb = ou + np.uint64(8)
-        e = (cx - col[ja]) - col[ja + r2]
-        eb = (cx - col[jb]) - col[jb + r2]
-        f = (cy - col[ja + r1]) - col[ja + r3]
-        fb = (cy - col[jb + r1]) - col[jb + r3]
-        e_x += b2 * (e + eb)
-        e_y += b2 * (f + fb)
-        p = e + f
-        pb = eb + fb
-        m = e - f
-        mb = eb - fb
-        e_pp += b2 * ((p * p + col[ja + r4]) + (pb * pb + col[jb + r4]))
-        e_mm += b2 * ((m * m + col[ja + r5]) + (mb * mb + col[jb + r5]))
-        ja = ou + np.uint64(3)
-        jb = ou + np.uint64(7)
-        e = (cx - col[ja]) - col[ja + r2]
-        eb = (cx - col[jb]) - col[jb + r2]
-        f = (cy - col[ja + r1]) - col[ja + r3]
-        fb = (cy - col[jb + r1]) - col[jb + r3]
-        e_x += b3 * (e + eb)
-        e_y += b3 * (f + fb)
-        p = e + f
-        pb = eb + fb
-        m = e - f
-        mb = eb - fb
-        e_pp += b3 * ((p * p + col[ja + r4]) + (pb * pb + col[jb + r4]))
-        e_mm += b3 * ((m * m + col[ja + r5]) + (mb * mb + col[jb + r5]))
-        ja = ou + np.uint64(4)
-        jb = ou + np.uint64(6)
-        e = (cx - col[ja]) - col[ja + r2]
-        eb = (cx - col[jb]) - col[jb + r2]
-        f = (cy - col[ja + r1]) - col[ja + r3]
-        fb = (cy - col[jb + r1]) - col[jb + r3]
-        e_x += b4 * (e + eb)
-        e_y += b4 * (f + fb)
-        p = e + f
-        pb = eb + fb
-        m = e - f
-        mb = eb - fb
-        e_pp += b4 * ((p * p + col[ja + r4]) + (pb * pb + col[jb + r4]))
-        e_mm += b4 * ((m * m + col[ja + r5]) + (mb * mb + col[jb + r5]))
-        s_p = e_x + e_y
-        s_m = e_x - e_y
-        mo[o] = cx - e_x
-        mo[ACC + o] = cy - e_y
-        mo[2 * ACC + o] = norm * (e_pp - s_p * s_p)
-        mo[3 * ACC + o] = norm * (e_mm - s_m * s_m)
-
-
-@jit(fastmath=CONTRACT)
 def _horizontal_pass(
     col: np.ndarray, g: np.ndarray, n_out: int, cov_norm: float, acc: np.ndarray, mo: np.ndarray
 ) -> None:
@@ -749,14 +509,6 @@ def gaussian_row(
     # Column tiles keep the tile's buffers in the L1 cache; the win_size - 1
     # columns a tile shares with the next are recomputed (a few percent).
     tile = min(TILE, COL - win_size + 1)
-    if planes == 0 and win_size == 11:
-        # A score needs only the deficits: two second moments instead of three.
-        for j0 in range(0, n_out, tile):
-            n_tile = min(tile, n_out - j0)
-            _vertical_sweep_score(rx, ry, g, i, j0, n_tile + win_size - 1, col)
-            _horizontal_sweep_score(col, g, n_tile, cov_norm, mo)
-            combine_score_row(mo, n_tile, c1, c2, deficit, j0)
-        return
     for j0 in range(0, n_out, tile):
         n_tile = min(tile, n_out - j0)
         _vertical_pass(rx, ry, g, i, j0, n_tile + win_size - 1, col)
