@@ -243,19 +243,15 @@ def _vertical_pass(
 def _horizontal_sweep(
     col: np.ndarray, g: np.ndarray, n_out: int, cov_norm: float, acc: np.ndarray, mo: np.ndarray
 ) -> None:
-    """:func:`_horizontal_pass` of an 11-tap window, in one sweep centred on the centre pixel.
+    """:func:`_horizontal_pass` of an 11-tap window, in one sweep.
 
-    Every window is centred on its own centre pixel ``s_c`` (row ``i + 5``,
-    column ``o + 5``) rather than on the centre column's mean: ``e_k = m_k -
-    s_c = (s_k - s_c) + d_k`` takes two operations instead of three, and the
-    column variances join the squares at once, ``sum b (V + e^2) - (sum b
-    e)^2`` (law of total variance about ``s_c``), so the five sums are made in
-    one sweep, in registers, without ``acc``. The subtraction loses at most
-    ``(mu - s_c)^2 <= sigma^2 / w_c`` (``w_c`` the 2-D centre weight, 0.071 for
-    wang2004) times the float32 epsilon: still relative to the window's
-    variance, whatever the data's offset. Taps ``k`` and ``10 - k`` share a
-    weight and are added before it multiplies. The tap offsets are constants
-    (written out for 11 taps), so every load is one address plus a
+    Each window is centred on its centre column's mean ``m_c`` (two float32
+    parts, ``s_c + d_c``), as :func:`_horizontal_pass` does, but the column
+    variances join the squares at once, ``sum b (V + e^2) - (sum b e)^2``
+    (the law of total variance, with ``e_k = m_k - m_c``), so the five sums are
+    made in one sweep, in registers, without ``acc``. Taps ``k`` and ``10 - k``
+    share a weight and are added before it multiplies. The tap offsets are
+    constants (written out for 11 taps), so every load is one address plus a
     displacement: with offsets held in registers the loop runs out of them and
     spills.
     """
@@ -274,34 +270,30 @@ def _horizontal_sweep(
     for o in range(n_out):
         ou = np.uint64(o)
         c = ou + h
-        cx, cy = col[c], col[c + r1]
-        # Deviations negated, e = s_c - m_k (as in the vertical sweep: the loads fold
-        # into the subtractions; sums change sign exactly, squares not at all).
-        # The centre column: e = -d_c (its sample is s_c itself).
-        e = -col[c + r2]
-        f = -col[c + r3]
-        e_x = b_c * e
-        e_y = b_c * f
-        e_xx = b_c * (e * e + col[c + r4])
-        e_yy = b_c * (f * f + col[c + r5])
-        e_xy = b_c * (e * f + col[c + r6])
+        cx, cy, dx, dy = col[c], col[c + r1], col[c + r2], col[c + r3]
+        # Deviations negated, e = m_c - m_k (as in the vertical sweep: the loads fold
+        # into the subtractions; sums change sign exactly, squares not at all). The
+        # centre column has e = 0: only its variances count.
+        e_xx = b_c * col[c + r4]
+        e_yy = b_c * col[c + r5]
+        e_xy = b_c * col[c + r6]
         ja = ou + np.uint64(0)
         jb = ou + np.uint64(10)
-        e = (cx - col[ja]) - col[ja + r2]
-        eb = (cx - col[jb]) - col[jb + r2]
-        f = (cy - col[ja + r1]) - col[ja + r3]
-        fb = (cy - col[jb + r1]) - col[jb + r3]
-        e_x += b0 * (e + eb)
-        e_y += b0 * (f + fb)
+        e = (cx - col[ja]) + (dx - col[ja + r2])
+        eb = (cx - col[jb]) + (dx - col[jb + r2])
+        f = (cy - col[ja + r1]) + (dy - col[ja + r3])
+        fb = (cy - col[jb + r1]) + (dy - col[jb + r3])
+        e_x = b0 * (e + eb)
+        e_y = b0 * (f + fb)
         e_xx += b0 * ((e * e + col[ja + r4]) + (eb * eb + col[jb + r4]))
         e_yy += b0 * ((f * f + col[ja + r5]) + (fb * fb + col[jb + r5]))
         e_xy += b0 * ((e * f + col[ja + r6]) + (eb * fb + col[jb + r6]))
         ja = ou + np.uint64(1)
         jb = ou + np.uint64(9)
-        e = (cx - col[ja]) - col[ja + r2]
-        eb = (cx - col[jb]) - col[jb + r2]
-        f = (cy - col[ja + r1]) - col[ja + r3]
-        fb = (cy - col[jb + r1]) - col[jb + r3]
+        e = (cx - col[ja]) + (dx - col[ja + r2])
+        eb = (cx - col[jb]) + (dx - col[jb + r2])
+        f = (cy - col[ja + r1]) + (dy - col[ja + r3])
+        fb = (cy - col[jb + r1]) + (dy - col[jb + r3])
         e_x += b1 * (e + eb)
         e_y += b1 * (f + fb)
         e_xx += b1 * ((e * e + col[ja + r4]) + (eb * eb + col[jb + r4]))
@@ -309,10 +301,10 @@ def _horizontal_sweep(
         e_xy += b1 * ((e * f + col[ja + r6]) + (eb * fb + col[jb + r6]))
         ja = ou + np.uint64(2)
         jb = ou + np.uint64(8)
-        e = (cx - col[ja]) - col[ja + r2]
-        eb = (cx - col[jb]) - col[jb + r2]
-        f = (cy - col[ja + r1]) - col[ja + r3]
-        fb = (cy - col[jb + r1]) - col[jb + r3]
+        e = (cx - col[ja]) + (dx - col[ja + r2])
+        eb = (cx - col[jb]) + (dx - col[jb + r2])
+        f = (cy - col[ja + r1]) + (dy - col[ja + r3])
+        fb = (cy - col[jb + r1]) + (dy - col[jb + r3])
         e_x += b2 * (e + eb)
         e_y += b2 * (f + fb)
         e_xx += b2 * ((e * e + col[ja + r4]) + (eb * eb + col[jb + r4]))
@@ -320,10 +312,10 @@ def _horizontal_sweep(
         e_xy += b2 * ((e * f + col[ja + r6]) + (eb * fb + col[jb + r6]))
         ja = ou + np.uint64(3)
         jb = ou + np.uint64(7)
-        e = (cx - col[ja]) - col[ja + r2]
-        eb = (cx - col[jb]) - col[jb + r2]
-        f = (cy - col[ja + r1]) - col[ja + r3]
-        fb = (cy - col[jb + r1]) - col[jb + r3]
+        e = (cx - col[ja]) + (dx - col[ja + r2])
+        eb = (cx - col[jb]) + (dx - col[jb + r2])
+        f = (cy - col[ja + r1]) + (dy - col[ja + r3])
+        fb = (cy - col[jb + r1]) + (dy - col[jb + r3])
         e_x += b3 * (e + eb)
         e_y += b3 * (f + fb)
         e_xx += b3 * ((e * e + col[ja + r4]) + (eb * eb + col[jb + r4]))
@@ -331,17 +323,17 @@ def _horizontal_sweep(
         e_xy += b3 * ((e * f + col[ja + r6]) + (eb * fb + col[jb + r6]))
         ja = ou + np.uint64(4)
         jb = ou + np.uint64(6)
-        e = (cx - col[ja]) - col[ja + r2]
-        eb = (cx - col[jb]) - col[jb + r2]
-        f = (cy - col[ja + r1]) - col[ja + r3]
-        fb = (cy - col[jb + r1]) - col[jb + r3]
+        e = (cx - col[ja]) + (dx - col[ja + r2])
+        eb = (cx - col[jb]) + (dx - col[jb + r2])
+        f = (cy - col[ja + r1]) + (dy - col[ja + r3])
+        fb = (cy - col[jb + r1]) + (dy - col[jb + r3])
         e_x += b4 * (e + eb)
         e_y += b4 * (f + fb)
         e_xx += b4 * ((e * e + col[ja + r4]) + (eb * eb + col[jb + r4]))
         e_yy += b4 * ((f * f + col[ja + r5]) + (fb * fb + col[jb + r5]))
         e_xy += b4 * ((e * f + col[ja + r6]) + (eb * fb + col[jb + r6]))
-        mo[o] = cx - e_x
-        mo[ACC + o] = cy - e_y
+        mo[o] = cx + (dx - e_x)
+        mo[ACC + o] = cy + (dy - e_y)
         mo[2 * ACC + o] = norm * (e_xx - e_x * e_x)
         mo[3 * ACC + o] = norm * (e_yy - e_y * e_y)
         mo[4 * ACC + o] = norm * (e_xy - e_x * e_y)
