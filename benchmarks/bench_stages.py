@@ -189,7 +189,10 @@ def cpu_model() -> str:
 
 
 def time_stages(side: int, repeat: int) -> tuple[list[float], float, float, int]:
-    """Best seconds of each cumulative variant (``upto`` 0..8), the score's, ``maps_chunks``', pixels."""
+    """Best seconds of the cumulative variants (``upto`` 0..8), the score's, ``maps_chunks``'.
+
+    And the number of output pixels.
+    """
     numba.set_num_threads(1)
     x, y = make_pair(side)
     g = gaussian_window(WIN, SIGMA).astype(np.float32)
