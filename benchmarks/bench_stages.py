@@ -11,7 +11,8 @@ is the difference between two cumulative variants:
 0. load: each input row converted into the float32 ring (once per row);
 1. vertical pass (:func:`~pipeline.kernels.cpu.gaussian._vertical_pass`);
 2. horizontal pass (:func:`~pipeline.kernels.cpu.gaussian._horizontal_pass`);
-3. combination into SSIM, cs, l, c, s (:func:`~pipeline.kernels.cpu.combine.combine_row`);
+3. combination into SSIM, cs, l, c, s and the deficits ``1 - ssim``
+   (:func:`~pipeline.kernels.cpu.combine.combine_row`);
 4. the row's four float64 sums (SSIM, l, c, s; ``_segment_sums`` of
    :mod:`pipeline.kernels.cpu.partials`);
 5. its squared deviations about the row mean (``_segment_m2``, the second pass);
@@ -20,6 +21,11 @@ is the difference between two cumulative variants:
 8. the whole :func:`~pipeline.kernels.cpu.partials.add_row_partial` (100 bins):
    what it costs beyond stage 7 is counting the indices into the bins
    (``_count``) and the bookkeeping (Chan's merge of M2).
+
+One more variant is the score's path (``pipeline.ssim``): stages 0-2, then the
+comparison step with the deficits only and their float64 row sum (``_row_sum``
+of :mod:`pipeline.kernels.cpu.chunk`); its time less stage 2's is printed as
+"score: combine (deficits) + row sum", and its total as the score's.
 
 The real entry point (``maps_chunks`` with packed statistics, one chunk) is
 timed too, as a check that the stages add up. Variants are interleaved round by
@@ -53,7 +59,7 @@ import numba
 import numpy as np
 
 from pipeline.kernels.cpu import combine, gaussian, histogram, uniform
-from pipeline.kernels.cpu.chunk import maps_chunks
+from pipeline.kernels.cpu.chunk import _row_sum, maps_chunks
 from pipeline.kernels.cpu.combine import ACC, COL, TILE, combine_row
 from pipeline.kernels.cpu.gaussian import _horizontal_pass, _vertical_pass, load_row
 from pipeline.kernels.cpu.histogram import _extremes, _indices
@@ -95,9 +101,13 @@ def _drive(
     acc: np.ndarray,
     mo: np.ndarray,
     out: np.ndarray,
+    deficit: np.ndarray,
     packed: np.ndarray,
 ) -> None:  # pragma: no cover - compiled
-    """The Gaussian path of ``maps_chunks`` (one chunk, maps in ``out``), up to stage ``upto``."""
+    """The Gaussian path of ``maps_chunks`` (one chunk, maps in ``out``), up to stage ``upto``.
+
+    ``upto`` 9 is the score's path: the passes, the deficits alone and their row sum.
+    """
     win = g.shape[0]
     n_out = x.shape[1] - win + 1
     n_rows = x.shape[0] - win + 1
@@ -117,14 +127,18 @@ def _drive(
                 _vertical_pass(rx, ry, g, i, j0, n_tile + win - 1, col)
                 if upto >= 2:
                     _horizontal_pass(col, g, n_tile, cov_norm, acc, mo)
-                if upto >= 3:
-                    combine_row(mo, n_tile, c1, c2, True, out, j0)
+                if upto == 9:
+                    combine_row(mo, n_tile, c1, c2, 0, out, deficit, j0)
+                elif upto >= 3:
+                    combine_row(mo, n_tile, c1, c2, 5, out, deficit, j0)
+        if upto == 9:
+            packed[1] += _row_sum(deficit, n_out)
         if 4 <= upto <= 7:
             # The passes of add_row_partial alone (their results kept, so not elided).
-            total, sum_l, sum_c, sum_s = _segment_sums(out[0], out[2], out[3], out[4])
+            total, sum_l, sum_c, sum_s = _segment_sums(deficit, out[2], out[3], out[4])
             packed[1] += total + sum_l + sum_c + sum_s
             if upto >= 5:
-                packed[2] += _segment_m2(out[0], total / n_out)
+                packed[2] += _segment_m2(deficit, total / n_out)
             if upto >= 6:
                 low, high = _extremes(out[0])
                 packed[6] = min(packed[6], low)
@@ -132,8 +146,8 @@ def _drive(
             if upto >= 7:
                 _indices(out[0], bins, index)
                 packed[8] += index[n_out // 2]
-        if upto >= 8:
-            add_row_partial(out[0], out[2], out[3], out[4], n_out, packed)
+        if upto == 8:
+            add_row_partial(out[0], deficit, out[2], out[3], out[4], n_out, packed)
 
 
 def make_pair(side: int) -> tuple[np.ndarray, np.ndarray]:
@@ -174,8 +188,11 @@ def cpu_model() -> str:
     return "unknown"
 
 
-def time_stages(side: int, repeat: int) -> tuple[list[float], float, int]:
-    """Best seconds of each cumulative variant (``upto`` 0..8), of ``maps_chunks``, and pixels."""
+def time_stages(side: int, repeat: int) -> tuple[list[float], float, float, int]:
+    """Best seconds of the cumulative variants (``upto`` 0..8), the score's, ``maps_chunks``'.
+
+    And the number of output pixels.
+    """
     numba.set_num_threads(1)
     x, y = make_pair(side)
     g = gaussian_window(WIN, SIGMA).astype(np.float32)
@@ -187,20 +204,21 @@ def time_stages(side: int, repeat: int) -> tuple[list[float], float, int]:
     acc = np.empty(8 * ACC, np.float32)
     mo = np.empty(5 * ACC, np.float32)
     out = np.empty((5, n_out), np.float32)
+    deficit = np.empty(n_out, np.float32)
     packed = np.zeros((1, HIST + BINS))
     bounds = np.array([0, n_out], np.int64)
 
     def variant(upto: int) -> None:
         packed[:] = 0.0
         _drive(x, y, g, upto, c1, c2, cov_norm, rings[0, 0], rings[0, 1], col, acc, mo, out,
-               packed[0])  # fmt: skip
+               deficit, packed[0])  # fmt: skip
 
     def entry() -> None:
         packed[:] = 0.0
-        maps_chunks(x, y, g.astype(np.float64), bounds, c1, c2, cov_norm, True, rings, None,
-                    None, None, None, packed, 0, 1)  # fmt: skip
+        maps_chunks(x, y, g.astype(np.float64), bounds, c1, c2, cov_norm, True, 0.0, rings,
+                    None, None, None, None, packed, None, 0, 1)  # fmt: skip
 
-    calls = [lambda k=k: variant(k) for k in range(len(STAGES))] + [entry]
+    calls = [lambda k=k: variant(k) for k in range(len(STAGES))] + [lambda: variant(9), entry]
     calls[len(STAGES) - 1]()  # compile / load and warm up, and check the driver
     driven = packed.copy()
     entry()
@@ -217,10 +235,10 @@ def time_stages(side: int, repeat: int) -> tuple[list[float], float, int]:
             start = time.thread_time()
             call()
             best[k] = min(best[k], time.thread_time() - start)
-    return best[:-1], best[-1], n_out * n_out
+    return best[:-2], best[-2], best[-1], n_out * n_out
 
 
-def print_table(best: list[float], entry: float, pixels: int, repeat: int) -> None:
+def print_table(best: list[float], score: float, entry: float, pixels: int, repeat: int) -> None:
     clock = cpu_clock_ghz()
     flags = cpu_flags()
     avx512 = "avx512f" in flags
@@ -260,6 +278,11 @@ def print_table(best: list[float], entry: float, pixels: int, repeat: int) -> No
     overall = 100 * total_fma / core_peak / total
     print(f"| all stages | {total:.2f} | 100 % | {total_fma} | {overall:.1f} % |")
     print(f"| check: maps_chunks (packed statistics) | {1e9 * entry / pixels:.2f} | | | |")
+    score_ns = 1e9 * (score - best[2]) / pixels
+    print(f"| score: combine (deficits) + row sum | {score_ns:.2f} | | | |")
+    score_total = 1e9 * score / pixels
+    print(f"| score: all stages | {score_total:.2f} | | 115 | "
+          f"{100 * total_fma / core_peak / score_total:.1f} % |")  # fmt: skip
 
 
 # ---------------------------------------------------------------------------
@@ -329,7 +352,7 @@ def asm_report() -> None:
         ("gaussian.load_row", gaussian.load_row, (x, 0, rx, 0)),
         ("gaussian._vertical_pass", gaussian._vertical_pass, (rx, ry, g, 0, 0, 100, col)),
         ("gaussian._horizontal_pass", gaussian._horizontal_pass, (col, g, 90, 1.0, acc, mo)),
-        ("combine.combine_row", combine.combine_row, (mo, 90, c1, c2, True, out, 0)),
+        ("combine.combine_row", combine.combine_row, (mo, 90, c1, c2, 5, out, out[1], 0)),
         ("histogram._indices", histogram._indices, (out[0], BINS, index)),
         ("gaussian._vertical_sweep", gaussian._vertical_sweep, (rx, ry, g, 0, 0, 100, col)),
         ("gaussian._horizontal_sweep", gaussian._horizontal_sweep, (col, g, 90, 1.0, acc, mo)),
@@ -362,9 +385,9 @@ def main() -> None:
     parser.add_argument("--asm", action="store_true", help="also count FMA/vector instructions")
     args = parser.parse_args()
     print(f"load average before: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
-    best, entry, pixels = time_stages(args.size, args.repeat)
+    best, score, entry, pixels = time_stages(args.size, args.repeat)
     print(f"load average after: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
-    print_table(best, entry, pixels, args.repeat)
+    print_table(best, score, entry, pixels, args.repeat)
     if args.asm:
         asm_report()
 

@@ -92,50 +92,53 @@ def _vertical_sweep(
     x5, x6, x7, x8, x9 = rx[b0], rx[b1], rx[b2], rx[b3], rx[b4]
     y0, y1, y2, y3, y4 = ry[t0], ry[t1], ry[t2], ry[t3], ry[t4]
     y5, y6, y7, y8, y9 = ry[b0], ry[b1], ry[b2], ry[b3], ry[b4]
+    # The deviations are formed negated, s - x (the same magnitudes, so every sum
+    # below is exactly the negative of the one of x - s, and the squares and
+    # products are equal): the row's load then folds into the subtraction.
     for j in range(width):
         q = j0 + j
         sx = xc[q]
         sy = yc[q]
-        u = np.float32(x0[q] - sx)
-        ub = np.float32(x5[q] - sx)
-        w = np.float32(y0[q] - sy)
-        wb = np.float32(y5[q] - sy)
+        u = np.float32(sx - x0[q])
+        ub = np.float32(sx - x5[q])
+        w = np.float32(sy - y0[q])
+        wb = np.float32(sy - y5[q])
         d_x = a0 * (u + ub)
         d_y = a0 * (w + wb)
         v_x = a0 * (u * u + ub * ub)
         v_y = a0 * (w * w + wb * wb)
         c_xy = a0 * (u * w + ub * wb)
-        u = np.float32(x1[q] - sx)
-        ub = np.float32(x6[q] - sx)
-        w = np.float32(y1[q] - sy)
-        wb = np.float32(y6[q] - sy)
+        u = np.float32(sx - x1[q])
+        ub = np.float32(sx - x6[q])
+        w = np.float32(sy - y1[q])
+        wb = np.float32(sy - y6[q])
         d_x += a1 * (u + ub)
         d_y += a1 * (w + wb)
         v_x += a1 * (u * u + ub * ub)
         v_y += a1 * (w * w + wb * wb)
         c_xy += a1 * (u * w + ub * wb)
-        u = np.float32(x2[q] - sx)
-        ub = np.float32(x7[q] - sx)
-        w = np.float32(y2[q] - sy)
-        wb = np.float32(y7[q] - sy)
+        u = np.float32(sx - x2[q])
+        ub = np.float32(sx - x7[q])
+        w = np.float32(sy - y2[q])
+        wb = np.float32(sy - y7[q])
         d_x += a2 * (u + ub)
         d_y += a2 * (w + wb)
         v_x += a2 * (u * u + ub * ub)
         v_y += a2 * (w * w + wb * wb)
         c_xy += a2 * (u * w + ub * wb)
-        u = np.float32(x3[q] - sx)
-        ub = np.float32(x8[q] - sx)
-        w = np.float32(y3[q] - sy)
-        wb = np.float32(y8[q] - sy)
+        u = np.float32(sx - x3[q])
+        ub = np.float32(sx - x8[q])
+        w = np.float32(sy - y3[q])
+        wb = np.float32(sy - y8[q])
         d_x += a3 * (u + ub)
         d_y += a3 * (w + wb)
         v_x += a3 * (u * u + ub * ub)
         v_y += a3 * (w * w + wb * wb)
         c_xy += a3 * (u * w + ub * wb)
-        u = np.float32(x4[q] - sx)
-        ub = np.float32(x9[q] - sx)
-        w = np.float32(y4[q] - sy)
-        wb = np.float32(y9[q] - sy)
+        u = np.float32(sx - x4[q])
+        ub = np.float32(sx - x9[q])
+        w = np.float32(sy - y4[q])
+        wb = np.float32(sy - y9[q])
         d_x += a4 * (u + ub)
         d_y += a4 * (w + wb)
         v_x += a4 * (u * u + ub * ub)
@@ -149,8 +152,8 @@ def _vertical_sweep(
         col[j] = s_x
         col[COL + j] = s_y
         # float64 input: what float32 could not hold of s moves into d (zero otherwise).
-        col[2 * COL + j] = d_x + np.float32(sx - s_x)
-        col[3 * COL + j] = d_y + np.float32(sy - s_y)
+        col[2 * COL + j] = np.float32(sx - s_x) - d_x
+        col[3 * COL + j] = np.float32(sy - s_y) - d_y
 
 
 @jit(fastmath=CONTRACT)
@@ -240,15 +243,17 @@ def _vertical_pass(
 def _horizontal_sweep(
     col: np.ndarray, g: np.ndarray, n_out: int, cov_norm: float, acc: np.ndarray, mo: np.ndarray
 ) -> None:
-    """:func:`_horizontal_pass` of an 11-tap window, in two sweeps.
+    """:func:`_horizontal_pass` of an 11-tap window, in one sweep.
 
-    Two sweeps over the tile instead of three plus a first and a last: the
-    weighted column variances (``acc`` rows 5-7), then the weighted centred
-    means and their products, kept in registers and turned into the moments
-    at once. Taps ``k`` and ``10 - k`` share a weight and are added before it
-    multiplies. The tap offsets are constants (written out for 11 taps), so
-    every load is one address plus a displacement: with offsets held in
-    registers the loop runs out of them and spills.
+    Each window is centred on its centre column's mean ``m_c`` (two float32
+    parts, ``s_c + d_c``), as :func:`_horizontal_pass` does, but the column
+    variances join the squares at once, ``sum b (V + e^2) - (sum b e)^2``
+    (the law of total variance, with ``e_k = m_k - m_c``), so the five sums are
+    made in one sweep, in registers, without ``acc``. Taps ``k`` and ``10 - k``
+    share a weight and are added before it multiplies. The tap offsets are
+    constants (written out for 11 taps), so every load is one address plus a
+    displacement: with offsets held in registers the loop runs out of them and
+    spills.
     """
     if n_out < 0 or g.shape[0] != 11:
         return
@@ -261,94 +266,77 @@ def _horizontal_sweep(
     r6 = np.uint64(6 * COL)
     b_c = g[5]
     b0, b1, b2, b3, b4 = g[0], g[1], g[2], g[3], g[4]
-    for o in range(n_out):
-        ou = np.uint64(o)
-        v_x = b_c * col[ou + np.uint64(5) + r4]
-        v_x += b0 * (col[ou + np.uint64(0) + r4] + col[ou + np.uint64(10) + r4])
-        v_x += b1 * (col[ou + np.uint64(1) + r4] + col[ou + np.uint64(9) + r4])
-        v_x += b2 * (col[ou + np.uint64(2) + r4] + col[ou + np.uint64(8) + r4])
-        v_x += b3 * (col[ou + np.uint64(3) + r4] + col[ou + np.uint64(7) + r4])
-        v_x += b4 * (col[ou + np.uint64(4) + r4] + col[ou + np.uint64(6) + r4])
-        acc[5 * ACC + o] = v_x
-        v_y = b_c * col[ou + np.uint64(5) + r5]
-        v_y += b0 * (col[ou + np.uint64(0) + r5] + col[ou + np.uint64(10) + r5])
-        v_y += b1 * (col[ou + np.uint64(1) + r5] + col[ou + np.uint64(9) + r5])
-        v_y += b2 * (col[ou + np.uint64(2) + r5] + col[ou + np.uint64(8) + r5])
-        v_y += b3 * (col[ou + np.uint64(3) + r5] + col[ou + np.uint64(7) + r5])
-        v_y += b4 * (col[ou + np.uint64(4) + r5] + col[ou + np.uint64(6) + r5])
-        acc[6 * ACC + o] = v_y
-        c_xy = b_c * col[ou + np.uint64(5) + r6]
-        c_xy += b0 * (col[ou + np.uint64(0) + r6] + col[ou + np.uint64(10) + r6])
-        c_xy += b1 * (col[ou + np.uint64(1) + r6] + col[ou + np.uint64(9) + r6])
-        c_xy += b2 * (col[ou + np.uint64(2) + r6] + col[ou + np.uint64(8) + r6])
-        c_xy += b3 * (col[ou + np.uint64(3) + r6] + col[ou + np.uint64(7) + r6])
-        c_xy += b4 * (col[ou + np.uint64(4) + r6] + col[ou + np.uint64(6) + r6])
-        acc[7 * ACC + o] = c_xy
     norm = np.float32(cov_norm)
     for o in range(n_out):
         ou = np.uint64(o)
         c = ou + h
         cx, cy, dx, dy = col[c], col[c + r1], col[c + r2], col[c + r3]
+        # Deviations negated, e = m_c - m_k (as in the vertical sweep: the loads fold
+        # into the subtractions; sums change sign exactly, squares not at all). The
+        # centre column has e = 0: only its variances count.
+        e_xx = b_c * col[c + r4]
+        e_yy = b_c * col[c + r5]
+        e_xy = b_c * col[c + r6]
         ja = ou + np.uint64(0)
         jb = ou + np.uint64(10)
-        e = (col[ja] - cx) + (col[ja + r2] - dx)
-        eb = (col[jb] - cx) + (col[jb + r2] - dx)
-        f = (col[ja + r1] - cy) + (col[ja + r3] - dy)
-        fb = (col[jb + r1] - cy) + (col[jb + r3] - dy)
+        e = (cx - col[ja]) + (dx - col[ja + r2])
+        eb = (cx - col[jb]) + (dx - col[jb + r2])
+        f = (cy - col[ja + r1]) + (dy - col[ja + r3])
+        fb = (cy - col[jb + r1]) + (dy - col[jb + r3])
         e_x = b0 * (e + eb)
         e_y = b0 * (f + fb)
-        e_xx = b0 * (e * e + eb * eb)
-        e_yy = b0 * (f * f + fb * fb)
-        e_xy = b0 * (e * f + eb * fb)
+        e_xx += b0 * ((e * e + col[ja + r4]) + (eb * eb + col[jb + r4]))
+        e_yy += b0 * ((f * f + col[ja + r5]) + (fb * fb + col[jb + r5]))
+        e_xy += b0 * ((e * f + col[ja + r6]) + (eb * fb + col[jb + r6]))
         ja = ou + np.uint64(1)
         jb = ou + np.uint64(9)
-        e = (col[ja] - cx) + (col[ja + r2] - dx)
-        eb = (col[jb] - cx) + (col[jb + r2] - dx)
-        f = (col[ja + r1] - cy) + (col[ja + r3] - dy)
-        fb = (col[jb + r1] - cy) + (col[jb + r3] - dy)
+        e = (cx - col[ja]) + (dx - col[ja + r2])
+        eb = (cx - col[jb]) + (dx - col[jb + r2])
+        f = (cy - col[ja + r1]) + (dy - col[ja + r3])
+        fb = (cy - col[jb + r1]) + (dy - col[jb + r3])
         e_x += b1 * (e + eb)
         e_y += b1 * (f + fb)
-        e_xx += b1 * (e * e + eb * eb)
-        e_yy += b1 * (f * f + fb * fb)
-        e_xy += b1 * (e * f + eb * fb)
+        e_xx += b1 * ((e * e + col[ja + r4]) + (eb * eb + col[jb + r4]))
+        e_yy += b1 * ((f * f + col[ja + r5]) + (fb * fb + col[jb + r5]))
+        e_xy += b1 * ((e * f + col[ja + r6]) + (eb * fb + col[jb + r6]))
         ja = ou + np.uint64(2)
         jb = ou + np.uint64(8)
-        e = (col[ja] - cx) + (col[ja + r2] - dx)
-        eb = (col[jb] - cx) + (col[jb + r2] - dx)
-        f = (col[ja + r1] - cy) + (col[ja + r3] - dy)
-        fb = (col[jb + r1] - cy) + (col[jb + r3] - dy)
+        e = (cx - col[ja]) + (dx - col[ja + r2])
+        eb = (cx - col[jb]) + (dx - col[jb + r2])
+        f = (cy - col[ja + r1]) + (dy - col[ja + r3])
+        fb = (cy - col[jb + r1]) + (dy - col[jb + r3])
         e_x += b2 * (e + eb)
         e_y += b2 * (f + fb)
-        e_xx += b2 * (e * e + eb * eb)
-        e_yy += b2 * (f * f + fb * fb)
-        e_xy += b2 * (e * f + eb * fb)
+        e_xx += b2 * ((e * e + col[ja + r4]) + (eb * eb + col[jb + r4]))
+        e_yy += b2 * ((f * f + col[ja + r5]) + (fb * fb + col[jb + r5]))
+        e_xy += b2 * ((e * f + col[ja + r6]) + (eb * fb + col[jb + r6]))
         ja = ou + np.uint64(3)
         jb = ou + np.uint64(7)
-        e = (col[ja] - cx) + (col[ja + r2] - dx)
-        eb = (col[jb] - cx) + (col[jb + r2] - dx)
-        f = (col[ja + r1] - cy) + (col[ja + r3] - dy)
-        fb = (col[jb + r1] - cy) + (col[jb + r3] - dy)
+        e = (cx - col[ja]) + (dx - col[ja + r2])
+        eb = (cx - col[jb]) + (dx - col[jb + r2])
+        f = (cy - col[ja + r1]) + (dy - col[ja + r3])
+        fb = (cy - col[jb + r1]) + (dy - col[jb + r3])
         e_x += b3 * (e + eb)
         e_y += b3 * (f + fb)
-        e_xx += b3 * (e * e + eb * eb)
-        e_yy += b3 * (f * f + fb * fb)
-        e_xy += b3 * (e * f + eb * fb)
+        e_xx += b3 * ((e * e + col[ja + r4]) + (eb * eb + col[jb + r4]))
+        e_yy += b3 * ((f * f + col[ja + r5]) + (fb * fb + col[jb + r5]))
+        e_xy += b3 * ((e * f + col[ja + r6]) + (eb * fb + col[jb + r6]))
         ja = ou + np.uint64(4)
         jb = ou + np.uint64(6)
-        e = (col[ja] - cx) + (col[ja + r2] - dx)
-        eb = (col[jb] - cx) + (col[jb + r2] - dx)
-        f = (col[ja + r1] - cy) + (col[ja + r3] - dy)
-        fb = (col[jb + r1] - cy) + (col[jb + r3] - dy)
+        e = (cx - col[ja]) + (dx - col[ja + r2])
+        eb = (cx - col[jb]) + (dx - col[jb + r2])
+        f = (cy - col[ja + r1]) + (dy - col[ja + r3])
+        fb = (cy - col[jb + r1]) + (dy - col[jb + r3])
         e_x += b4 * (e + eb)
         e_y += b4 * (f + fb)
-        e_xx += b4 * (e * e + eb * eb)
-        e_yy += b4 * (f * f + fb * fb)
-        e_xy += b4 * (e * f + eb * fb)
-        mo[o] = cx + (dx + e_x)
-        mo[ACC + o] = cy + (dy + e_y)
-        mo[2 * ACC + o] = norm * (acc[5 * ACC + o] + (e_xx - e_x * e_x))
-        mo[3 * ACC + o] = norm * (acc[6 * ACC + o] + (e_yy - e_y * e_y))
-        mo[4 * ACC + o] = norm * (acc[7 * ACC + o] + (e_xy - e_x * e_y))
+        e_xx += b4 * ((e * e + col[ja + r4]) + (eb * eb + col[jb + r4]))
+        e_yy += b4 * ((f * f + col[ja + r5]) + (fb * fb + col[jb + r5]))
+        e_xy += b4 * ((e * f + col[ja + r6]) + (eb * fb + col[jb + r6]))
+        mo[o] = cx + (dx - e_x)
+        mo[ACC + o] = cy + (dy - e_y)
+        mo[2 * ACC + o] = norm * (e_xx - e_x * e_x)
+        mo[3 * ACC + o] = norm * (e_yy - e_y * e_y)
+        mo[4 * ACC + o] = norm * (e_xy - e_x * e_y)
 
 
 @jit(fastmath=CONTRACT)
