@@ -249,11 +249,9 @@ class KernelSpec:
         for i in range(n):
             maps = self._image_maps(x, y, i, engine, deficit)
             maps = {name: to_host(value) for name, value in maps.items()}
-            if n == 1:
-                # One image: the kernel's own arrays (and dtype), made C-contiguous as
-                # the rows of several are: the compiled statistics then run the same
-                # loops, and an image's statistics do not depend on its task's size.
-                return {name: np.ascontiguousarray(value)[None] for name, value in maps.items()}
+            # Copied into C-contiguous stacks in the kernel's dtype, one image too (the
+            # fused maps are strided views): the compiled statistics then run the same
+            # loops whatever the block's image count, and so give the same numbers.
             for name, value in maps.items():
                 out.setdefault(name, np.empty(shape, dtype=value.dtype))[i] = value
         return out

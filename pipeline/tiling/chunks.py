@@ -71,7 +71,7 @@ TASKS_PER_BATCH = 32
 BATCH_STATISTICS_BYTES = 64 * 2**20
 
 # Small images per task: a batch's task count is rounded up to a multiple of this
-# (where that adds fewer than this many tasks), its images spread evenly, so that 1, 2
+# (where every task still gets a source chunk), its images spread evenly, so that 1, 2
 # or 4 workers finish a batch together instead of one running its last task alone.
 # A constant, not the worker count: the plan, and with it the order of every float64
 # sum (the mean maps' included), is the same on every scheduler and machine.
@@ -160,8 +160,8 @@ def plan_chunks(
         kept whole (a batch holds at least one).
 
     With ``requested="auto"`` a batch's images are split evenly, in whole source
-    chunks, into a multiple of :data:`TASK_MULTIPLE` tasks where that adds fewer
-    than :data:`TASK_MULTIPLE` tasks: 64 images of at most 5 a task are 16 tasks of
+    chunks, into a multiple of :data:`TASK_MULTIPLE` tasks where each still gets a
+    source chunk: 64 images of at most 5 a task are 16 tasks of
     4, not 13 whose last runs alone on a two-core machine.
 
     Returns
@@ -217,9 +217,9 @@ def plan_chunks(
 def _balanced(length: int, size: int, unit: int, multiple: int) -> tuple[int, ...]:
     """``length`` images in tasks of at most ``size``, whole ``unit``s, sizes evened out.
 
-    The task count is rounded up to a multiple of ``multiple`` when that adds
-    fewer than ``multiple`` tasks and leaves each at least one unit (else it is
-    kept), and the units are spread so that task sizes differ by at most one unit.
+    The task count is rounded up to a multiple of ``multiple`` when that leaves
+    each task at least one unit (else it is kept), and the units are spread so that
+    task sizes differ by at most one unit.
 
     Examples
     --------
@@ -236,7 +236,7 @@ def _balanced(length: int, size: int, unit: int, multiple: int) -> tuple[int, ..
     per_task = max(1, size // unit)
     tasks = math.ceil(units / per_task)
     rounded = math.ceil(tasks / multiple) * multiple
-    if rounded - tasks < multiple and rounded <= units:
+    if rounded <= units:
         tasks = rounded
     base, extra = divmod(units, tasks)
     counts = [base + 1] * extra + [base] * (tasks - extra)

@@ -215,14 +215,14 @@ def _colour_chunks(
     # and remove rows of strided channel views one element at a time otherwise): a
     # ring of win_size + 1 rows, the window's and the one leaving it, in the input dtype.
     slots = win_size + 1
+    if rings is None:
+        window = np.empty((2, channels, slots, width), dtype=x.dtype)
     if sums is not None:
         m = np.empty((5, n_out), dtype=np.float64)
         scale = g[0] * g[0]
-        window = np.empty((2, channels, slots, width), dtype=x.dtype)
     if isums is not None:
         im = np.empty((5, n_out), dtype=np.int32)
         itmp = np.empty((2, width), dtype=np.int32)
-        window = np.empty((2, channels, slots, width), dtype=x.dtype)
 
     for chunk in range(first, stop):
         row_start = bounds[chunk]
@@ -232,37 +232,31 @@ def _colour_chunks(
             for r in range(row_start, row_start + win_size - 1):
                 _load_channel_rows(x, r, ring[0], r % win_size)
                 _load_channel_rows(y, r, ring[1], r % win_size)
-        if sums is not None:
-            v = sums[chunk]
-            v[:, :, :] = 0.0
+        else:
             for r in range(row_start, row_start + win_size):
                 _load_channel_rows(x, r, window[0], r % slots)
                 _load_channel_rows(y, r, window[1], r % slots)
+        if sums is not None:
+            v = sums[chunk]
+            v[:, :, :] = 0.0
             for c in range(channels):
                 for r in range(row_start, row_start + win_size):
                     add_row(window[0, c], window[1, c], r % slots, 1.0, shifts[c], v[c])
         if isums is not None:
             iv = isums[chunk]
             iv[:, :, :] = 0
-            for r in range(row_start, row_start + win_size):
-                _load_channel_rows(x, r, window[0], r % slots)
-                _load_channel_rows(y, r, window[1], r % slots)
             for c in range(channels):
                 for r in range(row_start, row_start + win_size):
                     add_row_int(window[0, c], window[1, c], r % slots, iv[c])
 
         for i in range(row_start, row_stop):
-            if rings is not None:
-                last = i + win_size - 1
-                _load_channel_rows(x, last, ring[0], last % win_size)
-                _load_channel_rows(y, last, ring[1], last % win_size)
-            # The row entering the uniform window, in the slot of the one that left it
-            # a row ago (the row leaving it now stays readable).
             new = i + win_size - 1
-            if sums is not None and i > row_start:
-                _load_channel_rows(x, new, window[0], new % slots)
-                _load_channel_rows(y, new, window[1], new % slots)
-            if isums is not None and i > row_start:
+            if rings is not None:
+                _load_channel_rows(x, new, ring[0], new % win_size)
+                _load_channel_rows(y, new, ring[1], new % win_size)
+            elif i > row_start:
+                # The row entering the uniform window, in the slot of the one that left
+                # it a row ago (the row leaving it now stays readable).
                 _load_channel_rows(x, new, window[0], new % slots)
                 _load_channel_rows(y, new, window[1], new % slots)
             for c in range(channels):

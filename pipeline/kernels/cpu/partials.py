@@ -187,9 +187,8 @@ def whole_image_statistics(
                 ssim[i, r], values[i, r], deficit, luminance[i, r], contrast[i, r],
                 structure[i, r], row,
             )  # fmt: skip
-        mean = row[SUM] / row[COUNT]
-        if deficit:
-            mean = (row[COUNT] - row[SUM]) / row[COUNT]
+        count = row[COUNT]
+        mean = (count - row[SUM] if deficit else row[SUM]) / count
         m2 = 0.0
         for r in range(h):
             m2 += _segment_m2(values[i, r], mean)
