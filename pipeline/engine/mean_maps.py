@@ -60,16 +60,12 @@ __all__ = [
 
 
 def _add_blocks(blocks: Any, axis: Any = None, keepdims: bool = True) -> np.ndarray:
-    """The sum of (nested lists of) equally shaped blocks, or the block itself."""
+    """The sum of (nested lists of) equally shaped blocks, added into the first in place."""
     if not isinstance(blocks, list):
         return np.asarray(blocks)
     parts = [_add_blocks(b) for b in blocks]
-    if len(parts) == 1:
-        return parts[0]
-    # A new array (the blocks are other tasks' results, never changed), in the
-    # blocks' own memory order: (y, x, component) views of (component, y, x) sums.
-    total = np.add(parts[0], parts[1], order="K")
-    for part in parts[2:]:
+    total = parts[0]
+    for part in parts[1:]:
         total += part
     return total
 
@@ -82,8 +78,14 @@ def _sum_of_blocks(blocks: Any, axis: Any = None, keepdims: bool = False) -> np.
 def sum_chunks(sums: da.Array) -> da.Array:
     """``(image chunk, y, x, component)`` sums added over the image chunks (a tree of adds).
 
-    Unlike ``sums.sum(axis=0)`` no group of blocks is concatenated first: each step
-    adds whole ``(y, x, component)`` blocks in place.
+    Unlike ``sums.sum(axis=0)`` no group of blocks is concatenated first, and no
+    step allocates: each adds whole ``(y, x, component)`` blocks into the first of
+    them, in place, in the blocks' own memory order. The blocks of ``sums`` are
+    therefore consumed: they must be sums made for this reduction and read by no
+    other task of the same compute, as the block tasks' map sums are
+    (:func:`pipeline.engine.graphs.statistics_graphs`: each block task's own
+    array, one block of one batch's sum). Each step adds its blocks in the order of
+    the tree, as before: the result does not depend on the scheduler.
     """
     return da.reduction(
         sums,

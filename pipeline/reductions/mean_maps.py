@@ -73,12 +73,21 @@ class MapSums:
         return cls(np.zeros((len(COMPONENTS), *shape)), 0)
 
     def add(self, other: MapSums) -> None:
-        """Add ``other``'s pairs (same map shape) to these sums, in place."""
+        """Add ``other``'s pairs (same map shape) to these sums, in place.
+
+        Sums of no pair yet (zeros) take over ``other``'s array, C-contiguous,
+        instead of adding it to their zeros: the same values without a pass over
+        the maps. ``other`` is then not to be used again (a batch's sums are added
+        once, to one total).
+        """
         if other.sums.shape != self.sums.shape:
             raise ValueError(
                 f"mean-map sums of shape {other.sums.shape} cannot be added to {self.sums.shape}"
             )
-        self.sums += other.sums
+        if self.count == 0 and other.count > 0 and other.sums.dtype == np.float64:
+            self.sums = np.ascontiguousarray(other.sums)
+        else:
+            self.sums += other.sums
         self.count += int(other.count)
 
     def means(self) -> np.ndarray:
