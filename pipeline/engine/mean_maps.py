@@ -34,6 +34,8 @@ import dask
 import dask.array as da
 import numpy as np
 import xarray as xr
+from dask.base import tokenize
+from dask.highlevelgraph import HighLevelGraph
 
 from pipeline.engine.batches import RunState, join_models
 from pipeline.engine.graphs import mean_map_graph
@@ -50,6 +52,7 @@ from pipeline.tiling.chunks import batch_bounds
 
 __all__ = [
     "MeanMapRun",
+    "computed_sums",
     "keep_model_sums",
     "lazy_model_sums",
     "models_dataset",
@@ -85,9 +88,16 @@ def sum_chunks(sums: da.Array) -> da.Array:
     other task of the same compute, as the block tasks' map sums are
     (:func:`pipeline.engine.graphs.statistics_graphs`: each block task's own
     array, one block of one batch's sum). Each step adds its blocks in the order of
-    the tree, as before: the result does not depend on the scheduler.
+    the tree: the result does not depend on the scheduler.
+
+    Returns
+    -------
+    dask.array.Array
+        0-d, dtype object: its one element is the ``(component, y, x)`` float64 sum
+        (:func:`computed_sums` reads it). A computed array result is copied by Dask
+        (10 MB at 512 x 512); an object array's copy is only of the reference.
     """
-    return da.reduction(
+    total = da.reduction(
         sums,
         chunk=_add_blocks,
         combine=_add_blocks,
@@ -99,6 +109,32 @@ def sum_chunks(sums: da.Array) -> da.Array:
         split_every=2,
         meta=np.empty((0, 0, 0), dtype=np.float64),
     )
+    name = "mean-map-batch-sum-" + tokenize(total)
+    layer = {(name,): (_held, total.__dask_keys__())}
+    graph = HighLevelGraph.from_collections(name, layer, dependencies=[total])
+    return da.Array(graph, name, chunks=(), dtype=object, meta=np.empty((), dtype=object))
+
+
+def _held(blocks: list[list[list[np.ndarray]]]) -> np.ndarray:
+    """The ``(y, x, component)`` blocks as one ``(component, y, x)`` array, in a 0-d holder.
+
+    One block (the whole map) is a view of the block task's own ``(component, y, x)``
+    sums: no copy.
+    """
+    if len(blocks) == 1 and len(blocks[0]) == 1:
+        whole = np.moveaxis(blocks[0][0][0], -1, 0)
+    else:
+        rows = [np.concatenate([b[0] for b in row], axis=1) for row in blocks]
+        whole = np.ascontiguousarray(np.moveaxis(np.concatenate(rows, axis=0), -1, 0))
+    holder = np.empty((), dtype=object)
+    holder[()] = whole
+    return holder
+
+
+def computed_sums(computed: np.ndarray) -> np.ndarray:
+    """The ``(component, y, x)`` float64 sums of a computed :func:`sum_chunks`."""
+    value = computed[()] if computed.dtype == object else np.moveaxis(computed, -1, 0)
+    return np.asarray(value, dtype=np.float64)
 
 
 def slot_key(group: int, model: int | None = None) -> str:
@@ -224,7 +260,7 @@ class MeanMapRun:
             again = mean_map_graph(group.pair, group.kernel, group.chunks, rows=np.asarray(ok))
             (computed,) = dask.compute(again.sum(axis=0), **compute_kwargs)
         assert computed is not None
-        return MapSums(np.moveaxis(np.asarray(computed, dtype=np.float64), -1, 0), len(ok))
+        return MapSums(computed_sums(computed), len(ok))
 
     def dataset(self, sums: list[MapSums] | None = None) -> xr.Dataset:
         """The mean-map variables (NaN, count 0 without ``sums``: a new store's template).
