@@ -460,8 +460,7 @@ def fused_colour_stack_stats(
         flags = np.asarray(summed, dtype=np.bool_)
         if flags.shape != (images,):
             raise ValueError(
-                f"summed must hold one flag per image (got shape {flags.shape} for {images} "
-                "images)"
+                f"summed must hold one flag per image (got shape {flags.shape} for {images} images)"
             )
     g = check_weights(weights, x.shape[1:3])
     dtype = kernel_dtype(x, y)
