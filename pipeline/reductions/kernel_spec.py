@@ -66,8 +66,7 @@ class KernelSpec:
         maps are never stored (the same numbers as :func:`block_statistics` of
         :meth:`maps`, to ~1e-12): grey or luma blocks through
         :func:`~pipeline.kernels.cpu.fused.fused_packed_stats`, several channels averaged
-        per pixel through :func:`~pipeline.kernels.cpu.colour.fused_colour_packed_stats`
-        (several images at once with map sums: ``fused_colour_stack_stats``).
+        per pixel through :func:`~pipeline.kernels.cpu.colour.fused_colour_packed_stats`.
         On ``device="gpu"`` the same packed rows come from the device
         (:meth:`_device_statistics`). None where no such path applies (another
         engine, a block without valid windows): use :meth:`maps`.
@@ -90,10 +89,7 @@ class KernelSpec:
             or min(h, w) <= 2 * self.depth
         ):
             return None
-        from pipeline.kernels.cpu.colour import (
-            fused_colour_packed_stats,
-            fused_colour_stack_stats,
-        )
+        from pipeline.kernels.cpu.colour import fused_colour_packed_stats
         from pipeline.kernels.cpu.fused import fused_packed_stats
 
         x, y = self._prepared(x, y)
@@ -108,10 +104,6 @@ class KernelSpec:
             "map_sums": map_sums,
         }
         out = np.empty((n, 1, len(FIELDS) + bins))
-        if x.shape[3] > 1 and map_sums is not None:
-            # Every image's row before the next row: the map sums are added once per block.
-            out[:, 0] = fused_colour_stack_stats(x, y, summed=summed, **args)
-            return out
         for i in range(n):
             args["map_sums"] = map_sums if summed is None or summed[i] else None
             if x.shape[3] == 1:

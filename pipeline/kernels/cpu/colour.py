@@ -68,7 +68,7 @@ from pipeline.kernels.cpu.uniform import (
 )
 from pipeline.kernels.statistics import empty_statistics, merge_statistics
 
-__all__ = ["fused_colour_packed_stats", "fused_colour_stack_stats"]
+__all__ = ["fused_colour_packed_stats"]
 
 # Planes of a combined row (see combine.combine_row): ssim, cs, luminance,
 # contrast, structure. cs is not part of the packed statistics.
@@ -177,35 +177,28 @@ def _colour_chunks(
     isums: np.ndarray | None,
     packed: np.ndarray,
     map_sums: np.ndarray | None,
-    summed: np.ndarray,
     first: int,
     stop: int,
 ) -> None:
-    """Row chunks ``first:stop`` of ``(image, y, x, channel)`` pairs into ``packed[image, chunk]``.
+    """Row chunks ``first:stop`` of a ``(y, x, channel)`` pair into ``packed[chunk]``.
 
-    Output rows ``bounds[chunk]:bounds[chunk + 1]`` make a chunk; each output row
-    is made for every image before the next row. The window is the one whose
-    state is given, the other is None (as in
+    Output rows ``bounds[chunk]:bounds[chunk + 1]`` make a chunk. The window
+    is the one whose state is given, the other is None (as in
     :func:`~pipeline.kernels.cpu.chunk.maps_chunks`, so that only its path
-    is compiled): ``rings[chunk, image]``, a ``(2, channels, win_size, width)``
-    ring of input rows of the Gaussian path (float32, or float64 for float64
-    input), or ``sums[chunk, image]``, ``(channels, 5, width)`` float64
+    is compiled): ``rings[chunk]``, a chunk's ``(2, channels, win_size,
+    width)`` input rows of the Gaussian path (float32, or float64 for float64
+    input), or ``sums[chunk]``, a chunk's ``(channels, 5, width)`` float64
     running column sums of the uniform path (restarted at each chunk) of the
-    data less ``shifts[image, channel]`` (as in ``maps_chunks``), or
-    ``isums[chunk, image]``, the same as exact int32 sums for uint8 input
-    (windows of at most ``INT_TAPS`` taps, as in ``maps_chunks``); both uniform
-    paths add and remove rows of a ring of ``win_size + 1`` contiguous input rows
-    per image, side and channel made here, in the input dtype. ``map_sums``,
-    when given, receives the averaged rows of the images flagged in ``summed``:
-    they are added up in float64, in image order, in one row of four planes that
-    stays in cache, and that row is added to ``map_sums[:4, row]`` once (the
-    same sums, bit for bit, as adding each image's row to a zeroed ``map_sums``
-    in turn, with a quarter of the memory traffic for four images).
+    data less ``shifts[channel]`` (as in ``maps_chunks``), or
+    ``isums[chunk]``, the same as exact int32 sums for uint8 input (windows of
+    at most ``INT_TAPS`` taps, as in ``maps_chunks``); both uniform paths add and
+    remove rows of a ring of ``win_size + 1`` contiguous input rows per side and
+    channel made here, in the input dtype. ``map_sums``, when given, adds the
+    averaged rows in float64 (as ``maps_chunks`` does).
     """
-    images = x.shape[0]
     win_size = g.shape[0]
-    width = x.shape[2]
-    channels = x.shape[3]
+    width = x.shape[1]
+    channels = x.shape[2]
     n_out = width - win_size + 1
     # Each channel's combined row and deficits 1 - ssim (see combine.combine_row),
     # then their channel means (the deficits' in float64: what the sums are made from).
@@ -223,101 +216,80 @@ def _colour_chunks(
     # ring of win_size + 1 rows, the window's and the one leaving it, in the input dtype.
     slots = win_size + 1
     if rings is None:
-        window = np.empty((images, 2, channels, slots, width), dtype=x.dtype)
+        window = np.empty((2, channels, slots, width), dtype=x.dtype)
     if sums is not None:
         m = np.empty((5, n_out), dtype=np.float64)
         scale = g[0] * g[0]
     if isums is not None:
         im = np.empty((5, n_out), dtype=np.int32)
         itmp = np.empty((2, width), dtype=np.int32)
-    if map_sums is not None:
-        # One output row's four maps summed over the images (add_map_row's layout).
-        row_sums = np.empty((4, 1, n_out))
 
     for chunk in range(first, stop):
         row_start = bounds[chunk]
         row_stop = bounds[chunk + 1]
-        for n in range(images):
-            if rings is not None:
-                ring = rings[chunk, n]
-                for r in range(row_start, row_start + win_size - 1):
-                    _load_channel_rows(x[n], r, ring[0], r % win_size)
-                    _load_channel_rows(y[n], r, ring[1], r % win_size)
-            else:
-                rows = window[n]
+        if rings is not None:
+            ring = rings[chunk]
+            for r in range(row_start, row_start + win_size - 1):
+                _load_channel_rows(x, r, ring[0], r % win_size)
+                _load_channel_rows(y, r, ring[1], r % win_size)
+        else:
+            for r in range(row_start, row_start + win_size):
+                _load_channel_rows(x, r, window[0], r % slots)
+                _load_channel_rows(y, r, window[1], r % slots)
+        if sums is not None:
+            v = sums[chunk]
+            v[:, :, :] = 0.0
+            for c in range(channels):
                 for r in range(row_start, row_start + win_size):
-                    _load_channel_rows(x[n], r, rows[0], r % slots)
-                    _load_channel_rows(y[n], r, rows[1], r % slots)
-            if sums is not None:
-                v = sums[chunk, n]
-                v[:, :, :] = 0.0
-                for c in range(channels):
-                    for r in range(row_start, row_start + win_size):
-                        add_row(rows[0, c], rows[1, c], r % slots, 1.0, shifts[n, c], v[c])
-            if isums is not None:
-                iv = isums[chunk, n]
-                iv[:, :, :] = 0
-                for c in range(channels):
-                    for r in range(row_start, row_start + win_size):
-                        add_row_int(rows[0, c], rows[1, c], r % slots, iv[c])
+                    add_row(window[0, c], window[1, c], r % slots, 1.0, shifts[c], v[c])
+        if isums is not None:
+            iv = isums[chunk]
+            iv[:, :, :] = 0
+            for c in range(channels):
+                for r in range(row_start, row_start + win_size):
+                    add_row_int(window[0, c], window[1, c], r % slots, iv[c])
 
         for i in range(row_start, row_stop):
             new = i + win_size - 1
-            if map_sums is not None:
-                row_sums[:, :, :] = 0.0
-            for n in range(images):
+            if rings is not None:
+                _load_channel_rows(x, new, ring[0], new % win_size)
+                _load_channel_rows(y, new, ring[1], new % win_size)
+            elif i > row_start:
+                # The row entering the uniform window, in the slot of the one that left
+                # it a row ago (the row leaving it now stays readable).
+                _load_channel_rows(x, new, window[0], new % slots)
+                _load_channel_rows(y, new, window[1], new % slots)
+            for c in range(channels):
+                out = parts[c]
+                deficit = deficits[c]
                 if rings is not None:
-                    ring = rings[chunk, n]
-                    _load_channel_rows(x[n], new, ring[0], new % win_size)
-                    _load_channel_rows(y[n], new, ring[1], new % win_size)
-                else:
-                    rows = window[n]
-                    if i > row_start:
-                        # The row entering the uniform window, in the slot of the one that
-                        # left it a row ago (the row leaving it now stays readable).
-                        _load_channel_rows(x[n], new, rows[0], new % slots)
-                        _load_channel_rows(y[n], new, rows[1], new % slots)
+                    rx = ring[0, c]
+                    ry = ring[1, c]
+                    gaussian_row(
+                        rx, ry, g32, i, n_out, c1, c2, cov_norm, 5, col, acc, mo, out, deficit
+                    )
                 if sums is not None:
-                    v = sums[chunk, n]
+                    if i > row_start:
+                        old = (i - 1) % slots
+                        swap_row(window[0, c], window[1, c], new % slots, old, shifts[c], v[c])
+                    uniform_row(
+                        v[c], m, win_size, n_out, scale, shifts[c], c1, c2, cov_norm, 5, mo,
+                        out, deficit,
+                    )  # fmt: skip
                 if isums is not None:
-                    iv = isums[chunk, n]
-                for c in range(channels):
-                    out = parts[c]
-                    deficit = deficits[c]
-                    if rings is not None:
-                        rx = ring[0, c]
-                        ry = ring[1, c]
-                        gaussian_row(
-                            rx, ry, g32, i, n_out, c1, c2, cov_norm, 5, col, acc, mo, out, deficit
-                        )
-                    if sums is not None:
-                        if i > row_start:
-                            old = (i - 1) % slots
-                            swap_row(rows[0, c], rows[1, c], new % slots, old, shifts[n, c], v[c])
-                        uniform_row(
-                            v[c], m, win_size, n_out, scale, shifts[n, c], c1, c2, cov_norm, 5,
-                            mo, out, deficit,
-                        )  # fmt: skip
-                    if isums is not None:
-                        if i > row_start:
-                            old = (i - 1) % slots
-                            swap_row_int(rows[0, c], rows[1, c], new % slots, old, iv[c])
-                        uniform_row_int(
-                            iv[c], im, itmp, win_size, n_out, c1, c2, cov_norm, 5, mo, out, deficit
-                        )
-                _average_channels(parts, deficits, n_out, total, mean_deficit)
-                # The averaged row is still in L1: reduce it before the next one overwrites it.
-                add_row_partial(
-                    total[0], mean_deficit, total[2], total[3], total[4], n_out, packed[n, chunk]
-                )
-                if map_sums is not None and summed[n]:
-                    add_map_row(total, n_out, row_sums, 0)
+                    if i > row_start:
+                        old = (i - 1) % slots
+                        swap_row_int(window[0, c], window[1, c], new % slots, old, iv[c])
+                    uniform_row_int(
+                        iv[c], im, itmp, win_size, n_out, c1, c2, cov_norm, 5, mo, out, deficit
+                    )
+            _average_channels(parts, deficits, n_out, total, mean_deficit)
+            # The averaged row is still in L1: reduce it before the next one overwrites it.
+            add_row_partial(
+                total[0], mean_deficit, total[2], total[3], total[4], n_out, packed[chunk]
+            )
             if map_sums is not None:
-                for k in range(4):
-                    src = row_sums[k, 0]
-                    dst = map_sums[k, i]
-                    for j in range(n_out):
-                        dst[j] += src[j]
+                add_map_row(total, n_out, map_sums, i)
 
 
 def fused_colour_packed_stats(
@@ -383,6 +355,8 @@ def fused_colour_packed_stats(
     >>> float(packed[SUM] / packed[COUNT])
     1.0
     """
+    if isinstance(bins, bool) or not isinstance(bins, int | np.integer) or bins < 1:
+        raise ValueError(f"bins must be a positive integer (got {bins!r})")
     x = np.asarray(x)
     y = np.asarray(y)
     if x.ndim != 3 or x.shape != y.shape or x.shape[2] < 1:
@@ -390,113 +364,36 @@ def fused_colour_packed_stats(
             "the fused colour kernel needs two (rows, cols, channels) arrays of the same shape "
             f"(got {x.shape} and {y.shape})"
         )
-    out: np.ndarray = fused_colour_stack_stats(
-        x[None],
-        y[None],
-        weights=weights,
-        uniform=uniform,
-        c1=c1,
-        c2=c2,
-        bins=bins,
-        cov_norm=cov_norm,
-        threads=threads,
-        map_sums=map_sums,
-    )[0]
-    return out
-
-
-def fused_colour_stack_stats(
-    x: Any,
-    y: Any,
-    *,
-    weights: np.ndarray,
-    uniform: bool,
-    c1: float,
-    c2: float,
-    bins: int,
-    cov_norm: float = 1.0,
-    threads: int | None = None,
-    map_sums: np.ndarray | None = None,
-    summed: Any = None,
-) -> np.ndarray:
-    """:func:`fused_colour_packed_stats` of each pair of a stack, in one pass over its rows.
-
-    Parameters
-    ----------
-    x, y : numpy.ndarray
-        ``(images, rows, cols, channels)`` stacks of the same shape, channels last
-        (dtypes as for :func:`fused_colour_packed_stats`).
-    weights, uniform, c1, c2, bins, cov_norm, threads
-        As for :func:`fused_colour_packed_stats`.
-    map_sums : numpy.ndarray, optional
-        ``(k >= 4, rows - win_size + 1, cols - win_size + 1)`` float64, C-contiguous:
-        the sum over the images flagged in ``summed`` of their channel-averaged
-        ``ssim``, ``luminance``, ``contrast`` and ``structure`` maps is added to its
-        first four components in place (in float64, in image order: the sums of
-        adding each image's maps in turn). Each output row is made for every image
-        before the next, so that row's sums are added to ``map_sums`` once per
-        stack, not once per image.
-    summed : array_like of bool, optional
-        One flag per image: the images flagged False are left out of ``map_sums``
-        (None: every image is added).
-
-    Returns
-    -------
-    numpy.ndarray, shape ``(images, len(FIELDS) + bins)``
-        Each image's row of :func:`fused_colour_packed_stats`, bit for bit.
-    """
-    if isinstance(bins, bool) or not isinstance(bins, int | np.integer) or bins < 1:
-        raise ValueError(f"bins must be a positive integer (got {bins!r})")
-    x = np.asarray(x)
-    y = np.asarray(y)
-    if x.ndim != 4 or x.shape != y.shape or x.shape[3] < 1:
-        raise ValueError(
-            "the fused colour kernel needs two (images, rows, cols, channels) stacks of the "
-            f"same shape (got {x.shape} and {y.shape})"
-        )
-    images = x.shape[0]
-    flags = np.ones(images, dtype=np.bool_)
-    if summed is not None:
-        flags = np.asarray(summed, dtype=np.bool_)
-        if flags.shape != (images,):
-            raise ValueError(
-                f"summed must hold one flag per image (got shape {flags.shape} for {images} images)"
-            )
-    g = check_weights(weights, x.shape[1:3])
+    g = check_weights(weights, x.shape[:2])
     dtype = kernel_dtype(x, y)
     x = read_only(np.ascontiguousarray(x, dtype=dtype))
     y = read_only(np.ascontiguousarray(y, dtype=dtype))
     win_size = g.shape[0]
     # Same threads and row chunks as fused_maps on each channel: the uniform
     # path's running sums restart at the same rows, so every value agrees.
-    n_threads = plan_threads(threads, x.shape[1:3], win_size)
-    bounds = row_bounds(x.shape[1] - win_size + 1, n_threads, win_size, uniform)
+    n_threads = plan_threads(threads, x.shape[:2], win_size)
+    bounds = row_bounds(x.shape[0] - win_size + 1, n_threads, win_size, uniform)
     n_chunks = bounds.shape[0] - 1
-    packed = empty_statistics(images, n_chunks, int(bins))
-    # Each chunk's state of its window's path, per image, side and channel (see fused._launch).
-    channels, width = x.shape[3], x.shape[2]
+    packed = empty_statistics(n_chunks, 1, int(bins))[:, 0]
+    # Each chunk's state of its window's path, per side and channel (see fused._launch).
+    channels, width = x.shape[2], x.shape[1]
     ring_dtype = np.float64 if dtype == np.float64 else np.float32
     stride = ring_width(width, np.dtype(ring_dtype).itemsize)
-    ring_shape = (n_chunks, images, 2, channels, win_size, stride)
+    ring_shape = (n_chunks, 2, channels, win_size, stride)
     rings = None if uniform else np.empty(ring_shape, dtype=ring_dtype)
     # uint8 under a uniform window of at most INT_TAPS taps: exact int32 sums (as fused._launch).
     exact = uniform and dtype == np.uint8 and win_size <= INT_TAPS
-    state = (n_chunks, images, channels, 5, width)
-    sums = np.empty(state) if uniform and not exact else None
-    shifts = np.zeros((images, channels))
+    sums = np.empty((n_chunks, channels, 5, width)) if uniform and not exact else None
+    shifts = np.zeros(channels)
     if sums is not None:
-        for n in range(images):
-            shifts[n] = [data_shift(x[n, ..., c], y[n, ..., c]) for c in range(channels)]
-    isums = np.empty(state, dtype=np.int32) if exact else None
-    check_map_sums(map_sums, (x.shape[1] - win_size + 1, x.shape[2] - win_size + 1))
-    if images == 0:
-        return packed[:, 0]
+        shifts[:] = [data_shift(x[..., c], y[..., c]) for c in range(channels)]
+    isums = np.empty((n_chunks, channels, 5, width), dtype=np.int32) if exact else None
+    check_map_sums(map_sums, (x.shape[0] - win_size + 1, x.shape[1] - win_size + 1))
     args = (
         x, y, g, bounds, float(c1), float(c2), float(cov_norm), shifts, rings, sums, isums,
-        packed, map_sums, flags,
+        packed, map_sums,
     )  # fmt: skip
     run_kernel(_colour_chunks, n_threads, n_chunks, args)
     if n_chunks == 1:
-        return packed[:, 0]
-    # Each image's chunks merged on their own, as a one-image call merges them.
-    return np.stack([np.asarray(merge_statistics(part, axis=0)) for part in packed])
+        return packed[0]
+    return np.asarray(merge_statistics(packed, axis=0))
