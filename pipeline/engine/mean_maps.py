@@ -62,73 +62,69 @@ __all__ = [
 ]
 
 
-def _add_blocks(blocks: Any, axis: Any = None, keepdims: bool = True) -> np.ndarray:
-    """The sum of (nested lists of) equally shaped blocks, added into the first in place."""
-    if not isinstance(blocks, list):
-        return np.asarray(blocks)
-    parts = [_add_blocks(b) for b in blocks]
-    total = parts[0]
-    for part in parts[1:]:
-        total += part
+def _add_into(total: np.ndarray, part: np.ndarray) -> np.ndarray:
+    """``total += part``, in place: both are blocks of one batch's tree of adds."""
+    total += part
     return total
 
 
-def _sum_of_blocks(blocks: Any, axis: Any = None, keepdims: bool = False) -> np.ndarray:
-    total = _add_blocks(blocks)
-    return total if keepdims else total[0]
+def _held(blocks: list[list[np.ndarray]]) -> np.ndarray:
+    """``(1, y, x, component)`` blocks (``[y block][x block]``) as one ``(component, y, x)`` sum.
+
+    The sum is returned in a 0-d object holder; one block (the whole map) is a view
+    of the block task's own ``(component, y, x)`` sums: no copy.
+    """
+    if len(blocks) == 1 and len(blocks[0]) == 1:
+        whole = np.moveaxis(blocks[0][0][0], -1, 0)
+    else:
+        rows = [np.concatenate([block[0] for block in row], axis=1) for row in blocks]
+        whole = np.ascontiguousarray(np.moveaxis(np.concatenate(rows, axis=0), -1, 0))
+    holder = np.empty((), dtype=object)
+    holder[()] = whole
+    return holder
 
 
 def sum_chunks(sums: da.Array) -> da.Array:
     """``(image chunk, y, x, component)`` sums added over the image chunks (a tree of adds).
 
-    Unlike ``sums.sum(axis=0)`` no group of blocks is concatenated first, and no
-    step allocates: each adds whole ``(y, x, component)`` blocks into the first of
-    them, in place, in the blocks' own memory order. The blocks of ``sums`` are
-    therefore consumed: they must be sums made for this reduction and read by no
-    other task of the same compute, as the block tasks' map sums are
-    (:func:`pipeline.engine.graphs.statistics_graphs`: each block task's own
-    array, one block of one batch's sum). Each step adds its blocks in the order of
-    the tree: the result does not depend on the scheduler.
+    Each spatial block's image chunks are added pairwise, level by level (chunks
+    ``0 + 1``, ``2 + 3``, ..., then those sums pairwise): a fixed tree, so the result
+    does not depend on the scheduler. Unlike ``sums.sum(axis=0)`` no group of blocks
+    is concatenated and no step allocates: each adds a block into another, in place.
+    The blocks of ``sums`` are therefore consumed: they must be sums made for this
+    reduction and read by no other task of the same compute, as the block tasks' map
+    sums are (:func:`pipeline.engine.graphs.statistics_graphs`: each block task's
+    own array, in one batch's sum).
 
     Returns
     -------
     dask.array.Array
         0-d, dtype object: its one element is the ``(component, y, x)`` float64 sum
-        (:func:`computed_sums` reads it). A computed array result is copied by Dask
-        (10 MB at 512 x 512); an object array's copy is only of the reference.
+        (:func:`computed_sums` reads it). Dask copies an array result (10 MB at
+        512 x 512, on the client); the copy of an object array is of the reference.
     """
-    total = da.reduction(
-        sums,
-        chunk=_add_blocks,
-        combine=_add_blocks,
-        aggregate=_sum_of_blocks,
-        axis=0,
-        concatenate=False,
-        keepdims=False,
-        dtype=np.float64,
-        split_every=2,
-        meta=np.empty((0, 0, 0), dtype=np.float64),
-    )
-    name = "mean-map-batch-sum-" + tokenize(total)
-    layer = {(name,): (_held, total.__dask_keys__())}
-    graph = HighLevelGraph.from_collections(name, layer, dependencies=[total])
+    name = "mean-map-batch-sum-" + tokenize(sums)
+    keys = sums.__dask_keys__()
+    layer: dict[Any, Any] = {}
+    roots = []
+    for iy in range(len(sums.chunks[1])):
+        row = []
+        for ix in range(len(sums.chunks[2])):
+            level = [keys[k][iy][ix][0] for k in range(len(keys))]
+            depth = 0
+            while len(level) > 1:
+                pairs = []
+                for j in range(0, len(level) - 1, 2):
+                    key = (f"{name}-add", depth, j // 2, iy, ix)
+                    layer[key] = (_add_into, level[j], level[j + 1])
+                    pairs.append(key)
+                level = pairs + level[len(level) - len(level) % 2 :]
+                depth += 1
+            row.append(level[0])
+        roots.append(row)
+    layer[(name,)] = (_held, roots)
+    graph = HighLevelGraph.from_collections(name, layer, dependencies=[sums])
     return da.Array(graph, name, chunks=(), dtype=object, meta=np.empty((), dtype=object))
-
-
-def _held(blocks: list[list[list[np.ndarray]]]) -> np.ndarray:
-    """The ``(y, x, component)`` blocks as one ``(component, y, x)`` array, in a 0-d holder.
-
-    One block (the whole map) is a view of the block task's own ``(component, y, x)``
-    sums: no copy.
-    """
-    if len(blocks) == 1 and len(blocks[0]) == 1:
-        whole = np.moveaxis(blocks[0][0][0], -1, 0)
-    else:
-        rows = [np.concatenate([b[0] for b in row], axis=1) for row in blocks]
-        whole = np.ascontiguousarray(np.moveaxis(np.concatenate(rows, axis=0), -1, 0))
-    holder = np.empty((), dtype=object)
-    holder[()] = whole
-    return holder
 
 
 def computed_sums(computed: np.ndarray) -> np.ndarray:
