@@ -478,3 +478,20 @@ def test_two_models_with_regions_into_an_object_store_resume_to_the_same_maps(
         for component, variable in NAMES.items():
             got = resumed[variable].sel(model=name).values[0]
             np.testing.assert_allclose(got, expected[component], rtol=0, atol=TOL)
+
+
+def test_empty_map_sums_take_over_the_first_batch_s_array() -> None:
+    # Zeros plus a batch's sums are those sums: the array is taken over, not added.
+    batch = np.arange(20, dtype=np.float64).reshape(5, 2, 2)
+    total = MapSums.zeros((2, 2))
+    total.add(MapSums(np.zeros((5, 2, 2)), 0))  # a batch without an ok pair adds nothing
+    total.add(MapSums(batch, 2))
+    assert total.sums is batch and total.count == 2
+    total.add(MapSums(np.ones((5, 2, 2)), 1))
+    np.testing.assert_array_equal(total.means(), (np.arange(20).reshape(5, 2, 2) + 1) / 3)
+    # A strided batch (a (y, x, component) layout) is made C-contiguous, values unchanged.
+    strided = np.moveaxis(np.arange(20, dtype=np.float64).reshape(2, 2, 5), -1, 0)
+    other = MapSums.zeros((2, 2))
+    other.add(MapSums(strided, 1))
+    assert other.sums.flags.c_contiguous
+    np.testing.assert_array_equal(other.sums, strided)
