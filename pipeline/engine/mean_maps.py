@@ -104,7 +104,7 @@ def sum_chunks(sums: da.Array) -> da.Array:
         512 x 512, on the client); the copy of an object array is of the reference.
     """
     name = "mean-map-batch-sum-" + tokenize(sums)
-    keys = sums.__dask_keys__()
+    keys: Any = sums.__dask_keys__()  # [image chunk][y block][x block][component block]
     layer: dict[Any, Any] = {}
     roots = []
     for iy in range(len(sums.chunks[1])):
@@ -123,7 +123,8 @@ def sum_chunks(sums: da.Array) -> da.Array:
             row.append(level[0])
         roots.append(row)
     layer[(name,)] = (_held, roots)
-    graph = HighLevelGraph.from_collections(name, layer, dependencies=[sums])
+    inputs: list[Any] = [sums]
+    graph = HighLevelGraph.from_collections(name, layer, dependencies=inputs)
     return da.Array(graph, name, chunks=(), dtype=object, meta=np.empty((), dtype=object))
 
 
