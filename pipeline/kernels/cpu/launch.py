@@ -12,11 +12,14 @@ from __future__ import annotations
 import functools
 import os
 import threading
-from concurrent.futures import ThreadPoolExecutor, wait
+import time
 from typing import Any
 
 import numba
 import numpy as np
+from numba import types
+from numba.core import cgutils
+from numba.extending import intrinsic
 
 from pipeline.kernels.cpu.combine import MAX_TAPS
 
@@ -38,9 +41,6 @@ FUSED_DTYPES = (np.dtype(np.uint8), np.dtype(np.uint16), np.dtype(np.float32), n
 
 # Launches over several threads take turns: two at once would oversubscribe the cores.
 _PARALLEL_LOCK = threading.Lock()
-# Made on the first launch over several threads (nothing starts at import).
-_POOL: ThreadPoolExecutor | None = None
-_POOL_PID = 0
 
 # Below this many output pixels a call stays serial: a launch over the pool costs
 # ~50-60 us (two threads, measured on 2 shared cores), about half the serial work
@@ -221,50 +221,228 @@ def run_kernel(kernel: Any, n_threads: int, n_chunks: int, args: tuple[Any, ...]
     """``kernel(*args, first, stop)`` over row chunks ``0:n_chunks`` on ``n_threads`` threads.
 
     One thread: a single call on the calling thread. More: the calling thread
-    and ``n_threads - 1`` pool threads take chunks one at a time until none is
-    left (so a thread that falls behind takes fewer, and a pool thread that has
-    not started by then is not waited for); the kernel releases the GIL, and
+    and up to ``n_threads - 1`` pool threads take chunks one at a time until none
+    is left (so a thread that falls behind takes fewer, and a pool thread that
+    has not woken by then is not waited for); the kernel releases the GIL, and
     each chunk writes only its own rows and partials, so the result does not
-    depend on which thread ran which chunk.
+    depend on which thread ran which chunk. A pool thread's exception is raised
+    here, once every chunk under way has ended.
     """
     if n_threads == 1 or n_chunks == 1:
         kernel(*args, 0, n_chunks)
         return
-    chunks = iter(range(n_chunks))
-    chunk_lock = threading.Lock()
-
-    def work() -> None:
-        while True:
-            with chunk_lock:
-                chunk = next(chunks, None)
-            if chunk is None:
-                return
-            kernel(*args, chunk, chunk + 1)
-
     with _PARALLEL_LOCK:
-        pool = _thread_pool()
-        helpers = [pool.submit(work) for _ in range(min(n_threads, n_chunks) - 1)]
+        launch = _Launch(kernel, args, n_chunks, min(n_threads, n_chunks) - 1)
+        _hot_pool().post(launch)
+        launch.run_and_wait()
+
+
+# ---------------------------------------------------------------------------
+# The pool behind run_kernel
+#
+# A launch over two threads of a 512^2 image is ~0.3 ms of work per thread. A
+# pool thread asleep on a lock takes 50-100 us to be woken on these shared
+# virtual cores, and the caller as long again to be woken when the pool thread
+# ends last: a third of the call. So each pool thread, once it has helped a
+# launch, waits for the next one in compiled code for a while (``_SPIN_S``,
+# GIL released) before it sleeps, and the caller waits for the chunks still
+# under way the same way. Calls one after another (a loop over images) thus
+# find their helper awake. The waits read a counter with an atomic load, which
+# LLVM may not hoist out of the loop, and are bounded: a helper that is not
+# needed sleeps after ``_SPIN_S`` and costs nothing more.
+
+_SPIN_S = 300e-6
+
+
+@intrinsic
+def _load_acquire(typingctx: Any, counter: Any) -> Any:
+    """``counter[0]`` (a 1-D int64 array) read with an atomic acquire load."""
+    if not (isinstance(counter, types.Array) and counter.dtype == types.int64):
+        return None
+    sig = types.int64(counter)
+
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        array = cgutils.create_struct_proxy(signature.args[0])(context, builder, value=args[0])
+        return builder.load_atomic(array.data, "acquire", 8)
+
+    return sig, codegen
+
+
+@intrinsic
+def _fetch_add(typingctx: Any, counter: Any, delta: Any) -> Any:
+    """``counter[0] += delta`` as one atomic operation; the value before."""
+    if not (isinstance(counter, types.Array) and counter.dtype == types.int64):
+        return None
+    sig = types.int64(counter, types.int64)
+
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        array = cgutils.create_struct_proxy(signature.args[0])(context, builder, value=args[0])
+        return builder.atomic_rmw("add", array.data, args[1], "acq_rel")
+
+    return sig, codegen
+
+
+# numba passes the typing context to an intrinsic itself: mypy sees one argument
+# too few in the calls below.
+
+
+@numba.njit(nogil=True, cache=True)
+def _add(counter: np.ndarray, delta: int) -> int:  # pragma: no cover - compiled
+    """``counter[0] += delta`` atomically (the GIL released or not, any thread)."""
+    return _fetch_add(counter, delta)  # type: ignore[call-arg]
+
+
+@numba.njit(nogil=True, cache=True)
+def _wait_while_equal(counter: np.ndarray, value: int, spins: int) -> bool:  # pragma: no cover
+    """Spin while ``counter[0] == value``, at most ``spins`` reads; whether it changed."""
+    for _ in range(spins):
+        if _load_acquire(counter) != value:  # type: ignore[call-arg]
+            return True
+    return False
+
+
+@numba.njit(nogil=True, cache=True)
+def _leave_and_wait(
+    busy: np.ndarray, counter: np.ndarray, value: int, spins: int
+) -> bool:  # pragma: no cover - compiled
+    """``busy[0] -= 1``, then :func:`_wait_while_equal`.
+
+    The GIL is released before the decrement, so a caller waiting for ``busy``
+    to reach 0 finds the GIL free at once (it is not woken a second time).
+    """
+    _fetch_add(busy, -1)  # type: ignore[call-arg]
+    return _wait_while_equal(counter, value, spins)
+
+
+@functools.lru_cache(maxsize=1)
+def _spins() -> int:
+    """Reads of a counter in ``_SPIN_S`` on this machine (measured once)."""
+    counter = np.zeros(1, dtype=np.int64)
+    _wait_while_equal(counter, 0, 1000)  # compiled or loaded from the cache first
+    n = 200_000
+    start = time.perf_counter()
+    _wait_while_equal(counter, 0, n)
+    per_read = max((time.perf_counter() - start) / n, 1e-10)
+    return max(1000, int(_SPIN_S / per_read))
+
+
+class _Launch:
+    """One launch's chunks, taken by the caller and the pool threads that join it."""
+
+    def __init__(self, kernel: Any, args: tuple[Any, ...], n_chunks: int, seats: int) -> None:
+        self.kernel = kernel
+        self.args = args
+        self.n_chunks = n_chunks
+        self.next = 0
+        # Pool threads that may still join (the launch's thread count less the caller).
+        self.seats = seats
+        self.lock = threading.Lock()
+        # Pool threads that joined and have not left: changed atomically only.
+        self.busy = np.zeros(1, dtype=np.int64)
+        self.error: BaseException | None = None
+
+    def _take(self) -> int | None:
+        with self.lock:
+            if self.next >= self.n_chunks:
+                return None
+            chunk = self.next
+            self.next += 1
+            return chunk
+
+    def work(self) -> None:
+        """Chunks until none is left."""
+        while (chunk := self._take()) is not None:
+            self.kernel(*self.args, chunk, chunk + 1)
+
+    def join(self) -> bool:
+        """Whether a pool thread may work on this launch (then it must leave, once)."""
+        with self.lock:
+            if self.seats == 0 or self.next >= self.n_chunks:
+                return False
+            self.seats -= 1
+            _add(self.busy, 1)
+            return True
+
+    def run_and_wait(self) -> None:
+        """The caller's part: chunks until none is left, then the end of the pool's."""
         try:
-            work()
+            self.work()
         finally:
-            # The calling thread has taken every chunk left: a helper that has not
-            # started yet (its thread not woken on busy cores) would find none, so it
-            # is cancelled rather than waited for. Whatever happened here, no helper
-            # that did start may still write once this call returns.
-            started = [helper for helper in helpers if not helper.cancel()]
-            wait(started)
-        for helper in started:
-            helper.result()
+            # No chunk is left, so no pool thread joins from now on: wait for those
+            # that did to leave, in compiled code, then (one far behind) polling.
+            spins = _spins()
+            while (busy := int(self.busy[0])) > 0:
+                if not _wait_while_equal(self.busy, busy, spins):
+                    time.sleep(1e-4)
+        if self.error is not None:
+            raise self.error
 
 
-def _thread_pool() -> ThreadPoolExecutor:
+class _HotPool:
+    """Daemon threads that help launches and wait for the next one awake for a while."""
+
+    def __init__(self, size: int, *, start: bool = True) -> None:
+        # Bumped by each launch (under _PARALLEL_LOCK), read by the threads' waits.
+        self.generation = np.zeros(1, dtype=np.int64)
+        self.launch: _Launch | None = None
+        self.lock = threading.Lock()
+        self.sleepers = 0
+        self.wake = threading.Semaphore(0)
+        self.threads = [
+            threading.Thread(target=self._serve, name=f"fused-kernel-{k}", daemon=True)
+            for k in range(size)
+        ]
+        if start:
+            _spins()
+            for thread in self.threads:
+                thread.start()
+
+    def post(self, launch: _Launch) -> None:
+        """Offer ``launch`` to the pool: awake threads see it at once, asleep ones are woken."""
+        self.launch = launch
+        _add(self.generation, 1)
+        with self.lock:
+            woken = min(self.sleepers, launch.seats)
+            self.sleepers -= woken
+        for _ in range(woken):
+            self.wake.release()
+
+    def _serve(self) -> None:
+        seen = 0
+        spins = _spins()
+        left: _Launch | None = None
+        while True:
+            if left is not None:
+                changed = _leave_and_wait(left.busy, self.generation, seen, spins)
+                left = None
+            else:
+                changed = _wait_while_equal(self.generation, seen, spins)
+            if not changed:
+                with self.lock:
+                    asleep = int(self.generation[0]) == seen
+                    self.sleepers += asleep
+                if asleep:
+                    self.wake.acquire()
+            seen = int(self.generation[0])
+            launch = self.launch
+            if launch is not None and launch.join():
+                left = launch
+                try:
+                    launch.work()
+                except BaseException as error:  # raised by the launch's caller
+                    launch.error = launch.error or error
+
+
+_POOL: _HotPool | None = None
+_POOL_PID = 0
+
+
+def _hot_pool() -> _HotPool:
     """The pool of launches over several threads: numba's thread count less the caller."""
     global _POOL, _POOL_PID
     # A forked child inherits the pool object but none of its threads: it makes its own.
     if _POOL is None or _POOL_PID != os.getpid():
         pool_size: int = numba.config.NUMBA_NUM_THREADS  # type: ignore[attr-defined]
-        _POOL = ThreadPoolExecutor(
-            max_workers=max(1, pool_size - 1), thread_name_prefix="fused-kernel"
-        )
+        _POOL = _HotPool(max(1, pool_size - 1))
         _POOL_PID = os.getpid()
     return _POOL

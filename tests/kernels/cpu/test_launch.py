@@ -9,8 +9,9 @@ window, still refuse every bad window. The same checks are exercised through
 from __future__ import annotations
 
 import multiprocessing
+import os
 import threading
-from concurrent.futures import wait
+import time
 
 import numba
 import numpy as np
@@ -127,30 +128,56 @@ def test_kernel_dtype_of_each_pair() -> None:
     assert dtype_of("float16", "float16") == np.float64
 
 
-def test_run_kernel_does_not_wait_for_pool_threads_that_never_started() -> None:
-    # Every pool thread is held busy: the helpers of the launch cannot start, the
-    # calling thread takes every chunk, and the launch returns without them (the
-    # queued helpers are cancelled) instead of waiting for a pool thread to wake.
-    pool_size = max(1, numba.config.NUMBA_NUM_THREADS - 1)
-    release = threading.Event()
-    pool = launch._thread_pool()
-    blockers = [pool.submit(release.wait, 30) for _ in range(pool_size)]
+def test_run_kernel_does_not_wait_for_pool_threads_that_never_started(monkeypatch) -> None:
+    # A pool whose threads never start: the calling thread takes every chunk and the
+    # launch returns without them instead of waiting for a pool thread to wake.
+    pool = launch._HotPool(1, start=False)
+    monkeypatch.setattr(launch, "_POOL", pool)
+    monkeypatch.setattr(launch, "_POOL_PID", os.getpid())
     ran: list[tuple[int, int, int]] = []
 
     def kernel(first: int, stop: int) -> None:
         ran.append((threading.get_ident(), first, stop))
 
     caller = threading.Thread(target=launch.run_kernel, args=(kernel, 2, 6, ()))
-    try:
-        caller.start()
-        caller.join(timeout=20)
-        assert not caller.is_alive(), "run_kernel waited for a pool thread that never started"
-    finally:
-        release.set()
-        wait(blockers)
-        caller.join(timeout=20)
+    caller.start()
+    caller.join(timeout=20)
+    assert not caller.is_alive(), "run_kernel waited for a pool thread that never started"
     assert sorted((first, stop) for _, first, stop in ran) == [(k, k + 1) for k in range(6)]
     assert {thread for thread, _, _ in ran} == {caller.ident}
+
+
+def test_an_asleep_pool_thread_is_woken_by_the_next_launch() -> None:
+    # Both chunks wait for each other: the launch ends only if a pool thread runs one.
+    # Between launches the pool has waited long enough to fall asleep.
+    for _ in range(3):
+        both = threading.Barrier(2, timeout=20)
+        threads: set[int] = set()
+
+        def kernel(first: int, stop: int, both=both, threads=threads) -> None:
+            threads.add(threading.get_ident())
+            both.wait()
+
+        launch.run_kernel(kernel, 2, 2, ())
+        assert len(threads) == 2
+        time.sleep(20 * launch._SPIN_S)
+
+
+def test_an_exception_in_a_pool_thread_reaches_the_caller() -> None:
+    caller = threading.get_ident()
+    started = threading.Barrier(2, timeout=20)
+
+    def kernel(first: int, stop: int) -> None:
+        started.wait()  # one chunk on each thread
+        if threading.get_ident() != caller:
+            raise RuntimeError(f"chunk {first} failed")
+
+    with pytest.raises(RuntimeError, match=r"chunk \d failed"):
+        launch.run_kernel(kernel, 2, 2, ())
+    # The pool still serves the next launch.
+    ran: list[int] = []
+    launch.run_kernel(lambda first, stop: ran.append(first), 2, 8, ())
+    assert sorted(ran) == list(range(8))
 
 
 def test_run_kernel_runs_every_chunk_once_over_threads() -> None:
