@@ -80,6 +80,7 @@ from typing import Any
 import numpy as np
 
 from pipeline.kernels.cpu.chunk import maps_chunks
+from pipeline.kernels.cpu.gaussian import SCORE_TAPS
 from pipeline.kernels.cpu.launch import (
     FUSED_DTYPES,
     check_map_sums,
@@ -165,8 +166,17 @@ def _launch(
         chunk_scores = np.zeros((n_chunks, 2))
         outputs["score"] = chunk_scores
         scores.append(chunk_scores)
+    # The score alone under an odd Gaussian window of <= SCORE_TAPS taps: the
+    # sum/difference path, one float64 row of deficits per chunk.
+    sum_difference = rings is not None and output == "score" and win_size % 2 == 1
+    score_rows = (
+        np.empty((n_chunks, n_cols)) if sum_difference and win_size <= SCORE_TAPS else None
+    )
+    # float32 pixels: their sum in the float32 ring may round (integers do not).
+    rounded_centre = x.dtype == np.float32
     args = (
-        x, y, g, bounds, float(c1), float(c2), float(cov_norm), bool(components), shift, rings,
+        x, y, g, bounds, float(c1), float(c2), float(cov_norm), bool(components), shift,
+        bool(rounded_centre), rings, score_rows,
         sums, isums, outputs["maps"], outputs["score"], outputs["packed"], map_sums,
     )  # fmt: skip
     run_kernel(maps_chunks, n_threads, n_chunks, args)
