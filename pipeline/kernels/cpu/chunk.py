@@ -29,7 +29,7 @@ from __future__ import annotations
 import numpy as np
 
 from pipeline.kernels.cpu.combine import ACC, COL, jit
-from pipeline.kernels.cpu.gaussian import gaussian_row, gaussian_score_row, load_row
+from pipeline.kernels.cpu.gaussian import gaussian_row, gaussian_score_row, load_row, load_rows_sd
 from pipeline.kernels.cpu.partials import add_row_partial
 from pipeline.kernels.cpu.uniform import (
     add_row,
@@ -87,9 +87,9 @@ def maps_chunks(
     cov_norm: float,
     components: bool,
     shift: float,
-    rounded_centre: bool,
     rings: np.ndarray | None,
     score_rows: np.ndarray | None,
+    summed: bool,
     sums: np.ndarray | None,
     isums: np.ndarray | None,
     maps: np.ndarray | None,
@@ -111,9 +111,9 @@ def maps_chunks(
     ``INT_TAPS`` taps). With ``rings``, ``score_rows[chunk]`` (float64, ``n_out``
     wide; only for a score without maps, odd windows of up to ``SCORE_TAPS`` taps)
     takes each row's deficits from the sum/difference path
-    (:func:`~pipeline.kernels.cpu.gaussian.gaussian_score_row`; ``rounded_centre``:
-    float32 pixels, whose sums in the float32 ring may round). The outputs that are
-    not None receive the rows:
+    (:func:`~pipeline.kernels.cpu.gaussian.gaussian_score_row`; with ``summed``
+    its ring holds ``x + y`` and ``x - y``). The outputs that are not None receive
+    the rows:
     ``maps[rows, planes, cols]`` (planes ``ssim, cs`` and, with
     ``components``, ``luminance, contrast, structure``; one plane more, when
     ``maps`` has it, receives the float32 deficits ``1 - ssim``); ``scores[chunk]`` the
@@ -157,8 +157,11 @@ def maps_chunks(
             rx = rings[chunk, 0]
             ry = rings[chunk, 1]
             for r in range(row_start, row_start + win_size - 1):
-                load_row(x, r, rx, r % win_size)
-                load_row(y, r, ry, r % win_size)
+                if score_rows is not None:
+                    load_rows_sd(x, y, r, rx, ry, r % win_size, summed)
+                else:
+                    load_row(x, r, rx, r % win_size)
+                    load_row(y, r, ry, r % win_size)
         if sums is not None:
             v = sums[chunk]
             v[:, :] = 0.0
@@ -183,14 +186,15 @@ def maps_chunks(
                     row_deficit = maps[i, planes]
             if rings is not None:
                 last = i + win_size - 1
-                load_row(x, last, rx, last % win_size)
-                load_row(y, last, ry, last % win_size)
                 if score_rows is not None:
+                    load_rows_sd(x, y, last, rx, ry, last % win_size, summed)
                     gaussian_score_row(
-                        rx, ry, g32, i, n_out, c1, c2, cov_norm, rounded_centre, col, mo,
+                        rx, ry, g32, i, n_out, c1, c2, cov_norm, summed, col, mo,
                         score_rows[chunk],
                     )  # fmt: skip
                 else:
+                    load_row(x, last, rx, last % win_size)
+                    load_row(y, last, ry, last % win_size)
                     gaussian_row(
                         rx, ry, g32, i, n_out, c1, c2, cov_norm, planes, col, acc, mo, out,
                         row_deficit,

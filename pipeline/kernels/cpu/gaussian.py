@@ -16,7 +16,7 @@ import numpy as np
 
 from pipeline.kernels.cpu.combine import ACC, COL, CONTRACT, TILE, combine_row, jit
 
-__all__ = ["SCORE_TAPS", "gaussian_row", "gaussian_score_row", "load_row"]
+__all__ = ["SCORE_TAPS", "gaussian_row", "gaussian_score_row", "load_row", "load_rows_sd"]
 
 # ---------------------------------------------------------------------------
 # Gaussian window: centre-shifted float32 moments, vertical then horizontal
@@ -535,17 +535,134 @@ def gaussian_row(
 # which leaves d only the float32 rounding of the moments.
 
 
+@jit()
+def load_rows_sd(
+    x: np.ndarray, y: np.ndarray, row: int, rp: np.ndarray, rm: np.ndarray, slot: int, summed: bool
+) -> None:
+    """Input row ``row`` into ring row ``slot`` of the score's path (:func:`gaussian_score_row`).
+
+    With ``summed``, ``x + y`` into ``rp`` and ``x - y`` into ``rm``, formed in float64:
+    exact for uint8/uint16 pixels (held exactly by a float32 ring), rounded by 1e-16
+    relative for float64 pixels; ``y - x`` is exactly ``-(x - y)``. Without, ``x``
+    and ``y`` (float32 pixels), as :func:`load_row`.
+    """
+    if row < 0 or slot < 0:
+        return
+    if not summed:
+        load_row(x, row, rp, slot)
+        load_row(y, row, rm, slot)
+        return
+    for j in range(x.shape[1]):
+        a = np.float64(x[row, j])
+        b = np.float64(y[row, j])
+        rp[slot, j] = a + b
+        rm[slot, j] = a - b
+
+
 @jit(fastmath=CONTRACT)
 def _vertical_sweep_sd(
-    rx: np.ndarray, ry: np.ndarray, g: np.ndarray, i: int, j0: int, width: int, col: np.ndarray
+    rp: np.ndarray, rm: np.ndarray, g: np.ndarray, i: int, j0: int, width: int, col: np.ndarray
 ) -> None:
     """Column statistics of p = x + y and m = x - y, one sweep (odd windows of <= 11 taps).
 
-    ``col[q * COL + j]`` rows q: ``s_p, s_m`` (the centre samples' sum and
-    difference, float32), ``d_p, d_m`` (column mean less that float32 value:
-    the float64 ring's remainder included, not float32's rounding of ``s_x +
-    s_y``, which :func:`_centre_remainders` adds), ``V_p, V_m``. Same taps,
-    ring and negated deviations as :func:`_vertical_sweep`.
+    :func:`_vertical_sweep` on a ring of ``p`` and ``m`` rows (:func:`load_rows_sd`)
+    instead of ``x`` and ``y``: two second moments, no cross term. ``col[q * COL +
+    j]`` rows q: ``s_p, s_m`` (the centre samples as float32), ``d_p, d_m`` (column
+    mean less that float32 value, the float64 ring's remainder included), ``V_p,
+    V_m``.
+    """
+    win_size = g.shape[0]
+    half = win_size // 2
+    if i < 0 or j0 < 0 or width < 0 or half < 0:
+        return
+    centre = (i + half) % win_size
+    zero = np.float32(0.0)
+    a0 = g[0] if half > 0 else zero
+    a1 = g[1] if half > 1 else zero
+    a2 = g[2] if half > 2 else zero
+    a3 = g[3] if half > 3 else zero
+    a4 = g[4] if half > 4 else zero
+    t0 = (i + 0) % win_size if half > 0 else centre
+    t1 = (i + 1) % win_size if half > 1 else centre
+    t2 = (i + 2) % win_size if half > 2 else centre
+    t3 = (i + 3) % win_size if half > 3 else centre
+    t4 = (i + 4) % win_size if half > 4 else centre
+    b0 = (i + win_size - 1) % win_size if half > 0 else centre
+    b1 = (i + win_size - 2) % win_size if half > 1 else centre
+    b2 = (i + win_size - 3) % win_size if half > 2 else centre
+    b3 = (i + win_size - 4) % win_size if half > 3 else centre
+    b4 = (i + win_size - 5) % win_size if half > 4 else centre
+    pc, mc = rp[centre], rm[centre]
+    p0, p1, p2, p3, p4 = rp[t0], rp[t1], rp[t2], rp[t3], rp[t4]
+    p5, p6, p7, p8, p9 = rp[b0], rp[b1], rp[b2], rp[b3], rp[b4]
+    m0, m1, m2, m3, m4 = rm[t0], rm[t1], rm[t2], rm[t3], rm[t4]
+    m5, m6, m7, m8, m9 = rm[b0], rm[b1], rm[b2], rm[b3], rm[b4]
+    # Deviations negated, as in _vertical_sweep: the row's load folds into the subtraction.
+    for j in range(width):
+        q = j0 + j
+        sp = pc[q]
+        sm = mc[q]
+        u = np.float32(sp - p0[q])
+        ub = np.float32(sp - p5[q])
+        w = np.float32(sm - m0[q])
+        wb = np.float32(sm - m5[q])
+        d_p = a0 * (u + ub)
+        d_m = a0 * (w + wb)
+        v_p = a0 * (u * u + ub * ub)
+        v_m = a0 * (w * w + wb * wb)
+        u = np.float32(sp - p1[q])
+        ub = np.float32(sp - p6[q])
+        w = np.float32(sm - m1[q])
+        wb = np.float32(sm - m6[q])
+        d_p += a1 * (u + ub)
+        d_m += a1 * (w + wb)
+        v_p += a1 * (u * u + ub * ub)
+        v_m += a1 * (w * w + wb * wb)
+        u = np.float32(sp - p2[q])
+        ub = np.float32(sp - p7[q])
+        w = np.float32(sm - m2[q])
+        wb = np.float32(sm - m7[q])
+        d_p += a2 * (u + ub)
+        d_m += a2 * (w + wb)
+        v_p += a2 * (u * u + ub * ub)
+        v_m += a2 * (w * w + wb * wb)
+        u = np.float32(sp - p3[q])
+        ub = np.float32(sp - p8[q])
+        w = np.float32(sm - m3[q])
+        wb = np.float32(sm - m8[q])
+        d_p += a3 * (u + ub)
+        d_m += a3 * (w + wb)
+        v_p += a3 * (u * u + ub * ub)
+        v_m += a3 * (w * w + wb * wb)
+        u = np.float32(sp - p4[q])
+        ub = np.float32(sp - p9[q])
+        w = np.float32(sm - m4[q])
+        wb = np.float32(sm - m9[q])
+        d_p += a4 * (u + ub)
+        d_m += a4 * (w + wb)
+        v_p += a4 * (u * u + ub * ub)
+        v_m += a4 * (w * w + wb * wb)
+        s_p = np.float32(sp)
+        s_m = np.float32(sm)
+        col[4 * COL + j] = v_p - d_p * d_p
+        col[5 * COL + j] = v_m - d_m * d_m
+        col[j] = s_p
+        col[COL + j] = s_m
+        # float64 ring: what float32 could not hold of s moves into d (zero otherwise).
+        col[2 * COL + j] = np.float32(sp - s_p) - d_p
+        col[3 * COL + j] = np.float32(sm - s_m) - d_m
+
+
+@jit(fastmath=CONTRACT)
+def _vertical_sweep_sd_xy(
+    rx: np.ndarray, ry: np.ndarray, g: np.ndarray, i: int, j0: int, width: int, col: np.ndarray
+) -> None:
+    """:func:`_vertical_sweep_sd` from a float32 ring of ``x`` and ``y`` rows (float32 pixels).
+
+    ``x + y`` of float32 pixels is not a float32 number: the deviations are formed
+    as in :func:`_vertical_sweep` (``u = s_x - x``, ``w = s_y - y``) and joined,
+    ``p = u + w``, ``m = u - w``. The centre's ``s_x + s_y`` and ``s_x - s_y`` round
+    in float32: :func:`_centre_remainders` adds that error to ``d_p``, ``d_m``.
     """
     win_size = g.shape[0]
     half = win_size // 2
@@ -622,18 +739,12 @@ def _vertical_sweep_sd(
         d_m += a4 * (m + mb)
         v_p += a4 * (p * p + pb * pb)
         v_m += a4 * (m * m + mb * mb)
-        # In the ring's dtype: exact for uint8/uint16 pixels in float32, rounded by
-        # ~1e-16 relative in float64 (whose float32 remainder goes to d).
-        sp = sx + sy
-        sm = sx - sy
-        s_p = np.float32(sp)
-        s_m = np.float32(sm)
         col[4 * COL + j] = v_p - d_p * d_p
         col[5 * COL + j] = v_m - d_m * d_m
-        col[j] = s_p
-        col[COL + j] = s_m
-        col[2 * COL + j] = np.float32(sp - s_p) - d_p
-        col[3 * COL + j] = np.float32(sm - s_m) - d_m
+        col[j] = sx + sy
+        col[COL + j] = sx - sy
+        col[2 * COL + j] = -d_p
+        col[3 * COL + j] = -d_m
 
 
 @jit()
@@ -642,11 +753,11 @@ def _centre_remainders(
 ) -> None:
     """Add float32's rounding of ``s_x + s_y`` and ``s_x - s_y`` to ``d_p``, ``d_m``.
 
-    For float32 pixels, whose sum and difference float32 may round (by up to
-    half an ulp of ``|s_x| + |s_y|``, 1e-3 for data near 1e4, which would
-    enter every deviation of the horizontal pass). The exact error of each
-    rounded sum (Knuth's two-sum, exact in float32 and the same for ``(y, x)``
-    up to the sign of the difference's).
+    For float32 pixels (:func:`_vertical_sweep_sd_xy`), whose sum and difference
+    float32 may round (by up to half an ulp of ``|s_x| + |s_y|``, 1e-3 for data
+    near 1e4, which would enter every deviation of the horizontal pass): the
+    exact error of each rounded sum (Knuth's two-sum; the same for ``(y, x)``, up
+    to the sign of the difference's).
     """
     if centre < 0 or j0 < 0 or width < 0:
         return
@@ -785,15 +896,15 @@ def _combine_score(
 
 @jit()
 def gaussian_score_row(
-    rx: np.ndarray,
-    ry: np.ndarray,
+    rp: np.ndarray,
+    rm: np.ndarray,
     g: np.ndarray,
     i: int,
     n_out: int,
     c1: float,
     c2: float,
     cov_norm: float,
-    rounded_centre: bool,
+    summed: bool,
     col: np.ndarray,
     mo: np.ndarray,
     deficit: np.ndarray,
@@ -801,11 +912,14 @@ def gaussian_score_row(
     """float64 deficits ``1 - ssim`` of output row ``i`` (odd windows of <= 11 taps), for a score.
 
     The sum/difference basis (comment above :func:`_vertical_sweep_sd`), in
-    column tiles as :func:`gaussian_row`. ``rounded_centre``: the ring is float32
-    and the pixels are not integers (float32 input), so ``s_x + s_y`` may round
-    and :func:`_centre_remainders` carries its error. ``col`` (``>= 6 * COL +
-    2 * _PAIRS`` float32) must hold finite values where no tile writes (zeros at
-    first): a window of fewer than 11 taps reads them with weight 0.
+    column tiles as :func:`gaussian_row`. With ``summed``, ``rp`` and ``rm`` are the
+    ring of ``x + y`` and ``x - y`` rows (:func:`load_rows_sd`; float32 for
+    uint8/uint16 pixels, float64 for float64 pixels: exact, or nearly so); without,
+    the float32 ring of ``x`` and ``y`` rows (float32 pixels, whose sum float32
+    would round and a float64 ring would slow down; :func:`_vertical_sweep_sd_xy`).
+    ``col`` (``>= 6 * COL + 2 * _PAIRS`` float32) must hold finite values where no
+    tile writes (zeros at first): a window of fewer than 11 taps reads them with
+    weight 0.
     """
     win_size = g.shape[0]
     half = win_size // 2
@@ -818,8 +932,10 @@ def gaussian_score_row(
     for j0 in range(0, n_out, tile):
         n_tile = min(tile, n_out - j0)
         width = n_tile + win_size - 1
-        _vertical_sweep_sd(rx, ry, g, i, j0, width, view)
-        if rounded_centre:
-            _centre_remainders(rx, ry, centre, j0, width, view)
+        if summed:
+            _vertical_sweep_sd(rp, rm, g, i, j0, width, view)
+        else:
+            _vertical_sweep_sd_xy(rp, rm, g, i, j0, width, view)
+            _centre_remainders(rp, rm, centre, j0, width, view)
         _horizontal_sweep_sd(col, g, n_tile, cov_norm, mo)
         _combine_score(mo, n_tile, c1, c2, deficit, j0)
