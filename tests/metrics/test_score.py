@@ -41,6 +41,7 @@ def full_tolerance(reference: float) -> float:
     """
     return SCORE_TOLERANCE + 2.0**-24 * abs(1.0 - reference)
 
+
 SKIMAGE_ARGS = {
     "wang2004": {"gaussian_weights": True, "sigma": 1.5, "use_sample_covariance": False},
     "skimage": {},
