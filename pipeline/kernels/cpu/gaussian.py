@@ -7,7 +7,10 @@ input rows sit in a ring of ``win_size`` rows, each converted once
 window's moments by the law of total variance (:func:`_horizontal_pass`);
 :func:`~pipeline.kernels.cpu.combine.combine_row` makes the maps. Why every
 (co)variance is centred on the window's centre sample, and what precision that
-buys, is the comment below.
+buys, is the comment below. A score alone (odd windows of up to 11 taps) takes
+:func:`gaussian_score_row` instead: the same passes on ``x + y`` and ``x - y``,
+four moments instead of five, and a float64 comparison step (the second
+comment).
 """
 
 from __future__ import annotations
