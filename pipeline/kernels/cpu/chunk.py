@@ -189,8 +189,9 @@ def maps_chunks(
                 if score_rows is not None:
                     load_rows_sd(x, y, last, rx, ry, last % win_size, summed)
                     gaussian_score_row(
-                        rx, ry, g32, i, n_out, c1, c2, cov_norm, summed, col, score_rows[chunk]
-                    )
+                        rx, ry, g32, i, n_out, c1, c2, cov_norm, summed, col, mo,
+                        score_rows[chunk],
+                    )  # fmt: skip
                 else:
                     load_row(x, last, rx, last % win_size)
                     load_row(y, last, ry, last % win_size)

@@ -793,31 +793,18 @@ def _centre_remainders(
 
 @jit(fastmath=CONTRACT)
 def _horizontal_sweep_sd(
-    col: np.ndarray,
-    g: np.ndarray,
-    n_out: int,
-    cov_norm: float,
-    c1: float,
-    c2: float,
-    deficit: np.ndarray,
-    o0: int,
+    col: np.ndarray, g: np.ndarray, n_out: int, cov_norm: float, mo: np.ndarray
 ) -> None:
-    """float64 deficits ``d = 1 - ssim`` of a tile into ``deficit[o0:o0 + n_out]``, one sweep.
+    """``mu_p, mu_m, var(p), var(m)`` of a tile into ``mo[q * ACC + o]``, one sweep.
 
-    :func:`_horizontal_sweep` on the column statistics of :func:`_vertical_sweep_sd`
-    (``mu_p, mu_m, var(p), var(m)``, float32), for odd windows of up to
-    ``2 * _PAIRS + 1`` taps: output ``o``'s centre column is ``o + _PAIRS`` (the
-    vertical pass writes a smaller window's columns that far in) and the missing
-    taps have weight 0 (their columns hold finite values: 0 times them adds
-    exactly 0). The comparison step follows in the same loop, in float64, as one
-    quotient (the comment above :func:`load_rows_sd`): only squares of ``mu_m`` and
-    ``var(m)`` enter, so swapping x and y (m -> -m) changes nothing, and m = 0
-    gives d = 0 exactly. In one loop with the sums, the float64 division overlaps
-    them (LLVM vectorises it four outputs wide); as a loop of its own it cost
-    ~0.3 ns per output more than the five-moment path's float32 step.
+    :func:`_horizontal_sweep` on the column statistics of
+    :func:`_vertical_sweep_sd`, for odd windows of up to ``2 * _PAIRS + 1``
+    taps: output ``o``'s centre column is ``o + _PAIRS`` (the vertical pass
+    writes a smaller window's columns that far in) and the missing taps have
+    weight 0 (their columns hold finite values: 0 times them adds exactly 0).
     """
     half = g.shape[0] // 2
-    if n_out < 0 or half > _PAIRS or half < 0 or o0 < 0:
+    if n_out < 0 or half > _PAIRS or half < 0:
         return
     skip = _PAIRS - half
     zero = np.float32(0.0)
@@ -834,7 +821,6 @@ def _horizontal_sweep_sd(
     r4 = np.uint64(4 * COL)
     r5 = np.uint64(5 * COL)
     norm = np.float32(cov_norm)
-    base = np.uint64(o0)
     for o in range(n_out):
         ou = np.uint64(o)
         c = ou + h
@@ -891,16 +877,36 @@ def _horizontal_sweep_sd(
         e_m += b4 * (f + fb)
         e_pp += b4 * ((e * e + col[ja + r4]) + (eb * eb + col[jb + r4]))
         e_mm += b4 * ((f * f + col[ja + r5]) + (fb * fb + col[jb + r5]))
-        mu_p = np.float64(cp + (dp - e_p))
-        mu_m = np.float64(cm + (dm - e_m))
-        var_p = np.float64(norm * (e_pp - e_p * e_p))
-        var_m = np.float64(norm * (e_mm - e_m * e_m))
+        mo[o] = cp + (dp - e_p)
+        mo[ACC + o] = cm + (dm - e_m)
+        mo[2 * ACC + o] = norm * (e_pp - e_p * e_p)
+        mo[3 * ACC + o] = norm * (e_mm - e_m * e_m)
+
+
+@jit()
+def _combine_score(
+    mo: np.ndarray, n_out: int, c1: float, c2: float, deficit: np.ndarray, o0: int
+) -> None:
+    """``deficit[o0:o0 + n_out]``: float64 ``d = 1 - ssim`` from ``mu_p, mu_m, var(p), var(m)``.
+
+    One quotient (see the comment above :func:`_vertical_sweep_sd`); only squares
+    of ``mu_m`` and ``var(m)`` enter, so swapping x and y (m -> -m) changes
+    nothing, and m = 0 gives d = 0 exactly. No contraction, as in
+    :func:`~pipeline.kernels.cpu.combine.combine_row`.
+    """
+    if o0 < 0 or n_out < 0:
+        return
+    for j in range(n_out):
+        mu_p = np.float64(mo[j])
+        mu_m = np.float64(mo[ACC + j])
+        var_p = np.float64(mo[2 * ACC + j])
+        var_m = np.float64(mo[3 * ACC + j])
         sq_p = mu_p * mu_p
         sq_m = mu_m * mu_m
         dl = 0.5 * (sq_p + sq_m) + c1
         l_num = 0.5 * (sq_p - sq_m) + c1
         dc = 0.5 * (var_p + var_m) + c2
-        deficit[base + ou] = (sq_m * dc + var_m * l_num) / (dl * dc)
+        deficit[o0 + j] = (sq_m * dc + var_m * l_num) / (dl * dc)
 
 
 @jit()
@@ -915,6 +921,7 @@ def gaussian_score_row(
     cov_norm: float,
     summed: bool,
     col: np.ndarray,
+    mo: np.ndarray,
     deficit: np.ndarray,
 ) -> None:
     """float64 deficits ``1 - ssim`` of output row ``i`` (odd windows of <= 11 taps), for a score.
@@ -945,4 +952,5 @@ def gaussian_score_row(
         else:
             _vertical_sweep_sd_xy(rp, rm, g, i, j0, width, view)
             _centre_remainders(rp, rm, centre, j0, width, view)
-        _horizontal_sweep_sd(col, g, n_tile, cov_norm, c1, c2, deficit, j0)
+        _horizontal_sweep_sd(col, g, n_tile, cov_norm, mo)
+        _combine_score(mo, n_tile, c1, c2, deficit, j0)
