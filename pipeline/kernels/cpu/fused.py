@@ -78,7 +78,7 @@ sum/difference basis: the moments of ``x + y`` and ``x - y``, two second moments
 instead of three, ``sigma_x^2 + sigma_y^2 - 2 sigma_xy`` formed directly as the
 variance of ``x - y`` (exactly 0 for equal images, no cancellation for
 near-identical ones) and the deficit as one float64 quotient. Its means are
-within 2e-9 of the extended-precision oracle on the adversarial pairs and on
+within 4e-9 of the extended-precision oracle on the adversarial pairs and on
 near-identical checkerboards, where the five float32 moments are 1e-7 off. The
 maps keep the five moments (contrast and structure need them apart), so
 :func:`fused_maps_and_score`'s mean (of the maps path's deficits) and
@@ -288,7 +288,7 @@ def fused_score(
     map. Under an odd Gaussian window of up to 11 taps the deficits come from the
     sum/difference basis (module docstring), in float64: this is then not the
     same number as :func:`fused_maps_and_score`'s score (the five-moment maps
-    path), but the more accurate one (within 2e-9 of the exact mean on the
+    path), but the more accurate one (within 4e-9 of the exact mean on the
     tested adversarial pairs and near-identical checkerboards); it differs from
     the mean of :func:`fused_maps`' ``ssim`` by that map's rounding (up to 3e-8)
     and the maps path's own error. ``ssim(x, x) == 1`` and ``ssim(x, y) ==
