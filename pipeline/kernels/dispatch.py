@@ -181,8 +181,10 @@ def block_score(
     """Mean of the valid SSIM map of one block (no channel axis).
 
     The fused engine reduces each output row as it is made and never stores the
-    map (a float64 sum of the float32 deficits ``1 - ssim``, so identical images
-    still give exactly 1); the other engines compute the map and average it in float64.
+    map (a float64 sum of the deficits ``1 - ssim``, so identical images still give
+    exactly 1; under an odd Gaussian window of up to 11 taps from the sum/difference
+    basis, :func:`pipeline.kernels.cpu.fused.fused_score`); the other engines compute
+    the map and average it in float64.
     """
     chosen = resolve_engine(engine, x, y)
     if chosen == "fused":
@@ -228,11 +230,14 @@ def block_maps_and_score(
 ) -> tuple[dict[str, Any], float]:
     """:func:`block_maps` and :func:`block_score` of one block, from one pass.
 
-    Same arguments as :func:`block_maps`. The score is the one :func:`block_score`
-    returns for the same arguments, bit for bit: on the fused engine the float64
-    sum of the kernel's deficits ``1 - ssim`` (not the mean of the returned float32
-    map, which keeps the map's rounding, up to 3e-8 near 1); on the other engines
-    the float64 mean of the map.
+    Same arguments as :func:`block_maps`. The score is the mean of this pass: on the
+    fused engine the float64 sum of the kernel's deficits ``1 - ssim`` (not the mean
+    of the returned float32 map, which keeps the map's rounding, up to 3e-8 near 1);
+    on the other engines the float64 mean of the map, :func:`block_score`'s number.
+    The fused engine's :func:`block_score` takes another path under an odd Gaussian
+    window of up to 11 taps (the sum/difference basis, which the maps cannot use):
+    the two agree within 1e-8 on the tested pairs, not bit for bit; under a uniform
+    window they are the same number.
     """
     chosen = resolve_engine(engine, x, y)
     if chosen == "fused":

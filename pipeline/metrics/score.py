@@ -60,10 +60,20 @@ def ssim(
         (``color_mode="channels"``) or the SSIM of BT.601 luma (``"luma"``).
     full : bool
         Also return the maps ``ssim``, ``luminance``, ``contrast``,
-        ``structure`` and ``cs`` on the valid region. The score is the same number
-        as without ``full`` (made in the same pass): on the fused engine it comes
-        from float64 sums of the deficits ``1 - ssim``, so it may differ from the mean
-        of the returned float32 ``ssim`` map by that map's rounding (up to 3e-8).
+        ``structure`` and ``cs`` on the valid region, with the mean of the same
+        pass: on the fused engine from float64 sums of the deficits ``1 - ssim``,
+        so it may differ from the mean of the returned float32 ``ssim`` map by that
+        map's rounding (up to 3e-8). Without ``full`` the score takes its own path,
+        which stores no map: on the fused engine under a Gaussian window of odd
+        size up to 11 (``wang2004``, ``wang2009``) the moments of ``x + y`` and
+        ``x - y`` with a float64 comparison step, within 4e-9 of the exact mean on
+        the tested adversarial pairs, near-identical textures included (uint8
+        checkerboards 128+-50 against 128+-48: 1e-7 with maps, whose contrast and
+        structure need the five moments). The two scores are therefore not the
+        same bits: they agree within 1e-8 (more where SSIM is far from 1, from the
+        maps path's float32 deficits: 1.6e-8 for an inverted photograph) and each
+        is within that of the float64 reference engine. With the reference or GPU
+        engine, or a uniform window (``skimage``), they are the same number.
     engine : str
         ``"auto"`` (the fastest path for the array type: ``"fused"`` for 2-D NumPy,
         ``"gpu"`` for 2-D CuPy, else ``"reference"``), ``"fused"`` (compiled CPU
@@ -128,8 +138,9 @@ def ssim(
         # One channel: its score as it is (numpy.mean of one number returns that number,
         # at a cost that shows on a small image).
         return scores[0] if len(scores) == 1 else float(np.mean(scores))
-    # The score from the same pass, the one the call without full=True returns (the fused
-    # kernel's float64 sum of its deficits 1 - ssim, not the mean of the float32 map).
+    # The mean of the same pass (the fused kernel's float64 sum of its deficits 1 - ssim,
+    # not the mean of the float32 map); the call without full=True takes the score's own
+    # path, within 1e-8 of it.
     found = [_maps_and_score(a, b, chosen, data_range, engine) for a, b in channels]
     per_channel = [maps for maps, _ in found]
     scores = [channel_score for _, channel_score in found]

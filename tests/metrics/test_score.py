@@ -28,6 +28,19 @@ from pipeline.kernels.windows import window_weights
 from pipeline.testing import DEGRADATIONS, degrade, photograph, smooth_volume_pair
 
 TOLERANCE = 1e-6
+# ssim() against the float64 reference engine.
+SCORE_TOLERANCE = 1e-8
+
+
+def full_tolerance(reference: float) -> float:
+    """ssim(full=True)'s score against the float64 reference engine.
+
+    The maps path rounds each deficit ``d = 1 - ssim`` to float32 (2^-24 relative):
+    1e-8 near 1, more where SSIM is far from 1 (1.6e-8 for an inverted photograph,
+    whose mean ``d`` is 1.45).
+    """
+    return SCORE_TOLERANCE + 2.0**-24 * abs(1.0 - reference)
+
 
 SKIMAGE_ARGS = {
     "wang2004": {"gaussian_weights": True, "sigma": 1.5, "use_sample_covariance": False},
@@ -113,9 +126,13 @@ def test_full_maps_are_valid_region_and_match_skimage(rng):
         assert m.shape == (90, 130)
     _, skimage_map = skimage_ssim(x, y, "wang2004", data_range=255, full=True)
     np.testing.assert_allclose(maps["ssim"], skimage_map[5:-5, 5:-5], atol=TOLERANCE)
-    # The score is the non-full call's, from the same pass (the fused kernel's float64
-    # deficit sums), bit for bit; the mean of the returned float32 map keeps its rounding.
-    assert score == ssim(x, y)
+    # The score is the mean of the maps path's own deficits (float64 sums, from the same
+    # pass); the call without full=True takes the score's own path (the sum/difference
+    # basis). Both within 1e-8 of the float64 reference engine, so of each other; the mean
+    # of the returned float32 map keeps its rounding.
+    reference = ssim(x, y, engine="reference")
+    assert abs(score - reference) < full_tolerance(reference)
+    assert abs(ssim(x, y) - reference) < SCORE_TOLERANCE
     assert score == pytest.approx(float(maps["ssim"].mean(dtype=np.float64)), abs=3e-8)
 
 
@@ -154,10 +171,14 @@ def test_symmetric_and_bounded(rng):
     x = photograph("camera")[:96, :96]
     for y in (degrade(x, "noise", rng=rng, strength=80), 255 - x, rng.permutation(x)):
         a, maps = ssim(x, y, full=True)
-        # full=True gives the score alone's number, the float64 deficit sum.
-        assert a == ssim(x, y)
-        assert a == pytest.approx(ssim(y, x, full=True)[0], abs=1e-12)
-        assert ssim(x, y) == pytest.approx(ssim(y, x), abs=1e-12)
+        # Both paths are exactly symmetric (x and y take the same instructions; the
+        # score's sum/difference basis only negates x - y); each is within its bound of
+        # the float64 reference engine.
+        assert a == ssim(y, x, full=True)[0]
+        assert ssim(x, y) == ssim(y, x)
+        reference = ssim(x, y, engine="reference")
+        assert abs(ssim(x, y) - reference) < SCORE_TOLERANCE
+        assert abs(a - reference) < full_tolerance(reference)
         assert -1.0 <= a <= 1.0
         assert maps["ssim"].min() >= -1.0 and maps["ssim"].max() <= 1.0
 
@@ -260,14 +281,23 @@ def test_colour_score_is_the_mean_of_the_channel_scores(rng):
 
 @pytest.mark.parametrize("engine", ["auto", "reference"])
 @pytest.mark.parametrize("profile", ["wang2004", "skimage"])
-def test_full_score_is_the_score(profile, engine, rng):
+def test_full_score_and_score_agree_with_the_reference(profile, engine, rng):
+    # The contract: ssim(full=True) returns the maps and the mean of its own pass's
+    # deficits, ssim() the score of the score's path (the fused engine's sum/difference
+    # basis for odd Gaussian windows of <= 11 taps: wang2004); not bit for bit the
+    # same number, but each within its bound of the float64 reference engine's.
     x = rng.integers(0, 256, (48, 56, 3), dtype=np.uint8)
     y = np.clip(x + rng.integers(-2, 3, x.shape), 0, 255).astype(np.uint8)
     for axis in (None, -1):
         a, b = (x[..., 0], y[..., 0]) if axis is None else (x, y)
-        score, maps = ssim(a, b, profile=profile, channel_axis=axis, full=True, engine=engine)
-        assert score == ssim(a, b, profile=profile, channel_axis=axis, engine=engine)
+        args = {"profile": profile, "channel_axis": axis}
+        score, maps = ssim(a, b, full=True, engine=engine, **args)
+        alone = ssim(a, b, engine=engine, **args)
+        reference = ssim(a, b, engine="reference", **args)
+        assert abs(score - reference) < full_tolerance(reference)
+        assert abs(alone - reference) < SCORE_TOLERANCE
         if engine == "reference":  # float64 maps: the score is their mean, as before
+            assert score == alone
             channel_means = [float(m.mean()) for m in np.moveaxis(maps["ssim"], -1, 0)]
             expected = float(maps["ssim"].mean()) if axis is None else float(np.mean(channel_means))
             assert score == expected
@@ -286,3 +316,26 @@ def test_full_score_of_a_flat_pair_is_exact():
     score, maps = ssim(x, y, full=True)
     assert abs(score - expected) <= 1e-14
     assert abs(float(maps["ssim"].mean(dtype=np.float64)) - expected) > 1e-8  # the map's rounding
+
+
+@pytest.mark.parametrize(("high", "low"), [(50, 48), (20, 19)])
+def test_score_of_near_identical_checkerboards(high, low):
+    # 128 +- high against 128 +- low: v - 2 sigma_xy of the five float32 moments cancels
+    # (1.0e-7 and 1.5e-7 off before the score took the sum/difference basis, whose
+    # V- = var(x - y) does not). Reference: the float64 reference engine, and the
+    # np.longdouble oracle of tests/kernel_cases.py (explicit windows, eqs. 6-13).
+    rows, cols = np.indices((64, 72))
+    sign = np.where((rows + cols) % 2 == 0, 1, -1)
+    x = (128 + high * sign).astype(np.uint8)
+    y = (128 + low * sign).astype(np.uint8)
+    reference = ssim(x, y, engine="reference")
+    exact = float(
+        exact_ssim(x, y, weights=window_weights("gaussian", 11, 1.5), c1=6.5025, c2=58.5225)
+        .astype(np.longdouble)
+        .mean()
+    )
+    assert abs(reference - exact) < 1e-12
+    for engine in ("auto", "fused"):
+        assert abs(ssim(x, y, engine=engine) - reference) < SCORE_TOLERANCE
+    assert ssim(x, y) == ssim(y, x)
+    assert ssim(x, x) == 1.0

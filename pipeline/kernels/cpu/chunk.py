@@ -29,7 +29,7 @@ from __future__ import annotations
 import numpy as np
 
 from pipeline.kernels.cpu.combine import ACC, COL, jit
-from pipeline.kernels.cpu.gaussian import gaussian_row, load_row
+from pipeline.kernels.cpu.gaussian import gaussian_row, gaussian_score_row, load_row, load_rows_sd
 from pipeline.kernels.cpu.partials import add_row_partial
 from pipeline.kernels.cpu.uniform import (
     add_row,
@@ -88,6 +88,8 @@ def maps_chunks(
     components: bool,
     shift: float,
     rings: np.ndarray | None,
+    score_rows: np.ndarray | None,
+    summed: bool,
     sums: np.ndarray | None,
     isums: np.ndarray | None,
     maps: np.ndarray | None,
@@ -106,7 +108,12 @@ def maps_chunks(
     (restarted at each chunk) of the data less ``shift``
     (:func:`~pipeline.kernels.cpu.uniform.data_shift`), or ``isums[chunk]``,
     the same as exact int32 sums for uint8 input (windows of at most
-    ``INT_TAPS`` taps). The outputs that are not None receive the rows:
+    ``INT_TAPS`` taps). With ``rings``, ``score_rows[chunk]`` (float64, ``n_out``
+    wide; only for a score without maps, odd windows of up to ``SCORE_TAPS`` taps)
+    takes each row's deficits from the sum/difference path
+    (:func:`~pipeline.kernels.cpu.gaussian.gaussian_score_row`; with ``summed``
+    its ring holds ``x + y`` and ``x - y``). The outputs that are not None receive
+    the rows:
     ``maps[rows, planes, cols]`` (planes ``ssim, cs`` and, with
     ``components``, ``luminance, contrast, structure``; one plane more, when
     ``maps`` has it, receives the float32 deficits ``1 - ssim``); ``scores[chunk]`` the
@@ -131,7 +138,8 @@ def maps_chunks(
     mo = np.empty(5 * ACC, dtype=np.float32)
     if rings is not None:
         g32 = g.astype(np.float32)
-        col = np.empty(7 * COL, dtype=np.float32)
+        # Zeros: the score's path reads columns no tile wrote, with weight 0.
+        col = np.zeros(7 * COL, dtype=np.float32)
         acc = np.empty(8 * ACC, dtype=np.float32)
     if sums is not None:
         m = np.empty((5, n_out), dtype=np.float64)
@@ -149,8 +157,11 @@ def maps_chunks(
             rx = rings[chunk, 0]
             ry = rings[chunk, 1]
             for r in range(row_start, row_start + win_size - 1):
-                load_row(x, r, rx, r % win_size)
-                load_row(y, r, ry, r % win_size)
+                if score_rows is not None:
+                    load_rows_sd(x, y, r, rx, ry, r % win_size, summed)
+                else:
+                    load_row(x, r, rx, r % win_size)
+                    load_row(y, r, ry, r % win_size)
         if sums is not None:
             v = sums[chunk]
             v[:, :] = 0.0
@@ -175,11 +186,19 @@ def maps_chunks(
                     row_deficit = maps[i, planes]
             if rings is not None:
                 last = i + win_size - 1
-                load_row(x, last, rx, last % win_size)
-                load_row(y, last, ry, last % win_size)
-                gaussian_row(
-                    rx, ry, g32, i, n_out, c1, c2, cov_norm, planes, col, acc, mo, out, row_deficit
-                )
+                if score_rows is not None:
+                    load_rows_sd(x, y, last, rx, ry, last % win_size, summed)
+                    gaussian_score_row(
+                        rx, ry, g32, i, n_out, c1, c2, cov_norm, summed, col, mo,
+                        score_rows[chunk],
+                    )  # fmt: skip
+                else:
+                    load_row(x, last, rx, last % win_size)
+                    load_row(y, last, ry, last % win_size)
+                    gaussian_row(
+                        rx, ry, g32, i, n_out, c1, c2, cov_norm, planes, col, acc, mo, out,
+                        row_deficit,
+                    )  # fmt: skip
             if sums is not None:
                 if i > row_start:
                     swap_row(x, y, i + win_size - 1, i - 1, shift, v)
@@ -195,7 +214,10 @@ def maps_chunks(
                 )
             if scores is not None:
                 # The score: the mean needs one sum, which vectorises.
-                ssim_sum += _row_sum(row_deficit, n_out)
+                if score_rows is not None:
+                    ssim_sum += _row_sum(score_rows[chunk], n_out)
+                else:
+                    ssim_sum += _row_sum(row_deficit, n_out)
                 count += n_out
             if packed is not None:
                 # The row is still in L1: reduce it before the next one overwrites it.

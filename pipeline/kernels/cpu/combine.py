@@ -5,7 +5,10 @@ The Gaussian (:mod:`pipeline.kernels.cpu.gaussian`) and uniform
 float32 local moments ``mu_x, mu_y, sigma_x^2, sigma_y^2, sigma_xy``, one tile
 of columns at a time, in the flat buffer layout below; :func:`combine_row`
 turns each tile into the comparison maps (Wang et al. 2004, eqs. 6-13) and the
-deficits ``1 - ssim`` that every mean is summed from (its "Precision").
+deficits ``1 - ssim`` that every mean is summed from (its "Precision"). The
+score alone under an odd Gaussian window of up to 11 taps takes another basis
+and its own float64 comparison step
+(:func:`pipeline.kernels.cpu.gaussian.gaussian_score_row`).
 :mod:`pipeline.kernels.cpu.chunk` and :mod:`pipeline.kernels.cpu.colour`
 compile their row loops with the same :func:`jit` options.
 """

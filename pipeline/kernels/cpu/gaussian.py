@@ -7,7 +7,10 @@ input rows sit in a ring of ``win_size`` rows, each converted once
 window's moments by the law of total variance (:func:`_horizontal_pass`);
 :func:`~pipeline.kernels.cpu.combine.combine_row` makes the maps. Why every
 (co)variance is centred on the window's centre sample, and what precision that
-buys, is the comment below.
+buys, is the comment below. A score alone (odd windows of up to 11 taps) takes
+:func:`gaussian_score_row` instead: the same passes on ``x + y`` and ``x - y``,
+four moments instead of five, and a float64 comparison step (the second
+comment).
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import numpy as np
 
 from pipeline.kernels.cpu.combine import ACC, COL, CONTRACT, TILE, combine_row, jit
 
-__all__ = ["gaussian_row", "load_row"]
+__all__ = ["SCORE_TAPS", "gaussian_row", "gaussian_score_row", "load_row", "load_rows_sd"]
 
 # ---------------------------------------------------------------------------
 # Gaussian window: centre-shifted float32 moments, vertical then horizontal
@@ -59,6 +62,8 @@ def load_row(x: np.ndarray, row: int, ring: np.ndarray, slot: int) -> None:
 # up in a last pass. Missing pairs of a smaller window have weight 0 and read
 # the centre row (u = 0), which adds exactly 0.
 _PAIRS = 5
+#: The widest (odd) window of the score's sum/difference path (:func:`gaussian_score_row`).
+SCORE_TAPS = 2 * _PAIRS + 1
 
 
 @jit(fastmath=CONTRACT)
@@ -506,3 +511,446 @@ def gaussian_row(
         _vertical_pass(rx, ry, g, i, j0, n_tile + win_size - 1, col)
         _horizontal_pass(col, g, n_tile, cov_norm, acc, mo)
         combine_row(mo, n_tile, c1, c2, planes, out, deficit, j0)
+
+
+# ---------------------------------------------------------------------------
+# The score in the sum/difference basis
+#
+# The score needs four local moments, not five: with p = x + y and m = x - y,
+#   V- = sigma_x^2 + sigma_y^2 - 2 sigma_xy = var(m),
+#   V+ = sigma_x^2 + sigma_y^2 = (var(p) + var(m)) / 2,
+#   mu_x - mu_y = mu_m,  mu_x^2 + mu_y^2 = (mu_p^2 + mu_m^2) / 2,
+#   2 mu_x mu_y = (mu_p^2 - mu_m^2) / 2,
+# so each pass carries two second moments instead of three. V- is formed
+# directly: it is exactly 0 for equal images and does not cancel for
+# near-identical ones, where v - 2 sigma_xy of the five moments loses float32's
+# precision relative to v (1e-7 of the mean on a uint8 checkerboard of 128+-50
+# against 128+-48). The ring holds p and m rows, formed once per input row
+# (exact for uint8 and uint16 pixels in float32, and in the float64 ring of
+# float64 pixels to 1e-16 relative), so each tap costs one subtraction per
+# basis image, as the five-moment path's does per image: deviations about the
+# centre sample, p - s_p and m - s_m, in the same one-sweep form as
+# _vertical_sweep. float32 pixels keep a ring of x and y (their sum is not a
+# float32 number, and a float64 ring costs more than it saves): deviations
+# u = x - s_x, w = y - s_y as in the five-moment path, joined as p = u + w,
+# m = u - w, and the float32 rounding of s_x + s_y and s_x - s_y carried by
+# two-sums (5e-8 of the mean of float32 data near 1e4 without). Swapping x and
+# y leaves p and negates m exactly (round-to-nearest is symmetric), so
+# ssim(x, y) == ssim(y, x) still holds exactly, and m = 0 for equal images gives
+# d = 0. The horizontal pass centres each window on its centre column's means of
+# p and m, kept as two float32 parts (s_p and the column mean less it). The
+# comparison step is float64 with the deficit as one quotient (the luminance and
+# contrast-structure deficits dl = Nl / Dl and dcs = V- / Dc joined as
+# dl + dcs - dl dcs):
+#   d = (Nl Dc + V- (2 mu_x mu_y + C1)) / (Dl Dc),
+#   Nl = mu_m^2, Dl = mu_x^2 + mu_y^2 + C1, Dc = V+ + C2,
+# which leaves d only the float32 rounding of the moments. The maps keep the
+# five moments: contrast and structure need sigma_x^2, sigma_y^2 and sigma_xy
+# apart, so ssim(full=True)'s mean (of the maps path's deficits) and this score
+# are two computations of one number, not the same bits.
+
+
+@jit()
+def load_rows_sd(
+    x: np.ndarray, y: np.ndarray, row: int, rp: np.ndarray, rm: np.ndarray, slot: int, summed: bool
+) -> None:
+    """Input row ``row`` into ring row ``slot`` of the score's path (:func:`gaussian_score_row`).
+
+    With ``summed``, ``x + y`` into ``rp`` and ``x - y`` into ``rm``, formed in float64:
+    exact for uint8/uint16 pixels (held exactly by a float32 ring), rounded by 1e-16
+    relative for float64 pixels; ``y - x`` is exactly ``-(x - y)``. Without, ``x``
+    and ``y`` (float32 pixels), as :func:`load_row`.
+    """
+    if row < 0 or slot < 0:
+        return
+    if not summed:
+        load_row(x, row, rp, slot)
+        load_row(y, row, rm, slot)
+        return
+    for j in range(x.shape[1]):
+        a = np.float64(x[row, j])
+        b = np.float64(y[row, j])
+        rp[slot, j] = a + b
+        rm[slot, j] = a - b
+
+
+@jit(fastmath=CONTRACT)
+def _vertical_sweep_sd(
+    rp: np.ndarray, rm: np.ndarray, g: np.ndarray, i: int, j0: int, width: int, col: np.ndarray
+) -> None:
+    """Column statistics of p = x + y and m = x - y, one sweep (odd windows of <= 11 taps).
+
+    :func:`_vertical_sweep` on a ring of ``p`` and ``m`` rows (:func:`load_rows_sd`)
+    instead of ``x`` and ``y``: two second moments, no cross term. ``col[q * COL +
+    j]`` rows q: ``s_p, s_m`` (the centre samples as float32), ``d_p, d_m`` (column
+    mean less that float32 value, the float64 ring's remainder included), ``V_p,
+    V_m``.
+    """
+    win_size = g.shape[0]
+    half = win_size // 2
+    if i < 0 or j0 < 0 or width < 0 or half < 0:
+        return
+    centre = (i + half) % win_size
+    zero = np.float32(0.0)
+    a0 = g[0] if half > 0 else zero
+    a1 = g[1] if half > 1 else zero
+    a2 = g[2] if half > 2 else zero
+    a3 = g[3] if half > 3 else zero
+    a4 = g[4] if half > 4 else zero
+    t0 = (i + 0) % win_size if half > 0 else centre
+    t1 = (i + 1) % win_size if half > 1 else centre
+    t2 = (i + 2) % win_size if half > 2 else centre
+    t3 = (i + 3) % win_size if half > 3 else centre
+    t4 = (i + 4) % win_size if half > 4 else centre
+    b0 = (i + win_size - 1) % win_size if half > 0 else centre
+    b1 = (i + win_size - 2) % win_size if half > 1 else centre
+    b2 = (i + win_size - 3) % win_size if half > 2 else centre
+    b3 = (i + win_size - 4) % win_size if half > 3 else centre
+    b4 = (i + win_size - 5) % win_size if half > 4 else centre
+    pc, mc = rp[centre], rm[centre]
+    p0, p1, p2, p3, p4 = rp[t0], rp[t1], rp[t2], rp[t3], rp[t4]
+    p5, p6, p7, p8, p9 = rp[b0], rp[b1], rp[b2], rp[b3], rp[b4]
+    m0, m1, m2, m3, m4 = rm[t0], rm[t1], rm[t2], rm[t3], rm[t4]
+    m5, m6, m7, m8, m9 = rm[b0], rm[b1], rm[b2], rm[b3], rm[b4]
+    # Deviations negated, as in _vertical_sweep: the row's load folds into the subtraction.
+    for j in range(width):
+        q = j0 + j
+        sp = pc[q]
+        sm = mc[q]
+        u = np.float32(sp - p0[q])
+        ub = np.float32(sp - p5[q])
+        w = np.float32(sm - m0[q])
+        wb = np.float32(sm - m5[q])
+        d_p = a0 * (u + ub)
+        d_m = a0 * (w + wb)
+        v_p = a0 * (u * u + ub * ub)
+        v_m = a0 * (w * w + wb * wb)
+        u = np.float32(sp - p1[q])
+        ub = np.float32(sp - p6[q])
+        w = np.float32(sm - m1[q])
+        wb = np.float32(sm - m6[q])
+        d_p += a1 * (u + ub)
+        d_m += a1 * (w + wb)
+        v_p += a1 * (u * u + ub * ub)
+        v_m += a1 * (w * w + wb * wb)
+        u = np.float32(sp - p2[q])
+        ub = np.float32(sp - p7[q])
+        w = np.float32(sm - m2[q])
+        wb = np.float32(sm - m7[q])
+        d_p += a2 * (u + ub)
+        d_m += a2 * (w + wb)
+        v_p += a2 * (u * u + ub * ub)
+        v_m += a2 * (w * w + wb * wb)
+        u = np.float32(sp - p3[q])
+        ub = np.float32(sp - p8[q])
+        w = np.float32(sm - m3[q])
+        wb = np.float32(sm - m8[q])
+        d_p += a3 * (u + ub)
+        d_m += a3 * (w + wb)
+        v_p += a3 * (u * u + ub * ub)
+        v_m += a3 * (w * w + wb * wb)
+        u = np.float32(sp - p4[q])
+        ub = np.float32(sp - p9[q])
+        w = np.float32(sm - m4[q])
+        wb = np.float32(sm - m9[q])
+        d_p += a4 * (u + ub)
+        d_m += a4 * (w + wb)
+        v_p += a4 * (u * u + ub * ub)
+        v_m += a4 * (w * w + wb * wb)
+        s_p = np.float32(sp)
+        s_m = np.float32(sm)
+        col[4 * COL + j] = v_p - d_p * d_p
+        col[5 * COL + j] = v_m - d_m * d_m
+        col[j] = s_p
+        col[COL + j] = s_m
+        # float64 ring: what float32 could not hold of s moves into d (zero otherwise).
+        col[2 * COL + j] = np.float32(sp - s_p) - d_p
+        col[3 * COL + j] = np.float32(sm - s_m) - d_m
+
+
+@jit(fastmath=CONTRACT)
+def _vertical_sweep_sd_xy(
+    rx: np.ndarray, ry: np.ndarray, g: np.ndarray, i: int, j0: int, width: int, col: np.ndarray
+) -> None:
+    """:func:`_vertical_sweep_sd` from a float32 ring of ``x`` and ``y`` rows (float32 pixels).
+
+    ``x + y`` of float32 pixels is not a float32 number: the deviations are formed
+    as in :func:`_vertical_sweep` (``u = s_x - x``, ``w = s_y - y``) and joined,
+    ``p = u + w``, ``m = u - w``. The centre's ``s_x + s_y`` and ``s_x - s_y`` round
+    in float32: :func:`_centre_remainders` adds that error to ``d_p``, ``d_m``.
+    """
+    win_size = g.shape[0]
+    half = win_size // 2
+    if i < 0 or j0 < 0 or width < 0 or half < 0:
+        return
+    centre = (i + half) % win_size
+    zero = np.float32(0.0)
+    a0 = g[0] if half > 0 else zero
+    a1 = g[1] if half > 1 else zero
+    a2 = g[2] if half > 2 else zero
+    a3 = g[3] if half > 3 else zero
+    a4 = g[4] if half > 4 else zero
+    t0 = (i + 0) % win_size if half > 0 else centre
+    t1 = (i + 1) % win_size if half > 1 else centre
+    t2 = (i + 2) % win_size if half > 2 else centre
+    t3 = (i + 3) % win_size if half > 3 else centre
+    t4 = (i + 4) % win_size if half > 4 else centre
+    b0 = (i + win_size - 1) % win_size if half > 0 else centre
+    b1 = (i + win_size - 2) % win_size if half > 1 else centre
+    b2 = (i + win_size - 3) % win_size if half > 2 else centre
+    b3 = (i + win_size - 4) % win_size if half > 3 else centre
+    b4 = (i + win_size - 5) % win_size if half > 4 else centre
+    xc, yc = rx[centre], ry[centre]
+    x0, x1, x2, x3, x4 = rx[t0], rx[t1], rx[t2], rx[t3], rx[t4]
+    x5, x6, x7, x8, x9 = rx[b0], rx[b1], rx[b2], rx[b3], rx[b4]
+    y0, y1, y2, y3, y4 = ry[t0], ry[t1], ry[t2], ry[t3], ry[t4]
+    y5, y6, y7, y8, y9 = ry[b0], ry[b1], ry[b2], ry[b3], ry[b4]
+    for j in range(width):
+        q = j0 + j
+        sx = xc[q]
+        sy = yc[q]
+        u = np.float32(sx - x0[q])
+        ub = np.float32(sx - x5[q])
+        w = np.float32(sy - y0[q])
+        wb = np.float32(sy - y5[q])
+        p, pb, m, mb = u + w, ub + wb, u - w, ub - wb
+        d_p = a0 * (p + pb)
+        d_m = a0 * (m + mb)
+        v_p = a0 * (p * p + pb * pb)
+        v_m = a0 * (m * m + mb * mb)
+        u = np.float32(sx - x1[q])
+        ub = np.float32(sx - x6[q])
+        w = np.float32(sy - y1[q])
+        wb = np.float32(sy - y6[q])
+        p, pb, m, mb = u + w, ub + wb, u - w, ub - wb
+        d_p += a1 * (p + pb)
+        d_m += a1 * (m + mb)
+        v_p += a1 * (p * p + pb * pb)
+        v_m += a1 * (m * m + mb * mb)
+        u = np.float32(sx - x2[q])
+        ub = np.float32(sx - x7[q])
+        w = np.float32(sy - y2[q])
+        wb = np.float32(sy - y7[q])
+        p, pb, m, mb = u + w, ub + wb, u - w, ub - wb
+        d_p += a2 * (p + pb)
+        d_m += a2 * (m + mb)
+        v_p += a2 * (p * p + pb * pb)
+        v_m += a2 * (m * m + mb * mb)
+        u = np.float32(sx - x3[q])
+        ub = np.float32(sx - x8[q])
+        w = np.float32(sy - y3[q])
+        wb = np.float32(sy - y8[q])
+        p, pb, m, mb = u + w, ub + wb, u - w, ub - wb
+        d_p += a3 * (p + pb)
+        d_m += a3 * (m + mb)
+        v_p += a3 * (p * p + pb * pb)
+        v_m += a3 * (m * m + mb * mb)
+        u = np.float32(sx - x4[q])
+        ub = np.float32(sx - x9[q])
+        w = np.float32(sy - y4[q])
+        wb = np.float32(sy - y9[q])
+        p, pb, m, mb = u + w, ub + wb, u - w, ub - wb
+        d_p += a4 * (p + pb)
+        d_m += a4 * (m + mb)
+        v_p += a4 * (p * p + pb * pb)
+        v_m += a4 * (m * m + mb * mb)
+        col[4 * COL + j] = v_p - d_p * d_p
+        col[5 * COL + j] = v_m - d_m * d_m
+        col[j] = sx + sy
+        col[COL + j] = sx - sy
+        col[2 * COL + j] = -d_p
+        col[3 * COL + j] = -d_m
+
+
+@jit()
+def _centre_remainders(
+    rx: np.ndarray, ry: np.ndarray, centre: int, j0: int, width: int, col: np.ndarray
+) -> None:
+    """Add float32's rounding of ``s_x + s_y`` and ``s_x - s_y`` to ``d_p``, ``d_m``.
+
+    For float32 pixels (:func:`_vertical_sweep_sd_xy`), whose sum and difference
+    float32 may round (by up to half an ulp of ``|s_x| + |s_y|``, 1e-3 for data
+    near 1e4, which would enter every deviation of the horizontal pass): the
+    exact error of each rounded sum (Knuth's two-sum; the same for ``(y, x)``, up
+    to the sign of the difference's).
+    """
+    if centre < 0 or j0 < 0 or width < 0:
+        return
+    xc, yc = rx[centre], ry[centre]
+    for j in range(width):
+        sx = xc[j0 + j]
+        sy = yc[j0 + j]
+        sp = sx + sy
+        bp = sp - sx
+        ep = (sx - (sp - bp)) + (sy - bp)
+        ny = -sy
+        sm = sx + ny
+        bm = sm - sx
+        em = (sx - (sm - bm)) + (ny - bm)
+        col[2 * COL + j] += np.float32(ep)
+        col[3 * COL + j] += np.float32(em)
+
+
+@jit(fastmath=CONTRACT)
+def _horizontal_sweep_sd(
+    col: np.ndarray, g: np.ndarray, n_out: int, cov_norm: float, mo: np.ndarray
+) -> None:
+    """``mu_p, mu_m, var(p), var(m)`` of a tile into ``mo[q * ACC + o]``, one sweep.
+
+    :func:`_horizontal_sweep` on the column statistics of
+    :func:`_vertical_sweep_sd`, for odd windows of up to ``2 * _PAIRS + 1``
+    taps: output ``o``'s centre column is ``o + _PAIRS`` (the vertical pass
+    writes a smaller window's columns that far in) and the missing taps have
+    weight 0 (their columns hold finite values: 0 times them adds exactly 0).
+    """
+    half = g.shape[0] // 2
+    if n_out < 0 or half > _PAIRS or half < 0:
+        return
+    skip = _PAIRS - half
+    zero = np.float32(0.0)
+    b0 = g[0 - skip] if skip <= 0 else zero
+    b1 = g[1 - skip] if skip <= 1 else zero
+    b2 = g[2 - skip] if skip <= 2 else zero
+    b3 = g[3 - skip] if skip <= 3 else zero
+    b4 = g[4 - skip] if skip <= 4 else zero
+    b_c = g[half]
+    h = np.uint64(_PAIRS)
+    r1 = np.uint64(COL)
+    r2 = np.uint64(2 * COL)
+    r3 = np.uint64(3 * COL)
+    r4 = np.uint64(4 * COL)
+    r5 = np.uint64(5 * COL)
+    norm = np.float32(cov_norm)
+    for o in range(n_out):
+        ou = np.uint64(o)
+        c = ou + h
+        cp, cm, dp, dm = col[c], col[c + r1], col[c + r2], col[c + r3]
+        e_pp = b_c * col[c + r4]
+        e_mm = b_c * col[c + r5]
+        ja = ou + np.uint64(0)
+        jb = ou + np.uint64(10)
+        e = (cp - col[ja]) + (dp - col[ja + r2])
+        eb = (cp - col[jb]) + (dp - col[jb + r2])
+        f = (cm - col[ja + r1]) + (dm - col[ja + r3])
+        fb = (cm - col[jb + r1]) + (dm - col[jb + r3])
+        e_p = b0 * (e + eb)
+        e_m = b0 * (f + fb)
+        e_pp += b0 * ((e * e + col[ja + r4]) + (eb * eb + col[jb + r4]))
+        e_mm += b0 * ((f * f + col[ja + r5]) + (fb * fb + col[jb + r5]))
+        ja = ou + np.uint64(1)
+        jb = ou + np.uint64(9)
+        e = (cp - col[ja]) + (dp - col[ja + r2])
+        eb = (cp - col[jb]) + (dp - col[jb + r2])
+        f = (cm - col[ja + r1]) + (dm - col[ja + r3])
+        fb = (cm - col[jb + r1]) + (dm - col[jb + r3])
+        e_p += b1 * (e + eb)
+        e_m += b1 * (f + fb)
+        e_pp += b1 * ((e * e + col[ja + r4]) + (eb * eb + col[jb + r4]))
+        e_mm += b1 * ((f * f + col[ja + r5]) + (fb * fb + col[jb + r5]))
+        ja = ou + np.uint64(2)
+        jb = ou + np.uint64(8)
+        e = (cp - col[ja]) + (dp - col[ja + r2])
+        eb = (cp - col[jb]) + (dp - col[jb + r2])
+        f = (cm - col[ja + r1]) + (dm - col[ja + r3])
+        fb = (cm - col[jb + r1]) + (dm - col[jb + r3])
+        e_p += b2 * (e + eb)
+        e_m += b2 * (f + fb)
+        e_pp += b2 * ((e * e + col[ja + r4]) + (eb * eb + col[jb + r4]))
+        e_mm += b2 * ((f * f + col[ja + r5]) + (fb * fb + col[jb + r5]))
+        ja = ou + np.uint64(3)
+        jb = ou + np.uint64(7)
+        e = (cp - col[ja]) + (dp - col[ja + r2])
+        eb = (cp - col[jb]) + (dp - col[jb + r2])
+        f = (cm - col[ja + r1]) + (dm - col[ja + r3])
+        fb = (cm - col[jb + r1]) + (dm - col[jb + r3])
+        e_p += b3 * (e + eb)
+        e_m += b3 * (f + fb)
+        e_pp += b3 * ((e * e + col[ja + r4]) + (eb * eb + col[jb + r4]))
+        e_mm += b3 * ((f * f + col[ja + r5]) + (fb * fb + col[jb + r5]))
+        ja = ou + np.uint64(4)
+        jb = ou + np.uint64(6)
+        e = (cp - col[ja]) + (dp - col[ja + r2])
+        eb = (cp - col[jb]) + (dp - col[jb + r2])
+        f = (cm - col[ja + r1]) + (dm - col[ja + r3])
+        fb = (cm - col[jb + r1]) + (dm - col[jb + r3])
+        e_p += b4 * (e + eb)
+        e_m += b4 * (f + fb)
+        e_pp += b4 * ((e * e + col[ja + r4]) + (eb * eb + col[jb + r4]))
+        e_mm += b4 * ((f * f + col[ja + r5]) + (fb * fb + col[jb + r5]))
+        mo[o] = cp + (dp - e_p)
+        mo[ACC + o] = cm + (dm - e_m)
+        mo[2 * ACC + o] = norm * (e_pp - e_p * e_p)
+        mo[3 * ACC + o] = norm * (e_mm - e_m * e_m)
+
+
+@jit()
+def _combine_score(
+    mo: np.ndarray, n_out: int, c1: float, c2: float, deficit: np.ndarray, o0: int
+) -> None:
+    """``deficit[o0:o0 + n_out]``: float64 ``d = 1 - ssim`` from ``mu_p, mu_m, var(p), var(m)``.
+
+    One quotient (see the comment above :func:`_vertical_sweep_sd`); only squares
+    of ``mu_m`` and ``var(m)`` enter, so swapping x and y (m -> -m) changes
+    nothing, and m = 0 gives d = 0 exactly. No contraction, as in
+    :func:`~pipeline.kernels.cpu.combine.combine_row`.
+    """
+    if o0 < 0 or n_out < 0:
+        return
+    for j in range(n_out):
+        mu_p = np.float64(mo[j])
+        mu_m = np.float64(mo[ACC + j])
+        var_p = np.float64(mo[2 * ACC + j])
+        var_m = np.float64(mo[3 * ACC + j])
+        sq_p = mu_p * mu_p
+        sq_m = mu_m * mu_m
+        dl = 0.5 * (sq_p + sq_m) + c1
+        l_num = 0.5 * (sq_p - sq_m) + c1
+        dc = 0.5 * (var_p + var_m) + c2
+        deficit[o0 + j] = (sq_m * dc + var_m * l_num) / (dl * dc)
+
+
+@jit()
+def gaussian_score_row(
+    rp: np.ndarray,
+    rm: np.ndarray,
+    g: np.ndarray,
+    i: int,
+    n_out: int,
+    c1: float,
+    c2: float,
+    cov_norm: float,
+    summed: bool,
+    col: np.ndarray,
+    mo: np.ndarray,
+    deficit: np.ndarray,
+) -> None:
+    """float64 deficits ``1 - ssim`` of output row ``i`` (odd windows of <= 11 taps), for a score.
+
+    The sum/difference basis (comment above :func:`_vertical_sweep_sd`), in
+    column tiles as :func:`gaussian_row`. With ``summed``, ``rp`` and ``rm`` are the
+    ring of ``x + y`` and ``x - y`` rows (:func:`load_rows_sd`; float32 for
+    uint8/uint16 pixels, float64 for float64 pixels: exact, or nearly so); without,
+    the float32 ring of ``x`` and ``y`` rows (float32 pixels, whose sum float32
+    would round and a float64 ring would slow down; :func:`_vertical_sweep_sd_xy`).
+    ``col`` (``>= 6 * COL + 2 * _PAIRS`` float32) must hold finite values where no
+    tile writes (zeros at first): a window of fewer than 11 taps reads them with
+    weight 0.
+    """
+    win_size = g.shape[0]
+    half = win_size // 2
+    if half < 0 or half > _PAIRS:
+        return
+    skip = _PAIRS - half
+    view = col[skip:]
+    tile = min(TILE, COL - 2 * _PAIRS)
+    centre = (i + half) % win_size
+    for j0 in range(0, n_out, tile):
+        n_tile = min(tile, n_out - j0)
+        width = n_tile + win_size - 1
+        if summed:
+            _vertical_sweep_sd(rp, rm, g, i, j0, width, view)
+        else:
+            _vertical_sweep_sd_xy(rp, rm, g, i, j0, width, view)
+            _centre_remainders(rp, rm, centre, j0, width, view)
+        _horizontal_sweep_sd(col, g, n_tile, cov_norm, mo)
+        _combine_score(mo, n_tile, c1, c2, deficit, j0)
