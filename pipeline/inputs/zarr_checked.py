@@ -251,6 +251,7 @@ def dask_from_zarr_checked(
     *,
     image_axis: int | None,
     report_missing: bool = True,
+    room: tuple[int, ...] | None = None,
 ) -> tuple[da.Array, da.Array]:
     """:func:`~pipeline.inputs.zarr_direct.dask_from_zarr` and each image's status, same reads.
 
@@ -265,6 +266,9 @@ def dask_from_zarr_checked(
     report_missing : bool
         Whether a chunk that is not in the store fails the images it holds (else
         they hold the fill value, Zarr's rule, and stay ``"ok"``).
+    room : tuple of int, optional
+        Per axis, the halo a consumer adds around each block: direct reads leave
+        room for it (:class:`~pipeline.inputs.zarr_direct.ChunkFileReader`).
 
     Returns
     -------
@@ -280,8 +284,8 @@ def dask_from_zarr_checked(
     """
     normalized = da.core.normalize_chunks(chunks, array.shape, dtype=array.dtype)
     # Looked up at each call: a benchmark turns the direct reads off by replacing it.
-    reader = zarr_direct.direct_reader(array)
-    token = tokenize(array, normalized, image_axis, report_missing, "checked")
+    reader = zarr_direct.direct_reader(array, room)
+    token = tokenize(array, normalized, image_axis, report_missing, "checked", room)
     # One read task per block gives its pixels and the stored objects it lacked or could
     # not read; each image chunk's status gathers those of every block it lies in.
     reads = shared_reads(

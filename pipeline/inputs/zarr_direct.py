@@ -42,6 +42,7 @@ import zarr
 from dask.base import tokenize
 
 from pipeline.inputs.files import TRANSIENT_SUFFIX
+from pipeline.inputs.padded import padded_empty
 
 __all__ = [
     "ChunkFileReader",
@@ -125,9 +126,16 @@ class ChunkFileReader:
         The chunk compressor (None: chunks stored as raw bytes).
     stored : numpy.dtype
         The dtype, with byte order, of the bytes in a chunk file.
+    room : tuple of int, optional
+        Per axis, the halo a consumer adds to a region on each side where the array
+        goes on: each region is read into the interior of an array that large
+        (:func:`pipeline.inputs.padded.padded_empty`), so the halo is added around
+        it in place instead of copying the region into a larger array.
     """
 
-    def __init__(self, array: zarr.Array, codec: Any, stored: np.dtype) -> None:
+    def __init__(
+        self, array: zarr.Array, codec: Any, stored: np.dtype, room: tuple[int, ...] | None = None
+    ) -> None:
         self.array = array
         self.codec = codec
         self.stored = stored
@@ -135,6 +143,12 @@ class ChunkFileReader:
         self.dtype = np.dtype(array.dtype)
         self.ndim = len(self.shape)
         self.chunks = tuple(int(c) for c in array.chunks)
+        self.room = tuple(int(r) for r in room) if room is not None else (0,) * self.ndim
+        if len(self.room) != self.ndim or min(self.room, default=0) < 0:
+            raise ValueError(
+                f"room must give a non-negative halo per axis of the {self.ndim}-D array "
+                f"(got {room})"
+            )
         store = array.store
         if not isinstance(store, zarr.storage.LocalStore):
             raise TypeError(f"ChunkFileReader reads local stores only (got {type(store).__name__})")
@@ -143,7 +157,7 @@ class ChunkFileReader:
         self._chunk_bytes = math.prod(self.chunks) * stored.itemsize
 
     def __dask_tokenize__(self) -> Any:
-        return ("ChunkFileReader", tokenize(self.array))
+        return ("ChunkFileReader", tokenize(self.array), self.room)
 
     def __getitem__(self, key: Any) -> np.ndarray:
         """The pixels at ``key``.
@@ -170,7 +184,16 @@ class ChunkFileReader:
         chunk file that cannot be read or decoded holds zeros there and comes back
         as ``(index, error)``, so that the other chunks of the region are still read.
         """
-        out = np.empty(tuple(stop - start for start, stop in region), dtype=self.dtype)
+        shape = tuple(stop - start for start, stop in region)
+        if any(self.room) and all(shape):
+            # Room where the array goes on: its neighbours lend the halo there.
+            before = tuple(r if start > 0 else 0 for r, (start, _) in zip(self.room, region, strict=True))
+            after = tuple(
+                r if stop < n else 0 for r, (_, stop), n in zip(self.room, region, self.shape, strict=True)
+            )
+            out = padded_empty(shape, self.dtype, before, after)
+        else:
+            out = np.empty(shape, dtype=self.dtype)
         missing: list[tuple[int, ...]] = []
         failed: list[tuple[tuple[int, ...], ChunkReadError]] = []
         if out.size == 0:
@@ -274,8 +297,10 @@ def _plain_region(key: Any, shape: tuple[int, ...]) -> list[tuple[int, int]] | N
     return region
 
 
-def direct_reader(array: zarr.Array) -> ChunkFileReader | None:
-    """A :class:`ChunkFileReader` for ``array``, or None where Zarr must read it itself."""
+def direct_reader(
+    array: zarr.Array, room: tuple[int, ...] | None = None
+) -> ChunkFileReader | None:
+    """A :class:`ChunkFileReader` for ``array`` (with ``room``), or None where Zarr must read it."""
     try:
         store = array.store
         if not isinstance(store, zarr.storage.LocalStore) or array.shards is not None:
@@ -284,8 +309,12 @@ def direct_reader(array: zarr.Array) -> ChunkFileReader | None:
             return None
         metadata = array.metadata
         if metadata.zarr_format == 2:
-            return _v2_reader(array, metadata)
-        return _v3_reader(array, metadata)
+            reader = _v2_reader(array, metadata)
+        else:
+            reader = _v3_reader(array, metadata)
+        if reader is not None and room is not None:
+            reader = ChunkFileReader(array, reader.codec, reader.stored, room)
+        return reader
     except Exception:  # any layout this module does not know: Zarr reads it
         return None
 
@@ -330,10 +359,15 @@ def _v3_reader(array: zarr.Array, metadata: Any) -> ChunkFileReader | None:
     return ChunkFileReader(array, compressor, stored)
 
 
-def dask_from_zarr(array: zarr.Array, chunks: tuple[Any, ...]) -> da.Array:
-    """:func:`dask.array.from_zarr` of ``array`` at ``chunks``, read directly where possible."""
-    reader = direct_reader(array)
+def dask_from_zarr(
+    array: zarr.Array, chunks: tuple[Any, ...], *, room: tuple[int, ...] | None = None
+) -> da.Array:
+    """:func:`dask.array.from_zarr` of ``array`` at ``chunks``, read directly where possible.
+
+    ``room``: see :class:`ChunkFileReader` (direct reads only).
+    """
+    reader = direct_reader(array, room)
     if reader is None:
         return da.from_zarr(array, chunks=chunks)
-    name = "from-zarr-direct-" + tokenize(array, chunks)
+    name = "from-zarr-direct-" + tokenize(array, chunks, reader.room)
     return da.from_array(reader, chunks=chunks, name=name, asarray=False, fancy=False)
