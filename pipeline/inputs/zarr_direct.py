@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -42,7 +43,7 @@ import zarr
 from dask.base import tokenize
 
 from pipeline.inputs.files import TRANSIENT_SUFFIX
-from pipeline.inputs.padded import padded_empty
+from pipeline.inputs.padded import BufferPool
 
 __all__ = [
     "ChunkFileReader",
@@ -130,7 +131,9 @@ class ChunkFileReader:
         Per axis, the halo a consumer adds to a region on each side where the array
         goes on: each region is read into the interior of an array that large
         (:func:`pipeline.inputs.padded.padded_empty`), so the halo is added around
-        it in place instead of copying the region into a larger array.
+        it in place instead of copying the region into a larger array. Those
+        arrays' memory is reused once nothing views them (a
+        :class:`~pipeline.inputs.padded.BufferPool` that lives with the reader).
     """
 
     def __init__(
@@ -155,6 +158,9 @@ class ChunkFileReader:
         # Absolute: a worker started in another directory still finds the files.
         self.directory = Path(store.root).absolute() / array.path
         self._chunk_bytes = math.prod(self.chunks) * stored.itemsize
+        self._pool = BufferPool()
+        # Each chunk's file bytes and decoded bytes, copied out before the next read.
+        self._scratch = BufferPool()
 
     def __dask_tokenize__(self) -> Any:
         return ("ChunkFileReader", tokenize(self.array), self.room)
@@ -191,7 +197,7 @@ class ChunkFileReader:
             after = tuple(
                 r if stop < n else 0 for r, (_, stop), n in zip(self.room, region, self.shape, strict=True)
             )
-            out = padded_empty(shape, self.dtype, before, after)
+            out = self._pool.padded_empty(shape, self.dtype, before, after)
         else:
             out = np.empty(shape, dtype=self.dtype)
         missing: list[tuple[int, ...]] = []
@@ -230,6 +236,10 @@ class ChunkFileReader:
     def _decoded(self, index: tuple[int, ...]) -> np.ndarray | None:
         """Chunk ``index`` as stored, None when it has no file.
 
+        The file's bytes and, where the codec says how large a chunk it holds
+        before decoding it (zstd, blosc), the decoded chunk land in buffers of the
+        reader's pool, reused by the next chunk once this one is copied out.
+
         Raises
         ------
         ChunkReadError
@@ -238,26 +248,88 @@ class ChunkFileReader:
         """
         path = self.directory / self.array.metadata.encode_chunk_key(index)
         try:
-            data = path.read_bytes()
+            data: Any = self._file_bytes(path)
         except FileNotFoundError:
             return None
         except OSError as error:  # EACCES, EIO, ...: the disk, not the chunk's content
             reason, transient = read_failure(error)
             raise ChunkReadError(str(path), reason, transient=transient) from error
         if self.codec is not None:
+            declared = _declared_size(self.codec, data)
+            if declared is not None and declared != self._chunk_bytes:
+                raise self._size_error(path, declared)
             try:
-                data = self.codec.decode(data)
+                if declared is None:
+                    data = self.codec.decode(data)
+                else:
+                    target = self._scratch.buffer(self._chunk_bytes)[: self._chunk_bytes]
+                    self.codec.decode(data, out=target)
+                    data = target
             except Exception as error:  # numcodecs raises RuntimeError, ValueError, ...
                 reason, transient = read_failure(error)
                 raise ChunkReadError(str(path), reason, transient=transient) from error
         raw = np.frombuffer(data, dtype=np.uint8)
         if raw.nbytes != self._chunk_bytes:
-            raise ChunkReadError(
-                str(path),
-                f"holds {raw.nbytes} bytes once decoded, not the {self._chunk_bytes} "
-                f"of a {self.chunks} chunk of {self.stored}",
-            )
+            raise self._size_error(path, raw.nbytes)
         return raw.view(self.stored).reshape(self.chunks)
+
+    def _size_error(self, path: Path, nbytes: int) -> ChunkReadError:
+        return ChunkReadError(
+            str(path),
+            f"holds {nbytes} bytes once decoded, not the {self._chunk_bytes} "
+            f"of a {self.chunks} chunk of {self.stored}",
+        )
+
+    def _file_bytes(self, path: Path) -> Any:
+        """The bytes of the file at ``path``, in a buffer of the reader's pool."""
+        with open(path, "rb", buffering=0) as file:
+            size = os.fstat(file.fileno()).st_size
+            buffer = self._scratch.buffer(size)[:size]
+            view = memoryview(buffer)
+            done = 0
+            while done < size:
+                got = file.readinto(view[done:])
+                if not got:
+                    return buffer[:done]  # shorter than it was a moment ago
+                done += got
+            rest = file.read()  # longer than it was a moment ago
+        return bytes(buffer) + rest if rest else buffer
+
+
+def _declared_size(codec: Any, data: Any) -> int | None:
+    """The bytes a compressed chunk says it decodes to, where its codec records them."""
+    if isinstance(codec, numcodecs.Zstd):
+        return _zstd_content_size(bytes(data[:_ZSTD_HEADER_MAX]))
+    if isinstance(codec, numcodecs.Blosc):
+        try:
+            return int(numcodecs.blosc.cbuffer_sizes(data)[0])
+        except Exception:  # not a blosc buffer: decoding names the failure
+            return None
+    return None
+
+
+# Longest zstd frame header: magic, descriptor, window, dictionary id, content size.
+_ZSTD_HEADER_MAX = 4 + 1 + 1 + 4 + 8
+_ZSTD_MAGIC = 0xFD2FB528
+
+
+def _zstd_content_size(header: bytes) -> int | None:
+    """The content size a zstd frame header declares (RFC 8878, 3.1.1.1), None if none."""
+    if len(header) < 5 or int.from_bytes(header[:4], "little") != _ZSTD_MAGIC:
+        return None
+    descriptor = header[4]
+    single_segment = bool(descriptor & 0x20)
+    size_flag = descriptor >> 6
+    dictionary_bytes = (0, 1, 2, 4)[descriptor & 0x03]
+    size_bytes = (1 if single_segment else 0, 2, 4, 8)[size_flag]
+    if size_bytes == 0:
+        return None  # size not recorded: decoding finds it
+    start = 5 + (0 if single_segment else 1) + dictionary_bytes
+    field = header[start : start + size_bytes]
+    if len(field) != size_bytes:
+        return None
+    value = int.from_bytes(field, "little")
+    return value + 256 if size_bytes == 2 else value
 
 
 def chunk_target(
