@@ -95,7 +95,10 @@ class BufferPool:
         before: tuple[int, ...],
         after: tuple[int, ...],
     ) -> np.ndarray:
-        """An uninitialised ``shape`` array: the interior of a C-ordered one ``before``/``after`` larger.
+        """An uninitialised ``shape`` array, inside a C-ordered one with room around it.
+
+        The array around it is ``before`` larger before it and ``after`` larger
+        after it along each axis (:func:`room_around` finds it).
 
         Parameters
         ----------
@@ -117,7 +120,14 @@ class BufferPool:
         buffer = self.buffer(math.prod(full) * dtype.itemsize)
         key = id(buffer)
         entry = _LAYOUTS.get(key)
-        ref = entry[0] if entry is not None else weakref.ref(buffer, lambda r, k=key: _forget(k, r))
+        if entry is not None and entry[0]() is buffer:
+            ref = entry[0]
+        else:
+
+            def forget(dead: weakref.ref[np.ndarray], key: int = key) -> None:
+                _forget(key, dead)
+
+            ref = weakref.ref(buffer, forget)
         _LAYOUTS[key] = (ref, full, dtype)
         owner = _padded(buffer, full, dtype)
         return owner[tuple(slice(b, b + n) for n, b in zip(shape, before, strict=True))]

@@ -193,9 +193,12 @@ class ChunkFileReader:
         shape = tuple(stop - start for start, stop in region)
         if any(self.room) and all(shape):
             # Room where the array goes on: its neighbours lend the halo there.
-            before = tuple(r if start > 0 else 0 for r, (start, _) in zip(self.room, region, strict=True))
+            before = tuple(
+                r if start > 0 else 0 for r, (start, _) in zip(self.room, region, strict=True)
+            )
             after = tuple(
-                r if stop < n else 0 for r, (_, stop), n in zip(self.room, region, self.shape, strict=True)
+                r if stop < n else 0
+                for r, (_, stop), n in zip(self.room, region, self.shape, strict=True)
             )
             out = self._pool.padded_empty(shape, self.dtype, before, after)
         else:
@@ -285,7 +288,7 @@ class ChunkFileReader:
         with open(path, "rb", buffering=0) as file:
             size = os.fstat(file.fileno()).st_size
             buffer = self._scratch.buffer(size)[:size]
-            view = memoryview(buffer)
+            view = memoryview(buffer.data)
             done = 0
             while done < size:
                 got = file.readinto(view[done:])
@@ -369,9 +372,7 @@ def _plain_region(key: Any, shape: tuple[int, ...]) -> list[tuple[int, int]] | N
     return region
 
 
-def direct_reader(
-    array: zarr.Array, room: tuple[int, ...] | None = None
-) -> ChunkFileReader | None:
+def direct_reader(array: zarr.Array, room: tuple[int, ...] | None = None) -> ChunkFileReader | None:
     """A :class:`ChunkFileReader` for ``array`` (with ``room``), or None where Zarr must read it."""
     try:
         store = array.store
