@@ -300,15 +300,21 @@ def _read_zarr(
     axis = normalize_channel_axis(channel_axis, array.ndim)
     spatial = [a for a in range(array.ndim) if a != axis]
     image_axis = spatial[0] if len(spatial) == 3 else None
+    # Channels already last (or none): the canonical layout only adds one-long axes,
+    # in the task that takes the pixels from the read.
+    in_order = axis is None or axis == array.ndim - 1
+    expand = (None,) * (len(spatial) == 2) + (Ellipsis,) + (None,) * (axis is None)
     pixels, status = dask_from_zarr_checked(
         array,
         chunks,
         image_axis=image_axis,
         report_missing=missing_chunks == "fail",
         room=room,
+        expand=expand if in_order and np.dtype(array.dtype).kind in "uif" else None,
     )
-    stack, _, _ = to_canonical(pixels, channel_axis, "source")
-    return stack, status
+    if pixels.ndim == array.ndim:
+        pixels, _, _ = to_canonical(pixels, channel_axis, "source")
+    return pixels, status
 
 
 def join_statuses(*statuses: da.Array) -> da.Array:
