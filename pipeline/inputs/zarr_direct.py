@@ -130,7 +130,7 @@ class ChunkFileReader:
     room : tuple of int, optional
         Per axis, the halo a consumer adds to a region on each side where the array
         goes on: each region is read into the interior of an array that large
-        (:func:`pipeline.inputs.padded.padded_empty`), so the halo is added around
+        (:meth:`pipeline.inputs.padded.BufferPool.padded_empty`), so the halo is added around
         it in place instead of copying the region into a larger array. Those
         arrays' memory is reused once nothing views them (a
         :class:`~pipeline.inputs.padded.BufferPool` that lives with the reader).

@@ -12,7 +12,9 @@ input instead: one copies out the edges each neighbour needs (contiguous
 copies, ``depth`` wide, so a distributed worker ships kilobytes, not the
 tile, and the tile itself is not kept alive by its neighbours), and the
 consuming task copies its own block and those edges into one array and calls
-the block function on it. The block a function sees is exactly the one of
+the block function on it (where the block's read kept room around it, the
+edges are written there instead and the block is not copied:
+:mod:`pipeline.inputs.padded`). The block a function sees is exactly the one of
 ``dask.array.overlap`` with ``boundary="none"``: the chunk extended by
 ``depth`` along each overlapped axis, clipped at the array's edges.
 
@@ -108,7 +110,7 @@ def _assemble(
 def _room_around(block: Any, shape: tuple[int, ...], interior: tuple[slice, ...]) -> Any:
     """The C-ordered ``shape`` array whose ``interior`` is ``block``, where its read made one.
 
-    A read that kept room around its block (:func:`pipeline.inputs.padded.padded_empty`)
+    A read that kept room around its block (:meth:`pipeline.inputs.padded.BufferPool.padded_empty`)
     lets the halo be written around the block where it lies; anything else (another
     source, a block the room does not fit exactly) is None, and the block is copied.
     """
