@@ -160,7 +160,7 @@ class ChunkFileReader:
         self._chunk_bytes = math.prod(self.chunks) * stored.itemsize
         self._pool = BufferPool()
         # Each chunk's file bytes and decoded bytes, copied out before the next read.
-        self._scratch = BufferPool()
+        self._scratch = BufferPool(powers_of_two=True)
 
     def __dask_tokenize__(self) -> Any:
         return ("ChunkFileReader", tokenize(self.array), self.room)
