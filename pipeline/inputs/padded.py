@@ -58,38 +58,28 @@ class BufferPool:
     limit : int
         The most buffers kept for reuse; past it, buffers are allocated and freed
         as usual.
-    powers_of_two : bool
-        Round every buffer up to a power of two bytes (for sizes that vary, such as
-        compressed chunk files: a few sizes, each reused); else a buffer is reused
-        for requests of up to a quarter less than its size.
 
     The pool holds at most as many buffers as were in use at once, and frees them
     with itself. It is never pickled: a copy starts empty.
     """
 
-    def __init__(self, limit: int = 256, *, powers_of_two: bool = False) -> None:
+    def __init__(self, limit: int = 256) -> None:
         self.limit = limit
-        self.powers_of_two = powers_of_two
         self._buffers: list[np.ndarray] = []
         self._lock = threading.Lock()
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"limit": self.limit, "powers_of_two": self.powers_of_two}
+        return {"limit": self.limit}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__(state["limit"], powers_of_two=state["powers_of_two"])  # type: ignore[misc]
+        self.__init__(state["limit"])  # type: ignore[misc]
 
     def buffer(self, nbytes: int) -> np.ndarray:
-        """A byte buffer of at least ``nbytes`` that nothing views (see ``powers_of_two``)."""
-        if self.powers_of_two:
-            nbytes = 1 << max(0, nbytes - 1).bit_length()
-            most = nbytes
-        else:
-            most = nbytes + nbytes // 4
+        """A byte buffer of at least ``nbytes`` (at most a quarter more) that nothing views."""
         with self._lock:
             for buffer in self._buffers:
                 if (
-                    nbytes <= buffer.nbytes <= most
+                    nbytes <= buffer.nbytes <= nbytes + nbytes // 4
                     and sys.getrefcount(buffer) <= _UNUSED_REFERENCES
                 ):
                     return buffer

@@ -27,7 +27,6 @@ import pytest
 import zarr
 from zarr.codecs import Crc32cCodec, ZstdCodec
 
-import pipeline.inputs.zarr_direct as zarr_direct
 from pipeline import evaluate, open_results
 from pipeline.cli.main import main
 from pipeline.inputs.files import TRANSIENT_SUFFIX, is_transient_status
@@ -207,11 +206,12 @@ def test_chunk_the_system_cannot_read_is_a_transient_failure(
     y = _write(tmp_path / "y.zarr", stacks[1], options)
     clean = evaluate(x, y).load()
     chunk = y / key
+    read_bytes = Path.read_bytes
 
-    def failing_open(path, *args, **kwargs):
-        if Path(path) == chunk:
+    def failing_read_bytes(path: Path) -> bytes:
+        if path == chunk:
             raise error
-        return open(path, *args, **kwargs)
+        return read_bytes(path)
 
     get = zarr.storage.LocalStore.get
 
@@ -220,8 +220,7 @@ def test_chunk_the_system_cannot_read_is_a_transient_failure(
             raise error
         return await get(store, name, prototype, byte_range)
 
-    # The direct reader opens each chunk file itself (the builtin, looked up in its module).
-    monkeypatch.setattr(zarr_direct, "open", failing_open, raising=False)
+    monkeypatch.setattr(Path, "read_bytes", failing_read_bytes)
     monkeypatch.setattr(zarr.storage.LocalStore, "get", failing_get)
     broken = evaluate(x, y).load()
     for status in _assert_only_failed(broken, clean, held):

@@ -96,16 +96,5 @@ def test_a_pickled_pool_starts_empty():
     pool = BufferPool(limit=5)
     kept = pool.buffer(32)
     copy = pickle.loads(pickle.dumps(pool))
-    assert copy.limit == 5 and not copy.powers_of_two and copy._buffers == []
+    assert copy.limit == 5 and copy._buffers == []
     assert kept.nbytes == 32
-
-
-def test_powers_of_two_serve_varying_sizes_from_few_buffers():
-    pool = BufferPool(powers_of_two=True)
-    sizes = [700, 1000, 513, 1024, 900, 600]
-    for size in sizes:  # each buffer dropped at once: one 1024-byte buffer serves them all
-        assert pool.buffer(size).nbytes == 1024
-    assert len(pool._buffers) == 1
-    assert pool.buffer(1025).nbytes == 2048 and pool.buffer(1).nbytes == 1
-    copy = pickle.loads(pickle.dumps(pool))
-    assert copy.powers_of_two and copy._buffers == []
