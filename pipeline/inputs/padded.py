@@ -39,9 +39,17 @@ __all__ = ["BufferPool", "room_around"]
 # die with its last view; its callback drops the entry before the id can be reused.
 _LAYOUTS: dict[int, tuple[weakref.ref[np.ndarray], tuple[int, ...], np.dtype]] = {}
 
-# References to a buffer that only the pool's scan holds: the pool's list, the
-# loop variable and getrefcount's own argument.
-_UNUSED_REFERENCES = 3
+
+def _reference_counts(buffers: list[np.ndarray]) -> list[int]:
+    """``sys.getrefcount`` of each buffer, as the pool's scan sees it."""
+    return [sys.getrefcount(buffer) for buffer in buffers]
+
+
+# What that scan counts for a buffer that nothing else references (its list, the
+# loop's and getrefcount's own references), measured rather than assumed: how
+# many of those the interpreter counts differs between Python versions, and a
+# count too high would hand out a buffer that a tile still views.
+_UNUSED_REFERENCES = _reference_counts([np.empty(1, dtype=np.uint8)])[0]
 
 
 def _forget(key: int, ref: weakref.ref[np.ndarray]) -> None:
@@ -77,11 +85,9 @@ class BufferPool:
     def buffer(self, nbytes: int) -> np.ndarray:
         """A byte buffer of at least ``nbytes`` (at most a quarter more) that nothing views."""
         with self._lock:
-            for buffer in self._buffers:
-                if (
-                    nbytes <= buffer.nbytes <= nbytes + nbytes // 4
-                    and sys.getrefcount(buffer) <= _UNUSED_REFERENCES
-                ):
+            counts = _reference_counts(self._buffers)
+            for buffer, count in zip(self._buffers, counts, strict=True):
+                if nbytes <= buffer.nbytes <= nbytes + nbytes // 4 and count <= _UNUSED_REFERENCES:
                     return buffer
             buffer = np.empty(nbytes, dtype=np.uint8)
             if len(self._buffers) < self.limit:
