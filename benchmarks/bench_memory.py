@@ -241,7 +241,7 @@ def stage_alternating(directory: Path, side: int, rounds: int) -> dict[str, Any]
     def streaming(direct: bool = True) -> float:
         chosen = zarr_direct.direct_reader
         if not direct:  # every chunk through Zarr's own read path, as before the reader
-            zarr_direct.direct_reader = lambda array: None
+            zarr_direct.direct_reader = lambda array, room=None: None
         try:
             start = time.perf_counter()
             sp.evaluate(str(directory / "reference.zarr"), str(directory / "generated.zarr"))

@@ -380,6 +380,10 @@ def _plan_group(
     )
     depth = overlap_depth(params.win_size)
     chunks, batches = _plan_chunks(config, pair, depth, len(regions.names))
+    if not config.volume:
+        # Zarr stacks read straight at these chunks keep room around each block for
+        # its overlap, which the block tasks then add in place instead of copying.
+        pair = replace(pair, halo=depth)
     # Zarr stacks read straight at these chunks report their missing chunks from those reads.
     pair = pair.planned(chunks)
     if config.nan_policy == "fail":

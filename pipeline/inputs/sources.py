@@ -114,20 +114,24 @@ class DirectRead:
     status: da.Array | None = None
     missing_chunks: str = "fail"
 
-    def read(self, chunks: Chunks) -> da.Array | None:
-        """The canonical stack read at ``chunks``, or None where they split a source chunk."""
-        read = self._read(chunks)
+    def read(self, chunks: Chunks, halo: int = 0) -> da.Array | None:
+        """The canonical stack read at ``chunks``, or None where they split a source chunk.
+
+        ``halo``: room kept around each block along ``y`` and ``x`` for the overlap
+        a consumer adds (see :class:`~pipeline.inputs.zarr_direct.ChunkFileReader`).
+        """
+        read = self._read(chunks, halo)
         return None if read is None else read[0]
 
-    def read_status(self, chunks: Chunks) -> da.Array | None:
+    def read_status(self, chunks: Chunks, halo: int = 0) -> da.Array | None:
         """Per-image status of the reads :meth:`read` makes at ``chunks`` (None: no such reads).
 
         The same Dask keys as the stack's reads: computed together, each chunk is read once.
         """
-        read = self._read(chunks)
+        read = self._read(chunks, halo)
         return None if read is None else read[1]
 
-    def _read(self, chunks: Chunks) -> tuple[da.Array, da.Array | None] | None:
+    def _read(self, chunks: Chunks, halo: int = 0) -> tuple[da.Array, da.Array | None] | None:
         native = self.array.shards if self.array.shards is not None else self.array.chunks
         ndim = self.array.ndim
         axis = normalize_channel_axis(self.channel_axis, ndim)
@@ -144,13 +148,25 @@ class DirectRead:
         for sizes, unit, length in zip(source, native, self.array.shape, strict=True):
             if sum(sizes) != length or any(int(b) % unit for b in np.cumsum(sizes)[:-1]):
                 return None
+        # Canonical y and x: the source's first two spatial axes after the image axis.
+        planar = order[:-1] if axis is not None else order
+        room = None
+        if halo:
+            room_list = [0] * ndim
+            for source_axis in planar[-2:]:
+                room_list[source_axis] = halo
+            room = tuple(room_list)
         if self.status is None:
             stack, _, _ = to_canonical(
-                dask_from_zarr(self.array, tuple(source)), self.channel_axis, "source"
+                dask_from_zarr(self.array, tuple(source), room=room), self.channel_axis, "source"
             )
             return stack, None
         return _read_zarr(
-            self.array, tuple(source), self.channel_axis, missing_chunks=self.missing_chunks
+            self.array,
+            tuple(source),
+            self.channel_axis,
+            missing_chunks=self.missing_chunks,
+            room=room,
         )
 
 
@@ -195,6 +211,10 @@ class SourcePair:
         For each stack, a :class:`DirectRead` when it comes straight from a Zarr
         array (see :meth:`chunked`), else None. Its ``status`` is that stack's own
         per-image read status (chunks that could not be read, or are missing).
+    halo : int
+        The overlap the engine adds around each block along ``y`` and ``x``: Zarr
+        stacks read straight at the planned chunks keep room for it around each
+        block (see :meth:`chunked`), so the overlapped block is made in place.
     """
 
     reference: da.Array
@@ -210,6 +230,7 @@ class SourcePair:
     groups: tuple[SourcePair, ...] = ()
     attrs: dict[str, Any] = field(default_factory=dict)
     direct: tuple[DirectRead | None, DirectRead | None] = (None, None)
+    halo: int = 0
 
     def chunked(self, chunks: Chunks) -> tuple[da.Array, da.Array]:
         """Both stacks chunked as ``chunks``, read straight at those chunks where possible.
@@ -219,7 +240,8 @@ class SourcePair:
         """
         out = []
         for stack, direct in zip((self.reference, self.generated), self.direct, strict=True):
-            read = direct.read(chunks) if direct is not None and direct.name == stack.name else None
+            usable = direct is not None and direct.name == stack.name
+            read = direct.read(chunks, self.halo) if direct is not None and usable else None
             if read is None:
                 read = _views(stack, chunks) if stack.npartitions == 1 else stack.rechunk(chunks)
             out.append(read)
@@ -239,7 +261,7 @@ class SourcePair:
         ]
         if not sides or any(direct.name != stack.name for stack, direct in sides):
             return self  # nothing read straight, or a replaced stack: read_status holds
-        found = [direct.read_status(chunks) for _, direct in sides]
+        found = [direct.read_status(chunks, self.halo) for _, direct in sides]
         if all(status is None for status in found):
             return self
         chosen = [
@@ -263,7 +285,12 @@ class SourcePair:
 
 
 def _read_zarr(
-    array: zarr.Array, chunks: tuple[Any, ...], channel_axis: int | None, *, missing_chunks: str
+    array: zarr.Array,
+    chunks: tuple[Any, ...],
+    channel_axis: int | None,
+    *,
+    missing_chunks: str,
+    room: tuple[int, ...] | None = None,
 ) -> tuple[da.Array, da.Array]:
     """The canonical stack of ``array`` read at source ``chunks``, and its read status.
 
@@ -273,11 +300,21 @@ def _read_zarr(
     axis = normalize_channel_axis(channel_axis, array.ndim)
     spatial = [a for a in range(array.ndim) if a != axis]
     image_axis = spatial[0] if len(spatial) == 3 else None
+    # Channels already last (or none): the canonical layout only adds one-long axes,
+    # in the task that takes the pixels from the read.
+    in_order = axis is None or axis == array.ndim - 1
+    expand = (None,) * (len(spatial) == 2) + (Ellipsis,) + (None,) * (axis is None)
     pixels, status = dask_from_zarr_checked(
-        array, chunks, image_axis=image_axis, report_missing=missing_chunks == "fail"
+        array,
+        chunks,
+        image_axis=image_axis,
+        report_missing=missing_chunks == "fail",
+        room=room,
+        expand=expand if in_order and np.dtype(array.dtype).kind in "uif" else None,
     )
-    stack, _, _ = to_canonical(pixels, channel_axis, "source")
-    return stack, status
+    if pixels.ndim == array.ndim:
+        pixels, _, _ = to_canonical(pixels, channel_axis, "source")
+    return pixels, status
 
 
 def join_statuses(*statuses: da.Array) -> da.Array:

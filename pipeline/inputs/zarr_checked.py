@@ -251,6 +251,8 @@ def dask_from_zarr_checked(
     *,
     image_axis: int | None,
     report_missing: bool = True,
+    room: tuple[int, ...] | None = None,
+    expand: tuple[Any, ...] | None = None,
 ) -> tuple[da.Array, da.Array]:
     """:func:`~pipeline.inputs.zarr_direct.dask_from_zarr` and each image's status, same reads.
 
@@ -265,6 +267,13 @@ def dask_from_zarr_checked(
     report_missing : bool
         Whether a chunk that is not in the store fails the images it holds (else
         they hold the fill value, Zarr's rule, and stay ``"ok"``).
+    room : tuple of int, optional
+        Per axis, the halo a consumer adds around each block: direct reads leave
+        room for it (:class:`~pipeline.inputs.zarr_direct.ChunkFileReader`).
+    expand : tuple, optional
+        An index of ``None`` and one ``Ellipsis`` applied to each block of pixels
+        (new one-long axes, e.g. ``(None, ..., None)``), in the task that takes the
+        pixels from the read: no task of its own for the new axes.
 
     Returns
     -------
@@ -280,8 +289,8 @@ def dask_from_zarr_checked(
     """
     normalized = da.core.normalize_chunks(chunks, array.shape, dtype=array.dtype)
     # Looked up at each call: a benchmark turns the direct reads off by replacing it.
-    reader = zarr_direct.direct_reader(array)
-    token = tokenize(array, normalized, image_axis, report_missing, "checked")
+    reader = zarr_direct.direct_reader(array, room)
+    token = tokenize(array, normalized, image_axis, report_missing, "checked", room)
     # One read task per block gives its pixels and the stored objects it lacked or could
     # not read; each image chunk's status gathers those of every block it lies in.
     reads = shared_reads(
@@ -290,12 +299,16 @@ def dask_from_zarr_checked(
         chunks=normalized,
         name=f"zarr-read-{token}",
     )
-    pixels = read_part(
-        reads,
-        0,
-        meta=np.empty((0,) * array.ndim, dtype=array.dtype),
-        name=f"from-zarr-checked-{token}",
-    )
+    if expand is None:
+        pixels = read_part(
+            reads,
+            0,
+            meta=np.empty((0,) * array.ndim, dtype=array.dtype),
+            name=f"from-zarr-checked-{token}",
+        )
+    else:
+        name = f"from-zarr-checked-{tokenize(token, expand)}"
+        pixels = _expanded_pixels(reads, expand, np.dtype(array.dtype), name)
     missing = read_part(
         reads, 1, meta=np.empty((0,) * array.ndim, dtype=object), name=f"zarr-missing-{token}"
     )
@@ -321,6 +334,33 @@ def dask_from_zarr_checked(
         meta=np.empty((0,), dtype=object),
     )
     return pixels, status
+
+
+def _expanded_pixels(
+    reads: da.Array, expand: tuple[Any, ...], dtype: np.dtype, name: str
+) -> da.Array:
+    """The pixels of every read with the new axes of ``expand`` (None / one Ellipsis)."""
+    at = expand.index(Ellipsis)
+    leading, trailing = at, len(expand) - at - 1
+    if any(item is not None for i, item in enumerate(expand) if i != at):
+        raise ValueError(f"expand must be None and one Ellipsis (got {expand})")
+    ndim = reads.ndim + leading + trailing
+    new_axis = [*range(leading), *range(leading + reads.ndim, ndim)]
+    chunks = ((1,),) * leading + tuple(reads.chunks) + ((1,),) * trailing
+    return da.map_blocks(
+        _pixels_of,
+        reads,
+        expand,
+        chunks=chunks,
+        new_axis=new_axis or None,
+        dtype=dtype,
+        meta=np.empty((0,) * ndim, dtype=dtype),
+        name=name,
+    )
+
+
+def _pixels_of(read: tuple[np.ndarray, Any], expand: tuple[Any, ...]) -> np.ndarray:
+    return read[0][expand]
 
 
 def _read_block_checked(

@@ -142,3 +142,29 @@ def test_many_small_images_are_few_tasks(rng):
     plan = plan_run(RunConfig(win_size=7), open_pair(x, x))
     assert len(plan.groups[0].chunks[0]) <= 100
     assert len(plan.statistics.dask) < 2000
+
+
+def test_zarr_tiles_are_read_with_room_for_their_overlap(tmp_path, rng):
+    # A planar group's Zarr stacks, read straight at the planned tiles, keep room for
+    # the window's half-width around each tile: the block tasks add it in place.
+    import zarr
+
+    from pipeline.inputs.padded import room_around
+
+    data = rng.integers(0, 256, (2, 40, 44), dtype=np.uint8)
+    for name in ("x", "y"):
+        zarr.create_array(tmp_path / f"{name}.zarr", data=data, chunks=(1, 10, 11))
+    pair = open_pair(str(tmp_path / "x.zarr"), str(tmp_path / "y.zarr"))
+    (group,) = plan_run(RunConfig(chunks=(1, 20, 22)), pair).groups
+    assert group.pair.halo == 5  # win_size 11
+    x, _ = group.pair.chunked(group.chunks)
+    rooms = {}
+
+    def record(block, block_info=None):
+        rooms[tuple(block_info[0]["chunk-location"][1:3])] = room_around(block).shape
+        return block
+
+    x.map_blocks(record, dtype=x.dtype).compute(scheduler="synchronous")
+    # Each tile of the 2 x 2 grid has one neighbour along y and x: room on that side
+    # only, none along the image axis (the source's own axes: image, y, x).
+    assert rooms == {(i, j): (1, 25, 27) for i in (0, 1) for j in (0, 1)}

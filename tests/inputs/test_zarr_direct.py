@@ -23,6 +23,7 @@ from pipeline import evaluate
 from pipeline.inputs.files import TRANSIENT_SUFFIX
 from pipeline.inputs.opening import open_pair
 from pipeline.inputs.options import InputOptions
+from pipeline.inputs.padded import room_around
 from pipeline.inputs.zarr_direct import (
     ChunkFileReader,
     ChunkReadError,
@@ -284,3 +285,54 @@ def test_chunk_read_error_survives_pickling():
         "Zarr chunk file '/data/y.zarr/c/1/0/0' could not be read (Input/output error)"
         + TRANSIENT_SUFFIX
     )
+
+
+@pytest.mark.parametrize(
+    "layout", ["v3 default (zstd)", "v3 blosc", "v3 uncompressed", "v3 gzip", "v2 zstd"]
+)
+def test_reads_with_room_give_the_same_pixels_inside_room_where_the_array_goes_on(
+    tmp_path, rng, data, layout
+):
+    array = _create(tmp_path / "a.zarr", data, **DIRECT_LAYOUTS[layout])
+    reader = direct_reader(array, (0, 3, 2))
+    assert isinstance(reader, ChunkFileReader) and reader.room == (0, 3, 2)
+    regions = _regions(rng)
+    # Every result kept alive: no buffer of one read is handed to a later one.
+    got = [reader[region] for region in regions]
+    for region, tile in zip(regions, got, strict=True):
+        np.testing.assert_array_equal(tile, array[region])
+        if tile.size == 0:
+            continue
+        around = room_around(tile)
+        assert around is not None
+        (y0, y1), (x0, x1) = [(s.start, s.stop) for s in region[1:]]
+        expected = (
+            tile.shape[0],
+            tile.shape[1] + 3 * (y0 > 0) + 3 * (y1 < SHAPE[1]),
+            tile.shape[2] + 2 * (x0 > 0) + 2 * (x1 < SHAPE[2]),
+        )
+        assert around.shape == expected
+    # The same reads with room or without are different keys, the same pixels.
+    with_room = dask_from_zarr(array, (1, 10, 8), room=(0, 3, 2))
+    assert with_room.name != dask_from_zarr(array, (1, 10, 8)).name
+    np.testing.assert_array_equal(with_room.compute(scheduler="threads"), array[...])
+
+
+def test_room_must_be_one_non_negative_halo_per_axis(tmp_path, data):
+    array = _create(tmp_path / "a.zarr", data)
+    with pytest.raises(ValueError, match=r"room must give a non-negative halo per axis of the 3-D"):
+        ChunkFileReader(array, None, np.dtype("uint8"), (1, 1))
+
+
+@pytest.mark.parametrize("size", [1, 255, 256, 257, 65791, 65792, 65793, 10**6])
+def test_zstd_content_size_is_read_from_the_frame_header(size):
+    frame = numcodecs.Zstd(level=1).encode(bytes(size))
+    assert zarr_direct._zstd_content_size(bytes(frame[:18])) == size
+    assert zarr_direct._zstd_content_size(b"not a zstd frame at all") is None
+
+
+def test_blosc_chunk_of_the_wrong_size_is_named(tmp_path, data):
+    array = _create(tmp_path / "a.zarr", data, **DIRECT_LAYOUTS["v3 blosc"])
+    (tmp_path / "a.zarr" / "c" / "0" / "0" / "0").write_bytes(numcodecs.Blosc().encode(b"x" * 99))
+    with pytest.raises(ValueError, match=r"c/0/0/0' holds 99 bytes once decoded, not the 160"):
+        direct_reader(array)[0:1, 0:1, 0:1]

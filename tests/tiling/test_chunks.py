@@ -365,3 +365,44 @@ def test_an_images_statistics_do_not_depend_on_how_many_share_its_task() -> None
     assert "ssim_std" in per_pair
     for name in per_pair:
         np.testing.assert_array_equal(alone[name].values, several[name].values, err_msg=name)
+
+
+@pytest.mark.parametrize(
+    ("grid", "image_chunks"), [((9, 11), (2, 1)), ((1, 1), (3,)), ((2, 3, 4), (1,))]
+)
+def test_merged_block_statistics_are_those_of_the_whole_image(rng, grid, image_chunks):
+    # Each block's packed partials of random values; merged (runs of 8, then runs of
+    # runs) they are the statistics of every value at once, checked against NumPy.
+    from pipeline.kernels.statistics import COUNT, HIST, M2, MAX, MIN, SUM
+    from pipeline.reductions.statistics import block_statistics
+    from pipeline.tiling.chunks import merge_block_statistics
+
+    n = sum(image_chunks)
+    values = {b: rng.random((n, 3, 4)) * 2 - 1 for b in itertools.product(*map(range, grid))}
+    blocks = np.empty((n, *grid, 1, HIST + 10))
+    for b, ssim in values.items():
+        maps = {"ssim": ssim, "luminance": ssim, "contrast": ssim, "structure": ssim}
+        blocks[(slice(None), *b)] = block_statistics(maps, None, 1, 10)
+    per_block = da.from_array(
+        blocks, chunks=(image_chunks, *((1,) * g for g in grid), 1, HIST + 10)
+    )
+    merged = merge_block_statistics(per_block, axis=tuple(range(1, len(grid) + 1)))
+    assert merged.chunks == (image_chunks, (1,), (HIST + 10,))
+    got = merged.compute(scheduler="threads")
+    every = np.concatenate([v.reshape(n, -1) for v in values.values()], axis=1)
+    np.testing.assert_array_equal(got[:, 0, COUNT], every.shape[1])
+    np.testing.assert_allclose(got[:, 0, SUM], every.sum(axis=1), rtol=1e-12)
+    np.testing.assert_allclose(got[:, 0, M2], every.var(axis=1) * every.shape[1], rtol=1e-10)
+    np.testing.assert_array_equal(got[:, 0, MIN], every.min(axis=1))
+    np.testing.assert_array_equal(got[:, 0, MAX], every.max(axis=1))
+    assert (got[:, 0, HIST:].sum(axis=1) == every.shape[1]).all()
+
+
+def test_merge_block_statistics_refuses_other_axes():
+    from pipeline.tiling.chunks import merge_block_statistics
+
+    per_block = da.zeros((2, 3, 3, 1, 12), chunks=(1, 1, 1, 1, 6))
+    with pytest.raises(ValueError, match=r"axis must be the block axes 1 \.\. n \(got \(2, 3\)\)"):
+        merge_block_statistics(per_block, axis=(2, 3))
+    with pytest.raises(ValueError, match=r"trailing axes must be one chunk each"):
+        merge_block_statistics(per_block, axis=(1, 2))

@@ -8,6 +8,7 @@ import dask
 import dask.array as da
 import numpy as np
 import pytest
+import zarr
 
 from pipeline.tiling.halo import map_overlapping
 
@@ -143,3 +144,54 @@ def test_refuses_a_chunked_last_axis_or_unequal_chunks():
             chunks=z.chunks,
             meta=np.empty((0,) * 4),
         )
+
+
+def test_reads_with_room_get_their_halo_in_place(tmp_path, rng):
+    # Zarr stacks read straight from their chunk files with room for the halo: each
+    # block is the array its read made, extended where it lies (no copy of the tile).
+    from pipeline.inputs.padded import room_around
+    from pipeline.inputs.zarr_direct import dask_from_zarr
+
+    shape, chunks = (2, 37, 29), (1, 10, 8)
+    x = rng.integers(0, 256, shape, dtype=np.uint8)
+    store = zarr.create_array(tmp_path / "x.zarr", shape=shape, chunks=chunks, dtype="u1")
+    store[...] = x
+    array = dask_from_zarr(zarr.open_array(tmp_path / "x.zarr", mode="r"), chunks, room=(0, 4, 4))
+    canonical = array[..., None]
+    seen, in_place = {}, {}
+
+    def record(block, *, location):
+        seen[location] = block.copy()
+        around = room_around(block)
+        in_place[location] = around is not None and (
+            around.__array_interface__["data"][0] == block.__array_interface__["data"][0]
+        )
+        return np.zeros((1,) * (len(location) + 1))
+
+    grid = canonical.numblocks[:-1]
+    map_overlapping(
+        record,
+        [canonical],
+        depth=4,
+        axes=(1, 2),
+        chunks=(*((1,) * n for n in grid), (1,)),
+        meta=np.empty((0,) * (len(grid) + 1)),
+    ).compute(scheduler="threads")
+    expected = _dask_blocks(da.from_array(x[..., None], chunks=(*chunks, 1)), 4, (1, 2))
+    assert len(seen) == len(expected)
+    for index, block in expected.items():
+        np.testing.assert_array_equal(seen[index[:-1]], block, err_msg=f"block {index}")
+    assert all(in_place.values())
+
+
+def test_an_in_memory_source_is_never_written(rng):
+    # Views of the caller's image have its other pixels around them: the halo is
+    # built in a new array, and a read-only image stays as it was.
+    x = rng.integers(0, 256, (1, 30, 30, 1), dtype=np.uint8)
+    x.flags.writeable = False
+    before = x.copy()
+    ours = _our_blocks([da.from_array(x, chunks=(1, 10, 10, 1))], 3, (1, 2))
+    expected = _dask_blocks(da.from_array(before, chunks=(1, 10, 10, 1)), 3, (1, 2))
+    for index, block in expected.items():
+        np.testing.assert_array_equal(ours[index[:-1]][0], block)
+    np.testing.assert_array_equal(x, before)
