@@ -38,8 +38,10 @@ __all__ = ["ACC", "COL", "CONTRACT", "MAX_TAPS", "TILE", "combine_row", "float32
 # LLVM's runtime alias checks stay within its budget.
 
 # Output columns per tile of the Gaussian path: the tile's column statistics
-# (7 x ~266 float32), accumulators (8 x 256) and moments (5 x 256) take ~20 KB
-# and stay in a 48 KB L1 data cache next to the input rows being read.
+# (7 x ~266 float32), accumulators (8 x 256) and moments (5 x 256) take ~20 KB,
+# which a 32 KB L1 data cache holds (the benchmark machine's cores have 32 KB,
+# newer ones 48 KB); the tile's input rows read beside them (~23 KB for 11 rows
+# of two images) then come partly from L2 on a 32 KB core.
 TILE = 256
 # Row strides (float32 elements) of the flat per-tile buffers; not powers of
 # two, so that the rows do not map to the same L1 cache sets. COL bounds the
