@@ -15,6 +15,8 @@ comment).
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from pipeline.kernels.cpu.combine import ACC, COL, CONTRACT, TILE, combine_row, jit
@@ -66,6 +68,44 @@ _PAIRS = 5
 SCORE_TAPS = 2 * _PAIRS + 1
 
 
+@jit()
+def _sweep_weights(g: np.ndarray) -> tuple[Any, ...]:
+    """Taps 0..4 of an odd window of at most ``2 * _PAIRS + 1`` taps; 0 for missing pairs."""
+    half = g.shape[0] // 2
+    zero = np.float32(0.0)
+    return (
+        g[0] if half > 0 else zero,
+        g[1] if half > 1 else zero,
+        g[2] if half > 2 else zero,
+        g[3] if half > 3 else zero,
+        g[4] if half > 4 else zero,
+    )
+
+
+@jit()
+def _sweep_rows(win_size: int, i: int) -> tuple[int, ...]:
+    """Ring rows of output row ``i``'s window: the centre, then taps 0..4 and their mirrors.
+
+    A pair the window lacks (fewer than ``2 * _PAIRS + 1`` taps) reads the centre row,
+    whose deviation is 0 (and its weight is 0 too).
+    """
+    half = win_size // 2
+    centre = (i + half) % win_size
+    return (
+        centre,
+        (i + 0) % win_size if half > 0 else centre,
+        (i + 1) % win_size if half > 1 else centre,
+        (i + 2) % win_size if half > 2 else centre,
+        (i + 3) % win_size if half > 3 else centre,
+        (i + 4) % win_size if half > 4 else centre,
+        (i + win_size - 1) % win_size if half > 0 else centre,
+        (i + win_size - 2) % win_size if half > 1 else centre,
+        (i + win_size - 3) % win_size if half > 2 else centre,
+        (i + win_size - 4) % win_size if half > 3 else centre,
+        (i + win_size - 5) % win_size if half > 4 else centre,
+    )
+
+
 @jit(fastmath=CONTRACT)
 def _vertical_sweep(
     rx: np.ndarray, ry: np.ndarray, g: np.ndarray, i: int, j0: int, width: int, col: np.ndarray
@@ -75,23 +115,8 @@ def _vertical_sweep(
     half = win_size // 2
     if i < 0 or j0 < 0 or width < 0 or half < 0:
         return
-    centre = (i + half) % win_size
-    zero = np.float32(0.0)
-    a0 = g[0] if half > 0 else zero
-    a1 = g[1] if half > 1 else zero
-    a2 = g[2] if half > 2 else zero
-    a3 = g[3] if half > 3 else zero
-    a4 = g[4] if half > 4 else zero
-    t0 = (i + 0) % win_size if half > 0 else centre
-    t1 = (i + 1) % win_size if half > 1 else centre
-    t2 = (i + 2) % win_size if half > 2 else centre
-    t3 = (i + 3) % win_size if half > 3 else centre
-    t4 = (i + 4) % win_size if half > 4 else centre
-    b0 = (i + win_size - 1) % win_size if half > 0 else centre
-    b1 = (i + win_size - 2) % win_size if half > 1 else centre
-    b2 = (i + win_size - 3) % win_size if half > 2 else centre
-    b3 = (i + win_size - 4) % win_size if half > 3 else centre
-    b4 = (i + win_size - 5) % win_size if half > 4 else centre
+    a0, a1, a2, a3, a4 = _sweep_weights(g)
+    centre, t0, t1, t2, t3, t4, b0, b1, b2, b3, b4 = _sweep_rows(win_size, i)
     xc, yc = rx[centre], ry[centre]
     x0, x1, x2, x3, x4 = rx[t0], rx[t1], rx[t2], rx[t3], rx[t4]
     x5, x6, x7, x8, x9 = rx[b0], rx[b1], rx[b2], rx[b3], rx[b4]
@@ -590,23 +615,8 @@ def _vertical_sweep_sd(
     half = win_size // 2
     if i < 0 or j0 < 0 or width < 0 or half < 0:
         return
-    centre = (i + half) % win_size
-    zero = np.float32(0.0)
-    a0 = g[0] if half > 0 else zero
-    a1 = g[1] if half > 1 else zero
-    a2 = g[2] if half > 2 else zero
-    a3 = g[3] if half > 3 else zero
-    a4 = g[4] if half > 4 else zero
-    t0 = (i + 0) % win_size if half > 0 else centre
-    t1 = (i + 1) % win_size if half > 1 else centre
-    t2 = (i + 2) % win_size if half > 2 else centre
-    t3 = (i + 3) % win_size if half > 3 else centre
-    t4 = (i + 4) % win_size if half > 4 else centre
-    b0 = (i + win_size - 1) % win_size if half > 0 else centre
-    b1 = (i + win_size - 2) % win_size if half > 1 else centre
-    b2 = (i + win_size - 3) % win_size if half > 2 else centre
-    b3 = (i + win_size - 4) % win_size if half > 3 else centre
-    b4 = (i + win_size - 5) % win_size if half > 4 else centre
+    a0, a1, a2, a3, a4 = _sweep_weights(g)
+    centre, t0, t1, t2, t3, t4, b0, b1, b2, b3, b4 = _sweep_rows(win_size, i)
     pc, mc = rp[centre], rm[centre]
     p0, p1, p2, p3, p4 = rp[t0], rp[t1], rp[t2], rp[t3], rp[t4]
     p5, p6, p7, p8, p9 = rp[b0], rp[b1], rp[b2], rp[b3], rp[b4]
@@ -683,23 +693,8 @@ def _vertical_sweep_sd_xy(
     half = win_size // 2
     if i < 0 or j0 < 0 or width < 0 or half < 0:
         return
-    centre = (i + half) % win_size
-    zero = np.float32(0.0)
-    a0 = g[0] if half > 0 else zero
-    a1 = g[1] if half > 1 else zero
-    a2 = g[2] if half > 2 else zero
-    a3 = g[3] if half > 3 else zero
-    a4 = g[4] if half > 4 else zero
-    t0 = (i + 0) % win_size if half > 0 else centre
-    t1 = (i + 1) % win_size if half > 1 else centre
-    t2 = (i + 2) % win_size if half > 2 else centre
-    t3 = (i + 3) % win_size if half > 3 else centre
-    t4 = (i + 4) % win_size if half > 4 else centre
-    b0 = (i + win_size - 1) % win_size if half > 0 else centre
-    b1 = (i + win_size - 2) % win_size if half > 1 else centre
-    b2 = (i + win_size - 3) % win_size if half > 2 else centre
-    b3 = (i + win_size - 4) % win_size if half > 3 else centre
-    b4 = (i + win_size - 5) % win_size if half > 4 else centre
+    a0, a1, a2, a3, a4 = _sweep_weights(g)
+    centre, t0, t1, t2, t3, t4, b0, b1, b2, b3, b4 = _sweep_rows(win_size, i)
     xc, yc = rx[centre], ry[centre]
     x0, x1, x2, x3, x4 = rx[t0], rx[t1], rx[t2], rx[t3], rx[t4]
     x5, x6, x7, x8, x9 = rx[b0], rx[b1], rx[b2], rx[b3], rx[b4]
