@@ -240,8 +240,9 @@ class SourcePair:
         """
         out = []
         for stack, direct in zip((self.reference, self.generated), self.direct, strict=True):
-            usable = direct is not None and direct.name == stack.name
-            read = direct.read(chunks, self.halo) if direct is not None and usable else None
+            read = None
+            if direct is not None and direct.name == stack.name:
+                read = direct.read(chunks, self.halo)
             if read is None:
                 read = _views(stack, chunks) if stack.npartitions == 1 else stack.rechunk(chunks)
             out.append(read)
