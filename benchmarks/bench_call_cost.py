@@ -29,6 +29,8 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
+from _malloc import KEEP_ENV, add_flag
+
 HERE = Path(__file__).resolve().parents[1]
 
 # (name, function, profile, side, channels, calls per timing)
@@ -74,8 +76,8 @@ for line in sys.stdin:
 """
 
 
-def start_worker(tree: Path, threads: int | None) -> subprocess.Popen[str]:
-    env = dict(os.environ)
+def start_worker(tree: Path, threads: int | None, keep_memory: bool) -> subprocess.Popen[str]:
+    env = dict(os.environ) | (KEEP_ENV if keep_memory else {})
     if threads is not None:
         env["NUMBA_NUM_THREADS"] = str(threads)
     process = subprocess.Popen(
@@ -113,13 +115,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--threads", type=int, help="NUMBA_NUM_THREADS of the workers (default: numba's)"
     )
+    add_flag(parser)
     args = parser.parse_args(argv)
     trees = {"this": HERE} | ({"other": args.against.resolve()} if args.against else {})
-    workers = {name: start_worker(tree, args.threads) for name, tree in trees.items()}
+    workers = {
+        name: start_worker(tree, args.threads, args.keep_memory) for name, tree in trees.items()
+    }
     times: dict[str, list[list[float]]] = {name: [[] for _ in CASES] for name in trees}
     cpu: dict[str, list[list[float]]] = {name: [[] for _ in CASES] for name in trees}
     threads = args.threads or "numba's default"
     print(f"# started {stamp()}; {args.rounds} rounds, checkouts interleaved, threads: {threads}")
+    malloc = "freed memory kept" if args.keep_memory else "the C library's defaults"
+    print(f"# workers' malloc: {malloc}")
     for round_ in range(args.rounds):
         for index in range(len(CASES)):
             order = list(workers) if (round_ + index) % 2 == 0 else list(reversed(workers))

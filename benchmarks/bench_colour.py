@@ -45,7 +45,7 @@ from pathlib import Path
 
 import _checkout  # noqa: F401  (this checkout's pipeline, not an installed one)
 import numpy as np
-from _malloc import keep_freed_memory
+from _malloc import add_flag, apply_flag
 from bench_folders import make_pairs
 from bench_kernels import opencv_ssim
 from PIL import Image
@@ -159,14 +159,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--profile", default="wang2004", help="the kernel table's profile (default wang2004)"
     )
-    parser.add_argument(
-        "--keep-memory",
-        action="store_true",
-        help="keep freed memory in this process (glibc mallopt): no page faults for temporaries",
-    )
+    add_flag(parser)
     args = parser.parse_args(argv)
-    if args.keep_memory and not keep_freed_memory():
-        print("--keep-memory: the C library refused (not glibc?); its defaults hold")
+    print(apply_flag(args.keep_memory))
 
     x, y = load_stacks(args.pairs, args.size, args.data)
     n = x.shape[0]

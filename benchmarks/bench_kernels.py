@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 import _checkout  # noqa: F401  (this checkout's pipeline, not an installed one)
 import numpy as np
-from _malloc import keep_freed_memory
+from _malloc import add_flag, apply_flag
 
 K1, K2 = 0.01, 0.03
 DATA_RANGE = 255.0
@@ -246,14 +246,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--memory-side", type=int, default=4096)
     parser.add_argument("--no-memory", action="store_true")
     parser.add_argument("--repeat", type=int, default=7, help="repeats of fast calls")
-    parser.add_argument(
-        "--keep-memory",
-        action="store_true",
-        help="keep freed memory in this process (glibc mallopt): no page faults for temporaries",
-    )
+    add_flag(parser)
     args = parser.parse_args(argv)
-    if args.keep_memory and not keep_freed_memory():
-        print("--keep-memory: the C library refused (not glibc?); its defaults hold")
+    print(apply_flag(args.keep_memory))
     sizes = [int(s) for s in args.sizes.split(",") if s]
     scaling = [int(s) for s in args.scaling.split(",") if s]
 

@@ -49,6 +49,7 @@ from collections.abc import Callable
 from typing import Any
 
 import _checkout  # noqa: F401  (this checkout's pipeline, not an installed one)
+from _malloc import add_flag, apply_flag
 
 LIBRARIES = ("pipeline", "pytorch-msssim", "kornia", "torchmetrics", "piq", "fused-ssim")
 SIZES = ((8, 3, 256, 256), (2, 3, 1024, 1024))
@@ -196,11 +197,14 @@ def main(argv: list[str] | None = None) -> None:
         "--sizes", nargs="*", default=None, help="shapes N,C,H,W (default: both standard sizes)"
     )
     parser.add_argument("--memory-child", nargs=2, metavar=("LIBRARY", "SHAPE"), help="internal")
+    add_flag(parser)
     args = parser.parse_args(argv)
     if args.memory_child:
         name, spec = args.memory_child
         memory_child(name, [tuple(int(n) for n in part.split(",")) for part in spec.split(";")])
         return
+    # The timings only: each peak-memory child starts with the C library's defaults.
+    print(apply_flag(args.keep_memory))
     import torch
 
     sizes = [tuple(int(n) for n in s.split(",")) for s in args.sizes] if args.sizes else SIZES
