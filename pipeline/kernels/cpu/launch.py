@@ -42,11 +42,15 @@ FUSED_DTYPES = (np.dtype(np.uint8), np.dtype(np.uint16), np.dtype(np.float32), n
 # Launches over several threads take turns: two at once would oversubscribe the cores.
 _PARALLEL_LOCK = threading.Lock()
 
-# Below this many output pixels a call stays serial: a launch over the pool costs
-# ~50-60 us (two threads, measured on 2 shared cores), about half the serial work
-# of 128^2 output pixels under a Gaussian window (~7 ns a pixel). The grey and the
-# colour kernels must plan alike (the colour kernel's rows equal the grey one's bit
-# for bit), so the one threshold holds for both windows.
+# Below this many output pixels a call stays serial: the second thread starts 25-40 us
+# after the launch even with the pool awake, plus the hand-over at the end. Measured
+# (score, uint8, two threads against one, medians of 400 interleaved calls on 2 cores,
+# load 0.4): under the Gaussian 11 window two threads break even near 128^2 input
+# pixels (1.08x the serial time; 0.90x at 192^2, 0.74x at 256^2); under the uniform
+# 7x7 window, whose serial pixel costs a third, not before ~256^2 (1.42x at 160^2,
+# 1.12x at 256^2). The grey and the colour kernels must plan alike (the colour
+# kernel's rows equal the grey one's bit for bit), so the one threshold, set for the
+# Gaussian window, holds for both; uniform calls of 128^2-256^2 pay for it.
 _PARALLEL_MIN_PIXELS = 128 * 128
 # Output rows per chunk, at least, in windows (win_size rows): a chunk restarts
 # its window's state (the uniform path's running column sums, the Gaussian
