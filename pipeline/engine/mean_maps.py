@@ -7,8 +7,9 @@ What :func:`pipeline.engine.run.evaluate` does for the ``mean_maps`` setting
   tasks (the kernels add every map row to the block's sums in the same pass:
   :func:`pipeline.engine.graphs.statistics_graphs`), in the same ``dask.compute``;
 * once the batch's statuses are known, a batch with a failed pair is summed
-  again over its ``ok`` rows only (failed pairs are rare, and a failed pair's
-  map may hold NaN: it is never subtracted);
+  again over its ``ok`` rows only, by the same tree of adds (:func:`sum_chunks`;
+  failed pairs are rare, and a failed pair's map may hold NaN: it is never
+  subtracted);
 * in memory the batches' sums are added per size group; a Zarr output stores
   each batch's sums in its own slot, named by the batch's rows, before the
   batch's status is committed
@@ -260,7 +261,9 @@ class MeanMapRun:
         ``computed`` is the batch's sum over all its rows (:meth:`lazy_sums`); a batch
         with a failed pair is summed again over its ``ok`` rows with
         :func:`pipeline.engine.graphs.mean_map_graph` (a second kernel pass, for that
-        rare batch only: a failed pair's map may be NaN and is never subtracted).
+        rare batch only: a failed pair's map may be NaN and is never subtracted),
+        added up by :func:`sum_chunks` like the first: each of that graph's blocks is
+        its own task's new array, read by the sum alone, so the adds may consume it.
         """
         g = self.group_of(start)
         group = self.plan.groups[g]

@@ -539,8 +539,9 @@ def merge_block_statistics(per_block: da.Array, axis: tuple[int, ...]) -> da.Arr
     which merge exactly in any order. The blocks are merged in runs of
     :data:`MERGE_EVERY` consecutive blocks in row-major order, the runs' partials in
     runs again, down to one per image chunk (:func:`pipeline.tiling.trees.reduction_tree`):
-    one task per run, straight on the block tasks' results (``dask.array.reduction`` adds a task per block before its tree:
-    a 10 x 10 grid of tiles merges in 16 tasks here, in 138 there).
+    one task per run, straight on the block tasks' results (``dask.array.reduction``
+    adds a task per block before its tree: a 10 x 10 grid of tiles merges in 16 tasks
+    here, in 138 there).
 
     Parameters
     ----------

@@ -20,12 +20,13 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from dask.task_spec import Task, TaskRef
+from dask.typing import Key
 
 __all__ = ["reduction_tree"]
 
 
 def reduction_tree(
-    graph: dict[Any, Task],
+    graph: dict[Key, Task],
     leaves: Sequence[TaskRef],
     combine: Callable[..., Any],
     *,
@@ -33,7 +34,7 @@ def reduction_tree(
     prefix: str,
     index: tuple[int, ...] = (),
     args: tuple[Any, ...] = (),
-    root: tuple[Any, ...] | None = None,
+    root: Key | None = None,
     carry_single: bool = False,
 ) -> TaskRef:
     """Add the tasks of a tree that combines ``leaves`` ``fan_in`` at a time to ``graph``.
@@ -61,7 +62,7 @@ def reduction_tree(
         one layer holds several (e.g. the image chunk, the block).
     args : tuple
         Leading arguments of every ``combine`` call.
-    root : tuple, optional
+    root : key, optional
         The last task's key (e.g. the output array's block key); by default it is
         named like the other tasks.
     carry_single : bool
@@ -94,7 +95,7 @@ def reduction_tree(
             if carry_single and len(run) == 1:
                 above.append(run[0])
                 continue
-            key = root if final and root is not None else (f"{prefix}-{depth}", *index, k)
+            key: Key = root if final and root is not None else (f"{prefix}-{depth}", *index, k)
             graph[key] = Task(key, combine, *args, *run)
             above.append(TaskRef(key))
         level, depth = above, depth + 1
