@@ -7,8 +7,9 @@ What :func:`pipeline.engine.run.evaluate` does for the ``mean_maps`` setting
   tasks (the kernels add every map row to the block's sums in the same pass:
   :func:`pipeline.engine.graphs.statistics_graphs`), in the same ``dask.compute``;
 * once the batch's statuses are known, a batch with a failed pair is summed
-  again over its ``ok`` rows only (failed pairs are rare, and a failed pair's
-  map may hold NaN: it is never subtracted);
+  again over its ``ok`` rows only, by the same tree of adds (:func:`sum_chunks`;
+  failed pairs are rare, and a failed pair's map may hold NaN: it is never
+  subtracted);
 * in memory the batches' sums are added per size group; a Zarr output stores
   each batch's sums in its own slot, named by the batch's rows, before the
   batch's status is committed
@@ -36,6 +37,7 @@ import numpy as np
 import xarray as xr
 from dask.base import tokenize
 from dask.highlevelgraph import HighLevelGraph
+from dask.task_spec import Task, TaskRef
 
 from pipeline.engine.batches import RunState, join_models
 from pipeline.engine.graphs import mean_map_graph
@@ -49,6 +51,7 @@ from pipeline.results.schema import (
     mean_map_dataset,
 )
 from pipeline.tiling.chunks import batch_bounds
+from pipeline.tiling.trees import reduction_tree
 
 __all__ = [
     "MeanMapRun",
@@ -68,16 +71,19 @@ def _add_into(total: np.ndarray, part: np.ndarray) -> np.ndarray:
     return total
 
 
-def _held(blocks: list[list[np.ndarray]]) -> np.ndarray:
-    """``(1, y, x, component)`` blocks (``[y block][x block]``) as one ``(component, y, x)`` sum.
+def _held(columns: int, *blocks: np.ndarray) -> np.ndarray:
+    """``(1, y, x, component)`` blocks (row-major, ``columns`` x blocks a row) as one sum.
 
-    The sum is returned in a 0-d object holder; one block (the whole map) is a view
-    of the block task's own ``(component, y, x)`` sums: no copy.
+    The ``(component, y, x)`` sum is returned in a 0-d object holder; one block (the
+    whole map) is a view of the block task's own ``(component, y, x)`` sums: no copy.
     """
-    if len(blocks) == 1 and len(blocks[0]) == 1:
-        whole = np.moveaxis(blocks[0][0][0], -1, 0)
+    if len(blocks) == 1:
+        whole = np.moveaxis(blocks[0][0], -1, 0)
     else:
-        rows = [np.concatenate([block[0] for block in row], axis=1) for row in blocks]
+        rows = [
+            np.concatenate([block[0] for block in blocks[i : i + columns]], axis=1)
+            for i in range(0, len(blocks), columns)
+        ]
         whole = np.ascontiguousarray(np.moveaxis(np.concatenate(rows, axis=0), -1, 0))
     holder = np.empty((), dtype=object)
     holder[()] = whole
@@ -88,13 +94,15 @@ def sum_chunks(sums: da.Array) -> da.Array:
     """``(image chunk, y, x, component)`` sums added over the image chunks (a tree of adds).
 
     Each spatial block's image chunks are added pairwise, level by level (chunks
-    ``0 + 1``, ``2 + 3``, ..., then those sums pairwise): a fixed tree, so the result
-    does not depend on the scheduler. Unlike ``sums.sum(axis=0)`` no group of blocks
-    is concatenated and no step allocates: each adds a block into another, in place.
-    The blocks of ``sums`` are therefore consumed: they must be sums made for this
-    reduction and read by no other task of the same compute, as the block tasks' map
-    sums are (:func:`pipeline.engine.graphs.statistics_graphs`: each block task's
-    own array, in one batch's sum).
+    ``0 + 1``, ``2 + 3``, ..., then those sums pairwise, an odd one out carried up
+    a level: :func:`pipeline.tiling.trees.reduction_tree`): a fixed tree, so the
+    result does not depend on the scheduler. Unlike ``sums.sum(axis=0)`` no group
+    of blocks is concatenated and no step allocates: each adds a block into
+    another, in place. The blocks of ``sums`` are therefore consumed: they must be
+    sums made for this reduction and read by no other task of the same compute, as
+    the block tasks' map sums are (each block task's own array, in one batch's
+    sum: :func:`pipeline.engine.graphs.statistics_graphs` in the batch's compute,
+    :func:`pipeline.engine.graphs.mean_map_graph` for a batch summed again).
 
     Returns
     -------
@@ -105,33 +113,42 @@ def sum_chunks(sums: da.Array) -> da.Array:
     """
     name = "mean-map-batch-sum-" + tokenize(sums)
     keys: Any = sums.__dask_keys__()  # [image chunk][y block][x block][component block]
-    layer: dict[Any, Any] = {}
+    layer: dict[Any, Task] = {}
     roots = []
     for iy in range(len(sums.chunks[1])):
-        row = []
         for ix in range(len(sums.chunks[2])):
-            level = [keys[k][iy][ix][0] for k in range(len(keys))]
-            depth = 0
-            while len(level) > 1:
-                pairs = []
-                for j in range(0, len(level) - 1, 2):
-                    key = (f"{name}-add", depth, j // 2, iy, ix)
-                    layer[key] = (_add_into, level[j], level[j + 1])
-                    pairs.append(key)
-                level = pairs + level[len(level) - len(level) % 2 :]
-                depth += 1
-            row.append(level[0])
-        roots.append(row)
-    layer[(name,)] = (_held, roots)
+            chunks = [TaskRef(keys[k][iy][ix][0]) for k in range(len(keys))]
+            roots.append(
+                reduction_tree(
+                    layer,
+                    chunks,
+                    _add_into,
+                    fan_in=2,
+                    prefix=f"{name}-add",
+                    index=(iy, ix),
+                    carry_single=True,
+                )
+            )
+    layer[(name,)] = Task((name,), _held, len(sums.chunks[2]), *roots)
     inputs: list[Any] = [sums]
     graph = HighLevelGraph.from_collections(name, layer, dependencies=inputs)
     return da.Array(graph, name, chunks=(), dtype=object, meta=np.empty((), dtype=object))
 
 
 def computed_sums(computed: np.ndarray) -> np.ndarray:
-    """The ``(component, y, x)`` float64 sums of a computed :func:`sum_chunks`."""
-    value = computed[()] if computed.dtype == object else np.moveaxis(computed, -1, 0)
-    return np.asarray(value, dtype=np.float64)
+    """The ``(component, y, x)`` float64 sums held by a computed :func:`sum_chunks`.
+
+    Raises
+    ------
+    TypeError
+        ``computed`` is not the 0-d object holder :func:`sum_chunks` computes to.
+    """
+    if computed.shape != () or computed.dtype != object:
+        raise TypeError(
+            "computed must be the 0-d object holder of a computed sum_chunks "
+            f"(got shape {computed.shape}, dtype {computed.dtype})"
+        )
+    return np.asarray(computed[()], dtype=np.float64)
 
 
 def slot_key(group: int, model: int | None = None) -> str:
@@ -244,7 +261,9 @@ class MeanMapRun:
         ``computed`` is the batch's sum over all its rows (:meth:`lazy_sums`); a batch
         with a failed pair is summed again over its ``ok`` rows with
         :func:`pipeline.engine.graphs.mean_map_graph` (a second kernel pass, for that
-        rare batch only: a failed pair's map may be NaN and is never subtracted).
+        rare batch only: a failed pair's map may be NaN and is never subtracted),
+        added up by :func:`sum_chunks` like the first: each of that graph's blocks is
+        its own task's new array, read by the sum alone, so the adds may consume it.
         """
         g = self.group_of(start)
         group = self.plan.groups[g]
@@ -255,7 +274,7 @@ class MeanMapRun:
         known = self.plan.failed
         if computed is None or any(i in failed and i not in known for i in range(start, stop)):
             again = mean_map_graph(group.pair, group.kernel, group.chunks, rows=np.asarray(ok))
-            (computed,) = dask.compute(again.sum(axis=0), **compute_kwargs)
+            (computed,) = dask.compute(sum_chunks(again), **compute_kwargs)
         assert computed is not None
         return MapSums(computed_sums(computed), len(ok))
 

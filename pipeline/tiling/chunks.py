@@ -42,6 +42,7 @@ from dask.task_spec import Task, TaskRef
 
 from pipeline.kernels.statistics import FIELDS, merge_statistics
 from pipeline.tiling.halo import map_overlapping
+from pipeline.tiling.trees import reduction_tree
 
 __all__ = [
     "BATCH_STATISTICS_BYTES",
@@ -537,9 +538,10 @@ def merge_block_statistics(per_block: da.Array, axis: tuple[int, ...]) -> da.Arr
     Each block already holds its partial statistics (:mod:`pipeline.reductions.statistics`),
     which merge exactly in any order. The blocks are merged in runs of
     :data:`MERGE_EVERY` consecutive blocks in row-major order, the runs' partials in
-    runs again, down to one per image chunk: one task per run, straight on the block
-    tasks' results (``dask.array.reduction`` adds a task per block before its tree:
-    a 10 x 10 grid of tiles merges in 16 tasks here, in 138 there).
+    runs again, down to one per image chunk (:func:`pipeline.tiling.trees.reduction_tree`):
+    one task per run, straight on the block tasks' results (``dask.array.reduction``
+    adds a task per block before its tree: a 10 x 10 grid of tiles merges in 16 tasks
+    here, in 138 there).
 
     Parameters
     ----------
@@ -565,24 +567,20 @@ def merge_block_statistics(per_block: da.Array, axis: tuple[int, ...]) -> da.Arr
     name = "merge-blocks-" + tokenize(per_block.name, axes, MERGE_EVERY)
     graph: dict[Any, Task] = {}
     for image_chunk in range(per_block.numblocks[0]):
-        level: list[Any] = [
+        blocks = [
             TaskRef((per_block.name, image_chunk, *(int(b) for b in block), *zeros))
             for block in itertools.product(*grid)
         ]
-        depth = 0
-        while True:
-            runs = [level[i : i + MERGE_EVERY] for i in range(0, len(level), MERGE_EVERY)]
-            final = len(runs) == 1
-            merged = []
-            for k, run in enumerate(runs):
-                key: tuple[str | int, ...] = (
-                    (name, image_chunk, *zeros) if final else (f"{name}-{depth}", image_chunk, k)
-                )
-                graph[key] = Task(key, _merge_run, len(axes) if depth == 0 else 0, *run)
-                merged.append(TaskRef(key))
-            if final:
-                break
-            level, depth = merged, depth + 1
+        reduction_tree(
+            graph,
+            blocks,
+            _merge_run,
+            fan_in=MERGE_EVERY,
+            prefix=name,
+            index=(image_chunk,),
+            args=(len(tail_chunks),),
+            root=(name, image_chunk, *zeros),
+        )
     depends: list[Any] = [per_block]
     layer = HighLevelGraph.from_collections(name, graph, dependencies=depends)
     return da.Array(
@@ -597,9 +595,14 @@ def merge_block_statistics(per_block: da.Array, axis: tuple[int, ...]) -> da.Arr
 MERGE_EVERY = 8
 
 
-def _merge_run(block_axes: int, *parts: np.ndarray) -> np.ndarray:
-    """``(images, *tail)`` merge of ``parts``: blocks (``block_axes`` one-long axes) or merges."""
+def _merge_run(tail_axes: int, *parts: np.ndarray) -> np.ndarray:
+    """``(images, *tail)`` merge of ``parts``: blocks (one-long block axes) or merges.
+
+    Each part is ``(images, ..., *tail)``, ``tail_axes`` trailing axes: a block's
+    one-long block axes between are dropped (a reshape, no copy).
+    """
     stacked = np.stack(
-        [part.reshape(part.shape[:1] + part.shape[1 + block_axes :]) for part in parts], axis=1
+        [part.reshape(part.shape[:1] + part.shape[part.ndim - tail_axes :]) for part in parts],
+        axis=1,
     )
     return np.asarray(merge_statistics(stacked, axis=1))

@@ -398,6 +398,30 @@ def test_merged_block_statistics_are_those_of_the_whole_image(rng, grid, image_c
     assert (got[:, 0, HIST:].sum(axis=1) == every.shape[1]).all()
 
 
+def test_merged_block_statistics_follow_the_runs_of_eight_bit_for_bit(rng):
+    # The merge order written out: the 9 x 11 blocks in row-major order in runs of 8
+    # (13 runs, the last of 3), those 13 in runs of 8 (2), then the 2: merge_statistics
+    # of each run, compared bit for bit (float M2 merges depend on the order).
+    from pipeline.kernels.statistics import HIST, merge_statistics
+    from pipeline.reductions.statistics import block_statistics
+    from pipeline.tiling.chunks import MERGE_EVERY, merge_block_statistics
+
+    assert MERGE_EVERY == 8
+    grid = (9, 11)
+    blocks = np.empty((2, *grid, 1, HIST + 10))
+    for b in itertools.product(*map(range, grid)):
+        ssim = (rng.random((2, 3, 4)) * 2 - 1) * 10.0 ** rng.integers(-3, 3)
+        maps = {"ssim": ssim, "luminance": ssim, "contrast": ssim, "structure": ssim}
+        blocks[(slice(None), *b)] = block_statistics(maps, None, 1, 10)
+    per_block = da.from_array(blocks, chunks=((1, 1), (1,) * 9, (1,) * 11, 1, HIST + 10))
+    got = merge_block_statistics(per_block, axis=(1, 2)).compute(scheduler="threads")
+    level = [blocks[:, i, j] for i, j in itertools.product(*map(range, grid))]
+    while len(level) > 1:
+        runs = [level[i : i + 8] for i in range(0, len(level), 8)]
+        level = [np.asarray(merge_statistics(np.stack(run, axis=1), axis=1)) for run in runs]
+    np.testing.assert_array_equal(got, level[0])
+
+
 def test_merge_block_statistics_refuses_other_axes():
     from pipeline.tiling.chunks import merge_block_statistics
 
