@@ -78,7 +78,8 @@ def _check_threads(threads: int | None) -> int | None:
 
 def check_weights(weights: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     """The window's taps as float64, checked against the block's spatial ``shape``."""
-    if type(weights) is np.ndarray and weights.dtype == np.float64 and weights.flags.c_contiguous:
+    flags = weights.flags if type(weights) is np.ndarray else None
+    if flags is not None and weights.ndim == 1 and weights.dtype == np.float64 and flags.carray:
         g = weights  # the shared window (the usual case): no conversion to make
     else:
         g = np.ascontiguousarray(weights, dtype=np.float64)
