@@ -178,6 +178,8 @@ def _mean_score(scores: list[float]) -> float:
     """
     if len(scores) == 1:
         return scores[0]
+    if not scores:  # no channel at all: numpy.mean's NaN and warning, as before
+        return float(np.mean(scores))
     return float(np.add.reduce(np.array(scores, dtype=np.float64)) / len(scores))
 
 
@@ -215,7 +217,7 @@ def _call_plan(
     unhashable arguments, which the checks refuse with their own message, and
     arguments that raise are never stored.
     """
-    overrides = tuple(item for pair in sorted(params.items()) for item in pair)
+    overrides = tuple(item for pair in sorted(params.items()) for item in pair) if params else ()
     try:
         hash((profile, data_range, overrides))
     except TypeError:
