@@ -46,12 +46,17 @@ _PARALLEL_LOCK = threading.Lock()
 # after the launch even with the pool awake, plus the hand-over at the end. Measured
 # (score, uint8, two threads against one, medians of 400 interleaved calls on 2 cores,
 # load 0.4): under the Gaussian 11 window two threads break even near 128^2 input
-# pixels (1.08x the serial time; 0.90x at 192^2, 0.74x at 256^2); under the uniform
-# 7x7 window, whose serial pixel costs a third, not before ~256^2 (1.42x at 160^2,
-# 1.12x at 256^2). The grey and the colour kernels must plan alike (the colour
-# kernel's rows equal the grey one's bit for bit), so the one threshold, set for the
-# Gaussian window, holds for both; uniform calls of 128^2-256^2 pay for it.
+# pixels (1.08x the serial time; 0.90x at 192^2, 0.74x at 256^2); re-measured with the
+# second core idle (load 1.0-1.4): 1.19x at 96^2, 0.86x at 128^2, 0.90x at 160^2.
 _PARALLEL_MIN_PIXELS = 128 * 128
+# The uniform 7x7 window's serial pixel costs a third of the Gaussian's, so it has its
+# own threshold (plan_threads(uniform=True)): with the second core idle, two threads
+# against one were 1.08-1.26x at 192^2 input pixels, 0.77-1.16x from 224^2 to 272^2
+# and 0.75-0.94x from 288^2 to 448^2 (medians of 400 interleaved calls, four runs,
+# load 0.9-2.1; one run's 288^2: 1.75x); at load 2.5-2.8, the cores shared with other
+# work, two threads lost at every side up to 512^2. The grey and the
+# colour kernels must plan alike (the colour kernel's rows equal the grey one's bit
+# for bit), so both pass the window's kind.
 _PARALLEL_MIN_PIXELS_UNIFORM = 256 * 256
 # Output rows per chunk, at least, in windows (win_size rows): a chunk restarts
 # its window's state (the uniform path's running column sums, the Gaussian
