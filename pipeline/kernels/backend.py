@@ -29,7 +29,10 @@ __all__ = [
 
 def is_device_array(array: Any) -> bool:
     """True for a CuPy array, decided without importing CuPy."""
-    return type(array).__module__.split(".")[0] == "cupy"
+    if type(array) is np.ndarray:  # the common case, answered first
+        return False
+    module = type(array).__module__
+    return module == "cupy" or module.startswith("cupy.")
 
 
 def array_module(*arrays: Any) -> ModuleType:

@@ -45,6 +45,23 @@ _CS_C1 = 2.0**120
 _CS_MAX_PIXEL = 2.0**39
 
 
+_FUSED: Any = None
+
+
+def _fused() -> Any:
+    """:mod:`pipeline.kernels.cpu.fused`, imported on first use (it loads numba).
+
+    Kept once imported: an import statement in the call path costs ~1 us a call,
+    more than some of a small image's kernel.
+    """
+    global _FUSED
+    if _FUSED is None:
+        from pipeline.kernels.cpu import fused
+
+        _FUSED = fused
+    return _FUSED
+
+
 def resolve_engine(engine: str, x: Any, y: Any) -> str:
     """The concrete engine (``reference``, ``fused`` or ``gpu``) that ``engine`` means here.
 
@@ -127,9 +144,7 @@ def block_maps(
     """
     chosen = resolve_engine(engine, x, y)
     if chosen == "fused":
-        from pipeline.kernels.cpu.fused import fused_maps
-
-        return fused_maps(
+        return _fused().fused_maps(
             x,
             y,
             weights=weights,
@@ -188,9 +203,7 @@ def block_score(
     """
     chosen = resolve_engine(engine, x, y)
     if chosen == "fused":
-        from pipeline.kernels.cpu.fused import fused_score
-
-        return fused_score(
+        return _fused().fused_score(
             x,
             y,
             weights=weights,
@@ -241,9 +254,7 @@ def block_maps_and_score(
     """
     chosen = resolve_engine(engine, x, y)
     if chosen == "fused":
-        from pipeline.kernels.cpu.fused import fused_maps_and_score
-
-        return fused_maps_and_score(
+        return _fused().fused_maps_and_score(
             x,
             y,
             weights=weights,

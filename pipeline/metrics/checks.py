@@ -32,7 +32,7 @@ __all__ = [
 
 def as_image_array(value: Any, name: str) -> Any:
     """``value`` as a NumPy or CuPy array with a real numeric dtype."""
-    array = value if is_device_array(value) or isinstance(value, np.ndarray) else np.asarray(value)
+    array = value if isinstance(value, np.ndarray) or is_device_array(value) else np.asarray(value)
     kind = array.dtype.kind
     if kind == "c":
         raise TypeError(f"{name} must be real-valued; complex dtype {array.dtype} is not supported")

@@ -15,6 +15,21 @@ def test_numpy_arrays_use_numpy():
     assert not backend.is_device_array(np.zeros(3))
 
 
+def test_device_arrays_are_told_by_their_module_alone():
+    # Stand-ins named like CuPy's classes: the test needs no CuPy (nor a GPU).
+    def made_in(module: str) -> object:
+        return type("ndarray", (), {"__module__": module})()
+
+    assert backend.is_device_array(made_in("cupy"))
+    assert backend.is_device_array(made_in("cupy._core.core"))
+    assert not backend.is_device_array(made_in("cupyx.scipy"))
+    assert not backend.is_device_array(made_in("numpy"))
+    assert not backend.is_device_array(np.zeros(3).view(np.ma.MaskedArray))
+    assert not backend.is_device_array([1, 2])
+    with pytest.raises(TypeError, match="cannot mix NumPy and CuPy arrays"):
+        backend.array_module(np.zeros(3), made_in("cupy"))
+
+
 def test_to_host_returns_numpy():
     assert isinstance(backend.to_host([1, 2]), np.ndarray)
 

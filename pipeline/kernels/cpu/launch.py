@@ -46,12 +46,18 @@ _PARALLEL_LOCK = threading.Lock()
 # after the launch even with the pool awake, plus the hand-over at the end. Measured
 # (score, uint8, two threads against one, medians of 400 interleaved calls on 2 cores,
 # load 0.4): under the Gaussian 11 window two threads break even near 128^2 input
-# pixels (1.08x the serial time; 0.90x at 192^2, 0.74x at 256^2); under the uniform
-# 7x7 window, whose serial pixel costs a third, not before ~256^2 (1.42x at 160^2,
-# 1.12x at 256^2). The grey and the colour kernels must plan alike (the colour
-# kernel's rows equal the grey one's bit for bit), so the one threshold, set for the
-# Gaussian window, holds for both; uniform calls of 128^2-256^2 pay for it.
+# pixels (1.08x the serial time; 0.90x at 192^2, 0.74x at 256^2); re-measured with the
+# second core idle (load 1.0-1.4): 1.19x at 96^2, 0.86x at 128^2, 0.90x at 160^2.
 _PARALLEL_MIN_PIXELS = 128 * 128
+# The uniform 7x7 window's serial pixel costs a third of the Gaussian's, so it has its
+# own threshold (plan_threads(uniform=True)): with the second core idle, two threads
+# against one were 1.08-1.26x at 192^2 input pixels, 0.77-1.16x from 224^2 to 272^2
+# and 0.75-0.94x from 288^2 to 448^2 (medians of 400 interleaved calls, four runs,
+# load 0.9-2.1; one run's 288^2: 1.75x); at load 2.5-2.8, the cores shared with other
+# work, two threads lost at every side up to 512^2. The grey and the
+# colour kernels must plan alike (the colour kernel's rows equal the grey one's bit
+# for bit), so both pass the window's kind.
+_PARALLEL_MIN_PIXELS_UNIFORM = 256 * 256
 # Output rows per chunk, at least, in windows (win_size rows): a chunk restarts
 # its window's state (the uniform path's running column sums, the Gaussian
 # path's ring of win_size - 1 input rows), a cost of win_size rows or less.
@@ -77,7 +83,11 @@ def _check_threads(threads: int | None) -> int | None:
 
 def check_weights(weights: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     """The window's taps as float64, checked against the block's spatial ``shape``."""
-    g = np.ascontiguousarray(weights, dtype=np.float64)
+    flags = weights.flags if type(weights) is np.ndarray else None
+    if flags is not None and weights.ndim == 1 and weights.dtype == np.float64 and flags.carray:
+        g = weights  # the shared window (the usual case): no conversion to make
+    else:
+        g = np.ascontiguousarray(weights, dtype=np.float64)
     if g.ndim != 1 or g.shape[0] > min(shape):
         raise ValueError(
             f"weights must be 1-D with at most min(shape) taps (got {g.shape} for shape {shape})"
@@ -131,10 +141,12 @@ def read_only(a: np.ndarray) -> np.ndarray:
     numba types a writable and a read-only array differently and compiles the
     kernel once for each; inputs arrive both ways (decoded images are often
     read-only, copies writable), so every input is passed read-only and one
-    compilation serves both.
+    compilation serves both. An array that is read-only already is returned as it is.
     """
+    if not a.flags.writeable:
+        return a
     view = a.view()
-    view.flags.writeable = False
+    view.setflags(write=False)
     return view
 
 
@@ -167,16 +179,22 @@ def prepare_pair(x: Any, y: Any, weights: np.ndarray) -> tuple[np.ndarray, np.nd
     return x, y, g
 
 
-def plan_threads(threads: int | None, shape: tuple[int, ...], win_size: int) -> int:
+def plan_threads(
+    threads: int | None, shape: tuple[int, ...], win_size: int, *, uniform: bool = False
+) -> int:
     """How many threads a block of spatial ``shape`` is split over (``threads`` checked).
 
     One for a block too small to gain from the pool (output pixels below
-    ``_PARALLEL_MIN_PIXELS``); else ``threads``, capped at numba's thread count,
-    or with ``threads=None`` numba's current thread count.
+    ``_PARALLEL_MIN_PIXELS``, or ``_PARALLEL_MIN_PIXELS_UNIFORM`` for a ``uniform``
+    window, whose pixels cost less); else ``threads``, capped at numba's thread
+    count, or with ``threads=None`` numba's current thread count. The grey and the
+    colour kernels must pass the same ``uniform`` for one window (their rows are
+    equal bit for bit only over the same chunks).
     """
     threads = _check_threads(threads)
     n_pixels = (shape[0] - win_size + 1) * (shape[1] - win_size + 1)
-    if threads == 1 or n_pixels < _PARALLEL_MIN_PIXELS:
+    threshold = _PARALLEL_MIN_PIXELS_UNIFORM if uniform else _PARALLEL_MIN_PIXELS
+    if threads == 1 or n_pixels < threshold:
         # Waking the thread pool costs more than it saves on a small block.
         return 1
     if threads is None:

@@ -83,6 +83,27 @@ def test_plan_threads_keeps_small_blocks_on_the_calling_thread() -> None:
         plan_threads(2.0, (400, 400), 7)  # type: ignore[arg-type]
 
 
+def test_plan_threads_keeps_uniform_windows_serial_longer() -> None:
+    # The uniform window's pixels cost a third of the Gaussian's: two threads pay off
+    # only on larger blocks, so it has its own, higher threshold.
+    assert launch._PARALLEL_MIN_PIXELS_UNIFORM > launch._PARALLEL_MIN_PIXELS
+    side = 7 - 1 + int(np.sqrt(launch._PARALLEL_MIN_PIXELS_UNIFORM))  # exactly at it
+    assert plan_threads(2, (side - 1, side), 7, uniform=True) == 1
+    assert plan_threads(2, (side, side), 7, uniform=True) == min(2, numba.config.NUMBA_NUM_THREADS)
+    assert plan_threads(2, (side - 1, side), 7) == min(2, numba.config.NUMBA_NUM_THREADS)
+    assert plan_threads(1, (4000, 4000), 7, uniform=True) == 1
+    with pytest.raises(ValueError, match=r"threads must be a positive integer or None \(got -1\)"):
+        plan_threads(-1, (40, 40), 7, uniform=True)
+
+
+def test_read_only_keeps_a_read_only_array_and_views_a_writable_one() -> None:
+    a = np.arange(12.0).reshape(3, 4)
+    view = launch.read_only(a)
+    assert view is not a and np.shares_memory(view, a) and not view.flags.writeable
+    assert a.flags.writeable  # the caller's array is left writable
+    assert launch.read_only(view) is view
+
+
 def test_float_input_over_threads_stays_within_rounding_of_serial(rng) -> None:
     # Float input under the uniform window: each chunk restarts its running sums, so
     # a different chunking moves the maps by rounding only (float64 sums, float32 maps).
@@ -114,6 +135,12 @@ def test_weights_must_be_symmetric_whatever_was_checked_before() -> None:
     assert taps.dtype == np.float64 and taps.dtype.isnative
     with pytest.raises(ValueError, match=r"weights must be 1-D with at most min\(shape\) taps"):
         check_weights(np.ones(5), (4, 40))
+    # float64 taps already C-contiguous are taken as they are, checked alike.
+    with pytest.raises(ValueError, match=r"weights must be 1-D"):
+        check_weights(np.full((3, 3), 1 / 9), shape)
+    shared = np.array([0.25, 0.5, 0.25])
+    shared.flags.writeable = False
+    assert check_weights(shared, shape) is shared
 
 
 def test_kernel_dtype_of_each_pair() -> None:
