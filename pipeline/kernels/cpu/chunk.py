@@ -29,13 +29,7 @@ from __future__ import annotations
 import numpy as np
 
 from pipeline.kernels.cpu.combine import ACC, COL, jit
-from pipeline.kernels.cpu.gaussian import (
-    gaussian_row,
-    gaussian_score_row,
-    gaussian_sd_row,
-    load_row,
-    load_rows_sd,
-)
+from pipeline.kernels.cpu.gaussian import gaussian_row, gaussian_score_row, load_row, load_rows_sd
 from pipeline.kernels.cpu.partials import add_row_partial
 from pipeline.kernels.cpu.uniform import (
     add_row,
@@ -95,7 +89,6 @@ def maps_chunks(
     shift: float,
     rings: np.ndarray | None,
     score_rows: np.ndarray | None,
-    sum_difference: bool,
     summed: bool,
     sums: np.ndarray | None,
     isums: np.ndarray | None,
@@ -115,14 +108,12 @@ def maps_chunks(
     (restarted at each chunk) of the data less ``shift``
     (:func:`~pipeline.kernels.cpu.uniform.data_shift`), or ``isums[chunk]``,
     the same as exact int32 sums for uint8 input (windows of at most
-    ``INT_TAPS`` taps). With ``rings`` and ``sum_difference`` (odd windows of up to
-    ``SCORE_TAPS`` taps) the rows are made in the sum/difference basis (with
-    ``summed`` the ring holds ``x + y`` and ``x - y``, without ``x`` and ``y``:
-    :func:`~pipeline.kernels.cpu.gaussian.load_rows_sd`): the maps by
-    :func:`~pipeline.kernels.cpu.gaussian.gaussian_sd_row`, or, with
-    ``score_rows[chunk]`` (float64, ``n_out`` wide; only for a score without maps),
-    the deficits alone by :func:`~pipeline.kernels.cpu.gaussian.gaussian_score_row`.
-    The outputs that are not None receive the rows:
+    ``INT_TAPS`` taps). With ``rings``, ``score_rows[chunk]`` (float64, ``n_out``
+    wide; only for a score without maps, odd windows of up to ``SCORE_TAPS`` taps)
+    takes each row's deficits from the sum/difference path
+    (:func:`~pipeline.kernels.cpu.gaussian.gaussian_score_row`; with ``summed``
+    its ring holds ``x + y`` and ``x - y``). The outputs that are not None receive
+    the rows:
     ``maps[rows, planes, cols]`` (planes ``ssim, cs`` and, with
     ``components``, ``luminance, contrast, structure``; one plane more, when
     ``maps`` has it, receives the float32 deficits ``1 - ssim``); ``scores[chunk]`` the
@@ -144,11 +135,13 @@ def maps_chunks(
     planes = 5 if components else (2 if maps is not None else 0)
     # 1 - ssim of the current row (see combine_row): what the sums are made from.
     deficit = np.empty(n_out, dtype=np.float32)
-    mo = np.empty(5 * ACC, dtype=np.float32)
+    # Six rows: the Gaussian maps path's moments (see gaussian_row), five elsewhere.
+    mo = np.empty(6 * ACC, dtype=np.float32)
     if rings is not None:
         g32 = g.astype(np.float32)
-        # Zeros: the sum/difference path reads columns no tile wrote, with weight 0.
-        col = np.zeros(7 * COL, dtype=np.float32)
+        # Zeros: the sweeps of odd windows of <= SCORE_TAPS taps read columns no tile
+        # wrote, with weight 0. Eight rows: the maps path's column statistics.
+        col = np.zeros(8 * COL, dtype=np.float32)
         acc = np.empty(8 * ACC, dtype=np.float32)
     if sums is not None:
         m = np.empty((5, n_out), dtype=np.float64)
@@ -166,7 +159,7 @@ def maps_chunks(
             rx = rings[chunk, 0]
             ry = rings[chunk, 1]
             for r in range(row_start, row_start + win_size - 1):
-                if sum_difference:
+                if score_rows is not None:
                     load_rows_sd(x, y, r, rx, ry, r % win_size, summed)
                 else:
                     load_row(x, r, rx, r % win_size)
@@ -200,12 +193,6 @@ def maps_chunks(
                     gaussian_score_row(
                         rx, ry, g32, i, n_out, c1, c2, cov_norm, summed, col, mo,
                         score_rows[chunk],
-                    )  # fmt: skip
-                elif sum_difference:
-                    load_rows_sd(x, y, last, rx, ry, last % win_size, summed)
-                    gaussian_sd_row(
-                        rx, ry, g32, i, n_out, c1, c2, cov_norm, summed, planes, col, mo, out,
-                        row_deficit,
                     )  # fmt: skip
                 else:
                     load_row(x, last, rx, last % win_size)

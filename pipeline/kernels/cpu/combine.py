@@ -27,7 +27,7 @@ __all__ = [
     "MAX_TAPS",
     "TILE",
     "combine_row",
-    "combine_row_sd",
+    "combine_row_m",
     "float32_holds",
     "jit",
 ]
@@ -194,7 +194,7 @@ def combine_row(
 
 
 @jit()
-def combine_row_sd(
+def combine_row_m(
     mo: np.ndarray,
     n_out: int,
     c1: float,
@@ -204,27 +204,21 @@ def combine_row_sd(
     deficit: np.ndarray,
     o0: int,
 ) -> None:
-    """:func:`combine_row` from the moments of ``p = x + y`` and ``m = x - y``.
+    """:func:`combine_row` from six moments: the five and ``var(x - y)``.
 
-    ``mo[q * ACC + j]`` holds float32 ``mu_p, mu_m, var(p), var(m), cov(p, m)``
-    (q = 0..4; :func:`pipeline.kernels.cpu.gaussian.gaussian_sd_row`); ``planes``,
-    ``out``, ``deficit`` and ``o0`` as :func:`combine_row`, and the same deficit
-    form, with every quantity it needs taken from the basis::
-
-        mu_x - mu_y = mu_m,          mu_x^2 + mu_y^2 = (mu_p^2 + mu_m^2) / 2,
-        v = sigma_x^2 + sigma_y^2 = (var(p) + var(m)) / 2,
-        v - 2 sigma_xy = var(m),     sigma_xy = (var(p) - var(m)) / 4,
-        sigma_x^2 = (v + cov(p, m)) / 2,   sigma_y^2 = (v - cov(p, m)) / 2.
-
-    ``dcs = var(m) / (v + C2)`` keeps float32's relative precision where the five
-    x/y moments' ``v - 2 sigma_xy`` cancels (near-identical high-contrast
-    textures: 1e-7 of the mean of a uint8 checkerboard 128+-50 against 128+-48).
-    Swapping x and y negates ``m`` exactly (so ``mu_m``, ``cov(p, m)``), which only
-    enters squared or as ``v +- cov(p, m)`` (sigma_x^2 and sigma_y^2 swap): the maps
-    stay exactly symmetric; equal images (``m = 0``) give ``d = 0`` exactly. The
-    halves and quarters are exact (powers of two). No contraction, as in
-    :func:`combine_row`.
+    ``mo[q * ACC + j]`` rows q = 0..5: ``mu_x, mu_y, sigma_x^2, sigma_y^2,
+    sigma_xy, var(m)`` with ``m = x - y``
+    (:func:`pipeline.kernels.cpu.gaussian.gaussian_row`); the rest as
+    :func:`combine_row`, but ``dcs = var(m) / (v + C2)``: the numerator
+    ``sigma_x^2 + sigma_y^2 - 2 sigma_xy`` formed directly, not from the rounded
+    moments, where it cancels for near-identical high-contrast textures (1e-7 of
+    the mean on a uint8 checkerboard 128+-50 against 128+-48). ``var(m)`` is exactly
+    0 for equal images (``m = 0``) and the same for swapped ones (``m -> -m``
+    exactly), so identity and symmetry stay exact.
     """
+    # A proof for LLVM that the indices below are non-negative: without it
+    # numba's negative-index wraparound adds a select per access and the loop
+    # is not vectorised.
     if o0 < 0 or n_out < 0:
         return
     c1_32 = np.float32(c1)
@@ -232,46 +226,47 @@ def combine_row_sd(
     c3_32 = np.float32(c2 / 2)
     one = np.float32(1.0)
     two = np.float32(2.0)
-    half = np.float32(0.5)
-    quarter = np.float32(0.25)
     zero = np.float32(0.0)
+    # One loop per number of planes rather than a branch inside one, so that each
+    # vectorises.
     if planes == 0:
         for j in range(n_out):
-            mu_m = mo[ACC + j]
-            sq_m = mu_m * mu_m
-            dl = sq_m / (half * (mo[j] * mo[j] + sq_m) + c1_32)
-            var_m = mo[3 * ACC + j]
-            dcs = var_m / (half * (mo[2 * ACC + j] + var_m) + c2_32)
+            mu_x = mo[j]
+            mu_y = mo[ACC + j]
+            diff = mu_x - mu_y
+            dl = (diff * diff) / (mu_x * mu_x + mu_y * mu_y + c1_32)
+            v = mo[2 * ACC + j] + mo[3 * ACC + j]
+            dcs = mo[5 * ACC + j] / (v + c2_32)
             deficit[o0 + j] = dl + dcs - dl * dcs
         return
     if planes < 5:
         for j in range(n_out):
-            mu_m = mo[ACC + j]
-            sq_m = mu_m * mu_m
-            dl = sq_m / (half * (mo[j] * mo[j] + sq_m) + c1_32)
-            var_m = mo[3 * ACC + j]
-            dcs = var_m / (half * (mo[2 * ACC + j] + var_m) + c2_32)
+            mu_x = mo[j]
+            mu_y = mo[ACC + j]
+            diff = mu_x - mu_y
+            dl = (diff * diff) / (mu_x * mu_x + mu_y * mu_y + c1_32)
+            v = mo[2 * ACC + j] + mo[3 * ACC + j]
+            dcs = mo[5 * ACC + j] / (v + c2_32)
             d = dl + dcs - dl * dcs
             out[0, o0 + j] = one - d
             out[1, o0 + j] = one - dcs
             deficit[o0 + j] = d
         return
     for j in range(n_out):
-        mu_p = mo[j]
-        mu_m = mo[ACC + j]
-        var_p = mo[2 * ACC + j]
-        var_m = mo[3 * ACC + j]
-        cov_pm = mo[4 * ACC + j]
-        sq_m = mu_m * mu_m
-        dl = sq_m / (half * (mu_p * mu_p + sq_m) + c1_32)
-        v = half * (var_p + var_m)
+        mu_x = mo[j]
+        mu_y = mo[ACC + j]
+        sigma_x_sq = mo[2 * ACC + j]
+        sigma_y_sq = mo[3 * ACC + j]
+        sigma_xy = mo[4 * ACC + j]
+        diff = mu_x - mu_y
+        dl = (diff * diff) / (mu_x * mu_x + mu_y * mu_y + c1_32)
+        v = sigma_x_sq + sigma_y_sq
         denominator = v + c2_32
-        dcs = var_m / denominator
+        dcs = mo[5 * ACC + j] / denominator
         d = dl + dcs - dl * dcs
-        sigma_xy = quarter * (var_p - var_m)
         # Rounding can leave a variance a hair below zero; the square root needs >= 0.
-        sigma_x = np.sqrt(max(half * (v + cov_pm), zero))
-        sigma_y = np.sqrt(max(half * (v - cov_pm), zero))
+        sigma_x = np.sqrt(max(sigma_x_sq, zero))
+        sigma_y = np.sqrt(max(sigma_y_sq, zero))
         out[0, o0 + j] = one - d
         out[1, o0 + j] = one - dcs
         out[2, o0 + j] = one - dl

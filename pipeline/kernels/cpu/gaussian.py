@@ -19,16 +19,9 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.kernels.cpu.combine import ACC, COL, CONTRACT, TILE, combine_row, combine_row_sd, jit
+from pipeline.kernels.cpu.combine import ACC, COL, CONTRACT, TILE, combine_row, combine_row_m, jit
 
-__all__ = [
-    "SCORE_TAPS",
-    "gaussian_row",
-    "gaussian_score_row",
-    "gaussian_sd_row",
-    "load_row",
-    "load_rows_sd",
-]
+__all__ = ["SCORE_TAPS", "gaussian_row", "gaussian_score_row", "load_row", "load_rows_sd"]
 
 # ---------------------------------------------------------------------------
 # Gaussian window: centre-shifted float32 moments, vertical then horizontal
@@ -377,6 +370,239 @@ def _horizontal_sweep(
 
 
 @jit(fastmath=CONTRACT)
+def _vertical_sweep_m(
+    rx: np.ndarray, ry: np.ndarray, g: np.ndarray, i: int, j0: int, width: int, col: np.ndarray
+) -> None:
+    """:func:`_vertical_sweep` and the column variance ``V_m`` of ``m = x - y`` (row 7).
+
+    ``m``'s deviations about the centre, ``(s_x - x) - (s_y - y)``, are formed before
+    they round to float32 (exact for uint8/uint16 pixels, in float64 for float64
+    pixels): ``V_m`` is exactly 0 for equal columns and keeps float32's precision
+    relative to itself for near-identical ones (comment above :func:`gaussian_row`).
+    """
+    win_size = g.shape[0]
+    half = win_size // 2
+    if i < 0 or j0 < 0 or width < 0 or half < 0:
+        return
+    a0, a1, a2, a3, a4 = _sweep_weights(g)
+    centre, t0, t1, t2, t3, t4, b0, b1, b2, b3, b4 = _sweep_rows(win_size, i)
+    xc, yc = rx[centre], ry[centre]
+    x0, x1, x2, x3, x4 = rx[t0], rx[t1], rx[t2], rx[t3], rx[t4]
+    x5, x6, x7, x8, x9 = rx[b0], rx[b1], rx[b2], rx[b3], rx[b4]
+    y0, y1, y2, y3, y4 = ry[t0], ry[t1], ry[t2], ry[t3], ry[t4]
+    y5, y6, y7, y8, y9 = ry[b0], ry[b1], ry[b2], ry[b3], ry[b4]
+    # The deviations are formed negated, s - x (the same magnitudes, so every sum
+    # below is exactly the negative of the one of x - s, and the squares and
+    # products are equal): the row's load then folds into the subtraction.
+    for j in range(width):
+        q = j0 + j
+        sx = xc[q]
+        sy = yc[q]
+        u = np.float32(sx - x0[q])
+        ub = np.float32(sx - x5[q])
+        w = np.float32(sy - y0[q])
+        wb = np.float32(sy - y5[q])
+        m = np.float32((sx - x0[q]) - (sy - y0[q]))
+        mb = np.float32((sx - x5[q]) - (sy - y5[q]))
+        d_x = a0 * (u + ub)
+        d_y = a0 * (w + wb)
+        v_x = a0 * (u * u + ub * ub)
+        v_y = a0 * (w * w + wb * wb)
+        c_xy = a0 * (u * w + ub * wb)
+        d_m = a0 * (m + mb)
+        v_m = a0 * (m * m + mb * mb)
+        u = np.float32(sx - x1[q])
+        ub = np.float32(sx - x6[q])
+        w = np.float32(sy - y1[q])
+        wb = np.float32(sy - y6[q])
+        m = np.float32((sx - x1[q]) - (sy - y1[q]))
+        mb = np.float32((sx - x6[q]) - (sy - y6[q]))
+        d_x += a1 * (u + ub)
+        d_y += a1 * (w + wb)
+        v_x += a1 * (u * u + ub * ub)
+        v_y += a1 * (w * w + wb * wb)
+        c_xy += a1 * (u * w + ub * wb)
+        d_m += a1 * (m + mb)
+        v_m += a1 * (m * m + mb * mb)
+        u = np.float32(sx - x2[q])
+        ub = np.float32(sx - x7[q])
+        w = np.float32(sy - y2[q])
+        wb = np.float32(sy - y7[q])
+        m = np.float32((sx - x2[q]) - (sy - y2[q]))
+        mb = np.float32((sx - x7[q]) - (sy - y7[q]))
+        d_x += a2 * (u + ub)
+        d_y += a2 * (w + wb)
+        v_x += a2 * (u * u + ub * ub)
+        v_y += a2 * (w * w + wb * wb)
+        c_xy += a2 * (u * w + ub * wb)
+        d_m += a2 * (m + mb)
+        v_m += a2 * (m * m + mb * mb)
+        u = np.float32(sx - x3[q])
+        ub = np.float32(sx - x8[q])
+        w = np.float32(sy - y3[q])
+        wb = np.float32(sy - y8[q])
+        m = np.float32((sx - x3[q]) - (sy - y3[q]))
+        mb = np.float32((sx - x8[q]) - (sy - y8[q]))
+        d_x += a3 * (u + ub)
+        d_y += a3 * (w + wb)
+        v_x += a3 * (u * u + ub * ub)
+        v_y += a3 * (w * w + wb * wb)
+        c_xy += a3 * (u * w + ub * wb)
+        d_m += a3 * (m + mb)
+        v_m += a3 * (m * m + mb * mb)
+        u = np.float32(sx - x4[q])
+        ub = np.float32(sx - x9[q])
+        w = np.float32(sy - y4[q])
+        wb = np.float32(sy - y9[q])
+        m = np.float32((sx - x4[q]) - (sy - y4[q]))
+        mb = np.float32((sx - x9[q]) - (sy - y9[q]))
+        d_x += a4 * (u + ub)
+        d_y += a4 * (w + wb)
+        v_x += a4 * (u * u + ub * ub)
+        v_y += a4 * (w * w + wb * wb)
+        c_xy += a4 * (u * w + ub * wb)
+        d_m += a4 * (m + mb)
+        v_m += a4 * (m * m + mb * mb)
+        s_x = np.float32(sx)
+        s_y = np.float32(sy)
+        col[4 * COL + j] = v_x - d_x * d_x
+        col[5 * COL + j] = v_y - d_y * d_y
+        col[6 * COL + j] = c_xy - d_x * d_y
+        col[7 * COL + j] = v_m - d_m * d_m
+        col[j] = s_x
+        col[COL + j] = s_y
+        # float64 input: what float32 could not hold of s moves into d (zero otherwise).
+        col[2 * COL + j] = np.float32(sx - s_x) - d_x
+        col[3 * COL + j] = np.float32(sy - s_y) - d_y
+
+
+@jit(fastmath=CONTRACT)
+def _horizontal_sweep_m(
+    col: np.ndarray, g: np.ndarray, n_out: int, cov_norm: float, mo: np.ndarray
+) -> None:
+    """:func:`_horizontal_sweep` and ``var(m)``, for odd windows of up to ``2 * _PAIRS + 1`` taps.
+
+    ``mo`` rows q = 0..5: ``mu_x, mu_y, sigma_x^2, sigma_y^2, sigma_xy, var(m)``,
+    ``var(m) = sigma_x^2 + sigma_y^2 - 2 sigma_xy`` formed directly (law of total
+    variance on ``V_m`` and the column means' ``e - f``). Output ``o``'s centre column
+    is ``o + _PAIRS`` (the vertical pass writes a smaller window's columns that far in)
+    and the missing taps have weight 0, as in :func:`_horizontal_sweep_sd`.
+    """
+    half = g.shape[0] // 2
+    if n_out < 0 or half > _PAIRS or half < 0:
+        return
+    skip = _PAIRS - half
+    zero = np.float32(0.0)
+    b0 = g[0 - skip] if skip <= 0 else zero
+    b1 = g[1 - skip] if skip <= 1 else zero
+    b2 = g[2 - skip] if skip <= 2 else zero
+    b3 = g[3 - skip] if skip <= 3 else zero
+    b4 = g[4 - skip] if skip <= 4 else zero
+    b_c = g[half]
+    h = np.uint64(_PAIRS)
+    r1 = np.uint64(COL)
+    r2 = np.uint64(2 * COL)
+    r3 = np.uint64(3 * COL)
+    r4 = np.uint64(4 * COL)
+    r5 = np.uint64(5 * COL)
+    r6 = np.uint64(6 * COL)
+    r7 = np.uint64(7 * COL)
+    norm = np.float32(cov_norm)
+    for o in range(n_out):
+        ou = np.uint64(o)
+        c = ou + h
+        cx, cy, dx, dy = col[c], col[c + r1], col[c + r2], col[c + r3]
+        # Deviations negated, e = m_c - m_k (as in the vertical sweep: the loads fold
+        # into the subtractions; sums change sign exactly, squares not at all). The
+        # centre column has e = 0: only its variances count.
+        e_xx = b_c * col[c + r4]
+        e_yy = b_c * col[c + r5]
+        e_xy = b_c * col[c + r6]
+        e_mm = b_c * col[c + r7]
+        ja = ou + np.uint64(0)
+        jb = ou + np.uint64(10)
+        e = (cx - col[ja]) + (dx - col[ja + r2])
+        eb = (cx - col[jb]) + (dx - col[jb + r2])
+        f = (cy - col[ja + r1]) + (dy - col[ja + r3])
+        fb = (cy - col[jb + r1]) + (dy - col[jb + r3])
+        e_x = b0 * (e + eb)
+        e_y = b0 * (f + fb)
+        e_xx += b0 * ((e * e + col[ja + r4]) + (eb * eb + col[jb + r4]))
+        e_yy += b0 * ((f * f + col[ja + r5]) + (fb * fb + col[jb + r5]))
+        e_xy += b0 * ((e * f + col[ja + r6]) + (eb * fb + col[jb + r6]))
+        gm = e - f
+        gmb = eb - fb
+        e_m = b0 * (gm + gmb)
+        e_mm += b0 * ((gm * gm + col[ja + r7]) + (gmb * gmb + col[jb + r7]))
+        ja = ou + np.uint64(1)
+        jb = ou + np.uint64(9)
+        e = (cx - col[ja]) + (dx - col[ja + r2])
+        eb = (cx - col[jb]) + (dx - col[jb + r2])
+        f = (cy - col[ja + r1]) + (dy - col[ja + r3])
+        fb = (cy - col[jb + r1]) + (dy - col[jb + r3])
+        e_x += b1 * (e + eb)
+        e_y += b1 * (f + fb)
+        e_xx += b1 * ((e * e + col[ja + r4]) + (eb * eb + col[jb + r4]))
+        e_yy += b1 * ((f * f + col[ja + r5]) + (fb * fb + col[jb + r5]))
+        e_xy += b1 * ((e * f + col[ja + r6]) + (eb * fb + col[jb + r6]))
+        gm = e - f
+        gmb = eb - fb
+        e_m += b1 * (gm + gmb)
+        e_mm += b1 * ((gm * gm + col[ja + r7]) + (gmb * gmb + col[jb + r7]))
+        ja = ou + np.uint64(2)
+        jb = ou + np.uint64(8)
+        e = (cx - col[ja]) + (dx - col[ja + r2])
+        eb = (cx - col[jb]) + (dx - col[jb + r2])
+        f = (cy - col[ja + r1]) + (dy - col[ja + r3])
+        fb = (cy - col[jb + r1]) + (dy - col[jb + r3])
+        e_x += b2 * (e + eb)
+        e_y += b2 * (f + fb)
+        e_xx += b2 * ((e * e + col[ja + r4]) + (eb * eb + col[jb + r4]))
+        e_yy += b2 * ((f * f + col[ja + r5]) + (fb * fb + col[jb + r5]))
+        e_xy += b2 * ((e * f + col[ja + r6]) + (eb * fb + col[jb + r6]))
+        gm = e - f
+        gmb = eb - fb
+        e_m += b2 * (gm + gmb)
+        e_mm += b2 * ((gm * gm + col[ja + r7]) + (gmb * gmb + col[jb + r7]))
+        ja = ou + np.uint64(3)
+        jb = ou + np.uint64(7)
+        e = (cx - col[ja]) + (dx - col[ja + r2])
+        eb = (cx - col[jb]) + (dx - col[jb + r2])
+        f = (cy - col[ja + r1]) + (dy - col[ja + r3])
+        fb = (cy - col[jb + r1]) + (dy - col[jb + r3])
+        e_x += b3 * (e + eb)
+        e_y += b3 * (f + fb)
+        e_xx += b3 * ((e * e + col[ja + r4]) + (eb * eb + col[jb + r4]))
+        e_yy += b3 * ((f * f + col[ja + r5]) + (fb * fb + col[jb + r5]))
+        e_xy += b3 * ((e * f + col[ja + r6]) + (eb * fb + col[jb + r6]))
+        gm = e - f
+        gmb = eb - fb
+        e_m += b3 * (gm + gmb)
+        e_mm += b3 * ((gm * gm + col[ja + r7]) + (gmb * gmb + col[jb + r7]))
+        ja = ou + np.uint64(4)
+        jb = ou + np.uint64(6)
+        e = (cx - col[ja]) + (dx - col[ja + r2])
+        eb = (cx - col[jb]) + (dx - col[jb + r2])
+        f = (cy - col[ja + r1]) + (dy - col[ja + r3])
+        fb = (cy - col[jb + r1]) + (dy - col[jb + r3])
+        e_x += b4 * (e + eb)
+        e_y += b4 * (f + fb)
+        e_xx += b4 * ((e * e + col[ja + r4]) + (eb * eb + col[jb + r4]))
+        e_yy += b4 * ((f * f + col[ja + r5]) + (fb * fb + col[jb + r5]))
+        e_xy += b4 * ((e * f + col[ja + r6]) + (eb * fb + col[jb + r6]))
+        gm = e - f
+        gmb = eb - fb
+        e_m += b4 * (gm + gmb)
+        e_mm += b4 * ((gm * gm + col[ja + r7]) + (gmb * gmb + col[jb + r7]))
+        mo[o] = cx + (dx - e_x)
+        mo[ACC + o] = cy + (dy - e_y)
+        mo[2 * ACC + o] = norm * (e_xx - e_x * e_x)
+        mo[3 * ACC + o] = norm * (e_yy - e_y * e_y)
+        mo[4 * ACC + o] = norm * (e_xy - e_x * e_y)
+        mo[5 * ACC + o] = norm * (e_mm - e_m * e_m)
+
+
+@jit(fastmath=CONTRACT)
 def _horizontal_pass(
     col: np.ndarray, g: np.ndarray, n_out: int, cov_norm: float, acc: np.ndarray, mo: np.ndarray
 ) -> None:
@@ -533,8 +759,27 @@ def gaussian_row(
     out: np.ndarray,
     deficit: np.ndarray,
 ) -> None:
-    """Output row ``i`` of the Gaussian path, in column tiles."""
+    """Output row ``i`` of the Gaussian path, in column tiles.
+
+    Odd windows of up to ``2 * _PAIRS + 1`` taps carry ``var(x - y)`` beside the five
+    moments (:func:`_vertical_sweep_m`, :func:`_horizontal_sweep_m`,
+    :func:`~pipeline.kernels.cpu.combine.combine_row_m`; ``col`` then needs ``8 *
+    COL`` elements, finite where no tile writes, and ``mo`` ``6 * ACC``); other
+    windows the five moments alone.
+    """
     win_size = g.shape[0]
+    half = win_size // 2
+    if win_size % 2 == 1 and 0 <= half <= _PAIRS:
+        # A smaller window's columns are written _PAIRS - half in, so that the sweep's
+        # missing taps (weight 0) read finite columns.
+        view = col[_PAIRS - half :]
+        tile_m = min(TILE, COL - 2 * _PAIRS)
+        for j0 in range(0, n_out, tile_m):
+            n_tile = min(tile_m, n_out - j0)
+            _vertical_sweep_m(rx, ry, g, i, j0, n_tile + win_size - 1, view)
+            _horizontal_sweep_m(col, g, n_tile, cov_norm, mo)
+            combine_row_m(mo, n_tile, c1, c2, planes, out, deficit, j0)
+        return
     # Column tiles keep the tile's buffers in the L1 cache; the win_size - 1
     # columns a tile shares with the next are recomputed (a few percent).
     tile = min(TILE, COL - win_size + 1)
@@ -956,310 +1201,3 @@ def gaussian_score_row(
             _centre_remainders(rp, rm, centre, j0, width, view)
         _horizontal_sweep_sd(col, g, n_tile, cov_norm, mo)
         _combine_score(mo, n_tile, c1, c2, deficit, j0)
-@jit(fastmath=CONTRACT)
-def _vertical_sweep_sdc(
-    rp: np.ndarray, rm: np.ndarray, g: np.ndarray, i: int, j0: int, width: int, col: np.ndarray
-) -> None:
-    """:func:`_vertical_sweep_sd` and the cross moment, for the maps (:func:`gaussian_sd_row`).
-
-    ``col`` rows as :func:`_vertical_sweep_sd`'s, and row 6: ``C_pm``, the column
-    covariance of ``p`` and ``m`` (one product per tap more, ``u w``).
-    """
-    win_size = g.shape[0]
-    half = win_size // 2
-    if i < 0 or j0 < 0 or width < 0 or half < 0:
-        return
-    a0, a1, a2, a3, a4 = _sweep_weights(g)
-    centre, t0, t1, t2, t3, t4, b0, b1, b2, b3, b4 = _sweep_rows(win_size, i)
-    pc, mc = rp[centre], rm[centre]
-    p0, p1, p2, p3, p4 = rp[t0], rp[t1], rp[t2], rp[t3], rp[t4]
-    p5, p6, p7, p8, p9 = rp[b0], rp[b1], rp[b2], rp[b3], rp[b4]
-    m0, m1, m2, m3, m4 = rm[t0], rm[t1], rm[t2], rm[t3], rm[t4]
-    m5, m6, m7, m8, m9 = rm[b0], rm[b1], rm[b2], rm[b3], rm[b4]
-    # Deviations negated, as in _vertical_sweep: the row's load folds into the subtraction.
-    for j in range(width):
-        q = j0 + j
-        sp = pc[q]
-        sm = mc[q]
-        u = np.float32(sp - p0[q])
-        ub = np.float32(sp - p5[q])
-        w = np.float32(sm - m0[q])
-        wb = np.float32(sm - m5[q])
-        d_p = a0 * (u + ub)
-        d_m = a0 * (w + wb)
-        v_p = a0 * (u * u + ub * ub)
-        v_m = a0 * (w * w + wb * wb)
-        c_pm = a0 * (u * w + ub * wb)
-        u = np.float32(sp - p1[q])
-        ub = np.float32(sp - p6[q])
-        w = np.float32(sm - m1[q])
-        wb = np.float32(sm - m6[q])
-        d_p += a1 * (u + ub)
-        d_m += a1 * (w + wb)
-        v_p += a1 * (u * u + ub * ub)
-        v_m += a1 * (w * w + wb * wb)
-        c_pm += a1 * (u * w + ub * wb)
-        u = np.float32(sp - p2[q])
-        ub = np.float32(sp - p7[q])
-        w = np.float32(sm - m2[q])
-        wb = np.float32(sm - m7[q])
-        d_p += a2 * (u + ub)
-        d_m += a2 * (w + wb)
-        v_p += a2 * (u * u + ub * ub)
-        v_m += a2 * (w * w + wb * wb)
-        c_pm += a2 * (u * w + ub * wb)
-        u = np.float32(sp - p3[q])
-        ub = np.float32(sp - p8[q])
-        w = np.float32(sm - m3[q])
-        wb = np.float32(sm - m8[q])
-        d_p += a3 * (u + ub)
-        d_m += a3 * (w + wb)
-        v_p += a3 * (u * u + ub * ub)
-        v_m += a3 * (w * w + wb * wb)
-        c_pm += a3 * (u * w + ub * wb)
-        u = np.float32(sp - p4[q])
-        ub = np.float32(sp - p9[q])
-        w = np.float32(sm - m4[q])
-        wb = np.float32(sm - m9[q])
-        d_p += a4 * (u + ub)
-        d_m += a4 * (w + wb)
-        v_p += a4 * (u * u + ub * ub)
-        v_m += a4 * (w * w + wb * wb)
-        c_pm += a4 * (u * w + ub * wb)
-        s_p = np.float32(sp)
-        s_m = np.float32(sm)
-        col[4 * COL + j] = v_p - d_p * d_p
-        col[5 * COL + j] = v_m - d_m * d_m
-        col[6 * COL + j] = c_pm - d_p * d_m
-        col[j] = s_p
-        col[COL + j] = s_m
-        # float64 ring: what float32 could not hold of s moves into d (zero otherwise).
-        col[2 * COL + j] = np.float32(sp - s_p) - d_p
-        col[3 * COL + j] = np.float32(sm - s_m) - d_m
-
-
-@jit(fastmath=CONTRACT)
-def _vertical_sweep_sdc_xy(
-    rx: np.ndarray, ry: np.ndarray, g: np.ndarray, i: int, j0: int, width: int, col: np.ndarray
-) -> None:
-    """:func:`_vertical_sweep_sd_xy` and the cross moment ``C_pm`` (row 6), for the maps.
-
-    As :func:`_vertical_sweep_sdc`, from a float32 ring of ``x`` and ``y`` rows
-    (float32 pixels); :func:`_centre_remainders` then corrects ``d_p``, ``d_m``.
-    """
-    win_size = g.shape[0]
-    half = win_size // 2
-    if i < 0 or j0 < 0 or width < 0 or half < 0:
-        return
-    a0, a1, a2, a3, a4 = _sweep_weights(g)
-    centre, t0, t1, t2, t3, t4, b0, b1, b2, b3, b4 = _sweep_rows(win_size, i)
-    xc, yc = rx[centre], ry[centre]
-    x0, x1, x2, x3, x4 = rx[t0], rx[t1], rx[t2], rx[t3], rx[t4]
-    x5, x6, x7, x8, x9 = rx[b0], rx[b1], rx[b2], rx[b3], rx[b4]
-    y0, y1, y2, y3, y4 = ry[t0], ry[t1], ry[t2], ry[t3], ry[t4]
-    y5, y6, y7, y8, y9 = ry[b0], ry[b1], ry[b2], ry[b3], ry[b4]
-    for j in range(width):
-        q = j0 + j
-        sx = xc[q]
-        sy = yc[q]
-        u = np.float32(sx - x0[q])
-        ub = np.float32(sx - x5[q])
-        w = np.float32(sy - y0[q])
-        wb = np.float32(sy - y5[q])
-        p, pb, m, mb = u + w, ub + wb, u - w, ub - wb
-        d_p = a0 * (p + pb)
-        d_m = a0 * (m + mb)
-        v_p = a0 * (p * p + pb * pb)
-        v_m = a0 * (m * m + mb * mb)
-        c_pm = a0 * (p * m + pb * mb)
-        u = np.float32(sx - x1[q])
-        ub = np.float32(sx - x6[q])
-        w = np.float32(sy - y1[q])
-        wb = np.float32(sy - y6[q])
-        p, pb, m, mb = u + w, ub + wb, u - w, ub - wb
-        d_p += a1 * (p + pb)
-        d_m += a1 * (m + mb)
-        v_p += a1 * (p * p + pb * pb)
-        v_m += a1 * (m * m + mb * mb)
-        c_pm += a1 * (p * m + pb * mb)
-        u = np.float32(sx - x2[q])
-        ub = np.float32(sx - x7[q])
-        w = np.float32(sy - y2[q])
-        wb = np.float32(sy - y7[q])
-        p, pb, m, mb = u + w, ub + wb, u - w, ub - wb
-        d_p += a2 * (p + pb)
-        d_m += a2 * (m + mb)
-        v_p += a2 * (p * p + pb * pb)
-        v_m += a2 * (m * m + mb * mb)
-        c_pm += a2 * (p * m + pb * mb)
-        u = np.float32(sx - x3[q])
-        ub = np.float32(sx - x8[q])
-        w = np.float32(sy - y3[q])
-        wb = np.float32(sy - y8[q])
-        p, pb, m, mb = u + w, ub + wb, u - w, ub - wb
-        d_p += a3 * (p + pb)
-        d_m += a3 * (m + mb)
-        v_p += a3 * (p * p + pb * pb)
-        v_m += a3 * (m * m + mb * mb)
-        c_pm += a3 * (p * m + pb * mb)
-        u = np.float32(sx - x4[q])
-        ub = np.float32(sx - x9[q])
-        w = np.float32(sy - y4[q])
-        wb = np.float32(sy - y9[q])
-        p, pb, m, mb = u + w, ub + wb, u - w, ub - wb
-        d_p += a4 * (p + pb)
-        d_m += a4 * (m + mb)
-        v_p += a4 * (p * p + pb * pb)
-        v_m += a4 * (m * m + mb * mb)
-        c_pm += a4 * (p * m + pb * mb)
-        col[4 * COL + j] = v_p - d_p * d_p
-        col[5 * COL + j] = v_m - d_m * d_m
-        col[6 * COL + j] = c_pm - d_p * d_m
-        col[j] = sx + sy
-        col[COL + j] = sx - sy
-        col[2 * COL + j] = -d_p
-        col[3 * COL + j] = -d_m
-
-
-@jit(fastmath=CONTRACT)
-def _horizontal_sweep_sdc(
-    col: np.ndarray, g: np.ndarray, n_out: int, cov_norm: float, mo: np.ndarray
-) -> None:
-    """``mu_p, mu_m, var(p), var(m), cov(p, m)`` of a tile into ``mo[q * ACC + o]``, one sweep.
-
-    :func:`_horizontal_sweep_sd` with the cross moment (law of total covariance, as
-    :func:`_horizontal_sweep`'s ``sigma_xy``), from :func:`_vertical_sweep_sdc`'s
-    column statistics.
-    """
-    half = g.shape[0] // 2
-    if n_out < 0 or half > _PAIRS or half < 0:
-        return
-    skip = _PAIRS - half
-    zero = np.float32(0.0)
-    b0 = g[0 - skip] if skip <= 0 else zero
-    b1 = g[1 - skip] if skip <= 1 else zero
-    b2 = g[2 - skip] if skip <= 2 else zero
-    b3 = g[3 - skip] if skip <= 3 else zero
-    b4 = g[4 - skip] if skip <= 4 else zero
-    b_c = g[half]
-    h = np.uint64(_PAIRS)
-    r1 = np.uint64(COL)
-    r2 = np.uint64(2 * COL)
-    r3 = np.uint64(3 * COL)
-    r4 = np.uint64(4 * COL)
-    r5 = np.uint64(5 * COL)
-    r6 = np.uint64(6 * COL)
-    norm = np.float32(cov_norm)
-    for o in range(n_out):
-        ou = np.uint64(o)
-        c = ou + h
-        cp, cm, dp, dm = col[c], col[c + r1], col[c + r2], col[c + r3]
-        e_pp = b_c * col[c + r4]
-        e_mm = b_c * col[c + r5]
-        e_pm = b_c * col[c + r6]
-        ja = ou + np.uint64(0)
-        jb = ou + np.uint64(10)
-        e = (cp - col[ja]) + (dp - col[ja + r2])
-        eb = (cp - col[jb]) + (dp - col[jb + r2])
-        f = (cm - col[ja + r1]) + (dm - col[ja + r3])
-        fb = (cm - col[jb + r1]) + (dm - col[jb + r3])
-        e_p = b0 * (e + eb)
-        e_m = b0 * (f + fb)
-        e_pp += b0 * ((e * e + col[ja + r4]) + (eb * eb + col[jb + r4]))
-        e_mm += b0 * ((f * f + col[ja + r5]) + (fb * fb + col[jb + r5]))
-        e_pm += b0 * ((e * f + col[ja + r6]) + (eb * fb + col[jb + r6]))
-        ja = ou + np.uint64(1)
-        jb = ou + np.uint64(9)
-        e = (cp - col[ja]) + (dp - col[ja + r2])
-        eb = (cp - col[jb]) + (dp - col[jb + r2])
-        f = (cm - col[ja + r1]) + (dm - col[ja + r3])
-        fb = (cm - col[jb + r1]) + (dm - col[jb + r3])
-        e_p += b1 * (e + eb)
-        e_m += b1 * (f + fb)
-        e_pp += b1 * ((e * e + col[ja + r4]) + (eb * eb + col[jb + r4]))
-        e_mm += b1 * ((f * f + col[ja + r5]) + (fb * fb + col[jb + r5]))
-        e_pm += b1 * ((e * f + col[ja + r6]) + (eb * fb + col[jb + r6]))
-        ja = ou + np.uint64(2)
-        jb = ou + np.uint64(8)
-        e = (cp - col[ja]) + (dp - col[ja + r2])
-        eb = (cp - col[jb]) + (dp - col[jb + r2])
-        f = (cm - col[ja + r1]) + (dm - col[ja + r3])
-        fb = (cm - col[jb + r1]) + (dm - col[jb + r3])
-        e_p += b2 * (e + eb)
-        e_m += b2 * (f + fb)
-        e_pp += b2 * ((e * e + col[ja + r4]) + (eb * eb + col[jb + r4]))
-        e_mm += b2 * ((f * f + col[ja + r5]) + (fb * fb + col[jb + r5]))
-        e_pm += b2 * ((e * f + col[ja + r6]) + (eb * fb + col[jb + r6]))
-        ja = ou + np.uint64(3)
-        jb = ou + np.uint64(7)
-        e = (cp - col[ja]) + (dp - col[ja + r2])
-        eb = (cp - col[jb]) + (dp - col[jb + r2])
-        f = (cm - col[ja + r1]) + (dm - col[ja + r3])
-        fb = (cm - col[jb + r1]) + (dm - col[jb + r3])
-        e_p += b3 * (e + eb)
-        e_m += b3 * (f + fb)
-        e_pp += b3 * ((e * e + col[ja + r4]) + (eb * eb + col[jb + r4]))
-        e_mm += b3 * ((f * f + col[ja + r5]) + (fb * fb + col[jb + r5]))
-        e_pm += b3 * ((e * f + col[ja + r6]) + (eb * fb + col[jb + r6]))
-        ja = ou + np.uint64(4)
-        jb = ou + np.uint64(6)
-        e = (cp - col[ja]) + (dp - col[ja + r2])
-        eb = (cp - col[jb]) + (dp - col[jb + r2])
-        f = (cm - col[ja + r1]) + (dm - col[ja + r3])
-        fb = (cm - col[jb + r1]) + (dm - col[jb + r3])
-        e_p += b4 * (e + eb)
-        e_m += b4 * (f + fb)
-        e_pp += b4 * ((e * e + col[ja + r4]) + (eb * eb + col[jb + r4]))
-        e_mm += b4 * ((f * f + col[ja + r5]) + (fb * fb + col[jb + r5]))
-        e_pm += b4 * ((e * f + col[ja + r6]) + (eb * fb + col[jb + r6]))
-        mo[o] = cp + (dp - e_p)
-        mo[ACC + o] = cm + (dm - e_m)
-        mo[2 * ACC + o] = norm * (e_pp - e_p * e_p)
-        mo[3 * ACC + o] = norm * (e_mm - e_m * e_m)
-        mo[4 * ACC + o] = norm * (e_pm - e_p * e_m)
-
-
-@jit()
-def gaussian_sd_row(
-    rp: np.ndarray,
-    rm: np.ndarray,
-    g: np.ndarray,
-    i: int,
-    n_out: int,
-    c1: float,
-    c2: float,
-    cov_norm: float,
-    summed: bool,
-    planes: int,
-    col: np.ndarray,
-    mo: np.ndarray,
-    out: np.ndarray,
-    deficit: np.ndarray,
-) -> None:
-    """Output row ``i`` of the maps in the sum/difference basis (odd windows of <= 11 taps).
-
-    :func:`gaussian_score_row`'s ring and passes with the cross moment
-    ``cov(p, m) = sigma_x^2 - sigma_y^2`` added (five moments, as
-    :func:`gaussian_row`), then :func:`~pipeline.kernels.cpu.combine.combine_row_sd`
-    (``planes``, ``out`` and ``deficit`` as :func:`~pipeline.kernels.cpu.combine.combine_row`).
-    ``rp``, ``rm``, ``summed`` and ``col`` (finite where no tile writes) as
-    :func:`gaussian_score_row`.
-    """
-    win_size = g.shape[0]
-    half = win_size // 2
-    if half < 0 or half > _PAIRS:
-        return
-    skip = _PAIRS - half
-    view = col[skip:]
-    tile = min(TILE, COL - 2 * _PAIRS)
-    centre = (i + half) % win_size
-    for j0 in range(0, n_out, tile):
-        n_tile = min(tile, n_out - j0)
-        width = n_tile + win_size - 1
-        if summed:
-            _vertical_sweep_sdc(rp, rm, g, i, j0, width, view)
-        else:
-            _vertical_sweep_sdc_xy(rp, rm, g, i, j0, width, view)
-            _centre_remainders(rp, rm, centre, j0, width, view)
-        _horizontal_sweep_sdc(col, g, n_tile, cov_norm, mo)
-        combine_row_sd(mo, n_tile, c1, c2, planes, out, deficit, j0)
