@@ -206,70 +206,69 @@ def combine_row_m(
 ) -> None:
     """:func:`combine_row` from six moments: the five and ``var(x - y)``.
 
-    ``mo[q * ACC + j]`` rows q = 0..5: ``mu_x, mu_y, sigma_x^2, sigma_y^2,
+    ``mo[q * ACC + j]`` rows q = 0..5: float32 ``mu_x, mu_y, sigma_x^2, sigma_y^2,
     sigma_xy, var(m)`` with ``m = x - y``
-    (:func:`pipeline.kernels.cpu.gaussian.gaussian_row`); the rest as
-    :func:`combine_row`, but ``dcs = var(m) / (v + C2)``: the numerator
-    ``sigma_x^2 + sigma_y^2 - 2 sigma_xy`` formed directly, not from the rounded
-    moments, where it cancels for near-identical high-contrast textures (1e-7 of
-    the mean on a uint8 checkerboard 128+-50 against 128+-48). ``var(m)`` is exactly
-    0 for equal images (``m = 0``) and the same for swapped ones (``m -> -m``
-    exactly), so identity and symmetry stay exact.
+    (:func:`pipeline.kernels.cpu.gaussian.gaussian_row`); ``planes``, ``out``,
+    ``deficit`` and ``o0`` as :func:`combine_row`, and the same deficit form, but
+    ``dcs = var(m) / (v + C2)``: the numerator ``sigma_x^2 + sigma_y^2 - 2 sigma_xy``
+    formed directly, not from the rounded moments, where it cancels for
+    near-identical high-contrast textures (1e-7 of the mean on a uint8 checkerboard
+    128+-50 against 128+-48). ``dl``, ``dcs`` and ``d`` are made in float64 from the
+    float32 moments and rounded once: the float32 chain's roundings left a bias of
+    ~5e-8 of ``d`` on salt and pepper under a 7-tap window (1.3e-8 of the mean),
+    half of which is gone. ``var(m)`` is exactly 0 for equal images (``m = 0``)
+    and the same for swapped ones (``m -> -m`` exactly), so identity and symmetry
+    stay exact. Contrast and structure as :func:`combine_row` (float32).
     """
-    # A proof for LLVM that the indices below are non-negative: without it
-    # numba's negative-index wraparound adds a select per access and the loop
-    # is not vectorised.
     if o0 < 0 or n_out < 0:
         return
-    c1_32 = np.float32(c1)
     c2_32 = np.float32(c2)
     c3_32 = np.float32(c2 / 2)
     one = np.float32(1.0)
     two = np.float32(2.0)
     zero = np.float32(0.0)
-    # One loop per number of planes rather than a branch inside one, so that each
-    # vectorises.
     if planes == 0:
         for j in range(n_out):
-            mu_x = mo[j]
-            mu_y = mo[ACC + j]
+            mu_x = np.float64(mo[j])
+            mu_y = np.float64(mo[ACC + j])
             diff = mu_x - mu_y
-            dl = (diff * diff) / (mu_x * mu_x + mu_y * mu_y + c1_32)
-            v = mo[2 * ACC + j] + mo[3 * ACC + j]
-            dcs = mo[5 * ACC + j] / (v + c2_32)
+            dl = (diff * diff) / (mu_x * mu_x + mu_y * mu_y + c1)
+            v = np.float64(mo[2 * ACC + j]) + np.float64(mo[3 * ACC + j])
+            dcs = np.float64(mo[5 * ACC + j]) / (v + c2)
             deficit[o0 + j] = dl + dcs - dl * dcs
         return
     if planes < 5:
         for j in range(n_out):
-            mu_x = mo[j]
-            mu_y = mo[ACC + j]
+            mu_x = np.float64(mo[j])
+            mu_y = np.float64(mo[ACC + j])
             diff = mu_x - mu_y
-            dl = (diff * diff) / (mu_x * mu_x + mu_y * mu_y + c1_32)
-            v = mo[2 * ACC + j] + mo[3 * ACC + j]
-            dcs = mo[5 * ACC + j] / (v + c2_32)
-            d = dl + dcs - dl * dcs
+            dl = (diff * diff) / (mu_x * mu_x + mu_y * mu_y + c1)
+            v = np.float64(mo[2 * ACC + j]) + np.float64(mo[3 * ACC + j])
+            dcs = np.float64(mo[5 * ACC + j]) / (v + c2)
+            d = np.float32(dl + dcs - dl * dcs)
             out[0, o0 + j] = one - d
-            out[1, o0 + j] = one - dcs
+            out[1, o0 + j] = one - np.float32(dcs)
             deficit[o0 + j] = d
         return
     for j in range(n_out):
-        mu_x = mo[j]
-        mu_y = mo[ACC + j]
+        mu_x = np.float64(mo[j])
+        mu_y = np.float64(mo[ACC + j])
         sigma_x_sq = mo[2 * ACC + j]
         sigma_y_sq = mo[3 * ACC + j]
         sigma_xy = mo[4 * ACC + j]
         diff = mu_x - mu_y
-        dl = (diff * diff) / (mu_x * mu_x + mu_y * mu_y + c1_32)
-        v = sigma_x_sq + sigma_y_sq
-        denominator = v + c2_32
-        dcs = mo[5 * ACC + j] / denominator
-        d = dl + dcs - dl * dcs
+        dl = (diff * diff) / (mu_x * mu_x + mu_y * mu_y + c1)
+        dcs = np.float64(mo[5 * ACC + j]) / (
+            (np.float64(sigma_x_sq) + np.float64(sigma_y_sq)) + c2
+        )
+        d = np.float32(dl + dcs - dl * dcs)
+        denominator = (sigma_x_sq + sigma_y_sq) + c2_32
         # Rounding can leave a variance a hair below zero; the square root needs >= 0.
         sigma_x = np.sqrt(max(sigma_x_sq, zero))
         sigma_y = np.sqrt(max(sigma_y_sq, zero))
         out[0, o0 + j] = one - d
-        out[1, o0 + j] = one - dcs
-        out[2, o0 + j] = one - dl
+        out[1, o0 + j] = one - np.float32(dcs)
+        out[2, o0 + j] = one - np.float32(dl)
         out[3, o0 + j] = (two * sigma_x * sigma_y + c2_32) / denominator
         out[4, o0 + j] = (sigma_xy + c3_32) / (sigma_x * sigma_y + c3_32)
         deficit[o0 + j] = d
