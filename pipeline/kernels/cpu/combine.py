@@ -5,7 +5,9 @@ The Gaussian (:mod:`pipeline.kernels.cpu.gaussian`) and uniform
 float32 local moments ``mu_x, mu_y, sigma_x^2, sigma_y^2, sigma_xy``, one tile
 of columns at a time, in the flat buffer layout below; :func:`combine_row`
 turns each tile into the comparison maps (Wang et al. 2004, eqs. 6-13) and the
-deficits ``1 - ssim`` that every mean is summed from (its "Precision"). The
+deficits ``1 - ssim`` that every mean is summed from (its "Precision");
+:func:`combine_row_m` does so from six moments, ``var(x - y)`` added (the
+Gaussian path's odd windows of up to 11 taps). The
 score alone under an odd Gaussian window of up to 11 taps takes another basis
 and its own float64 comparison step
 (:func:`pipeline.kernels.cpu.gaussian.gaussian_score_row`).
@@ -258,9 +260,7 @@ def combine_row_m(
         sigma_xy = mo[4 * ACC + j]
         diff = mu_x - mu_y
         dl = (diff * diff) / (mu_x * mu_x + mu_y * mu_y + c1)
-        dcs = np.float64(mo[5 * ACC + j]) / (
-            (np.float64(sigma_x_sq) + np.float64(sigma_y_sq)) + c2
-        )
+        dcs = np.float64(mo[5 * ACC + j]) / ((np.float64(sigma_x_sq) + np.float64(sigma_y_sq)) + c2)
         d = np.float32(dl + dcs - dl * dcs)
         denominator = (sigma_x_sq + sigma_y_sq) + c2_32
         # Rounding can leave a variance a hair below zero; the square root needs >= 0.

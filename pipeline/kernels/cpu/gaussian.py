@@ -7,9 +7,12 @@ input rows sit in a ring of ``win_size`` rows, each converted once
 window's moments by the law of total variance (:func:`_horizontal_pass`);
 :func:`~pipeline.kernels.cpu.combine.combine_row` makes the maps. Why every
 (co)variance is centred on the window's centre sample, and what precision that
-buys, is the comment below. A score alone (odd windows of up to 11 taps) takes
+buys, is the comment below. Odd windows of up to 11 taps carry a sixth moment,
+``var(x - y)``, formed directly (:func:`_vertical_sweep_m`,
+:func:`_horizontal_sweep_m`, :func:`~pipeline.kernels.cpu.combine.combine_row_m`;
+the comment above them). A score alone (odd windows of up to 11 taps) takes
 :func:`gaussian_score_row` instead: the same passes on ``x + y`` and ``x - y``,
-four moments instead of five, and a float64 comparison step (the second
+four moments instead of five, and a float64 comparison step (the last
 comment).
 """
 
@@ -367,6 +370,33 @@ def _horizontal_sweep(
         mo[2 * ACC + o] = norm * (e_xx - e_x * e_x)
         mo[3 * ACC + o] = norm * (e_yy - e_y * e_y)
         mo[4 * ACC + o] = norm * (e_xy - e_x * e_y)
+
+
+# ---------------------------------------------------------------------------
+# The maps' sixth moment: var(x - y), formed directly
+#
+# From the five moments, 1 - cs = (v - 2 sigma_xy) / (v + C2) with v = sigma_x^2 +
+# sigma_y^2: for near-identical high-contrast textures v - 2 sigma_xy is far below
+# v, and the float32 rounding of the three moments (~6e-8 of v each) is all that
+# is left of it: a uint8 checkerboard 128+-50 against 128+-48 (Gaussian 11) has a
+# mean 1.0e-7 off the exact one, 128+-20 against 128+-19 1.5e-7. The sweeps below
+# also carry m = x - y: per tap its deviation about the centre, (s_x - x) -
+# (s_y - y), formed before it rounds to float32 (exact for uint8 and uint16 pixels,
+# in float64 for float64 pixels; float32 pixels' deviations are rounded float32
+# numbers already, as in the score's path), its column variance V_m in the
+# vertical pass and var(m) by the law of total variance in the horizontal one,
+# with the column means' deviations e - f. var(m) keeps float32's precision
+# relative to itself: 0 exactly for equal images, m -> -m exactly for swapped
+# ones, so ssim(x, x) == 1 and the exact symmetry hold as before.
+#
+# Five moments cannot do it (the sum/difference basis of the score,
+# mu_p, mu_m, var(p), var(m), cov(p, m), was tried): contrast needs sigma_x^2 and
+# sigma_y^2 to their own precision and structure sigma_xy to that of sigma_x
+# sigma_y, and any three second moments leave one of them, or var(m), to a
+# difference that cancels. An edge in x against a flat y (uint16, 100 vs 60000)
+# put the sum/difference basis's structure 1e-2 and contrast 9e-5 off the float64
+# reference. So the maps carry four second moments, about 20 % more arithmetic in
+# the two passes (benchmarks/README-kernels.md, "The maps' sixth moment").
 
 
 @jit(fastmath=CONTRACT)
@@ -821,10 +851,11 @@ def gaussian_row(
 # dl + dcs - dl dcs):
 #   d = (Nl Dc + V- (2 mu_x mu_y + C1)) / (Dl Dc),
 #   Nl = mu_m^2, Dl = mu_x^2 + mu_y^2 + C1, Dc = V+ + C2,
-# which leaves d only the float32 rounding of the moments. The maps keep the
-# five moments: contrast and structure need sigma_x^2, sigma_y^2 and sigma_xy
-# apart, so ssim(full=True)'s mean (of the maps path's deficits) and this score
-# are two computations of one number, not the same bits.
+# which leaves d only the float32 rounding of the moments. The maps need
+# sigma_x^2, sigma_y^2 and sigma_xy apart (contrast, structure) and carry var(m)
+# as a sixth moment (above), so ssim(full=True)'s mean (of the maps path's
+# float32 deficits) and this score are two computations of one number, within
+# float32 rounding of each other (<= 5e-9 on the tested pairs), not the same bits.
 
 
 @jit()

@@ -78,6 +78,10 @@ GAUSSIAN_MAPS = {
     "pipeline.kernels.cpu.gaussian._vertical_pass": 1,
     "pipeline.kernels.cpu.gaussian._vertical_sweep": 1,
     "pipeline.kernels.cpu.combine.combine_row": 1,
+    # Odd windows of up to 11 taps: var(x - y) beside the five moments.
+    "pipeline.kernels.cpu.gaussian._vertical_sweep_m": 1,
+    "pipeline.kernels.cpu.gaussian._horizontal_sweep_m": 1,
+    "pipeline.kernels.cpu.combine.combine_row_m": 1,
 }
 ENTRY = "pipeline.kernels.cpu.chunk.maps_chunks"
 # What the packed statistics add to it: the row reduction each output row goes
