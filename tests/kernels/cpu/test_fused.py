@@ -65,7 +65,7 @@ def _assert_score_relation(with_maps: float, alone: float, window: str) -> None:
     (pipeline/kernels/cpu/gaussian.py); its maps carry ``var(x - y)`` beside the five
     moments, so both form ``sigma_x^2 + sigma_y^2 - 2 sigma_xy`` directly: two
     computations of one mean, not bit for bit, that differ by float32 rounding
-    (<= 4.7e-9 observed on the adversarial pairs, ~3e-10 on near-identical
+    (<= 3.0e-9 observed on the adversarial pairs, <= 3e-10 on near-identical
     checkerboards, where the five moments alone were 1e-7 apart). The uniform
     window's score takes the maps' path: the same number.
     """
