@@ -30,6 +30,7 @@ __all__ = [
     "TILE",
     "combine_row",
     "combine_row_m",
+    "combine_row_sd",
     "float32_holds",
     "jit",
 ]
@@ -271,4 +272,52 @@ def combine_row_m(
         out[2, o0 + j] = one - np.float32(dl)
         out[3, o0 + j] = (two * sigma_x * sigma_y + c2_32) / denominator
         out[4, o0 + j] = (sigma_xy + c3_32) / (sigma_x * sigma_y + c3_32)
+        deficit[o0 + j] = d
+
+
+@jit()
+def combine_row_sd(
+    mo: np.ndarray,
+    n_out: int,
+    c1: float,
+    c2: float,
+    planes: int,
+    out: np.ndarray,
+    deficit: np.ndarray,
+    o0: int,
+) -> None:
+    """ssim and cs maps (``planes`` 2) or the deficits alone (0) from four moments.
+
+    ``mo[q * ACC + j]`` rows q = 0..3: float32 ``mu_p, mu_m, var(p), var(m)`` of
+    ``p = x + y`` and ``m = x - y``
+    (:func:`pipeline.kernels.cpu.gaussian.gaussian_sd_row`). The deficit form of
+    :func:`combine_row_m`, in float64, with ``mu_x - mu_y = mu_m``,
+    ``mu_x^2 + mu_y^2 = (mu_p^2 + mu_m^2) / 2``, ``v = (var(p) + var(m)) / 2`` and
+    ``v - 2 sigma_xy = var(m)``; only squares of ``mu_m`` and ``var(m)`` enter, so
+    swapping x and y changes nothing and ``m = 0`` gives ``d = 0``. Contrast and
+    structure need the moments apart: no ``planes`` 5 here.
+    """
+    if o0 < 0 or n_out < 0:
+        return
+    one = np.float32(1.0)
+    if planes == 0:
+        for j in range(n_out):
+            mu_p = np.float64(mo[j])
+            mu_m = np.float64(mo[ACC + j])
+            sq_m = mu_m * mu_m
+            dl = sq_m / (0.5 * (mu_p * mu_p + sq_m) + c1)
+            var_m = np.float64(mo[3 * ACC + j])
+            dcs = var_m / (0.5 * (np.float64(mo[2 * ACC + j]) + var_m) + c2)
+            deficit[o0 + j] = dl + dcs - dl * dcs
+        return
+    for j in range(n_out):
+        mu_p = np.float64(mo[j])
+        mu_m = np.float64(mo[ACC + j])
+        sq_m = mu_m * mu_m
+        dl = sq_m / (0.5 * (mu_p * mu_p + sq_m) + c1)
+        var_m = np.float64(mo[3 * ACC + j])
+        dcs = var_m / (0.5 * (np.float64(mo[2 * ACC + j]) + var_m) + c2)
+        d = np.float32(dl + dcs - dl * dcs)
+        out[0, o0 + j] = one - d
+        out[1, o0 + j] = one - np.float32(dcs)
         deficit[o0 + j] = d

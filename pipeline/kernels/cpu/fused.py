@@ -176,8 +176,12 @@ def _launch(
     # The score alone under an odd Gaussian window of <= SCORE_TAPS taps takes the
     # sum/difference path: its ring holds x + y and x - y rows, and each chunk one
     # float64 row of deficits.
-    sum_difference = not uniform and output == "score" and win_size % 2 == 1
-    sum_difference = sum_difference and win_size <= SCORE_TAPS
+    sum_difference = not uniform and win_size % 2 == 1 and win_size <= SCORE_TAPS
+    # Maps without components (ssim and cs, MS-SSIM's scales) need no more than the
+    # score: the same ring and passes (a marker array selects them, so that other
+    # runs do not compile them); with components, the maps carry six moments.
+    sd_maps = np.empty(0) if sum_difference and output == "maps" and not components else None
+    sum_difference = sum_difference and (output == "score" or sd_maps is not None)
     # Each chunk's state of its window's path. Gaussian: a ring of win_size
     # (x, y) input rows, float32 (which holds uint8, uint16 and float32 pixels
     # exactly) or float64 for float64 input, so that x - s is formed before
@@ -189,7 +193,7 @@ def _launch(
     ring_dtype = np.float64 if x.dtype == np.float64 else np.float32
     stride = ring_width(x.shape[1], np.dtype(ring_dtype).itemsize)
     rings = None if uniform else np.empty((n_chunks, 2, win_size, stride), dtype=ring_dtype)
-    score_rows = np.empty((n_chunks, n_cols)) if sum_difference else None
+    score_rows = np.empty((n_chunks, n_cols)) if sum_difference and sd_maps is None else None
     # uint8 input under a uniform window of at most INT_TAPS taps: exact int32 sums.
     exact = uniform and x.dtype == np.uint8 and win_size <= INT_TAPS
     sums = np.empty((n_chunks, 5, x.shape[1])) if uniform and not exact else None
@@ -202,7 +206,7 @@ def _launch(
         scores.append(chunk_scores)
     args = (
         x, y, g, bounds, float(c1), float(c2), float(cov_norm), bool(components), shift, rings,
-        score_rows, bool(summed),
+        score_rows, sd_maps, bool(summed),
         sums, isums, outputs["maps"], outputs["score"], outputs["packed"], map_sums,
     )  # fmt: skip
     run_kernel(maps_chunks, n_threads, n_chunks, args)

@@ -22,9 +22,25 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.kernels.cpu.combine import ACC, COL, CONTRACT, TILE, combine_row, combine_row_m, jit
+from pipeline.kernels.cpu.combine import (
+    ACC,
+    COL,
+    CONTRACT,
+    TILE,
+    combine_row,
+    combine_row_m,
+    combine_row_sd,
+    jit,
+)
 
-__all__ = ["SCORE_TAPS", "gaussian_row", "gaussian_score_row", "load_row", "load_rows_sd"]
+__all__ = [
+    "SCORE_TAPS",
+    "gaussian_row",
+    "gaussian_score_row",
+    "gaussian_sd_row",
+    "load_row",
+    "load_rows_sd",
+]
 
 # ---------------------------------------------------------------------------
 # Gaussian window: centre-shifted float32 moments, vertical then horizontal
@@ -1232,3 +1248,47 @@ def gaussian_score_row(
             _centre_remainders(rp, rm, centre, j0, width, view)
         _horizontal_sweep_sd(col, g, n_tile, cov_norm, mo)
         _combine_score(mo, n_tile, c1, c2, deficit, j0)
+
+
+@jit()
+def gaussian_sd_row(
+    rp: np.ndarray,
+    rm: np.ndarray,
+    g: np.ndarray,
+    i: int,
+    n_out: int,
+    c1: float,
+    c2: float,
+    cov_norm: float,
+    summed: bool,
+    planes: int,
+    col: np.ndarray,
+    mo: np.ndarray,
+    out: np.ndarray,
+    deficit: np.ndarray,
+) -> None:
+    """Output row ``i``'s ssim and cs maps in the sum/difference basis (``planes`` 0 or 2).
+
+    :func:`gaussian_score_row`'s ring and passes (four moments; odd windows of up to
+    11 taps), then :func:`~pipeline.kernels.cpu.combine.combine_row_sd`: maps without
+    the components (MS-SSIM's scales) need no more than the score does. ``planes``,
+    ``out`` and ``deficit`` as :func:`~pipeline.kernels.cpu.combine.combine_row`.
+    """
+    win_size = g.shape[0]
+    half = win_size // 2
+    if half < 0 or half > _PAIRS:
+        return
+    skip = _PAIRS - half
+    view = col[skip:]
+    tile = min(TILE, COL - 2 * _PAIRS)
+    centre = (i + half) % win_size
+    for j0 in range(0, n_out, tile):
+        n_tile = min(tile, n_out - j0)
+        width = n_tile + win_size - 1
+        if summed:
+            _vertical_sweep_sd(rp, rm, g, i, j0, width, view)
+        else:
+            _vertical_sweep_sd_xy(rp, rm, g, i, j0, width, view)
+            _centre_remainders(rp, rm, centre, j0, width, view)
+        _horizontal_sweep_sd(col, g, n_tile, cov_norm, mo)
+        combine_row_sd(mo, n_tile, c1, c2, planes, out, deficit, j0)
