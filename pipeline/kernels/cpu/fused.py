@@ -51,7 +51,8 @@ checkerboard 128+-50 against 128+-48): under an odd Gaussian window of up to 11
 taps the maps path therefore carries a sixth moment, ``var(x - y)``, formed
 directly (:mod:`pipeline.kernels.cpu.gaussian`), and makes ``d`` from it in
 float64 (:func:`~pipeline.kernels.cpu.combine.combine_row_m`; ~1.2x the moment
-arithmetic of the five). Measured against an extended-precision oracle, the
+arithmetic of the five); maps without components (ssim and cs) take the score's
+sum/difference passes instead (below). Measured against an extended-precision oracle, the
 means stay within 1e-8 on the adversarial pairs (flat regions beside edges, flat
 255 vs 254, uint16 near 65535, float data offset by 1e4, salt and pepper,
 near-identical checkerboards; <= 7e-9 observed, benchmarks/README-kernels.md);
@@ -89,8 +90,11 @@ instead of three, ``sigma_x^2 + sigma_y^2 - 2 sigma_xy`` formed directly as the
 variance of ``x - y`` (exactly 0 for equal images, no cancellation for
 near-identical ones) and the deficit as one float64 quotient. Its means are
 within 4e-9 of the extended-precision oracle on the adversarial pairs and on
-near-identical checkerboards. The maps need the variances and the covariance
-apart (contrast, structure) and carry ``var(x - y)`` as a sixth moment, so
+near-identical checkerboards. Maps without components (``ssim`` and ``cs``,
+MS-SSIM's scales) take the same passes
+(:func:`~pipeline.kernels.cpu.gaussian.gaussian_sd_row`). The maps with components
+need the variances and the covariance apart (contrast, structure) and carry
+``var(x - y)`` as a sixth moment, so
 :func:`fused_maps_and_score`'s mean (of the maps path's float32 deficits) and
 :func:`fused_score`'s are two computations of one number, within 5e-9 of each
 other on the tested pairs (3e-10 on the checkerboards), not the same bits. The

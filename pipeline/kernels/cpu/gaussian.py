@@ -13,7 +13,8 @@ buys, is the comment below. Odd windows of up to 11 taps carry a sixth moment,
 the comment above them). A score alone (odd windows of up to 11 taps) takes
 :func:`gaussian_score_row` instead: the same passes on ``x + y`` and ``x - y``,
 four moments instead of five, and a float64 comparison step (the last
-comment).
+comment); maps without components (ssim and cs) the same passes
+(:func:`gaussian_sd_row`).
 """
 
 from __future__ import annotations

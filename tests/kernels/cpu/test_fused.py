@@ -536,6 +536,34 @@ def test_maps_identity_and_symmetry_in_every_dtype(dtype, win_size) -> None:
     assert (forward["ssim"] < 1).any()
 
 
+@pytest.mark.parametrize("kind", [*NEAR_IDENTICAL, "salt-and-pepper", "float32-offset-1e4"])
+@pytest.mark.parametrize("win_size", [3, 7, 11, 13])
+def test_maps_without_components(rng, kind, win_size) -> None:
+    # ssim and cs alone (MS-SSIM's scales) under odd windows of up to 11 taps take the
+    # score's sum/difference passes (13 taps: the five moments): per pixel within 1e-5
+    # of the float64 reference, the mean within 1e-8 of the exact oracle (but for the
+    # checkerboards under 13 taps), exactly symmetric, exactly 1 (deficit 0) for equal
+    # images.
+    x, y, data_range = adversarial_pair(rng, kind, (50, 61))
+    params = kernel_params("gaussian", win_size, "sample", data_range)
+    del params["window"], params["components"]
+    maps, score = fused_maps_and_score(
+        x, y, uniform=False, components=False, deficit=True, **params
+    )
+    assert set(maps) == {"ssim", "cs", "deficit"}
+    reference = block_maps(x, y, engine="reference", window="gaussian", components=False, **params)
+    _assert_close({k: maps[k] for k in ("ssim", "cs")}, reference)
+    exact = exact_ssim(x, y, **params).mean()
+    if win_size <= 11 or kind not in NEAR_IDENTICAL:  # 13 taps: five moments, 1e-7 there
+        assert abs(score - exact) < MEAN_TOLERANCE, f"score off by {score - exact:.1e}"
+    backward = fused_maps(y, x, uniform=False, components=False, deficit=True, **params)
+    for name in maps:
+        np.testing.assert_array_equal(maps[name], backward[name])
+    same = fused_maps(x, x, uniform=False, components=False, deficit=True, **params)
+    assert (same["ssim"] == 1).all() and (same["cs"] == 1).all()
+    assert (same["deficit"] == 0).all()
+
+
 def test_flat_pair_mean_is_not_the_rounded_map(rng) -> None:
     # Flat 255 against 254: SSIM = 1 - 1/(255^2 + 254^2 + C1) on every pixel, which
     # float32 holds only to 2.9e-8, the same on every pixel; the deficits do not round.
