@@ -69,11 +69,11 @@ def ssim(
         size up to 11 (``wang2004``, ``wang2009``) the moments of ``x + y`` and
         ``x - y`` with a float64 comparison step, within 4e-9 of the exact mean on
         the tested adversarial pairs, near-identical textures included (uint8
-        checkerboards 128+-50 against 128+-48: 1e-7 with maps, whose contrast and
-        structure need the five moments). The two scores are therefore not the
-        same bits: they agree within 1e-8 (more where SSIM is far from 1, from the
-        maps path's float32 deficits: 1.6e-8 for an inverted photograph) and each
-        is within that of the float64 reference engine. With the reference or GPU
+        checkerboards 128+-50 against 128+-48; the maps path there carries
+        ``var(x - y)`` as a sixth moment). The two scores are therefore not the
+        same bits: they agree within 1e-8 (3e-9 the largest difference measured,
+        from the maps path's float32 deficits) and each is within that of the
+        float64 reference engine. With the reference or GPU
         engine, or a uniform window (``skimage``), they are the same number.
     engine : str
         ``"auto"`` (the fastest path for the array type: ``"fused"`` for 2-D NumPy,

@@ -29,7 +29,13 @@ from __future__ import annotations
 import numpy as np
 
 from pipeline.kernels.cpu.combine import ACC, COL, jit
-from pipeline.kernels.cpu.gaussian import gaussian_row, gaussian_score_row, load_row, load_rows_sd
+from pipeline.kernels.cpu.gaussian import (
+    gaussian_row,
+    gaussian_score_row,
+    gaussian_sd_row,
+    load_row,
+    load_rows_sd,
+)
 from pipeline.kernels.cpu.partials import add_row_partial
 from pipeline.kernels.cpu.uniform import (
     add_row,
@@ -89,6 +95,7 @@ def maps_chunks(
     shift: float,
     rings: np.ndarray | None,
     score_rows: np.ndarray | None,
+    sd_maps: np.ndarray | None,
     summed: bool,
     sums: np.ndarray | None,
     isums: np.ndarray | None,
@@ -112,8 +119,11 @@ def maps_chunks(
     wide; only for a score without maps, odd windows of up to ``SCORE_TAPS`` taps)
     takes each row's deficits from the sum/difference path
     (:func:`~pipeline.kernels.cpu.gaussian.gaussian_score_row`; with ``summed``
-    its ring holds ``x + y`` and ``x - y``). The outputs that are not None receive
-    the rows:
+    its ring holds ``x + y`` and ``x - y``); with ``sd_maps`` (any array: a marker,
+    for maps without components under the same windows) the ssim and cs rows come
+    from the same ring and passes
+    (:func:`~pipeline.kernels.cpu.gaussian.gaussian_sd_row`). The outputs that are
+    not None receive the rows:
     ``maps[rows, planes, cols]`` (planes ``ssim, cs`` and, with
     ``components``, ``luminance, contrast, structure``; one plane more, when
     ``maps`` has it, receives the float32 deficits ``1 - ssim``); ``scores[chunk]`` the
@@ -135,11 +145,13 @@ def maps_chunks(
     planes = 5 if components else (2 if maps is not None else 0)
     # 1 - ssim of the current row (see combine_row): what the sums are made from.
     deficit = np.empty(n_out, dtype=np.float32)
-    mo = np.empty(5 * ACC, dtype=np.float32)
+    # Six rows: the Gaussian maps path's moments (see gaussian_row), five elsewhere.
+    mo = np.empty(6 * ACC, dtype=np.float32)
     if rings is not None:
         g32 = g.astype(np.float32)
-        # Zeros: the score's path reads columns no tile wrote, with weight 0.
-        col = np.zeros(7 * COL, dtype=np.float32)
+        # Zeros: the sweeps of odd windows of <= SCORE_TAPS taps read columns no tile
+        # wrote, with weight 0. Eight rows: the maps path's column statistics.
+        col = np.zeros(8 * COL, dtype=np.float32)
         acc = np.empty(8 * ACC, dtype=np.float32)
     if sums is not None:
         m = np.empty((5, n_out), dtype=np.float64)
@@ -158,6 +170,8 @@ def maps_chunks(
             ry = rings[chunk, 1]
             for r in range(row_start, row_start + win_size - 1):
                 if score_rows is not None:
+                    load_rows_sd(x, y, r, rx, ry, r % win_size, summed)
+                elif sd_maps is not None:
                     load_rows_sd(x, y, r, rx, ry, r % win_size, summed)
                 else:
                     load_row(x, r, rx, r % win_size)
@@ -191,6 +205,12 @@ def maps_chunks(
                     gaussian_score_row(
                         rx, ry, g32, i, n_out, c1, c2, cov_norm, summed, col, mo,
                         score_rows[chunk],
+                    )  # fmt: skip
+                elif sd_maps is not None:
+                    load_rows_sd(x, y, last, rx, ry, last % win_size, summed)
+                    gaussian_sd_row(
+                        rx, ry, g32, i, n_out, c1, c2, cov_norm, summed, planes, col, mo, out,
+                        row_deficit,
                     )  # fmt: skip
                 else:
                     load_row(x, last, rx, last % win_size)

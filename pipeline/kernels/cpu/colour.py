@@ -206,10 +206,11 @@ def _colour_chunks(
     deficits = np.empty((channels, n_out), dtype=np.float32)
     total = np.empty((5, n_out), dtype=np.float32)
     mean_deficit = np.empty(n_out)
-    mo = np.empty(5 * ACC, dtype=np.float32)
+    mo = np.empty(6 * ACC, dtype=np.float32)
     if rings is not None:
         g32 = g.astype(np.float32)
-        col = np.empty(7 * COL, dtype=np.float32)
+        # Zeros and eight rows, as maps_chunks (see gaussian.gaussian_row).
+        col = np.zeros(8 * COL, dtype=np.float32)
         acc = np.empty(8 * ACC, dtype=np.float32)
     # The uniform path's input rows, each channel's contiguous (the running sums add
     # and remove rows of strided channel views one element at a time otherwise): a

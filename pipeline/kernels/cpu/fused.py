@@ -16,7 +16,8 @@ The data flow, one module per step:
   chunks of output rows (all of them on the calling thread, or one chunk per
   call from a pool of threads).
 * The local moments ``mu_x, mu_y, sigma_x^2, sigma_y^2, sigma_xy`` of output
-  row ``i``, tile by tile (``TILE`` columns):
+  row ``i`` (and ``var(x - y)`` under an odd Gaussian window of up to 11 taps),
+  tile by tile (``TILE`` columns):
   :mod:`pipeline.kernels.cpu.gaussian` for a Gaussian window (separable,
   Wang et al. 2004 sec. III-C: a ring of ``win_size`` converted input rows, a
   vertical then a horizontal 1-D pass, joined by the law of total variance);
@@ -44,13 +45,23 @@ deficit form (:func:`~pipeline.kernels.cpu.combine.combine_row`): it forms
 return (:func:`fused_score`, the ``SUM`` and ``M2`` of :func:`fused_packed_stats`
 and of the colour kernel) is summed from ``d`` in float64, not from the float32
 map, whose values near 1 round by up to 3e-8, the same way on every pixel of a
-flat pair. Measured against an extended-precision oracle, the means stay within
-1e-8 on the adversarial pairs (flat regions beside edges, flat 255 vs 254,
-uint16 near 65535, float data offset by 1e4, salt and pepper; <= 7e-9 observed,
-benchmarks/README-kernels.md); what remains is float32 rounding of ``d`` where
-SSIM is far from 1 (a flat pair at SSIM 0.8 keeps ~9e-9). ``ssim(x, x) == 1``
-and ``ssim(x, y) == ssim(y, x)`` hold exactly (x and y go through the same
-instructions). Maps are returned as float32; a mean of a stored map (NumPy's)
+flat pair. From the five moments ``1 - cs = (v - 2 sigma_xy) / (v + C2)``
+cancels on near-identical high-contrast textures (1e-7 of the mean of a uint8
+checkerboard 128+-50 against 128+-48): under an odd Gaussian window of up to 11
+taps the maps path therefore carries a sixth moment, ``var(x - y)``, formed
+directly (:mod:`pipeline.kernels.cpu.gaussian`), and makes ``d`` from it in
+float64 (:func:`~pipeline.kernels.cpu.combine.combine_row_m`; ~1.2x the moment
+arithmetic of the five); maps without components (ssim and cs) take the score's
+sum/difference passes instead (below). Measured against an extended-precision oracle, the
+means stay within 1e-8 on the adversarial pairs (flat regions beside edges, flat
+255 vs 254, uint16 near 65535, float data offset by 1e4, salt and pepper,
+near-identical checkerboards; <= 7e-9 observed, benchmarks/README-kernels.md);
+what remains is float32 rounding of the moments and of ``d`` where SSIM is far
+from 1 (a flat pair at SSIM 0.8 keeps ~9e-9). The uniform window and even or
+wider Gaussian windows keep the five moments (the checkerboards: up to 8e-8
+under a uniform 7x7 window). ``ssim(x, x) == 1`` and ``ssim(x, y) == ssim(y,
+x)`` hold exactly (x and y go through the same instructions, ``x - y`` is
+negated exactly). Maps are returned as float32; a mean of a stored map (NumPy's)
 keeps their rounding, up to 3e-8. ``fused_maps(..., deficit=True)`` also returns
 the deficits as a map, from which
 :func:`pipeline.kernels.cpu.partials.whole_image_statistics` and
@@ -79,12 +90,15 @@ instead of three, ``sigma_x^2 + sigma_y^2 - 2 sigma_xy`` formed directly as the
 variance of ``x - y`` (exactly 0 for equal images, no cancellation for
 near-identical ones) and the deficit as one float64 quotient. Its means are
 within 4e-9 of the extended-precision oracle on the adversarial pairs and on
-near-identical checkerboards, where the five float32 moments are 1e-7 off. The
-maps keep the five moments (contrast and structure need them apart), so
-:func:`fused_maps_and_score`'s mean (of the maps path's deficits) and
-:func:`fused_score`'s are two computations of one number, within 1e-8 of each
-other on the tested pairs, not the same bits. The uniform window's score keeps the
-five moments (the same number as with maps).
+near-identical checkerboards. Maps without components (``ssim`` and ``cs``,
+MS-SSIM's scales) take the same passes
+(:func:`~pipeline.kernels.cpu.gaussian.gaussian_sd_row`). The maps with components
+need the variances and the covariance apart (contrast, structure) and carry
+``var(x - y)`` as a sixth moment, so
+:func:`fused_maps_and_score`'s mean (of the maps path's float32 deficits) and
+:func:`fused_score`'s are two computations of one number, within 5e-9 of each
+other on the tested pairs (3e-10 on the checkerboards), not the same bits. The
+uniform window's score keeps the five moments (the same number as with maps).
 """
 
 from __future__ import annotations
@@ -166,8 +180,12 @@ def _launch(
     # The score alone under an odd Gaussian window of <= SCORE_TAPS taps takes the
     # sum/difference path: its ring holds x + y and x - y rows, and each chunk one
     # float64 row of deficits.
-    sum_difference = not uniform and output == "score" and win_size % 2 == 1
-    sum_difference = sum_difference and win_size <= SCORE_TAPS
+    sum_difference = not uniform and win_size % 2 == 1 and win_size <= SCORE_TAPS
+    # Maps without components (ssim and cs, MS-SSIM's scales) need no more than the
+    # score: the same ring and passes (a marker array selects them, so that other
+    # runs do not compile them); with components, the maps carry six moments.
+    sd_maps = np.empty(0) if sum_difference and output == "maps" and not components else None
+    sum_difference = sum_difference and (output == "score" or sd_maps is not None)
     # Each chunk's state of its window's path. Gaussian: a ring of win_size
     # (x, y) input rows, float32 (which holds uint8, uint16 and float32 pixels
     # exactly) or float64 for float64 input, so that x - s is formed before
@@ -179,7 +197,7 @@ def _launch(
     ring_dtype = np.float64 if x.dtype == np.float64 else np.float32
     stride = ring_width(x.shape[1], np.dtype(ring_dtype).itemsize)
     rings = None if uniform else np.empty((n_chunks, 2, win_size, stride), dtype=ring_dtype)
-    score_rows = np.empty((n_chunks, n_cols)) if sum_difference else None
+    score_rows = np.empty((n_chunks, n_cols)) if sum_difference and sd_maps is None else None
     # uint8 input under a uniform window of at most INT_TAPS taps: exact int32 sums.
     exact = uniform and x.dtype == np.uint8 and win_size <= INT_TAPS
     sums = np.empty((n_chunks, 5, x.shape[1])) if uniform and not exact else None
@@ -192,7 +210,7 @@ def _launch(
         scores.append(chunk_scores)
     args = (
         x, y, g, bounds, float(c1), float(c2), float(cov_norm), bool(components), shift, rings,
-        score_rows, bool(summed),
+        score_rows, sd_maps, bool(summed),
         sums, isums, outputs["maps"], outputs["score"], outputs["packed"], map_sums,
     )  # fmt: skip
     run_kernel(maps_chunks, n_threads, n_chunks, args)
@@ -287,11 +305,11 @@ def fused_score(
     score. The mean is ``1 - sum(d) / n``, free of the float32 rounding of the
     map. Under an odd Gaussian window of up to 11 taps the deficits come from the
     sum/difference basis (module docstring), in float64: this is then not the
-    same number as :func:`fused_maps_and_score`'s score (the five-moment maps
-    path), but the more accurate one (within 4e-9 of the exact mean on the
-    tested adversarial pairs and near-identical checkerboards); it differs from
-    the mean of :func:`fused_maps`' ``ssim`` by that map's rounding (up to 3e-8)
-    and the maps path's own error. ``ssim(x, x) == 1`` and ``ssim(x, y) ==
+    same number as :func:`fused_maps_and_score`'s score (the maps path, float32
+    deficits), but within 5e-9 of it on the tested pairs, and within 4e-9 of the
+    exact mean on the tested adversarial pairs and near-identical checkerboards; it
+    differs from the mean of :func:`fused_maps`' ``ssim`` by that map's rounding (up
+    to 3e-8) and the maps path's own error. ``ssim(x, x) == 1`` and ``ssim(x, y) ==
     ssim(y, x)`` hold exactly on every path.
     """
     x, y, g = prepare_pair(x, y, weights)
@@ -320,14 +338,13 @@ def fused_maps_and_score(
     """:func:`fused_maps` and the mean of their deficits, in one pass.
 
     Same arguments as :func:`fused_maps` (``deficit`` included). The score is the
-    float64 mean of this pass's deficits ``1 - ssim`` (the five-moment maps path),
-    not the mean of the returned float32 ``ssim`` map, which keeps the map's
-    rounding (up to 3e-8 near 1, the same on every pixel of a flat pair). Under a
-    uniform window it is :func:`fused_score`'s number; under an odd Gaussian
-    window of up to 11 taps :func:`fused_score` takes the sum/difference basis
-    instead, and the two agree within 1e-8 on the tested pairs (not on
-    near-identical high-contrast textures, where this one keeps the five moments'
-    ~1e-7).
+    float64 mean of this pass's deficits ``1 - ssim`` (the maps path), not the mean
+    of the returned float32 ``ssim`` map, which keeps the map's rounding (up to 3e-8
+    near 1, the same on every pixel of a flat pair). Under a uniform window it is
+    :func:`fused_score`'s number; under an odd Gaussian window of up to 11 taps
+    :func:`fused_score` takes the sum/difference basis instead and the maps carry
+    ``var(x - y)`` as a sixth moment: the two agree within 5e-9 on the tested pairs,
+    near-identical high-contrast textures included (module docstring).
     """
     x, y, g = prepare_pair(x, y, weights)
     found: list[np.ndarray] = []

@@ -7,10 +7,14 @@ input rows sit in a ring of ``win_size`` rows, each converted once
 window's moments by the law of total variance (:func:`_horizontal_pass`);
 :func:`~pipeline.kernels.cpu.combine.combine_row` makes the maps. Why every
 (co)variance is centred on the window's centre sample, and what precision that
-buys, is the comment below. A score alone (odd windows of up to 11 taps) takes
+buys, is the comment below. Odd windows of up to 11 taps carry a sixth moment,
+``var(x - y)``, formed directly (:func:`_vertical_sweep_m`,
+:func:`_horizontal_sweep_m`, :func:`~pipeline.kernels.cpu.combine.combine_row_m`;
+the comment above them). A score alone (odd windows of up to 11 taps) takes
 :func:`gaussian_score_row` instead: the same passes on ``x + y`` and ``x - y``,
-four moments instead of five, and a float64 comparison step (the second
-comment).
+four moments instead of five, and a float64 comparison step (the last
+comment); maps without components (ssim and cs) the same passes
+(:func:`gaussian_sd_row`).
 """
 
 from __future__ import annotations
@@ -19,9 +23,25 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.kernels.cpu.combine import ACC, COL, CONTRACT, TILE, combine_row, jit
+from pipeline.kernels.cpu.combine import (
+    ACC,
+    COL,
+    CONTRACT,
+    TILE,
+    combine_row,
+    combine_row_m,
+    combine_row_sd,
+    jit,
+)
 
-__all__ = ["SCORE_TAPS", "gaussian_row", "gaussian_score_row", "load_row", "load_rows_sd"]
+__all__ = [
+    "SCORE_TAPS",
+    "gaussian_row",
+    "gaussian_score_row",
+    "gaussian_sd_row",
+    "load_row",
+    "load_rows_sd",
+]
 
 # ---------------------------------------------------------------------------
 # Gaussian window: centre-shifted float32 moments, vertical then horizontal
@@ -369,6 +389,266 @@ def _horizontal_sweep(
         mo[4 * ACC + o] = norm * (e_xy - e_x * e_y)
 
 
+# ---------------------------------------------------------------------------
+# The maps' sixth moment: var(x - y), formed directly
+#
+# From the five moments, 1 - cs = (v - 2 sigma_xy) / (v + C2) with v = sigma_x^2 +
+# sigma_y^2: for near-identical high-contrast textures v - 2 sigma_xy is far below
+# v, and the float32 rounding of the three moments (~6e-8 of v each) is all that
+# is left of it: a uint8 checkerboard 128+-50 against 128+-48 (Gaussian 11) has a
+# mean 1.0e-7 off the exact one, 128+-20 against 128+-19 1.5e-7. The sweeps below
+# also carry m = x - y: per tap its deviation about the centre, (s_x - x) -
+# (s_y - y), formed before it rounds to float32 (exact for uint8 and uint16 pixels,
+# in float64 for float64 pixels; float32 pixels' deviations are rounded float32
+# numbers already, as in the score's path), its column variance V_m in the
+# vertical pass and var(m) by the law of total variance in the horizontal one,
+# with the column means' deviations e - f. var(m) keeps float32's precision
+# relative to itself: 0 exactly for equal images, m -> -m exactly for swapped
+# ones, so ssim(x, x) == 1 and the exact symmetry hold as before.
+#
+# Five moments cannot do it (the sum/difference basis of the score,
+# mu_p, mu_m, var(p), var(m), cov(p, m), was tried): contrast needs sigma_x^2 and
+# sigma_y^2 to their own precision and structure sigma_xy to that of sigma_x
+# sigma_y, and any three second moments leave one of them, or var(m), to a
+# difference that cancels. An edge in x against a flat y (uint16, 100 vs 60000)
+# put the sum/difference basis's structure 1e-2 and contrast 9e-5 off the float64
+# reference. So the maps carry four second moments, about 20 % more arithmetic in
+# the two passes (benchmarks/README-kernels.md, "The maps' sixth moment").
+
+
+@jit(fastmath=CONTRACT)
+def _vertical_sweep_m(
+    rx: np.ndarray, ry: np.ndarray, g: np.ndarray, i: int, j0: int, width: int, col: np.ndarray
+) -> None:
+    """:func:`_vertical_sweep` and the column variance ``V_m`` of ``m = x - y`` (row 7).
+
+    ``m``'s deviations about the centre, ``(s_x - x) - (s_y - y)``, are formed before
+    they round to float32 (exact for uint8/uint16 pixels, in float64 for float64
+    pixels): ``V_m`` is exactly 0 for equal columns and keeps float32's precision
+    relative to itself for near-identical ones (comment above :func:`gaussian_row`).
+    """
+    win_size = g.shape[0]
+    half = win_size // 2
+    if i < 0 or j0 < 0 or width < 0 or half < 0:
+        return
+    a0, a1, a2, a3, a4 = _sweep_weights(g)
+    centre, t0, t1, t2, t3, t4, b0, b1, b2, b3, b4 = _sweep_rows(win_size, i)
+    xc, yc = rx[centre], ry[centre]
+    x0, x1, x2, x3, x4 = rx[t0], rx[t1], rx[t2], rx[t3], rx[t4]
+    x5, x6, x7, x8, x9 = rx[b0], rx[b1], rx[b2], rx[b3], rx[b4]
+    y0, y1, y2, y3, y4 = ry[t0], ry[t1], ry[t2], ry[t3], ry[t4]
+    y5, y6, y7, y8, y9 = ry[b0], ry[b1], ry[b2], ry[b3], ry[b4]
+    # The deviations are formed negated, s - x (the same magnitudes, so every sum
+    # below is exactly the negative of the one of x - s, and the squares and
+    # products are equal): the row's load then folds into the subtraction.
+    for j in range(width):
+        q = j0 + j
+        sx = xc[q]
+        sy = yc[q]
+        u = np.float32(sx - x0[q])
+        ub = np.float32(sx - x5[q])
+        w = np.float32(sy - y0[q])
+        wb = np.float32(sy - y5[q])
+        m = np.float32((sx - x0[q]) - (sy - y0[q]))
+        mb = np.float32((sx - x5[q]) - (sy - y5[q]))
+        d_x = a0 * (u + ub)
+        d_y = a0 * (w + wb)
+        v_x = a0 * (u * u + ub * ub)
+        v_y = a0 * (w * w + wb * wb)
+        c_xy = a0 * (u * w + ub * wb)
+        d_m = a0 * (m + mb)
+        v_m = a0 * (m * m + mb * mb)
+        u = np.float32(sx - x1[q])
+        ub = np.float32(sx - x6[q])
+        w = np.float32(sy - y1[q])
+        wb = np.float32(sy - y6[q])
+        m = np.float32((sx - x1[q]) - (sy - y1[q]))
+        mb = np.float32((sx - x6[q]) - (sy - y6[q]))
+        d_x += a1 * (u + ub)
+        d_y += a1 * (w + wb)
+        v_x += a1 * (u * u + ub * ub)
+        v_y += a1 * (w * w + wb * wb)
+        c_xy += a1 * (u * w + ub * wb)
+        d_m += a1 * (m + mb)
+        v_m += a1 * (m * m + mb * mb)
+        u = np.float32(sx - x2[q])
+        ub = np.float32(sx - x7[q])
+        w = np.float32(sy - y2[q])
+        wb = np.float32(sy - y7[q])
+        m = np.float32((sx - x2[q]) - (sy - y2[q]))
+        mb = np.float32((sx - x7[q]) - (sy - y7[q]))
+        d_x += a2 * (u + ub)
+        d_y += a2 * (w + wb)
+        v_x += a2 * (u * u + ub * ub)
+        v_y += a2 * (w * w + wb * wb)
+        c_xy += a2 * (u * w + ub * wb)
+        d_m += a2 * (m + mb)
+        v_m += a2 * (m * m + mb * mb)
+        u = np.float32(sx - x3[q])
+        ub = np.float32(sx - x8[q])
+        w = np.float32(sy - y3[q])
+        wb = np.float32(sy - y8[q])
+        m = np.float32((sx - x3[q]) - (sy - y3[q]))
+        mb = np.float32((sx - x8[q]) - (sy - y8[q]))
+        d_x += a3 * (u + ub)
+        d_y += a3 * (w + wb)
+        v_x += a3 * (u * u + ub * ub)
+        v_y += a3 * (w * w + wb * wb)
+        c_xy += a3 * (u * w + ub * wb)
+        d_m += a3 * (m + mb)
+        v_m += a3 * (m * m + mb * mb)
+        u = np.float32(sx - x4[q])
+        ub = np.float32(sx - x9[q])
+        w = np.float32(sy - y4[q])
+        wb = np.float32(sy - y9[q])
+        m = np.float32((sx - x4[q]) - (sy - y4[q]))
+        mb = np.float32((sx - x9[q]) - (sy - y9[q]))
+        d_x += a4 * (u + ub)
+        d_y += a4 * (w + wb)
+        v_x += a4 * (u * u + ub * ub)
+        v_y += a4 * (w * w + wb * wb)
+        c_xy += a4 * (u * w + ub * wb)
+        d_m += a4 * (m + mb)
+        v_m += a4 * (m * m + mb * mb)
+        s_x = np.float32(sx)
+        s_y = np.float32(sy)
+        col[4 * COL + j] = v_x - d_x * d_x
+        col[5 * COL + j] = v_y - d_y * d_y
+        col[6 * COL + j] = c_xy - d_x * d_y
+        col[7 * COL + j] = v_m - d_m * d_m
+        col[j] = s_x
+        col[COL + j] = s_y
+        # float64 input: what float32 could not hold of s moves into d (zero otherwise).
+        col[2 * COL + j] = np.float32(sx - s_x) - d_x
+        col[3 * COL + j] = np.float32(sy - s_y) - d_y
+
+
+@jit(fastmath=CONTRACT)
+def _horizontal_sweep_m(
+    col: np.ndarray, g: np.ndarray, n_out: int, cov_norm: float, mo: np.ndarray
+) -> None:
+    """:func:`_horizontal_sweep` and ``var(m)``, for odd windows of up to ``2 * _PAIRS + 1`` taps.
+
+    ``mo`` rows q = 0..5: ``mu_x, mu_y, sigma_x^2, sigma_y^2, sigma_xy, var(m)``,
+    ``var(m) = sigma_x^2 + sigma_y^2 - 2 sigma_xy`` formed directly (law of total
+    variance on ``V_m`` and the column means' ``e - f``). Output ``o``'s centre column
+    is ``o + _PAIRS`` (the vertical pass writes a smaller window's columns that far in)
+    and the missing taps have weight 0, as in :func:`_horizontal_sweep_sd`.
+    """
+    half = g.shape[0] // 2
+    if n_out < 0 or half > _PAIRS or half < 0:
+        return
+    skip = _PAIRS - half
+    zero = np.float32(0.0)
+    b0 = g[0 - skip] if skip <= 0 else zero
+    b1 = g[1 - skip] if skip <= 1 else zero
+    b2 = g[2 - skip] if skip <= 2 else zero
+    b3 = g[3 - skip] if skip <= 3 else zero
+    b4 = g[4 - skip] if skip <= 4 else zero
+    b_c = g[half]
+    h = np.uint64(_PAIRS)
+    r1 = np.uint64(COL)
+    r2 = np.uint64(2 * COL)
+    r3 = np.uint64(3 * COL)
+    r4 = np.uint64(4 * COL)
+    r5 = np.uint64(5 * COL)
+    r6 = np.uint64(6 * COL)
+    r7 = np.uint64(7 * COL)
+    norm = np.float32(cov_norm)
+    for o in range(n_out):
+        ou = np.uint64(o)
+        c = ou + h
+        cx, cy, dx, dy = col[c], col[c + r1], col[c + r2], col[c + r3]
+        # Deviations negated, e = m_c - m_k (as in the vertical sweep: the loads fold
+        # into the subtractions; sums change sign exactly, squares not at all). The
+        # centre column has e = 0: only its variances count.
+        e_xx = b_c * col[c + r4]
+        e_yy = b_c * col[c + r5]
+        e_xy = b_c * col[c + r6]
+        e_mm = b_c * col[c + r7]
+        ja = ou + np.uint64(0)
+        jb = ou + np.uint64(10)
+        e = (cx - col[ja]) + (dx - col[ja + r2])
+        eb = (cx - col[jb]) + (dx - col[jb + r2])
+        f = (cy - col[ja + r1]) + (dy - col[ja + r3])
+        fb = (cy - col[jb + r1]) + (dy - col[jb + r3])
+        e_x = b0 * (e + eb)
+        e_y = b0 * (f + fb)
+        e_xx += b0 * ((e * e + col[ja + r4]) + (eb * eb + col[jb + r4]))
+        e_yy += b0 * ((f * f + col[ja + r5]) + (fb * fb + col[jb + r5]))
+        e_xy += b0 * ((e * f + col[ja + r6]) + (eb * fb + col[jb + r6]))
+        gm = e - f
+        gmb = eb - fb
+        e_m = b0 * (gm + gmb)
+        e_mm += b0 * ((gm * gm + col[ja + r7]) + (gmb * gmb + col[jb + r7]))
+        ja = ou + np.uint64(1)
+        jb = ou + np.uint64(9)
+        e = (cx - col[ja]) + (dx - col[ja + r2])
+        eb = (cx - col[jb]) + (dx - col[jb + r2])
+        f = (cy - col[ja + r1]) + (dy - col[ja + r3])
+        fb = (cy - col[jb + r1]) + (dy - col[jb + r3])
+        e_x += b1 * (e + eb)
+        e_y += b1 * (f + fb)
+        e_xx += b1 * ((e * e + col[ja + r4]) + (eb * eb + col[jb + r4]))
+        e_yy += b1 * ((f * f + col[ja + r5]) + (fb * fb + col[jb + r5]))
+        e_xy += b1 * ((e * f + col[ja + r6]) + (eb * fb + col[jb + r6]))
+        gm = e - f
+        gmb = eb - fb
+        e_m += b1 * (gm + gmb)
+        e_mm += b1 * ((gm * gm + col[ja + r7]) + (gmb * gmb + col[jb + r7]))
+        ja = ou + np.uint64(2)
+        jb = ou + np.uint64(8)
+        e = (cx - col[ja]) + (dx - col[ja + r2])
+        eb = (cx - col[jb]) + (dx - col[jb + r2])
+        f = (cy - col[ja + r1]) + (dy - col[ja + r3])
+        fb = (cy - col[jb + r1]) + (dy - col[jb + r3])
+        e_x += b2 * (e + eb)
+        e_y += b2 * (f + fb)
+        e_xx += b2 * ((e * e + col[ja + r4]) + (eb * eb + col[jb + r4]))
+        e_yy += b2 * ((f * f + col[ja + r5]) + (fb * fb + col[jb + r5]))
+        e_xy += b2 * ((e * f + col[ja + r6]) + (eb * fb + col[jb + r6]))
+        gm = e - f
+        gmb = eb - fb
+        e_m += b2 * (gm + gmb)
+        e_mm += b2 * ((gm * gm + col[ja + r7]) + (gmb * gmb + col[jb + r7]))
+        ja = ou + np.uint64(3)
+        jb = ou + np.uint64(7)
+        e = (cx - col[ja]) + (dx - col[ja + r2])
+        eb = (cx - col[jb]) + (dx - col[jb + r2])
+        f = (cy - col[ja + r1]) + (dy - col[ja + r3])
+        fb = (cy - col[jb + r1]) + (dy - col[jb + r3])
+        e_x += b3 * (e + eb)
+        e_y += b3 * (f + fb)
+        e_xx += b3 * ((e * e + col[ja + r4]) + (eb * eb + col[jb + r4]))
+        e_yy += b3 * ((f * f + col[ja + r5]) + (fb * fb + col[jb + r5]))
+        e_xy += b3 * ((e * f + col[ja + r6]) + (eb * fb + col[jb + r6]))
+        gm = e - f
+        gmb = eb - fb
+        e_m += b3 * (gm + gmb)
+        e_mm += b3 * ((gm * gm + col[ja + r7]) + (gmb * gmb + col[jb + r7]))
+        ja = ou + np.uint64(4)
+        jb = ou + np.uint64(6)
+        e = (cx - col[ja]) + (dx - col[ja + r2])
+        eb = (cx - col[jb]) + (dx - col[jb + r2])
+        f = (cy - col[ja + r1]) + (dy - col[ja + r3])
+        fb = (cy - col[jb + r1]) + (dy - col[jb + r3])
+        e_x += b4 * (e + eb)
+        e_y += b4 * (f + fb)
+        e_xx += b4 * ((e * e + col[ja + r4]) + (eb * eb + col[jb + r4]))
+        e_yy += b4 * ((f * f + col[ja + r5]) + (fb * fb + col[jb + r5]))
+        e_xy += b4 * ((e * f + col[ja + r6]) + (eb * fb + col[jb + r6]))
+        gm = e - f
+        gmb = eb - fb
+        e_m += b4 * (gm + gmb)
+        e_mm += b4 * ((gm * gm + col[ja + r7]) + (gmb * gmb + col[jb + r7]))
+        mo[o] = cx + (dx - e_x)
+        mo[ACC + o] = cy + (dy - e_y)
+        mo[2 * ACC + o] = norm * (e_xx - e_x * e_x)
+        mo[3 * ACC + o] = norm * (e_yy - e_y * e_y)
+        mo[4 * ACC + o] = norm * (e_xy - e_x * e_y)
+        mo[5 * ACC + o] = norm * (e_mm - e_m * e_m)
+
+
 @jit(fastmath=CONTRACT)
 def _horizontal_pass(
     col: np.ndarray, g: np.ndarray, n_out: int, cov_norm: float, acc: np.ndarray, mo: np.ndarray
@@ -526,8 +806,27 @@ def gaussian_row(
     out: np.ndarray,
     deficit: np.ndarray,
 ) -> None:
-    """Output row ``i`` of the Gaussian path, in column tiles."""
+    """Output row ``i`` of the Gaussian path, in column tiles.
+
+    Odd windows of up to ``2 * _PAIRS + 1`` taps carry ``var(x - y)`` beside the five
+    moments (:func:`_vertical_sweep_m`, :func:`_horizontal_sweep_m`,
+    :func:`~pipeline.kernels.cpu.combine.combine_row_m`; ``col`` then needs ``8 *
+    COL`` elements, finite where no tile writes, and ``mo`` ``6 * ACC``); other
+    windows the five moments alone.
+    """
     win_size = g.shape[0]
+    half = win_size // 2
+    if win_size % 2 == 1 and 0 <= half <= _PAIRS:
+        # A smaller window's columns are written _PAIRS - half in, so that the sweep's
+        # missing taps (weight 0) read finite columns.
+        view = col[_PAIRS - half :]
+        tile_m = min(TILE, COL - 2 * _PAIRS)
+        for j0 in range(0, n_out, tile_m):
+            n_tile = min(tile_m, n_out - j0)
+            _vertical_sweep_m(rx, ry, g, i, j0, n_tile + win_size - 1, view)
+            _horizontal_sweep_m(col, g, n_tile, cov_norm, mo)
+            combine_row_m(mo, n_tile, c1, c2, planes, out, deficit, j0)
+        return
     # Column tiles keep the tile's buffers in the L1 cache; the win_size - 1
     # columns a tile shares with the next are recomputed (a few percent).
     tile = min(TILE, COL - win_size + 1)
@@ -569,10 +868,11 @@ def gaussian_row(
 # dl + dcs - dl dcs):
 #   d = (Nl Dc + V- (2 mu_x mu_y + C1)) / (Dl Dc),
 #   Nl = mu_m^2, Dl = mu_x^2 + mu_y^2 + C1, Dc = V+ + C2,
-# which leaves d only the float32 rounding of the moments. The maps keep the
-# five moments: contrast and structure need sigma_x^2, sigma_y^2 and sigma_xy
-# apart, so ssim(full=True)'s mean (of the maps path's deficits) and this score
-# are two computations of one number, not the same bits.
+# which leaves d only the float32 rounding of the moments. The maps need
+# sigma_x^2, sigma_y^2 and sigma_xy apart (contrast, structure) and carry var(m)
+# as a sixth moment (above), so ssim(full=True)'s mean (of the maps path's
+# float32 deficits) and this score are two computations of one number, within
+# float32 rounding of each other (<= 5e-9 on the tested pairs), not the same bits.
 
 
 @jit()
@@ -949,3 +1249,47 @@ def gaussian_score_row(
             _centre_remainders(rp, rm, centre, j0, width, view)
         _horizontal_sweep_sd(col, g, n_tile, cov_norm, mo)
         _combine_score(mo, n_tile, c1, c2, deficit, j0)
+
+
+@jit()
+def gaussian_sd_row(
+    rp: np.ndarray,
+    rm: np.ndarray,
+    g: np.ndarray,
+    i: int,
+    n_out: int,
+    c1: float,
+    c2: float,
+    cov_norm: float,
+    summed: bool,
+    planes: int,
+    col: np.ndarray,
+    mo: np.ndarray,
+    out: np.ndarray,
+    deficit: np.ndarray,
+) -> None:
+    """Output row ``i``'s ssim and cs maps in the sum/difference basis (``planes`` 0 or 2).
+
+    :func:`gaussian_score_row`'s ring and passes (four moments; odd windows of up to
+    11 taps), then :func:`~pipeline.kernels.cpu.combine.combine_row_sd`: maps without
+    the components (MS-SSIM's scales) need no more than the score does. ``planes``,
+    ``out`` and ``deficit`` as :func:`~pipeline.kernels.cpu.combine.combine_row`.
+    """
+    win_size = g.shape[0]
+    half = win_size // 2
+    if half < 0 or half > _PAIRS:
+        return
+    skip = _PAIRS - half
+    view = col[skip:]
+    tile = min(TILE, COL - 2 * _PAIRS)
+    centre = (i + half) % win_size
+    for j0 in range(0, n_out, tile):
+        n_tile = min(tile, n_out - j0)
+        width = n_tile + win_size - 1
+        if summed:
+            _vertical_sweep_sd(rp, rm, g, i, j0, width, view)
+        else:
+            _vertical_sweep_sd_xy(rp, rm, g, i, j0, width, view)
+            _centre_remainders(rp, rm, centre, j0, width, view)
+        _horizontal_sweep_sd(col, g, n_tile, cov_norm, mo)
+        combine_row_sd(mo, n_tile, c1, c2, planes, out, deficit, j0)

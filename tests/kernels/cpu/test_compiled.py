@@ -77,9 +77,21 @@ GAUSSIAN_MAPS = {
     "pipeline.kernels.cpu.gaussian.load_row": 1,
     "pipeline.kernels.cpu.gaussian._vertical_pass": 1,
     "pipeline.kernels.cpu.gaussian._vertical_sweep": 1,
+    "pipeline.kernels.cpu.gaussian._sweep_rows": 1,
+    "pipeline.kernels.cpu.gaussian._sweep_weights": 1,
     "pipeline.kernels.cpu.combine.combine_row": 1,
+    # Odd windows of up to 11 taps: var(x - y) beside the five moments.
+    "pipeline.kernels.cpu.gaussian._vertical_sweep_m": 1,
+    "pipeline.kernels.cpu.gaussian._horizontal_sweep_m": 1,
+    "pipeline.kernels.cpu.combine.combine_row_m": 1,
 }
 ENTRY = "pipeline.kernels.cpu.chunk.maps_chunks"
+# A launch over two threads: the pool's compiled counters (pipeline.kernels.cpu.launch).
+POOL = {
+    "pipeline.kernels.cpu.launch._add": 1,
+    "pipeline.kernels.cpu.launch._leave_and_wait": 1,
+    "pipeline.kernels.cpu.launch._wait_while_equal": 1,
+}
 # What the packed statistics add to it: the row reduction each output row goes
 # through (two passes, then extremes and histogram counts), one signature each.
 PACKED_ROWS = {
@@ -197,7 +209,7 @@ def test_statistics_kernels_compile_once_per_run(tmp_path: Path) -> None:
 def test_a_cold_run_compiles_only_the_routines_it_uses(tmp_path: Path) -> None:
     env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)}  # an empty cache: all compiles
     maps, after_evaluate = _compiled_after_workload(env)
-    assert maps["kernels"] == GAUSSIAN_MAPS
+    assert maps["kernels"] == {**GAUSSIAN_MAPS, **POOL}
     kernels = {
         name: count
         for name, count in after_evaluate["kernels"].items()
@@ -206,7 +218,7 @@ def test_a_cold_run_compiles_only_the_routines_it_uses(tmp_path: Path) -> None:
     # A default evaluate (Gaussian window, region "all", mean maps, PSNR): the packed
     # statistics reuse every routine of the map path and add the row reduction; the
     # mean maps add their row accumulation, the PSNR its squared-error sums.
-    assert kernels == {**GAUSSIAN_MAPS, ENTRY: 2, **PACKED_ROWS, **MEAN_MAPS, **PSNR_SUMS}
+    assert kernels == {**GAUSSIAN_MAPS, ENTRY: 2, **POOL, **PACKED_ROWS, **MEAN_MAPS, **PSNR_SUMS}
     # What it does not use stays uncompiled: the uniform window's running sums, the
     # reductions of stored maps (whole image, regions), the colour and loss kernels.
     unused = (
