@@ -372,7 +372,7 @@ def fused_colour_packed_stats(
     win_size = g.shape[0]
     # Same threads and row chunks as fused_maps on each channel: the uniform
     # path's running sums restart at the same rows, so every value agrees.
-    n_threads = plan_threads(threads, x.shape[:2], win_size)
+    n_threads = plan_threads(threads, x.shape[:2], win_size, uniform=uniform)
     bounds = row_bounds(x.shape[0] - win_size + 1, n_threads, win_size, uniform)
     n_chunks = bounds.shape[0] - 1
     packed = empty_statistics(n_chunks, 1, int(bins))[:, 0]

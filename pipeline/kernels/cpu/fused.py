@@ -160,7 +160,7 @@ def _launch(
     receives the ``"score"`` output of the same pass, appended.
     """
     win_size = g.shape[0]
-    n_threads = plan_threads(threads, x.shape[:2], win_size)
+    n_threads = plan_threads(threads, x.shape[:2], win_size, uniform=uniform)
     n_rows = x.shape[0] - win_size + 1
     n_cols = x.shape[1] - win_size + 1
     bounds = row_bounds(n_rows, n_threads, win_size, uniform)
