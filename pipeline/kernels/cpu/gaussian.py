@@ -103,6 +103,24 @@ def _sweep_weights(g: np.ndarray) -> tuple[Any, ...]:
 
 
 @jit()
+def _outer_weights(g: np.ndarray) -> tuple[Any, ...]:
+    """The horizontal sweeps' tap pairs 0..4, outermost first (pair ``k`` is ``5 - k`` off centre).
+
+    A window of fewer than ``2 * _PAIRS + 1`` taps lacks the outer pairs: weight 0
+    (their columns hold finite values, so they add exactly 0).
+    """
+    skip = _PAIRS - g.shape[0] // 2
+    zero = np.float32(0.0)
+    return (
+        g[0 - skip] if skip <= 0 else zero,
+        g[1 - skip] if skip <= 1 else zero,
+        g[2 - skip] if skip <= 2 else zero,
+        g[3 - skip] if skip <= 3 else zero,
+        g[4 - skip] if skip <= 4 else zero,
+    )
+
+
+@jit()
 def _sweep_rows(win_size: int, i: int) -> tuple[int, ...]:
     """Ring rows of output row ``i``'s window: the centre, then taps 0..4 and their mirrors.
 
@@ -538,13 +556,7 @@ def _horizontal_sweep_m(
     half = g.shape[0] // 2
     if n_out < 0 or half > _PAIRS or half < 0:
         return
-    skip = _PAIRS - half
-    zero = np.float32(0.0)
-    b0 = g[0 - skip] if skip <= 0 else zero
-    b1 = g[1 - skip] if skip <= 1 else zero
-    b2 = g[2 - skip] if skip <= 2 else zero
-    b3 = g[3 - skip] if skip <= 3 else zero
-    b4 = g[4 - skip] if skip <= 4 else zero
+    b0, b1, b2, b3, b4 = _outer_weights(g)
     b_c = g[half]
     h = np.uint64(_PAIRS)
     r1 = np.uint64(COL)
@@ -1101,13 +1113,7 @@ def _horizontal_sweep_sd(
     half = g.shape[0] // 2
     if n_out < 0 or half > _PAIRS or half < 0:
         return
-    skip = _PAIRS - half
-    zero = np.float32(0.0)
-    b0 = g[0 - skip] if skip <= 0 else zero
-    b1 = g[1 - skip] if skip <= 1 else zero
-    b2 = g[2 - skip] if skip <= 2 else zero
-    b3 = g[3 - skip] if skip <= 3 else zero
-    b4 = g[4 - skip] if skip <= 4 else zero
+    b0, b1, b2, b3, b4 = _outer_weights(g)
     b_c = g[half]
     h = np.uint64(_PAIRS)
     r1 = np.uint64(COL)
