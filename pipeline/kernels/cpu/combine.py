@@ -30,6 +30,7 @@ __all__ = [
     "TILE",
     "combine_row",
     "combine_row_m",
+    "combine_row_v",
     "combine_row_sd",
     "float32_holds",
     "jit",
@@ -186,6 +187,71 @@ def combine_row(
         dcs = (v - two * sigma_xy) / denominator
         d = dl + dcs - dl * dcs
         # Rounding can leave a variance a hair below zero; the square root needs >= 0.
+        sigma_x = np.sqrt(max(sigma_x_sq, zero))
+        sigma_y = np.sqrt(max(sigma_y_sq, zero))
+        out[0, o0 + j] = one - d
+        out[1, o0 + j] = one - dcs
+        out[2, o0 + j] = one - dl
+        out[3, o0 + j] = (two * sigma_x * sigma_y + c2_32) / denominator
+        out[4, o0 + j] = (sigma_xy + c3_32) / (sigma_x * sigma_y + c3_32)
+        deficit[o0 + j] = d
+
+
+@jit()
+def combine_row_v(
+    mo: np.ndarray,
+    n_out: int,
+    c1: float,
+    c2: float,
+    planes: int,
+    out: np.ndarray,
+    deficit: np.ndarray,
+    o0: int,
+) -> None:
+    """:func:`combine_row` with ``var(x - y)`` (row 5 of ``mo``) as the numerator of ``dcs``, float32."""
+    if o0 < 0 or n_out < 0:
+        return
+    c1_32 = np.float32(c1)
+    c2_32 = np.float32(c2)
+    c3_32 = np.float32(c2 / 2)
+    one = np.float32(1.0)
+    two = np.float32(2.0)
+    zero = np.float32(0.0)
+    if planes == 0:
+        for j in range(n_out):
+            mu_x = mo[j]
+            mu_y = mo[ACC + j]
+            diff = mu_x - mu_y
+            dl = (diff * diff) / (mu_x * mu_x + mu_y * mu_y + c1_32)
+            v = mo[2 * ACC + j] + mo[3 * ACC + j]
+            dcs = mo[5 * ACC + j] / (v + c2_32)
+            deficit[o0 + j] = dl + dcs - dl * dcs
+        return
+    if planes < 5:
+        for j in range(n_out):
+            mu_x = mo[j]
+            mu_y = mo[ACC + j]
+            diff = mu_x - mu_y
+            dl = (diff * diff) / (mu_x * mu_x + mu_y * mu_y + c1_32)
+            v = mo[2 * ACC + j] + mo[3 * ACC + j]
+            dcs = mo[5 * ACC + j] / (v + c2_32)
+            d = dl + dcs - dl * dcs
+            out[0, o0 + j] = one - d
+            out[1, o0 + j] = one - dcs
+            deficit[o0 + j] = d
+        return
+    for j in range(n_out):
+        mu_x = mo[j]
+        mu_y = mo[ACC + j]
+        sigma_x_sq = mo[2 * ACC + j]
+        sigma_y_sq = mo[3 * ACC + j]
+        sigma_xy = mo[4 * ACC + j]
+        diff = mu_x - mu_y
+        dl = (diff * diff) / (mu_x * mu_x + mu_y * mu_y + c1_32)
+        v = sigma_x_sq + sigma_y_sq
+        denominator = v + c2_32
+        dcs = mo[5 * ACC + j] / denominator
+        d = dl + dcs - dl * dcs
         sigma_x = np.sqrt(max(sigma_x_sq, zero))
         sigma_y = np.sqrt(max(sigma_y_sq, zero))
         out[0, o0 + j] = one - d

@@ -32,7 +32,7 @@ import numpy as np
 from numba import types
 from numba.extending import intrinsic
 
-from pipeline.kernels.cpu.combine import ACC, TILE, combine_row, jit
+from pipeline.kernels.cpu.combine import ACC, TILE, combine_row_v, jit
 
 __all__ = [
     "INT_TAPS",
@@ -203,9 +203,14 @@ def _tile_moments7(
         mu_y = _box7_f64(v1, j) * scale
         mo[o] = mu_x + shift
         mo[np.uint64(ACC) + o] = mu_y + shift
-        mo[np.uint64(2 * ACC) + o] = cov_norm * (_box7_f64(v2, j) * scale - mu_x * mu_x)
-        mo[np.uint64(3 * ACC) + o] = cov_norm * (_box7_f64(v3, j) * scale - mu_y * mu_y)
-        mo[np.uint64(4 * ACC) + o] = cov_norm * (_box7_f64(v4, j) * scale - mu_x * mu_y)
+        s_xx = _box7_f64(v2, j)
+        s_yy = _box7_f64(v3, j)
+        s_xy = _box7_f64(v4, j)
+        mo[np.uint64(2 * ACC) + o] = cov_norm * (s_xx * scale - mu_x * mu_x)
+        mo[np.uint64(3 * ACC) + o] = cov_norm * (s_yy * scale - mu_y * mu_y)
+        mo[np.uint64(4 * ACC) + o] = cov_norm * (s_xy * scale - mu_x * mu_y)
+        mu_m = mu_x - mu_y
+        mo[np.uint64(5 * ACC) + o] = cov_norm * (((s_xx + s_yy) - 2.0 * s_xy) * scale - mu_m * mu_m)
 
 
 @jit()
@@ -237,7 +242,7 @@ def uniform_row(
         else:
             _uniform_moments(m, j0, n_tile, scale, cov_norm, shift, mo)
         # One call site: every inlined copy of combine_row adds compilation time.
-        combine_row(mo, n_tile, c1, c2, planes, out, deficit, j0)
+        combine_row_v(mo, n_tile, c1, c2, planes, out, deficit, j0)
 
 
 @jit()
@@ -265,6 +270,9 @@ def _uniform_moments(
         mo[2 * ACC + j] = cov_norm * (m[2, j0 + j] * scale - mu_x * mu_x)
         mo[3 * ACC + j] = cov_norm * (m[3, j0 + j] * scale - mu_y * mu_y)
         mo[4 * ACC + j] = cov_norm * (m[4, j0 + j] * scale - mu_x * mu_y)
+        mu_m = mu_x - mu_y
+        s_m = (m[2, j0 + j] + m[3, j0 + j]) - 2.0 * m[4, j0 + j]
+        mo[5 * ACC + j] = cov_norm * (s_m * scale - mu_m * mu_m)
 
 
 # ---------------------------------------------------------------------------
@@ -400,6 +408,9 @@ def _int_moments(
         mo[2 * ACC + j] = np.float64(np.int32(n32 * m[2, j0 + j] - s_x * s_x)) * scale
         mo[3 * ACC + j] = np.float64(np.int32(n32 * m[3, j0 + j] - s_y * s_y)) * scale
         mo[4 * ACC + j] = np.float64(np.int32(n32 * m[4, j0 + j] - s_x * s_y)) * scale
+        s_m = np.int32(s_x - s_y)
+        sq_m = np.int32(np.int32(m[2, j0 + j] + m[3, j0 + j]) - np.int32(2 * m[4, j0 + j]))
+        mo[5 * ACC + j] = np.float64(np.int32(n32 * sq_m - s_m * s_m)) * scale
 
 
 @jit()
@@ -494,17 +505,24 @@ def _tile_moments_int7(
         s_y = _box7(v1, j)
         mo[o] = np.float32(s_x) / n_f
         mo[np.uint64(ACC) + o] = np.float32(s_y) / n_f
-        var_x = np.int32(n32 * _box7(v2, j) - s_x * s_x)
-        var_y = np.int32(n32 * _box7(v3, j) - s_y * s_y)
-        cov = np.int32(n32 * _box7(v4, j) - s_x * s_y)
+        b_xx = _box7(v2, j)
+        b_yy = _box7(v3, j)
+        b_xy = _box7(v4, j)
+        var_x = np.int32(n32 * b_xx - s_x * s_x)
+        var_y = np.int32(n32 * b_yy - s_y * s_y)
+        cov = np.int32(n32 * b_xy - s_x * s_y)
+        s_m = np.int32(s_x - s_y)
+        var_m = np.int32(n32 * np.int32(np.int32(b_xx + b_yy) - np.int32(2 * b_xy)) - s_m * s_m)
         if _FMA:
             mo[np.uint64(2 * ACC) + o] = _scaled_int(var_x, s1, s2)
             mo[np.uint64(3 * ACC) + o] = _scaled_int(var_y, s1, s2)
             mo[np.uint64(4 * ACC) + o] = _scaled_int(cov, s1, s2)
+            mo[np.uint64(5 * ACC) + o] = _scaled_int(var_m, s1, s2)
         else:
             mo[np.uint64(2 * ACC) + o] = np.float64(var_x) * scale
             mo[np.uint64(3 * ACC) + o] = np.float64(var_y) * scale
             mo[np.uint64(4 * ACC) + o] = np.float64(cov) * scale
+            mo[np.uint64(5 * ACC) + o] = np.float64(var_m) * scale
 
 
 @jit()
@@ -568,4 +586,4 @@ def uniform_row_int(
             _tile_box_sums_int(v, j0, n_tile, win_size, m)
             _int_moments(m, j0, n_tile, n, cov_norm, mo)
         # One call site: every inlined copy of combine_row adds compilation time.
-        combine_row(mo, n_tile, c1, c2, planes, out, deficit, j0)
+        combine_row_v(mo, n_tile, c1, c2, planes, out, deficit, j0)
