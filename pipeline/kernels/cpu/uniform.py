@@ -203,14 +203,13 @@ def _tile_moments7(
         mu_y = _box7_f64(v1, j) * scale
         mo[o] = mu_x + shift
         mo[np.uint64(ACC) + o] = mu_y + shift
-        s_xx = _box7_f64(v2, j)
-        s_yy = _box7_f64(v3, j)
-        s_xy = _box7_f64(v4, j)
-        mo[np.uint64(2 * ACC) + o] = cov_norm * (s_xx * scale - mu_x * mu_x)
-        mo[np.uint64(3 * ACC) + o] = cov_norm * (s_yy * scale - mu_y * mu_y)
-        mo[np.uint64(4 * ACC) + o] = cov_norm * (s_xy * scale - mu_x * mu_y)
-        mu_m = mu_x - mu_y
-        mo[np.uint64(5 * ACC) + o] = cov_norm * (((s_xx + s_yy) - 2.0 * s_xy) * scale - mu_m * mu_m)
+        var_x = cov_norm * (_box7_f64(v2, j) * scale - mu_x * mu_x)
+        var_y = cov_norm * (_box7_f64(v3, j) * scale - mu_y * mu_y)
+        cov = cov_norm * (_box7_f64(v4, j) * scale - mu_x * mu_y)
+        mo[np.uint64(2 * ACC) + o] = var_x
+        mo[np.uint64(3 * ACC) + o] = var_y
+        mo[np.uint64(4 * ACC) + o] = cov
+        mo[np.uint64(5 * ACC) + o] = (var_x + var_y) - 2.0 * cov
 
 
 @jit()
@@ -267,12 +266,13 @@ def _uniform_moments(
         mu_y = m[1, j0 + j] * scale
         mo[j] = mu_x + shift
         mo[ACC + j] = mu_y + shift
-        mo[2 * ACC + j] = cov_norm * (m[2, j0 + j] * scale - mu_x * mu_x)
-        mo[3 * ACC + j] = cov_norm * (m[3, j0 + j] * scale - mu_y * mu_y)
-        mo[4 * ACC + j] = cov_norm * (m[4, j0 + j] * scale - mu_x * mu_y)
-        mu_m = mu_x - mu_y
-        s_m = (m[2, j0 + j] + m[3, j0 + j]) - 2.0 * m[4, j0 + j]
-        mo[5 * ACC + j] = cov_norm * (s_m * scale - mu_m * mu_m)
+        var_x = cov_norm * (m[2, j0 + j] * scale - mu_x * mu_x)
+        var_y = cov_norm * (m[3, j0 + j] * scale - mu_y * mu_y)
+        cov = cov_norm * (m[4, j0 + j] * scale - mu_x * mu_y)
+        mo[2 * ACC + j] = var_x
+        mo[3 * ACC + j] = var_y
+        mo[4 * ACC + j] = cov
+        mo[5 * ACC + j] = (var_x + var_y) - 2.0 * cov
 
 
 # ---------------------------------------------------------------------------
@@ -405,12 +405,13 @@ def _int_moments(
         s_y = m[1, j0 + j]
         mo[j] = np.float32(s_x) / n_f
         mo[ACC + j] = np.float32(s_y) / n_f
-        mo[2 * ACC + j] = np.float64(np.int32(n32 * m[2, j0 + j] - s_x * s_x)) * scale
-        mo[3 * ACC + j] = np.float64(np.int32(n32 * m[3, j0 + j] - s_y * s_y)) * scale
-        mo[4 * ACC + j] = np.float64(np.int32(n32 * m[4, j0 + j] - s_x * s_y)) * scale
-        s_m = np.int32(s_x - s_y)
-        sq_m = np.int32(np.int32(m[2, j0 + j] + m[3, j0 + j]) - np.int32(2 * m[4, j0 + j]))
-        mo[5 * ACC + j] = np.float64(np.int32(n32 * sq_m - s_m * s_m)) * scale
+        var_x = np.int32(n32 * m[2, j0 + j] - s_x * s_x)
+        var_y = np.int32(n32 * m[3, j0 + j] - s_y * s_y)
+        cov = np.int32(n32 * m[4, j0 + j] - s_x * s_y)
+        mo[2 * ACC + j] = np.float64(var_x) * scale
+        mo[3 * ACC + j] = np.float64(var_y) * scale
+        mo[4 * ACC + j] = np.float64(cov) * scale
+        mo[5 * ACC + j] = np.float64(np.int32(np.int32(var_x + var_y) - np.int32(2 * cov))) * scale
 
 
 @jit()
@@ -505,14 +506,10 @@ def _tile_moments_int7(
         s_y = _box7(v1, j)
         mo[o] = np.float32(s_x) / n_f
         mo[np.uint64(ACC) + o] = np.float32(s_y) / n_f
-        b_xx = _box7(v2, j)
-        b_yy = _box7(v3, j)
-        b_xy = _box7(v4, j)
-        var_x = np.int32(n32 * b_xx - s_x * s_x)
-        var_y = np.int32(n32 * b_yy - s_y * s_y)
-        cov = np.int32(n32 * b_xy - s_x * s_y)
-        s_m = np.int32(s_x - s_y)
-        var_m = np.int32(n32 * np.int32(np.int32(b_xx + b_yy) - np.int32(2 * b_xy)) - s_m * s_m)
+        var_x = np.int32(n32 * _box7(v2, j) - s_x * s_x)
+        var_y = np.int32(n32 * _box7(v3, j) - s_y * s_y)
+        cov = np.int32(n32 * _box7(v4, j) - s_x * s_y)
+        var_m = np.int32(np.int32(var_x + var_y) - np.int32(2 * cov))
         if _FMA:
             mo[np.uint64(2 * ACC) + o] = _scaled_int(var_x, s1, s2)
             mo[np.uint64(3 * ACC) + o] = _scaled_int(var_y, s1, s2)
