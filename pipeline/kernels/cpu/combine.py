@@ -7,7 +7,8 @@ of columns at a time, in the flat buffer layout below; :func:`combine_row`
 turns each tile into the comparison maps (Wang et al. 2004, eqs. 6-13) and the
 deficits ``1 - ssim`` that every mean is summed from (its "Precision");
 :func:`combine_row_m` does so from six moments, ``var(x - y)`` added (the
-Gaussian path's odd windows of up to 11 taps). The
+Gaussian path's odd windows of up to 11 taps), and :func:`combine_row_v` likewise in
+float32 (the uniform window). The
 score alone under an odd Gaussian window of up to 11 taps takes another basis
 and its own float64 comparison step
 (:func:`pipeline.kernels.cpu.gaussian.gaussian_score_row`).
