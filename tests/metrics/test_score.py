@@ -352,3 +352,27 @@ def test_score_of_near_identical_checkerboards(high, low):
     same, same_maps = ssim(x, x, full=True)
     assert same == 1.0
     assert (same_maps["ssim"] == 1).all()
+
+
+@pytest.mark.parametrize(("high", "low"), [(50, 48), (20, 19)])
+def test_skimage_profile_score_of_near_identical_checkerboards(high, low):
+    # The skimage profile (uniform 7x7, sample covariance) forms var(x - y) from its
+    # exact int32 window sums: within 1e-8 of the np.longdouble oracle of
+    # tests/kernel_cases.py (-8.0e-8 and -4.6e-8 off before, from v - 2 sigma_xy of five
+    # float32 moments), the score alone and with maps, exactly symmetric and exactly 1
+    # for equal images.
+    rows, cols = np.indices((64, 72))
+    sign = np.where((rows + cols) % 2 == 0, 1, -1)
+    x = (128 + high * sign).astype(np.uint8)
+    y = (128 + low * sign).astype(np.uint8)
+    exact = float(
+        exact_ssim(
+            x, y, weights=window_weights("uniform", 7, 1.5), c1=6.5025, c2=58.5225, cov_norm=49 / 48
+        ).mean()
+    )
+    score = ssim(x, y, profile="skimage")
+    assert abs(score - exact) < 1e-8, f"score off by {score - exact:.1e}"
+    full, _ = ssim(x, y, profile="skimage", full=True)
+    assert abs(full - exact) < 1e-8, f"full score off by {full - exact:.1e}"
+    assert ssim(y, x, profile="skimage") == score
+    assert ssim(x, x, profile="skimage") == 1.0

@@ -145,7 +145,8 @@ def maps_chunks(
     planes = 5 if components else (2 if maps is not None else 0)
     # 1 - ssim of the current row (see combine_row): what the sums are made from.
     deficit = np.empty(n_out, dtype=np.float32)
-    # Six rows: the Gaussian maps path's moments (see gaussian_row), five elsewhere.
+    # Six rows: the moments of the Gaussian maps path (see gaussian_row) and of the
+    # uniform window (see uniform.uniform_row), five elsewhere.
     mo = np.empty(6 * ACC, dtype=np.float32)
     if rings is not None:
         g32 = g.astype(np.float32)

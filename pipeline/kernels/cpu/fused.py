@@ -16,7 +16,8 @@ The data flow, one module per step:
   chunks of output rows (all of them on the calling thread, or one chunk per
   call from a pool of threads).
 * The local moments ``mu_x, mu_y, sigma_x^2, sigma_y^2, sigma_xy`` of output
-  row ``i`` (and ``var(x - y)`` under an odd Gaussian window of up to 11 taps),
+  row ``i`` (and ``var(x - y)`` under a uniform window and an odd Gaussian window of
+  up to 11 taps),
   tile by tile (``TILE`` columns):
   :mod:`pipeline.kernels.cpu.gaussian` for a Gaussian window (separable,
   Wang et al. 2004 sec. III-C: a ring of ``win_size`` converted input rows, a
@@ -57,9 +58,14 @@ means stay within 1e-8 on the adversarial pairs (flat regions beside edges, flat
 255 vs 254, uint16 near 65535, float data offset by 1e4, salt and pepper,
 near-identical checkerboards; <= 7e-9 observed, benchmarks/README-kernels.md);
 what remains is float32 rounding of the moments and of ``d`` where SSIM is far
-from 1 (a flat pair at SSIM 0.8 keeps ~9e-9). The uniform window and even or
-wider Gaussian windows keep the five moments (the checkerboards: up to 8e-8
-under a uniform 7x7 window). ``ssim(x, x) == 1`` and ``ssim(x, y) == ssim(y,
+from 1 (a flat pair at SSIM 0.8 keeps ~9e-9). The uniform window forms ``var(x - y)`` too,
+from its float64 or exact integer moments before they are rounded (``sigma_x^2 +
+sigma_y^2 - 2 sigma_xy`` there; :mod:`pipeline.kernels.cpu.uniform`), and keeps a
+float32 comparison step (:func:`~pipeline.kernels.cpu.combine.combine_row_v`): the
+checkerboards within 1.2e-10 (8e-8 before) at ~5 % of its score's time; its
+float32 ``d`` keeps 1.1e-8 and 3.0e-8 on 0|255 halves with 1 % of pixels at 254
+under 9 and 11 taps (as before; the 7x7 window 2e-9). Even or wider Gaussian
+windows keep the five moments. ``ssim(x, x) == 1`` and ``ssim(x, y) == ssim(y,
 x)`` hold exactly (x and y go through the same instructions, ``x - y`` is
 negated exactly). Maps are returned as float32; a mean of a stored map (NumPy's)
 keeps their rounding, up to 3e-8. ``fused_maps(..., deficit=True)`` also returns
@@ -98,7 +104,8 @@ need the variances and the covariance apart (contrast, structure) and carry
 :func:`fused_maps_and_score`'s mean (of the maps path's float32 deficits) and
 :func:`fused_score`'s are two computations of one number, within 5e-9 of each
 other on the tested pairs (3e-10 on the checkerboards), not the same bits. The
-uniform window's score keeps the five moments (the same number as with maps).
+uniform window's score takes its maps' path (six moments; the same number as with
+maps).
 """
 
 from __future__ import annotations

@@ -8,15 +8,20 @@ window, remove the row leaving it) and its horizontal sums slide along the row
 output pixel, tile by tile in registers (:func:`_tile_moments7`: one vectorised
 pass, no serial chain, no drift along the row).
 :func:`_uniform_moments` turns the window sums into float32 moments and
-:func:`~pipeline.kernels.cpu.combine.combine_row` those into maps, tile by
-tile (:func:`uniform_row`). The chunk driver
-(:func:`pipeline.kernels.cpu.chunk.maps_chunks`) restarts the sums at each chunk,
+:func:`~pipeline.kernels.cpu.combine.combine_row_v` those into maps, tile by
+tile (:func:`uniform_row`). The moments are six: the five and ``var(x - y) =
+sigma_x^2 + sigma_y^2 - 2 sigma_xy``, formed from the unrounded float64 (or exact
+integer) moments before they are rounded to float32, so that ``1 - cs`` does not
+cancel on near-identical high-contrast textures (8e-8 of the mean of a uint8
+checkerboard 128+-50 against 128+-48 from the five float32 moments; ~1e-10 now).
+The chunk driver (:func:`pipeline.kernels.cpu.chunk.maps_chunks`) restarts the sums at each chunk,
 which bounds rounding drift for float input (integer input is summed exactly).
 
 uint8 input under a window of at most :data:`INT_TAPS` taps takes int32 twins
 of these steps (:func:`add_row_int`, :func:`swap_row_int`,
 :func:`uniform_row_int`): every sum is an exact integer, and each variance is
-rounded once from its exact integer numerator. The 7-tap window (scikit-image's
+rounded once from its exact integer numerator (``var(x - y)``'s
+too). The 7-tap window (scikit-image's
 default) forms its box sums tile by tile in registers, straight from the column
 sums (:func:`_tile_moments_int7`); other sizes add two taps per vectorised pass
 over the tile (:func:`_tile_box_sums_int`, the tap count a run-time value).
@@ -32,7 +37,7 @@ import numpy as np
 from numba import types
 from numba.extending import intrinsic
 
-from pipeline.kernels.cpu.combine import ACC, TILE, combine_row, jit
+from pipeline.kernels.cpu.combine import ACC, TILE, combine_row_v, jit
 
 __all__ = [
     "INT_TAPS",
@@ -54,7 +59,9 @@ __all__ = [
 # are summed less one shift per block (data_shift): E[x^2] - mu^2 in float64
 # loses ~1e-16 mu^2, which is ~1e-8 of the variance of data offset by 1e4 and,
 # through the running sums, moves the mean SSIM by ~2e-8; about a value near
-# the data the loss is that of the data's spread.
+# the data the loss is that of the data's spread. var(x - y) is var_x + var_y - 2 cov
+# of the float64 moments (before rounding): its error is that of the three, ~1e-16
+# of the shifted second moments, not float32's 6e-8 of them.
 
 
 def data_shift(x: np.ndarray, y: np.ndarray) -> float:
@@ -191,7 +198,7 @@ def _tile_moments7(
     (:func:`_slide_row`, a serial chain). For integer input every sum is an
     exact integer either way (the same moments); for float input each window
     sum is now seven additions of column sums instead of a running sum whose
-    rounding drifts along the row.
+    rounding drifts along the row. ``var(x - y)`` (row 5) as :func:`_uniform_moments`.
     """
     if j0 < 0 or n_tile < 0:
         return
@@ -203,9 +210,13 @@ def _tile_moments7(
         mu_y = _box7_f64(v1, j) * scale
         mo[o] = mu_x + shift
         mo[np.uint64(ACC) + o] = mu_y + shift
-        mo[np.uint64(2 * ACC) + o] = cov_norm * (_box7_f64(v2, j) * scale - mu_x * mu_x)
-        mo[np.uint64(3 * ACC) + o] = cov_norm * (_box7_f64(v3, j) * scale - mu_y * mu_y)
-        mo[np.uint64(4 * ACC) + o] = cov_norm * (_box7_f64(v4, j) * scale - mu_x * mu_y)
+        var_x = cov_norm * (_box7_f64(v2, j) * scale - mu_x * mu_x)
+        var_y = cov_norm * (_box7_f64(v3, j) * scale - mu_y * mu_y)
+        cov = cov_norm * (_box7_f64(v4, j) * scale - mu_x * mu_y)
+        mo[np.uint64(2 * ACC) + o] = var_x
+        mo[np.uint64(3 * ACC) + o] = var_y
+        mo[np.uint64(4 * ACC) + o] = cov
+        mo[np.uint64(5 * ACC) + o] = (var_x + var_y) - 2.0 * cov
 
 
 @jit()
@@ -226,7 +237,9 @@ def uniform_row(
 ) -> None:
     """One output row of the uniform path from the column sums ``v``, in column tiles.
 
-    ``v`` holds the sums of the data less ``shift`` (:func:`add_row`).
+    ``v`` holds the sums of the data less ``shift`` (:func:`add_row`); ``mo`` receives
+    six moments per tile (:func:`_uniform_moments`), combined by
+    :func:`~pipeline.kernels.cpu.combine.combine_row_v`.
     """
     if win_size != 7:
         _slide_row(win_size, v, m)
@@ -236,8 +249,8 @@ def uniform_row(
             _tile_moments7(v, j0, n_tile, scale, cov_norm, shift, mo)
         else:
             _uniform_moments(m, j0, n_tile, scale, cov_norm, shift, mo)
-        # One call site: every inlined copy of combine_row adds compilation time.
-        combine_row(mo, n_tile, c1, c2, planes, out, deficit, j0)
+        # One call site: every inlined copy of combine_row_v adds compilation time.
+        combine_row_v(mo, n_tile, c1, c2, planes, out, deficit, j0)
 
 
 @jit()
@@ -253,7 +266,10 @@ def _uniform_moments(
     """float32 moments of columns ``j0 .. j0 + n_tile`` from the float64 window sums.
 
     The cancellation in E[x^2] - mu^2 happens here, in float64; the sums are
-    of the shifted data, so ``shift`` is added back to the means.
+    of the shifted data, so ``shift`` is added back to the means. Row 5 is
+    ``var(x - y) = sigma_x^2 + sigma_y^2 - 2 sigma_xy`` of the float64 moments, rounded
+    once: exactly 0 for equal images (the three are the same number) and the same
+    for swapped ones (the sum commutes, the sums of ``x y`` and ``y x`` are equal).
     """
     if j0 < 0 or n_tile < 0:
         return
@@ -262,9 +278,13 @@ def _uniform_moments(
         mu_y = m[1, j0 + j] * scale
         mo[j] = mu_x + shift
         mo[ACC + j] = mu_y + shift
-        mo[2 * ACC + j] = cov_norm * (m[2, j0 + j] * scale - mu_x * mu_x)
-        mo[3 * ACC + j] = cov_norm * (m[3, j0 + j] * scale - mu_y * mu_y)
-        mo[4 * ACC + j] = cov_norm * (m[4, j0 + j] * scale - mu_x * mu_y)
+        var_x = cov_norm * (m[2, j0 + j] * scale - mu_x * mu_x)
+        var_y = cov_norm * (m[3, j0 + j] * scale - mu_y * mu_y)
+        cov = cov_norm * (m[4, j0 + j] * scale - mu_x * mu_y)
+        mo[2 * ACC + j] = var_x
+        mo[3 * ACC + j] = var_y
+        mo[4 * ACC + j] = cov
+        mo[5 * ACC + j] = (var_x + var_y) - 2.0 * cov
 
 
 # ---------------------------------------------------------------------------
@@ -277,6 +297,9 @@ def _uniform_moments(
 # int32 while N^2 * 255^2 < 2^31, i.e. N = win_size^2 <= 181: up to 13 taps),
 # then scaled in float64 and rounded once to float32, like the float64 path's
 # moments (whose S_xx / N - mu^2 loses ~1e-16 of S_xx / N before that rounding).
+# var(x - y)'s numerator is the sum of the exact numerators, N (S_xx + S_yy - 2 S_xy)
+# - (S_x - S_y)^2 = N S_mm - S_m^2 with m = x - y in [-255, 255]: in [0, N^2 255^2],
+# the same int32 bound (intermediate sums wrap, the result is exact).
 
 #: Widest uniform window whose uint8 sums and variance numerators fit int32.
 INT_TAPS = 13
@@ -382,7 +405,10 @@ def _box_sums_int(
 def _int_moments(
     m: np.ndarray, j0: int, n_tile: int, n: int, cov_norm: float, mo: np.ndarray
 ) -> None:
-    """float32 moments of columns ``j0 .. j0 + n_tile`` from exact int32 window sums."""
+    """float32 moments of columns ``j0 .. j0 + n_tile`` from exact int32 window sums.
+
+    Six: the five and ``var(x - y)`` (row 5), each from its exact integer numerator.
+    """
     if j0 < 0 or n_tile < 0:
         return
     # Each moment is rounded once from its exact value, as the float64 path
@@ -397,9 +423,13 @@ def _int_moments(
         s_y = m[1, j0 + j]
         mo[j] = np.float32(s_x) / n_f
         mo[ACC + j] = np.float32(s_y) / n_f
-        mo[2 * ACC + j] = np.float64(np.int32(n32 * m[2, j0 + j] - s_x * s_x)) * scale
-        mo[3 * ACC + j] = np.float64(np.int32(n32 * m[3, j0 + j] - s_y * s_y)) * scale
-        mo[4 * ACC + j] = np.float64(np.int32(n32 * m[4, j0 + j] - s_x * s_y)) * scale
+        var_x = np.int32(n32 * m[2, j0 + j] - s_x * s_x)
+        var_y = np.int32(n32 * m[3, j0 + j] - s_y * s_y)
+        cov = np.int32(n32 * m[4, j0 + j] - s_x * s_y)
+        mo[2 * ACC + j] = np.float64(var_x) * scale
+        mo[3 * ACC + j] = np.float64(var_y) * scale
+        mo[4 * ACC + j] = np.float64(cov) * scale
+        mo[5 * ACC + j] = np.float64(np.int32(np.int32(var_x + var_y) - np.int32(2 * cov))) * scale
 
 
 @jit()
@@ -452,9 +482,11 @@ def _scaled_int(num: np.int32, s1: np.float32, s2: np.float32) -> np.float32:
     the inner FMA's rounding and the dropped term are below 2^-46 of the result,
     and the outer FMA rounds the sum once. Both routes thus round ``num * scale``
     to float32 once in effect; they can differ only for a product within a
-    hair of a float32 rounding boundary. For every variance numerator of the 7x7
-    uint8 window (|num| <= 2401 * 255^2 / 4) at ``cov_norm`` 1 and 49/48 they
-    are equal (checked exhaustively in tests/kernels/cpu/test_uniform.py).
+    hair of a float32 rounding boundary (for ``|num| < 2^28``, ``|r| <= 8``, the
+    same bound). For every numerator of the 7x7 uint8 window (variances and
+    covariance: |num| <= 2401 * 255^2 / 4; ``var(x - y)``: 0 to 2401 * 255^2) at
+    ``cov_norm`` 1 and 49/48 they are equal (checked exhaustively in
+    tests/kernels/cpu/test_uniform.py).
     Four float64 conversions and two products per eight pixels become a float32
     conversion there and back, a product and two FMAs: the tile pass 10-20 %
     faster, the 7x7 score ~4 % (one thread).
@@ -476,8 +508,9 @@ def _tile_moments_int7(
     column sums stay in L1 and no window sum is stored. The whole-row doubling
     of :func:`_box_sums_int` wrote and re-read five rows of window sums
     (~2 ns per pixel at 2048 columns, most of it out of L1). The moments are
-    rounded as in :func:`_int_moments`; on FMA CPUs the variances are scaled
-    in float32 (:func:`_scaled_int`, the same float32 values).
+    rounded as in :func:`_int_moments` (six: ``var(x - y)`` from the sum of the
+    exact numerators); on FMA CPUs the variances are scaled in float32
+    (:func:`_scaled_int`, the same float32 values).
     """
     if j0 < 0 or n_tile < 0:
         return
@@ -497,14 +530,17 @@ def _tile_moments_int7(
         var_x = np.int32(n32 * _box7(v2, j) - s_x * s_x)
         var_y = np.int32(n32 * _box7(v3, j) - s_y * s_y)
         cov = np.int32(n32 * _box7(v4, j) - s_x * s_y)
+        var_m = np.int32(np.int32(var_x + var_y) - np.int32(2 * cov))
         if _FMA:
             mo[np.uint64(2 * ACC) + o] = _scaled_int(var_x, s1, s2)
             mo[np.uint64(3 * ACC) + o] = _scaled_int(var_y, s1, s2)
             mo[np.uint64(4 * ACC) + o] = _scaled_int(cov, s1, s2)
+            mo[np.uint64(5 * ACC) + o] = _scaled_int(var_m, s1, s2)
         else:
             mo[np.uint64(2 * ACC) + o] = np.float64(var_x) * scale
             mo[np.uint64(3 * ACC) + o] = np.float64(var_y) * scale
             mo[np.uint64(4 * ACC) + o] = np.float64(cov) * scale
+            mo[np.uint64(5 * ACC) + o] = np.float64(var_m) * scale
 
 
 @jit()
@@ -567,5 +603,5 @@ def uniform_row_int(
         else:
             _tile_box_sums_int(v, j0, n_tile, win_size, m)
             _int_moments(m, j0, n_tile, n, cov_norm, mo)
-        # One call site: every inlined copy of combine_row adds compilation time.
-        combine_row(mo, n_tile, c1, c2, planes, out, deficit, j0)
+        # One call site: every inlined copy of combine_row_v adds compilation time.
+        combine_row_v(mo, n_tile, c1, c2, planes, out, deficit, j0)

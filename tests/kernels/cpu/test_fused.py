@@ -593,3 +593,68 @@ def test_maps_and_score_in_one_pass(rng, window) -> None:
         alone = fused_score(x, y, uniform=uniform, threads=threads, **params)
         _assert_score_relation(score, alone, window)
         params["components"] = True
+
+
+@pytest.mark.parametrize("kind", NEAR_IDENTICAL)
+@pytest.mark.parametrize(
+    ("win_size", "covariance", "dtype"),
+    [
+        (7, "sample", np.uint8),  # skimage defaults: the exact int32 7x7 tile pass
+        (7, "sample", np.float32),  # the float64 7x7 tile pass
+        (9, "population", np.float32),  # float64 running sums
+        (11, "sample", np.float64),
+        (11, "sample", np.uint8),  # exact int32 sums, other sizes
+        (15, "population", np.uint16),  # float64 sums of integers (beyond INT_TAPS)
+    ],
+)
+def test_uniform_mean_of_near_identical_checkerboards(kind, win_size, covariance, dtype) -> None:
+    # The uniform window forms var(x - y) from its float64 (or exact int32) window sums
+    # before any float32 rounding: the score, the maps' score, the stored deficits and
+    # the packed mean are within 1e-8 of the exact oracle (kernel_cases.exact_ssim),
+    # where v - 2 sigma_xy of the five float32 moments left up to 9e-8 (50 vs 48: -8.0e-8
+    # under the uint8 7x7 window, +8.5e-8 for float32, -8.8e-8 for float64 under 9
+    # taps); the maps within 1e-5 of the float64 reference per pixel.
+    _, high, _, low = kind.split("-")
+    x, y, data_range = checkerboard_pair((60, 70), int(high), int(low), dtype)
+    params = kernel_params("uniform", win_size, covariance, data_range)
+    del params["window"], params["components"]
+    exact = exact_ssim(x, y, **params).mean()
+    reference = block_maps(x, y, engine="reference", window="uniform", components=True, **params)
+    for threads in (1, 2):
+        score = fused_score(x, y, uniform=True, threads=threads, **params)
+        assert abs(score - exact) < MEAN_TOLERANCE, f"score off by {score - exact:.1e}"
+        maps, with_maps = fused_maps_and_score(
+            x, y, uniform=True, threads=threads, deficit=True, **params
+        )
+        assert with_maps == score  # the uniform window's score takes the maps' path
+        _assert_close(maps, reference)
+        stored = 1 - maps["deficit"].mean(dtype=np.float64)
+        assert abs(stored - exact) < MEAN_TOLERANCE, f"stored deficits off by {stored - exact:.1e}"
+        packed = fused_packed_stats(x, y, uniform=True, bins=10, threads=threads, **params)
+        mean = packed[FIELDS.index("sum")] / packed[FIELDS.index("count")]
+        assert abs(mean - exact) < MEAN_TOLERANCE, f"packed mean off by {mean - exact:.1e}"
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32, np.float64])
+@pytest.mark.parametrize("win_size", [7, 9, 15])
+def test_uniform_identity_and_symmetry_in_every_dtype(dtype, win_size) -> None:
+    # var(x - y) = var_x + var_y - 2 cov of the unrounded (float64 or exact integer)
+    # moments: exactly 0 for equal images (the three are the same number) and the same
+    # for swapped ones (var_x + var_y commutes, the sums of x y and y x are equal).
+    x, y, data_range = checkerboard_pair((40, 53), 50, 48, dtype)
+    y = y.copy()
+    y[5:9, 10:30] = x[5:9, 10:30]  # an identical patch inside the texture
+    params = kernel_params("uniform", win_size, "sample", data_range)
+    del params["window"]
+    identity = fused_maps(x, x, uniform=True, deficit=True, **params)
+    for name in ("ssim", "cs", "luminance"):
+        assert (identity[name] == 1).all(), name
+    assert (identity["deficit"] == 0).all()
+    forward = fused_maps(x, y, uniform=True, deficit=True, **params)
+    backward = fused_maps(y, x, uniform=True, deficit=True, **params)
+    for name in forward:
+        np.testing.assert_array_equal(forward[name], backward[name])
+    assert (forward["ssim"] < 1).any()
+    del params["components"]
+    assert fused_score(x, x, uniform=True, **params) == 1.0
+    assert fused_score(x, y, uniform=True, **params) == fused_score(y, x, uniform=True, **params)

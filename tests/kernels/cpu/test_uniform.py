@@ -150,11 +150,11 @@ def test_data_shift() -> None:
 
 
 @numba.njit(cache=False)
-def _scaled_mismatches(limit: int, scale: float) -> int:
+def _scaled_mismatches(low: int, high: int, scale: float) -> int:
     s1 = np.float32(scale)
     s2 = np.float32(scale - np.float64(s1))
     mismatches = 0
-    for num in range(-limit, limit + 1):
+    for num in range(low, high + 1):
         value = np.int32(num)
         if uniform._scaled_int(value, s1, s2) != np.float32(np.float64(value) * scale):
             mismatches += 1
@@ -163,9 +163,11 @@ def _scaled_mismatches(limit: int, scale: float) -> int:
 
 @pytest.mark.parametrize("cov_norm", [1.0, 49 / 48])
 def test_float32_variance_scaling_equals_the_float64_route(cov_norm) -> None:
-    # The 7x7 uint8 tile pass scales its exact variance numerators N S_xx - S_x^2
-    # (and the covariance's) by cov_norm / N^2 in float32 with FMAs; the float64
-    # product rounded to float32 is the reference. Every numerator the window can
-    # give, |num| <= N^2 255^2 / 4 (N = 49), and a margin: no value differs.
-    limit = 49 * 49 * 255 * 255 // 4 + 4096
-    assert _scaled_mismatches(limit, cov_norm / (49.0 * 49.0)) == 0
+    # The 7x7 uint8 tile pass scales its exact numerators N S_xx - S_x^2 (and the
+    # covariance's, and var(x - y)'s) by cov_norm / N^2 in float32 with FMAs; the
+    # float64 product rounded to float32 is the reference. Every numerator the window
+    # can give and a margin: |num| <= N^2 255^2 / 4 (N = 49) for the variances and the
+    # covariance, 0 <= num <= N^2 255^2 for var(x - y) (x - y in [-255, 255]). No
+    # value differs.
+    limit = 49 * 49 * 255 * 255
+    assert _scaled_mismatches(-(limit // 4) - 4096, limit + 4096, cov_norm / (49.0 * 49.0)) == 0
