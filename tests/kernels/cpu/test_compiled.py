@@ -83,6 +83,7 @@ GAUSSIAN_MAPS = {
     # Odd windows of up to 11 taps: var(x - y) beside the five moments.
     "pipeline.kernels.cpu.gaussian._vertical_sweep_m": 1,
     "pipeline.kernels.cpu.gaussian._horizontal_sweep_m": 1,
+    "pipeline.kernels.cpu.gaussian._outer_weights": 1,
     "pipeline.kernels.cpu.combine.combine_row_m": 1,
 }
 ENTRY = "pipeline.kernels.cpu.chunk.maps_chunks"
