@@ -286,39 +286,18 @@ def test_mean_within_1e8_of_exact(rng, kind, profile) -> None:
     assert abs(mean - exact) < 1e-8, f"off by {mean - exact:.1e}"
 
 
+# Before var(x - y) was formed directly, v - 2 sigma_xy of five float32 moments cancelled:
+# 1.0e-7 and 1.5e-7 off the exact oracle under wang2004 (the grey Gaussian maps path),
+# -8.0e-8 and -4.6e-8 under the skimage profile (uniform 7x7, sample covariance; var(x - y)
+# now from the exact int32 window sums).
+@pytest.mark.parametrize("profile", ["wang2004", "skimage"])
 @pytest.mark.parametrize("kind", NEAR_IDENTICAL)
-def test_mean_of_near_identical_checkerboards_within_1e8_of_exact(kind) -> None:
-    # The channels take the grey Gaussian maps path, which forms var(x - y) directly
-    # (1.0e-7 and 1.5e-7 off the exact oracle before, from v - 2 sigma_xy of five
-    # float32 moments). One channel the checkerboard, one its negative, one an equal
-    # pair (exactly 1).
+def test_mean_of_near_identical_checkerboards_within_1e8_of_exact(kind, profile) -> None:
+    # One channel the checkerboard, one its negative, one an equal pair (exactly 1).
     x0, y0, data_range = adversarial_pair(np.random.default_rng(0), kind, (50, 61))
     x = np.stack([x0, 255 - x0, x0], axis=-1)
     y = np.stack([y0, 255 - y0, x0], axis=-1)
-    spec = profile_spec("wang2004", data_range)
-    constants = {"weights": np.asarray(spec.weights), "c1": spec.c1, "c2": spec.c2}
-    exact = np.mean(
-        [
-            exact_ssim(x[..., c], y[..., c], cov_norm=spec.cov_norm, **constants).mean()
-            for c in range(3)
-        ]
-    )
-    for threads in (1, 2):
-        packed = _packed(x, y, spec, threads)
-        mean = packed[FIELDS.index("sum")] / packed[FIELDS.index("count")]
-        assert abs(mean - exact) < 1e-8, f"off by {mean - exact:.1e}"
-
-
-@pytest.mark.parametrize("kind", NEAR_IDENTICAL)
-def test_uniform_mean_of_near_identical_checkerboards_within_1e8_of_exact(kind) -> None:
-    # The skimage profile (uniform 7x7, sample covariance): each channel forms var(x - y)
-    # from its exact int32 window sums (-8.0e-8 and -4.6e-8 off the exact oracle before,
-    # from v - 2 sigma_xy of five float32 moments). One channel the checkerboard, one
-    # its negative, one an equal pair (exactly 1).
-    x0, y0, data_range = adversarial_pair(np.random.default_rng(0), kind, (50, 61))
-    x = np.stack([x0, 255 - x0, x0], axis=-1)
-    y = np.stack([y0, 255 - y0, x0], axis=-1)
-    spec = profile_spec("skimage", data_range)
+    spec = profile_spec(profile, data_range)
     constants = {"weights": np.asarray(spec.weights), "c1": spec.c1, "c2": spec.c2}
     exact = np.mean(
         [
