@@ -31,6 +31,7 @@ import numpy as np
 from pipeline.kernels.cpu.combine import ACC, COL, jit
 from pipeline.kernels.cpu.gaussian import (
     gaussian_row,
+    gaussian_row_m,
     gaussian_score_row,
     gaussian_sd_row,
     load_row,
@@ -96,6 +97,7 @@ def maps_chunks(
     rings: np.ndarray | None,
     score_rows: np.ndarray | None,
     sd_maps: np.ndarray | None,
+    five: np.ndarray | None,
     summed: bool,
     sums: np.ndarray | None,
     isums: np.ndarray | None,
@@ -108,33 +110,37 @@ def maps_chunks(
 ) -> None:
     """Row chunks ``first:stop`` (output rows ``bounds[chunk]:bounds[chunk + 1]``).
 
-    The window is the one whose state is given, the other is None:
-    ``rings[chunk]``, a chunk's ``(2, win_size, width)`` input rows of the
-    Gaussian path (float32, or float64 for float64 input), or ``sums[chunk]``,
-    a chunk's ``(5, width)`` float64 running column sums of the uniform path
-    (restarted at each chunk) of the data less ``shift``
-    (:func:`~pipeline.kernels.cpu.uniform.data_shift`), or ``isums[chunk]``,
-    the same as exact int32 sums for uint8 input (windows of at most
-    ``INT_TAPS`` taps). With ``rings``, ``score_rows[chunk]`` (float64, ``n_out``
-    wide; only for a score without maps, odd windows of up to ``SCORE_TAPS`` taps)
-    takes each row's deficits from the sum/difference path
-    (:func:`~pipeline.kernels.cpu.gaussian.gaussian_score_row`; with ``summed``
-    its ring holds ``x + y`` and ``x - y``); with ``sd_maps`` (any array: a marker,
-    for maps without components under the same windows) the ssim and cs rows come
-    from the same ring and passes
-    (:func:`~pipeline.kernels.cpu.gaussian.gaussian_sd_row`). The outputs that are
-    not None receive the rows:
-    ``maps[rows, planes, cols]`` (planes ``ssim, cs`` and, with
-    ``components``, ``luminance, contrast, structure``; one plane more, when
-    ``maps`` has it, receives the float32 deficits ``1 - ssim``); ``scores[chunk]`` the
-    chunk's ``count, ssim_sum`` (the sum from the float64 sum of the deficits
-    ``1 - ssim``, see :func:`~pipeline.kernels.cpu.combine.combine_row`; with or
-    without ``maps`` in the same pass); ``packed[chunk]`` the chunk's packed
-    region-``all`` row of :mod:`pipeline.kernels.statistics` (its histogram fields
-    over ``bin_edges`` of their count; needs ``components``);
-    ``map_sums[:4, rows, cols]`` adds the ``ssim``, ``luminance``, ``contrast`` and
-    ``structure`` rows in float64 (the sum of several images' maps, one call per
-    image; needs ``components``).
+        The window is the one whose state is given, the other is None:
+        ``rings[chunk]``, a chunk's ``(2, win_size, width)`` input rows of the
+        Gaussian path (float32, or float64 for float64 input), or ``sums[chunk]``,
+        a chunk's ``(5, width)`` float64 running column sums of the uniform path
+        (restarted at each chunk) of the data less ``shift``
+        (:func:`~pipeline.kernels.cpu.uniform.data_shift`), or ``isums[chunk]``,
+        the same as exact int32 sums for uint8 input (windows of at most
+        ``INT_TAPS`` taps). With ``rings``, ``score_rows[chunk]`` (float64, ``n_out``
+        wide; only for a score without maps, odd windows of up to ``SCORE_TAPS`` taps)
+        takes each row's deficits from the sum/difference path
+        (:func:`~pipeline.kernels.cpu.gaussian.gaussian_score_row`; with ``summed``
+        its ring holds ``x + y`` and ``x - y``); with ``sd_maps`` (any array: a marker,
+        for maps without components under the same windows) the ssim and cs rows come
+        from the same ring and passes
+        (:func:`~pipeline.kernels.cpu.gaussian.gaussian_sd_row`); otherwise the rows come
+    from the six moments of :func:`~pipeline.kernels.cpu.gaussian.gaussian_row_m`, or,
+    with ``five`` (a marker as well: even windows or more than ``SCORE_TAPS`` taps), the
+    five of :func:`~pipeline.kernels.cpu.gaussian.gaussian_row`. Each marker is None or
+    not at compile time, so a kernel holds the one path it runs. The outputs that are
+        not None receive the rows:
+        ``maps[rows, planes, cols]`` (planes ``ssim, cs`` and, with
+        ``components``, ``luminance, contrast, structure``; one plane more, when
+        ``maps`` has it, receives the float32 deficits ``1 - ssim``); ``scores[chunk]`` the
+        chunk's ``count, ssim_sum`` (the sum from the float64 sum of the deficits
+        ``1 - ssim``, see :func:`~pipeline.kernels.cpu.combine.combine_row`; with or
+        without ``maps`` in the same pass); ``packed[chunk]`` the chunk's packed
+        region-``all`` row of :mod:`pipeline.kernels.statistics` (its histogram fields
+        over ``bin_edges`` of their count; needs ``components``);
+        ``map_sums[:4, rows, cols]`` adds the ``ssim``, ``luminance``, ``contrast`` and
+        ``structure`` rows in float64 (the sum of several images' maps, one call per
+        image; needs ``components``).
     """
     win_size = g.shape[0]
     width = x.shape[1]
@@ -216,10 +222,16 @@ def maps_chunks(
                 else:
                     load_row(x, last, rx, last % win_size)
                     load_row(y, last, ry, last % win_size)
-                    gaussian_row(
-                        rx, ry, g32, i, n_out, c1, c2, cov_norm, planes, col, acc, mo, out,
-                        row_deficit,
-                    )  # fmt: skip
+                    if five is not None:
+                        gaussian_row(
+                            rx, ry, g32, i, n_out, c1, c2, cov_norm, planes, col, acc, mo,
+                            out, row_deficit,
+                        )  # fmt: skip
+                    else:
+                        gaussian_row_m(
+                            rx, ry, g32, i, n_out, c1, c2, cov_norm, planes, col, mo, out,
+                            row_deficit,
+                        )  # fmt: skip
             if sums is not None:
                 if i > row_start:
                     swap_row(x, y, i + win_size - 1, i - 1, shift, v)

@@ -44,7 +44,7 @@ import numpy as np
 
 from pipeline.kernels.cpu.chunk import add_map_row
 from pipeline.kernels.cpu.combine import ACC, COL, jit
-from pipeline.kernels.cpu.gaussian import gaussian_row
+from pipeline.kernels.cpu.gaussian import SCORE_TAPS, gaussian_row, gaussian_row_m
 from pipeline.kernels.cpu.launch import (
     check_map_sums,
     check_weights,
@@ -173,6 +173,7 @@ def _colour_chunks(
     cov_norm: float,
     shifts: np.ndarray,
     rings: np.ndarray | None,
+    five: np.ndarray | None,
     sums: np.ndarray | None,
     isums: np.ndarray | None,
     packed: np.ndarray,
@@ -187,7 +188,10 @@ def _colour_chunks(
     :func:`~pipeline.kernels.cpu.chunk.maps_chunks`, so that only its path
     is compiled): ``rings[chunk]``, a chunk's ``(2, channels, win_size,
     width)`` input rows of the Gaussian path (float32, or float64 for float64
-    input), or ``sums[chunk]``, a chunk's ``(channels, 5, width)`` float64
+    input; the six moments of :func:`~pipeline.kernels.cpu.gaussian.gaussian_row_m`,
+    or with the marker ``five`` the five of
+    :func:`~pipeline.kernels.cpu.gaussian.gaussian_row`, as in ``maps_chunks``),
+    or ``sums[chunk]``, a chunk's ``(channels, 5, width)`` float64
     running column sums of the uniform path (restarted at each chunk) of the
     data less ``shifts[channel]`` (as in ``maps_chunks``), or
     ``isums[chunk]``, the same as exact int32 sums for uint8 input (windows of
@@ -266,9 +270,15 @@ def _colour_chunks(
                 if rings is not None:
                     rx = ring[0, c]
                     ry = ring[1, c]
-                    gaussian_row(
-                        rx, ry, g32, i, n_out, c1, c2, cov_norm, 5, col, acc, mo, out, deficit
-                    )
+                    if five is not None:
+                        gaussian_row(
+                            rx, ry, g32, i, n_out, c1, c2, cov_norm, 5, col, acc, mo, out,
+                            deficit,
+                        )  # fmt: skip
+                    else:
+                        gaussian_row_m(
+                            rx, ry, g32, i, n_out, c1, c2, cov_norm, 5, col, mo, out, deficit
+                        )
                 if sums is not None:
                     if i > row_start:
                         old = (i - 1) % slots
@@ -382,6 +392,9 @@ def fused_colour_packed_stats(
     stride = ring_width(width, np.dtype(ring_dtype).itemsize)
     ring_shape = (n_chunks, 2, channels, win_size, stride)
     rings = None if uniform else np.empty(ring_shape, dtype=ring_dtype)
+    # The five-moment Gaussian path (even windows, more than SCORE_TAPS taps): a marker.
+    odd_small = win_size % 2 == 1 and win_size <= SCORE_TAPS
+    five = None if uniform or odd_small else np.empty(0)
     # uint8 under a uniform window of at most INT_TAPS taps: exact int32 sums (as fused._launch).
     exact = uniform and dtype == np.uint8 and win_size <= INT_TAPS
     sums = np.empty((n_chunks, channels, 5, width)) if uniform and not exact else None
@@ -391,8 +404,8 @@ def fused_colour_packed_stats(
     isums = np.empty((n_chunks, channels, 5, width), dtype=np.int32) if exact else None
     check_map_sums(map_sums, (x.shape[0] - win_size + 1, x.shape[1] - win_size + 1))
     args = (
-        x, y, g, bounds, float(c1), float(c2), float(cov_norm), shifts, rings, sums, isums,
-        packed, map_sums,
+        x, y, g, bounds, float(c1), float(c2), float(cov_norm), shifts, rings, five, sums,
+        isums, packed, map_sums,
     )  # fmt: skip
     run_kernel(_colour_chunks, n_threads, n_chunks, args)
     if n_chunks == 1:

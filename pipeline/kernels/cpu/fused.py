@@ -192,6 +192,9 @@ def _launch(
     # score: the same ring and passes (a marker array selects them, so that other
     # runs do not compile them); with components, the maps carry six moments.
     sd_maps = np.empty(0) if sum_difference and output == "maps" and not components else None
+    # Other Gaussian windows (even, or wider than SCORE_TAPS) keep the five moments:
+    # another marker, so that a kernel compiles the one of the two paths it runs.
+    five = None if uniform or sum_difference else np.empty(0)
     sum_difference = sum_difference and (output == "score" or sd_maps is not None)
     # Each chunk's state of its window's path. Gaussian: a ring of win_size
     # (x, y) input rows, float32 (which holds uint8, uint16 and float32 pixels
@@ -217,7 +220,7 @@ def _launch(
         scores.append(chunk_scores)
     args = (
         x, y, g, bounds, float(c1), float(c2), float(cov_norm), bool(components), shift, rings,
-        score_rows, sd_maps, bool(summed),
+        score_rows, sd_maps, five, bool(summed),
         sums, isums, outputs["maps"], outputs["score"], outputs["packed"], map_sums,
     )  # fmt: skip
     run_kernel(maps_chunks, n_threads, n_chunks, args)

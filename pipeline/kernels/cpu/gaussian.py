@@ -818,27 +818,14 @@ def gaussian_row(
     out: np.ndarray,
     deficit: np.ndarray,
 ) -> None:
-    """Output row ``i`` of the Gaussian path, in column tiles.
+    """Output row ``i`` of the Gaussian path from the five moments, in column tiles.
 
-    Odd windows of up to ``2 * _PAIRS + 1`` taps carry ``var(x - y)`` beside the five
-    moments (:func:`_vertical_sweep_m`, :func:`_horizontal_sweep_m`,
-    :func:`~pipeline.kernels.cpu.combine.combine_row_m`; ``col`` then needs ``8 *
-    COL`` elements, finite where no tile writes, and ``mo`` ``6 * ACC``); other
-    windows the five moments alone.
+    The path of even windows and of windows of more than ``2 * _PAIRS + 1`` taps;
+    odd windows up to that size take :func:`gaussian_row_m`. The two are separate
+    entry points, chosen by the caller's arguments (a marker array or None), so that
+    a compiled kernel holds only the one it runs.
     """
     win_size = g.shape[0]
-    half = win_size // 2
-    if win_size % 2 == 1 and 0 <= half <= _PAIRS:
-        # A smaller window's columns are written _PAIRS - half in, so that the sweep's
-        # missing taps (weight 0) read finite columns.
-        view = col[_PAIRS - half :]
-        tile_m = min(TILE, COL - 2 * _PAIRS)
-        for j0 in range(0, n_out, tile_m):
-            n_tile = min(tile_m, n_out - j0)
-            _vertical_sweep_m(rx, ry, g, i, j0, n_tile + win_size - 1, view)
-            _horizontal_sweep_m(col, g, n_tile, cov_norm, mo)
-            combine_row_m(mo, n_tile, c1, c2, planes, out, deficit, j0)
-        return
     # Column tiles keep the tile's buffers in the L1 cache; the win_size - 1
     # columns a tile shares with the next are recomputed (a few percent).
     tile = min(TILE, COL - win_size + 1)
@@ -847,6 +834,44 @@ def gaussian_row(
         _vertical_pass(rx, ry, g, i, j0, n_tile + win_size - 1, col)
         _horizontal_pass(col, g, n_tile, cov_norm, acc, mo)
         combine_row(mo, n_tile, c1, c2, planes, out, deficit, j0)
+
+
+@jit()
+def gaussian_row_m(
+    rx: np.ndarray,
+    ry: np.ndarray,
+    g: np.ndarray,
+    i: int,
+    n_out: int,
+    c1: float,
+    c2: float,
+    cov_norm: float,
+    planes: int,
+    col: np.ndarray,
+    mo: np.ndarray,
+    out: np.ndarray,
+    deficit: np.ndarray,
+) -> None:
+    """Output row ``i`` of the Gaussian path with ``var(x - y)`` beside the five moments.
+
+    Odd windows of up to ``2 * _PAIRS + 1`` taps (:func:`_vertical_sweep_m`,
+    :func:`_horizontal_sweep_m`, :func:`~pipeline.kernels.cpu.combine.combine_row_m`);
+    ``col`` needs ``8 * COL`` elements, finite where no tile writes, and ``mo`` ``6 *
+    ACC``. Arguments as :func:`gaussian_row`, less its ``acc``.
+    """
+    win_size = g.shape[0]
+    half = win_size // 2
+    if win_size % 2 == 0 or half < 0 or half > _PAIRS:
+        return
+    # A smaller window's columns are written _PAIRS - half in, so that the sweep's
+    # missing taps (weight 0) read finite columns.
+    view = col[_PAIRS - half :]
+    tile = min(TILE, COL - 2 * _PAIRS)
+    for j0 in range(0, n_out, tile):
+        n_tile = min(tile, n_out - j0)
+        _vertical_sweep_m(rx, ry, g, i, j0, n_tile + win_size - 1, view)
+        _horizontal_sweep_m(col, g, n_tile, cov_norm, mo)
+        combine_row_m(mo, n_tile, c1, c2, planes, out, deficit, j0)
 
 
 # ---------------------------------------------------------------------------

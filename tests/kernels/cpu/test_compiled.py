@@ -67,20 +67,16 @@ pipeline.evaluate(x[None], y[None], scheduler="synchronous")  # region "all": pa
 print(json.dumps([maps, compiled()]))
 """
 
-# The Gaussian map path: its entry point and the routines it calls, nothing else
-# (no uniform window, no statistics, no parallel twin), one signature each.
+# The Gaussian map path of an odd window of up to 11 taps: its entry point and the
+# routines it calls (var(x - y) beside the five moments), nothing else: no uniform
+# window, no five-moment path of other windows, no statistics, no parallel twin; one
+# signature each.
 GAUSSIAN_MAPS = {
     "pipeline.kernels.cpu.chunk.maps_chunks": 1,
-    "pipeline.kernels.cpu.gaussian.gaussian_row": 1,
-    "pipeline.kernels.cpu.gaussian._horizontal_pass": 1,
-    "pipeline.kernels.cpu.gaussian._horizontal_sweep": 1,
+    "pipeline.kernels.cpu.gaussian.gaussian_row_m": 1,
     "pipeline.kernels.cpu.gaussian.load_row": 1,
-    "pipeline.kernels.cpu.gaussian._vertical_pass": 1,
-    "pipeline.kernels.cpu.gaussian._vertical_sweep": 1,
     "pipeline.kernels.cpu.gaussian._sweep_rows": 1,
     "pipeline.kernels.cpu.gaussian._sweep_weights": 1,
-    "pipeline.kernels.cpu.combine.combine_row": 1,
-    # Odd windows of up to 11 taps: var(x - y) beside the five moments.
     "pipeline.kernels.cpu.gaussian._vertical_sweep_m": 1,
     "pipeline.kernels.cpu.gaussian._horizontal_sweep_m": 1,
     "pipeline.kernels.cpu.gaussian._outer_weights": 1,
