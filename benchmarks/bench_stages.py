@@ -9,10 +9,11 @@ uint8 pair. The loop stops after a given stage (``upto``), so each stage's time
 is the difference between two cumulative variants:
 
 0. load: each input row converted into the float32 ring (once per row);
-1. vertical pass (:func:`~pipeline.kernels.cpu.gaussian._vertical_pass`);
-2. horizontal pass (:func:`~pipeline.kernels.cpu.gaussian._horizontal_pass`);
+1. vertical pass (:func:`~pipeline.kernels.cpu.gaussian._vertical_sweep_m`: the five
+   moments and ``var(x - y)``, the maps path of odd windows of up to 11 taps);
+2. horizontal pass (:func:`~pipeline.kernels.cpu.gaussian._horizontal_sweep_m`);
 3. combination into SSIM, cs, l, c, s and the deficits ``1 - ssim``
-   (:func:`~pipeline.kernels.cpu.combine.combine_row`);
+   (:func:`~pipeline.kernels.cpu.combine.combine_row_m`);
 4. the row's four float64 sums (SSIM, l, c, s; ``_segment_sums`` of
    :mod:`pipeline.kernels.cpu.partials`);
 5. its squared deviations about the row mean (``_segment_m2``, the second pass);
@@ -22,7 +23,7 @@ is the difference between two cumulative variants:
    what it costs beyond stage 7 is counting the indices into the bins
    (``_count``) and the bookkeeping (Chan's merge of M2).
 
-One more variant is the score's path (``pipeline.ssim``): stages 0-2, then the
+One more variant is a score from the maps' passes: stages 0-2, then the
 comparison step with the deficits only and their float64 row sum (``_row_sum``
 of :mod:`pipeline.kernels.cpu.chunk`); its time less stage 2's is printed as
 "score: combine (deficits) + row sum", and its total as the score's.
@@ -60,8 +61,13 @@ import numpy as np
 
 from pipeline.kernels.cpu import combine, gaussian, histogram, uniform
 from pipeline.kernels.cpu.chunk import _row_sum, maps_chunks
-from pipeline.kernels.cpu.combine import ACC, COL, TILE, combine_row
-from pipeline.kernels.cpu.gaussian import _horizontal_pass, _vertical_pass, load_row
+from pipeline.kernels.cpu.combine import ACC, COL, TILE, combine_row_m
+from pipeline.kernels.cpu.gaussian import (
+    _PAIRS,
+    _horizontal_sweep_m,
+    _vertical_sweep_m,
+    load_row,
+)
 from pipeline.kernels.cpu.histogram import _extremes, _indices
 from pipeline.kernels.cpu.launch import ring_width
 from pipeline.kernels.cpu.partials import _segment_m2, _segment_sums, add_row_partial
@@ -75,13 +81,13 @@ STAGES += ("statistics: four float64 sums", "statistics: M2 (second pass)")
 STAGES += ("statistics: extremes", "statistics: histogram bin indices")
 STAGES += ("statistics: histogram counts, merge",)
 
-# Minimal FMA count per output pixel of the 11x11 separable Gaussian over five
-# moments (x, y, x^2, y^2, xy): the three products once per input pixel, then
-# one multiply-add per tap and moment in each 1-D pass, and the few products
-# of the combination. Divisions, square roots and the statistics are not FMAs.
+# Minimal FMA count per output pixel of the 11x11 separable Gaussian over the maps'
+# six moments (x, y, x^2, y^2, xy, (x - y)^2): the four products once per input
+# pixel, then one multiply-add per tap and moment in each 1-D pass, and the few
+# products of the combination. Divisions, square roots and the statistics are not FMAs.
 FMA_PER_STAGE = {
-    "vertical pass": 3 + 5 * WIN,
-    "horizontal pass": 5 * WIN,
+    "vertical pass": 4 + 6 * WIN,
+    "horizontal pass": 6 * WIN,
     "combine (SSIM, cs, l, c, s)": 2,
 }
 
@@ -98,7 +104,6 @@ def _drive(
     rx: np.ndarray,
     ry: np.ndarray,
     col: np.ndarray,
-    acc: np.ndarray,
     mo: np.ndarray,
     out: np.ndarray,
     deficit: np.ndarray,
@@ -111,7 +116,9 @@ def _drive(
     win = g.shape[0]
     n_out = x.shape[1] - win + 1
     n_rows = x.shape[0] - win + 1
-    tile = min(TILE, COL - win + 1)
+    tile = min(TILE, COL - 2 * _PAIRS)
+    # A smaller window's columns are written _PAIRS - win // 2 in (gaussian_row_m).
+    view = col[_PAIRS - win // 2 :]
     bins = packed.shape[0] - HIST
     index = np.empty(n_out, dtype=np.int32)
     for r in range(win - 1):
@@ -124,13 +131,13 @@ def _drive(
         if upto >= 1:
             for j0 in range(0, n_out, tile):
                 n_tile = min(tile, n_out - j0)
-                _vertical_pass(rx, ry, g, i, j0, n_tile + win - 1, col)
+                _vertical_sweep_m(rx, ry, g, i, j0, n_tile + win - 1, view)
                 if upto >= 2:
-                    _horizontal_pass(col, g, n_tile, cov_norm, acc, mo)
+                    _horizontal_sweep_m(col, g, n_tile, cov_norm, mo)
                 if upto == 9:
-                    combine_row(mo, n_tile, c1, c2, 0, out, deficit, j0)
+                    combine_row_m(mo, n_tile, c1, c2, 0, out, deficit, j0)
                 elif upto >= 3:
-                    combine_row(mo, n_tile, c1, c2, 5, out, deficit, j0)
+                    combine_row_m(mo, n_tile, c1, c2, 5, out, deficit, j0)
         if upto == 9:
             packed[1] += _row_sum(deficit, n_out)
         if 4 <= upto <= 7:
@@ -200,9 +207,8 @@ def time_stages(side: int, repeat: int) -> tuple[list[float], float, float, int]
     cov_norm = WIN * WIN / (WIN * WIN - 1.0)
     n_out = side - WIN + 1
     rings = np.empty((1, 2, WIN, ring_width(side, 4)), np.float32)
-    col = np.empty(7 * COL, np.float32)
-    acc = np.empty(8 * ACC, np.float32)
-    mo = np.empty(5 * ACC, np.float32)
+    col = np.zeros(8 * COL, np.float32)
+    mo = np.empty(6 * ACC, np.float32)
     out = np.empty((5, n_out), np.float32)
     deficit = np.empty(n_out, np.float32)
     packed = np.zeros((1, HIST + BINS))
@@ -210,13 +216,15 @@ def time_stages(side: int, repeat: int) -> tuple[list[float], float, float, int]
 
     def variant(upto: int) -> None:
         packed[:] = 0.0
-        _drive(x, y, g, upto, c1, c2, cov_norm, rings[0, 0], rings[0, 1], col, acc, mo, out,
+        _drive(x, y, g, upto, c1, c2, cov_norm, rings[0, 0], rings[0, 1], col, mo, out,
                deficit, packed[0])  # fmt: skip
 
     def entry() -> None:
         packed[:] = 0.0
+        # score_rows, sd_maps and five None: the six-moment maps path; packed statistics.
         maps_chunks(x, y, g.astype(np.float64), bounds, c1, c2, cov_norm, True, 0.0, rings,
-                    None, None, None, None, packed, None, 0, 1)  # fmt: skip
+                    None, None, None, False, None, None, None, None, packed, None,
+                    0, 1)  # fmt: skip
 
     calls = [lambda k=k: variant(k) for k in range(len(STAGES))] + [lambda: variant(9), entry]
     calls[len(STAGES) - 1]()  # compile / load and warm up, and check the driver
@@ -336,9 +344,9 @@ def asm_report() -> None:
     n_out = x.shape[1] - WIN + 1
     rx = np.zeros((WIN, x.shape[1]), np.float32)
     ry = np.zeros((WIN, x.shape[1]), np.float32)
-    col = np.zeros(7 * COL, np.float32)
+    col = np.zeros(8 * COL, np.float32)
     acc = np.zeros(8 * ACC, np.float32)
-    mo = np.ones(5 * ACC, np.float32)
+    mo = np.ones(6 * ACC, np.float32)
     out = np.empty((5, n_out), np.float32)
     v = np.zeros((5, x.shape[1]), np.float64)
     m = np.zeros((5, n_out), np.float64)
@@ -354,11 +362,12 @@ def asm_report() -> None:
         ("gaussian._horizontal_pass", gaussian._horizontal_pass, (col, g, 90, 1.0, acc, mo)),
         ("combine.combine_row", combine.combine_row, (mo, 90, c1, c2, 5, out, out[1], 0)),
         ("histogram._indices", histogram._indices, (out[0], BINS, index)),
-        ("gaussian._vertical_sweep", gaussian._vertical_sweep, (rx, ry, g, 0, 0, 100, col)),
-        ("gaussian._horizontal_sweep", gaussian._horizontal_sweep, (col, g, 90, 1.0, acc, mo)),
-        ("uniform.swap_row", uniform.swap_row, (x, y, 20, 5, v)),
+        ("gaussian._vertical_sweep_m", gaussian._vertical_sweep_m, (rx, ry, g, 0, 0, 100, col)),
+        ("gaussian._horizontal_sweep_m", gaussian._horizontal_sweep_m, (col, g, 90, 1.0, mo)),
+        ("combine.combine_row_m", combine.combine_row_m, (mo, 90, c1, c2, 5, out, out[1], 0)),
+        ("uniform.swap_row", uniform.swap_row, (x, y, 20, 5, 0.0, v)),
         ("uniform._slide_row", uniform._slide_row, (7, v, m)),
-        ("uniform._uniform_moments", uniform._uniform_moments, (m, 0, 90, 1 / 49, 1.0, mo)),
+        ("uniform._uniform_moments", uniform._uniform_moments, (m, 0, 90, 1 / 49, 1.0, 0.0, mo)),
         ("uniform.swap_row_int", uniform.swap_row_int, (x, y, 20, 5, iv)),
         ("uniform._box_sums_int", uniform._box_sums_int, (iv[0], 7, n_out + 4, im[0], itmp)),
         ("uniform._int_moments", uniform._int_moments, (im, 0, 90, 49, 1.0, mo)),

@@ -110,37 +110,37 @@ def maps_chunks(
 ) -> None:
     """Row chunks ``first:stop`` (output rows ``bounds[chunk]:bounds[chunk + 1]``).
 
-        The window is the one whose state is given, the other is None:
-        ``rings[chunk]``, a chunk's ``(2, win_size, width)`` input rows of the
-        Gaussian path (float32, or float64 for float64 input), or ``sums[chunk]``,
-        a chunk's ``(5, width)`` float64 running column sums of the uniform path
-        (restarted at each chunk) of the data less ``shift``
-        (:func:`~pipeline.kernels.cpu.uniform.data_shift`), or ``isums[chunk]``,
-        the same as exact int32 sums for uint8 input (windows of at most
-        ``INT_TAPS`` taps). With ``rings``, ``score_rows[chunk]`` (float64, ``n_out``
-        wide; only for a score without maps, odd windows of up to ``SCORE_TAPS`` taps)
-        takes each row's deficits from the sum/difference path
-        (:func:`~pipeline.kernels.cpu.gaussian.gaussian_score_row`; with ``summed``
-        its ring holds ``x + y`` and ``x - y``); with ``sd_maps`` (any array: a marker,
-        for maps without components under the same windows) the ssim and cs rows come
-        from the same ring and passes
-        (:func:`~pipeline.kernels.cpu.gaussian.gaussian_sd_row`); otherwise the rows come
+    The window is the one whose state is given, the other is None:
+    ``rings[chunk]``, a chunk's ``(2, win_size, width)`` input rows of the
+    Gaussian path (float32, or float64 for float64 input), or ``sums[chunk]``,
+    a chunk's ``(5, width)`` float64 running column sums of the uniform path
+    (restarted at each chunk) of the data less ``shift``
+    (:func:`~pipeline.kernels.cpu.uniform.data_shift`), or ``isums[chunk]``,
+    the same as exact int32 sums for uint8 input (windows of at most
+    ``INT_TAPS`` taps). With ``rings``, ``score_rows[chunk]`` (float64, ``n_out``
+    wide; only for a score without maps, odd windows of up to ``SCORE_TAPS`` taps)
+    takes each row's deficits from the sum/difference path
+    (:func:`~pipeline.kernels.cpu.gaussian.gaussian_score_row`; with ``summed``
+    its ring holds ``x + y`` and ``x - y``); with ``sd_maps`` (any array: a marker,
+    for maps without components under the same windows) the ssim and cs rows come
+    from the same ring and passes
+    (:func:`~pipeline.kernels.cpu.gaussian.gaussian_sd_row`); otherwise the rows come
     from the six moments of :func:`~pipeline.kernels.cpu.gaussian.gaussian_row_m`, or,
     with ``five`` (a marker as well: even windows or more than ``SCORE_TAPS`` taps), the
     five of :func:`~pipeline.kernels.cpu.gaussian.gaussian_row`. Each marker is None or
     not at compile time, so a kernel holds the one path it runs. The outputs that are
-        not None receive the rows:
-        ``maps[rows, planes, cols]`` (planes ``ssim, cs`` and, with
-        ``components``, ``luminance, contrast, structure``; one plane more, when
-        ``maps`` has it, receives the float32 deficits ``1 - ssim``); ``scores[chunk]`` the
-        chunk's ``count, ssim_sum`` (the sum from the float64 sum of the deficits
-        ``1 - ssim``, see :func:`~pipeline.kernels.cpu.combine.combine_row`; with or
-        without ``maps`` in the same pass); ``packed[chunk]`` the chunk's packed
-        region-``all`` row of :mod:`pipeline.kernels.statistics` (its histogram fields
-        over ``bin_edges`` of their count; needs ``components``);
-        ``map_sums[:4, rows, cols]`` adds the ``ssim``, ``luminance``, ``contrast`` and
-        ``structure`` rows in float64 (the sum of several images' maps, one call per
-        image; needs ``components``).
+    not None receive the rows:
+    ``maps[rows, planes, cols]`` (planes ``ssim, cs`` and, with
+    ``components``, ``luminance, contrast, structure``; one plane more, when
+    ``maps`` has it, receives the float32 deficits ``1 - ssim``); ``scores[chunk]`` the
+    chunk's ``count, ssim_sum`` (the sum from the float64 sum of the deficits
+    ``1 - ssim``, see :func:`~pipeline.kernels.cpu.combine.combine_row`; with or
+    without ``maps`` in the same pass); ``packed[chunk]`` the chunk's packed
+    region-``all`` row of :mod:`pipeline.kernels.statistics` (its histogram fields
+    over ``bin_edges`` of their count; needs ``components``);
+    ``map_sums[:4, rows, cols]`` adds the ``ssim``, ``luminance``, ``contrast`` and
+    ``structure`` rows in float64 (the sum of several images' maps, one call per
+    image; needs ``components``).
     """
     win_size = g.shape[0]
     width = x.shape[1]
@@ -151,7 +151,7 @@ def maps_chunks(
     planes = 5 if components else (2 if maps is not None else 0)
     # 1 - ssim of the current row (see combine_row): what the sums are made from.
     deficit = np.empty(n_out, dtype=np.float32)
-    # Six rows: the moments of the Gaussian maps path (see gaussian_row) and of the
+    # Six rows: the moments of the Gaussian maps path (see gaussian_row_m) and of the
     # uniform window (see uniform.uniform_row), five elsewhere.
     mo = np.empty(6 * ACC, dtype=np.float32)
     if rings is not None:

@@ -213,7 +213,7 @@ def _colour_chunks(
     mo = np.empty(6 * ACC, dtype=np.float32)
     if rings is not None:
         g32 = g.astype(np.float32)
-        # Zeros and eight rows, as maps_chunks (see gaussian.gaussian_row).
+        # Zeros and eight rows, as maps_chunks (see gaussian.gaussian_row_m).
         col = np.zeros(8 * COL, dtype=np.float32)
         acc = np.empty(8 * ACC, dtype=np.float32)
     # The uniform path's input rows, each channel's contiguous (the running sums add

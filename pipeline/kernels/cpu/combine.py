@@ -294,7 +294,7 @@ def combine_row_m(
 
     ``mo[q * ACC + j]`` rows q = 0..5: float32 ``mu_x, mu_y, sigma_x^2, sigma_y^2,
     sigma_xy, var(m)`` with ``m = x - y``
-    (:func:`pipeline.kernels.cpu.gaussian.gaussian_row`); ``planes``, ``out``,
+    (:func:`pipeline.kernels.cpu.gaussian.gaussian_row_m`); ``planes``, ``out``,
     ``deficit`` and ``o0`` as :func:`combine_row`, and the same deficit form, but
     ``dcs = var(m) / (v + C2)``: the numerator ``sigma_x^2 + sigma_y^2 - 2 sigma_xy``
     formed directly, not from the rounded moments, where it cancels for

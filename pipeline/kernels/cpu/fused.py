@@ -187,15 +187,15 @@ def _launch(
     # The score alone under an odd Gaussian window of <= SCORE_TAPS taps takes the
     # sum/difference path: its ring holds x + y and x - y rows, and each chunk one
     # float64 row of deficits.
-    sum_difference = not uniform and win_size % 2 == 1 and win_size <= SCORE_TAPS
+    odd_small = not uniform and win_size % 2 == 1 and win_size <= SCORE_TAPS
     # Maps without components (ssim and cs, MS-SSIM's scales) need no more than the
     # score: the same ring and passes (a marker array selects them, so that other
     # runs do not compile them); with components, the maps carry six moments.
-    sd_maps = np.empty(0) if sum_difference and output == "maps" and not components else None
+    sd_maps = np.empty(0) if odd_small and output == "maps" and not components else None
     # Other Gaussian windows (even, or wider than SCORE_TAPS) keep the five moments:
     # another marker, so that a kernel compiles the one of the two paths it runs.
-    five = None if uniform or sum_difference else np.empty(0)
-    sum_difference = sum_difference and (output == "score" or sd_maps is not None)
+    five = None if uniform or odd_small else np.empty(0)
+    sum_difference = odd_small and (output == "score" or sd_maps is not None)
     # Each chunk's state of its window's path. Gaussian: a ring of win_size
     # (x, y) input rows, float32 (which holds uint8, uint16 and float32 pixels
     # exactly) or float64 for float64 input, so that x - s is formed before

@@ -145,86 +145,6 @@ def _sweep_rows(win_size: int, i: int) -> tuple[int, ...]:
 
 
 @jit(fastmath=CONTRACT)
-def _vertical_sweep(
-    rx: np.ndarray, ry: np.ndarray, g: np.ndarray, i: int, j0: int, width: int, col: np.ndarray
-) -> None:
-    """:func:`_vertical_pass` of an odd window of at most ``2 * _PAIRS + 1`` taps, one sweep."""
-    win_size = g.shape[0]
-    half = win_size // 2
-    if i < 0 or j0 < 0 or width < 0 or half < 0:
-        return
-    a0, a1, a2, a3, a4 = _sweep_weights(g)
-    centre, t0, t1, t2, t3, t4, b0, b1, b2, b3, b4 = _sweep_rows(win_size, i)
-    xc, yc = rx[centre], ry[centre]
-    x0, x1, x2, x3, x4 = rx[t0], rx[t1], rx[t2], rx[t3], rx[t4]
-    x5, x6, x7, x8, x9 = rx[b0], rx[b1], rx[b2], rx[b3], rx[b4]
-    y0, y1, y2, y3, y4 = ry[t0], ry[t1], ry[t2], ry[t3], ry[t4]
-    y5, y6, y7, y8, y9 = ry[b0], ry[b1], ry[b2], ry[b3], ry[b4]
-    # The deviations are formed negated, s - x (the same magnitudes, so every sum
-    # below is exactly the negative of the one of x - s, and the squares and
-    # products are equal): the row's load then folds into the subtraction.
-    for j in range(width):
-        q = j0 + j
-        sx = xc[q]
-        sy = yc[q]
-        u = np.float32(sx - x0[q])
-        ub = np.float32(sx - x5[q])
-        w = np.float32(sy - y0[q])
-        wb = np.float32(sy - y5[q])
-        d_x = a0 * (u + ub)
-        d_y = a0 * (w + wb)
-        v_x = a0 * (u * u + ub * ub)
-        v_y = a0 * (w * w + wb * wb)
-        c_xy = a0 * (u * w + ub * wb)
-        u = np.float32(sx - x1[q])
-        ub = np.float32(sx - x6[q])
-        w = np.float32(sy - y1[q])
-        wb = np.float32(sy - y6[q])
-        d_x += a1 * (u + ub)
-        d_y += a1 * (w + wb)
-        v_x += a1 * (u * u + ub * ub)
-        v_y += a1 * (w * w + wb * wb)
-        c_xy += a1 * (u * w + ub * wb)
-        u = np.float32(sx - x2[q])
-        ub = np.float32(sx - x7[q])
-        w = np.float32(sy - y2[q])
-        wb = np.float32(sy - y7[q])
-        d_x += a2 * (u + ub)
-        d_y += a2 * (w + wb)
-        v_x += a2 * (u * u + ub * ub)
-        v_y += a2 * (w * w + wb * wb)
-        c_xy += a2 * (u * w + ub * wb)
-        u = np.float32(sx - x3[q])
-        ub = np.float32(sx - x8[q])
-        w = np.float32(sy - y3[q])
-        wb = np.float32(sy - y8[q])
-        d_x += a3 * (u + ub)
-        d_y += a3 * (w + wb)
-        v_x += a3 * (u * u + ub * ub)
-        v_y += a3 * (w * w + wb * wb)
-        c_xy += a3 * (u * w + ub * wb)
-        u = np.float32(sx - x4[q])
-        ub = np.float32(sx - x9[q])
-        w = np.float32(sy - y4[q])
-        wb = np.float32(sy - y9[q])
-        d_x += a4 * (u + ub)
-        d_y += a4 * (w + wb)
-        v_x += a4 * (u * u + ub * ub)
-        v_y += a4 * (w * w + wb * wb)
-        c_xy += a4 * (u * w + ub * wb)
-        s_x = np.float32(sx)
-        s_y = np.float32(sy)
-        col[4 * COL + j] = v_x - d_x * d_x
-        col[5 * COL + j] = v_y - d_y * d_y
-        col[6 * COL + j] = c_xy - d_x * d_y
-        col[j] = s_x
-        col[COL + j] = s_y
-        # float64 input: what float32 could not hold of s moves into d (zero otherwise).
-        col[2 * COL + j] = np.float32(sx - s_x) - d_x
-        col[3 * COL + j] = np.float32(sy - s_y) - d_y
-
-
-@jit(fastmath=CONTRACT)
 def _vertical_pass(
     rx: np.ndarray, ry: np.ndarray, g: np.ndarray, i: int, j0: int, width: int, col: np.ndarray
 ) -> None:
@@ -242,9 +162,6 @@ def _vertical_pass(
     if i < 0 or j0 < 0 or width < 0 or half < 0:
         return
     centre = (i + half) % win_size
-    if win_size % 2 == 1 and half <= _PAIRS:
-        _vertical_sweep(rx, ry, g, i, j0, width, col)
-        return
     for j in range(2 * COL, 7 * COL):
         col[j] = 0.0
     k = 0
@@ -307,106 +224,6 @@ def _vertical_pass(
         col[3 * COL + j] = d_y + np.float32(sy - s_y)
 
 
-@jit(fastmath=CONTRACT)
-def _horizontal_sweep(
-    col: np.ndarray, g: np.ndarray, n_out: int, cov_norm: float, acc: np.ndarray, mo: np.ndarray
-) -> None:
-    """:func:`_horizontal_pass` of an 11-tap window, in one sweep.
-
-    Each window is centred on its centre column's mean ``m_c`` (two float32
-    parts, ``s_c + d_c``), as :func:`_horizontal_pass` does, but the column
-    variances join the squares at once, ``sum b (V + e^2) - (sum b e)^2``
-    (the law of total variance, with ``e_k = m_k - m_c``), so the five sums are
-    made in one sweep, in registers, without ``acc``. Taps ``k`` and ``10 - k``
-    share a weight and are added before it multiplies. The tap offsets are
-    constants (written out for 11 taps), so every load is one address plus a
-    displacement: with offsets held in registers the loop runs out of them and
-    spills.
-    """
-    if n_out < 0 or g.shape[0] != 11:
-        return
-    h = np.uint64(5)
-    r1 = np.uint64(COL)
-    r2 = np.uint64(2 * COL)
-    r3 = np.uint64(3 * COL)
-    r4 = np.uint64(4 * COL)
-    r5 = np.uint64(5 * COL)
-    r6 = np.uint64(6 * COL)
-    b_c = g[5]
-    b0, b1, b2, b3, b4 = g[0], g[1], g[2], g[3], g[4]
-    norm = np.float32(cov_norm)
-    for o in range(n_out):
-        ou = np.uint64(o)
-        c = ou + h
-        cx, cy, dx, dy = col[c], col[c + r1], col[c + r2], col[c + r3]
-        # Deviations negated, e = m_c - m_k (as in the vertical sweep: the loads fold
-        # into the subtractions; sums change sign exactly, squares not at all). The
-        # centre column has e = 0: only its variances count.
-        e_xx = b_c * col[c + r4]
-        e_yy = b_c * col[c + r5]
-        e_xy = b_c * col[c + r6]
-        ja = ou + np.uint64(0)
-        jb = ou + np.uint64(10)
-        e = (cx - col[ja]) + (dx - col[ja + r2])
-        eb = (cx - col[jb]) + (dx - col[jb + r2])
-        f = (cy - col[ja + r1]) + (dy - col[ja + r3])
-        fb = (cy - col[jb + r1]) + (dy - col[jb + r3])
-        e_x = b0 * (e + eb)
-        e_y = b0 * (f + fb)
-        e_xx += b0 * ((e * e + col[ja + r4]) + (eb * eb + col[jb + r4]))
-        e_yy += b0 * ((f * f + col[ja + r5]) + (fb * fb + col[jb + r5]))
-        e_xy += b0 * ((e * f + col[ja + r6]) + (eb * fb + col[jb + r6]))
-        ja = ou + np.uint64(1)
-        jb = ou + np.uint64(9)
-        e = (cx - col[ja]) + (dx - col[ja + r2])
-        eb = (cx - col[jb]) + (dx - col[jb + r2])
-        f = (cy - col[ja + r1]) + (dy - col[ja + r3])
-        fb = (cy - col[jb + r1]) + (dy - col[jb + r3])
-        e_x += b1 * (e + eb)
-        e_y += b1 * (f + fb)
-        e_xx += b1 * ((e * e + col[ja + r4]) + (eb * eb + col[jb + r4]))
-        e_yy += b1 * ((f * f + col[ja + r5]) + (fb * fb + col[jb + r5]))
-        e_xy += b1 * ((e * f + col[ja + r6]) + (eb * fb + col[jb + r6]))
-        ja = ou + np.uint64(2)
-        jb = ou + np.uint64(8)
-        e = (cx - col[ja]) + (dx - col[ja + r2])
-        eb = (cx - col[jb]) + (dx - col[jb + r2])
-        f = (cy - col[ja + r1]) + (dy - col[ja + r3])
-        fb = (cy - col[jb + r1]) + (dy - col[jb + r3])
-        e_x += b2 * (e + eb)
-        e_y += b2 * (f + fb)
-        e_xx += b2 * ((e * e + col[ja + r4]) + (eb * eb + col[jb + r4]))
-        e_yy += b2 * ((f * f + col[ja + r5]) + (fb * fb + col[jb + r5]))
-        e_xy += b2 * ((e * f + col[ja + r6]) + (eb * fb + col[jb + r6]))
-        ja = ou + np.uint64(3)
-        jb = ou + np.uint64(7)
-        e = (cx - col[ja]) + (dx - col[ja + r2])
-        eb = (cx - col[jb]) + (dx - col[jb + r2])
-        f = (cy - col[ja + r1]) + (dy - col[ja + r3])
-        fb = (cy - col[jb + r1]) + (dy - col[jb + r3])
-        e_x += b3 * (e + eb)
-        e_y += b3 * (f + fb)
-        e_xx += b3 * ((e * e + col[ja + r4]) + (eb * eb + col[jb + r4]))
-        e_yy += b3 * ((f * f + col[ja + r5]) + (fb * fb + col[jb + r5]))
-        e_xy += b3 * ((e * f + col[ja + r6]) + (eb * fb + col[jb + r6]))
-        ja = ou + np.uint64(4)
-        jb = ou + np.uint64(6)
-        e = (cx - col[ja]) + (dx - col[ja + r2])
-        eb = (cx - col[jb]) + (dx - col[jb + r2])
-        f = (cy - col[ja + r1]) + (dy - col[ja + r3])
-        fb = (cy - col[jb + r1]) + (dy - col[jb + r3])
-        e_x += b4 * (e + eb)
-        e_y += b4 * (f + fb)
-        e_xx += b4 * ((e * e + col[ja + r4]) + (eb * eb + col[jb + r4]))
-        e_yy += b4 * ((f * f + col[ja + r5]) + (fb * fb + col[jb + r5]))
-        e_xy += b4 * ((e * f + col[ja + r6]) + (eb * fb + col[jb + r6]))
-        mo[o] = cx + (dx - e_x)
-        mo[ACC + o] = cy + (dy - e_y)
-        mo[2 * ACC + o] = norm * (e_xx - e_x * e_x)
-        mo[3 * ACC + o] = norm * (e_yy - e_y * e_y)
-        mo[4 * ACC + o] = norm * (e_xy - e_x * e_y)
-
-
 # ---------------------------------------------------------------------------
 # The maps' sixth moment: var(x - y), formed directly
 #
@@ -438,12 +255,15 @@ def _horizontal_sweep(
 def _vertical_sweep_m(
     rx: np.ndarray, ry: np.ndarray, g: np.ndarray, i: int, j0: int, width: int, col: np.ndarray
 ) -> None:
-    """:func:`_vertical_sweep` and the column variance ``V_m`` of ``m = x - y`` (row 7).
+    """:func:`_vertical_pass` of an odd window of up to 11 taps in one sweep, and ``V_m``.
 
-    ``m``'s deviations about the centre, ``(s_x - x) - (s_y - y)``, are formed before
-    they round to float32 (exact for uint8/uint16 pixels, in float64 for float64
-    pixels): ``V_m`` is exactly 0 for equal columns and keeps float32's precision
-    relative to itself for near-identical ones (comment above :func:`gaussian_row`).
+    Every tap pair unrolled, the sums held in registers and written once per column
+    (rows 0..6 as :func:`_vertical_pass` writes them), and the column variance ``V_m``
+    of ``m = x - y`` in row 7. ``m``'s deviations about the centre, ``(s_x - x) -
+    (s_y - y)``, are formed before they round to float32 (exact for uint8/uint16
+    pixels, in float64 for float64 pixels): ``V_m`` is exactly 0 for equal columns and
+    keeps float32's precision relative to itself for near-identical ones (the comment
+    above this function).
     """
     win_size = g.shape[0]
     half = win_size // 2
@@ -545,9 +365,16 @@ def _vertical_sweep_m(
 def _horizontal_sweep_m(
     col: np.ndarray, g: np.ndarray, n_out: int, cov_norm: float, mo: np.ndarray
 ) -> None:
-    """:func:`_horizontal_sweep` and ``var(m)``, for odd windows of up to ``2 * _PAIRS + 1`` taps.
+    """:func:`_horizontal_pass` of an odd window of up to 11 taps in one sweep, and ``var(m)``.
 
-    ``mo`` rows q = 0..5: ``mu_x, mu_y, sigma_x^2, sigma_y^2, sigma_xy, var(m)``,
+    Each window is centred on its centre column's mean ``m_c`` (two float32 parts,
+    ``s_c + d_c``), as :func:`_horizontal_pass` does, but the column variances join
+    the squares at once, ``sum b (V + e^2) - (sum b e)^2`` (the law of total
+    variance, with ``e_k = m_k - m_c``), so the sums are made in one sweep, in
+    registers, without ``acc``; taps ``k`` and ``10 - k`` share a weight and are
+    added before it multiplies. The tap offsets are constants, so every load is one
+    address plus a displacement (with offsets held in registers the loop runs out of
+    them and spills). ``mo`` rows q = 0..5: ``mu_x, mu_y, sigma_x^2, sigma_y^2, sigma_xy, var(m)``,
     ``var(m) = sigma_x^2 + sigma_y^2 - 2 sigma_xy`` formed directly (law of total
     variance on ``V_m`` and the column means' ``e - f``). Output ``o``'s centre column
     is ``o + _PAIRS`` (the vertical pass writes a smaller window's columns that far in)
@@ -677,9 +504,6 @@ def _horizontal_pass(
     win_size = g.shape[0]
     half = win_size // 2
     if n_out < 0 or half < 0:
-        return
-    if win_size == 11:
-        _horizontal_sweep(col, g, n_out, cov_norm, acc, mo)
         return
     h = np.uint64(half)
     r1 = np.uint64(COL)
@@ -891,7 +715,7 @@ def gaussian_row_m(
 # float64 pixels to 1e-16 relative), so each tap costs one subtraction per
 # basis image, as the five-moment path's does per image: deviations about the
 # centre sample, p - s_p and m - s_m, in the same one-sweep form as
-# _vertical_sweep. float32 pixels keep a ring of x and y (their sum is not a
+# _vertical_sweep_m. float32 pixels keep a ring of x and y (their sum is not a
 # float32 number, and a float64 ring costs more than it saves): deviations
 # u = x - s_x, w = y - s_y as in the five-moment path, joined as p = u + w,
 # m = u - w, and the float32 rounding of s_x + s_y and s_x - s_y carried by
@@ -959,7 +783,7 @@ def _vertical_sweep_sd(
     p5, p6, p7, p8, p9 = rp[b0], rp[b1], rp[b2], rp[b3], rp[b4]
     m0, m1, m2, m3, m4 = rm[t0], rm[t1], rm[t2], rm[t3], rm[t4]
     m5, m6, m7, m8, m9 = rm[b0], rm[b1], rm[b2], rm[b3], rm[b4]
-    # Deviations negated, as in _vertical_sweep: the row's load folds into the subtraction.
+    # Deviations negated, as in _vertical_sweep_m: the row's load folds into the subtraction.
     for j in range(width):
         q = j0 + j
         sp = pc[q]
@@ -1022,7 +846,7 @@ def _vertical_sweep_sd_xy(
     """:func:`_vertical_sweep_sd` from a float32 ring of ``x`` and ``y`` rows (float32 pixels).
 
     ``x + y`` of float32 pixels is not a float32 number: the deviations are formed
-    as in :func:`_vertical_sweep` (``u = s_x - x``, ``w = s_y - y``) and joined,
+    as in :func:`_vertical_sweep_m` (``u = s_x - x``, ``w = s_y - y``) and joined,
     ``p = u + w``, ``m = u - w``. The centre's ``s_x + s_y`` and ``s_x - s_y`` round
     in float32: :func:`_centre_remainders` adds that error to ``d_p``, ``d_m``.
     """
@@ -1129,7 +953,7 @@ def _horizontal_sweep_sd(
 ) -> None:
     """``mu_p, mu_m, var(p), var(m)`` of a tile into ``mo[q * ACC + o]``, one sweep.
 
-    :func:`_horizontal_sweep` on the column statistics of
+    :func:`_horizontal_sweep_m`'s form on the column statistics of
     :func:`_vertical_sweep_sd`, for odd windows of up to ``2 * _PAIRS + 1``
     taps: output ``o``'s centre column is ``o + _PAIRS`` (the vertical pass
     writes a smaller window's columns that far in) and the missing taps have
