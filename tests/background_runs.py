@@ -8,8 +8,10 @@ session and queues their programs as soon as collection has selected them
 core the test process leaves free, checked after every test (:func:`pump`). The test
 then takes the finished result (:func:`result`) and asserts on it as before: a
 program still queued is started then, and a test run alone runs its program then.
-Same command, same checks; only when it runs changes. What a program prints goes to
-temporary files, never to a pipe that could fill up while nobody reads it.
+Same command, same checks; only when it runs changes. Under pytest-xdist nothing is
+queued early: each such test runs first on its worker and starts its program itself.
+What a program prints goes to temporary files, never to a pipe that could fill up while
+nobody reads it.
 """
 
 from __future__ import annotations
@@ -20,6 +22,10 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import IO, Any
+
+# A pytest-xdist worker: every worker collects every test, so none queues early (each
+# would start every program); the workers themselves run side by side instead.
+IN_WORKER = "PYTEST_XDIST_WORKER" in os.environ
 
 # Programs run at once: one per core beyond the one the test process uses.
 AT_ONCE = max(1, (os.cpu_count() or 1) - 1)

@@ -26,17 +26,20 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         for item in gpu_items:
             item.add_marker(skip)
     # The tests that wait for a long subprocess check run last: their programs, queued when
-    # collection finishes, run beside every other test (tests/background_runs.py).
+    # collection finishes, run beside every other test (tests/background_runs.py). Under
+    # pytest-xdist the workers are the parallelism: such a test runs its program itself,
+    # and goes first, so that the longest tests do not end the session on one worker.
     waiting = [item for item in items if background_runs.starter_of(item.nodeid) is not None]
     if waiting:
-        last = set(waiting)
-        items[:] = [item for item in items if item not in last] + waiting
+        long = set(waiting)
+        rest = [item for item in items if item not in long]
+        items[:] = waiting + rest if background_runs.IN_WORKER else rest + waiting
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
     # Long subprocess checks of the selected tests are queued now, in test order, and run
     # beside the others (tests/background_runs.py); each test waits for its own.
-    if session.config.option.collectonly:
+    if session.config.option.collectonly or background_runs.IN_WORKER:
         return
     for item in session.items:
         begin = background_runs.starter_of(item.nodeid)

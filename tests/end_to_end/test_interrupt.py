@@ -55,9 +55,33 @@ def _without_time(ds: xr.Dataset) -> xr.Dataset:
     return out
 
 
-def _start(stacks, out: Path, *extra: str) -> subprocess.Popen[str]:
+# The CLI as a terminal's Ctrl-C finds it, with every file Zarr writes delayed by a few
+# milliseconds. A program started from a background job (pytest under `nohup ... &`, a
+# CI runner's) inherits SIGINT ignored, and Python then leaves it ignored: the default
+# handler is put back, as in a foreground program. The writes are slowed so that the run
+# is still going when the signal arrives, on a fast machine too (on 2 cores the whole run
+# takes ~8.5 s, start-up included, and ~11 s slowed).
+SLOW_WRITES = """
+import signal, sys, time
+import zarr.storage._local as zarr_local
+from pipeline.cli.main import main
+
+signal.signal(signal.SIGINT, signal.default_int_handler)
+real_put = zarr_local._put
+
+def put(path, value, exclusive=False):
+    time.sleep(0.005)
+    return real_put(path, value, exclusive=exclusive)
+
+zarr_local._put = put
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def _start(stacks, out: Path, *extra: str, slow: bool = False) -> subprocess.Popen[str]:
     reference, generated, config, _ = stacks
-    command = [sys.executable, "-m", "pipeline", "evaluate", reference, generated]
+    launcher = ["-c", SLOW_WRITES] if slow else ["-m", "pipeline"]
+    command = [sys.executable, *launcher, "evaluate", reference, generated]
     command += ["--out", str(out), "--config", config, "--quiet", *extra]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     return subprocess.Popen(
@@ -111,7 +135,7 @@ def test_sigkill_at_random_points_then_resume_equals_uninterrupted(stacks, tmp_p
 
 def test_ctrl_c_exits_promptly_with_how_to_resume(stacks, tmp_path):
     out = tmp_path / "r.zarr"
-    process = _start(stacks, out)
+    process = _start(stacks, out, slow=True)
     _wait_until(process, out, 2 * BATCH)
     sent = time.monotonic()
     process.send_signal(signal.SIGINT)

@@ -7,6 +7,7 @@ whole CI run.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import tomllib
@@ -46,10 +47,16 @@ def test_a_hanging_test_fails_and_the_next_one_runs(tmp_path):
         "no:cacheprovider",
         "-o",
         "timeout=3",
+        "-n",
+        "0",
         "-q",
         str(tmp_path / "test_hang.py"),
     ]
-    out = subprocess.run(command, capture_output=True, text=True, timeout=100, cwd=tmp_path)
+    # Not a worker of this run's pytest-xdist (its variables would say so to the child).
+    env = {name: value for name, value in os.environ.items() if not name.startswith("PYTEST_")}
+    out = subprocess.run(
+        command, capture_output=True, text=True, timeout=100, cwd=tmp_path, env=env
+    )
     assert out.returncode == 1, out.stdout + out.stderr
     assert "1 failed, 1 passed" in out.stdout, out.stdout
     assert "Timeout" in out.stdout, out.stdout
