@@ -374,10 +374,20 @@ def _peak_traced_mb(n_pairs: int, tmp_path) -> float:
 def test_peak_memory_of_many_batches_is_that_of_one(tmp_path):
     # Before, the loop kept one batch's statistics alive while it computed the next:
     # a run of several batches peaked a whole batch higher than a run of one.
-    one = _peak_traced_mb(BATCH, tmp_path)
-    six = _peak_traced_mb(6 * BATCH, tmp_path)
+    # On a loaded machine (two pytest workers on two cores) either peak moves by up to
+    # ~2 MB with what the threads hold at that moment, while the fault kept a whole batch
+    # more in every run: up to three tries, the first under half a batch passes.
     batch_mb = BATCH * (BINS + 10) * 8 / 2**20
-    assert six - one < batch_mb / 2, (one, six, batch_mb)
+    tries = []
+    for attempt in range(3):
+        where = tmp_path / f"try{attempt}"
+        where.mkdir()
+        one = _peak_traced_mb(BATCH, where)
+        six = _peak_traced_mb(6 * BATCH, where)
+        tries.append((one, six))
+        if six - one < batch_mb / 2:
+            break
+    assert min(six - one for one, six in tries) < batch_mb / 2, (tries, batch_mb)
 
 
 def test_in_memory_results_are_filled_batch_by_batch(tmp_path):

@@ -159,7 +159,9 @@ def maps_chunks(
         # Zeros: the sweeps of odd windows of <= SCORE_TAPS taps read columns no tile
         # wrote, with weight 0. Eight rows: the maps path's column statistics.
         col = np.zeros(8 * COL, dtype=np.float32)
-        acc = np.empty(8 * ACC, dtype=np.float32)
+        # The five-moment passes' accumulators; the other Gaussian paths keep theirs in
+        # registers.
+        acc = np.empty(8 * ACC if five is not None else 0, dtype=np.float32)
     if sums is not None:
         m = np.empty((5, n_out), dtype=np.float64)
         # Uniform sums are raw; scale them once to the window mean (the

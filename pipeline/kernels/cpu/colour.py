@@ -215,7 +215,7 @@ def _colour_chunks(
         g32 = g.astype(np.float32)
         # Zeros and eight rows, as maps_chunks (see gaussian.gaussian_row_m).
         col = np.zeros(8 * COL, dtype=np.float32)
-        acc = np.empty(8 * ACC, dtype=np.float32)
+        acc = np.empty(8 * ACC if five is not None else 0, dtype=np.float32)  # as maps_chunks
     # The uniform path's input rows, each channel's contiguous (the running sums add
     # and remove rows of strided channel views one element at a time otherwise): a
     # ring of win_size + 1 rows, the window's and the one leaving it, in the input dtype.
