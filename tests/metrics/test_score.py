@@ -318,6 +318,18 @@ def test_full_score_of_a_flat_pair_is_exact():
     assert abs(float(maps["ssim"].mean(dtype=np.float64)) - expected) > 1e-8  # the map's rounding
 
 
+@pytest.mark.parametrize("win_size", [7, 11])
+@pytest.mark.parametrize(("high", "low"), [(255, 0), (200, 10)])
+def test_score_of_flat_pairs_far_apart_is_exact(high, low, win_size):
+    # SSIM near 0: the deficit 1 - SSIM is near 1, where float32 rounds it by up to 3e-8
+    # alike on every pixel of a flat pair. The Gaussian score keeps its deficits in
+    # float64. Reference value: the np.longdouble oracle of tests/kernel_cases.py.
+    x, y = np.full((40, 44), high, np.uint8), np.full((40, 44), low, np.uint8)
+    weights = window_weights("gaussian", win_size, 1.5)
+    expected = float(exact_ssim(x, y, weights=weights, c1=6.5025, c2=58.5225).mean())
+    assert abs(ssim(x, y, win_size=win_size) - expected) <= 1e-12
+
+
 @pytest.mark.parametrize(("high", "low"), [(50, 48), (20, 19)])
 def test_score_of_near_identical_checkerboards(high, low):
     # 128 +- high against 128 +- low: v - 2 sigma_xy of the five float32 moments cancels
