@@ -131,9 +131,9 @@ def block_maps(
         releases the GIL and is safe to call concurrently. Ignored by the
         other engines.
     deficit : bool
-        On the ``fused`` engine, also return ``deficit``: its float32 ``1 - ssim``,
-        from which means are summed free of the float32 ``ssim`` map's rounding near
-        1 (:func:`pipeline.kernels.cpu.fused.fused_maps`). Ignored by the other
+        On the ``fused`` engine, also return ``deficit``: its float64 ``1 - ssim``,
+        from which means are summed free of the float32 ``ssim`` map's rounding (up
+        to 3e-8) (:func:`pipeline.kernels.cpu.fused.fused_maps`). Ignored by the other
         engines (the reference's float64 map needs none; the GPU kernels keep no
         deficit map).
 

@@ -208,8 +208,8 @@ class KernelSpec:
             )
             if "deficit" in maps:
                 if deficits is None:
-                    # Several channels: summed in float64, in a fresh copy.
-                    deficits = maps["deficit"] if channels == 1 else maps["deficit"].astype(float)
+                    # Several channels: summed in place, in a fresh copy.
+                    deficits = maps["deficit"] if channels == 1 else maps["deficit"].copy()
                 else:
                     deficits += maps["deficit"]
             for name in _MAP_NAMES:
@@ -231,8 +231,8 @@ class KernelSpec:
         so its mean is skimage's score).
 
         ``deficit``: where the fused CPU kernel makes the maps, also return
-        ``deficit``, its ``1 - ssim`` before the float32 ``ssim`` map rounds it (float32
-        for one channel, the channels' float64 mean for several), from which
+        ``deficit``, its ``1 - ssim`` before the float32 ``ssim`` map rounds it (float64;
+        the channels' mean for several), from which
         :func:`pipeline.reductions.statistics.block_statistics` sums ``SUM`` and
         ``M2``: the means of stored maps are then the packed path's
         (:meth:`whole_statistics`). One map more per block, only when asked. The

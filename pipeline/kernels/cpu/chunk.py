@@ -102,6 +102,7 @@ def maps_chunks(
     sums: np.ndarray | None,
     isums: np.ndarray | None,
     maps: np.ndarray | None,
+    deficit_map: np.ndarray | None,
     scores: np.ndarray | None,
     packed: np.ndarray | None,
     map_sums: np.ndarray | None,
@@ -131,8 +132,8 @@ def maps_chunks(
     not at compile time, so a kernel holds the one path it runs. The outputs that are
     not None receive the rows:
     ``maps[rows, planes, cols]`` (planes ``ssim, cs`` and, with
-    ``components``, ``luminance, contrast, structure``; one plane more, when
-    ``maps`` has it, receives the float32 deficits ``1 - ssim``); ``scores[chunk]`` the
+    ``components``, ``luminance, contrast, structure``); ``deficit_map[rows, cols]``
+    the float64 deficits ``1 - ssim``; ``scores[chunk]`` the
     chunk's ``count, ssim_sum`` (the sum from the float64 sum of the deficits
     ``1 - ssim``, see :func:`~pipeline.kernels.cpu.combine.combine_row`; with or
     without ``maps`` in the same pass); ``packed[chunk]`` the chunk's packed
@@ -149,8 +150,11 @@ def maps_chunks(
     # Planes of ``out`` the comparison step writes: all five with components, ssim
     # and cs for maps without, none for the score, which needs only the deficits.
     planes = 5 if components else (2 if maps is not None else 0)
-    # 1 - ssim of the current row (see combine_row): what the sums are made from.
-    deficit = np.empty(n_out, dtype=np.float32)
+    # 1 - ssim of the current row (see combine_row): what the sums are made from. float64:
+    # where SSIM is near 0 the deficit is near 1, and float32 would round it by up to 3e-8,
+    # alike on every pixel of a flat region (the comparison steps that make it in float64
+    # keep it so; the others' float32 values are stored exactly).
+    deficit = np.empty(n_out, dtype=np.float64)
     # Six rows: the moments of the Gaussian maps path (see gaussian_row_m) and of the
     # uniform window (see uniform.uniform_row), five elsewhere.
     mo = np.empty(6 * ACC, dtype=np.float32)
@@ -198,15 +202,10 @@ def maps_chunks(
         count = 0.0
         ssim_sum = 0.0
         for i in range(row_start, row_stop):
-            # The deficits go to the row buffer, or to the maps' extra plane when they
-            # have one (stored with the maps, for statistics reduced later).
+            # The deficits go to the row buffer, and are copied to ``deficit_map`` when
+            # it is given (stored with the maps, for statistics reduced later).
             row_deficit = deficit
-            if maps is None:
-                out = scratch
-            else:
-                out = maps[i]
-                if maps.shape[1] > planes:
-                    row_deficit = maps[i, planes]
+            out = scratch if maps is None else maps[i]
             if rings is not None:
                 last = i + win_size - 1
                 if score_rows is not None:
@@ -247,6 +246,10 @@ def maps_chunks(
                 uniform_row_int(
                     iv, im, itmp, win_size, n_out, c1, c2, cov_norm, planes, mo, out, row_deficit
                 )
+            if deficit_map is not None:
+                stored = deficit_map[i]
+                for j in range(n_out):
+                    stored[j] = row_deficit[j]
             if scores is not None:
                 # The score: the mean needs one sum, which vectorises.
                 if score_rows is not None:

@@ -109,13 +109,13 @@ def _average_channels(
     """The channel means of a row's planes and deficits, in one pass per plane.
 
     ``parts[channel]`` holds a channel's combined row and ``deficits[channel]`` its
-    float32 deficits ``1 - ssim``. The averaged planes (not ``cs``) are summed in
-    float32 in channel order and divided by the channel count in float32, as
-    NumPy's ``+=`` and in-place ``/=`` on the float32 maps of ``KernelSpec.maps``;
-    the deficits are summed in float64 and divided in float64 (a channel mean of
-    float32 deficits in float32 would round by up to 6e-8 of itself, the same way
-    on every pixel of a flat pair; in float64 a sum of a few float32 values is
-    exact, or within ~1e-16 of itself).
+    deficits ``1 - ssim`` (float64, as the Gaussian comparison step makes them; the
+    uniform one's float32 values are exact in float64). The averaged planes (not
+    ``cs``) are summed in float32 in channel order and divided by the channel count
+    in float32, as NumPy's ``+=`` and in-place ``/=`` on the float32 maps of
+    ``KernelSpec.maps``; the deficits are summed in float64 and divided in float64
+    (a channel mean in float32 would round by up to 6e-8 of itself, the same way on
+    every pixel of a flat pair).
     """
     channels = parts.shape[0]
     if n_out < 0 or channels < 1:
@@ -207,7 +207,8 @@ def _colour_chunks(
     # Each channel's combined row and deficits 1 - ssim (see combine.combine_row),
     # then their channel means (the deficits' in float64: what the sums are made from).
     parts = np.empty((channels, 5, n_out), dtype=np.float32)
-    deficits = np.empty((channels, n_out), dtype=np.float32)
+    # float64, as maps_chunks' deficit row: the channel mean of deficits near 1.
+    deficits = np.empty((channels, n_out), dtype=np.float64)
     total = np.empty((5, n_out), dtype=np.float32)
     mean_deficit = np.empty(n_out)
     mo = np.empty(6 * ACC, dtype=np.float32)

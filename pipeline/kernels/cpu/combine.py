@@ -331,10 +331,11 @@ def combine_row_m(
             dl = (diff * diff) / (mu_x * mu_x + mu_y * mu_y + c1)
             v = np.float64(mo[2 * ACC + j]) + np.float64(mo[3 * ACC + j])
             dcs = np.float64(mo[5 * ACC + j]) / (v + c2)
-            d = np.float32(dl + dcs - dl * dcs)
+            d64 = dl + dcs - dl * dcs
+            d = np.float32(d64)
             out[0, o0 + j] = one - d
             out[1, o0 + j] = one - np.float32(dcs)
-            deficit[o0 + j] = d
+            deficit[o0 + j] = d64
         return
     for j in range(n_out):
         mu_x = np.float64(mo[j])
@@ -345,7 +346,8 @@ def combine_row_m(
         diff = mu_x - mu_y
         dl = (diff * diff) / (mu_x * mu_x + mu_y * mu_y + c1)
         dcs = np.float64(mo[5 * ACC + j]) / ((np.float64(sigma_x_sq) + np.float64(sigma_y_sq)) + c2)
-        d = np.float32(dl + dcs - dl * dcs)
+        d64 = dl + dcs - dl * dcs
+        d = np.float32(d64)
         denominator = (sigma_x_sq + sigma_y_sq) + c2_32
         # Rounding can leave a variance a hair below zero; the square root needs >= 0.
         sigma_x = np.sqrt(max(sigma_x_sq, zero))
@@ -355,7 +357,7 @@ def combine_row_m(
         out[2, o0 + j] = one - np.float32(dl)
         out[3, o0 + j] = (two * sigma_x * sigma_y + c2_32) / denominator
         out[4, o0 + j] = (sigma_xy + c3_32) / (sigma_x * sigma_y + c3_32)
-        deficit[o0 + j] = d
+        deficit[o0 + j] = d64
 
 
 @jit()
@@ -400,7 +402,8 @@ def combine_row_sd(
         dl = sq_m / (0.5 * (mu_p * mu_p + sq_m) + c1)
         var_m = np.float64(mo[3 * ACC + j])
         dcs = var_m / (0.5 * (np.float64(mo[2 * ACC + j]) + var_m) + c2)
-        d = np.float32(dl + dcs - dl * dcs)
+        d64 = dl + dcs - dl * dcs
+        d = np.float32(d64)
         out[0, o0 + j] = one - d
         out[1, o0 + j] = one - np.float32(dcs)
-        deficit[o0 + j] = d
+        deficit[o0 + j] = d64

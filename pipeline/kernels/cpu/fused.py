@@ -69,7 +69,8 @@ windows keep the five moments. ``ssim(x, x) == 1`` and ``ssim(x, y) == ssim(y,
 x)`` hold exactly (x and y go through the same instructions, ``x - y`` is
 negated exactly). Maps are returned as float32; a mean of a stored map (NumPy's)
 keeps their rounding, up to 3e-8. ``fused_maps(..., deficit=True)`` also returns
-the deficits as a map, from which
+the deficits as a float64 map (float32 would round them by up to 3e-8 where SSIM is
+near 0, alike on every pixel of a flat region), from which
 :func:`pipeline.kernels.cpu.partials.whole_image_statistics` and
 :func:`~pipeline.kernels.cpu.partials.region_statistics` take ``SUM`` and ``M2``
 (the packed path's numbers).
@@ -154,12 +155,13 @@ def _launch(
     bins: int = 0,
     map_sums: np.ndarray | None = None,
     scores: list[np.ndarray] | None = None,
-    deficit: bool = False,
+    deficits: list[np.ndarray] | None = None,
 ) -> np.ndarray:
     """Run the kernel for one ``output`` and return it.
 
-    ``"maps"``: the ``(row, plane, column)`` maps (with ``deficit``, one plane more,
-    last: the float32 deficits ``1 - ssim``); ``"score"``: ``(count,
+    ``"maps"``: the float32 ``(row, plane, column)`` maps (with ``deficits``, a list,
+    the float64 ``(row, column)`` map of the deficits ``1 - ssim`` is appended to
+    it); ``"score"``: ``(count,
     ssim_sum)`` per row chunk; ``"packed"``: the packed statistics of ``bins``
     bins per row chunk. The kernel is given only that output (None for the
     others), so only its path is compiled; ``map_sums`` (with ``"packed"``) also
@@ -177,8 +179,7 @@ def _launch(
         # plane, column): one output row of every plane is a contiguous 2-D
         # block, which the combine loop needs to vectorise; each returned map is
         # a view with contiguous rows.
-        planes = (5 if components else 2) + (1 if deficit else 0)
-        result = np.empty((n_rows, planes, n_cols), dtype=np.float32)
+        result = np.empty((n_rows, 5 if components else 2, n_cols), dtype=np.float32)
     elif output == "packed":
         # One partial row per chunk, merged by the caller.
         result = empty_statistics(n_chunks, 1, bins)[:, 0]
@@ -218,21 +219,30 @@ def _launch(
         chunk_scores = np.zeros((n_chunks, 2))
         outputs["score"] = chunk_scores
         scores.append(chunk_scores)
+    # float64: where SSIM is near 0 the deficit is near 1, and float32 would round it by
+    # up to 3e-8, alike on every pixel of a flat region.
+    deficit_map = None
+    if deficits is not None and output == "maps":
+        deficit_map = np.empty((n_rows, n_cols))
+        deficits.append(deficit_map)
     args = (
         x, y, g, bounds, float(c1), float(c2), float(cov_norm), bool(components), shift, rings,
         score_rows, sd_maps, five, bool(summed),
-        sums, isums, outputs["maps"], outputs["score"], outputs["packed"], map_sums,
+        sums, isums, outputs["maps"], deficit_map, outputs["score"], outputs["packed"], map_sums,
     )  # fmt: skip
     run_kernel(maps_chunks, n_threads, n_chunks, args)
     return result
 
 
-def _named_maps(maps: np.ndarray, components: bool, deficit: bool) -> dict[str, np.ndarray]:
-    """The ``(row, plane, column)`` output of ``"maps"`` as named views."""
+def _named_maps(
+    maps: np.ndarray, components: bool, deficits: list[np.ndarray]
+) -> dict[str, np.ndarray]:
+    """The ``(row, plane, column)`` output of ``"maps"`` as named views, and the deficits."""
     names = ("ssim", "cs", "luminance", "contrast", "structure")[: 5 if components else 2]
-    if deficit:
-        names += ("deficit",)
-    return {name: maps[:, k] for k, name in enumerate(names)}
+    named = {name: maps[:, k] for k, name in enumerate(names)}
+    if deficits:
+        named["deficit"] = deficits[0]
+    return named
 
 
 def fused_maps(
@@ -292,8 +302,11 @@ def fused_maps(
     instead of oversubscribing the cores.
     """
     x, y, g = prepare_pair(x, y, weights)
-    maps = _launch(x, y, g, uniform, c1, c2, cov_norm, components, threads, "maps", deficit=deficit)
-    return _named_maps(maps, components, deficit)
+    deficits: list[np.ndarray] | None = [] if deficit else None
+    maps = _launch(
+        x, y, g, uniform, c1, c2, cov_norm, components, threads, "maps", deficits=deficits
+    )
+    return _named_maps(maps, components, deficits or [])
 
 
 def fused_score(
@@ -358,11 +371,12 @@ def fused_maps_and_score(
     """
     x, y, g = prepare_pair(x, y, weights)
     found: list[np.ndarray] = []
+    deficits: list[np.ndarray] | None = [] if deficit else None
     maps = _launch(
         x, y, g, uniform, c1, c2, cov_norm, components, threads, "maps", scores=found,
-        deficit=deficit,
+        deficits=deficits,
     )  # fmt: skip
-    return _named_maps(maps, components, deficit), _score_of(found[0])
+    return _named_maps(maps, components, deficits or []), _score_of(found[0])
 
 
 def fused_packed_stats(

@@ -257,9 +257,9 @@ def test_score_is_the_mean_of_the_map(rng, window, threads) -> None:
 @pytest.mark.parametrize("uint8", [True, False])  # uniform: exact int32 or float64 sums
 @pytest.mark.parametrize("window", ["gaussian", "uniform"])
 def test_maps_with_the_deficit_plane(rng, window, uint8, components) -> None:
-    # deficit=True adds the comparison step's float32 1 - ssim as a map: the other
-    # maps are unchanged, ssim is exactly 1 - deficit rounded to float32, and its
-    # float64 sum is the score's (the mean free of the map's rounding).
+    # deficit=True adds the comparison step's 1 - ssim as a float64 map: the other
+    # maps are unchanged, ssim is exactly 1 - deficit with the deficit rounded to
+    # float32, and its float64 sum is the score's (the mean free of float32 rounding).
     x, y, data_range = _pair(rng, "uint8" if uint8 else "uint16-far", (300, 260))
     params = kernel_params(window, 7, "sample", data_range)
     del params["window"], params["components"]
@@ -270,8 +270,8 @@ def test_maps_with_the_deficit_plane(rng, window, uint8, components) -> None:
     for name, value in plain.items():
         np.testing.assert_array_equal(maps[name], value)
     deficit = maps["deficit"]
-    assert deficit.dtype == np.float32 and deficit.shape == plain["ssim"].shape
-    np.testing.assert_array_equal(np.float32(1) - deficit, maps["ssim"])
+    assert deficit.dtype == np.float64 and deficit.shape == plain["ssim"].shape
+    np.testing.assert_array_equal(np.float32(1) - deficit.astype(np.float32), maps["ssim"])
     both, score = fused_maps_and_score(x, y, deficit=True, **args)
     np.testing.assert_array_equal(both["deficit"], deficit)
     n = deficit.size
