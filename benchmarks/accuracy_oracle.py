@@ -35,7 +35,7 @@ from kernel_cases import exact_ssim
 BOUND = 1e-8
 DATA_RANGE = 255.0
 C1, C2 = (0.01 * DATA_RANGE) ** 2, (0.03 * DATA_RANGE) ** 2
-WINDOWS = {"wang2004": ("gaussian", (7, 11)), "skimage": ("uniform", (7, 9, 11))}
+WINDOWS = {"wang2004": ("gaussian", (7, 11, 13)), "skimage": ("uniform", (7, 9, 11))}
 
 
 def pairs(shape: tuple[int, int]) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:

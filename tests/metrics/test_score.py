@@ -23,7 +23,7 @@ import pipeline
 import pipeline.metrics.loss
 import pipeline.metrics.multiscale
 import pipeline.metrics.score
-from pipeline import ssim
+from pipeline import evaluate, ssim
 from pipeline.kernels.windows import window_weights
 from pipeline.testing import DEGRADATIONS, degrade, photograph, smooth_volume_pair
 
@@ -318,16 +318,32 @@ def test_full_score_of_a_flat_pair_is_exact():
     assert abs(float(maps["ssim"].mean(dtype=np.float64)) - expected) > 1e-8  # the map's rounding
 
 
-@pytest.mark.parametrize("win_size", [7, 11])
-@pytest.mark.parametrize(("high", "low"), [(255, 0), (200, 10)])
-def test_score_of_flat_pairs_far_apart_is_exact(high, low, win_size):
-    # SSIM near 0: the deficit 1 - SSIM is near 1, where float32 rounds it by up to 3e-8
-    # alike on every pixel of a flat pair. The Gaussian score keeps its deficits in
-    # float64. Reference value: the np.longdouble oracle of tests/kernel_cases.py.
-    x, y = np.full((40, 44), high, np.uint8), np.full((40, 44), low, np.uint8)
-    weights = window_weights("gaussian", win_size, 1.5)
-    expected = float(exact_ssim(x, y, weights=weights, c1=6.5025, c2=58.5225).mean())
-    assert abs(ssim(x, y, win_size=win_size) - expected) <= 1e-12
+@pytest.mark.parametrize("profile", ["wang2004", "skimage"])
+@pytest.mark.parametrize("win_size", [7, 13])
+@pytest.mark.parametrize(("high", "low"), [(255, 0), (200, 10), (None, 0)])
+def test_means_of_pairs_near_ssim_0_are_exact(high, low, win_size, profile):
+    # SSIM near 0 over flat regions: the deficit 1 - SSIM is near 1, where float32
+    # rounds it by up to 3e-8 alike on every pixel (2.7e-8 of the mean before). Every
+    # path keeps it in float64 for its sums: the score, the maps' own mean, evaluate's
+    # packed statistics and, with regions, its stored maps. high None: an edge, 0 | 255.
+    # Reference value: the np.longdouble oracle of tests/kernel_cases.py (eqs. 6-13).
+    if high is None:
+        x = np.zeros((40, 44), np.uint8)
+        x[:, 22:] = 255
+    else:
+        x = np.full((40, 44), high, np.uint8)
+    y = np.full((40, 44), low, np.uint8)
+    window = "gaussian" if profile == "wang2004" else "uniform"
+    norm = win_size**2 / (win_size**2 - 1) if profile == "skimage" else 1.0
+    weights = window_weights(window, win_size, 1.5)
+    expected = float(exact_ssim(x, y, weights=weights, c1=6.5025, c2=58.5225, cov_norm=norm).mean())
+    options = {"data_range": 255, "profile": profile, "win_size": win_size}
+    full, _ = ssim(x, y, full=True, **options)
+    means = [ssim(x, y, **options), full]
+    for regions in ("all", "2x2"):
+        results = evaluate(x[None], y[None], regions=regions, **options)
+        means.append(float(results.ssim.sel(region="all").values[0]))
+    assert max(abs(mean - expected) for mean in means) <= 2e-9, (means, expected)
 
 
 @pytest.mark.parametrize(("high", "low"), [(50, 48), (20, 19)])

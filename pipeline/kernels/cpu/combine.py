@@ -7,8 +7,7 @@ of columns at a time, in the flat buffer layout below; :func:`combine_row`
 turns each tile into the comparison maps (Wang et al. 2004, eqs. 6-13) and the
 deficits ``1 - ssim`` that every mean is summed from (its "Precision");
 :func:`combine_row_m` does so from six moments, ``var(x - y)`` added (the
-Gaussian path's odd windows of up to 11 taps), and :func:`combine_row_v` likewise in
-float32 (the uniform window). The
+Gaussian path's odd windows of up to 11 taps, and the uniform window). The
 score alone under an odd Gaussian window of up to 11 taps takes another basis
 and its own float64 comparison step
 (:func:`pipeline.kernels.cpu.gaussian.gaussian_score_row`).
@@ -32,7 +31,6 @@ __all__ = [
     "combine_row",
     "combine_row_m",
     "combine_row_sd",
-    "combine_row_v",
     "float32_holds",
     "jit",
 ]
@@ -110,7 +108,7 @@ def combine_row(
     """Luminance, contrast, structure, cs and SSIM (eqs. 6-13) from local moments.
 
     ``mo[q * ACC + j]`` for ``j < n_out`` holds float32 ``mu_x, mu_y,
-    sigma_x^2, sigma_y^2, sigma_xy`` (q = 0..4). ``deficit[o0:o0 + n_out]``
+    sigma_x^2, sigma_y^2, sigma_xy`` (q = 0..4; row 5 is written here). ``deficit[o0:o0 + n_out]``
     receives ``d = 1 - ssim`` (below), always; the first ``planes`` rows of
     ``out[:, o0:o0 + n_out]`` receive ssim, cs, luminance, contrast, structure:
     ``planes`` is 5, 2 (ssim and cs) or 0 (a score needs only ``d``). ``out`` is
@@ -127,13 +125,14 @@ def combine_row(
     with ``v = sigma_x^2 + sigma_y^2`` (the numerators are eqs. 6 and 13's
     denominators less their numerators; as many divisions as ``l * cs``). For
     non-negative data ``dl`` is in [0, 1] and ``dcs`` in [0, 2], so ``d = dl + dcs
-    (1 - dl)`` has no cancellation and carries a few float32 roundings relative to
-    ``d`` itself, not to 1. The map ``1 - d`` in float32 still rounds to a multiple
-    of 2^-24 (up to 3e-8 near 1, the same way on every pixel of a flat pair): means
-    are summed from the float32 ``d`` in float64 instead
-    (:mod:`pipeline.kernels.cpu.chunk`, :mod:`pipeline.kernels.cpu.partials`).
-    Where SSIM is far from 1, ``d``'s own rounding remains (a flat pair at SSIM 0.8:
-    ~9e-9 on every pixel). Identical inputs give ``dl = dcs = d = 0``
+    (1 - dl)`` has no cancellation. ``dl``, ``dcs`` and ``d`` are made in float64
+    from the float32 moments (:func:`combine_row_m`): the map ``1 - d`` in float32
+    rounds to a multiple of 2^-24 (up to 3e-8 near 1, the same way on every pixel of
+    a flat pair), and so would a float32 ``d`` near 1 (SSIM near 0): means are
+    summed from the float64 ``d`` instead (:mod:`pipeline.kernels.cpu.chunk`,
+    :mod:`pipeline.kernels.cpu.partials`). Here ``v - 2 sigma_xy`` is formed in
+    float32 from the five moments into ``mo``'s sixth row, which
+    :func:`combine_row_m` reads. Identical inputs give ``dl = dcs = d = 0``
     exactly (``v - 2 sigma_xy`` of equal moments is 0), so ssim, cs and luminance
     are exactly 1; ``(a - b)^2 == (b - a)^2`` and commutative sums keep the maps
     exactly symmetric in x and y. Contrast and structure (eqs. 9-10) are formed
@@ -144,139 +143,10 @@ def combine_row(
     # is not vectorised.
     if o0 < 0 or n_out < 0:
         return
-    c1_32 = np.float32(c1)
-    c2_32 = np.float32(c2)
-    c3_32 = np.float32(c2 / 2)
-    one = np.float32(1.0)
     two = np.float32(2.0)
-    zero = np.float32(0.0)
-    # One loop per number of planes rather than a branch inside one, so that each
-    # vectorises.
-    if planes == 0:
-        for j in range(n_out):
-            mu_x = mo[j]
-            mu_y = mo[ACC + j]
-            diff = mu_x - mu_y
-            dl = (diff * diff) / (mu_x * mu_x + mu_y * mu_y + c1_32)
-            v = mo[2 * ACC + j] + mo[3 * ACC + j]
-            dcs = (v - two * mo[4 * ACC + j]) / (v + c2_32)
-            deficit[o0 + j] = dl + dcs - dl * dcs
-        return
-    if planes < 5:
-        for j in range(n_out):
-            mu_x = mo[j]
-            mu_y = mo[ACC + j]
-            diff = mu_x - mu_y
-            dl = (diff * diff) / (mu_x * mu_x + mu_y * mu_y + c1_32)
-            v = mo[2 * ACC + j] + mo[3 * ACC + j]
-            dcs = (v - two * mo[4 * ACC + j]) / (v + c2_32)
-            d = dl + dcs - dl * dcs
-            out[0, o0 + j] = one - d
-            out[1, o0 + j] = one - dcs
-            deficit[o0 + j] = d
-        return
     for j in range(n_out):
-        mu_x = mo[j]
-        mu_y = mo[ACC + j]
-        sigma_x_sq = mo[2 * ACC + j]
-        sigma_y_sq = mo[3 * ACC + j]
-        sigma_xy = mo[4 * ACC + j]
-        diff = mu_x - mu_y
-        dl = (diff * diff) / (mu_x * mu_x + mu_y * mu_y + c1_32)
-        v = sigma_x_sq + sigma_y_sq
-        denominator = v + c2_32
-        dcs = (v - two * sigma_xy) / denominator
-        d = dl + dcs - dl * dcs
-        # Rounding can leave a variance a hair below zero; the square root needs >= 0.
-        sigma_x = np.sqrt(max(sigma_x_sq, zero))
-        sigma_y = np.sqrt(max(sigma_y_sq, zero))
-        out[0, o0 + j] = one - d
-        out[1, o0 + j] = one - dcs
-        out[2, o0 + j] = one - dl
-        out[3, o0 + j] = (two * sigma_x * sigma_y + c2_32) / denominator
-        out[4, o0 + j] = (sigma_xy + c3_32) / (sigma_x * sigma_y + c3_32)
-        deficit[o0 + j] = d
-
-
-@jit()
-def combine_row_v(
-    mo: np.ndarray,
-    n_out: int,
-    c1: float,
-    c2: float,
-    planes: int,
-    out: np.ndarray,
-    deficit: np.ndarray,
-    o0: int,
-) -> None:
-    """:func:`combine_row` from six moments, in float32: the uniform window's comparison step.
-
-    ``mo`` rows q = 0..5 as :func:`combine_row_m` (``var(x - y)`` last), formed by
-    :mod:`pipeline.kernels.cpu.uniform` from its float64 or exact integer window sums
-    as ``sigma_x^2 + sigma_y^2 - 2 sigma_xy`` before rounding to float32, so that
-    ``dcs = var(x - y) / (v + C2)`` does not cancel on near-identical high-contrast
-    textures (8e-8 of the mean from the rounded moments on a uint8 checkerboard
-    128+-50 against 128+-48 under a 7x7 window; ~1e-10 now). Otherwise the float32
-    deficit form of :func:`combine_row`, operation for operation: the float64 chain of
-    :func:`combine_row_m` cost the uniform 7x7 score 15-22 % (two 4-wide float64
-    divisions per pixel against two 8-wide float32 ones), the six moments with this
-    step ~5 %. It would also take the float32 rounding of ``d`` where SSIM is far from
-    1 (1.1e-8 and 3.0e-8 of the mean on 0|255 halves with 254 dots under 9 and 11
-    taps; 2e-9 under 7).
-    ``var(x - y)`` is exactly 0 for equal images and the same for swapped ones, so
-    identity and symmetry stay exact.
-    """
-    if o0 < 0 or n_out < 0:
-        return
-    c1_32 = np.float32(c1)
-    c2_32 = np.float32(c2)
-    c3_32 = np.float32(c2 / 2)
-    one = np.float32(1.0)
-    two = np.float32(2.0)
-    zero = np.float32(0.0)
-    if planes == 0:
-        for j in range(n_out):
-            mu_x = mo[j]
-            mu_y = mo[ACC + j]
-            diff = mu_x - mu_y
-            dl = (diff * diff) / (mu_x * mu_x + mu_y * mu_y + c1_32)
-            v = mo[2 * ACC + j] + mo[3 * ACC + j]
-            dcs = mo[5 * ACC + j] / (v + c2_32)
-            deficit[o0 + j] = dl + dcs - dl * dcs
-        return
-    if planes < 5:
-        for j in range(n_out):
-            mu_x = mo[j]
-            mu_y = mo[ACC + j]
-            diff = mu_x - mu_y
-            dl = (diff * diff) / (mu_x * mu_x + mu_y * mu_y + c1_32)
-            v = mo[2 * ACC + j] + mo[3 * ACC + j]
-            dcs = mo[5 * ACC + j] / (v + c2_32)
-            d = dl + dcs - dl * dcs
-            out[0, o0 + j] = one - d
-            out[1, o0 + j] = one - dcs
-            deficit[o0 + j] = d
-        return
-    for j in range(n_out):
-        mu_x = mo[j]
-        mu_y = mo[ACC + j]
-        sigma_x_sq = mo[2 * ACC + j]
-        sigma_y_sq = mo[3 * ACC + j]
-        sigma_xy = mo[4 * ACC + j]
-        diff = mu_x - mu_y
-        dl = (diff * diff) / (mu_x * mu_x + mu_y * mu_y + c1_32)
-        v = sigma_x_sq + sigma_y_sq
-        denominator = v + c2_32
-        dcs = mo[5 * ACC + j] / denominator
-        d = dl + dcs - dl * dcs
-        sigma_x = np.sqrt(max(sigma_x_sq, zero))
-        sigma_y = np.sqrt(max(sigma_y_sq, zero))
-        out[0, o0 + j] = one - d
-        out[1, o0 + j] = one - dcs
-        out[2, o0 + j] = one - dl
-        out[3, o0 + j] = (two * sigma_x * sigma_y + c2_32) / denominator
-        out[4, o0 + j] = (sigma_xy + c3_32) / (sigma_x * sigma_y + c3_32)
-        deficit[o0 + j] = d
+        mo[5 * ACC + j] = (mo[2 * ACC + j] + mo[3 * ACC + j]) - two * mo[4 * ACC + j]
+    combine_row_m(mo, n_out, c1, c2, planes, out, deficit, o0)
 
 
 @jit()
@@ -294,7 +164,9 @@ def combine_row_m(
 
     ``mo[q * ACC + j]`` rows q = 0..5: float32 ``mu_x, mu_y, sigma_x^2, sigma_y^2,
     sigma_xy, var(m)`` with ``m = x - y``
-    (:func:`pipeline.kernels.cpu.gaussian.gaussian_row_m`); ``planes``, ``out``,
+    (:func:`pipeline.kernels.cpu.gaussian.gaussian_row_m`, the uniform window's
+    :func:`pipeline.kernels.cpu.uniform.uniform_row`, or :func:`combine_row` from
+    five); ``planes``, ``out``,
     ``deficit`` and ``o0`` as :func:`combine_row`, and the same deficit form, but
     ``dcs = var(m) / (v + C2)``: the numerator ``sigma_x^2 + sigma_y^2 - 2 sigma_xy``
     formed directly, not from the rounded moments, where it cancels for

@@ -57,14 +57,13 @@ sum/difference passes instead (below). Measured against an extended-precision or
 means stay within 1e-8 on the adversarial pairs (flat regions beside edges, flat
 255 vs 254, uint16 near 65535, float data offset by 1e4, salt and pepper,
 near-identical checkerboards; <= 7e-9 observed, benchmarks/README-kernels.md);
-what remains is float32 rounding of the moments and of ``d`` where SSIM is far
-from 1 (a flat pair at SSIM 0.8 keeps ~9e-9). The uniform window forms ``var(x - y)`` too,
+what remains is float32 rounding of the moments. ``d`` is kept in float64 for the
+sums: where SSIM is near 0 (flat pairs far apart) it is near 1, and float32 would
+round it by up to 3e-8 alike on every pixel of a flat region
+(``benchmarks/accuracy_oracle.py``). The uniform window forms ``var(x - y)`` too,
 from its float64 or exact integer moments before they are rounded (``sigma_x^2 +
-sigma_y^2 - 2 sigma_xy`` there; :mod:`pipeline.kernels.cpu.uniform`), and keeps a
-float32 comparison step (:func:`~pipeline.kernels.cpu.combine.combine_row_v`): the
-checkerboards within 1.2e-10 (8e-8 before) at ~5 % of its score's time; its
-float32 ``d`` keeps 1.1e-8 and 3.0e-8 on 0|255 halves with 1 % of pixels at 254
-under 9 and 11 taps (as before; the 7x7 window 2e-9). Even or wider Gaussian
+sigma_y^2 - 2 sigma_xy`` there; :mod:`pipeline.kernels.cpu.uniform`), and takes the
+same float64 comparison step (the checkerboards within 1.2e-10, 8e-8 before). Even or wider Gaussian
 windows keep the five moments. ``ssim(x, x) == 1`` and ``ssim(x, y) == ssim(y,
 x)`` hold exactly (x and y go through the same instructions, ``x - y`` is
 negated exactly). Maps are returned as float32; a mean of a stored map (NumPy's)

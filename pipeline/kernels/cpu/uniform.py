@@ -8,7 +8,7 @@ window, remove the row leaving it) and its horizontal sums slide along the row
 output pixel, tile by tile in registers (:func:`_tile_moments7`: one vectorised
 pass, no serial chain, no drift along the row).
 :func:`_uniform_moments` turns the window sums into float32 moments and
-:func:`~pipeline.kernels.cpu.combine.combine_row_v` those into maps, tile by
+:func:`~pipeline.kernels.cpu.combine.combine_row_m` those into maps, tile by
 tile (:func:`uniform_row`). The moments are six: the five and ``var(x - y) =
 sigma_x^2 + sigma_y^2 - 2 sigma_xy``, formed from the unrounded float64 (or exact
 integer) moments before they are rounded to float32, so that ``1 - cs`` does not
@@ -37,7 +37,7 @@ import numpy as np
 from numba import types
 from numba.extending import intrinsic
 
-from pipeline.kernels.cpu.combine import ACC, TILE, combine_row_v, jit
+from pipeline.kernels.cpu.combine import ACC, TILE, combine_row_m, jit
 
 __all__ = [
     "INT_TAPS",
@@ -239,7 +239,7 @@ def uniform_row(
 
     ``v`` holds the sums of the data less ``shift`` (:func:`add_row`); ``mo`` receives
     six moments per tile (:func:`_uniform_moments`), combined by
-    :func:`~pipeline.kernels.cpu.combine.combine_row_v`.
+    :func:`~pipeline.kernels.cpu.combine.combine_row_m`.
     """
     if win_size != 7:
         _slide_row(win_size, v, m)
@@ -249,8 +249,8 @@ def uniform_row(
             _tile_moments7(v, j0, n_tile, scale, cov_norm, shift, mo)
         else:
             _uniform_moments(m, j0, n_tile, scale, cov_norm, shift, mo)
-        # One call site: every inlined copy of combine_row_v adds compilation time.
-        combine_row_v(mo, n_tile, c1, c2, planes, out, deficit, j0)
+        # One call site: every inlined copy of combine_row_m adds compilation time.
+        combine_row_m(mo, n_tile, c1, c2, planes, out, deficit, j0)
 
 
 @jit()
@@ -603,5 +603,5 @@ def uniform_row_int(
         else:
             _tile_box_sums_int(v, j0, n_tile, win_size, m)
             _int_moments(m, j0, n_tile, n, cov_norm, mo)
-        # One call site: every inlined copy of combine_row_v adds compilation time.
-        combine_row_v(mo, n_tile, c1, c2, planes, out, deficit, j0)
+        # One call site: every inlined copy of combine_row_m adds compilation time.
+        combine_row_m(mo, n_tile, c1, c2, planes, out, deficit, j0)
