@@ -47,8 +47,8 @@ def pairs(shape: tuple[int, int]) -> Iterator[tuple[str, np.ndarray, np.ndarray]
     yield "flat 255 vs flat 0", flat[255], flat[0]
     yield "flat 200 vs flat 10", flat[200], flat[10]
     yield "flat 255 vs flat 128", flat[255], flat[128]
-    yield "edge 0|255 vs flat 0", edge, flat[0]
-    yield "edge 0|255 vs flat 255", edge, flat[255]
+    yield "edge 0/255 vs flat 0", edge, flat[0]
+    yield "edge 0/255 vs flat 255", edge, flat[255]
     yield "noise vs noise", noise, rng.integers(0, 256, shape).astype(np.uint8)
     yield "noise vs flat 0", noise, flat[0]
 
