@@ -72,7 +72,7 @@ def ssim(
         checkerboards 128+-50 against 128+-48; the maps path there carries
         ``var(x - y)`` as a sixth moment). The two scores are therefore not the
         same bits: they agree within 1e-8 (3e-9 the largest difference measured,
-        from the maps path's float32 deficits) and each is within that of the
+        from the maps path's float32 moments) and each is within that of the
         float64 reference engine. With the reference or GPU
         engine, or a uniform window (``skimage``), they are the same number.
     engine : str

@@ -101,7 +101,7 @@ MS-SSIM's scales) take the same passes
 (:func:`~pipeline.kernels.cpu.gaussian.gaussian_sd_row`). The maps with components
 need the variances and the covariance apart (contrast, structure) and carry
 ``var(x - y)`` as a sixth moment, so
-:func:`fused_maps_and_score`'s mean (of the maps path's float32 deficits) and
+:func:`fused_maps_and_score`'s mean (of the maps path's deficits) and
 :func:`fused_score`'s are two computations of one number, within 5e-9 of each
 other on the tested pairs (3e-10 on the checkerboards), not the same bits. The
 uniform window's score takes its maps' path (six moments; the same number as with

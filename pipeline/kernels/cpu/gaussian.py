@@ -732,7 +732,7 @@ def gaussian_row_m(
 # which leaves d only the float32 rounding of the moments. The maps need
 # sigma_x^2, sigma_y^2 and sigma_xy apart (contrast, structure) and carry var(m)
 # as a sixth moment (above), so ssim(full=True)'s mean (of the maps path's
-# float32 deficits) and this score are two computations of one number, within
+# deficits, from float32 moments) and this score are two computations of one number, within
 # float32 rounding of each other (<= 5e-9 on the tested pairs), not the same bits.
 
 
