@@ -47,8 +47,10 @@ print("pipeline from", pipeline.__file__, "gpu_available", gpu_available())
 '
 
 # Every gpu-marked test. Warnings are reported, not raised: the machine's library
-# versions differ from CI's.
-step pytest 300 $PY -m pytest -m gpu -q -p no:cacheprovider -W default -rs
+# versions differ from CI's. In this one process: pyproject's addopts ask for two
+# pytest-xdist workers, and the GPU machine's Python may have no pytest-xdist.
+step pytest 300 $PY -m pytest -o "addopts=--strict-markers --import-mode=importlib" \
+    -m gpu -q -p no:cacheprovider -W default -rs
 status=$?
 step bench_gpu 150 $PY benchmarks/bench_gpu.py --sizes 2048,4096,8192 --repeat 10 --evaluate 16
 if [ -f benchmarks/bench_loss.py ]; then
