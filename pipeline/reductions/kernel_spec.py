@@ -208,8 +208,9 @@ class KernelSpec:
             )
             if "deficit" in maps:
                 if deficits is None:
-                    # Several channels: summed in place, in a fresh copy.
-                    deficits = maps["deficit"] if channels == 1 else maps["deficit"].copy()
+                    # Each call's deficit map is a fresh float64 array: the channels are
+                    # summed into the first one's, in place.
+                    deficits = maps["deficit"]
                 else:
                     deficits += maps["deficit"]
             for name in _MAP_NAMES:

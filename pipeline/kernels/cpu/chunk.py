@@ -202,9 +202,9 @@ def maps_chunks(
         count = 0.0
         ssim_sum = 0.0
         for i in range(row_start, row_stop):
-            # The deficits go to the row buffer, and are copied to ``deficit_map`` when
-            # it is given (stored with the maps, for statistics reduced later).
-            row_deficit = deficit
+            # The deficits go to the row buffer, or straight to ``deficit_map`` when it
+            # is given (stored with the maps, for statistics reduced later).
+            row_deficit = deficit if deficit_map is None else deficit_map[i]
             out = scratch if maps is None else maps[i]
             if rings is not None:
                 last = i + win_size - 1
@@ -246,10 +246,6 @@ def maps_chunks(
                 uniform_row_int(
                     iv, im, itmp, win_size, n_out, c1, c2, cov_norm, planes, mo, out, row_deficit
                 )
-            if deficit_map is not None:
-                stored = deficit_map[i]
-                for j in range(n_out):
-                    stored[j] = row_deficit[j]
             if scores is not None:
                 # The score: the mean needs one sum, which vectorises.
                 if score_rows is not None:

@@ -44,7 +44,7 @@ import numpy as np
 
 from pipeline.kernels.cpu.chunk import add_map_row
 from pipeline.kernels.cpu.combine import ACC, COL, jit
-from pipeline.kernels.cpu.gaussian import SCORE_TAPS, gaussian_row, gaussian_row_m
+from pipeline.kernels.cpu.gaussian import five_moment_marker, gaussian_row, gaussian_row_m
 from pipeline.kernels.cpu.launch import (
     check_map_sums,
     check_weights,
@@ -393,9 +393,7 @@ def fused_colour_packed_stats(
     stride = ring_width(width, np.dtype(ring_dtype).itemsize)
     ring_shape = (n_chunks, 2, channels, win_size, stride)
     rings = None if uniform else np.empty(ring_shape, dtype=ring_dtype)
-    # The five-moment Gaussian path (even windows, more than SCORE_TAPS taps): a marker.
-    odd_small = win_size % 2 == 1 and win_size <= SCORE_TAPS
-    five = None if uniform or odd_small else np.empty(0)
+    five = five_moment_marker(uniform, win_size)  # as fused._launch
     # uint8 under a uniform window of at most INT_TAPS taps: exact int32 sums (as fused._launch).
     exact = uniform and dtype == np.uint8 and win_size <= INT_TAPS
     sums = np.empty((n_chunks, channels, 5, width)) if uniform and not exact else None

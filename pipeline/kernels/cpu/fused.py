@@ -115,7 +115,7 @@ from typing import Any
 import numpy as np
 
 from pipeline.kernels.cpu.chunk import maps_chunks
-from pipeline.kernels.cpu.gaussian import SCORE_TAPS
+from pipeline.kernels.cpu.gaussian import five_moment_marker
 from pipeline.kernels.cpu.launch import (
     FUSED_DTYPES,
     check_map_sums,
@@ -184,17 +184,17 @@ def _launch(
         result = empty_statistics(n_chunks, 1, bins)[:, 0]
     else:
         result = np.zeros((n_chunks, 2))
-    # The score alone under an odd Gaussian window of <= SCORE_TAPS taps takes the
-    # sum/difference path: its ring holds x + y and x - y rows, and each chunk one
-    # float64 row of deficits.
-    odd_small = not uniform and win_size % 2 == 1 and win_size <= SCORE_TAPS
+    # Even Gaussian windows and those wider than SCORE_TAPS keep the five moments: a
+    # marker, so that a kernel compiles the one of the two paths it runs. The score
+    # alone under the other (odd, small) Gaussian windows takes the sum/difference
+    # path: its ring holds x + y and x - y rows, and each chunk one float64 row of
+    # deficits.
+    five = five_moment_marker(uniform, win_size)
+    odd_small = not uniform and five is None
     # Maps without components (ssim and cs, MS-SSIM's scales) need no more than the
     # score: the same ring and passes (a marker array selects them, so that other
     # runs do not compile them); with components, the maps carry six moments.
     sd_maps = np.empty(0) if odd_small and output == "maps" and not components else None
-    # Other Gaussian windows (even, or wider than SCORE_TAPS) keep the five moments:
-    # another marker, so that a kernel compiles the one of the two paths it runs.
-    five = None if uniform or odd_small else np.empty(0)
     sum_difference = odd_small and (output == "score" or sd_maps is not None)
     # Each chunk's state of its window's path. Gaussian: a ring of win_size
     # (x, y) input rows, float32 (which holds uint8, uint16 and float32 pixels
@@ -234,7 +234,7 @@ def _launch(
 
 
 def _named_maps(
-    maps: np.ndarray, components: bool, deficits: list[np.ndarray]
+    maps: np.ndarray, components: bool, deficits: list[np.ndarray] | None
 ) -> dict[str, np.ndarray]:
     """The ``(row, plane, column)`` output of ``"maps"`` as named views, and the deficits."""
     names = ("ssim", "cs", "luminance", "contrast", "structure")[: 5 if components else 2]
@@ -305,7 +305,7 @@ def fused_maps(
     maps = _launch(
         x, y, g, uniform, c1, c2, cov_norm, components, threads, "maps", deficits=deficits
     )
-    return _named_maps(maps, components, deficits or [])
+    return _named_maps(maps, components, deficits)
 
 
 def fused_score(
@@ -375,7 +375,7 @@ def fused_maps_and_score(
         x, y, g, uniform, c1, c2, cov_norm, components, threads, "maps", scores=found,
         deficits=deficits,
     )  # fmt: skip
-    return _named_maps(maps, components, deficits or []), _score_of(found[0])
+    return _named_maps(maps, components, deficits), _score_of(found[0])
 
 
 def fused_packed_stats(

@@ -36,6 +36,7 @@ from pipeline.kernels.cpu.combine import (
 
 __all__ = [
     "SCORE_TAPS",
+    "five_moment_marker",
     "gaussian_row",
     "gaussian_score_row",
     "gaussian_sd_row",
@@ -86,6 +87,19 @@ def load_row(x: np.ndarray, row: int, ring: np.ndarray, slot: int) -> None:
 _PAIRS = 5
 #: The widest (odd) window of the score's sum/difference path (:func:`gaussian_score_row`).
 SCORE_TAPS = 2 * _PAIRS + 1
+
+
+def five_moment_marker(uniform: bool, win_size: int) -> np.ndarray | None:
+    """The marker argument of the five-moment Gaussian path, or None for the other paths.
+
+    Even windows and windows of more than ``SCORE_TAPS`` taps take the five moments
+    (:func:`gaussian_row`), odd windows up to that size the six
+    (:func:`gaussian_row_m`). The kernels take the marker (an empty array) or None;
+    which it is is known at compile time, so each compiles the one path it runs.
+    """
+    if uniform or (win_size % 2 == 1 and win_size <= SCORE_TAPS):
+        return None
+    return np.empty(0)
 
 
 @jit()
