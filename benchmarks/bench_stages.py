@@ -210,7 +210,7 @@ def time_stages(side: int, repeat: int) -> tuple[list[float], float, float, int]
     col = np.zeros(8 * COL, np.float32)
     mo = np.empty(6 * ACC, np.float32)
     out = np.empty((5, n_out), np.float32)
-    deficit = np.empty(n_out, np.float32)
+    deficit = np.empty(n_out, np.float64)
     packed = np.zeros((1, HIST + BINS))
     bounds = np.array([0, n_out], np.int64)
 
@@ -223,7 +223,7 @@ def time_stages(side: int, repeat: int) -> tuple[list[float], float, float, int]
         packed[:] = 0.0
         # score_rows, sd_maps and five None: the six-moment maps path; packed statistics.
         maps_chunks(x, y, g.astype(np.float64), bounds, c1, c2, cov_norm, True, 0.0, rings,
-                    None, None, None, False, None, None, None, None, packed, None,
+                    None, None, None, False, None, None, None, None, None, packed, None,
                     0, 1)  # fmt: skip
 
     calls = [lambda k=k: variant(k) for k in range(len(STAGES))] + [lambda: variant(9), entry]
@@ -354,17 +354,18 @@ def asm_report() -> None:
     im = np.zeros((5, n_out + 4), np.int32)
     itmp = np.zeros((2, x.shape[1]), np.int32)
     out[:] = np.linspace(-1, 1, n_out, dtype=np.float32)
+    d64 = np.zeros(n_out)
     index = np.empty(n_out, np.int32)
     c1, c2 = (K1 * DATA_RANGE) ** 2, (K2 * DATA_RANGE) ** 2
     cases: list[tuple[str, Any, tuple[Any, ...]]] = [
         ("gaussian.load_row", gaussian.load_row, (x, 0, rx, 0)),
         ("gaussian._vertical_pass", gaussian._vertical_pass, (rx, ry, g, 0, 0, 100, col)),
         ("gaussian._horizontal_pass", gaussian._horizontal_pass, (col, g, 90, 1.0, acc, mo)),
-        ("combine.combine_row", combine.combine_row, (mo, 90, c1, c2, 5, out, out[1], 0)),
+        ("combine.combine_row", combine.combine_row, (mo, 90, c1, c2, 5, out, d64, 0)),
         ("histogram._indices", histogram._indices, (out[0], BINS, index)),
         ("gaussian._vertical_sweep_m", gaussian._vertical_sweep_m, (rx, ry, g, 0, 0, 100, col)),
         ("gaussian._horizontal_sweep_m", gaussian._horizontal_sweep_m, (col, g, 90, 1.0, mo)),
-        ("combine.combine_row_m", combine.combine_row_m, (mo, 90, c1, c2, 5, out, out[1], 0)),
+        ("combine.combine_row_m", combine.combine_row_m, (mo, 90, c1, c2, 5, out, d64, 0)),
         ("uniform.swap_row", uniform.swap_row, (x, y, 20, 5, 0.0, v)),
         ("uniform._slide_row", uniform._slide_row, (7, v, m)),
         ("uniform._uniform_moments", uniform._uniform_moments, (m, 0, 90, 1 / 49, 1.0, 0.0, mo)),

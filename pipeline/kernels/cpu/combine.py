@@ -123,7 +123,7 @@ def combine_row(
         d   = dl + dcs - dl dcs                             ssim = (1 - dl)(1 - dcs) = 1 - d
 
     with ``v = sigma_x^2 + sigma_y^2`` (the numerators are eqs. 6 and 13's
-    denominators less their numerators; as many divisions as ``l * cs``). For
+    denominators less their numerators). For
     non-negative data ``dl`` is in [0, 1] and ``dcs`` in [0, 2], so ``d = dl + dcs
     (1 - dl)`` has no cancellation. ``dl``, ``dcs`` and ``d`` are made in float64
     from the float32 moments (:func:`combine_row_m`): the map ``1 - d`` in float32
@@ -176,23 +176,32 @@ def combine_row_m(
     ~5e-8 of ``d`` on salt and pepper under a 7-tap window (1.3e-8 of the mean),
     half of which is gone. ``var(m)`` is exactly 0 for equal images (``m = 0``)
     and the same for swapped ones (``m -> -m`` exactly), so identity and symmetry
-    stay exact. Contrast and structure as :func:`combine_row` (float32).
+    stay exact.
+
+    One float64 division per pixel: ``r = 1 / (D_l D_c)`` with ``D_l = mu_x^2 +
+    mu_y^2 + C1`` and ``D_c = v + C2``, then ``dl = (mu_x - mu_y)^2 D_c r`` and
+    ``dcs = var(m) D_l r`` (a few float64 roundings, ~1e-16 relative, against one;
+    both products stay within float64's range for every pair that
+    :func:`float32_holds` admits). Contrast ``(2 sigma_x sigma_y + C2) / D_c``
+    shares ``D_l r``; structure ``(sigma_xy + C3) / (sigma_x sigma_y + C3)`` is one
+    float32 division. The divider bounds this step: two float64 and two float32
+    divisions per pixel took 1.94 ns against 1.50 ns for these (one thread, zmm).
     """
     if o0 < 0 or n_out < 0:
         return
-    c2_32 = np.float32(c2)
     c3_32 = np.float32(c2 / 2)
     one = np.float32(1.0)
-    two = np.float32(2.0)
     zero = np.float32(0.0)
     if planes == 0:
         for j in range(n_out):
             mu_x = np.float64(mo[j])
             mu_y = np.float64(mo[ACC + j])
             diff = mu_x - mu_y
-            dl = (diff * diff) / (mu_x * mu_x + mu_y * mu_y + c1)
-            v = np.float64(mo[2 * ACC + j]) + np.float64(mo[3 * ACC + j])
-            dcs = np.float64(mo[5 * ACC + j]) / (v + c2)
+            den_l = mu_x * mu_x + mu_y * mu_y + c1
+            den_c = (np.float64(mo[2 * ACC + j]) + np.float64(mo[3 * ACC + j])) + c2
+            r = 1.0 / (den_l * den_c)
+            dl = (diff * diff) * (den_c * r)
+            dcs = np.float64(mo[5 * ACC + j]) * (den_l * r)
             deficit[o0 + j] = dl + dcs - dl * dcs
         return
     if planes < 5:
@@ -200,12 +209,13 @@ def combine_row_m(
             mu_x = np.float64(mo[j])
             mu_y = np.float64(mo[ACC + j])
             diff = mu_x - mu_y
-            dl = (diff * diff) / (mu_x * mu_x + mu_y * mu_y + c1)
-            v = np.float64(mo[2 * ACC + j]) + np.float64(mo[3 * ACC + j])
-            dcs = np.float64(mo[5 * ACC + j]) / (v + c2)
+            den_l = mu_x * mu_x + mu_y * mu_y + c1
+            den_c = (np.float64(mo[2 * ACC + j]) + np.float64(mo[3 * ACC + j])) + c2
+            r = 1.0 / (den_l * den_c)
+            dl = (diff * diff) * (den_c * r)
+            dcs = np.float64(mo[5 * ACC + j]) * (den_l * r)
             d64 = dl + dcs - dl * dcs
-            d = np.float32(d64)
-            out[0, o0 + j] = one - d
+            out[0, o0 + j] = one - np.float32(d64)
             out[1, o0 + j] = one - np.float32(dcs)
             deficit[o0 + j] = d64
         return
@@ -214,21 +224,21 @@ def combine_row_m(
         mu_y = np.float64(mo[ACC + j])
         sigma_x_sq = mo[2 * ACC + j]
         sigma_y_sq = mo[3 * ACC + j]
-        sigma_xy = mo[4 * ACC + j]
         diff = mu_x - mu_y
-        dl = (diff * diff) / (mu_x * mu_x + mu_y * mu_y + c1)
-        dcs = np.float64(mo[5 * ACC + j]) / ((np.float64(sigma_x_sq) + np.float64(sigma_y_sq)) + c2)
+        den_l = mu_x * mu_x + mu_y * mu_y + c1
+        den_c = (np.float64(sigma_x_sq) + np.float64(sigma_y_sq)) + c2
+        r = 1.0 / (den_l * den_c)
+        r_c = den_l * r
+        dl = (diff * diff) * (den_c * r)
+        dcs = np.float64(mo[5 * ACC + j]) * r_c
         d64 = dl + dcs - dl * dcs
-        d = np.float32(d64)
-        denominator = (sigma_x_sq + sigma_y_sq) + c2_32
         # Rounding can leave a variance a hair below zero; the square root needs >= 0.
-        sigma_x = np.sqrt(max(sigma_x_sq, zero))
-        sigma_y = np.sqrt(max(sigma_y_sq, zero))
-        out[0, o0 + j] = one - d
+        sigma_x_sigma_y = np.sqrt(max(sigma_x_sq, zero)) * np.sqrt(max(sigma_y_sq, zero))
+        out[0, o0 + j] = one - np.float32(d64)
         out[1, o0 + j] = one - np.float32(dcs)
         out[2, o0 + j] = one - np.float32(dl)
-        out[3, o0 + j] = (two * sigma_x * sigma_y + c2_32) / denominator
-        out[4, o0 + j] = (sigma_xy + c3_32) / (sigma_x * sigma_y + c3_32)
+        out[3, o0 + j] = np.float32((2.0 * np.float64(sigma_x_sigma_y) + c2) * r_c)
+        out[4, o0 + j] = (mo[4 * ACC + j] + c3_32) / (sigma_x_sigma_y + c3_32)
         deficit[o0 + j] = d64
 
 
@@ -251,8 +261,9 @@ def combine_row_sd(
     :func:`combine_row_m`, in float64, with ``mu_x - mu_y = mu_m``,
     ``mu_x^2 + mu_y^2 = (mu_p^2 + mu_m^2) / 2``, ``v = (var(p) + var(m)) / 2`` and
     ``v - 2 sigma_xy = var(m)``; only squares of ``mu_m`` and ``var(m)`` enter, so
-    swapping x and y changes nothing and ``m = 0`` gives ``d = 0``. Contrast and
-    structure need the moments apart: no ``planes`` 5 here.
+    swapping x and y changes nothing and ``m = 0`` gives ``d = 0``; one float64
+    division, as there. Contrast and structure need the moments apart: no
+    ``planes`` 5 here.
     """
     if o0 < 0 or n_out < 0:
         return
@@ -262,18 +273,24 @@ def combine_row_sd(
             mu_p = np.float64(mo[j])
             mu_m = np.float64(mo[ACC + j])
             sq_m = mu_m * mu_m
-            dl = sq_m / (0.5 * (mu_p * mu_p + sq_m) + c1)
+            den_l = 0.5 * (mu_p * mu_p + sq_m) + c1
             var_m = np.float64(mo[3 * ACC + j])
-            dcs = var_m / (0.5 * (np.float64(mo[2 * ACC + j]) + var_m) + c2)
+            den_c = 0.5 * (np.float64(mo[2 * ACC + j]) + var_m) + c2
+            r = 1.0 / (den_l * den_c)
+            dl = sq_m * (den_c * r)
+            dcs = var_m * (den_l * r)
             deficit[o0 + j] = dl + dcs - dl * dcs
         return
     for j in range(n_out):
         mu_p = np.float64(mo[j])
         mu_m = np.float64(mo[ACC + j])
         sq_m = mu_m * mu_m
-        dl = sq_m / (0.5 * (mu_p * mu_p + sq_m) + c1)
+        den_l = 0.5 * (mu_p * mu_p + sq_m) + c1
         var_m = np.float64(mo[3 * ACC + j])
-        dcs = var_m / (0.5 * (np.float64(mo[2 * ACC + j]) + var_m) + c2)
+        den_c = 0.5 * (np.float64(mo[2 * ACC + j]) + var_m) + c2
+        r = 1.0 / (den_l * den_c)
+        dl = sq_m * (den_c * r)
+        dcs = var_m * (den_l * r)
         d64 = dl + dcs - dl * dcs
         d = np.float32(d64)
         out[0, o0 + j] = one - d
