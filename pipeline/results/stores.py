@@ -453,9 +453,6 @@ class ZarrSink:
         (every model's rows of the batch, committed together).
         """
         lead: tuple[str, ...] = (MODEL,) if np.asarray(status).ndim == 2 else ()
-        region = {IMAGE: slice(start, stop)}
-        if lead:
-            region[MODEL] = slice(None)
         values = xr.Dataset(
             {
                 name: (
@@ -481,20 +478,17 @@ class ZarrSink:
             self._out_of_space(f"pairs {start}..{stop - 1}"),
             self._remote_errors(f"committing pairs {start}..{stop - 1} to output", advice),
         ):
-            if self._objects is not None:
-                self._write_arrays(start, stop, values, marks)
-            else:
-                values.to_zarr(self.store, region=region, consolidated=False)
-                marks.to_zarr(self.store, region=region, consolidated=False)
+            self._write_arrays(start, stop, values, marks)
 
     def _write_arrays(self, start: int, stop: int, values: xr.Dataset, marks: xr.Dataset) -> None:
-        """A batch written into the store's arrays opened once (object stores).
+        """A batch written into the store's arrays, opened once per run.
 
         ``to_zarr(region=...)`` reads the group's listing and every array's metadata
-        again on each call: a hundred requests per batch to an object store. The arrays'
-        encoding is the identity (numbers as they are, NaN as the fill value, text as
-        Zarr strings), so writing them directly stores the same bytes. Values first,
-        ``status`` last, as with ``to_zarr``.
+        again on each call: a hundred requests per batch to an object store, and ~45 ms
+        a batch on a local disk (against ~10 ms this way). The arrays' encoding is the
+        identity (numbers as they are, NaN as the fill value, text as Zarr strings), so
+        writing them directly stores the same bytes. Values first, ``status`` last, as
+        with ``to_zarr``.
         """
         import zarr
 
