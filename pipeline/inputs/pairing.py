@@ -47,6 +47,7 @@ read.
 from __future__ import annotations
 
 import os
+import time
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -87,8 +88,14 @@ __all__ = [
 
 SIDES = ("reference", "generated")
 
-# Header reads are small blocking file reads: a few threads hide their latency.
+# Header reads are small blocking file reads, parsed in Python: threads hide the latency
+# of a file system that makes each read wait (a network one), but where reads do not wait
+# they only contend for the GIL (2,000 local JPEG headers on 2 cores: 0.18 s on one thread,
+# 0.25 s on two, 0.33 s on eight). The first _HEADER_PROBE files are read on the calling
+# thread and timed: the rest go to the threads only if those reads waited more than they
+# worked.
 _HEADER_THREADS = 8
+_HEADER_PROBE = 16
 
 
 @dataclass(frozen=True)
@@ -430,6 +437,23 @@ def _header(path: Path, max_image_pixels: int) -> ImageHeader | ImageDecodeError
         )
 
 
+def _local_headers(
+    paths: list[Path], max_image_pixels: int
+) -> list[ImageHeader | ImageDecodeError]:
+    """The headers of local files, in order: on this thread, or threads where reads wait."""
+    probe = min(len(paths), _HEADER_PROBE)
+    wall, work = time.perf_counter(), time.thread_time()
+    found = [_header(path, max_image_pixels) for path in paths[:probe]]
+    waited = (time.perf_counter() - wall) > 2 * (time.thread_time() - work)
+    rest = paths[probe:]
+    if waited and rest:
+        with ThreadPoolExecutor(max_workers=_HEADER_THREADS) as pool:
+            found.extend(pool.map(lambda path: _header(path, max_image_pixels), rest))
+    else:
+        found.extend(_header(path, max_image_pixels) for path in rest)
+    return found
+
+
 def _group_by_size(
     pairs: tuple[ImagePair, ...],
     max_image_pixels: int,
@@ -439,14 +463,14 @@ def _group_by_size(
     """Pairs with their stamps, the size groups, and the pairs that already failed.
 
     Objects (URLs; ``stamps`` from their listing) have their headers fetched
-    together, many requests in flight; local files are read by a few threads.
+    together, many requests in flight; local files are read on this thread, or by a few
+    threads where reads wait (:func:`_local_headers`).
     """
     paths = [p for pair in pairs for p in (pair.reference, pair.generated)]
     remote = [k for k, path in enumerate(paths) if isinstance(path, str)]
     local = [k for k, path in enumerate(paths) if not isinstance(path, str)]
     headers: list[ImageHeader | ImageDecodeError] = [ImageDecodeError("", "")] * len(paths)
-    with ThreadPoolExecutor(max_workers=_HEADER_THREADS) as pool:
-        found = list(pool.map(lambda k: _header(Path(paths[k]), max_image_pixels), local))
+    found = _local_headers([Path(paths[k]) for k in local], max_image_pixels)
     for k, header in zip(local, found, strict=True):
         headers[k] = header
     if remote:

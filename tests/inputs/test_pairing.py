@@ -412,3 +412,34 @@ def test_any_exception_reading_one_header_fails_that_pair_only(folders, monkeypa
     (failed,) = plan.failed
     assert failed.id == "b.png"
     assert failed.reason.endswith("b.png: header could not be read (RuntimeError: a bug far below)")
+
+
+def test_local_headers_use_threads_only_where_reads_wait(folders, monkeypatch):
+    import threading
+    import time
+
+    import pipeline.inputs.pairing as pairing
+
+    ref, _ = folders
+    paths = [_image(ref / f"{k:02d}.png", shape=(8, 10 + k)) for k in range(40)]
+    real = pairing.inspect_image
+    readers: set[int] = set()
+
+    def reading(path, **kwargs):
+        readers.add(threading.get_ident())
+        return real(path, **kwargs)
+
+    monkeypatch.setattr(pairing, "inspect_image", reading)
+    quick = pairing._local_headers(paths, 10**6)
+    assert readers == {threading.get_ident()}  # reads that do not wait: this thread only
+    assert [header.shape for header in quick] == [(8, 10 + k) for k in range(40)]
+
+    def waiting(path, **kwargs):
+        time.sleep(0.002)  # a network file system's round trip
+        return reading(path, **kwargs)
+
+    readers.clear()
+    monkeypatch.setattr(pairing, "inspect_image", waiting)
+    slow = pairing._local_headers(paths, 10**6)
+    assert len(readers) > 1  # the probe waited: the rest went to the threads
+    assert slow == quick  # the same headers, in the same order
