@@ -11,7 +11,8 @@ one process and with the same threaded scheduler and worker count, the script ti
 * **end to end**: ``pipeline.evaluate(reference_dir, generated_dir, output=...)``
   -- pairing (headers), decoding, SSIM, reductions and Zarr commits;
 
-and prints the ratio of throughputs (target: end to end >= 80 % of decode only),
+and prints the ratio of throughputs (targets: end to end >= 80 % of decode only for
+PNG, >= 45 % for JPEG, which decodes several times faster),
 then the tasks per pair of the planned graphs and the process's peak RSS.
 Each run also records the process CPU seconds (all threads) and the 1-minute load
 average before it: on a shared machine other jobs stretch the wall clock of one run
@@ -48,6 +49,9 @@ PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "immunohistochemistry", "h
 
 
 FORMATS = {"png": ("PNG", ".png", {}), "jpeg": ("JPEG", ".jpg", {"quality": JPEG_QUALITY})}
+# End to end over decode only, per cent: JPEG decodes several times faster than PNG, so
+# SSIM's share of the run is larger.
+TARGETS = {"png": 80, "jpeg": 45}
 
 
 def make_pairs(
@@ -235,7 +239,11 @@ def main() -> None:
             f"| {label} | {seconds:.2f} | {args.pairs / seconds:.1f} | {mpix / seconds:.1f}"
             f" | {cpu:.2f} |"
         )
-    print(f"end-to-end throughput = {100 * decode_s / e2e_s:.0f} % of decode only (target >= 80 %)")
+    target = TARGETS[args.format]
+    print(
+        f"end-to-end throughput = {100 * decode_s / e2e_s:.0f} % of decode only"
+        f" (target >= {target} %)"
+    )
     print(f"CPU seconds: decode only = {100 * decode_cpu / e2e_cpu:.0f} % of end to end")
     built, optimized = tasks_per_pair(ref, gen)
     print(f"graph: {built:.2f} tasks per pair as built, {optimized:.2f} after dask.optimize")
