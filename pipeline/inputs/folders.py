@@ -521,7 +521,6 @@ def _decode_side(slots: _SideSlots, key: tuple[slice, ...]) -> tuple[np.ndarray,
     chunk = slots.members[key[0]]
     shape, dtype = slots.image_shape, slots.pixel_dtype
     n = len(chunk)
-    out = np.zeros((n, *shape), dtype=dtype)
     status = np.empty(n, dtype=object)
     live = [k for k, m in enumerate(chunk) if m.failure is None]
     for k, m in enumerate(chunk):
@@ -543,10 +542,15 @@ def _decode_side(slots: _SideSlots, key: tuple[slice, ...]) -> tuple[np.ndarray,
             stamps=[stamp for _, stamp in pick],
             storage_options=slots.decoding.storage_options,
         )
+        if len(live) == n:
+            # Every slot decoded (the usual case): the stack is the block, no second copy.
+            return decoded.reshape(n, *shape), np.asarray(found, dtype=object)
+        out = np.zeros((n, *shape), dtype=dtype)
         out[live] = decoded.reshape(len(live), *shape)
         for k, text in zip(live, found, strict=True):
             status[k] = text
-    return out, status
+        return out, status
+    return np.zeros((n, *shape), dtype=dtype), status
 
 
 @dataclass(frozen=True)

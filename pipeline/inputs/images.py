@@ -378,10 +378,14 @@ def decode_batch(
             "decode_batch could not infer the stack shape: no file decoded and shape/dtype "
             f"were not given (first failure: {first})"
         )
-    stack = np.zeros((len(decoded), *shape), dtype=dtype)
+    # Every slot is written once: a decoded image, or zeros for a failed file (np.zeros
+    # would write the whole stack twice).
+    stack = np.empty((len(decoded), *shape), dtype=dtype)
     for index, good in enumerate(decoded):
         if good is not None:
             stack[index] = good
+        else:
+            stack[index] = 0
     return stack, tuple(statuses)
 
 
