@@ -170,43 +170,38 @@ def make_pair(side: int) -> tuple[np.ndarray, np.ndarray]:
     return x.astype(np.uint8), y.astype(np.uint8)
 
 
-def cpu_clock_ghz() -> float:
-    """The clock of the first CPU in /proc/cpuinfo (``cpu MHz``), GHz; NaN where absent."""
+def cpuinfo_field(name: str) -> str | None:
+    """The value of field ``name`` of the first CPU in /proc/cpuinfo; None where absent."""
     info = Path("/proc/cpuinfo")
     if info.exists():
         for line in info.read_text().splitlines():
-            if line.startswith("cpu MHz"):
-                return float(line.split(":")[1]) / 1000
-    return float("nan")
+            key, _, value = line.partition(":")
+            if key.strip() == name:
+                return value.strip()
+    return None
+
+
+def cpu_clock_ghz() -> float:
+    """The clock of the first CPU in /proc/cpuinfo (``cpu MHz``), GHz; NaN where absent."""
+    mhz = cpuinfo_field("cpu MHz")
+    return float("nan") if mhz is None else float(mhz) / 1000
 
 
 def cpu_flags() -> set[str]:
-    info = Path("/proc/cpuinfo")
-    if info.exists():
-        for line in info.read_text().splitlines():
-            if line.startswith("flags"):
-                return set(line.split(":")[1].split())
-    return set()
+    return set((cpuinfo_field("flags") or "").split())
 
 
 def fma_lanes(flags: set[str]) -> int:
     """float32 lanes of one FMA unit's datapath (see the module docstring)."""
-    info = Path("/proc/cpuinfo")
-    text = info.read_text() if info.exists() else ""
-    vendor = re.search(r"^vendor_id\s*:\s*(\S+)", text, re.M)
-    family = re.search(r"^cpu family\s*:\s*(\d+)", text, re.M)
-    if vendor and family and vendor.group(1) == "AuthenticAMD" and int(family.group(1)) <= 25:
+    family = cpuinfo_field("cpu family")
+    amd = cpuinfo_field("vendor_id") == "AuthenticAMD"
+    if amd and family is not None and family.isdigit() and int(family) <= 25:
         return 8
     return 16 if "avx512f" in flags else 8
 
 
 def cpu_model() -> str:
-    info = Path("/proc/cpuinfo")
-    if info.exists():
-        for line in info.read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":")[1].strip()
-    return "unknown"
+    return cpuinfo_field("model name") or "unknown"
 
 
 def time_stages(side: int, repeat: int) -> tuple[list[float], float, float, int]:

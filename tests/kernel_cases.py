@@ -247,6 +247,35 @@ def exact_ssim(
     return (luminance * cs).astype(np.float64)
 
 
+def means_of_every_path(
+    x: np.ndarray, y: np.ndarray, profile: str, win_size: int, data_range: float = 255.0
+) -> tuple[float, list[float]]:
+    """The oracle's mean SSIM of a grey pair, and the pipeline's by its four paths.
+
+    ``profile`` is ``"wang2004"`` (Gaussian window, population covariance) or
+    ``"skimage"`` (uniform window, sample covariance). The oracle is :func:`exact_ssim`;
+    the paths are ``pipeline.ssim`` (the score), ``ssim(full=True)`` (the maps' own
+    mean), ``evaluate``'s region ``all`` (the packed statistics of the whole image) and
+    the same with ``regions="2x2"`` (region ``all`` from stored maps and their deficits).
+    """
+    from pipeline import evaluate, ssim
+
+    window = "gaussian" if profile == "wang2004" else "uniform"
+    covariance = "population" if profile == "wang2004" else "sample"
+    params = kernel_params(window, win_size, covariance, data_range)
+    exact = exact_ssim(
+        x, y, weights=params["weights"], c1=params["c1"], c2=params["c2"],
+        cov_norm=params["cov_norm"],
+    ).mean()  # fmt: skip
+    options = {"data_range": data_range, "profile": profile, "win_size": win_size}
+    full, _ = ssim(x, y, full=True, **options)
+    means = [float(ssim(x, y, **options)), float(full)]
+    for regions in ("all", "2x2"):
+        results = evaluate(x[None], y[None], regions=regions, **options)
+        means.append(float(results.ssim.sel(region="all").values[0]))
+    return float(exact), means
+
+
 def imfilter_then_sample(image: np.ndarray, f: int) -> np.ndarray:
     """An independent emulation of ``imfilter(img, ones(f)/f^2, 'symmetric', 'same')``
     followed by ``img(1:f:end, 1:f:end)`` with SciPy.

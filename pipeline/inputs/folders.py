@@ -526,31 +526,40 @@ def _decode_side(slots: _SideSlots, key: tuple[slice, ...]) -> tuple[np.ndarray,
     for k, m in enumerate(chunk):
         if m.failure is not None:
             status[k] = STATUS_OK
-    if live:
-        pick = [
-            (chunk[k].reference, chunk[k].reference_stamp)
-            if slots.side == 0
-            else (chunk[k].generated, chunk[k].generated_stamp)
-            for k in live
-        ]
-        decoded, found = decode_batch(
-            [path for path, _ in pick],
-            shape=shape[:2] if shape[2] == 1 else shape,
-            dtype=dtype,
-            alpha=slots.decoding.alpha,
-            max_image_pixels=slots.decoding.max_image_pixels,
-            stamps=[stamp for _, stamp in pick],
-            storage_options=slots.decoding.storage_options,
-        )
-        if len(live) == n:
-            # Every slot decoded (the usual case): the stack is the block, no second copy.
-            return decoded.reshape(n, *shape), np.asarray(found, dtype=object)
-        out = np.zeros((n, *shape), dtype=dtype)
-        out[live] = decoded.reshape(len(live), *shape)
-        for k, text in zip(live, found, strict=True):
-            status[k] = text
-        return out, status
-    return np.zeros((n, *shape), dtype=dtype), status
+    if not live:
+        return np.zeros((n, *shape), dtype=dtype), status
+    pick = [
+        (chunk[k].reference, chunk[k].reference_stamp)
+        if slots.side == 0
+        else (chunk[k].generated, chunk[k].generated_stamp)
+        for k in live
+    ]
+    decoded, found = decode_batch(
+        [path for path, _ in pick],
+        shape=shape[:2] if shape[2] == 1 else shape,
+        dtype=dtype,
+        alpha=slots.decoding.alpha,
+        max_image_pixels=slots.decoding.max_image_pixels,
+        stamps=[stamp for _, stamp in pick],
+        storage_options=slots.decoding.storage_options,
+    )
+    for k, text in zip(live, found, strict=True):
+        status[k] = text
+    return _placed(decoded, live, n, shape, dtype), status
+
+
+def _placed(
+    part: np.ndarray, live: list[int], n: int, shape: tuple[int, ...], dtype: str
+) -> np.ndarray:
+    """The images of ``part`` in their slots ``live`` of a block of ``n``, zeros elsewhere.
+
+    When every slot is live (the usual case) the block is ``part`` itself: no second copy.
+    """
+    if len(live) == n:
+        return part.reshape(n, *shape)
+    out = np.zeros((n, *shape), dtype=dtype)
+    out[live] = part.reshape(len(live), *shape)
+    return out
 
 
 @dataclass(frozen=True)
@@ -620,12 +629,7 @@ def _decode_pairs(
         stacks = []
         for side in range(2):
             part = decoded[side * len(live) : (side + 1) * len(live)]
-            if len(live) == n:
-                # Every slot decoded (the usual case): the stack is the block, no second copy.
-                out = part.reshape(n, *shape)
-            else:
-                out = np.zeros((n, *shape), dtype=dtype)
-                out[live] = part.reshape(len(live), *shape)
+            out = _placed(part, live, n, shape, dtype)
             texts = found[side * len(live) : (side + 1) * len(live)]
             for k, text in zip(live, texts, strict=True):
                 if text != STATUS_OK:

@@ -16,14 +16,14 @@ import doctest
 
 import numpy as np
 import pytest
-from kernel_cases import exact_ssim
+from kernel_cases import exact_ssim, means_of_every_path
 from skimage.metrics import structural_similarity
 
 import pipeline
 import pipeline.metrics.loss
 import pipeline.metrics.multiscale
 import pipeline.metrics.score
-from pipeline import evaluate, ssim
+from pipeline import ssim
 from pipeline.kernels.windows import window_weights
 from pipeline.testing import DEGRADATIONS, degrade, photograph, smooth_volume_pair
 
@@ -333,16 +333,7 @@ def test_means_of_pairs_near_ssim_0_are_exact(high, low, win_size, profile):
     else:
         x = np.full((40, 44), high, np.uint8)
     y = np.full((40, 44), low, np.uint8)
-    window = "gaussian" if profile == "wang2004" else "uniform"
-    norm = win_size**2 / (win_size**2 - 1) if profile == "skimage" else 1.0
-    weights = window_weights(window, win_size, 1.5)
-    expected = float(exact_ssim(x, y, weights=weights, c1=6.5025, c2=58.5225, cov_norm=norm).mean())
-    options = {"data_range": 255, "profile": profile, "win_size": win_size}
-    full, _ = ssim(x, y, full=True, **options)
-    means = [ssim(x, y, **options), full]
-    for regions in ("all", "2x2"):
-        results = evaluate(x[None], y[None], regions=regions, **options)
-        means.append(float(results.ssim.sel(region="all").values[0]))
+    expected, means = means_of_every_path(x, y, profile, win_size)
     assert max(abs(mean - expected) for mean in means) <= 2e-9, (means, expected)
 
 

@@ -150,6 +150,25 @@ def combine_row(
 
 
 @jit()
+def _quotients(
+    num_l: float, sum_l: float, num_c: float, sum_c: float, c1: float, c2: float
+) -> tuple[float, float, float]:
+    """``dl = num_l / D_l``, ``dcs = num_c / D_c`` and ``1 / D_c`` with one float64 division.
+
+    ``D_l = sum_l + C1`` and ``D_c = sum_c + C2``; ``r = 1 / (D_l D_c)``, then
+    ``dl = num_l D_c r``, ``dcs = num_c D_l r`` and ``1 / D_c = D_l r``: a few float64
+    roundings (~1e-16 relative) against one. Both products stay within float64's range
+    for every pair that :func:`float32_holds` admits. The comparison steps' loops call
+    it per pixel; it is inlined and vectorised with them.
+    """
+    den_l = sum_l + c1
+    den_c = sum_c + c2
+    r = 1.0 / (den_l * den_c)
+    inv_c = den_l * r
+    return num_l * (den_c * r), num_c * inv_c, inv_c
+
+
+@jit()
 def combine_row_m(
     mo: np.ndarray,
     n_out: int,
@@ -178,14 +197,11 @@ def combine_row_m(
     and the same for swapped ones (``m -> -m`` exactly), so identity and symmetry
     stay exact.
 
-    One float64 division per pixel: ``r = 1 / (D_l D_c)`` with ``D_l = mu_x^2 +
-    mu_y^2 + C1`` and ``D_c = v + C2``, then ``dl = (mu_x - mu_y)^2 D_c r`` and
-    ``dcs = var(m) D_l r`` (a few float64 roundings, ~1e-16 relative, against one;
-    both products stay within float64's range for every pair that
-    :func:`float32_holds` admits). Contrast ``(2 sigma_x sigma_y + C2) / D_c``
-    shares ``D_l r``; structure ``(sigma_xy + C3) / (sigma_x sigma_y + C3)`` is one
-    float32 division. The divider bounds this step: two float64 and two float32
-    divisions per pixel took 1.94 ns against 1.50 ns for these (one thread, zmm).
+    One float64 division per pixel (:func:`_quotients`, with ``D_l = mu_x^2 + mu_y^2
+    + C1`` and ``D_c = v + C2``): contrast ``(2 sigma_x sigma_y + C2) / D_c`` shares its
+    ``1 / D_c``; structure ``(sigma_xy + C3) / (sigma_x sigma_y + C3)`` is one float32
+    division. The divider bounds this step: two float64 and two float32 divisions per
+    pixel took 1.94 ns against 1.50 ns for these (one thread, zmm).
     """
     if o0 < 0 or n_out < 0:
         return
@@ -197,11 +213,10 @@ def combine_row_m(
             mu_x = np.float64(mo[j])
             mu_y = np.float64(mo[ACC + j])
             diff = mu_x - mu_y
-            den_l = mu_x * mu_x + mu_y * mu_y + c1
-            den_c = (np.float64(mo[2 * ACC + j]) + np.float64(mo[3 * ACC + j])) + c2
-            r = 1.0 / (den_l * den_c)
-            dl = (diff * diff) * (den_c * r)
-            dcs = np.float64(mo[5 * ACC + j]) * (den_l * r)
+            v = np.float64(mo[2 * ACC + j]) + np.float64(mo[3 * ACC + j])
+            dl, dcs, _ = _quotients(
+                diff * diff, mu_x * mu_x + mu_y * mu_y, np.float64(mo[5 * ACC + j]), v, c1, c2
+            )
             deficit[o0 + j] = dl + dcs - dl * dcs
         return
     if planes < 5:
@@ -209,11 +224,10 @@ def combine_row_m(
             mu_x = np.float64(mo[j])
             mu_y = np.float64(mo[ACC + j])
             diff = mu_x - mu_y
-            den_l = mu_x * mu_x + mu_y * mu_y + c1
-            den_c = (np.float64(mo[2 * ACC + j]) + np.float64(mo[3 * ACC + j])) + c2
-            r = 1.0 / (den_l * den_c)
-            dl = (diff * diff) * (den_c * r)
-            dcs = np.float64(mo[5 * ACC + j]) * (den_l * r)
+            v = np.float64(mo[2 * ACC + j]) + np.float64(mo[3 * ACC + j])
+            dl, dcs, _ = _quotients(
+                diff * diff, mu_x * mu_x + mu_y * mu_y, np.float64(mo[5 * ACC + j]), v, c1, c2
+            )
             d64 = dl + dcs - dl * dcs
             out[0, o0 + j] = one - np.float32(d64)
             out[1, o0 + j] = one - np.float32(dcs)
@@ -225,12 +239,10 @@ def combine_row_m(
         sigma_x_sq = mo[2 * ACC + j]
         sigma_y_sq = mo[3 * ACC + j]
         diff = mu_x - mu_y
-        den_l = mu_x * mu_x + mu_y * mu_y + c1
-        den_c = (np.float64(sigma_x_sq) + np.float64(sigma_y_sq)) + c2
-        r = 1.0 / (den_l * den_c)
-        r_c = den_l * r
-        dl = (diff * diff) * (den_c * r)
-        dcs = np.float64(mo[5 * ACC + j]) * r_c
+        v = np.float64(sigma_x_sq) + np.float64(sigma_y_sq)
+        dl, dcs, r_c = _quotients(
+            diff * diff, mu_x * mu_x + mu_y * mu_y, np.float64(mo[5 * ACC + j]), v, c1, c2
+        )
         d64 = dl + dcs - dl * dcs
         # Rounding can leave a variance a hair below zero; the square root needs >= 0.
         sigma_x_sigma_y = np.sqrt(max(sigma_x_sq, zero)) * np.sqrt(max(sigma_y_sq, zero))
@@ -262,7 +274,7 @@ def combine_row_sd(
     ``mu_x^2 + mu_y^2 = (mu_p^2 + mu_m^2) / 2``, ``v = (var(p) + var(m)) / 2`` and
     ``v - 2 sigma_xy = var(m)``; only squares of ``mu_m`` and ``var(m)`` enter, so
     swapping x and y changes nothing and ``m = 0`` gives ``d = 0``; one float64
-    division, as there. Contrast and structure need the moments apart: no
+    division (:func:`_quotients`), as there. Contrast and structure need the moments apart: no
     ``planes`` 5 here.
     """
     if o0 < 0 or n_out < 0:
@@ -273,24 +285,18 @@ def combine_row_sd(
             mu_p = np.float64(mo[j])
             mu_m = np.float64(mo[ACC + j])
             sq_m = mu_m * mu_m
-            den_l = 0.5 * (mu_p * mu_p + sq_m) + c1
             var_m = np.float64(mo[3 * ACC + j])
-            den_c = 0.5 * (np.float64(mo[2 * ACC + j]) + var_m) + c2
-            r = 1.0 / (den_l * den_c)
-            dl = sq_m * (den_c * r)
-            dcs = var_m * (den_l * r)
+            v = 0.5 * (np.float64(mo[2 * ACC + j]) + var_m)
+            dl, dcs, _ = _quotients(sq_m, 0.5 * (mu_p * mu_p + sq_m), var_m, v, c1, c2)
             deficit[o0 + j] = dl + dcs - dl * dcs
         return
     for j in range(n_out):
         mu_p = np.float64(mo[j])
         mu_m = np.float64(mo[ACC + j])
         sq_m = mu_m * mu_m
-        den_l = 0.5 * (mu_p * mu_p + sq_m) + c1
         var_m = np.float64(mo[3 * ACC + j])
-        den_c = 0.5 * (np.float64(mo[2 * ACC + j]) + var_m) + c2
-        r = 1.0 / (den_l * den_c)
-        dl = sq_m * (den_c * r)
-        dcs = var_m * (den_l * r)
+        v = 0.5 * (np.float64(mo[2 * ACC + j]) + var_m)
+        dl, dcs, _ = _quotients(sq_m, 0.5 * (mu_p * mu_p + sq_m), var_m, v, c1, c2)
         d64 = dl + dcs - dl * dcs
         d = np.float32(d64)
         out[0, o0 + j] = one - d

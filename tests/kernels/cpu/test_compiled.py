@@ -81,6 +81,7 @@ GAUSSIAN_MAPS = {
     "pipeline.kernels.cpu.gaussian._horizontal_sweep_m": 1,
     "pipeline.kernels.cpu.gaussian._outer_weights": 1,
     "pipeline.kernels.cpu.combine.combine_row_m": 1,
+    "pipeline.kernels.cpu.combine._quotients": 1,
 }
 ENTRY = "pipeline.kernels.cpu.chunk.maps_chunks"
 # A launch over two threads: the pool's compiled counters (pipeline.kernels.cpu.launch).
