@@ -748,6 +748,22 @@ def gaussian_row_m(
 # as a sixth moment (above), so ssim(full=True)'s mean (of the maps path's
 # deficits, from float32 moments) and this score are two computations of one number, within
 # float32 rounding of each other (<= 5e-9 on the tested pairs), not the same bits.
+#
+# The horizontal pass needs each column's mean, m_c - m_k for every tap. Kept as
+# one float32 number per column, m - ref with ref one ring value per column tile
+# (its middle column's centre sample), a tap costs four loads and one subtraction
+# per basis image; kept as two parts (the centre sample and the rest), six loads
+# and three subtractions, which made the horizontal pass a third slower. One part
+# rounds each mean to float32's precision relative to its distance from ref, not
+# to its distance from the window's centre column: a smooth window beside a far
+# brighter region of the same tile loses up to |m - ref| * 6e-8 in each deviation,
+# which stays within float32 rounding of sigma^2 + C2 as long as |m - ref| is a
+# small multiple of sqrt(C2) (data within its data range: |p - ref| <= 2 L = 67
+# sqrt(C2) for K2 = 0.03). A tile whose means lie further than _ONE_PART_SPREAD
+# sqrt(C2) from ref (data far outside its range, NaN) is swept again in two parts.
+_ONE_PART_SPREAD = 512.0
+# The marker of the two-part sweeps (None: one part; see five_moment_marker).
+_TWO_PARTS = np.zeros(0, dtype=np.float32)
 
 
 @jit()
@@ -776,20 +792,33 @@ def load_rows_sd(
 
 @jit(fastmath=CONTRACT)
 def _vertical_sweep_sd(
-    rp: np.ndarray, rm: np.ndarray, g: np.ndarray, i: int, j0: int, width: int, col: np.ndarray
-) -> None:
+    rp: np.ndarray,
+    rm: np.ndarray,
+    g: np.ndarray,
+    i: int,
+    j0: int,
+    width: int,
+    col: np.ndarray,
+    parts: np.ndarray | None,
+    limit: float,
+) -> bool:
     """Column statistics of p = x + y and m = x - y, one sweep (odd windows of <= 11 taps).
 
-    :func:`_vertical_sweep` on a ring of ``p`` and ``m`` rows (:func:`load_rows_sd`)
-    instead of ``x`` and ``y``: two second moments, no cross term. ``col[q * COL +
-    j]`` rows q: ``s_p, s_m`` (the centre samples as float32), ``d_p, d_m`` (column
-    mean less that float32 value, the float64 ring's remainder included), ``V_p,
-    V_m``.
+    :func:`_vertical_sweep_m`'s form on a ring of ``p`` and ``m`` rows
+    (:func:`load_rows_sd`) instead of ``x`` and ``y``: two second moments, no cross
+    term. ``col[q * COL + j]`` rows 2 and 3: ``V_p, V_m``; rows 0 and 1 the column
+    means of ``p`` and ``m``: with ``parts`` None, less the tile's reference
+    (:func:`_tile_reference`, a ring value: the difference is exact for uint8 and
+    uint16 sums) and rounded once to float32; with ``parts`` (a marker), as two
+    float32 parts, the centre samples ``s_p, s_m`` in rows 0 and 1 and the rest
+    ``d_p, d_m`` in rows 4 and 5 (the float64 ring's remainder of ``s`` included).
+    Returns whether every one-part mean lies within ``+-limit`` (a NaN does not;
+    always True with ``parts``): a compare per mean, in the vectorised loop.
     """
     win_size = g.shape[0]
     half = win_size // 2
     if i < 0 or j0 < 0 or width < 0 or half < 0:
-        return
+        return False
     a0, a1, a2, a3, a4 = _sweep_weights(g)
     centre, t0, t1, t2, t3, t4, b0, b1, b2, b3, b4 = _sweep_rows(win_size, i)
     pc, mc = rp[centre], rm[centre]
@@ -797,6 +826,10 @@ def _vertical_sweep_sd(
     p5, p6, p7, p8, p9 = rp[b0], rp[b1], rp[b2], rp[b3], rp[b4]
     m0, m1, m2, m3, m4 = rm[t0], rm[t1], rm[t2], rm[t3], rm[t4]
     m5, m6, m7, m8, m9 = rm[b0], rm[b1], rm[b2], rm[b3], rm[b4]
+    ref_p = pc[j0 + width // 2]
+    ref_m = mc[j0 + width // 2]
+    bound = np.float32(limit)
+    outside = False
     # Deviations negated, as in _vertical_sweep_m: the row's load folds into the subtraction.
     for j in range(width):
         q = j0 + j
@@ -842,32 +875,52 @@ def _vertical_sweep_sd(
         d_m += a4 * (w + wb)
         v_p += a4 * (u * u + ub * ub)
         v_m += a4 * (w * w + wb * wb)
-        s_p = np.float32(sp)
-        s_m = np.float32(sm)
-        col[4 * COL + j] = v_p - d_p * d_p
-        col[5 * COL + j] = v_m - d_m * d_m
-        col[j] = s_p
-        col[COL + j] = s_m
-        # float64 ring: what float32 could not hold of s moves into d (zero otherwise).
-        col[2 * COL + j] = np.float32(sp - s_p) - d_p
-        col[3 * COL + j] = np.float32(sm - s_m) - d_m
+        col[2 * COL + j] = v_p - d_p * d_p
+        col[3 * COL + j] = v_m - d_m * d_m
+        if parts is None:
+            t_p = np.float32((sp - ref_p) - d_p)
+            t_m = np.float32((sm - ref_m) - d_m)
+            col[j] = t_p
+            col[COL + j] = t_m
+            outside |= not (-bound <= t_p <= bound)
+            outside |= not (-bound <= t_m <= bound)
+        else:
+            s_p = np.float32(sp)
+            s_m = np.float32(sm)
+            col[j] = s_p
+            col[COL + j] = s_m
+            # float64 ring: what float32 could not hold of s moves into d (zero otherwise).
+            col[4 * COL + j] = np.float32(sp - s_p) - d_p
+            col[5 * COL + j] = np.float32(sm - s_m) - d_m
+    return not outside
 
 
 @jit(fastmath=CONTRACT)
 def _vertical_sweep_sd_xy(
-    rx: np.ndarray, ry: np.ndarray, g: np.ndarray, i: int, j0: int, width: int, col: np.ndarray
-) -> None:
+    rx: np.ndarray,
+    ry: np.ndarray,
+    g: np.ndarray,
+    i: int,
+    j0: int,
+    width: int,
+    col: np.ndarray,
+    parts: np.ndarray | None,
+    limit: float,
+) -> bool:
     """:func:`_vertical_sweep_sd` from a float32 ring of ``x`` and ``y`` rows (float32 pixels).
 
     ``x + y`` of float32 pixels is not a float32 number: the deviations are formed
     as in :func:`_vertical_sweep_m` (``u = s_x - x``, ``w = s_y - y``) and joined,
-    ``p = u + w``, ``m = u - w``. The centre's ``s_x + s_y`` and ``s_x - s_y`` round
-    in float32: :func:`_centre_remainders` adds that error to ``d_p``, ``d_m``.
+    ``p = u + w``, ``m = u - w``. With ``parts`` None the centre's ``s_x + s_y`` and
+    ``s_x - s_y`` less the tile's reference are formed in float64 (exactly) and each
+    column mean rounds once to float32; with ``parts``, rows 0 and 1 hold the centre's
+    sums rounded to float32 and :func:`_centre_remainders` adds their rounding to
+    ``d_p``, ``d_m`` (rows 4 and 5). Returns what :func:`_vertical_sweep_sd` returns.
     """
     win_size = g.shape[0]
     half = win_size // 2
     if i < 0 or j0 < 0 or width < 0 or half < 0:
-        return
+        return False
     a0, a1, a2, a3, a4 = _sweep_weights(g)
     centre, t0, t1, t2, t3, t4, b0, b1, b2, b3, b4 = _sweep_rows(win_size, i)
     xc, yc = rx[centre], ry[centre]
@@ -875,6 +928,9 @@ def _vertical_sweep_sd_xy(
     x5, x6, x7, x8, x9 = rx[b0], rx[b1], rx[b2], rx[b3], rx[b4]
     y0, y1, y2, y3, y4 = ry[t0], ry[t1], ry[t2], ry[t3], ry[t4]
     y5, y6, y7, y8, y9 = ry[b0], ry[b1], ry[b2], ry[b3], ry[b4]
+    ref_p, ref_m = _tile_reference(rx, ry, False, centre, j0, width)
+    bound = np.float32(limit)
+    outside = False
     for j in range(width):
         q = j0 + j
         sx = xc[q]
@@ -924,23 +980,34 @@ def _vertical_sweep_sd_xy(
         d_m += a4 * (m + mb)
         v_p += a4 * (p * p + pb * pb)
         v_m += a4 * (m * m + mb * mb)
-        col[4 * COL + j] = v_p - d_p * d_p
-        col[5 * COL + j] = v_m - d_m * d_m
-        col[j] = sx + sy
-        col[COL + j] = sx - sy
-        col[2 * COL + j] = -d_p
-        col[3 * COL + j] = -d_m
+        col[2 * COL + j] = v_p - d_p * d_p
+        col[3 * COL + j] = v_m - d_m * d_m
+        if parts is None:
+            sx64 = np.float64(sx)
+            sy64 = np.float64(sy)
+            t_p = np.float32(((sx64 + sy64) - ref_p) - np.float64(d_p))
+            t_m = np.float32(((sx64 - sy64) - ref_m) - np.float64(d_m))
+            col[j] = t_p
+            col[COL + j] = t_m
+            outside |= not (-bound <= t_p <= bound)
+            outside |= not (-bound <= t_m <= bound)
+        else:
+            col[j] = sx + sy
+            col[COL + j] = sx - sy
+            col[4 * COL + j] = -d_p
+            col[5 * COL + j] = -d_m
+    return not outside
 
 
 @jit()
 def _centre_remainders(
     rx: np.ndarray, ry: np.ndarray, centre: int, j0: int, width: int, col: np.ndarray
 ) -> None:
-    """Add float32's rounding of ``s_x + s_y`` and ``s_x - s_y`` to ``d_p``, ``d_m``.
+    """Add float32's rounding of ``s_x + s_y`` and ``s_x - s_y`` to ``d_p``, ``d_m`` (two parts).
 
-    For float32 pixels (:func:`_vertical_sweep_sd_xy`), whose sum and difference
-    float32 may round (by up to half an ulp of ``|s_x| + |s_y|``, 1e-3 for data
-    near 1e4, which would enter every deviation of the horizontal pass): the
+    For float32 pixels (:func:`_vertical_sweep_sd_xy` with ``parts``), whose sum and
+    difference float32 may round (by up to half an ulp of ``|s_x| + |s_y|``, 1e-3 for
+    data near 1e4, which would enter every deviation of the horizontal pass): the
     exact error of each rounded sum (Knuth's two-sum; the same for ``(y, x)``, up
     to the sign of the difference's).
     """
@@ -957,13 +1024,49 @@ def _centre_remainders(
         sm = sx + ny
         bm = sm - sx
         em = (sx - (sm - bm)) + (ny - bm)
-        col[2 * COL + j] += np.float32(ep)
-        col[3 * COL + j] += np.float32(em)
+        col[4 * COL + j] += np.float32(ep)
+        col[5 * COL + j] += np.float32(em)
+
+
+@jit()
+def _tile_reference(
+    rp: np.ndarray, rm: np.ndarray, summed: bool, centre: int, j0: int, width: int
+) -> tuple[float, float]:
+    """The tile's reference means of ``p`` and ``m``, float64: its middle column's centre sample.
+
+    The one-part column means are stored less it (:func:`_vertical_sweep_sd`), and
+    the horizontal sweep adds it back to the window means. With ``summed`` the ring
+    holds ``x + y`` and ``x - y`` (the ring's values); without, ``x`` and ``y``
+    (float32 pixels: their sum and difference are exact in float64).
+    """
+    q = j0 + width // 2
+    if summed:
+        return np.float64(rp[centre, q]), np.float64(rm[centre, q])
+    sx = np.float64(rp[centre, q])
+    sy = np.float64(rm[centre, q])
+    return sx + sy, sx - sy
+
+
+@jit()
+def _deviation(
+    col: np.ndarray, c: float, d: float, j: np.uint64, rd: np.uint64, parts: np.ndarray | None
+) -> float:
+    """``m_c - m_j`` of the column means: ``c - t_j`` (one part), or ``(c - s_j) + (d - d_j)``."""
+    if parts is None:
+        return c - col[j]
+    return (c - col[j]) + (d - col[j + rd])
 
 
 @jit(fastmath=CONTRACT)
 def _horizontal_sweep_sd(
-    col: np.ndarray, g: np.ndarray, n_out: int, cov_norm: float, mo: np.ndarray
+    col: np.ndarray,
+    g: np.ndarray,
+    n_out: int,
+    cov_norm: float,
+    ref_p: float,
+    ref_m: float,
+    parts: np.ndarray | None,
+    mo: np.ndarray,
 ) -> None:
     """``mu_p, mu_m, var(p), var(m)`` of a tile into ``mo[q * ACC + o]``, one sweep.
 
@@ -972,6 +1075,10 @@ def _horizontal_sweep_sd(
     taps: output ``o``'s centre column is ``o + _PAIRS`` (the vertical pass
     writes a smaller window's columns that far in) and the missing taps have
     weight 0 (their columns hold finite values: 0 times them adds exactly 0).
+    With ``parts`` None each column mean is one float32 number less the tile's
+    reference (``ref_p``, ``ref_m``, added back to the window means in float64): a
+    tap costs four loads and one subtraction per basis image instead of six and
+    three.
     """
     half = g.shape[0] // 2
     if n_out < 0 or half > _PAIRS or half < 0:
@@ -983,68 +1090,117 @@ def _horizontal_sweep_sd(
     r2 = np.uint64(2 * COL)
     r3 = np.uint64(3 * COL)
     r4 = np.uint64(4 * COL)
-    r5 = np.uint64(5 * COL)
     norm = np.float32(cov_norm)
+    zero = np.float32(0.0)
     for o in range(n_out):
         ou = np.uint64(o)
         c = ou + h
-        cp, cm, dp, dm = col[c], col[c + r1], col[c + r2], col[c + r3]
-        e_pp = b_c * col[c + r4]
-        e_mm = b_c * col[c + r5]
+        cp, cm = col[c], col[c + r1]
+        dp, dm = (zero, zero) if parts is None else (col[c + r4], col[c + r4 + r1])
+        e_pp = b_c * col[c + r2]
+        e_mm = b_c * col[c + r3]
         ja = ou + np.uint64(0)
         jb = ou + np.uint64(10)
-        e = (cp - col[ja]) + (dp - col[ja + r2])
-        eb = (cp - col[jb]) + (dp - col[jb + r2])
-        f = (cm - col[ja + r1]) + (dm - col[ja + r3])
-        fb = (cm - col[jb + r1]) + (dm - col[jb + r3])
+        e = _deviation(col, cp, dp, ja, r4, parts)
+        eb = _deviation(col, cp, dp, jb, r4, parts)
+        f = _deviation(col, cm, dm, ja + r1, r4, parts)
+        fb = _deviation(col, cm, dm, jb + r1, r4, parts)
         e_p = b0 * (e + eb)
         e_m = b0 * (f + fb)
-        e_pp += b0 * ((e * e + col[ja + r4]) + (eb * eb + col[jb + r4]))
-        e_mm += b0 * ((f * f + col[ja + r5]) + (fb * fb + col[jb + r5]))
+        e_pp += b0 * ((e * e + col[ja + r2]) + (eb * eb + col[jb + r2]))
+        e_mm += b0 * ((f * f + col[ja + r3]) + (fb * fb + col[jb + r3]))
         ja = ou + np.uint64(1)
         jb = ou + np.uint64(9)
-        e = (cp - col[ja]) + (dp - col[ja + r2])
-        eb = (cp - col[jb]) + (dp - col[jb + r2])
-        f = (cm - col[ja + r1]) + (dm - col[ja + r3])
-        fb = (cm - col[jb + r1]) + (dm - col[jb + r3])
+        e = _deviation(col, cp, dp, ja, r4, parts)
+        eb = _deviation(col, cp, dp, jb, r4, parts)
+        f = _deviation(col, cm, dm, ja + r1, r4, parts)
+        fb = _deviation(col, cm, dm, jb + r1, r4, parts)
         e_p += b1 * (e + eb)
         e_m += b1 * (f + fb)
-        e_pp += b1 * ((e * e + col[ja + r4]) + (eb * eb + col[jb + r4]))
-        e_mm += b1 * ((f * f + col[ja + r5]) + (fb * fb + col[jb + r5]))
+        e_pp += b1 * ((e * e + col[ja + r2]) + (eb * eb + col[jb + r2]))
+        e_mm += b1 * ((f * f + col[ja + r3]) + (fb * fb + col[jb + r3]))
         ja = ou + np.uint64(2)
         jb = ou + np.uint64(8)
-        e = (cp - col[ja]) + (dp - col[ja + r2])
-        eb = (cp - col[jb]) + (dp - col[jb + r2])
-        f = (cm - col[ja + r1]) + (dm - col[ja + r3])
-        fb = (cm - col[jb + r1]) + (dm - col[jb + r3])
+        e = _deviation(col, cp, dp, ja, r4, parts)
+        eb = _deviation(col, cp, dp, jb, r4, parts)
+        f = _deviation(col, cm, dm, ja + r1, r4, parts)
+        fb = _deviation(col, cm, dm, jb + r1, r4, parts)
         e_p += b2 * (e + eb)
         e_m += b2 * (f + fb)
-        e_pp += b2 * ((e * e + col[ja + r4]) + (eb * eb + col[jb + r4]))
-        e_mm += b2 * ((f * f + col[ja + r5]) + (fb * fb + col[jb + r5]))
+        e_pp += b2 * ((e * e + col[ja + r2]) + (eb * eb + col[jb + r2]))
+        e_mm += b2 * ((f * f + col[ja + r3]) + (fb * fb + col[jb + r3]))
         ja = ou + np.uint64(3)
         jb = ou + np.uint64(7)
-        e = (cp - col[ja]) + (dp - col[ja + r2])
-        eb = (cp - col[jb]) + (dp - col[jb + r2])
-        f = (cm - col[ja + r1]) + (dm - col[ja + r3])
-        fb = (cm - col[jb + r1]) + (dm - col[jb + r3])
+        e = _deviation(col, cp, dp, ja, r4, parts)
+        eb = _deviation(col, cp, dp, jb, r4, parts)
+        f = _deviation(col, cm, dm, ja + r1, r4, parts)
+        fb = _deviation(col, cm, dm, jb + r1, r4, parts)
         e_p += b3 * (e + eb)
         e_m += b3 * (f + fb)
-        e_pp += b3 * ((e * e + col[ja + r4]) + (eb * eb + col[jb + r4]))
-        e_mm += b3 * ((f * f + col[ja + r5]) + (fb * fb + col[jb + r5]))
+        e_pp += b3 * ((e * e + col[ja + r2]) + (eb * eb + col[jb + r2]))
+        e_mm += b3 * ((f * f + col[ja + r3]) + (fb * fb + col[jb + r3]))
         ja = ou + np.uint64(4)
         jb = ou + np.uint64(6)
-        e = (cp - col[ja]) + (dp - col[ja + r2])
-        eb = (cp - col[jb]) + (dp - col[jb + r2])
-        f = (cm - col[ja + r1]) + (dm - col[ja + r3])
-        fb = (cm - col[jb + r1]) + (dm - col[jb + r3])
+        e = _deviation(col, cp, dp, ja, r4, parts)
+        eb = _deviation(col, cp, dp, jb, r4, parts)
+        f = _deviation(col, cm, dm, ja + r1, r4, parts)
+        fb = _deviation(col, cm, dm, jb + r1, r4, parts)
         e_p += b4 * (e + eb)
         e_m += b4 * (f + fb)
-        e_pp += b4 * ((e * e + col[ja + r4]) + (eb * eb + col[jb + r4]))
-        e_mm += b4 * ((f * f + col[ja + r5]) + (fb * fb + col[jb + r5]))
-        mo[o] = cp + (dp - e_p)
-        mo[ACC + o] = cm + (dm - e_m)
+        e_pp += b4 * ((e * e + col[ja + r2]) + (eb * eb + col[jb + r2]))
+        e_mm += b4 * ((f * f + col[ja + r3]) + (fb * fb + col[jb + r3]))
+        if parts is None:
+            mo[o] = np.float32(ref_p + np.float64(cp - e_p))
+            mo[ACC + o] = np.float32(ref_m + np.float64(cm - e_m))
+        else:
+            mo[o] = cp + (dp - e_p)
+            mo[ACC + o] = cm + (dm - e_m)
         mo[2 * ACC + o] = norm * (e_pp - e_p * e_p)
         mo[3 * ACC + o] = norm * (e_mm - e_m * e_m)
+
+
+@jit()
+def _sd_moments(
+    rp: np.ndarray,
+    rm: np.ndarray,
+    g: np.ndarray,
+    i: int,
+    j0: int,
+    n_tile: int,
+    c2: float,
+    cov_norm: float,
+    summed: bool,
+    col: np.ndarray,
+    mo: np.ndarray,
+) -> None:
+    """``mu_p, mu_m, var(p), var(m)`` of the tile of outputs ``j0 .. j0 + n_tile`` of row ``i``.
+
+    The column means in one part, unless one of the tile's lies further from the
+    tile's reference than ``_ONE_PART_SPREAD * sqrt(C2)`` (data far outside its
+    data range, or NaN): then in two parts, whose precision does not depend on the
+    tile's spread.
+    """
+    win_size = g.shape[0]
+    half = win_size // 2
+    if half < 0 or half > _PAIRS:
+        return
+    view = col[_PAIRS - half :]
+    width = n_tile + win_size - 1
+    limit = _ONE_PART_SPREAD * np.sqrt(c2)
+    if summed:
+        within = _vertical_sweep_sd(rp, rm, g, i, j0, width, view, None, limit)
+    else:
+        within = _vertical_sweep_sd_xy(rp, rm, g, i, j0, width, view, None, limit)
+    if within:
+        ref_p, ref_m = _tile_reference(rp, rm, summed, (i + half) % win_size, j0, width)
+        _horizontal_sweep_sd(col, g, n_tile, cov_norm, ref_p, ref_m, None, mo)
+        return
+    if summed:
+        _vertical_sweep_sd(rp, rm, g, i, j0, width, view, _TWO_PARTS, limit)
+    else:
+        _vertical_sweep_sd_xy(rp, rm, g, i, j0, width, view, _TWO_PARTS, limit)
+        _centre_remainders(rp, rm, (i + half) % win_size, j0, width, view)
+    _horizontal_sweep_sd(col, g, n_tile, cov_norm, 0.0, 0.0, _TWO_PARTS, mo)
 
 
 @jit()
@@ -1100,23 +1256,10 @@ def gaussian_score_row(
     tile writes (zeros at first): a window of fewer than 11 taps reads them with
     weight 0.
     """
-    win_size = g.shape[0]
-    half = win_size // 2
-    if half < 0 or half > _PAIRS:
-        return
-    skip = _PAIRS - half
-    view = col[skip:]
     tile = min(TILE, COL - 2 * _PAIRS)
-    centre = (i + half) % win_size
     for j0 in range(0, n_out, tile):
         n_tile = min(tile, n_out - j0)
-        width = n_tile + win_size - 1
-        if summed:
-            _vertical_sweep_sd(rp, rm, g, i, j0, width, view)
-        else:
-            _vertical_sweep_sd_xy(rp, rm, g, i, j0, width, view)
-            _centre_remainders(rp, rm, centre, j0, width, view)
-        _horizontal_sweep_sd(col, g, n_tile, cov_norm, mo)
+        _sd_moments(rp, rm, g, i, j0, n_tile, c2, cov_norm, summed, col, mo)
         _combine_score(mo, n_tile, c1, c2, deficit, j0)
 
 
@@ -1144,21 +1287,8 @@ def gaussian_sd_row(
     the components (MS-SSIM's scales) need no more than the score does. ``planes``,
     ``out`` and ``deficit`` as :func:`~pipeline.kernels.cpu.combine.combine_row`.
     """
-    win_size = g.shape[0]
-    half = win_size // 2
-    if half < 0 or half > _PAIRS:
-        return
-    skip = _PAIRS - half
-    view = col[skip:]
     tile = min(TILE, COL - 2 * _PAIRS)
-    centre = (i + half) % win_size
     for j0 in range(0, n_out, tile):
         n_tile = min(tile, n_out - j0)
-        width = n_tile + win_size - 1
-        if summed:
-            _vertical_sweep_sd(rp, rm, g, i, j0, width, view)
-        else:
-            _vertical_sweep_sd_xy(rp, rm, g, i, j0, width, view)
-            _centre_remainders(rp, rm, centre, j0, width, view)
-        _horizontal_sweep_sd(col, g, n_tile, cov_norm, mo)
+        _sd_moments(rp, rm, g, i, j0, n_tile, c2, cov_norm, summed, col, mo)
         combine_row_sd(mo, n_tile, c1, c2, planes, out, deficit, j0)
