@@ -12,9 +12,10 @@ buys, is the comment below. Odd windows of up to 11 taps carry a sixth moment,
 :func:`_horizontal_sweep_m`, :func:`~pipeline.kernels.cpu.combine.combine_row_m`;
 the comment above them). A score alone (odd windows of up to 11 taps) takes
 :func:`gaussian_score_row` instead: the same passes on ``x + y`` and ``x - y``,
-four moments instead of five, and a float64 comparison step (the last
-comment); maps without components (ssim and cs) the same passes
-(:func:`gaussian_sd_row`).
+four moments instead of five, each column mean one float32 number less its
+tile's reference (two parts where data lie far outside their range), and a
+float64 comparison step (the last comment); maps without components (ssim and
+cs) the same passes (:func:`gaussian_sd_row`).
 """
 
 from __future__ import annotations
@@ -732,15 +733,14 @@ def gaussian_row_m(
 # _vertical_sweep_m. float32 pixels keep a ring of x and y (their sum is not a
 # float32 number, and a float64 ring costs more than it saves): deviations
 # u = x - s_x, w = y - s_y as in the five-moment path, joined as p = u + w,
-# m = u - w, and the float32 rounding of s_x + s_y and s_x - s_y carried by
-# two-sums (5e-8 of the mean of float32 data near 1e4 without). Swapping x and
-# y leaves p and negates m exactly (round-to-nearest is symmetric), so
-# ssim(x, y) == ssim(y, x) still holds exactly, and m = 0 for equal images gives
-# d = 0. The horizontal pass centres each window on its centre column's means of
-# p and m, kept as two float32 parts (s_p and the column mean less it). The
-# comparison step is float64 with the deficit as one quotient (the luminance and
-# contrast-structure deficits dl = Nl / Dl and dcs = V- / Dc joined as
-# dl + dcs - dl dcs):
+# m = u - w, with s_x + s_y and s_x - s_y formed in float64 (float32 would round
+# them: 5e-8 of the mean of float32 data near 1e4). Swapping x and y leaves p
+# and negates m exactly (round-to-nearest is symmetric), so ssim(x, y) ==
+# ssim(y, x) still holds exactly, and m = 0 for equal images gives d = 0. The
+# horizontal pass centres each window on its centre column's means of p and m
+# (one float32 number per column, below). The comparison step is float64 with
+# the deficit as one quotient (the luminance and contrast-structure deficits
+# dl = Nl / Dl and dcs = V- / Dc joined as dl + dcs - dl dcs):
 #   d = (Nl Dc + V- (2 mu_x mu_y + C1)) / (Dl Dc),
 #   Nl = mu_m^2, Dl = mu_x^2 + mu_y^2 + C1, Dc = V+ + C2,
 # which leaves d only the float32 rounding of the moments. The maps need
@@ -752,15 +752,21 @@ def gaussian_row_m(
 # The horizontal pass needs each column's mean, m_c - m_k for every tap. Kept as
 # one float32 number per column, m - ref with ref one ring value per column tile
 # (its middle column's centre sample), a tap costs four loads and one subtraction
-# per basis image; kept as two parts (the centre sample and the rest), six loads
-# and three subtractions, which made the horizontal pass a third slower. One part
-# rounds each mean to float32's precision relative to its distance from ref, not
-# to its distance from the window's centre column: a smooth window beside a far
-# brighter region of the same tile loses up to |m - ref| * 6e-8 in each deviation,
-# which stays within float32 rounding of sigma^2 + C2 as long as |m - ref| is a
-# small multiple of sqrt(C2) (data within its data range: |p - ref| <= 2 L = 67
-# sqrt(C2) for K2 = 0.03). A tile whose means lie further than _ONE_PART_SPREAD
-# sqrt(C2) from ref (data far outside its range, NaN) is swept again in two parts.
+# per basis image; kept as two parts (the centre sample and the rest, as the
+# maps path keeps them), six loads and three subtractions (the horizontal pass
+# took 1.9 ns per output pixel instead of 1.3 on a Zen 4 core). One part rounds
+# each mean to float32's precision relative to its distance from ref, not to its
+# distance from the window's centre column: a smooth window beside a far
+# brighter region of the same tile loses up to |m - ref| * 6e-8 in each
+# deviation. For the deficit that stays within float32 rounding of sigma^2 + C2
+# while |m - ref| is a small multiple of sqrt(C2) (data within its data range:
+# |p - ref| <= 2 L = 67 sqrt(C2) for K2 = 0.03), and var(m), the deficit's
+# numerator, has m's own spread, small for similar images. A tile whose means
+# lie further than _ONE_PART_SPREAD sqrt(C2) from ref (data far outside its
+# range, NaN) is swept again in two parts, so such data keep the precision they
+# had. (The maps path keeps two parts: contrast and structure need sigma_x^2 and
+# sigma_y^2 each to its own precision, and one part put them 2e-6 off on faint
+# texture beside an edge, against 4e-8.)
 _ONE_PART_SPREAD = 512.0
 # The marker of the two-part sweeps (None: one part; see five_moment_marker).
 _TWO_PARTS = np.zeros(0, dtype=np.float32)

@@ -470,6 +470,65 @@ def test_score_in_the_sum_difference_basis(rng, kind, win_size) -> None:
     assert abs(fused_score(x, y, uniform=False, threads=2, **params) - score) < 1e-14
 
 
+def _faint_texture_beside_steps(rng, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """uint8 levels: a 0/255 step every 90 columns, +-2 of texture, y within +-1 of x."""
+    step = np.where((np.arange(shape[1]) // 90) % 2 == 1, 255, 0)
+    x = np.clip(step[None, :] + rng.integers(-2, 3, shape), 0, 255)
+    y = np.clip(x + rng.integers(-1, 2, shape), 0, 255)
+    return x, y
+
+
+@pytest.mark.parametrize(
+    ("dtype", "scale", "offset"),
+    [
+        (np.uint8, 1, 0),
+        (np.uint16, 257, 0),
+        (np.float32, 1 / 255, 10.0),
+        (np.float64, 1 / 255, 1e4),
+    ],
+)
+def test_score_of_faint_texture_beside_a_far_brighter_region(rng, dtype, scale, offset) -> None:
+    # The score keeps each column mean as one float32 number less its tile's
+    # reference (a ring value of the tile's middle column; pipeline/kernels/cpu/
+    # gaussian.py): a smooth window beside a far brighter region of the same tile
+    # rounds its deviations relative to that distance instead of its own. Faint
+    # texture beside full-range steps in every tile of 256 columns, near-identical
+    # images, floats offset far from zero: within 1e-8 of the exact oracle, exactly
+    # symmetric, exactly 1 for equal images.
+    x, y = _faint_texture_beside_steps(rng, (120, 600))
+    x = (x * scale + offset).astype(dtype)
+    y = (y * scale + offset).astype(dtype)
+    data_range = 255.0 * scale
+    params = kernel_params("gaussian", 11, "population", data_range)
+    del params["window"], params["components"]
+    exact = exact_ssim(x, y, **params).mean()
+    for threads in (2, 1):
+        score = fused_score(x, y, uniform=False, threads=threads, **params)
+        assert abs(score - exact) < MEAN_TOLERANCE, f"score off by {score - exact:.1e}"
+    assert fused_score(y, x, uniform=False, threads=1, **params) == score
+    assert fused_score(x, x, uniform=False, threads=1, **params) == 1.0
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_score_of_data_far_outside_its_data_range(rng, dtype) -> None:
+    # A step of 1000 data ranges within a tile puts its one-part column means far
+    # from the tile's reference (more than 512 sqrt(C2)): such tiles are swept again
+    # with each mean in two parts, whose precision does not depend on the tile's
+    # spread. Within 2e-9 of the exact oracle (one part alone left 2.1e-7 for
+    # float32 and 7.8e-8 for float64).
+    shape = (200, 200)
+    step = np.where(np.arange(shape[1]) > shape[1] // 2, 1000.0, 0.0)
+    x = step[None, :] + rng.normal(0, 0.01, shape)
+    y = x + rng.normal(0, 0.01, shape)
+    x, y = x.astype(dtype), y.astype(dtype)
+    params = kernel_params("gaussian", 11, "population", 1.0)
+    del params["window"], params["components"]
+    exact = exact_ssim(x, y, **params).mean()
+    score = fused_score(x, y, uniform=False, threads=1, **params)
+    assert abs(score - exact) < 2e-9, f"score off by {score - exact:.1e}"
+    assert fused_score(y, x, uniform=False, threads=1, **params) == score
+
+
 @pytest.mark.parametrize(("high", "low"), [(50, 48), (20, 19)])
 def test_score_of_near_identical_checkerboards(high, low) -> None:
     # uint8 128 +- high against 128 +- low: sigma_x^2 + sigma_y^2 - 2 sigma_xy of the
