@@ -28,14 +28,27 @@ comparison step with the deficits only and their float64 row sum (``_row_sum``
 of :mod:`pipeline.kernels.cpu.chunk`); its time less stage 2's is printed as
 "score: combine (deficits) + row sum", and its total as the score's.
 
+A second table times the path ``pipeline.ssim`` takes for a score
+(:func:`~pipeline.kernels.cpu.gaussian.gaussian_score_row`: four moments of
+``p = x + y`` and ``m = x - y``) the same way: each input row into the ring of
+``p`` and ``m`` rows (``load_rows_sd``), the vertical and horizontal sweeps
+(``_vertical_sweep_sd``, ``_horizontal_sweep_sd``, each column mean one float32
+number), and the float64 deficits with their row sum
+(``_combine_score``, ``_row_sum``); its total is checked against ``fused_score``.
+
 The real entry point (``maps_chunks`` with packed statistics, one chunk) is
 timed too, as a check that the stages add up. Variants are interleaved round by
 round and the best of ``--repeat`` is kept. The arithmetic limit is the
 minimal FMA count per output pixel (printed with its derivation) against one
-core's peak: 2 FMA units x the float32 lanes of their datapath x the clock from
-/proc/cpuinfo. The datapath is 16 lanes with AVX-512 and 8 without, except on AMD
+core's peak: 2 FMA units x the float32 lanes of their datapath x the clock the
+core runs at. The datapath is 16 lanes with AVX-512 and 8 without, except on AMD
 before Zen 5 (family 25 and older), whose AVX-512 (Zen 4) runs each 512-bit
-operation as two 256-bit halves: 8 lanes there.
+operation as two 256-bit halves: 8 lanes there. The clock is measured: a chain of
+dependent float64 FMAs, each waiting for the last (4 cycles on Zen 2-4 and on
+Intel cores since Skylake), timed on this thread. /proc/cpuinfo's ``cpu MHz`` is
+printed beside it; on a virtual machine it is often the nominal clock, not the
+boosted one the core runs at (2.596 against 3.67 GHz measured on a Zen 4
+machine), and a peak from it is too low.
 
 ``--asm`` also counts, in the assembly numba made for the gaussian, uniform
 (float64 and int32), combine and histogram-index routines (compiled again from
@@ -65,11 +78,17 @@ import numpy as np
 from pipeline.kernels.cpu import combine, gaussian, histogram, uniform
 from pipeline.kernels.cpu.chunk import _row_sum, maps_chunks
 from pipeline.kernels.cpu.combine import ACC, COL, TILE, combine_row_m
+from pipeline.kernels.cpu.fused import fused_score
 from pipeline.kernels.cpu.gaussian import (
+    _ONE_PART_SPREAD,
     _PAIRS,
+    _combine_score,
     _horizontal_sweep_m,
+    _horizontal_sweep_sd,
     _vertical_sweep_m,
+    _vertical_sweep_sd,
     load_row,
+    load_rows_sd,
 )
 from pipeline.kernels.cpu.histogram import _extremes, _indices
 from pipeline.kernels.cpu.launch import ring_width
@@ -93,6 +112,91 @@ FMA_PER_STAGE = {
     "horizontal pass": 6 * WIN,
     "combine (SSIM, cs, l, c, s)": 2,
 }
+# The score's path: two products (p^2, m^2) per input pixel, four moments (p, m,
+# p^2, m^2) per tap in each pass, two in the comparison step.
+SCORE_STAGES = ("load rows (p, m)", "vertical pass", "horizontal pass")
+SCORE_STAGES += ("combine (deficits) + row sum",)
+SCORE_FMA = {"vertical pass": 2 + 4 * WIN, "horizontal pass": 4 * WIN}
+SCORE_FMA["combine (deficits) + row sum"] = 2
+# Cycles of one dependent FMA (Zen 2-4; Intel since Skylake).
+FMA_LATENCY = 4
+
+
+@numba.njit(fastmath={"contract"})
+def _fma_chain(n: int, a: float, b: float) -> float:  # pragma: no cover - compiled
+    """``n`` times four dependent ``x * a + b`` (one FMA each: contraction allowed)."""
+    x = 0.5
+    for _ in range(n):
+        x = x * a + b
+        x = x * a + b
+        x = x * a + b
+        x = x * a + b
+    return x
+
+
+def measured_clock_ghz(repeat: int = 5) -> float:
+    """The clock this thread runs at, GHz: FMA_LATENCY over the time of one chained FMA."""
+    n = 5_000_000
+    _fma_chain(10, 0.9, 0.1)
+    best = float("inf")
+    for _ in range(repeat):
+        start = time.perf_counter()
+        _fma_chain(n, 0.9, 0.1)
+        best = min(best, time.perf_counter() - start)
+    return FMA_LATENCY / (1e9 * best / (4 * n))
+
+
+@numba.njit(nogil=True, error_model="numpy")
+def _drive_score(
+    x: np.ndarray,
+    y: np.ndarray,
+    g: np.ndarray,
+    upto: int,
+    c1: float,
+    c2: float,
+    cov_norm: float,
+    rp: np.ndarray,
+    rm: np.ndarray,
+    col: np.ndarray,
+    mo: np.ndarray,
+    deficit: np.ndarray,
+) -> float:  # pragma: no cover - compiled
+    """``gaussian_score_row``'s path over uint8 pixels (one chunk), up to stage ``upto``.
+
+    Returns the sum of SSIM over the outputs (``_row_sum``, stage 3), or of one
+    value per row (earlier stages, so that nothing is elided).
+    """
+    win = g.shape[0]
+    half = win // 2
+    n_out = x.shape[1] - win + 1
+    n_rows = x.shape[0] - win + 1
+    tile = min(TILE, COL - 2 * _PAIRS)
+    view = col[_PAIRS - half :]
+    limit = _ONE_PART_SPREAD * np.sqrt(c2)
+    total = 0.0
+    for r in range(win - 1):
+        load_rows_sd(x, y, r, rp, rm, r % win, True)
+    for i in range(n_rows):
+        last = i + win - 1
+        load_rows_sd(x, y, last, rp, rm, last % win, True)
+        if upto < 1:
+            total += rp[last % win, i % x.shape[1]]
+            continue
+        for j0 in range(0, n_out, tile):
+            n_tile = min(tile, n_out - j0)
+            width = n_tile + win - 1
+            near = _vertical_sweep_sd(rp, rm, g, i, j0, width, view, None, limit)
+            if not near:
+                raise ValueError("the benchmark pair left the one-part sweep")
+            if upto >= 2:
+                _horizontal_sweep_sd(col, g, n_tile, cov_norm, None, mo)
+            if upto >= 3:
+                _combine_score(mo, n_tile, c1, c2, deficit, j0)
+        if upto >= 3:
+            total += _row_sum(deficit, n_out)
+        else:
+            total += col[i % COL] + mo[i % ACC]
+    return total
 
 
 @numba.njit(nogil=True, error_model="numpy")
@@ -255,14 +359,57 @@ def time_stages(side: int, repeat: int) -> tuple[list[float], float, float, int]
     return best[:-2], best[-2], best[-1], n_out * n_out
 
 
-def print_table(best: list[float], score: float, entry: float, pixels: int, repeat: int) -> None:
-    clock = cpu_clock_ghz()
+def time_score_stages(side: int, repeat: int) -> tuple[list[float], float, int]:
+    """Best seconds of the score path's cumulative variants (``upto`` 0..3), ``fused_score``'s.
+
+    And the number of output pixels. The driver's score is checked against
+    ``fused_score``'s (one thread) first.
+    """
+    numba.set_num_threads(1)
+    x, y = make_pair(side)
+    g = gaussian_window(WIN, SIGMA).astype(np.float32)
+    c1, c2 = (K1 * DATA_RANGE) ** 2, (K2 * DATA_RANGE) ** 2
+    cov_norm = WIN * WIN / (WIN * WIN - 1.0)
+    n_out = side - WIN + 1
+    rings = np.empty((2, WIN, ring_width(side, 4)), np.float32)
+    col = np.zeros(8 * COL, np.float32)
+    mo = np.empty(6 * ACC, np.float32)
+    deficit = np.empty(n_out, np.float64)
+    params = dict(weights=g.astype(np.float64), uniform=False, c1=c1, c2=c2, cov_norm=cov_norm)
+
+    def variant(upto: int) -> float:
+        return float(_drive_score(x, y, g, upto, c1, c2, cov_norm, rings[0], rings[1], col, mo,
+                                  deficit))  # fmt: skip
+
+    def entry() -> float:
+        return float(fused_score(x, y, threads=1, **params))
+
+    driven = variant(len(SCORE_STAGES) - 1) / (n_out * n_out)
+    if not np.isclose(driven, entry(), rtol=1e-12, atol=0):
+        raise AssertionError(f"the score driver's SSIM {driven} differs from fused_score's")
+    calls = [lambda k=k: variant(k) for k in range(len(SCORE_STAGES))] + [entry]
+    best = [float("inf")] * len(calls)
+    for _ in range(repeat):
+        for k, call in enumerate(calls):
+            start = time.thread_time()
+            call()
+            best[k] = min(best[k], time.thread_time() - start)
+    return best[:-1], best[-1], n_out * n_out
+
+
+def print_table(
+    best: list[float], score: float, entry: float, pixels: int, repeat: int, clock: float
+) -> float:
+    """The maps path's table; returns one core's FMA peak (GFMA/s)."""
     flags = cpu_flags()
     avx512 = "avx512f" in flags
     lanes = fma_lanes(flags)
     core_peak = 2 * lanes * clock  # GFMA/s of one core: 2 FMA units
     total_fma = sum(FMA_PER_STAGE.values())
-    print(f"CPU: {cpu_model()}, {os.cpu_count()} cores, clock {clock:.3f} GHz (/proc/cpuinfo)")
+    print(
+        f"CPU: {cpu_model()}, {os.cpu_count()} cores, clock {clock:.3f} GHz measured"
+        f" ({FMA_LATENCY} cycles per dependent FMA; /proc/cpuinfo: {cpu_clock_ghz():.3f} GHz)"
+    )
     print(
         f"flags: avx2={'avx2' in flags} fma={'fma' in flags} avx512f={avx512}"
         f" -> FMA datapath {32 * lanes} bits, {lanes} float32 lanes"
@@ -302,6 +449,27 @@ def print_table(best: list[float], score: float, entry: float, pixels: int, repe
     score_fma = FMA_PER_STAGE["vertical pass"] + FMA_PER_STAGE["horizontal pass"]
     print(f"| score: all stages | {score_total:.2f} | | {score_fma} | "
           f"{100 * score_fma / core_peak / score_total:.1f} % |")  # fmt: skip
+    return core_peak
+
+
+def print_score_table(best: list[float], entry: float, pixels: int, core_peak: float) -> None:
+    """The score path's stages (sum/difference basis) against the same core peak."""
+    total_fma = sum(SCORE_FMA.values())
+    print("\nThe score as pipeline.ssim computes it (sum/difference basis, four moments:")
+    print(f"p, m, p^2, m^2; {total_fma} FMA per output pixel: vertical 2 products + 4 x {WIN}")
+    print(f"taps, horizontal 4 x {WIN}, combine 2), one thread:")
+    print("| stage | ns per pixel | share | FMA per pixel | fraction of one core's FMA peak |")
+    print("|---|---|---|---|---|")
+    stage_ns = [1e9 * best[0]] + [1e9 * (best[k] - best[k - 1]) for k in range(1, len(best))]
+    stage_ns = [ns / pixels for ns in stage_ns]
+    total = 1e9 * best[-1] / pixels
+    for name, ns in zip(SCORE_STAGES, stage_ns, strict=True):
+        fma = SCORE_FMA.get(name)
+        fraction = "-" if fma is None or ns <= 0 else f"{100 * fma / core_peak / ns:.1f} %"
+        print(f"| {name} | {ns:.2f} | {100 * ns / total:.0f} % | {fma or '-'} | {fraction} |")
+    overall = 100 * total_fma / core_peak / total
+    print(f"| all stages | {total:.2f} | 100 % | {total_fma} | {overall:.1f} % |")
+    print(f"| check: fused_score (threads=1) | {1e9 * entry / pixels:.2f} | | | |")
 
 
 # ---------------------------------------------------------------------------
@@ -406,9 +574,12 @@ def main() -> None:
     parser.add_argument("--asm", action="store_true", help="also count FMA/vector instructions")
     args = parser.parse_args()
     print(f"load average before: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
+    clock = measured_clock_ghz()
     best, score, entry, pixels = time_stages(args.size, args.repeat)
+    score_best, score_entry, _ = time_score_stages(args.size, args.repeat)
     print(f"load average after: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
-    print_table(best, score, entry, pixels, args.repeat)
+    core_peak = print_table(best, score, entry, pixels, args.repeat, clock)
+    print_score_table(score_best, score_entry, pixels, core_peak)
     if args.asm:
         asm_report()
 

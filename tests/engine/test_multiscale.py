@@ -154,3 +154,19 @@ def test_ms_ssim_default_engine_takes_the_in_memory_means(kind):
     ds = sp.evaluate(x[None], y[None], ms_ssim=True, chunks=(1, 64, 48), data_range=data_range)
     expected = sp.ms_ssim(x, y, data_range=data_range)
     assert abs(ds["ms_ssim"].values[0] - expected) <= 1e-12
+
+
+def test_ms_ssim_blocks_agree_where_data_leave_their_range():
+    # The score path's column means are one float32 number, except in the windows
+    # that hold a mean far outside the data range (pipeline/kernels/cpu/gaussian.py,
+    # two parts there); that choice is each window's own, so blocks of any layout
+    # give the in-memory numbers. A step of 1000 data ranges at column 100 of
+    # 176 puts windows of both kinds in blocks 48 columns wide, and in different
+    # column tiles than in memory.
+    rng = np.random.default_rng(7)
+    step = np.where(np.arange(176) >= 100, 1000.0, 0.0)
+    x = step[None, :] + rng.normal(0.5, 0.1, (176, 176))
+    y = x + rng.normal(0, 0.05, x.shape)
+    ds = sp.evaluate(x[None], y[None], ms_ssim=True, chunks=(1, 64, 48), data_range=1.0)
+    expected = sp.ms_ssim(x, y, data_range=1.0)
+    assert abs(ds["ms_ssim"].values[0] - expected) <= 1e-12

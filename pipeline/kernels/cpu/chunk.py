@@ -156,8 +156,9 @@ def maps_chunks(
     # keep it so; the others' float32 values are stored exactly).
     deficit = np.empty(n_out, dtype=np.float64)
     # Six rows: the moments of the Gaussian maps path (see gaussian_row_m) and of the
-    # uniform window (see uniform.uniform_row), five elsewhere.
-    mo = np.empty(6 * ACC, dtype=np.float32)
+    # uniform window (see uniform.uniform_row), five elsewhere; the score's four and,
+    # where data lie far outside their range, their two-part twins (gaussian._sd_moments).
+    mo = np.empty(8 * ACC, dtype=np.float32)
     if rings is not None:
         g32 = g.astype(np.float32)
         # Zeros: the sweeps of odd windows of <= SCORE_TAPS taps read columns no tile

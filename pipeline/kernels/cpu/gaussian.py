@@ -12,10 +12,10 @@ buys, is the comment below. Odd windows of up to 11 taps carry a sixth moment,
 :func:`_horizontal_sweep_m`, :func:`~pipeline.kernels.cpu.combine.combine_row_m`;
 the comment above them). A score alone (odd windows of up to 11 taps) takes
 :func:`gaussian_score_row` instead: the same passes on ``x + y`` and ``x - y``,
-four moments instead of five, each column mean one float32 number less its
-tile's reference (two parts where data lie far outside their range), and a
-float64 comparison step (the last comment); maps without components (ssim and
-cs) the same passes (:func:`gaussian_sd_row`).
+four moments instead of five, each column mean one float32 number (two parts
+where data lie far outside their range), and a float64 comparison step (the
+last comment); maps without components (ssim and cs) the same passes
+(:func:`gaussian_sd_row`).
 """
 
 from __future__ import annotations
@@ -750,23 +750,25 @@ def gaussian_row_m(
 # float32 rounding of each other (<= 5e-9 on the tested pairs), not the same bits.
 #
 # The horizontal pass needs each column's mean, m_c - m_k for every tap. Kept as
-# one float32 number per column, m - ref with ref one ring value per column tile
-# (its middle column's centre sample), a tap costs four loads and one subtraction
-# per basis image; kept as two parts (the centre sample and the rest, as the
-# maps path keeps them), six loads and three subtractions (the horizontal pass
-# took 1.9 ns per output pixel instead of 1.3 on a Zen 4 core). One part rounds
-# each mean to float32's precision relative to its distance from ref, not to its
-# distance from the window's centre column: a smooth window beside a far
-# brighter region of the same tile loses up to |m - ref| * 6e-8 in each
-# deviation. For the deficit that stays within float32 rounding of sigma^2 + C2
-# while |m - ref| is a small multiple of sqrt(C2) (data within its data range:
-# |p - ref| <= 2 L = 67 sqrt(C2) for K2 = 0.03), and var(m), the deficit's
-# numerator, has m's own spread, small for similar images. A tile whose means
-# lie further than _ONE_PART_SPREAD sqrt(C2) from ref (data far outside its
-# range, NaN) is swept again in two parts, so such data keep the precision they
-# had. (The maps path keeps two parts: contrast and structure need sigma_x^2 and
-# sigma_y^2 each to its own precision, and one part put them 2e-6 off on faint
-# texture beside an edge, against 4e-8.)
+# one float32 number per column (s - d, rounded once), a tap costs four loads
+# and one subtraction per basis image; kept as two parts (the centre sample and
+# the rest, as the maps path keeps them), six loads and three subtractions (the
+# horizontal pass took 1.9 ns per output pixel instead of 1.3 on a Zen 4 core).
+# One part rounds each mean to float32's precision relative to its size, not to
+# its distance from the window's centre column: a smooth window beside far
+# brighter columns loses up to |m| * 6e-8 in each deviation. For the deficit
+# that stays within float32 rounding of sigma^2 + C2 while |m| is a small
+# multiple of sqrt(C2) (data within their data range: p <= 2 L = 67 sqrt(C2)
+# for K2 = 0.03, |m| <= L), and var(m), the deficit's numerator, has m's own
+# size, small for similar images. An output whose window holds a column mean
+# beyond _ONE_PART_SPREAD sqrt(C2) (data far outside their range or far from
+# zero, such as float data near 1e4 with a data range of 1; NaN) is made from
+# two parts instead, at the cost of both sweeps. The choice depends on the
+# window's columns alone, so the bits do not depend on how the image is tiled
+# (blocks of the streaming engine, column tiles, threads). (The maps path keeps
+# two parts: contrast and structure need sigma_x^2 and sigma_y^2 each to its own
+# precision, and one part put them 2e-6 off on faint texture beside an edge,
+# against 4e-8.)
 _ONE_PART_SPREAD = 512.0
 # The marker of the two-part sweeps (None: one part; see five_moment_marker).
 _TWO_PARTS = np.zeros(0, dtype=np.float32)
@@ -813,13 +815,12 @@ def _vertical_sweep_sd(
     :func:`_vertical_sweep_m`'s form on a ring of ``p`` and ``m`` rows
     (:func:`load_rows_sd`) instead of ``x`` and ``y``: two second moments, no cross
     term. ``col[q * COL + j]`` rows 2 and 3: ``V_p, V_m``; rows 0 and 1 the column
-    means of ``p`` and ``m``: with ``parts`` None, less the tile's reference
-    (:func:`_tile_reference`, a ring value: the difference is exact for uint8 and
-    uint16 sums) and rounded once to float32; with ``parts`` (a marker), as two
-    float32 parts, the centre samples ``s_p, s_m`` in rows 0 and 1 and the rest
-    ``d_p, d_m`` in rows 4 and 5 (the float64 ring's remainder of ``s`` included).
-    Returns whether every one-part mean lies within ``+-limit`` (a NaN does not;
-    always True with ``parts``): a compare per mean, in the vectorised loop.
+    means of ``p`` and ``m``: with ``parts`` None, each rounded once to float32
+    (``s - d`` in the ring's precision), and row 6 is 1 where either lies beyond
+    ``+-limit`` (or is NaN), else 0; with ``parts`` (a marker), as two float32
+    parts, the centre samples ``s_p, s_m`` in rows 0 and 1 and the rest ``d_p,
+    d_m`` in rows 4 and 5 (the float64 ring's remainder of ``s`` included), row 6
+    untouched. Returns whether no column was marked (always True with ``parts``).
     """
     win_size = g.shape[0]
     half = win_size // 2
@@ -832,8 +833,6 @@ def _vertical_sweep_sd(
     p5, p6, p7, p8, p9 = rp[b0], rp[b1], rp[b2], rp[b3], rp[b4]
     m0, m1, m2, m3, m4 = rm[t0], rm[t1], rm[t2], rm[t3], rm[t4]
     m5, m6, m7, m8, m9 = rm[b0], rm[b1], rm[b2], rm[b3], rm[b4]
-    ref_p = pc[j0 + width // 2]
-    ref_m = mc[j0 + width // 2]
     bound = np.float32(limit)
     outside = False
     # Deviations negated, as in _vertical_sweep_m: the row's load folds into the subtraction.
@@ -884,12 +883,13 @@ def _vertical_sweep_sd(
         col[2 * COL + j] = v_p - d_p * d_p
         col[3 * COL + j] = v_m - d_m * d_m
         if parts is None:
-            t_p = np.float32((sp - ref_p) - d_p)
-            t_m = np.float32((sm - ref_m) - d_m)
+            t_p = np.float32(sp - d_p)
+            t_m = np.float32(sm - d_m)
             col[j] = t_p
             col[COL + j] = t_m
-            outside |= not (-bound <= t_p <= bound)
-            outside |= not (-bound <= t_m <= bound)
+            far = (not (-bound <= t_p <= bound)) | (not (-bound <= t_m <= bound))
+            col[6 * COL + j] = np.float32(far)
+            outside |= far
         else:
             s_p = np.float32(sp)
             s_m = np.float32(sm)
@@ -934,7 +934,6 @@ def _vertical_sweep_sd_xy(
     x5, x6, x7, x8, x9 = rx[b0], rx[b1], rx[b2], rx[b3], rx[b4]
     y0, y1, y2, y3, y4 = ry[t0], ry[t1], ry[t2], ry[t3], ry[t4]
     y5, y6, y7, y8, y9 = ry[b0], ry[b1], ry[b2], ry[b3], ry[b4]
-    ref_p, ref_m = _tile_reference(rx, ry, False, centre, j0, width)
     bound = np.float32(limit)
     outside = False
     for j in range(width):
@@ -991,12 +990,13 @@ def _vertical_sweep_sd_xy(
         if parts is None:
             sx64 = np.float64(sx)
             sy64 = np.float64(sy)
-            t_p = np.float32(((sx64 + sy64) - ref_p) - np.float64(d_p))
-            t_m = np.float32(((sx64 - sy64) - ref_m) - np.float64(d_m))
+            t_p = np.float32((sx64 + sy64) - np.float64(d_p))
+            t_m = np.float32((sx64 - sy64) - np.float64(d_m))
             col[j] = t_p
             col[COL + j] = t_m
-            outside |= not (-bound <= t_p <= bound)
-            outside |= not (-bound <= t_m <= bound)
+            far = (not (-bound <= t_p <= bound)) | (not (-bound <= t_m <= bound))
+            col[6 * COL + j] = np.float32(far)
+            outside |= far
         else:
             col[j] = sx + sy
             col[COL + j] = sx - sy
@@ -1035,25 +1035,6 @@ def _centre_remainders(
 
 
 @jit()
-def _tile_reference(
-    rp: np.ndarray, rm: np.ndarray, summed: bool, centre: int, j0: int, width: int
-) -> tuple[float, float]:
-    """The tile's reference means of ``p`` and ``m``, float64: its middle column's centre sample.
-
-    The one-part column means are stored less it (:func:`_vertical_sweep_sd`), and
-    the horizontal sweep adds it back to the window means. With ``summed`` the ring
-    holds ``x + y`` and ``x - y`` (the ring's values); without, ``x`` and ``y``
-    (float32 pixels: their sum and difference are exact in float64).
-    """
-    q = j0 + width // 2
-    if summed:
-        return np.float64(rp[centre, q]), np.float64(rm[centre, q])
-    sx = np.float64(rp[centre, q])
-    sy = np.float64(rm[centre, q])
-    return sx + sy, sx - sy
-
-
-@jit()
 def _deviation(
     col: np.ndarray, c: float, d: float, j: np.uint64, rd: np.uint64, parts: np.ndarray | None
 ) -> float:
@@ -1069,8 +1050,6 @@ def _horizontal_sweep_sd(
     g: np.ndarray,
     n_out: int,
     cov_norm: float,
-    ref_p: float,
-    ref_m: float,
     parts: np.ndarray | None,
     mo: np.ndarray,
 ) -> None:
@@ -1081,10 +1060,9 @@ def _horizontal_sweep_sd(
     taps: output ``o``'s centre column is ``o + _PAIRS`` (the vertical pass
     writes a smaller window's columns that far in) and the missing taps have
     weight 0 (their columns hold finite values: 0 times them adds exactly 0).
-    With ``parts`` None each column mean is one float32 number less the tile's
-    reference (``ref_p``, ``ref_m``, added back to the window means in float64): a
-    tap costs four loads and one subtraction per basis image instead of six and
-    three.
+    The column means are those of :func:`_vertical_sweep_sd` with the same
+    ``parts``: with None one float32 number each, so that a tap costs four loads
+    and one subtraction per basis image instead of six and three.
     """
     half = g.shape[0] // 2
     if n_out < 0 or half > _PAIRS or half < 0:
@@ -1156,8 +1134,8 @@ def _horizontal_sweep_sd(
         e_pp += b4 * ((e * e + col[ja + r2]) + (eb * eb + col[jb + r2]))
         e_mm += b4 * ((f * f + col[ja + r3]) + (fb * fb + col[jb + r3]))
         if parts is None:
-            mo[o] = np.float32(ref_p + np.float64(cp - e_p))
-            mo[ACC + o] = np.float32(ref_m + np.float64(cm - e_m))
+            mo[o] = cp - e_p
+            mo[ACC + o] = cm - e_m
         else:
             mo[o] = cp + (dp - e_p)
             mo[ACC + o] = cm + (dm - e_m)
@@ -1179,34 +1157,41 @@ def _sd_moments(
     col: np.ndarray,
     mo: np.ndarray,
 ) -> None:
-    """``mu_p, mu_m, var(p), var(m)`` of the tile of outputs ``j0 .. j0 + n_tile`` of row ``i``.
+    """``mu_p, mu_m, var(p), var(m)`` of the outputs ``j0 .. j0 + n_tile`` of row ``i``.
 
-    The column means in one part, unless one of the tile's lies further from the
-    tile's reference than ``_ONE_PART_SPREAD * sqrt(C2)`` (data far outside its
-    data range, or NaN): then in two parts, whose precision does not depend on the
-    tile's spread.
+    From the column means in one part, except for the outputs whose window holds
+    a column mean beyond ``_ONE_PART_SPREAD * sqrt(C2)`` (data far outside their
+    range, or NaN): those come from the same sweeps with the means in two parts
+    (made in ``mo`` rows 4..7 first), whose precision does not depend on the
+    means' size. The choice is the window's alone, so any tiling of the image
+    gives the same bits.
     """
     win_size = g.shape[0]
     half = win_size // 2
-    if half < 0 or half > _PAIRS:
+    if half < 0 or half > _PAIRS or n_tile < 0:
         return
-    view = col[_PAIRS - half :]
+    skip = _PAIRS - half
+    view = col[skip:]
     width = n_tile + win_size - 1
     limit = _ONE_PART_SPREAD * np.sqrt(c2)
     if summed:
-        within = _vertical_sweep_sd(rp, rm, g, i, j0, width, view, None, limit)
+        near = _vertical_sweep_sd(rp, rm, g, i, j0, width, view, None, limit)
     else:
-        within = _vertical_sweep_sd_xy(rp, rm, g, i, j0, width, view, None, limit)
-    if within:
-        ref_p, ref_m = _tile_reference(rp, rm, summed, (i + half) % win_size, j0, width)
-        _horizontal_sweep_sd(col, g, n_tile, cov_norm, ref_p, ref_m, None, mo)
+        near = _vertical_sweep_sd_xy(rp, rm, g, i, j0, width, view, None, limit)
+    _horizontal_sweep_sd(col, g, n_tile, cov_norm, None, mo)
+    if near:
         return
     if summed:
         _vertical_sweep_sd(rp, rm, g, i, j0, width, view, _TWO_PARTS, limit)
     else:
         _vertical_sweep_sd_xy(rp, rm, g, i, j0, width, view, _TWO_PARTS, limit)
         _centre_remainders(rp, rm, (i + half) % win_size, j0, width, view)
-    _horizontal_sweep_sd(col, g, n_tile, cov_norm, 0.0, 0.0, _TWO_PARTS, mo)
+    _horizontal_sweep_sd(col, g, n_tile, cov_norm, _TWO_PARTS, mo[4 * ACC :])
+    far = 6 * COL + skip
+    for o in range(n_tile):
+        if col[far + o : far + o + win_size].max() > 0.0:
+            for q in range(4):
+                mo[q * ACC + o] = mo[(q + 4) * ACC + o]
 
 
 @jit()
@@ -1258,9 +1243,9 @@ def gaussian_score_row(
     uint8/uint16 pixels, float64 for float64 pixels: exact, or nearly so); without,
     the float32 ring of ``x`` and ``y`` rows (float32 pixels, whose sum float32
     would round and a float64 ring would slow down; :func:`_vertical_sweep_sd_xy`).
-    ``col`` (``>= 6 * COL + 2 * _PAIRS`` float32) must hold finite values where no
+    ``col`` (``>= 7 * COL + 2 * _PAIRS`` float32) must hold finite values where no
     tile writes (zeros at first): a window of fewer than 11 taps reads them with
-    weight 0.
+    weight 0. ``mo`` holds ``8 * ACC`` float32 (:func:`_sd_moments`).
     """
     tile = min(TILE, COL - 2 * _PAIRS)
     for j0 in range(0, n_out, tile):
