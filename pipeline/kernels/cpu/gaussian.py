@@ -23,6 +23,8 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from numba import types
+from numba.extending import overload
 
 from pipeline.kernels.cpu.combine import (
     ACC,
@@ -780,10 +782,11 @@ def load_rows_sd(
 ) -> None:
     """Input row ``row`` into ring row ``slot`` of the score's path (:func:`gaussian_score_row`).
 
-    With ``summed``, ``x + y`` into ``rp`` and ``x - y`` into ``rm``, formed in float64:
-    exact for uint8/uint16 pixels (held exactly by a float32 ring), rounded by 1e-16
-    relative for float64 pixels; ``y - x`` is exactly ``-(x - y)``. Without, ``x``
-    and ``y`` (float32 pixels), as :func:`load_row`.
+    With ``summed``, ``x + y`` into ``rp`` and ``x - y`` into ``rm``, formed in the
+    ring's precision (:func:`_in_ring`): float32 for uint8/uint16 pixels, exact (sums
+    below 2^17); float64 for float64 pixels, rounded by 1e-16 relative. ``y - x`` is
+    exactly ``-(x - y)``. Without, ``x`` and ``y`` (float32 pixels), as
+    :func:`load_row`.
     """
     if row < 0 or slot < 0:
         return
@@ -792,10 +795,26 @@ def load_rows_sd(
         load_row(y, row, rm, slot)
         return
     for j in range(x.shape[1]):
-        a = np.float64(x[row, j])
-        b = np.float64(y[row, j])
+        a = _in_ring(x[row, j], rp)
+        b = _in_ring(y[row, j], rp)
         rp[slot, j] = a + b
         rm[slot, j] = a - b
+
+
+def _in_ring(value, ring):
+    """``value`` as the ring's float type. Compiled only (:func:`_in_ring_overload`)."""
+    raise NotImplementedError("compiled only")
+
+
+@overload(_in_ring, jit_options={"nogil": True, "error_model": "numpy"})
+def _in_ring_overload(value, ring):
+    """float32 for a float32 ring (uint8 or uint16 pixels: exact sums, 16 lanes), else float64.
+
+    Unannotated: numba matches these parameters against :func:`_in_ring`'s.
+    """
+    if isinstance(ring, types.Array) and ring.dtype == types.float32:
+        return lambda value, ring: np.float32(value)
+    return lambda value, ring: np.float64(value)
 
 
 @jit(fastmath=CONTRACT)
