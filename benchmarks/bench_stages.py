@@ -185,11 +185,10 @@ def _drive_score(
         for j0 in range(0, n_out, tile):
             n_tile = min(tile, n_out - j0)
             width = n_tile + win - 1
-            near = _vertical_sweep_sd(rp, rm, g, i, j0, width, view, None, limit)
-            if not near:
+            if _vertical_sweep_sd(rp, rm, g, i, j0, width, view, None, limit):
                 raise ValueError("the benchmark pair left the one-part sweep")
             if upto >= 2:
-                _horizontal_sweep_sd(col, g, n_tile, cov_norm, None, mo)
+                _horizontal_sweep_sd(col, g, n_tile, cov_norm, None, mo, 0)
             if upto >= 3:
                 _combine_score(mo, n_tile, c1, c2, deficit, j0)
         if upto >= 3:

@@ -13,9 +13,9 @@ buys, is the comment below. Odd windows of up to 11 taps carry a sixth moment,
 the comment above them). A score alone (odd windows of up to 11 taps) takes
 :func:`gaussian_score_row` instead: the same passes on ``x + y`` and ``x - y``,
 four moments instead of five, each column mean one float32 number (two parts
-where data lie far outside their range), and a float64 comparison step (the
-last comment); maps without components (ssim and cs) the same passes
-(:func:`gaussian_sd_row`).
+where data lie far outside their range or far from zero), and a float64
+comparison step (the last comment); maps without components (ssim and cs) the
+same passes (:func:`gaussian_sd_row`).
 """
 
 from __future__ import annotations
@@ -752,25 +752,26 @@ def gaussian_row_m(
 # float32 rounding of each other (<= 5e-9 on the tested pairs), not the same bits.
 #
 # The horizontal pass needs each column's mean, m_c - m_k for every tap. Kept as
-# one float32 number per column (s - d, rounded once), a tap costs four loads
-# and one subtraction per basis image; kept as two parts (the centre sample and
-# the rest, as the maps path keeps them), six loads and three subtractions (the
+# one float32 number per column (s - d, rounded once), a tap costs four loads and
+# one subtraction per basis image; kept as two parts (the centre sample and the
+# rest, as the maps path keeps them), six loads and three subtractions (the
 # horizontal pass took 1.9 ns per output pixel instead of 1.3 on a Zen 4 core).
 # One part rounds each mean to float32's precision relative to its size, not to
 # its distance from the window's centre column: a smooth window beside far
-# brighter columns loses up to |m| * 6e-8 in each deviation. For the deficit
-# that stays within float32 rounding of sigma^2 + C2 while |m| is a small
-# multiple of sqrt(C2) (data within their data range: p <= 2 L = 67 sqrt(C2)
-# for K2 = 0.03, |m| <= L), and var(m), the deficit's numerator, has m's own
-# size, small for similar images. An output whose window holds a column mean
-# beyond _ONE_PART_SPREAD sqrt(C2) (data far outside their range or far from
-# zero, such as float data near 1e4 with a data range of 1; NaN) is made from
-# two parts instead, at the cost of both sweeps. The choice depends on the
-# window's columns alone, so the bits do not depend on how the image is tiled
-# (blocks of the streaming engine, column tiles, threads). (The maps path keeps
-# two parts: contrast and structure need sigma_x^2 and sigma_y^2 each to its own
-# precision, and one part put them 2e-6 off on faint texture beside an edge,
-# against 4e-8.)
+# brighter columns loses up to |m| * 6e-8 in each deviation. For the deficit that
+# stays within float32 rounding of sigma^2 + C2 while |m| is a small multiple of
+# sqrt(C2) (data within their data range: p <= 2 L = 67 sqrt(C2) for K2 = 0.03,
+# |m| <= L), and var(m), the deficit's numerator, has m's own size, small for
+# similar images. An output whose window holds a column mean beyond
+# _ONE_PART_SPREAD sqrt(C2) (a data range far below the pixels' values, data far
+# from zero such as float data near 1e4 with a data range of 1, NaN) is made from
+# two parts instead, at the cost of both sweeps (1.4x the time of two parts
+# alone). The choice depends on the window's columns alone, so the bits do not
+# depend on how the image is tiled (blocks of the streaming engine, column tiles,
+# threads), and uint8 pixels and the same values as float32 still give the same
+# score. (The maps path keeps two parts: contrast and structure need sigma_x^2 and
+# sigma_y^2 each to its own precision, and one part put them 2e-6 off on faint
+# texture beside an edge, against 4e-8.)
 _ONE_PART_SPREAD = 512.0
 # The marker of the two-part sweeps (None: one part; see five_moment_marker).
 _TWO_PARTS = np.zeros(0, dtype=np.float32)
@@ -828,7 +829,7 @@ def _vertical_sweep_sd(
     col: np.ndarray,
     parts: np.ndarray | None,
     limit: float,
-) -> bool:
+) -> int:
     """Column statistics of p = x + y and m = x - y, one sweep (odd windows of <= 11 taps).
 
     :func:`_vertical_sweep_m`'s form on a ring of ``p`` and ``m`` rows
@@ -839,12 +840,12 @@ def _vertical_sweep_sd(
     ``+-limit`` (or is NaN), else 0; with ``parts`` (a marker), as two float32
     parts, the centre samples ``s_p, s_m`` in rows 0 and 1 and the rest ``d_p,
     d_m`` in rows 4 and 5 (the float64 ring's remainder of ``s`` included), row 6
-    untouched. Returns whether no column was marked (always True with ``parts``).
+    untouched. Returns how many columns were marked (0 with ``parts``).
     """
     win_size = g.shape[0]
     half = win_size // 2
     if i < 0 or j0 < 0 or width < 0 or half < 0:
-        return False
+        return 0
     a0, a1, a2, a3, a4 = _sweep_weights(g)
     centre, t0, t1, t2, t3, t4, b0, b1, b2, b3, b4 = _sweep_rows(win_size, i)
     pc, mc = rp[centre], rm[centre]
@@ -853,7 +854,7 @@ def _vertical_sweep_sd(
     m0, m1, m2, m3, m4 = rm[t0], rm[t1], rm[t2], rm[t3], rm[t4]
     m5, m6, m7, m8, m9 = rm[b0], rm[b1], rm[b2], rm[b3], rm[b4]
     bound = np.float32(limit)
-    outside = False
+    outside = 0
     # Deviations negated, as in _vertical_sweep_m: the row's load folds into the subtraction.
     for j in range(width):
         q = j0 + j
@@ -908,7 +909,7 @@ def _vertical_sweep_sd(
             col[COL + j] = t_m
             far = (not (-bound <= t_p <= bound)) | (not (-bound <= t_m <= bound))
             col[6 * COL + j] = np.float32(far)
-            outside |= far
+            outside += far
         else:
             s_p = np.float32(sp)
             s_m = np.float32(sm)
@@ -917,7 +918,7 @@ def _vertical_sweep_sd(
             # float64 ring: what float32 could not hold of s moves into d (zero otherwise).
             col[4 * COL + j] = np.float32(sp - s_p) - d_p
             col[5 * COL + j] = np.float32(sm - s_m) - d_m
-    return not outside
+    return outside
 
 
 @jit(fastmath=CONTRACT)
@@ -931,7 +932,7 @@ def _vertical_sweep_sd_xy(
     col: np.ndarray,
     parts: np.ndarray | None,
     limit: float,
-) -> bool:
+) -> int:
     """:func:`_vertical_sweep_sd` from a float32 ring of ``x`` and ``y`` rows (float32 pixels).
 
     ``x + y`` of float32 pixels is not a float32 number: the deviations are formed
@@ -945,7 +946,7 @@ def _vertical_sweep_sd_xy(
     win_size = g.shape[0]
     half = win_size // 2
     if i < 0 or j0 < 0 or width < 0 or half < 0:
-        return False
+        return 0
     a0, a1, a2, a3, a4 = _sweep_weights(g)
     centre, t0, t1, t2, t3, t4, b0, b1, b2, b3, b4 = _sweep_rows(win_size, i)
     xc, yc = rx[centre], ry[centre]
@@ -954,7 +955,7 @@ def _vertical_sweep_sd_xy(
     y0, y1, y2, y3, y4 = ry[t0], ry[t1], ry[t2], ry[t3], ry[t4]
     y5, y6, y7, y8, y9 = ry[b0], ry[b1], ry[b2], ry[b3], ry[b4]
     bound = np.float32(limit)
-    outside = False
+    outside = 0
     for j in range(width):
         q = j0 + j
         sx = xc[q]
@@ -1015,13 +1016,13 @@ def _vertical_sweep_sd_xy(
             col[COL + j] = t_m
             far = (not (-bound <= t_p <= bound)) | (not (-bound <= t_m <= bound))
             col[6 * COL + j] = np.float32(far)
-            outside |= far
+            outside += far
         else:
             col[j] = sx + sy
             col[COL + j] = sx - sy
             col[4 * COL + j] = -d_p
             col[5 * COL + j] = -d_m
-    return not outside
+    return outside
 
 
 @jit()
@@ -1071,8 +1072,9 @@ def _horizontal_sweep_sd(
     cov_norm: float,
     parts: np.ndarray | None,
     mo: np.ndarray,
+    first: int,
 ) -> None:
-    """``mu_p, mu_m, var(p), var(m)`` of a tile into ``mo[q * ACC + o]``, one sweep.
+    """``mu_p, mu_m, var(p), var(m)`` of a tile into ``mo[(first + q) * ACC + o]``, one sweep.
 
     :func:`_horizontal_sweep_m`'s form on the column statistics of
     :func:`_vertical_sweep_sd`, for odd windows of up to ``2 * _PAIRS + 1``
@@ -1084,7 +1086,7 @@ def _horizontal_sweep_sd(
     and one subtraction per basis image instead of six and three.
     """
     half = g.shape[0] // 2
-    if n_out < 0 or half > _PAIRS or half < 0:
+    if n_out < 0 or half > _PAIRS or half < 0 or first < 0:
         return
     b0, b1, b2, b3, b4 = _outer_weights(g)
     b_c = g[half]
@@ -1095,6 +1097,7 @@ def _horizontal_sweep_sd(
     r4 = np.uint64(4 * COL)
     norm = np.float32(cov_norm)
     zero = np.float32(0.0)
+    base = first * ACC
     for o in range(n_out):
         ou = np.uint64(o)
         c = ou + h
@@ -1153,13 +1156,13 @@ def _horizontal_sweep_sd(
         e_pp += b4 * ((e * e + col[ja + r2]) + (eb * eb + col[jb + r2]))
         e_mm += b4 * ((f * f + col[ja + r3]) + (fb * fb + col[jb + r3]))
         if parts is None:
-            mo[o] = cp - e_p
-            mo[ACC + o] = cm - e_m
+            mo[base + o] = cp - e_p
+            mo[base + ACC + o] = cm - e_m
         else:
-            mo[o] = cp + (dp - e_p)
-            mo[ACC + o] = cm + (dm - e_m)
-        mo[2 * ACC + o] = norm * (e_pp - e_p * e_p)
-        mo[3 * ACC + o] = norm * (e_mm - e_m * e_m)
+            mo[base + o] = cp + (dp - e_p)
+            mo[base + ACC + o] = cm + (dm - e_m)
+        mo[base + 2 * ACC + o] = norm * (e_pp - e_p * e_p)
+        mo[base + 3 * ACC + o] = norm * (e_mm - e_m * e_m)
 
 
 @jit()
@@ -1179,11 +1182,11 @@ def _sd_moments(
     """``mu_p, mu_m, var(p), var(m)`` of the outputs ``j0 .. j0 + n_tile`` of row ``i``.
 
     From the column means in one part, except for the outputs whose window holds
-    a column mean beyond ``_ONE_PART_SPREAD * sqrt(C2)`` (data far outside their
-    range, or NaN): those come from the same sweeps with the means in two parts
-    (made in ``mo`` rows 4..7 first), whose precision does not depend on the
-    means' size. The choice is the window's alone, so any tiling of the image
-    gives the same bits.
+    a column mean beyond ``_ONE_PART_SPREAD * sqrt(C2)`` (a data range far below
+    the pixels' values, data far from zero, NaN): those come from the same sweeps
+    with the means in two parts, whose precision does not depend on the means'
+    size (made in ``mo`` rows 4..7 where the tile holds both kinds of window). The
+    choice is the window's alone, so any tiling of the image gives the same bits.
     """
     win_size = g.shape[0]
     half = win_size // 2
@@ -1194,23 +1197,34 @@ def _sd_moments(
     width = n_tile + win_size - 1
     limit = _ONE_PART_SPREAD * np.sqrt(c2)
     if summed:
-        near = _vertical_sweep_sd(rp, rm, g, i, j0, width, view, None, limit)
+        marked = _vertical_sweep_sd(rp, rm, g, i, j0, width, view, None, limit)
     else:
-        near = _vertical_sweep_sd_xy(rp, rm, g, i, j0, width, view, None, limit)
-    _horizontal_sweep_sd(col, g, n_tile, cov_norm, None, mo)
-    if near:
+        marked = _vertical_sweep_sd_xy(rp, rm, g, i, j0, width, view, None, limit)
+    if marked < width:
+        _horizontal_sweep_sd(col, g, n_tile, cov_norm, None, mo, 0)
+    if marked == 0:
         return
     if summed:
         _vertical_sweep_sd(rp, rm, g, i, j0, width, view, _TWO_PARTS, limit)
     else:
         _vertical_sweep_sd_xy(rp, rm, g, i, j0, width, view, _TWO_PARTS, limit)
         _centre_remainders(rp, rm, (i + half) % win_size, j0, width, view)
-    _horizontal_sweep_sd(col, g, n_tile, cov_norm, _TWO_PARTS, mo[4 * ACC :])
-    far = 6 * COL + skip
+    if marked == width:
+        # Every window holds a marked column (data far from zero, say).
+        _horizontal_sweep_sd(col, g, n_tile, cov_norm, _TWO_PARTS, mo, 0)
+        return
+    _horizontal_sweep_sd(col, g, n_tile, cov_norm, _TWO_PARTS, mo, 4)
+    # Marked columns in each output's window, kept as a running sum.
+    flags = 6 * COL + skip
+    inside = 0.0
+    for j in range(win_size - 1):
+        inside += col[flags + j]
     for o in range(n_tile):
-        if col[far + o : far + o + win_size].max() > 0.0:
+        inside += col[flags + o + win_size - 1]
+        if inside > 0.0:
             for q in range(4):
                 mo[q * ACC + o] = mo[(q + 4) * ACC + o]
+        inside -= col[flags + o]
 
 
 @jit()
