@@ -8,9 +8,10 @@ with ``time.thread_time`` and ``threads=1`` (best of 5 after a warm-up call), on
 ``--size`` square crop of the tiled astronaut photograph (uint8, and its float32 copy)
 against a noisy copy:
 
-* Gaussian 11x11 (wang2004): ``fused_packed_stats`` (what ``evaluate`` computes per
-  image), ``fused_maps(deficit=True)`` (the stored maps of a run with regions) and
-  ``fused_colour_packed_stats`` (RGB, per channel-pixel);
+* Gaussian 11x11 (wang2004): ``fused_score`` of uint8 and float32 pixels (what
+  ``pipeline.ssim`` computes for a score), ``fused_packed_stats`` (what ``evaluate``
+  computes per image), ``fused_maps(deficit=True)`` (the stored maps of a run with
+  regions) and ``fused_colour_packed_stats`` (RGB, per channel-pixel);
 * uniform 7x7 (skimage): ``fused_score`` of uint8 and float32 pixels and
   ``fused_packed_stats``.
 
@@ -51,6 +52,8 @@ gauss = dict(weights=window_weights("gaussian", 11, 1.5), uniform=False, c1=6.50
 box = dict(weights=window_weights("uniform", 7, 1.5), uniform=True, c1=6.5025, c2=58.5225,
            cov_norm=49 / 48, threads=1)
 cases = {
+    "gaussian score, uint8": (1, lambda: fused_score(x, y, **gauss)),
+    "gaussian score, float32": (1, lambda: fused_score(xf, yf, **gauss)),
     "gaussian packed statistics": (1, lambda: fused_packed_stats(x, y, bins=100, **gauss)),
     "gaussian maps + deficit map": (1, lambda: fused_maps(x, y, deficit=True, **gauss)),
     "gaussian colour packed (per channel-pixel)": (
