@@ -1,16 +1,19 @@
-"""The benchmark that times the kernel's stages still drives the kernel it describes.
+"""The benchmarks whose figures the READMEs quote still run against the code they describe.
 
 ``benchmarks/bench_stages.py`` mirrors :func:`pipeline.kernels.cpu.chunk.maps_chunks`
-stage by stage in a numba loop of its own and checks, before timing, that the loop's
-statistics equal the real entry point's. When the kernel's arguments changed (the float64
-deficit map), the script stopped with a TypeError and nothing noticed: the figures in
+and the score's path (:func:`pipeline.kernels.cpu.gaussian.gaussian_score_row`) stage by
+stage in numba loops of its own and checks, before timing, that the loops' results equal
+the real entry points'. When the kernel's arguments changed (the float64 deficit map),
+the script stopped with a TypeError and nothing noticed: the figures in
 ``benchmarks/README-kernels.md`` and the README come from it. Run on a small pair, the
-script must finish, agree with ``maps_chunks`` (else it raises) and print every stage.
-Timings are not checked.
+script must finish, agree with the kernel (else it raises) and print every stage; and
+``benchmarks/bench_ssim_ab.py`` must compare this checkout with a copy of itself. Timings
+are not checked.
 """
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -36,6 +39,32 @@ def test_the_stage_benchmark_runs_and_agrees_with_the_kernel():
         "all stages",
         "check: maps_chunks (packed statistics)",
         "score: all stages",
+        "load rows (p, m)",
+        "combine (deficits) + row sum",
+        "check: fused_score (threads=1)",
     ):
         assert stage in rows, (stage, result.stdout)
     assert "FMA datapath" in result.stdout
+    assert "GHz measured" in result.stdout
+
+
+def test_the_ssim_comparison_runs_against_another_checkout(tmp_path):
+    # A copy of this checkout's package stands for "another checkout": each child must
+    # import the tree it was given (the script checks) and print one row per tree.
+    shutil.copytree(
+        ROOT / "pipeline", tmp_path / "pipeline", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    result = subprocess.run(
+        [sys.executable, "benchmarks/bench_ssim_ab.py", "--against", str(tmp_path),
+         "--rounds", "1", "--size", "96"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = [line.split("|")[1:-1] for line in result.stdout.splitlines() if line[:2] == "| "]
+    trees = [row[0].strip() for row in rows[1:]]
+    assert trees == [str(ROOT), str(tmp_path)], result.stdout
+    scores = {row[-1].strip() for row in rows[1:]}
+    assert len(scores) == 1, result.stdout  # the same code gives the same score
