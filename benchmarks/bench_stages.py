@@ -396,6 +396,24 @@ def time_score_stages(side: int, repeat: int) -> tuple[list[float], float, int]:
     return best[:-1], best[-1], n_out * n_out
 
 
+def print_stages(
+    names: tuple[str, ...], fma: dict[str, int], best: list[float], pixels: int, peak: float
+) -> None:
+    """A stage table: each stage's time (the difference of cumulative variants) and share."""
+    print("| stage | ns per pixel | share | FMA per pixel | fraction of one core's FMA peak |")
+    print("|---|---|---|---|---|")
+    stage_ns = [1e9 * best[0]] + [1e9 * (best[k] - best[k - 1]) for k in range(1, len(best))]
+    stage_ns = [ns / pixels for ns in stage_ns]
+    total = 1e9 * best[-1] / pixels
+    for name, ns in zip(names, stage_ns, strict=True):
+        count = fma.get(name)
+        fraction = "-" if count is None or ns <= 0 else f"{100 * count / peak / ns:.1f} %"
+        print(f"| {name} | {ns:.2f} | {100 * ns / total:.0f} % | {count or '-'} | {fraction} |")
+    total_fma = sum(fma.values())
+    overall = 100 * total_fma / peak / total
+    print(f"| all stages | {total:.2f} | 100 % | {total_fma} | {overall:.1f} % |")
+
+
 def print_table(
     best: list[float], score: float, entry: float, pixels: int, repeat: int, clock: float
 ) -> float:
@@ -430,17 +448,7 @@ def print_table(
         f" -> {total_fma / ((os.cpu_count() or 1) * core_peak):.2f} ns per pixel"
     )
     print(f"\n{pixels} output pixels ({WIN}x{WIN}, sigma {SIGMA}), one thread, best of {repeat}")
-    print("| stage | ns per pixel | share | FMA per pixel | fraction of one core's FMA peak |")
-    print("|---|---|---|---|---|")
-    stage_ns = [1e9 * (best[0])] + [1e9 * (best[k] - best[k - 1]) for k in range(1, len(best))]
-    stage_ns = [ns / pixels for ns in stage_ns]
-    total = 1e9 * best[-1] / pixels
-    for name, ns in zip(STAGES, stage_ns, strict=True):
-        fma = FMA_PER_STAGE.get(name)
-        fraction = "-" if fma is None or ns <= 0 else f"{100 * fma / core_peak / ns:.1f} %"
-        print(f"| {name} | {ns:.2f} | {100 * ns / total:.0f} % | {fma or '-'} | {fraction} |")
-    overall = 100 * total_fma / core_peak / total
-    print(f"| all stages | {total:.2f} | 100 % | {total_fma} | {overall:.1f} % |")
+    print_stages(STAGES, FMA_PER_STAGE, best, pixels, core_peak)
     print(f"| check: maps_chunks (packed statistics) | {1e9 * entry / pixels:.2f} | | | |")
     score_ns = 1e9 * (score - best[2]) / pixels
     print(f"| score: combine (deficits) + row sum | {score_ns:.2f} | | | |")
@@ -457,17 +465,7 @@ def print_score_table(best: list[float], entry: float, pixels: int, core_peak: f
     print("\nThe score as pipeline.ssim computes it (sum/difference basis, four moments:")
     print(f"p, m, p^2, m^2; {total_fma} FMA per output pixel: vertical 2 products + 4 x {WIN}")
     print(f"taps, horizontal 4 x {WIN}, combine 2), one thread:")
-    print("| stage | ns per pixel | share | FMA per pixel | fraction of one core's FMA peak |")
-    print("|---|---|---|---|---|")
-    stage_ns = [1e9 * best[0]] + [1e9 * (best[k] - best[k - 1]) for k in range(1, len(best))]
-    stage_ns = [ns / pixels for ns in stage_ns]
-    total = 1e9 * best[-1] / pixels
-    for name, ns in zip(SCORE_STAGES, stage_ns, strict=True):
-        fma = SCORE_FMA.get(name)
-        fraction = "-" if fma is None or ns <= 0 else f"{100 * fma / core_peak / ns:.1f} %"
-        print(f"| {name} | {ns:.2f} | {100 * ns / total:.0f} % | {fma or '-'} | {fraction} |")
-    overall = 100 * total_fma / core_peak / total
-    print(f"| all stages | {total:.2f} | 100 % | {total_fma} | {overall:.1f} % |")
+    print_stages(SCORE_STAGES, SCORE_FMA, best, pixels, core_peak)
     print(f"| check: fused_score (threads=1) | {1e9 * entry / pixels:.2f} | | | |")
 
 
