@@ -1,20 +1,21 @@
 """``pipeline.ssim``'s score, this checkout against others, in alternating processes.
 
     python3 benchmarks/bench_ssim_ab.py --against DIR [DIR ...] [--rounds 5] [--size 2048]
-        [--threads 1] [--profile wang2004] [--dtype uint8]
+        [--threads 1] [--profile wang2004] [--dtype uint8] [--offset 0]
 
 Each ``DIR`` is another checkout's root (``git archive COMMIT | tar -x -C DIR``). Only
-the public call is timed, so any tree with ``pipeline.ssim`` can be compared, the
-tree of a target's filing included (:file:`bench_kernel_ab.py` times the kernels'
-entry points, whose arguments change between trees). Each round runs one child
-process per tree, this one first; a child scores a ``--size`` square of the tiled
-astronaut photograph's green channel against a copy with uniform noise of +-20 levels
-(uint8, or that pair divided by 255 as float32/float64 with ``data_range=1``), two
-warm-up calls, then the best wall time of 7. With ``--threads 1`` the child is pinned
-to one CPU (``os.sched_setaffinity``), so the kernel's thread pool shares it; with 2,
-both CPUs. Printed: ns per output pixel per round and tree, the median of each tree,
-and the median of the other trees' time over this one's per round. Nothing here gates
-a test; on a shared machine the figures move with its load.
+the public call is timed, so any tree with ``pipeline.ssim`` can be compared, the tree
+of a target's filing included (:file:`bench_kernel_ab.py` times the kernels' entry
+points, whose arguments change between trees). Each round runs one child process per
+tree, this one first; a child scores a ``--size`` square of the tiled astronaut
+photograph's green channel against a copy with uniform noise of +-20 levels (uint8, or
+that pair divided by 255 as float32/float64 with ``data_range=1``, plus ``--offset``:
+data far from zero against their range), two warm-up calls, then the best wall time of
+7. With ``--threads 1`` the child is pinned to one CPU (``os.sched_setaffinity``), so
+the kernel's thread pool shares it; with 2, both CPUs. Printed: ns per output pixel per
+round and tree, the median of each tree, and the median of the other trees' time over
+this one's per round. Nothing here gates a test; on a shared machine the figures move
+with its load.
 """
 
 from __future__ import annotations
@@ -31,8 +32,8 @@ import _checkout
 
 CHILD = """
 import json, os, sys, time
-tree, size, threads, profile, dtype = sys.argv[1:6]
-size, threads = int(size), int(threads)
+tree, size, threads, profile, dtype, offset = sys.argv[1:7]
+size, threads, offset = int(size), int(threads), float(offset)
 if threads == 1:
     os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
 sys.path.insert(0, tree)
@@ -47,7 +48,9 @@ rng = np.random.default_rng(0)
 y = np.clip(x.astype(np.int16) + rng.integers(-20, 21, x.shape), 0, 255).astype(np.uint8)
 kwargs = {}
 if dtype != "uint8":
-    x, y, kwargs = x.astype(dtype) / 255, y.astype(dtype) / 255, {"data_range": 1.0}
+    x = (x.astype(dtype) / 255 + offset).astype(dtype)
+    y = (y.astype(dtype) / 255 + offset).astype(dtype)
+    kwargs = {"data_range": 1.0}
 for _ in range(2):
     score = pipeline.ssim(x, y, profile=profile, **kwargs)
 best = float("inf")
@@ -63,7 +66,7 @@ def run(tree: Path, args: argparse.Namespace) -> dict[str, float]:
     """One child's best time and score."""
     done = subprocess.run(
         [sys.executable, "-c", CHILD, str(tree), str(args.size), str(args.threads),
-         args.profile, args.dtype],
+         args.profile, args.dtype, str(args.offset)],
         capture_output=True,
         text=True,
         check=False,
@@ -84,7 +87,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, choices=(1, 2), default=1)
     parser.add_argument("--profile", default="wang2004")
     parser.add_argument("--dtype", choices=("uint8", "float32", "float64"), default="uint8")
+    parser.add_argument("--offset", type=float, default=0.0, help="added to float pixels")
     args = parser.parse_args(argv)
+    if args.offset and args.dtype == "uint8":
+        raise SystemExit("--offset applies to float pixels (--dtype float32 or float64)")
     if args.threads == 1 and not hasattr(os, "sched_setaffinity"):
         raise SystemExit("--threads 1 needs os.sched_setaffinity (Linux)")
     trees = [_checkout.REPO, *(tree.resolve() for tree in args.against)]
@@ -98,8 +104,8 @@ def main(argv: list[str] | None = None) -> int:
             scores[tree] = found["score"]
         print(f"round {k + 1} of {args.rounds} done", file=sys.stderr)
     print(
-        f"pipeline.ssim, {args.size}^2 {args.dtype}, profile {args.profile}, "
-        f"{args.threads} thread(s); ns per output pixel, best of 7 per process"
+        f"pipeline.ssim, {args.size}^2 {args.dtype} (offset {args.offset:g}), profile"
+        f" {args.profile}, {args.threads} thread(s); ns per output pixel, best of 7 per process"
     )
     print("| tree | per round | median | its time / this tree's (median per round) | score |")
     print("|---|---|---|---|---|")

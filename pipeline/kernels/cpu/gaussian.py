@@ -735,8 +735,9 @@ def gaussian_row_m(
 # _vertical_sweep_m. float32 pixels keep a ring of x and y (their sum is not a
 # float32 number, and a float64 ring costs more than it saves): deviations
 # u = x - s_x, w = y - s_y as in the five-moment path, joined as p = u + w,
-# m = u - w, with s_x + s_y and s_x - s_y formed in float64 (float32 would round
-# them: 5e-8 of the mean of float32 data near 1e4). Swapping x and y leaves p
+# m = u - w; where the column means are kept in two parts (below), the float32
+# rounding of s_x + s_y and s_x - s_y is carried by two-sums (5e-8 of the mean
+# of float32 data near 1e4 without). Swapping x and y leaves p
 # and negates m exactly (round-to-nearest is symmetric), so ssim(x, y) ==
 # ssim(y, x) still holds exactly, and m = 0 for equal images gives d = 0. The
 # horizontal pass centres each window on its centre column's means of p and m
@@ -764,8 +765,8 @@ def gaussian_row_m(
 # |m| <= L), and var(m), the deficit's numerator, has m's own size, small for
 # similar images. An output whose window holds a column mean beyond
 # _ONE_PART_SPREAD sqrt(C2) (a data range far below the pixels' values, data far
-# from zero such as float data near 1e4 with a data range of 1, NaN) is made from
-# two parts instead, at the cost of both sweeps (1.4x the time of two parts
+# from zero, NaN) is made from two parts instead, at the cost of both sweeps
+# (float32 data near 1e4 with a data range of 1: 1.37x the time of two parts
 # alone). The choice depends on the window's columns alone, so the bits do not
 # depend on how the image is tiled (blocks of the streaming engine, column tiles,
 # threads), and uint8 pixels and the same values as float32 still give the same
@@ -937,11 +938,13 @@ def _vertical_sweep_sd_xy(
 
     ``x + y`` of float32 pixels is not a float32 number: the deviations are formed
     as in :func:`_vertical_sweep_m` (``u = s_x - x``, ``w = s_y - y``) and joined,
-    ``p = u + w``, ``m = u - w``. With ``parts`` None the centre's ``s_x + s_y`` and
-    ``s_x - s_y`` less the tile's reference are formed in float64 (exactly) and each
-    column mean rounds once to float32; with ``parts``, rows 0 and 1 hold the centre's
-    sums rounded to float32 and :func:`_centre_remainders` adds their rounding to
-    ``d_p``, ``d_m`` (rows 4 and 5). Returns what :func:`_vertical_sweep_sd` returns.
+    ``p = u + w``, ``m = u - w``. With ``parts`` None each column mean is
+    ``(s_x + s_y) - d_p`` (and ``(s_x - s_y) - d_m``) in float32: two roundings, each
+    relative to the mean's size as one part's is anyway (one for integer-valued
+    pixels, whose sums are exact: the bits of the uint8 path); with ``parts``, rows 0
+    and 1 hold the centre's sums rounded to float32 and :func:`_centre_remainders`
+    adds their rounding to ``d_p``, ``d_m`` (rows 4 and 5). Rows 2, 3 and 6 and the
+    count returned as :func:`_vertical_sweep_sd` writes and returns them.
     """
     win_size = g.shape[0]
     half = win_size // 2
@@ -1008,10 +1011,8 @@ def _vertical_sweep_sd_xy(
         col[2 * COL + j] = v_p - d_p * d_p
         col[3 * COL + j] = v_m - d_m * d_m
         if parts is None:
-            sx64 = np.float64(sx)
-            sy64 = np.float64(sy)
-            t_p = np.float32((sx64 + sy64) - np.float64(d_p))
-            t_m = np.float32((sx64 - sy64) - np.float64(d_m))
+            t_p = (sx + sy) - d_p
+            t_m = (sx - sy) - d_m
             col[j] = t_p
             col[COL + j] = t_m
             far = (not (-bound <= t_p <= bound)) | (not (-bound <= t_m <= bound))
