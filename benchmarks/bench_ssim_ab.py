@@ -85,7 +85,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--size", type=int, default=2048, help="side of the square pair")
     parser.add_argument("--threads", type=int, choices=(1, 2), default=1)
-    parser.add_argument("--profile", default="wang2004")
+    # The output pixels below assume the profile's window: 11 taps or 7, no downsampling.
+    parser.add_argument("--profile", choices=("wang2004", "skimage"), default="wang2004")
     parser.add_argument("--dtype", choices=("uint8", "float32", "float64"), default="uint8")
     parser.add_argument("--offset", type=float, default=0.0, help="added to float pixels")
     args = parser.parse_args(argv)

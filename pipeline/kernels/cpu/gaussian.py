@@ -837,11 +837,11 @@ def _vertical_sweep_sd(
     (:func:`load_rows_sd`) instead of ``x`` and ``y``: two second moments, no cross
     term. ``col[q * COL + j]`` rows 2 and 3: ``V_p, V_m``; rows 0 and 1 the column
     means of ``p`` and ``m``: with ``parts`` None, each rounded once to float32
-    (``s - d`` in the ring's precision), and row 6 is 1 where either lies beyond
-    ``+-limit`` (or is NaN), else 0; with ``parts`` (a marker), as two float32
+    (``s - d`` in the ring's precision); with ``parts`` (a marker), as two float32
     parts, the centre samples ``s_p, s_m`` in rows 0 and 1 and the rest ``d_p,
-    d_m`` in rows 4 and 5 (the float64 ring's remainder of ``s`` included), row 6
-    untouched. Returns how many columns were marked (0 with ``parts``).
+    d_m`` in rows 4 and 5 (the float64 ring's remainder of ``s`` included). Returns
+    how many columns' one-part means lie beyond ``+-limit`` (:func:`_far`; 0 with
+    ``parts``).
     """
     win_size = g.shape[0]
     half = win_size // 2
@@ -908,9 +908,7 @@ def _vertical_sweep_sd(
             t_m = np.float32(sm - d_m)
             col[j] = t_p
             col[COL + j] = t_m
-            far = (not (-bound <= t_p <= bound)) | (not (-bound <= t_m <= bound))
-            col[6 * COL + j] = np.float32(far)
-            outside += far
+            outside += _far(t_p, t_m, bound)
         else:
             s_p = np.float32(sp)
             s_m = np.float32(sm)
@@ -943,7 +941,7 @@ def _vertical_sweep_sd_xy(
     relative to the mean's size as one part's is anyway (one for integer-valued
     pixels, whose sums are exact: the bits of the uint8 path); with ``parts``, rows 0
     and 1 hold the centre's sums rounded to float32 and :func:`_centre_remainders`
-    adds their rounding to ``d_p``, ``d_m`` (rows 4 and 5). Rows 2, 3 and 6 and the
+    adds their rounding to ``d_p``, ``d_m`` (rows 4 and 5). Rows 2 and 3 and the
     count returned as :func:`_vertical_sweep_sd` writes and returns them.
     """
     win_size = g.shape[0]
@@ -1015,9 +1013,7 @@ def _vertical_sweep_sd_xy(
             t_m = (sx - sy) - d_m
             col[j] = t_p
             col[COL + j] = t_m
-            far = (not (-bound <= t_p <= bound)) | (not (-bound <= t_m <= bound))
-            col[6 * COL + j] = np.float32(far)
-            outside += far
+            outside += _far(t_p, t_m, bound)
         else:
             col[j] = sx + sy
             col[COL + j] = sx - sy
@@ -1053,6 +1049,12 @@ def _centre_remainders(
         em = (sx - (sm - bm)) + (ny - bm)
         col[4 * COL + j] += np.float32(ep)
         col[5 * COL + j] += np.float32(em)
+
+
+@jit()
+def _far(t_p: float, t_m: float, bound: float) -> bool:
+    """Whether a column's one-part means lie beyond ``+-bound`` (NaN does): it needs two parts."""
+    return (not (-bound <= t_p <= bound)) | (not (-bound <= t_m <= bound))
 
 
 @jit()
@@ -1205,6 +1207,12 @@ def _sd_moments(
         _horizontal_sweep_sd(col, g, n_tile, cov_norm, None, mo, 0)
     if marked == 0:
         return
+    if marked < width:
+        # Both kinds of window: mark the columns (row 6) before the two-part sweep
+        # overwrites the one-part means, with the sweep's own test.
+        bound = np.float32(limit)
+        for j in range(width):
+            view[6 * COL + j] = np.float32(_far(view[j], view[COL + j], bound))
     if summed:
         _vertical_sweep_sd(rp, rm, g, i, j0, width, view, _TWO_PARTS, limit)
     else:
