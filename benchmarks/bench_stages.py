@@ -56,7 +56,19 @@ their Python source, same options, no cache), the FMA instructions and the
 register width (xmm/ymm/zmm) they use. Times are the thread's CPU time
 (``time.thread_time``): other processes on a shared machine then cost less.
 
-    python benchmarks/bench_stages.py [--size 2048] [--repeat 11] [--asm]
+``--loops`` prints, for the six routines that make the two tables' sweeps and comparison
+steps, the busiest innermost loop numba made of each (the labelled block of its assembly
+that jumps back to itself, with the most ymm/zmm instructions): the columns one
+iteration makes, its instructions, loads (memory operands), stores, the operations of
+the FMA/multiply and add/compare pipes (a zmm operation counts twice where the datapath
+is 256 bits wide) and the cycles of its divisions and square roots, by the divider's
+throughput timed here; then the cycles one iteration took by the stage times (ns per
+output pixel x columns per output pixel x columns per iteration x the measured clock)
+and the instructions retired per cycle. A loop well above every bound it counts is
+bound by something the counts do not show: latency, cache lines (a 64-byte read that
+does not start a line touches two) or the front end.
+
+    python benchmarks/bench_stages.py [--size 2048] [--repeat 11] [--asm] [--loops]
 
 Stages that take well under 1 ns per pixel are within the noise of a shared
 machine (their difference can even come out negative); compare the large ones.
@@ -91,7 +103,7 @@ from pipeline.kernels.cpu.gaussian import (
     load_rows_sd,
 )
 from pipeline.kernels.cpu.histogram import _extremes, _indices
-from pipeline.kernels.cpu.launch import ring_width
+from pipeline.kernels.cpu.launch import aligned_empty, ring_width
 from pipeline.kernels.cpu.partials import _segment_m2, _segment_sums, add_row_partial
 from pipeline.kernels.statistics import HIST
 from pipeline.kernels.windows import gaussian_window
@@ -318,7 +330,7 @@ def time_stages(side: int, repeat: int) -> tuple[list[float], float, float, int]
     c1, c2 = (K1 * DATA_RANGE) ** 2, (K2 * DATA_RANGE) ** 2
     cov_norm = WIN * WIN / (WIN * WIN - 1.0)
     n_out = side - WIN + 1
-    rings = np.empty((1, 2, WIN, ring_width(side, 4)), np.float32)
+    rings = aligned_empty((1, 2, WIN, ring_width(side, 4)), np.float32)
     col = np.zeros(8 * COL, np.float32)
     mo = np.empty(6 * ACC, np.float32)
     out = np.empty((5, n_out), np.float32)
@@ -370,7 +382,7 @@ def time_score_stages(side: int, repeat: int) -> tuple[list[float], float, int]:
     c1, c2 = (K1 * DATA_RANGE) ** 2, (K2 * DATA_RANGE) ** 2
     cov_norm = WIN * WIN / (WIN * WIN - 1.0)
     n_out = side - WIN + 1
-    rings = np.empty((2, WIN, ring_width(side, 4)), np.float32)
+    rings = aligned_empty((2, WIN, ring_width(side, 4)), np.float32)
     col = np.zeros(8 * COL, np.float32)
     mo = np.empty(6 * ACC, np.float32)
     deficit = np.empty(n_out, np.float64)
@@ -398,8 +410,11 @@ def time_score_stages(side: int, repeat: int) -> tuple[list[float], float, int]:
 
 def print_stages(
     names: tuple[str, ...], fma: dict[str, int], best: list[float], pixels: int, peak: float
-) -> None:
-    """A stage table: each stage's time (the difference of cumulative variants) and share."""
+) -> dict[str, float]:
+    """A stage table: each stage's time (the difference of cumulative variants) and share.
+
+    Returns each stage's ns per output pixel.
+    """
     print("| stage | ns per pixel | share | FMA per pixel | fraction of one core's FMA peak |")
     print("|---|---|---|---|---|")
     stage_ns = [1e9 * best[0]] + [1e9 * (best[k] - best[k - 1]) for k in range(1, len(best))]
@@ -412,12 +427,13 @@ def print_stages(
     total_fma = sum(fma.values())
     overall = 100 * total_fma / peak / total
     print(f"| all stages | {total:.2f} | 100 % | {total_fma} | {overall:.1f} % |")
+    return dict(zip(names, stage_ns, strict=True))
 
 
 def print_table(
     best: list[float], score: float, entry: float, pixels: int, repeat: int, clock: float
-) -> float:
-    """The maps path's table; returns one core's FMA peak (GFMA/s)."""
+) -> tuple[float, dict[str, float]]:
+    """The maps path's table; returns one core's FMA peak (GFMA/s) and the stages' ns per pixel."""
     flags = cpu_flags()
     avx512 = "avx512f" in flags
     lanes = fma_lanes(flags)
@@ -448,7 +464,7 @@ def print_table(
         f" -> {total_fma / ((os.cpu_count() or 1) * core_peak):.2f} ns per pixel"
     )
     print(f"\n{pixels} output pixels ({WIN}x{WIN}, sigma {SIGMA}), one thread, best of {repeat}")
-    print_stages(STAGES, FMA_PER_STAGE, best, pixels, core_peak)
+    stage_ns = print_stages(STAGES, FMA_PER_STAGE, best, pixels, core_peak)
     print(f"| check: maps_chunks (packed statistics) | {1e9 * entry / pixels:.2f} | | | |")
     score_ns = 1e9 * (score - best[2]) / pixels
     print(f"| score: combine (deficits) + row sum | {score_ns:.2f} | | | |")
@@ -456,17 +472,23 @@ def print_table(
     score_fma = FMA_PER_STAGE["vertical pass"] + FMA_PER_STAGE["horizontal pass"]
     print(f"| score: all stages | {score_total:.2f} | | {score_fma} | "
           f"{100 * score_fma / core_peak / score_total:.1f} % |")  # fmt: skip
-    return core_peak
+    return core_peak, stage_ns
 
 
-def print_score_table(best: list[float], entry: float, pixels: int, core_peak: float) -> None:
-    """The score path's stages (sum/difference basis) against the same core peak."""
+def print_score_table(
+    best: list[float], entry: float, pixels: int, core_peak: float
+) -> dict[str, float]:
+    """The score path's stages (sum/difference basis) against the same core peak.
+
+    Returns the stages' ns per output pixel.
+    """
     total_fma = sum(SCORE_FMA.values())
     print("\nThe score as pipeline.ssim computes it (sum/difference basis, four moments:")
     print(f"p, m, p^2, m^2; {total_fma} FMA per output pixel: vertical 2 products + 4 x {WIN}")
     print(f"taps, horizontal 4 x {WIN}, combine 2), one thread:")
-    print_stages(SCORE_STAGES, SCORE_FMA, best, pixels, core_peak)
+    stage_ns = print_stages(SCORE_STAGES, SCORE_FMA, best, pixels, core_peak)
     print(f"| check: fused_score (threads=1) | {1e9 * entry / pixels:.2f} | | | |")
+    return stage_ns
 
 
 # ---------------------------------------------------------------------------
@@ -564,21 +586,200 @@ def asm_report() -> None:
         print(f"| {name} | {fm} | " + " | ".join(str(counts[k]) for k in KEYS) + " |")
 
 
+# ---------------------------------------------------------------------------
+# Hot loops: what bounds the sweeps and the comparison steps
+
+_ANY_INSTRUCTION = re.compile(r"^\s+([a-z][a-z0-9]*)\b\s*([^#]*)")
+_INDEX_REGISTER = re.compile(r"\(%\w+,%(\w+),\d\)")
+_FMA_PIPE = ("vfmadd", "vfmsub", "vfnmadd", "vfnmsub", "vmul")
+_ADD_PIPE = ("vadd", "vsub", "vmin", "vmax", "vcmp")
+# Divider instructions timed on their own (an independent one per element).
+DIVIDER_KINDS = ("vdivpd", "vdivps", "vsqrtps", "vsqrtpd")
+
+
+@numba.njit(nogil=True, error_model="numpy")
+def _divider_loop(kind: int, a: np.ndarray, b: np.ndarray, out: np.ndarray, reps: int) -> None:
+    for _ in range(reps):  # pragma: no cover - compiled
+        for j in range(a.shape[0]):
+            if kind == 0:
+                out[j] = a[j] / b[j]
+            else:
+                out[j] = np.sqrt(a[j])
+
+
+def divider_cycles(clock: float, repeat: int = 5) -> dict[str, float]:
+    """Cycles per element of each divider instruction kind, independent ones back to back."""
+    cycles = {}
+    for kind, dtype in zip(
+        DIVIDER_KINDS, (np.float64, np.float32, np.float32, np.float64), strict=True
+    ):
+        a = np.random.default_rng(0).uniform(1, 2, 4096).astype(dtype)
+        b = a[::-1].copy()
+        out = np.empty_like(a)
+        code = 0 if kind.startswith("vdiv") else 1
+        _divider_loop(code, a, b, out, 1)
+        reps = 500
+        best = float("inf")
+        for _ in range(repeat):
+            start = time.thread_time()
+            _divider_loop(code, a, b, out, reps)
+            best = min(best, time.thread_time() - start)
+        cycles[kind] = best / reps / a.size * 1e9 * clock
+    return cycles
+
+
+def hot_loop(asm: str) -> list[tuple[str, str]]:
+    """``(mnemonic, operands)`` of a routine's busiest innermost loop in its assembly.
+
+    The innermost loops are the labelled blocks that jump back to their own label
+    (up to that jump); the busiest has the most ymm/zmm instructions (the vector
+    body, not its scalar remainder). Empty where there is none.
+    """
+    best: list[tuple[str, str]] = []
+    best_vector = 0
+    for block in re.split(r"\n(?=\.LBB)", asm):
+        lines = block.splitlines()
+        head = re.match(r"(\.LBB\S+):", lines[0]) if lines else None
+        if head is None:
+            continue
+        body = [
+            (m.group(1), m.group(2).strip()) for m in map(_ANY_INSTRUCTION.match, lines[1:]) if m
+        ]
+        back = [k for k, (op, args) in enumerate(body) if op[0] == "j" and args == head.group(1)]
+        if not back:
+            continue
+        # The loop ends at its jump back; what follows without a label is its exit.
+        body = body[: back[0] + 1]
+        vector = sum("ymm" in ops or "zmm" in ops for _, ops in body)
+        if vector > best_vector:
+            best, best_vector = body, vector
+    return best
+
+
+def loop_counts(body: list[tuple[str, str]], datapath_bits: int) -> dict[str, Any]:
+    """What one iteration of ``body`` issues, by kind.
+
+    ``fma pipe`` and ``add pipe`` count each operation once per ``datapath_bits`` of
+    its register (a zmm operation is two on a 256-bit datapath); ``step`` is the
+    columns one iteration makes (the increment of the index register that scales
+    its memory operands, else the widest float vector's lanes); ``divider`` lists
+    the divide and square-root instructions with their lanes.
+    """
+    counts: dict[str, Any] = {"instructions": len(body), "fma pipe": 0.0, "add pipe": 0.0}
+    counts.update({"loads": 0, "stores": 0, "divider": [], "lanes": 0, "step": 0})
+    index_registers = set()
+    for op, args in body:
+        width = 512 if "zmm" in args else 256 if "ymm" in args else 128 if "xmm" in args else 0
+        if "(" in args:
+            # AT&T syntax: a move whose last operand is memory stores; any other reads.
+            store = op.startswith(("mov", "vmov")) and args.endswith(")")
+            counts["stores" if store else "loads"] += 1
+            index_registers.update(_INDEX_REGISTER.findall(args))
+        packed = op.endswith(("ps", "pd"))
+        if not (packed or op.endswith(("ss", "sd"))) or not op.startswith("v") or not width:
+            continue
+        element = 64 if op.endswith(("pd", "sd")) else 32
+        lanes = width // element if packed else 1
+        if packed:
+            counts["lanes"] = max(counts["lanes"], lanes)
+        share = max(1.0, width / datapath_bits)
+        if op.startswith(_FMA_PIPE):
+            counts["fma pipe"] += share
+        elif op.startswith(_ADD_PIPE):
+            counts["add pipe"] += share
+        elif op.startswith(("vdiv", "vsqrt")):
+            counts["divider"].append((op, lanes))
+    for op, args in body:
+        match = re.fullmatch(r"\$(\d+), %(\w+)", args)
+        if op in ("addq", "incq") and match and match.group(2) in index_registers:
+            counts["step"] = int(match.group(1))
+    counts["step"] = counts["step"] or counts["lanes"]
+    return counts
+
+
+def loop_report(
+    maps_ns: dict[str, float], score_ns: dict[str, float], side: int, clock: float
+) -> None:
+    """Each sweep's and comparison step's hot loop against its measured stage time."""
+    g = gaussian_window(WIN, SIGMA).astype(np.float32)
+    c1, c2 = (K1 * DATA_RANGE) ** 2, (K2 * DATA_RANGE) ** 2
+    limit = _ONE_PART_SPREAD * np.sqrt(c2)
+    rx = np.zeros((WIN, 300), np.float32)
+    ry = np.zeros((WIN, 300), np.float32)
+    col = np.zeros(8 * COL, np.float32)
+    mo = np.ones(8 * ACC, np.float32)
+    out = np.empty((5, 256), np.float32)
+    d64 = np.zeros(256)
+    # Columns a vertical sweep makes per output pixel: each tile's window overhang.
+    n_out = side - WIN + 1
+    tile = min(TILE, COL - 2 * _PAIRS)
+    overhang = (n_out + -(-n_out // tile) * (WIN - 1)) / n_out
+    cases: list[tuple[str, str, float, Any, tuple[Any, ...]]] = [
+        ("score", "vertical pass", overhang, _vertical_sweep_sd,
+         (rx, ry, g, 0, 0, 100, col, None, limit)),
+        ("score", "horizontal pass", 1.0, _horizontal_sweep_sd, (col, g, 90, 1.0, None, mo, 0)),
+        ("score", "combine (deficits) + row sum", 1.0, _combine_score, (mo, 90, c1, c2, d64, 0)),
+        ("maps", "vertical pass", overhang, _vertical_sweep_m, (rx, ry, g, 0, 0, 100, col)),
+        ("maps", "horizontal pass", 1.0, _horizontal_sweep_m, (col, g, 90, 1.0, mo)),
+        ("maps", "combine (SSIM, cs, l, c, s)", 1.0, combine_row_m,
+         (mo, 90, c1, c2, 5, out, d64, 0)),
+    ]  # fmt: skip
+    datapath = 32 * fma_lanes(cpu_flags())
+    divider = divider_cycles(clock)
+    print(f"\nDivider, cycles per element at {clock:.3f} GHz (independent operations, one thread):")
+    print("| " + " | ".join(DIVIDER_KINDS) + " |")
+    print("|" + "---|" * len(DIVIDER_KINDS))
+    print("| " + " | ".join(f"{divider[k]:.2f}" for k in DIVIDER_KINDS) + " |")
+    print(f"\nHot loops (the busiest innermost loop of each routine; {datapath}-bit FMA datapath):")
+    print("one iteration's instructions, loads (memory operands), stores, operations of the")
+    print("FMA/multiply and add/compare pipes (a zmm operation counts twice on a 256-bit")
+    print("datapath) and the divider's cycles; then the cycles one iteration takes by the stage")
+    print("times above (ns per pixel x columns per pixel x columns per iteration x clock) and")
+    print("the instructions retired per cycle.")
+    head = "| path | routine (stage) | columns per iteration | instructions | loads | stores |"
+    head += " FMA/mul pipe | add/cmp pipe | divider cycles | measured cycles | IPC |"
+    print(head)
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for path, stage, columns, dispatcher, args in cases:
+        clone = _recompiled(dispatcher)
+        clone(*args)
+        (signature,) = clone.signatures
+        counts = loop_counts(hot_loop(clone.inspect_asm(signature)), datapath)
+        div_cycles = sum(divider.get(op, 0.0) * lanes for op, lanes in counts["divider"])
+        ns = (maps_ns if path == "maps" else score_ns)[stage]
+        cycles = ns * columns * counts["step"] * clock
+        ipc = counts["instructions"] / cycles if cycles > 0 else float("nan")
+        name = dispatcher.py_func.__name__
+        print(
+            f"| {path} | {name} ({stage}) | {counts['step']} | {counts['instructions']} |"
+            f" {counts['loads']} | {counts['stores']} | {counts['fma pipe']:g} |"
+            f" {counts['add pipe']:g} | {div_cycles:.1f} | {cycles:.1f} | {ipc:.2f} |"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=2048, help="side of the square pair")
     parser.add_argument("--repeat", type=int, default=11, help="best of this many rounds")
     parser.add_argument("--asm", action="store_true", help="also count FMA/vector instructions")
+    parser.add_argument(
+        "--loops",
+        action="store_true",
+        help="also the sweeps' and comparison steps' hot loops: instructions per iteration, "
+        "cycles per iteration at the measured clock, and the divider's share",
+    )
     args = parser.parse_args()
     print(f"load average before: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
     clock = measured_clock_ghz()
     best, score, entry, pixels = time_stages(args.size, args.repeat)
     score_best, score_entry, _ = time_score_stages(args.size, args.repeat)
     print(f"load average after: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
-    core_peak = print_table(best, score, entry, pixels, args.repeat, clock)
-    print_score_table(score_best, score_entry, pixels, core_peak)
+    core_peak, maps_ns = print_table(best, score, entry, pixels, args.repeat, clock)
+    score_ns = print_score_table(score_best, score_entry, pixels, core_peak)
     if args.asm:
         asm_report()
+    if args.loops:
+        loop_report(maps_ns, score_ns, args.size, clock)
 
 
 if __name__ == "__main__":

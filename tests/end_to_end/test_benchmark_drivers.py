@@ -6,7 +6,8 @@ stage in numba loops of its own and checks, before timing, that the loops' resul
 the real entry points'. When the kernel's arguments changed (the float64 deficit map),
 the script stopped with a TypeError and nothing noticed: the figures in
 ``benchmarks/README-kernels.md`` and the README come from it. Run on a small pair, the
-script must finish, agree with the kernel (else it raises) and print every stage; and
+script must finish, agree with the kernel (else it raises), print every stage and find
+each sweep's and comparison step's vector loop in its assembly (``--loops``); and
 ``benchmarks/bench_ssim_ab.py`` must compare this checkout with a copy of itself. Timings
 are not checked.
 """
@@ -23,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_the_stage_benchmark_runs_and_agrees_with_the_kernel():
     result = subprocess.run(
-        [sys.executable, "benchmarks/bench_stages.py", "--size", "64", "--repeat", "1"],
+        [sys.executable, "benchmarks/bench_stages.py", "--size", "64", "--repeat", "1", "--loops"],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -46,6 +47,14 @@ def test_the_stage_benchmark_runs_and_agrees_with_the_kernel():
         assert stage in rows, (stage, result.stdout)
     assert "FMA datapath" in result.stdout
     assert "GHz measured" in result.stdout
+    # The hot-loop table found each routine's vector loop in its assembly.
+    rows = [line.split("|") for line in result.stdout.splitlines()]
+    loops = {cells[2]: cells[3:] for cells in rows
+             if len(cells) == 13 and cells[1].strip() in ("score", "maps")}  # fmt: skip
+    assert len(loops) == 6, result.stdout
+    for routine, cells in loops.items():
+        step, instructions = int(cells[0]), int(cells[1])
+        assert step >= 8 and instructions > 10, (routine, cells)
 
 
 def test_the_ssim_comparison_runs_against_another_checkout(tmp_path):

@@ -46,6 +46,7 @@ from pipeline.kernels.cpu.chunk import add_map_row
 from pipeline.kernels.cpu.combine import ACC, COL, jit
 from pipeline.kernels.cpu.gaussian import five_moment_marker, gaussian_row, gaussian_row_m
 from pipeline.kernels.cpu.launch import (
+    aligned_empty,
     check_map_sums,
     check_weights,
     kernel_dtype,
@@ -392,7 +393,7 @@ def fused_colour_packed_stats(
     ring_dtype = np.float64 if dtype == np.float64 else np.float32
     stride = ring_width(width, np.dtype(ring_dtype).itemsize)
     ring_shape = (n_chunks, 2, channels, win_size, stride)
-    rings = None if uniform else np.empty(ring_shape, dtype=ring_dtype)
+    rings = None if uniform else aligned_empty(ring_shape, ring_dtype)
     five = five_moment_marker(uniform, win_size)  # as fused._launch
     # uint8 under a uniform window of at most INT_TAPS taps: exact int32 sums (as fused._launch).
     exact = uniform and dtype == np.uint8 and win_size <= INT_TAPS

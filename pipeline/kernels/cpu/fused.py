@@ -118,6 +118,7 @@ from pipeline.kernels.cpu.chunk import maps_chunks
 from pipeline.kernels.cpu.gaussian import five_moment_marker
 from pipeline.kernels.cpu.launch import (
     FUSED_DTYPES,
+    aligned_empty,
     check_map_sums,
     plan_threads,
     prepare_pair,
@@ -206,7 +207,7 @@ def _launch(
     summed = sum_difference and x.dtype != np.float32
     ring_dtype = np.float64 if x.dtype == np.float64 else np.float32
     stride = ring_width(x.shape[1], np.dtype(ring_dtype).itemsize)
-    rings = None if uniform else np.empty((n_chunks, 2, win_size, stride), dtype=ring_dtype)
+    rings = None if uniform else aligned_empty((n_chunks, 2, win_size, stride), ring_dtype)
     score_rows = np.empty((n_chunks, n_cols)) if sum_difference and sd_maps is None else None
     # uint8 input under a uniform window of at most INT_TAPS taps: exact int32 sums.
     exact = uniform and x.dtype == np.uint8 and win_size <= INT_TAPS

@@ -25,6 +25,7 @@ from pipeline.kernels.cpu.combine import MAX_TAPS
 
 __all__ = [
     "FUSED_DTYPES",
+    "aligned_empty",
     "check_map_sums",
     "check_weights",
     "kernel_dtype",
@@ -237,6 +238,27 @@ def ring_width(width: int, itemsize: int) -> int:
     row_bytes = -(-width * itemsize // line) * line
     row_bytes += (line - row_bytes % page) % page
     return row_bytes // itemsize
+
+
+# A cache line: where the rings' rows start (see aligned_empty).
+_LINE = 64
+
+
+def aligned_empty(shape: tuple[int, ...], dtype: Any) -> np.ndarray:
+    """``np.empty(shape, dtype)`` whose first element starts a 64-byte cache line.
+
+    For the Gaussian rings, whose rows (:func:`ring_width`: a multiple of 64 bytes
+    long) the vertical sweeps read 16 float32 columns at a time: NumPy aligns its
+    buffers to 16 bytes, so such a read of a row that starts elsewhere in a line
+    spans two lines. The score's vertical sweep took 1.28 ns per output pixel on
+    aligned rows against 1.36-1.45 on rows 16, 32 or 48 bytes past a line (one
+    thread, a Zen 4 core, its ring in L2).
+    """
+    kind = np.dtype(dtype)
+    size = int(np.prod(shape)) * kind.itemsize
+    raw = np.empty(size + _LINE, dtype=np.uint8)
+    start = -raw.ctypes.data % _LINE
+    return raw[start : start + size].view(kind).reshape(shape)
 
 
 def run_kernel(kernel: Any, n_threads: int, n_chunks: int, args: tuple[Any, ...]) -> None:

@@ -38,11 +38,20 @@ from skimage import data
 
 import pipeline as sp
 from pipeline.kernels import MAP_NAMES, block_maps, window_weights
+from pipeline.kernels.cpu.combine import COL
 from pipeline.kernels.cpu.fused import (
     fused_maps,
     fused_maps_and_score,
     fused_packed_stats,
     fused_score,
+)
+from pipeline.kernels.cpu.gaussian import (
+    _FAR_ALL,
+    _FAR_NONE,
+    _FAR_SOME,
+    _TWO_PARTS,
+    _vertical_sweep_sd,
+    _vertical_sweep_sd_xy,
 )
 from pipeline.kernels.statistics import FIELDS
 from pipeline.reductions.statistics import block_statistics
@@ -511,10 +520,10 @@ def test_score_of_faint_texture_beside_a_far_brighter_region(rng, dtype, scale, 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_score_of_data_far_outside_its_data_range(rng, dtype) -> None:
-    # A step of 1000 data ranges within a tile puts its one-part column means far
-    # from the tile's reference (more than 512 sqrt(C2)): such tiles are swept again
-    # with each mean in two parts, whose precision does not depend on the tile's
-    # spread. Within 2e-9 of the exact oracle (one part alone left 2.1e-7 for
+    # A step of 1000 data ranges puts the one-part column means of the right half
+    # beyond 512 sqrt(C2): the windows that hold such a column are made from the
+    # sweeps with each mean in two parts, whose precision does not depend on the
+    # means' size. Within 2e-9 of the exact oracle (one part alone left 2.1e-7 for
     # float32 and 7.8e-8 for float64).
     shape = (200, 200)
     step = np.where(np.arange(shape[1]) > shape[1] // 2, 1000.0, 0.0)
@@ -527,6 +536,30 @@ def test_score_of_data_far_outside_its_data_range(rng, dtype) -> None:
     score = fused_score(x, y, uniform=False, threads=1, **params)
     assert abs(score - exact) < 2e-9, f"score off by {score - exact:.1e}"
     assert fused_score(y, x, uniform=False, threads=1, **params) == score
+
+
+@pytest.mark.parametrize("summed", [True, False])
+def test_one_part_sweeps_tell_none_some_or_all_far_columns(summed) -> None:
+    # The score's one-part vertical sweeps report whether none, some or all of their
+    # columns' means lie beyond the spread; the two-part sweeps report none. A wrong
+    # answer would not change the bits (some is the general case) but would make
+    # the comparison step read means that were never written, or sweep twice.
+    win, width = 11, 40
+    g = window_weights("gaussian", win, 1.5).astype(np.float32)
+    col = np.zeros(8 * COL, np.float32)
+    limit = 100.0
+    for offset, columns, expected in [
+        (0.0, slice(0, 0), _FAR_NONE),
+        (1e4, slice(7, 9), _FAR_SOME),
+        (1e4, slice(0, width), _FAR_ALL),
+        (np.nan, slice(20, 21), _FAR_SOME),
+    ]:
+        ring = np.ones((2, win, width + 16), np.float32)
+        ring[:, :, columns] += offset
+        sweep = _vertical_sweep_sd if summed else _vertical_sweep_sd_xy
+        found = sweep(ring[0], ring[1], g, 0, 0, width, col, None, limit)
+        assert found == expected, (offset, columns)
+        assert sweep(ring[0], ring[1], g, 0, 0, width, col, _TWO_PARTS, limit) == _FAR_NONE
 
 
 @pytest.mark.parametrize(("high", "low"), [(50, 48), (20, 19)])

@@ -19,7 +19,14 @@ import pytest
 
 from pipeline.kernels.cpu import launch
 from pipeline.kernels.cpu.fused import fused_maps, fused_score
-from pipeline.kernels.cpu.launch import check_weights, kernel_dtype, plan_threads, row_bounds
+from pipeline.kernels.cpu.launch import (
+    aligned_empty,
+    check_weights,
+    kernel_dtype,
+    plan_threads,
+    ring_width,
+    row_bounds,
+)
 from pipeline.kernels.windows import window_weights
 
 
@@ -219,3 +226,25 @@ def test_run_kernel_runs_every_chunk_once_over_threads() -> None:
         ran.clear()
         launch.run_kernel(kernel, n_threads, n_chunks, ())
         assert sorted(ran) == list(range(n_chunks))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.uint8])
+@pytest.mark.parametrize("shape", [(1,), (3, 2, 11, 70), (2, 3, 5, 7), (0, 4)])
+def test_aligned_empty_starts_a_cache_line(dtype, shape) -> None:
+    # The rings' rows are read 64 bytes at a time; each must start a cache line.
+    for _ in range(20):  # NumPy's own buffers start anywhere 16 bytes apart
+        ring = aligned_empty(shape, dtype)
+        assert ring.shape == shape and ring.dtype == dtype
+        assert ring.flags.c_contiguous and ring.flags.writeable
+        assert ring.ctypes.data % 64 == 0 or ring.size == 0
+        ring[...] = 1
+        assert np.all(ring == 1)
+
+
+@pytest.mark.parametrize("itemsize", [4, 8])
+@pytest.mark.parametrize("width", [1, 15, 16, 17, 500, 1024, 2048, 4096, 4100])
+def test_ring_rows_start_cache_lines_one_line_apart_round_a_page(width, itemsize) -> None:
+    stride = ring_width(width, itemsize) * itemsize
+    assert stride >= width * itemsize
+    assert stride % 64 == 0  # every row of an aligned ring starts a line
+    assert stride % 4096 == 64  # the next row one line further round the 4 KiB page
