@@ -142,23 +142,33 @@ def _sweep_rows(win_size: int, i: int) -> tuple[int, ...]:
     """Ring rows of output row ``i``'s window: the centre, then taps 0..4 and their mirrors.
 
     A pair the window lacks (fewer than ``2 * _PAIRS + 1`` taps) reads the centre row,
-    whose deviation is 0 (and its weight is 0 too).
+    whose deviation is 0 (and its weight is 0 too). Row ``(i + k) % win_size`` as
+    ``i % win_size + k`` less ``win_size`` where it passes the ring's end: one
+    integer division per call, not eleven (the sweeps call this once per column tile;
+    ~1 % of the score's time on a Zen 4 core).
     """
     half = win_size // 2
-    centre = (i + half) % win_size
+    start = i % win_size
+    centre = _ring_row(start + half, win_size)
     return (
         centre,
-        (i + 0) % win_size if half > 0 else centre,
-        (i + 1) % win_size if half > 1 else centre,
-        (i + 2) % win_size if half > 2 else centre,
-        (i + 3) % win_size if half > 3 else centre,
-        (i + 4) % win_size if half > 4 else centre,
-        (i + win_size - 1) % win_size if half > 0 else centre,
-        (i + win_size - 2) % win_size if half > 1 else centre,
-        (i + win_size - 3) % win_size if half > 2 else centre,
-        (i + win_size - 4) % win_size if half > 3 else centre,
-        (i + win_size - 5) % win_size if half > 4 else centre,
+        _ring_row(start + 0, win_size) if half > 0 else centre,
+        _ring_row(start + 1, win_size) if half > 1 else centre,
+        _ring_row(start + 2, win_size) if half > 2 else centre,
+        _ring_row(start + 3, win_size) if half > 3 else centre,
+        _ring_row(start + 4, win_size) if half > 4 else centre,
+        _ring_row(start + win_size - 1, win_size) if half > 0 else centre,
+        _ring_row(start + win_size - 2, win_size) if half > 1 else centre,
+        _ring_row(start + win_size - 3, win_size) if half > 2 else centre,
+        _ring_row(start + win_size - 4, win_size) if half > 3 else centre,
+        _ring_row(start + win_size - 5, win_size) if half > 4 else centre,
     )
+
+
+@jit()
+def _ring_row(row: int, win_size: int) -> int:
+    """``row % win_size`` for ``0 <= row < 2 * win_size`` (every row :func:`_sweep_rows` takes)."""
+    return row - win_size if row >= win_size else row
 
 
 @jit(fastmath=CONTRACT)
