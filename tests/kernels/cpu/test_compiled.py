@@ -76,6 +76,7 @@ GAUSSIAN_MAPS = {
     "pipeline.kernels.cpu.gaussian.gaussian_row_m": 1,
     "pipeline.kernels.cpu.gaussian.load_row": 1,
     "pipeline.kernels.cpu.gaussian._sweep_rows": 1,
+    "pipeline.kernels.cpu.gaussian._ring_row": 1,
     "pipeline.kernels.cpu.gaussian._sweep_weights": 1,
     "pipeline.kernels.cpu.gaussian._vertical_sweep_m": 1,
     "pipeline.kernels.cpu.gaussian._horizontal_sweep_m": 1,
