@@ -962,8 +962,9 @@ def _vertical_sweep_sd_xy(
     relative to the mean's size as one part's is anyway (one for integer-valued
     pixels, whose sums are exact: the bits of the uint8 path); with ``parts``, rows 0
     and 1 hold the centre's sums rounded to float32 and :func:`_centre_remainders`
-    adds their rounding to ``d_p``, ``d_m`` (rows 4 and 5). Rows 2 and 3 and the
-    count returned as :func:`_vertical_sweep_sd` writes and returns them.
+    adds their rounding to ``d_p``, ``d_m`` (rows 4 and 5). Rows 2 and 3, and the
+    answer returned (none, some or all far), as :func:`_vertical_sweep_sd` writes and
+    returns them.
     """
     win_size = g.shape[0]
     half = win_size // 2
