@@ -2,6 +2,7 @@
 
     python benchmarks/bench_colour.py [--pairs 64] [--size 512] [--repeat 5] [--data DIR]
                                       [--kernels-only] [--against COLOUR_PY] [--profile NAME]
+                                      [--per-task]
 
 64 pairs of 512x512 RGB uint8 (the photographs and damage of
 ``bench_folders.make_pairs``, PNG, decoded once into two ``(64, 512, 512, 3)``
@@ -27,6 +28,11 @@ Two tables, each timed interleaved round by round in this one process (best of
   ``--against`` names the ``colour.py`` of another checkout (say ``git archive`` of
   an older commit, unpacked): its ``fused_colour_packed_stats`` joins the table, timed in
   the same rounds, after a check that it gives the same packed statistics and map sums.
+* with ``--per-task``, **the per-task kernels, wall, all threads**: what ``evaluate`` runs
+  in each Dask task (the serial kernel, ``threads=1``, one pair per pool thread, as many
+  threads as cores) against the in-memory parallel call (``threads`` = the cores, the
+  pairs one after another), for the colour statistics and for the first channel's grey
+  statistics, after a check that both give the same packed statistics (to 1e-12).
 
 Nothing here gates a test; figures on a shared machine move with its load (printed).
 """
@@ -41,7 +47,9 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import _checkout  # noqa: F401  (this checkout's pipeline, not an installed one)
 import numpy as np
@@ -52,7 +60,7 @@ from PIL import Image
 
 import pipeline as sp
 from pipeline.kernels.cpu.colour import fused_colour_packed_stats
-from pipeline.kernels.cpu.fused import fused_score
+from pipeline.kernels.cpu.fused import fused_packed_stats, fused_score
 from pipeline.metrics.profiles import resolve_params
 
 DATA_RANGE = 255.0
@@ -144,6 +152,43 @@ def end_to_end(x: np.ndarray, y: np.ndarray, repeat: int) -> None:
         print(f"| {name:46s} | {seconds:7.3f} | {n / seconds:7.1f} | {peer / seconds:17.2f}x |")
 
 
+def per_task(x: np.ndarray, y: np.ndarray, repeat: int, kernel: dict[str, Any]) -> None:
+    """The third table: ``evaluate``'s serial per-task kernels against the parallel call."""
+    cores = os.cpu_count() or 1
+    grey = (np.ascontiguousarray(x[..., 0]), np.ascontiguousarray(y[..., 0]))
+    cases = {
+        "colour packed statistics": (fused_colour_packed_stats, x, y),
+        "grey packed statistics (first channel)": (fused_packed_stats, *grey),
+    }
+    print(f"\nper-task kernels, wall, best of {repeat}: {x.shape[0]} pairs, {cores} threads")
+    head = "| serial, a pair per thread | parallel, pair by pair | serial / parallel |"
+    print(f"| {'kernel':40s} {head}")
+    print(f"|{'-' * 42}|---------------------------|------------------------|-------------------|")
+    with ThreadPoolExecutor(cores) as pool:
+        for name, (function, xs, ys) in cases.items():
+
+            def serial(function=function, xs=xs, ys=ys) -> list[np.ndarray]:
+                def one(i: int) -> np.ndarray:
+                    return function(xs[i], ys[i], threads=1, **kernel)
+
+                return list(pool.map(one, range(xs.shape[0])))
+
+            def parallel(function=function, xs=xs, ys=ys) -> list[np.ndarray]:
+                return [function(xs[i], ys[i], threads=cores, **kernel) for i in range(xs.shape[0])]
+
+            same = all(
+                np.allclose(a, b, rtol=1e-12, atol=0, equal_nan=True)
+                for a, b in zip(serial(), parallel(), strict=True)
+            )
+            if not same:
+                raise AssertionError(f"{name}: the serial and parallel kernels disagree")
+            walls = interleaved({"serial": serial, "parallel": parallel}, repeat, time.perf_counter)
+            print(
+                f"| {name:40s} | {walls['serial']:23.3f} s | {walls['parallel']:20.3f} s |"
+                f" {walls['serial'] / walls['parallel']:16.2f}x |"
+            )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pairs", type=int, default=64)
@@ -158,6 +203,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--profile", default="wang2004", help="the kernel table's profile (default wang2004)"
+    )
+    parser.add_argument(
+        "--per-task",
+        action="store_true",
+        help="also time evaluate's serial per-task kernels against the parallel call",
     )
     add_flag(parser)
     args = parser.parse_args(argv)
@@ -229,6 +279,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"|{'-' * 48}|----------------------|---------|")
     for name, seconds in cpu.items():
         print(f"| {name:46s} | {1e9 * seconds / valid:20.2f} | {seconds / base:6.2f}x |")
+    if args.per_task:
+        shared = {k: v for k, v in kernel.items() if k != "threads"}
+        per_task(x, y, args.repeat, {"weights": g, "bins": BINS, **shared})
     return 0
 
 

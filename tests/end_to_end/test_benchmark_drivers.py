@@ -8,7 +8,8 @@ the script stopped with a TypeError and nothing noticed: the figures in
 ``benchmarks/README-kernels.md`` and the README come from it. Run on a small pair, the
 script must finish, agree with the kernel (else it raises), print every stage and find
 each sweep's and comparison step's vector loop in its assembly (``--loops``); and
-``benchmarks/bench_ssim_ab.py`` must compare this checkout with a copy of itself. Timings
+``benchmarks/bench_ssim_ab.py`` must compare this checkout with a copy of itself, and
+``benchmarks/bench_colour.py --per-task`` find the serial and parallel kernels agreeing. Timings
 are not checked.
 """
 
@@ -77,3 +78,24 @@ def test_the_ssim_comparison_runs_against_another_checkout(tmp_path):
     assert trees == [str(ROOT), str(tmp_path)], result.stdout
     scores = {row[-1].strip() for row in rows[1:]}
     assert len(scores) == 1, result.stdout  # the same code gives the same score
+
+
+def test_the_colour_benchmark_times_the_per_task_kernels(tmp_path):
+    # bench_colour.py --per-task checks that evaluate's serial per-task kernels and the
+    # parallel call give the same packed statistics before it times them (the README
+    # quotes its ratio); on two tiny pairs it must get that far and print both rows.
+    result = subprocess.run(
+        [sys.executable, "benchmarks/bench_colour.py", "--pairs", "2", "--size", "64",
+         "--kernels-only", "--per-task", "--repeat", "1", "--data", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = [line.split("|") for line in result.stdout.splitlines() if line[:2] == "| "]
+    per_task = {cells[1].strip(): cells[2:5] for cells in rows if len(cells) == 6}
+    for name in ("colour packed statistics", "grey packed statistics (first channel)"):
+        serial, parallel, ratio = per_task[name]
+        assert serial.strip().endswith(" s") and parallel.strip().endswith(" s"), result.stdout
+        assert float(ratio.strip().rstrip("x")) > 0
