@@ -23,15 +23,21 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_the_stage_benchmark_runs_and_agrees_with_the_kernel():
+def _run(script: str, *arguments: str) -> subprocess.CompletedProcess[str]:
+    """``python benchmarks/<script> <arguments>`` from the checkout's root; it must succeed."""
     result = subprocess.run(
-        [sys.executable, "benchmarks/bench_stages.py", "--size", "64", "--repeat", "1", "--loops"],
+        [sys.executable, f"benchmarks/{script}", *arguments],
         cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=300,
     )
     assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
+def test_the_stage_benchmark_runs_and_agrees_with_the_kernel():
+    result = _run("bench_stages.py", "--size", "64", "--repeat", "1", "--loops")
     rows = [line.split("|")[1].strip() for line in result.stdout.splitlines() if line[:2] == "| "]
     for stage in (
         "vertical pass",
@@ -64,15 +70,7 @@ def test_the_ssim_comparison_runs_against_another_checkout(tmp_path):
     shutil.copytree(
         ROOT / "pipeline", tmp_path / "pipeline", ignore=shutil.ignore_patterns("__pycache__")
     )
-    result = subprocess.run(
-        [sys.executable, "benchmarks/bench_ssim_ab.py", "--against", str(tmp_path),
-         "--rounds", "1", "--size", "96"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr[-3000:]
+    result = _run("bench_ssim_ab.py", "--against", str(tmp_path), "--rounds", "1", "--size", "96")
     rows = [line.split("|")[1:-1] for line in result.stdout.splitlines() if line[:2] == "| "]
     trees = [row[0].strip() for row in rows[1:]]
     assert trees == [str(ROOT), str(tmp_path)], result.stdout
@@ -84,15 +82,8 @@ def test_the_colour_benchmark_times_the_per_task_kernels(tmp_path):
     # bench_colour.py --per-task checks that evaluate's serial per-task kernels and the
     # parallel call give the same packed statistics before it times them (the README
     # quotes its ratio); on two tiny pairs it must get that far and print both rows.
-    result = subprocess.run(
-        [sys.executable, "benchmarks/bench_colour.py", "--pairs", "2", "--size", "64",
-         "--kernels-only", "--per-task", "--repeat", "1", "--data", str(tmp_path)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr[-3000:]
+    result = _run("bench_colour.py", "--pairs", "2", "--size", "64", "--kernels-only",
+                  "--per-task", "--repeat", "1", "--data", str(tmp_path))  # fmt: skip
     rows = [line.split("|") for line in result.stdout.splitlines() if line[:2] == "| "]
     per_task = {cells[1].strip(): cells[2:5] for cells in rows if len(cells) == 6}
     for name in ("colour packed statistics", "grey packed statistics (first channel)"):
