@@ -92,11 +92,11 @@ from pipeline.kernels.cpu.chunk import _row_sum, maps_chunks
 from pipeline.kernels.cpu.combine import ACC, COL, TILE, combine_row_m
 from pipeline.kernels.cpu.fused import fused_score
 from pipeline.kernels.cpu.gaussian import (
-    _ONE_PART_SPREAD,
     _PAIRS,
     _combine_score,
     _horizontal_sweep_m,
     _horizontal_sweep_sd,
+    _sd_limit,
     _vertical_sweep_m,
     _vertical_sweep_sd,
     load_row,
@@ -184,7 +184,7 @@ def _drive_score(
     n_rows = x.shape[0] - win + 1
     tile = min(TILE, COL - 2 * _PAIRS)
     view = col[_PAIRS - half :]
-    limit = _ONE_PART_SPREAD * np.sqrt(c2)
+    limit = _sd_limit(c2)
     total = 0.0
     for r in range(win - 1):
         load_rows_sd(x, y, r, rp, rm, r % win, True)
@@ -703,7 +703,7 @@ def loop_report(
     """Each sweep's and comparison step's hot loop against its measured stage time."""
     g = gaussian_window(WIN, SIGMA).astype(np.float32)
     c1, c2 = (K1 * DATA_RANGE) ** 2, (K2 * DATA_RANGE) ** 2
-    limit = _ONE_PART_SPREAD * np.sqrt(c2)
+    limit = _sd_limit(c2)
     rx = np.zeros((WIN, 300), np.float32)
     ry = np.zeros((WIN, 300), np.float32)
     col = np.zeros(8 * COL, np.float32)

@@ -1194,6 +1194,12 @@ def _horizontal_sweep_sd(
 
 
 @jit()
+def _sd_limit(c2: float) -> float:
+    """How far from zero a column mean may lie and stay one float32 number (see above)."""
+    return _ONE_PART_SPREAD * np.sqrt(c2)
+
+
+@jit()
 def _sd_moments(
     rp: np.ndarray,
     rm: np.ndarray,
@@ -1201,16 +1207,20 @@ def _sd_moments(
     i: int,
     j0: int,
     n_tile: int,
-    c2: float,
+    limit: float,
     cov_norm: float,
     summed: bool,
     col: np.ndarray,
+    view: np.ndarray,
     mo: np.ndarray,
 ) -> None:
     """``mu_p, mu_m, var(p), var(m)`` of the outputs ``j0 .. j0 + n_tile`` of row ``i``.
 
+    ``view`` is ``col[_PAIRS - win_size // 2:]`` (where the vertical sweeps write a
+    smaller window's columns) and ``limit`` is ``_ONE_PART_SPREAD * sqrt(C2)``, both
+    made once per row by the caller (:func:`_sd_limit`).
     From the column means in one part, except for the outputs whose window holds
-    a column mean beyond ``_ONE_PART_SPREAD * sqrt(C2)`` (a data range far below
+    a column mean beyond ``limit`` (a data range far below
     the pixels' values, data far from zero, NaN): those come from the same sweeps
     with the means in two parts, whose precision does not depend on the means'
     size (made in ``mo`` rows 4..7 where the tile holds both kinds of window). The
@@ -1221,9 +1231,7 @@ def _sd_moments(
     if half < 0 or half > _PAIRS or n_tile < 0:
         return
     skip = _PAIRS - half
-    view = col[skip:]
     width = n_tile + win_size - 1
-    limit = _ONE_PART_SPREAD * np.sqrt(c2)
     if summed:
         marked = _vertical_sweep_sd(rp, rm, g, i, j0, width, view, None, limit)
     else:
@@ -1315,9 +1323,11 @@ def gaussian_score_row(
     weight 0. ``mo`` holds ``8 * ACC`` float32 (:func:`_sd_moments`).
     """
     tile = min(TILE, COL - 2 * _PAIRS)
+    view = col[_PAIRS - g.shape[0] // 2 :]
+    limit = _sd_limit(c2)
     for j0 in range(0, n_out, tile):
         n_tile = min(tile, n_out - j0)
-        _sd_moments(rp, rm, g, i, j0, n_tile, c2, cov_norm, summed, col, mo)
+        _sd_moments(rp, rm, g, i, j0, n_tile, limit, cov_norm, summed, col, view, mo)
         _combine_score(mo, n_tile, c1, c2, deficit, j0)
 
 
@@ -1346,7 +1356,9 @@ def gaussian_sd_row(
     ``out`` and ``deficit`` as :func:`~pipeline.kernels.cpu.combine.combine_row`.
     """
     tile = min(TILE, COL - 2 * _PAIRS)
+    view = col[_PAIRS - g.shape[0] // 2 :]
+    limit = _sd_limit(c2)
     for j0 in range(0, n_out, tile):
         n_tile = min(tile, n_out - j0)
-        _sd_moments(rp, rm, g, i, j0, n_tile, c2, cov_norm, summed, col, mo)
+        _sd_moments(rp, rm, g, i, j0, n_tile, limit, cov_norm, summed, col, view, mo)
         combine_row_sd(mo, n_tile, c1, c2, planes, out, deficit, j0)
