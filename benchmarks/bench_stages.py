@@ -504,6 +504,16 @@ def _recompiled(dispatcher: Any) -> Any:
 
 _INSTRUCTION = re.compile(r"^\s+(v[a-z0-9]+)\s+(.*)$")
 _ARITHMETIC = ("vadd", "vsub", "vmul", "vfm", "vfnm", "vdiv", "vsqrt", "vmin", "vmax")
+_FMA = ("vfmadd", "vfmsub", "vfnmadd", "vfnmsub")
+_DIVIDE = ("vdiv", "vsqrt")
+_REGISTER_BITS = {"zmm": 512, "ymm": 256, "xmm": 128}
+
+
+def _register(args: str) -> str:
+    """The widest vector register an instruction's operands name ("" for none)."""
+    return next((name for name in _REGISTER_BITS if name in args), "")
+
+
 KEYS = ("vector loops", "vector type", "fma ymm", "fma zmm", "fma xmm", "fma scalar")
 KEYS += ("packed ymm", "packed zmm", "packed xmm", "scalar", "div/sqrt packed", "div/sqrt scalar")
 KEYS += ("int->fp scalar",)
@@ -520,16 +530,16 @@ def count_asm(asm: str, llvm: str) -> dict[str, Any]:
         if match is None:
             continue
         op, args = match.groups()
-        width = "zmm" if "zmm" in args else "ymm" if "ymm" in args else "xmm"
+        width = _register(args) or "xmm"
         if op.startswith("vcvtsi2"):  # scalar integer -> float (no packed int64 form in AVX2)
             counts["int->fp scalar"] += 1
         scalar = op.endswith(("ss", "sd"))
         packed = op.endswith(("ps", "pd"))
         if not (scalar or packed) or not op.startswith(_ARITHMETIC):
             continue
-        if op.startswith(("vfmadd", "vfmsub", "vfnmadd", "vfnmsub")):
+        if op.startswith(_FMA):
             counts["fma scalar" if scalar else f"fma {width}"] += 1
-        if op.startswith(("vdiv", "vsqrt")):
+        if op.startswith(_DIVIDE):
             counts["div/sqrt scalar" if scalar else "div/sqrt packed"] += 1
         counts["scalar" if scalar else f"packed {width}"] += 1
     return counts
@@ -591,7 +601,7 @@ def asm_report() -> None:
 
 _ANY_INSTRUCTION = re.compile(r"^\s+([a-z][a-z0-9]*)\b\s*([^#]*)")
 _INDEX_REGISTER = re.compile(r"\(%\w+,%(\w+),\d\)")
-_FMA_PIPE = ("vfmadd", "vfmsub", "vfnmadd", "vfnmsub", "vmul")
+_FMA_PIPE = (*_FMA, "vmul")
 _ADD_PIPE = ("vadd", "vsub", "vmin", "vmax", "vcmp")
 # Divider instructions timed on their own (an independent one per element).
 DIVIDER_KINDS = ("vdivpd", "vdivps", "vsqrtps", "vsqrtpd")
@@ -669,7 +679,7 @@ def loop_counts(body: list[tuple[str, str]], datapath_bits: int) -> dict[str, An
     counts.update({"loads": 0, "stores": 0, "divider": [], "lanes": 0, "step": 0})
     index_registers = set()
     for op, args in body:
-        width = 512 if "zmm" in args else 256 if "ymm" in args else 128 if "xmm" in args else 0
+        width = _REGISTER_BITS.get(_register(args), 0)
         if "(" in args:
             # AT&T syntax: a move whose last operand is memory stores; any other reads.
             store = op.startswith(("mov", "vmov")) and args.endswith(")")
@@ -687,7 +697,7 @@ def loop_counts(body: list[tuple[str, str]], datapath_bits: int) -> dict[str, An
             counts["fma pipe"] += share
         elif op.startswith(_ADD_PIPE):
             counts["add pipe"] += share
-        elif op.startswith(("vdiv", "vsqrt")):
+        elif op.startswith(_DIVIDE):
             counts["divider"].append((op, lanes))
     for op, args in body:
         match = re.fullmatch(r"\$(\d+), %(\w+)", args)
