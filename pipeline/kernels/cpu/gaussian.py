@@ -938,7 +938,7 @@ def _vertical_sweep_sd(
             # float64 ring: what float32 could not hold of s moves into d (zero otherwise).
             col[4 * COL + j] = np.float32(sp - s_p) - d_p
             col[5 * COL + j] = np.float32(sm - s_m) - d_m
-    return int(most + (fewest & most))
+    return _far_answer(fewest, most)
 
 
 @jit(fastmath=CONTRACT)
@@ -1044,7 +1044,7 @@ def _vertical_sweep_sd_xy(
             col[COL + j] = sx - sy
             col[4 * COL + j] = -d_p
             col[5 * COL + j] = -d_m
-    return int(most + (fewest & most))
+    return _far_answer(fewest, most)
 
 
 @jit()
@@ -1080,6 +1080,16 @@ def _centre_remainders(
 def _far(t_p: float, t_m: float, bound: float) -> bool:
     """Whether a column's one-part means lie beyond ``+-bound`` (NaN does): it needs two parts."""
     return (not (-bound <= t_p <= bound)) | (not (-bound <= t_m <= bound))
+
+
+@jit()
+def _far_answer(fewest: int, most: int) -> int:
+    """``_FAR_NONE``, ``_FAR_SOME`` or ``_FAR_ALL`` from a sweep's least and greatest flag.
+
+    Flags are 0 or 1; a sweep that flagged nothing keeps its starting ``fewest = 1,
+    most = 0`` and answers ``_FAR_NONE``.
+    """
+    return int(most + (fewest & most))
 
 
 @jit()
