@@ -13,7 +13,9 @@ subprocess, minus the RSS after its imports and the loaded input pair.
 
 Peers (the ``bench`` extra): scikit-image ``structural_similarity``, a
 hand-written OpenCV float32 GaussianBlur SSIM (below, the common formulation),
-pytorch-msssim ``ssim`` on the CPU with 2 torch threads.
+pytorch-msssim ``ssim`` on the CPU with 2 torch threads; for MS-SSIM (five scales,
+``pipeline.ms_ssim``), pytorch-msssim ``ms_ssim`` the same way (on these sides, divisible
+by 16, its pyramid is ``msssim.m``'s).
 """
 
 from __future__ import annotations
@@ -141,6 +143,23 @@ def pytorch_msssim_ssim(x: np.ndarray, y: np.ndarray) -> float:
     y_t = torch.from_numpy(y).float()[None, None]
     with torch.no_grad():
         return float(ssim(x_t, y_t, data_range=DATA_RANGE, size_average=True))
+
+
+def ours_msssim(x: np.ndarray, y: np.ndarray) -> float:
+    import pipeline
+
+    return float(pipeline.ms_ssim(x, y))
+
+
+def pytorch_msssim_ms_ssim(x: np.ndarray, y: np.ndarray) -> float:
+    import torch
+    from pytorch_msssim import ms_ssim
+
+    torch.set_num_threads(2)
+    x_t = torch.from_numpy(x).float()[None, None]
+    y_t = torch.from_numpy(y).float()[None, None]
+    with torch.no_grad():
+        return float(ms_ssim(x_t, y_t, data_range=DATA_RANGE, size_average=True))
 
 
 def installed(module: str) -> bool:
@@ -272,6 +291,14 @@ def main(argv: list[str] | None = None) -> int:
         skimage_defaults,
         slow,
     )
+    msssim_peer: Entry = (
+        "pytorch-msssim ms_ssim, CPU, 2 torch threads",
+        "pytorch_msssim",
+        pytorch_msssim_ms_ssim,
+        slow,
+    )
+    # MS-SSIM needs sides of at least 161 (the window at the fifth scale).
+    warm_ms = make_pair(176)[0]
     tables: list[tuple[str, list[Row]]] = []
     for side in sizes:
         x, y = make_pair(side)
@@ -285,6 +312,9 @@ def main(argv: list[str] | None = None) -> int:
         ):
             ours_entry = ("ssim-pipeline (fused, numba)", None, our_function, args.repeat)
             tables.append((case, interleaved_rows(case, [ours_entry, *peers], x, y, warm_x)))
+        case = f"{side}x{side} MS-SSIM (5 scales, wang2004)"
+        ours_entry = ("ssim-pipeline ms_ssim (fused, numba)", None, ours_msssim, args.repeat)
+        tables.append((case, interleaved_rows(case, [ours_entry, msssim_peer], x, y, warm_ms)))
 
     print(
         f"# SSIM on the CPU: {os.cpu_count()} cores, numba {numba.__version__} "

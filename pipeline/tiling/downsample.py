@@ -17,8 +17,10 @@ so it tiles exactly when
 
 Each block then sums its taps in the same order as ``box_downsample`` (one axis
 after the other, tap 0 first), so the tiled result equals the in-memory one
-bit for bit. Used between MS-SSIM scales (``f = 2``, ``msssim.m``) and by the
-``wang2009`` profile (``f = max(1, round(min side / 256))``, ``ssim.m``).
+bit for bit (NumPy blocks take the compiled form of the same arithmetic,
+:func:`~pipeline.kernels.downsample.compiled_box_downsample`). Used between MS-SSIM
+scales (``f = 2``, ``msssim.m``) and by the ``wang2009`` profile
+(``f = max(1, round(min side / 256))``, ``ssim.m``).
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ import numpy as np
 from pipeline.inputs.options import InputOptions
 from pipeline.inputs.sources import SourcePair, open_array_checked
 from pipeline.kernels.backend import array_module
-from pipeline.kernels.downsample import box_offsets
+from pipeline.kernels.downsample import box_offsets, compiled_box_downsample
 from pipeline.tiling.chunks import batch_bounds, merge_small_chunks
 
 __all__ = ["align_chunks", "downsample_array", "downsample_labels", "downsample_pair"]
@@ -120,6 +122,16 @@ def downsample_array(array: da.Array, factor: int, axes: tuple[int, ...]) -> da.
     def on_block(block: Any, block_info: dict[Any, Any] | None = None) -> Any:
         assert block_info is not None  # dask always passes it to a function that asks
         location = block_info[0]["chunk-location"]
+        placement = {}
+        for axis in axes:
+            start, stop = (int(b) for b in bounds[axis][location[axis] : location[axis] + 2])
+            # The block's first sample: the chunk's, less the overlap in front of it.
+            origin = start - before if start > 0 else 0
+            count = -(-stop // factor) - start // factor
+            placement[axis] = (start // factor, origin, lengths[axis], count)
+        compiled = compiled_box_downsample(block, factor, axes, placement)
+        if compiled is not None:
+            return compiled
         xp = array_module(block)
         out = block.astype(xp.float64, copy=False)
         for axis in axes:

@@ -8,7 +8,8 @@ the script stopped with a TypeError and nothing noticed: the figures in
 ``benchmarks/README-kernels.md`` and the README come from it. Run on a small pair, the
 script must finish, agree with the kernel (else it raises), print every stage and find
 each sweep's and comparison step's vector loop in its assembly (``--loops``); and
-``benchmarks/bench_ssim_ab.py`` must compare this checkout with a copy of itself, and
+``benchmarks/bench_ssim_ab.py`` must compare this checkout with a copy of itself (the
+score, MS-SSIM and the downsampling profile), and
 ``benchmarks/bench_colour.py --per-task`` find the serial and parallel kernels agreeing. Timings
 are not checked.
 """
@@ -70,12 +71,17 @@ def test_the_ssim_comparison_runs_against_another_checkout(tmp_path):
     shutil.copytree(
         ROOT / "pipeline", tmp_path / "pipeline", ignore=shutil.ignore_patterns("__pycache__")
     )
-    result = _run("bench_ssim_ab.py", "--against", str(tmp_path), "--rounds", "1", "--size", "96")
-    rows = [line.split("|")[1:-1] for line in result.stdout.splitlines() if line[:2] == "| "]
-    trees = [row[0].strip() for row in rows[1:]]
-    assert trees == [str(ROOT), str(tmp_path)], result.stdout
-    scores = {row[-1].strip() for row in rows[1:]}
-    assert len(scores) == 1, result.stdout  # the same code gives the same score
+    # The score, MS-SSIM and the profile that downsamples first (384^2: factor 2).
+    for call, profile, side in (("ssim", "wang2004", 96), ("ms_ssim", "wang2004", 176),
+                                ("ssim", "wang2009", 384)):  # fmt: skip
+        result = _run("bench_ssim_ab.py", "--against", str(tmp_path), "--rounds", "1",
+                      "--size", str(side), "--call", call, "--profile", profile)  # fmt: skip
+        assert f"pipeline.{call}, {side}^2" in result.stdout
+        rows = [line.split("|")[1:-1] for line in result.stdout.splitlines() if line[:2] == "| "]
+        trees = [row[0].strip() for row in rows[1:]]
+        assert trees == [str(ROOT), str(tmp_path)], result.stdout
+        scores = {row[-1].strip() for row in rows[1:]}
+        assert len(scores) == 1, result.stdout  # the same code gives the same score
 
 
 def test_the_colour_benchmark_times_the_per_task_kernels(tmp_path):

@@ -1,7 +1,8 @@
 """pipeline.tiling.downsample, and the ``wang2009`` profile whose downsampling it tiles.
 
 The tiled downsampling (:func:`~pipeline.tiling.downsample.downsample_array`) is bitwise
-the in-memory one, whatever the chunks, and its chunk alignment. The ``wang2009``
+the in-memory one, whatever the chunks (its compiled blocks bitwise the generic form of
+the whole image), and its chunk alignment. The ``wang2009``
 profile (Wang's ``ssim.m``: downsample, then wang2004) is pinned here too: its table
 entry, and its scores against scikit-image on the reduced images for f = 1, 2, 3. The
 in-memory rule itself, :mod:`pipeline.kernels.downsample`, is tested in
@@ -19,8 +20,10 @@ from kernel_cases import imfilter_then_sample
 from skimage.metrics import structural_similarity
 
 import pipeline as sp
+from pipeline.kernels import downsample as kernels_downsample
 from pipeline.kernels.downsample import box_downsample, downsampled_shape
 from pipeline.metrics.profiles import PROFILES, Profile, SSIMParams
+from pipeline.tiling import downsample as tiling_downsample
 from pipeline.tiling.downsample import align_chunks, downsample_array
 
 SKIMAGE_WANG2004 = {"gaussian_weights": True, "sigma": 1.5, "use_sample_covariance": False}
@@ -93,6 +96,35 @@ def test_tiled_downsampling_is_bitwise_the_in_memory_one(data, factor, height, w
     cx = data.draw(st.integers(1, width))
     tiled = downsample_array(da.from_array(x, chunks=(1, cy, cx, 1)), factor, (1, 2))
     np.testing.assert_array_equal(tiled.compute(), box_downsample(x, factor, (1, 2)))
+
+
+@given(
+    data=st.data(),
+    factor=st.integers(2, 6),
+    height=st.integers(3, 40),
+    width=st.integers(3, 40),
+)
+@settings(max_examples=40, deadline=None)
+def test_compiled_blocks_equal_the_generic_in_memory_form(data, factor, height, width):
+    # Every NumPy block takes the compiled form (counted), which must place each block in
+    # the whole image: the generic padded-views form of the whole image is the reference.
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
+    x = rng.uniform(-300.0, 300.0, (height, width, 2))
+    cy = data.draw(st.integers(1, height))
+    cx = data.draw(st.integers(1, width))
+    calls = []
+
+    def counted(*args):
+        calls.append(args[3])
+        return kernels_downsample.compiled_box_downsample(*args)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(tiling_downsample, "compiled_box_downsample", counted)
+        tiled = downsample_array(da.from_array(x, chunks=(cy, cx, 1)), factor, (0, 1)).compute()
+        patch.setattr(kernels_downsample, "compiled_box_downsample", lambda *args: None)
+        generic = box_downsample(x, factor, (0, 1))
+    assert calls and all(place is not None for place in calls)
+    np.testing.assert_array_equal(tiled, generic)
 
 
 def test_align_chunks_moves_boundaries_down_to_multiples():
