@@ -134,15 +134,21 @@ def opencv_ssim(x: np.ndarray, y: np.ndarray) -> float:
     return float(ssim_map[5:-5, 5:-5].mean(dtype=np.float64))
 
 
-def pytorch_msssim_ssim(x: np.ndarray, y: np.ndarray) -> float:
+def _pytorch_msssim(name: str, x: np.ndarray, y: np.ndarray) -> float:
+    """pytorch-msssim's ``ssim`` or ``ms_ssim`` of a grey pair on the CPU, 2 torch threads."""
+    import pytorch_msssim
     import torch
-    from pytorch_msssim import ssim
 
     torch.set_num_threads(2)
     x_t = torch.from_numpy(x).float()[None, None]
     y_t = torch.from_numpy(y).float()[None, None]
     with torch.no_grad():
-        return float(ssim(x_t, y_t, data_range=DATA_RANGE, size_average=True))
+        score = getattr(pytorch_msssim, name)(x_t, y_t, data_range=DATA_RANGE, size_average=True)
+    return float(score)
+
+
+def pytorch_msssim_ssim(x: np.ndarray, y: np.ndarray) -> float:
+    return _pytorch_msssim("ssim", x, y)
 
 
 def ours_msssim(x: np.ndarray, y: np.ndarray) -> float:
@@ -152,14 +158,7 @@ def ours_msssim(x: np.ndarray, y: np.ndarray) -> float:
 
 
 def pytorch_msssim_ms_ssim(x: np.ndarray, y: np.ndarray) -> float:
-    import torch
-    from pytorch_msssim import ms_ssim
-
-    torch.set_num_threads(2)
-    x_t = torch.from_numpy(x).float()[None, None]
-    y_t = torch.from_numpy(y).float()[None, None]
-    with torch.no_grad():
-        return float(ms_ssim(x_t, y_t, data_range=DATA_RANGE, size_average=True))
+    return _pytorch_msssim("ms_ssim", x, y)
 
 
 def installed(module: str) -> bool:
