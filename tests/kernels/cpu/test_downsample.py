@@ -85,3 +85,14 @@ def test_photographs_match_the_scipy_emulation(monkeypatch, name) -> None:
             plane = got if image.ndim == 2 else got[..., c]
             np.testing.assert_allclose(plane, want, rtol=0, atol=1e-12)
         np.testing.assert_array_equal(got, _generic(monkeypatch, image, factor, (0, 1)))
+
+
+@pytest.mark.parametrize("dtype", [np.int8, np.int32, np.uint32, np.int64, np.uint64])
+def test_integers_across_their_whole_range_round_as_numpy_does(monkeypatch, dtype) -> None:
+    # 64-bit integers beyond 2^53 round on their way to float64: numba's conversion must
+    # round them as NumPy's astype does.
+    info = np.iinfo(dtype)
+    rng = np.random.default_rng(info.bits)
+    x = rng.integers(info.min, info.max, (9, 13), dtype=dtype, endpoint=True)
+    for factor in (2, 3, 5):
+        np.testing.assert_array_equal(box_downsample(x, factor), _generic(monkeypatch, x, factor))
