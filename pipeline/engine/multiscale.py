@@ -43,7 +43,7 @@ import numpy as np
 from pipeline.kernels import block_maps
 from pipeline.kernels.backend import to_device, to_host
 from pipeline.kernels.dispatch import resolve_engine, scale_mean
-from pipeline.kernels.multiscale import combine_scales
+from pipeline.kernels.multiscale import combine_scales, pyramid_dtype
 from pipeline.metrics.colour import to_luma
 from pipeline.metrics.multiscale import PRECISE_PIXELS, check_msssim_size
 from pipeline.tiling.chunks import map_valid_blocks_nd, merge_small_chunks
@@ -180,10 +180,12 @@ def ms_ssim_graph(
         luma_chunks = (*x.chunks[:-1], (1,))
         x, y = (da.map_blocks(_luma_block, a, chunks=luma_chunks, dtype=np.float64) for a in (x, y))
     target = {axis: max(x.chunks[axis]) for axis in axes}
+    pixels = np.result_type(x.dtype, y.dtype)
     sums = []
     for scale in range(len(weights)):
         if scale > 0:
-            x, y = downsample_array(x, 2, axes), downsample_array(y, 2, axes)
+            dtype = pyramid_dtype(pixels, scale)
+            x, y = downsample_array(x, 2, axes, dtype), downsample_array(y, 2, axes, dtype)
             merged = {
                 axis: merge_small_chunks(x.chunks[axis], max(spec.depth, target[axis]))
                 for axis in axes

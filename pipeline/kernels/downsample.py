@@ -78,6 +78,7 @@ def compiled_box_downsample(
     factor: int,
     axes: tuple[int, ...] | None = None,
     placement: dict[int, tuple[int, int, int, int]] | None = None,
+    dtype: Any = np.float64,
 ) -> Any:
     """:func:`box_downsample` in compiled form (:mod:`pipeline.kernels.cpu.downsample`), or None.
 
@@ -91,7 +92,8 @@ def compiled_box_downsample(
     :mod:`pipeline.tiling.downsample`): per reduced axis, ``(first, origin, length,
     count)``, the larger array's index of the block's first output and of its first
     sample, the larger array's length, and the outputs to make. The block must hold
-    every sample those outputs read, mirrored at the larger array's edges.
+    every sample those outputs read, mirrored at the larger array's edges. ``dtype``: of
+    the result, as :func:`box_downsample`'s.
     """
     if array_module(image) is not np:
         return None
@@ -112,7 +114,7 @@ def compiled_box_downsample(
     shape = list(image.shape)
     for axis in reduced:
         shape[axis] = placement[axis][3]
-    out = np.empty(shape)
+    out = np.empty(shape, dtype=dtype)
     first = (placement[reduced[0]][0], placement[reduced[1]][0])
     origin = (placement[reduced[0]][1], placement[reduced[1]][1])
     length = (placement[reduced[0]][2], placement[reduced[1]][2])
@@ -137,7 +139,9 @@ def _every_nth(padded: Any, axis: int, start: int, step: int, count: int) -> Any
     return padded[tuple(index)]
 
 
-def box_downsample(image: Any, factor: int, axes: tuple[int, ...] | None = None) -> Any:
+def box_downsample(
+    image: Any, factor: int, axes: tuple[int, ...] | None = None, dtype: Any = np.float64
+) -> Any:
     """MATLAB's ``imfilter(img, ones(f)/f^N, 'symmetric', 'same')`` then ``img(1:f:end, ...)``.
 
     Parameters
@@ -148,11 +152,15 @@ def box_downsample(image: Any, factor: int, axes: tuple[int, ...] | None = None)
         ``f >= 1``; ``1`` returns ``image`` as float64 unchanged.
     axes : tuple of int, optional
         Axes to reduce (default: all of them).
+    dtype : dtype, optional
+        Of the result: float64, or float32 where the caller knows every output is a
+        float32 number (2x2 means of small integers:
+        :func:`pipeline.kernels.multiscale.pyramid_dtype`); the float64 means, stored.
 
     Returns
     -------
     ndarray
-        float64 array with ``ceil(n / f)`` samples along each reduced axis.
+        ``dtype`` array with ``ceil(n / f)`` samples along each reduced axis.
 
     References
     ----------
@@ -160,12 +168,12 @@ def box_downsample(image: Any, factor: int, axes: tuple[int, ...] | None = None)
     (2003), https://ece.uwaterloo.ca/~z70wang/research/ssim/
     """
     xp = array_module(image)
-    compiled = compiled_box_downsample(image, factor, axes)
+    compiled = compiled_box_downsample(image, factor, axes, dtype=dtype)
     if compiled is not None:
         return compiled
     out = image.astype(xp.float64, copy=False)
     if factor == 1:
-        return out
+        return out.astype(dtype, copy=False)
     before, after = box_offsets(factor)
     for axis in range(out.ndim) if axes is None else axes:
         n = out.shape[axis]
@@ -180,4 +188,4 @@ def box_downsample(image: Any, factor: int, axes: tuple[int, ...] | None = None)
         for k in range(1, factor):
             acc += _every_nth(padded, axis, k, factor, n_out)
         out = acc / factor
-    return out
+    return out.astype(dtype, copy=False)

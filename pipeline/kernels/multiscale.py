@@ -24,6 +24,7 @@ __all__ = [
     "max_scales",
     "min_side_for_scales",
     "precise_means",
+    "pyramid_dtype",
 ]
 
 # Wang, Simoncelli, Bovik (2003), sec. 3.2: the exponents fitted to the
@@ -32,14 +33,31 @@ __all__ = [
 MSSSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
 
 
-def downsample_scale(image: Any) -> Any:
+def pyramid_dtype(dtype: Any, scale: int) -> np.dtype:
+    """The dtype of scale ``scale`` of the pyramid of ``dtype`` pixels (scale 0: the input).
+
+    float32 where every mean is a float32 number, else float64. A sample of scale
+    ``s`` is a mean of ``4^s`` pixels, ``k / 4^s`` with ``|k| < 2^(b + 2 s)`` for
+    pixels of ``b`` bits; float32 holds such a number exactly while ``b + 2 s <= 24``:
+    all five scales of 8-bit and 16-bit images. Those scales then take the kernels'
+    float32 path instead of the float64 one, and the pyramid half the memory; the
+    values are the float64 pyramid's.
+    """
+    kind = np.dtype(dtype)
+    if kind.kind in "biu" and 8 * kind.itemsize + 2 * scale <= 24:
+        return np.dtype(np.float32)
+    return np.dtype(np.float64)
+
+
+def downsample_scale(image: Any, dtype: Any = np.float64) -> Any:
     """One step down the pyramid: ``msssim.m``'s 2x2 mean with symmetric extension.
 
     On an even side it is the plain mean of disjoint pairs (pytorch-msssim's
     ``avg_pool2d``); on an odd side the last sample is kept as is (its mirror is
-    itself), so a side ``n`` becomes ``ceil(n / 2)``.
+    itself), so a side ``n`` becomes ``ceil(n / 2)``. ``dtype``: of the result
+    (:func:`pyramid_dtype`).
     """
-    return box_downsample(image, 2)
+    return box_downsample(image, 2, dtype=dtype)
 
 
 def min_side_for_scales(scales: int, win_size: int) -> int:

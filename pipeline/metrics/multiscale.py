@@ -17,6 +17,7 @@ from pipeline.kernels.multiscale import (
     downsample_scale,
     max_scales,
     min_side_for_scales,
+    pyramid_dtype,
 )
 from pipeline.metrics.checks import (
     as_image_array,
@@ -222,9 +223,11 @@ def _ms_ssim_plane(
     cs_means: list[float] = []
     ssim_last = 1.0
     last = len(weights) - 1
+    pixels = np.result_type(x.dtype, y.dtype)
     for scale in range(len(weights)):
         if scale > 0:
-            x, y = downsample_scale(x), downsample_scale(y)
+            dtype = pyramid_dtype(pixels, scale)
+            x, y = downsample_scale(x, dtype), downsample_scale(y, dtype)
         args = params.kernel_args(data_range, x.ndim)
         precise = math.prod(n - params.win_size + 1 for n in x.shape) <= PRECISE_PIXELS
         if scale < last:

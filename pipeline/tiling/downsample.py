@@ -78,7 +78,9 @@ def _reduce_axis(block: Any, axis: int, *, start: int, stop: int, length: int, f
     return acc / factor
 
 
-def downsample_array(array: da.Array, factor: int, axes: tuple[int, ...]) -> da.Array:
+def downsample_array(
+    array: da.Array, factor: int, axes: tuple[int, ...], dtype: Any = np.float64
+) -> da.Array:
     """``box_downsample(array, factor, axes)`` as a Dask graph, chunk by chunk.
 
     Parameters
@@ -89,6 +91,8 @@ def downsample_array(array: da.Array, factor: int, axes: tuple[int, ...]) -> da.
         ``f >= 1``.
     axes : tuple of int
         Axes to reduce, in the order ``box_downsample`` reduces them.
+    dtype : dtype, optional
+        Of the result, as ``box_downsample``'s.
 
     Returns
     -------
@@ -97,7 +101,7 @@ def downsample_array(array: da.Array, factor: int, axes: tuple[int, ...]) -> da.
         aligned input becomes chunk ``[a / f, ceil(b / f))``.
     """
     if factor == 1:
-        return array.astype(np.float64)
+        return array.astype(dtype)
     before, _ = box_offsets(factor)
     aligned = {
         axis: merge_small_chunks(align_chunks(array.chunks[axis], factor), before) for axis in axes
@@ -129,7 +133,7 @@ def downsample_array(array: da.Array, factor: int, axes: tuple[int, ...]) -> da.
             origin = start - before if start > 0 else 0
             count = -(-stop // factor) - start // factor
             placement[axis] = (start // factor, origin, lengths[axis], count)
-        compiled = compiled_box_downsample(block, factor, axes, placement)
+        compiled = compiled_box_downsample(block, factor, axes, placement, dtype)
         if compiled is not None:
             return compiled
         xp = array_module(block)
@@ -144,14 +148,14 @@ def downsample_array(array: da.Array, factor: int, axes: tuple[int, ...]) -> da.
                 length=lengths[axis],
                 factor=factor,
             )
-        return out
+        return out.astype(dtype, copy=False)
 
     return da.map_blocks(
         on_block,
         source,
         chunks=tuple(out_chunks),
-        dtype=np.float64,
-        meta=np.empty((0,) * array.ndim, dtype=np.float64),
+        dtype=dtype,
+        meta=np.empty((0,) * array.ndim, dtype=dtype),
     )
 
 

@@ -117,7 +117,8 @@ def box_downsample_plane(
     """``out[:] = box_downsample(x, factor)`` of a 2-D NumPy plane or a block of one.
 
     ``x``: any real dtype that numba turns into float64 as NumPy does (bool,
-    integers, float32, float64); ``out``: float64. Both may be strided views. For
+    integers, float32, float64); ``out``: float64, or float32 where every mean is a
+    float32 number (stored as it is). Both may be strided views. For
     a whole plane the defaults hold and ``out`` has ``ceil(n / factor)`` samples
     per axis. For a block of a larger plane (the tiled form,
     :mod:`pipeline.tiling.downsample`), per axis: ``first``, the plane's index of

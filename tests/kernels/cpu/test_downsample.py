@@ -20,7 +20,7 @@ from pipeline.testing import photograph
 
 def _generic(monkeypatch: pytest.MonkeyPatch, image: np.ndarray, factor: int, axes=None):
     with monkeypatch.context() as patch:
-        patch.setattr(downsample, "compiled_box_downsample", lambda *args: None)
+        patch.setattr(downsample, "compiled_box_downsample", lambda *args, **kwargs: None)
         return box_downsample(image, factor, axes)
 
 
