@@ -133,6 +133,13 @@ def precise_means(
     x = np.asarray(x, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
     shift = 0.5 * (float(x.mean()) + float(y.mean())) if x.size else 0.0
+    if x.ndim == 2 and x.size:
+        # Planes: the same operations compiled (the same bits, without the Python of
+        # eight filterings); other shapes take the reference below.
+        from pipeline.kernels.cpu.precise import precise_maps
+
+        ssim, cs = precise_maps(x, y, shift, weights, c1, c2, cov_norm)
+        return float(ssim.mean()), float(cs.mean())
     cs = ssim_maps(
         x - shift, y - shift, weights=weights, c1=c1, c2=c2, cov_norm=cov_norm, components=False
     )["cs"]
