@@ -16,6 +16,10 @@ What :func:`pipeline.ms_ssim` computes in memory, as one lazy graph per run:
 * after each halving, neighbouring chunks are merged back to about the size
   they had at the first scale (never below the overlap depth), so that coarse
   scales are few tasks, not ever more tiny ones;
+* where every image is one chunk in space (folders of whole images, a stack
+  chunked by image), each task instead builds its images' pyramids in memory, as
+  :func:`pipeline.ms_ssim` does (:func:`_whole_images`): one task per chunk of
+  images, not four per scale, and the same pyramid and means;
 * per image and channel the means combine as ``relu(ssim_M)^w_M *
   prod_j relu(cs_j)^w_j`` (:func:`pipeline.kernels.multiscale.combine_scales`),
   then the channels are averaged (``color_mode="channels"``) or the pyramid is
@@ -43,7 +47,7 @@ import numpy as np
 from pipeline.kernels import block_maps
 from pipeline.kernels.backend import to_device, to_host
 from pipeline.kernels.dispatch import resolve_engine, scale_mean
-from pipeline.kernels.multiscale import combine_scales, pyramid_dtype
+from pipeline.kernels.multiscale import combine_scales, downsample_scale, pyramid_dtype
 from pipeline.metrics.colour import to_luma
 from pipeline.metrics.multiscale import PRECISE_PIXELS, check_msssim_size
 from pipeline.tiling.chunks import map_valid_blocks_nd, merge_small_chunks
@@ -141,6 +145,63 @@ def _luma_block(block: np.ndarray) -> np.ndarray:
     return to_luma(block, -1)[..., None]
 
 
+def _scale_mean(a: Any, b: Any, spec: KernelSpec, name: str, precise: bool) -> float:
+    """Mean of one whole image's valid ``name`` map at one scale, as a block of the tiled path.
+
+    The fused engine's mean from its deficit sums (or in float64 where ``precise``);
+    the other engines average their map in float64.
+    """
+    args: dict[str, Any] = {
+        "window": spec.window,
+        "weights": np.asarray(spec.weights),
+        "c1": spec.c1,
+        "c2": spec.c2,
+        "cov_norm": spec.cov_norm,
+        "threads": spec.kernel_threads,
+    }
+    engine = spec.engine_for(a, b)
+    if resolve_engine(engine, a, b) == "fused":
+        return scale_mean(a, b, name, **args, engine="fused", precise=precise)
+    values = block_maps(a, b, **args, components=False, engine=engine)[name]
+    return float(to_host(values.sum(dtype=np.float64))) / values.size
+
+
+def _whole_images(
+    x: da.Array, y: da.Array, spec: KernelSpec, axes: tuple[int, ...], weights: tuple[float, ...]
+) -> da.Array:
+    """MS-SSIM per image where each image is one chunk in space: its pyramid in memory.
+
+    Per image and channel, as :func:`pipeline.ms_ssim`: halve with the pyramid's dtype
+    (:func:`~pipeline.kernels.multiscale.pyramid_dtype`), take each scale's mean, combine.
+    """
+    win_size = len(spec.weights)
+    last = len(weights) - 1
+
+    def on_block(xb: np.ndarray, yb: np.ndarray) -> np.ndarray:
+        pixels = np.result_type(xb.dtype, yb.dtype)
+        out = np.empty(xb.shape[0])
+        for i in range(xb.shape[0]):
+            per_channel = []
+            for c in range(xb.shape[-1]):
+                a, b = xb[i, ..., c], yb[i, ..., c]
+                means = []
+                for scale in range(len(weights)):
+                    if scale:
+                        dtype = pyramid_dtype(pixels, scale)
+                        a, b = downsample_scale(a, dtype), downsample_scale(b, dtype)
+                    valid = math.prod(n - win_size + 1 for n in a.shape)
+                    name = "cs" if scale < last else "ssim"
+                    means.append(_scale_mean(a, b, spec, name, valid <= PRECISE_PIXELS))
+                per_channel.append(combine_scales(means[:-1], means[-1], weights))
+            out[i] = float(np.mean(per_channel))
+        return out
+
+    dropped = list(range(1, x.ndim))
+    return da.map_blocks(
+        on_block, x, y, drop_axis=dropped, chunks=(x.chunks[0],), dtype=np.float64, meta=np.empty(0)
+    )
+
+
 def _combine(sums: np.ndarray, weights: tuple[float, ...]) -> np.ndarray:
     """MS-SSIM per image from ``(image, scale, channel, 2)`` sums and counts."""
     means = sums[..., 0] / sums[..., 1]
@@ -179,6 +240,9 @@ def ms_ssim_graph(
     if spec.color_mode == "luma" and int(x.shape[-1]) == 3:
         luma_chunks = (*x.chunks[:-1], (1,))
         x, y = (da.map_blocks(_luma_block, a, chunks=luma_chunks, dtype=np.float64) for a in (x, y))
+    whole = all(len(x.chunks[axis]) == 1 for axis in axes) and x.chunks == y.chunks
+    if whole and spec.device != "gpu":
+        return _whole_images(x, y, spec, axes, weights)
     target = {axis: max(x.chunks[axis]) for axis in axes}
     pixels = np.result_type(x.dtype, y.dtype)
     sums = []

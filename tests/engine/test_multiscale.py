@@ -78,6 +78,41 @@ def test_ms_ssim_colour(color_mode):
     assert ds["ms_ssim"].values[0] == pytest.approx(expected, abs=TOLERANCE)
 
 
+@pytest.mark.parametrize(
+    ("color_mode", "engine"), [("channels", "auto"), ("luma", "auto"), ("channels", "reference")]
+)
+def test_whole_images_build_their_pyramids_in_memory_and_tiles_do_not(
+    monkeypatch, color_mode, engine
+):
+    # Images that are one chunk in space take one task per chunk of images (the
+    # in-memory pyramid); any other chunking the tiled pyramid. Both give pipeline.ms_ssim's
+    # number to the order of float64 sums, on real photographs in colour (astronaut and
+    # coffee, cropped to one shape) against JPEG-compressed copies.
+    from pipeline.engine import multiscale as engine_multiscale
+    from pipeline.testing import degrade, photograph
+
+    x = np.stack([photograph(name)[:200, :240] for name in ("astronaut", "coffee")])
+    y = np.stack([degrade(image, "jpeg", strength=20) for image in x])
+    calls = []
+    original = engine_multiscale._whole_images
+    monkeypatch.setattr(
+        engine_multiscale,
+        "_whole_images",
+        lambda *args: calls.append(args[0].chunks) or original(*args),
+    )
+    kwargs = {"ms_ssim": True, "channel_axis": -1, "color_mode": color_mode, "engine": engine}
+    whole = sp.evaluate(x, y, chunks=(1, 200, 240), **kwargs)["ms_ssim"].values
+    assert len(calls) == 1
+    tiled = sp.evaluate(x, y, chunks=(1, 64, 100), **kwargs)["ms_ssim"].values
+    assert len(calls) == 1
+    expected = [
+        sp.ms_ssim(a, b, channel_axis=-1, color_mode=color_mode, engine=engine)
+        for a, b in zip(x, y, strict=True)
+    ]
+    np.testing.assert_allclose(whole, expected, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(tiled, expected, rtol=0, atol=1e-12)
+
+
 def test_ms_ssim_default_engine_within_float32_tolerance():
     rng = np.random.default_rng(4)
     x, y = _pair(rng, (1, 176, 176))
