@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from pipeline.kernels.backend import array_module, is_device_array
+from pipeline.kernels.gradient import ssim_value_and_grad
 from pipeline.kernels.multiscale import precise_means
 from pipeline.kernels.reference import ssim_maps
 
@@ -31,6 +32,7 @@ __all__ = [
     "block_score",
     "resolve_engine",
     "scale_mean",
+    "value_and_grad",
 ]
 
 ENGINES = ("auto", "reference", "fused", "gpu")
@@ -369,6 +371,24 @@ def scale_mean(
         engine=chosen,
         threads=threads,
     )
+
+
+def value_and_grad(
+    x: Any, y: Any, *, weights: np.ndarray, c1: float, c2: float, cov_norm: float
+) -> tuple[float, Any]:
+    """Mean valid SSIM and its gradient with respect to ``y`` of one block (no channel axis).
+
+    :func:`pipeline.kernels.gradient.ssim_value_and_grad`'s numbers: NumPy float64
+    planes take its compiled form (:mod:`pipeline.kernels.cpu.gradient`, the same
+    operations in the same order, the same bits), every other block (CuPy, volumes)
+    its array form.
+    """
+    if array_module(x, y) is np and x.ndim == 2 and x.dtype == y.dtype == np.float64:
+        from pipeline.kernels.cpu.gradient import value_map_and_grad
+
+        product, gradient = value_map_and_grad(x, y, weights, c1, c2, cov_norm)
+        return float(product.mean(dtype=np.float64)), gradient
+    return ssim_value_and_grad(x, y, weights=weights, c1=c1, c2=c2, cov_norm=cov_norm)
 
 
 def _magnitude(x: np.ndarray, y: np.ndarray) -> float:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, Literal, overload
 
 from pipeline.kernels.backend import array_module
-from pipeline.kernels.gradient import ssim_value_and_grad
+from pipeline.kernels.dispatch import value_and_grad as block_value_and_grad
 from pipeline.metrics.checks import (
     as_image_array,
     check_finite,
@@ -143,7 +143,7 @@ def ssim_loss(
     weights, cov_norm = chosen.weights(), chosen.cov_norm(len(spatial))
 
     def value_and_grad(x_plane: Any, y_plane: Any) -> tuple[float, Any]:
-        return ssim_value_and_grad(
+        return block_value_and_grad(
             x_plane, y_plane, weights=weights, c1=c1, c2=c2, cov_norm=cov_norm
         )
 

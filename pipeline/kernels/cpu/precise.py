@@ -19,12 +19,15 @@ import numpy as np
 
 from pipeline.kernels.cpu.combine import jit
 
-__all__ = ["precise_maps"]
+__all__ = ["filter_valid_plane", "precise_maps"]
 
 
 @jit()
-def _filtered(image: np.ndarray, w: np.ndarray, out: np.ndarray, rows: np.ndarray) -> None:
-    """``out = filter_valid(image, w)``: the taps in order, rows before columns."""
+def filter_valid_plane(image: np.ndarray, w: np.ndarray, out: np.ndarray, rows: np.ndarray) -> None:
+    """``out = filter_valid(image, w)`` of a plane: the taps in order, rows before columns.
+
+    ``rows`` is scratch of ``(out.shape[0], image.shape[1])`` float64.
+    """
     k = w.shape[0]
     n0 = image.shape[0] - k + 1
     n1 = image.shape[1] - k + 1
@@ -63,14 +66,14 @@ def _maps(
     planes = np.empty((8, n0, n1))
     # The images less the shift, their products, the unshifted images and x - y, each
     # formed as the reference forms it before filtering.
-    _filtered(xs, w, planes[0], rows)
-    _filtered(ys, w, planes[1], rows)
-    _filtered(xs * xs, w, planes[2], rows)
-    _filtered(ys * ys, w, planes[3], rows)
-    _filtered(xs * ys, w, planes[4], rows)
-    _filtered(x, w, planes[5], rows)
-    _filtered(y, w, planes[6], rows)
-    _filtered(x - y, w, planes[7], rows)
+    filter_valid_plane(xs, w, planes[0], rows)
+    filter_valid_plane(ys, w, planes[1], rows)
+    filter_valid_plane(xs * xs, w, planes[2], rows)
+    filter_valid_plane(ys * ys, w, planes[3], rows)
+    filter_valid_plane(xs * ys, w, planes[4], rows)
+    filter_valid_plane(x, w, planes[5], rows)
+    filter_valid_plane(y, w, planes[6], rows)
+    filter_valid_plane(x - y, w, planes[7], rows)
     for i in range(n0):
         for j in range(n1):
             mu_x = planes[0, i, j]
