@@ -88,6 +88,18 @@ def ms_ssim_attrs(weights: tuple[float, ...]) -> dict[str, Any]:
     }
 
 
+def _kernel_args(spec: KernelSpec) -> dict[str, Any]:
+    """The kernels' window, constants and threads of a run, as the dispatch functions take them."""
+    return {
+        "window": spec.window,
+        "weights": np.asarray(spec.weights),
+        "c1": spec.c1,
+        "c2": spec.c2,
+        "cov_norm": spec.cov_norm,
+        "threads": spec.kernel_threads,
+    }
+
+
 def _scale_sums(
     x: da.Array, y: da.Array, spec: KernelSpec, axes: tuple[int, ...], name: str
 ) -> da.Array:
@@ -110,14 +122,7 @@ def _scale_sums(
         engine = spec.engine_for(xb, yb)
         if spec.device == "gpu":
             xb, yb = to_device(xb, yb)
-        args: dict[str, Any] = {
-            "window": spec.window,
-            "weights": np.asarray(spec.weights),
-            "c1": spec.c1,
-            "c2": spec.c2,
-            "cov_norm": spec.cov_norm,
-            "threads": spec.kernel_threads,
-        }
+        args = _kernel_args(spec)
         for i in range(n):
             for c in range(channels):
                 a, b = xb[i, ..., c], yb[i, ..., c]
@@ -151,14 +156,7 @@ def _scale_mean(a: Any, b: Any, spec: KernelSpec, name: str, precise: bool) -> f
     The fused engine's mean from its deficit sums (or in float64 where ``precise``);
     the other engines average their map in float64.
     """
-    args: dict[str, Any] = {
-        "window": spec.window,
-        "weights": np.asarray(spec.weights),
-        "c1": spec.c1,
-        "c2": spec.c2,
-        "cov_norm": spec.cov_norm,
-        "threads": spec.kernel_threads,
-    }
+    args = _kernel_args(spec)
     engine = spec.engine_for(a, b)
     if resolve_engine(engine, a, b) == "fused":
         return scale_mean(a, b, name, **args, engine="fused", precise=precise)
