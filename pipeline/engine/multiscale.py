@@ -47,9 +47,14 @@ import numpy as np
 from pipeline.kernels import block_maps
 from pipeline.kernels.backend import to_device, to_host
 from pipeline.kernels.dispatch import resolve_engine, scale_mean
-from pipeline.kernels.multiscale import combine_scales, downsample_scale, pyramid_dtype
+from pipeline.kernels.multiscale import (
+    PRECISE_PIXELS,
+    combine_scales,
+    pyramid_dtype,
+    pyramid_ms_ssim,
+)
 from pipeline.metrics.colour import to_luma
-from pipeline.metrics.multiscale import PRECISE_PIXELS, check_msssim_size
+from pipeline.metrics.multiscale import check_msssim_size
 from pipeline.tiling.chunks import map_valid_blocks_nd, merge_small_chunks
 from pipeline.tiling.downsample import downsample_array
 
@@ -169,28 +174,22 @@ def _whole_images(
 ) -> da.Array:
     """MS-SSIM per image where each image is one chunk in space: its pyramid in memory.
 
-    Per image and channel, as :func:`pipeline.ms_ssim`: halve with the pyramid's dtype
-    (:func:`~pipeline.kernels.multiscale.pyramid_dtype`), take each scale's mean, combine.
+    Per image and channel, as :func:`pipeline.ms_ssim`
+    (:func:`~pipeline.kernels.multiscale.pyramid_ms_ssim`), each scale's mean taken as a
+    block of the tiled path takes it (:func:`_scale_mean`).
     """
     win_size = len(spec.weights)
-    last = len(weights) - 1
+
+    def mean(a: Any, b: Any, name: str, precise: bool) -> float:
+        return _scale_mean(a, b, spec, name, precise)
 
     def on_block(xb: np.ndarray, yb: np.ndarray) -> np.ndarray:
-        pixels = np.result_type(xb.dtype, yb.dtype)
         out = np.empty(xb.shape[0])
         for i in range(xb.shape[0]):
-            per_channel = []
-            for c in range(xb.shape[-1]):
-                a, b = xb[i, ..., c], yb[i, ..., c]
-                means = []
-                for scale in range(len(weights)):
-                    if scale:
-                        dtype = pyramid_dtype(pixels, scale)
-                        a, b = downsample_scale(a, dtype), downsample_scale(b, dtype)
-                    valid = math.prod(n - win_size + 1 for n in a.shape)
-                    name = "cs" if scale < last else "ssim"
-                    means.append(_scale_mean(a, b, spec, name, valid <= PRECISE_PIXELS))
-                per_channel.append(combine_scales(means[:-1], means[-1], weights))
+            per_channel = [
+                pyramid_ms_ssim(xb[i, ..., c], yb[i, ..., c], weights, win_size, mean)
+                for c in range(xb.shape[-1])
+            ]
             out[i] = float(np.mean(per_channel))
         return out
 

@@ -101,9 +101,7 @@ def compiled_box_downsample(
     reduced = tuple(range(ndim)) if axes is None else tuple(int(a) % ndim for a in axes)
     kind = image.dtype
     usable = kind.isnative and (kind.kind in "biu" or kind in (np.float32, np.float64))
-    if factor < 2 or len(reduced) != 2 or reduced[0] >= reduced[1] or not usable:
-        return None
-    if image.size == 0:
+    if factor < 2 or len(reduced) != 2 or reduced[0] >= reduced[1] or not usable or not image.size:
         return None
     from pipeline.kernels.cpu.downsample import box_downsample_plane
 

@@ -9,7 +9,8 @@ No Dask or xarray here: the kernels sit below them.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -19,18 +20,24 @@ from pipeline.kernels.reference import filter_valid, ssim_maps
 
 __all__ = [
     "MSSSIM_WEIGHTS",
+    "PRECISE_PIXELS",
     "combine_scales",
     "downsample_scale",
     "max_scales",
     "min_side_for_scales",
     "precise_means",
     "pyramid_dtype",
+    "pyramid_ms_ssim",
 ]
 
 # Wang, Simoncelli, Bovik (2003), sec. 3.2: the exponents fitted to the
 # subjective data; they sum to 0.9999, and are used as published (as
 # msssim.m, pytorch-msssim and TensorFlow do), not renormalised.
 MSSSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
+
+# Scales of the fused engine whose valid map has at most this many pixels (a 74x74
+# image under an 11 window) are computed in float64.
+PRECISE_PIXELS = 4096
 
 
 def pyramid_dtype(dtype: Any, scale: int) -> np.dtype:
@@ -77,6 +84,34 @@ def max_scales(smallest_side: int, win_size: int) -> int:
     while min_side_for_scales(scales + 1, win_size) <= smallest_side:
         scales += 1
     return scales
+
+
+def pyramid_ms_ssim(
+    x: Any,
+    y: Any,
+    weights: Sequence[float],
+    win_size: int,
+    scale_mean: Callable[[Any, Any, str, bool], float],
+) -> float:
+    """MS-SSIM of one plane held in memory: its pyramid, one mean per scale, the product.
+
+    Between scales both images are halved (:func:`downsample_scale`, in
+    :func:`pyramid_dtype`); ``scale_mean(x, y, name, precise)`` gives the mean of the
+    scale's valid ``name`` map (``"cs"``, then ``"ssim"`` at the last scale), with
+    ``precise`` where that map has at most ``PRECISE_PIXELS`` pixels; the means
+    combine as :func:`combine_scales`. The in-memory ``pipeline.ms_ssim`` and the
+    engine's images of one chunk both take it.
+    """
+    pixels = np.result_type(x.dtype, y.dtype)
+    last = len(weights) - 1
+    means = []
+    for scale in range(len(weights)):
+        if scale > 0:
+            dtype = pyramid_dtype(pixels, scale)
+            x, y = downsample_scale(x, dtype), downsample_scale(y, dtype)
+        precise = math.prod(n - win_size + 1 for n in x.shape) <= PRECISE_PIXELS
+        means.append(scale_mean(x, y, "cs" if scale < last else "ssim", precise))
+    return combine_scales(means[:-1], means[-1], weights)
 
 
 def combine_scales(cs_means: Sequence[float], ssim_last: float, weights: Sequence[float]) -> float:

@@ -13,11 +13,9 @@ from pipeline.kernels.cpu.combine import float32_holds
 from pipeline.kernels.dispatch import scale_mean
 from pipeline.kernels.multiscale import (
     MSSSIM_WEIGHTS,
-    combine_scales,
-    downsample_scale,
     max_scales,
     min_side_for_scales,
-    pyramid_dtype,
+    pyramid_ms_ssim,
 )
 from pipeline.metrics.checks import (
     as_image_array,
@@ -30,10 +28,6 @@ from pipeline.metrics.colour import check_color_mode, to_luma
 from pipeline.metrics.profiles import SSIMParams, resolve_params
 
 __all__ = ["MSSSIM_WEIGHTS", "check_msssim_size", "ms_ssim", "resolve_weights"]
-
-# Scales of the fused engine whose valid map has at most this many pixels (a 74x74
-# image under an 11 window) are computed in float64.
-PRECISE_PIXELS = 4096
 
 
 def resolve_weights(weights: Sequence[float] | None) -> tuple[float, ...]:
@@ -220,18 +214,9 @@ def _ms_ssim_plane(
     kernel's per-pixel error does not average away over so few pixels, and the cost
     of so small a scale is negligible.
     """
-    cs_means: list[float] = []
-    ssim_last = 1.0
-    last = len(weights) - 1
-    pixels = np.result_type(x.dtype, y.dtype)
-    for scale in range(len(weights)):
-        if scale > 0:
-            dtype = pyramid_dtype(pixels, scale)
-            x, y = downsample_scale(x, dtype), downsample_scale(y, dtype)
-        args = params.kernel_args(data_range, x.ndim)
-        precise = math.prod(n - params.win_size + 1 for n in x.shape) <= PRECISE_PIXELS
-        if scale < last:
-            cs_means.append(scale_mean(x, y, "cs", **args, engine=engine, precise=precise))
-        else:
-            ssim_last = scale_mean(x, y, "ssim", **args, engine=engine, precise=precise)
-    return combine_scales(cs_means, ssim_last, weights)
+    args = params.kernel_args(data_range, x.ndim)
+
+    def mean(a: Any, b: Any, name: str, precise: bool) -> float:
+        return scale_mean(a, b, name, **args, engine=engine, precise=precise)
+
+    return pyramid_ms_ssim(x, y, weights, params.win_size, mean)
