@@ -14,6 +14,7 @@ import pytest
 from kernel_cases import imfilter_then_sample
 
 from pipeline.kernels import downsample
+from pipeline.kernels.cpu import downsample as cpu_downsample
 from pipeline.kernels.downsample import box_downsample
 from pipeline.testing import photograph
 
@@ -63,6 +64,28 @@ def test_stacked_and_strided_planes_equal_the_generic_form(monkeypatch, axes) ->
         )
     view = stack[::2, 1, ::-3]  # a plane with negative and non-unit strides
     np.testing.assert_array_equal(box_downsample(view, 2), _generic(monkeypatch, view, 2))
+
+
+def test_tiles_of_a_padded_buffer_are_read_in_place_and_equal_the_generic_form(monkeypatch) -> None:
+    # A tile with room around it (how the streaming engine reads Zarr tiles): rows
+    # further apart than their length. It is read where it lies, as one flat view
+    # with the rows' stride, not copied; a channel of a channel-last stack likewise.
+    rng = np.random.default_rng(11)
+    buffer = rng.integers(0, 256, (41, 50, 3), dtype=np.uint8)
+    tile = buffer[3:36, 4:45, 1]
+    colour = buffer[3:36, 4:45]
+    for plane in (tile, buffer[:, :, 2], buffer[5:6, 2:40, 0], buffer[1:30, 7:8, 0]):
+        flat, rs, cs = cpu_downsample._flat(plane)
+        assert np.shares_memory(flat, buffer) and flat.flags.c_contiguous
+        rows, cols = np.indices(plane.shape)
+        np.testing.assert_array_equal(flat[rows * rs + cols * cs], plane)
+    for factor in (2, 3, 4):
+        np.testing.assert_array_equal(
+            box_downsample(tile, factor), _generic(monkeypatch, tile, factor)
+        )
+        np.testing.assert_array_equal(
+            box_downsample(colour, factor, (0, 1)), _generic(monkeypatch, colour, factor, (0, 1))
+        )
 
 
 def test_compiled_planes_keep_nan_and_inf_where_the_generic_form_does(monkeypatch) -> None:
