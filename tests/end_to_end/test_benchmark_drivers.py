@@ -10,8 +10,9 @@ script must finish, agree with the kernel (else it raises), print every stage an
 each sweep's and comparison step's vector loop in its assembly (``--loops``); and
 ``benchmarks/bench_ssim_ab.py`` must compare this checkout with a copy of itself (the
 score, MS-SSIM and the downsampling profile), and
-``benchmarks/bench_colour.py --per-task`` find the serial and parallel kernels agreeing. Timings
-are not checked.
+``benchmarks/bench_colour.py --per-task`` find the serial and parallel kernels agreeing, and
+``benchmarks/bench_evaluate_ab.py`` time ``evaluate`` of two checkouts and OpenCV in the same
+rounds. Timings are not checked.
 """
 
 from __future__ import annotations
@@ -96,3 +97,26 @@ def test_the_colour_benchmark_times_the_per_task_kernels(tmp_path):
         serial, parallel, ratio = per_task[name]
         assert serial.strip().endswith(" s") and parallel.strip().endswith(" s"), result.stdout
         assert float(ratio.strip().rstrip("x")) > 0
+
+
+def test_the_evaluate_comparison_runs_against_another_checkout(tmp_path):
+    # bench_evaluate_ab.py: a copy of this checkout's package stands for another checkout
+    # (each child must import the tree it was given); both rows, the OpenCV peer's row and
+    # the medians come out, and the checkouts agree on the mean SSIM (the script checks).
+    other = tmp_path / "other"
+    shutil.copytree(
+        ROOT / "pipeline", other / "pipeline", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    data = str(tmp_path / "data")
+    result = _run("bench_evaluate_ab.py", "--against", str(other), "--pairs", "2", "--size",
+                  "64", "--rounds", "1", "--repeat", "1", "--data", data)  # fmt: skip
+    rows = [line.split("|")[1:-1] for line in result.stdout.splitlines() if line[:2] == "| "]
+    timed = [row for row in rows if row[0].strip() == "1"]
+    assert [row[1].strip() for row in timed] == [
+        str(ROOT),
+        str(other),
+        "OpenCV float32 colour SSIM",
+    ], result.stdout
+    assert all(row[4].strip() == "yes" for row in timed[:2]), result.stdout  # both have mean maps
+    medians = {row[0].strip(): row for row in rows if row[0].strip() in (str(ROOT), "OpenCV")}
+    assert medians[str(ROOT)][2].strip() == "1.00x" and medians["OpenCV"][2].strip().endswith("x")
