@@ -379,7 +379,9 @@ def _plan_group(
         options=config.input_options(),
     )
     depth = overlap_depth(params.win_size)
-    chunks, batches = _plan_chunks(config, pair, depth, len(regions.names))
+    chunks, batches = _plan_chunks(
+        config, pair, depth, len(regions.names), mean_maps=mean_maps is not None
+    )
     if not config.volume:
         # Zarr stacks read straight at these chunks keep room around each block for
         # its overlap, which the block tasks then add in place instead of copying.
@@ -442,9 +444,10 @@ def _plan_group(
 
 
 def _plan_chunks(
-    config: RunConfig, pair: SourcePair, depth: int, n_regions: int
+    config: RunConfig, pair: SourcePair, depth: int, n_regions: int, *, mean_maps: bool = False
 ) -> tuple[Chunks, Batches]:
-    """The group's chunks and its commit batches (a volume is one batch)."""
+    """The group's chunks and its commit batches (a volume is one batch; ``mean_maps``:
+    the group accumulates them, see :func:`~pipeline.tiling.chunks.plan_chunks`)."""
     if config.volume:
         chunks = plan_volume_chunks(
             tuple(pair.reference.shape),
@@ -464,6 +467,7 @@ def _plan_chunks(
         input_chunks=pair.reference.chunks,
         batch_images=config.batch_images,
         statistics_bytes=statistics_bytes_per_image(n_regions, config.hist_bins),
+        mean_maps=mean_maps,
     )
 
 

@@ -140,6 +140,7 @@ def plan_chunks(
     input_chunks: Chunks | None = None,
     batch_images: int | None = None,
     statistics_bytes: int | None = None,
+    mean_maps: bool = False,
 ) -> tuple[Chunks, tuple[tuple[int, int], ...]]:
     """Chunks for a ``(image, y, x, channel)`` array and the commit batches along ``image``.
 
@@ -164,6 +165,14 @@ def plan_chunks(
         fewer images per batch, and with ``requested="auto"`` fewer per task, so that
         a smaller batch still has tasks for every worker. Requested image chunks are
         kept whole (a batch holds at least one).
+    mean_maps : bool
+        The run accumulates mean maps. Each task then sums its images' maps into its
+        own float64 ``(component, y, x)`` array (40 bytes per map pixel, allocated,
+        filled, returned and added up in a tree, whatever the task's images), so with
+        ``requested="auto"`` a task of small images counts ``chunk_pixels`` map pixels
+        (``H x W``), not times the channels: 16 RGB 512x512 pairs a task, as for grey
+        ones, instead of 4 (``evaluate`` of 64 such pairs in memory, two threads: 0.25
+        against 0.30 s; without the mean maps 0.21 against 0.22).
 
     With ``requested="auto"`` a batch's images are split evenly, in whole source
     chunks, into a multiple of :data:`TASK_MULTIPLE` tasks where each still gets a
@@ -184,7 +193,7 @@ def plan_chunks(
         image_size = requested[0]
         y_chunks, x_chunks = _split(height, requested[1]), _split(width, requested[2])
     else:
-        image_size, tile_y, tile_x = _auto_tiles(shape, native, chunk_pixels)
+        image_size, tile_y, tile_x = _auto_tiles(shape, native, chunk_pixels, per_channel=mean_maps)
         y_chunks, x_chunks = _split(height, tile_y), _split(width, tile_x)
     y_chunks = merge_small_chunks(y_chunks, depth)
     x_chunks = merge_small_chunks(x_chunks, depth)
@@ -274,10 +283,16 @@ def _capped_image_chunk(
 
 
 def _auto_tiles(
-    shape: tuple[int, int, int, int], native: tuple[int, int, int], chunk_pixels: int
+    shape: tuple[int, int, int, int],
+    native: tuple[int, int, int],
+    chunk_pixels: int,
+    *,
+    per_channel: bool = False,
 ) -> tuple[int, int, int]:
     n, height, width, channels = shape
-    per_image = height * width * channels
+    # Images that fit a task are counted in pixels times channels, or per channel (the
+    # mean maps' sums are per map pixel: see plan_chunks).
+    per_image = height * width * (1 if per_channel else channels)
 
     def aligned(target: int, unit: int, length: int) -> int:
         # Whole multiples of the source chunk: no source chunk is decoded by two tasks.

@@ -168,3 +168,24 @@ def test_zarr_tiles_are_read_with_room_for_their_overlap(tmp_path, rng):
     # Each tile of the 2 x 2 grid has one neighbour along y and x: room on that side
     # only, none along the image axis (the source's own axes: image, y, x).
     assert rooms == {(i, j): (1, 25, 27) for i in (0, 1) for j in (0, 1)}
+
+
+def test_colour_tasks_are_planned_by_whether_the_group_keeps_mean_maps() -> None:
+    # The planner is told whether the size group keeps mean maps ("auto": on at 512x512
+    # and below), and then counts a task's small images per channel; the numbers are
+    # those of any other chunking.
+    rng = np.random.default_rng(3)
+    x = rng.integers(0, 256, (24, 64, 64, 3), dtype=np.uint8)
+    y = np.clip(x + rng.normal(0, 20, x.shape), 0, 255).astype(np.uint8)
+    pair = open_pair(x, y, channel_axis=-1)
+    on = plan_run(RunConfig(chunk_pixels=4 * 64 * 64), pair).groups[0]
+    off = plan_run(RunConfig(chunk_pixels=4 * 64 * 64, mean_maps=False), pair).groups[0]
+    assert on.map_sums is not None and off.map_sums is None
+    # A task reads 4 x 64 x 64 pixels: 4 images per channel (evened to 8 tasks of 3), 1 times 3.
+    assert on.chunks[0] == (3,) * 8 and off.chunks[0] == (1,) * 24
+    settings = {"channel_axis": -1, "chunk_pixels": 4 * 64 * 64}
+    with_maps = run.evaluate(x, y, **settings)
+    without = run.evaluate(x, y, mean_maps=False, **settings)
+    assert "mean_ssim_map" in with_maps and "mean_ssim_map" not in without
+    for name in without.data_vars:
+        np.testing.assert_array_equal(with_maps[name].values, without[name].values, err_msg=name)

@@ -341,6 +341,27 @@ def test_small_images_are_split_evenly_into_a_multiple_of_four_tasks() -> None:
     assert chunks[0] == (3,)
 
 
+def test_with_mean_maps_small_colour_images_fill_a_task_per_channel() -> None:
+    # Each task's mean-map sums are 40 bytes per map pixel, whatever its images: with mean
+    # maps a task of small images counts chunk_pixels map pixels, so RGB pairs share tasks
+    # 16 at a time as grey ones do, not 4 (fewer sums to allocate, fill and add up).
+    native, pixels = (1, 512, 512), 2**22
+    rgb, grey = (64, 512, 512, 3), (64, 512, 512, 1)
+    assert plan_chunks(rgb, depth=5, native=native, chunk_pixels=pixels)[0][0] == (4,) * 16
+    with_maps = plan_chunks(rgb, depth=5, native=native, chunk_pixels=pixels, mean_maps=True)
+    assert with_maps[0][0] == (16,) * 4 and with_maps[1] == ((0, 64),)
+    for maps in (False, True):
+        assert (
+            plan_chunks(grey, depth=5, native=native, chunk_pixels=pixels, mean_maps=maps)[0][0]
+            == (16,) * 4
+        )
+    # Images larger than a task are tiled as before.
+    big = (2, 4096, 4096, 3)
+    assert plan_chunks(
+        big, depth=5, native=(1, 4096, 4096), chunk_pixels=pixels, mean_maps=True
+    ) == (plan_chunks(big, depth=5, native=(1, 4096, 4096), chunk_pixels=pixels))
+
+
 def test_even_split_keeps_whole_source_chunks_and_requested_chunks() -> None:
     # Source chunks of 4 images: tasks hold whole source chunks (the last may be short).
     chunks, _ = plan_chunks((30, 64, 64, 1), depth=3, native=(4, 64, 64), chunk_pixels=12 * 64 * 64)
