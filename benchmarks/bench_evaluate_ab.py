@@ -27,11 +27,8 @@ Nothing here gates a test; on a shared machine the figures move with its load.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
@@ -85,18 +82,6 @@ print(json.dumps({"opencv": best}))
 """
 
 
-def _child(code: str, *arguments: str, env: dict[str, str] | None = None) -> dict[str, float]:
-    done = subprocess.run(
-        [sys.executable, "-c", code, *arguments],
-        check=True,
-        capture_output=True,
-        text=True,
-        env=env,
-    )
-    result: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])
-    return result
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--against", type=Path, action="append", default=[])
@@ -122,7 +107,7 @@ def main() -> None:
         for round_ in range(1, args.rounds + 1):
             for tree in trees:
                 load = os.getloadavg()[0]
-                result = _child(_EVALUATE, str(tree), str(stacks), str(args.repeat))
+                result = _checkout.child_json(_EVALUATE, str(tree), str(stacks), str(args.repeat))
                 runs[str(tree)].append(result)
                 print(
                     f"| {round_} | {tree} | {result['same']:.3f} | {result['default']:.3f} | "
@@ -131,7 +116,9 @@ def main() -> None:
                     flush=True,
                 )
             env = {**os.environ, **KEEP_ENV}
-            peer = _child(_OPENCV, str(benchmarks), str(stacks), str(args.repeat), env=env)
+            peer = _checkout.child_json(
+                _OPENCV, str(benchmarks), str(stacks), str(args.repeat), env=env
+            )
             runs["opencv"].append(peer)
             print(f"| {round_} | OpenCV float32 colour SSIM | {peer['opencv']:.3f} | | | | |")
     scores = [run["ssim"] for tree in trees for run in runs[str(tree)]]

@@ -22,9 +22,7 @@ Nothing here gates a test; on a shared machine the figures move with its load.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
-import subprocess
 import sys
 from pathlib import Path
 
@@ -76,13 +74,7 @@ print(json.dumps({"module": pipeline.__file__, "ns": out}))
 
 
 def run(tree: Path, side: int) -> dict[str, float]:
-    done = subprocess.run(
-        [sys.executable, "-c", CHILD, str(tree), str(side)],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    found = json.loads(done.stdout.strip().splitlines()[-1])
+    found = _checkout.child_json(CHILD, str(tree), str(side))
     if not found["module"].startswith(str(tree)):
         raise SystemExit(f"the child imported {found['module']}, not the tree {tree}")
     return found["ns"]

@@ -23,10 +23,8 @@ shared machine the figures move with its load.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
-import subprocess
 import sys
 from pathlib import Path
 
@@ -67,16 +65,8 @@ print(json.dumps({"module": pipeline.__file__, "seconds": best, "score": float(s
 
 def run(tree: Path, args: argparse.Namespace) -> dict[str, float]:
     """One child's best time and score."""
-    done = subprocess.run(
-        [sys.executable, "-c", CHILD, str(tree), str(args.size), str(args.threads),
-         args.profile, args.dtype, str(args.offset), args.call],
-        capture_output=True,
-        text=True,
-        check=False,
-    )  # fmt: skip
-    if done.returncode != 0:
-        raise SystemExit(f"the child for {tree} failed:\n{done.stderr[-2000:]}")
-    found: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])
+    found = _checkout.child_json(CHILD, str(tree), str(args.size), str(args.threads),
+                                 args.profile, args.dtype, str(args.offset), args.call)  # fmt: skip
     if not str(found["module"]).startswith(str(tree)):
         raise SystemExit(f"the child imported {found['module']}, not the tree {tree}")
     return found

@@ -16,11 +16,8 @@ ratio of this checkout's median to each other's. A missing pair is generated fir
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
-import subprocess
-import sys
 from pathlib import Path
 
 import _checkout
@@ -49,14 +46,7 @@ print(json.dumps({
 
 def run_once(tree: Path, data: Path, pixels: int) -> dict[str, float]:
     """One timed streaming ``evaluate`` of ``data`` by ``tree``'s ``pipeline``, in a new process."""
-    out = subprocess.run(
-        [sys.executable, "-c", _RUN, str(tree), str(data), str(pixels)],
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    result: dict[str, float] = json.loads(out.stdout.strip().splitlines()[-1])
-    return result
+    return _checkout.child_json(_RUN, str(tree), str(data), str(pixels))
 
 
 def main() -> None:
