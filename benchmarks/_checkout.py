@@ -19,7 +19,9 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 
-def child_json(code: str, *arguments: str, env: dict[str, str] | None = None) -> dict[str, Any]:
+def child_json(
+    code: str, *arguments: str, env: dict[str, str] | None = None, cwd: str | None = None
+) -> dict[str, Any]:
     """Run ``python -c code arguments`` in a fresh process; the JSON of its last output line.
 
     The benchmarks that compare checkouts time each in a process of its own (one that
@@ -32,6 +34,7 @@ def child_json(code: str, *arguments: str, env: dict[str, str] | None = None) ->
         text=True,
         check=False,
         env=env,
+        cwd=cwd,
     )
     if done.returncode != 0:
         raise SystemExit(f"a benchmark child failed ({arguments[:1]}):\n{done.stderr[-2000:]}")

@@ -19,13 +19,12 @@ page; the pairs name no files, so no map is recomputed).
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
+
+import _checkout
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -127,18 +126,8 @@ def measure(tree: Path, step: str, store: Path) -> dict[str, float]:
     code = _CHILD.format(imports=_IMPORTS, step=_STEPS[step])
     env = {**os.environ, "PYTHONPATH": str(tree)}
     with tempfile.TemporaryDirectory() as out:
-        done = subprocess.run(
-            [sys.executable, "-c", code, str(store), out],
-            env=env,
-            cwd=out,  # not this checkout: ``python -c`` puts the working folder first
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-    if done.returncode != 0:
-        raise RuntimeError(f"step {step} in {tree} failed:\n{done.stderr}")
-    result: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])
-    return result
+        # Run in ``out``, not this checkout: ``python -c`` puts the working folder first.
+        return _checkout.child_json(code, str(store), out, env=env, cwd=out)
 
 
 def main() -> None:
