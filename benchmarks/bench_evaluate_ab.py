@@ -17,8 +17,9 @@ importing its own ``pipeline`` (checked), warming it up on two pairs, then timin
 
 Then a process times the usual hand-written OpenCV float32 colour SSIM
 (``bench_kernels.opencv_ssim`` per pair) with freed memory kept (``_malloc``), so
-every round has its peer. Printed: each child's figures, then the medians and the
-ratios "other / this" and "OpenCV / this". The children's mean SSIM must agree
+every round has its peer (where OpenCV, the ``bench`` extra, is installed; else the
+script says so and compares the checkouts only). Printed: each child's figures, then
+the medians and the ratios "other / this" and "OpenCV / this". The children's mean SSIM must agree
 within 1e-6 (the same pairs; deficit-form sums moved later digits).
 
 Nothing here gates a test; on a shared machine the figures move with its load.
@@ -27,6 +28,7 @@ Nothing here gates a test; on a shared machine the figures move with its load.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import statistics
 import tempfile
@@ -96,6 +98,9 @@ def main() -> None:
     x, y = load_stacks(args.pairs, args.size, args.data)
     trees = [_checkout.REPO, *(path.resolve() for path in args.against)]
     benchmarks = Path(__file__).resolve().parent
+    opencv_installed = importlib.util.find_spec("cv2") is not None
+    if not opencv_installed:
+        print("# OpenCV is not installed (python3 -m pip install '.[bench]'): no OpenCV rows")
     with tempfile.TemporaryDirectory() as folder:
         stacks = Path(folder) / "stacks.npz"
         np.savez(stacks, x=x, y=y)
@@ -115,12 +120,13 @@ def main() -> None:
                     f"{load:.2f} |",
                     flush=True,
                 )
-            env = {**os.environ, **KEEP_ENV}
-            peer = _checkout.child_json(
-                _OPENCV, str(benchmarks), str(stacks), str(args.repeat), env=env
-            )
-            runs["opencv"].append(peer)
-            print(f"| {round_} | OpenCV float32 colour SSIM | {peer['opencv']:.3f} | | | | |")
+            if opencv_installed:
+                env = {**os.environ, **KEEP_ENV}
+                peer = _checkout.child_json(
+                    _OPENCV, str(benchmarks), str(stacks), str(args.repeat), env=env
+                )
+                runs["opencv"].append(peer)
+                print(f"| {round_} | OpenCV float32 colour SSIM | {peer['opencv']:.3f} | | | | |")
     scores = [run["ssim"] for tree in trees for run in runs[str(tree)]]
     if max(scores) - min(scores) > 1e-6:
         raise SystemExit(f"the checkouts disagree on the mean SSIM: {min(scores)} .. {max(scores)}")
@@ -134,6 +140,8 @@ def main() -> None:
         a = statistics.median(run["same"] for run in theirs)
         b = statistics.median(run["default"] for run in theirs)
         print(f"| {tree} | {a:.3f} | {a / same:.2f}x | {b:.3f} | {b / default:.2f}x |")
+    if not runs["opencv"]:
+        return
     opencv = statistics.median(run["opencv"] for run in runs["opencv"])
     ratios = f"{opencv / same:.2f}x | {opencv:.3f} | {opencv / default:.2f}x"
     print(f"| OpenCV | {opencv:.3f} | {ratios} |")
