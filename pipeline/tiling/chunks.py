@@ -169,10 +169,11 @@ def plan_chunks(
         The run accumulates mean maps. Each task then sums its images' maps into its
         own float64 ``(component, y, x)`` array (40 bytes per map pixel, allocated,
         filled, returned and added up in a tree, whatever the task's images), so with
-        ``requested="auto"`` a task of small images counts ``chunk_pixels`` map pixels
-        (``H x W``), not times the channels: 16 RGB 512x512 pairs a task, as for grey
-        ones, instead of 4 (``evaluate`` of 64 such pairs in memory, two threads: 0.25
-        against 0.30 s; without the mean maps 0.21 against 0.22).
+        ``requested="auto"`` a task of images that fit it (pixels times channels, as
+        without) holds ``chunk_pixels`` map pixels (``H x W``) of them, not times the
+        channels: 16 RGB 512x512 pairs a task, as for grey ones, instead of 4
+        (``evaluate`` of 64 such pairs in memory, two threads: 0.25 against 0.30 s;
+        without the mean maps 0.21 against 0.22).
 
     With ``requested="auto"`` a batch's images are split evenly, in whole source
     chunks, into a multiple of :data:`TASK_MULTIPLE` tasks where each still gets a
@@ -290,9 +291,7 @@ def _auto_tiles(
     per_channel: bool = False,
 ) -> tuple[int, int, int]:
     n, height, width, channels = shape
-    # Images that fit a task are counted in pixels times channels, or per channel (the
-    # mean maps' sums are per map pixel: see plan_chunks).
-    per_image = height * width * (1 if per_channel else channels)
+    per_image = height * width * channels
 
     def aligned(target: int, unit: int, length: int) -> int:
         # Whole multiples of the source chunk: no source chunk is decoded by two tasks.
@@ -300,7 +299,10 @@ def _auto_tiles(
         return min(length, max(unit, (target // unit) * unit))
 
     if per_image <= chunk_pixels:
-        return aligned(chunk_pixels // per_image, native[0], n), height, width
+        # Images that fit a task share it, counted in pixels times channels, or with
+        # ``per_channel`` in map pixels (the mean maps' sums: see plan_chunks).
+        per_task = height * width if per_channel else per_image
+        return aligned(chunk_pixels // per_task, native[0], n), height, width
     # Large images: as many per task as one source chunk holds (usually one), tiled
     # spatially so that a task still reads about chunk_pixels.
     images = max(1, min(native[0], n))

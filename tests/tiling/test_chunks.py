@@ -355,11 +355,11 @@ def test_with_mean_maps_small_colour_images_fill_a_task_per_channel() -> None:
             plan_chunks(grey, depth=5, native=native, chunk_pixels=pixels, mean_maps=maps)[0][0]
             == (16,) * 4
         )
-    # Images larger than a task are tiled as before.
-    big = (2, 4096, 4096, 3)
-    assert plan_chunks(
-        big, depth=5, native=(1, 4096, 4096), chunk_pixels=pixels, mean_maps=True
-    ) == (plan_chunks(big, depth=5, native=(1, 4096, 4096), chunk_pixels=pixels))
+    # Images larger than a task (pixels times channels) are tiled as before.
+    for big in ((2, 4096, 4096, 3), (3, 1500, 1500, 3)):
+        assert plan_chunks(
+            big, depth=5, native=(1, 4096, 4096), chunk_pixels=pixels, mean_maps=True
+        ) == (plan_chunks(big, depth=5, native=(1, 4096, 4096), chunk_pixels=pixels))
 
 
 def test_even_split_keeps_whole_source_chunks_and_requested_chunks() -> None:
