@@ -66,7 +66,10 @@ class KernelSpec:
         maps are never stored (the same numbers as :func:`block_statistics` of
         :meth:`maps`, to ~1e-12): grey or luma blocks through
         :func:`~pipeline.kernels.cpu.fused.fused_packed_stats`, several channels averaged
-        per pixel through :func:`~pipeline.kernels.cpu.colour.fused_colour_packed_stats`.
+        per pixel through :func:`~pipeline.kernels.cpu.colour.fused_colour_packed_stats`
+        (with ``map_sums``, the serial kernel of a Dask task and a Gaussian window: the
+        block's images in one call,
+        :func:`~pipeline.kernels.cpu.colour.fused_colour_packed_stats_stack`, the same bits).
         On ``device="gpu"`` the same packed rows come from the device
         (:meth:`_device_statistics`). None where no such path applies (another
         engine, a block without valid windows): use :meth:`maps`.
@@ -89,10 +92,36 @@ class KernelSpec:
             or min(h, w) <= 2 * self.depth
         ):
             return None
-        from pipeline.kernels.cpu.colour import fused_colour_packed_stats
+        from pipeline.kernels.cpu.colour import (
+            fused_colour_packed_stats,
+            fused_colour_packed_stats_stack,
+        )
         from pipeline.kernels.cpu.fused import fused_packed_stats
 
         x, y = self._prepared(x, y)
+        if (
+            map_sums is not None
+            and n > 1
+            and x.shape[3] > 1
+            and self.kernel_threads == 1
+            and self.window != "uniform"
+        ):
+            # A Dask task's colour images with the mean maps: one serial call for the
+            # stack, whose images add to the sums row by row together (the same bits as
+            # image by image, below).
+            stacked = fused_colour_packed_stats_stack(
+                x,
+                y,
+                weights=np.asarray(self.weights),
+                c1=self.c1,
+                c2=self.c2,
+                bins=bins,
+                cov_norm=self.cov_norm,
+                map_sums=map_sums,
+                summed=summed,
+            )
+            if stacked is not None:
+                return stacked[:, None, :]
         args: dict[str, Any] = {
             "weights": np.asarray(self.weights),
             "uniform": self.window == "uniform",

@@ -69,11 +69,15 @@ from pipeline.kernels.cpu.uniform import (
 )
 from pipeline.kernels.statistics import empty_statistics, merge_statistics
 
-__all__ = ["fused_colour_packed_stats"]
+__all__ = ["fused_colour_packed_stats", "fused_colour_packed_stats_stack"]
 
 # Planes of a combined row (see combine.combine_row): ssim, cs, luminance,
 # contrast, structure. cs is not part of the packed statistics.
 _AVERAGED_PLANES = (0, 2, 3, 4)
+# The stacked serial kernel's rings, all of one group of images at once: about what a
+# core's L2 holds (seven 512-wide RGB images).
+_STACK_RING_BYTES = 1 << 20
+_STACK_MOST = 8
 
 
 @jit()
@@ -411,3 +415,129 @@ def fused_colour_packed_stats(
     if n_chunks == 1:
         return packed[0]
     return np.asarray(merge_statistics(packed, axis=0))
+
+
+@jit()
+def _colour_stack(
+    x: np.ndarray,
+    y: np.ndarray,
+    g: np.ndarray,
+    c1: float,
+    c2: float,
+    cov_norm: float,
+    rings: np.ndarray,
+    packed: np.ndarray,
+    map_sums: np.ndarray,
+    summed: np.ndarray,
+) -> None:
+    """:func:`_colour_chunks` of a stack's images, one chunk each, serially, the sums shared.
+
+    ``x``, ``y``: ``(image, y, x, channel)``; the Gaussian path of odd windows of up to
+    ``SCORE_TAPS`` taps only (six moments). The images go in groups of
+    ``rings.shape[0]``, each with its own ring, and within a group row by row: row
+    ``i`` of every image of the group, then row ``i + 1``. Each image's rows, and so
+    its ``packed[image]``, are those of a one-chunk call; ``map_sums`` receives the
+    rows of the images whose ``summed`` flag is set, each pixel's images in their
+    order, so its values are those of the calls image after image too (the same
+    bits). What changes is that a row of the sums is added to by the whole group while
+    it is in cache, and one compiled call serves the stack.
+    """
+    n_images = x.shape[0]
+    group = rings.shape[0]
+    win_size = g.shape[0]
+    width = x.shape[2]
+    channels = x.shape[3]
+    n_out = width - win_size + 1
+    n_rows = x.shape[1] - win_size + 1
+    if n_out <= 0 or n_rows <= 0 or group < 1:
+        return
+    parts = np.empty((channels, 5, n_out), dtype=np.float32)
+    deficits = np.empty((channels, n_out), dtype=np.float64)
+    total = np.empty((5, n_out), dtype=np.float32)
+    mean_deficit = np.empty(n_out)
+    mo = np.empty(6 * ACC, dtype=np.float32)
+    g32 = g.astype(np.float32)
+    col = np.zeros(8 * COL, dtype=np.float32)
+    for start in range(0, n_images, group):
+        stop = min(n_images, start + group)
+        for k in range(start, stop):
+            ring = rings[k - start]
+            for r in range(win_size - 1):
+                _load_channel_rows(x[k], r, ring[0], r % win_size)
+                _load_channel_rows(y[k], r, ring[1], r % win_size)
+        for i in range(n_rows):
+            new = i + win_size - 1
+            for k in range(start, stop):
+                ring = rings[k - start]
+                _load_channel_rows(x[k], new, ring[0], new % win_size)
+                _load_channel_rows(y[k], new, ring[1], new % win_size)
+                for c in range(channels):
+                    gaussian_row_m(
+                        ring[0, c], ring[1, c], g32, i, n_out, c1, c2, cov_norm, 5, col, mo,
+                        parts[c], deficits[c],
+                    )  # fmt: skip
+                _average_channels(parts, deficits, n_out, total, mean_deficit)
+                add_row_partial(
+                    total[0], mean_deficit, total[2], total[3], total[4], n_out, packed[k]
+                )
+                if summed[k]:
+                    add_map_row(total, n_out, map_sums, i)
+
+
+def fused_colour_packed_stats_stack(
+    x: Any,
+    y: Any,
+    *,
+    weights: np.ndarray,
+    c1: float,
+    c2: float,
+    bins: int,
+    cov_norm: float = 1.0,
+    map_sums: np.ndarray,
+    summed: Any = None,
+) -> np.ndarray | None:
+    """:func:`fused_colour_packed_stats` of every image of a stack, serially, into one ``map_sums``.
+
+    ``x``, ``y``: ``(image, rows, cols, channels)`` of one shape. The same packed rows,
+    ``(image, len(FIELDS) + bins)``, and the same ``map_sums``, bit for bit, as
+    ``fused_colour_packed_stats(x[i], y[i], threads=1, map_sums=...)`` image after image
+    (an image whose ``summed`` flag is False, as with ``map_sums=None``): what a Dask
+    task of several images computes for a run with mean maps. It runs the images of a
+    group side by side, row by row (:func:`_colour_stack`), so that each row of the
+    float64 sums, which every image reads and writes, is added to by the group while
+    it is in cache; and it is one compiled call, not one per image.
+
+    Gaussian windows only (``weights`` of the Gaussian path: the uniform window's
+    running sums restart in chunks). None for a window the six-moment path does not
+    take (even, or wider than ``SCORE_TAPS``): call :func:`fused_colour_packed_stats`
+    per image then.
+    """
+    if isinstance(bins, bool) or not isinstance(bins, int | np.integer) or bins < 1:
+        raise ValueError(f"bins must be a positive integer (got {bins!r})")
+    x = np.asarray(x)
+    y = np.asarray(y)
+    if x.ndim != 4 or x.shape != y.shape or x.shape[3] < 1:
+        raise ValueError(
+            "the stacked colour kernel needs two (image, rows, cols, channels) arrays of the "
+            f"same shape (got {x.shape} and {y.shape})"
+        )
+    g = check_weights(weights, x.shape[1:3])
+    win_size = g.shape[0]
+    if five_moment_marker(False, win_size) is not None:
+        return None
+    dtype = kernel_dtype(x, y)
+    x = read_only(np.ascontiguousarray(x, dtype=dtype))
+    y = read_only(np.ascontiguousarray(y, dtype=dtype))
+    n, height, width, channels = x.shape
+    check_map_sums(map_sums, (height - win_size + 1, width - win_size + 1))
+    flags = np.ones(n, dtype=np.bool_) if summed is None else np.asarray(summed, dtype=np.bool_)
+    if flags.shape != (n,):
+        raise ValueError(f"summed must hold one flag per image ({n}; got shape {flags.shape})")
+    ring_dtype = np.float64 if dtype == np.float64 else np.float32
+    stride = ring_width(width, np.dtype(ring_dtype).itemsize)
+    ring_bytes = 2 * channels * win_size * stride * np.dtype(ring_dtype).itemsize
+    group = int(max(1, min(_STACK_MOST, n, _STACK_RING_BYTES // ring_bytes)))
+    rings = aligned_empty((group, 2, channels, win_size, stride), ring_dtype)
+    packed = empty_statistics(n, 1, int(bins))[:, 0]
+    _colour_stack(x, y, g, float(c1), float(c2), float(cov_norm), rings, packed, map_sums, flags)
+    return packed

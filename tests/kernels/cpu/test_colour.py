@@ -31,9 +31,10 @@ from kernel_cases import (
 )
 
 import pipeline as sp
-from pipeline.kernels.cpu.colour import fused_colour_packed_stats
+from pipeline.kernels.cpu.colour import fused_colour_packed_stats, fused_colour_packed_stats_stack
 from pipeline.kernels.cpu.fused import fused_packed_stats
 from pipeline.kernels.statistics import FIELDS
+from pipeline.kernels.windows import window_weights
 from pipeline.metrics.profiles import resolve_params
 from pipeline.reductions.kernel_spec import KernelSpec
 from pipeline.reductions.statistics import block_statistics, finalize_statistics
@@ -253,6 +254,54 @@ def test_map_sums_add_the_kernels_own_maps_in_the_statistics_pass(
             expected[k] += maps[name][0].astype(np.float64)
     np.testing.assert_allclose(sums[:4], expected, rtol=0, atol=1e-12)
     assert (sums[4] == 7.0).all()
+
+
+@pytest.mark.parametrize("kind", ["uint8", "uint16", "float32", "float64"])
+@pytest.mark.parametrize(("images", "taps"), [(1, 11), (5, 7), (11, 11)])
+def test_a_stack_in_one_serial_call_is_image_by_image_bit_for_bit(rng, kind, images, taps):
+    # What a Dask task of several colour images runs with mean maps: groups of images
+    # row by row (11 images: a group of 8 and one of 3), the same packed rows and map
+    # sums, bit for bit, as one serial call per image; images flagged out of the sums
+    # (a pair known to fail) are left out of them only.
+    spec = profile_spec("wang2004", 255.0 if kind != "uint16" else 4095.0)
+    weights = np.asarray(window_weights("gaussian", taps, 1.5))
+    stack = [colour_pair(rng, kind, (31, 40, 3))[:2] for _ in range(images)]
+    x, y = (np.stack([pair[k] for pair in stack]) for k in (0, 1))
+    summed = np.arange(images) % 4 != 1
+    options = dict(weights=weights, c1=spec.c1, c2=spec.c2, bins=BINS, cov_norm=spec.cov_norm)
+    shape = (5, 31 - taps + 1, 40 - taps + 1)
+    one_by_one, together = np.zeros(shape), np.zeros(shape)
+    expected = [
+        fused_colour_packed_stats(
+            x[i], y[i], uniform=False, threads=1, map_sums=one_by_one if summed[i] else None,
+            **options,
+        )
+        for i in range(images)
+    ]  # fmt: skip
+    got = fused_colour_packed_stats_stack(x, y, map_sums=together, summed=summed, **options)
+    np.testing.assert_array_equal(got, np.stack(expected))
+    np.testing.assert_array_equal(together, one_by_one)
+    assert together[:4].any()
+
+
+def test_a_stack_under_another_window_is_left_to_the_one_image_kernel(rng) -> None:
+    x, y, _ = colour_pair(rng, "uint8", (30, 31, 3))
+    even = np.full(8, 1 / 8)  # even windows take the five-moment path
+    sums = np.zeros((5, 23, 24))
+    stack = dict(c1=1.0, c2=1.0, bins=4)
+    assert (
+        fused_colour_packed_stats_stack(x[None], y[None], weights=even, map_sums=sums, **stack)
+        is None
+    )
+    assert not sums.any()
+    gaussian = np.asarray(window_weights("gaussian", 7, 1.5))
+    sums = np.zeros((5, 24, 25))
+    with pytest.raises(ValueError, match="summed must hold one flag per image"):
+        fused_colour_packed_stats_stack(
+            x[None], y[None], weights=gaussian, map_sums=sums, summed=[True, False], **stack
+        )
+    with pytest.raises(ValueError, match="the stacked colour kernel needs two"):
+        fused_colour_packed_stats_stack(x, y, weights=gaussian, map_sums=sums, **stack)
 
 
 def test_map_sums_of_the_wrong_shape_are_refused(rng) -> None:
