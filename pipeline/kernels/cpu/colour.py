@@ -309,6 +309,34 @@ def _colour_chunks(
                 add_map_row(total, n_out, map_sums, i)
 
 
+def _checked(
+    x: Any, y: Any, weights: np.ndarray, bins: int, kernel: str, layout: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Two arrays of ``layout`` (channels last) and one shape, and the checked window.
+
+    ``kernel`` and ``layout`` name them in the error (``"(rows, cols, channels)"``, or
+    with a leading image axis).
+    """
+    if isinstance(bins, bool) or not isinstance(bins, int | np.integer) or bins < 1:
+        raise ValueError(f"bins must be a positive integer (got {bins!r})")
+    x = np.asarray(x)
+    y = np.asarray(y)
+    ndim = layout.count(",") + 1
+    if x.ndim != ndim or x.shape != y.shape or x.shape[-1] < 1:
+        raise ValueError(
+            f"{kernel} needs two {layout} arrays of the same shape (got {x.shape} and {y.shape})"
+        )
+    return x, y, check_weights(weights, x.shape[-3:-1])
+
+
+def _kernel_input(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.dtype]:
+    """Both arrays read-only and C-contiguous in the dtype the kernels read them as."""
+    dtype = kernel_dtype(x, y)
+    x = read_only(np.ascontiguousarray(x, dtype=dtype))
+    y = read_only(np.ascontiguousarray(y, dtype=dtype))
+    return x, y, dtype
+
+
 def fused_colour_packed_stats(
     x: Any,
     y: Any,
@@ -372,19 +400,8 @@ def fused_colour_packed_stats(
     >>> float(packed[SUM] / packed[COUNT])
     1.0
     """
-    if isinstance(bins, bool) or not isinstance(bins, int | np.integer) or bins < 1:
-        raise ValueError(f"bins must be a positive integer (got {bins!r})")
-    x = np.asarray(x)
-    y = np.asarray(y)
-    if x.ndim != 3 or x.shape != y.shape or x.shape[2] < 1:
-        raise ValueError(
-            "the fused colour kernel needs two (rows, cols, channels) arrays of the same shape "
-            f"(got {x.shape} and {y.shape})"
-        )
-    g = check_weights(weights, x.shape[:2])
-    dtype = kernel_dtype(x, y)
-    x = read_only(np.ascontiguousarray(x, dtype=dtype))
-    y = read_only(np.ascontiguousarray(y, dtype=dtype))
+    x, y, g = _checked(x, y, weights, bins, "the fused colour kernel", "(rows, cols, channels)")
+    x, y, dtype = _kernel_input(x, y)
     win_size = g.shape[0]
     # Same threads and row chunks as fused_maps on each channel: the uniform
     # path's running sums restart at the same rows, so every value agrees.
@@ -512,22 +529,13 @@ def fused_colour_packed_stats_stack(
     take (even, or wider than ``SCORE_TAPS``): call :func:`fused_colour_packed_stats`
     per image then.
     """
-    if isinstance(bins, bool) or not isinstance(bins, int | np.integer) or bins < 1:
-        raise ValueError(f"bins must be a positive integer (got {bins!r})")
-    x = np.asarray(x)
-    y = np.asarray(y)
-    if x.ndim != 4 or x.shape != y.shape or x.shape[3] < 1:
-        raise ValueError(
-            "the stacked colour kernel needs two (image, rows, cols, channels) arrays of the "
-            f"same shape (got {x.shape} and {y.shape})"
-        )
-    g = check_weights(weights, x.shape[1:3])
+    x, y, g = _checked(
+        x, y, weights, bins, "the stacked colour kernel", "(image, rows, cols, channels)"
+    )
     win_size = g.shape[0]
     if five_moment_marker(False, win_size) is not None:
         return None
-    dtype = kernel_dtype(x, y)
-    x = read_only(np.ascontiguousarray(x, dtype=dtype))
-    y = read_only(np.ascontiguousarray(y, dtype=dtype))
+    x, y, dtype = _kernel_input(x, y)
     n, height, width, channels = x.shape
     check_map_sums(map_sums, (height - win_size + 1, width - win_size + 1))
     flags = np.ones(n, dtype=np.bool_) if summed is None else np.asarray(summed, dtype=np.bool_)
