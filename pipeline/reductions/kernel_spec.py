@@ -99,6 +99,13 @@ class KernelSpec:
         from pipeline.kernels.cpu.fused import fused_packed_stats
 
         x, y = self._prepared(x, y)
+        window: dict[str, Any] = {
+            "weights": np.asarray(self.weights),
+            "c1": self.c1,
+            "c2": self.c2,
+            "bins": bins,
+            "cov_norm": self.cov_norm,
+        }
         if (
             map_sums is not None
             and n > 1
@@ -110,27 +117,14 @@ class KernelSpec:
             # stack, whose images add to the sums row by row together (the same bits as
             # image by image, below).
             stacked = fused_colour_packed_stats_stack(
-                x,
-                y,
-                weights=np.asarray(self.weights),
-                c1=self.c1,
-                c2=self.c2,
-                bins=bins,
-                cov_norm=self.cov_norm,
-                map_sums=map_sums,
-                summed=summed,
+                x, y, **window, map_sums=map_sums, summed=summed
             )
             if stacked is not None:
                 return stacked[:, None, :]
         args: dict[str, Any] = {
-            "weights": np.asarray(self.weights),
+            **window,
             "uniform": self.window == "uniform",
-            "c1": self.c1,
-            "c2": self.c2,
-            "bins": bins,
-            "cov_norm": self.cov_norm,
             "threads": self.kernel_threads,
-            "map_sums": map_sums,
         }
         out = np.empty((n, 1, len(FIELDS) + bins))
         for i in range(n):

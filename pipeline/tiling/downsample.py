@@ -53,6 +53,11 @@ def align_chunks(chunks: tuple[int, ...], factor: int) -> tuple[int, ...]:
     return tuple(int(b - a) for a, b in itertools.pairwise(edges))
 
 
+def _outputs(start: int, stop: int, factor: int) -> int:
+    """How many outputs chunk ``[start, stop)`` (``start`` a multiple of ``factor``) owns."""
+    return -(-stop // factor) - start // factor
+
+
 def _reduce_axis(block: Any, axis: int, *, start: int, stop: int, length: int, factor: int) -> Any:
     """The outputs of chunk ``[start, stop)`` (``start`` a multiple of ``factor``) along ``axis``.
 
@@ -61,7 +66,7 @@ def _reduce_axis(block: Any, axis: int, *, start: int, stop: int, length: int, f
     """
     xp = array_module(block)
     before, after = box_offsets(factor)
-    count = -(-stop // factor) - start // factor
+    count = _outputs(start, stop, factor)
     last_needed = start + (count - 1) * factor + after
     pad = [(0, 0)] * block.ndim
     pad[axis] = (before if start == 0 else 0, max(0, last_needed - (length - 1)))
@@ -113,7 +118,7 @@ def downsample_array(
     for axis in axes:
         edges = bounds[axis]
         out_chunks[axis] = tuple(
-            int(-(-edges[i + 1] // factor) - edges[i] // factor) for i in range(len(edges) - 1)
+            _outputs(int(edges[i]), int(edges[i + 1]), factor) for i in range(len(edges) - 1)
         )
     if before:
         source = da.overlap.overlap(
@@ -126,27 +131,24 @@ def downsample_array(
     def on_block(block: Any, block_info: dict[Any, Any] | None = None) -> Any:
         assert block_info is not None  # dask always passes it to a function that asks
         location = block_info[0]["chunk-location"]
+        spans = {
+            axis: (int(bounds[axis][location[axis]]), int(bounds[axis][location[axis] + 1]))
+            for axis in axes
+        }
         placement = {}
-        for axis in axes:
-            start, stop = (int(b) for b in bounds[axis][location[axis] : location[axis] + 2])
+        for axis, (start, stop) in spans.items():
             # The block's first sample: the chunk's, less the overlap in front of it.
             origin = start - before if start > 0 else 0
-            count = -(-stop // factor) - start // factor
+            count = _outputs(start, stop, factor)
             placement[axis] = (start // factor, origin, lengths[axis], count)
         compiled = compiled_box_downsample(block, factor, axes, placement, dtype)
         if compiled is not None:
             return compiled
         xp = array_module(block)
         out = block.astype(xp.float64, copy=False)
-        for axis in axes:
-            i = location[axis]
+        for axis, (start, stop) in spans.items():
             out = _reduce_axis(
-                out,
-                axis,
-                start=int(bounds[axis][i]),
-                stop=int(bounds[axis][i + 1]),
-                length=lengths[axis],
-                factor=factor,
+                out, axis, start=start, stop=stop, length=lengths[axis], factor=factor
             )
         return out.astype(dtype, copy=False)
 
