@@ -15,8 +15,10 @@ strings from URLs and every secret value it knows of from any text.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
+import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -251,9 +253,47 @@ def zarr_store(
         raise LocationError(f"{where} is read-only (HTTP)")
     _require(where.scheme, where.url)
     url = "s3" + where.url[3:] if where.scheme == "s3a" else where.url
-    return FsspecStore.from_url(
+    store = FsspecStore.from_url(
         url, storage_options=dict(storage_options or {}), read_only=read_only
     )
+    _close_when_dropped(store.fs)
+    return store
+
+
+# The asynchronous filesystems whose connection _close_when_dropped has seen to, by id.
+_CLOSED_WHEN_DROPPED: weakref.WeakValueDictionary[int, Any] = weakref.WeakValueDictionary()
+
+
+def _close_when_dropped(fs: Any) -> None:
+    """Close an asynchronous filesystem's connections when the filesystem goes, or at exit.
+
+    fsspec closes a synchronous filesystem's connection pool when the filesystem is
+    garbage-collected, but not an asynchronous one's (the kind a Zarr ``FsspecStore``
+    holds): dropping one from fsspec's cache left an open aiohttp session behind,
+    reported as "Unclosed client session" at garbage collection or exit. The
+    connection is opened here, in Zarr's event loop where every later request runs,
+    and the filesystem's own ``close_session`` is set to run when the filesystem goes
+    (as fsspec does for the synchronous kind). Filesystems without that pair
+    (``set_session``, ``close_session``) are left as they are.
+    """
+    close = getattr(type(fs), "close_session", None)
+    if close is None or not hasattr(fs, "set_session") or _CLOSED_WHEN_DROPPED.get(id(fs)) is fs:
+        return
+    from zarr.core.sync import sync
+
+    loop, connection = sync(_connect(fs))
+    weakref.finalize(fs, close, loop, connection)
+    _CLOSED_WHEN_DROPPED[id(fs)] = fs
+
+
+async def _connect(fs: Any) -> tuple[asyncio.AbstractEventLoop, Any]:
+    """Open ``fs``'s connection in the running loop: the loop, and what closes it.
+
+    s3fs closes through the creator of its clients (every region's client);
+    the other filesystems close the session ``set_session`` returns.
+    """
+    opened = await fs.set_session()
+    return asyncio.get_running_loop(), getattr(fs, "_s3creator", opened)
 
 
 def _secret_values(storage_options: Mapping[str, Any] | None) -> list[str]:

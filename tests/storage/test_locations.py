@@ -131,3 +131,27 @@ def test_zarr_store_round_trip_and_pickles(s3_bucket: str) -> None:
     np.testing.assert_array_equal(copy[:], data)
     with pytest.raises(LocationError, match="read-only"):
         zarr_store(location("https://example.org/x.zarr"), read_only=False)
+
+
+def test_a_store_forgotten_by_fsspec_leaves_no_connection_open(s3_bucket: str) -> None:
+    # Zarr's stores hold asynchronous filesystems, whose aiohttp sessions fsspec does not
+    # close: once the filesystem is dropped, an open session warns at garbage collection.
+    import gc
+    import warnings
+
+    import s3fs
+
+    where = location(f"s3://{s3_bucket}/stack.zarr")
+    written = zarr.create_array(
+        zarr_store(where, read_only=False), shape=(4, 4), chunks=(2, 2), dtype="uint8"
+    )
+    written[:] = 7
+    read = zarr.open_array(zarr_store(where, read_only=True), mode="r")
+    assert int(read[:].sum()) == 7 * 16
+    del written, read
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        s3fs.S3FileSystem.clear_instance_cache()
+        gc.collect()
+    unclosed = [str(w.message) for w in caught if "Unclosed" in str(w.message)]
+    assert unclosed == []
