@@ -388,12 +388,17 @@ def _v2_reader(array: zarr.Array, metadata: Any) -> ChunkFileReader | None:
     return ChunkFileReader(array, compressor, stored)
 
 
+# The regular chunk grid's metadata class, as Zarr 3.1 names it and as later releases do;
+# any other grid (rectilinear, say) is Zarr's to read.
+_REGULAR_GRIDS = frozenset({"RegularChunkGrid", "RegularChunkGridMetadata"})
+
+
 def _v3_reader(array: zarr.Array, metadata: Any) -> ChunkFileReader | None:
     from zarr.codecs import BloscCodec, BytesCodec, GzipCodec, ZstdCodec
 
     if metadata.storage_transformers:
         return None
-    if type(metadata.chunk_grid).__name__ != "RegularChunkGrid":
+    if type(metadata.chunk_grid).__name__ not in _REGULAR_GRIDS:
         return None
     codecs = tuple(metadata.codecs)
     if not codecs or type(codecs[0]) is not BytesCodec or len(codecs) > 2:
@@ -403,7 +408,9 @@ def _v3_reader(array: zarr.Array, metadata: Any) -> ChunkFileReader | None:
     if native.itemsize == 1 or endian is None:
         stored = native.newbyteorder("=")
     else:
-        stored = native.newbyteorder("<" if endian.value == "little" else ">")
+        # An enum in Zarr 3.1, a plain string in later releases.
+        order = getattr(endian, "value", endian)
+        stored = native.newbyteorder("<" if order == "little" else ">")
     if len(codecs) == 1:
         return ChunkFileReader(array, None, stored)
     codec = codecs[1]
