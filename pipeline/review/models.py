@@ -349,9 +349,9 @@ def compare_models(
         region_mean = np.nanmean(scores[:, shared, :], axis=1)
     out = out.assign_coords({REGION: np.asarray(regions, dtype=object)})
     out["region_mean"] = ((MODEL, REGION), region_mean)
-    key = region_mean if not lower_better else -region_mean
-    finite = np.isfinite(key).any(axis=0)
-    best = np.argmax(np.where(np.isfinite(key), key, -np.inf), axis=0)
+    ranking = region_mean if not lower_better else -region_mean
+    finite = np.isfinite(ranking).any(axis=0)
+    best = np.argmax(np.where(np.isfinite(ranking), ranking, -np.inf), axis=0)
     out["region_winner"] = (
         (REGION,),
         np.asarray(
