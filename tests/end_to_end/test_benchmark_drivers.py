@@ -57,14 +57,18 @@ def test_the_stage_benchmark_runs_and_agrees_with_the_kernel():
         assert stage in rows, (stage, result.stdout)
     assert "FMA datapath" in result.stdout
     assert "GHz measured" in result.stdout
-    # The hot-loop table found each routine's vector loop in its assembly.
+    # The hot-loop table found each routine's vector loop (ymm or zmm) in its assembly. Its
+    # columns per iteration depend on the CPU: the float64 comparison steps make 8 where
+    # LLVM emits zmm code (AMD Zen 4) and 4 where it prefers 256-bit vectors (Intel's
+    # AVX-512 CPUs); the float32 sweeps make at least 8 on both.
     rows = [line.split("|") for line in result.stdout.splitlines()]
-    loops = {cells[2]: cells[3:] for cells in rows
+    loops = {cells[2].strip(): cells[3:] for cells in rows
              if len(cells) == 13 and cells[1].strip() in ("score", "maps")}  # fmt: skip
     assert len(loops) == 6, result.stdout
     for routine, cells in loops.items():
         step, instructions = int(cells[0]), int(cells[1])
-        assert step >= 8 and instructions > 10, (routine, cells)
+        least = 8 if "sweep" in routine else 4
+        assert step >= least and instructions > 10, (routine, cells)
 
 
 def test_the_ssim_comparison_runs_against_another_checkout(tmp_path):
