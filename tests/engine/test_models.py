@@ -23,6 +23,7 @@ import pipeline as sp
 import pipeline.inputs.folders as folders
 from pipeline.inputs.images import ImageDecodeError, inspect_image
 from pipeline.results.schema import MODEL, MODELS, validate_dataset
+from pipeline.storage.locations import location, zarr_store
 from pipeline.testing import degrade, photograph
 
 KINDS = ("noise", "blur", "jpeg")
@@ -507,7 +508,8 @@ _SAVED = ("ssim", "structure")
 
 
 def _saved_maps(path: str) -> dict[str, np.ndarray]:
-    group = zarr.open_group(path, mode="r")
+    # Through the package's store, which closes an object store's connection when dropped.
+    group = zarr.open_group(zarr_store(location(path), read_only=True), mode="r")
     return {name: np.asarray(group[name][...]) for name in _SAVED}
 
 
