@@ -47,11 +47,11 @@ from pipeline.kernels.cpu.combine import ACC, COL, jit
 from pipeline.kernels.cpu.gaussian import five_moment_marker, gaussian_row, gaussian_row_m
 from pipeline.kernels.cpu.launch import (
     aligned_empty,
+    check_bins,
     check_map_sums,
     check_weights,
-    kernel_dtype,
+    kernel_inputs,
     plan_threads,
-    read_only,
     ring_width,
     row_bounds,
     run_kernel,
@@ -336,8 +336,7 @@ def _checked(
     ``kernel`` and ``layout`` name them in the error (``"(rows, cols, channels)"``, or
     with a leading image axis).
     """
-    if isinstance(bins, bool) or not isinstance(bins, int | np.integer) or bins < 1:
-        raise ValueError(f"bins must be a positive integer (got {bins!r})")
+    check_bins(bins)
     x = np.asarray(x)
     y = np.asarray(y)
     ndim = layout.count(",") + 1
@@ -346,14 +345,6 @@ def _checked(
             f"{kernel} needs two {layout} arrays of the same shape (got {x.shape} and {y.shape})"
         )
     return x, y, check_weights(weights, x.shape[-3:-1])
-
-
-def _kernel_input(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.dtype]:
-    """Both arrays read-only and C-contiguous in the dtype the kernels read them as."""
-    dtype = kernel_dtype(x, y)
-    x = read_only(np.ascontiguousarray(x, dtype=dtype))
-    y = read_only(np.ascontiguousarray(y, dtype=dtype))
-    return x, y, dtype
 
 
 def fused_colour_packed_stats(
@@ -420,7 +411,8 @@ def fused_colour_packed_stats(
     1.0
     """
     x, y, g = _checked(x, y, weights, bins, "the fused colour kernel", "(rows, cols, channels)")
-    x, y, dtype = _kernel_input(x, y)
+    x, y = kernel_inputs(x, y)
+    dtype = x.dtype
     win_size = g.shape[0]
     # Same threads and row chunks as fused_maps on each channel: the uniform
     # path's running sums restart at the same rows, so every value agrees.
@@ -552,7 +544,8 @@ def fused_colour_packed_stats_stack(
     win_size = g.shape[0]
     if five_moment_marker(False, win_size) is not None:
         return None
-    x, y, dtype = _kernel_input(x, y)
+    x, y = kernel_inputs(x, y)
+    dtype = x.dtype
     n, height, width, channels = x.shape
     check_map_sums(map_sums, (height - win_size + 1, width - win_size + 1))
     flags = np.ones(n, dtype=np.bool_) if summed is None else np.asarray(summed, dtype=np.bool_)

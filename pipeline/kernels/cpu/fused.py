@@ -119,6 +119,7 @@ from pipeline.kernels.cpu.gaussian import five_moment_marker
 from pipeline.kernels.cpu.launch import (
     FUSED_DTYPES,
     aligned_empty,
+    check_bins,
     check_map_sums,
     plan_threads,
     prepare_pair,
@@ -413,8 +414,7 @@ def fused_packed_stats(
     pass: called once per image of a block, it holds the sum of their maps (the
     mean maps of a run) and no map is stored.
     """
-    if isinstance(bins, bool) or not isinstance(bins, int | np.integer) or bins < 1:
-        raise ValueError(f"bins must be a positive integer (got {bins!r})")
+    check_bins(bins)
     x, y, g = prepare_pair(x, y, weights)
     win_size = g.shape[0]
     check_map_sums(map_sums, (x.shape[0] - win_size + 1, x.shape[1] - win_size + 1))

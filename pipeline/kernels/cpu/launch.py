@@ -165,6 +165,20 @@ def _kernel_dtype(dtype_x: np.dtype, dtype_y: np.dtype) -> np.dtype:
     return dtype if dtype in FUSED_DTYPES else np.dtype(np.float64)
 
 
+def check_bins(bins: Any) -> None:
+    """Refuse a histogram bin count that is not a positive integer."""
+    if isinstance(bins, bool) or not isinstance(bins, int | np.integer) or bins < 1:
+        raise ValueError(f"bins must be a positive integer (got {bins!r})")
+
+
+def kernel_inputs(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Both images read-only and C-contiguous in :func:`kernel_dtype`, as the kernels read them."""
+    dtype = kernel_dtype(x, y)
+    x = read_only(np.ascontiguousarray(x, dtype=dtype))
+    y = read_only(np.ascontiguousarray(y, dtype=dtype))
+    return x, y
+
+
 def prepare_pair(x: Any, y: Any, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Two 2-D images of one shape, read-only in :func:`kernel_dtype`, and the checked taps."""
     x = np.asarray(x)
@@ -174,9 +188,7 @@ def prepare_pair(x: Any, y: Any, weights: np.ndarray) -> tuple[np.ndarray, np.nd
             f"the fused kernel needs two 2-D arrays of the same shape (got {x.shape} and {y.shape})"
         )
     g = check_weights(weights, x.shape)
-    dtype = kernel_dtype(x, y)
-    x = read_only(np.ascontiguousarray(x, dtype=dtype))
-    y = read_only(np.ascontiguousarray(y, dtype=dtype))
+    x, y = kernel_inputs(x, y)
     return x, y, g
 
 
