@@ -39,6 +39,7 @@ from pipeline.kernels.cpu.gaussian import (
 )
 from pipeline.kernels.cpu.partials import add_row_partial
 from pipeline.kernels.cpu.uniform import (
+    INT_ROWS,
     add_row,
     add_row_int,
     swap_row,
@@ -117,7 +118,8 @@ def maps_chunks(
     a chunk's ``(5, width)`` float64 running column sums of the uniform path
     (restarted at each chunk) of the data less ``shift``
     (:func:`~pipeline.kernels.cpu.uniform.data_shift`), or ``isums[chunk]``,
-    the same as exact int32 sums for uint8 input (windows of at most
+    ``(INT_ROWS, width)`` exact int32 sums for uint8 input (the two means packed in
+    one row, :mod:`pipeline.kernels.cpu.uniform`; windows of at most
     ``INT_TAPS`` taps). With ``rings``, ``score_rows[chunk]`` (float64, ``n_out``
     wide; only for a score without maps, odd windows of up to ``SCORE_TAPS`` taps)
     takes each row's deficits from the sum/difference path
@@ -173,7 +175,7 @@ def maps_chunks(
         # product of the two 1-D tap values).
         scale = g[0] * g[0]
     if isums is not None:
-        im = np.empty((5, n_out), dtype=np.int32)
+        im = np.empty((INT_ROWS, n_out), dtype=np.int32)
         itmp = np.empty((2, width), dtype=np.int32)
 
     for chunk in range(first, stop):

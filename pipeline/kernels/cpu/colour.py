@@ -58,6 +58,7 @@ from pipeline.kernels.cpu.launch import (
 )
 from pipeline.kernels.cpu.partials import add_row_partial
 from pipeline.kernels.cpu.uniform import (
+    INT_ROWS,
     INT_TAPS,
     add_row,
     add_row_int,
@@ -228,8 +229,8 @@ def _colour_chunks(
     or ``sums[chunk]``, a chunk's ``(channels, 5, width)`` float64
     running column sums of the uniform path (restarted at each chunk) of the
     data less ``shifts[channel]`` (as in ``maps_chunks``), or
-    ``isums[chunk]``, the same as exact int32 sums for uint8 input (windows of
-    at most ``INT_TAPS`` taps, as in ``maps_chunks``); both uniform paths add and
+    ``isums[chunk]``, ``(channels, INT_ROWS, width)`` exact int32 sums for uint8 input
+    (windows of at most ``INT_TAPS`` taps, as in ``maps_chunks``); both uniform paths add and
     remove rows of a ring of ``win_size + 1`` contiguous input rows per side and
     channel made here, in the input dtype. ``map_sums``, when given, adds the
     averaged rows in float64 (as ``maps_chunks`` does).
@@ -261,7 +262,7 @@ def _colour_chunks(
         m = np.empty((5, n_out), dtype=np.float64)
         scale = g[0] * g[0]
     if isums is not None:
-        im = np.empty((5, n_out), dtype=np.int32)
+        im = np.empty((INT_ROWS, n_out), dtype=np.int32)
         itmp = np.empty((2, width), dtype=np.int32)
 
     for chunk in range(first, stop):
@@ -433,7 +434,7 @@ def fused_colour_packed_stats(
     shifts = np.zeros(channels)
     if sums is not None:
         shifts[:] = [data_shift(x[..., c], y[..., c]) for c in range(channels)]
-    isums = np.empty((n_chunks, channels, 5, width), dtype=np.int32) if exact else None
+    isums = np.empty((n_chunks, channels, INT_ROWS, width), dtype=np.int32) if exact else None
     check_map_sums(map_sums, (x.shape[0] - win_size + 1, x.shape[1] - win_size + 1))
     args = (
         x, y, g, bounds, float(c1), float(c2), float(cov_norm), shifts, rings, five, sums,

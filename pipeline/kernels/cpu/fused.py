@@ -127,7 +127,7 @@ from pipeline.kernels.cpu.launch import (
     row_bounds,
     run_kernel,
 )
-from pipeline.kernels.cpu.uniform import INT_TAPS, data_shift
+from pipeline.kernels.cpu.uniform import INT_ROWS, INT_TAPS, data_shift
 from pipeline.kernels.statistics import empty_statistics, merge_statistics
 
 __all__ = [
@@ -214,7 +214,7 @@ def _launch(
     exact = uniform and x.dtype == np.uint8 and win_size <= INT_TAPS
     sums = np.empty((n_chunks, 5, x.shape[1])) if uniform and not exact else None
     shift = data_shift(x, y) if sums is not None else 0.0
-    isums = np.empty((n_chunks, 5, x.shape[1]), dtype=np.int32) if exact else None
+    isums = np.empty((n_chunks, INT_ROWS, x.shape[1]), dtype=np.int32) if exact else None
     outputs = {name: result if name == output else None for name in ("maps", "score", "packed")}
     if scores is not None and output == "maps":
         chunk_scores = np.zeros((n_chunks, 2))

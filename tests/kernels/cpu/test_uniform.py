@@ -84,6 +84,39 @@ def test_integer_path_equals_float64_path(rng, win_size) -> None:
         np.testing.assert_allclose(exact[name], wide[name], rtol=0, atol=1e-6)
 
 
+@pytest.mark.parametrize("win_size", [7, 12, INT_TAPS])
+def test_packed_means_of_saturated_windows(rng, win_size) -> None:
+    # The integer path carries S_x + 2^16 S_y in one int32. Under 13 taps the sum
+    # of a window of 255s on both sides, 169 * 255 * (1 + 2^16) = 2.8e9, passes
+    # 2^31: the halves must still come back exact. References: luminance from the
+    # exact integer window sums (int64, NumPy), which reads the two means alone, and
+    # the extended-precision oracle for the SSIM map and its mean.
+    x = np.full((60, 290), 255, dtype=np.uint8)
+    y = np.full(x.shape, 255, dtype=np.uint8)
+    x[:, 200:] = rng.integers(0, 256, (60, 90), dtype=np.uint8)
+    y[20:40, 100:] = 0
+    params = _params(win_size)
+    maps = fused_maps(x, y, threads=1, **params)
+    n = win_size * win_size
+    sums = [
+        np.lib.stride_tricks.sliding_window_view(a.astype(np.int64), (win_size, win_size)).sum(
+            axis=(2, 3)
+        )
+        for a in (x, y)
+    ]
+    mx, my = (s / n for s in sums)
+    c1 = params["c1"]
+    luminance = (2 * mx * my + c1) / (mx * mx + my * my + c1)
+    np.testing.assert_allclose(maps["luminance"], luminance, rtol=0, atol=1e-6)
+    saturated = maps["luminance"][: 20 - win_size + 1, : 100 - win_size + 1]
+    assert saturated.size and np.all(saturated == 1.0)
+    exact = exact_ssim(
+        x, y, weights=params["weights"], c1=c1, c2=params["c2"], cov_norm=params["cov_norm"]
+    )
+    assert np.abs(maps["ssim"] - exact).max() < TOLERANCE
+    assert abs(fused_score(x, y, threads=1, **params) - exact.mean()) < 1e-8
+
+
 @pytest.mark.parametrize("win_size", [7, 11])
 def test_serial_and_parallel_are_equal(rng, win_size) -> None:
     # Integer sums are exact in any order and any chunking of the rows, so the
