@@ -5,7 +5,7 @@ the real writer (:class:`pipeline.results.stores.ZarrSink`, one commit batch at 
 time), then runs each step in a fresh subprocess of every tree given with ``--tree``
 (default: this checkout only; another one, e.g. an older commit extracted with
 ``git archive <commit> pipeline | tar -x -C /tmp/old``, as ``--tree old=/tmp/old``)
-and prints the peak resident memory (``ru_maxrss``), the memory after the imports and
+and prints the peak resident memory (``VmHWM``), the memory after the imports and
 the time of each step::
 
     python benchmarks/bench_results_open.py --tree old=/tmp/old --tree new=.
@@ -57,7 +57,12 @@ baseline = psutil.Process().memory_info().rss
 start = time.perf_counter()
 {step}
 seconds = time.perf_counter() - start
+# VmHWM, this process's own peak: Linux's ru_maxrss also holds the peak of the
+# process that started it (kept across exec), here the one that built the store.
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+for line in open("/proc/self/status"):
+    if line.startswith("VmHWM:"):
+        peak = int(line.split()[1]) * 1024
 print(json.dumps({{"baseline": baseline, "peak": peak, "seconds": seconds}}))
 """
 
