@@ -106,3 +106,29 @@ def test_window_of_a_contiguous_block_equals_the_same_view(rng, dtype) -> None:
     view_x, view_y = x[1, 5:31, 4:40], y[1, 5:31, 4:40]
     expected = mean_squared_error(view_x[ids[1] == 1], view_y[ids[1] == 1])
     np.testing.assert_allclose(fast[1, 2, 0] / fast[1, 2, 1], expected, rtol=RTOL)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.int8])
+def test_8bit_sums_are_exact_past_an_int32_piece(rng, dtype) -> None:
+    # 8-bit pairs sum their squares in int32 pieces of 2^15 values: a row of 40,000
+    # values (one piece and part of another) of the largest squares, 255^2 each,
+    # passes 2^31 in all and must still come out exact, as must a run of one region
+    # that long. Reference: NumPy's int64 sum.
+    info = np.iinfo(dtype)
+    x = np.full((1, 2, 20_000, 2), info.max, dtype=dtype)
+    y = np.full(x.shape, info.min, dtype=dtype)
+    x[0, 1] = rng.integers(info.min, int(info.max) + 1, x.shape[2:], dtype=dtype)
+    ids = np.zeros((1, 2, 20_000), dtype=np.intp)
+    ids[0, :, :100] = -1
+    sums = squared_error_sums(x, y, ids, 2)
+    squares = ((x.astype(np.int64) - y) ** 2).sum(axis=-1)
+    assert squares[0, 0].sum() > 2**31
+    assert sums[0, 0, 0] == squares.sum()
+    assert sums[0, 1, 0] == squares[0][ids[0] == 0].sum()
+    assert sums[0, 1, 1] == 2 * (ids[0] == 0).sum()
+    # The element path (views, not contiguous) gives the same numbers.
+    wide_x, wide_y = (np.zeros((1, 2, 20_001, 2), dtype=dtype) for _ in range(2))
+    wide_x[:, :, :-1], wide_y[:, :, :-1] = x, y
+    view_x, view_y = wide_x[:, :, :-1], wide_y[:, :, :-1]
+    assert not view_x.flags.c_contiguous
+    assert np.array_equal(squared_error_sums(view_x, view_y, ids, 2), sums)
