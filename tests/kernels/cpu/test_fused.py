@@ -139,6 +139,34 @@ def test_fused_matches_reference(rng, kind, window, win_size, covariance) -> Non
     _assert_close(fused, reference)
 
 
+@pytest.mark.parametrize("scale", [1e-9, 1.0, 1e12])
+@pytest.mark.parametrize(
+    ("window", "win_size"), [("gaussian", 11), ("gaussian", 13), ("uniform", 7)]
+)
+def test_contrast_and_structure_at_every_scale(rng, scale, window, win_size) -> None:
+    # The comparison step takes sigma_x sigma_y as one square root of the product of the
+    # variances where that product can neither overflow nor matter if it underflows
+    # (C2 >= 2^-40, every variance of the tile <= 2^63), as two roots elsewhere. Data
+    # scaled 1e-9 (C2 ~ 1e-21) and 1e12 (variances ~ 1e23) take two roots, scale 1 one
+    # root. Reference: the float64 reference engine on the same data, every map within
+    # TOLERANCE; SSIM's maps do not depend on the scale when the data range follows it.
+    x = rng.random((60, 70))
+    y = np.clip(x + rng.normal(0, 0.1, x.shape), 0, 1)
+    # Nearly flat columns beside textured ones (exactly flat ones would test the float64
+    # reference's own E[x^2] - mu^2 cancellation, 1e-5 of structure there).
+    x[:, :20] = 0.5 + 1e-3 * x[:, :20]
+    maps = {}
+    for k, factor in enumerate((scale, 1.0)):
+        params = kernel_params(window, win_size, "sample", factor)
+        xs, ys = x * factor, y * factor
+        fused = block_maps(xs, ys, engine="fused", **params)
+        if k == 0:
+            _assert_close(fused, block_maps(xs, ys, engine="reference", **params))
+        maps[k] = fused
+    for name in MAP_NAMES:
+        np.testing.assert_allclose(maps[0][name], maps[1][name], rtol=0, atol=TOLERANCE)
+
+
 @pytest.mark.parametrize("win_size", [2, 5, 7, 8, 13])
 def test_uint8_uniform_integer_sums_at_the_extremes(rng, win_size) -> None:
     # uint8 under a uniform window of up to INT_TAPS (13) taps takes exact int32
