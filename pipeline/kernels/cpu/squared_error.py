@@ -78,7 +78,8 @@ def _small_int_sum(x: np.ndarray, y: np.ndarray) -> float:  # pragma: no cover -
     """Sum of ``(x - y)^2`` of two 8-bit rows, exact, as float64.
 
     Integer squares summed in int32 pieces of :data:`_INT_PIECE` values (8 lanes, no
-    conversion per value): 0.08 against 0.20 ns per value for the float64 loop, and
+    conversion per value; each piece a call of its own, as the same loop written inline
+    here was not vectorised): 0.08 against 0.20 ns per value for the float64 loop, and
     the same number, since float64 sums integers below 2^53 exactly in any order.
     """
     total = 0.0
