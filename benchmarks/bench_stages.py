@@ -579,7 +579,7 @@ def asm_report() -> None:
         ("uniform._uniform_moments", uniform._uniform_moments, (m, 0, 90, 1 / 49, 1.0, 0.0, mo)),
         ("uniform.swap_row_int", uniform.swap_row_int, (x, y, 20, 5, iv)),
         ("uniform._box_sums_int", uniform._box_sums_int, (iv[0], 7, n_out + 4, im[0], itmp)),
-        ("uniform._int_moments", uniform._int_moments, (im, 0, 90, 49, 1.0, mo)),
+        ("uniform._int_moments", uniform._int_moments, (im, 0, 90, 49, mo)),
     ]
     print(f"\nCompiled routines (numba {numba.__version__}): loops LLVM vectorised")
     print("('vector.body' blocks of the LLVM IR), vector types, and static counts of the")

@@ -55,11 +55,12 @@ def test_maps_and_score_is_block_maps_and_block_score_in_one_pass(rng, window, e
     params = kernel_params(window, 7, "sample", 255.0)
     maps, score = block_maps_and_score(x, y, **params, engine=engine)
     # The maps bit for bit; the score is the mean of this pass's own deficits, which
-    # block_score's path gives bit for bit except the fused Gaussian score (its
-    # sum/difference basis: within 1e-8, each of the exact mean).
+    # block_score's path gives bit for bit except the fused scores (the Gaussian's
+    # sum/difference basis, the uniform uint8 score's three integer moments: within
+    # 1e-8, each of the exact mean).
     score_params = {k: v for k, v in params.items() if k != "components"}
     alone = block_score(x, y, **score_params, engine=engine)
-    if engine == "fused" and window == "gaussian":
+    if engine == "fused":
         assert abs(score - alone) < 1e-8
     else:
         assert score == alone

@@ -42,10 +42,13 @@ from pipeline.kernels.cpu.uniform import (
     INT_ROWS,
     add_row,
     add_row_int,
+    add_row_int_score,
     swap_row,
     swap_row_int,
+    swap_row_int_score,
     uniform_row,
     uniform_row_int,
+    uniform_score_row_int,
 )
 
 __all__ = ["add_map_row", "maps_chunks"]
@@ -201,7 +204,10 @@ def maps_chunks(
             iv = isums[chunk]
             iv[:, :] = 0
             for k in range(win_size):
-                add_row_int(x, y, row_start + k, iv)
+                if score_rows is not None:
+                    add_row_int_score(x, y, row_start + k, iv)
+                else:
+                    add_row_int(x, y, row_start + k, iv)
         count = 0.0
         ssim_sum = 0.0
         for i in range(row_start, row_stop):
@@ -244,11 +250,19 @@ def maps_chunks(
                     row_deficit,
                 )  # fmt: skip
             if isums is not None:
-                if i > row_start:
-                    swap_row_int(x, y, i + win_size - 1, i - 1, iv)
-                uniform_row_int(
-                    iv, im, itmp, win_size, n_out, c1, c2, cov_norm, planes, mo, out, row_deficit
-                )
+                if score_rows is not None:
+                    if i > row_start:
+                        swap_row_int_score(x, y, i + win_size - 1, i - 1, iv)
+                    uniform_score_row_int(
+                        iv, im, win_size, n_out, c1, c2, cov_norm, mo, score_rows[chunk]
+                    )
+                else:
+                    if i > row_start:
+                        swap_row_int(x, y, i + win_size - 1, i - 1, iv)
+                    uniform_row_int(
+                        iv, im, itmp, win_size, n_out, c1, c2, cov_norm, planes, mo, out,
+                        row_deficit,
+                    )  # fmt: skip
             if scores is not None:
                 # The score: the mean needs one sum, which vectorises.
                 if score_rows is not None:

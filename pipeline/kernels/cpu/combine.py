@@ -31,6 +31,7 @@ __all__ = [
     "combine_row",
     "combine_row_m",
     "combine_row_sd",
+    "combine_score_v",
     "float32_holds",
     "jit",
 ]
@@ -337,3 +338,31 @@ def combine_row_sd(
         out[0, o0 + j] = one - d
         out[1, o0 + j] = one - np.float32(dcs)
         deficit[o0 + j] = d64
+
+
+@jit()
+def combine_score_v(
+    mo: np.ndarray, n_out: int, c1: float, c2: float, deficit: np.ndarray, o0: int
+) -> None:
+    """float64 deficits ``1 - ssim`` from four rows: ``mu_x, mu_y, v, var(m)``.
+
+    ``v = sigma_x^2 + sigma_y^2`` and ``var(m)``, ``m = x - y``, as
+    :func:`combine_row_m` uses them, on any scale that ``C1`` and ``C2`` share
+    (the uniform uint8 score: :func:`pipeline.kernels.cpu.uniform.uniform_score_row_int`).
+    The same float64 step and one division (:func:`_quotients`), for a score: no maps.
+    """
+    if o0 < 0 or n_out < 0:
+        return
+    for j in range(n_out):
+        mu_x = np.float64(mo[j])
+        mu_y = np.float64(mo[ACC + j])
+        diff = mu_x - mu_y
+        dl, dcs, _ = _quotients(
+            diff * diff,
+            mu_x * mu_x + mu_y * mu_y,
+            np.float64(mo[3 * ACC + j]),
+            np.float64(mo[2 * ACC + j]),
+            c1,
+            c2,
+        )
+        deficit[o0 + j] = dl + dcs - dl * dcs

@@ -209,9 +209,13 @@ def _launch(
     ring_dtype = np.float64 if x.dtype == np.float64 else np.float32
     stride = ring_width(x.shape[1], np.dtype(ring_dtype).itemsize)
     rings = None if uniform else aligned_empty((n_chunks, 2, win_size, stride), ring_dtype)
-    score_rows = np.empty((n_chunks, n_cols)) if sum_difference and sd_maps is None else None
-    # uint8 input under a uniform window of at most INT_TAPS taps: exact int32 sums.
+    # uint8 input under a uniform window of at most INT_TAPS taps: exact int32 sums
+    # (a score's three, uniform.SCORE_INT_ROWS, in the first rows).
     exact = uniform and x.dtype == np.uint8 and win_size <= INT_TAPS
+    # The score's deficit rows, and its marker: the sum/difference path of a Gaussian
+    # window, the three sums of the exact uniform path.
+    score_path = (sum_difference and sd_maps is None) or (exact and output == "score")
+    score_rows = np.empty((n_chunks, n_cols)) if score_path else None
     sums = np.empty((n_chunks, 5, x.shape[1])) if uniform and not exact else None
     shift = data_shift(x, y) if sums is not None else 0.0
     isums = np.empty((n_chunks, INT_ROWS, x.shape[1]), dtype=np.int32) if exact else None

@@ -30,26 +30,24 @@ over the tile (:func:`_tile_box_sums_int`, the tap count a run-time value).
 
 from __future__ import annotations
 
-from typing import Any
-
-import llvmlite.binding
-import numba
 import numpy as np
-from numba import types
-from numba.extending import intrinsic
 
-from pipeline.kernels.cpu.combine import ACC, TILE, combine_row_m, jit
+from pipeline.kernels.cpu.combine import ACC, TILE, combine_row_m, combine_score_v, jit
 
 __all__ = [
     "INT_ROWS",
     "INT_TAPS",
+    "SCORE_INT_ROWS",
     "add_row",
     "add_row_int",
+    "add_row_int_score",
     "data_shift",
     "swap_row",
     "swap_row_int",
+    "swap_row_int_score",
     "uniform_row",
     "uniform_row_int",
+    "uniform_score_row_int",
 ]
 
 # ---------------------------------------------------------------------------
@@ -413,34 +411,30 @@ def _box_sums_int(
 
 
 @jit()
-def _int_moments(
-    m: np.ndarray, j0: int, n_tile: int, n: int, cov_norm: float, mo: np.ndarray
-) -> None:
-    """float32 moments of columns ``j0 .. j0 + n_tile`` from exact int32 window sums.
+def _int_moments(m: np.ndarray, j0: int, n_tile: int, n: int, mo: np.ndarray) -> None:
+    """float32 window sums and variance numerators of columns ``j0 .. j0 + n_tile``.
 
-    ``m``'s rows as the column sums' (:data:`INT_ROWS`: the packed means first). Six
-    moments: the five and ``var(x - y)`` (row 5), each from its exact integer numerator.
+    ``m``'s rows as the column sums' (:data:`INT_ROWS`: the packed means first), over
+    windows of ``n`` pixels. Six rows, each a conversion of an exact int32, with no
+    scale applied (:func:`uniform_row_int` scales the constants instead): ``S_x, S_y``
+    (exact in float32, below 2^24), the numerators ``n Q_x - S_x^2``, ``n Q_y - S_y^2``
+    and ``n P - S_x S_y``, and ``var(x - y)``'s, the sum of the three (each rounded
+    once, from its exact value).
     """
     if j0 < 0 or n_tile < 0:
         return
-    # Each moment is rounded once from its exact value, as the float64 path
-    # rounds its (nearly exact) float64 moments: the mean by a float32 division
-    # (the sums are below 2^24, exact in float32), the variances by a float64
-    # product (the numerators are exact in float64).
-    n_f = np.float32(n)
-    scale = cov_norm / (n * n)
     n32 = np.int32(n)
     for j in range(n_tile):
         s_x, s_y = _unpacked(m[0, j0 + j])
-        mo[j] = np.float32(s_x) / n_f
-        mo[ACC + j] = np.float32(s_y) / n_f
         var_x = np.int32(n32 * m[1, j0 + j] - s_x * s_x)
         var_y = np.int32(n32 * m[2, j0 + j] - s_y * s_y)
         cov = np.int32(n32 * m[3, j0 + j] - s_x * s_y)
-        mo[2 * ACC + j] = np.float64(var_x) * scale
-        mo[3 * ACC + j] = np.float64(var_y) * scale
-        mo[4 * ACC + j] = np.float64(cov) * scale
-        mo[5 * ACC + j] = np.float64(np.int32(np.int32(var_x + var_y) - np.int32(2 * cov))) * scale
+        mo[j] = np.float32(s_x)
+        mo[ACC + j] = np.float32(s_y)
+        mo[2 * ACC + j] = np.float32(var_x)
+        mo[3 * ACC + j] = np.float32(var_y)
+        mo[4 * ACC + j] = np.float32(cov)
+        mo[5 * ACC + j] = np.float32(np.int32(np.int32(var_x + var_y) - np.int32(2 * cov)))
 
 
 @jit()
@@ -463,107 +457,44 @@ def _box7(r: np.ndarray, j: np.uint64) -> np.int32:
     )
 
 
-def _target_has_fma() -> bool:
-    """Whether numba compiles for a CPU with fused multiply-add instructions.
-
-    Without them LLVM's ``fma`` becomes a library call, far slower than the
-    float64 products it replaces (same values either way).
-    """
-    name = numba.config.CPU_NAME  # type: ignore[attr-defined]
-    if name in (None, "host"):
-        return bool(llvmlite.binding.get_host_cpu_features().get("fma", False))
-    return "+fma" in (numba.config.CPU_FEATURES or "")  # type: ignore[attr-defined]
-
-
-#: The 7x7 uint8 tile pass scales its variances in float32 with FMAs (:func:`_scaled_int`).
-_FMA = _target_has_fma()
-
-
-@intrinsic
-def _fma32(typingctx: Any, a: Any, b: Any, c: Any) -> Any:
-    """float32 ``a * b + c`` rounded once (LLVM's ``fma``: one instruction on FMA CPUs)."""
-    sig = types.float32(types.float32, types.float32, types.float32)
-
-    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
-        return builder.fma(*args)
-
-    return sig, codegen
-
-
 @jit()
-def _scaled_int(num: np.int32, s1: np.float32, s2: np.float32) -> np.float32:
-    """``float32(float64(num) * scale)`` in float32 arithmetic, ``scale = s1 + s2`` (float32 pair).
-
-    ``num = h + r`` with ``h = float32(num)`` and the integer rest ``r`` (|r| <= 2
-    for |num| < 2^26), so ``num * scale = h s1 + (h s2 + r s1)`` up to ``r s2``;
-    the inner FMA's rounding and the dropped term are below 2^-46 of the result,
-    and the outer FMA rounds the sum once. Both routes thus round ``num * scale``
-    to float32 once in effect; they can differ only for a product within a
-    hair of a float32 rounding boundary (for ``|num| < 2^28``, ``|r| <= 8``, the
-    same bound). For every numerator of the 7x7 uint8 window (variances and
-    covariance: |num| <= 2401 * 255^2 / 4; ``var(x - y)``: 0 to 2401 * 255^2) at
-    ``cov_norm`` 1 and 49/48 they are equal (checked exhaustively in
-    tests/kernels/cpu/test_uniform.py).
-    Four float64 conversions and two products per eight pixels become a float32
-    conversion there and back, a product and two FMAs: the tile pass 10-20 %
-    faster, the 7x7 score ~4 % (one thread).
-    """
-    h = np.float32(num)
-    r = np.float32(np.int32(num - np.int32(h)))
-    # numba passes the typing context itself: mypy sees one argument too few.
-    return _fma32(h, s1, _fma32(h, s2, r * s1))  # type: ignore[call-arg]
-
-
-@jit()
-def _tile_moments_int7(
-    v: np.ndarray, j0: int, n_tile: int, cov_norm: float, mo: np.ndarray
-) -> None:
-    """float32 moments of a 7x7 window, columns ``j0 .. j0 + n_tile``, from int32 column sums.
+def _tile_moments_int7(v: np.ndarray, j0: int, n_tile: int, mo: np.ndarray) -> None:
+    """:func:`_int_moments` of a 7x7 window, columns ``j0 .. j0 + n_tile``, from column sums.
 
     The seven-column box sums of the four column sums are formed in registers
-    and turned into moments at once (one pass, 8 int32 lanes): the tile's
+    and turned into the six rows at once (one pass, 8 int32 lanes): the tile's
     column sums stay in L1 and no window sum is stored. The whole-row doubling
     of :func:`_box_sums_int` wrote and re-read five rows of window sums
-    (~2 ns per pixel at 2048 columns, most of it out of L1). The moments are
-    rounded as in :func:`_int_moments` (six: ``var(x - y)`` from the sum of the
-    exact numerators); on FMA CPUs the variances are scaled in float32
-    (:func:`_scaled_int`, the same float32 values).
+    (~2 ns per pixel at 2048 columns, most of it out of L1).
     """
     if j0 < 0 or n_tile < 0:
         return
-    n_f = np.float32(49.0)
-    scale = cov_norm / (49.0 * 49.0)
-    s1 = np.float32(scale)
-    s2 = np.float32(scale - np.float64(s1))
     n32 = np.int32(49)
     base = np.uint64(j0)
     v0, v1, v2, v3 = v[0], v[1], v[2], v[3]
     for o in range(np.uint64(n_tile)):
         j = base + o
         s_x, s_y = _unpacked(_box7(v0, j))
-        mo[o] = np.float32(s_x) / n_f
-        mo[np.uint64(ACC) + o] = np.float32(s_y) / n_f
         var_x = np.int32(n32 * _box7(v1, j) - s_x * s_x)
         var_y = np.int32(n32 * _box7(v2, j) - s_y * s_y)
         cov = np.int32(n32 * _box7(v3, j) - s_x * s_y)
-        var_m = np.int32(np.int32(var_x + var_y) - np.int32(2 * cov))
-        if _FMA:
-            mo[np.uint64(2 * ACC) + o] = _scaled_int(var_x, s1, s2)
-            mo[np.uint64(3 * ACC) + o] = _scaled_int(var_y, s1, s2)
-            mo[np.uint64(4 * ACC) + o] = _scaled_int(cov, s1, s2)
-            mo[np.uint64(5 * ACC) + o] = _scaled_int(var_m, s1, s2)
-        else:
-            mo[np.uint64(2 * ACC) + o] = np.float64(var_x) * scale
-            mo[np.uint64(3 * ACC) + o] = np.float64(var_y) * scale
-            mo[np.uint64(4 * ACC) + o] = np.float64(cov) * scale
-            mo[np.uint64(5 * ACC) + o] = np.float64(var_m) * scale
+        mo[o] = np.float32(s_x)
+        mo[np.uint64(ACC) + o] = np.float32(s_y)
+        mo[np.uint64(2 * ACC) + o] = np.float32(var_x)
+        mo[np.uint64(3 * ACC) + o] = np.float32(var_y)
+        mo[np.uint64(4 * ACC) + o] = np.float32(cov)
+        mo[np.uint64(5 * ACC) + o] = np.float32(
+            np.int32(np.int32(var_x + var_y) - np.int32(2 * cov))
+        )
 
 
 @jit()
-def _tile_box_sums_int(v: np.ndarray, j0: int, n_tile: int, win_size: int, m: np.ndarray) -> None:
+def _tile_box_sums_int(
+    v: np.ndarray, rows: int, j0: int, n_tile: int, win_size: int, m: np.ndarray
+) -> None:
     """Box sums of ``win_size`` columns of the int32 column sums, tile ``j0 .. j0 + n_tile``.
 
-    Every row of ``v`` (:data:`INT_ROWS`); the packed means' sums wrap past 2^31 under
+    The first ``rows`` rows of ``v``; the packed means' sums wrap past 2^31 under
     13 taps, which :func:`_unpacked` leaves exact.
 
     Into ``m[q, j0 + o]``, two taps at a time over the whole tile (each pair one
@@ -574,7 +505,7 @@ def _tile_box_sums_int(v: np.ndarray, j0: int, n_tile: int, win_size: int, m: np
         return
     base = np.uint64(j0)
     n = np.uint64(n_tile)
-    for q in range(INT_ROWS):
+    for q in range(rows):
         src = v[q]
         dst = m[q]
         k = np.uint64(1)
@@ -592,6 +523,21 @@ def _tile_box_sums_int(v: np.ndarray, j0: int, n_tile: int, win_size: int, m: np
                 j = base + o
                 dst[j] = np.int32(dst[j] + np.int32(src[j + k] + src[j + k1]))
             k += np.uint64(2)
+
+
+@jit()
+def _int_constants(c1: float, c2: float, cov_norm: float, n: int) -> tuple[float, float]:
+    """``C1`` and ``C2`` on the scale of the integer path's rows (window of ``n`` pixels).
+
+    The moments are ``mu = S / n`` and ``sigma^2 = N cov_norm / n^2`` (``N`` a numerator
+    of :func:`_int_moments`). In every map the means enter as squares and products
+    beside ``C1``, the variances and the covariance at degree one beside ``C2`` (and
+    ``C3 = C2 / 2``): ``(S_x - S_y)^2 / (S_x^2 + S_y^2 + n^2 C1)`` is the luminance
+    deficit, and so on. So the rows hold ``S`` and ``N`` as they are (exact, or
+    rounded once) and the constants carry the scales: no division for the means, no
+    product for the variances, and the means' squares exact in the float64 step.
+    """
+    return c1 * (n * n), c2 * (n * n) / cov_norm
 
 
 @jit()
@@ -615,12 +561,138 @@ def uniform_row_int(
     taps, tile by tile; ``tmp`` is not used (the chunk driver still passes it).
     """
     n = win_size * win_size
+    c1_s, c2_s = _int_constants(c1, c2, cov_norm, n)
     for j0 in range(0, n_out, TILE):
         n_tile = min(TILE, n_out - j0)
         if win_size == 7:
-            _tile_moments_int7(v, j0, n_tile, cov_norm, mo)
+            _tile_moments_int7(v, j0, n_tile, mo)
         else:
-            _tile_box_sums_int(v, j0, n_tile, win_size, m)
-            _int_moments(m, j0, n_tile, n, cov_norm, mo)
+            _tile_box_sums_int(v, INT_ROWS, j0, n_tile, win_size, m)
+            _int_moments(m, j0, n_tile, n, mo)
         # One call site: every inlined copy of combine_row_m adds compilation time.
-        combine_row_m(mo, n_tile, c1, c2, planes, out, deficit, j0)
+        combine_row_m(mo, n_tile, c1_s, c2_s, planes, out, deficit, j0)
+
+
+# ---------------------------------------------------------------------------
+# The uniform uint8 score: three sums, not four
+#
+# A score needs only the deficit d = dl + dcs - dl dcs, and that reads the means,
+# sigma_x^2 + sigma_y^2 and var(x - y), never sigma_x^2, sigma_y^2 and sigma_xy apart.
+# So a score's column sums are three: the packed means, S_xx + S_yy and S_mm with
+# m = x - y; the vertical update and the box sums carry three rows instead of four,
+# and the tile pass forms two numerators instead of four.
+
+#: Rows of the int32 column sums of a score: the packed means, S_xx + S_yy, S_mm.
+SCORE_INT_ROWS = 3
+
+
+@jit()
+def add_row_int_score(x: np.ndarray, y: np.ndarray, row: int, v: np.ndarray) -> None:
+    """:func:`add_row_int` for a score: the :data:`SCORE_INT_ROWS` sums of one uint8 row."""
+    if row < 0:
+        return
+    for j in range(x.shape[1]):
+        a = np.int32(x[row, j])
+        b = np.int32(y[row, j])
+        d = np.int32(a - b)
+        v[0, j] = np.int32(v[0, j] + np.int32(a + np.int32(b << 16)))
+        v[1, j] = np.int32(v[1, j] + np.int32(a * a + b * b))
+        v[2, j] = np.int32(v[2, j] + d * d)
+
+
+@jit()
+def swap_row_int_score(x: np.ndarray, y: np.ndarray, new: int, old: int, v: np.ndarray) -> None:
+    """:func:`swap_row_int` for a score: row ``new`` in, row ``old`` out, three sums (exact)."""
+    if new < 0 or old < 0:
+        return
+    for j in range(x.shape[1]):
+        a = np.int32(x[new, j])
+        b = np.int32(y[new, j])
+        p = np.int32(x[old, j])
+        q = np.int32(y[old, j])
+        v[0, j] = np.int32(v[0, j] + np.int32(np.int32(a - p) + np.int32(np.int32(b - q) << 16)))
+        # a^2 - p^2 = (a - p)(a + p), and so for b and q and for m = x - y.
+        step = np.int32(a - p) * np.int32(a + p) + np.int32(b - q) * np.int32(b + q)
+        v[1, j] = np.int32(v[1, j] + np.int32(step))
+        d_new = np.int32(a - b)
+        d_old = np.int32(p - q)
+        v[2, j] = np.int32(v[2, j] + np.int32(d_new - d_old) * np.int32(d_new + d_old))
+
+
+@jit()
+def _int_score_moments(m: np.ndarray, j0: int, n_tile: int, n: int, mo: np.ndarray) -> None:
+    """float32 rows ``S_x, S_y, N_v, N_m`` of columns ``j0 .. j0 + n_tile`` (windows of ``n``).
+
+    From the window sums of the :data:`SCORE_INT_ROWS` rows: ``N_v = n (S_xx + S_yy) -
+    S_x^2 - S_y^2`` and ``N_m = n S_mm - (S_x - S_y)^2``, the numerators of
+    ``sigma_x^2 + sigma_y^2`` and ``var(x - y)`` (exact int32: their values are below
+    2^31 under :data:`INT_TAPS` taps, where ``n (S_xx + S_yy)`` alone can wrap).
+    """
+    if j0 < 0 or n_tile < 0:
+        return
+    n32 = np.int32(n)
+    for j in range(n_tile):
+        s_x, s_y = _unpacked(m[0, j0 + j])
+        diff = np.int32(s_x - s_y)
+        var = np.int32(np.int32(n32 * m[1, j0 + j]) - np.int32(s_x * s_x) - np.int32(s_y * s_y))
+        var_m = np.int32(np.int32(n32 * m[2, j0 + j]) - diff * diff)
+        mo[j] = np.float32(s_x)
+        mo[ACC + j] = np.float32(s_y)
+        mo[2 * ACC + j] = np.float32(var)
+        mo[3 * ACC + j] = np.float32(var_m)
+
+
+@jit()
+def _tile_score_int7(v: np.ndarray, j0: int, n_tile: int, mo: np.ndarray) -> None:
+    """:func:`_int_score_moments` of a 7x7 window, box sums in registers (as
+    :func:`_tile_moments_int7`).
+
+    ``S_x^2 + S_y^2 = ((S_x + S_y)^2 + (S_x - S_y)^2) / 2``: two products where there
+    were three (exact: under 7 taps ``(S_x + S_y)^2 < 2^30``).
+    """
+    if j0 < 0 or n_tile < 0:
+        return
+    n32 = np.int32(49)
+    base = np.uint64(j0)
+    v0, v1, v2 = v[0], v[1], v[2]
+    for o in range(np.uint64(n_tile)):
+        j = base + o
+        s_x, s_y = _unpacked(_box7(v0, j))
+        diff = np.int32(s_x - s_y)
+        total = np.int32(s_x + s_y)
+        sq_diff = np.int32(diff * diff)
+        squares = np.int32(np.int32(total * total + sq_diff) >> 1)
+        mo[o] = np.float32(s_x)
+        mo[np.uint64(ACC) + o] = np.float32(s_y)
+        mo[np.uint64(2 * ACC) + o] = np.float32(np.int32(n32 * _box7(v1, j) - squares))
+        mo[np.uint64(3 * ACC) + o] = np.float32(np.int32(n32 * _box7(v2, j) - sq_diff))
+
+
+@jit()
+def uniform_score_row_int(
+    v: np.ndarray,
+    m: np.ndarray,
+    win_size: int,
+    n_out: int,
+    c1: float,
+    c2: float,
+    cov_norm: float,
+    mo: np.ndarray,
+    deficit: np.ndarray,
+) -> None:
+    """float64 deficits of one output row of the uniform uint8 score, from ``v``.
+
+    ``v`` holds the :data:`SCORE_INT_ROWS` column sums (:func:`add_row_int_score`,
+    :func:`swap_row_int_score`); ``m`` receives the window sums of windows other than 7
+    taps; the constants scaled as in :func:`uniform_row_int`.
+    """
+    n = win_size * win_size
+    c1_s, c2_s = _int_constants(c1, c2, cov_norm, n)
+    for j0 in range(0, n_out, TILE):
+        n_tile = min(TILE, n_out - j0)
+        if win_size == 7:
+            _tile_score_int7(v, j0, n_tile, mo)
+        else:
+            _tile_box_sums_int(v, SCORE_INT_ROWS, j0, n_tile, win_size, m)
+            _int_score_moments(m, j0, n_tile, n, mo)
+        combine_score_v(mo, n_tile, c1_s, c2_s, deficit, j0)

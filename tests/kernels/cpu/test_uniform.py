@@ -14,13 +14,11 @@ an extended-precision windowed oracle for data far from zero.
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 import pytest
 from kernel_cases import exact_ssim, kernel_params, map_rounding
 from skimage.metrics import structural_similarity
 
-from pipeline.kernels.cpu import uniform
 from pipeline.kernels.cpu.fused import fused_maps, fused_score
 from pipeline.kernels.cpu.uniform import INT_TAPS, data_shift
 
@@ -182,25 +180,46 @@ def test_data_shift() -> None:
     assert np.isfinite(data_shift(x, y))
 
 
-@numba.njit(cache=False)
-def _scaled_mismatches(low: int, high: int, scale: float) -> int:
-    s1 = np.float32(scale)
-    s2 = np.float32(scale - np.float64(s1))
-    mismatches = 0
-    for num in range(low, high + 1):
-        value = np.int32(num)
-        if uniform._scaled_int(value, s1, s2) != np.float32(np.float64(value) * scale):
-            mismatches += 1
-    return mismatches
+def _score_pair(rng, kind: str, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """uint8 pairs for the score's integer sums: near SSIM 1, near 0, and the largest sums."""
+    if kind == "noise":
+        x = rng.integers(0, 256, shape, dtype=np.uint8)
+        y = np.clip(x + rng.integers(-30, 31, shape), 0, 255).astype(np.uint8)
+    elif kind == "flat-255-against-0":
+        # SSIM near 0 on every pixel: the deficits near 1 (float32 would round them alike).
+        x = np.full(shape, 255, dtype=np.uint8)
+        y = np.zeros(shape, dtype=np.uint8)
+    elif kind == "edge-against-flat":
+        x = np.zeros(shape, dtype=np.uint8)
+        x[:, shape[1] // 2 :] = 255
+        y = np.full(shape, 255, dtype=np.uint8)
+    else:  # "saturated": 255 beside the largest variances, n (S_xx + S_yy) past 2^31
+        x = np.full(shape, 255, dtype=np.uint8)
+        board = (np.indices(shape).sum(axis=0) % 2 * 255).astype(np.uint8)
+        x[:, shape[1] // 2 :] = board[:, shape[1] // 2 :]
+        y = x.copy()
+        y[:, shape[1] // 2 :] = 255 - board[:, shape[1] // 2 :]
+    return x, y
 
 
-@pytest.mark.parametrize("cov_norm", [1.0, 49 / 48])
-def test_float32_variance_scaling_equals_the_float64_route(cov_norm) -> None:
-    # The 7x7 uint8 tile pass scales its exact numerators N S_xx - S_x^2 (and the
-    # covariance's, and var(x - y)'s) by cov_norm / N^2 in float32 with FMAs; the
-    # float64 product rounded to float32 is the reference. Every numerator the window
-    # can give and a margin: |num| <= N^2 255^2 / 4 (N = 49) for the variances and the
-    # covariance, 0 <= num <= N^2 255^2 for var(x - y) (x - y in [-255, 255]). No
-    # value differs.
-    limit = 49 * 49 * 255 * 255
-    assert _scaled_mismatches(-(limit // 4) - 4096, limit + 4096, cov_norm / (49.0 * 49.0)) == 0
+@pytest.mark.parametrize("win_size", [2, 3, 7, 8, 11, INT_TAPS])
+@pytest.mark.parametrize("kind", ["noise", "flat-255-against-0", "edge-against-flat", "saturated"])
+def test_score_from_three_integer_sums(rng, win_size, kind) -> None:
+    # A uint8 score under a uniform window sums three integer moments per column (the
+    # packed means, S_xx + S_yy and S_mm of m = x - y), not the maps' four, and its
+    # comparison step reads the means and the numerators on their integer scale (the
+    # constants scaled instead). Reference: the extended-precision oracle's mean, and
+    # the mean of the maps' own float64 deficits (the four-sum path).
+    x, y = _score_pair(rng, kind, (50, 130))
+    params = _params(win_size)
+    expected = exact_ssim(x, y, **{k: params[k] for k in ("weights", "c1", "c2", "cov_norm")})
+    score = fused_score(x, y, threads=1, **params)
+    assert abs(score - expected.mean()) < 2e-9
+    deficit = fused_maps(x, y, threads=1, deficit=True, **params)["deficit"]
+    assert abs(score - (1.0 - deficit.mean())) < 2e-9
+    assert fused_score(y, x, threads=1, **params) == score
+    assert fused_score(x, x, threads=1, **params) == 1.0
+    assert fused_score(y, y, threads=2, **params) == 1.0
+    # Chunks restart the integer sums: two threads give the same deficits, summed in
+    # another order.
+    assert fused_score(x, y, threads=2, **params) == pytest.approx(score, rel=1e-13)
