@@ -89,7 +89,7 @@ import numpy as np
 
 from pipeline.kernels.cpu import combine, gaussian, histogram, uniform
 from pipeline.kernels.cpu.chunk import _row_sum, maps_chunks
-from pipeline.kernels.cpu.combine import ACC, COL, TILE, combine_row_m
+from pipeline.kernels.cpu.combine import ACC, COL, SWEEP_TILE, combine_row_m
 from pipeline.kernels.cpu.fused import fused_score
 from pipeline.kernels.cpu.gaussian import (
     _PAIRS,
@@ -182,7 +182,7 @@ def _drive_score(
     half = win // 2
     n_out = x.shape[1] - win + 1
     n_rows = x.shape[0] - win + 1
-    tile = min(TILE, COL - 2 * _PAIRS)
+    tile = min(SWEEP_TILE, COL - 2 * _PAIRS)
     view = col[_PAIRS - half :]
     limit = _sd_limit(c2)
     total = 0.0
@@ -234,7 +234,7 @@ def _drive(
     win = g.shape[0]
     n_out = x.shape[1] - win + 1
     n_rows = x.shape[0] - win + 1
-    tile = min(TILE, COL - 2 * _PAIRS)
+    tile = min(SWEEP_TILE, COL - 2 * _PAIRS)
     # A smaller window's columns are written _PAIRS - win // 2 in (gaussian_row_m).
     view = col[_PAIRS - win // 2 :]
     bins = packed.shape[0] - HIST
@@ -722,7 +722,7 @@ def loop_report(
     d64 = np.zeros(256)
     # Columns a vertical sweep makes per output pixel: each tile's window overhang.
     n_out = side - WIN + 1
-    tile = min(TILE, COL - 2 * _PAIRS)
+    tile = min(SWEEP_TILE, COL - 2 * _PAIRS)
     overhang = (n_out + -(-n_out // tile) * (WIN - 1)) / n_out
     cases: list[tuple[str, str, float, Any, tuple[Any, ...]]] = [
         ("score", "vertical pass", overhang, _vertical_sweep_sd,

@@ -18,7 +18,8 @@ The data flow, one module per step:
 * The local moments ``mu_x, mu_y, sigma_x^2, sigma_y^2, sigma_xy`` of output
   row ``i`` (and ``var(x - y)`` under a uniform window and an odd Gaussian window of
   up to 11 taps),
-  tile by tile (``TILE`` columns):
+  tile by tile (``SWEEP_TILE`` columns for the Gaussian one-sweep paths, ``TILE`` for
+  the others):
   :mod:`pipeline.kernels.cpu.gaussian` for a Gaussian window (separable,
   Wang et al. 2004 sec. III-C: a ring of ``win_size`` converted input rows, a
   vertical then a horizontal 1-D pass, joined by the law of total variance);

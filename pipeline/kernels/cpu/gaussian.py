@@ -30,6 +30,7 @@ from pipeline.kernels.cpu.combine import (
     ACC,
     COL,
     CONTRACT,
+    SWEEP_TILE,
     TILE,
     combine_row,
     combine_row_m,
@@ -717,7 +718,7 @@ def gaussian_row_m(
     # A smaller window's columns are written _PAIRS - half in, so that the sweep's
     # missing taps (weight 0) read finite columns.
     view = col[_PAIRS - half :]
-    tile = min(TILE, COL - 2 * _PAIRS)
+    tile = min(SWEEP_TILE, COL - 2 * _PAIRS)
     for j0 in range(0, n_out, tile):
         n_tile = min(tile, n_out - j0)
         _vertical_sweep_m(rx, ry, g, i, j0, n_tile + win_size - 1, view)
@@ -1332,7 +1333,7 @@ def gaussian_score_row(
     tile writes (zeros at first): a window of fewer than 11 taps reads them with
     weight 0. ``mo`` holds ``8 * ACC`` float32 (:func:`_sd_moments`).
     """
-    tile = min(TILE, COL - 2 * _PAIRS)
+    tile = min(SWEEP_TILE, COL - 2 * _PAIRS)
     view = col[_PAIRS - g.shape[0] // 2 :]
     limit = _sd_limit(c2)
     for j0 in range(0, n_out, tile):
@@ -1365,7 +1366,7 @@ def gaussian_sd_row(
     the components (MS-SSIM's scales) need no more than the score does. ``planes``,
     ``out`` and ``deficit`` as :func:`~pipeline.kernels.cpu.combine.combine_row`.
     """
-    tile = min(TILE, COL - 2 * _PAIRS)
+    tile = min(SWEEP_TILE, COL - 2 * _PAIRS)
     view = col[_PAIRS - g.shape[0] // 2 :]
     limit = _sd_limit(c2)
     for j0 in range(0, n_out, tile):
