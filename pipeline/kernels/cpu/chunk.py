@@ -42,13 +42,11 @@ from pipeline.kernels.cpu.uniform import (
     INT_ROWS,
     add_row,
     add_row_int,
-    add_row_int_score,
     swap_row,
     swap_row_int,
     swap_row_int_score,
     uniform_row,
     uniform_row_int,
-    uniform_score_row_int,
 )
 
 __all__ = ["add_map_row", "maps_chunks"]
@@ -179,7 +177,6 @@ def maps_chunks(
         scale = g[0] * g[0]
     if isums is not None:
         im = np.empty((INT_ROWS, n_out), dtype=np.int32)
-        itmp = np.empty((2, width), dtype=np.int32)
 
     for chunk in range(first, stop):
         row_start = bounds[chunk]
@@ -204,10 +201,7 @@ def maps_chunks(
             iv = isums[chunk]
             iv[:, :] = 0
             for k in range(win_size):
-                if score_rows is not None:
-                    add_row_int_score(x, y, row_start + k, iv)
-                else:
-                    add_row_int(x, y, row_start + k, iv)
+                add_row_int(x, y, row_start + k, iv, score_rows is not None)
         count = 0.0
         ssim_sum = 0.0
         for i in range(row_start, row_stop):
@@ -253,15 +247,16 @@ def maps_chunks(
                 if score_rows is not None:
                     if i > row_start:
                         swap_row_int_score(x, y, i + win_size - 1, i - 1, iv)
-                    uniform_score_row_int(
-                        iv, im, win_size, n_out, c1, c2, cov_norm, mo, score_rows[chunk]
-                    )
+                    uniform_row_int(
+                        iv, im, win_size, n_out, c1, c2, cov_norm, planes, mo, out,
+                        score_rows[chunk], True,
+                    )  # fmt: skip
                 else:
                     if i > row_start:
                         swap_row_int(x, y, i + win_size - 1, i - 1, iv)
                     uniform_row_int(
-                        iv, im, itmp, win_size, n_out, c1, c2, cov_norm, planes, mo, out,
-                        row_deficit,
+                        iv, im, win_size, n_out, c1, c2, cov_norm, planes, mo, out, row_deficit,
+                        False,
                     )  # fmt: skip
             if scores is not None:
                 # The score: the mean needs one sum, which vectorises.

@@ -263,7 +263,6 @@ def _colour_chunks(
         scale = g[0] * g[0]
     if isums is not None:
         im = np.empty((INT_ROWS, n_out), dtype=np.int32)
-        itmp = np.empty((2, width), dtype=np.int32)
 
     for chunk in range(first, stop):
         row_start = bounds[chunk]
@@ -286,7 +285,7 @@ def _colour_chunks(
             iv[:, :, :] = 0
             for c in range(channels):
                 for r in range(row_start, row_start + win_size):
-                    add_row_int(window[0, c], window[1, c], r % slots, iv[c])
+                    add_row_int(window[0, c], window[1, c], r % slots, iv[c], False)
 
         for i in range(row_start, row_stop):
             new = i + win_size - 1
@@ -324,7 +323,7 @@ def _colour_chunks(
                         old = (i - 1) % slots
                         swap_row_int(window[0, c], window[1, c], new % slots, old, iv[c])
                     uniform_row_int(
-                        iv[c], im, itmp, win_size, n_out, c1, c2, cov_norm, 5, mo, out, deficit
+                        iv[c], im, win_size, n_out, c1, c2, cov_norm, 5, mo, out, deficit, False
                     )
             _reduce_row(parts, deficits, n_out, total, mean_deficit, packed[chunk], map_sums, i)
 

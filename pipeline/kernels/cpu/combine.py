@@ -358,7 +358,7 @@ def combine_score_v(
 
     ``v = sigma_x^2 + sigma_y^2`` and ``var(m)``, ``m = x - y``, as
     :func:`combine_row_m` uses them, on any scale that ``C1`` and ``C2`` share
-    (the uniform uint8 score: :func:`pipeline.kernels.cpu.uniform.uniform_score_row_int`).
+    (the uniform uint8 score: :func:`pipeline.kernels.cpu.uniform.uniform_row_int` with ``score``).
     The same float64 step and one division (:func:`_quotients`), for a score: no maps.
     """
     if o0 < 0 or n_out < 0:

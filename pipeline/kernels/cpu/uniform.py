@@ -40,14 +40,12 @@ __all__ = [
     "SCORE_INT_ROWS",
     "add_row",
     "add_row_int",
-    "add_row_int_score",
     "data_shift",
     "swap_row",
     "swap_row_int",
     "swap_row_int_score",
     "uniform_row",
     "uniform_row_int",
-    "uniform_score_row_int",
 ]
 
 # ---------------------------------------------------------------------------
@@ -315,19 +313,48 @@ INT_ROWS = 4
 
 
 @jit()
-def add_row_int(x: np.ndarray, y: np.ndarray, row: int, v: np.ndarray) -> None:
-    """Add one uint8 input row's moments to the int32 column sums ``v`` (:data:`INT_ROWS` rows)."""
+def _pixels(
+    x: np.ndarray, y: np.ndarray, new: int, old: int, j: int
+) -> tuple[np.int32, np.int32, np.int32, np.int32]:
+    """Column ``j``'s uint8 pixels, as int32: ``x, y`` of row ``new``, then of row ``old``."""
+    return np.int32(x[new, j]), np.int32(y[new, j]), np.int32(x[old, j]), np.int32(y[old, j])
+
+
+@jit()
+def _packed_step(a: np.int32, b: np.int32, p: np.int32, q: np.int32) -> np.int32:
+    """The packed means' change when pixels ``(a, b)`` enter a column and ``(p, q)`` leave.
+
+    ``(a - p) + 2^16 (b - q)``, negative steps included (two's complement: the sum
+    stays ``S_x + 2^16 S_y`` of the window's rows).
+    """
+    return np.int32(np.int32(a - p) + np.int32(np.int32(b - q) << 16))
+
+
+@jit()
+def add_row_int(x: np.ndarray, y: np.ndarray, row: int, v: np.ndarray, score: bool) -> None:
+    """Add one uint8 input row's moments to the int32 column sums ``v``.
+
+    :data:`INT_ROWS` rows (the packed means, ``S_xx``, ``S_yy``, ``S_xy``), or with
+    ``score`` the :data:`SCORE_INT_ROWS` of a score (the packed means, ``S_xx + S_yy``,
+    ``S_mm`` with ``m = x - y``).
+    """
     if row < 0:
         return
+    zero = np.int32(0)
     for j in range(x.shape[1]):
         a = np.int32(x[row, j])
         b = np.int32(y[row, j])
         # numba widens integer arithmetic to int64; the int32 casts let LLVM
         # narrow it back (the sums never exceed int32, see INT_TAPS).
-        v[0, j] = np.int32(v[0, j] + np.int32(a + np.int32(b << 16)))
-        v[1, j] = np.int32(v[1, j] + a * a)
-        v[2, j] = np.int32(v[2, j] + b * b)
-        v[3, j] = np.int32(v[3, j] + a * b)
+        v[0, j] = np.int32(v[0, j] + _packed_step(a, b, zero, zero))
+        if score:
+            d = np.int32(a - b)
+            v[1, j] = np.int32(v[1, j] + np.int32(a * a + b * b))
+            v[2, j] = np.int32(v[2, j] + d * d)
+        else:
+            v[1, j] = np.int32(v[1, j] + a * a)
+            v[2, j] = np.int32(v[2, j] + b * b)
+            v[3, j] = np.int32(v[3, j] + a * b)
 
 
 @jit()
@@ -336,13 +363,8 @@ def swap_row_int(x: np.ndarray, y: np.ndarray, new: int, old: int, v: np.ndarray
     if new < 0 or old < 0:
         return
     for j in range(x.shape[1]):
-        a = np.int32(x[new, j])
-        b = np.int32(y[new, j])
-        p = np.int32(x[old, j])
-        q = np.int32(y[old, j])
-        # The packed means: (a - p) + 2^16 (b - q), negative steps included (two's
-        # complement: the sum stays S_x + 2^16 S_y of the window's rows).
-        v[0, j] = np.int32(v[0, j] + np.int32(np.int32(a - p) + np.int32(np.int32(b - q) << 16)))
+        a, b, p, q = _pixels(x, y, new, old, j)
+        v[0, j] = np.int32(v[0, j] + _packed_step(a, b, p, q))
         # a^2 - p^2 = (a - p)(a + p): one multiply instead of two.
         v[1, j] = np.int32(v[1, j] + np.int32(a - p) * np.int32(a + p))
         v[2, j] = np.int32(v[2, j] + np.int32(b - q) * np.int32(b + q))
@@ -544,7 +566,6 @@ def _int_constants(c1: float, c2: float, cov_norm: float, n: int) -> tuple[float
 def uniform_row_int(
     v: np.ndarray,
     m: np.ndarray,
-    tmp: np.ndarray,
     win_size: int,
     n_out: int,
     c1: float,
@@ -554,20 +575,32 @@ def uniform_row_int(
     mo: np.ndarray,
     out: np.ndarray,
     deficit: np.ndarray,
+    score: bool,
 ) -> None:
     """One output row of the uniform path over uint8 input, from int32 column sums ``v``.
 
     ``m``, ``(INT_ROWS, n_out)``, receives the window sums of windows other than 7
-    taps, tile by tile; ``tmp`` is not used (the chunk driver still passes it).
+    taps, tile by tile. With ``score``, ``v`` holds the :data:`SCORE_INT_ROWS` sums of
+    a score (:func:`add_row_int` with ``score``, :func:`swap_row_int_score`) and only
+    the deficits are made (``planes`` and ``out`` are not used).
     """
     n = win_size * win_size
     c1_s, c2_s = _int_constants(c1, c2, cov_norm, n)
+    rows = SCORE_INT_ROWS if score else INT_ROWS
     for j0 in range(0, n_out, TILE):
         n_tile = min(TILE, n_out - j0)
+        if win_size != 7:
+            _tile_box_sums_int(v, rows, j0, n_tile, win_size, m)
+        if score:
+            if win_size == 7:
+                _tile_score_int7(v, j0, n_tile, mo)
+            else:
+                _int_score_moments(m, j0, n_tile, n, mo)
+            combine_score_v(mo, n_tile, c1_s, c2_s, deficit, j0)
+            continue
         if win_size == 7:
             _tile_moments_int7(v, j0, n_tile, mo)
         else:
-            _tile_box_sums_int(v, INT_ROWS, j0, n_tile, win_size, m)
             _int_moments(m, j0, n_tile, n, mo)
         # One call site: every inlined copy of combine_row_m adds compilation time.
         combine_row_m(mo, n_tile, c1_s, c2_s, planes, out, deficit, j0)
@@ -587,30 +620,13 @@ SCORE_INT_ROWS = 3
 
 
 @jit()
-def add_row_int_score(x: np.ndarray, y: np.ndarray, row: int, v: np.ndarray) -> None:
-    """:func:`add_row_int` for a score: the :data:`SCORE_INT_ROWS` sums of one uint8 row."""
-    if row < 0:
-        return
-    for j in range(x.shape[1]):
-        a = np.int32(x[row, j])
-        b = np.int32(y[row, j])
-        d = np.int32(a - b)
-        v[0, j] = np.int32(v[0, j] + np.int32(a + np.int32(b << 16)))
-        v[1, j] = np.int32(v[1, j] + np.int32(a * a + b * b))
-        v[2, j] = np.int32(v[2, j] + d * d)
-
-
-@jit()
 def swap_row_int_score(x: np.ndarray, y: np.ndarray, new: int, old: int, v: np.ndarray) -> None:
     """:func:`swap_row_int` for a score: row ``new`` in, row ``old`` out, three sums (exact)."""
     if new < 0 or old < 0:
         return
     for j in range(x.shape[1]):
-        a = np.int32(x[new, j])
-        b = np.int32(y[new, j])
-        p = np.int32(x[old, j])
-        q = np.int32(y[old, j])
-        v[0, j] = np.int32(v[0, j] + np.int32(np.int32(a - p) + np.int32(np.int32(b - q) << 16)))
+        a, b, p, q = _pixels(x, y, new, old, j)
+        v[0, j] = np.int32(v[0, j] + _packed_step(a, b, p, q))
         # a^2 - p^2 = (a - p)(a + p), and so for b and q and for m = x - y.
         step = np.int32(a - p) * np.int32(a + p) + np.int32(b - q) * np.int32(b + q)
         v[1, j] = np.int32(v[1, j] + np.int32(step))
@@ -666,33 +682,3 @@ def _tile_score_int7(v: np.ndarray, j0: int, n_tile: int, mo: np.ndarray) -> Non
         mo[np.uint64(ACC) + o] = np.float32(s_y)
         mo[np.uint64(2 * ACC) + o] = np.float32(np.int32(n32 * _box7(v1, j) - squares))
         mo[np.uint64(3 * ACC) + o] = np.float32(np.int32(n32 * _box7(v2, j) - sq_diff))
-
-
-@jit()
-def uniform_score_row_int(
-    v: np.ndarray,
-    m: np.ndarray,
-    win_size: int,
-    n_out: int,
-    c1: float,
-    c2: float,
-    cov_norm: float,
-    mo: np.ndarray,
-    deficit: np.ndarray,
-) -> None:
-    """float64 deficits of one output row of the uniform uint8 score, from ``v``.
-
-    ``v`` holds the :data:`SCORE_INT_ROWS` column sums (:func:`add_row_int_score`,
-    :func:`swap_row_int_score`); ``m`` receives the window sums of windows other than 7
-    taps; the constants scaled as in :func:`uniform_row_int`.
-    """
-    n = win_size * win_size
-    c1_s, c2_s = _int_constants(c1, c2, cov_norm, n)
-    for j0 in range(0, n_out, TILE):
-        n_tile = min(TILE, n_out - j0)
-        if win_size == 7:
-            _tile_score_int7(v, j0, n_tile, mo)
-        else:
-            _tile_box_sums_int(v, SCORE_INT_ROWS, j0, n_tile, win_size, m)
-            _int_score_moments(m, j0, n_tile, n, mo)
-        combine_score_v(mo, n_tile, c1_s, c2_s, deficit, j0)
