@@ -597,13 +597,13 @@ def uniform_row_int(
             else:
                 _int_score_moments(m, j0, n_tile, n, mo)
             combine_score_v(mo, n_tile, c1_s, c2_s, deficit, j0)
-            continue
-        if win_size == 7:
-            _tile_moments_int7(v, j0, n_tile, mo)
         else:
-            _int_moments(m, j0, n_tile, n, mo)
-        # One call site: every inlined copy of combine_row_m adds compilation time.
-        combine_row_m(mo, n_tile, c1_s, c2_s, planes, out, deficit, j0)
+            if win_size == 7:
+                _tile_moments_int7(v, j0, n_tile, mo)
+            else:
+                _int_moments(m, j0, n_tile, n, mo)
+            # One call site: every inlined copy of combine_row_m adds compilation time.
+            combine_row_m(mo, n_tile, c1_s, c2_s, planes, out, deficit, j0)
 
 
 # ---------------------------------------------------------------------------
