@@ -348,7 +348,7 @@ def time_stages(side: int, repeat: int) -> tuple[list[float], float, float, int]
         # score_rows, sd_maps and five None: the six-moment maps path; packed statistics.
         maps_chunks(x, y, g.astype(np.float64), bounds, c1, c2, cov_norm, True, 0.0, rings,
                     None, None, None, False, None, None, None, None, None, packed, None,
-                    0, 1)  # fmt: skip
+                    np.zeros(1, np.int64))  # fmt: skip
 
     calls = [lambda k=k: variant(k) for k in range(len(STAGES))] + [lambda: variant(9), entry]
     calls[len(STAGES) - 1]()  # compile / load and warm up, and check the driver

@@ -1,6 +1,6 @@
 """Chunks of output rows of the fused CPU kernel: the compiled entry point.
 
-:func:`maps_chunks` walks the row chunks it is given, each top to bottom: it
+:func:`maps_chunks` walks the row chunks it takes, each top to bottom: it
 keeps the Gaussian path's ring of input rows (:mod:`pipeline.kernels.cpu.gaussian`)
 or the uniform path's running column sums (:mod:`pipeline.kernels.cpu.uniform`)
 up to date, and writes each output row into the maps or reduces it while it is
@@ -9,7 +9,8 @@ in L1 (the score's single sum of the deficits ``1 - ssim``, or the packed row of
 and optionally the float64 sums of the valid maps over the images of a block: the
 mean maps, without a second pass).
 :func:`pipeline.kernels.cpu.launch.run_kernel` calls it once on the calling
-thread (GIL released), or chunk by chunk from a pool of threads.
+thread (GIL released), or once on each thread of a launch; the threads take the
+chunks from one counter.
 
 Compile only what a run needs. The window's state and the outputs are arrays,
 or None where a run does not use them (``rings`` for a Gaussian window, ``sums``
@@ -28,7 +29,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pipeline.kernels.cpu.combine import ACC, COL, jit
+from pipeline.kernels.cpu.combine import ACC, COL, borrowed, jit
 from pipeline.kernels.cpu.gaussian import (
     gaussian_row,
     gaussian_row_m,
@@ -37,6 +38,7 @@ from pipeline.kernels.cpu.gaussian import (
     load_row,
     load_rows_sd,
 )
+from pipeline.kernels.cpu.launch import take_chunk
 from pipeline.kernels.cpu.partials import add_row_partial
 from pipeline.kernels.cpu.uniform import (
     INT_ROWS,
@@ -108,10 +110,12 @@ def maps_chunks(
     scores: np.ndarray | None,
     packed: np.ndarray | None,
     map_sums: np.ndarray | None,
-    first: int,
-    stop: int,
+    taken: np.ndarray,
 ) -> None:
-    """Row chunks ``first:stop`` (output rows ``bounds[chunk]:bounds[chunk + 1]``).
+    """Row chunks (output rows ``bounds[chunk]:bounds[chunk + 1]``) until none is left.
+
+    Each chunk is taken with :func:`~pipeline.kernels.cpu.launch.take_chunk` from
+    ``taken``, the counter the threads of a launch share (zeros for one thread).
 
     The window is the one whose state is given, the other is None:
     ``rings[chunk]``, a chunk's ``(2, win_size, width)`` input rows of the
@@ -178,98 +182,113 @@ def maps_chunks(
     if isums is not None:
         im = np.empty((INT_ROWS, n_out), dtype=np.int32)
 
-    for chunk in range(first, stop):
+    n_chunks = bounds.shape[0] - 1
+    while True:
+        chunk = take_chunk(taken)
+        if chunk >= n_chunks:
+            break
+        # The row loop's calls take views that count no references (see borrowed):
+        # the owners are the arguments and this function's buffers, used again by the
+        # next chunk's lines here, so alive until the loop ends. The tests of None stay
+        # on the arguments, so that numba still compiles only the paths a run takes.
+        bx, by = borrowed(x), borrowed(y)
+        bscratch, bdeficit, bmo = borrowed(scratch), borrowed(deficit), borrowed(mo)
+        bmaps, bdeficit_map = borrowed(maps), borrowed(deficit_map)
+        bpacked, bmap_sums = borrowed(packed), borrowed(map_sums)
         row_start = bounds[chunk]
         row_stop = bounds[chunk + 1]
+        if score_rows is not None:
+            srow = borrowed(score_rows[chunk])
         if rings is not None:
-            rx = rings[chunk, 0]
-            ry = rings[chunk, 1]
+            bg, bcol, bacc = borrowed(g32), borrowed(col), borrowed(acc)
+            rx = borrowed(rings[chunk, 0])
+            ry = borrowed(rings[chunk, 1])
             for r in range(row_start, row_start + win_size - 1):
                 if score_rows is not None:
-                    load_rows_sd(x, y, r, rx, ry, r % win_size, summed)
+                    load_rows_sd(bx, by, r, rx, ry, r % win_size, summed)
                 elif sd_maps is not None:
-                    load_rows_sd(x, y, r, rx, ry, r % win_size, summed)
+                    load_rows_sd(bx, by, r, rx, ry, r % win_size, summed)
                 else:
-                    load_row(x, r, rx, r % win_size)
-                    load_row(y, r, ry, r % win_size)
+                    load_row(bx, r, rx, r % win_size)
+                    load_row(by, r, ry, r % win_size)
         if sums is not None:
-            v = sums[chunk]
+            bm = borrowed(m)
+            v = borrowed(sums[chunk])
             v[:, :] = 0.0
             for k in range(win_size):
-                add_row(x, y, row_start + k, 1.0, shift, v)
+                add_row(bx, by, row_start + k, 1.0, shift, v)
         if isums is not None:
-            iv = isums[chunk]
+            bim = borrowed(im)
+            iv = borrowed(isums[chunk])
             iv[:, :] = 0
             for k in range(win_size):
-                add_row_int(x, y, row_start + k, iv, score_rows is not None)
+                add_row_int(bx, by, row_start + k, iv, score_rows is not None)
         count = 0.0
         ssim_sum = 0.0
         for i in range(row_start, row_stop):
             # The deficits go to the row buffer, or straight to ``deficit_map`` when it
             # is given (stored with the maps, for statistics reduced later).
-            row_deficit = deficit if deficit_map is None else deficit_map[i]
-            out = scratch if maps is None else maps[i]
+            row_deficit = bdeficit if deficit_map is None else bdeficit_map[i]
+            out = bscratch if maps is None else bmaps[i]
             if rings is not None:
                 last = i + win_size - 1
                 if score_rows is not None:
-                    load_rows_sd(x, y, last, rx, ry, last % win_size, summed)
+                    load_rows_sd(bx, by, last, rx, ry, last % win_size, summed)
                     gaussian_score_row(
-                        rx, ry, g32, i, n_out, c1, c2, cov_norm, summed, col, mo,
-                        score_rows[chunk],
+                        rx, ry, bg, i, n_out, c1, c2, cov_norm, summed, bcol, bmo, srow
                     )  # fmt: skip
                 elif sd_maps is not None:
-                    load_rows_sd(x, y, last, rx, ry, last % win_size, summed)
+                    load_rows_sd(bx, by, last, rx, ry, last % win_size, summed)
                     gaussian_sd_row(
-                        rx, ry, g32, i, n_out, c1, c2, cov_norm, summed, planes, col, mo, out,
+                        rx, ry, bg, i, n_out, c1, c2, cov_norm, summed, planes, bcol, bmo, out,
                         row_deficit,
                     )  # fmt: skip
                 else:
-                    load_row(x, last, rx, last % win_size)
-                    load_row(y, last, ry, last % win_size)
+                    load_row(bx, last, rx, last % win_size)
+                    load_row(by, last, ry, last % win_size)
                     if five is not None:
                         gaussian_row(
-                            rx, ry, g32, i, n_out, c1, c2, cov_norm, planes, col, acc, mo,
+                            rx, ry, bg, i, n_out, c1, c2, cov_norm, planes, bcol, bacc, bmo,
                             out, row_deficit,
                         )  # fmt: skip
                     else:
                         gaussian_row_m(
-                            rx, ry, g32, i, n_out, c1, c2, cov_norm, planes, col, mo, out,
+                            rx, ry, bg, i, n_out, c1, c2, cov_norm, planes, bcol, bmo, out,
                             row_deficit,
                         )  # fmt: skip
             if sums is not None:
                 if i > row_start:
-                    swap_row(x, y, i + win_size - 1, i - 1, shift, v)
+                    swap_row(bx, by, i + win_size - 1, i - 1, shift, v)
                 uniform_row(
-                    v, m, win_size, n_out, scale, shift, c1, c2, cov_norm, planes, mo, out,
+                    v, bm, win_size, n_out, scale, shift, c1, c2, cov_norm, planes, bmo, out,
                     row_deficit,
                 )  # fmt: skip
             if isums is not None:
                 if score_rows is not None:
                     if i > row_start:
-                        swap_row_int_score(x, y, i + win_size - 1, i - 1, iv)
+                        swap_row_int_score(bx, by, i + win_size - 1, i - 1, iv)
                     uniform_row_int(
-                        iv, im, win_size, n_out, c1, c2, cov_norm, planes, mo, out,
-                        score_rows[chunk], True,
+                        iv, bim, win_size, n_out, c1, c2, cov_norm, planes, bmo, out, srow, True
                     )  # fmt: skip
                 else:
                     if i > row_start:
-                        swap_row_int(x, y, i + win_size - 1, i - 1, iv)
+                        swap_row_int(bx, by, i + win_size - 1, i - 1, iv)
                     uniform_row_int(
-                        iv, im, win_size, n_out, c1, c2, cov_norm, planes, mo, out, row_deficit,
-                        False,
+                        iv, bim, win_size, n_out, c1, c2, cov_norm, planes, bmo, out,
+                        row_deficit, False,
                     )  # fmt: skip
             if scores is not None:
                 # The score: the mean needs one sum, which vectorises.
                 if score_rows is not None:
-                    ssim_sum += _row_sum(score_rows[chunk], n_out)
+                    ssim_sum += _row_sum(srow, n_out)
                 else:
                     ssim_sum += _row_sum(row_deficit, n_out)
                 count += n_out
             if packed is not None:
                 # The row is still in L1: reduce it before the next one overwrites it.
-                add_row_partial(out[0], row_deficit, out[2], out[3], out[4], n_out, packed[chunk])
+                add_row_partial(out[0], row_deficit, out[2], out[3], out[4], n_out, bpacked[chunk])
             if map_sums is not None:
-                add_map_row(out, n_out, map_sums, i)
+                add_map_row(out, n_out, bmap_sums, i)
         if scores is not None:
             scores[chunk, 0] = count
             scores[chunk, 1] = ssim_sum

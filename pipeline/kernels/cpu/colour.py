@@ -43,7 +43,7 @@ from typing import Any
 import numpy as np
 
 from pipeline.kernels.cpu.chunk import add_map_row
-from pipeline.kernels.cpu.combine import ACC, COL, jit
+from pipeline.kernels.cpu.combine import ACC, COL, borrowed, jit
 from pipeline.kernels.cpu.gaussian import five_moment_marker, gaussian_row, gaussian_row_m
 from pipeline.kernels.cpu.launch import (
     aligned_empty,
@@ -55,6 +55,7 @@ from pipeline.kernels.cpu.launch import (
     ring_width,
     row_bounds,
     run_kernel,
+    take_chunk,
 )
 from pipeline.kernels.cpu.partials import add_row_partial
 from pipeline.kernels.cpu.uniform import (
@@ -213,12 +214,12 @@ def _colour_chunks(
     isums: np.ndarray | None,
     packed: np.ndarray,
     map_sums: np.ndarray | None,
-    first: int,
-    stop: int,
+    taken: np.ndarray,
 ) -> None:
-    """Row chunks ``first:stop`` of a ``(y, x, channel)`` pair into ``packed[chunk]``.
+    """Row chunks of a ``(y, x, channel)`` pair into ``packed[chunk]``, until none is left.
 
-    Output rows ``bounds[chunk]:bounds[chunk + 1]`` make a chunk. The window
+    Output rows ``bounds[chunk]:bounds[chunk + 1]`` make a chunk, taken from the
+    counter ``taken`` as in :func:`~pipeline.kernels.cpu.chunk.maps_chunks`. The window
     is the one whose state is given, the other is None (as in
     :func:`~pipeline.kernels.cpu.chunk.maps_chunks`, so that only its path
     is compiled): ``rings[chunk]``, a chunk's ``(2, channels, win_size,
@@ -264,68 +265,84 @@ def _colour_chunks(
     if isums is not None:
         im = np.empty((INT_ROWS, n_out), dtype=np.int32)
 
-    for chunk in range(first, stop):
+    n_chunks = bounds.shape[0] - 1
+    while True:
+        chunk = take_chunk(taken)
+        if chunk >= n_chunks:
+            break
+        # Views that count no references for the row loop's calls, their owners used
+        # again by the next chunk's lines here (as in maps_chunks; see borrowed).
+        bx, by, bmo = borrowed(x), borrowed(y), borrowed(mo)
+        bparts, bdeficits = borrowed(parts), borrowed(deficits)
+        btotal, bmean = borrowed(total), borrowed(mean_deficit)
+        row_packed = borrowed(packed[chunk])
+        bmap_sums = borrowed(map_sums)
         row_start = bounds[chunk]
         row_stop = bounds[chunk + 1]
         if rings is not None:
-            ring = rings[chunk]
+            bg, bcol, bacc = borrowed(g32), borrowed(col), borrowed(acc)
+            ring = borrowed(rings[chunk])
             for r in range(row_start, row_start + win_size - 1):
-                _load_pair(x, y, r, ring, r % win_size)
+                _load_pair(bx, by, r, ring, r % win_size)
         else:
+            bwindow = borrowed(window)
             for r in range(row_start, row_start + win_size):
-                _load_pair(x, y, r, window, r % slots)
+                _load_pair(bx, by, r, bwindow, r % slots)
         if sums is not None:
-            v = sums[chunk]
+            bm = borrowed(m)
+            v = borrowed(sums[chunk])
             v[:, :, :] = 0.0
             for c in range(channels):
                 for r in range(row_start, row_start + win_size):
-                    add_row(window[0, c], window[1, c], r % slots, 1.0, shifts[c], v[c])
+                    add_row(bwindow[0, c], bwindow[1, c], r % slots, 1.0, shifts[c], v[c])
         if isums is not None:
-            iv = isums[chunk]
+            bim = borrowed(im)
+            iv = borrowed(isums[chunk])
             iv[:, :, :] = 0
             for c in range(channels):
                 for r in range(row_start, row_start + win_size):
-                    add_row_int(window[0, c], window[1, c], r % slots, iv[c], False)
+                    add_row_int(bwindow[0, c], bwindow[1, c], r % slots, iv[c], False)
 
         for i in range(row_start, row_stop):
             new = i + win_size - 1
             if rings is not None:
-                _load_pair(x, y, new, ring, new % win_size)
+                _load_pair(bx, by, new, ring, new % win_size)
             elif i > row_start:
                 # The row entering the uniform window, in the slot of the one that left
                 # it a row ago (the row leaving it now stays readable).
-                _load_pair(x, y, new, window, new % slots)
+                _load_pair(bx, by, new, bwindow, new % slots)
             for c in range(channels):
-                out = parts[c]
-                deficit = deficits[c]
+                out = bparts[c]
+                deficit = bdeficits[c]
                 if rings is not None:
                     rx = ring[0, c]
                     ry = ring[1, c]
                     if five is not None:
                         gaussian_row(
-                            rx, ry, g32, i, n_out, c1, c2, cov_norm, 5, col, acc, mo, out,
+                            rx, ry, bg, i, n_out, c1, c2, cov_norm, 5, bcol, bacc, bmo, out,
                             deficit,
                         )  # fmt: skip
                     else:
                         gaussian_row_m(
-                            rx, ry, g32, i, n_out, c1, c2, cov_norm, 5, col, mo, out, deficit
+                            rx, ry, bg, i, n_out, c1, c2, cov_norm, 5, bcol, bmo, out, deficit
                         )
                 if sums is not None:
                     if i > row_start:
                         old = (i - 1) % slots
-                        swap_row(window[0, c], window[1, c], new % slots, old, shifts[c], v[c])
+                        swap_row(bwindow[0, c], bwindow[1, c], new % slots, old, shifts[c], v[c])
                     uniform_row(
-                        v[c], m, win_size, n_out, scale, shifts[c], c1, c2, cov_norm, 5, mo,
+                        v[c], bm, win_size, n_out, scale, shifts[c], c1, c2, cov_norm, 5, bmo,
                         out, deficit,
                     )  # fmt: skip
                 if isums is not None:
                     if i > row_start:
                         old = (i - 1) % slots
-                        swap_row_int(window[0, c], window[1, c], new % slots, old, iv[c])
+                        swap_row_int(bwindow[0, c], bwindow[1, c], new % slots, old, iv[c])
                     uniform_row_int(
-                        iv[c], im, win_size, n_out, c1, c2, cov_norm, 5, mo, out, deficit, False
-                    )
-            _reduce_row(parts, deficits, n_out, total, mean_deficit, packed[chunk], map_sums, i)
+                        iv[c], bim, win_size, n_out, c1, c2, cov_norm, 5, bmo, out, deficit,
+                        False,
+                    )  # fmt: skip
+            _reduce_row(bparts, bdeficits, n_out, btotal, bmean, row_packed, bmap_sums, i)
 
 
 def _checked(
@@ -487,27 +504,33 @@ def _colour_stack(
     g32 = g.astype(np.float32)
     col = np.zeros(8 * COL, dtype=np.float32)
     for start in range(0, n_images, group):
+        # Views that count no references for the row loop's calls, their owners used
+        # again by the next group's lines here (as in maps_chunks; see borrowed).
+        bx, by, brings, bpacked = borrowed(x), borrowed(y), borrowed(rings), borrowed(packed)
+        bg, bcol, bmo, bmap_sums = borrowed(g32), borrowed(col), borrowed(mo), borrowed(map_sums)
+        bparts, bdeficits = borrowed(parts), borrowed(deficits)
+        btotal, bmean = borrowed(total), borrowed(mean_deficit)
         stop = min(n_images, start + group)
         for k in range(start, stop):
-            ring = rings[k - start]
+            ring = brings[k - start]
             for r in range(win_size - 1):
-                _load_pair(x[k], y[k], r, ring, r % win_size)
+                _load_pair(bx[k], by[k], r, ring, r % win_size)
         for i in range(n_rows):
             new = i + win_size - 1
             for k in range(start, stop):
-                ring = rings[k - start]
-                _load_pair(x[k], y[k], new, ring, new % win_size)
+                ring = brings[k - start]
+                _load_pair(bx[k], by[k], new, ring, new % win_size)
                 for c in range(channels):
                     gaussian_row_m(
-                        ring[0, c], ring[1, c], g32, i, n_out, c1, c2, cov_norm, 5, col, mo,
-                        parts[c], deficits[c],
+                        ring[0, c], ring[1, c], bg, i, n_out, c1, c2, cov_norm, 5, bcol, bmo,
+                        bparts[c], bdeficits[c],
                     )  # fmt: skip
                 # Two calls, not one with "map_sums if ... else None": an optional array
                 # made the stack ~4 % slower.
                 if summed[k]:
-                    _reduce_row(parts, deficits, n_out, total, mean_deficit, packed[k], map_sums, i)
+                    _reduce_row(bparts, bdeficits, n_out, btotal, bmean, bpacked[k], bmap_sums, i)
                 else:
-                    _reduce_row(parts, deficits, n_out, total, mean_deficit, packed[k], None, i)
+                    _reduce_row(bparts, bdeficits, n_out, btotal, bmean, bpacked[k], None, i)
 
 
 def fused_colour_packed_stats_stack(

@@ -35,6 +35,7 @@ __all__ = [
     "ring_width",
     "row_bounds",
     "run_kernel",
+    "take_chunk",
 ]
 
 #: Input dtypes the compiled kernels read directly; anything else is cast to float64 first.
@@ -61,8 +62,12 @@ _PARALLEL_MIN_PIXELS = 128 * 128
 _PARALLEL_MIN_PIXELS_UNIFORM = 256 * 256
 # Output rows per chunk, at least, in windows (win_size rows): a chunk restarts
 # its window's state (the uniform path's running column sums, the Gaussian
-# path's ring of win_size - 1 input rows), a cost of win_size rows or less.
-_CHUNK_WINDOWS_UNIFORM = 16
+# path's ring of win_size - 1 input rows), a cost of win_size rows or less. The
+# kernels take their chunks without returning to Python, so a chunk more costs its
+# restart only: at 512^2 under the uniform 7x7 window, eight chunks of ~63 rows over
+# two threads took 256-281 us (best of 300 calls, three rounds) against 278-294 us
+# in four of ~126, the pool thread's last chunk ending nearer the caller's.
+_CHUNK_WINDOWS_UNIFORM = 8
 _CHUNK_WINDOWS_GAUSSIAN = 4
 # Chunks per thread, at most: more even out uneven progress (a thread that falls
 # behind on shared cores takes fewer).
@@ -222,9 +227,9 @@ def row_bounds(n_rows: int, n_threads: int, win_size: int, uniform: bool) -> np.
 
     One thread: one chunk (uniform window: one per 256 rows). Several: rows split
     evenly into between one and four chunks per thread, as many as keep each
-    chunk at least 16 windows long (uniform) or 4 (Gaussian), so that restarting
+    chunk at least 8 windows long (uniform) or 4 (Gaussian), so that restarting
     a chunk's running sums or ring stays a small part of its work: at 512^2 and
-    a 7-wide uniform window, four chunks of ~126 rows over two threads.
+    a 7-wide uniform window, eight chunks of ~63 rows over two threads.
     """
     if n_threads == 1:
         if not uniform:
@@ -274,21 +279,24 @@ def aligned_empty(shape: tuple[int, ...], dtype: Any) -> np.ndarray:
 
 
 def run_kernel(kernel: Any, n_threads: int, n_chunks: int, args: tuple[Any, ...]) -> None:
-    """``kernel(*args, first, stop)`` over row chunks ``0:n_chunks`` on ``n_threads`` threads.
+    """``kernel(*args, taken)`` over row chunks ``0:n_chunks`` on ``n_threads`` threads.
 
-    One thread: a single call on the calling thread. More: the calling thread
-    and up to ``n_threads - 1`` pool threads take chunks one at a time until none
-    is left (so a thread that falls behind takes fewer, and a pool thread that
-    has not woken by then is not waited for); the kernel releases the GIL, and
-    each chunk writes only its own rows and partials, so the result does not
-    depend on which thread ran which chunk. A pool thread's exception is raised
-    here, once every chunk under way has ended.
+    The kernel takes its chunks itself, one at a time, with :func:`take_chunk` on
+    ``taken`` (a counter shared by the threads of the launch), until none is left.
+    One thread: a single call on the calling thread. More: the calling thread and up
+    to ``n_threads - 1`` pool threads each make one call (so a thread that falls
+    behind takes fewer chunks, a pool thread that has not woken by then is not
+    waited for, and no thread returns to Python between chunks); the kernel releases
+    the GIL, and each chunk writes only its own rows and partials, so the result
+    does not depend on which thread ran which chunk. A pool thread's exception is
+    raised here, once every chunk under way has ended.
     """
+    taken = np.zeros(1, dtype=np.int64)
     if n_threads == 1 or n_chunks == 1:
-        kernel(*args, 0, n_chunks)
+        kernel(*args, taken)
         return
     with _PARALLEL_LOCK:
-        launch = _Launch(kernel, args, n_chunks, min(n_threads, n_chunks) - 1)
+        launch = _Launch(kernel, args, taken, n_chunks, min(n_threads, n_chunks) - 1)
         _hot_pool().post(launch)
         launch.run_and_wait()
 
@@ -356,6 +364,16 @@ def _add(counter: np.ndarray, delta: int) -> int:  # pragma: no cover - compiled
 
 
 @numba.njit(nogil=True, cache=True)
+def take_chunk(taken: np.ndarray) -> int:  # pragma: no cover - compiled
+    """The next chunk of a launch: ``taken[0]``, then one more, atomically.
+
+    The threads of a launch share ``taken`` (from 0); a kernel stops at the first
+    chunk past its last.
+    """
+    return _fetch_add(taken, 1)  # type: ignore[call-arg]
+
+
+@numba.njit(nogil=True, cache=True)
 def _wait_while_equal(
     counter: np.ndarray, value: int, spins: int, settle: int
 ) -> bool:  # pragma: no cover - compiled
@@ -399,13 +417,16 @@ def _spins() -> int:
 
 
 class _Launch:
-    """One launch's chunks, taken by the caller and the pool threads that join it."""
+    """One launch's kernel, called by the caller and by the pool threads that join it."""
 
-    def __init__(self, kernel: Any, args: tuple[Any, ...], n_chunks: int, seats: int) -> None:
+    def __init__(
+        self, kernel: Any, args: tuple[Any, ...], taken: np.ndarray, n_chunks: int, seats: int
+    ) -> None:
         self.kernel = kernel
         self.args = args
+        # Chunks taken so far (by take_chunk, in the kernel), past n_chunks at the end.
+        self.taken = taken
         self.n_chunks = n_chunks
-        self.next = 0
         # Pool threads that may still join (the launch's thread count less the caller).
         self.seats = seats
         self.lock = threading.Lock()
@@ -413,23 +434,14 @@ class _Launch:
         self.busy = np.zeros(1, dtype=np.int64)
         self.error: BaseException | None = None
 
-    def _take(self) -> int | None:
-        with self.lock:
-            if self.next >= self.n_chunks:
-                return None
-            chunk = self.next
-            self.next += 1
-            return chunk
-
     def work(self) -> None:
-        """Chunks until none is left."""
-        while (chunk := self._take()) is not None:
-            self.kernel(*self.args, chunk, chunk + 1)
+        """Chunks until none is left (the kernel takes them)."""
+        self.kernel(*self.args, self.taken)
 
     def join(self) -> bool:
         """Whether a pool thread may work on this launch (then it must leave, once)."""
         with self.lock:
-            if self.seats == 0 or self.next >= self.n_chunks:
+            if self.seats == 0 or int(self.taken[0]) >= self.n_chunks:
                 return False
             self.seats -= 1
             _add(self.busy, 1)

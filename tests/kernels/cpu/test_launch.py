@@ -63,13 +63,15 @@ def test_row_bounds_share_the_rows_evenly(n_rows, n_threads, win_size, uniform) 
     assert min(n_threads, n_rows) <= n_chunks <= 4 * n_threads
     if n_chunks > n_threads:
         # More chunks than threads only while each stays long enough to restart cheaply.
-        assert lengths.min() >= win_size * (16 if uniform else 4)
+        assert lengths.min() >= win_size * (8 if uniform else 4)
 
 
 def test_row_bounds_examples() -> None:
-    # 512^2 under a 7-wide uniform window, two threads: four chunks of ~126 rows
-    # (sixteen windows each), not eight of 64 (each restart costs 7 rows of sums).
-    np.testing.assert_array_equal(row_bounds(506, 2, 7, True), [0, 126, 253, 379, 506])
+    # 512^2 under a 7-wide uniform window, two threads: eight chunks of ~63 rows
+    # (eight windows each), not sixteen of ~32 (each restart costs 7 rows of sums).
+    np.testing.assert_array_equal(
+        row_bounds(506, 2, 7, True), [0, 63, 126, 189, 253, 316, 379, 442, 506]
+    )
     # 2048^2, Gaussian 11: four chunks per thread.
     assert len(row_bounds(2038, 2, 11, False)) == 9
     # One thread: one chunk, or for the uniform window a restart every 256 rows.
@@ -162,23 +164,31 @@ def test_kernel_dtype_of_each_pair() -> None:
     assert dtype_of("float16", "float16") == np.float64
 
 
+def _chunks(taken: np.ndarray, n_chunks: int) -> list[int]:
+    """The chunks a kernel of ``n_chunks`` takes from ``taken``, as the compiled ones do."""
+    mine = []
+    while (chunk := launch.take_chunk(taken)) < n_chunks:
+        mine.append(chunk)
+    return mine
+
+
 def test_run_kernel_does_not_wait_for_pool_threads_that_never_started(monkeypatch) -> None:
     # A pool whose threads never start: the calling thread takes every chunk and the
     # launch returns without them instead of waiting for a pool thread to wake.
     pool = launch._HotPool(1, start=False)
     monkeypatch.setattr(launch, "_POOL", pool)
     monkeypatch.setattr(launch, "_POOL_PID", os.getpid())
-    ran: list[tuple[int, int, int]] = []
+    ran: list[tuple[int, int]] = []
 
-    def kernel(first: int, stop: int) -> None:
-        ran.append((threading.get_ident(), first, stop))
+    def kernel(taken: np.ndarray) -> None:
+        ran.extend((threading.get_ident(), chunk) for chunk in _chunks(taken, 6))
 
     caller = threading.Thread(target=launch.run_kernel, args=(kernel, 2, 6, ()))
     caller.start()
     caller.join(timeout=20)
     assert not caller.is_alive(), "run_kernel waited for a pool thread that never started"
-    assert sorted((first, stop) for _, first, stop in ran) == [(k, k + 1) for k in range(6)]
-    assert {thread for thread, _, _ in ran} == {caller.ident}
+    assert sorted(chunk for _, chunk in ran) == list(range(6))
+    assert {thread for thread, _ in ran} == {caller.ident}
 
 
 def test_an_asleep_pool_thread_is_woken_by_the_next_launch() -> None:
@@ -188,9 +198,10 @@ def test_an_asleep_pool_thread_is_woken_by_the_next_launch() -> None:
         both = threading.Barrier(2, timeout=20)
         threads: set[int] = set()
 
-        def kernel(first: int, stop: int, both=both, threads=threads) -> None:
-            threads.add(threading.get_ident())
-            both.wait()
+        def kernel(taken: np.ndarray, both=both, threads=threads) -> None:
+            if launch.take_chunk(taken) < 2:  # one chunk a thread: the other is the other's
+                threads.add(threading.get_ident())
+                both.wait()
 
         launch.run_kernel(kernel, 2, 2, ())
         assert len(threads) == 2
@@ -201,31 +212,38 @@ def test_an_exception_in_a_pool_thread_reaches_the_caller() -> None:
     caller = threading.get_ident()
     started = threading.Barrier(2, timeout=20)
 
-    def kernel(first: int, stop: int) -> None:
+    def kernel(taken: np.ndarray) -> None:
+        chunk = launch.take_chunk(taken)
         started.wait()  # one chunk on each thread
         if threading.get_ident() != caller:
-            raise RuntimeError(f"chunk {first} failed")
+            raise RuntimeError(f"chunk {chunk} failed")
 
     with pytest.raises(RuntimeError, match=r"chunk \d failed"):
         launch.run_kernel(kernel, 2, 2, ())
     # The pool still serves the next launch.
     ran: list[int] = []
-    launch.run_kernel(lambda first, stop: ran.append(first), 2, 8, ())
+    launch.run_kernel(lambda taken: ran.extend(_chunks(taken, 8)), 2, 8, ())
     assert sorted(ran) == list(range(8))
 
 
 def test_run_kernel_runs_every_chunk_once_over_threads() -> None:
     ran: list[int] = []
+    calls: list[int] = []
     lock = threading.Lock()
 
-    def kernel(first: int, stop: int) -> None:
+    def kernel(taken: np.ndarray) -> None:
+        mine = _chunks(taken, n_chunks)
         with lock:
-            ran.extend(range(first, stop))
+            ran.extend(mine)
+            calls.append(threading.get_ident())
 
     for n_threads, n_chunks in ((1, 5), (2, 1), (2, 7), (4, 9)):
         ran.clear()
+        calls.clear()
         launch.run_kernel(kernel, n_threads, n_chunks, ())
         assert sorted(ran) == list(range(n_chunks))
+        # One call a thread, whatever the number of chunks it took.
+        assert len(calls) == len(set(calls)) <= min(n_threads, n_chunks)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64, np.uint8])
