@@ -59,9 +59,13 @@ x = rng.integers(0, 256, (160, 170), dtype=np.uint8)
 y = rng.integers(0, 256, (160, 170), dtype=np.uint8)
 params = dict(weights=window_weights("gaussian", 11, 1.5), uniform=False, c1=6.5, c2=58.5)
 fused_maps(x, y, threads=1, **params)  # writable arrays on the calling thread
-read_only = x.copy()
+# A read-only array over two threads, large enough (~5 ms of work) that the pool thread,
+# started and compiled by this first launch, joins it before the caller has taken
+# every chunk.
+big = rng.integers(0, 256, (700, 710), dtype=np.uint8)
+read_only = big.copy()
 read_only.flags.writeable = False
-fused_maps(read_only, y, threads=2, **params)  # a read-only array over two threads
+fused_maps(read_only, big, threads=2, **params)
 maps = compiled()
 pipeline.evaluate(x[None], y[None], scheduler="synchronous")  # region "all": packed statistics
 print(json.dumps([maps, compiled()]))
@@ -83,6 +87,9 @@ GAUSSIAN_MAPS = {
     "pipeline.kernels.cpu.gaussian._outer_weights": 1,
     "pipeline.kernels.cpu.combine.combine_row_m": 1,
     "pipeline.kernels.cpu.combine._quotients": 1,
+    "pipeline.kernels.cpu.combine._largest_variance_bits": 1,
+    # The chunk counter every launch's kernel takes its chunks from, one thread or more.
+    "pipeline.kernels.cpu.launch.take_chunk": 1,
 }
 ENTRY = "pipeline.kernels.cpu.chunk.maps_chunks"
 # A launch over two threads: the pool's compiled counters (pipeline.kernels.cpu.launch).
@@ -112,6 +119,9 @@ MEAN_MAPS = {
 PSNR_SUMS = {
     "pipeline.kernels.cpu.squared_error._run_sum": 1,
     "pipeline.kernels.cpu.squared_error._sums_rows": 1,
+    # uint8 pairs: exact int32 sums of squared differences.
+    "pipeline.kernels.cpu.squared_error._small_int_piece": 1,
+    "pipeline.kernels.cpu.squared_error._small_int_sum": 1,
 }
 
 
