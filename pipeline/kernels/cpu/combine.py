@@ -12,7 +12,8 @@ score alone under an odd Gaussian window of up to 11 taps takes another basis
 and its own float64 comparison step
 (:func:`pipeline.kernels.cpu.gaussian.gaussian_score_row`).
 :mod:`pipeline.kernels.cpu.chunk` and :mod:`pipeline.kernels.cpu.colour`
-compile their row loops with the same :func:`jit` options.
+compile their row loops with the same :func:`jit` options, and pass the arrays of
+those loops' calls as :func:`borrowed` views, which count no references.
 """
 
 from __future__ import annotations
